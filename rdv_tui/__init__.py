@@ -1,0 +1,1 @@
+"""rdv's terminal faces: the ``rdv`` command line and the Textual app."""
