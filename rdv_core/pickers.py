@@ -1,0 +1,168 @@
+"""Pickers: how the dialing peer chooses the conn that carries the application data.
+
+The race offers conns as they become usable (the relay right after the server's
+``101``, each direct conn once its header lines checked out) through an
+:class:`Offers` board; a picker watches the board and returns its choice. The race
+then cancels everything still pending, writes ``OTHER``/``CONTINUE`` and closes the
+losers (PROTOCOL.md section 7). Only the dialer picks: the accepter takes the first
+conn on which ``CONTINUE`` arrives.
+
+Write your own by subclassing :class:`Picker`; ``pick`` must return one of the
+offered items, or None when it gives up (the attempt then fails).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class Offers(Generic[T]):
+    """The conns a picker may choose from, in arrival order, and a way to wait for more.
+
+    ``exhausted`` is set when nothing new can ever arrive (no direct candidate can be
+    dialled and inbound conns are refused, e.g. with address spaces ``none``), so that
+    a picker need not wait for nothing.
+    """
+
+    __slots__ = ("_changed", "_items", "exhausted")
+
+    def __init__(self) -> None:
+        self._items: list[tuple[T, bool]] = []
+        self._changed = asyncio.Event()
+        self.exhausted = False
+
+    def add(self, item: T, is_relay: bool) -> None:
+        """Offer a usable conn (called by the race)."""
+        self._items.append((item, is_relay))
+        self._notify()
+
+    def withdraw(self, item: T) -> None:
+        """Take back an offer whose conn died before the pick (called by the race)."""
+        self._items = [(i, r) for i, r in self._items if i is not item]
+        self._notify()
+
+    def set_exhausted(self) -> None:
+        """Declare that no further offer can arrive (called by the race)."""
+        self.exhausted = True
+        self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+
+    @property
+    def first(self) -> T | None:
+        """The earliest offer still standing, relay or direct."""
+        return self._items[0][0] if self._items else None
+
+    @property
+    def relay(self) -> T | None:
+        """The relay conn, if it is on offer."""
+        return next((i for i, r in self._items if r), None)
+
+    @property
+    def direct(self) -> list[T]:
+        """The direct (p2p) conns on offer, earliest first."""
+        return [i for i, r in self._items if not r]
+
+    async def changed(self) -> None:
+        """Wait until an offer is added or withdrawn, or the board is exhausted."""
+        self._changed.clear()
+        await self._changed.wait()
+
+
+class Picker(abc.ABC):
+    """Decides, as conns become available, which one the dialer uses."""
+
+    @abc.abstractmethod
+    async def pick(self, offers: Offers[T]) -> T | None:
+        """Wait as the policy says and return the chosen offer (None: nothing to choose)."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """A short human-readable name, e.g. ``wait-for-p2p 1s`` (used in events)."""
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}s"
+
+
+class WaitForP2P(Picker):
+    """Take the first direct conn; fall back to the relay after ``seconds``.
+
+    The relay is ready at once, while a direct conn needs about two round trips, so
+    the relay is "penalized" by ``seconds``. When no direct conn can ever arrive
+    (address spaces ``none``) the relay is taken at once.
+    """
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float = 1.0) -> None:
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self.seconds = seconds
+
+    async def pick(self, offers: Offers[T]) -> T | None:
+        """See the class docstring."""
+        try:
+            async with asyncio.timeout(self.seconds):
+                while not offers.direct and not offers.exhausted:
+                    await offers.changed()
+        except TimeoutError:
+            pass  # the relay's penalty is over
+        return offers.direct[0] if offers.direct else offers.relay
+
+    def describe(self) -> str:
+        """See :meth:`Picker.describe`."""
+        return f"wait-for-p2p {_seconds(self.seconds)}"
+
+    def __repr__(self) -> str:
+        return f"WaitForP2P({self.seconds!r})"
+
+
+class PickFirst(Picker):
+    """Take the first conn available, relay included (which usually means the relay)."""
+
+    __slots__ = ()
+
+    async def pick(self, offers: Offers[T]) -> T | None:
+        """See the class docstring."""
+        while offers.first is None and not offers.exhausted:
+            await offers.changed()
+        return offers.first
+
+    def describe(self) -> str:
+        """See :meth:`Picker.describe`."""
+        return "pick-first"
+
+    def __repr__(self) -> str:
+        return "PickFirst()"
+
+
+class WaitConstant(Picker):
+    """Always wait the full ``seconds``, then prefer the first direct conn over the relay.
+
+    Useful for debugging and statistics: every candidate gets the same time.
+    """
+
+    __slots__ = ("seconds",)
+
+    def __init__(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("seconds must be >= 0")
+        self.seconds = seconds
+
+    async def pick(self, offers: Offers[T]) -> T | None:
+        """See the class docstring."""
+        await asyncio.sleep(self.seconds)
+        return offers.direct[0] if offers.direct else offers.relay
+
+    def describe(self) -> str:
+        """See :meth:`Picker.describe`."""
+        return f"wait-constant {_seconds(self.seconds)}"
+
+    def __repr__(self) -> str:
+        return f"WaitConstant({self.seconds!r})"
