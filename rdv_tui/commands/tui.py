@@ -1,0 +1,99 @@
+"""``rdv tui`` (and ``rdv`` with no command): the Textual app.
+
+With no options it opens the Connect screen backed by an embedded rdv server on
+127.0.0.1. ``--serve`` opens on the Server screen, ``--replay FILE`` opens a saved race
+in the dashboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``rdv tui``."""
+    parser = subparsers.add_parser(
+        "tui",
+        help="open the app (the default command)",
+        description="Open the rdv app: connect, watch the race, chat and send files. "
+        "By default the app hosts an rdv server on 127.0.0.1.",
+    )
+    parser.add_argument(
+        "--replay",
+        metavar="FILE",
+        type=Path,
+        help="open a saved race (JSONL, as exported with the 'e' key) in the dashboard",
+    )
+    parser.add_argument(
+        "--serve",
+        action="store_true",
+        help="open on the Server screen of the embedded server",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default="127.0.0.1:0",
+        help="address of the embedded server (default 127.0.0.1 on a free port; "
+        "use 0.0.0.0:8080 to let other machines reach it)",
+    )
+    parser.add_argument(
+        "--server",
+        metavar="URL",
+        help="use this rdv server instead of the embedded one (e.g. http://host:8080/)",
+    )
+    parser.add_argument(
+        "--export-dir",
+        metavar="DIR",
+        type=Path,
+        default=Path.cwd(),
+        help="where exported races (JSONL) and screenshots (SVG) go (default: current folder)",
+    )
+    parser.add_argument(
+        "--download-dir",
+        metavar="DIR",
+        type=Path,
+        help="where received files go (default: ~/Downloads/rdv)",
+    )
+    parser.set_defaults(command="tui")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``[v6]:PORT``) to a pair.
+
+    Raises:
+        ValueError: when the port is missing or not a number.
+    """
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--listen wants HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the app until the user quits."""
+    from rdv_tui.app import AppConfig, load_race, make_app
+
+    try:
+        listen = parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"rdv tui: {exc}", file=sys.stderr)
+        return 2
+    if args.replay is not None:
+        try:
+            load_race(args.replay)  # fail here, with a clear message, not inside the app
+        except (OSError, ValueError) as exc:
+            print(f"rdv tui: cannot replay {args.replay}: {exc}", file=sys.stderr)
+            return 2
+    config = AppConfig(
+        replay=args.replay,
+        serve=args.serve,
+        listen=listen,
+        server_url=args.server,
+        export_dir=args.export_dir,
+        download_dir=args.download_dir,
+    )
+    result = make_app(config).run()
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,351 @@
+"""The race as the dashboard sees it: race events folded into rows, a header and a result.
+
+This module knows nothing of Textual: it turns the event stream of one attempt
+(``rdv_core.events``) into plain values that the widgets render. Each call to
+:meth:`RaceModel.apply` says what changed, so the table updates only those rows by
+key and nothing recomposes on each event. The same model serves a live race, a
+replayed JSONL file and the tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+from rdv_core import events as ev
+from rdv_core.events import Candidate, Event
+
+
+class RowState(enum.Enum):
+    """Where one candidate stands. The value is the word shown in the table."""
+
+    SKIPPED = "skipped"
+    DIALING = "dialing"
+    RETRYING = "retrying"
+    INBOUND = "inbound"
+    CONNECTED = "connected"
+    HANDSHAKEN = "handshaken"
+    READY = "ready"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    PICKED = "picked"
+    DISCARDED = "discarded"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the candidate's story is over."""
+        return self in _FINAL
+
+
+_FINAL = frozenset(
+    {RowState.SKIPPED, RowState.FAILED, RowState.REJECTED, RowState.PICKED, RowState.DISCARDED}
+)
+
+
+class Mark(enum.Enum):
+    """A point on a candidate's waterfall line."""
+
+    START = "start"
+    RETRY = "retry"
+    CONNECTED = "connected"
+    HANDSHAKE = "handshake"
+    END = "end"
+
+
+@dataclass(slots=True)
+class CandidateRow:
+    """Everything the dashboard shows about one candidate.
+
+    Attributes:
+        candidate: The candidate itself (id, address, space, origin).
+        state: Its current state.
+        detail: Why it is in that state (a failure reason, a skip reason, ...).
+        retries: How many times a refused or reset dial was tried again.
+        first_t: When its story began (dial started, inbound accepted, relay ready, skipped).
+        last_t: When it last changed.
+        connected_t: When TCP came up (outbound connect or inbound accept).
+        handshake_t: When the header lines checked out.
+        end_t: When it ended (picked, failed, discarded, skipped).
+        marks: Points in time to draw on the waterfall, in order.
+    """
+
+    candidate: Candidate
+    state: RowState
+    detail: str = ""
+    retries: int = 0
+    first_t: float = 0.0
+    last_t: float = 0.0
+    connected_t: float | None = None
+    handshake_t: float | None = None
+    end_t: float | None = None
+    marks: list[tuple[float, Mark]] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        """The row key used by the table: stable for the whole attempt."""
+        return f"c{self.candidate.id}"
+
+    @property
+    def family(self) -> str:
+        """``v4``, ``v6`` or ``-`` when the address does not parse."""
+        return ip_family(self.candidate.addr)
+
+    @property
+    def state_text(self) -> str:
+        """The state column: the state word plus retries and the reason."""
+        text = self.state.value
+        if self.state is RowState.RETRYING:
+            text = f"retrying ×{self.retries + 1}"  # noqa: RUF001 (the multiplication sign)
+        elif self.retries and self.state is not RowState.DIALING:
+            text = f"{text} (after {self.retries} retr{'y' if self.retries == 1 else 'ies'})"
+        if self.state is RowState.PICKED:
+            text = f"★ {text}"
+        if self.detail:
+            text = f"{text}: {self.detail}"
+        return text
+
+
+def ip_family(addr: str) -> str:
+    """``v4`` or ``v6`` for an ``ip:port`` (or ``[ip]:port``) string, ``-`` if it does not parse."""
+    host = addr.rsplit(":", 1)[0] if addr.count(":") == 1 or addr.startswith("[") else addr
+    host = host.strip("[]")
+    try:
+        return f"v{ipaddress.ip_address(host.split('%', 1)[0]).version}"
+    except ValueError:
+        return "-"
+
+
+@dataclass(slots=True)
+class ServerPhase:
+    """What happened between us and the rdv server.
+
+    Attributes:
+        method: ``DIAL`` or ``ACCEPT``.
+        server: The server URL.
+        spaces: The enabled address spaces.
+        picker: The picker's description.
+        self_addrs: Our own candidate addresses.
+        server_addr: The server's resolved address.
+        connect_s: TCP (+TLS) connect time.
+        tls: Whether TLS was used, and its version.
+        lobby_s: How long the server kept us waiting for the peer.
+        responded_t: When the ``101`` arrived.
+        observed_addr: Our address as the server saw it.
+        peer_addrs: The peer's addresses the server sent.
+        warning: Why the observed address will probably not work across NATs.
+        rejected: The server's error, when it refused the request.
+    """
+
+    method: str = ""
+    server: str = ""
+    spaces: str = ""
+    picker: str = ""
+    self_addrs: tuple[str, ...] = ()
+    server_addr: str = ""
+    connect_s: float | None = None
+    connected_t: float | None = None
+    tls: str | None = None
+    lobby_s: float | None = None
+    responded_t: float | None = None
+    observed_addr: str | None = None
+    peer_addrs: tuple[str, ...] = ()
+    warning: str = ""
+    rejected: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RaceResult:
+    """How the attempt ended.
+
+    Attributes:
+        ok: True when a conn was picked.
+        is_relay: True when the picked conn is the relay.
+        candidate: The picked candidate, when there is one.
+        elapsed_s: Time from the start to the pick (or the failure).
+        reason: Why the attempt failed.
+    """
+
+    ok: bool
+    is_relay: bool
+    candidate: Candidate | None
+    elapsed_s: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one event changed: the rows to update and whether header or result moved."""
+
+    rows: tuple[int, ...] = ()
+    header: bool = False
+    result: bool = False
+
+
+#: Race event types the model understands; anything else (session, server) is ignored.
+RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset(
+    {
+        ev.AttemptStarted,
+        ev.SelfAddrsGathered,
+        ev.ServerConnected,
+        ev.ServerResponded,
+        ev.ObservedAddrWarning,
+        ev.ServerRejected,
+        ev.CandidateSkipped,
+        ev.DialStarted,
+        ev.DialRetried,
+        ev.InboundAccepted,
+        ev.InboundRejected,
+        ev.CandidateConnected,
+        ev.HandshakeOk,
+        ev.HandshakeFailed,
+        ev.CandidateFailed,
+        ev.RelayReady,
+        ev.Picked,
+        ev.Discarded,
+        ev.AttemptFailed,
+    }
+)
+
+
+def is_race_event(event: Event) -> bool:
+    """True for the events of a client race (the ones a race JSONL file holds)."""
+    return type(event) in RACE_EVENT_TYPES
+
+
+class RaceModel:
+    """The state of one attempt, built from its events.
+
+    Attributes:
+        rows: One row per candidate, by candidate id, in order of appearance.
+        server: The server phase.
+        result: How it ended, once it has.
+        events: Every race event applied, in order (what an export writes).
+        t_end: The latest ``t`` seen: the right end of the shared time axis.
+    """
+
+    def __init__(self) -> None:
+        self.rows: dict[int, CandidateRow] = {}
+        self.server = ServerPhase()
+        self.result: RaceResult | None = None
+        self.events: list[Event] = []
+        self.t_end: float = 0.0
+
+    def apply(self, event: Event) -> Change:
+        """Fold one event into the model and say what changed."""
+        if not is_race_event(event):
+            return Change()
+        self.events.append(event)
+        self.t_end = max(self.t_end, event.t)
+        candidate: Candidate | None = getattr(event, "candidate", None)
+        if candidate is not None:
+            self._apply_candidate(event, candidate)
+            return Change(rows=(candidate.id,), result=isinstance(event, ev.Picked))
+        return self._apply_attempt(event)
+
+    def apply_all(self, events: list[Event]) -> None:
+        """Fold many events (a replayed file) at once."""
+        for event in events:
+            self.apply(event)
+
+    # ----- attempt-level events
+
+    def _apply_attempt(self, event: Event) -> Change:
+        s = self.server
+        match event:
+            case ev.AttemptStarted():
+                s.method, s.server = event.method, event.server
+                s.spaces, s.picker = event.spaces, event.picker
+            case ev.SelfAddrsGathered():
+                s.self_addrs = event.addrs
+            case ev.ServerConnected():
+                s.server_addr, s.connect_s, s.connected_t = (
+                    event.server_addr,
+                    event.connect_s,
+                    event.t,
+                )
+                s.tls = (event.tls_version or "TLS") if event.tls else None
+            case ev.ServerResponded():
+                s.observed_addr, s.peer_addrs = event.observed_addr, event.peer_addrs
+                s.lobby_s, s.responded_t = event.lobby_s, event.t
+            case ev.ObservedAddrWarning():
+                s.warning = event.message
+            case ev.ServerRejected():
+                s.rejected = f"{event.status} {event.reason}".strip()
+                if event.body:
+                    s.rejected += f": {event.body.strip()}"
+            case ev.AttemptFailed():
+                reason = event.reason + (f": {event.detail}" if event.detail else "")
+                self.result = RaceResult(False, False, None, event.t, reason)
+                return Change(header=True, result=True)
+        return Change(header=True)
+
+    # ----- candidate events
+
+    def _row(self, event: Event, candidate: Candidate, state: RowState) -> CandidateRow:
+        row = self.rows.get(candidate.id)
+        if row is None:
+            row = CandidateRow(candidate, state, first_t=event.t, last_t=event.t)
+            row.marks.append((event.t, Mark.START))
+            self.rows[candidate.id] = row
+        return row
+
+    def _apply_candidate(self, event: Event, candidate: Candidate) -> None:
+        row = self._row(event, candidate, RowState.DIALING)
+        row.last_t = event.t
+        match event:
+            case ev.CandidateSkipped():
+                self._end(row, event.t, RowState.SKIPPED, event.reason)
+            case ev.DialStarted():
+                row.state, row.detail = RowState.DIALING, ""
+            case ev.DialRetried():
+                row.state, row.retries = RowState.RETRYING, max(row.retries + 1, event.attempt - 1)
+                row.detail = _with_errno(event.reason, event.errno)
+                row.marks.append((event.t, Mark.RETRY))
+            case ev.InboundAccepted():
+                row.state, row.detail = RowState.INBOUND, ""
+                row.connected_t = event.t
+                row.marks.append((event.t, Mark.CONNECTED))
+            case ev.InboundRejected():
+                self._end(row, event.t, RowState.REJECTED, event.reason)
+            case ev.CandidateConnected():
+                row.state, row.detail = RowState.CONNECTED, ""
+                row.connected_t = event.t
+                row.marks.append((event.t, Mark.CONNECTED))
+            case ev.HandshakeOk():
+                row.state, row.detail = RowState.HANDSHAKEN, ""
+                row.handshake_t = event.t
+                row.marks.append((event.t, Mark.HANDSHAKE))
+            case ev.HandshakeFailed():
+                detail = event.reason + (f" ({event.detail})" if event.detail else "")
+                self._end(row, event.t, RowState.FAILED, detail)
+            case ev.CandidateFailed():
+                detail = _with_errno(event.reason, event.errno)
+                if event.detail:
+                    detail += f" ({event.detail})"
+                self._end(row, event.t, RowState.FAILED, detail)
+            case ev.RelayReady():
+                row.state, row.detail = RowState.READY, ""
+                row.connected_t = row.handshake_t = event.t
+            case ev.Picked():
+                self._end(row, event.t, RowState.PICKED, f"{event.elapsed_s * 1000:.0f} ms")
+                self.result = RaceResult(True, event.is_relay, candidate, event.elapsed_s)
+            case ev.Discarded():
+                self._end(row, event.t, RowState.DISCARDED, event.reason)
+
+    @staticmethod
+    def _end(row: CandidateRow, t: float, state: RowState, detail: str) -> None:
+        row.state, row.detail, row.end_t = state, detail, t
+        row.marks.append((t, Mark.END))
+
+
+def _with_errno(reason: str, errno: int | None) -> str:
+    return f"{reason} (errno {errno})" if errno is not None else reason
+
+
+def format_ms(seconds: float | None) -> str:
+    """Seconds as milliseconds for display: ``412 ms``, ``1.2 ms``, ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"

@@ -1,0 +1,1 @@
+"""The screens of the rdv app: connect, race dashboard, session, server."""

@@ -1,0 +1,171 @@
+"""The race dashboard: the product's signature.
+
+Rows for every candidate, a waterfall on one shared time axis, the server phase on top
+and the result banner. Live events arrive as :class:`RaceScreen.RaceEvent` messages
+posted from the client's ``on_event`` callback; a replayed file feeds the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from rdv_core.events import Event, write_jsonl
+from rdv_tui.race_model import RaceModel, is_race_event
+from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
+from rdv_tui.widgets.race_table import RaceTable
+from rdv_tui.widgets.waterfall import Waterfall
+
+REPLAY_MAX_GAP_S = 0.5
+"""An animated replay never waits longer than this between two events, so that a long
+lobby wait does not look like a hang."""
+
+
+class RaceScreen(Screen[None]):
+    """The live (or replayed) race of one attempt.
+
+    Attributes:
+        model: The race as folded from its events.
+        source: Where the events came from (``live``, or the replayed file's name).
+    """
+
+    DEFAULT_CSS = """
+    RaceScreen #race-body { height: 1fr; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "export_race", "Export JSONL"),
+        Binding("s", "app.save_svg", "Save SVG"),
+        Binding("z", "toggle_zoom", "Zoom axis"),
+        Binding("p", "play", "Replay"),
+    ]
+
+    @dataclass
+    class RaceEvent(Message):
+        """One race event for the dashboard (posted from a client's ``on_event``)."""
+
+        event: Event
+
+    def __init__(
+        self,
+        events: list[Event] | None = None,
+        *,
+        source: str = "live",
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.model = RaceModel()
+        self.source = source
+        self._initial = [e for e in (events or []) if is_race_event(e)]
+        self.model.apply_all(self._initial)
+
+    def compose(self) -> ComposeResult:
+        yield ServerPhaseHeader(id="server-phase")
+        yield ResultBanner(id="result")
+        with VerticalScroll(id="race-body"):
+            yield RaceTable(id="race-table")
+            yield Waterfall(self.model, id="waterfall")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = f"race ({self.source})"
+        self._redraw_all()
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
+
+    # ----- feeding events
+
+    def on_race_screen_race_event(self, message: RaceEvent) -> None:
+        self.feed(message.event)
+
+    def feed(self, event: Event) -> None:
+        """Apply one event and update only what it changed."""
+        change = self.model.apply(event)
+        if change.rows:
+            table = self.query_one(RaceTable)
+            for row_id in change.rows:
+                table.show_row(self.model.rows[row_id])
+        if change.header:
+            self.query_one(ServerPhaseHeader).show(self.model)
+        self.query_one(ResultBanner).show(self.model)
+        waterfall = self.query_one(Waterfall)
+        waterfall.refresh(layout=bool(change.rows))
+
+    def reset(self) -> None:
+        """Forget every event (a new attempt, or the start of an animated replay)."""
+        self.model.__init__()  # type: ignore[misc]
+        self.query_one(RaceTable).clear()
+        self.query_one(RaceTable)._shown.clear()
+        self._redraw_all()
+
+    def _redraw_all(self) -> None:
+        table = self.query_one(RaceTable)
+        for row in self.model.rows.values():
+            table.show_row(row)
+        self.query_one(ServerPhaseHeader).show(self.model)
+        self.query_one(ResultBanner).show(self.model)
+        self.query_one(Waterfall).refresh(layout=True)
+
+    def _restyle(self) -> None:
+        self.query_one(RaceTable).restyle(list(self.model.rows.values()))
+        self.query_one(Waterfall).refresh()
+
+    # ----- actions
+
+    def action_toggle_zoom(self) -> None:
+        """Zoom the time axis onto the race (from the server's answer) or back to 0."""
+        waterfall = self.query_one(Waterfall)
+        waterfall.zoomed = not waterfall.zoomed
+        self.notify("axis: race only" if waterfall.zoomed else "axis: whole attempt")
+
+    def action_export_race(self) -> None:
+        """Save the race's events as JSONL in the app's export folder."""
+        path = export_race(self.model.events, self.app_export_dir())
+        self.notify(f"race saved to {path}", title="Export")
+
+    def app_export_dir(self) -> Path:
+        directory: Path = getattr(self.app, "export_dir", Path.cwd())
+        return directory
+
+    def action_play(self) -> None:
+        """Play the recorded events again with their original timing."""
+        self.play(list(self.model.events))
+
+    @work(exclusive=True, group="race-replay")
+    async def play(self, events: list[Event], speed: float = 1.0) -> None:
+        """Reset and re-apply ``events`` paced by their ``t`` (gaps capped)."""
+        if not events:
+            self.notify("nothing to replay yet")
+            return
+        self.reset()
+        last = events[0].t
+        for event in events:
+            gap = min(max(0.0, event.t - last), REPLAY_MAX_GAP_S) / speed
+            last = event.t
+            if gap:
+                await asyncio.sleep(gap)
+            self.feed(event)
+
+
+def export_race(events: list[Event], directory: Path, name: str | None = None) -> Path:
+    """Write ``events`` as ``rdv-race-<time>.jsonl`` (or ``name``) in ``directory``."""
+    import time
+
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / (name or time.strftime("rdv-race-%Y%m%d-%H%M%S.jsonl"))
+    stem, number = path.stem, 2
+    while name is None and path.exists():  # never overwrite an earlier export
+        path = path.with_name(f"{stem}-{number}.jsonl")
+        number += 1
+    with path.open("w", encoding="utf-8") as stream:
+        write_jsonl(events, stream)
+    return path

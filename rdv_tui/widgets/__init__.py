@@ -1,0 +1,1 @@
+"""Widgets of the rdv app, by area: race, server, session."""

@@ -1,0 +1,103 @@
+"""The server phase header and the result banner of the race dashboard."""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.widgets import Static
+
+from rdv_core.addrs import Addr
+from rdv_tui.race_model import RaceModel, format_ms
+
+
+def _space_of(addr: str | None) -> str:
+    if not addr:
+        return ""
+    try:
+        return Addr.parse(addr).space.label
+    except ValueError:
+        return ""
+
+
+class ServerPhaseHeader(Static):
+    """Who we are, which server, and how the rendezvous went (connect, TLS, lobby, observed)."""
+
+    DEFAULT_CSS = """
+    ServerPhaseHeader { height: auto; padding: 0 1; background: $boost; }
+    """
+
+    def show(self, model: RaceModel) -> None:
+        """Redraw from the model's server phase."""
+        s = model.server
+        parts: list[Content | tuple[str, str] | str] = []
+        if s.method:
+            parts += [(s.method, "bold $accent"), " ", s.server]
+            if s.picker:
+                parts += [("  ", ""), s.picker]
+            if s.spaces:
+                parts += [("  ", ""), (s.spaces, "$text-muted")]
+        else:
+            parts.append(("waiting for the attempt to start…", "$text-muted"))
+        lines = [Content.assemble(*parts)]
+
+        second: list[Content | tuple[str, str] | str] = []
+        if s.server_addr:
+            second += [("connect ", "$text-muted"), format_ms(s.connect_s)]
+            if s.tls:
+                second += [("  ", ""), (s.tls, "$text-success")]
+        if s.lobby_s is not None:
+            second += [("  lobby ", "$text-muted"), format_ms(s.lobby_s)]
+        if s.responded_t is not None:
+            space = _space_of(s.observed_addr)
+            observed = s.observed_addr or "none"
+            second += [("  observed ", "$text-muted"), (observed, "bold")]
+            if space:
+                second += [(f" {space}", "$text-muted")]
+            second += [("  peers ", "$text-muted"), str(len(s.peer_addrs))]
+        elif s.server_addr:
+            second += [("  waiting in the lobby for the peer…", "$text-muted")]
+        if second:
+            lines.append(Content.assemble(*second))
+        if s.warning:
+            lines.append(Content.assemble(("⚠ ", "bold $warning"), (s.warning, "$warning")))
+        if s.rejected:
+            lines.append(Content.assemble(("✗ server refused: ", "bold $error"), s.rejected))
+        self.update(Content("\n").join(lines))
+
+
+class ResultBanner(Static):
+    """How the attempt ended: p2p or relay, with which address, in how long."""
+
+    DEFAULT_CSS = """
+    ResultBanner {
+        height: auto; padding: 0 1;
+        background: $panel; color: $text-muted; text-style: bold;
+    }
+    ResultBanner.-p2p { background: $success-muted; color: $text-success; }
+    ResultBanner.-relay { background: $warning-muted; color: $text-warning; }
+    ResultBanner.-failed { background: $error-muted; color: $text-error; }
+    """
+
+    def show(self, model: RaceModel, *, extra: str = "") -> None:
+        """Redraw from the model's result."""
+        r = model.result
+        self.remove_class("-p2p", "-relay", "-failed")
+        if r is None:
+            running = len([row for row in model.rows.values() if not row.state.is_final])
+            text = "racing…" if model.rows else "waiting for the server…"
+            if model.rows:
+                text += f" {running} candidate(s) in flight, {format_ms(model.t_end)} so far"
+        elif not r.ok:
+            self.add_class("-failed")
+            text = f"✗ FAILED after {format_ms(r.elapsed_s)}: {r.reason}"
+        elif r.is_relay:
+            self.add_class("-relay")
+            via = r.candidate.addr if r.candidate else "?"
+            text = f"⇄ RELAY via server {via} in {format_ms(r.elapsed_s)}: no direct path won"
+        else:
+            self.add_class("-p2p")
+            c = r.candidate
+            where = f"{c.addr} ({c.space}, {c.origin}, #{c.id})" if c else "?"
+            text = f"★ P2P to {where} in {format_ms(r.elapsed_s)}"
+        if extra:
+            text += f"  ·  {extra}"
+        self.update(text)

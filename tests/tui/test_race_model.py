@@ -1,0 +1,80 @@
+"""The race model folds events into rows, a server phase and a result."""
+
+from __future__ import annotations
+
+from rdv_core import events as ev
+from rdv_core.events import Candidate, Event
+from rdv_tui.race_model import Mark, RaceModel, RowState, ip_family
+
+OBS = Candidate(1, "203.0.113.99:52000", "public4", "observed")
+RELAY = Candidate(2, "203.0.113.10:8080", "relay", "relay")
+
+
+def test_fixture_race_ends_in_the_expected_states(race_events: list[Event]) -> None:
+    model = RaceModel()
+    model.apply_all(race_events)
+    states = {cid: row.state for cid, row in model.rows.items()}
+    assert states == {
+        1: RowState.PICKED,
+        2: RowState.FAILED,
+        3: RowState.FAILED,
+        4: RowState.FAILED,
+        5: RowState.SKIPPED,
+        6: RowState.DISCARDED,
+        7: RowState.DISCARDED,
+    }
+    assert model.rows[1].retries == 3
+    assert model.rows[1].state_text == "★ picked (after 3 retries): 671 ms"
+    assert model.rows[3].detail.startswith("misdial")
+    assert model.rows[4].state_text == "failed: unreachable (errno 101) (no IPv6 route)"
+    assert model.result is not None and model.result.ok and not model.result.is_relay
+    assert model.result.candidate == race_events[6].candidate  # type: ignore[attr-defined]
+    assert model.server.lobby_s == 0.3885
+    assert model.server.observed_addr == "198.51.100.7:41000"
+    assert model.t_end == race_events[-1].t
+    assert model.events == race_events
+
+
+def test_each_event_reports_only_what_it_changed() -> None:
+    model = RaceModel()
+    assert model.apply(ev.AttemptStarted(0.0, "DIAL", "http://x/", "loopback4", "first")).header
+    change = model.apply(ev.DialStarted(0.1, OBS))
+    assert change.rows == (1,) and not change.header and not change.result
+    assert model.rows[1].state is RowState.DIALING
+    change = model.apply(ev.DialRetried(0.2, OBS, 2, "refused", 111))
+    assert model.rows[1].state_text == "retrying \u00d72: refused (errno 111)"
+    model.apply(ev.CandidateConnected(0.3, OBS))
+    model.apply(ev.HandshakeOk(0.31, OBS))
+    assert [m for _, m in model.rows[1].marks] == [
+        Mark.START,
+        Mark.RETRY,
+        Mark.CONNECTED,
+        Mark.HANDSHAKE,
+    ]
+    assert model.apply(ev.Picked(0.32, OBS, False, 0.32)).result
+
+
+def test_relay_pick_and_failed_attempt() -> None:
+    model = RaceModel()
+    model.apply(ev.RelayReady(0.1, RELAY))
+    model.apply(ev.Picked(1.1, RELAY, True, 1.1))
+    assert model.result is not None and model.result.is_relay
+    failed = RaceModel()
+    failed.apply(ev.ServerRejected(0.05, 404, "Not Found", "no peer\n"))
+    change = failed.apply(ev.AttemptFailed(0.06, "rejected", "404"))
+    assert change.result and failed.result is not None and not failed.result.ok
+    assert failed.result.reason == "rejected: 404"
+    assert failed.server.rejected == "404 Not Found: no peer"
+
+
+def test_session_events_are_ignored_by_the_race() -> None:
+    model = RaceModel()
+    assert model.apply(ev.ChatReceived(1.0, "hi")).rows == ()
+    assert model.events == []
+
+
+def test_ip_family() -> None:
+    assert ip_family("1.2.3.4:5") == "v4"
+    assert ip_family("[fe80::1%eth0]:5") == "v6"
+    assert ip_family("[::1]:80") == "v6"
+    assert ip_family("relay.example:80") == "-"
