@@ -1,0 +1,304 @@
+"""``rdv serve``: run an rdv server headless (native asyncio front).
+
+One log line per pair (matched, p2p or relayed, bytes each way, duration), readable or
+JSON; ``--events FILE`` appends every server event as a JSON line. SIGINT and SIGTERM
+shut down gracefully: lobby clients get ``503``, pairs are closed. This module imports
+only the standard library at module level and never imports textual or rich.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+log = logging.getLogger("rdv.server")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``rdv serve``."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="run an rdv server (headless)",
+        description="Run an rdv/1 server: peers meet in its lobby by token, learn each "
+        "other's addresses, and fall back to relaying through it. Also answers GET /healthz "
+        "and GET /metrics (Prometheus).",
+    )
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=":8080",
+        help="address to listen on; an empty host means every interface (default :8080)",
+    )
+    parser.add_argument(
+        "--prefix",
+        metavar="PATH",
+        default="",
+        help="serve rdv requests under this path, e.g. /rdv (clients use http://host:port/rdv)",
+    )
+    parser.add_argument(
+        "--lobby-timeout",
+        metavar="S",
+        type=_positive_float,
+        help="answer 408 to a request whose peer has not come within S seconds (default: wait)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        metavar="S",
+        type=_positive_float,
+        help="close a pair after S seconds without bytes in either direction (default: never)",
+    )
+    parser.add_argument(
+        "--trust-proxy",
+        metavar="CIDR",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP only from these proxy "
+        "networks (e.g. 127.0.0.1/32 10.0.0.0/8)",
+    )
+    parser.add_argument("--tls-cert", metavar="FILE", type=Path, help="TLS certificate (PEM)")
+    parser.add_argument("--tls-key", metavar="FILE", type=Path, help="TLS private key (PEM)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="also log every request, lobby event and rejection (-vv: debug)",
+    )
+    parser.add_argument("--json-logs", action="store_true", help="log JSON lines to stderr")
+    parser.add_argument(
+        "--events",
+        metavar="FILE",
+        type=Path,
+        help="append every server event as a JSON line to FILE ('-' for stdout)",
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+    return value
+
+
+def parse_listen(text: str) -> tuple[str | None, int]:
+    """``HOST:PORT``, ``:PORT``, ``[v6]:PORT`` or ``PORT`` -> (host or None, port).
+
+    Raises:
+        ValueError: for a malformed address.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        host, port_text = "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"invalid --listen {text!r}: expected HOST:PORT")
+    return (host or None), int(port_text)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 6),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, separators=(",", ":"))
+
+
+def _configure_logging(verbose: int, json_logs: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        handler.setFormatter(_JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    root = logging.getLogger("rdv")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
+    root.propagate = False
+
+
+def _human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+class _EventLog:
+    """Turns server events into log lines (one per pair) and the optional JSONL file."""
+
+    def __init__(self, verbose: int, stream: IO[str] | None) -> None:
+        self._verbose = verbose
+        self._stream = stream
+        self._pairs: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, event: Any) -> None:
+        from rdv_core import events as ev
+
+        if self._stream is not None:
+            self._stream.write(ev.dumps(event) + "\n")
+            self._stream.flush()
+        data = event.to_json()
+        if isinstance(event, ev.PairMatched):
+            self._pairs[event.pair_id] = {
+                "token": event.token,
+                "dialer": event.dialer,
+                "accepter": event.accepter,
+                "lobby_s": event.lobby_s,
+                "p2p_addr": None,
+            }
+            if self._verbose:
+                log.info(
+                    "pair %d matched token=%s dialer=%s accepter=%s (lobby %.3fs)",
+                    event.pair_id,
+                    event.token,
+                    event.dialer,
+                    event.accepter,
+                    event.lobby_s,
+                    extra={"fields": data},
+                )
+        elif isinstance(event, ev.P2PReported):
+            pair = self._pairs.get(event.pair_id)
+            if pair is not None:
+                pair["p2p_addr"] = event.addr
+        elif isinstance(event, ev.RelayEnded):
+            self._pair_line(event)
+        elif isinstance(event, ev.ServerClosed):
+            log.info(
+                "shut down with %d in the lobby and %d open pairs",
+                event.lobby,
+                event.pairs,
+                extra={"fields": data},
+            )
+        elif self._verbose:
+            text = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "t"))
+            log.info("%s %s", event.type, text, extra={"fields": data})
+
+    def _pair_line(self, event: Any) -> None:
+        pair = self._pairs.pop(event.pair_id, {})
+        if event.relayed:
+            outcome = "relayed"
+        elif pair.get("p2p_addr"):
+            outcome = f"p2p via {pair['p2p_addr']}"
+        else:
+            outcome = "closed before relaying"
+        fields = {
+            **event.to_json(),
+            "token": pair.get("token"),
+            "dialer": pair.get("dialer"),
+            "accepter": pair.get("accepter"),
+            "outcome": "relayed" if event.relayed else ("p2p" if pair.get("p2p_addr") else "none"),
+            "p2p_addr": pair.get("p2p_addr"),
+        }
+        log.info(
+            "pair %d token=%s %s -> %s: %s, D->A %s, A->D %s, %.3fs (%s)",
+            event.pair_id,
+            pair.get("token", "?"),
+            pair.get("dialer", "?"),
+            pair.get("accepter", "?"),
+            outcome,
+            _human_bytes(event.dialer_to_accepter),
+            _human_bytes(event.accepter_to_dialer),
+            event.duration_s,
+            event.reason,
+            extra={"fields": fields},
+        )
+
+
+def _tls_context(cert: Path, key: Path) -> Any:
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
+    from rdv_core.front_native import start_native
+    from rdv_core.observed import make_observed_addr
+    from rdv_core.server import RdvServer
+
+    stream: IO[str] | None = None
+    if args.events is not None:
+        stream = sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+    try:
+        server = RdvServer(
+            lobby_timeout=args.lobby_timeout,
+            idle_timeout=args.idle_timeout,
+            observed_addr=make_observed_addr(args.trust_proxy),
+            on_event=_EventLog(args.verbose, stream),
+        )
+        try:
+            front = await start_native(server, host=host, port=port, ssl=tls, prefix=args.prefix)
+        except OSError as exc:
+            print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+            return 1
+        print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        started = time.monotonic()
+        log.info("shutting down")
+        await server.close()
+        await front.close()
+        log.info("stopped in %.2fs", time.monotonic() - started)
+        return 0
+    finally:
+        if stream is not None and stream is not sys.stdout:
+            stream.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``rdv serve`` until SIGINT/SIGTERM."""
+    try:
+        host, port = parse_listen(args.listen)
+    except ValueError as exc:
+        print(f"rdv serve: {exc}", file=sys.stderr)
+        return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    try:
+        from rdv_core.observed import make_observed_addr
+
+        make_observed_addr(args.trust_proxy)
+    except ValueError as exc:
+        print(f"rdv serve: invalid --trust-proxy: {exc}", file=sys.stderr)
+        return 2
+    tls = None
+    if args.tls_cert is not None and args.tls_key is not None:
+        try:
+            tls = _tls_context(args.tls_cert, args.tls_key)
+        except (OSError, ValueError) as exc:
+            print(f"rdv serve: cannot load TLS certificate/key: {exc}", file=sys.stderr)
+            return 2
+    _configure_logging(args.verbose, args.json_logs)
+    return asyncio.run(_serve(args, host, port, tls))
