@@ -1,0 +1,48 @@
+"""End-to-end encrypted peer sessions on top of an rdv connection: chat and files.
+
+Modules, one job each: :mod:`~rdv_core.session.codes` (human codes),
+:mod:`~rdv_core.session.crypto` (SPAKE2 -> HKDF -> AEAD), :mod:`~rdv_core.session.frames`
+(the frame codec), :mod:`~rdv_core.session.safepath` and :mod:`~rdv_core.session.files`
+(disk side), :mod:`~rdv_core.session.session` (the session itself).
+"""
+
+from __future__ import annotations
+
+from rdv_core.session.codes import Code, CodeError, generate_code, parse_code
+from rdv_core.session.connect import connect_session, describe_path
+from rdv_core.session.errors import (
+    CodeMismatch,
+    ConnectionLost,
+    FrameError,
+    PeerError,
+    ProtocolViolation,
+    SessionError,
+    TamperedError,
+    TransferFailed,
+    TransferRejected,
+    UnsafeName,
+)
+from rdv_core.session.session import IncomingOffer, OfferCallback, Session, TransferResult
+
+__all__ = [
+    "Code",
+    "CodeError",
+    "CodeMismatch",
+    "ConnectionLost",
+    "FrameError",
+    "IncomingOffer",
+    "OfferCallback",
+    "PeerError",
+    "ProtocolViolation",
+    "Session",
+    "SessionError",
+    "TamperedError",
+    "TransferFailed",
+    "TransferRejected",
+    "TransferResult",
+    "UnsafeName",
+    "connect_session",
+    "describe_path",
+    "generate_code",
+    "parse_code",
+]

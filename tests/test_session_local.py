@@ -1,0 +1,274 @@
+"""Sessions over real loopback TCP stream pairs (no rdv server): chat, files, failures."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from test_session_support import (
+    accept_all,
+    make_file,
+    proxied_pair,
+    reject_all,
+    session_pair,
+    sha256,
+    stream_pair,
+)
+
+from rdv_core.events import (
+    ChatReceived,
+    ChatSent,
+    Event,
+    FileAccepted,
+    FileCompleted,
+    FileFailed,
+    FileOffered,
+    FileProgress,
+    FileRejected,
+    SessionClosed,
+    SessionEstablished,
+    TransferResumed,
+)
+from rdv_core.session import (
+    CodeMismatch,
+    ConnectionLost,
+    IncomingOffer,
+    PeerError,
+    SessionError,
+    TamperedError,
+    TransferRejected,
+)
+
+
+def of(events: list[Event], cls: type[Event]) -> list[Event]:
+    return [e for e in events if isinstance(e, cls)]
+
+
+async def test_chat_both_ways(tmp_path: Path) -> None:
+    ev_a: list[Event] = []
+    ev_b: list[Event] = []
+    async with (
+        stream_pair() as ends,
+        session_pair(ends, tmp_path, events_a=ev_a, events_b=ev_b) as (
+            a,
+            b,
+        ),
+    ):
+        await a.send_chat("hello from a")
+        await b.send_chat("héllo from b ✓")
+        for _ in range(100):
+            if of(ev_a, ChatReceived) and of(ev_b, ChatReceived):
+                break
+            await asyncio.sleep(0.01)
+    assert [e.text for e in of(ev_b, ChatReceived)] == ["hello from a"]  # type: ignore[attr-defined]
+    assert [e.text for e in of(ev_a, ChatReceived)] == ["héllo from b ✓"]  # type: ignore[attr-defined]
+    assert [e.text for e in of(ev_a, ChatSent)] == ["hello from a"]  # type: ignore[attr-defined]
+    assert isinstance(ev_a[0], SessionEstablished) and isinstance(ev_b[0], SessionEstablished)
+    assert isinstance(ev_a[-1], SessionClosed) and isinstance(ev_b[-1], SessionClosed)
+    assert {ev_a[-1].reason, ev_b[-1].reason} <= {"closed", "closed by peer"}  # type: ignore[attr-defined]
+
+
+async def test_files_and_folder_verified(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    digests = {
+        "one.bin": make_file(src / "one.bin", 300_000, 1),
+        "empty.txt": make_file(src / "empty.txt", 0, 2),
+        "album/a.jpg": make_file(src / "album" / "a.jpg", 70_000, 3),
+        "album/sub/b.raw": make_file(src / "album" / "sub" / "b.raw", 1_000_001, 4),
+    }
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    ev_a: list[Event] = []
+    ev_b: list[Event] = []
+    async with (
+        stream_pair() as ends,
+        session_pair(ends, dl, events_a=ev_a, events_b=ev_b) as (
+            a,
+            b,
+        ),
+    ):
+        results = await a.send_paths([src / "one.bin", src / "empty.txt", src / "album"])
+    assert [r.name for r in results] == ["one.bin", "empty.txt", "album/a.jpg", "album/sub/b.raw"]
+    assert all(r.ok for r in results)
+    for name, digest in digests.items():
+        assert sha256(dl / name) == digest
+        assert {r.digest for r in results if r.name == name} == {digest}
+    assert not list(dl.rglob("*.rdvpart*"))
+    completed_in = of(ev_b, FileCompleted)
+    assert {e.name: e.digest for e in completed_in} == digests  # type: ignore[attr-defined]
+    assert {e.path for e in completed_in} == {str(dl / n) for n in digests}  # type: ignore[attr-defined]
+    assert len(of(ev_a, FileCompleted)) == 4
+    assert len(of(ev_b, FileOffered)) == 4 and len(of(ev_a, FileAccepted)) == 4
+    # Progress ends at the total, and mtimes follow the sender's.
+    last = of(ev_b, FileProgress)[-1]
+    assert last.done == last.total  # type: ignore[attr-defined]
+    assert (dl / "one.bin").stat().st_mtime_ns == (src / "one.bin").stat().st_mtime_ns
+    assert [r.ok for r in b.received] == [True] * 4
+
+
+async def test_reject_reaches_sender(tmp_path: Path) -> None:
+    make_file(tmp_path / "x.bin", 10)
+    ev_a: list[Event] = []
+    ev_b: list[Event] = []
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with (
+        stream_pair() as ends,
+        session_pair(ends, dl, on_offer=reject_all, events_a=ev_a, events_b=ev_b) as (a, _b),
+    ):
+        with pytest.raises(TransferRejected, match="declined by the receiver"):
+            await a.send_paths([tmp_path / "x.bin"])
+        await a.send_chat("still alive")  # a rejection does not end the session
+    assert of(ev_a, FileRejected) and of(ev_b, FileRejected)
+    assert list(dl.iterdir()) == []
+
+
+async def test_no_silent_overwrite(tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    (dl / "report.tar.gz").write_bytes(b"mine")
+    (dl / "report (1).tar.gz").write_bytes(b"mine too")
+    digest = make_file(tmp_path / "report.tar.gz", 5000)
+    async with stream_pair() as ends, session_pair(ends, dl) as (a, b):
+        await a.send_paths([tmp_path / "report.tar.gz"])
+    assert (dl / "report.tar.gz").read_bytes() == b"mine"
+    assert (dl / "report (1).tar.gz").read_bytes() == b"mine too"
+    assert sha256(dl / "report (2).tar.gz") == digest
+    assert b.received[0].path == dl / "report (2).tar.gz"
+
+
+async def test_wrong_code_fails_on_both_sides(tmp_path: Path) -> None:
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        from rdv_core.session import Session
+
+        a = Session(ra, wa, "7-tulip-orbit", is_dialer=True)
+        b = Session(rb, wb, "7-tulip-orbiT-x", is_dialer=False)
+        res = await asyncio.gather(a.start(), b.start(), return_exceptions=True)
+    assert all(isinstance(r, CodeMismatch) for r in res), res
+    assert "code mismatch" in str(res[0]) and "code mismatch" in str(res[1])
+    assert a.closed and b.closed
+
+
+async def test_chat_flows_while_file_in_flight(tmp_path: Path) -> None:
+    make_file(tmp_path / "big.bin", 48 << 20)
+    ev_b: list[Event] = []
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    got_progress = asyncio.Event()
+
+    def on_b(event: Event) -> None:
+        ev_b.append(event)
+        if isinstance(event, FileProgress):
+            got_progress.set()
+
+    ev_a: list[Event] = []
+    async with stream_pair() as ends, session_pair(ends, dl, events_a=ev_a) as (a, b):
+        b._on_event = on_b  # observe the receiver from here on
+        sending = asyncio.create_task(a.send_paths([tmp_path / "big.bin"]))
+        await got_progress.wait()
+        await a.send_chat("while sending")
+        await b.send_chat("while receiving")
+        await sending
+    kinds = [type(e) for e in ev_b]
+    assert kinds.index(ChatReceived) < kinds.index(FileCompleted)
+    kinds_a = [type(e) for e in ev_a]
+    assert kinds_a.index(ChatReceived) < kinds_a.index(FileCompleted)
+
+
+async def test_flipped_ciphertext_is_detected(tmp_path: Path) -> None:
+    make_file(tmp_path / "f.bin", 500_000)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    # Past the prelude and hello: flip a bit in the middle of the data.
+    async with proxied_pair({"flip_at": 200_000}) as (one, two, _proxy):
+        ev_b: list[Event] = []
+        async with session_pair((one, two), dl, events_b=ev_b) as (a, b):
+            with pytest.raises(SessionError):
+                await a.send_paths([tmp_path / "f.bin"])
+            await b.wait_closed()
+            await a.wait_closed()
+    assert isinstance(b.error, TamperedError)
+    assert "tampered" in b.close_reason
+    assert isinstance(a.error, PeerError | ConnectionLost)
+    failed = of(ev_b, FileFailed)
+    assert failed and "partial file kept" in failed[0].reason  # type: ignore[attr-defined]
+    assert not (dl / "f.bin").exists()
+
+
+async def test_resume_after_broken_connection(tmp_path: Path) -> None:
+    size = 6 << 20
+    digest = make_file(tmp_path / "movie.mkv", size)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with (
+        proxied_pair({"cut_after": 2 << 20}) as (one, two, _),
+        session_pair((one, two), dl) as (a, b),
+    ):
+        with pytest.raises(SessionError):
+            await a.send_paths([tmp_path / "movie.mkv"])
+        await b.wait_closed()
+    partial = dl / "movie.mkv.rdvpart"
+    held = partial.stat().st_size
+    assert 0 < held < size
+    assert not (dl / "movie.mkv").exists()
+
+    ev_a: list[Event] = []
+    ev_b: list[Event] = []
+    async with proxied_pair({}) as (one, two, proxy):
+        async with session_pair((one, two), dl, events_a=ev_a, events_b=ev_b) as (a, b):
+            results = await a.send_paths([tmp_path / "movie.mkv"])
+        second_run_bytes = proxy.forwarded
+    assert results[0].ok and results[0].resumed_from == held
+    assert sha256(dl / "movie.mkv") == digest
+    assert not partial.exists() and not (dl / "movie.mkv.rdvpart.json").exists()
+    # Only the rest crossed the wire the second time (plus a little framing).
+    assert size - held <= second_run_bytes < size - held + 64 * 1024
+    assert [e.offset for e in of(ev_b, TransferResumed)] == [held]  # type: ignore[attr-defined]
+    assert [e.offset for e in of(ev_a, TransferResumed)] == [held]  # type: ignore[attr-defined]
+
+
+async def test_changed_source_restarts_from_zero(tmp_path: Path) -> None:
+    make_file(tmp_path / "doc.bin", 3 << 20, seed=1)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with (
+        proxied_pair({"cut_after": 1 << 20}) as (one, two, _),
+        session_pair((one, two), dl) as (a, b),
+    ):
+        with pytest.raises(SessionError):
+            await a.send_paths([tmp_path / "doc.bin"])
+        await b.wait_closed()
+    assert (dl / "doc.bin.rdvpart").exists()
+    digest = make_file(tmp_path / "doc.bin", 3 << 20, seed=2)  # new content, new mtime
+    async with stream_pair() as ends, session_pair(ends, dl) as (a, b):
+        results = await a.send_paths([tmp_path / "doc.bin"])
+    assert results[0].resumed_from == 0
+    assert sha256(dl / "doc.bin") == digest
+
+
+async def test_offer_callback_sees_files(tmp_path: Path) -> None:
+    make_file(tmp_path / "d" / "x.txt", 5)
+    make_file(tmp_path / "d" / "y.txt", 7)
+    seen: list[IncomingOffer] = []
+
+    async def decide(offer: IncomingOffer) -> bool:
+        seen.append(offer)
+        return await accept_all(offer)
+
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ends, session_pair(ends, dl, on_offer=decide) as (a, _b):
+        await a.send_paths([tmp_path / "d"])
+    assert [(f.path, f.size) for f in seen[0].files] == [("d/x.txt", 5), ("d/y.txt", 7)]
+    assert seen[0].total_size == 12
+
+
+async def test_send_after_close_raises(tmp_path: Path) -> None:
+    async with stream_pair() as ends, session_pair(ends, tmp_path) as (a, b):
+        await b.close()
+        await a.wait_closed()
+        with pytest.raises(SessionError):
+            await a.send_chat("nobody listens")
+        with pytest.raises(SessionError):
+            await a.send_paths([__file__])
