@@ -1,0 +1,85 @@
+"""Disk errors on the receiver: reported on both sides, partial file kept for resume."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_session_support import make_file, session_pair, sha256, stream_pair
+
+from rdv_core.events import Event, FileFailed
+from rdv_core.session import TransferFailed
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str, *options: str) -> Iterator[Path]:
+    """A small tmpfs mounted at ``path`` (root only), unmounted afterwards."""
+    path.mkdir(parents=True, exist_ok=True)
+    opts = ",".join([f"size={size}", *options])
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", opts, "rdv-test", str(path)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _remount(path: Path, options: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{options}", str(path)], check=True)
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+
+
+@needs_root
+async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path) -> None:
+    size = 3 << 20
+    digest = make_file(tmp_path / "big.iso", size)
+    ev_a: list[Event] = []
+    ev_b: list[Event] = []
+    with tmpfs(tmp_path / "small", "1m") as dl:
+        async with (
+            stream_pair() as ends,
+            session_pair(ends, dl, events_a=ev_a, events_b=ev_b) as (
+                a,
+                b,
+            ),
+        ):
+            with pytest.raises(TransferFailed, match="disk full") as caught:
+                await a.send_paths([tmp_path / "big.iso"])
+            await a.send_chat("the session survives a failed file")
+        assert caught.value.failures[0][0] == "big.iso"
+        partial = dl / "big.iso.rdvpart"
+        held = partial.stat().st_size
+        assert 0 < held < size
+        assert not (dl / "big.iso").exists()
+        [failed_in] = [e for e in ev_b if isinstance(e, FileFailed)]
+        [failed_out] = [e for e in ev_a if isinstance(e, FileFailed)]
+        assert "disk full" in failed_in.reason and "partial file kept" in failed_in.reason
+        assert "disk full" in failed_out.reason
+        assert b.received[0].ok is False
+
+        # Free space (here: grow the tmpfs) and run again: the transfer resumes.
+        _remount(dl, "size=8m")
+        async with stream_pair() as ends, session_pair(ends, dl) as (a, b):
+            results = await a.send_paths([tmp_path / "big.iso"])
+        assert results[0].resumed_from == held
+        assert sha256(dl / "big.iso") == digest
+
+
+@needs_root
+async def test_read_only_download_folder(tmp_path: Path) -> None:
+    make_file(tmp_path / "a.txt", 100)
+    ev_a: list[Event] = []
+    with tmpfs(tmp_path / "ro", "1m", "ro") as dl:
+        async with stream_pair() as ends, session_pair(ends, dl, events_a=ev_a) as (a, _b):
+            with pytest.raises(TransferFailed, match="read-only file system"):
+                await a.send_paths([tmp_path / "a.txt"])
+    assert any(isinstance(e, FileFailed) for e in ev_a)

@@ -1,0 +1,205 @@
+"""A crafted sender (speaking the frame protocol by hand) against a real receiving Session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+from test_session_support import accept_all, stream_pair
+
+from rdv_core.events import Event, FileFailed, FileRejected
+from rdv_core.session import Session, parse_code
+from rdv_core.session import frames as fr
+from rdv_core.session.crypto import TAG_SIZE, Opener, Sealer, exchange_keys
+
+CODE = "12-otter-quill"
+
+
+class CraftedPeer:
+    """The dialer side, built from the primitives, free to send anything."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.sealer: Sealer
+        self.opener: Opener
+
+    async def handshake(self) -> None:
+        self.sealer, self.opener = await exchange_keys(
+            self.reader, self.writer, parse_code(CODE), is_dialer=True
+        )
+        await self.send(fr.Hello(1, "crafted"))
+        assert isinstance(await self.recv(), fr.Hello)
+
+    async def send(self, frame: fr.Frame) -> None:
+        await self.send_plain(fr.encode(frame))
+
+    async def send_plain(self, plain: bytes) -> None:
+        sealed = self.sealer.seal(plain)
+        self.writer.write(fr.RECORD_HEADER.pack(len(sealed)) + sealed)
+        await self.writer.drain()
+
+    async def recv(self) -> fr.Frame:
+        length = fr.record_length(await self.reader.readexactly(4))
+        data = await self.reader.readexactly(length)
+        out = bytearray(length - TAG_SIZE)
+        size = self.opener.open_into(data, memoryview(out))
+        frame = fr.decode(bytes(out[:size]))
+        if isinstance(frame, fr.Data):
+            return fr.Data(frame.id, bytes(frame.payload))
+        return frame
+
+
+HOSTILE = [
+    "../escape.txt",
+    "a/../../escape.txt",
+    "/etc/passwd",
+    "C:evil.txt",
+    "CON",
+    "nul.txt",
+    "com1.log",
+    "a\x00b",
+    "dir\\..\\x",
+    "a//b",
+    "./x",
+    "x/.",
+    "trailing.",
+    "trailing ",
+    "x.rdvpart",
+    "",
+    "a" * 300,
+    "ctl\x1bchar",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+async def test_hostile_name_is_refused(tmp_path: Path, name: str) -> None:
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    events: list[Event] = []
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(
+            rb,
+            wb,
+            CODE,
+            is_dialer=False,
+            on_offer=accept_all,
+            download_dir=dl,
+            on_event=events.append,
+        )
+        await asyncio.gather(peer.handshake(), receiver.start())
+        await peer.send(fr.Offer(1, (fr.OfferedFile(1, name, 4, 0),)))
+        answer = await peer.recv()
+        assert isinstance(answer, fr.Reject), answer
+        assert "unsafe name" in answer.reason
+        # Data for the refused transfer is a protocol violation: the session ends.
+        await peer.send(fr.Data(1, b"evil"))
+        error = await peer.recv()
+        assert isinstance(error, fr.Error) and "unknown transfer" in error.message
+        await receiver.wait_closed()
+    assert [e.type for e in events if isinstance(e, FileRejected)] == ["FileRejected"]
+    assert list(dl.iterdir()) == []
+    assert not (tmp_path / "escape.txt").exists()
+
+
+async def test_symlink_in_download_folder_is_not_followed(tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    outside = tmp_path / "outside"
+    dl.mkdir()
+    outside.mkdir()
+    os.symlink(outside, dl / "link")
+    os.symlink(outside / "target.txt", dl / "file.txt")
+    events: list[Event] = []
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(
+            rb,
+            wb,
+            CODE,
+            is_dialer=False,
+            on_offer=accept_all,
+            download_dir=dl,
+            on_event=events.append,
+        )
+        await asyncio.gather(peer.handshake(), receiver.start())
+        files = (fr.OfferedFile(1, "link/x.txt", 4, 0), fr.OfferedFile(2, "file.txt", 4, 0))
+        await peer.send(fr.Offer(1, files))
+        answer = await peer.recv()
+        assert isinstance(answer, fr.Accept), answer
+        assert answer.offsets == ()
+        reasons = dict(answer.failed)
+        assert "symlink" in reasons[1] and "symlink" in reasons[2]
+        await receiver.close()
+    assert list(outside.iterdir()) == []
+    assert len([e for e in events if isinstance(e, FileFailed)]) == 2
+
+
+async def test_more_data_than_offered_fails_the_file(tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False, on_offer=accept_all, download_dir=dl)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        await peer.send(fr.Offer(1, (fr.OfferedFile(7, "small.txt", 3, 0),)))
+        assert isinstance(await peer.recv(), fr.Accept)
+        await peer.send(fr.Data(7, b"toolong"))
+        fail = await peer.recv()
+        assert isinstance(fail, fr.Fail) and fail.side == "receiver"
+        assert "more than the offered" in fail.reason
+        await receiver.close()
+    assert not (dl / "small.txt").exists()
+
+
+async def test_wrong_digest_is_not_kept(tmp_path: Path) -> None:
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False, on_offer=accept_all, download_dir=dl)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        await peer.send(fr.Offer(1, (fr.OfferedFile(3, "f.txt", 4, 0),)))
+        assert isinstance(await peer.recv(), fr.Accept)
+        await peer.send(fr.Data(3, b"abcd"))
+        await peer.send(fr.Done(3, "00" * 32))
+        result = await peer.recv()
+        while isinstance(result, fr.Ack):
+            result = await peer.recv()
+        assert isinstance(result, fr.Result)
+        assert not result.ok and "digest mismatch" in result.reason
+        await receiver.close()
+    assert list(dl.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [bytes([0x7F]) + b"{}", bytes([fr.FrameType.CHAT]) + b"not json", bytes([fr.FrameType.ACK])],
+    ids=["unknown-type", "bad-json", "short-ack"],
+)
+async def test_bad_frames_end_the_session_with_a_clear_error(tmp_path: Path, plain: bytes) -> None:
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        await peer.send_plain(plain)
+        error = await peer.recv()
+        assert isinstance(error, fr.Error)
+        await receiver.wait_closed()
+    assert receiver.error is not None
+    assert error.message == str(receiver.error)
+
+
+async def test_oversized_record_ends_the_session(tmp_path: Path) -> None:
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        wa.write(fr.RECORD_HEADER.pack(fr.MAX_RECORD + 1))
+        await wa.drain()
+        error = await peer.recv()
+        assert isinstance(error, fr.Error) and "oversized frame" in error.message
+        await receiver.wait_closed()
+    assert "oversized frame" in receiver.close_reason
