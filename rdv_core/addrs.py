@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -148,9 +149,13 @@ def space_of(ip: IPAddress) -> AddrSpace:
     return AddrSpace.PUBLIC6
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Addr:
-    """An IP address and TCP port, formatted as PROTOCOL.md section 9 says."""
+    """An IP address and TCP port, formatted as PROTOCOL.md section 9 says.
+
+    Addresses order as the wire sorts them (:meth:`sort_key`): all IPv4 before IPv6,
+    then by address bytes, then by port.
+    """
 
     ip: IPAddress
     port: int
@@ -160,9 +165,35 @@ class Addr:
             raise AddrError(f"port out of range: {self.port}")
 
     def __str__(self) -> str:
-        if isinstance(self.ip, ipaddress.IPv6Address):
-            return f"[{self.ip.compressed}]:{self.port}"
-        return f"{self.ip}:{self.port}"
+        ip = self.ip
+        if isinstance(ip, ipaddress.IPv6Address):
+            mapped = ip.ipv4_mapped
+            if mapped is not None:
+                # Go's netip writes ::ffff:1.2.3.4 (Python 3.11 would say ::ffff:102:304).
+                zone = f"%{ip.scope_id}" if ip.scope_id else ""
+                return f"[::ffff:{mapped}{zone}]:{self.port}"
+            return f"[{ip.compressed}]:{self.port}"
+        return f"{ip}:{self.port}"
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() < other.sort_key()
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() <= other.sort_key()
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() > other.sort_key()
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() >= other.sort_key()
 
     @property
     def is_ipv4(self) -> bool:
@@ -196,42 +227,61 @@ class Addr:
     def parse(cls, text: str) -> Addr:
         """Parse ``a.b.c.d:port`` or ``[x::y]:port`` (an IPv6 zone is accepted).
 
+        As Go's ``netip.ParseAddrPort``: IPv6 needs brackets, IPv4 must not have them,
+        IPv4 octets have no leading zeros, the port is decimal (leading zeros allowed).
+
         Raises:
             AddrError: when ``text`` is not such an address.
         """
         host, sep, port_text = text.rpartition(":")
         if not sep or not host:
             raise AddrError(f"missing port in address {text!r}")
-        if not port_text.isascii() or not port_text.isdigit() or len(port_text) > 5:
+        significant = port_text.lstrip("0") if port_text else ""
+        if (
+            not port_text
+            or not port_text.isascii()
+            or not port_text.isdigit()
+            # Bounded before int(): a huge digit string would make int() slow or fail.
+            or len(significant) > 5
+            or int(significant or "0") > 65535
+        ):
             raise AddrError(f"invalid port in address {text!r}")
-        port = int(port_text)
-        if port > 65535:
-            raise AddrError(f"invalid port in address {text!r}")
+        port = int(significant or "0")
         try:
             if host.startswith("["):
                 if not host.endswith("]"):
                     raise AddrError(f"unbalanced brackets in address {text!r}")
-                inner = host[1:-1]
-                ip6 = ipaddress.IPv6Address(inner)
-                return cls(ip6, port)
+                return cls(ipaddress.IPv6Address(host[1:-1]), port)
             if ":" in host:
                 raise AddrError(f"IPv6 address without brackets in {text!r}")
             return cls(ipaddress.IPv4Address(host), port)
-        except ipaddress.AddressValueError as exc:
+        except ValueError as exc:
+            if isinstance(exc, AddrError):
+                raise
             raise AddrError(f"invalid IP in address {text!r}") from exc
 
     @classmethod
     def from_sockaddr(cls, sockaddr: tuple[object, ...]) -> Addr:
-        """Build from a socket-module address tuple, unmapping ``::ffff:a.b.c.d``."""
+        """Build from a socket-module address tuple, unmapping ``::ffff:a.b.c.d``.
+
+        Raises:
+            AddrError: when the tuple is not an IP socket address.
+        """
+        if len(sockaddr) < 2:
+            raise AddrError(f"invalid socket address {sockaddr!r}")
         host = str(sockaddr[0]).split("%", 1)[0]
         port = sockaddr[1]
         if not isinstance(port, int):
             raise AddrError(f"invalid socket address {sockaddr!r}")
-        return cls(ipaddress.ip_address(host), port).unmapped()
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise AddrError(f"invalid socket address {sockaddr!r}") from exc
+        return cls(ip, port).unmapped()
 
 
-def sort_addrs(addrs: list[Addr] | tuple[Addr, ...]) -> list[Addr]:
-    """De-duplicate and sort addresses in wire order."""
+def sort_addrs(addrs: Iterable[Addr]) -> list[Addr]:
+    """De-duplicate and sort addresses in wire order (after unmapping and dropping zones)."""
     unique = {a.unmapped() for a in addrs}
     return sorted(unique, key=Addr.sort_key)
 

@@ -9,6 +9,24 @@ Strict on what we send, tolerant but bounded on what we accept:
   header block or line (:attr:`HeadParser.trailing`, :meth:`LineBuffer.rest`);
 - every size is bounded (header block, line length, address counts); past a bound
   the parser raises :class:`ProtocolError`, never anything else.
+
+Where the reference (Go rdv v0.0.6 on Go's net/http) answers before its handler runs
+(missing Host, unparsable target, bad percent escape, unsupported HTTP major version),
+:func:`check_http_request` raises :class:`RequestRejected` with ``http_level=True`` and
+:func:`build_rejection` renders Go's pre-handler framing (``Connection: close``, no
+Content-Length, body without newline).
+
+Deliberate deviations from the reference, all on input the reference never sends:
+- the header block is bounded at :data:`MAX_HEADER_BLOCK` (Go allows 1 MiB) and at
+  :data:`MAX_HEADERS` lines; past either the answer is ``431``;
+- a percent-decoded token (request path or peer header line) must be UTF-8 (Go keeps
+  raw bytes): otherwise ``400``;
+- ``OTHER`` must carry a parsable address (Go records the zero address and still closes
+  the pair; the wire effect is the same: both relay conns are closed);
+- header values are decoded as Latin-1, so a non-ASCII byte echoed in an error body
+  (``invalid self addrs [...]``) comes back UTF-8 encoded;
+- peer address lists are de-duplicated after unmapping IPv4-mapped addresses and
+  dropping IPv6 zones (a zone means nothing on the peer's machine).
 """
 
 from __future__ import annotations
@@ -42,22 +60,70 @@ USER_AGENT: Final = "rdv-python/0.1"
 
 Method = Literal["DIAL", "ACCEPT"]
 
+#: Go's ``http.StatusText``: the reason phrases the reference writes.
 REASONS: Final[dict[int, str]] = {
+    100: "Continue",
     101: "Switching Protocols",
+    102: "Processing",
+    103: "Early Hints",
     200: "OK",
+    201: "Created",
+    202: "Accepted",
+    203: "Non-Authoritative Information",
+    204: "No Content",
+    205: "Reset Content",
+    206: "Partial Content",
+    207: "Multi-Status",
+    208: "Already Reported",
+    226: "IM Used",
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    305: "Use Proxy",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
     400: "Bad Request",
     401: "Unauthorized",
+    402: "Payment Required",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
     408: "Request Timeout",
     409: "Conflict",
+    410: "Gone",
+    411: "Length Required",
+    412: "Precondition Failed",
     413: "Request Entity Too Large",
+    414: "Request URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Requested Range Not Satisfiable",
+    417: "Expectation Failed",
+    418: "I'm a teapot",
+    421: "Misdirected Request",
+    422: "Unprocessable Entity",
+    423: "Locked",
+    424: "Failed Dependency",
+    425: "Too Early",
     426: "Upgrade Required",
+    428: "Precondition Required",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
+    451: "Unavailable For Legal Reasons",
     500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
     503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+    506: "Variant Also Negotiates",
+    507: "Insufficient Storage",
+    508: "Loop Detected",
+    510: "Not Extended",
+    511: "Network Authentication Required",
 }
 
 
@@ -74,7 +140,14 @@ class RequestRejected(ProtocolError):
     """A well-formed HTTP request that is not an acceptable rdv request (section 3).
 
     ``message`` is the exact body text (without the trailing newline) the server answers.
+    ``http_level`` is True for what Go's net/http answers before any handler runs
+    (``message`` is then the whole public error, e.g. ``400 Bad Request: missing required
+    Host header``): :func:`build_rejection` frames it as Go does and the conn is closed.
     """
+
+    def __init__(self, message: str, status: int = 400, *, http_level: bool = False) -> None:
+        super().__init__(message, status)
+        self.http_level = http_level
 
 
 class Misdial(ProtocolError):
@@ -82,8 +155,8 @@ class Misdial(ProtocolError):
 
 
 def reason_phrase(status: int) -> str:
-    """The standard reason phrase for a status code (``"Unknown"`` if we do not know it)."""
-    return REASONS.get(status, "Unknown")
+    """The reason phrase Go writes for a status code (``status code N`` if it has none)."""
+    return REASONS.get(status) or f"status code {status}"
 
 
 def opposite(method: str) -> Method:
@@ -198,8 +271,9 @@ class Head:
         return int(raw)
 
 
-_TOKEN_RE: Final = re.compile(rb"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_VERSION_RE: Final = re.compile(r"^HTTP/(\d)\.(\d)$")
+#: An HTTP token (method, header name). Use ``fullmatch``: ``$`` also matches before a newline.
+_TOKEN_RE: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VERSION_RE: Final = re.compile(r"HTTP/([0-9])\.([0-9])")
 
 
 class HeadParser:
@@ -265,37 +339,62 @@ def _split_lines(block: bytes) -> list[bytes]:
     return out
 
 
+_CTL: Final = bytes(range(0x20)) + b"\x7f"
+_CTL_BUT_TAB: Final = _CTL.replace(b"\t", b"")
+
+
+def _has_ctl(data: bytes, allow_tab: bool = False) -> bool:
+    """True if ``data`` holds an ASCII control byte (as Go's net/http defines them)."""
+    return len(data.translate(None, _CTL_BUT_TAB if allow_tab else _CTL)) != len(data)
+
+
 def _parse_head(block: bytes, kind: Literal["request", "response"]) -> Head:
     lines = _split_lines(block)
     if not lines:
         raise ProtocolError("empty HTTP head")
-    try:
-        start_line = lines[0].decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise ProtocolError("non-ASCII HTTP start line") from exc
-    if any(c in start_line for c in "\r\0"):
-        raise ProtocolError("malformed HTTP start line")
-    headers = _parse_header_lines(lines[1:])
     if kind == "request":
-        parts = start_line.split(" ")
-        if len(parts) != 3 or not all(parts):
-            raise ProtocolError(f"malformed request line {start_line[:100]!r}")
-        method, target, version = parts
-        if not _TOKEN_RE.match(method.encode()):
-            raise ProtocolError(f"invalid method {method[:40]!r}")
-        if _VERSION_RE.match(version) is None:
-            raise ProtocolError(f"invalid HTTP version {version[:20]!r}", status=505)
-        return Head(start_line, version, headers, method=method, target=target)
+        return _parse_request_head(lines[0], _parse_header_lines(lines[1:], kind))
+    return _parse_response_head(lines[0], _parse_header_lines(lines[1:], kind))
+
+
+def _parse_request_head(raw_line: bytes, headers: list[tuple[str, str]]) -> Head:
+    # Go's net/http rejects any control byte in the request line (method, target, version).
+    if _has_ctl(raw_line):
+        raise ProtocolError("control character in HTTP request line")
+    try:
+        # A Go client escapes its path, but Go's server takes raw UTF-8 in a target too.
+        start_line = raw_line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("HTTP request line is not UTF-8") from exc
+    parts = start_line.split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise ProtocolError(f"malformed request line {start_line[:100]!r}")
+    method, target, version = parts
+    if not method.isascii() or not _TOKEN_RE.fullmatch(method.encode("ascii")):
+        raise ProtocolError(f"invalid method {method[:40]!r}")
+    if _VERSION_RE.fullmatch(version) is None:
+        raise ProtocolError(f"malformed HTTP version {version[:20]!r}")
+    return Head(start_line, version, headers, method=method, target=target)
+
+
+def _parse_response_head(raw_line: bytes, headers: list[tuple[str, str]]) -> Head:
+    if b"\0" in raw_line or b"\r" in raw_line:
+        raise ProtocolError("malformed HTTP status line")
+    # Go's client takes any bytes in the reason phrase; Latin-1 never fails to decode.
+    start_line = raw_line.decode("latin-1")
     version, _, rest = start_line.partition(" ")
-    status_text, _, reason = rest.partition(" ")
-    if _VERSION_RE.match(version) is None:
+    status_text, _, reason = rest.lstrip(" ").partition(" ")
+    if _VERSION_RE.fullmatch(version) is None:
         raise ProtocolError(f"invalid HTTP version in status line {start_line[:100]!r}")
-    if len(status_text) != 3 or not status_text.isdigit():
+    # isascii(): Latin-1 has digits (superscripts) that isdigit() accepts but int() refuses.
+    if len(status_text) != 3 or not status_text.isascii() or not status_text.isdigit():
         raise ProtocolError(f"invalid status code in {start_line[:100]!r}")
     return Head(start_line, version, headers, status=int(status_text), reason=reason)
 
 
-def _parse_header_lines(lines: list[bytes]) -> list[tuple[str, str]]:
+def _parse_header_lines(
+    lines: list[bytes], kind: Literal["request", "response"]
+) -> list[tuple[str, str]]:
     if len(lines) > MAX_HEADERS:
         raise ProtocolError("too many HTTP headers", status=431)
     headers: list[tuple[str, str]] = []
@@ -303,15 +402,15 @@ def _parse_header_lines(lines: list[bytes]) -> list[tuple[str, str]]:
         if raw[:1] in (b" ", b"\t"):
             raise ProtocolError("obsolete header line folding")
         name, colon, value = raw.partition(b":")
-        if not colon or not _TOKEN_RE.match(name):
+        if not colon or not _TOKEN_RE.fullmatch(name):
             raise ProtocolError(f"malformed header line {raw[:100]!r}")
         if b"\0" in value or b"\r" in value:
             raise ProtocolError("invalid character in header value")
-        try:
-            text = value.decode("ascii")
-        except UnicodeDecodeError:
-            text = value.decode("latin-1")
-        headers.append((name.decode("ascii"), text.strip(" \t")))
+        if kind == "request" and _has_ctl(value, allow_tab=True):
+            # What Go's net/http answers before any handler runs.
+            raise RequestRejected("400 Bad Request: invalid header value", 400, http_level=True)
+        # Latin-1 maps every byte to one character and never fails.
+        headers.append((name.decode("ascii"), value.decode("latin-1").strip(" \t")))
     return headers
 
 
@@ -340,8 +439,14 @@ class ServerURL:
         return host if self.port == default else f"{host}:{self.port}"
 
     def request_path(self, token: str) -> str:
-        """The request target: the URL's path joined with the escaped token."""
-        return f"{self.path_prefix.rstrip('/')}/{escape_token(token)}"
+        """The request target: the URL's path joined with the token as ONE escaped segment.
+
+        The reference joins the raw token as a path (``a/b`` stays two segments, ``../``
+        is cleaned away); we escape it so that every token round-trips (section 2).
+        """
+        # Keep the prefix's own escapes, escape what may not appear raw in a request line.
+        prefix = urllib.parse.quote(self.path_prefix.rstrip("/"), safe="/%" + _SEGMENT_SAFE + ";,")
+        return f"{prefix}/{escape_token(token)}"
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.host_header}{self.path_prefix}"
@@ -367,6 +472,16 @@ def parse_server_url(url: str) -> ServerURL:
     return ServerURL(scheme, parts.hostname, port or default, parts.path.rstrip("/"))
 
 
+def canonical_header_name(name: str) -> str:
+    """Go's ``CanonicalMIMEHeaderKey``: ``rdv-self-addrs`` -> ``Rdv-Self-Addrs``.
+
+    A name with a byte that is not an HTTP token character is returned unchanged.
+    """
+    if not name.isascii() or not _TOKEN_RE.fullmatch(name.encode("ascii")):
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
 def build_request(
     method: str,
     url: ServerURL,
@@ -375,30 +490,53 @@ def build_request(
     headers: Sequence[tuple[str, str]] = (),
     user_agent: str = USER_AGENT,
 ) -> bytes:
-    """The DIAL/ACCEPT request bytes (section 2).
+    """The DIAL/ACCEPT request bytes (section 2), laid out as Go's ``Request.Write`` does.
+
+    ``Host`` and ``User-Agent`` come first, then every other header sorted by its
+    canonical name (application headers such as ``Authorization`` included), so that
+    the request equals the reference client's byte for byte apart from the path escaping
+    of unusual tokens and the User-Agent. A ``User-Agent`` in ``headers`` replaces
+    ``user_agent``, as in Go.
 
     Raises:
-        ValueError: for a bad method, too many addresses or an unsafe extra header.
+        ValueError: for a bad method, an empty token, too many addresses or an unsafe
+            extra header.
     """
     if method not in METHODS:
         raise ValueError(f"not an rdv method: {method!r}")
+    if not token:
+        raise ValueError("empty rdv token")
     if len(self_addrs) > MAX_SELF_ADDRS:
         raise ValueError(f"at most {MAX_SELF_ADDRS} self addrs, got {len(self_addrs)}")
     reserved = {"host", "connection", "upgrade", "rdv-self-addrs", "content-length"}
+    reserved |= {"transfer-encoding", "trailer"}
+    sorted_headers: list[tuple[str, str]] = [
+        ("Connection", "upgrade"),
+        ("Rdv-Self-Addrs", format_addr_list(self_addrs)),
+        ("Upgrade", UPGRADE_PROTOCOL),
+    ]
+    for name, value in headers:
+        if (
+            not name.isascii()
+            or not _TOKEN_RE.fullmatch(name.encode("ascii"))
+            or name.lower() in reserved
+        ):
+            raise ValueError(f"invalid extra header name {name!r}")
+        if any(c in value for c in "\r\n\0"):
+            raise ValueError(f"invalid extra header value for {name!r}")
+        if name.lower() == "user-agent":
+            user_agent = value
+            continue
+        sorted_headers.append((canonical_header_name(name), value.strip(" \t")))
+    if any(c in user_agent for c in "\r\n\0"):
+        raise ValueError("invalid User-Agent")
+    sorted_headers.sort(key=lambda item: item[0])  # stable: repeated names keep their order
     lines = [
         f"{method} {url.request_path(token)} HTTP/1.1",
         f"Host: {url.host_header}",
         f"User-Agent: {user_agent}",
-        "Connection: upgrade",
-        f"Rdv-Self-Addrs: {format_addr_list(self_addrs)}",
-        f"Upgrade: {UPGRADE_PROTOCOL}",
+        *(f"{name}: {value}" for name, value in sorted_headers),
     ]
-    for name, value in headers:
-        if not _TOKEN_RE.match(name.encode("ascii", "replace")) or name.lower() in reserved:
-            raise ValueError(f"invalid extra header name {name!r}")
-        if any(c in value for c in "\r\n\0"):
-            raise ValueError(f"invalid extra header value for {name!r}")
-        lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
@@ -412,38 +550,126 @@ class RdvRequest:
     head: Head = field(repr=False)
 
 
+_SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_BAD_ESCAPE_RE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _bad_target() -> RequestRejected:
+    # Go's url.ParseRequestURI failed: net/http answers before any handler runs.
+    return RequestRejected("400 Bad Request", 400, http_level=True)
+
+
 def request_path(target: str) -> str:
-    """The raw (still escaped) path of a request target, origin- or absolute-form."""
-    if target.startswith(("http://", "https://")):
-        target = urllib.parse.urlsplit(target).path or "/"
-    path = target.split("?", 1)[0].split("#", 1)[0]
-    return path
+    """The raw (still escaped) path of a request target, as Go's ``ParseRequestURI`` sees it.
+
+    Origin form (``/tok?q``) gives ``/tok``; absolute form (``http://host/tok``) gives
+    ``/tok``; an opaque or authority-only absolute URL gives ``""``; ``*`` gives ``*``.
+    The query is cut off; like Go for a request, a ``#`` stays in the path. Never raises:
+    a target Go cannot parse comes back without its query (routing then finds nothing,
+    and :func:`check_request` rejects it).
+    """
+    try:
+        return _target_path(target)
+    except RequestRejected:
+        return target.split("?", 1)[0]
+
+
+def _target_path(target: str) -> str:
+    """:func:`request_path`, strict.
+
+    Raises:
+        RequestRejected: http-level ``400 Bad Request`` for a target Go cannot parse
+            (neither origin nor absolute form, or a bad percent escape in the path).
+    """
+    if target == "*":
+        return target
+    absolute = not target.startswith("/")
+    rest = target
+    if absolute:
+        scheme = _SCHEME_RE.match(target)
+        if scheme is None:
+            raise _bad_target()
+        rest = target[scheme.end() :]
+    rest = rest.split("?", 1)[0]
+    if absolute and not rest.startswith("/"):
+        return ""  # opaque URL (``http:tok``): no path at all
+    if absolute and rest.startswith("//"):
+        # Skip the authority: Go ignores it for routing (the Host header names the host).
+        slash = rest.find("/", 2)
+        rest = "" if slash < 0 else rest[slash:]
+    if _BAD_ESCAPE_RE.search(rest):
+        raise _bad_target()
+    return rest
+
+
+#: Go's ``httpguts.ValidHostHeader`` byte set.
+_HOST_CHARS: Final = frozenset(
+    "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ!$%&()*+,-.:;=[]'_~"
+)
+
+
+def http_version(head: Head) -> tuple[int, int]:
+    """The (major, minor) HTTP version of a parsed head."""
+    match = _VERSION_RE.fullmatch(head.version)
+    if match is None:  # HeadParser never builds such a head
+        raise ProtocolError(f"malformed HTTP version {head.version[:20]!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def check_http_request(head: Head) -> None:
+    """The checks Go's net/http makes before any handler runs, in its order.
+
+    A server calls this first, then answers ``503 rdv is closed`` when it is shut down,
+    then calls :func:`check_request` (which calls this again; it is cheap).
+
+    Raises:
+        RequestRejected: with ``http_level=True`` (render with :func:`build_rejection`).
+    """
+    _target_path(head.target)
+    major, minor = http_version(head)
+    if major != 1:
+        raise RequestRejected(
+            "505 HTTP Version Not Supported: unsupported protocol version", 505, http_level=True
+        )
+    hosts = [value for name, value in head.headers if name.lower() == "host"]
+    if minor >= 1 and not hosts:
+        raise RequestRejected("400 Bad Request: missing required Host header", 400, http_level=True)
+    if len(hosts) > 1:
+        raise RequestRejected("400 Bad Request: too many Host headers", 400, http_level=True)
+    if hosts and not set(hosts[0]) <= _HOST_CHARS:
+        raise RequestRejected("400 Bad Request: malformed Host header", 400, http_level=True)
+
+
+def _trim(value: str) -> str:
+    # Go's strings.TrimSpace on ASCII (values are already trimmed of spaces and tabs).
+    return value.strip(" \t\n\v\f\r")
 
 
 def check_request(head: Head, prefix: str = "") -> RdvRequest:
     """Validate a request head in the order of section 3 (shutdown is the caller's check).
 
     ``prefix`` is the mount path (``/rdv``); the token is the percent-decoded rest.
+    Order: :func:`check_http_request`, then the mount prefix (``404 page not found``, as
+    Go's ``http.StripPrefix``), then the rows of section 3.
 
     Raises:
         RequestRejected: with the exact status and body message of section 3.
     """
-    if head.version == "HTTP/1.1" and head.get("Host") is None:
-        # Go's net/http answers this before any handler runs.
-        raise RequestRejected("400 Bad Request: missing required Host header", 400)
-    if (head.get("Connection") or "").strip().lower() != "upgrade":
+    check_http_request(head)
+    path_token = token_from_target(head.target, prefix)
+    if (head.get("Connection") or "").lower() != "upgrade":
         raise RequestRejected("invalid rdv upgrade: requires connection upgrade", 426)
-    upgrade = head.get("Upgrade")
+    upgrade = _trim((head.get("Upgrade") or "").lower())
     if not upgrade:
         raise RequestRejected("invalid rdv upgrade: missing upgrade header", 426)
-    if upgrade.strip().lower() != UPGRADE_PROTOCOL:
+    if upgrade != UPGRADE_PROTOCOL:
+        # Go echoes the lower-cased, trimmed value.
         raise RequestRejected(f"invalid rdv upgrade: bad upgrade {upgrade}", 426)
     if head.version != "HTTP/1.1":
         raise RequestRejected(
             f"invalid rdv upgrade: bad http version for upgrade {head.version}", 426
         )
-    token = token_from_target(head.target, prefix)
-    if not token:
+    if not path_token:
         raise RequestRejected("missing rdv token", 400)
     if head.method not in METHODS:
         raise RequestRejected(f"unknown rdv method [{head.method}]", 400)
@@ -455,23 +681,30 @@ def check_request(head: Head, prefix: str = "") -> RdvRequest:
     if len(addrs) > MAX_SELF_ADDRS:
         raise RequestRejected(f"too many self addrs [{raw_addrs}]", 400)
     method: Method = DIAL if head.method == DIAL else ACCEPT
-    return RdvRequest(method, token, tuple(addrs), head)
+    return RdvRequest(method, path_token, tuple(addrs), head)
 
 
 def token_from_target(target: str, prefix: str = "") -> str:
     """The decoded token of a request target under a mount ``prefix``.
 
+    Like the README's ``http.StripPrefix("/rdv/", server)`` in front of the reference:
+    the path must start with ``prefix + "/"``; the rest, less one leading ``/``, is
+    percent-decoded. Without a prefix, ``/x%2Fy%20z`` and ``/x/y%20z`` both give ``x/y z``.
+
     Raises:
-        RequestRejected: 404 when the path is not under the prefix, 400 for a bad escape.
+        RequestRejected: 404 when the path is not under the prefix; http-level 400 for an
+            unparsable target or a bad escape; 400 when the decoded token is not UTF-8.
     """
-    path = request_path(target)
+    path = _target_path(target)
     prefix = prefix.rstrip("/")
     if prefix:
-        if not path.startswith(prefix + "/") and path != prefix:
+        if not path.startswith(prefix + "/"):
             raise RequestRejected("404 page not found", 404)
-        path = path[len(prefix) :]
+        path = path[len(prefix) + 1 :]
+    if path.startswith("/"):
+        path = path[1:]
     try:
-        return unescape_token(path[1:] if path.startswith("/") else path)
+        return unescape_token(path)
     except ProtocolError as exc:
         raise RequestRejected(f"invalid rdv token: {exc.message}", 400) from exc
 
@@ -489,6 +722,11 @@ def build_upgrade_response(observed: Addr | None, peer_addrs: Sequence[Addr]) ->
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
+def _check_status(status: int) -> None:
+    if not 100 <= status <= 999:
+        raise ValueError(f"invalid HTTP status code {status}")
+
+
 def build_plain_response(
     status: int,
     message: str,
@@ -498,24 +736,101 @@ def build_plain_response(
     extra_headers: Sequence[tuple[str, str]] = (),
     add_newline: bool = True,
 ) -> bytes:
-    """A plain HTTP response with Content-Length (section 3 framing)."""
+    """A plain HTTP response with Content-Length (section 3 framing), as Go's ``http.Error``.
+
+    Header order is Go's: the handler's headers sorted by name (Content-Type,
+    X-Content-Type-Options, ``extra_headers``), then ``Connection: close``, ``Date``,
+    ``Content-Length``. Only the Date differs from the reference's bytes.
+
+    Raises:
+        ValueError: for a status outside 100..999.
+    """
+    _check_status(status)
     body = (message + "\n" if add_newline else message).encode("utf-8")
-    lines = [f"{version} {status} {reason_phrase(status)}", f"Content-Type: {content_type}"]
+    handler_headers = [("Content-Type", content_type)]
     if content_type.startswith("text/plain"):
-        lines.append("X-Content-Type-Options: nosniff")
-    lines.append(f"Date: {email.utils.formatdate(usegmt=True)}")
-    lines.extend(f"{k}: {v}" for k, v in extra_headers)
+        handler_headers.append(("X-Content-Type-Options", "nosniff"))
+    handler_headers.extend(extra_headers)
+    handler_headers.sort(key=lambda item: canonical_header_name(item[0]))
+    lines = [f"{version} {status} {reason_phrase(status)}"]
+    lines.extend(f"{k}: {v}" for k, v in handler_headers)
     if close:
         lines.append("Connection: close")
+    lines.append(f"Date: {email.utils.formatdate(usegmt=True)}")
     lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
+def build_http_error(status: int, detail: str = "") -> bytes:
+    """Go's net/http answer to a request it refuses before any handler runs.
+
+    ``HTTP/1.1 400 Bad Request: missing required Host header`` + ``Content-Type`` +
+    ``Connection: close``, and the same text as the body (no newline, no length): the
+    server then closes the conn.
+
+    Raises:
+        ValueError: for a status outside 100..999.
+    """
+    _check_status(status)
+    public = f"{status} {reason_phrase(status)}"
+    if detail:
+        public += f": {detail}"
+    return _http_error_bytes(public)
+
+
+def _http_error_bytes(public: str) -> bytes:
+    return (
+        f"HTTP/1.1 {public}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        "Connection: close\r\n\r\n"
+        f"{public}"
+    ).encode("latin-1", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """Bytes a server writes, and whether it then closes the conn."""
+
+    data: bytes
+    close: bool
+
+
+def build_rejection(error: ProtocolError, head: Head | None = None) -> Reply:
+    """The server's answer to a request that failed :class:`HeadParser` or the checks.
+
+    - :class:`RequestRejected` (not http-level): a plain response (section 3) in the
+      request's HTTP version; the conn stays open for HTTP/1.1 unless the request said
+      ``Connection: close`` (Go's keep-alive rules), and closes for HTTP/1.0.
+    - http-level rejections and parser errors (``head`` unknown): Go's pre-handler
+      framing (:func:`build_http_error`), conn closed. A parser error's own message is
+      not echoed (Go says only ``400 Bad Request`` or ``431 ...``).
+    """
+    if isinstance(error, RequestRejected) and not error.http_level:
+        if head is None or http_version(head) >= (1, 1):
+            version = "HTTP/1.1"
+            connection = (head.get("Connection") if head is not None else None) or ""
+            close = "close" in (part.strip().lower() for part in connection.split(","))
+            data = build_plain_response(error.status, error.message, version, close=close)
+            return Reply(data, close)
+        return Reply(build_plain_response(error.status, error.message, "HTTP/1.0"), True)
+    if isinstance(error, RequestRejected):
+        return Reply(_http_error_bytes(error.message), True)
+    return Reply(build_http_error(error.status), True)
+
+
 def build_upgrade_error(status: int, message: str) -> bytes:
-    """An error after the upgrade was accepted (section 5): no length, body ends at close."""
+    """An error after the upgrade was accepted (section 5): no length, body ends at close.
+
+    Like Go's ``Response.Write``: an empty body is sent as ``Content-Length: 0`` instead.
+
+    Raises:
+        ValueError: for a status outside 100..999.
+    """
+    _check_status(status)
+    framing = "Connection: close\r\n" if message else "Content-Length: 0\r\n"
     head = (
         f"HTTP/1.1 {status} {reason_phrase(status)}\r\n"
-        "Connection: close\r\n"
+        f"{framing}"
         "Content-Type: text/plain; charset=utf-8\r\n"
         "X-Content-Type-Options: nosniff\r\n\r\n"
     )
@@ -539,11 +854,13 @@ def check_upgrade_response(head: Head) -> Upgrade:
     """
     if head.status != 101:
         raise ProtocolError(f"unexpected http status {head.status} {head.reason}".rstrip())
-    if (head.get("Connection") or "").strip().lower() != "upgrade":
+    if (head.get("Connection") or "").lower() != "upgrade":
         raise ProtocolError("invalid rdv upgrade: requires connection upgrade")
-    upgrade = head.get("Upgrade")
-    if not upgrade or upgrade.strip().lower() != UPGRADE_PROTOCOL:
-        raise ProtocolError(f"invalid rdv upgrade: bad upgrade {upgrade or ''}".rstrip())
+    upgrade = _trim((head.get("Upgrade") or "").lower())
+    if not upgrade:
+        raise ProtocolError("invalid rdv upgrade: missing upgrade header")
+    if upgrade != UPGRADE_PROTOCOL:
+        raise ProtocolError(f"invalid rdv upgrade: bad upgrade {upgrade}")
     raw_peers = head.get("Rdv-Peer-Addrs") or ""
     try:
         peers = parse_addr_list(raw_peers)
@@ -559,6 +876,45 @@ def check_upgrade_response(head: Head) -> Upgrade:
         except AddrError as exc:
             raise ProtocolError(f"invalid observed addr [{raw_observed}]") from exc
     return Upgrade(observed, tuple(peers), head)
+
+
+class BodyCollector:
+    """Keeps up to :data:`MAX_ERROR_BODY` bytes of a non-101 response body (section 4).
+
+    Feed the bytes that follow the head (:attr:`HeadParser.trailing` first) until
+    :attr:`done`, or until EOF (a body without Content-Length ends at close, as in
+    section 5). ``Transfer-Encoding: chunked`` bodies are kept raw (chunk sizes included).
+    """
+
+    __slots__ = ("_buf", "_want")
+
+    def __init__(self, head: Head, limit: int = MAX_ERROR_BODY) -> None:
+        """Raises ProtocolError for an invalid Content-Length."""
+        length = head.content_length
+        self._want = limit if length is None else min(length, limit)
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> bool:
+        """Add bytes (those past the bound are dropped); return :attr:`done`."""
+        room = self._want - len(self._buf)
+        if room > 0:
+            self._buf += data[:room]
+        return self.done
+
+    @property
+    def done(self) -> bool:
+        """True once the whole body (or the first ``limit`` bytes) arrived."""
+        return len(self._buf) >= self._want
+
+    @property
+    def body(self) -> bytes:
+        """The bytes kept so far."""
+        return bytes(self._buf)
+
+    @property
+    def text(self) -> str:
+        """The body as text for the user (invalid UTF-8 replaced)."""
+        return self._buf.decode("utf-8", "replace")
 
 
 # ----- lines (section 6)
@@ -614,6 +970,9 @@ def build_header_line(method: str, token: str) -> bytes:
 def check_header_line(line: bytes, own_method: str, own_token: str) -> None:
     """Check the peer's header line (without ``\\n``) against our method and token.
 
+    Like the reference's ``Sscanf("%v %s %s\\n")``, the three fields may be separated by
+    any run of spaces or tabs (a trailing ``\\r`` is tolerated); a fourth field is an error.
+
     Raises:
         Misdial: when it is not ``rdv/1 <opposite method> <our token>``.
     """
@@ -621,7 +980,8 @@ def check_header_line(line: bytes, own_method: str, own_token: str) -> None:
         text = line.decode("ascii")
     except UnicodeDecodeError as exc:
         raise Misdial("non-ASCII peer header line") from exc
-    parts = text.split(" ")
+    # bytes.split() splits on ASCII whitespace only (str.split() would also take \\x1c..\\x1f).
+    parts = [part.decode("ascii") for part in line.split()]
     if len(parts) != 3:
         raise Misdial(f"malformed peer header line {text[:80]!r}")
     proto, method, escaped = parts
@@ -660,16 +1020,24 @@ def build_other(addr: Addr) -> bytes:
 
 
 def parse_command(line: bytes) -> Command:
-    """Parse a command line (without ``\\n``). ``CONTINUE`` may be followed by anything.
+    """Parse a command line (without ``\\n``).
+
+    As the reference reads it (``Sscanf("%v %s\\n")``): the first whitespace-separated
+    field is the command. ``CONTINUE`` may be followed by anything on the line
+    (``CONTINUE extra-arg``), but ``CONTINUEX`` is not ``CONTINUE``. ``OTHER`` takes
+    exactly one argument, an address.
 
     Raises:
-        ProtocolError: for anything else.
+        ProtocolError: for anything else (an ``OTHER`` whose address does not parse too).
     """
-    if line.startswith(b"CONTINUE"):
+    fields = line.split()
+    if fields and fields[0] == b"CONTINUE":
         return Continue()
-    if line.startswith(b"OTHER "):
+    if fields and fields[0] == b"OTHER":
+        if len(fields) != 2:
+            raise ProtocolError(f"invalid OTHER command {line[:80]!r}")
         try:
-            return Other(Addr.parse(line[6:].decode("ascii").strip()))
+            return Other(Addr.parse(fields[1].decode("ascii")))
         except (UnicodeDecodeError, AddrError) as exc:
             raise ProtocolError(f"invalid OTHER command {line[:80]!r}") from exc
     raise ProtocolError(f"unknown rdv command {line[:80]!r}")
