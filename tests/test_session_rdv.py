@@ -1,0 +1,146 @@
+"""Sessions end to end through our rdv server and client, on loopback: p2p and relay."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from test_session_support import accept_all, make_file, sha256
+
+from rdv_core.addrs import AddrSpace
+from rdv_core.client import Client
+from rdv_core.events import Event, FileCompleted, SessionEstablished
+from rdv_core.front_native import start_native
+from rdv_core.server import RdvServer
+from rdv_core.session import (
+    CodeMismatch,
+    Session,
+    SessionError,
+    connect_session,
+    describe_path,
+    generate_code,
+)
+
+LOOPBACK = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
+
+
+@pytest.fixture
+async def server_url() -> AsyncIterator[str]:
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0)
+    try:
+        yield front.url
+    finally:
+        await front.close()
+        await server.close()
+
+
+async def _pair(
+    url: str,
+    code_send: str,
+    code_recv: str,
+    spaces: AddrSpace,
+    dl: Path,
+    ev_a: list[Event],
+    ev_b: list[Event],
+) -> tuple[Session, Session]:
+    sender, receiver = await asyncio.gather(
+        connect_session(
+            url, code_send, "send", client=Client(spaces=spaces, timeout=20), on_event=ev_a.append
+        ),
+        connect_session(
+            url,
+            code_recv,
+            "receive",
+            client=Client(spaces=spaces, timeout=20),
+            on_event=ev_b.append,
+            on_offer=accept_all,
+            download_dir=dl,
+        ),
+    )
+    return sender, receiver
+
+
+@pytest.mark.parametrize("path", ["p2p", "relay"])
+async def test_files_and_folder_through_rdv(server_url: str, tmp_path: Path, path: str) -> None:
+    spaces = LOOPBACK if path == "p2p" else AddrSpace.NONE
+    src = tmp_path / "src"
+    digests = {
+        "notes.txt": make_file(src / "notes.txt", 12_345, 1),
+        "photos/a.jpg": make_file(src / "photos" / "a.jpg", 2_000_000, 2),
+        "photos/raw/b.dng": make_file(src / "photos" / "raw" / "b.dng", 700_000, 3),
+    }
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    ev_a: list[Event] = []
+    ev_b: list[Event] = []
+    code = generate_code()
+    a, b = await _pair(server_url, code, code, spaces, dl, ev_a, ev_b)
+    try:
+        assert a.is_relay == b.is_relay == (path == "relay")
+        assert a.conn is not None and describe_path(a.conn).startswith(path)
+        await a.send_chat("hi")
+        results = await a.send_paths([src / "notes.txt", src / "photos"])
+    finally:
+        await a.close()
+        await b.close()
+    assert all(r.ok for r in results)
+    for name, digest in digests.items():
+        assert sha256(dl / name) == digest
+    assert {e.name for e in ev_b if isinstance(e, FileCompleted)} == set(digests)  # type: ignore[attr-defined]
+    established = [e for e in ev_a if isinstance(e, SessionEstablished)]
+    assert established[0].is_relay == (path == "relay")
+    # Events never carry the code.
+    secret = code.split("-", 1)[1]
+    assert not any(secret in str(e.to_json()) for e in ev_a + ev_b)
+
+
+@pytest.mark.parametrize("path", ["p2p", "relay"])
+async def test_wrong_code_through_rdv(server_url: str, tmp_path: Path, path: str) -> None:
+    spaces = LOOPBACK if path == "p2p" else AddrSpace.NONE
+    results = await asyncio.gather(
+        connect_session(server_url, "42-otter-quill", "send", client=Client(spaces=spaces)),
+        connect_session(
+            server_url,
+            "42-otter-quilt",
+            "receive",
+            client=Client(spaces=spaces),
+            download_dir=tmp_path,
+        ),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, CodeMismatch) for r in results), results
+
+
+async def test_resume_through_relay_after_cut(server_url: str, tmp_path: Path) -> None:
+    size = 8 << 20
+    digest = make_file(tmp_path / "disk.img", size)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    code = "77-kiwi-lava"
+    ev_b: list[Event] = []
+    a, b = await _pair(server_url, code, code, AddrSpace.NONE, dl, [], ev_b)
+
+    def cut_at_first_progress(event: Event) -> None:
+        ev_b.append(event)
+        if event.type == "FileProgress" and b.conn is not None:
+            b.conn.writer.transport.abort()  # the connection breaks mid-file
+
+    b._on_event = cut_at_first_progress
+    with pytest.raises(SessionError):
+        await a.send_paths([tmp_path / "disk.img"])
+    await a.close()
+    await b.close()
+    held = (dl / "disk.img.rdvpart").stat().st_size
+    assert 0 < held < size
+
+    a, b = await _pair(server_url, code, code, AddrSpace.NONE, dl, [], [])
+    try:
+        results = await a.send_paths([tmp_path / "disk.img"])
+    finally:
+        await a.close()
+        await b.close()
+    assert results[0].resumed_from == held
+    assert sha256(dl / "disk.img") == digest
