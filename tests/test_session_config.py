@@ -1,0 +1,38 @@
+"""Settings: server URL precedence, downloads folder, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rdv_core.config import ConfigError, load_settings, resolve_server
+
+
+def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('server = "http://from-file:1"\ndownloads = "~/got"\n')
+    monkeypatch.setenv("RDV_CONFIG", str(cfg))
+    monkeypatch.delenv("RDV_SERVER", raising=False)
+    assert resolve_server(None) == ("http://from-file:1", str(cfg))
+    monkeypatch.setenv("RDV_SERVER", "http://from-env:2")
+    assert resolve_server(None) == ("http://from-env:2", "RDV_SERVER")
+    assert resolve_server("http://flag:3") == ("http://flag:3", "--server")
+    assert load_settings().downloads == Path("~/got").expanduser()
+
+
+def test_missing_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RDV_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.delenv("RDV_SERVER", raising=False)
+    with pytest.raises(ConfigError, match="pass --server URL, set RDV_SERVER"):
+        resolve_server(None)
+    assert load_settings().server is None
+
+
+@pytest.mark.parametrize("text", ["server = ", "server = 5", 'downloads = ["x"]'])
+def test_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(text)
+    monkeypatch.setenv("RDV_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match=str(cfg)):
+        load_settings()
