@@ -159,8 +159,7 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
             raise web.HTTPBadRequest(text="connection closed")
         assert isinstance(transport, asyncio.Transport)
         handler_protocol = request.protocol
-        # Bytes the client sent after the head (a violation the core answers with 400).
-        trailing = bytes(getattr(handler_protocol, "_message_tail", b"") or b"")
+        trailing = _bytes_after_head(handler_protocol)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def release(exc: BaseException | None) -> None:
@@ -175,6 +174,21 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
         return _TakenOver()
 
     return handle
+
+
+def _bytes_after_head(handler_protocol: Any) -> bytes:
+    """Bytes the client sent after the request head, which aiohttp already buffered.
+
+    A lobby client must send nothing (the core answers ``400``), so any byte counts.
+    aiohttp does not treat ``Upgrade: rdv/1`` as an upgrade: the bytes sit in its
+    parser's tail, or became further pipelined messages.
+    """
+    parser = getattr(handler_protocol, "_parser", None)
+    tail = getattr(parser, "_tail", b"") if parser is not None else b""
+    tail = bytes(getattr(handler_protocol, "_message_tail", b"") or b"") + bytes(tail or b"")
+    if not tail and getattr(handler_protocol, "_messages", None):
+        tail = b"\n"
+    return tail
 
 
 def mount(app: web.Application, server: RdvServer, prefix: str = "/rdv") -> None:
