@@ -1,0 +1,119 @@
+"""Race options shared by commands that open an rdv conn (``send``, ``receive``, ...).
+
+``--spaces``, ``--wait-p2p`` / ``--pick-first`` / ``--wait``, ``--timeout``, ``-H``,
+``-v`` and ``--events``, with the same meaning as in ``rdv dial``. Standard library
+only at module level (building the ``rdv`` parser must stay fast); :func:`client_from_args`
+imports ``rdv_core`` when a command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rdv_core.client import Client
+    from rdv_core.events import EventCallback
+
+
+class UsageError(ValueError):
+    """A bad option value (exit code 2)."""
+
+
+def add_race_arguments(parser: argparse.ArgumentParser, *, dialer: bool) -> None:
+    """Add the race options; ``dialer`` says whether the picker options apply."""
+    group = parser.add_argument_group("connection race (as in rdv dial)")
+    group.add_argument(
+        "--spaces",
+        default="default",
+        metavar="LIST",
+        help="address spaces for direct conns: comma list of public4, public6, private4, "
+        "private6, link4, link6, loopback4, loopback6, or default, all, public, none "
+        "(none forces the relay); default: default",
+    )
+    ignored = "" if dialer else " (ignored here: the sender picks)"
+    pick = group.add_mutually_exclusive_group()
+    pick.add_argument(
+        "--wait-p2p",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"take the first direct conn, or the relay after SECONDS (default 1){ignored}",
+    )
+    pick.add_argument(
+        "--pick-first",
+        action="store_true",
+        help=f"take the first conn available, relay included{ignored}",
+    )
+    pick.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"always wait SECONDS, then prefer a direct conn{ignored}",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up meeting the peer after SECONDS, lobby wait included (default: no limit)",
+    )
+    group.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="extra request header for the server, e.g. 'Authorization: Bearer x' (repeatable)",
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", help="log the race on stderr, one line per event"
+    )
+    group.add_argument(
+        "--events", metavar="FILE", default=None, help="write every event to FILE as JSON lines"
+    )
+
+
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for :class:`rdv_core.client.Client` from the options.
+
+    Raises:
+        UsageError: a bad value (negative seconds, unknown space, malformed header).
+    """
+    from rdv_core.addrs import AddrError, parse_spaces
+    from rdv_core.pickers import Picker, PickFirst, WaitConstant, WaitForP2P
+
+    for name in ("wait_p2p", "wait", "timeout"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+    picker: Picker
+    if args.pick_first:
+        picker = PickFirst()
+    elif args.wait is not None:
+        picker = WaitConstant(args.wait)
+    else:
+        picker = WaitForP2P(1.0 if args.wait_p2p is None else args.wait_p2p)
+    try:
+        spaces = parse_spaces(args.spaces)
+    except AddrError as exc:
+        raise UsageError(f"--spaces: {exc}") from exc
+    headers: list[tuple[str, str]] = []
+    for raw in args.header:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip():
+            raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
+        headers.append((name.strip(), value.strip()))
+    return {"spaces": spaces, "picker": picker, "headers": headers, "timeout": args.timeout}
+
+
+def client_from_args(args: argparse.Namespace, on_event: EventCallback | None) -> Client:
+    """A :class:`~rdv_core.client.Client` configured by the race options.
+
+    Raises:
+        UsageError: see :func:`client_options`.
+    """
+    from rdv_core.client import Client
+
+    return Client(on_event=on_event, **client_options(args))

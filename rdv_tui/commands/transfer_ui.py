@@ -1,0 +1,178 @@
+"""What ``rdv send`` and ``rdv receive`` share: event sinks, progress bars, messages.
+
+Imported only inside those commands' ``run()`` (it imports rich).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import IO, Literal
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from rdv_core.events import (
+    ChatReceived,
+    Event,
+    EventRecorder,
+    FileAccepted,
+    FileCompleted,
+    FileFailed,
+    FileOffered,
+    FileProgress,
+    FileRejected,
+    ObservedAddrWarning,
+    TransferResumed,
+)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+
+
+def human_size(n: float) -> str:
+    """``1.5 MiB`` style sizes."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+class TransferView:
+    """Progress bars (rate, ETA) and one-line notices, driven by session events.
+
+    Args:
+        console: Where everything is drawn (stderr).
+        direction: ``out`` for the sender, ``in`` for the receiver.
+    """
+
+    def __init__(self, console: Console, direction: Literal["in", "out"]) -> None:
+        self.console = console
+        self.direction = direction
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=True),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self._tasks: dict[int, TaskID] = {}
+        self._names: dict[int, str] = {}
+
+    @contextlib.contextmanager
+    def shown(self) -> Iterator[None]:
+        """Show live bars while the transfer runs."""
+        with self.progress:
+            yield
+
+    @contextlib.contextmanager
+    def progress_paused(self) -> Iterator[None]:
+        """Stop redrawing the bars while the user answers a question."""
+        live = self.progress.live
+        if not live.is_started:
+            yield
+            return
+        live.stop()
+        try:
+            yield
+        finally:
+            live.start()
+
+    def __call__(self, event: Event) -> None:
+        """Take one event (call for every event; others are ignored)."""
+        if isinstance(event, ChatReceived):
+            self.console.print(f"[bold]peer:[/] {escape(event.text)}")
+            return
+        if getattr(event, "direction", None) != self.direction:
+            return
+        match event:
+            case FileOffered(transfer_id=tid, name=name, size=size):
+                self._names[tid] = name
+                self._tasks[tid] = self.progress.add_task(escape(name), total=size or 1)
+            case FileAccepted(transfer_id=tid, offset=offset):
+                self._update(tid, completed=offset)
+            case TransferResumed(transfer_id=tid, name=name, offset=offset):
+                self.console.print(f"resuming {escape(name)} after {human_size(offset)}")
+            case FileProgress(transfer_id=tid, done=done):
+                self._update(tid, completed=done)
+            case FileCompleted(transfer_id=tid, name=name, size=size, digest=digest):
+                self._update(tid, completed=size or 1, description=f"[green]✓[/] {escape(name)}")
+                self.console.print(
+                    f"[green]verified[/] {escape(name)} "
+                    f"({human_size(size)}, sha256 {digest[:16]}…)",
+                    highlight=False,
+                )
+            case FileFailed(transfer_id=tid, name=name, reason=reason):
+                self._update(tid, description=f"[red]✗[/] {escape(name)}")
+                self.console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}")
+            case FileRejected(transfer_id=tid, reason=reason):
+                self._update(tid, description=f"[red]✗[/] {escape(self._names.get(tid, ''))}")
+
+    def _update(self, tid: int, **fields: object) -> None:
+        task = self._tasks.get(tid)
+        if task is not None:
+            self.progress.update(task, **fields)  # type: ignore[arg-type]
+
+
+def open_events(path: str | None) -> IO[str] | None:
+    """The ``--events`` file, or None.
+
+    Raises:
+        OSError: the file cannot be created.
+    """
+    return open(path, "w", encoding="utf-8") if path else None
+
+
+class EventSink:
+    """Fans events out: the --events recorder, -v race lines, the view."""
+
+    def __init__(
+        self, args: argparse.Namespace, console: Console, view: TransferView, stream: IO[str] | None
+    ) -> None:
+        self.recorder = EventRecorder(stream=stream)
+        self.verbose = bool(args.verbose)
+        self.console = console
+        self.view = view
+
+    def __call__(self, event: Event) -> None:
+        """Take one event."""
+        self.recorder(event)
+        if isinstance(event, ObservedAddrWarning):
+            self.console.print(f"[yellow]warning:[/] {escape(event.message)}")
+        if self.verbose and not isinstance(event, FileProgress):
+            fields = " ".join(
+                f"{k}={v}" for k, v in event.to_json().items() if k not in ("type", "t")
+            )
+            self.console.print(
+                f"[dim]{event.t * 1000:9.1f} ms  {event.type:<19} {escape(fields)}[/]",
+                highlight=False,
+            )
+        self.view(event)
+
+
+def setup_logging(verbose: bool) -> None:
+    """Log rdv's own warnings (and debug lines with -v) on stderr."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="rdv: %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        # The CLI reports session failures itself, in words; avoid saying it twice.
+        logging.getLogger("rdv.session").setLevel(logging.ERROR)

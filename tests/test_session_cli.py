@@ -1,0 +1,142 @@
+"""``rdv send`` / ``rdv receive`` as real processes against our server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from test_session_support import make_file, sha256
+
+from rdv_core.front_native import start_native
+from rdv_core.server import RdvServer
+
+# Only our two commands: the test does not depend on the other subcommands' modules.
+CLI = (
+    "import argparse, sys\n"
+    "from rdv_tui.commands import receive, send\n"
+    "p = argparse.ArgumentParser(prog='rdv'); s = p.add_subparsers(dest='command')\n"
+    "send.add_parser(s); receive.add_parser(s)\n"
+    "a = p.parse_args(sys.argv[1:])\n"
+    "sys.exit((send if a.command == 'send' else receive).run(a))\n"
+)
+
+
+@pytest.fixture
+async def server_url() -> AsyncIterator[str]:
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0)
+    try:
+        yield front.url
+    finally:
+        await front.close()
+        await server.close()
+
+
+async def rdv(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CLI,
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "120", **(env or {})},
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(("spaces", "path"), [("loopback4,loopback6", "p2p"), ("none", "relay")])
+async def test_send_receive(server_url: str, tmp_path: Path, spaces: str, path: str) -> None:
+    digests = {
+        "big.bin": make_file(tmp_path / "src" / "big.bin", 2_500_000, 1),
+        "docs/a.txt": make_file(tmp_path / "src" / "docs" / "a.txt", 1000, 2),
+    }
+    dl = tmp_path / "dl"
+    code = "314-fox-opal"
+    events = tmp_path / "send.jsonl"
+    sending = asyncio.create_task(
+        rdv(
+            "send",
+            str(tmp_path / "src" / "big.bin"),
+            str(tmp_path / "src" / "docs"),
+            "--server",
+            server_url,
+            "--code",
+            code,
+            "--spaces",
+            spaces,
+            "--events",
+            str(events),
+        )
+    )
+    receiving = asyncio.create_task(
+        rdv(
+            "receive",
+            code,
+            "--dir",
+            str(dl),
+            "--yes",
+            "--spaces",
+            spaces,
+            env={"RDV_SERVER": server_url},
+        )
+    )
+    (rc_s, out_s, err_s), (rc_r, _out_r, err_r) = await asyncio.gather(sending, receiving)
+    assert rc_s == 0, err_s
+    assert rc_r == 0, err_r
+    assert f"rdv receive {code} --server {server_url}" in out_s
+    assert f"connected, encrypted: {path}" in err_s and f"connected, encrypted: {path}" in err_r
+    if path == "relay":
+        assert "direct connections are disabled" in err_s
+    assert "the receiver verified all 2 file(s)" in err_s
+    assert "2 file(s) verified" in err_r
+    for name, digest in digests.items():
+        assert sha256(dl / name) == digest
+    lines = events.read_text().splitlines()
+    assert any('"type":"Picked"' in line for line in lines)
+    assert any('"type":"FileCompleted"' in line for line in lines)
+    assert not any("fox-opal" in line for line in lines)
+
+
+async def test_receiver_without_terminal_declines(server_url: str, tmp_path: Path) -> None:
+    make_file(tmp_path / "f.bin", 10)
+    code = "9-owl-fig"
+    common = ("--server", server_url, "--spaces", "loopback4")
+    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+        rdv("send", str(tmp_path / "f.bin"), "--code", code, *common),
+        rdv("receive", code, "--dir", str(tmp_path / "dl"), *common),
+    )
+    assert rc_s == 1 and "the receiver declined" in err_s
+    assert rc_r == 1 and "pass --yes" in err_r
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+async def test_wrong_code_and_usage_errors(server_url: str, tmp_path: Path) -> None:
+    make_file(tmp_path / "f.bin", 10)
+    common = ("--server", server_url, "--spaces", "loopback4")
+    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+        rdv("send", str(tmp_path / "f.bin"), "--code", "8-owl-fig", *common),
+        rdv("receive", "8-owl-fog", "--dir", str(tmp_path / "dl"), "--yes", *common),
+    )
+    assert rc_s == 1 and "code mismatch" in err_s
+    assert rc_r == 1 and "code mismatch" in err_r
+    rc, _, err = await rdv("send", str(tmp_path / "missing"), *common)
+    assert rc == 2 and "no such file" in err
+    rc, _, err = await rdv("receive", "nodash", *common)
+    assert rc == 2 and "a code looks like" in err
+    rc, _, err = await rdv(
+        "receive", "1-a-b", "--spaces", "bogus", "--server", server_url, "--timeout", "1"
+    )
+    assert rc == 2 and "--spaces" in err
