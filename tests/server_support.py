@@ -86,7 +86,8 @@ class RawClient:
 
     def half_close(self) -> None:
         sock = self.writer.get_extra_info("socket")
-        sock.shutdown(socket.SHUT_WR)
+        with suppress(OSError):  # the server may have closed the conn already
+            sock.shutdown(socket.SHUT_WR)
 
     async def close(self) -> None:
         self.writer.close()
@@ -135,6 +136,7 @@ class Env:
     prefix: str
     events: list[Event] = field(default_factory=list)
     extra_headers: tuple[tuple[str, str], ...] = ()
+    app_runner: web.AppRunner | None = None
 
     async def connect(self) -> RawClient:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -239,7 +241,7 @@ async def running_server(kind: str, **server_kwargs: Any) -> AsyncIterator[Env]:
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield Env(kind, server, port, "/rdv", events, extra_headers=(AUTH,))
+        yield Env(kind, server, port, "/rdv", events, extra_headers=(AUTH,), app_runner=runner)
     finally:
         await server.close()
         await runner.cleanup()
