@@ -80,6 +80,8 @@ class Event:
         Raises:
             ValueError: for an unknown type or missing fields.
         """
+        if not isinstance(data, dict):
+            raise ValueError(f"an event is a JSON object, not {type(data).__name__}")
         kind = data.get("type")
         cls = _REGISTRY.get(str(kind))
         if cls is None:
@@ -110,7 +112,10 @@ def _jsonable(value: Any) -> Any:
 
 def _from_jsonable(name: str, value: Any) -> Any:
     if name == "candidate" and isinstance(value, dict):
-        return Candidate(**value)
+        try:
+            return Candidate(**value)
+        except TypeError as exc:
+            raise ValueError(f"invalid candidate {value!r}: {exc}") from exc
     if isinstance(value, list):
         return tuple(_from_jsonable("", v) for v in value)
     return value
