@@ -37,6 +37,7 @@ from rdv_core.lab.builder import (
     plan_lab,
     queue_rules,
 )
+from rdv_core.lab.isolate import is_isolated, owner_pid
 from rdv_core.lab.netns import LabError
 from rdv_core.lab.nfqueue import Delayer
 from rdv_core.lab.probe import probe
@@ -49,9 +50,15 @@ ImpairMethod = Literal["auto", "netem", "nfqueue"]
 _numbers = itertools.count(1)
 
 
+#: Environment variable overriding how the lab starts rdv (split on spaces), e.g. to put
+#: another rdv/1 implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
+RDV_COMMAND_ENV = "RDV_LAB_COMMAND"
+
+
 def rdv_command(*args: str) -> list[str]:
-    """``python -m rdv_tui ARGS`` with this interpreter (the lab runs the real rdv)."""
-    return [sys.executable, "-m", "rdv_tui", *args]
+    """The argv starting ``rdv ARGS`` inside the lab (the real rdv, never a stand-in)."""
+    base = os.environ.get(RDV_COMMAND_ENV, "").split()
+    return [*(base or [sys.executable, "-m", "rdv_tui"]), *args]
 
 
 class Lab:
@@ -78,7 +85,7 @@ class Lab:
         keep_workdir: bool = False,
     ) -> None:
         self.spec = spec
-        self.plan: LabPlan = plan_lab(spec, owner_pid=os.getpid(), number=next(_numbers))
+        self.plan: LabPlan = plan_lab(spec, owner_pid=owner_pid(), number=next(_numbers))
         self.workdir = ""
         self.server_events_path = ""
         self._impair = impair
@@ -125,8 +132,10 @@ class Lab:
         if not caps.ok:
             raise LabError(f"cannot build a lab here: {caps.reason}")
         started = time.monotonic()
-        netns.remove_stale()
-        self.workdir = tempfile.mkdtemp(prefix="rdvlab-")
+        netns.remove_stale(self.plan.owner_pid, private=is_isolated())
+        self.workdir = tempfile.mkdtemp(
+            prefix=netns.workdir_prefix(self.plan.owner_pid, self.plan.number) + "w"
+        )
         plan = self.plan
         names = list(plan.namespaces.values())
         # Record first: a half-built lab must still be torn down completely.
@@ -262,7 +271,7 @@ class Lab:
             return self._server
         self.server_events_path = os.path.join(self.workdir, "server.jsonl")
         stderr_path = os.path.join(self.workdir, "server.stderr")
-        argv = rdv_command(
+        argv = self.rdv_argv(
             "serve", "--listen", f"{SERVER4}:{SERVER_PORT}", "--events", self.server_events_path
         )
         proc = self.spawn(
@@ -287,6 +296,10 @@ class Lab:
                 time.sleep(0.02)
         self._server = proc
         return proc
+
+    def rdv_argv(self, *args: str) -> list[str]:
+        """The argv of ``rdv ARGS`` (see :data:`RDV_COMMAND_ENV`)."""
+        return rdv_command(*args)
 
     def delayer_stats(self) -> dict[str, tuple[int, int]]:
         """Packets queued / dropped per impaired router namespace (NFQUEUE method only)."""

@@ -12,12 +12,15 @@ namespace it was made in, whichever thread later uses it.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,6 +31,7 @@ log = logging.getLogger("rdv.lab")
 NETNS_DIR: Final = "/run/netns"
 LAB_PREFIX: Final = "rdvlab-"
 _NAME_RE: Final = re.compile(r"^rdvlab-(\d+)x(\d+)-([A-Za-z0-9]+)$")
+_WORKDIR_RE: Final = re.compile(r"^rdvlab-(\d+)x(\d+)-w")
 
 _CLONE_NEWNET: Final = 0x40000000
 _PR_SET_PDEATHSIG: Final = 1
@@ -261,14 +265,34 @@ def _is_zombie(pid: int) -> bool:
         return True
 
 
-def remove_stale() -> list[str]:
-    """Remove lab namespaces whose owner process is gone; return their names."""
+def remove_stale(own_pid: int, *, private: bool = False) -> list[str]:
+    """Remove lab namespaces and workdirs whose owner process is gone; return their names.
+
+    Args:
+        own_pid: This runner's owner pid: its labs are never stale.
+        private: ``/run/netns`` is our private tmpfs (isolated runner): nothing there can be
+            stale, and pids of other runners cannot be checked from inside our pid namespace.
+    """
+    if private:
+        return []
     stale = []
     for name in list_lab_namespaces():
         parsed = parse_lab_ns_name(name)
-        if parsed is not None and not _alive(parsed[0]):
+        if parsed is not None and parsed[0] != own_pid and not _alive(parsed[0]):
             stale.append(name)
     if stale:
         log.info("removing %d stale lab namespaces: %s", len(stale), " ".join(stale))
         kill_and_delete(stale)
+    tmp = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(tmp):
+            m = _WORKDIR_RE.match(entry)
+            if m and int(m.group(1)) != own_pid and not _alive(int(m.group(1))):
+                shutil.rmtree(os.path.join(tmp, entry), ignore_errors=True)
+                stale.append(entry)
     return stale
+
+
+def workdir_prefix(owner_pid: int, number: int) -> str:
+    """The ``mkdtemp`` prefix of a lab's workdir (stale ones are found by it)."""
+    return f"{LAB_PREFIX}{owner_pid}x{number}-"

@@ -1,0 +1,103 @@
+"""Run the lab runner in private mount + pid namespaces, so the kernel cleans up after it.
+
+``rdv lab`` re-executes itself as::
+
+    unshare --mount --pid --fork --kill-child --mount-proc [--user --map-root-user] -- ARGV
+
+and the inner process mounts a private tmpfs on ``/run/netns`` (LAB-NOTES.md). Then:
+
+- every process the lab starts lives in the private pid namespace: when the runner dies,
+  even by SIGKILL, ``--kill-child`` kills its init and the kernel kills all the rest;
+- the lab's named namespaces are bind mounts in the private tmpfs: when the last process of
+  the mount namespace is gone, so are they, and so are the network namespaces.
+
+Without root, ``--user --map-root-user`` makes the same work rootless where the system allows
+unprivileged user namespaces (a tmpfs then goes on ``/run`` if ``/run/netns`` is missing).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from rdv_core.lab.netns import NETNS_DIR
+
+#: Set in the environment of the re-executed runner.
+ISOLATED_ENV: Final = "RDV_LAB_ISOLATED"
+#: The outer runner's pid (the ``unshare`` process), used to name namespaces and workdirs.
+OWNER_ENV: Final = "RDV_LAB_OWNER"
+
+_MS_NOSUID: Final = 0x2
+_MS_NODEV: Final = 0x4
+
+
+def is_isolated() -> bool:
+    """True inside the private namespaces set up by :func:`reexec_isolated`."""
+    return os.environ.get(ISOLATED_ENV) == "1"
+
+
+def owner_pid() -> int:
+    """The pid that names this runner's labs (the outer pid when isolated)."""
+    if is_isolated():
+        try:
+            return int(os.environ[OWNER_ENV])
+        except (KeyError, ValueError):
+            pass
+    return os.getpid()
+
+
+def can_isolate() -> bool:
+    """True when ``unshare`` exists (whether it works is seen when it runs)."""
+    return shutil.which("unshare") is not None
+
+
+def isolated_argv(argv: Sequence[str], *, rootless: bool | None = None) -> list[str]:
+    """``argv`` wrapped in the unshare command line."""
+    if rootless is None:
+        rootless = os.geteuid() != 0
+    cmd = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    if rootless:
+        cmd += ["--user", "--map-root-user"]
+    return [*cmd, "--", *argv]
+
+
+def reexec_isolated(argv: Sequence[str]) -> None:
+    """Replace this process with ``argv`` running isolated (does not return).
+
+    The pid stays the same (``exec``), so whoever started us can still kill the runner.
+    """
+    env = dict(os.environ)
+    env[ISOLATED_ENV] = "1"
+    env[OWNER_ENV] = str(os.getpid())
+    if os.geteuid() == 0:
+        # Where the private tmpfs will be mounted; ``ip netns add`` creates it too.
+        os.makedirs(NETNS_DIR, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    full = isolated_argv(argv)
+    os.execvpe(full[0], full, env)
+
+
+def _mount_tmpfs(target: str) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"rdvlab", target.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=755") != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount tmpfs on {target}: {os.strerror(err)}")
+
+
+def setup_inside() -> None:
+    """In the isolated runner: give it a private ``/run/netns``.
+
+    Raises:
+        OSError: when the tmpfs cannot be mounted.
+    """
+    if os.path.isdir(NETNS_DIR):
+        _mount_tmpfs(NETNS_DIR)
+    else:
+        # Rootless with no /run/netns: we may not create it, but we may hide /run.
+        _mount_tmpfs(os.path.dirname(NETNS_DIR))
+        os.makedirs(NETNS_DIR, exist_ok=True)

@@ -1,0 +1,280 @@
+"""``rdv lab``: real NATs in network namespaces, with the real rdv server and peers inside.
+
+Headless: imports only the standard library at module level (rdv_core.lab inside run()),
+never textual or rich.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from typing import Any, TextIO
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``rdv lab`` and its subcommands."""
+    parser = subparsers.add_parser(
+        "lab",
+        help="NAT lab: run rdv between real NATs in network namespaces",
+        description="Build real NATs and firewalls out of Linux network namespaces (a "
+        "simulated internet with the rdv server, two peers behind configurable routers), run "
+        "the real rdv server and peers inside, and report what happened. Needs root, or "
+        "unprivileged user namespaces; nothing is created outside the lab's own namespaces "
+        "and nothing in the lab has a route out.",
+    )
+    sub = parser.add_subparsers(dest="lab_command", metavar="SUBCOMMAND", required=True)
+    sub.add_parser("list", help="list the presets, with the expected outcome and why")
+
+    run = sub.add_parser("run", help="run one preset N times and summarize")
+    run.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
+    run.add_argument("--runs", type=_positive_int, default=1, metavar="N", help="runs (default 1)")
+    run.add_argument(
+        "--delay",
+        type=_non_negative_float,
+        default=None,
+        metavar="MS",
+        help="set every router's one-way delay to MS milliseconds",
+    )
+    run.add_argument(
+        "--json", action="store_true", help="print one JSON object with every run's events"
+    )
+
+    matrix = sub.add_parser("matrix", help="run every preset and print one table")
+    matrix.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="runs per preset (default 3)"
+    )
+    matrix.add_argument("--json", action="store_true", help="print the summaries as JSON")
+
+    shell = sub.add_parser(
+        "shell", help="keep a lab up (server running) and print commands to poke around"
+    )
+    shell.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
+
+    sub.add_parser("probe", help="say what this machine can do (namespaces, nft, netem, NFQUEUE)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return value
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit code (0 ok, 1 a run failed, 2 cannot build labs)."""
+    from rdv_core.lab import isolate
+    from rdv_core.lab.presets import PRESETS
+
+    if args.lab_command == "list":
+        return _list(PRESETS, sys.stdout)
+    if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
+        known = ", ".join(PRESETS)
+        print(f"rdv lab: unknown preset {args.preset!r} (known: {known})", file=sys.stderr)
+        return 2
+
+    # `shell` stays in the root mount namespace when it can, so that the printed
+    # `ip netns exec` commands work from any terminal.
+    wants_isolation = not (args.lab_command == "shell" and os.geteuid() == 0)
+    if wants_isolation and not isolate.is_isolated() and isolate.can_isolate():
+        # orig_argv keeps how we were started (`-m rdv_tui`, the `rdv` script, ...).
+        isolate.reexec_isolated([sys.executable, *sys.orig_argv[1:]])
+    if isolate.is_isolated():
+        try:
+            isolate.setup_inside()
+        except OSError as exc:
+            print(f"rdv lab: cannot set up the private namespaces: {exc}", file=sys.stderr)
+            return 2
+
+    logging.basicConfig(level=logging.WARNING, format="rdv lab: %(message)s", stream=sys.stderr)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    from rdv_core.lab.probe import probe
+
+    caps = probe()
+    if args.lab_command == "probe":
+        print(caps.describe())
+        return 0 if caps.ok else 2
+    if not caps.ok:
+        print(f"rdv lab: cannot build labs here: {caps.reason}", file=sys.stderr)
+        return 2
+    from rdv_core.lab.netns import LabError
+
+    try:
+        if args.lab_command == "run":
+            return _run(args)
+        if args.lab_command == "matrix":
+            return _matrix(args)
+        return _shell(args)
+    except LabError as exc:
+        print(f"rdv lab: {exc}", file=sys.stderr)
+        return 2
+
+
+def _list(presets: dict[str, Any], out: TextIO) -> int:
+    width = max(len(n) for n in presets)
+    for name, spec in presets.items():
+        out.write(f"{name:<{width}}  {spec.expect:<6}  {spec.summary}\n")
+        out.write(f"{'':<{width}}          why: {spec.why}\n")
+    return 0
+
+
+def _fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _run_line(plan: Any, i: int, result: Any) -> str:
+    where = ""
+    if result.chosen:
+        owner = plan.describe_addr(result.chosen)
+        space = "relay" if result.outcome == "relay" else result.chosen_space
+        where = f"{result.chosen} ({space}, {owner})"
+    data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
+    line = f"run {i:>3}: {result.outcome:<6} {_fmt_ms(result.connect_ms):>8} ms  {where}  {data}"
+    if result.error:
+        line += f"  [{result.error}]"
+    return line.rstrip()
+
+
+def _summary_line(summary: dict[str, Any]) -> str:
+    paths = ", ".join(f"{k} x{v}" for k, v in summary["chosen"].items())
+    return (
+        f"summary: {summary['direct']} direct, {summary['relay']} relay, "
+        f"{summary['failed']} failed; time to connected p50 {_fmt_ms(summary['p50_ms'])} ms, "
+        f"p90 {_fmt_ms(summary['p90_ms'])} ms; chosen: {paths}; "
+        f"data verified {summary['data_verified']}/{summary['runs']}"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rdv_core.lab.lab import Lab
+    from rdv_core.lab.presets import get_preset
+    from rdv_core.lab.runner import LabRunner, PresetResult
+
+    spec = get_preset(args.preset)
+    if args.delay is not None:
+        spec = spec.with_delay(args.delay)
+    result = PresetResult(spec)
+    text = not args.json
+    with Lab(spec) as lab:
+        result.build_ms = lab.build_s * 1000
+        result.impairment = lab.impairment_method
+        if text:
+            print(f"lab {spec.name}: {spec.summary}")
+            print(
+                f"  built in {result.build_ms:.0f} ms; impairment: {lab.impairment_method}; "
+                f"server {lab.plan.server_addr}; expect {spec.expect}: {spec.why}",
+                flush=True,
+            )
+        lab.start_server()
+        runner = LabRunner(lab)
+        for i in range(1, args.runs + 1):
+            one = runner.run_once()
+            result.runs.append(one)
+            if text:
+                print(_run_line(lab.plan, i, one), flush=True)
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        print(_summary_line(result.summary()))
+    bad = any(r.outcome == "failed" or r.data_ok is False for r in result.runs)
+    return 1 if bad else 0
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from rdv_core.lab.presets import PRESETS
+    from rdv_core.lab.runner import run_preset
+
+    header = (
+        f"{'preset':<17} {'expect':<6} {'direct':>6} {'relay':>5} {'failed':>6} "
+        f"{'as expected':>11} {'p50 ms':>8} {'p90 ms':>8}  chosen path"
+    )
+    if not args.json:
+        print(f"rdv lab matrix: {args.runs} run(s) per preset")
+        print(header)
+        print("-" * len(header), flush=True)
+    out = []
+    bad = False
+    for spec in PRESETS.values():
+        result = run_preset(spec, args.runs)
+        s = result.summary()
+        bad = bad or any(r.outcome == "failed" or r.data_ok is False for r in result.runs)
+        out.append({"preset": spec.name, "summary": s})
+        if not args.json:
+            paths = ", ".join(f"{k} x{v}" for k, v in s["chosen"].items())
+            hits = f"{s[spec.expect]}/{s['runs']}"
+            print(
+                f"{spec.name:<17} {spec.expect:<6} {s['direct']:>6} {s['relay']:>5} "
+                f"{s['failed']:>6} {hits:>11} {_fmt_ms(s['p50_ms']):>8} "
+                f"{_fmt_ms(s['p90_ms']):>8}  {paths}",
+                flush=True,
+            )
+    if args.json:
+        json.dump({"matrix": out}, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    return 1 if bad else 0
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from rdv_core.lab import isolate
+    from rdv_core.lab.lab import Lab
+    from rdv_core.lab.presets import get_preset
+
+    spec = get_preset(args.preset)
+    with Lab(spec) as lab:
+        lab.start_server()
+        plan = lab.plan
+        print(f"lab {spec.name} is up: {spec.summary}")
+        print(f"rdv server: {plan.server_url} (in {plan.ns('srv')})")
+        print("namespaces:")
+        for role, ns in plan.namespaces.items():
+            addrs = plan.host_addrs.get(role) or plan.router_wan.get(role)
+            extra = ""
+            if addrs is not None:
+                extra = f"  {addrs.v4}" + (f" {addrs.v6}" if addrs.v6 else "")
+            print(f"  {role:<6} {ns}{extra}")
+        a, b = plan.ns(spec.dialer), plan.ns(spec.accepter)
+        first_router = plan.ns(spec.routers[0].name) if spec.routers else plan.ns("inet")
+        rdv = " ".join(lab.rdv_argv())
+        print("try:")
+        print(
+            f"  ip netns exec {b} {rdv} accept {plan.server_url} mytoken --spaces {spec.spaces} -v"
+        )
+        print(f"  ip netns exec {a} {rdv} dial {plan.server_url} mytoken --spaces {spec.spaces} -v")
+        print(f"  ip netns exec {first_router} tcpdump -ni wan tcp")
+        print(f"  ip netns exec {first_router} conntrack -L")
+        print(f"  ip netns exec {first_router} nft list ruleset")
+        sys.stdout.flush()
+        if isolate.is_isolated():
+            # These namespaces exist only in our private mount namespace: give a shell in it.
+            print("(rootless: a shell inside the lab's private namespaces; exit to tear down)")
+            subprocess.call([os.environ.get("SHELL", "/bin/sh")])
+        else:
+            print("press Enter or Ctrl-C to tear the lab down", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                sys.stdin.readline()
+    print("lab torn down")
+    return 0
