@@ -18,7 +18,7 @@ control reaches parity. CPython's default loop allocates a fresh 256 KiB ``bytes
 share one buffer: a read is handed to the other transport's ``write()`` synchronously,
 which sends it or copies the rest (CPython < 3.12 copies into its own bytearray), so the
 buffer is free again before the next read. Flow control is strict (write high-water
-mark 0): once a destination holds unsent bytes, its source stops reading until they
+mark about 0): once a destination holds unsent bytes, its source stops reading until they
 drain, like Go's ``io.Copy``. An idle pair therefore owns no buffer at all.
 """
 
@@ -230,9 +230,11 @@ class Relayer:
         a_side = _RelaySide(self, d, dialer_side=False)
         d.set_protocol(d_side)
         a.set_protocol(a_side)
-        # Strict flow control: see the module docstring.
-        d.set_write_buffer_limits(high=0)
-        a.set_write_buffer_limits(high=0)
+        # Strict flow control (module docstring). high=1, low=0 rather than high=0:
+        # CPython's TLS transport pauses at ``size >= high`` and would stay paused on
+        # an empty buffer with high=0; plain transports pause at ``size > high``.
+        d.set_write_buffer_limits(high=1, low=0)
+        a.set_write_buffer_limits(high=1, low=0)
         if self._on_relay is not None:
             self._on_relay(self)
         if self.ended:
