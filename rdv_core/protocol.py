@@ -25,6 +25,7 @@ Deliberate deviations from the reference, all on input the reference never sends
   the pair; the wire effect is the same: both relay conns are closed);
 - header values are decoded as Latin-1, so a non-ASCII byte echoed in an error body
   (``invalid self addrs [...]``) comes back UTF-8 encoded;
+- a request line must be UTF-8 (Go takes any byte above 0x7F in a target);
 - peer address lists are de-duplicated after unmapping IPv4-mapped addresses and
   dropping IPv6 zones (a zone means nothing on the peer's machine).
 """
@@ -201,17 +202,21 @@ def format_addr_list(addrs: Iterable[Addr]) -> str:
     return ", ".join(str(a) for a in addrs)
 
 
+#: What Go's strings.TrimSpace removes around list elements (a header value holds no CR/LF).
+_ADDR_LIST_BLANKS: Final = " \t\v\f"
+
+
 def parse_addr_list(value: str) -> list[Addr]:
     """Split on ``,``, trim spaces, parse every element; an empty value is an empty list.
 
     Raises:
         AddrError: for an empty or unparsable element.
     """
-    if value.strip(" \t") == "":
+    if value.strip(_ADDR_LIST_BLANKS) == "":
         return []
     out: list[Addr] = []
     for part in value.split(","):
-        element = part.strip(" \t")
+        element = part.strip(_ADDR_LIST_BLANKS)
         if not element:
             raise AddrError("empty element in address list")
         out.append(Addr.parse(element))
@@ -433,8 +438,11 @@ class ServerURL:
 
     @property
     def host_header(self) -> str:
-        """The ``Host`` header value (port omitted when it is the scheme's default)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
+        """The ``Host`` header value (port omitted when it is the scheme's default).
+
+        An IPv6 zone (``fe80::1%eth0``) is left out, as Go does: it means nothing to the server.
+        """
+        host = f"[{self.host.split('%', 1)[0]}]" if ":" in self.host else self.host
         default = 443 if self.tls else 80
         return host if self.port == default else f"{host}:{self.port}"
 
@@ -632,7 +640,7 @@ def check_http_request(head: Head) -> None:
             "505 HTTP Version Not Supported: unsupported protocol version", 505, http_level=True
         )
     hosts = [value for name, value in head.headers if name.lower() == "host"]
-    if minor >= 1 and not hosts:
+    if minor >= 1 and not hosts and head.method != "CONNECT":
         raise RequestRejected("400 Bad Request: missing required Host header", 400, http_level=True)
     if len(hosts) > 1:
         raise RequestRejected("400 Bad Request: too many Host headers", 400, http_level=True)
@@ -804,15 +812,22 @@ def build_rejection(error: ProtocolError, head: Head | None = None) -> Reply:
     - http-level rejections and parser errors (``head`` unknown): Go's pre-handler
       framing (:func:`build_http_error`), conn closed. A parser error's own message is
       not echoed (Go says only ``400 Bad Request`` or ``431 ...``).
+
+    The answer to a ``HEAD`` request has no body (its Content-Length stays).
     """
     if isinstance(error, RequestRejected) and not error.http_level:
         if head is None or http_version(head) >= (1, 1):
             version = "HTTP/1.1"
             connection = (head.get("Connection") if head is not None else None) or ""
             close = "close" in (part.strip().lower() for part in connection.split(","))
-            data = build_plain_response(error.status, error.message, version, close=close)
-            return Reply(data, close)
-        return Reply(build_plain_response(error.status, error.message, "HTTP/1.0"), True)
+        else:
+            version, close = "HTTP/1.0", True
+        data = build_plain_response(
+            error.status, error.message, version, close=close and version == "HTTP/1.1"
+        )
+        if head is not None and head.method == "HEAD":
+            data = data[: data.index(b"\r\n\r\n") + 4]
+        return Reply(data, close)
     if isinstance(error, RequestRejected):
         return Reply(_http_error_bytes(error.message), True)
     return Reply(build_http_error(error.status), True)

@@ -6,7 +6,7 @@ import pytest
 from feeding import SPLITS, feed_lines, split
 from go_vectors import HEADER_LINES, OTHER_LINES
 
-from rdv_core.addrs import Addr
+from rdv_core.addrs import Addr, AddrError
 from rdv_core.protocol import (
     CONTINUE_LINE,
     MAX_LINE,
@@ -18,7 +18,9 @@ from rdv_core.protocol import (
     build_header_line,
     build_other,
     check_header_line,
+    format_addr_list,
     opposite,
+    parse_addr_list,
     parse_command,
 )
 
@@ -213,3 +215,38 @@ def test_long_line_after_short_ones() -> None:
     assert buffer.next_line() == b"ok"
     with pytest.raises(ProtocolError):
         buffer.next_line()
+
+
+# ----- address lists (section 9)
+
+
+@pytest.mark.parametrize(
+    ("value", "addrs"),
+    [
+        ("", []),
+        (" \t ", []),
+        ("1.2.3.4:5", ["1.2.3.4:5"]),
+        ("1.2.3.4:5,[::1]:6", ["1.2.3.4:5", "[::1]:6"]),
+        ("  1.2.3.4:5 ,\t[::1]:6\x0b,\x0c10.0.0.1:7 ", ["1.2.3.4:5", "[::1]:6", "10.0.0.1:7"]),
+    ],
+)
+def test_parse_addr_list(value: str, addrs: list[str]) -> None:
+    assert parse_addr_list(value) == [Addr.parse(a) for a in addrs]
+
+
+@pytest.mark.parametrize(
+    "value", [",", "1.2.3.4:5,", ",1.2.3.4:5", "1.2.3.4:5,,[::1]:6", "1.2.3.4:5 [::1]:6"]
+)
+def test_parse_addr_list_errors(value: str) -> None:
+    with pytest.raises(AddrError):
+        parse_addr_list(value)
+
+
+def test_format_addr_list() -> None:
+    addrs = [
+        Addr.parse("1.2.3.4:5"),
+        Addr.parse("[::ffff:1.2.3.4]:6"),
+        Addr.parse("[2001:db8::1]:7"),
+    ]
+    assert format_addr_list(addrs) == "1.2.3.4:5, [::ffff:1.2.3.4]:6, [2001:db8::1]:7"
+    assert format_addr_list([]) == ""

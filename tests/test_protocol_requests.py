@@ -771,3 +771,24 @@ def test_plain_response_unknown_status_reason() -> None:
     assert build_plain_response(499, "x").startswith(b"HTTP/1.1 499 status code 499\r\n")
     with pytest.raises(ValueError):
         build_plain_response(99, "x")
+
+
+def test_head_request_rejection_has_no_body() -> None:
+    error, head = rejected(request("/tok", method="HEAD"), "whole")
+    assert error.message == "unknown rdv method [HEAD]"
+    reply = build_rejection(error, head)
+    assert reply.data.endswith(b"\r\nContent-Length: 26\r\n\r\n")
+    assert not reply.close
+
+
+def test_connect_needs_no_host() -> None:
+    data = request("h:443", "Connection: upgrade", "Upgrade: rdv/1", method="CONNECT")
+    assert rejected(data, "whole")[0].message == "missing rdv token"
+
+
+def test_host_header_leaves_the_ipv6_zone_out() -> None:
+    url = parse_server_url("http://[fe80::1%25eth0]:8080/rdv")
+    assert url.host_header == "[fe80::1]:8080"
+    assert build_request("DIAL", url, "t", []).startswith(
+        b"DIAL /rdv/t HTTP/1.1\r\nHost: [fe80::1]:8080\r\n"
+    )
