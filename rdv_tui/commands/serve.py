@@ -302,3 +302,14 @@ def run(args: argparse.Namespace) -> int:
             return 2
     _configure_logging(args.verbose, args.json_logs)
     return asyncio.run(_serve(args, host, port, tls))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rdv_tui.commands.serve [options]``: the same as ``rdv serve``."""
+    parser = argparse.ArgumentParser(prog="rdv")
+    add_parser(parser.add_subparsers(dest="command"))
+    return run(parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
