@@ -66,6 +66,8 @@ class RaceScreen(Screen[None]):
         super().__init__(name=name)
         self.model = RaceModel()
         self.source = source
+        self.note = ""
+        self._ready = False  # set in on_mount (is_mounted is still False there)
         self._initial = [e for e in (events or []) if is_race_event(e)]
         self.model.apply_all(self._initial)
 
@@ -78,7 +80,7 @@ class RaceScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.sub_title = f"race ({self.source})"
+        self._ready = True
         self._redraw_all()
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
 
@@ -88,31 +90,43 @@ class RaceScreen(Screen[None]):
         self.feed(message.event)
 
     def feed(self, event: Event) -> None:
-        """Apply one event and update only what it changed."""
+        """Apply one event and update only what it changed (before mount: the model only)."""
         change = self.model.apply(event)
+        if not self._ready:
+            return  # on_mount draws everything from the model
         if change.rows:
             table = self.query_one(RaceTable)
             for row_id in change.rows:
                 table.show_row(self.model.rows[row_id])
         if change.header:
             self.query_one(ServerPhaseHeader).show(self.model)
-        self.query_one(ResultBanner).show(self.model)
+        self.query_one(ResultBanner).show(self.model, extra=self.note)
         waterfall = self.query_one(Waterfall)
         waterfall.refresh(layout=bool(change.rows))
 
-    def reset(self) -> None:
+    def reset(self, source: str = "live") -> None:
         """Forget every event (a new attempt, or the start of an animated replay)."""
-        self.model.__init__()  # type: ignore[misc]
-        self.query_one(RaceTable).clear()
-        self.query_one(RaceTable)._shown.clear()
+        self.model = RaceModel()
+        self.source, self.note = source, ""
+        if not self._ready:
+            return
+        self.query_one(RaceTable).forget()
+        self.query_one(Waterfall).model = self.model
         self._redraw_all()
 
+    def set_note(self, note: str) -> None:
+        """A line of context after the result (e.g. the session being set up)."""
+        self.note = note
+        if self._ready:
+            self.query_one(ResultBanner).show(self.model, extra=note)
+
     def _redraw_all(self) -> None:
+        self.sub_title = f"race ({self.source})"
         table = self.query_one(RaceTable)
         for row in self.model.rows.values():
             table.show_row(row)
         self.query_one(ServerPhaseHeader).show(self.model)
-        self.query_one(ResultBanner).show(self.model)
+        self.query_one(ResultBanner).show(self.model, extra=self.note)
         self.query_one(Waterfall).refresh(layout=True)
 
     def _restyle(self) -> None:
@@ -146,7 +160,7 @@ class RaceScreen(Screen[None]):
         if not events:
             self.notify("nothing to replay yet")
             return
-        self.reset()
+        self.reset(self.source)
         last = events[0].t
         for event in events:
             gap = min(max(0.0, event.t - last), REPLAY_MAX_GAP_S) / speed

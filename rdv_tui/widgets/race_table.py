@@ -70,6 +70,11 @@ class RaceTable(DataTable[Text]):
                     self.update_cell(row.key, column, cell, update_width=True)
         self._shown[row.key] = plain
 
+    def forget(self) -> None:
+        """Remove every row (a new attempt)."""
+        self.clear()
+        self._shown.clear()
+
     def restyle(self, rows: list[CandidateRow]) -> None:
         """Recolour every row (after a theme change)."""
         for row in rows:

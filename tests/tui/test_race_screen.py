@@ -42,7 +42,7 @@ async def test_replay_reproduces_the_rows(race_file: Path, tmp_path: Path) -> No
 
 
 async def test_rows_appear_and_change_as_events_arrive(race_events: list[Event]) -> None:
-    app = make_app()
+    app = make_app(AppConfig(embedded_server=False))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = RaceScreen()
         await app.push_screen(screen)
@@ -94,7 +94,7 @@ async def test_save_svg_and_zoom(race_file: Path, tmp_path: Path) -> None:
 
 
 def _check_svg(directory: Path) -> None:
-    svgs = list(directory.glob("rdv-screen-*.svg"))
+    svgs = list(directory.glob("rdv-race-*.svg"))
     assert len(svgs) == 1 and svgs[0].read_text().lstrip().startswith("<svg")
 
 

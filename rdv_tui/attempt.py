@@ -1,0 +1,105 @@
+"""What the Connect screen collects, validated, and how it becomes a client.
+
+Kept apart from the screen so that the CLI, the demo and the tests build attempts
+the same way, and so that every check happens before any network traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from rdv_core.addrs import AddrSpace, parse_spaces
+from rdv_core.client import Client
+from rdv_core.events import EventCallback
+from rdv_core.pickers import Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.protocol import parse_server_url
+from rdv_core.session.codes import parse_code
+
+Role = Literal["dial", "accept"]
+PickerKind = Literal["wait-for-p2p", "pick-first", "wait-constant"]
+
+PICKERS: tuple[PickerKind, ...] = ("wait-for-p2p", "pick-first", "wait-constant")
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectParams:
+    """One connection attempt, as the user asked for it.
+
+    Attributes:
+        server_url: The rdv server.
+        code: A session code (``7-tulip-orbit``) or, with ``race_only``, a raw token.
+        role: ``dial`` (we pick the conn) or ``accept``.
+        spaces: Address spaces for direct conns.
+        picker: How the dialer picks.
+        wait_s: The picker's wait (wait-for-p2p, wait-constant).
+        force_relay: Skip direct candidates: the server relays.
+        timeout_s: Overall limit for the attempt, lobby wait included (None: none).
+        race_only: Only run the race (any rdv/1 peer, e.g. the Go one): no session.
+    """
+
+    server_url: str
+    code: str
+    role: Role = "dial"
+    spaces: AddrSpace = AddrSpace.DEFAULT
+    picker: PickerKind = "wait-for-p2p"
+    wait_s: float = 1.0
+    force_relay: bool = False
+    timeout_s: float | None = 120.0
+    race_only: bool = False
+
+    def validate(self) -> None:
+        """Check everything before any traffic.
+
+        Raises:
+            ValueError: with a message for the user.
+        """
+        parse_server_url(self.server_url)
+        if not self.code.strip():
+            raise ValueError("enter a session code (or generate one)")
+        if not self.race_only:
+            parse_code(self.code)
+        if self.wait_s < 0:
+            raise ValueError("the wait time cannot be negative")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError("the timeout must be positive")
+        if not self.force_relay and not self.spaces & AddrSpace.ALL:
+            raise ValueError("enable at least one address space, or force the relay")
+
+    @property
+    def token(self) -> str:
+        """What the server sees: the code's nameplate token, or the raw token."""
+        return self.code.strip() if self.race_only else parse_code(self.code).token
+
+    def make_picker(self) -> Picker:
+        """The picker object."""
+        if self.picker == "pick-first":
+            return PickFirst()
+        if self.picker == "wait-constant":
+            return WaitConstant(self.wait_s)
+        return WaitForP2P(self.wait_s)
+
+    def make_client(self, on_event: EventCallback | None) -> Client:
+        """A client configured from these params."""
+        spaces = AddrSpace.NONE if self.force_relay else self.spaces
+        return Client(
+            spaces=spaces, picker=self.make_picker(), timeout=self.timeout_s, on_event=on_event
+        )
+
+
+def parse_seconds(text: str, what: str, *, allow_none: bool = False) -> float | None:
+    """A number of seconds typed by a person (``""`` or ``none``: None when allowed).
+
+    Raises:
+        ValueError: naming ``what`` when the text is not a number.
+    """
+    cleaned = text.strip().lower().removesuffix("s").strip()
+    if allow_none and cleaned in ("", "none", "0", "off"):
+        return None
+    try:
+        return float(cleaned)
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a number of seconds") from None
+
+
+__all__ = ["PICKERS", "ConnectParams", "PickerKind", "Role", "parse_seconds", "parse_spaces"]

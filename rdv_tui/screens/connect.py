@@ -1,0 +1,217 @@
+"""The Connect screen: which server, which code, which role, and how to race."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.suggester import SuggestFromList
+from textual.widgets import (
+    Button,
+    Checkbox,
+    Footer,
+    Input,
+    Label,
+    RadioButton,
+    RadioSet,
+    Select,
+    Static,
+)
+
+from rdv_core.addrs import SINGLE_SPACES, AddrSpace, format_spaces
+from rdv_core.session.codes import generate_code
+from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
+
+if TYPE_CHECKING:
+    from rdv_tui.app import RdvApp
+
+
+class ConnectScreen(Screen[None]):
+    """The form that starts an attempt. Every check runs before any traffic."""
+
+    DEFAULT_CSS = """
+    ConnectScreen #share {
+        background: $primary-muted; color: $text; padding: 0 1; text-style: bold;
+    }
+    ConnectScreen #form { padding: 0 1; }
+    ConnectScreen .row { height: auto; margin-top: 1; }
+    ConnectScreen .row > Label { width: 8; color: $text-muted; }
+    ConnectScreen #server, ConnectScreen #code { width: 1fr; margin-right: 1; }
+    ConnectScreen #spaces { height: auto; layout: grid; grid-size: 4; width: 1fr; }
+    ConnectScreen #spaces Checkbox { width: 1fr; }
+    ConnectScreen #wait, ConnectScreen #timeout { width: 7; }
+    ConnectScreen #picker { width: 18; margin-right: 1; }
+    ConnectScreen .unit { padding: 0 1; width: auto; color: $text-muted; }
+    ConnectScreen RadioSet { layout: horizontal; width: auto; margin-right: 2; }
+    ConnectScreen RadioButton { margin-right: 1; }
+    ConnectScreen Button { margin-right: 1; }
+    ConnectScreen #error { color: $text-error; height: auto; }
+    ConnectScreen #connect { margin: 1 0 0 8; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+g", "generate_code", "New code"),
+        Binding("ctrl+y", "copy_code", "Copy code"),
+        Binding("ctrl+r", "connect", "Connect"),
+    ]
+
+    @property
+    def rdv_app(self) -> RdvApp:
+        """The app, typed."""
+        return cast("RdvApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        app = self.rdv_app
+        recent = app.recent
+        yield Static(app.share_text(), id="share")
+        with VerticalScroll(id="form"):
+            with Horizontal(classes="row"):
+                yield Label("Server")
+                yield Input(
+                    app.default_server_url(),
+                    placeholder="http://host:port/ of an rdv server",
+                    id="server",
+                    suggester=SuggestFromList(recent.servers, case_sensitive=False),
+                    compact=True,
+                )
+            with Horizontal(classes="row"):
+                yield Label("Code")
+                yield Input(
+                    generate_code(),
+                    placeholder="7-tulip-orbit (share it with the other machine)",
+                    id="code",
+                    suggester=SuggestFromList(recent.codes),
+                    compact=True,
+                )
+                yield Button(
+                    "New", id="generate", tooltip="Generate a fresh code (ctrl+g)", compact=True
+                )
+                yield Button("Copy", id="copy", tooltip="Copy the code (ctrl+y)", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Role")
+                with RadioSet(id="role", compact=True):
+                    yield RadioButton("dial", value=True, id="role-dial", compact=True)
+                    yield RadioButton("accept", id="role-accept", compact=True)
+                yield Checkbox(
+                    "race only (no session)",
+                    id="race-only",
+                    tooltip="Only run the rdv/1 race, e.g. against the Go rdv: no chat, no files",
+                    compact=True,
+                )
+            with Horizontal(classes="row"):
+                yield Label("Spaces")
+                with Horizontal(id="spaces"):
+                    for space in SINGLE_SPACES:
+                        name = format_spaces(space)
+                        yield Checkbox(
+                            name,
+                            value=bool(app.default_spaces() & space),
+                            id=f"space-{name}",
+                            compact=True,
+                        )
+            with Horizontal(classes="row"):
+                yield Label("Picker")
+                yield Select(
+                    [(p, p) for p in PICKERS],
+                    value="wait-for-p2p",
+                    allow_blank=False,
+                    id="picker",
+                    compact=True,
+                )
+                yield Input("1.0", id="wait", tooltip="seconds the picker waits", compact=True)
+                yield Static("s", classes="unit")
+                yield Checkbox("force relay", id="force-relay", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Timeout")
+                yield Input(
+                    "120",
+                    id="timeout",
+                    tooltip="overall limit, lobby wait included (empty: none)",
+                    compact=True,
+                )
+                yield Static("s (lobby wait included)", classes="unit")
+            yield Button("Connect", variant="primary", id="connect", compact=True)
+            yield Static("", id="error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "connect"
+        self.query_one("#code", Input).focus()
+
+    def refresh_share(self) -> None:
+        """Redraw the address to give the other machine (the server may start late)."""
+        self.query_one("#share", Static).update(self.rdv_app.share_text())
+        server = self.query_one("#server", Input)
+        if not server.value:
+            server.value = self.rdv_app.default_server_url()
+
+    # ----- reading the form
+
+    def params(self) -> ConnectParams:
+        """The form as validated params.
+
+        Raises:
+            ValueError: with a message for the user.
+        """
+        spaces = AddrSpace.INVALID
+        for space in SINGLE_SPACES:
+            if self.query_one(f"#space-{format_spaces(space)}", Checkbox).value:
+                spaces |= space
+        role: Role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
+        picker = cast(PickerKind, self.query_one("#picker", Select).value)
+        wait = parse_seconds(self.query_one("#wait", Input).value, "wait")
+        timeout = parse_seconds(self.query_one("#timeout", Input).value, "timeout", allow_none=True)
+        params = ConnectParams(
+            server_url=self.query_one("#server", Input).value.strip(),
+            code=self.query_one("#code", Input).value.strip(),
+            role=role,
+            spaces=spaces,
+            picker=picker,
+            wait_s=wait if wait is not None else 1.0,
+            force_relay=self.query_one("#force-relay", Checkbox).value,
+            timeout_s=timeout,
+            race_only=self.query_one("#race-only", Checkbox).value,
+        )
+        params.validate()
+        return params
+
+    # ----- actions
+
+    def action_generate_code(self) -> None:
+        """Put a fresh random code in the code field."""
+        self.query_one("#code", Input).value = generate_code()
+
+    def action_copy_code(self) -> None:
+        """Copy the code to the clipboard (OSC 52 in most terminals)."""
+        code = self.query_one("#code", Input).value.strip()
+        self.app.copy_to_clipboard(code)
+        self.notify(f"copied {code}", title="Code")
+
+    def action_connect(self) -> None:
+        """Validate the form and start the attempt."""
+        error = self.query_one("#error", Static)
+        try:
+            params = self.params()
+        except ValueError as exc:
+            error.update(f"✗ {exc}")
+            self.notify(str(exc), severity="error", title="Cannot connect")
+            return
+        error.update("")
+        self.rdv_app.start_attempt(params)
+
+    @on(Button.Pressed, "#generate")
+    def _generate(self) -> None:
+        self.action_generate_code()
+
+    @on(Button.Pressed, "#copy")
+    def _copy(self) -> None:
+        self.action_copy_code()
+
+    @on(Button.Pressed, "#connect")
+    @on(Input.Submitted)
+    def _connect(self) -> None:
+        self.action_connect()

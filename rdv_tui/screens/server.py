@@ -1,0 +1,82 @@
+"""The Server screen: the embedded server's lobby, pairs, counters and recent events."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from rdv_core.events import Event
+from rdv_core.server import ServerStats
+from rdv_tui.widgets.server_view import PairsTable, ServerCounters, ServerLog
+
+if TYPE_CHECKING:
+    from rdv_tui.app import RdvApp
+
+REFRESH_S = 0.5
+"""Byte counters change without events: the pairs table is polled this often."""
+
+
+class ServerScreen(Screen[None]):
+    """What the embedded server is doing."""
+
+    DEFAULT_CSS = """
+    ServerScreen .title { padding: 0 1; color: $text-muted; text-style: bold; margin-top: 1; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "app.save_svg", "Save SVG"),
+    ]
+
+    _ready = False
+    """Set in on_mount (``is_mounted`` is still False there)."""
+
+    @property
+    def rdv_app(self) -> RdvApp:
+        """The app, typed."""
+        return cast("RdvApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield ServerCounters(id="counters")
+        yield Static("open pairs", classes="title")
+        yield PairsTable(id="pairs")
+        yield Static("recent events", classes="title")
+        yield ServerLog(id="server-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "server"
+        self._ready = True
+        embedded = self.rdv_app.embedded
+        log = self.query_one(ServerLog)
+        if embedded is None:
+            log.write("This app does not host a server (it uses --server URL).")
+            return
+        for event in embedded.events:
+            log.add(event)
+        self.refresh_stats()
+        self.set_interval(REFRESH_S, self.refresh_stats)
+
+    def refresh_stats(self) -> None:
+        """Poll the embedded server's counters and pairs."""
+        embedded = self.rdv_app.embedded
+        if embedded is None:
+            return
+        self.show_stats(
+            embedded.server.stats(), ", ".join(embedded.share_urls()), embedded.server.clock()
+        )
+
+    def show_stats(self, stats: ServerStats, url: str, now: float) -> None:
+        """Show one stats snapshot (``now`` on the server's clock, for pair ages)."""
+        self.query_one(ServerCounters).show(stats, url)
+        self.query_one(PairsTable).show(stats.pairs, now)
+
+    def add_event(self, event: Event) -> None:
+        """Log one server event and refresh the counters."""
+        if not self._ready:
+            return  # on_mount replays the embedded server's recent events
+        self.query_one(ServerLog).add(event)
+        self.refresh_stats()

@@ -1,0 +1,210 @@
+"""The Session screen: chat and files side by side, with the link strip on top."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from rdv_core import events as ev
+from rdv_core.session import IncomingOffer, SessionError, TransferRejected
+from rdv_tui.tcpinfo import tcp_rtt_ms
+from rdv_tui.widgets.chat import ChatPane, Clock
+from rdv_tui.widgets.files import FilesPane, OfferBar
+from rdv_tui.widgets.link_strip import LinkStrip
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rdv_tui.app import RdvApp
+
+SAMPLE_S = 0.5
+"""How often the link strip samples throughput and RTT."""
+
+
+class SessionScreen(Screen[None]):
+    """Chat and files over the established session.
+
+    Attributes:
+        bytes_in: File bytes received so far (all transfers).
+        bytes_out: File bytes sent so far (all transfers).
+    """
+
+    DEFAULT_CSS = """
+    SessionScreen #panes { height: 1fr; }
+    SessionScreen ChatPane { width: 1fr; border: round $primary-muted; border-title-color: $text; }
+    SessionScreen FilesPane { width: 1fr; border: round $primary-muted; border-title-color: $text; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+o", "browse", "Send file"),
+        Binding("ctrl+a", "accept_offer", "Accept offer", show=False),
+        Binding("ctrl+x", "reject_offer", "Reject offer", show=False),
+        Binding("ctrl+w", "close_session", "End session"),
+    ]
+
+    def __init__(
+        self,
+        *,
+        clock: Clock = time.time,
+        download_dir: Path | None = None,
+        sample_s: float | None = SAMPLE_S,
+    ) -> None:
+        super().__init__()
+        self._clock = clock
+        self._sample_s = sample_s
+        self.download_dir = download_dir
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self._done: dict[tuple[str, int], int] = {}
+        self._last_sample = (time.monotonic(), 0, 0)
+        self._backlog: list[ev.Event] = []
+        self._ready = False  # set in on_mount (is_mounted is still False there)
+
+    @property
+    def rdv_app(self) -> RdvApp:
+        """The app, typed."""
+        return cast("RdvApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield LinkStrip(id="link")
+        with Horizontal(id="panes"):
+            chat = ChatPane(clock=self._clock, id="chat")
+            chat.border_title = "chat"
+            yield chat
+            files = FilesPane(self.download_dir, id="files")
+            files.border_title = "files"
+            yield files
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "session"
+        self._ready = True
+        backlog, self._backlog = self._backlog, []
+        for event in backlog:
+            self.feed(event)
+        if self._sample_s is not None:
+            self.set_interval(self._sample_s, self.sample_link)
+        self.query_one("#chat-input").focus()
+
+    # ----- events in
+
+    def feed(self, event: ev.Event) -> None:
+        """Show one session event (queued until the screen is mounted)."""
+        if not self._ready:
+            self._backlog.append(event)
+            return
+        link = self.query_one(LinkStrip)
+        match event:
+            case ev.SessionEstablished():
+                link.path = "relay" if event.is_relay else "p2p"
+                link.peer_addr, link.closed = event.peer_addr, ""
+                link.redraw()
+                path = "through the server's relay" if event.is_relay else "direct (p2p)"
+                self.query_one(ChatPane).add("info", f"encrypted session up, {path}")
+            case ev.SessionClosed():
+                link.closed = event.reason
+                link.redraw()
+                self.query_one(ChatPane).add("info", f"session ended: {event.reason}")
+            case ev.ChatSent():
+                self.query_one(ChatPane).add("you", event.text)
+            case ev.ChatReceived():
+                self.query_one(ChatPane).add("peer", event.text)
+            case ev.FileProgress():
+                self._count(event.direction, event.transfer_id, event.done)
+                self.query_one(FilesPane).feed(event)
+            case ev.FileCompleted():
+                self._count(event.direction, event.transfer_id, event.size)
+                self.query_one(FilesPane).feed(event)
+                verb = "sent" if event.direction == "out" else "received"
+                where = f" to {event.path}" if event.path else ""
+                self.query_one(ChatPane).add("info", f"{verb} {event.name}{where}, verified")
+            case _:
+                self.query_one(FilesPane).feed(event)
+
+    def _count(self, direction: str, transfer_id: int, done: int) -> None:
+        before = self._done.get((direction, transfer_id), 0)
+        self._done[(direction, transfer_id)] = max(before, done)
+        delta = max(0, done - before)
+        if direction == "in":
+            self.bytes_in += delta
+        else:
+            self.bytes_out += delta
+
+    def sample_link(self) -> None:
+        """Sample throughput and RTT for the link strip."""
+        now = time.monotonic()
+        then, bytes_in, bytes_out = self._last_sample
+        elapsed = max(now - then, 1e-3)
+        self._last_sample = (now, self.bytes_in, self.bytes_out)
+        link = self.query_one(LinkStrip)
+        conn = self.rdv_app.conn
+        if conn is not None and not link.closed:
+            link.rtt_ms = tcp_rtt_ms(conn.writer.get_extra_info("socket"))
+        link.sample((self.bytes_in - bytes_in) / elapsed, (self.bytes_out - bytes_out) / elapsed)
+
+    def ask_offer(self, offer: IncomingOffer) -> asyncio.Future[bool]:
+        """Show an incoming offer; the future resolves with the user's answer."""
+        self.query_one(ChatPane).add(
+            "info", f"peer offers {len(offer.files)} file(s): accept or reject in the files pane"
+        )
+        return self.query_one(OfferBar).ask(offer)
+
+    # ----- user actions
+
+    @on(ChatPane.Send)
+    def _chat(self, message: ChatPane.Send) -> None:
+        self.send_chat(message.text)
+
+    @work(group="chat")
+    async def send_chat(self, text: str) -> None:
+        """Send one chat line (never blocked by transfers: the session interleaves)."""
+        session = self.rdv_app.session
+        if session is None or session.closed:
+            self.notify("no session: connect first", severity="warning")
+            return
+        try:
+            await session.send_chat(text)
+        except (SessionError, ValueError) as exc:
+            self.notify(str(exc), severity="error", title="Chat")
+
+    @on(FilesPane.SendPaths)
+    def _send(self, message: FilesPane.SendPaths) -> None:
+        self.send_paths(message.paths)
+
+    @work(group="send")
+    async def send_paths(self, paths: list[Path]) -> None:
+        """Offer and send files; verdicts show in the files pane."""
+        session = self.rdv_app.session
+        if session is None or session.closed:
+            self.notify("no session: connect first", severity="warning")
+            return
+        try:
+            await session.send_paths(paths)
+        except TransferRejected as exc:
+            self.notify(str(exc), severity="warning", title="Rejected")
+        except (SessionError, OSError, ValueError) as exc:
+            self.notify(str(exc), severity="error", title="Send failed")
+
+    def action_browse(self) -> None:
+        """Pick a file to send."""
+        self.query_one(FilesPane).action_browse()
+
+    def action_accept_offer(self) -> None:
+        """Accept the pending offer."""
+        self.query_one(OfferBar).answer(True)
+
+    def action_reject_offer(self) -> None:
+        """Reject the pending offer."""
+        self.query_one(OfferBar).answer(False)
+
+    def action_close_session(self) -> None:
+        """End the session cleanly."""
+        self.rdv_app.end_session()

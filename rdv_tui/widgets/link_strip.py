@@ -1,0 +1,82 @@
+"""The link strip: which path the session uses, to whom, RTT and a throughput sparkline."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.widgets import Sparkline, Static
+
+from rdv_tui.widgets.server_view import human_bytes
+
+HISTORY = 60
+"""Throughput samples kept for the sparkline (one per sample period)."""
+
+
+class LinkStrip(Horizontal):
+    """One line: path, peer, RTT, current rates, and the recent throughput.
+
+    Attributes:
+        path: ``p2p``, ``relay`` or ``""`` before the session is up.
+        peer_addr: The peer's address as seen on the conn.
+        rtt_ms: TCP RTT of the conn (to the peer, or to the server on the relay).
+        closed: Why the session ended, once it has.
+    """
+
+    DEFAULT_CSS = """
+    LinkStrip { height: 1; background: $boost; padding: 0 1; }
+    LinkStrip #link-info { width: 1fr; }
+    LinkStrip Sparkline { width: 24; height: 1; }
+    LinkStrip Sparkline > .sparkline--max-color { color: $success; }
+    LinkStrip Sparkline > .sparkline--min-color { color: $primary-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.path = ""
+        self.peer_addr = ""
+        self.rtt_ms: float | None = None
+        self.rate_in = 0.0
+        self.rate_out = 0.0
+        self.closed = ""
+        self.samples: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
+        self._info = Static(self._text(), id="link-info")
+        self._sparkline = Sparkline(list(self.samples), id="throughput")
+
+    def compose(self) -> ComposeResult:
+        yield self._info
+        yield self._sparkline
+
+    def _text(self) -> Content:
+        if self.closed:
+            return Content.assemble(("✗ session ended: ", "bold $text-error"), self.closed)
+        if not self.path:
+            return Content.styled("no session yet: connect first (F2)", "$text-muted")
+        if self.path == "p2p":
+            parts: list[tuple[str, str] | str] = [("★ P2P ", "bold $text-success"), self.peer_addr]
+            rtt_label = "  RTT "
+        else:
+            parts = [("⇄ RELAY ", "bold $text-warning"), ("via server", "$text-muted")]
+            rtt_label = "  RTT to server "
+        if self.rtt_ms is not None:
+            parts += [(rtt_label, "$text-muted"), f"{self.rtt_ms:.1f} ms"]
+        parts += [
+            ("  ↑ ", "$text-muted"),
+            f"{human_bytes(self.rate_out)}/s",
+            ("  ↓ ", "$text-muted"),
+            f"{human_bytes(self.rate_in)}/s",
+        ]
+        return Content.assemble(*parts)
+
+    def redraw(self) -> None:
+        """Refresh the text (after changing the attributes)."""
+        self._info.update(self._text())
+
+    def sample(self, rate_in: float, rate_out: float) -> None:
+        """Record the current rates (bytes per second) and move the sparkline."""
+        self.rate_in, self.rate_out = rate_in, rate_out
+        self.samples.append(rate_in + rate_out)
+        self._sparkline.data = list(self.samples)
+        self.redraw()

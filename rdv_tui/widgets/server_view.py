@@ -1,0 +1,168 @@
+"""Widgets of the Server screen: counters, the pairs table, the event log."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.content import Content
+from textual.widgets import DataTable, RichLog, Static
+
+from rdv_core import events as ev
+from rdv_core.relay import PairStats
+from rdv_core.server import ServerStats
+
+
+def human_bytes(n: float) -> str:
+    """``1.5 MiB`` style sizes."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class ServerCounters(Static):
+    """Lobby, open pairs and totals, on one or two lines."""
+
+    DEFAULT_CSS = """
+    ServerCounters { height: auto; padding: 0 1; background: $boost; }
+    """
+
+    def show(self, stats: ServerStats, url: str) -> None:
+        """Redraw from a stats snapshot."""
+        rejects = sum(stats.rejects_by_status.values())
+        parts: list[tuple[str, str] | str] = [
+            ("serving ", "$text-muted"),
+            (url, "bold"),
+            ("  lobby ", "$text-muted"),
+            (str(stats.lobby), "bold $accent"),
+            ("  open pairs ", "$text-muted"),
+            (str(len(stats.pairs)), "bold"),
+            "\n",
+            ("pairs ", "$text-muted"),
+            str(stats.pairs_total),
+            ("  p2p ", "$text-muted"),
+            (str(stats.p2p_total), "bold $text-success"),
+            ("  relay ", "$text-muted"),
+            (str(stats.relay_total), "bold $text-warning"),
+            ("  relayed ", "$text-muted"),
+            human_bytes(stats.bytes_relayed),
+            ("  rejected ", "$text-muted"),
+            (str(rejects), "$text-error" if rejects else ""),
+            ("  lobby timeouts ", "$text-muted"),
+            str(stats.lobby_timeouts_total),
+        ]
+        if stats.closed:
+            parts.append(("  CLOSED", "bold $text-error"))
+        self.update(Content.assemble(*parts))
+
+
+PAIR_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "pair"),
+    ("token", "token"),
+    ("dialer", "dialer"),
+    ("accepter", "accepter"),
+    ("path", "path"),
+    ("d2a", "D→A"),
+    ("a2d", "A→D"),
+    ("age", "age"),
+)
+
+
+class PairsTable(DataTable[str]):
+    """Open pairs, updated by pair id; closed pairs are removed."""
+
+    DEFAULT_CSS = """
+    PairsTable { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        for key, label in PAIR_COLUMNS:
+            self.add_column(label, key=key)
+
+    def show(self, pairs: list[PairStats], now: float) -> None:
+        """Add new pairs, update the changed cells of known ones, drop closed ones."""
+        seen: set[str] = set()
+        for pair in pairs:
+            key = str(pair.pair_id)
+            seen.add(key)
+            path = "waiting" if pair.relayed is None else ("relay" if pair.relayed else "p2p")
+            cells = (
+                key,
+                pair.token,
+                pair.dialer,
+                pair.accepter,
+                path,
+                human_bytes(pair.bytes_dialer_to_accepter),
+                human_bytes(pair.bytes_accepter_to_dialer),
+                f"{max(0.0, now - pair.started_t):.0f} s",
+            )
+            if key not in self.rows:
+                self.add_row(*cells, key=key)
+                continue
+            for (column, _), value in zip(PAIR_COLUMNS, cells, strict=True):
+                if self.get_cell(key, column) != value:
+                    self.update_cell(key, column, value, update_width=True)
+        for row_key in [k for k in self.rows if k.value not in seen]:
+            self.remove_row(row_key)
+
+
+def describe_server_event(event: ev.Event) -> Text:
+    """One log line for a server event (tokens shown: the server sees only nameplates)."""
+    t = Text(f"{event.t:8.3f}s ", style="dim")
+    match event:
+        case ev.PeerJoined():
+            t.append(f"{event.method:<6} joined ", style="bold")
+            t.append(f"{event.token} from {event.remote}")
+            if event.observed_addr and event.observed_addr != event.remote:
+                t.append(f" (observed {event.observed_addr})")
+        case ev.PairMatched():
+            t.append(f"pair {event.pair_id} matched ", style="bold")
+            t.append(f"{event.token}: {event.dialer} ⇄ {event.accepter}")
+            t.append(f", lobby {event.lobby_s * 1000:.0f} ms", style="dim")
+        case ev.P2PReported():
+            t.append(f"pair {event.pair_id} went p2p ", style="bold green")
+            t.append(f"via {event.addr}")
+        case ev.RelayStarted():
+            t.append(f"pair {event.pair_id} relaying", style="bold yellow")
+        case ev.RelayEnded():
+            t.append(f"pair {event.pair_id} ended ", style="bold")
+            t.append(
+                f"({event.reason}) after {event.duration_s:.1f} s, "
+                f"D→A {human_bytes(event.dialer_to_accepter)}, "
+                f"A→D {human_bytes(event.accepter_to_dialer)}"
+            )
+        case ev.LobbyTimedOut():
+            t.append("lobby timeout ", style="bold red")
+            t.append(f"{event.method} {event.token} from {event.remote}")
+        case ev.Replaced():
+            t.append("replaced ", style="bold red")
+            t.append(f"{event.method} {event.token} from {event.remote}")
+        case ev.LobbyLeft():
+            t.append("left lobby ", style="bold")
+            t.append(f"{event.method} {event.token} from {event.remote}: {event.reason}")
+        case ev.Rejected():
+            t.append(f"rejected {event.status} ", style="bold red")
+            t.append(f"{event.method} from {event.remote}: {event.reason}")
+        case ev.ServerClosed():
+            t.append("server closed", style="bold red")
+        case _:
+            t.append(event.type)
+    return t
+
+
+class ServerLog(RichLog):
+    """Recent server events, newest at the bottom."""
+
+    DEFAULT_CSS = """
+    ServerLog { height: 1fr; border-top: solid $primary-muted; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, max_lines=500, wrap=False, markup=False, auto_scroll=True)
+
+    def add(self, event: ev.Event) -> None:
+        """Append one event."""
+        self.write(describe_server_event(event))

@@ -1,0 +1,209 @@
+"""Pilot tests with real rdv_core objects on loopback: embedded server, real peers.
+
+Every peer uses only the loopback address spaces; every server, session and task a
+test starts is closed by the app's unmount or by the test itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, DataTable, Input
+
+from rdv_core import events as ev
+from rdv_core.addrs import SINGLE_SPACES, AddrSpace, format_spaces
+from rdv_core.client import Client
+from rdv_core.session import Session, generate_code, parse_code
+from rdv_tui.app import AppConfig, RdvApp, make_app
+from rdv_tui.demo_peer import DemoPeer
+from rdv_tui.race_model import RowState
+from rdv_tui.widgets.chat import ChatLog
+from rdv_tui.widgets.files import OfferBar, TransferRow
+from rdv_tui.widgets.server_view import PairsTable, ServerCounters, ServerLog
+
+LOOPBACK = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
+
+
+async def wait_for(pilot: Pilot[int], check: Callable[[], bool], limit: float = 10.0) -> None:
+    """Let the app run until ``check()`` holds (fail after ``limit`` seconds)."""
+    async with asyncio.timeout(limit):
+        while not check():
+            await pilot.pause(0.02)
+
+
+def config(tmp_path: Path, **kwargs: object) -> AppConfig:
+    return AppConfig(
+        export_dir=tmp_path / "exports",
+        download_dir=tmp_path / "inbox",
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+async def fill_connect_form(app: RdvApp, pilot: Pilot[int], code: str) -> None:
+    """Type the code and keep only the loopback spaces."""
+    screen = app.connect_screen
+    screen.query_one("#code", Input).value = code
+    for space in SINGLE_SPACES:
+        box = screen.query_one(f"#space-{format_spaces(space)}", Checkbox)
+        box.value = bool(space & LOOPBACK)
+    await pilot.pause()
+
+
+async def test_connect_race_chat_and_file(tmp_path: Path) -> None:
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.embedded is not None)
+        assert app.embedded is not None
+        code = generate_code()
+        peer = DemoPeer(app.embedded.url, code, tmp_path / "peer")
+        peer_task = asyncio.get_running_loop().create_task(peer.run())
+        try:
+            await fill_connect_form(app, pilot, code)
+            app.session_switch_delay = 0.1
+            await pilot.press("ctrl+r")
+            # The race plays on the dashboard: rows appear, then reach final states.
+            race = app.race_screen
+            await wait_for(pilot, lambda: race.model.result is not None)
+            assert race.model.result is not None and race.model.result.ok
+            table = race.query_one("#race-table", DataTable)
+            await wait_for(pilot, lambda: table.row_count == len(race.model.rows))
+            rows = list(race.model.rows.values())
+            assert [r.state for r in rows].count(RowState.PICKED) == 1
+            assert any(r.candidate.origin == "relay" for r in rows)
+            assert all(r.state.is_final for r in rows)
+            # The session comes up and the app moves to the Session screen.
+            await wait_for(pilot, lambda: app.current_mode == "session" and app.session is not None)
+            chat = app.session_screen.query_one(ChatLog)
+            await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
+            # Chat both ways: type a line; the peer receives it and echoes it back.
+            await pilot.click("#chat-input")
+            await pilot.press(*"ping 42", "enter")
+            await wait_for(pilot, lambda: ("peer", "echo: ping 42") in chat.lines_added)
+            assert any(isinstance(e, ev.ChatReceived) and e.text == "ping 42" for e in peer.events)
+            # A file: typed path, sent, verified at the peer, verified mark on screen.
+            sample = tmp_path / "hello.txt"
+            sample.write_bytes(b"hello rdv\n" * 5000)
+            app.session_screen.query_one("#send-path", Input).value = str(sample)
+            await pilot.click("#send")
+            row_id = "#t-out-1"
+            await wait_for(pilot, lambda: bool(app.session_screen.query(row_id)))
+            row = app.session_screen.query_one(row_id, TransferRow)
+            await wait_for(pilot, lambda: row.has_class("-done"))
+            assert row.status_text.startswith("✔ verified")
+            received = tmp_path / "peer" / "hello.txt"
+            assert received.read_bytes() == sample.read_bytes()
+        finally:
+            await app._close_connection()
+            with contextlib.suppress(asyncio.CancelledError):
+                peer_task.cancel()
+                await peer_task
+
+
+def peer_greeting() -> str:
+    from rdv_tui.demo_peer import GREETING
+
+    return GREETING
+
+
+async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.embedded is not None)
+        assert app.embedded is not None
+        code = generate_code()
+        await fill_connect_form(app, pilot, code)
+        app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
+        app.session_switch_delay = 0.0
+        parsed = parse_code(code)
+        client = Client(spaces=LOOPBACK, timeout=20)
+        dial = asyncio.get_running_loop().create_task(client.dial(app.embedded.url, parsed.token))
+        await pilot.press("ctrl+r")
+        conn = await dial
+        session = Session(conn.reader, conn.writer, parsed, is_dialer=True)
+        try:
+            await session.start()
+            await wait_for(pilot, lambda: app.current_mode == "session")
+            big = tmp_path / "offered.bin"
+            big.write_bytes(bytes(range(256)) * 4096)
+            send = asyncio.get_running_loop().create_task(session.send_paths([big]))
+            bar = app.session_screen.query_one(OfferBar)
+            await wait_for(pilot, lambda: bar.pending == 1)
+            await pilot.click("#offer-accept")
+            await send
+            row = app.session_screen.query_one("#t-in-1", TransferRow)
+            await wait_for(pilot, lambda: row.has_class("-done"))
+            assert (tmp_path / "inbox" / "offered.bin").read_bytes() == big.read_bytes()
+            # A second offer, rejected with the key binding.
+            second = asyncio.get_running_loop().create_task(session.send_paths([big]))
+            await wait_for(pilot, lambda: bar.pending == 1)
+            await pilot.press("ctrl+x")
+            rejected = False
+            try:
+                await second
+            except Exception as exc:  # TransferRejected
+                rejected = "declined" in str(exc)
+            assert rejected
+            row2 = app.session_screen.query_one("#t-in-2", TransferRow)
+            assert row2.has_class("-failed")
+        finally:
+            await session.close()
+            await conn.close()
+
+
+async def test_race_only_and_server_screen(tmp_path: Path) -> None:
+    app = make_app(config(tmp_path, serve=True))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "server")
+        assert app.embedded is not None
+        url = app.embedded.url
+        await app.switch_mode("connect")
+        await fill_connect_form(app, pilot, "raw-token-1")
+        app.connect_screen.query_one("#race-only", Checkbox).value = True
+        accept = asyncio.get_running_loop().create_task(
+            Client(spaces=LOOPBACK, timeout=20).accept(url, "raw-token-1")
+        )
+        await pilot.press("ctrl+r")
+        other = await accept
+        try:
+            race = app.race_screen
+            await wait_for(pilot, lambda: race.model.result is not None)
+            assert app.conn is not None and app.session is None
+            await pilot.press("f5")
+            await wait_for(
+                pilot, lambda: app.embedded is not None and app.embedded.server.p2p_total == 1
+            )
+            app.server_screen.refresh_stats()
+            counters = str(app.server_screen.query_one(ServerCounters).render())
+            assert "p2p 1" in counters and "pairs 1" in counters
+            server_log = app.server_screen.query_one("#server-log", ServerLog)
+            log_lines = [line.text for line in server_log.lines]
+            assert any("matched raw-token-1" in line for line in log_lines)
+            assert any("went p2p" in line for line in log_lines)
+            assert isinstance(app.server_screen.query_one(PairsTable), PairsTable)
+        finally:
+            await other.close()
+
+
+async def test_bad_form_input_is_refused_before_any_traffic(tmp_path: Path) -> None:
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.embedded is not None)
+        screen = app.connect_screen
+        screen.query_one("#server", Input).value = "ftp://nope"
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.current_mode == "connect"
+        assert "✗" in str(screen.query_one("#error").render())
+        screen.query_one("#server", Input).value = app.embedded.url  # type: ignore[union-attr]
+        screen.query_one("#code", Input).value = "no-dash"
+        screen.query_one("#code", Input).value = "nodash"
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert app.current_mode == "connect"
+        assert "code" in str(screen.query_one("#error").render())
+        assert screen.query_one("#code", Input).value == "nodash"  # nothing lost
+        assert app.embedded is not None and app.embedded.server.stats().pairs_total == 0
