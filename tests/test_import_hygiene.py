@@ -70,6 +70,7 @@ def test_headless_commands_are_headless() -> None:
     result = run_fresh(
         f"""
         import argparse
+        import rdv_tui.cli  # the entry point's own imports
         present = []
         for name in {HEADLESS_COMMANDS!r}:
             try:
