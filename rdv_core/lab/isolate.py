@@ -4,15 +4,16 @@
 
     unshare --mount --pid --fork --kill-child --mount-proc [--user --map-root-user] -- ARGV
 
-and the inner process mounts a private tmpfs on ``/run/netns`` (LAB-NOTES.md). Then:
+and the inner process mounts a private tmpfs on ``/run`` (holding ``/run/netns`` and its
+temporary files; LAB-NOTES.md). Then:
 
 - every process the lab starts lives in the private pid namespace: when the runner dies,
   even by SIGKILL, ``--kill-child`` kills its init and the kernel kills all the rest;
 - the lab's named namespaces are bind mounts in the private tmpfs: when the last process of
-  the mount namespace is gone, so are they, and so are the network namespaces.
+  the mount namespace is gone, so are they, the network namespaces, and the event files.
 
 Without root, ``--user --map-root-user`` makes the same work rootless where the system allows
-unprivileged user namespaces (a tmpfs then goes on ``/run`` if ``/run/netns`` is missing).
+unprivileged user namespaces.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import ctypes
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Final
 
@@ -73,9 +75,6 @@ def reexec_isolated(argv: Sequence[str]) -> None:
     env = dict(os.environ)
     env[ISOLATED_ENV] = "1"
     env[OWNER_ENV] = str(os.getpid())
-    if os.geteuid() == 0:
-        # Where the private tmpfs will be mounted; ``ip netns add`` creates it too.
-        os.makedirs(NETNS_DIR, exist_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
     full = isolated_argv(argv)
@@ -90,14 +89,17 @@ def _mount_tmpfs(target: str) -> None:
 
 
 def setup_inside() -> None:
-    """In the isolated runner: give it a private ``/run/netns``.
+    """In the isolated runner: a private tmpfs on ``/run`` holding ``/run/netns`` and the
+    runner's temporary files, so that both vanish with the mount namespace.
 
     Raises:
         OSError: when the tmpfs cannot be mounted.
     """
-    if os.path.isdir(NETNS_DIR):
-        _mount_tmpfs(NETNS_DIR)
-    else:
-        # Rootless with no /run/netns: we may not create it, but we may hide /run.
-        _mount_tmpfs(os.path.dirname(NETNS_DIR))
-        os.makedirs(NETNS_DIR, exist_ok=True)
+    run_dir = os.path.dirname(NETNS_DIR)
+    _mount_tmpfs(run_dir)
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    tmp = os.path.join(run_dir, "rdvlab")
+    os.makedirs(tmp, exist_ok=True)
+    # Workdirs and event files go there too: a SIGKILL leaves nothing in the real /tmp.
+    tempfile.tempdir = tmp
+    os.environ["TMPDIR"] = tmp

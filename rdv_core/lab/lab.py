@@ -24,9 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, TypeVar
 
 from rdv_core.lab import netns
 from rdv_core.lab.builder import (
@@ -44,6 +44,8 @@ from rdv_core.lab.probe import probe
 from rdv_core.lab.spec import LabSpec, RouterSpec
 
 log = logging.getLogger("rdv.lab")
+
+T = TypeVar("T")
 
 ImpairMethod = Literal["auto", "netem", "nfqueue"]
 
@@ -241,6 +243,10 @@ class Lab:
             return socket.create_connection(addr, timeout=timeout)
 
         return netns.in_netns(self.plan.ns(role), make)
+
+    def run_in(self, role: str, fn: Callable[[], T]) -> T:
+        """Call ``fn`` in a thread inside ``role``'s namespace (sockets it makes stay there)."""
+        return netns.in_netns(self.plan.ns(role), fn)
 
     def listen(self, role: str, addr: tuple[str, int]) -> socket.socket:
         """A listening TCP socket made in ``role``'s namespace."""

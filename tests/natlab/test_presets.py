@@ -1,0 +1,110 @@
+"""Each preset gives the physically right outcome, with the payload intact on the chosen path.
+
+The real ``rdv serve`` and two real ``rdv dial``/``rdv accept`` processes run inside the lab;
+outcomes come from their ``--events`` JSONL, and the runner checks that 256 KiB piped into the
+dialer come out of the accepter with the same sha256.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rdv_core.lab.builder import SERVER4, SERVER_PORT
+from rdv_core.lab.presets import get_preset
+from rdv_core.lab.runner import PresetResult, RunResult, run_preset
+
+#: Runs per preset: enough to catch a flaky path, small enough for the 3-minute budget.
+RUNS = 2
+
+
+def _explain(run: RunResult) -> str:
+    lines = [f"outcome {run.outcome}, chosen {run.chosen}, error: {run.error or '-'}"]
+    for role in ("dialer", "accepter", "server"):
+        lines.append(f"--- {role}")
+        for ev in run.events[role]:
+            cand = ev.get("candidate") or {}
+            rest = {k: v for k, v in ev.items() if k not in ("type", "t", "candidate")}
+            lines.append(
+                f"{ev.get('t', 0) * 1000:8.1f} ms {ev.get('type')} {cand.get('addr', '')} {rest}"
+            )
+    return "\n".join(lines)
+
+
+def _check(result: PresetResult, expect: str) -> None:
+    for run in result.runs:
+        assert run.outcome == expect, _explain(run)
+        assert run.data_ok, _explain(run)
+        assert run.received_bytes == run.payload_bytes > 0
+        types = [e["type"] for e in run.events["server"]]
+        assert "PairMatched" in types, _explain(run)
+        if expect == "relay":
+            assert run.chosen == f"{SERVER4}:{SERVER_PORT}"
+            ended = [e for e in run.events["server"] if e["type"] == "RelayEnded"]
+            assert ended and ended[0]["dialer_to_accepter"] == run.payload_bytes, _explain(run)
+        else:
+            reported = [e for e in run.events["server"] if e["type"] == "P2PReported"]
+            assert reported, _explain(run)
+        # Both peers' streams are there and agree on who picked what.
+        assert any(e["type"] == "Picked" for e in run.events["accepter"]), _explain(run)
+
+
+@pytest.mark.parametrize("name", ["cone-fw", "public-b"])
+def test_direct_over_public_ipv4(name: str) -> None:
+    result = run_preset(get_preset(name), RUNS)
+    _check(result, "direct")
+    for run in result.runs:
+        assert run.chosen_space == "public4"
+        assert run.chosen_family == 4
+
+
+def test_public_b_dials_b_itself() -> None:
+    result = run_preset(get_preset("public-b"), 1)
+    _check(result, "direct")
+    assert result.runs[0].chosen is not None
+    assert result.runs[0].chosen.startswith("203.0.113.20:")
+
+
+def test_same_lan_goes_direct_via_private_candidates() -> None:
+    result = run_preset(get_preset("same-lan"), RUNS)
+    _check(result, "direct")
+    for run in result.runs:
+        assert run.chosen_space == "private4"
+        assert run.chosen is not None and run.chosen.startswith("10.0.1.3:")
+
+
+def test_ipv6_goes_direct_over_ula() -> None:
+    result = run_preset(get_preset("ipv6"), RUNS)
+    _check(result, "direct")
+    for run in result.runs:
+        assert run.chosen_family == 6
+        assert run.chosen is not None and run.chosen.startswith("[fd00:2::2]:")
+
+
+def test_dualstack_v4slow_ipv6_candidate_wins() -> None:
+    result = run_preset(get_preset("dualstack-v4slow"), RUNS)
+    assert result.impairment in ("nfqueue", "netem")
+    _check(result, "direct")
+    for run in result.runs:
+        assert run.chosen_family == 6, _explain(run)
+
+
+def test_delay25_connects_in_about_one_slow_round_trip() -> None:
+    result = run_preset(get_preset("delay25"), RUNS)
+    _check(result, "direct")
+    for run in result.runs:
+        assert run.connect_ms is not None
+        assert 95.0 <= run.connect_ms < 400.0, _explain(run)
+
+
+@pytest.mark.parametrize("name", ["symmetric-a", "symmetric-both", "same-lan-public"])
+def test_relay_presets(name: str) -> None:
+    _check(run_preset(get_preset(name), RUNS), "relay")
+
+
+def test_cone_rst_is_direct_at_least_18_of_20() -> None:
+    result = run_preset(get_preset("cone-rst"), 20)
+    for run in result.runs:
+        assert run.outcome in ("direct", "relay"), _explain(run)
+        assert run.data_ok, _explain(run)
+    direct = sum(1 for r in result.runs if r.outcome == "direct")
+    assert direct >= 18, f"cone-rst: {direct}/20 direct ({result.summary()})"
