@@ -1,0 +1,305 @@
+"""Pipe mode shared by ``rdv dial`` and ``rdv accept``: stdin to the peer, the peer to stdout.
+
+Behaves like the Go CLI for scripts: binary-safe, one ``peer connected: ...`` line on
+stderr, exit 0 on success and non-zero with a one-line reason on failure. When stdin
+ends we half-close our side and keep receiving; when the peer closes we flush stdout
+and exit.
+
+stdin and stdout may be pipes, sockets, regular files or a terminal, so they are
+served by threads doing plain blocking ``os.read``/``os.write`` (asyncio's pipe
+transports refuse regular files and would switch a shared terminal to non-blocking
+mode behind the shell's back). The stdin thread is a daemon: when the peer closes
+first, a read that never returns (a terminal) must not keep the process alive.
+
+Only the standard library and ``rdv_core`` are imported: never textual or rich.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import fcntl
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from typing import IO, Any, Final
+
+from rdv_core.addrs import AddrError, AddrSpace, parse_spaces
+from rdv_core.client import Client
+from rdv_core.conn import Conn
+from rdv_core.errors import RdvError, RdvTimeoutError
+from rdv_core.events import Candidate, Event, EventRecorder, ObservedAddrWarning
+from rdv_core.pickers import Picker, PickFirst, WaitConstant, WaitForP2P
+
+EXIT_OK: Final = 0
+#: The attempt failed: rejected by the server, protocol error, no usable conn, lost conn.
+EXIT_FAILED: Final = 1
+#: Bad command line (argparse uses 2 as well).
+EXIT_USAGE: Final = 2
+#: ``--timeout`` expired before a conn was picked.
+EXIT_TIMEOUT: Final = 3
+
+#: Largest read from stdin / from the peer: big chunks keep per-chunk costs (thread
+#: hand-offs, syscalls) negligible when moving files.
+CHUNK: Final = 1 << 20
+#: Chunks buffered between the stdin thread and the event loop (bounded memory).
+STDIN_QUEUE: Final = 8
+#: Pipe capacity we ask for on stdin/stdout pipes (Linux caps it at pipe-max-size,
+#: 1 MiB by default): fewer, larger reads and writes than the default 64 KiB.
+PIPE_SIZE: Final = 1 << 20
+
+
+class UsageError(ValueError):
+    """A bad option value, reported as ``rdv <cmd>: <message>`` with exit code 2."""
+
+
+def picker_from_args(args: argparse.Namespace) -> Picker:
+    """The picker the options ask for (default: wait for p2p 1 s)."""
+    for name in ("wait_p2p", "wait", "timeout"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.pick_first:
+        return PickFirst()
+    if args.wait is not None:
+        return WaitConstant(args.wait)
+    return WaitForP2P(1.0 if args.wait_p2p is None else args.wait_p2p)
+
+
+def headers_from_args(values: list[str]) -> list[tuple[str, str]]:
+    """Parse ``-H 'Name: value'`` options."""
+    out: list[tuple[str, str]] = []
+    for raw in values:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip():
+            raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
+        out.append((name.strip(), value.strip()))
+    return out
+
+
+def spaces_from_args(text: str) -> AddrSpace:
+    """Parse ``--spaces``."""
+    try:
+        return parse_spaces(text)
+    except AddrError as exc:
+        raise UsageError(f"--spaces: {exc}") from exc
+
+
+# ----- the race log (-v)
+
+
+def _field_text(name: str, value: object) -> str:
+    if isinstance(value, Candidate):
+        return value.describe()
+    if isinstance(value, tuple):
+        return f"{name}=[{', '.join(str(v) for v in value)}]"
+    if isinstance(value, float) and name.endswith("_s"):
+        return f"{name[:-2]}={value * 1000:.1f}ms"
+    return f"{name}={value}"
+
+
+def format_event(event: Event) -> str:
+    """One human-readable line for an event, e.g. ``  12.3 ms DialStarted #2 ...``."""
+    data = event.to_json()
+    parts = []
+    for name in data:
+        if name in ("type", "t"):
+            continue
+        value = getattr(event, name)
+        if value is None or value == "":
+            continue
+        parts.append(_field_text(name, value))
+    return f"{event.t * 1000:9.1f} ms  {event.type:<19} {' '.join(parts)}".rstrip()
+
+
+# ----- stdin / stdout
+
+
+def _grow_pipe(fd: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+
+
+class StdinReader:
+    """Reads a file descriptor in a daemon thread into a bounded asyncio queue.
+
+    ``b""`` in the queue means EOF; an ``OSError`` means the read failed.
+    """
+
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._fd = fd
+        self._loop = loop
+        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue(STDIN_QUEUE)
+        self._thread = threading.Thread(target=self._run, name="rdv-stdin", daemon=True)
+
+    def start(self) -> None:
+        """Start reading."""
+        _grow_pipe(self._fd)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item: bytes | OSError
+            try:
+                item = os.read(self._fd, CHUNK)
+            except OSError as exc:
+                item = exc
+            try:
+                put = asyncio.run_coroutine_threadsafe(self.queue.put(item), self._loop)
+                put.result()
+            except (RuntimeError, concurrent.futures.CancelledError):
+                return  # the loop is gone: nobody wants more input
+            if not isinstance(item, bytes) or not item:
+                return
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+async def _stdin_to_peer(conn: Conn, stdin_fd: int, log: Callable[[str], None]) -> None:
+    reader = StdinReader(stdin_fd, asyncio.get_running_loop())
+    reader.start()
+    writer = conn.writer
+    while True:
+        item = await reader.queue.get()
+        if isinstance(item, OSError):
+            log(f"reading stdin failed: {item}")
+            break
+        if not item:
+            break
+        writer.write(item)
+        await writer.drain()
+    if writer.can_write_eof():
+        writer.write_eof()
+        log("stdin ended: half-closed our side, still receiving")
+    else:
+        log("stdin ended (this conn cannot half-close; still receiving)")
+
+
+async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
+    loop = asyncio.get_running_loop()
+    _grow_pipe(stdout_fd)
+    total = 0
+    # One writer thread, so that a slow stdout consumer never blocks the event loop
+    # (and with it our upload), while writes stay in order.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rdv-stdout") as pool:
+        while True:
+            data = await conn.reader.read(CHUNK)
+            if not data:
+                return total
+            await loop.run_in_executor(pool, _write_all, stdout_fd, data)
+            total += len(data)
+
+
+async def pump(conn: Conn, stdin_fd: int, stdout_fd: int, log: Callable[[str], None]) -> None:
+    """Move bytes both ways until the peer closes.
+
+    Raises:
+        OSError: when the conn or stdout fails.
+    """
+    upload = asyncio.create_task(_stdin_to_peer(conn, stdin_fd, log))
+    try:
+        received = await _peer_to_stdout(conn, stdout_fd)
+        log(f"peer closed after {received} bytes received")
+    finally:
+        upload.cancel()
+        with contextlib.suppress(asyncio.CancelledError, OSError):
+            await upload
+        await conn.close()
+
+
+# ----- the command
+
+
+def describe_conn(conn: Conn) -> str:
+    """``peer connected: p2p 10.0.1.2:40001 in 45 ms`` / ``peer connected: relay in 1003 ms``."""
+    took = f"in {conn.elapsed_s * 1000:.0f} ms"
+    if conn.is_relay:
+        return f"peer connected: relay {took}"
+    return f"peer connected: p2p {conn.remote_addr} {took}"
+
+
+async def _main(
+    args: argparse.Namespace,
+    method: str,
+    client_options: dict[str, Any],
+    events_file: IO[str] | None,
+    stderr: IO[str],
+) -> int:
+    def say(text: str) -> None:
+        _say(method, text, stderr)
+
+    def log(text: str) -> None:
+        if args.verbose:
+            say(text)
+
+    recorder = EventRecorder(stream=events_file)
+
+    def on_event(event: Event) -> None:
+        recorder(event)
+        if args.verbose:
+            print(format_event(event), file=stderr, flush=True)
+        if isinstance(event, ObservedAddrWarning):
+            say(f"warning: {event.message}")
+
+    client = Client(on_event=on_event, **client_options)
+    try:
+        conn = await (client.dial if method == "DIAL" else client.accept)(args.url, args.token)
+    except ValueError as exc:  # bad URL or header, found before any traffic
+        say(str(exc))
+        return EXIT_USAGE
+    except RdvTimeoutError as exc:
+        say(str(exc))
+        return EXIT_TIMEOUT
+    except (RdvError, OSError) as exc:
+        say(str(exc))
+        return EXIT_FAILED
+    print(describe_conn(conn), file=stderr, flush=True)
+    try:
+        await pump(conn, sys.stdin.fileno(), sys.stdout.fileno(), log)
+    except OSError as exc:
+        say(f"connection lost: {exc.strerror or exc}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _say(method: str, text: str, stderr: IO[str]) -> None:
+    name = "dial" if method == "DIAL" else "accept"
+    print(f"rdv {name}: {text}", file=stderr, flush=True)
+
+
+def run_pipe(args: argparse.Namespace, method: str) -> int:
+    """Run ``rdv dial`` (method ``DIAL``) or ``rdv accept`` (``ACCEPT``); the exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    if args.verbose:
+        logging.getLogger("rdv").setLevel(logging.DEBUG)
+    try:
+        options: dict[str, Any] = {
+            "spaces": spaces_from_args(args.spaces),
+            "picker": picker_from_args(args),
+            "headers": headers_from_args(args.header),
+            "timeout": args.timeout,
+        }
+    except UsageError as exc:
+        _say(method, str(exc), sys.stderr)
+        return EXIT_USAGE
+    events_file: IO[str] | None = None
+    if args.events:
+        try:
+            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+        except OSError as exc:
+            _say(method, f"cannot write events to {args.events}: {exc.strerror or exc}", sys.stderr)
+            return EXIT_USAGE
+    try:
+        return asyncio.run(_main(args, method, options, events_file, sys.stderr))
+    finally:
+        if events_file is not None:
+            events_file.close()
