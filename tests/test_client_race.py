@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 import os
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -135,8 +136,8 @@ async def test_p2p_pick_with_default_picker(url: str) -> None:
     ts = [e.t for e in d_events]
     assert ts == sorted(ts)
     # Candidate ids are unique per attempt.
-    ids = {getattr(e, "candidate").id for e in d_events if hasattr(e, "candidate")}
-    cands = {getattr(e, "candidate") for e in d_events if hasattr(e, "candidate")}
+    ids = {e.candidate.id for e in d_events if hasattr(e, "candidate")}
+    cands = {e.candidate for e in d_events if hasattr(e, "candidate")}
     assert len(ids) == len(cands)
     # Meta: what the rendezvous told each side.
     assert d.meta.method == "DIAL" and a.meta.method == "ACCEPT"
@@ -187,7 +188,7 @@ async def test_refused_dials_are_retried_until_the_picker_ends(url: str) -> None
     assert 3 <= len(retries) <= 7, retries
     assert all(r.reason == "refused" and r.errno == errno.ECONNREFUSED for r in retries)
     assert [r.attempt for r in retries] == list(range(2, 2 + len(retries)))
-    gaps = [b.t - a.t for a, b in zip(retries, retries[1:], strict=False)]
+    gaps = [b.t - a.t for a, b in itertools.pairwise(retries)]
     assert all(0.07 < g < 0.3 for g in gaps), gaps
     assert 0.5 <= of(d_events, Picked)[0].elapsed_s - of(d_events, ServerResponded)[0].t < 0.8
 
