@@ -617,10 +617,15 @@ _HOST_CHARS: Final = frozenset(
 
 
 def http_version(head: Head) -> tuple[int, int]:
-    """The (major, minor) HTTP version of a parsed head."""
+    """The (major, minor) HTTP version of a parsed head.
+
+    Raises:
+        RequestRejected: http-level 400 for a version that is not ``HTTP/<digit>.<digit>``
+            (:class:`HeadParser` never builds such a head; a hand-built one may have it).
+    """
     match = _VERSION_RE.fullmatch(head.version)
-    if match is None:  # HeadParser never builds such a head
-        raise ProtocolError(f"malformed HTTP version {head.version[:20]!r}")
+    if match is None:
+        raise RequestRejected("400 Bad Request: malformed HTTP version", 400, http_level=True)
     return int(match.group(1)), int(match.group(2))
 
 

@@ -307,3 +307,11 @@ def test_self_addrs_respect_the_enabled_spaces() -> None:
         assert all(a.port == 7 and not a.ip.is_unspecified for a in found)
         assert all(not (isinstance(a.ip, ipaddress.IPv6Address) and a.ip.scope_id) for a in found)
         assert found == sort_addrs(found)
+
+
+def test_addr_does_not_order_against_other_types() -> None:
+    addr = Addr.parse("1.2.3.4:5")
+    for op in ("__lt__", "__le__", "__gt__", "__ge__"):
+        assert getattr(addr, op)("1.2.3.4:5") is NotImplemented
+    with pytest.raises(TypeError):
+        assert addr < 5  # type: ignore[operator]

@@ -622,6 +622,13 @@ def test_build_request_equals_reference_bytes(
     url = parse_server_url("http://127.0.0.1:18080")
     built = build_request(method, url, token, [Addr.parse(a) for a in addrs], user_agent=GO_UA)
     assert built == data
+    for how in SPLITS:  # and our server reads the reference client's request
+        req = checked(data, how)
+        assert (req.method, req.token, req.self_addrs) == (
+            method,
+            token,
+            tuple(Addr.parse(a) for a in addrs),
+        )
 
 
 @pytest.mark.parametrize("vector", UNUSUAL_TOKENS, ids=lambda v: v.token)
@@ -792,3 +799,20 @@ def test_host_header_leaves_the_ipv6_zone_out() -> None:
     assert build_request("DIAL", url, "t", []).startswith(
         b"DIAL /rdv/t HTTP/1.1\r\nHost: [fe80::1]:8080\r\n"
     )
+
+
+def test_hand_built_heads() -> None:
+    """Fronts on other HTTP stacks (aiohttp) build the Head themselves."""
+    head = Head(
+        "ACCEPT /rdv/t%20u HTTP/1.1",
+        "HTTP/1.1",
+        [("host", "x"), ("connection", "Upgrade"), ("upgrade", "rdv/1"), ("rdv-self-addrs", "")],
+        method="ACCEPT",
+        target="/rdv/t%20u",
+    )
+    assert head.has("Rdv-Self-Addrs") and not head.has("Authorization")
+    assert check_request(head, "/rdv").token == "t u"
+    odd = Head("DIAL /t HTTP/x", "HTTP/x", head.headers, method="DIAL", target="/t")
+    with pytest.raises(RequestRejected) as info:
+        check_request(odd)
+    assert info.value.http_level and info.value.status == 400
