@@ -1,0 +1,608 @@
+"""Relay benchmark: rdv's server against direct TCP and socat, measured in the same run.
+
+    .venv/bin/python bench/relay.py            # 1 GiB, 10,000 pings, 1,000 idle pairs
+    .venv/bin/python bench/relay.py --quick    # a short smoke run
+
+What it measures, for each path (direct TCP, socat, rdv native front, rdv aiohttp front):
+
+- throughput: one conn carries ``--gib`` GiB from this process to a sink process;
+- relay CPU: user+system seconds of the relay process (the rdv server, or socat and the
+  child it forks per conn) per GiB, from /proc/<pid>/stat;
+- RTT: 1-byte ping-pong on the same conn, median of ``--pings``; "added" is the
+  difference to direct TCP;
+- idle memory per pair: RSS growth of the server process with ``--pairs`` pairs open
+  and idle (relaying, after CONTINUE), and per lobby conn; for socat, the PSS of its
+  forked children per conn;
+- pairs matched per second (rdv: ACCEPT+DIAL, both 101s, OTHER; baselines: TCP conn
+  set-ups per second with a 1-byte echo, through socat or direct).
+
+The rdv server and socat run in their own processes so that their CPU and memory can
+be read from /proc; the sending and sinking sides use blocking sockets in separate
+processes. Loopback only. The CPU is shared with other work: numbers are noisy, so
+compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CHUNK = 1 << 20
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def raise_nofile() -> None:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# ----- /proc readings
+
+
+def cpu_seconds(pid: int, children: bool = False) -> float:
+    """utime+stime (plus reaped children's when asked) of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    if children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICK
+
+
+def rss_bytes(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+
+
+def pss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def child_pids(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out += [int(p) for p in text]
+    return out
+
+
+# ----- roles run in child processes
+
+
+def role_server(front: str) -> None:
+    """Run an rdv server on 127.0.0.1:0; print its port; stop when stdin closes."""
+    raise_nofile()
+
+    async def main() -> None:
+        from rdv_core.server import RdvServer
+
+        server = RdvServer()
+        loop = asyncio.get_running_loop()
+        stdin_closed = loop.create_future()
+        if front == "native":
+            from rdv_core.front_native import start_native
+
+            native = await start_native(server, "127.0.0.1", 0)
+            port = native.port
+        else:
+            from aiohttp import web
+
+            from rdv_core.front_aiohttp import mount
+
+            app = web.Application()
+            mount(app, server, "/rdv")
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
+            await site.start()
+            port = runner.addresses[0][1]
+        print(port, flush=True)
+
+        def on_stdin() -> None:
+            if not stdin_closed.done():
+                stdin_closed.set_result(None)
+
+        loop.add_reader(sys.stdin.fileno(), on_stdin)
+        await stdin_closed
+
+    asyncio.run(main())
+
+
+def rdv_request(method: str, path: str) -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: upgrade\r\n"
+        "Rdv-Self-Addrs: \r\nUpgrade: rdv/1\r\n\r\n"
+    ).encode()
+
+
+def read_until(sock: socket.socket, marker: bytes) -> bytes:
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"EOF before {marker!r}: {data[:200]!r}")
+        data += chunk
+    return data
+
+
+def role_remote(target: str, nbytes: int, rdv_path: str | None) -> None:
+    """Connect to ``target`` (as rdv ACCEPT when ``rdv_path`` is given), then obey:
+    ``S`` sink ``nbytes`` and ack with ``!``; ``E`` echo every byte until EOF."""
+    host, port = target.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if rdv_path is not None:
+        sock.sendall(rdv_request("ACCEPT", rdv_path))
+        head = read_until(sock, b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        rest = head.split(b"\r\n\r\n", 1)[1]
+        while len(rest) < 9:
+            rest += sock.recv(9 - len(rest))
+        assert rest == b"CONTINUE\n", rest
+    print("ready", flush=True)
+    view = memoryview(bytearray(CHUNK))
+    while True:
+        command = sock.recv(1)
+        if command == b"S":
+            got = 0
+            while got < nbytes:
+                n = sock.recv_into(view[: min(CHUNK, nbytes - got)])
+                if not n:
+                    raise ConnectionError(f"EOF after {got} bytes")
+                got += n
+            sock.sendall(b"!")
+        elif command == b"E":
+            while data := sock.recv(64):
+                sock.sendall(data)
+            break
+        else:
+            break
+    sock.close()
+
+
+# ----- measurements in the main process
+
+
+@dataclass
+class PathResult:
+    name: str
+    gib_s: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+    rtt_us: list[float] = field(default_factory=list)
+    mem_pair_b: float | None = None
+    mem_lobby_b: float | None = None
+    setups_s: float = 0.0
+
+
+@dataclass
+class Path_:
+    """One set-up path: the conn this process sends on, and who relays it."""
+
+    result: PathResult
+    sock: socket.socket
+    remote: subprocess.Popen[str]
+    relay_pid: int | None = None
+    cleanup: list[subprocess.Popen[Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def spawn(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_ready(remote: subprocess.Popen[str]) -> None:
+    assert remote.stdout is not None
+    line = remote.stdout.readline().strip()
+    if line != "ready":
+        raise RuntimeError(f"remote failed to start: {line!r}")
+
+
+def spawn_remote(port: int, nbytes: int, rdv_path: str | None = None) -> subprocess.Popen[str]:
+    args = ["--role", "remote", "--target", f"127.0.0.1:{port}", "--bytes", str(nbytes)]
+    if rdv_path is not None:
+        args += ["--rdv-path", rdv_path]
+    return spawn(*args)
+
+
+def transfer(path: Path_, nbytes: int, block: memoryview) -> None:
+    """One throughput round: ``nbytes`` to the sink, timed until its ack."""
+    sock = path.sock
+    cpu_before = cpu_seconds(path.relay_pid) if path.relay_pid else 0.0
+    started = time.perf_counter()
+    sock.sendall(b"S")
+    sent = 0
+    while sent < nbytes:
+        piece = block[: min(CHUNK, nbytes - sent)]
+        sock.sendall(piece)
+        sent += len(piece)
+    if sock.recv(1) != b"!":
+        raise ConnectionError("sink did not ack")
+    path.result.gib_s.append(nbytes / (time.perf_counter() - started) / (1 << 30))
+    if path.relay_pid:
+        path.result.cpu_s += cpu_seconds(path.relay_pid) - cpu_before
+
+
+def pings(path: Path_, count: int) -> None:
+    sock = path.sock
+    for _ in range(count):
+        t0 = time.perf_counter_ns()
+        sock.sendall(b"p")
+        if sock.recv(1) != b"p":
+            raise ConnectionError("echo broke")
+        path.result.rtt_us.append((time.perf_counter_ns() - t0) / 1000)
+
+
+@contextmanager
+def listening() -> Iterator[socket.socket]:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    try:
+        yield listener
+    finally:
+        listener.close()
+
+
+def setup_direct(nbytes: int, listener: socket.socket) -> Path_:
+    remote = spawn_remote(listener.getsockname()[1], nbytes)
+    sock, _ = listener.accept()
+    wait_ready(remote)
+    return Path_(PathResult("direct TCP"), sock, remote)
+
+
+def start_socat(target: socket.socket) -> tuple[subprocess.Popen[bytes], int]:
+    """socat forwarding a fresh port to ``target``'s; the start-up probe is drained."""
+    target_port = target.getsockname()[1]
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    socat = subprocess.Popen(
+        [
+            "socat",
+            "-b",
+            "262144",
+            f"TCP4-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr,backlog=4096",
+            f"TCP4:127.0.0.1:{target_port},nodelay",
+        ]
+    )
+    for _ in range(500):
+        try:
+            probe = socket.create_connection(("127.0.0.1", port), timeout=0.1)
+            break
+        except OSError:
+            time.sleep(0.01)
+    else:
+        raise RuntimeError("socat did not start")
+    forwarded, _ = target.accept()
+    forwarded.close()
+    probe.close()
+    time.sleep(0.05)  # let the probe's child exit
+    return socat, port
+
+
+def setup_socat(nbytes: int, listener: socket.socket) -> Path_:
+    socat, port = start_socat(listener)
+    remote = spawn_remote(port, nbytes)
+    sock, _ = listener.accept()
+    wait_ready(remote)
+    kids = child_pids(socat.pid)
+    # socat forks one child per conn: that child does the relaying.
+    return Path_(
+        PathResult("socat -b 256K"), sock, remote, kids[0] if kids else None, [socat],
+        {"socat_pid": socat.pid, "port": port},
+    )  # fmt: skip
+
+
+def setup_rdv(front: str, nbytes: int) -> Path_:
+    server = spawn("--role", "server", "--front", front)
+    assert server.stdout is not None
+    port = int(server.stdout.readline())
+    prefix = "/rdv" if front == "aiohttp" else ""
+    path = f"{prefix}/bulk"
+    remote = spawn_remote(port, nbytes, path)
+    for _ in range(500):  # wait until the ACCEPT sits in the lobby
+        with socket.create_connection(("127.0.0.1", port)) as probe:
+            probe.sendall(b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            text = b""
+            while chunk := probe.recv(65536):
+                text += chunk
+        if front == "aiohttp" or b"\nrdv_lobby_peers 1\n" in text:
+            break
+        time.sleep(0.01)
+    if front == "aiohttp":
+        time.sleep(0.3)  # the aiohttp app has no /metrics route
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(rdv_request("DIAL", path))
+    head = read_until(sock, b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    sock.sendall(b"CONTINUE\n")
+    wait_ready(remote)
+    return Path_(
+        PathResult(f"rdv {front}"), sock, remote, server.pid, [server],
+        {"port": port, "prefix": prefix},
+    )  # fmt: skip
+
+
+def close_path(path: Path_) -> None:
+    path.sock.close()
+    path.remote.wait(30)
+    for process in path.cleanup:
+        if process.stdin is not None:
+            process.stdin.close()  # an rdv server stops when its stdin closes
+        else:
+            process.terminate()
+        process.wait(30)
+
+
+def socat_memory(listener: socket.socket, port: int, count: int, socat_pid: int) -> float:
+    clients = []
+    accepted = []
+    for _ in range(count):
+        clients.append(socket.create_connection(("127.0.0.1", port)))
+        accepted.append(listener.accept()[0])
+    time.sleep(0.3)
+    kids = child_pids(socat_pid)
+    pss = sum(pss_bytes(k) for k in kids)
+    for s in clients + accepted:
+        s.close()
+    return pss / max(1, len(kids))
+
+
+async def conn_setups_per_s(
+    port: int | None, count: int, echo: socket.socket | None = None
+) -> float:
+    """TCP conns set up per second with a 1-byte echo (direct, or through socat)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.read(1)
+        writer.write(data)
+        await writer.drain()
+        writer.close()
+
+    if echo is not None:
+        server = await asyncio.start_server(handle, sock=echo.dup())
+    else:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
+        port = server.sockets[0].getsockname()[1]
+    assert port is not None
+    sem = asyncio.Semaphore(64)
+
+    async def one() -> None:
+        async with sem:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"x")
+            assert await reader.read(1) == b"x"
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(count)))
+    elapsed = time.perf_counter() - started
+    server.close()
+    return count / elapsed
+
+
+async def _open(port: int, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    return reader, writer
+
+
+async def rdv_memory(port: int, prefix: str, count: int, pid: int) -> tuple[float, float]:
+    """RSS growth per idle relaying pair and per lobby conn."""
+    # Warm up every code path (and the allocator) with a few pairs first.
+    await rdv_pairs_per_s(port, prefix, 200, relay=True)
+    await asyncio.sleep(0.3)
+    base = rss_bytes(pid)
+    accepters = [await _open(port, rdv_request("ACCEPT", f"{prefix}/m{i}")) for i in range(count)]
+    await asyncio.sleep(0.5)
+    lobby = rss_bytes(pid)
+    dialers = [await _open(port, rdv_request("DIAL", f"{prefix}/m{i}")) for i in range(count)]
+    for (ra, _), (rd, wd) in zip(accepters, dialers, strict=True):
+        await rd.readuntil(b"\r\n\r\n")
+        await ra.readuntil(b"\r\n\r\n")
+        wd.write(b"CONTINUE\n")
+    for ra, _ in accepters:
+        assert await ra.readexactly(9) == b"CONTINUE\n"
+    await asyncio.sleep(0.5)
+    pairs = rss_bytes(pid)
+    for _, w in accepters + dialers:
+        w.close()
+    await asyncio.sleep(0.5)
+    return (pairs - base) / count, (lobby - base) / count
+
+
+async def rdv_pairs_per_s(port: int, prefix: str, count: int, relay: bool = False) -> float:
+    """Pairs matched per second: ACCEPT + DIAL, both 101s, then OTHER (or CONTINUE)."""
+    sem = asyncio.Semaphore(32)
+
+    async def one(i: int) -> None:
+        async with sem:
+            path = f"{prefix}/p{i}"
+            ra, wa = await _open(port, rdv_request("ACCEPT", path))
+            rd, wd = await _open(port, rdv_request("DIAL", path))
+            await rd.readuntil(b"\r\n\r\n")
+            await ra.readuntil(b"\r\n\r\n")
+            wd.write(b"CONTINUE\n" if relay else b"OTHER 127.0.0.1:9\n")
+            if relay:
+                await ra.readexactly(9)
+            wd.close()
+            await ra.read()
+            wa.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return count / (time.perf_counter() - started)
+
+
+def fmt(value: float | None, spec: str) -> str:
+    if value is None:
+        width = "".join(c for c in spec.split(".")[0] if c.isdigit())
+        return "-".rjust(int(width or 0))
+    return format(value, spec)
+
+
+def report(results: list[PathResult], args: argparse.Namespace, total_gib: float) -> None:
+    direct = results[0]
+    socat = next((r for r in results if r.name.startswith("socat")), None)
+    print()
+    print(
+        f"relay benchmark: {args.rounds} x {args.gib:g} GiB one way per path (interleaved), "
+        f"median of {args.pings} 1-byte pings, {args.pairs} idle rdv pairs, "
+        f"{args.socat_pairs} idle socat conns; {os.cpu_count()} CPUs shared with other work: noisy"
+    )
+    header = (
+        f"{'path':<14} {'GiB/s':>6} {'(min-max)':>11} {'x socat':>7} {'CPU s/GiB':>9} "
+        f"{'RTT us':>7} {'+us':>6} {'B/pair':>7} {'B/lobby':>7} {'setups/s':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    medians = {r.name: statistics.median(r.gib_s) for r in results}
+    rtts = {r.name: statistics.median(r.rtt_us) for r in results}
+    for r in results:
+        gib = medians[r.name]
+        ratio = gib / medians[socat.name] if socat else None
+        added = rtts[r.name] - rtts[direct.name] if r is not direct else None
+        cpu = r.cpu_s / total_gib if r is not direct else None
+        spread = f"{min(r.gib_s):.2f}-{max(r.gib_s):.2f}"
+        print(
+            f"{r.name:<14} {gib:>6.2f} {spread:>11} {fmt(ratio, '>7.2f')} {fmt(cpu, '>9.2f')} "
+            f"{rtts[r.name]:>7.1f} {fmt(added, '>6.1f')} {fmt(r.mem_pair_b, '>7.0f')} "
+            f"{fmt(r.mem_lobby_b, '>7.0f')} {r.setups_s:>8.0f}"
+        )
+    print(
+        "setups/s: rdv = pairs matched per second (ACCEPT + DIAL, two 101s, OTHER); "
+        "direct/socat = TCP conn set-ups with a 1-byte echo.\n"
+        "B/pair: RSS growth of the server per idle relaying pair (socat: PSS per forked child)."
+    )
+    if socat is None:
+        return
+    print()
+    socat_added = rtts[socat.name] - rtts[direct.name]
+    for r in results:
+        if not r.name.startswith("rdv"):
+            continue
+        added = rtts[r.name] - rtts[direct.name]
+        ratio = medians[r.name] / medians[socat.name]
+        checks = [
+            f"throughput >= socat: {'yes' if ratio >= 1 else 'NO'} ({ratio:.2f}x)",
+            f"added RTT <= socat's + 10 us: {'yes' if added <= socat_added + 10 else 'NO'} "
+            f"({added:+.1f} vs {socat_added:+.1f} us)",
+            f"idle memory <= 8 KiB/pair: "
+            f"{'yes' if r.mem_pair_b is not None and r.mem_pair_b <= 8192 else 'NO'} "
+            f"({fmt(r.mem_pair_b, '.0f')} B)",
+        ]
+        print(f"{r.name}: " + "; ".join(checks))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="short run: 2 x 128 MiB, 2,000 pings, 200 pairs"
+    )
+    parser.add_argument("--gib", type=float, default=1.0, help="GiB per round (default 1)")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds (default 3)")
+    parser.add_argument("--pings", type=int, default=10_000, help="round trips (default 10,000)")
+    parser.add_argument("--pairs", type=int, default=1000, help="idle rdv pairs (default 1,000)")
+    parser.add_argument("--socat-pairs", type=int, default=200, help="idle socat conns (200)")
+    parser.add_argument("--setups", type=int, default=2000, help="pairs/conns for setups/s")
+    parser.add_argument("--no-aiohttp", action="store_true", help="skip the aiohttp front")
+    parser.add_argument("--role", help=argparse.SUPPRESS)
+    parser.add_argument("--front", help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--bytes", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rdv-path", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.role == "server":
+        role_server(args.front)
+        return 0
+    if args.role == "remote":
+        role_remote(args.target, args.bytes, args.rdv_path)
+        return 0
+    if args.quick:
+        args.gib, args.rounds, args.pings, args.pairs = 0.125, 2, 2000, 200
+        args.socat_pairs, args.setups = 50, 500
+    raise_nofile()
+    nbytes = int(args.gib * (1 << 30))
+    have_socat = shutil.which("socat") is not None
+    if not have_socat:
+        print("socat not found (apt install socat): no socat baseline", file=sys.stderr)
+    fronts = ["native"] if args.no_aiohttp else ["native", "aiohttp"]
+    with listening() as direct_listener, listening() as socat_listener:
+        paths = [setup_direct(nbytes, direct_listener)]
+        if have_socat:
+            paths.append(setup_socat(nbytes, socat_listener))
+        paths += [setup_rdv(front, nbytes) for front in fronts]
+        try:
+            block = memoryview(os.urandom(CHUNK))
+            for round_no in range(args.rounds):
+                for path in paths:
+                    transfer(path, nbytes, block)
+                print(f"throughput round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+            for path in paths:
+                path.sock.sendall(b"E")
+            blocks = 10
+            for path in paths:  # warm-up, not counted
+                pings(path, max(10, args.pings // 20))
+                path.result.rtt_us.clear()
+            for _ in range(blocks):
+                for path in paths:
+                    pings(path, max(1, args.pings // blocks))
+            print("pings done", file=sys.stderr)
+            for path in paths:
+                measure_setups_and_memory(path, args, socat_listener)
+                print(f"{path.result.name}: memory and set-ups done", file=sys.stderr)
+        finally:
+            for path in paths:
+                close_path(path)
+    report([p.result for p in paths], args, args.gib * args.rounds)
+    return 0
+
+
+def measure_setups_and_memory(
+    path: Path_, args: argparse.Namespace, socat_listener: socket.socket
+) -> None:
+    result = path.result
+    if result.name.startswith("direct"):
+        result.setups_s = asyncio.run(conn_setups_per_s(None, args.setups))
+    elif result.name.startswith("socat"):
+        port, pid = path.extra["port"], path.extra["socat_pid"]
+        result.mem_pair_b = socat_memory(socat_listener, port, args.socat_pairs, pid)
+        time.sleep(0.2)
+        result.setups_s = asyncio.run(
+            conn_setups_per_s(port, args.setups // 4, echo=socat_listener)
+        )
+    else:
+        port, prefix = path.extra["port"], path.extra["prefix"]
+        assert path.relay_pid is not None
+        result.mem_pair_b, result.mem_lobby_b = asyncio.run(
+            rdv_memory(port, prefix, args.pairs, path.relay_pid)
+        )
+        result.setups_s = asyncio.run(rdv_pairs_per_s(port, prefix, args.setups))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
