@@ -12,6 +12,7 @@ from test_session_support import accept_all, stream_pair
 from rdv_core.events import Event, FileFailed, FileRejected
 from rdv_core.session import Session, parse_code
 from rdv_core.session import frames as fr
+from rdv_core.session.channel import StreamChannel
 from rdv_core.session.crypto import TAG_SIZE, Opener, Sealer, exchange_keys
 
 CODE = "12-otter-quill"
@@ -28,7 +29,7 @@ class CraftedPeer:
 
     async def handshake(self) -> None:
         self.sealer, self.opener = await exchange_keys(
-            self.reader, self.writer, parse_code(CODE), is_dialer=True
+            StreamChannel(self.reader, self.writer), parse_code(CODE), is_dialer=True
         )
         await self.send(fr.Hello(1, "crafted"))
         assert isinstance(await self.recv(), fr.Hello)

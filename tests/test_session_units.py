@@ -90,13 +90,14 @@ def test_counter_nonces_detect_replay_and_reorder() -> None:
 async def test_key_exchange_directions(tmp_path: Path) -> None:
     from test_session_support import stream_pair
 
+    from rdv_core.session.channel import StreamChannel
     from rdv_core.session.crypto import exchange_keys
 
     async with stream_pair() as ((ra, wa), (rb, wb)):
         code = parse_code("5-fig-owl")
         (sa, oa), (sb, ob) = await asyncio.gather(
-            exchange_keys(ra, wa, code, is_dialer=True),
-            exchange_keys(rb, wb, code, is_dialer=False),
+            exchange_keys(StreamChannel(ra, wa), code, is_dialer=True),
+            exchange_keys(StreamChannel(rb, wb), code, is_dialer=False),
         )
     out = memoryview(bytearray(64))
     assert bytes(out[: ob.open_into(sa.seal(b"a->b"), out)]) == b"a->b"

@@ -22,8 +22,8 @@ cannot open it holds a different key, which means a different code (see session.
 
 from __future__ import annotations
 
-import asyncio
 import struct
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -33,6 +33,9 @@ from spake2 import SPAKE2_Symmetric
 
 from rdv_core.session.codes import Code
 from rdv_core.session.errors import ConnectionLost, ProtocolViolation
+
+if TYPE_CHECKING:
+    from rdv_core.session.channel import Channel
 
 #: Session protocol version, in the plaintext prelude and in ``hello``.
 SESSION_VERSION = 1
@@ -98,9 +101,7 @@ class Opener:
         return size
 
 
-async def exchange_keys(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, code: Code, *, is_dialer: bool
-) -> tuple[Sealer, Opener]:
+async def exchange_keys(channel: Channel, code: Code, *, is_dialer: bool) -> tuple[Sealer, Opener]:
     """Run the SPAKE2 exchange and derive this side's sealer and opener.
 
     Raises:
@@ -109,10 +110,10 @@ async def exchange_keys(
     """
     spake = SPAKE2_Symmetric(code.password, idSymmetric=_SPAKE_ID)
     ours = spake.start()
-    writer.write(_PRELUDE.pack(MAGIC, SESSION_VERSION, len(ours)) + ours)
+    channel.write(_PRELUDE.pack(MAGIC, SESSION_VERSION, len(ours)) + ours)
     try:
-        await writer.drain()
-        head = await reader.readexactly(_PRELUDE.size)
+        await channel.drain()
+        head = await channel.readexactly(_PRELUDE.size)
         magic, version, size = _PRELUDE.unpack(head)
         if magic != MAGIC:
             raise ProtocolViolation(
@@ -123,11 +124,9 @@ async def exchange_keys(
             raise ProtocolViolation(
                 f"session version mismatch: the peer speaks {version}, we speak {SESSION_VERSION}"
             )
-        theirs = await reader.readexactly(size)
-    except asyncio.IncompleteReadError as exc:
-        raise ConnectionLost("the connection closed during the key exchange") from exc
-    except OSError as exc:
-        raise ConnectionLost(f"the connection failed during the key exchange: {exc}") from exc
+        theirs = await channel.readexactly(size)
+    except ConnectionLost as exc:
+        raise ConnectionLost(f"{exc} (during the key exchange)") from exc
     try:
         shared = spake.finish(theirs)
     except Exception as exc:  # spake2 raises assorted types for a malformed message

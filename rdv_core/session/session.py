@@ -51,6 +51,7 @@ from rdv_core.events import (
     TransferResumed,
 )
 from rdv_core.session import frames as fr
+from rdv_core.session.channel import Channel, StreamChannel, open_channel
 from rdv_core.session.codes import Code, parse_code
 from rdv_core.session.crypto import SESSION_VERSION, TAG_SIZE, Opener, Sealer, exchange_keys
 from rdv_core.session.errors import (
@@ -194,8 +195,8 @@ class Session:
     ) -> None:
         if not 1 <= chunk_size <= fr.MAX_DATA_PAYLOAD:
             raise ValueError(f"chunk_size must be in 1..{fr.MAX_DATA_PAYLOAD}")
-        self._reader = reader
-        self._writer = writer
+        self._streams = (reader, writer)
+        self._channel: Channel = StreamChannel(reader, writer)
         self._code = code if isinstance(code, Code) else parse_code(code)
         self._is_dialer = is_dialer
         self._on_event = on_event
@@ -245,11 +246,12 @@ class Session:
         """
         try:
             async with asyncio.timeout(self.handshake_timeout):
+                self._channel = open_channel(*self._streams)
                 self._sealer, self._opener = await exchange_keys(
-                    self._reader, self._writer, self._code, is_dialer=self._is_dialer
+                    self._channel, self._code, is_dialer=self._is_dialer
                 )
                 self._write(fr.Hello(SESSION_VERSION, self._agent, ("files", "chat")))
-                await self._writer.drain()
+                await self._channel.drain()
                 try:
                     hello = await self._read_frame()
                 except TamperedError:
@@ -317,7 +319,7 @@ class Session:
             try:
                 self._write(fr.Close(reason))
                 async with asyncio.timeout(CLOSE_TIMEOUT):
-                    await self._writer.drain()
+                    await self._channel.drain()
                     if self._reader_task is not None:
                         await asyncio.shield(self._reader_task)
             except (OSError, TimeoutError, SessionError) as exc:
@@ -349,7 +351,7 @@ class Session:
         record = bytearray(fr.RECORD_HEADER.size + len(plain) + TAG_SIZE)
         fr.RECORD_HEADER.pack_into(record, 0, len(plain) + TAG_SIZE)
         self._sealer.seal_into(plain, memoryview(record)[fr.RECORD_HEADER.size :])
-        self._writer.write(record)
+        self._channel.write(record)
 
     def _write_reply(self, frame: fr.Frame) -> None:
         """Write a small reply from the reader task; tolerant of a dying connection."""
@@ -361,24 +363,13 @@ class Session:
             log.debug("reply not sent: %r", exc)
 
     async def _drain(self) -> None:
-        try:
-            await self._writer.drain()
-        except OSError as exc:
-            raise ConnectionLost(f"connection lost: {exc}") from exc
+        await self._channel.drain()
 
     # ----- frames in
 
     async def _read_frame(self) -> fr.Frame:
         assert self._opener is not None
-        try:
-            header = await self._reader.readexactly(fr.RECORD_HEADER.size)
-            ciphertext = await self._reader.readexactly(fr.record_length(header))
-        except asyncio.IncompleteReadError as exc:
-            raise ConnectionLost(
-                "the peer hung up" if not exc.partial else "connection lost mid-frame"
-            ) from None
-        except OSError as exc:
-            raise ConnectionLost(f"connection lost: {exc}") from exc
+        ciphertext = await self._channel.read_record()
         try:
             size = self._opener.open_into(ciphertext, memoryview(self._plain))
         except InvalidTag:
@@ -408,7 +399,7 @@ class Session:
                 self._write_reply(fr.Error(str(exc)))
                 with contextlib.suppress(OSError, TimeoutError):
                     async with asyncio.timeout(1.0):
-                        await self._writer.drain()
+                        await self._channel.drain()
         self._end(error, reason)
 
     def _dispatch(self, frame: fr.Frame) -> None:
@@ -669,7 +660,8 @@ class Session:
             record = bytearray(fr.RECORD_HEADER.size + header + n + TAG_SIZE)
             fr.RECORD_HEADER.pack_into(record, 0, header + n + TAG_SIZE)
             sealer.seal_into(view[: header + n], memoryview(record)[fr.RECORD_HEADER.size :])
-            self._writer.write(record)
+            # A memoryview: the transport slices what the kernel did not take without a copy.
+            self._channel.write(memoryview(record))
             left -= n
             await self._drain()
 
@@ -762,7 +754,7 @@ class Session:
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(OSError, RuntimeError):
-            self._writer.close()
+            self._channel.close()
         if error is not None:
             log.warning("session ended: %s", error)
         self._emit(SessionClosed(self._clock(), self.close_reason))

@@ -1,0 +1,365 @@
+"""Encrypted file transfer speed: rdv sessions against raw TCP and magic-wormhole.
+
+One file (1 GiB by default) goes from one process to another on loopback:
+
+- ``raw tcp``: Python ``sendall`` / ``recv_into`` with 1 MiB buffers, memory to
+  memory (the ceiling for any Python transfer; no file, no crypto).
+- ``rdv p2p``: ``rdv_core.session`` over a direct conn found through our server:
+  read file, SHA-256, AES-256-GCM, write file, SHA-256 again, verified.
+- ``rdv relay``: the same through our server's relay (spaces ``none``).
+- ``wormhole``: ``wormhole send`` / ``wormhole receive`` with a local mailbox server
+  and transit relay on 127.0.0.1. Both sides use ``--no-listen``: wormhole's direct
+  hints name every interface address of the machine, and this benchmark must not
+  send traffic to non-loopback addresses, so the bytes go through the local transit
+  relay (compare with ``rdv relay``).
+
+For each: GiB/s over the transfer, CPU seconds per GiB (both peers, plus the relay
+where there is one), and the ratio to raw TCP measured in the same run. The rdv
+window starts when the sender calls ``send_paths`` and ends when the receiver's
+verdict arrives; wormhole's is whole commands (its rendezvous included, about a
+second: see ``setup`` for rdv's equivalent).
+
+Usage: ``python bench/transfer.py [--size 1G] [--chunk 256K] [--no-wormhole]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+GiB = 1 << 30
+BUF = 1 << 20
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+@dataclass
+class Result:
+    name: str
+    wall_s: float
+    cpu_s: float
+    size: int
+    note: str = ""
+
+    @property
+    def gib_s(self) -> float:
+        return self.size / GiB / self.wall_s
+
+    @property
+    def cpu_per_gib(self) -> float:
+        return self.cpu_s / (self.size / GiB)
+
+
+# ----- raw TCP
+
+
+def _raw_recv(port_q: Any, out_q: Any) -> None:
+    srv = socket.create_server(("127.0.0.1", 0))
+    port_q.put(srv.getsockname()[1])
+    conn, _ = srv.accept()
+    cpu0 = time.process_time()
+    buf = memoryview(bytearray(BUF))
+    got = 0
+    while n := conn.recv_into(buf):
+        got += n
+    end = time.monotonic()
+    out_q.put(("recv", time.process_time() - cpu0, end, got))
+    conn.close()
+
+
+def _raw_send(port: int, size: int, out_q: Any) -> None:
+    sock = socket.create_connection(("127.0.0.1", port))
+    buf = bytes(os.urandom(BUF))
+    cpu0 = time.process_time()
+    start = time.monotonic()
+    left = size
+    while left:
+        piece = buf if left >= BUF else buf[:left]
+        sock.sendall(piece)
+        left -= len(piece)
+    sock.shutdown(socket.SHUT_WR)
+    sock.recv(1)  # the receiver closes after EOF: everything arrived
+    out_q.put(("send", time.process_time() - cpu0, start, size))
+    sock.close()
+
+
+def bench_raw(ctx: Any, size: int) -> Result:
+    port_q, out_q = ctx.Queue(), ctx.Queue()
+    recv = ctx.Process(target=_raw_recv, args=(port_q, out_q))
+    recv.start()
+    send = ctx.Process(target=_raw_send, args=(port_q.get(), size, out_q))
+    send.start()
+    got = dict((r[0], r[1:]) for r in (out_q.get(), out_q.get()))
+    send.join()
+    recv.join()
+    assert got["recv"][2] == size, "raw receiver got a short stream"
+    wall = got["recv"][1] - got["send"][1]
+    return Result("raw tcp", wall, got["recv"][0] + got["send"][0], size)
+
+
+# ----- rdv
+
+
+def _rdv_server(url_q: Any, stop: Any, out_q: Any) -> None:
+    from rdv_core.front_native import start_native
+    from rdv_core.server import RdvServer
+
+    async def main() -> None:
+        server = RdvServer()
+        front = await start_native(server, host="127.0.0.1", port=0)
+        cpu0 = time.process_time()
+        url_q.put(front.url)
+        # ``stop`` is a multiprocessing event: wait for it in a thread, off the loop.
+        await asyncio.to_thread(stop.wait)
+        out_q.put(("server", time.process_time() - cpu0, 0.0, 0))
+        await front.close()
+        await server.close()
+
+    asyncio.run(main())
+
+
+def _rdv_peer(
+    role: str, url: str, code: str, path: str, spaces: int, chunk: int, out_q: Any
+) -> None:
+    from rdv_core.addrs import AddrSpace
+    from rdv_core.client import Client
+    from rdv_core.session import IncomingOffer, connect_session
+
+    async def accept(offer: IncomingOffer) -> bool:
+        return True
+
+    async def main() -> None:
+        t0 = time.monotonic()
+        session = await connect_session(
+            url,
+            code,
+            role,  # type: ignore[arg-type]
+            client=Client(spaces=AddrSpace(spaces), timeout=30),
+            on_offer=accept,
+            download_dir=Path(path) if role == "receive" else None,
+            chunk_size=chunk,
+        )
+        setup = time.monotonic() - t0
+        cpu0 = time.process_time()
+        start = time.monotonic()
+        if role == "send":
+            results = await session.send_paths([Path(path)])
+            end = time.monotonic()
+            assert all(r.ok for r in results)
+            await session.close()
+        else:
+            await session.wait_closed()
+            end = time.monotonic()
+            assert session.received and all(r.ok for r in session.received), session.received
+        relay = session.is_relay
+        if session.conn is not None:
+            await session.conn.close()
+        out_q.put(
+            (role, time.process_time() - cpu0, start if role == "send" else end, setup, relay)
+        )
+
+    asyncio.run(main())
+
+
+def bench_rdv(ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int) -> Result:
+    from rdv_core.addrs import AddrSpace
+
+    spaces = int(AddrSpace.NONE if relay else AddrSpace.LOOPBACK4)
+    url_q, out_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q))
+    server.start()
+    url = url_q.get()
+    code = "101-bench-mark"
+    peers = [
+        ctx.Process(target=_rdv_peer, args=("receive", url, code, str(dst), spaces, chunk, out_q)),
+        ctx.Process(target=_rdv_peer, args=("send", url, code, str(src), spaces, chunk, out_q)),
+    ]
+    for p in peers:
+        p.start()
+    got = {r[0]: r[1:] for r in (out_q.get(), out_q.get())}
+    for p in peers:
+        p.join()
+    stop.set()
+    server_cpu = out_q.get()[1]
+    server.join()
+    (send_cpu, start, setup, is_relay), (recv_cpu, end, _, _) = got["send"], got["receive"]
+    assert is_relay == relay
+    name = "rdv relay" if relay else "rdv p2p"
+    note = f"setup {setup:.2f} s; server CPU {server_cpu:.2f} s"
+    received = dst / src.name
+    assert received.stat().st_size == size
+    received.unlink()
+    return Result(name, end - start, send_cpu + recv_cpu + server_cpu, size, note)
+
+
+# ----- magic-wormhole
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_wormhole(src: Path, dst: Path, size: int) -> Result:
+    bindir = Path(sys.executable).parent
+    wormhole, twist = bindir / "wormhole", bindir / "twist"
+    if not wormhole.exists() or not twist.exists():
+        raise RuntimeError(
+            "magic-wormhole is not installed: pip install magic-wormhole "
+            "magic-wormhole-mailbox-server magic-wormhole-transit-relay"
+        )
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    logs = dst / "wormhole-logs"
+    logs.mkdir(exist_ok=True)
+    services = [
+        subprocess.Popen(
+            [str(twist), "wormhole-mailbox", "--port", f"tcp:{ports[0]}:interface=127.0.0.1"],
+            stdout=open(logs / "mailbox.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            cwd=logs,
+        ),
+        subprocess.Popen(
+            [str(twist), "transitrelay", "--port", f"tcp:{ports[1]}:interface=127.0.0.1"],
+            stdout=open(logs / "relay.log", "w"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            cwd=logs,
+        ),
+    ]
+    try:
+        for port in ports:
+            _wait_port(port)
+        env = {
+            **os.environ,
+            "WORMHOLE_RELAY_URL": f"ws://127.0.0.1:{ports[0]}/v1",
+            "WORMHOLE_TRANSIT_HELPER": f"tcp:127.0.0.1:{ports[1]}",
+        }
+        common = ["--no-listen", "--hide-progress"]
+        code = "7-bench-mark"
+        cpu0 = _children_cpu()
+        start = time.monotonic()
+        send = subprocess.Popen(
+            [str(wormhole), "send", *common, "--code", code, str(src)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        recv = subprocess.run(
+            [str(wormhole), "receive", *common, "--accept-file", "-o", str(dst / src.name), code],
+            env=env,
+            capture_output=True,
+            timeout=3600,
+        )
+        send_out, _ = send.communicate(timeout=60)
+        end = time.monotonic()
+        if recv.returncode or send.returncode:
+            raise RuntimeError(
+                f"wormhole failed: {recv.stdout.decode()[-300:]} {send_out.decode()[-300:]}"
+            )
+        clients_cpu = _children_cpu() - cpu0
+    finally:
+        for proc in services:
+            proc.terminate()
+        relay_cpu0 = _children_cpu()
+        for proc in services:
+            proc.wait(timeout=10)
+    services_cpu = _children_cpu() - relay_cpu0  # whole lifetime of mailbox + relay
+    received = dst / src.name
+    assert received.stat().st_size == size
+    received.unlink()
+    note = f"whole commands incl. rendezvous; relay+mailbox CPU {services_cpu:.2f} s"
+    return Result("wormhole relay", end - start, clients_cpu + services_cpu, size, note)
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"service on port {port} did not start")
+
+
+# ----- main
+
+
+def make_source(path: Path, size: int) -> None:
+    block = os.urandom(8 << 20)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            f.write(piece)
+            left -= len(piece)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="1G", help="file size, e.g. 1G, 256M (default 1G)")
+    parser.add_argument("--chunk", default="256K", help="rdv data frame payload (default 256K)")
+    parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
+    parser.add_argument("--no-relay", action="store_true", help="skip rdv through the relay")
+    parser.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    args = parser.parse_args()
+    size, chunk = parse_size(args.size), parse_size(args.chunk)
+    ctx = mp.get_context("spawn")
+    work = Path(tempfile.mkdtemp(prefix="rdv-bench-", dir=args.dir))
+    try:
+        src, dst = work / "payload.bin", work / "dst"
+        dst.mkdir()
+        make_source(src, size)
+        print(f"file: {size / GiB:.3f} GiB, chunk {chunk // 1024} KiB, cpus {os.cpu_count()}")
+        results = [bench_raw(ctx, size), bench_rdv(ctx, src, dst, size, False, chunk)]
+        if not args.no_relay:
+            results.append(bench_rdv(ctx, src, dst, size, True, chunk))
+        if not args.no_wormhole:
+            try:
+                results.append(bench_wormhole(src, dst, size))
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                print(f"wormhole: not measured: {exc}")
+        raw = results[0]
+        print(f"{'':16} {'GiB/s':>7} {'x raw':>6} {'CPU s/GiB':>10}  notes")
+        for r in results:
+            print(
+                f"{r.name:16} {r.gib_s:7.2f} {r.gib_s / raw.gib_s:6.2f} "
+                f"{r.cpu_per_gib:10.2f}  {r.note}"
+            )
+        by_name = {r.name: r for r in results}
+        if "wormhole relay" in by_name and "rdv relay" in by_name:
+            ratio = by_name["rdv relay"].gib_s / by_name["wormhole relay"].gib_s
+            print(f"rdv relay / wormhole relay throughput: {ratio:.2f}x")
+        if "wormhole relay" in by_name:
+            ratio = by_name["rdv p2p"].gib_s / by_name["wormhole relay"].gib_s
+            print(f"rdv p2p / wormhole relay throughput: {ratio:.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
