@@ -424,6 +424,7 @@ class Race:
         loop = asyncio.get_running_loop()
         self._emit(DialStarted(self._clock(), candidate))
         attempt = 1
+        last_reason: FailReason = "refused"
         sock: socket.socket | None = None
         try:
             while True:
@@ -454,14 +455,17 @@ class Race:
                         self._fail(f"{candidate.addr}: {reason}")
                         return
                     attempt += 1
+                    last_reason = reason
                     self._emit(DialRetried(self._clock(), candidate, attempt, reason, code))
                     await asyncio.sleep(max(0.0, RETRY_INTERVAL - (loop.time() - started)))
         except asyncio.CancelledError:
             if sock is not None:
                 sock.close()
-            self._emit(
-                CandidateFailed(self._clock(), candidate, "cancelled", None, "the race ended")
-            )
+            detail = "the race ended"
+            if attempt > 1:
+                detail += f" after {attempt - 1} {last_reason} dial(s)"
+                self._fail(f"{candidate.addr}: {last_reason} ({attempt - 1} dials)")
+            self._emit(CandidateFailed(self._clock(), candidate, "cancelled", None, detail))
             raise
         current = asyncio.current_task()
         if current is not None:
