@@ -272,3 +272,29 @@ async def test_send_after_close_raises(tmp_path: Path) -> None:
             await a.send_chat("nobody listens")
         with pytest.raises(SessionError):
             await a.send_paths([__file__])
+
+
+async def test_generic_stream_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streams that are not plain sockets (TLS, tests) use the generic channel."""
+    from rdv_core.session import session as session_module
+    from rdv_core.session.channel import StreamChannel
+
+    monkeypatch.setattr(session_module, "open_channel", StreamChannel)
+    digest = make_file(tmp_path / "g.bin", 3_000_000)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ends, session_pair(ends, dl) as (a, _b):
+        assert isinstance(a._channel, StreamChannel)
+        await a.send_chat("over streams")
+        results = await a.send_paths([tmp_path / "g.bin"])
+    assert results[0].ok and sha256(dl / "g.bin") == digest
+
+
+async def test_socket_channel_is_used_and_streams_close_cleanly(tmp_path: Path) -> None:
+    from rdv_core.session.channel import SocketChannel
+
+    async with stream_pair() as ends, session_pair(ends, tmp_path) as (a, b):
+        assert isinstance(a._channel, SocketChannel) and isinstance(b._channel, SocketChannel)
+    # The streams' own protocol heard connection_lost: wait_closed() returns.
+    for _, writer in ends:
+        await asyncio.wait_for(writer.wait_closed(), 5)
