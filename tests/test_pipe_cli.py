@@ -1,0 +1,200 @@
+"""``rdv dial`` / ``rdv accept`` as real subprocesses against a real server on loopback.
+
+64 MiB go through each way the conn can go (p2p and relay) and must arrive intact
+(sha256); failures must give the documented exit codes and one-line reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from rdv_core.events import HandshakeOk, Picked, read_jsonl
+from rdv_core.front_native import start_native
+from rdv_core.server import RdvServer
+
+RDV = [sys.executable, "-m", "rdv_tui"]
+PAYLOAD_SIZE = 64 * 1024 * 1024 + 12345  # not a multiple of any buffer size
+GREETING = b"hello from accept\n"
+
+
+@pytest.fixture
+async def url() -> AsyncIterator[str]:
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0)
+    try:
+        yield front.url
+    finally:
+        await server.close()
+        await front.close()
+
+
+@pytest.fixture(scope="module")
+def payload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("pipe") / "payload.bin"
+    block = os.urandom(1024 * 1024)
+    with path.open("wb") as f:
+        for i in range(PAYLOAD_SIZE // len(block)):
+            # Vary every block so that a lost or repeated block changes the digest.
+            f.write(i.to_bytes(8, "big") + block[8:])
+        f.write(os.urandom(PAYLOAD_SIZE % len(block)))
+    return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def move_file(
+    url: str, token: str, spaces: str, payload: Path, out: Path, dial_extra: tuple[str, ...] = ()
+) -> tuple[int, bytes, str, int, str]:
+    """``rdv dial < payload`` and ``rdv accept > out``; accept also sends a greeting.
+
+    The accepter's stdin stays open until the dialer is done: in relay mode the first
+    EOF in either direction ends the pair (PROTOCOL.md section 8).
+    """
+    with out.open("wb") as out_file, payload.open("rb") as in_file:
+        accept = await asyncio.create_subprocess_exec(
+            *RDV, "accept", "--spaces", spaces, "--timeout", "20", url, token,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=out_file,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        dial = await asyncio.create_subprocess_exec(
+            *RDV, "dial", "--spaces", spaces, "--timeout", "20", *dial_extra, url, token,
+            stdin=in_file,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    assert accept.stdin is not None and accept.stderr is not None
+    try:
+        accept.stdin.write(GREETING)
+        await accept.stdin.drain()
+        (d_out, d_err), a_err = await asyncio.wait_for(
+            asyncio.gather(dial.communicate(), accept.stderr.read()), 60
+        )
+        await asyncio.wait_for(accept.wait(), 10)
+    finally:
+        for proc in (dial, accept):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        accept.stdin.close()
+    assert dial.returncode is not None and accept.returncode is not None
+    return dial.returncode, d_out, d_err.decode(), accept.returncode, a_err.decode()
+
+
+@pytest.mark.slow
+async def test_64_mib_p2p(url: str, payload: Path, tmp_path: Path) -> None:
+    events = tmp_path / "dial-events.jsonl"
+    d_code, d_out, d_err, a_code, a_err = await move_file(
+        url, "pipe-p2p", "loopback4,loopback6", payload, tmp_path / "out.bin",
+        dial_extra=("-v", "--events", str(events)),
+    )  # fmt: skip
+    assert (d_code, a_code) == (0, 0), (d_err, a_err)
+    assert sha256(tmp_path / "out.bin") == sha256(payload)
+    assert d_out == GREETING
+    assert "peer connected: p2p 127.0.0.1:" in d_err or "peer connected: p2p [::1]:" in d_err
+    assert "peer connected: p2p " in a_err
+    # The warning is printed (the observed address is loopback), -v logs the race.
+    assert "warning: expected observed address" in d_err
+    assert "HandshakeOk" in d_err and "Picked" in d_err
+    with events.open() as f:
+        recorded = list(read_jsonl(f))
+    assert any(isinstance(e, Picked) and not e.is_relay for e in recorded)
+    assert any(isinstance(e, HandshakeOk) for e in recorded)
+
+
+@pytest.mark.slow
+async def test_64_mib_relay(url: str, payload: Path, tmp_path: Path) -> None:
+    d_code, d_out, d_err, a_code, a_err = await move_file(
+        url, "pipe-relay", "none", payload, tmp_path / "out.bin"
+    )
+    assert (d_code, a_code) == (0, 0), (d_err, a_err)
+    assert sha256(tmp_path / "out.bin") == sha256(payload)
+    assert d_out == GREETING
+    assert "peer connected: relay in " in d_err and "peer connected: relay in " in a_err
+
+
+async def run_rdv(*args: str, timeout: float = 20) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *RDV, *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_server_rejection_exit_code_and_reason() -> None:
+    server = RdvServer(lobby_timeout=0.3)
+    front = await start_native(server, host="127.0.0.1", port=0)
+    try:
+        code, out, err = await run_rdv("accept", "--spaces", "loopback", front.url, "alone")
+    finally:
+        await server.close()
+        await front.close()
+    assert code == 1
+    assert out == ""
+    assert err.strip().splitlines()[-1] == (
+        "rdv accept: server rejected: 408 Request Timeout: no matching peer found"
+    )
+
+
+async def test_timeout_exit_code(url: str) -> None:
+    code, _, err = await run_rdv("dial", "--spaces", "loopback", "--timeout", "0.3", url, "t")
+    assert code == 3
+    assert err.strip().splitlines()[-1] == (
+        "rdv dial: timed out after 0.3s while waiting for the peer"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--spaces", "bogus"), "unknown address space 'bogus'"),
+        (("-H", "no colon here"), "bad header 'no colon here'"),
+        (("--wait-p2p", "-1"), "--wait-p2p must be >= 0"),
+    ],
+)
+async def test_usage_errors(url: str, args: tuple[str, ...], message: str) -> None:
+    code, _, err = await run_rdv("dial", *args, url, "t")
+    assert code == 2
+    assert message in err
+
+
+async def test_bad_url_is_a_usage_error() -> None:
+    code, _, err = await run_rdv("dial", "ftp://127.0.0.1:1/", "t")
+    assert code == 2
+    assert "http:// or https://" in err
+
+
+async def test_unreachable_server_exit_code() -> None:
+    code, _, err = await run_rdv("dial", "http://127.0.0.1:1/", "t")
+    assert code == 1
+    assert "cannot connect to the rdv server" in err
+
+
+async def test_help_lists_every_option() -> None:
+    code, out, _ = await run_rdv("dial", "--help")
+    assert code == 0
+    for option in ("--spaces", "--wait-p2p", "--pick-first", "--wait", "--timeout", "-H", "-v",
+                   "--events"):  # fmt: skip
+        assert option in out
