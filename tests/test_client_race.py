@@ -11,7 +11,10 @@ import errno
 import itertools
 import os
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -489,3 +492,54 @@ async def test_many_attempts_in_a_row(url: str) -> None:
         async with d, a:
             assert not d.is_relay
             await exchange(d, a)
+
+
+# ----- TLS
+
+
+def make_cert(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl CLI)."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-nodes", "-days", "1",
+            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-keyout", str(key), "-out", str(cert),
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_server_p2p_and_relay(tmp_path: Path) -> None:
+    cert, key = make_cert(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0, ssl=server_context, prefix="/rdv")
+    trust = ssl.create_default_context(cafile=str(cert))
+    try:
+        assert front.url.startswith("https://")
+        for spaces in (LOOP, AddrSpace.NONE):
+            events: list[Event] = []
+            d, a = await pair(
+                front.url,
+                client(events, spaces=spaces, ssl_context=trust),
+                client(spaces=spaces, ssl_context=trust),
+                token=f"tls-{spaces}",
+            )
+            async with d, a:
+                assert d.is_relay == (spaces == AddrSpace.NONE)
+                await exchange(d, a)
+            connected = of(events, ServerConnected)[0]
+            assert (
+                connected.tls and connected.tls_version and connected.tls_version.startswith("TLS")
+            )
+        # Without trusting the certificate: a clear error, no lobby wait.
+        with pytest.raises(ServerConnectError, match="TLS"):
+            await client().dial(front.url, "untrusted")
+    finally:
+        await server.close()
+        await front.close()

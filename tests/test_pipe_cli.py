@@ -126,7 +126,7 @@ async def test_64_mib_relay(url: str, payload: Path, tmp_path: Path) -> None:
     assert "peer connected: relay in " in d_err and "peer connected: relay in " in a_err
 
 
-async def run_rdv(*args: str, timeout: float = 20) -> tuple[int, str, str]:
+async def run_rdv(*args: str, within: float = 20) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *RDV, *args,
         stdin=asyncio.subprocess.DEVNULL,
@@ -134,7 +134,7 @@ async def run_rdv(*args: str, timeout: float = 20) -> tuple[int, str, str]:
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(), within)
     finally:
         if proc.returncode is None:
             proc.kill()
