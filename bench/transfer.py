@@ -305,6 +305,57 @@ def _wait_port(port: int) -> None:
     raise RuntimeError(f"service on port {port} did not start")
 
 
+# ----- where the CPU goes
+
+
+def component_costs(src: Path, dst: Path, chunk: int) -> dict[str, float]:
+    """CPU seconds per GiB of each step of the data path, measured in this process."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    size = min(src.stat().st_size, 256 << 20)
+    data = bytearray(chunk)
+    view = memoryview(data)
+    out = bytearray(chunk + 16)
+    aead = AESGCM(bytes(32))
+    nonce = bytes(12)
+    rounds = max(1, size // chunk)
+    costs: dict[str, float] = {}
+
+    def timed(name: str, step: Any) -> None:
+        t0 = time.process_time()
+        step()
+        costs[name] = (time.process_time() - t0) / (rounds * chunk / GiB)
+
+    def read_file() -> None:
+        with open(src, "rb", buffering=0) as f:
+            for _ in range(rounds):
+                f.readinto(view)
+
+    def write_file() -> None:
+        fd = os.open(dst / "cost.bin", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        for _ in range(rounds):
+            os.write(fd, view)
+        os.close(fd)
+
+    def sha256() -> None:
+        h = hashlib.sha256()
+        for _ in range(rounds):
+            h.update(view)
+
+    def seal() -> None:
+        for _ in range(rounds):
+            aead.encrypt_into(nonce, view, None, out)
+
+    timed("file read", read_file)
+    timed("sha256", sha256)
+    timed("aes-256-gcm", seal)
+    timed("file write", write_file)
+    (dst / "cost.bin").unlink()
+    return costs
+
+
 # ----- main
 
 
@@ -342,6 +393,7 @@ def main() -> int:
                 results.append(bench_wormhole(src, dst, size))
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 print(f"wormhole: not measured: {exc}")
+        costs = component_costs(src, dst, chunk)
         raw = results[0]
         print(f"{'':16} {'GiB/s':>7} {'x raw':>6} {'CPU s/GiB':>10}  notes")
         for r in results:
@@ -349,6 +401,16 @@ def main() -> int:
                 f"{r.name:16} {r.gib_s:7.2f} {r.gib_s / raw.gib_s:6.2f} "
                 f"{r.cpu_per_gib:10.2f}  {r.note}"
             )
+        print(
+            "CPU s/GiB of the steps, in this process: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in costs.items())
+        )
+        side = costs["sha256"] + costs["aes-256-gcm"]
+        floor = side * 2 + costs["file read"] + costs["file write"] + raw.cpu_per_gib
+        print(
+            f"floor for rdv (raw tcp + 2x(sha256 + aes) + file read + write): {floor:.2f} "
+            f"CPU s/GiB; each peer is one process on one core"
+        )
         by_name = {r.name: r for r in results}
         if "wormhole relay" in by_name and "rdv relay" in by_name:
             ratio = by_name["rdv relay"].gib_s / by_name["wormhole relay"].gib_s

@@ -204,3 +204,21 @@ async def test_oversized_record_ends_the_session(tmp_path: Path) -> None:
         assert isinstance(error, fr.Error) and "oversized frame" in error.message
         await receiver.wait_closed()
     assert "oversized frame" in receiver.close_reason
+
+
+async def test_reused_transfer_id_ends_the_session(tmp_path: Path) -> None:
+    never = asyncio.Event()
+
+    async def undecided(offer: object) -> bool:
+        await never.wait()
+        return False
+
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False, on_offer=undecided, download_dir=tmp_path)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        await peer.send(fr.Offer(1, (fr.OfferedFile(5, "a.txt", 1, 0),)))
+        await peer.send(fr.Offer(2, (fr.OfferedFile(5, "b.txt", 1, 0),)))
+        error = await peer.recv()
+        assert isinstance(error, fr.Error) and "reuses a transfer id" in error.message
+        await receiver.wait_closed()

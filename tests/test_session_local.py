@@ -298,3 +298,45 @@ async def test_socket_channel_is_used_and_streams_close_cleanly(tmp_path: Path) 
     # The streams' own protocol heard connection_lost: wait_closed() returns.
     for _, writer in ends:
         await asyncio.wait_for(writer.wait_closed(), 5)
+
+
+async def test_both_peers_send_at_once(tmp_path: Path) -> None:
+    """Full duplex both ways: two bulk senders never deadlock."""
+    from rdv_core.session import Session
+
+    dig_a = make_file(tmp_path / "from_a.bin", 20 << 20, 1)
+    dig_b = make_file(tmp_path / "from_b.bin", 20 << 20, 2)
+    (tmp_path / "in_a").mkdir()
+    (tmp_path / "in_b").mkdir()
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        a = Session(
+            ra, wa, "3-owl-fig", is_dialer=True, on_offer=accept_all, download_dir=tmp_path / "in_a"
+        )
+        b = Session(
+            rb,
+            wb,
+            "3-owl-fig",
+            is_dialer=False,
+            on_offer=accept_all,
+            download_dir=tmp_path / "in_b",
+        )
+        await asyncio.gather(a.start(), b.start())
+        await asyncio.gather(
+            a.send_paths([tmp_path / "from_a.bin"]), b.send_paths([tmp_path / "from_b.bin"])
+        )
+        await a.close()
+        await b.close()
+    assert sha256(tmp_path / "in_b" / "from_a.bin") == dig_a
+    assert sha256(tmp_path / "in_a" / "from_b.bin") == dig_b
+
+
+async def test_failing_offer_callback_rejects(tmp_path: Path) -> None:
+    async def broken(offer: IncomingOffer) -> bool:
+        raise RuntimeError("ui went away")
+
+    make_file(tmp_path / "x.bin", 10)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ends, session_pair(ends, dl, on_offer=broken) as (a, _b):
+        with pytest.raises(TransferRejected, match="could not decide"):
+            await a.send_paths([tmp_path / "x.bin"])

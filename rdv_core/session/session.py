@@ -76,6 +76,8 @@ DEFAULT_CHUNK = 256 * 1024
 PROGRESS_INTERVAL = 0.1
 #: Files per offer frame (a folder of many files is offered in several batches).
 OFFER_BATCH = 200
+#: Offers the peer may have waiting for an answer at once (each holds a task).
+MAX_OPEN_OFFERS = 16
 #: Seconds for the key exchange and hello.
 HANDSHAKE_TIMEOUT = 30.0
 #: Seconds close() waits for the peer to see our ``close`` before hanging up.
@@ -223,6 +225,8 @@ class Session:
         self._outgoing: dict[int, _Outgoing] = {}
         self._incoming: dict[int, _Incoming] = {}
         self._answers: dict[int, asyncio.Future[fr.Accept | fr.Reject]] = {}
+        self._open_offers: set[int] = set()
+        self._claimed_ids: set[int] = set()
         #: Results of every incoming file, in completion order.
         self.received: list[TransferResult] = []
         #: The rdv conn underneath, when opened by :func:`connect_session` (else None).
@@ -411,7 +415,7 @@ class Session:
             case fr.Chat(text):
                 self._emit(ChatReceived(self._clock(), text))
             case fr.Offer():
-                self._spawn(self._answer_offer(frame))
+                self._spawn(self._answer_offer(frame, self._admit_offer(frame)))
             case fr.Accept(batch) | fr.Reject(batch):
                 answer = self._answers.pop(batch, None)
                 if answer is None:
@@ -436,21 +440,47 @@ class Session:
 
     # ----- receiving files
 
-    async def _answer_offer(self, offer: fr.Offer) -> None:
+    def _admit_offer(self, offer: fr.Offer) -> str | None:
+        """Protocol checks, in the reader task; returns why to refuse it, or None.
+
+        Raises:
+            ProtocolViolation: reused transfer ids or batch, too many open offers.
+        """
+        if len(self._open_offers) >= MAX_OPEN_OFFERS:
+            raise ProtocolViolation(f"more than {MAX_OPEN_OFFERS} unanswered offers")
+        if offer.batch in self._open_offers:
+            raise ProtocolViolation(f"offer {offer.batch} sent twice")
+        ids = [f.id for f in offer.files]
+        if len(set(ids)) != len(ids) or not self._claimed_ids.isdisjoint(ids):
+            raise ProtocolViolation("offer reuses a transfer id")
+        self._claimed_ids.update(ids)
+        self._open_offers.add(offer.batch)
+        return self._check_offer(offer)
+
+    async def _answer_offer(self, offer: fr.Offer, refusal: str | None) -> None:
+        try:
+            await self._answer_offer_checked(offer, refusal)
+        finally:
+            self._open_offers.discard(offer.batch)
+
+    async def _answer_offer_checked(self, offer: fr.Offer, refusal: str | None) -> None:
         incoming = IncomingOffer(offer.batch, offer.files)
-        refusal = self._check_offer(offer)
         if refusal is None:
             for f in offer.files:
                 self._emit(FileOffered(self._clock(), f.id, "in", f.path, f.size))
             accepted = False
-            if self.on_offer is not None and self.download_dir is not None:
-                accepted = await self.on_offer(incoming)
-            if not accepted:
-                refusal = (
-                    "declined by the receiver"
-                    if self.download_dir is not None
-                    else "this peer does not receive files"
-                )
+            if self.download_dir is None:
+                refusal = "this peer does not receive files"
+            elif self.on_offer is None:
+                refusal = "declined by the receiver"
+            else:
+                try:
+                    accepted = await self.on_offer(incoming)
+                except Exception as exc:
+                    log.exception("the offer callback failed")
+                    refusal = f"the receiver could not decide ({exc!r})"
+                if not accepted and refusal is None:
+                    refusal = "declined by the receiver"
         if refusal is not None or self.closed:
             reason = refusal or "session closed"
             log.info("offer %d rejected: %s", offer.batch, reason)
@@ -484,10 +514,7 @@ class Session:
                 self._emit(TransferResumed(self._clock(), id_, "in", name, offset))
 
     def _check_offer(self, offer: fr.Offer) -> str | None:
-        """Why an offer must be refused outright, or None."""
-        ids = [f.id for f in offer.files]
-        if len(set(ids)) != len(ids) or any(i in self._incoming for i in ids):
-            raise ProtocolViolation("offer reuses a transfer id")
+        """Why an offer must be refused outright (unsafe or doubled names), or None."""
         names: set[str] = set()
         for f in offer.files:
             try:
