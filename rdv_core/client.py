@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import logging
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 from rdv_core.addrs import Addr, AddrSpace, format_spaces, self_addrs
 from rdv_core.conn import Conn, Meta
@@ -321,7 +322,7 @@ class _Attempt:
         server = self.server
         started = self.clock()
         try:
-            infos = await loop.getaddrinfo(
+            infos = _literal_addrinfo(server.host, server.port) or await loop.getaddrinfo(
                 server.host, server.port, family=socket.AF_INET, type=socket.SOCK_STREAM
             )
         except socket.gaierror:
@@ -420,6 +421,17 @@ class _Attempt:
         else:
             return
         self.emit(ObservedAddrWarning(self.clock(), str(observed) if observed else None, message))
+
+
+def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:
+    """``getaddrinfo`` for an IP literal, without the resolver's thread hop (about 1 ms)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return []
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
+    return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
 
 
 async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
