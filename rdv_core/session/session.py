@@ -404,6 +404,9 @@ class Session:
                 with contextlib.suppress(OSError, TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._channel.drain()
+        except Exception as exc:  # a bug must still end the session and release its waiters
+            log.exception("session reader failed")
+            error = SessionError(f"internal error: {exc!r}")
         self._end(error, reason)
 
     def _dispatch(self, frame: fr.Frame) -> None:
