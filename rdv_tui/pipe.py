@@ -148,6 +148,8 @@ class StdinReader:
                 item = os.read(self._fd, CHUNK)
             except OSError as exc:
                 item = exc
+            if self._loop.is_closed():
+                return
             try:
                 put = asyncio.run_coroutine_threadsafe(self.queue.put(item), self._loop)
                 put.result()
@@ -155,6 +157,14 @@ class StdinReader:
                 return  # the loop is gone: nobody wants more input
             if not isinstance(item, bytes) or not item:
                 return
+
+
+class StdoutError(Exception):
+    """Writing to stdout failed (closed pipe, full disk): not a network problem."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.strerror or str(cause))
+        self.cause = cause
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -195,7 +205,10 @@ async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
             data = await conn.reader.read(CHUNK)
             if not data:
                 return total
-            await loop.run_in_executor(pool, _write_all, stdout_fd, data)
+            try:
+                await loop.run_in_executor(pool, _write_all, stdout_fd, data)
+            except OSError as exc:
+                raise StdoutError(exc) from exc
             total += len(data)
 
 
@@ -265,6 +278,9 @@ async def _main(
     print(describe_conn(conn), file=stderr, flush=True)
     try:
         await pump(conn, sys.stdin.fileno(), sys.stdout.fileno(), log)
+    except StdoutError as exc:
+        say(f"writing stdout failed: {exc}")
+        return EXIT_FAILED
     except OSError as exc:
         say(f"connection lost: {exc.strerror or exc}")
         return EXIT_FAILED
