@@ -125,7 +125,7 @@ async def _receive(args: argparse.Namespace) -> int:
             return False
         question = f"Accept {summary} into {download_dir}? [y/N] "
         with view.progress_paused():
-            answer = await asyncio.to_thread(console.input, question)
+            answer = await asyncio.to_thread(console.input, escape(question))
         if answer.strip().lower() in ("y", "yes"):
             return True
         declined.append("you declined the offer")
