@@ -2,7 +2,7 @@
 
 ``rdv lab`` re-executes itself as::
 
-    unshare --mount --pid --fork --kill-child --mount-proc [--user --map-root-user] -- ARGV
+    unshare --mount --pid --net --fork --kill-child --mount-proc [--user --map-root-user] -- ARGV
 
 and the inner process mounts a private tmpfs on ``/run`` (holding ``/run/netns`` and its
 temporary files; LAB-NOTES.md). Then:
@@ -61,7 +61,10 @@ def isolated_argv(argv: Sequence[str], *, rootless: bool | None = None) -> list[
     """``argv`` wrapped in the unshare command line."""
     if rootless is None:
         rootless = os.geteuid() != 0
-    cmd = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
+    # --net: the runner itself sits in an empty namespace of its own. Rootless, this is
+    # required: `ip netns add` returns to the creator's namespace with setns, which a user
+    # namespace may only do into namespaces it owns.
+    cmd = ["unshare", "--mount", "--pid", "--net", "--fork", "--kill-child", "--mount-proc"]
     if rootless:
         cmd += ["--user", "--map-root-user"]
     return [*cmd, "--", *argv]

@@ -69,16 +69,16 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         "port-preserving NAT, routers answer unsolicited SYNs with RST (no drop rule)",
         *_both(_PP, Firewall.NONE),
         expect="direct",
-        why="the SYN that arrives before the other side's mapping exists is reset; quick "
-        "retries of refused dials win once the other SYN has opened the mapping",
+        why="a SYN reaching the far router before that router has seen its own side's SYN "
+        "is reset, and the reset erases the near mapping: both SYNs must be in flight at once, "
+        "a lottery at zero delay that quick retries of reset dials keep drawing",
     ),
     _pair(
         "cone-reject",
         "port-preserving NAT with a reject-with-tcp-reset rule, both sides",
         *_both(_PP, Firewall.REJECT),
         expect="direct",
-        why="like cone-rst: early SYNs are reset by rule, retries get through once both "
-        "mappings exist",
+        why="like cone-rst, with the reset sent by an explicit firewall rule",
     ),
     _pair(
         "symmetric-a",
