@@ -33,6 +33,8 @@ from rdv_core.errors import (
 from rdv_core.events import (
     AttemptFailed,
     CandidateConnected,
+    CandidateFailed,
+    CandidateSkipped,
     DialRetried,
     Event,
     HandshakeFailed,
@@ -147,6 +149,12 @@ async def test_p2p_pick_with_default_picker(url: str) -> None:
     assert d.meta.observed_addr is not None and d.meta.observed_addr.port == d.local_addr.port
     assert a.local_addr.port in {p.port for p in d.meta.peer_addrs}
     assert all(s.space in LOOP for s in d.meta.self_addrs)
+    # EADDRNOTAVAIL (the peer's SYN already reached our listener) is never a failure.
+    for events in (d_events, a_events):
+        failed = [e for e in of(events, CandidateFailed) if e.reason != "cancelled"]
+        assert not failed, failed
+        for skipped in of(events, CandidateSkipped):
+            assert "EADDRNOTAVAIL" in skipped.reason
 
 
 async def test_p2p_either_arrival_order(url: str) -> None:
