@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rdv_core.session import CodeError, UnsafeName, generate_code, parse_code
 from rdv_core.session.codes import TOKEN_PREFIX, WORDS
@@ -106,3 +108,22 @@ async def test_key_exchange_directions(tmp_path: Path) -> None:
 
     with pytest.raises(InvalidTag):  # a reflected frame does not open
         oa.open_into(sa.seal(b"reflected"), out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(max_size=80)
+    | st.lists(st.sampled_from(["..", ".", "", "a", "CON", "x/"]), max_size=5).map("/".join)
+)
+def test_accepted_names_stay_inside(name: str) -> None:
+    """Whatever the sender names, an accepted name resolves inside the download folder."""
+    import os
+
+    try:
+        parts = check_relative_path(name)
+    except UnsafeName:
+        return
+    base = "/srv/downloads"
+    joined = os.path.normpath(os.path.join(base, *parts))
+    assert joined.startswith(base + "/")
+    assert all(p not in ("", ".", "..") and "\x00" not in p and "\\" not in p for p in parts)
