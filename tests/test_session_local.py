@@ -340,3 +340,27 @@ async def test_failing_offer_callback_rejects(tmp_path: Path) -> None:
     async with stream_pair() as ends, session_pair(ends, dl, on_offer=broken) as (a, _b):
         with pytest.raises(TransferRejected, match="could not decide"):
             await a.send_paths([tmp_path / "x.bin"])
+
+
+async def test_many_long_names_are_offered_in_batches(tmp_path: Path) -> None:
+    from rdv_core.session.session import OFFER_BYTES
+
+    src = tmp_path / "many"
+    long = "n" * 200
+    count = OFFER_BYTES // (6 * 210) + 20  # more than one offer's worth
+    for i in range(count):
+        (src / f"{long}{i:04}").parent.mkdir(parents=True, exist_ok=True)
+        (src / f"{long}{i:04}").write_bytes(b"%d" % i)
+    offers: list[IncomingOffer] = []
+
+    async def count_offers(offer: IncomingOffer) -> bool:
+        offers.append(offer)
+        return True
+
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ends, session_pair(ends, dl, on_offer=count_offers) as (a, _b):
+        results = await a.send_paths([src])
+    assert len(results) == count and all(r.ok for r in results)
+    assert len(offers) == 2 and sum(len(o.files) for o in offers) == count
+    assert (dl / "many" / f"{long}0007").read_bytes() == b"7"

@@ -74,8 +74,9 @@ log = logging.getLogger("rdv.session")
 DEFAULT_CHUNK = 256 * 1024
 #: Progress events and acks per transfer: at most one per this many seconds.
 PROGRESS_INTERVAL = 0.1
-#: Files per offer frame (a folder of many files is offered in several batches).
-OFFER_BATCH = 200
+#: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
+#: each one answered on its own), safely under the control frame bound.
+OFFER_BYTES = fr.MAX_CONTROL_BODY * 3 // 4
 #: Offers the peer may have waiting for an answer at once (each holds a task).
 MAX_OPEN_OFFERS = 16
 #: Seconds for the key exchange and hello.
@@ -302,8 +303,8 @@ class Session:
         self._check_open()
         local = await asyncio.to_thread(collect, [Path(p) for p in paths])
         results: list[TransferResult] = []
-        for start in range(0, len(local), OFFER_BATCH):
-            results += await self._send_batch(local[start : start + OFFER_BATCH])
+        for batch in _batches(local):
+            results += await self._send_batch(batch)
         failures = [(r.name, r.reason) for r in results if not r.ok]
         if failures:
             raise TransferFailed(failures)
@@ -788,6 +789,21 @@ class Session:
         if error is not None:
             log.warning("session ended: %s", error)
         self._emit(SessionClosed(self._clock(), self.close_reason))
+
+
+def _batches(files: list[LocalFile]) -> list[list[LocalFile]]:
+    """Split files into offers whose JSON stays under :data:`OFFER_BYTES`."""
+    batches: list[list[LocalFile]] = [[]]
+    used = 0
+    for item in files:
+        # JSON escapes can grow a name up to 6x (\uXXXX); ids, sizes, mtimes take < 64.
+        cost = 6 * len(item.name.encode()) + 64
+        if batches[-1] and used + cost > OFFER_BYTES:
+            batches.append([])
+            used = 0
+        batches[-1].append(item)
+        used += cost
+    return [b for b in batches if b]
 
 
 def _as_session_error(exc: BaseException) -> SessionError:
