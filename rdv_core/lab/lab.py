@@ -290,14 +290,14 @@ class Lab:
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                raise LabError(f"rdv serve exited with {proc.returncode}: {_tail(stderr_path)}")
+                raise LabError(f"rdv serve exited with {proc.returncode}: {tail(stderr_path)}")
             try:
                 self.connect("srv", (SERVER4, SERVER_PORT), timeout=1.0).close()
                 break
             except OSError:
                 if time.monotonic() > deadline:
                     raise LabError(
-                        f"rdv serve did not listen within {timeout} s: {_tail(stderr_path)}"
+                        f"rdv serve did not listen within {timeout} s: {tail(stderr_path)}"
                     ) from None
                 time.sleep(0.02)
         self._server = proc
@@ -312,7 +312,8 @@ class Lab:
         return self._delayer.stats() if self._delayer else {}
 
 
-def _tail(path: str, limit: int = 2000) -> str:
+def tail(path: str, limit: int = 2000) -> str:
+    """The end of a log file as text (for error messages)."""
     try:
         with open(path, "rb") as f:
             data = f.read()

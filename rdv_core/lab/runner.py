@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from rdv_core.addrs import Addr, AddrError
-from rdv_core.lab.lab import Lab
+from rdv_core.lab.lab import Lab, tail
 from rdv_core.lab.netns import LabError
 from rdv_core.lab.spec import LabSpec, Outcome
 
@@ -41,6 +41,8 @@ DEFAULT_PAYLOAD: Final = 256 * 1024
 LOSSY_PAYLOAD: Final = 8 * 1024
 #: Per-run limit: lobby wait, race, transfer and exit of both peers.
 RUN_TIMEOUT: Final = 30.0
+#: How long the accepter may take to start and reach the server's lobby.
+LOBBY_WAIT: Final = 10.0
 
 Json = dict[str, Any]
 
@@ -282,8 +284,25 @@ class LabRunner:
         accepter = self._peer(
             spec.accepter, "accept", token, paths["accepter"], f"run{n}-accepter.stderr"
         )
-        if not self._wait_in_lobby(token, accepter, deadline):
-            errors.append("the accepter never reached the server's lobby")
+        if not self._wait_in_lobby(token, accepter, min(deadline, started + LOBBY_WAIT)):
+            # Without an accepter in the lobby a dialer would only wait for --timeout.
+            accepter.kill()
+            accepter.wait()
+            stderr = os.path.join(wd, f"run{n}-accepter.stderr")
+            return RunResult(
+                outcome="failed",
+                connect_ms=None,
+                chosen=None,
+                events={
+                    "dialer": [],
+                    "accepter": read_events(paths["accepter"]),
+                    "server": self._server_events(token, wait=False),
+                },
+                payload_bytes=len(payload),
+                error=f"the accepter never reached the server's lobby "
+                f"(exit {accepter.returncode}): {tail(stderr)}",
+                duration_s=time.monotonic() - started,
+            )
         dialer = self._peer(spec.dialer, "dial", token, paths["dialer"], f"run{n}-dialer.stderr")
 
         received = hashlib.sha256()
@@ -362,9 +381,9 @@ class LabRunner:
             time.sleep(0.005)
         return False
 
-    def _server_events(self, token: str) -> list[Json]:
+    def _server_events(self, token: str, *, wait: bool = True) -> list[Json]:
         # The server records a pair's end right after both conns close: give it a moment.
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + (1.0 if wait else 0.0)
         while True:
             events = server_events_for(read_events(self.lab.server_events_path), token)
             ended = any(e.get("type") in ("RelayEnded", "P2PReported") for e in events)

@@ -30,7 +30,7 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def _wait_until(cond: object, timeout: float = 5.0) -> bool:
+def _wait_until(cond: object, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():  # type: ignore[operator]
@@ -126,13 +126,25 @@ def test_sigkilled_isolated_runner_leaves_nothing_at_all() -> None:
     try:
         assert info["namespaces"]
         # Private /run/netns: the lab is invisible from here.
-        assert set(netns.list_lab_namespaces()) == before
-        assert _pids_with(marker)
+        assert set(netns.list_lab_namespaces()) == before, netns.list_lab_namespaces()
+        assert _pids_with(marker), "the isolated lab's sleeper is not running"
         proc.send_signal(signal.SIGKILL)  # the unshare process: the runner as users see it
         proc.wait()
-        assert _wait_until(lambda: not _pids_with(marker)), "a lab process survived"
-        assert set(netns.list_lab_namespaces()) == before
+        assert _wait_until(lambda: not _pids_with(marker)), f"survivors: {_pids_with(marker)}"
+        assert set(netns.list_lab_namespaces()) == before, netns.list_lab_namespaces()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_server_that_will_not_start_is_a_clear_error_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rdv_core.lab.lab import RDV_COMMAND_ENV
+    from rdv_core.lab.runner import run_preset
+
+    # The command is split on spaces: a one-word program that exits at once with 7.
+    monkeypatch.setenv(RDV_COMMAND_ENV, f"{sys.executable} -c raise(SystemExit(7))")
+    with pytest.raises(netns.LabError, match="rdv serve exited with 7"):
+        run_preset(get_preset("cone-fw"), 1)

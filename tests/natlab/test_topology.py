@@ -160,3 +160,18 @@ def test_dualstack_v4slow_delays_only_ipv4() -> None:
         v6 = _connect_ms(lab, "cliA", (SERVER6, PORT))
         assert v4 >= 45.0, v4
         assert v6 < 25.0, v6
+
+
+def test_loss_drops_packets() -> None:
+    with Lab(get_preset("loss20"), seed=1) as lab:
+        with contextlib.closing(lab.listen("srv", (SERVER4, PORT))) as srv:
+            srv.settimeout(0.01)
+            for _ in range(20):
+                with contextlib.suppress(OSError):
+                    lab.connect("cliA", (SERVER4, PORT), timeout=0.3).close()
+                with contextlib.suppress(OSError):
+                    srv.accept()[0].close()
+        stats = lab.delayer_stats()
+        queued = sum(q for q, _d in stats.values())
+        dropped = sum(d for _q, d in stats.values())
+        assert queued >= 20 and 0 < dropped < queued, stats
