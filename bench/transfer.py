@@ -7,11 +7,11 @@ One file (1 GiB by default) goes from one process to another on loopback:
 - ``rdv p2p``: ``rdv_core.session`` over a direct conn found through our server:
   read file, SHA-256, AES-256-GCM, write file, SHA-256 again, verified.
 - ``rdv relay``: the same through our server's relay (spaces ``none``).
-- ``wormhole``: ``wormhole send`` / ``wormhole receive`` with a local mailbox server
-  and transit relay on 127.0.0.1. Both sides use ``--no-listen``: wormhole's direct
-  hints name every interface address of the machine, and this benchmark must not
-  send traffic to non-loopback addresses, so the bytes go through the local transit
-  relay (compare with ``rdv relay``).
+- ``wormhole p2p`` / ``wormhole relay``: ``wormhole send`` / ``wormhole receive`` with
+  a local mailbox server and transit relay on 127.0.0.1. Wormhole's direct hints name
+  every interface address of the machine, and this benchmark must not send traffic to
+  non-loopback addresses, so its address discovery is pinned to 127.0.0.1 (p2p run),
+  and ``--no-listen`` on both sides forces its transit relay (relay run).
 
 For each: GiB/s over the transfer, CPU seconds per GiB (both peers, plus the relay
 where there is one), and the ratio to raw TCP measured in the same run. The rdv
@@ -220,7 +220,19 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_wormhole(src: Path, dst: Path, size: int) -> Result:
+#: Runs the wormhole CLI with address discovery pinned to 127.0.0.1, so that its direct
+#: (p2p) hint is a loopback address and no traffic goes to this machine's other addresses.
+WORMHOLE_LOOPBACK = (
+    "import sys\n"
+    "import wormhole.ipaddrs\n"
+    "wormhole.ipaddrs.find_addresses = lambda: ['127.0.0.1']\n"
+    "from wormhole.cli.cli import wormhole\n"
+    "sys.argv[0] = 'wormhole'\n"
+    "sys.exit(wormhole())\n"
+)
+
+
+def bench_wormhole(src: Path, dst: Path, size: int, direct: bool) -> Result:
     bindir = Path(sys.executable).parent
     wormhole, twist = bindir / "wormhole", bindir / "twist"
     if not wormhole.exists() or not twist.exists():
@@ -257,18 +269,20 @@ def bench_wormhole(src: Path, dst: Path, size: int) -> Result:
             "WORMHOLE_RELAY_URL": f"ws://127.0.0.1:{ports[0]}/v1",
             "WORMHOLE_TRANSIT_HELPER": f"tcp:127.0.0.1:{ports[1]}",
         }
-        common = ["--no-listen", "--hide-progress"]
+        common = ["--hide-progress"] if direct else ["--no-listen", "--hide-progress"]
+        cli = [sys.executable, "-c", WORMHOLE_LOOPBACK]
         code = "7-bench-mark"
+        services0 = sum(_proc_cpu(proc.pid) for proc in services)
         cpu0 = _children_cpu()
         start = time.monotonic()
         send = subprocess.Popen(
-            [str(wormhole), "send", *common, "--code", code, str(src)],
+            [*cli, "send", *common, "--code", code, str(src)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
         )
         recv = subprocess.run(
-            [str(wormhole), "receive", *common, "--accept-file", "-o", str(dst / src.name), code],
+            [*cli, "receive", *common, "--accept-file", "-o", str(dst / src.name), code],
             env=env,
             capture_output=True,
             timeout=3600,
@@ -280,18 +294,32 @@ def bench_wormhole(src: Path, dst: Path, size: int) -> Result:
                 f"wormhole failed: {recv.stdout.decode()[-300:]} {send_out.decode()[-300:]}"
             )
         clients_cpu = _children_cpu() - cpu0
+        # Only what the services spent during the transfer (not their start-up).
+        services_cpu = sum(_proc_cpu(proc.pid) for proc in services) - services0
     finally:
         for proc in services:
             proc.terminate()
-        relay_cpu0 = _children_cpu()
         for proc in services:
             proc.wait(timeout=10)
-    services_cpu = _children_cpu() - relay_cpu0  # whole lifetime of mailbox + relay
     received = dst / src.name
     assert received.stat().st_size == size
     received.unlink()
-    note = f"whole commands incl. rendezvous; relay+mailbox CPU {services_cpu:.2f} s"
-    return Result("wormhole relay", end - start, clients_cpu + services_cpu, size, note)
+    output = (recv.stdout + recv.stderr).decode(errors="replace")
+    path = "relay" if "->relay:" in output else "direct" if "Receiving (->tcp:" in output else "?"
+    if path != ("direct" if direct else "relay"):
+        raise RuntimeError(f"wormhole took the {path} path: {output[-300:]}")
+    note = (
+        f"whole commands (start-up, rendezvous) incl.; path {path}; "
+        f"relay+mailbox CPU {services_cpu:.2f} s"
+    )
+    name = "wormhole p2p" if direct else "wormhole relay"
+    return Result(name, end - start, clients_cpu + services_cpu, size, note)
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_port(port: int) -> None:
@@ -389,10 +417,11 @@ def main() -> int:
         if not args.no_relay:
             results.append(bench_rdv(ctx, src, dst, size, True, chunk))
         if not args.no_wormhole:
-            try:
-                results.append(bench_wormhole(src, dst, size))
-            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                print(f"wormhole: not measured: {exc}")
+            for direct in (True, False):
+                try:
+                    results.append(bench_wormhole(src, dst, size, direct))
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    print(f"wormhole {'p2p' if direct else 'relay'}: not measured: {exc}")
         costs = component_costs(src, dst, chunk)
         raw = results[0]
         print(f"{'':16} {'GiB/s':>7} {'x raw':>6} {'CPU s/GiB':>10}  notes")
@@ -412,12 +441,13 @@ def main() -> int:
             f"CPU s/GiB; each peer is one process on one core"
         )
         by_name = {r.name: r for r in results}
-        if "wormhole relay" in by_name and "rdv relay" in by_name:
-            ratio = by_name["rdv relay"].gib_s / by_name["wormhole relay"].gib_s
-            print(f"rdv relay / wormhole relay throughput: {ratio:.2f}x")
-        if "wormhole relay" in by_name:
-            ratio = by_name["rdv p2p"].gib_s / by_name["wormhole relay"].gib_s
-            print(f"rdv p2p / wormhole relay throughput: {ratio:.2f}x")
+        for kind in ("p2p", "relay"):
+            ours, theirs = by_name.get(f"rdv {kind}"), by_name.get(f"wormhole {kind}")
+            if ours is not None and theirs is not None:
+                print(
+                    f"rdv {kind} / wormhole {kind}: throughput {ours.gib_s / theirs.gib_s:.2f}x, "
+                    f"CPU per GiB {ours.cpu_per_gib / theirs.cpu_per_gib:.2f}x"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
