@@ -305,7 +305,15 @@ def bench_wormhole(src: Path, dst: Path, size: int, direct: bool) -> Result:
     assert received.stat().st_size == size
     received.unlink()
     output = (recv.stdout + recv.stderr).decode(errors="replace")
-    path = "relay" if "->relay:" in output else "direct" if "Receiving (->tcp:" in output else "?"
+    # "Receiving (->relay:tcp:...)", "(->tcp:...)" (we dialled) or "(<-ip:port)" (it dialled us).
+    direct_marks = ("Receiving (->tcp:", "Receiving (<-")
+    path = (
+        "relay"
+        if "->relay:" in output
+        else "direct"
+        if any(mark in output for mark in direct_marks)
+        else "?"
+    )
     if path != ("direct" if direct else "relay"):
         raise RuntimeError(f"wormhole took the {path} path: {output[-300:]}")
     note = (
