@@ -14,16 +14,6 @@ from test_session_support import make_file, sha256
 from rdv_core.front_native import start_native
 from rdv_core.server import RdvServer
 
-# Only our two commands: the test does not depend on the other subcommands' modules.
-CLI = (
-    "import argparse, sys\n"
-    "from rdv_tui.commands import receive, send\n"
-    "p = argparse.ArgumentParser(prog='rdv'); s = p.add_subparsers(dest='command')\n"
-    "send.add_parser(s); receive.add_parser(s)\n"
-    "a = p.parse_args(sys.argv[1:])\n"
-    "sys.exit((send if a.command == 'send' else receive).run(a))\n"
-)
-
 
 @pytest.fixture
 async def server_url() -> AsyncIterator[str]:
@@ -39,8 +29,8 @@ async def server_url() -> AsyncIterator[str]:
 async def rdv(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-c",
-        CLI,
+        "-m",
+        "rdv_tui",
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
