@@ -144,3 +144,62 @@ async def test_resume_through_relay_after_cut(server_url: str, tmp_path: Path) -
         await b.close()
     assert results[0].resumed_from == held
     assert sha256(dl / "disk.img") == digest
+
+
+@pytest.fixture
+def tls_cert(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (openssl CLI)."""
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-nodes", "-days", "1",
+            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-keyout", str(key), "-out", str(cert),
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_files_through_a_tls_relay(tmp_path: Path, tls_cert: tuple[Path, Path]) -> None:
+    """An https server: the session runs over TLS streams (the generic channel)."""
+    import ssl
+
+    from rdv_core.session.channel import StreamChannel
+
+    cert, key = tls_cert
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    server = RdvServer()
+    front = await start_native(server, ssl=server_ctx)
+    digest = make_file(tmp_path / "secret.bin", 3_000_000)
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    try:
+        url = front.url.replace("0.0.0.0", "127.0.0.1")
+        a, b = await asyncio.gather(
+            connect_session(
+                url, "5-fig-owl", "send",
+                client=Client(spaces=AddrSpace.NONE, ssl_context=client_ctx, timeout=20),
+            ),
+            connect_session(
+                url, "5-fig-owl", "receive",
+                client=Client(spaces=AddrSpace.NONE, ssl_context=client_ctx, timeout=20),
+                on_offer=accept_all, download_dir=dl,
+            ),
+        )  # fmt: skip
+        try:
+            assert a.is_relay and isinstance(a._channel, StreamChannel)
+            results = await a.send_paths([tmp_path / "secret.bin"])
+        finally:
+            await a.close()
+            await b.close()
+    finally:
+        await front.close()
+        await server.close()
+    assert results[0].ok and sha256(dl / "secret.bin") == digest
