@@ -37,6 +37,7 @@ from rdv_core.session import (
     PeerError,
     SessionError,
     TamperedError,
+    TransferFailed,
     TransferRejected,
 )
 
@@ -364,3 +365,44 @@ async def test_many_long_names_are_offered_in_batches(tmp_path: Path) -> None:
     assert len(results) == count and all(r.ok for r in results)
     assert len(offers) == 2 and sum(len(o.files) for o in offers) == count
     assert (dl / "many" / f"{long}0007").read_bytes() == b"7"
+
+
+@pytest.mark.parametrize("change", ["deleted", "modified"])
+async def test_sender_side_failure_is_reported_to_both(tmp_path: Path, change: str) -> None:
+    """The source disappears or changes between offer and accept: both sides learn why."""
+    src = tmp_path / "src.bin"
+    make_file(src, 100_000)
+    ok_file = tmp_path / "ok.txt"
+    ok_file.write_text("fine")
+
+    async def meddle(offer: IncomingOffer) -> bool:
+        if change == "deleted":
+            src.unlink()
+        else:
+            src.write_bytes(b"different now")
+        return True
+
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    ev_b: list[Event] = []
+    async with (
+        stream_pair() as ends,
+        session_pair(ends, dl, on_offer=meddle, events_b=ev_b) as (
+            a,
+            b,
+        ),
+    ):
+        with pytest.raises(TransferFailed) as caught:
+            await a.send_paths([src, ok_file])
+        await a.send_chat("sync")  # the fail frame reached b before this chat
+        for _ in range(100):
+            if of(ev_b, ChatReceived):
+                break
+            await asyncio.sleep(0.01)
+    expected = "No such file" if change == "deleted" else "changed since it was offered"
+    assert [name for name, _ in caught.value.failures] == ["src.bin"]
+    assert expected in caught.value.failures[0][1]
+    [failed] = of(ev_b, FileFailed)
+    assert failed.name == "src.bin" and expected in failed.reason  # type: ignore[attr-defined]
+    assert (dl / "ok.txt").read_text() == "fine"
+    assert [r.ok for r in b.received] == [False, True]
