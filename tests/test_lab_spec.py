@@ -23,7 +23,13 @@ from rdv_core.lab import (
 )
 from rdv_core.lab.builder import plan_lab, queue_rules
 from rdv_core.lab.presets import PRESETS, get_preset
-from rdv_core.lab.runner import PresetResult, RunResult, outcome_of, server_events_for
+from rdv_core.lab.runner import (
+    PresetResult,
+    RunResult,
+    direct_attempts,
+    outcome_of,
+    server_events_for,
+)
 
 ISSUE_PRESETS = [
     "cone-fw",
@@ -271,3 +277,34 @@ def test_lab_command_is_headless_and_lists_presets() -> None:
     for name in ISSUE_PRESETS:
         assert any(line.startswith(name + " ") for line in lines), name
     assert "why:" in proc.stdout
+
+
+def test_direct_attempts_explains_why_not_direct() -> None:
+    def cand(addr: str, origin: str = "self") -> dict[str, object]:
+        return {"id": 1, "addr": addr, "space": "public4", "origin": origin}
+
+    events = [
+        {"type": "DialStarted", "candidate": cand("10.0.2.2:1")},
+        {"type": "CandidateFailed", "candidate": cand("10.0.2.2:1"), "reason": "unreachable"},
+        {"type": "DialStarted", "candidate": cand("203.0.113.12:1")},
+        {
+            "type": "DialRetried",
+            "candidate": cand("203.0.113.12:1"),
+            "attempt": 2,
+            "reason": "refused",
+        },
+        {
+            "type": "DialRetried",
+            "candidate": cand("203.0.113.12:1"),
+            "attempt": 9,
+            "reason": "refused",
+        },
+        {"type": "CandidateFailed", "candidate": cand("203.0.113.12:1"), "reason": "cancelled"},
+        {"type": "DialStarted", "candidate": cand("203.0.113.13:1")},
+        {"type": "CandidateFailed", "candidate": cand("203.0.113.13:1"), "reason": "cancelled"},
+        {"type": "Picked", "candidate": cand("203.0.113.10:7000", "relay"), "is_relay": True},
+    ]
+    assert direct_attempts(events) == (
+        "10.0.2.2:1 unreachable; 203.0.113.12:1 refused x8, cancelled; "
+        "203.0.113.13:1 no answer (SYN dropped), cancelled"
+    )

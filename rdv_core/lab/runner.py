@@ -165,6 +165,46 @@ def outcome_of(dialer_events: Sequence[Json]) -> tuple[Outcome, float | None, st
     return "failed", None, None, ""
 
 
+def direct_attempts(dialer_events: Sequence[Json]) -> str:
+    """What became of each direct candidate the dialer tried, in one line.
+
+    E.g. ``10.0.2.2:4000 unreachable; 203.0.113.12:4000 refused x11, cancelled``: the
+    answer to "why not direct?" when a run ends on the relay.
+    """
+    order: list[str] = []
+    retries: Counter[str] = Counter()
+    reasons: dict[str, list[str]] = {}
+    for ev in dialer_events:
+        cand = ev.get("candidate") or {}
+        addr = cand.get("addr")
+        if not addr or cand.get("origin") == "relay":
+            continue
+        kind = ev.get("type")
+        if addr not in reasons:
+            order.append(addr)
+            reasons[addr] = []
+        if kind == "DialRetried":
+            if not retries[addr]:
+                reasons[addr].append(str(ev.get("reason")))
+            # Retry events may be throttled: the attempt number is the true count.
+            retries[addr] = max(retries[addr], int(ev.get("attempt") or 0))
+        elif kind in ("CandidateFailed", "HandshakeFailed"):
+            reasons[addr].append(str(ev.get("reason")))
+        elif kind in ("CandidateSkipped", "InboundRejected"):
+            reasons[addr].append(f"skipped ({ev.get('reason')})")
+        elif kind in ("HandshakeOk", "Discarded"):
+            reasons[addr].append("ok" if kind == "HandshakeOk" else "discarded")
+    parts = []
+    for addr in order:
+        texts = reasons[addr]
+        if retries[addr] and texts:
+            texts[0] = f"{texts[0]} x{retries[addr] - 1}"
+        if texts == ["cancelled"]:
+            texts = ["no answer (SYN dropped), cancelled"]
+        parts.append(f"{addr} {', '.join(texts) or 'pending'}")
+    return "; ".join(parts)
+
+
 def read_events(path: str) -> list[Json]:
     """JSON objects from a JSONL file (missing file: empty; bad lines are skipped)."""
     out: list[Json] = []

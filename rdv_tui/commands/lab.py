@@ -153,6 +153,12 @@ def _run_line(plan: Any, i: int, result: Any) -> str:
         where = f"{result.chosen} ({space}, {owner})"
     data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
     line = f"run {i:>3}: {result.outcome:<6} {_fmt_ms(result.connect_ms):>8} ms  {where}  {data}"
+    if result.outcome != "direct":
+        from rdv_core.lab.runner import direct_attempts
+
+        tried = direct_attempts(result.events["dialer"])
+        if tried:
+            line += f"  direct: {tried}"
     if result.error:
         line += f"  [{result.error}]"
     return line.rstrip()
