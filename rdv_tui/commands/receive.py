@@ -70,7 +70,6 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
 
 
 async def _receive(args: argparse.Namespace) -> int:
-    import asyncio
     import sys
 
     from rich.console import Console
@@ -125,7 +124,10 @@ async def _receive(args: argparse.Namespace) -> int:
             return False
         question = f"Accept {summary} into {download_dir}? [y/N] "
         with view.progress_paused():
-            answer = await asyncio.to_thread(console.input, escape(question))
+            try:
+                answer = await ui.ask(console, escape(question))
+            except EOFError:
+                answer = ""
         if answer.strip().lower() in ("y", "yes"):
             return True
         declined.append("you declined the offer")

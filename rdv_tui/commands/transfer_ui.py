@@ -6,9 +6,11 @@ Imported only inside those commands' ``run()`` (it imports rich).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from typing import IO, Literal
 
@@ -128,6 +130,42 @@ class TransferView:
         task = self._tasks.get(tid)
         if task is not None:
             self.progress.update(task, **fields)  # type: ignore[arg-type]
+
+
+async def ask(console: Console, prompt: str) -> str:
+    """Read one answer from the terminal without blocking the event loop.
+
+    A daemon thread, not the loop's executor: on Ctrl-C the process must not wait
+    at exit for a thread stuck in ``input()``.
+
+    Raises:
+        EOFError: stdin closed.
+    """
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def deliver(result: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result or "")
+
+    def read() -> None:
+        result: str | None = None
+        error: BaseException | None = None
+        try:
+            text = console.input(prompt)
+        except (EOFError, KeyboardInterrupt, OSError) as exc:
+            error = EOFError(str(exc))
+        else:
+            result = text
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=read, name="rdv-ask", daemon=True).start()
+    return await answer
 
 
 def open_events(path: str | None) -> IO[str] | None:
