@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import resource
 import shutil
@@ -88,7 +89,10 @@ def child_pids(pid: int) -> list[int]:
 
 
 def role_server(front: str) -> None:
-    """Run an rdv server on 127.0.0.1:0; print its port; stop when stdin closes."""
+    """Run an rdv server on 127.0.0.1:0; print its port; stop when stdin closes.
+
+    ``front`` is ``native``, ``aiohttp`` or ``native-uvloop`` (the native front on uvloop).
+    """
     raise_nofile()
 
     async def main() -> None:
@@ -123,7 +127,13 @@ def role_server(front: str) -> None:
         loop.add_reader(sys.stdin.fileno(), on_stdin)
         await stdin_closed
 
-    asyncio.run(main())
+    if front.endswith("-uvloop"):
+        import uvloop
+
+        front = front.removesuffix("-uvloop")
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 def rdv_request(method: str, path: str) -> bytes:
@@ -473,7 +483,7 @@ def report(results: list[PathResult], args: argparse.Namespace, total_gib: float
         f"{args.socat_pairs} idle socat conns; {os.cpu_count()} CPUs shared with other work: noisy"
     )
     header = (
-        f"{'path':<14} {'GiB/s':>6} {'(min-max)':>11} {'x socat':>7} {'CPU s/GiB':>9} "
+        f"{'path':<18} {'GiB/s':>6} {'(min-max)':>11} {'x socat':>7} {'CPU s/GiB':>9} "
         f"{'RTT us':>7} {'+us':>6} {'B/pair':>7} {'B/lobby':>7} {'setups/s':>8}"
     )
     print(header)
@@ -487,7 +497,7 @@ def report(results: list[PathResult], args: argparse.Namespace, total_gib: float
         cpu = r.cpu_s / total_gib if r is not direct else None
         spread = f"{min(r.gib_s):.2f}-{max(r.gib_s):.2f}"
         print(
-            f"{r.name:<14} {gib:>6.2f} {spread:>11} {fmt(ratio, '>7.2f')} {fmt(cpu, '>9.2f')} "
+            f"{r.name:<18} {gib:>6.2f} {spread:>11} {fmt(ratio, '>7.2f')} {fmt(cpu, '>9.2f')} "
             f"{rtts[r.name]:>7.1f} {fmt(added, '>6.1f')} {fmt(r.mem_pair_b, '>7.0f')} "
             f"{fmt(r.mem_lobby_b, '>7.0f')} {r.setups_s:>8.0f}"
         )
@@ -530,6 +540,9 @@ def main() -> int:
     parser.add_argument("--socat-pairs", type=int, default=200, help="idle socat conns (200)")
     parser.add_argument("--setups", type=int, default=2000, help="pairs/conns for setups/s")
     parser.add_argument("--no-aiohttp", action="store_true", help="skip the aiohttp front")
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="skip the native front on uvloop (if installed)"
+    )
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--front", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -551,12 +564,16 @@ def main() -> int:
     if not have_socat:
         print("socat not found (apt install socat): no socat baseline", file=sys.stderr)
     fronts = ["native"] if args.no_aiohttp else ["native", "aiohttp"]
+    if not args.no_uvloop and importlib.util.find_spec("uvloop") is not None:
+        fronts.append("native-uvloop")
     with listening() as direct_listener, listening() as socat_listener:
-        paths = [setup_direct(nbytes, direct_listener)]
-        if have_socat:
-            paths.append(setup_socat(nbytes, socat_listener))
-        paths += [setup_rdv(front, nbytes) for front in fronts]
+        paths: list[Path_] = []
         try:
+            paths.append(setup_direct(nbytes, direct_listener))
+            if have_socat:
+                paths.append(setup_socat(nbytes, socat_listener))
+            for front in fronts:
+                paths.append(setup_rdv(front, nbytes))
             block = memoryview(os.urandom(CHUNK))
             for round_no in range(args.rounds):
                 for path in paths:

@@ -157,7 +157,6 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
         transport = request.transport
         if transport is None or transport.is_closing():
             raise web.HTTPBadRequest(text="connection closed")
-        assert isinstance(transport, asyncio.Transport)
         handler_protocol = request.protocol
         trailing = _bytes_after_head(handler_protocol)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -24,7 +24,7 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Final
+from typing import Final, cast
 
 from rdv_core import metrics, protocol
 from rdv_core.addrs import Addr, AddrError
@@ -76,8 +76,8 @@ class _HttpConn(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # cast, not isinstance: uvloop's transports do not subclass asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
         self._remote = _peer_addr(transport)
         self._front._conns.add(self)
         self._arm_timer()

@@ -29,7 +29,7 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from rdv_core import protocol
 from rdv_core.protocol import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
@@ -286,7 +286,7 @@ def _close_flushing(transport: asyncio.BaseTransport) -> None:
     """Close a transport after it sends what it holds, but never wait forever for that."""
     if transport.is_closing():
         return
-    assert isinstance(transport, asyncio.WriteTransport)
+    transport = cast(asyncio.WriteTransport, transport)
     pending = transport.get_write_buffer_size()
     transport.close()
     if pending:
