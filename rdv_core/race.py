@@ -327,6 +327,7 @@ class Race:
         self._dialing: set[asyncio.Task[None]] = set()
         self._accepting: set[asyncio.Task[None]] = set()
         self._live = 0
+        self._unowned: set[socket.socket] = set()
         self._relay_gone = relay is None
         self._causes: list[str] = []
         self._closing = False
@@ -424,6 +425,8 @@ class Race:
     def _cleanup(self) -> None:
         for listener in self._listeners:
             listener.close()
+        for sock in self._unowned:
+            sock.close()
         for link in [*self._links, *([self._relay] if self._relay else [])]:
             if link is self._winner:
                 continue
@@ -493,6 +496,7 @@ class Race:
             # Connected: from now on this is a handshake, which a relay EOF must not cancel.
             self._dialing.discard(current)
         self._emit(CandidateConnected(self._clock(), candidate))
+        self._live += 1
         await self._direct(candidate, sock, addr, outbound=True)
 
     # ----- accepting
@@ -524,6 +528,10 @@ class Race:
                 )
                 continue
             self._emit(InboundAccepted(self._clock(), candidate))
+            # Counted and owned from now on: a task cancelled before its first step
+            # never runs its body, so cleanup closes sockets no task has taken yet.
+            self._live += 1
+            self._unowned.add(sock)
             self._spawn(self._direct(candidate, sock, remote, outbound=False))
 
     # ----- direct conns: header lines, then (accepter) the command
@@ -531,7 +539,11 @@ class Race:
     async def _direct(
         self, candidate: Candidate, sock: socket.socket, addr: Addr, outbound: bool
     ) -> None:
-        self._live += 1
+        """Header lines on a direct conn, then (accepter) its command.
+
+        The caller has counted the conn in ``_live``; this uncounts it when it ends.
+        """
+        self._unowned.discard(sock)
         link: Link | None = None
         try:
             try:
