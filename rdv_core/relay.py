@@ -16,8 +16,10 @@ a third of a C relay; a transport-to-transport protocol with pause/resume_readin
 control reaches parity. CPython's default loop allocates a fresh 256 KiB ``bytes`` per
 ``recv``; a BufferedProtocol reads into a buffer we own instead. All pairs of a server
 share one buffer: a read is handed to the other transport's ``write()`` synchronously,
-which sends it or copies the rest (CPython < 3.12 copies into its own bytearray), so the
-buffer is free again before the next read. Flow control is strict (write high-water
+which sends it or copies the rest (CPython < 3.12), so the buffer is free again before
+the next read; transports that keep a reference instead (CPython >= 3.12, uvloop) make
+the server switch to a fresh buffer whenever they hold unsent bytes
+(:func:`write_may_alias`). Flow control is strict (write high-water
 mark about 0): once a destination holds unsent bytes, its source stops reading until they
 drain, like Go's ``io.Copy``. An idle pair therefore owns no buffer at all.
 """
@@ -43,8 +45,22 @@ log = logging.getLogger("rdv.relay")
 DEFAULT_BUFFER_SIZE: Final = 256 * 1024
 #: A closed conn whose peer stops reading keeps its unsent bytes at most this long.
 CLOSE_LINGER_S: Final = 10.0
-#: CPython 3.12 keeps a reference to the written memoryview instead of copying it.
-_WRITE_MAY_ALIAS: Final = sys.version_info >= (3, 12)
+
+
+def write_may_alias(transport: object) -> bool:
+    """True if ``transport.write()`` may keep a reference to unsent bytes, not a copy.
+
+    CPython < 3.12's socket transport copies unsent bytes into its own bytearray, and
+    its TLS transport encrypts (copies) at once. CPython 3.12's socket transport and
+    uvloop keep a reference to the memoryview: the shared buffer must then not be
+    reused while they hold unsent bytes.
+    """
+    module = type(transport).__module__
+    if module == "asyncio.sslproto":
+        return False
+    if module == "asyncio.selector_events":
+        return sys.version_info >= (3, 12)
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,13 +364,14 @@ class _Parked(asyncio.Protocol):
 class _RelaySide(asyncio.BufferedProtocol):
     """One relaying conn: what it reads goes to ``_dst``; its write pressure pauses ``_dst``."""
 
-    __slots__ = ("_buffer", "_dialer_side", "_dst", "_relayer")
+    __slots__ = ("_buffer", "_dialer_side", "_dst", "_may_alias", "_relayer")
 
     def __init__(self, relayer: Relayer, dst: asyncio.Transport, dialer_side: bool) -> None:
         self._relayer = relayer
         self._buffer = relayer._buffer
         self._dst = dst
         self._dialer_side = dialer_side
+        self._may_alias = write_may_alias(dst)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._buffer.view
@@ -369,7 +386,8 @@ class _RelaySide(asyncio.BufferedProtocol):
             relayer.last_active = relayer._loop.time()
         dst = self._dst
         dst.write(self._buffer.view[:nbytes])
-        if _WRITE_MAY_ALIAS and dst.get_write_buffer_size():
+        if self._may_alias and dst.get_write_buffer_size():
+            # dst still references part of the buffer: the next read needs a fresh one.
             self._buffer.detach()
 
     def eof_received(self) -> bool:

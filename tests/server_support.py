@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -85,9 +84,8 @@ class RawClient:
         return status, headers, body
 
     def half_close(self) -> None:
-        sock = self.writer.get_extra_info("socket")
-        with suppress(OSError):  # the server may have closed the conn already
-            sock.shutdown(socket.SHUT_WR)
+        with suppress(OSError, RuntimeError):  # the server may have closed the conn already
+            self.writer.write_eof()
 
     async def close(self) -> None:
         self.writer.close()

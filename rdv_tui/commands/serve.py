@@ -74,6 +74,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--json-logs", action="store_true", help="log JSON lines to stderr")
     parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="event loop: uvloop is leaner and quicker per relayed byte; auto uses it when "
+        "installed (pip install uvloop), else asyncio's default loop",
+    )
+    parser.add_argument(
         "--events",
         metavar="FILE",
         type=Path,
@@ -256,6 +263,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
             return 1
         print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
+        log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -301,7 +309,26 @@ def run(args: argparse.Namespace) -> int:
             print(f"rdv serve: cannot load TLS certificate/key: {exc}", file=sys.stderr)
             return 2
     _configure_logging(args.verbose, args.json_logs)
-    return asyncio.run(_serve(args, host, port, tls))
+    loop_factory = _loop_factory(args.loop)
+    if loop_factory is None and args.loop == "uvloop":
+        print("rdv serve: --loop uvloop needs uvloop (pip install uvloop)", file=sys.stderr)
+        return 2
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_serve(args, host, port, tls))
+
+
+def _loop_factory(choice: str) -> Any:
+    """uvloop's loop factory for ``auto``/``uvloop`` when it is installed, else None."""
+    if choice == "asyncio":
+        return None
+    import importlib
+
+    try:
+        # Imported by name: uvloop is optional, so type checkers may not know it.
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def main(argv: list[str] | None = None) -> int:
