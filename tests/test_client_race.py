@@ -7,6 +7,7 @@ real clients restricted to the loopback address spaces.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import itertools
 import os
@@ -556,3 +557,22 @@ async def test_https_server_p2p_and_relay(tmp_path: Path) -> None:
     finally:
         await server.close()
         await front.close()
+
+
+async def test_cancelling_at_any_moment_leaks_nothing(url: str) -> None:
+    """Cancel both peers after 0..20 ms: in the server connect, the lobby, the race."""
+    d, a = await pair(url, client(), client(), token="warm-cancel")
+    await d.close()
+    await a.close()
+    fds, tasks = await settled(fd_count(), len(asyncio.all_tasks()))
+    for i, delay in enumerate((0, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.006, 0.01, 0.02)):
+        dial = asyncio.create_task(client(picker=WaitConstant(0.05)).dial(url, f"c{i}"))
+        accept = asyncio.create_task(client().accept(url, f"c{i}"))
+        await asyncio.sleep(delay)
+        dial.cancel()
+        accept.cancel()
+        for task in (dial, accept):
+            with contextlib.suppress(asyncio.CancelledError, RdvError):
+                conn = await task
+                await conn.close()
+        assert await settled(fds, tasks) == (fds, tasks), f"leak after cancelling at {delay}s"
