@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,39 @@ async def test_sender_side_failure_is_reported_to_both(tmp_path: Path, change: s
     assert failed.name == "src.bin" and expected in failed.reason  # type: ignore[attr-defined]
     assert (dl / "ok.txt").read_text() == "fine"
     assert [r.ok for r in b.received] == [False, True]
+
+
+async def test_sending_a_folder_again_sends_only_what_is_missing(tmp_path: Path) -> None:
+    src = tmp_path / "album"
+    digests = {f"album/{n}.jpg": make_file(src / f"{n}.jpg", 200_000 + n, n) for n in range(5)}
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ends, session_pair(ends, dl) as (a, _b):
+        await a.send_paths([src])
+    (src / "5.jpg").write_bytes(b"new since")  # one more file on the sender
+    (dl / "album" / "0.jpg").unlink()  # and one lost on the receiver
+    async with proxied_pair({}) as (one, two, proxy), session_pair((one, two), dl) as (a, b):
+        results = await a.send_paths([src])
+        wire = proxy.forwarded
+    assert all(r.ok for r in results)
+    resent = {r.name for r in results if r.resumed_from < r.size}
+    assert resent == {"album/0.jpg", "album/5.jpg"}
+    assert wire < 200_000 + 64 * 1024  # only those two files' bytes crossed
+    assert sorted(p.name for p in (dl / "album").iterdir()) == [f"{n}.jpg" for n in range(6)]
+    for name, digest in digests.items():
+        assert sha256(dl / name) == digest
+    assert {r.path for r in b.received} == {dl / "album" / f"{n}.jpg" for n in range(6)}
+
+
+async def test_same_size_and_time_but_other_content_is_kept(tmp_path: Path) -> None:
+    make_file(tmp_path / "x.bin", 1000, 1)
+    mtime = (tmp_path / "x.bin").stat().st_mtime_ns
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    make_file(dl / "x.bin", 1000, 2)
+    os.utime(dl / "x.bin", ns=(mtime, mtime))
+    mine = sha256(dl / "x.bin")
+    async with stream_pair() as ends, session_pair(ends, dl) as (a, _b):
+        with pytest.raises(TransferFailed, match="already there"):
+            await a.send_paths([tmp_path / "x.bin"])
+    assert sha256(dl / "x.bin") == mine

@@ -76,6 +76,7 @@ class TransferView:
         )
         self._tasks: dict[int, TaskID] = {}
         self._names: dict[int, str] = {}
+        self._sizes: dict[int, int] = {}
 
     @contextlib.contextmanager
     def shown(self) -> Iterator[None]:
@@ -106,11 +107,15 @@ class TransferView:
         match event:
             case FileOffered(transfer_id=tid, name=name, size=size):
                 self._names[tid] = name
+                self._sizes[tid] = size
                 self._tasks[tid] = self.progress.add_task(escape(name), total=size or 1)
             case FileAccepted(transfer_id=tid, offset=offset):
                 self._update(tid, completed=offset)
             case TransferResumed(transfer_id=tid, name=name, offset=offset):
-                self.console.print(f"resuming {escape(name)} after {human_size(offset)}")
+                if offset == self._sizes.get(tid):
+                    self.console.print(f"already there: {escape(name)} (checking its digest)")
+                else:
+                    self.console.print(f"resuming {escape(name)} after {human_size(offset)}")
             case FileProgress(transfer_id=tid, done=done):
                 self._update(tid, completed=done)
             case FileCompleted(transfer_id=tid, name=name, size=size, digest=digest):
