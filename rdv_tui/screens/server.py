@@ -53,7 +53,9 @@ class ServerScreen(Screen[None]):
         embedded = self.rdv_app.embedded
         log = self.query_one(ServerLog)
         if embedded is None:
-            log.write("This app does not host a server (it uses --server URL).")
+            self.query_one(ServerCounters).update(
+                "This app hosts no server (it was started with --server URL or --replay)."
+            )
             return
         for event in embedded.events:
             log.add(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
@@ -16,13 +17,11 @@ from textual.widgets import Footer
 from rdv_core import events as ev
 from rdv_core.session import IncomingOffer, SessionError, TransferRejected
 from rdv_tui.tcpinfo import tcp_rtt_ms
-from rdv_tui.widgets.chat import ChatPane, Clock
+from rdv_tui.widgets.chat import ChatPane, Clock, local_time
 from rdv_tui.widgets.files import FilesPane, OfferBar
 from rdv_tui.widgets.link_strip import LinkStrip
 
 if TYPE_CHECKING:
-    import asyncio
-
     from rdv_tui.app import RdvApp
 
 SAMPLE_S = 0.5
@@ -53,7 +52,7 @@ class SessionScreen(Screen[None]):
     def __init__(
         self,
         *,
-        clock: Clock = time.time,
+        clock: Clock = local_time,
         download_dir: Path | None = None,
         sample_s: float | None = SAMPLE_S,
     ) -> None:
@@ -67,6 +66,7 @@ class SessionScreen(Screen[None]):
         self._last_sample = (time.monotonic(), 0, 0)
         self._backlog: list[ev.Event] = []
         self._ready = False  # set in on_mount (is_mounted is still False there)
+        self._ready_event = asyncio.Event()
 
     @property
     def rdv_app(self) -> RdvApp:
@@ -87,6 +87,7 @@ class SessionScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "session"
         self._ready = True
+        self._ready_event.set()
         backlog, self._backlog = self._backlog, []
         for event in backlog:
             self.feed(event)
@@ -150,12 +151,13 @@ class SessionScreen(Screen[None]):
             link.rtt_ms = tcp_rtt_ms(conn.writer.get_extra_info("socket"))
         link.sample((self.bytes_in - bytes_in) / elapsed, (self.bytes_out - bytes_out) / elapsed)
 
-    def ask_offer(self, offer: IncomingOffer) -> asyncio.Future[bool]:
-        """Show an incoming offer; the future resolves with the user's answer."""
+    async def ask_offer(self, offer: IncomingOffer) -> bool:
+        """Show an incoming offer and wait for the user's answer."""
+        await self._ready_event.wait()  # the screen may still be composing after a switch
         self.query_one(ChatPane).add(
             "info", f"peer offers {len(offer.files)} file(s): accept or reject in the files pane"
         )
-        return self.query_one(OfferBar).ask(offer)
+        return await self.query_one(OfferBar).ask(offer)
 
     # ----- user actions
 

@@ -17,8 +17,13 @@ from rdv_tui.widgets.palette import colour
 
 Who = Literal["you", "peer", "info"]
 
-Clock = Callable[[], float]
-"""Wall-clock seconds (``time.time``); tests pass a fixed one for snapshots."""
+Clock = Callable[[], str]
+"""The time stamp of a new line; snapshot tests pass a fixed one."""
+
+
+def local_time() -> str:
+    """``HH:MM:SS`` in local time."""
+    return time.strftime("%H:%M:%S")
 
 
 class ChatLog(RichLog):
@@ -28,7 +33,7 @@ class ChatLog(RichLog):
     ChatLog { height: 1fr; background: $surface; }
     """
 
-    def __init__(self, *, clock: Clock = time.time, id: str | None = None) -> None:
+    def __init__(self, *, clock: Clock = local_time, id: str | None = None) -> None:
         super().__init__(
             id=id, max_lines=5000, wrap=True, markup=False, auto_scroll=True, min_width=10
         )
@@ -37,7 +42,7 @@ class ChatLog(RichLog):
 
     def add(self, who: Who, text: str) -> None:
         """Append one line, stamped with the local time."""
-        stamp = time.strftime("%H:%M:%S", time.localtime(self.clock()))
+        stamp = self.clock()
         muted = colour(self.app, "foreground-darken-2")
         who_colour = {
             "you": colour(self.app, "primary-lighten-2"),
@@ -69,7 +74,7 @@ class ChatPane(Vertical):
 
         text: str
 
-    def __init__(self, *, clock: Clock = time.time, id: str | None = None) -> None:
+    def __init__(self, *, clock: Clock = local_time, id: str | None = None) -> None:
         super().__init__(id=id)
         self._clock = clock
 

@@ -28,7 +28,7 @@ class LinkStrip(Horizontal):
     DEFAULT_CSS = """
     LinkStrip { height: 1; background: $boost; padding: 0 1; }
     LinkStrip #link-info { width: 1fr; }
-    LinkStrip Sparkline { width: 24; height: 1; }
+    LinkStrip Sparkline { width: 25%; max-width: 40; height: 1; }
     LinkStrip Sparkline > .sparkline--max-color { color: $success; }
     LinkStrip Sparkline > .sparkline--min-color { color: $primary-muted; }
     """
@@ -63,10 +63,10 @@ class LinkStrip(Horizontal):
         if self.rtt_ms is not None:
             parts += [(rtt_label, "$text-muted"), f"{self.rtt_ms:.1f} ms"]
         parts += [
-            ("  ↑ ", "$text-muted"),
-            f"{human_bytes(self.rate_out)}/s",
-            ("  ↓ ", "$text-muted"),
+            ("  ↓", "$text-muted"),
             f"{human_bytes(self.rate_in)}/s",
+            (" ↑", "$text-muted"),
+            f"{human_bytes(self.rate_out)}/s ",
         ]
         return Content.assemble(*parts)
 

@@ -122,18 +122,21 @@ async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
         client = Client(spaces=LOOPBACK, timeout=20)
         dial = asyncio.get_running_loop().create_task(client.dial(app.embedded.url, parsed.token))
         await pilot.press("ctrl+r")
-        conn = await dial
-        session = Session(conn.reader, conn.writer, parsed, is_dialer=True)
+        async with asyncio.timeout(20):
+            conn = await dial
+        session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
         try:
             await session.start()
-            await wait_for(pilot, lambda: app.current_mode == "session")
+            await wait_for(pilot, lambda: bool(app.session_screen.query(OfferBar)))
             big = tmp_path / "offered.bin"
             big.write_bytes(bytes(range(256)) * 4096)
             send = asyncio.get_running_loop().create_task(session.send_paths([big]))
             bar = app.session_screen.query_one(OfferBar)
             await wait_for(pilot, lambda: bar.pending == 1)
-            await pilot.click("#offer-accept")
-            await send
+            await pilot.pause(0.1)  # let the bar's layout settle before clicking it
+            assert await pilot.click("#offer-accept")
+            async with asyncio.timeout(10):
+                await send
             row = app.session_screen.query_one("#t-in-1", TransferRow)
             await wait_for(pilot, lambda: row.has_class("-done"))
             assert (tmp_path / "inbox" / "offered.bin").read_bytes() == big.read_bytes()
@@ -143,7 +146,8 @@ async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
             await pilot.press("ctrl+x")
             rejected = False
             try:
-                await second
+                async with asyncio.timeout(10):
+                    await second
             except Exception as exc:  # TransferRejected
                 rejected = "declined" in str(exc)
             assert rejected
