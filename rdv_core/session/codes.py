@@ -44,8 +44,11 @@ _WORDLIST = """
 #: 256 short, distinct, easy-to-say words (8 bits each).
 WORDS: tuple[str, ...] = tuple(_WORDLIST.split())
 
-#: Nameplates are drawn from 1..NAMEPLATE_MAX: short to type, and the words carry the secret.
-NAMEPLATE_MAX = 999
+#: Nameplates are drawn from 1..NAMEPLATE_MAX: short to type (the words carry the secret),
+#: yet enough of them that two pairs meeting on one server at the same moment rarely pick
+#: the same one (the server cannot hand them out like a wormhole mailbox: rdv has no such
+#: step). A clash shows as "code mismatch" for both pairs; a new code fixes it.
+NAMEPLATE_MAX = 9999
 
 #: Tokens the server sees are ``TOKEN_PREFIX + nameplate``, apart from raw pipe tokens.
 TOKEN_PREFIX = "rdv-session-"
