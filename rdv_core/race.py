@@ -34,12 +34,13 @@ addresses. Then, all at once:
 
 Where we do better than the reference (measured in the NAT lab, LAB-NOTES.md):
 
-* A dial refused or reset is redialled as soon as the reset arrives (at most every
-  :data:`RETRY_INTERVAL`) until the race ends. Home routers answer a SYN that arrives
-  before their own mapping exists with an RST, and that RST also erases the sender's
-  mapping: the peer's SYN only gets through our NAT while one of our SYNs is in
-  flight. A one-shot dial makes that a timing lottery; keeping a SYN in flight all
-  the time makes it a near certainty (measured below).
+* A dial to a public address that is refused or reset is redialled as soon as the
+  reset arrives (at most every :data:`RETRY_INTERVAL`) until the race ends. Home
+  routers answer a SYN that arrives before their own mapping exists with an RST, and
+  that RST also erases the sender's mapping: the peer's SYN only gets through our NAT
+  while one of our SYNs is in flight. A one-shot dial makes that a timing lottery;
+  keeping a SYN in flight most of the time draws again and again (numbers at
+  :data:`RETRY_INTERVAL`).
 * A dial still waiting for its SYN-ACK is never closed and restarted (closing sends an
   RST that kills a half-open simultaneous open): the kernel retransmits SYNs itself.
 * ``EADDRNOTAVAIL`` from ``connect()`` means the 4-tuple is already in use, i.e. the
@@ -110,6 +111,13 @@ logger = logging.getLogger("rdv.client")
 #: went from 0/3 to 3/3.
 RETRY_INTERVAL: Final = 0.005
 
+#: The same for non-public candidates (private, link-local, loopback). No NAT stands
+#: between us and such an address, so a reset there means that host has nothing on
+#: that port (often another LAN's private address that happens to exist here too):
+#: a slow redial still catches a peer that starts listening late without hammering
+#: a neighbour's printer.
+LOCAL_RETRY_INTERVAL: Final = 0.1
+
 #: At most one ``DialRetried`` event per candidate per this many seconds (after the
 #: first two): fast redials would otherwise flood logs and UIs. ``attempt`` carries
 #: the true count, so nothing is lost.
@@ -171,6 +179,15 @@ def classify(exc: BaseException) -> tuple[FailReason, int | None]:
             return "reset", code
         return "error", code
     return "error", None
+
+
+def retry_interval(addr: Addr) -> float:
+    """The shortest time between two dials of ``addr`` after a refusal or a reset."""
+    return (
+        RETRY_INTERVAL
+        if addr.space in (AddrSpace.PUBLIC4, AddrSpace.PUBLIC6)
+        else (LOCAL_RETRY_INTERVAL)
+    )
 
 
 def space_name(addr: Addr) -> str:
@@ -481,7 +498,8 @@ class Race:
                     if attempt <= 3 or now - last_event >= RETRY_EVENT_INTERVAL:
                         last_event = now
                         self._emit(DialRetried(now, candidate, attempt, reason, code))
-                    await asyncio.sleep(max(0.0, RETRY_INTERVAL - (loop.time() - started)))
+                    pause = retry_interval(addr) - (loop.time() - started)
+                    await asyncio.sleep(max(0.0, pause))
         except asyncio.CancelledError:
             if sock is not None:
                 sock.close()

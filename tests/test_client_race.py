@@ -190,21 +190,19 @@ async def test_relay_half_close_ends_the_pair(url: str) -> None:
 
 async def test_refused_dials_are_retried_until_the_picker_ends(url: str) -> None:
     # The accepter has no listener (spaces none), so the dialer's dials to its
-    # observed address are refused: redialled at once (every few ms), then the relay.
+    # observed address are refused: redialled (every 100 ms for a loopback
+    # address), then the relay.
     d_events: list[Event] = []
     d, a = await pair(url, client(d_events, picker=WaitForP2P(0.5)), client(spaces=AddrSpace.NONE))
     async with d, a:
         assert d.is_relay and a.is_relay
         await exchange(d, a)
     retries = of(d_events, DialRetried)
+    assert 3 <= len(retries) <= 7, retries
     assert all(r.reason == "refused" and r.errno == errno.ECONNREFUSED for r in retries)
-    attempts = [r.attempt for r in retries]
-    assert attempts[:2] == [2, 3] and attempts == sorted(attempts)
-    # Many more dials than events: the events are throttled, the count is not.
-    assert attempts[-1] >= 20, attempts
-    assert 4 <= len(retries) <= 10, retries
-    gaps = [b.t - a.t for a, b in itertools.pairwise(retries[2:])]
-    assert all(0.09 < g < 0.3 for g in gaps), gaps
+    assert [r.attempt for r in retries] == list(range(2, 2 + len(retries)))
+    gaps = [b.t - a.t for a, b in itertools.pairwise(retries)]
+    assert all(0.07 < g < 0.3 for g in gaps), gaps
     failed = [e for e in of(d_events, CandidateFailed) if e.reason == "cancelled"]
     assert len(failed) == 1 and "refused dial(s)" in failed[0].detail
     assert 0.5 <= of(d_events, Picked)[0].elapsed_s - of(d_events, ServerResponded)[0].t < 0.8

@@ -32,7 +32,16 @@ from rdv_core.events import (
 )
 from rdv_core.pickers import Offers, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.protocol import ACCEPT, DIAL, Method, build_request, parse_server_url
-from rdv_core.race import Link, Race, classify, infer_origins, space_name
+from rdv_core.race import (
+    LOCAL_RETRY_INTERVAL,
+    RETRY_INTERVAL,
+    Link,
+    Race,
+    classify,
+    infer_origins,
+    retry_interval,
+    space_name,
+)
 from rdv_core.sockets import local_port
 
 # ----- pickers
@@ -150,6 +159,15 @@ def test_infer_origins() -> None:
     same = [Addr.parse(a) for a in ("10.0.1.2:4000", "203.0.113.11:4000")]
     assert set(infer_origins(same).values()) == {"self"}
     assert infer_origins([]) == {}
+
+
+def test_fast_redials_only_through_nats() -> None:
+    """Public addresses (behind a NAT that resets early SYNs) are redialled fast."""
+    assert retry_interval(Addr.parse("203.0.113.12:4000")) == RETRY_INTERVAL
+    assert retry_interval(Addr.parse("[2001:db8::1]:4000")) == RETRY_INTERVAL
+    for local in ("192.168.1.5:4000", "10.0.0.1:1", "[fd00::2]:1", "127.0.0.1:1", "[fe80::1]:1"):
+        assert retry_interval(Addr.parse(local)) == LOCAL_RETRY_INTERVAL
+    assert RETRY_INTERVAL < LOCAL_RETRY_INTERVAL
 
 
 def test_space_names() -> None:
