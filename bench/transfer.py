@@ -412,6 +412,9 @@ def main() -> int:
     parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
     parser.add_argument("--no-relay", action="store_true", help="skip rdv through the relay")
     parser.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds; each variant's fastest is shown"
+    )
     args = parser.parse_args()
     size, chunk = parse_size(args.size), parse_size(args.chunk)
     ctx = mp.get_context("spawn")
@@ -421,15 +424,26 @@ def main() -> int:
         dst.mkdir()
         make_source(src, size)
         print(f"file: {size / GiB:.3f} GiB, chunk {chunk // 1024} KiB, cpus {os.cpu_count()}")
-        results = [bench_raw(ctx, size), bench_rdv(ctx, src, dst, size, False, chunk)]
-        if not args.no_relay:
-            results.append(bench_rdv(ctx, src, dst, size, True, chunk))
-        if not args.no_wormhole:
-            for direct in (True, False):
-                try:
-                    results.append(bench_wormhole(src, dst, size, direct))
-                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
-                    print(f"wormhole {'p2p' if direct else 'relay'}: not measured: {exc}")
+        runs: list[list[Result]] = []
+        for _ in range(args.repeat):
+            # Interleaved rounds: a busy neighbour on a shared machine hurts every variant.
+            round_ = [bench_raw(ctx, size), bench_rdv(ctx, src, dst, size, False, chunk)]
+            if not args.no_relay:
+                round_.append(bench_rdv(ctx, src, dst, size, True, chunk))
+            if not args.no_wormhole:
+                for direct in (True, False):
+                    try:
+                        round_.append(bench_wormhole(src, dst, size, direct))
+                    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                        print(f"wormhole {'p2p' if direct else 'relay'}: not measured: {exc}")
+            runs.append(round_)
+        # Each variant's fastest round (the least disturbed one).
+        best: dict[str, Result] = {}
+        for round_ in runs:
+            for r in round_:
+                if r.name not in best or r.wall_s < best[r.name].wall_s:
+                    best[r.name] = r
+        results = list(best.values())
         costs = component_costs(src, dst, chunk)
         raw = results[0]
         print(f"{'':16} {'GiB/s':>7} {'x raw':>6} {'CPU s/GiB':>10}  notes")
