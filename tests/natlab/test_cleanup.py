@@ -17,7 +17,7 @@ import uuid
 import pytest
 
 from rdv_core.lab import Lab, get_preset, netns
-from rdv_core.lab.isolate import ISOLATED_ENV, OWNER_ENV, isolated_argv
+from rdv_core.lab.isolate import ISOLATED_ENV, OWNER_ENV, can_isolate, isolated_argv
 
 SLEEPER = [sys.executable, "-c", "import time, sys; time.sleep(300)"]
 
@@ -117,6 +117,8 @@ def test_sigkilled_runner_children_die_and_its_labs_are_removed_at_next_start() 
 
 
 def test_sigkilled_isolated_runner_leaves_nothing_at_all() -> None:
+    if not can_isolate():
+        pytest.skip("unshare (util-linux) is not installed")
     marker = f"rdvlab-test-{uuid.uuid4().hex}"
     env = {k: v for k, v in os.environ.items() if k not in (ISOLATED_ENV, OWNER_ENV)}
     env[ISOLATED_ENV] = "1"

@@ -8,6 +8,7 @@ dialer come out of the accepter with the same sha256.
 from __future__ import annotations
 
 import pytest
+from natlab_support import require_impairment
 
 from rdv_core.lab.builder import SERVER4, SERVER_PORT
 from rdv_core.lab.presets import get_preset
@@ -81,6 +82,7 @@ def test_ipv6_goes_direct_over_ula() -> None:
 
 
 def test_dualstack_v4slow_ipv6_candidate_wins() -> None:
+    require_impairment()
     result = run_preset(get_preset("dualstack-v4slow"), RUNS)
     assert result.impairment in ("nfqueue", "netem")
     _check(result, "direct")
@@ -89,6 +91,7 @@ def test_dualstack_v4slow_ipv6_candidate_wins() -> None:
 
 
 def test_delay25_connects_in_about_one_slow_round_trip() -> None:
+    require_impairment()
     result = run_preset(get_preset("delay25"), RUNS)
     _check(result, "direct")
     for run in result.runs:

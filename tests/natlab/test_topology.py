@@ -13,6 +13,7 @@ import threading
 import time
 
 import pytest
+from natlab_support import require_impairment
 
 from rdv_core.lab import Lab, get_preset
 from rdv_core.lab.builder import SERVER4, SERVER6
@@ -144,6 +145,7 @@ def _connect_ms(lab: Lab, role: str, addr: tuple[str, int]) -> float:
 
 
 def test_delay_is_applied_per_router_crossing() -> None:
+    require_impairment()
     with Lab(get_preset("delay25")) as lab:
         assert lab.impairment_method in ("nfqueue", "netem")
         # cliA -> srv crosses rtrA once each way: SYN + SYN-ACK = 2 x 25 ms.
@@ -155,6 +157,7 @@ def test_delay_is_applied_per_router_crossing() -> None:
 
 
 def test_dualstack_v4slow_delays_only_ipv4() -> None:
+    require_impairment()
     with Lab(get_preset("dualstack-v4slow")) as lab:
         v4 = _connect_ms(lab, "cliA", (SERVER4, PORT))
         v6 = _connect_ms(lab, "cliA", (SERVER6, PORT))
@@ -163,6 +166,7 @@ def test_dualstack_v4slow_delays_only_ipv4() -> None:
 
 
 def test_loss_drops_packets() -> None:
+    require_impairment()
     with Lab(get_preset("loss20"), seed=1) as lab:
         with contextlib.closing(lab.listen("srv", (SERVER4, PORT))) as srv:
             srv.settimeout(0.01)
