@@ -98,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
     # `shell` stays in the root mount namespace when it can, so that the printed
     # `ip netns exec` commands work from any terminal.
     wants_isolation = not (args.lab_command == "shell" and os.geteuid() == 0)
+    if wants_isolation and not isolate.is_isolated() and os.geteuid() != 0:
+        from rdv_core.lab.probe import probe as probe_outside
+
+        outside = probe_outside()
+        if not outside.userns:
+            print(f"rdv lab: cannot build labs here: {outside.reason}", file=sys.stderr)
+            return 2
     if wants_isolation and not isolate.is_isolated() and isolate.can_isolate():
         # orig_argv keeps how we were started (`-m rdv_tui`, the `rdv` script, ...).
         isolate.reexec_isolated([sys.executable, *sys.orig_argv[1:]])
