@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl as ssl_module
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -63,6 +64,33 @@ def _peer_addr(transport: asyncio.BaseTransport) -> Addr | None:
         return None
 
 
+#: TCP keepalive for client conns: a lobby client whose machine vanishes without a FIN
+#: (NAT state dropped, cable pulled) is found out and its slot freed within ~2 minutes.
+KEEPALIVE_IDLE_S: Final = 60
+KEEPALIVE_INTERVAL_S: Final = 15
+KEEPALIVE_COUNT: Final = 4
+
+
+def _enable_keepalive(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, option, value in options:
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError as exc:  # e.g. the client already reset the conn
+            log.debug("cannot set socket option %s: %s", option, exc)
+            return
+
+
 class _HttpConn(asyncio.Protocol):
     """One client conn until its request is admitted (or it closes)."""
 
@@ -79,6 +107,7 @@ class _HttpConn(asyncio.Protocol):
         # cast, not isinstance: uvloop's transports do not subclass asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
         self._remote = _peer_addr(transport)
+        _enable_keepalive(transport)
         self._front._conns.add(self)
         self._arm_timer()
 
