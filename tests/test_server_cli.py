@@ -176,3 +176,25 @@ def test_serve_never_imports_textual_or_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
     )
     assert out.stdout.strip() == "[]"
+
+
+async def test_serve_tls(tmp_path: Path) -> None:
+    import ssl
+
+    try:
+        from test_server_tls import make_cert
+    except ImportError:  # tests/ is a package
+        from tests.test_server_tls import make_cert
+
+    cert, key = make_cert(tmp_path)
+    async with rdv_serve(["--tls-cert", str(cert), "--tls-key", str(key)]) as served:
+        assert served.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(cert))
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", served.port, ssl=context, server_hostname="127.0.0.1"
+        )
+        client = RawClient(reader, writer)
+        client.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await client.read_response())[:1] == (200,)
+        await client.close()
+        assert await served.stop() == 0

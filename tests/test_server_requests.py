@@ -302,3 +302,14 @@ async def test_native_health_and_metrics() -> None:
         client.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         status, _, body = await client.read_response()
         assert (status, body) == (503, b"rdv is closed\n")
+
+
+async def test_native_enables_tcp_keepalive_on_client_conns() -> None:
+    import socket
+
+    async with running_server("native") as env:
+        _waiting = await env.request("ACCEPT", "ka")
+        await env.wait_lobby(1)
+        sock = env.server._lobby["ka"].transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
