@@ -150,3 +150,37 @@ def test_a_server_that_will_not_start_is_a_clear_error_and_leaves_nothing(
     monkeypatch.setenv(RDV_COMMAND_ENV, f"{sys.executable} -c raise(SystemExit(7))")
     with pytest.raises(netns.LabError, match="rdv serve exited with 7"):
         run_preset(get_preset("cone-fw"), 1)
+
+
+_FAILING_TEST = """
+import sys
+from rdv_core.lab import Lab, get_preset
+
+def test_fails_inside_a_lab():
+    with Lab(get_preset("cone-fw")) as lab:
+        lab.start_server()
+        lab.spawn("cliA", [sys.executable, "-c", "import time; time.sleep(300)", "MARKER"])
+        assert False, "this test fails on purpose"
+"""
+
+
+def test_a_failing_pytest_test_leaves_nothing(tmp_path: os.PathLike[str]) -> None:
+    marker = f"rdvlab-test-{uuid.uuid4().hex}"
+    path = os.path.join(tmp_path, "test_inner.py")
+    with open(path, "w") as f:
+        f.write(_FAILING_TEST.replace("MARKER", marker))
+    before = set(netns.list_lab_namespaces())
+    env = {k: v for k, v in os.environ.items() if k not in (ISOLATED_ENV, OWNER_ENV)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", path],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "this test fails on purpose" in proc.stdout
+    assert set(netns.list_lab_namespaces()) == before
+    assert _wait_until(lambda: not _pids_with(marker)), f"survivors: {_pids_with(marker)}"
