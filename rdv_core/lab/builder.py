@@ -156,7 +156,7 @@ def plan_lab(spec: LabSpec, *, owner_pid: int, number: int) -> LabPlan:
 
     plan.batches = _batches(plan)
     for router in spec.routers:
-        plan.nft[plan.ns(router.name)] = nft_ruleset(router, plan, v6)
+        plan.nft[plan.ns(router.name)] = nft_ruleset(router, plan)
     return plan
 
 
@@ -232,8 +232,10 @@ def _batches(plan: LabPlan) -> dict[str, str]:
     return {ns: "\n".join(lines) + "\n" for ns, lines in out.items()}
 
 
-def nft_ruleset(router: RouterSpec, plan: LabPlan, ipv6: bool) -> str:
+def nft_ruleset(router: RouterSpec, plan: LabPlan) -> str:
     """The one atomic nft ruleset of ``router``: IPv4 NAT on wan plus the wan firewall.
+
+    The firewall chains live in a ``table inet``, so the same rules guard both families.
 
     nft 1.0.6 wants one statement per line; ``fwd`` is a reserved word, hence the names.
     """
@@ -263,7 +265,6 @@ def nft_ruleset(router: RouterSpec, plan: LabPlan, ipv6: bool) -> str:
                 lines.append('\t\tiifname "wan" meta l4proto tcp reject with tcp reset')
             lines += ['\t\tiifname "wan" drop', "\t}"]
     lines.append("}")
-    del ipv6  # the same rules serve both families (table inet)
     return "\n".join(lines) + "\n"
 
 

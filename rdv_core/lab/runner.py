@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import secrets
-import statistics
 import subprocess
 import threading
 import time
@@ -143,11 +142,6 @@ def _percentile(sorted_values: Sequence[float], pct: int) -> float | None:
         return round(sorted_values[0], 1)
     rank = max(1, -(-pct * len(sorted_values) // 100))
     return round(sorted_values[min(rank, len(sorted_values)) - 1], 1)
-
-
-def median(values: Sequence[float]) -> float:
-    """The median (re-exported for callers that want plain statistics)."""
-    return statistics.median(values)
 
 
 def outcome_of(dialer_events: Sequence[Json]) -> tuple[Outcome, float | None, str | None, str]:
