@@ -200,7 +200,9 @@ class Delayer:
     def add(self, ns: str, queue: int, impairment: Impairment) -> None:
         """Serve NFQUEUE ``queue`` of namespace ``ns`` with ``impairment``."""
         sock = open_queue(ns, queue)
-        rng = random.Random(None if self._seed is None else hash((self._seed, ns)))
+        # Seeded per queue by order of addition: reproducible across processes (namespace
+        # names contain pids, and str hashes are salted per process).
+        rng = random.Random(None if self._seed is None else f"{self._seed}:{len(self._queues)}")
         self._queues.append(_Queue(ns, queue, sock, impairment, rng))
 
     def start(self) -> None:
