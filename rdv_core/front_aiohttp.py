@@ -153,6 +153,12 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
             rdv_request = protocol.check_request(head, prefix)
         except RequestRejected as exc:
             server.count_reject(exc.status, exc.message, remote, request.method)
+            if exc.http_level:
+                # Go's net/http refuses these before any handler: its public error as the
+                # body (no newline), then the conn is closed (protocol.build_rejection).
+                response = _plain(exc.status, exc.message)
+                response.force_close()
+                return response
             return _plain(exc.status, exc.message + "\n")
         transport = request.transport
         if transport is None or transport.is_closing():

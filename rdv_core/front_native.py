@@ -42,18 +42,6 @@ MAX_REQUEST_HEAD: Final = 16 * 1024
 PLAIN_ROUTES: Final = frozenset({"/healthz", "/metrics"})
 
 
-def go_style_error(message: str) -> bytes:
-    """The bare error Go's net/http writes for requests it cannot serve (then closes).
-
-    ``message`` is e.g. ``400 Bad Request`` or ``400 Bad Request: missing required Host
-    header``; it is both the status line's tail and the body.
-    """
-    return (
-        f"HTTP/1.1 {message}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-        f"Connection: close\r\n\r\n{message}"
-    ).encode("latin-1")
-
-
 def _peer_addr(transport: asyncio.BaseTransport) -> Addr | None:
     peername = transport.get_extra_info("peername")
     if not isinstance(peername, tuple):
@@ -139,10 +127,9 @@ class _HttpConn(asyncio.Protocol):
 
     def _answer_bad_request(self, exc: ProtocolError) -> None:
         assert self._transport is not None
-        status = exc.status
-        message = f"{status} {protocol.reason_phrase(status)}"
-        self._front.server.count_reject(status, exc.message, self._remote, "")
-        self._transport.write(go_style_error(message))
+        self._front.server.count_reject(exc.status, exc.message, self._remote, "")
+        # Go's bare pre-handler error, then close (build_rejection never keeps these open).
+        self._transport.write(protocol.build_rejection(exc).data)
         self._transport.close()
 
     def _handle(self, head: Head, trailing: bytes) -> bool:
@@ -166,8 +153,11 @@ class _HttpConn(asyncio.Protocol):
             request = protocol.check_request(head, self._front.prefix)
         except RequestRejected as exc:
             server.count_reject(exc.status, exc.message, self._remote, head.method)
-            if exc.message.startswith("400 Bad Request:"):
-                self._transport.write(go_style_error(exc.message))
+            if exc.http_level:
+                # Go's net/http refuses these before any handler (bad target or escape,
+                # HTTP/2.0, Host): its bare error, then close, even on keep-alive.
+                reply = protocol.build_rejection(exc, head)
+                self._transport.write(reply.data)
                 self._transport.close()
                 return False
             return self._respond(head, exc.status, exc.message + "\n")
