@@ -337,6 +337,15 @@ class RdvServer:
             except Reject as exc:
                 self._reject(peer, exc.status, exc.reason)
                 return
+            except Exception:
+                log.exception("pair handler on_join failed")
+                self._reject(peer, 500, "internal server error")
+                return
+        self._place(peer)
+
+    def _place(self, peer: Peer) -> None:
+        """Into the token's slot: wait, replace the same method, or match the other one."""
+        info = peer.info
         waiting = self._lobby.get(info.token)
         if waiting is None:
             self._enter_lobby(peer)
@@ -428,6 +437,7 @@ class RdvServer:
     # ----- lobby
 
     def _enter_lobby(self, peer: Peer) -> None:
+        peer.state = "lobby"
         self._lobby[peer.info.token] = peer
         if self.lobby_timeout is not None:
             peer.timer = asyncio.get_running_loop().call_later(
@@ -516,6 +526,12 @@ class RdvServer:
             except Reject as exc:
                 self._start_pair(pair_id, dialer, accepter, reject=exc)
                 return
+            except Exception:
+                log.exception("pair handler on_match failed")
+                self._start_pair(
+                    pair_id, dialer, accepter, reject=Reject(500, "internal server error")
+                )
+                return
             if pending is not None and inspect.isawaitable(pending):
                 self._pending_matches[pair_id] = (dialer, accepter)
                 for peer in (dialer, accepter):
@@ -551,13 +567,21 @@ class RdvServer:
             reject = Reject(500, "internal server error")
         self._start_pair(pair_id, dialer, accepter, reject=reject)
 
-    def _pending_violation(self, pair_id: int) -> None:
+    def _pending_violation(self, pair_id: int, culprit: Peer) -> None:
+        """A peer sent a byte or closed while ``on_match`` decided: it is kicked (400);
+        its partner, which did nothing wrong, goes back to the token's slot."""
         pair = self._pending_matches.pop(pair_id, None)
         if pair is None:
             return
-        for peer in pair:
-            self._count_reject(400)
-            peer.fail(400, IDLE_VIOLATION)
+        self.pairs_total -= 1  # the match never happened
+        self._count_reject(400)
+        culprit.state = "kicked"
+        culprit.fail(400, IDLE_VIOLATION)
+        partner = pair[1] if pair[0] is culprit else pair[0]
+        if partner.state == "gone" or partner.transport.is_closing():
+            return
+        partner.transport.set_protocol(_LobbyProtocol(partner))
+        self._place(partner)
 
     def _start_pair(
         self, pair_id: int, dialer: Peer, accepter: Peer, reject: Reject | None = None
@@ -654,14 +678,14 @@ class _PendingProtocol(asyncio.Protocol):
         self._pair_id = pair_id
 
     def data_received(self, data: bytes) -> None:
-        self._peer.server._pending_violation(self._pair_id)
+        self._peer.server._pending_violation(self._pair_id, self._peer)
 
     def eof_received(self) -> bool:
-        self._peer.server._pending_violation(self._pair_id)
+        self._peer.server._pending_violation(self._pair_id, self._peer)
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._peer.server._pending_violation(self._pair_id)
+        self._peer.server._pending_violation(self._pair_id, self._peer)
         self._peer.lost(exc)
 
 

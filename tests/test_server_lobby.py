@@ -245,3 +245,59 @@ async def test_observed_addr_omitted_when_unknown(env: Env) -> None:
         b"Rdv-Peer-Addrs: \r\nUpgrade: rdv/1\r\n\r\n"
     )
     assert await accepter.read_for(0.05) == b""
+
+
+class _Gate(PairHandler):
+    """An async on_match that waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+
+    async def on_match(  # type: ignore[override]
+        self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo
+    ) -> None:
+        await self.gate.wait()
+
+
+async def test_violation_while_handler_decides_returns_partner_to_lobby(env: Env) -> None:
+    gate = _Gate()
+    env.server.handler = gate
+    accepter = await env.request("ACCEPT", "gate")
+    await env.wait_lobby(1)
+    dialer = await env.request("DIAL", "gate")
+    await env.wait_for(lambda: bool(env.server._pending_matches))
+    dialer.send(b"too early")
+    assert await dialer.read_until_eof() == IDLE_400
+    # The accepter did nothing wrong: it waits in the lobby again, and gets a new peer.
+    await env.wait_lobby(1)
+    assert await accepter.read_for(0.1) == b""
+    gate.gate.set()
+    dialer = await env.request("DIAL", "gate")
+    assert (await dialer.read_head()).startswith(b"HTTP/1.1 101 ")
+    assert (await accepter.read_head()).startswith(b"HTTP/1.1 101 ")
+    assert env.server.stats().pairs_total == 1
+
+
+class _Broken(PairHandler):
+    def on_join(self, peer: PeerInfo) -> None:
+        if peer.token == "boom":
+            raise RuntimeError("bug in the application's hook")
+
+    def on_match(self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo) -> None:
+        raise KeyError("another bug")
+
+
+async def test_buggy_handler_gives_500_not_a_crash(env: Env) -> None:
+    env.server.handler = _Broken()
+    client = await env.request("DIAL", "boom")
+    assert await client.read_until_eof() == upgrade_error(
+        500, "Internal Server Error", "internal server error"
+    )
+    accepter = await env.request("ACCEPT", "m")
+    await env.wait_lobby(1)
+    dialer = await env.request("DIAL", "m")
+    assert (await dialer.read_until_eof()).endswith(b"internal server error")
+    assert (await accepter.read_until_eof()).endswith(b"internal server error")
+    env.server.handler = None
+    _dialer, _accepter, head_d, _head_a = await env.pair("still-fine")
+    assert head_d.startswith(b"HTTP/1.1 101 ")
