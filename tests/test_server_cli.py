@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -16,8 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from rdv_tui.cli import COMMANDS
-
 try:
     from server_support import EOF, Env, RawClient
 except ImportError:  # tests/ is a package
@@ -27,11 +24,8 @@ from rdv_core.server import RdvServer
 
 
 def serve_command() -> list[str]:
-    """``rdv serve`` through the real dispatcher (``python -m rdv_tui``) once every
-    subcommand module exists; until then the serve module's own entry point."""
-    if all(importlib.util.find_spec(f"rdv_tui.commands.{name}") for name in COMMANDS):
-        return [sys.executable, "-m", "rdv_tui", "serve"]
-    return [sys.executable, "-m", "rdv_tui.commands.serve"]
+    """``rdv serve`` through the real dispatcher, as the console script runs it."""
+    return [sys.executable, "-m", "rdv_tui", "serve"]
 
 
 class Served:
