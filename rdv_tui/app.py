@@ -151,7 +151,7 @@ class RdvApp(App[int]):
         self.embedded: EmbeddedServer | None = None
         self.conn: Conn | None = None
         self.session: Session | None = None
-        self.session_switch_delay = SESSION_SWITCH_DELAY_S
+        self.session_switch_delay = DEMO_DASHBOARD_S if config.demo_dir else SESSION_SWITCH_DELAY_S
         self.demo_peer: DemoPeer | None = None
         self._demo_task: asyncio.Task[str] | None = None
         self.race_screen = RaceScreen()
@@ -342,7 +342,6 @@ class RdvApp(App[int]):
         )
         self.demo_peer = DemoPeer(self.embedded.url, code, directory / "peer")
         self._demo_task = asyncio.get_running_loop().create_task(self.demo_peer.run())
-        self.session_switch_delay = DEMO_DASHBOARD_S
         await self.start_attempt(params).wait()
         session = self.session
         if session is None:

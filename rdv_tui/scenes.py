@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.widgets import Input
+
 from rdv_core import events as ev
 from rdv_core.events import Candidate
 from rdv_core.relay import PairStats
@@ -199,6 +201,8 @@ async def stage_session(app: RdvApp) -> None:
     for sample in SESSION_THROUGHPUT:
         link.sample(sample, 0.0)
     link.sample(11.2 * MIB, 0.0)
+    for field in screen.query(Input):
+        field.cursor_blink = False  # a blinking cursor would make snapshots flaky
 
 
 async def stage_server(app: RdvApp) -> None:

@@ -75,6 +75,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 def run(args: argparse.Namespace) -> int:
     """Run the app until the user quits."""
     from rdv_tui.app import AppConfig, load_race, make_app
+    from rdv_tui.recent import default_path
 
     try:
         listen = parse_listen(args.listen)
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         server_url=args.server,
         export_dir=args.export_dir,
         download_dir=args.download_dir,
+        recent_path=default_path(),
     )
     result = make_app(config).run()
     return result if isinstance(result, int) else 0

@@ -211,3 +211,24 @@ async def test_bad_form_input_is_refused_before_any_traffic(tmp_path: Path) -> N
         assert "code" in str(screen.query_one("#error").render())
         assert screen.query_one("#code", Input).value == "nodash"  # nothing lost
         assert app.embedded is not None and app.embedded.server.stats().pairs_total == 0
+
+
+async def test_demo_runs_a_whole_session(tmp_path: Path) -> None:
+    """What ``rdv demo`` does: race, session, echoed chat, a sample file verified."""
+    app = make_app(config(tmp_path, demo_dir=tmp_path / "demo"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        app.session_switch_delay = 0.1
+        await wait_for(pilot, lambda: app.race_screen.model.result is not None, limit=20)
+        assert app.race_screen.model.result is not None
+        assert app.race_screen.model.result.ok and not app.race_screen.model.result.is_relay
+        await wait_for(pilot, lambda: bool(app.session_screen.query("#t-out-1")), limit=20)
+        row = app.session_screen.query_one("#t-out-1", TransferRow)
+        await wait_for(pilot, lambda: row.has_class("-done"), limit=20)
+        chat = app.session_screen.query_one(ChatLog)
+        await wait_for(
+            pilot, lambda: ("peer", "echo: hello from the dialing side") in chat.lines_added
+        )
+        assert app.demo_peer is not None
+        received = tmp_path / "demo" / "peer" / "rdv-demo-sample.bin"
+        sent = tmp_path / "demo" / "outbox" / "rdv-demo-sample.bin"
+        assert received.read_bytes() == sent.read_bytes()
