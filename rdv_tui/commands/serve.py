@@ -309,12 +309,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"rdv serve: cannot load TLS certificate/key: {exc}", file=sys.stderr)
             return 2
     _configure_logging(args.verbose, args.json_logs)
+    _raise_fd_limit()
     loop_factory = _loop_factory(args.loop)
     if loop_factory is None and args.loop == "uvloop":
         print("rdv serve: --loop uvloop needs uvloop (pip install uvloop)", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         return runner.run(_serve(args, host, port, tls))
+
+
+def _raise_fd_limit() -> None:
+    """Every lobby client and relayed peer holds a socket: allow as many as the system does."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as exc:
+            log.debug("cannot raise the open-file limit: %s", exc)
+        else:
+            log.debug("open-file limit raised from %d to %d", soft, hard)
 
 
 def _loop_factory(choice: str) -> Any:
