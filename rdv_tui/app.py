@@ -24,6 +24,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from rdv_core import events as ev
 from rdv_core.addrs import AddrSpace
@@ -342,7 +343,10 @@ class RdvApp(App[int]):
         )
         self.demo_peer = DemoPeer(self.embedded.url, code, directory / "peer")
         self._demo_task = asyncio.get_running_loop().create_task(self.demo_peer.run())
-        await self.start_attempt(params).wait()
+        try:
+            await self.start_attempt(params).wait()
+        except (WorkerCancelled, WorkerFailed):
+            return  # the app is closing, or the failure is already on screen
         session = self.session
         if session is None:
             return
