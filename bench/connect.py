@@ -1,23 +1,26 @@
 """How long ``dial()`` takes to return a connected conn, on loopback, p2p and relay.
 
-Runs a real rdv server (native front) and both peers in this process, on 127.0.0.1 and
-::1 only. Each attempt starts ``dial()`` and ``accept()`` at the same moment and times
-``dial()`` from the call to the returned conn; the dialer's events split that time into
-phases:
+A real rdv server (native front) and the accepting peer run either in this process
+(default) or in a child process (``--processes 2``, as in real life each peer has its
+own CPU; on a shared, loaded machine each hop between processes then also pays the
+scheduler's latency). For each attempt ``accept()`` starts first and once the server
+shows it in the lobby we time ``dial()`` from the call to the returned conn.
+Addresses: 127.0.0.1 and ::1 only. The dialer's events split that time into phases:
 
 - setup:    listener, self addresses (attempt start to the server connect starting)
 - server:   TCP connect to the server (``ServerConnected.connect_s``)
-- lobby:    request sent to ``101`` received (``ServerResponded.lobby_s``): the wait
-            for the peer plus the server's matching
+- lobby:    request sent to ``101`` received (``ServerResponded.lobby_s``): the
+            server's matching, since the peer is already waiting
 - race:     ``101`` to the first usable conn (first ``HandshakeOk``; for the relay,
             ``RelayReady``)
 - pick:     first usable conn to ``Picked`` (the picker's decision)
+- return:   ``Picked`` to ``dial()`` returning (cleanup of the losers)
 
-The baseline, measured in the same run, is one plain HTTP round trip to the same
-server (TCP connect, ``GET /healthz``, response): the floor for anything that talks
-to a server. Target: p2p p50 below 10 ms.
+The baseline, measured in the same run against the same server, is one plain HTTP
+round trip (TCP connect, ``GET /healthz``, response): the floor for anything that
+talks to a server. Target: p2p p50 below 10 ms.
 
-Usage: ``.venv/bin/python bench/connect.py [--attempts N] [--json]``
+Usage: ``.venv/bin/python bench/connect.py [--attempts N] [--processes 1|2] [--json]``
 """
 
 from __future__ import annotations
@@ -25,16 +28,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 
-from rdv_core.addrs import AddrSpace
+from rdv_core.addrs import AddrSpace, parse_spaces
 from rdv_core.client import Client
 from rdv_core.events import (
     Event,
     HandshakeOk,
+    PeerJoined,
     Picked,
     RelayReady,
     ServerConnected,
@@ -44,7 +49,8 @@ from rdv_core.front_native import start_native
 from rdv_core.server import RdvServer
 
 TARGET_P2P_P50_MS = 10.0
-PHASES = ("setup", "server", "lobby", "race", "pick", "total")
+PHASES = ("setup", "server", "lobby", "race", "pick", "return", "total")
+MODES = {"p2p": "loopback4,loopback6", "relay": "none"}
 
 
 @dataclass
@@ -63,32 +69,100 @@ class Samples:
             first = next(e.t for e in events if isinstance(e, RelayReady))
         else:
             first = next(e.t for e in events if isinstance(e, HandshakeOk))
-        setup = connected.t - connected.connect_s
         values = {
-            "setup": setup,
+            "setup": connected.t - connected.connect_s,
             "server": connected.connect_s,
             "lobby": responded.lobby_s,
             "race": first - responded.t,
             "pick": picked.t - first,
+            "return": total_ms / 1000 - picked.t,
         }
         for name, seconds in values.items():
             self.phases[name].append(seconds * 1000)
         self.phases["total"].append(total_ms)
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0..100), linear between closest ranks."""
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile (1..99), linear between closest ranks."""
     if len(values) == 1:
         return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
-async def baseline(host: str, port: int, attempts: int) -> list[float]:
+# ----- the server and the accepter
+
+
+class Accepters:
+    """A server plus accepting peers that wait in its lobby on request."""
+
+    def __init__(self) -> None:
+        self._joined: dict[str, asyncio.Future[None]] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+        self.server = RdvServer(on_event=self._on_server_event)
+        self.url = ""
+        self.port = 0
+
+    def _on_server_event(self, event: Event) -> None:
+        if isinstance(event, PeerJoined) and event.token in self._joined:
+            future = self._joined[event.token]
+            if not future.done():
+                future.set_result(None)
+
+    async def start(self) -> None:
+        self.front = await start_native(self.server, host="127.0.0.1", port=0)
+        self.url, self.port = self.front.url, self.front.port
+
+    async def _accept(self, token: str, spaces: AddrSpace) -> None:
+        conn = await Client(spaces=spaces, timeout=10).accept(self.url, token)
+        await conn.reader.read()  # until the dialer closes
+        await conn.close()
+
+    async def accept(self, token: str, spaces: str) -> None:
+        """Start ``accept()`` and return once the server has it in the lobby."""
+        self._joined[token] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(self._accept(token, parse_spaces(spaces)))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        try:
+            await asyncio.wait_for(self._joined[token], 5)
+        finally:
+            del self._joined[token]
+
+    async def close(self) -> None:
+        for task in self._pending:
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.server.close()
+        await self.front.close()
+
+
+async def accepter_main() -> int:
+    """Child process: serve, and accept the tokens named on stdin (``<token> <spaces>``)."""
+    loop = asyncio.get_running_loop()
+    accepters = Accepters()
+    await accepters.start()
+    print(f"{accepters.url} {accepters.port}", flush=True)
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
+    try:
+        while line := await stdin.readline():
+            token, spaces = line.decode().split()
+            await accepters.accept(token, spaces)
+            print("ready", flush=True)
+    finally:
+        await accepters.close()
+    return 0
+
+
+# ----- the parent: dialer and report
+
+
+async def baseline(port: int, attempts: int) -> list[float]:
     """One HTTP round trip to the server per attempt, in ms."""
     out = []
     for _ in range(attempts):
         start = time.perf_counter()
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /healthz HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
         await reader.read()
         out.append((time.perf_counter() - start) * 1000)
@@ -97,19 +171,43 @@ async def baseline(host: str, port: int, attempts: int) -> list[float]:
     return out
 
 
-async def attempts(url: str, spaces: AddrSpace, count: int, prefix: str) -> Samples:
+class Child:
+    """The accepter process."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        self.stdin = proc.stdin
+        self.stdout = proc.stdout
+
+    async def accept(self, token: str, spaces: str) -> None:
+        self.stdin.write(f"{token} {spaces}\n".encode())
+        await self.stdin.drain()
+        line = await asyncio.wait_for(self.stdout.readline(), 10)
+        if line.strip() != b"ready":
+            raise RuntimeError(f"accepter process: {line!r}")
+
+    async def close(self) -> None:
+        self.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def attempts(child: Child | Accepters, url: str, mode: str, count: int) -> Samples:
     samples = Samples()
+    spaces = parse_spaces(MODES[mode])
     for i in range(count):
+        token = f"{mode}-{i}"
+        await child.accept(token, MODES[mode])
         events: list[Event] = []
         dialer = Client(spaces=spaces, timeout=10, on_event=events.append)
-        accepter = Client(spaces=spaces, timeout=10)
-        token = f"{prefix}-{i}"
-        accept = asyncio.create_task(accepter.accept(url, token))
         start = time.perf_counter()
         conn = await dialer.dial(url, token)
         total_ms = (time.perf_counter() - start) * 1000
         await conn.close()
-        await (await accept).close()
         samples.add(events, total_ms)
     return samples
 
@@ -132,19 +230,40 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attempts", type=int, default=60, help="attempts per mode (>= 1)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        choices=(1, 2),
+        default=1,
+        help="1: server and accepter in this process; 2: in a child process",
+    )
+    parser.add_argument("--accepter", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.accepter:
+        return await accepter_main()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
+          f"on {os.cpu_count()} CPUs; {args.processes} process(es)")  # fmt: skip
 
-    server = RdvServer()
-    front = await start_native(server, host="127.0.0.1", port=0)
+    if args.processes == 1:
+        peer: Child | Accepters = Accepters()
+        await peer.start()
+        url, port = peer.url, peer.port
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "--accepter",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        peer = Child(proc)
+        url, port_text = (await asyncio.wait_for(peer.stdout.readline(), 30)).decode().split()
+        port = int(port_text)
     try:
-        # Warm up: imports, the resolver, the server's first allocations.
-        await attempts(front.url, AddrSpace.LOOPBACK, 3, "warm")
-        base = await baseline("127.0.0.1", front.port, args.attempts)
-        p2p = await attempts(front.url, AddrSpace.LOOPBACK, args.attempts, "p2p")
-        relay = await attempts(front.url, AddrSpace.NONE, args.attempts, "relay")
+        await attempts(peer, url, "p2p", 3)  # warm up
+        base = await baseline(port, args.attempts)
+        p2p = await attempts(peer, url, "p2p", args.attempts)
+        relay = await attempts(peer, url, "relay", args.attempts)
     finally:
-        await server.close()
-        await front.close()
+        await peer.close()
 
     base_p50 = percentile(base, 50)
     print(f"baseline: HTTP round trip to the server p50 {base_p50:.2f} ms, "
