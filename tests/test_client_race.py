@@ -37,6 +37,7 @@ from rdv_core.events import (
     CandidateFailed,
     CandidateSkipped,
     DialRetried,
+    Discarded,
     Event,
     HandshakeFailed,
     HandshakeOk,
@@ -574,3 +575,38 @@ async def test_cancelling_at_any_moment_leaks_nothing(url: str) -> None:
                 conn = await task
                 await conn.close()
         assert await settled(fds, tasks) == (fds, tasks), f"leak after cancelling at {delay}s"
+
+
+async def test_server_gone_after_the_101_still_goes_direct() -> None:
+    """The relay dies before the pick: both peers still meet on their direct conn."""
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0)
+    d_events: list[Event] = []
+    a_events: list[Event] = []
+    handshaken = asyncio.Event()
+
+    def on_event(event: Event) -> None:
+        d_events.append(event)
+        if isinstance(event, HandshakeOk):
+            handshaken.set()
+
+    dialer = Client(spaces=LOOP, picker=WaitConstant(0.4), timeout=10, on_event=on_event)
+    dial = asyncio.create_task(dialer.dial(front.url, "tok"))
+    accept = asyncio.create_task(client(a_events).accept(front.url, "tok"))
+    try:
+        await asyncio.wait_for(handshaken.wait(), 5)
+        await server.close()
+        await front.close()
+        d, a = await dial, await accept
+    finally:
+        await server.close()
+        await front.close()
+    async with d, a:
+        assert not d.is_relay and not a.is_relay
+        await exchange(d, a)
+    relay_failed = [e for e in of(d_events, CandidateFailed) if e.candidate.origin == "relay"]
+    assert relay_failed and relay_failed[0].reason in ("eof", "reset")
+    assert any(
+        isinstance(e, Discarded | CandidateFailed) and e.candidate.origin == "relay"
+        for e in a_events
+    )
