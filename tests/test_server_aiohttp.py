@@ -123,3 +123,32 @@ async def test_app_shutdown_closes_rdv() -> None:
     await runner.cleanup()
     assert server.closed
     assert (await waiting.read_until_eof()).endswith(b"rdv server shutting down, try again")
+
+
+@pytest.mark.parametrize("spaces", ["none", "loopback4"], ids=["relay", "p2p"])
+async def test_rdv_clients_through_the_mounted_server(env: Env, spaces: str) -> None:
+    """Both halves of rdv together: the project's client, the aiohttp mount, the auth."""
+    from rdv_core.addrs import parse_spaces
+    from rdv_core.client import Client
+    from rdv_core.errors import ServerRejectedError
+    from rdv_core.pickers import WaitForP2P
+
+    url = f"http://127.0.0.1:{env.port}/rdv"
+    client = Client(spaces=parse_spaces(spaces), picker=WaitForP2P(2.0), timeout=10, headers=[AUTH])
+    async with asyncio.timeout(15):
+        accepted, dialed = await asyncio.gather(client.accept(url, "e2e"), client.dial(url, "e2e"))
+    try:
+        assert dialed.is_relay is (spaces == "none")
+        dialed.writer.write(b"from the dialer")
+        assert await accepted.reader.readexactly(15) == b"from the dialer"
+        accepted.writer.write(b"from the accepter")
+        assert await dialed.reader.readexactly(17) == b"from the accepter"
+    finally:
+        await dialed.close()
+        await accepted.close()
+    stats = env.server.stats()
+    assert (stats.relay_total, stats.p2p_total) == ((1, 0) if spaces == "none" else (0, 1))
+    # Without the header the user's middleware answers, and the client says so.
+    with pytest.raises(ServerRejectedError) as info:
+        await Client(spaces=parse_spaces("none"), timeout=5).dial(url, "e2e")
+    assert "401" in str(info.value)
