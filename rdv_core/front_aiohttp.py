@@ -78,12 +78,17 @@ class _RdvAwareRequestParser:
                 return [], False, b""
             self._start = b""
             return self._choose(start.startswith(_RDV_PREFIXES)).feed_data(start)
+        if self._start:
+            # Chosen by __getattr__ while a method prefix was still pending.
+            data, self._start = self._start + data, b""
         return self._impl.feed_data(data)
 
     def __getattr__(self, name: str) -> Any:
         impl = self.__dict__.get("_impl")
         if impl is None:
-            impl = self._choose(False)
+            # aiohttp asked for something (pause_reading, feed_eof) before the first bytes
+            # told: a pending "DI" or "ACC" can only become an rdv request.
+            impl = self._choose(bool(self.__dict__.get("_start")))
         return getattr(impl, name)
 
 

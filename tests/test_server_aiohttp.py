@@ -152,3 +152,25 @@ async def test_rdv_clients_through_the_mounted_server(env: Env, spaces: str) -> 
     with pytest.raises(ServerRejectedError) as info:
         await Client(spaces=parse_spaces("none"), timeout=5).dial(url, "e2e")
     assert "401" in str(info.value)
+
+
+def test_parser_choice_survives_calls_before_the_method_is_known() -> None:
+    """aiohttp may call pause_reading() etc. while only "DI" has arrived."""
+    front_aiohttp.allow_rdv_methods()
+    loop = asyncio.new_event_loop()
+    try:
+        request = rdv_request("DIAL", "/rdv/tok", headers=[AUTH])
+        for split in (1, 2, 4, 6):
+            parser = front_aiohttp._RdvAwareRequestParser(web.BaseRequest, loop, 2**16)
+            assert parser.feed_data(request[:split]) == ([], False, b"")
+            parser.feed_data(b"")  # aiohttp re-feeds nothing after a pause
+            assert callable(parser.feed_eof)  # chooses the parser before the method is known
+            messages, _, _ = parser.feed_data(request[split:])
+            assert messages[0][0].method == "DIAL"
+            assert messages[0][0].path == "/rdv/tok"
+        parser = front_aiohttp._RdvAwareRequestParser(web.BaseRequest, loop, 2**16)
+        messages, _, _ = parser.feed_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert messages[0][0].method == "GET"
+        assert type(parser._impl) is front_aiohttp._RdvAwareRequestParser._default
+    finally:
+        loop.close()
