@@ -106,9 +106,11 @@ logger = logging.getLogger("rdv.client")
 #: the moment the RST arrives: on real paths that is one SYN per round trip. This floor
 #: bounds the rate on near-zero-RTT paths (at most 200 SYNs per second per candidate,
 #: only while the picker runs, only to an address that actively resets us). Measured in
-#: the NAT lab's ``cone-rst`` preset (zero delay, routers reset early SYNs, 10 runs
-#: each): a 100 ms cadence went direct 3/10, 10 ms 5/10, 5 ms 8/10; ``cone-reject``
-#: went from 0/3 to 3/3.
+#: the NAT lab's ``cone-rst`` preset (zero delay, routers reset early SYNs; batches of
+#: 10 on a shared 2-core machine): a 100 ms cadence went direct 3/10, 10 ms 5/10, 5 ms
+#: 8/10, 8/10 and 6/10 (2/8 under a load average of 4); ``cone-reject`` 0/3 -> 3/3 and
+#: 3/5. At zero delay both SYNs must cross within tens of microseconds, so it stays a
+#: lottery there; real paths (and the lab with 1 ms per router) have far wider windows.
 RETRY_INTERVAL: Final = 0.005
 
 #: The same for non-public candidates (private, link-local, loopback). No NAT stands
