@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from rdv_core.front_native import start_native
+from rdv_core.server import RdvServer
+
 uvloop = pytest.importorskip("uvloop")
 
 try:
-    from server_support import EOF, Env, running_server
+    from server_support import EOF, Env, rdv_request, running_server
 except ImportError:  # tests/ is a package
-    from tests.server_support import EOF, Env, running_server
+    from tests.server_support import EOF, Env, rdv_request, running_server
 
 
 def on_uvloop(scenario: Callable[[Env], Coroutine[Any, Any, None]]) -> None:
@@ -72,3 +77,37 @@ def test_relay_on_uvloop() -> None:
         assert stats.bytes_relayed == 2 * len(payload) + len("same segment")
 
     on_uvloop(scenario)
+
+
+def test_tls_relay_on_uvloop(tmp_path: Path) -> None:
+    """What ``rdv serve --tls-cert ...`` runs when uvloop is installed."""
+    try:
+        from test_server_tls import _tls_client, make_cert
+    except ImportError:  # tests/ is a package
+        from tests.test_server_tls import _tls_client, make_cert
+
+    cert, key = make_cert(tmp_path)
+
+    async def main() -> None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        server = RdvServer()
+        front = await start_native(server, ssl=context)
+        try:
+            accepter = await _tls_client(front.port, cert, rdv_request("ACCEPT", "/t"))
+            await Env("native", server, front.port, "").wait_lobby(1)
+            dialer = await _tls_client(front.port, cert, rdv_request("DIAL", "/t"))
+            await dialer.read_head()
+            await accepter.read_head()
+            payload = os.urandom(8 << 20)
+            dialer.send(b"CONTINUE\n" + payload)
+            accepter.send(payload[::-1])
+            assert await accepter.read_exactly(9 + len(payload), within=30) == (
+                b"CONTINUE\n" + payload
+            )
+            assert await dialer.read_exactly(len(payload), within=30) == payload[::-1]
+        finally:
+            await server.close()
+            await front.close()
+
+    uvloop.run(main())
