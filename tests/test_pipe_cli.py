@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -187,7 +188,9 @@ async def test_bad_url_is_a_usage_error() -> None:
 
 
 async def test_unreachable_server_exit_code() -> None:
-    code, _, err = await run_rdv("dial", "http://127.0.0.1:1/", "t")
+    with socket.socket() as closed:  # bound, never listening: connects are refused
+        closed.bind(("127.0.0.1", 0))
+        code, _, err = await run_rdv("dial", f"http://127.0.0.1:{closed.getsockname()[1]}/", "t")
     assert code == 1
     assert "cannot connect to the rdv server" in err
 
