@@ -425,12 +425,12 @@ class RdvApp(App[int]):
             )
             yield SystemCommand(
                 "Accept offer",
-                "Accept the peer's pending offer (ctrl+a)",
+                "Accept the peer's pending offer (ctrl+t)",
                 screen.action_accept_offer,
             )
             yield SystemCommand(
                 "Reject offer",
-                "Reject the peer's pending offer (ctrl+x)",
+                "Reject the peer's pending offer (ctrl+n)",
                 screen.action_reject_offer,
             )
             yield SystemCommand(

@@ -44,8 +44,8 @@ class SessionScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+o", "browse", "Send file"),
-        Binding("ctrl+a", "accept_offer", "Accept offer", show=False),
-        Binding("ctrl+x", "reject_offer", "Reject offer", show=False),
+        Binding("ctrl+t", "accept_offer", "Accept offer"),
+        Binding("ctrl+n", "reject_offer", "Reject offer"),
         Binding("ctrl+w", "close_session", "End session"),
     ]
 
@@ -194,6 +194,12 @@ class SessionScreen(Screen[None]):
             self.notify(str(exc), severity="warning", title="Rejected")
         except (SessionError, OSError, ValueError) as exc:
             self.notify(str(exc), severity="error", title="Send failed")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Offer keys only show (in the footer) while an offer waits for an answer."""
+        if action in ("accept_offer", "reject_offer"):
+            return self._ready and self.query_one(OfferBar).pending > 0
+        return True
 
     def action_browse(self) -> None:
         """Pick a file to send."""

@@ -120,6 +120,7 @@ class OfferBar(Horizontal):
         self._show()
 
     def _show(self) -> None:
+        self.screen.refresh_bindings()  # the offer keys appear or disappear
         if not self._queue:
             self.remove_class("-pending")
             return

@@ -143,7 +143,7 @@ async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
             # A second offer, rejected with the key binding.
             second = asyncio.get_running_loop().create_task(session.send_paths([big]))
             await wait_for(pilot, lambda: bar.pending == 1)
-            await pilot.press("ctrl+x")
+            await pilot.press("ctrl+n")
             rejected = False
             try:
                 async with asyncio.timeout(10):
