@@ -65,7 +65,7 @@ class AppConfig:
         listen: Host and port of the embedded server (port 0: any free port).
         server_url: Use this rdv server; None starts the embedded one.
         export_dir: Where race exports (JSONL) and screenshots (SVG) go.
-        download_dir: Where received files go (default: ``~/Downloads/rdv``).
+        download_dir: Where received files go (default: the user's downloads folder).
         recent_path: The recent servers/codes file; None keeps them in memory only.
         demo_dir: Run the one-machine demo (embedded server, an in-process peer that
             accepts, chat echoed, a sample file sent and verified) with its files here.
@@ -95,10 +95,10 @@ def load_race(path: Path) -> list[Event]:
 
 
 def default_download_dir() -> Path:
-    """``~/Downloads/rdv`` (platformdirs' downloads folder)."""
-    from platformdirs import user_downloads_path
+    """The user's downloads folder (what ``rdv receive`` uses too)."""
+    from rdv_core.config import default_downloads
 
-    return user_downloads_path() / "rdv"
+    return default_downloads()
 
 
 class RdvApp(App[int]):

@@ -37,12 +37,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="HOST:PORT",
         default="127.0.0.1:0",
         help="address of the embedded server (default 127.0.0.1 on a free port; "
-        "use 0.0.0.0:8080 to let other machines reach it)",
+        "use :8080 or 0.0.0.0:8080 to let other machines reach it)",
     )
     parser.add_argument(
         "--server",
         metavar="URL",
-        help="use this rdv server instead of the embedded one (e.g. http://host:8080/)",
+        help="use this rdv server instead of the embedded one (e.g. http://host:8080/); "
+        "default: $RDV_SERVER, then server = in config.toml, else an embedded server",
     )
     parser.add_argument(
         "--export-dir",
@@ -55,13 +56,13 @@ def add_parser(subparsers: Any) -> None:
         "--download-dir",
         metavar="DIR",
         type=Path,
-        help="where received files go (default: ~/Downloads/rdv)",
+        help="where received files go (default: downloads = in config.toml, else ~/Downloads)",
     )
     parser.set_defaults(command="tui")
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``[v6]:PORT``) to a pair.
+    """``HOST:PORT`` (or ``[v6]:PORT``) to a pair; an empty host means every interface.
 
     Raises:
         ValueError: when the port is missing or not a number.
@@ -69,11 +70,12 @@ def parse_listen(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise ValueError(f"--listen wants HOST:PORT, got {text!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    return host.strip("[]"), int(port)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the app until the user quits."""
+    from rdv_core.config import ConfigError, load_settings, resolve_server
     from rdv_tui.app import AppConfig, load_race, make_app
     from rdv_tui.recent import default_path
 
@@ -88,13 +90,25 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"rdv tui: cannot replay {args.replay}: {exc}", file=sys.stderr)
             return 2
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"rdv tui: {exc}", file=sys.stderr)
+        return 2
+    server_url: str | None = args.server
+    if server_url is None and not args.serve:
+        # --server, then RDV_SERVER, then config.toml; with none, the app hosts its own.
+        try:
+            server_url, _ = resolve_server(None, settings)
+        except ConfigError:
+            server_url = None
     config = AppConfig(
         replay=args.replay,
         serve=args.serve,
         listen=listen,
-        server_url=args.server,
+        server_url=server_url,
         export_dir=args.export_dir,
-        download_dir=args.download_dir,
+        download_dir=args.download_dir or settings.downloads,
         recent_path=default_path(),
     )
     result = make_app(config).run()
