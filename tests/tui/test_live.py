@@ -232,3 +232,61 @@ async def test_demo_runs_a_whole_session(tmp_path: Path) -> None:
         received = tmp_path / "demo" / "peer" / "rdv-demo-sample.bin"
         sent = tmp_path / "demo" / "outbox" / "rdv-demo-sample.bin"
         assert received.read_bytes() == sent.read_bytes()
+
+
+async def test_forced_relay_session_and_bytes_per_pair(tmp_path: Path) -> None:
+    """Force relay: the banner says RELAY, chat works through the server, bytes show."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_for(pilot, lambda: app.embedded is not None)
+        assert app.embedded is not None
+        code = generate_code()
+        peer = DemoPeer(app.embedded.url, code, tmp_path / "peer")
+        peer_task = asyncio.get_running_loop().create_task(peer.run())
+        try:
+            await fill_connect_form(app, pilot, code)
+            app.connect_screen.query_one("#force-relay", Checkbox).value = True
+            app.session_switch_delay = 0.0
+            await pilot.press("ctrl+r")
+            race = app.race_screen
+            await wait_for(pilot, lambda: race.model.result is not None)
+            assert race.model.result is not None and race.model.result.is_relay
+            banner = str(race.query_one("#result").render())
+            assert "RELAY via server" in banner
+            await wait_for(pilot, lambda: app.session is not None)
+            chat = app.session_screen.query_one(ChatLog)
+            await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
+            assert app.session is not None
+            await app.session.send_chat("through the relay")
+            await wait_for(pilot, lambda: ("peer", "echo: through the relay") in chat.lines_added)
+            await pilot.press("f5")
+            await wait_for(pilot, lambda: app.server_screen.query_one(PairsTable).row_count == 1)
+            app.server_screen.refresh_stats()
+            table = app.server_screen.query_one(PairsTable)
+            key = next(iter(table.rows))
+            assert table.get_cell(key, "path") == "relay"
+            assert table.get_cell(key, "d2a") != "0 B"  # key exchange, hello and chat
+        finally:
+            await app._close_connection()
+            with contextlib.suppress(asyncio.CancelledError):
+                peer_task.cancel()
+                await peer_task
+
+
+async def test_failed_attempt_shows_why(tmp_path: Path) -> None:
+    """Nobody comes: the attempt times out and the banner and header say so."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.embedded is not None)
+        await fill_connect_form(app, pilot, "lonely-token")
+        app.connect_screen.query_one("#race-only", Checkbox).value = True
+        app.connect_screen.query_one("#timeout", Input).value = "0.5"
+        await pilot.press("ctrl+r")
+        race = app.race_screen
+        await wait_for(pilot, lambda: race.model.result is not None)
+        assert race.model.result is not None and not race.model.result.ok
+        assert race.model.result.reason.startswith("timeout")
+        banner = str(race.query_one("#result").render())
+        assert "FAILED" in banner and "waiting for the peer" in banner
+        assert race.query_one("#result").has_class("-failed")
+        assert app.conn is None
