@@ -28,12 +28,11 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, Final
 
-from rdv_core.addrs import AddrError, AddrSpace, parse_spaces
 from rdv_core.client import Client
 from rdv_core.conn import Conn
 from rdv_core.errors import RdvError, RdvTimeoutError
 from rdv_core.events import Candidate, Event, EventRecorder, ObservedAddrWarning
-from rdv_core.pickers import Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_tui.race_options import UsageError, client_options
 
 EXIT_OK: Final = 0
 #: The attempt failed: rejected by the server, protocol error, no usable conn, lost conn.
@@ -51,42 +50,6 @@ STDIN_QUEUE: Final = 8
 #: Pipe capacity we ask for on stdin/stdout pipes (Linux caps it at pipe-max-size,
 #: 1 MiB by default): fewer, larger reads and writes than the default 64 KiB.
 PIPE_SIZE: Final = 1 << 20
-
-
-class UsageError(ValueError):
-    """A bad option value, reported as ``rdv <cmd>: <message>`` with exit code 2."""
-
-
-def picker_from_args(args: argparse.Namespace) -> Picker:
-    """The picker the options ask for (default: wait for p2p 1 s)."""
-    for name in ("wait_p2p", "wait", "timeout"):
-        value = getattr(args, name)
-        if value is not None and value < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
-    if args.pick_first:
-        return PickFirst()
-    if args.wait is not None:
-        return WaitConstant(args.wait)
-    return WaitForP2P(1.0 if args.wait_p2p is None else args.wait_p2p)
-
-
-def headers_from_args(values: list[str]) -> list[tuple[str, str]]:
-    """Parse ``-H 'Name: value'`` options."""
-    out: list[tuple[str, str]] = []
-    for raw in values:
-        name, colon, value = raw.partition(":")
-        if not colon or not name.strip():
-            raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
-        out.append((name.strip(), value.strip()))
-    return out
-
-
-def spaces_from_args(text: str) -> AddrSpace:
-    """Parse ``--spaces``."""
-    try:
-        return parse_spaces(text)
-    except AddrError as exc:
-        raise UsageError(f"--spaces: {exc}") from exc
 
 
 # ----- the race log (-v)
@@ -298,12 +261,7 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
     if args.verbose:
         logging.getLogger("rdv").setLevel(logging.DEBUG)
     try:
-        options: dict[str, Any] = {
-            "spaces": spaces_from_args(args.spaces),
-            "picker": picker_from_args(args),
-            "headers": headers_from_args(args.header),
-            "timeout": args.timeout,
-        }
+        options = client_options(args)
     except UsageError as exc:
         _say(method, str(exc), sys.stderr)
         return EXIT_USAGE

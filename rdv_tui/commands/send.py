@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rdv_tui.commands.race_options import add_race_arguments
+from rdv_tui.race_options import add_race_arguments
 
 
 def add_parser(subparsers: Any) -> None:
@@ -69,7 +69,7 @@ async def _send(args: argparse.Namespace) -> int:
     )
     from rdv_core.session.files import collect
     from rdv_tui.commands import transfer_ui as ui
-    from rdv_tui.commands.race_options import UsageError, client_from_args
+    from rdv_tui.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
 

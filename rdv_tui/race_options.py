@@ -1,7 +1,7 @@
-"""Race options shared by commands that open an rdv conn (``send``, ``receive``, ...).
+"""Race options shared by every command that opens an rdv conn (dial, accept, send, receive).
 
 ``--spaces``, ``--wait-p2p`` / ``--pick-first`` / ``--wait``, ``--timeout``, ``-H``,
-``-v`` and ``--events``, with the same meaning as in ``rdv dial``. Standard library
+``-v`` and ``--events`` mean the same everywhere. Standard library
 only at module level (building the ``rdv`` parser must stay fast); :func:`client_from_args`
 imports ``rdv_core`` when a command runs.
 """
@@ -20,9 +20,14 @@ class UsageError(ValueError):
     """A bad option value (exit code 2)."""
 
 
-def add_race_arguments(parser: argparse.ArgumentParser, *, dialer: bool) -> None:
-    """Add the race options; ``dialer`` says whether the picker options apply."""
-    group = parser.add_argument_group("connection race (as in rdv dial)")
+def add_race_arguments(
+    parser: argparse.ArgumentParser, *, dialer: bool, picker_role: str = "the sender"
+) -> None:
+    """Add the race options; ``dialer`` says whether the picker options apply.
+
+    ``picker_role`` names the side that picks, for the accepting side's help text.
+    """
+    group = parser.add_argument_group("connection race")
     group.add_argument(
         "--spaces",
         default="default",
@@ -31,7 +36,7 @@ def add_race_arguments(parser: argparse.ArgumentParser, *, dialer: bool) -> None
         "private6, link4, link6, loopback4, loopback6, or default, all, public, none "
         "(none forces the relay); default: default",
     )
-    ignored = "" if dialer else " (ignored here: the sender picks)"
+    ignored = "" if dialer else f" (ignored here: {picker_role} picks)"
     pick = group.add_mutually_exclusive_group()
     pick.add_argument(
         "--wait-p2p",
