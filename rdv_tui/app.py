@@ -231,20 +231,34 @@ class RdvApp(App[int]):
         local = host in ("127.0.0.1", "localhost", "::1", "[::1]")
         return AddrSpace.DEFAULT | (AddrSpace.LOOPBACK if local else AddrSpace.INVALID)
 
-    def share_text(self) -> str:
-        """What to tell the other machine, shown on top of the Connect screen."""
+    def share_text(self, code: str = "", role: str = "dial", race_only: bool = False) -> str:
+        """What to tell the other machine, shown on top of the Connect screen.
+
+        Args:
+            code: The code in the form (shown in the command for the other machine).
+            role: Our role; the other machine takes the opposite one.
+            race_only: The code is a raw token: the other side runs ``rdv dial/accept``.
+        """
         if self.config.server_url:
-            return f"Both machines use the server {self.config.server_url} and the same code."
-        if self.embedded is None:
+            url = self.config.server_url
+            head = f"Server {url}: the other machine uses it with the same code."
+        elif self.embedded is None:
             return "Starting the embedded server…"
-        urls = ", ".join(self.embedded.share_urls())
-        text = f"This app hosts an rdv server. Give the other machine: {urls} and the code."
-        if self.embedded.is_loopback_only:
-            text += (
-                "\nIt listens on loopback only (same machine). To let other machines in: "
-                "rdv tui --listen 0.0.0.0:8080"
-            )
-        return text
+        else:
+            urls = self.embedded.share_urls()
+            url = urls[0]
+            head = f"This app hosts an rdv server at {', '.join(urls)}."
+            if self.embedded.is_loopback_only:
+                head += " Loopback only: for other machines, start with rdv tui --listen :8080"
+        other = "accept" if role == "dial" else "dial"
+        shown = code.strip() or "CODE"
+        if race_only:
+            command = f"rdv {other} --server {url} {shown}"
+        elif other == "accept":
+            command = f"rdv receive --server {url} {shown}   or   rdv tui --server {url} (accept)"
+        else:
+            command = f"rdv tui --server {url} (dial, same code)"
+        return f"{head}\nOn the other machine: {command}"
 
     # ----- screens
 

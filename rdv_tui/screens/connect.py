@@ -67,7 +67,7 @@ class ConnectScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         app = self.rdv_app
         recent = app.recent
-        yield Static(app.share_text(), id="share")
+        yield Static(app.share_text(), id="share")  # refreshed on mount and on edits
         with VerticalScroll(id="form"):
             with Horizontal(classes="row"):
                 yield Label("Server")
@@ -140,14 +140,24 @@ class ConnectScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "connect"
+        self.refresh_share()
         self.query_one("#code", Input).focus()
 
     def refresh_share(self) -> None:
-        """Redraw the address to give the other machine (the server may start late)."""
-        self.query_one("#share", Static).update(self.rdv_app.share_text())
+        """Redraw what to give the other machine (the server may start late; codes change)."""
+        code = self.query_one("#code", Input).value
+        role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
+        race_only = self.query_one("#race-only", Checkbox).value
+        self.query_one("#share", Static).update(self.rdv_app.share_text(code, role, race_only))
         server = self.query_one("#server", Input)
         if not server.value:
             server.value = self.rdv_app.default_server_url()
+
+    @on(Input.Changed, "#code")
+    @on(RadioSet.Changed, "#role")
+    @on(Checkbox.Changed, "#race-only")
+    def _form_changed(self) -> None:
+        self.refresh_share()
 
     # ----- reading the form
 
