@@ -295,7 +295,11 @@ class RdvServer:
             trailing: Bytes that followed the request head (a violation: ``400``).
             release: Called once with the close exception when the conn is closed.
         """
-        observed = self._observed(remote, request.head.get)
+        try:
+            observed = self._observed(remote, request.head.get)
+        except Exception:
+            log.exception("observed-address function failed: omitting the address")
+            observed = None
         info = PeerInfo(
             request.method,
             request.token,
