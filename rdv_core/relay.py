@@ -399,7 +399,10 @@ class _RelaySide(asyncio.BufferedProtocol):
         self._dst.pause_reading()
 
     def resume_writing(self) -> None:
-        if not self._relayer.ended:
+        relayer = self._relayer
+        if not relayer.ended:
+            # A slow reader that drained our buffer is activity, not idleness.
+            relayer.touch()
             self._dst.resume_reading()
 
     def connection_lost(self, exc: BaseException | None) -> None:
