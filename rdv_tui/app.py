@@ -34,6 +34,7 @@ from rdv_core.events import Event, read_jsonl
 from rdv_core.protocol import ACCEPT, DIAL, Method, parse_server_url
 from rdv_core.session import IncomingOffer, Session, SessionError, generate_code, parse_code
 from rdv_tui.attempt import ConnectParams
+from rdv_tui.commands_palette import RecentProvider
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.embedded import EmbeddedServer
 from rdv_tui.race_model import is_race_event
@@ -113,6 +114,7 @@ class RdvApp(App[int]):
     """
 
     CSS_PATH = "rdv.tcss"
+    COMMANDS = App.COMMANDS | {RecentProvider}
     TITLE = "rdv"
     SUB_TITLE = "relay-assisted peer-to-peer TCP"
 

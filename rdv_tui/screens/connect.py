@@ -189,6 +189,10 @@ class ConnectScreen(Screen[None]):
         params.validate()
         return params
 
+    def use_recent(self, kind: str, value: str) -> None:
+        """Fill the server or the code field with a remembered value."""
+        self.query_one("#server" if kind == "server" else "#code", Input).value = value
+
     # ----- actions
 
     def action_generate_code(self) -> None:
