@@ -34,11 +34,11 @@ from rdv_core.events import Event, read_jsonl
 from rdv_core.protocol import ACCEPT, DIAL, Method, parse_server_url
 from rdv_core.session import IncomingOffer, Session, SessionError, generate_code, parse_code
 from rdv_tui.attempt import ConnectParams
-from rdv_tui.commands_palette import RecentProvider
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.embedded import EmbeddedServer
 from rdv_tui.race_model import is_race_event
 from rdv_tui.recent import Recent, default_path
+from rdv_tui.recent_provider import RecentProvider
 from rdv_tui.screens.connect import ConnectScreen
 from rdv_tui.screens.race import RaceScreen
 from rdv_tui.screens.server import ServerScreen

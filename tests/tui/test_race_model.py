@@ -78,3 +78,16 @@ def test_ip_family() -> None:
     assert ip_family("[fe80::1%eth0]:5") == "v6"
     assert ip_family("[::1]:80") == "v6"
     assert ip_family("relay.example:80") == "-"
+
+
+def test_progress_messages_merge_but_others_do_not() -> None:
+    from rdv_tui.app import RdvApp
+
+    def progress(transfer_id: int, done: int) -> RdvApp.CoreEvent:
+        return RdvApp.CoreEvent(ev.FileProgress(1.0, transfer_id, "in", done, 100, 5.0), "session")
+
+    assert progress(1, 50).can_replace(progress(1, 10))
+    assert not progress(1, 50).can_replace(progress(2, 10))
+    chat = RdvApp.CoreEvent(ev.ChatReceived(1.0, "hi"), "session")
+    assert not chat.can_replace(progress(1, 10))
+    assert not progress(1, 50).can_replace(chat)
