@@ -44,13 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rdv {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = _command_module(name)
-        except ModuleNotFoundError as exc:  # TEMP(lead): while a command is being written
-            if exc.name != f"rdv_tui.commands.{name}":
-                raise
-            continue
-        module.add_parser(subparsers)
+        _command_module(name).add_parser(subparsers)
     return parser
 
 
