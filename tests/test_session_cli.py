@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_session_support import make_file, sha256
+from test_session_support import file_digest, make_file
 
 from rdv_core.front_native import start_native
 from rdv_core.server import RdvServer
@@ -93,7 +93,7 @@ async def test_send_receive(server_url: str, tmp_path: Path, spaces: str, path: 
     assert "the receiver verified all 2 file(s)" in err_s
     assert "2 file(s) verified" in err_r
     for name, digest in digests.items():
-        assert sha256(dl / name) == digest
+        assert file_digest(dl / name) == digest
     lines = events.read_text().splitlines()
     assert any('"type":"Picked"' in line for line in lines)
     assert any('"type":"FileCompleted"' in line for line in lines)

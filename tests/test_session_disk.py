@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_session_support import make_file, session_pair, sha256, stream_pair
+from test_session_support import file_digest, make_file, session_pair, stream_pair
 
 from rdv_core.events import Event, FileFailed
 from rdv_core.session import TransferFailed
@@ -71,7 +71,7 @@ async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path)
         async with stream_pair() as ends, session_pair(ends, dl) as (a, b):
             results = await a.send_paths([tmp_path / "big.iso"])
         assert results[0].resumed_from == held
-        assert sha256(dl / "big.iso") == digest
+        assert file_digest(dl / "big.iso") == digest
 
 
 @needs_root

@@ -18,7 +18,7 @@ EXAMPLES = [
     fr.Accept(3, ((1, 0), (2, 4096)), ((5, "permission denied"),)),
     fr.Reject(3, "declined"),
     fr.Ack(9, 1 << 40),
-    fr.Done(9, "ab" * 32),
+    fr.Done(9, "ab" * 32, "blake3"),
     fr.Result(9, True, "ab" * 32, ""),
     fr.Fail(9, "receiver", "disk full"),
     fr.Error("boom"),

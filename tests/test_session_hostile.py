@@ -13,7 +13,8 @@ from rdv_core.events import Event, FileFailed, FileRejected
 from rdv_core.session import Session, parse_code
 from rdv_core.session import frames as fr
 from rdv_core.session.channel import StreamChannel
-from rdv_core.session.crypto import TAG_SIZE, Opener, Sealer, exchange_keys
+from rdv_core.session.crypto import SESSION_VERSION, TAG_SIZE, Opener, Sealer, exchange_keys
+from rdv_core.session.files import DIGEST
 
 CODE = "12-otter-quill"
 
@@ -31,7 +32,7 @@ class CraftedPeer:
         self.sealer, self.opener = await exchange_keys(
             StreamChannel(self.reader, self.writer), parse_code(CODE), is_dialer=True
         )
-        await self.send(fr.Hello(1, "crafted"))
+        await self.send(fr.Hello(SESSION_VERSION, "crafted"))
         assert isinstance(await self.recv(), fr.Hello)
 
     async def send(self, frame: fr.Frame) -> None:
@@ -165,7 +166,7 @@ async def test_wrong_digest_is_not_kept(tmp_path: Path) -> None:
         await peer.send(fr.Offer(1, (fr.OfferedFile(3, "f.txt", 4, 0),)))
         assert isinstance(await peer.recv(), fr.Accept)
         await peer.send(fr.Data(3, b"abcd"))
-        await peer.send(fr.Done(3, "00" * 32))
+        await peer.send(fr.Done(3, "00" * 32, DIGEST))
         result = await peer.recv()
         while isinstance(result, fr.Ack):
             result = await peer.recv()
@@ -173,6 +174,29 @@ async def test_wrong_digest_is_not_kept(tmp_path: Path) -> None:
         assert not result.ok and "digest mismatch" in result.reason
         await receiver.close()
     assert list(dl.iterdir()) == []
+
+
+async def test_digest_of_another_algorithm_fails_the_file_and_keeps_the_data(
+    tmp_path: Path,
+) -> None:
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False, on_offer=accept_all, download_dir=dl)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        await peer.send(fr.Offer(1, (fr.OfferedFile(3, "f.txt", 4, 0),)))
+        assert isinstance(await peer.recv(), fr.Accept)
+        await peer.send(fr.Data(3, b"abcd"))
+        await peer.send(fr.Done(3, "00" * 32, "sha256"))
+        result = await peer.recv()
+        while isinstance(result, fr.Ack):
+            result = await peer.recv()
+        assert isinstance(result, fr.Result)
+        assert not result.ok and "'sha256'" in result.reason and DIGEST in result.reason
+        await receiver.close()
+    assert not (dl / "f.txt").exists()
+    assert (dl / "f.txt.rdvpart").read_bytes() == b"abcd"
 
 
 @pytest.mark.parametrize(

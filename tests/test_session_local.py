@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from test_session_support import (
     accept_all,
+    file_digest,
     make_file,
     proxied_pair,
     reject_all,
     session_pair,
-    sha256,
     stream_pair,
 )
 
@@ -94,7 +94,7 @@ async def test_files_and_folder_verified(tmp_path: Path) -> None:
     assert [r.name for r in results] == ["one.bin", "empty.txt", "album/a.jpg", "album/sub/b.raw"]
     assert all(r.ok for r in results)
     for name, digest in digests.items():
-        assert sha256(dl / name) == digest
+        assert file_digest(dl / name) == digest
         assert {r.digest for r in results if r.name == name} == {digest}
     assert not list(dl.rglob("*.rdvpart*"))
     completed_in = of(ev_b, FileCompleted)
@@ -136,7 +136,7 @@ async def test_no_silent_overwrite(tmp_path: Path) -> None:
         await a.send_paths([tmp_path / "report.tar.gz"])
     assert (dl / "report.tar.gz").read_bytes() == b"mine"
     assert (dl / "report (1).tar.gz").read_bytes() == b"mine too"
-    assert sha256(dl / "report (2).tar.gz") == digest
+    assert file_digest(dl / "report (2).tar.gz") == digest
     assert b.received[0].path == dl / "report (2).tar.gz"
 
 
@@ -222,7 +222,7 @@ async def test_resume_after_broken_connection(tmp_path: Path) -> None:
             results = await a.send_paths([tmp_path / "movie.mkv"])
         second_run_bytes = proxy.forwarded
     assert results[0].ok and results[0].resumed_from == held
-    assert sha256(dl / "movie.mkv") == digest
+    assert file_digest(dl / "movie.mkv") == digest
     assert not partial.exists() and not (dl / "movie.mkv.rdvpart.json").exists()
     # Only the rest crossed the wire the second time (plus a little framing).
     assert size - held <= second_run_bytes < size - held + 64 * 1024
@@ -246,7 +246,7 @@ async def test_changed_source_restarts_from_zero(tmp_path: Path) -> None:
     async with stream_pair() as ends, session_pair(ends, dl) as (a, b):
         results = await a.send_paths([tmp_path / "doc.bin"])
     assert results[0].resumed_from == 0
-    assert sha256(dl / "doc.bin") == digest
+    assert file_digest(dl / "doc.bin") == digest
 
 
 async def test_offer_callback_sees_files(tmp_path: Path) -> None:
@@ -289,7 +289,7 @@ async def test_generic_stream_channel(tmp_path: Path, monkeypatch: pytest.Monkey
         assert isinstance(a._channel, StreamChannel)
         await a.send_chat("over streams")
         results = await a.send_paths([tmp_path / "g.bin"])
-    assert results[0].ok and sha256(dl / "g.bin") == digest
+    assert results[0].ok and file_digest(dl / "g.bin") == digest
 
 
 async def test_socket_channel_is_used_and_streams_close_cleanly(tmp_path: Path) -> None:
@@ -328,8 +328,8 @@ async def test_both_peers_send_at_once(tmp_path: Path) -> None:
         )
         await a.close()
         await b.close()
-    assert sha256(tmp_path / "in_b" / "from_a.bin") == dig_a
-    assert sha256(tmp_path / "in_a" / "from_b.bin") == dig_b
+    assert file_digest(tmp_path / "in_b" / "from_a.bin") == dig_a
+    assert file_digest(tmp_path / "in_a" / "from_b.bin") == dig_b
 
 
 async def test_failing_offer_callback_rejects(tmp_path: Path) -> None:
@@ -427,7 +427,7 @@ async def test_sending_a_folder_again_sends_only_what_is_missing(tmp_path: Path)
     assert wire < 200_000 + 64 * 1024  # only those two files' bytes crossed
     assert sorted(p.name for p in (dl / "album").iterdir()) == [f"{n}.jpg" for n in range(6)]
     for name, digest in digests.items():
-        assert sha256(dl / name) == digest
+        assert file_digest(dl / name) == digest
     assert {r.path for r in b.received} == {dl / "album" / f"{n}.jpg" for n in range(6)}
 
 
@@ -438,8 +438,8 @@ async def test_same_size_and_time_but_other_content_is_kept(tmp_path: Path) -> N
     dl.mkdir()
     make_file(dl / "x.bin", 1000, 2)
     os.utime(dl / "x.bin", ns=(mtime, mtime))
-    mine = sha256(dl / "x.bin")
+    mine = file_digest(dl / "x.bin")
     async with stream_pair() as ends, session_pair(ends, dl) as (a, _b):
         with pytest.raises(TransferFailed, match="already there"):
             await a.send_paths([tmp_path / "x.bin"])
-    assert sha256(dl / "x.bin") == mine
+    assert file_digest(dl / "x.bin") == mine

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from test_session_support import accept_all, make_file, sha256
+from test_session_support import accept_all, file_digest, make_file
 
 from rdv_core.addrs import AddrSpace
 from rdv_core.client import Client
@@ -88,7 +88,7 @@ async def test_files_and_folder_through_rdv(server_url: str, tmp_path: Path, pat
         await b.close()
     assert all(r.ok for r in results)
     for name, digest in digests.items():
-        assert sha256(dl / name) == digest
+        assert file_digest(dl / name) == digest
     assert {e.name for e in ev_b if isinstance(e, FileCompleted)} == set(digests)  # type: ignore[attr-defined]
     established = [e for e in ev_a if isinstance(e, SessionEstablished)]
     assert established[0].is_relay == (path == "relay")
@@ -143,7 +143,7 @@ async def test_resume_through_relay_after_cut(server_url: str, tmp_path: Path) -
         await a.close()
         await b.close()
     assert results[0].resumed_from == held
-    assert sha256(dl / "disk.img") == digest
+    assert file_digest(dl / "disk.img") == digest
 
 
 @pytest.fixture
@@ -202,4 +202,4 @@ async def test_files_through_a_tls_relay(tmp_path: Path, tls_cert: tuple[Path, P
     finally:
         await front.close()
         await server.close()
-    assert results[0].ok and sha256(dl / "secret.bin") == digest
+    assert results[0].ok and file_digest(dl / "secret.bin") == digest

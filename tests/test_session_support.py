@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rdv_core.events import Event
 from rdv_core.session import IncomingOffer, Session
+from rdv_core.session.files import new_hasher
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -173,11 +174,11 @@ async def session_pair(
 
 
 def make_file(path: Path, size: int, seed: int = 0) -> str:
-    """Write ``size`` pseudo-random bytes; return their sha256 hex digest."""
+    """Write ``size`` pseudo-random bytes; return their digest (BLAKE3, hex)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     block = hashlib.sha256(str(seed).encode()).digest() * 2048  # 64 KiB pattern
     rnd = os.urandom(1024)
-    digest = hashlib.sha256()
+    digest = new_hasher()
     with open(path, "wb") as f:
         left = size
         while left:
@@ -188,5 +189,6 @@ def make_file(path: Path, size: int, seed: int = 0) -> str:
     return digest.hexdigest()
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def file_digest(path: Path) -> str:
+    """The file's digest as the session computes it (BLAKE3, hex)."""
+    return new_hasher().update(path.read_bytes()).hexdigest()

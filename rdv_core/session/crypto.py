@@ -37,8 +37,9 @@ from rdv_core.session.errors import ConnectionLost, ProtocolViolation
 if TYPE_CHECKING:
     from rdv_core.session.channel import Channel
 
-#: Session protocol version, in the plaintext prelude and in ``hello``.
-SESSION_VERSION = 1
+#: Session protocol version, in the plaintext prelude and in ``hello``. Version 2 made
+#: whole-file digests BLAKE3 (named in ``done`` frames); a version 1 peer hashed SHA-256.
+SESSION_VERSION = 2
 MAGIC = b"RDVS"
 TAG_SIZE = 16
 _SPAKE_ID = b"rdv-session/1"

@@ -12,13 +12,14 @@ already held, which are hashed once from disk.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from blake3 import blake3
 
 from rdv_core.session.errors import UnsafeName
 from rdv_core.session.safepath import (
@@ -30,9 +31,19 @@ from rdv_core.session.safepath import (
     sidecar_path,
 )
 
-#: Digest algorithm of whole files (SHA-256 uses the CPU's SHA extensions where present).
-DIGEST = "sha256"
+#: Digest algorithm of whole files, named in every ``done`` frame. BLAKE3 (the official
+#: Rust implementation) costs about half of SHA-256's CPU per GiB on the project machine,
+#: SHA extensions notwithstanding, and each side hashes every byte.
+DIGEST = "blake3"
 _HASH_BLOCK = 1 << 20
+
+#: The digest object of :data:`DIGEST` (``update``, ``hexdigest``).
+Hasher = blake3
+
+
+def new_hasher() -> Hasher:
+    """A fresh digest object of :data:`DIGEST`."""
+    return blake3()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +103,13 @@ def _local(path: Path, name: str, info: os.stat_result) -> LocalFile:
     return LocalFile(path, name, info.st_size, max(0, info.st_mtime_ns))
 
 
-def hash_prefix(path: Path, length: int) -> hashlib._Hash:
+def hash_prefix(path: Path, length: int) -> Hasher:
     """A digest object fed with the first ``length`` bytes of ``path``.
 
     Raises:
         OSError: the file cannot be read, or is shorter than ``length``.
     """
-    hasher = hashlib.new(DIGEST)
+    hasher = new_hasher()
     buffer = bytearray(_HASH_BLOCK)
     view = memoryview(buffer)
     left = length
@@ -133,10 +144,10 @@ class IncomingFile:
         self.parts = check_relative_path(name)
         self._base = base
         self.offset = 0
-        self.received = 0
         self.path: Path | None = None
         self._fd: int | None = None
-        self._hasher = hashlib.new(DIGEST)
+        self.received = 0
+        self._hasher = new_hasher()
         self._target: Path | None = None
         self._existing = False
 
@@ -234,8 +245,8 @@ class IncomingFile:
             ``(ok, our digest, reason)``; on a digest mismatch the partial is deleted
             (resuming from corrupt data would fail again).
         """
-        ours = self._hasher.hexdigest()
         self.close()
+        ours = self._hasher.hexdigest()
         if self._existing:
             assert self._target is not None
             if ours != digest:

@@ -136,10 +136,15 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class Done:
-    """The sender sent every byte; ``digest`` is the whole file's SHA-256 (hex)."""
+    """The sender sent every byte; ``digest`` is the whole file's digest (hex).
+
+    ``algorithm`` names the digest (``blake3``, see ``files.DIGEST``) so that a receiver
+    never compares digests of different algorithms: it fails the file instead.
+    """
 
     id: int
     digest: str
+    algorithm: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +272,8 @@ def _control_body(frame: Frame) -> tuple[FrameType, dict[str, Any]]:
             return FrameType.ACCEPT, {"batch": batch, "offsets": offsets, "failed": failed}
         case Reject(batch, reason):
             return FrameType.REJECT, {"batch": batch, "reason": reason}
-        case Done(id_, digest):
-            return FrameType.DONE, {"id": id_, "digest": digest}
+        case Done(id_, digest, algorithm):
+            return FrameType.DONE, {"id": id_, "digest": digest, "algorithm": algorithm}
         case Result(id_, ok, digest, reason):
             return FrameType.RESULT, {"id": id_, "ok": ok, "digest": digest, "reason": reason}
         case Fail(id_, side, reason):
@@ -398,7 +403,11 @@ def _decode_control(kind: FrameType, body: _Body) -> Frame:
         case FrameType.REJECT:
             return Reject(body.int_("batch", top=_MAX_ID), body.str_("reason"))
         case FrameType.DONE:
-            return Done(body.int_("id", top=_MAX_ID), body.str_("digest", limit=128))
+            return Done(
+                body.int_("id", top=_MAX_ID),
+                body.str_("digest", limit=128),
+                body.str_("algorithm", limit=32),
+            )
         case FrameType.RESULT:
             return Result(
                 body.int_("id", top=_MAX_ID),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import io
 import logging
 import os
@@ -66,7 +65,15 @@ from rdv_core.session.errors import (
     TransferRejected,
     UnsafeName,
 )
-from rdv_core.session.files import DIGEST, IncomingFile, LocalFile, collect, hash_prefix
+from rdv_core.session.files import (
+    DIGEST,
+    Hasher,
+    IncomingFile,
+    LocalFile,
+    collect,
+    hash_prefix,
+    new_hasher,
+)
 
 log = logging.getLogger("rdv.session")
 
@@ -427,8 +434,8 @@ class Session:
                     raise ProtocolViolation(f"answer to an unknown offer {batch}")
                 if not answer.done():
                     answer.set_result(frame)
-            case fr.Done(id_, digest):
-                self._on_done(id_, digest)
+            case fr.Done(id_, digest, algorithm):
+                self._on_done(id_, digest, algorithm)
             case fr.Result():
                 self._on_result(frame)
             case fr.Fail(id_, side, reason):
@@ -548,7 +555,7 @@ class Session:
             self._write_reply(fr.Ack(frame.id, file.received))
             self._emit_progress(frame.id, "in", file.received, state.progress)
 
-    def _on_done(self, id_: int, digest: str) -> None:
+    def _on_done(self, id_: int, digest: str, algorithm: str) -> None:
         state = self._incoming.get(id_)
         if state is None:
             raise ProtocolViolation(f"done for unknown transfer {id_}")
@@ -556,7 +563,12 @@ class Session:
             return
         file = state.file
         try:
-            ok, ours, reason = file.finish(digest)
+            if algorithm != DIGEST:
+                file.close()  # the data may be fine: keep the partial file
+                ok, ours = False, ""
+                reason = f"the sender's digest is {algorithm!r}; this receiver checks {DIGEST}"
+            else:
+                ok, ours, reason = file.finish(digest)
         except OSError as exc:
             ok, ours, reason = False, "", _describe_os_error(exc, f"cannot finish {file.name}")
         del self._incoming[id_]
@@ -659,7 +671,7 @@ class Session:
                     hasher = await asyncio.to_thread(hash_prefix, local.path, offset)
                     handle.seek(offset)
                 else:
-                    hasher = hashlib.new(DIGEST)
+                    hasher = new_hasher()
                 await self._stream_data(out, handle, hasher)
             except SessionError:
                 raise
@@ -667,17 +679,16 @@ class Session:
                 self._sender_failed(out, _describe_os_error(exc, f"cannot read {local.path}"))
                 return
         if not out.failed and not self.closed:
-            self._write(fr.Done(id_, hasher.hexdigest()))
+            self._write(fr.Done(id_, hasher.hexdigest(), DIGEST))
             await self._drain()
 
-    async def _stream_data(
-        self, out: _Outgoing, handle: io.RawIOBase, hasher: hashlib._Hash
-    ) -> None:
+    async def _stream_data(self, out: _Outgoing, handle: io.RawIOBase, hasher: Hasher) -> None:
         """The data loop: read into a reused buffer, hash, seal into a fresh record, write.
 
-        One thread on purpose: a read-and-hash worker thread (both release the GIL) was
-        measured slower on the 2-core project machine, where both peers already keep
-        the cores busy and the per-chunk hand-off costs more than the overlap gains.
+        One thread on purpose: worker threads for reading and hashing (both release the
+        GIL) were measured slower on the 2-core project machine, where both peers keep
+        the cores busy: the hand-offs and the data moving between cores' caches cost
+        more than the overlap gains.
         """
         sealer = self._sealer
         assert sealer is not None

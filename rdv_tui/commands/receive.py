@@ -22,7 +22,7 @@ def add_parser(subparsers: Any) -> None:
         "receive",
         help="receive files from a peer running rdv send",
         description="Receive files from the peer that runs `rdv send` and shows CODE. "
-        "Files are checked against the sender's SHA-256 digest; names that would leave the "
+        "Files are checked against the sender's BLAKE3 digest; names that would leave the "
         "download folder are refused; existing files are never overwritten (a new file "
         "becomes 'name (1).ext'). After a broken connection, partial files are kept: run "
         "both commands again with the same code to resume.",

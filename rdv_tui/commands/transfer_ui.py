@@ -39,6 +39,7 @@ from rdv_core.events import (
     ObservedAddrWarning,
     TransferResumed,
 )
+from rdv_core.session.files import DIGEST
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -122,7 +123,7 @@ class TransferView:
                 self._update(tid, completed=size or 1, description=f"[green]✓[/] {escape(name)}")
                 self.console.print(
                     f"[green]verified[/] {escape(name)} "
-                    f"({human_size(size)}, sha256 {digest[:16]}…)",
+                    f"({human_size(size)}, {DIGEST} {digest[:16]}…)",
                     highlight=False,
                 )
             case FileFailed(transfer_id=tid, name=name, reason=reason):
