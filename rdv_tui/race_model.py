@@ -243,6 +243,14 @@ class RaceModel:
             return Change(rows=(candidate.id,), result=isinstance(event, ev.Picked))
         return self._apply_attempt(event)
 
+    def advance(self, t: float) -> bool:
+        """Move the right end of the time axis to ``t`` while nothing happens (a live
+        race waiting in the lobby); True if it moved. Running rows grow with it."""
+        if self.result is not None or not self.events or t <= self.t_end:
+            return False
+        self.t_end = t
+        return True
+
     def apply_all(self, events: list[Event]) -> None:
         """Fold many events (a replayed file) at once."""
         for event in events:

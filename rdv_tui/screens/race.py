@@ -8,6 +8,7 @@ posted from the client's ``on_event`` callback; a replayed file feeds the same p
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -25,6 +26,9 @@ from rdv_tui.race_model import RaceModel, is_race_event
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
 from rdv_tui.widgets.race_table import RaceTable
 from rdv_tui.widgets.waterfall import Waterfall
+
+TICK_S = 0.25
+"""While a live race runs, the axis and the banner advance this often (lobby waits)."""
 
 REPLAY_MAX_GAP_S = 0.5
 """An animated replay never waits longer than this between two events, so that a long
@@ -67,6 +71,7 @@ class RaceScreen(Screen[None]):
         self.model = RaceModel()
         self.source = source
         self.note = ""
+        self._origin: float | None = None  # monotonic time of t=0 of a live attempt
         self._ready = False  # set in on_mount (is_mounted is still False there)
         self._initial = [e for e in (events or []) if is_race_event(e)]
         self.model.apply_all(self._initial)
@@ -82,6 +87,7 @@ class RaceScreen(Screen[None]):
     def on_mount(self) -> None:
         self._ready = True
         self._redraw_all()
+        self.set_interval(TICK_S, self.tick)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
 
     # ----- feeding events
@@ -92,6 +98,8 @@ class RaceScreen(Screen[None]):
     def feed(self, event: Event) -> None:
         """Apply one event and update only what it changed (before mount: the model only)."""
         change = self.model.apply(event)
+        if self.source == "live" and self._origin is None:
+            self._origin = time.monotonic() - event.t
         if not self._ready:
             return  # on_mount draws everything from the model
         if change.rows:
@@ -108,11 +116,20 @@ class RaceScreen(Screen[None]):
         """Forget every event (a new attempt, or the start of an animated replay)."""
         self.model = RaceModel()
         self.source, self.note = source, ""
+        self._origin = None
         if not self._ready:
             return
         self.query_one(RaceTable).forget()
         self.query_one(Waterfall).model = self.model
         self._redraw_all()
+
+    def tick(self) -> None:
+        """Advance the axis of a live race to now, so waits are visible as they happen."""
+        if self._origin is None or not self._ready:
+            return
+        if self.model.advance(time.monotonic() - self._origin):
+            self.query_one(ResultBanner).show(self.model, extra=self.note)
+            self.query_one(Waterfall).refresh()
 
     def set_note(self, note: str) -> None:
         """A line of context after the result (e.g. the session being set up)."""
@@ -172,8 +189,6 @@ class RaceScreen(Screen[None]):
 
 def export_race(events: list[Event], directory: Path, name: str | None = None) -> Path:
     """Write ``events`` as ``rdv-race-<time>.jsonl`` (or ``name``) in ``directory``."""
-    import time
-
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (name or time.strftime("rdv-race-%Y%m%d-%H%M%S.jsonl"))
     stem, number = path.stem, 2

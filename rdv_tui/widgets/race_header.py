@@ -83,9 +83,16 @@ class ResultBanner(Static):
         self.remove_class("-p2p", "-relay", "-failed")
         if r is None:
             running = len([row for row in model.rows.values() if not row.state.is_final])
-            text = "racing…" if model.rows else "waiting for the server…"
             if model.rows:
-                text += f" {running} candidate(s) in flight, {format_ms(model.t_end)} so far"
+                text = f"racing… {running} candidate(s) in flight"
+            elif model.server.connected_t is not None:
+                text = "waiting in the server's lobby for the peer…"
+            elif model.events:
+                text = "connecting to the server…"
+            else:
+                text = "no race yet: F2 to connect, or rdv tui --replay FILE"
+            if model.events:
+                text += f" {model.t_end:.1f} s"
         elif not r.ok:
             self.add_class("-failed")
             text = f"✗ FAILED after {format_ms(r.elapsed_s)}: {r.reason}"

@@ -280,9 +280,13 @@ async def test_failed_attempt_shows_why(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: app.embedded is not None)
         await fill_connect_form(app, pilot, "lonely-token")
         app.connect_screen.query_one("#race-only", Checkbox).value = True
-        app.connect_screen.query_one("#timeout", Input).value = "0.5"
+        app.connect_screen.query_one("#timeout", Input).value = "1.5"
         await pilot.press("ctrl+r")
         race = app.race_screen
+        # While it waits in the lobby, the axis and the banner keep moving.
+        await wait_for(pilot, lambda: race.model.t_end > 0.6 or race.model.result is not None)
+        assert race.model.result is None
+        assert "waiting in the server's lobby" in str(race.query_one("#result").render())
         await wait_for(pilot, lambda: race.model.result is not None)
         assert race.model.result is not None and not race.model.result.ok
         assert race.model.result.reason.startswith("timeout")
