@@ -1,9 +1,10 @@
 """Regenerate ``screenshots/*.svg`` from the real app: ``python -m rdv_tui.screenshots``.
 
 Each shot runs the real app headless. The race and the session from the demo are live
-(embedded server, an in-process peer, loopback only); the sample race, session and
-server scenes are fixed events fed to the real screens (``rdv_tui.scenes``), because a
-race across NATs cannot happen on one machine.
+(embedded server, an in-process peer, loopback only); ``screenshots/races/*.jsonl`` are
+real races recorded in the NAT lab (``rdv lab run PRESET --json``, the dialer's events)
+and replayed; the sample race, session and server scenes are fixed events fed to the
+real screens (``rdv_tui.scenes``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ Stage = Callable[[RdvApp], Awaitable[None]]
 
 SIZE = (120, 34)
 """Terminal size of every shot (columns, rows)."""
+
+REPO = Path(__file__).resolve().parent.parent
+RACES = REPO / "screenshots" / "races"
+"""Races recorded in the NAT lab, replayed into screenshots."""
 
 
 async def _until(check: Callable[[], bool], limit: float = 30.0) -> None:
@@ -104,6 +109,15 @@ async def main(directory: Path) -> None:
             directory / "demo-session.svg",
             "rdv demo: chat and a verified file",
         )
+
+        # Real races recorded in the NAT lab (`rdv lab run PRESET --json`, dialer side).
+        for recorded in sorted(RACES.glob("*.jsonl")):
+            await shoot(
+                AppConfig(replay=recorded),
+                nothing,
+                directory / f"race-lab-{recorded.stem}.svg",
+                f"rdv tui --replay {recorded.relative_to(REPO)}",
+            )
 
         await shoot(
             session_app_config(),

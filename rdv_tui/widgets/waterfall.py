@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from rdv_tui.race_model import CandidateRow, Mark, RaceModel, RowState
+from rdv_tui.race_model import CandidateRow, Mark, RaceModel, RowState, format_ms
 from rdv_tui.widgets.palette import colour, state_colour
 
 LABEL_WIDTH = 13
@@ -118,7 +118,7 @@ class Waterfall(Widget):
                 chars[col(s.responded_t)], styles[col(s.responded_t)] = "┤", connect_colour
         _paint(line, chars, styles)
         if s.responded_t is not None and s.lobby_s is not None:
-            note = f" lobby {s.lobby_s * 1000:.0f} ms"
+            note = f" lobby {format_ms(s.lobby_s)}"
             _annotate(line, LABEL_WIDTH + col(s.responded_t) + 1, note, lobby_colour)
         return line
 
