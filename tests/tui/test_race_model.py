@@ -91,3 +91,18 @@ def test_progress_messages_merge_but_others_do_not() -> None:
     chat = RdvApp.CoreEvent(ev.ChatReceived(1.0, "hi"), "session")
     assert not chat.can_replace(progress(1, 10))
     assert not progress(1, 50).can_replace(chat)
+
+
+def test_recorded_lab_races_replay() -> None:
+    """The real races in screenshots/races/ (recorded with ``rdv lab run --json``) still load."""
+    from pathlib import Path
+
+    from rdv_tui.app import load_race
+
+    races = sorted((Path(__file__).parents[2] / "screenshots" / "races").glob("*.jsonl"))
+    assert races
+    for path in races:
+        model = RaceModel()
+        model.apply_all(load_race(path))
+        assert model.result is not None and model.result.ok, path
+        assert all(row.state.is_final for row in model.rows.values()), path
