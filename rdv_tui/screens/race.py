@@ -177,7 +177,7 @@ class RaceScreen(Screen[None]):
         if not events:
             self.notify("nothing to replay yet")
             return
-        self.reset(self.source)
+        self.reset("replay" if self.source == "live" else self.source)  # no live clock
         last = events[0].t
         for event in events:
             gap = min(max(0.0, event.t - last), REPLAY_MAX_GAP_S) / speed
