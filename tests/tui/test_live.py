@@ -11,13 +11,20 @@ import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input
 
 from rdv_core import events as ev
 from rdv_core.addrs import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_core.client import Client
-from rdv_core.session import Session, generate_code, parse_code
+from rdv_core.session import (
+    Session,
+    SessionError,
+    TransferRejected,
+    generate_code,
+    parse_code,
+)
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.demo_peer import DemoPeer
 from rdv_tui.race_model import RowState
@@ -144,13 +151,9 @@ async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
             second = asyncio.get_running_loop().create_task(session.send_paths([big]))
             await wait_for(pilot, lambda: bar.pending == 1)
             await pilot.press("ctrl+n")
-            rejected = False
-            try:
+            with pytest.raises(TransferRejected, match="declined"):
                 async with asyncio.timeout(10):
                     await second
-            except Exception as exc:  # TransferRejected
-                rejected = "declined" in str(exc)
-            assert rejected
             row2 = app.session_screen.query_one("#t-in-2", TransferRow)
             assert row2.has_class("-failed")
         finally:
@@ -294,3 +297,25 @@ async def test_failed_attempt_shows_why(tmp_path: Path) -> None:
         assert "FAILED" in banner and "waiting for the peer" in banner
         assert race.query_one("#result").has_class("-failed")
         assert app.conn is None
+
+
+async def test_wrong_code_is_reported(tmp_path: Path) -> None:
+    """Same nameplate, other words: the race works, the session refuses, the user is told."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.embedded is not None)
+        assert app.embedded is not None
+        peer = DemoPeer(app.embedded.url, "77-amber-anchor", tmp_path / "peer")
+        peer_task = asyncio.get_running_loop().create_task(peer.run())
+        try:
+            await fill_connect_form(app, pilot, "77-zebra-zinnia")
+            await pilot.press("ctrl+r")
+            race = app.race_screen
+            await wait_for(pilot, lambda: "session failed" in race.note, limit=20)
+            assert race.model.result is not None and race.model.result.ok
+            assert app.session is None and app.conn is None
+            assert "code" in race.note.lower()
+        finally:
+            with contextlib.suppress(asyncio.CancelledError, SessionError):
+                peer_task.cancel()
+                await peer_task  # the peer saw the mismatch too
