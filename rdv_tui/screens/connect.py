@@ -33,26 +33,6 @@ if TYPE_CHECKING:
 class ConnectScreen(Screen[None]):
     """The form that starts an attempt. Every check runs before any traffic."""
 
-    DEFAULT_CSS = """
-    ConnectScreen #share {
-        background: $primary-muted; color: $text; padding: 0 1; text-style: bold;
-    }
-    ConnectScreen #form { padding: 0 1; }
-    ConnectScreen .row { height: auto; margin-top: 1; }
-    ConnectScreen .row > Label { width: 8; color: $text-muted; }
-    ConnectScreen #server, ConnectScreen #code { width: 1fr; margin-right: 1; }
-    ConnectScreen #spaces { height: auto; layout: grid; grid-size: 4; width: 1fr; }
-    ConnectScreen #spaces Checkbox { width: 1fr; }
-    ConnectScreen #wait, ConnectScreen #timeout { width: 7; }
-    ConnectScreen #picker { width: 18; margin-right: 1; }
-    ConnectScreen .unit { padding: 0 1; width: auto; color: $text-muted; }
-    ConnectScreen RadioSet { layout: horizontal; width: auto; margin-right: 2; }
-    ConnectScreen RadioButton { margin-right: 1; }
-    ConnectScreen Button { margin-right: 1; }
-    ConnectScreen #error { color: $text-error; height: auto; }
-    ConnectScreen #connect { margin: 1 0 0 8; }
-    """
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "generate_code", "New code"),
         Binding("ctrl+y", "copy_code", "Copy code"),

@@ -43,10 +43,6 @@ class RaceScreen(Screen[None]):
         source: Where the events came from (``live``, or the replayed file's name).
     """
 
-    DEFAULT_CSS = """
-    RaceScreen #race-body { height: 1fr; }
-    """
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "export_race", "Export JSONL"),
         Binding("s", "app.save_svg", "Save SVG"),

@@ -23,10 +23,6 @@ REFRESH_S = 0.5
 class ServerScreen(Screen[None]):
     """What the embedded server is doing."""
 
-    DEFAULT_CSS = """
-    ServerScreen .title { padding: 0 1; color: $text-muted; text-style: bold; margin-top: 1; }
-    """
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "app.save_svg", "Save SVG"),
     ]

@@ -36,12 +36,6 @@ class SessionScreen(Screen[None]):
         bytes_out: File bytes sent so far (all transfers).
     """
 
-    DEFAULT_CSS = """
-    SessionScreen #panes { height: 1fr; }
-    SessionScreen ChatPane { width: 1fr; border: round $primary-muted; border-title-color: $text; }
-    SessionScreen FilesPane { width: 1fr; border: round $primary-muted; border-title-color: $text; }
-    """
-
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+o", "browse", "Send file"),
         Binding("ctrl+t", "accept_offer", "Accept offer"),
