@@ -111,3 +111,18 @@ async def test_animated_replay_plays_the_events_again(race_file: Path) -> None:
         await pilot.pause()
         assert len(screen.model.events) == 24
         assert _table_rows(screen)["c1"][-1].startswith("★ picked")
+
+
+async def test_theme_change_recolours_the_rows(race_file: Path) -> None:
+    app = make_app(AppConfig(replay=race_file))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RaceScreen)
+        table = screen.query_one("#race-table", DataTable)
+        before = str(table.get_cell("c1", "state").style)
+        app.theme = "gruvbox"
+        await pilot.pause(0.2)
+        after = str(table.get_cell("c1", "state").style)
+        assert before != after
+        assert app.theme_variables["success"].lower()[:7] in after.lower()
