@@ -357,6 +357,7 @@ class RdvApp(App[int]):
             spaces=AddrSpace.LOOPBACK,
             timeout_s=60.0,
         )
+        self.connect_screen.show_params(params)  # F2 shows what the demo runs
         self.demo_peer = DemoPeer(self.embedded.url, code, directory / "peer")
         self._demo_task = asyncio.get_running_loop().create_task(self.demo_peer.run())
         try:

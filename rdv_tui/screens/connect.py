@@ -169,6 +169,17 @@ class ConnectScreen(Screen[None]):
         params.validate()
         return params
 
+    def show_params(self, params: ConnectParams) -> None:
+        """Fill the form from ``params`` (the demo shows what it runs)."""
+        self.query_one("#server", Input).value = params.server_url
+        self.query_one("#code", Input).value = params.code
+        self.query_one(f"#role-{params.role}", RadioButton).value = True
+        for space in SINGLE_SPACES:
+            box = self.query_one(f"#space-{format_spaces(space)}", Checkbox)
+            box.value = bool(params.spaces & space)
+        self.query_one("#force-relay", Checkbox).value = params.force_relay
+        self.query_one("#race-only", Checkbox).value = params.race_only
+
     def use_recent(self, kind: str, value: str) -> None:
         """Fill the server or the code field with a remembered value."""
         self.query_one("#server" if kind == "server" else "#code", Input).value = value
