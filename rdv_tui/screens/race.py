@@ -19,10 +19,11 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import DataTable, Footer
 
 from rdv_core.events import Event, write_jsonl
 from rdv_tui.race_model import RaceModel, is_race_event
+from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
 from rdv_tui.widgets.race_table import RaceTable
 from rdv_tui.widgets.waterfall import Waterfall
@@ -147,6 +148,13 @@ class RaceScreen(Screen[None]):
         self.query_one(Waterfall).refresh()
 
     # ----- actions
+
+    def on_data_table_row_selected(self, message: DataTable.RowSelected) -> None:
+        """Enter or a click on a row: that candidate's whole story."""
+        key = message.row_key.value or ""
+        row = self.model.rows.get(int(key[1:])) if key.startswith("c") else None
+        if row is not None:
+            self.app.push_screen(CandidateDetails(row, self.model.events))
 
     def action_toggle_zoom(self) -> None:
         """Zoom the time axis onto the race (from the server's answer) or back to 0."""

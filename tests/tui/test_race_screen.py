@@ -126,3 +126,32 @@ async def test_theme_change_recolours_the_rows(race_file: Path) -> None:
         after = str(table.get_cell("c1", "state").style)
         assert before != after
         assert app.theme_variables["success"].lower()[:7] in after.lower()
+
+
+async def test_enter_on_a_row_shows_the_candidates_story(race_file: Path) -> None:
+    from rdv_tui.screens.candidate import CandidateDetails
+
+    app = make_app(AppConfig(replay=race_file))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one("#race-table", DataTable)
+        table.focus()
+        table.move_cursor(row=0)  # candidate #1: refused, refused, reset, then picked
+        await pilot.press("enter")
+        await pilot.pause()
+        details = app.screen
+        assert isinstance(details, CandidateDetails)
+        assert [e.type for e in details.events] == [
+            "DialStarted",
+            "DialRetried",
+            "DialRetried",
+            "DialRetried",
+            "CandidateConnected",
+            "HandshakeOk",
+            "Picked",
+        ]
+        text = str(details.query_one("#events").render())
+        assert "reason=reset" in text and "errno=104" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, RaceScreen)

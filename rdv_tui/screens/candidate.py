@@ -1,0 +1,55 @@
+"""A modal with one candidate's whole story: every event about it, with times."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static
+
+from rdv_core.events import Event
+from rdv_tui.race_model import CandidateRow
+
+
+def describe_event(event: Event) -> str:
+    """One line for a candidate event: its type and fields other than the candidate."""
+    fields = {k: v for k, v in event.to_json().items() if k not in ("type", "t", "candidate")}
+    details = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
+    return f"{event.t * 1000:9.1f} ms  {event.type}" + (f"  {details}" if details else "")
+
+
+class CandidateDetails(ModalScreen[None]):
+    """Everything that happened to one candidate (Enter or a click on its row)."""
+
+    DEFAULT_CSS = """
+    CandidateDetails { align: center middle; }
+    CandidateDetails > VerticalScroll {
+        width: 90%; max-width: 120; height: auto; max-height: 80%;
+        border: thick $primary; background: $surface; padding: 0 1;
+    }
+    CandidateDetails #title { text-style: bold; margin-bottom: 1; }
+    CandidateDetails #hint { color: $text-muted; margin-top: 1; }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,enter,q", "close", "Close"),
+    ]
+
+    def __init__(self, row: CandidateRow, events: list[Event]) -> None:
+        super().__init__()
+        self.row = row
+        self.events = [e for e in events if getattr(e, "candidate", None) == row.candidate]
+
+    def compose(self) -> ComposeResult:
+        c = self.row.candidate
+        with VerticalScroll():
+            yield Label(f"{c.describe()}: {self.row.state_text}", id="title")
+            yield Static("\n".join(describe_event(e) for e in self.events), id="events")
+            yield Label("Esc to close", id="hint")
+
+    def action_close(self) -> None:
+        """Close the details."""
+        self.dismiss(None)
