@@ -34,6 +34,7 @@ class RaceTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._shown: dict[str, tuple[str, ...]] = {}
+        self._max_id = 0
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -62,8 +63,11 @@ class RaceTable(DataTable[Text]):
         old = self._shown.get(row.key)
         if old is None:
             self.add_row(*cells, key=row.key)
-            # Keep candidates in id order, like the waterfall below.
-            self.sort("id", key=lambda cell: int(cell.plain))
+            # Keep candidates in id order, like the waterfall below (ids mostly arrive
+            # in order: sort only when one does not).
+            if row.candidate.id < self._max_id:
+                self.sort("id", key=lambda cell: int(cell.plain))
+            self._max_id = max(self._max_id, row.candidate.id)
         else:
             for (column, _), cell, before, now in zip(COLUMNS, cells, old, plain, strict=True):
                 if before != now:
@@ -74,6 +78,7 @@ class RaceTable(DataTable[Text]):
         """Remove every row (a new attempt)."""
         self.clear()
         self._shown.clear()
+        self._max_id = 0
 
     def restyle(self, rows: list[CandidateRow]) -> None:
         """Recolour every row (after a theme change)."""
