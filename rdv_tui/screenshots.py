@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from textual.widgets import Input
+from textual.widgets import DataTable, Input
 
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.scenes import sample_race, session_app_config, stage_server, stage_session
@@ -71,6 +71,20 @@ async def main(directory: Path) -> None:
             nothing,
             directory / "race-dashboard.svg",
             "rdv tui --replay race.jsonl",
+        )
+
+        async def details(app: RdvApp) -> None:
+            table = app.race_screen.query_one("#race-table", DataTable)
+            table.focus()
+            table.move_cursor(row=0)
+            table.action_select_cursor()
+            await asyncio.sleep(0.2)
+
+        await shoot(
+            AppConfig(replay=race_file),
+            details,
+            directory / "race-candidate.svg",
+            "rdv tui --replay race.jsonl: Enter on a row",
         )
 
         async def connect(app: RdvApp) -> None:
