@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from rdv_core.events import write_jsonl
 from rdv_tui.app import AppConfig, RdvApp, make_app
@@ -54,6 +55,21 @@ def test_server_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None
     async def stage(pilot: Pilot[int]) -> None:
         assert isinstance(pilot.app, RdvApp)
         await stage_server(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=stage)
+
+
+@SIZES
+def test_connect_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    app: Any = make_app(AppConfig(embedded_server=False, server_url="http://rdv.example.net:8080"))
+
+    async def stage(pilot: Pilot[int]) -> None:
+        assert isinstance(pilot.app, RdvApp)
+        screen = pilot.app.connect_screen
+        screen.query_one("#code", Input).value = "7-tulip-orbit"
+        for field in screen.query(Input):
+            field.cursor_blink = False
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=stage)
