@@ -39,6 +39,7 @@ from rdv_core.race import (
     Race,
     classify,
     infer_origins,
+    redial_pause,
     retry_interval,
     space_name,
 )
@@ -162,12 +163,13 @@ def test_infer_origins() -> None:
 
 
 def test_fast_redials_only_through_nats() -> None:
-    """Public addresses (behind a NAT that resets early SYNs) are redialled fast."""
-    assert retry_interval(Addr.parse("203.0.113.12:4000")) == RETRY_INTERVAL
-    assert retry_interval(Addr.parse("[2001:db8::1]:4000")) == RETRY_INTERVAL
+    """Public addresses (behind a NAT that resets early SYNs) are redialled at once."""
+    for public in ("203.0.113.12:4000", "[2001:db8::1]:4000"):
+        assert retry_interval(Addr.parse(public)) == RETRY_INTERVAL
+        assert redial_pause(Addr.parse(public), 5, 0.01, 0.0001) == 0.0
     for local in ("192.168.1.5:4000", "10.0.0.1:1", "[fd00::2]:1", "127.0.0.1:1", "[fe80::1]:1"):
         assert retry_interval(Addr.parse(local)) == LOCAL_RETRY_INTERVAL
-    assert RETRY_INTERVAL < LOCAL_RETRY_INTERVAL
+        assert redial_pause(Addr.parse(local), 5, 0.01, 0.0) == LOCAL_RETRY_INTERVAL
 
 
 def test_space_names() -> None:
