@@ -145,6 +145,9 @@ BURST_WINDOW: Final = 1.0
 #: send to a near host that keeps resetting us. The lab's zero-delay routers answer
 #: within tens of microseconds and a burst reaches 10000-20000 dials per second
 #: there; a cap of 10000 ended some bursts after 0.6 s and cost runs (see above).
+#: In all, one candidate gets at most ``min(BURST_MAX_DIALS, BURST_WINDOW / RTT)``
+#: SYNs in the first second, then one per :data:`RETRY_INTERVAL` while the race
+#: lasts (the dialer's picker ends it; the accepter stops when the relay closes).
 BURST_MAX_DIALS: Final = 20000
 
 #: How long :func:`redial_burst` may redial without yielding to the event loop.
