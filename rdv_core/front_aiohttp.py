@@ -41,7 +41,8 @@ from aiohttp import web_protocol as _web_protocol
 from aiohttp.http_parser import HttpRequestParserPy
 
 from rdv_core import protocol
-from rdv_core.addrs import Addr, AddrError
+from rdv_core.addrs import Addr
+from rdv_core.observed import transport_peer_addr
 from rdv_core.protocol import Head, RequestRejected
 from rdv_core.server import CLOSED, RdvServer
 
@@ -221,11 +222,4 @@ def mount(app: web.Application, server: RdvServer, prefix: str = "/rdv") -> None
 
 
 def _remote(request: web.Request) -> Addr | None:
-    transport = request.transport
-    peername = transport.get_extra_info("peername") if transport is not None else None
-    if not isinstance(peername, tuple):
-        return None
-    try:
-        return Addr.from_sockaddr(peername)
-    except (AddrError, ValueError):
-        return None
+    return transport_peer_addr(request.transport) if request.transport is not None else None

@@ -28,7 +28,8 @@ from types import TracebackType
 from typing import Final, cast
 
 from rdv_core import metrics, protocol
-from rdv_core.addrs import Addr, AddrError
+from rdv_core.addrs import Addr
+from rdv_core.observed import transport_peer_addr
 from rdv_core.protocol import Head, HeadParser, ProtocolError, RequestRejected
 from rdv_core.server import CLOSED, RdvServer
 
@@ -40,16 +41,6 @@ HEAD_TIMEOUT_S: Final = 30.0
 #: Header block bound for requests: rdv requests are small.
 MAX_REQUEST_HEAD: Final = 16 * 1024
 PLAIN_ROUTES: Final = frozenset({"/healthz", "/metrics"})
-
-
-def _peer_addr(transport: asyncio.BaseTransport) -> Addr | None:
-    peername = transport.get_extra_info("peername")
-    if not isinstance(peername, tuple):
-        return None
-    try:
-        return Addr.from_sockaddr(peername)
-    except (AddrError, ValueError):
-        return None
 
 
 #: TCP keepalive for client conns: a lobby client whose machine vanishes without a FIN
@@ -94,7 +85,7 @@ class _HttpConn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # cast, not isinstance: uvloop's transports do not subclass asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
-        self._remote = _peer_addr(transport)
+        self._remote = transport_peer_addr(transport)
         _enable_keepalive(transport)
         self._front._conns.add(self)
         self._arm_timer()

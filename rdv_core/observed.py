@@ -12,6 +12,7 @@ the header (the client then warns that p2p across NATs will likely fail).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Callable, Iterable
 
@@ -29,6 +30,17 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 def peer_address(remote: Addr | None, get_header: HeaderGetter) -> Addr | None:
     """The default: the TCP peer address, unmapped; forwarding headers are ignored."""
     return None if remote is None else remote.unmapped()
+
+
+def transport_peer_addr(transport: asyncio.BaseTransport) -> Addr | None:
+    """The TCP peer address of a transport (IPv4-mapped unmapped), or None if unknown."""
+    peername = transport.get_extra_info("peername")
+    if not isinstance(peername, tuple):
+        return None
+    try:
+        return Addr.from_sockaddr(peername)
+    except (AddrError, ValueError):
+        return None
 
 
 def _parse_ip(text: str) -> IPAddress | None:
