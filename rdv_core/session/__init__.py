@@ -3,7 +3,10 @@
 Modules, one job each: :mod:`~rdv_core.session.codes` (human codes),
 :mod:`~rdv_core.session.crypto` (SPAKE2 -> HKDF -> AEAD), :mod:`~rdv_core.session.frames`
 (the frame codec), :mod:`~rdv_core.session.safepath` and :mod:`~rdv_core.session.files`
-(disk side), :mod:`~rdv_core.session.session` (the session itself).
+(disk side), :mod:`~rdv_core.session.session` (the session itself: handshake, dispatch,
+chat, close) built on :mod:`~rdv_core.session.base` (sealing frames out, events) with
+:mod:`~rdv_core.session.outgoing` and :mod:`~rdv_core.session.incoming` (the two transfer
+directions) and :mod:`~rdv_core.session.transfers` (what both directions share).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from rdv_core.session.errors import (
     TransferRejected,
     UnsafeName,
 )
-from rdv_core.session.session import IncomingOffer, OfferCallback, Session, TransferResult
+from rdv_core.session.incoming import IncomingOffer, OfferCallback
+from rdv_core.session.session import Session
+from rdv_core.session.transfers import TransferResult
 
 __all__ = [
     "Code",

@@ -25,7 +25,8 @@ from rdv_core.events import (
     Picked,
 )
 from rdv_core.session.codes import parse_code
-from rdv_core.session.session import OfferCallback, Session
+from rdv_core.session.incoming import OfferCallback
+from rdv_core.session.session import Session
 
 log = logging.getLogger("rdv.session")
 
