@@ -50,6 +50,7 @@ from rdv_core.events import (
     ServerRejected,
     ServerResponded,
 )
+from rdv_core.link import Link, open_stream
 from rdv_core.pickers import Picker, WaitForP2P
 from rdv_core.protocol import (
     ACCEPT,
@@ -66,7 +67,7 @@ from rdv_core.protocol import (
     check_upgrade_response,
     parse_server_url,
 )
-from rdv_core.race import Link, Race, open_stream
+from rdv_core.race import Race
 from rdv_core.sockets import LISTEN_BACKLOG, bound_socket, local_port
 
 logger = logging.getLogger("rdv.client")

@@ -15,6 +15,7 @@ from go_vectors import SESSION_REQUESTS, UNUSUAL_TOKENS
 
 from rdv_core.addrs import Addr, AddrSpace
 from rdv_core.client import Client, open_listeners
+from rdv_core.dialer import LOCAL_RETRY_INTERVAL, RETRY_INTERVAL, redial_pause, retry_interval
 from rdv_core.errors import (
     NoConnectionError,
     RdvError,
@@ -30,19 +31,11 @@ from rdv_core.events import (
     read_jsonl,
     write_jsonl,
 )
+from rdv_core.failures import classify
+from rdv_core.link import Link
 from rdv_core.pickers import Offers, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.protocol import ACCEPT, DIAL, Method, build_request, parse_server_url
-from rdv_core.race import (
-    LOCAL_RETRY_INTERVAL,
-    RETRY_INTERVAL,
-    Link,
-    Race,
-    classify,
-    infer_origins,
-    redial_pause,
-    retry_interval,
-    space_name,
-)
+from rdv_core.race import Race, infer_origins, space_name
 from rdv_core.sockets import local_port
 
 # ----- pickers

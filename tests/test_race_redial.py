@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from rdv_core.addrs import Addr
-from rdv_core.race import (
+from rdv_core.dialer import (
     BURST_MAX_DIALS,
     BURST_WINDOW,
     LOCAL_RETRY_INTERVAL,
