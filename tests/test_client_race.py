@@ -14,7 +14,7 @@ import os
 import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +56,6 @@ from rdv_core.pickers import Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.server import PairHandler, PeerInfo, RdvServer, Reject
 
 LOOP = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    server = RdvServer()
-    front = await start_native(server, host="127.0.0.1", port=0)
-    try:
-        yield front.url
-    finally:
-        await server.close()
-        await front.close()
 
 
 def client(

@@ -11,7 +11,6 @@ import hashlib
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +22,6 @@ from rdv_core.server import RdvServer
 RDV = [sys.executable, "-m", "rdv_tui"]
 PAYLOAD_SIZE = 64 * 1024 * 1024 + 12345  # not a multiple of any buffer size
 GREETING = b"hello from accept\n"
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    server = RdvServer()
-    front = await start_native(server, host="127.0.0.1", port=0)
-    try:
-        yield front.url
-    finally:
-        await server.close()
-        await front.close()
 
 
 @pytest.fixture(scope="module")

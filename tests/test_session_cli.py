@@ -5,25 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from test_session_support import file_digest, make_file
-
-from rdv_core.front_native import start_native
-from rdv_core.server import RdvServer
-
-
-@pytest.fixture
-async def server_url() -> AsyncIterator[str]:
-    server = RdvServer()
-    front = await start_native(server, host="127.0.0.1", port=0)
-    try:
-        yield front.url
-    finally:
-        await front.close()
-        await server.close()
 
 
 async def rdv(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -48,7 +33,7 @@ async def rdv(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
 
 
 @pytest.mark.parametrize(("spaces", "path"), [("loopback4,loopback6", "p2p"), ("none", "relay")])
-async def test_send_receive(server_url: str, tmp_path: Path, spaces: str, path: str) -> None:
+async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str) -> None:
     digests = {
         "big.bin": make_file(tmp_path / "src" / "big.bin", 2_500_000, 1),
         "docs/a.txt": make_file(tmp_path / "src" / "docs" / "a.txt", 1000, 2),
@@ -62,7 +47,7 @@ async def test_send_receive(server_url: str, tmp_path: Path, spaces: str, path: 
             str(tmp_path / "src" / "big.bin"),
             str(tmp_path / "src" / "docs"),
             "--server",
-            server_url,
+            url,
             "--code",
             code,
             "--spaces",
@@ -80,13 +65,13 @@ async def test_send_receive(server_url: str, tmp_path: Path, spaces: str, path: 
             "--yes",
             "--spaces",
             spaces,
-            env={"RDV_SERVER": server_url},
+            env={"RDV_SERVER": url},
         )
     )
     (rc_s, out_s, err_s), (rc_r, _out_r, err_r) = await asyncio.gather(sending, receiving)
     assert rc_s == 0, err_s
     assert rc_r == 0, err_r
-    assert f"rdv receive {code} --server {server_url}" in out_s
+    assert f"rdv receive {code} --server {url}" in out_s
     assert f"connected, encrypted: {path}" in err_s and f"connected, encrypted: {path}" in err_r
     if path == "relay":
         assert "direct connections are disabled" in err_s
@@ -100,10 +85,10 @@ async def test_send_receive(server_url: str, tmp_path: Path, spaces: str, path: 
     assert not any("fox-opal" in line for line in lines)
 
 
-async def test_receiver_without_terminal_declines(server_url: str, tmp_path: Path) -> None:
+async def test_receiver_without_terminal_declines(url: str, tmp_path: Path) -> None:
     make_file(tmp_path / "f.bin", 10)
     code = "9-owl-fig"
-    common = ("--server", server_url, "--spaces", "loopback4")
+    common = ("--server", url, "--spaces", "loopback4")
     (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
         rdv("send", str(tmp_path / "f.bin"), "--code", code, *common),
         rdv("receive", code, "--dir", str(tmp_path / "dl"), *common),
@@ -113,9 +98,9 @@ async def test_receiver_without_terminal_declines(server_url: str, tmp_path: Pat
     assert list((tmp_path / "dl").iterdir()) == []
 
 
-async def test_wrong_code_and_usage_errors(server_url: str, tmp_path: Path) -> None:
+async def test_wrong_code_and_usage_errors(url: str, tmp_path: Path) -> None:
     make_file(tmp_path / "f.bin", 10)
-    common = ("--server", server_url, "--spaces", "loopback4")
+    common = ("--server", url, "--spaces", "loopback4")
     (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
         rdv("send", str(tmp_path / "f.bin"), "--code", "8-owl-fig", *common),
         rdv("receive", "8-owl-fog", "--dir", str(tmp_path / "dl"), "--yes", *common),
@@ -127,6 +112,6 @@ async def test_wrong_code_and_usage_errors(server_url: str, tmp_path: Path) -> N
     rc, _, err = await rdv("receive", "nodash", *common)
     assert rc == 2 and "a code looks like" in err
     rc, _, err = await rdv(
-        "receive", "1-a-b", "--spaces", "bogus", "--server", server_url, "--timeout", "1"
+        "receive", "1-a-b", "--spaces", "bogus", "--server", url, "--timeout", "1"
     )
     assert rc == 2 and "--spaces" in err

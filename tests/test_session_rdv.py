@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,6 @@ from rdv_core.session import (
 )
 
 LOOPBACK = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
-
-
-@pytest.fixture
-async def server_url() -> AsyncIterator[str]:
-    server = RdvServer()
-    front = await start_native(server, host="127.0.0.1", port=0)
-    try:
-        yield front.url
-    finally:
-        await front.close()
-        await server.close()
 
 
 async def _pair(
@@ -64,7 +52,7 @@ async def _pair(
 
 
 @pytest.mark.parametrize("path", ["p2p", "relay"])
-async def test_files_and_folder_through_rdv(server_url: str, tmp_path: Path, path: str) -> None:
+async def test_files_and_folder_through_rdv(url: str, tmp_path: Path, path: str) -> None:
     spaces = LOOPBACK if path == "p2p" else AddrSpace.NONE
     src = tmp_path / "src"
     digests = {
@@ -77,7 +65,7 @@ async def test_files_and_folder_through_rdv(server_url: str, tmp_path: Path, pat
     ev_a: list[Event] = []
     ev_b: list[Event] = []
     code = generate_code()
-    a, b = await _pair(server_url, code, code, spaces, dl, ev_a, ev_b)
+    a, b = await _pair(url, code, code, spaces, dl, ev_a, ev_b)
     try:
         assert a.is_relay == b.is_relay == (path == "relay")
         assert a.conn is not None and describe_path(a.conn).startswith(path)
@@ -98,12 +86,12 @@ async def test_files_and_folder_through_rdv(server_url: str, tmp_path: Path, pat
 
 
 @pytest.mark.parametrize("path", ["p2p", "relay"])
-async def test_wrong_code_through_rdv(server_url: str, tmp_path: Path, path: str) -> None:
+async def test_wrong_code_through_rdv(url: str, tmp_path: Path, path: str) -> None:
     spaces = LOOPBACK if path == "p2p" else AddrSpace.NONE
     results = await asyncio.gather(
-        connect_session(server_url, "42-otter-quill", "send", client=Client(spaces=spaces)),
+        connect_session(url, "42-otter-quill", "send", client=Client(spaces=spaces)),
         connect_session(
-            server_url,
+            url,
             "42-otter-quilt",
             "receive",
             client=Client(spaces=spaces),
@@ -114,14 +102,14 @@ async def test_wrong_code_through_rdv(server_url: str, tmp_path: Path, path: str
     assert all(isinstance(r, CodeMismatch) for r in results), results
 
 
-async def test_resume_through_relay_after_cut(server_url: str, tmp_path: Path) -> None:
+async def test_resume_through_relay_after_cut(url: str, tmp_path: Path) -> None:
     size = 8 << 20
     digest = make_file(tmp_path / "disk.img", size)
     dl = tmp_path / "dl"
     dl.mkdir()
     code = "77-kiwi-lava"
     ev_b: list[Event] = []
-    a, b = await _pair(server_url, code, code, AddrSpace.NONE, dl, [], ev_b)
+    a, b = await _pair(url, code, code, AddrSpace.NONE, dl, [], ev_b)
 
     def cut_at_first_progress(event: Event) -> None:
         ev_b.append(event)
@@ -136,7 +124,7 @@ async def test_resume_through_relay_after_cut(server_url: str, tmp_path: Path) -
     held = (dl / "disk.img.rdvpart").stat().st_size
     assert 0 < held < size
 
-    a, b = await _pair(server_url, code, code, AddrSpace.NONE, dl, [], [])
+    a, b = await _pair(url, code, code, AddrSpace.NONE, dl, [], [])
     try:
         results = await a.send_paths([tmp_path / "disk.img"])
     finally:
