@@ -22,8 +22,8 @@ import asyncio
 import inspect
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
@@ -31,8 +31,9 @@ from rdv_core import events as ev
 from rdv_core import protocol
 from rdv_core.addrs import Addr
 from rdv_core.events import Clock, EventCallback
+from rdv_core.handler import PairHandler, PeerInfo, Reject
 from rdv_core.observed import HeaderGetter, ObservedAddrFunc, peer_address
-from rdv_core.protocol import DIAL, Method, RdvRequest
+from rdv_core.protocol import DIAL, RdvRequest
 from rdv_core.relay import DEFAULT_BUFFER_SIZE, PairStats, Relayer, SharedBuffer
 
 __all__ = [
@@ -56,78 +57,6 @@ SHUTTING_DOWN: Final = "rdv server shutting down, try again"
 CLOSED: Final = "rdv is closed"
 #: How long :meth:`RdvServer.close` waits for conns to finish closing before aborting them.
 CLOSE_GRACE_S: Final = 5.0
-
-
-class Reject(Exception):
-    """Raised by a :class:`PairHandler` hook to refuse a request or a pair.
-
-    The peer(s) get a section 5 error (``status`` and ``reason`` as the body) and the
-    conn is closed.
-    """
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"{status} {reason}")
-        self.status = status
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class PeerInfo:
-    """What the server knows of one accepted rdv request.
-
-    Attributes:
-        method: ``DIAL`` or ``ACCEPT``.
-        token: The decoded token.
-        remote: The TCP peer address (None if unknown).
-        observed: The address reported as ``Rdv-Observed-Addr`` (None: omitted).
-        self_addrs: The client's ``Rdv-Self-Addrs``.
-        headers: Every request header in order (for per-pair auth, e.g. Authorization).
-    """
-
-    method: Method
-    token: str
-    remote: Addr | None
-    observed: Addr | None
-    self_addrs: tuple[Addr, ...]
-    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-
-    def header(self, name: str) -> str | None:
-        """The first value of a request header (case-insensitive), or None."""
-        lower = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lower:
-                return value
-        return None
-
-    @property
-    def label(self) -> str:
-        """The address to show for this peer: observed, else TCP peer, else ``?``."""
-        addr = self.observed or self.remote
-        return "?" if addr is None else str(addr)
-
-
-class PairHandler:
-    """Hooks around requests and pairs. Subclass and override what you need.
-
-    ``on_join`` and ``on_match`` may raise :class:`Reject`; ``on_match`` may also be a
-    coroutine (for an auth lookup): the ``101`` responses wait for it. Hooks run on the
-    event loop: keep them quick.
-    """
-
-    def on_join(self, peer: PeerInfo) -> None:
-        """A valid request arrived, before it enters the lobby. Raise Reject to refuse it."""
-
-    def on_match(
-        self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo
-    ) -> Awaitable[None] | None:
-        """Both peers are present, before the ``101``s. Raise Reject to refuse the pair."""
-        return None
-
-    def on_relay(self, pair_id: int) -> None:
-        """The dialer picked the relay; raise Reject (or call nothing) to allow it."""
-
-    def on_end(self, stats: PairStats, reason: str) -> None:
-        """A pair ended (p2p, relay finished, rejected, shut down)."""
 
 
 class Peer:
