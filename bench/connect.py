@@ -34,8 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from rdv_core.addrs import AddrSpace, parse_spaces
-from rdv_core.client import Client
+from rdv_core.client._client import Client
 from rdv_core.events import (
     Event,
     HandshakeOk,
@@ -45,8 +44,9 @@ from rdv_core.events import (
     ServerConnected,
     ServerResponded,
 )
-from rdv_core.front_native import start_native
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
+from rdv_core.wire import AddrSpace, parse_spaces
 
 TARGET_P2P_P50_MS = 10.0
 PHASES = ("setup", "server", "lobby", "race", "pick", "return", "total")

@@ -124,8 +124,8 @@ def bench_raw(ctx: Any, size: int) -> Result:
 
 
 def _rdv_server(url_q: Any, stop: Any, out_q: Any) -> None:
-    from rdv_core.front_native import start_native
-    from rdv_core.server import RdvServer
+    from rdv_core.server._core import RdvServer
+    from rdv_core.server._native import start_native
 
     async def main() -> None:
         server = RdvServer()
@@ -144,9 +144,9 @@ def _rdv_server(url_q: Any, stop: Any, out_q: Any) -> None:
 def _rdv_peer(
     role: str, url: str, code: str, path: str, spaces: int, chunk: int, out_q: Any
 ) -> None:
-    from rdv_core.addrs import AddrSpace
-    from rdv_core.client import Client
+    from rdv_core.client._client import Client
     from rdv_core.session import IncomingOffer, connect_session
+    from rdv_core.wire import AddrSpace
 
     async def accept(offer: IncomingOffer) -> bool:
         return True
@@ -185,7 +185,7 @@ def _rdv_peer(
 
 
 def bench_rdv(ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int) -> Result:
-    from rdv_core.addrs import AddrSpace
+    from rdv_core.wire import AddrSpace
 
     spaces = int(AddrSpace.NONE if relay else AddrSpace.LOOPBACK4)
     url_q, out_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()

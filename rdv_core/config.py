@@ -9,7 +9,7 @@ Read from a small TOML file, ``config.toml`` in the platform's config folder
 The server URL is chosen in this order: a command-line flag, the ``RDV_SERVER``
 environment variable, the config file. ``RDV_CONFIG`` points at another config file
 (tests, several profiles). Received files default to the user's downloads folder.
-(Recent servers and codes are remembered by the app, in ``rdv_tui.recent``.)
+(Recent servers and codes are remembered by the app, not here.)
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from rdv_core.errors import RdvError
+
 ENV_SERVER = "RDV_SERVER"
 ENV_CONFIG = "RDV_CONFIG"
 
 
-class ConfigError(ValueError):
+class ConfigError(RdvError, ValueError):
     """The config file is unreadable or wrong, or no server is configured."""
 
 

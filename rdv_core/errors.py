@@ -1,21 +1,46 @@
-"""Errors of the rdv client, in a small hierarchy that also subclasses the builtins.
+"""The one error tree of rdv: :class:`RdvError` is the root of everything rdv raises.
 
-Callers can catch :class:`RdvError` for everything rdv raises, or the builtin they
-already handle: every connection failure is a :class:`ConnectionError` (so also an
-:class:`OSError`), and the overall timeout is a :class:`TimeoutError` (the aiohttp
-``client_exceptions`` style).
+Callers can catch :class:`RdvError` for everything, or the builtin they already handle:
+every error also subclasses the builtin it means (the aiohttp ``client_exceptions``
+style), so a connection failure is a :class:`ConnectionError` (also an :class:`OSError`),
+the overall timeout a :class:`TimeoutError`, bad input a :class:`ValueError`.
+
+This module is the root and the client's errors; each layer defines its own branch beside
+its code, all importable from :mod:`rdv_core`::
+
+    RdvError
+    ├── ServerRejectedError, RdvProtocolError, ServerConnectError,
+    │   NoConnectionError (ConnectionError)                     client: the attempt
+    ├── RdvTimeoutError (TimeoutError)                          client: --timeout expired
+    ├── ProtocolError ── RequestRejected, Misdial               wire: input breaks rdv/1
+    ├── AddrError (ValueError)                                  wire: an address or space
+    ├── Reject                                                  server: a hook says no
+    ├── SessionError ── CodeMismatch, ConnectionLost, ...       session
+    ├── CodeError, UnsafeName (ValueError)                      session: a code, a name
+    ├── ConfigError (ValueError)                                config: the settings file
+    └── LabError (RuntimeError), LabSpecError (ValueError)      lab
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-#: How much of a server's error body we keep for the user (PROTOCOL.md section 4).
+__all__ = [
+    "MAX_BODY",
+    "NoConnectionError",
+    "RdvError",
+    "RdvProtocolError",
+    "RdvTimeoutError",
+    "ServerConnectError",
+    "ServerRejectedError",
+]
+
+#: How much of a server's error body we keep for the user (docs/PROTOCOL.md section 4).
 MAX_BODY: Final = 1024
 
 
 class RdvError(Exception):
-    """Base class of every error the rdv client raises."""
+    """The root of every error rdv raises."""
 
 
 class ServerRejectedError(RdvError, ConnectionError):

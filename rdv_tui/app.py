@@ -27,12 +27,11 @@ from textual.screen import Screen
 from textual.worker import WorkerCancelled, WorkerFailed
 
 from rdv_core import events as ev
-from rdv_core.addrs import AddrSpace
-from rdv_core.conn import Conn
+from rdv_core.client._conn import Conn
 from rdv_core.errors import RdvError
 from rdv_core.events import Event, read_jsonl
-from rdv_core.protocol import ACCEPT, DIAL, Method, parse_server_url
 from rdv_core.session import IncomingOffer, Session, SessionError, generate_code, parse_code
+from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method, parse_server_url
 from rdv_tui.attempt import ConnectParams
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.embedded import EmbeddedServer

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rdv_core.addrs import AddrSpace, parse_spaces
-from rdv_core.client import Client
+from rdv_core.client._client import Client
+from rdv_core.client._pickers import Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.events import EventCallback
-from rdv_core.pickers import Picker, PickFirst, WaitConstant, WaitForP2P
-from rdv_core.protocol import parse_server_url
-from rdv_core.session.codes import parse_code
+from rdv_core.session._codes import parse_code
+from rdv_core.wire import AddrSpace, parse_server_url, parse_spaces
 
 Role = Literal["dial", "accept"]
 PickerKind = Literal["wait-for-p2p", "pick-first", "wait-constant"]

@@ -6,10 +6,10 @@ import ipaddress
 from collections import deque
 from dataclasses import dataclass, field
 
-from rdv_core.addrs import AddrSpace, self_addrs
 from rdv_core.events import Event, EventCallback
-from rdv_core.front_native import NativeFront, start_native
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import NativeFront, start_native
+from rdv_core.wire import AddrSpace, self_addrs
 
 RECENT_EVENTS = 200
 """Server events kept for the Server screen."""

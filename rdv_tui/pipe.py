@@ -28,8 +28,8 @@ import threading
 from collections.abc import Callable
 from typing import IO, Any, Final
 
-from rdv_core.client import Client
-from rdv_core.conn import Conn
+from rdv_core.client._client import Client
+from rdv_core.client._conn import Conn
 from rdv_core.errors import RdvError, RdvTimeoutError
 from rdv_core.events import Candidate, Event, EventRecorder, ObservedAddrWarning
 from rdv_tui.race_options import UsageError, client_options

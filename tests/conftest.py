@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from rdv_core.front_native import serve_native
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import serve_native
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import itertools
 import random
 from typing import Literal
 
-from rdv_core.protocol import Head, HeadParser, LineBuffer
+from rdv_core.wire import Head, HeadParser, LineBuffer
 
 #: Ways to cut an input into chunks; parametrize tests with it.
 SPLITS: tuple[str, ...] = ("whole", "bytewise", "random-1", "random-2", "random-3")

@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from rdv_core.events import Event
-from rdv_core.front_aiohttp import mount
-from rdv_core.front_native import start_native
-from rdv_core.protocol import escape_token
-from rdv_core.server import RdvServer
+from rdv_core.server._aiohttp import mount
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
+from rdv_core.wire import escape_token
 
 AUTH = ("Authorization", "Bearer test-secret")
 EOF = "<EOF>"

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from rdv_core.addrs import (
+from rdv_core.wire import (
     SINGLE_SPACES,
     Addr,
     AddrError,

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from rdv_core.addrs import AddrSpace
-from rdv_core.client import Client
-from rdv_core.conn import Conn
+from rdv_core.client._client import Client
+from rdv_core.client._conn import Conn
+from rdv_core.client._pickers import Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.errors import (
     NoConnectionError,
     RdvError,
@@ -51,9 +51,9 @@ from rdv_core.events import (
     ServerRejected,
     ServerResponded,
 )
-from rdv_core.front_native import start_native
-from rdv_core.pickers import Picker, PickFirst, WaitConstant, WaitForP2P
-from rdv_core.server import PairHandler, PeerInfo, RdvServer, Reject
+from rdv_core.server._core import PairHandler, PeerInfo, RdvServer, Reject
+from rdv_core.server._native import start_native
+from rdv_core.wire import AddrSpace
 
 LOOP = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
 

@@ -13,9 +13,18 @@ import socket
 import pytest
 from go_vectors import SESSION_REQUESTS, UNUSUAL_TOKENS
 
-from rdv_core.addrs import Addr, AddrSpace
-from rdv_core.client import Client, open_listeners
-from rdv_core.dialer import LOCAL_RETRY_INTERVAL, RETRY_INTERVAL, redial_pause, retry_interval
+from rdv_core.client._client import Client, open_listeners
+from rdv_core.client._dialer import (
+    LOCAL_RETRY_INTERVAL,
+    RETRY_INTERVAL,
+    redial_pause,
+    retry_interval,
+)
+from rdv_core.client._failures import classify
+from rdv_core.client._link import Link
+from rdv_core.client._pickers import Offers, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client._race import Race, infer_origins, space_name
+from rdv_core.client._sockets import local_port
 from rdv_core.errors import (
     NoConnectionError,
     RdvError,
@@ -31,12 +40,7 @@ from rdv_core.events import (
     read_jsonl,
     write_jsonl,
 )
-from rdv_core.failures import classify
-from rdv_core.link import Link
-from rdv_core.pickers import Offers, PickFirst, WaitConstant, WaitForP2P
-from rdv_core.protocol import ACCEPT, DIAL, Method, build_request, parse_server_url
-from rdv_core.race import Race, infer_origins, space_name
-from rdv_core.sockets import local_port
+from rdv_core.wire import ACCEPT, DIAL, Addr, AddrSpace, Method, build_request, parse_server_url
 
 # ----- pickers
 

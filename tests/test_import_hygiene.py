@@ -61,7 +61,7 @@ def test_rdv_core_and_all_its_modules_are_headless() -> None:
         """
     )
     # Discovery works: the foundation's modules are among those imported.
-    for name in ("rdv_core", "rdv_core.protocol", "rdv_core.addrs", "rdv_core.events"):
+    for name in ("rdv_core", "rdv_core.wire", "rdv_core.wire", "rdv_core.events"):
         assert name in result["modules"]
     assert result["ui"] == [], f"rdv_core imported {result['ui'][:5]}"
 

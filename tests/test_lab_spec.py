@@ -19,11 +19,11 @@ from rdv_core.lab import (
     LabSpecError,
     NatKind,
     RouterSpec,
-    nfqueue,
 )
-from rdv_core.lab.builder import plan_lab, queue_rules
-from rdv_core.lab.presets import PRESETS, get_preset
-from rdv_core.lab.runner import (
+from rdv_core.lab import _nfqueue as nfqueue
+from rdv_core.lab._builder import plan_lab, queue_rules
+from rdv_core.lab._presets import PRESETS, get_preset
+from rdv_core.lab._runner import (
     PresetResult,
     RunResult,
     direct_attempts,

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from rdv_core.events import HandshakeOk, Picked, read_jsonl
-from rdv_core.front_native import start_native
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
 
 RDV = [sys.executable, "-m", "rdv_tui"]
 PAYLOAD_SIZE = 64 * 1024 * 1024 + 12345  # not a multiple of any buffer size

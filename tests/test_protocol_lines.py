@@ -6,10 +6,11 @@ import pytest
 from feeding import SPLITS, feed_lines, split
 from go_vectors import HEADER_LINES, OTHER_LINES
 
-from rdv_core.addrs import Addr, AddrError
-from rdv_core.protocol import (
+from rdv_core.wire import (
     CONTINUE_LINE,
     MAX_LINE,
+    Addr,
+    AddrError,
     Continue,
     LineBuffer,
     Misdial,

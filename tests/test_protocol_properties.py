@@ -11,12 +11,13 @@ from typing import Literal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rdv_core.addrs import Addr, AddrError, sort_addrs
-from rdv_core.protocol import (
+from rdv_core.wire import (
     ACCEPT,
     DIAL,
     MAX_PEER_ADDRS,
     MAX_SELF_ADDRS,
+    Addr,
+    AddrError,
     BodyCollector,
     HeadParser,
     LineBuffer,
@@ -39,6 +40,7 @@ from rdv_core.protocol import (
     parse_addr_list,
     parse_command,
     parse_server_url,
+    sort_addrs,
     unescape_token,
 )
 

@@ -16,10 +16,10 @@ from go_vectors import (
     without_date,
 )
 
-from rdv_core.addrs import Addr
-from rdv_core.protocol import (
+from rdv_core.wire import (
     MAX_HEADER_BLOCK,
     MAX_HEADERS,
+    Addr,
     Head,
     HeadParser,
     ProtocolError,

@@ -14,10 +14,10 @@ from go_vectors import (
     Upgrade101,
 )
 
-from rdv_core.addrs import Addr
-from rdv_core.protocol import (
+from rdv_core.wire import (
     MAX_ERROR_BODY,
     MAX_PEER_ADDRS,
+    Addr,
     BodyCollector,
     HeadParser,
     LineBuffer,

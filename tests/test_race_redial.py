@@ -16,8 +16,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from rdv_core.addrs import Addr
-from rdv_core.dialer import (
+from rdv_core.client._dialer import (
     BURST_MAX_DIALS,
     BURST_WINDOW,
     LOCAL_RETRY_INTERVAL,
@@ -32,7 +31,8 @@ from rdv_core.dialer import (
     stall_timeout,
     syn_unanswered,
 )
-from rdv_core.sockets import bound_socket
+from rdv_core.client._sockets import bound_socket
+from rdv_core.wire import Addr
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="Linux socket semantics")
 

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import http_parser, web
 
-from rdv_core import front_aiohttp
-from rdv_core.server import RdvServer
+from rdv_core.server import _aiohttp as front_aiohttp
+from rdv_core.server._core import RdvServer
 
 try:
     from server_support import AUTH, EOF, Env, rdv_request, running_server
@@ -37,7 +37,7 @@ def test_aiohttp_c_parser_still_rejects_rdv_methods() -> None:
     """Pins the aiohttp behaviour that makes allow_rdv_methods() necessary.
 
     If this starts failing, aiohttp accepts DIAL/ACCEPT natively and the parser
-    swap in rdv_core.front_aiohttp can go.
+    swap in rdv_core.server._aiohttp can go.
     """
     loop = asyncio.new_event_loop()
     try:
@@ -128,10 +128,10 @@ async def test_app_shutdown_closes_rdv() -> None:
 @pytest.mark.parametrize("spaces", ["none", "loopback4"], ids=["relay", "p2p"])
 async def test_rdv_clients_through_the_mounted_server(env: Env, spaces: str) -> None:
     """Both halves of rdv together: the project's client, the aiohttp mount, the auth."""
-    from rdv_core.addrs import parse_spaces
-    from rdv_core.client import Client
+    from rdv_core.client._client import Client
+    from rdv_core.client._pickers import WaitForP2P
     from rdv_core.errors import ServerRejectedError
-    from rdv_core.pickers import WaitForP2P
+    from rdv_core.wire import parse_spaces
 
     url = f"http://127.0.0.1:{env.port}/rdv"
     client = Client(spaces=parse_spaces(spaces), picker=WaitForP2P(2.0), timeout=10, headers=[AUTH])

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from rdv_core import events as ev
-from rdv_core.server import PairHandler, PairStats, PeerInfo, Reject
+from rdv_core.server._core import PairHandler, PairStats, PeerInfo, Reject
 
 try:
     from server_support import Env, RawClient, rdv_request, running_server

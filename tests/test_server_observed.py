@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from rdv_core.addrs import Addr
-from rdv_core.front_native import start_native
-from rdv_core.observed import TrustedProxies, make_observed_addr, peer_address
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
+from rdv_core.server._observed import TrustedProxies, make_observed_addr, peer_address
+from rdv_core.wire import Addr
 
 try:
     from server_support import Env

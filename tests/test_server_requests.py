@@ -194,8 +194,8 @@ async def test_native_malformed_request_gets_400_and_close() -> None:
 
 
 async def test_native_prefix_404_and_token_under_prefix() -> None:
-    from rdv_core.front_native import start_native
-    from rdv_core.server import RdvServer
+    from rdv_core.server._core import RdvServer
+    from rdv_core.server._native import start_native
 
     server = RdvServer()
     front = await start_native(server, prefix="/rdv/")

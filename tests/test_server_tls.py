@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rdv_core.front_native import start_native
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
 
 try:
     from server_support import EOF, Env, RawClient, rdv_request

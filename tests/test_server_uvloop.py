@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from rdv_core.front_native import start_native
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
 
 uvloop = pytest.importorskip("uvloop")
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdv_core.session import frames as fr
-from rdv_core.session.errors import FrameError
+from rdv_core.session import _frames as fr
+from rdv_core.session._errors import FrameError
 
 EXAMPLES = [
     fr.Hello(1, "rdv-python", ("files", "chat")),

@@ -11,10 +11,10 @@ from test_session_support import accept_all, stream_pair
 
 from rdv_core.events import Event, FileFailed, FileRejected
 from rdv_core.session import Session, parse_code
-from rdv_core.session import frames as fr
-from rdv_core.session.channel import StreamChannel
-from rdv_core.session.crypto import SESSION_VERSION, TAG_SIZE, Opener, Sealer, exchange_keys
-from rdv_core.session.files import DIGEST
+from rdv_core.session import _frames as fr
+from rdv_core.session._channel import StreamChannel
+from rdv_core.session._crypto import SESSION_VERSION, TAG_SIZE, Opener, Sealer, exchange_keys
+from rdv_core.session._files import DIGEST
 
 CODE = "12-otter-quill"
 

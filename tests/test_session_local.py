@@ -278,8 +278,8 @@ async def test_send_after_close_raises(tmp_path: Path) -> None:
 
 async def test_generic_stream_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Streams that are not plain sockets (TLS, tests) use the generic channel."""
-    from rdv_core.session import session as session_module
-    from rdv_core.session.channel import StreamChannel
+    from rdv_core.session import _session as session_module
+    from rdv_core.session._channel import StreamChannel
 
     monkeypatch.setattr(session_module, "open_channel", StreamChannel)
     digest = make_file(tmp_path / "g.bin", 3_000_000)
@@ -293,7 +293,7 @@ async def test_generic_stream_channel(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 async def test_socket_channel_is_used_and_streams_close_cleanly(tmp_path: Path) -> None:
-    from rdv_core.session.channel import SocketChannel
+    from rdv_core.session._channel import SocketChannel
 
     async with stream_pair() as ends, session_pair(ends, tmp_path) as (a, b):
         assert isinstance(a._channel, SocketChannel) and isinstance(b._channel, SocketChannel)
@@ -345,7 +345,7 @@ async def test_failing_offer_callback_rejects(tmp_path: Path) -> None:
 
 
 async def test_many_long_names_are_offered_in_batches(tmp_path: Path) -> None:
-    from rdv_core.session.outgoing import OFFER_BYTES
+    from rdv_core.session._outgoing import OFFER_BYTES
 
     src = tmp_path / "many"
     long = "n" * 200

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from test_session_support import accept_all, file_digest, make_file
 
-from rdv_core.addrs import AddrSpace
-from rdv_core.client import Client
+from rdv_core.client._client import Client
 from rdv_core.events import Event, FileCompleted, SessionEstablished
-from rdv_core.front_native import start_native
-from rdv_core.server import RdvServer
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
 from rdv_core.session import (
     CodeMismatch,
     Session,
@@ -21,6 +20,7 @@ from rdv_core.session import (
     describe_path,
     generate_code,
 )
+from rdv_core.wire import AddrSpace
 
 LOOPBACK = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
 
@@ -157,7 +157,7 @@ async def test_files_through_a_tls_relay(tmp_path: Path, tls_cert: tuple[Path, P
     """An https server: the session runs over TLS streams (the generic channel)."""
     import ssl
 
-    from rdv_core.session.channel import StreamChannel
+    from rdv_core.session._channel import StreamChannel
 
     cert, key = tls_cert
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

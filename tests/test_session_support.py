@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rdv_core.events import Event
 from rdv_core.session import IncomingOffer, Session
-from rdv_core.session.files import new_hasher
+from rdv_core.session._files import new_hasher
 
 Streams = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdv_core.session import CodeError, UnsafeName, generate_code, parse_code
-from rdv_core.session.codes import TOKEN_PREFIX, WORDS
-from rdv_core.session.crypto import Opener, Sealer
-from rdv_core.session.safepath import check_relative_path, numbered, place_without_overwrite
+from rdv_core.session._codes import TOKEN_PREFIX, WORDS
+from rdv_core.session._crypto import Opener, Sealer
+from rdv_core.session._safepath import check_relative_path, numbered, place_without_overwrite
 
 
 def test_wordlist() -> None:
@@ -92,8 +92,8 @@ def test_counter_nonces_detect_replay_and_reorder() -> None:
 async def test_key_exchange_directions(tmp_path: Path) -> None:
     from test_session_support import stream_pair
 
-    from rdv_core.session.channel import StreamChannel
-    from rdv_core.session.crypto import exchange_keys
+    from rdv_core.session._channel import StreamChannel
+    from rdv_core.session._crypto import exchange_keys
 
     async with stream_pair() as ((ra, wa), (rb, wb)):
         code = parse_code("5-fig-owl")

@@ -8,166 +8,183 @@ compared between the two peers. Events never carry secrets (session codes, keys)
 
 Delivery is a plain callback (:data:`EventCallback`); tests pass ``list.append``.
 
-The vocabulary is split by who emits it (:mod:`.race`, :mod:`.server`, :mod:`.session`),
-the machinery is in :mod:`.base`; every name is importable from ``rdv_core.events``.
+The vocabulary is split by who emits it (:mod:`._race`, :mod:`._server`, :mod:`._session`),
+the machinery is in :mod:`._base`; every name is importable from ``rdv_core.events``, and
+:data:`RACE_EVENTS`, :data:`SERVER_EVENTS` and :data:`SESSION_EVENTS` list each vocabulary
+(in the order a race, a server or a session emits them) for consumers that dispatch on them.
 """
 
-from rdv_core.events.base import (
-    Candidate as Candidate,
+from __future__ import annotations
+
+from typing import Final
+
+from rdv_core.events._base import (
+    Candidate,
+    Clock,
+    E,
+    Event,
+    EventCallback,
+    EventRecorder,
+    FailReason,
+    Origin,
+    dumps,
+    event,
+    event_types,
+    read_jsonl,
+    write_jsonl,
 )
-from rdv_core.events.base import (
-    Clock as Clock,
+from rdv_core.events._race import (
+    AttemptFailed,
+    AttemptStarted,
+    CandidateConnected,
+    CandidateFailed,
+    CandidateSkipped,
+    DialRetried,
+    DialStarted,
+    Discarded,
+    HandshakeFailed,
+    HandshakeOk,
+    InboundAccepted,
+    InboundRejected,
+    ObservedAddrWarning,
+    Picked,
+    RelayReady,
+    SelfAddrsGathered,
+    ServerConnected,
+    ServerRejected,
+    ServerResponded,
 )
-from rdv_core.events.base import (
-    E as E,
+from rdv_core.events._server import (
+    LobbyLeft,
+    LobbyTimedOut,
+    P2PReported,
+    PairMatched,
+    PeerJoined,
+    Rejected,
+    RelayEnded,
+    RelayStarted,
+    Replaced,
+    ServerClosed,
 )
-from rdv_core.events.base import (
-    Event as Event,
+from rdv_core.events._session import (
+    ChatReceived,
+    ChatSent,
+    FileAccepted,
+    FileCompleted,
+    FileFailed,
+    FileOffered,
+    FileProgress,
+    FileRejected,
+    SessionClosed,
+    SessionEstablished,
+    TransferResumed,
 )
-from rdv_core.events.base import (
-    EventCallback as EventCallback,
+
+#: The race vocabulary, in the order an attempt emits it (docs/ARCHITECTURE.md section 2).
+RACE_EVENTS: Final[tuple[type[Event], ...]] = (
+    AttemptStarted,
+    SelfAddrsGathered,
+    ServerConnected,
+    ServerResponded,
+    ObservedAddrWarning,
+    ServerRejected,
+    CandidateSkipped,
+    DialStarted,
+    DialRetried,
+    InboundAccepted,
+    InboundRejected,
+    CandidateConnected,
+    HandshakeOk,
+    HandshakeFailed,
+    CandidateFailed,
+    RelayReady,
+    Picked,
+    Discarded,
+    AttemptFailed,
 )
-from rdv_core.events.base import (
-    EventRecorder as EventRecorder,
+#: What the server emits (:class:`rdv_core.server.RdvServer`'s ``on_event``).
+SERVER_EVENTS: Final[tuple[type[Event], ...]] = (
+    PeerJoined,
+    PairMatched,
+    P2PReported,
+    RelayStarted,
+    RelayEnded,
+    LobbyTimedOut,
+    Replaced,
+    LobbyLeft,
+    Rejected,
+    ServerClosed,
 )
-from rdv_core.events.base import (
-    FailReason as FailReason,
+#: What a peer session emits (:class:`rdv_core.session.Session`'s ``on_event``).
+SESSION_EVENTS: Final[tuple[type[Event], ...]] = (
+    SessionEstablished,
+    ChatSent,
+    ChatReceived,
+    FileOffered,
+    FileAccepted,
+    FileRejected,
+    FileProgress,
+    TransferResumed,
+    FileCompleted,
+    FileFailed,
+    SessionClosed,
 )
-from rdv_core.events.base import (
-    Origin as Origin,
-)
-from rdv_core.events.base import (
-    dumps as dumps,
-)
-from rdv_core.events.base import (
-    event as event,
-)
-from rdv_core.events.base import (
-    event_types as event_types,
-)
-from rdv_core.events.base import (
-    read_jsonl as read_jsonl,
-)
-from rdv_core.events.base import (
-    write_jsonl as write_jsonl,
-)
-from rdv_core.events.race import (
-    AttemptFailed as AttemptFailed,
-)
-from rdv_core.events.race import (
-    AttemptStarted as AttemptStarted,
-)
-from rdv_core.events.race import (
-    CandidateConnected as CandidateConnected,
-)
-from rdv_core.events.race import (
-    CandidateFailed as CandidateFailed,
-)
-from rdv_core.events.race import (
-    CandidateSkipped as CandidateSkipped,
-)
-from rdv_core.events.race import (
-    DialRetried as DialRetried,
-)
-from rdv_core.events.race import (
-    DialStarted as DialStarted,
-)
-from rdv_core.events.race import (
-    Discarded as Discarded,
-)
-from rdv_core.events.race import (
-    HandshakeFailed as HandshakeFailed,
-)
-from rdv_core.events.race import (
-    HandshakeOk as HandshakeOk,
-)
-from rdv_core.events.race import (
-    InboundAccepted as InboundAccepted,
-)
-from rdv_core.events.race import (
-    InboundRejected as InboundRejected,
-)
-from rdv_core.events.race import (
-    ObservedAddrWarning as ObservedAddrWarning,
-)
-from rdv_core.events.race import (
-    Picked as Picked,
-)
-from rdv_core.events.race import (
-    RelayReady as RelayReady,
-)
-from rdv_core.events.race import (
-    SelfAddrsGathered as SelfAddrsGathered,
-)
-from rdv_core.events.race import (
-    ServerConnected as ServerConnected,
-)
-from rdv_core.events.race import (
-    ServerRejected as ServerRejected,
-)
-from rdv_core.events.race import (
-    ServerResponded as ServerResponded,
-)
-from rdv_core.events.server import (
-    LobbyLeft as LobbyLeft,
-)
-from rdv_core.events.server import (
-    LobbyTimedOut as LobbyTimedOut,
-)
-from rdv_core.events.server import (
-    P2PReported as P2PReported,
-)
-from rdv_core.events.server import (
-    PairMatched as PairMatched,
-)
-from rdv_core.events.server import (
-    PeerJoined as PeerJoined,
-)
-from rdv_core.events.server import (
-    Rejected as Rejected,
-)
-from rdv_core.events.server import (
-    RelayEnded as RelayEnded,
-)
-from rdv_core.events.server import (
-    RelayStarted as RelayStarted,
-)
-from rdv_core.events.server import (
-    Replaced as Replaced,
-)
-from rdv_core.events.server import (
-    ServerClosed as ServerClosed,
-)
-from rdv_core.events.session import (
-    ChatReceived as ChatReceived,
-)
-from rdv_core.events.session import (
-    ChatSent as ChatSent,
-)
-from rdv_core.events.session import (
-    FileAccepted as FileAccepted,
-)
-from rdv_core.events.session import (
-    FileCompleted as FileCompleted,
-)
-from rdv_core.events.session import (
-    FileFailed as FileFailed,
-)
-from rdv_core.events.session import (
-    FileOffered as FileOffered,
-)
-from rdv_core.events.session import (
-    FileProgress as FileProgress,
-)
-from rdv_core.events.session import (
-    FileRejected as FileRejected,
-)
-from rdv_core.events.session import (
-    SessionClosed as SessionClosed,
-)
-from rdv_core.events.session import (
-    SessionEstablished as SessionEstablished,
-)
-from rdv_core.events.session import (
-    TransferResumed as TransferResumed,
-)
+
+__all__ = [
+    "RACE_EVENTS",
+    "SERVER_EVENTS",
+    "SESSION_EVENTS",
+    "AttemptFailed",
+    "AttemptStarted",
+    "Candidate",
+    "CandidateConnected",
+    "CandidateFailed",
+    "CandidateSkipped",
+    "ChatReceived",
+    "ChatSent",
+    "Clock",
+    "DialRetried",
+    "DialStarted",
+    "Discarded",
+    "E",
+    "Event",
+    "EventCallback",
+    "EventRecorder",
+    "FailReason",
+    "FileAccepted",
+    "FileCompleted",
+    "FileFailed",
+    "FileOffered",
+    "FileProgress",
+    "FileRejected",
+    "HandshakeFailed",
+    "HandshakeOk",
+    "InboundAccepted",
+    "InboundRejected",
+    "LobbyLeft",
+    "LobbyTimedOut",
+    "ObservedAddrWarning",
+    "Origin",
+    "P2PReported",
+    "PairMatched",
+    "PeerJoined",
+    "Picked",
+    "Rejected",
+    "RelayEnded",
+    "RelayReady",
+    "RelayStarted",
+    "Replaced",
+    "SelfAddrsGathered",
+    "ServerClosed",
+    "ServerConnected",
+    "ServerRejected",
+    "ServerResponded",
+    "SessionClosed",
+    "SessionEstablished",
+    "TransferResumed",
+    "dumps",
+    "event",
+    "event_types",
+    "read_jsonl",
+    "write_jsonl",
+]

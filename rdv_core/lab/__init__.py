@@ -4,11 +4,11 @@ Real conntrack NATs and firewalls, a rendezvous server on a simulated internet, 
 peers behind configurable routers. See ``rdv lab list`` and LAB-NOTES.md.
 """
 
-from rdv_core.lab.lab import Lab
-from rdv_core.lab.netns import LabError
-from rdv_core.lab.presets import PRESETS, get_preset
-from rdv_core.lab.probe import Capabilities, probe
-from rdv_core.lab.spec import (
+from rdv_core.lab._lab import Lab
+from rdv_core.lab._netns import LabError
+from rdv_core.lab._presets import PRESETS, get_preset
+from rdv_core.lab._probe import Capabilities, probe
+from rdv_core.lab._spec import (
     Firewall,
     HostSpec,
     Impairment,

@@ -1,19 +1,19 @@
 """End-to-end encrypted peer sessions on top of an rdv connection: chat and files.
 
-Modules, one job each: :mod:`~rdv_core.session.codes` (human codes),
-:mod:`~rdv_core.session.crypto` (SPAKE2 -> HKDF -> AEAD), :mod:`~rdv_core.session.frames`
-(the frame codec), :mod:`~rdv_core.session.safepath` and :mod:`~rdv_core.session.files`
-(disk side), :mod:`~rdv_core.session.session` (the session itself: handshake, dispatch,
-chat, close) built on :mod:`~rdv_core.session.base` (sealing frames out, events) with
-:mod:`~rdv_core.session.outgoing` and :mod:`~rdv_core.session.incoming` (the two transfer
-directions) and :mod:`~rdv_core.session.transfers` (what both directions share).
+Modules, one job each: :mod:`~rdv_core.session._codes` (human codes),
+:mod:`~rdv_core.session._crypto` (SPAKE2 -> HKDF -> AEAD), :mod:`~rdv_core.session._frames`
+(the frame codec), :mod:`~rdv_core.session._safepath` and :mod:`~rdv_core.session._files`
+(disk side), :mod:`~rdv_core.session._session` (the session itself: handshake, dispatch,
+chat, close) built on :mod:`~rdv_core.session._base` (sealing frames out, events) with
+:mod:`~rdv_core.session._outgoing` and :mod:`~rdv_core.session._incoming` (the two transfer
+directions) and :mod:`~rdv_core.session._transfers` (what both directions share).
 """
 
 from __future__ import annotations
 
-from rdv_core.session.codes import Code, CodeError, generate_code, parse_code
-from rdv_core.session.connect import connect_session, describe_path
-from rdv_core.session.errors import (
+from rdv_core.session._codes import Code, CodeError, generate_code, parse_code
+from rdv_core.session._connect import connect_session, describe_path
+from rdv_core.session._errors import (
     CodeMismatch,
     ConnectionLost,
     FrameError,
@@ -25,9 +25,9 @@ from rdv_core.session.errors import (
     TransferRejected,
     UnsafeName,
 )
-from rdv_core.session.incoming import IncomingOffer, OfferCallback
-from rdv_core.session.session import Session
-from rdv_core.session.transfers import TransferResult
+from rdv_core.session._incoming import IncomingOffer, OfferCallback
+from rdv_core.session._session import Session
+from rdv_core.session._transfers import TransferResult
 
 __all__ = [
     "Code",

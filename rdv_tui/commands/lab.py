@@ -85,8 +85,8 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (0 ok, 1 a run failed, 2 cannot build labs)."""
-    from rdv_core.lab import isolate
-    from rdv_core.lab.presets import PRESETS
+    from rdv_core.lab import _isolate as isolate
+    from rdv_core.lab._presets import PRESETS
 
     if args.lab_command == "list":
         return _list(PRESETS, sys.stdout)
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     # `ip netns exec` commands work from any terminal.
     wants_isolation = not (args.lab_command == "shell" and os.geteuid() == 0)
     if wants_isolation and not isolate.is_isolated() and os.geteuid() != 0:
-        from rdv_core.lab.probe import probe as probe_outside
+        from rdv_core.lab._probe import probe as probe_outside
 
         outside = probe_outside()
         if not outside.userns:
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="rdv lab: %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
-    from rdv_core.lab.probe import probe
+    from rdv_core.lab._probe import probe
 
     caps = probe()
     if args.lab_command == "probe":
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if not caps.ok:
         print(f"rdv lab: cannot build labs here: {caps.reason}", file=sys.stderr)
         return 2
-    from rdv_core.lab.netns import LabError
+    from rdv_core.lab._netns import LabError
 
     try:
         if args.lab_command == "run":
@@ -161,7 +161,7 @@ def _run_line(plan: Any, i: int, result: Any) -> str:
     data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
     line = f"run {i:>3}: {result.outcome:<6} {_fmt_ms(result.connect_ms):>8} ms  {where}  {data}"
     if result.outcome != "direct":
-        from rdv_core.lab.runner import direct_attempts
+        from rdv_core.lab._runner import direct_attempts
 
         tried = direct_attempts(result.events["dialer"])
         if tried:
@@ -182,9 +182,9 @@ def _summary_line(summary: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rdv_core.lab.lab import Lab
-    from rdv_core.lab.presets import get_preset
-    from rdv_core.lab.runner import LabRunner, PresetResult
+    from rdv_core.lab._lab import Lab
+    from rdv_core.lab._presets import get_preset
+    from rdv_core.lab._runner import LabRunner, PresetResult
 
     spec = get_preset(args.preset)
     if args.delay is not None:
@@ -218,8 +218,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from rdv_core.lab.presets import PRESETS
-    from rdv_core.lab.runner import run_preset
+    from rdv_core.lab._presets import PRESETS
+    from rdv_core.lab._runner import run_preset
 
     header = (
         f"{'preset':<17} {'expect':<6} {'direct':>6} {'relay':>5} {'failed':>6} "
@@ -252,9 +252,9 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from rdv_core.lab import isolate
-    from rdv_core.lab.lab import Lab
-    from rdv_core.lab.presets import get_preset
+    from rdv_core.lab import _isolate as isolate
+    from rdv_core.lab._lab import Lab
+    from rdv_core.lab._presets import get_preset
 
     spec = get_preset(args.preset)
     with Lab(spec) as lab:

@@ -67,7 +67,7 @@ async def _send(args: argparse.Namespace) -> int:
         generate_code,
         parse_code,
     )
-    from rdv_core.session.files import collect
+    from rdv_core.session._files import collect
     from rdv_tui.commands import transfer_ui as ui
     from rdv_tui.race_options import UsageError, client_from_args
 

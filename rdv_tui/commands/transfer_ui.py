@@ -39,7 +39,7 @@ from rdv_core.events import (
     ObservedAddrWarning,
     TransferResumed,
 )
-from rdv_core.session.files import DIGEST
+from rdv_core.session._files import DIGEST
 
 EXIT_OK = 0
 EXIT_FAILED = 1

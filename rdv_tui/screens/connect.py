@@ -22,8 +22,8 @@ from textual.widgets import (
     Static,
 )
 
-from rdv_core.addrs import SINGLE_SPACES, AddrSpace, format_spaces
-from rdv_core.session.codes import generate_code
+from rdv_core.session._codes import generate_code
+from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
-from rdv_core.addrs import Addr
+from rdv_core.wire import Addr
 from rdv_tui.race_model import RaceModel, format_ms
 
 

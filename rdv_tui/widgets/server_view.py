@@ -7,8 +7,8 @@ from textual.content import Content
 from textual.widgets import DataTable, RichLog, Static
 
 from rdv_core import events as ev
-from rdv_core.relay import PairStats
-from rdv_core.server import ServerStats
+from rdv_core.server._core import ServerStats
+from rdv_core.server._relay import PairStats
 
 
 def human_bytes(n: float) -> str:

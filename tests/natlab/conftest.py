@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from rdv_core.lab import netns
-from rdv_core.lab.isolate import owner_pid
-from rdv_core.lab.probe import probe
+from rdv_core.lab import _netns as netns
+from rdv_core.lab._isolate import owner_pid
+from rdv_core.lab._probe import probe
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rdv_core.lab.probe import probe
+from rdv_core.lab._probe import probe
 
 
 def require_impairment() -> None:

@@ -16,8 +16,9 @@ import uuid
 
 import pytest
 
-from rdv_core.lab import Lab, get_preset, netns
-from rdv_core.lab.isolate import ISOLATED_ENV, OWNER_ENV, can_isolate, isolated_argv
+from rdv_core.lab import Lab, get_preset
+from rdv_core.lab import _netns as netns
+from rdv_core.lab._isolate import ISOLATED_ENV, OWNER_ENV, can_isolate, isolated_argv
 
 SLEEPER = [sys.executable, "-c", "import time, sys; time.sleep(300)"]
 
@@ -67,7 +68,7 @@ def test_a_failing_body_leaves_nothing() -> None:
 _HOLDER = """
 import json, sys, time
 from rdv_core.lab import Lab, get_preset
-from rdv_core.lab import isolate
+from rdv_core.lab import _isolate as isolate
 if isolate.is_isolated():
     isolate.setup_inside()
 lab = Lab(get_preset("cone-fw")).__enter__()
@@ -143,8 +144,8 @@ def test_sigkilled_isolated_runner_leaves_nothing_at_all() -> None:
 def test_a_server_that_will_not_start_is_a_clear_error_and_leaves_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rdv_core.lab.lab import RDV_COMMAND_ENV
-    from rdv_core.lab.runner import run_preset
+    from rdv_core.lab._lab import RDV_COMMAND_ENV
+    from rdv_core.lab._runner import run_preset
 
     # The command is split on spaces: a one-word program that exits at once with 7.
     monkeypatch.setenv(RDV_COMMAND_ENV, f"{sys.executable} -c raise(SystemExit(7))")

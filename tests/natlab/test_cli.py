@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from rdv_core.lab import netns
+from rdv_core.lab import _netns as netns
 
 RDV = [sys.executable, "-m", "rdv_tui"]
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from natlab_support import require_impairment
 
-from rdv_core.lab.builder import SERVER4, SERVER_PORT
-from rdv_core.lab.presets import get_preset
-from rdv_core.lab.runner import PresetResult, RunResult, run_preset
+from rdv_core.lab._builder import SERVER4, SERVER_PORT
+from rdv_core.lab._presets import get_preset
+from rdv_core.lab._runner import PresetResult, RunResult, run_preset
 
 #: Runs per preset: enough to catch a flaky path, small enough for the 3-minute budget.
 RUNS = 2

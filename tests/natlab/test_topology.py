@@ -16,7 +16,7 @@ import pytest
 from natlab_support import require_impairment
 
 from rdv_core.lab import Lab, get_preset
-from rdv_core.lab.builder import SERVER4, SERVER6
+from rdv_core.lab._builder import SERVER4, SERVER6
 
 PORT = 7100
 

@@ -16,8 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input
 
 from rdv_core import events as ev
-from rdv_core.addrs import SINGLE_SPACES, AddrSpace, format_spaces
-from rdv_core.client import Client
+from rdv_core.client._client import Client
 from rdv_core.session import (
     Session,
     SessionError,
@@ -25,6 +24,7 @@ from rdv_core.session import (
     generate_code,
     parse_code,
 )
+from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.demo_peer import DemoPeer
 from rdv_tui.race_model import RowState

@@ -1,0 +1,24 @@
+"""The client side of rdv/1: one attempt, its candidate race and the conn it returns.
+
+:class:`Client` makes the request to the server (docs/PROTOCOL.md sections 1 and 2), races
+every allowed candidate from one shared port (section 7 and docs/ARCHITECTURE.md section 4)
+and returns a :class:`Conn`; a :class:`Picker` decides which conn wins. Every step is an
+event of :mod:`rdv_core.events`.
+"""
+
+from __future__ import annotations
+
+from rdv_core.client._client import Client
+from rdv_core.client._conn import Conn, Meta
+from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitConstant, WaitForP2P
+
+__all__ = [
+    "Client",
+    "Conn",
+    "Meta",
+    "Offers",
+    "PickFirst",
+    "Picker",
+    "WaitConstant",
+    "WaitForP2P",
+]

@@ -1,0 +1,456 @@
+"""The rdv client: ``dial()`` and ``accept()`` a peer through an rdv/1 server.
+
+One attempt, step by step (PROTOCOL.md section 1):
+
+1. Bind one local port P and listen on it (dual-stack where possible).
+2. From P, connect to the server over IPv4 (TLS for ``https://``) and send the
+   ``DIAL``/``ACCEPT`` request with our self addresses, then wait silently in the
+   server's lobby until the peer arrives and the server answers ``101``.
+3. Race direct candidates against the relay (:mod:`rdv_core.client._race`) and return the
+   winning conn as a :class:`~rdv_core.client._conn.Conn`.
+
+Every step is an event (:mod:`rdv_core.events`), delivered to ``on_event`` and kept
+in :attr:`Conn.events <rdv_core.client._conn.Conn.events>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+import socket
+import ssl
+from collections.abc import Sequence
+from typing import Any, Final
+
+from rdv_core.client._conn import Conn, Meta
+from rdv_core.client._link import Link, open_stream
+from rdv_core.client._pickers import Picker, WaitForP2P
+from rdv_core.client._race import Race
+from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.errors import (
+    MAX_BODY,
+    NoConnectionError,
+    RdvError,
+    RdvProtocolError,
+    RdvTimeoutError,
+    ServerConnectError,
+    ServerRejectedError,
+)
+from rdv_core.events import (
+    AttemptFailed,
+    AttemptStarted,
+    Candidate,
+    Clock,
+    Event,
+    EventCallback,
+    ObservedAddrWarning,
+    RelayReady,
+    SelfAddrsGathered,
+    ServerConnected,
+    ServerRejected,
+    ServerResponded,
+)
+from rdv_core.wire import (
+    ACCEPT,
+    DIAL,
+    MAX_HEADER_BLOCK,
+    MAX_HEADERS,
+    MAX_SELF_ADDRS,
+    Addr,
+    AddrSpace,
+    Head,
+    HeadParser,
+    Method,
+    ProtocolError,
+    ServerURL,
+    build_request,
+    check_upgrade_response,
+    format_spaces,
+    parse_server_url,
+    self_addrs,
+)
+
+logger = logging.getLogger("rdv.client")
+
+#: How long we wait for the rest of an error body once the status line arrived. The
+#: server sends it in the same breath; a server that keeps the conn open without a
+#: Content-Length should not hold the user's error message hostage.
+ERROR_BODY_TIMEOUT: Final = 1.0
+
+#: The seed's hint, for an observed address that is missing or not public IPv4.
+OBSERVED_HINT: Final = (
+    "p2p across NATs will likely fail (normal on a local network; else check server config)"
+)
+
+
+def open_listeners(port: int = 0) -> list[socket.socket]:
+    """Listening sockets on one port for IPv4 and IPv6 inbound candidates.
+
+    A dual-stack IPv6 socket covers both families; where the system forces
+    IPv6-only (or has no IPv6), an IPv4 listener is added on the same port.
+    """
+    listeners: list[socket.socket] = []
+    try:
+        try:
+            six = bound_socket(socket.AF_INET6, port)
+        except OSError:
+            six = None
+        if six is not None:
+            listeners.append(six)
+            port = local_port(six)
+            if six.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                listeners.append(bound_socket(socket.AF_INET, port))
+        else:
+            listeners.append(bound_socket(socket.AF_INET, port))
+        for sock in listeners:
+            sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
+class Client:
+    """Dials and accepts rdv conns. Cheap to build; one client can run many attempts.
+
+    Args:
+        spaces: Address spaces used for direct conns (our self addrs, the peer
+            addresses we dial, the inbound conns we keep). ``AddrSpace.NONE``
+            forces the relay.
+        picker: How the dialer picks (default: ``WaitForP2P(1.0)``). The accepter
+            always takes the first conn on which ``CONTINUE`` arrives.
+        timeout: Overall seconds for one ``dial()``/``accept()``, lobby wait included
+            (None: no limit). Raises :class:`~rdv_core.errors.RdvTimeoutError`.
+        ssl_context: TLS settings for ``https://`` servers (default: system CAs).
+        headers: Extra request headers, e.g. ``[("Authorization", "Bearer ...")]``.
+        on_event: Called with every event, synchronously, as it happens.
+    """
+
+    def __init__(
+        self,
+        spaces: AddrSpace = AddrSpace.DEFAULT,
+        picker: Picker | None = None,
+        timeout: float | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        headers: Sequence[tuple[str, str]] = (),
+        on_event: EventCallback | None = None,
+    ) -> None:
+        self.spaces = spaces
+        self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
+        self.timeout = timeout
+        self.ssl_context = ssl_context
+        self.headers = tuple(headers)
+        self.on_event = on_event
+
+    async def dial(self, url: str, token: str) -> Conn:
+        """Connect to the peer that accepts ``token`` at the server ``url`` (we pick).
+
+        Raises:
+            ValueError: for a bad URL or header (before any network traffic).
+            ServerRejectedError: the server answered an error status.
+            ServerConnectError: the server could not be reached.
+            RdvProtocolError: the server or the peer broke the protocol.
+            NoConnectionError: no conn could be used.
+            RdvTimeoutError: ``timeout`` expired.
+        """
+        return await self.connect(DIAL, url, token)
+
+    async def accept(self, url: str, token: str) -> Conn:
+        """Connect to the peer that dials ``token`` at the server ``url``.
+
+        Raises:
+            The same errors as :meth:`dial`.
+        """
+        return await self.connect(ACCEPT, url, token)
+
+    async def connect(self, method: Method, url: str, token: str) -> Conn:
+        """``dial`` or ``accept`` by method name (Go's ``Client.Do``)."""
+        if method not in (DIAL, ACCEPT):
+            raise ValueError(f"not an rdv method: {method!r}")
+        server = parse_server_url(url)
+        # Validate the extra headers now, not after a lobby wait.
+        build_request(method, server, token, (), self.headers)
+        return await _Attempt(self, method, server, token).run()
+
+
+class _Attempt:
+    """The state of one ``dial()``/``accept()``."""
+
+    def __init__(self, client: Client, method: Method, server: ServerURL, token: str) -> None:
+        self.client = client
+        self.method = method
+        self.server = server
+        self.token = token
+        self.clock = Clock()
+        self.events: list[Event] = []
+        self._ids = itertools.count(1)
+        self.stage = "connecting to the server"
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+        callback = self.client.on_event
+        if callback is None:
+            return
+        try:
+            callback(event)
+        except Exception:
+            # A broken observer must not break the connection attempt.
+            logger.exception("on_event callback failed for %s", event.type)
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+    async def run(self) -> Conn:
+        client = self.client
+        picker_name = client.picker.describe() if self.method == DIAL else "first CONTINUE"
+        self.emit(
+            AttemptStarted(
+                self.clock(),
+                self.method,
+                str(self.server),
+                format_spaces(client.spaces),
+                picker_name,
+            )
+        )
+        timeout = asyncio.timeout(client.timeout)
+        try:
+            async with timeout:
+                return await self._run()
+        except TimeoutError as exc:
+            if not timeout.expired():
+                raise
+            message = f"timed out after {client.timeout:g}s while {self.stage}"
+            self.emit(AttemptFailed(self.clock(), "timeout", message))
+            raise RdvTimeoutError(message, self.stage) from exc
+        except asyncio.CancelledError:
+            self.emit(AttemptFailed(self.clock(), "cancelled", f"while {self.stage}"))
+            raise
+        except ServerRejectedError as exc:
+            self.emit(AttemptFailed(self.clock(), "rejected", str(exc)))
+            raise
+        except RdvError as exc:
+            kind = {
+                NoConnectionError: "no-connection",
+                RdvProtocolError: "protocol",
+                ServerConnectError: "server-unreachable",
+            }.get(type(exc), "error")
+            self.emit(AttemptFailed(self.clock(), kind, str(exc)))
+            raise
+
+    async def _run(self) -> Conn:
+        client = self.client
+        direct = not client.spaces & AddrSpace.NONE and bool(client.spaces & AddrSpace.ALL)
+        listeners = open_listeners() if direct else []
+        writer: asyncio.StreamWriter | None = None
+        handed_over = False
+        try:
+            port = local_port(listeners[0]) if listeners else 0
+            mine = self_addrs(client.spaces, port)[:MAX_SELF_ADDRS] if port else []
+            reader, writer, server_addr = await self._connect_server(port)
+            local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
+            port = local.port
+            self.emit(SelfAddrsGathered(self.clock(), port, tuple(str(a) for a in mine)))
+
+            request = build_request(self.method, self.server, self.token, mine, client.headers)
+            writer.write(request)
+            self.stage = "waiting for the peer"
+            sent_at = self.clock()
+            head = await self._read_head(reader)
+            lobby_s = self.clock() - sent_at
+            if head.status != 101:
+                body = await _read_error_body(reader, head)
+                self.emit(ServerRejected(self.clock(), head.status, head.reason, body))
+                raise ServerRejectedError(head.status, head.reason, body)
+            try:
+                upgrade = check_upgrade_response(head)
+            except ProtocolError as exc:
+                raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
+            self.emit(
+                ServerResponded(
+                    self.clock(),
+                    str(upgrade.observed_addr) if upgrade.observed_addr else None,
+                    tuple(str(a) for a in upgrade.peer_addrs),
+                    lobby_s,
+                )
+            )
+            self._check_observed(upgrade.observed_addr)
+            meta = Meta(
+                self.method, self.token, upgrade.observed_addr, tuple(mine), upgrade.peer_addrs
+            )
+
+            relay_candidate = Candidate(self.new_id(), str(server_addr), "relay", "relay")
+            relay = Link.from_stream(relay_candidate, reader, writer, True, server_addr)
+            self.emit(RelayReady(self.clock(), relay_candidate))
+            self.stage = "racing for a connection"
+            race = Race(
+                method=self.method,
+                token=self.token,
+                spaces=client.spaces,
+                picker=client.picker,
+                listeners=listeners,
+                port=port,
+                peer_addrs=upgrade.peer_addrs,
+                relay=relay,
+                clock=self.clock,
+                emit=self.emit,
+                new_id=self.new_id,
+            )
+            handed_over = True
+            winner = await race.run()
+            return Conn(
+                reader=winner.reader,
+                writer=winner.writer,
+                is_relay=winner.is_relay,
+                local_addr=winner.local,
+                remote_addr=winner.remote,
+                meta=meta,
+                events=self.events,
+                elapsed_s=self.clock(),
+            )
+        finally:
+            if not handed_over:
+                for sock in listeners:
+                    sock.close()
+                if writer is not None:
+                    writer.close()
+
+    async def _connect_server(
+        self, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
+        """TCP (and TLS) to the server from our port, over IPv4 when the host has it."""
+        loop = asyncio.get_running_loop()
+        server = self.server
+        started = self.clock()
+        try:
+            infos = _literal_addrinfo(server.host, server.port) or await loop.getaddrinfo(
+                server.host, server.port, family=socket.AF_INET, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror:
+            # No IPv4 for this host: IPv6 still works, only the observed address suffers.
+            try:
+                infos = await loop.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+            except socket.gaierror as exc:
+                raise ServerConnectError(
+                    f"cannot resolve the rdv server host {server.host!r}: {exc}", exc.errno
+                ) from exc
+        last: OSError | None = None
+        sock: socket.socket | None = None
+        for family, _, _, _, sockaddr in infos:
+            try:
+                sock = bound_socket(socket.AddressFamily(family), port)
+                await loop.sock_connect(sock, sockaddr)
+                break
+            except OSError as exc:
+                last = exc
+                if sock is not None:
+                    sock.close()
+                sock = None
+            except BaseException:
+                if sock is not None:
+                    sock.close()
+                raise
+        if sock is None:
+            detail = last.strerror or str(last) if last else "no address"
+            raise ServerConnectError(
+                f"cannot connect to the rdv server {server}: {detail}",
+                last.errno if last else None,
+            )
+        server_addr = Addr.from_sockaddr(sock.getpeername())
+        ssl_context: ssl.SSLContext | None = None
+        if server.tls:
+            ssl_context = self.client.ssl_context or ssl.create_default_context()
+        try:
+            reader, writer = await open_stream(
+                sock,
+                ssl_context=ssl_context,
+                server_hostname=server.host if ssl_context else None,
+            )
+        except OSError as exc:  # ssl.SSLError is an OSError
+            raise ServerConnectError(
+                f"TLS with the rdv server {server} failed: {exc}", exc.errno
+            ) from exc
+        ssl_object = writer.get_extra_info("ssl_object")
+        local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
+        self.emit(
+            ServerConnected(
+                self.clock(),
+                str(server_addr),
+                str(local),
+                self.clock() - started,
+                tls=ssl_object is not None,
+                tls_version=ssl_object.version() if ssl_object is not None else None,
+            )
+        )
+        return reader, writer, server_addr
+
+    async def _read_head(self, reader: asyncio.StreamReader) -> Head:
+        """The response head, line by line, so that bytes after it stay in ``reader``."""
+        parser = HeadParser("response")
+        size = 0
+        for _ in range(MAX_HEADERS + 2):
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.IncompleteReadError as exc:
+                raise RdvProtocolError(
+                    "the server closed the connection before answering"
+                    if size == 0 and not exc.partial
+                    else "the server closed the connection inside its response"
+                ) from None
+            except asyncio.LimitOverrunError:
+                raise RdvProtocolError("response header line too long") from None
+            except OSError as exc:
+                raise ServerConnectError(
+                    f"lost the connection to the rdv server while {self.stage}: {exc}", exc.errno
+                ) from exc
+            size += len(line)
+            if size > MAX_HEADER_BLOCK:
+                raise RdvProtocolError("response header block too large")
+            try:
+                head = parser.feed(line)
+            except ProtocolError as exc:
+                raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
+            if head is not None:
+                return head
+        raise RdvProtocolError("too many response header lines")
+
+    def _check_observed(self, observed: Addr | None) -> None:
+        if observed is None:
+            message = f"the server did not report our observed address: {OBSERVED_HINT}"
+        elif not observed.is_ipv4 or observed.space != AddrSpace.PUBLIC4:
+            message = f"expected observed address {observed} to be public IPv4: {OBSERVED_HINT}"
+        else:
+            return
+        self.emit(ObservedAddrWarning(self.clock(), str(observed) if observed else None, message))
+
+
+def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:
+    """``getaddrinfo`` for an IP literal, without the resolver's thread hop (about 1 ms)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return []
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
+    return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
+
+
+async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
+    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body."""
+    try:
+        length = head.content_length
+    except ProtocolError:
+        length = None
+    want = MAX_BODY if length is None else min(length, MAX_BODY)
+    body = b""
+    with contextlib.suppress(TimeoutError, OSError):
+        async with asyncio.timeout(ERROR_BODY_TIMEOUT):
+            while len(body) < want:
+                chunk = await reader.read(want - len(body))
+                if not chunk:
+                    break
+                body += chunk
+    return body.decode("utf-8", "replace")

@@ -1,0 +1,104 @@
+"""A conn taking part in the race (:class:`Link`) and the stream helpers around it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import Any, Final
+
+from rdv_core.events import Candidate
+from rdv_core.wire import MAX_LINE, Addr, ProtocolError
+
+#: StreamReader limit for every conn: also the bound on a protocol line before we can
+#: reject it, and what ``readline()`` allows the application. Reading pauses at twice
+#: this much unread data, which keeps a fast peer from filling our memory.
+STREAM_LIMIT: Final = 256 * 1024
+
+
+async def open_stream(
+    sock: socket.socket,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Hand a connected socket to asyncio as a stream pair (closing it on failure)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    try:
+        transport, _ = await loop.create_connection(
+            lambda: protocol, sock=sock, ssl=ssl_context, server_hostname=server_hostname
+        )
+    except BaseException:
+        sock.close()
+        raise
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+class PeerClosed(EOFError):
+    """The other end closed the conn cleanly, between lines."""
+
+
+async def read_line(reader: asyncio.StreamReader) -> bytes:
+    """Read one ``\\n``-terminated rdv line (without the ``\\n``), keeping what follows.
+
+    Raises:
+        PeerClosed: on EOF before any byte of the line.
+        ProtocolError: on EOF inside the line, or a line longer than ``MAX_LINE``.
+    """
+    try:
+        line = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise PeerClosed("the conn was closed") from None
+        raise ProtocolError("EOF inside an rdv line") from None
+    except asyncio.LimitOverrunError:
+        raise ProtocolError(f"rdv line longer than {MAX_LINE} bytes") from None
+    if len(line) > MAX_LINE:
+        raise ProtocolError(f"rdv line longer than {MAX_LINE} bytes")
+    return line[:-1]
+
+
+def addr_of(sockaddr: Any) -> Addr | None:
+    """The :class:`Addr` of a socket address, or None when it is not an IP one."""
+    try:
+        return Addr.from_sockaddr(tuple(sockaddr))
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(eq=False, slots=True)
+class Link:
+    """A TCP conn to the peer that takes part in the race (direct or the relay)."""
+
+    candidate: Candidate
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    is_relay: bool
+    local: Addr
+    remote: Addr
+
+    @classmethod
+    def from_stream(
+        cls,
+        candidate: Candidate,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        is_relay: bool,
+        fallback_remote: Addr,
+    ) -> Link:
+        """Build from a stream pair, reading both ends' addresses from the socket."""
+        local = addr_of(writer.get_extra_info("sockname")) or Addr.parse("0.0.0.0:0")
+        remote = addr_of(writer.get_extra_info("peername")) or fallback_remote
+        return cls(candidate, reader, writer, is_relay, local, remote)
+
+    @property
+    def alive(self) -> bool:
+        """False once we closed it or the transport is going away."""
+        return not self.writer.transport.is_closing()
+
+    def close(self) -> None:
+        """Close without further bytes (buffered bytes, if any, are still flushed)."""
+        self.writer.close()

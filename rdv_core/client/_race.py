@@ -1,0 +1,477 @@
+"""The candidate race: from the server's ``101`` to the one conn that carries the data.
+
+The algorithm (PROTOCOL.md sections 6 and 7, DESIGN.md section 4)
+-----------------------------------------------------------------
+Before the race, the client bound one local port P and listens on it; its server conn
+(the future relay) also left from P. The server's ``101`` gave us the peer's candidate
+addresses. Then, all at once:
+
+* **Dial** every peer candidate whose address space is enabled, each from its own
+  socket bound to P (SO_REUSEADDR + SO_REUSEPORT, made by :mod:`rdv_core.client._sockets`).
+  Both peers do this at the same time, so through NATs many of these become TCP
+  simultaneous opens: the outgoing SYN opens our NAT mapping for the peer's SYN.
+* **Accept** on P. Inbound conns from a space that is not enabled are closed at once.
+  A direct conn may surface from ``connect()`` *or* ``accept()``, and on loopback the
+  same TCP conn is often both peers' outbound conn (a simultaneous open).
+* **Authenticate** every direct conn with the header lines ``rdv/1 <METHOD> <token>``.
+  The side that called ``connect()`` writes its line at once; the side that got the
+  conn from ``accept()`` first reads and checks the peer's line, then answers. Every
+  TCP conn has at least one connecting side, so this never deadlocks, and a stranger
+  that connects to our listener learns nothing (the reference writes first on inbound
+  conns too, which hands the token to whoever connects, who could echo it back and be
+  picked). A wrong line is a misdial: that conn is closed.
+* **Pick** (dialer): the relay is on offer right after the ``101``; each direct conn
+  is offered once its lines checked out. The :class:`~rdv_core.client._pickers.Picker` chooses.
+  For a direct pick we write ``OTHER <addr>`` on the relay and close it, then
+  ``CONTINUE`` on the chosen conn; for the relay, ``CONTINUE`` on the relay.
+* **Wait for CONTINUE** (accepter): read one command line on every authenticated
+  direct conn and on the relay; the first ``CONTINUE`` wins. When the relay reaches EOF
+  the dialer has picked (a direct conn we already hold) or is gone: new dials are then
+  useless, so they stop, and the attempt fails if no held conn gets ``CONTINUE``.
+* **Clean up**: the moment there is a winner every pending dial, handshake and accept
+  is cancelled and every other conn (and the listener) is closed without further
+  bytes. The same happens on failure and on cancellation: nothing leaks.
+
+Where we do better than the reference (measured in the NAT lab, LAB-NOTES.md): how
+one candidate is dialled (redial bursts against refusals and resets, unanswered SYNs
+given up and sent again, ``EADDRNOTAVAIL``) is explained in :mod:`rdv_core.client._dialer`.
+Every failure is classified (refused, reset, unreachable, timeout, misdial,
+cancelled, ...) with its errno, as events (:mod:`rdv_core.client._failures`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections import Counter
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Final
+
+from rdv_core.client._dialer import dial_candidate, link_rtt
+from rdv_core.client._failures import classify
+from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream, read_line
+from rdv_core.client._pickers import Offers, Picker
+from rdv_core.errors import NoConnectionError
+from rdv_core.events import (
+    Candidate,
+    CandidateConnected,
+    CandidateFailed,
+    CandidateSkipped,
+    Clock,
+    Discarded,
+    Event,
+    HandshakeFailed,
+    HandshakeOk,
+    InboundAccepted,
+    InboundRejected,
+    Origin,
+    Picked,
+)
+from rdv_core.wire import (
+    CONTINUE_LINE,
+    DIAL,
+    Addr,
+    AddrSpace,
+    Continue,
+    Method,
+    ProtocolError,
+    build_header_line,
+    build_other,
+    check_header_line,
+    format_spaces,
+    parse_command,
+)
+
+logger = logging.getLogger("rdv.client")
+
+#: Pause after a failed ``accept()`` (EMFILE and friends) before accepting again, so a
+#: persistent error does not spin the loop.
+ACCEPT_ERROR_PAUSE: Final = 0.1
+
+#: How long a direct conn may take to deliver the peer's header line. The peer writes
+#: it the instant TCP is up, so this only bounds conns from strangers that never speak
+#: (on the accepter, which has no picker deadline, they would otherwise live until
+#: the attempt ends). Generous, because a loaded or lossy path can need several RTTs.
+HANDSHAKE_TIMEOUT: Final = 10.0
+
+
+def space_name(addr: Addr) -> str:
+    """The address space of ``addr`` as an event field (``loopback4``, ``invalid``)."""
+    space = addr.space
+    return format_spaces(space) if space != AddrSpace.INVALID else "invalid"
+
+
+def infer_origins(peer_addrs: Sequence[Addr]) -> dict[Addr, Origin]:
+    """Guess which peer address is the server-observed one.
+
+    ``Rdv-Peer-Addrs`` merges the peer's self addrs (all on its port P) with its
+    observed addr, so an IPv4 address whose port differs from the most common port is
+    the observed one (a NAT changed the port). When ports agree, the observed address
+    coincides with a self address or cannot be told apart: it is reported as ``self``.
+    """
+    if not peer_addrs:
+        return {}
+    ports = Counter(a.port for a in peer_addrs)
+    non_public_ports = {a.port for a in peer_addrs if a.space != AddrSpace.PUBLIC4}
+
+    def rank(port: int) -> tuple[int, bool]:
+        # Ties go to a port that a non-public address uses: NATs rewrite public ones.
+        return ports[port], port in non_public_ports
+
+    best = max(ports, key=rank)
+    return {a: ("observed" if a.port != best and a.is_ipv4 else "self") for a in peer_addrs}
+
+
+class Race:
+    """One race between candidates; :meth:`run` returns the winning :class:`Link`.
+
+    The race owns the listeners and the relay link it is given: whatever happens,
+    everything but the winner is closed when :meth:`run` returns or raises.
+    """
+
+    def __init__(
+        self,
+        *,
+        method: Method,
+        token: str,
+        spaces: AddrSpace,
+        picker: Picker,
+        listeners: Sequence[socket.socket],
+        port: int,
+        peer_addrs: Sequence[Addr],
+        relay: Link | None,
+        clock: Clock,
+        emit: Callable[[Event], None],
+        new_id: Callable[[], int],
+    ) -> None:
+        self._method = method
+        self._token = token
+        self._spaces = spaces
+        self._picker = picker
+        self._listeners = list(listeners)
+        self._port = port
+        self._peer_addrs = list(peer_addrs)
+        self._relay = relay
+        # How long a round trip takes here, until a candidate's refusals tell better.
+        self._rtt_hint = link_rtt(relay)
+        self._clock = clock
+        self._emit = emit
+        self._new_id = new_id
+        self._header = build_header_line(method, token)
+        self._offers: Offers[Link] = Offers()
+        self._links: list[Link] = []
+        self._ready: set[Link] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._dialing: set[asyncio.Task[None]] = set()
+        self._accepting: set[asyncio.Task[None]] = set()
+        self._live = 0
+        self._unowned: set[socket.socket] = set()
+        self._relay_gone = relay is None
+        self._causes: list[str] = []
+        self._closing = False
+        self._winner: Link | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._outcome: asyncio.Future[Link | None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def is_dialer(self) -> bool:
+        """True for the ``DIAL`` side, which picks."""
+        return self._method == DIAL
+
+    # ----- the race as a whole
+
+    async def run(self) -> Link:
+        """Race until a winner is chosen.
+
+        Raises:
+            NoConnectionError: when no conn can be used (the causes are attached).
+        """
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._start()
+                if self.is_dialer:
+                    winner = await self._picker.pick(self._offers)
+                else:
+                    winner = await self._outcome
+                self._closing = True
+                self._winner = winner
+                if winner is not None:
+                    elapsed = self._clock()
+                    self._emit(Picked(elapsed, winner.candidate, winner.is_relay, elapsed))
+                    if self.is_dialer:
+                        self._commit(winner)
+                for task in self._tasks:
+                    task.cancel()
+        finally:
+            self._closing = True
+            self._cleanup()
+        if self._winner is None:
+            raise NoConnectionError("no conn to the peer could be used", tuple(self._causes))
+        return self._winner
+
+    def _spawn(
+        self, coro: Coroutine[Any, Any, None], group: set[asyncio.Task[None]] | None = None
+    ) -> None:
+        assert self._tg is not None
+        task = self._tg.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if group is not None:
+            group.add(task)
+            task.add_done_callback(group.discard)
+
+    def _start(self) -> None:
+        for listener in self._listeners:
+            self._spawn(self._accept_loop(listener), self._accepting)
+        origins = infer_origins(self._peer_addrs)
+        dialable = 0
+        for addr in self._peer_addrs:
+            candidate = Candidate(self._new_id(), str(addr), space_name(addr), origins[addr])
+            if self._spaces & AddrSpace.NONE or not self._spaces.includes(addr.space):
+                self._emit(
+                    CandidateSkipped(
+                        self._clock(), candidate, f"address space {candidate.space} is not enabled"
+                    )
+                )
+                continue
+            dialable += 1
+            self._spawn(self._dial(candidate, addr), self._dialing)
+        if self._relay is not None:
+            if self.is_dialer:
+                self._offers.add(self._relay, is_relay=True)
+                self._spawn(self._watch_dialer_relay(self._relay))
+            else:
+                self._spawn(self._accepter_relay(self._relay))
+        if not self._listeners and not dialable:
+            # Nothing direct can ever show up: don't make the picker wait for it.
+            self._offers.set_exhausted()
+        self._check_accepter_done()
+
+    def _commit(self, winner: Link) -> None:
+        """The dialer's pick on the wire (PROTOCOL.md section 1, step 5)."""
+        relay = self._relay
+        if not winner.is_relay and relay is not None and relay.alive:
+            # Tell the server we went direct (for its metrics), then let the relay go.
+            relay.writer.write(build_other(winner.remote))
+            relay.close()
+            self._emit(
+                Discarded(self._clock(), relay.candidate, "went direct: told the server OTHER")
+            )
+        winner.writer.write(CONTINUE_LINE)
+
+    def _cleanup(self) -> None:
+        for listener in self._listeners:
+            listener.close()
+        for sock in self._unowned:
+            sock.close()
+        for link in [*self._links, *([self._relay] if self._relay else [])]:
+            if link is self._winner:
+                continue
+            if link.alive:
+                if link in self._ready:
+                    self._emit(Discarded(self._clock(), link.candidate, "another conn was picked"))
+                link.close()
+
+    def _fail(self, text: str) -> None:
+        self._causes.append(text)
+
+    # ----- dialing
+
+    async def _dial(self, candidate: Candidate, addr: Addr) -> None:
+        sock = await dial_candidate(
+            candidate,
+            addr,
+            port=self._port,
+            rtt_hint=self._rtt_hint,
+            clock=self._clock,
+            emit=self._emit,
+            fail=self._fail,
+        )
+        if sock is None:
+            return
+        current = asyncio.current_task()
+        if current is not None:
+            # Connected: from now on this is a handshake, which a relay EOF must not cancel.
+            self._dialing.discard(current)
+        self._emit(CandidateConnected(self._clock(), candidate))
+        self._live += 1
+        await self._direct(candidate, sock, addr, outbound=True)
+
+    # ----- accepting
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, sockaddr = await loop.sock_accept(listener)
+            except OSError as exc:
+                # ECONNABORTED and friends concern one half-made conn; EMFILE passes.
+                logger.debug("accept failed: %s", exc)
+                await asyncio.sleep(ACCEPT_ERROR_PAUSE)
+                continue
+            remote = addr_of(sockaddr)
+            if remote is None:
+                sock.close()
+                continue
+            candidate = Candidate(self._new_id(), str(remote), space_name(remote), "inbound")
+            if self._closing:
+                sock.close()
+                continue
+            if self._spaces & AddrSpace.NONE or not self._spaces.includes(remote.space):
+                sock.close()
+                self._emit(
+                    InboundRejected(
+                        self._clock(), candidate, f"address space {candidate.space} is not enabled"
+                    )
+                )
+                continue
+            self._emit(InboundAccepted(self._clock(), candidate))
+            # Counted and owned from now on: a task cancelled before its first step
+            # never runs its body, so cleanup closes sockets no task has taken yet.
+            self._live += 1
+            self._unowned.add(sock)
+            self._spawn(self._direct(candidate, sock, remote, outbound=False))
+
+    # ----- direct conns: header lines, then (accepter) the command
+
+    async def _direct(
+        self, candidate: Candidate, sock: socket.socket, addr: Addr, outbound: bool
+    ) -> None:
+        """Header lines on a direct conn, then (accepter) its command.
+
+        The caller has counted the conn in ``_live``; this uncounts it when it ends.
+        """
+        self._unowned.discard(sock)
+        link: Link | None = None
+        try:
+            try:
+                reader, writer = await open_stream(sock)
+                link = Link.from_stream(candidate, reader, writer, False, addr)
+                self._links.append(link)
+                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                    if outbound:
+                        writer.write(self._header)
+                    line = await read_line(reader)
+                    check_header_line(line, self._method, self._token)
+                    if not outbound:
+                        writer.write(self._header)
+            except asyncio.CancelledError:
+                self._emit(HandshakeFailed(self._clock(), candidate, "cancelled", "the race ended"))
+                raise
+            except (OSError, EOFError, ProtocolError) as exc:
+                # TimeoutError is an OSError: our HANDSHAKE_TIMEOUT lands here too.
+                reason, _ = classify(exc)
+                detail = str(exc) or f"no header line within {HANDSHAKE_TIMEOUT:g}s"
+                self._emit(HandshakeFailed(self._clock(), candidate, reason, detail))
+                self._fail(f"{candidate.addr}: {reason}")
+                if link is not None:
+                    link.close()
+                return
+            self._ready.add(link)
+            self._emit(HandshakeOk(self._clock(), candidate))
+            if self.is_dialer:
+                self._offers.add(link, is_relay=False)
+                return
+            await self._await_continue(link)
+        finally:
+            self._live -= 1
+            self._check_accepter_done()
+
+    async def _await_continue(self, link: Link) -> None:
+        """Accepter: the first command on an authenticated direct conn."""
+        try:
+            command = parse_command(await read_line(link.reader))
+        except PeerClosed:
+            self._ready.discard(link)
+            link.close()
+            self._emit(Discarded(self._clock(), link.candidate, "the dialer picked another conn"))
+            return
+        except (OSError, ProtocolError) as exc:
+            reason, code = classify(exc)
+            self._ready.discard(link)
+            link.close()
+            self._emit(CandidateFailed(self._clock(), link.candidate, reason, code, str(exc)))
+            self._fail(f"{link.candidate.addr}: {reason}")
+            return
+        if isinstance(command, Continue):
+            self._win(link)
+            return
+        link.close()
+        self._emit(
+            CandidateFailed(
+                self._clock(), link.candidate, "protocol", None, "OTHER on a direct conn"
+            )
+        )
+
+    # ----- the relay
+
+    async def _watch_dialer_relay(self, relay: Link) -> None:
+        """Dialer: notice a relay that dies before the pick (the server sends nothing now)."""
+        try:
+            data = await relay.reader.read(1)
+        except OSError as exc:
+            reason, code = classify(exc)
+            detail = str(exc)
+        else:
+            reason, code = ("eof", None) if not data else ("protocol", None)
+            detail = (
+                "the server closed the relay" if not data else "server sent bytes before our pick"
+            )
+        self._offers.withdraw(relay)
+        relay.close()
+        self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, detail))
+        self._fail(f"relay: {reason}")
+
+    async def _accepter_relay(self, relay: Link) -> None:
+        """Accepter: ``CONTINUE`` from the server means the dialer picked the relay."""
+        try:
+            command = parse_command(await read_line(relay.reader))
+        except PeerClosed:
+            relay.close()
+            self._emit(
+                Discarded(
+                    self._clock(),
+                    relay.candidate,
+                    "the server closed the relay: the dialer went direct",
+                )
+            )
+        except (OSError, ProtocolError) as exc:
+            reason, code = classify(exc)
+            relay.close()
+            self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, str(exc)))
+            self._fail(f"relay: {reason}")
+        else:
+            if isinstance(command, Continue):
+                self._win(relay)
+                return
+            relay.close()
+            self._emit(
+                CandidateFailed(
+                    self._clock(), relay.candidate, "protocol", None, "OTHER from the server"
+                )
+            )
+            self._fail("relay: protocol")
+        self._relay_gone = True
+        # The dialer has picked (a direct conn we already hold) or is gone: dials and
+        # inbound conns that are not authenticated yet can no longer be chosen.
+        for task in [*self._dialing, *self._accepting]:
+            task.cancel()
+        self._dialing.clear()
+        self._accepting.clear()
+        self._check_accepter_done()
+
+    # ----- the accepter's outcome
+
+    def _win(self, link: Link) -> None:
+        if not self._outcome.done():
+            self._outcome.set_result(link)
+        else:
+            link.close()
+
+    def _check_accepter_done(self) -> None:
+        if self.is_dialer or self._outcome.done() or not self._relay_gone:
+            return
+        if self._live == 0 and not self._dialing and not self._accepting:
+            self._outcome.set_result(None)

@@ -1,0 +1,62 @@
+"""The one place that makes sockets sharing a port (SO_REUSEADDR + SO_REUSEPORT).
+
+The server conn, the listener and every connector of one attempt share a local port,
+so that NATs map them to one public port and TCP simultaneous open can happen.
+Every socket on that port needs *both* options: with SO_REUSEADDR alone, binding a
+connector fails with EADDRINUSE once the listener exists (LAB-NOTES.md, pitfalls).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+
+from rdv_core.wire import Addr
+
+#: Listen backlog: inbound candidates are few, but a peer may dial each of our addresses.
+LISTEN_BACKLOG = 64
+
+
+def reuse_socket(family: socket.AddressFamily) -> socket.socket:
+    """A non-blocking TCP socket with SO_REUSEADDR and SO_REUSEPORT set."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def bound_socket(family: socket.AddressFamily, port: int, host: str | None = None) -> socket.socket:
+    """A reuse socket bound to ``port`` on the wildcard address (or ``host``).
+
+    An AF_INET6 socket is made dual-stack (IPV6_V6ONLY off) where the system allows it.
+    """
+    sock = reuse_socket(family)
+    try:
+        if family == socket.AF_INET6:
+            # Some systems force v6-only; v4 peers then reach a separate v4 listener.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((host or "::", port, 0, 0))
+        else:
+            sock.bind((host or "0.0.0.0", port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def family_of(addr: Addr) -> socket.AddressFamily:
+    """AF_INET or AF_INET6 for an address."""
+    return socket.AF_INET if addr.is_ipv4 else socket.AF_INET6
+
+
+def local_port(sock: socket.socket) -> int:
+    """The local port a socket is bound to."""
+    port = sock.getsockname()[1]
+    assert isinstance(port, int)
+    return port

@@ -1,0 +1,224 @@
+"""Mount rdv in an aiohttp application, under any prefix, behind its middlewares.
+
+::
+
+    from aiohttp import web
+    from rdv_core.server._aiohttp import mount
+    from rdv_core.server._core import RdvServer
+
+    app = web.Application(middlewares=[my_auth])
+    rdv = RdvServer()
+    mount(app, rdv, "/rdv")        # clients use http://host:port/rdv
+    web.run_app(app)
+
+Two aiohttp facts shape this module (DESIGN.md section 3):
+
+- **aiohttp's C request parser (llhttp) rejects the ``DIAL`` and ``ACCEPT`` methods**
+  with ``400 Invalid method encountered`` before any handler or middleware runs; its
+  pure-Python parser accepts them. :func:`allow_rdv_methods` (called by :func:`mount`)
+  makes aiohttp choose the parser per connection: a conn whose first bytes are
+  ``DIAL `` or ``ACCEPT `` gets the pure-Python parser, every other conn keeps the fast
+  C parser. Setting ``AIOHTTP_NO_EXTENSIONS=1`` would also work, but slows every
+  request of the application. Limitation: on a keep-alive conn the first request
+  decides, so a ``DIAL`` after a ``GET`` on the same conn is still rejected (rdv
+  clients open one conn per request; a reverse proxy must not pool rdv upgrades).
+- aiohttp only knows websocket upgrades. The rdv handler writes the ``101`` itself and
+  takes the connection over with ``transport.set_protocol``; the handler then stays
+  suspended until the core has closed the conn, because aiohttp closes the transport
+  when a handler returns. Everything that leans on aiohttp internals is in this module
+  and pinned by ``tests/test_server_aiohttp.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp import web_protocol as _web_protocol
+from aiohttp.http_parser import HttpRequestParserPy
+
+from rdv_core import wire
+from rdv_core.server._core import CLOSED, RdvServer
+from rdv_core.server._observed import transport_peer_addr
+from rdv_core.wire import Addr, Head, RequestRejected
+
+log = logging.getLogger("rdv.server")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_RDV_PREFIXES = (b"DIAL ", b"ACCEPT ")
+
+
+class _RdvAwareRequestParser:
+    """Picks aiohttp's pure-Python parser for rdv conns, its default parser for the rest."""
+
+    _rdv_aware = True
+    _default: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._args = args
+        self._kwargs = kwargs
+        self._impl: Any = None
+        self._start = b""
+
+    def _choose(self, python: bool) -> Any:
+        cls = HttpRequestParserPy if python else type(self)._default
+        self._impl = cls(*self._args, **self._kwargs)
+        return self._impl
+
+    def feed_data(self, data: bytes) -> Any:
+        if self._impl is None:
+            start = self._start + data
+            if any(m.startswith(start) and len(start) < len(m) for m in _RDV_PREFIXES):
+                # Not enough bytes to tell yet (a client may send "DI" then "AL /x ...").
+                self._start = start
+                return [], False, b""
+            self._start = b""
+            return self._choose(start.startswith(_RDV_PREFIXES)).feed_data(start)
+        if self._start:
+            # Chosen by __getattr__ while a method prefix was still pending.
+            data, self._start = self._start + data, b""
+        return self._impl.feed_data(data)
+
+    def __getattr__(self, name: str) -> Any:
+        impl = self.__dict__.get("_impl")
+        if impl is None:
+            # aiohttp asked for something (pause_reading, feed_eof) before the first bytes
+            # told: a pending "DI" or "ACC" can only become an rdv request.
+            impl = self._choose(bool(self.__dict__.get("_start")))
+        return getattr(impl, name)
+
+
+def allow_rdv_methods() -> None:
+    """Let aiohttp servers in this process parse ``DIAL``/``ACCEPT`` requests (idempotent).
+
+    Conns that start with another method keep aiohttp's default (C) parser.
+    """
+    # RequestHandler builds its parser from this module global, once per connection.
+    current = getattr(_web_protocol, "HttpRequestParser")  # noqa: B009 (not re-exported)
+    if getattr(current, "_rdv_aware", False):
+        return
+    _RdvAwareRequestParser._default = current
+    setattr(_web_protocol, "HttpRequestParser", _RdvAwareRequestParser)  # noqa: B010
+
+
+class _TakenOver(web.StreamResponse):
+    """What the rdv handler returns once the core has closed the conn: writes nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(status=101)
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+def _plain(status: int, body: str) -> web.Response:
+    return web.Response(
+        status=status,
+        text=body,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _request_head(request: web.Request) -> Head:
+    version = f"HTTP/{request.version.major}.{request.version.minor}"
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers]
+    return Head(
+        start_line=f"{request.method} {request.raw_path} {version}",
+        version=version,
+        headers=headers,
+        method=request.method,
+        target=request.raw_path,
+    )
+
+
+def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
+    """An aiohttp handler serving rdv requests whose path is ``prefix/<token>``.
+
+    Use it for custom routing; :func:`mount` adds it under a prefix for you. Call
+    :func:`allow_rdv_methods` once when you do not use :func:`mount`.
+    """
+    prefix = prefix.rstrip("/")
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        remote = _remote(request)
+        if server.closed:
+            server.count_reject(503, CLOSED, remote, request.method)
+            return _plain(503, CLOSED + "\n")
+        head = _request_head(request)
+        try:
+            rdv_request = wire.check_request(head, prefix)
+        except RequestRejected as exc:
+            server.count_reject(exc.status, exc.message, remote, request.method)
+            if exc.http_level:
+                # Go's net/http refuses these before any handler: its public error as the
+                # body (no newline), then the conn is closed (wire.build_rejection).
+                response = _plain(exc.status, exc.message)
+                response.force_close()
+                return response
+            return _plain(exc.status, exc.message + "\n")
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise web.HTTPBadRequest(text="connection closed")
+        handler_protocol = request.protocol
+        trailing = _bytes_after_head(handler_protocol)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def release(exc: BaseException | None) -> None:
+            if not done.done():
+                done.set_result(None)
+            # aiohttp never sees this conn close (its protocol was replaced): tell it, so
+            # that its connection bookkeeping and keep-alive state end with the conn.
+            handler_protocol.connection_lost(exc)
+
+        server.admit(rdv_request, transport, remote, trailing=trailing, release=release)
+        await done
+        return _TakenOver()
+
+    return handle
+
+
+def _bytes_after_head(handler_protocol: Any) -> bytes:
+    """Bytes the client sent after the request head, which aiohttp already buffered.
+
+    A lobby client must send nothing (the core answers ``400``), so any byte counts.
+    aiohttp does not treat ``Upgrade: rdv/1`` as an upgrade: the bytes sit in its
+    parser's tail, or became further pipelined messages.
+    """
+    parser = getattr(handler_protocol, "_parser", None)
+    tail = getattr(parser, "_tail", b"") if parser is not None else b""
+    tail = bytes(getattr(handler_protocol, "_message_tail", b"") or b"") + bytes(tail or b"")
+    if not tail and getattr(handler_protocol, "_messages", None):
+        tail = b"\n"
+    return tail
+
+
+def mount(app: web.Application, server: RdvServer, prefix: str = "/rdv") -> None:
+    """Serve rdv requests at ``prefix/<token>`` in ``app`` (behind its middlewares).
+
+    Also calls :func:`allow_rdv_methods`, so aiohttp can parse ``DIAL``/``ACCEPT``.
+    The server is closed on the app's cleanup (``503`` to lobby clients).
+    """
+    allow_rdv_methods()
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+    handle = rdv_handler(server, prefix)
+    app.router.add_route("*", f"{prefix}/{{token:.*}}", handle)
+    if prefix:
+        app.router.add_route("*", prefix, handle)
+
+    async def close_rdv(_app: web.Application) -> None:
+        await server.close()
+
+    app.on_shutdown.append(close_rdv)
+
+
+def _remote(request: web.Request) -> Addr | None:
+    return transport_peer_addr(request.transport) if request.transport is not None else None

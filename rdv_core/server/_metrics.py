@@ -1,0 +1,78 @@
+"""Server stats in the Prometheus text exposition format (``GET /metrics``)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rdv_core.server._core import ServerStats
+
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def render(stats: ServerStats) -> str:
+    """The metrics text for a stats snapshot (ends with a newline)."""
+    open_relayed = sum(1 for p in stats.pairs if p.relayed)
+    d2a = sum(p.bytes_dialer_to_accepter for p in stats.pairs)
+    a2d = sum(p.bytes_accepter_to_dialer for p in stats.pairs)
+    lines: list[str] = []
+
+    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, int]]) -> None:
+        lines.append(f"# HELP {name} {help_text}")
+        lines.append(f"# TYPE {name} {kind}")
+        lines.extend(f"{name}{labels} {value}" for labels, value in samples)
+
+    metric("rdv_lobby_peers", "gauge", "Requests waiting in the lobby.", [("", stats.lobby)])
+    metric(
+        "rdv_pairs_open",
+        "gauge",
+        "Open pairs (waiting for the dialer's command, or relaying).",
+        [("", len(stats.pairs))],
+    )
+    metric("rdv_pairs_relaying", "gauge", "Open pairs relaying.", [("", open_relayed)])
+    metric("rdv_pairs_total", "counter", "Pairs matched.", [("", stats.pairs_total)])
+    metric(
+        "rdv_pairs_p2p_total",
+        "counter",
+        "Pairs whose dialer reported a direct connection (OTHER).",
+        [("", stats.p2p_total)],
+    )
+    metric(
+        "rdv_pairs_relayed_total",
+        "counter",
+        "Pairs whose dialer picked the relay (CONTINUE).",
+        [("", stats.relay_total)],
+    )
+    metric(
+        "rdv_relay_bytes_total",
+        "counter",
+        "Bytes relayed, both directions, open pairs included.",
+        [("", stats.bytes_relayed)],
+    )
+    metric(
+        "rdv_relay_open_bytes",
+        "gauge",
+        "Bytes relayed so far by open pairs, per direction.",
+        [('{direction="dialer_to_accepter"}', d2a), ('{direction="accepter_to_dialer"}', a2d)],
+    )
+    metric(
+        "rdv_rejects_total",
+        "counter",
+        "Error responses by HTTP status.",
+        [(f'{{status="{code}"}}', n) for code, n in sorted(stats.rejects_by_status.items())],
+    )
+    metric(
+        "rdv_lobby_timeouts_total",
+        "counter",
+        "Requests that waited in vain (408).",
+        [("", stats.lobby_timeouts_total)],
+    )
+    metric(
+        "rdv_replaced_total",
+        "counter",
+        "Requests evicted by a newer one with the same token and method (409).",
+        [("", stats.replaced_total)],
+    )
+    metric(
+        "rdv_up", "gauge", "1 while the server accepts requests.", [("", 0 if stats.closed else 1)]
+    )
+    return "\n".join(lines) + "\n"

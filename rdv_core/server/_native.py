@@ -1,0 +1,313 @@
+"""The native asyncio front: what ``rdv serve`` runs.
+
+A bare :class:`asyncio.Protocol` per conn parses the request head with the sans-IO
+:class:`~rdv_core.wire.HeadParser`, answers its few plain routes itself and hands
+every rdv request that passes the section 3 checks to :meth:`RdvServer.admit`. It is
+lean on purpose (DESIGN.md section 3): a lobby conn costs a transport, one small
+protocol object and the core's bookkeeping, nothing else.
+
+Routes (``GET``/``HEAD``, at the root whatever the prefix):
+
+- ``/healthz``: ``200 ok`` (``503 rdv is closed`` after shutdown);
+- ``/metrics``: Prometheus text (:mod:`rdv_core.server._metrics`).
+
+Everything else is an rdv request under ``prefix``. Plain responses keep HTTP/1.1
+conns alive, as the reference does; HTTP/1.0, ``Connection: close`` and requests
+carrying a body are answered and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl as ssl_module
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Final, cast
+
+from rdv_core import wire
+from rdv_core.server import _metrics as metrics
+from rdv_core.server._core import CLOSED, RdvServer
+from rdv_core.server._observed import transport_peer_addr
+from rdv_core.wire import Addr, Head, HeadParser, ProtocolError, RequestRejected
+
+log = logging.getLogger("rdv.server")
+
+#: A conn must deliver a whole request head within this many seconds (and an idle
+#: keep-alive conn is closed after it): slow or silent clients cost no more than that.
+HEAD_TIMEOUT_S: Final = 30.0
+#: Header block bound for requests: rdv requests are small.
+MAX_REQUEST_HEAD: Final = 16 * 1024
+PLAIN_ROUTES: Final = frozenset({"/healthz", "/metrics"})
+
+
+#: TCP keepalive for client conns: a lobby client whose machine vanishes without a FIN
+#: (NAT state dropped, cable pulled) is found out and its slot freed within ~2 minutes.
+KEEPALIVE_IDLE_S: Final = 60
+KEEPALIVE_INTERVAL_S: Final = 15
+KEEPALIVE_COUNT: Final = 4
+
+
+def _enable_keepalive(transport: asyncio.BaseTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        if hasattr(socket, name):
+            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
+    for level, option, value in options:
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError as exc:  # e.g. the client already reset the conn
+            log.debug("cannot set socket option %s: %s", option, exc)
+            return
+
+
+class _HttpConn(asyncio.Protocol):
+    """One client conn until its request is admitted (or it closes)."""
+
+    __slots__ = ("_front", "_parser", "_remote", "_timer", "_transport")
+
+    def __init__(self, front: NativeFront) -> None:
+        self._front = front
+        self._parser = HeadParser("request", MAX_REQUEST_HEAD)
+        self._transport: asyncio.Transport | None = None
+        self._remote: Addr | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # cast, not isinstance: uvloop's transports do not subclass asyncio.Transport.
+        self._transport = cast(asyncio.Transport, transport)
+        self._remote = transport_peer_addr(transport)
+        _enable_keepalive(transport)
+        self._front._conns.add(self)
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, self.close)
+
+    def close(self) -> None:
+        """Close the conn (head timeout, front shutdown)."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        while transport is not None and not transport.is_closing():
+            try:
+                head = self._parser.feed(data)
+            except ProtocolError as exc:
+                self._answer_bad_request(exc)
+                return
+            if head is None:
+                return
+            data = self._parser.trailing
+            self._parser = HeadParser("request", MAX_REQUEST_HEAD)
+            if not self._handle(head, data):
+                return
+            self._arm_timer()
+
+    def _answer_bad_request(self, exc: ProtocolError) -> None:
+        assert self._transport is not None
+        self._front.server.count_reject(exc.status, exc.message, self._remote, "")
+        # Go's bare pre-handler error, then close (build_rejection never keeps these open).
+        self._transport.write(wire.build_rejection(exc).data)
+        self._transport.close()
+
+    def _handle(self, head: Head, trailing: bytes) -> bool:
+        """Serve one request; True if the conn stays ours for another request."""
+        assert self._transport is not None
+        server = self._front.server
+        path = wire.request_path(head.target)
+        if head.method in ("GET", "HEAD") and path in PLAIN_ROUTES:
+            if path == "/metrics":
+                body, content_type = metrics.render(server.stats()), metrics.CONTENT_TYPE
+                status = 200
+            elif server.closed:
+                body, content_type, status = CLOSED + "\n", "text/plain; charset=utf-8", 503
+            else:
+                body, content_type, status = "ok\n", "text/plain; charset=utf-8", 200
+            return self._respond(head, status, body, content_type=content_type)
+        if server.closed:
+            server.count_reject(503, CLOSED, self._remote, head.method)
+            return self._respond(head, 503, CLOSED + "\n")
+        try:
+            request = wire.check_request(head, self._front.prefix)
+        except RequestRejected as exc:
+            server.count_reject(exc.status, exc.message, self._remote, head.method)
+            if exc.http_level:
+                # Go's net/http refuses these before any handler (bad target or escape,
+                # HTTP/2.0, Host): its bare error, then close, even on keep-alive.
+                reply = wire.build_rejection(exc, head)
+                self._transport.write(reply.data)
+                self._transport.close()
+                return False
+            return self._respond(head, exc.status, exc.message + "\n")
+        self._hand_off()
+        server.admit(request, self._transport, self._remote, trailing=trailing)
+        return False
+
+    def _respond(
+        self,
+        head: Head,
+        status: int,
+        body: str,
+        content_type: str = "text/plain; charset=utf-8",
+    ) -> bool:
+        assert self._transport is not None
+        try:
+            has_body = bool(head.content_length) or head.has("Transfer-Encoding")
+        except ProtocolError:
+            has_body = True
+        keep_alive = (
+            head.version == "HTTP/1.1"
+            and (head.get("Connection") or "").strip().lower() != "close"
+            and not has_body
+        )
+        response = wire.build_plain_response(
+            status,
+            body,
+            version="HTTP/1.0" if head.version == "HTTP/1.0" else "HTTP/1.1",
+            content_type=content_type,
+            add_newline=False,
+        )
+        if head.method == "HEAD":
+            response = response[: response.index(b"\r\n\r\n") + 4]
+        self._transport.write(response)
+        if not keep_alive:
+            self._transport.close()
+        return keep_alive
+
+    def _hand_off(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._front._conns.discard(self)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._front._conns.discard(self)
+        self._transport = None
+
+
+class NativeFront:
+    """A listening native front for an :class:`RdvServer`.
+
+    Attributes:
+        server: The core it feeds.
+        prefix: Mount path of rdv requests (``""`` or e.g. ``/rdv``).
+        port: The first listening port.
+        url: The server URL clients use, e.g. ``http://127.0.0.1:8080/rdv``.
+    """
+
+    def __init__(self, server: RdvServer, prefix: str, tls: bool, host: str | None) -> None:
+        self.server = server
+        self.prefix = _normalize_prefix(prefix)
+        self._tls = tls
+        self._host = host
+        self._listener: asyncio.Server | None = None
+        self._conns: set[_HttpConn] = set()
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """The URL clients use (wildcard hosts shown as ``0.0.0.0`` / ``[::]``)."""
+        host = self._host or "0.0.0.0"
+        if ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://{host}:{self.port}{self.prefix}"
+
+    @property
+    def sockets(self) -> tuple[object, ...]:
+        """The listening sockets."""
+        return tuple(self._listener.sockets) if self._listener is not None else ()
+
+    async def _start(self, host: str | None, port: int, ssl: ssl_module.SSLContext | None) -> None:
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: _HttpConn(self), host, port, ssl=ssl, backlog=1024, reuse_address=True
+        )
+        self.port = self._listener.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and close conns that have not been admitted (idle keep-alive).
+
+        Conns the core owns are closed by :meth:`RdvServer.close`.
+        """
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        for conn in list(self._conns):
+            conn.close()
+        # Let the closes reach connection_lost.
+        await asyncio.sleep(0)
+
+    async def __aenter__(self) -> NativeFront:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _normalize_prefix(prefix: str) -> str:
+    prefix = prefix.strip()
+    if not prefix or prefix == "/":
+        return ""
+    if not prefix.startswith("/"):
+        prefix = "/" + prefix
+    return prefix.rstrip("/")
+
+
+async def start_native(
+    server: RdvServer,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    ssl: ssl_module.SSLContext | None = None,
+    prefix: str = "",
+) -> NativeFront:
+    """Listen on ``host:port`` (None or ``""``: every interface) and serve ``server``.
+
+    Raises:
+        OSError: when the address cannot be bound.
+    """
+    front = NativeFront(server, prefix, tls=ssl is not None, host=host or None)
+    await front._start(host or None, port, ssl)
+    log.debug("native front listening on %s", front.url)
+    return front
+
+
+@asynccontextmanager
+async def serve_native(
+    server: RdvServer,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    ssl: ssl_module.SSLContext | None = None,
+    prefix: str = "",
+) -> AsyncIterator[NativeFront]:
+    """``start_native`` as a context manager: on exit, the server and the front close."""
+    front = await start_native(server, host, port, ssl, prefix)
+    try:
+        yield front
+    finally:
+        await server.close()
+        await front.close()

@@ -1,0 +1,410 @@
+"""The Relayer: one matched pair, from the two ``101`` responses to the last byte relayed.
+
+PROTOCOL.md section 8. After matching, the relayer
+
+1. writes the ``101`` to the dialer D, then to the accepter A (each in one write: a
+   response split in many segments costs clients a round trip on slow links);
+2. reads one command line from D (bounded only by the idle timeout) while A is parked:
+   ``CONTINUE`` -> writes ``CONTINUE\\n`` to A, plus any bytes that followed D's line,
+   and relays; ``OTHER addr`` -> the peers went direct, both conns are closed;
+   anything else, or EOF -> both conns are closed;
+3. relays transport to transport until the first EOF or error in either direction,
+   then closes both conns fully (half-close is not propagated), counting bytes.
+
+Why transports and BufferedProtocol (DESIGN.md section 3): asyncio streams reach only
+a third of a C relay; a transport-to-transport protocol with pause/resume_reading flow
+control reaches parity. CPython's default loop allocates a fresh 256 KiB ``bytes`` per
+``recv``; a BufferedProtocol reads into a buffer we own instead. All pairs of a server
+share one buffer: a read is handed to the other transport's ``write()`` synchronously,
+which sends it or copies the rest (CPython < 3.12), so the buffer is free again before
+the next read; transports that keep a reference instead (CPython >= 3.12, uvloop) make
+the server switch to a fresh buffer whenever they hold unsent bytes
+(:func:`write_may_alias`). Flow control is strict (write high-water
+mark about 0): once a destination holds unsent bytes, its source stops reading until they
+drain, like Go's ``io.Copy``. An idle pair therefore owns no buffer at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, cast
+
+from rdv_core import wire
+from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
+
+if TYPE_CHECKING:
+    from rdv_core.server._core import Peer
+
+log = logging.getLogger("rdv.relay")
+
+#: Read size of the shared relay buffer (the same as CPython's default ``recv`` size).
+DEFAULT_BUFFER_SIZE: Final = 256 * 1024
+#: A closed conn whose peer stops reading keeps its unsent bytes at most this long.
+CLOSE_LINGER_S: Final = 10.0
+
+
+def write_may_alias(transport: object) -> bool:
+    """True if ``transport.write()`` may keep a reference to unsent bytes, not a copy.
+
+    CPython < 3.12's socket transport copies unsent bytes into its own bytearray, and
+    its TLS transport encrypts (copies) at once. CPython 3.12's socket transport and
+    uvloop keep a reference to the memoryview: the shared buffer must then not be
+    reused while they hold unsent bytes.
+    """
+    module = type(transport).__module__
+    if module == "asyncio.sslproto":
+        return False
+    if module == "asyncio.selector_events":
+        return sys.version_info >= (3, 12)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class PairStats:
+    """A snapshot of one matched pair.
+
+    Attributes:
+        pair_id: Unique per server, counting from 1.
+        token: The rendezvous token.
+        dialer: The dialer's observed (else TCP peer) address.
+        accepter: The accepter's observed (else TCP peer) address.
+        started_t: Server clock seconds when the pair was matched.
+        relayed: None while waiting for D's command, True once relaying, False for p2p.
+        bytes_dialer_to_accepter: Bytes relayed from D to A.
+        bytes_accepter_to_dialer: Bytes relayed from A to D.
+    """
+
+    pair_id: int
+    token: str
+    dialer: str
+    accepter: str
+    started_t: float
+    relayed: bool | None
+    bytes_dialer_to_accepter: int
+    bytes_accepter_to_dialer: int
+
+
+class SharedBuffer:
+    """The read buffer all relaying conns of one server take turns on (see module doc)."""
+
+    __slots__ = ("size", "view")
+
+    def __init__(self, size: int = DEFAULT_BUFFER_SIZE) -> None:
+        if size < 1024:
+            raise ValueError("relay buffer size must be at least 1024 bytes")
+        self.size = size
+        self.view = memoryview(bytearray(size))
+
+    def detach(self) -> None:
+        """Give up the current buffer (a transport still references it): use a fresh one."""
+        self.view = memoryview(bytearray(self.size))
+
+
+EndCallback = Callable[["Relayer", str], None]
+
+
+class Relayer:
+    """One matched pair: the continue step, then the relay (see module doc).
+
+    The server creates it, calls :meth:`start` (or :meth:`reject`) and is told the end
+    through ``on_end(relayer, reason)``. :meth:`close` ends the pair at any time.
+    """
+
+    __slots__ = (
+        "_a_early",
+        "_buffer",
+        "_idle_handle",
+        "_idle_timeout",
+        "_loop",
+        "_on_end",
+        "_on_relay",
+        "accepter",
+        "bytes_a2d",
+        "bytes_d2a",
+        "dialer",
+        "end_reason",
+        "ended",
+        "last_active",
+        "other_addr",
+        "pair_id",
+        "relayed",
+        "started",
+        "started_t",
+    )
+
+    def __init__(
+        self,
+        pair_id: int,
+        dialer: Peer,
+        accepter: Peer,
+        *,
+        buffer: SharedBuffer,
+        idle_timeout: float | None,
+        started_t: float,
+        on_end: EndCallback,
+        on_relay: Callable[[Relayer], None] | None = None,
+    ) -> None:
+        self.pair_id = pair_id
+        self.dialer = dialer
+        self.accepter = accepter
+        self._buffer = buffer
+        self._idle_timeout = idle_timeout
+        self._on_end = on_end
+        self._on_relay = on_relay
+        self._loop = asyncio.get_running_loop()
+        self.started = self._loop.time()
+        self.started_t = started_t
+        self.last_active = self.started
+        self._idle_handle: asyncio.TimerHandle | None = None
+        self._a_early = b""
+        self.bytes_d2a = 0
+        self.bytes_a2d = 0
+        self.relayed: bool | None = None
+        self.other_addr: str | None = None
+        self.ended = False
+        self.end_reason = ""
+
+    # ----- lifecycle
+
+    def start(self, response_d: bytes, response_a: bytes) -> None:
+        """Write the two ``101`` responses (D first) and wait for D's command."""
+        d, a = self.dialer.transport, self.accepter.transport
+        d.set_protocol(_CommandReader(self))
+        a.set_protocol(_Parked(self, self.accepter))
+        # A sends nothing before CONTINUE; whatever it sends early waits in the kernel.
+        a.pause_reading()
+        d.write(response_d)
+        a.write(response_a)
+        if self._idle_timeout is not None:
+            self._idle_handle = self._loop.call_at(
+                self.started + self._idle_timeout, self._check_idle
+            )
+
+    def reject(self, status: int, reason: str) -> None:
+        """Refuse the pair: both peers get a section 5 error, both conns close."""
+        body = wire.build_upgrade_error(status, reason)
+        for peer in (self.dialer, self.accepter):
+            peer.transport.set_protocol(_Parked(self, peer))
+            peer.transport.write(body)
+        self.close(f"rejected {status}")
+
+    def close(self, reason: str) -> None:
+        """End the pair: close both conns (flushing what they hold) and report once."""
+        if self.ended:
+            return
+        self.ended = True
+        self.end_reason = reason
+        if self._idle_handle is not None:
+            self._idle_handle.cancel()
+            self._idle_handle = None
+        for peer in (self.dialer, self.accepter):
+            _close_flushing(peer.transport)
+        self._on_end(self, reason)
+
+    def stats(self, token: str, dialer: str, accepter: str) -> PairStats:
+        """A snapshot of this pair's counters."""
+        return PairStats(
+            self.pair_id,
+            token,
+            dialer,
+            accepter,
+            self.started_t,
+            self.relayed,
+            self.bytes_d2a,
+            self.bytes_a2d,
+        )
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds since the pair was matched."""
+        return self._loop.time() - self.started
+
+    # ----- continue step
+
+    def _on_command_line(self, line: bytes, rest: bytes) -> None:
+        try:
+            command = wire.parse_command(line)
+        except ProtocolError as exc:
+            self.close(f"protocol error: {exc.message}")
+            return
+        if isinstance(command, Other):
+            self.relayed = False
+            self.other_addr = str(command.addr)
+            self.close("p2p")
+            return
+        assert isinstance(command, Continue)
+        self._start_relay(rest)
+
+    def _start_relay(self, rest: bytes) -> None:
+        self.relayed = True
+        d, a = self.dialer.transport, self.accepter.transport
+        d_side = _RelaySide(self, a, dialer_side=True)
+        a_side = _RelaySide(self, d, dialer_side=False)
+        d.set_protocol(d_side)
+        a.set_protocol(a_side)
+        # Strict flow control (module docstring). high=1, low=0 rather than high=0:
+        # CPython's TLS transport pauses at ``size >= high`` and would stay paused on
+        # an empty buffer with high=0; plain transports pause at ``size > high``.
+        d.set_write_buffer_limits(high=1, low=0)
+        a.set_write_buffer_limits(high=1, low=0)
+        if self._on_relay is not None:
+            self._on_relay(self)
+        if self.ended:
+            return
+        # Bytes that followed D's command in the same read belong to A, after CONTINUE.
+        self.bytes_d2a += len(rest)
+        a.write(CONTINUE_LINE + rest)
+        if self._a_early:
+            early, self._a_early = self._a_early, b""
+            self.bytes_a2d += len(early)
+            d.write(early)
+        if not self.ended:
+            a.resume_reading()
+        self.touch()
+
+    def _on_accepter_early(self, data: bytes) -> None:
+        # TLS transports can deliver already-decrypted bytes after pause_reading().
+        self._a_early += data
+        if len(self._a_early) > wire.MAX_LINE:
+            self.close("accepter sent data before CONTINUE")
+
+    # ----- idle timeout
+
+    def touch(self) -> None:
+        """Record activity (for the idle timeout)."""
+        if self._idle_timeout is not None:
+            self.last_active = self._loop.time()
+
+    def _check_idle(self) -> None:
+        self._idle_handle = None
+        if self.ended or self._idle_timeout is None:
+            return
+        deadline = self.last_active + self._idle_timeout
+        if self._loop.time() >= deadline:
+            self.close("idle timeout")
+        else:
+            self._idle_handle = self._loop.call_at(deadline, self._check_idle)
+
+    # ----- called by the protocols
+
+    def _lost(self, peer: Peer, exc: BaseException | None) -> None:
+        peer.lost(exc)
+        if not self.ended:
+            who = "dialer" if peer is self.dialer else "accepter"
+            self.close(f"{who} {'error: ' + str(exc) if exc else 'closed'}")
+
+
+def _close_flushing(transport: asyncio.BaseTransport) -> None:
+    """Close a transport after it sends what it holds, but never wait forever for that."""
+    if transport.is_closing():
+        return
+    transport = cast(asyncio.WriteTransport, transport)
+    pending = transport.get_write_buffer_size()
+    transport.close()
+    if pending:
+        asyncio.get_running_loop().call_later(CLOSE_LINGER_S, transport.abort)
+
+
+class _CommandReader(asyncio.Protocol):
+    """D's conn between the ``101`` and its command line."""
+
+    __slots__ = ("_lines", "_relayer")
+
+    def __init__(self, relayer: Relayer) -> None:
+        self._relayer = relayer
+        self._lines = LineBuffer()
+
+    def data_received(self, data: bytes) -> None:
+        relayer = self._relayer
+        if relayer.ended:
+            return
+        relayer.touch()
+        self._lines.feed(data)
+        try:
+            line = self._lines.next_line()
+        except ProtocolError as exc:
+            relayer.close(f"protocol error: {exc.message}")
+            return
+        if line is not None:
+            relayer._on_command_line(line, self._lines.rest())
+
+    def eof_received(self) -> bool:
+        self._relayer.close("dialer closed before its command")
+        return False
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._relayer._lost(self._relayer.dialer, exc)
+
+
+class _Parked(asyncio.Protocol):
+    """A's conn until CONTINUE (reading paused), or any conn being rejected."""
+
+    __slots__ = ("_peer", "_relayer")
+
+    def __init__(self, relayer: Relayer, peer: Peer) -> None:
+        self._relayer = relayer
+        self._peer = peer
+
+    def data_received(self, data: bytes) -> None:
+        if not self._relayer.ended:
+            self._relayer._on_accepter_early(data)
+
+    def eof_received(self) -> bool:
+        # A's EOF before D's command usually means D is about to report OTHER: wait for it.
+        return True
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._relayer._lost(self._peer, exc)
+
+
+class _RelaySide(asyncio.BufferedProtocol):
+    """One relaying conn: what it reads goes to ``_dst``; its write pressure pauses ``_dst``."""
+
+    __slots__ = ("_buffer", "_dialer_side", "_dst", "_may_alias", "_relayer")
+
+    def __init__(self, relayer: Relayer, dst: asyncio.Transport, dialer_side: bool) -> None:
+        self._relayer = relayer
+        self._buffer = relayer._buffer
+        self._dst = dst
+        self._dialer_side = dialer_side
+        self._may_alias = write_may_alias(dst)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer.view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        relayer = self._relayer
+        if self._dialer_side:
+            relayer.bytes_d2a += nbytes
+        else:
+            relayer.bytes_a2d += nbytes
+        if relayer._idle_timeout is not None:
+            relayer.last_active = relayer._loop.time()
+        dst = self._dst
+        dst.write(self._buffer.view[:nbytes])
+        if self._may_alias and dst.get_write_buffer_size():
+            # dst still references part of the buffer: the next read needs a fresh one.
+            self._buffer.detach()
+
+    def eof_received(self) -> bool:
+        self._relayer.close("dialer EOF" if self._dialer_side else "accepter EOF")
+        return False
+
+    def pause_writing(self) -> None:
+        # Our own transport holds unsent bytes: stop reading the conn that feeds it.
+        self._dst.pause_reading()
+
+    def resume_writing(self) -> None:
+        relayer = self._relayer
+        if not relayer.ended:
+            # A slow reader that drained our buffer is activity, not idleness.
+            relayer.touch()
+            self._dst.resume_reading()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        relayer = self._relayer
+        relayer._lost(relayer.dialer if self._dialer_side else relayer.accepter, exc)

@@ -1,0 +1,59 @@
+"""Errors of the session layer: one base class, one subclass per way a session ends badly."""
+
+from __future__ import annotations
+
+from rdv_core.errors import RdvError
+
+
+class SessionError(RdvError):
+    """Base class of every session-layer error."""
+
+
+class CodeMismatch(SessionError):
+    """The peers used different codes (or someone tried to guess the code)."""
+
+    def __init__(self, detail: str = "") -> None:
+        message = "code mismatch: the peer used a different code (or someone tried to guess it)"
+        super().__init__(f"{message}; {detail}" if detail else message)
+
+
+class ProtocolViolation(SessionError):
+    """The peer sent something the session protocol does not allow."""
+
+
+class FrameError(ProtocolViolation):
+    """A frame could not be decoded: unknown type, oversized, malformed body."""
+
+
+class TamperedError(SessionError):
+    """A frame failed authentication after the keys were confirmed: corrupted or injected."""
+
+
+class PeerError(SessionError):
+    """The peer reported a fatal error and ended the session."""
+
+
+class ConnectionLost(SessionError, ConnectionError):
+    """The connection broke (EOF or socket error) before a clean close."""
+
+
+class TransferFailed(SessionError):
+    """Some files were not verified by the receiver.
+
+    Attributes:
+        failures: ``(name, reason)`` for every file that failed.
+    """
+
+    def __init__(self, failures: list[tuple[str, str]]) -> None:
+        self.failures = failures
+        shown = "; ".join(f"{name}: {reason}" for name, reason in failures[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(f"{len(failures)} file(s) failed: {shown}{more}")
+
+
+class TransferRejected(TransferFailed):
+    """The receiver declined the offer."""
+
+
+class UnsafeName(RdvError, ValueError):
+    """An offered path that could escape the download folder or is not portable."""

@@ -1,0 +1,156 @@
+"""Offered file names that can never escape the download folder, nor overwrite silently.
+
+A sender names files by a relative, ``/``-separated path. The receiver refuses (it
+does not "fix") any name that could leave the download folder or that is not
+portable: absolute paths, ``..`` and ``.``, empty components, NUL and control
+characters, backslashes and drive letters, Windows reserved device names (``CON``,
+``NUL``, ``COM1``, ...), trailing dots or spaces, and our own partial-file suffix.
+On disk, every existing component under the download folder must be a real
+directory (never a symlink), and files are opened with ``O_NOFOLLOW``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from pathlib import Path
+
+from rdv_core.session._errors import UnsafeName
+
+#: Suffix of a partial (resumable) file, and of its metadata sidecar.
+PARTIAL_SUFFIX = ".rdvpart"
+SIDECAR_SUFFIX = ".rdvpart.json"
+
+MAX_PATH_CHARS = 4096
+MAX_COMPONENT_BYTES = 255
+MAX_DEPTH = 64
+
+_RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$"} | {
+    f"{base}{n}" for base in ("COM", "LPT") for n in [*"0123456789", "¹", "²", "³"]
+}
+_FORBIDDEN_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"\\|?*]')
+
+
+def check_relative_path(path: str) -> tuple[str, ...]:
+    """The components of a safe offered path.
+
+    Raises:
+        UnsafeName: with the reason the name is refused.
+    """
+    if not path:
+        raise UnsafeName("empty name")
+    if len(path) > MAX_PATH_CHARS:
+        raise UnsafeName(f"name longer than {MAX_PATH_CHARS} characters")
+    if "\x00" in path:
+        raise UnsafeName("NUL character in name")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise UnsafeName("absolute path")
+    parts = tuple(path.split("/"))
+    if len(parts) > MAX_DEPTH:
+        raise UnsafeName(f"more than {MAX_DEPTH} nested folders")
+    for part in parts:
+        _check_component(part)
+    if parts[-1].endswith((PARTIAL_SUFFIX, SIDECAR_SUFFIX)):
+        raise UnsafeName(f"names ending in {PARTIAL_SUFFIX} are reserved for partial files")
+    return parts
+
+
+def _check_component(part: str) -> None:
+    if part in ("", ".", ".."):
+        raise UnsafeName(f"path component {part!r} (empty, '.' or '..')")
+    match = _FORBIDDEN_CHARS.search(part)
+    if match:
+        raise UnsafeName(f"forbidden character {match.group()!r} in {part!r}")
+    if part.endswith((".", " ")):
+        raise UnsafeName(f"component {part!r} ends with a dot or a space")
+    stem = part.split(".", 1)[0].rstrip(" ").upper()
+    if stem in _RESERVED:
+        raise UnsafeName(f"reserved device name {part!r}")
+    if len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
+        raise UnsafeName(f"component longer than {MAX_COMPONENT_BYTES} bytes")
+    try:
+        part.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeName(f"component {part!r} is not valid Unicode text") from None
+
+
+def prepare_target(base: Path, parts: tuple[str, ...]) -> Path:
+    """The path for ``parts`` under ``base``, creating parent folders safely.
+
+    Every existing component must be a real directory (not a symlink); missing ones
+    are created. The result is checked to lie inside ``base``.
+
+    Raises:
+        UnsafeName: a component on disk is a symlink or not a directory.
+        OSError: the folders cannot be created (permission, disk full, ...).
+    """
+    root = base.resolve()
+    current = root
+    for part in parts[:-1]:
+        current = current / part
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(current, 0o755)
+        if current.is_symlink() or not current.is_dir():
+            raise UnsafeName(f"{'/'.join(parts)}: {current.name!r} is a symlink or not a folder")
+    target = current / parts[-1]
+    if target.is_symlink():
+        raise UnsafeName(f"{'/'.join(parts)}: the target is a symlink")
+    if os.path.commonpath([root, os.path.realpath(target.parent)]) != str(root):
+        raise UnsafeName(f"{'/'.join(parts)}: resolves outside the download folder")
+    return target
+
+
+def partial_path(target: Path) -> Path:
+    """Where the partial data of ``target`` is kept until verified."""
+    return target.with_name(target.name + PARTIAL_SUFFIX)
+
+
+def sidecar_path(target: Path) -> Path:
+    """The metadata of a partial file (size and mtime it belongs to)."""
+    return target.with_name(target.name + SIDECAR_SUFFIX)
+
+
+def numbered(target: Path, n: int) -> Path:
+    """``name (n).ext`` next to ``target`` (``archive (2).tar.gz`` keeps both suffixes)."""
+    name = target.name
+    stem, dot, ext = name.partition(".") if not name.startswith(".") else (name, "", "")
+    return target.with_name(f"{stem} ({n}){dot}{ext}")
+
+
+def place_without_overwrite(source: Path, target: Path) -> Path:
+    """Move ``source`` to ``target``, or to ``name (1).ext``, ... if taken; return where.
+
+    Uses a hard link (fails if the name exists, so no race can overwrite) and falls
+    back to an existence check plus rename where links are not supported.
+    """
+    for n in range(10_000):
+        candidate = target if n == 0 else numbered(target, n)
+        try:
+            os.link(source, candidate, follow_symlinks=False)
+        except FileExistsError:
+            continue
+        except OSError:
+            if os.path.lexists(candidate):
+                continue
+            os.rename(source, candidate)
+            return candidate
+        os.unlink(source)
+        return candidate
+    raise FileExistsError(f"no free name for {target.name} after 10000 tries")
+
+
+def open_partial(path: Path, offset: int) -> int:
+    """Open (or create) a partial file for writing at ``offset``; return the descriptor.
+
+    ``O_NOFOLLOW`` refuses a symlink planted at the partial's name.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.ftruncate(fd, offset)
+        os.lseek(fd, offset, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd

@@ -1,0 +1,164 @@
+"""The rdv/1 wire format, sans-IO: bytes in, values out, values in, bytes out.
+
+This is the bottom layer of rdv_core (docs/ARCHITECTURE.md section 1): nothing here
+touches a socket or an event loop, so the client, both server fronts and the tests share
+it. docs/PROTOCOL.md is the specification these modules implement, cited by section:
+
+- :mod:`._addrs`: addresses and address spaces (section 9);
+- :mod:`._http1`: strict HTTP/1.1 heads, Go's pre-handler checks and error framing;
+- :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
+- :mod:`._lines`: the line layer after the upgrade (section 6);
+- :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
+  errors after the upgrade (sections 2 to 5).
+
+Every public name of those modules is exported here: import the wire format from
+``rdv_core.wire``.
+"""
+
+from __future__ import annotations
+
+from rdv_core.wire._addrs import (
+    SINGLE_SPACES,
+    Addr,
+    AddrError,
+    AddrSpace,
+    IPAddress,
+    format_spaces,
+    parse_spaces,
+    self_addrs,
+    sort_addrs,
+    space_of,
+    unmap,
+)
+from rdv_core.wire._handshake import (
+    MAX_PEER_ADDRS,
+    MAX_SELF_ADDRS,
+    USER_AGENT,
+    RdvRequest,
+    ServerURL,
+    Upgrade,
+    build_request,
+    build_upgrade_error,
+    build_upgrade_response,
+    check_request,
+    check_upgrade_response,
+    format_addr_list,
+    parse_addr_list,
+    parse_server_url,
+    peer_addrs_for,
+    token_from_target,
+)
+from rdv_core.wire._http1.checks import (
+    check_http_request,
+    request_path,
+)
+from rdv_core.wire._http1.head import (
+    MAX_HEADER_BLOCK,
+    MAX_HEADERS,
+    Head,
+    HeadParser,
+    ProtocolError,
+    RequestRejected,
+    canonical_header_name,
+    http_version,
+)
+from rdv_core.wire._http1.responses import (
+    MAX_ERROR_BODY,
+    REASONS,
+    BodyCollector,
+    Reply,
+    build_http_error,
+    build_plain_response,
+    build_rejection,
+    reason_phrase,
+)
+from rdv_core.wire._lines import (
+    CONTINUE_LINE,
+    MAX_LINE,
+    Command,
+    Continue,
+    LineBuffer,
+    Misdial,
+    Other,
+    build_header_line,
+    build_other,
+    check_header_line,
+    parse_command,
+)
+from rdv_core.wire._names import (
+    ACCEPT,
+    DIAL,
+    METHODS,
+    UPGRADE_PROTOCOL,
+    Method,
+    escape_token,
+    opposite,
+    unescape_token,
+)
+
+__all__ = [
+    "ACCEPT",
+    "CONTINUE_LINE",
+    "DIAL",
+    "MAX_ERROR_BODY",
+    "MAX_HEADERS",
+    "MAX_HEADER_BLOCK",
+    "MAX_LINE",
+    "MAX_PEER_ADDRS",
+    "MAX_SELF_ADDRS",
+    "METHODS",
+    "REASONS",
+    "SINGLE_SPACES",
+    "UPGRADE_PROTOCOL",
+    "USER_AGENT",
+    "Addr",
+    "AddrError",
+    "AddrSpace",
+    "BodyCollector",
+    "Command",
+    "Continue",
+    "Head",
+    "HeadParser",
+    "IPAddress",
+    "LineBuffer",
+    "Method",
+    "Misdial",
+    "Other",
+    "ProtocolError",
+    "RdvRequest",
+    "Reply",
+    "RequestRejected",
+    "ServerURL",
+    "Upgrade",
+    "build_header_line",
+    "build_http_error",
+    "build_other",
+    "build_plain_response",
+    "build_rejection",
+    "build_request",
+    "build_upgrade_error",
+    "build_upgrade_response",
+    "canonical_header_name",
+    "check_header_line",
+    "check_http_request",
+    "check_request",
+    "check_upgrade_response",
+    "escape_token",
+    "format_addr_list",
+    "format_spaces",
+    "http_version",
+    "opposite",
+    "parse_addr_list",
+    "parse_command",
+    "parse_server_url",
+    "parse_spaces",
+    "peer_addrs_for",
+    "reason_phrase",
+    "request_path",
+    "self_addrs",
+    "sort_addrs",
+    "space_of",
+    "token_from_target",
+    "unescape_token",
+    "unmap",
+]

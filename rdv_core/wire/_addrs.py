@@ -1,0 +1,332 @@
+"""Addresses and address spaces, as PROTOCOL.md section 9 defines them.
+
+An :class:`Addr` is an ``ip:port`` pair formatted exactly as the wire wants it
+(``a.b.c.d:port`` or ``[x::y]:port``). An :class:`AddrSpace` is a bit set with
+the reference implementation's bit values, so that ``--spaces`` values and event
+payloads mean the same thing to every rdv/1 implementation.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from rdv_core.errors import RdvError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AddrError(RdvError, ValueError):
+    """An address or address-space string does not parse."""
+
+
+class AddrSpace(enum.IntFlag):
+    """A unicast address space, or a set of them (the bit values are the wire's)."""
+
+    INVALID = 0
+    PUBLIC4 = 1 << 1
+    PUBLIC6 = 1 << 2
+    PRIVATE4 = 1 << 3
+    PRIVATE6 = 1 << 4
+    LINK4 = 1 << 5
+    LINK6 = 1 << 6
+    LOOPBACK4 = 1 << 7
+    LOOPBACK6 = 1 << 8
+    NONE = 1 << 31
+    #: Every enumerated space. Go's ``^NoSpaces`` also sets unused bits; we keep
+    #: only meaningful ones so that ``str()`` stays readable.
+    ALL = PUBLIC4 | PUBLIC6 | PRIVATE4 | PRIVATE6 | LINK4 | LINK6 | LOOPBACK4 | LOOPBACK6
+    PUBLIC = PUBLIC4 | PUBLIC6
+    DEFAULT = PUBLIC4 | PUBLIC6 | PRIVATE4 | PRIVATE6
+    LOOPBACK = LOOPBACK4 | LOOPBACK6
+
+    def includes(self, other: AddrSpace) -> bool:
+        """True if every space of ``other`` is in this set (and ``other`` is not empty)."""
+        return other != AddrSpace.INVALID and (self & other) == other
+
+    def includes_ip(self, ip: IPAddress) -> bool:
+        """True if the space of ``ip`` is in this set."""
+        return self.includes(space_of(ip))
+
+    @property
+    def label(self) -> str:
+        """The lower-case name of a single space (``public4``), or a comma list for a set."""
+        return format_spaces(self)
+
+
+#: The single spaces, in bit order, with the names used on command lines and in events.
+SINGLE_SPACES: Final[tuple[AddrSpace, ...]] = (
+    AddrSpace.PUBLIC4,
+    AddrSpace.PUBLIC6,
+    AddrSpace.PRIVATE4,
+    AddrSpace.PRIVATE6,
+    AddrSpace.LINK4,
+    AddrSpace.LINK6,
+    AddrSpace.LOOPBACK4,
+    AddrSpace.LOOPBACK6,
+)
+
+_ALIASES: Final[dict[str, AddrSpace]] = {
+    "default": AddrSpace.DEFAULT,
+    "all": AddrSpace.ALL,
+    "public": AddrSpace.PUBLIC,
+    "loopback": AddrSpace.LOOPBACK,
+    "none": AddrSpace.NONE,
+}
+
+
+def _single_name(space: AddrSpace) -> str:
+    return (space.name or "invalid").lower()
+
+
+def parse_spaces(text: str) -> AddrSpace:
+    """Parse a comma list of space names and aliases (``"loopback4,loopback6"``, ``"none"``).
+
+    Raises:
+        AddrError: for an unknown name or an empty list.
+    """
+    result = AddrSpace.INVALID
+    names = [part.strip().lower() for part in text.split(",")]
+    if not any(names):
+        raise AddrError("empty address space list")
+    for name in names:
+        if name in _ALIASES:
+            result |= _ALIASES[name]
+            continue
+        for space in SINGLE_SPACES:
+            if _single_name(space) == name:
+                result |= space
+                break
+        else:
+            known = ", ".join([*(_single_name(s) for s in SINGLE_SPACES), *_ALIASES])
+            raise AddrError(f"unknown address space {name!r} (known: {known})")
+    if result & AddrSpace.NONE:
+        # "none" wins: it exists to force the relay.
+        return AddrSpace.NONE
+    return result
+
+
+def format_spaces(spaces: AddrSpace) -> str:
+    """Format a set of spaces as a comma list of single names (``none`` for the empty set)."""
+    names = [_single_name(s) for s in SINGLE_SPACES if spaces & s]
+    return ",".join(names) if names else "none"
+
+
+_PRIVATE4: Final = tuple(
+    ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
+)
+_PRIVATE6: Final = ipaddress.IPv6Network("fc00::/7")
+
+
+def unmap(ip: IPAddress) -> IPAddress:
+    """Turn an IPv4-mapped IPv6 address (``::ffff:1.2.3.4``) into the IPv4 address."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def space_of(ip: IPAddress) -> AddrSpace:
+    """Classify an address, in the reference order: invalid, loopback, link, private, public."""
+    ip = unmap(ip)
+    if ip.is_unspecified or ip.is_multicast:
+        return AddrSpace.INVALID
+    v4 = isinstance(ip, ipaddress.IPv4Address)
+    if ip.is_loopback:
+        return AddrSpace.LOOPBACK4 if v4 else AddrSpace.LOOPBACK6
+    if ip.is_link_local:
+        return AddrSpace.LINK4 if v4 else AddrSpace.LINK6
+    if v4:
+        if ip == ipaddress.IPv4Address("255.255.255.255"):
+            return AddrSpace.INVALID
+        if any(ip in net for net in _PRIVATE4):
+            return AddrSpace.PRIVATE4
+        return AddrSpace.PUBLIC4
+    if ip in _PRIVATE6:
+        return AddrSpace.PRIVATE6
+    # Go's IsGlobalUnicast: everything else that is unicast counts as public.
+    return AddrSpace.PUBLIC6
+
+
+@dataclass(frozen=True, slots=True)
+class Addr:
+    """An IP address and TCP port, formatted as PROTOCOL.md section 9 says.
+
+    Addresses order as the wire sorts them (:meth:`sort_key`): all IPv4 before IPv6,
+    then by address bytes, then by port.
+    """
+
+    ip: IPAddress
+    port: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise AddrError(f"port out of range: {self.port}")
+
+    def __str__(self) -> str:
+        ip = self.ip
+        if isinstance(ip, ipaddress.IPv6Address):
+            mapped = ip.ipv4_mapped
+            if mapped is not None:
+                # Go's netip writes ::ffff:1.2.3.4 (Python 3.11 would say ::ffff:102:304).
+                zone = f"%{ip.scope_id}" if ip.scope_id else ""
+                return f"[::ffff:{mapped}{zone}]:{self.port}"
+            return f"[{ip.compressed}]:{self.port}"
+        return f"{ip}:{self.port}"
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() < other.sort_key()
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() <= other.sort_key()
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() > other.sort_key()
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Addr):
+            return NotImplemented
+        return self.sort_key() >= other.sort_key()
+
+    @property
+    def is_ipv4(self) -> bool:
+        """True for an IPv4 address (IPv4-mapped addresses count as IPv4)."""
+        return isinstance(unmap(self.ip), ipaddress.IPv4Address)
+
+    @property
+    def space(self) -> AddrSpace:
+        """The address space of the IP."""
+        return space_of(self.ip)
+
+    def unmapped(self) -> Addr:
+        """The same address with an IPv4-mapped IP unmapped and any IPv6 zone dropped."""
+        ip = unmap(self.ip)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id:
+            ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
+        return self if ip is self.ip else Addr(ip, self.port)
+
+    def sort_key(self) -> tuple[int, bytes, int]:
+        """Wire order: all IPv4 before IPv6, then address bytes, then port."""
+        ip = unmap(self.ip)
+        return (0 if isinstance(ip, ipaddress.IPv4Address) else 1, ip.packed, self.port)
+
+    def sockaddr(self) -> tuple[str, int] | tuple[str, int, int, int]:
+        """The address as a tuple for the socket module (IPv6 keeps its zone)."""
+        if isinstance(self.ip, ipaddress.IPv6Address):
+            return (str(self.ip), self.port, 0, 0)
+        return (str(self.ip), self.port)
+
+    @classmethod
+    def parse(cls, text: str) -> Addr:
+        """Parse ``a.b.c.d:port`` or ``[x::y]:port`` (an IPv6 zone is accepted).
+
+        As Go's ``netip.ParseAddrPort``: IPv6 needs brackets, IPv4 must not have them,
+        IPv4 octets have no leading zeros, the port is decimal (leading zeros allowed).
+
+        Raises:
+            AddrError: when ``text`` is not such an address.
+        """
+        host, sep, port_text = text.rpartition(":")
+        if not sep or not host:
+            raise AddrError(f"missing port in address {text!r}")
+        significant = port_text.lstrip("0") if port_text else ""
+        if (
+            not port_text
+            or not port_text.isascii()
+            or not port_text.isdigit()
+            # Bounded before int(): a huge digit string would make int() slow or fail.
+            or len(significant) > 5
+            or int(significant or "0") > 65535
+        ):
+            raise AddrError(f"invalid port in address {text!r}")
+        port = int(significant or "0")
+        try:
+            if host.startswith("["):
+                if not host.endswith("]"):
+                    raise AddrError(f"unbalanced brackets in address {text!r}")
+                return cls(ipaddress.IPv6Address(host[1:-1]), port)
+            if ":" in host:
+                raise AddrError(f"IPv6 address without brackets in {text!r}")
+            return cls(ipaddress.IPv4Address(host), port)
+        except ValueError as exc:
+            if isinstance(exc, AddrError):
+                raise
+            raise AddrError(f"invalid IP in address {text!r}") from exc
+
+    @classmethod
+    def from_sockaddr(cls, sockaddr: tuple[object, ...]) -> Addr:
+        """Build from a socket-module address tuple, unmapping ``::ffff:a.b.c.d``.
+
+        Raises:
+            AddrError: when the tuple is not an IP socket address.
+        """
+        if len(sockaddr) < 2:
+            raise AddrError(f"invalid socket address {sockaddr!r}")
+        host = str(sockaddr[0]).split("%", 1)[0]
+        port = sockaddr[1]
+        if not isinstance(port, int):
+            raise AddrError(f"invalid socket address {sockaddr!r}")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise AddrError(f"invalid socket address {sockaddr!r}") from exc
+        return cls(ip, port).unmapped()
+
+
+def sort_addrs(addrs: Iterable[Addr]) -> list[Addr]:
+    """De-duplicate and sort addresses in wire order (after unmapping and dropping zones)."""
+    unique = {a.unmapped() for a in addrs}
+    return sorted(unique, key=Addr.sort_key)
+
+
+#: Probe addresses per space: the OS tells which local address it would use to reach them.
+_PROBES: Final[dict[AddrSpace, str]] = {
+    AddrSpace.PUBLIC4: "1.1.1.1",
+    AddrSpace.PRIVATE4: "192.168.0.1",
+    AddrSpace.LINK4: "169.254.0.1",
+    AddrSpace.LOOPBACK4: "127.0.0.1",
+    AddrSpace.PUBLIC6: "2400::1",
+    AddrSpace.PRIVATE6: "fd00::1",
+    AddrSpace.LINK6: "fe80::1",
+    AddrSpace.LOOPBACK6: "::1",
+}
+
+
+def _probe_local_ip(probe: str) -> IPAddress | None:
+    family = socket.AF_INET6 if ":" in probe else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            # A UDP connect only asks the routing table: no packet leaves the machine.
+            sock.connect((probe, 9))
+            local = sock.getsockname()[0]
+    except OSError:
+        return None
+    ip = ipaddress.ip_address(str(local).split("%", 1)[0])
+    return None if ip.is_unspecified else ip
+
+
+def self_addrs(spaces: AddrSpace, port: int) -> list[Addr]:
+    """Our own candidate addresses with ``port``, per PROTOCOL.md section 9.
+
+    For each enabled space, ask the OS which local address it would use to reach a
+    probe address of that space, and keep the result only if its own space is enabled.
+    """
+    if spaces & AddrSpace.NONE:
+        return []
+    found: list[Addr] = []
+    for space, probe in _PROBES.items():
+        if not spaces & space:
+            continue
+        ip = _probe_local_ip(probe)
+        if ip is not None and spaces.includes_ip(ip):
+            found.append(Addr(ip, port))
+    return sort_addrs(found)
