@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rdv_tui.cli import build_parser
-from rdv_tui.commands import tui
+from rdv_tui.cli.commands import tui
 
 
 def test_parse_listen() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from rdv_tui.race_options import add_race_arguments
+from rdv_tui.cli.race_options import add_race_arguments
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,8 +86,8 @@ async def _receive(args: argparse.Namespace) -> int:
         connect_session,
         describe_path,
     )
-    from rdv_tui.commands import transfer_ui as ui
-    from rdv_tui.race_options import UsageError, client_from_args
+    from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rdv_tui.race_options import add_race_arguments
+from rdv_tui.cli.race_options import add_race_arguments
 
 
 def add_parser(subparsers: Any) -> None:
@@ -68,8 +68,8 @@ async def _send(args: argparse.Namespace) -> int:
         parse_code,
     )
     from rdv_core.session._files import collect
-    from rdv_tui.commands import transfer_ui as ui
-    from rdv_tui.race_options import UsageError, client_from_args
+    from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
 

@@ -1,6 +1,6 @@
 """The ``rdv`` command: argument parsing and dispatch to one module per subcommand.
 
-Each subcommand lives in ``rdv_tui/commands/<name>.py`` with two functions,
+Each subcommand lives in ``rdv_tui/cli/commands/<name>.py`` with two functions,
 ``add_parser(subparsers)`` and ``run(args) -> int``. Command modules import only
 the standard library at module level, so that building the parser stays fast and
 headless commands (serve, dial, accept, lab) never import textual or rich.
@@ -30,7 +30,7 @@ COMMANDS: tuple[str, ...] = (
 
 
 def _command_module(name: str) -> ModuleType:
-    return importlib.import_module(f"rdv_tui.commands.{name}")
+    return importlib.import_module(f"rdv_tui.cli.commands.{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -347,7 +347,7 @@ def _loop_factory(choice: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rdv_tui.commands.serve [options]``: the same as ``rdv serve``."""
+    """``python -m rdv_tui.cli.commands.serve [options]``: the same as ``rdv serve``."""
     parser = argparse.ArgumentParser(prog="rdv")
     add_parser(parser.add_subparsers(dest="command"))
     return run(parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)]))

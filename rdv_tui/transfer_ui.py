@@ -1,6 +1,7 @@
 """What ``rdv send`` and ``rdv receive`` share: event sinks, progress bars, messages.
 
-Imported only inside those commands' ``run()`` (it imports rich).
+Imported only inside those commands' ``run()``. It imports rich, so it lives beside
+the app and not in :mod:`rdv_tui.cli`, whose modules import only the standard library.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from rdv_core.client._client import Client
 from rdv_core.client._conn import Conn
 from rdv_core.errors import RdvError, RdvTimeoutError
 from rdv_core.events import Candidate, Event, EventRecorder, ObservedAddrWarning
-from rdv_tui.race_options import UsageError, client_options
+from rdv_tui.cli.race_options import UsageError, client_options
 
 EXIT_OK: Final = 0
 #: The attempt failed: rejected by the server, protocol error, no usable conn, lost conn.
