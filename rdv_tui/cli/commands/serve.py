@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from rdv_tui.cli.formatting import event_fields, human_bytes
+
 log = logging.getLogger("rdv.server")
 
 
@@ -144,15 +146,6 @@ def _configure_logging(verbose: int, json_logs: bool) -> None:
     root.propagate = False
 
 
-def _human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 class _EventLog:
     """Turns server events into log lines (one per pair) and the optional JSONL file."""
 
@@ -200,7 +193,7 @@ class _EventLog:
                 extra={"fields": data},
             )
         elif self._verbose:
-            text = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "t"))
+            text = " ".join(event_fields(event))
             log.info("%s %s", event.type, text, extra={"fields": data})
 
     def _pair_line(self, event: Any) -> None:
@@ -226,8 +219,8 @@ class _EventLog:
             pair.get("dialer", "?"),
             pair.get("accepter", "?"),
             outcome,
-            _human_bytes(event.dialer_to_accepter),
-            _human_bytes(event.accepter_to_dialer),
+            human_bytes(event.dialer_to_accepter),
+            human_bytes(event.accepter_to_dialer),
             event.duration_s,
             event.reason,
             extra={"fields": fields},
