@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.formatting import event_fields, human_bytes
+from rdv_tui.cli.listen import parse_listen
 
 log = logging.getLogger("rdv.server")
 
@@ -98,22 +99,6 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
-
-
-def parse_listen(text: str) -> tuple[str | None, int]:
-    """``HOST:PORT``, ``:PORT``, ``[v6]:PORT`` or ``PORT`` -> (host or None, port).
-
-    Raises:
-        ValueError: for a malformed address.
-    """
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = "", text
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid --listen {text!r}: expected HOST:PORT")
-    return (host or None), int(port_text)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -280,9 +265,9 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
 def run(args: argparse.Namespace) -> int:
     """Run ``rdv serve`` until SIGINT/SIGTERM."""
     try:
-        host, port = parse_listen(args.listen)
-    except ValueError as exc:
-        print(f"rdv serve: {exc}", file=sys.stderr)
+        host, port = parse_listen(args.listen, port_alone=True)
+    except ValueError:
+        print(f"rdv serve: invalid --listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
         return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -308,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         print("rdv serve: --loop uvloop needs uvloop (pip install uvloop)", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_serve(args, host, port, tls))
+        # An empty host means every interface: no host for asyncio.
+        return runner.run(_serve(args, host or None, port, tls))
 
 
 def _raise_fd_limit() -> None:
