@@ -349,11 +349,3 @@ class RaceModel:
 
 def _with_errno(reason: str, errno: int | None) -> str:
     return f"{reason} (errno {errno})" if errno is not None else reason
-
-
-def format_ms(seconds: float | None) -> str:
-    """Seconds as milliseconds for display: ``412 ms``, ``1.2 ms``, ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    ms = seconds * 1000
-    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"

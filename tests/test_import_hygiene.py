@@ -74,9 +74,9 @@ def test_headless_commands_are_headless() -> None:
         present = []
         for name in {HEADLESS_COMMANDS!r}:
             try:
-                module = importlib.import_module(f"rdv_tui.commands.{{name}}")
+                module = importlib.import_module(f"rdv_tui.cli.commands.{{name}}")
             except ModuleNotFoundError as exc:
-                if exc.name != f"rdv_tui.commands.{{name}}":
+                if exc.name != f"rdv_tui.cli.commands.{{name}}":
                     raise
                 continue
             module.add_parser(argparse.ArgumentParser().add_subparsers())
@@ -98,7 +98,7 @@ def test_building_the_rdv_parser_is_headless() -> None:
         try:
             parser = cli.build_parser()
         except ModuleNotFoundError as exc:
-            if not (exc.name or "").startswith("rdv_tui.commands."):
+            if not (exc.name or "").startswith("rdv_tui.cli.commands."):
                 raise
             print(json.dumps({"missing": exc.name}))
         else:

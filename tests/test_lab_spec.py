@@ -263,7 +263,7 @@ def test_summary_counts_percentiles_and_json_shape() -> None:
 def test_lab_command_is_headless_and_lists_presets() -> None:
     code = (
         "import sys, argparse, io, contextlib\n"
-        "from rdv_tui.commands import lab\n"
+        "from rdv_tui.cli.commands import lab\n"
         "p = argparse.ArgumentParser(); s = p.add_subparsers(dest='command'); lab.add_parser(s)\n"
         "out = io.StringIO()\n"
         "with contextlib.redirect_stdout(out):\n"

@@ -160,7 +160,7 @@ def test_serve_rejects_bad_arguments(args: list[str], message: str) -> None:
 def test_serve_never_imports_textual_or_rich() -> None:
     code = (
         "import sys, argparse\n"
-        "from rdv_tui.commands import serve\n"
+        "from rdv_tui.cli.commands import serve\n"
         "p = argparse.ArgumentParser(); serve.add_parser(p.add_subparsers())\n"
         "import rdv_core.server\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('textual', 'rich')]\n"

@@ -11,14 +11,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 from rdv_core.events import Event
+from rdv_tui.cli.formatting import event_fields, event_time
 from rdv_tui.race_model import CandidateRow
 
 
 def describe_event(event: Event) -> str:
     """One line for a candidate event: its type and fields other than the candidate."""
-    fields = {k: v for k, v in event.to_json().items() if k not in ("type", "t", "candidate")}
-    details = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, ""))
-    return f"{event.t * 1000:9.1f} ms  {event.type}" + (f"  {details}" if details else "")
+    details = ", ".join(event_fields(event, skip_empty=True, exclude=("candidate",)))
+    return f"{event_time(event)}  {event.type}" + (f"  {details}" if details else "")
 
 
 class CandidateDetails(ModalScreen[None]):

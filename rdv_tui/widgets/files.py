@@ -17,15 +17,7 @@ from textual.widgets import Button, DirectoryTree, Input, Label, ProgressBar, St
 
 from rdv_core import events as ev
 from rdv_core.session import IncomingOffer
-from rdv_tui.widgets.server_view import human_bytes
-
-
-def format_eta(seconds: float | None) -> str:
-    """``ETA 1:05`` or ``ETA -``."""
-    if seconds is None:
-        return "ETA -"
-    seconds = int(seconds + 0.5)
-    return f"ETA {seconds // 60}:{seconds % 60:02d}"
+from rdv_tui.cli.formatting import format_eta, human_bytes
 
 
 class TransferRow(Horizontal):

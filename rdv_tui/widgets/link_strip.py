@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Sparkline, Static
 
-from rdv_tui.widgets.server_view import human_bytes
+from rdv_tui.cli.formatting import human_bytes
 
 HISTORY = 60
 """Throughput samples kept for the sparkline (one per sample period)."""

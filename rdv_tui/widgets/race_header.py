@@ -6,7 +6,8 @@ from textual.content import Content
 from textual.widgets import Static
 
 from rdv_core.wire import Addr
-from rdv_tui.race_model import RaceModel, format_ms
+from rdv_tui.cli.formatting import format_ms
+from rdv_tui.race_model import RaceModel
 
 
 def _space_of(addr: str | None) -> str:

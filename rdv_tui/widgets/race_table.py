@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import DataTable
 
-from rdv_tui.race_model import CandidateRow, format_ms
+from rdv_tui.cli.formatting import format_ms
+from rdv_tui.race_model import CandidateRow
 from rdv_tui.widgets.palette import colour, state_colour
 
 #: Column keys and labels, in display order.

@@ -9,15 +9,7 @@ from textual.widgets import DataTable, RichLog, Static
 from rdv_core import events as ev
 from rdv_core.server._core import ServerStats
 from rdv_core.server._relay import PairStats
-
-
-def human_bytes(n: float) -> str:
-    """``1.5 MiB`` style sizes."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+from rdv_tui.cli.formatting import human_bytes
 
 
 class ServerCounters(Static):

@@ -12,7 +12,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from rdv_tui.race_model import CandidateRow, Mark, RaceModel, RowState, format_ms
+from rdv_tui.cli.formatting import format_ms
+from rdv_tui.race_model import CandidateRow, Mark, RaceModel, RowState
 from rdv_tui.widgets.palette import colour, state_colour
 
 LABEL_WIDTH = 13

@@ -7,17 +7,18 @@ from pathlib import Path
 import pytest
 
 from rdv_tui.cli import build_parser
-from rdv_tui.commands import tui
+from rdv_tui.cli.commands import tui
+from rdv_tui.cli.listen import parse_listen
 
 
 def test_parse_listen() -> None:
-    assert tui.parse_listen("127.0.0.1:0") == ("127.0.0.1", 0)
-    assert tui.parse_listen("0.0.0.0:8080") == ("0.0.0.0", 8080)
-    assert tui.parse_listen("[::1]:9000") == ("::1", 9000)
-    assert tui.parse_listen(":8080") == ("", 8080)  # every interface, like rdv serve
+    assert parse_listen("127.0.0.1:0", port_alone=False) == ("127.0.0.1", 0)
+    assert parse_listen("0.0.0.0:8080", port_alone=False) == ("0.0.0.0", 8080)
+    assert parse_listen("[::1]:9000", port_alone=False) == ("::1", 9000)
+    assert parse_listen(":8080", port_alone=False) == ("", 8080)  # every interface, like rdv serve
     for bad in ("8080", "host:", "host:http", "host:70000"):
         with pytest.raises(ValueError, match="HOST:PORT"):
-            tui.parse_listen(bad)
+            parse_listen(bad, port_alone=False)
 
 
 def test_bad_replay_file_is_a_clear_error(

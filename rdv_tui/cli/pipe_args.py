@@ -1,6 +1,6 @@
 """Command-line options of ``rdv dial`` and ``rdv accept`` (standard library only).
 
-Kept apart from :mod:`rdv_tui.pipe` so that building the ``rdv`` parser imports
+Kept apart from :mod:`rdv_tui.cli.pipe` so that building the ``rdv`` parser imports
 nothing but the standard library.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from rdv_tui.race_options import add_race_arguments
+from rdv_tui.cli.race_options import add_race_arguments
 
 
 def add_pipe_arguments(parser: argparse.ArgumentParser, method: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rdv_tui.pipe_args import add_pipe_arguments
+from rdv_tui.cli.pipe_args import add_pipe_arguments
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,6 +28,6 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    from rdv_tui.pipe import run_pipe
+    from rdv_tui.cli.pipe import run_pipe
 
     return run_pipe(args, "DIAL")

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from typing import Any, TextIO
 
+from rdv_tui.cli.formatting import ms_figure
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``rdv lab`` and its subcommands."""
@@ -148,10 +150,6 @@ def _list(presets: dict[str, Any], out: TextIO) -> int:
     return 0
 
 
-def _fmt_ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
 def _run_line(plan: Any, i: int, result: Any) -> str:
     where = ""
     if result.chosen:
@@ -159,7 +157,7 @@ def _run_line(plan: Any, i: int, result: Any) -> str:
         space = "relay" if result.outcome == "relay" else result.chosen_space
         where = f"{result.chosen} ({space}, {owner})"
     data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
-    line = f"run {i:>3}: {result.outcome:<6} {_fmt_ms(result.connect_ms):>8} ms  {where}  {data}"
+    line = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms  {where}  {data}"
     if result.outcome != "direct":
         from rdv_core.lab._runner import direct_attempts
 
@@ -175,8 +173,8 @@ def _summary_line(summary: dict[str, Any]) -> str:
     paths = ", ".join(f"{k} x{v}" for k, v in summary["chosen"].items())
     return (
         f"summary: {summary['direct']} direct, {summary['relay']} relay, "
-        f"{summary['failed']} failed; time to connected p50 {_fmt_ms(summary['p50_ms'])} ms, "
-        f"p90 {_fmt_ms(summary['p90_ms'])} ms; chosen: {paths}; "
+        f"{summary['failed']} failed; time to connected p50 {ms_figure(summary['p50_ms'])} ms, "
+        f"p90 {ms_figure(summary['p90_ms'])} ms; chosen: {paths}; "
         f"data verified {summary['data_verified']}/{summary['runs']}"
     )
 
@@ -241,8 +239,8 @@ def _matrix(args: argparse.Namespace) -> int:
             hits = f"{s[spec.expect]}/{s['runs']}"
             print(
                 f"{spec.name:<17} {spec.expect:<6} {s['direct']:>6} {s['relay']:>5} "
-                f"{s['failed']:>6} {hits:>11} {_fmt_ms(s['p50_ms']):>8} "
-                f"{_fmt_ms(s['p90_ms']):>8}  {paths}",
+                f"{s['failed']:>6} {hits:>11} {ms_figure(s['p50_ms']):>8} "
+                f"{ms_figure(s['p90_ms']):>8}  {paths}",
                 flush=True,
             )
     if args.json:

@@ -11,7 +11,9 @@ transports refuse regular files and would switch a shared terminal to non-blocki
 mode behind the shell's back). The stdin thread is a daemon: when the peer closes
 first, a read that never returns (a terminal) must not keep the process alive.
 
-Only the standard library and ``rdv_core`` are imported: never textual or rich.
+Only the standard library is imported at module level, ``rdv_core`` when the command
+runs: never textual or rich. The ``-v`` race log's lines come from
+:func:`rdv_tui.cli.formatting.format_event`.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
-from rdv_core.client._client import Client
-from rdv_core.client._conn import Conn
-from rdv_core.errors import RdvError, RdvTimeoutError
-from rdv_core.events import Candidate, Event, EventRecorder, ObservedAddrWarning
-from rdv_tui.race_options import UsageError, client_options
+from rdv_tui.cli.formatting import format_event
+from rdv_tui.cli.race_options import UsageError, client_options
+
+if TYPE_CHECKING:
+    from rdv_core.client._conn import Conn
+    from rdv_core.events import Event
 
 EXIT_OK: Final = 0
 #: The attempt failed: rejected by the server, protocol error, no usable conn, lost conn.
@@ -50,33 +53,6 @@ STDIN_QUEUE: Final = 8
 #: Pipe capacity we ask for on stdin/stdout pipes (Linux caps it at pipe-max-size,
 #: 1 MiB by default): fewer, larger reads and writes than the default 64 KiB.
 PIPE_SIZE: Final = 1 << 20
-
-
-# ----- the race log (-v)
-
-
-def _field_text(name: str, value: object) -> str:
-    if isinstance(value, Candidate):
-        return value.describe()
-    if isinstance(value, tuple):
-        return f"{name}=[{', '.join(str(v) for v in value)}]"
-    if isinstance(value, float) and name.endswith("_s"):
-        return f"{name[:-2]}={value * 1000:.1f}ms"
-    return f"{name}={value}"
-
-
-def format_event(event: Event) -> str:
-    """One human-readable line for an event, e.g. ``  12.3 ms DialStarted #2 ...``."""
-    data = event.to_json()
-    parts = []
-    for name in data:
-        if name in ("type", "t"):
-            continue
-        value = getattr(event, name)
-        if value is None or value == "":
-            continue
-        parts.append(_field_text(name, value))
-    return f"{event.t * 1000:9.1f} ms  {event.type:<19} {' '.join(parts)}".rstrip()
 
 
 # ----- stdin / stdout
@@ -210,6 +186,10 @@ async def _main(
     events_file: IO[str] | None,
     stderr: IO[str],
 ) -> int:
+    from rdv_core.client._client import Client
+    from rdv_core.errors import RdvError, RdvTimeoutError
+    from rdv_core.events import EventRecorder, ObservedAddrWarning
+
     def say(text: str) -> None:
         _say(method, text, stderr)
 

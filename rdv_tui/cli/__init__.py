@@ -1,9 +1,15 @@
 """The ``rdv`` command: argument parsing and dispatch to one module per subcommand.
 
-Each subcommand lives in ``rdv_tui/commands/<name>.py`` with two functions,
-``add_parser(subparsers)`` and ``run(args) -> int``. Command modules import only
-the standard library at module level, so that building the parser stays fast and
-headless commands (serve, dial, accept, lab) never import textual or rich.
+Each subcommand lives in ``rdv_tui/cli/commands/<name>.py`` with two functions,
+``add_parser(subparsers)`` and ``run(args) -> int``. Beside them: pipe mode
+(:mod:`~rdv_tui.cli.pipe`), the race options every conn-opening command shares
+(:mod:`~rdv_tui.cli.race_options`), listen addresses (:mod:`~rdv_tui.cli.listen`) and
+how sizes, durations and events are written (:mod:`~rdv_tui.cli.formatting`).
+
+Every module of this package imports only the standard library at module level
+(``rdv_core``, textual and rich inside the functions that need them), so that
+building the parser stays fast and headless commands (serve, dial, accept, lab)
+never import textual or rich.
 """
 
 from __future__ import annotations
@@ -13,8 +19,6 @@ import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-
-from rdv_core import __version__
 
 #: Subcommands in the order ``rdv --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -30,11 +34,13 @@ COMMANDS: tuple[str, ...] = (
 
 
 def _command_module(name: str) -> ModuleType:
-    return importlib.import_module(f"rdv_tui.commands.{name}")
+    return importlib.import_module(f"rdv_tui.cli.commands.{name}")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``rdv`` argument parser."""
+    from rdv_core import __version__
+
     parser = argparse.ArgumentParser(
         prog="rdv",
         description="Relay-assisted peer-to-peer TCP: see why two machines can or cannot "

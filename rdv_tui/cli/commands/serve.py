@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from rdv_tui.cli.formatting import event_fields, human_bytes
+from rdv_tui.cli.listen import parse_listen
+
 log = logging.getLogger("rdv.server")
 
 
@@ -98,22 +101,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def parse_listen(text: str) -> tuple[str | None, int]:
-    """``HOST:PORT``, ``:PORT``, ``[v6]:PORT`` or ``PORT`` -> (host or None, port).
-
-    Raises:
-        ValueError: for a malformed address.
-    """
-    host, sep, port_text = text.rpartition(":")
-    if not sep:
-        host, port_text = "", text
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"invalid --listen {text!r}: expected HOST:PORT")
-    return (host or None), int(port_text)
-
-
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -142,15 +129,6 @@ def _configure_logging(verbose: int, json_logs: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
     root.propagate = False
-
-
-def _human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
 
 
 class _EventLog:
@@ -200,7 +178,7 @@ class _EventLog:
                 extra={"fields": data},
             )
         elif self._verbose:
-            text = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("type", "t"))
+            text = " ".join(event_fields(event))
             log.info("%s %s", event.type, text, extra={"fields": data})
 
     def _pair_line(self, event: Any) -> None:
@@ -226,8 +204,8 @@ class _EventLog:
             pair.get("dialer", "?"),
             pair.get("accepter", "?"),
             outcome,
-            _human_bytes(event.dialer_to_accepter),
-            _human_bytes(event.accepter_to_dialer),
+            human_bytes(event.dialer_to_accepter),
+            human_bytes(event.accepter_to_dialer),
             event.duration_s,
             event.reason,
             extra={"fields": fields},
@@ -287,9 +265,9 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
 def run(args: argparse.Namespace) -> int:
     """Run ``rdv serve`` until SIGINT/SIGTERM."""
     try:
-        host, port = parse_listen(args.listen)
-    except ValueError as exc:
-        print(f"rdv serve: {exc}", file=sys.stderr)
+        host, port = parse_listen(args.listen, port_alone=True)
+    except ValueError:
+        print(f"rdv serve: invalid --listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
         return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -315,7 +293,8 @@ def run(args: argparse.Namespace) -> int:
         print("rdv serve: --loop uvloop needs uvloop (pip install uvloop)", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_serve(args, host, port, tls))
+        # An empty host means every interface: no host for asyncio.
+        return runner.run(_serve(args, host or None, port, tls))
 
 
 def _raise_fd_limit() -> None:
@@ -347,7 +326,7 @@ def _loop_factory(choice: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m rdv_tui.commands.serve [options]``: the same as ``rdv serve``."""
+    """``python -m rdv_tui.cli.commands.serve [options]``: the same as ``rdv serve``."""
     parser = argparse.ArgumentParser(prog="rdv")
     add_parser(parser.add_subparsers(dest="command"))
     return run(parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)]))

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rdv_tui.race_options import add_race_arguments
+from rdv_tui.cli.formatting import human_bytes
+from rdv_tui.cli.race_options import add_race_arguments
 
 
 def add_parser(subparsers: Any) -> None:
@@ -68,8 +69,8 @@ async def _send(args: argparse.Namespace) -> int:
         parse_code,
     )
     from rdv_core.session._files import collect
-    from rdv_tui.commands import transfer_ui as ui
-    from rdv_tui.race_options import UsageError, client_from_args
+    from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
 
@@ -88,7 +89,7 @@ async def _send(args: argparse.Namespace) -> int:
     if not files:
         return fail("nothing to send (the folders are empty)", ui.EXIT_USAGE)
     total = sum(f.size for f in files)
-    print(f"Sending {len(files)} file(s), {ui.human_size(total)}.", flush=True)
+    print(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.", flush=True)
     print(f"Code: {code}", flush=True)
     print("On the other machine run:", flush=True)
     print(f"    rdv receive {code} --server {server}", flush=True)
@@ -131,7 +132,7 @@ async def _send(args: argparse.Namespace) -> int:
             if session.conn is not None:
                 await session.conn.close()
         resumed = sum(r.resumed_from for r in results)
-        note = f" ({ui.human_size(resumed)} resumed)" if resumed else ""
+        note = f" ({human_bytes(resumed, largest_unit='TiB')} resumed)" if resumed else ""
         console.print(
             f"[green]done:[/] the receiver verified all {len(results)} file(s){escape(note)}"
         )

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rdv_tui.cli.listen import parse_listen
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``rdv tui``."""
@@ -61,18 +63,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(command="tui")
 
 
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (or ``[v6]:PORT``) to a pair; an empty host means every interface.
-
-    Raises:
-        ValueError: when the port is missing or not a number.
-    """
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--listen wants HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the app until the user quits."""
     from rdv_core.config import ConfigError, load_settings, resolve_server
@@ -80,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
     from rdv_tui.recent import default_path
 
     try:
-        listen = parse_listen(args.listen)
-    except ValueError as exc:
-        print(f"rdv tui: {exc}", file=sys.stderr)
+        listen = parse_listen(args.listen, port_alone=False)
+    except ValueError:
+        print(f"rdv tui: --listen wants HOST:PORT, got {args.listen!r}", file=sys.stderr)
         return 2
     if args.replay is not None:
         try:

@@ -1,6 +1,7 @@
 """What ``rdv send`` and ``rdv receive`` share: event sinks, progress bars, messages.
 
-Imported only inside those commands' ``run()`` (it imports rich).
+Imported only inside those commands' ``run()``. It imports rich, so it lives beside
+the app and not in :mod:`rdv_tui.cli`, whose modules import only the standard library.
 """
 
 from __future__ import annotations
@@ -40,20 +41,12 @@ from rdv_core.events import (
     TransferResumed,
 )
 from rdv_core.session._files import DIGEST
+from rdv_tui.cli.formatting import format_event, human_bytes
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
-
-
-def human_size(n: float) -> str:
-    """``1.5 MiB`` style sizes."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 class TransferView:
@@ -116,14 +109,15 @@ class TransferView:
                 if offset == self._sizes.get(tid):
                     self.console.print(f"already there: {escape(name)} (checking its digest)")
                 else:
-                    self.console.print(f"resuming {escape(name)} after {human_size(offset)}")
+                    resumed_at = human_bytes(offset, largest_unit="TiB")
+                    self.console.print(f"resuming {escape(name)} after {resumed_at}")
             case FileProgress(transfer_id=tid, done=done):
                 self._update(tid, completed=done)
             case FileCompleted(transfer_id=tid, name=name, size=size, digest=digest):
                 self._update(tid, completed=size or 1, description=f"[green]✓[/] {escape(name)}")
                 self.console.print(
                     f"[green]verified[/] {escape(name)} "
-                    f"({human_size(size)}, {DIGEST} {digest[:16]}…)",
+                    f"({human_bytes(size, largest_unit='TiB')}, {DIGEST} {digest[:16]}…)",
                     highlight=False,
                 )
             case FileFailed(transfer_id=tid, name=name, reason=reason):
@@ -200,13 +194,8 @@ class EventSink:
         if isinstance(event, ObservedAddrWarning):
             self.console.print(f"[yellow]warning:[/] {escape(event.message)}")
         if self.verbose and not isinstance(event, FileProgress):
-            fields = " ".join(
-                f"{k}={v}" for k, v in event.to_json().items() if k not in ("type", "t")
-            )
-            self.console.print(
-                f"[dim]{event.t * 1000:9.1f} ms  {event.type:<19} {escape(fields)}[/]",
-                highlight=False,
-            )
+            line = format_event(event, readable=False)
+            self.console.print(f"[dim]{escape(line)}[/]", highlight=False)
         self.view(event)
 
 

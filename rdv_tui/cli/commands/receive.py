@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from rdv_tui.race_options import add_race_arguments
+from rdv_tui.cli.formatting import human_bytes
+from rdv_tui.cli.race_options import add_race_arguments
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,8 +87,8 @@ async def _receive(args: argparse.Namespace) -> int:
         connect_session,
         describe_path,
     )
-    from rdv_tui.commands import transfer_ui as ui
-    from rdv_tui.race_options import UsageError, client_from_args
+    from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
 
@@ -111,11 +112,12 @@ async def _receive(args: argparse.Namespace) -> int:
         table.add_column("file")
         table.add_column("size", justify="right")
         for f in offer.files[:50]:
-            table.add_row(escape(f.path), ui.human_size(f.size))
+            table.add_row(escape(f.path), human_bytes(f.size, largest_unit="TiB"))
         if len(offer.files) > 50:
             table.add_row(f"… and {len(offer.files) - 50} more", "")
         console.print(table)
-        summary = f"{len(offer.files)} file(s), {ui.human_size(offer.total_size)}"
+        total_text = human_bytes(offer.total_size, largest_unit="TiB")
+        summary = f"{len(offer.files)} file(s), {total_text}"
         if args.yes:
             console.print(f"accepting {summary} into {download_dir}")
             return True

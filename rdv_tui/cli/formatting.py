@@ -1,0 +1,134 @@
+"""How rdv writes sizes, durations and events as text: one place for the CLI and the app.
+
+The headless commands, the rich progress view of ``rdv send``/``rdv receive`` and the
+Textual widgets all format through these functions, so a byte count or a race event
+reads the same everywhere. Where two callers used to render differently, the
+difference is a parameter here and each caller keeps its output character for
+character (the CLI tests and the app's snapshots pin it).
+
+Standard library only at module level: the Textual widgets import this module, and so
+does ``rdv serve``, which must never import textual or rich. ``rdv_core`` is imported
+inside the one function that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from rdv_core.events import Event
+
+# ----- sizes
+
+ByteUnit = Literal["GiB", "TiB"]
+_BYTE_UNITS: tuple[str, ...] = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
+def human_bytes(n: float, *, largest_unit: ByteUnit = "GiB") -> str:
+    """``512 B``, ``1.5 MiB``: binary units, one decimal above bytes.
+
+    Args:
+        n: A size or a rate in bytes.
+        largest_unit: The unit beyond which the number just grows (``2048.0 GiB``). The
+            app and ``rdv serve`` stop at GiB; ``rdv send``/``rdv receive`` go on to TiB.
+    """
+    units = _BYTE_UNITS[: _BYTE_UNITS.index(largest_unit) + 1]
+    for unit in units:
+        if abs(n) < 1024 or unit == largest_unit:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable: the loop returns at largest_unit")
+
+
+# ----- durations
+
+
+def format_ms(seconds: float | None) -> str:
+    """Seconds as milliseconds for display: ``412 ms``, ``1.2 ms``, ``-`` when unknown."""
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000
+    return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
+def ms_figure(ms: float | None) -> str:
+    """Milliseconds as a bare figure with one decimal (``12.3``), ``-`` when unknown.
+
+    For tables that print the unit once, in their header or after the column.
+    """
+    return "-" if ms is None else f"{ms:.1f}"
+
+
+def format_eta(seconds: float | None) -> str:
+    """``ETA 1:05`` or ``ETA -``."""
+    if seconds is None:
+        return "ETA -"
+    seconds = int(seconds + 0.5)
+    return f"ETA {seconds // 60}:{seconds % 60:02d}"
+
+
+# ----- events
+
+
+def event_time(event: Event) -> str:
+    """An event's time since the attempt started, as the first column of an event line."""
+    return f"{event.t * 1000:9.1f} ms"
+
+
+def event_fields(
+    event: Event,
+    *,
+    readable: bool = False,
+    skip_empty: bool = False,
+    exclude: Collection[str] = (),
+) -> list[str]:
+    """An event's fields as ``name=value`` words, in the order of its JSON form.
+
+    ``type`` and ``t`` are never included (an event line shows them in their own columns).
+
+    Args:
+        event: Any rdv event.
+        readable: Render for people: a candidate as its description, a tuple as
+            ``name=[a, b]``, a ``*_s`` float as ``name=12.3ms``. Otherwise each value is
+            printed as it appears in the event's JSON form.
+        skip_empty: Leave out fields whose value is None or ``""``.
+        exclude: More field names to leave out.
+    """
+    from rdv_core.events import Candidate
+
+    words = []
+    for name, json_value in event.to_json().items():
+        if name in ("type", "t") or name in exclude:
+            continue
+        value = getattr(event, name) if readable else json_value
+        if skip_empty and (value is None or value == ""):
+            continue
+        if not readable:
+            words.append(f"{name}={value}")
+        elif isinstance(value, Candidate):
+            words.append(value.describe())
+        elif isinstance(value, tuple):
+            words.append(f"{name}=[{', '.join(str(v) for v in value)}]")
+        elif isinstance(value, float) and name.endswith("_s"):
+            words.append(f"{name[:-2]}={value * 1000:.1f}ms")
+        else:
+            words.append(f"{name}={value}")
+    return words
+
+
+def format_event(event: Event, *, readable: bool = True) -> str:
+    """The race log's line for one event (``-v``): time, type, fields.
+
+    e.g. ``     12.3 ms  DialStarted         direct public4 203.0.113.7:4000 ...``.
+
+    Args:
+        event: Any rdv event.
+        readable: ``rdv dial``/``rdv accept`` (True): fields as :func:`event_fields`
+            renders them for people, empty ones left out, no trailing blanks.
+            ``rdv send``/``rdv receive`` (False): every field as in the JSON form, and
+            the line keeps its blank after the type when the event has no fields.
+    """
+    fields = " ".join(event_fields(event, readable=readable, skip_empty=readable))
+    line = f"{event_time(event)}  {event.type:<19} {fields}"
+    return line.rstrip() if readable else line

@@ -1,0 +1,32 @@
+"""``--listen HOST:PORT``: the address a server listens on (``rdv serve``, ``rdv tui``).
+
+One parser for both commands. They differ in one rule only: ``rdv serve`` also takes
+a bare ``PORT`` (every interface), ``rdv tui`` insists on the colon. Each command
+words its own error message. Standard library only.
+"""
+
+from __future__ import annotations
+
+
+def parse_listen(text: str, *, port_alone: bool) -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` -> (host, port); ``""`` means every interface.
+
+    Args:
+        text: The option's value.
+        port_alone: Also accept a bare ``PORT`` (as ``:PORT``).
+
+    Raises:
+        ValueError: the colon (unless ``port_alone``) or the port (0-65535) is missing or
+            not a number. The message says ``expected HOST:PORT``; callers that print it
+            to the user put their own option name in front.
+    """
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        if not port_alone:
+            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        host, port_text = "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port_text)
