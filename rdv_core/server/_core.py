@@ -2,8 +2,9 @@
 
 It knows nothing of HTTP frameworks. A *front* (``front_native`` for ``rdv serve``,
 ``front_aiohttp`` to mount rdv in an aiohttp app) parses and checks the request
-(PROTOCOL.md section 3), then hands the accepted request and its transport to
-:meth:`RdvServer.admit`. From then on the core owns the conn:
+(PROTOCOL.md section 3) with :meth:`RdvServer.check`, the one decision both fronts
+share, then hands the accepted request and its transport to :meth:`RdvServer.admit`.
+From then on the core owns the conn:
 
 - the lobby holds one slot per token; a lobby conn receives no bytes until its ``101``;
   a lobby client that sends a byte or closes gets ``400`` and loses its slot; a newer
@@ -33,7 +34,7 @@ from rdv_core.events import Clock, EventCallback
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
 from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, PairStats, Relayer, SharedBuffer
-from rdv_core.wire import DIAL, Addr, RdvRequest
+from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected
 
 __all__ = [
     "PairHandler",
@@ -204,6 +205,28 @@ class RdvServer:
     def observe(self, remote: Addr | None, get_header: HeaderGetter) -> Addr | None:
         """The observed address to report for a request."""
         return self._observed(remote, get_header)
+
+    def check(self, head: Head, prefix: str, remote: Addr | None) -> RdvRequest | RequestRejected:
+        """Decide on an rdv request head: admit it, or refuse it with a section 3 error.
+
+        The one decision both fronts make (they only adapt transports and HTTP
+        frameworks): after :meth:`close` every request gets ``503`` :data:`CLOSED`,
+        otherwise :func:`rdv_core.wire.check_request` judges the head under ``prefix``.
+        A refusal is counted (stats and a ``Rejected`` event) here, so the front only
+        frames it: ``http_level`` ones as Go's bare pre-handler error and close, the others
+        as a plain response whose body is ``message`` plus a newline.
+
+        Returns:
+            The checked request, to pass to :meth:`admit`, or the refusal to answer.
+        """
+        try:
+            if self.closed:
+                raise RequestRejected(CLOSED, 503)
+            request = wire.check_request(head, prefix)
+        except RequestRejected as exc:
+            self.count_reject(exc.status, exc.message, remote, head.method)
+            return exc
+        return request
 
     def admit(
         self,
