@@ -24,7 +24,6 @@ import inspect
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
@@ -33,11 +32,15 @@ from rdv_core import wire
 from rdv_core.events import Clock, EventCallback
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
-from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, PairStats, Relayer, SharedBuffer
+from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, Relayer, SharedBuffer
+from rdv_core.server._stats import PairPath, PairStats, ServerStats
 from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected
 
+# The hook API and the stats live in their own modules; many importers (tests, the TUI)
+# take them from here, so they stay re-exported.
 __all__ = [
     "PairHandler",
+    "PairPath",
     "PairStats",
     "Peer",
     "PeerInfo",
@@ -119,35 +122,6 @@ class _LobbyProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._peer.lost(exc)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStats:
-    """A snapshot of the server's state and counters.
-
-    Attributes:
-        lobby: Requests waiting in the lobby.
-        pairs: Open pairs (waiting for D's command, or relaying).
-        pairs_total: Pairs matched since start.
-        p2p_total: Pairs whose dialer reported ``OTHER`` (went direct).
-        relay_total: Pairs whose dialer picked the relay.
-        bytes_relayed: Bytes relayed both ways, open pairs included.
-        rejects_by_status: Error responses by status (section 3 and 5 errors).
-        lobby_timeouts_total: ``408`` answers.
-        replaced_total: ``409`` answers.
-        closed: True after :meth:`RdvServer.close`.
-    """
-
-    lobby: int
-    pairs: list[PairStats]
-    pairs_total: int
-    p2p_total: int
-    relay_total: int
-    bytes_relayed: int
-    rejects_by_status: dict[int, int]
-    lobby_timeouts_total: int = 0
-    replaced_total: int = 0
-    closed: bool = False
 
 
 class RdvServer:
@@ -569,9 +543,7 @@ class RdvServer:
             try:
                 self.handler.on_relay(relayer.pair_id)
             except Reject as exc:
-                # D expects no HTTP any more: a rejected relay is simply closed.
-                relayer.relayed = False
-                relayer.close(f"relay rejected {exc.status}: {exc.reason}")
+                relayer.refuse_relay(f"relay rejected {exc.status}: {exc.reason}")
                 return
         self.relay_total += 1
         self._emit(ev.RelayStarted, pair_id=relayer.pair_id)
@@ -579,7 +551,7 @@ class RdvServer:
     def _pair_ended(self, relayer: Relayer, reason: str) -> None:
         self._pairs.pop(relayer.pair_id, None)
         self._pair_tokens.pop(relayer.pair_id, None)
-        if relayer.relayed is False and relayer.other_addr is not None:
+        if relayer.path is PairPath.P2P and relayer.other_addr is not None:
             self.p2p_total += 1
             self._emit(ev.P2PReported, pair_id=relayer.pair_id, addr=relayer.other_addr)
         self.bytes_relayed_closed += relayer.bytes_d2a + relayer.bytes_a2d
@@ -591,7 +563,7 @@ class RdvServer:
             accepter_to_dialer=relayer.bytes_a2d,
             duration_s=relayer.duration_s,
             reason=reason,
-            relayed=bool(relayer.relayed),
+            relayed=relayer.path is PairPath.RELAYED,
         )
         if self.handler is not None:
             try:

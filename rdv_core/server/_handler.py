@@ -12,7 +12,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from rdv_core.errors import RdvError
-from rdv_core.server._relay import PairStats
+from rdv_core.server._stats import PairStats
 from rdv_core.wire import Addr, Method
 
 

@@ -30,14 +30,24 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, cast
 
 from rdv_core import wire
+from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
 
 if TYPE_CHECKING:
     from rdv_core.server._core import Peer
+
+# PairStats moved to _stats; re-exported here for the TUI, which imports it from here.
+__all__ = [
+    "CLOSE_LINGER_S",
+    "DEFAULT_BUFFER_SIZE",
+    "PairStats",
+    "Relayer",
+    "SharedBuffer",
+    "write_may_alias",
+]
 
 log = logging.getLogger("rdv.relay")
 
@@ -61,31 +71,6 @@ def write_may_alias(transport: object) -> bool:
     if module == "asyncio.selector_events":
         return sys.version_info >= (3, 12)
     return True
-
-
-@dataclass(frozen=True, slots=True)
-class PairStats:
-    """A snapshot of one matched pair.
-
-    Attributes:
-        pair_id: Unique per server, counting from 1.
-        token: The rendezvous token.
-        dialer: The dialer's observed (else TCP peer) address.
-        accepter: The accepter's observed (else TCP peer) address.
-        started_t: Server clock seconds when the pair was matched.
-        relayed: None while waiting for D's command, True once relaying, False for p2p.
-        bytes_dialer_to_accepter: Bytes relayed from D to A.
-        bytes_accepter_to_dialer: Bytes relayed from A to D.
-    """
-
-    pair_id: int
-    token: str
-    dialer: str
-    accepter: str
-    started_t: float
-    relayed: bool | None
-    bytes_dialer_to_accepter: int
-    bytes_accepter_to_dialer: int
 
 
 class SharedBuffer:
@@ -131,7 +116,7 @@ class Relayer:
         "last_active",
         "other_addr",
         "pair_id",
-        "relayed",
+        "path",
         "started",
         "started_t",
     )
@@ -163,7 +148,7 @@ class Relayer:
         self._a_early = b""
         self.bytes_d2a = 0
         self.bytes_a2d = 0
-        self.relayed: bool | None = None
+        self.path = PairPath.PENDING
         self.other_addr: str | None = None
         self.ended = False
         self.end_reason = ""
@@ -205,6 +190,14 @@ class Relayer:
             _close_flushing(peer.transport)
         self._on_end(self, reason)
 
+    def refuse_relay(self, reason: str) -> None:
+        """Close a pair whose dialer picked the relay (from ``on_relay``).
+
+        D expects no HTTP any more after its ``CONTINUE``: the conns are simply closed.
+        """
+        self.path = PairPath.RELAY_REFUSED
+        self.close(reason)
+
     def stats(self, token: str, dialer: str, accepter: str) -> PairStats:
         """A snapshot of this pair's counters."""
         return PairStats(
@@ -213,7 +206,7 @@ class Relayer:
             dialer,
             accepter,
             self.started_t,
-            self.relayed,
+            self.path,
             self.bytes_d2a,
             self.bytes_a2d,
         )
@@ -232,7 +225,7 @@ class Relayer:
             self.close(f"protocol error: {exc.message}")
             return
         if isinstance(command, Other):
-            self.relayed = False
+            self.path = PairPath.P2P
             self.other_addr = str(command.addr)
             self.close("p2p")
             return
@@ -240,7 +233,7 @@ class Relayer:
         self._start_relay(rest)
 
     def _start_relay(self, rest: bytes) -> None:
-        self.relayed = True
+        self.path = PairPath.RELAYED
         d, a = self.dialer.transport, self.accepter.transport
         d_side = _RelaySide(self, a, dialer_side=True)
         a_side = _RelaySide(self, d, dialer_side=False)
