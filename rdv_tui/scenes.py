@@ -15,6 +15,7 @@ from rdv_core import events as ev
 from rdv_core.events import Candidate
 from rdv_core.server._core import ServerStats
 from rdv_core.server._relay import PairStats
+from rdv_core.server._stats import PairPath
 from rdv_tui.app import AppConfig, RdvApp
 from rdv_tui.screens.session import SessionScreen
 from rdv_tui.widgets.link_strip import LinkStrip
@@ -129,12 +130,19 @@ def sample_server() -> tuple[ServerStats, list[ev.Event]]:
                 "198.51.100.7:41000",
                 "203.0.113.99:52000",
                 12.0,
-                True,
+                PairPath.RELAYED,
                 48 * MIB,
                 1_250_000,
             ),
             PairStats(
-                4, "rdv-session-77", "192.0.2.10:40022", "192.0.2.44:33018", 30.9, None, 0, 0
+                4,
+                "rdv-session-77",
+                "192.0.2.10:40022",
+                "192.0.2.44:33018",
+                30.9,
+                PairPath.PENDING,
+                0,
+                0,
             ),
         ],
         pairs_total=4,

@@ -15,7 +15,7 @@ from rdv_core.server._core import RdvServer, ServerStats
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject
 from rdv_core.server._native import NativeFront, serve_native, start_native
 from rdv_core.server._observed import make_observed_addr
-from rdv_core.server._relay import PairStats
+from rdv_core.server._stats import PairPath, PairStats
 
 if TYPE_CHECKING:
     from rdv_core.server._aiohttp import allow_rdv_methods, mount, rdv_handler
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NativeFront",
     "PairHandler",
+    "PairPath",
     "PairStats",
     "PeerInfo",
     "RdvServer",

@@ -40,8 +40,7 @@ from aiohttp import web
 from aiohttp import web_protocol as _web_protocol
 from aiohttp.http_parser import HttpRequestParserPy
 
-from rdv_core import wire
-from rdv_core.server._core import CLOSED, RdvServer
+from rdv_core.server._core import RdvServer
 from rdv_core.server._observed import transport_peer_addr
 from rdv_core.wire import Addr, Head, RequestRejected
 
@@ -150,21 +149,15 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         remote = _remote(request)
-        if server.closed:
-            server.count_reject(503, CLOSED, remote, request.method)
-            return _plain(503, CLOSED + "\n")
-        head = _request_head(request)
-        try:
-            rdv_request = wire.check_request(head, prefix)
-        except RequestRejected as exc:
-            server.count_reject(exc.status, exc.message, remote, request.method)
-            if exc.http_level:
+        rdv_request = server.check(_request_head(request), prefix, remote)
+        if isinstance(rdv_request, RequestRejected):
+            if rdv_request.http_level:
                 # Go's net/http refuses these before any handler: its public error as the
                 # body (no newline), then the conn is closed (wire.build_rejection).
-                response = _plain(exc.status, exc.message)
+                response = _plain(rdv_request.status, rdv_request.message)
                 response.force_close()
                 return response
-            return _plain(exc.status, exc.message + "\n")
+            return _plain(rdv_request.status, rdv_request.message + "\n")
         transport = request.transport
         if transport is None or transport.is_closing():
             raise web.HTTPBadRequest(text="connection closed")

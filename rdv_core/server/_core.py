@@ -2,8 +2,10 @@
 
 It knows nothing of HTTP frameworks. A *front* (``front_native`` for ``rdv serve``,
 ``front_aiohttp`` to mount rdv in an aiohttp app) parses and checks the request
-(PROTOCOL.md section 3), then hands the accepted request and its transport to
-:meth:`RdvServer.admit`. From then on the core owns the conn:
+(PROTOCOL.md section 3) with :meth:`RdvServer.check`, the one decision both fronts
+share, then hands the accepted request and its transport to :meth:`RdvServer.admit`.
+From then on the core owns the conn, as a :class:`~rdv_core.server._peer.Peer` that
+reports back through callbacks:
 
 - the lobby holds one slot per token; a lobby conn receives no bytes until its ``101``;
   a lobby client that sends a byte or closes gets ``400`` and loses its slot; a newer
@@ -19,24 +21,35 @@ monitoring) and watch :mod:`rdv_core.events` through ``on_event``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
 from rdv_core import events as ev
 from rdv_core import wire
 from rdv_core.events import Clock, EventCallback
-from rdv_core.server._handler import PairHandler, PeerInfo, Reject
+from rdv_core.server._handler import (
+    PairHandler,
+    PeerInfo,
+    Reject,
+    call_on_end,
+    call_on_join,
+    call_on_match,
+    match_decision,
+)
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
-from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, PairStats, Relayer, SharedBuffer
-from rdv_core.wire import DIAL, Addr, RdvRequest
+from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState, PendingProtocol
+from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, Relayer, SharedBuffer
+from rdv_core.server._stats import PairPath, PairStats, ServerStats
+from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected
 
+# The hook API and the stats live in their own modules; many importers (tests, the TUI)
+# take them from here, so they stay re-exported.
 __all__ = [
     "PairHandler",
+    "PairPath",
     "PairStats",
     "Peer",
     "PeerInfo",
@@ -56,97 +69,6 @@ SHUTTING_DOWN: Final = "rdv server shutting down, try again"
 CLOSED: Final = "rdv is closed"
 #: How long :meth:`RdvServer.close` waits for conns to finish closing before aborting them.
 CLOSE_GRACE_S: Final = 5.0
-
-
-class Peer:
-    """One conn the core owns: in the lobby, then in a pair. Internal to server and relay."""
-
-    __slots__ = ("_release", "info", "joined", "server", "state", "timer", "transport")
-
-    def __init__(
-        self,
-        server: RdvServer,
-        info: PeerInfo,
-        transport: asyncio.Transport,
-        release: Callable[[BaseException | None], None] | None,
-        joined: float,
-    ) -> None:
-        self.server = server
-        self.info = info
-        self.transport = transport
-        self._release = release
-        self.joined = joined
-        self.timer: asyncio.TimerHandle | None = None
-        self.state = "lobby"
-
-    def lost(self, exc: BaseException | None) -> None:
-        """The transport closed: tell the front (once) and forget the conn."""
-        if self.state == "gone":
-            return
-        self.state = "gone"
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.server._forget(self)
-        release, self._release = self._release, None
-        if release is not None:
-            release(exc)
-
-    def fail(self, status: int, message: str) -> None:
-        """Write a section 5 error and close."""
-        transport = self.transport
-        if transport.is_closing():
-            return
-        transport.write(wire.build_upgrade_error(status, message))
-        transport.close()
-
-
-class _LobbyProtocol(asyncio.Protocol):
-    """A conn waiting in the lobby: any byte or EOF from it is a protocol violation."""
-
-    __slots__ = ("_peer",)
-
-    def __init__(self, peer: Peer) -> None:
-        self._peer = peer
-
-    def data_received(self, data: bytes) -> None:
-        self._peer.server._kick(self._peer, "sent data")
-
-    def eof_received(self) -> bool:
-        self._peer.server._kick(self._peer, "closed")
-        return False
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._peer.lost(exc)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerStats:
-    """A snapshot of the server's state and counters.
-
-    Attributes:
-        lobby: Requests waiting in the lobby.
-        pairs: Open pairs (waiting for D's command, or relaying).
-        pairs_total: Pairs matched since start.
-        p2p_total: Pairs whose dialer reported ``OTHER`` (went direct).
-        relay_total: Pairs whose dialer picked the relay.
-        bytes_relayed: Bytes relayed both ways, open pairs included.
-        rejects_by_status: Error responses by status (section 3 and 5 errors).
-        lobby_timeouts_total: ``408`` answers.
-        replaced_total: ``409`` answers.
-        closed: True after :meth:`RdvServer.close`.
-    """
-
-    lobby: int
-    pairs: list[PairStats]
-    pairs_total: int
-    p2p_total: int
-    relay_total: int
-    bytes_relayed: int
-    rejects_by_status: dict[int, int]
-    lobby_timeouts_total: int = 0
-    replaced_total: int = 0
-    closed: bool = False
 
 
 class RdvServer:
@@ -185,11 +107,16 @@ class RdvServer:
         self._buffer = SharedBuffer(buffer_size)
         self._lobby: dict[str, Peer] = {}
         self._pairs: dict[int, Relayer] = {}
-        self._pair_tokens: dict[int, str] = {}
         self._pending_matches: dict[int, tuple[Peer, Peer]] = {}
         self._live: set[Peer] = set()
         self._pair_ids = itertools.count(1)
         self._all_gone: asyncio.Event | None = None
+        # One for all peers: what they report goes to the lobby rules below.
+        self._peer_callbacks = PeerCallbacks(
+            on_gone=self._forget,
+            on_lobby_violation=self._kick,
+            on_pending_violation=self._pending_violation,
+        )
         self.closed = False
         self.pairs_total = 0
         self.p2p_total = 0
@@ -204,6 +131,28 @@ class RdvServer:
     def observe(self, remote: Addr | None, get_header: HeaderGetter) -> Addr | None:
         """The observed address to report for a request."""
         return self._observed(remote, get_header)
+
+    def check(self, head: Head, prefix: str, remote: Addr | None) -> RdvRequest | RequestRejected:
+        """Decide on an rdv request head: admit it, or refuse it with a section 3 error.
+
+        The one decision both fronts make (they only adapt transports and HTTP
+        frameworks): after :meth:`close` every request gets ``503`` :data:`CLOSED`,
+        otherwise :func:`rdv_core.wire.check_request` judges the head under ``prefix``.
+        A refusal is counted (stats and a ``Rejected`` event) here, so the front only
+        frames it: ``http_level`` ones as Go's bare pre-handler error and close, the others
+        as a plain response whose body is ``message`` plus a newline.
+
+        Returns:
+            The checked request, to pass to :meth:`admit`, or the refusal to answer.
+        """
+        try:
+            if self.closed:
+                raise RequestRejected(CLOSED, 503)
+            request = wire.check_request(head, prefix)
+        except RequestRejected as exc:
+            self.count_reject(exc.status, exc.message, remote, head.method)
+            return exc
+        return request
 
     def admit(
         self,
@@ -236,15 +185,13 @@ class RdvServer:
             request.self_addrs,
             tuple(request.head.headers),
         )
-        peer = Peer(self, info, transport, release, asyncio.get_running_loop().time())
+        joined = asyncio.get_running_loop().time()
+        peer = Peer(info, transport, self._peer_callbacks, release, joined)
         self._live.add(peer)
-        transport.set_protocol(_LobbyProtocol(peer))
-        remote_text = "?" if remote is None else str(remote)
-        self._emit(
+        transport.set_protocol(LobbyProtocol(peer))
+        self._emit_peer(
             ev.PeerJoined,
-            method=info.method,
-            token=info.token,
-            remote=remote_text,
+            info,
             observed_addr=None if observed is None else str(observed),
             self_addrs=tuple(str(a) for a in info.self_addrs),
         )
@@ -253,26 +200,14 @@ class RdvServer:
             return
         if trailing:
             self._count_reject(400)
-            self._emit(
-                ev.LobbyLeft,
-                method=info.method,
-                token=info.token,
-                remote=remote_text,
-                reason="sent data",
-            )
-            peer.state = "kicked"
+            self._emit_peer(ev.LobbyLeft, info, reason="sent data")
+            peer.state = PeerState.KICKED
             peer.fail(400, IDLE_VIOLATION)
             return
-        if self.handler is not None:
-            try:
-                self.handler.on_join(info)
-            except Reject as exc:
-                self._reject(peer, exc.status, exc.reason)
-                return
-            except Exception:
-                log.exception("pair handler on_join failed")
-                self._reject(peer, 500, "internal server error")
-                return
+        refusal = call_on_join(self.handler, info)
+        if refusal is not None:
+            self._reject(peer, refusal.status, refusal.reason)
+            return
         self._place(peer)
 
     def _place(self, peer: Peer) -> None:
@@ -369,7 +304,7 @@ class RdvServer:
     # ----- lobby
 
     def _enter_lobby(self, peer: Peer) -> None:
-        peer.state = "lobby"
+        peer.state = PeerState.LOBBY
         self._lobby[peer.info.token] = peer
         if self.lobby_timeout is not None:
             peer.timer = asyncio.get_running_loop().call_later(
@@ -385,53 +320,42 @@ class RdvServer:
             return
         del self._lobby[peer.info.token]
         if reason is not None:
-            info = peer.info
-            self._emit(
-                ev.LobbyLeft,
-                method=info.method,
-                token=info.token,
-                remote=_remote_text(info),
-                reason=reason,
-            )
+            self._emit_peer(ev.LobbyLeft, peer.info, reason=reason)
 
     def _kick(self, peer: Peer, reason: str) -> None:
-        if peer.state != "lobby":
+        if peer.state is not PeerState.LOBBY:
             return
-        peer.state = "kicked"
+        peer.state = PeerState.KICKED
         self._leave_lobby(peer, reason)
         self._count_reject(400)
         peer.fail(400, IDLE_VIOLATION)
 
     def _evict(self, peer: Peer) -> None:
         self._leave_lobby(peer, None)
-        peer.state = "replaced"
+        peer.state = PeerState.REPLACED
         self.replaced_total += 1
         self._count_reject(409)
-        info = peer.info
-        self._emit(ev.Replaced, method=info.method, token=info.token, remote=_remote_text(info))
+        self._emit_peer(ev.Replaced, peer.info)
         peer.fail(409, REPLACED)
 
     def _lobby_timed_out(self, peer: Peer) -> None:
         peer.timer = None
-        if peer.state != "lobby":
+        if peer.state is not PeerState.LOBBY:
             return
         self._leave_lobby(peer, None)
-        peer.state = "timed out"
+        peer.state = PeerState.TIMED_OUT
         self.lobby_timeouts_total += 1
         self._count_reject(408)
-        info = peer.info
-        self._emit(
-            ev.LobbyTimedOut, method=info.method, token=info.token, remote=_remote_text(info)
-        )
+        self._emit_peer(ev.LobbyTimedOut, peer.info)
         peer.fail(408, NO_PEER)
 
     def _reject(self, peer: Peer, status: int, reason: str) -> None:
-        peer.state = "rejected"
+        peer.state = PeerState.REJECTED
         self.count_reject(status, reason, peer.info.remote, peer.info.method)
         peer.fail(status, reason)
 
     def _forget(self, peer: Peer) -> None:
-        if peer.state == "lobby":
+        if peer.state is PeerState.LOBBY:
             self._leave_lobby(peer, "disconnected")
         self._live.discard(peer)
         if not self._live and self._all_gone is not None:
@@ -441,7 +365,7 @@ class RdvServer:
 
     def _match(self, dialer: Peer, accepter: Peer) -> None:
         pair_id = next(self._pair_ids)
-        dialer.state = accepter.state = "paired"
+        dialer.state = accepter.state = PeerState.PAIRED
         self.pairs_total += 1
         lobby_s = asyncio.get_running_loop().time() - min(dialer.joined, accepter.joined)
         self._emit(
@@ -452,51 +376,29 @@ class RdvServer:
             accepter=accepter.info.label,
             lobby_s=lobby_s,
         )
-        if self.handler is not None:
-            try:
-                pending = self.handler.on_match(pair_id, dialer.info, accepter.info)
-            except Reject as exc:
-                self._start_pair(pair_id, dialer, accepter, reject=exc)
-                return
-            except Exception:
-                log.exception("pair handler on_match failed")
-                self._start_pair(
-                    pair_id, dialer, accepter, reject=Reject(500, "internal server error")
-                )
-                return
-            if pending is not None and inspect.isawaitable(pending):
-                self._pending_matches[pair_id] = (dialer, accepter)
-                for peer in (dialer, accepter):
-                    # Until the hook decides, a byte or EOF from either is a violation.
-                    peer.transport.set_protocol(_PendingProtocol(peer, pair_id))
-                task = asyncio.ensure_future(pending)
-                task.add_done_callback(
-                    lambda t: self._on_match_decided(t, pair_id, dialer, accepter)
-                )
-                return
-        self._start_pair(pair_id, dialer, accepter)
+        verdict = call_on_match(self.handler, pair_id, dialer.info, accepter.info)
+        if verdict is None or isinstance(verdict, Reject):
+            self._start_pair(pair_id, dialer, accepter, reject=verdict)
+            return
+        self._pending_matches[pair_id] = (dialer, accepter)
+        for peer in (dialer, accepter):
+            # Until the hook decides, a byte or EOF from either is a violation.
+            peer.transport.set_protocol(PendingProtocol(peer, pair_id))
+        task = asyncio.ensure_future(verdict)
+        task.add_done_callback(lambda t: self._on_match_decided(t, pair_id, dialer, accepter))
 
     def _on_match_decided(
         self, task: asyncio.Future[None], pair_id: int, dialer: Peer, accepter: Peer
     ) -> None:
         if self._pending_matches.pop(pair_id, None) is None:
             return
-        if dialer.state == "gone" or accepter.state == "gone" or self.closed:
+        if dialer.state is PeerState.GONE or accepter.state is PeerState.GONE or self.closed:
             for peer in (dialer, accepter):
                 peer.fail(
                     503 if self.closed else 400, SHUTTING_DOWN if self.closed else IDLE_VIOLATION
                 )
             return
-        reject: Reject | None = None
-        if task.cancelled():
-            reject = Reject(503, SHUTTING_DOWN)
-        elif isinstance(task.exception(), Reject):
-            exc = task.exception()
-            assert isinstance(exc, Reject)
-            reject = exc
-        elif task.exception() is not None:
-            log.error("pair handler failed", exc_info=task.exception())
-            reject = Reject(500, "internal server error")
+        reject = Reject(503, SHUTTING_DOWN) if task.cancelled() else match_decision(task)
         self._start_pair(pair_id, dialer, accepter, reject=reject)
 
     def _pending_violation(self, pair_id: int, culprit: Peer) -> None:
@@ -507,12 +409,12 @@ class RdvServer:
             return
         self.pairs_total -= 1  # the match never happened
         self._count_reject(400)
-        culprit.state = "kicked"
+        culprit.state = PeerState.KICKED
         culprit.fail(400, IDLE_VIOLATION)
         partner = pair[1] if pair[0] is culprit else pair[0]
-        if partner.state == "gone" or partner.transport.is_closing():
+        if partner.state is PeerState.GONE or partner.transport.is_closing():
             return
-        partner.transport.set_protocol(_LobbyProtocol(partner))
+        partner.transport.set_protocol(LobbyProtocol(partner))
         self._place(partner)
 
     def _start_pair(
@@ -525,11 +427,10 @@ class RdvServer:
             buffer=self._buffer,
             idle_timeout=self.idle_timeout,
             started_t=self.clock(),
-            on_end=self._pair_ended,
-            on_relay=self._relay_started,
+            on_pair_ended=self._pair_ended,
+            on_relay_started=self._relay_started,
         )
         self._pairs[pair_id] = relayer
-        self._pair_tokens[pair_id] = dialer.info.token
         if reject is not None:
             for peer in (dialer, accepter):
                 self.count_reject(reject.status, reject.reason, peer.info.remote, peer.info.method)
@@ -546,17 +447,14 @@ class RdvServer:
             try:
                 self.handler.on_relay(relayer.pair_id)
             except Reject as exc:
-                # D expects no HTTP any more: a rejected relay is simply closed.
-                relayer.relayed = False
-                relayer.close(f"relay rejected {exc.status}: {exc.reason}")
+                relayer.refuse_relay(f"relay rejected {exc.status}: {exc.reason}")
                 return
         self.relay_total += 1
         self._emit(ev.RelayStarted, pair_id=relayer.pair_id)
 
     def _pair_ended(self, relayer: Relayer, reason: str) -> None:
         self._pairs.pop(relayer.pair_id, None)
-        self._pair_tokens.pop(relayer.pair_id, None)
-        if relayer.relayed is False and relayer.other_addr is not None:
+        if relayer.path is PairPath.P2P and relayer.other_addr is not None:
             self.p2p_total += 1
             self._emit(ev.P2PReported, pair_id=relayer.pair_id, addr=relayer.other_addr)
         self.bytes_relayed_closed += relayer.bytes_d2a + relayer.bytes_a2d
@@ -568,13 +466,9 @@ class RdvServer:
             accepter_to_dialer=relayer.bytes_a2d,
             duration_s=relayer.duration_s,
             reason=reason,
-            relayed=bool(relayer.relayed),
+            relayed=relayer.path is PairPath.RELAYED,
         )
-        if self.handler is not None:
-            try:
-                self.handler.on_end(stats, reason)
-            except Exception:
-                log.exception("pair handler on_end failed")
+        call_on_end(self.handler, stats, reason)
 
     def _pair_stats(self, relayer: Relayer) -> PairStats:
         return relayer.stats(
@@ -586,6 +480,11 @@ class RdvServer:
     def _count_reject(self, status: int) -> None:
         self.rejects_by_status[status] = self.rejects_by_status.get(status, 0) + 1
 
+    def _emit_peer(self, cls: Callable[..., ev.Event], info: PeerInfo, **fields: object) -> None:
+        """Emit an event about one request (they all name its method, token and remote)."""
+        remote = "?" if info.remote is None else str(info.remote)
+        self._emit(cls, method=info.method, token=info.token, remote=remote, **fields)
+
     def _emit(self, cls: Callable[..., ev.Event], **fields: object) -> None:
         if self.on_event is None:
             return
@@ -594,28 +493,3 @@ class RdvServer:
             self.on_event(event)
         except Exception:
             log.exception("on_event callback failed for %s", type(event).__name__)
-
-
-class _PendingProtocol(asyncio.Protocol):
-    """Both conns of a pair while an async ``on_match`` hook decides."""
-
-    __slots__ = ("_pair_id", "_peer")
-
-    def __init__(self, peer: Peer, pair_id: int) -> None:
-        self._peer = peer
-        self._pair_id = pair_id
-
-    def data_received(self, data: bytes) -> None:
-        self._peer.server._pending_violation(self._pair_id, self._peer)
-
-    def eof_received(self) -> bool:
-        self._peer.server._pending_violation(self._pair_id, self._peer)
-        return False
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._peer.server._pending_violation(self._pair_id, self._peer)
-        self._peer.lost(exc)
-
-
-def _remote_text(info: PeerInfo) -> str:
-    return "?" if info.remote is None else str(info.remote)

@@ -3,17 +3,27 @@
 A :class:`PairHandler` sees each accepted request (:class:`PeerInfo`) and each pair,
 and may refuse either by raising :class:`Reject` (per-pair auth, rate limits); it is
 also told when a pair relays and when it ends (monitoring). The server core
-(:mod:`rdv_core.server._core`) calls these hooks and re-exports the names.
+(:mod:`rdv_core.server._core`) calls these hooks through the ``call_*`` functions at the
+end of this module, which say what a hook's outcome means, and re-exports the names.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Final
 
 from rdv_core.errors import RdvError
-from rdv_core.server._relay import PairStats
+from rdv_core.server._stats import PairStats
 from rdv_core.wire import Addr, Method
+
+log = logging.getLogger("rdv.server")
+
+#: The section 5 body peers get when a hook fails (the application's bug stays in its log).
+INTERNAL_ERROR: Final = "internal server error"
 
 
 class Reject(RdvError):
@@ -86,3 +96,60 @@ class PairHandler:
 
     def on_end(self, stats: PairStats, reason: str) -> None:
         """A pair ended (p2p, relay finished, rejected, shut down)."""
+
+
+# ----- how the core calls the hooks: an application's bug refuses, it never crashes the core
+
+
+def call_on_join(handler: PairHandler | None, peer: PeerInfo) -> Reject | None:
+    """Ask ``on_join``: None admits the request, a :class:`Reject` refuses it."""
+    if handler is None:
+        return None
+    try:
+        handler.on_join(peer)
+    except Reject as exc:
+        return exc
+    except Exception:
+        log.exception("pair handler on_join failed")
+        return Reject(500, INTERNAL_ERROR)
+    return None
+
+
+def call_on_match(
+    handler: PairHandler | None, pair_id: int, dialer: PeerInfo, accepter: PeerInfo
+) -> Reject | Awaitable[None] | None:
+    """Ask ``on_match``: None allows the pair, a :class:`Reject` refuses it, an awaitable
+    decides later (:func:`match_decision` reads its outcome)."""
+    if handler is None:
+        return None
+    try:
+        pending = handler.on_match(pair_id, dialer, accepter)
+    except Reject as exc:
+        return exc
+    except Exception:
+        log.exception("pair handler on_match failed")
+        return Reject(500, INTERNAL_ERROR)
+    if pending is not None and inspect.isawaitable(pending):
+        return pending
+    return None
+
+
+def match_decision(task: asyncio.Future[None]) -> Reject | None:
+    """What a finished (not cancelled) async ``on_match`` decided."""
+    exc = task.exception()
+    if isinstance(exc, Reject):
+        return exc
+    if exc is not None:
+        log.error("pair handler failed", exc_info=exc)
+        return Reject(500, INTERNAL_ERROR)
+    return None
+
+
+def call_on_end(handler: PairHandler | None, stats: PairStats, reason: str) -> None:
+    """Tell ``on_end``; a failing hook is logged (the pair is over anyway)."""
+    if handler is None:
+        return
+    try:
+        handler.on_end(stats, reason)
+    except Exception:
+        log.exception("pair handler on_end failed")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from rdv_core.server._core import ServerStats
+from rdv_core.server._stats import PairPath, ServerStats
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def render(stats: ServerStats) -> str:
     """The metrics text for a stats snapshot (ends with a newline)."""
-    open_relayed = sum(1 for p in stats.pairs if p.relayed)
+    open_relayed = sum(1 for p in stats.pairs if p.path is PairPath.RELAYED)
     d2a = sum(p.bytes_dialer_to_accepter for p in stats.pairs)
     a2d = sum(p.bytes_accepter_to_dialer for p in stats.pairs)
     lines: list[str] = []

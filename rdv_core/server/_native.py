@@ -2,7 +2,8 @@
 
 A bare :class:`asyncio.Protocol` per conn parses the request head with the sans-IO
 :class:`~rdv_core.wire.HeadParser`, answers its few plain routes itself and hands
-every rdv request that passes the section 3 checks to :meth:`RdvServer.admit`. It is
+every other request to :meth:`RdvServer.check` (the section 3 decision both fronts share),
+then frames the refusal or hands the conn to :meth:`RdvServer.admit`. It is
 lean on purpose (DESIGN.md section 3): a lobby conn costs a transport, one small
 protocol object and the core's bookkeeping, nothing else.
 
@@ -137,21 +138,15 @@ class _HttpConn(asyncio.Protocol):
             else:
                 body, content_type, status = "ok\n", "text/plain; charset=utf-8", 200
             return self._respond(head, status, body, content_type=content_type)
-        if server.closed:
-            server.count_reject(503, CLOSED, self._remote, head.method)
-            return self._respond(head, 503, CLOSED + "\n")
-        try:
-            request = wire.check_request(head, self._front.prefix)
-        except RequestRejected as exc:
-            server.count_reject(exc.status, exc.message, self._remote, head.method)
-            if exc.http_level:
+        request = server.check(head, self._front.prefix, self._remote)
+        if isinstance(request, RequestRejected):
+            if request.http_level:
                 # Go's net/http refuses these before any handler (bad target or escape,
                 # HTTP/2.0, Host): its bare error, then close, even on keep-alive.
-                reply = wire.build_rejection(exc, head)
-                self._transport.write(reply.data)
+                self._transport.write(wire.build_rejection(request, head).data)
                 self._transport.close()
                 return False
-            return self._respond(head, exc.status, exc.message + "\n")
+            return self._respond(head, request.status, request.message + "\n")
         self._hand_off()
         server.admit(request, self._transport, self._remote, trailing=trailing)
         return False

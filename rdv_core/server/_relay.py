@@ -30,14 +30,22 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
 from rdv_core import wire
+from rdv_core.server._peer import Peer
+from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
 
-if TYPE_CHECKING:
-    from rdv_core.server._core import Peer
+# PairStats moved to _stats; re-exported here for the TUI, which imports it from here.
+__all__ = [
+    "CLOSE_LINGER_S",
+    "DEFAULT_BUFFER_SIZE",
+    "PairStats",
+    "Relayer",
+    "SharedBuffer",
+    "write_may_alias",
+]
 
 log = logging.getLogger("rdv.relay")
 
@@ -63,31 +71,6 @@ def write_may_alias(transport: object) -> bool:
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class PairStats:
-    """A snapshot of one matched pair.
-
-    Attributes:
-        pair_id: Unique per server, counting from 1.
-        token: The rendezvous token.
-        dialer: The dialer's observed (else TCP peer) address.
-        accepter: The accepter's observed (else TCP peer) address.
-        started_t: Server clock seconds when the pair was matched.
-        relayed: None while waiting for D's command, True once relaying, False for p2p.
-        bytes_dialer_to_accepter: Bytes relayed from D to A.
-        bytes_accepter_to_dialer: Bytes relayed from A to D.
-    """
-
-    pair_id: int
-    token: str
-    dialer: str
-    accepter: str
-    started_t: float
-    relayed: bool | None
-    bytes_dialer_to_accepter: int
-    bytes_accepter_to_dialer: int
-
-
 class SharedBuffer:
     """The read buffer all relaying conns of one server take turns on (see module doc)."""
 
@@ -104,14 +87,16 @@ class SharedBuffer:
         self.view = memoryview(bytearray(self.size))
 
 
-EndCallback = Callable[["Relayer", str], None]
-
-
 class Relayer:
     """One matched pair: the continue step, then the relay (see module doc).
 
-    The server creates it, calls :meth:`start` (or :meth:`reject`) and is told the end
-    through ``on_end(relayer, reason)``. :meth:`close` ends the pair at any time.
+    The server creates it and calls :meth:`start` (or :meth:`reject`); :meth:`close`
+    ends the pair at any time. The relayer reports through the two callbacks it is
+    given, never to the server itself:
+
+    - ``on_relay_started(relayer)`` once D sent ``CONTINUE``, before the first relayed
+      byte; it may call :meth:`refuse_relay` to close the pair instead;
+    - ``on_pair_ended(relayer, reason)`` once, when both conns are being closed.
     """
 
     __slots__ = (
@@ -120,8 +105,8 @@ class Relayer:
         "_idle_handle",
         "_idle_timeout",
         "_loop",
-        "_on_end",
-        "_on_relay",
+        "_on_pair_ended",
+        "_on_relay_started",
         "accepter",
         "bytes_a2d",
         "bytes_d2a",
@@ -131,7 +116,7 @@ class Relayer:
         "last_active",
         "other_addr",
         "pair_id",
-        "relayed",
+        "path",
         "started",
         "started_t",
     )
@@ -145,16 +130,16 @@ class Relayer:
         buffer: SharedBuffer,
         idle_timeout: float | None,
         started_t: float,
-        on_end: EndCallback,
-        on_relay: Callable[[Relayer], None] | None = None,
+        on_pair_ended: Callable[[Relayer, str], None],
+        on_relay_started: Callable[[Relayer], None] | None = None,
     ) -> None:
         self.pair_id = pair_id
         self.dialer = dialer
         self.accepter = accepter
         self._buffer = buffer
         self._idle_timeout = idle_timeout
-        self._on_end = on_end
-        self._on_relay = on_relay
+        self._on_pair_ended = on_pair_ended
+        self._on_relay_started = on_relay_started
         self._loop = asyncio.get_running_loop()
         self.started = self._loop.time()
         self.started_t = started_t
@@ -163,7 +148,7 @@ class Relayer:
         self._a_early = b""
         self.bytes_d2a = 0
         self.bytes_a2d = 0
-        self.relayed: bool | None = None
+        self.path = PairPath.PENDING
         self.other_addr: str | None = None
         self.ended = False
         self.end_reason = ""
@@ -203,7 +188,15 @@ class Relayer:
             self._idle_handle = None
         for peer in (self.dialer, self.accepter):
             _close_flushing(peer.transport)
-        self._on_end(self, reason)
+        self._on_pair_ended(self, reason)
+
+    def refuse_relay(self, reason: str) -> None:
+        """Close a pair whose dialer picked the relay (from ``on_relay_started``).
+
+        D expects no HTTP any more after its ``CONTINUE``: the conns are simply closed.
+        """
+        self.path = PairPath.RELAY_REFUSED
+        self.close(reason)
 
     def stats(self, token: str, dialer: str, accepter: str) -> PairStats:
         """A snapshot of this pair's counters."""
@@ -213,7 +206,7 @@ class Relayer:
             dialer,
             accepter,
             self.started_t,
-            self.relayed,
+            self.path,
             self.bytes_d2a,
             self.bytes_a2d,
         )
@@ -232,7 +225,7 @@ class Relayer:
             self.close(f"protocol error: {exc.message}")
             return
         if isinstance(command, Other):
-            self.relayed = False
+            self.path = PairPath.P2P
             self.other_addr = str(command.addr)
             self.close("p2p")
             return
@@ -240,7 +233,7 @@ class Relayer:
         self._start_relay(rest)
 
     def _start_relay(self, rest: bytes) -> None:
-        self.relayed = True
+        self.path = PairPath.RELAYED
         d, a = self.dialer.transport, self.accepter.transport
         d_side = _RelaySide(self, a, dialer_side=True)
         a_side = _RelaySide(self, d, dialer_side=False)
@@ -251,8 +244,8 @@ class Relayer:
         # an empty buffer with high=0; plain transports pause at ``size > high``.
         d.set_write_buffer_limits(high=1, low=0)
         a.set_write_buffer_limits(high=1, low=0)
-        if self._on_relay is not None:
-            self._on_relay(self)
+        if self._on_relay_started is not None:
+            self._on_relay_started(self)
         if self.ended:
             return
         # Bytes that followed D's command in the same read belong to A, after CONTINUE.
