@@ -34,7 +34,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from rdv_core.client._client import Client
+from rdv_core.client import Client
 from rdv_core.events import (
     Event,
     HandshakeOk,

@@ -183,29 +183,7 @@ class Change:
 
 
 #: Race event types the model understands; anything else (session, server) is ignored.
-RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset(
-    {
-        ev.AttemptStarted,
-        ev.SelfAddrsGathered,
-        ev.ServerConnected,
-        ev.ServerResponded,
-        ev.ObservedAddrWarning,
-        ev.ServerRejected,
-        ev.CandidateSkipped,
-        ev.DialStarted,
-        ev.DialRetried,
-        ev.InboundAccepted,
-        ev.InboundRejected,
-        ev.CandidateConnected,
-        ev.HandshakeOk,
-        ev.HandshakeFailed,
-        ev.CandidateFailed,
-        ev.RelayReady,
-        ev.Picked,
-        ev.Discarded,
-        ev.AttemptFailed,
-    }
-)
+RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset(ev.RACE_EVENTS)
 
 
 def is_race_event(event: Event) -> bool:

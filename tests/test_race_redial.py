@@ -29,9 +29,9 @@ from rdv_core.client._dialer import (
     redial_burst,
     redial_pause,
     stall_timeout,
-    syn_unanswered,
 )
 from rdv_core.client._sockets import bound_socket
+from rdv_core.client._tcpinfo import syn_unanswered
 from rdv_core.wire import Addr
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="Linux socket semantics")

@@ -3,7 +3,8 @@
 :class:`Client` makes the request to the server (docs/PROTOCOL.md sections 1 and 2), races
 every allowed candidate from one shared port (section 7 and docs/ARCHITECTURE.md section 4)
 and returns a :class:`Conn`; a :class:`Picker` decides which conn wins. Every step is an
-event of :mod:`rdv_core.events`.
+event of :mod:`rdv_core.events`. :func:`tcp_rtt` reads a conn's round-trip time from the
+kernel.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from rdv_core.client._client import Client
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client._tcpinfo import tcp_rtt
 
 __all__ = [
     "Client",
@@ -21,4 +23,5 @@ __all__ = [
     "Picker",
     "WaitConstant",
     "WaitForP2P",
+    "tcp_rtt",
 ]

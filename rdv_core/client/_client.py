@@ -66,6 +66,7 @@ from rdv_core.wire import (
     Method,
     ProtocolError,
     ServerURL,
+    allows_any_direct,
     build_request,
     check_upgrade_response,
     format_spaces,
@@ -243,8 +244,7 @@ class _Attempt:
 
     async def _run(self) -> Conn:
         client = self.client
-        direct = not client.spaces & AddrSpace.NONE and bool(client.spaces & AddrSpace.ALL)
-        listeners = open_listeners() if direct else []
+        listeners = open_listeners() if allows_any_direct(client.spaces) else []
         writer: asyncio.StreamWriter | None = None
         handed_over = False
         try:

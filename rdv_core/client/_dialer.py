@@ -37,6 +37,7 @@ from typing import Any, Final
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
 from rdv_core.client._sockets import bound_socket, family_of
+from rdv_core.client._tcpinfo import syn_unanswered, tcp_rtt
 from rdv_core.events import (
     Candidate,
     CandidateFailed,
@@ -124,12 +125,6 @@ STALL_FLOOR: Final = 0.005
 #: the true count, so nothing is lost.
 RETRY_EVENT_INTERVAL: Final = 0.1
 
-#: ``tcpi_state`` of a Linux socket whose SYN got no answer yet (``TCP_SYN_SENT``).
-_LINUX_TCP_SYN_SENT: Final = 2
-
-#: End of ``tcpi_rtt`` (a u32 of microseconds at offset 68) in Linux's ``struct tcp_info``.
-_TCP_INFO_RTT_END: Final = 72
-
 #: What ``connect()`` says while our SYN waits for an answer.
 _IN_FLIGHT: Final = frozenset({errno_codes.EINPROGRESS, errno_codes.EALREADY, errno_codes.EAGAIN})
 
@@ -167,20 +162,14 @@ def stall_timeout(addr: Addr, rtt: float | None, lost: int) -> float | None:
 
 
 def link_rtt(link: Link | None) -> float | None:
-    """The kernel's smoothed round-trip time of ``link``'s TCP conn (Linux), in seconds."""
+    """The kernel's smoothed round-trip time of ``link``'s TCP conn (Linux), in seconds.
+
+    Linux only, like :func:`~rdv_core.client._tcpinfo.syn_unanswered`: the hint only serves
+    to give up SYNs that are still unanswered, which only Linux lets us tell.
+    """
     if link is None or sys.platform != "linux":
         return None
-    sock = link.writer.get_extra_info("socket")
-    if sock is None:
-        return None
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_RTT_END)
-    except OSError:
-        return None
-    if len(info) < _TCP_INFO_RTT_END:
-        return None
-    micros = int.from_bytes(info[_TCP_INFO_RTT_END - 4 : _TCP_INFO_RTT_END], sys.byteorder)
-    return micros / 1e6 if micros else None
+    return tcp_rtt(link.writer.get_extra_info("socket")) or None
 
 
 def redial_pause(addr: Addr, dials: int, since_first: float, last_took: float) -> float:
@@ -202,22 +191,6 @@ def redial_pause(addr: Addr, dials: int, since_first: float, last_took: float) -
 
 class SynLost(TimeoutError):
     """Our SYN got no answer at all within many round trips: it was dropped on the way."""
-
-
-def syn_unanswered(sock: socket.socket) -> bool:
-    """True if the socket still waits for any answer to its SYN (Linux ``SYN_SENT``).
-
-    Such a socket has not seen the peer's SYN, so closing it sends nothing (Linux sends
-    an RST on close only from ``SYN_RECV`` on): no half-open simultaneous open dies with
-    it. Anywhere but Linux we cannot tell, so we say False and keep waiting.
-    """
-    if sys.platform != "linux":
-        return False
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
-    except OSError:
-        return False
-    return len(info) > 0 and info[0] == _LINUX_TCP_SYN_SENT
 
 
 async def connect(sock: socket.socket, sockaddr: Any, *, stall_after: float | None = None) -> None:

@@ -76,6 +76,7 @@ from rdv_core.wire import (
     Continue,
     Method,
     ProtocolError,
+    allows_direct,
     build_header_line,
     build_other,
     check_header_line,
@@ -100,6 +101,11 @@ def space_name(addr: Addr) -> str:
     """The address space of ``addr`` as an event field (``loopback4``, ``invalid``)."""
     space = addr.space
     return format_spaces(space) if space != AddrSpace.INVALID else "invalid"
+
+
+def space_not_enabled(candidate: Candidate) -> str:
+    """Why ``candidate`` may not go direct (see :func:`~rdv_core.wire.allows_direct`)."""
+    return f"address space {candidate.space} is not enabled"
 
 
 def infer_origins(peer_addrs: Sequence[Addr]) -> dict[Addr, Origin]:
@@ -229,12 +235,8 @@ class Race:
         dialable = 0
         for addr in self._peer_addrs:
             candidate = Candidate(self._new_id(), str(addr), space_name(addr), origins[addr])
-            if self._spaces & AddrSpace.NONE or not self._spaces.includes(addr.space):
-                self._emit(
-                    CandidateSkipped(
-                        self._clock(), candidate, f"address space {candidate.space} is not enabled"
-                    )
-                )
+            if not allows_direct(self._spaces, addr.space):
+                self._emit(CandidateSkipped(self._clock(), candidate, space_not_enabled(candidate)))
                 continue
             dialable += 1
             self._spawn(self._dial(candidate, addr), self._dialing)
@@ -319,13 +321,9 @@ class Race:
             if self._closing:
                 sock.close()
                 continue
-            if self._spaces & AddrSpace.NONE or not self._spaces.includes(remote.space):
+            if not allows_direct(self._spaces, remote.space):
                 sock.close()
-                self._emit(
-                    InboundRejected(
-                        self._clock(), candidate, f"address space {candidate.space} is not enabled"
-                    )
-                )
+                self._emit(InboundRejected(self._clock(), candidate, space_not_enabled(candidate)))
                 continue
             self._emit(InboundAccepted(self._clock(), candidate))
             # Counted and owned from now on: a task cancelled before its first step

@@ -21,7 +21,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -52,25 +51,25 @@ ImpairMethod = Literal["auto", "netem", "nfqueue"]
 _numbers = itertools.count(1)
 
 
-#: Environment variable overriding how the lab starts rdv (split on spaces), e.g. to put
-#: another rdv/1 implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
-RDV_COMMAND_ENV = "RDV_LAB_COMMAND"
-
-
-def rdv_command(*args: str) -> list[str]:
-    """The argv starting ``rdv ARGS`` inside the lab (the real rdv, never a stand-in)."""
-    base = os.environ.get(RDV_COMMAND_ENV, "").split()
-    return [*(base or [sys.executable, "-m", "rdv_tui"]), *args]
-
-
 class Lab:
     """A built lab; use as a context manager.
 
     Example::
 
-        with Lab(get_preset("cone-fw")) as lab:
+        with Lab(get_preset("cone-fw"), rdv_command=["rdv"]) as lab:
             lab.start_server()
             proc = lab.spawn("cliA", ["python3", "-c", "..."])
+
+    Args:
+        spec: The lab's specification.
+        rdv_command: The argv that runs rdv (``serve``, ``dial``, ``accept`` and their
+            options are appended), e.g. ``["rdv"]`` or another rdv/1 implementation. The
+            lab runs the real thing, never a stand-in, and does not know where it lives:
+            the caller says. None for a lab that runs no rdv (plain sockets only).
+        impair: How delay and loss are applied: ``netem``, the ``nfqueue`` delayer, or
+            ``auto`` (netem where it works and fits).
+        seed: Seed of the NFQUEUE delayer's random jitter and loss (None: random).
+        keep_workdir: Keep the workdir after teardown.
 
     Attributes:
         spec: The lab's specification.
@@ -82,11 +81,13 @@ class Lab:
         self,
         spec: LabSpec,
         *,
+        rdv_command: Sequence[str] | None = None,
         impair: ImpairMethod = "auto",
         seed: int | None = None,
         keep_workdir: bool = False,
     ) -> None:
         self.spec = spec
+        self.rdv_command = tuple(rdv_command) if rdv_command is not None else None
         self.plan: LabPlan = plan_lab(spec, owner_pid=owner_pid(), number=next(_numbers))
         self.workdir = ""
         self.server_events_path = ""
@@ -304,8 +305,14 @@ class Lab:
         return proc
 
     def rdv_argv(self, *args: str) -> list[str]:
-        """The argv of ``rdv ARGS`` (see :data:`RDV_COMMAND_ENV`)."""
-        return rdv_command(*args)
+        """The argv of ``rdv ARGS``: the lab's ``rdv_command`` followed by ``args``.
+
+        Raises:
+            LabError: the lab was made without an ``rdv_command``.
+        """
+        if not self.rdv_command:
+            raise LabError("this lab cannot run rdv: it was made without an rdv_command")
+        return [*self.rdv_command, *args]
 
     def delayer_stats(self) -> dict[str, tuple[int, int]]:
         """Packets queued / dropped per impaired router namespace (NFQUEUE method only)."""

@@ -430,10 +430,18 @@ def run_preset(
     spec: LabSpec,
     runs: int = 1,
     *,
+    rdv_command: Sequence[str],
     payload_size: int | None = None,
     on_run: Callable[[int, RunResult], None] | None = None,
 ) -> PresetResult:
     """Build ``spec`` once, start the server, do ``runs`` races, tear down.
+
+    Args:
+        spec: The lab to build.
+        runs: How many dial/accept races.
+        rdv_command: The argv that runs rdv (see :class:`~rdv_core.lab.Lab`).
+        payload_size: Bytes piped through each run (default: by the lab's loss).
+        on_run: Called with the run number and result after each run.
 
     Raises:
         LabError: when the lab cannot be built or the server does not start.
@@ -441,7 +449,7 @@ def run_preset(
     if runs < 1:
         raise LabError("runs must be at least 1")
     result = PresetResult(spec)
-    with Lab(spec) as lab:
+    with Lab(spec, rdv_command=rdv_command) as lab:
         result.build_ms = lab.build_s * 1000
         result.impairment = lab.impairment_method
         lab.start_server()

@@ -79,6 +79,22 @@ _ALIASES: Final[dict[str, AddrSpace]] = {
 }
 
 
+def allows_direct(spaces: AddrSpace, space: AddrSpace) -> bool:
+    """May an address of ``space`` carry a direct conn when ``spaces`` are enabled?
+
+    The one answer for our own self addrs, the peer candidates we dial and the inbound
+    conns we keep (docs/PROTOCOL.md section 9): ``NONE`` forbids every direct conn (it
+    exists to force the relay), an invalid address never qualifies, any other space only
+    when it is enabled.
+    """
+    return not spaces & AddrSpace.NONE and spaces.includes(space)
+
+
+def allows_any_direct(spaces: AddrSpace) -> bool:
+    """True if some address may go direct under ``spaces`` (else the relay is all there is)."""
+    return any(allows_direct(spaces, space) for space in SINGLE_SPACES)
+
+
 def _single_name(space: AddrSpace) -> str:
     return (space.name or "invalid").lower()
 
@@ -320,13 +336,13 @@ def self_addrs(spaces: AddrSpace, port: int) -> list[Addr]:
     For each enabled space, ask the OS which local address it would use to reach a
     probe address of that space, and keep the result only if its own space is enabled.
     """
-    if spaces & AddrSpace.NONE:
+    if not allows_any_direct(spaces):
         return []
     found: list[Addr] = []
     for space, probe in _PROBES.items():
         if not spaces & space:
             continue
         ip = _probe_local_ip(probe)
-        if ip is not None and spaces.includes_ip(ip):
+        if ip is not None and allows_direct(spaces, space_of(ip)):
             found.append(Addr(ip, port))
     return sort_addrs(found)

@@ -15,8 +15,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from rdv_core import events as ev
+from rdv_core.client import tcp_rtt
 from rdv_core.session import IncomingOffer, SessionError, TransferRejected
-from rdv_tui.tcpinfo import tcp_rtt_ms
 from rdv_tui.widgets.chat import ChatPane, Clock, local_time
 from rdv_tui.widgets.files import FilesPane, OfferBar
 from rdv_tui.widgets.link_strip import LinkStrip
@@ -142,7 +142,8 @@ class SessionScreen(Screen[None]):
         link = self.query_one(LinkStrip)
         conn = self.rdv_app.conn
         if conn is not None and not link.closed:
-            link.rtt_ms = tcp_rtt_ms(conn.writer.get_extra_info("socket"))
+            rtt = tcp_rtt(conn.writer.get_extra_info("socket"))
+            link.rtt_ms = None if rtt is None else rtt * 1000.0
         link.sample((self.bytes_in - bytes_in) / elapsed, (self.bytes_out - bytes_out) / elapsed)
 
     async def ask_offer(self, offer: IncomingOffer) -> bool:

@@ -8,6 +8,7 @@ started outlives it: no lab namespace of this process, no child process.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 
@@ -23,6 +24,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if str(item.fspath).startswith(here):
             item.add_marker(pytest.mark.natlab)
+
+
+@pytest.fixture
+def rdv_command() -> list[str]:
+    """How the lab runs rdv in these tests: this checkout's CLI, as ``rdv lab`` does."""
+    return [sys.executable, "-m", "rdv_tui"]
 
 
 def child_pids() -> list[int]:

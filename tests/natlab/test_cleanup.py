@@ -71,12 +71,17 @@ from rdv_core.lab import Lab, get_preset
 from rdv_core.lab import _isolate as isolate
 if isolate.is_isolated():
     isolate.setup_inside()
-lab = Lab(get_preset("cone-fw")).__enter__()
+lab = Lab(get_preset("cone-fw"), rdv_command=RDV_COMMAND).__enter__()
 lab.start_server()
 sleeper = lab.spawn("cliB", [sys.executable, "-c", "import time; time.sleep(300)", sys.argv[1]])
 print(json.dumps({"namespaces": lab.namespaces, "sleeper": sleeper.pid}), flush=True)
 time.sleep(300)
 """
+
+
+def _holder(rdv_command: list[str]) -> str:
+    """The holder script, starting rdv with ``rdv_command``."""
+    return _HOLDER.replace("RDV_COMMAND", repr(rdv_command))
 
 
 def _start_holder(
@@ -92,12 +97,14 @@ def _start_holder(
     return proc, json.loads(line)
 
 
-def test_sigkilled_runner_children_die_and_its_labs_are_removed_at_next_start() -> None:
+def test_sigkilled_runner_children_die_and_its_labs_are_removed_at_next_start(
+    rdv_command: list[str],
+) -> None:
     marker = f"rdvlab-test-{uuid.uuid4().hex}"
     env = {k: v for k, v in os.environ.items() if k not in (ISOLATED_ENV, OWNER_ENV)}
     proc: subprocess.Popen[str] | None = None
     try:
-        proc, info = _start_holder([sys.executable, "-c", _HOLDER, marker], env)
+        proc, info = _start_holder([sys.executable, "-c", _holder(rdv_command), marker], env)
         names = list(info["namespaces"])  # type: ignore[call-overload]
         assert set(names) <= set(netns.list_lab_namespaces())
         assert _pids_with(marker)
@@ -117,14 +124,14 @@ def test_sigkilled_runner_children_die_and_its_labs_are_removed_at_next_start() 
         netns.remove_stale(os.getpid())
 
 
-def test_sigkilled_isolated_runner_leaves_nothing_at_all() -> None:
+def test_sigkilled_isolated_runner_leaves_nothing_at_all(rdv_command: list[str]) -> None:
     if not can_isolate():
         pytest.skip("unshare (util-linux) is not installed")
     marker = f"rdvlab-test-{uuid.uuid4().hex}"
     env = {k: v for k, v in os.environ.items() if k not in (ISOLATED_ENV, OWNER_ENV)}
     env[ISOLATED_ENV] = "1"
     before = set(netns.list_lab_namespaces())
-    argv = isolated_argv([sys.executable, "-c", _HOLDER, marker], rootless=False)
+    argv = isolated_argv([sys.executable, "-c", _holder(rdv_command), marker], rootless=False)
     proc, info = _start_holder(argv, env)
     try:
         assert info["namespaces"]
@@ -141,16 +148,13 @@ def test_sigkilled_isolated_runner_leaves_nothing_at_all() -> None:
             proc.wait()
 
 
-def test_a_server_that_will_not_start_is_a_clear_error_and_leaves_nothing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from rdv_core.lab._lab import RDV_COMMAND_ENV
+def test_a_server_that_will_not_start_is_a_clear_error_and_leaves_nothing() -> None:
     from rdv_core.lab._runner import run_preset
 
-    # The command is split on spaces: a one-word program that exits at once with 7.
-    monkeypatch.setenv(RDV_COMMAND_ENV, f"{sys.executable} -c raise(SystemExit(7))")
+    # An "rdv" that exits at once with 7.
+    exits = [sys.executable, "-c", "raise SystemExit(7)"]
     with pytest.raises(netns.LabError, match="rdv serve exited with 7"):
-        run_preset(get_preset("cone-fw"), 1)
+        run_preset(get_preset("cone-fw"), 1, rdv_command=exits)
 
 
 _FAILING_TEST = """
@@ -158,18 +162,20 @@ import sys
 from rdv_core.lab import Lab, get_preset
 
 def test_fails_inside_a_lab():
-    with Lab(get_preset("cone-fw")) as lab:
+    with Lab(get_preset("cone-fw"), rdv_command=RDV_COMMAND) as lab:
         lab.start_server()
         lab.spawn("cliA", [sys.executable, "-c", "import time; time.sleep(300)", "MARKER"])
         assert False, "this test fails on purpose"
 """
 
 
-def test_a_failing_pytest_test_leaves_nothing(tmp_path: os.PathLike[str]) -> None:
+def test_a_failing_pytest_test_leaves_nothing(
+    tmp_path: os.PathLike[str], rdv_command: list[str]
+) -> None:
     marker = f"rdvlab-test-{uuid.uuid4().hex}"
     path = os.path.join(tmp_path, "test_inner.py")
     with open(path, "w") as f:
-        f.write(_FAILING_TEST.replace("MARKER", marker))
+        f.write(_FAILING_TEST.replace("MARKER", marker).replace("RDV_COMMAND", repr(rdv_command)))
     before = set(netns.list_lab_namespaces())
     env = {k: v for k, v in os.environ.items() if k not in (ISOLATED_ENV, OWNER_ENV)}
     proc = subprocess.run(

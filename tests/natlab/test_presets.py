@@ -50,49 +50,49 @@ def _check(result: PresetResult, expect: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["cone-fw", "public-b"])
-def test_direct_over_public_ipv4(name: str) -> None:
-    result = run_preset(get_preset(name), RUNS)
+def test_direct_over_public_ipv4(name: str, rdv_command: list[str]) -> None:
+    result = run_preset(get_preset(name), RUNS, rdv_command=rdv_command)
     _check(result, "direct")
     for run in result.runs:
         assert run.chosen_space == "public4"
         assert run.chosen_family == 4
 
 
-def test_public_b_dials_b_itself() -> None:
-    result = run_preset(get_preset("public-b"), 1)
+def test_public_b_dials_b_itself(rdv_command: list[str]) -> None:
+    result = run_preset(get_preset("public-b"), 1, rdv_command=rdv_command)
     _check(result, "direct")
     assert result.runs[0].chosen is not None
     assert result.runs[0].chosen.startswith("203.0.113.20:")
 
 
-def test_same_lan_goes_direct_via_private_candidates() -> None:
-    result = run_preset(get_preset("same-lan"), RUNS)
+def test_same_lan_goes_direct_via_private_candidates(rdv_command: list[str]) -> None:
+    result = run_preset(get_preset("same-lan"), RUNS, rdv_command=rdv_command)
     _check(result, "direct")
     for run in result.runs:
         assert run.chosen_space == "private4"
         assert run.chosen is not None and run.chosen.startswith("10.0.1.3:")
 
 
-def test_ipv6_goes_direct_over_ula() -> None:
-    result = run_preset(get_preset("ipv6"), RUNS)
+def test_ipv6_goes_direct_over_ula(rdv_command: list[str]) -> None:
+    result = run_preset(get_preset("ipv6"), RUNS, rdv_command=rdv_command)
     _check(result, "direct")
     for run in result.runs:
         assert run.chosen_family == 6
         assert run.chosen is not None and run.chosen.startswith("[fd00:2::2]:")
 
 
-def test_dualstack_v4slow_ipv6_candidate_wins() -> None:
+def test_dualstack_v4slow_ipv6_candidate_wins(rdv_command: list[str]) -> None:
     require_impairment()
-    result = run_preset(get_preset("dualstack-v4slow"), RUNS)
+    result = run_preset(get_preset("dualstack-v4slow"), RUNS, rdv_command=rdv_command)
     assert result.impairment in ("nfqueue", "netem")
     _check(result, "direct")
     for run in result.runs:
         assert run.chosen_family == 6, _explain(run)
 
 
-def test_delay25_connects_in_about_one_slow_round_trip() -> None:
+def test_delay25_connects_in_about_one_slow_round_trip(rdv_command: list[str]) -> None:
     require_impairment()
-    result = run_preset(get_preset("delay25"), RUNS)
+    result = run_preset(get_preset("delay25"), RUNS, rdv_command=rdv_command)
     _check(result, "direct")
     for run in result.runs:
         assert run.connect_ms is not None
@@ -100,12 +100,12 @@ def test_delay25_connects_in_about_one_slow_round_trip() -> None:
 
 
 @pytest.mark.parametrize("name", ["symmetric-a", "symmetric-both", "same-lan-public"])
-def test_relay_presets(name: str) -> None:
-    _check(run_preset(get_preset(name), RUNS), "relay")
+def test_relay_presets(name: str, rdv_command: list[str]) -> None:
+    _check(run_preset(get_preset(name), RUNS, rdv_command=rdv_command), "relay")
 
 
-def test_cone_rst_is_direct_at_least_18_of_20() -> None:
-    result = run_preset(get_preset("cone-rst"), 20)
+def test_cone_rst_is_direct_at_least_18_of_20(rdv_command: list[str]) -> None:
+    result = run_preset(get_preset("cone-rst"), 20, rdv_command=rdv_command)
     for run in result.runs:
         assert run.outcome in ("direct", "relay"), _explain(run)
         assert run.data_ok, _explain(run)

@@ -18,6 +18,15 @@ from typing import Any, TextIO
 
 from rdv_tui.cli.formatting import ms_figure
 
+#: Overrides how the lab starts rdv (split on spaces), e.g. to put another rdv/1
+#: implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
+RDV_COMMAND_ENV = "RDV_LAB_COMMAND"
+
+
+def rdv_command() -> list[str]:
+    """The argv that runs rdv inside the lab: ``$RDV_LAB_COMMAND``, else ourselves."""
+    return os.environ.get(RDV_COMMAND_ENV, "").split() or [sys.executable, "-m", "rdv_tui"]
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``rdv lab`` and its subcommands."""
@@ -189,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
         spec = spec.with_delay(args.delay)
     result = PresetResult(spec)
     text = not args.json
-    with Lab(spec) as lab:
+    with Lab(spec, rdv_command=rdv_command()) as lab:
         result.build_ms = lab.build_s * 1000
         result.impairment = lab.impairment_method
         if text:
@@ -230,7 +239,7 @@ def _matrix(args: argparse.Namespace) -> int:
     out = []
     bad = False
     for spec in PRESETS.values():
-        result = run_preset(spec, args.runs)
+        result = run_preset(spec, args.runs, rdv_command=rdv_command())
         s = result.summary()
         bad = bad or any(r.outcome == "failed" or r.data_ok is False for r in result.runs)
         out.append({"preset": spec.name, "summary": s})
@@ -255,7 +264,7 @@ def _shell(args: argparse.Namespace) -> int:
     from rdv_core.lab._presets import get_preset
 
     spec = get_preset(args.preset)
-    with Lab(spec) as lab:
+    with Lab(spec, rdv_command=rdv_command()) as lab:
         lab.start_server()
         plan = lab.plan
         print(f"lab {spec.name} is up: {spec.summary}")

@@ -1,0 +1,70 @@
+"""The kernel's view of a TCP conn (``getsockopt(TCP_INFO)``): the one place that knows it.
+
+Two readers need ``struct tcp_info``: the race, for the round-trip time of the server conn
+(its hint for giving up unanswered SYNs, :mod:`rdv_core.client._dialer`) and whether a
+dial's SYN is still unanswered; and the TUI's link strip, for the RTT it shows. Each read
+asks only for the head of the struct up to the field it needs: the dialer reads the state
+while racing, so that read stays a few bytes.
+
+The offsets are Linux's ``struct tcp_info`` (``linux/tcp.h``): eight one-byte fields, the
+first being ``tcpi_state``, then ``u32`` fields, the 16th of which is ``tcpi_rtt``
+(microseconds, at offset 68).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Final, Protocol, cast
+
+#: End of the eight one-byte fields that open the struct (``tcpi_state`` is the first).
+_STATE_END: Final = 8
+
+#: End of ``tcpi_rtt`` (a ``u32`` of microseconds at offset 68).
+_RTT_END: Final = 72
+
+#: ``tcpi_state`` of a Linux socket whose SYN got no answer yet (``TCP_SYN_SENT``).
+_LINUX_TCP_SYN_SENT: Final = 2
+
+
+class _HasGetsockopt(Protocol):
+    def getsockopt(self, level: int, option: int, buflen: int) -> bytes: ...
+
+
+def _read(sock: object, length: int) -> bytes | None:
+    """The first ``length`` bytes of ``struct tcp_info``, or None when they cannot be read."""
+    option = getattr(socket, "TCP_INFO", None)
+    if option is None or not hasattr(sock, "getsockopt"):
+        return None
+    try:
+        info = cast(_HasGetsockopt, sock).getsockopt(socket.IPPROTO_TCP, option, length)
+    except OSError:
+        return None
+    return info if len(info) >= length else None
+
+
+def tcp_rtt(sock: object) -> float | None:
+    """The kernel's smoothed round-trip time of a connected TCP socket, in seconds.
+
+    Works with a plain socket and with asyncio's transport socket
+    (``writer.get_extra_info("socket")``). For a direct conn it is the RTT to the peer,
+    for the relay the RTT to the server. ``0.0`` when the kernel has no sample yet; None
+    where the platform or the socket cannot say.
+    """
+    info = _read(sock, _RTT_END)
+    if info is None:
+        return None
+    return int.from_bytes(info[_RTT_END - 4 : _RTT_END], sys.byteorder) / 1e6
+
+
+def syn_unanswered(sock: socket.socket) -> bool:
+    """True if the socket still waits for any answer to its SYN (Linux ``SYN_SENT``).
+
+    Such a socket has not seen the peer's SYN, so closing it sends nothing (Linux sends
+    an RST on close only from ``SYN_RECV`` on): no half-open simultaneous open dies with
+    it. Anywhere but Linux we cannot tell, so we say False and keep waiting.
+    """
+    if sys.platform != "linux":
+        return False
+    info = _read(sock, _STATE_END)
+    return info is not None and info[0] == _LINUX_TCP_SYN_SENT
