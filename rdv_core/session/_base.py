@@ -14,8 +14,9 @@ import time
 from rdv_core.events import Clock, Event, EventCallback, FileProgress
 from rdv_core.session import _frames as fr
 from rdv_core.session._channel import Channel
-from rdv_core.session._crypto import TAG_SIZE, Sealer
+from rdv_core.session._crypto import Sealer
 from rdv_core.session._errors import SessionError
+from rdv_core.session._record import RECORD_HEADER, TAG_SIZE
 from rdv_core.session._transfers import Direction, Progress
 
 log = logging.getLogger("rdv.session")
@@ -50,9 +51,9 @@ class SessionBase:
         """Seal and queue one frame (no await: frames leave in nonce order)."""
         assert self._sealer is not None
         plain = fr.encode(frame)
-        record = bytearray(fr.RECORD_HEADER.size + len(plain) + TAG_SIZE)
-        fr.RECORD_HEADER.pack_into(record, 0, len(plain) + TAG_SIZE)
-        self._sealer.seal_into(plain, memoryview(record)[fr.RECORD_HEADER.size :])
+        record = bytearray(RECORD_HEADER.size + len(plain) + TAG_SIZE)
+        RECORD_HEADER.pack_into(record, 0, len(plain) + TAG_SIZE)
+        self._sealer.seal_into(plain, memoryview(record)[RECORD_HEADER.size :])
         self._channel.write(record)
 
     def _write_reply(self, frame: fr.Frame) -> None:

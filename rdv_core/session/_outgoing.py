@@ -25,7 +25,6 @@ from rdv_core.events import (
 )
 from rdv_core.session import _frames as fr
 from rdv_core.session._base import SessionBase
-from rdv_core.session._crypto import TAG_SIZE
 from rdv_core.session._errors import (
     ProtocolViolation,
     SessionError,
@@ -33,11 +32,12 @@ from rdv_core.session._errors import (
     TransferRejected,
 )
 from rdv_core.session._files import DIGEST, Hasher, LocalFile, collect, hash_prefix, new_hasher
+from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADER, TAG_SIZE
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 #: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
 #: each one answered on its own), safely under the control frame bound.
-OFFER_BYTES = fr.MAX_CONTROL_BODY * 3 // 4
+OFFER_BYTES = MAX_CONTROL_BODY * 3 // 4
 
 
 @dataclass(slots=True)
@@ -173,7 +173,7 @@ class OutgoingSide(SessionBase):
         """
         sealer = self._sealer
         assert sealer is not None
-        header = fr.DATA_HEADER
+        header = DATA_HEADER
         plain = bytearray(header + self.chunk_size)
         plain[0] = fr.FrameType.DATA
         plain[1:header] = out.transfer_id.to_bytes(4, "big")
@@ -186,9 +186,9 @@ class OutgoingSide(SessionBase):
                 raise OSError(f"{out.local.path} shrank while sending")
             hasher.update(view[header : header + n])
             # A fresh record each time: the transport may keep a reference to it.
-            record = bytearray(fr.RECORD_HEADER.size + header + n + TAG_SIZE)
-            fr.RECORD_HEADER.pack_into(record, 0, header + n + TAG_SIZE)
-            sealer.seal_into(view[: header + n], memoryview(record)[fr.RECORD_HEADER.size :])
+            record = bytearray(RECORD_HEADER.size + header + n + TAG_SIZE)
+            RECORD_HEADER.pack_into(record, 0, header + n + TAG_SIZE)
+            sealer.seal_into(view[: header + n], memoryview(record)[RECORD_HEADER.size :])
             # A memoryview: the transport slices what the kernel did not take without a copy.
             self._channel.write(memoryview(record))
             left -= n

@@ -50,6 +50,7 @@ from rdv_core.session._errors import (
 )
 from rdv_core.session._incoming import IncomingSide, OfferCallback
 from rdv_core.session._outgoing import OutgoingSide
+from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
 
 log = logging.getLogger("rdv.session")
 
@@ -99,8 +100,8 @@ class Session(IncomingSide, OutgoingSide):
         agent: str = "rdv-python",
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
-        if not 1 <= chunk_size <= fr.MAX_DATA_PAYLOAD:
-            raise ValueError(f"chunk_size must be in 1..{fr.MAX_DATA_PAYLOAD}")
+        if not 1 <= chunk_size <= MAX_DATA_PAYLOAD:
+            raise ValueError(f"chunk_size must be in 1..{MAX_DATA_PAYLOAD}")
         self._streams = (reader, writer)
         self._channel = StreamChannel(reader, writer)
         self._code = code if isinstance(code, Code) else parse_code(code)
@@ -117,7 +118,7 @@ class Session(IncomingSide, OutgoingSide):
         self.peer_agent = ""
         self._sealer = None
         self._opener: Opener | None = None
-        self._plain = bytearray(fr.MAX_PLAINTEXT)
+        self._plain = bytearray(MAX_PLAINTEXT)
         self._reader_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
