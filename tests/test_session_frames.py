@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rdv_core.session import _frames as fr
+from rdv_core.session import _record as rec
 from rdv_core.session._errors import FrameError
 
 EXAMPLES = [
@@ -65,19 +66,19 @@ def test_bounds() -> None:
     with pytest.raises(FrameError, match="chat message too long"):
         fr.encode(fr.Chat("x" * (fr.MAX_CHAT_BYTES + 1)))
     with pytest.raises(FrameError, match="data payload too large"):
-        fr.encode(fr.Data(1, bytes(fr.MAX_DATA_PAYLOAD + 1)))
+        fr.encode(fr.Data(1, bytes(rec.MAX_DATA_PAYLOAD + 1)))
     with pytest.raises(FrameError, match="oversized frame"):
-        fr.record_length(fr.RECORD_HEADER.pack(fr.MAX_RECORD + 1))
+        rec.record_length(rec.RECORD_HEADER.pack(rec.MAX_RECORD + 1))
     with pytest.raises(FrameError, match="undersized frame"):
-        fr.record_length(fr.RECORD_HEADER.pack(3))
-    assert fr.record_length(fr.RECORD_HEADER.pack(fr.MAX_RECORD)) == fr.MAX_RECORD
+        rec.record_length(rec.RECORD_HEADER.pack(3))
+    assert rec.record_length(rec.RECORD_HEADER.pack(rec.MAX_RECORD)) == rec.MAX_RECORD
 
 
 def test_splitter_whole_and_byte_by_byte() -> None:
     records = [b"r" * 17, b"s" * 100, b"t" * 40]
-    stream = b"".join(fr.RECORD_HEADER.pack(len(r)) + r for r in records)
-    assert fr.RecordSplitter().feed(stream) == records
-    splitter = fr.RecordSplitter()
+    stream = b"".join(rec.RECORD_HEADER.pack(len(r)) + r for r in records)
+    assert rec.RecordSplitter().feed(stream) == records
+    splitter = rec.RecordSplitter()
     out: list[bytes] = []
     for i in range(len(stream)):
         out += splitter.feed(stream[i : i + 1])
@@ -145,11 +146,11 @@ def test_arbitrary_json_bodies(kind: int, body: dict[str, object]) -> None:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(max_size=64), max_size=20))
 def test_arbitrary_stream_never_crashes_the_splitter(chunks: list[bytes]) -> None:
-    splitter = fr.RecordSplitter()
+    splitter = rec.RecordSplitter()
     try:
         for chunk in chunks:
             for record in splitter.feed(chunk):
-                assert fr.TAG_SIZE < len(record) <= fr.MAX_RECORD
+                assert rec.TAG_SIZE < len(record) <= rec.MAX_RECORD
     except FrameError:
         pass
 

@@ -12,8 +12,9 @@ from test_session_support import accept_all, stream_pair
 from rdv_core.events import Event, FileFailed, FileRejected
 from rdv_core.session import Session, parse_code
 from rdv_core.session import _frames as fr
+from rdv_core.session import _record as rec
 from rdv_core.session._channel import StreamChannel
-from rdv_core.session._crypto import SESSION_VERSION, TAG_SIZE, Opener, Sealer, exchange_keys
+from rdv_core.session._crypto import SESSION_VERSION, Opener, Sealer, exchange_keys
 from rdv_core.session._files import DIGEST
 
 CODE = "12-otter-quill"
@@ -40,13 +41,13 @@ class CraftedPeer:
 
     async def send_plain(self, plain: bytes) -> None:
         sealed = self.sealer.seal(plain)
-        self.writer.write(fr.RECORD_HEADER.pack(len(sealed)) + sealed)
+        self.writer.write(rec.RECORD_HEADER.pack(len(sealed)) + sealed)
         await self.writer.drain()
 
     async def recv(self) -> fr.Frame:
-        length = fr.record_length(await self.reader.readexactly(4))
+        length = rec.record_length(await self.reader.readexactly(4))
         data = await self.reader.readexactly(length)
-        out = bytearray(length - TAG_SIZE)
+        out = bytearray(length - rec.TAG_SIZE)
         size = self.opener.open_into(data, memoryview(out))
         frame = fr.decode(bytes(out[:size]))
         if isinstance(frame, fr.Data):
@@ -222,7 +223,7 @@ async def test_oversized_record_ends_the_session(tmp_path: Path) -> None:
         peer = CraftedPeer(ra, wa)
         receiver = Session(rb, wb, CODE, is_dialer=False)
         await asyncio.gather(peer.handshake(), receiver.start())
-        wa.write(fr.RECORD_HEADER.pack(fr.MAX_RECORD + 1))
+        wa.write(rec.RECORD_HEADER.pack(rec.MAX_RECORD + 1))
         await wa.drain()
         error = await peer.recv()
         assert isinstance(error, fr.Error) and "oversized frame" in error.message

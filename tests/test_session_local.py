@@ -166,7 +166,7 @@ async def test_chat_flows_while_file_in_flight(tmp_path: Path) -> None:
 
     ev_a: list[Event] = []
     async with stream_pair() as ends, session_pair(ends, dl, events_a=ev_a) as (a, b):
-        b._on_event = on_b  # observe the receiver from here on
+        b._events.callback = on_b  # observe the receiver from here on
         sending = asyncio.create_task(a.send_paths([tmp_path / "big.bin"]))
         await got_progress.wait()
         await a.send_chat("while sending")

@@ -116,7 +116,7 @@ async def test_resume_through_relay_after_cut(url: str, tmp_path: Path) -> None:
         if event.type == "FileProgress" and b.conn is not None:
             b.conn.writer.transport.abort()  # the connection breaks mid-file
 
-    b._on_event = cut_at_first_progress
+    b._events.callback = cut_at_first_progress
     with pytest.raises(SessionError):
         await a.send_paths([tmp_path / "disk.img"])
     await a.close()

@@ -1,12 +1,18 @@
 """End-to-end encrypted peer sessions on top of an rdv connection: chat and files.
 
-Modules, one job each: :mod:`~rdv_core.session._codes` (human codes),
-:mod:`~rdv_core.session._crypto` (SPAKE2 -> HKDF -> AEAD), :mod:`~rdv_core.session._frames`
-(the frame codec), :mod:`~rdv_core.session._safepath` and :mod:`~rdv_core.session._files`
-(disk side), :mod:`~rdv_core.session._session` (the session itself: handshake, dispatch,
-chat, close) built on :mod:`~rdv_core.session._base` (sealing frames out, events) with
-:mod:`~rdv_core.session._outgoing` and :mod:`~rdv_core.session._incoming` (the two transfer
-directions) and :mod:`~rdv_core.session._transfers` (what both directions share).
+Modules, one job each, from the bottom up: :mod:`~rdv_core.session._errors` (the
+session's errors), :mod:`~rdv_core.session._codes` (human codes),
+:mod:`~rdv_core.session._record` (the record layer: framing and size bounds),
+:mod:`~rdv_core.session._channel` (records in, bytes out),
+:mod:`~rdv_core.session._crypto` (SPAKE2 -> HKDF -> AEAD),
+:mod:`~rdv_core.session._frames` (the frame codec), :mod:`~rdv_core.session._safepath`
+and :mod:`~rdv_core.session._files` (disk side), :mod:`~rdv_core.session._transfers`
+(what both transfer directions share), :mod:`~rdv_core.session._outbox` (sealed frames
+out), :mod:`~rdv_core.session._outgoing` and :mod:`~rdv_core.session._incoming` (the two
+transfer directions), :mod:`~rdv_core.session._session` (the session itself: handshake,
+reader and dispatch, chat, close; it owns one outbox and one of each direction) and
+:mod:`~rdv_core.session._connect` (a session through an rdv server). Each module
+imports only modules before it in this list.
 """
 
 from __future__ import annotations

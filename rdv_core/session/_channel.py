@@ -22,7 +22,7 @@ import logging
 from typing import Protocol
 
 from rdv_core.session._errors import ConnectionLost
-from rdv_core.session._frames import RECORD_HEADER, record_length
+from rdv_core.session._record import RECORD_HEADER, record_length
 
 log = logging.getLogger("rdv.session")
 

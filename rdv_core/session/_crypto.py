@@ -17,13 +17,13 @@ dropped, replayed, reordered or injected frame fails authentication, and a nonce
 never repeat under one key (a fresh SPAKE2 run gives fresh keys for every session).
 
 Key confirmation: the first sealed frame each side sends is its ``hello``; a peer that
-cannot open it holds a different key, which means a different code (see session.py).
+cannot open it holds a different key, which means a different code (see
+:mod:`~rdv_core.session._session`).
 """
 
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -31,17 +31,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from spake2 import SPAKE2_Symmetric
 
+from rdv_core.session._channel import Channel
 from rdv_core.session._codes import Code
 from rdv_core.session._errors import ConnectionLost, ProtocolViolation
-
-if TYPE_CHECKING:
-    from rdv_core.session._channel import Channel
+from rdv_core.session._record import TAG_SIZE
 
 #: Session protocol version, in the plaintext prelude and in ``hello``. Version 2 made
 #: whole-file digests BLAKE3 (named in ``done`` frames); a version 1 peer hashed SHA-256.
 SESSION_VERSION = 2
 MAGIC = b"RDVS"
-TAG_SIZE = 16
 _SPAKE_ID = b"rdv-session/1"
 _PRELUDE = struct.Struct("!4sBB")
 #: 2**64 frames per direction per session: unreachable, but checked rather than wrapped.

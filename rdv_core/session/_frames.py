@@ -1,16 +1,12 @@
 """The session frame codec (sans-IO): typed frames to plaintext bytes and back.
 
-On the wire every frame is one *record*::
-
-    length (4 bytes, big-endian) | AEAD ciphertext of the plaintext | tag (16 bytes)
-
-where ``length`` counts the ciphertext and tag. The plaintext is one type byte and a
-body. Bulk frames have binary bodies (``data``: transfer id u32 + bytes; ``ack``:
-transfer id u32 + byte count u64); control frames have a UTF-8 JSON object body,
-checked field by field. Every size is bounded: a record longer than
-:data:`MAX_RECORD`, an unknown type or a malformed body raises :class:`FrameError`,
-which ends the session with a clear message. The protocol version is exchanged in
-the key-exchange prelude and again in ``hello``.
+A frame's plaintext is one type byte and a body; sealed, it travels as one record
+(:mod:`~rdv_core.session._record`, which also holds the size bounds). Bulk frames have
+binary bodies (``data``: transfer id u32 + bytes; ``ack``: transfer id u32 + byte
+count u64); control frames have a UTF-8 JSON object body, checked field by field.
+Every size is bounded: an unknown type or a malformed or oversized body raises
+:class:`FrameError`, which ends the session with a clear message. The protocol
+version is exchanged in the key-exchange prelude and again in ``hello``.
 """
 
 from __future__ import annotations
@@ -21,23 +17,12 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
-from rdv_core.session._crypto import TAG_SIZE
 from rdv_core.session._errors import FrameError
+from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, MAX_DATA_PAYLOAD, MAX_PLAINTEXT
 
-#: Largest file payload in one ``data`` frame.
-MAX_DATA_PAYLOAD = 1 << 20
-#: Largest JSON body of a control frame (an offer of many files is split into several).
-MAX_CONTROL_BODY = 256 * 1024
 #: Largest chat message, in UTF-8 bytes.
 MAX_CHAT_BYTES = 16 * 1024
-#: Largest plaintext (type byte + data header + payload).
-MAX_PLAINTEXT = 1 + 4 + MAX_DATA_PAYLOAD
-#: Largest record (ciphertext + tag) that a reader accepts.
-MAX_RECORD = MAX_PLAINTEXT + TAG_SIZE
-#: Bytes of the data frame header inside the plaintext (type + transfer id).
-DATA_HEADER = 5
 
-RECORD_HEADER = struct.Struct("!I")
 _DATA_ID = struct.Struct("!BI")
 _ACK = struct.Struct("!BIQ")
 _MAX_ID = (1 << 32) - 1
@@ -181,56 +166,6 @@ class Close:
 
 
 Frame = Hello | Chat | Offer | Accept | Reject | Data | Ack | Done | Result | Fail | Error | Close
-
-
-# ----- records
-
-
-def record_length(header: bytes | bytearray | memoryview) -> int:
-    """The ciphertext length announced by a 4-byte record header.
-
-    Raises:
-        FrameError: the length is too small to hold a tag or larger than :data:`MAX_RECORD`.
-    """
-    if len(header) != RECORD_HEADER.size:
-        raise FrameError("a record header is 4 bytes")
-    (length,) = RECORD_HEADER.unpack(header)
-    if length > MAX_RECORD:
-        raise FrameError(f"oversized frame: {length} bytes (at most {MAX_RECORD})")
-    if length < TAG_SIZE + 1:
-        raise FrameError(f"undersized frame: {length} bytes")
-    return int(length)
-
-
-class RecordSplitter:
-    """Sans-IO splitter of a byte stream into records (ciphertexts)."""
-
-    __slots__ = ("_buffer",)
-
-    def __init__(self) -> None:
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Add bytes; return every complete record's ciphertext.
-
-        Raises:
-            FrameError: a record header announces an impossible length.
-        """
-        self._buffer += data
-        records: list[bytes] = []
-        while len(self._buffer) >= RECORD_HEADER.size:
-            length = record_length(self._buffer[: RECORD_HEADER.size])
-            end = RECORD_HEADER.size + length
-            if len(self._buffer) < end:
-                break
-            records.append(bytes(self._buffer[RECORD_HEADER.size : end]))
-            del self._buffer[:end]
-        return records
-
-    @property
-    def pending(self) -> int:
-        """Bytes held that do not form a complete record yet."""
-        return len(self._buffer)
 
 
 # ----- plaintext encoding

@@ -4,6 +4,12 @@ An offer is checked in the reader task (ids, batch, names), then answered in its
 task so that a person deciding does not stall chat. Accepted files are written as
 they arrive (see :class:`~rdv_core.session._files.IncomingFile`) and verified against
 the sender's digest on ``done``; a failure keeps the partial file to resume.
+
+:class:`Incoming` is owned by a :class:`~rdv_core.session._session.Session`: the
+session's reader hands it the sender's frames (``offer``, ``data``, ``done``, a
+sender's ``fail``) and runs each answer in a task of the session's; it replies through
+the session's :class:`~rdv_core.session._outbox.Outbox` and reports through the
+session's event callback.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rdv_core.events import (
+    Clock,
+    Event,
     FileAccepted,
     FileCompleted,
     FileFailed,
@@ -23,9 +31,9 @@ from rdv_core.events import (
     TransferResumed,
 )
 from rdv_core.session import _frames as fr
-from rdv_core.session._base import SessionBase
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
 from rdv_core.session._files import DIGEST, IncomingFile
+from rdv_core.session._outbox import Outbox
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 log = logging.getLogger("rdv.session")
@@ -51,23 +59,49 @@ OfferCallback = Callable[[IncomingOffer], Awaitable[bool]]
 
 
 @dataclass(slots=True)
-class _Incoming:
+class _IncomingTransfer:
     file: IncomingFile
     progress: Progress
     failed: str = ""
 
 
-class IncomingSide(SessionBase):
-    """Files the peer sends to this one (``direction`` ``in``); part of :class:`Session`."""
+class Incoming:
+    """Files the peer sends to this one (``direction`` ``in``); owned by a :class:`Session`.
 
-    on_offer: OfferCallback | None
-    download_dir: Path | None
-    received: list[TransferResult]
-    _incoming: dict[int, _Incoming]
-    _open_offers: set[int]
-    _claimed_ids: set[int]
+    Args:
+        outbox: Where its replies go, and whether the session is still open.
+        emit: The session's event callback.
+        clock: The session's clock, for event times.
+        on_offer: Decides about offers; without it, offers are declined.
+        download_dir: Where received files go; without it, offers are declined.
+    """
 
-    def _admit_offer(self, offer: fr.Offer) -> str | None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        emit: Callable[[Event], None],
+        clock: Clock,
+        *,
+        on_offer: OfferCallback | None,
+        download_dir: Path | None,
+    ) -> None:
+        self._outbox = outbox
+        self._emit = emit
+        self._clock = clock
+        self.on_offer = on_offer
+        self.download_dir = download_dir
+        #: Results of every incoming file, in completion order.
+        self.received: list[TransferResult] = []
+        #: Files accepted and still arriving, by transfer id.
+        self._transfers: dict[int, _IncomingTransfer] = {}
+        #: Batches of offers not answered yet.
+        self._open_offers: set[int] = set()
+        #: Every transfer id the peer has offered in this session (ids are never reused).
+        self._claimed_ids: set[int] = set()
+
+    # ----- offers
+
+    def admit(self, offer: fr.Offer) -> str | None:
         """Protocol checks, in the reader task; returns why to refuse it, or None.
 
         Raises:
@@ -84,13 +118,14 @@ class IncomingSide(SessionBase):
         self._open_offers.add(offer.batch)
         return self._check_offer(offer)
 
-    async def _answer_offer(self, offer: fr.Offer, refusal: str | None) -> None:
+    async def answer(self, offer: fr.Offer, refusal: str | None) -> None:
+        """Answer an admitted offer (in its own task): ``reject``, or ``accept`` and prepare."""
         try:
-            await self._answer_offer_checked(offer, refusal)
+            await self._answer_checked(offer, refusal)
         finally:
             self._open_offers.discard(offer.batch)
 
-    async def _answer_offer_checked(self, offer: fr.Offer, refusal: str | None) -> None:
+    async def _answer_checked(self, offer: fr.Offer, refusal: str | None) -> None:
         incoming = IncomingOffer(offer.batch, offer.files)
         if refusal is None:
             for f in offer.files:
@@ -108,10 +143,10 @@ class IncomingSide(SessionBase):
                     refusal = f"the receiver could not decide ({exc!r})"
                 if not accepted and refusal is None:
                     refusal = "declined by the receiver"
-        if refusal is not None or self.closed:
+        if refusal is not None or self._outbox.closed:
             reason = refusal or "session closed"
             log.info("offer %d rejected: %s", offer.batch, reason)
-            self._write_reply(fr.Reject(offer.batch, reason))
+            self._outbox.write_reply(fr.Reject(offer.batch, reason))
             for f in offer.files:
                 self._emit(FileRejected(self._clock(), f.id, "in", reason))
             return
@@ -128,16 +163,16 @@ class IncomingSide(SessionBase):
                 self.received.append(TransferResult(f.id, "in", f.path, f.size, False, "", reason))
                 self._emit(FileFailed(self._clock(), f.id, "in", f.path, reason))
                 continue
-            if self.closed:
+            if self._outbox.closed:
                 file.close()
                 return
-            self._incoming[f.id] = _Incoming(file, Progress(f.size, offset))
+            self._transfers[f.id] = _IncomingTransfer(file, Progress(f.size, offset))
             offsets.append((f.id, offset))
-        self._write_reply(fr.Accept(offer.batch, tuple(offsets), tuple(failed)))
+        self._outbox.write_reply(fr.Accept(offer.batch, tuple(offsets), tuple(failed)))
         for id_, offset in offsets:
             self._emit(FileAccepted(self._clock(), id_, "in", offset))
             if offset:
-                name = self._incoming[id_].file.name
+                name = self._transfers[id_].file.name
                 self._emit(TransferResumed(self._clock(), id_, "in", name, offset))
 
     def _check_offer(self, offer: fr.Offer) -> str | None:
@@ -153,8 +188,11 @@ class IncomingSide(SessionBase):
             names.add(f.path)
         return None
 
-    def _on_data(self, frame: fr.Data) -> None:
-        state = self._incoming.get(frame.id)
+    # ----- frames from the sender (the session's reader hands them over)
+
+    def on_data(self, frame: fr.Data) -> None:
+        """The next bytes of a file: write them; ack and report now and then."""
+        state = self._transfers.get(frame.id)
         if state is None:
             raise ProtocolViolation(f"data for unknown transfer {frame.id}")
         if state.failed:
@@ -164,14 +202,15 @@ class IncomingSide(SessionBase):
             file.write(frame.payload)  # type: ignore[arg-type]
         except (OSError, ValueError) as exc:
             reason = describe_os_error(exc, f"cannot write {file.name}")
-            self._fail_incoming(state, reason, tell_sender=True)
+            self._fail(state, reason, tell_sender=True)
             return
         if state.progress.due(file.received):
-            self._write_reply(fr.Ack(frame.id, file.received))
-            self._emit_progress(frame.id, "in", file.received, state.progress)
+            self._outbox.write_reply(fr.Ack(frame.id, file.received))
+            self._emit(state.progress.event(self._clock(), frame.id, "in", file.received))
 
-    def _on_done(self, id_: int, digest: str, algorithm: str) -> None:
-        state = self._incoming.get(id_)
+    def on_done(self, id_: int, digest: str, algorithm: str) -> None:
+        """The sender sent every byte: verify the file, tell the sender the verdict."""
+        state = self._transfers.get(id_)
         if state is None:
             raise ProtocolViolation(f"done for unknown transfer {id_}")
         if state.failed:
@@ -186,29 +225,42 @@ class IncomingSide(SessionBase):
                 ok, ours, reason = file.finish(digest)
         except OSError as exc:
             ok, ours, reason = False, "", describe_os_error(exc, f"cannot finish {file.name}")
-        del self._incoming[id_]
-        self._write_reply(fr.Ack(id_, file.received))
-        self._write_reply(fr.Result(id_, ok, ours, reason))
+        del self._transfers[id_]
+        self._outbox.write_reply(fr.Ack(id_, file.received))
+        self._outbox.write_reply(fr.Result(id_, ok, ours, reason))
         result = TransferResult(
             id_, "in", file.name, file.size, ok, ours, reason, file.path, file.offset
         )
         self.received.append(result)
         if ok:
-            self._emit_progress(id_, "in", file.received, state.progress, force=True)
+            self._emit(state.progress.event(self._clock(), id_, "in", file.received, force=True))
             path = str(file.path or "")
             self._emit(FileCompleted(self._clock(), id_, "in", file.name, file.size, ours, path))
             log.info("received %s (%d bytes, %s %s)", file.name, file.size, DIGEST, ours)
         else:
             self._emit(FileFailed(self._clock(), id_, "in", file.name, reason))
 
-    def _fail_incoming(self, state: _Incoming, reason: str, *, tell_sender: bool) -> None:
+    def on_sender_failed(self, id_: int, reason: str) -> None:
+        """The sender's ``fail``: it cannot read this file (the session goes on)."""
+        state = self._transfers.pop(id_, None)
+        if state is not None and not state.failed:
+            self._fail(state, f"sender: {reason}", tell_sender=False)
+
+    def end(self, reason: str) -> None:
+        """The session ended: every file still arriving fails (its partial file is kept)."""
+        for state in list(self._transfers.values()):
+            if not state.failed:
+                self._fail(state, reason, tell_sender=False)
+        self._transfers.clear()
+
+    def _fail(self, state: _IncomingTransfer, reason: str, *, tell_sender: bool) -> None:
         state.failed = reason
         file = state.file
         file.close()
         kept = f"; partial file kept ({file.received} bytes) to resume" if file.received else ""
         full = reason + kept
         if tell_sender:
-            self._write_reply(fr.Fail(file.transfer_id, "receiver", full))
+            self._outbox.write_reply(fr.Fail(file.transfer_id, "receiver", full))
         self.received.append(
             TransferResult(file.transfer_id, "in", file.name, file.size, False, "", full)
         )

@@ -4,6 +4,12 @@ A sender offers files in batches (each offer frame stays under :data:`OFFER_BYTE
 waits for the receiver's ``accept`` naming how many bytes of each file it already
 holds, hashes that prefix from disk, streams the rest, and ends each file with
 ``done`` and the whole file's digest; the receiver's ``result`` settles it.
+
+:class:`Outgoing` is owned by a :class:`~rdv_core.session._session.Session`: it sends
+through the session's :class:`~rdv_core.session._outbox.Outbox`, reports through the
+session's event callback, and the session's reader hands it the receiver's frames
+(``accept``, ``reject``, ``ack``, ``result``, a receiver's ``fail``). Transfer ids and
+offer batches are numbered here: the sender chooses them.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rdv_core.events import (
+    Clock,
+    Event,
     FileAccepted,
     FileCompleted,
     FileFailed,
@@ -24,8 +32,6 @@ from rdv_core.events import (
     TransferResumed,
 )
 from rdv_core.session import _frames as fr
-from rdv_core.session._base import SessionBase
-from rdv_core.session._crypto import TAG_SIZE
 from rdv_core.session._errors import (
     ProtocolViolation,
     SessionError,
@@ -33,15 +39,17 @@ from rdv_core.session._errors import (
     TransferRejected,
 )
 from rdv_core.session._files import DIGEST, Hasher, LocalFile, collect, hash_prefix, new_hasher
+from rdv_core.session._outbox import Outbox
+from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADER, TAG_SIZE
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 #: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
 #: each one answered on its own), safely under the control frame bound.
-OFFER_BYTES = fr.MAX_CONTROL_BODY * 3 // 4
+OFFER_BYTES = MAX_CONTROL_BODY * 3 // 4
 
 
 @dataclass(slots=True)
-class _Outgoing:
+class _OutgoingTransfer:
     local: LocalFile
     transfer_id: int
     result: asyncio.Future[TransferResult]
@@ -51,27 +59,33 @@ class _Outgoing:
     progress: Progress | None = None
 
 
-class OutgoingSide(SessionBase):
-    """Files this peer sends (``direction`` ``out``); part of :class:`Session`."""
+class Outgoing:
+    """Files this peer sends (``direction`` ``out``); owned by a :class:`Session`.
 
-    chunk_size: int
-    _next_id: int
-    _next_batch: int
-    _outgoing: dict[int, _Outgoing]
-    _answers: dict[int, asyncio.Future[fr.Accept | fr.Reject]]
+    Args:
+        outbox: Where its frames go, and whether the session is still open.
+        emit: The session's event callback.
+        clock: The session's clock, for event times.
+        chunk_size: File bytes per data frame.
+    """
+
+    def __init__(
+        self, outbox: Outbox, emit: Callable[[Event], None], clock: Clock, *, chunk_size: int
+    ) -> None:
+        self._outbox = outbox
+        self._emit = emit
+        self._clock = clock
+        self.chunk_size = chunk_size
+        self._next_id = 1
+        self._next_batch = 1
+        #: Files offered and not settled yet, by transfer id.
+        self._transfers: dict[int, _OutgoingTransfer] = {}
+        #: Offers waiting for the receiver's accept or reject, by batch.
+        self._answers: dict[int, asyncio.Future[fr.Accept | fr.Reject]] = {}
 
     async def send_paths(self, paths: Sequence[Path | str]) -> list[TransferResult]:
-        """Offer files and folders; send what the receiver accepts; wait for its verdicts.
-
-        Returns when the receiver verified every file.
-
-        Raises:
-            TransferRejected: the receiver declined.
-            TransferFailed: some files failed (each one also has a FileFailed event).
-            SessionError: the session ended.
-            FileNotFoundError, ValueError, UnsafeName: bad local paths (nothing is sent).
-        """
-        self._check_open()
+        """See :meth:`Session.send_paths`."""
+        self._outbox.check_open()
         local = await asyncio.to_thread(collect, [Path(p) for p in paths])
         results: list[TransferResult] = []
         for batch in _batches(local):
@@ -81,15 +95,56 @@ class OutgoingSide(SessionBase):
             raise TransferFailed(failures)
         return results
 
+    # ----- frames from the receiver (the session's reader hands them over)
+
+    def on_answer(self, frame: fr.Accept | fr.Reject) -> None:
+        """The receiver's answer to one of our offers."""
+        answer = self._answers.pop(frame.batch, None)
+        if answer is None:
+            raise ProtocolViolation(f"answer to an unknown offer {frame.batch}")
+        if not answer.done():
+            answer.set_result(frame)
+
+    def on_ack(self, id_: int, received: int) -> None:
+        """The receiver holds ``received`` bytes of transfer ``id_``."""
+        out = self._transfers.get(id_)
+        if out is None or out.progress is None:
+            return  # an ack racing a finished transfer
+        out.acked = received
+        if out.progress.due(received):
+            self._emit(out.progress.event(self._clock(), id_, "out", received))
+
+    def on_result(self, frame: fr.Result) -> None:
+        """The receiver's verdict on one file."""
+        out = self._transfers.get(frame.id)
+        if out is None:
+            raise ProtocolViolation(f"result for unknown transfer {frame.id}")
+        self._finish(out, frame.ok, frame.digest, frame.reason)
+
+    def on_receiver_failed(self, id_: int, reason: str) -> None:
+        """The receiver's ``fail``: it cannot store this file (the session goes on)."""
+        out = self._transfers.get(id_)
+        if out is not None:
+            self._finish(out, False, "", f"receiver: {reason}")
+
+    def end(self, failure: SessionError, reason: str) -> None:
+        """The session ended: unanswered offers raise ``failure``; unsettled files fail."""
+        for answer in self._answers.values():
+            if not answer.done():
+                answer.set_exception(failure)
+        self._answers.clear()
+        for out in list(self._transfers.values()):
+            self._finish(out, False, "", reason)
+
     # ----- sending files
 
     async def _send_batch(self, local: list[LocalFile]) -> list[TransferResult]:
         loop = asyncio.get_running_loop()
-        outgoing: list[_Outgoing] = []
+        outgoing: list[_OutgoingTransfer] = []
         for item in local:
-            out = _Outgoing(item, self._next_id, loop.create_future())
+            out = _OutgoingTransfer(item, self._next_id, loop.create_future())
             self._next_id += 1
-            self._outgoing[out.transfer_id] = out
+            self._transfers[out.transfer_id] = out
             outgoing.append(out)
         batch = self._next_batch
         self._next_batch += 1
@@ -99,26 +154,26 @@ class OutgoingSide(SessionBase):
             fr.OfferedFile(o.transfer_id, o.local.name, o.local.size, o.local.mtime_ns)
             for o in outgoing
         )
-        self._check_open()
-        self._write(fr.Offer(batch, offered))
+        self._outbox.check_open()
+        self._outbox.write(fr.Offer(batch, offered))
         for o in outgoing:
             self._emit(FileOffered(self._clock(), o.transfer_id, "out", o.local.name, o.local.size))
         try:
-            await self._drain()
+            await self._outbox.drain()
             answer = await answer_future
         except BaseException:
             for o in outgoing:
-                self._outgoing.pop(o.transfer_id, None)
+                self._transfers.pop(o.transfer_id, None)
             raise
         if isinstance(answer, fr.Reject):
             for o in outgoing:
-                self._outgoing.pop(o.transfer_id, None)
+                self._transfers.pop(o.transfer_id, None)
                 self._emit(FileRejected(self._clock(), o.transfer_id, "out", answer.reason))
             raise TransferRejected([(o.local.name, answer.reason) for o in outgoing])
         by_id = {o.transfer_id: o for o in outgoing}
         for id_, reason in answer.failed:
             if id_ in by_id:
-                self._finish_outgoing(by_id[id_], False, "", f"receiver: {reason}")
+                self._finish(by_id[id_], False, "", f"receiver: {reason}")
         for id_, offset in answer.offsets:
             accepted = by_id.get(id_)
             if accepted is None:
@@ -127,13 +182,14 @@ class OutgoingSide(SessionBase):
             await self._stream(accepted, offset)
         return [await o.result for o in outgoing]
 
-    async def _stream(self, out: _Outgoing, offset: int) -> None:
+    async def _stream(self, out: _OutgoingTransfer, offset: int) -> None:
         """Send one file from ``offset``, then ``done`` with the whole file's digest."""
         local = out.local
         id_ = out.transfer_id
         if offset > local.size:
-            self._write(fr.Fail(id_, "sender", "the receiver holds more bytes than the file has"))
-            self._finish_outgoing(out, False, "", "receiver holds a longer partial file")
+            failure = fr.Fail(id_, "sender", "the receiver holds more bytes than the file has")
+            self._outbox.write(failure)
+            self._finish(out, False, "", "receiver holds a longer partial file")
             return
         out.offset = out.acked = offset
         out.progress = Progress(local.size, offset)
@@ -159,78 +215,69 @@ class OutgoingSide(SessionBase):
             except OSError as exc:
                 self._sender_failed(out, describe_os_error(exc, f"cannot read {local.path}"))
                 return
-        if not out.failed and not self.closed:
-            self._write(fr.Done(id_, hasher.hexdigest(), DIGEST))
-            await self._drain()
+        if not out.failed and not self._outbox.closed:
+            self._outbox.write(fr.Done(id_, hasher.hexdigest(), DIGEST))
+            await self._outbox.drain()
 
-    async def _stream_data(self, out: _Outgoing, handle: io.RawIOBase, hasher: Hasher) -> None:
+    async def _stream_data(
+        self, out: _OutgoingTransfer, handle: io.RawIOBase, hasher: Hasher
+    ) -> None:
         """The data loop: read into a reused buffer, hash, seal into a fresh record, write.
+
+        The outbox's sealer and channel are taken once, not looked up per chunk; sealing
+        and writing a chunk happen with no await between, as :class:`Outbox` requires.
 
         One thread on purpose: worker threads for reading and hashing (both release the
         GIL) were measured slower on the 2-core project machine, where both peers keep
         the cores busy: the hand-offs and the data moving between cores' caches cost
         more than the overlap gains.
         """
-        sealer = self._sealer
-        assert sealer is not None
-        header = fr.DATA_HEADER
+        outbox = self._outbox
+        sealer, channel, check_open = outbox.sealer, outbox.channel, outbox.check_open
+        assert sealer is not None and channel is not None
+        header = DATA_HEADER
         plain = bytearray(header + self.chunk_size)
         plain[0] = fr.FrameType.DATA
         plain[1:header] = out.transfer_id.to_bytes(4, "big")
         view = memoryview(plain)
         left = out.local.size - out.offset
         while left and not out.failed:
-            self._check_open()
+            check_open()
             n = handle.readinto(view[header : header + min(left, self.chunk_size)])
             if not n:
                 raise OSError(f"{out.local.path} shrank while sending")
             hasher.update(view[header : header + n])
             # A fresh record each time: the transport may keep a reference to it.
-            record = bytearray(fr.RECORD_HEADER.size + header + n + TAG_SIZE)
-            fr.RECORD_HEADER.pack_into(record, 0, header + n + TAG_SIZE)
-            sealer.seal_into(view[: header + n], memoryview(record)[fr.RECORD_HEADER.size :])
+            record = bytearray(RECORD_HEADER.size + header + n + TAG_SIZE)
+            RECORD_HEADER.pack_into(record, 0, header + n + TAG_SIZE)
+            sealer.seal_into(view[: header + n], memoryview(record)[RECORD_HEADER.size :])
             # A memoryview: the transport slices what the kernel did not take without a copy.
-            self._channel.write(memoryview(record))
+            channel.write(memoryview(record))
             left -= n
-            await self._drain()
+            await channel.drain()
 
-    def _sender_failed(self, out: _Outgoing, reason: str) -> None:
-        if not self.closed:
-            self._write_reply(fr.Fail(out.transfer_id, "sender", reason))
-        self._finish_outgoing(out, False, "", reason)
+    def _sender_failed(self, out: _OutgoingTransfer, reason: str) -> None:
+        if not self._outbox.closed:
+            self._outbox.write_reply(fr.Fail(out.transfer_id, "sender", reason))
+        self._finish(out, False, "", reason)
 
-    def _on_ack(self, id_: int, received: int) -> None:
-        out = self._outgoing.get(id_)
-        if out is None or out.progress is None:
-            return  # an ack racing a finished transfer
-        out.acked = received
-        if out.progress.due(received):
-            self._emit_progress(id_, "out", received, out.progress)
-
-    def _on_result(self, frame: fr.Result) -> None:
-        out = self._outgoing.get(frame.id)
-        if out is None:
-            raise ProtocolViolation(f"result for unknown transfer {frame.id}")
-        self._finish_outgoing(out, frame.ok, frame.digest, frame.reason)
-
-    def _finish_outgoing(self, out: _Outgoing, ok: bool, digest: str, reason: str) -> None:
+    def _finish(self, out: _OutgoingTransfer, ok: bool, digest: str, reason: str) -> None:
         if out.result.done():
             return
         out.failed = "" if ok else reason or "failed"
-        self._outgoing.pop(out.transfer_id, None)
+        self._transfers.pop(out.transfer_id, None)
         local = out.local
         result = TransferResult(
             out.transfer_id, "out", local.name, local.size, ok, digest, reason, None, out.offset
         )
         out.result.set_result(result)
+        id_ = out.transfer_id
         if ok:
             if out.progress is not None:
-                self._emit_progress(out.transfer_id, "out", local.size, out.progress, force=True)
-            self._emit(
-                FileCompleted(self._clock(), out.transfer_id, "out", local.name, local.size, digest)
-            )
+                self._emit(out.progress.event(self._clock(), id_, "out", local.size, force=True))
+            self._emit(FileCompleted(self._clock(), id_, "out", local.name, local.size, digest))
         else:
-            self._emit(FileFailed(self._clock(), out.transfer_id, "out", local.name, out.failed))
+            self._emit(FileFailed(self._clock(), id_, "out", local.name, out.failed))
 
 
 def _batches(files: list[LocalFile]) -> list[list[LocalFile]]:

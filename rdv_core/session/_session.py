@@ -1,10 +1,15 @@
 """An end-to-end encrypted peer session over any connected stream pair: chat and files.
 
-Lifecycle: :meth:`Session.start` runs the key exchange (crypto.py), then each side
-sends its sealed ``hello`` and opens the peer's: a ``hello`` that fails to open means
-the peer derived another key, i.e. used another code ("code mismatch", detected by
-both sides since both send before they read). Then one reader task dispatches
-incoming frames while callers send chat and files, full duplex.
+Lifecycle: :meth:`Session.start` runs the key exchange (:mod:`~rdv_core.session._crypto`),
+then each side sends its sealed ``hello`` and opens the peer's: a ``hello`` that fails
+to open means the peer derived another key, i.e. used another code ("code mismatch",
+detected by both sides since both send before they read). Then one reader task
+dispatches incoming frames while callers send chat and files, full duplex.
+
+The session is made of parts it owns, each with one job: the :class:`Outbox` seals
+frames out (and says whether the session still takes them), :class:`Outgoing` sends
+files, :class:`Incoming` receives them. The session itself holds the handshake, the
+reader that dispatches the peer's frames to those parts, chat, and the end.
 
 Rules that keep it correct:
 - Sealing and writing a frame happen with no ``await`` in between, so frames leave
@@ -22,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -37,7 +42,7 @@ from rdv_core.events import (
     SessionEstablished,
 )
 from rdv_core.session import _frames as fr
-from rdv_core.session._channel import StreamChannel, open_channel
+from rdv_core.session._channel import Channel, StreamChannel, open_channel
 from rdv_core.session._codes import Code, parse_code
 from rdv_core.session._crypto import SESSION_VERSION, Opener, exchange_keys
 from rdv_core.session._errors import (
@@ -48,8 +53,11 @@ from rdv_core.session._errors import (
     SessionError,
     TamperedError,
 )
-from rdv_core.session._incoming import IncomingSide, OfferCallback
-from rdv_core.session._outgoing import OutgoingSide
+from rdv_core.session._incoming import Incoming, OfferCallback
+from rdv_core.session._outbox import Outbox
+from rdv_core.session._outgoing import Outgoing
+from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
+from rdv_core.session._transfers import EventSink, TransferResult
 
 log = logging.getLogger("rdv.session")
 
@@ -62,11 +70,12 @@ HANDSHAKE_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 5.0
 
 
-class Session(IncomingSide, OutgoingSide):
+class Session:
     """One encrypted session between two rdv peers over a connected stream pair.
 
-    Sending files (:meth:`send_paths`) comes from :class:`OutgoingSide`, receiving them
-    from :class:`IncomingSide`; this class holds the handshake, the reader, chat and close.
+    Sending files (:meth:`send_paths`) is done by its :class:`Outgoing` part, receiving
+    them by its :class:`Incoming` part; this class holds the handshake, the reader, chat
+    and close.
 
     Args:
         reader: The connection's reader (after rdv's ``CONTINUE``, or any stream).
@@ -99,42 +108,75 @@ class Session(IncomingSide, OutgoingSide):
         agent: str = "rdv-python",
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
     ) -> None:
-        if not 1 <= chunk_size <= fr.MAX_DATA_PAYLOAD:
-            raise ValueError(f"chunk_size must be in 1..{fr.MAX_DATA_PAYLOAD}")
+        if not 1 <= chunk_size <= MAX_DATA_PAYLOAD:
+            raise ValueError(f"chunk_size must be in 1..{MAX_DATA_PAYLOAD}")
         self._streams = (reader, writer)
-        self._channel = StreamChannel(reader, writer)
+        self._channel: Channel = StreamChannel(reader, writer)
         self._code = code if isinstance(code, Code) else parse_code(code)
         self._is_dialer = is_dialer
-        self._on_event = on_event
-        self.on_offer = on_offer
-        self.download_dir = download_dir
+        self._events = EventSink(on_event)
         self.is_relay = is_relay
         self.peer_addr = peer_addr
-        self.chunk_size = chunk_size
         self.handshake_timeout = handshake_timeout
         self._clock = clock or Clock()
         self._agent = agent
         self.peer_agent = ""
-        self._sealer = None
         self._opener: Opener | None = None
-        self._plain = bytearray(fr.MAX_PLAINTEXT)
+        self._plain = bytearray(MAX_PLAINTEXT)
         self._reader_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
-        self._closing = False
         self.close_reason = ""
-        self.error = None
-        self._next_id = 1
-        self._next_batch = 1
-        self._outgoing = {}
-        self._incoming = {}
-        self._answers = {}
-        self._open_offers = set()
-        self._claimed_ids = set()
-        #: Results of every incoming file, in completion order.
-        self.received = []
+        self.error: SessionError | None = None
+        # The parts get what they need and no reference to the session, so that nothing
+        # holds a dropped session alive (no reference cycle).
+        self._outbox = Outbox()
+        emit = self._events.emit
+        self._outgoing = Outgoing(self._outbox, emit, self._clock, chunk_size=chunk_size)
+        self._incoming = Incoming(
+            self._outbox, emit, self._clock, on_offer=on_offer, download_dir=download_dir
+        )
         #: The rdv conn underneath, when opened by :func:`connect_session` (else None).
         self.conn: Conn | None = None
+
+    # ----- settings and results, kept by the part they belong to
+
+    @property
+    def on_offer(self) -> OfferCallback | None:
+        """Decides about incoming offers; without it, offers are declined."""
+        return self._incoming.on_offer
+
+    @on_offer.setter
+    def on_offer(self, callback: OfferCallback | None) -> None:
+        self._incoming.on_offer = callback
+
+    @property
+    def download_dir(self) -> Path | None:
+        """Where received files go; without it, offers are declined."""
+        return self._incoming.download_dir
+
+    @download_dir.setter
+    def download_dir(self, folder: Path | None) -> None:
+        self._incoming.download_dir = folder
+
+    @property
+    def chunk_size(self) -> int:
+        """File bytes per data frame."""
+        return self._outgoing.chunk_size
+
+    @chunk_size.setter
+    def chunk_size(self, size: int) -> None:
+        self._outgoing.chunk_size = size
+
+    @property
+    def received(self) -> list[TransferResult]:
+        """Results of every incoming file, in completion order."""
+        return self._incoming.received
+
+    @property
+    def closed(self) -> bool:
+        """True once the session has ended (cleanly or not)."""
+        return self._closed.is_set()
 
     # ----- public API
 
@@ -150,10 +192,11 @@ class Session(IncomingSide, OutgoingSide):
         try:
             async with asyncio.timeout(self.handshake_timeout):
                 self._channel = open_channel(*self._streams)
-                self._sealer, self._opener = await exchange_keys(
+                sealer, self._opener = await exchange_keys(
                     self._channel, self._code, is_dialer=self._is_dialer
                 )
-                self._write(fr.Hello(SESSION_VERSION, self._agent, ("files", "chat")))
+                self._outbox.open(self._channel, sealer)
+                self._outbox.write(fr.Hello(SESSION_VERSION, self._agent, ("files", "chat")))
                 await self._channel.drain()
                 try:
                     hello = await self._read_frame()
@@ -171,7 +214,7 @@ class Session(IncomingSide, OutgoingSide):
         established = SessionEstablished(
             self._clock(), self.is_relay, self.peer_addr, SESSION_VERSION
         )
-        self._emit(established)
+        self._events.emit(established)
         log.info("session established (%s)", "relay" if self.is_relay else "p2p")
         self._reader_task = asyncio.create_task(self._read_loop(), name="rdv-session-reader")
 
@@ -182,10 +225,23 @@ class Session(IncomingSide, OutgoingSide):
             SessionError: the session is closed.
             FrameError: the message is too long.
         """
-        self._check_open()
-        self._write(fr.Chat(text))
-        self._emit(ChatSent(self._clock(), text))
-        await self._drain()
+        self._outbox.check_open()
+        self._outbox.write(fr.Chat(text))
+        self._events.emit(ChatSent(self._clock(), text))
+        await self._channel.drain()
+
+    async def send_paths(self, paths: Sequence[Path | str]) -> list[TransferResult]:
+        """Offer files and folders; send what the receiver accepts; wait for its verdicts.
+
+        Returns when the receiver verified every file.
+
+        Raises:
+            TransferRejected: the receiver declined.
+            TransferFailed: some files failed (each one also has a FileFailed event).
+            SessionError: the session ended.
+            FileNotFoundError, ValueError, UnsafeName: bad local paths (nothing is sent).
+        """
+        return await self._outgoing.send_paths(paths)
 
     async def wait_closed(self) -> str:
         """Wait until the session ends; return why (``closed`` or ``closed by peer`` if clean)."""
@@ -196,10 +252,10 @@ class Session(IncomingSide, OutgoingSide):
         """End the session cleanly: tell the peer, let it hang up first, release everything."""
         if self.closed:
             return
-        if self._sealer is not None and not self._closing:
-            self._closing = True
+        if self._outbox.started and not self._outbox.closing:
+            self._outbox.closing = True
             try:
-                self._write(fr.Close(reason))
+                self._outbox.write(fr.Close(reason))
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     await self._channel.drain()
                     if self._reader_task is not None:
@@ -242,14 +298,14 @@ class Session(IncomingSide, OutgoingSide):
                     break
                 self._dispatch(frame)
         except ConnectionLost as exc:
-            if self._closing:
+            if self._outbox.closing:
                 reason = "closed"
             else:
                 error = exc
         except SessionError as exc:
             error = exc
             if not isinstance(exc, PeerError):
-                self._write_reply(fr.Error(str(exc)))
+                self._outbox.write_reply(fr.Error(str(exc)))
                 with contextlib.suppress(OSError, TimeoutError):
                     async with asyncio.timeout(1.0):
                         await self._channel.drain()
@@ -259,27 +315,26 @@ class Session(IncomingSide, OutgoingSide):
         self._end(error, reason)
 
     def _dispatch(self, frame: fr.Frame) -> None:
+        """Hand one of the peer's frames to the part it is for."""
         match frame:
             case fr.Data():
-                self._on_data(frame)
+                self._incoming.on_data(frame)
             case fr.Ack(id_, received):
-                self._on_ack(id_, received)
+                self._outgoing.on_ack(id_, received)
             case fr.Chat(text):
-                self._emit(ChatReceived(self._clock(), text))
+                self._events.emit(ChatReceived(self._clock(), text))
             case fr.Offer():
-                self._spawn(self._answer_offer(frame, self._admit_offer(frame)))
-            case fr.Accept(batch) | fr.Reject(batch):
-                answer = self._answers.pop(batch, None)
-                if answer is None:
-                    raise ProtocolViolation(f"answer to an unknown offer {batch}")
-                if not answer.done():
-                    answer.set_result(frame)
+                self._spawn(self._incoming.answer(frame, self._incoming.admit(frame)))
+            case fr.Accept() | fr.Reject():
+                self._outgoing.on_answer(frame)
             case fr.Done(id_, digest, algorithm):
-                self._on_done(id_, digest, algorithm)
+                self._incoming.on_done(id_, digest, algorithm)
             case fr.Result():
-                self._on_result(frame)
-            case fr.Fail(id_, side, reason):
-                self._on_fail(id_, side, reason)
+                self._outgoing.on_result(frame)
+            case fr.Fail(id_, "receiver", reason):
+                self._outgoing.on_receiver_failed(id_, reason)  # one of our sends
+            case fr.Fail(id_, _, reason):
+                self._incoming.on_sender_failed(id_, reason)  # one of our receives
             case fr.Error(message):
                 raise PeerError(f"the peer reported: {message}")
             case fr.Hello():
@@ -290,17 +345,6 @@ class Session(IncomingSide, OutgoingSide):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_fail(self, id_: int, side: str, reason: str) -> None:
-        """A receiver's ``fail`` ends one of our sends; a sender's, one of our receives."""
-        if side == "receiver":
-            out = self._outgoing.get(id_)
-            if out is not None:
-                self._finish_outgoing(out, False, "", f"receiver: {reason}")
-            return
-        state = self._incoming.pop(id_, None)
-        if state is not None and not state.failed:
-            self._fail_incoming(state, f"sender: {reason}", tell_sender=False)
-
     # ----- the end
 
     def _end(self, error: SessionError | None, reason: str = "closed") -> None:
@@ -310,24 +354,17 @@ class Session(IncomingSide, OutgoingSide):
         self.error = error
         self.close_reason = str(error) if error else reason
         self._closed.set()
+        self._outbox.end(error, self.close_reason)
         failure = error or ConnectionLost(f"session ended ({self.close_reason})")
-        for answer in self._answers.values():
-            if not answer.done():
-                answer.set_exception(failure)
-        self._answers.clear()
-        for out in list(self._outgoing.values()):
-            self._finish_outgoing(out, False, "", f"session ended: {self.close_reason}")
-        for state in list(self._incoming.values()):
-            if not state.failed:
-                self._fail_incoming(state, f"session ended: {self.close_reason}", tell_sender=False)
-        self._incoming.clear()
+        self._outgoing.end(failure, f"session ended: {self.close_reason}")
+        self._incoming.end(f"session ended: {self.close_reason}")
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(OSError, RuntimeError):
             self._channel.close()
         if error is not None:
             log.warning("session ended: %s", error)
-        self._emit(SessionClosed(self._clock(), self.close_reason))
+        self._events.emit(SessionClosed(self._clock(), self.close_reason))
 
 
 def _as_session_error(exc: BaseException) -> SessionError:

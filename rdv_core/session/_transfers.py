@@ -1,21 +1,47 @@
-"""What both transfer directions share: a file's outcome, its progress, disk errors.
+"""What the parts of a session share: where events go, a file's outcome and progress, disk errors.
 
-:class:`TransferResult` is what :meth:`Session.send_paths` returns and
-:attr:`Session.received` collects; :class:`Progress` throttles progress events and acks.
+:class:`EventSink` is the session's ``on_event`` callback, which the session and both
+transfer directions report through. :class:`TransferResult` is what
+:meth:`Session.send_paths` returns and :attr:`Session.received` collects;
+:class:`Progress` throttles progress events and acks and builds the
+:class:`~rdv_core.events.FileProgress` events.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from rdv_core.events import Event, EventCallback, FileProgress
+
+log = logging.getLogger("rdv.session")
+
 #: Progress events and acks per transfer: at most one per this many seconds.
 PROGRESS_INTERVAL = 0.1
 
 Direction = Literal["in", "out"]
+
+
+class EventSink:
+    """Where a session's events go: its ``on_event`` callback, which cannot break the session."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: EventCallback | None) -> None:
+        self.callback = callback
+
+    def emit(self, event: Event) -> None:
+        """Pass ``event`` to the callback; a failing callback is logged, not raised."""
+        if self.callback is None:
+            return
+        try:
+            self.callback(event)
+        except Exception:
+            log.exception("session event callback failed on %s", event.type)
 
 
 @dataclass(slots=True)
@@ -57,6 +83,18 @@ class Progress:
     def rate(self, done: int) -> float:
         elapsed = time.monotonic() - self.started
         return (done - self.start_bytes) / elapsed if elapsed > 0 else 0.0
+
+    def event(
+        self, at: float, id_: int, direction: Direction, done: int, *, force: bool = False
+    ) -> FileProgress:
+        """The event for ``done`` bytes at clock time ``at``.
+
+        ``force`` marks an event sent regardless of :meth:`due` (a file's last one): it
+        restarts the throttle as an event that was due would.
+        """
+        if force:
+            self.last_emit = time.monotonic()
+        return FileProgress(at, id_, direction, done, self.total, self.rate(done))
 
 
 def describe_os_error(exc: BaseException, context: str) -> str:

@@ -1,0 +1,99 @@
+"""Sealed frames out of one session: what the session and both transfer directions write to.
+
+A :class:`~rdv_core.session._session.Session` owns one :class:`Outbox` and hands it to
+its :class:`~rdv_core.session._outgoing.Outgoing` and
+:class:`~rdv_core.session._incoming.Incoming` sides; it is all they know of the
+connection. Two rules make it correct without a lock:
+
+- Sealing and writing a frame happen with no ``await`` in between, so frames leave in
+  nonce order; bulk senders ``drain()`` after each chunk.
+- Replies from the reader task (:meth:`Outbox.write_reply`: acks, results, fails) are
+  small and rate-limited and never wait on flow control, so two peers pushing files at
+  each other cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from rdv_core.session import _frames as fr
+from rdv_core.session._channel import Channel
+from rdv_core.session._crypto import Sealer
+from rdv_core.session._errors import SessionError
+from rdv_core.session._record import RECORD_HEADER, TAG_SIZE
+
+log = logging.getLogger("rdv.session")
+
+
+class Outbox:
+    """Seals frames and queues them on the session's channel, once the keys are known.
+
+    The session moves it through its life: :meth:`open` (the handshake derived the
+    keys; nothing may be sent before), :attr:`closing` (the session queued its
+    ``close``: callers may send nothing more, the reader's replies still go) and
+    :meth:`end` (the session ended: nothing is sent any more). It holds no reference
+    to the session, so a session and its parts are freed as soon as they are dropped.
+    """
+
+    __slots__ = ("_close_reason", "_error", "channel", "closed", "closing", "sealer")
+
+    def __init__(self) -> None:
+        #: Where frames go, and the sealer of this direction: both set by :meth:`open`.
+        self.channel: Channel | None = None
+        self.sealer: Sealer | None = None
+        #: Set by the session once its ``close`` frame is queued.
+        self.closing = False
+        #: Set by :meth:`end`.
+        self.closed = False
+        self._error: SessionError | None = None
+        self._close_reason = ""
+
+    def open(self, channel: Channel, sealer: Sealer) -> None:
+        """Start sending on ``channel``, sealing with ``sealer``."""
+        self.channel = channel
+        self.sealer = sealer
+
+    def end(self, error: SessionError | None, close_reason: str) -> None:
+        """The session ended (with ``error``, or cleanly): refuse every frame from now on."""
+        self.closed = True
+        self._error = error
+        self._close_reason = close_reason
+
+    @property
+    def started(self) -> bool:
+        """True once :meth:`open` was called."""
+        return self.sealer is not None
+
+    def check_open(self) -> None:
+        """Raise unless callers may send (the session started and is not closing or closed).
+
+        Raises:
+            SessionError: the session is closed (its error, when it ended with one).
+        """
+        if self.closed or self.closing:
+            raise self._error or SessionError(f"the session is closed ({self._close_reason})")
+        if self.sealer is None:
+            raise SessionError("the session is not started")
+
+    def write(self, frame: fr.Frame) -> None:
+        """Seal and queue one frame (no await: frames leave in nonce order)."""
+        assert self.sealer is not None and self.channel is not None
+        plain = fr.encode(frame)
+        record = bytearray(RECORD_HEADER.size + len(plain) + TAG_SIZE)
+        RECORD_HEADER.pack_into(record, 0, len(plain) + TAG_SIZE)
+        self.sealer.seal_into(plain, memoryview(record)[RECORD_HEADER.size :])
+        self.channel.write(record)
+
+    def write_reply(self, frame: fr.Frame) -> None:
+        """Write a small reply from the reader task; tolerant of a dying connection."""
+        if self.closed:
+            return
+        try:
+            self.write(frame)
+        except (OSError, RuntimeError) as exc:
+            log.debug("reply not sent: %r", exc)
+
+    async def drain(self) -> None:
+        """Wait for the channel's flow control (see :meth:`Channel.drain`)."""
+        assert self.channel is not None
+        await self.channel.drain()
