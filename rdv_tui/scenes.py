@@ -190,7 +190,7 @@ async def stage_session(app: RdvApp) -> None:
     """Show the session scene on ``app``'s real Session screen (fixed stamps, no sampling)."""
     stamps = iter(f"12:0{i // 6}:{(i * 7) % 60:02d}" for i in range(100))
     app.session_screen = SessionScreen(
-        clock=lambda: next(stamps), download_dir=app.download_dir, sample_s=None
+        clock=lambda: next(stamps), download_dir=app.controller.download_dir, sample_s=None
     )
     await app.switch_mode("session")
     screen = app.session_screen
