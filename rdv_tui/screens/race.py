@@ -68,8 +68,7 @@ class RaceScreen(Screen[None]):
         self.export_dir = export_dir
         self._origin: float | None = None  # monotonic time of t=0 of a live attempt
         self._ready = False  # set in on_mount (is_mounted is still False there)
-        self._initial = [e for e in (events or []) if is_race_event(e)]
-        self.model.apply_all(self._initial)
+        self.model.apply_all([e for e in (events or []) if is_race_event(e)])
 
     def compose(self) -> ComposeResult:
         yield ServerPhaseHeader(id="server-phase")
