@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rdv_core.client._client import Client
-from rdv_core.client._pickers import Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client import Client, Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.events import EventCallback
-from rdv_core.session._codes import parse_code
+from rdv_core.session import parse_code
 from rdv_core.wire import AddrSpace, parse_server_url
 
 Role = Literal["dial", "accept"]

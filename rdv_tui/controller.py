@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from rdv_core.client._conn import Conn
+from rdv_core.client import Conn
 from rdv_core.errors import RdvError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (

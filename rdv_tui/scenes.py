@@ -13,8 +13,7 @@ from textual.widgets import Input
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate
-from rdv_core.server._core import ServerStats
-from rdv_core.server._relay import PairStats
+from rdv_core.server import PairStats, ServerStats
 from rdv_tui.app import AppConfig, RdvApp
 from rdv_tui.screens.session import SessionScreen
 from rdv_tui.widgets.link_strip import LinkStrip

@@ -25,7 +25,7 @@ from textual.widgets import (
     Static,
 )
 
-from rdv_core.session._codes import generate_code
+from rdv_core.session import generate_code
 from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 from rdv_tui.share import ServerChoice

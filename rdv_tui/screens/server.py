@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from rdv_core.events import Event
-from rdv_core.server._core import ServerStats
+from rdv_core.server import ServerStats
 from rdv_tui.embedded import EmbeddedServer
 from rdv_tui.widgets.server_view import PairsTable, ServerCounters, ServerLog
 

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from rdv_core import events as ev
-from rdv_core.client._conn import Conn
+from rdv_core.client import Conn
 from rdv_core.session import IncomingOffer
 from rdv_tui.tcpinfo import tcp_rtt_ms
 from rdv_tui.widgets.chat import ChatPane, Clock, local_time
