@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +60,10 @@ DEMO_HINT = "demo: type a message below, the peer echoes it; F3 shows the race a
 class Controller:
     """Owns the embedded server, the current conn and session, and the demo's peer.
 
+    Its long work runs in workers of the app (so quitting cancels them); each gets a
+    callable, not a coroutine, so a worker cancelled before it starts leaves nothing
+    un-awaited.
+
     Attributes:
         download_dir: Where received files go.
         session_switch_delay: After a session comes up, the dashboard stays this long.
@@ -88,6 +94,19 @@ class Controller:
 
         return post
 
+    # ----- workers
+
+    def _run(
+        self,
+        work: Callable[[], Coroutine[None, None, None]],
+        name: str,
+        *,
+        group: str,
+        exclusive: bool = False,
+    ) -> Worker[None]:
+        """Run ``work`` in a worker of the app (Textual cancels them when it quits)."""
+        return self._app.run_worker(work, name=name, group=group, exclusive=exclusive)
+
     # ----- hosting
 
     async def start_embedded_server(self, host: str, port: int) -> EmbeddedServer | None:
@@ -105,8 +124,8 @@ class Controller:
 
     def start_attempt(self, params: ConnectParams) -> Worker[None]:
         """Run one attempt (cancelling the one before): the race, then maybe a session."""
-        return self._app.run_worker(
-            self._attempt(params), name="start_attempt", group="attempt", exclusive=True
+        return self._run(
+            partial(self._attempt, params), "start_attempt", group="attempt", exclusive=True
         )
 
     async def _attempt(self, params: ConnectParams) -> None:
@@ -181,7 +200,7 @@ class Controller:
 
     def send_chat(self, text: str) -> None:
         """Send one chat line (never blocked by transfers: the session interleaves)."""
-        self._app.run_worker(self._send_chat(text), name="send_chat", group="chat")
+        self._run(partial(self._send_chat, text), "send_chat", group="chat")
 
     async def _send_chat(self, text: str) -> None:
         session = self._open_session()
@@ -194,7 +213,7 @@ class Controller:
 
     def send_paths(self, paths: list[Path]) -> None:
         """Offer and send files; verdicts show in the files pane."""
-        self._app.run_worker(self._send_paths(paths), name="send_paths", group="send")
+        self._run(partial(self._send_paths, paths), "send_paths", group="send")
 
     async def _send_paths(self, paths: list[Path]) -> None:
         session = self._open_session()
@@ -219,7 +238,7 @@ class Controller:
         if self.session is None and self.conn is None:
             self._app.notify("no open session")
             return
-        self._app.run_worker(self.close_connection(), group="close")
+        self._run(self.close_connection, "close_connection", group="close")
         self._app.notify("session closed")
 
     async def close_connection(self) -> None:
@@ -239,7 +258,7 @@ class Controller:
 
     def start_demo(self, directory: Path) -> Worker[None]:
         """The one-machine demo: a peer that accepts, the race, chat, a verified file."""
-        return self._app.run_worker(self._demo(directory), name="run_demo", group="demo")
+        return self._run(partial(self._demo, directory), "run_demo", group="demo")
 
     async def _demo(self, directory: Path) -> None:
         app = self._app
