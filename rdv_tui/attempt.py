@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from rdv_core.client._client import Client
-from rdv_core.client._pickers import Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client import Client, Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.events import EventCallback
-from rdv_core.session._codes import parse_code
-from rdv_core.wire import AddrSpace, parse_server_url, parse_spaces
+from rdv_core.session import parse_code
+from rdv_core.wire import AddrSpace, parse_server_url
 
 Role = Literal["dial", "accept"]
 PickerKind = Literal["wait-for-p2p", "pick-first", "wait-constant"]
@@ -101,4 +100,4 @@ def parse_seconds(text: str, what: str, *, allow_none: bool = False) -> float | 
         raise ValueError(f"{what}: {text!r} is not a number of seconds") from None
 
 
-__all__ = ["PICKERS", "ConnectParams", "PickerKind", "Role", "parse_seconds", "parse_spaces"]
+__all__ = ["PICKERS", "ConnectParams", "PickerKind", "Role", "parse_seconds"]

@@ -1,6 +1,6 @@
 """The demo's second peer: accepts in-process, echoes chat, receives every file.
 
-It is a real rdv peer (a :class:`~rdv_core.client._client.Client` and a
+It is a real rdv peer (a :class:`~rdv_core.client.Client` and a
 :class:`~rdv_core.session.Session` on loopback), so ``rdv demo`` exercises exactly
 the code a second machine would run.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rdv_core import events as ev
-from rdv_core.client._client import Client
+from rdv_core.client import Client
 from rdv_core.session import IncomingOffer, Session, parse_code
 from rdv_core.wire import AddrSpace
 

@@ -7,8 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from rdv_core.events import Event, EventCallback
-from rdv_core.server._core import RdvServer
-from rdv_core.server._native import NativeFront, start_native
+from rdv_core.server import NativeFront, RdvServer, start_native
 from rdv_core.wire import AddrSpace, self_addrs
 
 RECENT_EVENTS = 200

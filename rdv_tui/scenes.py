@@ -13,9 +13,7 @@ from textual.widgets import Input
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate
-from rdv_core.server._core import ServerStats
-from rdv_core.server._relay import PairStats
-from rdv_core.server._stats import PairPath
+from rdv_core.server import PairPath, PairStats, ServerStats
 from rdv_tui.app import AppConfig, RdvApp
 from rdv_tui.screens.session import SessionScreen
 from rdv_tui.widgets.link_strip import LinkStrip
@@ -198,7 +196,7 @@ async def stage_session(app: RdvApp) -> None:
     """Show the session scene on ``app``'s real Session screen (fixed stamps, no sampling)."""
     stamps = iter(f"12:0{i // 6}:{(i * 7) % 60:02d}" for i in range(100))
     app.session_screen = SessionScreen(
-        clock=lambda: next(stamps), download_dir=app.download_dir, sample_s=None
+        clock=lambda: next(stamps), download_dir=app.controller.download_dir, sample_s=None
     )
     await app.switch_mode("session")
     screen = app.session_screen

@@ -88,7 +88,7 @@ async def main(directory: Path) -> None:
         )
 
         async def connect(app: RdvApp) -> None:
-            await _until(lambda: app.embedded is not None)
+            await _until(lambda: app.controller.embedded is not None)
             app.connect_screen.query_one("#code", Input).value = "7-tulip-orbit"
 
         await shoot(
@@ -99,9 +99,9 @@ async def main(directory: Path) -> None:
         )
 
         async def demo_race(app: RdvApp) -> None:
-            app.session_switch_delay = 3600.0  # stay on the dashboard for the shot
+            app.controller.session_switch_delay = 3600.0  # stay on the dashboard for the shot
             await _until(lambda: app.race_screen.model.result is not None)
-            await _until(lambda: app.session is not None)
+            await _until(lambda: app.controller.session is not None)
 
         await shoot(
             AppConfig(demo_dir=work / "demo1", download_dir=work / "demo1" / "you"),
@@ -111,7 +111,7 @@ async def main(directory: Path) -> None:
         )
 
         async def demo_session(app: RdvApp) -> None:
-            app.session_switch_delay = 0.1
+            app.controller.session_switch_delay = 0.1
             await _until(lambda: bool(app.session_screen.query("#t-out-1")))
             row = app.session_screen.query_one("#t-out-1")
             await _until(lambda: row.has_class("-done"))

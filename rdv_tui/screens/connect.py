@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, cast
 
 from textual import on
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import (
@@ -22,16 +25,18 @@ from textual.widgets import (
     Static,
 )
 
-from rdv_core.session._codes import generate_code
+from rdv_core.session import generate_code
 from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
-
-if TYPE_CHECKING:
-    from rdv_tui.app import RdvApp
+from rdv_tui.share import ServerChoice
 
 
 class ConnectScreen(Screen[None]):
-    """The form that starts an attempt. Every check runs before any traffic."""
+    """The form that starts an attempt. Every check runs before any traffic.
+
+    Attributes:
+        servers: Which server the form offers and what to tell the other machine.
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+g", "generate_code", "New code"),
@@ -39,20 +44,25 @@ class ConnectScreen(Screen[None]):
         Binding("ctrl+r", "connect", "Connect"),
     ]
 
-    @property
-    def rdv_app(self) -> RdvApp:
-        """The app, typed."""
-        return cast("RdvApp", self.app)
+    @dataclass
+    class ConnectRequested(Message):
+        """The user asked for an attempt with these (validated) params."""
+
+        params: ConnectParams
+
+    def __init__(self, servers: ServerChoice) -> None:
+        super().__init__()
+        self.servers = servers
 
     def compose(self) -> ComposeResult:
-        app = self.rdv_app
-        recent = app.recent
-        yield Static(app.share_text(), id="share")  # refreshed on mount and on edits
+        servers = self.servers
+        recent = servers.recent
+        yield Static(servers.share_text(), id="share")  # refreshed on mount and on edits
         with VerticalScroll(id="form"):
             with Horizontal(classes="row"):
                 yield Label("Server")
                 yield Input(
-                    app.default_server_url(),
+                    servers.default_url(),
                     placeholder="http://host:port/ of an rdv server",
                     id="server",
                     suggester=SuggestFromList(recent.servers, case_sensitive=False),
@@ -89,7 +99,7 @@ class ConnectScreen(Screen[None]):
                         name = format_spaces(space)
                         yield Checkbox(
                             name,
-                            value=bool(app.default_spaces() & space),
+                            value=bool(servers.default_spaces() & space),
                             id=f"space-{name}",
                             compact=True,
                         )
@@ -123,15 +133,21 @@ class ConnectScreen(Screen[None]):
         self.refresh_share()
         self.query_one("#code", Input).focus()
 
+    def show_servers(self, servers: ServerChoice) -> None:
+        """Offer these servers from now on (the embedded one may start after the form)."""
+        self.servers = servers
+        if self.is_mounted:
+            self.refresh_share()
+
     def refresh_share(self) -> None:
         """Redraw what to give the other machine (the server may start late; codes change)."""
         code = self.query_one("#code", Input).value
         role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
         race_only = self.query_one("#race-only", Checkbox).value
-        self.query_one("#share", Static).update(self.rdv_app.share_text(code, role, race_only))
+        self.query_one("#share", Static).update(self.servers.share_text(code, role, race_only))
         server = self.query_one("#server", Input)
         if not server.value:
-            server.value = self.rdv_app.default_server_url()
+            server.value = self.servers.default_url()
 
     @on(Input.Changed, "#code")
     @on(RadioSet.Changed, "#role")
@@ -206,7 +222,17 @@ class ConnectScreen(Screen[None]):
             self.notify(str(exc), severity="error", title="Cannot connect")
             return
         error.update("")
-        self.rdv_app.start_attempt(params)
+        self.post_message(self.ConnectRequested(params))
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """This screen's command palette entries."""
+        yield SystemCommand("Connect", "Start the attempt (ctrl+r)", self.action_connect)
+        yield SystemCommand(
+            "New code", "Generate a fresh session code (ctrl+g)", self.action_generate_code
+        )
+        yield SystemCommand(
+            "Copy code", "Copy the code to the clipboard (ctrl+y)", self.action_copy_code
+        )
 
     @on(Button.Pressed, "#generate")
     def _generate(self) -> None:

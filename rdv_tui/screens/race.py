@@ -1,23 +1,23 @@
 """The race dashboard: the product's signature.
 
 Rows for every candidate, a waterfall on one shared time axis, the server phase on top
-and the result banner. Live events arrive as :class:`RaceScreen.RaceEvent` messages
-posted from the client's ``on_event`` callback; a replayed file feeds the same path.
+and the result banner. The app feeds it every race event (:meth:`RaceScreen.feed`):
+live ones as they arrive from the client's ``on_event``, a replayed file's at start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
 from textual import work
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
-from textual.message import Message
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer
 
@@ -42,6 +42,7 @@ class RaceScreen(Screen[None]):
     Attributes:
         model: The race as folded from its events.
         source: Where the events came from (``live``, or the replayed file's name).
+        export_dir: Where the ``e`` key saves the race (None: the working folder).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -51,27 +52,23 @@ class RaceScreen(Screen[None]):
         Binding("p", "play", "Replay"),
     ]
 
-    @dataclass
-    class RaceEvent(Message):
-        """One race event for the dashboard (posted from a client's ``on_event``)."""
-
-        event: Event
+    note = var("", init=False)
+    """A line of context after the result (e.g. the session being set up); set from outside."""
 
     def __init__(
         self,
         events: list[Event] | None = None,
         *,
         source: str = "live",
-        name: str | None = None,
+        export_dir: Path | None = None,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__()
         self.model = RaceModel()
         self.source = source
-        self.note = ""
+        self.export_dir = export_dir
         self._origin: float | None = None  # monotonic time of t=0 of a live attempt
         self._ready = False  # set in on_mount (is_mounted is still False there)
-        self._initial = [e for e in (events or []) if is_race_event(e)]
-        self.model.apply_all(self._initial)
+        self.model.apply_all([e for e in (events or []) if is_race_event(e)])
 
     def compose(self) -> ComposeResult:
         yield ServerPhaseHeader(id="server-phase")
@@ -88,9 +85,6 @@ class RaceScreen(Screen[None]):
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
 
     # ----- feeding events
-
-    def on_race_screen_race_event(self, message: RaceEvent) -> None:
-        self.feed(message.event)
 
     def feed(self, event: Event) -> None:
         """Apply one event and update only what it changed (before mount: the model only)."""
@@ -128,9 +122,7 @@ class RaceScreen(Screen[None]):
             self.query_one(ResultBanner).show(self.model, extra=self.note)
             self.query_one(Waterfall).refresh()
 
-    def set_note(self, note: str) -> None:
-        """A line of context after the result (e.g. the session being set up)."""
-        self.note = note
+    def watch_note(self, note: str) -> None:
         if self._ready:
             self.query_one(ResultBanner).show(self.model, extra=note)
 
@@ -163,17 +155,23 @@ class RaceScreen(Screen[None]):
         self.notify("axis: race only" if waterfall.zoomed else "axis: whole attempt")
 
     def action_export_race(self) -> None:
-        """Save the race's events as JSONL in the app's export folder."""
-        path = export_race(self.model.events, self.app_export_dir())
+        """Save the race's events as JSONL in the export folder (default: the working one)."""
+        path = export_race(self.model.events, self.export_dir or Path.cwd())
         self.notify(f"race saved to {path}", title="Export")
-
-    def app_export_dir(self) -> Path:
-        directory: Path = getattr(self.app, "export_dir", Path.cwd())
-        return directory
 
     def action_play(self) -> None:
         """Play the recorded events again with their original timing."""
         self.play(list(self.model.events))
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """This screen's command palette entries."""
+        yield SystemCommand(
+            "Export race as JSONL", "Save every race event to a file (e)", self.action_export_race
+        )
+        yield SystemCommand(
+            "Zoom time axis", "Race only / whole attempt (z)", self.action_toggle_zoom
+        )
+        yield SystemCommand("Replay race", "Play the recorded events again (p)", self.action_play)
 
     @work(exclusive=True, group="race-replay")
     async def play(self, events: list[Event], speed: float = 1.0) -> None:

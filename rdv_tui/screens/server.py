@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -10,18 +10,20 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from rdv_core.events import Event
-from rdv_core.server._core import ServerStats
+from rdv_core.server import ServerStats
+from rdv_tui.embedded import EmbeddedServer
 from rdv_tui.widgets.server_view import PairsTable, ServerCounters, ServerLog
-
-if TYPE_CHECKING:
-    from rdv_tui.app import RdvApp
 
 REFRESH_S = 0.5
 """Byte counters change without events: the pairs table is polled this often."""
 
 
 class ServerScreen(Screen[None]):
-    """What the embedded server is doing."""
+    """What the embedded server is doing.
+
+    Attributes:
+        embedded: The server the app hosts (None: it hosts none, or not yet).
+    """
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "app.save_svg", "Save SVG"),
@@ -30,10 +32,9 @@ class ServerScreen(Screen[None]):
     _ready = False
     """Set in on_mount (``is_mounted`` is still False there)."""
 
-    @property
-    def rdv_app(self) -> RdvApp:
-        """The app, typed."""
-        return cast("RdvApp", self.app)
+    def __init__(self, embedded: EmbeddedServer | None = None) -> None:
+        super().__init__()
+        self.embedded = embedded
 
     def compose(self) -> ComposeResult:
         yield ServerCounters(id="counters")
@@ -46,7 +47,7 @@ class ServerScreen(Screen[None]):
     def on_mount(self) -> None:
         self.sub_title = "server"
         self._ready = True
-        embedded = self.rdv_app.embedded
+        embedded = self.embedded
         log = self.query_one(ServerLog)
         if embedded is None:
             self.query_one(ServerCounters).update(
@@ -60,7 +61,7 @@ class ServerScreen(Screen[None]):
 
     def refresh_stats(self) -> None:
         """Poll the embedded server's counters and pairs."""
-        embedded = self.rdv_app.embedded
+        embedded = self.embedded
         if embedded is None:
             return
         self.show_stats(

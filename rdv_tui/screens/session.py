@@ -4,25 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar
 
-from textual import on, work
-from textual.app import ComposeResult
+from textual import on
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer
 
 from rdv_core import events as ev
-from rdv_core.client import tcp_rtt
-from rdv_core.session import IncomingOffer, SessionError, TransferRejected
+from rdv_core.client import Conn, tcp_rtt
+from rdv_core.session import IncomingOffer
 from rdv_tui.widgets.chat import ChatPane, Clock, local_time
 from rdv_tui.widgets.files import FilesPane, OfferBar
 from rdv_tui.widgets.link_strip import LinkStrip
-
-if TYPE_CHECKING:
-    from rdv_tui.app import RdvApp
 
 SAMPLE_S = 0.5
 """How often the link strip samples throughput and RTT."""
@@ -34,6 +34,7 @@ class SessionScreen(Screen[None]):
     Attributes:
         bytes_in: File bytes received so far (all transfers).
         bytes_out: File bytes sent so far (all transfers).
+        conn: The session's connection, while it is open (the link strip samples its RTT).
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -42,6 +43,21 @@ class SessionScreen(Screen[None]):
         Binding("ctrl+n", "reject_offer", "Reject offer"),
         Binding("ctrl+w", "close_session", "End session"),
     ]
+
+    @dataclass
+    class SendChat(Message):
+        """The user typed a chat line."""
+
+        text: str
+
+    @dataclass
+    class SendPaths(Message):
+        """The user picked files or folders to send."""
+
+        paths: list[Path]
+
+    class EndSession(Message):
+        """The user wants the session closed."""
 
     def __init__(
         self,
@@ -56,16 +72,12 @@ class SessionScreen(Screen[None]):
         self.download_dir = download_dir
         self.bytes_in = 0
         self.bytes_out = 0
+        self.conn: Conn | None = None
         self._done: dict[tuple[str, int], int] = {}
         self._last_sample = (time.monotonic(), 0, 0)
         self._backlog: list[ev.Event] = []
         self._ready = False  # set in on_mount (is_mounted is still False there)
         self._ready_event = asyncio.Event()
-
-    @property
-    def rdv_app(self) -> RdvApp:
-        """The app, typed."""
-        return cast("RdvApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield LinkStrip(id="link")
@@ -140,7 +152,7 @@ class SessionScreen(Screen[None]):
         elapsed = max(now - then, 1e-3)
         self._last_sample = (now, self.bytes_in, self.bytes_out)
         link = self.query_one(LinkStrip)
-        conn = self.rdv_app.conn
+        conn = self.conn
         if conn is not None and not link.closed:
             rtt = tcp_rtt(conn.writer.get_extra_info("socket"))
             link.rtt_ms = None if rtt is None else rtt * 1000.0
@@ -154,41 +166,21 @@ class SessionScreen(Screen[None]):
         )
         return await self.query_one(OfferBar).ask(offer)
 
+    def show_info(self, text: str) -> None:
+        """A line of context in the chat (not sent to the peer)."""
+        self.query_one(ChatPane).add("info", text)
+
     # ----- user actions
 
     @on(ChatPane.Send)
     def _chat(self, message: ChatPane.Send) -> None:
-        self.send_chat(message.text)
-
-    @work(group="chat")
-    async def send_chat(self, text: str) -> None:
-        """Send one chat line (never blocked by transfers: the session interleaves)."""
-        session = self.rdv_app.session
-        if session is None or session.closed:
-            self.notify("no session: connect first", severity="warning")
-            return
-        try:
-            await session.send_chat(text)
-        except (SessionError, ValueError) as exc:
-            self.notify(str(exc), severity="error", title="Chat")
+        message.stop()
+        self.post_message(self.SendChat(message.text))
 
     @on(FilesPane.SendPaths)
     def _send(self, message: FilesPane.SendPaths) -> None:
-        self.send_paths(message.paths)
-
-    @work(group="send")
-    async def send_paths(self, paths: list[Path]) -> None:
-        """Offer and send files; verdicts show in the files pane."""
-        session = self.rdv_app.session
-        if session is None or session.closed:
-            self.notify("no session: connect first", severity="warning")
-            return
-        try:
-            await session.send_paths(paths)
-        except TransferRejected as exc:
-            self.notify(str(exc), severity="warning", title="Rejected")
-        except (SessionError, OSError, ValueError) as exc:
-            self.notify(str(exc), severity="error", title="Send failed")
+        message.stop()
+        self.post_message(self.SendPaths(message.paths))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Offer keys only show (in the footer) while an offer waits for an answer."""
@@ -210,4 +202,19 @@ class SessionScreen(Screen[None]):
 
     def action_close_session(self) -> None:
         """End the session cleanly."""
-        self.rdv_app.end_session()
+        self.post_message(self.EndSession())
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """This screen's command palette entries."""
+        yield SystemCommand(
+            "Send a file", "Pick a file or folder to send (ctrl+o)", self.action_browse
+        )
+        yield SystemCommand(
+            "Accept offer", "Accept the peer's pending offer (ctrl+t)", self.action_accept_offer
+        )
+        yield SystemCommand(
+            "Reject offer", "Reject the peer's pending offer (ctrl+n)", self.action_reject_offer
+        )
+        yield SystemCommand(
+            "End session", "Close the session cleanly (ctrl+w)", self.action_close_session
+        )

@@ -36,7 +36,7 @@ class TransferRow(Horizontal):
     def __init__(self, direction: str, name: str, size: int, *, id: str) -> None:
         super().__init__(id=id)
         arrow = "↑" if direction == "out" else "↓"
-        self.file_name, self.file_size = name, size
+        self.file_size = size
         self.status_text = "offered"
         # Children exist from the start, so that events arriving before this row is
         # composed (they come in bursts) update them safely.

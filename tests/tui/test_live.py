@@ -63,14 +63,14 @@ async def fill_connect_form(app: RdvApp, pilot: Pilot[int], code: str) -> None:
 async def test_connect_race_chat_and_file(tmp_path: Path) -> None:
     app = make_app(config(tmp_path))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.embedded is not None)
-        assert app.embedded is not None
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
         code = generate_code()
-        peer = DemoPeer(app.embedded.url, code, tmp_path / "peer")
+        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
         peer_task = asyncio.get_running_loop().create_task(peer.run())
         try:
             await fill_connect_form(app, pilot, code)
-            app.session_switch_delay = 0.1
+            app.controller.session_switch_delay = 0.1
             await pilot.press("ctrl+r")
             # The race plays on the dashboard: rows appear, then reach final states.
             race = app.race_screen
@@ -83,7 +83,9 @@ async def test_connect_race_chat_and_file(tmp_path: Path) -> None:
             assert any(r.candidate.origin == "relay" for r in rows)
             assert all(r.state.is_final for r in rows)
             # The session comes up and the app moves to the Session screen.
-            await wait_for(pilot, lambda: app.current_mode == "session" and app.session is not None)
+            await wait_for(
+                pilot, lambda: app.current_mode == "session" and app.controller.session is not None
+            )
             chat = app.session_screen.query_one(ChatLog)
             await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
             # Chat both ways: type a line; the peer receives it and echoes it back.
@@ -104,7 +106,7 @@ async def test_connect_race_chat_and_file(tmp_path: Path) -> None:
             received = tmp_path / "peer" / "hello.txt"
             assert received.read_bytes() == sample.read_bytes()
         finally:
-            await app._close_connection()
+            await app.controller.close_connection()
             with contextlib.suppress(asyncio.CancelledError):
                 peer_task.cancel()
                 await peer_task
@@ -119,15 +121,17 @@ def peer_greeting() -> str:
 async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
     app = make_app(config(tmp_path))
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.embedded is not None)
-        assert app.embedded is not None
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
         code = generate_code()
         await fill_connect_form(app, pilot, code)
         app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
-        app.session_switch_delay = 0.0
+        app.controller.session_switch_delay = 0.0
         parsed = parse_code(code)
         client = Client(spaces=LOOPBACK, timeout=20)
-        dial = asyncio.get_running_loop().create_task(client.dial(app.embedded.url, parsed.token))
+        dial = asyncio.get_running_loop().create_task(
+            client.dial(app.controller.embedded.url, parsed.token)
+        )
         await pilot.press("ctrl+r")
         async with asyncio.timeout(20):
             conn = await dial
@@ -165,8 +169,8 @@ async def test_race_only_and_server_screen(tmp_path: Path) -> None:
     app = make_app(config(tmp_path, serve=True))
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_for(pilot, lambda: app.current_mode == "server")
-        assert app.embedded is not None
-        url = app.embedded.url
+        assert app.controller.embedded is not None
+        url = app.controller.embedded.url
         await app.switch_mode("connect")
         await fill_connect_form(app, pilot, "raw-token-1")
         app.connect_screen.query_one("#race-only", Checkbox).value = True
@@ -178,10 +182,14 @@ async def test_race_only_and_server_screen(tmp_path: Path) -> None:
         try:
             race = app.race_screen
             await wait_for(pilot, lambda: race.model.result is not None)
-            assert app.conn is not None and app.session is None
+            assert app.controller.conn is not None and app.controller.session is None
             await pilot.press("f5")
             await wait_for(
-                pilot, lambda: app.embedded is not None and app.embedded.server.p2p_total == 1
+                pilot,
+                lambda: (
+                    app.controller.embedded is not None
+                    and app.controller.embedded.server.p2p_total == 1
+                ),
             )
             app.server_screen.refresh_stats()
             counters = str(app.server_screen.query_one(ServerCounters).render())
@@ -198,14 +206,14 @@ async def test_race_only_and_server_screen(tmp_path: Path) -> None:
 async def test_bad_form_input_is_refused_before_any_traffic(tmp_path: Path) -> None:
     app = make_app(config(tmp_path))
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.embedded is not None)
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
         screen = app.connect_screen
         screen.query_one("#server", Input).value = "ftp://nope"
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert app.current_mode == "connect"
         assert "✗" in str(screen.query_one("#error").render())
-        screen.query_one("#server", Input).value = app.embedded.url  # type: ignore[union-attr]
+        screen.query_one("#server", Input).value = app.controller.embedded.url  # type: ignore[union-attr]
         screen.query_one("#code", Input).value = "no-dash"
         screen.query_one("#code", Input).value = "nodash"
         await pilot.press("ctrl+r")
@@ -213,14 +221,17 @@ async def test_bad_form_input_is_refused_before_any_traffic(tmp_path: Path) -> N
         assert app.current_mode == "connect"
         assert "code" in str(screen.query_one("#error").render())
         assert screen.query_one("#code", Input).value == "nodash"  # nothing lost
-        assert app.embedded is not None and app.embedded.server.stats().pairs_total == 0
+        assert (
+            app.controller.embedded is not None
+            and app.controller.embedded.server.stats().pairs_total == 0
+        )
 
 
 async def test_demo_runs_a_whole_session(tmp_path: Path) -> None:
     """What ``rdv demo`` does: race, session, echoed chat, a sample file verified."""
     app = make_app(config(tmp_path, demo_dir=tmp_path / "demo"))
     async with app.run_test(size=(100, 30)) as pilot:
-        app.session_switch_delay = 0.1
+        app.controller.session_switch_delay = 0.1
         await wait_for(pilot, lambda: app.race_screen.model.result is not None, limit=20)
         assert app.race_screen.model.result is not None
         assert app.race_screen.model.result.ok and not app.race_screen.model.result.is_relay
@@ -231,7 +242,7 @@ async def test_demo_runs_a_whole_session(tmp_path: Path) -> None:
         await wait_for(
             pilot, lambda: ("peer", "echo: hello from the dialing side") in chat.lines_added
         )
-        assert app.demo_peer is not None
+        assert app.controller.demo_peer is not None
         received = tmp_path / "demo" / "peer" / "rdv-demo-sample.bin"
         sent = tmp_path / "demo" / "outbox" / "rdv-demo-sample.bin"
         assert received.read_bytes() == sent.read_bytes()
@@ -241,26 +252,26 @@ async def test_forced_relay_session_and_bytes_per_pair(tmp_path: Path) -> None:
     """Force relay: the banner says RELAY, chat works through the server, bytes show."""
     app = make_app(config(tmp_path))
     async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.embedded is not None)
-        assert app.embedded is not None
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
         code = generate_code()
-        peer = DemoPeer(app.embedded.url, code, tmp_path / "peer")
+        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
         peer_task = asyncio.get_running_loop().create_task(peer.run())
         try:
             await fill_connect_form(app, pilot, code)
             app.connect_screen.query_one("#force-relay", Checkbox).value = True
-            app.session_switch_delay = 0.0
+            app.controller.session_switch_delay = 0.0
             await pilot.press("ctrl+r")
             race = app.race_screen
             await wait_for(pilot, lambda: race.model.result is not None)
             assert race.model.result is not None and race.model.result.is_relay
             banner = str(race.query_one("#result").render())
             assert "RELAY via server" in banner
-            await wait_for(pilot, lambda: app.session is not None)
+            await wait_for(pilot, lambda: app.controller.session is not None)
             chat = app.session_screen.query_one(ChatLog)
             await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
-            assert app.session is not None
-            await app.session.send_chat("through the relay")
+            assert app.controller.session is not None
+            await app.controller.session.send_chat("through the relay")
             await wait_for(pilot, lambda: ("peer", "echo: through the relay") in chat.lines_added)
             await pilot.press("f5")
             await wait_for(pilot, lambda: app.server_screen.query_one(PairsTable).row_count == 1)
@@ -270,7 +281,7 @@ async def test_forced_relay_session_and_bytes_per_pair(tmp_path: Path) -> None:
             assert table.get_cell(key, "path") == "relay"
             assert table.get_cell(key, "d2a") != "0 B"  # key exchange, hello and chat
         finally:
-            await app._close_connection()
+            await app.controller.close_connection()
             with contextlib.suppress(asyncio.CancelledError):
                 peer_task.cancel()
                 await peer_task
@@ -280,7 +291,7 @@ async def test_failed_attempt_shows_why(tmp_path: Path) -> None:
     """Nobody comes: the attempt times out and the banner and header say so."""
     app = make_app(config(tmp_path))
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.embedded is not None)
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
         await fill_connect_form(app, pilot, "lonely-token")
         app.connect_screen.query_one("#race-only", Checkbox).value = True
         app.connect_screen.query_one("#timeout", Input).value = "1.5"
@@ -296,16 +307,16 @@ async def test_failed_attempt_shows_why(tmp_path: Path) -> None:
         banner = str(race.query_one("#result").render())
         assert "FAILED" in banner and "waiting for the peer" in banner
         assert race.query_one("#result").has_class("-failed")
-        assert app.conn is None
+        assert app.controller.conn is None
 
 
 async def test_wrong_code_is_reported(tmp_path: Path) -> None:
     """Same nameplate, other words: the race works, the session refuses, the user is told."""
     app = make_app(config(tmp_path))
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: app.embedded is not None)
-        assert app.embedded is not None
-        peer = DemoPeer(app.embedded.url, "77-amber-anchor", tmp_path / "peer")
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
+        peer = DemoPeer(app.controller.embedded.url, "77-amber-anchor", tmp_path / "peer")
         peer_task = asyncio.get_running_loop().create_task(peer.run())
         try:
             await fill_connect_form(app, pilot, "77-zebra-zinnia")
@@ -313,7 +324,7 @@ async def test_wrong_code_is_reported(tmp_path: Path) -> None:
             race = app.race_screen
             await wait_for(pilot, lambda: "session failed" in race.note, limit=20)
             assert race.model.result is not None and race.model.result.ok
-            assert app.session is None and app.conn is None
+            assert app.controller.session is None and app.controller.conn is None
             assert "code" in race.note.lower()
         finally:
             with contextlib.suppress(asyncio.CancelledError, SessionError):

@@ -8,7 +8,7 @@ from pathlib import Path
 from textual.widgets import DataTable
 
 from rdv_core.events import Event, read_jsonl
-from rdv_tui.app import AppConfig, make_app
+from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.screens.race import RaceScreen
 from rdv_tui.widgets.race_header import ResultBanner
 from rdv_tui.widgets.waterfall import Waterfall
@@ -44,12 +44,13 @@ async def test_replay_reproduces_the_rows(race_file: Path, tmp_path: Path) -> No
 async def test_rows_appear_and_change_as_events_arrive(race_events: list[Event]) -> None:
     app = make_app(AppConfig(embedded_server=False))
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = RaceScreen()
-        await app.push_screen(screen)
+        await app.switch_mode("race")
+        screen = app.race_screen
         table = screen.query_one("#race-table", DataTable)
         first_row = None
         for event in race_events:
-            screen.post_message(RaceScreen.RaceEvent(event))
+            # What the client's on_event does during a live race.
+            app.post_message(RdvApp.CoreEvent(event, "race"))
             await pilot.pause()
             if "c1" in _table_rows(screen) and first_row is None:
                 first_row = _table_rows(screen)["c1"][-1]

@@ -1,0 +1,306 @@
+"""The app's connection lifecycle in one object: attempts, the conn, the session, the demo.
+
+The app knows its screens; the controller knows the network. It hosts the embedded
+server, runs one attempt at a time (a new one cancels the old: one worker group),
+turns a won race into an encrypted session, sends what the Session screen asks for,
+ends the session on request and closes everything when the app quits
+(docs/ARCHITECTURE.md section 6).
+
+It shows what happens only through the screens' public faces (the race note, the
+offer bar, the chat's info line, the link's conn) and the app's notifications. The
+callbacks it hands the core only post :class:`RdvApp.CoreEvent` messages, which the
+app routes to the screen that shows them: the core never touches a widget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
+
+from rdv_core.client import Conn
+from rdv_core.errors import RdvError
+from rdv_core.events import Event, EventCallback
+from rdv_core.session import (
+    IncomingOffer,
+    Session,
+    SessionError,
+    TransferRejected,
+    generate_code,
+    parse_code,
+)
+from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
+from rdv_tui.attempt import ConnectParams
+from rdv_tui.demo_peer import DemoPeer, write_sample
+from rdv_tui.embedded import EmbeddedServer
+
+if TYPE_CHECKING:
+    from rdv_tui.app import RdvApp, Source
+
+log = logging.getLogger("rdv.tui")
+
+SESSION_SWITCH_DELAY_S = 1.5
+"""After a successful race, the dashboard stays up this long before the Session screen."""
+
+DEMO_DASHBOARD_S = 3.0
+"""The demo shows its race a little longer: it is what the demo is about."""
+
+CLOSE_TIMEOUT_S = 2.0
+"""Closing a session waits this long for the peer's goodbye (on end and on quit)."""
+
+DEMO_HINT = "demo: type a message below, the peer echoes it; F3 shows the race again"
+
+
+class Controller:
+    """Owns the embedded server, the current conn and session, and the demo's peer.
+
+    Its long work runs in workers of the app (so quitting cancels them); each gets a
+    callable, not a coroutine, so a worker cancelled before it starts leaves nothing
+    un-awaited.
+
+    Attributes:
+        download_dir: Where received files go.
+        session_switch_delay: After a session comes up, the dashboard stays this long.
+        embedded: The server the app hosts, once it listens.
+        conn: The current connection (after a successful race).
+        session: The current encrypted session (chat and files).
+        demo_peer: The demo's accepting peer, while the demo runs.
+    """
+
+    def __init__(self, app: RdvApp, *, download_dir: Path, session_switch_delay: float) -> None:
+        self._app = app
+        self.download_dir = download_dir
+        self.session_switch_delay = session_switch_delay
+        self.embedded: EmbeddedServer | None = None
+        self.conn: Conn | None = None
+        self.session: Session | None = None
+        self.demo_peer: DemoPeer | None = None
+        self._demo_task: asyncio.Task[str] | None = None
+
+    # ----- events from the core: posted, never handled here
+
+    def _poster(self, source: Source) -> EventCallback:
+        """The ``on_event`` callback for one source: it posts, the app routes."""
+        app = self._app
+
+        def post(event: Event) -> None:
+            app.post_message(app.CoreEvent(event, source))
+
+        return post
+
+    # ----- workers
+
+    def _run(
+        self,
+        work: Callable[[], Coroutine[None, None, None]],
+        name: str,
+        *,
+        group: str,
+        exclusive: bool = False,
+    ) -> Worker[None]:
+        """Run ``work`` in a worker of the app (Textual cancels them when it quits)."""
+        return self._app.run_worker(work, name=name, group=group, exclusive=exclusive)
+
+    # ----- hosting
+
+    async def start_embedded_server(self, host: str, port: int) -> EmbeddedServer | None:
+        """Listen on ``host:port``; say so (and return None) if that fails."""
+        try:
+            self.embedded = await EmbeddedServer.start(host, port, self._poster("server"))
+        except OSError as exc:
+            self._app.notify(
+                f"cannot listen on {host}:{port}: {exc}", severity="error", title="Server"
+            )
+            return None
+        return self.embedded
+
+    # ----- attempts
+
+    def start_attempt(self, params: ConnectParams) -> Worker[None]:
+        """Run one attempt (cancelling the one before): the race, then maybe a session."""
+        return self._run(
+            partial(self._attempt, params), "start_attempt", group="attempt", exclusive=True
+        )
+
+    async def _attempt(self, params: ConnectParams) -> None:
+        app = self._app
+        await self.close_connection()
+        app.recent.remember(params.server_url, params.code if not params.race_only else None)
+        app.race_screen.reset()
+        await app.switch_mode("race")
+        client = params.make_client(self._poster("race"))
+        try:
+            method: Method = DIAL if params.role == "dial" else ACCEPT
+            conn = await client.connect(method, params.server_url, params.token)
+        except (RdvError, ValueError, OSError) as exc:
+            app.notify(str(exc), severity="error", title="Connection failed", timeout=10)
+            return
+        self._set_link(conn, None)
+        if params.race_only:
+            app.race_screen.note = "race-only: conn open (F2 to start another)"
+            return
+        app.race_screen.note = "starting the encrypted session…"
+        session = await self._start_session(params, conn)
+        if session is None:
+            return
+        app.race_screen.note = "session up: F4 for chat and files"
+        await asyncio.sleep(self.session_switch_delay)
+        if app.current_mode == "race":
+            await app.switch_mode("session")
+
+    async def _start_session(self, params: ConnectParams, conn: Conn) -> Session | None:
+        """The encrypted session over a won conn; None (conn closed, user told) if it fails."""
+        app = self._app
+        try:
+            await asyncio.to_thread(self.download_dir.mkdir, parents=True, exist_ok=True)
+        except OSError as exc:
+            app.notify(f"cannot create {self.download_dir}: {exc}", severity="error")
+        session = Session(
+            conn.reader,
+            conn.writer,
+            parse_code(params.code),
+            is_dialer=params.role == "dial",
+            on_event=self._poster("session"),
+            on_offer=self._ask_offer,
+            download_dir=self.download_dir,
+            is_relay=conn.is_relay,
+            peer_addr=str(conn.remote_addr),
+        )
+        try:
+            await session.start()
+        except (SessionError, OSError) as exc:
+            app.race_screen.note = f"session failed: {exc}"
+            app.notify(str(exc), severity="error", title="Session failed", timeout=10)
+            await conn.close()
+            self._set_link(None, None)
+            return None
+        self._set_link(conn, session)
+        return session
+
+    def _set_link(self, conn: Conn | None, session: Session | None) -> None:
+        """Remember the conn and session; the Session screen samples the conn's RTT."""
+        self.conn, self.session = conn, session
+        self._app.session_screen.conn = conn
+
+    async def _ask_offer(self, offer: IncomingOffer) -> bool:
+        """The session's ``on_offer``: ask the user in the files pane."""
+        app = self._app
+        if app.current_mode != "session":
+            await app.switch_mode("session")
+        app.bell()
+        return await app.session_screen.ask_offer(offer)
+
+    # ----- what the Session screen asks for
+
+    def send_chat(self, text: str) -> None:
+        """Send one chat line (never blocked by transfers: the session interleaves)."""
+        self._run(partial(self._send_chat, text), "send_chat", group="chat")
+
+    async def _send_chat(self, text: str) -> None:
+        session = self._open_session()
+        if session is None:
+            return
+        try:
+            await session.send_chat(text)
+        except (SessionError, ValueError) as exc:
+            self._app.notify(str(exc), severity="error", title="Chat")
+
+    def send_paths(self, paths: list[Path]) -> None:
+        """Offer and send files; verdicts show in the files pane."""
+        self._run(partial(self._send_paths, paths), "send_paths", group="send")
+
+    async def _send_paths(self, paths: list[Path]) -> None:
+        session = self._open_session()
+        if session is None:
+            return
+        try:
+            await session.send_paths(paths)
+        except TransferRejected as exc:
+            self._app.notify(str(exc), severity="warning", title="Rejected")
+        except (SessionError, OSError, ValueError) as exc:
+            self._app.notify(str(exc), severity="error", title="Send failed")
+
+    def _open_session(self) -> Session | None:
+        session = self.session
+        if session is None or session.closed:
+            self._app.notify("no session: connect first", severity="warning")
+            return None
+        return session
+
+    def end_session(self) -> None:
+        """Close the current session and conn."""
+        if self.session is None and self.conn is None:
+            self._app.notify("no open session")
+            return
+        self._run(self.close_connection, "close_connection", group="close")
+        self._app.notify("session closed")
+
+    async def close_connection(self) -> None:
+        """Close the session (waiting briefly for the peer) and the conn, if any."""
+        session, conn = self.session, self.conn
+        self._set_link(None, None)
+        if session is not None and not session.closed:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await session.close()
+            except (TimeoutError, SessionError, OSError) as exc:
+                log.debug("session close: %s", exc)
+        if conn is not None:
+            await conn.close()
+
+    # ----- the demo
+
+    def start_demo(self, directory: Path) -> Worker[None]:
+        """The one-machine demo: a peer that accepts, the race, chat, a verified file."""
+        return self._run(partial(self._demo, directory), "run_demo", group="demo")
+
+    async def _demo(self, directory: Path) -> None:
+        app = self._app
+        if self.embedded is None:
+            app.notify("the demo needs the embedded server", severity="error")
+            return
+        code = generate_code()
+        params = ConnectParams(
+            server_url=self.embedded.url,
+            code=code,
+            role="dial",
+            spaces=AddrSpace.LOOPBACK,
+            timeout_s=60.0,
+        )
+        app.connect_screen.show_params(params)  # F2 shows what the demo runs
+        self.demo_peer = DemoPeer(self.embedded.url, code, directory / "peer")
+        self._demo_task = asyncio.get_running_loop().create_task(self.demo_peer.run())
+        try:
+            await self.start_attempt(params).wait()
+        except (WorkerCancelled, WorkerFailed):
+            return  # the app is closing, or the failure is already on screen
+        session = self.session
+        if session is None:
+            return
+        sample = await asyncio.to_thread(write_sample, directory / "outbox")
+        try:
+            await session.send_chat("hello from the dialing side")
+            await session.send_paths([sample])
+        except (SessionError, OSError) as exc:
+            app.notify(str(exc), severity="error", title="Demo")
+            return
+        app.session_screen.show_info(DEMO_HINT)
+
+    # ----- quitting
+
+    async def close(self) -> None:
+        """Close everything this controller opened: the link, the demo's peer, the server."""
+        await self.close_connection()
+        if self._demo_task is not None:
+            self._demo_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RdvError, SessionError, OSError):
+                await self._demo_task
+        if self.embedded is not None:
+            await self.embedded.close()
+            self.embedded = None
