@@ -11,7 +11,6 @@ import itertools
 import socket
 
 import pytest
-from go_vectors import SESSION_REQUESTS, UNUSUAL_TOKENS
 
 from rdv_core.client._client import Client, open_listeners
 from rdv_core.client._dialer import (
@@ -41,6 +40,8 @@ from rdv_core.events import (
     write_jsonl,
 )
 from rdv_core.wire import ACCEPT, DIAL, Addr, AddrSpace, Method, build_request, parse_server_url
+
+from tests.go_vectors import SESSION_REQUESTS, UNUSUAL_TOKENS
 
 # ----- pickers
 

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import http_parser, web
@@ -17,16 +16,10 @@ from aiohttp import http_parser, web
 from rdv_core.server import _aiohttp as front_aiohttp
 from rdv_core.server._core import RdvServer
 
-try:
-    from server_support import AUTH, EOF, Env, rdv_request, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import AUTH, EOF, Env, rdv_request, running_server
+from tests.server_support import AUTH, EOF, Env, rdv_request
 
-
-@pytest.fixture
-async def env() -> AsyncIterator[Env]:
-    async with running_server("aiohttp") as e:
-        yield e
+# The env fixture (tests/conftest.py) on the aiohttp front only.
+pytestmark = pytest.mark.fronts("aiohttp")
 
 
 C_PARSER = getattr(http_parser, "HttpRequestParserC", None)

@@ -7,23 +7,11 @@ are the reference's on both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from rdv_core import events as ev
 from rdv_core.server._core import PairHandler, PairStats, PeerInfo, Reject
 
-try:
-    from server_support import Env, RawClient, rdv_request, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import Env, RawClient, rdv_request, running_server
-
-
-@pytest.fixture(params=["native", "aiohttp"])
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    async with running_server(request.param) as e:
-        yield e
+from tests.server_support import Env, RawClient, rdv_request
 
 
 def upgrade_error(status: int, reason: str, body: str) -> bytes:

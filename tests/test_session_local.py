@@ -7,15 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from test_session_support import (
-    accept_all,
-    file_digest,
-    make_file,
-    proxied_pair,
-    reject_all,
-    session_pair,
-    stream_pair,
-)
 
 from rdv_core.events import (
     ChatReceived,
@@ -40,6 +31,16 @@ from rdv_core.session import (
     TamperedError,
     TransferFailed,
     TransferRejected,
+)
+
+from tests.session_support import (
+    accept_all,
+    file_digest,
+    make_file,
+    proxied_pair,
+    reject_all,
+    session_pair,
+    stream_pair,
 )
 
 

@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from test_session_support import accept_all, file_digest, make_file
 
 from rdv_core.client._client import Client
 from rdv_core.events import Event, FileCompleted, SessionEstablished
@@ -21,6 +20,8 @@ from rdv_core.session import (
     generate_code,
 )
 from rdv_core.wire import AddrSpace
+
+from tests.session_support import accept_all, file_digest, make_file
 
 LOOPBACK = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
 
