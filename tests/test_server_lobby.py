@@ -198,9 +198,7 @@ async def test_handler_rejects_request_and_pair(env: Env) -> None:
 
 
 class _SlowAuth(PairHandler):
-    async def on_match(  # type: ignore[override]
-        self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo
-    ) -> None:
+    async def on_match(self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo) -> None:
         await asyncio.sleep(0.05)
         if dialer.header("X-Pair-Key") is None:
             raise Reject(401, "who are you")
@@ -241,9 +239,7 @@ class _Gate(PairHandler):
     def __init__(self) -> None:
         self.gate = asyncio.Event()
 
-    async def on_match(  # type: ignore[override]
-        self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo
-    ) -> None:
+    async def on_match(self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo) -> None:
         await self.gate.wait()
 
 

@@ -78,7 +78,7 @@ async def test_files_and_folder_through_rdv(url: str, tmp_path: Path, path: str)
     assert all(r.ok for r in results)
     for name, digest in digests.items():
         assert file_digest(dl / name) == digest
-    assert {e.name for e in ev_b if isinstance(e, FileCompleted)} == set(digests)  # type: ignore[attr-defined]
+    assert {e.name for e in ev_b if isinstance(e, FileCompleted)} == set(digests)
     established = [e for e in ev_a if isinstance(e, SessionEstablished)]
     assert established[0].is_relay == (path == "relay")
     # Events never carry the code.
