@@ -7,14 +7,11 @@ appear.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.fresh_python import run_json
+
 HEADLESS_COMMANDS = ("serve", "dial", "accept", "lab")
 
 PRELUDE = """
@@ -36,23 +33,8 @@ def import_all(package_name):
 
 
 def run_fresh(body: str) -> dict[str, Any]:
-    """Run ``body`` (after :data:`PRELUDE`) in a fresh interpreter; it prints one JSON line.
-
-    Any exception in ``body``, a module that does not exist included, fails the calling test
-    with the interpreter's traceback: a check that cannot run is not a pass.
-    """
-    script = PRELUDE + textwrap.dedent(body)
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    """Run ``body`` (after :data:`PRELUDE`) in a fresh interpreter; it prints one JSON line."""
+    return run_json(PRELUDE + textwrap.dedent(body))
 
 
 def test_rdv_core_and_all_its_modules_are_headless() -> None:
