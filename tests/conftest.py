@@ -1,4 +1,9 @@
-"""Fixtures shared across the suite."""
+"""Fixtures shared across the suite.
+
+``env`` is the raw-socket server fixture of the server tests: a real server on each front
+(native and aiohttp, see :func:`tests.server_support.running_server`). A module or test
+that only concerns some fronts says so with ``@pytest.mark.fronts("aiohttp")``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,33 @@ import pytest
 
 from rdv_core.server._core import RdvServer
 from rdv_core.server._native import serve_native
+
+from tests.server_support import FRONTS, Env, running_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "fronts(*names): run the env fixture on these fronts only (native, aiohttp)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``env`` over the fronts: all of them, or those of a ``fronts`` mark."""
+    if "env" not in metafunc.fixturenames:
+        return
+    mark = metafunc.definition.get_closest_marker("fronts")
+    fronts = mark.args if mark is not None else FRONTS
+    unknown = set(fronts) - set(FRONTS)
+    if unknown:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid}: unknown fronts {unknown}")
+    metafunc.parametrize("env", fronts, indirect=True)
+
+
+@pytest.fixture
+async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
+    """A running server on the front ``request.param``; closed afterwards."""
+    async with running_server(request.param) as running:
+        yield running
 
 
 @pytest.fixture

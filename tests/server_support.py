@@ -24,6 +24,8 @@ from rdv_core.wire import escape_token
 
 AUTH = ("Authorization", "Bearer test-secret")
 EOF = "<EOF>"
+#: The two ways to serve rdv: the native front and mounted in an aiohttp app.
+FRONTS: tuple[str, ...] = ("native", "aiohttp")
 
 
 class RawClient:

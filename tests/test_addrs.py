@@ -76,7 +76,7 @@ def test_space_bit_values() -> None:
     assert (S.PUBLIC4, S.PUBLIC6, S.PRIVATE4, S.PRIVATE6) == (1 << 1, 1 << 2, 1 << 3, 1 << 4)
     assert (S.LINK4, S.LINK6, S.LOOPBACK4, S.LOOPBACK6) == (1 << 5, 1 << 6, 1 << 7, 1 << 8)
     assert S.NONE == 1 << 31
-    assert S.INVALID == 0
+    assert int(S.INVALID) == 0
     assert S.DEFAULT == S.PUBLIC4 | S.PUBLIC6 | S.PRIVATE4 | S.PRIVATE6
     assert S.PUBLIC == S.PUBLIC4 | S.PUBLIC6
     all_singles = S.INVALID
@@ -249,7 +249,8 @@ def test_sort_addrs_unmaps_drops_zones_and_deduplicates() -> None:
         ]
     )
     assert [str(a) for a in got] == ["1.2.3.4:6", "1.2.3.4:7", "[fe80::1]:5"]
-    assert sort_addrs(a for a in ()) == []
+    no_addrs: tuple[Addr, ...] = ()
+    assert sort_addrs(a for a in no_addrs) == []
 
 
 def test_addr_properties() -> None:
@@ -314,4 +315,4 @@ def test_addr_does_not_order_against_other_types() -> None:
     for op in ("__lt__", "__le__", "__gt__", "__ge__"):
         assert getattr(addr, op)("1.2.3.4:5") is NotImplemented
     with pytest.raises(TypeError):
-        assert addr < 5  # type: ignore[operator]
+        assert addr < 5

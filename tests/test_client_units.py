@@ -11,7 +11,6 @@ import itertools
 import socket
 
 import pytest
-from go_vectors import SESSION_REQUESTS, UNUSUAL_TOKENS
 
 from rdv_core.client._client import Client, open_listeners
 from rdv_core.client._dialer import (
@@ -42,13 +41,17 @@ from rdv_core.events import (
 )
 from rdv_core.wire import ACCEPT, DIAL, Addr, AddrSpace, Method, build_request, parse_server_url
 
+from tests.go_vectors import SESSION_REQUESTS, UNUSUAL_TOKENS
+
 # ----- pickers
 
 
 async def test_wait_for_p2p_takes_the_first_direct_offer() -> None:
     offers: Offers[str] = Offers()
     offers.add("relay", is_relay=True)
-    task = asyncio.create_task(WaitForP2P(5).pick(offers))
+    # Bound first: inside create_task() mypy would solve pick's T as str | None.
+    picking = WaitForP2P(5).pick(offers)
+    task = asyncio.create_task(picking)
     await asyncio.sleep(0.01)
     assert not task.done()
     offers.add("direct-1", is_relay=False)
@@ -69,7 +72,8 @@ async def test_wait_for_p2p_does_not_wait_for_nothing() -> None:
     offers: Offers[str] = Offers()
     offers.add("relay", is_relay=True)
     offers.set_exhausted()
-    assert await asyncio.wait_for(WaitForP2P(10).pick(offers), 1) == "relay"
+    picking = WaitForP2P(10).pick(offers)
+    assert await asyncio.wait_for(picking, 1) == "relay"
 
 
 async def test_wait_for_p2p_without_relay_gives_up() -> None:
@@ -81,7 +85,8 @@ async def test_wait_for_p2p_without_relay_gives_up() -> None:
 
 async def test_pick_first_takes_whatever_comes_first() -> None:
     offers: Offers[str] = Offers()
-    task = asyncio.create_task(PickFirst().pick(offers))
+    picking = PickFirst().pick(offers)
+    task = asyncio.create_task(picking)
     await asyncio.sleep(0.01)
     offers.add("direct", is_relay=False)
     offers.add("relay", is_relay=True)

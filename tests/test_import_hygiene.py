@@ -7,16 +7,11 @@ appear.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.fresh_python import run_json
 
-ROOT = Path(__file__).resolve().parent.parent
 HEADLESS_COMMANDS = ("serve", "dial", "accept", "lab")
 
 PRELUDE = """
@@ -39,18 +34,7 @@ def import_all(package_name):
 
 def run_fresh(body: str) -> dict[str, Any]:
     """Run ``body`` (after :data:`PRELUDE`) in a fresh interpreter; it prints one JSON line."""
-    script = PRELUDE + textwrap.dedent(body)
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(PRELUDE + textwrap.dedent(body))
 
 
 def test_rdv_core_and_all_its_modules_are_headless() -> None:
@@ -71,22 +55,13 @@ def test_headless_commands_are_headless() -> None:
         f"""
         import argparse
         import rdv_tui.cli  # the entry point's own imports
-        present = []
         for name in {HEADLESS_COMMANDS!r}:
-            try:
-                module = importlib.import_module(f"rdv_tui.cli.commands.{{name}}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"rdv_tui.cli.commands.{{name}}":
-                    raise
-                continue
+            module = importlib.import_module(f"rdv_tui.cli.commands.{{name}}")
             module.add_parser(argparse.ArgumentParser().add_subparsers())
-            present.append(name)
-        print(json.dumps({{"present": present, "ui": ui_modules()}}))
+        print(json.dumps({{"ui": ui_modules()}}))
         """
     )
-    if not result["present"]:
-        pytest.skip("no headless command module exists yet")
-    assert result["ui"] == [], f"{result['present']} imported {result['ui'][:5]}"
+    assert result["ui"] == [], f"{HEADLESS_COMMANDS} imported {result['ui'][:5]}"
 
 
 def test_building_the_rdv_parser_is_headless() -> None:
@@ -95,16 +70,8 @@ def test_building_the_rdv_parser_is_headless() -> None:
         import rdv_core
         names = import_all("rdv_core")
         from rdv_tui import cli
-        try:
-            parser = cli.build_parser()
-        except ModuleNotFoundError as exc:
-            if not (exc.name or "").startswith("rdv_tui.cli.commands."):
-                raise
-            print(json.dumps({"missing": exc.name}))
-        else:
-            print(json.dumps({"missing": None, "ui": ui_modules()}))
+        cli.build_parser()
+        print(json.dumps({"ui": ui_modules()}))
         """
     )
-    if result["missing"]:
-        pytest.skip(f"the rdv parser cannot be built yet: {result['missing']} does not exist")
     assert result["ui"] == [], f"building the parser imported {result['ui'][:5]}"

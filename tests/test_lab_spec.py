@@ -8,6 +8,7 @@ from __future__ import annotations
 import struct
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -210,7 +211,7 @@ def test_outcome_of_dialer_events() -> None:
 
 
 def test_server_events_are_filtered_by_token_and_pair() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "PeerJoined", "token": "a"},
         {"type": "PeerJoined", "token": "b"},
         {"type": "PairMatched", "token": "a", "pair_id": 4},
@@ -283,7 +284,7 @@ def test_direct_attempts_explains_why_not_direct() -> None:
     def cand(addr: str, origin: str = "self") -> dict[str, object]:
         return {"id": 1, "addr": addr, "space": "public4", "origin": origin}
 
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "DialStarted", "candidate": cand("10.0.2.2:1")},
         {"type": "CandidateFailed", "candidate": cand("10.0.2.2:1"), "reason": "unreachable"},
         {"type": "DialStarted", "candidate": cand("203.0.113.12:1")},

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from feeding import SPLITS, feed_lines, split
-from go_vectors import HEADER_LINES, OTHER_LINES
 
 from rdv_core.wire import (
     CONTINUE_LINE,
@@ -24,6 +22,9 @@ from rdv_core.wire import (
     parse_addr_list,
     parse_command,
 )
+
+from tests.feeding import SPLITS, feed_lines, split
+from tests.go_vectors import HEADER_LINES, OTHER_LINES
 
 # ----- peer header lines
 

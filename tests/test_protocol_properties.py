@@ -50,7 +50,7 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 addresses = st.builds(Addr, st.ip_addresses(), st.integers(0, 65535))
 methods = st.sampled_from([DIAL, ACCEPT])
 #: Any text without lone surrogates (a Python str that is valid Unicode).
-any_tokens = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
+any_tokens = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
 safe_tokens = st.text(string.ascii_letters + string.digits + "._~-", min_size=1, max_size=40)
 tokens = st.one_of(safe_tokens, any_tokens)
 header_names = st.text(
@@ -111,7 +111,7 @@ def test_request_round_trip(
     assert (request.method, request.token, list(request.self_addrs)) == (method, token, self_addrs)
 
 
-RESERVED = {
+RESERVED: set[str] = {
     "host",
     "connection",
     "upgrade",

@@ -6,15 +6,6 @@ Every request is fed whole, one byte at a time and at random split points.
 from __future__ import annotations
 
 import pytest
-from feeding import SPLITS, feed_head, split
-from go_vectors import (
-    CLOSED_ANSWER,
-    SERVER_ANSWERS,
-    SESSION_REQUESTS,
-    UNUSUAL_TOKENS,
-    ServerAnswer,
-    without_date,
-)
 
 from rdv_core.wire import (
     MAX_HEADER_BLOCK,
@@ -36,6 +27,16 @@ from rdv_core.wire import (
     parse_server_url,
     request_path,
     token_from_target,
+)
+
+from tests.feeding import SPLITS, feed_head, split
+from tests.go_vectors import (
+    CLOSED_ANSWER,
+    SERVER_ANSWERS,
+    SESSION_REQUESTS,
+    UNUSUAL_TOKENS,
+    ServerAnswer,
+    without_date,
 )
 
 GO_UA = "Go-http-client/1.1"

@@ -4,15 +4,6 @@
 from __future__ import annotations
 
 import pytest
-from feeding import SPLITS, feed_head, split
-from go_vectors import (
-    SEGMENTED_101_P2P,
-    SEGMENTED_101_RELAY,
-    SERVER_ANSWERS,
-    UPGRADE_ERRORS,
-    UPGRADES,
-    Upgrade101,
-)
 
 from rdv_core.wire import (
     MAX_ERROR_BODY,
@@ -28,6 +19,16 @@ from rdv_core.wire import (
     check_upgrade_response,
     peer_addrs_for,
     reason_phrase,
+)
+
+from tests.feeding import SPLITS, feed_head, split
+from tests.go_vectors import (
+    SEGMENTED_101_P2P,
+    SEGMENTED_101_RELAY,
+    SERVER_ANSWERS,
+    UPGRADE_ERRORS,
+    UPGRADES,
+    Upgrade101,
 )
 
 

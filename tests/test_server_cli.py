@@ -15,12 +15,9 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from server_support import EOF, Env, RawClient
-except ImportError:  # tests/ is a package
-    from tests.server_support import EOF, Env, RawClient
-
 from rdv_core.server._core import RdvServer
+
+from tests.server_support import EOF, Env, RawClient
 
 
 def serve_command() -> list[str]:
@@ -175,10 +172,7 @@ def test_serve_never_imports_textual_or_rich() -> None:
 async def test_serve_tls(tmp_path: Path) -> None:
     import ssl
 
-    try:
-        from test_server_tls import make_cert
-    except ImportError:  # tests/ is a package
-        from tests.test_server_tls import make_cert
+    from tests.test_server_tls import make_cert
 
     cert, key = make_cert(tmp_path)
     async with rdv_serve(["--tls-cert", str(cert), "--tls-key", str(key)]) as served:

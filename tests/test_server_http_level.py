@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-try:
-    from server_support import parse_head, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import parse_head, running_server
+from tests.server_support import parse_head, running_server
 
 UPGRADE_HEADERS = b"Host: x\r\nConnection: upgrade\r\nUpgrade: rdv/1\r\nRdv-Self-Addrs: \r\n\r\n"
 BAD_REQUEST = "400 Bad Request"

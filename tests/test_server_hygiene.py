@@ -7,28 +7,16 @@ import asyncio
 import gc
 import random
 import tracemalloc
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-try:
-    from server_support import EOF, Env, RawClient, open_fds, rdv_request, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import (
-        EOF,
-        Env,
-        RawClient,
-        open_fds,
-        rdv_request,
-        running_server,
-    )
-
-
-@pytest.fixture(params=["native", "aiohttp"])
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    async with running_server(request.param) as e:
-        yield e
+from tests.server_support import (
+    EOF,
+    Env,
+    RawClient,
+    open_fds,
+    rdv_request,
+    running_server,
+)
 
 
 async def _settle(env: Env) -> None:

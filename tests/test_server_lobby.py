@@ -7,23 +7,11 @@ are the reference's on both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from rdv_core import events as ev
 from rdv_core.server._core import PairHandler, PairStats, PeerInfo, Reject
 
-try:
-    from server_support import Env, RawClient, rdv_request, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import Env, RawClient, rdv_request, running_server
-
-
-@pytest.fixture(params=["native", "aiohttp"])
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    async with running_server(request.param) as e:
-        yield e
+from tests.server_support import Env, RawClient, rdv_request
 
 
 def upgrade_error(status: int, reason: str, body: str) -> bytes:
@@ -210,9 +198,7 @@ async def test_handler_rejects_request_and_pair(env: Env) -> None:
 
 
 class _SlowAuth(PairHandler):
-    async def on_match(  # type: ignore[override]
-        self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo
-    ) -> None:
+    async def on_match(self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo) -> None:
         await asyncio.sleep(0.05)
         if dialer.header("X-Pair-Key") is None:
             raise Reject(401, "who are you")
@@ -253,9 +239,7 @@ class _Gate(PairHandler):
     def __init__(self) -> None:
         self.gate = asyncio.Event()
 
-    async def on_match(  # type: ignore[override]
-        self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo
-    ) -> None:
+    async def on_match(self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo) -> None:
         await self.gate.wait()
 
 

@@ -9,10 +9,7 @@ from rdv_core.server._native import start_native
 from rdv_core.server._observed import TrustedProxies, make_observed_addr, peer_address
 from rdv_core.wire import Addr
 
-try:
-    from server_support import Env
-except ImportError:  # tests/ is a package
-    from tests.server_support import Env
+from tests.server_support import Env
 
 
 def headers(**values: str) -> object:

@@ -5,22 +5,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
 
 import pytest
 
 from rdv_core import events as ev
 
-try:
-    from server_support import EOF, Env, RawClient, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import EOF, Env, RawClient, running_server
-
-
-@pytest.fixture(params=["native", "aiohttp"])
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    async with running_server(request.param) as e:
-        yield e
+from tests.server_support import EOF, Env, RawClient
 
 
 def ended(env: Env) -> list[ev.RelayEnded]:

@@ -7,20 +7,9 @@ so only the status and body are the protocol's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-try:
-    from server_support import Env, normalize_date, parse_head, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import Env, normalize_date, parse_head, running_server
-
-
-@pytest.fixture(params=["native", "aiohttp"])
-async def env(request: pytest.FixtureRequest) -> AsyncIterator[Env]:
-    async with running_server(request.param) as e:
-        yield e
+from tests.server_support import Env, normalize_date, parse_head, running_server
 
 
 def plain(status: int, reason: str, body: str, version: str = "HTTP/1.1") -> bytes:

@@ -13,10 +13,7 @@ import pytest
 from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
 
-try:
-    from server_support import EOF, Env, RawClient, rdv_request
-except ImportError:  # tests/ is a package
-    from tests.server_support import EOF, Env, RawClient, rdv_request
+from tests.server_support import EOF, Env, RawClient, rdv_request
 
 
 def make_cert(directory: Path) -> tuple[Path, Path]:

@@ -18,12 +18,9 @@ import pytest
 from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
 
-uvloop = pytest.importorskip("uvloop")
+from tests.server_support import EOF, Env, rdv_request, running_server
 
-try:
-    from server_support import EOF, Env, rdv_request, running_server
-except ImportError:  # tests/ is a package
-    from tests.server_support import EOF, Env, rdv_request, running_server
+uvloop = pytest.importorskip("uvloop")
 
 
 def on_uvloop(scenario: Callable[[Env], Coroutine[Any, Any, None]]) -> None:
@@ -81,10 +78,7 @@ def test_relay_on_uvloop() -> None:
 
 def test_tls_relay_on_uvloop(tmp_path: Path) -> None:
     """What ``rdv serve --tls-cert ...`` runs when uvloop is installed."""
-    try:
-        from test_server_tls import _tls_client, make_cert
-    except ImportError:  # tests/ is a package
-        from tests.test_server_tls import _tls_client, make_cert
+    from tests.test_server_tls import _tls_client, make_cert
 
     cert, key = make_cert(tmp_path)
 

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-try:
-    from go_vectors import CLOSED_ANSWER, SERVER_ANSWERS, ServerAnswer, without_date
-    from server_support import EOF, running_server
-except ImportError:  # tests/ is a package
-    from tests.go_vectors import CLOSED_ANSWER, SERVER_ANSWERS, ServerAnswer, without_date
-    from tests.server_support import EOF, running_server
+from tests.go_vectors import CLOSED_ANSWER, SERVER_ANSWERS, ServerAnswer, without_date
+from tests.server_support import EOF, running_server
 
 
 @pytest.mark.parametrize("vector", SERVER_ANSWERS, ids=[v.name for v in SERVER_ANSWERS])

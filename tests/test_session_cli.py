@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_session_support import file_digest, make_file
+
+from tests.session_support import file_digest, make_file
 
 
 async def rdv(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

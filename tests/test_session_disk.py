@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_session_support import file_digest, make_file, session_pair, stream_pair
 
 from rdv_core.events import Event, FileFailed
 from rdv_core.session import TransferFailed
+
+from tests.session_support import file_digest, make_file, session_pair, stream_pair
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from test_session_support import accept_all, stream_pair
 
 from rdv_core.events import Event, FileFailed, FileRejected
 from rdv_core.session import Session, parse_code
@@ -16,6 +15,8 @@ from rdv_core.session import _record as rec
 from rdv_core.session._channel import StreamChannel
 from rdv_core.session._crypto import SESSION_VERSION, Opener, Sealer, exchange_keys
 from rdv_core.session._files import DIGEST
+
+from tests.session_support import accept_all, stream_pair
 
 CODE = "12-otter-quill"
 

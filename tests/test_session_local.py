@@ -7,15 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-from test_session_support import (
-    accept_all,
-    file_digest,
-    make_file,
-    proxied_pair,
-    reject_all,
-    session_pair,
-    stream_pair,
-)
 
 from rdv_core.events import (
     ChatReceived,
@@ -40,6 +31,16 @@ from rdv_core.session import (
     TamperedError,
     TransferFailed,
     TransferRejected,
+)
+
+from tests.session_support import (
+    accept_all,
+    file_digest,
+    make_file,
+    proxied_pair,
+    reject_all,
+    session_pair,
+    stream_pair,
 )
 
 
@@ -68,7 +69,7 @@ async def test_chat_both_ways(tmp_path: Path) -> None:
     assert [e.text for e in of(ev_a, ChatSent)] == ["hello from a"]  # type: ignore[attr-defined]
     assert isinstance(ev_a[0], SessionEstablished) and isinstance(ev_b[0], SessionEstablished)
     assert isinstance(ev_a[-1], SessionClosed) and isinstance(ev_b[-1], SessionClosed)
-    assert {ev_a[-1].reason, ev_b[-1].reason} <= {"closed", "closed by peer"}  # type: ignore[attr-defined]
+    assert {ev_a[-1].reason, ev_b[-1].reason} <= {"closed", "closed by peer"}
 
 
 async def test_files_and_folder_verified(tmp_path: Path) -> None:

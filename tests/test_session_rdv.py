@@ -6,7 +6,6 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from test_session_support import accept_all, file_digest, make_file
 
 from rdv_core.client._client import Client
 from rdv_core.events import Event, FileCompleted, SessionEstablished
@@ -21,6 +20,8 @@ from rdv_core.session import (
     generate_code,
 )
 from rdv_core.wire import AddrSpace
+
+from tests.session_support import accept_all, file_digest, make_file
 
 LOOPBACK = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
 
@@ -77,7 +78,7 @@ async def test_files_and_folder_through_rdv(url: str, tmp_path: Path, path: str)
     assert all(r.ok for r in results)
     for name, digest in digests.items():
         assert file_digest(dl / name) == digest
-    assert {e.name for e in ev_b if isinstance(e, FileCompleted)} == set(digests)  # type: ignore[attr-defined]
+    assert {e.name for e in ev_b if isinstance(e, FileCompleted)} == set(digests)
     established = [e for e in ev_a if isinstance(e, SessionEstablished)]
     assert established[0].is_relay == (path == "relay")
     # Events never carry the code.

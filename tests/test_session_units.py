@@ -90,10 +90,10 @@ def test_counter_nonces_detect_replay_and_reorder() -> None:
 
 
 async def test_key_exchange_directions(tmp_path: Path) -> None:
-    from test_session_support import stream_pair
-
     from rdv_core.session._channel import StreamChannel
     from rdv_core.session._crypto import exchange_keys
+
+    from tests.session_support import stream_pair
 
     async with stream_pair() as ((ra, wa), (rb, wb)):
         code = parse_code("5-fig-owl")

@@ -8,11 +8,12 @@ dialer come out of the accepter with the same sha256.
 from __future__ import annotations
 
 import pytest
-from natlab_support import require_impairment
 
 from rdv_core.lab._builder import SERVER4, SERVER_PORT
 from rdv_core.lab._presets import get_preset
 from rdv_core.lab._runner import PresetResult, RunResult, run_preset
+
+from tests.natlab.natlab_support import require_impairment
 
 #: Runs per preset: enough to catch a flaky path, small enough for the 3-minute budget.
 RUNS = 2

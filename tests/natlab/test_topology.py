@@ -13,10 +13,11 @@ import threading
 import time
 
 import pytest
-from natlab_support import require_impairment
 
 from rdv_core.lab import Lab, get_preset
 from rdv_core.lab._builder import SERVER4, SERVER6
+
+from tests.natlab.natlab_support import require_impairment
 
 PORT = 7100
 

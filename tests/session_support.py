@@ -9,6 +9,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from rdv_core.events import Event
 from rdv_core.session import IncomingOffer, Session
@@ -47,6 +48,13 @@ async def stream_pair() -> AsyncIterator[tuple[Streams, Streams]]:
             w.close()
 
 
+class Tampering(TypedDict, total=False):
+    """What a :class:`Proxy` does to the dialer's bytes (nothing, if empty)."""
+
+    flip_at: int
+    cut_after: int
+
+
 @dataclass
 class Proxy:
     """A loopback TCP proxy that can flip a byte or cut the connection after N bytes."""
@@ -74,14 +82,13 @@ class Proxy:
     ) -> None:
         try:
             while data := await r.read(65536):
-                if forward:
-                    data = self._tamper(data)
-                    if data is None:
-                        self.cut.set()
-                        for writer in self._writers:
-                            writer.transport.abort()
-                        return
-                w.write(data)
+                passed = self._tamper(data) if forward else data
+                if passed is None:
+                    self.cut.set()
+                    for writer in self._writers:
+                        writer.transport.abort()
+                    return
+                w.write(passed)
                 await w.drain()
         except (ConnectionError, OSError):
             pass
@@ -109,7 +116,7 @@ class Proxy:
 
 @contextlib.asynccontextmanager
 async def proxied_pair(
-    proxy_kwargs: dict[str, int],
+    proxy_kwargs: Tampering,
 ) -> AsyncIterator[tuple[Streams, Streams, Proxy]]:
     """A stream pair whose first end (the dialer) talks through a tampering proxy."""
     loop = asyncio.get_running_loop()
