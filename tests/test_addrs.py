@@ -1,4 +1,4 @@
-"""Addresses and address spaces (PROTOCOL.md section 9)."""
+"""Addresses and address spaces (docs/PROTOCOL.md section 9)."""
 
 from __future__ import annotations
 

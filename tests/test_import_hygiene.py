@@ -1,4 +1,4 @@
-"""The headless core never imports textual or rich (DESIGN.md section 1).
+"""The headless core never imports textual or rich (docs/ARCHITECTURE.md section 1).
 
 Each check runs in a fresh interpreter, so that what the test session itself imported
 cannot hide a leak. Modules are discovered at test time: new ones are covered as they

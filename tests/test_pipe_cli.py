@@ -50,7 +50,7 @@ async def move_file(
     """``rdv dial < payload`` and ``rdv accept > out``; accept also sends a greeting.
 
     The accepter's stdin stays open until the dialer is done: in relay mode the first
-    EOF in either direction ends the pair (PROTOCOL.md section 8).
+    EOF in either direction ends the pair (docs/PROTOCOL.md section 8).
     """
     with out.open("wb") as out_file, payload.open("rb") as in_file:
         accept = await asyncio.create_subprocess_exec(

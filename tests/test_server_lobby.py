@@ -1,4 +1,4 @@
-"""PROTOCOL.md sections 5 and 8: the lobby, matching, errors after the upgrade, shutdown.
+"""docs/PROTOCOL.md sections 5 and 8: the lobby, matching, errors after the upgrade, shutdown.
 
 Each test runs through both fronts; section 5 errors are the core's, so their bytes
 are the reference's on both.

@@ -1,4 +1,4 @@
-"""PROTOCOL.md section 8: the continue step and the relay, through both fronts."""
+"""docs/PROTOCOL.md section 8: the continue step and the relay, through both fronts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PROTOCOL.md section 3: every server check before the upgrade, through raw sockets.
+"""docs/PROTOCOL.md section 3: every server check before the upgrade, through raw sockets.
 
 Each row runs through both fronts. The native front must match the reference bytes
 (vectors/go-v0.0.6-wire.md) exactly, Date aside; the aiohttp front is the user's app,

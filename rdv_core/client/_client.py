@@ -1,6 +1,6 @@
 """The rdv client: ``dial()`` and ``accept()`` a peer through an rdv/1 server.
 
-One attempt, step by step (PROTOCOL.md section 1):
+One attempt, step by step (docs/PROTOCOL.md section 1):
 
 1. Bind one local port P and listen on it (dual-stack where possible).
 2. From P, connect to the server over IPv4 (TLS for ``https://``) and send the

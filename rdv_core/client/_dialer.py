@@ -2,7 +2,7 @@
 
 The race (:mod:`rdv_core.client._race`) dials every enabled peer candidate at once, each from
 its own socket bound to P; this module is one such dial. Where we do better than the
-reference (measured in the NAT lab, LAB-NOTES.md):
+reference (measured in the NAT lab, docs/LAB-NOTES.md sections 7 and 8):
 
 * A dial to a public address that is refused or reset is redialled at once, in a
   tight burst for the first :data:`BURST_WINDOW` (at most :data:`BURST_MAX_DIALS`
@@ -55,25 +55,11 @@ from rdv_core.wire import Addr, AddrSpace
 # Why: a home router answers a SYN that arrives before its own side's SYN passed it
 # with an RST, and that RST erases the sender's fresh NAT mapping on its way back.
 # So the peer's SYN gets through our NAT only while one of our SYNs is in flight
-# between the routers: the two SYNs must cross. On real paths that window is about
-# the one-way delay between the routers (milliseconds), and redialling as soon as
-# each RST arrives keeps a SYN in flight nearly all the time. In the NAT lab at zero
-# added delay (``rdv lab run cone-rst``, both routers on one machine) the window is
-# microseconds, and what counts is how many SYNs both sides send while both run.
-#
-# Measured there (batches of 20 runs unless noted, shared 2-core machine, load
-# average 1.2-3.5): one dial every 100 ms went direct 0-2/20; redialling at most
-# every 5 ms 9/20 (10/20, 12/20 before); a 300 ms burst of immediate redials 7/10
-# and 5/10, its failures being dials that hung with no answer at all (a SYN dropped
-# when both routers' conntrack raced on the two SYNs, which also leaves each router's
-# mapping open and both sockets waiting for the kernel's retransmission a second
-# later); failing fast without the event loop plus socket reuse, 1 s burst: 8/10,
-# 8/10; giving up unanswered SYNs after a few ms as well (:func:`stall_timeout`):
-# 10/10, 19/20, 15/15, 15/15, then 19, 18, 17, 18/20 with a 10000-dial cap and
-# 19, 20, 20/20 with the caps below. Bursting only 2 ms in every 10 ms (to let both
-# peers' timers wake them together) fell to 8/20 and 7/20: continuous bursts win.
-# ``cone-reject`` (the reset comes from a firewall rule): before 8/10 and 5/10,
-# after 10/10 and 10/10 (4/10 in one batch during a load spike).
+# between the routers: the two SYNs must cross (docs/LAB-NOTES.md section 5).
+# Redialling as soon as each RST arrives keeps a SYN in flight nearly all the time;
+# the constants below are what won in the NAT lab's ``cone-rst`` and ``cone-reject``
+# (docs/LAB-NOTES.md sections 7 and 8: one-shot and slow redials 0-12/20, these
+# 19-20/20).
 
 #: For how long after its first dial a public candidate that refuses or resets us is
 #: redialled at once, without sleeping. One second is how long the default picker
@@ -84,18 +70,17 @@ from rdv_core.wire import Addr, AddrSpace
 BURST_WINDOW: Final = 1.0
 
 #: The most dials of one candidate inside :data:`BURST_WINDOW`: bounds the SYNs we
-#: send to a near host that keeps resetting us. The lab's zero-delay routers answer
-#: within tens of microseconds and a burst reaches 10000-20000 dials per second
-#: there; a cap of 10000 ended some bursts after 0.6 s and cost runs (see above).
+#: send to a near host that keeps resetting us; a lower cap cost runs in the lab, where
+#: a burst reaches 10000-20000 dials per second (docs/LAB-NOTES.md section 8).
 #: In all, one candidate gets at most ``min(BURST_MAX_DIALS, BURST_WINDOW / RTT)``
 #: SYNs in the first second, then one per :data:`RETRY_INTERVAL` while the race
 #: lasts (the dialer's picker ends it; the accepter stops when the relay closes).
 BURST_MAX_DIALS: Final = 20000
 
 #: How long :func:`redial_burst` may redial without yielding to the event loop.
-#: Skipping the loop between dials took the lab's burst rate from about 5000 to
-#: 10000 dials per second per side; 1 ms delays our other tasks (accepts,
-#: handshakes, other candidates) by no more than that.
+#: Skipping the loop between dials doubled the lab's burst rate (docs/LAB-NOTES.md
+#: section 8); 1 ms delays our other tasks (accepts, handshakes, other candidates) by
+#: no more than that.
 BURST_SLICE: Final = 0.001
 
 #: Shortest time between two dials of a public candidate after the burst: the slow,
@@ -117,7 +102,7 @@ LOCAL_RETRY_INTERVAL: Final = 0.1
 STALL_FACTOR: Final = 20
 
 #: ... but never before this many seconds: the floor for near-zero RTTs (LANs, the
-#: lab). 20 ms and 5 ms both worked in the lab; 5 ms connects sooner.
+#: lab). 5 ms connects sooner than 20 ms (docs/LAB-NOTES.md section 8).
 STALL_FLOOR: Final = 0.005
 
 #: At most one ``DialRetried`` event per candidate per this many seconds (after the
@@ -202,9 +187,8 @@ async def connect(sock: socket.socket, sockaddr: Any, *, stall_after: float | No
     runs inside the syscall), so the refusal costs no trip through the event loop. On
     Linux, a ``connect()`` that reports a failure also returns the socket to the
     unconnected state, still bound to its port: it can dial again (see
-    :func:`can_redial`). Measured on loopback, per refused dial: 175 µs with a fresh
-    socket and ``loop.sock_connect``, 55-63 µs with a fresh socket and this, 18-32 µs
-    when the socket is reused. A SYN really in flight is left alone and awaited: closing
+    :func:`can_redial`); what each refused dial costs: docs/LAB-NOTES.md section 8.
+    A SYN really in flight is left alone and awaited: closing
     it could kill a simultaneous open.
 
     Args:
@@ -284,8 +268,8 @@ async def _writable(sock: socket.socket, stall_after: float | None) -> None:
     Returns early, after ``stall_after`` seconds, if the socket got some answer but is
     not connected yet (the caller checks again). No ``asyncio.wait_for`` here: on
     Python 3.11 it swallows a cancellation that coincides with the socket becoming
-    writable, and a dial that ignores the end of the race hangs the whole race (seen
-    in the lab: ``same-lan-public --delay 2``, 3 runs in 10).
+    writable, and a dial that ignores the end of the race hangs the whole race
+    (docs/LAB-NOTES.md section 8).
 
     Raises:
         SynLost: nothing came back within ``stall_after`` seconds (see :func:`connect`).

@@ -4,7 +4,7 @@ The race offers conns as they become usable (the relay right after the server's
 ``101``, each direct conn once its header lines checked out) through an
 :class:`Offers` board; a picker watches the board and returns its choice. The race
 then cancels everything still pending, writes ``OTHER``/``CONTINUE`` and closes the
-losers (PROTOCOL.md section 7). Only the dialer picks: the accepter takes the first
+losers (docs/PROTOCOL.md section 7). Only the dialer picks: the accepter takes the first
 conn on which ``CONTINUE`` arrives.
 
 Write your own by subclassing :class:`Picker`; ``pick`` must return one of the

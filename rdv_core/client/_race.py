@@ -1,7 +1,7 @@
 """The candidate race: from the server's ``101`` to the one conn that carries the data.
 
-The algorithm (PROTOCOL.md sections 6 and 7, DESIGN.md section 4)
------------------------------------------------------------------
+The algorithm (docs/PROTOCOL.md sections 6, 7 and 11, docs/ARCHITECTURE.md section 4)
+-------------------------------------------------------------------------------------
 Before the race, the client bound one local port P and listens on it; its server conn
 (the future relay) also left from P. The server's ``101`` gave us the peer's candidate
 addresses. Then, all at once:
@@ -32,7 +32,7 @@ addresses. Then, all at once:
   is cancelled and every other conn (and the listener) is closed without further
   bytes. The same happens on failure and on cancellation: nothing leaks.
 
-Where we do better than the reference (measured in the NAT lab, LAB-NOTES.md): how
+Where we do better than the reference (measured in the NAT lab, docs/LAB-NOTES.md section 7): how
 one candidate is dialled (redial bursts against refusals and resets, unanswered SYNs
 given up and sent again, ``EADDRNOTAVAIL``) is explained in :mod:`rdv_core.client._dialer`.
 Every failure is classified (refused, reset, unreachable, timeout, misdial,
@@ -252,7 +252,7 @@ class Race:
         self._check_accepter_done()
 
     def _commit(self, winner: Link) -> None:
-        """The dialer's pick on the wire (PROTOCOL.md section 1, step 5)."""
+        """The dialer's pick on the wire (docs/PROTOCOL.md section 1, step 5)."""
         relay = self._relay
         if not winner.is_relay and relay is not None and relay.alive:
             # Tell the server we went direct (for its metrics), then let the relay go.

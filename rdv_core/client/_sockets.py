@@ -3,7 +3,7 @@
 The server conn, the listener and every connector of one attempt share a local port,
 so that NATs map them to one public port and TCP simultaneous open can happen.
 Every socket on that port needs *both* options: with SO_REUSEADDR alone, binding a
-connector fails with EADDRINUSE once the listener exists (LAB-NOTES.md, pitfalls).
+connector fails with EADDRINUSE once the listener exists (docs/LAB-NOTES.md section 6).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The event machinery: the base class, candidates, the registry, the clock, JSON lines.
 
-The vocabularies live beside this module (:mod:`.race`, :mod:`.server`,
-:mod:`.session`); every class decorated with :func:`event` is registered by name
+The vocabularies live beside this module (:mod:`._race`, :mod:`._server`,
+:mod:`._session`); every class decorated with :func:`event` is registered by name
 so that :meth:`Event.from_json` can rebuild it.
 """
 

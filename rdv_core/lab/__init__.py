@@ -1,7 +1,7 @@
 """A NAT lab in Linux network namespaces: specs, presets, builder, impairment, runner.
 
 Real conntrack NATs and firewalls, a rendezvous server on a simulated internet, two real rdv
-peers behind configurable routers. See ``rdv lab list`` and LAB-NOTES.md.
+peers behind configurable routers. See
 """
 
 from rdv_core.lab._lab import Lab

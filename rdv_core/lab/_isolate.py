@@ -5,7 +5,7 @@
     unshare --mount --pid --net --fork --kill-child --mount-proc [--user --map-root-user] -- ARGV
 
 and the inner process mounts a private tmpfs on ``/run`` (holding ``/run/netns`` and its
-temporary files; LAB-NOTES.md). Then:
+temporary files; docs/LAB-NOTES.md section 3). Then:
 
 - every process the lab starts lives in the private pid namespace: when the runner dies,
   even by SIGKILL, ``--kill-child`` kills its init and the kernel kills all the rest;

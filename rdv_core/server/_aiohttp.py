@@ -11,7 +11,7 @@
     mount(app, rdv, "/rdv")        # clients use http://host:port/rdv
     web.run_app(app)
 
-Two aiohttp facts shape this module (DESIGN.md section 3):
+Two aiohttp facts shape this module (docs/ARCHITECTURE.md section 3):
 
 - **aiohttp's C request parser (llhttp) rejects the ``DIAL`` and ``ACCEPT`` methods**
   with ``400 Invalid method encountered`` before any handler or middleware runs; its

@@ -1,8 +1,8 @@
 """The rdv server core: lobby, matching, relay bookkeeping, stats and events.
 
-It knows nothing of HTTP frameworks. A *front* (``front_native`` for ``rdv serve``,
-``front_aiohttp`` to mount rdv in an aiohttp app) parses and checks the request
-(PROTOCOL.md section 3) with :meth:`RdvServer.check`, the one decision both fronts
+It knows nothing of HTTP frameworks. A *front* (:mod:`._native` for ``rdv serve``,
+:mod:`._aiohttp` to mount rdv in an aiohttp app) parses and checks the request
+(docs/PROTOCOL.md section 3) with :meth:`RdvServer.check`, the one decision both fronts
 share, then hands the accepted request and its transport to :meth:`RdvServer.admit`.
 From then on the core owns the conn, as a :class:`~rdv_core.server._peer.Peer` that
 reports back through callbacks:

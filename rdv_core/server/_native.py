@@ -4,7 +4,7 @@ A bare :class:`asyncio.Protocol` per conn parses the request head with the sans-
 :class:`~rdv_core.wire.HeadParser`, answers its few plain routes itself and hands
 every other request to :meth:`RdvServer.check` (the section 3 decision both fronts share),
 then frames the refusal or hands the conn to :meth:`RdvServer.admit`. It is
-lean on purpose (DESIGN.md section 3): a lobby conn costs a transport, one small
+lean on purpose (docs/ARCHITECTURE.md section 3): a lobby conn costs a transport, one small
 protocol object and the core's bookkeeping, nothing else.
 
 Routes (``GET``/``HEAD``, at the root whatever the prefix):

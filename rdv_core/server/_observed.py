@@ -1,6 +1,6 @@
 """The address a client connects from, as the server reports it (``Rdv-Observed-Addr``).
 
-PROTOCOL.md section 8: by default the TCP peer address of the request, with
+docs/PROTOCOL.md section 8: by default the TCP peer address of the request, with
 ``::ffff:a.b.c.d`` unmapped. Behind a reverse proxy that address is the proxy's, so
 the client's address must come from forwarding headers, but only when the request
 really comes from a proxy the operator trusts: anyone else could forge them.

@@ -1,6 +1,6 @@
 """The Relayer: one matched pair, from the two ``101`` responses to the last byte relayed.
 
-PROTOCOL.md section 8. After matching, the relayer
+docs/PROTOCOL.md section 8. After matching, the relayer
 
 1. writes the ``101`` to the dialer D, then to the accepter A (each in one write: a
    response split in many segments costs clients a round trip on slow links);
@@ -11,7 +11,7 @@ PROTOCOL.md section 8. After matching, the relayer
 3. relays transport to transport until the first EOF or error in either direction,
    then closes both conns fully (half-close is not propagated), counting bytes.
 
-Why transports and BufferedProtocol (DESIGN.md section 3): asyncio streams reach only
+Why transports and BufferedProtocol (docs/ARCHITECTURE.md section 3): asyncio streams reach only
 a third of a C relay; a transport-to-transport protocol with pause/resume_reading flow
 control reaches parity. CPython's default loop allocates a fresh 256 KiB ``bytes`` per
 ``recv``; a BufferedProtocol reads into a buffer we own instead. All pairs of a server

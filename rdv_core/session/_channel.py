@@ -5,10 +5,9 @@ A session reads length-prefixed records and writes bytes. Two implementations:
 - :class:`StreamChannel` works over any ``(StreamReader, StreamWriter)`` pair.
 - :class:`SocketChannel` takes over a plain socket transport (``set_protocol``) with
   an :class:`asyncio.BufferedProtocol`: the kernel copies straight into one
-  preallocated buffer and records are decrypted from views of it. Measured on the
-  project machine, a StreamReader costs about 2 CPU seconds per GiB in allocation and
-  copies (``recv`` allocates 256 KiB per call, ``feed_data`` extends, ``readexactly``
-  slices and shifts) — more than AES-GCM and SHA-256 together. The old protocol
+  preallocated buffer and records are decrypted from views of it: a StreamReader's
+  allocations and copies cost more than AES-GCM and SHA-256 together
+  (docs/LAB-NOTES.md section 10). The old protocol
   still learns of ``connection_lost``, so ``writer.wait_closed()`` keeps working.
 
 :func:`open_channel` picks the fast one when it can (a socket transport without

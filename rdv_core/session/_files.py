@@ -31,9 +31,9 @@ from rdv_core.session._safepath import (
     sidecar_path,
 )
 
-#: Digest algorithm of whole files, named in every ``done`` frame. BLAKE3 (the official
-#: Rust implementation) costs about half of SHA-256's CPU per GiB on the project machine,
-#: SHA extensions notwithstanding, and each side hashes every byte.
+#: Digest algorithm of whole files, named in every ``done`` frame. BLAKE3 costs about
+#: half of SHA-256's CPU per GiB here (docs/LAB-NOTES.md section 10), and each side
+#: hashes every byte.
 DIGEST = "blake3"
 _HASH_BLOCK = 1 << 20
 

@@ -1,4 +1,4 @@
-"""Addresses and address spaces, as PROTOCOL.md section 9 defines them.
+"""Addresses and address spaces, as docs/PROTOCOL.md section 9 defines them.
 
 An :class:`Addr` is an ``ip:port`` pair formatted exactly as the wire wants it
 (``a.b.c.d:port`` or ``[x::y]:port``). An :class:`AddrSpace` is a bit set with
@@ -169,7 +169,7 @@ def space_of(ip: IPAddress) -> AddrSpace:
 
 @dataclass(frozen=True, slots=True)
 class Addr:
-    """An IP address and TCP port, formatted as PROTOCOL.md section 9 says.
+    """An IP address and TCP port, formatted as docs/PROTOCOL.md section 9 says.
 
     Addresses order as the wire sorts them (:meth:`sort_key`): all IPv4 before IPv6,
     then by address bytes, then by port.
@@ -331,7 +331,7 @@ def _probe_local_ip(probe: str) -> IPAddress | None:
 
 
 def self_addrs(spaces: AddrSpace, port: int) -> list[Addr]:
-    """Our own candidate addresses with ``port``, per PROTOCOL.md section 9.
+    """Our own candidate addresses with
 
     For each enabled space, ask the OS which local address it would use to reach a
     probe address of that space, and keep the result only if its own space is enabled.

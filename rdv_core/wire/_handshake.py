@@ -1,7 +1,7 @@
 """The rdv/1 handshake, sans-IO: bytes in, values out, values in, bytes out.
 
 rdv/1 is an HTTP/1.1 upgrade. This module is the rdv part of the handshake
-(``PROTOCOL.md`` sections 2 to 5: the DIAL/ACCEPT request, the server's checks in
+(
 order, the ``101`` response, errors after the upgrade) on top of layers that each do
 one job:
 
@@ -12,8 +12,8 @@ one job:
 
 Nothing here touches a socket or an event loop, so the same code serves the client,
 the native server front and the tests (which feed every input whole and one byte at a
-time). Every public name of those layers is re-exported here: callers import the whole
-protocol from ``rdv_core.wire._handshake``.
+time). :mod:`rdv_core.wire` exports every public name of these layers: callers import
+the whole format from there.
 
 Strict on what we send (byte for byte the reference's requests and responses, apart
 from the ``Date`` and the User-Agent), tolerant but bounded on what we accept: address

@@ -1,4 +1,4 @@
-"""The rdv/1 line layer after the upgrade (PROTOCOL.md section 6), sans-IO.
+"""The rdv/1 line layer after the upgrade (docs/PROTOCOL.md section 6), sans-IO.
 
 Once a conn is upgraded (relay) or connected (direct), rdv speaks ``\\n``-terminated
 lines before the application bytes: a peer header line on direct conns, then the

@@ -1,4 +1,5 @@
-"""The lab's NATs behave as LAB-NOTES.md measured, checked with plain sockets (no rdv).
+"""The lab's NATs behave as docs/LAB-NOTES.md sections 4 and 5 record, checked with plain
+sockets (no rdv).
 
 Also: nothing is created in the root namespace and nothing in the lab has a route out.
 """

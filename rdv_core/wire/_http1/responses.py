@@ -21,7 +21,7 @@ from rdv_core.wire._http1.head import (
     http_version,
 )
 
-#: How much of an error body a client keeps for the user (PROTOCOL.md section 4).
+#: How much of an error body a client keeps for the user (docs/PROTOCOL.md section 4).
 MAX_ERROR_BODY: Final = 1024
 
 #: Go's ``http.StatusText``: the reason phrases the reference writes.
