@@ -96,20 +96,20 @@ def role_server(front: str) -> None:
     raise_nofile()
 
     async def main() -> None:
-        from rdv_core.server._core import RdvServer
+        from rdv_core.server import RdvServer
 
         server = RdvServer()
         loop = asyncio.get_running_loop()
         stdin_closed = loop.create_future()
         if front == "native":
-            from rdv_core.server._native import start_native
+            from rdv_core.server import start_native
 
             native = await start_native(server, "127.0.0.1", 0)
             port = native.port
         else:
             from aiohttp import web
 
-            from rdv_core.server._aiohttp import mount
+            from rdv_core.server import mount
 
             app = web.Application()
             mount(app, server, "/rdv")

@@ -124,8 +124,7 @@ def bench_raw(ctx: Any, size: int) -> Result:
 
 
 def _rdv_server(url_q: Any, stop: Any, out_q: Any) -> None:
-    from rdv_core.server._core import RdvServer
-    from rdv_core.server._native import start_native
+    from rdv_core.server import RdvServer, start_native
 
     async def main() -> None:
         server = RdvServer()
@@ -144,7 +143,7 @@ def _rdv_server(url_q: Any, stop: Any, out_q: Any) -> None:
 def _rdv_peer(
     role: str, url: str, code: str, path: str, spaces: int, chunk: int, out_q: Any
 ) -> None:
-    from rdv_core.client._client import Client
+    from rdv_core.client import Client
     from rdv_core.session import IncomingOffer, connect_session
     from rdv_core.wire import AddrSpace
 
