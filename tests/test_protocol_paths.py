@@ -22,9 +22,7 @@ from rdv_core.wire import (
 )
 
 from tests.feeding import SPLITS
-from tests.go_vectors import (
-    UNUSUAL_TOKENS,
-)
+from tests.go_vectors import UNUSUAL_TOKENS
 from tests.request_support import GO_UA, checked, rejected, request
 
 # ----- tokens in the path

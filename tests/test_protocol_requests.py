@@ -17,9 +17,7 @@ from rdv_core.wire import (
 )
 
 from tests.feeding import SPLITS, feed_head
-from tests.go_vectors import (
-    SESSION_REQUESTS,
-)
+from tests.go_vectors import SESSION_REQUESTS
 from tests.request_support import GO_UA, checked
 
 # ----- building requests (section 2)
