@@ -44,8 +44,7 @@ from rdv_core.events import (
     ServerConnected,
     ServerResponded,
 )
-from rdv_core.server._core import RdvServer
-from rdv_core.server._native import start_native
+from rdv_core.server import RdvServer, start_native
 from rdv_core.wire import AddrSpace, parse_spaces
 
 TARGET_P2P_P50_MS = 10.0

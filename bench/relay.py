@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -41,151 +40,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _relay_support import (
+    CHUNK,
+    child_pids,
+    conn_setups_per_s,
+    cpu_seconds,
+    raise_nofile,
+    rdv_memory,
+    rdv_pairs_per_s,
+    rdv_request,
+    read_until,
+    role_remote,
+    role_server,
+    socat_memory,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-CHUNK = 1 << 20
-TICK = os.sysconf("SC_CLK_TCK")
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def raise_nofile() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-# ----- /proc readings
-
-
-def cpu_seconds(pid: int, children: bool = False) -> float:
-    """utime+stime (plus reaped children's when asked) of a process, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = int(fields[11]) + int(fields[12])
-    if children:
-        ticks += int(fields[13]) + int(fields[14])
-    return ticks / TICK
-
-
-def rss_bytes(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-
-
-def pss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def child_pids(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out += [int(p) for p in text]
-    return out
-
-
-# ----- roles run in child processes
-
-
-def role_server(front: str) -> None:
-    """Run an rdv server on 127.0.0.1:0; print its port; stop when stdin closes.
-
-    ``front`` is ``native``, ``aiohttp`` or ``native-uvloop`` (the native front on uvloop).
-    """
-    raise_nofile()
-
-    async def main() -> None:
-        from rdv_core.server._core import RdvServer
-
-        server = RdvServer()
-        loop = asyncio.get_running_loop()
-        stdin_closed = loop.create_future()
-        if front == "native":
-            from rdv_core.server._native import start_native
-
-            native = await start_native(server, "127.0.0.1", 0)
-            port = native.port
-        else:
-            from aiohttp import web
-
-            from rdv_core.server._aiohttp import mount
-
-            app = web.Application()
-            mount(app, server, "/rdv")
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
-            await site.start()
-            port = runner.addresses[0][1]
-        print(port, flush=True)
-
-        def on_stdin() -> None:
-            if not stdin_closed.done():
-                stdin_closed.set_result(None)
-
-        loop.add_reader(sys.stdin.fileno(), on_stdin)
-        await stdin_closed
-
-    if front.endswith("-uvloop"):
-        import uvloop
-
-        front = front.removesuffix("-uvloop")
-        uvloop.run(main())
-    else:
-        asyncio.run(main())
-
-
-def rdv_request(method: str, path: str) -> bytes:
-    return (
-        f"{method} {path} HTTP/1.1\r\nHost: bench\r\nConnection: upgrade\r\n"
-        "Rdv-Self-Addrs: \r\nUpgrade: rdv/1\r\n\r\n"
-    ).encode()
-
-
-def read_until(sock: socket.socket, marker: bytes) -> bytes:
-    data = b""
-    while marker not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError(f"EOF before {marker!r}: {data[:200]!r}")
-        data += chunk
-    return data
-
-
-def role_remote(target: str, nbytes: int, rdv_path: str | None) -> None:
-    """Connect to ``target`` (as rdv ACCEPT when ``rdv_path`` is given), then obey:
-    ``S`` sink ``nbytes`` and ack with ``!``; ``E`` echo every byte until EOF."""
-    host, port = target.rsplit(":", 1)
-    sock = socket.create_connection((host, int(port)))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if rdv_path is not None:
-        sock.sendall(rdv_request("ACCEPT", rdv_path))
-        head = read_until(sock, b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101 "), head
-        rest = head.split(b"\r\n\r\n", 1)[1]
-        while len(rest) < 9:
-            rest += sock.recv(9 - len(rest))
-        assert rest == b"CONTINUE\n", rest
-    print("ready", flush=True)
-    view = memoryview(bytearray(CHUNK))
-    while True:
-        command = sock.recv(1)
-        if command == b"S":
-            got = 0
-            while got < nbytes:
-                n = sock.recv_into(view[: min(CHUNK, nbytes - got)])
-                if not n:
-                    raise ConnectionError(f"EOF after {got} bytes")
-                got += n
-            sock.sendall(b"!")
-        elif command == b"E":
-            while data := sock.recv(64):
-                sock.sendall(data)
-            break
-        else:
-            break
-    sock.close()
 
 
 # ----- measurements in the main process
@@ -364,106 +235,6 @@ def close_path(path: Path_) -> None:
         else:
             process.terminate()
         process.wait(30)
-
-
-def socat_memory(listener: socket.socket, port: int, count: int, socat_pid: int) -> float:
-    clients = []
-    accepted = []
-    for _ in range(count):
-        clients.append(socket.create_connection(("127.0.0.1", port)))
-        accepted.append(listener.accept()[0])
-    time.sleep(0.3)
-    kids = child_pids(socat_pid)
-    pss = sum(pss_bytes(k) for k in kids)
-    for s in clients + accepted:
-        s.close()
-    return pss / max(1, len(kids))
-
-
-async def conn_setups_per_s(
-    port: int | None, count: int, echo: socket.socket | None = None
-) -> float:
-    """TCP conns set up per second with a 1-byte echo (direct, or through socat)."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        data = await reader.read(1)
-        writer.write(data)
-        await writer.drain()
-        writer.close()
-
-    if echo is not None:
-        server = await asyncio.start_server(handle, sock=echo.dup())
-    else:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=4096)
-        port = server.sockets[0].getsockname()[1]
-    assert port is not None
-    sem = asyncio.Semaphore(64)
-
-    async def one() -> None:
-        async with sem:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"x")
-            assert await reader.read(1) == b"x"
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(count)))
-    elapsed = time.perf_counter() - started
-    server.close()
-    return count / elapsed
-
-
-async def _open(port: int, data: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(data)
-    return reader, writer
-
-
-async def rdv_memory(port: int, prefix: str, count: int, pid: int) -> tuple[float, float]:
-    """RSS growth per idle relaying pair and per lobby conn."""
-    # Warm up every code path (and the allocator) with a few pairs first.
-    await rdv_pairs_per_s(port, prefix, 200, relay=True)
-    await asyncio.sleep(0.3)
-    base = rss_bytes(pid)
-    accepters = [await _open(port, rdv_request("ACCEPT", f"{prefix}/m{i}")) for i in range(count)]
-    await asyncio.sleep(0.5)
-    lobby = rss_bytes(pid)
-    dialers = [await _open(port, rdv_request("DIAL", f"{prefix}/m{i}")) for i in range(count)]
-    for (ra, _), (rd, wd) in zip(accepters, dialers, strict=True):
-        await rd.readuntil(b"\r\n\r\n")
-        await ra.readuntil(b"\r\n\r\n")
-        wd.write(b"CONTINUE\n")
-    for ra, _ in accepters:
-        assert await ra.readexactly(9) == b"CONTINUE\n"
-    await asyncio.sleep(0.5)
-    pairs = rss_bytes(pid)
-    for _, w in accepters + dialers:
-        w.close()
-    await asyncio.sleep(0.5)
-    return (pairs - base) / count, (lobby - base) / count
-
-
-async def rdv_pairs_per_s(port: int, prefix: str, count: int, relay: bool = False) -> float:
-    """Pairs matched per second: ACCEPT + DIAL, both 101s, then OTHER (or CONTINUE)."""
-    sem = asyncio.Semaphore(32)
-
-    async def one(i: int) -> None:
-        async with sem:
-            path = f"{prefix}/p{i}"
-            ra, wa = await _open(port, rdv_request("ACCEPT", path))
-            rd, wd = await _open(port, rdv_request("DIAL", path))
-            await rd.readuntil(b"\r\n\r\n")
-            await ra.readuntil(b"\r\n\r\n")
-            wd.write(b"CONTINUE\n" if relay else b"OTHER 127.0.0.1:9\n")
-            if relay:
-                await ra.readexactly(9)
-            wd.close()
-            await ra.read()
-            wa.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(count)))
-    return count / (time.perf_counter() - started)
 
 
 def fmt(value: float | None, spec: str) -> str:

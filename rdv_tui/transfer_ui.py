@@ -40,7 +40,7 @@ from rdv_core.events import (
     ObservedAddrWarning,
     TransferResumed,
 )
-from rdv_core.session._files import DIGEST
+from rdv_core.session import DIGEST
 from rdv_tui.cli.formatting import format_event, human_bytes
 
 EXIT_OK = 0

@@ -1,38 +1,24 @@
-"""The client against the real rdv server, on loopback: the race, pickers, errors, leaks.
+"""The client against the real rdv server, on loopback: the race, pickers, TLS.
 
 Every test starts a real :class:`RdvServer` with its native front on 127.0.0.1 and
-real clients restricted to the loopback address spaces.
+real clients restricted to the loopback address spaces (tests/race_support.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import itertools
-import os
-import socket
 import ssl
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from rdv_core.client._client import Client
-from rdv_core.client._conn import Conn
-from rdv_core.client._pickers import Picker, PickFirst, WaitConstant, WaitForP2P
-from rdv_core.errors import (
-    NoConnectionError,
-    RdvError,
-    RdvProtocolError,
-    RdvTimeoutError,
-    ServerConnectError,
-    ServerRejectedError,
-)
+from rdv_core.client._pickers import PickFirst, WaitConstant, WaitForP2P
+from rdv_core.errors import ServerConnectError
 from rdv_core.events import (
-    AttemptFailed,
     CandidateConnected,
     CandidateFailed,
     CandidateSkipped,
@@ -43,69 +29,17 @@ from rdv_core.events import (
     HandshakeOk,
     InboundAccepted,
     InboundRejected,
-    ObservedAddrWarning,
     Picked,
     RelayReady,
     SelfAddrsGathered,
     ServerConnected,
-    ServerRejected,
     ServerResponded,
 )
-from rdv_core.server._core import PairHandler, PeerInfo, RdvServer, Reject
+from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
 from rdv_core.wire import AddrSpace
 
-LOOP = AddrSpace.LOOPBACK4 | AddrSpace.LOOPBACK6
-
-
-def client(
-    events: list[Event] | None = None,
-    spaces: AddrSpace = LOOP,
-    picker: Picker | None = None,
-    timeout: float | None = 10.0,
-    **kwargs: Any,
-) -> Client:
-    return Client(
-        spaces=spaces,
-        picker=picker,
-        timeout=timeout,
-        on_event=events.append if events is not None else None,
-        **kwargs,
-    )
-
-
-async def pair(
-    url: str, dialer: Client, accepter: Client, token: str = "tok", accept_first: bool = False
-) -> tuple[Conn, Conn]:
-    """Dial and accept concurrently; the second arrives 50 ms after the first."""
-
-    async def later(make: Callable[[], Any]) -> Conn:
-        await asyncio.sleep(0.05)
-        conn: Conn = await make()
-        return conn
-
-    if accept_first:
-        a, d = await asyncio.gather(
-            accepter.accept(url, token), later(lambda: dialer.dial(url, token))
-        )
-    else:
-        d, a = await asyncio.gather(
-            dialer.dial(url, token), later(lambda: accepter.accept(url, token))
-        )
-    return d, a
-
-
-async def exchange(d: Conn, a: Conn) -> None:
-    """Application bytes flow both ways, starting right after CONTINUE."""
-    d.writer.write(b"hello from the dialer\n")
-    a.writer.write(b"hello from the accepter\n")
-    assert await asyncio.wait_for(a.reader.readline(), 5) == b"hello from the dialer\n"
-    assert await asyncio.wait_for(d.reader.readline(), 5) == b"hello from the accepter\n"
-
-
-def of(events: list[Event], cls: type[Any]) -> list[Any]:
-    return [e for e in events if isinstance(e, cls)]
-
+from tests.race_support import LOOP, client, exchange, of, pair
 
 # ----- p2p and relay
 
@@ -302,162 +236,12 @@ async def test_a_stranger_echoing_our_method_is_a_misdial(url: str) -> None:
     assert [e.reason for e in of(d_events, HandshakeFailed)].count("misdial") == 1
 
 
-# ----- errors
-
-
-async def test_lobby_timeout_surfaces_status_and_body() -> None:
-    server = RdvServer(lobby_timeout=0.2)
+async def test_server_gone_after_the_101_still_goes_direct() -> None:
+    """The relay dies before the pick: both peers still meet on their direct conn."""
+    server = RdvServer()
     front = await start_native(server, host="127.0.0.1", port=0)
-    events: list[Event] = []
-    try:
-        with pytest.raises(ServerRejectedError) as info:
-            await client(events).accept(front.url, "lonely")
-    finally:
-        await server.close()
-        await front.close()
-    err = info.value
-    assert (err.status, err.reason, err.body) == (408, "Request Timeout", "no matching peer found")
-    assert isinstance(err, ConnectionError) and isinstance(err, RdvError)
-    assert "408" in str(err) and "no matching peer found" in str(err)
-    assert of(events, ServerRejected)[0].status == 408
-    assert of(events, AttemptFailed)[0].reason == "rejected"
-
-
-async def test_replaced_request_gets_409(url: str) -> None:
-    first = asyncio.create_task(client().accept(url, "dup"))
-    await asyncio.sleep(0.1)
-    second = asyncio.create_task(client().accept(url, "dup"))
-    with pytest.raises(ServerRejectedError) as info:
-        await first
-    assert info.value.status == 409
-    assert info.value.body == "replaced by another conn"
-    second.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await second
-
-
-async def test_pair_rejected_by_the_server_handler() -> None:
-    class DenyAll(PairHandler):
-        def on_join(self, peer: PeerInfo) -> None:
-            if peer.header("Authorization") != "Bearer ok":
-                raise Reject(401, "bad credentials")
-
-    server = RdvServer(handler=DenyAll())
-    front = await start_native(server, host="127.0.0.1", port=0)
-    try:
-        with pytest.raises(ServerRejectedError) as info:
-            await client().dial(front.url, "tok")
-        assert info.value.status == 401
-        assert "bad credentials" in info.value.body
-        # The right header is sent and passes.
-        ok = [("Authorization", "Bearer ok")]
-        d, a = await pair(front.url, client(headers=ok), client(headers=ok))
-        async with d, a:
-            await exchange(d, a)
-    finally:
-        await server.close()
-        await front.close()
-
-
-async def test_timeout_while_waiting_for_the_peer(url: str) -> None:
-    events: list[Event] = []
-    with pytest.raises(RdvTimeoutError) as info:
-        await client(events, timeout=0.3).dial(url, "nobody")
-    assert isinstance(info.value, TimeoutError) and isinstance(info.value, RdvError)
-    assert info.value.stage == "waiting for the peer"
-    assert of(events, AttemptFailed)[-1].reason == "timeout"
-
-
-async def test_unreachable_server() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with pytest.raises(ServerConnectError) as info:
-        await client().dial(f"http://127.0.0.1:{port}", "tok")
-    assert info.value.errno == errno.ECONNREFUSED
-    assert isinstance(info.value, ConnectionError)
-
-
-async def test_bad_url_and_header_fail_before_any_traffic() -> None:
-    with pytest.raises(ValueError, match="http"):
-        await client().dial("ftp://127.0.0.1:1/", "tok")
-    with pytest.raises(ValueError, match="header"):
-        await client(headers=[("Bad Name", "x")]).dial("http://127.0.0.1:1/", "tok")
-
-
-async def test_server_closing_without_answer_is_a_protocol_error() -> None:
-    """A listener that reads the request and hangs up (not an rdv server)."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.setblocking(False)
-    loop = asyncio.get_running_loop()
-
-    async def hang_up() -> bytes:
-        conn, _ = await loop.sock_accept(listener)
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += await loop.sock_recv(conn, 4096)
-            return data
-
-    task = asyncio.create_task(hang_up())
-    try:
-        with pytest.raises(RdvProtocolError, match="closed the connection before answering"):
-            await client().dial(f"http://127.0.0.1:{listener.getsockname()[1]}/", "tok")
-        await task
-    finally:
-        listener.close()
-
-
-async def test_observed_address_warning_on_loopback(url: str) -> None:
-    events: list[Event] = []
-    d, a = await pair(url, client(events), client())
-    async with d, a:
-        pass
-    warnings = of(events, ObservedAddrWarning)
-    assert len(warnings) == 1
-    assert warnings[0].observed_addr == str(d.meta.observed_addr)
-    assert "public IPv4" in warnings[0].message
-
-
-# ----- leaks
-
-
-def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-async def settled(fds: int, tasks: int) -> tuple[int, int]:
-    """Wait (up to 2 s) for fd and task counts to come back down; return the last counts."""
-    now = (fd_count(), len(asyncio.all_tasks()))
-    for _ in range(100):
-        now = (fd_count(), len(asyncio.all_tasks()))
-        if now[0] <= fds and now[1] <= tasks:
-            break
-        await asyncio.sleep(0.02)
-    return now
-
-
-async def test_nothing_leaks_on_success_failure_or_cancellation(url: str) -> None:
-    # Warm up (lazy imports, the loop's self-pipe, the resolver).
-    d, a = await pair(url, client(), client(), token="warm")
-    await d.close()
-    await a.close()
-    fds, tasks = await settled(fd_count(), len(asyncio.all_tasks()))
-
-    # Success, p2p and relay: close the conns, everything goes.
-    for spaces in (LOOP, AddrSpace.NONE):
-        d, a = await pair(url, client(spaces=spaces), client(spaces=spaces), token=f"ok{spaces}")
-        await d.close()
-        await a.close()
-        assert await settled(fds, tasks) == (fds, tasks)
-
-    # Failure: timeout in the lobby.
-    with pytest.raises(RdvTimeoutError):
-        await client(timeout=0.1).dial(url, "alone")
-    assert await settled(fds, tasks) == (fds, tasks)
-
-    # Cancellation in the middle of the race: both sides hold direct conns and dials.
     d_events: list[Event] = []
+    a_events: list[Event] = []
     handshaken = asyncio.Event()
 
     def on_event(event: Event) -> None:
@@ -465,35 +249,26 @@ async def test_nothing_leaks_on_success_failure_or_cancellation(url: str) -> Non
         if isinstance(event, HandshakeOk):
             handshaken.set()
 
-    dialer = Client(spaces=LOOP, picker=WaitConstant(5), timeout=10, on_event=on_event)
-    dial = asyncio.create_task(dialer.dial(url, "cancel"))
-    accept = asyncio.create_task(client().accept(url, "cancel"))
-    await asyncio.wait_for(handshaken.wait(), 5)
-    assert fd_count() > fds
-    dial.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await dial
-    # The accepter sees the relay close and no CONTINUE: it fails, cleanly.
-    with pytest.raises(NoConnectionError):
-        await accept
-    assert await settled(fds, tasks) == (fds, tasks)
-    assert of(d_events, AttemptFailed)[-1].reason == "cancelled"
-
-    # Cancellation while waiting in the lobby.
-    lobby = asyncio.create_task(client().accept(url, "lobby"))
-    await asyncio.sleep(0.1)
-    lobby.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await lobby
-    assert await settled(fds, tasks) == (fds, tasks)
-
-
-async def test_many_attempts_in_a_row(url: str) -> None:
-    for i in range(10):
-        d, a = await pair(url, client(), client(), token=f"row-{i}")
-        async with d, a:
-            assert not d.is_relay
-            await exchange(d, a)
+    dialer = Client(spaces=LOOP, picker=WaitConstant(0.4), timeout=10, on_event=on_event)
+    dial = asyncio.create_task(dialer.dial(front.url, "tok"))
+    accept = asyncio.create_task(client(a_events).accept(front.url, "tok"))
+    try:
+        await asyncio.wait_for(handshaken.wait(), 5)
+        await server.close()
+        await front.close()
+        d, a = await dial, await accept
+    finally:
+        await server.close()
+        await front.close()
+    async with d, a:
+        assert not d.is_relay and not a.is_relay
+        await exchange(d, a)
+    relay_failed = [e for e in of(d_events, CandidateFailed) if e.candidate.origin == "relay"]
+    assert relay_failed and relay_failed[0].reason in ("eof", "reset")
+    assert any(
+        isinstance(e, Discarded | CandidateFailed) and e.candidate.origin == "relay"
+        for e in a_events
+    )
 
 
 # ----- TLS
@@ -545,57 +320,3 @@ async def test_https_server_p2p_and_relay(tmp_path: Path) -> None:
     finally:
         await server.close()
         await front.close()
-
-
-async def test_cancelling_at_any_moment_leaks_nothing(url: str) -> None:
-    """Cancel both peers after 0..20 ms: in the server connect, the lobby, the race."""
-    d, a = await pair(url, client(), client(), token="warm-cancel")
-    await d.close()
-    await a.close()
-    fds, tasks = await settled(fd_count(), len(asyncio.all_tasks()))
-    for i, delay in enumerate((0, 0.0005, 0.001, 0.002, 0.003, 0.004, 0.006, 0.01, 0.02)):
-        dial = asyncio.create_task(client(picker=WaitConstant(0.05)).dial(url, f"c{i}"))
-        accept = asyncio.create_task(client().accept(url, f"c{i}"))
-        await asyncio.sleep(delay)
-        dial.cancel()
-        accept.cancel()
-        for task in (dial, accept):
-            with contextlib.suppress(asyncio.CancelledError, RdvError):
-                conn = await task
-                await conn.close()
-        assert await settled(fds, tasks) == (fds, tasks), f"leak after cancelling at {delay}s"
-
-
-async def test_server_gone_after_the_101_still_goes_direct() -> None:
-    """The relay dies before the pick: both peers still meet on their direct conn."""
-    server = RdvServer()
-    front = await start_native(server, host="127.0.0.1", port=0)
-    d_events: list[Event] = []
-    a_events: list[Event] = []
-    handshaken = asyncio.Event()
-
-    def on_event(event: Event) -> None:
-        d_events.append(event)
-        if isinstance(event, HandshakeOk):
-            handshaken.set()
-
-    dialer = Client(spaces=LOOP, picker=WaitConstant(0.4), timeout=10, on_event=on_event)
-    dial = asyncio.create_task(dialer.dial(front.url, "tok"))
-    accept = asyncio.create_task(client(a_events).accept(front.url, "tok"))
-    try:
-        await asyncio.wait_for(handshaken.wait(), 5)
-        await server.close()
-        await front.close()
-        d, a = await dial, await accept
-    finally:
-        await server.close()
-        await front.close()
-    async with d, a:
-        assert not d.is_relay and not a.is_relay
-        await exchange(d, a)
-    relay_failed = [e for e in of(d_events, CandidateFailed) if e.candidate.origin == "relay"]
-    assert relay_failed and relay_failed[0].reason in ("eof", "reset")
-    assert any(
-        isinstance(e, Discarded | CandidateFailed) and e.candidate.origin == "relay"
-        for e in a_events
-    )

@@ -4,10 +4,12 @@ Real conntrack NATs and firewalls, a rendezvous server on a simulated internet, 
 peers behind configurable routers. See
 """
 
+from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, setup_inside
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._presets import PRESETS, get_preset
 from rdv_core.lab._probe import Capabilities, probe
+from rdv_core.lab._runner import LabRunner, PresetResult, direct_attempts, run_preset
 from rdv_core.lab._spec import (
     Firewall,
     HostSpec,
@@ -27,11 +29,19 @@ __all__ = [
     "Impairment",
     "Lab",
     "LabError",
+    "LabRunner",
     "LabSpec",
     "LabSpecError",
     "NatKind",
     "Outcome",
+    "PresetResult",
     "RouterSpec",
+    "can_isolate",
+    "direct_attempts",
     "get_preset",
+    "is_isolated",
     "probe",
+    "reexec_isolated",
+    "run_preset",
+    "setup_inside",
 ]

@@ -31,11 +31,13 @@ from rdv_core.session._errors import (
     TransferRejected,
     UnsafeName,
 )
+from rdv_core.session._files import DIGEST, collect
 from rdv_core.session._incoming import IncomingOffer, OfferCallback
 from rdv_core.session._session import Session
 from rdv_core.session._transfers import TransferResult
 
 __all__ = [
+    "DIGEST",
     "Code",
     "CodeError",
     "CodeMismatch",
@@ -52,6 +54,7 @@ __all__ = [
     "TransferRejected",
     "TransferResult",
     "UnsafeName",
+    "collect",
     "connect_session",
     "describe_path",
     "generate_code",

@@ -34,7 +34,7 @@ from rdv_tui.cli.formatting import format_event
 from rdv_tui.cli.race_options import UsageError, client_options
 
 if TYPE_CHECKING:
-    from rdv_core.client._conn import Conn
+    from rdv_core.client import Conn
     from rdv_core.events import Event
 
 EXIT_OK: Final = 0
@@ -186,7 +186,7 @@ async def _main(
     events_file: IO[str] | None,
     stderr: IO[str],
 ) -> int:
-    from rdv_core.client._client import Client
+    from rdv_core.client import Client
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.events import EventRecorder, ObservedAddrWarning
 

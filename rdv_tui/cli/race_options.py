@@ -12,7 +12,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rdv_core.client._client import Client
+    from rdv_core.client import Client
     from rdv_core.events import EventCallback
 
 
@@ -81,12 +81,12 @@ def add_race_arguments(
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for :class:`rdv_core.client._client.Client` from the options.
+    """Keyword arguments for :class:`rdv_core.client.Client` from the options.
 
     Raises:
         UsageError: a bad value (negative seconds, unknown space, malformed header).
     """
-    from rdv_core.client._pickers import Picker, PickFirst, WaitConstant, WaitForP2P
+    from rdv_core.client import Picker, PickFirst, WaitConstant, WaitForP2P
     from rdv_core.wire import AddrError, parse_spaces
 
     for name in ("wait_p2p", "wait", "timeout"):
@@ -114,11 +114,11 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def client_from_args(args: argparse.Namespace, on_event: EventCallback | None) -> Client:
-    """A :class:`~rdv_core.client._client.Client` configured by the race options.
+    """A :class:`~rdv_core.client.Client` configured by the race options.
 
     Raises:
         UsageError: see :func:`client_options`.
     """
-    from rdv_core.client._client import Client
+    from rdv_core.client import Client
 
     return Client(on_event=on_event, **client_options(args))

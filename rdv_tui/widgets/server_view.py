@@ -7,8 +7,7 @@ from textual.content import Content
 from textual.widgets import DataTable, RichLog, Static
 
 from rdv_core import events as ev
-from rdv_core.server._core import ServerStats
-from rdv_core.server._relay import PairStats
+from rdv_core.server import PairStats, ServerStats
 from rdv_tui.cli.formatting import human_bytes
 
 

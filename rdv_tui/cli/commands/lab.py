@@ -96,8 +96,7 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (0 ok, 1 a run failed, 2 cannot build labs)."""
-    from rdv_core.lab import _isolate as isolate
-    from rdv_core.lab._presets import PRESETS
+    from rdv_core.lab import PRESETS, can_isolate, is_isolated, reexec_isolated, setup_inside
 
     if args.lab_command == "list":
         return _list(PRESETS, sys.stdout)
@@ -109,19 +108,19 @@ def run(args: argparse.Namespace) -> int:
     # `shell` stays in the root mount namespace when it can, so that the printed
     # `ip netns exec` commands work from any terminal.
     wants_isolation = not (args.lab_command == "shell" and os.geteuid() == 0)
-    if wants_isolation and not isolate.is_isolated() and os.geteuid() != 0:
-        from rdv_core.lab._probe import probe as probe_outside
+    if wants_isolation and not is_isolated() and os.geteuid() != 0:
+        from rdv_core.lab import probe as probe_outside
 
         outside = probe_outside()
         if not outside.userns:
             print(f"rdv lab: cannot build labs here: {outside.reason}", file=sys.stderr)
             return 2
-    if wants_isolation and not isolate.is_isolated() and isolate.can_isolate():
+    if wants_isolation and not is_isolated() and can_isolate():
         # orig_argv keeps how we were started (`-m rdv_tui`, the `rdv` script, ...).
-        isolate.reexec_isolated([sys.executable, *sys.orig_argv[1:]])
-    if isolate.is_isolated():
+        reexec_isolated([sys.executable, *sys.orig_argv[1:]])
+    if is_isolated():
         try:
-            isolate.setup_inside()
+            setup_inside()
         except OSError as exc:
             print(f"rdv lab: cannot set up the private namespaces: {exc}", file=sys.stderr)
             return 2
@@ -129,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="rdv lab: %(message)s", stream=sys.stderr)
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
-    from rdv_core.lab._probe import probe
+    from rdv_core.lab import probe
 
     caps = probe()
     if args.lab_command == "probe":
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if not caps.ok:
         print(f"rdv lab: cannot build labs here: {caps.reason}", file=sys.stderr)
         return 2
-    from rdv_core.lab._netns import LabError
+    from rdv_core.lab import LabError
 
     try:
         if args.lab_command == "run":
@@ -168,7 +167,7 @@ def _run_line(plan: Any, i: int, result: Any) -> str:
     data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
     line = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms  {where}  {data}"
     if result.outcome != "direct":
-        from rdv_core.lab._runner import direct_attempts
+        from rdv_core.lab import direct_attempts
 
         tried = direct_attempts(result.events["dialer"])
         if tried:
@@ -189,9 +188,7 @@ def _summary_line(summary: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from rdv_core.lab._lab import Lab
-    from rdv_core.lab._presets import get_preset
-    from rdv_core.lab._runner import LabRunner, PresetResult
+    from rdv_core.lab import Lab, LabRunner, PresetResult, get_preset
 
     spec = get_preset(args.preset)
     if args.delay is not None:
@@ -225,8 +222,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from rdv_core.lab._presets import PRESETS
-    from rdv_core.lab._runner import run_preset
+    from rdv_core.lab import PRESETS, run_preset
 
     header = (
         f"{'preset':<17} {'expect':<6} {'direct':>6} {'relay':>5} {'failed':>6} "
@@ -259,9 +255,7 @@ def _matrix(args: argparse.Namespace) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from rdv_core.lab import _isolate as isolate
-    from rdv_core.lab._lab import Lab
-    from rdv_core.lab._presets import get_preset
+    from rdv_core.lab import Lab, get_preset, is_isolated
 
     spec = get_preset(args.preset)
     with Lab(spec, rdv_command=rdv_command()) as lab:
@@ -288,7 +282,7 @@ def _shell(args: argparse.Namespace) -> int:
         print(f"  ip netns exec {first_router} conntrack -L")
         print(f"  ip netns exec {first_router} nft list ruleset")
         sys.stdout.flush()
-        if isolate.is_isolated():
+        if is_isolated():
             # These namespaces exist only in our private mount namespace: give a shell in it.
             print("(rootless: a shell inside the lab's private namespaces; exit to tear down)")
             subprocess.call([os.environ.get("SHELL", "/bin/sh")])

@@ -63,12 +63,12 @@ async def _send(args: argparse.Namespace) -> int:
         TransferFailed,
         TransferRejected,
         UnsafeName,
+        collect,
         connect_session,
         describe_path,
         generate_code,
         parse_code,
     )
-    from rdv_core.session._files import collect
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.race_options import UsageError, client_from_args
 

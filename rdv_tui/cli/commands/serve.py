@@ -221,9 +221,7 @@ def _tls_context(cert: Path, key: Path) -> Any:
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
-    from rdv_core.server._core import RdvServer
-    from rdv_core.server._native import start_native
-    from rdv_core.server._observed import make_observed_addr
+    from rdv_core.server import RdvServer, make_observed_addr, start_native
 
     stream: IO[str] | None = None
     if args.events is not None:
@@ -273,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
     try:
-        from rdv_core.server._observed import make_observed_addr
+        from rdv_core.server import make_observed_addr
 
         make_observed_addr(args.trust_proxy)
     except ValueError as exc:
