@@ -103,6 +103,7 @@ if TYPE_CHECKING:
     from rdv_core.server import (
         NativeFront,
         PairHandler,
+        PairPath,
         PairStats,
         PeerInfo,
         RdvServer,
@@ -160,6 +161,7 @@ _SOURCES: dict[str, str] = {
     "WaitForP2P": "rdv_core.client",
     "NativeFront": "rdv_core.server",
     "PairHandler": "rdv_core.server",
+    "PairPath": "rdv_core.server",
     "PairStats": "rdv_core.server",
     "PeerInfo": "rdv_core.server",
     "RdvServer": "rdv_core.server",
@@ -317,6 +319,7 @@ __all__ = [
     "P2PReported",
     "PairHandler",
     "PairMatched",
+    "PairPath",
     "PairStats",
     "PeerError",
     "PeerInfo",
