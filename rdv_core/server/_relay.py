@@ -37,11 +37,9 @@ from rdv_core.server._peer import Peer
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
 
-# PairStats moved to _stats; re-exported here for the TUI, which imports it from here.
 __all__ = [
     "CLOSE_LINGER_S",
     "DEFAULT_BUFFER_SIZE",
-    "PairStats",
     "Relayer",
     "SharedBuffer",
     "write_may_alias",
