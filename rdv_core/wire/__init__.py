@@ -9,7 +9,8 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
 - :mod:`._lines`: the line layer after the upgrade (section 6);
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
-  errors after the upgrade (sections 2 to 5).
+  errors after the upgrade (sections 2 to 5);
+- :mod:`._probe`: the doctor's probe routes and their JSON bodies (section 14).
 
 Every public name of those modules is exported here: import the wire format from
 ``rdv_core.wire``.
@@ -97,11 +98,25 @@ from rdv_core.wire._names import (
     opposite,
     unescape_token,
 )
+from rdv_core.wire._probe import (
+    DIALBACK_PATH,
+    OBSERVED_PATH,
+    PROBE_PATHS,
+    PROBES_PATH,
+    DialBack,
+    Observed,
+    ProbeDirectory,
+    parse_dial_back,
+    parse_directory,
+    parse_nonce,
+    parse_observed,
+)
 
 __all__ = [
     "ACCEPT",
     "CONTINUE_LINE",
     "DIAL",
+    "DIALBACK_PATH",
     "MAX_ERROR_BODY",
     "MAX_HEADERS",
     "MAX_HEADER_BLOCK",
@@ -109,6 +124,9 @@ __all__ = [
     "MAX_PEER_ADDRS",
     "MAX_SELF_ADDRS",
     "METHODS",
+    "OBSERVED_PATH",
+    "PROBES_PATH",
+    "PROBE_PATHS",
     "REASONS",
     "SINGLE_SPACES",
     "UPGRADE_PROTOCOL",
@@ -119,13 +137,16 @@ __all__ = [
     "BodyCollector",
     "Command",
     "Continue",
+    "DialBack",
     "Head",
     "HeadParser",
     "IPAddress",
     "LineBuffer",
     "Method",
     "Misdial",
+    "Observed",
     "Other",
+    "ProbeDirectory",
     "ProtocolError",
     "RdvRequest",
     "Reply",
@@ -154,6 +175,10 @@ __all__ = [
     "opposite",
     "parse_addr_list",
     "parse_command",
+    "parse_dial_back",
+    "parse_directory",
+    "parse_nonce",
+    "parse_observed",
     "parse_server_url",
     "parse_spaces",
     "peer_addrs_for",

@@ -1,0 +1,42 @@
+"""``rdv doctor``: why two machines can or cannot talk directly (docs/PROTOCOL.md section 14).
+
+- :mod:`._report`: the report, every finding tri-state with its reason, and its JSON form;
+- :mod:`._classify`: samples to findings (mapping, allocation, filtering ...), pure;
+- :mod:`._measure`: the probes, from one shared local port as the race uses;
+- :mod:`._predict`: from two reports, before a race: direct expected, possible or impossible.
+
+Layer: above ``client`` (it makes its sockets the race's way), below ``session`` (the peers
+exchange reports over the encrypted session).
+"""
+
+from __future__ import annotations
+
+from rdv_core.doctor._measure import Doctor, FindingCallback, run_doctor
+from rdv_core.doctor._report import (
+    ALLOCATIONS,
+    FILTERINGS,
+    FINDINGS,
+    MAPPINGS,
+    REPORT_VERSION,
+    Finding,
+    Report,
+    ReportError,
+    Sample,
+    ServerCheck,
+)
+
+__all__ = [
+    "ALLOCATIONS",
+    "FILTERINGS",
+    "FINDINGS",
+    "MAPPINGS",
+    "REPORT_VERSION",
+    "Doctor",
+    "Finding",
+    "FindingCallback",
+    "Report",
+    "ReportError",
+    "Sample",
+    "ServerCheck",
+    "run_doctor",
+]
