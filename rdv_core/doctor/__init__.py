@@ -3,6 +3,7 @@
 - :mod:`._report`: the report, every finding tri-state with its reason, and its JSON form;
 - :mod:`._classify`: samples to findings (mapping, allocation, filtering ...), pure;
 - :mod:`._measure`: the probes, from one shared local port as the race uses;
+- :mod:`._explain`: a report in plain words (the CLI's text, the TUI's explanations);
 - :mod:`._predict`: from two reports, before a race: direct expected, possible or impossible.
 
 Layer: above ``client`` (it makes its sockets the race's way), below ``session`` (the peers
@@ -11,7 +12,9 @@ exchange reports over the encrypted session).
 
 from __future__ import annotations
 
+from rdv_core.doctor._explain import explain, render_text
 from rdv_core.doctor._measure import Doctor, FindingCallback, run_doctor
+from rdv_core.doctor._predict import EXPECTATIONS, Expectation, Prediction, predict
 from rdv_core.doctor._report import (
     ALLOCATIONS,
     FILTERINGS,
@@ -27,16 +30,22 @@ from rdv_core.doctor._report import (
 
 __all__ = [
     "ALLOCATIONS",
+    "EXPECTATIONS",
     "FILTERINGS",
     "FINDINGS",
     "MAPPINGS",
     "REPORT_VERSION",
     "Doctor",
+    "Expectation",
     "Finding",
     "FindingCallback",
+    "Prediction",
     "Report",
     "ReportError",
     "Sample",
     "ServerCheck",
+    "explain",
+    "predict",
+    "render_text",
     "run_doctor",
 ]

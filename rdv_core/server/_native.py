@@ -32,6 +32,8 @@ from rdv_core import wire
 from rdv_core.server import _metrics as metrics
 from rdv_core.server._core import CLOSED, RdvServer
 from rdv_core.server._observed import transport_peer_addr
+from rdv_core.server._probe_ports import serve_probe
+from rdv_core.server._probes import ProbeService
 from rdv_core.wire import Addr, Head, HeadParser, ProtocolError, RequestRejected
 
 log = logging.getLogger("rdv.server")
@@ -129,6 +131,9 @@ class _HttpConn(asyncio.Protocol):
         assert self._transport is not None
         server = self._front.server
         path = wire.request_path(head.target)
+        probes = self._front.probes
+        if probes is not None and probes.handles(head.method, path):
+            return serve_probe(probes, self._transport, head)  # docs/PROTOCOL.md section 14.1
         if head.method in ("GET", "HEAD") and path in PLAIN_ROUTES:
             if path == "/metrics":
                 body, content_type = metrics.render(server.stats()), metrics.CONTENT_TYPE
@@ -217,6 +222,8 @@ class NativeFront:
         self._listener: asyncio.Server | None = None
         self._conns: set[_HttpConn] = set()
         self.port = 0
+        #: The doctor's probe routes (docs/PROTOCOL.md section 14.1), when served.
+        self.probes: ProbeService | None = None
 
     @property
     def url(self) -> str:
@@ -279,13 +286,17 @@ async def start_native(
     port: int = 0,
     ssl: ssl_module.SSLContext | None = None,
     prefix: str = "",
+    probes: ProbeService | None = None,
 ) -> NativeFront:
     """Listen on ``host:port`` (None or ``""``: every interface) and serve ``server``.
+
+    ``probes`` adds the doctor's routes (``rdv serve --probe-port/--dial-back``).
 
     Raises:
         OSError: when the address cannot be bound.
     """
     front = NativeFront(server, prefix, tls=ssl is not None, host=host or None)
+    front.probes = probes
     await front._start(host or None, port, ssl)
     log.debug("native front listening on %s", front.url)
     return front

@@ -66,6 +66,21 @@ def add_parser(subparsers: Any) -> None:
         help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP only from these proxy "
         "networks (e.g. 127.0.0.1/32 10.0.0.0/8)",
     )
+    parser.add_argument(
+        "--probe-port",
+        metavar="PORT",
+        type=_port,
+        action="append",
+        default=[],
+        help="also listen on PORT for the doctor's probes (GET /.rdv/observed), on the same "
+        "host as --listen (repeatable; rdv doctor compares what each port saw)",
+    )
+    parser.add_argument(
+        "--dial-back",
+        action="store_true",
+        help="let rdv doctor ask for a dial-back: the server connects from another port to the "
+        "address the request came from (never any other), rate-limited, to measure filtering",
+    )
     parser.add_argument("--tls-cert", metavar="FILE", type=Path, help="TLS certificate (PEM)")
     parser.add_argument("--tls-key", metavar="FILE", type=Path, help="TLS private key (PEM)")
     parser.add_argument(
@@ -89,6 +104,12 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         help="append every server event as a JSON line to FILE ('-' for stdout)",
     )
+
+
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
+    return int(text)
 
 
 def _positive_float(text: str) -> float:
@@ -221,7 +242,13 @@ def _tls_context(cert: Path, key: Path) -> Any:
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
-    from rdv_core.server import RdvServer, make_observed_addr, start_native
+    from rdv_core.server import (
+        ProbeService,
+        RdvServer,
+        make_observed_addr,
+        start_native,
+        start_probe_ports,
+    )
 
     stream: IO[str] | None = None
     if args.events is not None:
@@ -233,12 +260,29 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             observed_addr=make_observed_addr(args.trust_proxy),
             on_event=_EventLog(args.verbose, stream),
         )
+        probes = ProbeService(args.probe_port, dial_back=args.dial_back, observe=server.observe)
         try:
-            front = await start_native(server, host=host, port=port, ssl=tls, prefix=args.prefix)
+            front = await start_native(
+                server, host=host, port=port, ssl=tls, prefix=args.prefix, probes=probes
+            )
         except OSError as exc:
             print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
             return 1
+        try:
+            probe_ports = await start_probe_ports(probes, host, args.probe_port)
+        except OSError as exc:
+            print(f"rdv serve: cannot listen on a probe port: {exc}", file=sys.stderr)
+            await front.close()
+            return 1
         print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
+        if probe_ports or args.dial_back:
+            ports = ", ".join(str(p.port) for p in probe_ports) or "none"
+            print(
+                f"rdv serve: doctor probe ports {ports}; dial-back "
+                f"{'on' if args.dial_back else 'off'}",
+                file=sys.stderr,
+                flush=True,
+            )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -253,6 +297,8 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
         log.info("shutting down")
         await server.close()
         await front.close()
+        for probe_port in probe_ports:
+            await probe_port.close()
         log.info("stopped in %.2fs", time.monotonic() - started)
         return 0
     finally:
@@ -266,6 +312,9 @@ def run(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen, port_alone=True)
     except ValueError:
         print(f"rdv serve: invalid --listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
+        return 2
+    if len(args.probe_port) > 16:
+        print("rdv serve: at most 16 --probe-port", file=sys.stderr)
         return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
