@@ -487,6 +487,10 @@ class Doctor:
             if not server.directory.dial_back:
                 server.dial_back = not_measured("the server does not offer dial-back")
                 continue
+            if first is not None:
+                # One measured dial-back says it all: each one costs the server SYNs.
+                server.dial_back = not_measured("measured through an earlier server")
+                continue
             server.dial_back = await self._dial_back(server, server.main, inbox)
             if first is None and server.dial_back.measured:
                 first = server.dial_back

@@ -1,0 +1,68 @@
+"""The lab is the doctor's oracle: on every preset, the doctor reports what the routers were
+built with (mapping, filtering, hairpinning, allocation), on both peers' hosts.
+
+The doctor runs in-process inside each host's namespace (the same code as ``rdv doctor``,
+without a process start per host); one test runs the real ``rdv doctor`` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rdv_core.doctor import Doctor, Report, predict, render_text
+from rdv_core.lab import Lab, get_preset
+from rdv_core.lab._doctor import (
+    doctor_urls,
+    mismatches,
+    run_doctor_command,
+    same_public_address,
+    start_doctor_server,
+)
+from rdv_core.wire import parse_spaces
+
+#: Presets whose routers differ in what the doctor sees (CI budget); the others repeat these
+#: routers (symmetric-both, same-lan-public) or add delay and loss to cone-fw's (delay25,
+#: loss20, dualstack-v4slow): ``rdv lab doctor`` runs every preset.
+PRESETS = (
+    "cone-fw",
+    "cone-rst",
+    "cone-reject",
+    "symmetric-a",
+    "public-b",
+    "same-lan",
+    "ipv6",
+)
+
+
+def _doctor_in(lab: Lab, host: str) -> Report:
+    if lab.spec.name == "symmetric-a" and host == "cliA":
+        # One host per run goes through the real command line, JSON and all.
+        return Report.from_json(run_doctor_command(lab, host))
+    urls = doctor_urls(lab.spec)
+    return lab.run_in(host, lambda: asyncio.run(Doctor(urls).run()))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_doctor_reports_how_the_preset_was_built(name: str, rdv_command: list[str]) -> None:
+    spec = get_preset(name)
+    hosts = [spec.dialer, spec.accepter]
+    with Lab(spec, rdv_command=rdv_command) as lab:
+        start_doctor_server(lab)
+        if same_public_address(spec, hosts):
+            reports = [_doctor_in(lab, h) for h in hosts]
+        else:
+            with ThreadPoolExecutor(2) as pool:
+                reports = list(pool.map(lambda h: _doctor_in(lab, h), hosts))
+    problems = []
+    for host, report in zip(hosts, reports, strict=True):
+        problems += mismatches(spec, host, report.to_json())
+    texts = "\n\n".join(render_text(r) for r in reports)
+    assert not problems, "\n".join(problems) + "\n\n" + texts
+    if spec.ipv6:
+        for report in reports:
+            assert report.value("ipv6") is True and report.value("nat6") is False, texts
+    prediction = predict(reports[0], reports[1], parse_spaces(spec.spaces))
+    assert prediction.agrees_with(spec.expect), (prediction, texts)
