@@ -78,8 +78,13 @@ def classify_mapping(samples: Sequence[Sample]) -> Finding:
                 by_addr = bool(by_addr) or changed
             elif s1.ip != s2.ip:
                 by_both = bool(by_both) or changed
-    if by_addr is None and by_both is not None and by_port is False:
-        by_addr = by_both  # the port alone changes nothing, so any change is the address's
+    # A change between two destinations that differ in both address and port is explained
+    # by whichever of the two is known not to matter.
+    if by_both:
+        if by_port is False and by_addr is None:
+            by_addr = True
+        elif by_addr is False and by_port is None:
+            by_port = True
     ports = sorted({obs.port for _, obs in seen})
     shown = ", ".join(str(p) for p in ports[:4])
     if not by_port and not by_addr and not by_both:
@@ -88,13 +93,13 @@ def classify_mapping(samples: Sequence[Sample]) -> Finding:
             "endpoint-independent",
             f"every destination saw the same public port {seen[0][1].port}{note}",
         )
-    if by_port and (by_addr or by_both):
+    if by_port and by_addr:
         return Finding(
             "address-and-port-dependent",
             f"the public port changes with every destination ({shown}): a symmetric NAT",
         )
     if by_port:
-        if by_addr is None and by_both is None:
+        if by_addr is None:
             return Finding(
                 "port-dependent",
                 f"the public port changes with the destination port ({shown}); "
@@ -103,9 +108,12 @@ def classify_mapping(samples: Sequence[Sample]) -> Finding:
         return Finding(
             "port-dependent", f"the public port changes with the destination port ({shown})"
         )
-    return Finding(
-        "address-dependent", f"the public port changes with the destination address ({shown})"
-    )
+    if by_addr:
+        return Finding(
+            "address-dependent",
+            f"the public port changes with the destination address ({shown})",
+        )
+    return not_measured(f"the public port changes ({shown}), but the samples cannot say why")
 
 
 def classify_preserved(samples: Sequence[Sample]) -> Finding:
