@@ -21,38 +21,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import secrets
 import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Final
 
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
 from rdv_core.doctor import _classify as classify
 from rdv_core.doctor._http import HttpConn, ProbeHttpError, open_conn
-from rdv_core.doctor._report import Finding, Report, Sample, ServerCheck, not_measured
+from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox
+from rdv_core.doctor._report import Finding, Report, Sample, not_measured
+from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr
 from rdv_core.wire import (
     Addr,
     AddrSpace,
     DialBack,
     Observed,
-    ProbeDirectory,
     ProtocolError,
-    ServerURL,
     parse_dial_back,
     parse_directory,
-    parse_observed,
     parse_server_url,
     self_addrs,
 )
 from rdv_core.wire._probe import (
     DIALBACK_GREETING,
     DIALBACK_PATH,
-    OBSERVED_PATH,
     PROBE_UPGRADE,
     PROBES_PATH,
 )
@@ -61,146 +57,11 @@ log = logging.getLogger("rdv.doctor")
 
 #: Conns from fresh local ports for the allocation pattern (3 are needed to see a step).
 FRESH_PORTS: Final = 4
-#: How long the hairpin probe and the wait for a dial-back's nonce may take.
-HAIRPIN_TIMEOUT_S: Final = 1.5
 #: The dial-back answer can take the server's whole SYN timeout.
 DIALBACK_TIMEOUT_S: Final = 5.0
-HAIRPIN_GREETING: Final = b"RDV-HAIRPIN "
 
 FindingCallback = Callable[[str, Finding], None]
 """Called with ``(name, finding)`` as each finding is known (the TUI shows them live)."""
-
-
-@dataclass(slots=True)
-class _Server:
-    """One URL during a run."""
-
-    url: str
-    parsed: ServerURL
-    v4: str | None = None
-    v6: str | None = None
-    resolve_error: str = ""
-    main: HttpConn | None = None
-    main_sample: Sample | None = None
-    directory: ProbeDirectory | None = None
-    directory_reason: str = ""
-    tcp4: Finding = field(default_factory=lambda: not_measured("not tried"))
-    tcp6: Finding = field(default_factory=lambda: not_measured("not tried"))
-    tls: Finding = field(default_factory=lambda: not_measured("not an https:// URL"))
-    upgrade: Finding = field(default_factory=lambda: not_measured("not tried"))
-    dial_back: Finding = field(default_factory=lambda: not_measured("not tried"))
-    rtts: list[float] = field(default_factory=list)
-    observed6: Sample | None = None
-
-    def check(self) -> ServerCheck:
-        return ServerCheck(
-            url=self.url,
-            tcp4=self.tcp4,
-            tcp6=self.tcp6,
-            tls=self.tls,
-            rtt_ms=min(self.rtts) if self.rtts else None,
-            observed=self.main_sample.observed if self.main_sample else None,
-            probe_ports=self.directory.probe_ports if self.directory else (),
-            upgrade=self.upgrade,
-            dial_back=self.dial_back,
-        )
-
-
-class _Inbox:
-    """The listener on P: matches inbound conns to the nonces we are waiting for."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.waiting: dict[bytes, asyncio.Future[None]] = {}
-        self.strangers = 0
-
-    def expect(self, greeting: bytes, nonce: str) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting[greeting + nonce.encode() + b"\n"] = future
-        return future
-
-    async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
-        async with asyncio.TaskGroup() as tasks:
-            while True:
-                conn, _ = await loop.sock_accept(self.sock)
-                tasks.create_task(self._read(conn))
-
-    async def _read(self, conn: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        data = b""
-        try:
-            async with asyncio.timeout(HAIRPIN_TIMEOUT_S):
-                while not data.endswith(b"\n") and len(data) < 100:
-                    chunk = await loop.sock_recv(conn, 100 - len(data))
-                    if not chunk:
-                        break
-                    data += chunk
-        except (TimeoutError, OSError):
-            pass
-        finally:
-            conn.close()
-        future = self.waiting.pop(data, None)
-        if future is not None and not future.done():
-            future.set_result(None)
-        else:
-            self.strangers += 1
-
-
-def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-
-
-async def _resolve(server: _Server) -> None:
-    host = server.parsed.host
-    literal = _literal(host)
-    if literal is not None:
-        if literal.version == 4:
-            server.v4 = str(literal)
-        else:
-            server.v6 = host
-        return
-    loop = asyncio.get_running_loop()
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            infos = await loop.getaddrinfo(host, server.parsed.port, family=family)
-        except socket.gaierror as exc:
-            server.resolve_error = str(exc)
-            continue
-        if infos:
-            ip = str(infos[0][4][0])
-            if family == socket.AF_INET:
-                server.v4 = ip
-            else:
-                server.v6 = ip
-
-
-def _sockaddr(ip: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
-    return (ip, port, 0, 0) if ":" in ip else (ip, port)
-
-
-def _addr(ip: str, port: int) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-async def _observe(conn: HttpConn, *, upgrade: bool = False) -> Observed:
-    """``GET /.rdv/observed`` on ``conn``. Raises ProbeHttpError or ProtocolError."""
-    headers = [("Connection", "Upgrade"), ("Upgrade", PROBE_UPGRADE)] if upgrade else []
-    status, body = await conn.get(OBSERVED_PATH, headers)
-    if status != 200:
-        raise ProbeHttpError(f"the server answered {status} to {OBSERVED_PATH}")
-    return parse_observed(body)
-
-
-def _sample(conn: HttpConn, observed: Observed | None) -> Sample:
-    local = Addr.from_sockaddr(conn.writer.get_extra_info("sockname")).unmapped()
-    peer = Addr.from_sockaddr(conn.writer.get_extra_info("peername")).unmapped()
-    return Sample(
-        str(local), str(peer), str(observed.observed) if observed else None, conn.connect_ms
-    )
 
 
 class Doctor:
@@ -226,7 +87,7 @@ class Doctor:
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
-        self._servers = [_Server(url, parse_server_url(url)) for url in urls]
+        self._servers = [Target(url, parse_server_url(url)) for url in urls]
         self._ssl = ssl_context
         self._on_finding = on_finding
         self._fresh_count = fresh_ports
@@ -251,7 +112,7 @@ class Doctor:
         try:
             listener.listen(LISTEN_BACKLOG)
             port = local_port(listener)
-            inbox = _Inbox(listener)
+            inbox = Inbox(listener)
             serving = asyncio.create_task(inbox.serve())
             try:
                 await self._measure(port, inbox)
@@ -265,10 +126,10 @@ class Doctor:
             listener.close()
         return self._report(port, (time.perf_counter() - started) * 1000)
 
-    async def _measure(self, port: int, inbox: _Inbox) -> None:
+    async def _measure(self, port: int, inbox: Inbox) -> None:
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
-                tasks.create_task(_resolve(server))
+                tasks.create_task(resolve(server))
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
                 tasks.create_task(self._server4(server, port))
@@ -286,13 +147,13 @@ class Doctor:
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
 
     async def _connect(
-        self, server: _Server, ip: str, port: int, local: int, *, tls: bool
+        self, server: Target, ip: str, port: int, local: int, *, tls: bool
     ) -> HttpConn:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         sock = bound_socket(family, local)
         conn = await open_conn(
             sock,
-            _sockaddr(ip, port),
+            sockaddr(ip, port),
             server.parsed.host_header,
             tls_host=server.parsed.host if tls else None,
             ssl_context=self._ssl,
@@ -300,7 +161,7 @@ class Doctor:
         self._conns.append(conn)
         return conn
 
-    async def _server4(self, server: _Server, port: int) -> None:
+    async def _server4(self, server: Target, port: int) -> None:
         if server.v4 is None:
             why = "the server has no IPv4 address"
             server.tcp4 = not_measured(
@@ -312,7 +173,9 @@ class Doctor:
             conn = await self._connect(server, server.v4, server.parsed.port, port, tls=tls)
         except (OSError, TimeoutError) as exc:
             what = "TLS" if isinstance(exc, ssl.SSLError) else "TCP"
-            server.tcp4 = Finding(False, f"{what} to {_addr(server.v4, server.parsed.port)}: {exc}")
+            server.tcp4 = Finding(
+                False, f"{what} to {show_addr(server.v4, server.parsed.port)}: {exc}"
+            )
             if tls:
                 server.tls = Finding(False, str(exc)) if what == "TLS" else not_measured("no TCP")
             if isinstance(exc, ssl.SSLError):
@@ -326,7 +189,7 @@ class Doctor:
         await self._directory(server, conn)
         observed: Observed | None = None
         try:
-            observed = await _observe(conn, upgrade=True)
+            observed = await observe(conn, upgrade=True)
         except (ProbeHttpError, ProtocolError) as exc:
             server.upgrade = not_measured(f"no observed address: {exc}")
         else:
@@ -338,7 +201,7 @@ class Doctor:
                 else f"our Upgrade header arrived as {observed.upgrade!r}: a proxy or middlebox "
                 "between us strips it, and rdv/1 needs it",
             )
-        server.main_sample = _sample(conn, observed)
+        server.main_sample = sample(conn, observed)
         self._samples.append(server.main_sample)
         if server.directory is None:
             return
@@ -347,7 +210,7 @@ class Doctor:
                 continue
             await self._probe_port(server, server.v4, probe_port, port)
 
-    async def _directory(self, server: _Server, conn: HttpConn) -> None:
+    async def _directory(self, server: Target, conn: HttpConn) -> None:
         try:
             status, body = await conn.get(PROBES_PATH)
             if status != 200:
@@ -360,17 +223,17 @@ class Doctor:
         except (ProbeHttpError, ProtocolError) as exc:
             server.directory_reason = f"{PROBES_PATH}: {exc}"
 
-    async def _probe_port(self, server: _Server, ip: str, probe_port: int, local: int) -> None:
+    async def _probe_port(self, server: Target, ip: str, probe_port: int, local: int) -> None:
         try:
             conn = await self._connect(server, ip, probe_port, local, tls=False)
             server.rtts.append(conn.connect_ms)
-            observed = await _observe(conn)
+            observed = await observe(conn)
         except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
-            log.info("probe port %s: %s", _addr(ip, probe_port), exc)
+            log.info("probe port %s: %s", show_addr(ip, probe_port), exc)
             return
-        self._samples.append(_sample(conn, observed))
+        self._samples.append(sample(conn, observed))
 
-    async def _server6(self, server: _Server) -> None:
+    async def _server6(self, server: Target) -> None:
         if server.v6 is None:
             server.tcp6 = not_measured("the server has no IPv6 address")
             return
@@ -379,17 +242,19 @@ class Doctor:
                 server, server.v6, server.parsed.port, 0, tls=server.parsed.tls
             )
         except (OSError, TimeoutError) as exc:
-            server.tcp6 = Finding(False, f"TCP to {_addr(server.v6, server.parsed.port)}: {exc}")
+            server.tcp6 = Finding(
+                False, f"TCP to {show_addr(server.v6, server.parsed.port)}: {exc}"
+            )
             return
         server.rtts.append(conn.connect_ms)
         server.tcp6 = Finding(True, f"connected in {conn.connect_ms:.1f} ms")
         if server.v4 is None and server.parsed.tls:
             server.tls = Finding(True, "TLS handshake completed")
         try:
-            observed = await _observe(conn)
+            observed = await observe(conn)
         except (ProbeHttpError, ProtocolError):
             observed = None
-        server.observed6 = _sample(conn, observed)
+        server.observed6 = sample(conn, observed)
 
     def _upgrade(self) -> Finding:
         findings = [s.upgrade for s in self._servers if s.upgrade.measured]
@@ -419,7 +284,7 @@ class Doctor:
                 return Finding(True, f"we are {sample.local}, the server saw {sample.observed}")
         return not_measured("no server reported our IPv6 address")
 
-    def _probe_server(self) -> _Server | None:
+    def _probe_server(self) -> Target | None:
         for server in self._servers:
             if server.main is not None and server.directory is not None and server.v4:
                 return server
@@ -435,16 +300,16 @@ class Doctor:
                 conn = await self._connect(
                     server, server.v4, server.parsed.port, 0, tls=server.parsed.tls
                 )
-                observed = await _observe(conn)
+                observed = await observe(conn)
             except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
                 log.info("fresh port: %s", exc)
                 continue
-            self._fresh.append(_sample(conn, observed))
+            self._fresh.append(sample(conn, observed))
         finding, delta = classify.classify_allocation(self._fresh)
         self._delta = delta
         self._found("allocation", finding)
 
-    async def _hairpin(self, inbox: _Inbox) -> None:
+    async def _hairpin(self, inbox: Inbox) -> None:
         nat = self._findings.get("nat")
         first = next((s for s in self._samples if s.observed), None)
         if nat is None or nat.value is not True or first is None or first.observed is None:
@@ -477,7 +342,7 @@ class Doctor:
         finally:
             sock.close()
 
-    async def _dial_backs(self, inbox: _Inbox) -> None:
+    async def _dial_backs(self, inbox: Inbox) -> None:
         first: Finding | None = None
         why_not = "no server offers dial-back (rdv serve --dial-back)"
         for server in self._servers:
@@ -497,7 +362,7 @@ class Doctor:
             why_not = server.dial_back.reason
         self._found("filtering", first or not_measured(why_not))
 
-    async def _dial_back(self, server: _Server, conn: HttpConn, inbox: _Inbox) -> Finding:
+    async def _dial_back(self, server: Target, conn: HttpConn, inbox: Inbox) -> Finding:
         nonce = secrets.token_hex(16)
         arrived = inbox.expect(DIALBACK_GREETING, nonce)
         try:

@@ -91,6 +91,14 @@ class _Side:
     rtt6: float | None
 
     @property
+    def whose(self) -> str:
+        return "our" if self.name == "we" else "the peer's"
+
+    def verb(self, plural: str, singular: str) -> str:
+        """``we lose`` / ``the peer loses``."""
+        return f"{self.name} {plural if self.name == 'we' else singular}"
+
+    @property
     def varies(self) -> bool:
         return self.mapping in ("port-dependent", "address-dependent", "address-and-port-dependent")
 
@@ -119,23 +127,15 @@ def _side(name: str, report: Report) -> _Side:
     )
 
 
-def _be(side: _Side) -> str:
-    return "are" if side.name == "we" else "is"
-
-
-def _whose(side: _Side) -> str:
-    return "our" if side.name == "we" else "the peer's"
-
-
 def _lossy(prediction: Prediction, a: _Side, b: _Side) -> Prediction:
     if prediction.expect != "direct" or not (a.lossy or b.lossy):
         return prediction
-    who = a.name if a.lossy else b.name
+    who = a if a.lossy else b
     return Prediction(
         "possible",
         prediction.winner,
-        f"{prediction.reason}, but {who} loses packets: a lost SYN costs a 1 s retransmission, "
-        "which may let the relay win",
+        f"{prediction.reason}, but {who.verb('lose', 'loses')} packets: a lost SYN costs a "
+        "1 s retransmission, which may let the relay win",
     )
 
 
@@ -192,8 +192,8 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
             return Prediction(
                 "direct",
                 "public4",
-                f"{this.name} {_be(this)} on the internet without NAT or filter: {other.name} "
-                "simply dial in",
+                f"{this.verb('are', 'is')} on the internet without NAT or filter: "
+                f"{other.verb('simply dial', 'simply dials')} in",
             )
     if a.nat is None or b.nat is None or a.mapping is None or b.mapping is None:
         missing = a if a.nat is None or a.mapping is None else b
@@ -213,20 +213,20 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
             return Prediction(
                 "direct",
                 "public4",
-                f"{sym.name}'s router picks a new port per destination, but {cone.name} let "
-                "unsolicited SYNs in",
+                f"{sym.whose} router picks a new port per destination, but "
+                f"{cone.verb('let', 'lets')} unsolicited SYNs in",
             )
         if cone.filtering is None:
             return Prediction(
                 "possible",
                 "public4",
-                f"{sym.name}'s router is symmetric; {cone.name}'s filtering was not measured",
+                f"{sym.whose} router is symmetric; {cone.whose} filtering was not measured",
             )
         return Prediction(
             "impossible",
             "relay",
-            f"{sym.name}'s router gives every destination a new port, so the SYN from that new "
-            f"port meets {cone.name}'s filter ({cone.filtering})",
+            f"{sym.whose} router gives every destination a new port, so the SYN from that new "
+            f"port meets {cone.whose} filter ({cone.filtering})",
         )
     if "open" in (a.filtering, b.filtering):
         return Prediction(
@@ -234,9 +234,7 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
         )
     resets = [s for s in (a, b) if s.filtering in ("rst", "icmp")]
     if resets:
-        routers = (
-            "both routers answer" if len(resets) == 2 else f"{_whose(resets[0])} router answers"
-        )
+        routers = "both routers answer" if len(resets) == 2 else f"{resets[0].whose} router answers"
         return Prediction(
             "possible",
             "public4",
