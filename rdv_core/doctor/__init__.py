@@ -4,6 +4,7 @@
 - :mod:`._classify`: samples to findings (mapping, allocation, filtering ...), pure;
 - :mod:`._measure`: the probes, from one shared local port as the race uses;
 - :mod:`._explain`: a report in plain words (the CLI's text, the TUI's explanations);
+- :mod:`._verdict`: after a race, the prediction and both sides' candidates in one story;
 - :mod:`._predict`: from two reports, before a race: direct expected, possible or impossible.
 
 Layer: above ``client`` (it makes its sockets the race's way), below ``session`` (the peers
@@ -27,6 +28,7 @@ from rdv_core.doctor._report import (
     Sample,
     ServerCheck,
 )
+from rdv_core.doctor._verdict import candidate_lines, render_verdict, verdict
 
 __all__ = [
     "ALLOCATIONS",
@@ -44,8 +46,11 @@ __all__ = [
     "ReportError",
     "Sample",
     "ServerCheck",
+    "candidate_lines",
     "explain",
     "predict",
     "render_text",
+    "render_verdict",
     "run_doctor",
+    "verdict",
 ]
