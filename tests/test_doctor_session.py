@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -82,3 +83,34 @@ def test_verdict_without_the_peers_report_and_against_the_prediction() -> None:
     wrong = predict(_report(**SYMMETRIC), _report(**{**SYMMETRIC, "observed": "9.9.9.2:1"}))
     v = verdict(wrong, _race("direct"), None)
     assert v.agrees is False and "against the prediction" in v.sentence
+
+
+async def test_send_and_receive_explain(tmp_path: Path) -> None:
+    from tests.doctor_support import probe_server
+    from tests.session_support import make_file
+    from tests.test_session_cli import rdv
+
+    make_file(tmp_path / "a.bin", 1000, 1)
+    events = tmp_path / "send.jsonl"
+    async with probe_server("native") as env:
+        common = ("--server", env.url, "--spaces", "loopback4", "--explain")
+        sending = rdv(
+            "send",
+            str(tmp_path / "a.bin"),
+            "--code",
+            "9-fox-opal",
+            "--events",
+            str(events),
+            *common,
+        )
+        receiving = rdv("receive", "9-fox-opal", "--dir", str(tmp_path / "dl"), "--yes", *common)
+        (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(sending, receiving)
+    assert rc_s == 0 and rc_r == 0, err_s + err_r
+    for err in (err_s, err_r):
+        assert "doctor: No NAT" in err, err
+        assert "predicted: direct" in err and "verdict: Direct via 127.0.0.1:" in err, err
+        assert "the peer's candidates:" in err, err
+    found = [e for e in read_jsonl(events.read_text().splitlines())]
+    kinds = [type(e).__name__ for e in found]
+    assert kinds.count("DoctorReported") == 2 and "VerdictReached" in kinds
+    assert not any("fox-opal" in line for line in events.read_text().splitlines())

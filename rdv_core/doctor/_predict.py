@@ -25,11 +25,12 @@ Loss seen by either doctor turns ``direct`` into ``possible``.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from rdv_core.doctor._report import Report
-from rdv_core.wire import AddrSpace
+from rdv_core.wire import AddrSpace, space_of
 
 Expectation = Literal["direct", "possible", "impossible"]
 EXPECTATIONS: Final = ("direct", "possible", "impossible")
@@ -147,7 +148,7 @@ def predict(ours: Report, theirs: Report, spaces: AddrSpace = AddrSpace.DEFAULT)
 
 def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
     v6 = spaces & (AddrSpace.PUBLIC6 | AddrSpace.PRIVATE6)
-    v4 = spaces & (AddrSpace.PUBLIC4 | AddrSpace.PRIVATE4)
+    v4 = spaces & (AddrSpace.PUBLIC4 | AddrSpace.PRIVATE4 | AddrSpace.LOOPBACK4 | AddrSpace.LINK4)
     if spaces & AddrSpace.NONE or not (v4 or v6):
         return Prediction("impossible", "relay", "no address space is enabled: the relay is forced")
     if a.v6_open and b.v6_open and v6:
@@ -169,6 +170,11 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
 
 
 def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
+    if a.public4 is not None and a.public4 == b.public4 and a.nat is False and b.nat is False:
+        space = space_of(ipaddress.ip_address(a.public4)).label
+        return Prediction(
+            "direct", space, "both sides have the same address and no NAT: one machine"
+        )
     if a.public4 is not None and a.public4 == b.public4 and a.nat and b.nat:
         if spaces & AddrSpace.PRIVATE4:
             return Prediction(

@@ -6,17 +6,18 @@ They carry plain JSON (a doctor report's documented form), so that the events JS
 
 from __future__ import annotations
 
-from typing import Any
-
 from rdv_core.events._base import Event, event
 
 
 @event
 class DoctorReported(Event):
-    """A doctor report: ours (``side`` ``self``) or the peer's (``peer``), as its JSON form."""
+    """A doctor report: ours (``side`` ``self``) or the peer's (``peer``).
+
+    ``report`` is the report's JSON form (docs/PROTOCOL.md section 14.3) as compact JSON text.
+    """
 
     side: str
-    report: dict[str, Any]
+    report: str
 
 
 @event

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
 
@@ -42,6 +43,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("-y", "--yes", action="store_true", help="accept offers without asking")
     add_race_arguments(parser, dialer=False)
+    add_explain_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,9 +90,13 @@ async def _receive(args: argparse.Namespace) -> int:
         describe_path,
     )
     from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.explain import doctor_before, explain_after
     from rdv_tui.cli.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
+
+    def say(text: str) -> None:
+        console.print(escape(text))
 
     def fail(message: str, code: int = ui.EXIT_FAILED) -> int:
         console.print(f"[red]rdv receive:[/] {escape(message)}")
@@ -145,6 +151,7 @@ async def _receive(args: argparse.Namespace) -> int:
             client = client_from_args(args, sink)
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
+        report = await doctor_before(server, say) if args.explain else None
         console.print("waiting for the sender…")
         try:
             session = await connect_session(
@@ -166,6 +173,8 @@ async def _receive(args: argparse.Namespace) -> int:
             return fail(str(exc))
         assert session.conn is not None
         console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        if args.explain:
+            await explain_after(session, report, sink, say, client.spaces)
         try:
             with view.shown():
                 reason = await session.wait_closed()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
 
@@ -39,6 +40,7 @@ def add_parser(subparsers: Any) -> None:
         help="use this code instead of a fresh one, e.g. to resume (form: 7-tulip-orbit)",
     )
     add_race_arguments(parser, dialer=True)
+    add_explain_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,9 +72,13 @@ async def _send(args: argparse.Namespace) -> int:
         parse_code,
     )
     from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.explain import doctor_before, explain_after
     from rdv_tui.cli.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
+
+    def say(text: str) -> None:
+        console.print(escape(text))
 
     def fail(message: str, code: int = ui.EXIT_FAILED) -> int:
         console.print(f"[red]rdv send:[/] {escape(message)}")
@@ -105,6 +111,7 @@ async def _send(args: argparse.Namespace) -> int:
             client = client_from_args(args, sink)
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
+        report = await doctor_before(server, say) if args.explain else None
         console.print("waiting for the receiver…")
         try:
             session = await connect_session(server, code, "send", client=client, on_event=sink)
@@ -118,6 +125,8 @@ async def _send(args: argparse.Namespace) -> int:
             return fail(str(exc))
         assert session.conn is not None
         console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        if args.explain:
+            await explain_after(session, report, sink, say, client.spaces)
         try:
             with view.shown():
                 results = await session.send_paths([Path(p) for p in args.paths])
