@@ -19,6 +19,7 @@ from pathlib import Path
 from textual.widgets import DataTable, Input
 
 from rdv_tui.app import AppConfig, RdvApp, make_app
+from rdv_tui.scene_doctor import stage_doctor, stage_verdict
 from rdv_tui.scenes import sample_race, session_app_config, stage_server, stage_session
 
 Stage = Callable[[RdvApp], Awaitable[None]]
@@ -144,6 +145,18 @@ async def main(directory: Path) -> None:
             stage_server,
             directory / "server.svg",
             "rdv tui --serve",
+        )
+        await shoot(
+            AppConfig(embedded_server=False, server_url="http://203.0.113.10:7000"),
+            stage_doctor,
+            directory / "doctor.svg",
+            "rdv: doctor (cone-fw lab)",
+        )
+        await shoot(
+            AppConfig(replay=race_file),
+            stage_verdict,
+            directory / "race-verdict.svg",
+            "rdv: verdict",
         )
 
 

@@ -13,7 +13,7 @@ exchange reports over the encrypted session).
 
 from __future__ import annotations
 
-from rdv_core.doctor._explain import explain, render_text, summary
+from rdv_core.doctor._explain import LABELS, explain, render_text, summary
 from rdv_core.doctor._measure import Doctor, FindingCallback, run_doctor
 from rdv_core.doctor._predict import EXPECTATIONS, Expectation, Prediction, predict
 from rdv_core.doctor._report import (
@@ -35,6 +35,7 @@ __all__ = [
     "EXPECTATIONS",
     "FILTERINGS",
     "FINDINGS",
+    "LABELS",
     "MAPPINGS",
     "REPORT_VERSION",
     "Doctor",

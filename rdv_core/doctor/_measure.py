@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 import ssl
@@ -59,6 +60,16 @@ log = logging.getLogger("rdv.doctor")
 FRESH_PORTS: Final = 4
 #: The dial-back answer can take the server's whole SYN timeout.
 DIALBACK_TIMEOUT_S: Final = 5.0
+
+
+def in_words(exc: BaseException) -> str:
+    """An OS error in words (``connection refused``), not asyncio's "Connect call failed"."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, ssl.SSLError):
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
 
 FindingCallback = Callable[[str, Finding], None]
 """Called with ``(name, finding)`` as each finding is known (the TUI shows them live)."""
@@ -174,7 +185,7 @@ class Doctor:
         except (OSError, TimeoutError) as exc:
             what = "TLS" if isinstance(exc, ssl.SSLError) else "TCP"
             server.tcp4 = Finding(
-                False, f"{what} to {show_addr(server.v4, server.parsed.port)}: {exc}"
+                False, f"{what} to {show_addr(server.v4, server.parsed.port)}: {in_words(exc)}"
             )
             if tls:
                 server.tls = Finding(False, str(exc)) if what == "TLS" else not_measured("no TCP")
@@ -243,7 +254,7 @@ class Doctor:
             )
         except (OSError, TimeoutError) as exc:
             server.tcp6 = Finding(
-                False, f"TCP to {show_addr(server.v6, server.parsed.port)}: {exc}"
+                False, f"TCP to {show_addr(server.v6, server.parsed.port)}: {in_words(exc)}"
             )
             return
         server.rtts.append(conn.connect_ms)
@@ -337,7 +348,7 @@ class Doctor:
         except OSError as exc:
             self._found(
                 "hairpin",
-                Finding(False, f"a conn to our own public address {target}: {exc.strerror or exc}"),
+                Finding(False, f"a conn to our own public address {target}: {in_words(exc)}"),
             )
         finally:
             sock.close()

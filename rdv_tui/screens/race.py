@@ -19,7 +19,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable, Footer, Static
 
 from rdv_core.events import Event, write_jsonl
 from rdv_tui.race_model import RaceModel, is_race_event
@@ -68,6 +68,8 @@ class RaceScreen(Screen[None]):
         self.export_dir = export_dir
         self._origin: float | None = None  # monotonic time of t=0 of a live attempt
         self._ready = False  # set in on_mount (is_mounted is still False there)
+        #: The doctor's line: prediction before the race, verdict after (docs/PROTOCOL.md 14).
+        self.diagnosis = ""
         self.model.apply_all([e for e in (events or []) if is_race_event(e)])
 
     def compose(self) -> ComposeResult:
@@ -76,10 +78,12 @@ class RaceScreen(Screen[None]):
         with VerticalScroll(id="race-body"):
             yield RaceTable(id="race-table")
             yield Waterfall(self.model, id="waterfall")
+            yield Static("", id="diagnosis")
         yield Footer()
 
     def on_mount(self) -> None:
         self._ready = True
+        self.show_diagnosis(self.diagnosis)
         self._redraw_all()
         self.set_interval(TICK_S, self.tick)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
@@ -103,10 +107,19 @@ class RaceScreen(Screen[None]):
         waterfall = self.query_one(Waterfall)
         waterfall.refresh(layout=bool(change.rows))
 
+    def show_diagnosis(self, text: str) -> None:
+        """The doctor's prediction before the race, the verdict after (empty: hidden)."""
+        self.diagnosis = text
+        if self._ready:
+            box = self.query_one("#diagnosis", Static)
+            box.update(text)
+            box.display = bool(text)
+
     def reset(self, source: str = "live") -> None:
         """Forget every event (a new attempt, or the start of an animated replay)."""
         self.model = RaceModel()
         self.source, self.note = source, ""
+        self.show_diagnosis("")
         self._origin = None
         if not self._ready:
             return
