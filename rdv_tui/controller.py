@@ -158,17 +158,23 @@ class Controller:
         app.race_screen.note = "session up: F4 for chat and files"
         if doctor is not None:
             self._run(
-                partial(self._explain, doctor, session, client.spaces), "explain", group="explain"
+                partial(self._explain, doctor, session, client.spaces, conn),
+                "explain",
+                group="explain",
             )
         await asyncio.sleep(self.session_switch_delay)
         if app.current_mode == "race":
             await app.switch_mode("session")
 
     async def _explain(
-        self, doctor: asyncio.Future[Report | None], session: Session, spaces: AddrSpace
+        self,
+        doctor: asyncio.Future[Report | None],
+        session: Session,
+        spaces: AddrSpace,
+        conn: Conn,
     ) -> None:
         """The two-sided verdict on the Race screen (rdv_tui/diagnosis.py)."""
-        await explain_session(self._app, session, await doctor, spaces)
+        await explain_session(self._app, session, await doctor, spaces, conn)
 
     async def _start_session(self, params: ConnectParams, conn: Conn) -> Session | None:
         """The encrypted session over a won conn; None (conn closed, user told) if it fails."""

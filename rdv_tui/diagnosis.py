@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from rdv_core.client import Conn
 from rdv_core.doctor import Report, predict, render_verdict, run_doctor, summary, verdict
 from rdv_core.session import Session, SessionError
 from rdv_core.wire import AddrSpace
@@ -43,11 +44,10 @@ async def doctor_for(app: RdvApp, url: str) -> Report | None:
 
 
 async def explain_session(
-    app: RdvApp, session: Session, report: Report | None, spaces: AddrSpace
+    app: RdvApp, session: Session, report: Report | None, spaces: AddrSpace, conn: Conn
 ) -> None:
-    """Exchange reports and events over ``session``; show the prediction and the verdict."""
-    conn = session.conn
-    events = list(conn.events) if conn is not None else []
+    """Exchange reports and ``conn``'s race events over ``session``; show the verdict."""
+    events = list(conn.events)
     try:
         sent = session.diagnosis.send(report, events)
     except SessionError:

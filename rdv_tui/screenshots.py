@@ -103,6 +103,7 @@ async def main(directory: Path) -> None:
             app.controller.session_switch_delay = 3600.0  # stay on the dashboard for the shot
             await _until(lambda: app.race_screen.model.result is not None)
             await _until(lambda: app.controller.session is not None)
+            await _until(lambda: "verdict:" in app.race_screen.diagnosis)
 
         await shoot(
             AppConfig(demo_dir=work / "demo1", download_dir=work / "demo1" / "you"),

@@ -21,6 +21,8 @@ from textual.widgets import Footer, Static
 from rdv_core.doctor import LABELS, Doctor, Finding, Report, explain, summary
 
 _WORDS = {True: "yes", False: "no", None: "…"}
+#: From this many columns on, the table also shows what was seen.
+WIDE = 120
 
 
 def _value(finding: Finding | None) -> str:
@@ -74,20 +76,30 @@ class DoctorScreen(Screen[None]):
             self._summary("no server to check: connect to one first (F2)")
 
     def _draw_findings(self) -> None:
+        # Narrow terminals get the meaning only; the raw observation needs room.
+        wide = self.size.width >= WIDE
         table = Table(expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
         table.add_column("check", no_wrap=True, style="bold")
-        table.add_column("result", ratio=2, min_width=22, overflow="fold")
+        table.add_column("result", no_wrap=True)
         table.add_column("what it means", ratio=4)
-        table.add_column("what was seen", ratio=4, style="dim")
+        if wide:
+            table.add_column("what was seen", ratio=4, style="dim")
         for name, label in LABELS.items():
             finding = self._findings.get(name)
             meaning = explain(name, finding) if finding and finding.value is not None else ""
-            table.add_row(label, _value(finding), meaning, finding.reason if finding else "")
+            if finding is not None and finding.value is None:
+                meaning = finding.reason
+            seen = [finding.reason if finding else ""] if wide else []
+            table.add_row(label, _value(finding), meaning, *seen)
         self.query_one("#findings", Static).update(table)
 
     def _summary(self, text: str) -> None:
         if self._ready:
             self.query_one("#doctor-summary", Static).update(text)
+
+    def on_resize(self) -> None:
+        if self._ready:
+            self._draw_findings()
 
     def found(self, name: str, finding: Finding) -> None:
         """Show one finding (the doctor's ``on_finding``)."""
