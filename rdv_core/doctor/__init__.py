@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from rdv_core.doctor._explain import LABELS, explain, render_text, summary
 from rdv_core.doctor._measure import Doctor, FindingCallback, run_doctor
+from rdv_core.doctor._ports import predicted_addrs
 from rdv_core.doctor._predict import EXPECTATIONS, Expectation, Prediction, predict
 from rdv_core.doctor._report import (
     ALLOCATIONS,
@@ -50,6 +51,7 @@ __all__ = [
     "candidate_lines",
     "explain",
     "predict",
+    "predicted_addrs",
     "render_text",
     "render_verdict",
     "run_doctor",

@@ -87,6 +87,7 @@ class _Side:
     public4: str | None
     v6_open: bool
     v6_space: str
+    sequential: bool
     lossy: bool
     rtt4: float | None
     rtt6: float | None
@@ -122,6 +123,7 @@ def _side(name: str, report: Report) -> _Side:
         public4=report.observed4,
         v6_open=report.value("ipv6") is True and report.value("nat6") is False,
         v6_space="public6" if report.local_addrs.get("public6") else "private6",
+        sequential=report.value("allocation") == "sequential",
         lossy=report.value("loss") is True,
         rtt4=min(rtt4) if rtt4 else None,
         rtt6=min(rtt6) if rtt6 else None,
@@ -215,6 +217,13 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
         )
     if a.varies or b.varies:
         sym, cone = (a, b) if a.varies else (b, a)
+        if sym.sequential and cone.filtering in ("drop", "open"):
+            return Prediction(
+                "possible",
+                "public4",
+                f"{sym.whose} router gives every destination a new port, but the next one: "
+                f"with port prediction (rdv dial --predict-ports) {cone.name} can aim at it",
+            )
         if cone.filtering == "open":
             return Prediction(
                 "direct",

@@ -7,6 +7,7 @@ peers behind configurable routers. See
 from rdv_core.lab._doctor import (
     DOCTOR_ALT4,
     DOCTOR_PROBE_PORT,
+    SEQUENTIAL_A,
     built_with,
     doctor_urls,
     mismatches,
@@ -35,6 +36,7 @@ __all__ = [
     "DOCTOR_ALT4",
     "DOCTOR_PROBE_PORT",
     "PRESETS",
+    "SEQUENTIAL_A",
     "Capabilities",
     "Firewall",
     "HostSpec",

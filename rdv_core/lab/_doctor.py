@@ -18,7 +18,7 @@ from typing import Any, Final
 from rdv_core.lab._builder import SERVER4, SERVER6, SERVER_PORT
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._netns import LabError
-from rdv_core.lab._spec import Firewall, LabSpec, NatKind
+from rdv_core.lab._spec import Firewall, HostSpec, LabSpec, NatKind, RouterSpec
 
 #: The server's second IPv4 address inside the lab.
 DOCTOR_ALT4: Final = "203.0.113.9"
@@ -28,6 +28,7 @@ DOCTOR_PROBE_PORT: Final = SERVER_PORT + 1
 _MAPPING: Final = {
     NatKind.PORT_PRESERVING: "endpoint-independent",
     NatKind.RANDOM_PORT: "address-and-port-dependent",
+    NatKind.SEQUENTIAL: "address-and-port-dependent",
     NatKind.NONE: "none",
 }
 _FILTERING: Final = {
@@ -39,8 +40,25 @@ _FILTERING: Final = {
 _ALLOCATION: Final = {
     NatKind.PORT_PRESERVING: "preserved",
     NatKind.RANDOM_PORT: "random",
+    NatKind.SEQUENTIAL: "sequential",
     NatKind.NONE: "preserved",
 }
+
+
+#: Not a preset (the matrix keeps its twelve): A's router allocates ports sequentially, B's
+#: keeps them and drops. Every other tool relays here; port prediction goes direct.
+SEQUENTIAL_A: Final = LabSpec(
+    name="sequential-a",
+    summary="A's router gives each new conn the next port, B port-preserving + drop firewall",
+    routers=(
+        RouterSpec("rtrA", NatKind.SEQUENTIAL, Firewall.DROP),
+        RouterSpec("rtrB", NatKind.PORT_PRESERVING, Firewall.DROP),
+    ),
+    hosts=(HostSpec("cliA", "rtrA"), HostSpec("cliB", "rtrB")),
+    expect="relay",
+    why="A's mapping changes with every destination, like symmetric-a, but predictably: "
+    "B can aim at the ports A's next conns will get",
+)
 
 
 def start_doctor_server(lab: Lab) -> None:

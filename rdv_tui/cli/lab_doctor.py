@@ -64,9 +64,10 @@ def _short(report: dict[str, Any]) -> str:
 def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: list[str]) -> int:
     """The ``rdv lab doctor`` command; 0 when every preset agrees, 1 otherwise."""
     from rdv_core.doctor import Prediction
-    from rdv_core.lab import PRESETS, Lab, LabRunner, start_doctor_server
+    from rdv_core.lab import PRESETS, SEQUENTIAL_A, Lab, LabRunner, start_doctor_server
 
-    names = presets or list(PRESETS)
+    specs = {**PRESETS, SEQUENTIAL_A.name: SEQUENTIAL_A}
+    names = presets or list(specs)
     header = (
         f"{'preset':<17} {'doctor on A':<22} {'doctor on B':<22} {'built as':<8} "
         f"{'predicted':<19} {'outcome':<17} agree"
@@ -78,7 +79,7 @@ def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: li
     out = []
     bad = False
     for name in names:
-        spec = PRESETS[name]
+        spec = specs[name]
         with Lab(spec, rdv_command=rdv_command) as lab:
             start_doctor_server(lab)
             found = doctor_prediction(lab)

@@ -16,3 +16,9 @@ def add_pipe_arguments(parser: argparse.ArgumentParser, method: str) -> None:
     parser.add_argument("url", metavar="URL", help="rdv server, e.g. http://example.com:8080")
     parser.add_argument("token", metavar="TOKEN", help="shared token (use [A-Za-z0-9._~-])")
     add_race_arguments(parser, dialer=method == "DIAL", picker_role="the dialer")
+    parser.add_argument(
+        "--predict-ports",
+        action="store_true",
+        help="run rdv doctor first; behind a NAT that allocates ports sequentially, also "
+        "send the public ports our next conns will get, so that the peer can aim at them",
+    )

@@ -8,12 +8,16 @@ without a process start per host); one test runs the real ``rdv doctor`` command
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rdv_core.doctor import Doctor, Report, predict, render_text
-from rdv_core.lab import Lab, get_preset
+from rdv_core.doctor import Doctor, Report, predict, predicted_addrs, render_text
+from rdv_core.lab import SEQUENTIAL_A, Lab, get_preset
 from rdv_core.lab._doctor import (
     doctor_urls,
     mismatches,
@@ -24,12 +28,11 @@ from rdv_core.lab._doctor import (
 from rdv_core.wire import parse_spaces
 
 #: Presets whose routers differ in what the doctor sees (CI budget); the others repeat these
-#: routers (symmetric-both, same-lan-public) or add delay and loss to cone-fw's (delay25,
-#: loss20, dualstack-v4slow): ``rdv lab doctor`` runs every preset.
+#: routers (symmetric-both, same-lan-public; cone-reject resets like cone-rst) or add delay
+#: and loss to cone-fw's (delay25, loss20, dualstack-v4slow): ``rdv lab doctor`` runs them all.
 PRESETS = (
     "cone-fw",
     "cone-rst",
-    "cone-reject",
     "symmetric-a",
     "public-b",
     "same-lan",
@@ -66,3 +69,37 @@ def test_doctor_reports_how_the_preset_was_built(name: str, rdv_command: list[st
             assert report.value("ipv6") is True and report.value("nat6") is False, texts
     prediction = predict(reports[0], reports[1], parse_spaces(spec.spaces))
     assert prediction.agrees_with(spec.expect), (prediction, texts)
+
+
+def _race(lab: Lab, token: str, predict: bool) -> bool:
+    """One rdv accept (cliB) / rdv dial (cliA) race; True if the dialer picked a direct conn."""
+    url = lab.plan.server_url
+    events = os.path.join(lab.workdir, f"{token}.jsonl")
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "stderr": subprocess.DEVNULL}
+    accepter = lab.spawn("cliB", lab.rdv_argv("accept", url, token), **pipes)
+    time.sleep(0.8)  # in the lobby first, as the lab runner does
+    extra = ["--predict-ports"] if predict else []
+    dialer = lab.spawn(
+        "cliA", lab.rdv_argv("dial", url, token, "--events", events, *extra), **pipes
+    )
+    assert dialer.stdin is not None and accepter.stdin is not None and accepter.stdout is not None
+    dialer.stdin.write(b"hi\n")
+    dialer.stdin.close()
+    assert accepter.stdout.readline() == b"hi\n"
+    accepter.stdin.close()
+    dialer.wait(timeout=20)
+    accepter.wait(timeout=20)
+    with open(events) as f:
+        picked = [json.loads(line) for line in f if '"Picked"' in line]
+    return bool(picked) and not picked[0]["is_relay"]
+
+
+def test_port_prediction_goes_direct_through_a_sequential_nat(rdv_command: list[str]) -> None:
+    spec = SEQUENTIAL_A
+    with Lab(spec, rdv_command=rdv_command) as lab:
+        start_doctor_server(lab)
+        report = _doctor_in(lab, "cliA")
+        assert not mismatches(spec, "cliA", report.to_json()), render_text(report)
+        assert report.allocation_delta and predicted_addrs(report)
+        assert not _race(lab, "plain", predict=False)  # what every other tool gets: the relay
+        assert _race(lab, "predicted", predict=True)
