@@ -24,7 +24,7 @@ from rdv_core.doctor._report import Finding, Sample, not_measured
 from rdv_core.wire import Addr, AddrError, DialBack
 
 #: The largest step between consecutive mappings still called ``sequential``. Real NATs step
-#: by 1 or 2; the lab's nft ``numgen`` NAT steps by 256 (docs/LAB-NOTES.md section 11). Three
+#: by 1 or 2; the lab's nft ``numgen`` NAT steps by 256 (docs/LAB-NOTES.md section 12). Three
 #: equal steps among random ports happen about once in 2^32 runs.
 MAX_SEQUENTIAL_DELTA: Final = 4096
 #: A connect slower than this retransmitted its SYN (Linux's first retransmission is at 1 s).

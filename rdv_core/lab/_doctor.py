@@ -1,6 +1,6 @@
 """``rdv doctor`` inside the lab: the server it needs, how to run it, what each preset must show.
 
-The lab is the doctor's oracle (docs/LAB-NOTES.md section 11): every router was built with a
+The lab is the doctor's oracle (docs/LAB-NOTES.md section 12): every router was built with a
 known NAT and firewall, so the doctor's mapping, filtering and hairpin findings can be checked
 against the spec. The lab's server gets what the doctor needs: a probe port, dial-back and a
 second address (``203.0.113.9``) so that address-dependent mapping shows.

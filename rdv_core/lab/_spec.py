@@ -38,7 +38,7 @@ class NatKind(enum.StrEnum):
     #: the server observes is useless to the peer ("symmetric-like").
     RANDOM_PORT = "random-port"
     #: Every new TCP conn takes the next public port (``snat to WAN:numgen inc``): symmetric,
-    #: but predictable (docs/LAB-NOTES.md section 11).
+    #: but predictable (docs/LAB-NOTES.md section 12).
     SEQUENTIAL = "sequential-port"
     #: No translation (IPv6 is never translated; IPv4 then needs routable LAN addresses).
     NONE = "none"

@@ -31,9 +31,31 @@ _ICMP: Final = frozenset(
 )
 
 
-def _classify(exc: OSError) -> DialBackResult:
+#: Linux: queue ICMP errors on the socket (IP_RECVERR / IPV6_RECVERR), so that a refusal by
+#: an ICMP port-unreachable is told from one by a TCP RST (both are ECONNREFUSED).
+_RECVERR: Final = {
+    socket.AF_INET: (socket.IPPROTO_IP, 11),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, 25),
+}
+#: ``sock_extended_err.ee_origin`` of an ICMP / ICMPv6 error.
+_ORIGIN_ICMP: Final = frozenset({2, 3})
+
+
+def _icmp_queued(sock: socket.socket) -> bool:
+    """True if the socket's error queue holds an ICMP error (Linux; False elsewhere)."""
+    try:
+        _, ancillary, _, _ = sock.recvmsg(64, 512, socket.MSG_ERRQUEUE)
+    except (OSError, AttributeError):
+        return False
+    for _level, _kind, payload in ancillary:
+        if len(payload) >= 5 and payload[4] in _ORIGIN_ICMP:
+            return True
+    return False
+
+
+def _classify(exc: OSError, sock: socket.socket) -> DialBackResult:
     if exc.errno in _RST:
-        return "rst"
+        return "icmp" if _icmp_queued(sock) else "rst"
     if exc.errno in _ICMP:
         return "icmp"
     if exc.errno == errnos.ETIMEDOUT:
@@ -50,6 +72,8 @@ async def dial_back(target: Addr, nonce: str, local_ip: str | None) -> DialBack:
     family = socket.AF_INET if target.is_ipv4 else socket.AF_INET6
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setblocking(False)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(*_RECVERR[family], 1)
     started = time.perf_counter()
     result: DialBackResult = "timeout"
     code: int | None = None
@@ -73,7 +97,7 @@ async def dial_back(target: Addr, nonce: str, local_ip: str | None) -> DialBack:
         except TimeoutError:
             result = "timeout"
         except OSError as exc:
-            result, code = _classify(exc), exc.errno
+            result, code = _classify(exc, sock), exc.errno
         if not from_port:
             with contextlib.suppress(OSError):
                 from_port = sock.getsockname()[1]

@@ -103,3 +103,15 @@ def test_port_prediction_goes_direct_through_a_sequential_nat(rdv_command: list[
         assert report.allocation_delta and predicted_addrs(report)
         assert not _race(lab, "plain", predict=False)  # what every other tool gets: the relay
         assert _race(lab, "predicted", predict=True)
+
+
+def test_icmp_rejects_are_told_from_resets(rdv_command: list[str]) -> None:
+    """A router that rejects early SYNs with ICMP port-unreachable: the socket sees
+    ECONNREFUSED, as for an RST; the dial-back reads the ICMP error queue to tell them apart."""
+    spec = get_preset("cone-fw")
+    with Lab(spec, rdv_command=rdv_command) as lab:
+        start_doctor_server(lab)
+        rule = 'iifname "wan" meta l4proto tcp ct state new reject with icmpx type port-unreachable'
+        lab.run("rtrA", ["nft", f"insert rule inet rdvlab wan_to_router {rule}"])
+        report = _doctor_in(lab, "cliA")
+    assert report.value("filtering") == "icmp", render_text(report)
