@@ -7,6 +7,7 @@ dial-back goes to the request's own address only, and is rate-limited per IP and
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import socket
 
@@ -185,3 +186,20 @@ async def test_doctor_with_an_unreachable_server() -> None:
     report = await run_doctor([f"http://127.0.0.1:{port}"])
     assert report.servers[0].tcp4.value is False
     assert report.value("nat") is None and report.finding("nat").reason
+
+
+async def test_rdv_doctor_command() -> None:
+    from tests.test_session_cli import rdv
+
+    async with probe_server("native") as env:
+        code, out, err = await rdv("doctor", env.url, "--format", "json")
+        assert code == 0, err
+        report = json.loads(out)  # one document on stdout, nothing else
+        assert report["version"] == 1 and report["filtering"]["value"] == "open"
+        code, out, _ = await rdv("doctor", env.url)
+        assert code == 0 and "No NAT" in out and "filtering" in out
+    code, _, err = await rdv("doctor", "ftp://nowhere")
+    assert code == 2 and "http://" in err
+    code, out, _ = await rdv("doctor", "http://127.0.0.1:1", "--format", "json-line")
+    assert code == 1 and len(out.splitlines()) == 1
+    assert json.loads(out)["servers"][0]["tcp4"]["value"] is False
