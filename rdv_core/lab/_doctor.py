@@ -31,11 +31,13 @@ _MAPPING: Final = {
     NatKind.SEQUENTIAL: "address-and-port-dependent",
     NatKind.NONE: "none",
 }
+#: By the firewall's value, so that kinds added later (``reject-icmp``) need no import here.
 _FILTERING: Final = {
-    Firewall.DROP: "drop",
-    Firewall.REJECT: "rst",
+    Firewall.DROP.value: "drop",
+    Firewall.REJECT.value: "rst",
     # No rule: the router's own stack answers a SYN for a port nobody listens on with RST.
-    Firewall.NONE: "rst",
+    Firewall.NONE.value: "rst",
+    "reject-icmp": "icmp",
 }
 _ALLOCATION: Final = {
     NatKind.PORT_PRESERVING: "preserved",
@@ -118,7 +120,7 @@ def built_with(spec: LabSpec, host: str) -> dict[str, object]:
     return {
         "nat": nat,
         "mapping": _MAPPING[router.nat],
-        "filtering": _FILTERING[router.firewall],
+        "filtering": _FILTERING.get(router.firewall.value),
         "hairpin": False if nat else None,
         "allocation": _ALLOCATION[router.nat],
     }
