@@ -99,6 +99,11 @@ def summary(report: Report) -> str:
             return "No NAT and no filter: peers can dial you directly."
         return "No NAT: direct conns work with peers that can reach you."
     if mapping in ("port-dependent", "address-dependent", "address-and-port-dependent"):
+        if report.value("allocation") == "sequential":
+            return (
+                "Your router gives every destination a new port, but the next one in line "
+                "(sequential): with --predict-ports a peer can aim at it and go direct."
+            )
         return (
             "Your router gives every destination a new port (symmetric mapping): direct TCP works "
             "only with peers that accept unsolicited SYNs; otherwise the relay is the answer."

@@ -27,6 +27,20 @@ def add_explain_argument(parser: argparse.ArgumentParser) -> None:
         "through the relay, with the peer's side of the race (both sides need --explain "
         "or the app)",
     )
+    parser.add_argument(
+        "--predict-ports",
+        action="store_true",
+        help="run rdv doctor first; behind a NAT that allocates ports sequentially, also "
+        "send the public ports our next conns will get, so that the peer can aim at them",
+    )
+
+
+def predict_ports(client: Any, report: Any) -> None:
+    """Give ``client`` the predicted self addrs of ``report`` (docs/PROTOCOL.md 14.6)."""
+    from rdv_core.doctor import predicted_addrs
+
+    if report is not None:
+        client.predicted_addrs = tuple(predicted_addrs(report))
 
 
 async def doctor_before(server: str, say: Callable[[str], None]) -> Any:

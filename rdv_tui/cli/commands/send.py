@@ -72,7 +72,7 @@ async def _send(args: argparse.Namespace) -> int:
         parse_code,
     )
     from rdv_tui import transfer_ui as ui
-    from rdv_tui.cli.explain import doctor_before, explain_after
+    from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
 
     console = Console(stderr=True, highlight=False)
@@ -111,7 +111,10 @@ async def _send(args: argparse.Namespace) -> int:
             client = client_from_args(args, sink)
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
-        report = await doctor_before(server, say) if args.explain else None
+        wants_doctor = args.explain or args.predict_ports
+        report = await doctor_before(server, say) if wants_doctor else None
+        if args.predict_ports:
+            predict_ports(client, report)
         console.print("waiting for the receiver…")
         try:
             session = await connect_session(server, code, "send", client=client, on_event=sink)
