@@ -57,4 +57,6 @@ async def explain_session(
     if report is not None and peer is not None and peer.report is not None:
         prediction = predict(report, peer.report, spaces)
     result = verdict(prediction, events, peer.events if peer is not None else None)
+    if peer is not None:
+        app.race_screen.merge_peer(list(peer.events))
     app.race_screen.show_diagnosis(render_verdict(result))

@@ -115,6 +115,16 @@ class RaceScreen(Screen[None]):
             box.update(text)
             box.display = bool(text)
 
+    def merge_peer(self, events: list[Event]) -> None:
+        """Show the peer's direct candidates (from the session's diagnosis) as extra rows."""
+        ids = self.model.merge_peer(events)
+        if not self._ready or not ids:
+            return
+        table = self.query_one(RaceTable)
+        for row_id in ids:
+            table.show_row(self.model.rows[row_id])
+        self.query_one(Waterfall).refresh(layout=True)
+
     def reset(self, source: str = "live") -> None:
         """Forget every event (a new attempt, or the start of an animated replay)."""
         self.model = RaceModel()
