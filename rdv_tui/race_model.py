@@ -232,7 +232,8 @@ class RaceModel:
         Their times are moved onto our axis by the moment both sides got the server's answer
         (the server writes both ``101`` at once, docs/PROTOCOL.md section 4); their ids are
         offset by :data:`PEER_ID_BASE` and their origin reads ``peer <origin>``. The peer's
-        pick and the relay are left out: the result is ours. Nothing is added to
+        relay is left out, and its pick ends its row without touching the result (ours).
+        Nothing is added to
         :attr:`events` (an export holds our race only). Returns the new rows' ids.
         """
         ours = next((e.t for e in self.events if isinstance(e, ev.ServerResponded)), None)
@@ -245,8 +246,6 @@ class RaceModel:
             candidate: Candidate | None = getattr(event, "candidate", None)
             if candidate is None or candidate.space == "relay" or not is_race_event(event):
                 continue
-            if isinstance(event, ev.Picked | ev.Discarded):
-                continue
             moved = dataclasses.replace(
                 candidate,
                 id=candidate.id + PEER_ID_BASE,
@@ -256,7 +255,13 @@ class RaceModel:
             shifted: Event = dataclasses.replace(  # type: ignore[call-arg]
                 event, t=max(0.0, event.t + shift), candidate=moved
             )
-            self._apply_candidate(shifted, moved)
+            if isinstance(shifted, ev.Picked):
+                # The peer's end of the conn: final, but the race's result stays ours.
+                row = self._row(shifted, moved, RowState.PICKED)
+                row.last_t = shifted.t
+                self._end(row, shifted.t, RowState.PICKED, "the peer's end of the picked conn")
+            else:
+                self._apply_candidate(shifted, moved)
             self.t_end = max(self.t_end, shifted.t)
             if moved.id not in added:
                 added.append(moved.id)

@@ -30,8 +30,8 @@ def add_parser(subparsers: Any) -> None:
         "serve",
         help="run an rdv server (headless)",
         description="Run an rdv/1 server: peers meet in its lobby by token, learn each "
-        "other's addresses, and fall back to relaying through it. Also answers GET /healthz "
-        "and GET /metrics (Prometheus).",
+        "other's addresses, and fall back to relaying through it. Also answers GET /healthz, "
+        "GET /metrics (Prometheus) and rdv doctor's GET /.rdv/observed and /.rdv/probes.",
     )
     parser.add_argument(
         "--listen",
