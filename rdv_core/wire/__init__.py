@@ -9,7 +9,9 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
 - :mod:`._lines`: the line layer after the upgrade (section 6);
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
-  errors after the upgrade (sections 2 to 5).
+  errors after the upgrade (sections 2 to 5);
+- :mod:`._proxy_protocol`: the PROXY protocol v1/v2 header a load balancer writes before
+  the request (section 14).
 
 Every public name of those modules is exported here: import the wire format from
 ``rdv_core.wire``.
@@ -97,6 +99,15 @@ from rdv_core.wire._names import (
     opposite,
     unescape_token,
 )
+from rdv_core.wire._proxy_protocol import (
+    MAX_V2_HEADER,
+    ProxyHeader,
+    ProxyHeaderError,
+    ProxyHeaderParser,
+    build_proxy_v1,
+    build_proxy_v2,
+    sniff_proxy_header,
+)
 
 __all__ = [
     "ACCEPT",
@@ -108,6 +119,7 @@ __all__ = [
     "MAX_LINE",
     "MAX_PEER_ADDRS",
     "MAX_SELF_ADDRS",
+    "MAX_V2_HEADER",
     "METHODS",
     "REASONS",
     "SINGLE_SPACES",
@@ -127,6 +139,9 @@ __all__ = [
     "Misdial",
     "Other",
     "ProtocolError",
+    "ProxyHeader",
+    "ProxyHeaderError",
+    "ProxyHeaderParser",
     "RdvRequest",
     "Reply",
     "RequestRejected",
@@ -138,6 +153,8 @@ __all__ = [
     "build_http_error",
     "build_other",
     "build_plain_response",
+    "build_proxy_v1",
+    "build_proxy_v2",
     "build_rejection",
     "build_request",
     "build_upgrade_error",
@@ -160,6 +177,7 @@ __all__ = [
     "reason_phrase",
     "request_path",
     "self_addrs",
+    "sniff_proxy_header",
     "sort_addrs",
     "space_of",
     "token_from_target",
