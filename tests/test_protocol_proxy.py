@@ -22,6 +22,7 @@ from rdv_core.wire import (
     build_proxy_v2,
     sniff_proxy_header,
 )
+
 from tests.test_protocol_properties import chunked
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -202,6 +203,23 @@ def test_v2_length_bound_is_checked_before_buffering() -> None:
         parser.feed(SIG + b"\x21\x11\xff\xff")
 
 
+def test_optional_header() -> None:
+    for raw in (b"GET /healthz HTTP/1.1\r\n\r\n", b"PROXX", b"\r\n\r\nGET"):
+        parser = ProxyHeaderParser(required=False)
+        for i in range(len(raw)):
+            assert parser.feed(raw[i : i + 1]) is None
+        assert parser.finished, raw
+        assert parser.header is None and parser.trailing == raw
+    undecided = ProxyHeaderParser(required=False)
+    assert undecided.feed(b"PROX") is None and not undecided.finished
+    parser = ProxyHeaderParser(required=False)
+    assert parser.feed(b"PROXY UNKNOWN\r") is None and not parser.finished
+    assert parser.feed(b"\nGET") == ProxyHeader(1, "proxy", None, None)
+    assert parser.finished and parser.trailing == b"GET"
+    with pytest.raises(ProxyHeaderError):
+        ProxyHeaderParser(required=False).feed(b"PROXY TCP4 1.2.3.4\r\n")
+
+
 def test_sniff() -> None:
     assert sniff_proxy_header(b"") is None
     assert sniff_proxy_header(b"PROX") is None
@@ -265,8 +283,8 @@ def test_v2_round_trip(
     assert parser.trailing == trailing
 
 
-def feed_all(chunks: list[bytes]) -> None:
-    parser = ProxyHeaderParser()
+def feed_all(chunks: list[bytes], required: bool = True) -> None:
+    parser = ProxyHeaderParser(required=required)
     for chunk in chunks:
         try:
             header = parser.feed(chunk)
@@ -282,6 +300,7 @@ def test_fuzz_arbitrary_bytes(raw: bytes, data: st.DataObject) -> None:
     feed_all(data.draw(chunked(raw)))
     feed_all(data.draw(chunked(b"PROXY " + raw)))
     feed_all(data.draw(chunked(SIG + raw)))
+    feed_all(data.draw(chunked(raw)), required=False)
 
 
 @settings(max_examples=200, deadline=None)

@@ -92,41 +92,51 @@ def sniff_proxy_header(data: bytes) -> Literal[1, 2] | bool | None:
 class ProxyHeaderParser:
     """Incremental parser for the one PROXY header at the start of a conn.
 
-    Feed bytes with :meth:`feed` until it returns a :class:`ProxyHeader`; then
-    :attr:`trailing` holds every byte that followed it (the start of the HTTP head).
-    Input that does not start with a PROXY header is an error: call
-    :func:`sniff_proxy_header` first where the header is optional.
+    Feed bytes with :meth:`feed` until :attr:`finished`; then :attr:`header` is the header
+    (None when an optional one was absent) and :attr:`trailing` holds every byte that
+    followed it (the start of the HTTP head). With ``required`` (the default) input that
+    does not start with a PROXY header is an error; without it, such input finishes the
+    parser at once with no header and every byte in :attr:`trailing`.
     """
 
-    __slots__ = ("_buf", "header", "trailing")
+    __slots__ = ("_buf", "_required", "finished", "header", "trailing")
 
-    def __init__(self) -> None:
+    def __init__(self, *, required: bool = True) -> None:
         self._buf = bytearray()
+        self._required = required
+        self.finished = False
         self.header: ProxyHeader | None = None
         self.trailing = b""
 
     def feed(self, data: bytes) -> ProxyHeader | None:
-        """Add bytes; return the header once it is complete, else None.
+        """Add bytes; return the header once it is complete, else None (see :attr:`finished`).
 
         Raises:
-            ProxyHeaderError: for a malformed or oversized header.
+            ProxyHeaderError: for a malformed or oversized header, or a missing required one.
         """
-        if self.header is not None:
+        if self.finished:
             self.trailing += data
             return self.header
         self._buf += data
         kind = sniff_proxy_header(bytes(self._buf[: len(V2_SIGNATURE)]))
-        if kind is False:
-            raise ProxyHeaderError("not a PROXY protocol header")
         if kind is None:
+            return None
+        if kind is False:
+            if self._required:
+                raise ProxyHeaderError("not a PROXY protocol header")
+            self._finish(None, 0)
             return None
         parsed = _parse_v1(self._buf) if kind == 1 else _parse_v2(self._buf)
         if parsed is None:
             return None
-        self.header, end = parsed
+        self._finish(*parsed)
+        return self.header
+
+    def _finish(self, header: ProxyHeader | None, end: int) -> None:
+        self.finished = True
+        self.header = header
         self.trailing = bytes(self._buf[end:])
         self._buf = bytearray()
-        return self.header
 
 
 # ----- v1
