@@ -8,8 +8,8 @@ What it measures, for each path (direct TCP, socat, rdv native front, rdv aiohtt
 - throughput: one conn carries ``--gib`` GiB from this process to a sink process;
 - "rdv via HAProxy": the native front behind HAProxy with ``deploy/haproxy.cfg`` (http mode,
   ``balance uri``, PROXY v2 to the backend), both peers through it, as in production; its
-  CPU column counts rdv and HAProxy together, and a last line compares it with the direct
-  native front of the same run;
+  CPU column counts rdv and HAProxy together, its memory columns are HAProxy's own growth
+  (rdv's is the native row's), and a line compares it with the direct native front;
 - relay CPU: user+system seconds of the relay process (the rdv server, or socat and the
   child it forks per conn) per GiB, from /proc/<pid>/stat;
 - RTT: 1-byte ping-pong on the same conn, median of ``--pings``; "added" is the
@@ -298,7 +298,7 @@ def report(results: list[PathResult], args: argparse.Namespace, total_gib: float
             f"through HAProxy vs the rdv native front directly: "
             f"{medians[balanced.name] / medians[native.name]:.2f}x throughput, "
             f"{rtts[balanced.name] - rtts[native.name]:+.1f} us RTT "
-            f"(CPU column: rdv + HAProxy; no memory row: HAProxy's own is not measured)"
+            f"(its CPU column: rdv + HAProxy; its B/pair and B/lobby: HAProxy's own RSS growth)"
         )
     if socat is None:
         return
@@ -412,7 +412,12 @@ def measure_setups_and_memory(
             conn_setups_per_s(port, args.setups // 4, echo=socat_listener)
         )
     elif result.name == "rdv via HAProxy":
-        result.setups_s = asyncio.run(rdv_pairs_per_s(path.extra["port"], "", args.setups))
+        # B/pair and B/lobby here are HAProxy's own growth (rdv's is the native row's).
+        port, haproxy_pid = path.extra["port"], path.extra["cpu_pids"][0]
+        result.mem_pair_b, result.mem_lobby_b = asyncio.run(
+            rdv_memory(port, "", args.pairs, haproxy_pid)
+        )
+        result.setups_s = asyncio.run(rdv_pairs_per_s(port, "", args.setups))
     else:
         port, prefix = path.extra["port"], path.extra["prefix"]
         assert path.relay_pid is not None
