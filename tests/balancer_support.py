@@ -20,7 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -164,27 +164,38 @@ def balancer_env(port: int, backend_addrs: Sequence[str]) -> dict[str, str]:
     return env
 
 
-def balancer_command(kind: str, folder: Path, env: dict[str, str]) -> list[str]:
-    """The command that runs ``kind`` in the foreground with the shipped config."""
+def balancer_command(
+    kind: str, folder: Path, env: dict[str, str], edit: Callable[[str], str] | None = None
+) -> list[str]:
+    """The command that runs ``kind`` in the foreground with the shipped config (or with
+    ``edit`` applied to it, for a variant)."""
     if kind == "haproxy":
-        return ["haproxy", "-f", str(DEPLOY / "haproxy.cfg"), "-db"]
+        config = DEPLOY / "haproxy.cfg"
+        if edit is not None:
+            config = folder / "haproxy.cfg"
+            config.write_text(edit((DEPLOY / "haproxy.cfg").read_text()))
+        return ["haproxy", "-f", str(config), "-db"]
     conf = subprocess.run(
         [str(DEPLOY / "nginx" / "render.sh")], env=env, check=True, capture_output=True
     ).stdout
     (folder / "nginx").mkdir(exist_ok=True)
-    (folder / "nginx" / "rdv.conf").write_bytes(conf)
+    text = conf.decode()
+    (folder / "nginx" / "rdv.conf").write_text(edit(text) if edit is not None else text)
     prefix = str(folder / "nginx")
     return ["nginx", "-p", prefix, "-c", "rdv.conf", "-e", "stderr", "-g", "daemon off;"]
 
 
 @asynccontextmanager
 async def balancer(
-    kind: str, folder: Path, backend_addrs: Sequence[str]
+    kind: str,
+    folder: Path,
+    backend_addrs: Sequence[str],
+    edit: Callable[[str], str] | None = None,
 ) -> AsyncIterator[Balancer]:
     """``kind`` (haproxy or nginx) on a free loopback port in front of ``backend_addrs``."""
     port = free_port()
     env = balancer_env(port, backend_addrs)
-    command = balancer_command(kind, folder, env)
+    command = balancer_command(kind, folder, env, edit)
     log_path = folder / f"{kind}.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(

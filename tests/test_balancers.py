@@ -58,6 +58,30 @@ async def test_token_affine_balancing(kind: str, tmp_path: Path) -> None:
             assert victim.process.returncode == -signal.SIGKILL
 
 
+def proxy_v1(config: str) -> str:
+    return config.replace("send-proxy-v2 ", "send-proxy ")
+
+
+async def test_haproxy_proxy_v1(tmp_path: Path) -> None:
+    """The text version of the header, as HAProxy's ``send-proxy`` writes it."""
+    reason = missing_binary("haproxy")
+    if reason is not None:
+        pytest.skip(reason)
+    async with backends(tmp_path, BACKEND_ARGS["haproxy"], count=1) as pool:
+        addrs = [pool[0].addr] * 3
+        async with balancer("haproxy", tmp_path, addrs, edit=proxy_v1) as lb:
+            config = (tmp_path / "haproxy.cfg").read_text()
+            assert "default-server send-proxy check" in config
+            tokens = new_tokens(4)
+            pairs = await asyncio.gather(
+                *(run_pair(lb.url, t, p2p=i % 2 == 0) for i, t in enumerate(tokens))
+            )
+    for pair in pairs:
+        for conn in (pair.dialer, pair.accepter):
+            assert observed_matches_socket(conn), (pair.token, conn.meta.observed_addr)
+    assert sorted(pool[0].matched_tokens()) == sorted(tokens)
+
+
 async def fifty_pairs(url: str, pool: list[Backend]) -> dict[str, str]:
     """50 pairs at once, half relayed and half p2p; returns token -> backend name."""
     tokens = new_tokens(PAIRS)
