@@ -25,7 +25,7 @@ from rdv_core.wire import (
 
 from tests.test_protocol_properties import chunked
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SIG = b"\r\n\r\n\x00\r\nQUIT\n"
 
 
@@ -294,7 +294,7 @@ def feed_all(chunks: list[bytes], required: bool = True) -> None:
             assert isinstance(header, ProxyHeader)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.binary(max_size=300), st.data())
 def test_fuzz_arbitrary_bytes(raw: bytes, data: st.DataObject) -> None:
     feed_all(data.draw(chunked(raw)))
@@ -303,7 +303,7 @@ def test_fuzz_arbitrary_bytes(raw: bytes, data: st.DataObject) -> None:
     feed_all(data.draw(chunked(raw)), required=False)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     pair=pairs,
     tlvs=tlv_lists,
