@@ -38,9 +38,14 @@ BACKEND_ARGS = {
 PAYLOAD = 48 * 1024
 
 
+def binary(name: str) -> str | None:
+    """The path of a balancer's binary (also in /usr/sbin, off a user's PATH), or None."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+
+
 def missing_binary(name: str) -> str | None:
     """Why a balancer test cannot run here (its binary is not installed), or None."""
-    if shutil.which(name) is None and not Path(f"/usr/sbin/{name}").exists():
+    if binary(name) is None:
         return f"{name} is not installed (apt-get install {name}; CI installs it)"
     return None
 
@@ -174,7 +179,7 @@ def balancer_command(
         if edit is not None:
             config = folder / "haproxy.cfg"
             config.write_text(edit((DEPLOY / "haproxy.cfg").read_text()))
-        return ["haproxy", "-f", str(config), "-db"]
+        return [binary("haproxy") or "haproxy", "-f", str(config), "-db"]
     conf = subprocess.run(
         [str(DEPLOY / "nginx" / "render.sh")], env=env, check=True, capture_output=True
     ).stdout
@@ -182,7 +187,8 @@ def balancer_command(
     text = conf.decode()
     (folder / "nginx" / "rdv.conf").write_text(edit(text) if edit is not None else text)
     prefix = str(folder / "nginx")
-    return ["nginx", "-p", prefix, "-c", "rdv.conf", "-e", "stderr", "-g", "daemon off;"]
+    nginx = binary("nginx") or "nginx"
+    return [nginx, "-p", prefix, "-c", "rdv.conf", "-e", "stderr", "-g", "daemon off;"]
 
 
 @asynccontextmanager
