@@ -197,8 +197,12 @@ async def balancer(
     folder: Path,
     backend_addrs: Sequence[str],
     edit: Callable[[str], str] | None = None,
+    preamble: bytes = b"",
 ) -> AsyncIterator[Balancer]:
-    """``kind`` (haproxy or nginx) on a free loopback port in front of ``backend_addrs``."""
+    """``kind`` (haproxy or nginx) on a free loopback port in front of ``backend_addrs``.
+
+    ``preamble``: what a client must send first (a PROXY header, for ``accept-proxy``).
+    """
     port = free_port()
     env = balancer_env(port, backend_addrs)
     command = balancer_command(kind, folder, env, edit)
@@ -209,7 +213,7 @@ async def balancer(
         )
     running = Balancer(kind, port, process, log_path)
     try:
-        await _wait_healthy(running)
+        await _wait_healthy(running, preamble)
         yield running
     finally:
         if process.returncode is None:
@@ -222,25 +226,26 @@ async def balancer(
                 await process.wait()
 
 
-async def _wait_healthy(lb: Balancer, within: float = 15.0) -> None:
+async def _wait_healthy(lb: Balancer, preamble: bytes, within: float = 15.0) -> None:
     """Until ``GET /healthz`` through the balancer answers 200."""
     async with asyncio.timeout(within):
         while True:
             if lb.process.returncode is not None:
                 raise RuntimeError(f"{lb.kind} exited: {lb.log_path.read_text()}")
-            if await http_get_status(lb.port, "/healthz") == 200:
+            if await http_get_status(lb.port, "/healthz", preamble) == 200:
                 return
             await asyncio.sleep(0.1)
 
 
-async def http_get_status(port: int, path: str) -> int | None:
+async def http_get_status(port: int, path: str, preamble: bytes = b"") -> int | None:
     """The status of ``GET path`` on 127.0.0.1:port, or None if the conn fails."""
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
     except OSError:
         return None
     try:
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: rdv\r\nConnection: close\r\n\r\n".encode())
+        request = f"GET {path} HTTP/1.1\r\nHost: rdv\r\nConnection: close\r\n\r\n"
+        writer.write(preamble + request.encode())
         line = await asyncio.wait_for(reader.readline(), 5)
         parts = line.split()
         return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None

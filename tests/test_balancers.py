@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from rdv_core import ServerRejectedError
+from rdv_core import Addr, ServerRejectedError
 from rdv_core.server._pairing import SHUTTING_DOWN
+from rdv_core.wire import build_proxy_v2
 
 from tests.balancer_support import (
     BACKEND_ARGS,
@@ -40,6 +41,7 @@ from tests.balancer_support import (
     run_pair,
     wait_until,
 )
+from tests.server_support import RawClient, parse_head, rdv_request
 
 PAIRS = 50
 
@@ -162,3 +164,37 @@ async def drain_one(url: str, survivors: list[Backend], owner: dict[str, str]) -
 
 async def close_pair(pair: PairResult) -> None:
     await asyncio.gather(pair.dialer.close(), pair.accepter.close(), return_exceptions=True)
+
+
+def behind_an_l4_balancer(config: str) -> str:
+    """The README's variant for an NLB in front: HAProxy reads the NLB's PROXY header."""
+    bind = '    bind "${RDV_LB_LISTEN}"\n'
+    assert bind in config
+    return config.replace(bind, '    bind "${RDV_LB_LISTEN}" accept-proxy\n')
+
+
+async def test_haproxy_behind_an_l4_balancer(tmp_path: Path) -> None:
+    """An L4 balancer (here: our raw client, as an NLB writes it) sends PROXY v2 to HAProxy
+    (``accept-proxy``), HAProxy sends its own to the backend: the client's address survives
+    both hops."""
+    reason = missing_binary("haproxy")
+    if reason is not None:
+        pytest.skip(reason)
+    clients = {"DIAL": Addr.parse("203.0.113.7:40122"), "ACCEPT": Addr.parse("[2001:db8::9]:5")}
+    nlb = {"DIAL": Addr.parse("192.0.2.1:443"), "ACCEPT": Addr.parse("[2001:db8::1]:443")}
+    async with backends(tmp_path, BACKEND_ARGS["haproxy"], count=1) as pool:
+        addrs = [pool[0].addr] * 3
+        health_check = build_proxy_v2(None, None, command="local")
+        l4 = balancer("haproxy", tmp_path, addrs, behind_an_l4_balancer, health_check)
+        async with l4 as lb:
+            conns = {}
+            for method in ("ACCEPT", "DIAL"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", lb.port)
+                writer.write(build_proxy_v2(clients[method], nlb[method]))
+                writer.write(rdv_request(method, "/l4-token"))
+                conns[method] = RawClient(reader, writer)
+            heads = {m: parse_head(await c.read_head(10))[1] for m, c in conns.items()}
+            for method, client_addr in clients.items():
+                assert heads[method]["rdv-observed-addr"] == str(client_addr), heads
+            for conn in conns.values():
+                await conn.close()
