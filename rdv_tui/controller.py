@@ -37,6 +37,7 @@ from rdv_core.session import (
 )
 from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
+from rdv_tui.cli.formatting import shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.embedded import EmbeddedServer
 
@@ -90,7 +91,7 @@ class Controller:
         app = self._app
 
         def post(event: Event) -> None:
-            app.post_message(app.CoreEvent(event, source))
+            app.post_message(app.CoreEvent(shown_event(event), source))
 
         return post
 
@@ -139,7 +140,7 @@ class Controller:
             method: Method = DIAL if params.role == "dial" else ACCEPT
             conn = await client.connect(method, params.server_url, params.token)
         except (RdvError, ValueError, OSError) as exc:
-            app.notify(str(exc), severity="error", title="Connection failed", timeout=10)
+            app.notify(shown(str(exc)), severity="error", title="Connection failed", timeout=10)
             return
         self._set_link(conn, None)
         if params.race_only:
@@ -176,7 +177,7 @@ class Controller:
             await session.start()
         except (SessionError, OSError) as exc:
             app.race_screen.note = f"session failed: {exc}"
-            app.notify(str(exc), severity="error", title="Session failed", timeout=10)
+            app.notify(shown(str(exc)), severity="error", title="Session failed", timeout=10)
             await conn.close()
             self._set_link(None, None)
             return None
@@ -209,7 +210,7 @@ class Controller:
         try:
             await session.send_chat(text)
         except (SessionError, ValueError) as exc:
-            self._app.notify(str(exc), severity="error", title="Chat")
+            self._app.notify(shown(str(exc)), severity="error", title="Chat")
 
     def send_paths(self, paths: list[Path]) -> None:
         """Offer and send files; verdicts show in the files pane."""
@@ -222,9 +223,9 @@ class Controller:
         try:
             await session.send_paths(paths)
         except TransferRejected as exc:
-            self._app.notify(str(exc), severity="warning", title="Rejected")
+            self._app.notify(shown(str(exc)), severity="warning", title="Rejected")
         except (SessionError, OSError, ValueError) as exc:
-            self._app.notify(str(exc), severity="error", title="Send failed")
+            self._app.notify(shown(str(exc)), severity="error", title="Send failed")
 
     def _open_session(self) -> Session | None:
         session = self.session
@@ -288,7 +289,7 @@ class Controller:
             await session.send_chat("hello from the dialing side")
             await session.send_paths([sample])
         except (SessionError, OSError) as exc:
-            app.notify(str(exc), severity="error", title="Demo")
+            app.notify(shown(str(exc)), severity="error", title="Demo")
             return
         app.session_screen.show_info(DEMO_HINT)
 

@@ -74,7 +74,6 @@ async def _receive(args: argparse.Namespace) -> int:
     import sys
 
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from rdv_core.config import ConfigError
@@ -89,6 +88,7 @@ async def _receive(args: argparse.Namespace) -> int:
     )
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.race_options import UsageError, client_from_args
+    from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
 

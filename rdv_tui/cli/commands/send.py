@@ -52,7 +52,6 @@ async def _send(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rich.console import Console
-    from rich.markup import escape
 
     from rdv_core.config import ConfigError, resolve_server
     from rdv_core.errors import RdvError, RdvTimeoutError
@@ -71,6 +70,7 @@ async def _send(args: argparse.Namespace) -> int:
     )
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.race_options import UsageError, client_from_args
+    from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
 
