@@ -32,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
 from rdv_tui.cli.race_options import UsageError, client_options
+from rdv_tui.cli.secret_args import ENV_TOKEN, resolve_secret
 
 if TYPE_CHECKING:
     from rdv_core.client import Conn
@@ -257,6 +258,11 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
         logging.getLogger("rdv").setLevel(logging.DEBUG)
     try:
         options = client_options(args)
+        args.token = resolve_secret(args.token, args.token_file, ENV_TOKEN, "token")
+        if args.token is None:
+            raise UsageError(
+                "a TOKEN is needed: as an argument, with --token-file or in $RDV_TOKEN"
+            )
     except UsageError as exc:
         _say(method, str(exc), sys.stderr)
         return EXIT_USAGE
