@@ -28,6 +28,8 @@ from rdv_core.client import Conn
 from rdv_core.errors import RdvError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (
+    BurnedCodes,
+    CodeMismatch,
     IncomingOffer,
     Session,
     SessionError,
@@ -133,6 +135,15 @@ class Controller:
         app = self._app
         await self.close_connection()
         app.recent.remember(params.server_url, params.code if not params.race_only else None)
+        if not params.race_only and parse_code(params.code) in BurnedCodes():
+            # Each try would give whoever interfered another guess (issue 13, item 4).
+            app.notify(
+                "this code failed key confirmation before: use a fresh code (ctrl+g)",
+                severity="error",
+                title="Code used up",
+                timeout=10,
+            )
+            return
         app.race_screen.reset()
         await app.switch_mode("race")
         client = params.make_client(self._poster("race"))
@@ -176,7 +187,9 @@ class Controller:
         try:
             await session.start()
         except (SessionError, OSError) as exc:
-            app.race_screen.note = f"session failed: {exc}"
+            if isinstance(exc, CodeMismatch):
+                BurnedCodes().add(parse_code(params.code))
+            app.race_screen.note = f"session failed: {shown(str(exc))}"
             app.notify(shown(str(exc)), severity="error", title="Session failed", timeout=10)
             await conn.close()
             self._set_link(None, None)
