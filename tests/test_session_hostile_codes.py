@@ -112,7 +112,7 @@ async def test_a_code_that_failed_key_confirmation_is_never_used_again(
     url: str, tmp_path: Path
 ) -> None:
     burned = BurnedCodes(tmp_path / "burned")
-    with pytest.raises(CodeMismatch, match="interference") as caught:
+    with pytest.raises(CodeMismatch, match="interfering") as caught:
         await asyncio.gather(
             connect_session(url, "444444-otter-quill", "send", client=_client(), burned=burned),
             connect_session(url, "444444-otter-quail", "receive", client=_client()),

@@ -51,6 +51,10 @@ MAX_FRESH_CODES = 3
 #: code yet, so whoever meets us before is squatting the nameplate.
 QUIET_S = 0.25
 
+USED_UP = (
+    "if nobody mistyped it, someone on the server may be interfering; this code is now used "
+    "up (another try would give a guesser another guess): start both sides with a fresh code"
+)
 INTERFERENCE = (
     "someone else may be using this nameplate on the server (a typo on the other side, "
     "another pair with the same nameplate, or interference)"
@@ -94,7 +98,8 @@ async def connect_session(
         on_offer: Decides about incoming offers (see :class:`Session`).
         download_dir: Where received files go (None: offers are declined).
         chunk_size: File bytes per data frame (default: the session's).
-        on_code: Called with each code to give the other side (``code=None`` only).
+        on_code: Called with each code to give the other side: a given ``code`` once it
+            passed its checks, a made one once it waited alone in the lobby.
         on_notice: Told, in words, about retries and suspected interference.
         burned: Codes never to use again; a failed key confirmation adds to it.
 
@@ -140,11 +145,13 @@ async def connect_session(
                 "this code failed key confirmation before and must not be used again "
                 "(each try gives whoever interfered another guess): use a fresh code"
             )
+        if on_code is not None:
+            on_code(code)
         conn = await _meet(client, server_url, parsed, is_dialer, notice)
         try:
             return await start(conn, parsed)
         except CodeMismatch:
-            raise CodeMismatch(f"{INTERFERENCE}; this code is used up: use a fresh one") from None
+            raise CodeMismatch(USED_UP) from None
     if not is_dialer:
         raise ValueError("only the dialing side can make its own code")
     for _ in range(MAX_FRESH_CODES):

@@ -96,13 +96,10 @@ async def _send(args: argparse.Namespace) -> int:
     total = sum(f.size for f in files)
     print(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.", flush=True)
 
-    def show_code(shown: str) -> None:  # at once for --code; else once alone in the lobby
+    def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
         print(f"Code: {shown}", flush=True)
         print("On the other machine run:", flush=True)
         print(f"    rdv receive {shown} --server {server}", flush=True)
-
-    if code is not None:
-        show_code(code)
 
     view = ui.TransferView(console, "out")
     try:
