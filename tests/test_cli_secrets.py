@@ -43,12 +43,29 @@ async def test_pipe_token_from_a_file_and_from_the_environment(url: str, tmp_pat
     token_file = tmp_path / "token"
     token_file.write_text("s3cret-token\n")
     common = ("--spaces", "loopback", "--timeout", "20")
-    (rc_d, _, err_d), (rc_a, out_a, err_a) = await asyncio.gather(
-        _run("dial", *common, url, "--token-file", str(token_file), stdin=b"from dial"),
-        _run("accept", *common, url, env={"RDV_TOKEN": "s3cret-token"}, stdin=b""),
-    )
-    assert rc_d == 0 and rc_a == 0, (err_d, err_a)
-    assert out_a == "from dial"
+    # The accepter keeps its stdin open until the bytes arrived: its EOF would end the pair.
+    accept = await asyncio.create_subprocess_exec(
+        *RDV, "accept", *common, url,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "RDV_TOKEN": "s3cret-token"},
+    )  # fmt: skip
+    assert accept.stdin is not None and accept.stdout is not None
+    try:
+        dial = asyncio.create_task(
+            _run("dial", *common, url, "--token-file", str(token_file), stdin=b"from dial")
+        )
+        received = await asyncio.wait_for(accept.stdout.readexactly(9), 30)
+        accept.stdin.close()
+        rc_d, _, err_d = await dial
+        _, err_a = await asyncio.wait_for(accept.communicate(), 30)
+    finally:
+        if accept.returncode is None:
+            accept.kill()
+            await accept.wait()
+    assert received == b"from dial"
+    assert rc_d == 0 and accept.returncode == 0, (err_d, err_a)
     assert "peer connected" in err_d
 
 
