@@ -8,6 +8,7 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._http1`: strict HTTP/1.1 heads, Go's pre-handler checks and error framing;
 - :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
 - :mod:`._lines`: the line layer after the upgrade (section 6);
+- :mod:`._printable`: text from the network made safe to show;
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
   errors after the upgrade (sections 2 to 5);
 - :mod:`._proxy_protocol`: the PROXY protocol v1/v2 header a load balancer writes before
@@ -99,6 +100,11 @@ from rdv_core.wire._names import (
     opposite,
     unescape_token,
 )
+from rdv_core.wire._printable import (
+    UNSAFE_CHARS,
+    printable,
+    unsafe_char,
+)
 from rdv_core.wire._proxy_protocol import (
     MAX_V2_HEADER,
     ProxyHeader,
@@ -123,6 +129,7 @@ __all__ = [
     "METHODS",
     "REASONS",
     "SINGLE_SPACES",
+    "UNSAFE_CHARS",
     "UPGRADE_PROTOCOL",
     "USER_AGENT",
     "Addr",
@@ -174,6 +181,7 @@ __all__ = [
     "parse_server_url",
     "parse_spaces",
     "peer_addrs_for",
+    "printable",
     "reason_phrase",
     "request_path",
     "self_addrs",
@@ -183,4 +191,5 @@ __all__ = [
     "token_from_target",
     "unescape_token",
     "unmap",
+    "unsafe_char",
 ]
