@@ -74,7 +74,7 @@ class DemoPeer:
             )
             await session.start()
             self.session = session
-            # The demo's peer shares its side of the race too (docs/PROTOCOL.md section 14.5).
+            # The demo's peer shares its side of the race too (docs/PROTOCOL.md section 15.5).
             session.diagnosis.send(await _doctor(self.server_url), conn.events)
             await session.send_chat(GREETING)
             return await session.wait_closed()

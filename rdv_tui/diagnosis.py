@@ -3,7 +3,7 @@
 The controller calls :func:`doctor_for` as an attempt starts (the Doctor screen's last
 report is reused when it checked the same server) and :func:`explain_session` once the
 session is up: both peers exchange reports and race events over the session
-(docs/PROTOCOL.md section 14.5), and the Race screen shows the prediction and the verdict.
+(docs/PROTOCOL.md section 15.5), and the Race screen shows the prediction and the verdict.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ class EmbeddedServer:
                 on_event(event)
 
         server = RdvServer(lobby_timeout=600.0, idle_timeout=3600.0, on_event=record)
-        # The doctor's routes (docs/PROTOCOL.md section 14.1); dial-back only on loopback,
+        # The doctor's routes (docs/PROTOCOL.md section 15.1); dial-back only on loopback,
         # where it can reach nobody but this machine.
         probes = ProbeService(dial_back=_is_loopback(host), observe=server.observe)
         try:

@@ -1,6 +1,6 @@
 """The doctor's server routes on loopback, both fronts: answers, limits and bad input.
 
-docs/PROTOCOL.md section 14.1: ``/.rdv/observed``, ``/.rdv/probes``, ``/.rdv/dial-back``; the
+docs/PROTOCOL.md section 15.1: ``/.rdv/observed``, ``/.rdv/probes``, ``/.rdv/dial-back``; the
 dial-back goes to the request's own address only, and is rate-limited per IP and globally.
 """
 

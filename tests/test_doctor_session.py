@@ -1,4 +1,4 @@
-"""The two-sided diagnosis over a real session on loopback (docs/PROTOCOL.md section 14.5)."""
+"""The two-sided diagnosis over a real session on loopback (docs/PROTOCOL.md section 15.5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``rdv doctor``: why two machines can or cannot talk directly (docs/PROTOCOL.md section 14).
+"""``rdv doctor``: why two machines can or cannot talk directly (docs/PROTOCOL.md section 15).
 
 - :mod:`._report`: the report, every finding tri-state with its reason, and its JSON form;
 - :mod:`._classify`: samples to findings (mapping, allocation, filtering ...), pure;

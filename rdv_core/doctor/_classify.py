@@ -1,4 +1,4 @@
-"""From raw samples to findings: pure functions, no sockets (docs/PROTOCOL.md section 14.4).
+"""From raw samples to findings: pure functions, no sockets (docs/PROTOCOL.md section 15.4).
 
 The vocabulary is RFC 4787's, applied to TCP:
 

@@ -1,7 +1,7 @@
 """The doctor's listener on the shared port: inbound conns matched to the nonces we await.
 
 The dial-back and the hairpin probe both end in a conn to our shared port that must carry
-the nonce we chose (docs/PROTOCOL.md section 14.2): anything else is a stranger, counted
+the nonce we chose (docs/PROTOCOL.md section 15.2): anything else is a stranger, counted
 and closed.
 """
 

@@ -1,6 +1,6 @@
 """Before a race: from both peers' reports, will a direct conn open, and which candidate wins?
 
-docs/PROTOCOL.md section 14.4. Three answers:
+docs/PROTOCOL.md section 15.4. Three answers:
 
 - ``direct``: the physics allow it and nothing is left to chance (e.g. both NATs keep the
   port and silently drop early SYNs: the two SYNs meet in a simultaneous open);

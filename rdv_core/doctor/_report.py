@@ -1,13 +1,13 @@
 """The doctor's report: what was measured, each finding tri-state with its reason.
 
-docs/PROTOCOL.md section 14.3 is the JSON form (``version`` 1, stable names). Every finding is
+docs/PROTOCOL.md section 15.3 is the JSON form (``version`` 1, stable names). Every finding is
 ``{"value": ..., "reason": "..."}``: ``value`` is the answer (``true``/``false``, or a word such
 as ``endpoint-independent``), or ``null`` when it was not measured, and then ``reason`` says
 why (a Go server without the probe routes, one server only, ...). A person reads ``reason``;
 programs read ``value``.
 
 :func:`Report.from_json` reads a report back strictly (the peer sends its report over the
-session, docs/PROTOCOL.md section 14.5): a field of the wrong type, a string over its bound or
+session, docs/PROTOCOL.md section 15.5): a field of the wrong type, a string over its bound or
 too many entries is a :class:`ReportError`, never a crash.
 """
 
@@ -28,7 +28,7 @@ MAX_TEXT: Final = 400
 
 Value = bool | str | int | None
 
-#: The words a finding may hold, per field (docs/PROTOCOL.md section 14.3).
+#: The words a finding may hold, per field (docs/PROTOCOL.md section 15.3).
 MAPPINGS: Final = (
     "endpoint-independent",
     "port-dependent",
@@ -196,7 +196,7 @@ FINDINGS: Final[Mapping[str, tuple[str, ...] | None]] = {
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """A whole doctor run (docs/PROTOCOL.md section 14.3).
+    """A whole doctor run (docs/PROTOCOL.md section 15.3).
 
     Attributes:
         local_port: The shared local port every mapping probe used (SO_REUSEPORT).

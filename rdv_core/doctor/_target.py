@@ -1,6 +1,6 @@
 """One server URL during a doctor run, and the small steps every probe shares.
 
-docs/PROTOCOL.md section 14.2: resolving a URL to its IPv4 and IPv6 addresses, asking
+docs/PROTOCOL.md section 15.2: resolving a URL to its IPv4 and IPv6 addresses, asking
 ``/.rdv/observed`` on a conn, and turning a conn into a :class:`Sample`.
 """
 

@@ -1,6 +1,6 @@
 """After a race: the prediction, what each side's candidates did, and the reason in one sentence.
 
-docs/PROTOCOL.md section 14.5. Each side folds its own race events into one line per
+docs/PROTOCOL.md section 15.5. Each side folds its own race events into one line per
 candidate (``203.0.113.12:41921 public4: refused x12, cancelled``); with the peer's events
 (exchanged over the session) both halves of the story sit side by side, and the sentence says
 whether the race went as predicted, and if not, what the candidates ran into.

@@ -117,7 +117,7 @@ SERVER_EVENTS: Final[tuple[type[Event], ...]] = (
     ServerClosed,
 )
 #: What a peer session emits (:class:`rdv_core.session.Session`'s ``on_event``).
-#: The two-sided diagnosis (docs/PROTOCOL.md section 14.5), in emission order.
+#: The two-sided diagnosis (docs/PROTOCOL.md section 15.5), in emission order.
 DOCTOR_EVENTS: Final[tuple[type[Event], ...]] = (DoctorReported, VerdictReached)
 
 SESSION_EVENTS: Final[tuple[type[Event], ...]] = (

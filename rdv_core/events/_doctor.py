@@ -1,4 +1,4 @@
-"""Events of the two-sided diagnosis (docs/PROTOCOL.md section 14.5): reports and the verdict.
+"""Events of the two-sided diagnosis (docs/PROTOCOL.md section 15.5): reports and the verdict.
 
 They carry plain JSON (a doctor report's documented form), so that the events JSONL of
 ``rdv send --explain`` holds the whole explanation next to the race it explains.
@@ -13,7 +13,7 @@ from rdv_core.events._base import Event, event
 class DoctorReported(Event):
     """A doctor report: ours (``side`` ``self``) or the peer's (``peer``).
 
-    ``report`` is the report's JSON form (docs/PROTOCOL.md section 14.3) as compact JSON text.
+    ``report`` is the report's JSON form (docs/PROTOCOL.md section 15.3) as compact JSON text.
     """
 
     side: str

@@ -204,7 +204,7 @@ def mount(
     """Serve rdv requests at ``prefix/<token>`` in ``app`` (behind its middlewares).
 
     ``probes`` (a ``ProbeService``) adds the doctor's routes at the root, first
-    (docs/PROTOCOL.md section 14.1).
+    (docs/PROTOCOL.md section 15.1).
 
     Also calls :func:`allow_rdv_methods`, so aiohttp can parse ``DIAL``/``ACCEPT``.
     The server is closed on the app's cleanup (``503`` to lobby clients).

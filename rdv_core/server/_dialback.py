@@ -1,6 +1,6 @@
 """The dial-back itself: one TCP connect from another port to the requester's own address.
 
-docs/PROTOCOL.md section 14.1. The rule that keeps it from being a weapon (libp2p AutoNAT
+docs/PROTOCOL.md section 15.1. The rule that keeps it from being a weapon (libp2p AutoNAT
 v2's): the target is always the address the request came from, never one the client names,
 and each dial-back sends at most :data:`MAX_SYNS` SYNs and, on success, one line of at most
 :data:`MAX_GREETING` bytes. Rate limits are the caller's (:mod:`rdv_core.server._probes`).

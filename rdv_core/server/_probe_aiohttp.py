@@ -1,4 +1,4 @@
-"""The doctor's probe routes in an aiohttp application (docs/PROTOCOL.md section 14.1).
+"""The doctor's probe routes in an aiohttp application (docs/PROTOCOL.md section 15.1).
 
 :func:`mount_probes` adds ``GET /.rdv/observed``, ``/.rdv/probes`` and ``/.rdv/dial-back`` at
 the application's root. aiohttp resolves routes in the order they were added, and

@@ -1,6 +1,6 @@
 """Probe routes on plain transports: the native front's hook and the extra probe ports.
 
-docs/PROTOCOL.md section 14.1. :func:`serve_probe` answers one parsed request head on an
+docs/PROTOCOL.md section 15.1. :func:`serve_probe` answers one parsed request head on an
 asyncio transport (the native front calls it for probe paths on the main port);
 :func:`start_probe_ports` opens the extra ports of ``rdv serve --probe-port``, which speak
 nothing but the probe routes (anything else: ``404``). Plain HTTP/1.1 with keep-alive, a
@@ -67,12 +67,16 @@ def _keep_alive(head: Head) -> bool:
     )
 
 
-def serve_probe(service: ProbeService, transport: asyncio.Transport, head: Head) -> bool:
+def serve_probe(
+    service: ProbeService, transport: asyncio.Transport, head: Head, remote: Addr | None = None
+) -> bool:
     """Answer a probe request on ``transport``; True if the conn may carry another request.
 
-    A dial-back is answered from a task once the dial is done, then the conn is closed.
+    ``remote`` is the client (default: the TCP peer; the native front passes what a PROXY
+    header named). A dial-back is answered from a task once the dial is done, then the conn
+    is closed.
     """
-    remote = transport_peer_addr(transport)
+    remote = remote if remote is not None else transport_peer_addr(transport)
     local = _local_addr(transport)
     path, query = split_target(head.target)
     keep = _keep_alive(head)

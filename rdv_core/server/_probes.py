@@ -1,6 +1,6 @@
 """The doctor's routes on the server: observed address, discovery, bounded dial-back.
 
-docs/PROTOCOL.md section 14.1. One :class:`ProbeService` answers for every front (the native
+docs/PROTOCOL.md section 15.1. One :class:`ProbeService` answers for every front (the native
 main port, the probe ports of :mod:`rdv_core.server._probe_ports`, the aiohttp mount of
 :mod:`rdv_core.server._probe_aiohttp`): a front hands it the request's method, target,
 header getter and the two ends of the TCP conn, and writes the :class:`ProbeAnswer` back.

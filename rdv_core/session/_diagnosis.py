@@ -1,10 +1,10 @@
 """The two-sided diagnosis over the session: each side sends its doctor report and race events.
 
-docs/PROTOCOL.md section 14.5. The ``diagnosis`` frame (type 13) goes only to a peer whose
+docs/PROTOCOL.md section 15.5. The ``diagnosis`` frame (type 13) goes only to a peer whose
 ``hello`` announced the ``diagnosis`` feature (an older rdv would end the session on an
 unknown frame type). Its body::
 
-    {"v": 1, "report": <doctor report JSON (section 14.3)> | null,
+    {"v": 1, "report": <doctor report JSON (section 15.3)> | null,
      "events": [<race event JSON>, ...]}
 
 A peer's diagnosis is advice, never a reason to end the session: a report that does not

@@ -45,7 +45,7 @@ class FrameType(IntEnum):
     FAIL = 10
     ERROR = 11
     CLOSE = 12
-    #: The two-sided diagnosis (docs/PROTOCOL.md section 14.5); only to peers announcing it.
+    #: The two-sided diagnosis (docs/PROTOCOL.md section 15.5); only to peers announcing it.
     DIAGNOSIS = 13
 
 

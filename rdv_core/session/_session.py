@@ -140,7 +140,7 @@ class Session:
         )
         #: The rdv conn underneath, when opened by :func:`connect_session` (else None).
         self.conn: Conn | None = None
-        #: Doctor reports and race events, both ways (docs/PROTOCOL.md section 14.5).
+        #: Doctor reports and race events, both ways (docs/PROTOCOL.md section 15.5).
         self.diagnosis = DiagnosisExchange(self._outbox)
 
     # ----- settings and results, kept by the part they belong to

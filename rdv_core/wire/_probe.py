@@ -1,6 +1,6 @@
 """The doctor's probe routes, sans-IO: paths, query checks and the JSON bodies both ends share.
 
-docs/PROTOCOL.md section 14. Three plain ``GET`` routes, at the server root whatever its rdv
+docs/PROTOCOL.md section 15. Three plain ``GET`` routes, at the server root whatever its rdv
 prefix, on the main port and on every probe port (``rdv serve --probe-port``):
 
 - ``/.rdv/observed``: what the server saw of this conn (the observed address, the port it

@@ -1,8 +1,8 @@
 """``--explain`` for ``rdv send``/``rdv receive``: the doctor before, the verdict after.
 
 Before the attempt, the doctor measures our network against the server (docs/PROTOCOL.md
-section 14.2); once the session is up, both peers exchange their reports and race events over
-it (section 14.5), and each side prints the prediction, both sides' candidates and the reason
+section 15.2); once the session is up, both peers exchange their reports and race events over
+it (section 15.5), and each side prints the prediction, both sides' candidates and the reason
 in one sentence. The events JSONL (``--events``) gets ``DoctorReported`` (ours and the peer's)
 and ``VerdictReached``. Imports only the standard library at module level.
 """

@@ -2,7 +2,7 @@
 
 It runs :class:`rdv_core.doctor.Doctor` against the app's server (the embedded one, or
 ``--server``) and fills one row per finding as it is known: the check, the result, and what
-the result means for a direct conn (docs/PROTOCOL.md section 14). ``r`` runs it again.
+the result means for a direct conn (docs/PROTOCOL.md section 15). ``r`` runs it again.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``rdv doctor [URL ...]``: why this machine can or cannot take direct conns.
 
-Measures from one local port, as the race does (docs/PROTOCOL.md section 14): reachability of
+Measures from one local port, as the race does (docs/PROTOCOL.md section 15): reachability of
 each server (IPv4, IPv6, TLS), the observed address, the NAT's mapping and port allocation,
 filtering (via the server's dial-back), hairpinning, a middlebox that strips ``Upgrade``, the
 RTT. Text by default; ``--format json`` prints one JSON document on stdout (logs go to stderr),
