@@ -89,5 +89,8 @@ async def explain_after(
     emit(result)
     if not sent:
         say("the peer's rdv does not exchange diagnoses: only our side is known")
-    say(render_verdict(result))
+    # Line by line: every line is shown through the caller's escaping (it holds the peer's
+    # words, which must not reach the terminal raw).
+    for line in render_verdict(result).splitlines():
+        say(line)
     return result

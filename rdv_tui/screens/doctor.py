@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from rich import box
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
@@ -19,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from rdv_core.doctor import LABELS, Doctor, Finding, Report, explain, summary
+from rdv_core.wire import printable
 
 _WORDS = {True: "yes", False: "no", None: "…"}
 #: From this many columns on, the table also shows what was seen.
@@ -90,7 +92,9 @@ class DoctorScreen(Screen[None]):
             if finding is not None and finding.value is None:
                 meaning = finding.reason
             seen = [finding.reason if finding else ""] if wide else []
-            table.add_row(label, _value(finding), meaning, *seen)
+            # Reasons quote what servers answered: plain text, control characters shown.
+            cells = [Text(printable(c)) for c in (_value(finding), meaning, *seen)]
+            table.add_row(label, *cells)
         self.query_one("#findings", Static).update(table)
 
     def _summary(self, text: str) -> None:
@@ -123,7 +127,9 @@ class DoctorScreen(Screen[None]):
                 f"dial-back {_value(server.dial_back)}"
             )
         if self._ready:
-            self.query_one("#doctor-servers", Static).update("\n".join(lines))
+            self.query_one("#doctor-servers", Static).update(
+                Text(printable("\n".join(lines), keep_newlines=True))
+            )
 
     def action_run(self) -> None:
         """Run the doctor again."""

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -22,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from rdv_core.events import Event, write_jsonl
+from rdv_core.wire import printable
 from rdv_tui.race_model import RaceModel, is_race_event
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
@@ -112,7 +114,9 @@ class RaceScreen(Screen[None]):
         self.diagnosis = text
         if self._ready:
             box = self.query_one("#diagnosis", Static)
-            box.update(text)
+            # The verdict quotes the peer: no markup, no control characters.
+            safe = "\n".join(printable(line) for line in text.splitlines())
+            box.update(Text(safe))
             box.display = bool(text)
 
     def merge_peer(self, events: list[Event]) -> None:

@@ -79,7 +79,11 @@ def _print(report: Any, fmt: str) -> None:
     from rdv_core.doctor import render_text
 
     if fmt == "text":
-        print(render_text(report), flush=True)
+        from rdv_core.wire import printable
+
+        # Reasons quote what servers answered: control characters are shown, not obeyed.
+        text = "\n".join(printable(line) for line in render_text(report).splitlines())
+        print(text, flush=True)
     elif fmt == "json":
         print(json.dumps(report.to_json(), indent=2), flush=True)
     else:
