@@ -101,6 +101,7 @@ if TYPE_CHECKING:
         write_jsonl,
     )
     from rdv_core.server import (
+        LobbyLimits,
         NativeFront,
         PairHandler,
         PairPath,
@@ -159,6 +160,7 @@ _SOURCES: dict[str, str] = {
     "Picker": "rdv_core.client",
     "WaitConstant": "rdv_core.client",
     "WaitForP2P": "rdv_core.client",
+    "LobbyLimits": "rdv_core.server",
     "NativeFront": "rdv_core.server",
     "PairHandler": "rdv_core.server",
     "PairPath": "rdv_core.server",
@@ -308,6 +310,7 @@ __all__ = [
     "InboundRejected",
     "IncomingOffer",
     "LobbyLeft",
+    "LobbyLimits",
     "LobbyTimedOut",
     "Meta",
     "NativeFront",
