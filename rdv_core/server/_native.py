@@ -15,6 +15,12 @@ Routes (``GET``/``HEAD``, at the root whatever the prefix):
 Everything else is an rdv request under ``prefix``. Plain responses keep HTTP/1.1
 conns alive, as the reference does; HTTP/1.0, ``Connection: close`` and requests
 carrying a body are answered and closed.
+
+Pipelined requests are answered one after the other, and only while the client reads the
+answers: once :data:`WRITE_HIGH_WATER` bytes of them wait unsent, the conn stops reading
+and parsing until they drain, so a client that pipelines and never reads holds at most one
+read of requests and that many answer bytes, and is closed by the head timeout. And a
+conn gets at most :data:`PIPELINE_BURST` requests answered per event-loop turn.
 """
 
 from __future__ import annotations
@@ -42,6 +48,15 @@ HEAD_TIMEOUT_S: Final = 30.0
 #: Header block bound for requests: rdv requests are small.
 MAX_REQUEST_HEAD: Final = 16 * 1024
 PLAIN_ROUTES: Final = frozenset({"/healthz", "/metrics"})
+#: Unsent answer bytes past which a conn stops reading pipelined requests (docs/LAB-NOTES.md
+#: section 10: a pipelining client that never read grew the server by 300 MB for 5 MiB).
+WRITE_HIGH_WATER: Final = 64 * 1024
+#: The parser is fed at most this much at a time: the bytes after a head are copied once
+#: per request, so many small pipelined requests in one read cost linear time, not quadratic.
+FEED_PIECE: Final = 4096
+#: Pipelined requests a conn gets answered per event-loop turn: one conn cannot keep the
+#: loop (and every other client) waiting while it feeds thousands of requests.
+PIPELINE_BURST: Final = 16
 
 
 #: TCP keepalive for client conns: a lobby client whose machine vanishes without a FIN
@@ -74,7 +89,7 @@ def _enable_keepalive(transport: asyncio.BaseTransport) -> None:
 class _HttpConn(asyncio.Protocol):
     """One client conn until its request is admitted (or it closes)."""
 
-    __slots__ = ("_front", "_parser", "_remote", "_timer", "_transport")
+    __slots__ = ("_front", "_inbox", "_parser", "_paused", "_remote", "_timer", "_transport")
 
     def __init__(self, front: NativeFront) -> None:
         self._front = front
@@ -82,12 +97,16 @@ class _HttpConn(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._remote: Addr | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: Received bytes not parsed yet because writing is paused.
+        self._inbox = b""
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # cast, not isinstance: uvloop's transports do not subclass asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
         self._remote = transport_peer_addr(transport)
         _enable_keepalive(transport)
+        self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._front._conns.add(self)
         self._arm_timer()
 
@@ -97,25 +116,62 @@ class _HttpConn(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, self.close)
 
     def close(self) -> None:
-        """Close the conn (head timeout, front shutdown)."""
-        if self._transport is not None:
-            self._transport.close()
+        """Close the conn (head timeout, front shutdown); drop answers nobody reads."""
+        transport = self._transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        assert self._transport is not None
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.resume_reading()
+        self.data_received(b"")
 
     def data_received(self, data: bytes) -> None:
+        if self._inbox:
+            data, self._inbox = self._inbox + data, b""
         transport = self._transport
-        while transport is not None and not transport.is_closing():
+        pos = answered = 0
+        while pos < len(data) and transport is not None and not transport.is_closing():
+            if self._paused or answered == PIPELINE_BURST:
+                self._inbox = data[pos:]
+                if not self._paused:
+                    transport.pause_reading()
+                    asyncio.get_running_loop().call_soon(self._next_burst)
+                return
+            piece = data[pos : pos + FEED_PIECE]
             try:
-                head = self._parser.feed(data)
+                head = self._parser.feed(piece)
             except ProtocolError as exc:
                 self._answer_bad_request(exc)
                 return
             if head is None:
-                return
-            data = self._parser.trailing
+                pos += len(piece)
+                continue
+            pos += len(piece) - len(self._parser.trailing)
             self._parser = HeadParser("request", MAX_REQUEST_HEAD)
-            if not self._handle(head, data):
+            if not self._handle(head, data, pos):
                 return
+            answered += 1
             self._arm_timer()
+
+    def _next_burst(self) -> None:
+        transport = self._transport
+        if self._paused or transport is None or transport.is_closing():
+            return  # resume_writing goes on, or the conn is gone
+        transport.resume_reading()
+        self.data_received(b"")
 
     def _answer_bad_request(self, exc: ProtocolError) -> None:
         assert self._transport is not None
@@ -124,8 +180,8 @@ class _HttpConn(asyncio.Protocol):
         self._transport.write(wire.build_rejection(exc).data)
         self._transport.close()
 
-    def _handle(self, head: Head, trailing: bytes) -> bool:
-        """Serve one request; True if the conn stays ours for another request."""
+    def _handle(self, head: Head, data: bytes, pos: int) -> bool:
+        """Serve one request (``data[pos:]`` follows it); True if the conn stays ours."""
         assert self._transport is not None
         server = self._front.server
         path = wire.request_path(head.target)
@@ -148,7 +204,7 @@ class _HttpConn(asyncio.Protocol):
                 return False
             return self._respond(head, request.status, request.message + "\n")
         self._hand_off()
-        server.admit(request, self._transport, self._remote, trailing=trailing)
+        server.admit(request, self._transport, self._remote, trailing=data[pos:])
         return False
 
     def _respond(
