@@ -36,6 +36,7 @@ from typing import Final, cast
 
 from rdv_core import wire
 from rdv_core.server import _metrics as metrics
+from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets
 from rdv_core.server._core import CLOSED, RdvServer
 from rdv_core.server._observed import transport_peer_addr
 from rdv_core.wire import Addr, Head, HeadParser, ProtocolError, RequestRejected
@@ -270,8 +271,10 @@ class NativeFront:
         self.prefix = _normalize_prefix(prefix)
         self._tls = tls
         self._host = host
-        self._listener: asyncio.Server | None = None
+        self._ssl: ssl_module.SSLContext | None = None
+        self._listener: Listener | None = None
         self._conns: set[_HttpConn] = set()
+        self._connecting: set[asyncio.Future[None]] = set()
         self.port = 0
 
     @property
@@ -284,16 +287,41 @@ class NativeFront:
         return f"{scheme}://{host}:{self.port}{self.prefix}"
 
     @property
-    def sockets(self) -> tuple[object, ...]:
+    def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets."""
         return tuple(self._listener.sockets) if self._listener is not None else ()
 
     async def _start(self, host: str | None, port: int, ssl: ssl_module.SSLContext | None) -> None:
+        self._ssl = ssl
+        # Our own accept loop (not loop.create_server): it survives running out of fds.
+        sockets = bind_sockets(host, port, backlog=1024)
+        self._listener = Listener(sockets, self._accepted, ssl is None, self._shed)
+        self.port = sockets[0].getsockname()[1]
+
+    def _accepted(self, sock: socket.socket) -> None:
+        task = asyncio.ensure_future(self._connect(sock))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            lambda: _HttpConn(self), host, port, ssl=ssl, backlog=1024, reuse_address=True
-        )
-        self.port = self._listener.sockets[0].getsockname()[1]
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: _HttpConn(self), sock, ssl=self._ssl
+            )
+        except Exception as exc:  # a failed TLS handshake, a conn reset, EMFILE on uvloop
+            log.debug("conn dropped before its first byte: %r", exc)
+            sock.close()
+            return
+        handed = transport.get_extra_info("socket")
+        if handed is not None and handed.fileno() != sock.fileno():
+            sock.close()  # uvloop works on a duplicate of the descriptor
+        if self._listener is None:
+            transport.close()
+
+    def _shed(self, status: int, method: str) -> None:
+        if status != 200:
+            self.server.count_reject(status, AT_CAPACITY, None, method)
 
     async def close(self) -> None:
         """Stop listening and close conns that have not been admitted (idle keep-alive).

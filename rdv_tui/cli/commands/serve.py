@@ -277,6 +277,8 @@ def _tls_context(cert: Path, key: Path) -> Any:
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
+    import resource
+
     from rdv_core.server import LobbyLimits, RdvServer, make_observed_addr, start_native
 
     stream: IO[str] | None = None
@@ -302,12 +304,14 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             return 1
         print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
         log.info(
-            "lobby timeout %s, caps: %s in all, %s per address, %s per network",
+            "lobby timeout %s, caps: %s in all, %s per address, %s per network "
+            "(at most half the open-file limit, %d, in all)",
             "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
             *(
                 "none" if n is None else n
                 for n in (limits.total, limits.per_address, limits.per_network)
             ),
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         stop = asyncio.Event()
@@ -370,10 +374,7 @@ def _within_fd_limit(total: int | None) -> int | None:
     import resource
 
     room = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2
-    if total is not None and total <= room:
-        return total
-    log.warning("lobby capped at %d waiting requests: half the open-file limit", room)
-    return room
+    return room if total is None else min(total, room)
 
 
 def _raise_fd_limit() -> None:
