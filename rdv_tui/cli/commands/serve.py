@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from rdv_tui.cli.formatting import event_fields, human_bytes
 from rdv_tui.cli.listen import parse_listen
+from rdv_tui.cli.memory import give_back_memory
 
 log = logging.getLogger("rdv.server")
 
@@ -305,7 +306,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
         print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
         log.info(
             "lobby timeout %s, caps: %s in all, %s per address, %s per network "
-            "(at most half the open-file limit, %d, in all)",
+            "(open-file limit %d)",
             "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
             *(
                 "none" if n is None else n
@@ -318,9 +319,11 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        trimming = asyncio.ensure_future(give_back_memory(server))
         try:
             await stop.wait()
         finally:
+            trimming.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         started = time.monotonic()
@@ -370,10 +373,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _within_fd_limit(total: int | None) -> int | None:
-    """The total lobby cap, lowered so that waiting requests leave half the fds to pairs."""
+    """The total lobby cap, lowered so that waiting requests leave a quarter of the fds
+    (at least 64) to pairs, request heads and the server itself."""
     import resource
 
-    room = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 2
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    room = max(1, soft - max(64, soft // 4))
     return room if total is None else min(total, room)
 
 
