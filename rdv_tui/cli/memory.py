@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -39,5 +40,6 @@ async def give_back_memory(server: Any, every_s: float = TRIM_EVERY_S) -> None:
         stats = server.stats()
         now = (stats.lobby, len(stats.pairs))
         if now[0] < last[0] or now[1] < last[1]:
+            gc.collect()
             trim(0)
         last = now
