@@ -3,7 +3,7 @@
 After a burst of relayed pairs the server's heap is full of holes: relay buffers and
 per-conn objects are freed, but glibc keeps the pages (1,000 pairs x 1 MiB each way left
 ~100 MB of RSS behind, issue 13). ``malloc_trim`` returns them; it is called a few seconds
-after the lobby or the open pairs shrank, never on the relay's hot path. Elsewhere than
+after a burst of conns ended, never on the relay's hot path. Elsewhere than
 glibc this does nothing. Standard library only (``rdv serve`` imports it at start).
 """
 
@@ -30,16 +30,22 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 async def give_back_memory(server: Any, every_s: float = TRIM_EVERY_S) -> None:
-    """Trim the heap whenever the lobby or the open pairs of ``server`` shrank (forever)."""
+    """Collect garbage and trim the heap after a burst of conns of ``server`` ended (forever).
+
+    A burst has ended when the conns the server holds (lobby, and two per pair) fell by at
+    least a tenth (and 50) from their peak since the last trim: a busy server whose lobby
+    merely churns is left alone.
+    """
     trim = _malloc_trim()
     if trim is None:
         return
-    last = (0, 0)
+    peak = 0
     while True:
         await asyncio.sleep(every_s)
         stats = server.stats()
-        now = (stats.lobby, len(stats.pairs))
-        if now[0] < last[0] or now[1] < last[1]:
+        held = stats.lobby + 2 * len(stats.pairs)
+        peak = max(peak, held)
+        if held <= peak - max(50, peak // 10):
             gc.collect()
             trim(0)
-        last = now
+            peak = held
