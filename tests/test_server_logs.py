@@ -6,17 +6,10 @@ from __future__ import annotations
 import asyncio
 import re
 
-from rdv_tui.cli.commands.serve import printable
-
 from tests.server_support import EOF, rdv_request
 from tests.test_server_cli import rdv_serve
 
 FORGED = "x\n12:00:00 INFO rdv.server: pair 99 token=forged\x1b[2J\x1b]0;owned\x07\u009b\u202e"
-
-
-def test_printable_escapes_controls_and_keeps_text() -> None:
-    assert printable("plain café 42") == "plain café 42"
-    assert printable("a\nb\x1b[2J\u009b\u202e\t") == "a\\nb\\x1b[2J\\x9b\\u202e\\t"
 
 
 async def test_logs_escape_what_clients_control_and_show_the_limits() -> None:
