@@ -102,6 +102,7 @@ if TYPE_CHECKING:
         write_jsonl,
     )
     from rdv_core.server import (
+        LobbyLimits,
         NativeFront,
         PairHandler,
         PairPath,
@@ -166,6 +167,7 @@ _SOURCES: dict[str, str] = {
     "Picker": "rdv_core.client",
     "WaitConstant": "rdv_core.client",
     "WaitForP2P": "rdv_core.client",
+    "LobbyLimits": "rdv_core.server",
     "NativeFront": "rdv_core.server",
     "PairHandler": "rdv_core.server",
     "PairPath": "rdv_core.server",
@@ -316,6 +318,7 @@ __all__ = [
     "InboundRejected",
     "IncomingOffer",
     "LobbyLeft",
+    "LobbyLimits",
     "LobbyTimedOut",
     "Meta",
     "NativeFront",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdv_core.server._core import RdvServer, ServerStats
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject
+from rdv_core.server._lobby import LobbyLimits
 from rdv_core.server._native import NativeFront, serve_native, start_native
 from rdv_core.server._observed import make_observed_addr
 from rdv_core.server._probe_ports import ProbePort, start_probe_ports
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from rdv_core.server._aiohttp import allow_rdv_methods, mount, rdv_handler
 
 __all__ = [
+    "LobbyLimits",
     "NativeFront",
     "PairHandler",
     "PairPath",

@@ -1,7 +1,9 @@
 """``rdv serve``: run an rdv server headless (native asyncio front).
 
 One log line per pair (matched, p2p or relayed, bytes each way, duration), readable or
-JSON; ``--events FILE`` appends every server event as a JSON line. SIGINT and SIGTERM
+JSON; ``--events FILE`` appends every server event as a JSON line. Text logs escape what
+clients control: tokens as in their URL (``%0A``), every other unprintable character as
+``\\xNN`` (no forged lines, no terminal escape sequences). SIGINT and SIGTERM
 shut down gracefully: lobby clients get ``503``, pairs are closed. This module imports
 only the standard library at module level and never imports textual or rich.
 """
@@ -20,6 +22,7 @@ from typing import IO, Any
 
 from rdv_tui.cli.formatting import event_fields, human_bytes
 from rdv_tui.cli.listen import parse_listen
+from rdv_tui.cli.memory import give_back_memory
 
 log = logging.getLogger("rdv.server")
 
@@ -48,9 +51,19 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--lobby-timeout",
         metavar="S",
-        type=_positive_float,
-        help="answer 408 to a request whose peer has not come within S seconds (default: wait)",
+        type=_non_negative_float,
+        default=DEFAULT_LOBBY_TIMEOUT_S,
+        help="answer 408 to a request whose peer has not come within S seconds "
+        f"(default {DEFAULT_LOBBY_TIMEOUT_S:.0f}; 0: wait forever)",
     )
+    for flag, default, what in _CAP_FLAGS:
+        parser.add_argument(
+            flag,
+            metavar="N",
+            type=_cap,
+            default=default,
+            help=f"{what} (default {default}; 0: no cap)",
+        )
     parser.add_argument(
         "--idle-timeout",
         metavar="S",
@@ -118,6 +131,27 @@ def _port(text: str) -> int:
     return int(text)
 
 
+#: A human passes a code or a token on in minutes; a squatter's request expires.
+DEFAULT_LOBBY_TIMEOUT_S = 600.0
+#: The lobby caps (rdv_core.server.LobbyLimits): flag, default, help.
+_CAP_FLAGS = (
+    ("--max-lobby", 10_000, "answer 503 to requests that would wait beyond N in the lobby"),
+    ("--max-lobby-per-address", 100, "answer 429 beyond N waiting from one IPv4 address/IPv6 /64"),
+    ("--max-lobby-per-network", 400, "answer 429 beyond N waiting from one IPv4 /24 or IPv6 /56"),
+)
+
+
+def _cap(text: str) -> int | None:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return int(text) or None
+
+
+def _non_negative_float(text: str) -> float | None:
+    value = 0.0 if text == "0" else _positive_float(text)
+    return value or None
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -126,6 +160,22 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+def _token(token: str) -> str:
+    from rdv_core.wire import escape_token
+
+    return escape_token(token)
+
+
+class _TextFormatter(logging.Formatter):
+    """The readable log line; the message escaped (its traceback, ours, is not)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from rdv_core.wire import printable
+
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -150,7 +200,7 @@ def _configure_logging(verbose: int, json_logs: bool) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+            _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger("rdv")
     root.handlers[:] = [handler]
@@ -185,7 +235,7 @@ class _EventLog:
                 log.info(
                     "pair %d matched token=%s dialer=%s accepter=%s (lobby %.3fs)",
                     event.pair_id,
-                    event.token,
+                    _token(event.token),
                     event.dialer,
                     event.accepter,
                     event.lobby_s,
@@ -205,7 +255,9 @@ class _EventLog:
                 extra={"fields": data},
             )
         elif self._verbose:
-            text = " ".join(event_fields(event))
+            token = getattr(event, "token", None)
+            words = event_fields(event, exclude=() if token is None else ("token",))
+            text = " ".join(words if token is None else [f"token={_token(token)}", *words])
             log.info("%s %s", event.type, text, extra={"fields": data})
 
     def _pair_line(self, event: Any) -> None:
@@ -227,7 +279,7 @@ class _EventLog:
         log.info(
             "pair %d token=%s %s -> %s: %s, D->A %s, A->D %s, %.3fs (%s)",
             event.pair_id,
-            pair.get("token", "?"),
+            _token(pair["token"]) if "token" in pair else "?",
             pair.get("dialer", "?"),
             pair.get("accepter", "?"),
             outcome,
@@ -248,7 +300,10 @@ def _tls_context(cert: Path, key: Path) -> Any:
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
+    import resource
+
     from rdv_core.server import (
+        LobbyLimits,
         ProbeService,
         RdvServer,
         make_observed_addr,
@@ -260,7 +315,13 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
     if args.events is not None:
         stream = sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
     try:
+        limits = LobbyLimits(
+            total=_within_fd_limit(args.max_lobby),
+            per_address=args.max_lobby_per_address,
+            per_network=args.max_lobby_per_network,
+        )
         server = RdvServer(
+            lobby_limits=limits,
             lobby_timeout=args.lobby_timeout,
             idle_timeout=args.idle_timeout,
             observed_addr=make_observed_addr(args.trust_proxy),
@@ -295,14 +356,26 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
                 file=sys.stderr,
                 flush=True,
             )
+        log.info(
+            "lobby timeout %s, caps: %s in all, %s per address, %s per network "
+            "(open-file limit %d)",
+            "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
+            *(
+                "none" if n is None else n
+                for n in (limits.total, limits.per_address, limits.per_network)
+            ),
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        trimming = asyncio.ensure_future(give_back_memory(server))
         try:
             await stop.wait()
         finally:
+            trimming.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         started = time.monotonic()
@@ -365,6 +438,16 @@ def run(args: argparse.Namespace) -> int:
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         # An empty host means every interface: no host for asyncio.
         return runner.run(_serve(args, host or None, port, tls))
+
+
+def _within_fd_limit(total: int | None) -> int | None:
+    """The total lobby cap, lowered so that waiting requests leave a quarter of the fds
+    (at least 64) to pairs, request heads and the server itself."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    room = max(1, soft - max(64, soft // 4))
+    return room if total is None else min(total, room)
 
 
 def _raise_fd_limit() -> None:
