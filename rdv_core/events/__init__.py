@@ -8,7 +8,8 @@ compared between the two peers. Events never carry secrets (session codes, keys)
 
 Delivery is a plain callback (:data:`EventCallback`); tests pass ``list.append``.
 
-The vocabulary is split by who emits it (:mod:`._race`, :mod:`._server`, :mod:`._session`),
+The vocabulary is split by who emits it (:mod:`._race`, :mod:`._upgrade`, :mod:`._server`,
+:mod:`._session`),
 the machinery is in :mod:`._base`; every name is importable from ``rdv_core.events``, and
 :data:`RACE_EVENTS`, :data:`SERVER_EVENTS` and :data:`SESSION_EVENTS` list each vocabulary
 (in the order a race, a server or a session emits them) for consumers that dispatch on them.
@@ -79,6 +80,14 @@ from rdv_core.events._session import (
     SessionEstablished,
     TransferResumed,
 )
+from rdv_core.events._upgrade import (
+    FastStartNegotiated,
+    RelayRetired,
+    UpgradeAttempt,
+    Upgraded,
+    UpgradeFailed,
+    UpgradeStarted,
+)
 
 #: The race vocabulary, in the order an attempt emits it (docs/ARCHITECTURE.md section 2).
 RACE_EVENTS: Final[tuple[type[Event], ...]] = (
@@ -101,6 +110,15 @@ RACE_EVENTS: Final[tuple[type[Event], ...]] = (
     Picked,
     Discarded,
     AttemptFailed,
+)
+#: Fast start (docs/PROTOCOL.md section 14), after the relay was picked.
+UPGRADE_EVENTS: Final[tuple[type[Event], ...]] = (
+    FastStartNegotiated,
+    UpgradeStarted,
+    UpgradeAttempt,
+    Upgraded,
+    RelayRetired,
+    UpgradeFailed,
 )
 #: What the server emits (:class:`rdv_core.server.RdvServer`'s ``on_event``).
 SERVER_EVENTS: Final[tuple[type[Event], ...]] = (
@@ -134,6 +152,7 @@ __all__ = [
     "RACE_EVENTS",
     "SERVER_EVENTS",
     "SESSION_EVENTS",
+    "UPGRADE_EVENTS",
     "AttemptFailed",
     "AttemptStarted",
     "Candidate",
@@ -151,6 +170,7 @@ __all__ = [
     "EventCallback",
     "EventRecorder",
     "FailReason",
+    "FastStartNegotiated",
     "FileAccepted",
     "FileCompleted",
     "FileFailed",
@@ -172,6 +192,7 @@ __all__ = [
     "Rejected",
     "RelayEnded",
     "RelayReady",
+    "RelayRetired",
     "RelayStarted",
     "Replaced",
     "SelfAddrsGathered",
@@ -182,6 +203,10 @@ __all__ = [
     "SessionClosed",
     "SessionEstablished",
     "TransferResumed",
+    "UpgradeAttempt",
+    "UpgradeFailed",
+    "UpgradeStarted",
+    "Upgraded",
     "dumps",
     "event",
     "event_types",
