@@ -334,19 +334,7 @@ class _Attempt:
                     new_id=self.new_id,
                 )
                 handed_over = True
-                conn = Conn(
-                    reader=upgrader.stream.reader,
-                    writer=upgrader.stream.writer,
-                    is_relay=True,
-                    local_addr=winner.local,
-                    remote_addr=winner.remote,
-                    meta=meta,
-                    events=self.events,
-                    elapsed_s=self.clock(),
-                    upgrader=upgrader,
-                )
-                upgrader.conn = conn
-                return conn
+                return upgrader.make_conn(meta, self.events)
             return Conn(
                 reader=winner.reader,
                 writer=winner.writer,

@@ -28,8 +28,9 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
+from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link
 from rdv_core.client._pickers import WaitForP2P
 from rdv_core.client._race import Race
@@ -55,9 +56,6 @@ from rdv_core.faststart._frames import (
     u64_frame,
 )
 from rdv_core.wire import DIAL, Addr, AddrSpace, Method, allows_any_direct, allows_direct
-
-if TYPE_CHECKING:
-    from rdv_core.client._conn import Conn
 
 logger = logging.getLogger("rdv.client")
 
@@ -129,6 +127,21 @@ class Upgrader:
             on_relay_done=self._on_relay_done,
         )
         self.stream.spawn(self._run())
+
+    def make_conn(self, meta: Meta, events: list[Event]) -> Conn:
+        """The application's conn: on the relay now; it follows the switch."""
+        self.conn = Conn(
+            reader=self.stream.reader,
+            writer=self.stream.writer,
+            is_relay=True,
+            local_addr=self._relay.local,
+            remote_addr=self._relay.remote,
+            meta=meta,
+            events=events,
+            elapsed_s=self._picked_at,
+            upgrader=self,
+        )
+        return self.conn
 
     @property
     def is_dialer(self) -> bool:
