@@ -437,15 +437,9 @@ class RdvServer:
             relayer.reject(reject.status, reject.reason)
             return
         d, a = dialer.info, accepter.info
-        # Each peer learns the other's extension offer (docs/PROTOCOL.md section 14.1).
-        d_offer, a_offer = (wire.offered_extensions(p.headers) for p in (d, a))
-        relayer.start(
-            wire.build_upgrade_response(
-                d.observed, wire.peer_addrs_for(a.self_addrs, a.observed), a_offer
-            ),
-            wire.build_upgrade_response(
-                a.observed, wire.peer_addrs_for(d.self_addrs, d.observed), d_offer
-            ),
+        relayer.start(  # each learns the other's addrs and offer (docs/PROTOCOL.md 14.1)
+            wire.upgrade_response_for(d.observed, a.self_addrs, a.observed, a.headers),
+            wire.upgrade_response_for(a.observed, d.self_addrs, d.observed, d.headers),
         )
 
     def _relay_started(self, relayer: Relayer) -> None:

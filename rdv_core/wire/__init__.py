@@ -57,6 +57,7 @@ from rdv_core.wire._handshake import (
     parse_server_url,
     peer_addrs_for,
     token_from_target,
+    upgrade_response_for,
 )
 from rdv_core.wire._http1.checks import (
     check_http_request,
@@ -179,4 +180,5 @@ __all__ = [
     "token_from_target",
     "unescape_token",
     "unmap",
+    "upgrade_response_for",
 ]

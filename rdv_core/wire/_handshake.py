@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from rdv_core.wire._addrs import Addr, AddrError, sort_addrs
-from rdv_core.wire._extensions import format_extensions, parse_extensions
+from rdv_core.wire._extensions import format_extensions, offered_extensions, parse_extensions
 from rdv_core.wire._http1.checks import check_http_request, strict_request_path
 from rdv_core.wire._http1.head import (
     Head,
@@ -318,6 +318,20 @@ def build_upgrade_response(
         lines.append(f"Rdv-Peer-Extensions: {format_extensions(peer_extensions)}")
     lines.append(f"Upgrade: {UPGRADE_PROTOCOL}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+def upgrade_response_for(
+    observed: Addr | None,
+    peer_self_addrs: Sequence[Addr],
+    peer_observed: Addr | None,
+    peer_headers: Sequence[tuple[str, str]],
+) -> bytes:
+    """The ``101`` for one peer: its observed addr, the other's candidates and offer."""
+    return build_upgrade_response(
+        observed,
+        peer_addrs_for(peer_self_addrs, peer_observed),
+        offered_extensions(peer_headers),
+    )
 
 
 def build_upgrade_error(status: int, message: str) -> bytes:
