@@ -375,6 +375,12 @@ class _AppTransport(asyncio.Transport):
         pass  # the retention window is fixed (RETAIN_HIGH)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The current send path's ``peername``, ``sockname`` ...; never its ``socket``
+        (whoever took it over would bypass the framing): ``path_socket`` names it for
+        readers of ``TCP_INFO``."""
+        if name == "socket":
+            return default
         current = self._stream.current
-        value = current.extra(name) if current is not None else None
+        key = "socket" if name == "path_socket" else name
+        value = current.extra(key) if current is not None else None
         return default if value is None else value

@@ -188,7 +188,7 @@ async def _main(
 ) -> int:
     from rdv_core.client import Client
     from rdv_core.errors import RdvError, RdvTimeoutError
-    from rdv_core.events import EventRecorder, ObservedAddrWarning
+    from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded
 
     def say(text: str) -> None:
         _say(method, text, stderr)
@@ -205,6 +205,8 @@ async def _main(
             print(format_event(event), file=stderr, flush=True)
         if isinstance(event, ObservedAddrWarning):
             say(f"warning: {event.message}")
+        elif isinstance(event, Upgraded):  # fast start moved us off the relay
+            say(f"switched to p2p {event.addr} after {event.after_s * 1000:.0f} ms")
 
     client = Client(on_event=on_event, **client_options)
     try:

@@ -154,7 +154,8 @@ class SessionScreen(Screen[None]):
         link = self.query_one(LinkStrip)
         conn = self.conn
         if conn is not None and not link.closed:
-            rtt = tcp_rtt(conn.writer.get_extra_info("socket"))
+            info = conn.writer.get_extra_info
+            rtt = tcp_rtt(info("path_socket") or info("socket"))  # path_socket: fast start
             link.rtt_ms = None if rtt is None else rtt * 1000.0
         link.sample((self.bytes_in - bytes_in) / elapsed, (self.bytes_out - bytes_out) / elapsed)
 

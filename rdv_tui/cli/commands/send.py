@@ -38,7 +38,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="CODE",
         help="use this code instead of a fresh one, e.g. to resume (form: 7-tulip-orbit)",
     )
-    add_race_arguments(parser, dialer=True)
+    add_race_arguments(parser, dialer=True, fast_start=True)
 
 
 def run(args: argparse.Namespace) -> int:
