@@ -39,6 +39,7 @@ from rdv_core.events import (
     Clock,
     Event,
     FastStartNegotiated,
+    FirstByteReceived,
     RelayRetired,
     UpgradeAttempt,
     Upgraded,
@@ -125,6 +126,7 @@ class Upgrader:
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,
+            on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
         )
         self.stream.spawn(self._run())
 

@@ -82,6 +82,7 @@ from rdv_core.events._session import (
 )
 from rdv_core.events._upgrade import (
     FastStartNegotiated,
+    FirstByteReceived,
     RelayRetired,
     UpgradeAttempt,
     Upgraded,
@@ -114,6 +115,7 @@ RACE_EVENTS: Final[tuple[type[Event], ...]] = (
 #: Fast start (docs/PROTOCOL.md section 14), after the relay was picked.
 UPGRADE_EVENTS: Final[tuple[type[Event], ...]] = (
     FastStartNegotiated,
+    FirstByteReceived,
     UpgradeStarted,
     UpgradeAttempt,
     Upgraded,
@@ -177,6 +179,7 @@ __all__ = [
     "FileOffered",
     "FileProgress",
     "FileRejected",
+    "FirstByteReceived",
     "HandshakeFailed",
     "HandshakeOk",
     "InboundAccepted",

@@ -23,6 +23,14 @@ class FastStartNegotiated(Event):
 
 
 @event
+class FirstByteReceived(Event):
+    """The peer's first application byte arrived (``on_relay``: through the relay): with
+    fast start, about one relay one-way trip after the ``101``."""
+
+    on_relay: bool
+
+
+@event
 class UpgradeStarted(Event):
     """The stream is on the relay; the background race for a direct path begins."""
 

@@ -65,6 +65,7 @@ class MigratingStream:
         on_control: ControlHandler | None = None,
         on_path_lost: Callable[[int, str], None] | None = None,
         on_relay_done: Callable[[], None] | None = None,
+        on_first_data: Callable[[int], None] | None = None,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         self.core = MigrationCore()
@@ -72,6 +73,7 @@ class MigratingStream:
         self.on_control = on_control
         self.on_path_lost = on_path_lost
         self.on_relay_done = on_relay_done
+        self.on_first_data = on_first_data
         self.reader = asyncio.StreamReader(limit=READ_SIZE, loop=self.loop)
         self._protocol = asyncio.StreamReaderProtocol(self.reader, loop=self.loop)
         self._transport = _AppTransport(self)
@@ -193,7 +195,11 @@ class MigratingStream:
 
     def _after_receive(self) -> None:
         core = self.core
-        for piece in core.take_delivered():
+        delivered = core.take_delivered()
+        if delivered and self.on_first_data is not None:
+            first, self.on_first_data = self.on_first_data, None
+            first(core.recv_path)
+        for piece in delivered:
             self._protocol.data_received(piece)
         if core.peer_eof and not self._eof_fed:
             self._eof_fed = True
