@@ -4,6 +4,7 @@ Real conntrack NATs and firewalls, a rendezvous server on a simulated internet, 
 peers behind configurable routers. See
 """
 
+from rdv_core.lab._faststart import FastResult, FastRun, FastStartRunner, run_faststart
 from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, setup_inside
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._netns import LabError
@@ -24,6 +25,9 @@ from rdv_core.lab._spec import (
 __all__ = [
     "PRESETS",
     "Capabilities",
+    "FastResult",
+    "FastRun",
+    "FastStartRunner",
     "Firewall",
     "HostSpec",
     "Impairment",
@@ -42,6 +46,7 @@ __all__ = [
     "is_isolated",
     "probe",
     "reexec_isolated",
+    "run_faststart",
     "run_preset",
     "setup_inside",
 ]
