@@ -213,12 +213,14 @@ class MigratingStream:
         core = self.core
         writer = path.writer
         try:
-            while core.alive(path.pid):
+            while core.alive(path.pid) and not self._done:
                 frames = core.take(path.pid, MAX_PAYLOAD)
                 if not frames:
                     self._update_write_pause()
                     if self._closing and core.flushed:
                         self._check_end()
+                        if self._done:
+                            return
                     await path.wake.wait()
                     path.wake.clear()
                     continue
