@@ -25,6 +25,7 @@ import ssl
 from collections.abc import Sequence
 from typing import Any, Final
 
+from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
 from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
@@ -133,6 +134,9 @@ class Client:
         ssl_context: TLS settings for ``https://`` servers (default: system CAs).
         headers: Extra request headers, e.g. ``[("Authorization", "Bearer ...")]``.
         on_event: Called with every event, synchronously, as it happens.
+        syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
+            README "NAT lab"). Addresses that never connect get less in this client's
+            later attempts (:attr:`syn_history`).
         fast_start: Offer fast start (docs/PROTOCOL.md section 14): when the peer
             offers it too, the dialer takes the relay at once and the conn moves to a
             direct path in the background. Otherwise plain rdv/1.
@@ -146,6 +150,7 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         headers: Sequence[tuple[str, str]] = (),
         on_event: EventCallback | None = None,
+        syn_budget: BudgetPolicy | None = None,
         fast_start: bool = False,
     ) -> None:
         self.spaces = spaces
@@ -155,6 +160,9 @@ class Client:
         self.ssl_context = ssl_context
         self.headers = tuple(headers)
         self.on_event = on_event
+        self.syn_budget = syn_budget or BudgetPolicy()
+        #: What this client's attempts learnt about the addresses they dialled.
+        self.syn_history = AddressHistory()
 
     async def dial(self, url: str, token: str) -> Conn:
         """Connect to the peer that accepts ``token`` at the server ``url`` (we pick).
@@ -316,6 +324,7 @@ class _Attempt:
                 clock=self.clock,
                 emit=self.emit,
                 new_id=self.new_id,
+                budget=SynBudget(client.syn_budget, client.syn_history),
             )
             handed_over = not fast
             winner = await race.run()
@@ -332,6 +341,7 @@ class _Attempt:
                     clock=self.clock,
                     emit=self.emit,
                     new_id=self.new_id,
+                    budget=lambda: SynBudget(client.syn_budget, client.syn_history),
                 )
                 handed_over = True
                 return upgrader.make_conn(meta, self.events)

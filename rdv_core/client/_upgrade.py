@@ -30,6 +30,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link
 from rdv_core.client._pickers import WaitForP2P
@@ -96,8 +97,10 @@ class Upgrader:
         clock: Clock,
         emit: Callable[[Event], None],
         new_id: Callable[[], int],
+        budget: Callable[[], SynBudget] = SynBudget,
     ) -> None:
         self.method = method
+        self._budget = budget
         self._token = token
         self._spaces = spaces
         self._port = port
@@ -212,7 +215,7 @@ class Upgrader:
             await asyncio.sleep(rtt / 2)
         window = max(ATTEMPT_WINDOW, ATTEMPT_RTT_FACTOR * (rtt or 0.0))
         try:
-            link = await self._race(WaitForP2P(window))
+            link = await self._race(WaitForP2P(window), rtt)
         except (NoConnectionError, OSError) as exc:
             self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
             return _describe(exc)
@@ -236,7 +239,7 @@ class Upgrader:
         if failure is not None:
             self._emit(UpgradeFailed(self._clock(), attempt, failure, False))
 
-    async def _race(self, picker: WaitForP2P) -> Link:
+    async def _race(self, picker: WaitForP2P, rtt: float | None = None) -> Link:
         listeners, self._listeners = self._listeners, []
         if not listeners and allows_any_direct(self._spaces):
             listeners = self._listen(self._port)
@@ -252,6 +255,10 @@ class Upgrader:
             clock=self._clock,
             emit=self._emit,
             new_id=self._new_id,
+            # A fresh budget per attempt over the client's address history: addresses
+            # that failed get half as many SYNs each time (docs/PROTOCOL.md 14.5).
+            budget=self._budget(),
+            rtt_hint=rtt,
         )
         return await race.run()
 

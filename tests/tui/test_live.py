@@ -188,7 +188,7 @@ async def test_race_only_and_server_screen(tmp_path: Path) -> None:
                 pilot,
                 lambda: (
                     app.controller.embedded is not None
-                    and app.controller.embedded.server.p2p_total == 1
+                    and app.controller.embedded.server.stats().p2p_total == 1
                 ),
             )
             app.server_screen.refresh_stats()
