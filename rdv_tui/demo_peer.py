@@ -58,8 +58,7 @@ class DemoPeer:
         """Accept, run the session until it closes; return why it closed."""
         code = parse_code(self.code)
         await asyncio.to_thread(self.download_dir.mkdir, parents=True, exist_ok=True)
-        client = Client(spaces=self.spaces, timeout=60.0, fast_start=True)
-        conn = await client.accept(self.server_url, code.token)
+        conn = await Client(spaces=self.spaces, timeout=60.0).accept(self.server_url, code.token)
         try:
             session = Session(
                 conn.reader,

@@ -116,6 +116,14 @@ class SessionScreen(Screen[None]):
                 link.redraw()
                 path = "through the server's relay" if event.is_relay else "direct (p2p)"
                 self.query_one(ChatPane).add("info", f"encrypted session up, {path}")
+            case ev.Upgraded():  # fast start moved the stream off the relay
+                switched = f"RELAY → P2P after {event.after_s * 1000:.0f} ms"
+                link.path, link.peer_addr = "p2p", f"{event.addr}  {switched}"
+                link.redraw()
+                self.query_one(ChatPane).add("info", f"moved to a direct path: {event.addr}")
+            case ev.UpgradeFailed() if link.path == "p2p" and not event.final:
+                link.path = "relay"  # the direct path died before it was proven
+                link.redraw()
             case ev.SessionClosed():
                 link.closed = event.reason
                 link.redraw()
