@@ -21,7 +21,7 @@ import os
 import secrets
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -29,6 +29,9 @@ from rdv_core.lab._lab import Lab
 from rdv_core.lab._runner import RUN_TIMEOUT, Json, _Pump, read_events
 from rdv_core.lab._spec import LabSpec
 
+#: The dialer's quick upgrade attempts (rdv_core/client/_upgrade.py ``QUICK_ATTEMPTS``;
+#: the lab may not import the client).
+QUICK_ATTEMPTS: Final = 3
 #: Bytes piped through a run, half before the switch and half after.
 PAYLOAD: Final = 512 * 1024
 #: How long the runner waits for the upgrade to settle before sending the second half.
@@ -137,7 +140,8 @@ class FastStartRunner:
         half = len(payload) // 2
         deadline = time.monotonic() + RUN_TIMEOUT
         accepter = self._peer(spec.accepter, "accept", token, paths["a"], n)
-        if not self._wait_for(self.lab.server_events_path, ("PeerJoined",), deadline, token):
+        joined = lambda ev: ev.get("type") == "PeerJoined" and ev.get("token") == token  # noqa: E731
+        if not self._wait_for(self.lab.server_events_path, joined, deadline):
             accepter.kill()
             accepter.wait()
             return FastRun("failed", False, error="the accepter never reached the lobby")
@@ -157,11 +161,7 @@ class FastStartRunner:
         try:
             dialer.stdin.write(payload[:half])
             dialer.stdin.flush()
-            self._wait_for(
-                paths["d"],
-                ("RelayRetired", "UpgradeFailed!"),
-                min(deadline, time.monotonic() + SETTLE_TIMEOUT),
-            )
+            self._wait_for(paths["d"], settled, min(deadline, time.monotonic() + SETTLE_TIMEOUT))
             dialer.stdin.write(payload[half:])
             dialer.stdin.close()
         except (BrokenPipeError, OSError, ValueError) as exc:
@@ -186,19 +186,24 @@ class FastStartRunner:
         run.error = "; ".join(errors + ([run.error] if run.error else []))
         return run
 
-    def _wait_for(
-        self, path: str, kinds: Sequence[str], deadline: float, token: str | None = None
-    ) -> bool:
-        """Poll an events file until one of ``kinds`` shows (``X!``: only a final one)."""
+    def _wait_for(self, path: str, wanted: Callable[[Json], bool], deadline: float) -> bool:
+        """Poll an events file until an event is ``wanted``."""
         while time.monotonic() < deadline:
-            for ev in read_events(path):
-                kind = str(ev.get("type"))
-                if token is not None and ev.get("token") != token:
-                    continue
-                if kind in kinds or (f"{kind}!" in kinds and ev.get("final")):
-                    return True
+            if any(wanted(ev) for ev in read_events(path)):
+                return True
             time.sleep(0.01)
         return False
+
+
+def settled(ev: Json) -> bool:
+    """The upgrade is done for now: the relay retired, or the quick attempts all failed
+    (the later ones come 30 s and 120 s on: docs/PROTOCOL.md section 14.5)."""
+    kind = ev.get("type")
+    if kind == "RelayRetired":
+        return True
+    return kind == "UpgradeFailed" and (
+        bool(ev.get("final")) or int(ev.get("attempt") or 0) >= QUICK_ATTEMPTS
+    )
 
 
 def judge(dialer: Sequence[Json], accepter: Sequence[Json]) -> FastRun:
