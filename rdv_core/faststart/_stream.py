@@ -11,7 +11,9 @@ are handed to ``on_control``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -101,6 +103,7 @@ class MigratingStream:
     ) -> Path:
         """Start carrying frames on a conn (its handshake frames are written first)."""
         path = Path(pid, reader, writer)
+        _no_delay(writer)
         for raw in first_frames:
             writer.write(raw)
         self.paths[pid] = path
@@ -337,6 +340,16 @@ class MigratingStream:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
+
+
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    """Turn Nagle off: a small frame (PING, ACK, SWITCH) must not wait for the ACK of the
+    previous one, which the peer may delay by 40 ms. asyncio only does it for sockets made
+    with ``proto=IPPROTO_TCP``; rdv's shared-port sockets are made with ``proto=0``."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 class _AppTransport(asyncio.Transport):
