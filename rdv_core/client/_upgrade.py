@@ -74,6 +74,7 @@ ATTEMPT_RTT_FACTOR: Final = 8
 #: The accepter gives up an attempt the dialer never ends (it normally sends ABORT).
 ACCEPTER_ATTEMPT_TIMEOUT: Final = 15.0
 PING_TIMEOUT: Final = 5.0
+PINGS: Final = 3
 ATTACH_TIMEOUT: Final = 5.0
 _ATTACH_SIZE: Final = 5 + 1 + 2 * NONCE_SIZE
 
@@ -207,7 +208,10 @@ class Upgrader:
 
     async def _dialer_attempt(self, attempt: int) -> str | None:
         """One timed attempt; None when a direct path was attached, else why not."""
-        rtt = await self._ping()
+        # The least of a few round trips: a busy peer or relay inflates single samples,
+        # and an inflated RTT/2 would send our SYNs late.
+        samples = [r for r in [await self._ping() for _ in range(PINGS)] if r is not None]
+        rtt = min(samples) if samples else None
         self._emit(UpgradeAttempt(self._clock(), attempt, rtt))
         self.stream.send_control(RELAY, attempt_frame(Kind.SYNC, attempt))
         if rtt is not None:
