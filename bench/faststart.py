@@ -33,7 +33,15 @@ import time
 from collections.abc import Awaitable, Callable
 
 from rdv_core.client import Client, Conn
-from rdv_core.events import Event, PeerJoined, RelayRetired, Upgraded
+from rdv_core.events import (
+    Event,
+    FirstByteReceived,
+    PeerJoined,
+    RelayRetired,
+    ServerResponded,
+    UpgradeAttempt,
+    Upgraded,
+)
 from rdv_core.server import RdvServer, start_native
 from rdv_core.wire import AddrSpace
 
@@ -64,13 +72,18 @@ class Bench:
         await self.front.close()
 
     async def pair(
-        self, fast: bool, path: str, d_events: list[Event] | None = None
+        self,
+        fast: bool,
+        path: str,
+        d_events: list[Event] | None = None,
+        a_events: list[Event] | None = None,
     ) -> tuple[Conn, Conn, float]:
         """A conn pair, and the ms from ``dial()`` to the accepter's first byte."""
         self._n += 1
         token = f"fast-bench-{self._n}"
         a_spaces = LOOP if path == "direct" else AddrSpace.NONE
-        accepter = Client(spaces=a_spaces, timeout=10, fast_start=fast)
+        a_on_event = a_events.append if a_events is not None else None
+        accepter = Client(spaces=a_spaces, timeout=10, fast_start=fast, on_event=a_on_event)
         self._joined[token] = asyncio.get_running_loop().create_future()
         accepting = asyncio.ensure_future(accepter.accept(self.url, token))
         try:
@@ -93,10 +106,21 @@ async def first_bytes(bench: Bench, attempts: int) -> dict[str, dict[str, float]
         for fast in (False, True):
             firsts: list[float] = []
             to_direct: list[float] = []
+            after_101: list[float] = []
+            rtts: list[float] = []
             for _ in range(attempts):
                 events: list[Event] = []
-                d, a, ms = await bench.pair(fast, path, events)
+                a_events: list[Event] = []
+                d, a, ms = await bench.pair(fast, path, events, a_events)
                 firsts.append(ms)
+                if fast:
+                    await asyncio.sleep(0.05)  # the PINGs
+                    a101 = next(e.t for e in a_events if isinstance(e, ServerResponded))
+                    first = next(e.t for e in a_events if isinstance(e, FirstByteReceived))
+                    after_101.append((first - a101) * 1000)
+                    rtt = next((e for e in events if isinstance(e, UpgradeAttempt)), None)
+                    if rtt is not None and rtt.relay_rtt_s is not None:
+                        rtts.append(rtt.relay_rtt_s * 1000)
                 if fast and path == "direct" and d.upgrader is not None:
                     await asyncio.wait_for(d.upgrader.direct.wait(), 10)
                     up = next(e for e in events if isinstance(e, Upgraded))
@@ -107,6 +131,10 @@ async def first_bytes(bench: Bench, attempts: int) -> dict[str, dict[str, float]
             out[name] = {"first_byte_p50_ms": statistics.median(firsts)}
             if to_direct:
                 out[name]["to_direct_p50_ms"] = statistics.median(to_direct)
+            if after_101:
+                out[name]["accepter_first_byte_after_101_p50_ms"] = statistics.median(after_101)
+            if rtts:
+                out[name]["relay_rtt_p50_ms"] = statistics.median(rtts)
     return out
 
 
