@@ -208,10 +208,10 @@ class Upgrader:
 
     async def _dialer_attempt(self, attempt: int) -> str | None:
         """One timed attempt; None when a direct path was attached, else why not."""
-        # The least of a few round trips (sent together, so it costs one): a busy peer or
-        # relay inflates single samples, and an inflated RTT/2 would send our SYNs late.
-        pings = await asyncio.gather(*(self._ping() for _ in range(PINGS)))
-        samples = [r for r in pings if r is not None]
+        # The least of a few round trips, one after the other: a busy peer, or bulk data
+        # queued ahead of a PING, inflates single samples, and an inflated RTT/2 would
+        # send our SYNs late.
+        samples = [r for r in [await self._ping() for _ in range(PINGS)] if r is not None]
         rtt = min(samples) if samples else None
         self._emit(UpgradeAttempt(self._clock(), attempt, rtt))
         self.stream.send_control(RELAY, attempt_frame(Kind.SYNC, attempt))

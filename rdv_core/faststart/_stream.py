@@ -35,6 +35,8 @@ QUEUE_LIMIT: Final = 1024 * 1024
 #: How often pending acknowledgements go out when data arrives slowly.
 ACK_TICK: Final = 0.05
 READ_SIZE: Final = 256 * 1024
+NOTSENT_LOWAT: Final = 128 * 1024
+NOTSENT_LOWAT_OPT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 ControlHandler = Callable[[int, Frame], None]
 
@@ -350,6 +352,10 @@ def _no_delay(writer: asyncio.StreamWriter) -> None:
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Keep the kernel's unsent queue short, so a PING or SWITCH does not wait behind
+        # megabytes of data (Linux; TCP_NOTSENT_LOWAT is 25 there).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT_OPT, NOTSENT_LOWAT)
 
 
 class _AppTransport(asyncio.Transport):
