@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from rdv_core.lab._lab import Lab
-from rdv_core.lab._runner import RUN_TIMEOUT, Json, _Pump, read_events
+from rdv_core.lab._runner import LOSSY_PAYLOAD, RUN_TIMEOUT, Json, _Pump, read_events
 from rdv_core.lab._spec import LabSpec
 
 #: The dialer's quick upgrade attempts (rdv_core/client/_upgrade.py ``QUICK_ATTEMPTS``;
@@ -108,9 +108,11 @@ def _round(value: float | None) -> float | None:
 class FastStartRunner:
     """Runs fast-start peers in a built lab whose server is up."""
 
-    def __init__(self, lab: Lab, *, payload_size: int = PAYLOAD) -> None:
+    def __init__(self, lab: Lab, *, payload_size: int | None = None) -> None:
         self.lab = lab
-        self.payload_size = payload_size
+        lossy = any(r.impairment.loss > 0 for r in lab.spec.routers)
+        # As the classic runner: TCP over heavy loss crawls, so keep lossy payloads small.
+        self.payload_size = payload_size or (LOSSY_PAYLOAD * 2 if lossy else PAYLOAD)
         self._count = 0
 
     def _peer(self, role: str, method: str, token: str, events: str, n: int) -> Any:
@@ -230,7 +232,7 @@ def judge(dialer: Sequence[Json], accepter: Sequence[Json]) -> FastRun:
 
 
 def run_faststart(
-    spec: LabSpec, runs: int, *, rdv_command: Sequence[str], payload_size: int = PAYLOAD
+    spec: LabSpec, runs: int, *, rdv_command: Sequence[str], payload_size: int | None = None
 ) -> FastResult:
     """Build ``spec``, start its server, do ``runs`` fast-start runs, tear down."""
     result = FastResult(spec)
