@@ -1,5 +1,5 @@
 """Fast start against classic rdv/1: time to first byte, time to direct, and a big
-transfer across the switch (docs/PROTOCOL.md section 14).
+transfer across the switch (docs/PROTOCOL.md section 15).
 
 Everything on loopback, in this process: a real rdv server (native front) and two real
 peers. Per attempt the accepter waits in the lobby first; we time from ``dial()`` to

@@ -1,6 +1,6 @@
 """Fast start end to end on loopback: real server, real peers, real sockets.
 
-docs/PROTOCOL.md section 14: with both peers offering it, the dialer takes the relay at
+docs/PROTOCOL.md section 15: with both peers offering it, the dialer takes the relay at
 once, bytes flow from the first write, and the conn moves to the direct path in the
 background; with either side not offering it, the attempt is plain rdv/1.
 """

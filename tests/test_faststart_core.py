@@ -4,7 +4,7 @@ Hypothesis drives two :class:`MigrationCore` peers over two simulated paths (the
 and one direct path, each an in-order pipe per direction, as TCP is) with random write
 sizes, random delivery, a random switch time per side, and random deaths of a path
 (in-flight bytes dropped, each side told at its own time). Whatever happens, each side
-ends up with exactly the bytes the other wrote, in order (docs/PROTOCOL.md section 14.4).
+ends up with exactly the bytes the other wrote, in order (docs/PROTOCOL.md section 15.4).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fast start on our side, rdv/1 peers and servers on the other: nothing changes for them.
 
-docs/PROTOCOL.md section 14.1: the offer is a request header that a Go server does not
+docs/PROTOCOL.md section 15.1: the offer is a request header that a Go server does not
 pass on, and a Go client never sends; without the peer's offer our client speaks plain
 rdv/1, byte for byte. The Go side is played by its recorded bytes (tests/go_vectors.py).
 """

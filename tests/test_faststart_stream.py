@@ -3,7 +3,7 @@
 Two :class:`MigratingStream` peers, each path a real TCP conn on 127.0.0.1 (path 0
 plays the relay). Both directions run at once while the stream switches to the
 direct path at a random moment, and while the direct path is killed right after the
-switch: the bytes and their digests always match (docs/PROTOCOL.md section 14.4).
+switch: the bytes and their digests always match (docs/PROTOCOL.md section 15.4).
 """
 
 from __future__ import annotations

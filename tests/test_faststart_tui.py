@@ -1,5 +1,5 @@
 """Fast start on the dashboard: the waterfall keeps the relay row until it is retired,
-the background race's rows, and the switch (docs/PROTOCOL.md section 14)."""
+the background race's rows, and the switch (docs/PROTOCOL.md section 15)."""
 
 from __future__ import annotations
 

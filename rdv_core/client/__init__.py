@@ -4,7 +4,7 @@
 every allowed candidate from one shared port (section 7 and docs/ARCHITECTURE.md section 4)
 and returns a :class:`Conn`; a :class:`Picker` decides which conn wins. Every step is an
 event of :mod:`rdv_core.events`. With ``fast_start``, an :class:`Upgrader` moves the conn
-from the relay to a direct path in the background (docs/PROTOCOL.md section 14).
+from the relay to a direct path in the background (docs/PROTOCOL.md section 15).
 :func:`tcp_rtt` reads a conn's round-trip time from the kernel.
 """
 

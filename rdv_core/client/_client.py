@@ -66,6 +66,7 @@ from rdv_core.wire import (
     MAX_SELF_ADDRS,
     Addr,
     AddrSpace,
+    BodyCollector,
     Head,
     HeadParser,
     Method,
@@ -137,7 +138,7 @@ class Client:
         syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
             README "NAT lab"). Addresses that never connect get less in this client's
             later attempts (:attr:`syn_history`).
-        fast_start: Offer fast start (docs/PROTOCOL.md section 14): when the peer
+        fast_start: Offer fast start (docs/PROTOCOL.md section 15): when the peer
             offers it too, the dialer takes the relay at once and the conn moves to a
             direct path in the background. Otherwise plain rdv/1.
     """
@@ -274,7 +275,7 @@ class _Attempt:
 
             extra = client.headers
             if client.fast_start:
-                # The offer (docs/PROTOCOL.md section 14.1); servers that know it pass it on.
+                # The offer (docs/PROTOCOL.md section 15.1); servers that know it pass it on.
                 extra = (*extra, (EXTENSIONS_HEADER, FAST_START))
             request = build_request(self.method, self.server, self.token, mine, extra)
             writer.write(request)
@@ -308,7 +309,7 @@ class _Attempt:
             self.emit(RelayReady(self.clock(), relay_candidate))
             self.stage = "racing for a connection"
             # Fast start: both offered, so the relay carries the first bytes and the
-            # race runs later, in the background (docs/PROTOCOL.md section 14.2).
+            # race runs later, in the background (docs/PROTOCOL.md section 15.2).
             fast = client.fast_start and FAST_START in upgrade.peer_extensions
             if fast:
                 self.emit(FastStartNegotiated(self.clock(), False))
@@ -329,21 +330,8 @@ class _Attempt:
             handed_over = not fast
             winner = await race.run()
             if fast and winner.is_relay:
-                upgrader = Upgrader(
-                    method=self.method,
-                    token=self.token,
-                    spaces=client.spaces,
-                    port=port,
-                    peer_addrs=upgrade.peer_addrs,
-                    relay=winner,
-                    listeners=listeners,
-                    listen=open_listeners,
-                    clock=self.clock,
-                    emit=self.emit,
-                    new_id=self.new_id,
-                    budget=lambda: SynBudget(client.syn_budget, client.syn_history),
-                )
                 handed_over = True
+                upgrader = Upgrader.after_pick(self, winner, listeners, port, upgrade.peer_addrs)
                 return upgrader.make_conn(meta, self.events)
             return Conn(
                 reader=winner.reader,
@@ -483,18 +471,20 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
 
 
 async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
-    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body."""
+    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body.
+
+    A chunked body (an HTTP/1.1 proxy such as nginx frames rdv's close-delimited errors
+    that way) is decoded; a bad Content-Length is read as no length (up to the bound).
+    """
     try:
-        length = head.content_length
+        collector = BodyCollector(head, MAX_BODY)
     except ProtocolError:
-        length = None
-    want = MAX_BODY if length is None else min(length, MAX_BODY)
-    body = b""
+        collector = BodyCollector(Head(head.start_line, head.version, []), MAX_BODY)
     with contextlib.suppress(TimeoutError, OSError):
         async with asyncio.timeout(ERROR_BODY_TIMEOUT):
-            while len(body) < want:
-                chunk = await reader.read(want - len(body))
+            while not collector.done:
+                chunk = await reader.read(4096)
                 if not chunk:
                     break
-                body += chunk
-    return body.decode("utf-8", "replace")
+                collector.feed(chunk)
+    return collector.text

@@ -51,7 +51,7 @@ class Conn:
         meta: What the rendezvous told us.
         events: Every event of the attempt, in order.
         elapsed_s: Seconds from the start of the attempt to the pick.
-        upgrader: With fast start (docs/PROTOCOL.md section 14), what moves the conn
+        upgrader: With fast start (docs/PROTOCOL.md section 15), what moves the conn
             from the relay to a direct path; ``is_relay`` and the addresses follow it.
     """
 

@@ -1,6 +1,6 @@
 """Fast start's upgrade: from the relay to a direct path, in the background.
 
-docs/PROTOCOL.md section 14. When both peers offered fast start, the dialer took the
+docs/PROTOCOL.md section 15. When both peers offered fast start, the dialer took the
 relay at once and the application's bytes already flow (:mod:`rdv_core.faststart`).
 This module then:
 
@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
@@ -58,6 +58,9 @@ from rdv_core.faststart._frames import (
     u64_frame,
 )
 from rdv_core.wire import DIAL, Addr, AddrSpace, Method, allows_any_direct, allows_direct
+
+if TYPE_CHECKING:
+    from rdv_core.client._client import _Attempt
 
 logger = logging.getLogger("rdv.client")
 
@@ -133,6 +136,34 @@ class Upgrader:
             on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
         )
         self.stream.spawn(self._run())
+
+    @classmethod
+    def after_pick(
+        cls,
+        attempt: _Attempt,
+        relay: Link,
+        listeners: list[socket.socket],
+        port: int,
+        peer_addrs: Sequence[Addr],
+    ) -> Upgrader:
+        """Fast start for an attempt whose race picked the relay (the client's hook)."""
+        from rdv_core.client._client import open_listeners
+
+        client = attempt.client
+        return cls(
+            method=attempt.method,
+            token=attempt.token,
+            spaces=client.spaces,
+            port=port,
+            peer_addrs=peer_addrs,
+            relay=relay,
+            listeners=listeners,
+            listen=open_listeners,
+            clock=attempt.clock,
+            emit=attempt.emit,
+            new_id=attempt.new_id,
+            budget=lambda: SynBudget(client.syn_budget, client.syn_history),
+        )
 
     def make_conn(self, meta: Meta, events: list[Event]) -> Conn:
         """The application's conn: on the relay now; it follows the switch."""
@@ -261,7 +292,7 @@ class Upgrader:
             emit=self._emit,
             new_id=self._new_id,
             # A fresh budget per attempt over the client's address history: addresses
-            # that failed get half as many SYNs each time (docs/PROTOCOL.md 14.5).
+            # that failed get half as many SYNs each time (docs/PROTOCOL.md 15.5).
             budget=self._budget(),
             rtt_hint=rtt,
         )

@@ -112,7 +112,7 @@ RACE_EVENTS: Final[tuple[type[Event], ...]] = (
     Discarded,
     AttemptFailed,
 )
-#: Fast start (docs/PROTOCOL.md section 14), after the relay was picked.
+#: Fast start (docs/PROTOCOL.md section 15), after the relay was picked.
 UPGRADE_EVENTS: Final[tuple[type[Event], ...]] = (
     FastStartNegotiated,
     FirstByteReceived,

@@ -1,6 +1,6 @@
 """Events of fast start: the stream runs on the relay and moves to a direct path.
 
-docs/PROTOCOL.md section 14. The background race's own dials are race events
+docs/PROTOCOL.md section 15. The background race's own dials are race events
 (``DialStarted``, ``HandshakeOk`` ...) with fresh candidate ids; these say what the
 upgrade as a whole did.
 """

@@ -1,5 +1,5 @@
 """Fast start: a conn that starts on the relay and moves to a direct path (docs/PROTOCOL.md
-section 14).
+section 15).
 
 :mod:`._frames` is the wire format (sans-IO), :mod:`._core` the migration state machine
 (sans-IO: sequence numbers, acknowledgements, replay, switch points), :mod:`._stream`

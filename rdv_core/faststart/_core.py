@@ -1,6 +1,6 @@
 """The migration core, sans-IO: one peer's two byte streams over changing paths.
 
-docs/PROTOCOL.md section 14.4. A *path* is one TCP conn carrying frames: path 0 is the
+docs/PROTOCOL.md section 15.4. A *path* is one TCP conn carrying frames: path 0 is the
 relay, path ``k`` the direct conn of upgrade attempt ``k``. Each direction of the
 stream is independent:
 
@@ -374,7 +374,7 @@ class MigrationCore:
     @property
     def relay_done(self) -> bool:
         """Both directions moved to one direct path and it carried frames both ways:
-        the relay may be closed (docs/PROTOCOL.md section 14.4)."""
+        the relay may be closed (docs/PROTOCOL.md section 15.4)."""
         relay = self.paths[RELAY]
         if not relay.alive or self.send_path == RELAY or self.recv_path != self.send_path:
             return False

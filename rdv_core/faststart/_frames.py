@@ -1,4 +1,4 @@
-"""The fast-start frames, sans-IO (docs/PROTOCOL.md section 14.3).
+"""The fast-start frames, sans-IO (docs/PROTOCOL.md section 15.3).
 
 After ``CONTINUE`` every byte of a fast-start conn, on the relay and on each direct
 path, is a frame: ``type (u8) | length (u32 BE) | body``. Stream frames (``DATA``,
@@ -34,7 +34,7 @@ _ATTACH = struct.Struct(">B32s")
 
 
 class Kind(enum.IntEnum):
-    """Frame types (docs/PROTOCOL.md section 14.3)."""
+    """Frame types (docs/PROTOCOL.md section 15.3)."""
 
     HELLO = 0  # magic, version, role (b"D" / b"A"), nonce: first frame on the relay
     DATA = 1  # offset u64, payload
@@ -88,7 +88,7 @@ def attempt_frame(kind: Kind, attempt: int) -> bytes:
 
 
 def hello_frame(role: bytes, nonce: bytes) -> bytes:
-    """HELLO: confirms fast start end to end (docs/PROTOCOL.md section 14.2)."""
+    """HELLO: confirms fast start end to end (docs/PROTOCOL.md section 15.2)."""
     return encode(Kind.HELLO, _HELLO.pack(MAGIC, VERSION, role, nonce))
 
 

@@ -4,7 +4,7 @@
 asyncio streams: one reader task and one writer task per path, a tick that sends
 acknowledgements, and an :class:`asyncio.Transport` facade so that the application gets
 a plain ``StreamReader``/``StreamWriter`` pair that never notices the switch
-(docs/PROTOCOL.md section 14.4). Frames that steer the upgrade (PING, SYNC, ATTACH ...)
+(docs/PROTOCOL.md section 15.4). Frames that steer the upgrade (PING, SYNC, ATTACH ...)
 are handed to ``on_control``.
 """
 

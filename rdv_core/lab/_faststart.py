@@ -1,6 +1,6 @@
 """Fast start in the lab: does the stream end on the direct path, and how soon does it flow?
 
-docs/PROTOCOL.md section 14. One run: ``rdv accept --fast-start`` waits in the lobby,
+docs/PROTOCOL.md section 15. One run: ``rdv accept --fast-start`` waits in the lobby,
 ``rdv dial --fast-start`` joins, half of a random payload goes into the dialer's stdin at
 once (it crosses the relay from the first byte), the runner waits until the dialer's
 events say the upgrade settled (``RelayRetired``, or a final ``UpgradeFailed``), then
@@ -199,7 +199,7 @@ class FastStartRunner:
 
 def settled(ev: Json) -> bool:
     """The upgrade is done for now: the relay retired, or the quick attempts all failed
-    (the later ones come 30 s and 120 s on: docs/PROTOCOL.md section 14.5)."""
+    (the later ones come 30 s and 120 s on: docs/PROTOCOL.md section 15.5)."""
     kind = ev.get("type")
     if kind == "RelayRetired":
         return True

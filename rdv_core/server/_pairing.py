@@ -146,7 +146,7 @@ class Pairing:
             return
         d, a = dialer.info, accepter.info
         relayer.start(
-            # Each learns the other's addrs and extension offer (docs/PROTOCOL.md 14.1).
+            # Each learns the other's addrs and extension offer (docs/PROTOCOL.md 15.1).
             wire.upgrade_response_for(d.observed, a.self_addrs, a.observed, a.headers),
             wire.upgrade_response_for(a.observed, d.self_addrs, d.observed, d.headers),
         )

@@ -1,4 +1,4 @@
-"""Extension offers: which rdv extensions a peer speaks (docs/PROTOCOL.md section 14.1).
+"""Extension offers: which rdv extensions a peer speaks (docs/PROTOCOL.md section 15.1).
 
 rdv/1 has no negotiation. An rdv client that speaks an extension says so in its request
 (``Rdv-Extensions: fast-start/1``); an rdv server passes the *other* peer's offer on in
@@ -17,7 +17,7 @@ from typing import Final
 EXTENSIONS_HEADER: Final = "Rdv-Extensions"
 #: ``101`` header: the extensions the other peer offered (written by rdv servers only).
 PEER_EXTENSIONS_HEADER: Final = "Rdv-Peer-Extensions"
-#: The fast-start extension (docs/PROTOCOL.md section 14).
+#: The fast-start extension (docs/PROTOCOL.md section 15).
 FAST_START: Final = "fast-start/1"
 
 #: Bounds on an offer: a server copies at most this much from one peer to the other.

@@ -307,7 +307,7 @@ def build_upgrade_response(
 ) -> bytes:
     """The ``101`` response, byte for byte as the reference writes it (in one piece).
 
-    ``peer_extensions`` (the other peer's offer, docs/PROTOCOL.md section 14.1) adds an
+    ``peer_extensions`` (the other peer's offer, docs/PROTOCOL.md section 15.1) adds an
     ``Rdv-Peer-Extensions`` header in its sorted place; without it the bytes are Go's.
     """
     lines = ["HTTP/1.1 101 Switching Protocols", "Connection: upgrade"]
@@ -363,7 +363,7 @@ class Upgrade:
 
     @property
     def peer_extensions(self) -> tuple[str, ...]:
-        """What the server says the peer offered (docs/PROTOCOL.md section 14.1)."""
+        """What the server says the peer offered (docs/PROTOCOL.md section 15.1)."""
         return parse_extensions(self.head.get("Rdv-Peer-Extensions"))
 
 

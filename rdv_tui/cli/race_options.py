@@ -82,7 +82,7 @@ def add_race_arguments(
         action=argparse.BooleanOptionalAction,
         default=fast_start,
         help="start on the relay at once and move to a direct conn when one opens, if the "
-        "peer offers it too (docs/PROTOCOL.md section 14; plain rdv/1 otherwise); default: "
+        "peer offers it too (docs/PROTOCOL.md section 15; plain rdv/1 otherwise); default: "
         + ("on" if fast_start else "off"),
     )
     group.add_argument(

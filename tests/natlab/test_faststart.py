@@ -2,7 +2,7 @@
 
 A representative subset of ``rdv lab faststart`` (the full table is in the README): a
 preset with a direct path must end on it with the payload intact across the switch; a
-symmetric one stays on the relay, intact too (docs/PROTOCOL.md section 14).
+symmetric one stays on the relay, intact too (docs/PROTOCOL.md section 15).
 """
 
 from __future__ import annotations

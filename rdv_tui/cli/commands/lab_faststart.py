@@ -1,4 +1,4 @@
-"""``rdv lab faststart``: fast start across the lab's presets (docs/PROTOCOL.md section 14).
+"""``rdv lab faststart``: fast start across the lab's presets (docs/PROTOCOL.md section 15).
 
 For each preset: N runs of ``rdv dial/accept --fast-start`` with a payload that crosses
 the switch; one table line with how many runs ended on the direct path, the first byte's
