@@ -219,6 +219,8 @@ class RdvApp(App[int]):
             self.server_screen.add_event(message.event)
         elif message.source == "race":
             self.race_screen.feed(message.event)
+            if isinstance(message.event, ev.Upgraded | ev.UpgradeFailed):
+                self.session_screen.feed(message.event)  # fast start: the link strip
         else:
             self.session_screen.feed(message.event)
 

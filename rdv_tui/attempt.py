@@ -81,7 +81,11 @@ class ConnectParams:
         """A client configured from these params."""
         spaces = AddrSpace.NONE if self.force_relay else self.spaces
         return Client(
-            spaces=spaces, picker=self.make_picker(), timeout=self.timeout_s, on_event=on_event
+            spaces=spaces,
+            picker=self.make_picker(),
+            timeout=self.timeout_s,
+            on_event=on_event,
+            fast_start=not self.race_only,  # a session starts on the relay at once
         )
 
 

@@ -188,7 +188,7 @@ class Change:
 PEER_ID_BASE = 1000
 
 #: Race event types the model understands; anything else (session, server) is ignored.
-RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset(ev.RACE_EVENTS)
+RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset((*ev.RACE_EVENTS, *ev.UPGRADE_EVENTS))
 
 
 def is_race_event(event: Event) -> bool:
@@ -310,7 +310,19 @@ class RaceModel:
                 reason = event.reason + (f": {event.detail}" if event.detail else "")
                 self.result = RaceResult(False, False, None, event.t, reason)
                 return Change(header=True, result=True)
+            case ev.RelayRetired() | ev.UpgradeFailed():  # fast start, on the relay's row
+                return self._relay_note(event)
         return Change(header=True)
+
+    def _relay_note(self, event: ev.RelayRetired | ev.UpgradeFailed) -> Change:
+        relay = next((r for r in self.rows.values() if r.candidate.origin == "relay"), None)
+        if relay is None:
+            return Change()
+        if isinstance(event, ev.RelayRetired):
+            self._end(relay, event.t, RowState.DISCARDED, "retired: the stream moved direct")
+        elif event.final or relay.state == RowState.PICKED:
+            relay.detail = f"fast start stays here: {event.reason}"
+        return Change(rows=(relay.candidate.id,))
 
     # ----- candidate events
 
@@ -364,6 +376,8 @@ class RaceModel:
                 self.result = RaceResult(True, event.is_relay, candidate, event.elapsed_s)
             case ev.Discarded():
                 self._end(row, event.t, RowState.DISCARDED, event.reason)
+            case ev.Upgraded():  # fast start: the stream moved onto this conn
+                row.detail = f"stream moved here {event.after_s * 1000:.0f} ms after the relay"
 
     @staticmethod
     def _end(row: CandidateRow, t: float, state: RowState, detail: str) -> None:

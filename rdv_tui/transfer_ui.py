@@ -39,6 +39,7 @@ from rdv_core.events import (
     FileRejected,
     ObservedAddrWarning,
     TransferResumed,
+    Upgraded,
 )
 from rdv_core.session import DIGEST
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, human_bytes, shown
@@ -193,6 +194,8 @@ class EventSink:
         self.recorder(event)
         if isinstance(event, ObservedAddrWarning):
             self.console.print(f"[yellow]warning:[/] {escape(event.message)}")
+        elif isinstance(event, Upgraded):  # fast start: RELAY -> P2P
+            self.console.print(f"switched to p2p: {event.addr} after {event.after_s * 1000:.0f} ms")
         if self.verbose and not isinstance(event, FileProgress):
             line = format_event(event, readable=False)
             self.console.print(f"[dim]{escape(line)}[/]", highlight=False)

@@ -28,9 +28,10 @@ from typing import Any, Final
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
-from rdv_core.client._pickers import Picker, WaitForP2P
+from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
 from rdv_core.client._race import Race
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.client._upgrade import Upgrader
 from rdv_core.errors import (
     MAX_BODY,
     NoConnectionError,
@@ -47,6 +48,7 @@ from rdv_core.events import (
     Clock,
     Event,
     EventCallback,
+    FastStartNegotiated,
     ObservedAddrWarning,
     RelayReady,
     SelfAddrsGathered,
@@ -57,6 +59,8 @@ from rdv_core.events import (
 from rdv_core.wire import (
     ACCEPT,
     DIAL,
+    EXTENSIONS_HEADER,
+    FAST_START,
     MAX_HEADER_BLOCK,
     MAX_HEADERS,
     MAX_SELF_ADDRS,
@@ -134,6 +138,9 @@ class Client:
         syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
             README "NAT lab"). Addresses that never connect get less in this client's
             later attempts (:attr:`syn_history`).
+        fast_start: Offer fast start (docs/PROTOCOL.md section 16): when the peer
+            offers it too, the dialer takes the relay at once and the conn moves to a
+            direct path in the background. Otherwise plain rdv/1.
     """
 
     def __init__(
@@ -146,11 +153,13 @@ class Client:
         on_event: EventCallback | None = None,
         syn_budget: BudgetPolicy | None = None,
         predicted_addrs: Sequence[Addr] = (),
+        fast_start: bool = False,
     ) -> None:
         self.spaces = spaces
         #: Extra self addrs to send: the public ports a sequential NAT will most likely give
         #: our next conns (``rdv_core.doctor.predicted_addrs``, docs/PROTOCOL.md section 15.6).
         self.predicted_addrs = tuple(predicted_addrs)
+        self.fast_start = fast_start
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
         self.ssl_context = ssl_context
@@ -271,7 +280,11 @@ class _Attempt:
             port = local.port
             self.emit(SelfAddrsGathered(self.clock(), port, tuple(str(a) for a in mine)))
 
-            request = build_request(self.method, self.server, self.token, mine, client.headers)
+            extra = client.headers
+            if client.fast_start:
+                # The offer (docs/PROTOCOL.md section 16.1); servers that know it pass it on.
+                extra = (*extra, (EXTENSIONS_HEADER, FAST_START))
+            request = build_request(self.method, self.server, self.token, mine, extra)
             writer.write(request)
             self.stage = "waiting for the peer"
             sent_at = self.clock()
@@ -302,22 +315,31 @@ class _Attempt:
             relay = Link.from_stream(relay_candidate, reader, writer, True, server_addr)
             self.emit(RelayReady(self.clock(), relay_candidate))
             self.stage = "racing for a connection"
+            # Fast start: both offered, so the relay carries the first bytes and the
+            # race runs later, in the background (docs/PROTOCOL.md section 16.2).
+            fast = client.fast_start and FAST_START in upgrade.peer_extensions
+            if fast:
+                self.emit(FastStartNegotiated(self.clock(), False))
             race = Race(
                 method=self.method,
                 token=self.token,
                 spaces=client.spaces,
-                picker=client.picker,
-                listeners=listeners,
+                picker=PickFirst() if fast else client.picker,
+                listeners=[] if fast else listeners,
                 port=port,
-                peer_addrs=upgrade.peer_addrs,
+                peer_addrs=() if fast else upgrade.peer_addrs,
                 relay=relay,
                 clock=self.clock,
                 emit=self.emit,
                 new_id=self.new_id,
                 budget=SynBudget(client.syn_budget, client.syn_history),
             )
-            handed_over = True
+            handed_over = not fast
             winner = await race.run()
+            if fast and winner.is_relay:
+                handed_over = True
+                upgrader = Upgrader.after_pick(self, winner, listeners, port, upgrade.peer_addrs)
+                return upgrader.make_conn(meta, self.events)
             return Conn(
                 reader=winner.reader,
                 writer=winner.writer,

@@ -154,6 +154,7 @@ class Race:
         emit: Callable[[Event], None],
         new_id: Callable[[], int],
         budget: SynBudget | None = None,
+        rtt_hint: float | None = None,
     ) -> None:
         self._method = method
         self._token = token
@@ -164,7 +165,8 @@ class Race:
         self._peer_addrs = list(peer_addrs)
         self._relay = relay
         # How long a round trip takes here, until a candidate's refusals tell better.
-        self._rtt_hint = link_rtt(relay)
+        # (Fast start passes the RTT it measured over the relay: docs/PROTOCOL.md 16.5.)
+        self._rtt_hint = rtt_hint if rtt_hint is not None else link_rtt(relay)
         # Every SYN of every dial is drawn from here (docs/PROTOCOL.md section 11).
         self._budget = budget if budget is not None else SynBudget()
         self._clock = clock

@@ -15,6 +15,7 @@ from rdv_core.lab._doctor import (
     same_public_address,
     start_doctor_server,
 )
+from rdv_core.lab._faststart import FastResult, FastRun, FastStartRunner, run_faststart
 from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, setup_inside
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._netns import LabError
@@ -38,6 +39,9 @@ __all__ = [
     "PRESETS",
     "SEQUENTIAL_A",
     "Capabilities",
+    "FastResult",
+    "FastRun",
+    "FastStartRunner",
     "Firewall",
     "HostSpec",
     "Impairment",
@@ -60,6 +64,7 @@ __all__ = [
     "probe",
     "reexec_isolated",
     "run_doctor_command",
+    "run_faststart",
     "run_preset",
     "same_public_address",
     "setup_inside",

@@ -36,6 +36,14 @@ from rdv_core.wire._addrs import (
     space_of,
     unmap,
 )
+from rdv_core.wire._extensions import (
+    EXTENSIONS_HEADER,
+    FAST_START,
+    PEER_EXTENSIONS_HEADER,
+    format_extensions,
+    offered_extensions,
+    parse_extensions,
+)
 from rdv_core.wire._handshake import (
     MAX_PEER_ADDRS,
     MAX_SELF_ADDRS,
@@ -53,6 +61,7 @@ from rdv_core.wire._handshake import (
     parse_server_url,
     peer_addrs_for,
     token_from_target,
+    upgrade_response_for,
 )
 from rdv_core.wire._http1.checks import (
     check_http_request,
@@ -134,6 +143,8 @@ __all__ = [
     "CONTINUE_LINE",
     "DIAL",
     "DIALBACK_PATH",
+    "EXTENSIONS_HEADER",
+    "FAST_START",
     "MAX_ERROR_BODY",
     "MAX_HEADERS",
     "MAX_HEADER_BLOCK",
@@ -143,6 +154,7 @@ __all__ = [
     "MAX_V2_HEADER",
     "METHODS",
     "OBSERVED_PATH",
+    "PEER_EXTENSIONS_HEADER",
     "PROBES_PATH",
     "PROBE_PATHS",
     "REASONS",
@@ -194,13 +206,16 @@ __all__ = [
     "check_upgrade_response",
     "escape_token",
     "format_addr_list",
+    "format_extensions",
     "format_spaces",
     "http_version",
+    "offered_extensions",
     "opposite",
     "parse_addr_list",
     "parse_command",
     "parse_dial_back",
     "parse_directory",
+    "parse_extensions",
     "parse_nonce",
     "parse_observed",
     "parse_server_url",
@@ -217,4 +232,5 @@ __all__ = [
     "unescape_token",
     "unmap",
     "unsafe_char",
+    "upgrade_response_for",
 ]

@@ -201,7 +201,7 @@ async def _main(
 ) -> int:
     from rdv_core.client import Client
     from rdv_core.errors import RdvError, RdvTimeoutError
-    from rdv_core.events import EventRecorder, ObservedAddrWarning
+    from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded
 
     def say(text: str) -> None:
         _say(method, text, stderr)
@@ -218,6 +218,8 @@ async def _main(
             print(format_event(event), file=stderr, flush=True)
         if isinstance(event, ObservedAddrWarning):
             say(f"warning: {event.message}")
+        elif isinstance(event, Upgraded):  # fast start moved us off the relay
+            say(f"switched to p2p {event.addr} after {event.after_s * 1000:.0f} ms")
 
     if getattr(args, "predict_ports", False):
         from rdv_core.doctor import predicted_addrs, run_doctor

@@ -21,11 +21,16 @@ class UsageError(ValueError):
 
 
 def add_race_arguments(
-    parser: argparse.ArgumentParser, *, dialer: bool, picker_role: str = "the sender"
+    parser: argparse.ArgumentParser,
+    *,
+    dialer: bool,
+    picker_role: str = "the sender",
+    fast_start: bool = False,
 ) -> None:
     """Add the race options; ``dialer`` says whether the picker options apply.
 
-    ``picker_role`` names the side that picks, for the accepting side's help text.
+    ``picker_role`` names the side that picks, for the accepting side's help text;
+    ``fast_start`` is the default of ``--fast-start``/``--no-fast-start``.
     """
     group = parser.add_argument_group("connection race")
     group.add_argument(
@@ -73,6 +78,14 @@ def add_race_arguments(
         help="extra request header for the server, e.g. 'Authorization: Bearer x' (repeatable)",
     )
     group.add_argument(
+        "--fast-start",
+        action=argparse.BooleanOptionalAction,
+        default=fast_start,
+        help="start on the relay at once and move to a direct conn when one opens, if the "
+        "peer offers it too (docs/PROTOCOL.md section 16; plain rdv/1 otherwise); default: "
+        + ("on" if fast_start else "off"),
+    )
+    group.add_argument(
         "-v", "--verbose", action="store_true", help="log the race on stderr, one line per event"
     )
     group.add_argument(
@@ -110,7 +123,13 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         if not colon or not name.strip():
             raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
         headers.append((name.strip(), value.strip()))
-    return {"spaces": spaces, "picker": picker, "headers": headers, "timeout": args.timeout}
+    return {
+        "spaces": spaces,
+        "picker": picker,
+        "headers": headers,
+        "timeout": args.timeout,
+        "fast_start": bool(getattr(args, "fast_start", False)),
+    }
 
 
 def client_from_args(args: argparse.Namespace, on_event: EventCallback | None) -> Client:

@@ -116,6 +116,14 @@ class SessionScreen(Screen[None]):
                 link.redraw()
                 path = "through the server's relay" if event.is_relay else "direct (p2p)"
                 self.query_one(ChatPane).add("info", f"encrypted session up, {path}")
+            case ev.Upgraded():  # fast start moved the stream off the relay
+                switched = f"RELAY → P2P after {event.after_s * 1000:.0f} ms"
+                link.path, link.peer_addr = "p2p", f"{event.addr}  {switched}"
+                link.redraw()
+                self.query_one(ChatPane).add("info", f"moved to a direct path: {event.addr}")
+            case ev.UpgradeFailed() if link.path == "p2p" and not event.final:
+                link.path = "relay"  # the direct path died before it was proven
+                link.redraw()
             case ev.SessionClosed():
                 link.closed = event.reason
                 link.redraw()
@@ -154,7 +162,8 @@ class SessionScreen(Screen[None]):
         link = self.query_one(LinkStrip)
         conn = self.conn
         if conn is not None and not link.closed:
-            rtt = tcp_rtt(conn.writer.get_extra_info("socket"))
+            info = conn.writer.get_extra_info
+            rtt = tcp_rtt(info("path_socket") or info("socket"))  # path_socket: fast start
             link.rtt_ms = None if rtt is None else rtt * 1000.0
         link.sample((self.bytes_in - bytes_in) / elapsed, (self.bytes_out - bytes_out) / elapsed)
 

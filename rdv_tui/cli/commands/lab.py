@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any, TextIO
 
+from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
 from rdv_tui.cli.formatting import ms_figure
 
 #: Overrides how the lab starts rdv (split on spaces), e.g. to put another rdv/1
@@ -83,6 +84,7 @@ def add_parser(subparsers: Any) -> None:
     shell.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
 
     sub.add_parser("probe", help="say what this machine can do (namespaces, nft, netem, NFQUEUE)")
+    add_faststart_parser(sub, _positive_int, _non_negative_float)
 
 
 def _positive_int(text: str) -> int:
@@ -167,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
             from rdv_tui.cli.lab_doctor import run_lab_doctor
 
             return run_lab_doctor(args.presets, args.runs, args.json, rdv_command())
+        if args.lab_command == "faststart":
+            return run_faststart_command(args, rdv_command())
         return _shell(args)
     except LabError as exc:
         print(f"rdv lab: {exc}", file=sys.stderr)

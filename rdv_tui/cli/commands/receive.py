@@ -49,7 +49,7 @@ def add_parser(subparsers: Any) -> None:
         help="download folder (default: 'downloads' in the config file, else ~/Downloads)",
     )
     parser.add_argument("-y", "--yes", action="store_true", help="accept offers without asking")
-    add_race_arguments(parser, dialer=False)
+    add_race_arguments(parser, dialer=False, fast_start=True)
     add_explain_argument(parser)
 
 

@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
         "--code-file, or $RDV_CODE",
     )
     add_secret_file_argument(parser, "--code-file", "code")
-    add_race_arguments(parser, dialer=True)
+    add_race_arguments(parser, dialer=True, fast_start=True)
     add_explain_argument(parser)
 
 
