@@ -6,6 +6,18 @@ peers behind configurable routers. See
 
 from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, setup_inside
 from rdv_core.lab._lab import Lab
+from rdv_core.lab._matrix import (
+    COLUMNS,
+    Column,
+    MatrixCell,
+    MatrixRow,
+    format_header,
+    format_row,
+    format_table,
+    insert_column,
+    matrix_cells,
+    run_cell,
+)
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._presets import PRESETS, get_preset
 from rdv_core.lab._probe import Capabilities, probe
@@ -22,8 +34,10 @@ from rdv_core.lab._spec import (
 )
 
 __all__ = [
+    "COLUMNS",
     "PRESETS",
     "Capabilities",
+    "Column",
     "Firewall",
     "HostSpec",
     "Impairment",
@@ -32,16 +46,24 @@ __all__ = [
     "LabRunner",
     "LabSpec",
     "LabSpecError",
+    "MatrixCell",
+    "MatrixRow",
     "NatKind",
     "Outcome",
     "PresetResult",
     "RouterSpec",
     "can_isolate",
     "direct_attempts",
+    "format_header",
+    "format_row",
+    "format_table",
     "get_preset",
+    "insert_column",
     "is_isolated",
+    "matrix_cells",
     "probe",
     "reexec_isolated",
+    "run_cell",
     "run_preset",
     "setup_inside",
 ]
