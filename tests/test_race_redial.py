@@ -214,7 +214,7 @@ async def test_wait_for_p2p_waits_longer_on_far_paths() -> None:
     offers.add("relay", is_relay=True)
     offers.rtt_hint = 0.05
     started = time.monotonic()
-    task = asyncio.create_task(WaitForP2P(0.1).pick(offers))
+    task: asyncio.Task[str | None] = asyncio.create_task(WaitForP2P(0.1).pick(offers))
     await asyncio.sleep(0.15)
     assert not task.done()  # 0.1 s + 4 x 50 ms = 0.3 s
     offers.add("direct", is_relay=False)
