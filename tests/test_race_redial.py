@@ -214,7 +214,10 @@ async def test_wait_for_p2p_waits_longer_on_far_paths() -> None:
     offers.add("relay", is_relay=True)
     offers.rtt_hint = 0.05
     started = time.monotonic()
-    task: asyncio.Task[str | None] = asyncio.create_task(WaitForP2P(0.1).pick(offers))
+    async def pick() -> str | None:
+        return await WaitForP2P(0.1).pick(offers)
+
+    task = asyncio.create_task(pick())
     await asyncio.sleep(0.15)
     assert not task.done()  # 0.1 s + 4 x 50 ms = 0.3 s
     offers.add("direct", is_relay=False)
