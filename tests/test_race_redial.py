@@ -214,6 +214,7 @@ async def test_wait_for_p2p_waits_longer_on_far_paths() -> None:
     offers.add("relay", is_relay=True)
     offers.rtt_hint = 0.05
     started = time.monotonic()
+
     async def pick() -> str | None:
         return await WaitForP2P(0.1).pick(offers)
 

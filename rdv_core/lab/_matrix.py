@@ -40,6 +40,8 @@ FILTERS_A: Final = {"drop": Firewall.DROP, "rst": Firewall.NONE, "icmp": Firewal
 FILTERS_B: Final = {"drop": Firewall.DROP, "rst": Firewall.NONE}
 #: One-way delays between a peer and its router, ms.
 DELAYS: Final = (0.0, 5.0, 20.0, 50.0, 100.0)
+#: Bytes piped through each run of a cell.
+MATRIX_PAYLOAD: Final = 16 * 1024
 #: Loss per crossing of each peer's link in the lossy cells, and their delay.
 LOSS: Final = 0.05
 LOSS_DELAY: Final = 20.0
@@ -130,7 +132,8 @@ def matrix_cells(
         delays: The one-way delays (ms); 0 gives the symmetric zero-delay cell only.
         loss: Loss of the lossy cells (0: none).
         loss_delay: Their symmetric delay.
-        pattern: Keep only cells whose name matches this ``fnmatch`` pattern.
+        pattern: Keep only cells whose name matches this ``fnmatch`` pattern (several
+            patterns: separated by ``|``).
     """
     pairs: list[tuple[float, float]] = [(d, d) for d in delays]
     pairs += [(d, 0.0) for d in delays if d > 0]
@@ -143,7 +146,8 @@ def matrix_cells(
             if loss:
                 cells.append(_cell(fa, fb, loss_delay, loss_delay, loss))
     if pattern:
-        cells = [c for c in cells if fnmatch.fnmatchcase(c.name, pattern)]
+        patterns = pattern.split("|")
+        cells = [c for c in cells if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
     return cells
 
 
@@ -205,8 +209,13 @@ class MatrixRow:
 
 
 def run_cell(cell: MatrixCell, runs: int, *, rdv_command: Sequence[str]) -> MatrixRow:
-    """Build the cell's lab once, race ``runs`` times, and make its row."""
-    result = run_preset(cell.spec, runs, rdv_command=rdv_command)
+    """Build the cell's lab once, race ``runs`` times, and make its row.
+
+    Each run checks :data:`MATRIX_PAYLOAD` bytes end to end (the presets pipe 256 KiB):
+    enough for integrity on any path, and slow start over 400 ms round trips makes big
+    payloads cost the matrix minutes.
+    """
+    result = run_preset(cell.spec, runs, rdv_command=rdv_command, payload_size=MATRIX_PAYLOAD)
     bad = sum(1 for r in result.runs if r.data_ok is False)
     return MatrixRow(cell, result.summary(), bad)
 

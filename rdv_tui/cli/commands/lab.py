@@ -71,7 +71,8 @@ def add_parser(subparsers: Any) -> None:
         "--cells",
         default=None,
         metavar="PATTERN",
-        help="only cells whose name matches this shell pattern, e.g. 'a-rst/b-* 20/*'",
+        help="only cells whose name matches this shell pattern, e.g. 'a-rst/b-* 20/*' "
+        "(several: separated by |)",
     )
     matrix.add_argument(
         "--delays",
