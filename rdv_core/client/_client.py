@@ -62,6 +62,7 @@ from rdv_core.wire import (
     MAX_SELF_ADDRS,
     Addr,
     AddrSpace,
+    BodyCollector,
     Head,
     HeadParser,
     Method,
@@ -448,18 +449,20 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
 
 
 async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
-    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body."""
+    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body.
+
+    A chunked body (an HTTP/1.1 proxy such as nginx frames rdv's close-delimited errors
+    that way) is decoded; a bad Content-Length is read as no length (up to the bound).
+    """
     try:
-        length = head.content_length
+        collector = BodyCollector(head, MAX_BODY)
     except ProtocolError:
-        length = None
-    want = MAX_BODY if length is None else min(length, MAX_BODY)
-    body = b""
+        collector = BodyCollector(Head(head.start_line, head.version, []), MAX_BODY)
     with contextlib.suppress(TimeoutError, OSError):
         async with asyncio.timeout(ERROR_BODY_TIMEOUT):
-            while len(body) < want:
-                chunk = await reader.read(want - len(body))
+            while not collector.done:
+                chunk = await reader.read(4096)
                 if not chunk:
                     break
-                body += chunk
-    return body.decode("utf-8", "replace")
+                collector.feed(chunk)
+    return collector.text
