@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         load_settings,
         resolve_server,
     )
+    from rdv_core.doctor import Doctor, Prediction, predict, run_doctor
     from rdv_core.errors import (
         NoConnectionError,
         RdvError,
@@ -106,6 +107,7 @@ if TYPE_CHECKING:
         PairPath,
         PairStats,
         PeerInfo,
+        ProbeService,
         RdvServer,
         Reject,
         ServerStats,
@@ -151,6 +153,11 @@ if TYPE_CHECKING:
 
 #: Public name -> the sub-package that defines it.
 _SOURCES: dict[str, str] = {
+    "Doctor": "rdv_core.doctor",
+    "Prediction": "rdv_core.doctor",
+    "predict": "rdv_core.doctor",
+    "run_doctor": "rdv_core.doctor",
+    "ProbeService": "rdv_core.server",
     "Client": "rdv_core.client",
     "Conn": "rdv_core.client",
     "Meta": "rdv_core.client",
@@ -291,6 +298,7 @@ __all__ = [
     "DialRetried",
     "DialStarted",
     "Discarded",
+    "Doctor",
     "Event",
     "EventCallback",
     "EventRecorder",
@@ -327,6 +335,8 @@ __all__ = [
     "PickFirst",
     "Picked",
     "Picker",
+    "Prediction",
+    "ProbeService",
     "ProtocolError",
     "ProtocolViolation",
     "RdvError",
@@ -371,9 +381,11 @@ __all__ = [
     "mount",
     "parse_code",
     "parse_spaces",
+    "predict",
     "rdv_handler",
     "read_jsonl",
     "resolve_server",
+    "run_doctor",
     "serve_native",
     "start_native",
     "write_jsonl",

@@ -4,6 +4,17 @@ Real conntrack NATs and firewalls, a rendezvous server on a simulated internet, 
 peers behind configurable routers. See
 """
 
+from rdv_core.lab._doctor import (
+    DOCTOR_ALT4,
+    DOCTOR_PROBE_PORT,
+    SEQUENTIAL_A,
+    built_with,
+    doctor_urls,
+    mismatches,
+    run_doctor_command,
+    same_public_address,
+    start_doctor_server,
+)
 from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, setup_inside
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._matrix import (
@@ -35,7 +46,10 @@ from rdv_core.lab._spec import (
 
 __all__ = [
     "COLUMNS",
+    "DOCTOR_ALT4",
+    "DOCTOR_PROBE_PORT",
     "PRESETS",
+    "SEQUENTIAL_A",
     "Capabilities",
     "Column",
     "Firewall",
@@ -52,8 +66,10 @@ __all__ = [
     "Outcome",
     "PresetResult",
     "RouterSpec",
+    "built_with",
     "can_isolate",
     "direct_attempts",
+    "doctor_urls",
     "format_header",
     "format_row",
     "format_table",
@@ -61,9 +77,13 @@ __all__ = [
     "insert_column",
     "is_isolated",
     "matrix_cells",
+    "mismatches",
     "probe",
     "reexec_isolated",
     "run_cell",
+    "run_doctor_command",
     "run_preset",
+    "same_public_address",
     "setup_inside",
+    "start_doctor_server",
 ]

@@ -15,6 +15,8 @@ from rdv_core.server._core import RdvServer, ServerStats
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject
 from rdv_core.server._native import NativeFront, serve_native, start_native
 from rdv_core.server._observed import make_observed_addr
+from rdv_core.server._probe_ports import ProbePort, start_probe_ports
+from rdv_core.server._probes import ProbeAnswer, ProbeService
 from rdv_core.server._stats import PairPath, PairStats
 
 if TYPE_CHECKING:
@@ -26,6 +28,9 @@ __all__ = [
     "PairPath",
     "PairStats",
     "PeerInfo",
+    "ProbeAnswer",
+    "ProbePort",
+    "ProbeService",
     "RdvServer",
     "Reject",
     "ServerStats",
@@ -35,6 +40,7 @@ __all__ = [
     "rdv_handler",
     "serve_native",
     "start_native",
+    "start_probe_ports",
 ]
 
 _AIOHTTP_NAMES = frozenset({"allow_rdv_methods", "mount", "rdv_handler"})

@@ -37,6 +37,8 @@ from rdv_core import wire
 from rdv_core.server import _metrics as metrics
 from rdv_core.server._core import CLOSED, RdvServer
 from rdv_core.server._observed import TrustedProxies, transport_peer_addr
+from rdv_core.server._probe_ports import serve_probe
+from rdv_core.server._probes import ProbeService
 from rdv_core.wire import (
     Addr,
     Head,
@@ -172,6 +174,10 @@ class _HttpConn(asyncio.Protocol):
         assert self._transport is not None
         server = self._front.server
         path = wire.request_path(head.target)
+        probes = self._front.probes
+        if probes is not None and probes.handles(head.method, path):
+            # docs/PROTOCOL.md section 15.1; the client as the PROXY header named it, if any.
+            return serve_probe(probes, self._transport, head, self._remote)
         if head.method in ("GET", "HEAD") and path in PLAIN_ROUTES:
             if path == "/metrics":
                 body, content_type = metrics.render(server.stats()), metrics.CONTENT_TYPE
@@ -271,6 +277,8 @@ class NativeFront:
         self._listener: asyncio.Server | None = None
         self._conns: set[_HttpConn] = set()
         self.port = 0
+        #: The doctor's probe routes (docs/PROTOCOL.md section 14.1), when served.
+        self.probes: ProbeService | None = None
 
     @property
     def url(self) -> str:
@@ -334,12 +342,15 @@ async def start_native(
     ssl: ssl_module.SSLContext | None = None,
     prefix: str = "",
     proxy_protocol: Iterable[str] = (),
+    probes: ProbeService | None = None,
 ) -> NativeFront:
     """Listen on ``host:port`` (None or ``""``: every interface) and serve ``server``.
 
     ``proxy_protocol``: networks (CIDR) whose conns may start with a PROXY v1/v2 header,
     which then names the client (docs/PROTOCOL.md section 14); a PROXY header from any
     other address is refused. Empty: PROXY protocol off.
+
+    ``probes`` adds the doctor's routes (``rdv serve --probe-port/--dial-back``).
 
     Raises:
         OSError: when the address cannot be bound.
@@ -353,6 +364,7 @@ async def start_native(
     front = NativeFront(
         server, prefix, tls=ssl is not None, host=host or None, proxy_from=proxy_from
     )
+    front.probes = probes
     await front._start(host or None, port, ssl)
     log.debug("native front listening on %s", front.url)
     return front

@@ -30,8 +30,8 @@ def add_parser(subparsers: Any) -> None:
         "serve",
         help="run an rdv server (headless)",
         description="Run an rdv/1 server: peers meet in its lobby by token, learn each "
-        "other's addresses, and fall back to relaying through it. Also answers GET /healthz "
-        "and GET /metrics (Prometheus).",
+        "other's addresses, and fall back to relaying through it. Also answers GET /healthz, "
+        "GET /metrics (Prometheus) and rdv doctor's GET /.rdv/observed and /.rdv/probes.",
     )
     parser.add_argument(
         "--listen",
@@ -67,6 +67,21 @@ def add_parser(subparsers: Any) -> None:
         "networks (e.g. 127.0.0.1/32 10.0.0.0/8)",
     )
     parser.add_argument(
+        "--probe-port",
+        metavar="PORT",
+        type=_port,
+        action="append",
+        default=[],
+        help="also listen on PORT for the doctor's probes (GET /.rdv/observed), on the same "
+        "host as --listen (repeatable; rdv doctor compares what each port saw)",
+    )
+    parser.add_argument(
+        "--dial-back",
+        action="store_true",
+        help="let rdv doctor ask for a dial-back: the server connects from another port to the "
+        "address the request came from (never any other), rate-limited, to measure filtering",
+    )
+    parser.add_argument(
         "--proxy-protocol",
         action="store_true",
         help="read a PROXY v1/v2 header (HAProxy send-proxy, nginx stream, AWS NLB) from "
@@ -95,6 +110,12 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         help="append every server event as a JSON line to FILE ('-' for stdout)",
     )
+
+
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
+    return int(text)
 
 
 def _positive_float(text: str) -> float:
@@ -227,7 +248,13 @@ def _tls_context(cert: Path, key: Path) -> Any:
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
-    from rdv_core.server import RdvServer, make_observed_addr, start_native
+    from rdv_core.server import (
+        ProbeService,
+        RdvServer,
+        make_observed_addr,
+        start_native,
+        start_probe_ports,
+    )
 
     stream: IO[str] | None = None
     if args.events is not None:
@@ -239,6 +266,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             observed_addr=make_observed_addr(args.trust_proxy),
             on_event=_EventLog(args.verbose, stream),
         )
+        probes = ProbeService(args.probe_port, dial_back=args.dial_back, observe=server.observe)
         try:
             front = await start_native(
                 server,
@@ -247,11 +275,26 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
                 ssl=tls,
                 prefix=args.prefix,
                 proxy_protocol=args.trust_proxy if args.proxy_protocol else (),
+                probes=probes,
             )
         except OSError as exc:
             print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
             return 1
+        try:
+            probe_ports = await start_probe_ports(probes, host, args.probe_port)
+        except OSError as exc:
+            print(f"rdv serve: cannot listen on a probe port: {exc}", file=sys.stderr)
+            await front.close()
+            return 1
         print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
+        if probe_ports or args.dial_back:
+            ports = ", ".join(str(p.port) for p in probe_ports) or "none"
+            print(
+                f"rdv serve: doctor probe ports {ports}; dial-back "
+                f"{'on' if args.dial_back else 'off'}",
+                file=sys.stderr,
+                flush=True,
+            )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -266,6 +309,8 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
         log.info("shutting down")
         await server.close()
         await front.close()
+        for probe_port in probe_ports:
+            await probe_port.close()
         log.info("stopped in %.2fs", time.monotonic() - started)
         return 0
     finally:
@@ -279,6 +324,9 @@ def run(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen, port_alone=True)
     except ValueError:
         print(f"rdv serve: invalid --listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
+        return 2
+    if len(args.probe_port) > 16:
+        print("rdv serve: at most 16 --probe-port", file=sys.stderr)
         return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
