@@ -68,7 +68,8 @@ from rdv_core.wire import Addr, AddrSpace
 #: SYNs in the first second. A peer whose SYN opens its router at time T (its distance
 #: to its router, plus the start-up difference of the two peers) is reached by the
 #: first redial after T: at most 1.5 T + 2 ms, whatever T is (docs/LAB-NOTES.md
-#: section 11: 20 ms one way behind an RST router, 10/10 direct in about 80 ms).
+#: section 11: a peer 20 ms or 100 ms behind an RST router, 10/10 direct, where the
+#: pre-budget dialer relayed).
 PACE_START: Final = 0.002
 
 #: Growth of the pause between paced redials: the geometric schedule bounds the SYNs

@@ -174,6 +174,7 @@ class Race:
         self._new_id = new_id
         self._header = build_header_line(method, token)
         self._offers: Offers[Link] = Offers()
+        self._offers.rtt_hint = self._rtt_hint
         self._links: list[Link] = []
         self._ready: set[Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()

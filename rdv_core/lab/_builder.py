@@ -275,18 +275,30 @@ def nft_ruleset(router: RouterSpec, plan: LabPlan) -> str:
             ]
             if router.firewall == Firewall.REJECT:
                 lines.append('\t\tiifname "wan" meta l4proto tcp reject with tcp reset')
+            elif router.firewall == Firewall.REJECT_ICMP:
+                lines.append(
+                    '\t\tiifname "wan" meta l4proto tcp reject with icmpx type port-unreachable'
+                )
             lines += ['\t\tiifname "wan" drop', "\t}"]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def queue_rules(families: frozenset[int]) -> dict[str, str]:
-    """``iptables-restore`` input per command, queueing every routed TCP packet once."""
+def queue_rules(families: frozenset[int], *, host: bool = False) -> dict[str, str]:
+    """``iptables-restore`` input per command, queueing every TCP packet once.
+
+    In a router, every packet it receives (routed or for itself: ``PREROUTING``); in a
+    host (``host=True``, its link impairment), also every packet it sends (``OUTPUT``).
+    """
+    chains = ["PREROUTING", "OUTPUT"] if host else ["PREROUTING"]
     script = (
         "*raw\n"
-        ":PREROUTING ACCEPT [0:0]\n"
-        f"-A PREROUTING -p tcp -j NFQUEUE --queue-num {QUEUE_NUM} --queue-bypass\n"
-        "COMMIT\n"
+        + "".join(f":{chain} ACCEPT [0:0]\n" for chain in chains)
+        + "".join(
+            f"-A {chain} -p tcp -j NFQUEUE --queue-num {QUEUE_NUM} --queue-bypass\n"
+            for chain in chains
+        )
+        + "COMMIT\n"
     )
     out = {}
     if 4 in families:

@@ -53,6 +53,10 @@ class Firewall(enum.StrEnum):
     REJECT = "reject"
     #: No rule at all: the router's own stack answers an unmapped SYN with RST.
     NONE = "none"
+    #: Answer unsolicited TCP with ICMP port unreachable (``reject with icmpx type
+    #: port-unreachable``, iptables' default ``REJECT``). Unlike an RST, the ICMP error
+    #: leaves the sender's NAT mapping open.
+    REJECT_ICMP = "reject-icmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +123,19 @@ class RouterSpec:
 
 @dataclass(frozen=True, slots=True)
 class HostSpec:
-    """A machine: on a router's LAN, or directly on the simulated internet (``router=None``)."""
+    """A machine: on a router's LAN, or directly on the simulated internet (``router=None``).
+
+    Attributes:
+        name: Short name (also the namespace role), e.g. ``cliA``.
+        router: The router whose LAN it is on, or None for the internet itself.
+        link: Delay / jitter / loss on the host's own link, each way (applied in the
+            host's namespace to every TCP packet it sends or receives): the host sits
+            that far from its router, while the router answers strangers at once.
+    """
 
     name: str
     router: str | None = None
+    link: Impairment = field(default_factory=Impairment)
 
 
 @dataclass(frozen=True, slots=True)
