@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
             export_dir=args.export_dir,
             download_dir=base / "you",
             demo_dir=base,
+            exit_on_signals=True,  # SIGHUP (a closed terminal), SIGTERM: still clean up
         )
         result = make_app(config).run()
     return result if isinstance(result, int) else 0
