@@ -115,10 +115,7 @@ class RdvApp(App[int]):
 
     CSS_PATH = "rdv.tcss"
     COMMANDS = App.COMMANDS | {RecentProvider}
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"),
-        (100, "-wide"),
-    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     """Screens get ``-narrow`` below 100 columns: rdv.tcss lays out 80x24 on its own terms."""
     TITLE = "rdv"
     SUB_TITLE = "relay-assisted peer-to-peer TCP"

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from textual.app import App
 from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Input

@@ -64,7 +64,7 @@ async def test_chat_line_over_the_limit_is_kept_and_lines_rewrap(tmp_path: Path)
         await app.switch_mode("session")
         await pilot.pause()
         screen = app.session_screen
-        app.controller.send_chat = sent.append  # type: ignore[method-assign]
+        app.controller.send_chat = sent.append  # type: ignore[method-assign,assignment]
         field = screen.query_one("#chat-input", Input)
         long_line = "é" * (MAX_CHAT_BYTES // 2 + 1)  # under the limit in characters, over in bytes
         field.value = long_line
