@@ -88,8 +88,13 @@ def join_reason(reason: str, detail: str) -> str:
     return f"{reason} ({detail})"
 
 
+_FILLER = frozenset({"a", "an", "the", "by", "of", "to", "is", "was"})
+
+
 def _words(text: str) -> set[str]:
-    return {w for w in "".join(c if c.isalnum() else " " for c in text.lower()).split()}
+    """The words that carry meaning (``declined by the receiver`` = ``the receiver declined``)."""
+    words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
+    return {w for w in words if w not in _FILLER}
 
 
 # ----- durations

@@ -17,7 +17,7 @@ from textual.widgets import Button, DirectoryTree, Input, Label, ProgressBar, St
 
 from rdv_core import events as ev
 from rdv_core.session import IncomingOffer
-from rdv_tui.cli.formatting import format_eta, human_bytes
+from rdv_tui.cli.formatting import format_eta, human_bytes, human_rate
 
 
 class TransferRow(Horizontal):
@@ -57,7 +57,7 @@ class TransferRow(Horizontal):
     def progress(self, done: int, rate: float, eta: float | None) -> None:
         """Move the bar and show rate and ETA."""
         self._w_bar.update(progress=done)
-        self.set_status(f"{human_bytes(rate)}/s {format_eta(eta)}")
+        self.set_status(f"{human_rate(rate)} {format_eta(eta)}")
 
     def completed(self, digest: str) -> None:
         """Full bar and the verified mark."""
@@ -284,9 +284,12 @@ class FilesPane(Vertical):
             return
         match event:
             case ev.FileAccepted():
-                found.set_status("accepted" if not event.offset else f"resume @{event.offset}")
+                offset = event.offset
+                found.set_status(f"resume @{human_bytes(offset)}" if offset else "accepted")
             case ev.FileRejected():
-                found.failed(f"rejected: {event.reason}")
+                found.failed(
+                    event.reason or "rejected"
+                )  # "rejected: declined by ..." said it twice
             case ev.FileProgress():
                 found.progress(event.done, event.rate, event.eta_s)
             case ev.FileCompleted():

@@ -89,6 +89,9 @@ def test_one_unit_convention_and_reasons_said_once() -> None:
         "read-only file system"
     )
     assert join_reason("declined", "declined by the receiver") == "declined by the receiver"
+    assert join_reason("the receiver declined", "declined by the receiver") == (
+        "the receiver declined"
+    )
     assert join_reason("unreachable (errno 101)", "[Errno 101] Connect call failed") == (
         "unreachable (errno 101)"
     )
@@ -253,3 +256,14 @@ async def test_demo_cleans_up_its_folder_when_killed(signum: int, tmp_path: Path
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(term.fd)
         term.close()
+
+
+def test_disk_errors_say_their_cause_once() -> None:
+    import errno
+
+    from rdv_core.session._transfers import describe_os_error
+
+    text = describe_os_error(OSError(errno.EROFS, "Read-only file system"), "writing f")
+    assert text == "writing f: read-only file system"
+    text = describe_os_error(OSError(errno.ENOSPC, "No space left on device"), "writing f")
+    assert text == "writing f: disk full (No space left on device)"
