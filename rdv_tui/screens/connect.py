@@ -123,7 +123,7 @@ class ConnectScreen(Screen[None]):
                 yield Static("s (lobby wait included)", classes="unit")
             yield Button("Connect", variant="primary", id="connect", compact=True)
             yield Static("", id="error")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "connect"

@@ -90,7 +90,7 @@ class SessionScreen(Screen[None]):
             files = FilesPane(self.download_dir, id="files")
             files.border_title = "files"
             yield files
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "session"
