@@ -222,7 +222,7 @@ class EventSink:
         """Take one event."""
         self.recorder(event)
         if isinstance(event, ObservedAddrWarning):
-            self.console.print(f"[yellow]warning:[/] {escape(event.message)}")
+            self.console.print(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
         if self.verbose and not isinstance(event, FileProgress):
             line = format_event(event, readable=False)
             self.console.print(f"[dim]{escape(line)}[/]", highlight=False)

@@ -114,6 +114,7 @@ class SessionScreen(Screen[None]):
         match event:
             case ev.SessionEstablished():
                 self.query_one(FilesPane).new_session()
+                self.query_one("#chat-input").focus()  # a new session starts in the chat line
                 link.path = "relay" if event.is_relay else "p2p"
                 link.peer_addr, link.closed = event.peer_addr, ""
                 link.redraw()
