@@ -4,6 +4,7 @@ what it remembers, and what ``rdv tui`` can preset."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.widgets import Checkbox, Input, RadioButton, Select, Static
@@ -28,39 +29,51 @@ def share(screen: ConnectScreen) -> str:
     return str(screen.query_one("#share", Static).render())
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
-async def test_race_only_checkbox_is_visible(size: tuple[int, int]) -> None:
-    """It is in the Tab order, so it must be on screen: the role radios pushed it out."""
+async def test_race_only_visible_banner_follows_server_loose_codes_refused() -> None:
     app = make_app(AppConfig(embedded_server=False, server_url="http://rdv.example.net:8080"))
-    async with app.run_test(size=size) as pilot:
-        await pilot.pause()
-        box = app.connect_screen.query_one("#race-only", Checkbox)
-        region = box.region
-        assert region.width >= len("race only (no session)") and region.height == 1
-        assert app.screen.region.contains_region(region)
-        widget, _ = app.screen.get_widget_at(region.x + region.width // 2, region.y)
-        assert widget is box
-        # The role radios do not take the row either.
-        accept = app.connect_screen.query_one("#role-accept", RadioButton)
-        assert accept.region.right <= region.x
-
-
-async def test_banner_follows_the_server_field_and_checkbox_state_shows() -> None:
-    app = make_app(AppConfig(embedded_server=False, server_url="http://rdv.example.net:8080"))
-    async with app.run_test(size=(120, 36)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         screen = app.connect_screen
-        await pilot.pause()
+        # The race-only checkbox is in the Tab order, so it must be on screen: the role
+        # radios used to stretch and push it out, at 80x24 and at 160x48.
+        for size in ((80, 24), (160, 48)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            box = screen.query_one("#race-only", Checkbox)
+            region = box.region
+            assert region.width >= len("race only (no session)") and region.height == 1
+            assert app.screen.region.contains_region(region), size
+            widget, _ = app.screen.get_widget_at(region.x + region.width // 2, region.y)
+            assert widget is box, size
+            accept = screen.query_one("#role-accept", RadioButton)
+            assert accept.region.right <= region.x
+
+        # The banner follows the Server field.
         assert "http://rdv.example.net:8080" in share(screen)
         screen.query_one("#server", Input).value = "http://other.example.org:9000/rdv"
         await pilot.pause()
         text = share(screen)
         assert "http://other.example.org:9000/rdv" in text and "rdv.example.net" not in text
+
         # On / off is not only a colour: the glyph differs.
-        box = screen.query_one("#force-relay", OnOffCheckbox)
-        off = str(box.render())
-        box.value = True
+        toggle = screen.query_one("#force-relay", OnOffCheckbox)
+        off = str(toggle.render())
+        toggle.value = True
         await pilot.pause()
-        assert str(box.render()) != off and "✔" in str(box.render())
+        assert str(toggle.render()) != off and "✔" in str(toggle.render())
+        toggle.value = False
+
+        # Codes a person mistyped are refused, and the text stays.
+        for code, message in [
+            ("apple river", "starts with the number"),
+            ("7-y", "too short"),
+            ("x-y", "starts with the number"),
+        ]:
+            screen.query_one("#code", Input).value = code
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            assert message in str(screen.query_one("#error", Static).render()), code
+            assert app.current_mode == "connect"
+            assert screen.query_one("#code", Input).value == code
 
 
 async def test_local_server_means_loopback_spaces_and_says_so(tmp_path: Path) -> None:
@@ -84,12 +97,13 @@ async def test_local_server_means_loopback_spaces_and_says_so(tmp_path: Path) ->
         assert checked_spaces(screen) == AddrSpace.LOOPBACK
 
 
-async def test_form_settings_are_remembered_with_the_server(tmp_path: Path) -> None:
+async def test_form_settings_are_remembered_and_rdv_tui_options_win(tmp_path: Path) -> None:
     recent = tmp_path / "recent.json"
     server = "http://127.0.0.1:9"  # nothing listens: the attempt fails at once
 
-    def make() -> RdvApp:
-        return make_app(AppConfig(embedded_server=False, server_url=server, recent_path=recent))
+    def make(form: dict[str, Any] | None = None) -> RdvApp:
+        config = AppConfig(embedded_server=False, server_url=server, recent_path=recent, form=form)
+        return make_app(config)
 
     app = make()
     async with app.run_test(size=(120, 36)) as pilot:
@@ -104,47 +118,20 @@ async def test_form_settings_are_remembered_with_the_server(tmp_path: Path) -> N
         await pilot.press("ctrl+r")
         while not app.recent.settings:  # remembered as the attempt starts
             await pilot.pause(0.02)
-    app = make()
-    async with app.run_test(size=(120, 36)) as pilot:
-        screen = app.connect_screen
-        await pilot.pause()
-        params = screen.params()
-        assert (params.role, params.picker, params.wait_s, params.timeout_s) == (
-            "accept",
-            "wait-constant",
-            2.5,
-            30.0,
-        )
-        assert params.spaces == AddrSpace.LOOPBACK4
-
-
-async def test_rdv_tui_presets_the_form_from_race_options() -> None:
-    args = build_parser().parse_args(
-        ["tui", "--spaces", "loopback4", "--wait", "0.5", "--timeout", "9"]
-    )
-    form = form_settings(args)
-    app = make_app(AppConfig(embedded_server=False, server_url="http://127.0.0.1:9", form=form))
+    # rdv tui --wait 0.5 --timeout 9: those win; the rest comes from the memory.
+    args = build_parser().parse_args(["tui", "--wait", "0.5", "--timeout", "9"])
+    app = make(form_settings(args))
     async with app.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         params = app.connect_screen.params()
+        assert (params.role, params.picker, params.wait_s, params.timeout_s) == (
+            "accept",
+            "wait-constant",
+            0.5,
+            9.0,
+        )
         assert params.spaces == AddrSpace.LOOPBACK4
-        assert (params.picker, params.wait_s, params.timeout_s) == ("wait-constant", 0.5, 9.0)
+    args = build_parser().parse_args(["tui", "--spaces", "loopback6", "--pick-first"])
+    assert form_settings(args) == {"spaces": "loopback6", "picker": "pick-first"}
     with pytest.raises(ValueError, match="--spaces"):
         form_settings(build_parser().parse_args(["tui", "--spaces", "moon"]))
-
-
-async def test_loose_codes_are_refused() -> None:
-    app = make_app(AppConfig(embedded_server=False, server_url="http://127.0.0.1:9"))
-    async with app.run_test(size=(120, 36)) as pilot:
-        screen = app.connect_screen
-        for code, message in [
-            ("apple river", "starts with the number"),
-            ("7-y", "too short"),
-            ("x-y", "starts with the number"),
-        ]:
-            screen.query_one("#code", Input).value = code
-            await pilot.press("ctrl+r")
-            await pilot.pause()
-            assert message in str(screen.query_one("#error", Static).render()), code
-            assert app.current_mode == "connect"
-            assert screen.query_one("#code", Input).value == code  # nothing lost
