@@ -34,12 +34,14 @@ def session_events(note: str, big: str) -> tuple[list[ev.Event], list[ev.Event]]
     return first, second
 
 
-async def test_rows_of_a_later_session_do_not_overwrite_earlier_ones(tmp_path: Path) -> None:
+async def test_rows_per_session_chat_limit_and_rewrap(tmp_path: Path) -> None:
     app = make_app(AppConfig(embedded_server=False, download_dir=tmp_path))
-    async with app.run_test(size=(120, 36)) as pilot:
+    sent: list[str] = []
+    async with app.run_test(size=(160, 36)) as pilot:
         await app.switch_mode("session")
         await pilot.pause()
         screen = app.session_screen
+        # Transfer ids restart at 1 in every session: rows are keyed by session too.
         first, second = session_events("note.txt", "big50.bin")
         for event in first:
             screen.feed(event)
@@ -56,14 +58,7 @@ async def test_rows_of_a_later_session_do_not_overwrite_earlier_ones(tmp_path: P
         assert "verified" not in new.status_text and "MiB/s" in new.status_text
         assert screen.bytes_out == 3 + 1_000_000  # counted per session too
 
-
-async def test_chat_line_over_the_limit_is_kept_and_lines_rewrap(tmp_path: Path) -> None:
-    app = make_app(AppConfig(embedded_server=False, download_dir=tmp_path))
-    sent: list[str] = []
-    async with app.run_test(size=(160, 36)) as pilot:
-        await app.switch_mode("session")
-        await pilot.pause()
-        screen = app.session_screen
+        # A chat line over 16 KiB stays in the input, with the reason.
         app.controller.send_chat = sent.append  # type: ignore[method-assign,assignment]
         field = screen.query_one("#chat-input", Input)
         long_line = "é" * (MAX_CHAT_BYTES // 2 + 1)  # under the limit in characters, over in bytes
