@@ -21,7 +21,7 @@ from textual.widgets import Input
 
 from rdv_tui.app import AppConfig, RdvApp, make_app
 
-MODES = ("connect", "race", "session", "server")
+MODES = ("connect", "race", "session", "server", "doctor")
 
 
 def footer_keys(screen: Screen[Any]) -> dict[str, str]:
