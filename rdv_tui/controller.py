@@ -87,15 +87,23 @@ class Controller:
         self.session: Session | None = None
         self.demo_peer: DemoPeer | None = None
         self._demo_task: asyncio.Task[str] | None = None
+        self._attempt: Worker[None] | None = None
+        self._attempt_number = 0
+        """Bumped by every new attempt: a cancelled attempt's late events (its
+        ``AttemptFailed: cancelled``) must not land on the next attempt's dashboard."""
 
     # ----- events from the core: posted, never handled here
 
-    def _poster(self, source: Source) -> EventCallback:
-        """The ``on_event`` callback for one source: it posts, the app routes."""
+    def _poster(self, source: Source, attempt: int | None = None) -> EventCallback:
+        """The ``on_event`` callback for one source: it posts, the app routes.
+
+        ``attempt`` tags race events with their attempt, so that the app can drop the
+        late ones of an attempt a newer one replaced.
+        """
         app = self._app
 
         def post(event: Event) -> None:
-            app.post_message(app.CoreEvent(shown_event(event), source))
+            app.post_message(app.CoreEvent(shown_event(event), source, attempt))
 
         return post
 
@@ -129,14 +137,46 @@ class Controller:
 
     def start_attempt(self, params: ConnectParams) -> Worker[None]:
         """Run one attempt (cancelling the one before): the race, then maybe a session."""
-        return self._run(
-            partial(self._attempt, params), "start_attempt", group="attempt", exclusive=True
+        self._attempt_number += 1
+        number = self._attempt_number
+        self._app.race_screen.reset()  # now, before the old attempt's last events
+        self._attempt = self._run(
+            partial(self._run_attempt, params, number),
+            "start_attempt",
+            group="attempt",
+            exclusive=True,
         )
+        return self._attempt
 
-    async def _attempt(self, params: ConnectParams) -> None:
+    def is_current(self, attempt: int | None) -> bool:
+        """Whether events tagged ``attempt`` belong to the attempt shown (untagged: yes)."""
+        return attempt is None or attempt == self._attempt_number
+
+    @property
+    def attempt_running(self) -> bool:
+        """Whether an attempt is racing (or waiting in the lobby)."""
+        return self._attempt is not None and not self._attempt.is_finished
+
+    def cancel_attempt(self) -> None:
+        """Stop the attempt that races or waits in the lobby (the Race screen's ``c``)."""
+        if not self.attempt_running or self._attempt is None:
+            self._app.notify("no attempt is running")
+            return
+        self._attempt.cancel()
+        self._app.race_screen.note = "cancelled: F2 to start another"
+        self._app.notify("attempt cancelled")
+
+    async def _run_attempt(self, params: ConnectParams, number: int) -> None:
         app = self._app
+        race = app.race_screen
         await self.close_connection()
-        app.recent.remember(params.server_url, params.code if not params.race_only else None)
+        servers = app.connect_screen.servers
+        app.recent.remember(
+            params.server_url,
+            params.code if not params.race_only else None,
+            settings=params.form_settings(),
+            settings_key=servers.settings_key(params.server_url),
+        )
         if not params.race_only and parse_code(params.code) in BurnedCodes():
             # Each try would give whoever interfered another guess (issue 13, item 4).
             app.notify(
@@ -146,19 +186,23 @@ class Controller:
                 timeout=10,
             )
             return
-        app.race_screen.reset()
+        race.running = True
         await app.switch_mode("race")
         # docs/PROTOCOL.md section 15: our doctor report, measured while the race runs.
         doctor = (
             None if params.race_only else asyncio.ensure_future(doctor_for(app, params.server_url))
         )
-        client = params.make_client(self._poster("race"))
+        client = params.make_client(self._poster("race", number))
         try:
             method: Method = DIAL if params.role == "dial" else ACCEPT
             conn = await client.connect(method, params.server_url, params.token)
         except (RdvError, ValueError, OSError) as exc:
-            app.notify(shown(str(exc)), severity="error", title="Connection failed", timeout=10)
+            if number == self._attempt_number:
+                app.notify(shown(str(exc)), severity="error", title="Connection failed", timeout=10)
             return
+        finally:
+            if number == self._attempt_number:
+                race.running = False
         self._set_link(conn, None)
         if params.race_only:
             app.race_screen.note = "race-only: conn open (F2 to start another)"

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate, Event
+from rdv_tui.cli.formatting import join_reason
 
 
 class RowState(enum.Enum):
@@ -361,12 +362,12 @@ class RaceModel:
                 row.handshake_t = event.t
                 row.marks.append((event.t, Mark.HANDSHAKE))
             case ev.HandshakeFailed():
-                detail = event.reason + (f" ({event.detail})" if event.detail else "")
+                detail = join_reason(event.reason, event.detail)
+                if event.reason == "eof":
+                    detail += f"; {closed_by_peer_hint(candidate.space)}"
                 self._end(row, event.t, RowState.FAILED, detail)
             case ev.CandidateFailed():
-                detail = _with_errno(event.reason, event.errno)
-                if event.detail:
-                    detail += f" ({event.detail})"
+                detail = join_reason(_with_errno(event.reason, event.errno), event.detail)
                 self._end(row, event.t, RowState.FAILED, detail)
             case ev.RelayReady():
                 row.state, row.detail = RowState.READY, ""
@@ -383,6 +384,12 @@ class RaceModel:
     def _end(row: CandidateRow, t: float, state: RowState, detail: str) -> None:
         row.state, row.detail, row.end_t = state, detail, t
         row.marks.append((t, Mark.END))
+
+
+def closed_by_peer_hint(space: str) -> str:
+    """Why a peer closes a conn right after TCP connected, in words: the rejection
+    reason (``InboundRejected``) is only in the *peer's* events (issue 16)."""
+    return f"the peer closed it: does its --spaces allow {space}? (its -v log says why)"
 
 
 def _with_errno(reason: str, errno: int | None) -> str:

@@ -114,8 +114,8 @@ async def main(directory: Path) -> None:
 
         async def demo_session(app: RdvApp) -> None:
             app.controller.session_switch_delay = 0.1
-            await _until(lambda: bool(app.session_screen.query("#t-out-1")))
-            row = app.session_screen.query_one("#t-out-1")
+            await _until(lambda: bool(app.session_screen.query("#t-1-out-1")))
+            row = app.session_screen.query_one("#t-1-out-1")
             await _until(lambda: row.has_class("-done"))
             await asyncio.sleep(0.5)
 

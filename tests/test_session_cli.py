@@ -124,6 +124,6 @@ async def test_wrong_code_and_usage_errors(url: str, tmp_path: Path) -> None:
     rc, _, err = await rdv("receive", "nodash", *common)
     assert rc == 2 and "a code looks like" in err
     rc, _, err = await rdv(
-        "receive", "1-a-b", "--spaces", "bogus", "--server", url, "--timeout", "1"
+        "receive", "1-amber-anchor", "--spaces", "bogus", "--server", url, "--timeout", "1"
     )
     assert rc == 2 and "--spaces" in err

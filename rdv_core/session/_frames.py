@@ -322,6 +322,8 @@ def _decode_control(kind: FrameType, body: _Body) -> Frame:
             return Hello(body.int_("version", top=255), body.str_("agent", limit=200), features)
         case FrameType.CHAT:
             text = body.str_("text", limit=MAX_CHAT_BYTES)
+            if len(text.encode()) > MAX_CHAT_BYTES:  # the same bound as on send: bytes
+                raise body._bad("text", f"must be at most {MAX_CHAT_BYTES} bytes of UTF-8")
             return Chat(text)
         case FrameType.OFFER:
             files = []

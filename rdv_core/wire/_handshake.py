@@ -150,13 +150,24 @@ def parse_server_url(url: str) -> ServerURL:
     """Parse an rdv server URL.
 
     Raises:
-        ValueError: for another scheme or a URL without a host.
+        ValueError: for another scheme, a URL without a host, or parts an rdv server
+            URL cannot have (a query string, a fragment, ``user@``): they would be
+            dropped silently, and ``/rdv?x=1`` would join token ``rdv/TOKEN``.
     """
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL" alone does not say which URL
+        raise ValueError(f"bad rdv server URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"rdv server URL must be http:// or https://, got {url!r}")
     if not parts.hostname:
         raise ValueError(f"rdv server URL has no host: {url!r}")
+    if parts.query or url.rstrip().endswith("?"):
+        raise ValueError(f"rdv server URL cannot have a query string: {url!r}")
+    if parts.fragment or "#" in url:
+        raise ValueError(f"rdv server URL cannot have a #fragment: {url!r}")
+    if "@" in parts.netloc:
+        raise ValueError(f"rdv server URL cannot have user@ (use -H for credentials): {url!r}")
     try:
         port = parts.port
     except ValueError as exc:

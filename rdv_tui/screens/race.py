@@ -18,6 +18,7 @@ from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -52,10 +53,17 @@ class RaceScreen(Screen[None]):
         Binding("s", "app.save_svg", "Save SVG"),
         Binding("z", "toggle_zoom", "Zoom axis"),
         Binding("p", "play", "Replay"),
+        Binding("c", "cancel_attempt", "Cancel attempt"),
     ]
+
+    class CancelRequested(Message):
+        """The user wants the attempt that races or waits in the lobby stopped."""
 
     note = var("", init=False)
     """A line of context after the result (e.g. the session being set up); set from outside."""
+
+    running = var(False, init=False)
+    """Whether a live attempt races or waits (the ``c`` key cancels it); set from outside."""
 
     def __init__(
         self,
@@ -81,7 +89,7 @@ class RaceScreen(Screen[None]):
             yield RaceTable(id="race-table")
             yield Waterfall(self.model, id="waterfall")
             yield Static("", id="diagnosis")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         self._ready = True
@@ -149,6 +157,19 @@ class RaceScreen(Screen[None]):
             self.query_one(ResultBanner).show(self.model, extra=self.note)
             self.query_one(Waterfall).refresh()
 
+    def watch_running(self) -> None:
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``c`` only shows while there is an attempt to cancel."""
+        if action == "cancel_attempt":
+            return self.running
+        return True
+
+    def action_cancel_attempt(self) -> None:
+        """Stop the live attempt (e.g. one waiting in the lobby for a peer who won't come)."""
+        self.post_message(self.CancelRequested())
+
     def watch_note(self, note: str) -> None:
         if self._ready:
             self.query_one(ResultBanner).show(self.model, extra=note)
@@ -199,6 +220,12 @@ class RaceScreen(Screen[None]):
             "Zoom time axis", "Race only / whole attempt (z)", self.action_toggle_zoom
         )
         yield SystemCommand("Replay race", "Play the recorded events again (p)", self.action_play)
+        if self.running:
+            yield SystemCommand(
+                "Cancel attempt",
+                "Stop the attempt that races or waits (c)",
+                self.action_cancel_attempt,
+            )
 
     @work(exclusive=True, group="race-replay")
     async def play(self, events: list[Event], speed: float = 1.0) -> None:
