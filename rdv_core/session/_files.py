@@ -36,6 +36,9 @@ from rdv_core.session._safepath import (
 #: hashes every byte.
 DIGEST = "blake3"
 _HASH_BLOCK = 1 << 20
+#: Files smaller than this get no sidecar, so they are never resumed: a sidecar costs
+#: more syscalls than sending such a file again (docs/PROTOCOL.md section 12.7).
+SIDECAR_MIN = 64 * 1024
 
 #: The digest object of :data:`DIGEST` (``update``, ``hexdigest``).
 Hasher = blake3
@@ -150,6 +153,9 @@ class IncomingFile:
         self._hasher = new_hasher()
         self._target: Path | None = None
         self._existing = False
+        #: The partial is opened at the first data (or at the end), not at accept time:
+        #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
+        self._needs_open = False
 
     @staticmethod
     def check_name(name: str) -> tuple[str, ...]:
@@ -167,7 +173,10 @@ class IncomingFile:
         return partial_path(self._target)
 
     def prepare(self) -> int:
-        """Make folders, find what is already held, open the partial; return the offset.
+        """Make folders, find what is already held; return the offset.
+
+        The partial file itself is opened later, by the first :meth:`write` (or by
+        :meth:`finish` for a file with nothing left to send).
 
         The offset is the length of a kept partial file of this offer (resume), or the
         whole size when the final name already holds a file of this size and mtime
@@ -202,11 +211,23 @@ class IncomingFile:
             return self.size
         if offset:
             self._hasher = hash_prefix(partial, offset)
-        else:
-            sidecar.write_text(json.dumps(wanted), "utf-8")
-        self._fd = open_partial(partial, offset)
+        self._needs_open = True
         self.offset = self.received = offset
         return offset
+
+    def _open(self) -> None:
+        """Open the partial at the offset found by :meth:`prepare` (and name its offer).
+
+        Raises:
+            OSError: permission denied, too many open files, disk full, ...
+        """
+        self._needs_open = False
+        assert self._target is not None
+        partial = partial_path(self._target)
+        if not self.offset and self.size >= SIDECAR_MIN:
+            wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
+            sidecar_path(self._target).write_text(json.dumps(wanted), "utf-8")
+        self._fd = open_partial(partial, self.offset)
 
     def _same_as_existing(self, target: Path) -> bool:
         try:
@@ -226,6 +247,8 @@ class IncomingFile:
             OSError: disk full, file too large, I/O error (the partial file is kept).
             ValueError: more data than the offered size.
         """
+        if self._needs_open:
+            self._open()
         if self.received + len(data) > self.size or self._fd is None:
             raise ValueError(f"the sender sent more than the offered {self.size} bytes")
         view = data
@@ -244,7 +267,12 @@ class IncomingFile:
         Returns:
             ``(ok, our digest, reason)``; on a digest mismatch the partial is deleted
             (resuming from corrupt data would fail again).
+
+        Raises:
+            OSError: the partial of a file with nothing left to send cannot be created.
         """
+        if self._needs_open:
+            self._open()  # an empty file, or a kept partial that is already whole
         self.close()
         ours = self._hasher.hexdigest()
         if self._existing:
@@ -273,6 +301,7 @@ class IncomingFile:
 
     def close(self) -> None:
         """Close the partial file (kept on disk for a later resume)."""
+        self._needs_open = False
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)

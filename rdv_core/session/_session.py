@@ -55,7 +55,7 @@ from rdv_core.session._errors import (
 )
 from rdv_core.session._incoming import Incoming, OfferCallback
 from rdv_core.session._outbox import Outbox
-from rdv_core.session._outgoing import Outgoing
+from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
 from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
 from rdv_core.session._transfers import EventSink, TransferResult
 
@@ -64,6 +64,9 @@ log = logging.getLogger("rdv.session")
 #: File bytes per data frame. 256 KiB keeps chat latency low on slow links (a chat
 #: line waits behind at most about one chunk) while per-frame costs stay negligible.
 DEFAULT_CHUNK = 256 * 1024
+#: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
+#: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12).
+FEATURES = ("files", "chat", PIPELINE_FEATURE)
 #: Seconds for the key exchange and hello.
 HANDSHAKE_TIMEOUT = 30.0
 #: Seconds close() waits for the peer to see our ``close`` before hanging up.
@@ -196,7 +199,7 @@ class Session:
                     self._channel, self._code, is_dialer=self._is_dialer
                 )
                 self._outbox.open(self._channel, sealer)
-                self._outbox.write(fr.Hello(SESSION_VERSION, self._agent, ("files", "chat")))
+                self._outbox.write(fr.Hello(SESSION_VERSION, self._agent, FEATURES))
                 await self._channel.drain()
                 try:
                     hello = await self._read_frame()
@@ -207,6 +210,7 @@ class Session:
                 if hello.version != SESSION_VERSION:
                     raise ProtocolViolation(f"the peer speaks session version {hello.version}")
                 self.peer_agent = hello.agent
+                self._outgoing.pipeline = PIPELINE_FEATURE in hello.features
         except (SessionError, TimeoutError, OSError) as exc:
             error = _as_session_error(exc)
             self._end(error)
