@@ -156,6 +156,7 @@ class IncomingFile:
         #: The partial is opened at the first data (or at the end), not at accept time:
         #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
         self._needs_open = False
+        self._sidecar = False
 
     @staticmethod
     def check_name(name: str) -> tuple[str, ...]:
@@ -194,7 +195,10 @@ class IncomingFile:
         partial, sidecar = partial_path(target), sidecar_path(target)
         wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
         offset = 0
-        if partial.is_file() and not partial.is_symlink() and sidecar.is_file():
+        # Known here, in the prepare thread, so that finishing a file on the loop does
+        # not try to delete a sidecar that is not there (a syscall per small file).
+        self._sidecar = sidecar.is_file()
+        if partial.is_file() and not partial.is_symlink() and self._sidecar:
             try:
                 kept = json.loads(sidecar.read_text("utf-8"))
             except (OSError, ValueError):
@@ -227,6 +231,7 @@ class IncomingFile:
         if not self.offset and self.size >= SIDECAR_MIN:
             wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
             sidecar_path(self._target).write_text(json.dumps(wanted), "utf-8")
+            self._sidecar = True
         self._fd = open_partial(partial, self.offset)
 
     def _same_as_existing(self, target: Path) -> bool:
@@ -296,7 +301,8 @@ class IncomingFile:
         assert self._target is not None
         os.utime(self.partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
         self.path = place_without_overwrite(self.partial, self._target)
-        sidecar_path(self._target).unlink(missing_ok=True)
+        if self._sidecar:
+            sidecar_path(self._target).unlink(missing_ok=True)
         return True, ours, ""
 
     def close(self) -> None:

@@ -130,8 +130,9 @@ class Outgoing:
                 batch = waiting.popleft()
                 answer = await batch.answer
                 if isinstance(answer, fr.Reject):
-                    await self._rejected(batch, answer, waiting)
-                await self._stream_batch(batch, answer)
+                    await self._rejected(batch, answer, waiting)  # raises TransferRejected
+                else:
+                    await self._stream_batch(batch, answer)
         except BaseException:
             for out in offered:
                 if not out.result.done():

@@ -71,6 +71,7 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
 
 
 async def _receive(args: argparse.Namespace) -> int:
+    import asyncio
     import sys
 
     from rich.console import Console
@@ -106,18 +107,43 @@ async def _receive(args: argparse.Namespace) -> int:
     offers: list[IncomingOffer] = []
     declined: list[str] = []
 
+    #: The decision on each send (by its first batch), for the batches that follow it.
+    decided: dict[int, asyncio.Future[bool]] = {}
+
     async def on_offer(offer: IncomingOffer) -> bool:
         offers.append(offer)
+        if offer.send is not None:
+            # One question per send, not per batch: a send of 100,000 files comes in
+            # many batches, each answered with the answer to its first.
+            earlier = decided.get(offer.send.first)
+            if earlier is not None:
+                return await earlier
+            decision = decided[offer.send.first] = asyncio.get_running_loop().create_future()
+            view.expect(offer.send.files, offer.send.bytes)
+            try:
+                answer = await _decide(offer)
+            except BaseException:
+                decision.set_result(False)
+                raise
+            decision.set_result(answer)
+            return answer
+        return await _decide(offer)
+
+    async def _decide(offer: IncomingOffer) -> bool:
         table = Table(title="The sender offers", show_edge=False)
         table.add_column("file")
         table.add_column("size", justify="right")
         for f in offer.files[:50]:
             table.add_row(escape(f.path), human_bytes(f.size, largest_unit="TiB"))
         if len(offer.files) > 50:
-            table.add_row(f"… and {len(offer.files) - 50} more", "")
+            table.add_row(f"… and {len(offer.files) - 50} more in this batch", "")
+        files, size = len(offer.files), offer.total_size
+        if offer.send is not None:
+            files, size = offer.send.files, offer.send.bytes
+        if files > len(offer.files):
+            table.add_row(f"… {files} file(s) in all, in batches", "")
         console.print(table)
-        total_text = human_bytes(offer.total_size, largest_unit="TiB")
-        summary = f"{len(offer.files)} file(s), {total_text}"
+        summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
         if args.yes:
             console.print(f"accepting {summary} into {download_dir}")
             return True
@@ -181,6 +207,7 @@ async def _receive(args: argparse.Namespace) -> int:
                 f"session ended: {session.error}; partial files are kept: run again with the "
                 "same code to resume"
             )
+        console.print(escape(view.summary()))
         if failed:
             return fail(f"{len(failed)} of {len(results)} file(s) failed")
         if not results:

@@ -95,6 +95,7 @@ async def _send(args: argparse.Namespace) -> int:
     print(f"    rdv receive {code} --server {server}", flush=True)
 
     view = ui.TransferView(console, "out")
+    view.expect(len(files), total)
     try:
         stream = ui.open_events(args.events)
     except OSError as exc:
@@ -124,7 +125,8 @@ async def _send(args: argparse.Namespace) -> int:
         except TransferRejected as exc:
             return fail(f"the receiver declined: {exc.failures[0][1]}")
         except TransferFailed as exc:
-            return fail(str(exc))
+            console.print(escape(view.summary()))
+            return fail(f"{len(exc.failures)} file(s) failed; the first: {exc.failures[0][0]}")
         except SessionError as exc:
             return fail(f"session ended: {exc}; run again with --code {code} to resume")
         finally:
@@ -136,6 +138,7 @@ async def _send(args: argparse.Namespace) -> int:
         console.print(
             f"[green]done:[/] the receiver verified all {len(results)} file(s){escape(note)}"
         )
+        console.print(escape(view.summary()))
         return ui.EXIT_OK
     finally:
         if stream is not None:
