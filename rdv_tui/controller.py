@@ -88,11 +88,27 @@ class Controller:
     def _poster(self, source: Source) -> EventCallback:
         """The ``on_event`` callback for one source: it posts, the app routes."""
         app = self._app
+        if source != "session":
 
-        def post(event: Event) -> None:
-            app.post_message(app.CoreEvent(event, source))
+            def post(event: Event) -> None:
+                app.post_message(app.CoreEvent(event, source))
 
-        return post
+            return post
+        # Session events come in bursts (a batch of small files): those of one run of the
+        # loop go to the app as one message, so a typed key never queues behind them.
+        burst: list[Event] = []
+
+        def flush() -> None:
+            events = tuple(burst)
+            burst.clear()
+            app.post_message(app.CoreEvents(events, source))
+
+        def post_session(event: Event) -> None:
+            if not burst:
+                asyncio.get_running_loop().call_soon(flush)
+            burst.append(event)
+
+        return post_session
 
     # ----- workers
 

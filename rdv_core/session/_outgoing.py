@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,15 +46,18 @@ from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADE
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 #: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
-#: each one answered on its own), safely under the control frame bound.
-OFFER_BYTES = MAX_CONTROL_BODY * 3 // 4
+#: each one answered on its own), well under the control frame bound: some 250 small
+#: files a batch, so that neither side spends long on one offer (its JSON, its events)
+#: while the other waits, and the pipelined offers hide the round trips.
+OFFER_BYTES = MAX_CONTROL_BODY // 4
 
 
 #: Offers sent before the current one is answered, to a receiver that announced
 #: :data:`PIPELINE_FEATURE` (it allows 16 unanswered offers: docs/PROTOCOL.md 12.6).
 OFFERS_AHEAD = 4
-#: Files streamed between two drains of the outbox (small files are corked together).
-SMALL_FILES_PER_YIELD = 32
+#: Longest run of small files streamed without a drain (the channel corks them) and
+#: without letting the rest of the loop in (seconds).
+YIELD_S = 0.01
 #: The ``hello`` feature of a receiver that opens files lazily, one at a time, and so
 #: takes offers ahead (docs/PROTOCOL.md section 12.12).
 PIPELINE_FEATURE = "pipeline"
@@ -234,17 +238,19 @@ class Outgoing:
         for id_, reason in answer.failed:
             if id_ in by_id:
                 self._finish(by_id[id_], False, "", f"receiver: {reason}")
-        for n, (id_, offset) in enumerate(answer.offsets, 1):
+        turn = time.monotonic()
+        for id_, offset in answer.offsets:
             accepted = by_id.get(id_)
             if accepted is None:
                 raise ProtocolViolation(f"accept names transfer {id_} that was not offered")
             self._emit(FileAccepted(self._clock(), id_, "out", offset))
             await self._stream(accepted, offset)
-            if n % SMALL_FILES_PER_YIELD == 0:
+            if time.monotonic() - turn > YIELD_S:
                 # Small files stream without a drain each (the channel corks them): let
                 # flow control, the reader and the rest of the app in now and then.
                 await self._outbox.drain()
                 await asyncio.sleep(0)
+                turn = time.monotonic()
         await self._outbox.drain()
 
     async def _stream(self, out: _OutgoingTransfer, offset: int) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
@@ -67,6 +68,9 @@ DEFAULT_CHUNK = 256 * 1024
 #: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
 #: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12).
 FEATURES = ("files", "chat", PIPELINE_FEATURE)
+#: Longest run of the reader (and of a sender of small files) without letting the rest
+#: of the loop in: a UI on the same loop stays responsive during a burst of small files.
+YIELD_S = 0.01
 #: Seconds for the key exchange and hello.
 HANDSHAKE_TIMEOUT = 30.0
 #: Seconds close() waits for the peer to see our ``close`` before hanging up.
@@ -295,12 +299,18 @@ class Session:
         error: SessionError | None = None
         reason = "closed by peer"
         try:
+            turn = time.monotonic()
             while True:
                 frame = await self._read_frame()
                 if isinstance(frame, fr.Close):
                     reason = "closed by peer" if frame.reason == "closed" else frame.reason
                     break
                 self._dispatch(frame)
+                if time.monotonic() - turn > YIELD_S:
+                    # A full buffer of small files' frames is read without awaiting:
+                    # let the app (and our own sender) in now and then.
+                    await asyncio.sleep(0)
+                    turn = time.monotonic()
         except ConnectionLost as exc:
             if self._outbox.closing:
                 reason = "closed"
