@@ -217,6 +217,9 @@ class SocketChannel(asyncio.BufferedProtocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """See :class:`Channel`; corked until the loop goes idle or :meth:`drain`."""
+        if not self._corked and len(data) >= CORK_LIMIT:
+            self._transport.write(data)  # a bulk record: nothing to gain from corking
+            return
         if not self._corked:
             asyncio.get_running_loop().call_soon(self.flush)
         self._corked.append(data)
