@@ -47,3 +47,12 @@ async def url() -> AsyncIterator[str]:
     """A real rdv server (native front) on 127.0.0.1, port 0: its URL; closed afterwards."""
     async with serve_native(RdvServer(), host="127.0.0.1", port=0) as front:
         yield front.url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Burned codes (rdv_core.session._burned) go to a temporary folder, never the user's:
+    the tests reuse fixed codes, and a code mismatch on purpose burns its code."""
+    import os
+
+    os.environ["RDV_STATE_DIR"] = str(tmp_path_factory.mktemp("rdv-state"))

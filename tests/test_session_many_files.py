@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rdv_core.session import IncomingOffer
 from rdv_core.session import _frames as fr
+
 from tests.session_support import session_pair, stream_pair
 
 FILES = 600

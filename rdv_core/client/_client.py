@@ -25,6 +25,7 @@ import ssl
 from collections.abc import Sequence
 from typing import Any, Final
 
+from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
 from rdv_core.client._pickers import Picker, WaitForP2P
@@ -61,6 +62,7 @@ from rdv_core.wire import (
     MAX_SELF_ADDRS,
     Addr,
     AddrSpace,
+    BodyCollector,
     Head,
     HeadParser,
     Method,
@@ -129,6 +131,9 @@ class Client:
         ssl_context: TLS settings for ``https://`` servers (default: system CAs).
         headers: Extra request headers, e.g. ``[("Authorization", "Bearer ...")]``.
         on_event: Called with every event, synchronously, as it happens.
+        syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
+            README "NAT lab"). Addresses that never connect get less in this client's
+            later attempts (:attr:`syn_history`).
     """
 
     def __init__(
@@ -139,6 +144,7 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         headers: Sequence[tuple[str, str]] = (),
         on_event: EventCallback | None = None,
+        syn_budget: BudgetPolicy | None = None,
     ) -> None:
         self.spaces = spaces
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
@@ -146,6 +152,9 @@ class Client:
         self.ssl_context = ssl_context
         self.headers = tuple(headers)
         self.on_event = on_event
+        self.syn_budget = syn_budget or BudgetPolicy()
+        #: What this client's attempts learnt about the addresses they dialled.
+        self.syn_history = AddressHistory()
 
     async def dial(self, url: str, token: str) -> Conn:
         """Connect to the peer that accepts ``token`` at the server ``url`` (we pick).
@@ -298,6 +307,7 @@ class _Attempt:
                 clock=self.clock,
                 emit=self.emit,
                 new_id=self.new_id,
+                budget=SynBudget(client.syn_budget, client.syn_history),
             )
             handed_over = True
             winner = await race.run()
@@ -439,18 +449,20 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
 
 
 async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
-    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body."""
+    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body.
+
+    A chunked body (an HTTP/1.1 proxy such as nginx frames rdv's close-delimited errors
+    that way) is decoded; a bad Content-Length is read as no length (up to the bound).
+    """
     try:
-        length = head.content_length
+        collector = BodyCollector(head, MAX_BODY)
     except ProtocolError:
-        length = None
-    want = MAX_BODY if length is None else min(length, MAX_BODY)
-    body = b""
+        collector = BodyCollector(Head(head.start_line, head.version, []), MAX_BODY)
     with contextlib.suppress(TimeoutError, OSError):
         async with asyncio.timeout(ERROR_BODY_TIMEOUT):
-            while len(body) < want:
-                chunk = await reader.read(want - len(body))
+            while not collector.done:
+                chunk = await reader.read(4096)
                 if not chunk:
                     break
-                body += chunk
-    return body.decode("utf-8", "replace")
+                collector.feed(chunk)
+    return collector.text

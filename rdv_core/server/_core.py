@@ -1,4 +1,4 @@
-"""The rdv server core: lobby, matching, relay bookkeeping, stats and events.
+"""The rdv server core: admission, the lobby rules, stats and shutdown.
 
 It knows nothing of HTTP frameworks. A *front* (:mod:`._native` for ``rdv serve``,
 :mod:`._aiohttp` to mount rdv in an aiohttp app) parses and checks the request
@@ -11,17 +11,18 @@ reports back through callbacks:
   a lobby client that sends a byte or closes gets ``400`` and loses its slot; a newer
   request with the same token and method evicts the older one (``409``); an optional
   lobby timeout answers ``408`` (section 5);
-- when the opposite method arrives, a :class:`~rdv_core.server._relay.Relayer` takes both conns;
+- when the opposite method arrives, :class:`~rdv_core.server._pairing.Pairing` takes both
+  conns (hooks, then a :class:`~rdv_core.server._relay.Relayer`);
 - :meth:`RdvServer.close` answers ``503`` to lobby clients and closes every pair.
 
 Applications wrap pairs with a :class:`PairHandler` (per-pair auth, rate limits,
-monitoring) and watch :mod:`rdv_core.events` through ``on_event``.
+monitoring) and watch :mod:`rdv_core.events` through ``on_event``. The slots live in
+:mod:`._lobby`, the counters and event output in :mod:`._tally`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import Callable
 from types import TracebackType
@@ -30,19 +31,14 @@ from typing import Final
 from rdv_core import events as ev
 from rdv_core import wire
 from rdv_core.events import Clock, EventCallback
-from rdv_core.server._handler import (
-    PairHandler,
-    PeerInfo,
-    Reject,
-    call_on_end,
-    call_on_join,
-    call_on_match,
-    match_decision,
-)
+from rdv_core.server._handler import PairHandler, PeerInfo, Reject, call_on_join
+from rdv_core.server._lobby import Lobby
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
-from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState, PendingProtocol
+from rdv_core.server._pairing import IDLE_VIOLATION, SHUTTING_DOWN, Pairing
+from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState
 from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, Relayer, SharedBuffer
 from rdv_core.server._stats import PairPath, PairStats, ServerStats
+from rdv_core.server._tally import Tally
 from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected
 
 # The hook API and the stats live in their own modules; many importers (tests, the TUI)
@@ -61,10 +57,8 @@ __all__ = [
 log = logging.getLogger("rdv.server")
 
 #: Section 5 bodies (no trailing newline: the body ends at connection close).
-IDLE_VIOLATION: Final = "conn must idle while waiting for response header"
 REPLACED: Final = "replaced by another conn"
 NO_PEER: Final = "no matching peer found"
-SHUTTING_DOWN: Final = "rdv server shutting down, try again"
 #: Section 3 body for requests after shutdown (the front answers it).
 CLOSED: Final = "rdv is closed"
 #: How long :meth:`RdvServer.close` waits for conns to finish closing before aborting them.
@@ -99,32 +93,66 @@ class RdvServer:
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive")
         self.lobby_timeout = lobby_timeout
-        self.idle_timeout = idle_timeout
         self._observed = observed_addr or peer_address
-        self.handler = handler
-        self.on_event = on_event
-        self.clock = Clock()
-        self._buffer = SharedBuffer(buffer_size)
-        self._lobby: dict[str, Peer] = {}
-        self._pairs: dict[int, Relayer] = {}
-        self._pending_matches: dict[int, tuple[Peer, Peer]] = {}
+        self._tally = Tally(on_event)
+        self._lobby = Lobby()
+        self._pairing = Pairing(
+            self._tally,
+            SharedBuffer(buffer_size),
+            idle_timeout,
+            is_closed=lambda: self.closed,
+            place=self._place,
+        )
+        self._pairing.handler = handler
         self._live: set[Peer] = set()
-        self._pair_ids = itertools.count(1)
         self._all_gone: asyncio.Event | None = None
         # One for all peers: what they report goes to the lobby rules below.
         self._peer_callbacks = PeerCallbacks(
             on_gone=self._forget,
             on_lobby_violation=self._kick,
-            on_pending_violation=self._pending_violation,
+            on_pending_violation=self._pairing.pending_violation,
         )
         self.closed = False
-        self.pairs_total = 0
-        self.p2p_total = 0
-        self.relay_total = 0
-        self.bytes_relayed_closed = 0
-        self.rejects_by_status: dict[int, int] = {}
-        self.lobby_timeouts_total = 0
-        self.replaced_total = 0
+
+    @property
+    def handler(self) -> PairHandler | None:
+        """The hooks around requests and pairs (may be replaced at any time)."""
+        return self._pairing.handler
+
+    @handler.setter
+    def handler(self, handler: PairHandler | None) -> None:
+        self._pairing.handler = handler
+
+    @property
+    def idle_timeout(self) -> float | None:
+        """Seconds without bytes after which a pair is closed (for pairs matched later)."""
+        return self._pairing.idle_timeout
+
+    @idle_timeout.setter
+    def idle_timeout(self, idle_timeout: float | None) -> None:
+        self._pairing.idle_timeout = idle_timeout
+
+    @property
+    def on_event(self) -> EventCallback | None:
+        """Receives every server event (may be replaced at any time)."""
+        return self._tally.on_event
+
+    @on_event.setter
+    def on_event(self, on_event: EventCallback | None) -> None:
+        self._tally.on_event = on_event
+
+    @property
+    def clock(self) -> Clock:
+        """The clock of the server's events."""
+        return self._tally.clock
+
+    @property
+    def _pairs(self) -> dict[int, Relayer]:
+        return self._pairing.pairs
+
+    @property
+    def _pending_matches(self) -> dict[int, tuple[Peer, Peer]]:
+        return self._pairing.pending
 
     # ----- public API
 
@@ -162,18 +190,24 @@ class RdvServer:
         *,
         trailing: bytes = b"",
         release: Callable[[BaseException | None], None] | None = None,
+        proxied: bool = False,
     ) -> None:
         """Take over the conn of a request that passed every section 3 check.
 
         Args:
             request: The checked request.
             transport: Its transport; the core sets its own protocols on it.
-            remote: The TCP peer address.
+            remote: The TCP peer address, or the client's from a PROXY header.
+            proxied: ``remote`` came from a trusted PROXY header (docs/PROTOCOL.md section
+                14): it is the observed address, forwarding headers are not consulted.
             trailing: Bytes that followed the request head (a violation: ``400``).
             release: Called once with the close exception when the conn is closed.
         """
         try:
-            observed = self._observed(remote, request.head.get)
+            if proxied:
+                observed = None if remote is None else remote.unmapped()
+            else:
+                observed = self._observed(remote, request.head.get)
         except Exception:
             log.exception("observed-address function failed: omitting the address")
             observed = None
@@ -189,7 +223,7 @@ class RdvServer:
         peer = Peer(info, transport, self._peer_callbacks, release, joined)
         self._live.add(peer)
         transport.set_protocol(LobbyProtocol(peer))
-        self._emit_peer(
+        self._tally.emit_peer(
             ev.PeerJoined,
             info,
             observed_addr=None if observed is None else str(observed),
@@ -199,8 +233,8 @@ class RdvServer:
             self._reject(peer, 503, SHUTTING_DOWN)
             return
         if trailing:
-            self._count_reject(400)
-            self._emit_peer(ev.LobbyLeft, info, reason="sent data")
+            self._tally.count_reject(400)
+            self._tally.emit_peer(ev.LobbyLeft, info, reason="sent data")
             peer.state = PeerState.KICKED
             peer.fail(400, IDLE_VIOLATION)
             return
@@ -210,49 +244,27 @@ class RdvServer:
             return
         self._place(peer)
 
-    def _place(self, peer: Peer) -> None:
-        """Into the token's slot: wait, replace the same method, or match the other one."""
-        info = peer.info
-        waiting = self._lobby.get(info.token)
-        if waiting is None:
-            self._enter_lobby(peer)
-        elif waiting.info.method == info.method:
-            self._evict(waiting)
-            self._enter_lobby(peer)
-        else:
-            self._leave_lobby(waiting, None)
-            if info.method == DIAL:
-                self._match(peer, waiting)
-            else:
-                self._match(waiting, peer)
-
     def stats(self) -> ServerStats:
         """A snapshot of the lobby, the open pairs and the counters."""
-        pairs = [self._pair_stats(r) for r in self._pairs.values()]
+        tally = self._tally
+        pairs = self._pairing.stats()
         live_bytes = sum(p.bytes_dialer_to_accepter + p.bytes_accepter_to_dialer for p in pairs)
         return ServerStats(
             lobby=len(self._lobby),
             pairs=pairs,
-            pairs_total=self.pairs_total,
-            p2p_total=self.p2p_total,
-            relay_total=self.relay_total,
-            bytes_relayed=self.bytes_relayed_closed + live_bytes,
-            rejects_by_status=dict(self.rejects_by_status),
-            lobby_timeouts_total=self.lobby_timeouts_total,
-            replaced_total=self.replaced_total,
+            pairs_total=tally.pairs_total,
+            p2p_total=tally.p2p_total,
+            relay_total=tally.relay_total,
+            bytes_relayed=tally.bytes_relayed_closed + live_bytes,
+            rejects_by_status=dict(tally.rejects_by_status),
+            lobby_timeouts_total=tally.lobby_timeouts_total,
+            replaced_total=tally.replaced_total,
             closed=self.closed,
         )
 
     def count_reject(self, status: int, reason: str, remote: Addr | None, method: str) -> None:
         """Record a section 3 error a front answered (for stats and events)."""
-        self._count_reject(status)
-        self._emit(
-            ev.Rejected,
-            status=status,
-            reason=reason,
-            remote="?" if remote is None else str(remote),
-            method=method,
-        )
+        self._tally.rejected(status, reason, remote, method)
 
     @property
     def open_conns(self) -> int:
@@ -266,19 +278,14 @@ class RdvServer:
         """
         if not self.closed:
             self.closed = True
-            lobby, pairs = len(self._lobby), len(self._pairs) + len(self._pending_matches)
-            for peer in list(self._lobby.values()):
+            pairing = self._pairing
+            lobby, pairs = len(self._lobby), len(pairing.pairs) + len(pairing.pending)
+            for peer in self._lobby.peers():
                 self._leave_lobby(peer, None)
-                self._count_reject(503)
+                self._tally.count_reject(503)
                 peer.fail(503, SHUTTING_DOWN)
-            pending = list(self._pending_matches.values())
-            self._pending_matches.clear()
-            for dialer, accepter in pending:
-                for peer in (dialer, accepter):
-                    peer.fail(503, SHUTTING_DOWN)
-            for relayer in list(self._pairs.values()):
-                relayer.close("shutdown")
-            self._emit(ev.ServerClosed, lobby=lobby, pairs=pairs)
+            pairing.close()
+            self._tally.emit(ev.ServerClosed, lobby=lobby, pairs=pairs)
         if self._live:
             self._all_gone = asyncio.Event()
             try:
@@ -301,41 +308,46 @@ class RdvServer:
     ) -> None:
         await self.close()
 
-    # ----- lobby
+    # ----- the lobby rules (docs/PROTOCOL.md section 5)
+
+    def _place(self, peer: Peer) -> None:
+        """Into the token's slot: wait, replace the same method, or match the other one."""
+        info = peer.info
+        waiting = self._lobby.get(info.token)
+        if waiting is None:
+            self._enter_lobby(peer)
+        elif waiting.info.method == info.method:
+            self._evict(waiting)
+            self._enter_lobby(peer)
+        else:
+            self._leave_lobby(waiting, None)
+            if info.method == DIAL:
+                self._pairing.match(peer, waiting)
+            else:
+                self._pairing.match(waiting, peer)
 
     def _enter_lobby(self, peer: Peer) -> None:
-        peer.state = PeerState.LOBBY
-        self._lobby[peer.info.token] = peer
-        if self.lobby_timeout is not None:
-            peer.timer = asyncio.get_running_loop().call_later(
-                self.lobby_timeout, self._lobby_timed_out, peer
-            )
+        self._lobby.enter(peer, self.lobby_timeout, self._lobby_timed_out)
 
     def _leave_lobby(self, peer: Peer, reason: str | None) -> None:
         """Remove from the lobby (``reason`` None: silently, e.g. when matched)."""
-        if peer.timer is not None:
-            peer.timer.cancel()
-            peer.timer = None
-        if self._lobby.get(peer.info.token) is not peer:
-            return
-        del self._lobby[peer.info.token]
-        if reason is not None:
-            self._emit_peer(ev.LobbyLeft, peer.info, reason=reason)
+        if self._lobby.leave(peer) and reason is not None:
+            self._tally.emit_peer(ev.LobbyLeft, peer.info, reason=reason)
 
     def _kick(self, peer: Peer, reason: str) -> None:
         if peer.state is not PeerState.LOBBY:
             return
         peer.state = PeerState.KICKED
         self._leave_lobby(peer, reason)
-        self._count_reject(400)
+        self._tally.count_reject(400)
         peer.fail(400, IDLE_VIOLATION)
 
     def _evict(self, peer: Peer) -> None:
         self._leave_lobby(peer, None)
         peer.state = PeerState.REPLACED
-        self.replaced_total += 1
-        self._count_reject(409)
-        self._emit_peer(ev.Replaced, peer.info)
+        self._tally.replaced_total += 1
+        self._tally.count_reject(409)
+        self._tally.emit_peer(ev.Replaced, peer.info)
         peer.fail(409, REPLACED)
 
     def _lobby_timed_out(self, peer: Peer) -> None:
@@ -344,9 +356,9 @@ class RdvServer:
             return
         self._leave_lobby(peer, None)
         peer.state = PeerState.TIMED_OUT
-        self.lobby_timeouts_total += 1
-        self._count_reject(408)
-        self._emit_peer(ev.LobbyTimedOut, peer.info)
+        self._tally.lobby_timeouts_total += 1
+        self._tally.count_reject(408)
+        self._tally.emit_peer(ev.LobbyTimedOut, peer.info)
         peer.fail(408, NO_PEER)
 
     def _reject(self, peer: Peer, status: int, reason: str) -> None:
@@ -360,136 +372,3 @@ class RdvServer:
         self._live.discard(peer)
         if not self._live and self._all_gone is not None:
             self._all_gone.set()
-
-    # ----- pairs
-
-    def _match(self, dialer: Peer, accepter: Peer) -> None:
-        pair_id = next(self._pair_ids)
-        dialer.state = accepter.state = PeerState.PAIRED
-        self.pairs_total += 1
-        lobby_s = asyncio.get_running_loop().time() - min(dialer.joined, accepter.joined)
-        self._emit(
-            ev.PairMatched,
-            pair_id=pair_id,
-            token=dialer.info.token,
-            dialer=dialer.info.label,
-            accepter=accepter.info.label,
-            lobby_s=lobby_s,
-        )
-        verdict = call_on_match(self.handler, pair_id, dialer.info, accepter.info)
-        if verdict is None or isinstance(verdict, Reject):
-            self._start_pair(pair_id, dialer, accepter, reject=verdict)
-            return
-        self._pending_matches[pair_id] = (dialer, accepter)
-        for peer in (dialer, accepter):
-            # Until the hook decides, a byte or EOF from either is a violation.
-            peer.transport.set_protocol(PendingProtocol(peer, pair_id))
-        task = asyncio.ensure_future(verdict)
-        task.add_done_callback(lambda t: self._on_match_decided(t, pair_id, dialer, accepter))
-
-    def _on_match_decided(
-        self, task: asyncio.Future[None], pair_id: int, dialer: Peer, accepter: Peer
-    ) -> None:
-        if self._pending_matches.pop(pair_id, None) is None:
-            return
-        if dialer.state is PeerState.GONE or accepter.state is PeerState.GONE or self.closed:
-            for peer in (dialer, accepter):
-                peer.fail(
-                    503 if self.closed else 400, SHUTTING_DOWN if self.closed else IDLE_VIOLATION
-                )
-            return
-        reject = Reject(503, SHUTTING_DOWN) if task.cancelled() else match_decision(task)
-        self._start_pair(pair_id, dialer, accepter, reject=reject)
-
-    def _pending_violation(self, pair_id: int, culprit: Peer) -> None:
-        """A peer sent a byte or closed while ``on_match`` decided: it is kicked (400);
-        its partner, which did nothing wrong, goes back to the token's slot."""
-        pair = self._pending_matches.pop(pair_id, None)
-        if pair is None:
-            return
-        self.pairs_total -= 1  # the match never happened
-        self._count_reject(400)
-        culprit.state = PeerState.KICKED
-        culprit.fail(400, IDLE_VIOLATION)
-        partner = pair[1] if pair[0] is culprit else pair[0]
-        if partner.state is PeerState.GONE or partner.transport.is_closing():
-            return
-        partner.transport.set_protocol(LobbyProtocol(partner))
-        self._place(partner)
-
-    def _start_pair(
-        self, pair_id: int, dialer: Peer, accepter: Peer, reject: Reject | None = None
-    ) -> None:
-        relayer = Relayer(
-            pair_id,
-            dialer,
-            accepter,
-            buffer=self._buffer,
-            idle_timeout=self.idle_timeout,
-            started_t=self.clock(),
-            on_pair_ended=self._pair_ended,
-            on_relay_started=self._relay_started,
-        )
-        self._pairs[pair_id] = relayer
-        if reject is not None:
-            for peer in (dialer, accepter):
-                self.count_reject(reject.status, reject.reason, peer.info.remote, peer.info.method)
-            relayer.reject(reject.status, reject.reason)
-            return
-        d, a = dialer.info, accepter.info
-        relayer.start(
-            wire.build_upgrade_response(d.observed, wire.peer_addrs_for(a.self_addrs, a.observed)),
-            wire.build_upgrade_response(a.observed, wire.peer_addrs_for(d.self_addrs, d.observed)),
-        )
-
-    def _relay_started(self, relayer: Relayer) -> None:
-        if self.handler is not None:
-            try:
-                self.handler.on_relay(relayer.pair_id)
-            except Reject as exc:
-                relayer.refuse_relay(f"relay rejected {exc.status}: {exc.reason}")
-                return
-        self.relay_total += 1
-        self._emit(ev.RelayStarted, pair_id=relayer.pair_id)
-
-    def _pair_ended(self, relayer: Relayer, reason: str) -> None:
-        self._pairs.pop(relayer.pair_id, None)
-        if relayer.path is PairPath.P2P and relayer.other_addr is not None:
-            self.p2p_total += 1
-            self._emit(ev.P2PReported, pair_id=relayer.pair_id, addr=relayer.other_addr)
-        self.bytes_relayed_closed += relayer.bytes_d2a + relayer.bytes_a2d
-        stats = self._pair_stats(relayer)
-        self._emit(
-            ev.RelayEnded,
-            pair_id=relayer.pair_id,
-            dialer_to_accepter=relayer.bytes_d2a,
-            accepter_to_dialer=relayer.bytes_a2d,
-            duration_s=relayer.duration_s,
-            reason=reason,
-            relayed=relayer.path is PairPath.RELAYED,
-        )
-        call_on_end(self.handler, stats, reason)
-
-    def _pair_stats(self, relayer: Relayer) -> PairStats:
-        return relayer.stats(
-            relayer.dialer.info.token, relayer.dialer.info.label, relayer.accepter.info.label
-        )
-
-    # ----- events and counters
-
-    def _count_reject(self, status: int) -> None:
-        self.rejects_by_status[status] = self.rejects_by_status.get(status, 0) + 1
-
-    def _emit_peer(self, cls: Callable[..., ev.Event], info: PeerInfo, **fields: object) -> None:
-        """Emit an event about one request (they all name its method, token and remote)."""
-        remote = "?" if info.remote is None else str(info.remote)
-        self._emit(cls, method=info.method, token=info.token, remote=remote, **fields)
-
-    def _emit(self, cls: Callable[..., ev.Event], **fields: object) -> None:
-        if self.on_event is None:
-            return
-        event = cls(t=self.clock(), **fields)
-        try:
-            self.on_event(event)
-        except Exception:
-            log.exception("on_event callback failed for %s", type(event).__name__)

@@ -86,6 +86,8 @@ async def test_connect_race_chat_and_file(tmp_path: Path) -> None:
             await wait_for(
                 pilot, lambda: app.current_mode == "session" and app.controller.session is not None
             )
+            # The screen composes its widgets on its first refresh after the switch.
+            await wait_for(pilot, lambda: bool(app.session_screen.query(ChatLog)))
             chat = app.session_screen.query_one(ChatLog)
             await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
             # Chat both ways: type a line; the peer receives it and echoes it back.
@@ -188,7 +190,7 @@ async def test_race_only_and_server_screen(tmp_path: Path) -> None:
                 pilot,
                 lambda: (
                     app.controller.embedded is not None
-                    and app.controller.embedded.server.p2p_total == 1
+                    and app.controller.embedded.server.stats().p2p_total == 1
                 ),
             )
             app.server_screen.refresh_stats()
