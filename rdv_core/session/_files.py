@@ -253,6 +253,11 @@ class IncomingFile:
         # Known here, in the prepare thread, so that finishing a file on the loop does
         # not try to delete a sidecar that is not there (a syscall per small file).
         self._sidecar = os.path.lexists(sidecar)
+        # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
+        # planted symlink now, at accept time, as an eager open would have.
+        for state_file in (partial, sidecar) if self._sidecar else (partial,):
+            if os.path.islink(state_file):
+                raise UnsafeName(f"{state_file.name}: a symlink is in the way (not followed)")
         held = _regular_size(partial)
         state = read_state(sidecar) if held is not None and self._sidecar else None
         if held is not None and state is not None:
