@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         load_settings,
         resolve_server,
     )
+    from rdv_core.doctor import Doctor, Prediction, predict, run_doctor
     from rdv_core.errors import (
         NoConnectionError,
         RdvError,
@@ -101,11 +102,13 @@ if TYPE_CHECKING:
         write_jsonl,
     )
     from rdv_core.server import (
+        LobbyLimits,
         NativeFront,
         PairHandler,
         PairPath,
         PairStats,
         PeerInfo,
+        ProbeService,
         RdvServer,
         Reject,
         ServerStats,
@@ -151,6 +154,11 @@ if TYPE_CHECKING:
 
 #: Public name -> the sub-package that defines it.
 _SOURCES: dict[str, str] = {
+    "Doctor": "rdv_core.doctor",
+    "Prediction": "rdv_core.doctor",
+    "predict": "rdv_core.doctor",
+    "run_doctor": "rdv_core.doctor",
+    "ProbeService": "rdv_core.server",
     "Client": "rdv_core.client",
     "Conn": "rdv_core.client",
     "Meta": "rdv_core.client",
@@ -159,6 +167,7 @@ _SOURCES: dict[str, str] = {
     "Picker": "rdv_core.client",
     "WaitConstant": "rdv_core.client",
     "WaitForP2P": "rdv_core.client",
+    "LobbyLimits": "rdv_core.server",
     "NativeFront": "rdv_core.server",
     "PairHandler": "rdv_core.server",
     "PairPath": "rdv_core.server",
@@ -291,6 +300,7 @@ __all__ = [
     "DialRetried",
     "DialStarted",
     "Discarded",
+    "Doctor",
     "Event",
     "EventCallback",
     "EventRecorder",
@@ -308,6 +318,7 @@ __all__ = [
     "InboundRejected",
     "IncomingOffer",
     "LobbyLeft",
+    "LobbyLimits",
     "LobbyTimedOut",
     "Meta",
     "NativeFront",
@@ -327,6 +338,8 @@ __all__ = [
     "PickFirst",
     "Picked",
     "Picker",
+    "Prediction",
+    "ProbeService",
     "ProtocolError",
     "ProtocolViolation",
     "RdvError",
@@ -371,9 +384,11 @@ __all__ = [
     "mount",
     "parse_code",
     "parse_spaces",
+    "predict",
     "rdv_handler",
     "read_jsonl",
     "resolve_server",
+    "run_doctor",
     "serve_native",
     "start_native",
     "write_jsonl",

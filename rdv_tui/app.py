@@ -30,6 +30,7 @@ from rdv_tui.recent import Recent, default_path
 from rdv_tui.recent_provider import RecentProvider
 from rdv_tui.screens import PaletteCommands
 from rdv_tui.screens.connect import ConnectScreen
+from rdv_tui.screens.doctor import DoctorScreen
 from rdv_tui.screens.race import RaceScreen
 from rdv_tui.screens.server import ServerScreen
 from rdv_tui.screens.session import SessionScreen
@@ -95,6 +96,7 @@ class RdvApp(App[int]):
         race_screen: The race dashboard (mode ``race``, F3); a replay replaces it.
         session_screen: Chat and files (mode ``session``, F4).
         server_screen: The embedded server (mode ``server``, F5).
+        doctor_screen: The doctor's checks (mode ``doctor``, F6).
     """
 
     CSS_PATH = "rdv.tcss"
@@ -107,6 +109,7 @@ class RdvApp(App[int]):
         Binding("f3", "show('race')", "Race"),
         Binding("f4", "show('session')", "Session"),
         Binding("f5", "show('server')", "Server"),
+        Binding("f6", "show('doctor')", "Doctor"),
         Binding("ctrl+s", "save_svg", "Save SVG", show=False),
     ]
 
@@ -115,6 +118,7 @@ class RdvApp(App[int]):
         ("race", "F3", "the race dashboard"),
         ("session", "F4", "chat and files"),
         ("server", "F5", "the embedded server's lobby and pairs"),
+        ("doctor", "F6", "NAT mapping, filtering, hairpinning, in plain words"),
     )
     """The ``Show …`` palette entries: mode, key, what the screen shows."""
 
@@ -161,10 +165,12 @@ class RdvApp(App[int]):
         self.session_screen = SessionScreen(download_dir=self.controller.download_dir)
         self.connect_screen = ConnectScreen(self._servers())
         self.server_screen = ServerScreen()
+        self.doctor_screen = DoctorScreen()
         self.add_mode("connect", lambda: self.connect_screen)
         self.add_mode("race", lambda: self.race_screen)
         self.add_mode("session", lambda: self.session_screen)
         self.add_mode("server", lambda: self.server_screen)
+        self.add_mode("doctor", lambda: self.doctor_screen)
 
     # ----- start and stop
 
@@ -198,6 +204,13 @@ class RdvApp(App[int]):
         self.server_screen.embedded = embedded
         self.connect_screen.show_servers(self._servers())
 
+    def doctor_urls(self) -> list[str]:
+        """The server the Doctor screen checks: ``--server``, else the embedded one."""
+        if self.config.server_url:
+            return [self.config.server_url]
+        embedded = self.controller.embedded
+        return [embedded.url] if embedded is not None else []
+
     def _servers(self) -> ServerChoice:
         return ServerChoice(self.config.server_url, self.controller.embedded, self.recent)
 
@@ -205,8 +218,10 @@ class RdvApp(App[int]):
 
     async def action_show(self, mode: str) -> None:
         """Switch to a screen by mode name (connect, race, session, server)."""
-        if mode in ("connect", "server"):
+        if mode in ("connect", "server", "doctor"):
             await self._host_server()  # a replay starts without one; connecting needs it
+        if mode == "doctor" and not self.doctor_screen.urls:
+            self.doctor_screen.urls = self.doctor_urls()
         await self.switch_mode(mode)
 
     def on_rdv_app_core_event(self, message: CoreEvent) -> None:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from rdv_core.client import Conn
+from rdv_core.doctor import Report
 from rdv_core.errors import RdvError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (
@@ -41,6 +42,7 @@ from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
 from rdv_tui.cli.formatting import shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
+from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -162,6 +164,10 @@ class Controller:
             return
         app.race_screen.reset()
         await app.switch_mode("race")
+        # docs/PROTOCOL.md section 15: our doctor report, measured while the race runs.
+        doctor = (
+            None if params.race_only else asyncio.ensure_future(doctor_for(app, params.server_url))
+        )
         client = params.make_client(self._poster("race"))
         try:
             method: Method = DIAL if params.role == "dial" else ACCEPT
@@ -178,9 +184,25 @@ class Controller:
         if session is None:
             return
         app.race_screen.note = "session up: F4 for chat and files"
+        if doctor is not None:
+            self._run(
+                partial(self._explain, doctor, session, client.spaces, conn),
+                "explain",
+                group="explain",
+            )
         await asyncio.sleep(self.session_switch_delay)
         if app.current_mode == "race":
             await app.switch_mode("session")
+
+    async def _explain(
+        self,
+        doctor: asyncio.Future[Report | None],
+        session: Session,
+        spaces: AddrSpace,
+        conn: Conn,
+    ) -> None:
+        """The two-sided verdict on the Race screen (rdv_tui/diagnosis.py)."""
+        await explain_session(self._app, session, await doctor, spaces, conn)
 
     async def _start_session(self, params: ConnectParams, conn: Conn) -> Session | None:
         """The encrypted session over a won conn; None (conn closed, user told) if it fails."""

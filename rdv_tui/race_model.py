@@ -9,9 +9,11 @@ replayed JSONL file and the tests.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate, Event
@@ -182,6 +184,9 @@ class Change:
     result: bool = False
 
 
+#: Row ids of the peer's candidates start here (ours are small per-attempt numbers).
+PEER_ID_BASE = 1000
+
 #: Race event types the model understands; anything else (session, server) is ignored.
 RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset(ev.RACE_EVENTS)
 
@@ -220,6 +225,47 @@ class RaceModel:
             self._apply_candidate(event, candidate)
             return Change(rows=(candidate.id,), result=isinstance(event, ev.Picked))
         return self._apply_attempt(event)
+
+    def merge_peer(self, events: list[Event]) -> tuple[int, ...]:
+        """Add the peer's direct candidates (sent over the session) as rows of their own.
+
+        Their times are moved onto our axis by the moment both sides got the server's answer
+        (the server writes both ``101`` at once, docs/PROTOCOL.md section 4); their ids are
+        offset by :data:`PEER_ID_BASE` and their origin reads ``peer <origin>``. The peer's
+        relay is left out, and its pick ends its row without touching the result (ours).
+        Nothing is added to
+        :attr:`events` (an export holds our race only). Returns the new rows' ids.
+        """
+        ours = next((e.t for e in self.events if isinstance(e, ev.ServerResponded)), None)
+        theirs = next((e.t for e in events if isinstance(e, ev.ServerResponded)), None)
+        if ours is None or theirs is None:
+            return ()
+        shift = ours - theirs
+        added: list[int] = []
+        for event in events:
+            candidate: Candidate | None = getattr(event, "candidate", None)
+            if candidate is None or candidate.space == "relay" or not is_race_event(event):
+                continue
+            moved = dataclasses.replace(
+                candidate,
+                id=candidate.id + PEER_ID_BASE,
+                # Display only: the row's origin column and the waterfall's label read it.
+                origin=cast(Any, f"peer {candidate.origin}"),
+            )
+            shifted: Event = dataclasses.replace(  # type: ignore[call-arg]
+                event, t=max(0.0, event.t + shift), candidate=moved
+            )
+            if isinstance(shifted, ev.Picked):
+                # The peer's end of the conn: final, but the race's result stays ours.
+                row = self._row(shifted, moved, RowState.PICKED)
+                row.last_t = shifted.t
+                self._end(row, shifted.t, RowState.PICKED, "the peer's end of the picked conn")
+            else:
+                self._apply_candidate(shifted, moved)
+            self.t_end = max(self.t_end, shifted.t)
+            if moved.id not in added:
+                added.append(moved.id)
+        return tuple(added)
 
     def advance(self, t: float) -> bool:
         """Move the right end of the time axis to ``t`` while nothing happens (a live

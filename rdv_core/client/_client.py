@@ -145,8 +145,12 @@ class Client:
         headers: Sequence[tuple[str, str]] = (),
         on_event: EventCallback | None = None,
         syn_budget: BudgetPolicy | None = None,
+        predicted_addrs: Sequence[Addr] = (),
     ) -> None:
         self.spaces = spaces
+        #: Extra self addrs to send: the public ports a sequential NAT will most likely give
+        #: our next conns (``rdv_core.doctor.predicted_addrs``, docs/PROTOCOL.md section 15.6).
+        self.predicted_addrs = tuple(predicted_addrs)
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
         self.ssl_context = ssl_context
@@ -258,7 +262,10 @@ class _Attempt:
         handed_over = False
         try:
             port = local_port(listeners[0]) if listeners else 0
-            mine = self_addrs(client.spaces, port)[:MAX_SELF_ADDRS] if port else []
+            mine = self_addrs(client.spaces, port) if port else []
+            if port:
+                mine += [a for a in client.predicted_addrs if client.spaces.includes_ip(a.ip)]
+            mine = mine[:MAX_SELF_ADDRS]
             reader, writer, server_addr = await self._connect_server(port)
             local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
             port = local.port

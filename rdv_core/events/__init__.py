@@ -33,6 +33,7 @@ from rdv_core.events._base import (
     read_jsonl,
     write_jsonl,
 )
+from rdv_core.events._doctor import DoctorReported, VerdictReached
 from rdv_core.events._race import (
     AttemptFailed,
     AttemptStarted,
@@ -116,6 +117,9 @@ SERVER_EVENTS: Final[tuple[type[Event], ...]] = (
     ServerClosed,
 )
 #: What a peer session emits (:class:`rdv_core.session.Session`'s ``on_event``).
+#: The two-sided diagnosis (docs/PROTOCOL.md section 15.5), in emission order.
+DOCTOR_EVENTS: Final[tuple[type[Event], ...]] = (DoctorReported, VerdictReached)
+
 SESSION_EVENTS: Final[tuple[type[Event], ...]] = (
     SessionEstablished,
     ChatSent,
@@ -131,6 +135,7 @@ SESSION_EVENTS: Final[tuple[type[Event], ...]] = (
 )
 
 __all__ = [
+    "DOCTOR_EVENTS",
     "RACE_EVENTS",
     "SERVER_EVENTS",
     "SESSION_EVENTS",
@@ -146,6 +151,7 @@ __all__ = [
     "DialRetried",
     "DialStarted",
     "Discarded",
+    "DoctorReported",
     "E",
     "Event",
     "EventCallback",
@@ -182,6 +188,7 @@ __all__ = [
     "SessionClosed",
     "SessionEstablished",
     "TransferResumed",
+    "VerdictReached",
     "dumps",
     "event",
     "event_types",

@@ -4,6 +4,17 @@ Real conntrack NATs and firewalls, a rendezvous server on a simulated internet, 
 peers behind configurable routers. See
 """
 
+from rdv_core.lab._doctor import (
+    DOCTOR_ALT4,
+    DOCTOR_PROBE_PORT,
+    SEQUENTIAL_A,
+    built_with,
+    doctor_urls,
+    mismatches,
+    run_doctor_command,
+    same_public_address,
+    start_doctor_server,
+)
 from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, setup_inside
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._netns import LabError
@@ -22,7 +33,10 @@ from rdv_core.lab._spec import (
 )
 
 __all__ = [
+    "DOCTOR_ALT4",
+    "DOCTOR_PROBE_PORT",
     "PRESETS",
+    "SEQUENTIAL_A",
     "Capabilities",
     "Firewall",
     "HostSpec",
@@ -36,12 +50,18 @@ __all__ = [
     "Outcome",
     "PresetResult",
     "RouterSpec",
+    "built_with",
     "can_isolate",
     "direct_attempts",
+    "doctor_urls",
     "get_preset",
     "is_isolated",
+    "mismatches",
     "probe",
     "reexec_isolated",
+    "run_doctor_command",
     "run_preset",
+    "same_public_address",
     "setup_inside",
+    "start_doctor_server",
 ]

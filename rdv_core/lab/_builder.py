@@ -33,6 +33,9 @@ SERVER4: Final = f"{INET4_PREFIX}.10"
 SERVER6: Final = f"{INET6_PREFIX}10"
 #: The rdv server's port inside the lab.
 SERVER_PORT: Final = 7000
+#: A sequential NAT's public ports: BASE, BASE+1, ... (wrapping after SPAN conns).
+SEQUENTIAL_BASE: Final = 20000
+SEQUENTIAL_SPAN: Final = 20000
 #: NFQUEUE number used in every impaired router (queues are per network namespace).
 QUEUE_NUM: Final = 0
 
@@ -246,6 +249,15 @@ def nft_ruleset(router: RouterSpec, plan: LabPlan) -> str:
         lines += [
             "\tchain nat_out {",
             "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+        ]
+        if router.nat == NatKind.SEQUENTIAL:
+            # The nat chain sees each conn's first packet once: numgen counts conns.
+            wan = plan.router_wan[router.name].v4
+            lines.append(
+                f'\t\toifname "wan" ip saddr 10.0.{n}.0/24 meta l4proto tcp '
+                f"snat to {wan}:numgen inc mod {SEQUENTIAL_SPAN} offset {SEQUENTIAL_BASE}"
+            )
+        lines += [
             f'\t\toifname "wan" ip saddr 10.0.{n}.0/24 masquerade{flags}',
             "\t}",
         ]

@@ -268,8 +268,13 @@ class Lab:
         self._files.append(f)
         return f
 
-    def start_server(self, timeout: float = 10.0) -> subprocess.Popen[Any]:
+    def start_server(
+        self, timeout: float = 10.0, *, listen: str | None = None, extra_args: Sequence[str] = ()
+    ) -> subprocess.Popen[Any]:
         """Start the real rdv server in ``srv`` and wait until it accepts connections.
+
+        ``listen`` replaces ``SERVER4:SERVER_PORT`` and ``extra_args`` are appended (the
+        doctor's probe ports and dial-back, :mod:`rdv_core.lab._doctor`).
 
         Raises:
             LabError: when it exits or does not listen in time (with its stderr).
@@ -279,7 +284,12 @@ class Lab:
         self.server_events_path = os.path.join(self.workdir, "server.jsonl")
         stderr_path = os.path.join(self.workdir, "server.stderr")
         argv = self.rdv_argv(
-            "serve", "--listen", f"{SERVER4}:{SERVER_PORT}", "--events", self.server_events_path
+            "serve",
+            "--listen",
+            listen or f"{SERVER4}:{SERVER_PORT}",
+            "--events",
+            self.server_events_path,
+            *extra_args,
         )
         proc = self.spawn(
             "srv",

@@ -37,6 +37,9 @@ class NatKind(enum.StrEnum):
     #: ``masquerade random,fully-random``: a fresh random port per connection, so the port
     #: the server observes is useless to the peer ("symmetric-like").
     RANDOM_PORT = "random-port"
+    #: Every new TCP conn takes the next public port (``snat to WAN:numgen inc``): symmetric,
+    #: but predictable (docs/LAB-NOTES.md section 12).
+    SEQUENTIAL = "sequential-port"
     #: No translation (IPv6 is never translated; IPv4 then needs routable LAN addresses).
     NONE = "none"
 

@@ -46,6 +46,8 @@ from rdv_core.session import _frames as fr
 from rdv_core.session._channel import Channel, StreamChannel, open_channel
 from rdv_core.session._codes import Code, parse_code
 from rdv_core.session._crypto import SESSION_VERSION, Opener, exchange_keys
+from rdv_core.session._diagnosis import FEATURE as DIAGNOSIS_FEATURE
+from rdv_core.session._diagnosis import DiagnosisExchange
 from rdv_core.session._errors import (
     CodeMismatch,
     ConnectionLost,
@@ -67,7 +69,7 @@ log = logging.getLogger("rdv.session")
 DEFAULT_CHUNK = 256 * 1024
 #: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
 #: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12).
-FEATURES = ("files", "chat", PIPELINE_FEATURE)
+FEATURES = ("files", "chat", DIAGNOSIS_FEATURE, PIPELINE_FEATURE)
 #: Longest run of the reader (and of a sender of small files) without letting the rest
 #: of the loop in: a UI on the same loop stays responsive during a burst of small files.
 YIELD_S = 0.01
@@ -145,6 +147,8 @@ class Session:
         )
         #: The rdv conn underneath, when opened by :func:`connect_session` (else None).
         self.conn: Conn | None = None
+        #: Doctor reports and race events, both ways (docs/PROTOCOL.md section 15.5).
+        self.diagnosis = DiagnosisExchange(self._outbox)
 
     # ----- settings and results, kept by the part they belong to
 
@@ -215,6 +219,7 @@ class Session:
                     raise ProtocolViolation(f"the peer speaks session version {hello.version}")
                 self.peer_agent = hello.agent
                 self._outgoing.pipeline = PIPELINE_FEATURE in hello.features
+                self.diagnosis.peer_supports = DIAGNOSIS_FEATURE in hello.features
         except (SessionError, TimeoutError, OSError) as exc:
             error = _as_session_error(exc)
             self._end(error)
@@ -353,6 +358,8 @@ class Session:
                 raise PeerError(f"the peer reported: {message}")
             case fr.Hello():
                 raise ProtocolViolation("unexpected hello after the handshake")
+            case fr.Diagnosis(body):
+                self.diagnosis.on_frame(body)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -12,7 +12,8 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
   errors after the upgrade (sections 2 to 5);
 - :mod:`._proxy_protocol`: the PROXY protocol v1/v2 header a load balancer writes before
-  the request (section 14).
+  the request (section 14);
+- :mod:`._probe`: the doctor's probe routes and their JSON bodies (section 15).
 
 Every public name of those modules is exported here: import the wire format from
 ``rdv_core.wire``.
@@ -105,6 +106,19 @@ from rdv_core.wire._printable import (
     printable,
     unsafe_char,
 )
+from rdv_core.wire._probe import (
+    DIALBACK_PATH,
+    OBSERVED_PATH,
+    PROBE_PATHS,
+    PROBES_PATH,
+    DialBack,
+    Observed,
+    ProbeDirectory,
+    parse_dial_back,
+    parse_directory,
+    parse_nonce,
+    parse_observed,
+)
 from rdv_core.wire._proxy_protocol import (
     MAX_V2_HEADER,
     ProxyHeader,
@@ -119,6 +133,7 @@ __all__ = [
     "ACCEPT",
     "CONTINUE_LINE",
     "DIAL",
+    "DIALBACK_PATH",
     "MAX_ERROR_BODY",
     "MAX_HEADERS",
     "MAX_HEADER_BLOCK",
@@ -127,6 +142,9 @@ __all__ = [
     "MAX_SELF_ADDRS",
     "MAX_V2_HEADER",
     "METHODS",
+    "OBSERVED_PATH",
+    "PROBES_PATH",
+    "PROBE_PATHS",
     "REASONS",
     "SINGLE_SPACES",
     "UNSAFE_CHARS",
@@ -138,13 +156,16 @@ __all__ = [
     "BodyCollector",
     "Command",
     "Continue",
+    "DialBack",
     "Head",
     "HeadParser",
     "IPAddress",
     "LineBuffer",
     "Method",
     "Misdial",
+    "Observed",
     "Other",
+    "ProbeDirectory",
     "ProtocolError",
     "ProxyHeader",
     "ProxyHeaderError",
@@ -178,6 +199,10 @@ __all__ = [
     "opposite",
     "parse_addr_list",
     "parse_command",
+    "parse_dial_back",
+    "parse_directory",
+    "parse_nonce",
+    "parse_observed",
     "parse_server_url",
     "parse_spaces",
     "peer_addrs_for",

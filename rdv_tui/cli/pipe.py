@@ -219,6 +219,13 @@ async def _main(
         if isinstance(event, ObservedAddrWarning):
             say(f"warning: {event.message}")
 
+    if getattr(args, "predict_ports", False):
+        from rdv_core.doctor import predicted_addrs, run_doctor
+
+        report = await run_doctor([args.url])
+        guessed = predicted_addrs(report)
+        log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
+        client_options = {**client_options, "predicted_addrs": guessed}
     client = Client(on_event=on_event, **client_options)
     try:
         conn = await (client.dial if method == "DIAL" else client.accept)(args.url, args.token)

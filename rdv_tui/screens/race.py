@@ -13,15 +13,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable, Footer, Static
 
 from rdv_core.events import Event, write_jsonl
+from rdv_core.wire import printable
 from rdv_tui.race_model import RaceModel, is_race_event
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
@@ -68,6 +70,8 @@ class RaceScreen(Screen[None]):
         self.export_dir = export_dir
         self._origin: float | None = None  # monotonic time of t=0 of a live attempt
         self._ready = False  # set in on_mount (is_mounted is still False there)
+        #: The doctor's line: prediction before the race, verdict after (docs/PROTOCOL.md 14).
+        self.diagnosis = ""
         self.model.apply_all([e for e in (events or []) if is_race_event(e)])
 
     def compose(self) -> ComposeResult:
@@ -76,10 +80,12 @@ class RaceScreen(Screen[None]):
         with VerticalScroll(id="race-body"):
             yield RaceTable(id="race-table")
             yield Waterfall(self.model, id="waterfall")
+            yield Static("", id="diagnosis")
         yield Footer()
 
     def on_mount(self) -> None:
         self._ready = True
+        self.show_diagnosis(self.diagnosis)
         self._redraw_all()
         self.set_interval(TICK_S, self.tick)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
@@ -103,10 +109,31 @@ class RaceScreen(Screen[None]):
         waterfall = self.query_one(Waterfall)
         waterfall.refresh(layout=bool(change.rows))
 
+    def show_diagnosis(self, text: str) -> None:
+        """The doctor's prediction before the race, the verdict after (empty: hidden)."""
+        self.diagnosis = text
+        if self._ready:
+            box = self.query_one("#diagnosis", Static)
+            # The verdict quotes the peer: no markup, no control characters.
+            safe = "\n".join(printable(line) for line in text.splitlines())
+            box.update(Text(safe))
+            box.display = bool(text)
+
+    def merge_peer(self, events: list[Event]) -> None:
+        """Show the peer's direct candidates (from the session's diagnosis) as extra rows."""
+        ids = self.model.merge_peer(events)
+        if not self._ready or not ids:
+            return
+        table = self.query_one(RaceTable)
+        for row_id in ids:
+            table.show_row(self.model.rows[row_id])
+        self.query_one(Waterfall).refresh(layout=True)
+
     def reset(self, source: str = "live") -> None:
         """Forget every event (a new attempt, or the start of an animated replay)."""
         self.model = RaceModel()
         self.source, self.note = source, ""
+        self.show_diagnosis("")
         self._origin = None
         if not self._ready:
             return

@@ -62,6 +62,21 @@ def add_parser(subparsers: Any) -> None:
     )
     matrix.add_argument("--json", action="store_true", help="print the summaries as JSON")
 
+    doctor = sub.add_parser(
+        "doctor",
+        help="on each preset: what rdv doctor says, what it predicts, what the races did",
+    )
+    doctor.add_argument(
+        "presets",
+        metavar="PRESET",
+        nargs="*",
+        help="presets, or sequential-a (A behind a sequential NAT); default: all of them",
+    )
+    doctor.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="races per preset (default 3)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the rows as JSON")
+
     shell = sub.add_parser(
         "shell", help="keep a lab up (server running) and print commands to poke around"
     )
@@ -104,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
         known = ", ".join(PRESETS)
         print(f"rdv lab: unknown preset {args.preset!r} (known: {known})", file=sys.stderr)
         return 2
+    if args.lab_command == "doctor" and set(args.presets) - {*PRESETS, "sequential-a"}:
+        unknown = sorted(set(args.presets) - {*PRESETS, "sequential-a"})[0]
+        print(f"rdv lab: unknown preset {unknown!r} (known: {', '.join(PRESETS)})", file=sys.stderr)
+        return 2
 
     # `shell` stays in the root mount namespace when it can, so that the printed
     # `ip netns exec` commands work from any terminal.
@@ -144,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
             return _run(args)
         if args.lab_command == "matrix":
             return _matrix(args)
+        if args.lab_command == "doctor":
+            from rdv_tui.cli.lab_doctor import run_lab_doctor
+
+            return run_lab_doctor(args.presets, args.runs, args.json, rdv_command())
         return _shell(args)
     except LabError as exc:
         print(f"rdv lab: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
@@ -49,6 +50,7 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("-y", "--yes", action="store_true", help="accept offers without asking")
     add_race_arguments(parser, dialer=False)
+    add_explain_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,10 +103,14 @@ async def _receive(args: argparse.Namespace) -> int:
         describe_path,
     )
     from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
+
+    def say(text: str) -> None:
+        console.print(escape(text))
 
     def fail(message: str, code: int = ui.EXIT_FAILED) -> int:
         console.print(f"[red]rdv receive:[/] {escape(message)}")
@@ -184,6 +190,10 @@ async def _receive(args: argparse.Namespace) -> int:
             client = client_from_args(args, sink)
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
+        wants_doctor = args.explain or args.predict_ports
+        report = await doctor_before(server, say) if wants_doctor else None
+        if args.predict_ports:
+            predict_ports(client, report)
         console.print("waiting for the sender…")
         try:
             session = await connect_session(
@@ -207,6 +217,8 @@ async def _receive(args: argparse.Namespace) -> int:
             return fail(str(exc))
         assert session.conn is not None
         console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        if args.explain:
+            await explain_after(session, report, sink, say, client.spaces)
         try:
             with view.shown():
                 reason = await session.wait_closed()

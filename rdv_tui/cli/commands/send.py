@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
@@ -42,6 +43,7 @@ def add_parser(subparsers: Any) -> None:
     )
     add_secret_file_argument(parser, "--code-file", "code")
     add_race_arguments(parser, dialer=True)
+    add_explain_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,11 +74,15 @@ async def _send(args: argparse.Namespace) -> int:
         parse_code,
     )
     from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
+
+    def say(text: str) -> None:
+        console.print(escape(text))
 
     def fail(message: str, code: int = ui.EXIT_FAILED) -> int:
         console.print(f"[red]rdv send:[/] {escape(message)}")
@@ -113,6 +119,10 @@ async def _send(args: argparse.Namespace) -> int:
             client = client_from_args(args, sink)
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
+        wants_doctor = args.explain or args.predict_ports
+        report = await doctor_before(server, say) if wants_doctor else None
+        if args.predict_ports:
+            predict_ports(client, report)
         console.print("waiting for the receiver…")
         try:
             session = await connect_session(
@@ -135,6 +145,8 @@ async def _send(args: argparse.Namespace) -> int:
             return fail(str(exc))
         assert session.conn is not None
         console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        if args.explain:
+            await explain_after(session, report, sink, say, client.spaces)
         try:
             with view.shown():
                 results = await session.send_paths([Path(p) for p in args.paths])
