@@ -26,6 +26,8 @@ class Result:
     cpu_s: float
     size: int
     note: str = ""
+    #: CPU seconds of the sender and the receiver, where measured apart.
+    sides: tuple[float, float] | None = None
 
     @property
     def gib_s(self) -> float:
@@ -163,3 +165,133 @@ def _wait_port(port: int) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"service on port {port} did not start")
+
+
+# ----- many small files: rdv send/receive (the CLI) against tar through rdv dial/accept
+
+#: The rdv command line of this source tree (not an installed console script).
+RDV_CLI = "import sys; from rdv_tui.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def make_small_files(root: Path, count: int, seed: int = 14) -> int:
+    """``count`` files of 1-4 KiB in folders of 1,000 under ``root``; returns their bytes."""
+    import random
+
+    rng = random.Random(seed)
+    block = os.urandom(4096)
+    total = 0
+    for i in range(count):
+        folder = root / f"d{i // 1000:03d}"
+        if i % 1000 == 0:
+            folder.mkdir(parents=True, exist_ok=True)
+        size = rng.randint(1024, 4096)
+        (folder / f"f{i:06d}.bin").write_bytes(block[:size])
+        total += size
+    return total
+
+
+def _tree_stats(root: Path) -> tuple[int, int]:
+    files = size = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            files += 1
+            size += os.lstat(os.path.join(dirpath, name)).st_size
+    return files, size
+
+
+@dataclass
+class SmallFilesRun:
+    name: str
+    wall_s: float
+    cpu_s: float
+    files: int
+    note: str = ""
+
+
+def _run_pair(receiver: str, sender: str, env: dict[str, str], limit_s: float) -> float:
+    """Start ``receiver`` then ``sender`` (shell lines); both must exit 0; wall seconds.
+
+    The receiver's stdin is a pipe held open until it exits: ``rdv accept`` half-closes
+    when its stdin ends, and ``rdv dial`` then stops uploading (pipe mode ends at the
+    peer's EOF), which would cut the tar stream short.
+    """
+    import tempfile
+
+    with tempfile.TemporaryFile() as recv_err, tempfile.TemporaryFile() as send_err:
+        start = time.monotonic()
+        recv = subprocess.Popen(
+            ["sh", "-c", receiver],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=recv_err,
+        )
+        send = subprocess.Popen(
+            ["sh", "-c", sender], env=env, stdout=subprocess.DEVNULL, stderr=send_err
+        )
+        try:
+            send.wait(timeout=limit_s)
+            recv.wait(timeout=limit_s)
+        except subprocess.TimeoutExpired:
+            for proc in (send, recv):
+                proc.kill()
+                proc.wait()
+            raise RuntimeError(f"did not finish within {limit_s:.0f} s") from None
+        finally:
+            assert recv.stdin is not None
+            recv.stdin.close()
+        wall = time.monotonic() - start
+        if send.returncode or recv.returncode:
+            send_err.seek(0)
+            recv_err.seek(0)
+            raise RuntimeError(
+                f"exit {send.returncode}/{recv.returncode}: "
+                f"{send_err.read().decode(errors='replace')[-400:]} "
+                f"{recv_err.read().decode(errors='replace')[-400:]}"
+            )
+    return wall
+
+
+def bench_small_files(
+    url: str, src: Path, dst: Path, tree: Path, run: int, nofile: int = 1024
+) -> list[SmallFilesRun]:
+    """tar through ``rdv dial``/``rdv accept``, then ``rdv send``/``rdv receive``, same tree.
+
+    Both are whole commands (process start, rendezvous) on loopback through ``url``;
+    rdv's under ``ulimit -n nofile``. Checks that every file arrived with its bytes.
+    """
+    import shlex
+
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    cli = f"{shlex.quote(sys.executable)} -c {shlex.quote(RDV_CLI)}"
+    want = _tree_stats(src)
+    runs: list[SmallFilesRun] = []
+    for name in ("tar pipe", "rdv send"):
+        out = dst / f"{name.split()[0]}-{run}"
+        out.mkdir(parents=True)
+        token = f"bench-small-{os.getpid()}-{run}-{name.split()[0]}"
+        # Loopback only (the default spaces would also dial this machine's other addresses).
+        spaces = "--spaces loopback4"
+        target = shlex.quote(str(out))
+        if name == "tar pipe":
+            receiver = f"{cli} accept {url} {token} {spaces} | tar xf - -C {target}"
+            source = f"-C {shlex.quote(str(src.parent))} {shlex.quote(src.name)}"
+            sender = f"tar cf - {source} | {cli} dial {url} {token} {spaces}"
+        else:
+            limit = f"ulimit -n {nofile}; "
+            code = f"{4000 + run}-small-files"
+            receiver = f"{limit}{cli} receive {code} --server {url} {spaces} --yes --dir {target}"
+            sender = (
+                f"{limit}{cli} send {shlex.quote(str(src))} --code {code} --server {url} {spaces}"
+            )
+        cpu0 = _children_cpu()
+        wall = _run_pair(receiver, sender, env, 1800)
+        cpu = _children_cpu() - cpu0
+        got = _tree_stats(out / src.name)
+        if got != want:
+            raise RuntimeError(f"{name}: got {got[0]} files, {got[1]} bytes; sent {want}")
+        runs.append(SmallFilesRun(name, wall, cpu, want[0]))
+        import shutil
+
+        shutil.rmtree(out)
+    return runs

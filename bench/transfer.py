@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _transfer_support import GiB, Result, bench_wormhole
+from _transfer_support import GiB, Result, bench_small_files, bench_wormhole, make_small_files
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -189,15 +189,30 @@ def bench_rdv(ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int
     (send_cpu, start, setup, is_relay), (recv_cpu, end, _, _) = got["send"], got["receive"]
     assert is_relay == relay
     name = "rdv relay" if relay else "rdv p2p"
-    gib = size / GiB
-    note = (
-        f"CPU s/GiB sender {send_cpu / gib:.2f}, receiver {recv_cpu / gib:.2f}; "
-        f"setup {setup:.2f} s; server CPU {server_cpu:.2f} s"
-    )
+    note = f"setup {setup:.2f} s; server CPU {server_cpu:.2f} s"
     received = dst / src.name
     assert received.stat().st_size == size
     received.unlink()
-    return Result(name, end - start, send_cpu + recv_cpu + server_cpu, size, note)
+    result = Result(name, end - start, send_cpu + recv_cpu + server_cpu, size, note)
+    result.sides = (send_cpu, recv_cpu)
+    return result
+
+
+def small_files_round(ctx: Any, work: Path, files: int, round_: int) -> list[Any]:
+    """``files`` small files through ``rdv send``/``rdv receive`` and through a tar pipe."""
+    src = work / "small" / "tree"
+    if not src.exists():
+        make_small_files(src, files)
+    url_q, out_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q))
+    server.start()
+    try:
+        tree = Path(__file__).resolve().parent.parent
+        return bench_small_files(url_q.get(), src, work / "small-out", tree, round_)
+    finally:
+        stop.set()
+        out_q.get()
+        server.join()
 
 
 # ----- where the CPU goes
@@ -284,6 +299,12 @@ def main() -> int:
     parser.add_argument("--chunk", default="256K", help="rdv data frame payload (default 256K)")
     parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
     parser.add_argument("--no-relay", action="store_true", help="skip rdv through the relay")
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=100_000,
+        help="small files (1-4 KiB) through rdv send/receive and a tar pipe (0 skips)",
+    )
     parser.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds; each variant's fastest is shown"
@@ -297,7 +318,9 @@ def main() -> int:
         dst.mkdir()
         make_source(src, size)
         print(f"file: {size / GiB:.3f} GiB, chunk {chunk // 1024} KiB, cpus {os.cpu_count()}")
+        print(f"load average at the start: {os.getloadavg()}", flush=True)
         runs: list[list[Result]] = []
+        small: list[Any] = []
         for _ in range(args.repeat):
             # Interleaved rounds: a busy neighbour on a shared machine hurts every variant.
             round_ = [bench_raw(ctx, size), bench_rdv(ctx, src, dst, size, False, chunk)]
@@ -310,6 +333,9 @@ def main() -> int:
                     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                         print(f"wormhole {'p2p' if direct else 'relay'}: not measured: {exc}")
             runs.append(round_)
+            if args.files:
+                print(f"uptime before the small files: {os.getloadavg()}", flush=True)
+                small += small_files_round(ctx, work, args.files, len(runs))
         # Each variant's fastest round (the least disturbed one).
         best: dict[str, Result] = {}
         for round_ in runs:
@@ -319,12 +345,6 @@ def main() -> int:
         results = list(best.values())
         costs = component_costs(src, dst, chunk)
         raw = results[0]
-        print(f"{'':16} {'GiB/s':>7} {'x raw':>6} {'CPU s/GiB':>10}  notes")
-        for r in results:
-            print(
-                f"{r.name:16} {r.gib_s:7.2f} {r.gib_s / raw.gib_s:6.2f} "
-                f"{r.cpu_per_gib:10.2f}  {r.note}"
-            )
         print(
             "CPU s/GiB of the steps, in this process: "
             + ", ".join(f"{k} {v:.2f}" for k, v in costs.items())
@@ -340,12 +360,40 @@ def main() -> int:
             f"(in-cache step costs: a lower bound for the floor)"
         )
         by_name = {r.name: r for r in results}
-        for kind in ("p2p", "relay"):
-            ours, theirs = by_name.get(f"rdv {kind}"), by_name.get(f"wormhole {kind}")
-            if ours is not None and theirs is not None:
+        wormhole = by_name.get("wormhole p2p")
+        print(
+            f"{'':16} {'GiB/s':>7} {'x raw':>6} {'x floor':>8} {'x wormhole':>11} "
+            f"{'CPU s/GiB':>10} {'sender':>7} {'receiver':>9}  notes"
+        )
+        for r in results:
+            kind = r.name.split()[-1]
+            theirs = by_name.get(f"wormhole {kind}") or wormhole
+            vs_wormhole = f"{r.gib_s / theirs.gib_s:11.2f}" if theirs else f"{'-':>11}"
+            sides = (
+                f"{r.sides[0] / (r.size / GiB):7.2f} {r.sides[1] / (r.size / GiB):9.2f}"
+                if r.sides
+                else f"{'':7} {'':9}"
+            )
+            print(
+                f"{r.name:16} {r.gib_s:7.2f} {r.gib_s / raw.gib_s:6.2f} {r.gib_s / ceiling:8.2f} "
+                f"{vs_wormhole} {r.cpu_per_gib:10.2f} {sides}  {r.note}"
+            )
+        if wormhole is None:
+            print("x wormhole: not measured (--no-wormhole, or magic-wormhole not installed)")
+        p2p, relay = by_name.get("rdv p2p"), by_name.get("rdv relay")
+        if p2p and relay:
+            print(f"rdv relay / rdv p2p: {relay.gib_s / p2p.gib_s:.2f}")
+        if small:
+            best_small: dict[str, Any] = {}
+            for run in small:
+                if run.name not in best_small or run.wall_s < best_small[run.name].wall_s:
+                    best_small[run.name] = run
+            tar = best_small["tar pipe"]
+            print(f"{args.files} files of 1-4 KiB (whole commands, fastest of {args.repeat}):")
+            for run in best_small.values():
                 print(
-                    f"rdv {kind} / wormhole {kind}: throughput {ours.gib_s / theirs.gib_s:.2f}x, "
-                    f"CPU per GiB {ours.cpu_per_gib / theirs.cpu_per_gib:.2f}x"
+                    f"  {run.name:10} {run.wall_s:7.2f} s  {run.wall_s / tar.wall_s:5.2f}x tar  "
+                    f"{run.files / run.wall_s:8.0f} files/s  CPU {run.cpu_s:.2f} s (both sides)"
                 )
     finally:
         shutil.rmtree(work, ignore_errors=True)

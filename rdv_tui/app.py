@@ -161,6 +161,17 @@ class RdvApp(App[int]):
                 and (new.transfer_id, new.direction) == (old.transfer_id, old.direction)
             )
 
+    @dataclass
+    class CoreEvents(Message):
+        """Session events emitted in one run of the loop, posted as one message.
+
+        A send of 10,000 small files emits some 40,000 events: one message each would
+        queue a typed key behind all of them (issue 14).
+        """
+
+        events: tuple[Event, ...]
+        source: Source
+
     def __init__(self, config: AppConfig) -> None:
         super().__init__()
         self.config = config
@@ -250,15 +261,23 @@ class RdvApp(App[int]):
 
     def on_rdv_app_core_event(self, message: CoreEvent) -> None:
         """Route one core event to the screen that shows it."""
-        if message.source == "server":
-            self.server_screen.add_event(message.event)
-        elif message.source == "race":
-            if self.controller.is_current(message.attempt):  # not a replaced attempt's
-                self.race_screen.feed(message.event)
-                if isinstance(message.event, ev.Upgraded | ev.UpgradeFailed):
-                    self.session_screen.feed(message.event)  # fast start: the link strip
+        self._route(message.event, message.source, message.attempt)
+
+    def on_rdv_app_core_events(self, message: CoreEvents) -> None:
+        """Route a burst of core events, in order."""
+        for event in message.events:
+            self._route(event, message.source, None)
+
+    def _route(self, event: Event, source: Source, attempt: int | None) -> None:
+        if source == "server":
+            self.server_screen.add_event(event)
+        elif source == "race":
+            if self.controller.is_current(attempt):  # not a replaced attempt's
+                self.race_screen.feed(event)
+                if isinstance(event, ev.Upgraded | ev.UpgradeFailed):
+                    self.session_screen.feed(event)  # fast start: the link strip
         else:
-            self.session_screen.feed(message.event)
+            self.session_screen.feed(event)
 
     # ----- what the screens ask for
 

@@ -101,11 +101,27 @@ class Controller:
         late ones of an attempt a newer one replaced.
         """
         app = self._app
+        if source != "session":
 
-        def post(event: Event) -> None:
-            app.post_message(app.CoreEvent(shown_event(event), source, attempt))
+            def post(event: Event) -> None:
+                app.post_message(app.CoreEvent(shown_event(event), source, attempt))
 
-        return post
+            return post
+        # Session events come in bursts (a batch of small files): those of one run of the
+        # loop go to the app as one message, so a typed key never queues behind them.
+        burst: list[Event] = []
+
+        def flush() -> None:
+            events = tuple(burst)
+            burst.clear()
+            app.post_message(app.CoreEvents(events, source))
+
+        def post_session(event: Event) -> None:
+            if not burst:
+                asyncio.get_running_loop().call_soon(flush)
+            burst.append(shown_event(event))
+
+        return post_session
 
     # ----- workers
 

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import PurePath
 from typing import IO, Literal
@@ -44,8 +45,21 @@ EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 
 
+#: Sends of at most this many files print one line per verified file; bigger ones print
+#: only the aggregate bar, the failures and the summary.
+FILE_LINES = 20
+#: Failures printed as they happen; the rest are counted in the summary.
+FAILURE_LINES = 20
+#: Seconds between two redraws of the aggregate bar's fields (events can come by the
+#: hundred thousand: a per-event update would cost more than the transfer).
+REFRESH_S = 0.1
+
+
 class TransferView:
-    """Progress bars (rate, ETA) and one-line notices, driven by session events.
+    """One aggregate progress bar (files, bytes, rate, ETA, current file) and notices.
+
+    Driven by session events; costs a few dict operations per event, so 100,000 small
+    files do not slow the transfer (the bar itself is redrawn by rich 10 times a second).
 
     Args:
         console: Where everything is drawn (stderr).
@@ -58,25 +72,56 @@ class TransferView:
         self.progress = Progress(
             TextColumn("{task.description}", markup=True),
             BarColumn(),
+            TextColumn("{task.fields[files]}"),
             SizeDoneColumn(),
             RateColumn(),
             TimeRemainingColumn(),
             console=console,
         )
-        self._tasks: dict[int, TaskID] = {}
+        self._task: TaskID | None = None
         self._names: dict[int, str] = {}
         self._sizes: dict[int, int] = {}
         self._chat_noted = False
+        #: Bytes of each file still moving (done ones are in ``_bytes_done``).
+        self._moving: dict[int, int] = {}
+        self.files_total = 0
+        self.bytes_total = 0
+        self.files_ok = 0
+        self.failures: list[tuple[str, str]] = []
+        self._bytes_done = 0
+        self._resumed = 0
+        self._current = ""
+        self._started = time.monotonic()
+        self._redrawn = 0.0
+
+    def expect(self, files: int, size: int) -> None:
+        """Totals known before the offers arrive (the whole send), for the bar and ETA."""
+        self.files_total = max(self.files_total, files)
+        self.bytes_total = max(self.bytes_total, size)
+        self._redraw(force=True)
+
+    @property
+    def files_done(self) -> int:
+        """Files settled so far (verified or failed)."""
+        return self.files_ok + len(self.failures)
+
+    @property
+    def bytes_done(self) -> int:
+        """Bytes of settled files plus those of files still moving."""
+        return self._bytes_done + sum(self._moving.values())
 
     @contextlib.contextmanager
     def shown(self) -> Iterator[None]:
-        """Show live bars while the transfer runs."""
+        """Show the live bar while the transfer runs."""
+        self._task = self.progress.add_task("", total=self.bytes_total or None, files="")
+        self._redraw(force=True)
         with self.progress:
             yield
+            self._redraw(force=True)
 
     @contextlib.contextmanager
     def progress_paused(self) -> Iterator[None]:
-        """Stop redrawing the bars while the user answers a question."""
+        """Stop redrawing the bar while the user answers a question."""
         live = self.progress.live
         if not live.is_started:
             yield
@@ -104,34 +149,83 @@ class TransferView:
             case FileOffered(transfer_id=tid, name=name, size=size):
                 self._names[tid] = name
                 self._sizes[tid] = size
-                self._tasks[tid] = self.progress.add_task(escape(name), total=size or 1)
+                offered = len(self._names)
+                if offered > self.files_total:
+                    self.files_total = offered
+                    self.bytes_total += size
             case FileAccepted(transfer_id=tid, offset=offset):
-                self._update(tid, completed=offset)
+                self._moving[tid] = offset
+                self._resumed += offset
+                self._current = self._names.get(tid, "")
             case TransferResumed(transfer_id=tid, name=name, offset=offset):
-                if offset == self._sizes.get(tid):
-                    self.console.print(f"already there: {escape(name)} (checking its digest)")
-                else:
-                    resumed_at = human_bytes(offset, largest_unit="TiB")
-                    self.console.print(f"resuming {escape(name)} after {resumed_at}")
+                if self.files_total <= FILE_LINES:
+                    if offset == self._sizes.get(tid):
+                        self.console.print(f"already there: {escape(name)} (checking its digest)")
+                    else:
+                        resumed_at = human_bytes(offset, largest_unit="TiB")
+                        self.console.print(f"resuming {escape(name)} after {resumed_at}")
             case FileProgress(transfer_id=tid, done=done):
-                self._update(tid, completed=done)
+                if tid in self._moving:
+                    self._moving[tid] = done
+                    self._current = self._names.get(tid, "")
             case FileCompleted(transfer_id=tid, name=name, size=size, digest=digest):
-                self._update(tid, completed=size or 1, description=f"[green]✓[/] {escape(name)}")
-                self.console.print(
-                    f"[green]verified[/] {escape(saved_name(name, event.path))} "
-                    f"({human_bytes(size, largest_unit='TiB')}, {DIGEST} {digest[:16]}…)",
-                    highlight=False,
-                )
+                self._settle(tid, size)
+                self.files_ok += 1
+                if self.files_total <= FILE_LINES:
+                    self.console.print(
+                        f"[green]verified[/] {escape(saved_name(name, event.path))} "
+                        f"({human_bytes(size, largest_unit='TiB')}, {DIGEST} {digest[:16]}…)",
+                        highlight=False,
+                    )
             case FileFailed(transfer_id=tid, name=name, reason=reason):
-                self._update(tid, description=f"[red]✗[/] {escape(name)}")
-                self.console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}")
+                self._settle(tid, 0)
+                self._failed(name, reason)
             case FileRejected(transfer_id=tid, reason=reason):
-                self._update(tid, description=f"[red]✗[/] {escape(self._names.get(tid, ''))}")
+                self._settle(tid, 0)
+                self.failures.append((self._names.get(tid, ""), reason))
+        self._redraw()
 
-    def _update(self, tid: int, **fields: object) -> None:
-        task = self._tasks.get(tid)
-        if task is not None:
-            self.progress.update(task, **fields)  # type: ignore[arg-type]
+    def _settle(self, tid: int, size: int) -> None:
+        self._moving.pop(tid, None)
+        self._bytes_done += size
+
+    def _failed(self, name: str, reason: str) -> None:
+        self.failures.append((name, reason))
+        if len(self.failures) <= FAILURE_LINES:
+            self.console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}")
+
+    def _redraw(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._task is None or (not force and now - self._redrawn < REFRESH_S):
+            return
+        self._redrawn = now
+        current = self._current
+        if len(current) > 40:
+            current = "…" + current[-39:]
+        self.progress.update(
+            self._task,
+            description=escape(current),
+            completed=self.bytes_done,
+            total=self.bytes_total or None,
+            files=f"{self.files_done}/{self.files_total} files",
+        )
+
+    def summary(self) -> str:
+        """One line for the end: files verified and failed, bytes, time, mean rate."""
+        elapsed = max(time.monotonic() - self._started, 1e-6)
+        moved = max(self.bytes_done - self._resumed, 0)
+        rate = human_bytes(int(moved / elapsed), largest_unit="TiB")
+        text = (
+            f"{self.files_ok} of {self.files_total} file(s) verified, "
+            f"{human_bytes(self._bytes_done, largest_unit='TiB')} in {elapsed:.1f} s "
+            f"({rate}/s)"
+        )
+        if self.failures:
+            text += f"; {len(self.failures)} failed"
+            hidden = len(self.failures) - FAILURE_LINES
+            if hidden > 0:
+                text += f" ({hidden} not listed above; --events FILE records every one)"
+        return text
 
 
 def saved_name(offered: str, path: str) -> str:

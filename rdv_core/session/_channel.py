@@ -12,6 +12,12 @@ A session reads length-prefixed records and writes bytes. Two implementations:
 
 :func:`open_channel` picks the fast one when it can (a socket transport without
 TLS) and the generic one otherwise.
+
+Writes on the socket channel are *corked*: frames written in one run of the event
+loop (a reader answering a burst of small files with acks and results, a sender's
+``data`` then ``done``) leave in one ``send`` when the loop next goes idle, or at the
+next ``drain()``, instead of one syscall (and one wake-up of the peer) per frame
+(docs/PROTOCOL.md section 12.11: frames still leave in nonce order).
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ PAUSE_ABOVE = 2 << 20
 RESUME_BELOW = 1 << 20
 #: Compact the buffer when less than this is free at its end.
 MIN_FREE = 256 * 1024
+#: Corked bytes above which a write goes out at once rather than at the end of the
+#: loop iteration (bounds what the cork holds; a bulk record is flushed by drain()).
+CORK_LIMIT = 256 * 1024
 
 
 class Channel(Protocol):
@@ -134,6 +143,8 @@ class SocketChannel(asyncio.BufferedProtocol):
         self._reading_paused = False
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._corked: list[bytes | bytearray | memoryview] = []
+        self._corked_bytes = 0
 
     # ----- asyncio.BufferedProtocol
 
@@ -205,11 +216,34 @@ class SocketChannel(asyncio.BufferedProtocol):
         return body
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """See :class:`Channel`."""
-        self._transport.write(data)
+        """See :class:`Channel`; corked until the loop goes idle or :meth:`drain`."""
+        if not self._corked and len(data) >= CORK_LIMIT:
+            self._transport.write(data)  # a bulk record: nothing to gain from corking
+            return
+        if not self._corked:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._corked.append(data)
+        self._corked_bytes += len(data)
+        if self._corked_bytes >= CORK_LIMIT:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand every corked frame to the transport, in order, as few writes as possible."""
+        corked = self._corked
+        if not corked:
+            return
+        self._corked, self._corked_bytes = [], 0
+        if self._transport.is_closing():
+            return
+        if len(corked) == 1:
+            self._transport.write(corked[0])
+        else:
+            # One copy of small frames beats one syscall per frame; writelines joins.
+            self._transport.writelines(corked)
 
     async def drain(self) -> None:
         """See :class:`Channel`."""
+        self.flush()
         if self._transport.is_closing():
             # A failed send closes the transport at once, but connection_lost only runs
             # later, and a sender that never yields would go on sealing (and asyncio on
@@ -222,7 +256,8 @@ class SocketChannel(asyncio.BufferedProtocol):
         await waiter
 
     def close(self) -> None:
-        """See :class:`Channel`."""
+        """See :class:`Channel` (corked frames go first)."""
+        self.flush()
         self._transport.close()
 
     # ----- internals

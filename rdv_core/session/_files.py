@@ -40,6 +40,9 @@ from rdv_core.session._safepath import (
 #: hashes every byte.
 DIGEST = "blake3"
 _HASH_BLOCK = 1 << 20
+#: Files smaller than this get no sidecar, so they are never resumed: a sidecar costs
+#: more syscalls than sending such a file again (docs/PROTOCOL.md section 12.7).
+SIDECAR_MIN = 64 * 1024
 
 #: The digest object of :data:`DIGEST` (``update``, ``hexdigest``).
 Hasher = blake3
@@ -205,6 +208,10 @@ class IncomingFile:
         self._hasher = new_hasher()
         self._target: Path | None = None
         self._existing = False
+        #: The partial is opened at the first data (or at the end), not at accept time:
+        #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
+        self._needs_open = False
+        self._sidecar = False
 
     @staticmethod
     def check_name(name: str) -> tuple[str, ...]:
@@ -222,7 +229,10 @@ class IncomingFile:
         return partial_path(self._target)
 
     def prepare(self) -> int:
-        """Make folders, find what is already held, open the partial; return the offset.
+        """Make folders, find what is already held; return the offset.
+
+        The partial file itself is opened later, by the first :meth:`write` (or by
+        :meth:`finish` for a file with nothing left to send).
 
         The offset is the length of a kept partial file of this offer (resume), or the
         whole size when the final name already holds a file of this size and mtime
@@ -240,8 +250,16 @@ class IncomingFile:
         partial, sidecar = partial_path(target), sidecar_path(target)
         wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
         offset = 0
+        # Known here, in the prepare thread, so that finishing a file on the loop does
+        # not try to delete a sidecar that is not there (a syscall per small file).
+        self._sidecar = os.path.lexists(sidecar)
+        # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
+        # planted symlink now, at accept time, as an eager open would have.
+        for state_file in (partial, sidecar) if self._sidecar else (partial,):
+            if os.path.islink(state_file):
+                raise UnsafeName(f"{state_file.name}: a symlink is in the way (not followed)")
         held = _regular_size(partial)
-        state = read_state(sidecar) if held is not None else None
+        state = read_state(sidecar) if held is not None and self._sidecar else None
         if held is not None and state is not None:
             try:
                 kept = json.loads(state)
@@ -258,11 +276,24 @@ class IncomingFile:
             return self.size
         if offset:
             self._hasher = hash_prefix(partial, offset, follow=False)
-        else:
-            write_state(sidecar, json.dumps(wanted))
-        self._fd = open_partial(partial, offset)
+        self._needs_open = True
         self.offset = self.received = offset
         return offset
+
+    def _open(self) -> None:
+        """Open the partial at the offset found by :meth:`prepare` (and name its offer).
+
+        Raises:
+            OSError: permission denied, too many open files, disk full, ...
+        """
+        self._needs_open = False
+        assert self._target is not None
+        partial = partial_path(self._target)
+        if not self.offset and self.size >= SIDECAR_MIN:
+            wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
+            write_state(sidecar_path(self._target), json.dumps(wanted))
+            self._sidecar = True
+        self._fd = open_partial(partial, self.offset)
 
     def _same_as_existing(self, target: Path) -> bool:
         try:
@@ -282,6 +313,8 @@ class IncomingFile:
             OSError: disk full, file too large, I/O error (the partial file is kept).
             ValueError: more data than the offered size.
         """
+        if self._needs_open:
+            self._open()
         if self.received + len(data) > self.size or self._fd is None:
             raise ValueError(f"the sender sent more than the offered {self.size} bytes")
         view = data
@@ -302,7 +335,12 @@ class IncomingFile:
             (resuming from corrupt data would fail again). Our digest is given only
             when it equals the sender's: a receiver never tells what the file it holds
             hashes to (that would be a digest oracle for whoever holds the code).
+
+        Raises:
+            OSError: the partial of a file with nothing left to send cannot be created.
         """
+        if self._needs_open:
+            self._open()  # an empty file, or a kept partial that is already whole
         self.close()
         ours = self._hasher.hexdigest()
         if self._existing:
@@ -326,11 +364,13 @@ class IncomingFile:
         assert self._target is not None
         os.utime(self.partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
         self.path = place_without_overwrite(self.partial, self._target)
-        sidecar_path(self._target).unlink(missing_ok=True)
+        if self._sidecar:
+            sidecar_path(self._target).unlink(missing_ok=True)
         return True, ours, ""
 
     def close(self) -> None:
         """Close the partial file (kept on disk for a later resume)."""
+        self._needs_open = False
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)

@@ -76,11 +76,26 @@ class OfferedFile:
 
 
 @dataclass(frozen=True, slots=True)
+class SendTotals:
+    """What one send (one ``send_paths`` call) holds in all, named by each of its offers.
+
+    ``first`` is the batch number of the send's first offer: offers with the same
+    ``first`` belong to one send (docs/PROTOCOL.md section 12.12).
+    """
+
+    first: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class Offer:
     """The sender proposes files; the receiver answers with ``accept`` or ``reject``."""
 
     batch: int
     files: tuple[OfferedFile, ...]
+    #: Optional (absent from older senders): the whole send this batch is part of.
+    send: SendTotals | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +224,14 @@ def _control_body(frame: Frame) -> tuple[FrameType, dict[str, Any]]:
             if len(text.encode()) > MAX_CHAT_BYTES:
                 raise FrameError(f"chat message too long (at most {MAX_CHAT_BYTES} bytes)")
             return FrameType.CHAT, {"text": text}
-        case Offer(batch, files):
-            return FrameType.OFFER, {
+        case Offer(batch, files, send):
+            offer: dict[str, Any] = {
                 "batch": batch,
                 "files": [[f.id, f.path, f.size, f.mtime_ns] for f in files],
             }
+            if send is not None:
+                offer["send"] = [send.first, send.files, send.bytes]
+            return FrameType.OFFER, offer
         case Accept(batch, offsets, failed):
             return FrameType.ACCEPT, {"batch": batch, "offsets": offsets, "failed": failed}
         case Reject(batch, reason):
@@ -283,8 +301,10 @@ class _Body:
     def _bad(self, name: str, what: str) -> FrameError:
         return FrameError(f"malformed {self._kind.name.lower()} frame: {name!r} {what}")
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str, *, optional: bool = False) -> Any:
         if name not in self._data:
+            if optional:
+                return None
             raise self._bad(name, "is missing")
         return self._data[name]
 
@@ -341,7 +361,17 @@ def _decode_control(kind: FrameType, body: _Body) -> Frame:
                 )
             if not files:
                 raise FrameError("malformed offer frame: no files")
-            return Offer(body.int_("batch", top=_MAX_ID), tuple(files))
+            send = None
+            if body.get("send", optional=True) is not None:
+                totals = body.list_("send", body.get("send"), limit=3)
+                if len(totals) != 3:
+                    raise FrameError("malformed offer frame: 'send' is [first, files, bytes]")
+                send = SendTotals(
+                    body.int_("send", totals[0], top=_MAX_ID),
+                    body.int_("send", totals[1], top=_MAX_ID),
+                    body.int_("send", totals[2]),
+                )
+            return Offer(body.int_("batch", top=_MAX_ID), tuple(files), send)
         case FrameType.ACCEPT:
             offsets = tuple(
                 _pair(body, "offsets", item, lambda v: body.int_("offset", v))

@@ -48,6 +48,9 @@ class IncomingOffer:
 
     batch: int
     files: tuple[fr.OfferedFile, ...]
+    #: The whole send this batch belongs to, when the sender names it (newer senders):
+    #: batches with the same ``send.first`` are parts of one send.
+    send: fr.SendTotals | None = None
 
     @property
     def total_size(self) -> int:
@@ -126,7 +129,7 @@ class Incoming:
             self._open_offers.discard(offer.batch)
 
     async def _answer_checked(self, offer: fr.Offer, refusal: str | None) -> None:
-        incoming = IncomingOffer(offer.batch, offer.files)
+        incoming = IncomingOffer(offer.batch, offer.files, offer.send)
         if refusal is None and self.download_dir is not None:
             # Before anyone decides (--yes included): what cannot fit is refused.
             pending = sum(t.file.size - t.file.received for t in self._transfers.values())
@@ -156,23 +159,20 @@ class Incoming:
                 self._emit(FileRejected(self._clock(), f.id, "in", reason))
             return
         assert self.download_dir is not None
+        # One thread hop for the whole batch (a hop per file costs more than the work).
+        prepared = await asyncio.to_thread(_prepare_all, self.download_dir, offer.files)
+        if self._outbox.closed:
+            return
         offsets: list[tuple[int, int]] = []
         failed: list[tuple[int, str]] = []
-        for f in offer.files:
-            file = IncomingFile(self.download_dir, f.id, f.path, f.size, f.mtime_ns)
-            try:
-                offset = await asyncio.to_thread(file.prepare)
-            except (OSError, UnsafeName) as exc:
-                reason = describe_os_error(exc, f"cannot store {f.path}")
-                failed.append((f.id, reason))
-                self.received.append(TransferResult(f.id, "in", f.path, f.size, False, "", reason))
-                self._emit(FileFailed(self._clock(), f.id, "in", f.path, reason))
+        for f, outcome in zip(offer.files, prepared, strict=True):
+            if isinstance(outcome, str):
+                failed.append((f.id, outcome))
+                self.received.append(TransferResult(f.id, "in", f.path, f.size, False, "", outcome))
+                self._emit(FileFailed(self._clock(), f.id, "in", f.path, outcome))
                 continue
-            if self._outbox.closed:
-                file.close()
-                return
-            self._transfers[f.id] = _IncomingTransfer(file, Progress(f.size, offset))
-            offsets.append((f.id, offset))
+            self._transfers[f.id] = _IncomingTransfer(outcome, Progress(f.size, outcome.offset))
+            offsets.append((f.id, outcome.offset))
         self._outbox.write_reply(fr.Accept(offer.batch, tuple(offsets), tuple(failed)))
         for id_, offset in offsets:
             self._emit(FileAccepted(self._clock(), id_, "in", offset))
@@ -209,7 +209,8 @@ class Incoming:
             reason = describe_os_error(exc, f"cannot write {file.name}")
             self._fail(state, reason, tell_sender=True)
             return
-        if state.progress.due(file.received):
+        # A file's last bytes are acked after its done (12.6): no second ack for them.
+        if file.received < file.size and state.progress.due(file.received):
             self._outbox.write_reply(fr.Ack(frame.id, file.received))
             self._emit(state.progress.event(self._clock(), frame.id, "in", file.received))
 
@@ -271,3 +272,17 @@ class Incoming:
         )
         self._emit(FileFailed(self._clock(), file.transfer_id, "in", file.name, full))
         log.warning("receiving %s failed: %s", file.name, full)
+
+
+def _prepare_all(base: Path, files: tuple[fr.OfferedFile, ...]) -> list[IncomingFile | str]:
+    """Prepare every file of an accepted offer (in a thread): the file, or why it failed."""
+    prepared: list[IncomingFile | str] = []
+    for f in files:
+        file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns)
+        try:
+            file.prepare()
+        except (OSError, UnsafeName) as exc:
+            prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
+            continue
+        prepared.append(file)
+    return prepared

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,8 +46,21 @@ from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADE
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 #: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
-#: each one answered on its own), safely under the control frame bound.
-OFFER_BYTES = MAX_CONTROL_BODY * 3 // 4
+#: each one answered on its own), well under the control frame bound: some 250 small
+#: files a batch, so that neither side spends long on one offer (its JSON, its events)
+#: while the other waits, and the pipelined offers hide the round trips.
+OFFER_BYTES = MAX_CONTROL_BODY // 4
+
+
+#: Offers sent before the current one is answered, to a receiver that announced
+#: :data:`PIPELINE_FEATURE` (it allows 16 unanswered offers: docs/PROTOCOL.md 12.6).
+OFFERS_AHEAD = 4
+#: Longest run of small files streamed without a drain (the channel corks them) and
+#: without letting the rest of the loop in (seconds).
+YIELD_S = 0.01
+#: The ``hello`` feature of a receiver that opens files lazily, one at a time, and so
+#: takes offers ahead (docs/PROTOCOL.md section 12.12).
+PIPELINE_FEATURE = "pipeline"
 
 
 @dataclass(slots=True)
@@ -57,6 +72,15 @@ class _OutgoingTransfer:
     acked: int = 0
     failed: str = ""
     progress: Progress | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One offer of a send: its number, its files, the receiver's answer to come."""
+
+    number: int
+    transfers: list[_OutgoingTransfer]
+    answer: asyncio.Future[fr.Accept | fr.Reject]
 
 
 class Outgoing:
@@ -76,6 +100,8 @@ class Outgoing:
         self._emit = emit
         self._clock = clock
         self.chunk_size = chunk_size
+        #: Whether the receiver takes offers ahead (its hello named PIPELINE_FEATURE).
+        self.pipeline = False
         self._next_id = 1
         self._next_batch = 1
         #: Files offered and not settled yet, by transfer id.
@@ -87,9 +113,36 @@ class Outgoing:
         """See :meth:`Session.send_paths`."""
         self._outbox.check_open()
         local = await asyncio.to_thread(collect, [Path(p) for p in paths])
-        results: list[TransferResult] = []
-        for batch in _batches(local):
-            results += await self._send_batch(batch)
+        batches = _batches(local)
+        totals = fr.SendTotals(self._next_batch, len(local), sum(f.size for f in local))
+        # A receiver that announced "pipeline" gets the next offers while the current
+        # batch streams (no round trip per batch); an older one gets one at a time, as it
+        # opens a descriptor per offered file at accept time (docs/PROTOCOL.md 12.12).
+        ahead = OFFERS_AHEAD if self.pipeline else 1
+        waiting: deque[_Batch] = deque()
+        queued = iter(batches)
+        offered: list[_OutgoingTransfer] = []
+        try:
+            while True:
+                while len(waiting) < ahead and (files := next(queued, None)) is not None:
+                    batch = self._offer(files, totals)
+                    waiting.append(batch)
+                    offered += batch.transfers
+                await self._outbox.drain()
+                if not waiting:
+                    break
+                batch = waiting.popleft()
+                answer = await batch.answer
+                if isinstance(answer, fr.Reject):
+                    await self._rejected(batch, answer, waiting)  # raises TransferRejected
+                else:
+                    await self._stream_batch(batch, answer)
+        except BaseException:
+            for out in offered:
+                if not out.result.done():
+                    self._transfers.pop(out.transfer_id, None)
+            raise
+        results = [await out.result for out in offered]
         failures = [(r.name, r.reason) for r in results if not r.ok]
         if failures:
             raise TransferFailed(failures)
@@ -138,49 +191,67 @@ class Outgoing:
 
     # ----- sending files
 
-    async def _send_batch(self, local: list[LocalFile]) -> list[TransferResult]:
+    def _offer(self, local: list[LocalFile], totals: fr.SendTotals) -> _Batch:
+        """Number and send one offer; its answer arrives in the returned batch's future."""
         loop = asyncio.get_running_loop()
-        outgoing: list[_OutgoingTransfer] = []
+        batch = _Batch(self._next_batch, [], loop.create_future())
+        self._next_batch += 1
         for item in local:
             out = _OutgoingTransfer(item, self._next_id, loop.create_future())
             self._next_id += 1
             self._transfers[out.transfer_id] = out
-            outgoing.append(out)
-        batch = self._next_batch
-        self._next_batch += 1
-        answer_future: asyncio.Future[fr.Accept | fr.Reject] = loop.create_future()
-        self._answers[batch] = answer_future
+            batch.transfers.append(out)
+        self._answers[batch.number] = batch.answer
         offered = tuple(
             fr.OfferedFile(o.transfer_id, o.local.name, o.local.size, o.local.mtime_ns)
-            for o in outgoing
+            for o in batch.transfers
         )
         self._outbox.check_open()
-        self._outbox.write(fr.Offer(batch, offered))
-        for o in outgoing:
+        self._outbox.write(fr.Offer(batch.number, offered, totals))
+        for o in batch.transfers:
             self._emit(FileOffered(self._clock(), o.transfer_id, "out", o.local.name, o.local.size))
-        try:
-            await self._outbox.drain()
-            answer = await answer_future
-        except BaseException:
-            for o in outgoing:
+        return batch
+
+    async def _rejected(self, batch: _Batch, answer: fr.Reject, later: deque[_Batch]) -> None:
+        """A batch was declined: so is the rest of the send (files accepted later fail)."""
+        rejected = [(o.local.name, answer.reason) for o in batch.transfers]
+        for o in batch.transfers:
+            self._transfers.pop(o.transfer_id, None)
+            o.result.cancel()
+            self._emit(FileRejected(self._clock(), o.transfer_id, "out", answer.reason))
+        reason = f"not sent: the receiver declined an earlier part ({answer.reason})"
+        while later:
+            other = later.popleft()
+            other_answer = await other.answer
+            for o in other.transfers:
+                if isinstance(other_answer, fr.Accept):
+                    self._outbox.write(fr.Fail(o.transfer_id, "sender", reason))
                 self._transfers.pop(o.transfer_id, None)
-            raise
-        if isinstance(answer, fr.Reject):
-            for o in outgoing:
-                self._transfers.pop(o.transfer_id, None)
-                self._emit(FileRejected(self._clock(), o.transfer_id, "out", answer.reason))
-            raise TransferRejected([(o.local.name, answer.reason) for o in outgoing])
-        by_id = {o.transfer_id: o for o in outgoing}
+                o.result.cancel()
+                self._emit(FileRejected(self._clock(), o.transfer_id, "out", reason))
+                rejected.append((o.local.name, reason))
+        raise TransferRejected(rejected)
+
+    async def _stream_batch(self, batch: _Batch, answer: fr.Accept) -> None:
+        """Send every accepted file of ``batch`` in order; results arrive later."""
+        by_id = {o.transfer_id: o for o in batch.transfers}
         for id_, reason in answer.failed:
             if id_ in by_id:
                 self._finish(by_id[id_], False, "", f"receiver: {reason}")
+        turn = time.monotonic()
         for id_, offset in answer.offsets:
             accepted = by_id.get(id_)
             if accepted is None:
                 raise ProtocolViolation(f"accept names transfer {id_} that was not offered")
             self._emit(FileAccepted(self._clock(), id_, "out", offset))
             await self._stream(accepted, offset)
-        return [await o.result for o in outgoing]
+            if time.monotonic() - turn > YIELD_S:
+                # Small files stream without a drain each (the channel corks them): let
+                # flow control, the reader and the rest of the app in now and then.
+                await self._outbox.drain()
+                await asyncio.sleep(0)
+                turn = time.monotonic()
+        await self._outbox.drain()
 
     async def _stream(self, out: _OutgoingTransfer, offset: int) -> None:
         """Send one file from ``offset``, then ``done`` with the whole file's digest."""
@@ -194,7 +265,9 @@ class Outgoing:
         out.offset = out.acked = offset
         out.progress = Progress(local.size, offset)
         try:
-            handle = await asyncio.to_thread(io.FileIO, local.path, "rb")
+            # Opened on the loop: a thread hop per file costs more than the open itself,
+            # and a folder of small files is mostly opens (bench/transfer.py --files).
+            handle = io.FileIO(local.path, "rb")
         except OSError as exc:
             self._sender_failed(out, describe_os_error(exc, f"cannot read {local.path}"))
             return
@@ -217,7 +290,6 @@ class Outgoing:
                 return
         if not out.failed and not self._outbox.closed:
             self._outbox.write(fr.Done(id_, hasher.hexdigest(), DIGEST))
-            await self._outbox.drain()
 
     async def _stream_data(
         self, out: _OutgoingTransfer, handle: io.RawIOBase, hasher: Hasher
@@ -254,7 +326,8 @@ class Outgoing:
             # A memoryview: the transport slices what the kernel did not take without a copy.
             channel.write(memoryview(record))
             left -= n
-            await channel.drain()
+            if left:
+                await channel.drain()
 
     def _sender_failed(self, out: _OutgoingTransfer, reason: str) -> None:
         if not self._outbox.closed:

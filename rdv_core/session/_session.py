@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
@@ -57,7 +58,7 @@ from rdv_core.session._errors import (
 )
 from rdv_core.session._incoming import Incoming, OfferCallback
 from rdv_core.session._outbox import Outbox
-from rdv_core.session._outgoing import Outgoing
+from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
 from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
 from rdv_core.session._transfers import EventSink, TransferResult
 
@@ -66,6 +67,12 @@ log = logging.getLogger("rdv.session")
 #: File bytes per data frame. 256 KiB keeps chat latency low on slow links (a chat
 #: line waits behind at most about one chunk) while per-frame costs stay negligible.
 DEFAULT_CHUNK = 256 * 1024
+#: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
+#: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12).
+FEATURES = ("files", "chat", DIAGNOSIS_FEATURE, PIPELINE_FEATURE)
+#: Longest run of the reader (and of a sender of small files) without letting the rest
+#: of the loop in: a UI on the same loop stays responsive during a burst of small files.
+YIELD_S = 0.01
 #: Seconds for the key exchange and hello.
 HANDSHAKE_TIMEOUT = 30.0
 #: Seconds close() waits for the peer to see our ``close`` before hanging up.
@@ -200,9 +207,7 @@ class Session:
                     self._channel, self._code, is_dialer=self._is_dialer
                 )
                 self._outbox.open(self._channel, sealer)
-                self._outbox.write(
-                    fr.Hello(SESSION_VERSION, self._agent, ("files", "chat", DIAGNOSIS_FEATURE))
-                )
+                self._outbox.write(fr.Hello(SESSION_VERSION, self._agent, FEATURES))
                 await self._channel.drain()
                 try:
                     hello = await self._read_frame()
@@ -213,6 +218,7 @@ class Session:
                 if hello.version != SESSION_VERSION:
                     raise ProtocolViolation(f"the peer speaks session version {hello.version}")
                 self.peer_agent = hello.agent
+                self._outgoing.pipeline = PIPELINE_FEATURE in hello.features
                 self.diagnosis.peer_supports = DIAGNOSIS_FEATURE in hello.features
         except (SessionError, TimeoutError, OSError) as exc:
             error = _as_session_error(exc)
@@ -298,12 +304,18 @@ class Session:
         error: SessionError | None = None
         reason = "closed by peer"
         try:
+            turn = time.monotonic()
             while True:
                 frame = await self._read_frame()
                 if isinstance(frame, fr.Close):
                     reason = "closed by peer" if frame.reason == "closed" else frame.reason
                     break
                 self._dispatch(frame)
+                if time.monotonic() - turn > YIELD_S:
+                    # A full buffer of small files' frames is read without awaiting:
+                    # let the app (and our own sender) in now and then.
+                    await asyncio.sleep(0)
+                    turn = time.monotonic()
         except ConnectionLost as exc:
             if self._outbox.closing:
                 reason = "closed"

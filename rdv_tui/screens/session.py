@@ -141,7 +141,10 @@ class SessionScreen(Screen[None]):
                 self.query_one(FilesPane).feed(event)
             case ev.FileCompleted():
                 self._count(event.direction, event.transfer_id, event.size)
-                self.query_one(FilesPane).feed(event)
+                files = self.query_one(FilesPane)
+                files.feed(event)
+                if not files.shows_rows(event.direction):
+                    return  # a big send: the files pane sums it up, not one line per file
                 verb = "sent" if event.direction == "out" else "received"
                 where = f" to {event.path}" if event.path else ""
                 self.query_one(ChatPane).add("info", f"{verb} {event.name}{where}, verified")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -71,6 +73,64 @@ class TransferRow(Horizontal):
         self.set_status(f"✗ {reason}")
 
 
+#: A direction shows one row per file while it has offered at most this many files;
+#: past that, one aggregate line, the last files done and the failures (bounded).
+ROWS_UP_TO = 20
+#: Names of the last files done, shown under the aggregate line.
+RECENT = 5
+#: Rows kept for failed files in aggregate mode (the rest are counted).
+FAILED_ROWS = 50
+#: Seconds between two redraws of the aggregate lines (events come by the thousand).
+REDRAW_S = 0.1
+
+
+class Aggregate:
+    """The sum of one direction's transfers: what the aggregate line shows."""
+
+    def __init__(self) -> None:
+        self.files_total = 0
+        self.bytes_total = 0
+        self.files_ok = 0
+        self.files_failed = 0
+        self.bytes_done = 0
+        self.moving: dict[int, int] = {}
+        self.current = ""
+        self.recent: deque[str] = deque(maxlen=RECENT)
+        self.started = time.monotonic()
+        self.dirty = False
+
+    @property
+    def files_done(self) -> int:
+        """Files settled (verified or failed)."""
+        return self.files_ok + self.files_failed
+
+    def settle(self, transfer_id: int, size: int) -> None:
+        """A file ended; ``size`` bytes count as done."""
+        self.moving.pop(transfer_id, None)
+        self.bytes_done += size
+        self.dirty = True
+
+    def text(self, arrow: str) -> str:
+        """The aggregate line: files, bytes, rate, ETA, current file."""
+        done = self.bytes_done + sum(self.moving.values())
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = done / elapsed
+        eta = (self.bytes_total - done) / rate if rate > 0 else None
+        line = (
+            f"{arrow} {self.files_done}/{self.files_total} files · "
+            f"{human_bytes(done)}/{human_bytes(self.bytes_total)} · {human_bytes(rate)}/s"
+        )
+        if self.files_done < self.files_total:
+            line += f" · ETA {format_eta(eta)} · {self.current}"
+        else:
+            line += f" · done in {elapsed:.1f} s"
+        if self.files_failed:
+            line += f" · {self.files_failed} failed"
+        if self.recent:
+            line += "\n  last: " + ", ".join(self.recent)
+        return line
+
+
 class OfferBar(Horizontal):
     """The peer's pending offer, with Accept / Reject. Offers queue up in order."""
 
@@ -84,6 +144,8 @@ class OfferBar(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._queue: list[tuple[IncomingOffer, asyncio.Future[bool]]] = []
+        #: The answer to each send (by its first batch): its later batches take it too.
+        self._sends: dict[int, asyncio.Future[bool]] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("", id="offer-text")
@@ -96,8 +158,16 @@ class OfferBar(Horizontal):
         return len(self._queue)
 
     def ask(self, offer: IncomingOffer) -> asyncio.Future[bool]:
-        """Queue an offer; the future resolves with the user's answer."""
+        """Queue an offer; the future resolves with the user's answer.
+
+        A send of many files comes in many batches (each offer names its send): the
+        user answers its first batch once, and the later ones follow that answer.
+        """
+        if offer.send is not None and offer.send.first in self._sends:
+            return self._sends[offer.send.first]
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if offer.send is not None:
+            self._sends[offer.send.first] = future
         self._queue.append((offer, future))
         self._show()
         return future
@@ -117,11 +187,13 @@ class OfferBar(Horizontal):
             self.remove_class("-pending")
             return
         offer = self._queue[0][0]
+        files, size = len(offer.files), offer.total_size
+        if offer.send is not None:
+            files, size = offer.send.files, offer.send.bytes
         names = ", ".join(f.path for f in offer.files[:3])
-        more = f" and {len(offer.files) - 3} more" if len(offer.files) > 3 else ""
+        more = f" and {files - 3} more" if files > 3 else ""
         self.query_one("#offer-text", Static).update(
-            f"Peer offers {len(offer.files)} file(s), {human_bytes(offer.total_size)}: "
-            f"{names}{more}"
+            f"Peer offers {files} file(s), {human_bytes(size)}: {names}{more}"
         )
         self.add_class("-pending")
 
@@ -190,6 +262,8 @@ class FilesPane(Vertical):
     FilesPane #send-path { width: 1fr; }
     FilesPane #transfers { height: 1fr; background: $surface; }
     FilesPane #download-dir { color: $text-muted; height: 1; padding: 0 1; }
+    FilesPane .aggregate { height: auto; display: none; padding: 0 1; }
+    FilesPane .aggregate.-shown { display: block; }
     """
 
     @dataclass
@@ -204,10 +278,14 @@ class FilesPane(Vertical):
         self.session = 0
         """Which session of this app run the transfer events belong to: transfer ids
         restart at 1 in every session, so rows are keyed by session and id (issue 16)."""
+        self.aggregates = {"in": Aggregate(), "out": Aggregate()}
+        self._names: dict[tuple[str, int], str] = {}
+        self._failed_rows = 0
 
     def new_session(self) -> None:
         """Events from now on belong to a new session (earlier rows stay as they are)."""
         self.session += 1
+        self._names.clear()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="send-bar"):
@@ -217,6 +295,8 @@ class FilesPane(Vertical):
             )
             yield Button("Send", variant="primary", id="send", compact=True)
         yield OfferBar(id="offer-bar")
+        yield Static("", id="aggregate-out", classes="aggregate")
+        yield Static("", id="aggregate-in", classes="aggregate")
         yield VerticalScroll(id="transfers")
         where = str(self.download_dir) if self.download_dir else "(not receiving files)"
         yield Static(f"received files: {where}", id="download-dir")
@@ -249,6 +329,67 @@ class FilesPane(Vertical):
 
         self.app.push_screen(FilePicker(Path.cwd()), picked)
 
+    def on_mount(self) -> None:
+        """Redraw the aggregate lines on a timer, not per event."""
+        self.set_interval(REDRAW_S, self._redraw)
+
+    def shows_rows(self, direction: str) -> bool:
+        """Whether ``direction`` shows one row per file (a send small enough)."""
+        return self.aggregates[direction].files_total <= ROWS_UP_TO
+
+    def _redraw(self) -> None:
+        for direction, arrow in (("out", "↑"), ("in", "↓")):
+            aggregate = self.aggregates[direction]
+            if not aggregate.dirty:
+                continue
+            aggregate.dirty = False
+            line = self.query_one(f"#aggregate-{direction}", Static)
+            line.update(aggregate.text(arrow))
+            line.set_class(aggregate.files_total > ROWS_UP_TO, "-shown")
+
+    def _aggregate(self, event: ev.Event) -> bool:
+        """Count ``event`` in its direction's aggregate; True if it needs a row update."""
+        direction: str | None = getattr(event, "direction", None)
+        transfer_id: int | None = getattr(event, "transfer_id", None)
+        if direction not in self.aggregates or transfer_id is None:
+            return False
+        aggregate = self.aggregates[direction]
+        aggregate.dirty = True
+        match event:
+            case ev.FileOffered():
+                aggregate.files_total += 1
+                aggregate.bytes_total += event.size
+                self._names[(direction, transfer_id)] = event.name
+                if aggregate.files_total == ROWS_UP_TO + 1:
+                    self._drop_unsettled_rows(direction)
+            case ev.FileAccepted():
+                aggregate.moving[transfer_id] = event.offset
+            case ev.FileProgress():
+                if transfer_id in aggregate.moving:
+                    aggregate.moving[transfer_id] = event.done
+                aggregate.current = self._names.get((direction, transfer_id), "")
+            case ev.FileCompleted():
+                aggregate.settle(transfer_id, event.size)
+                aggregate.files_ok += 1
+                aggregate.recent.append(event.name)
+                aggregate.current = event.name
+                self._names.pop((direction, transfer_id), None)
+            case ev.FileFailed() | ev.FileRejected():
+                aggregate.settle(transfer_id, 0)
+                aggregate.files_failed += 1
+        return True
+
+    def _drop_unsettled_rows(self, direction: str) -> None:
+        """Switching to aggregate mode: rows of files still to come would never move."""
+        for row in list(self.query_one("#transfers", VerticalScroll).query(TransferRow)):
+            if (
+                row.id is not None
+                and row.id.startswith(f"t-{direction}-")
+                and not row.has_class("-done")
+                and not row.has_class("-failed")
+            ):
+                row.remove()
+
     # ----- transfer events
 
     def row_id(self, direction: str, transfer_id: int, session: int | None = None) -> str:
@@ -264,7 +405,17 @@ class FilesPane(Vertical):
         return found.first(TransferRow) if found else None
 
     def feed(self, event: ev.Event) -> None:
-        """Update the transfers from one session event."""
+        """Update the transfers from one session event.
+
+        Cheap per event: a direction past :data:`ROWS_UP_TO` files updates counters only
+        (redrawn by a timer) and mounts rows for its failures alone.
+        """
+        if not self._aggregate(event):
+            return
+        direction_of: str = getattr(event, "direction", "")
+        if not self.shows_rows(direction_of):
+            self._feed_failure(event)
+            return
         if isinstance(event, ev.FileOffered):
             if self.row(event.direction, event.transfer_id) is None:
                 row = TransferRow(
@@ -298,3 +449,19 @@ class FilesPane(Vertical):
                 found.failed(event.reason)
             case ev.TransferResumed():
                 found.set_status(f"resumed @{human_bytes(event.offset)}")
+
+    def _feed_failure(self, event: ev.Event) -> None:
+        """Aggregate mode: a failed file gets a row of its own (up to FAILED_ROWS)."""
+        if not isinstance(event, ev.FileFailed | ev.FileRejected):
+            return
+        found = self.row(event.direction, event.transfer_id)
+        if found is None:
+            if self._failed_rows >= FAILED_ROWS:
+                return
+            self._failed_rows += 1
+            name = event.name if isinstance(event, ev.FileFailed) else ""
+            found = TransferRow(
+                event.direction, name, 0, id=f"t-{event.direction}-{event.transfer_id}"
+            )
+            self.query_one("#transfers", VerticalScroll).mount(found)
+        found.failed(event.reason)

@@ -93,6 +93,7 @@ def _names(names: list[str], limit: int = 3) -> str:
 
 
 async def _receive(args: argparse.Namespace) -> int:
+    import asyncio
     import sys
 
     from rich.console import Console
@@ -134,18 +135,43 @@ async def _receive(args: argparse.Namespace) -> int:
     offers: list[IncomingOffer] = []
     declined: list[tuple[str, IncomingOffer]] = []
 
+    #: The decision on each send (by its first batch), for the batches that follow it.
+    decided: dict[int, asyncio.Future[bool]] = {}
+
     async def on_offer(offer: IncomingOffer) -> bool:
         offers.append(offer)
+        if offer.send is not None:
+            # One question per send, not per batch: a send of 100,000 files comes in
+            # many batches, each answered with the answer to its first.
+            earlier = decided.get(offer.send.first)
+            if earlier is not None:
+                return await earlier
+            decision = decided[offer.send.first] = asyncio.get_running_loop().create_future()
+            view.expect(offer.send.files, offer.send.bytes)
+            try:
+                answer = await _decide(offer)
+            except BaseException:
+                decision.set_result(False)
+                raise
+            decision.set_result(answer)
+            return answer
+        return await _decide(offer)
+
+    async def _decide(offer: IncomingOffer) -> bool:
         table = Table(title="The sender offers", show_edge=False)
         table.add_column("file")
         table.add_column("size", justify="right")
         for f in offer.files[:50]:
             table.add_row(escape(f.path), human_bytes(f.size, largest_unit="TiB"))
         if len(offer.files) > 50:
-            table.add_row(f"… and {len(offer.files) - 50} more", "")
+            table.add_row(f"… and {len(offer.files) - 50} more in this batch", "")
+        files, size = len(offer.files), offer.total_size
+        if offer.send is not None:
+            files, size = offer.send.files, offer.send.bytes
+        if files > len(offer.files):
+            table.add_row(f"… {files} file(s) in all, in batches", "")
         console.print(table)
-        total_text = human_bytes(offer.total_size, largest_unit="TiB")
-        summary = f"{len(offer.files)} file(s), {total_text}"
+        summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
         if args.yes:
             console.print(f"accepting {summary} into {download_dir}")
             return True
@@ -211,6 +237,7 @@ async def _receive(args: argparse.Namespace) -> int:
         results = session.received
         verified = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
+        console.print(escape(view.summary()))
         if session.error is None and not failed and not declined and verified:
             console.print(f"[green]done:[/] {len(verified)} file(s) verified in {download_dir}")
             return ui.EXIT_OK

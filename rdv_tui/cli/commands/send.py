@@ -122,6 +122,7 @@ async def _send(args: argparse.Namespace) -> int:
         print("On the other machine run:", flush=True)
         print(f"    rdv receive {shown} --server {server}{loopback_hint(server)}", flush=True)
 
+    view.expect(len(files), total)
     try:
         wants_doctor = args.explain or args.predict_ports
         report = await doctor_before(server, say) if wants_doctor else None
@@ -157,7 +158,8 @@ async def _send(args: argparse.Namespace) -> int:
         except TransferRejected as exc:
             return fail(join_reason("the receiver declined", exc.failures[0][1]))
         except TransferFailed as exc:
-            return fail(str(exc))
+            console.print(escape(view.summary()))
+            return fail(f"{len(exc.failures)} file(s) failed; the first: {exc.failures[0][0]}")
         except SessionError as exc:
             return fail(f"session ended: {exc}; run rdv send again to resume (a new code is fine)")
         finally:
@@ -169,6 +171,7 @@ async def _send(args: argparse.Namespace) -> int:
         console.print(
             f"[green]done:[/] the receiver verified all {len(results)} file(s){escape(note)}"
         )
+        console.print(escape(view.summary()))
         return ui.EXIT_OK
     finally:
         if stream is not None:
