@@ -125,7 +125,9 @@ async def test_receive_names_the_file_it_saved_after_a_collision(url: str, tmp_p
     dl = tmp_path / "dl"
     dl.mkdir()
     (dl / "f1.dat").write_bytes(b"an older, other file")
-    common = ["--server", url]  # a server on loopback: both sides race over loopback
+    # A server on loopback: both sides race over loopback (classic start, so the race alone
+    # decides the path; fast start would begin on the relay).
+    common = ["--server", url, "--no-fast-start"]
     (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
         rdv("send", str(tmp_path / "src" / "f1.dat"), "--code", "41-otter-quill", *common),
         rdv("receive", "41-otter-quill", "--dir", str(dl), "--yes", *common),
