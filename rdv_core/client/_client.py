@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import itertools
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
 from rdv_core.client._pickers import Picker, WaitForP2P
 from rdv_core.client._race import Race
+from rdv_core.client._server_conn import server_socket
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
 from rdv_core.errors import (
     MAX_BODY,
@@ -59,18 +60,23 @@ from rdv_core.wire import (
     MAX_HEADER_BLOCK,
     MAX_HEADERS,
     MAX_SELF_ADDRS,
+    NO_PROXY_WORD,
     Addr,
     AddrSpace,
     Head,
     HeadParser,
     Method,
     ProtocolError,
+    ProxyURL,
     ServerURL,
     allows_any_direct,
     build_request,
     check_upgrade_response,
     format_spaces,
+    middlebox_hint,
+    parse_proxy_url,
     parse_server_url,
+    proxy_for,
     self_addrs,
 )
 
@@ -129,6 +135,12 @@ class Client:
         ssl_context: TLS settings for ``https://`` servers (default: system CAs).
         headers: Extra request headers, e.g. ``[("Authorization", "Bearer ...")]``.
         on_event: Called with every event, synchronously, as it happens.
+        proxy: An HTTP proxy to reach the server through with ``CONNECT``
+            (``http://[user:password@]host[:port]``), or ``"none"`` for never; None
+            (the default) takes it from the environment when ``trust_env`` is set
+            (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``, as curl does;
+            docs/PROTOCOL.md section 14).
+        trust_env: Read the proxy environment when ``proxy`` is None.
     """
 
     def __init__(
@@ -139,7 +151,13 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         headers: Sequence[tuple[str, str]] = (),
         on_event: EventCallback | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
+        if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
+            parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
+        self.proxy = proxy
+        self.trust_env = trust_env
         self.spaces = spaces
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
@@ -175,13 +193,33 @@ class Client:
         server = parse_server_url(url)
         # Validate the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
-        return await _Attempt(self, method, server, token).run()
+        return await _Attempt(self, method, server, token, self.proxy_for(server)).run()
+
+    def proxy_for(self, server: ServerURL) -> ProxyURL | None:
+        """The proxy this client reaches ``server`` through, or None (docs/PROTOCOL.md section 14).
+
+        Raises:
+            ValueError: the proxy URL (given or from the environment) is not valid.
+        """
+        if self.proxy is not None:
+            if self.proxy.strip().lower() == NO_PROXY_WORD:
+                return None
+            return parse_proxy_url(self.proxy)
+        return proxy_for(server, os.environ) if self.trust_env else None
 
 
 class _Attempt:
     """The state of one ``dial()``/``accept()``."""
 
-    def __init__(self, client: Client, method: Method, server: ServerURL, token: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        method: Method,
+        server: ServerURL,
+        token: str,
+        proxy: ProxyURL | None = None,
+    ) -> None:
+        self.proxy = proxy
         self.client = client
         self.method = method
         self.server = server
@@ -264,11 +302,13 @@ class _Attempt:
             if head.status != 101:
                 body = await _read_error_body(reader, head)
                 self.emit(ServerRejected(self.clock(), head.status, head.reason, body))
-                raise ServerRejectedError(head.status, head.reason, body)
+                raise ServerRejectedError(head.status, head.reason, body, middlebox_hint(head))
             try:
                 upgrade = check_upgrade_response(head)
             except ProtocolError as exc:
-                raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
+                hint = middlebox_hint(head)
+                detail = f"{exc.message}; {hint}" if hint else exc.message
+                raise RdvProtocolError(f"bad response from the server: {detail}") from exc
             self.emit(
                 ServerResponded(
                     self.clock(),
@@ -322,43 +362,15 @@ class _Attempt:
         self, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TCP (and TLS) to the server from our port, over IPv4 when the host has it."""
-        loop = asyncio.get_running_loop()
-        server = self.server
         started = self.clock()
-        try:
-            infos = _literal_addrinfo(server.host, server.port) or await loop.getaddrinfo(
-                server.host, server.port, family=socket.AF_INET, type=socket.SOCK_STREAM
-            )
-        except socket.gaierror:
-            # No IPv4 for this host: IPv6 still works, only the observed address suffers.
-            try:
-                infos = await loop.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise ServerConnectError(
-                    f"cannot resolve the rdv server host {server.host!r}: {exc}", exc.errno
-                ) from exc
-        last: OSError | None = None
-        sock: socket.socket | None = None
-        for family, _, _, _, sockaddr in infos:
-            try:
-                sock = bound_socket(socket.AddressFamily(family), port)
-                await loop.sock_connect(sock, sockaddr)
-                break
-            except OSError as exc:
-                last = exc
-                if sock is not None:
-                    sock.close()
-                sock = None
-            except BaseException:
-                if sock is not None:
-                    sock.close()
-                raise
-        if sock is None:
-            detail = last.strerror or str(last) if last else "no address"
-            raise ServerConnectError(
-                f"cannot connect to the rdv server {server}: {detail}",
-                last.errno if last else None,
-            )
+        sock, agent = await server_socket(self.server, port, self.proxy)
+        return await self._finish_server_conn(sock, started, agent)
+
+    async def _finish_server_conn(
+        self, sock: socket.socket, started: float, proxy_agent: str | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
+        """TLS (for ``https://``) on a connected socket, then the ``ServerConnected`` event."""
+        server = self.server
         server_addr = Addr.from_sockaddr(sock.getpeername())
         ssl_context: ssl.SSLContext | None = None
         if server.tls:
@@ -383,6 +395,8 @@ class _Attempt:
                 self.clock() - started,
                 tls=ssl_object is not None,
                 tls_version=ssl_object.version() if ssl_object is not None else None,
+                proxy=str(self.proxy) if self.proxy is not None else None,
+                proxy_agent=proxy_agent or None,
             )
         )
         return reader, writer, server_addr
@@ -425,17 +439,6 @@ class _Attempt:
         else:
             return
         self.emit(ObservedAddrWarning(self.clock(), str(observed) if observed else None, message))
-
-
-def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:
-    """``getaddrinfo`` for an IP literal, without the resolver's thread hop (about 1 ms)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return []
-    if isinstance(ip, ipaddress.IPv4Address):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
-    return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
 
 
 async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:

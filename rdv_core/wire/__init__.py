@@ -8,6 +8,7 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._http1`: strict HTTP/1.1 heads, Go's pre-handler checks and error framing;
 - :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
 - :mod:`._lines`: the line layer after the upgrade (section 6);
+- :mod:`._proxy`: HTTP ``CONNECT`` proxies and the proxy environment (section 14);
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
   errors after the upgrade (sections 2 to 5).
 
@@ -97,6 +98,16 @@ from rdv_core.wire._names import (
     opposite,
     unescape_token,
 )
+from rdv_core.wire._proxy import (
+    NO_PROXY_WORD,
+    ProxyURL,
+    build_connect_request,
+    bypasses_proxy,
+    check_connect_status,
+    middlebox_hint,
+    parse_proxy_url,
+    proxy_for,
+)
 
 __all__ = [
     "ACCEPT",
@@ -109,6 +120,7 @@ __all__ = [
     "MAX_PEER_ADDRS",
     "MAX_SELF_ADDRS",
     "METHODS",
+    "NO_PROXY_WORD",
     "REASONS",
     "SINGLE_SPACES",
     "UPGRADE_PROTOCOL",
@@ -127,6 +139,7 @@ __all__ = [
     "Misdial",
     "Other",
     "ProtocolError",
+    "ProxyURL",
     "RdvRequest",
     "Reply",
     "RequestRejected",
@@ -134,6 +147,7 @@ __all__ = [
     "Upgrade",
     "allows_any_direct",
     "allows_direct",
+    "build_connect_request",
     "build_header_line",
     "build_http_error",
     "build_other",
@@ -142,7 +156,9 @@ __all__ = [
     "build_request",
     "build_upgrade_error",
     "build_upgrade_response",
+    "bypasses_proxy",
     "canonical_header_name",
+    "check_connect_status",
     "check_header_line",
     "check_http_request",
     "check_request",
@@ -151,12 +167,15 @@ __all__ = [
     "format_addr_list",
     "format_spaces",
     "http_version",
+    "middlebox_hint",
     "opposite",
     "parse_addr_list",
     "parse_command",
+    "parse_proxy_url",
     "parse_server_url",
     "parse_spaces",
     "peer_addrs_for",
+    "proxy_for",
     "reason_phrase",
     "request_path",
     "self_addrs",

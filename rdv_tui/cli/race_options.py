@@ -1,7 +1,7 @@
 """Race options shared by every command that opens an rdv conn (dial, accept, send, receive).
 
 ``--spaces``, ``--wait-p2p`` / ``--pick-first`` / ``--wait``, ``--timeout``, ``-H``,
-``-v`` and ``--events`` mean the same everywhere. Standard library
+``--proxy``, ``-v`` and ``--events`` mean the same everywhere. Standard library
 only at module level (building the ``rdv`` parser must stay fast); :func:`client_from_args`
 imports ``rdv_core`` when a command runs.
 """
@@ -73,6 +73,14 @@ def add_race_arguments(
         help="extra request header for the server, e.g. 'Authorization: Bearer x' (repeatable)",
     )
     group.add_argument(
+        "--proxy",
+        default=None,
+        metavar="URL",
+        help="reach the server through this HTTP proxy with CONNECT "
+        "(http://[user:password@]host[:port]), or 'none'; default: HTTPS_PROXY / HTTP_PROXY / "
+        "ALL_PROXY unless NO_PROXY matches the server",
+    )
+    group.add_argument(
         "-v", "--verbose", action="store_true", help="log the race on stderr, one line per event"
     )
     group.add_argument(
@@ -110,7 +118,22 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         if not colon or not name.strip():
             raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
         headers.append((name.strip(), value.strip()))
-    return {"spaces": spaces, "picker": picker, "headers": headers, "timeout": args.timeout}
+    proxy = getattr(args, "proxy", None)
+    if proxy is not None:
+        from rdv_core.wire import NO_PROXY_WORD, parse_proxy_url
+
+        if proxy.strip().lower() != NO_PROXY_WORD:
+            try:
+                parse_proxy_url(proxy)
+            except ValueError as exc:
+                raise UsageError(f"--proxy: {exc}") from exc
+    return {
+        "spaces": spaces,
+        "picker": picker,
+        "headers": headers,
+        "timeout": args.timeout,
+        "proxy": proxy,
+    }
 
 
 def client_from_args(args: argparse.Namespace, on_event: EventCallback | None) -> Client:
