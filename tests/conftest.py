@@ -17,7 +17,6 @@ from rdv_core.server._native import serve_native
 
 from tests.server_support import FRONTS, Env, running_server
 
-
 #: The proxy environment (docs/PROTOCOL.md section 14): a CI machine or a developer's shell
 #: may set it, and every test talks to servers on loopback or in its own namespaces.
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")

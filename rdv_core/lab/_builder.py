@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from rdv_core.lab._environments import egress_ruleset, host_ruleset
 from rdv_core.lab._netns import lab_ns_name
 from rdv_core.lab._spec import Firewall, LabSpec, NatKind, RouterSpec
 from rdv_core.wire import Addr, AddrError
@@ -156,8 +157,24 @@ def plan_lab(spec: LabSpec, *, owner_pid: int, number: int) -> LabPlan:
 
     plan.batches = _batches(plan)
     for router in spec.routers:
-        plan.nft[plan.ns(router.name)] = nft_ruleset(router, plan)
+        egress = egress_ruleset(router, _allowed_out(plan, router))
+        plan.nft[plan.ns(router.name)] = nft_ruleset(router, plan) + egress
+    for host in spec.hosts:
+        ruleset = host_ruleset(host)
+        if ruleset:
+            plan.nft[plan.ns(host.name)] = ruleset
     return plan
+
+
+def _allowed_out(plan: LabPlan, router: RouterSpec) -> list[str]:
+    """The addresses of the boxes named in ``router.allow_out``."""
+    found: list[str] = []
+    for name in router.allow_out or ():
+        addrs = NodeAddrs(SERVER4, SERVER6 if plan.spec.ipv6 else None)
+        if name != "srv":
+            addrs = plan.host_addrs[name]
+        found += [a for a in (addrs.v4, addrs.v6) if a]
+    return found
 
 
 def _addr_lines(dev: str, addrs: NodeAddrs, prefix4: int, prefix6: int) -> list[str]:

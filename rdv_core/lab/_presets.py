@@ -149,6 +149,40 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         expect="direct",
         why="the physics of cone-fw, one peer round trip (~100 ms) slower",
     ),
+    LabSpec(
+        name="host-fw-drop",
+        summary="A on a public address behind its own host firewall that drops inbound SYNs",
+        routers=(RouterSpec("rtrB", _PP, Firewall.DROP),),
+        hosts=(HostSpec("cliA", None, firewall=Firewall.DROP), HostSpec("cliB", "rtrB")),
+        expect="direct",
+        why="a stateful host firewall, like a NAT's, lets in the SYN that answers one the "
+        "host sent: B's early SYN is dropped, A's own dial to B opens the way",
+    ),
+    LabSpec(
+        name="host-fw-reject",
+        summary="A on a public address, its host firewall resets inbound SYNs; B cone + drop",
+        routers=(RouterSpec("rtrB", _PP, Firewall.DROP),),
+        hosts=(HostSpec("cliA", None, firewall=Firewall.REJECT), HostSpec("cliB", "rtrB")),
+        expect="direct",
+        why="B's early SYN is reset by A's firewall and the reset clears B's router mapping, "
+        "as in cone-rst; A's own SYN to B, or B's redial after A has dialed, gets through",
+    ),
+    LabSpec(
+        name="proxy-only",
+        summary="A's network lets nothing out but its HTTP proxy; rdv goes through CONNECT",
+        routers=(
+            RouterSpec("rtrA", _PP, Firewall.DROP, allow_out=("proxy",)),
+            RouterSpec("rtrB", _PP, Firewall.DROP),
+        ),
+        hosts=(
+            HostSpec("cliA", "rtrA", proxy="proxy"),
+            HostSpec("cliB", "rtrB"),
+            HostSpec("proxy", None, runs_proxy=True),
+        ),
+        expect="relay",
+        why="A's router drops every conn that is not to the proxy, so no direct SYN of either "
+        "side can pass it; the rdv conn, and so the relay, runs inside the proxy's tunnel",
+    ),
     _pair(
         "loss20",
         "cone-fw with 20% packet loss per router",

@@ -292,6 +292,7 @@ class LabRunner:
             events,
             "--timeout",
             str(RUN_TIMEOUT),
+            *self.lab.peer_args(role),
         )
         return self.lab.spawn(
             role,

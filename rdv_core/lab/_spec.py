@@ -106,20 +106,38 @@ class RouterSpec:
         nat: IPv4 translation kind.
         firewall: Treatment of unsolicited inbound packets (both families).
         impairment: Delay / jitter / loss per crossing.
+        allow_out: When set, the only boxes its LAN may reach through it (names of hosts
+            on the internet, or ``srv``); everything else from the LAN is dropped, as in an
+            office network whose only way out is its proxy (docs/LAB-NOTES.md section 11).
     """
 
     name: str
     nat: NatKind = NatKind.PORT_PRESERVING
     firewall: Firewall = Firewall.DROP
     impairment: Impairment = field(default_factory=Impairment)
+    allow_out: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class HostSpec:
-    """A machine: on a router's LAN, or directly on the simulated internet (``router=None``)."""
+    """A machine: on a router's LAN, or directly on the simulated internet (``router=None``).
+
+    Attributes:
+        name: Short name (also the namespace role).
+        router: The router whose LAN it is on (its default route), or None.
+        firewall: The host's own firewall for inbound TCP (a laptop firewall):
+            ``NONE`` accepts, ``DROP`` drops and ``REJECT`` resets every SYN that does not
+            belong to a connection the host started (stateful, like the routers').
+        proxy: Name of a host running an HTTP proxy (``runs_proxy``) that this host's rdv
+            reaches the server through (``--proxy``).
+        runs_proxy: Run a real HTTP ``CONNECT`` proxy (tinyproxy) on port 3128 here.
+    """
 
     name: str
     router: str | None = None
+    firewall: Firewall = Firewall.NONE
+    proxy: str | None = None
+    runs_proxy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +185,7 @@ class LabSpec:
             if h.router is not None and h.router not in routers:
                 raise LabSpecError(f"{self.name}: host {h.name} is behind unknown {h.router}")
         hosts = {h.name for h in self.hosts}
+        _check_environment(self, hosts)
         for role in (self.dialer, self.accepter):
             if role not in hosts:
                 raise LabSpecError(f"{self.name}: peer {role} is not a host of the lab")
@@ -202,3 +221,17 @@ class LabSpec:
             for r in self.routers
         )
         return dataclasses.replace(self, routers=routers)
+
+
+def _check_environment(spec: LabSpec, hosts: set[str]) -> None:
+    """The cross-references of proxies and egress allow lists name real boxes."""
+    proxies = {h.name for h in spec.hosts if h.runs_proxy}
+    for h in spec.hosts:
+        if h.runs_proxy and h.router is not None:
+            raise LabSpecError(f"{spec.name}: proxy host {h.name} must be on the internet")
+        if h.proxy is not None and h.proxy not in proxies:
+            raise LabSpecError(f"{spec.name}: {h.name} uses {h.proxy!r}, which runs no proxy")
+    for r in spec.routers:
+        for name in r.allow_out or ():
+            if name != "srv" and name not in hosts:
+                raise LabSpecError(f"{spec.name}: {r.name} allows out to unknown {name!r}")
