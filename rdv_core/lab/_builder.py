@@ -26,6 +26,14 @@ from typing import Final
 from rdv_core.lab._environments import egress_ruleset, host_ruleset
 from rdv_core.lab._netns import lab_ns_name
 from rdv_core.lab._spec import Firewall, LabSpec, NatKind, RouterSpec
+from rdv_core.lab._topologies import (
+    Uplink,
+    behind_nat64,
+    extra_batch_lines,
+    extra_nft,
+    nat64_address,
+    plan_extras,
+)
 from rdv_core.wire import Addr, AddrError
 
 INET4_PREFIX: Final = "203.0.113"
@@ -71,6 +79,7 @@ class LabPlan:
         batches: namespace -> ``ip -batch`` script, applied in ``namespaces`` order.
         sysctls: namespace -> sysctl values, written before any interface exists.
         nft: router namespace -> nft ruleset.
+        uplinks: host -> its extra uplinks (:mod:`rdv_core.lab._topologies`).
     """
 
     spec: LabSpec
@@ -83,6 +92,7 @@ class LabPlan:
     batches: dict[str, str] = field(default_factory=dict)
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
     nft: dict[str, str] = field(default_factory=dict)
+    uplinks: dict[str, list[Uplink]] = field(default_factory=dict)
 
     @property
     def server_addr(self) -> str:
@@ -93,6 +103,12 @@ class LabPlan:
     def server_url(self) -> str:
         """The URL clients use."""
         return f"http://{self.server_addr}"
+
+    def server_url_for(self, role: str) -> str:
+        """The URL host ``role`` uses: through NAT64 (as DNS64 would give it) when IPv6-only."""
+        if behind_nat64(self, self.spec.host(role)):
+            return f"http://[{nat64_address(SERVER4)}]:{SERVER_PORT}"
+        return self.server_url
 
     def ns(self, role: str) -> str:
         """The namespace of ``role`` (``inet``, ``srv``, a router or a host name)."""
@@ -107,6 +123,10 @@ class LabPlan:
         for name, a in self.host_addrs.items():
             if ip in (a.v4, a.v6):
                 return name
+        for name, ups in self.uplinks.items():
+            for up in ups:
+                if ip in (up.v4, up.v6):
+                    return f"{name} {up.dev}"
         for name, a in self.router_wan.items():
             if ip in (a.v4, a.v6):
                 return f"{name} wan"
@@ -155,6 +175,7 @@ def plan_lab(spec: LabSpec, *, owner_pid: int, number: int) -> LabPlan:
                 values["net.ipv6.conf.all.forwarding"] = "1"
         plan.sysctls[ns] = values
 
+    plan_extras(plan)
     plan.batches = _batches(plan)
     for router in spec.routers:
         egress = egress_ruleset(router, _allowed_out(plan, router))
@@ -163,6 +184,8 @@ def plan_lab(spec: LabSpec, *, owner_pid: int, number: int) -> LabPlan:
         ruleset = host_ruleset(host)
         if ruleset:
             plan.nft[plan.ns(host.name)] = ruleset
+    for ns, ruleset in extra_nft(plan).items():
+        plan.nft[ns] = plan.nft.get(ns, "") + ruleset
     return plan
 
 
@@ -246,6 +269,7 @@ def _batches(plan: LabPlan) -> dict[str, str]:
             lines += [f"route add default via {gw.v4}"]
             if gw.v6:
                 lines += [f"route add ::/0 via {gw.v6}"]
+    extra_batch_lines(plan, out)
     return {ns: "\n".join(lines) + "\n" for ns, lines in out.items()}
 
 

@@ -36,11 +36,12 @@ from rdv_core.lab._builder import (
     plan_lab,
     queue_rules,
 )
-from rdv_core.lab._environments import LAB_NETWORKS, PROXY_PORT, tinyproxy_config
+from rdv_core.lab._environments import PROXY_PORT
 from rdv_core.lab._isolate import is_isolated, owner_pid
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._nfqueue import Delayer
 from rdv_core.lab._probe import probe
+from rdv_core.lab._services import start_services
 from rdv_core.lab._spec import LabSpec, RouterSpec
 
 log = logging.getLogger("rdv.lab")
@@ -152,9 +153,7 @@ class Lab:
         for ns, ruleset in plan.nft.items():
             netns.run(["nft", "-f", "-"], ns=ns, input_text=ruleset)
         self._apply_impairment(caps.netem, caps.nfqueue)
-        for host in self.spec.hosts:
-            if host.runs_proxy:
-                self._start_proxy(host.name)
+        start_services(self)
         self.build_s = time.monotonic() - started
         log.info("lab %s built in %.0f ms", self.spec.name, self.build_s * 1000)
 
@@ -307,39 +306,6 @@ class Lab:
                 time.sleep(0.02)
         self._server = proc
         return proc
-
-    def _start_proxy(self, role: str, timeout: float = 5.0) -> None:
-        """Run tinyproxy in ``role`` (docs/LAB-NOTES.md section 11) and wait until it listens."""
-        binary = shutil.which("tinyproxy")
-        if binary is None:
-            raise LabError(f"lab {self.spec.name} needs tinyproxy (apt-get install tinyproxy)")
-        addr = self.plan.host_addrs[role].v4
-        conf = os.path.join(self.workdir, f"{role}-tinyproxy.conf")
-        with open(conf, "w") as f:
-            f.write(
-                tinyproxy_config(
-                    addr, os.path.join(self.workdir, f"{role}-tinyproxy.log"), LAB_NETWORKS
-                )
-            )
-        proc = self.spawn(
-            role,
-            [binary, "-d", "-c", conf],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log_file(f"{role}-tinyproxy.stderr"),
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.connect(role, (addr, PROXY_PORT), timeout=0.5).close()
-                return
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise LabError(
-                        f"tinyproxy in {role} did not listen: "
-                        f"{tail(os.path.join(self.workdir, f'{role}-tinyproxy.stderr'))}"
-                    ) from None
-                time.sleep(0.02)
 
     def peer_args(self, role: str) -> list[str]:
         """The extra rdv options the host ``role`` needs in this lab (``--proxy``)."""

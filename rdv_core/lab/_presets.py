@@ -184,6 +184,43 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         "side can pass it; the rdv conn, and so the relay, runs inside the proxy's tunnel",
     ),
     _pair(
+        "nat64",
+        "A IPv6-only behind NAT64 (tayga, 2001:db8:64::/96); the server and B IPv4-only",
+        RouterSpec("rtrA", NatKind.NAT64, Firewall.DROP),
+        RouterSpec("rtrB", _PP, Firewall.DROP),
+        expect="direct",
+        why="A reaches every IPv4 address through the NAT64 prefix, the translation keeps "
+        "ports and its masquerade behaves like a cone NAT: A's SYNs to B's synthesized "
+        "address and B's SYNs to A's observed address meet as in cone-fw",
+    ),
+    LabSpec(
+        name="two-uplinks",
+        summary="A on wifi (default route, lets out only the server) and LTE (cone NAT); B public",
+        routers=(
+            RouterSpec("rtrA", _PP, Firewall.DROP, allow_out=("srv",)),
+            RouterSpec("rtrL", _PP, Firewall.DROP),
+        ),
+        hosts=(HostSpec("cliA", "rtrA", uplinks=("rtrL",)), HostSpec("cliB", None)),
+        expect="direct",
+        why="the default route's network blocks direct conns, the second uplink does not: "
+        "a dial bound to the LTE interface reaches B",
+    ),
+    LabSpec(
+        name="vpn",
+        summary="A's default route goes through a VPN tunnel (TUN over UDP) that NATs out; "
+        "B cone + drop",
+        routers=(RouterSpec("rtrA", _PP, Firewall.DROP), RouterSpec("rtrB", _PP, Firewall.DROP)),
+        hosts=(
+            HostSpec("cliA", "rtrA", vpn="vpn"),
+            HostSpec("cliB", "rtrB"),
+            HostSpec("vpn", None, runs_vpn=True),
+        ),
+        expect="direct",
+        why="the concentrator's NAT keeps ports and filters like a home router, so the "
+        "server sees the tunnel's public side and the simultaneous open works through it; "
+        "the tunnel address 10.8.0.2 is private and unreachable for B",
+    ),
+    _pair(
         "loss20",
         "cone-fw with 20% packet loss per router",
         *_both(_PP, Firewall.DROP, Impairment(loss=0.2)),

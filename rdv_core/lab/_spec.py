@@ -39,6 +39,9 @@ class NatKind(enum.StrEnum):
     RANDOM_PORT = "random-port"
     #: No translation (IPv6 is never translated; IPv4 then needs routable LAN addresses).
     NONE = "none"
+    #: An IPv6-only LAN behind NAT64 (tayga, prefix ``2001:db8:64::/96``) and a
+    #: port-preserving masquerade of the translated IPv4 (docs/LAB-NOTES.md section 11).
+    NAT64 = "nat64"
 
 
 class Firewall(enum.StrEnum):
@@ -131,6 +134,11 @@ class HostSpec:
         proxy: Name of a host running an HTTP proxy (``runs_proxy``) that this host's rdv
             reaches the server through (``--proxy``).
         runs_proxy: Run a real HTTP ``CONNECT`` proxy (tinyproxy) on port 3128 here.
+        uplinks: More routers whose LANs this host is also on (``eth1``, ...), each with a
+            default route of a higher metric than ``router``'s (a laptop on wifi and LTE).
+        vpn: Name of a host running a VPN concentrator (``runs_vpn``): this host's default
+            route goes through a user-space tunnel (a TUN device over UDP) to it.
+        runs_vpn: Be a VPN concentrator: the far end of the tunnels, NATing them out.
     """
 
     name: str
@@ -138,6 +146,9 @@ class HostSpec:
     firewall: Firewall = Firewall.NONE
     proxy: str | None = None
     runs_proxy: bool = False
+    uplinks: tuple[str, ...] = ()
+    vpn: str | None = None
+    runs_vpn: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +237,23 @@ class LabSpec:
 def _check_environment(spec: LabSpec, hosts: set[str]) -> None:
     """The cross-references of proxies and egress allow lists name real boxes."""
     proxies = {h.name for h in spec.hosts if h.runs_proxy}
+    vpns = {h.name for h in spec.hosts if h.runs_vpn}
+    nat64 = {r.name for r in spec.routers if r.nat == NatKind.NAT64}
+    routers = {r.name for r in spec.routers}
     for h in spec.hosts:
-        if h.runs_proxy and h.router is not None:
-            raise LabSpecError(f"{spec.name}: proxy host {h.name} must be on the internet")
+        if (h.runs_proxy or h.runs_vpn) and h.router is not None:
+            raise LabSpecError(f"{spec.name}: service host {h.name} must be on the internet")
         if h.proxy is not None and h.proxy not in proxies:
             raise LabSpecError(f"{spec.name}: {h.name} uses {h.proxy!r}, which runs no proxy")
+        if h.vpn is not None and (h.vpn not in vpns or h.router is None):
+            raise LabSpecError(f"{spec.name}: {h.name} needs a LAN and a VPN host, not {h.vpn!r}")
+        for u in h.uplinks:
+            if u not in routers or u == h.router or h.router is None:
+                raise LabSpecError(f"{spec.name}: {h.name} has a bad uplink {u!r}")
+            if u in nat64 or h.router in nat64:
+                raise LabSpecError(f"{spec.name}: {h.name}: no extra uplinks behind NAT64")
+        if h.router in nat64 and (h.vpn is not None or h.proxy is not None):
+            raise LabSpecError(f"{spec.name}: {h.name}: NAT64 hosts use neither VPN nor proxy")
     for r in spec.routers:
         for name in r.allow_out or ():
             if name != "srv" and name not in hosts:
