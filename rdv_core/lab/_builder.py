@@ -32,6 +32,7 @@ from rdv_core.lab._topologies import (
     extra_batch_lines,
     extra_nft,
     nat64_address,
+    nat64_embedded,
     plan_extras,
 )
 from rdv_core.wire import Addr, AddrError
@@ -120,6 +121,9 @@ class LabPlan:
             ip = str(Addr.parse(addr).unmapped().ip)
         except AddrError:
             ip = addr
+        embedded = nat64_embedded(ip)
+        if embedded is not None:
+            return f"{self.describe_addr(embedded)} via NAT64"
         for name, a in self.host_addrs.items():
             if ip in (a.v4, a.v6):
                 return name

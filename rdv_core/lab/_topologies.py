@@ -60,6 +60,17 @@ def nat64_address(v4: str) -> str:
     return str(ipaddress.IPv6Address(int(net.network_address) | int(ipaddress.IPv4Address(v4))))
 
 
+def nat64_embedded(ip: str) -> str | None:
+    """The IPv4 address inside a lab NAT64 address, or None for any other address."""
+    try:
+        v6 = ipaddress.IPv6Address(ip)
+    except ValueError:
+        return None
+    if v6 not in ipaddress.IPv6Network(NAT64_PREFIX):
+        return None
+    return str(ipaddress.IPv4Address(int(v6) & 0xFFFFFFFF))
+
+
 def behind_nat64(plan: LabPlan, host: HostSpec) -> bool:
     """True when ``host`` sits on a NAT64 router's IPv6-only LAN."""
     return host.router is not None and plan.spec.router(host.router).nat == NatKind.NAT64
