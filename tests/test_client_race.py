@@ -82,6 +82,26 @@ async def test_p2p_pick_with_default_picker(url: str) -> None:
             assert "EADDRNOTAVAIL" in skipped.reason
 
 
+def _ends_of_relay(events: list[Event]) -> list[str]:
+    """The event types that closed the relay candidate's story, in order."""
+    relay = of(events, RelayReady)[0].candidate
+    ends = (Discarded, CandidateFailed, Picked)
+    return [type(e).__name__ for e in events if isinstance(e, ends) and e.candidate == relay]
+
+
+async def test_the_relay_candidate_always_ends_with_an_event(url: str) -> None:
+    # A direct conn wins; on both sides the relay candidate ends with Discarded, also on
+    # the accepter, whose relay read is cancelled when CONTINUE arrives directly first.
+    for i in range(6):
+        d_events: list[Event] = []
+        a_events: list[Event] = []
+        d, a = await pair(url, client(d_events), client(a_events), token=f"ends-{i}")
+        async with d, a:
+            assert not d.is_relay
+        assert _ends_of_relay(d_events) == ["Discarded"]
+        assert _ends_of_relay(a_events) == ["Discarded"]
+
+
 async def test_p2p_either_arrival_order(url: str) -> None:
     for accept_first in (False, True):
         d, a = await pair(

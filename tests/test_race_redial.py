@@ -16,11 +16,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from rdv_core.client._budget import BudgetPolicy, SynBudget
 from rdv_core.client._dialer import (
-    BURST_MAX_DIALS,
-    BURST_WINDOW,
     LOCAL_RETRY_INTERVAL,
-    RETRY_INTERVAL,
+    PACE_GROWTH,
+    PACE_MAX,
+    PACE_START,
     STALL_FACTOR,
     STALL_FLOOR,
     SynLost,
@@ -72,23 +73,31 @@ def full_listener() -> Iterator[tuple[int, list[socket.socket]]]:
             s.close()
 
 
-def test_redial_pause_bursts_only_public_candidates_early() -> None:
-    assert redial_pause(PUBLIC, 1, 0.0, 0.00003) == 0.0
-    assert redial_pause(PUBLIC, BURST_MAX_DIALS - 1, BURST_WINDOW - 0.01, 0.0) == 0.0
-    # After the window or the dial cap: the slow cadence, minus what the dial took.
-    assert redial_pause(PUBLIC, 10, BURST_WINDOW, 0.03) == pytest.approx(RETRY_INTERVAL - 0.03)
-    assert redial_pause(PUBLIC, BURST_MAX_DIALS, 0.1, 0.0) == RETRY_INTERVAL
-    assert redial_pause(PUBLIC, 10, 5.0, 1.0) == 0.0
-    # Non-public candidates never burst.
-    assert redial_pause(PRIVATE, 1, 0.0, 0.0) == LOCAL_RETRY_INTERVAL
+def test_paced_redials_grow_geometrically_and_are_capped() -> None:
+    assert redial_pause(PUBLIC, 0) == PACE_START
+    assert redial_pause(PUBLIC, 3) == pytest.approx(PACE_START * PACE_GROWTH**3)
+    assert redial_pause(PUBLIC, 1000) == PACE_MAX
+    # Non-public candidates start slower.
+    assert redial_pause(PRIVATE, 0) == LOCAL_RETRY_INTERVAL
+    # The first second holds a dozen paced redials, not thousands.
+    elapsed, count = 0.0, 0
+    while elapsed + redial_pause(PUBLIC, count) < 1.0:
+        elapsed += redial_pause(PUBLIC, count)
+        count += 1
+    assert 10 <= count <= 16
 
 
-def test_stall_timeout_scales_with_rtt_and_backs_off() -> None:
+def test_stall_timeout_fits_the_path_to_the_peer() -> None:
     assert stall_timeout(PRIVATE, 0.001, 0) is None
-    assert stall_timeout(PUBLIC, None, 0) is None
-    assert stall_timeout(PUBLIC, 0.00003, 0) == STALL_FLOOR
-    assert stall_timeout(PUBLIC, 0.05, 0) == pytest.approx(STALL_FACTOR * 0.05)
-    assert stall_timeout(PUBLIC, 0.05, 3) == pytest.approx(8 * STALL_FACTOR * 0.05)
+    # A router that refuses us from 0.1 ms away says nothing about the peer behind it:
+    # the floor holds for near servers, and without any RTT at all.
+    assert stall_timeout(PUBLIC, None, 0) == STALL_FLOOR
+    assert stall_timeout(PUBLIC, 0.0001, 0) == STALL_FLOOR
+    assert stall_timeout(PUBLIC, 0.2, 0) == pytest.approx(STALL_FACTOR * 0.2)
+    assert stall_timeout(PUBLIC, 0.2, 3) == pytest.approx(8 * STALL_FACTOR * 0.2)
+    # The topology: the peer 20 ms behind an RST router 0.1 ms from us; its
+    # SYN-ACK comes about 40 ms after our SYN, long before we would give up.
+    assert STALL_FLOOR > 0.2
 
 
 def port_bound_socket() -> socket.socket:
@@ -123,24 +132,28 @@ async def test_connect_reports_a_refusal_and_the_socket_dials_again(closed_port:
 
 
 @linux_only
-async def test_redial_burst_counts_refusals_and_respects_its_caps(closed_port: int) -> None:
+async def test_redial_burst_counts_refusals_and_respects_the_budget(closed_port: int) -> None:
     sock = port_bound_socket()
     local = sock.getsockname()
+    budget = SynBudget(BudgetPolicy(per_addr=40, per_attempt=40, burst=25))
+    cand = budget.for_addr(Addr.parse(f"127.0.0.1:{closed_port}"))
     try:
         with pytest.raises(OSError) as info:
             await connect(sock, ("127.0.0.1", closed_port))
         assert can_redial(info.value)
-        assert redial_burst(sock, ("127.0.0.1", closed_port), 1.0, 25) == 25
-        started = time.monotonic()
-        refused = redial_burst(sock, ("127.0.0.1", closed_port), 0.02, 10**9)
-        assert 0 < refused < 10**9
-        assert time.monotonic() - started < 0.5
+        refused, code = redial_burst(sock, ("127.0.0.1", closed_port), 1.0, cand)
+        assert (refused, code) == (25, errno.ECONNREFUSED)
+        assert cand.sent == cand.booked == budget.booked == 25
+        # The burst is spent: no more back-to-back dials in this attempt.
+        assert redial_burst(sock, ("127.0.0.1", closed_port), 1.0, cand) == (0, errno.ECONNREFUSED)
         # The socket is still usable afterwards.
         listener = socket.create_server(("127.0.0.1", closed_port))
         try:
-            assert redial_burst(sock, ("127.0.0.1", closed_port), 1.0, 25) == 0
+            assert cand.reserve()
             await connect(sock, ("127.0.0.1", closed_port))
+            cand.settle(0.001)
             assert sock.getsockname() == local
+            assert cand.booked == 26
         finally:
             listener.close()
     finally:

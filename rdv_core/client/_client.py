@@ -25,6 +25,7 @@ import ssl
 from collections.abc import Sequence
 from typing import Final
 
+from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
 from rdv_core.client._pickers import Picker, WaitForP2P
@@ -141,6 +142,9 @@ class Client:
             (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``, as curl does;
             docs/PROTOCOL.md section 14).
         trust_env: Read the proxy environment when ``proxy`` is None.
+        syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
+            README "NAT lab"). Addresses that never connect get less in this client's
+            later attempts (:attr:`syn_history`).
     """
 
     def __init__(
@@ -153,6 +157,7 @@ class Client:
         on_event: EventCallback | None = None,
         proxy: str | None = None,
         trust_env: bool = True,
+        syn_budget: BudgetPolicy | None = None,
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
@@ -164,6 +169,9 @@ class Client:
         self.ssl_context = ssl_context
         self.headers = tuple(headers)
         self.on_event = on_event
+        self.syn_budget = syn_budget or BudgetPolicy()
+        #: What this client's attempts learnt about the addresses they dialled.
+        self.syn_history = AddressHistory()
 
     async def dial(self, url: str, token: str) -> Conn:
         """Connect to the peer that accepts ``token`` at the server ``url`` (we pick).
@@ -338,6 +346,7 @@ class _Attempt:
                 clock=self.clock,
                 emit=self.emit,
                 new_id=self.new_id,
+                budget=SynBudget(client.syn_budget, client.syn_history),
             )
             handed_over = True
             winner = await race.run()

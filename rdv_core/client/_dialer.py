@@ -2,22 +2,23 @@
 
 The race (:mod:`rdv_core.client._race`) dials every enabled peer candidate at once, each from
 its own socket bound to P; this module is one such dial. Where we do better than the
-reference (measured in the NAT lab, docs/LAB-NOTES.md sections 7 and 8):
+reference (measured in the NAT lab, docs/LAB-NOTES.md sections 7, 8 and 11):
 
-* A dial to a public address that is refused or reset is redialled at once, in a
-  tight burst for the first :data:`BURST_WINDOW` (at most :data:`BURST_MAX_DIALS`
-  dials), then every :data:`RETRY_INTERVAL`, until the race ends. Home routers answer
-  a SYN that arrives before their own mapping exists with an RST, and that RST also
-  erases the sender's mapping: the peer's SYN only gets through our NAT while one of
-  our SYNs is in flight. A one-shot dial makes that a timing lottery; keeping a SYN
-  in flight most of the time draws again and again (numbers above
-  :data:`BURST_WINDOW`). A refusal that is already there when ``connect()`` returns
-  costs no trip through the event loop, and on Linux the socket is reused.
+* A dial to a public address that is refused (RST, ICMP port unreachable) is dialled
+  again: at once for the first :attr:`~rdv_core.client._budget.BudgetPolicy.burst` dials,
+  then after pauses that grow by :data:`PACE_GROWTH` from :data:`PACE_START`. Home
+  routers answer a SYN that arrives before their own mapping exists with an RST, and
+  that RST also erases the sender's mapping: the peer's SYN gets through our NAT only
+  while one of our SYNs is in flight, or once the peer's own SYN has opened its router.
+  Every SYN is drawn from the attempt's :mod:`~rdv_core.client._budget` first: no
+  address list makes us send more than a few tens of SYNs anywhere.
 * A dial that got the peer's SYN (half-open simultaneous open) is never closed and
   restarted: closing it sends an RST that kills that conn. Only a SYN that got no
-  answer at all within :data:`STALL_FACTOR` round trips (Linux ``SYN_SENT``; closing
-  it sends nothing) is given up and sent again, instead of waiting a whole second for
-  the kernel's retransmission (:func:`stall_timeout`).
+  answer at all (Linux ``SYN_SENT``; closing it sends nothing) is given up and sent
+  again, and only after :func:`stall_timeout`: a time that fits the path to the *peer*
+  (our RTT to the server, and a floor for the peer's side of the path), never the
+  round trip to whatever router refused us, which may sit right next to us while the
+  peer is far behind it.
 * ``EADDRNOTAVAIL`` from ``connect()`` means the 4-tuple is already in use, i.e. the
   peer's SYN already reached our listener: that conn surfaces from ``accept()``, so
   the candidate is not a failure.
@@ -34,6 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from rdv_core.client._budget import CandidateBudget, limit_kernel_retries
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
 from rdv_core.client._sockets import bound_socket, family_of
@@ -50,32 +52,31 @@ from rdv_core.events import (
 )
 from rdv_core.wire import Addr, AddrSpace
 
-# ----- redialling a public candidate that refuses or resets us
+# ----- redialling a public candidate that refuses us
 #
 # Why: a home router answers a SYN that arrives before its own side's SYN passed it
 # with an RST, and that RST erases the sender's fresh NAT mapping on its way back.
 # So the peer's SYN gets through our NAT only while one of our SYNs is in flight
-# between the routers: the two SYNs must cross (docs/LAB-NOTES.md section 5).
-# Redialling as soon as each RST arrives keeps a SYN in flight nearly all the time;
-# the constants below are what won in the NAT lab's ``cone-rst`` and ``cone-reject``
-# (docs/LAB-NOTES.md sections 7 and 8: one-shot and slow redials 0-12/20, these
-# 19-20/20).
+# between the routers (docs/LAB-NOTES.md section 5), or, where the peer's router drops
+# or ICMP-rejects instead, once the peer's SYN has opened the peer's router for good.
+# The burst covers the first case at zero delay; the paced redials cover the second,
+# at any distance, with few SYNs (docs/LAB-NOTES.md section 11).
 
-#: For how long after its first dial a public candidate that refuses or resets us is
-#: redialled at once, without sleeping. One second is how long the default picker
-#: (wait-for-p2p 1 s) waits for a direct conn anyway; later dials keep
-#: :data:`RETRY_INTERVAL`. A tight loop only happens when the RST comes back within
-#: microseconds (the far end is next door); at a real round-trip time RTT the burst
-#: sends one SYN per RTT, i.e. at most ``BURST_WINDOW / RTT`` SYNs (50 at 20 ms).
-BURST_WINDOW: Final = 1.0
+#: The first pause between two dials of a public candidate once its burst is spent.
+#: Each later pause is :data:`PACE_GROWTH` times longer: 2, 3, 4.5, ... ms, so redials
+#: come at 2, 5, 9.5, 16, 26, 41, 64, 98, 150, 230, 350, 530, 800 ms after the burst, 13
+#: SYNs in the first second. A peer whose SYN opens its router at time T (its distance
+#: to its router, plus the start-up difference of the two peers) is reached by the
+#: first redial after T: at most 1.5 T + 2 ms, whatever T is (docs/LAB-NOTES.md
+#: section 11: 20 ms one way behind an RST router, 10/10 direct in about 80 ms).
+PACE_START: Final = 0.002
 
-#: The most dials of one candidate inside :data:`BURST_WINDOW`: bounds the SYNs we
-#: send to a near host that keeps resetting us; a lower cap cost runs in the lab, where
-#: a burst reaches 10000-20000 dials per second (docs/LAB-NOTES.md section 8).
-#: In all, one candidate gets at most ``min(BURST_MAX_DIALS, BURST_WINDOW / RTT)``
-#: SYNs in the first second, then one per :data:`RETRY_INTERVAL` while the race
-#: lasts (the dialer's picker ends it; the accepter stops when the relay closes).
-BURST_MAX_DIALS: Final = 20000
+#: Growth of the pause between paced redials: the geometric schedule bounds the SYNs
+#: per second (at most ``1 / pause``) and the delay added to a connect (50 %).
+PACE_GROWTH: Final = 1.5
+
+#: The longest pause between two redials of one candidate.
+PACE_MAX: Final = 2.0
 
 #: How long :func:`redial_burst` may redial without yielding to the event loop.
 #: Skipping the loop between dials doubled the lab's burst rate (docs/LAB-NOTES.md
@@ -83,27 +84,28 @@ BURST_MAX_DIALS: Final = 20000
 #: no more than that.
 BURST_SLICE: Final = 0.001
 
-#: Shortest time between two dials of a public candidate after the burst: the slow,
-#: cheap cadence of a long wait (``--wait-p2p`` beyond one second, the accepter).
-RETRY_INTERVAL: Final = 0.1
-
-#: The same for non-public candidates (private, link-local, loopback), always. No NAT
-#: stands between us and such an address, so a reset there means that host has
+#: The first pause between two dials of a non-public candidate (private, link-local,
+#: loopback), which never bursts; later pauses grow by :data:`PACE_GROWTH`. No NAT
+#: stands between us and such an address, so a refusal there means that host has
 #: nothing on that port (often another LAN's private address that happens to exist
 #: here too): a slow redial still catches a peer that starts listening late without
 #: hammering a neighbour's printer.
 LOCAL_RETRY_INTERVAL: Final = 0.1
 
 #: A SYN to a public candidate still without any answer after this many round-trip
-#: times (see :func:`stall_timeout`) was dropped on the way. The kernel would only
-#: retransmit it after a whole second, when the default picker has given up; a
-#: socket still in ``SYN_SENT`` has not seen the peer's SYN, so closing it sends
-#: nothing and kills no half-open conn. Twenty RTTs leave ample room for jitter.
-STALL_FACTOR: Final = 20
+#: times of our server conn (see :func:`stall_timeout`) was dropped on the way. The
+#: peer's SYN-ACK comes one round trip *to the peer* after our SYN, and that path is
+#: at most about our way to the server plus the peer's: eight of our round trips leave
+#: room for a peer up to seven times farther from the server than we are.
+STALL_FACTOR: Final = 8
 
-#: ... but never before this many seconds: the floor for near-zero RTTs (LANs, the
-#: lab). 5 ms connects sooner than 20 ms (docs/LAB-NOTES.md section 8).
-STALL_FLOOR: Final = 0.005
+#: ... but never before this many seconds: the peer's own distance, which we do not
+#: know. 300 ms covers a peer up to about 250 ms round trip from the server even when
+#: we sit next to it (the lab's slowest cell: 200 ms, docs/LAB-NOTES.md section 11).
+#: The kernel would retransmit only after a whole second (when the default picker
+#: gives up); giving up a SYN that might still be answered is worse, since the
+#: answer then meets a new socket and is reset.
+STALL_FLOOR: Final = 0.3
 
 #: At most one ``DialRetried`` event per candidate per this many seconds (after the
 #: first two): fast redials would otherwise flood logs and UIs. ``attempt`` carries
@@ -116,8 +118,9 @@ _IN_FLIGHT: Final = frozenset({errno_codes.EINPROGRESS, errno_codes.EALREADY, er
 #: What ``connect()`` says when the far end refused or reset our SYN.
 _REFUSED_ERRNOS: Final = frozenset({errno_codes.ECONNREFUSED, errno_codes.ECONNRESET})
 
-#: Errnos that mean "nobody there yet": worth redialling (see the module docstring).
-_RETRYABLE: Final[frozenset[FailReason]] = frozenset({"refused", "reset"})
+#: Reasons that mean "nobody there yet": worth redialling (see the module docstring).
+#: ``timeout`` is the kernel giving up our SYN (``TCP_SYNCNT``, :mod:`._budget`).
+_RETRYABLE: Final[frozenset[FailReason]] = frozenset({"refused", "reset", "timeout"})
 
 
 def is_behind_nat(addr: Addr) -> bool:
@@ -125,25 +128,21 @@ def is_behind_nat(addr: Addr) -> bool:
     return addr.space in (AddrSpace.PUBLIC4, AddrSpace.PUBLIC6)
 
 
-def retry_interval(addr: Addr) -> float:
-    """The shortest time between two dials of ``addr`` after a refusal or a reset (no burst)."""
-    return RETRY_INTERVAL if is_behind_nat(addr) else LOCAL_RETRY_INTERVAL
-
-
 def stall_timeout(addr: Addr, rtt: float | None, lost: int) -> float | None:
     """After how long an unanswered SYN to ``addr`` is given up (None: the kernel decides).
 
     Args:
         addr: the candidate (only public ones, behind NATs, are concerned).
-        rtt: the quickest refusal of ``addr`` so far, else the round-trip time of our
-            server conn, else None.
+        rtt: the round-trip time of our server conn (:func:`link_rtt`), if known. Never
+            the time a refusal took: the router that refuses may be next to us while the
+            peer sits far behind it (docs/LAB-NOTES.md section 11).
         lost: how many SYNs to ``addr`` were given up already: each doubles the wait,
             like TCP's own retransmission backoff, so a path far slower than the hint
             still connects after a few tries.
     """
-    if rtt is None or not is_behind_nat(addr):
+    if not is_behind_nat(addr):
         return None
-    return float(max(STALL_FLOOR, STALL_FACTOR * rtt) * (1 << min(lost, 16)))
+    return float(max(STALL_FLOOR, STALL_FACTOR * (rtt or 0.0)) * (1 << min(lost, 16)))
 
 
 def link_rtt(link: Link | None) -> float | None:
@@ -157,21 +156,15 @@ def link_rtt(link: Link | None) -> float | None:
     return tcp_rtt(link.writer.get_extra_info("socket")) or None
 
 
-def redial_pause(addr: Addr, dials: int, since_first: float, last_took: float) -> float:
-    """How long to wait before dialling ``addr`` again after a refusal or a reset.
-
-    Zero during the burst (public candidates, first :data:`BURST_WINDOW` seconds, at
-    most :data:`BURST_MAX_DIALS` dials), else what is left of :func:`retry_interval`.
+def redial_pause(addr: Addr, paced: int) -> float:
+    """How long to wait before the next paced redial of ``addr`` after a refusal.
 
     Args:
         addr: the candidate.
-        dials: how many times it was dialled so far.
-        since_first: seconds since its first dial started.
-        last_took: seconds the last dial took (from ``connect()`` to the error).
+        paced: how many paced (not burst) redials it had so far.
     """
-    if is_behind_nat(addr) and dials < BURST_MAX_DIALS and since_first < BURST_WINDOW:
-        return 0.0
-    return max(0.0, retry_interval(addr) - last_took)
+    first = PACE_START if is_behind_nat(addr) else LOCAL_RETRY_INTERVAL
+    return float(min(PACE_MAX, first * PACE_GROWTH ** min(paced, 64)))
 
 
 class SynLost(TimeoutError):
@@ -217,39 +210,45 @@ async def connect(sock: socket.socket, sockaddr: Any, *, stall_after: float | No
         raise OSError(code, f"connect to {sockaddr!r} failed: {os.strerror(code)}")
 
 
-def redial_burst(sock: socket.socket, sockaddr: Any, seconds: float, max_dials: int) -> int:
-    """Redial at once, without yielding, while each dial is refused or reset on the spot.
+def redial_burst(
+    sock: socket.socket, sockaddr: Any, seconds: float, budget: CandidateBudget
+) -> tuple[int, int]:
+    """Redial at once, without yielding, while each dial is refused on the spot.
 
     At zero delay our NAT mapping lives only for the microseconds our SYN takes from our
     router to the peer's and back as an RST; the peer's SYN must cross ours inside that
-    window, so what counts is how many SYNs both sides send per second of CPU. Skipping
-    the event loop between dials roughly doubles that (see :data:`BURST_SLICE`).
+    window, so both peers' bursts must overlap. Skipping the event loop between dials
+    roughly doubles the dials per second (see :data:`BURST_SLICE`). Each dial is booked
+    in ``budget`` first; the burst ends when ``budget.burst_left()`` is 0.
 
     Stops at the first dial that is not refused right away (in flight, connected, or
-    another error): that dial is left as it is, for :func:`connect` to finish (a
-    ``connect()`` on it reports its state without sending anything).
+    another error): that dial stays booked and is left as it is, for :func:`connect` to
+    finish (a ``connect()`` on it reports its state without sending anything).
 
     Args:
         sock: a socket whose last dial was refused (Linux only: see :func:`can_redial`).
         sockaddr: where to connect.
         seconds: stop after this long (the event loop waits meanwhile).
-        max_dials: stop after this many dials.
+        budget: the candidate's share of the SYN budget.
 
     Returns:
-        How many dials were refused or reset.
+        How many dials were refused, and the last ``connect()`` result (an errno, 0 when
+        connected; ``ECONNREFUSED`` when the burst ended on a refusal).
     """
     deadline = time.monotonic() + seconds
     refused = 0
-    while refused < max_dials:
+    code = errno_codes.ECONNREFUSED
+    while budget.burst_left() > 0 and budget.reserve():
         code = sock.connect_ex(sockaddr)
         if code in _IN_FLIGHT:
             code = sock.connect_ex(sockaddr)
         if code not in _REFUSED_ERRNOS:
-            break
+            return refused, code
+        budget.settle(0.0)
         refused += 1
         if time.monotonic() >= deadline:
             break
-    return refused
+    return refused, errno_codes.ECONNREFUSED
 
 
 def can_redial(exc: OSError) -> bool:
@@ -294,12 +293,20 @@ async def _writable(sock: socket.socket, stall_after: float | None) -> None:
         raise SynLost(errno_codes.ETIMEDOUT, f"no answer to our SYN within {stall_after:.3f}s")
 
 
+def dial_socket(addr: Addr, port: int) -> socket.socket:
+    """A socket bound to ``port`` to dial ``addr``, with the kernel's SYN retries capped."""
+    sock = bound_socket(family_of(addr), port)
+    limit_kernel_retries(sock)
+    return sock
+
+
 async def dial_candidate(
     candidate: Candidate,
     addr: Addr,
     *,
     port: int,
     rtt_hint: float | None,
+    budget: CandidateBudget,
     clock: Clock,
     emit: Callable[[Event], None],
     fail: Callable[[str], None],
@@ -311,6 +318,8 @@ async def dial_candidate(
         addr: where to connect.
         port: our shared local port P.
         rtt_hint: the round-trip time of our server conn (see :func:`link_rtt`), if known.
+        budget: this candidate's share of the attempt's SYN budget: every dial draws
+            from it, and the candidate fails once it is spent.
         clock: the race's clock, for events.
         emit: where events go.
         fail: records why the candidate failed, for the race's error.
@@ -326,23 +335,41 @@ async def dial_candidate(
     emit(DialStarted(clock(), candidate))
     attempt = 1
     last_reason: FailReason = "refused"
+    last_code: int | None = None
     last_event = 0.0
     sock: socket.socket | None = None
     sockaddr = addr.sockaddr()
-    first = loop.time()
-    # The quickest refusal so far: the round trip to whatever resets us.
-    fastest_answer: float | None = None
     lost = 0
+    paced = 0
+    # A dial already booked and in flight (left by a burst), and when it was sent.
+    pending = False
+    dial_at = loop.time()
+    # An error a burst met on its last dial, handled like one from connect().
+    carried: OSError | None = None
     try:
         while True:
-            started = loop.time()
             try:
+                if carried is not None:
+                    exc, carried = carried, None
+                    raise exc
+                if not pending:
+                    if not budget.reserve():
+                        detail = (
+                            f"SYN budget spent: {budget.booked} SYNs in {attempt - 1} "
+                            f"dial(s), the last {last_reason}"
+                        )
+                        emit(CandidateFailed(clock(), candidate, last_reason, last_code, detail))
+                        fail(f"{candidate.addr}: {last_reason} (SYN budget spent)")
+                        return None
+                    dial_at = loop.time()
+                pending = False
                 if sock is None:
-                    sock = bound_socket(family_of(addr), port)
-                rtt = fastest_answer if fastest_answer is not None else rtt_hint
-                await connect(sock, sockaddr, stall_after=stall_timeout(addr, rtt, lost))
+                    sock = dial_socket(addr, port)
+                await connect(sock, sockaddr, stall_after=stall_timeout(addr, rtt_hint, lost))
+                budget.settle(loop.time() - dial_at)
                 break
             except OSError as exc:
+                budget.settle(loop.time() - dial_at)
                 if sock is not None and not can_redial(exc):
                     sock.close()
                     sock = None
@@ -361,20 +388,22 @@ async def dial_candidate(
                     emit(CandidateFailed(clock(), candidate, reason, code, str(exc)))
                     fail(f"{candidate.addr}: {reason}")
                     return None
-                if isinstance(exc, SynLost):
-                    lost += 1
-                else:
-                    took = loop.time() - started
-                    fastest_answer = took if fastest_answer is None else min(fastest_answer, took)
                 attempt += 1
-                last_reason = reason
-                now_loop = loop.time()
-                pause = redial_pause(addr, attempt - 1, now_loop - first, now_loop - started)
-                if pause == 0 and sock is not None:
+                last_reason, last_code = reason, code
+                pause = 0.0
+                if isinstance(exc, SynLost) or reason == "timeout":
+                    lost += 1  # resend at once: that SYN is gone
+                elif not is_behind_nat(addr) or budget.burst_left() == 0 or sock is None:
+                    pause = redial_pause(addr, paced)
+                    paced += 1
+                else:
                     # Bursting on a reusable socket: more dials before the loop runs.
-                    attempt += redial_burst(
-                        sock, sockaddr, BURST_SLICE, BURST_MAX_DIALS - (attempt - 1)
-                    )
+                    refused, code_now = redial_burst(sock, sockaddr, BURST_SLICE, budget)
+                    attempt += refused
+                    if code_now in _IN_FLIGHT or code_now in (0, errno_codes.EISCONN):
+                        pending, dial_at = True, loop.time()
+                    elif code_now not in _REFUSED_ERRNOS:
+                        carried = OSError(code_now, os.strerror(code_now))
                 now = clock()
                 if attempt <= 3 or now - last_event >= RETRY_EVENT_INTERVAL:
                     last_event = now
@@ -382,6 +411,7 @@ async def dial_candidate(
                 # Even a burst yields to the loop: accepts and handshakes must go on.
                 await asyncio.sleep(pause)
     except asyncio.CancelledError:
+        budget.settle(loop.time() - dial_at)
         if sock is not None:
             sock.close()
         detail = "the race ended"

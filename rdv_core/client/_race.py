@@ -48,6 +48,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
+from rdv_core.client._budget import SynBudget
 from rdv_core.client._dialer import dial_candidate, link_rtt
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream, read_line
@@ -150,6 +151,7 @@ class Race:
         clock: Clock,
         emit: Callable[[Event], None],
         new_id: Callable[[], int],
+        budget: SynBudget | None = None,
     ) -> None:
         self._method = method
         self._token = token
@@ -161,6 +163,8 @@ class Race:
         self._relay = relay
         # How long a round trip takes here, until a candidate's refusals tell better.
         self._rtt_hint = link_rtt(relay)
+        # Every SYN of every dial is drawn from here (docs/PROTOCOL.md section 11).
+        self._budget = budget if budget is not None else SynBudget()
         self._clock = clock
         self._emit = emit
         self._new_id = new_id
@@ -268,12 +272,16 @@ class Race:
             listener.close()
         for sock in self._unowned:
             sock.close()
+        why = "another conn was picked" if self._winner else "the attempt ended without a conn"
         for link in [*self._links, *([self._relay] if self._relay else [])]:
             if link is self._winner:
                 continue
             if link.alive:
-                if link in self._ready:
-                    self._emit(Discarded(self._clock(), link.candidate, "another conn was picked"))
+                # The relay is on offer from the start: it always ends with an event,
+                # also on the accepter, whose relay read is cancelled when a direct
+                # conn gets CONTINUE first.
+                if link in self._ready or link is self._relay:
+                    self._emit(Discarded(self._clock(), link.candidate, why))
                 link.close()
 
     def _fail(self, text: str) -> None:
@@ -282,15 +290,20 @@ class Race:
     # ----- dialing
 
     async def _dial(self, candidate: Candidate, addr: Addr) -> None:
-        sock = await dial_candidate(
-            candidate,
-            addr,
-            port=self._port,
-            rtt_hint=self._rtt_hint,
-            clock=self._clock,
-            emit=self._emit,
-            fail=self._fail,
-        )
+        sock: socket.socket | None = None
+        try:
+            sock = await dial_candidate(
+                candidate,
+                addr,
+                port=self._port,
+                rtt_hint=self._rtt_hint,
+                budget=self._budget.for_addr(addr),
+                clock=self._clock,
+                emit=self._emit,
+                fail=self._fail,
+            )
+        finally:
+            self._budget.finish(addr, connected=sock is not None)
         if sock is None:
             return
         current = asyncio.current_task()
