@@ -40,7 +40,7 @@ class NatKind(enum.StrEnum):
     #: No translation (IPv6 is never translated; IPv4 then needs routable LAN addresses).
     NONE = "none"
     #: An IPv6-only LAN behind NAT64 (tayga, prefix ``2001:db8:64::/96``) and a
-    #: port-preserving masquerade of the translated IPv4 (docs/LAB-NOTES.md section 11).
+    #: port-preserving masquerade of the translated IPv4 (docs/LAB-NOTES.md section 12).
     NAT64 = "nat64"
 
 
@@ -111,7 +111,7 @@ class RouterSpec:
         impairment: Delay / jitter / loss per crossing.
         allow_out: When set, the only boxes its LAN may reach through it (names of hosts
             on the internet, or ``srv``); everything else from the LAN is dropped, as in an
-            office network whose only way out is its proxy (docs/LAB-NOTES.md section 11).
+            office network whose only way out is its proxy (docs/LAB-NOTES.md section 12).
     """
 
     name: str
