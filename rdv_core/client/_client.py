@@ -32,6 +32,7 @@ from rdv_core.client._pickers import Picker, WaitForP2P
 from rdv_core.client._race import Race
 from rdv_core.client._server_conn import server_socket
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.client._uplinks import LocalPaths, plan_paths
 from rdv_core.errors import (
     MAX_BODY,
     NoConnectionError,
@@ -75,6 +76,7 @@ from rdv_core.wire import (
     check_upgrade_response,
     format_spaces,
     middlebox_hint,
+    nat64_prefix,
     parse_proxy_url,
     parse_server_url,
     proxy_for,
@@ -142,6 +144,10 @@ class Client:
             (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``, as curl does;
             docs/PROTOCOL.md section 14).
         trust_env: Read the proxy environment when ``proxy`` is None.
+        interfaces: Use only these network interfaces (``eth1``), for the server conn,
+            our self addresses and every dial; default: every uplink, public
+            candidates being dialled from each (docs/LAB-NOTES.md section 12).
+        sources: Use only these local addresses, likewise.
         syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
             README "NAT lab"). Addresses that never connect get less in this client's
             later attempts (:attr:`syn_history`).
@@ -157,12 +163,16 @@ class Client:
         on_event: EventCallback | None = None,
         proxy: str | None = None,
         trust_env: bool = True,
+        interfaces: Sequence[str] = (),
+        sources: Sequence[str] = (),
         syn_budget: BudgetPolicy | None = None,
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
         self.proxy = proxy
         self.trust_env = trust_env
+        self.interfaces = tuple(interfaces)
+        self.sources = tuple(sources)
         self.spaces = spaces
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
@@ -201,7 +211,9 @@ class Client:
         server = parse_server_url(url)
         # Validate the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
-        return await _Attempt(self, method, server, token, self.proxy_for(server)).run()
+        proxy = self.proxy_for(server)
+        paths = plan_paths(self.interfaces, self.sources)  # a bad --interface: ValueError now
+        return await _Attempt(self, method, server, token, proxy, paths).run()
 
     def proxy_for(self, server: ServerURL) -> ProxyURL | None:
         """The proxy this client reaches ``server`` through, or None (docs/PROTOCOL.md section 14).
@@ -226,8 +238,10 @@ class _Attempt:
         server: ServerURL,
         token: str,
         proxy: ProxyURL | None = None,
+        paths: LocalPaths | None = None,
     ) -> None:
         self.proxy = proxy
+        self.paths = paths or LocalPaths()
         self.client = client
         self.method = method
         self.server = server
@@ -295,7 +309,12 @@ class _Attempt:
         handed_over = False
         try:
             port = local_port(listeners[0]) if listeners else 0
-            mine = self_addrs(client.spaces, port)[:MAX_SELF_ADDRS] if port else []
+            paths = self.paths
+            mine = (
+                paths.self_addrs(client.spaces, self_addrs(client.spaces, port), port)
+                if port
+                else []
+            )[:MAX_SELF_ADDRS]
             reader, writer, server_addr = await self._connect_server(port)
             local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
             port = local.port
@@ -346,6 +365,9 @@ class _Attempt:
                 clock=self.clock,
                 emit=self.emit,
                 new_id=self.new_id,
+                uplinks=paths.uplinks,
+                bound_only=paths.bound_only,
+                nat64=nat64_prefix(local, server_addr, upgrade.observed_addr),
                 budget=SynBudget(client.syn_budget, client.syn_history),
             )
             handed_over = True
@@ -372,7 +394,7 @@ class _Attempt:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TCP (and TLS) to the server from our port, over IPv4 when the host has it."""
         started = self.clock()
-        sock, agent = await server_socket(self.server, port, self.proxy)
+        sock, agent = await server_socket(self.server, port, self.proxy, self.paths)
         return await self._finish_server_conn(sock, started, agent)
 
     async def _finish_server_conn(

@@ -8,20 +8,25 @@ HTTP proxy, it is a ``CONNECT`` tunnel (section 14).
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 from typing import Any
 
 from rdv_core.client._proxy import open_tunnel
-from rdv_core.client._sockets import bound_socket
+from rdv_core.client._sockets import bound_socket, reuse_socket
+from rdv_core.client._uplinks import LocalPaths, bind_to_uplink
 from rdv_core.errors import ServerConnectError
 from rdv_core.wire import ProxyURL, ServerURL
 
 
 async def server_socket(
-    server: ServerURL, port: int, proxy: ProxyURL | None
+    server: ServerURL, port: int, proxy: ProxyURL | None, paths: LocalPaths | None = None
 ) -> tuple[socket.socket, str | None]:
     """A connected socket to ``server`` and, through a proxy, what the proxy called itself.
+
+    With ``paths`` restricted (``--interface``/``--source``), the socket leaves from the
+    first allowed uplink of the server address's family (docs/LAB-NOTES.md section 12).
 
     Raises:
         ServerConnectError: the server (or the proxy) cannot be resolved or reached.
@@ -46,7 +51,17 @@ async def server_socket(
     for family, _, _, _, sockaddr in infos:
         sock: socket.socket | None = None
         try:
-            sock = bound_socket(socket.AddressFamily(family), port)
+            if paths is not None and paths.bound_only:
+                try:
+                    uplink = paths.server_uplink(family == socket.AF_INET)
+                except ValueError as exc:
+                    last = OSError(errno.EADDRNOTAVAIL, str(exc))
+                    continue
+                assert uplink is not None
+                sock = reuse_socket(socket.AddressFamily(family))
+                bind_to_uplink(sock, uplink, port)
+            else:
+                sock = bound_socket(socket.AddressFamily(family), port)
             await loop.sock_connect(sock, sockaddr)
             return sock, None
         except OSError as exc:

@@ -8,6 +8,7 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._http1`: strict HTTP/1.1 heads, Go's pre-handler checks and error framing;
 - :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
 - :mod:`._lines`: the line layer after the upgrade (section 6);
+- :mod:`._nat64`: NAT64 prefixes and synthesized addresses (section 9);
 - :mod:`._proxy`: HTTP ``CONNECT`` proxies and the proxy environment (section 14);
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
   errors after the upgrade (sections 2 to 5).
@@ -26,6 +27,7 @@ from rdv_core.wire._addrs import (
     IPAddress,
     allows_any_direct,
     allows_direct,
+    default_sources,
     format_spaces,
     parse_spaces,
     self_addrs,
@@ -98,6 +100,7 @@ from rdv_core.wire._names import (
     opposite,
     unescape_token,
 )
+from rdv_core.wire._nat64 import nat64_embedded, nat64_prefix, nat64_synthesize
 from rdv_core.wire._proxy import (
     NO_PROXY_WORD,
     ProxyURL,
@@ -163,11 +166,15 @@ __all__ = [
     "check_http_request",
     "check_request",
     "check_upgrade_response",
+    "default_sources",
     "escape_token",
     "format_addr_list",
     "format_spaces",
     "http_version",
     "middlebox_hint",
+    "nat64_embedded",
+    "nat64_prefix",
+    "nat64_synthesize",
     "opposite",
     "parse_addr_list",
     "parse_command",

@@ -81,6 +81,21 @@ def add_race_arguments(
         "ALL_PROXY unless NO_PROXY matches the server",
     )
     group.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="use only this network interface for the server conn and direct dials "
+        "(repeatable); default: every uplink, public candidates dialled from each",
+    )
+    group.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="use only this local address (repeatable), like --interface",
+    )
+    group.add_argument(
         "-v", "--verbose", action="store_true", help="log the race on stderr, one line per event"
     )
     group.add_argument(
@@ -133,6 +148,8 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         "headers": headers,
         "timeout": args.timeout,
         "proxy": proxy,
+        "interfaces": tuple(getattr(args, "interface", ())),
+        "sources": tuple(getattr(args, "source", ())),
     }
 
 
