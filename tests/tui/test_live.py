@@ -86,6 +86,8 @@ async def test_connect_race_chat_and_file(tmp_path: Path) -> None:
             await wait_for(
                 pilot, lambda: app.current_mode == "session" and app.controller.session is not None
             )
+            # The screen composes its widgets on its first refresh after the switch.
+            await wait_for(pilot, lambda: bool(app.session_screen.query(ChatLog)))
             chat = app.session_screen.query_one(ChatLog)
             await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
             # Chat both ways: type a line; the peer receives it and echoes it back.
