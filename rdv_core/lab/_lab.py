@@ -308,11 +308,12 @@ class Lab:
         return proc
 
     def peer_args(self, role: str) -> list[str]:
-        """The extra rdv options the host ``role`` needs in this lab (``--proxy``)."""
+        """The extra rdv options the host ``role`` needs in this lab (``--proxy``, its own)."""
         host = self.spec.host(role)
-        if host.proxy is None:
-            return []
-        return ["--proxy", f"http://{self.plan.host_addrs[host.proxy].v4}:{PROXY_PORT}"]
+        args = list(host.rdv_args)
+        if host.proxy is not None:
+            args += ["--proxy", f"http://{self.plan.host_addrs[host.proxy].v4}:{PROXY_PORT}"]
+        return args
 
     def rdv_argv(self, *args: str) -> list[str]:
         """The argv of ``rdv ARGS``: the lab's ``rdv_command`` followed by ``args``.

@@ -139,6 +139,7 @@ class HostSpec:
         vpn: Name of a host running a VPN concentrator (``runs_vpn``): this host's default
             route goes through a user-space tunnel (a TUN device over UDP) to it.
         runs_vpn: Be a VPN concentrator: the far end of the tunnels, NATing them out.
+        rdv_args: Extra options for this host's rdv (``--interface eth0``).
     """
 
     name: str
@@ -149,6 +150,7 @@ class HostSpec:
     uplinks: tuple[str, ...] = ()
     vpn: str | None = None
     runs_vpn: bool = False
+    rdv_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

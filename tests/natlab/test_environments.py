@@ -8,6 +8,7 @@ the real rdv runs through each preset, payload verified.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import socket
 
@@ -16,11 +17,13 @@ import pytest
 from rdv_core.lab import Lab, get_preset
 from rdv_core.lab._builder import SERVER4
 from rdv_core.lab._environments import PROXY_PORT
-from rdv_core.lab._runner import run_preset
+from rdv_core.lab._runner import RunResult, run_preset
+from rdv_core.lab._topologies import nat64_address
 
 from tests.natlab.test_presets import _check, _explain
 
 PORT = 7200
+NAT64_SERVER = nat64_address(SERVER4)
 
 
 def _try_connect(lab: Lab, role: str, addr: tuple[str, int]) -> str:
@@ -92,3 +95,53 @@ def test_rdv_relays_through_the_proxy_tunnel(rdv_command: list[str]) -> None:
         # The server relayed the whole payload, and saw the proxy as A's address.
         ended = [e for e in run.events["server"] if e["type"] == "RelayEnded"]
         assert ended and ended[0]["dialer_to_accepter"] == run.payload_bytes, _explain(run)
+
+
+def _winner(run: RunResult) -> dict[str, object]:
+    """The dialer's picked candidate (from its events)."""
+    picked = [e for e in run.events["dialer"] if e["type"] == "Picked"]
+    assert picked, _explain(run)
+    candidate = picked[0]["candidate"]
+    assert isinstance(candidate, dict)
+    return candidate
+
+
+def test_nat64_goes_direct_through_the_translator(rdv_command: list[str]) -> None:
+    result = run_preset(get_preset("nat64"), 1, rdv_command=rdv_command)
+    _check(result, "direct")
+    run = result.runs[0]
+    # A is IPv6-only: it reached the server at the synthesized address...
+    connected = [e for e in run.events["dialer"] if e["type"] == "ServerConnected"]
+    assert connected[0]["server_addr"] == f"[{NAT64_SERVER}]:7000", _explain(run)
+    # ...and won on B's IPv4 candidate, dialled through the NAT64.
+    winner = _winner(run)
+    assert winner["space"] == "public4" and winner["via"] == "NAT64", _explain(run)
+
+
+def test_the_second_uplink_finds_the_direct_path(rdv_command: list[str]) -> None:
+    result = run_preset(get_preset("two-uplinks"), 1, rdv_command=rdv_command)
+    _check(result, "direct")
+    winner = _winner(result.runs[0])
+    assert winner["via"] == "eth1 10.0.2.100", _explain(result.runs[0])
+
+
+def test_interface_restricts_the_uplinks(rdv_command: list[str]) -> None:
+    spec = get_preset("two-uplinks")
+    only_wifi = tuple(
+        dataclasses.replace(h, rdv_args=("--interface", "eth0")) if h.name == "cliA" else h
+        for h in spec.hosts
+    )
+    result = run_preset(dataclasses.replace(spec, hosts=only_wifi), 1, rdv_command=rdv_command)
+    _check(result, "relay")
+    dialed = [e for e in result.runs[0].events["dialer"] if e["type"] == "DialStarted"]
+    assert dialed and all(e["candidate"]["via"] == "eth0 10.0.1.2" for e in dialed)
+
+
+def test_vpn_goes_direct_through_the_tunnel(rdv_command: list[str]) -> None:
+    result = run_preset(get_preset("vpn"), 1, rdv_command=rdv_command)
+    _check(result, "direct")
+    run = result.runs[0]
+    # The server saw the concentrator, and A offered its tunnel address as a private one.
+    responded = [e for e in run.events["accepter"] if e["type"] == "ServerResponded"]
+    assert any(a.startswith("10.8.0.2:") for a in responded[0]["peer_addrs"]), _explain(run)
+    assert any(a.startswith("203.0.113.20:") for a in responded[0]["peer_addrs"]), _explain(run)
