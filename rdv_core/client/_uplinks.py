@@ -82,12 +82,34 @@ def _ipv6_addrs() -> list[tuple[str, ipaddress.IPv6Address]]:
     return found
 
 
+def _default_route_devices() -> tuple[set[str], set[str]]:
+    """The interfaces that have an IPv4 and an IPv6 default route (Linux ``/proc/net``)."""
+    v4: set[str] = set()
+    v6: set[str] = set()
+    with contextlib.suppress(OSError), open("/proc/net/route") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if len(parts) >= 8 and parts[1] == "00000000" and parts[7] == "00000000":
+                v4.add(parts[0])
+    with contextlib.suppress(OSError), open("/proc/net/ipv6_route") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 10 and parts[1] == "00" and int(parts[0], 16) == 0:
+                v6.add(parts[9])
+    return v4, v6
+
+
 def local_uplinks() -> list[Uplink]:
-    """Every up, running, non-loopback interface address that can reach beyond its link."""
+    """Every address of an up, running interface with a default route of its family.
+
+    An interface without one (a container bridge, a host-only network) reaches only its
+    own networks, which the kernel routes to anyway: it is no way out.
+    """
     if sys.platform != "linux":
         return []
     found: list[Uplink] = []
     usable: set[str] = set()
+    default4, default6 = _default_route_devices()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         for _, name in socket.if_nameindex():
             try:
@@ -98,9 +120,11 @@ def local_uplinks() -> list[Uplink]:
                 continue
             usable.add(name)
             v4 = _ipv4_of(sock, name)
-            if v4 is not None and _routable(v4):
+            if v4 is not None and name in default4 and _routable(v4):
                 found.append(Uplink(name, v4))
-    found += [Uplink(n, ip) for n, ip in _ipv6_addrs() if n in usable and _routable(ip)]
+    found += [
+        Uplink(n, ip) for n, ip in _ipv6_addrs() if n in usable and n in default6 and _routable(ip)
+    ]
     return found
 
 
