@@ -12,6 +12,7 @@ import asyncio
 import os
 import resource
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -57,13 +58,48 @@ def child_pids(pid: int) -> list[int]:
     return out
 
 
+def start_haproxy(backend_port: int) -> tuple[subprocess.Popen[bytes], int]:
+    """HAProxy with the shipped deploy/haproxy.cfg, its three backends all ``backend_port``.
+
+    Returns the process and the port it listens on, once a GET /healthz through it answers.
+    """
+    probe = socket.create_server(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    backend = f"127.0.0.1:{backend_port}"
+    env = dict(os.environ, RDV_LB_LISTEN=f"127.0.0.1:{port}")
+    env.update({f"RDV_BACKEND_{i}": backend for i in (1, 2, 3)})
+    config = Path(__file__).resolve().parent.parent / "deploy" / "haproxy.cfg"
+    haproxy = subprocess.Popen(
+        ["haproxy", "-f", str(config), "-db"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(500):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                if read_until(sock, b"\r\n").startswith(b"HTTP/1.1 200 "):
+                    return haproxy, port
+        except OSError:
+            pass
+        if haproxy.poll() is not None:
+            break
+        time.sleep(0.02)
+    haproxy.kill()
+    raise RuntimeError("haproxy did not start")
+
+
 # ----- roles run in child processes
 
 
 def role_server(front: str) -> None:
     """Run an rdv server on 127.0.0.1:0; print its port; stop when stdin closes.
 
-    ``front`` is ``native``, ``aiohttp`` or ``native-uvloop`` (the native front on uvloop).
+    ``front`` is ``native``, ``aiohttp``, ``native-uvloop`` (the native front on uvloop) or
+    ``native-proxy`` (the native front reading PROXY headers from 127.0.0.1, behind HAProxy).
     """
     raise_nofile()
 
@@ -73,10 +109,11 @@ def role_server(front: str) -> None:
         server = RdvServer()
         loop = asyncio.get_running_loop()
         stdin_closed = loop.create_future()
-        if front == "native":
+        if front in ("native", "native-proxy"):
             from rdv_core.server import start_native
 
-            native = await start_native(server, "127.0.0.1", 0)
+            trusted = ["127.0.0.1/32"] if front == "native-proxy" else []
+            native = await start_native(server, "127.0.0.1", 0, proxy_protocol=trusted)
             port = native.port
         else:
             from aiohttp import web

@@ -6,6 +6,10 @@
 What it measures, for each path (direct TCP, socat, rdv native front, rdv aiohttp front):
 
 - throughput: one conn carries ``--gib`` GiB from this process to a sink process;
+- "rdv via HAProxy": the native front behind HAProxy with ``deploy/haproxy.cfg`` (http mode,
+  ``balance uri``, PROXY v2 to the backend), both peers through it, as in production; its
+  CPU column counts rdv and HAProxy together, its memory columns are HAProxy's own growth
+  (rdv's is the native row's), and a line compares it with the direct native front;
 - relay CPU: user+system seconds of the relay process (the rdv server, or socat and the
   child it forks per conn) per GiB, from /proc/<pid>/stat;
 - RTT: 1-byte ping-pong on the same conn, median of ``--pings``; "added" is the
@@ -53,6 +57,7 @@ from _relay_support import (
     role_remote,
     role_server,
     socat_memory,
+    start_haproxy,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,7 +116,8 @@ def spawn_remote(port: int, nbytes: int, rdv_path: str | None = None) -> subproc
 def transfer(path: Path_, nbytes: int, block: memoryview) -> None:
     """One throughput round: ``nbytes`` to the sink, timed until its ack."""
     sock = path.sock
-    cpu_before = cpu_seconds(path.relay_pid) if path.relay_pid else 0.0
+    pids = [path.relay_pid, *path.extra.get("cpu_pids", [])] if path.relay_pid else []
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     started = time.perf_counter()
     sock.sendall(b"S")
     sent = 0
@@ -122,8 +128,8 @@ def transfer(path: Path_, nbytes: int, block: memoryview) -> None:
     if sock.recv(1) != b"!":
         raise ConnectionError("sink did not ack")
     path.result.gib_s.append(nbytes / (time.perf_counter() - started) / (1 << 30))
-    if path.relay_pid:
-        path.result.cpu_s += cpu_seconds(path.relay_pid) - cpu_before
+    if pids:
+        path.result.cpu_s += sum(cpu_seconds(pid) for pid in pids) - cpu_before
 
 
 def pings(path: Path_, count: int) -> None:
@@ -196,9 +202,16 @@ def setup_socat(nbytes: int, listener: socket.socket) -> Path_:
 
 
 def setup_rdv(front: str, nbytes: int) -> Path_:
-    server = spawn("--role", "server", "--front", front)
+    behind_haproxy = front == "haproxy"
+    server = spawn("--role", "server", "--front", "native-proxy" if behind_haproxy else front)
     assert server.stdout is not None
     port = int(server.stdout.readline())
+    cleanup: list[subprocess.Popen[Any]] = [server]
+    cpu_pids: list[int] = []
+    if behind_haproxy:
+        haproxy, port = start_haproxy(port)
+        cleanup.insert(0, haproxy)
+        cpu_pids.append(haproxy.pid)
     prefix = "/rdv" if front == "aiohttp" else ""
     path = f"{prefix}/bulk"
     remote = spawn_remote(port, nbytes, path)
@@ -220,9 +233,10 @@ def setup_rdv(front: str, nbytes: int) -> Path_:
     assert head.startswith(b"HTTP/1.1 101 "), head
     sock.sendall(b"CONTINUE\n")
     wait_ready(remote)
+    name = "rdv via HAProxy" if behind_haproxy else f"rdv {front}"
     return Path_(
-        PathResult(f"rdv {front}"), sock, remote, server.pid, [server],
-        {"port": port, "prefix": prefix},
+        PathResult(name), sock, remote, server.pid, cleanup,
+        {"port": port, "prefix": prefix, "cpu_pids": cpu_pids},
     )  # fmt: skip
 
 
@@ -277,12 +291,21 @@ def report(results: list[PathResult], args: argparse.Namespace, total_gib: float
         "direct/socat = TCP conn set-ups with a 1-byte echo.\n"
         "B/pair: RSS growth of the server per idle relaying pair (socat: PSS per forked child)."
     )
+    balanced = next((r for r in results if r.name == "rdv via HAProxy"), None)
+    native = next((r for r in results if r.name == "rdv native"), None)
+    if balanced is not None and native is not None:
+        print(
+            f"through HAProxy vs the rdv native front directly: "
+            f"{medians[balanced.name] / medians[native.name]:.2f}x throughput, "
+            f"{rtts[balanced.name] - rtts[native.name]:+.1f} us RTT "
+            f"(its CPU column: rdv + HAProxy; its B/pair and B/lobby: HAProxy's own RSS growth)"
+        )
     if socat is None:
         return
     print()
     socat_added = rtts[socat.name] - rtts[direct.name]
     for r in results:
-        if not r.name.startswith("rdv"):
+        if not r.name.startswith("rdv") or r is balanced:
             continue
         added = rtts[r.name] - rtts[direct.name]
         ratio = medians[r.name] / medians[socat.name]
@@ -314,6 +337,7 @@ def main() -> int:
     parser.add_argument(
         "--no-uvloop", action="store_true", help="skip the native front on uvloop (if installed)"
     )
+    parser.add_argument("--no-haproxy", action="store_true", help="skip the HAProxy row")
     parser.add_argument("--role", help=argparse.SUPPRESS)
     parser.add_argument("--front", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
@@ -337,6 +361,10 @@ def main() -> int:
     fronts = ["native"] if args.no_aiohttp else ["native", "aiohttp"]
     if not args.no_uvloop and importlib.util.find_spec("uvloop") is not None:
         fronts.append("native-uvloop")
+    if not args.no_haproxy and shutil.which("haproxy") is not None:
+        fronts.append("haproxy")
+    elif not args.no_haproxy:
+        print("haproxy not found (apt install haproxy): no HAProxy row", file=sys.stderr)
     with listening() as direct_listener, listening() as socat_listener:
         paths: list[Path_] = []
         try:
@@ -383,6 +411,13 @@ def measure_setups_and_memory(
         result.setups_s = asyncio.run(
             conn_setups_per_s(port, args.setups // 4, echo=socat_listener)
         )
+    elif result.name == "rdv via HAProxy":
+        # B/pair and B/lobby here are HAProxy's own growth (rdv's is the native row's).
+        port, haproxy_pid = path.extra["port"], path.extra["cpu_pids"][0]
+        result.mem_pair_b, result.mem_lobby_b = asyncio.run(
+            rdv_memory(port, "", args.pairs, haproxy_pid)
+        )
+        result.setups_s = asyncio.run(rdv_pairs_per_s(port, "", args.setups))
     else:
         port, prefix = path.extra["port"], path.extra["prefix"]
         assert path.relay_pid is not None

@@ -51,7 +51,7 @@ class ServerRejectedError(RdvError, ConnectionError):
         reason: The reason phrase of the status line.
         body: Up to the first KiB of the body, decoded leniently (the server's message).
         hint: What the client concluded from the answer, e.g. that a proxy on the way
-            answered instead of the server (docs/PROTOCOL.md section 14), or None.
+            answered instead of the server (docs/PROTOCOL.md section 17.1), or None.
     """
 
     def __init__(self, status: int, reason: str, body: str, hint: str | None = None) -> None:

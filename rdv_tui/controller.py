@@ -28,6 +28,8 @@ from rdv_core.client import Conn
 from rdv_core.errors import RdvError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (
+    BurnedCodes,
+    CodeMismatch,
     IncomingOffer,
     Session,
     SessionError,
@@ -37,6 +39,7 @@ from rdv_core.session import (
 )
 from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
+from rdv_tui.cli.formatting import shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.embedded import EmbeddedServer
 
@@ -90,7 +93,7 @@ class Controller:
         app = self._app
 
         def post(event: Event) -> None:
-            app.post_message(app.CoreEvent(event, source))
+            app.post_message(app.CoreEvent(shown_event(event), source))
 
         return post
 
@@ -132,6 +135,15 @@ class Controller:
         app = self._app
         await self.close_connection()
         app.recent.remember(params.server_url, params.code if not params.race_only else None)
+        if not params.race_only and parse_code(params.code) in BurnedCodes():
+            # Each try would give whoever interfered another guess (issue 13, item 4).
+            app.notify(
+                "this code failed key confirmation before: use a fresh code (ctrl+g)",
+                severity="error",
+                title="Code used up",
+                timeout=10,
+            )
+            return
         app.race_screen.reset()
         await app.switch_mode("race")
         client = params.make_client(self._poster("race"))
@@ -139,7 +151,7 @@ class Controller:
             method: Method = DIAL if params.role == "dial" else ACCEPT
             conn = await client.connect(method, params.server_url, params.token)
         except (RdvError, ValueError, OSError) as exc:
-            app.notify(str(exc), severity="error", title="Connection failed", timeout=10)
+            app.notify(shown(str(exc)), severity="error", title="Connection failed", timeout=10)
             return
         self._set_link(conn, None)
         if params.race_only:
@@ -175,8 +187,10 @@ class Controller:
         try:
             await session.start()
         except (SessionError, OSError) as exc:
-            app.race_screen.note = f"session failed: {exc}"
-            app.notify(str(exc), severity="error", title="Session failed", timeout=10)
+            if isinstance(exc, CodeMismatch):
+                BurnedCodes().add(parse_code(params.code))
+            app.race_screen.note = f"session failed: {shown(str(exc))}"
+            app.notify(shown(str(exc)), severity="error", title="Session failed", timeout=10)
             await conn.close()
             self._set_link(None, None)
             return None
@@ -209,7 +223,7 @@ class Controller:
         try:
             await session.send_chat(text)
         except (SessionError, ValueError) as exc:
-            self._app.notify(str(exc), severity="error", title="Chat")
+            self._app.notify(shown(str(exc)), severity="error", title="Chat")
 
     def send_paths(self, paths: list[Path]) -> None:
         """Offer and send files; verdicts show in the files pane."""
@@ -222,9 +236,9 @@ class Controller:
         try:
             await session.send_paths(paths)
         except TransferRejected as exc:
-            self._app.notify(str(exc), severity="warning", title="Rejected")
+            self._app.notify(shown(str(exc)), severity="warning", title="Rejected")
         except (SessionError, OSError, ValueError) as exc:
-            self._app.notify(str(exc), severity="error", title="Send failed")
+            self._app.notify(shown(str(exc)), severity="error", title="Send failed")
 
     def _open_session(self) -> Session | None:
         session = self.session
@@ -288,7 +302,7 @@ class Controller:
             await session.send_chat("hello from the dialing side")
             await session.send_paths([sample])
         except (SessionError, OSError) as exc:
-            app.notify(str(exc), severity="error", title="Demo")
+            app.notify(shown(str(exc)), severity="error", title="Demo")
             return
         app.session_screen.show_info(DEMO_HINT)
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import IO, Literal
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as markup_escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -41,7 +41,7 @@ from rdv_core.events import (
     TransferResumed,
 )
 from rdv_core.session import DIGEST
-from rdv_tui.cli.formatting import format_event, human_bytes
+from rdv_tui.cli.formatting import PrintableFormatter, format_event, human_bytes, shown
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -199,13 +199,17 @@ class EventSink:
         self.view(event)
 
 
+def escape(text: str) -> str:
+    """Text for rich markup: neutralised (:func:`shown`: it may come from the network),
+    then markup-escaped. Every dynamic string this module prints goes through it."""
+    return markup_escape(shown(text))
+
+
 def setup_logging(verbose: bool) -> None:
     """Log rdv's own warnings (and debug lines with -v) on stderr."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="rdv: %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("rdv: %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
     if not verbose:
         # The CLI reports session failures itself, in words; avoid saying it twice.
         logging.getLogger("rdv.session").setLevel(logging.ERROR)

@@ -17,7 +17,7 @@ from rdv_core.server._native import serve_native
 
 from tests.server_support import FRONTS, Env, running_server
 
-#: The proxy environment (docs/PROTOCOL.md section 14): a CI machine or a developer's shell
+#: The proxy environment (docs/PROTOCOL.md section 17.1): a CI machine or a developer's shell
 #: may set it, and every test talks to servers on loopback or in its own namespaces.
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 
@@ -55,3 +55,12 @@ async def url() -> AsyncIterator[str]:
     """A real rdv server (native front) on 127.0.0.1, port 0: its URL; closed afterwards."""
     async with serve_native(RdvServer(), host="127.0.0.1", port=0) as front:
         yield front.url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Burned codes (rdv_core.session._burned) go to a temporary folder, never the user's:
+    the tests reuse fixed codes, and a code mismatch on purpose burns its code."""
+    import os
+
+    os.environ["RDV_STATE_DIR"] = str(tmp_path_factory.mktemp("rdv-state"))

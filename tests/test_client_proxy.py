@@ -1,6 +1,6 @@
 """The client reaches the server through a real HTTP proxy (tinyproxy) with CONNECT.
 
-docs/PROTOCOL.md section 14. The proxy runs on loopback, the server too; the relay
+docs/PROTOCOL.md section 17.1. The proxy runs on loopback, the server too; the relay
 carries the session through the tunnel.
 """
 

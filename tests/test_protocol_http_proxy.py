@@ -1,4 +1,4 @@
-"""The proxy environment and the CONNECT request, sans-IO (docs/PROTOCOL.md section 14)."""
+"""The proxy environment and the CONNECT request, sans-IO (docs/PROTOCOL.md section 17.1)."""
 
 from __future__ import annotations
 

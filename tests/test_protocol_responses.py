@@ -260,6 +260,55 @@ def test_body_collector_keeps_at_most_the_bound() -> None:
     assert collector.text == "abcd"
 
 
+# What nginx (HTTP/1.1 to the client) makes of rdv's close-delimited 503 and 408 bodies.
+NGINX_CHUNKED = (
+    b"HTTP/1.1 408 Request Timeout\r\nServer: nginx/1.22.1\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: keep-alive\r\n\r\n16\r\nno matching peer found\r\n0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("how", SPLITS)
+def test_body_collector_decodes_chunked_bodies(how: str) -> None:
+    head, trailing = feed_head("response", split(NGINX_CHUNKED, how))
+    collector = BodyCollector(head)
+    done = [collector.feed(chunk) for chunk in split(trailing, how)]
+    assert done[-1] and not any(done[:-1])  # done exactly at the last chunk, not before
+    assert collector.text == "no matching peer found"
+
+
+@pytest.mark.parametrize(
+    ("framed", "body", "done"),
+    [
+        (b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n", b"abcde", True),
+        (b"3\nabc\n0\n\n", b"abc", True),  # bare LF lines
+        (b"A\r\n0123456789\r\n", b"0123456789", False),  # more may come
+        (b"3\r\nabcX", b"abc", True),  # no CRLF after the data: the body ends there
+        (b"zz\r\nabc", b"", True),  # not a size
+        (b"0x3\r\nabc", b"", True),
+        (b"1" * 17 + b"\r\n", b"", True),
+        (b"3" * 5000, b"", True),  # a size line past 4096 bytes
+    ],
+)
+def test_body_collector_chunked_framing(framed: bytes, body: bytes, done: bool) -> None:
+    head, _ = feed_head(
+        "response",
+        [response("Transfer-Encoding: gzip, chunked", "Content-Length: 1", status="404 Not Found")],
+    )
+    collector = BodyCollector(head)
+    assert collector.feed(framed) is done
+    assert collector.body == body
+
+
+def test_body_collector_bounds_chunked_bodies() -> None:
+    head, _ = feed_head(
+        "response", [response("Transfer-Encoding: chunked", status="502 Bad Gateway")]
+    )
+    collector = BodyCollector(head, limit=4)
+    assert collector.feed(b"8\r\nabcdefgh\r\n")
+    assert collector.body == b"abcd"
+
+
 @pytest.mark.parametrize("value", ["-1", "abc", "1e3", "\u00b2", "9" * 30, "+5"])
 def test_bad_content_length(value: str) -> None:
     head, _ = feed_head(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rdv_core.events import Event, FileFailed
+from rdv_core.events import Event, FileAccepted, FileFailed
 from rdv_core.session import TransferFailed
 
 from tests.session_support import file_digest, make_file, session_pair, stream_pair
@@ -44,8 +44,17 @@ async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path)
     size = 3 << 20
     digest = make_file(tmp_path / "big.iso", size)
     ev_a: list[Event] = []
-    ev_b: list[Event] = []
-    with tmpfs(tmp_path / "small", "1m") as dl:
+    with tmpfs(tmp_path / "small", "4m") as dl:
+
+        class FillOnAccept(list[Event]):
+            """The offer fits when accepted; then something else fills the disk."""
+
+            def append(self, event: Event) -> None:
+                super().append(event)
+                if isinstance(event, FileAccepted):
+                    (dl / "filler").write_bytes(b"x" * (3 << 20))
+
+        ev_b = FillOnAccept()
         async with (
             stream_pair() as ends,
             session_pair(ends, dl, events_a=ev_a, events_b=ev_b) as (
@@ -68,7 +77,7 @@ async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path)
         assert b.received[0].ok is False
 
         # Free space (here: grow the tmpfs) and run again: the transfer resumes.
-        _remount(dl, "size=8m")
+        _remount(dl, "size=12m")
         async with stream_pair() as ends, session_pair(ends, dl) as (a, b):
             results = await a.send_paths([tmp_path / "big.iso"])
         assert results[0].resumed_from == held

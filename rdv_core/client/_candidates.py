@@ -1,6 +1,6 @@
 """What the race dials and how it names what it sees: candidates, their origins, their routes.
 
-A peer address from the ``101`` becomes one or more dials (docs/PROTOCOL.md section 14):
+A peer address from the ``101`` becomes one or more dials (docs/PROTOCOL.md section 17):
 one through the kernel's default route, plus one per extra uplink for public addresses
 (:mod:`rdv_core.client._uplinks`), each at the address itself or, behind NAT64, at its
 synthesized IPv6 form (:mod:`rdv_core.wire._nat64`). Inbound conns that came through the

@@ -65,6 +65,7 @@ from rdv_core.wire import (
     NO_PROXY_WORD,
     Addr,
     AddrSpace,
+    BodyCollector,
     Head,
     HeadParser,
     Method,
@@ -142,7 +143,7 @@ class Client:
             (``http://[user:password@]host[:port]``), or ``"none"`` for never; None
             (the default) takes it from the environment when ``trust_env`` is set
             (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``, as curl does;
-            docs/PROTOCOL.md section 14).
+            docs/PROTOCOL.md section 17.1).
         trust_env: Read the proxy environment when ``proxy`` is None.
         interfaces: Use only these network interfaces (``eth1``), for the server conn,
             our self addresses and every dial; default: every uplink, public
@@ -216,7 +217,7 @@ class Client:
         return await _Attempt(self, method, server, token, proxy, paths).run()
 
     def proxy_for(self, server: ServerURL) -> ProxyURL | None:
-        """The proxy this client reaches ``server`` through, or None (docs/PROTOCOL.md section 14).
+        """The proxy this client reaches ``server`` through, or None (PROTOCOL.md section 17.1).
 
         Raises:
             ValueError: the proxy URL (given or from the environment) is not valid.
@@ -473,18 +474,20 @@ class _Attempt:
 
 
 async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
-    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body."""
+    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body.
+
+    A chunked body (an HTTP/1.1 proxy such as nginx frames rdv's close-delimited errors
+    that way) is decoded; a bad Content-Length is read as no length (up to the bound).
+    """
     try:
-        length = head.content_length
+        collector = BodyCollector(head, MAX_BODY)
     except ProtocolError:
-        length = None
-    want = MAX_BODY if length is None else min(length, MAX_BODY)
-    body = b""
+        collector = BodyCollector(Head(head.start_line, head.version, []), MAX_BODY)
     with contextlib.suppress(TimeoutError, OSError):
         async with asyncio.timeout(ERROR_BODY_TIMEOUT):
-            while len(body) < want:
-                chunk = await reader.read(want - len(body))
+            while not collector.done:
+                chunk = await reader.read(4096)
                 if not chunk:
                     break
-                body += chunk
-    return body.decode("utf-8", "replace")
+                collector.feed(chunk)
+    return collector.text

@@ -1,4 +1,4 @@
-"""Open a ``CONNECT`` tunnel to the rdv server through an HTTP proxy (docs/PROTOCOL.md section 14).
+"""Open a ``CONNECT`` tunnel to the rdv server through an HTTP proxy (docs/PROTOCOL.md 17.1).
 
 The tunnel is a plain TCP socket to the proxy on which the proxy has answered ``2xx``;
 the caller then speaks TLS (for ``https://``) and rdv/1 on it as if it were connected to

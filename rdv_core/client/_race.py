@@ -10,7 +10,8 @@ addresses. Then, all at once:
   socket bound to P (SO_REUSEADDR + SO_REUSEPORT, made by :mod:`rdv_core.client._sockets`).
   Both peers do this at the same time, so through NATs many of these become TCP
   simultaneous opens: the outgoing SYN opens our NAT mapping for the peer's SYN.
-* **Accept** on P. Inbound conns from a space that is not enabled are closed at once.
+* **Accept** on P. Inbound conns from a space that is not enabled, or from an IP that is
+  none of the peer's addresses (:mod:`rdv_core.client._inbound`), are closed at once.
   A direct conn may surface from ``connect()`` *or* ``accept()``, and on loopback the
   same TCP conn is often both peers' outbound conn (a simultaneous open).
 * **Authenticate** every direct conn with the header lines ``rdv/1 <METHOD> <token>``.
@@ -59,6 +60,7 @@ from rdv_core.client._candidates import (
 )
 from rdv_core.client._dialer import dial_candidate, link_rtt
 from rdv_core.client._failures import classify
+from rdv_core.client._inbound import foreign_inbound
 from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream, read_line
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._uplinks import Uplink
@@ -323,6 +325,10 @@ class Race:
             if not allows_direct(self._spaces, remote.space):
                 sock.close()
                 self._emit(InboundRejected(self._clock(), candidate, space_not_enabled(candidate)))
+                continue
+            if (foreign := foreign_inbound(remote, self._peer_addrs)) is not None:
+                sock.close()  # a stranger who may know the token: see client/_inbound.py
+                self._emit(InboundRejected(self._clock(), candidate, foreign))
                 continue
             self._emit(InboundAccepted(self._clock(), candidate))
             # Counted and owned from now on: a task cancelled before its first step

@@ -2,7 +2,7 @@
 
 Direct, the server is reached over IPv4 when its host has an IPv4 address (the observed
 address is only useful for NAT traversal there; docs/PROTOCOL.md section 9); through an
-HTTP proxy, it is a ``CONNECT`` tunnel (section 14).
+HTTP proxy, it is a ``CONNECT`` tunnel (section 17.1).
 """
 
 from __future__ import annotations

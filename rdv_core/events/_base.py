@@ -39,7 +39,7 @@ class Candidate:
         origin: How we learned of it.
         via: How it is dialled when not plainly: an extra uplink (``eth1 10.0.2.100``),
             ``NAT64`` (at its synthesized IPv6 address), or both (docs/PROTOCOL.md
-            section 14); None for a plain dial through the default route.
+            section 17); None for a plain dial through the default route.
     """
 
     id: int

@@ -27,7 +27,7 @@ class SelfAddrsGathered(Event):
 class ServerConnected(Event):
     """TCP (and TLS) to the rdv server is up; ``connect_s`` is how long that took.
 
-    Through an HTTP proxy (docs/PROTOCOL.md section 14), ``server_addr`` is the proxy's
+    Through an HTTP proxy (docs/PROTOCOL.md section 17.1), ``server_addr`` is the proxy's
     address, ``proxy`` names it (never its credentials) and ``proxy_agent`` is what it
     said it is (its ``Proxy-Agent``, ``Via`` or ``Server`` header, if any).
     """

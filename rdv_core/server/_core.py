@@ -190,18 +190,24 @@ class RdvServer:
         *,
         trailing: bytes = b"",
         release: Callable[[BaseException | None], None] | None = None,
+        proxied: bool = False,
     ) -> None:
         """Take over the conn of a request that passed every section 3 check.
 
         Args:
             request: The checked request.
             transport: Its transport; the core sets its own protocols on it.
-            remote: The TCP peer address.
+            remote: The TCP peer address, or the client's from a PROXY header.
+            proxied: ``remote`` came from a trusted PROXY header (docs/PROTOCOL.md section
+                14): it is the observed address, forwarding headers are not consulted.
             trailing: Bytes that followed the request head (a violation: ``400``).
             release: Called once with the close exception when the conn is closed.
         """
         try:
-            observed = self._observed(remote, request.head.get)
+            if proxied:
+                observed = None if remote is None else remote.unmapped()
+            else:
+                observed = self._observed(remote, request.head.get)
         except Exception:
             log.exception("observed-address function failed: omitting the address")
             observed = None

@@ -12,6 +12,11 @@ Routes (``GET``/``HEAD``, at the root whatever the prefix):
 - ``/healthz``: ``200 ok`` (``503 rdv is closed`` after shutdown);
 - ``/metrics``: Prometheus text (:mod:`rdv_core.server._metrics`).
 
+With ``proxy_protocol`` networks, a conn may start with a PROXY v1/v2 header
+(docs/PROTOCOL.md section 14), read before the HTTP head: from those networks its source
+address becomes the client's address and observed address; from anywhere else the conn is
+refused with ``400``.
+
 Everything else is an rdv request under ``prefix``. Plain responses keep HTTP/1.1
 conns alive, as the reference does; HTTP/1.0, ``Connection: close`` and requests
 carrying a body are answered and closed.
@@ -23,7 +28,7 @@ import asyncio
 import logging
 import socket
 import ssl as ssl_module
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Final, cast
@@ -31,8 +36,17 @@ from typing import Final, cast
 from rdv_core import wire
 from rdv_core.server import _metrics as metrics
 from rdv_core.server._core import CLOSED, RdvServer
-from rdv_core.server._observed import transport_peer_addr
-from rdv_core.wire import Addr, Head, HeadParser, ProtocolError, RequestRejected
+from rdv_core.server._observed import TrustedProxies, transport_peer_addr
+from rdv_core.wire import (
+    Addr,
+    Head,
+    HeadParser,
+    IPAddress,
+    ProtocolError,
+    ProxyHeaderError,
+    ProxyHeaderParser,
+    RequestRejected,
+)
 
 log = logging.getLogger("rdv.server")
 
@@ -74,11 +88,13 @@ def _enable_keepalive(transport: asyncio.BaseTransport) -> None:
 class _HttpConn(asyncio.Protocol):
     """One client conn until its request is admitted (or it closes)."""
 
-    __slots__ = ("_front", "_parser", "_remote", "_timer", "_transport")
+    __slots__ = ("_front", "_parser", "_proxied", "_proxy", "_remote", "_timer", "_transport")
 
     def __init__(self, front: NativeFront) -> None:
         self._front = front
         self._parser = HeadParser("request", MAX_REQUEST_HEAD)
+        self._proxy = ProxyHeaderParser(required=False) if front.proxy_from is not None else None
+        self._proxied = False
         self._transport: asyncio.Transport | None = None
         self._remote: Addr | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -102,6 +118,11 @@ class _HttpConn(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._proxy is not None:
+            after = self._take_proxy_header(data)
+            if after is None:
+                return
+            data = after
         transport = self._transport
         while transport is not None and not transport.is_closing():
             try:
@@ -116,6 +137,28 @@ class _HttpConn(asyncio.Protocol):
             if not self._handle(head, data):
                 return
             self._arm_timer()
+
+    def _take_proxy_header(self, data: bytes) -> bytes | None:
+        """The bytes after the PROXY header, if any; None until it is whole (or refused)."""
+        assert self._proxy is not None and self._front.proxy_from is not None
+        parser = self._proxy
+        try:
+            header = parser.feed(data)
+            if header is not None and (
+                self._remote is None or not self._front.proxy_from(self._remote.ip)
+            ):
+                raise ProxyHeaderError("PROXY header from an untrusted address")
+        except ProxyHeaderError as exc:
+            self._answer_bad_request(exc)
+            return None
+        if not parser.finished:
+            return None
+        self._proxy = None
+        if header is not None and header.source is not None:
+            # v1 UNKNOWN, v2 LOCAL (health checks) and unix sockets name no client: the
+            # conn keeps its TCP peer and the usual observed-address rules.
+            self._remote, self._proxied = header.source.unmapped(), True
+        return parser.trailing
 
     def _answer_bad_request(self, exc: ProtocolError) -> None:
         assert self._transport is not None
@@ -148,7 +191,9 @@ class _HttpConn(asyncio.Protocol):
                 return False
             return self._respond(head, request.status, request.message + "\n")
         self._hand_off()
-        server.admit(request, self._transport, self._remote, trailing=trailing)
+        server.admit(
+            request, self._transport, self._remote, trailing=trailing, proxied=self._proxied
+        )
         return False
 
     def _respond(
@@ -209,8 +254,17 @@ class NativeFront:
         url: The server URL clients use, e.g. ``http://127.0.0.1:8080/rdv``.
     """
 
-    def __init__(self, server: RdvServer, prefix: str, tls: bool, host: str | None) -> None:
+    def __init__(
+        self,
+        server: RdvServer,
+        prefix: str,
+        tls: bool,
+        host: str | None,
+        proxy_from: Callable[[IPAddress], bool] | None = None,
+    ) -> None:
         self.server = server
+        #: Whether a TCP peer may send a PROXY header; None: PROXY protocol is off.
+        self.proxy_from = proxy_from
         self.prefix = _normalize_prefix(prefix)
         self._tls = tls
         self._host = host
@@ -279,13 +333,26 @@ async def start_native(
     port: int = 0,
     ssl: ssl_module.SSLContext | None = None,
     prefix: str = "",
+    proxy_protocol: Iterable[str] = (),
 ) -> NativeFront:
     """Listen on ``host:port`` (None or ``""``: every interface) and serve ``server``.
 
+    ``proxy_protocol``: networks (CIDR) whose conns may start with a PROXY v1/v2 header,
+    which then names the client (docs/PROTOCOL.md section 14); a PROXY header from any
+    other address is refused. Empty: PROXY protocol off.
+
     Raises:
         OSError: when the address cannot be bound.
+        ValueError: for a bad network, or PROXY protocol with TLS (the header would come
+            before the TLS handshake: terminate TLS at the balancer).
     """
-    front = NativeFront(server, prefix, tls=ssl is not None, host=host or None)
+    networks = list(proxy_protocol)
+    if networks and ssl is not None:
+        raise ValueError("PROXY protocol with TLS at rdv is not supported: terminate TLS first")
+    proxy_from = TrustedProxies(networks).trusts if networks else None
+    front = NativeFront(
+        server, prefix, tls=ssl is not None, host=host or None, proxy_from=proxy_from
+    )
     await front._start(host or None, port, ssl)
     log.debug("native front listening on %s", front.url)
     return front
@@ -298,9 +365,10 @@ async def serve_native(
     port: int = 0,
     ssl: ssl_module.SSLContext | None = None,
     prefix: str = "",
+    proxy_protocol: Iterable[str] = (),
 ) -> AsyncIterator[NativeFront]:
     """``start_native`` as a context manager: on exit, the server and the front close."""
-    front = await start_native(server, host, port, ssl, prefix)
+    front = await start_native(server, host, port, ssl, prefix, proxy_protocol)
     try:
         yield front
     finally:

@@ -2,6 +2,7 @@
 
 Modules, one job each, from the bottom up: :mod:`~rdv_core.session._errors` (the
 session's errors), :mod:`~rdv_core.session._codes` (human codes),
+:mod:`~rdv_core.session._burned` (codes never to use again),
 :mod:`~rdv_core.session._record` (the record layer: framing and size bounds),
 :mod:`~rdv_core.session._channel` (records in, bytes out),
 :mod:`~rdv_core.session._crypto` (SPAKE2 -> HKDF -> AEAD),
@@ -17,6 +18,7 @@ imports only modules before it in this list.
 
 from __future__ import annotations
 
+from rdv_core.session._burned import BurnedCodes
 from rdv_core.session._codes import Code, CodeError, generate_code, parse_code
 from rdv_core.session._connect import connect_session, describe_path
 from rdv_core.session._errors import (
@@ -38,6 +40,7 @@ from rdv_core.session._transfers import TransferResult
 
 __all__ = [
     "DIGEST",
+    "BurnedCodes",
     "Code",
     "CodeError",
     "CodeMismatch",

@@ -210,7 +210,10 @@ class SocketChannel(asyncio.BufferedProtocol):
 
     async def drain(self) -> None:
         """See :class:`Channel`."""
-        if self._transport.is_closing() and self._error is not None:
+        if self._transport.is_closing():
+            # A failed send closes the transport at once, but connection_lost only runs
+            # later, and a sender that never yields would go on sealing (and asyncio on
+            # logging "socket.send() raised exception." per chunk): stop at the first.
             raise _lost(self._error, False)
         if not self._writing_paused:
             return

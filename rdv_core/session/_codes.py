@@ -1,6 +1,6 @@
-"""Human session codes such as ``7-tulip-orbit``.
+"""Human session codes such as ``482913-tulip-orbit``.
 
-A code has two parts. The *nameplate* (``7``) becomes the rdv token that the server
+A code has two parts. The *nameplate* (``482913``) becomes the rdv token that the server
 sees and matches on: it only brings the two peers together. The *secret words*
 (``tulip-orbit``) never leave the peers: the whole code is the password of the PAKE
 (see :mod:`rdv_core.session._crypto`), so the server, or anyone watching it, learns
@@ -8,7 +8,14 @@ nothing that helps to read or inject, and a guesser gets exactly one online try 
 session (a wrong guess ends both sessions with "code mismatch").
 
 Two words from a 256-word list give 16 bits of secret: that is the chance of an
-active attacker per attempt (1 in 65536), the same trade-off magic-wormhole makes.
+active attacker per attempt (1 in 65536), the same trade-off magic-wormhole makes. A
+code whose key confirmation failed once is never used again (see
+:mod:`rdv_core.session._burned`): each use would give whoever interfered another guess.
+
+Nameplates are six digits (900,000 of them), so that nobody who knows only the server
+can squat them all: 9,999 idle lobby conns took every nameplate of the old 1..9999
+range, where 900,000 need more conns than a server's fd limit, let alone its per-IP
+lobby caps (docs/PROTOCOL.md section 12.1).
 """
 
 from __future__ import annotations
@@ -46,11 +53,13 @@ _WORDLIST = """
 #: 256 short, distinct, easy-to-say words (8 bits each).
 WORDS: tuple[str, ...] = tuple(_WORDLIST.split())
 
-#: Nameplates are drawn from 1..NAMEPLATE_MAX: short to type (the words carry the secret),
-#: yet enough of them that two pairs meeting on one server at the same moment rarely pick
-#: the same one (the server cannot hand them out like a wormhole mailbox: rdv has no such
-#: step). A clash shows as "code mismatch" for both pairs; a new code fixes it.
-NAMEPLATE_MAX = 9999
+#: Generated nameplates are drawn from NAMEPLATE_MIN..NAMEPLATE_MAX (always six digits,
+#: easy to read out; the words carry the secret). The server cannot hand nameplates out
+#: like a wormhole mailbox (rdv has no such step), so the space must be too large for a
+#: squatter to cover, and two honest pairs rarely pick the same one; a clash or a squatter
+#: shows as "code mismatch" (then both need a fresh code) or as a 409 (retried).
+NAMEPLATE_MIN = 100_000
+NAMEPLATE_MAX = 999_999
 
 #: Tokens the server sees are ``TOKEN_PREFIX + nameplate``, apart from raw pipe tokens.
 TOKEN_PREFIX = "rdv-session-"
@@ -93,14 +102,14 @@ class Code:
 
 
 def generate_code(words: int = 2) -> str:
-    """A fresh random code such as ``7-tulip-orbit``.
+    """A fresh random code such as ``482913-tulip-orbit``.
 
     Args:
         words: How many secret words (8 bits each); at least 2.
     """
     if words < 2:
         raise ValueError("a code needs at least 2 secret words")
-    nameplate = secrets.randbelow(NAMEPLATE_MAX) + 1
+    nameplate = NAMEPLATE_MIN + secrets.randbelow(NAMEPLATE_MAX - NAMEPLATE_MIN + 1)
     chosen = [secrets.choice(WORDS) for _ in range(words)]
     return "-".join([str(nameplate), *chosen])
 
@@ -109,7 +118,8 @@ def parse_code(text: str) -> Code:
     """Split and normalise a code typed by a person.
 
     Surrounding whitespace is ignored and the secret is lower-cased (words are read
-    aloud, so case carries no meaning); inner spaces are read as ``-``.
+    aloud, so case carries no meaning); inner spaces are read as ``-``. Short nameplates
+    (``7-tulip-orbit``, from older versions or typed by hand) are still accepted.
 
     Raises:
         CodeError: with a message that says what is wrong.

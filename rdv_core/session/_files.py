@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,11 +25,14 @@ from blake3 import blake3
 from rdv_core.session._errors import UnsafeName
 from rdv_core.session._safepath import (
     check_relative_path,
+    open_nofollow,
     open_partial,
     partial_path,
     place_without_overwrite,
     prepare_target,
+    read_state,
     sidecar_path,
+    write_state,
 )
 
 #: Digest algorithm of whole files, named in every ``done`` frame. BLAKE3 costs about
@@ -103,17 +107,59 @@ def _local(path: Path, name: str, info: os.stat_result) -> LocalFile:
     return LocalFile(path, name, info.st_size, max(0, info.st_mtime_ns))
 
 
-def hash_prefix(path: Path, length: int) -> Hasher:
+def no_room_for(base: Path, offered: Iterable[tuple[str, int]], pending: int = 0) -> str | None:
+    """Why files of these ``(name, size)`` cannot fit under ``base``, or None if they can.
+
+    Checked before the offer is shown to anyone (``--yes`` included): what cannot fit
+    is refused, not accepted to fail later. Bytes already held in partial files of
+    the same names count as present (a resume needs only the rest); ``pending`` is
+    what transfers still arriving will write.
+    """
+    try:
+        free = shutil.disk_usage(base).free
+    except OSError:
+        return None  # cannot tell: writing will say so
+    files = list(offered)
+    need = sum(size for _, size in files) + pending
+    if need <= free:
+        return None
+    for name, size in files:
+        held = _regular_size(partial_path(base.joinpath(*name.split("/"))))
+        need -= min(held or 0, size)
+    if need <= free:
+        return None
+    return (
+        f"not enough free space in the download folder: the offer needs {_size(need)}, "
+        f"{_size(free)} free"
+    )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EiB"
+
+
+def hash_prefix(path: Path, length: int, *, follow: bool = True) -> Hasher:
     """A digest object fed with the first ``length`` bytes of ``path``.
 
+    Args:
+        path: The file.
+        length: How many bytes to hash.
+        follow: False for the receiver's files: a symlink there is refused, not followed.
+
     Raises:
-        OSError: the file cannot be read, or is shorter than ``length``.
+        OSError: the file cannot be read, is a symlink (``follow`` False), or is
+            shorter than ``length``.
     """
     hasher = new_hasher()
     buffer = bytearray(_HASH_BLOCK)
     view = memoryview(buffer)
     left = length
-    with open(path, "rb", buffering=0) as handle:
+    source = path if follow else open_nofollow(path)
+    with open(source, "rb", buffering=0) as handle:
         while left:
             n = handle.readinto(view[: min(left, _HASH_BLOCK)])
             if not n:
@@ -121,6 +167,15 @@ def hash_prefix(path: Path, length: int) -> Hasher:
             hasher.update(view[:n])
             left -= n
     return hasher
+
+
+def _regular_size(path: Path) -> int | None:
+    """The size of ``path`` if it is a regular file (never through a symlink), else None."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 class IncomingFile:
@@ -185,25 +240,26 @@ class IncomingFile:
         partial, sidecar = partial_path(target), sidecar_path(target)
         wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
         offset = 0
-        if partial.is_file() and not partial.is_symlink() and sidecar.is_file():
+        held = _regular_size(partial)
+        state = read_state(sidecar) if held is not None else None
+        if held is not None and state is not None:
             try:
-                kept = json.loads(sidecar.read_text("utf-8"))
-            except (OSError, ValueError):
+                kept = json.loads(state)
+            except ValueError:
                 kept = None
-            held = partial.stat().st_size
             if kept == wanted and held <= self.size:
                 offset = held
         if not offset and self._same_as_existing(target):
             # A verified earlier run left this very file (same size and mtime, which we
             # set on completion): check it against the sender's digest, send nothing.
-            self._hasher = hash_prefix(target, self.size)
+            self._hasher = hash_prefix(target, self.size, follow=False)
             self._existing = True
             self.offset = self.received = self.size
             return self.size
         if offset:
-            self._hasher = hash_prefix(partial, offset)
+            self._hasher = hash_prefix(partial, offset, follow=False)
         else:
-            sidecar.write_text(json.dumps(wanted), "utf-8")
+            write_state(sidecar, json.dumps(wanted))
         self._fd = open_partial(partial, offset)
         self.offset = self.received = offset
         return offset
@@ -243,7 +299,9 @@ class IncomingFile:
 
         Returns:
             ``(ok, our digest, reason)``; on a digest mismatch the partial is deleted
-            (resuming from corrupt data would fail again).
+            (resuming from corrupt data would fail again). Our digest is given only
+            when it equals the sender's: a receiver never tells what the file it holds
+            hashes to (that would be a digest oracle for whoever holds the code).
         """
         self.close()
         ours = self._hasher.hexdigest()
@@ -252,7 +310,7 @@ class IncomingFile:
             if ours != digest:
                 return (
                     False,
-                    ours,
+                    "",
                     (
                         "a different file with the same name, size and time is already there "
                         "(kept as it is; receive into another folder)"
@@ -261,10 +319,10 @@ class IncomingFile:
             self.path = self._target
             return True, ours, ""
         if self.received != self.size:
-            return False, ours, f"got {self.received} of {self.size} bytes"
+            return False, "", f"got {self.received} of {self.size} bytes"
         if ours != digest:
             self.discard()
-            return False, ours, "digest mismatch: the file differs from the sender's"
+            return False, "", "digest mismatch: the file differs from the sender's"
         assert self._target is not None
         os.utime(self.partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
         self.path = place_without_overwrite(self.partial, self._target)

@@ -32,7 +32,7 @@ from rdv_core.events import (
 )
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
-from rdv_core.session._files import DIGEST, IncomingFile
+from rdv_core.session._files import DIGEST, IncomingFile, no_room_for
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
@@ -127,6 +127,11 @@ class Incoming:
 
     async def _answer_checked(self, offer: fr.Offer, refusal: str | None) -> None:
         incoming = IncomingOffer(offer.batch, offer.files)
+        if refusal is None and self.download_dir is not None:
+            # Before anyone decides (--yes included): what cannot fit is refused.
+            pending = sum(t.file.size - t.file.received for t in self._transfers.values())
+            files = [(f.path, f.size) for f in offer.files]
+            refusal = await asyncio.to_thread(no_room_for, self.download_dir, files, pending)
         if refusal is None:
             for f in offer.files:
                 self._emit(FileOffered(self._clock(), f.id, "in", f.path, f.size))

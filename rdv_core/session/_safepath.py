@@ -2,21 +2,29 @@
 
 A sender names files by a relative, ``/``-separated path. The receiver refuses (it
 does not "fix") any name that could leave the download folder or that is not
-portable: absolute paths, ``..`` and ``.``, empty components, NUL and control
-characters, backslashes and drive letters, Windows reserved device names (``CON``,
+portable: absolute paths, ``..`` and ``.``, empty components, NUL, C0 and C1 control
+characters and bidi overrides (a name that shows as ``invoice.pdf`` but is not),
+backslashes and drive letters, Windows reserved device names (``CON``,
 ``NUL``, ``COM1``, ...), trailing dots or spaces, and our own partial-file suffix.
 On disk, every existing component under the download folder must be a real
-directory (never a symlink), and files are opened with ``O_NOFOLLOW``.
+directory (never a symlink), and every file the receiver writes or reads back (partial
+files and their ``.rdvpart.json`` sidecars included) is opened with ``O_NOFOLLOW``, so
+a symlink planted at one of those names is refused, never followed. Names whose
+partial or sidecar name would pass the file system's 255-byte limit get a shortened
+partial name (see :func:`fit_name`) instead of failing.
+
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 from pathlib import Path
 
 from rdv_core.session._errors import UnsafeName
+from rdv_core.wire import unsafe_char
 
 #: Suffix of a partial (resumable) file, and of its metadata sidecar.
 PARTIAL_SUFFIX = ".rdvpart"
@@ -62,6 +70,11 @@ def _check_component(part: str) -> None:
     match = _FORBIDDEN_CHARS.search(part)
     if match:
         raise UnsafeName(f"forbidden character {match.group()!r} in {part!r}")
+    hidden = unsafe_char(part)
+    if hidden is not None:
+        # C1 controls (U+009B is a CSI) and bidi overrides (U+202E shows "gpj.exe" as
+        # "exe.jpg"): refused, never shown (docs/PROTOCOL.md section 12.8).
+        raise UnsafeName(f"control or bidi character U+{ord(hidden):04X} in {part!a}")
     if part.endswith((".", " ")):
         raise UnsafeName(f"component {part!r} ends with a dot or a space")
     stem = part.split(".", 1)[0].rstrip(" ").upper()
@@ -101,21 +114,52 @@ def prepare_target(base: Path, parts: tuple[str, ...]) -> Path:
     return target
 
 
+#: Bytes of the short digest :func:`fit_name` puts in a shortened name (``~`` + 8 hex).
+_FIT_TAG = 9
+
+
+def fit_name(name: str, suffix: str = "", limit: int = MAX_COMPONENT_BYTES) -> str:
+    """``name + suffix``, with ``name`` shortened if the whole would pass ``limit`` bytes.
+
+    A shortened name keeps its start (cut at a character boundary) and gets ``~`` and 8
+    hex digits of the full name's SHA-256, so two long names that share a start still
+    get distinct partial files.
+    """
+    if len((name + suffix).encode()) <= limit:
+        return name + suffix
+    room = limit - len(suffix.encode()) - _FIT_TAG
+    start = name.encode()[:room].decode("utf-8", "ignore")
+    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{start}~{tag}{suffix}"
+
+
 def partial_path(target: Path) -> Path:
-    """Where the partial data of ``target`` is kept until verified."""
-    return target.with_name(target.name + PARTIAL_SUFFIX)
+    """Where the partial data of ``target`` is kept until verified.
+
+    Shortened like its sidecar (:func:`fit_name`) when the sidecar's name would be too
+    long, so the two always share a stem.
+    """
+    return target.with_name(
+        fit_name(target.name, SIDECAR_SUFFIX)[: -len(SIDECAR_SUFFIX)] + PARTIAL_SUFFIX
+    )
 
 
 def sidecar_path(target: Path) -> Path:
     """The metadata of a partial file (size and mtime it belongs to)."""
-    return target.with_name(target.name + SIDECAR_SUFFIX)
+    return target.with_name(fit_name(target.name, SIDECAR_SUFFIX))
 
 
 def numbered(target: Path, n: int) -> Path:
-    """``name (n).ext`` next to ``target`` (``archive (2).tar.gz`` keeps both suffixes)."""
+    """``name (n).ext`` next to ``target`` (``archive (2).tar.gz`` keeps both suffixes).
+
+    The stem is shortened (:func:`fit_name`) if the numbered name would be too long.
+    """
     name = target.name
     stem, dot, ext = name.partition(".") if not name.startswith(".") else (name, "", "")
-    return target.with_name(f"{stem} ({n}){dot}{ext}")
+    tail = f" ({n}){dot}{ext}"
+    if len(tail.encode()) > MAX_COMPONENT_BYTES // 2:
+        stem, tail = name, f" ({n})"  # a huge extension: number the whole name instead
+    return target.with_name(fit_name(stem, tail))
 
 
 def place_without_overwrite(source: Path, target: Path) -> Path:
@@ -140,13 +184,57 @@ def place_without_overwrite(source: Path, target: Path) -> Path:
     raise FileExistsError(f"no free name for {target.name} after 10000 tries")
 
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_state(path: Path) -> str | None:
+    """The text of a sidecar, or None if it is missing, a symlink or unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return None
+    with open(fd, "rb") as handle:
+        data = handle.read(64 * 1024)
+    return data.decode("utf-8", "replace")
+
+
+def write_state(path: Path, text: str) -> None:
+    """Write a sidecar; a symlink planted at its name is refused, never followed.
+
+    Raises:
+        UnsafeName: ``path`` is a symlink (or otherwise not a regular file).
+        OSError: permission denied, disk full, ...
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UnsafeName(f"{path.name}: a symlink is in the way (not followed)") from exc
+        raise
+    with open(fd, "wb") as handle:
+        handle.write(text.encode())
+
+
+def open_nofollow(path: Path) -> int:
+    """Open an existing file of the download folder for reading, never through a symlink.
+
+    Raises:
+        OSError: missing, a symlink (``ELOOP``), unreadable.
+    """
+    return os.open(path, os.O_RDONLY | _NOFOLLOW)
+
+
 def open_partial(path: Path, offset: int) -> int:
     """Open (or create) a partial file for writing at ``offset``; return the descriptor.
 
     ``O_NOFOLLOW`` refuses a symlink planted at the partial's name.
     """
-    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags, 0o644)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UnsafeName(f"{path.name}: a symlink is in the way (not followed)") from exc
+        raise
     try:
         os.ftruncate(fd, offset)
         os.lseek(fd, offset, os.SEEK_SET)

@@ -8,10 +8,13 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._http1`: strict HTTP/1.1 heads, Go's pre-handler checks and error framing;
 - :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
 - :mod:`._lines`: the line layer after the upgrade (section 6);
-- :mod:`._nat64`: NAT64 prefixes and synthesized addresses (section 9);
-- :mod:`._proxy`: HTTP ``CONNECT`` proxies and the proxy environment (section 14);
+- :mod:`._nat64`: NAT64 prefixes and synthesized addresses (section 17.2);
+- :mod:`._proxy`: HTTP ``CONNECT`` proxies and the proxy environment (section 17.1);
+- :mod:`._printable`: text from the network made safe to show;
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
-  errors after the upgrade (sections 2 to 5).
+  errors after the upgrade (sections 2 to 5);
+- :mod:`._proxy_protocol`: the PROXY protocol v1/v2 header a load balancer writes before
+  the request (section 14).
 
 Every public name of those modules is exported here: import the wire format from
 ``rdv_core.wire``.
@@ -101,6 +104,11 @@ from rdv_core.wire._names import (
     unescape_token,
 )
 from rdv_core.wire._nat64 import nat64_embedded, nat64_prefix, nat64_synthesize
+from rdv_core.wire._printable import (
+    UNSAFE_CHARS,
+    printable,
+    unsafe_char,
+)
 from rdv_core.wire._proxy import (
     NO_PROXY_WORD,
     ProxyURL,
@@ -110,6 +118,15 @@ from rdv_core.wire._proxy import (
     middlebox_hint,
     parse_proxy_url,
     proxy_for,
+)
+from rdv_core.wire._proxy_protocol import (
+    MAX_V2_HEADER,
+    ProxyHeader,
+    ProxyHeaderError,
+    ProxyHeaderParser,
+    build_proxy_v1,
+    build_proxy_v2,
+    sniff_proxy_header,
 )
 
 __all__ = [
@@ -122,10 +139,12 @@ __all__ = [
     "MAX_LINE",
     "MAX_PEER_ADDRS",
     "MAX_SELF_ADDRS",
+    "MAX_V2_HEADER",
     "METHODS",
     "NO_PROXY_WORD",
     "REASONS",
     "SINGLE_SPACES",
+    "UNSAFE_CHARS",
     "UPGRADE_PROTOCOL",
     "USER_AGENT",
     "Addr",
@@ -142,6 +161,9 @@ __all__ = [
     "Misdial",
     "Other",
     "ProtocolError",
+    "ProxyHeader",
+    "ProxyHeaderError",
+    "ProxyHeaderParser",
     "ProxyURL",
     "RdvRequest",
     "Reply",
@@ -155,6 +177,8 @@ __all__ = [
     "build_http_error",
     "build_other",
     "build_plain_response",
+    "build_proxy_v1",
+    "build_proxy_v2",
     "build_rejection",
     "build_request",
     "build_upgrade_error",
@@ -182,13 +206,16 @@ __all__ = [
     "parse_server_url",
     "parse_spaces",
     "peer_addrs_for",
+    "printable",
     "proxy_for",
     "reason_phrase",
     "request_path",
     "self_addrs",
+    "sniff_proxy_header",
     "sort_addrs",
     "space_of",
     "token_from_target",
     "unescape_token",
     "unmap",
+    "unsafe_char",
 ]

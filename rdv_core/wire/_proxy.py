@@ -3,7 +3,7 @@
 rdv reaches its server through a proxy only with ``CONNECT`` (RFC 9110 section 9.3.6):
 a forward proxy that relays ``GET http://...`` requests drops the hop-by-hop
 ``Connection``/``Upgrade`` headers the rdv/1 handshake needs, so the relay could never
-start through one (docs/PROTOCOL.md section 14). ``CONNECT`` gives a byte tunnel: the
+start through one (docs/PROTOCOL.md section 17.1). ``CONNECT`` gives a byte tunnel: the
 rdv request, the ``101`` and then the relayed stream pass through it untouched.
 
 The environment follows curl's conventions, which most tools share:

@@ -8,13 +8,14 @@ character (the CLI tests and the app's snapshots pin it).
 
 Standard library only at module level: the Textual widgets import this module, and so
 does ``rdv serve``, which must never import textual or rich. ``rdv_core`` is imported
-inside the one function that needs it.
+inside the functions that need it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from rdv_core.events import Event
@@ -129,6 +130,52 @@ def format_event(event: Event, *, readable: bool = True) -> str:
             ``rdv send``/``rdv receive`` (False): every field as in the JSON form, and
             the line keeps its blank after the type when the event has no fields.
     """
+    from rdv_core.wire import printable
+
     fields = " ".join(event_fields(event, readable=readable, skip_empty=readable))
-    line = f"{event_time(event)}  {event.type:<19} {fields}"
+    # Fields carry text from the server and the peer (reasons, bodies): never raw.
+    line = f"{event_time(event)}  {event.type:<19} {printable(fields)}"
     return line.rstrip() if readable else line
+
+
+def shown(text: str) -> str:
+    """Text from the network (or holding it) as it may be printed on a terminal.
+
+    Control characters and bidi overrides become visible escapes
+    (:func:`rdv_core.wire.printable`): a hostile server or peer cannot clear the
+    screen, set the title or forge lines through a reason or a name.
+    """
+    from rdv_core.wire import printable
+
+    return printable(text)
+
+
+class PrintableFormatter(logging.Formatter):
+    """A log formatter that neutralises control characters of every record (see :func:`shown`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record's line, with its controls escaped."""
+        return shown(super().format(record))
+
+
+def shown_event(event: Event) -> Event:
+    """``event`` with every text field neutralised (see :func:`shown`), for the app.
+
+    The app shows event fields in many widgets; cleaning the event once where it enters
+    the app covers all of them. A chat message keeps its newlines (the chat pane shows
+    several lines); nothing else does.
+    """
+    import dataclasses
+
+    from rdv_core.events import ChatReceived, ChatSent
+    from rdv_core.wire import printable
+
+    is_chat = isinstance(event, ChatReceived | ChatSent)
+    changes: dict[str, Any] = {}
+    for field in dataclasses.fields(event):
+        value = getattr(event, field.name)
+        if isinstance(value, str):
+            safe = printable(value, keep_newlines=is_chat and field.name == "text")
+            if safe != value:
+                changes[field.name] = safe
+    return dataclasses.replace(event, **changes) if changes else event

@@ -30,8 +30,9 @@ import threading
 from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from rdv_tui.cli.formatting import format_event
+from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
 from rdv_tui.cli.race_options import UsageError, client_options
+from rdv_tui.cli.secret_args import ENV_TOKEN, resolve_secret
 
 if TYPE_CHECKING:
     from rdv_core.client import Conn
@@ -64,15 +65,21 @@ def _grow_pipe(fd: int) -> None:
 
 
 class StdinReader:
-    """Reads a file descriptor in a daemon thread into a bounded asyncio queue.
+    """Reads a file descriptor in a daemon thread into an asyncio queue.
 
-    ``b""`` in the queue means EOF; an ``OSError`` means the read failed.
+    ``b""`` in the queue means EOF; an ``OSError`` means the read failed. At most
+    :data:`STDIN_QUEUE` chunks wait in the queue: the thread takes a slot of a
+    semaphore before each read and the consumer gives it back (:meth:`get`). The
+    thread hands chunks over with ``call_soon_threadsafe`` and never creates a
+    coroutine: one made for a loop that closes before running it was reported as
+    "coroutine 'Queue.put' was never awaited" after a lost conn.
     """
 
     def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
         self._fd = fd
         self._loop = loop
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue(STDIN_QUEUE)
+        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
+        self._slots = threading.Semaphore(STDIN_QUEUE)
         self._thread = threading.Thread(target=self._run, name="rdv-stdin", daemon=True)
 
     def start(self) -> None:
@@ -80,19 +87,25 @@ class StdinReader:
         _grow_pipe(self._fd)
         self._thread.start()
 
+    async def get(self) -> bytes | OSError:
+        """The next chunk (``b""`` at EOF) or the read's error."""
+        item = await self.queue.get()
+        self._slots.release()
+        return item
+
     def _run(self) -> None:
         while True:
+            while not self._slots.acquire(timeout=0.5):
+                if self._loop.is_closed():
+                    return
             item: bytes | OSError
             try:
                 item = os.read(self._fd, CHUNK)
             except OSError as exc:
                 item = exc
-            if self._loop.is_closed():
-                return
             try:
-                put = asyncio.run_coroutine_threadsafe(self.queue.put(item), self._loop)
-                put.result()
-            except (RuntimeError, concurrent.futures.CancelledError):
+                self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
+            except RuntimeError:
                 return  # the loop is gone: nobody wants more input
             if not isinstance(item, bytes) or not item:
                 return
@@ -118,7 +131,7 @@ async def _stdin_to_peer(conn: Conn, stdin_fd: int, log: Callable[[str], None]) 
     reader.start()
     writer = conn.writer
     while True:
-        item = await reader.queue.get()
+        item = await reader.get()
         if isinstance(item, OSError):
             log(f"reading stdin failed: {item}")
             break
@@ -232,16 +245,24 @@ async def _main(
 
 def _say(method: str, text: str, stderr: IO[str]) -> None:
     name = "dial" if method == "DIAL" else "accept"
-    print(f"rdv {name}: {text}", file=stderr, flush=True)
+    # Reasons and bodies come from the server or the peer: never print them raw.
+    print(f"rdv {name}: {shown(text)}", file=stderr, flush=True)
 
 
 def run_pipe(args: argparse.Namespace, method: str) -> int:
     """Run ``rdv dial`` (method ``DIAL``) or ``rdv accept`` (``ACCEPT``); the exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     if args.verbose:
         logging.getLogger("rdv").setLevel(logging.DEBUG)
     try:
         options = client_options(args)
+        args.token = resolve_secret(args.token, args.token_file, ENV_TOKEN, "token")
+        if args.token is None:
+            raise UsageError(
+                "a TOKEN is needed: as an argument, with --token-file or in $RDV_TOKEN"
+            )
     except UsageError as exc:
         _say(method, str(exc), sys.stderr)
         return EXIT_USAGE

@@ -9,10 +9,17 @@ from __future__ import annotations
 import argparse
 
 from rdv_tui.cli.race_options import add_race_arguments
+from rdv_tui.cli.secret_args import add_secret_file_argument
 
 
 def add_pipe_arguments(parser: argparse.ArgumentParser, method: str) -> None:
     """The arguments of ``rdv dial`` and ``rdv accept``: URL, TOKEN and the race options."""
     parser.add_argument("url", metavar="URL", help="rdv server, e.g. http://example.com:8080")
-    parser.add_argument("token", metavar="TOKEN", help="shared token (use [A-Za-z0-9._~-])")
+    parser.add_argument(
+        "token",
+        metavar="TOKEN",
+        nargs="?",
+        help="shared token (use [A-Za-z0-9._~-]); or --token-file, or $RDV_TOKEN",
+    )
+    add_secret_file_argument(parser, "--token-file", "token")
     add_race_arguments(parser, dialer=method == "DIAL", picker_role="the dialer")

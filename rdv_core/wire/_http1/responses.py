@@ -9,6 +9,7 @@ See :mod:`rdv_core.wire._http1` for the design.
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -205,19 +206,25 @@ class BodyCollector:
 
     Feed the bytes that follow the head (:attr:`HeadParser.trailing` first) until
     :attr:`done`, or until EOF (a body without Content-Length ends at close, as in
-    section 5). ``Transfer-Encoding: chunked`` bodies are kept raw (chunk sizes included).
+    section 5). A ``Transfer-Encoding: chunked`` body (what an HTTP/1.1 proxy such as
+    nginx makes of a body that ends at close) is decoded; it is done at its last chunk.
     """
 
-    __slots__ = ("_buf", "_want")
+    __slots__ = ("_buf", "_chunks", "_want")
 
     def __init__(self, head: Head, limit: int = MAX_ERROR_BODY) -> None:
         """Raises ProtocolError for an invalid Content-Length."""
-        length = head.content_length
+        coding = (head.get("Transfer-Encoding") or "").rsplit(",", 1)[-1].strip().lower()
+        self._chunks = _ChunkDecoder() if coding == "chunked" else None
+        # RFC 9112 section 6.3: with chunked framing any Content-Length is ignored.
+        length = None if self._chunks is not None else head.content_length
         self._want = limit if length is None else min(length, limit)
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> bool:
         """Add bytes (those past the bound are dropped); return :attr:`done`."""
+        if self._chunks is not None:
+            data = self._chunks.feed(data)
         room = self._want - len(self._buf)
         if room > 0:
             self._buf += data[:room]
@@ -226,6 +233,8 @@ class BodyCollector:
     @property
     def done(self) -> bool:
         """True once the whole body (or the first ``limit`` bytes) arrived."""
+        if self._chunks is not None and self._chunks.finished:
+            return True
         return len(self._buf) >= self._want
 
     @property
@@ -237,3 +246,62 @@ class BodyCollector:
     def text(self) -> str:
         """The body as text for the user (invalid UTF-8 replaced)."""
         return self._buf.decode("utf-8", "replace")
+
+
+_CHUNK_SIZE_RE: Final = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: A size or trailer line longer than this is not chunked framing.
+_MAX_CHUNK_LINE: Final = 4096
+
+
+class _ChunkDecoder:
+    """``Transfer-Encoding: chunked`` (RFC 9112 section 7.1), sans-IO and lenient: the body
+    is only shown to the user, so framing that breaks the rules just ends it."""
+
+    __slots__ = ("_left", "_pending", "_state", "finished")
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._state = "size"  # size, data, data-end, trailers
+        self._left = 0
+        self.finished = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Add framed bytes; return the payload bytes they complete."""
+        out = bytearray()
+        self._pending += data
+        while not self.finished:
+            if self._state == "data":
+                take = min(self._left, len(self._pending))
+                out += self._pending[:take]
+                del self._pending[:take]
+                self._left -= take
+                if self._left:
+                    break
+                self._state = "data-end"
+                continue
+            if self._state == "data-end" and bytes(self._pending[:1]) not in (b"", b"\r", b"\n"):
+                self.finished = True  # the data must end with its CRLF
+                break
+            end = self._pending.find(b"\n")
+            if end < 0:
+                self.finished = len(self._pending) > _MAX_CHUNK_LINE
+                break
+            line = bytes(self._pending[:end]).removesuffix(b"\r")
+            del self._pending[: end + 1]
+            self._line(line)
+        return bytes(out)
+
+    def _line(self, line: bytes) -> None:
+        if self._state == "data-end":
+            self._state = "size"
+            self.finished = line != b""
+        elif self._state == "size":
+            size = line.split(b";", 1)[0].strip(b" \t")
+            if _CHUNK_SIZE_RE.fullmatch(size) is None:
+                self.finished = True
+            elif int(size, 16) == 0:
+                self._state = "trailers"
+            else:
+                self._left, self._state = int(size, 16), "data"
+        else:  # trailers end with an empty line
+            self.finished = line == b"" or len(line) > _MAX_CHUNK_LINE

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
+from rdv_tui.cli.secret_args import add_secret_file_argument
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -26,12 +27,18 @@ def add_parser(subparsers: Any) -> None:
         "Files are checked against the sender's BLAKE3 digest; names that would leave the "
         "download folder are refused; existing files are never overwritten (a new file "
         "becomes 'name (1).ext'). After a broken connection, partial files are kept: run "
-        "both commands again with the same code to resume.",
+        "both commands again (a fresh code is fine) to resume.",
         epilog="Exit codes: 0 every offered file was received and verified; 1 a file "
         "failed, the offer was declined, the code did not match or the connection failed; "
         "2 bad usage; 3 --timeout expired before the peer came.",
     )
-    parser.add_argument("code", metavar="CODE", help="the code rdv send printed")
+    parser.add_argument(
+        "code",
+        metavar="CODE",
+        nargs="?",
+        help="the code rdv send printed (or --code-file, $RDV_CODE)",
+    )
+    add_secret_file_argument(parser, "--code-file", "code")
     parser.add_argument(
         "--server", metavar="URL", help="rdv server (default: $RDV_SERVER, then the config file)"
     )
@@ -55,15 +62,20 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     """The server URL and the (created) download folder.
 
     Raises:
-        ConfigError, CodeError, OSError: reported as usage errors.
+        ConfigError, CodeError, UsageError, OSError: reported as usage errors.
     """
     from pathlib import Path
 
     from rdv_core.config import load_settings, resolve_server
     from rdv_core.session import parse_code
+    from rdv_tui.cli.race_options import UsageError
+    from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
 
     settings = load_settings()
     server, _source = resolve_server(args.server, settings)
+    args.code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
+    if args.code is None:
+        raise UsageError("a CODE is needed: as an argument, with --code-file or in $RDV_CODE")
     parse_code(args.code)
     download_dir = Path(args.dir).expanduser() if args.dir else settings.downloads
     download_dir.mkdir(parents=True, exist_ok=True)
@@ -74,12 +86,12 @@ async def _receive(args: argparse.Namespace) -> int:
     import sys
 
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
     from rdv_core.config import ConfigError
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        BurnedCodes,
         CodeError,
         CodeMismatch,
         IncomingOffer,
@@ -89,6 +101,7 @@ async def _receive(args: argparse.Namespace) -> int:
     )
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.race_options import UsageError, client_from_args
+    from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
 
@@ -99,7 +112,7 @@ async def _receive(args: argparse.Namespace) -> int:
     ui.setup_logging(args.verbose)
     try:
         server, download_dir = _prepare(args)
-    except (ConfigError, CodeError, OSError) as exc:
+    except (ConfigError, CodeError, UsageError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)
 
     view = ui.TransferView(console, "in")
@@ -155,9 +168,11 @@ async def _receive(args: argparse.Namespace) -> int:
                 on_event=sink,
                 on_offer=on_offer,
                 download_dir=download_dir,
+                on_notice=lambda text: console.print(f"[yellow]rdv receive:[/] {escape(text)}"),
+                burned=BurnedCodes(),
             )
         except CodeMismatch as exc:
-            return fail(f"{exc}: check the code on both sides")
+            return fail(str(exc))
         except RdvTimeoutError as exc:
             return fail(str(exc), ui.EXIT_TIMEOUT)
         except ValueError as exc:
@@ -178,8 +193,8 @@ async def _receive(args: argparse.Namespace) -> int:
             return fail(declined[0])
         if session.error is not None:
             return fail(
-                f"session ended: {session.error}; partial files are kept: run again with the "
-                "same code to resume"
+                f"session ended: {session.error}; partial files are kept: run rdv send and "
+                "rdv receive again to resume (a new code is fine)"
             )
         if failed:
             return fail(f"{len(failed)} of {len(results)} file(s) failed")

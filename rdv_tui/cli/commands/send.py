@@ -12,6 +12,7 @@ from typing import Any
 
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
+from rdv_tui.cli.secret_args import add_secret_file_argument
 
 
 def add_parser(subparsers: Any) -> None:
@@ -22,9 +23,9 @@ def add_parser(subparsers: Any) -> None:
         description="Send files and folders to the peer that runs `rdv receive CODE`. Prints "
         "the code and the command to run on the other machine. Only the number before the "
         "first '-' of the code reaches the server; the rest keys the encryption (SPAKE2), "
-        "so the server cannot read or change the files. Run it again with the same --code "
-        "after a broken connection: the transfer resumes where the receiver's verified "
-        "data ends.",
+        "so the server cannot read or change the files. Run it again after a broken "
+        "connection (a fresh code is fine): the transfer resumes where the receiver's "
+        "verified data ends.",
         epilog="Exit codes: 0 the receiver verified every file; 1 a file failed, the "
         "receiver declined, the code did not match or the connection failed; 2 bad usage; "
         "3 --timeout expired before the peer came.",
@@ -36,8 +37,10 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--code",
         metavar="CODE",
-        help="use this code instead of a fresh one, e.g. to resume (form: 7-tulip-orbit)",
+        help="use this code instead of a fresh one (form: 482913-tulip-orbit); or "
+        "--code-file, or $RDV_CODE",
     )
+    add_secret_file_argument(parser, "--code-file", "code")
     add_race_arguments(parser, dialer=True)
 
 
@@ -52,11 +55,11 @@ async def _send(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from rich.console import Console
-    from rich.markup import escape
 
     from rdv_core.config import ConfigError, resolve_server
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        BurnedCodes,
         CodeError,
         CodeMismatch,
         SessionError,
@@ -66,11 +69,12 @@ async def _send(args: argparse.Namespace) -> int:
         collect,
         connect_session,
         describe_path,
-        generate_code,
         parse_code,
     )
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.race_options import UsageError, client_from_args
+    from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
+    from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
 
@@ -81,8 +85,9 @@ async def _send(args: argparse.Namespace) -> int:
     ui.setup_logging(args.verbose)
     try:
         server, _source = resolve_server(args.server)
-        code = args.code or generate_code()
-        parse_code(code)
+        code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
+        if code is not None:
+            parse_code(code)
         files = collect([Path(p) for p in args.paths])
     except (ConfigError, CodeError, UsageError, UnsafeName, ValueError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)
@@ -90,9 +95,11 @@ async def _send(args: argparse.Namespace) -> int:
         return fail("nothing to send (the folders are empty)", ui.EXIT_USAGE)
     total = sum(f.size for f in files)
     print(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.", flush=True)
-    print(f"Code: {code}", flush=True)
-    print("On the other machine run:", flush=True)
-    print(f"    rdv receive {code} --server {server}", flush=True)
+
+    def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
+        print(f"Code: {shown}", flush=True)
+        print("On the other machine run:", flush=True)
+        print(f"    rdv receive {shown} --server {server}", flush=True)
 
     view = ui.TransferView(console, "out")
     try:
@@ -107,9 +114,18 @@ async def _send(args: argparse.Namespace) -> int:
             return fail(str(exc), ui.EXIT_USAGE)
         console.print("waiting for the receiver…")
         try:
-            session = await connect_session(server, code, "send", client=client, on_event=sink)
+            session = await connect_session(
+                server,
+                code,
+                "send",
+                client=client,
+                on_event=sink,
+                on_code=show_code,
+                on_notice=lambda text: console.print(f"[yellow]rdv send:[/] {escape(text)}"),
+                burned=BurnedCodes(),
+            )
         except CodeMismatch as exc:
-            return fail(f"{exc}: check the code on both sides")
+            return fail(str(exc))
         except RdvTimeoutError as exc:
             return fail(str(exc), ui.EXIT_TIMEOUT)
         except ValueError as exc:
@@ -126,7 +142,7 @@ async def _send(args: argparse.Namespace) -> int:
         except TransferFailed as exc:
             return fail(str(exc))
         except SessionError as exc:
-            return fail(f"session ended: {exc}; run again with --code {code} to resume")
+            return fail(f"session ended: {exc}; run rdv send again to resume (a new code is fine)")
         finally:
             await session.close()
             if session.conn is not None:

@@ -66,6 +66,12 @@ def add_parser(subparsers: Any) -> None:
         help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP only from these proxy "
         "networks (e.g. 127.0.0.1/32 10.0.0.0/8)",
     )
+    parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="read a PROXY v1/v2 header (HAProxy send-proxy, nginx stream, AWS NLB) from "
+        "--trust-proxy networks; refuse it from anyone else",
+    )
     parser.add_argument("--tls-cert", metavar="FILE", type=Path, help="TLS certificate (PEM)")
     parser.add_argument("--tls-key", metavar="FILE", type=Path, help="TLS private key (PEM)")
     parser.add_argument(
@@ -234,7 +240,14 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             on_event=_EventLog(args.verbose, stream),
         )
         try:
-            front = await start_native(server, host=host, port=port, ssl=tls, prefix=args.prefix)
+            front = await start_native(
+                server,
+                host=host,
+                port=port,
+                ssl=tls,
+                prefix=args.prefix,
+                proxy_protocol=args.trust_proxy if args.proxy_protocol else (),
+            )
         except OSError as exc:
             print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
             return 1
@@ -276,6 +289,17 @@ def run(args: argparse.Namespace) -> int:
         make_observed_addr(args.trust_proxy)
     except ValueError as exc:
         print(f"rdv serve: invalid --trust-proxy: {exc}", file=sys.stderr)
+        return 2
+    if args.proxy_protocol and not args.trust_proxy:
+        print(
+            "rdv serve: --proxy-protocol needs --trust-proxy CIDR (the balancers)", file=sys.stderr
+        )
+        return 2
+    if args.proxy_protocol and args.tls_cert is not None:
+        print(
+            "rdv serve: --proxy-protocol with --tls-cert: terminate TLS at the balancer",
+            file=sys.stderr,
+        )
         return 2
     tls = None
     if args.tls_cert is not None and args.tls_key is not None:
