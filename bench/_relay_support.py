@@ -104,9 +104,10 @@ def role_server(front: str) -> None:
     raise_nofile()
 
     async def main() -> None:
-        from rdv_core.server import RdvServer
+        from rdv_core.server import LobbyLimits, RdvServer
 
-        server = RdvServer()
+        # The memory test puts 1,000 requests from 127.0.0.1 in the lobby: no caps.
+        server = RdvServer(lobby_limits=LobbyLimits.unlimited())
         loop = asyncio.get_running_loop()
         stdin_closed = loop.create_future()
         if front in ("native", "native-proxy"):

@@ -20,7 +20,15 @@ The baseline, measured in the same run against the same server, is one plain HTT
 round trip (TCP connect, ``GET /healthz``, response): the floor for anything that
 talks to a server. Target: p2p p50 below 10 ms.
 
-Usage: ``.venv/bin/python bench/connect.py [--attempts N] [--processes 1|2] [--json]``
+With ``--go-client PATH`` (a built Go reference ``rdv`` binary; skipped when not given:
+there is no Go toolchain on the project machine, so this path was only run against a stand-in
+script), the same run also alternates, attempt by attempt, ``PATH dial URL TOKEN`` (spaces as
+the Go client picks them; only loopback candidates can connect here) with rdv's own dial
+(spaces ``loopback4``), against the same server and rdv accepter, and compares each dialer's
+own report: the Go CLI's ``peer connected ... dur=1.7ms`` line and rdv's ``Conn.elapsed_s``.
+
+Usage: ``.venv/bin/python bench/connect.py [--attempts N] [--processes 1|2] [--go-client PATH]
+[--json]``
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -48,6 +57,8 @@ from rdv_core.server import RdvServer, start_native
 from rdv_core.wire import AddrSpace, parse_spaces
 
 TARGET_P2P_P50_MS = 10.0
+#: Issue 10's target: p2p p50 at most this many plain HTTP round trips to the same server.
+TARGET_RATIO = 3.0
 PHASES = ("setup", "server", "lobby", "race", "pick", "return", "total")
 MODES = {"p2p": "loopback4,loopback6", "relay": "none"}
 
@@ -211,6 +222,54 @@ async def attempts(child: Child | Accepters, url: str, mode: str, count: int) ->
     return samples
 
 
+#: The Go CLI's report: ``INFO client: peer connected is_relay=false addr=... dur=45ms``.
+GO_DURATION = re.compile(r"peer connected.*?is_relay=(\w+).*?dur=([0-9.]+)(ns|us|µs|ms|s)\b")
+GO_UNITS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+async def go_dial(path: str, url: str, token: str) -> tuple[float, bool]:
+    """One ``PATH dial URL TOKEN``: its own reported duration (ms) and whether it relayed."""
+    proc = await asyncio.create_subprocess_exec(
+        path, "dial", url, token,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        stderr = await asyncio.wait_for(proc.stderr.read(), 20)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    match = GO_DURATION.search(stderr.decode("utf-8", "replace"))
+    if match is None:
+        raise RuntimeError(f"{path} dial: no 'peer connected ... dur=' line in {stderr[-300:]!r}")
+    return float(match.group(2)) * GO_UNITS[match.group(3)], match.group(1) == "true"
+
+
+async def versus_go(
+    child: Child | Accepters, url: str, path: str, count: int
+) -> dict[str, list[float]]:
+    """Alternate Go and rdv dials to the same server and accepter; each dialer's own time."""
+    out: dict[str, list[float]] = {"go": [], "rdv": []}
+    relayed = 0
+    for i in range(count):
+        token = f"go-{i}"
+        await child.accept(token, "loopback4")
+        ms, relay = await go_dial(path, url, token)
+        relayed += relay
+        out["go"].append(ms)
+        token = f"go-rdv-{i}"
+        await child.accept(token, "loopback4")
+        conn = await Client(spaces=parse_spaces("loopback4"), timeout=10).dial(url, token)
+        out["rdv"].append(conn.elapsed_s * 1000)
+        await conn.close()
+    if relayed:
+        print(f"  note: the Go client relayed {relayed} of {count} times")
+    return out
+
+
 def report(name: str, samples: Samples, base_p50: float) -> dict[str, object]:
     rows = {
         p: {"p50": percentile(v, 50), "p90": percentile(v, 90)} for p, v in samples.phases.items()
@@ -235,6 +294,12 @@ async def main() -> int:
         choices=(1, 2),
         default=1,
         help="1: server and accepter in this process; 2: in a child process",
+    )
+    parser.add_argument(
+        "--go-client",
+        metavar="PATH",
+        default=None,
+        help="a Go reference rdv binary: also compare its dials with ours (skipped if not given)",
     )
     parser.add_argument("--accepter", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -261,6 +326,7 @@ async def main() -> int:
         base = await baseline(port, args.attempts)
         p2p = await attempts(peer, url, "p2p", args.attempts)
         relay = await attempts(peer, url, "relay", args.attempts)
+        go = await versus_go(peer, url, args.go_client, args.attempts) if args.go_client else None
     finally:
         await peer.close()
 
@@ -274,6 +340,18 @@ async def main() -> int:
     }
     p2p_p50 = percentile(p2p.phases["total"], 50)
     ok = p2p_p50 < TARGET_P2P_P50_MS and p2p.relayed == 0
+    ratio = p2p_p50 / base_p50
+    print(f"p2p p50 / HTTP round trip: {ratio:.1f}x (target <= {TARGET_RATIO:g}x)")
+    ok = ok and ratio <= TARGET_RATIO
+    if go is None:
+        print("Go client comparison: skipped (no --go-client PATH)")
+    else:
+        go_p50, ours_p50 = percentile(go["go"], 50), percentile(go["rdv"], 50)
+        print(f"\nvs Go client ({args.go_client}), {args.attempts} alternating dials each, "
+              f"dialer's own report: Go p50 {go_p50:.2f} ms, rdv p50 {ours_p50:.2f} ms "
+              f"({ours_p50 / go_p50:.2f}x)")  # fmt: skip
+        results["go"] = {"go_p50": go_p50, "rdv_p50": ours_p50, "ratio": ours_p50 / go_p50}
+        ok = ok and ours_p50 <= go_p50
     verdict = "PASS" if ok else "FAIL"
     print(f"\ntarget p2p p50 < {TARGET_P2P_P50_MS:g} ms: {p2p_p50:.2f} ms -> {verdict}")
     if args.json:

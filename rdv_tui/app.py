@@ -12,11 +12,14 @@ Network work runs in async workers on Textual's own event loop.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -30,6 +33,7 @@ from rdv_tui.recent import Recent, default_path
 from rdv_tui.recent_provider import RecentProvider
 from rdv_tui.screens import PaletteCommands
 from rdv_tui.screens.connect import ConnectScreen
+from rdv_tui.screens.doctor import DoctorScreen
 from rdv_tui.screens.race import RaceScreen
 from rdv_tui.screens.server import ServerScreen
 from rdv_tui.screens.session import SessionScreen
@@ -53,6 +57,10 @@ class AppConfig:
         demo_dir: Run the one-machine demo (embedded server, an in-process peer that
             accepts, chat echoed, a sample file sent and verified) with its files here.
         embedded_server: Start the embedded server (off for a pure replay).
+        form: Connect form settings from the command line (``rdv tui --spaces ...``),
+            as :meth:`~rdv_tui.attempt.ConnectParams.form_settings` writes them.
+        exit_on_signals: Quit cleanly on SIGTERM and SIGHUP (a closed terminal), so
+            that the embedded server, the session and the demo's folder are cleaned up.
     """
 
     replay: Path | None = None
@@ -64,17 +72,26 @@ class AppConfig:
     recent_path: Path | None = None
     demo_dir: Path | None = None
     embedded_server: bool = True
+    form: dict[str, Any] | None = None
+    exit_on_signals: bool = False
+
+
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
 def load_race(path: Path) -> list[Event]:
     """Read a saved race.
 
     Raises:
-        ValueError: when the file is not a JSONL event stream (with the line number).
+        ValueError: when the file is not a JSONL event stream (with the line number),
+            or holds no events at all (a dashboard would wait forever).
         OSError: when it cannot be read.
     """
     with path.open(encoding="utf-8") as stream:
-        return list(read_jsonl(stream))
+        events = list(read_jsonl(stream))
+    if not events:
+        raise ValueError("the file has no events (an export holds at least the attempt's start)")
+    return events
 
 
 def default_download_dir() -> Path:
@@ -95,10 +112,13 @@ class RdvApp(App[int]):
         race_screen: The race dashboard (mode ``race``, F3); a replay replaces it.
         session_screen: Chat and files (mode ``session``, F4).
         server_screen: The embedded server (mode ``server``, F5).
+        doctor_screen: The doctor's checks (mode ``doctor``, F6).
     """
 
     CSS_PATH = "rdv.tcss"
     COMMANDS = App.COMMANDS | {RecentProvider}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    """Screens get ``-narrow`` below 100 columns: rdv.tcss lays out 80x24 on its own terms."""
     TITLE = "rdv"
     SUB_TITLE = "relay-assisted peer-to-peer TCP"
 
@@ -107,6 +127,7 @@ class RdvApp(App[int]):
         Binding("f3", "show('race')", "Race"),
         Binding("f4", "show('session')", "Session"),
         Binding("f5", "show('server')", "Server"),
+        Binding("f6", "show('doctor')", "Doctor"),
         Binding("ctrl+s", "save_svg", "Save SVG", show=False),
     ]
 
@@ -115,6 +136,7 @@ class RdvApp(App[int]):
         ("race", "F3", "the race dashboard"),
         ("session", "F4", "chat and files"),
         ("server", "F5", "the embedded server's lobby and pairs"),
+        ("doctor", "F6", "NAT mapping, filtering, hairpinning, in plain words"),
     )
     """The ``Show …`` palette entries: mode, key, what the screen shows."""
 
@@ -124,6 +146,8 @@ class RdvApp(App[int]):
 
         event: Event
         source: Source
+        attempt: int | None = None
+        """The attempt a race event belongs to (the controller numbers them)."""
 
         def can_replace(self, message: Message) -> bool:
             # Progress is high-frequency and mergeable: a newer one for the same
@@ -148,17 +172,23 @@ class RdvApp(App[int]):
         )
         self.race_screen = RaceScreen(export_dir=config.export_dir)
         self.session_screen = SessionScreen(download_dir=self.controller.download_dir)
-        self.connect_screen = ConnectScreen(self._servers())
+        self.connect_screen = ConnectScreen(self._servers(), config.form)
         self.server_screen = ServerScreen()
+        self.doctor_screen = DoctorScreen()
         self.add_mode("connect", lambda: self.connect_screen)
         self.add_mode("race", lambda: self.race_screen)
         self.add_mode("session", lambda: self.session_screen)
         self.add_mode("server", lambda: self.server_screen)
+        self.add_mode("doctor", lambda: self.doctor_screen)
 
     # ----- start and stop
 
     async def on_mount(self) -> None:
         config = self.config
+        if config.exit_on_signals:
+            loop = asyncio.get_running_loop()
+            for signum in EXIT_SIGNALS:
+                loop.add_signal_handler(signum, self.exit, 128 + signum)
         if config.replay is not None:
             self.race_screen = RaceScreen(
                 load_race(config.replay), source=config.replay.name, export_dir=config.export_dir
@@ -171,6 +201,11 @@ class RdvApp(App[int]):
             self.controller.start_demo(config.demo_dir)
 
     async def on_unmount(self) -> None:
+        if self.config.exit_on_signals:
+            loop = asyncio.get_running_loop()
+            for signum in EXIT_SIGNALS:
+                with contextlib.suppress(ValueError, RuntimeError):
+                    loop.remove_signal_handler(signum)
         await self.controller.close()
 
     async def _host_server(self) -> None:
@@ -187,23 +222,41 @@ class RdvApp(App[int]):
         self.server_screen.embedded = embedded
         self.connect_screen.show_servers(self._servers())
 
+    def doctor_urls(self) -> list[str]:
+        """The server the Doctor screen checks: ``--server``, else the embedded one."""
+        if self.config.server_url:
+            return [self.config.server_url]
+        embedded = self.controller.embedded
+        return [embedded.url] if embedded is not None else []
+
     def _servers(self) -> ServerChoice:
         return ServerChoice(self.config.server_url, self.controller.embedded, self.recent)
 
     # ----- screens
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The key of the screen already shown is pointless: hide it (the footer of the
+        Connect screen read ``^r Connect  f2 Connect``)."""
+        return not (action == "show" and parameters and parameters[0] == self.current_mode)
+
     async def action_show(self, mode: str) -> None:
         """Switch to a screen by mode name (connect, race, session, server)."""
-        if mode in ("connect", "server"):
+        if mode in ("connect", "server", "doctor"):
             await self._host_server()  # a replay starts without one; connecting needs it
+        if mode == "doctor" and not self.doctor_screen.urls:
+            self.doctor_screen.urls = self.doctor_urls()
         await self.switch_mode(mode)
+        self.refresh_bindings()
 
     def on_rdv_app_core_event(self, message: CoreEvent) -> None:
         """Route one core event to the screen that shows it."""
         if message.source == "server":
             self.server_screen.add_event(message.event)
         elif message.source == "race":
-            self.race_screen.feed(message.event)
+            if self.controller.is_current(message.attempt):  # not a replaced attempt's
+                self.race_screen.feed(message.event)
+                if isinstance(message.event, ev.Upgraded | ev.UpgradeFailed):
+                    self.session_screen.feed(message.event)  # fast start: the link strip
         else:
             self.session_screen.feed(message.event)
 
@@ -211,6 +264,9 @@ class RdvApp(App[int]):
 
     def on_connect_screen_connect_requested(self, message: ConnectScreen.ConnectRequested) -> None:
         self.controller.start_attempt(message.params)
+
+    def on_race_screen_cancel_requested(self, message: RaceScreen.CancelRequested) -> None:
+        self.controller.cancel_attempt()
 
     def on_session_screen_send_chat(self, message: SessionScreen.SendChat) -> None:
         self.controller.send_chat(message.text)
@@ -232,8 +288,11 @@ class RdvApp(App[int]):
         self.notify(f"screen saved to {path}", title="Screenshot")
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """Textual's entries, the app's own (SVG, screens), then the screen's."""
-        yield from super().get_system_commands(screen)
+        """Textual's entries (less its own "Screenshot": ours saves to the export
+        folder), the app's own (SVG, screens), then the screen's."""
+        for command in super().get_system_commands(screen):
+            if command.title != "Screenshot":
+                yield command
         yield SystemCommand(
             "Save screen as SVG", "Write this screen to an SVG file (ctrl+s)", self.action_save_svg
         )

@@ -6,13 +6,15 @@ the same way, and so that every check happens before any network traffic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import contextlib
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from rdv_core.client import Client, Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.events import EventCallback
 from rdv_core.session import parse_code
-from rdv_core.wire import AddrSpace, parse_server_url
+from rdv_core.wire import AddrSpace, format_spaces, parse_server_url, parse_spaces
+from rdv_tui.cli.checks import check_code
 
 Role = Literal["dial", "accept"]
 PickerKind = Literal["wait-for-p2p", "pick-first", "wait-constant"]
@@ -56,13 +58,46 @@ class ConnectParams:
         if not self.code.strip():
             raise ValueError("enter a session code (or generate one)")
         if not self.race_only:
-            parse_code(self.code)
+            check_code(self.code)
         if self.wait_s < 0:
             raise ValueError("the wait time cannot be negative")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError("the timeout must be positive")
         if not self.force_relay and not self.spaces & AddrSpace.ALL:
             raise ValueError("enable at least one address space, or force the relay")
+
+    def form_settings(self) -> dict[str, Any]:
+        """The settings the app remembers for a server (no code, no server URL)."""
+        return {
+            "role": self.role,
+            "spaces": format_spaces(self.spaces),
+            "picker": self.picker,
+            "wait_s": self.wait_s,
+            "force_relay": self.force_relay,
+            "timeout_s": self.timeout_s,
+        }
+
+    def with_settings(self, settings: dict[str, Any]) -> ConnectParams:
+        """These params with remembered ``settings`` applied; bad or unknown ones are ignored
+        (a damaged file never stops the app)."""
+        changes: dict[str, Any] = {}
+        role, picker = settings.get("role"), settings.get("picker")
+        if role in ("dial", "accept"):
+            changes["role"] = role
+        if picker in PICKERS:
+            changes["picker"] = picker
+        with contextlib.suppress(KeyError, ValueError):
+            changes["spaces"] = parse_spaces(str(settings["spaces"]))
+        wait, timeout = settings.get("wait_s"), settings.get("timeout_s", "absent")
+        if isinstance(wait, int | float) and not isinstance(wait, bool) and wait >= 0:
+            changes["wait_s"] = float(wait)
+        if timeout is None or (
+            isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0
+        ):
+            changes["timeout_s"] = None if timeout is None else float(timeout)
+        if isinstance(settings.get("force_relay"), bool):
+            changes["force_relay"] = settings["force_relay"]
+        return replace(self, **changes)
 
     @property
     def token(self) -> str:
@@ -81,7 +116,11 @@ class ConnectParams:
         """A client configured from these params."""
         spaces = AddrSpace.NONE if self.force_relay else self.spaces
         return Client(
-            spaces=spaces, picker=self.make_picker(), timeout=self.timeout_s, on_event=on_event
+            spaces=spaces,
+            picker=self.make_picker(),
+            timeout=self.timeout_s,
+            on_event=on_event,
+            fast_start=not self.race_only,  # a session starts on the relay at once
         )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from rdv_core.client import Conn
+from rdv_core.doctor import Report
 from rdv_core.errors import RdvError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (
@@ -41,6 +42,7 @@ from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
 from rdv_tui.cli.formatting import shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
+from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
 
 if TYPE_CHECKING:
@@ -85,15 +87,23 @@ class Controller:
         self.session: Session | None = None
         self.demo_peer: DemoPeer | None = None
         self._demo_task: asyncio.Task[str] | None = None
+        self._attempt: Worker[None] | None = None
+        self._attempt_number = 0
+        """Bumped by every new attempt: a cancelled attempt's late events (its
+        ``AttemptFailed: cancelled``) must not land on the next attempt's dashboard."""
 
     # ----- events from the core: posted, never handled here
 
-    def _poster(self, source: Source) -> EventCallback:
-        """The ``on_event`` callback for one source: it posts, the app routes."""
+    def _poster(self, source: Source, attempt: int | None = None) -> EventCallback:
+        """The ``on_event`` callback for one source: it posts, the app routes.
+
+        ``attempt`` tags race events with their attempt, so that the app can drop the
+        late ones of an attempt a newer one replaced.
+        """
         app = self._app
 
         def post(event: Event) -> None:
-            app.post_message(app.CoreEvent(shown_event(event), source))
+            app.post_message(app.CoreEvent(shown_event(event), source, attempt))
 
         return post
 
@@ -127,14 +137,46 @@ class Controller:
 
     def start_attempt(self, params: ConnectParams) -> Worker[None]:
         """Run one attempt (cancelling the one before): the race, then maybe a session."""
-        return self._run(
-            partial(self._attempt, params), "start_attempt", group="attempt", exclusive=True
+        self._attempt_number += 1
+        number = self._attempt_number
+        self._app.race_screen.reset()  # now, before the old attempt's last events
+        self._attempt = self._run(
+            partial(self._run_attempt, params, number),
+            "start_attempt",
+            group="attempt",
+            exclusive=True,
         )
+        return self._attempt
 
-    async def _attempt(self, params: ConnectParams) -> None:
+    def is_current(self, attempt: int | None) -> bool:
+        """Whether events tagged ``attempt`` belong to the attempt shown (untagged: yes)."""
+        return attempt is None or attempt == self._attempt_number
+
+    @property
+    def attempt_running(self) -> bool:
+        """Whether an attempt is racing (or waiting in the lobby)."""
+        return self._attempt is not None and not self._attempt.is_finished
+
+    def cancel_attempt(self) -> None:
+        """Stop the attempt that races or waits in the lobby (the Race screen's ``c``)."""
+        if not self.attempt_running or self._attempt is None:
+            self._app.notify("no attempt is running")
+            return
+        self._attempt.cancel()
+        self._app.race_screen.note = "cancelled: F2 to start another"
+        self._app.notify("attempt cancelled")
+
+    async def _run_attempt(self, params: ConnectParams, number: int) -> None:
         app = self._app
+        race = app.race_screen
         await self.close_connection()
-        app.recent.remember(params.server_url, params.code if not params.race_only else None)
+        servers = app.connect_screen.servers
+        app.recent.remember(
+            params.server_url,
+            params.code if not params.race_only else None,
+            settings=params.form_settings(),
+            settings_key=servers.settings_key(params.server_url),
+        )
         if not params.race_only and parse_code(params.code) in BurnedCodes():
             # Each try would give whoever interfered another guess (issue 13, item 4).
             app.notify(
@@ -144,15 +186,23 @@ class Controller:
                 timeout=10,
             )
             return
-        app.race_screen.reset()
+        race.running = True
         await app.switch_mode("race")
-        client = params.make_client(self._poster("race"))
+        # docs/PROTOCOL.md section 15: our doctor report, measured while the race runs.
+        doctor = (
+            None if params.race_only else asyncio.ensure_future(doctor_for(app, params.server_url))
+        )
+        client = params.make_client(self._poster("race", number))
         try:
             method: Method = DIAL if params.role == "dial" else ACCEPT
             conn = await client.connect(method, params.server_url, params.token)
         except (RdvError, ValueError, OSError) as exc:
-            app.notify(shown(str(exc)), severity="error", title="Connection failed", timeout=10)
+            if number == self._attempt_number:
+                app.notify(shown(str(exc)), severity="error", title="Connection failed", timeout=10)
             return
+        finally:
+            if number == self._attempt_number:
+                race.running = False
         self._set_link(conn, None)
         if params.race_only:
             app.race_screen.note = "race-only: conn open (F2 to start another)"
@@ -162,9 +212,25 @@ class Controller:
         if session is None:
             return
         app.race_screen.note = "session up: F4 for chat and files"
+        if doctor is not None:
+            self._run(
+                partial(self._explain, doctor, session, client.spaces, conn),
+                "explain",
+                group="explain",
+            )
         await asyncio.sleep(self.session_switch_delay)
         if app.current_mode == "race":
             await app.switch_mode("session")
+
+    async def _explain(
+        self,
+        doctor: asyncio.Future[Report | None],
+        session: Session,
+        spaces: AddrSpace,
+        conn: Conn,
+    ) -> None:
+        """The two-sided verdict on the Race screen (rdv_tui/diagnosis.py)."""
+        await explain_session(self._app, session, await doctor, spaces, conn)
 
     async def _start_session(self, params: ConnectParams, conn: Conn) -> Session | None:
         """The encrypted session over a won conn; None (conn closed, user told) if it fails."""

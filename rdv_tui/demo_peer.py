@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rdv_core import events as ev
 from rdv_core.client import Client
+from rdv_core.doctor import Report, run_doctor
 from rdv_core.session import IncomingOffer, Session, parse_code
 from rdv_core.wire import AddrSpace
 
@@ -73,6 +74,8 @@ class DemoPeer:
             )
             await session.start()
             self.session = session
+            # The demo's peer shares its side of the race too (docs/PROTOCOL.md section 15.5).
+            session.diagnosis.send(await _doctor(self.server_url), conn.events)
             await session.send_chat(GREETING)
             return await session.wait_closed()
         finally:
@@ -94,3 +97,10 @@ class DemoPeer:
 
     async def _accept_all(self, offer: IncomingOffer) -> bool:
         return True
+
+
+async def _doctor(url: str) -> Report | None:
+    try:
+        return await run_doctor([url])
+    except (OSError, ValueError):
+        return None

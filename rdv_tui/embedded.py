@@ -7,7 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from rdv_core.events import Event, EventCallback
-from rdv_core.server import NativeFront, RdvServer, start_native
+from rdv_core.server import NativeFront, ProbeService, RdvServer, start_native
 from rdv_core.wire import AddrSpace, self_addrs
 
 RECENT_EVENTS = 200
@@ -48,8 +48,11 @@ class EmbeddedServer:
                 on_event(event)
 
         server = RdvServer(lobby_timeout=600.0, idle_timeout=3600.0, on_event=record)
+        # The doctor's routes (docs/PROTOCOL.md section 15.1); dial-back only on loopback,
+        # where it can reach nobody but this machine.
+        probes = ProbeService(dial_back=_is_loopback(host), observe=server.observe)
         try:
-            front = await start_native(server, host or None, port)
+            front = await start_native(server, host or None, port, probes=probes)
         except OSError:
             await server.close()
             raise
@@ -90,3 +93,10 @@ class EmbeddedServer:
         """Stop listening, then close every lobby conn and pair."""
         await self.front.close()
         await self.server.close()
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

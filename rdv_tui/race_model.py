@@ -9,12 +9,15 @@ replayed JSONL file and the tests.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import ipaddress
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate, Event
+from rdv_tui.cli.formatting import join_reason
 
 
 class RowState(enum.Enum):
@@ -182,8 +185,11 @@ class Change:
     result: bool = False
 
 
+#: Row ids of the peer's candidates start here (ours are small per-attempt numbers).
+PEER_ID_BASE = 1000
+
 #: Race event types the model understands; anything else (session, server) is ignored.
-RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset(ev.RACE_EVENTS)
+RACE_EVENT_TYPES: frozenset[type[Event]] = frozenset((*ev.RACE_EVENTS, *ev.UPGRADE_EVENTS))
 
 
 def is_race_event(event: Event) -> bool:
@@ -220,6 +226,47 @@ class RaceModel:
             self._apply_candidate(event, candidate)
             return Change(rows=(candidate.id,), result=isinstance(event, ev.Picked))
         return self._apply_attempt(event)
+
+    def merge_peer(self, events: list[Event]) -> tuple[int, ...]:
+        """Add the peer's direct candidates (sent over the session) as rows of their own.
+
+        Their times are moved onto our axis by the moment both sides got the server's answer
+        (the server writes both ``101`` at once, docs/PROTOCOL.md section 4); their ids are
+        offset by :data:`PEER_ID_BASE` and their origin reads ``peer <origin>``. The peer's
+        relay is left out, and its pick ends its row without touching the result (ours).
+        Nothing is added to
+        :attr:`events` (an export holds our race only). Returns the new rows' ids.
+        """
+        ours = next((e.t for e in self.events if isinstance(e, ev.ServerResponded)), None)
+        theirs = next((e.t for e in events if isinstance(e, ev.ServerResponded)), None)
+        if ours is None or theirs is None:
+            return ()
+        shift = ours - theirs
+        added: list[int] = []
+        for event in events:
+            candidate: Candidate | None = getattr(event, "candidate", None)
+            if candidate is None or candidate.space == "relay" or not is_race_event(event):
+                continue
+            moved = dataclasses.replace(
+                candidate,
+                id=candidate.id + PEER_ID_BASE,
+                # Display only: the row's origin column and the waterfall's label read it.
+                origin=cast(Any, f"peer {candidate.origin}"),
+            )
+            shifted: Event = dataclasses.replace(  # type: ignore[call-arg]
+                event, t=max(0.0, event.t + shift), candidate=moved
+            )
+            if isinstance(shifted, ev.Picked):
+                # The peer's end of the conn: final, but the race's result stays ours.
+                row = self._row(shifted, moved, RowState.PICKED)
+                row.last_t = shifted.t
+                self._end(row, shifted.t, RowState.PICKED, "the peer's end of the picked conn")
+            else:
+                self._apply_candidate(shifted, moved)
+            self.t_end = max(self.t_end, shifted.t)
+            if moved.id not in added:
+                added.append(moved.id)
+        return tuple(added)
 
     def advance(self, t: float) -> bool:
         """Move the right end of the time axis to ``t`` while nothing happens (a live
@@ -264,7 +311,19 @@ class RaceModel:
                 reason = event.reason + (f": {event.detail}" if event.detail else "")
                 self.result = RaceResult(False, False, None, event.t, reason)
                 return Change(header=True, result=True)
+            case ev.RelayRetired() | ev.UpgradeFailed():  # fast start, on the relay's row
+                return self._relay_note(event)
         return Change(header=True)
+
+    def _relay_note(self, event: ev.RelayRetired | ev.UpgradeFailed) -> Change:
+        relay = next((r for r in self.rows.values() if r.candidate.origin == "relay"), None)
+        if relay is None:
+            return Change()
+        if isinstance(event, ev.RelayRetired):
+            self._end(relay, event.t, RowState.DISCARDED, "retired: the stream moved direct")
+        elif event.final or relay.state == RowState.PICKED:
+            relay.detail = f"fast start stays here: {event.reason}"
+        return Change(rows=(relay.candidate.id,))
 
     # ----- candidate events
 
@@ -303,12 +362,12 @@ class RaceModel:
                 row.handshake_t = event.t
                 row.marks.append((event.t, Mark.HANDSHAKE))
             case ev.HandshakeFailed():
-                detail = event.reason + (f" ({event.detail})" if event.detail else "")
+                detail = join_reason(event.reason, event.detail)
+                if event.reason == "eof":
+                    detail += f"; {closed_by_peer_hint(candidate.space)}"
                 self._end(row, event.t, RowState.FAILED, detail)
             case ev.CandidateFailed():
-                detail = _with_errno(event.reason, event.errno)
-                if event.detail:
-                    detail += f" ({event.detail})"
+                detail = join_reason(_with_errno(event.reason, event.errno), event.detail)
                 self._end(row, event.t, RowState.FAILED, detail)
             case ev.RelayReady():
                 row.state, row.detail = RowState.READY, ""
@@ -318,11 +377,19 @@ class RaceModel:
                 self.result = RaceResult(True, event.is_relay, candidate, event.elapsed_s)
             case ev.Discarded():
                 self._end(row, event.t, RowState.DISCARDED, event.reason)
+            case ev.Upgraded():  # fast start: the stream moved onto this conn
+                row.detail = f"stream moved here {event.after_s * 1000:.0f} ms after the relay"
 
     @staticmethod
     def _end(row: CandidateRow, t: float, state: RowState, detail: str) -> None:
         row.state, row.detail, row.end_t = state, detail, t
         row.marks.append((t, Mark.END))
+
+
+def closed_by_peer_hint(space: str) -> str:
+    """Why a peer closes a conn right after TCP connected, in words: the rejection
+    reason (``InboundRejected``) is only in the *peer's* events (issue 16)."""
+    return f"the peer closed it: does its --spaces allow {space}? (its -v log says why)"
 
 
 def _with_errno(reason: str, errno: int | None) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from textual.widgets import DataTable, Input
 
 from rdv_tui.app import AppConfig, RdvApp, make_app
+from rdv_tui.scene_doctor import stage_doctor, stage_verdict
 from rdv_tui.scenes import sample_race, session_app_config, stage_server, stage_session
 
 Stage = Callable[[RdvApp], Awaitable[None]]
@@ -102,6 +103,7 @@ async def main(directory: Path) -> None:
             app.controller.session_switch_delay = 3600.0  # stay on the dashboard for the shot
             await _until(lambda: app.race_screen.model.result is not None)
             await _until(lambda: app.controller.session is not None)
+            await _until(lambda: "verdict:" in app.race_screen.diagnosis)
 
         await shoot(
             AppConfig(demo_dir=work / "demo1", download_dir=work / "demo1" / "you"),
@@ -112,8 +114,8 @@ async def main(directory: Path) -> None:
 
         async def demo_session(app: RdvApp) -> None:
             app.controller.session_switch_delay = 0.1
-            await _until(lambda: bool(app.session_screen.query("#t-out-1")))
-            row = app.session_screen.query_one("#t-out-1")
+            await _until(lambda: bool(app.session_screen.query("#t-1-out-1")))
+            row = app.session_screen.query_one("#t-1-out-1")
             await _until(lambda: row.has_class("-done"))
             await asyncio.sleep(0.5)
 
@@ -144,6 +146,18 @@ async def main(directory: Path) -> None:
             stage_server,
             directory / "server.svg",
             "rdv tui --serve",
+        )
+        await shoot(
+            AppConfig(embedded_server=False, server_url="http://203.0.113.10:7000"),
+            stage_doctor,
+            directory / "doctor.svg",
+            "rdv: doctor (cone-fw lab)",
+        )
+        await shoot(
+            AppConfig(replay=race_file),
+            stage_verdict,
+            directory / "race-verdict.svg",
+            "rdv: verdict",
         )
 
 

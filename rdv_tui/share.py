@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rdv_core.wire import AddrSpace, parse_server_url
+from rdv_core.wire import AddrSpace
+from rdv_tui.cli.checks import is_local
 from rdv_tui.embedded import EmbeddedServer
 from rdv_tui.recent import Recent
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,41 +37,68 @@ class ServerChoice:
             return self.embedded.url
         return self.recent.servers[0] if self.recent.servers else ""
 
-    def default_spaces(self) -> AddrSpace:
-        """Address spaces the form starts with: loopback too when the server is local."""
-        url = self.default_url()
-        try:
-            host = parse_server_url(url).host if url else ""
-        except ValueError:
-            host = ""
-        local = host in LOCAL_HOSTS
-        return AddrSpace.DEFAULT | (AddrSpace.LOOPBACK if local else AddrSpace.INVALID)
+    def is_embedded(self, url: str) -> bool:
+        """Whether ``url`` is the app's own server."""
+        embedded = self.embedded
+        return embedded is not None and url.rstrip("/") in (
+            embedded.url.rstrip("/"),
+            *(u.rstrip("/") for u in embedded.share_urls()),
+        )
 
-    def share_text(self, code: str = "", role: str = "dial", race_only: bool = False) -> str:
+    def settings_key(self, url: str) -> str:
+        """Where the form settings for ``url`` are remembered (the embedded server's port
+        changes every run, so it has one fixed key)."""
+        return "embedded" if self.is_embedded(url) else url
+
+    def default_spaces(self, url: str | None = None) -> AddrSpace:
+        """Address spaces for a server: loopback only when it is on this machine.
+
+        Two peers that meet on a loopback server are on this machine too: dialing this
+        machine's public and private addresses would only race itself, and a peer with
+        the default spaces would refuse our loopback conns (issue 16's trap).
+        """
+        url = self.default_url() if url is None else url
+        if self.is_embedded(url) and self.embedded is not None:
+            # Listening on every interface: the peer is on another machine.
+            local = self.embedded.is_loopback_only
+        else:
+            local = is_local(url)
+        return AddrSpace.LOOPBACK if local else AddrSpace.DEFAULT
+
+    def share_text(
+        self, code: str = "", role: str = "dial", race_only: bool = False, url: str | None = None
+    ) -> str:
         """What to tell the other machine, shown on top of the Connect screen.
 
         Args:
             code: The code in the form (shown in the command for the other machine).
             role: Our role; the other machine takes the opposite one.
             race_only: The code is a raw token: the other side runs ``rdv dial/accept``.
+            url: The server in the form (it follows the user's edits); None: the default.
         """
-        if self.configured:
-            url = self.configured
-            head = f"Server {url}: the other machine uses it with the same code."
-        elif self.embedded is None:
+        url = (self.default_url() if url is None else url).strip()
+        if self.embedded is None and not url:
             return "Starting the embedded server…"
-        else:
+        if self.is_embedded(url) and self.embedded is not None:
             urls = self.embedded.share_urls()
-            url = urls[0]
+            url = url if url in urls else urls[0]
             head = f"This app hosts an rdv server at {', '.join(urls)}."
             if self.embedded.is_loopback_only:
                 head += " Loopback only: for other machines, start with rdv tui --listen :8080"
+        elif url:
+            head = f"Server {url}: the other machine uses it with the same code."
+        else:
+            head = "Enter the rdv server's URL."
         other = "accept" if role == "dial" else "dial"
         shown = code.strip() or "CODE"
+        spaces = " --spaces loopback" if url and is_local(url) else ""
         if race_only:
-            command = f"rdv {other} --server {url} {shown}"
+            command = f"rdv {other} --server {url}{spaces} {shown}"
         elif other == "accept":
-            command = f"rdv receive --server {url} {shown}   or   rdv tui --server {url} (accept)"
+            command = (
+                f"rdv receive --server {url}{spaces} {shown}   or   "
+                f"rdv tui --server {url}{spaces} (accept)"
+            )
         else:
-            command = f"rdv tui --server {url} (dial, same code)"
+            command = f"rdv tui --server {url}{spaces} (dial, same code)"
         return f"{head}\nOn the other machine: {command}"

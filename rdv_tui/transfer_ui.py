@@ -13,19 +13,12 @@ import logging
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import PurePath
 from typing import IO, Literal
 
 from rich.console import Console
 from rich.markup import escape as markup_escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 
 from rdv_core.events import (
     ChatReceived,
@@ -39,9 +32,11 @@ from rdv_core.events import (
     FileRejected,
     ObservedAddrWarning,
     TransferResumed,
+    Upgraded,
 )
 from rdv_core.session import DIGEST
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, human_bytes, shown
+from rdv_tui.progress_columns import RateColumn, SizeDoneColumn
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -63,14 +58,15 @@ class TransferView:
         self.progress = Progress(
             TextColumn("{task.description}", markup=True),
             BarColumn(),
-            DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            SizeDoneColumn(),
+            RateColumn(),
             TimeRemainingColumn(),
             console=console,
         )
         self._tasks: dict[int, TaskID] = {}
         self._names: dict[int, str] = {}
         self._sizes: dict[int, int] = {}
+        self._chat_noted = False
 
     @contextlib.contextmanager
     def shown(self) -> Iterator[None]:
@@ -95,6 +91,12 @@ class TransferView:
         """Take one event (call for every event; others are ignored)."""
         if isinstance(event, ChatReceived):
             self.console.print(f"[bold]peer:[/] {escape(event.text)}")
+            if not self._chat_noted:
+                self._chat_noted = True
+                self.console.print(
+                    "[dim](this command shows the peer's chat but cannot send any: "
+                    "to reply, use the app, rdv tui)[/]"
+                )
             return
         if getattr(event, "direction", None) != self.direction:
             return
@@ -116,7 +118,7 @@ class TransferView:
             case FileCompleted(transfer_id=tid, name=name, size=size, digest=digest):
                 self._update(tid, completed=size or 1, description=f"[green]✓[/] {escape(name)}")
                 self.console.print(
-                    f"[green]verified[/] {escape(name)} "
+                    f"[green]verified[/] {escape(saved_name(name, event.path))} "
                     f"({human_bytes(size, largest_unit='TiB')}, {DIGEST} {digest[:16]}…)",
                     highlight=False,
                 )
@@ -130,6 +132,18 @@ class TransferView:
         task = self._tasks.get(tid)
         if task is not None:
             self.progress.update(task, **fields)  # type: ignore[arg-type]
+
+
+def saved_name(offered: str, path: str) -> str:
+    """The name a received file was saved under: after a collision ``f1.dat`` arrives
+    as ``f1 (1).dat``, and saying "verified f1.dat" would name the other file."""
+    if not path:
+        return offered
+    saved = PurePath(path).name
+    head, _, tail = offered.rpartition("/")
+    if tail == saved:
+        return offered
+    return f"{head}/{saved}" if head else saved
 
 
 async def ask(console: Console, prompt: str) -> str:
@@ -156,6 +170,7 @@ async def ask(console: Console, prompt: str) -> str:
         result: str | None = None
         error: BaseException | None = None
         try:
+            flush_typed_ahead()
             text = console.input(prompt)
         except (EOFError, KeyboardInterrupt, OSError) as exc:
             error = EOFError(str(exc))
@@ -166,6 +181,22 @@ async def ask(console: Console, prompt: str) -> str:
 
     threading.Thread(target=read, name="rdv-ask", daemon=True).start()
     return await answer
+
+
+def flush_typed_ahead() -> None:
+    """Drop what was typed before the question was shown.
+
+    Only an answer typed after the prompt may answer it: a line typed earlier (a chat
+    reply, say, which this command cannot send) declined a 50 MB offer unseen (issue 16).
+    """
+    if not sys.stdin.isatty():
+        return
+    try:
+        import termios
+
+        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+    except (ImportError, OSError, ValueError):  # not a POSIX terminal: nothing to drop
+        pass
 
 
 def open_events(path: str | None) -> IO[str] | None:
@@ -192,7 +223,9 @@ class EventSink:
         """Take one event."""
         self.recorder(event)
         if isinstance(event, ObservedAddrWarning):
-            self.console.print(f"[yellow]warning:[/] {escape(event.message)}")
+            self.console.print(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
+        elif isinstance(event, Upgraded):  # fast start: RELAY -> P2P
+            self.console.print(f"switched to p2p: {event.addr} after {event.after_s * 1000:.0f} ms")
         if self.verbose and not isinstance(event, FileProgress):
             line = format_event(event, readable=False)
             self.console.print(f"[dim]{escape(line)}[/]", highlight=False)

@@ -1,4 +1,4 @@
-"""Uplinks, NAT64 and the dials they make, without a network (docs/LAB-NOTES.md section 12).
+"""Uplinks, NAT64 and the dials they make, without a network (docs/LAB-NOTES.md section 13).
 
 The real thing runs in tests/natlab/test_environments.py; these pin the rules.
 """

@@ -36,6 +36,7 @@ ISSUE_PRESETS = [
     "cone-fw",
     "cone-rst",
     "cone-reject",
+    "rst-far",
     "symmetric-a",
     "symmetric-both",
     "public-b",

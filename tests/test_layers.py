@@ -28,9 +28,11 @@ ALLOWED: Mapping[str, frozenset[str]] = {
     "config": frozenset({"errors"}),
     "wire": frozenset({"errors"}),
     "events": frozenset({"errors", "wire"}),
-    "client": frozenset({"errors", "wire", "events"}),
+    "faststart": frozenset({"errors", "wire", "events"}),
+    "client": frozenset({"errors", "wire", "events", "faststart"}),
     "server": frozenset({"errors", "wire", "events"}),
-    "session": frozenset({"errors", "wire", "events", "client"}),
+    "doctor": frozenset({"errors", "wire", "events", "client"}),
+    "session": frozenset({"errors", "wire", "events", "client", "doctor"}),
     "lab": frozenset({"errors", "wire"}),
 }
 #: What ``from rdv_core import Name`` depends on when Name is not a layer: the package's

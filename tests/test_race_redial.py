@@ -205,3 +205,25 @@ async def test_a_fresh_or_connected_socket_is_not_waiting_for_an_answer() -> Non
     finally:
         sock.close()
         listener.close()
+
+
+async def test_wait_for_p2p_waits_longer_on_far_paths() -> None:
+    from rdv_core.client._pickers import WAIT_RTTS, Offers, WaitForP2P
+
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    offers.rtt_hint = 0.05
+    started = time.monotonic()
+
+    async def pick() -> str | None:
+        return await WaitForP2P(0.1).pick(offers)
+
+    task = asyncio.create_task(pick())
+    await asyncio.sleep(0.15)
+    assert not task.done()  # 0.1 s + 4 x 50 ms = 0.3 s
+    offers.add("direct", is_relay=False)
+    assert await task == "direct"
+    offers.rtt_hint = None
+    picked = await WaitForP2P(0.05).pick(offers)
+    assert picked == "direct"
+    assert WAIT_RTTS * 0.05 + 0.1 > time.monotonic() - started > 0.15

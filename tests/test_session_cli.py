@@ -33,8 +33,15 @@ async def rdv(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
     return proc.returncode, out.decode(), err.decode()
 
 
-@pytest.mark.parametrize(("spaces", "path"), [("loopback4,loopback6", "p2p"), ("none", "relay")])
-async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str) -> None:
+@pytest.mark.parametrize(
+    ("spaces", "path", "fast"),
+    [
+        ("loopback4,loopback6", "p2p", "--no-fast-start"),
+        ("none", "relay", "--no-fast-start"),
+        ("loopback4,loopback6", "relay, fast start", "--fast-start"),  # the default
+    ],
+)
+async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str, fast: str) -> None:
     digests = {
         "big.bin": make_file(tmp_path / "src" / "big.bin", 2_500_000, 1),
         "docs/a.txt": make_file(tmp_path / "src" / "docs" / "a.txt", 1000, 2),
@@ -53,6 +60,7 @@ async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str) ->
             code,
             "--spaces",
             spaces,
+            fast,
             "--events",
             str(events),
         )
@@ -66,6 +74,7 @@ async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str) ->
             "--yes",
             "--spaces",
             spaces,
+            fast,
             env={"RDV_SERVER": url},
         )
     )
@@ -84,6 +93,8 @@ async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str) ->
     assert any('"type":"Picked"' in line for line in lines)
     assert any('"type":"FileCompleted"' in line for line in lines)
     assert not any("fox-opal" in line for line in lines)
+    if fast == "--fast-start":
+        assert any('"type":"UpgradeStarted"' in line for line in lines)
 
 
 async def test_receiver_without_terminal_declines(url: str, tmp_path: Path) -> None:
@@ -113,6 +124,6 @@ async def test_wrong_code_and_usage_errors(url: str, tmp_path: Path) -> None:
     rc, _, err = await rdv("receive", "nodash", *common)
     assert rc == 2 and "a code looks like" in err
     rc, _, err = await rdv(
-        "receive", "1-a-b", "--spaces", "bogus", "--server", url, "--timeout", "1"
+        "receive", "1-amber-anchor", "--spaces", "bogus", "--server", url, "--timeout", "1"
     )
     assert rc == 2 and "--spaces" in err

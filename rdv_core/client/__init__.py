@@ -3,24 +3,33 @@
 :class:`Client` makes the request to the server (docs/PROTOCOL.md sections 1 and 2), races
 every allowed candidate from one shared port (section 7 and docs/ARCHITECTURE.md section 4)
 and returns a :class:`Conn`; a :class:`Picker` decides which conn wins. Every step is an
-event of :mod:`rdv_core.events`. :func:`tcp_rtt` reads a conn's round-trip time from the
-kernel.
+event of :mod:`rdv_core.events`. With ``fast_start``, an :class:`Upgrader` moves the conn
+from the relay to a direct path in the background (docs/PROTOCOL.md section 16).
+:func:`tcp_rtt` reads a conn's round-trip time from the kernel. :class:`BudgetPolicy` caps
+the SYNs of one attempt (:class:`SynBudget`, :class:`AddressHistory`; docs/PROTOCOL.md
+section 11).
 """
 
 from __future__ import annotations
 
+from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._client import Client
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.client._tcpinfo import tcp_rtt
+from rdv_core.client._upgrade import Upgrader
 
 __all__ = [
+    "AddressHistory",
+    "BudgetPolicy",
     "Client",
     "Conn",
     "Meta",
     "Offers",
     "PickFirst",
     "Picker",
+    "SynBudget",
+    "Upgrader",
     "WaitConstant",
     "WaitForP2P",
     "tcp_rtt",

@@ -16,7 +16,6 @@ in :attr:`Conn.events <rdv_core.client._conn.Conn.events>`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
@@ -28,13 +27,14 @@ from typing import Final
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
-from rdv_core.client._pickers import Picker, WaitForP2P
+from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
 from rdv_core.client._race import Race
+from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import server_socket
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.client._upgrade import Upgrader
 from rdv_core.client._uplinks import LocalPaths, plan_paths
 from rdv_core.errors import (
-    MAX_BODY,
     NoConnectionError,
     RdvError,
     RdvProtocolError,
@@ -49,6 +49,7 @@ from rdv_core.events import (
     Clock,
     Event,
     EventCallback,
+    FastStartNegotiated,
     ObservedAddrWarning,
     RelayReady,
     SelfAddrsGathered,
@@ -59,15 +60,13 @@ from rdv_core.events import (
 from rdv_core.wire import (
     ACCEPT,
     DIAL,
-    MAX_HEADER_BLOCK,
-    MAX_HEADERS,
+    EXTENSIONS_HEADER,
+    FAST_START,
     MAX_SELF_ADDRS,
     NO_PROXY_WORD,
     Addr,
     AddrSpace,
-    BodyCollector,
     Head,
-    HeadParser,
     Method,
     ProtocolError,
     ProxyURL,
@@ -85,11 +84,6 @@ from rdv_core.wire import (
 )
 
 logger = logging.getLogger("rdv.client")
-
-#: How long we wait for the rest of an error body once the status line arrived. The
-#: server sends it in the same breath; a server that keeps the conn open without a
-#: Content-Length should not hold the user's error message hostage.
-ERROR_BODY_TIMEOUT: Final = 1.0
 
 #: The seed's hint, for an observed address that is missing or not public IPv4.
 OBSERVED_HINT: Final = (
@@ -147,11 +141,14 @@ class Client:
         trust_env: Read the proxy environment when ``proxy`` is None.
         interfaces: Use only these network interfaces (``eth1``), for the server conn,
             our self addresses and every dial; default: every uplink, public
-            candidates being dialled from each (docs/LAB-NOTES.md section 12).
+            candidates being dialled from each (docs/LAB-NOTES.md section 13).
         sources: Use only these local addresses, likewise.
         syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
             README "NAT lab"). Addresses that never connect get less in this client's
             later attempts (:attr:`syn_history`).
+        fast_start: Offer fast start (docs/PROTOCOL.md section 16): when the peer
+            offers it too, the dialer takes the relay at once and the conn moves to a
+            direct path in the background. Otherwise plain rdv/1.
     """
 
     def __init__(
@@ -167,6 +164,8 @@ class Client:
         interfaces: Sequence[str] = (),
         sources: Sequence[str] = (),
         syn_budget: BudgetPolicy | None = None,
+        predicted_addrs: Sequence[Addr] = (),
+        fast_start: bool = False,
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
@@ -175,6 +174,10 @@ class Client:
         self.interfaces = tuple(interfaces)
         self.sources = tuple(sources)
         self.spaces = spaces
+        #: Extra self addrs to send: the public ports a sequential NAT will most likely give
+        #: our next conns (``rdv_core.doctor.predicted_addrs``, docs/PROTOCOL.md section 15.6).
+        self.predicted_addrs = tuple(predicted_addrs)
+        self.fast_start = fast_start
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
         self.ssl_context = ssl_context
@@ -315,20 +318,27 @@ class _Attempt:
                 paths.self_addrs(client.spaces, self_addrs(client.spaces, port), port)
                 if port
                 else []
-            )[:MAX_SELF_ADDRS]
+            )
+            if port:
+                mine += [a for a in client.predicted_addrs if client.spaces.includes_ip(a.ip)]
+            mine = mine[:MAX_SELF_ADDRS]
             reader, writer, server_addr = await self._connect_server(port)
             local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
             port = local.port
             self.emit(SelfAddrsGathered(self.clock(), port, tuple(str(a) for a in mine)))
 
-            request = build_request(self.method, self.server, self.token, mine, client.headers)
+            extra = client.headers
+            if client.fast_start:
+                # The offer (docs/PROTOCOL.md section 16.1); servers that know it pass it on.
+                extra = (*extra, (EXTENSIONS_HEADER, FAST_START))
+            request = build_request(self.method, self.server, self.token, mine, extra)
             writer.write(request)
             self.stage = "waiting for the peer"
             sent_at = self.clock()
             head = await self._read_head(reader)
             lobby_s = self.clock() - sent_at
             if head.status != 101:
-                body = await _read_error_body(reader, head)
+                body = await read_error_body(reader, head)
                 self.emit(ServerRejected(self.clock(), head.status, head.reason, body))
                 raise ServerRejectedError(head.status, head.reason, body, middlebox_hint(head))
             try:
@@ -354,14 +364,19 @@ class _Attempt:
             relay = Link.from_stream(relay_candidate, reader, writer, True, server_addr)
             self.emit(RelayReady(self.clock(), relay_candidate))
             self.stage = "racing for a connection"
+            # Fast start: both offered, so the relay carries the first bytes and the
+            # race runs later, in the background (docs/PROTOCOL.md section 16.2).
+            fast = client.fast_start and FAST_START in upgrade.peer_extensions
+            if fast:
+                self.emit(FastStartNegotiated(self.clock(), False))
             race = Race(
                 method=self.method,
                 token=self.token,
                 spaces=client.spaces,
-                picker=client.picker,
-                listeners=listeners,
+                picker=PickFirst() if fast else client.picker,
+                listeners=[] if fast else listeners,
                 port=port,
-                peer_addrs=upgrade.peer_addrs,
+                peer_addrs=() if fast else upgrade.peer_addrs,
                 relay=relay,
                 clock=self.clock,
                 emit=self.emit,
@@ -371,8 +386,12 @@ class _Attempt:
                 nat64=nat64_prefix(local, server_addr, upgrade.observed_addr),
                 budget=SynBudget(client.syn_budget, client.syn_history),
             )
-            handed_over = True
+            handed_over = not fast
             winner = await race.run()
+            if fast and winner.is_relay:
+                handed_over = True
+                upgrader = Upgrader.after_pick(self, winner, listeners, port, upgrade.peer_addrs)
+                return upgrader.make_conn(meta, self.events)
             return Conn(
                 reader=winner.reader,
                 writer=winner.writer,
@@ -435,33 +454,7 @@ class _Attempt:
 
     async def _read_head(self, reader: asyncio.StreamReader) -> Head:
         """The response head, line by line, so that bytes after it stay in ``reader``."""
-        parser = HeadParser("response")
-        size = 0
-        for _ in range(MAX_HEADERS + 2):
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                raise RdvProtocolError(
-                    "the server closed the connection before answering"
-                    if size == 0 and not exc.partial
-                    else "the server closed the connection inside its response"
-                ) from None
-            except asyncio.LimitOverrunError:
-                raise RdvProtocolError("response header line too long") from None
-            except OSError as exc:
-                raise ServerConnectError(
-                    f"lost the connection to the rdv server while {self.stage}: {exc}", exc.errno
-                ) from exc
-            size += len(line)
-            if size > MAX_HEADER_BLOCK:
-                raise RdvProtocolError("response header block too large")
-            try:
-                head = parser.feed(line)
-            except ProtocolError as exc:
-                raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
-            if head is not None:
-                return head
-        raise RdvProtocolError("too many response header lines")
+        return await read_response_head(reader, self.stage)
 
     def _check_observed(self, observed: Addr | None) -> None:
         if observed is None:
@@ -471,23 +464,3 @@ class _Attempt:
         else:
             return
         self.emit(ObservedAddrWarning(self.clock(), str(observed) if observed else None, message))
-
-
-async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
-    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body.
-
-    A chunked body (an HTTP/1.1 proxy such as nginx frames rdv's close-delimited errors
-    that way) is decoded; a bad Content-Length is read as no length (up to the bound).
-    """
-    try:
-        collector = BodyCollector(head, MAX_BODY)
-    except ProtocolError:
-        collector = BodyCollector(Head(head.start_line, head.version, []), MAX_BODY)
-    with contextlib.suppress(TimeoutError, OSError):
-        async with asyncio.timeout(ERROR_BODY_TIMEOUT):
-            while not collector.done:
-                chunk = await reader.read(4096)
-                if not chunk:
-                    break
-                collector.feed(chunk)
-    return collector.text

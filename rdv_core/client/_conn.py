@@ -6,9 +6,13 @@ import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rdv_core.events import Event
 from rdv_core.wire import Addr
+
+if TYPE_CHECKING:
+    from rdv_core.client._upgrade import Upgrader
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,8 @@ class Conn:
         meta: What the rendezvous told us.
         events: Every event of the attempt, in order.
         elapsed_s: Seconds from the start of the attempt to the pick.
+        upgrader: With fast start (docs/PROTOCOL.md section 16), what moves the conn
+            from the relay to a direct path; ``is_relay`` and the addresses follow it.
     """
 
     reader: asyncio.StreamReader
@@ -57,6 +63,7 @@ class Conn:
     meta: Meta
     events: list[Event] = field(default_factory=list)
     elapsed_s: float = 0.0
+    upgrader: Upgrader | None = None
 
     async def close(self) -> None:
         """Close the connection and wait until the socket is released."""

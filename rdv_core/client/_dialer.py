@@ -69,7 +69,8 @@ from rdv_core.wire import Addr, AddrSpace
 #: SYNs in the first second. A peer whose SYN opens its router at time T (its distance
 #: to its router, plus the start-up difference of the two peers) is reached by the
 #: first redial after T: at most 1.5 T + 2 ms, whatever T is (docs/LAB-NOTES.md
-#: section 11: 20 ms one way behind an RST router, 10/10 direct in about 80 ms).
+#: section 11: a peer 20 ms or 100 ms behind an RST router, 10/10 direct, where the
+#: pre-budget dialer relayed).
 PACE_START: Final = 0.002
 
 #: Growth of the pause between paced redials: the geometric schedule bounds the SYNs
@@ -298,7 +299,7 @@ def dial_socket(addr: Addr, port: int, via: Uplink | None = None) -> socket.sock
     """A socket bound to ``port`` to dial ``addr``, with the kernel's SYN retries capped.
 
     With ``via``, bound to that uplink's interface and address instead of the wildcard
-    (docs/LAB-NOTES.md section 12), so the dial leaves through that uplink.
+    (docs/LAB-NOTES.md section 13), so the dial leaves through that uplink.
     """
     if via is None:
         sock = bound_socket(family_of(addr), port)

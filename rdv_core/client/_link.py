@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 from dataclasses import dataclass
@@ -64,9 +65,16 @@ async def read_line(reader: asyncio.StreamReader) -> bytes:
 def addr_of(sockaddr: Any) -> Addr | None:
     """The :class:`Addr` of a socket address, or None when it is not an IP one."""
     try:
-        return Addr.from_sockaddr(tuple(sockaddr))
+        return _addr_of(tuple(sockaddr))
     except (TypeError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=256)
+def _addr_of(sockaddr: tuple[Any, ...]) -> Addr:
+    # Every conn of an attempt asks for the same few addresses (P on each family, the
+    # peer's); parsing them costs about a tenth of a loopback attempt's CPU.
+    return Addr.from_sockaddr(sockaddr)
 
 
 @dataclass(eq=False, slots=True)

@@ -28,12 +28,14 @@ class Offers(Generic[T]):
     a picker need not wait for nothing.
     """
 
-    __slots__ = ("_changed", "_items", "exhausted")
+    __slots__ = ("_changed", "_items", "exhausted", "rtt_hint")
 
     def __init__(self) -> None:
         self._items: list[tuple[T, bool]] = []
         self._changed = asyncio.Event()
         self.exhausted = False
+        #: Our round-trip time to the server (seconds), if known: how far away things are.
+        self.rtt_hint: float | None = None
 
     def add(self, item: T, is_relay: bool) -> None:
         """Offer a usable conn (called by the race)."""
@@ -90,12 +92,22 @@ def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
+#: :class:`WaitForP2P` waits this many round trips to the server longer than its
+#: ``seconds``. A direct conn needs about three round trips *to the peer* (the SYNs
+#: crossing, maybe one more try after an RST, the header lines), and the path to the peer
+#: is about twice ours when the peer is as far from the server as we are: 100 ms one way
+#: on each side takes about 0.9 s (docs/LAB-NOTES.md section 11), past a plain 1 s wait
+#: after one lost packet. On loopback and LANs this adds nothing measurable.
+WAIT_RTTS = 4
+
+
 class WaitForP2P(Picker):
     """Take the first direct conn; fall back to the relay after ``seconds``.
 
     The relay is ready at once, while a direct conn needs about two round trips, so
-    the relay is "penalized" by ``seconds``. When no direct conn can ever arrive
-    (address spaces ``none``) the relay is taken at once.
+    the relay is "penalized" by ``seconds``, plus :data:`WAIT_RTTS` times our round trip
+    to the server where the race knows it (far paths need more time). When no direct
+    conn can ever arrive (address spaces ``none``) the relay is taken at once.
     """
 
     __slots__ = ("seconds",)
@@ -107,8 +119,9 @@ class WaitForP2P(Picker):
 
     async def pick(self, offers: Offers[T]) -> T | None:
         """See the class docstring."""
+        wait = self.seconds + WAIT_RTTS * (offers.rtt_hint or 0.0)
         try:
-            async with asyncio.timeout(self.seconds):
+            async with asyncio.timeout(wait):
                 while not offers.direct and not offers.exhausted:
                     await offers.changed()
         except TimeoutError:

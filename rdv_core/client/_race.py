@@ -132,8 +132,9 @@ class Race:
         uplinks: Sequence[Uplink] = (),
         bound_only: bool = False,
         nat64: ipaddress.IPv6Network | None = None,
+        rtt_hint: float | None = None,
     ) -> None:
-        # Extra ways out and NAT64 (docs/LAB-NOTES.md section 12; _candidates.dial_routes).
+        # Extra ways out and NAT64 (docs/LAB-NOTES.md section 13; _candidates.dial_routes).
         self._uplinks, self._bound_only, self._nat64 = list(uplinks), bound_only, nat64
         self._method = method
         self._token = token
@@ -144,7 +145,8 @@ class Race:
         self._peer_addrs = list(peer_addrs)
         self._relay = relay
         # How long a round trip takes here, until a candidate's refusals tell better.
-        self._rtt_hint = link_rtt(relay)
+        # (Fast start passes the RTT it measured over the relay: docs/PROTOCOL.md 16.5.)
+        self._rtt_hint = rtt_hint if rtt_hint is not None else link_rtt(relay)
         # Every SYN of every dial is drawn from here (docs/PROTOCOL.md section 11).
         self._budget = budget if budget is not None else SynBudget()
         self._clock = clock
@@ -152,6 +154,7 @@ class Race:
         self._new_id = new_id
         self._header = build_header_line(method, token)
         self._offers: Offers[Link] = Offers()
+        self._offers.rtt_hint = self._rtt_hint
         self._links: list[Link] = []
         self._ready: set[Link] = set()
         self._tasks: set[asyncio.Task[None]] = set()

@@ -26,7 +26,7 @@ async def server_socket(
     """A connected socket to ``server`` and, through a proxy, what the proxy called itself.
 
     With ``paths`` restricted (``--interface``/``--source``), the socket leaves from the
-    first allowed uplink of the server address's family (docs/LAB-NOTES.md section 12).
+    first allowed uplink of the server address's family (docs/LAB-NOTES.md section 13).
 
     Raises:
         ServerConnectError: the server (or the proxy) cannot be resolved or reached.

@@ -1,4 +1,4 @@
-"""This machine's ways out: one per usable local address (docs/LAB-NOTES.md section 12).
+"""This machine's ways out: one per usable local address (docs/LAB-NOTES.md section 13).
 
 A laptop on wifi and LTE, or a server with two ISPs, has two default routes; the kernel
 sends everything through the one of lowest metric unless a socket is bound to the
@@ -214,7 +214,7 @@ def uplink_addrs(uplinks: Sequence[Uplink], spaces: AddrSpace, port: int) -> lis
 
 @dataclass(frozen=True, slots=True)
 class LocalPaths:
-    """The ways out one attempt uses (docs/LAB-NOTES.md section 12).
+    """The ways out one attempt uses (docs/LAB-NOTES.md section 13).
 
     Attributes:
         uplinks: the extra uplinks public candidates are also dialled from, or, when

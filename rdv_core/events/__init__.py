@@ -8,7 +8,8 @@ compared between the two peers. Events never carry secrets (session codes, keys)
 
 Delivery is a plain callback (:data:`EventCallback`); tests pass ``list.append``.
 
-The vocabulary is split by who emits it (:mod:`._race`, :mod:`._server`, :mod:`._session`),
+The vocabulary is split by who emits it (:mod:`._race`, :mod:`._upgrade`, :mod:`._server`,
+:mod:`._session`),
 the machinery is in :mod:`._base`; every name is importable from ``rdv_core.events``, and
 :data:`RACE_EVENTS`, :data:`SERVER_EVENTS` and :data:`SESSION_EVENTS` list each vocabulary
 (in the order a race, a server or a session emits them) for consumers that dispatch on them.
@@ -33,6 +34,7 @@ from rdv_core.events._base import (
     read_jsonl,
     write_jsonl,
 )
+from rdv_core.events._doctor import DoctorReported, VerdictReached
 from rdv_core.events._race import (
     AttemptFailed,
     AttemptStarted,
@@ -79,6 +81,15 @@ from rdv_core.events._session import (
     SessionEstablished,
     TransferResumed,
 )
+from rdv_core.events._upgrade import (
+    FastStartNegotiated,
+    FirstByteReceived,
+    RelayRetired,
+    UpgradeAttempt,
+    Upgraded,
+    UpgradeFailed,
+    UpgradeStarted,
+)
 
 #: The race vocabulary, in the order an attempt emits it (docs/ARCHITECTURE.md section 2).
 RACE_EVENTS: Final[tuple[type[Event], ...]] = (
@@ -102,6 +113,16 @@ RACE_EVENTS: Final[tuple[type[Event], ...]] = (
     Discarded,
     AttemptFailed,
 )
+#: Fast start (docs/PROTOCOL.md section 16), after the relay was picked.
+UPGRADE_EVENTS: Final[tuple[type[Event], ...]] = (
+    FastStartNegotiated,
+    FirstByteReceived,
+    UpgradeStarted,
+    UpgradeAttempt,
+    Upgraded,
+    RelayRetired,
+    UpgradeFailed,
+)
 #: What the server emits (:class:`rdv_core.server.RdvServer`'s ``on_event``).
 SERVER_EVENTS: Final[tuple[type[Event], ...]] = (
     PeerJoined,
@@ -116,6 +137,9 @@ SERVER_EVENTS: Final[tuple[type[Event], ...]] = (
     ServerClosed,
 )
 #: What a peer session emits (:class:`rdv_core.session.Session`'s ``on_event``).
+#: The two-sided diagnosis (docs/PROTOCOL.md section 15.5), in emission order.
+DOCTOR_EVENTS: Final[tuple[type[Event], ...]] = (DoctorReported, VerdictReached)
+
 SESSION_EVENTS: Final[tuple[type[Event], ...]] = (
     SessionEstablished,
     ChatSent,
@@ -131,9 +155,11 @@ SESSION_EVENTS: Final[tuple[type[Event], ...]] = (
 )
 
 __all__ = [
+    "DOCTOR_EVENTS",
     "RACE_EVENTS",
     "SERVER_EVENTS",
     "SESSION_EVENTS",
+    "UPGRADE_EVENTS",
     "AttemptFailed",
     "AttemptStarted",
     "Candidate",
@@ -146,17 +172,20 @@ __all__ = [
     "DialRetried",
     "DialStarted",
     "Discarded",
+    "DoctorReported",
     "E",
     "Event",
     "EventCallback",
     "EventRecorder",
     "FailReason",
+    "FastStartNegotiated",
     "FileAccepted",
     "FileCompleted",
     "FileFailed",
     "FileOffered",
     "FileProgress",
     "FileRejected",
+    "FirstByteReceived",
     "HandshakeFailed",
     "HandshakeOk",
     "InboundAccepted",
@@ -172,6 +201,7 @@ __all__ = [
     "Rejected",
     "RelayEnded",
     "RelayReady",
+    "RelayRetired",
     "RelayStarted",
     "Replaced",
     "SelfAddrsGathered",
@@ -182,6 +212,11 @@ __all__ = [
     "SessionClosed",
     "SessionEstablished",
     "TransferResumed",
+    "UpgradeAttempt",
+    "UpgradeFailed",
+    "UpgradeStarted",
+    "Upgraded",
+    "VerdictReached",
     "dumps",
     "event",
     "event_types",

@@ -4,8 +4,32 @@ Real conntrack NATs and firewalls, a rendezvous server on a simulated internet, 
 peers behind configurable routers. See
 """
 
+from rdv_core.lab._doctor import (
+    DOCTOR_ALT4,
+    DOCTOR_PROBE_PORT,
+    SEQUENTIAL_A,
+    built_with,
+    doctor_urls,
+    mismatches,
+    run_doctor_command,
+    same_public_address,
+    start_doctor_server,
+)
+from rdv_core.lab._faststart import FastResult, FastRun, FastStartRunner, run_faststart
 from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, setup_inside
 from rdv_core.lab._lab import Lab
+from rdv_core.lab._matrix import (
+    COLUMNS,
+    Column,
+    MatrixCell,
+    MatrixRow,
+    format_header,
+    format_row,
+    format_table,
+    insert_column,
+    matrix_cells,
+    run_cell,
+)
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._presets import PRESETS, get_preset
 from rdv_core.lab._probe import Capabilities, probe
@@ -22,8 +46,16 @@ from rdv_core.lab._spec import (
 )
 
 __all__ = [
+    "COLUMNS",
+    "DOCTOR_ALT4",
+    "DOCTOR_PROBE_PORT",
     "PRESETS",
+    "SEQUENTIAL_A",
     "Capabilities",
+    "Column",
+    "FastResult",
+    "FastRun",
+    "FastStartRunner",
     "Firewall",
     "HostSpec",
     "Impairment",
@@ -32,16 +64,31 @@ __all__ = [
     "LabRunner",
     "LabSpec",
     "LabSpecError",
+    "MatrixCell",
+    "MatrixRow",
     "NatKind",
     "Outcome",
     "PresetResult",
     "RouterSpec",
+    "built_with",
     "can_isolate",
     "direct_attempts",
+    "doctor_urls",
+    "format_header",
+    "format_row",
+    "format_table",
     "get_preset",
+    "insert_column",
     "is_isolated",
+    "matrix_cells",
+    "mismatches",
     "probe",
     "reexec_isolated",
+    "run_cell",
+    "run_doctor_command",
+    "run_faststart",
     "run_preset",
+    "same_public_address",
     "setup_inside",
+    "start_doctor_server",
 ]

@@ -43,6 +43,9 @@ SERVER4: Final = f"{INET4_PREFIX}.10"
 SERVER6: Final = f"{INET6_PREFIX}10"
 #: The rdv server's port inside the lab.
 SERVER_PORT: Final = 7000
+#: A sequential NAT's public ports: BASE, BASE+1, ... (wrapping after SPAN conns).
+SEQUENTIAL_BASE: Final = 20000
+SEQUENTIAL_SPAN: Final = 20000
 #: NFQUEUE number used in every impaired router (queues are per network namespace).
 QUEUE_NUM: Final = 0
 
@@ -291,6 +294,15 @@ def nft_ruleset(router: RouterSpec, plan: LabPlan) -> str:
         lines += [
             "\tchain nat_out {",
             "\t\ttype nat hook postrouting priority srcnat; policy accept;",
+        ]
+        if router.nat == NatKind.SEQUENTIAL:
+            # The nat chain sees each conn's first packet once: numgen counts conns.
+            wan = plan.router_wan[router.name].v4
+            lines.append(
+                f'\t\toifname "wan" ip saddr 10.0.{n}.0/24 meta l4proto tcp '
+                f"snat to {wan}:numgen inc mod {SEQUENTIAL_SPAN} offset {SEQUENTIAL_BASE}"
+            )
+        lines += [
             f'\t\toifname "wan" ip saddr 10.0.{n}.0/24 masquerade{flags}',
             "\t}",
         ]
@@ -308,18 +320,30 @@ def nft_ruleset(router: RouterSpec, plan: LabPlan) -> str:
             ]
             if router.firewall == Firewall.REJECT:
                 lines.append('\t\tiifname "wan" meta l4proto tcp reject with tcp reset')
+            elif router.firewall == Firewall.REJECT_ICMP:
+                lines.append(
+                    '\t\tiifname "wan" meta l4proto tcp reject with icmpx type port-unreachable'
+                )
             lines += ['\t\tiifname "wan" drop', "\t}"]
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def queue_rules(families: frozenset[int]) -> dict[str, str]:
-    """``iptables-restore`` input per command, queueing every routed TCP packet once."""
+def queue_rules(families: frozenset[int], *, host: bool = False) -> dict[str, str]:
+    """``iptables-restore`` input per command, queueing every TCP packet once.
+
+    In a router, every packet it receives (routed or for itself: ``PREROUTING``); in a
+    host (``host=True``, its link impairment), also every packet it sends (``OUTPUT``).
+    """
+    chains = ["PREROUTING", "OUTPUT"] if host else ["PREROUTING"]
     script = (
         "*raw\n"
-        ":PREROUTING ACCEPT [0:0]\n"
-        f"-A PREROUTING -p tcp -j NFQUEUE --queue-num {QUEUE_NUM} --queue-bypass\n"
-        "COMMIT\n"
+        + "".join(f":{chain} ACCEPT [0:0]\n" for chain in chains)
+        + "".join(
+            f"-A {chain} -p tcp -j NFQUEUE --queue-num {QUEUE_NUM} --queue-bypass\n"
+            for chain in chains
+        )
+        + "COMMIT\n"
     )
     out = {}
     if 4 in families:

@@ -1,6 +1,6 @@
 """The networks beyond NAT: host firewalls, proxy-only egress, and the proxy itself.
 
-docs/LAB-NOTES.md section 12. Each feature is an extra nft table (so it never changes the
+docs/LAB-NOTES.md section 13. Each feature is an extra nft table (so it never changes the
 router's NAT and firewall table of :func:`rdv_core.lab._builder.nft_ruleset`) or a real
 daemon started in its namespace once the lab is built (tinyproxy).
 """

@@ -159,13 +159,18 @@ class Lab:
 
     def _apply_impairment(self, have_netem: bool, have_nfqueue: bool) -> None:
         impaired = [r for r in self.spec.routers if r.impairment.active]
-        if not impaired:
+        far_hosts = [h for h in self.spec.hosts if h.link.active]
+        if not impaired and not far_hosts:
             return
         # netem cannot pick one IP family without extra classifiers: the delayer can.
+        # Host links go through the delayer too (their netem would share devices with
+        # the router's).
         all_families = all(r.impairment.families == frozenset({4, 6}) for r in impaired)
         use_netem = self._impair == "netem" or (
-            self._impair == "auto" and have_netem and all_families
+            self._impair == "auto" and have_netem and all_families and not far_hosts
         )
+        if use_netem and far_hosts:
+            raise LabError("host link impairment needs the NFQUEUE delayer (impair='nfqueue')")
         if use_netem:
             for router in impaired:
                 ns = self.plan.ns(router.name)
@@ -190,6 +195,11 @@ class Lab:
             for command, script in queue_rules(router.impairment.families).items():
                 netns.run([command], ns=ns, input_text=script)
             self._delayer.add(ns, QUEUE_NUM, router.impairment)
+        for host in far_hosts:
+            ns = self.plan.ns(host.name)
+            for command, script in queue_rules(host.link.families, host=True).items():
+                netns.run([command], ns=ns, input_text=script)
+            self._delayer.add(ns, QUEUE_NUM, host.link)
         self._delayer.start()
         self.impairment_method = "nfqueue"
 
@@ -271,8 +281,13 @@ class Lab:
         self._files.append(f)
         return f
 
-    def start_server(self, timeout: float = 10.0) -> subprocess.Popen[Any]:
+    def start_server(
+        self, timeout: float = 10.0, *, listen: str | None = None, extra_args: Sequence[str] = ()
+    ) -> subprocess.Popen[Any]:
         """Start the real rdv server in ``srv`` and wait until it accepts connections.
+
+        ``listen`` replaces ``SERVER4:SERVER_PORT`` and ``extra_args`` are appended (the
+        doctor's probe ports and dial-back, :mod:`rdv_core.lab._doctor`).
 
         Raises:
             LabError: when it exits or does not listen in time (with its stderr).
@@ -282,7 +297,12 @@ class Lab:
         self.server_events_path = os.path.join(self.workdir, "server.jsonl")
         stderr_path = os.path.join(self.workdir, "server.stderr")
         argv = self.rdv_argv(
-            "serve", "--listen", f"{SERVER4}:{SERVER_PORT}", "--events", self.server_events_path
+            "serve",
+            "--listen",
+            listen or f"{SERVER4}:{SERVER_PORT}",
+            "--events",
+            self.server_events_path,
+            *extra_args,
         )
         proc = self.spawn(
             "srv",

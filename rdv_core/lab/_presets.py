@@ -80,6 +80,17 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         expect="direct",
         why="like cone-rst, with the reset sent by an explicit firewall rule",
     ),
+    LabSpec(
+        name="rst-far",
+        summary="A 20 ms behind a port-preserving NAT that resets early SYNs, B behind a "
+        "port-preserving NAT + drop firewall",
+        routers=(RouterSpec("rtrA", _PP, Firewall.NONE), RouterSpec("rtrB", _PP, Firewall.DROP)),
+        hosts=(HostSpec("cliA", "rtrA", Impairment(delay_ms=20.0)), HostSpec("cliB", "rtrB")),
+        expect="direct",
+        why="B's SYNs are reset by A's router 0.1 ms away until A's SYN, 20 ms later, "
+        "opens it (B's router drops A's SYN and keeps that mapping): B must keep a SYN "
+        "coming, and must not give up one that A answers 40 ms later",
+    ),
     _pair(
         "symmetric-a",
         "random ports on A's router only, B port-preserving + drop firewall",
@@ -157,7 +168,7 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         why="usually direct; a lost SYN costs a 1 s retransmission, so some runs end on the "
         "relay when the 1 s p2p wait runs out first",
     ),
-    # The networks beyond NAT (docs/LAB-NOTES.md section 12).
+    # The networks beyond NAT (docs/LAB-NOTES.md section 13).
     LabSpec(
         name="host-fw-drop",
         summary="A on a public address behind its own host firewall that drops inbound SYNs",

@@ -1,6 +1,6 @@
 """The daemons some labs need, started in their namespaces once the lab is built.
 
-docs/LAB-NOTES.md section 12: a real HTTP proxy (tinyproxy), a real NAT64 (tayga, on a
+docs/LAB-NOTES.md section 13: a real HTTP proxy (tinyproxy), a real NAT64 (tayga, on a
 TUN device) and a user-space VPN tunnel (two socat processes joining TUN devices over
 UDP). Each runs as a process of the lab (:meth:`Lab.spawn`), so teardown kills it with the
 rest, and each is waited for until it works: a lab is ready when :meth:`Lab.build` returns.

@@ -37,10 +37,13 @@ class NatKind(enum.StrEnum):
     #: ``masquerade random,fully-random``: a fresh random port per connection, so the port
     #: the server observes is useless to the peer ("symmetric-like").
     RANDOM_PORT = "random-port"
+    #: Every new TCP conn takes the next public port (``snat to WAN:numgen inc``): symmetric,
+    #: but predictable (docs/LAB-NOTES.md section 12).
+    SEQUENTIAL = "sequential-port"
     #: No translation (IPv6 is never translated; IPv4 then needs routable LAN addresses).
     NONE = "none"
     #: An IPv6-only LAN behind NAT64 (tayga, prefix ``2001:db8:64::/96``) and a
-    #: port-preserving masquerade of the translated IPv4 (docs/LAB-NOTES.md section 12).
+    #: port-preserving masquerade of the translated IPv4 (docs/LAB-NOTES.md section 13).
     NAT64 = "nat64"
 
 
@@ -53,6 +56,10 @@ class Firewall(enum.StrEnum):
     REJECT = "reject"
     #: No rule at all: the router's own stack answers an unmapped SYN with RST.
     NONE = "none"
+    #: Answer unsolicited TCP with ICMP port unreachable (``reject with icmpx type
+    #: port-unreachable``, iptables' default ``REJECT``). Unlike an RST, the ICMP error
+    #: leaves the sender's NAT mapping open.
+    REJECT_ICMP = "reject-icmp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +118,7 @@ class RouterSpec:
         impairment: Delay / jitter / loss per crossing.
         allow_out: When set, the only boxes its LAN may reach through it (names of hosts
             on the internet, or ``srv``); everything else from the LAN is dropped, as in an
-            office network whose only way out is its proxy (docs/LAB-NOTES.md section 12).
+            office network whose only way out is its proxy (docs/LAB-NOTES.md section 13).
     """
 
     name: str
@@ -126,8 +133,12 @@ class HostSpec:
     """A machine: on a router's LAN, or directly on the simulated internet (``router=None``).
 
     Attributes:
-        name: Short name (also the namespace role).
-        router: The router whose LAN it is on (its default route), or None.
+        name: Short name (also the namespace role), e.g. ``cliA``.
+        router: The router whose LAN it is on (its default route), or None for the
+            internet itself.
+        link: Delay / jitter / loss on the host's own link, each way (applied in the
+            host's namespace to every TCP packet it sends or receives): the host sits
+            that far from its router, while the router answers strangers at once.
         firewall: The host's own firewall for inbound TCP (a laptop firewall):
             ``NONE`` accepts, ``DROP`` drops and ``REJECT`` resets every SYN that does not
             belong to a connection the host started (stateful, like the routers').
@@ -144,6 +155,7 @@ class HostSpec:
 
     name: str
     router: str | None = None
+    link: Impairment = field(default_factory=Impairment)
     firewall: Firewall = Firewall.NONE
     proxy: str | None = None
     runs_proxy: bool = False

@@ -1,6 +1,6 @@
 """Topologies beyond two homes: several uplinks, NAT64 LANs and VPN tunnels (plan side).
 
-docs/LAB-NOTES.md section 12. :func:`plan_extras` adjusts a plan made by
+docs/LAB-NOTES.md section 13. :func:`plan_extras` adjusts a plan made by
 :func:`rdv_core.lab._builder.plan_lab` (addresses, sysctls, ``ip -batch`` lines and extra
 nft tables); the daemons these topologies need (tayga, the socat tunnels) are started by
 :mod:`rdv_core.lab._services` once the lab is built. Addressing, on top of the builder's:

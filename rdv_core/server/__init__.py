@@ -13,19 +13,26 @@ from typing import TYPE_CHECKING, Any
 
 from rdv_core.server._core import RdvServer, ServerStats
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject
+from rdv_core.server._lobby import LobbyLimits
 from rdv_core.server._native import NativeFront, serve_native, start_native
 from rdv_core.server._observed import make_observed_addr
+from rdv_core.server._probe_ports import ProbePort, start_probe_ports
+from rdv_core.server._probes import ProbeAnswer, ProbeService
 from rdv_core.server._stats import PairPath, PairStats
 
 if TYPE_CHECKING:
     from rdv_core.server._aiohttp import allow_rdv_methods, mount, rdv_handler
 
 __all__ = [
+    "LobbyLimits",
     "NativeFront",
     "PairHandler",
     "PairPath",
     "PairStats",
     "PeerInfo",
+    "ProbeAnswer",
+    "ProbePort",
+    "ProbeService",
     "RdvServer",
     "Reject",
     "ServerStats",
@@ -35,6 +42,7 @@ __all__ = [
     "rdv_handler",
     "serve_native",
     "start_native",
+    "start_probe_ports",
 ]
 
 _AIOHTTP_NAMES = frozenset({"allow_rdv_methods", "mount", "rdv_handler"})

@@ -42,6 +42,7 @@ from aiohttp.http_parser import HttpRequestParserPy
 
 from rdv_core.server._core import RdvServer
 from rdv_core.server._observed import transport_peer_addr
+from rdv_core.server._probes import ProbeService
 from rdv_core.wire import Addr, Head, RequestRejected
 
 log = logging.getLogger("rdv.server")
@@ -194,13 +195,25 @@ def _bytes_after_head(handler_protocol: Any) -> bytes:
     return tail
 
 
-def mount(app: web.Application, server: RdvServer, prefix: str = "/rdv") -> None:
+def mount(
+    app: web.Application,
+    server: RdvServer,
+    prefix: str = "/rdv",
+    probes: ProbeService | None = None,
+) -> None:
     """Serve rdv requests at ``prefix/<token>`` in ``app`` (behind its middlewares).
+
+    ``probes`` (a ``ProbeService``) adds the doctor's routes at the root, first
+    (docs/PROTOCOL.md section 15.1).
 
     Also calls :func:`allow_rdv_methods`, so aiohttp can parse ``DIAL``/``ACCEPT``.
     The server is closed on the app's cleanup (``503`` to lobby clients).
     """
     allow_rdv_methods()
+    if probes is not None:
+        from rdv_core.server._probe_aiohttp import mount_probes
+
+        mount_probes(app, probes)
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     handle = rdv_handler(server, prefix)
     app.router.add_route("*", f"{prefix}/{{token:.*}}", handle)

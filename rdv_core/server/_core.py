@@ -32,7 +32,7 @@ from rdv_core import events as ev
 from rdv_core import wire
 from rdv_core.events import Clock, EventCallback
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject, call_on_join
-from rdv_core.server._lobby import Lobby
+from rdv_core.server._lobby import DEFAULT_LOBBY_LIMITS, Limit, Lobby, LobbyLimits
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
 from rdv_core.server._pairing import IDLE_VIOLATION, SHUTTING_DOWN, Pairing
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState
@@ -59,6 +59,14 @@ log = logging.getLogger("rdv.server")
 #: Section 5 bodies (no trailing newline: the body ends at connection close).
 REPLACED: Final = "replaced by another conn"
 NO_PEER: Final = "no matching peer found"
+#: Bodies of the lobby caps (docs/PROTOCOL.md section 13): ``503`` when full, else ``429``.
+CAP_BODIES: Final[dict[Limit, tuple[int, str]]] = {
+    "total": (503, "rdv lobby is full, try again later"),
+    "address": (429, "too many requests waiting from your address, try again later"),
+    "network": (429, "too many requests waiting from your network, try again later"),
+}
+#: A cap that keeps refusing is logged at most once per this many seconds.
+CAP_WARNING_INTERVAL_S: Final = 60.0
 #: Section 3 body for requests after shutdown (the front answers it).
 CLOSED: Final = "rdv is closed"
 #: How long :meth:`RdvServer.close` waits for conns to finish closing before aborting them.
@@ -77,6 +85,8 @@ class RdvServer:
         handler: Hooks around requests and pairs.
         on_event: Receives every server event.
         buffer_size: Relay read size (one buffer shared by all pairs).
+        lobby_limits: Caps on waiting requests, in total, per source address and per
+            network (:class:`LobbyLimits`; ``LobbyLimits.unlimited()`` for none).
     """
 
     def __init__(
@@ -87,6 +97,7 @@ class RdvServer:
         handler: PairHandler | None = None,
         on_event: EventCallback | None = None,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
+        lobby_limits: LobbyLimits = DEFAULT_LOBBY_LIMITS,
     ) -> None:
         if lobby_timeout is not None and lobby_timeout <= 0:
             raise ValueError("lobby_timeout must be positive")
@@ -95,7 +106,8 @@ class RdvServer:
         self.lobby_timeout = lobby_timeout
         self._observed = observed_addr or peer_address
         self._tally = Tally(on_event)
-        self._lobby = Lobby()
+        self._lobby = Lobby(lobby_limits)
+        self._cap_warned: dict[Limit, tuple[float, int]] = {}
         self._pairing = Pairing(
             self._tally,
             SharedBuffer(buffer_size),
@@ -122,6 +134,15 @@ class RdvServer:
     @handler.setter
     def handler(self, handler: PairHandler | None) -> None:
         self._pairing.handler = handler
+
+    @property
+    def lobby_limits(self) -> LobbyLimits:
+        """The caps on waiting requests (checked as each request would enter the lobby)."""
+        return self._lobby.limits
+
+    @lobby_limits.setter
+    def lobby_limits(self, limits: LobbyLimits) -> None:
+        self._lobby.limits = limits
 
     @property
     def idle_timeout(self) -> float | None:
@@ -259,6 +280,8 @@ class RdvServer:
             rejects_by_status=dict(tally.rejects_by_status),
             lobby_timeouts_total=tally.lobby_timeouts_total,
             replaced_total=tally.replaced_total,
+            lobby_abandoned_total=tally.lobby_abandoned_total,
+            lobby_refused_by_limit=dict(tally.lobby_refused_by_limit),
             closed=self.closed,
         )
 
@@ -314,10 +337,13 @@ class RdvServer:
         """Into the token's slot: wait, replace the same method, or match the other one."""
         info = peer.info
         waiting = self._lobby.get(info.token)
-        if waiting is None:
-            self._enter_lobby(peer)
-        elif waiting.info.method == info.method:
-            self._evict(waiting)
+        if waiting is None or waiting.info.method == info.method:
+            limit = self._lobby.over_limit(peer, replacing=waiting)
+            if limit is not None:
+                self._refuse(peer, limit)
+                return
+            if waiting is not None:
+                self._evict(waiting)
             self._enter_lobby(peer)
         else:
             self._leave_lobby(waiting, None)
@@ -339,8 +365,34 @@ class RdvServer:
             return
         peer.state = PeerState.KICKED
         self._leave_lobby(peer, reason)
-        self._tally.count_reject(400)
+        if reason == "closed":
+            # A client that gave up (its timeout, ^C) is not refused by the server: the
+            # 400 is still written, as the reference does, but counted apart.
+            self._tally.lobby_abandoned_total += 1
+        else:
+            self._tally.count_reject(400)
         peer.fail(400, IDLE_VIOLATION)
+
+    def _refuse(self, peer: Peer, limit: Limit) -> None:
+        """A cap is reached: refuse ``peer`` and tell the operator (throttled)."""
+        status, body = CAP_BODIES[limit]
+        self._tally.lobby_refused_by_limit[limit] = (
+            self._tally.lobby_refused_by_limit.get(limit, 0) + 1
+        )
+        self._reject(peer, status, body)
+        now = asyncio.get_running_loop().time()
+        last, refused = self._cap_warned.get(limit, (-CAP_WARNING_INTERVAL_S, 0))
+        if now - last < CAP_WARNING_INTERVAL_S:
+            self._cap_warned[limit] = (last, refused + 1)
+            return
+        self._cap_warned[limit] = (now, 0)
+        log.warning(
+            "lobby cap reached (%s, %s): refusing requests with %d%s",
+            limit,
+            self._lobby.source(peer, limit),
+            status,
+            f" ({refused} more refused since the last warning)" if refused else "",
+        )
 
     def _evict(self, peer: Peer) -> None:
         self._leave_lobby(peer, None)
@@ -367,8 +419,11 @@ class RdvServer:
         peer.fail(status, reason)
 
     def _forget(self, peer: Peer) -> None:
-        if peer.state is PeerState.LOBBY:
-            self._leave_lobby(peer, "disconnected")
+        # Peer.lost marked it GONE already: whether it still holds its slot (a reset
+        # conn sends no EOF, so nothing kicked it) is the lobby's to say.
+        if self._lobby.leave(peer):
+            self._tally.lobby_abandoned_total += 1
+            self._tally.emit_peer(ev.LobbyLeft, peer.info, reason="disconnected")
         self._live.discard(peer)
         if not self._live and self._all_gone is not None:
             self._all_gone.set()

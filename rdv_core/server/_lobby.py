@@ -1,27 +1,107 @@
-"""The lobby's bookkeeping: one slot per token, and each waiting peer's timer.
+"""The lobby's bookkeeping: one slot per token, each waiting peer's timer, and the caps
+that keep squatters from filling it.
 
-The rules (who is kicked, evicted, timed out or matched; docs/PROTOCOL.md section 5) are
-the core's (:mod:`._core`); this module only keeps the slots consistent with them. It
-reads like a mapping from token to the :class:`~rdv_core.server._peer.Peer` waiting there.
+The rules (who is kicked, evicted, timed out, refused or matched; docs/PROTOCOL.md
+section 5) are the core's (:mod:`._core`); this module only keeps the slots and the
+counts consistent with them. It reads like a mapping from token to the
+:class:`~rdv_core.server._peer.Peer` waiting there.
+
+The caps (:class:`LobbyLimits`, docs/PROTOCOL.md section 13) count waiting requests by
+their source: the observed address (the client behind a trusted proxy), else the TCP peer.
+An IPv4 source is one address and sits in a /24; an IPv6 source is its /64, the one
+subnet a host picks addresses from at will (SLAAC, privacy addresses), inside a /56, the
+usual delegation to one customer site (RIPE-690). A squatter on one line thus gets the
+per-address cap, one with a whole /24 or /56 the per-network cap.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final, Literal
 
 from rdv_core.server._peer import Peer, PeerState
 
-__all__ = ["Lobby"]
+__all__ = ["DEFAULT_LOBBY_LIMITS", "Limit", "Lobby", "LobbyLimits"]
+
+#: Which cap refused a request.
+Limit = Literal["total", "address", "network"]
+
+#: Prefix lengths that make a "source address" and a "network", per IP version.
+_ADDRESS_BITS: Final = {4: 32, 6: 64}
+_NETWORK_BITS: Final = {4: 24, 6: 56}
+
+_Key = tuple[int, int]  # (IP version, address bits above the prefix)
+
+
+@dataclass(frozen=True, slots=True)
+class LobbyLimits:
+    """Caps on the requests waiting in the lobby (None: no cap).
+
+    A request that matches a waiting peer never counts against them: only one that would
+    wait does. A newer request that evicts an older one with the same token and method
+    takes the older one's place in the counts.
+
+    Attributes:
+        total: Waiting requests in all (beyond it: ``503``).
+        per_address: Waiting requests from one IPv4 address or one IPv6 /64 (``429``).
+        per_network: Waiting requests from one IPv4 /24 or one IPv6 /56 (``429``).
+    """
+
+    total: int | None = 10_000
+    per_address: int | None = 100
+    per_network: int | None = 400
+
+    def __post_init__(self) -> None:
+        for name in ("total", "per_address", "per_network"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"lobby limit {name} must be at least 1 (or None)")
+
+    @classmethod
+    def unlimited(cls) -> LobbyLimits:
+        """No cap at all (benchmarks, trusted networks)."""
+        return cls(total=None, per_address=None, per_network=None)
+
+
+DEFAULT_LOBBY_LIMITS: Final = LobbyLimits()
+
+
+def _keys(peer: Peer) -> tuple[_Key, _Key] | None:
+    """The (address, network) keys of a peer's source, or None when it is unknown."""
+    info = peer.info
+    addr = info.observed if info.observed is not None else info.remote
+    if addr is None:
+        return None
+    ip = addr.unmapped().ip
+    value, version = int(ip), ip.version
+    width = 32 if version == 4 else 128
+    return (
+        (version, value >> (width - _ADDRESS_BITS[version])),
+        (version, value >> (width - _NETWORK_BITS[version])),
+    )
+
+
+def _describe(key: _Key, bits: dict[int, int]) -> str:
+    version, value = key
+    width = 32 if version == 4 else 128
+    prefix = bits[version]
+    network = ipaddress.ip_network((value << (width - prefix), prefix))
+    return str(network.network_address) if prefix == width else str(network)
 
 
 class Lobby:
-    """The waiting peers by token."""
+    """The waiting peers by token, with their counts by source."""
 
-    __slots__ = ("_slots",)
+    __slots__ = ("_per_address", "_per_network", "_slots", "limits")
 
-    def __init__(self) -> None:
+    def __init__(self, limits: LobbyLimits = DEFAULT_LOBBY_LIMITS) -> None:
+        self.limits = limits
         self._slots: dict[str, Peer] = {}
+        self._per_address: dict[_Key, int] = {}
+        self._per_network: dict[_Key, int] = {}
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -42,10 +122,44 @@ class Lobby:
         """A snapshot of the waiting peers (safe to change the lobby while iterating)."""
         return list(self._slots.values())
 
+    def over_limit(self, peer: Peer, replacing: Peer | None) -> Limit | None:
+        """The cap ``peer`` would exceed by waiting (``replacing`` leaves as it enters)."""
+        limits = self.limits
+        total = len(self._slots) - (replacing is not None)
+        if limits.total is not None and total >= limits.total:
+            return "total"
+        keys = _keys(peer)
+        if keys is None:
+            return None
+        freed = _keys(replacing) if replacing is not None else None
+        address, network = keys
+        if limits.per_address is not None:
+            waiting = self._per_address.get(address, 0)
+            if waiting - (freed is not None and freed[0] == address) >= limits.per_address:
+                return "address"
+        if limits.per_network is not None:
+            waiting = self._per_network.get(network, 0)
+            if waiting - (freed is not None and freed[1] == network) >= limits.per_network:
+                return "network"
+        return None
+
+    def source(self, peer: Peer, limit: Limit) -> str:
+        """What a cap counted ``peer`` under, for logs: ``192.0.2.7``, ``2001:db8::/56``."""
+        keys = _keys(peer)
+        if limit == "total" or keys is None:
+            return "all sources"
+        if limit == "address":
+            return _describe(keys[0], _ADDRESS_BITS)
+        return _describe(keys[1], _NETWORK_BITS)
+
     def enter(self, peer: Peer, timeout: float | None, on_timeout: Callable[[Peer], None]) -> None:
         """Put ``peer`` in its token's slot (the caller emptied it) and arm its timer."""
         peer.state = PeerState.LOBBY
         self._slots[peer.info.token] = peer
+        keys = _keys(peer)
+        if keys is not None:
+            self._per_address[keys[0]] = self._per_address.get(keys[0], 0) + 1
+            self._per_network[keys[1]] = self._per_network.get(keys[1], 0) + 1
         if timeout is not None:
             peer.timer = asyncio.get_running_loop().call_later(timeout, on_timeout, peer)
 
@@ -57,4 +171,16 @@ class Lobby:
         if self._slots.get(peer.info.token) is not peer:
             return False
         del self._slots[peer.info.token]
+        keys = _keys(peer)
+        if keys is not None:
+            _decrement(self._per_address, keys[0])
+            _decrement(self._per_network, keys[1])
         return True
+
+
+def _decrement(counts: dict[_Key, int], key: _Key) -> None:
+    left = counts[key] - 1
+    if left:
+        counts[key] = left
+    else:
+        del counts[key]

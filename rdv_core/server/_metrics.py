@@ -73,6 +73,18 @@ def render(stats: ServerStats) -> str:
         [("", stats.replaced_total)],
     )
     metric(
+        "rdv_lobby_abandoned_total",
+        "counter",
+        "Lobby clients that closed or dropped their conn before a peer came (not rejects).",
+        [("", stats.lobby_abandoned_total)],
+    )
+    metric(
+        "rdv_lobby_refused_total",
+        "counter",
+        "Requests refused by a lobby cap (also counted in rdv_rejects_total).",
+        [(f'{{limit="{k}"}}', n) for k, n in sorted(stats.lobby_refused_by_limit.items())],
+    )
+    metric(
         "rdv_up", "gauge", "1 while the server accepts requests.", [("", 0 if stats.closed else 1)]
     )
     return "\n".join(lines) + "\n"

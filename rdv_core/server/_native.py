@@ -20,6 +20,12 @@ refused with ``400``.
 Everything else is an rdv request under ``prefix``. Plain responses keep HTTP/1.1
 conns alive, as the reference does; HTTP/1.0, ``Connection: close`` and requests
 carrying a body are answered and closed.
+
+Pipelined requests are answered one after the other, and only while the client reads the
+answers: once :data:`WRITE_HIGH_WATER` bytes of them wait unsent, the conn stops reading
+and parsing until they drain, so a client that pipelines and never reads holds at most one
+read of requests and that many answer bytes, and is closed by the head timeout. And a
+conn gets at most :data:`PIPELINE_BURST` requests answered per event-loop turn.
 """
 
 from __future__ import annotations
@@ -35,8 +41,11 @@ from typing import Final, cast
 
 from rdv_core import wire
 from rdv_core.server import _metrics as metrics
+from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets
 from rdv_core.server._core import CLOSED, RdvServer
 from rdv_core.server._observed import TrustedProxies, transport_peer_addr
+from rdv_core.server._probe_ports import serve_probe
+from rdv_core.server._probes import ProbeService
 from rdv_core.wire import (
     Addr,
     Head,
@@ -56,6 +65,15 @@ HEAD_TIMEOUT_S: Final = 30.0
 #: Header block bound for requests: rdv requests are small.
 MAX_REQUEST_HEAD: Final = 16 * 1024
 PLAIN_ROUTES: Final = frozenset({"/healthz", "/metrics"})
+#: Unsent answer bytes past which a conn stops reading pipelined requests (docs/LAB-NOTES.md
+#: section 10: a pipelining client that never read grew the server by 300 MB for 5 MiB).
+WRITE_HIGH_WATER: Final = 64 * 1024
+#: The parser is fed at most this much at a time: the bytes after a head are copied once
+#: per request, so many small pipelined requests in one read cost linear time, not quadratic.
+FEED_PIECE: Final = 4096
+#: Pipelined requests a conn gets answered per event-loop turn: one conn cannot keep the
+#: loop (and every other client) waiting while it feeds thousands of requests.
+PIPELINE_BURST: Final = 16
 
 
 #: TCP keepalive for client conns: a lobby client whose machine vanishes without a FIN
@@ -88,7 +106,17 @@ def _enable_keepalive(transport: asyncio.BaseTransport) -> None:
 class _HttpConn(asyncio.Protocol):
     """One client conn until its request is admitted (or it closes)."""
 
-    __slots__ = ("_front", "_parser", "_proxied", "_proxy", "_remote", "_timer", "_transport")
+    __slots__ = (
+        "_front",
+        "_inbox",
+        "_parser",
+        "_paused",
+        "_proxied",
+        "_proxy",
+        "_remote",
+        "_timer",
+        "_transport",
+    )
 
     def __init__(self, front: NativeFront) -> None:
         self._front = front
@@ -98,12 +126,16 @@ class _HttpConn(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._remote: Addr | None = None
         self._timer: asyncio.TimerHandle | None = None
+        #: Received bytes not parsed yet because writing is paused.
+        self._inbox = b""
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # cast, not isinstance: uvloop's transports do not subclass asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
         self._remote = transport_peer_addr(transport)
         _enable_keepalive(transport)
+        self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._front._conns.add(self)
         self._arm_timer()
 
@@ -113,30 +145,67 @@ class _HttpConn(asyncio.Protocol):
         self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT_S, self.close)
 
     def close(self) -> None:
-        """Close the conn (head timeout, front shutdown)."""
-        if self._transport is not None:
-            self._transport.close()
+        """Close the conn (head timeout, front shutdown); drop answers nobody reads."""
+        transport = self._transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            transport.abort()
+        else:
+            transport.close()
+
+    def pause_writing(self) -> None:
+        self._paused = True
+        assert self._transport is not None
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        transport.resume_reading()
+        self.data_received(b"")
 
     def data_received(self, data: bytes) -> None:
+        if self._inbox:
+            data, self._inbox = self._inbox + data, b""
         if self._proxy is not None:
             after = self._take_proxy_header(data)
             if after is None:
                 return
             data = after
         transport = self._transport
-        while transport is not None and not transport.is_closing():
+        pos = answered = 0
+        while pos < len(data) and transport is not None and not transport.is_closing():
+            if self._paused or answered == PIPELINE_BURST:
+                self._inbox = data[pos:]
+                if not self._paused:
+                    transport.pause_reading()
+                    asyncio.get_running_loop().call_soon(self._next_burst)
+                return
+            piece = data[pos : pos + FEED_PIECE]
             try:
-                head = self._parser.feed(data)
+                head = self._parser.feed(piece)
             except ProtocolError as exc:
                 self._answer_bad_request(exc)
                 return
             if head is None:
-                return
-            data = self._parser.trailing
+                pos += len(piece)
+                continue
+            pos += len(piece) - len(self._parser.trailing)
             self._parser = HeadParser("request", MAX_REQUEST_HEAD)
-            if not self._handle(head, data):
+            if not self._handle(head, data, pos):
                 return
+            answered += 1
             self._arm_timer()
+
+    def _next_burst(self) -> None:
+        transport = self._transport
+        if self._paused or transport is None or transport.is_closing():
+            return  # resume_writing goes on, or the conn is gone
+        transport.resume_reading()
+        self.data_received(b"")
 
     def _take_proxy_header(self, data: bytes) -> bytes | None:
         """The bytes after the PROXY header, if any; None until it is whole (or refused)."""
@@ -167,11 +236,15 @@ class _HttpConn(asyncio.Protocol):
         self._transport.write(wire.build_rejection(exc).data)
         self._transport.close()
 
-    def _handle(self, head: Head, trailing: bytes) -> bool:
-        """Serve one request; True if the conn stays ours for another request."""
+    def _handle(self, head: Head, data: bytes, pos: int) -> bool:
+        """Serve one request (``data[pos:]`` follows it); True if the conn stays ours."""
         assert self._transport is not None
         server = self._front.server
         path = wire.request_path(head.target)
+        probes = self._front.probes
+        if probes is not None and probes.handles(head.method, path):
+            # docs/PROTOCOL.md section 15.1; the client as the PROXY header named it, if any.
+            return serve_probe(probes, self._transport, head, self._remote)
         if head.method in ("GET", "HEAD") and path in PLAIN_ROUTES:
             if path == "/metrics":
                 body, content_type = metrics.render(server.stats()), metrics.CONTENT_TYPE
@@ -192,7 +265,7 @@ class _HttpConn(asyncio.Protocol):
             return self._respond(head, request.status, request.message + "\n")
         self._hand_off()
         server.admit(
-            request, self._transport, self._remote, trailing=trailing, proxied=self._proxied
+            request, self._transport, self._remote, trailing=data[pos:], proxied=self._proxied
         )
         return False
 
@@ -268,9 +341,13 @@ class NativeFront:
         self.prefix = _normalize_prefix(prefix)
         self._tls = tls
         self._host = host
-        self._listener: asyncio.Server | None = None
+        self._ssl: ssl_module.SSLContext | None = None
+        self._listener: Listener | None = None
         self._conns: set[_HttpConn] = set()
+        self._connecting: set[asyncio.Future[None]] = set()
         self.port = 0
+        #: The doctor's probe routes (docs/PROTOCOL.md section 14.1), when served.
+        self.probes: ProbeService | None = None
 
     @property
     def url(self) -> str:
@@ -282,16 +359,41 @@ class NativeFront:
         return f"{scheme}://{host}:{self.port}{self.prefix}"
 
     @property
-    def sockets(self) -> tuple[object, ...]:
+    def sockets(self) -> tuple[socket.socket, ...]:
         """The listening sockets."""
         return tuple(self._listener.sockets) if self._listener is not None else ()
 
     async def _start(self, host: str | None, port: int, ssl: ssl_module.SSLContext | None) -> None:
+        self._ssl = ssl
+        # Our own accept loop (not loop.create_server): it survives running out of fds.
+        sockets = bind_sockets(host, port, backlog=1024)
+        self._listener = Listener(sockets, self._accepted, ssl is None, self._shed)
+        self.port = sockets[0].getsockname()[1]
+
+    def _accepted(self, sock: socket.socket) -> None:
+        task = asyncio.ensure_future(self._connect(sock))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        self._listener = await loop.create_server(
-            lambda: _HttpConn(self), host, port, ssl=ssl, backlog=1024, reuse_address=True
-        )
-        self.port = self._listener.sockets[0].getsockname()[1]
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: _HttpConn(self), sock, ssl=self._ssl
+            )
+        except Exception as exc:  # a failed TLS handshake, a conn reset, EMFILE on uvloop
+            log.debug("conn dropped before its first byte: %r", exc)
+            sock.close()
+            return
+        handed = transport.get_extra_info("socket")
+        if handed is not None and handed.fileno() != sock.fileno():
+            sock.close()  # uvloop works on a duplicate of the descriptor
+        if self._listener is None:
+            transport.close()
+
+    def _shed(self, status: int, method: str) -> None:
+        if status != 200:
+            self.server.count_reject(status, AT_CAPACITY, None, method)
 
     async def close(self) -> None:
         """Stop listening and close conns that have not been admitted (idle keep-alive).
@@ -334,12 +436,15 @@ async def start_native(
     ssl: ssl_module.SSLContext | None = None,
     prefix: str = "",
     proxy_protocol: Iterable[str] = (),
+    probes: ProbeService | None = None,
 ) -> NativeFront:
     """Listen on ``host:port`` (None or ``""``: every interface) and serve ``server``.
 
     ``proxy_protocol``: networks (CIDR) whose conns may start with a PROXY v1/v2 header,
     which then names the client (docs/PROTOCOL.md section 14); a PROXY header from any
     other address is refused. Empty: PROXY protocol off.
+
+    ``probes`` adds the doctor's routes (``rdv serve --probe-port/--dial-back``).
 
     Raises:
         OSError: when the address cannot be bound.
@@ -353,6 +458,7 @@ async def start_native(
     front = NativeFront(
         server, prefix, tls=ssl is not None, host=host or None, proxy_from=proxy_from
     )
+    front.probes = probes
     await front._start(host or None, port, ssl)
     log.debug("native front listening on %s", front.url)
     return front

@@ -146,8 +146,9 @@ class Pairing:
             return
         d, a = dialer.info, accepter.info
         relayer.start(
-            wire.build_upgrade_response(d.observed, wire.peer_addrs_for(a.self_addrs, a.observed)),
-            wire.build_upgrade_response(a.observed, wire.peer_addrs_for(d.self_addrs, d.observed)),
+            # Each learns the other's addrs and extension offer (docs/PROTOCOL.md 16.1).
+            wire.upgrade_response_for(d.observed, a.self_addrs, a.observed, a.headers),
+            wire.upgrade_response_for(a.observed, d.self_addrs, d.observed, d.headers),
         )
 
     def _relay_started(self, relayer: Relayer) -> None:

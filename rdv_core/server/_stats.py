@@ -8,7 +8,7 @@ the TUI and :class:`~rdv_core.server.PairHandler` hooks read them.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["PairPath", "PairStats", "ServerStats"]
 
@@ -79,6 +79,10 @@ class ServerStats:
         rejects_by_status: Error responses by status (section 3 and 5 errors).
         lobby_timeouts_total: ``408`` answers.
         replaced_total: ``409`` answers.
+        lobby_abandoned_total: Lobby clients that closed or dropped their conn before a
+            peer came (given up, not refused: not in ``rejects_by_status``).
+        lobby_refused_by_limit: Requests refused by a lobby cap (``total``, ``address``,
+            ``network``; also in ``rejects_by_status``).
         closed: True after :meth:`RdvServer.close`.
     """
 
@@ -92,3 +96,5 @@ class ServerStats:
     lobby_timeouts_total: int = 0
     replaced_total: int = 0
     closed: bool = False
+    lobby_abandoned_total: int = 0
+    lobby_refused_by_limit: dict[str, int] = field(default_factory=dict)

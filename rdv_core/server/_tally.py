@@ -34,6 +34,8 @@ class Tally:
         self.rejects_by_status: dict[int, int] = {}
         self.lobby_timeouts_total = 0
         self.replaced_total = 0
+        self.lobby_abandoned_total = 0
+        self.lobby_refused_by_limit: dict[str, int] = {}
 
     def count_reject(self, status: int) -> None:
         self.rejects_by_status[status] = self.rejects_by_status.get(status, 0) + 1

@@ -34,12 +34,14 @@ from rdv_core.session._errors import (
     UnsafeName,
 )
 from rdv_core.session._files import DIGEST, collect
+from rdv_core.session._frames import MAX_CHAT_BYTES
 from rdv_core.session._incoming import IncomingOffer, OfferCallback
 from rdv_core.session._session import Session
 from rdv_core.session._transfers import TransferResult
 
 __all__ = [
     "DIGEST",
+    "MAX_CHAT_BYTES",
     "BurnedCodes",
     "Code",
     "CodeError",

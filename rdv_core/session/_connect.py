@@ -30,6 +30,7 @@ from rdv_core.events import (
     Picked,
     ServerConnected,
     ServerResponded,
+    Upgraded,
 )
 from rdv_core.session._burned import BurnedCodes
 from rdv_core.session._codes import Code, CodeError, generate_code, parse_code
@@ -94,6 +95,7 @@ async def connect_session(
         code: The shared code, e.g. ``482913-tulip-orbit``; None: make one (dialers).
         role: ``send``/``dial`` on one side, ``receive``/``accept`` on the other.
         client: The rdv client (spaces, picker, timeout); its ``on_event`` sees the race.
+            Default: ``Client(fast_start=True)``.
         on_event: Receives the session's events.
         on_offer: Decides about incoming offers (see :class:`Session`).
         download_dir: Where received files go (None: offers are declined).
@@ -108,7 +110,7 @@ async def connect_session(
         rdv_core.errors.RdvError: the rendezvous failed (server, race, timeout).
         SessionError: the key exchange failed; ``CodeMismatch`` for a wrong code.
     """
-    client = client or Client()
+    client = client or Client(fast_start=True)  # docs/PROTOCOL.md section 16
     is_dialer = role in ("send", "dial")
     notice = on_notice or (lambda text: log.warning("%s", text))
     extra = {} if chunk_size is None else {"chunk_size": chunk_size}
@@ -271,6 +273,11 @@ def describe_path(conn: Conn) -> str:
     ``relay: no direct candidate answered within wait-for-p2p 1s (#2 refused, #3 timeout)``.
     """
     picked = next((e for e in conn.events if isinstance(e, Picked)), None)
+    if conn.upgrader is not None:  # fast start (docs/PROTOCOL.md section 16)
+        up = next((e for e in reversed(conn.events) if isinstance(e, Upgraded)), None)
+        if not conn.is_relay and up is not None:
+            return f"p2p: {up.addr} after {up.after_s:.2f} s on the relay (fast start)"
+        return "relay, fast start: moves to p2p when a direct path opens"
     if not conn.is_relay:
         if picked is None:
             return f"p2p: {conn.remote_addr}"

@@ -45,6 +45,8 @@ class FrameType(IntEnum):
     FAIL = 10
     ERROR = 11
     CLOSE = 12
+    #: The two-sided diagnosis (docs/PROTOCOL.md section 15.5); only to peers announcing it.
+    DIAGNOSIS = 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +167,16 @@ class Close:
     reason: str = "closed"
 
 
-Frame = Hello | Chat | Offer | Accept | Reject | Data | Ack | Done | Result | Fail | Error | Close
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """A doctor report and race events (checked by :mod:`rdv_core.session._diagnosis`)."""
+
+    body: dict[str, Any]
+
+
+Frame = (
+    Hello | Chat | Offer | Accept | Reject | Data | Ack | Done | Result | Fail | Error | Close
+) | Diagnosis
 
 
 # ----- plaintext encoding
@@ -217,6 +228,8 @@ def _control_body(frame: Frame) -> tuple[FrameType, dict[str, Any]]:
             return FrameType.ERROR, {"message": message}
         case Close(reason):
             return FrameType.CLOSE, {"reason": reason}
+        case Diagnosis(body):
+            return FrameType.DIAGNOSIS, body
     raise FrameError(f"cannot encode {type(frame).__name__}")
 
 
@@ -302,11 +315,15 @@ class _Body:
 
 def _decode_control(kind: FrameType, body: _Body) -> Frame:
     match kind:
+        case FrameType.DIAGNOSIS:
+            return Diagnosis(body._data)
         case FrameType.HELLO:
             features = tuple(body.str_("features", f, limit=64) for f in body.list_("features"))
             return Hello(body.int_("version", top=255), body.str_("agent", limit=200), features)
         case FrameType.CHAT:
             text = body.str_("text", limit=MAX_CHAT_BYTES)
+            if len(text.encode()) > MAX_CHAT_BYTES:  # the same bound as on send: bytes
+                raise body._bad("text", f"must be at most {MAX_CHAT_BYTES} bytes of UTF-8")
             return Chat(text)
         case FrameType.OFFER:
             files = []

@@ -45,6 +45,8 @@ from rdv_core.session import _frames as fr
 from rdv_core.session._channel import Channel, StreamChannel, open_channel
 from rdv_core.session._codes import Code, parse_code
 from rdv_core.session._crypto import SESSION_VERSION, Opener, exchange_keys
+from rdv_core.session._diagnosis import FEATURE as DIAGNOSIS_FEATURE
+from rdv_core.session._diagnosis import DiagnosisExchange
 from rdv_core.session._errors import (
     CodeMismatch,
     ConnectionLost,
@@ -138,6 +140,8 @@ class Session:
         )
         #: The rdv conn underneath, when opened by :func:`connect_session` (else None).
         self.conn: Conn | None = None
+        #: Doctor reports and race events, both ways (docs/PROTOCOL.md section 15.5).
+        self.diagnosis = DiagnosisExchange(self._outbox)
 
     # ----- settings and results, kept by the part they belong to
 
@@ -196,7 +200,9 @@ class Session:
                     self._channel, self._code, is_dialer=self._is_dialer
                 )
                 self._outbox.open(self._channel, sealer)
-                self._outbox.write(fr.Hello(SESSION_VERSION, self._agent, ("files", "chat")))
+                self._outbox.write(
+                    fr.Hello(SESSION_VERSION, self._agent, ("files", "chat", DIAGNOSIS_FEATURE))
+                )
                 await self._channel.drain()
                 try:
                     hello = await self._read_frame()
@@ -207,6 +213,7 @@ class Session:
                 if hello.version != SESSION_VERSION:
                     raise ProtocolViolation(f"the peer speaks session version {hello.version}")
                 self.peer_agent = hello.agent
+                self.diagnosis.peer_supports = DIAGNOSIS_FEATURE in hello.features
         except (SessionError, TimeoutError, OSError) as exc:
             error = _as_session_error(exc)
             self._end(error)
@@ -339,6 +346,8 @@ class Session:
                 raise PeerError(f"the peer reported: {message}")
             case fr.Hello():
                 raise ProtocolViolation("unexpected hello after the handshake")
+            case fr.Diagnosis(body):
+                self.diagnosis.on_frame(body)
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

@@ -109,5 +109,9 @@ def describe_os_error(exc: BaseException, context: str) -> str:
             errno.EROFS: "read-only file system",
         }
         summary = known.get(exc.errno or 0)
-        return f"{context}: {summary} ({exc.strerror})" if summary else f"{context}: {exc.strerror}"
+        if not summary:
+            return f"{context}: {exc.strerror}"
+        if summary.lower() == exc.strerror.lower():  # "read-only file system (Read-only ...)"
+            return f"{context}: {summary}"
+        return f"{context}: {summary} ({exc.strerror})"
     return f"{context}: {exc}"

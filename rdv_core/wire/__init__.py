@@ -14,7 +14,8 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
   errors after the upgrade (sections 2 to 5);
 - :mod:`._proxy_protocol`: the PROXY protocol v1/v2 header a load balancer writes before
-  the request (section 14).
+  the request (section 14);
+- :mod:`._probe`: the doctor's probe routes and their JSON bodies (section 15).
 
 Every public name of those modules is exported here: import the wire format from
 ``rdv_core.wire``.
@@ -38,6 +39,14 @@ from rdv_core.wire._addrs import (
     space_of,
     unmap,
 )
+from rdv_core.wire._extensions import (
+    EXTENSIONS_HEADER,
+    FAST_START,
+    PEER_EXTENSIONS_HEADER,
+    format_extensions,
+    offered_extensions,
+    parse_extensions,
+)
 from rdv_core.wire._handshake import (
     MAX_PEER_ADDRS,
     MAX_SELF_ADDRS,
@@ -55,6 +64,7 @@ from rdv_core.wire._handshake import (
     parse_server_url,
     peer_addrs_for,
     token_from_target,
+    upgrade_response_for,
 )
 from rdv_core.wire._http1.checks import (
     check_http_request,
@@ -109,6 +119,19 @@ from rdv_core.wire._printable import (
     printable,
     unsafe_char,
 )
+from rdv_core.wire._probe import (
+    DIALBACK_PATH,
+    OBSERVED_PATH,
+    PROBE_PATHS,
+    PROBES_PATH,
+    DialBack,
+    Observed,
+    ProbeDirectory,
+    parse_dial_back,
+    parse_directory,
+    parse_nonce,
+    parse_observed,
+)
 from rdv_core.wire._proxy import (
     NO_PROXY_WORD,
     ProxyURL,
@@ -133,6 +156,9 @@ __all__ = [
     "ACCEPT",
     "CONTINUE_LINE",
     "DIAL",
+    "DIALBACK_PATH",
+    "EXTENSIONS_HEADER",
+    "FAST_START",
     "MAX_ERROR_BODY",
     "MAX_HEADERS",
     "MAX_HEADER_BLOCK",
@@ -142,6 +168,10 @@ __all__ = [
     "MAX_V2_HEADER",
     "METHODS",
     "NO_PROXY_WORD",
+    "OBSERVED_PATH",
+    "PEER_EXTENSIONS_HEADER",
+    "PROBES_PATH",
+    "PROBE_PATHS",
     "REASONS",
     "SINGLE_SPACES",
     "UNSAFE_CHARS",
@@ -153,13 +183,16 @@ __all__ = [
     "BodyCollector",
     "Command",
     "Continue",
+    "DialBack",
     "Head",
     "HeadParser",
     "IPAddress",
     "LineBuffer",
     "Method",
     "Misdial",
+    "Observed",
     "Other",
+    "ProbeDirectory",
     "ProtocolError",
     "ProxyHeader",
     "ProxyHeaderError",
@@ -193,15 +226,22 @@ __all__ = [
     "default_sources",
     "escape_token",
     "format_addr_list",
+    "format_extensions",
     "format_spaces",
     "http_version",
     "middlebox_hint",
     "nat64_embedded",
     "nat64_prefix",
     "nat64_synthesize",
+    "offered_extensions",
     "opposite",
     "parse_addr_list",
     "parse_command",
+    "parse_dial_back",
+    "parse_directory",
+    "parse_extensions",
+    "parse_nonce",
+    "parse_observed",
     "parse_proxy_url",
     "parse_server_url",
     "parse_spaces",
@@ -218,4 +258,5 @@ __all__ = [
     "unescape_token",
     "unmap",
     "unsafe_char",
+    "upgrade_response_for",
 ]

@@ -334,7 +334,7 @@ def default_sources() -> list[IPAddress]:
     """The source addresses of this machine's default routes (IPv4, IPv6), where it has them.
 
     What the kernel picks for a public destination: the uplink a socket bound to the
-    wildcard uses (docs/LAB-NOTES.md section 12). No packet is sent.
+    wildcard uses (docs/LAB-NOTES.md section 13). No packet is sent.
     """
     found = [
         _probe_local_ip(_PROBES[AddrSpace.PUBLIC4]),

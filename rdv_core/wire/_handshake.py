@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from rdv_core.wire._addrs import Addr, AddrError, sort_addrs
+from rdv_core.wire._extensions import format_extensions, offered_extensions, parse_extensions
 from rdv_core.wire._http1.checks import check_http_request, strict_request_path
 from rdv_core.wire._http1.head import (
     Head,
@@ -149,13 +150,24 @@ def parse_server_url(url: str) -> ServerURL:
     """Parse an rdv server URL.
 
     Raises:
-        ValueError: for another scheme or a URL without a host.
+        ValueError: for another scheme, a URL without a host, or parts an rdv server
+            URL cannot have (a query string, a fragment, ``user@``): they would be
+            dropped silently, and ``/rdv?x=1`` would join token ``rdv/TOKEN``.
     """
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # "Invalid IPv6 URL" alone does not say which URL
+        raise ValueError(f"bad rdv server URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"rdv server URL must be http:// or https://, got {url!r}")
     if not parts.hostname:
         raise ValueError(f"rdv server URL has no host: {url!r}")
+    if parts.query or url.rstrip().endswith("?"):
+        raise ValueError(f"rdv server URL cannot have a query string: {url!r}")
+    if parts.fragment or "#" in url:
+        raise ValueError(f"rdv server URL cannot have a #fragment: {url!r}")
+    if "@" in parts.netloc:
+        raise ValueError(f"rdv server URL cannot have user@ (use -H for credentials): {url!r}")
     try:
         port = parts.port
     except ValueError as exc:
@@ -301,14 +313,36 @@ def token_from_target(target: str, prefix: str = "") -> str:
 # ----- responses (section 4, 5)
 
 
-def build_upgrade_response(observed: Addr | None, peer_addrs: Sequence[Addr]) -> bytes:
-    """The ``101`` response, byte for byte as the reference writes it (in one piece)."""
+def build_upgrade_response(
+    observed: Addr | None, peer_addrs: Sequence[Addr], peer_extensions: Sequence[str] = ()
+) -> bytes:
+    """The ``101`` response, byte for byte as the reference writes it (in one piece).
+
+    ``peer_extensions`` (the other peer's offer, docs/PROTOCOL.md section 16.1) adds an
+    ``Rdv-Peer-Extensions`` header in its sorted place; without it the bytes are Go's.
+    """
     lines = ["HTTP/1.1 101 Switching Protocols", "Connection: upgrade"]
     if observed is not None:
         lines.append(f"Rdv-Observed-Addr: {observed}")
     lines.append(f"Rdv-Peer-Addrs: {format_addr_list(peer_addrs)}")
+    if peer_extensions:
+        lines.append(f"Rdv-Peer-Extensions: {format_extensions(peer_extensions)}")
     lines.append(f"Upgrade: {UPGRADE_PROTOCOL}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+
+
+def upgrade_response_for(
+    observed: Addr | None,
+    peer_self_addrs: Sequence[Addr],
+    peer_observed: Addr | None,
+    peer_headers: Sequence[tuple[str, str]],
+) -> bytes:
+    """The ``101`` for one peer: its observed addr, the other's candidates and offer."""
+    return build_upgrade_response(
+        observed,
+        peer_addrs_for(peer_self_addrs, peer_observed),
+        offered_extensions(peer_headers),
+    )
 
 
 def build_upgrade_error(status: int, message: str) -> bytes:
@@ -337,6 +371,11 @@ class Upgrade:
     observed_addr: Addr | None
     peer_addrs: tuple[Addr, ...]
     head: Head = field(repr=False)
+
+    @property
+    def peer_extensions(self) -> tuple[str, ...]:
+        """What the server says the peer offered (docs/PROTOCOL.md section 16.1)."""
+        return parse_extensions(self.head.get("Rdv-Peer-Extensions"))
 
 
 def check_upgrade_response(head: Head) -> Upgrade:

@@ -3,7 +3,7 @@
 Behind NAT64 a host has no IPv4 at all; it reaches an IPv4 address ``a.b.c.d`` at the
 IPv6 address ``PREFIX::a.b.c.d`` and the translator does the rest (DNS64 gives such
 addresses for names). The rdv server's ``101`` tells a peer behind NAT64 two things that
-prove it is there (docs/PROTOCOL.md section 17.2, LAB-NOTES section 12): our conn to the
+prove it is there (docs/PROTOCOL.md section 17.2, LAB-NOTES section 13): our conn to the
 server is IPv6, yet the server observed an IPv4 address. The server's IPv6 address is
 then itself a synthesized one, and its first 96 bits are the prefix. With that prefix,
 the peer's IPv4 candidates are dialled at their synthesized addresses, and inbound conns

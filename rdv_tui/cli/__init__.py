@@ -30,6 +30,7 @@ COMMANDS: tuple[str, ...] = (
     "send",
     "receive",
     "lab",
+    "doctor",
 )
 
 

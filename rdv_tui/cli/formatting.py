@@ -42,6 +42,62 @@ def human_bytes(n: float, *, largest_unit: ByteUnit = "GiB") -> str:
     raise AssertionError("unreachable: the loop returns at largest_unit")
 
 
+def human_rate(bytes_per_s: float | None, *, largest_unit: ByteUnit = "GiB") -> str:
+    """``11.2 MiB/s``: a rate in the same binary units as every size (``-`` when unknown)."""
+    if bytes_per_s is None:
+        return "- B/s"
+    return f"{human_bytes(bytes_per_s, largest_unit=largest_unit)}/s"
+
+
+def human_done(done: float, total: float, *, largest_unit: ByteUnit = "GiB") -> str:
+    """``1.5/3.0 MiB``: progress of a transfer, both in the unit of the total."""
+    units = _BYTE_UNITS[: _BYTE_UNITS.index(largest_unit) + 1]
+    scale, unit = 1.0, "B"
+    for unit in units:
+        if abs(total) < 1024 * scale or unit == largest_unit:
+            break
+        scale *= 1024
+    if unit == "B":
+        return f"{done:.0f}/{total:.0f} B"
+    return f"{done / scale:.1f}/{total / scale:.1f} {unit}"
+
+
+# ----- reasons
+
+
+def join_reason(reason: str, detail: str) -> str:
+    """``reason (detail)``, without saying the same thing twice.
+
+    ``read-only file system (Read-only file system)``, ``declined: declined by the
+    receiver`` and ``unreachable (errno 101) ([Errno 101] Connect call failed ...)``
+    each said one thing twice (issue 16): a detail that repeats the reason, or an OS
+    error message whose errno the reason already names, is left out; a detail that
+    contains the reason replaces it.
+    """
+    reason, detail = reason.strip(), detail.strip()
+    if not detail:
+        return reason
+    if not reason:
+        return detail
+    if detail.startswith("[Errno") and "errno" in reason.lower():
+        return reason
+    said, extra = _words(reason), _words(detail)
+    if extra <= said:
+        return reason
+    if said <= extra:
+        return detail
+    return f"{reason} ({detail})"
+
+
+_FILLER = frozenset({"a", "an", "the", "by", "of", "to", "is", "was"})
+
+
+def _words(text: str) -> set[str]:
+    """The words that carry meaning (``declined by the receiver`` = ``the receiver declined``)."""
+    words = "".join(c if c.isalnum() else " " for c in text.lower()).split()
+    return {w for w in words if w not in _FILLER}
+
+
 # ----- durations
 
 

@@ -201,7 +201,7 @@ async def _main(
 ) -> int:
     from rdv_core.client import Client
     from rdv_core.errors import RdvError, RdvTimeoutError
-    from rdv_core.events import EventRecorder, ObservedAddrWarning
+    from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded
 
     def say(text: str) -> None:
         _say(method, text, stderr)
@@ -218,7 +218,16 @@ async def _main(
             print(format_event(event), file=stderr, flush=True)
         if isinstance(event, ObservedAddrWarning):
             say(f"warning: {event.message}")
+        elif isinstance(event, Upgraded):  # fast start moved us off the relay
+            say(f"switched to p2p {event.addr} after {event.after_s * 1000:.0f} ms")
 
+    if getattr(args, "predict_ports", False):
+        from rdv_core.doctor import predicted_addrs, run_doctor
+
+        report = await run_doctor([args.url])
+        guessed = predicted_addrs(report)
+        log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
+        client_options = {**client_options, "predicted_addrs": guessed}
     client = Client(on_event=on_event, **client_options)
     try:
         conn = await (client.dial if method == "DIAL" else client.accept)(args.url, args.token)

@@ -23,3 +23,9 @@ def add_pipe_arguments(parser: argparse.ArgumentParser, method: str) -> None:
     )
     add_secret_file_argument(parser, "--token-file", "token")
     add_race_arguments(parser, dialer=method == "DIAL", picker_role="the dialer")
+    parser.add_argument(
+        "--predict-ports",
+        action="store_true",
+        help="run rdv doctor first; behind a NAT that allocates ports sequentially, also "
+        "send the public ports our next conns will get, so that the peer can aim at them",
+    )

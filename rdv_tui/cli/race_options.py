@@ -21,20 +21,28 @@ class UsageError(ValueError):
 
 
 def add_race_arguments(
-    parser: argparse.ArgumentParser, *, dialer: bool, picker_role: str = "the sender"
+    parser: argparse.ArgumentParser,
+    *,
+    dialer: bool,
+    picker_role: str = "the sender",
+    fast_start: bool = False,
+    app: bool = False,
 ) -> None:
     """Add the race options; ``dialer`` says whether the picker options apply.
 
-    ``picker_role`` names the side that picks, for the accepting side's help text.
+    ``picker_role`` names the side that picks, for the accepting side's help text;
+    ``fast_start`` is the default of ``--fast-start``/``--no-fast-start``.
+    ``app``: only the options the Connect form has (``rdv tui``): no -H, -v, --events.
     """
     group = parser.add_argument_group("connection race")
     group.add_argument(
         "--spaces",
-        default="default",
+        default=None,
         metavar="LIST",
         help="address spaces for direct conns: comma list of public4, public6, private4, "
-        "private6, link4, link6, loopback4, loopback6, or default, all, public, none "
-        "(none forces the relay); default: default",
+        "private6, link4, link6, loopback4, loopback6, or default, all, public, loopback, "
+        "none (none forces the relay); default: loopback for a server on this machine "
+        "(127.0.0.1, ::1, localhost), else default",
     )
     ignored = "" if dialer else f" (ignored here: {picker_role} picks)"
     pick = group.add_mutually_exclusive_group()
@@ -62,8 +70,11 @@ def add_race_arguments(
         type=float,
         default=None,
         metavar="SECONDS",
-        help="give up meeting the peer after SECONDS, lobby wait included (default: no limit)",
+        help="give up meeting the peer after SECONDS, lobby wait included "
+        f"(default: {'120 in the app' if app else 'no limit'})",
     )
+    if app:
+        return
     group.add_argument(
         "-H",
         "--header",
@@ -96,6 +107,14 @@ def add_race_arguments(
         help="use only this local address (repeatable), like --interface",
     )
     group.add_argument(
+        "--fast-start",
+        action=argparse.BooleanOptionalAction,
+        default=fast_start,
+        help="start on the relay at once and move to a direct conn when one opens, if the "
+        "peer offers it too (docs/PROTOCOL.md section 16; plain rdv/1 otherwise); default: "
+        + ("on" if fast_start else "off"),
+    )
+    group.add_argument(
         "-v", "--verbose", action="store_true", help="log the race on stderr, one line per event"
     )
     group.add_argument(
@@ -123,12 +142,16 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         picker = WaitConstant(args.wait)
     else:
         picker = WaitForP2P(1.0 if args.wait_p2p is None else args.wait_p2p)
+    from rdv_tui.cli.checks import spaces_for
+
+    # The same rule on both sides, so that two peers of a local server meet over loopback.
+    server = getattr(args, "url", None) or getattr(args, "server", None) or ""
     try:
-        spaces = parse_spaces(args.spaces)
+        spaces = parse_spaces(spaces_for(server, args.spaces))
     except AddrError as exc:
         raise UsageError(f"--spaces: {exc}") from exc
     headers: list[tuple[str, str]] = []
-    for raw in args.header:
+    for raw in getattr(args, "header", []):
         name, colon, value = raw.partition(":")
         if not colon or not name.strip():
             raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
@@ -150,6 +173,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         "proxy": proxy,
         "interfaces": tuple(getattr(args, "interface", ())),
         "sources": tuple(getattr(args, "source", ())),
+        "fast_start": bool(getattr(args, "fast_start", False)),
     }
 
 

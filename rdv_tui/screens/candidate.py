@@ -17,7 +17,8 @@ from rdv_tui.race_model import CandidateRow
 
 def describe_event(event: Event) -> str:
     """One line for a candidate event: its type and fields other than the candidate."""
-    details = ", ".join(event_fields(event, skip_empty=True, exclude=("candidate",)))
+    # readable: times as ms with one decimal, never a raw float (elapsed_s=7.893123550000041)
+    details = ", ".join(event_fields(event, readable=True, skip_empty=True, exclude=("candidate",)))
     return f"{event_time(event)}  {event.type}" + (f"  {details}" if details else "")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult, SystemCommand
@@ -13,22 +13,15 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import (
-    Button,
-    Checkbox,
-    Footer,
-    Input,
-    Label,
-    RadioButton,
-    RadioSet,
-    Select,
-    Static,
-)
+from textual.widgets import Button, Checkbox, Footer, Input, Label, RadioSet, Select, Static
 
 from rdv_core.session import generate_code
 from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 from rdv_tui.share import ServerChoice
+from rdv_tui.widgets.toggles import OnOffCheckbox, OnOffRadioButton
+
+RadioButton = OnOffRadioButton  # every radio and checkbox here shows its state in the glyph
 
 
 class ConnectScreen(Screen[None]):
@@ -50,9 +43,13 @@ class ConnectScreen(Screen[None]):
 
         params: ConnectParams
 
-    def __init__(self, servers: ServerChoice) -> None:
+    def __init__(self, servers: ServerChoice, form: dict[str, Any] | None = None) -> None:
+        """``form``: settings given on the command line (``rdv tui --spaces ...``); they
+        win over the ones remembered for the server."""
         super().__init__()
         self.servers = servers
+        self.form = form or {}
+        self._spaces_touched = False  # the user set the spaces: a server edit keeps them
 
     def compose(self) -> ComposeResult:
         servers = self.servers
@@ -86,7 +83,7 @@ class ConnectScreen(Screen[None]):
                 with RadioSet(id="role", compact=True):
                     yield RadioButton("dial", value=True, id="role-dial", compact=True)
                     yield RadioButton("accept", id="role-accept", compact=True)
-                yield Checkbox(
+                yield OnOffCheckbox(
                     "race only (no session)",
                     id="race-only",
                     tooltip="Only run the rdv/1 race, e.g. against the Go rdv: no chat, no files",
@@ -97,7 +94,7 @@ class ConnectScreen(Screen[None]):
                 with Horizontal(id="spaces"):
                     for space in SINGLE_SPACES:
                         name = format_spaces(space)
-                        yield Checkbox(
+                        yield OnOffCheckbox(
                             name,
                             value=bool(servers.default_spaces() & space),
                             id=f"space-{name}",
@@ -114,7 +111,7 @@ class ConnectScreen(Screen[None]):
                 )
                 yield Input("1.0", id="wait", tooltip="seconds the picker waits", compact=True)
                 yield Static("s", classes="unit")
-                yield Checkbox("force relay", id="force-relay", compact=True)
+                yield OnOffCheckbox("force relay", id="force-relay", compact=True)
             with Horizontal(classes="row"):
                 yield Label("Timeout")
                 yield Input(
@@ -126,10 +123,11 @@ class ConnectScreen(Screen[None]):
                 yield Static("s (lobby wait included)", classes="unit")
             yield Button("Connect", variant="primary", id="connect", compact=True)
             yield Static("", id="error")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "connect"
+        self._server_settings(self.query_one("#server", Input).value)
         self.refresh_share()
         self.query_one("#code", Input).focus()
 
@@ -137,23 +135,48 @@ class ConnectScreen(Screen[None]):
         """Offer these servers from now on (the embedded one may start after the form)."""
         self.servers = servers
         if self.is_mounted:
+            server = self.query_one("#server", Input)
+            if not server.value:
+                server.value = self.servers.default_url()  # its Changed applies the settings
             self.refresh_share()
 
     def refresh_share(self) -> None:
-        """Redraw what to give the other machine (the server may start late; codes change)."""
+        """Redraw what to give the other machine: it follows the server, code, role and
+        race-only fields (the server may also start late)."""
         code = self.query_one("#code", Input).value
         role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
         race_only = self.query_one("#race-only", Checkbox).value
-        self.query_one("#share", Static).update(self.servers.share_text(code, role, race_only))
-        server = self.query_one("#server", Input)
-        if not server.value:
-            server.value = self.servers.default_url()
+        url = self.query_one("#server", Input).value
+        self.query_one("#share", Static).update(
+            self.servers.share_text(code, role, race_only, url=url)
+        )
 
     @on(Input.Changed, "#code")
     @on(RadioSet.Changed, "#role")
     @on(Checkbox.Changed, "#race-only")
     def _form_changed(self) -> None:
         self.refresh_share()
+
+    @on(Input.Changed, "#server")
+    def _server_changed(self, event: Input.Changed) -> None:
+        self._server_settings(event.value)
+        self.refresh_share()
+
+    @on(Checkbox.Changed, "#spaces Checkbox")
+    def _spaces_changed(self) -> None:
+        self._spaces_touched = True
+
+    def _server_settings(self, url: str) -> None:
+        """The settings for this server: the command line's, else the ones remembered
+        with it, else its default spaces (loopback only for a server on this machine)."""
+        servers = self.servers
+        settings = {**servers.recent.settings.get(servers.settings_key(url.strip()), {})}
+        settings.update(self.form)
+        if settings:
+            current = self._read(validate=False)
+            self._show(current.with_settings(settings), fields=False)
+        elif not self._spaces_touched:
+            self._show_spaces(servers.default_spaces(url.strip()))
 
     # ----- reading the form
 
@@ -163,14 +186,24 @@ class ConnectScreen(Screen[None]):
         Raises:
             ValueError: with a message for the user.
         """
+        return self._read(validate=True)
+
+    def _read(self, *, validate: bool) -> ConnectParams:
         spaces = AddrSpace.INVALID
         for space in SINGLE_SPACES:
             if self.query_one(f"#space-{format_spaces(space)}", Checkbox).value:
                 spaces |= space
         role: Role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
         picker = cast(PickerKind, self.query_one("#picker", Select).value)
-        wait = parse_seconds(self.query_one("#wait", Input).value, "wait")
-        timeout = parse_seconds(self.query_one("#timeout", Input).value, "timeout", allow_none=True)
+        try:
+            wait = parse_seconds(self.query_one("#wait", Input).value, "wait")
+            timeout = parse_seconds(
+                self.query_one("#timeout", Input).value, "timeout", allow_none=True
+            )
+        except ValueError:
+            if validate:
+                raise
+            wait, timeout = None, None
         params = ConnectParams(
             server_url=self.query_one("#server", Input).value.strip(),
             code=self.query_one("#code", Input).value.strip(),
@@ -182,19 +215,32 @@ class ConnectScreen(Screen[None]):
             timeout_s=timeout,
             race_only=self.query_one("#race-only", Checkbox).value,
         )
-        params.validate()
+        if validate:
+            params.validate()
         return params
 
     def show_params(self, params: ConnectParams) -> None:
         """Fill the form from ``params`` (the demo shows what it runs)."""
-        self.query_one("#server", Input).value = params.server_url
-        self.query_one("#code", Input).value = params.code
+        self._show(params, fields=True)
+
+    def _show(self, params: ConnectParams, *, fields: bool) -> None:
+        if fields:
+            self.query_one("#server", Input).value = params.server_url
+            self.query_one("#code", Input).value = params.code
+            self.query_one("#race-only", Checkbox).value = params.race_only
         self.query_one(f"#role-{params.role}", RadioButton).value = True
-        for space in SINGLE_SPACES:
-            box = self.query_one(f"#space-{format_spaces(space)}", Checkbox)
-            box.value = bool(params.spaces & space)
+        self._show_spaces(params.spaces)
+        self.query_one("#picker", Select).value = params.picker
+        self.query_one("#wait", Input).value = f"{params.wait_s:g}"
+        timeout = params.timeout_s
+        self.query_one("#timeout", Input).value = "" if timeout is None else f"{timeout:g}"
         self.query_one("#force-relay", Checkbox).value = params.force_relay
-        self.query_one("#race-only", Checkbox).value = params.race_only
+
+    def _show_spaces(self, spaces: AddrSpace) -> None:
+        with self.prevent(Checkbox.Changed):  # not the user's doing: keep following
+            for space in SINGLE_SPACES:
+                box = self.query_one(f"#space-{format_spaces(space)}", Checkbox)
+                box.value = bool(spaces & space)
 
     def use_recent(self, kind: str, value: str) -> None:
         """Fill the server or the code field with a remembered value."""

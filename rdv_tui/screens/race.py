@@ -13,15 +13,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer
+from textual.widgets import DataTable, Footer, Static
 
 from rdv_core.events import Event, write_jsonl
+from rdv_core.wire import printable
 from rdv_tui.race_model import RaceModel, is_race_event
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
@@ -50,10 +53,17 @@ class RaceScreen(Screen[None]):
         Binding("s", "app.save_svg", "Save SVG"),
         Binding("z", "toggle_zoom", "Zoom axis"),
         Binding("p", "play", "Replay"),
+        Binding("c", "cancel_attempt", "Cancel attempt"),
     ]
+
+    class CancelRequested(Message):
+        """The user wants the attempt that races or waits in the lobby stopped."""
 
     note = var("", init=False)
     """A line of context after the result (e.g. the session being set up); set from outside."""
+
+    running = var(False, init=False)
+    """Whether a live attempt races or waits (the ``c`` key cancels it); set from outside."""
 
     def __init__(
         self,
@@ -68,6 +78,8 @@ class RaceScreen(Screen[None]):
         self.export_dir = export_dir
         self._origin: float | None = None  # monotonic time of t=0 of a live attempt
         self._ready = False  # set in on_mount (is_mounted is still False there)
+        #: The doctor's line: prediction before the race, verdict after (docs/PROTOCOL.md 14).
+        self.diagnosis = ""
         self.model.apply_all([e for e in (events or []) if is_race_event(e)])
 
     def compose(self) -> ComposeResult:
@@ -76,10 +88,12 @@ class RaceScreen(Screen[None]):
         with VerticalScroll(id="race-body"):
             yield RaceTable(id="race-table")
             yield Waterfall(self.model, id="waterfall")
-        yield Footer()
+            yield Static("", id="diagnosis")
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         self._ready = True
+        self.show_diagnosis(self.diagnosis)
         self._redraw_all()
         self.set_interval(TICK_S, self.tick)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
@@ -103,10 +117,31 @@ class RaceScreen(Screen[None]):
         waterfall = self.query_one(Waterfall)
         waterfall.refresh(layout=bool(change.rows))
 
+    def show_diagnosis(self, text: str) -> None:
+        """The doctor's prediction before the race, the verdict after (empty: hidden)."""
+        self.diagnosis = text
+        if self._ready:
+            box = self.query_one("#diagnosis", Static)
+            # The verdict quotes the peer: no markup, no control characters.
+            safe = "\n".join(printable(line) for line in text.splitlines())
+            box.update(Text(safe))
+            box.display = bool(text)
+
+    def merge_peer(self, events: list[Event]) -> None:
+        """Show the peer's direct candidates (from the session's diagnosis) as extra rows."""
+        ids = self.model.merge_peer(events)
+        if not self._ready or not ids:
+            return
+        table = self.query_one(RaceTable)
+        for row_id in ids:
+            table.show_row(self.model.rows[row_id])
+        self.query_one(Waterfall).refresh(layout=True)
+
     def reset(self, source: str = "live") -> None:
         """Forget every event (a new attempt, or the start of an animated replay)."""
         self.model = RaceModel()
         self.source, self.note = source, ""
+        self.show_diagnosis("")
         self._origin = None
         if not self._ready:
             return
@@ -121,6 +156,19 @@ class RaceScreen(Screen[None]):
         if self.model.advance(time.monotonic() - self._origin):
             self.query_one(ResultBanner).show(self.model, extra=self.note)
             self.query_one(Waterfall).refresh()
+
+    def watch_running(self) -> None:
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``c`` only shows while there is an attempt to cancel."""
+        if action == "cancel_attempt":
+            return self.running
+        return True
+
+    def action_cancel_attempt(self) -> None:
+        """Stop the live attempt (e.g. one waiting in the lobby for a peer who won't come)."""
+        self.post_message(self.CancelRequested())
 
     def watch_note(self, note: str) -> None:
         if self._ready:
@@ -172,6 +220,12 @@ class RaceScreen(Screen[None]):
             "Zoom time axis", "Race only / whole attempt (z)", self.action_toggle_zoom
         )
         yield SystemCommand("Replay race", "Play the recorded events again (p)", self.action_play)
+        if self.running:
+            yield SystemCommand(
+                "Cancel attempt",
+                "Stop the attempt that races or waits (c)",
+                self.action_cancel_attempt,
+            )
 
     @work(exclusive=True, group="race-replay")
     async def play(self, events: list[Event], speed: float = 1.0) -> None:

@@ -42,7 +42,7 @@ class ServerScreen(Screen[None]):
         yield PairsTable(id="pairs")
         yield Static("recent events", classes="title")
         yield ServerLog(id="server-log")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "server"

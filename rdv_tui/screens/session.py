@@ -41,7 +41,9 @@ class SessionScreen(Screen[None]):
         Binding("ctrl+o", "browse", "Send file"),
         Binding("ctrl+t", "accept_offer", "Accept offer"),
         Binding("ctrl+n", "reject_offer", "Reject offer"),
-        Binding("ctrl+w", "close_session", "End session"),
+        # Not ctrl+w: the focused Input takes it (delete a word), and so the key did
+        # nothing in the chat line (issue 16). No Textual widget here binds ctrl+l.
+        Binding("ctrl+l", "close_session", "End session"),
     ]
 
     @dataclass
@@ -73,7 +75,7 @@ class SessionScreen(Screen[None]):
         self.bytes_in = 0
         self.bytes_out = 0
         self.conn: Conn | None = None
-        self._done: dict[tuple[str, int], int] = {}
+        self._done: dict[tuple[int, str, int], int] = {}
         self._last_sample = (time.monotonic(), 0, 0)
         self._backlog: list[ev.Event] = []
         self._ready = False  # set in on_mount (is_mounted is still False there)
@@ -88,7 +90,7 @@ class SessionScreen(Screen[None]):
             files = FilesPane(self.download_dir, id="files")
             files.border_title = "files"
             yield files
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
         self.sub_title = "session"
@@ -111,11 +113,21 @@ class SessionScreen(Screen[None]):
         link = self.query_one(LinkStrip)
         match event:
             case ev.SessionEstablished():
+                self.query_one(FilesPane).new_session()
+                self.query_one("#chat-input").focus()  # a new session starts in the chat line
                 link.path = "relay" if event.is_relay else "p2p"
                 link.peer_addr, link.closed = event.peer_addr, ""
                 link.redraw()
                 path = "through the server's relay" if event.is_relay else "direct (p2p)"
                 self.query_one(ChatPane).add("info", f"encrypted session up, {path}")
+            case ev.Upgraded():  # fast start moved the stream off the relay
+                switched = f"RELAY → P2P after {event.after_s * 1000:.0f} ms"
+                link.path, link.peer_addr = "p2p", f"{event.addr}  {switched}"
+                link.redraw()
+                self.query_one(ChatPane).add("info", f"moved to a direct path: {event.addr}")
+            case ev.UpgradeFailed() if link.path == "p2p" and not event.final:
+                link.path = "relay"  # the direct path died before it was proven
+                link.redraw()
             case ev.SessionClosed():
                 link.closed = event.reason
                 link.redraw()
@@ -137,8 +149,9 @@ class SessionScreen(Screen[None]):
                 self.query_one(FilesPane).feed(event)
 
     def _count(self, direction: str, transfer_id: int, done: int) -> None:
-        before = self._done.get((direction, transfer_id), 0)
-        self._done[(direction, transfer_id)] = max(before, done)
+        key = (self.query_one(FilesPane).session, direction, transfer_id)
+        before = self._done.get(key, 0)
+        self._done[key] = max(before, done)
         delta = max(0, done - before)
         if direction == "in":
             self.bytes_in += delta
@@ -154,7 +167,8 @@ class SessionScreen(Screen[None]):
         link = self.query_one(LinkStrip)
         conn = self.conn
         if conn is not None and not link.closed:
-            rtt = tcp_rtt(conn.writer.get_extra_info("socket"))
+            info = conn.writer.get_extra_info
+            rtt = tcp_rtt(info("path_socket") or info("socket"))  # path_socket: fast start
             link.rtt_ms = None if rtt is None else rtt * 1000.0
         link.sample((self.bytes_in - bytes_in) / elapsed, (self.bytes_out - bytes_out) / elapsed)
 
@@ -216,5 +230,5 @@ class SessionScreen(Screen[None]):
             "Reject offer", "Reject the peer's pending offer (ctrl+n)", self.action_reject_offer
         )
         yield SystemCommand(
-            "End session", "Close the session cleanly (ctrl+w)", self.action_close_session
+            "End session", "Close the session cleanly (ctrl+l)", self.action_close_session
         )

@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Input, RichLog
 
+from rdv_core.session import MAX_CHAT_BYTES
+from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.widgets.palette import colour
 
 Who = Literal["you", "peer", "info"]
@@ -39,10 +42,19 @@ class ChatLog(RichLog):
         )
         self.clock = clock
         self.lines_added: list[tuple[Who, str]] = []
+        self._stamped: list[tuple[str, Who, str]] = []
+        self._keep = 5000
+        self._wrapped_at = 0
 
     def add(self, who: Who, text: str) -> None:
         """Append one line, stamped with the local time."""
         stamp = self.clock()
+        self._stamped.append((stamp, who, text))
+        del self._stamped[: -self._keep]
+        self.write(self._line(stamp, who, text))
+        self.lines_added.append((who, text))
+
+    def _line(self, stamp: str, who: Who, text: str) -> Text:
         muted = colour(self.app, "foreground-darken-2")
         who_colour = {
             "you": colour(self.app, "primary-lighten-2"),
@@ -50,14 +62,23 @@ class ChatLog(RichLog):
             "info": muted,
         }[who]
         label = {"you": "you ", "peer": "peer", "info": "  · "}[who]
-        line = Text.assemble(
+        return Text.assemble(
             (stamp + " ", muted),
             (label, f"bold {who_colour}"),
             " ",
             (text, muted if who == "info" else ""),
         )
-        self.write(line)
-        self.lines_added.append((who, text))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """RichLog wraps a line once, when written: wrap everything again at the new width."""
+        super().on_resize(event)
+        width, before = event.size.width, self._wrapped_at
+        self._wrapped_at = width
+        if not before or width == before or not self._stamped:
+            return
+        self.clear()
+        for stamp, who, text in self._stamped:
+            self.write(self._line(stamp, who, text))
 
 
 class ChatPane(Vertical):
@@ -86,6 +107,15 @@ class ChatPane(Vertical):
         event.stop()
         text = event.value.strip()
         if not text:
+            return
+        size = len(text.encode())
+        if size > MAX_CHAT_BYTES:  # check before clearing: the line must not be lost
+            self.app.notify(
+                f"this line is {human_bytes(size)}: a chat line holds at most "
+                f"{human_bytes(MAX_CHAT_BYTES)} (send a long text as a file)",
+                severity="error",
+                title="Chat",
+            )
             return
         event.input.value = ""
         self.post_message(self.Send(text))

@@ -17,7 +17,7 @@ from textual.widgets import Button, DirectoryTree, Input, Label, ProgressBar, St
 
 from rdv_core import events as ev
 from rdv_core.session import IncomingOffer
-from rdv_tui.cli.formatting import format_eta, human_bytes
+from rdv_tui.cli.formatting import format_eta, human_bytes, human_rate
 
 
 class TransferRow(Horizontal):
@@ -57,7 +57,7 @@ class TransferRow(Horizontal):
     def progress(self, done: int, rate: float, eta: float | None) -> None:
         """Move the bar and show rate and ETA."""
         self._w_bar.update(progress=done)
-        self.set_status(f"{human_bytes(rate)}/s {format_eta(eta)}")
+        self.set_status(f"{human_rate(rate)} {format_eta(eta)}")
 
     def completed(self, digest: str) -> None:
         """Full bar and the verified mark."""
@@ -201,6 +201,13 @@ class FilesPane(Vertical):
     def __init__(self, download_dir: Path | None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.download_dir = download_dir
+        self.session = 0
+        """Which session of this app run the transfer events belong to: transfer ids
+        restart at 1 in every session, so rows are keyed by session and id (issue 16)."""
+
+    def new_session(self) -> None:
+        """Events from now on belong to a new session (earlier rows stay as they are)."""
+        self.session += 1
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="send-bar"):
@@ -244,9 +251,16 @@ class FilesPane(Vertical):
 
     # ----- transfer events
 
-    def row(self, direction: str, transfer_id: int) -> TransferRow | None:
-        """The row of a transfer, if shown."""
-        found = self.query(f"#t-{direction}-{transfer_id}")
+    def row_id(self, direction: str, transfer_id: int, session: int | None = None) -> str:
+        """The widget id of a transfer's row (in the current session by default)."""
+        number = self.session if session is None else session
+        return f"t-{number}-{direction}-{transfer_id}"
+
+    def row(
+        self, direction: str, transfer_id: int, session: int | None = None
+    ) -> TransferRow | None:
+        """The row of a transfer (of the current session by default), if shown."""
+        found = self.query(f"#{self.row_id(direction, transfer_id, session)}")
         return found.first(TransferRow) if found else None
 
     def feed(self, event: ev.Event) -> None:
@@ -257,7 +271,7 @@ class FilesPane(Vertical):
                     event.direction,
                     event.name,
                     event.size,
-                    id=f"t-{event.direction}-{event.transfer_id}",
+                    id=self.row_id(event.direction, event.transfer_id),
                 )
                 self.query_one("#transfers", VerticalScroll).mount(row)
             return
@@ -270,9 +284,12 @@ class FilesPane(Vertical):
             return
         match event:
             case ev.FileAccepted():
-                found.set_status("accepted" if not event.offset else f"resume @{event.offset}")
+                offset = event.offset
+                found.set_status(f"resume @{human_bytes(offset)}" if offset else "accepted")
             case ev.FileRejected():
-                found.failed(f"rejected: {event.reason}")
+                found.failed(
+                    event.reason or "rejected"
+                )  # "rejected: declined by ..." said it twice
             case ev.FileProgress():
                 found.progress(event.done, event.rate, event.eta_s)
             case ev.FileCompleted():

@@ -50,13 +50,14 @@ class ServerCounters(Static):
 PAIR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "pair"),
     ("token", "token"),
-    ("dialer", "dialer"),
-    ("accepter", "accepter"),
     ("path", "path"),
     ("d2a", "D→A"),
     ("a2d", "A→D"),
     ("age", "age"),
+    ("dialer", "dialer"),
+    ("accepter", "accepter"),
 )
+"""The short columns first: at 80 columns the addresses scroll off, not the age (issue 16)."""
 
 
 class PairsTable(DataTable[str]):
@@ -83,12 +84,12 @@ class PairsTable(DataTable[str]):
             cells = (
                 key,
                 pair.token,
-                pair.dialer,
-                pair.accepter,
                 path,
                 human_bytes(pair.bytes_dialer_to_accepter),
                 human_bytes(pair.bytes_accepter_to_dialer),
                 f"{max(0.0, now - pair.started_t):.0f} s",
+                pair.dialer,
+                pair.accepter,
             )
             if key not in self.rows:
                 self.add_row(*cells, key=key)

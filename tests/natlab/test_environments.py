@@ -1,4 +1,4 @@
-"""The networks beyond NAT (docs/LAB-NOTES.md section 12): host firewalls and proxy-only egress.
+"""The networks beyond NAT (docs/LAB-NOTES.md section 13): host firewalls and proxy-only egress.
 
 First the lab's building blocks are checked with plain sockets (the host firewall drops or
 resets what the preset says; the proxy-only network lets nothing out but its proxy), then

@@ -106,3 +106,32 @@ def test_recorded_lab_races_replay() -> None:
         model.apply_all(load_race(path))
         assert model.result is not None and model.result.ok, path
         assert all(row.state.is_final for row in model.rows.values()), path
+
+
+def test_the_peers_candidates_merge_onto_our_axis() -> None:
+    relay = Candidate(0, "203.0.113.10:7000", "relay", "relay")
+    mine = Candidate(1, "203.0.113.12:4000", "public4", "observed")
+    theirs = Candidate(1, "203.0.113.11:5000", "public4", "observed")
+    model = RaceModel()
+    model.apply_all(
+        [
+            ev.ServerResponded(0.5, "203.0.113.11:5000", ("203.0.113.12:4000",), 0.4),
+            ev.DialStarted(0.51, mine),
+            ev.Picked(0.6, mine, False, 0.6),
+        ]
+    )
+    peer = [
+        ev.ServerResponded(2.0, "203.0.113.12:4000", ("203.0.113.11:5000",), 1.9),
+        ev.RelayReady(2.0, relay),
+        ev.DialStarted(2.01, theirs),
+        ev.DialRetried(2.02, theirs, 2, "refused", 111),
+        ev.HandshakeOk(2.09, theirs),
+        ev.Picked(2.1, theirs, False, 2.1),
+    ]
+    added = model.merge_peer(peer)
+    assert added == (1001,)
+    row = model.rows[1001]
+    assert str(row.candidate.origin) == "peer observed" and row.state == RowState.PICKED
+    assert row.handshake_t is not None and abs(row.handshake_t - 0.59) < 1e-9  # 2.0 -> 0.5
+    assert model.result is not None and model.result.candidate == mine  # the result is ours
+    assert all(getattr(e, "candidate", None) != theirs for e in model.events)  # export: ours

@@ -18,6 +18,7 @@ from textual.widgets import Input
 
 from rdv_core.events import write_jsonl
 from rdv_tui.app import AppConfig, RdvApp, make_app
+from rdv_tui.scene_doctor import stage_doctor, stage_verdict
 from rdv_tui.scenes import sample_race, session_app_config, stage_server, stage_session
 
 SnapCompare = Callable[..., bool]
@@ -73,3 +74,26 @@ def test_connect_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> Non
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=stage)
+
+
+@SIZES
+def test_doctor_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    app: Any = make_app(AppConfig(embedded_server=False, server_url="http://203.0.113.10:7000"))
+
+    async def stage(pilot: Pilot[int]) -> None:
+        assert isinstance(pilot.app, RdvApp)
+        await stage_doctor(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=stage)
+
+
+def test_race_verdict(snap_compare: SnapCompare, race_file: Path) -> None:
+    app: Any = make_app(AppConfig(replay=race_file))
+
+    async def stage(pilot: Pilot[int]) -> None:
+        assert isinstance(pilot.app, RdvApp)
+        await stage_verdict(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(160, 48), run_before=stage)

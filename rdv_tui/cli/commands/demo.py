@@ -9,6 +9,7 @@ demo's files live in a temporary folder that is removed at exit.
 from __future__ import annotations
 
 import argparse
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,15 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo until the user quits."""
-    from rdv_tui.app import AppConfig, make_app
+    from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app
 
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    # Until the app's loop takes SIGTERM and SIGHUP over (it then quits cleanly), they
+    # unwind through the with-block below, which removes the demo's folder.
+    for signum in EXIT_SIGNALS:
+        signal.signal(signum, leave)
     with tempfile.TemporaryDirectory(prefix="rdv-demo-") as workdir:
         base = Path(workdir)
         config = AppConfig(
@@ -44,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             export_dir=args.export_dir,
             download_dir=base / "you",
             demo_dir=base,
+            exit_on_signals=True,  # SIGHUP (a closed terminal), SIGTERM: still clean up
         )
         result = make_app(config).run()
     return result if isinstance(result, int) else 0

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from typing import Any, TextIO
 
+from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
 from rdv_tui.cli.formatting import ms_figure
 
 #: Overrides how the lab starts rdv (split on spaces), e.g. to put another rdv/1
@@ -56,11 +57,50 @@ def add_parser(subparsers: Any) -> None:
         "--json", action="store_true", help="print one JSON object with every run's events"
     )
 
-    matrix = sub.add_parser("matrix", help="run every preset and print one table")
-    matrix.add_argument(
-        "--runs", type=_positive_int, default=3, metavar="N", help="runs per preset (default 3)"
+    matrix = sub.add_parser(
+        "matrix",
+        help="filtering x distance matrix ({drop,rst,icmp} x {drop,rst}, 0-100 ms, loss)",
+        description="Race in every cell of the matrix: A's router drops, resets or "
+        "ICMP-rejects early SYNs, B's drops or resets; each peer 0, 5, 20, 50 or 100 ms from "
+        "its router (both, or one side only), plus lossy cells. Prints one row per cell: "
+        "outcome over N runs, whether it meets the bar, payload integrity failures, p50/p90.",
     )
-    matrix.add_argument("--json", action="store_true", help="print the summaries as JSON")
+    matrix.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="runs per cell (default 3)"
+    )
+    matrix.add_argument(
+        "--cells",
+        default=None,
+        metavar="PATTERN",
+        help="only cells whose name matches this shell pattern, e.g. 'a-rst/b-* 20/*' "
+        "(several: separated by |)",
+    )
+    matrix.add_argument(
+        "--delays",
+        type=_delay_list,
+        default=None,
+        metavar="MS,MS",
+        help="one-way delays to use (default 0,5,20,50,100)",
+    )
+    matrix.add_argument(
+        "--presets", action="store_true", help="run every preset instead (the old table)"
+    )
+    matrix.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="on each preset: what rdv doctor says, what it predicts, what the races did",
+    )
+    doctor.add_argument(
+        "presets",
+        metavar="PRESET",
+        nargs="*",
+        help="presets, or sequential-a (A behind a sequential NAT); default: all of them",
+    )
+    doctor.add_argument(
+        "--runs", type=_positive_int, default=3, metavar="N", help="races per preset (default 3)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     shell = sub.add_parser(
         "shell", help="keep a lab up (server running) and print commands to poke around"
@@ -68,6 +108,7 @@ def add_parser(subparsers: Any) -> None:
     shell.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
 
     sub.add_parser("probe", help="say what this machine can do (namespaces, nft, netem, NFQUEUE)")
+    add_faststart_parser(sub, _positive_int, _non_negative_float)
 
 
 def _positive_int(text: str) -> int:
@@ -90,6 +131,16 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _delay_list(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from exc
+    if not values or any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"need delays >= 0: {text!r}")
+    return values
+
+
 def _raise_interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -103,6 +154,10 @@ def run(args: argparse.Namespace) -> int:
     if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
         known = ", ".join(PRESETS)
         print(f"rdv lab: unknown preset {args.preset!r} (known: {known})", file=sys.stderr)
+        return 2
+    if args.lab_command == "doctor" and set(args.presets) - {*PRESETS, "sequential-a"}:
+        unknown = sorted(set(args.presets) - {*PRESETS, "sequential-a"})[0]
+        print(f"rdv lab: unknown preset {unknown!r} (known: {', '.join(PRESETS)})", file=sys.stderr)
         return 2
 
     # `shell` stays in the root mount namespace when it can, so that the printed
@@ -143,7 +198,13 @@ def run(args: argparse.Namespace) -> int:
         if args.lab_command == "run":
             return _run(args)
         if args.lab_command == "matrix":
-            return _matrix(args)
+            return _presets_matrix(args) if args.presets else _matrix(args)
+        if args.lab_command == "doctor":
+            from rdv_tui.cli.lab_doctor import run_lab_doctor
+
+            return run_lab_doctor(args.presets, args.runs, args.json, rdv_command())
+        if args.lab_command == "faststart":
+            return run_faststart_command(args, rdv_command())
         return _shell(args)
     except LabError as exc:
         print(f"rdv lab: {exc}", file=sys.stderr)
@@ -222,6 +283,36 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
+    from rdv_core.lab import format_header, format_row, matrix_cells, run_cell
+
+    kwargs: dict[str, Any] = {"pattern": args.cells}
+    if args.delays is not None:
+        kwargs["delays"] = args.delays
+    cells = matrix_cells(**kwargs)
+    if not cells:
+        print(f"rdv lab matrix: no cell matches {args.cells!r}", file=sys.stderr)
+        return 2
+    if not args.json:
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}")
+        print("\n".join(format_header()), flush=True)
+    rows = []
+    for cell in cells:
+        row = run_cell(cell, args.runs, rdv_command=rdv_command())
+        rows.append(row)
+        if not args.json:
+            print(format_row(row), flush=True)
+    if args.json:
+        json.dump({"matrix": [r.to_json() for r in rows]}, sys.stdout, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        print("* both routers reset: direct only by luck; a direct run counts as expected")
+        good = sum(1 for r in rows if r.ok)
+        print(f"{good}/{len(rows)} cells meet the bar", flush=True)
+    return 0 if all(r.ok for r in rows) else 1
+
+
+def _presets_matrix(args: argparse.Namespace) -> int:
     from rdv_core.lab import PRESETS, run_preset
 
     header = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
@@ -48,7 +49,8 @@ def add_parser(subparsers: Any) -> None:
         help="download folder (default: 'downloads' in the config file, else ~/Downloads)",
     )
     parser.add_argument("-y", "--yes", action="store_true", help="accept offers without asking")
-    add_race_arguments(parser, dialer=False)
+    add_race_arguments(parser, dialer=False, fast_start=True)
+    add_explain_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,24 +64,32 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     """The server URL and the (created) download folder.
 
     Raises:
-        ConfigError, CodeError, UsageError, OSError: reported as usage errors.
+        ConfigError, CodeError, UsageError, ValueError, OSError: reported as usage errors.
     """
     from pathlib import Path
 
     from rdv_core.config import load_settings, resolve_server
-    from rdv_core.session import parse_code
+    from rdv_core.wire import parse_server_url
+    from rdv_tui.cli.checks import check_code, spaces_for
     from rdv_tui.cli.race_options import UsageError
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
 
     settings = load_settings()
     server, _source = resolve_server(args.server, settings)
+    parse_server_url(server)
     args.code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
     if args.code is None:
         raise UsageError("a CODE is needed: as an argument, with --code-file or in $RDV_CODE")
-    parse_code(args.code)
+    check_code(args.code)
+    args.spaces = spaces_for(server, args.spaces)
     download_dir = Path(args.dir).expanduser() if args.dir else settings.downloads
     download_dir.mkdir(parents=True, exist_ok=True)
     return server, download_dir
+
+
+def _names(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
 async def _receive(args: argparse.Namespace) -> int:
@@ -100,24 +110,29 @@ async def _receive(args: argparse.Namespace) -> int:
         describe_path,
     )
     from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
 
+    def say(text: str) -> None:
+        console.print(escape(text))
+
     def fail(message: str, code: int = ui.EXIT_FAILED) -> int:
-        console.print(f"[red]rdv receive:[/] {escape(message)}")
+        # soft_wrap: one line even when stderr is a file or a pipe (no wrap at 80 columns)
+        console.print(f"[red]rdv receive:[/] {escape(message)}", soft_wrap=True)
         return code
 
     ui.setup_logging(args.verbose)
     try:
         server, download_dir = _prepare(args)
-    except (ConfigError, CodeError, UsageError, OSError) as exc:
+    except (ConfigError, CodeError, UsageError, ValueError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)
 
     view = ui.TransferView(console, "in")
     offers: list[IncomingOffer] = []
-    declined: list[str] = []
+    declined: list[tuple[str, IncomingOffer]] = []
 
     async def on_offer(offer: IncomingOffer) -> bool:
         offers.append(offer)
@@ -135,7 +150,7 @@ async def _receive(args: argparse.Namespace) -> int:
             console.print(f"accepting {summary} into {download_dir}")
             return True
         if not sys.stdin.isatty():
-            declined.append("stdin is not a terminal: pass --yes to accept without asking")
+            declined.append(("stdin is not a terminal: pass --yes to accept without asking", offer))
             return False
         question = f"Accept {summary} into {download_dir}? [y/N] "
         with view.progress_paused():
@@ -145,7 +160,7 @@ async def _receive(args: argparse.Namespace) -> int:
                 answer = ""
         if answer.strip().lower() in ("y", "yes"):
             return True
-        declined.append("you declined the offer")
+        declined.append(("you declined", offer))
         return False
 
     try:
@@ -158,6 +173,10 @@ async def _receive(args: argparse.Namespace) -> int:
             client = client_from_args(args, sink)
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
+        wants_doctor = args.explain or args.predict_ports
+        report = await doctor_before(server, say) if wants_doctor else None
+        if args.predict_ports:
+            predict_ports(client, report)
         console.print("waiting for the sender…")
         try:
             session = await connect_session(
@@ -181,6 +200,8 @@ async def _receive(args: argparse.Namespace) -> int:
             return fail(str(exc))
         assert session.conn is not None
         console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        if args.explain:
+            await explain_after(session, report, sink, say, client.spaces)
         try:
             with view.shown():
                 reason = await session.wait_closed()
@@ -188,20 +209,26 @@ async def _receive(args: argparse.Namespace) -> int:
             await session.close()
             await session.conn.close()
         results = session.received
+        verified = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
-        if declined:
-            return fail(declined[0])
+        if session.error is None and not failed and not declined and verified:
+            console.print(f"[green]done:[/] {len(verified)} file(s) verified in {download_dir}")
+            return ui.EXIT_OK
+        # Say what happened to every file, not only the last thing that went wrong.
+        parts = [f"{len(verified)} file(s) verified in {download_dir}"] if verified else []
+        if failed:
+            parts.append(f"{len(failed)} failed ({_names([r.name for r in failed])})")
+        for why, offer in declined:
+            names = _names([f.path for f in offer.files])
+            parts.append(f"{len(offer.files)} declined ({names}): {why}")
         if session.error is not None:
-            return fail(
+            parts.append(
                 f"session ended: {session.error}; partial files are kept: run rdv send and "
                 "rdv receive again to resume (a new code is fine)"
             )
-        if failed:
-            return fail(f"{len(failed)} of {len(results)} file(s) failed")
-        if not results:
-            return fail(f"the session ended without files ({reason})")
-        console.print(f"[green]done:[/] {len(results)} file(s) verified in {download_dir}")
-        return ui.EXIT_OK
+        elif not parts:
+            parts.append(f"the session ended without files ({reason})")
+        return fail("; ".join(parts))
     finally:
         if stream is not None:
             stream.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
@@ -41,7 +42,8 @@ def add_parser(subparsers: Any) -> None:
         "--code-file, or $RDV_CODE",
     )
     add_secret_file_argument(parser, "--code-file", "code")
-    add_race_arguments(parser, dialer=True)
+    add_race_arguments(parser, dialer=True, fast_start=True)
+    add_explain_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,49 +71,62 @@ async def _send(args: argparse.Namespace) -> int:
         collect,
         connect_session,
         describe_path,
-        parse_code,
     )
+    from rdv_core.wire import parse_server_url
     from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.checks import check_code, loopback_hint, spaces_for
+    from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
+    from rdv_tui.cli.formatting import join_reason
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     console = Console(stderr=True, highlight=False)
 
+    def say(text: str) -> None:
+        console.print(escape(text))
+
     def fail(message: str, code: int = ui.EXIT_FAILED) -> int:
-        console.print(f"[red]rdv send:[/] {escape(message)}")
+        # soft_wrap: one line even when stderr is a file or a pipe (no wrap at 80 columns)
+        console.print(f"[red]rdv send:[/] {escape(message)}", soft_wrap=True)
         return code
 
     ui.setup_logging(args.verbose)
+    view = ui.TransferView(console, "out")
+    sink = ui.EventSink(args, console, view, None)
+    # Everything is checked before anything is printed: a code and a command for the
+    # other machine that can never work would send the user on a useless errand.
     try:
         server, _source = resolve_server(args.server)
+        parse_server_url(server)
         code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
         if code is not None:
-            parse_code(code)
+            check_code(code)
+        args.spaces = spaces_for(server, args.spaces)
+        client = client_from_args(args, sink)
         files = collect([Path(p) for p in args.paths])
     except (ConfigError, CodeError, UsageError, UnsafeName, ValueError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)
     if not files:
         return fail("nothing to send (the folders are empty)", ui.EXIT_USAGE)
+    try:
+        stream = ui.open_events(args.events)
+    except OSError as exc:
+        return fail(f"--events: {exc}", ui.EXIT_USAGE)
+    sink.recorder.stream = stream
     total = sum(f.size for f in files)
     print(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.", flush=True)
 
     def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
         print(f"Code: {shown}", flush=True)
         print("On the other machine run:", flush=True)
-        print(f"    rdv receive {shown} --server {server}", flush=True)
+        print(f"    rdv receive {shown} --server {server}{loopback_hint(server)}", flush=True)
 
-    view = ui.TransferView(console, "out")
     try:
-        stream = ui.open_events(args.events)
-    except OSError as exc:
-        return fail(f"--events: {exc}", ui.EXIT_USAGE)
-    sink = ui.EventSink(args, console, view, stream)
-    try:
-        try:
-            client = client_from_args(args, sink)
-        except UsageError as exc:
-            return fail(str(exc), ui.EXIT_USAGE)
+        wants_doctor = args.explain or args.predict_ports
+        report = await doctor_before(server, say) if wants_doctor else None
+        if args.predict_ports:
+            predict_ports(client, report)
         console.print("waiting for the receiver…")
         try:
             session = await connect_session(
@@ -134,11 +149,13 @@ async def _send(args: argparse.Namespace) -> int:
             return fail(str(exc))
         assert session.conn is not None
         console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        if args.explain:
+            await explain_after(session, report, sink, say, client.spaces)
         try:
             with view.shown():
                 results = await session.send_paths([Path(p) for p in args.paths])
         except TransferRejected as exc:
-            return fail(f"the receiver declined: {exc.failures[0][1]}")
+            return fail(join_reason("the receiver declined", exc.failures[0][1]))
         except TransferFailed as exc:
             return fail(str(exc))
         except SessionError as exc:

@@ -1,7 +1,9 @@
 """``rdv serve``: run an rdv server headless (native asyncio front).
 
 One log line per pair (matched, p2p or relayed, bytes each way, duration), readable or
-JSON; ``--events FILE`` appends every server event as a JSON line. SIGINT and SIGTERM
+JSON; ``--events FILE`` appends every server event as a JSON line. Text logs escape what
+clients control: tokens as in their URL (``%0A``), every other unprintable character as
+``\\xNN`` (no forged lines, no terminal escape sequences). SIGINT and SIGTERM
 shut down gracefully: lobby clients get ``503``, pairs are closed. This module imports
 only the standard library at module level and never imports textual or rich.
 """
@@ -20,6 +22,7 @@ from typing import IO, Any
 
 from rdv_tui.cli.formatting import event_fields, human_bytes
 from rdv_tui.cli.listen import parse_listen
+from rdv_tui.cli.memory import give_back_memory
 
 log = logging.getLogger("rdv.server")
 
@@ -30,8 +33,8 @@ def add_parser(subparsers: Any) -> None:
         "serve",
         help="run an rdv server (headless)",
         description="Run an rdv/1 server: peers meet in its lobby by token, learn each "
-        "other's addresses, and fall back to relaying through it. Also answers GET /healthz "
-        "and GET /metrics (Prometheus).",
+        "other's addresses, and fall back to relaying through it. Also answers GET /healthz, "
+        "GET /metrics (Prometheus) and rdv doctor's GET /.rdv/observed and /.rdv/probes.",
     )
     parser.add_argument(
         "--listen",
@@ -48,9 +51,19 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--lobby-timeout",
         metavar="S",
-        type=_positive_float,
-        help="answer 408 to a request whose peer has not come within S seconds (default: wait)",
+        type=_non_negative_float,
+        default=DEFAULT_LOBBY_TIMEOUT_S,
+        help="answer 408 to a request whose peer has not come within S seconds "
+        f"(default {DEFAULT_LOBBY_TIMEOUT_S:.0f}; 0: wait forever)",
     )
+    for flag, default, what in _CAP_FLAGS:
+        parser.add_argument(
+            flag,
+            metavar="N",
+            type=_cap,
+            default=default,
+            help=f"{what} (default {default}; 0: no cap)",
+        )
     parser.add_argument(
         "--idle-timeout",
         metavar="S",
@@ -65,6 +78,21 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP only from these proxy "
         "networks (e.g. 127.0.0.1/32 10.0.0.0/8)",
+    )
+    parser.add_argument(
+        "--probe-port",
+        metavar="PORT",
+        type=_port,
+        action="append",
+        default=[],
+        help="also listen on PORT for the doctor's probes (GET /.rdv/observed), on the same "
+        "host as --listen (repeatable; rdv doctor compares what each port saw)",
+    )
+    parser.add_argument(
+        "--dial-back",
+        action="store_true",
+        help="let rdv doctor ask for a dial-back: the server connects from another port to the "
+        "address the request came from (never any other), rate-limited, to measure filtering",
     )
     parser.add_argument(
         "--proxy-protocol",
@@ -97,6 +125,33 @@ def add_parser(subparsers: Any) -> None:
     )
 
 
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
+    return int(text)
+
+
+#: A human passes a code or a token on in minutes; a squatter's request expires.
+DEFAULT_LOBBY_TIMEOUT_S = 600.0
+#: The lobby caps (rdv_core.server.LobbyLimits): flag, default, help.
+_CAP_FLAGS = (
+    ("--max-lobby", 10_000, "answer 503 to requests that would wait beyond N in the lobby"),
+    ("--max-lobby-per-address", 100, "answer 429 beyond N waiting from one IPv4 address/IPv6 /64"),
+    ("--max-lobby-per-network", 400, "answer 429 beyond N waiting from one IPv4 /24 or IPv6 /56"),
+)
+
+
+def _cap(text: str) -> int | None:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
+    return int(text) or None
+
+
+def _non_negative_float(text: str) -> float | None:
+    value = 0.0 if text == "0" else _positive_float(text)
+    return value or None
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -105,6 +160,22 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
+
+
+def _token(token: str) -> str:
+    from rdv_core.wire import escape_token
+
+    return escape_token(token)
+
+
+class _TextFormatter(logging.Formatter):
+    """The readable log line; the message escaped (its traceback, ours, is not)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from rdv_core.wire import printable
+
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -129,7 +200,7 @@ def _configure_logging(verbose: int, json_logs: bool) -> None:
         handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+            _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
         )
     root = logging.getLogger("rdv")
     root.handlers[:] = [handler]
@@ -164,7 +235,7 @@ class _EventLog:
                 log.info(
                     "pair %d matched token=%s dialer=%s accepter=%s (lobby %.3fs)",
                     event.pair_id,
-                    event.token,
+                    _token(event.token),
                     event.dialer,
                     event.accepter,
                     event.lobby_s,
@@ -184,7 +255,9 @@ class _EventLog:
                 extra={"fields": data},
             )
         elif self._verbose:
-            text = " ".join(event_fields(event))
+            token = getattr(event, "token", None)
+            words = event_fields(event, exclude=() if token is None else ("token",))
+            text = " ".join(words if token is None else [f"token={_token(token)}", *words])
             log.info("%s %s", event.type, text, extra={"fields": data})
 
     def _pair_line(self, event: Any) -> None:
@@ -206,7 +279,7 @@ class _EventLog:
         log.info(
             "pair %d token=%s %s -> %s: %s, D->A %s, A->D %s, %.3fs (%s)",
             event.pair_id,
-            pair.get("token", "?"),
+            _token(pair["token"]) if "token" in pair else "?",
             pair.get("dialer", "?"),
             pair.get("accepter", "?"),
             outcome,
@@ -227,18 +300,34 @@ def _tls_context(cert: Path, key: Path) -> Any:
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
-    from rdv_core.server import RdvServer, make_observed_addr, start_native
+    import resource
+
+    from rdv_core.server import (
+        LobbyLimits,
+        ProbeService,
+        RdvServer,
+        make_observed_addr,
+        start_native,
+        start_probe_ports,
+    )
 
     stream: IO[str] | None = None
     if args.events is not None:
         stream = sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
     try:
+        limits = LobbyLimits(
+            total=_within_fd_limit(args.max_lobby),
+            per_address=args.max_lobby_per_address,
+            per_network=args.max_lobby_per_network,
+        )
         server = RdvServer(
+            lobby_limits=limits,
             lobby_timeout=args.lobby_timeout,
             idle_timeout=args.idle_timeout,
             observed_addr=make_observed_addr(args.trust_proxy),
             on_event=_EventLog(args.verbose, stream),
         )
+        probes = ProbeService(args.probe_port, dial_back=args.dial_back, observe=server.observe)
         try:
             front = await start_native(
                 server,
@@ -247,25 +336,54 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
                 ssl=tls,
                 prefix=args.prefix,
                 proxy_protocol=args.trust_proxy if args.proxy_protocol else (),
+                probes=probes,
             )
         except OSError as exc:
             print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
             return 1
+        try:
+            probe_ports = await start_probe_ports(probes, host, args.probe_port)
+        except OSError as exc:
+            print(f"rdv serve: cannot listen on a probe port: {exc}", file=sys.stderr)
+            await front.close()
+            return 1
         print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
+        if probe_ports or args.dial_back:
+            ports = ", ".join(str(p.port) for p in probe_ports) or "none"
+            print(
+                f"rdv serve: doctor probe ports {ports}; dial-back "
+                f"{'on' if args.dial_back else 'off'}",
+                file=sys.stderr,
+                flush=True,
+            )
+        log.info(
+            "lobby timeout %s, caps: %s in all, %s per address, %s per network "
+            "(open-file limit %d)",
+            "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
+            *(
+                "none" if n is None else n
+                for n in (limits.total, limits.per_address, limits.per_network)
+            ),
+            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+        )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        trimming = asyncio.ensure_future(give_back_memory(server))
         try:
             await stop.wait()
         finally:
+            trimming.cancel()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         started = time.monotonic()
         log.info("shutting down")
         await server.close()
         await front.close()
+        for probe_port in probe_ports:
+            await probe_port.close()
         log.info("stopped in %.2fs", time.monotonic() - started)
         return 0
     finally:
@@ -279,6 +397,9 @@ def run(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen, port_alone=True)
     except ValueError:
         print(f"rdv serve: invalid --listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
+        return 2
+    if len(args.probe_port) > 16:
+        print("rdv serve: at most 16 --probe-port", file=sys.stderr)
         return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -317,6 +438,16 @@ def run(args: argparse.Namespace) -> int:
     with asyncio.Runner(loop_factory=loop_factory) as runner:
         # An empty host means every interface: no host for asyncio.
         return runner.run(_serve(args, host or None, port, tls))
+
+
+def _within_fd_limit(total: int | None) -> int | None:
+    """The total lobby cap, lowered so that waiting requests leave a quarter of the fds
+    (at least 64) to pairs, request heads and the server itself."""
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    room = max(1, soft - max(64, soft // 4))
+    return room if total is None else min(total, room)
 
 
 def _raise_fd_limit() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rdv_tui.cli.listen import parse_listen
+from rdv_tui.cli.race_options import add_race_arguments
 
 
 def add_parser(subparsers: Any) -> None:
@@ -60,7 +61,37 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         help="where received files go (default: downloads = in config.toml, else ~/Downloads)",
     )
+    add_race_arguments(parser, dialer=True, app=True)
     parser.set_defaults(command="tui")
+
+
+def form_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The Connect form settings given on the command line (only those given).
+
+    Raises:
+        ValueError: a bad value (the message names the option).
+    """
+    from rdv_core.wire import format_spaces, parse_spaces
+
+    form: dict[str, Any] = {}
+    if args.spaces is not None:
+        try:
+            form["spaces"] = format_spaces(parse_spaces(args.spaces))
+        except ValueError as exc:
+            raise ValueError(f"--spaces: {exc}") from None
+    for name in ("wait_p2p", "wait", "timeout"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0")
+    if args.pick_first:
+        form["picker"] = "pick-first"
+    elif args.wait is not None:
+        form["picker"], form["wait_s"] = "wait-constant", args.wait
+    elif args.wait_p2p is not None:
+        form["picker"], form["wait_s"] = "wait-for-p2p", args.wait_p2p
+    if args.timeout is not None:
+        form["timeout_s"] = args.timeout or None  # 0: no limit
+    return form
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
         listen = parse_listen(args.listen, port_alone=False)
     except ValueError:
         print(f"rdv tui: --listen wants HOST:PORT, got {args.listen!r}", file=sys.stderr)
+        return 2
+    try:
+        form = form_settings(args)
+    except ValueError as exc:
+        print(f"rdv tui: {exc}", file=sys.stderr)
         return 2
     if args.replay is not None:
         try:
@@ -100,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         export_dir=args.export_dir,
         download_dir=args.download_dir or settings.downloads,
         recent_path=default_path(),
+        form=form,
+        exit_on_signals=True,
     )
     result = make_app(config).run()
     return result if isinstance(result, int) else 0

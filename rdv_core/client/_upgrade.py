@@ -1,0 +1,398 @@
+"""Fast start's upgrade: from the relay to a direct path, in the background.
+
+docs/PROTOCOL.md section 16. When both peers offered fast start, the dialer took the
+relay at once and the application's bytes already flow (:mod:`rdv_core.faststart`).
+This module then:
+
+1. confirms fast start end to end: each side's first frame on the relay is its
+   ``HELLO`` (our server passed the offers, but only the peer itself can confirm);
+2. measures the relay's round trip (``PING``/``PONG``) and times a simultaneous open
+   with it, as libp2p DCUtR does: the dialer sends ``SYNC``, waits half a round trip
+   and dials; the accepter dials the moment ``SYNC`` arrives, so both SYNs leave at
+   about the same time. The dials are an ordinary race (:class:`Race`, no relay),
+   with its redials and budget;
+3. authenticates the winner with ``ATTACH`` (attempt and both HELLO nonces) and moves
+   the stream onto it; the relay is closed once the direct path carried frames both
+   ways (:attr:`MigrationCore.relay_done`). A direct path that dies before that sends
+   the stream back to the relay, with replay.
+
+Attempts: :data:`QUICK_ATTEMPTS` at once (DCUtR found 97.6% of its successes on the
+first), then one more after each of :data:`LATER_ATTEMPTS` seconds, for long sessions
+whose NAT situation changes. Never more than that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Final
+
+from rdv_core.client._budget import SynBudget
+from rdv_core.client._conn import Conn, Meta
+from rdv_core.client._link import Link
+from rdv_core.client._pickers import WaitForP2P
+from rdv_core.client._race import Race
+from rdv_core.errors import NoConnectionError, RdvProtocolError
+from rdv_core.events import (
+    Clock,
+    Event,
+    FastStartNegotiated,
+    FirstByteReceived,
+    RelayRetired,
+    UpgradeAttempt,
+    Upgraded,
+    UpgradeFailed,
+    UpgradeStarted,
+)
+from rdv_core.faststart import RELAY, Frame, FrameParser, Kind, MigratingStream
+from rdv_core.faststart._frames import (
+    NONCE_SIZE,
+    attach_frame,
+    attempt_frame,
+    hello_frame,
+    parse_attach,
+    parse_hello,
+    u64_frame,
+)
+from rdv_core.wire import DIAL, Addr, AddrSpace, Method, allows_any_direct, allows_direct
+
+if TYPE_CHECKING:
+    from rdv_core.client._client import _Attempt
+
+logger = logging.getLogger("rdv.client")
+
+#: The peer's HELLO must arrive within this (it is sent right after ``CONTINUE``).
+HELLO_TIMEOUT: Final = 10.0
+#: Attempts right after the start, and the later ones (seconds after the start).
+QUICK_ATTEMPTS: Final = 3
+LATER_ATTEMPTS: Final = (30.0, 120.0)
+#: How long the dialer's race of one attempt waits for a direct conn: long enough for
+#: redials against resetting routers (docs/LAB-NOTES.md section 7), a few relay RTTs
+#: on slow paths.
+ATTEMPT_WINDOW: Final = 1.0
+ATTEMPT_RTT_FACTOR: Final = 8
+#: The accepter gives up an attempt the dialer never ends (it normally sends ABORT).
+ACCEPTER_ATTEMPT_TIMEOUT: Final = 15.0
+PING_TIMEOUT: Final = 5.0
+PINGS: Final = 3
+ATTACH_TIMEOUT: Final = 5.0
+_ATTACH_SIZE: Final = 5 + 1 + 2 * NONCE_SIZE
+
+Listen = Callable[[int], list[socket.socket]]
+
+
+class Upgrader:
+    """Runs fast start for one conn (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        method: Method,
+        token: str,
+        spaces: AddrSpace,
+        port: int,
+        peer_addrs: Sequence[Addr],
+        relay: Link,
+        listeners: list[socket.socket],
+        listen: Listen,
+        clock: Clock,
+        emit: Callable[[Event], None],
+        new_id: Callable[[], int],
+        budget: Callable[[], SynBudget] = SynBudget,
+    ) -> None:
+        self.method = method
+        self._budget = budget
+        self._token = token
+        self._spaces = spaces
+        self._port = port
+        self._peer_addrs = tuple(peer_addrs)
+        self._relay = relay
+        self._listeners = listeners  # the first attempt takes them over
+        self._listen = listen
+        self._clock = clock
+        self._emit = emit
+        self._new_id = new_id
+        self._nonce = os.urandom(NONCE_SIZE)
+        self._session_id = b""
+        self._picked_at = clock()
+        self._switched_at: float | None = None
+        self._pings: dict[int, asyncio.Future[None]] = {}
+        self._attempt_tasks: dict[int, asyncio.Task[None]] = {}
+        self._settled = asyncio.Event()
+        self._direct_pid: int | None = None
+        self.conn: Conn | None = None
+        self.direct = asyncio.Event()  #: set once the relay is retired
+        role = b"D" if self.is_dialer else b"A"
+        self.stream = MigratingStream(
+            relay.reader,
+            relay.writer,
+            first_frames=(hello_frame(role, self._nonce),),
+            on_control=self._on_control,
+            on_path_lost=self._on_path_lost,
+            on_relay_done=self._on_relay_done,
+            on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
+        )
+        self.stream.spawn(self._run())
+
+    @classmethod
+    def after_pick(
+        cls,
+        attempt: _Attempt,
+        relay: Link,
+        listeners: list[socket.socket],
+        port: int,
+        peer_addrs: Sequence[Addr],
+    ) -> Upgrader:
+        """Fast start for an attempt whose race picked the relay (the client's hook)."""
+        from rdv_core.client._client import open_listeners
+
+        client = attempt.client
+        return cls(
+            method=attempt.method,
+            token=attempt.token,
+            spaces=client.spaces,
+            port=port,
+            peer_addrs=peer_addrs,
+            relay=relay,
+            listeners=listeners,
+            listen=open_listeners,
+            clock=attempt.clock,
+            emit=attempt.emit,
+            new_id=attempt.new_id,
+            budget=lambda: SynBudget(client.syn_budget, client.syn_history),
+        )
+
+    def make_conn(self, meta: Meta, events: list[Event]) -> Conn:
+        """The application's conn: on the relay now; it follows the switch."""
+        self.conn = Conn(
+            reader=self.stream.reader,
+            writer=self.stream.writer,
+            is_relay=True,
+            local_addr=self._relay.local,
+            remote_addr=self._relay.remote,
+            meta=meta,
+            events=events,
+            elapsed_s=self._picked_at,
+            upgrader=self,
+        )
+        return self.conn
+
+    @property
+    def is_dialer(self) -> bool:
+        return self.method == DIAL
+
+    def _close_listeners(self) -> None:
+        for sock in self._listeners:
+            sock.close()
+        self._listeners = []
+
+    # ----- the whole upgrade
+
+    async def _run(self) -> None:
+        try:
+            try:
+                async with asyncio.timeout(HELLO_TIMEOUT):
+                    frame = await self.stream.first_relay_frame()
+                role, nonce = parse_hello(frame)
+                if role != (b"A" if self.is_dialer else b"D"):
+                    raise RdvProtocolError("the peer's HELLO names the wrong role")
+            except (RdvProtocolError, TimeoutError, ConnectionError) as exc:
+                reason = str(exc) or "the peer's HELLO did not arrive"
+                self._close_listeners()
+                self._emit(UpgradeFailed(self._clock(), 0, reason, True))
+                self.stream.fail(RdvProtocolError(f"fast start: {reason}"))
+                return
+            self._emit(FastStartNegotiated(self._clock(), True))
+            ids = (self._nonce, nonce) if self.is_dialer else (nonce, self._nonce)
+            self._session_id = ids[0] + ids[1]
+            dialable = [a for a in self._peer_addrs if allows_direct(self._spaces, a.space)]
+            self._emit(UpgradeStarted(self._clock(), tuple(str(a) for a in self._peer_addrs)))
+            if not dialable and not self._listeners:
+                self._emit(UpgradeFailed(self._clock(), 0, "no direct candidate", True))
+                return
+            if self.is_dialer:
+                await self._dialer_attempts()
+        finally:
+            self._close_listeners()
+
+    async def _dialer_attempts(self) -> None:
+        schedule = [0.0] * QUICK_ATTEMPTS + list(LATER_ATTEMPTS)
+        started = self._clock()
+        for attempt, at in enumerate(schedule, 1):
+            final = attempt == len(schedule)
+            wait = at - (self._clock() - started)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not self.stream.core.alive(RELAY) or self.stream.closing:
+                return
+            reason = await self._dialer_attempt(attempt)
+            if reason is None:
+                await self._settled.wait()
+                if self.direct.is_set():
+                    return
+                self._settled.clear()
+                continue
+            self._emit(UpgradeFailed(self._clock(), attempt, reason, final))
+
+    async def _dialer_attempt(self, attempt: int) -> str | None:
+        """One timed attempt; None when a direct path was attached, else why not."""
+        # The least of a few round trips, one after the other: a busy peer, or bulk data
+        # queued ahead of a PING, inflates single samples, and an inflated RTT/2 would
+        # send our SYNs late.
+        samples = [r for r in [await self._ping() for _ in range(PINGS)] if r is not None]
+        rtt = min(samples) if samples else None
+        self._emit(UpgradeAttempt(self._clock(), attempt, rtt))
+        self.stream.send_control(RELAY, attempt_frame(Kind.SYNC, attempt))
+        if rtt is not None:
+            # SYNC takes about half a round trip to reach the peer, which dials at once.
+            await asyncio.sleep(rtt / 2)
+        window = max(ATTEMPT_WINDOW, ATTEMPT_RTT_FACTOR * (rtt or 0.0))
+        try:
+            link = await self._race(WaitForP2P(window), rtt)
+        except (NoConnectionError, OSError) as exc:
+            self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
+            return _describe(exc)
+        failure = await self._attach(attempt, link)
+        if failure is not None:
+            self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
+        return failure
+
+    async def _accepter_attempt(self, attempt: int) -> None:
+        self._emit(UpgradeAttempt(self._clock(), attempt, None))
+        try:
+            async with asyncio.timeout(ACCEPTER_ATTEMPT_TIMEOUT):
+                link = await self._race(WaitForP2P(ATTEMPT_WINDOW))
+        except asyncio.CancelledError:
+            self._emit(UpgradeFailed(self._clock(), attempt, "the dialer ended the attempt", False))
+            raise
+        except (NoConnectionError, OSError) as exc:
+            self._emit(UpgradeFailed(self._clock(), attempt, _describe(exc), False))
+            return
+        failure = await self._attach(attempt, link)
+        if failure is not None:
+            self._emit(UpgradeFailed(self._clock(), attempt, failure, False))
+
+    async def _race(self, picker: WaitForP2P, rtt: float | None = None) -> Link:
+        listeners, self._listeners = self._listeners, []
+        if not listeners and allows_any_direct(self._spaces):
+            listeners = self._listen(self._port)
+        race = Race(
+            method=self.method,
+            token=self._token,
+            spaces=self._spaces,
+            picker=picker,
+            listeners=listeners,
+            port=self._port,
+            peer_addrs=self._peer_addrs,
+            relay=None,
+            clock=self._clock,
+            emit=self._emit,
+            new_id=self._new_id,
+            # A fresh budget per attempt over the client's address history: addresses
+            # that failed get half as many SYNs each time (docs/PROTOCOL.md 16.5).
+            budget=self._budget(),
+            rtt_hint=rtt,
+        )
+        return await race.run()
+
+    async def _attach(self, attempt: int, link: Link) -> str | None:
+        """ATTACH both ways on a new direct conn, then move our stream onto it."""
+        try:
+            link.writer.write(attach_frame(attempt, self._session_id))
+            async with asyncio.timeout(ATTACH_TIMEOUT):
+                raw = await link.reader.readexactly(_ATTACH_SIZE)
+            (frame,) = FrameParser().feed(raw)
+            their_attempt, session_id = parse_attach(frame)
+            if their_attempt != attempt or session_id != self._session_id:
+                raise RdvProtocolError("ATTACH names another attempt or session")
+        except (OSError, EOFError, RdvProtocolError, ValueError) as exc:
+            link.close()
+            self.stream.core.path_lost(attempt)
+            return f"the direct conn did not attach: {_describe(exc)}"
+        if self.stream.closing:
+            link.close()
+            return "the stream is closing"
+        self._direct_pid = attempt
+        self.stream.add_path(attempt, link.reader, link.writer)
+        self.stream.switch_to(attempt)
+        now = self._clock()
+        self._switched_at = now
+        if self.conn is not None:
+            self.conn.is_relay = False
+            self.conn.local_addr = link.local
+            self.conn.remote_addr = link.remote
+        self._emit(Upgraded(now, link.candidate, str(link.remote), now - self._picked_at, attempt))
+        return None
+
+    # ----- steering frames
+
+    async def _ping(self) -> float | None:
+        token = int.from_bytes(os.urandom(4), "big")
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pings[token] = waiter
+        sent = self._clock()
+        self.stream.send_control(RELAY, u64_frame(Kind.PING, token))
+        try:
+            async with asyncio.timeout(PING_TIMEOUT):
+                await waiter
+        except TimeoutError:
+            return None
+        finally:
+            self._pings.pop(token, None)
+        return self._clock() - sent
+
+    def _on_control(self, pid: int, frame: Frame) -> None:
+        if frame.kind == Kind.PING:
+            self.stream.send_control(pid, u64_frame(Kind.PONG, frame.value))
+        elif frame.kind == Kind.PONG:
+            waiter = self._pings.get(frame.value)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif frame.kind == Kind.SYNC and not self.is_dialer and pid == RELAY:
+            for task in self._attempt_tasks.values():
+                task.cancel()
+            attempt = frame.value
+            self._attempt_tasks[attempt] = self.stream.spawn(self._accepter_attempt(attempt))
+        elif frame.kind == Kind.ABORT and not self.is_dialer:
+            running = self._attempt_tasks.pop(frame.value, None)
+            if running is not None:
+                running.cancel()
+            self.stream.close_path(frame.value, "the dialer ended the attempt")
+        else:
+            logger.debug("fast start: ignoring %s on path %d", frame.kind.name, pid)
+
+    def _on_path_lost(self, pid: int, reason: str) -> None:
+        core = self.stream.core
+        if pid == RELAY:
+            if core.send_path != RELAY and core.recv_path != RELAY:
+                self._retire()
+            return
+        if self.direct.is_set():
+            return  # the stream itself reports the loss (no path left)
+        self._emit(
+            UpgradeFailed(
+                self._clock(), pid, f"the direct path died before it was proven: {reason}", False
+            )
+        )
+        if self.conn is not None and core.alive(RELAY):
+            self.conn.is_relay = True
+        self._settled.set()
+
+    def _on_relay_done(self) -> None:
+        self.stream.close_path(RELAY, "retired: the direct path carried data both ways")
+
+    def _retire(self) -> None:
+        if self.direct.is_set():
+            return
+        self.stream.core.retain = False
+        self.direct.set()
+        self._settled.set()
+        since = self._clock() - (self._switched_at or self._picked_at)
+        self._emit(RelayRetired(self._clock(), since))
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

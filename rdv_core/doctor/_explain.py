@@ -1,0 +1,157 @@
+"""A report in plain words: the text of ``rdv doctor`` and the TUI's explanations.
+
+Read in five seconds: one summary sentence first (what this network means for rdv), then one
+line per finding (``label  value: reason``), then one line per server.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rdv_core.doctor._report import Finding, Report
+
+LABELS: Final = {
+    "nat": "NAT",
+    "mapping": "mapping",
+    "port_preserved": "port kept",
+    "allocation": "allocation",
+    "filtering": "filtering",
+    "hairpin": "hairpin",
+    "upgrade": "Upgrade",
+    "ipv6": "IPv6",
+    "nat6": "NAT66",
+    "loss": "loss",
+}
+
+#: What each value means for a direct conn, in plain words (the TUI shows these).
+MEANINGS: Final[dict[tuple[str, object], str]] = {
+    ("nat", True): "a router translates your address: peers see the router's address, not yours",
+    ("nat", False): "no NAT: peers can reach your own address",
+    ("mapping", "endpoint-independent"): "your router keeps one public port for every "
+    "destination, so the peer can aim its SYNs at the port the server saw",
+    ("mapping", "port-dependent"): "your router picks a new public port per destination port: "
+    "the port the server saw is not the one the peer would need",
+    ("mapping", "address-dependent"): "your router picks a new public port per destination "
+    "address: the port the server saw is not the one the peer would need",
+    ("mapping", "address-and-port-dependent"): "your router picks a new public port for every "
+    "destination (a symmetric NAT): a peer cannot know where to send its SYN",
+    ("mapping", "none"): "no translation at all",
+    ("port_preserved", True): "the public port is your local port",
+    ("port_preserved", False): "the router renumbers ports (rdv uses the port the server saw)",
+    ("allocation", "preserved"): "new conns keep their local port number",
+    ("allocation", "sequential"): "new conns get the next public port: predictable",
+    ("allocation", "random"): "new conns get random public ports: unpredictable",
+    ("filtering", "open"): "unsolicited SYNs reach you: peers can simply dial in",
+    ("filtering", "drop"): "unsolicited SYNs are silently dropped: a simultaneous open still "
+    "works, because your own SYN opens the way",
+    ("filtering", "rst"): "unsolicited SYNs are answered with a reset, which can erase the "
+    "peer's fresh mapping: a simultaneous open becomes a timing lottery",
+    ("filtering", "icmp"): "unsolicited SYNs get an ICMP error: like a reset, a timing lottery",
+    ("filtering", "intercepted"): "something between you and the internet answers SYNs for you",
+    ("hairpin", True): "you can reach your own public address (peers behind the same router "
+    "can use it)",
+    ("hairpin", False): "you cannot reach your own public address: peers behind the same "
+    "router must use LAN addresses",
+    ("upgrade", True): "the Upgrade header rdv/1 needs gets through",
+    ("upgrade", False): "a proxy strips the Upgrade header: rdv/1 requests will fail",
+    ("ipv6", True): "IPv6 works: an IPv6 candidate can win",
+    ("ipv6", False): "IPv6 does not reach the server",
+    ("nat6", False): "IPv6 without NAT, as it should be",
+    ("nat6", True): "IPv6 is translated too",
+    ("loss", True): "packets get lost: a lost SYN costs a second, and the relay may win",
+    ("loss", False): "no sign of loss",
+}
+
+
+def _word(value: object) -> str:
+    if value is True:
+        return "yes"
+    if value is False:
+        return "no"
+    if value is None:
+        return "not measured"
+    return str(value)
+
+
+def explain(name: str, finding: Finding) -> str:
+    """The meaning of a finding in plain words (its reason when not measured)."""
+    if finding.value is None:
+        return f"not measured: {finding.reason}"
+    return MEANINGS.get((name, finding.value), finding.reason)
+
+
+def summary(report: Report) -> str:
+    """One sentence: what this network means for direct TCP."""
+    nat, mapping, filtering = (
+        report.value("nat"),
+        report.value("mapping"),
+        report.value("filtering"),
+    )
+    if report.value("upgrade") is False:
+        return (
+            "A proxy between you and the server strips the Upgrade header: rdv/1 cannot work "
+            "through it."
+        )
+    if nat is None:
+        return "The server could not tell us our address: nothing about NAT was measured."
+    if nat is False:
+        if filtering == "open":
+            return "No NAT and no filter: peers can dial you directly."
+        return "No NAT: direct conns work with peers that can reach you."
+    if mapping in ("port-dependent", "address-dependent", "address-and-port-dependent"):
+        if report.value("allocation") == "sequential":
+            return (
+                "Your router gives every destination a new port, but the next one in line "
+                "(sequential): with --predict-ports a peer can aim at it and go direct."
+            )
+        return (
+            "Your router gives every destination a new port (symmetric mapping): direct TCP works "
+            "only with peers that accept unsolicited SYNs; otherwise the relay is the answer."
+        )
+    if mapping == "endpoint-independent":
+        if filtering == "drop":
+            return (
+                "Your router keeps ports and drops early SYNs: a TCP simultaneous open with a "
+                "similar peer should go direct."
+            )
+        if filtering in ("rst", "icmp"):
+            return (
+                "Your router keeps ports but resets early SYNs: direct is possible, a timing "
+                "lottery that rdv's quick redials usually win."
+            )
+        if filtering == "open":
+            return "Your router keeps ports and lets SYNs in: peers can reach you directly."
+        return (
+            "Your router keeps ports; filtering was not measured (the server has no --dial-back)."
+        )
+    return "Behind a NAT; its mapping was not measured (start the server with --probe-port)."
+
+
+def render_text(report: Report) -> str:
+    """The whole report as text for a terminal (no colours)."""
+    lines = [
+        f"rdv doctor: {len(report.servers)} server(s), port {report.local_port}, "
+        f"{report.duration_ms / 1000:.1f} s",
+        summary(report),
+        "",
+    ]
+    for name, label in LABELS.items():
+        finding = report.finding(name)
+        value = _word(finding.value)
+        if name == "allocation" and report.allocation_delta is not None:
+            value += f" ({report.allocation_delta:+d})"
+        lines.append(f"  {label:<11} {value}: {finding.reason}")
+    lines.append("")
+    for server in report.servers:
+        rtt = f"{server.rtt_ms:.1f} ms" if server.rtt_ms is not None else "-"
+        probes = ",".join(str(p) for p in server.probe_ports) or "-"
+        dial = _word(server.dial_back.value)
+        lines.append(
+            f"  {server.url}  v4 {_word(server.tcp4.value)}  v6 {_word(server.tcp6.value)}  "
+            f"tls {_word(server.tls.value)}  rtt {rtt}  observed {server.observed or '-'}  "
+            f"probe ports {probes}  dial-back {dial}"
+        )
+    spaces = [f"{space} {' '.join(addrs)}" for space, addrs in report.local_addrs.items()]
+    if spaces:
+        lines.append(f"  local: {'; '.join(spaces)}")
+    return "\n".join(lines)

@@ -1,0 +1,120 @@
+"""The doctor's one HTTP need: a plain ``GET`` on a conn we made, answered with a small body.
+
+Conns come from :func:`rdv_core.client.reuse_socket`-style sockets bound to the shared port,
+so we connect them ourselves and hand them to asyncio; the response head is parsed by the
+sans-IO :class:`~rdv_core.wire.HeadParser`, the body read by ``Content-Length`` (bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from rdv_core.wire import USER_AGENT, Head, HeadParser, ProtocolError
+from rdv_core.wire._probe import MAX_PROBE_BODY
+
+#: Every step of the doctor's HTTP is bounded by this many seconds.
+HTTP_TIMEOUT_S: Final = 3.0
+
+
+class ProbeHttpError(OSError):
+    """A probe request failed (conn, status or framing); the message says how."""
+
+
+@dataclass(slots=True)
+class HttpConn:
+    """An open conn to a server, and what we know of it."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    host_header: str
+    connect_ms: float
+    tls: bool
+
+    async def get(
+        self, path: str, headers: Sequence[tuple[str, str]] = (), wait_s: float = HTTP_TIMEOUT_S
+    ) -> tuple[int, bytes]:
+        """``GET path`` on this conn: ``(status, body)``.
+
+        Raises:
+            ProbeHttpError: the conn failed, closed, or the response is malformed.
+        """
+        lines = [f"GET {path} HTTP/1.1", f"Host: {self.host_header}", f"User-Agent: {USER_AGENT}"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        try:
+            async with asyncio.timeout(wait_s):
+                await self.writer.drain()
+                head = await _read_head(self.reader)
+                body = await _read_body(self.reader, head)
+        except TimeoutError:
+            raise ProbeHttpError(f"no answer to GET {path} within {wait_s:g} s") from None
+        except (OSError, asyncio.IncompleteReadError) as exc:
+            raise ProbeHttpError(f"GET {path}: {exc or type(exc).__name__}") from None
+        return head.status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def open_conn(
+    sock: socket.socket,
+    addr: tuple[str, int] | tuple[str, int, int, int],
+    host_header: str,
+    tls_host: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    wait_s: float = HTTP_TIMEOUT_S,
+) -> HttpConn:
+    """Connect ``sock`` (non-blocking, bound) to ``addr``; TLS when ``tls_host`` is given.
+
+    The socket is closed on failure.
+
+    Raises:
+        OSError: the connect (or TLS) failed; TimeoutError after ``wait_s``.
+    """
+    loop = asyncio.get_running_loop()
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(wait_s):
+            await loop.sock_connect(sock, addr)
+            connect_ms = (time.perf_counter() - started) * 1000
+            context = None
+            if tls_host is not None:
+                context = ssl_context or ssl.create_default_context()
+            reader, writer = await asyncio.open_connection(
+                sock=sock, ssl=context, server_hostname=tls_host if context else None
+            )
+    except BaseException:
+        sock.close()
+        raise
+    return HttpConn(reader, writer, host_header, connect_ms, tls_host is not None)
+
+
+async def _read_head(reader: asyncio.StreamReader) -> Head:
+    parser = HeadParser("response")
+    while True:
+        line = await reader.readuntil(b"\n")
+        try:
+            head = parser.feed(line)
+        except ProtocolError as exc:
+            raise ProbeHttpError(f"bad response: {exc.message}") from None
+        if head is not None:
+            return head
+
+
+async def _read_body(reader: asyncio.StreamReader, head: Head) -> bytes:
+    try:
+        length = head.content_length
+    except ProtocolError:
+        length = None
+    if length is None:
+        raise ProbeHttpError("response without Content-Length")
+    if length > MAX_PROBE_BODY:
+        # Read and drop nothing: the conn is not reusable, and the body is not ours to want.
+        raise ProbeHttpError(f"response body of {length} bytes is too large for a probe")
+    return await reader.readexactly(length)

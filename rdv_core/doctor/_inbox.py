@@ -1,0 +1,57 @@
+"""The doctor's listener on the shared port: inbound conns matched to the nonces we await.
+
+The dial-back and the hairpin probe both end in a conn to our shared port that must carry
+the nonce we chose (docs/PROTOCOL.md section 15.2): anything else is a stranger, counted
+and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Final
+
+#: How long a conn may take to deliver its greeting (and the hairpin probe to arrive).
+HAIRPIN_TIMEOUT_S: Final = 1.5
+HAIRPIN_GREETING: Final = b"RDV-HAIRPIN "
+
+
+class Inbox:
+    """The listener on P: matches inbound conns to the nonces we are waiting for."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.waiting: dict[bytes, asyncio.Future[None]] = {}
+        self.strangers = 0
+
+    def expect(self, greeting: bytes, nonce: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting[greeting + nonce.encode() + b"\n"] = future
+        return future
+
+    async def serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with asyncio.TaskGroup() as tasks:
+            while True:
+                conn, _ = await loop.sock_accept(self.sock)
+                tasks.create_task(self._read(conn))
+
+    async def _read(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        data = b""
+        try:
+            async with asyncio.timeout(HAIRPIN_TIMEOUT_S):
+                while not data.endswith(b"\n") and len(data) < 100:
+                    chunk = await loop.sock_recv(conn, 100 - len(data))
+                    if not chunk:
+                        break
+                    data += chunk
+        except (TimeoutError, OSError):
+            pass
+        finally:
+            conn.close()
+        future = self.waiting.pop(data, None)
+        if future is not None and not future.done():
+            future.set_result(None)
+        else:
+            self.strangers += 1

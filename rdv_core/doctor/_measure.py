@@ -1,0 +1,420 @@
+"""Run the doctor: every probe from one shared local port, like the race (docs/PROTOCOL.md 14.2).
+
+The order of one run, all bounded by :data:`~rdv_core.doctor._http.HTTP_TIMEOUT_S`:
+
+1. Bind port P (SO_REUSEADDR + SO_REUSEPORT, as the race does) and listen on it: the dial-back
+   and the hairpin probe must find us there, as a peer's SYN would.
+2. Per server, from P: the main port (reachability, RTT, TLS), ``/.rdv/probes`` (which probe
+   ports exist), ``/.rdv/observed`` (our public address, whether ``Upgrade`` arrived), then
+   every probe port. All those conns stay open until the end, so each destination keeps its
+   mapping and the samples can be compared (mapping).
+3. IPv6: a fresh conn to every server that has an IPv6 address (reachability, NAT66).
+4. Fresh ports: a few conns from new local ports, one after the other (allocation pattern).
+5. Hairpin: a conn from a fresh port to our own observed address, carrying a nonce.
+6. Dial-back, where the server offers it: the server's SYN from another port to P's mapping.
+
+A server without the probe routes (the Go rdv/1 server) answers them with an error status:
+its findings are "not measured", with that reason, never a failure of the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.doctor import _classify as classify
+from rdv_core.doctor._http import HttpConn, ProbeHttpError, open_conn
+from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox
+from rdv_core.doctor._report import Finding, Report, Sample, not_measured
+from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr
+from rdv_core.wire import (
+    Addr,
+    AddrSpace,
+    DialBack,
+    Observed,
+    ProtocolError,
+    parse_dial_back,
+    parse_directory,
+    parse_server_url,
+    self_addrs,
+)
+from rdv_core.wire._probe import (
+    DIALBACK_GREETING,
+    DIALBACK_PATH,
+    PROBE_UPGRADE,
+    PROBES_PATH,
+)
+
+log = logging.getLogger("rdv.doctor")
+
+#: Conns from fresh local ports for the allocation pattern (3 are needed to see a step).
+FRESH_PORTS: Final = 4
+#: The dial-back answer can take the server's whole SYN timeout.
+DIALBACK_TIMEOUT_S: Final = 5.0
+
+
+def in_words(exc: BaseException) -> str:
+    """An OS error in words (``connection refused``), not asyncio's "Connect call failed"."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, ssl.SSLError):
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
+
+FindingCallback = Callable[[str, Finding], None]
+"""Called with ``(name, finding)`` as each finding is known (the TUI shows them live)."""
+
+
+class Doctor:
+    """One doctor run over ``urls``; :meth:`run` returns the :class:`Report`.
+
+    Args:
+        urls: rdv server URLs (``http://host:port``, ``https://...``).
+        ssl_context: TLS settings for ``https://`` servers (default: system CAs).
+        on_finding: Called as each finding is known.
+        fresh_ports: Conns from fresh local ports for the allocation pattern.
+
+    Raises:
+        ValueError: for a bad URL (before any traffic).
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        on_finding: FindingCallback | None = None,
+        fresh_ports: int = FRESH_PORTS,
+    ) -> None:
+        if not urls:
+            raise ValueError("the doctor needs at least one server URL")
+        self._servers = [Target(url, parse_server_url(url)) for url in urls]
+        self._ssl = ssl_context
+        self._on_finding = on_finding
+        self._fresh_count = fresh_ports
+        self._samples: list[Sample] = []
+        self._fresh: list[Sample] = []
+        self._conns: list[HttpConn] = []
+        self._findings: dict[str, Finding] = {}
+        self._delta: int | None = None
+
+    def _found(self, name: str, finding: Finding) -> None:
+        self._findings[name] = finding
+        if self._on_finding is not None:
+            try:
+                self._on_finding(name, finding)
+            except Exception:
+                log.exception("on_finding callback failed")
+
+    async def run(self) -> Report:
+        """Measure everything; never raises for a network failure (findings say it)."""
+        started = time.perf_counter()
+        listener = bound_socket(socket.AF_INET, 0)
+        try:
+            listener.listen(LISTEN_BACKLOG)
+            port = local_port(listener)
+            inbox = Inbox(listener)
+            serving = asyncio.create_task(inbox.serve())
+            try:
+                await self._measure(port, inbox)
+            finally:
+                serving.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await serving
+                for conn in self._conns:
+                    conn.close()
+        finally:
+            listener.close()
+        return self._report(port, (time.perf_counter() - started) * 1000)
+
+    async def _measure(self, port: int, inbox: Inbox) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            for server in self._servers:
+                tasks.create_task(resolve(server))
+        async with asyncio.TaskGroup() as tasks:
+            for server in self._servers:
+                tasks.create_task(self._server4(server, port))
+                tasks.create_task(self._server6(server))
+        samples = self._samples
+        self._found("nat", classify.classify_nat(samples))
+        self._found("mapping", classify.classify_mapping(samples))
+        self._found("port_preserved", classify.classify_preserved(samples))
+        self._found("upgrade", self._upgrade())
+        self._found("ipv6", self._ipv6())
+        self._found("nat6", self._nat6())
+        await self._allocation()
+        await self._hairpin(inbox)
+        await self._dial_backs(inbox)
+        self._found("loss", classify.classify_loss([*samples, *self._fresh]))
+
+    async def _connect(
+        self, server: Target, ip: str, port: int, local: int, *, tls: bool
+    ) -> HttpConn:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        sock = bound_socket(family, local)
+        conn = await open_conn(
+            sock,
+            sockaddr(ip, port),
+            server.parsed.host_header,
+            tls_host=server.parsed.host if tls else None,
+            ssl_context=self._ssl,
+        )
+        self._conns.append(conn)
+        return conn
+
+    async def _server4(self, server: Target, port: int) -> None:
+        if server.v4 is None:
+            why = "the server has no IPv4 address"
+            server.tcp4 = not_measured(
+                f"{why} ({server.resolve_error})" if server.resolve_error else why
+            )
+            return
+        tls = server.parsed.tls
+        try:
+            conn = await self._connect(server, server.v4, server.parsed.port, port, tls=tls)
+        except (OSError, TimeoutError) as exc:
+            what = "TLS" if isinstance(exc, ssl.SSLError) else "TCP"
+            server.tcp4 = Finding(
+                False, f"{what} to {show_addr(server.v4, server.parsed.port)}: {in_words(exc)}"
+            )
+            if tls:
+                server.tls = Finding(False, str(exc)) if what == "TLS" else not_measured("no TCP")
+            if isinstance(exc, ssl.SSLError):
+                server.tcp4 = Finding(True, "TCP connected (TLS failed)")
+            return
+        server.main = conn
+        server.rtts.append(conn.connect_ms)
+        server.tcp4 = Finding(True, f"connected in {conn.connect_ms:.1f} ms")
+        if tls:
+            server.tls = Finding(True, "TLS handshake completed")
+        await self._directory(server, conn)
+        observed: Observed | None = None
+        try:
+            observed = await observe(conn, upgrade=True)
+        except (ProbeHttpError, ProtocolError) as exc:
+            server.upgrade = not_measured(f"no observed address: {exc}")
+        else:
+            arrived = observed.upgrade == PROBE_UPGRADE
+            server.upgrade = Finding(
+                arrived,
+                "our Upgrade header arrived"
+                if arrived
+                else f"our Upgrade header arrived as {observed.upgrade!r}: a proxy or middlebox "
+                "between us strips it, and rdv/1 needs it",
+            )
+        server.main_sample = sample(conn, observed)
+        self._samples.append(server.main_sample)
+        if server.directory is None:
+            return
+        for probe_port in server.directory.probe_ports:
+            if probe_port == server.parsed.port:
+                continue
+            await self._probe_port(server, server.v4, probe_port, port)
+
+    async def _directory(self, server: Target, conn: HttpConn) -> None:
+        try:
+            status, body = await conn.get(PROBES_PATH)
+            if status != 200:
+                server.directory_reason = (
+                    f"the server answered {status} to {PROBES_PATH}: it has no doctor routes "
+                    "(an rdv/1 server without them, e.g. the Go one)"
+                )
+                return
+            server.directory = parse_directory(body)
+        except (ProbeHttpError, ProtocolError) as exc:
+            server.directory_reason = f"{PROBES_PATH}: {exc}"
+
+    async def _probe_port(self, server: Target, ip: str, probe_port: int, local: int) -> None:
+        try:
+            conn = await self._connect(server, ip, probe_port, local, tls=False)
+            server.rtts.append(conn.connect_ms)
+            observed = await observe(conn)
+        except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
+            log.info("probe port %s: %s", show_addr(ip, probe_port), exc)
+            return
+        self._samples.append(sample(conn, observed))
+
+    async def _server6(self, server: Target) -> None:
+        if server.v6 is None:
+            server.tcp6 = not_measured("the server has no IPv6 address")
+            return
+        try:
+            conn = await self._connect(
+                server, server.v6, server.parsed.port, 0, tls=server.parsed.tls
+            )
+        except (OSError, TimeoutError) as exc:
+            server.tcp6 = Finding(
+                False, f"TCP to {show_addr(server.v6, server.parsed.port)}: {in_words(exc)}"
+            )
+            return
+        server.rtts.append(conn.connect_ms)
+        server.tcp6 = Finding(True, f"connected in {conn.connect_ms:.1f} ms")
+        if server.v4 is None and server.parsed.tls:
+            server.tls = Finding(True, "TLS handshake completed")
+        try:
+            observed = await observe(conn)
+        except (ProbeHttpError, ProtocolError):
+            observed = None
+        server.observed6 = sample(conn, observed)
+
+    def _upgrade(self) -> Finding:
+        findings = [s.upgrade for s in self._servers if s.upgrade.measured]
+        for finding in findings:
+            if finding.value is False:
+                return finding
+        if findings:
+            return findings[0]
+        reasons = [s.directory_reason or s.upgrade.reason for s in self._servers]
+        return not_measured(reasons[0] if reasons else "no server")
+
+    def _ipv6(self) -> Finding:
+        for server in self._servers:
+            if server.tcp6.value is True:
+                return Finding(True, f"reached {server.url} over IPv6")
+        for server in self._servers:
+            if server.tcp6.value is False:
+                return Finding(False, server.tcp6.reason)
+        return not_measured("no server has an IPv6 address")
+
+    def _nat6(self) -> Finding:
+        for server in self._servers:
+            sample = server.observed6
+            if sample is not None and sample.observed is not None:
+                if Addr.parse(sample.observed).ip == Addr.parse(sample.local).ip:
+                    return Finding(False, f"the server saw our own IPv6 address {sample.observed}")
+                return Finding(True, f"we are {sample.local}, the server saw {sample.observed}")
+        return not_measured("no server reported our IPv6 address")
+
+    def _probe_server(self) -> Target | None:
+        for server in self._servers:
+            if server.main is not None and server.directory is not None and server.v4:
+                return server
+        return None
+
+    async def _allocation(self) -> None:
+        server = self._probe_server()
+        if server is None or server.v4 is None:
+            self._found("allocation", not_measured("no server with the doctor routes over IPv4"))
+            return
+        for _ in range(self._fresh_count):
+            try:
+                conn = await self._connect(
+                    server, server.v4, server.parsed.port, 0, tls=server.parsed.tls
+                )
+                observed = await observe(conn)
+            except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
+                log.info("fresh port: %s", exc)
+                continue
+            self._fresh.append(sample(conn, observed))
+        finding, delta = classify.classify_allocation(self._fresh)
+        self._delta = delta
+        self._found("allocation", finding)
+
+    async def _hairpin(self, inbox: Inbox) -> None:
+        nat = self._findings.get("nat")
+        first = next((s for s in self._samples if s.observed), None)
+        if nat is None or nat.value is not True or first is None or first.observed is None:
+            why = "not behind a NAT" if nat is not None and nat.value is False else "no NAT seen"
+            self._found("hairpin", not_measured(why))
+            return
+        target = Addr.parse(first.observed)
+        nonce = secrets.token_hex(8)
+        arrived = inbox.expect(HAIRPIN_GREETING, nonce)
+        loop = asyncio.get_running_loop()
+        sock = bound_socket(socket.AF_INET, 0)
+        try:
+            async with asyncio.timeout(HAIRPIN_TIMEOUT_S):
+                await loop.sock_connect(sock, (str(target.ip), target.port))
+                await loop.sock_sendall(sock, HAIRPIN_GREETING + nonce.encode() + b"\n")
+                await arrived
+            self._found(
+                "hairpin", Finding(True, f"a conn to our own public address {target} reached us")
+            )
+        except TimeoutError:
+            self._found(
+                "hairpin",
+                Finding(False, f"a conn to our own public address {target} got no answer"),
+            )
+        except OSError as exc:
+            self._found(
+                "hairpin",
+                Finding(False, f"a conn to our own public address {target}: {in_words(exc)}"),
+            )
+        finally:
+            sock.close()
+
+    async def _dial_backs(self, inbox: Inbox) -> None:
+        first: Finding | None = None
+        why_not = "no server offers dial-back (rdv serve --dial-back)"
+        for server in self._servers:
+            if server.main is None or server.directory is None:
+                server.dial_back = not_measured(server.directory_reason or "server unreachable")
+                continue
+            if not server.directory.dial_back:
+                server.dial_back = not_measured("the server does not offer dial-back")
+                continue
+            if first is not None:
+                # One measured dial-back says it all: each one costs the server SYNs.
+                server.dial_back = not_measured("measured through an earlier server")
+                continue
+            server.dial_back = await self._dial_back(server, server.main, inbox)
+            if first is None and server.dial_back.measured:
+                first = server.dial_back
+            why_not = server.dial_back.reason
+        self._found("filtering", first or not_measured(why_not))
+
+    async def _dial_back(self, server: Target, conn: HttpConn, inbox: Inbox) -> Finding:
+        nonce = secrets.token_hex(16)
+        arrived = inbox.expect(DIALBACK_GREETING, nonce)
+        try:
+            status, body = await conn.get(
+                f"{DIALBACK_PATH}?nonce={nonce}", wait_s=DIALBACK_TIMEOUT_S
+            )
+        except ProbeHttpError as exc:
+            return not_measured(f"dial-back: {exc}")
+        if status != 200:
+            return not_measured(f"the server refused the dial-back ({status}: {body[:80]!r})")
+        try:
+            result: DialBack | None = parse_dial_back(body)
+        except ProtocolError as exc:
+            return not_measured(f"dial-back: {exc}")
+        if result is not None and result.result == "syn-ack":
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HAIRPIN_TIMEOUT_S):
+                    await arrived
+        return classify.classify_filtering(result, arrived.done(), "")
+
+    def _report(self, port: int, duration_ms: float) -> Report:
+        local: dict[str, list[str]] = {}
+        for addr in self_addrs(AddrSpace.ALL, 0):
+            local.setdefault(addr.space.label, []).append(str(addr.ip))
+        return Report(
+            local_port=port,
+            duration_ms=duration_ms,
+            servers=tuple(s.check() for s in self._servers),
+            samples=tuple(self._samples),
+            fresh=tuple(self._fresh),
+            findings=dict(self._findings),
+            local_addrs={k: tuple(v) for k, v in local.items()},
+            allocation_delta=self._delta,
+        )
+
+
+async def run_doctor(
+    urls: Sequence[str],
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    on_finding: FindingCallback | None = None,
+) -> Report:
+    """Measure the network between us and ``urls`` (see :class:`Doctor`)."""
+    return await Doctor(urls, ssl_context=ssl_context, on_finding=on_finding).run()

@@ -1,0 +1,268 @@
+"""Before a race: from both peers' reports, will a direct conn open, and which candidate wins?
+
+docs/PROTOCOL.md section 15.4. Three answers:
+
+- ``direct``: the physics allow it and nothing is left to chance (e.g. both NATs keep the
+  port and silently drop early SYNs: the two SYNs meet in a simultaneous open);
+- ``possible``: it depends on timing or luck (a router resets early SYNs, the path loses
+  packets, or a finding is missing);
+- ``impossible``: no direct path can open (both NATs pick a new port per destination, or one
+  does and the other filters; one router and no hairpinning): the relay is the right answer.
+
+The rules, in order (the first that applies decides):
+
+1. Both behind one public IPv4 address (one router): the LAN addresses when private4 is
+   enabled, else hairpinning decides.
+2. IPv6 without NAT on both sides (and a v6 space enabled): stateful firewalls let a
+   simultaneous open through, like a port-preserving NAT that drops.
+3. One side not behind a NAT and open to unsolicited SYNs: the other side just dials it.
+4. Both behind NATs: a mapping that depends on the destination on both sides is impossible;
+   on one side, possible only if the other side's filter lets an unknown port in (``open``);
+   endpoint-independent on both: ``drop`` on both is direct, ``rst``/``icmp`` is possible.
+
+Loss seen by either doctor turns ``direct`` into ``possible``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from rdv_core.doctor._report import Report
+from rdv_core.wire import AddrSpace, space_of
+
+Expectation = Literal["direct", "possible", "impossible"]
+EXPECTATIONS: Final = ("direct", "possible", "impossible")
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """What to expect of a race between the two reports' machines.
+
+    Attributes:
+        expect: ``direct``, ``possible`` or ``impossible``.
+        winner: The candidate that should win: ``private4``, ``public4``, ``private6``,
+            ``public6`` (a direct one), or ``relay``.
+        reason: One sentence, in plain words.
+    """
+
+    expect: Expectation
+    winner: str
+    reason: str
+
+    def agrees_with(self, outcome: str) -> bool:
+        """Does a race outcome (``direct``/``relay``/``failed``) agree with this prediction?
+
+        A ``possible`` prediction agrees with either; ``failed`` agrees with nothing.
+        """
+        if outcome == "failed":
+            return False
+        if self.expect == "possible":
+            return True
+        return (self.expect == "direct") == (outcome == "direct")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"expect": self.expect, "winner": self.winner, "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Prediction:
+        if not isinstance(data, dict) or data.get("expect") not in EXPECTATIONS:
+            raise ValueError("bad prediction")
+        winner, reason = data.get("winner"), data.get("reason")
+        if not isinstance(winner, str) or not isinstance(reason, str) or len(reason) > 400:
+            raise ValueError("bad prediction")
+        return cls(data["expect"], winner[:20], reason)
+
+
+@dataclass(frozen=True, slots=True)
+class _Side:
+    """One report reduced to what the rules need."""
+
+    name: str
+    nat: bool | None
+    mapping: str | None
+    filtering: str | None
+    hairpin: bool | None
+    public4: str | None
+    v6_open: bool
+    v6_space: str
+    sequential: bool
+    lossy: bool
+    rtt4: float | None
+    rtt6: float | None
+
+    @property
+    def whose(self) -> str:
+        return "our" if self.name == "we" else "the peer's"
+
+    def verb(self, plural: str, singular: str) -> str:
+        """``we lose`` / ``the peer loses``."""
+        return f"{self.name} {plural if self.name == 'we' else singular}"
+
+    @property
+    def varies(self) -> bool:
+        return self.mapping in ("port-dependent", "address-dependent", "address-and-port-dependent")
+
+
+def _side(name: str, report: Report) -> _Side:
+    nat, mapping, filtering = (
+        report.value("nat"),
+        report.value("mapping"),
+        report.value("filtering"),
+    )
+    hairpin = report.value("hairpin")
+    rtt4 = [s.rtt_ms for s in report.servers if s.rtt_ms is not None and s.tcp4.value is True]
+    rtt6 = [s.rtt_ms for s in report.servers if s.rtt_ms is not None and s.tcp6.value is True]
+    return _Side(
+        name=name,
+        nat=nat if isinstance(nat, bool) else None,
+        mapping=mapping if isinstance(mapping, str) else None,
+        filtering=filtering if isinstance(filtering, str) else None,
+        hairpin=hairpin if isinstance(hairpin, bool) else None,
+        public4=report.observed4,
+        v6_open=report.value("ipv6") is True and report.value("nat6") is False,
+        v6_space="public6" if report.local_addrs.get("public6") else "private6",
+        sequential=report.value("allocation") == "sequential",
+        lossy=report.value("loss") is True,
+        rtt4=min(rtt4) if rtt4 else None,
+        rtt6=min(rtt6) if rtt6 else None,
+    )
+
+
+def _lossy(prediction: Prediction, a: _Side, b: _Side) -> Prediction:
+    if prediction.expect != "direct" or not (a.lossy or b.lossy):
+        return prediction
+    who = a if a.lossy else b
+    return Prediction(
+        "possible",
+        prediction.winner,
+        f"{prediction.reason}, but {who.verb('lose', 'loses')} packets: a lost SYN costs a "
+        "1 s retransmission, which may let the relay win",
+    )
+
+
+def predict(ours: Report, theirs: Report, spaces: AddrSpace = AddrSpace.DEFAULT) -> Prediction:
+    """The prediction for a race between ``ours`` and ``theirs`` with ``spaces`` enabled."""
+    a, b = _side("we", ours), _side("the peer", theirs)
+    return _lossy(_predict(a, b, spaces), a, b)
+
+
+def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
+    v6 = spaces & (AddrSpace.PUBLIC6 | AddrSpace.PRIVATE6)
+    v4 = spaces & (AddrSpace.PUBLIC4 | AddrSpace.PRIVATE4 | AddrSpace.LOOPBACK4 | AddrSpace.LINK4)
+    if spaces & AddrSpace.NONE or not (v4 or v6):
+        return Prediction("impossible", "relay", "no address space is enabled: the relay is forced")
+    if a.v6_open and b.v6_open and v6:
+        winner = a.v6_space if a.v6_space == b.v6_space else "public6"
+        four = _predict_v4(a, b, spaces) if v4 else None
+        if four is not None and four.expect == "direct" and (a.rtt4 or 0) < (a.rtt6 or 0):
+            return four
+        return Prediction(
+            "direct",
+            winner,
+            "both sides reach the internet over IPv6 without NAT: the stateful firewalls let a "
+            "simultaneous open through",
+        )
+    if not v4:
+        return Prediction(
+            "impossible", "relay", "only IPv6 is enabled, and one side has no open IPv6"
+        )
+    return _predict_v4(a, b, spaces)
+
+
+def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
+    if a.public4 is not None and a.public4 == b.public4 and a.nat is False and b.nat is False:
+        space = space_of(ipaddress.ip_address(a.public4)).label
+        return Prediction(
+            "direct", space, "both sides have the same address and no NAT: one machine"
+        )
+    if a.public4 is not None and a.public4 == b.public4 and a.nat and b.nat:
+        if spaces & AddrSpace.PRIVATE4:
+            return Prediction(
+                "direct",
+                "private4",
+                "both sides are behind one router: the LAN addresses reach each other",
+            )
+        if a.hairpin and b.hairpin:
+            return Prediction(
+                "direct", "public4", "one router, and it hairpins: the public address works"
+            )
+        if a.hairpin is False or b.hairpin is False:
+            return Prediction(
+                "impossible",
+                "relay",
+                "both sides are behind one router that does not hairpin, and LAN addresses are off",
+            )
+        return Prediction("possible", "public4", "one router; hairpinning was not measured")
+    for this, other in ((a, b), (b, a)):
+        if this.nat is False and this.filtering == "open":
+            return Prediction(
+                "direct",
+                "public4",
+                f"{this.verb('are', 'is')} on the internet without NAT or filter: "
+                f"{other.verb('simply dial', 'simply dials')} in",
+            )
+    if a.nat is None or b.nat is None or a.mapping is None or b.mapping is None:
+        missing = a if a.nat is None or a.mapping is None else b
+        return Prediction(
+            "possible", "public4", f"{missing.name}: the NAT's mapping was not measured"
+        )
+    if a.varies and b.varies:
+        return Prediction(
+            "impossible",
+            "relay",
+            "both routers give every destination a new public port (symmetric NATs): neither "
+            "side can know where to send its SYN",
+        )
+    if a.varies or b.varies:
+        sym, cone = (a, b) if a.varies else (b, a)
+        if sym.sequential and cone.filtering in ("drop", "open"):
+            return Prediction(
+                "possible",
+                "public4",
+                f"{sym.whose} router gives every destination a new port, but the next one: "
+                f"with port prediction (rdv dial --predict-ports) {cone.name} can aim at it",
+            )
+        if cone.filtering == "open":
+            return Prediction(
+                "direct",
+                "public4",
+                f"{sym.whose} router picks a new port per destination, but "
+                f"{cone.verb('let', 'lets')} unsolicited SYNs in",
+            )
+        if cone.filtering is None:
+            return Prediction(
+                "possible",
+                "public4",
+                f"{sym.whose} router is symmetric; {cone.whose} filtering was not measured",
+            )
+        return Prediction(
+            "impossible",
+            "relay",
+            f"{sym.whose} router gives every destination a new port, so the SYN from that new "
+            f"port meets {cone.whose} filter ({cone.filtering})",
+        )
+    if "open" in (a.filtering, b.filtering):
+        return Prediction(
+            "direct", "public4", "the NATs keep their mappings and one side lets SYNs in"
+        )
+    resets = [s for s in (a, b) if s.filtering in ("rst", "icmp")]
+    if resets:
+        routers = "both routers answer" if len(resets) == 2 else f"{resets[0].whose} router answers"
+        return Prediction(
+            "possible",
+            "public4",
+            f"the NATs keep their ports, but {routers} early SYNs with a reset: the "
+            "simultaneous open is a timing lottery that quick redials usually win",
+        )
+    if a.filtering == "drop" and b.filtering == "drop":
+        return Prediction(
+            "direct",
+            "public4",
+            "both NATs keep the port the server saw and drop early SYNs silently: the two SYNs "
+            "meet in a simultaneous open",
+        )
+    return Prediction(
+        "possible", "public4", "the NATs keep their ports; filtering was not measured"
+    )

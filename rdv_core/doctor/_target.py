@@ -1,0 +1,108 @@
+"""One server URL during a doctor run, and the small steps every probe shares.
+
+docs/PROTOCOL.md section 15.2: resolving a URL to its IPv4 and IPv6 addresses, asking
+``/.rdv/observed`` on a conn, and turning a conn into a :class:`Sample`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+
+from rdv_core.doctor._http import HttpConn, ProbeHttpError
+from rdv_core.doctor._report import Finding, Sample, ServerCheck, not_measured
+from rdv_core.wire import Addr, Observed, ProbeDirectory, ServerURL, parse_observed
+from rdv_core.wire._probe import OBSERVED_PATH, PROBE_UPGRADE
+
+
+@dataclass(slots=True)
+class Target:
+    """One URL during a run."""
+
+    url: str
+    parsed: ServerURL
+    v4: str | None = None
+    v6: str | None = None
+    resolve_error: str = ""
+    main: HttpConn | None = None
+    main_sample: Sample | None = None
+    directory: ProbeDirectory | None = None
+    directory_reason: str = ""
+    tcp4: Finding = field(default_factory=lambda: not_measured("not tried"))
+    tcp6: Finding = field(default_factory=lambda: not_measured("not tried"))
+    tls: Finding = field(default_factory=lambda: not_measured("not an https:// URL"))
+    upgrade: Finding = field(default_factory=lambda: not_measured("not tried"))
+    dial_back: Finding = field(default_factory=lambda: not_measured("not tried"))
+    rtts: list[float] = field(default_factory=list)
+    observed6: Sample | None = None
+
+    def check(self) -> ServerCheck:
+        return ServerCheck(
+            url=self.url,
+            tcp4=self.tcp4,
+            tcp6=self.tcp6,
+            tls=self.tls,
+            rtt_ms=min(self.rtts) if self.rtts else None,
+            observed=self.main_sample.observed if self.main_sample else None,
+            probe_ports=self.directory.probe_ports if self.directory else (),
+            upgrade=self.upgrade,
+            dial_back=self.dial_back,
+        )
+
+
+def _literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+async def resolve(server: Target) -> None:
+    host = server.parsed.host
+    literal = _literal(host)
+    if literal is not None:
+        if literal.version == 4:
+            server.v4 = str(literal)
+        else:
+            server.v6 = host
+        return
+    loop = asyncio.get_running_loop()
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            infos = await loop.getaddrinfo(host, server.parsed.port, family=family)
+        except socket.gaierror as exc:
+            server.resolve_error = str(exc)
+            continue
+        if infos:
+            ip = str(infos[0][4][0])
+            if family == socket.AF_INET:
+                server.v4 = ip
+            else:
+                server.v6 = ip
+
+
+def sockaddr(ip: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    return (ip, port, 0, 0) if ":" in ip else (ip, port)
+
+
+def show_addr(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+async def observe(conn: HttpConn, *, upgrade: bool = False) -> Observed:
+    """``GET /.rdv/observed`` on ``conn``. Raises ProbeHttpError or ProtocolError."""
+    headers = [("Connection", "Upgrade"), ("Upgrade", PROBE_UPGRADE)] if upgrade else []
+    status, body = await conn.get(OBSERVED_PATH, headers)
+    if status != 200:
+        raise ProbeHttpError(f"the server answered {status} to {OBSERVED_PATH}")
+    return parse_observed(body)
+
+
+def sample(conn: HttpConn, observed: Observed | None) -> Sample:
+    local = Addr.from_sockaddr(conn.writer.get_extra_info("sockname")).unmapped()
+    peer = Addr.from_sockaddr(conn.writer.get_extra_info("peername")).unmapped()
+    return Sample(
+        str(local), str(peer), str(observed.observed) if observed else None, conn.connect_ms
+    )

@@ -1,0 +1,151 @@
+"""After a race: the prediction, what each side's candidates did, and the reason in one sentence.
+
+docs/PROTOCOL.md section 15.5. Each side folds its own race events into one line per
+candidate (``203.0.113.12:41921 public4: refused x12, cancelled``); with the peer's events
+(exchanged over the session) both halves of the story sit side by side, and the sentence says
+whether the race went as predicted, and if not, what the candidates ran into.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rdv_core.doctor._predict import Prediction
+from rdv_core.events import (
+    CandidateConnected,
+    CandidateFailed,
+    CandidateSkipped,
+    DialRetried,
+    Discarded,
+    Event,
+    HandshakeOk,
+    InboundAccepted,
+    Picked,
+    VerdictReached,
+)
+
+
+@dataclass(slots=True)
+class _Story:
+    label: str
+    retries: Counter[str]
+    end: str = "dialing"
+    reached: bool = False
+
+
+def candidate_lines(events: Iterable[Event]) -> tuple[list[str], str, str]:
+    """One line per direct candidate, and the outcome (``direct``/``relay``/``failed``) and
+    chosen address of these events."""
+    stories: dict[int, _Story] = {}
+    outcome, chosen = "failed", ""
+    for ev in events:
+        candidate = getattr(ev, "candidate", None)
+        if candidate is None:
+            continue
+        if isinstance(ev, Picked):
+            outcome = "relay" if ev.is_relay else "direct"
+            chosen = candidate.addr
+        if candidate.space == "relay":
+            continue
+        story = stories.get(candidate.id)
+        if story is None:
+            label = f"{candidate.addr} {candidate.space}" + (
+                " inbound" if candidate.origin == "inbound" else ""
+            )
+            story = stories[candidate.id] = _Story(label, Counter())
+        if isinstance(ev, DialRetried):
+            story.retries[ev.reason] += 1
+        elif isinstance(ev, CandidateSkipped):
+            story.end = f"skipped ({ev.reason})"
+        elif isinstance(ev, CandidateFailed):
+            story.end = f"{ev.reason}" + (f" (errno {ev.errno})" if ev.errno else "")
+        elif isinstance(ev, CandidateConnected | InboundAccepted | HandshakeOk):
+            story.reached = True
+            story.end = "connected"
+        elif isinstance(ev, Picked):
+            story.end = "picked"
+        elif isinstance(ev, Discarded):
+            story.end = f"discarded ({ev.reason})" if story.reached else f"{ev.reason}"
+    lines = []
+    for story in stories.values():
+        retries = ", ".join(f"{reason} x{n}" for reason, n in story.retries.most_common())
+        lines.append(f"{story.label}: {retries + ', ' if retries else ''}{story.end}")
+    return lines, outcome, chosen
+
+
+def _trouble(lines: Sequence[str]) -> str:
+    """The most telling failure among candidate lines, in words."""
+    text = " ".join(lines)
+    for word, meaning in (
+        ("reset", "SYNs were reset"),
+        ("refused", "SYNs were refused (reset by a router)"),
+        ("timeout", "SYNs got no answer"),
+        ("unreachable", "an address was unreachable"),
+        ("cancelled", "SYNs got no answer before the relay was picked"),
+    ):
+        if word in text:
+            return meaning
+    return "no direct conn came up in time"
+
+
+def verdict(
+    prediction: Prediction | None,
+    ours: Iterable[Event],
+    theirs: Iterable[Event] | None,
+    t: float = 0.0,
+) -> VerdictReached:
+    """Merge the prediction and both sides' race events into one explanation."""
+    our_lines, outcome, chosen = candidate_lines(ours)
+    their_lines, their_outcome, _ = candidate_lines(theirs or ())
+    if outcome == "failed" and their_outcome != "failed":
+        outcome = their_outcome
+    path = f"direct via {chosen}" if outcome == "direct" else outcome
+    if prediction is None:
+        sentence = f"{path.capitalize()}; no prediction (the peer sent no doctor report)."
+        return VerdictReached(
+            t, "", "", "", outcome, chosen, None, sentence, tuple(our_lines), tuple(their_lines)
+        )
+    agrees = prediction.agrees_with(outcome)
+    trouble = _trouble([*our_lines, *their_lines])
+    if prediction.expect == "possible":
+        sentence = f"{path.capitalize()}; it was timing-dependent: {prediction.reason}" + (
+            "." if outcome == "direct" else f"; this time {trouble}."
+        )
+    elif agrees:
+        sentence = f"{path.capitalize()}, as predicted: {prediction.reason}."
+    elif outcome == "direct":
+        sentence = (
+            f"Direct via {chosen}, against the prediction ({prediction.reason}): the doctor's "
+            "view of one network was incomplete."
+        )
+    else:
+        sentence = (
+            f"{path.capitalize()}, though direct was expected ({prediction.reason}): {trouble}."
+        )
+    return VerdictReached(
+        t,
+        prediction.expect,
+        prediction.winner,
+        prediction.reason,
+        outcome,
+        chosen,
+        agrees,
+        sentence,
+        tuple(our_lines),
+        tuple(their_lines),
+    )
+
+
+def render_verdict(v: VerdictReached) -> str:
+    """The verdict as text for a terminal."""
+    lines = []
+    if v.expect:
+        lines.append(f"predicted: {v.expect} ({v.winner}): {v.why}")
+    lines.append(f"verdict: {v.sentence}")
+    for title, rows in (("our candidates", v.ours), ("the peer's candidates", v.theirs)):
+        if rows:
+            lines.append(f"  {title}:")
+            lines.extend(f"    {row}" for row in rows)
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Events of fast start: the stream runs on the relay and moves to a direct path.
+
+docs/PROTOCOL.md section 16. The background race's own dials are race events
+(``DialStarted``, ``HandshakeOk`` ...) with fresh candidate ids; these say what the
+upgrade as a whole did.
+"""
+
+from __future__ import annotations
+
+from rdv_core.events._base import Candidate, Event, event
+
+
+@event
+class FastStartNegotiated(Event):
+    """Both peers offered fast start: the dialer takes the relay at once.
+
+    Attributes:
+        confirmed: False when emitted at the pick; the ``HELLO`` of the peer, read from
+            the relay, confirms it end to end (a second event with True).
+    """
+
+    confirmed: bool
+
+
+@event
+class FirstByteReceived(Event):
+    """The peer's first application byte arrived (``on_relay``: through the relay): with
+    fast start, about one relay one-way trip after the ``101``."""
+
+    on_relay: bool
+
+
+@event
+class UpgradeStarted(Event):
+    """The stream is on the relay; the background race for a direct path begins."""
+
+    peer_addrs: tuple[str, ...]
+
+
+@event
+class UpgradeAttempt(Event):
+    """One timed attempt: both peers dial now (``relay_rtt_s`` measured over the relay;
+    the dialer waited half of it after its SYNC, so that both SYNs leave together)."""
+
+    attempt: int
+    relay_rtt_s: float | None
+
+
+@event
+class Upgraded(Event):
+    """Our direction moved to a direct path (the explicit switch point).
+
+    Attributes:
+        candidate: The direct conn's candidate.
+        addr: The peer's address on it.
+        after_s: Seconds from the relay pick to the switch.
+        attempt: Which attempt found it.
+    """
+
+    candidate: Candidate
+    addr: str
+    after_s: float
+    attempt: int
+
+
+@event
+class UpgradeFailed(Event):
+    """An attempt (or the whole upgrade, when ``final``) ended without a direct path,
+    or a direct path died before it was proven: the stream stays on the relay."""
+
+    attempt: int
+    reason: str
+    final: bool
+
+
+@event
+class RelayRetired(Event):
+    """The direct path carried frames both ways: the relay is closed (``after_s`` since
+    the switch)."""
+
+    after_s: float

@@ -1,0 +1,17 @@
+"""Fast start: a conn that starts on the relay and moves to a direct path (docs/PROTOCOL.md
+section 16).
+
+:mod:`._frames` is the wire format (sans-IO), :mod:`._core` the migration state machine
+(sans-IO: sequence numbers, acknowledgements, replay, switch points), :mod:`._stream`
+runs it on asyncio conns behind a plain ``StreamReader``/``StreamWriter``. The upgrade
+itself (RTT over the relay, the timed background race) is the client's
+(``rdv_core/client/_upgrade.py``).
+"""
+
+from __future__ import annotations
+
+from rdv_core.faststart._core import RELAY, MigrationCore
+from rdv_core.faststart._frames import Frame, FrameParser, Kind
+from rdv_core.faststart._stream import MigratingStream, Path
+
+__all__ = ["RELAY", "Frame", "FrameParser", "Kind", "MigratingStream", "MigrationCore", "Path"]

@@ -1,0 +1,413 @@
+"""The fast-start stream on real conns: paths, the app's reader/writer, flow control.
+
+:class:`MigratingStream` drives a :class:`~rdv_core.faststart._core.MigrationCore` over
+asyncio streams: one reader task and one writer task per path, a tick that sends
+acknowledgements, and an :class:`asyncio.Transport` facade so that the application gets
+a plain ``StreamReader``/``StreamWriter`` pair that never notices the switch
+(docs/PROTOCOL.md section 16.4). Frames that steer the upgrade (PING, SYNC, ATTACH ...)
+are handed to ``on_control``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from rdv_core.errors import RdvProtocolError
+from rdv_core.faststart._core import RELAY, MigrationCore
+from rdv_core.faststart._frames import MAX_PAYLOAD, STREAM_KINDS, Frame, FrameParser, Kind
+
+logger = logging.getLogger("rdv.faststart")
+
+#: The app's writes pause while we keep more than this (unacknowledged bytes): memory
+#: per conn, and with one RTT of the slowest path the cap on its throughput (8 MiB over
+#: 50 ms is 160 MiB/s).
+RETAIN_HIGH: Final = 8 * 1024 * 1024
+RETAIN_LOW: Final = RETAIN_HIGH // 2
+#: A path whose queued stream bytes (waiting for the peer's SWITCH) pass this stops
+#: being read, so TCP flow control holds the rest.
+QUEUE_LIMIT: Final = 1024 * 1024
+#: How often pending acknowledgements go out when data arrives slowly.
+ACK_TICK: Final = 0.05
+READ_SIZE: Final = 256 * 1024
+NOTSENT_LOWAT: Final = 128 * 1024
+NOTSENT_LOWAT_OPT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+
+ControlHandler = Callable[[int, Frame], None]
+
+
+@dataclass(eq=False, slots=True)
+class Path:
+    """One TCP conn that carries frames (the relay, or a direct conn)."""
+
+    pid: int
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    parser: FrameParser = field(default_factory=FrameParser)
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    first: asyncio.Future[Frame] | None = None
+
+    def extra(self, name: str) -> Any:
+        return self.writer.get_extra_info(name)
+
+
+class MigratingStream:
+    """A byte stream that starts on the relay and may move to direct paths."""
+
+    def __init__(
+        self,
+        relay_reader: asyncio.StreamReader,
+        relay_writer: asyncio.StreamWriter,
+        *,
+        first_frames: tuple[bytes, ...] = (),
+        on_control: ControlHandler | None = None,
+        on_path_lost: Callable[[int, str], None] | None = None,
+        on_relay_done: Callable[[], None] | None = None,
+        on_first_data: Callable[[int], None] | None = None,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.core = MigrationCore()
+        self.paths: dict[int, Path] = {}
+        self.on_control = on_control
+        self.on_path_lost = on_path_lost
+        self.on_relay_done = on_relay_done
+        self.on_first_data = on_first_data
+        self.reader = asyncio.StreamReader(limit=READ_SIZE, loop=self.loop)
+        self._protocol = asyncio.StreamReaderProtocol(self.reader, loop=self.loop)
+        self._transport = _AppTransport(self)
+        self.writer = asyncio.StreamWriter(self._transport, self._protocol, self.reader, self.loop)
+        self._read_ok = asyncio.Event()
+        self._read_ok.set()
+        self._write_paused = False
+        self._closing = False
+        self._done = False
+        self._eof_fed = False
+        self._tick = self.loop.create_task(self._ack_tick())
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._protocol.connection_made(self._transport)
+        relay = self.add_path(RELAY, relay_reader, relay_writer, first_frames)
+        relay.first = self.loop.create_future()
+
+    # ----- paths
+
+    def add_path(
+        self,
+        pid: int,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        first_frames: tuple[bytes, ...] = (),
+    ) -> Path:
+        """Start carrying frames on a conn (its handshake frames are written first)."""
+        path = Path(pid, reader, writer)
+        _no_delay(writer)
+        for raw in first_frames:
+            writer.write(raw)
+        self.paths[pid] = path
+        self.core.add_path(pid)
+        path.tasks.append(self.loop.create_task(self._read_loop(path)))
+        path.tasks.append(self.loop.create_task(self._write_loop(path)))
+        return path
+
+    def switch_to(self, pid: int) -> None:
+        """Move our direction to path ``pid`` (the other side moves its own)."""
+        self.core.switch_to(pid)
+        self._wake_all()
+
+    def send_control(self, pid: int, raw: bytes) -> None:
+        """Write a steering frame on ``pid`` (ahead of any data still to go)."""
+        path = self.paths.get(pid)
+        if path is not None and self.core.alive(pid):
+            self.core.paths[pid].control.append(raw)
+            path.wake.set()
+
+    def close_path(self, pid: int, reason: str) -> None:
+        """Stop using ``pid`` (the relay once it is no longer needed, a dead direct path)."""
+        was_alive = self.core.alive(pid)
+        self.core.path_lost(pid)
+        path = self.paths.get(pid)
+        if path is None:
+            return
+        for task in path.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+        path.writer.close()
+        if was_alive:
+            if self.on_path_lost is not None:
+                self.on_path_lost(pid, reason)
+            self._wake_all()
+            self._check_end()
+
+    @property
+    def current(self) -> Path | None:
+        """The path our bytes go out on."""
+        return self.paths.get(self.core.send_path)
+
+    @property
+    def on_relay(self) -> bool:
+        """True while our direction still goes through the relay."""
+        return self.core.send_path == RELAY
+
+    async def first_relay_frame(self) -> Frame:
+        """The first frame the peer sent on the relay (its HELLO, if it speaks fast start)."""
+        first = self.paths[RELAY].first
+        assert first is not None
+        return await asyncio.shield(first)
+
+    # ----- tasks
+
+    async def _read_loop(self, path: Path) -> None:
+        reason = "closed by the peer"
+        try:
+            while True:
+                await self._read_ok.wait()
+                if self.core.queued_bytes(path.pid) > QUEUE_LIMIT:
+                    await asyncio.sleep(0.005)
+                    continue
+                data = await path.reader.read(READ_SIZE)
+                if not data:
+                    break
+                for frame in path.parser.feed(data):
+                    self._on_frame(path, frame)
+                self._after_receive()
+        except asyncio.CancelledError:
+            raise
+        except (OSError, RdvProtocolError) as exc:
+            reason = str(exc) or type(exc).__name__
+            if isinstance(exc, RdvProtocolError) and path.pid == RELAY and not self.core.held:
+                self._fail_first(path, exc)
+        self._fail_first(path, ConnectionResetError(reason))
+        self.close_path(path.pid, reason)
+
+    def _fail_first(self, path: Path, exc: BaseException) -> None:
+        if path.first is not None and not path.first.done():
+            path.first.set_exception(exc)
+            path.first.exception()  # read by whoever awaits it; never "never retrieved"
+
+    def _on_frame(self, path: Path, frame: Frame) -> None:
+        if path.first is not None and not path.first.done():
+            path.first.set_result(frame)
+            return
+        if frame.kind in STREAM_KINDS or frame.kind in (Kind.ACK, Kind.RESUME):
+            self.core.receive(path.pid, frame)
+        elif self.on_control is not None:
+            self.on_control(path.pid, frame)
+
+    def _after_receive(self) -> None:
+        core = self.core
+        delivered = core.take_delivered()
+        if delivered and self.on_first_data is not None:
+            first, self.on_first_data = self.on_first_data, None
+            first(core.recv_path)
+        for piece in delivered:
+            self._protocol.data_received(piece)
+        if core.peer_eof and not self._eof_fed:
+            self._eof_fed = True
+            self._protocol.eof_received()
+        self._update_write_pause()
+        if core.relay_done and self.on_relay_done is not None:
+            self.on_relay_done()
+        self._wake_all()
+
+    async def _write_loop(self, path: Path) -> None:
+        core = self.core
+        writer = path.writer
+        try:
+            while core.alive(path.pid) and not self._done:
+                frames = core.take(path.pid, MAX_PAYLOAD)
+                if not frames:
+                    self._update_write_pause()
+                    if self._closing and core.flushed:
+                        self._check_end()
+                        if self._done:
+                            return
+                    await path.wake.wait()
+                    path.wake.clear()
+                    continue
+                writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+                if writer.transport.get_write_buffer_size() > 4 * MAX_PAYLOAD:
+                    await writer.drain()
+        except asyncio.CancelledError:
+            raise
+        except OSError as exc:
+            self.close_path(path.pid, str(exc) or type(exc).__name__)
+
+    async def _ack_tick(self) -> None:
+        while True:
+            await asyncio.sleep(ACK_TICK)
+            self.core.queue_ack()
+            self._wake_all()
+
+    def _wake_all(self) -> None:
+        for path in self.paths.values():
+            path.wake.set()
+
+    def _update_write_pause(self) -> None:
+        retained = self.core.retained
+        if not self._write_paused and retained > RETAIN_HIGH:
+            self._write_paused = True
+            self._protocol.pause_writing()
+        elif self._write_paused and retained <= RETAIN_LOW:
+            self._write_paused = False
+            self._protocol.resume_writing()
+
+    # ----- the app's transport
+
+    def write(self, data: bytes) -> None:
+        if self._closing or self._done:
+            return
+        self.core.write(data)
+        self._update_write_pause()
+        current = self.current
+        if current is not None:
+            current.wake.set()
+
+    def write_eof(self) -> None:
+        self.core.write_eof()
+        self._wake_all()
+
+    def close(self) -> None:
+        """End our stream, flush it on the send path, then close every path."""
+        if self._closing:
+            return
+        self._closing = True
+        if not self.core.eof:
+            self.core.write_eof()
+        self._wake_all()
+        self._check_end()
+
+    def fail(self, exc: Exception) -> None:
+        """End the stream with ``exc`` for the application (fast start did not hold)."""
+        for path in self.paths.values():
+            path.writer.transport.abort()
+        self._finish(exc)
+
+    def abort(self) -> None:
+        self._closing = True
+        for path in self.paths.values():
+            path.writer.transport.abort()
+        self._finish(None)
+
+    def _check_end(self) -> None:
+        if self._done:
+            return
+        core = self.core
+        if core.lost:
+            exc = (
+                None
+                if core.peer_eof or self._closing
+                else ConnectionResetError("the connection to the peer was lost")
+            )
+            self._finish(exc)
+        elif self._closing and core.flushed:
+            # Everything went out on the send path: close every path (TCP still
+            # delivers what it buffered, then FIN).
+            self._finish(None)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._tick.cancel()
+        for task in self.tasks:
+            task.cancel()
+        for path in self.paths.values():
+            for task in path.tasks:
+                if task is not asyncio.current_task():
+                    task.cancel()
+            path.writer.close()
+        self._protocol.connection_lost(exc)
+
+    def pause_reading(self) -> None:
+        self._read_ok.clear()
+
+    def resume_reading(self) -> None:
+        self._read_ok.set()
+
+    def write_buffer_size(self) -> int:
+        return self.core.retained
+
+    @property
+    def closing(self) -> bool:
+        return self._closing or self._done
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` for as long as the stream lives (cancelled when it ends)."""
+        task = self.loop.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+def _no_delay(writer: asyncio.StreamWriter) -> None:
+    """Turn Nagle off: a small frame (PING, ACK, SWITCH) must not wait for the ACK of the
+    previous one, which the peer may delay by 40 ms. asyncio only does it for sockets made
+    with ``proto=IPPROTO_TCP``; rdv's shared-port sockets are made with ``proto=0``."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Keep the kernel's unsent queue short, so a PING or SWITCH does not wait behind
+        # megabytes of data (Linux; TCP_NOTSENT_LOWAT is 25 there).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT_OPT, NOTSENT_LOWAT)
+
+
+class _AppTransport(asyncio.Transport):
+    """What the application's StreamWriter writes to: the stream, not a socket."""
+
+    def __init__(self, stream: MigratingStream) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._stream.write(bytes(data))
+
+    def write_eof(self) -> None:
+        self._stream.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def abort(self) -> None:
+        self._stream.abort()
+
+    def is_closing(self) -> bool:
+        return self._stream.closing
+
+    def pause_reading(self) -> None:
+        self._stream.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._stream.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self._stream._read_ok.is_set()
+
+    def get_write_buffer_size(self) -> int:
+        return self._stream.write_buffer_size()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return RETAIN_LOW, RETAIN_HIGH
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass  # the retention window is fixed (RETAIN_HIGH)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The current send path's ``peername``, ``sockname`` ...; never its ``socket``
+        (whoever took it over would bypass the framing): ``path_socket`` names it for
+        readers of ``TCP_INFO``."""
+        if name == "socket":
+            return default
+        current = self._stream.current
+        key = "socket" if name == "path_socket" else name
+        value = current.extra(key) if current is not None else None
+        return default if value is None else value

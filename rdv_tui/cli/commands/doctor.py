@@ -1,0 +1,125 @@
+"""``rdv doctor [URL ...]``: why this machine can or cannot take direct conns.
+
+Measures from one local port, as the race does (docs/PROTOCOL.md section 15): reachability of
+each server (IPv4, IPv6, TLS), the observed address, the NAT's mapping and port allocation,
+filtering (via the server's dial-back), hairpinning, a middlebox that strips ``Upgrade``, the
+RTT. Text by default; ``--format json`` prints one JSON document on stdout (logs go to stderr),
+``json-line`` one line per run (with ``--every``). Headless: imports only the standard library
+at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``rdv doctor``."""
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check this network: NAT mapping, filtering, hairpinning, reachability",
+        description="Measure, from one local port as the race does, what stands between this "
+        "machine and a direct TCP conn: the servers' reachability (IPv4, IPv6, TLS) and RTT, "
+        "the observed address, the NAT's mapping (name two servers, or use a server with "
+        "--probe-port, to tell its kinds apart), port preservation and allocation, filtering "
+        "(from the server's dial-back, rdv serve --dial-back), hairpinning and a middlebox "
+        "that strips Upgrade. Every finding is yes / no / not measured, with the reason.",
+        epilog="Exit codes: 0 measured; 1 no server could be reached; 2 bad usage.",
+    )
+    parser.add_argument(
+        "urls",
+        metavar="URL",
+        nargs="*",
+        help="rdv servers (default: $RDV_SERVER, then the config file); a second server "
+        "tells address-dependent mapping from port-dependent",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("text", "json", "json-line"),
+        default="text",
+        help="text for people (default), json: one document, json-line: one line per run",
+    )
+    parser.add_argument(
+        "--every",
+        metavar="SECONDS",
+        type=_interval,
+        help="run again every SECONDS until interrupted",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each probe on stderr")
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second: {text!r}")
+    return value
+
+
+def _urls(args: argparse.Namespace) -> list[str] | None:
+    if args.urls:
+        return list(args.urls)
+    from rdv_core.config import ConfigError, resolve_server
+
+    try:
+        server, _source = resolve_server(None)
+    except ConfigError as exc:
+        print(f"rdv doctor: {exc}", file=sys.stderr)
+        return None
+    return [server]
+
+
+def _print(report: Any, fmt: str) -> None:
+    from rdv_core.doctor import render_text
+
+    if fmt == "text":
+        from rdv_core.wire import printable
+
+        # Reasons quote what servers answered: control characters are shown, not obeyed.
+        text = "\n".join(printable(line) for line in render_text(report).splitlines())
+        print(text, flush=True)
+    elif fmt == "json":
+        print(json.dumps(report.to_json(), indent=2), flush=True)
+    else:
+        print(json.dumps(report.to_json(), separators=(",", ":")), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the command; returns the exit code."""
+    import asyncio
+    import time
+
+    from rdv_core.doctor import Doctor
+
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="rdv doctor: %(message)s",
+    )
+    urls = _urls(args)
+    if urls is None:
+        return 2
+    try:
+        Doctor(urls)  # checks every URL before any traffic
+    except ValueError as exc:
+        print(f"rdv doctor: {exc}", file=sys.stderr)
+        return 2
+    code = 0
+    try:
+        while True:
+            started = time.monotonic()
+            report = asyncio.run(Doctor(urls).run())
+            _print(report, args.format)
+            reached = any(s.tcp4.value or s.tcp6.value for s in report.servers)
+            code = 0 if reached else 1
+            if args.every is None:
+                return code
+            time.sleep(max(0.0, args.every - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        return code

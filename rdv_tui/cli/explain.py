@@ -1,0 +1,96 @@
+"""``--explain`` for ``rdv send``/``rdv receive``: the doctor before, the verdict after.
+
+Before the attempt, the doctor measures our network against the server (docs/PROTOCOL.md
+section 15.2); once the session is up, both peers exchange their reports and race events over
+it (section 15.5), and each side prints the prediction, both sides' candidates and the reason
+in one sentence. The events JSONL (``--events``) gets ``DoctorReported`` (ours and the peer's)
+and ``VerdictReached``. Imports only the standard library at module level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+#: How long we wait for the peer's diagnosis once ours is sent.
+PEER_WAIT_S = 5.0
+
+
+def add_explain_argument(parser: argparse.ArgumentParser) -> None:
+    """``--explain``."""
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="check the network first (rdv doctor), then print why the conn went direct or "
+        "through the relay, with the peer's side of the race (both sides need --explain "
+        "or the app)",
+    )
+    parser.add_argument(
+        "--predict-ports",
+        action="store_true",
+        help="run rdv doctor first; behind a NAT that allocates ports sequentially, also "
+        "send the public ports our next conns will get, so that the peer can aim at them",
+    )
+
+
+def predict_ports(client: Any, report: Any) -> None:
+    """Give ``client`` the predicted self addrs of ``report`` (docs/PROTOCOL.md 14.6)."""
+    from rdv_core.doctor import predicted_addrs
+
+    if report is not None:
+        client.predicted_addrs = tuple(predicted_addrs(report))
+
+
+async def doctor_before(server: str, say: Callable[[str], None]) -> Any:
+    """Our doctor report against ``server`` (None if it cannot run)."""
+    from rdv_core.doctor import run_doctor, summary
+
+    say("checking the network (rdv doctor)…")
+    try:
+        report = await run_doctor([server])
+    except (OSError, ValueError) as exc:
+        say(f"rdv doctor failed: {exc}")
+        return None
+    say(f"doctor: {summary(report)}")
+    return report
+
+
+async def explain_after(
+    session: Any,
+    report: Any,
+    emit: Callable[[Any], None],
+    say: Callable[[str], None],
+    spaces: Any = None,
+) -> Any:
+    """Exchange reports and events over ``session``; print and emit the verdict."""
+    from rdv_core.doctor import predict, render_verdict, verdict
+    from rdv_core.events import DoctorReported
+    from rdv_core.session import SessionError
+    from rdv_core.wire import AddrSpace
+
+    conn = session.conn
+    events = list(conn.events) if conn is not None else []
+    if report is not None:
+        emit(DoctorReported(0.0, "self", json.dumps(report.to_json(), separators=(",", ":"))))
+    try:
+        sent = session.diagnosis.send(report, events)
+    except SessionError as exc:
+        say(f"no verdict: {exc}")
+        return None
+    peer = await session.diagnosis.received(PEER_WAIT_S) if sent else None
+    if peer is not None and peer.report is not None:
+        emit(DoctorReported(0.0, "peer", json.dumps(peer.report.to_json(), separators=(",", ":"))))
+    prediction = None
+    if report is not None and peer is not None and peer.report is not None:
+        prediction = predict(report, peer.report, spaces or AddrSpace.DEFAULT)
+    result = verdict(prediction, events, peer.events if peer else None)
+    emit(result)
+    if not sent:
+        say("the peer's rdv does not exchange diagnoses: only our side is known")
+    # Line by line: every line is shown through the caller's escaping (it holds the peer's
+    # words, which must not reach the terminal raw).
+    for line in render_verdict(result).splitlines():
+        say(line)
+    return result

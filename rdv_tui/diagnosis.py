@@ -1,0 +1,62 @@
+"""The app's two-sided diagnosis: the doctor before the race, the verdict after the session.
+
+The controller calls :func:`doctor_for` as an attempt starts (the Doctor screen's last
+report is reused when it checked the same server) and :func:`explain_session` once the
+session is up: both peers exchange reports and race events over the session
+(docs/PROTOCOL.md section 15.5), and the Race screen shows the prediction and the verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from rdv_core.client import Conn
+from rdv_core.doctor import Report, predict, render_verdict, run_doctor, summary, verdict
+from rdv_core.session import Session, SessionError
+from rdv_core.wire import AddrSpace
+
+if TYPE_CHECKING:
+    from rdv_tui.app import RdvApp
+
+log = logging.getLogger("rdv.tui")
+
+#: How long the app waits for the peer's diagnosis.
+PEER_WAIT_S = 5.0
+
+
+async def doctor_for(app: RdvApp, url: str) -> Report | None:
+    """Our report against ``url`` (the Doctor screen's, or a fresh run), on the Race screen."""
+    screen = app.doctor_screen
+    report = screen.report
+    if report is None or [s.url for s in report.servers] != [url]:
+        try:
+            report = await run_doctor([url])
+        except (OSError, ValueError) as exc:
+            log.info("doctor before the race: %s", exc)
+            return None
+        if screen.urls in ([], [url]):
+            screen.urls = [url]
+            screen.show_report(report)
+    if not app.race_screen.diagnosis:
+        app.race_screen.show_diagnosis(f"doctor: {summary(report)}")
+    return report
+
+
+async def explain_session(
+    app: RdvApp, session: Session, report: Report | None, spaces: AddrSpace, conn: Conn
+) -> None:
+    """Exchange reports and ``conn``'s race events over ``session``; show the verdict."""
+    events = list(conn.events)
+    try:
+        sent = session.diagnosis.send(report, events)
+    except SessionError:
+        return
+    peer = await session.diagnosis.received(PEER_WAIT_S) if sent else None
+    prediction = None
+    if report is not None and peer is not None and peer.report is not None:
+        prediction = predict(report, peer.report, spaces)
+    result = verdict(prediction, events, peer.events if peer is not None else None)
+    if peer is not None:
+        app.race_screen.merge_peer(list(peer.events))
+    app.race_screen.show_diagnosis(render_verdict(result))

@@ -1,0 +1,36 @@
+"""A representative subset of `rdv lab matrix` (the full matrix is a command, not a test).
+
+The issue-10 topology (A 20 ms behind a router that resets early SYNs, B behind a dropping
+NAT), an ICMP-rejecting router, an asymmetric cell with the slow side behind a dropping
+router, and one lottery cell (both routers reset, 20 ms each side), which must never fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from rdv_core.lab import get_preset, matrix_cells, run_cell, run_preset
+
+from tests.natlab.natlab_support import require_impairment
+from tests.natlab.test_presets import _check, _explain
+
+
+def test_rst_far_goes_direct_in_about_two_round_trips(rdv_command: list[str]) -> None:
+    require_impairment()
+    result = run_preset(get_preset("rst-far"), 2, rdv_command=rdv_command)
+    _check(result, "direct")
+    for run in result.runs:
+        # About two of A's 40 ms round trips: lobby, then the SYN-ACK; not the relay's 1 s.
+        assert run.connect_ms is not None and run.connect_ms < 700, _explain(run)
+
+
+@pytest.mark.parametrize(
+    ("name", "runs"), [("a-icmp/b-rst 0/0", 2), ("a-rst/b-drop 0/50", 1), ("a-rst/b-rst 20/20", 1)]
+)
+def test_matrix_cells(name: str, runs: int, rdv_command: list[str]) -> None:
+    (cell,) = matrix_cells(pattern=name)
+    if any(h.link.active for h in cell.spec.hosts):
+        require_impairment()
+    row = run_cell(cell, runs, rdv_command=rdv_command)
+    assert row.ok, (row.outcome, row.summary)
+    assert row.integrity_failures == 0

@@ -1,0 +1,205 @@
+"""The doctor's server routes on loopback, both fronts: answers, limits and bad input.
+
+docs/PROTOCOL.md section 15.1: ``/.rdv/observed``, ``/.rdv/probes``, ``/.rdv/dial-back``; the
+dial-back goes to the request's own address only, and is rate-limited per IP and globally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+
+import pytest
+
+from rdv_core.client._sockets import bound_socket, local_port
+from rdv_core.doctor import run_doctor
+from rdv_core.server._probes import DIALBACK_PER_IP_BURST, PROBE_BURST
+from rdv_core.wire import parse_dial_back, parse_directory, parse_observed
+
+from tests.doctor_support import probe_server
+
+FRONTS = ("native", "aiohttp")
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_observed_and_discovery(kind: str) -> None:
+    async with probe_server(kind, probe_ports=2) as env:
+        status, _, body = await env.get(
+            "/.rdv/observed", headers=[("Connection", "Upgrade"), ("Upgrade", "rdv-probe/1")]
+        )
+        assert status == 200
+        observed = parse_observed(body)
+        assert str(observed.observed.ip) == "127.0.0.1"
+        assert observed.port == env.port
+        assert observed.upgrade == "rdv-probe/1"
+        status, _, body = await env.get("/.rdv/probes")
+        assert status == 200
+        directory = parse_directory(body)
+        assert directory.probe_ports == tuple(env.probe_ports) and directory.dial_back
+        for port in env.probe_ports:
+            status, _, body = await env.get("/.rdv/observed", port=port)
+            assert status == 200 and parse_observed(body).port == port
+            # A probe port speaks nothing else.
+            status, _, _ = await env.get("/healthz", port=port)
+            assert status == 404
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_dial_back_reaches_the_listener_with_the_nonce(kind: str) -> None:
+    async with probe_server(kind) as env:
+        loop = asyncio.get_running_loop()
+        listener = bound_socket(socket.AF_INET, 0, "127.0.0.1")
+        listener.listen(4)
+        port = local_port(listener)
+        conn = bound_socket(socket.AF_INET, port, "127.0.0.1")
+        try:
+            await loop.sock_connect(conn, ("127.0.0.1", env.port))
+            nonce = secrets.token_hex(16)
+            request = f"GET /.rdv/dial-back?nonce={nonce} HTTP/1.1\r\nHost: x\r\n\r\n"
+            await loop.sock_sendall(conn, request.encode())
+            inbound, _ = await asyncio.wait_for(loop.sock_accept(listener), 5)
+            with inbound:
+                greeting = await asyncio.wait_for(loop.sock_recv(inbound, 200), 5)
+            assert greeting == f"RDV-DIALBACK {nonce}\n".encode()
+            data = b""
+            while b"}\n" not in data:
+                data += await asyncio.wait_for(loop.sock_recv(conn, 4096), 5)
+            result = parse_dial_back(data.partition(b"\r\n\r\n")[2])
+            assert result.result == "syn-ack"
+            assert result.target.port == port and result.from_port != env.port
+        finally:
+            conn.close()
+            listener.close()
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_dial_back_to_nobody_is_a_reset_and_a_liar_is_ignored(kind: str) -> None:
+    async with probe_server(kind) as env:
+        # Nothing listens on the client's port: loopback answers the SYN with RST. The forged
+        # X-Forwarded-For (no trusted proxy) changes nothing: the target is the TCP peer.
+        status, body = await env.get_json(
+            f"/.rdv/dial-back?nonce={secrets.token_hex(8)}",
+            headers=[("X-Forwarded-For", "198.51.100.7"), ("X-Real-IP", "198.51.100.7")],
+        )
+        assert status == 200, body
+        assert body["result"] == "rst" and body["target"].startswith("127.0.0.1:")
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_dial_back_refuses_foreign_targets_and_bad_nonces(kind: str) -> None:
+    async with probe_server(kind) as env:
+        nonce = secrets.token_hex(8)
+        for query in (
+            f"nonce={nonce}&target=198.51.100.7:80",
+            f"nonce={nonce}&port=22",
+            "nonce=XYZ",
+            "nonce=" + "a" * 65,
+            f"nonce={nonce}&nonce={nonce}",
+            "",
+        ):
+            status, body = await env.get_json(f"/.rdv/dial-back?{query}")
+            assert status == 400, (query, body)
+        assert env.service.dial_backs == 0
+    async with probe_server(kind, dial_back=False) as env:
+        status, body = await env.get_json(f"/.rdv/dial-back?nonce={nonce}")
+        assert status == 404 and "off" in body
+        assert env.service.dial_backs == 0
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_dial_back_rate_limits(kind: str) -> None:
+    async with probe_server(kind) as env:
+
+        async def one() -> int:
+            status, _ = await env.get_json(f"/.rdv/dial-back?nonce={secrets.token_hex(8)}")
+            return status
+
+        # Concurrent requests from one IP: one at a time, the rest 429 at once.
+        statuses = await asyncio.gather(*(one() for _ in range(6)))
+        assert statuses.count(200) <= DIALBACK_PER_IP_BURST
+        assert statuses.count(429) >= 6 - DIALBACK_PER_IP_BURST
+        # One after the other: the burst, then 429 with Retry-After.
+        later = [await one() for _ in range(4)]
+        assert later[-1] == 429
+        status, headers, _ = await env.get(f"/.rdv/dial-back?nonce={secrets.token_hex(8)}")
+        assert status == 429 and int(headers["retry-after"]) >= 1
+        assert env.service.dial_backs <= DIALBACK_PER_IP_BURST
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_probe_flood_is_limited_and_the_server_keeps_working(kind: str) -> None:
+    async with probe_server(kind) as env:
+        reader, writer = await asyncio.open_connection("127.0.0.1", env.port)
+        count = int(PROBE_BURST) + 60
+        request = b"GET /.rdv/observed HTTP/1.1\r\nHost: x\r\n\r\n"
+        writer.write(request * count)  # pipelined on one conn
+        statuses: list[int] = []
+        try:
+            async with asyncio.timeout(10):
+                while len(statuses) < count:
+                    line = await reader.readline()
+                    if line.startswith(b"HTTP/1.1 "):
+                        statuses.append(int(line.split()[1]))
+        finally:
+            writer.close()
+        assert statuses.count(429) >= count - PROBE_BURST - 10
+        assert statuses.count(200) <= PROBE_BURST + 10
+        assert env.service.refused >= count - PROBE_BURST - 10
+        # rdv itself is untouched by the probe limit.
+        status, _, _ = await env.get("/healthz" if kind == "native" else "/.rdv/probes")
+        assert status in (200, 429)
+
+
+async def test_doctor_against_a_server_without_probe_routes_says_not_measured() -> None:
+    async with probe_server("native", probes=False) as env:
+        report = await run_doctor([env.url])
+    server = report.servers[0]
+    assert server.tcp4.value is True and server.rtt_ms is not None
+    for name in ("mapping", "filtering", "allocation", "upgrade"):
+        assert report.value(name) is None, name
+        assert report.finding(name).reason
+    assert "no doctor routes" in server.dial_back.reason
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_doctor_on_loopback(kind: str) -> None:
+    async with probe_server(kind, probe_ports=2) as env:
+        report = await run_doctor([env.url])
+    assert report.value("nat") is False
+    assert report.value("mapping") == "none"
+    assert report.value("port_preserved") is True
+    assert report.value("allocation") == "preserved"
+    assert report.value("filtering") == "open"
+    assert report.value("upgrade") is True
+    assert report.value("hairpin") is None
+    assert len(report.samples) == 3 and len(report.fresh) == 4
+    assert report.servers[0].probe_ports == tuple(env.probe_ports)
+
+
+async def test_doctor_with_an_unreachable_server() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nobody listens there
+    report = await run_doctor([f"http://127.0.0.1:{port}"])
+    assert report.servers[0].tcp4.value is False
+    assert report.value("nat") is None and report.finding("nat").reason
+
+
+async def test_rdv_doctor_command() -> None:
+    from tests.test_session_cli import rdv
+
+    async with probe_server("native") as env:
+        code, out, err = await rdv("doctor", env.url, "--format", "json")
+        assert code == 0, err
+        report = json.loads(out)  # one document on stdout, nothing else
+        assert report["version"] == 1 and report["filtering"]["value"] == "open"
+        code, out, _ = await rdv("doctor", env.url)
+        assert code == 0 and "No NAT" in out and "filtering" in out
+    code, _, err = await rdv("doctor", "ftp://nowhere")
+    assert code == 2 and "http://" in err
+    code, out, _ = await rdv("doctor", "http://127.0.0.1:1", "--format", "json-line")
+    assert code == 1 and len(out.splitlines()) == 1
+    assert json.loads(out)["servers"][0]["tcp4"]["value"] is False

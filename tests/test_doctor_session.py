@@ -1,0 +1,116 @@
+"""The two-sided diagnosis over a real session on loopback (docs/PROTOCOL.md section 15.5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from rdv_core.doctor import predict, render_verdict, verdict
+from rdv_core.events import (
+    Candidate,
+    CandidateFailed,
+    DialRetried,
+    Event,
+    Picked,
+    VerdictReached,
+    read_jsonl,
+)
+from rdv_core.session import _frames as fr
+from rdv_core.session._diagnosis import read_body
+
+from tests.session_support import session_pair, stream_pair
+from tests.test_doctor_units import CONE_RST, SYMMETRIC, _report
+
+RELAY = Candidate(0, "203.0.113.10:7000", "relay", "relay")
+PEER = Candidate(1, "203.0.113.12:41921", "public4", "observed")
+
+
+def _race(outcome: str) -> list[Event]:
+    events: list[Event] = [DialRetried(0.01, PEER, n, "refused", 111) for n in range(1, 13)]
+    if outcome == "relay":
+        events += [CandidateFailed(1.0, PEER, "cancelled"), Picked(1.0, RELAY, True, 1.0)]
+    else:
+        events.append(Picked(0.1, PEER, False, 0.1))
+    return events
+
+
+async def test_reports_and_events_cross_the_session(tmp_path: Path) -> None:
+    ours, theirs = _report(**SYMMETRIC), _report(**{**CONE_RST, "observed": "9.9.9.2:1"})
+    async with stream_pair() as ends, session_pair(ends, tmp_path) as (a, b):
+        assert a.diagnosis.peer_supports and b.diagnosis.peer_supports
+        assert a.diagnosis.send(ours, _race("relay"))
+        assert b.diagnosis.send(theirs, _race("relay")[:3])
+        got_b = await b.diagnosis.received(5)
+        got_a = await a.diagnosis.received(5)
+        await a.send_chat("still works")  # the session goes on
+    assert got_a is not None and got_b is not None
+    assert got_b.report is not None and got_b.report.to_json() == ours.to_json()
+    assert got_a.report is not None and got_a.report.value("filtering") == "rst"
+    assert [type(e) for e in got_b.events] == [type(e) for e in _race("relay")]
+    prediction = predict(ours, got_a.report)
+    v = verdict(prediction, _race("relay"), got_a.events, t=1.5)
+    assert v.expect == "impossible" and v.outcome == "relay" and v.agrees is True
+    assert "as predicted" in v.sentence
+    assert any("refused x12" in line for line in v.ours)
+    text = render_verdict(v)
+    assert "predicted: impossible" in text and "verdict:" in text
+    # The verdict is an event like any other: it survives the events JSONL.
+    again = list(read_jsonl([json.dumps(v.to_json())]))
+    assert again == [v] and isinstance(again[0], VerdictReached)
+
+
+async def test_an_old_peer_gets_no_diagnosis_frame(tmp_path: Path) -> None:
+    async with stream_pair() as ends, session_pair(ends, tmp_path) as (a, _b):
+        a.diagnosis.peer_supports = False  # as with a peer whose hello lacks the feature
+        assert not a.diagnosis.send(_report(**SYMMETRIC), [])
+        assert await a.diagnosis.received(0.05) is None
+
+
+def test_a_lying_peer_cannot_break_anything() -> None:
+    bad = read_body(
+        {"v": 1, "report": {"version": 1, "mapping": "x"}, "events": [{"type": "Nope"}, 5]}
+    )
+    assert bad.report is None and bad.events == ()
+    assert read_body({"v": 9}).report is None
+    frame = fr.decode(fr.encode(fr.Diagnosis({"v": 1, "report": None, "events": []})))
+    assert isinstance(frame, fr.Diagnosis) and frame.body["v"] == 1
+
+
+def test_verdict_without_the_peers_report_and_against_the_prediction() -> None:
+    v = verdict(None, _race("direct"), None)
+    assert v.agrees is None and "no prediction" in v.sentence
+    wrong = predict(_report(**SYMMETRIC), _report(**{**SYMMETRIC, "observed": "9.9.9.2:1"}))
+    v = verdict(wrong, _race("direct"), None)
+    assert v.agrees is False and "against the prediction" in v.sentence
+
+
+async def test_send_and_receive_explain(tmp_path: Path) -> None:
+    from tests.doctor_support import probe_server
+    from tests.session_support import make_file
+    from tests.test_session_cli import rdv
+
+    make_file(tmp_path / "a.bin", 1000, 1)
+    events = tmp_path / "send.jsonl"
+    async with probe_server("native") as env:
+        common = ("--server", env.url, "--spaces", "loopback4", "--explain")
+        sending = rdv(
+            "send",
+            str(tmp_path / "a.bin"),
+            "--code",
+            "9-fox-opal",
+            "--events",
+            str(events),
+            *common,
+        )
+        receiving = rdv("receive", "9-fox-opal", "--dir", str(tmp_path / "dl"), "--yes", *common)
+        (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(sending, receiving)
+    assert rc_s == 0 and rc_r == 0, err_s + err_r
+    for err in (err_s, err_r):
+        assert "doctor: No NAT" in err, err
+        assert "predicted: direct" in err and "verdict: Direct via 127.0.0.1:" in err, err
+        assert "the peer's candidates:" in err, err
+    found = [e for e in read_jsonl(events.read_text().splitlines())]
+    kinds = [type(e).__name__ for e in found]
+    assert kinds.count("DoctorReported") == 2 and "VerdictReached" in kinds
+    assert not any("fox-opal" in line for line in events.read_text().splitlines())

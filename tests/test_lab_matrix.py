@@ -1,0 +1,92 @@
+"""The matrix's pure parts: cells, expectations, rows, columns (no root needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rdv_core.lab import (
+    COLUMNS,
+    Column,
+    Firewall,
+    MatrixRow,
+    format_table,
+    insert_column,
+    matrix_cells,
+)
+from rdv_core.lab._builder import nft_ruleset, plan_lab, queue_rules
+
+
+def _summary(direct: int, relay: int, failed: int = 0) -> dict[str, Any]:
+    return {
+        "runs": direct + relay + failed,
+        "direct": direct,
+        "relay": relay,
+        "failed": failed,
+        "p50_ms": 12.0,
+        "p90_ms": None,
+    }
+
+
+def test_the_full_matrix_covers_filters_delays_and_loss() -> None:
+    cells = matrix_cells()
+    # 3 x 2 filters, 5 symmetric + 4 A-slow + 4 B-slow delays, plus one lossy cell each.
+    assert len(cells) == 6 * (5 + 4 + 4 + 1)
+    names = [c.name for c in cells]
+    assert len(set(names)) == len(names)
+    assert "a-icmp/b-rst 100/0" in names and "a-drop/b-drop 20/20 loss5%" in names
+    by_name = {c.name: c for c in cells}
+    # Both routers reset: direct at zero delay, a lottery as soon as a peer is far.
+    assert by_name["a-rst/b-rst 0/0"].expect == "direct"
+    assert by_name["a-rst/b-rst 5/0"].lottery and by_name["a-rst/b-rst 5/0"].expect == "relay"
+    # One router that keeps the other side's mapping is enough.
+    assert all(c.expect == "direct" for c in cells if "rst/b-rst" not in c.name)
+
+
+def test_cells_carry_their_physics_into_the_lab_spec() -> None:
+    (cell,) = matrix_cells(pattern="a-icmp/b-rst 50/0")
+    spec = cell.spec
+    assert [r.firewall for r in spec.routers] == [Firewall.REJECT_ICMP, Firewall.NONE]
+    assert [h.link.delay_ms for h in spec.hosts] == [50.0, 0.0]
+    plan = plan_lab(spec, owner_pid=1, number=1)
+    assert "reject with icmpx type port-unreachable" in nft_ruleset(spec.routers[0], plan)
+    assert "OUTPUT" in queue_rules(frozenset({4}), host=True)["iptables-restore"]
+    assert "OUTPUT" not in queue_rules(frozenset({4}))["iptables-restore"]
+    assert matrix_cells(pattern="a-icmp/b-rst 50/0", loss=0) == [cell]
+    assert matrix_cells(delays=(0.0,), loss=0, pattern="a-drop/*") == [
+        c for c in matrix_cells(loss=0) if c.name in ("a-drop/b-drop 0/0", "a-drop/b-rst 0/0")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "direct", "relay", "failed", "ok"),
+    [
+        ("a-drop/b-drop 20/20", 9, 1, 0, True),
+        ("a-drop/b-drop 20/20", 8, 2, 0, False),
+        ("a-drop/b-drop 20/20", 10, 0, 1, False),
+        ("a-rst/b-rst 20/20", 0, 10, 0, True),
+        ("a-rst/b-rst 20/20", 3, 7, 0, True),  # lucky draws
+        ("a-rst/b-rst 20/20", 0, 9, 1, False),
+    ],
+)
+def test_a_row_meets_the_bar(name: str, direct: int, relay: int, failed: int, ok: bool) -> None:
+    (cell,) = matrix_cells(pattern=name)
+    row = MatrixRow(cell, _summary(direct, relay, failed))
+    assert row.ok is ok
+    assert MatrixRow(cell, _summary(direct, relay, failed), integrity_failures=1).ok is False
+
+
+def test_the_table_takes_an_extra_column_next_to_the_outcome() -> None:
+    (cell,) = matrix_cells(pattern="a-rst/b-drop 20/0")
+    row = MatrixRow(cell, _summary(10, 0), extra={"predicted": "direct"})
+    assert row.outcome == "10/10 direct"
+    assert MatrixRow(cell, _summary(7, 3)).outcome == "7 direct, 3 relay"
+    predicted = Column("predicted", 9, lambda r: r.extra.get("predicted", "-"))
+    columns = insert_column(COLUMNS, predicted, after="outcome")
+    headers = [c.header for c in columns]
+    assert headers.index("predicted") == headers.index("outcome") + 1
+    table = format_table([row], columns)
+    assert "predicted" in table.splitlines()[0]
+    assert "10/10 direct        direct" in table.splitlines()[2]
+    assert row.to_json()["predicted"] == "direct" and row.to_json()["ok"] is True
