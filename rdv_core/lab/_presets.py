@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from rdv_core.lab._spec import (
+    INTERNET,
     Firewall,
     HostSpec,
     Impairment,
@@ -215,15 +216,13 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
     ),
     LabSpec(
         name="two-uplinks",
-        summary="A on wifi (default route, lets out only the server) and LTE (cone NAT); B public",
-        routers=(
-            RouterSpec("rtrA", _PP, Firewall.DROP, allow_out=("srv",)),
-            RouterSpec("rtrL", _PP, Firewall.DROP),
-        ),
-        hosts=(HostSpec("cliA", "rtrA", uplinks=("rtrL",)), HostSpec("cliB", None)),
+        summary="A on wifi (default route, lets out only the server) and on LTE with a "
+        "public address; B public",
+        routers=(RouterSpec("rtrA", _PP, Firewall.DROP, allow_out=("srv",)),),
+        hosts=(HostSpec("cliA", "rtrA", uplinks=(INTERNET,)), HostSpec("cliB", None)),
         expect="direct",
         why="the default route's network blocks direct conns, the second uplink does not: "
-        "a dial bound to the LTE interface reaches B",
+        "A offers its LTE address and dials B from it too, bound to that interface",
     ),
     LabSpec(
         name="vpn",

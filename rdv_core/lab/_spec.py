@@ -16,12 +16,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from rdv_core.errors import RdvError
 
 Outcome = Literal["direct", "relay", "failed"]
 """What a run ended with: a p2p conn, the server relay, or nothing."""
+
+
+#: In :attr:`HostSpec.uplinks`: an interface on the simulated internet, not behind a router.
+INTERNET: Final = "inet"
 
 
 class LabSpecError(RdvError, ValueError):
@@ -146,7 +150,9 @@ class HostSpec:
             reaches the server through (``--proxy``).
         runs_proxy: Run a real HTTP ``CONNECT`` proxy (tinyproxy) on port 3128 here.
         uplinks: More routers whose LANs this host is also on (``eth1``, ...), each with a
-            default route of a higher metric than ``router``'s (a laptop on wifi and LTE).
+            default route of a higher metric than ``router``'s (a laptop on wifi and LTE);
+            :data:`INTERNET` puts that interface on the internet itself, with a public
+            address (an LTE uplink without NAT).
         vpn: Name of a host running a VPN concentrator (``runs_vpn``): this host's default
             route goes through a user-space tunnel (a TUN device over UDP) to it.
         runs_vpn: Be a VPN concentrator: the far end of the tunnels, NATing them out.
@@ -262,6 +268,8 @@ def _check_environment(spec: LabSpec, hosts: set[str]) -> None:
         if h.vpn is not None and (h.vpn not in vpns or h.router is None):
             raise LabSpecError(f"{spec.name}: {h.name} needs a LAN and a VPN host, not {h.vpn!r}")
         for u in h.uplinks:
+            if u == INTERNET:
+                continue
             if u not in routers or u == h.router or h.router is None:
                 raise LabSpecError(f"{spec.name}: {h.name} has a bad uplink {u!r}")
             if u in nat64 or h.router in nat64:

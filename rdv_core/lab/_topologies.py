@@ -19,7 +19,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from rdv_core.lab._spec import HostSpec, NatKind
+from rdv_core.lab._spec import INTERNET, HostSpec, NatKind
 
 if TYPE_CHECKING:
     from rdv_core.lab._builder import LabPlan
@@ -96,7 +96,18 @@ def plan_extras(plan: LabPlan) -> None:
             plan.host_addrs[host.name] = NodeAddrs("", f"fd00:{n}::{last}")
         if host.runs_vpn:
             plan.sysctls[plan.ns(host.name)]["net.ipv4.ip_forward"] = "1"
+        if host.uplinks:
+            # Answer ARP only for the receiving interface's own addresses: otherwise a box on
+            # the lab's internet (whose default route is on-link) reaches our wifi address
+            # through the LTE interface, which no real internet would do.
+            plan.sysctls[plan.ns(host.name)]["net.ipv4.conf.all.arp_ignore"] = "1"
         for k, router_name in enumerate(host.uplinks, 1):
+            if router_name == INTERNET:
+                j = sum(1 for h in spec.hosts if INTERNET in h.uplinks and h.name < host.name)
+                v6 = f"2001:db8::{30 + j}" if spec.ipv6 else None
+                up = Uplink(f"eth{k}", INTERNET, f"203.0.113.{30 + j}", v6, 100 * k)
+                plan.uplinks.setdefault(host.name, []).append(up)
+                continue
             m = index[router_name]
             j = sum(1 for h in spec.hosts if router_name in h.uplinks and h.name < host.name)
             plan.uplinks.setdefault(host.name, []).append(
@@ -116,6 +127,22 @@ def extra_batch_lines(plan: LabPlan, out: dict[str, list[str]]) -> None:
     for host in spec.hosts:
         ns = plan.ns(host.name)
         for up in plan.uplinks.get(host.name, []):
+            if up.router == INTERNET:
+                out[plan.ns("inet")] += [
+                    f"link add name u-{host.name} type veth peer name {up.dev} netns {ns}",
+                    f"link set u-{host.name} master br0",
+                    f"link set u-{host.name} up",
+                ]
+                # A /32 and an on-link default: like an LTE modem's point-to-point link, it
+                # gives no route to the lab's internet other than that default route.
+                out[ns] += [f"address add {up.v4}/32 dev {up.dev}", f"link set {up.dev} up"]
+                out[ns] += [f"route add default dev {up.dev} metric {up.metric}"]
+                if up.v6:
+                    out[ns] += [
+                        f"address add {up.v6}/64 dev {up.dev} nodad",
+                        f"route add ::/0 dev {up.dev} metric {up.metric}",
+                    ]
+                continue
             out[plan.ns(up.router)] += [
                 f"link add name h-{host.name} type veth peer name {up.dev} netns {ns}",
                 f"link set h-{host.name} master lan",
