@@ -50,15 +50,19 @@ class ServerRejectedError(RdvError, ConnectionError):
         status: The HTTP status code (``409``, ``408``, ``503``, ...).
         reason: The reason phrase of the status line.
         body: Up to the first KiB of the body, decoded leniently (the server's message).
+        hint: What the client concluded from the answer, e.g. that a proxy on the way
+            answered instead of the server (docs/PROTOCOL.md section 17.1), or None.
     """
 
-    def __init__(self, status: int, reason: str, body: str) -> None:
+    def __init__(self, status: int, reason: str, body: str, hint: str | None = None) -> None:
         self.status = status
         self.reason = reason
         self.body = body[:MAX_BODY]
+        self.hint = hint
         detail = self.body.strip()
         text = f"server rejected: {status} {reason}".rstrip()
-        super().__init__(f"{text}: {detail}" if detail else text)
+        text = f"{text}: {detail}" if detail else text
+        super().__init__(f"{text}; {hint}" if hint else text)
 
 
 class RdvProtocolError(RdvError, ConnectionError):

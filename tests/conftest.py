@@ -7,6 +7,7 @@ that only concerns some fronts says so with ``@pytest.mark.fronts("aiohttp")``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,8 +17,15 @@ from rdv_core.server._native import serve_native
 
 from tests.server_support import FRONTS, Env, running_server
 
+#: The proxy environment (docs/PROTOCOL.md section 17.1): a CI machine or a developer's shell
+#: may set it, and every test talks to servers on loopback or in its own namespaces.
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
 
 def pytest_configure(config: pytest.Config) -> None:
+    for name in PROXY_VARIABLES:
+        os.environ.pop(name, None)
+        os.environ.pop(name.lower(), None)
     config.addinivalue_line(
         "markers", "fronts(*names): run the env fixture on these fronts only (native, aiohttp)"
     )

@@ -12,12 +12,13 @@ import socket
 
 import pytest
 
+from rdv_core.client._candidates import infer_origins, space_name
 from rdv_core.client._client import Client, open_listeners
 from rdv_core.client._dialer import LOCAL_RETRY_INTERVAL, PACE_START, redial_pause
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
 from rdv_core.client._pickers import Offers, PickFirst, WaitConstant, WaitForP2P
-from rdv_core.client._race import Race, infer_origins, space_name
+from rdv_core.client._race import Race
 from rdv_core.client._sockets import local_port
 from rdv_core.errors import (
     NoConnectionError,

@@ -120,13 +120,25 @@ def test_candidate_is_rebuilt_as_candidate() -> None:
     assert data == {
         "type": "DialStarted",
         "t": 0.25,
-        "candidate": {"id": 3, "addr": "127.0.0.1:4000", "space": "loopback4", "origin": "self"},
+        "candidate": {
+            "id": 3,
+            "addr": "127.0.0.1:4000",
+            "space": "loopback4",
+            "origin": "self",
+            "via": None,
+        },
     }
     back = Event.from_json(data)
     assert isinstance(back, DialStarted) and isinstance(back.candidate, Candidate)
     assert back.candidate == candidate
     assert candidate.describe() == "#3 127.0.0.1:4000 (loopback4, self)"
     assert Candidate(0, "h:1", "relay", "relay").describe() == "#0 relay via h:1"
+    # An extra uplink or NAT64 says how the candidate is dialled; old JSON has no "via".
+    uplink = Candidate(4, "203.0.113.20:4000", "public4", "self", "eth1 10.0.2.100")
+    assert uplink.describe() == "#4 203.0.113.20:4000 via eth1 10.0.2.100 (public4, self)"
+    old = {k: v for k, v in data["candidate"].items() if k != "via"}
+    rebuilt = Event.from_json({**data, "candidate": old})
+    assert isinstance(rebuilt, DialStarted) and rebuilt.candidate == candidate
 
 
 def test_tuples_come_back_as_tuples_and_defaults_fill_in() -> None:

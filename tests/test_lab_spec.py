@@ -46,6 +46,13 @@ ISSUE_PRESETS = [
     "dualstack-v4slow",
     "delay25",
     "loss20",
+    # issue 17: the networks beyond NAT
+    "host-fw-drop",
+    "host-fw-reject",
+    "proxy-only",
+    "nat64",
+    "two-uplinks",
+    "vpn",
 ]
 
 
@@ -65,6 +72,12 @@ def test_presets_have_exactly_the_issue_names_in_order() -> None:
         ("symmetric-a", "relay"),
         ("symmetric-both", "relay"),
         ("same-lan-public", "relay"),
+        ("host-fw-drop", "direct"),
+        ("host-fw-reject", "direct"),
+        ("proxy-only", "relay"),
+        ("nat64", "direct"),
+        ("two-uplinks", "direct"),
+        ("vpn", "direct"),
     ],
 )
 def test_preset_expectations(name: str, expect: str) -> None:
@@ -310,3 +323,40 @@ def test_direct_attempts_explains_why_not_direct() -> None:
         "10.0.2.2:1 unreachable; 203.0.113.12:1 refused x8, cancelled; "
         "203.0.113.13:1 no answer (SYN dropped), cancelled"
     )
+
+
+@pytest.mark.parametrize(
+    ("hosts", "routers", "words"),
+    [
+        ((HostSpec("cliA", "rtrA", proxy="cliB"), HostSpec("cliB", None)), (), "runs no proxy"),
+        (
+            (HostSpec("cliA", "rtrA"), HostSpec("cliB", "rtrA", runs_proxy=True)),
+            (),
+            "must be on the internet",
+        ),
+        ((HostSpec("cliA", "rtrA", uplinks=("rtrA",)), HostSpec("cliB", None)), (), "bad uplink"),
+        ((HostSpec("cliA", "rtrA", vpn="cliB"), HostSpec("cliB", None)), (), "VPN host"),
+        (
+            (HostSpec("cliA", "rtrA"), HostSpec("cliB", None)),
+            (RouterSpec("rtrA", allow_out=("nowhere",)),),
+            "allows out to unknown",
+        ),
+        (
+            (HostSpec("cliA", "rtrA", uplinks=("rtrB",)), HostSpec("cliB", None)),
+            (RouterSpec("rtrA", NatKind.NAT64), RouterSpec("rtrB")),
+            "no extra uplinks behind NAT64",
+        ),
+    ],
+)
+def test_environment_cross_references_are_checked(
+    hosts: tuple[HostSpec, ...], routers: tuple[RouterSpec, ...], words: str
+) -> None:
+    with pytest.raises(LabSpecError, match=words):
+        LabSpec(
+            name="bad",
+            summary="",
+            routers=routers or (RouterSpec("rtrA"),),
+            hosts=hosts,
+            expect="direct",
+            why="",
+        )

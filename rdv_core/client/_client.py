@@ -16,24 +16,25 @@ in :attr:`Conn.events <rdv_core.client._conn.Conn.events>`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import itertools
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Final
 
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
 from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
 from rdv_core.client._race import Race
+from rdv_core.client._response import read_error_body, read_response_head
+from rdv_core.client._server_conn import server_socket
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
 from rdv_core.client._upgrade import Upgrader
+from rdv_core.client._uplinks import LocalPaths, plan_paths
 from rdv_core.errors import (
-    MAX_BODY,
     NoConnectionError,
     RdvError,
     RdvProtocolError,
@@ -61,31 +62,28 @@ from rdv_core.wire import (
     DIAL,
     EXTENSIONS_HEADER,
     FAST_START,
-    MAX_HEADER_BLOCK,
-    MAX_HEADERS,
     MAX_SELF_ADDRS,
+    NO_PROXY_WORD,
     Addr,
     AddrSpace,
-    BodyCollector,
     Head,
-    HeadParser,
     Method,
     ProtocolError,
+    ProxyURL,
     ServerURL,
     allows_any_direct,
     build_request,
     check_upgrade_response,
     format_spaces,
+    middlebox_hint,
+    nat64_prefix,
+    parse_proxy_url,
     parse_server_url,
+    proxy_for,
     self_addrs,
 )
 
 logger = logging.getLogger("rdv.client")
-
-#: How long we wait for the rest of an error body once the status line arrived. The
-#: server sends it in the same breath; a server that keeps the conn open without a
-#: Content-Length should not hold the user's error message hostage.
-ERROR_BODY_TIMEOUT: Final = 1.0
 
 #: The seed's hint, for an observed address that is missing or not public IPv4.
 OBSERVED_HINT: Final = (
@@ -135,6 +133,16 @@ class Client:
         ssl_context: TLS settings for ``https://`` servers (default: system CAs).
         headers: Extra request headers, e.g. ``[("Authorization", "Bearer ...")]``.
         on_event: Called with every event, synchronously, as it happens.
+        proxy: An HTTP proxy to reach the server through with ``CONNECT``
+            (``http://[user:password@]host[:port]``), or ``"none"`` for never; None
+            (the default) takes it from the environment when ``trust_env`` is set
+            (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``/``NO_PROXY``, as curl does;
+            docs/PROTOCOL.md section 17.1).
+        trust_env: Read the proxy environment when ``proxy`` is None.
+        interfaces: Use only these network interfaces (``eth1``), for the server conn,
+            our self addresses and every dial; default: every uplink, public
+            candidates being dialled from each (docs/LAB-NOTES.md section 13).
+        sources: Use only these local addresses, likewise.
         syn_budget: The cap on the SYNs one attempt sends (default: :class:`BudgetPolicy`,
             README "NAT lab"). Addresses that never connect get less in this client's
             later attempts (:attr:`syn_history`).
@@ -151,10 +159,20 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         headers: Sequence[tuple[str, str]] = (),
         on_event: EventCallback | None = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
+        interfaces: Sequence[str] = (),
+        sources: Sequence[str] = (),
         syn_budget: BudgetPolicy | None = None,
         predicted_addrs: Sequence[Addr] = (),
         fast_start: bool = False,
     ) -> None:
+        if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
+            parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
+        self.proxy = proxy
+        self.trust_env = trust_env
+        self.interfaces = tuple(interfaces)
+        self.sources = tuple(sources)
         self.spaces = spaces
         #: Extra self addrs to send: the public ports a sequential NAT will most likely give
         #: our next conns (``rdv_core.doctor.predicted_addrs``, docs/PROTOCOL.md section 15.6).
@@ -197,13 +215,37 @@ class Client:
         server = parse_server_url(url)
         # Validate the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
-        return await _Attempt(self, method, server, token).run()
+        proxy = self.proxy_for(server)
+        paths = plan_paths(self.interfaces, self.sources)  # a bad --interface: ValueError now
+        return await _Attempt(self, method, server, token, proxy, paths).run()
+
+    def proxy_for(self, server: ServerURL) -> ProxyURL | None:
+        """The proxy this client reaches ``server`` through, or None (PROTOCOL.md section 17.1).
+
+        Raises:
+            ValueError: the proxy URL (given or from the environment) is not valid.
+        """
+        if self.proxy is not None:
+            if self.proxy.strip().lower() == NO_PROXY_WORD:
+                return None
+            return parse_proxy_url(self.proxy)
+        return proxy_for(server, os.environ) if self.trust_env else None
 
 
 class _Attempt:
     """The state of one ``dial()``/``accept()``."""
 
-    def __init__(self, client: Client, method: Method, server: ServerURL, token: str) -> None:
+    def __init__(
+        self,
+        client: Client,
+        method: Method,
+        server: ServerURL,
+        token: str,
+        proxy: ProxyURL | None = None,
+        paths: LocalPaths | None = None,
+    ) -> None:
+        self.proxy = proxy
+        self.paths = paths or LocalPaths()
         self.client = client
         self.method = method
         self.server = server
@@ -271,7 +313,12 @@ class _Attempt:
         handed_over = False
         try:
             port = local_port(listeners[0]) if listeners else 0
-            mine = self_addrs(client.spaces, port) if port else []
+            paths = self.paths
+            mine = (
+                paths.self_addrs(client.spaces, self_addrs(client.spaces, port), port)
+                if port
+                else []
+            )
             if port:
                 mine += [a for a in client.predicted_addrs if client.spaces.includes_ip(a.ip)]
             mine = mine[:MAX_SELF_ADDRS]
@@ -291,13 +338,15 @@ class _Attempt:
             head = await self._read_head(reader)
             lobby_s = self.clock() - sent_at
             if head.status != 101:
-                body = await _read_error_body(reader, head)
+                body = await read_error_body(reader, head)
                 self.emit(ServerRejected(self.clock(), head.status, head.reason, body))
-                raise ServerRejectedError(head.status, head.reason, body)
+                raise ServerRejectedError(head.status, head.reason, body, middlebox_hint(head))
             try:
                 upgrade = check_upgrade_response(head)
             except ProtocolError as exc:
-                raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
+                hint = middlebox_hint(head)
+                detail = f"{exc.message}; {hint}" if hint else exc.message
+                raise RdvProtocolError(f"bad response from the server: {detail}") from exc
             self.emit(
                 ServerResponded(
                     self.clock(),
@@ -332,6 +381,9 @@ class _Attempt:
                 clock=self.clock,
                 emit=self.emit,
                 new_id=self.new_id,
+                uplinks=paths.uplinks,
+                bound_only=paths.bound_only,
+                nat64=nat64_prefix(local, server_addr, upgrade.observed_addr),
                 budget=SynBudget(client.syn_budget, client.syn_history),
             )
             handed_over = not fast
@@ -361,43 +413,15 @@ class _Attempt:
         self, port: int
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TCP (and TLS) to the server from our port, over IPv4 when the host has it."""
-        loop = asyncio.get_running_loop()
-        server = self.server
         started = self.clock()
-        try:
-            infos = _literal_addrinfo(server.host, server.port) or await loop.getaddrinfo(
-                server.host, server.port, family=socket.AF_INET, type=socket.SOCK_STREAM
-            )
-        except socket.gaierror:
-            # No IPv4 for this host: IPv6 still works, only the observed address suffers.
-            try:
-                infos = await loop.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
-            except socket.gaierror as exc:
-                raise ServerConnectError(
-                    f"cannot resolve the rdv server host {server.host!r}: {exc}", exc.errno
-                ) from exc
-        last: OSError | None = None
-        sock: socket.socket | None = None
-        for family, _, _, _, sockaddr in infos:
-            try:
-                sock = bound_socket(socket.AddressFamily(family), port)
-                await loop.sock_connect(sock, sockaddr)
-                break
-            except OSError as exc:
-                last = exc
-                if sock is not None:
-                    sock.close()
-                sock = None
-            except BaseException:
-                if sock is not None:
-                    sock.close()
-                raise
-        if sock is None:
-            detail = last.strerror or str(last) if last else "no address"
-            raise ServerConnectError(
-                f"cannot connect to the rdv server {server}: {detail}",
-                last.errno if last else None,
-            )
+        sock, agent = await server_socket(self.server, port, self.proxy, self.paths)
+        return await self._finish_server_conn(sock, started, agent)
+
+    async def _finish_server_conn(
+        self, sock: socket.socket, started: float, proxy_agent: str | None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
+        """TLS (for ``https://``) on a connected socket, then the ``ServerConnected`` event."""
+        server = self.server
         server_addr = Addr.from_sockaddr(sock.getpeername())
         ssl_context: ssl.SSLContext | None = None
         if server.tls:
@@ -422,39 +446,15 @@ class _Attempt:
                 self.clock() - started,
                 tls=ssl_object is not None,
                 tls_version=ssl_object.version() if ssl_object is not None else None,
+                proxy=str(self.proxy) if self.proxy is not None else None,
+                proxy_agent=proxy_agent or None,
             )
         )
         return reader, writer, server_addr
 
     async def _read_head(self, reader: asyncio.StreamReader) -> Head:
         """The response head, line by line, so that bytes after it stay in ``reader``."""
-        parser = HeadParser("response")
-        size = 0
-        for _ in range(MAX_HEADERS + 2):
-            try:
-                line = await reader.readuntil(b"\n")
-            except asyncio.IncompleteReadError as exc:
-                raise RdvProtocolError(
-                    "the server closed the connection before answering"
-                    if size == 0 and not exc.partial
-                    else "the server closed the connection inside its response"
-                ) from None
-            except asyncio.LimitOverrunError:
-                raise RdvProtocolError("response header line too long") from None
-            except OSError as exc:
-                raise ServerConnectError(
-                    f"lost the connection to the rdv server while {self.stage}: {exc}", exc.errno
-                ) from exc
-            size += len(line)
-            if size > MAX_HEADER_BLOCK:
-                raise RdvProtocolError("response header block too large")
-            try:
-                head = parser.feed(line)
-            except ProtocolError as exc:
-                raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
-            if head is not None:
-                return head
-        raise RdvProtocolError("too many response header lines")
+        return await read_response_head(reader, self.stage)
 
     def _check_observed(self, observed: Addr | None) -> None:
         if observed is None:
@@ -464,34 +464,3 @@ class _Attempt:
         else:
             return
         self.emit(ObservedAddrWarning(self.clock(), str(observed) if observed else None, message))
-
-
-def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:
-    """``getaddrinfo`` for an IP literal, without the resolver's thread hop (about 1 ms)."""
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return []
-    if isinstance(ip, ipaddress.IPv4Address):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
-    return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
-
-
-async def _read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
-    """Up to :data:`~rdv_core.errors.MAX_BODY` bytes of an error response's body.
-
-    A chunked body (an HTTP/1.1 proxy such as nginx frames rdv's close-delimited errors
-    that way) is decoded; a bad Content-Length is read as no length (up to the bound).
-    """
-    try:
-        collector = BodyCollector(head, MAX_BODY)
-    except ProtocolError:
-        collector = BodyCollector(Head(head.start_line, head.version, []), MAX_BODY)
-    with contextlib.suppress(TimeoutError, OSError):
-        async with asyncio.timeout(ERROR_BODY_TIMEOUT):
-            while not collector.done:
-                chunk = await reader.read(4096)
-                if not chunk:
-                    break
-                collector.feed(chunk)
-    return collector.text

@@ -38,8 +38,9 @@ from typing import Any, Final
 from rdv_core.client._budget import CandidateBudget, limit_kernel_retries
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
-from rdv_core.client._sockets import bound_socket, family_of
+from rdv_core.client._sockets import bound_socket, family_of, reuse_socket
 from rdv_core.client._tcpinfo import syn_unanswered, tcp_rtt
+from rdv_core.client._uplinks import Uplink, bind_to_uplink
 from rdv_core.events import (
     Candidate,
     CandidateFailed,
@@ -294,9 +295,21 @@ async def _writable(sock: socket.socket, stall_after: float | None) -> None:
         raise SynLost(errno_codes.ETIMEDOUT, f"no answer to our SYN within {stall_after:.3f}s")
 
 
-def dial_socket(addr: Addr, port: int) -> socket.socket:
-    """A socket bound to ``port`` to dial ``addr``, with the kernel's SYN retries capped."""
-    sock = bound_socket(family_of(addr), port)
+def dial_socket(addr: Addr, port: int, via: Uplink | None = None) -> socket.socket:
+    """A socket bound to ``port`` to dial ``addr``, with the kernel's SYN retries capped.
+
+    With ``via``, bound to that uplink's interface and address instead of the wildcard
+    (docs/LAB-NOTES.md section 13), so the dial leaves through that uplink.
+    """
+    if via is None:
+        sock = bound_socket(family_of(addr), port)
+    else:
+        sock = reuse_socket(family_of(addr))
+        try:
+            bind_to_uplink(sock, via, port)
+        except OSError:
+            sock.close()
+            raise
     limit_kernel_retries(sock)
     return sock
 
@@ -311,6 +324,7 @@ async def dial_candidate(
     clock: Clock,
     emit: Callable[[Event], None],
     fail: Callable[[str], None],
+    via: Uplink | None = None,
 ) -> socket.socket | None:
     """Dial ``addr`` from a socket bound to ``port``, redialling as explained above.
 
@@ -324,6 +338,7 @@ async def dial_candidate(
         clock: the race's clock, for events.
         emit: where events go.
         fail: records why the candidate failed, for the race's error.
+        via: the uplink to dial from (None: the default route).
 
     Returns:
         The connected socket, or None when the candidate failed or was skipped (its
@@ -365,7 +380,7 @@ async def dial_candidate(
                     dial_at = loop.time()
                 pending = False
                 if sock is None:
-                    sock = dial_socket(addr, port)
+                    sock = dial_socket(addr, port, via)
                 await connect(sock, sockaddr, stall_after=stall_timeout(addr, rtt_hint, lost))
                 budget.settle(loop.time() - dial_at)
                 break

@@ -43,18 +43,27 @@ cancelled, ...) with its errno, as events (:mod:`rdv_core.client._failures`).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
-from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
 from rdv_core.client._budget import SynBudget
+from rdv_core.client._candidates import (
+    DialRoute,
+    dial_routes,
+    inbound_addr,
+    infer_origins,
+    new_candidate,
+    space_not_enabled,
+)
 from rdv_core.client._dialer import dial_candidate, link_rtt
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import foreign_inbound
 from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream, read_line
 from rdv_core.client._pickers import Offers, Picker
+from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
     Candidate,
@@ -68,7 +77,6 @@ from rdv_core.events import (
     HandshakeOk,
     InboundAccepted,
     InboundRejected,
-    Origin,
     Picked,
 )
 from rdv_core.wire import (
@@ -83,7 +91,6 @@ from rdv_core.wire import (
     build_header_line,
     build_other,
     check_header_line,
-    format_spaces,
     parse_command,
 )
 
@@ -98,38 +105,6 @@ ACCEPT_ERROR_PAUSE: Final = 0.1
 #: (on the accepter, which has no picker deadline, they would otherwise live until
 #: the attempt ends). Generous, because a loaded or lossy path can need several RTTs.
 HANDSHAKE_TIMEOUT: Final = 10.0
-
-
-def space_name(addr: Addr) -> str:
-    """The address space of ``addr`` as an event field (``loopback4``, ``invalid``)."""
-    space = addr.space
-    return format_spaces(space) if space != AddrSpace.INVALID else "invalid"
-
-
-def space_not_enabled(candidate: Candidate) -> str:
-    """Why ``candidate`` may not go direct (see :func:`~rdv_core.wire.allows_direct`)."""
-    return f"address space {candidate.space} is not enabled"
-
-
-def infer_origins(peer_addrs: Sequence[Addr]) -> dict[Addr, Origin]:
-    """Guess which peer address is the server-observed one.
-
-    ``Rdv-Peer-Addrs`` merges the peer's self addrs (all on its port P) with its
-    observed addr, so an IPv4 address whose port differs from the most common port is
-    the observed one (a NAT changed the port). When ports agree, the observed address
-    coincides with a self address or cannot be told apart: it is reported as ``self``.
-    """
-    if not peer_addrs:
-        return {}
-    ports = Counter(a.port for a in peer_addrs)
-    non_public_ports = {a.port for a in peer_addrs if a.space != AddrSpace.PUBLIC4}
-
-    def rank(port: int) -> tuple[int, bool]:
-        # Ties go to a port that a non-public address uses: NATs rewrite public ones.
-        return ports[port], port in non_public_ports
-
-    best = max(ports, key=rank)
-    return {a: ("observed" if a.port != best and a.is_ipv4 else "self") for a in peer_addrs}
 
 
 class Race:
@@ -154,8 +129,13 @@ class Race:
         emit: Callable[[Event], None],
         new_id: Callable[[], int],
         budget: SynBudget | None = None,
+        uplinks: Sequence[Uplink] = (),
+        bound_only: bool = False,
+        nat64: ipaddress.IPv6Network | None = None,
         rtt_hint: float | None = None,
     ) -> None:
+        # Extra ways out and NAT64 (docs/LAB-NOTES.md section 13; _candidates.dial_routes).
+        self._uplinks, self._bound_only, self._nat64 = list(uplinks), bound_only, nat64
         self._method = method
         self._token = token
         self._spaces = spaces
@@ -243,12 +223,15 @@ class Race:
         origins = infer_origins(self._peer_addrs)
         dialable = 0
         for addr in self._peer_addrs:
-            candidate = Candidate(self._new_id(), str(addr), space_name(addr), origins[addr])
             if not allows_direct(self._spaces, addr.space):
+                candidate = new_candidate(self._new_id(), addr, origins[addr])
                 self._emit(CandidateSkipped(self._clock(), candidate, space_not_enabled(candidate)))
                 continue
-            dialable += 1
-            self._spawn(self._dial(candidate, addr), self._dialing)
+            nat64 = self._nat64
+            for route in dial_routes(addr, self._uplinks, bound_only=self._bound_only, nat64=nat64):
+                candidate = new_candidate(self._new_id(), addr, origins[addr], route.via)
+                dialable += 1
+                self._spawn(self._dial(candidate, route), self._dialing)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
@@ -294,12 +277,14 @@ class Race:
 
     # ----- dialing
 
-    async def _dial(self, candidate: Candidate, addr: Addr) -> None:
+    async def _dial(self, candidate: Candidate, route: DialRoute) -> None:
         sock: socket.socket | None = None
+        addr = route.target
         try:
             sock = await dial_candidate(
                 candidate,
                 addr,
+                via=route.uplink,
                 port=self._port,
                 rtt_hint=self._rtt_hint,
                 budget=self._budget.for_addr(addr),
@@ -335,7 +320,8 @@ class Race:
             if remote is None:
                 sock.close()
                 continue
-            candidate = Candidate(self._new_id(), str(remote), space_name(remote), "inbound")
+            remote = inbound_addr(remote, self._nat64)
+            candidate = new_candidate(self._new_id(), remote, "inbound")
             if self._closing:
                 sock.close()
                 continue

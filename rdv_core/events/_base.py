@@ -37,18 +37,23 @@ class Candidate:
         addr: ``ip:port`` of the peer end (for the relay, the server's address).
         space: Address space name (``public4``, ``loopback6``, ...; ``relay`` for the relay).
         origin: How we learned of it.
+        via: How it is dialled when not plainly: an extra uplink (``eth1 10.0.2.100``),
+            ``NAT64`` (at its synthesized IPv6 address), or both (docs/PROTOCOL.md
+            section 17); None for a plain dial through the default route.
     """
 
     id: int
     addr: str
     space: str
     origin: Origin
+    via: str | None = None
 
     def describe(self) -> str:
         """A short human-readable description, e.g. ``#3 127.0.0.1:4000 (loopback4, self)``."""
         if self.origin == "relay":
             return f"#{self.id} relay via {self.addr}"
-        return f"#{self.id} {self.addr} ({self.space}, {self.origin})"
+        via = f" via {self.via}" if self.via else ""
+        return f"#{self.id} {self.addr}{via} ({self.space}, {self.origin})"
 
 
 @dataclass(frozen=True, slots=True)

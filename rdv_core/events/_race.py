@@ -25,13 +25,20 @@ class SelfAddrsGathered(Event):
 
 @event
 class ServerConnected(Event):
-    """TCP (and TLS) to the rdv server is up; ``connect_s`` is how long that took."""
+    """TCP (and TLS) to the rdv server is up; ``connect_s`` is how long that took.
+
+    Through an HTTP proxy (docs/PROTOCOL.md section 17.1), ``server_addr`` is the proxy's
+    address, ``proxy`` names it (never its credentials) and ``proxy_agent`` is what it
+    said it is (its ``Proxy-Agent``, ``Via`` or ``Server`` header, if any).
+    """
 
     server_addr: str
     local_addr: str
     connect_s: float
     tls: bool = False
     tls_version: str | None = None
+    proxy: str | None = None
+    proxy_agent: str | None = None
 
 
 @event

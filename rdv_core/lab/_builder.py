@@ -23,8 +23,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from rdv_core.lab._environments import egress_ruleset, host_ruleset
 from rdv_core.lab._netns import lab_ns_name
 from rdv_core.lab._spec import Firewall, LabSpec, NatKind, RouterSpec
+from rdv_core.lab._topologies import (
+    Uplink,
+    behind_nat64,
+    extra_batch_lines,
+    extra_nft,
+    nat64_address,
+    nat64_embedded,
+    plan_extras,
+)
 from rdv_core.wire import Addr, AddrError
 
 INET4_PREFIX: Final = "203.0.113"
@@ -73,6 +83,7 @@ class LabPlan:
         batches: namespace -> ``ip -batch`` script, applied in ``namespaces`` order.
         sysctls: namespace -> sysctl values, written before any interface exists.
         nft: router namespace -> nft ruleset.
+        uplinks: host -> its extra uplinks (:mod:`rdv_core.lab._topologies`).
     """
 
     spec: LabSpec
@@ -85,6 +96,7 @@ class LabPlan:
     batches: dict[str, str] = field(default_factory=dict)
     sysctls: dict[str, dict[str, str]] = field(default_factory=dict)
     nft: dict[str, str] = field(default_factory=dict)
+    uplinks: dict[str, list[Uplink]] = field(default_factory=dict)
 
     @property
     def server_addr(self) -> str:
@@ -96,6 +108,12 @@ class LabPlan:
         """The URL clients use."""
         return f"http://{self.server_addr}"
 
+    def server_url_for(self, role: str) -> str:
+        """The URL host ``role`` uses: through NAT64 (as DNS64 would give it) when IPv6-only."""
+        if behind_nat64(self, self.spec.host(role)):
+            return f"http://[{nat64_address(SERVER4)}]:{SERVER_PORT}"
+        return self.server_url
+
     def ns(self, role: str) -> str:
         """The namespace of ``role`` (``inet``, ``srv``, a router or a host name)."""
         return self.namespaces[role]
@@ -106,9 +124,16 @@ class LabPlan:
             ip = str(Addr.parse(addr).unmapped().ip)
         except AddrError:
             ip = addr
+        embedded = nat64_embedded(ip)
+        if embedded is not None:
+            return f"{self.describe_addr(embedded)} via NAT64"
         for name, a in self.host_addrs.items():
             if ip in (a.v4, a.v6):
                 return name
+        for name, ups in self.uplinks.items():
+            for up in ups:
+                if ip in (up.v4, up.v6):
+                    return f"{name} {up.dev}"
         for name, a in self.router_wan.items():
             if ip in (a.v4, a.v6):
                 return f"{name} wan"
@@ -157,10 +182,29 @@ def plan_lab(spec: LabSpec, *, owner_pid: int, number: int) -> LabPlan:
                 values["net.ipv6.conf.all.forwarding"] = "1"
         plan.sysctls[ns] = values
 
+    plan_extras(plan)
     plan.batches = _batches(plan)
     for router in spec.routers:
-        plan.nft[plan.ns(router.name)] = nft_ruleset(router, plan)
+        egress = egress_ruleset(router, _allowed_out(plan, router))
+        plan.nft[plan.ns(router.name)] = nft_ruleset(router, plan) + egress
+    for host in spec.hosts:
+        ruleset = host_ruleset(host)
+        if ruleset:
+            plan.nft[plan.ns(host.name)] = ruleset
+    for ns, ruleset in extra_nft(plan).items():
+        plan.nft[ns] = plan.nft.get(ns, "") + ruleset
     return plan
+
+
+def _allowed_out(plan: LabPlan, router: RouterSpec) -> list[str]:
+    """The addresses of the boxes named in ``router.allow_out``."""
+    found: list[str] = []
+    for name in router.allow_out or ():
+        addrs = NodeAddrs(SERVER4, SERVER6 if plan.spec.ipv6 else None)
+        if name != "srv":
+            addrs = plan.host_addrs[name]
+        found += [a for a in (addrs.v4, addrs.v6) if a]
+    return found
 
 
 def _addr_lines(dev: str, addrs: NodeAddrs, prefix4: int, prefix6: int) -> list[str]:
@@ -232,6 +276,7 @@ def _batches(plan: LabPlan) -> dict[str, str]:
             lines += [f"route add default via {gw.v4}"]
             if gw.v6:
                 lines += [f"route add ::/0 via {gw.v6}"]
+    extra_batch_lines(plan, out)
     return {ns: "\n".join(lines) + "\n" for ns, lines in out.items()}
 
 

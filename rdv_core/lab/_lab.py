@@ -36,10 +36,12 @@ from rdv_core.lab._builder import (
     plan_lab,
     queue_rules,
 )
+from rdv_core.lab._environments import PROXY_PORT
 from rdv_core.lab._isolate import is_isolated, owner_pid
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._nfqueue import Delayer
 from rdv_core.lab._probe import probe
+from rdv_core.lab._services import start_services
 from rdv_core.lab._spec import LabSpec, RouterSpec
 
 log = logging.getLogger("rdv.lab")
@@ -151,6 +153,7 @@ class Lab:
         for ns, ruleset in plan.nft.items():
             netns.run(["nft", "-f", "-"], ns=ns, input_text=ruleset)
         self._apply_impairment(caps.netem, caps.nfqueue)
+        start_services(self)
         self.build_s = time.monotonic() - started
         log.info("lab %s built in %.0f ms", self.spec.name, self.build_s * 1000)
 
@@ -323,6 +326,14 @@ class Lab:
                 time.sleep(0.02)
         self._server = proc
         return proc
+
+    def peer_args(self, role: str) -> list[str]:
+        """The extra rdv options the host ``role`` needs in this lab (``--proxy``, its own)."""
+        host = self.spec.host(role)
+        args = list(host.rdv_args)
+        if host.proxy is not None:
+            args += ["--proxy", f"http://{self.plan.host_addrs[host.proxy].v4}:{PROXY_PORT}"]
+        return args
 
     def rdv_argv(self, *args: str) -> list[str]:
         """The argv of ``rdv ARGS``: the lab's ``rdv_command`` followed by ``args``.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from rdv_core.lab._spec import (
+    INTERNET,
     Firewall,
     HostSpec,
     Impairment,
@@ -167,6 +168,76 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         expect="direct",
         why="usually direct; a lost SYN costs a 1 s retransmission, so some runs end on the "
         "relay when the 1 s p2p wait runs out first",
+    ),
+    # The networks beyond NAT (docs/LAB-NOTES.md section 13).
+    LabSpec(
+        name="host-fw-drop",
+        summary="A on a public address behind its own host firewall that drops inbound SYNs",
+        routers=(RouterSpec("rtrB", _PP, Firewall.DROP),),
+        hosts=(HostSpec("cliA", None, firewall=Firewall.DROP), HostSpec("cliB", "rtrB")),
+        expect="direct",
+        why="a stateful host firewall, like a NAT's, lets in the SYN that answers one the "
+        "host sent: B's early SYN is dropped, A's own dial to B opens the way",
+    ),
+    LabSpec(
+        name="host-fw-reject",
+        summary="A on a public address, its host firewall resets inbound SYNs; B cone + drop",
+        routers=(RouterSpec("rtrB", _PP, Firewall.DROP),),
+        hosts=(HostSpec("cliA", None, firewall=Firewall.REJECT), HostSpec("cliB", "rtrB")),
+        expect="direct",
+        why="B's early SYN is reset by A's firewall and the reset clears B's router mapping, "
+        "as in cone-rst; A's own SYN to B, or B's redial after A has dialed, gets through",
+    ),
+    LabSpec(
+        name="proxy-only",
+        summary="A's network lets nothing out but its HTTP proxy; rdv goes through CONNECT",
+        routers=(
+            RouterSpec("rtrA", _PP, Firewall.DROP, allow_out=("proxy",)),
+            RouterSpec("rtrB", _PP, Firewall.DROP),
+        ),
+        hosts=(
+            HostSpec("cliA", "rtrA", proxy="proxy"),
+            HostSpec("cliB", "rtrB"),
+            HostSpec("proxy", None, runs_proxy=True),
+        ),
+        expect="relay",
+        why="A's router drops every conn that is not to the proxy, so no direct SYN of either "
+        "side can pass it; the rdv conn, and so the relay, runs inside the proxy's tunnel",
+    ),
+    _pair(
+        "nat64",
+        "A IPv6-only behind NAT64 (tayga, 2001:db8:64::/96); the server and B IPv4-only",
+        RouterSpec("rtrA", NatKind.NAT64, Firewall.DROP),
+        RouterSpec("rtrB", _PP, Firewall.DROP),
+        expect="direct",
+        why="A reaches every IPv4 address through the NAT64 prefix, the translation keeps "
+        "ports and its masquerade behaves like a cone NAT: A's SYNs to B's synthesized "
+        "address and B's SYNs to A's observed address meet as in cone-fw",
+    ),
+    LabSpec(
+        name="two-uplinks",
+        summary="A on wifi (default route, lets out only the server) and on LTE with a "
+        "public address; B public",
+        routers=(RouterSpec("rtrA", _PP, Firewall.DROP, allow_out=("srv",)),),
+        hosts=(HostSpec("cliA", "rtrA", uplinks=(INTERNET,)), HostSpec("cliB", None)),
+        expect="direct",
+        why="the default route's network blocks direct conns, the second uplink does not: "
+        "A offers its LTE address and dials B from it too, bound to that interface",
+    ),
+    LabSpec(
+        name="vpn",
+        summary="A's default route goes through a VPN tunnel (TUN over UDP) that NATs out; "
+        "B cone + drop",
+        routers=(RouterSpec("rtrA", _PP, Firewall.DROP), RouterSpec("rtrB", _PP, Firewall.DROP)),
+        hosts=(
+            HostSpec("cliA", "rtrA", vpn="vpn"),
+            HostSpec("cliB", "rtrB"),
+            HostSpec("vpn", None, runs_vpn=True),
+        ),
+        expect="direct",
+        why="the concentrator's NAT keeps ports and filters like a home router, so the "
+        "server sees the tunnel's public side and the simultaneous open works through it; "
+        "the tunnel address 10.8.0.2 is private and unreachable for B",
     ),
 )
 

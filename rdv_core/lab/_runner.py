@@ -284,7 +284,7 @@ class LabRunner:
     def _peer(self, role: str, method: str, token: str, events: str, log_name: str) -> Any:
         argv = self.lab.rdv_argv(
             method,
-            self.lab.plan.server_url,
+            self.lab.plan.server_url_for(role),
             token,
             "--spaces",
             self.lab.spec.spaces,
@@ -292,6 +292,7 @@ class LabRunner:
             events,
             "--timeout",
             str(RUN_TIMEOUT),
+            *self.lab.peer_args(role),
         )
         return self.lab.spawn(
             role,

@@ -16,12 +16,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Final, Literal
 
 from rdv_core.errors import RdvError
 
 Outcome = Literal["direct", "relay", "failed"]
 """What a run ended with: a p2p conn, the server relay, or nothing."""
+
+
+#: In :attr:`HostSpec.uplinks`: an interface on the simulated internet, not behind a router.
+INTERNET: Final = "inet"
 
 
 class LabSpecError(RdvError, ValueError):
@@ -42,6 +46,9 @@ class NatKind(enum.StrEnum):
     SEQUENTIAL = "sequential-port"
     #: No translation (IPv6 is never translated; IPv4 then needs routable LAN addresses).
     NONE = "none"
+    #: An IPv6-only LAN behind NAT64 (tayga, prefix ``2001:db8:64::/96``) and a
+    #: port-preserving masquerade of the translated IPv4 (docs/LAB-NOTES.md section 13).
+    NAT64 = "nat64"
 
 
 class Firewall(enum.StrEnum):
@@ -113,12 +120,16 @@ class RouterSpec:
         nat: IPv4 translation kind.
         firewall: Treatment of unsolicited inbound packets (both families).
         impairment: Delay / jitter / loss per crossing.
+        allow_out: When set, the only boxes its LAN may reach through it (names of hosts
+            on the internet, or ``srv``); everything else from the LAN is dropped, as in an
+            office network whose only way out is its proxy (docs/LAB-NOTES.md section 13).
     """
 
     name: str
     nat: NatKind = NatKind.PORT_PRESERVING
     firewall: Firewall = Firewall.DROP
     impairment: Impairment = field(default_factory=Impairment)
+    allow_out: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +138,37 @@ class HostSpec:
 
     Attributes:
         name: Short name (also the namespace role), e.g. ``cliA``.
-        router: The router whose LAN it is on, or None for the internet itself.
+        router: The router whose LAN it is on (its default route), or None for the
+            internet itself.
         link: Delay / jitter / loss on the host's own link, each way (applied in the
             host's namespace to every TCP packet it sends or receives): the host sits
             that far from its router, while the router answers strangers at once.
+        firewall: The host's own firewall for inbound TCP (a laptop firewall):
+            ``NONE`` accepts, ``DROP`` drops and ``REJECT`` resets every SYN that does not
+            belong to a connection the host started (stateful, like the routers').
+        proxy: Name of a host running an HTTP proxy (``runs_proxy``) that this host's rdv
+            reaches the server through (``--proxy``).
+        runs_proxy: Run a real HTTP ``CONNECT`` proxy (tinyproxy) on port 3128 here.
+        uplinks: More routers whose LANs this host is also on (``eth1``, ...), each with a
+            default route of a higher metric than ``router``'s (a laptop on wifi and LTE);
+            :data:`INTERNET` puts that interface on the internet itself, with a public
+            address (an LTE uplink without NAT).
+        vpn: Name of a host running a VPN concentrator (``runs_vpn``): this host's default
+            route goes through a user-space tunnel (a TUN device over UDP) to it.
+        runs_vpn: Be a VPN concentrator: the far end of the tunnels, NATing them out.
+        rdv_args: Extra options for this host's rdv (``--interface eth0``).
     """
 
     name: str
     router: str | None = None
     link: Impairment = field(default_factory=Impairment)
+    firewall: Firewall = Firewall.NONE
+    proxy: str | None = None
+    runs_proxy: bool = False
+    uplinks: tuple[str, ...] = ()
+    vpn: str | None = None
+    runs_vpn: bool = False
+    rdv_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +216,7 @@ class LabSpec:
             if h.router is not None and h.router not in routers:
                 raise LabSpecError(f"{self.name}: host {h.name} is behind unknown {h.router}")
         hosts = {h.name for h in self.hosts}
+        _check_environment(self, hosts)
         for role in (self.dialer, self.accepter):
             if role not in hosts:
                 raise LabSpecError(f"{self.name}: peer {role} is not a host of the lab")
@@ -218,3 +252,31 @@ class LabSpec:
             for r in self.routers
         )
         return dataclasses.replace(self, routers=routers)
+
+
+def _check_environment(spec: LabSpec, hosts: set[str]) -> None:
+    """The cross-references of proxies and egress allow lists name real boxes."""
+    proxies = {h.name for h in spec.hosts if h.runs_proxy}
+    vpns = {h.name for h in spec.hosts if h.runs_vpn}
+    nat64 = {r.name for r in spec.routers if r.nat == NatKind.NAT64}
+    routers = {r.name for r in spec.routers}
+    for h in spec.hosts:
+        if (h.runs_proxy or h.runs_vpn) and h.router is not None:
+            raise LabSpecError(f"{spec.name}: service host {h.name} must be on the internet")
+        if h.proxy is not None and h.proxy not in proxies:
+            raise LabSpecError(f"{spec.name}: {h.name} uses {h.proxy!r}, which runs no proxy")
+        if h.vpn is not None and (h.vpn not in vpns or h.router is None):
+            raise LabSpecError(f"{spec.name}: {h.name} needs a LAN and a VPN host, not {h.vpn!r}")
+        for u in h.uplinks:
+            if u == INTERNET:
+                continue
+            if u not in routers or u == h.router or h.router is None:
+                raise LabSpecError(f"{spec.name}: {h.name} has a bad uplink {u!r}")
+            if u in nat64 or h.router in nat64:
+                raise LabSpecError(f"{spec.name}: {h.name}: no extra uplinks behind NAT64")
+        if h.router in nat64 and (h.vpn is not None or h.proxy is not None):
+            raise LabSpecError(f"{spec.name}: {h.name}: NAT64 hosts use neither VPN nor proxy")
+    for r in spec.routers:
+        for name in r.allow_out or ():
+            if name != "srv" and name not in hosts:
+                raise LabSpecError(f"{spec.name}: {r.name} allows out to unknown {name!r}")

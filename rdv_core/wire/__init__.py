@@ -8,6 +8,8 @@ it. docs/PROTOCOL.md is the specification these modules implement, cited by sect
 - :mod:`._http1`: strict HTTP/1.1 heads, Go's pre-handler checks and error framing;
 - :mod:`._names`: the methods, the protocol name, token percent-encoding (section 2);
 - :mod:`._lines`: the line layer after the upgrade (section 6);
+- :mod:`._nat64`: NAT64 prefixes and synthesized addresses (section 17.2);
+- :mod:`._proxy`: HTTP ``CONNECT`` proxies and the proxy environment (section 17.1);
 - :mod:`._printable`: text from the network made safe to show;
 - :mod:`._handshake`: the DIAL/ACCEPT request, the server's checks, the ``101`` and
   errors after the upgrade (sections 2 to 5);
@@ -29,6 +31,7 @@ from rdv_core.wire._addrs import (
     IPAddress,
     allows_any_direct,
     allows_direct,
+    default_sources,
     format_spaces,
     parse_spaces,
     self_addrs,
@@ -110,6 +113,7 @@ from rdv_core.wire._names import (
     opposite,
     unescape_token,
 )
+from rdv_core.wire._nat64 import nat64_embedded, nat64_prefix, nat64_synthesize
 from rdv_core.wire._printable import (
     UNSAFE_CHARS,
     printable,
@@ -127,6 +131,16 @@ from rdv_core.wire._probe import (
     parse_directory,
     parse_nonce,
     parse_observed,
+)
+from rdv_core.wire._proxy import (
+    NO_PROXY_WORD,
+    ProxyURL,
+    build_connect_request,
+    bypasses_proxy,
+    check_connect_status,
+    middlebox_hint,
+    parse_proxy_url,
+    proxy_for,
 )
 from rdv_core.wire._proxy_protocol import (
     MAX_V2_HEADER,
@@ -153,6 +167,7 @@ __all__ = [
     "MAX_SELF_ADDRS",
     "MAX_V2_HEADER",
     "METHODS",
+    "NO_PROXY_WORD",
     "OBSERVED_PATH",
     "PEER_EXTENSIONS_HEADER",
     "PROBES_PATH",
@@ -182,6 +197,7 @@ __all__ = [
     "ProxyHeader",
     "ProxyHeaderError",
     "ProxyHeaderParser",
+    "ProxyURL",
     "RdvRequest",
     "Reply",
     "RequestRejected",
@@ -189,6 +205,7 @@ __all__ = [
     "Upgrade",
     "allows_any_direct",
     "allows_direct",
+    "build_connect_request",
     "build_header_line",
     "build_http_error",
     "build_other",
@@ -199,16 +216,23 @@ __all__ = [
     "build_request",
     "build_upgrade_error",
     "build_upgrade_response",
+    "bypasses_proxy",
     "canonical_header_name",
+    "check_connect_status",
     "check_header_line",
     "check_http_request",
     "check_request",
     "check_upgrade_response",
+    "default_sources",
     "escape_token",
     "format_addr_list",
     "format_extensions",
     "format_spaces",
     "http_version",
+    "middlebox_hint",
+    "nat64_embedded",
+    "nat64_prefix",
+    "nat64_synthesize",
     "offered_extensions",
     "opposite",
     "parse_addr_list",
@@ -218,10 +242,12 @@ __all__ = [
     "parse_extensions",
     "parse_nonce",
     "parse_observed",
+    "parse_proxy_url",
     "parse_server_url",
     "parse_spaces",
     "peer_addrs_for",
     "printable",
+    "proxy_for",
     "reason_phrase",
     "request_path",
     "self_addrs",

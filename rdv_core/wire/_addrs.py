@@ -330,8 +330,21 @@ def _probe_local_ip(probe: str) -> IPAddress | None:
     return None if ip.is_unspecified else ip
 
 
+def default_sources() -> list[IPAddress]:
+    """The source addresses of this machine's default routes (IPv4, IPv6), where it has them.
+
+    What the kernel picks for a public destination: the uplink a socket bound to the
+    wildcard uses (docs/LAB-NOTES.md section 13). No packet is sent.
+    """
+    found = [
+        _probe_local_ip(_PROBES[AddrSpace.PUBLIC4]),
+        _probe_local_ip(_PROBES[AddrSpace.PUBLIC6]),
+    ]
+    return [ip for ip in found if ip is not None]
+
+
 def self_addrs(spaces: AddrSpace, port: int) -> list[Addr]:
-    """Our own candidate addresses with
+    """Our own candidate addresses on ``port``, one per enabled address space.
 
     For each enabled space, ask the OS which local address it would use to reach a
     probe address of that space, and keep the result only if its own space is enabled.

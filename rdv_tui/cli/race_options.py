@@ -1,7 +1,7 @@
 """Race options shared by every command that opens an rdv conn (dial, accept, send, receive).
 
 ``--spaces``, ``--wait-p2p`` / ``--pick-first`` / ``--wait``, ``--timeout``, ``-H``,
-``-v`` and ``--events`` mean the same everywhere. Standard library
+``--proxy``, ``-v`` and ``--events`` mean the same everywhere. Standard library
 only at module level (building the ``rdv`` parser must stay fast); :func:`client_from_args`
 imports ``rdv_core`` when a command runs.
 """
@@ -84,6 +84,29 @@ def add_race_arguments(
         help="extra request header for the server, e.g. 'Authorization: Bearer x' (repeatable)",
     )
     group.add_argument(
+        "--proxy",
+        default=None,
+        metavar="URL",
+        help="reach the server through this HTTP proxy with CONNECT "
+        "(http://[user:password@]host[:port]), or 'none'; default: HTTPS_PROXY / HTTP_PROXY / "
+        "ALL_PROXY unless NO_PROXY matches the server",
+    )
+    group.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="use only this network interface for the server conn and direct dials "
+        "(repeatable); default: every uplink, public candidates dialled from each",
+    )
+    group.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="use only this local address (repeatable), like --interface",
+    )
+    group.add_argument(
         "--fast-start",
         action=argparse.BooleanOptionalAction,
         default=fast_start,
@@ -133,11 +156,23 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         if not colon or not name.strip():
             raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
         headers.append((name.strip(), value.strip()))
+    proxy = getattr(args, "proxy", None)
+    if proxy is not None:
+        from rdv_core.wire import NO_PROXY_WORD, parse_proxy_url
+
+        if proxy.strip().lower() != NO_PROXY_WORD:
+            try:
+                parse_proxy_url(proxy)
+            except ValueError as exc:
+                raise UsageError(f"--proxy: {exc}") from exc
     return {
         "spaces": spaces,
         "picker": picker,
         "headers": headers,
         "timeout": args.timeout,
+        "proxy": proxy,
+        "interfaces": tuple(getattr(args, "interface", ())),
+        "sources": tuple(getattr(args, "source", ())),
         "fast_start": bool(getattr(args, "fast_start", False)),
     }
 

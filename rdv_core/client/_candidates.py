@@ -1,0 +1,100 @@
+"""What the race dials and how it names what it sees: candidates, their origins, their routes.
+
+A peer address from the ``101`` becomes one or more dials (docs/PROTOCOL.md section 17):
+one through the kernel's default route, plus one per extra uplink for public addresses
+(:mod:`rdv_core.client._uplinks`), each at the address itself or, behind NAT64, at its
+synthesized IPv6 form (:mod:`rdv_core.wire._nat64`). Inbound conns that came through the
+NAT64 are named by the IPv4 address they stand for.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rdv_core.client._uplinks import Uplink
+from rdv_core.events import Candidate, Origin
+from rdv_core.wire import Addr, AddrSpace, format_spaces, nat64_embedded, nat64_synthesize
+
+
+@dataclass(frozen=True, slots=True)
+class DialRoute:
+    """One dial of a peer address: where the SYN goes, from which uplink, and how we say it."""
+
+    target: Addr
+    uplink: Uplink | None
+    via: str | None
+
+
+def dial_routes(
+    addr: Addr,
+    uplinks: Sequence[Uplink],
+    *,
+    bound_only: bool,
+    nat64: ipaddress.IPv6Network | None,
+) -> list[DialRoute]:
+    """The dials of peer address ``addr``.
+
+    Args:
+        addr: the peer address, as the server gave it.
+        uplinks: extra uplinks (or, when ``bound_only``, the only ones allowed).
+        bound_only: ``--interface``/``--source`` were given: every dial is bound to one.
+        nat64: the NAT64 prefix our server conn went through, if any.
+    """
+    target = nat64_synthesize(nat64, addr) if nat64 is not None and addr.is_ipv4 else addr
+    through = "NAT64" if target is not addr else None
+    same_family = [u for u in uplinks if u.is_ipv4 == target.is_ipv4]
+    routes: list[DialRoute] = []
+    if not bound_only:
+        routes.append(DialRoute(target, None, through))
+        if addr.space not in (AddrSpace.PUBLIC4, AddrSpace.PUBLIC6):
+            # The kernel routes non-public addresses to the LAN they are on by itself.
+            return routes
+    for uplink in same_family:
+        via = f"{uplink.device} {uplink.ip}" + (", NAT64" if through else "")
+        routes.append(DialRoute(target, uplink, via))
+    return routes
+
+
+def inbound_addr(remote: Addr, nat64: ipaddress.IPv6Network | None) -> Addr:
+    """The peer address an inbound conn stands for (its IPv4 one when it came via NAT64)."""
+    return nat64_embedded(nat64, remote) or remote
+
+
+def new_candidate(id_: int, addr: Addr, origin: Origin, via: str | None = None) -> Candidate:
+    """The event form of a candidate."""
+    return Candidate(id_, str(addr), space_name(addr), origin, via)
+
+
+def space_name(addr: Addr) -> str:
+    """The address space of ``addr`` as an event field (``loopback4``, ``invalid``)."""
+    space = addr.space
+    return format_spaces(space) if space != AddrSpace.INVALID else "invalid"
+
+
+def space_not_enabled(candidate: Candidate) -> str:
+    """Why ``candidate`` may not go direct (see :func:`~rdv_core.wire.allows_direct`)."""
+    return f"address space {candidate.space} is not enabled"
+
+
+def infer_origins(peer_addrs: Sequence[Addr]) -> dict[Addr, Origin]:
+    """Guess which peer address is the server-observed one.
+
+    ``Rdv-Peer-Addrs`` merges the peer's self addrs (all on its port P) with its
+    observed addr, so an IPv4 address whose port differs from the most common port is
+    the observed one (a NAT changed the port). When ports agree, the observed address
+    coincides with a self address or cannot be told apart: it is reported as ``self``.
+    """
+    if not peer_addrs:
+        return {}
+    ports = Counter(a.port for a in peer_addrs)
+    non_public_ports = {a.port for a in peer_addrs if a.space != AddrSpace.PUBLIC4}
+
+    def rank(port: int) -> tuple[int, bool]:
+        # Ties go to a port that a non-public address uses: NATs rewrite public ones.
+        return ports[port], port in non_public_ports
+
+    best = max(ports, key=rank)
+    return {a: ("observed" if a.port != best and a.is_ipv4 else "self") for a in peer_addrs}

@@ -1,0 +1,112 @@
+"""Open a ``CONNECT`` tunnel to the rdv server through an HTTP proxy (docs/PROTOCOL.md 17.1).
+
+The tunnel is a plain TCP socket to the proxy on which the proxy has answered ``2xx``;
+the caller then speaks TLS (for ``https://``) and rdv/1 on it as if it were connected to
+the server itself, so the relay works through the proxy too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Final
+
+from rdv_core.client._sockets import reuse_socket
+from rdv_core.errors import ServerConnectError
+from rdv_core.wire import (
+    MAX_HEADER_BLOCK,
+    HeadParser,
+    ProtocolError,
+    ProxyURL,
+    ServerURL,
+    build_connect_request,
+    check_connect_status,
+)
+
+#: Seconds for the proxy to answer ``CONNECT``. A proxy answers once it has reached the
+#: server (one more TCP handshake on its side); a silent one should not hang the attempt.
+CONNECT_ANSWER_TIMEOUT: Final = 15.0
+
+
+async def open_tunnel(
+    proxy: ProxyURL, server: ServerURL, *, port: int = 0
+) -> tuple[socket.socket, str]:
+    """A socket tunnelled to ``server`` through ``proxy``, and what the proxy says it is.
+
+    ``port`` binds the local end like every socket of an attempt (SO_REUSEPORT), though
+    behind a proxy no NAT maps it: the proxy's own address is what the server observes.
+
+    Raises:
+        ServerConnectError: the proxy is unreachable, refused the tunnel or broke HTTP.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ServerConnectError(
+            f"cannot resolve the proxy host {proxy.host!r} of {proxy}: {exc}", exc.errno
+        ) from exc
+    last: OSError | None = None
+    for family, _, _, _, sockaddr in infos:
+        sock = reuse_socket(socket.AddressFamily(family))
+        try:
+            sock.bind(("::", port, 0, 0) if family == socket.AF_INET6 else ("0.0.0.0", port))
+            await loop.sock_connect(sock, sockaddr)
+        except OSError as exc:
+            sock.close()
+            last = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            agent = await asyncio.wait_for(
+                _handshake(loop, sock, proxy, server), CONNECT_ANSWER_TIMEOUT
+            )
+        except TimeoutError:
+            sock.close()
+            raise ServerConnectError(
+                f"the proxy {proxy} did not answer CONNECT within {CONNECT_ANSWER_TIMEOUT:g} s",
+                None,
+            ) from None
+        except BaseException:
+            sock.close()
+            raise
+        return sock, agent
+    detail = (last.strerror or str(last)) if last else "no address"
+    raise ServerConnectError(
+        f"cannot connect to the proxy {proxy}: {detail}", last.errno if last else None
+    )
+
+
+async def _handshake(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, proxy: ProxyURL, server: ServerURL
+) -> str:
+    """Send ``CONNECT``, read the answer head, leave nothing of the tunnel unread."""
+    await loop.sock_sendall(sock, build_connect_request(server, proxy))
+    parser = HeadParser("response")
+    received = 0
+    try:
+        while True:
+            # One byte past the head would belong to the tunnel, and the server never
+            # speaks first: read until the blank line, in small reads, and refuse extra.
+            chunk = await loop.sock_recv(sock, 1024)
+            if not chunk:
+                raise ServerConnectError(
+                    f"the proxy {proxy} closed the connection before answering CONNECT", None
+                )
+            received += len(chunk)
+            if received > MAX_HEADER_BLOCK:
+                raise ServerConnectError(f"the proxy {proxy} sent an oversized answer", None)
+            head = parser.feed(chunk)
+            if head is None:
+                continue
+            check_connect_status(head.status, head.reason, proxy, server)
+            if parser.trailing:
+                raise ServerConnectError(
+                    f"the proxy {proxy} sent data into the tunnel before the server spoke",
+                    None,
+                )
+            return head.get("Proxy-Agent") or head.get("Via") or head.get("Server") or ""
+    except ProtocolError as exc:
+        raise ServerConnectError(exc.message, None) from exc

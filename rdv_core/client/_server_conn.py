@@ -1,0 +1,89 @@
+"""The socket to the rdv server, from the attempt's port: direct, or through a proxy.
+
+Direct, the server is reached over IPv4 when its host has an IPv4 address (the observed
+address is only useful for NAT traversal there; docs/PROTOCOL.md section 9); through an
+HTTP proxy, it is a ``CONNECT`` tunnel (section 17.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+from typing import Any
+
+from rdv_core.client._proxy import open_tunnel
+from rdv_core.client._sockets import bound_socket, reuse_socket
+from rdv_core.client._uplinks import LocalPaths, bind_to_uplink
+from rdv_core.errors import ServerConnectError
+from rdv_core.wire import ProxyURL, ServerURL
+
+
+async def server_socket(
+    server: ServerURL, port: int, proxy: ProxyURL | None, paths: LocalPaths | None = None
+) -> tuple[socket.socket, str | None]:
+    """A connected socket to ``server`` and, through a proxy, what the proxy called itself.
+
+    With ``paths`` restricted (``--interface``/``--source``), the socket leaves from the
+    first allowed uplink of the server address's family (docs/LAB-NOTES.md section 13).
+
+    Raises:
+        ServerConnectError: the server (or the proxy) cannot be resolved or reached.
+    """
+    if proxy is not None:
+        tunnel, agent = await open_tunnel(proxy, server, port=port)
+        return tunnel, agent or None
+    loop = asyncio.get_running_loop()
+    try:
+        infos = _literal_addrinfo(server.host, server.port) or await loop.getaddrinfo(
+            server.host, server.port, family=socket.AF_INET, type=socket.SOCK_STREAM
+        )
+    except socket.gaierror:
+        # No IPv4 for this host: IPv6 still works, only the observed address suffers.
+        try:
+            infos = await loop.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise ServerConnectError(
+                f"cannot resolve the rdv server host {server.host!r}: {exc}", exc.errno
+            ) from exc
+    last: OSError | None = None
+    for family, _, _, _, sockaddr in infos:
+        sock: socket.socket | None = None
+        try:
+            if paths is not None and paths.bound_only:
+                try:
+                    uplink = paths.server_uplink(family == socket.AF_INET)
+                except ValueError as exc:
+                    last = OSError(errno.EADDRNOTAVAIL, str(exc))
+                    continue
+                assert uplink is not None
+                sock = reuse_socket(socket.AddressFamily(family))
+                bind_to_uplink(sock, uplink, port)
+            else:
+                sock = bound_socket(socket.AddressFamily(family), port)
+            await loop.sock_connect(sock, sockaddr)
+            return sock, None
+        except OSError as exc:
+            last = exc
+            if sock is not None:
+                sock.close()
+        except BaseException:
+            if sock is not None:
+                sock.close()
+            raise
+    detail = last.strerror or str(last) if last else "no address"
+    raise ServerConnectError(
+        f"cannot connect to the rdv server {server}: {detail}", last.errno if last else None
+    )
+
+
+def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:
+    """``getaddrinfo`` for an IP literal, without the resolver's thread hop (about 1 ms)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return []
+    if isinstance(ip, ipaddress.IPv4Address):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
+    return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
