@@ -119,3 +119,34 @@ def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: li
         json.dump({"doctor": out}, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
     return 1 if bad else 0
+
+
+def predicted_cell(cell: Any, runs: int, rdv_command: list[str]) -> Any:
+    """One matrix cell with the doctor's prediction: its ``MatrixRow``, ``extra`` filled.
+
+    The lab is built once; its server answers the doctor's probes (``start_doctor_server``),
+    both peers run ``rdv doctor``, the prediction is made from their reports, then the
+    races run on the same lab. ``extra``: ``predicted`` (``direct``/``possible``/``relay``)
+    and ``agree`` (``yes`` when every run's outcome agrees, ``possible`` agreeing with both).
+    """
+    from rdv_core.doctor import Prediction
+    from rdv_core.lab import (
+        MATRIX_PAYLOAD,
+        Lab,
+        LabRunner,
+        MatrixRow,
+        PresetResult,
+        start_doctor_server,
+    )
+
+    result = PresetResult(cell.spec)
+    with Lab(cell.spec, rdv_command=rdv_command) as lab:
+        start_doctor_server(lab)
+        found = doctor_prediction(lab)
+        runner = LabRunner(lab, payload_size=MATRIX_PAYLOAD)
+        result.runs = [runner.run_once() for _ in range(runs)]
+    prediction = Prediction.from_json(found["prediction"])
+    agree = all(prediction.agrees_with(r.outcome) for r in result.runs)
+    bad = sum(1 for r in result.runs if r.data_ok is False)
+    extra = {"predicted": prediction.expect, "agree": "yes" if agree else "NO"}
+    return MatrixRow(cell, result.summary(), bad, extra)

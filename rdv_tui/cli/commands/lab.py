@@ -85,6 +85,12 @@ def add_parser(subparsers: Any) -> None:
     matrix.add_argument(
         "--presets", action="store_true", help="run every preset instead (the old table)"
     )
+    matrix.add_argument(
+        "--predict",
+        action="store_true",
+        help="also run rdv doctor on both peers of each cell first and show its prediction "
+        "beside the outcome (columns predicted, agree)",
+    )
     matrix.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     doctor = sub.add_parser(
@@ -283,7 +289,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from rdv_core.lab import format_header, format_row, matrix_cells, run_cell
+    from rdv_core.lab import (
+        COLUMNS,
+        Column,
+        format_header,
+        format_row,
+        insert_column,
+        matrix_cells,
+        run_cell,
+    )
+    from rdv_tui.cli.lab_doctor import predicted_cell
 
     kwargs: dict[str, Any] = {"pattern": args.cells}
     if args.delays is not None:
@@ -292,16 +307,26 @@ def _matrix(args: argparse.Namespace) -> int:
     if not cells:
         print(f"rdv lab matrix: no cell matches {args.cells!r}", file=sys.stderr)
         return 2
+    columns = list(COLUMNS)
+    if args.predict:  # the doctor's prediction beside the outcome (docs/PROTOCOL.md 15.4)
+        predicted = Column("predicted", 9, lambda r: r.extra.get("predicted", "-"))
+        agree = Column("agree", 5, lambda r: r.extra.get("agree", "-"))
+        columns = insert_column(
+            insert_column(columns, predicted, after="expect"), agree, after="outcome"
+        )
     if not args.json:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}")
-        print("\n".join(format_header()), flush=True)
+        print("\n".join(format_header(columns)), flush=True)
     rows = []
     for cell in cells:
-        row = run_cell(cell, args.runs, rdv_command=rdv_command())
+        if args.predict:
+            row = predicted_cell(cell, args.runs, rdv_command())
+        else:
+            row = run_cell(cell, args.runs, rdv_command=rdv_command())
         rows.append(row)
         if not args.json:
-            print(format_row(row), flush=True)
+            print(format_row(row, columns), flush=True)
     if args.json:
         json.dump({"matrix": [r.to_json() for r in rows]}, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
@@ -309,7 +334,16 @@ def _matrix(args: argparse.Namespace) -> int:
         print("* both routers reset: direct only by luck; a direct run counts as expected")
         good = sum(1 for r in rows if r.ok)
         print(f"{good}/{len(rows)} cells meet the bar", flush=True)
-    return 0 if all(r.ok for r in rows) else 1
+        if args.predict:
+            agreed = sum(1 for r in rows if r.extra.get("agree") == "yes")
+            possible = sum(1 for r in rows if r.extra.get("predicted") == "possible")
+            print(
+                f"prediction agrees with the outcome in {agreed}/{len(rows)} cells "
+                f"({possible} predicted timing-dependent)",
+                flush=True,
+            )
+    agreed_all = all(r.extra.get("agree", "yes") == "yes" for r in rows)
+    return 0 if all(r.ok for r in rows) and agreed_all else 1
 
 
 def _presets_matrix(args: argparse.Namespace) -> int:
