@@ -7,6 +7,10 @@ router, and one lottery cell (both routers reset, 20 ms each side), which must n
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from rdv_core.lab import get_preset, matrix_cells, run_cell, run_preset
@@ -34,3 +38,18 @@ def test_matrix_cells(name: str, runs: int, rdv_command: list[str]) -> None:
     row = run_cell(cell, runs, rdv_command=rdv_command)
     assert row.ok, (row.outcome, row.summary)
     assert row.integrity_failures == 0
+
+
+@pytest.mark.parametrize(("name", "predicted"), [("a-drop/b-drop 0/0", "direct")])
+def test_the_doctor_predicts_a_matrix_cell(name: str, predicted: str) -> None:
+    """``rdv lab matrix --predict``: the doctor's prediction and the outcome, side by side."""
+    argv = ["lab", "matrix", "--predict", "--runs", "1", "--cells", name, "--json"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdv_tui", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)["matrix"]
+    assert row["predicted"] == predicted and row["agree"] == "yes", row
