@@ -137,6 +137,13 @@ def extra_batch_lines(plan: LabPlan, out: dict[str, list[str]]) -> None:
                 # gives no route to the lab's internet other than that default route.
                 out[ns] += [f"address add {up.v4}/32 dev {up.dev}", f"link set {up.dev} up"]
                 out[ns] += [f"route add default dev {up.dev} metric {up.metric}"]
+                # Source routing, as multi-homed hosts set it up: what leaves from this
+                # address (the answers to conns the peer made to it) leaves by this link.
+                table = 100 + up.metric // 100
+                out[ns] += [
+                    f"rule add from {up.v4} table {table}",
+                    f"route add default dev {up.dev} table {table}",
+                ]
                 if up.v6:
                     out[ns] += [
                         f"address add {up.v6}/64 dev {up.dev} nodad",
