@@ -62,6 +62,8 @@ def test_public_candidates_are_dialled_from_every_uplink() -> None:
     # Restricted: only the allowed uplinks, of the right family.
     routes = dial_routes(public, [WIFI, WIFI6], bound_only=True, nat64=None)
     assert [r.uplink for r in routes] == [WIFI]
+    # No allowed uplink of the family: no dial (the race says so with CandidateSkipped).
+    assert dial_routes(Addr.parse("[2001:db8::9]:4000"), [WIFI], bound_only=True, nat64=None) == []
 
 
 def test_behind_nat64_ipv4_candidates_are_dialled_at_their_synthesized_address() -> None:

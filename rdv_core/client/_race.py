@@ -228,7 +228,11 @@ class Race:
                 self._emit(CandidateSkipped(self._clock(), candidate, space_not_enabled(candidate)))
                 continue
             nat64 = self._nat64
-            for route in dial_routes(addr, self._uplinks, bound_only=self._bound_only, nat64=nat64):
+            routes = dial_routes(addr, self._uplinks, bound_only=self._bound_only, nat64=nat64)
+            if not routes:  # --interface/--source allow no uplink of this family
+                candidate = new_candidate(self._new_id(), addr, origins[addr])
+                self._emit(CandidateSkipped(self._clock(), candidate, "no allowed uplink for it"))
+            for route in routes:
                 candidate = new_candidate(self._new_id(), addr, origins[addr], route.via)
                 dialable += 1
                 self._spawn(self._dial(candidate, route), self._dialing)
