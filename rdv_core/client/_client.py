@@ -74,12 +74,12 @@ from rdv_core.wire import (
     allows_any_direct,
     build_request,
     check_upgrade_response,
+    choose_proxy,
     format_spaces,
     middlebox_hint,
     nat64_prefix,
     parse_proxy_url,
     parse_server_url,
-    proxy_for,
     self_addrs,
 )
 
@@ -225,11 +225,7 @@ class Client:
         Raises:
             ValueError: the proxy URL (given or from the environment) is not valid.
         """
-        if self.proxy is not None:
-            if self.proxy.strip().lower() == NO_PROXY_WORD:
-                return None
-            return parse_proxy_url(self.proxy)
-        return proxy_for(server, os.environ) if self.trust_env else None
+        return choose_proxy(self.proxy, server, os.environ if self.trust_env else None)
 
 
 class _Attempt:

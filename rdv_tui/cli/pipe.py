@@ -224,7 +224,7 @@ async def _main(
     if getattr(args, "predict_ports", False):
         from rdv_core.doctor import predicted_addrs, run_doctor
 
-        report = await run_doctor([args.url])
+        report = await run_doctor([args.url], proxy=getattr(args, "proxy", None))
         guessed = predicted_addrs(report)
         log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
         client_options = {**client_options, "predicted_addrs": guessed}
