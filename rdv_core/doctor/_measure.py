@@ -1,6 +1,6 @@
 """Run the doctor: every probe from one shared local port, like the race (docs/PROTOCOL.md 14.2).
 
-The order of one run, all bounded by :data:`~rdv_core.doctor._http.HTTP_TIMEOUT_S`:
+The order of one run, all bounded by :data:`~rdv_core.client._probe_http.HTTP_TIMEOUT_S`:
 
 1. Bind port P (SO_REUSEADDR + SO_REUSEPORT, as the race does) and listen on it: the dial-back
    and the hairpin probe must find us there, as a peer's SYN would.
@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from rdv_core.client._probe_http import HttpConn, ProbeHttpError, open_conn
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
 from rdv_core.doctor import _classify as classify
-from rdv_core.doctor._http import HttpConn, ProbeHttpError, open_conn
 from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox
 from rdv_core.doctor._report import Finding, Report, Sample, not_measured
 from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr

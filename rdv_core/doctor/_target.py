@@ -11,7 +11,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 
-from rdv_core.doctor._http import HttpConn, ProbeHttpError
+from rdv_core.client._probe_http import HttpConn, ProbeHttpError
 from rdv_core.doctor._report import Finding, Sample, ServerCheck, not_measured
 from rdv_core.wire import Addr, Observed, ProbeDirectory, ServerURL, parse_observed
 from rdv_core.wire._probe import OBSERVED_PATH, PROBE_UPGRADE

@@ -13,8 +13,8 @@ from __future__ import annotations
 import ssl
 import time
 
+from rdv_core.client._probe_http import ProbeHttpError, wrap_conn
 from rdv_core.client._proxy import open_tunnel
-from rdv_core.doctor._http import ProbeHttpError, wrap_conn
 from rdv_core.doctor._report import Finding
 from rdv_core.doctor._target import Target, observe
 from rdv_core.errors import ServerConnectError

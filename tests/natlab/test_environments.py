@@ -146,6 +146,27 @@ def test_the_second_uplink_finds_the_direct_path(rdv_command: list[str]) -> None
     assert any(a.startswith("203.0.113.30:") for a in gathered[0]["addrs"]), _explain(run)
 
 
+def test_a_natted_second_uplink_is_asked_for_and_wins(rdv_command: list[str]) -> None:
+    """LTE behind a carrier NAT: only the server can say where it maps A's port (PROTOCOL 17.3).
+
+    Without asking, B never aims at that address and refuses A's SYN from it: relay (5/5 in
+    the lab before the change, docs/LAB-NOTES.md section 13).
+    """
+    result = run_preset(get_preset("two-uplinks-nat"), 1, rdv_command=rdv_command)
+    _check(result, "direct")
+    run = result.runs[0]
+    gathered = [e for e in run.events["dialer"] if e["type"] == "SelfAddrsGathered"]
+    observed = [e for e in run.events["dialer"] if e["type"] == "ServerResponded"]
+    lte_public = [
+        a
+        for a in gathered[0]["addrs"]
+        if a.startswith("203.0.113.") and a != observed[0]["observed_addr"]
+    ]
+    assert lte_public, _explain(run)  # the carrier NAT's mapping, offered as a self address
+    winner = _winner(run)
+    assert winner["via"] == "eth1 10.0.3.100" or winner["addr"] in lte_public, _explain(run)
+
+
 def test_interface_restricts_the_uplinks(rdv_command: list[str]) -> None:
     spec = get_preset("two-uplinks")
     only_wifi = tuple(

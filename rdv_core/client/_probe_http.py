@@ -1,4 +1,5 @@
-"""The doctor's one HTTP need: a plain ``GET`` on a conn we made, answered with a small body.
+"""A plain ``GET`` on a conn we made, answered with a small body: the doctor's probes, and the
+client's own ``/.rdv/observed`` question from a second uplink (docs/PROTOCOL.md 17.3).
 
 Conns come from :func:`rdv_core.client.reuse_socket`-style sockets bound to the shared port,
 so we connect them ourselves and hand them to asyncio; the response head is parsed by the
