@@ -2,8 +2,13 @@
 
 Behaves like the Go CLI for scripts: binary-safe, one ``peer connected: ...`` line on
 stderr, exit 0 on success and non-zero with a one-line reason on failure. When stdin
-ends we half-close our side and keep receiving; when the peer closes we flush stdout
-and exit.
+ends we half-close our side and keep receiving. When the peer's side ends first, what
+happens to the rest of our stdin depends on the conn: a direct conn (and a fast-start
+stream, whose EOF is in band) carries a half-close, so we keep sending until our stdin
+ends; a classic relay cannot (the server closes the pair at the first EOF,
+docs/PROTOCOL.md section 7), so input that was still coming is reported as not delivered
+and the exit code says so, never a silent truncation. On a terminal (a chat) the peer's
+end is the end: we exit at once, as the Go CLI does.
 
 stdin and stdout may be pipes, sockets, regular files or a terminal, so they are
 served by threads doing plain blocking ``os.read``/``os.write`` (asyncio's pipe
@@ -54,6 +59,9 @@ STDIN_QUEUE: Final = 8
 #: Pipe capacity we ask for on stdin/stdout pipes (Linux caps it at pipe-max-size,
 #: 1 MiB by default): fewer, larger reads and writes than the default 64 KiB.
 PIPE_SIZE: Final = 1 << 20
+#: After the relay ended the pair, how long stdin may take to show that it had nothing
+#: more (EOF): ``printf x | rdv dial`` reaches its EOF within a few ms of its last byte.
+UNSENT_GRACE_S: Final = 0.5
 
 
 # ----- stdin / stdout
@@ -126,7 +134,31 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-async def _stdin_to_peer(conn: Conn, stdin_fd: int, log: Callable[[str], None]) -> None:
+class UnsentInput(Exception):
+    """The conn ended while our stdin still had bytes for the peer (a classic relay)."""
+
+    def __init__(self, unsent: int, complete: bool) -> None:
+        more = "" if complete else " (at least; stdin had not ended)"
+        super().__init__(
+            f"the peer's side ended first and the relay closed the conn: {unsent} bytes of "
+            f"stdin were not delivered{more}. A relayed rdv/1 conn cannot half-close "
+            "(docs/PROTOCOL.md section 7): use --fast-start on both sides, or keep the "
+            "peer's stdin open until ours has ended"
+        )
+        self.unsent = unsent
+
+
+class _Upload:
+    """What the stdin task did after the relay ended the pair: bytes it could not send."""
+
+    def __init__(self) -> None:
+        self.relay_gone = False
+        self.unsent = 0
+
+
+async def _stdin_to_peer(
+    conn: Conn, stdin_fd: int, log: Callable[[str], None], upload: _Upload
+) -> None:
     reader = StdinReader(stdin_fd, asyncio.get_running_loop())
     reader.start()
     writer = conn.writer
@@ -137,8 +169,13 @@ async def _stdin_to_peer(conn: Conn, stdin_fd: int, log: Callable[[str], None]) 
             break
         if not item:
             break
+        if upload.relay_gone:
+            upload.unsent += len(item)  # counted, not written into a closed conn
+            continue
         writer.write(item)
         await writer.drain()
+    if upload.relay_gone:
+        return
     if writer.can_write_eof():
         writer.write_eof()
         log("stdin ended: half-closed our side, still receiving")
@@ -164,16 +201,46 @@ async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
             total += len(data)
 
 
-async def pump(conn: Conn, stdin_fd: int, stdout_fd: int, log: Callable[[str], None]) -> None:
-    """Move bytes both ways until the peer closes.
+def carries_half_close(conn: Conn) -> bool:
+    """Can our side keep sending after the peer's side ended? Direct conns (a TCP FIN) and
+    fast-start streams (an in-band EOF, section 16) can; a classic relay cannot."""
+    return not conn.is_relay or conn.upgrader is not None
+
+
+async def pump(
+    conn: Conn,
+    stdin_fd: int,
+    stdout_fd: int,
+    log: Callable[[str], None],
+    *,
+    interactive: bool | None = None,
+) -> None:
+    """Move bytes both ways until both sides ended (the peer's alone on a terminal).
+
+    ``interactive`` (default: stdin is a terminal) ends everything when the peer closes.
 
     Raises:
         OSError: when the conn or stdout fails.
+        UnsentInput: the relay ended the pair while stdin still had bytes for the peer.
     """
-    upload = asyncio.create_task(_stdin_to_peer(conn, stdin_fd, log))
+    if interactive is None:
+        interactive = os.isatty(stdin_fd)
+    state = _Upload()
+    upload = asyncio.create_task(_stdin_to_peer(conn, stdin_fd, log, state))
     try:
         received = await _peer_to_stdout(conn, stdout_fd)
         log(f"peer closed after {received} bytes received")
+        if not upload.done() and not interactive:
+            if carries_half_close(conn):
+                log("the peer's side ended; still sending our stdin")
+                await upload
+            else:
+                state.relay_gone = True
+                done, _ = await asyncio.wait({upload}, timeout=UNSENT_GRACE_S)
+                # A write that failed on the closed conn lost its bytes too.
+                clean = bool(done) and upload.exception() is None
+                if state.unsent or not clean:
+                    raise UnsentInput(state.unsent, complete=clean)
     finally:
         upload.cancel()
         with contextlib.suppress(asyncio.CancelledError, OSError):
@@ -245,6 +312,9 @@ async def _main(
         await pump(conn, sys.stdin.fileno(), sys.stdout.fileno(), log)
     except StdoutError as exc:
         say(f"writing stdout failed: {exc}")
+        return EXIT_FAILED
+    except UnsentInput as exc:
+        say(str(exc))
         return EXIT_FAILED
     except OSError as exc:
         say(f"connection lost: {exc.strerror or exc}")
