@@ -180,7 +180,7 @@ async def test_the_relay_reports_stdin_it_could_not_deliver(url: str, tmp_path: 
     d_code, d_err, a_code, a_err = await peer_ends_first(
         url, "pipe-relay-eof", "none", tmp_path / "out.bin", size
     )
-    assert "peer connected: relay " in d_err
+    assert "peer connected: relay in " in d_err and "(no direct candidate was dialled)" in d_err
     assert a_code == 0, a_err
     assert d_code == 1, d_err
     assert "were not delivered" in d_err and "--fast-start" in d_err, d_err
@@ -273,3 +273,26 @@ async def test_help_lists_every_option() -> None:
     for option in ("--spaces", "--wait-p2p", "--pick-first", "--wait", "--timeout", "-H", "-v",
                    "--events"):  # fmt: skip
         assert option in out
+
+
+def test_why_relay_says_what_became_of_the_direct_dials() -> None:
+    from rdv_core.events import Candidate, CandidateFailed, DialStarted, ServerConnected
+    from rdv_tui.cli.pipe import why_relay
+
+    private = Candidate(2, "10.0.2.2:4000", "private4", "self")
+    public = Candidate(3, "203.0.113.12:4000", "public4", "self")
+    dials = [DialStarted(0.1, private), DialStarted(0.1, public)]
+    failed = [
+        CandidateFailed(0.2, private, "unreachable", 101),
+        CandidateFailed(1.0, public, "cancelled"),
+    ]
+    assert why_relay([]) == "no direct candidate was dialled"
+    assert why_relay([*dials, *failed]) == "direct: 1 unreachable, 1 no answer"
+    proxied = ServerConnected(
+        0.0, "203.0.113.20:3128", "10.0.1.2:4000", 0.01, proxy="http://p:3128"
+    )
+    text = why_relay([proxied, *dials, *failed])
+    assert "only through the proxy http://p:3128" in text and "nothing else out" in text
+    # A refusal means something answered: no claim that only the proxy gets out.
+    refused = CandidateFailed(0.3, public, "refused", 111)
+    assert "proxy" not in why_relay([proxied, *dials, refused])
