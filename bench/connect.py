@@ -7,7 +7,8 @@ scheduler's latency). For each attempt ``accept()`` starts first and once the se
 shows it in the lobby we time ``dial()`` from the call to the returned conn.
 Addresses: 127.0.0.1 and ::1 only. The dialer's events split that time into phases:
 
-- setup:    listener, self addresses (attempt start to the server connect starting)
+- prepare:  the call to ``AttemptStarted`` (URL, proxy settings, local uplinks)
+- setup:    listener, self addresses (to the server connect starting)
 - server:   TCP connect to the server (``ServerConnected.connect_s``)
 - lobby:    request sent to ``101`` received (``ServerResponded.lobby_s``): the
             server's matching, since the peer is already waiting
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field
 
 from rdv_core.client import Client
 from rdv_core.events import (
+    AttemptStarted,
     Event,
     HandshakeOk,
     PeerJoined,
@@ -59,7 +61,7 @@ from rdv_core.wire import AddrSpace, parse_spaces
 TARGET_P2P_P50_MS = 10.0
 #: Issue 10's target: p2p p50 at most this many plain HTTP round trips to the same server.
 TARGET_RATIO = 3.0
-PHASES = ("setup", "server", "lobby", "race", "pick", "return", "total")
+PHASES = ("prepare", "setup", "server", "lobby", "race", "pick", "return", "total")
 MODES = {"p2p": "loopback4,loopback6", "relay": "none"}
 
 
@@ -71,6 +73,7 @@ class Samples:
     relayed: int = 0
 
     def add(self, events: list[Event], total_ms: float) -> None:
+        started = next(e for e in events if isinstance(e, AttemptStarted))
         connected = next(e for e in events if isinstance(e, ServerConnected))
         responded = next(e for e in events if isinstance(e, ServerResponded))
         picked = next(e for e in events if isinstance(e, Picked))
@@ -80,7 +83,8 @@ class Samples:
         else:
             first = next(e.t for e in events if isinstance(e, HandshakeOk))
         values = {
-            "setup": connected.t - connected.connect_s,
+            "prepare": started.t,
+            "setup": connected.t - connected.connect_s - started.t,
             "server": connected.connect_s,
             "lobby": responded.lobby_s,
             "race": first - responded.t,

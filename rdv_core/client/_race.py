@@ -50,18 +50,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
 from rdv_core.client._budget import SynBudget
-from rdv_core.client._candidates import (
-    DialRoute,
-    dial_routes,
-    inbound_addr,
-    infer_origins,
-    new_candidate,
-    space_not_enabled,
-)
+from rdv_core.client._candidates import DialRoute, new_candidate, plan_dials
 from rdv_core.client._dialer import dial_candidate, link_rtt
+from rdv_core.client._direct import HANDSHAKE_TIMEOUT, DirectConn
 from rdv_core.client._failures import classify
-from rdv_core.client._inbound import foreign_inbound
-from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream, read_line
+from rdv_core.client._inbound import admit_inbound
+from rdv_core.client._link import Link, PeerClosed, read_line
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
@@ -87,10 +81,8 @@ from rdv_core.wire import (
     Continue,
     Method,
     ProtocolError,
-    allows_direct,
     build_header_line,
     build_other,
-    check_header_line,
     parse_command,
 )
 
@@ -99,12 +91,6 @@ logger = logging.getLogger("rdv.client")
 #: Pause after a failed ``accept()`` (EMFILE and friends) before accepting again, so a
 #: persistent error does not spin the loop.
 ACCEPT_ERROR_PAUSE: Final = 0.1
-
-#: How long a direct conn may take to deliver the peer's header line. The peer writes
-#: it the instant TCP is up, so this only bounds conns from strangers that never speak
-#: (on the accepter, which has no picker deadline, they would otherwise live until
-#: the attempt ends). Generous, because a loaded or lossy path can need several RTTs.
-HANDSHAKE_TIMEOUT: Final = 10.0
 
 
 class Race:
@@ -153,10 +139,10 @@ class Race:
         self._emit = emit
         self._new_id = new_id
         self._header = build_header_line(method, token)
-        self._offers: Offers[Link] = Offers()
+        self._offers: Offers[Link | DirectConn] = Offers()
         self._offers.rtt_hint = self._rtt_hint
-        self._links: list[Link] = []
-        self._ready: set[Link] = set()
+        self._links: list[DirectConn] = []
+        self._ready: set[Link | DirectConn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialing: set[asyncio.Task[None]] = set()
         self._accepting: set[asyncio.Task[None]] = set()
@@ -165,9 +151,13 @@ class Race:
         self._relay_gone = relay is None
         self._causes: list[str] = []
         self._closing = False
-        self._winner: Link | None = None
+        self._winner: Link | DirectConn | None = None
+        # CONTINUE bytes the kernel did not take at once (the winner's stream sends them).
+        self._unsent = b""
         self._tg: asyncio.TaskGroup | None = None
-        self._outcome: asyncio.Future[Link | None] = asyncio.get_running_loop().create_future()
+        self._outcome: asyncio.Future[Link | DirectConn | None] = (
+            asyncio.get_running_loop().create_future()
+        )
 
     @property
     def is_dialer(self) -> bool:
@@ -202,9 +192,16 @@ class Race:
         finally:
             self._closing = True
             self._cleanup()
-        if self._winner is None:
+        winner = self._winner
+        if winner is None:
             raise NoConnectionError("no conn to the peer could be used", tuple(self._causes))
-        return self._winner
+        if isinstance(winner, Link):
+            return winner
+        # Only the winner of the race gets a stream (client/_direct.py).
+        link = await winner.to_link()
+        if self._unsent:
+            link.writer.write(self._unsent)
+        return link
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], group: set[asyncio.Task[None]] | None = None
@@ -220,22 +217,20 @@ class Race:
     def _start(self) -> None:
         for listener in self._listeners:
             self._spawn(self._accept_loop(listener), self._accepting)
-        origins = infer_origins(self._peer_addrs)
         dialable = 0
-        for addr in self._peer_addrs:
-            if not allows_direct(self._spaces, addr.space):
-                candidate = new_candidate(self._new_id(), addr, origins[addr])
-                self._emit(CandidateSkipped(self._clock(), candidate, space_not_enabled(candidate)))
+        for candidate, route, skipped in plan_dials(
+            self._peer_addrs,
+            self._spaces,
+            self._new_id,
+            uplinks=self._uplinks,
+            bound_only=self._bound_only,
+            nat64=self._nat64,
+        ):
+            if route is None:
+                self._emit(CandidateSkipped(self._clock(), candidate, skipped))
                 continue
-            nat64 = self._nat64
-            routes = dial_routes(addr, self._uplinks, bound_only=self._bound_only, nat64=nat64)
-            if not routes:  # --interface/--source allow no uplink of this family
-                candidate = new_candidate(self._new_id(), addr, origins[addr])
-                self._emit(CandidateSkipped(self._clock(), candidate, "no allowed uplink for it"))
-            for route in routes:
-                candidate = new_candidate(self._new_id(), addr, origins[addr], route.via)
-                dialable += 1
-                self._spawn(self._dial(candidate, route), self._dialing)
+            dialable += 1
+            self._spawn(self._dial(candidate, route), self._dialing)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
@@ -247,7 +242,7 @@ class Race:
             self._offers.set_exhausted()
         self._check_accepter_done()
 
-    def _commit(self, winner: Link) -> None:
+    def _commit(self, winner: Link | DirectConn) -> None:
         """The dialer's pick on the wire (docs/PROTOCOL.md section 1, step 5)."""
         relay = self._relay
         if not winner.is_relay and relay is not None and relay.alive:
@@ -257,7 +252,10 @@ class Race:
             self._emit(
                 Discarded(self._clock(), relay.candidate, "went direct: told the server OTHER")
             )
-        winner.writer.write(CONTINUE_LINE)
+        if isinstance(winner, Link):
+            winner.writer.write(CONTINUE_LINE)
+        else:
+            self._unsent = winner.send_some(CONTINUE_LINE)
 
     def _cleanup(self) -> None:
         for listener in self._listeners:
@@ -265,7 +263,10 @@ class Race:
         for sock in self._unowned:
             sock.close()
         why = "another conn was picked" if self._winner else "the attempt ended without a conn"
-        for link in [*self._links, *([self._relay] if self._relay else [])]:
+        conns: list[Link | DirectConn] = [*self._links]
+        if self._relay is not None:
+            conns.append(self._relay)
+        for link in conns:
             if link is self._winner:
                 continue
             if link.alive:
@@ -320,22 +321,18 @@ class Race:
                 logger.debug("accept failed: %s", exc)
                 await asyncio.sleep(ACCEPT_ERROR_PAUSE)
                 continue
-            remote = addr_of(sockaddr)
-            if remote is None:
-                sock.close()
-                continue
-            remote = inbound_addr(remote, self._nat64)
-            candidate = new_candidate(self._new_id(), remote, "inbound")
             if self._closing:
                 sock.close()
                 continue
-            if not allows_direct(self._spaces, remote.space):
+            inbound = admit_inbound(sockaddr, self._spaces, self._peer_addrs, self._nat64)
+            if inbound is None:  # not an IP socket address
                 sock.close()
-                self._emit(InboundRejected(self._clock(), candidate, space_not_enabled(candidate)))
                 continue
-            if (foreign := foreign_inbound(remote, self._peer_addrs)) is not None:
-                sock.close()  # a stranger who may know the token: see client/_inbound.py
-                self._emit(InboundRejected(self._clock(), candidate, foreign))
+            remote, rejected = inbound
+            candidate = new_candidate(self._new_id(), remote, "inbound")
+            if rejected is not None:
+                sock.close()  # maybe a stranger who knows the token: see client/_inbound.py
+                self._emit(InboundRejected(self._clock(), candidate, rejected))
                 continue
             self._emit(InboundAccepted(self._clock(), candidate))
             # Counted and owned from now on: a task cancelled before its first step
@@ -354,19 +351,11 @@ class Race:
         The caller has counted the conn in ``_live``; this uncounts it when it ends.
         """
         self._unowned.discard(sock)
-        link: Link | None = None
+        conn = DirectConn.of(candidate, sock, addr)
+        self._links.append(conn)
         try:
             try:
-                reader, writer = await open_stream(sock)
-                link = Link.from_stream(candidate, reader, writer, False, addr)
-                self._links.append(link)
-                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                    if outbound:
-                        writer.write(self._header)
-                    line = await read_line(reader)
-                    check_header_line(line, self._method, self._token)
-                    if not outbound:
-                        writer.write(self._header)
+                await conn.authenticate(self._header, self._method, self._token, outbound)
             except asyncio.CancelledError:
                 self._emit(HandshakeFailed(self._clock(), candidate, "cancelled", "the race ended"))
                 raise
@@ -376,23 +365,22 @@ class Race:
                 detail = str(exc) or f"no header line within {HANDSHAKE_TIMEOUT:g}s"
                 self._emit(HandshakeFailed(self._clock(), candidate, reason, detail))
                 self._fail(f"{candidate.addr}: {reason}")
-                if link is not None:
-                    link.close()
+                conn.close()
                 return
-            self._ready.add(link)
+            self._ready.add(conn)
             self._emit(HandshakeOk(self._clock(), candidate))
             if self.is_dialer:
-                self._offers.add(link, is_relay=False)
+                self._offers.add(conn, is_relay=False)
                 return
-            await self._await_continue(link)
+            await self._await_continue(conn)
         finally:
             self._live -= 1
             self._check_accepter_done()
 
-    async def _await_continue(self, link: Link) -> None:
+    async def _await_continue(self, link: DirectConn) -> None:
         """Accepter: the first command on an authenticated direct conn."""
         try:
-            command = parse_command(await read_line(link.reader))
+            command = parse_command(await link.read_line())
         except PeerClosed:
             self._ready.discard(link)
             link.close()
@@ -474,7 +462,7 @@ class Race:
 
     # ----- the accepter's outcome
 
-    def _win(self, link: Link) -> None:
+    def _win(self, link: Link | DirectConn) -> None:
         if not self._outcome.done():
             self._outcome.set_result(link)
         else:
