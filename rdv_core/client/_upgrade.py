@@ -129,6 +129,10 @@ class Upgrader:
         self._fresh = FreshPorts(listen, lambda raw: self.stream.send_control(RELAY, raw))
         self._attempt_tasks: dict[int, asyncio.Task[None]] = {}
         self._settled = asyncio.Event()
+        #: Set once the path is known for now: the relay retired, or the quick attempts
+        #: are over (the doctor's verdict waits for it: docs/PROTOCOL.md section 16.5).
+        self.quick_done = asyncio.Event()
+        self._ended: set[int] = set()  # accepter: attempts that ended without a path
         self._direct_pid: int | None = None
         self.conn: Conn | None = None
         self.direct = asyncio.Event()  #: set once the relay is retired
@@ -210,6 +214,7 @@ class Upgrader:
                 reason = str(exc) or "the peer's HELLO did not arrive"
                 self._close_listeners()
                 self._emit(UpgradeFailed(self._clock(), 0, reason, True))
+                self.quick_done.set()
                 self.stream.fail(RdvProtocolError(f"fast start: {reason}"))
                 return
             self._emit(FastStartNegotiated(self._clock(), True))
@@ -219,6 +224,7 @@ class Upgrader:
             self._emit(UpgradeStarted(self._clock(), tuple(str(a) for a in self._peer_addrs)))
             if not dialable and not self._listeners:
                 self._emit(UpgradeFailed(self._clock(), 0, "no direct candidate", True))
+                self.quick_done.set()
                 return
             if self.is_dialer:
                 await self._dialer_attempts()
@@ -246,6 +252,8 @@ class Upgrader:
                 self._settled.clear()
                 continue
             self._emit(UpgradeFailed(self._clock(), attempt, reason, final))
+            if attempt >= QUICK_ATTEMPTS:
+                self.quick_done.set()
 
     async def _dialer_attempt(self, attempt: int) -> str | None:
         """One timed attempt; None when a direct path was attached, else why not."""
@@ -253,6 +261,7 @@ class Upgrader:
         if 1 < attempt <= QUICK_ATTEMPTS:
             pair = await self._fresh.offer(attempt)
             if isinstance(pair, str):
+                self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
                 return pair
             fresh = pair
         # The least of a few round trips, one after the other: a busy peer, or bulk data
@@ -288,13 +297,22 @@ class Upgrader:
                 link = await self._race(WaitForP2P(ATTEMPT_WINDOW), None, fresh)
         except asyncio.CancelledError:
             self._emit(UpgradeFailed(self._clock(), attempt, "the dialer ended the attempt", False))
+            self._attempt_ended(attempt)
             raise
         except (NoConnectionError, OSError) as exc:
             self._emit(UpgradeFailed(self._clock(), attempt, _describe(exc), False))
+            self._attempt_ended(attempt)
             return
         failure = await self._attach(attempt, link)
         if failure is not None:
             self._emit(UpgradeFailed(self._clock(), attempt, failure, False))
+            self._attempt_ended(attempt)
+
+    def _attempt_ended(self, attempt: int) -> None:
+        """Accepter: once the dialer's quick attempts all ended, the path is known."""
+        self._ended.add(attempt)
+        if len(self._ended & set(range(1, QUICK_ATTEMPTS + 1))) >= QUICK_ATTEMPTS:
+            self.quick_done.set()
 
     async def _race(self, picker: WaitForP2P, rtt: float | None, fresh: Fresh | None) -> Link:
         port, peer_addrs = self._port, self._peer_addrs
@@ -396,6 +414,7 @@ class Upgrader:
             if running is not None:
                 running.cancel()
             self._fresh.drop(frame.value)
+            self._attempt_ended(frame.value)
             self.stream.close_path(frame.value, "the dialer ended the attempt")
         else:
             logger.debug("fast start: ignoring %s on path %d", frame.kind.name, pid)
@@ -426,6 +445,7 @@ class Upgrader:
         self.stream.core.retain = False
         self.direct.set()
         self._settled.set()
+        self.quick_done.set()
         since = self._clock() - (self._switched_at or self._picked_at)
         self._emit(RelayRetired(self._clock(), since))
 
