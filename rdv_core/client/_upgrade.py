@@ -269,8 +269,11 @@ class Upgrader:
         # send our SYNs late.
         samples = [r for r in [await self._ping() for _ in range(PINGS)] if r is not None]
         rtt = min(samples) if samples else None
-        synced = time.perf_counter()
         self.stream.send_control(RELAY, attempt_frame(Kind.SYNC, attempt))
+        # Let the relay's writer put SYNC on the wire before we wait: the wait's last
+        # stretch spins without yielding to the event loop.
+        await asyncio.sleep(0)
+        synced = time.perf_counter()
         if rtt is not None:
             # SYNC takes about half a round trip to reach the peer, which dials at once.
             await sleep_until(synced + rtt / 2)
