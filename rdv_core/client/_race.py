@@ -56,6 +56,7 @@ from rdv_core.client._direct import HANDSHAKE_TIMEOUT, DirectConn
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
 from rdv_core.client._link import Link, PeerClosed, read_line
+from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
@@ -218,19 +219,26 @@ class Race:
         for listener in self._listeners:
             self._spawn(self._accept_loop(listener), self._accepting)
         dialable = 0
-        for candidate, route, skipped in plan_dials(
-            self._peer_addrs,
-            self._spaces,
-            self._new_id,
-            uplinks=self._uplinks,
-            bound_only=self._bound_only,
-            nat64=self._nat64,
-        ):
+        plan = list(
+            plan_dials(
+                self._peer_addrs,
+                self._spaces,
+                self._new_id,
+                uplinks=self._uplinks,
+                bound_only=self._bound_only,
+                nat64=self._nat64,
+            )
+        )
+        # ::1 waits for 127.0.0.1 (client/_loopback.py, docs/PROTOCOL.md section 11).
+        spaces = {route.target.space for _, route, _ in plan if route is not None}
+        both = {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces
+        gate = LoopbackGate() if both else None
+        for candidate, route, skipped in plan:
             if route is None:
                 self._emit(CandidateSkipped(self._clock(), candidate, skipped))
                 continue
             dialable += 1
-            self._spawn(self._dial(candidate, route), self._dialing)
+            self._spawn(self._dial(candidate, route, gate), self._dialing)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
@@ -282,9 +290,17 @@ class Race:
 
     # ----- dialing
 
-    async def _dial(self, candidate: Candidate, route: DialRoute) -> None:
+    async def _dial(
+        self, candidate: Candidate, route: DialRoute, gate: LoopbackGate | None = None
+    ) -> None:
         sock: socket.socket | None = None
         addr = route.target
+        emit = self._emit
+        if gate is not None:
+            gated = await gate.enter(candidate, addr, self._emit, self._clock)
+            if gated is None:  # skipped: IPv4 loopback reached the peer
+                return
+            emit = gated
         try:
             sock = await dial_candidate(
                 candidate,
@@ -294,7 +310,7 @@ class Race:
                 rtt_hint=self._rtt_hint,
                 budget=self._budget.for_addr(addr),
                 clock=self._clock,
-                emit=self._emit,
+                emit=emit,
                 fail=self._fail,
             )
         finally:
@@ -305,7 +321,7 @@ class Race:
         if current is not None:
             # Connected: from now on this is a handshake, which a relay EOF must not cancel.
             self._dialing.discard(current)
-        self._emit(CandidateConnected(self._clock(), candidate))
+        emit(CandidateConnected(self._clock(), candidate))
         self._live += 1
         await self._direct(candidate, sock, addr, outbound=True)
 
