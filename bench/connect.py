@@ -185,6 +185,66 @@ async def baseline(port: int, attempts: int) -> list[float]:
     return out
 
 
+async def floor(attempts: int) -> list[float]:
+    """The least work a p2p connect can do, in plain asyncio streams, per attempt in ms.
+
+    The same steps as rdv's dial, nothing else: the accepter waits at a one-line
+    rendezvous server (in this process, like rdv's default) with a listener open; the
+    timed dialer connects to that server, sends ``DIAL <token>``, reads the accepter's
+    port, connects to it, writes its header line, reads the accepter's, writes
+    ``CONTINUE``. No HTTP, no relay, no shared port, no events, one candidate.
+    """
+    waiting: dict[bytes, asyncio.StreamWriter] = {}
+
+    async def rendezvous(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        method, token = (await reader.readline()).split()
+        if method == b"ACCEPT":
+            writer.write(b"ok\n")
+            waiting[token] = writer
+            return
+        accepter = waiting.pop(token)
+        accepter.write(b"101\n")
+        accepter.close()
+        writer.write(b"101 " + port_of[token] + b"\n")
+        writer.close()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # rdv/1 DIAL <token>
+        writer.write(b"rdv/1 ACCEPT tok\n")
+        await reader.readline()  # CONTINUE
+        writer.close()
+
+    port_of: dict[bytes, bytes] = {}
+    server = await asyncio.start_server(rendezvous, "127.0.0.1", 0)
+    listener = await asyncio.start_server(peer, "127.0.0.1", 0)
+    server_port = server.sockets[0].getsockname()[1]
+    peer_port = str(listener.sockets[0].getsockname()[1]).encode()
+    out = []
+    try:
+        for i in range(attempts):
+            token = f"floor-{i}".encode()
+            port_of[token] = peer_port
+            a_reader, a_writer = await asyncio.open_connection("127.0.0.1", server_port)
+            a_writer.write(b"ACCEPT " + token + b"\n")
+            await a_reader.readline()  # in the lobby
+            start = time.perf_counter()
+            reader, writer = await asyncio.open_connection("127.0.0.1", server_port)
+            writer.write(b"DIAL " + token + b"\n")
+            port = int((await reader.readline()).split()[1])
+            d_reader, d_writer = await asyncio.open_connection("127.0.0.1", port)
+            d_writer.write(b"rdv/1 DIAL tok\n")
+            await d_reader.readline()
+            d_writer.write(b"CONTINUE\n")
+            out.append((time.perf_counter() - start) * 1000)
+            for w in (writer, d_writer, a_writer):
+                w.close()
+            await a_reader.read()
+    finally:
+        server.close()
+        listener.close()
+    return out
+
+
 class Child:
     """The accepter process."""
 
@@ -328,6 +388,7 @@ async def main() -> int:
     try:
         await attempts(peer, url, "p2p", 3)  # warm up
         base = await baseline(port, args.attempts)
+        least = await floor(args.attempts)
         p2p = await attempts(peer, url, "p2p", args.attempts)
         relay = await attempts(peer, url, "relay", args.attempts)
         go = await versus_go(peer, url, args.go_client, args.attempts) if args.go_client else None
@@ -337,15 +398,21 @@ async def main() -> int:
     base_p50 = percentile(base, 50)
     print(f"baseline: HTTP round trip to the server p50 {base_p50:.2f} ms, "
           f"p90 {percentile(base, 90):.2f} ms")  # fmt: skip
+    floor_p50 = percentile(least, 50)
+    print(f"floor: the least p2p work in plain asyncio (one-line rendezvous, one TCP connect, "
+          f"header lines, CONTINUE) p50 {floor_p50:.2f} ms, p90 {percentile(least, 90):.2f} ms "
+          f"= {floor_p50 / base_p50:.1f}x the HTTP round trip")  # fmt: skip
     results = {
         "baseline_ms": {"p50": base_p50, "p90": percentile(base, 90)},
+        "floor_ms": {"p50": floor_p50, "p90": percentile(least, 90)},
         "p2p": report("p2p (spaces loopback4,loopback6, wait-for-p2p 1s)", p2p, base_p50),
         "relay": report("relay (spaces none)", relay, base_p50),
     }
     p2p_p50 = percentile(p2p.phases["total"], 50)
     ok = p2p_p50 < TARGET_P2P_P50_MS and p2p.relayed == 0
     ratio = p2p_p50 / base_p50
-    print(f"p2p p50 / HTTP round trip: {ratio:.1f}x (target <= {TARGET_RATIO:g}x)")
+    print(f"p2p p50 / HTTP round trip: {ratio:.1f}x (target <= {TARGET_RATIO:g}x); "
+          f"p2p p50 / floor: {p2p_p50 / floor_p50:.1f}x")  # fmt: skip
     ok = ok and ratio <= TARGET_RATIO
     if go is None:
         print("Go client comparison: skipped (no --go-client PATH)")

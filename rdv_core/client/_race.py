@@ -55,9 +55,10 @@ from rdv_core.client._dialer import dial_candidate, link_rtt
 from rdv_core.client._direct import HANDSHAKE_TIMEOUT, DirectConn
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
-from rdv_core.client._link import Link, PeerClosed, read_line
+from rdv_core.client._link import Link, PeerClosed
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
+from rdv_core.client._relay_role import accepter_relay_command, watch_dialer_relay
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
@@ -155,6 +156,7 @@ class Race:
         self._winner: Link | DirectConn | None = None
         # CONTINUE bytes the kernel did not take at once (the winner's stream sends them).
         self._unsent = b""
+        self._opened: Link | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._outcome: asyncio.Future[Link | DirectConn | None] = (
             asyncio.get_running_loop().create_future()
@@ -190,6 +192,16 @@ class Race:
                         self._commit(winner)
                 for task in self._tasks:
                     task.cancel()
+                if isinstance(winner, DirectConn):
+                    # Its stream opens in the loop turn the cancelled tasks end in.
+                    tg.create_task(self._open(winner))
+        except BaseException:
+            # Cancelled (or broken) after the pick: the winner goes too.
+            if self._opened is not None:
+                self._opened.close()
+            elif self._winner is not None:
+                self._winner.close()
+            raise
         finally:
             self._closing = True
             self._cleanup()
@@ -198,11 +210,19 @@ class Race:
             raise NoConnectionError("no conn to the peer could be used", tuple(self._causes))
         if isinstance(winner, Link):
             return winner
-        # Only the winner of the race gets a stream (client/_direct.py).
-        link = await winner.to_link()
+        link = self._opened
+        if link is None:
+            raise NoConnectionError("the picked conn failed", tuple(self._causes))
         if self._unsent:
             link.writer.write(self._unsent)
         return link
+
+    async def _open(self, conn: DirectConn) -> None:
+        """Only the winner of the race gets a stream (client/_direct.py)."""
+        try:
+            self._opened = await conn.to_link()
+        except OSError as exc:  # to_link closed the socket
+            self._fail(f"{conn.candidate.addr}: {classify(exc)[0]}")
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], group: set[asyncio.Task[None]] | None = None
@@ -422,51 +442,17 @@ class Race:
     # ----- the relay
 
     async def _watch_dialer_relay(self, relay: Link) -> None:
-        """Dialer: notice a relay that dies before the pick (the server sends nothing now)."""
-        try:
-            data = await relay.reader.read(1)
-        except OSError as exc:
-            reason, code = classify(exc)
-            detail = str(exc)
-        else:
-            reason, code = ("eof", None) if not data else ("protocol", None)
-            detail = (
-                "the server closed the relay" if not data else "server sent bytes before our pick"
-            )
+        reason = await watch_dialer_relay(relay, self._emit, self._clock)
         self._offers.withdraw(relay)
-        relay.close()
-        self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, detail))
         self._fail(f"relay: {reason}")
 
     async def _accepter_relay(self, relay: Link) -> None:
-        """Accepter: ``CONTINUE`` from the server means the dialer picked the relay."""
-        try:
-            command = parse_command(await read_line(relay.reader))
-        except PeerClosed:
-            relay.close()
-            self._emit(
-                Discarded(
-                    self._clock(),
-                    relay.candidate,
-                    "the server closed the relay: the dialer went direct",
-                )
-            )
-        except (OSError, ProtocolError) as exc:
-            reason, code = classify(exc)
-            relay.close()
-            self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, str(exc)))
-            self._fail(f"relay: {reason}")
-        else:
-            if isinstance(command, Continue):
-                self._win(relay)
-                return
-            relay.close()
-            self._emit(
-                CandidateFailed(
-                    self._clock(), relay.candidate, "protocol", None, "OTHER from the server"
-                )
-            )
-            self._fail("relay: protocol")
+        won, failure = await accepter_relay_command(relay, self._emit, self._clock)
+        if won:
+            self._win(relay)
+            return
+        if failure is not None:
+            self._fail(f"relay: {failure}")
         self._relay_gone = True
         # The dialer has picked (a direct conn we already hold) or is gone: dials and
         # inbound conns that are not authenticated yet can no longer be chosen.
