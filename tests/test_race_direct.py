@@ -27,6 +27,8 @@ from rdv_core.events import (
 )
 from rdv_core.wire import ACCEPT, DIAL, MAX_LINE, Addr, AddrSpace, ProtocolError
 
+from tests.race_support import LOOP, client, exchange, pair
+
 CANDIDATE = Candidate(1, "127.0.0.1:1", "loopback4", "self")
 
 
@@ -144,3 +146,15 @@ async def test_ipv6_loopback_is_dialled_when_ipv4_is_refused() -> None:
     finally:
         d.close()
         a.close()
+
+
+async def test_every_conn_has_nagle_off(url: str) -> None:
+    """Direct and relayed conns, both sides: TCP_NODELAY (asyncio skips our proto-0 sockets)."""
+    for spaces in (LOOP, AddrSpace.NONE):
+        d, a = await pair(url, client(spaces=spaces), client(spaces=spaces), token=f"nd{spaces}")
+        async with d, a:
+            assert d.is_relay == a.is_relay == (spaces == AddrSpace.NONE)
+            for conn in (d, a):
+                sock = conn.writer.get_extra_info("socket")
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+            await exchange(d, a)
