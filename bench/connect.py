@@ -15,11 +15,19 @@ Addresses: 127.0.0.1 and ::1 only. The dialer's events split that time into phas
 - race:     ``101`` to the first usable conn (first ``HandshakeOk``; for the relay,
             ``RelayReady``)
 - pick:     first usable conn to ``Picked`` (the picker's decision)
-- return:   ``Picked`` to ``dial()`` returning (cleanup of the losers)
+- return:   ``Picked`` to ``dial()`` returning (the pick on the wire, the losers'
+            cleanup, the winner's stream)
+
+The attempt's clock starts at the call, so the phases add up to the total. In one
+process every phase also holds whatever the accepter and the server do meanwhile (their
+work shares the CPU and the event loop): that is why ``return`` is not near zero there.
 
 The baseline, measured in the same run against the same server, is one plain HTTP
-round trip (TCP connect, ``GET /healthz``, response): the floor for anything that
-talks to a server. Target: p2p p50 below 10 ms.
+round trip (TCP connect, ``GET /healthz``, response). The floor is the least work a
+p2p connect can do, in plain asyncio streams in this process (:func:`floor`): a one-line
+rendezvous, one TCP connect, the header lines, ``CONTINUE``. Targets (issue 10), each
+printed with its verdict: p2p p50 below 10 ms; p2p p50 at most 3x the HTTP round trip
+(the ratio to the floor is printed beside it); no slower than the Go client if given.
 
 With ``--go-client PATH`` (a built Go reference ``rdv`` binary; skipped when not given:
 there is no Go toolchain on the project machine, so this path was only run against a stand-in
@@ -61,6 +69,7 @@ from rdv_core.wire import AddrSpace, parse_spaces
 TARGET_P2P_P50_MS = 10.0
 #: Issue 10's target: p2p p50 at most this many plain HTTP round trips to the same server.
 TARGET_RATIO = 3.0
+GO_TARGET = "rdv p50 <= the Go client's"
 PHASES = ("prepare", "setup", "server", "lobby", "race", "pick", "return", "total")
 MODES = {"p2p": "loopback4,loopback6", "relay": "none"}
 
@@ -409,22 +418,37 @@ async def main() -> int:
         "relay": report("relay (spaces none)", relay, base_p50),
     }
     p2p_p50 = percentile(p2p.phases["total"], 50)
-    ok = p2p_p50 < TARGET_P2P_P50_MS and p2p.relayed == 0
     ratio = p2p_p50 / base_p50
-    print(f"p2p p50 / HTTP round trip: {ratio:.1f}x (target <= {TARGET_RATIO:g}x); "
-          f"p2p p50 / floor: {p2p_p50 / floor_p50:.1f}x")  # fmt: skip
-    ok = ok and ratio <= TARGET_RATIO
-    if go is None:
-        print("Go client comparison: skipped (no --go-client PATH)")
-    else:
+    # One line per target of issue 10, each with its verdict.
+    verdicts = {
+        f"p2p p50 < {TARGET_P2P_P50_MS:g} ms, never relayed": (
+            p2p_p50 < TARGET_P2P_P50_MS and p2p.relayed == 0,
+            f"{p2p_p50:.2f} ms, {p2p.relayed} relayed",
+        ),
+        f"p2p p50 <= {TARGET_RATIO:g}x the HTTP round trip": (
+            ratio <= TARGET_RATIO,
+            f"{ratio:.1f}x ({p2p_p50:.2f} / {base_p50:.2f} ms); "
+            f"{p2p_p50 / floor_p50:.1f}x the plain-asyncio floor",
+        ),
+    }
+    results["ratio_http"] = ratio
+    results["ratio_floor"] = p2p_p50 / floor_p50
+    if go is not None:
         go_p50, ours_p50 = percentile(go["go"], 50), percentile(go["rdv"], 50)
         print(f"\nvs Go client ({args.go_client}), {args.attempts} alternating dials each, "
               f"dialer's own report: Go p50 {go_p50:.2f} ms, rdv p50 {ours_p50:.2f} ms "
               f"({ours_p50 / go_p50:.2f}x)")  # fmt: skip
         results["go"] = {"go_p50": go_p50, "rdv_p50": ours_p50, "ratio": ours_p50 / go_p50}
-        ok = ok and ours_p50 <= go_p50
-    verdict = "PASS" if ok else "FAIL"
-    print(f"\ntarget p2p p50 < {TARGET_P2P_P50_MS:g} ms: {p2p_p50:.2f} ms -> {verdict}")
+        verdicts[GO_TARGET] = (
+            ours_p50 <= go_p50,
+            f"{ours_p50:.2f} vs {go_p50:.2f} ms ({ours_p50 / go_p50:.2f}x)",
+        )
+    print("\ntargets:")
+    for name, (passed, detail) in verdicts.items():
+        print(f"  {name:<40} {'PASS' if passed else 'FAIL'}  {detail}")
+    if go is None:
+        print(f"  {GO_TARGET:<40} skipped (no --go-client PATH)")
+    ok = all(passed for passed, _ in verdicts.values())
     if args.json:
         print(json.dumps(results, indent=2))
     return 0 if ok else 1

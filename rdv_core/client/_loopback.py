@@ -3,7 +3,7 @@
 A peer on this host lists both loopback addresses on its port P, and both reach the
 same dual-stack listener. Dialling both (each peer, both ways) made two direct conns per
 attempt where one is used: two more dials, accepts and header exchanges, and a loser to
-close on each side, about a fifth of a loopback attempt's CPU (bench/connect.py). So,
+close on each side: about a third of a loopback attempt's CPU (bench/connect.py). So,
 as in Happy Eyeballs (RFC 8305) but only where the two families are the same host
 for sure, the IPv6 loopback dial starts only when the IPv4 one is in trouble (refused,
 failed) or has not connected within :data:`LOOPBACK_STAGGER`; once the IPv4 dial
