@@ -34,6 +34,7 @@ from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import server_socket
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
 from rdv_core.client._upgrade import Upgrader
+from rdv_core.client._uplink_observe import ask_uplink_mappings
 from rdv_core.client._uplinks import LocalPaths
 from rdv_core.errors import (
     NoConnectionError,
@@ -75,12 +76,12 @@ from rdv_core.wire import (
     allows_any_direct,
     build_request,
     check_upgrade_response,
+    choose_proxy,
     format_spaces,
     middlebox_hint,
     nat64_prefix,
     parse_proxy_url,
     parse_server_url,
-    proxy_for,
 )
 
 logger = logging.getLogger("rdv.client")
@@ -228,11 +229,7 @@ class Client:
         Raises:
             ValueError: the proxy URL (given or from the environment) is not valid.
         """
-        if self.proxy is not None:
-            if self.proxy.strip().lower() == NO_PROXY_WORD:
-                return None
-            return parse_proxy_url(self.proxy)
-        return proxy_for(server, os.environ) if self.trust_env else None
+        return choose_proxy(self.proxy, server, os.environ if self.trust_env else None)
 
 
 class _Attempt:
@@ -325,8 +322,20 @@ class _Attempt:
             )
             if port:
                 mine += [a for a in client.predicted_addrs if client.spaces.includes_ip(a.ip)]
+            uplinks = ask_uplink_mappings(  # section 17.3: a NATed second uplink's address
+                self.server,
+                paths,
+                port,
+                behind_proxy=self.proxy is not None,
+                ssl_context=client.ssl_context,
+            )
+            try:
+                reader, writer, server_addr = await self._connect_server(port)
+            except BaseException:
+                uplinks.cancel()
+                raise
+            mine = list(dict.fromkeys([*mine, *await uplinks.addrs(client.spaces)]))
             mine = mine[:MAX_SELF_ADDRS]
-            reader, writer, server_addr = await self._connect_server(port)
             local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
             port = local.port
             self.emit(SelfAddrsGathered(self.clock(), port, tuple(str(a) for a in mine)))

@@ -43,13 +43,14 @@ def predict_ports(client: Any, report: Any) -> None:
         client.predicted_addrs = tuple(predicted_addrs(report))
 
 
-async def doctor_before(server: str, say: Callable[[str], None]) -> Any:
-    """Our doctor report against ``server`` (None if it cannot run)."""
+async def doctor_before(server: str, say: Callable[[str], None], proxy: str | None = None) -> Any:
+    """Our doctor report against ``server`` through ``proxy`` as the race would go (None if it
+    cannot run)."""
     from rdv_core.doctor import run_doctor, summary
 
     say("checking the network (rdv doctor)…")
     try:
-        report = await run_doctor([server])
+        report = await run_doctor([server], proxy=proxy)
     except (OSError, ValueError) as exc:
         say(f"rdv doctor failed: {exc}")
         return None
