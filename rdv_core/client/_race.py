@@ -55,7 +55,7 @@ from rdv_core.client._dialer import dial_candidate, link_rtt
 from rdv_core.client._direct import HANDSHAKE_TIMEOUT, DirectConn
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
-from rdv_core.client._link import Link, PeerClosed
+from rdv_core.client._link import Link, PeerClosed, read_line
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._relay_role import accepter_relay_command, watch_dialer_relay
@@ -143,7 +143,7 @@ class Race:
         self._header = build_header_line(method, token)
         self._offers: Offers[Link | DirectConn] = Offers()
         self._offers.rtt_hint = self._rtt_hint
-        self._links: list[DirectConn] = []
+        self._links: list[Link | DirectConn] = []
         self._ready: set[Link | DirectConn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialing: set[asyncio.Task[None]] = set()
@@ -413,10 +413,19 @@ class Race:
             self._live -= 1
             self._check_accepter_done()
 
-    async def _await_continue(self, link: DirectConn) -> None:
-        """Accepter: the first command on an authenticated direct conn."""
+    async def _await_continue(self, conn: DirectConn) -> None:
+        """Accepter: the first command on an authenticated direct conn.
+
+        Its stream opens first, while the dialer picks: so ``CONTINUE`` finds it ready and
+        the winner is returned without one more event-loop turn.
+        """
+        link: Link | DirectConn = conn
         try:
-            command = parse_command(await link.read_line())
+            link = await conn.to_link()
+            self._links[self._links.index(conn)] = link
+            self._ready.discard(conn)
+            self._ready.add(link)
+            command = parse_command(await read_line(link.reader))
         except PeerClosed:
             self._ready.discard(link)
             link.close()
