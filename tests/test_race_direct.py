@@ -25,7 +25,7 @@ from rdv_core.events import (
     Event,
     HandshakeOk,
 )
-from rdv_core.wire import ACCEPT, DIAL, MAX_LINE, Addr, AddrSpace, ProtocolError
+from rdv_core.wire import ACCEPT, DIAL, MAX_LINE, Addr, AddrSpace, Misdial, ProtocolError
 
 from tests.race_support import LOOP, client, exchange, pair
 
@@ -158,3 +158,33 @@ async def test_every_conn_has_nagle_off(url: str) -> None:
                 sock = conn.writer.get_extra_info("socket")
                 assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
             await exchange(d, a)
+
+
+async def test_an_inbound_line_already_here_is_answered_at_once() -> None:
+    conn, other = conn_pair()
+    try:
+        other.sendall(b"rdv/1 DIAL tok\nCONTINUE\n")
+        await asyncio.sleep(0.01)
+        conn.answer_now(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok")
+        assert conn.answered
+        assert other.recv(100) == b"rdv/1 ACCEPT tok\n"
+        await conn.authenticate(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok", outbound=False)
+        assert await conn.read_line() == b"CONTINUE"  # the command stayed in the socket
+    finally:
+        other.close()
+        conn.close()
+
+    # A wrong line is not answered: the handshake reports the misdial, the sender gets nothing.
+    conn, other = conn_pair()
+    try:
+        other.sendall(b"rdv/1 ACCEPT tok\n")  # our own method: a stranger echoing us
+        await asyncio.sleep(0.01)
+        conn.answer_now(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok")
+        assert not conn.answered
+        with pytest.raises(Misdial):
+            await conn.authenticate(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok", outbound=False)
+        conn.close()
+        assert other.recv(100) == b""
+    finally:
+        other.close()
+        conn.close()

@@ -43,6 +43,10 @@ class DirectConn:
     sock: socket.socket
     local: Addr
     remote: Addr
+    #: The peer's header line, when :meth:`answer_now` found it already in the socket.
+    early: bytes | None = None
+    #: True once :meth:`answer_now` checked that line and answered it.
+    answered: bool = False
 
     #: Always False: the relay is a :class:`Link` from the start (for pickers and cleanup).
     is_relay = False
@@ -115,6 +119,29 @@ class DirectConn:
             if len(line) >= MAX_LINE:
                 raise ProtocolError(f"rdv line longer than {MAX_LINE} bytes")
 
+    def answer_now(self, header: bytes, method: str, token: str) -> None:
+        """Inbound: if the peer's line is already here, check it and answer it at once.
+
+        The accept loop calls this before it hands the conn to its task, which saves the
+        dialer (waiting for our line) one turn of our event loop. Anything but a good,
+        complete line is left for :meth:`authenticate`, which reports it as usual.
+        """
+        try:
+            data = self.sock.recv(MAX_LINE, socket.MSG_PEEK)
+        except OSError:  # nothing yet (BlockingIOError), or broken: the task will see
+            return
+        end = data.find(b"\n")
+        if end < 0:
+            return
+        self.sock.recv(end + 1)
+        self.early = data[:end]
+        try:
+            check_header_line(self.early, method, token)
+            self.send(header)
+        except (OSError, ProtocolError):
+            return
+        self.answered = True
+
     async def authenticate(self, header: bytes, method: str, token: str, outbound: bool) -> None:
         """The header lines (docs/PROTOCOL.md sections 6 and 11), within HANDSHAKE_TIMEOUT.
 
@@ -125,10 +152,13 @@ class DirectConn:
             OSError: the conn failed, or (TimeoutError) no line came in time.
             EOFError, ProtocolError: no line, or a wrong one (``Misdial``).
         """
+        if self.answered:
+            return
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             if outbound:
                 self.send(header)
-            check_header_line(await self.read_line(), method, token)
+            line = self.early if self.early is not None else await self.read_line()
+            check_header_line(line, method, token)
             if not outbound:
                 self.send(header)
 

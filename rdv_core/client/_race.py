@@ -375,19 +375,26 @@ class Race:
             # never runs its body, so cleanup closes sockets no task has taken yet.
             self._live += 1
             self._unowned.add(sock)
-            self._spawn(self._direct(candidate, sock, remote, outbound=False))
+            conn = DirectConn.of(candidate, sock, remote)
+            conn.answer_now(self._header, self._method, self._token)
+            self._spawn(self._direct(candidate, sock, remote, outbound=False, conn=conn))
 
     # ----- direct conns: header lines, then (accepter) the command
 
     async def _direct(
-        self, candidate: Candidate, sock: socket.socket, addr: Addr, outbound: bool
+        self,
+        candidate: Candidate,
+        sock: socket.socket,
+        addr: Addr,
+        outbound: bool,
+        conn: DirectConn | None = None,
     ) -> None:
         """Header lines on a direct conn, then (accepter) its command.
 
         The caller has counted the conn in ``_live``; this uncounts it when it ends.
         """
         self._unowned.discard(sock)
-        conn = DirectConn.of(candidate, sock, addr)
+        conn = conn or DirectConn.of(candidate, sock, addr)
         self._links.append(conn)
         try:
             try:
