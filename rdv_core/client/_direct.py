@@ -128,17 +128,15 @@ class DirectConn:
         """
         try:
             data = self.sock.recv(MAX_LINE, socket.MSG_PEEK)
-        except OSError:  # nothing yet (BlockingIOError), or broken: the task will see
-            return
-        end = data.find(b"\n")
-        if end < 0:
-            return
-        self.sock.recv(end + 1)
-        self.early = data[:end]
-        try:
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self.sock.recv(end + 1)
+            self.early = data[:end]
             check_header_line(self.early, method, token)
             self.send(header)
         except (OSError, ProtocolError):
+            # Nothing yet (BlockingIOError), broken, or a wrong line: the task reports it.
             return
         self.answered = True
 

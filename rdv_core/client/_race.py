@@ -297,12 +297,14 @@ class Race:
         for link in conns:
             if link is self._winner:
                 continue
+            # The relay is on offer from the start: it always ends with an event, also
+            # on the accepter, whose relay read is cancelled when a direct conn gets
+            # CONTINUE first. So does every authenticated conn, also one whose stream
+            # was still opening (its socket is closed already then).
+            ready = link in self._ready
+            if ready or (link.alive and link is self._relay):
+                self._emit(Discarded(self._clock(), link.candidate, why))
             if link.alive:
-                # The relay is on offer from the start: it always ends with an event,
-                # also on the accepter, whose relay read is cancelled when a direct
-                # conn gets CONTINUE first.
-                if link in self._ready or link is self._relay:
-                    self._emit(Discarded(self._clock(), link.candidate, why))
                 link.close()
 
     def _fail(self, text: str) -> None:
@@ -448,6 +450,7 @@ class Race:
         if isinstance(command, Continue):
             self._win(link)
             return
+        self._ready.discard(link)
         link.close()
         self._emit(
             CandidateFailed(
