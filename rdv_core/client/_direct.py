@@ -4,8 +4,8 @@ The race authenticates every direct conn with one header line each way and, on t
 accepter, waits for the dialer's command line. Only one of those conns ever carries
 data, so none gets an asyncio transport and stream pair during the race: each line is
 read straight from the socket, and only the winner becomes a :class:`Link` with a
-stream (:meth:`DirectConn.to_link`). On loopback a stream pair per conn was about a
-fifth of the race's CPU, several event-loop turns per conn (bench/connect.py).
+stream (:meth:`DirectConn.to_link`): a stream pair costs a transport, a reader and an
+event-loop turn per conn, for conns that are mostly closed a moment later.
 
 A line is taken from the kernel with ``MSG_PEEK`` first and then consumed to its
 ``\\n`` exactly, so that whatever follows it (the command, then application bytes)
@@ -43,6 +43,10 @@ class DirectConn:
     sock: socket.socket
     local: Addr
     remote: Addr
+    #: The peer's header line, when :meth:`answer_now` found it already in the socket.
+    early: bytes | None = None
+    #: True once :meth:`answer_now` checked that line and answered it.
+    answered: bool = False
 
     #: Always False: the relay is a :class:`Link` from the start (for pickers and cleanup).
     is_relay = False
@@ -115,6 +119,27 @@ class DirectConn:
             if len(line) >= MAX_LINE:
                 raise ProtocolError(f"rdv line longer than {MAX_LINE} bytes")
 
+    def answer_now(self, header: bytes, method: str, token: str) -> None:
+        """Inbound: if the peer's line is already here, check it and answer it at once.
+
+        The accept loop calls this before it hands the conn to its task, which saves the
+        dialer (waiting for our line) one turn of our event loop. Anything but a good,
+        complete line is left for :meth:`authenticate`, which reports it as usual.
+        """
+        try:
+            data = self.sock.recv(MAX_LINE, socket.MSG_PEEK)
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self.sock.recv(end + 1)
+            self.early = data[:end]
+            check_header_line(self.early, method, token)
+            self.send(header)
+        except (OSError, ProtocolError):
+            # Nothing yet (BlockingIOError), broken, or a wrong line: the task reports it.
+            return
+        self.answered = True
+
     async def authenticate(self, header: bytes, method: str, token: str, outbound: bool) -> None:
         """The header lines (docs/PROTOCOL.md sections 6 and 11), within HANDSHAKE_TIMEOUT.
 
@@ -125,10 +150,13 @@ class DirectConn:
             OSError: the conn failed, or (TimeoutError) no line came in time.
             EOFError, ProtocolError: no line, or a wrong one (``Misdial``).
         """
+        if self.answered:
+            return
         async with asyncio.timeout(HANDSHAKE_TIMEOUT):
             if outbound:
                 self.send(header)
-            check_header_line(await self.read_line(), method, token)
+            line = self.early if self.early is not None else await self.read_line()
+            check_header_line(line, method, token)
             if not outbound:
                 self.send(header)
 

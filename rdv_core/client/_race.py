@@ -56,7 +56,9 @@ from rdv_core.client._direct import HANDSHAKE_TIMEOUT, DirectConn
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
 from rdv_core.client._link import Link, PeerClosed, read_line
+from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
+from rdv_core.client._relay_role import accepter_relay_command, watch_dialer_relay
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
@@ -141,7 +143,7 @@ class Race:
         self._header = build_header_line(method, token)
         self._offers: Offers[Link | DirectConn] = Offers()
         self._offers.rtt_hint = self._rtt_hint
-        self._links: list[DirectConn] = []
+        self._links: list[Link | DirectConn] = []
         self._ready: set[Link | DirectConn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialing: set[asyncio.Task[None]] = set()
@@ -154,6 +156,7 @@ class Race:
         self._winner: Link | DirectConn | None = None
         # CONTINUE bytes the kernel did not take at once (the winner's stream sends them).
         self._unsent = b""
+        self._opened: Link | None = None
         self._tg: asyncio.TaskGroup | None = None
         self._outcome: asyncio.Future[Link | DirectConn | None] = (
             asyncio.get_running_loop().create_future()
@@ -189,6 +192,16 @@ class Race:
                         self._commit(winner)
                 for task in self._tasks:
                     task.cancel()
+                if isinstance(winner, DirectConn):
+                    # Its stream opens in the loop turn the cancelled tasks end in.
+                    tg.create_task(self._open(winner))
+        except BaseException:
+            # Cancelled (or broken) after the pick: the winner goes too.
+            if self._opened is not None:
+                self._opened.close()
+            elif self._winner is not None:
+                self._winner.close()
+            raise
         finally:
             self._closing = True
             self._cleanup()
@@ -197,11 +210,19 @@ class Race:
             raise NoConnectionError("no conn to the peer could be used", tuple(self._causes))
         if isinstance(winner, Link):
             return winner
-        # Only the winner of the race gets a stream (client/_direct.py).
-        link = await winner.to_link()
+        link = self._opened
+        if link is None:
+            raise NoConnectionError("the picked conn failed", tuple(self._causes))
         if self._unsent:
             link.writer.write(self._unsent)
         return link
+
+    async def _open(self, conn: DirectConn) -> None:
+        """Only the winner of the race gets a stream (client/_direct.py)."""
+        try:
+            self._opened = await conn.to_link()
+        except OSError as exc:  # to_link closed the socket
+            self._fail(f"{conn.candidate.addr}: {classify(exc)[0]}")
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], group: set[asyncio.Task[None]] | None = None
@@ -218,19 +239,26 @@ class Race:
         for listener in self._listeners:
             self._spawn(self._accept_loop(listener), self._accepting)
         dialable = 0
-        for candidate, route, skipped in plan_dials(
-            self._peer_addrs,
-            self._spaces,
-            self._new_id,
-            uplinks=self._uplinks,
-            bound_only=self._bound_only,
-            nat64=self._nat64,
-        ):
+        plan = list(
+            plan_dials(
+                self._peer_addrs,
+                self._spaces,
+                self._new_id,
+                uplinks=self._uplinks,
+                bound_only=self._bound_only,
+                nat64=self._nat64,
+            )
+        )
+        # ::1 waits for 127.0.0.1 (client/_loopback.py, docs/PROTOCOL.md section 11).
+        spaces = {route.target.space for _, route, _ in plan if route is not None}
+        both = {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces
+        gate = LoopbackGate() if both else None
+        for candidate, route, skipped in plan:
             if route is None:
                 self._emit(CandidateSkipped(self._clock(), candidate, skipped))
                 continue
             dialable += 1
-            self._spawn(self._dial(candidate, route), self._dialing)
+            self._spawn(self._dial(candidate, route, gate), self._dialing)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
@@ -269,12 +297,14 @@ class Race:
         for link in conns:
             if link is self._winner:
                 continue
+            # The relay is on offer from the start: it always ends with an event, also
+            # on the accepter, whose relay read is cancelled when a direct conn gets
+            # CONTINUE first. So does every authenticated conn, also one whose stream
+            # was still opening (its socket is closed already then).
+            ready = link in self._ready
+            if ready or (link.alive and link is self._relay):
+                self._emit(Discarded(self._clock(), link.candidate, why))
             if link.alive:
-                # The relay is on offer from the start: it always ends with an event,
-                # also on the accepter, whose relay read is cancelled when a direct
-                # conn gets CONTINUE first.
-                if link in self._ready or link is self._relay:
-                    self._emit(Discarded(self._clock(), link.candidate, why))
                 link.close()
 
     def _fail(self, text: str) -> None:
@@ -282,9 +312,17 @@ class Race:
 
     # ----- dialing
 
-    async def _dial(self, candidate: Candidate, route: DialRoute) -> None:
+    async def _dial(
+        self, candidate: Candidate, route: DialRoute, gate: LoopbackGate | None = None
+    ) -> None:
         sock: socket.socket | None = None
         addr = route.target
+        emit = self._emit
+        if gate is not None:
+            gated = await gate.enter(candidate, addr, self._emit, self._clock)
+            if gated is None:  # skipped: IPv4 loopback reached the peer
+                return
+            emit = gated
         try:
             sock = await dial_candidate(
                 candidate,
@@ -294,7 +332,7 @@ class Race:
                 rtt_hint=self._rtt_hint,
                 budget=self._budget.for_addr(addr),
                 clock=self._clock,
-                emit=self._emit,
+                emit=emit,
                 fail=self._fail,
             )
         finally:
@@ -305,7 +343,7 @@ class Race:
         if current is not None:
             # Connected: from now on this is a handshake, which a relay EOF must not cancel.
             self._dialing.discard(current)
-        self._emit(CandidateConnected(self._clock(), candidate))
+        emit(CandidateConnected(self._clock(), candidate))
         self._live += 1
         await self._direct(candidate, sock, addr, outbound=True)
 
@@ -339,19 +377,26 @@ class Race:
             # never runs its body, so cleanup closes sockets no task has taken yet.
             self._live += 1
             self._unowned.add(sock)
-            self._spawn(self._direct(candidate, sock, remote, outbound=False))
+            conn = DirectConn.of(candidate, sock, remote)
+            conn.answer_now(self._header, self._method, self._token)
+            self._spawn(self._direct(candidate, sock, remote, outbound=False, conn=conn))
 
     # ----- direct conns: header lines, then (accepter) the command
 
     async def _direct(
-        self, candidate: Candidate, sock: socket.socket, addr: Addr, outbound: bool
+        self,
+        candidate: Candidate,
+        sock: socket.socket,
+        addr: Addr,
+        outbound: bool,
+        conn: DirectConn | None = None,
     ) -> None:
         """Header lines on a direct conn, then (accepter) its command.
 
         The caller has counted the conn in ``_live``; this uncounts it when it ends.
         """
         self._unowned.discard(sock)
-        conn = DirectConn.of(candidate, sock, addr)
+        conn = conn or DirectConn.of(candidate, sock, addr)
         self._links.append(conn)
         try:
             try:
@@ -377,10 +422,19 @@ class Race:
             self._live -= 1
             self._check_accepter_done()
 
-    async def _await_continue(self, link: DirectConn) -> None:
-        """Accepter: the first command on an authenticated direct conn."""
+    async def _await_continue(self, conn: DirectConn) -> None:
+        """Accepter: the first command on an authenticated direct conn.
+
+        Its stream opens first, while the dialer picks: so ``CONTINUE`` finds it ready and
+        the winner is returned without one more event-loop turn.
+        """
+        link: Link | DirectConn = conn
         try:
-            command = parse_command(await link.read_line())
+            link = await conn.to_link()
+            self._links[self._links.index(conn)] = link
+            self._ready.discard(conn)
+            self._ready.add(link)
+            command = parse_command(await read_line(link.reader))
         except PeerClosed:
             self._ready.discard(link)
             link.close()
@@ -396,6 +450,7 @@ class Race:
         if isinstance(command, Continue):
             self._win(link)
             return
+        self._ready.discard(link)
         link.close()
         self._emit(
             CandidateFailed(
@@ -406,51 +461,17 @@ class Race:
     # ----- the relay
 
     async def _watch_dialer_relay(self, relay: Link) -> None:
-        """Dialer: notice a relay that dies before the pick (the server sends nothing now)."""
-        try:
-            data = await relay.reader.read(1)
-        except OSError as exc:
-            reason, code = classify(exc)
-            detail = str(exc)
-        else:
-            reason, code = ("eof", None) if not data else ("protocol", None)
-            detail = (
-                "the server closed the relay" if not data else "server sent bytes before our pick"
-            )
+        reason = await watch_dialer_relay(relay, self._emit, self._clock)
         self._offers.withdraw(relay)
-        relay.close()
-        self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, detail))
         self._fail(f"relay: {reason}")
 
     async def _accepter_relay(self, relay: Link) -> None:
-        """Accepter: ``CONTINUE`` from the server means the dialer picked the relay."""
-        try:
-            command = parse_command(await read_line(relay.reader))
-        except PeerClosed:
-            relay.close()
-            self._emit(
-                Discarded(
-                    self._clock(),
-                    relay.candidate,
-                    "the server closed the relay: the dialer went direct",
-                )
-            )
-        except (OSError, ProtocolError) as exc:
-            reason, code = classify(exc)
-            relay.close()
-            self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, str(exc)))
-            self._fail(f"relay: {reason}")
-        else:
-            if isinstance(command, Continue):
-                self._win(relay)
-                return
-            relay.close()
-            self._emit(
-                CandidateFailed(
-                    self._clock(), relay.candidate, "protocol", None, "OTHER from the server"
-                )
-            )
-            self._fail("relay: protocol")
+        won, failure = await accepter_relay_command(relay, self._emit, self._clock)
+        if won:
+            self._win(relay)
+            return
+        if failure is not None:
+            self._fail(f"relay: {failure}")
         self._relay_gone = True
         # The dialer has picked (a direct conn we already hold) or is gone: dials and
         # inbound conns that are not authenticated yet can no longer be chosen.

@@ -179,6 +179,13 @@ def space_of(ip: IPAddress) -> AddrSpace:
     return AddrSpace.PUBLIC6
 
 
+# IP text to object, memoized like the rest (the same few IPs come back all the time;
+# errors are not cached, they raise each time).
+_ip = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.ip_address)
+_ipv4 = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.IPv4Address)
+_ipv6 = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.IPv6Address)
+
+
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _addr_text(ip: IPAddress, port: int) -> str:
     """An address as docs/PROTOCOL.md section 9 writes it (memoized, see above)."""
@@ -286,10 +293,10 @@ class Addr:
             if host.startswith("["):
                 if not host.endswith("]"):
                     raise AddrError(f"unbalanced brackets in address {text!r}")
-                return cls(ipaddress.IPv6Address(host[1:-1]), port)
+                return cls(_ipv6(host[1:-1]), port)
             if ":" in host:
                 raise AddrError(f"IPv6 address without brackets in {text!r}")
-            return cls(ipaddress.IPv4Address(host), port)
+            return cls(_ipv4(host), port)
         except ValueError as exc:
             if isinstance(exc, AddrError):
                 raise
@@ -309,7 +316,7 @@ class Addr:
         if not isinstance(port, int):
             raise AddrError(f"invalid socket address {sockaddr!r}")
         try:
-            ip = ipaddress.ip_address(host)
+            ip = _ip(host)
         except ValueError as exc:
             raise AddrError(f"invalid socket address {sockaddr!r}") from exc
         return cls(ip, port).unmapped()
