@@ -118,7 +118,7 @@ class FastStartRunner:
     def _peer(self, role: str, method: str, token: str, events: str, n: int) -> Any:
         argv = self.lab.rdv_argv(
             method,
-            self.lab.plan.server_url,
+            self.lab.plan.server_url_for(role),
             token,
             "--spaces",
             self.lab.spec.spaces,
@@ -127,6 +127,7 @@ class FastStartRunner:
             events,
             "--timeout",
             str(RUN_TIMEOUT),
+            *self.lab.peer_args(role),  # --proxy, a host's own options (as the classic runner)
         )
         log = self.lab.log_file(f"fast{n}-{method}.stderr")
         return self.lab.spawn(role, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
