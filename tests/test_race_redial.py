@@ -24,6 +24,7 @@ from rdv_core.client._dialer import (
     PACE_START,
     STALL_FACTOR,
     STALL_FLOOR,
+    STALL_MAX_RTT,
     SynLost,
     can_redial,
     connect,
@@ -90,14 +91,19 @@ def test_paced_redials_grow_geometrically_and_are_capped() -> None:
 def test_stall_timeout_fits_the_path_to_the_peer() -> None:
     assert stall_timeout(PRIVATE, 0.001, 0) is None
     # A router that refuses us from 0.1 ms away says nothing about the peer behind it:
-    # the floor holds for near servers, and without any RTT at all.
-    assert stall_timeout(PUBLIC, None, 0) == STALL_FLOOR
+    # the floor holds for near servers.
     assert stall_timeout(PUBLIC, 0.0001, 0) == STALL_FLOOR
-    assert stall_timeout(PUBLIC, 0.2, 0) == pytest.approx(STALL_FACTOR * 0.2)
-    assert stall_timeout(PUBLIC, 0.2, 3) == pytest.approx(8 * STALL_FACTOR * 0.2)
+    assert stall_timeout(PUBLIC, STALL_MAX_RTT, 0) == STALL_FLOOR
+    assert stall_timeout(PUBLIC, 0.0001, 3) == pytest.approx(8 * STALL_FLOOR)
     # The topology: the peer 20 ms behind an RST router 0.1 ms from us; its
     # SYN-ACK comes about 40 ms after our SYN, long before we would give up.
     assert STALL_FLOOR > 0.2
+    # Farther from the server, or without any RTT, the kernel's retransmission of the
+    # same SYN is the only one that can finish a handshake the peer may have answered.
+    assert stall_timeout(PUBLIC, 2 * STALL_MAX_RTT, 0) is None
+    assert stall_timeout(PUBLIC, 0.2, 0) is None
+    assert stall_timeout(PUBLIC, None, 0) is None
+    assert STALL_FACTOR * STALL_MAX_RTT < STALL_FLOOR
 
 
 def port_bound_socket() -> socket.socket:
