@@ -1,4 +1,5 @@
-"""The redial machinery of the race: bursts, fast failures, socket reuse, lost SYNs.
+"""The redial machinery of the race: bursts, fast failures, socket reuse, lost SYNs, and the
+picker's wait for a conn that a kernel retransmission brings late.
 
 Real sockets on loopback only. A refused dial is a dial to a loopback port nobody
 listens on; an unanswered SYN is a dial to a loopback listener whose accept queue is
@@ -32,6 +33,7 @@ from rdv_core.client._dialer import (
     redial_pause,
     stall_timeout,
 )
+from rdv_core.client._pickers import ON_THE_WAY_GRACE, Offers, WaitForP2P
 from rdv_core.client._sockets import bound_socket
 from rdv_core.client._tcpinfo import syn_unanswered
 from rdv_core.wire import Addr
@@ -233,3 +235,43 @@ async def test_wait_for_p2p_waits_longer_on_far_paths() -> None:
     picked = await WaitForP2P(0.05).pick(offers)
     assert picked == "direct"
     assert WAIT_RTTS * 0.05 + 0.1 > time.monotonic() - started > 0.15
+
+
+async def test_the_picker_waits_for_a_direct_conn_whose_header_is_on_the_way() -> None:
+    # Over lossy paths the TCP conn comes up late (the kernel's retransmission of the same
+    # SYN, a second after it): its header lines arrive after WaitForP2P's own deadline.
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    offers.coming()
+    loop = asyncio.get_running_loop()
+
+    def header_checked() -> None:
+        offers.add("direct", is_relay=False)
+        offers.arrived()
+
+    loop.call_later(0.15, header_checked)  # after the 0.1 s deadline, within the grace
+    assert await WaitForP2P(0.1).pick(offers) == "direct"
+
+
+async def test_the_picker_takes_the_relay_once_the_conn_on_the_way_fails() -> None:
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    offers.coming()
+    asyncio.get_running_loop().call_later(0.15, offers.arrived)  # its handshake failed
+    late = asyncio.get_running_loop().call_later(30, offers.add, "direct", False)
+    try:
+        assert await WaitForP2P(0.1).pick(offers) == "relay"
+    finally:
+        late.cancel()
+    assert offers.on_the_way == 0
+
+
+async def test_without_a_conn_on_the_way_the_picker_keeps_its_deadline() -> None:
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    late = asyncio.get_running_loop().call_later(0.15, offers.add, "direct", False)
+    try:
+        assert await WaitForP2P(0.1).pick(offers) == "relay"
+    finally:
+        late.cancel()
+    assert ON_THE_WAY_GRACE > 0

@@ -355,6 +355,7 @@ class Race:
         """
         self._unowned.discard(sock)
         link: Link | None = None
+        self._offers.coming()  # the picker may wait for it (client/_pickers.py)
         try:
             try:
                 reader, writer = await open_stream(sock)
@@ -386,6 +387,7 @@ class Race:
                 return
             await self._await_continue(link)
         finally:
+            self._offers.arrived()
             self._live -= 1
             self._check_accepter_done()
 
