@@ -398,6 +398,7 @@ class Race:
         self._unowned.discard(sock)
         conn = conn or DirectConn.of(candidate, sock, addr)
         self._links.append(conn)
+        self._offers.coming()  # the picker may wait for it (client/_pickers.py)
         try:
             try:
                 await conn.authenticate(self._header, self._method, self._token, outbound)
@@ -419,6 +420,7 @@ class Race:
                 return
             await self._await_continue(conn)
         finally:
+            self._offers.arrived()
             self._live -= 1
             self._check_accepter_done()
 
