@@ -24,7 +24,9 @@ from blake3 import blake3
 
 from rdv_core.session._errors import UnsafeName
 from rdv_core.session._safepath import (
+    Verified,
     check_relative_path,
+    create_partial,
     open_nofollow,
     open_partial,
     partial_path,
@@ -44,13 +46,18 @@ _HASH_BLOCK = 1 << 20
 #: more syscalls than sending such a file again (docs/PROTOCOL.md section 12.7).
 SIDECAR_MIN = 64 * 1024
 
+_DIFFERENT_FILE = (
+    "a different file with the same name, size and time is already there "
+    "(kept as it is; receive into another folder)"
+)
+
 #: The digest object of :data:`DIGEST` (``update``, ``hexdigest``).
 Hasher = blake3
 
 
-def new_hasher() -> Hasher:
-    """A fresh digest object of :data:`DIGEST`."""
-    return blake3()
+def new_hasher(data: bytes = b"") -> Hasher:
+    """A fresh digest object of :data:`DIGEST` (fed with ``data``)."""
+    return blake3(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +87,7 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            root_name = path.resolve().name or "root"
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not Path(dirpath, d).is_symlink())
-                rel_dir = Path(dirpath).relative_to(path).as_posix()
-                for filename in sorted(filenames):
-                    full = Path(dirpath, filename)
-                    info = full.lstat()
-                    if not stat.S_ISREG(info.st_mode):
-                        continue
-                    name = root_name if rel_dir == "." else f"{root_name}/{rel_dir}"
-                    found.append(_local(full, f"{name}/{filename}", info))
+            _walk(path, path.resolve().name or "root", found)
         elif path.is_file():
             found.append(_local(path, path.name, path.stat()))
         else:
@@ -100,6 +97,25 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
         duplicate = next(n for n in names if names.count(n) > 1)
         raise ValueError(f"two files would arrive under the same name: {duplicate}")
     return found
+
+
+def _walk(folder: Path, name: str, found: list[LocalFile]) -> None:
+    """Add the regular files under ``folder`` (named ``name/...``): its own files first,
+    then its sub-folders', each in name order; symlinks and unreadable folders skipped."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    folders: list[os.DirEntry[str]] = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(entry)
+        elif entry.is_file(follow_symlinks=False):
+            info = entry.stat(follow_symlinks=False)
+            found.append(_local(folder / entry.name, f"{name}/{entry.name}", info))
+    for entry in folders:
+        _walk(folder / entry.name, f"{name}/{entry.name}", found)
 
 
 def _local(path: Path, name: str, info: os.stat_result) -> LocalFile:
@@ -172,12 +188,42 @@ def hash_prefix(path: Path, length: int, *, follow: bool = True) -> Hasher:
     return hasher
 
 
-def _regular_size(path: Path) -> int | None:
-    """The size of ``path`` if it is a regular file (never through a symlink), else None."""
+def read_whole(file: LocalFile) -> bytes:
+    """The whole of a small file to send, checked against what was offered.
+
+    Raises:
+        OSError: unreadable, or its size or mtime changed since it was offered.
+    """
+    fd = os.open(file.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if info.st_size != file.size or max(0, info.st_mtime_ns) != file.mtime_ns:
+            raise OSError(f"{file.path} changed since it was offered")
+        chunks: list[bytes] = []
+        left = file.size + 1  # one more: a file that grew is not sent cut short
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)  # one chunk: that very object, not a copy
+    if len(data) != file.size:
+        raise OSError(f"{file.path} changed while sending")
+    return data
+
+
+def _regular_size(path: Path, *, refuse_link: bool = False) -> int | None:
+    """The size of ``path`` if it is a regular file (never through a symlink), else None.
+
+    Raises:
+        UnsafeName: ``path`` is a symlink and ``refuse_link`` is set.
+    """
     try:
         info = path.lstat()
     except OSError:
         return None
+    if refuse_link and stat.S_ISLNK(info.st_mode):
+        raise UnsafeName(f"{path.name}: a symlink is in the way (not followed)")
     return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
@@ -228,8 +274,11 @@ class IncomingFile:
         assert self._target is not None
         return partial_path(self._target)
 
-    def prepare(self) -> int:
+    def prepare(self, verified: Verified | None = None) -> int:
         """Make folders, find what is already held; return the offset.
+
+        ``verified`` holds the folders checked by earlier files of the same batch
+        (see :func:`~rdv_core.session._safepath.prepare_target`).
 
         The partial file itself is opened later, by the first :meth:`write` (or by
         :meth:`finish` for a file with nothing left to send).
@@ -245,20 +294,21 @@ class IncomingFile:
             UnsafeName: a symlink or non-folder on the way.
             OSError: permission denied, disk full, ...
         """
-        target = prepare_target(self._base, self.parts)
+        target = prepare_target(self._base, self.parts, verified)
         self._target = target
-        partial, sidecar = partial_path(target), sidecar_path(target)
+        partial = partial_path(target)
         wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
         offset = 0
+        # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
+        # planted symlink now, at accept time, as an eager open would have. One lstat
+        # tells that and what a kept partial holds.
+        held = _regular_size(partial, refuse_link=True)
+        sidecar = sidecar_path(target)
         # Known here, in the prepare thread, so that finishing a file on the loop does
         # not try to delete a sidecar that is not there (a syscall per small file).
         self._sidecar = os.path.lexists(sidecar)
-        # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
-        # planted symlink now, at accept time, as an eager open would have.
-        for state_file in (partial, sidecar) if self._sidecar else (partial,):
-            if os.path.islink(state_file):
-                raise UnsafeName(f"{state_file.name}: a symlink is in the way (not followed)")
-        held = _regular_size(partial)
+        if self._sidecar and os.path.islink(sidecar):
+            raise UnsafeName(f"{sidecar.name}: a symlink is in the way (not followed)")
         state = read_state(sidecar) if held is not None and self._sidecar else None
         if held is not None and state is not None:
             try:
@@ -293,13 +343,15 @@ class IncomingFile:
             wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
             write_state(sidecar_path(self._target), json.dumps(wanted))
             self._sidecar = True
-        self._fd = open_partial(partial, self.offset)
+        self._fd = open_partial(partial, self.offset) if self.offset else create_partial(partial)
 
     def _same_as_existing(self, target: Path) -> bool:
         try:
             info = target.lstat()
         except FileNotFoundError:
             return False
+        if stat.S_ISLNK(info.st_mode):
+            raise UnsafeName(f"{'/'.join(self.parts)}: the target is a symlink")
         return (
             stat.S_ISREG(info.st_mode)
             and info.st_size == self.size
@@ -346,14 +398,7 @@ class IncomingFile:
         if self._existing:
             assert self._target is not None
             if ours != digest:
-                return (
-                    False,
-                    "",
-                    (
-                        "a different file with the same name, size and time is already there "
-                        "(kept as it is; receive into another folder)"
-                    ),
-                )
+                return False, "", _DIFFERENT_FILE
             self.path = self._target
             return True, ours, ""
         if self.received != self.size:
@@ -367,6 +412,44 @@ class IncomingFile:
         if self._sidecar:
             sidecar_path(self._target).unlink(missing_ok=True)
         return True, ours, ""
+
+    def store_whole(self, data: bytes | memoryview, digest: bytes) -> str:
+        """Verify a whole file that came in one piece (a bundle), then store it.
+
+        Nothing is written before the data match ``digest`` (raw BLAKE3): the file is
+        written to its partial name, gets the offered mtime, and is moved to its final
+        name without overwriting anything, as :meth:`finish` does. Returns our digest
+        (hex), equal to the sender's.
+
+        Raises:
+            ValueError: the digest does not match (nothing was written).
+            OSError: the file cannot be written or placed (its partial is removed:
+                a file that came whole is sent again whole, docs/PROTOCOL.md 12.13).
+        """
+        self._needs_open = False
+        assert self._target is not None
+        if self._existing:  # an empty file already there (prepare found it whole)
+            if self._hasher.digest() != digest:
+                raise ValueError(_DIFFERENT_FILE)
+            self.path = self._target
+            return digest.hex()
+        if blake3(data).digest() != digest:
+            raise ValueError("digest mismatch: the file differs from the sender's")
+        partial = partial_path(self._target)
+        fd = create_partial(partial)
+        try:
+            view = data
+            while view:
+                view = view[os.write(fd, view) :]
+            os.utime(fd, ns=(self.mtime_ns, self.mtime_ns))
+        except OSError:
+            os.close(fd)
+            partial.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        self.received = self.size
+        self.path = place_without_overwrite(partial, self._target)
+        return digest.hex()
 
     def close(self) -> None:
         """Close the partial file (kept on disk for a later resume)."""

@@ -30,10 +30,12 @@ from rdv_core.events import (
     FileRejected,
     TransferResumed,
 )
+from rdv_core.session import _bundle
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
 from rdv_core.session._files import DIGEST, IncomingFile, no_room_for
 from rdv_core.session._outbox import Outbox
+from rdv_core.session._safepath import Verified
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 log = logging.getLogger("rdv.session")
@@ -246,6 +248,47 @@ class Incoming:
         else:
             self._emit(FileFailed(self._clock(), id_, "in", file.name, reason))
 
+    def on_bundle(self, frame: _bundle.Bundle) -> None:
+        """Whole small files (docs/PROTOCOL.md 12.13): verify and store each, answer once.
+
+        Raises:
+            ProtocolViolation: a file that is unknown, was not accepted from offset 0,
+                or whose size is not the offered one.
+        """
+        failed: list[tuple[int, str]] = []
+        for item in frame.files:
+            state = self._transfers.pop(item.id, None)
+            if state is None:
+                raise ProtocolViolation(f"bundle names unknown transfer {item.id}")
+            file = state.file
+            if file.received != file.offset or len(item.data) != file.size - file.offset:
+                raise ProtocolViolation(f"bundle holds transfer {item.id} not as accepted")
+            if state.failed:
+                continue
+            reason = self._store(file, item)
+            if reason:
+                failed.append((item.id, reason))
+        self._outbox.write_reply(fr.Bundled(frame.number, tuple(failed)))
+
+    def _store(self, file: IncomingFile, item: _bundle.BundledFile) -> str:
+        """Store one file of a bundle and report it; return why it failed, or ``""``."""
+        try:
+            ours = file.store_whole(item.data, item.digest)
+        except UnsafeName as exc:
+            reason = f"cannot store {file.name}: {exc}"
+        except ValueError as exc:  # the digest did not match: nothing was written
+            reason = str(exc)
+        except OSError as exc:
+            reason = describe_os_error(exc, f"cannot store {file.name}")
+        else:
+            name, size, path = file.name, file.size, file.path
+            self.received.append(TransferResult(item.id, "in", name, size, True, ours, "", path))
+            self._emit(FileCompleted(self._clock(), item.id, "in", name, size, ours, str(path)))
+            return ""
+        self.received.append(TransferResult(item.id, "in", file.name, file.size, False, "", reason))
+        self._emit(FileFailed(self._clock(), item.id, "in", file.name, reason))
+        return reason
+
     def on_sender_failed(self, id_: int, reason: str) -> None:
         """The sender's ``fail``: it cannot read this file (the session goes on)."""
         state = self._transfers.pop(id_, None)
@@ -277,10 +320,11 @@ class Incoming:
 def _prepare_all(base: Path, files: tuple[fr.OfferedFile, ...]) -> list[IncomingFile | str]:
     """Prepare every file of an accepted offer (in a thread): the file, or why it failed."""
     prepared: list[IncomingFile | str] = []
+    verified: Verified = {}  # folders are made and checked once per batch
     for f in files:
         file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns)
         try:
-            file.prepare()
+            file.prepare(verified)
         except (OSError, UnsafeName) as exc:
             prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
             continue

@@ -18,6 +18,7 @@ partial name (see :func:`fit_name`) instead of failing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -64,7 +65,10 @@ def check_relative_path(path: str) -> tuple[str, ...]:
     return parts
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_component(part: str) -> None:
+    # Cached: the folders of a name repeat across the files of a folder (raising
+    # calls are not cached, so a refused name is refused every time).
     if part in ("", ".", ".."):
         raise UnsafeName(f"path component {part!r} (empty, '.' or '..')")
     match = _FORBIDDEN_CHARS.search(part)
@@ -88,17 +92,41 @@ def _check_component(part: str) -> None:
         raise UnsafeName(f"component {part!r} is not valid Unicode text") from None
 
 
-def prepare_target(base: Path, parts: tuple[str, ...]) -> Path:
+#: Folders :func:`prepare_target` already made and checked, by their components (the
+#: key ``()`` holds the resolved download folder): one batch of an offer shares it.
+Verified = dict[tuple[str, ...], Path]
+
+
+def prepare_target(base: Path, parts: tuple[str, ...], verified: Verified | None = None) -> Path:
     """The path for ``parts`` under ``base``, creating parent folders safely.
 
     Every existing component must be a real directory (not a symlink); missing ones
-    are created. The result is checked to lie inside ``base``.
+    are created. The result is checked to lie inside ``base``. Folders found in
+    ``verified`` were checked by an earlier call (of the same batch) and are not
+    checked again: a batch of 250 files in one folder costs one check, not 250
+    (a planted symlink there is still refused when the file is opened: ``O_NOFOLLOW``
+    guards the last component, and folders are checked again for the next batch).
 
     Raises:
         UnsafeName: a component on disk is a symlink or not a directory.
         OSError: the folders cannot be created (permission, disk full, ...).
     """
-    root = base.resolve()
+    cache: Verified = {} if verified is None else verified
+    folders = parts[:-1]
+    parent = cache.get(folders)
+    if parent is None:
+        parent = _prepare_folders(base, parts, cache)
+        cache[folders] = parent
+    target = parent / parts[-1]
+    if verified is None and target.is_symlink():
+        raise UnsafeName(f"{'/'.join(parts)}: the target is a symlink")
+    return target
+
+
+def _prepare_folders(base: Path, parts: tuple[str, ...], cache: Verified) -> Path:
+    root = cache.get(())
+    if root is None:
+        root = cache[()] = base.resolve()
     current = root
     for part in parts[:-1]:
         current = current / part
@@ -106,12 +134,9 @@ def prepare_target(base: Path, parts: tuple[str, ...]) -> Path:
             os.mkdir(current, 0o755)
         if current.is_symlink() or not current.is_dir():
             raise UnsafeName(f"{'/'.join(parts)}: {current.name!r} is a symlink or not a folder")
-    target = current / parts[-1]
-    if target.is_symlink():
-        raise UnsafeName(f"{'/'.join(parts)}: the target is a symlink")
-    if os.path.commonpath([root, os.path.realpath(target.parent)]) != str(root):
+    if os.path.commonpath([root, os.path.realpath(current)]) != str(root):
         raise UnsafeName(f"{'/'.join(parts)}: resolves outside the download folder")
-    return target
+    return current
 
 
 #: Bytes of the short digest :func:`fit_name` puts in a shortened name (``~`` + 8 hex).
@@ -242,3 +267,16 @@ def open_partial(path: Path, offset: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def create_partial(path: Path) -> int:
+    """Create (or empty) a partial file for writing from 0, in one ``open``.
+
+    ``O_NOFOLLOW`` refuses a symlink planted at the partial's name.
+    """
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UnsafeName(f"{path.name}: a symlink is in the way (not followed)") from exc
+        raise

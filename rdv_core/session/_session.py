@@ -43,6 +43,8 @@ from rdv_core.events import (
     SessionEstablished,
 )
 from rdv_core.session import _frames as fr
+from rdv_core.session._bundle import FEATURE as BUNDLE_FEATURE
+from rdv_core.session._bundle import Bundle
 from rdv_core.session._channel import Channel, StreamChannel, open_channel
 from rdv_core.session._codes import Code, parse_code
 from rdv_core.session._crypto import SESSION_VERSION, Opener, exchange_keys
@@ -56,6 +58,7 @@ from rdv_core.session._errors import (
     SessionError,
     TamperedError,
 )
+from rdv_core.session._files import LocalFile
 from rdv_core.session._incoming import Incoming, OfferCallback
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
@@ -68,8 +71,9 @@ log = logging.getLogger("rdv.session")
 #: line waits behind at most about one chunk) while per-frame costs stay negligible.
 DEFAULT_CHUNK = 256 * 1024
 #: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
-#: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12).
-FEATURES = ("files", "chat", DIAGNOSIS_FEATURE, PIPELINE_FEATURE)
+#: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12);
+#: "bundle" that it takes small files in bundles (section 12.13).
+FEATURES = ("files", "chat", DIAGNOSIS_FEATURE, PIPELINE_FEATURE, BUNDLE_FEATURE)
 #: Longest run of the reader (and of a sender of small files) without letting the rest
 #: of the loop in: a UI on the same loop stays responsive during a burst of small files.
 YIELD_S = 0.01
@@ -219,6 +223,7 @@ class Session:
                     raise ProtocolViolation(f"the peer speaks session version {hello.version}")
                 self.peer_agent = hello.agent
                 self._outgoing.pipeline = PIPELINE_FEATURE in hello.features
+                self._outgoing.bundles = BUNDLE_FEATURE in hello.features
                 self.diagnosis.peer_supports = DIAGNOSIS_FEATURE in hello.features
         except (SessionError, TimeoutError, OSError) as exc:
             error = _as_session_error(exc)
@@ -255,6 +260,14 @@ class Session:
             FileNotFoundError, ValueError, UnsafeName: bad local paths (nothing is sent).
         """
         return await self._outgoing.send_paths(paths)
+
+    async def send_files(self, files: Sequence[LocalFile]) -> list[TransferResult]:
+        """:meth:`send_paths` for files already listed by :func:`collect` (not again).
+
+        Raises:
+            The errors of :meth:`send_paths` (a file gone since fails on its own).
+        """
+        return await self._outgoing.send_files(files)
 
     async def wait_closed(self) -> str:
         """Wait until the session ends; return why (``closed`` or ``closed by peer`` if clean)."""
@@ -338,6 +351,10 @@ class Session:
         match frame:
             case fr.Data():
                 self._incoming.on_data(frame)
+            case Bundle():
+                self._incoming.on_bundle(frame)
+            case fr.Bundled():
+                self._outgoing.on_bundled(frame)
             case fr.Ack(id_, received):
                 self._outgoing.on_ack(id_, received)
             case fr.Chat(text):
