@@ -323,7 +323,9 @@ class Session:
                 if isinstance(frame, fr.Close):
                     reason = "closed by peer" if frame.reason == "closed" else frame.reason
                     break
-                self._dispatch(frame)
+                waiting = self._dispatch(frame)
+                if waiting is not None:
+                    await waiting  # disk work to finish first (bounded memory: 12.13)
                 if time.monotonic() - turn > YIELD_S:
                     # A full buffer of small files' frames is read without awaiting:
                     # let the app (and our own sender) in now and then.
@@ -346,13 +348,14 @@ class Session:
             error = SessionError(f"internal error: {exc!r}")
         self._end(error, reason)
 
-    def _dispatch(self, frame: fr.Frame) -> None:
-        """Hand one of the peer's frames to the part it is for."""
+    def _dispatch(self, frame: fr.Frame) -> asyncio.Future[None] | None:
+        """Hand one of the peer's frames to the part it is for; a future to await
+        before reading on, when that part has too much work in hand."""
         match frame:
             case fr.Data():
                 self._incoming.on_data(frame)
             case Bundle():
-                self._incoming.on_bundle(frame)
+                return self._incoming.on_bundle(frame)
             case fr.Bundled():
                 self._outgoing.on_bundled(frame)
             case fr.Ack(id_, received):
@@ -377,6 +380,7 @@ class Session:
                 raise ProtocolViolation("unexpected hello after the handshake")
             case fr.Diagnosis(body):
                 self.diagnosis.on_frame(body)
+        return None
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
