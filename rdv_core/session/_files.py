@@ -56,6 +56,9 @@ class LocalFile:
     name: str
     size: int
     mtime_ns: int
+    #: ``path`` as text, when known (a folder's files): opened without a ``Path``
+    #: conversion per small file.
+    where: str = ""
 
 
 def collect(paths: Iterable[Path]) -> list[LocalFile]:
@@ -101,17 +104,17 @@ def _walk(folder: Path, name: str, found: list[LocalFile]) -> None:
             folders.append(entry)
         elif entry.is_file(follow_symlinks=False):
             info = entry.stat(follow_symlinks=False)
-            found.append(_local(folder / entry.name, f"{name}/{entry.name}", info))
+            found.append(_local(folder / entry.name, f"{name}/{entry.name}", info, entry.path))
     for entry in folders:
         _walk(folder / entry.name, f"{name}/{entry.name}", found)
 
 
-def _local(path: Path, name: str, info: os.stat_result) -> LocalFile:
+def _local(path: Path, name: str, info: os.stat_result, where: str = "") -> LocalFile:
     try:
         check_relative_path(name)
     except UnsafeName as exc:
         raise UnsafeName(f"{path}: the receiver would refuse the name {name!r}: {exc}") from None
-    return LocalFile(path, name, info.st_size, max(0, info.st_mtime_ns))
+    return LocalFile(path, name, info.st_size, max(0, info.st_mtime_ns), where)
 
 
 def no_room_for(base: Path, offered: Iterable[tuple[str, int]], pending: int = 0) -> str | None:
@@ -182,7 +185,7 @@ def read_whole(file: LocalFile) -> bytes:
     Raises:
         OSError: unreadable, or its size or mtime changed since it was offered.
     """
-    fd = os.open(file.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(file.where or file.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         info = os.fstat(fd)
         if info.st_size != file.size or max(0, info.st_mtime_ns) != file.mtime_ns:

@@ -92,6 +92,7 @@ async def _send(args: argparse.Namespace) -> int:
         return code
 
     ui.setup_logging(args.verbose)
+    ui.tune_gc()
     view = ui.TransferView(console, "out")
     sink = ui.EventSink(args, console, view, None)
     # Everything is checked before anything is printed: a code and a command for the
