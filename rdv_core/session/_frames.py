@@ -3,10 +3,11 @@
 A frame's plaintext is one type byte and a body; sealed, it travels as one record
 (:mod:`~rdv_core.session._record`, which also holds the size bounds). Bulk frames have
 binary bodies (``data``: transfer id u32 + bytes; ``ack``: transfer id u32 + byte
-count u64); control frames have a UTF-8 JSON object body, checked field by field.
-Every size is bounded: an unknown type or a malformed or oversized body raises
-:class:`FrameError`, which ends the session with a clear message. The protocol
-version is exchanged in the key-exchange prelude and again in ``hello``.
+count u64; ``bundle``: whole small files, :mod:`~rdv_core.session._bundle`); control
+frames have a UTF-8 JSON object body, checked field by field. Every size is bounded:
+an unknown type or a malformed or oversized body raises :class:`FrameError`, which
+ends the session with a clear message. The protocol version is exchanged in the
+key-exchange prelude and again in ``hello``.
 """
 
 from __future__ import annotations
