@@ -115,14 +115,21 @@ async def test_a_bundled_file_with_a_wrong_digest_fails_alone_and_nothing_is_wri
     assert sorted(p.name for p in dl.iterdir()) == ["f1", "f3"]  # no f2, no partial
 
 
-@pytest.mark.parametrize("what", ["resized", "unknown", "twice"])
+@pytest.mark.parametrize("what", ["resized", "unknown", "twice", "resumed", "large"])
 async def test_a_bundle_not_as_accepted_ends_the_session(tmp_path: Path, what: str) -> None:
     dl = tmp_path / "dl"
     dl.mkdir()
     async with crafted_sender(dl) as (peer, receiver):
-        await peer.send(fr.Offer(1, (fr.OfferedFile(1, "f1", 3, 0),)))
-        assert isinstance(await peer.recv(), fr.Accept)
+        size = _bundle.MAX_FILE + 1 if what == "large" else 3
+        if what == "resumed":  # a kept partial of the same offer: accepted at offset 2
+            (dl / "f1.rdvpart").write_bytes(b"ab")
+            (dl / "f1.rdvpart.json").write_text('{"name": "f1", "size": 3, "mtime_ns": 0}')
+        await peer.send(fr.Offer(1, (fr.OfferedFile(1, "f1", size, 0),)))
+        accept = await peer.recv()
+        assert accept == fr.Accept(1, ((1, 2 if what == "resumed" else 0),), ()), accept
         entries = {
+            "resumed": (_entry(1, b"c"),),
+            "large": (_entry(1, b"x" * size),),
             "resized": (_entry(1, b"four"),),
             "unknown": (_entry(9, b"abc"),),
             "twice": (_entry(1, b"abc"), _entry(1, b"abc")),

@@ -271,7 +271,8 @@ class Incoming:
 
         Raises:
             ProtocolViolation: a file that is unknown, was not accepted from offset 0,
-                or whose size is not the offered one.
+                is larger than :data:`~rdv_core.session._bundle.MAX_FILE`, or whose size
+                is not the offered one.
         """
         jobs: list[_Job] = []
         for item in frame.files:
@@ -279,7 +280,8 @@ class Incoming:
             if state is None:
                 raise ProtocolViolation(f"bundle names unknown transfer {item.id}")
             file = state.file
-            if file.received != file.offset or len(item.data) != file.size - file.offset:
+            whole = not file.offset and not file.received and len(item.data) == file.size
+            if not whole or file.size > _bundle.MAX_FILE:
                 raise ProtocolViolation(f"bundle holds transfer {item.id} not as accepted")
             if not state.failed:
                 # A copy: the reader's plaintext buffer is reused by the next record.
