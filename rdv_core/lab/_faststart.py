@@ -31,7 +31,7 @@ from rdv_core.lab._spec import LabSpec
 
 #: The dialer's quick upgrade attempts (rdv_core/client/_upgrade.py ``QUICK_ATTEMPTS``;
 #: the lab may not import the client).
-QUICK_ATTEMPTS: Final = 3
+QUICK_ATTEMPTS: Final = 5
 #: Bytes piped through a run, half before the switch and half after.
 PAYLOAD: Final = 512 * 1024
 #: How long the runner waits for the upgrade to settle before sending the second half.

@@ -126,7 +126,9 @@ async def _send(args: argparse.Namespace) -> int:
     view.expect(len(files), total)
     try:
         wants_doctor = args.explain or args.predict_ports
-        report = await doctor_before(server, say) if wants_doctor else None
+        report = (
+            await doctor_before(server, say, getattr(args, "proxy", None)) if wants_doctor else None
+        )
         if args.predict_ports:
             predict_ports(client, report)
         console.print("waiting for the receiver…")
