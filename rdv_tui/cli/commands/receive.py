@@ -126,6 +126,7 @@ async def _receive(args: argparse.Namespace) -> int:
         return code
 
     ui.setup_logging(args.verbose)
+    ui.tune_gc()
     try:
         server, download_dir = _prepare(args)
     except (ConfigError, CodeError, UsageError, ValueError, OSError) as exc:
