@@ -251,18 +251,26 @@ async def pump(
     try:
         received = await _peer_to_stdout(conn, stdout_fd)
         log(f"peer closed after {received} bytes received")
-        if not upload.done() and not interactive:
-            if carries_half_close(conn):
-                log("the peer's side ended; still sending our stdin")
-                await _until_stdin_ends_or_rests(upload, state, log)
-            else:
-                state.relay_gone = True
-                done, _ = await asyncio.wait({upload}, timeout=UNSENT_GRACE_S)
-                # A write that failed on the closed conn lost its bytes too. A stdin that is
-                # still open but quiet (a receiver keeping it open, as advised) lost nothing.
-                failed = bool(done) and upload.exception() is not None
-                if state.unsent or failed:
-                    raise UnsentInput(state.unsent, complete=bool(done) and not failed)
+        if interactive:
+            return
+        if upload.done():
+            # The upload may have failed on the closing conn before its end reached us.
+            failure = upload.exception()
+            if failure is not None and not carries_half_close(conn):
+                raise UnsentInput(state.unsent, complete=False) from failure
+            if failure is not None:
+                raise failure
+        elif carries_half_close(conn):
+            log("the peer's side ended; still sending our stdin")
+            await _until_stdin_ends_or_rests(upload, state, log)
+        else:
+            state.relay_gone = True
+            done, _ = await asyncio.wait({upload}, timeout=UNSENT_GRACE_S)
+            # A write that failed on the closed conn lost its bytes too. A stdin that is
+            # still open but quiet (a receiver keeping it open, as advised) lost nothing.
+            failed = bool(done) and upload.exception() is not None
+            if state.unsent or failed:
+                raise UnsentInput(state.unsent, complete=bool(done) and not failed)
     finally:
         upload.cancel()
         with contextlib.suppress(asyncio.CancelledError, OSError):
