@@ -9,6 +9,8 @@ import random
 import tracemalloc
 from typing import Any
 
+from rdv_core.wire._addrs import clear_caches
+
 from tests.server_support import (
     EOF,
     Env,
@@ -87,10 +89,12 @@ async def test_memory_returns_to_baseline(env: Env) -> None:
     try:
         await _workload(env, 3)
         await _settle(env)
+        clear_caches()  # bounded memo caches of addresses (rdv_core/wire/_addrs.py)
         gc.collect()
         before = tracemalloc.take_snapshot()
         await _workload(env, 15)
         await _settle(env)
+        clear_caches()
         gc.collect()
         after = tracemalloc.take_snapshot()
     finally:

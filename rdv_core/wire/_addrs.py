@@ -186,6 +186,16 @@ _ipv4 = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.IPv4Address)
 _ipv6 = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.IPv6Address)
 
 
+def clear_caches() -> None:
+    """Empty the memo caches above. They are bounded (at most ``_CACHE_SIZE`` entries each, a
+    few hundred KiB in all); tests that measure memory growth per conn clear them first, so
+    that a server's caches filling up with its clients' ports is not read as a leak."""
+    for memo in (allows_direct, allows_any_direct, format_spaces, space_of, _addr_text):
+        memo.cache_clear()
+    for parse in (_ip, _ipv4, _ipv6):
+        parse.cache_clear()
+
+
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _addr_text(ip: IPAddress, port: int) -> str:
     """An address as docs/PROTOCOL.md section 9 writes it (memoized, see above)."""
