@@ -382,6 +382,7 @@ class _Attempt:
             fast = client.fast_start and FAST_START in upgrade.peer_extensions
             if fast:
                 self.emit(FastStartNegotiated(self.clock(), False))
+            nat64 = nat64_prefix(local, server_addr, upgrade.observed_addr)
             race = Race(
                 method=self.method,
                 token=self.token,
@@ -396,7 +397,7 @@ class _Attempt:
                 new_id=self.new_id,
                 uplinks=paths.uplinks,
                 bound_only=paths.bound_only,
-                nat64=nat64_prefix(local, server_addr, upgrade.observed_addr),
+                nat64=nat64,
                 budget=SynBudget(client.syn_budget, client.syn_history),
             )
             handed_over = not fast
@@ -404,6 +405,7 @@ class _Attempt:
             if fast and winner.is_relay:
                 handed_over = True
                 upgrader = Upgrader.after_pick(self, winner, listeners, port, upgrade.peer_addrs)
+                upgrader.routes(paths.uplinks, paths.bound_only, nat64)  # the same ways out
                 return upgrader.make_conn(meta, self.events)
             return Conn(
                 reader=winner.reader,

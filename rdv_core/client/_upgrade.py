@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import os
 import socket
@@ -43,6 +44,7 @@ from rdv_core.client._link import Link
 from rdv_core.client._pickers import WaitForP2P
 from rdv_core.client._race import Race
 from rdv_core.client._sockets import local_port
+from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError, RdvProtocolError
 from rdv_core.events import (
     Clock,
@@ -122,6 +124,9 @@ class Upgrader:
         self._emit = emit
         self._new_id = new_id
         self._nonce = os.urandom(NONCE_SIZE)
+        self._uplinks: tuple[Uplink, ...] = ()
+        self._bound_only = False
+        self._nat64: ipaddress.IPv6Network | None = None
         self._session_id = b""
         self._picked_at = clock()
         self._switched_at: float | None = None
@@ -175,6 +180,13 @@ class Upgrader:
             new_id=attempt.new_id,
             budget=lambda: SynBudget(client.syn_budget, client.syn_history),
         )
+
+    def routes(
+        self, uplinks: Sequence[Uplink], bound_only: bool, nat64: ipaddress.IPv6Network | None
+    ) -> None:
+        """The ways out the first race had (extra uplinks, NAT64): every attempt uses them
+        (docs/LAB-NOTES.md section 13)."""
+        self._uplinks, self._bound_only, self._nat64 = tuple(uplinks), bound_only, nat64
 
     def make_conn(self, meta: Meta, events: list[Event]) -> Conn:
         """The application's conn: on the relay now; it follows the switch."""
@@ -344,6 +356,9 @@ class Upgrader:
             # A fresh budget per attempt over the client's address history: addresses
             # that failed get half as many SYNs each time (docs/PROTOCOL.md 16.5).
             budget=self._budget(),
+            uplinks=self._uplinks,
+            bound_only=self._bound_only,
+            nat64=self._nat64,
             rtt_hint=rtt,
         )
         return await race.run()
