@@ -59,6 +59,7 @@ from rdv_core.session._errors import (
 from rdv_core.session._incoming import Incoming, OfferCallback
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
+from rdv_core.session._pipeline import PlainBuffers
 from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
 from rdv_core.session._transfers import EventSink, TransferResult
 
@@ -131,7 +132,7 @@ class Session:
         self._agent = agent
         self.peer_agent = ""
         self._opener: Opener | None = None
-        self._plain = bytearray(MAX_PLAINTEXT)
+        self._plains = PlainBuffers(MAX_PLAINTEXT)
         self._reader_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
@@ -143,7 +144,12 @@ class Session:
         emit = self._events.emit
         self._outgoing = Outgoing(self._outbox, emit, self._clock, chunk_size=chunk_size)
         self._incoming = Incoming(
-            self._outbox, emit, self._clock, on_offer=on_offer, download_dir=download_dir
+            self._outbox,
+            emit,
+            self._clock,
+            on_offer=on_offer,
+            download_dir=download_dir,
+            plains=self._plains,
         )
         #: The rdv conn underneath, when opened by :func:`connect_session` (else None).
         self.conn: Conn | None = None
@@ -291,14 +297,16 @@ class Session:
 
     async def _read_frame(self) -> fr.Frame:
         assert self._opener is not None
+        # A buffer first: the record's view is valid only until the channel reads again.
+        plain = self._plains.current or await self._plains.ready()
         ciphertext = await self._channel.read_record()
         try:
-            size = self._opener.open_into(ciphertext, memoryview(self._plain))
+            size = self._opener.open_into(ciphertext, memoryview(plain))
         except InvalidTag:
             raise TamperedError(
                 "a frame failed authentication: the data was corrupted or tampered with"
             ) from None
-        return fr.decode(memoryview(self._plain)[:size])
+        return fr.decode(memoryview(plain)[:size])
 
     async def _read_loop(self) -> None:
         error: SessionError | None = None
@@ -310,6 +318,8 @@ class Session:
                 if isinstance(frame, fr.Close):
                     reason = "closed by peer" if frame.reason == "closed" else frame.reason
                     break
+                if isinstance(frame, fr.Done):
+                    await self._incoming.settle(frame.id)  # a big file's writes, first
                 self._dispatch(frame)
                 if time.monotonic() - turn > YIELD_S:
                     # A full buffer of small files' frames is read without awaiting:
