@@ -22,7 +22,7 @@ window starts when the sender calls ``send_paths`` and ends when the receiver's
 verdict arrives; wormhole's is whole commands (its rendezvous included, about a
 second: see ``setup`` for rdv's equivalent).
 
-Usage: ``python bench/transfer.py [--size 1G] [--chunk 256K] [--no-wormhole]``
+Usage: ``python bench/transfer.py [--size 1G] [--chunk 1M] [--no-wormhole]``
 """
 
 from __future__ import annotations
@@ -296,7 +296,9 @@ def make_source(path: Path, size: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1G", help="file size, e.g. 1G, 256M (default 1G)")
-    parser.add_argument("--chunk", default="256K", help="rdv data frame payload (default 256K)")
+    parser.add_argument(
+        "--chunk", default="1M", help="rdv data frame payload (default 1M, the session's default)"
+    )
     parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
     parser.add_argument("--no-relay", action="store_true", help="skip rdv through the relay")
     parser.add_argument(

@@ -109,6 +109,8 @@ class Incoming:
         self._open_offers: set[int] = set()
         #: Every transfer id the peer has offered in this session (ids are never reused).
         self._claimed_ids: set[int] = set()
+        #: Writer threads told to stop (each closes its partial file when it ends).
+        self._stopping: list[ChunkWriter] = []
 
     # ----- offers
 
@@ -245,6 +247,11 @@ class Incoming:
         state.queued += len(payload)
         return state.queued
 
+    async def writers_stopped(self) -> None:
+        """Wait until stopped writer threads have closed their files (partials are whole)."""
+        while self._stopping:
+            await self._stopping.pop().stopped()
+
     async def settle(self, id_: int) -> None:
         """Before a ``done``: wait until a big file's writer has written every chunk."""
         state = self._transfers.get(id_)
@@ -306,6 +313,7 @@ class Incoming:
         file = state.file
         if state.writer is not None:
             state.writer.abort()  # its thread closes the file (never under a write)
+            self._stopping.append(state.writer)
         else:
             file.close()
         kept = f"; partial file kept ({file.received} bytes) to resume" if file.received else ""

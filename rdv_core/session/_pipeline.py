@@ -217,8 +217,8 @@ class ChunkWriter:
 
     The loop :meth:`put` s each chunk with the buffer it lives in; the worker writes it
     and hands the buffer back through ``give_back`` (called in the worker thread).
-    :meth:`drained` waits for every chunk to be written (before verifying); :meth:`abort`
-    drops what is queued.
+    :meth:`drained` waits for every chunk to be written (before verifying); after a write
+    error the worker drops the rest.
     The worker closes ``sink`` when it ends early (an error, an abort): the loop never
     closes a file under its writer.
     """
@@ -249,16 +249,21 @@ class ChunkWriter:
         return self.error
 
     def abort(self) -> None:
-        """Stop writing: the worker drops what is queued, closes the file, and ends."""
+        """Stop: the worker writes what is queued (authentic data, in order: a longer
+        prefix to resume from), closes the file, and ends (see :meth:`stopped`)."""
         self._aborted = True
         self._queue.put(None)
+
+    async def stopped(self) -> None:
+        """Wait for the worker to end (after :meth:`abort` or :meth:`drained`)."""
+        await self._worker
 
     # ----- the worker thread
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             buffer, chunk = item
-            if not self.failed:
+            if self.error is None:
                 try:
                     self._sink.write(chunk)
                 except BaseException as exc:  # reported by the loop (see error)
