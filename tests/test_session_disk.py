@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rdv_core.events import Event, FileAccepted, FileFailed
-from rdv_core.session import TransferFailed
+from rdv_core.session import TransferFailed, _pipeline
 
 from tests.session_support import file_digest, make_file, session_pair, stream_pair
 
@@ -41,7 +41,10 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs need
 
 @needs_root
 @pytest.mark.parametrize("mib", [3, 6])  # 6 MiB: written by a worker thread (_pipeline.py)
-async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path, mib: int) -> None:
+async def test_disk_full_reported_on_both_sides_and_partial_kept(
+    tmp_path: Path, mib: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_pipeline, "WORKERS", mib > 4)
     size = mib << 20
     digest = make_file(tmp_path / "big.iso", size)
     ev_a: list[Event] = []

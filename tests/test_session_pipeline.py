@@ -13,7 +13,9 @@ import os
 import threading
 from pathlib import Path
 
-from rdv_core.session import Session
+import pytest
+
+from rdv_core.session import Session, _pipeline
 from rdv_core.session import _frames as fr
 from rdv_core.session._files import DIGEST, new_hasher
 from rdv_core.session._pipeline import PIPELINE_MIN, PLAIN_DEPTH, PlainBuffers, ReadAhead
@@ -23,6 +25,12 @@ from tests.test_session_hostile import CODE, CraftedPeer
 
 SIZE = PIPELINE_MIN + (1 << 20)
 CHUNK = 256 * 1024
+
+
+@pytest.fixture(autouse=True)
+def workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker threads on, whatever this machine's core count (see _pipeline.WORKERS)."""
+    monkeypatch.setattr(_pipeline, "WORKERS", True)
 
 
 async def _result(peer: CraftedPeer) -> fr.Frame:

@@ -34,7 +34,7 @@ from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
 from rdv_core.session._files import DIGEST, IncomingFile, no_room_for
 from rdv_core.session._outbox import Outbox
-from rdv_core.session._pipeline import PIPELINE_MIN, ChunkWriter, PlainBuffers
+from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 log = logging.getLogger("rdv.session")
@@ -232,7 +232,7 @@ class Incoming:
         """
         file = state.file
         if state.writer is None:
-            if self._plains is None or file.size - file.received < PIPELINE_MIN:
+            if self._plains is None or not use_workers(file.size - file.received):
                 file.write(payload)
                 return file.received
             state.writer = ChunkWriter(file, self._plains.give_back)

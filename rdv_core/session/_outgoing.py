@@ -42,7 +42,7 @@ from rdv_core.session._errors import (
 )
 from rdv_core.session._files import DIGEST, Hasher, LocalFile, collect, hash_prefix, new_hasher
 from rdv_core.session._outbox import Outbox
-from rdv_core.session._pipeline import PIPELINE_MIN, ReadAhead
+from rdv_core.session._pipeline import ReadAhead, use_workers
 from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADER, TAG_SIZE
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
@@ -304,7 +304,7 @@ class Outgoing:
         """
         prefix = bytes([fr.FrameType.DATA]) + out.transfer_id.to_bytes(4, "big")
         left = out.local.size - out.offset
-        if left < PIPELINE_MIN:
+        if not use_workers(left):
             await self._stream_inline(out, handle, hasher, prefix, left)
             return
         ahead = ReadAhead(handle, hasher, left, prefix, self.chunk_size)

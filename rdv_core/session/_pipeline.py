@@ -25,14 +25,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import queue
 from collections import deque
 from collections.abc import Callable, Sized
 from typing import Protocol
 
+#: Whether big files use worker threads at all. On the 2-vCPU project machine, where
+#: both peers of a loopback transfer and other work share two cores, they cost each
+#: side 0.2-0.5 CPU s/GiB more (hand-offs, data moving between the cores' caches) and
+#: no throughput (A/B in docs/PROTOCOL.md 12.12): there is no idle core to win. With
+#: 4 or more, each peer's second thread has a core of its own.
+WORKERS = (os.cpu_count() or 1) >= 4
 #: Files with fewer bytes left than this go inline, on the loop: a thread hop per
 #: file costs more than the overlap gains for small files.
 PIPELINE_MIN = 4 << 20
+
+
+def use_workers(left: int) -> bool:
+    """Whether a file with ``left`` bytes to move goes through worker threads."""
+    return WORKERS and left >= PIPELINE_MIN
+
+
 #: Bytes of plaintext the sender's worker reads ahead of the sealing loop, per file.
 READ_AHEAD = 2 << 20
 #: Plaintext buffers of a receiving session (one is always the reader's own).

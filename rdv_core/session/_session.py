@@ -65,11 +65,10 @@ from rdv_core.session._transfers import EventSink, TransferResult
 
 log = logging.getLogger("rdv.session")
 
-#: File bytes per data frame: the largest (1 MiB). Against 256 KiB it cut the receiver's
-#: CPU per GiB by about 0.3 s here (a quarter of the frames, hand-offs to the writer
-#: thread and wake-ups: docs/PROTOCOL.md 12.12); a chat line on a slow link waits behind
-#: the kernel's socket buffer (megabytes) more than behind one chunk.
-DEFAULT_CHUNK = MAX_DATA_PAYLOAD
+#: File bytes per data frame. 256 KiB keeps chat latency low on slow links (a chat
+#: line waits behind at most about one chunk) while per-frame costs stay negligible;
+#: 1 MiB records measured no faster here without worker threads (docs/notes: i14b).
+DEFAULT_CHUNK = 256 * 1024
 #: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
 #: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12).
 FEATURES = ("files", "chat", DIAGNOSIS_FEATURE, PIPELINE_FEATURE)
