@@ -17,7 +17,16 @@ the same run: the same transfer on a classic direct conn.
 
 Target: on the relay-only path, fast start's first byte at least 10x sooner than classic.
 
-Usage: ``.venv/bin/python bench/faststart.py [--attempts N] [--size 256M] [--json]``
+The issue's other figure, "the first byte within one relay round trip of the 101": per
+fast-start attempt, the accepter's first byte after its own ``101`` (its clock) against the
+relay RTT the dialer measured in the same attempt (least of 3 PINGs), printed as medians and
+as "within one RTT in n/N attempts". On loopback in one process the RTT is a fraction of a
+millisecond, less than the event-loop work between the 101 and the first byte. ``--lab
+PRESET`` measures the same on a path with delay, in the NAT lab (real processes in network
+namespaces, ``rdv lab faststart``; needs root): e.g. ``--lab delay25`` (25 ms per router).
+
+Usage: ``.venv/bin/python bench/faststart.py [--attempts N] [--size 256M] [--json]
+[--lab PRESET]``
 """
 
 from __future__ import annotations
@@ -108,6 +117,7 @@ async def first_bytes(bench: Bench, attempts: int) -> dict[str, dict[str, float]
             to_direct: list[float] = []
             after_101: list[float] = []
             rtts: list[float] = []
+            within = 0
             for _ in range(attempts):
                 events: list[Event] = []
                 a_events: list[Event] = []
@@ -121,6 +131,7 @@ async def first_bytes(bench: Bench, attempts: int) -> dict[str, dict[str, float]
                     rtt = next((e for e in events if isinstance(e, UpgradeAttempt)), None)
                     if rtt is not None and rtt.relay_rtt_s is not None:
                         rtts.append(rtt.relay_rtt_s * 1000)
+                        within += after_101[-1] <= rtts[-1]
                 if fast and path == "direct" and d.upgrader is not None:
                     await asyncio.wait_for(d.upgrader.direct.wait(), 10)
                     up = next(e for e in events if isinstance(e, Upgraded))
@@ -135,7 +146,36 @@ async def first_bytes(bench: Bench, attempts: int) -> dict[str, dict[str, float]
                 out[name]["accepter_first_byte_after_101_p50_ms"] = statistics.median(after_101)
             if rtts:
                 out[name]["relay_rtt_p50_ms"] = statistics.median(rtts)
+                out[name]["first_byte_within_one_rtt"] = within
+                out[name]["attempts_with_rtt"] = len(rtts)
     return out
+
+
+def first_byte_line(after_101: list[float], rtts: list[float], within: int, n: int) -> str:
+    """The issue's figure: first byte after the 101 against the relay RTT of the same run."""
+    if not after_101 or not rtts:
+        return "first byte after the 101: not measured"
+    first, rtt = statistics.median(after_101), statistics.median(rtts)
+    return (
+        f"first byte {first:.1f} ms after the 101, relay RTT {rtt:.1f} ms "
+        f"({first / rtt:.1f} RTTs); within one relay RTT in {within}/{n}"
+    )
+
+
+def lab_first_bytes(preset: str, runs: int) -> str:
+    """``--lab``: the same figure from ``rdv lab faststart PRESET`` runs (needs root)."""
+    from rdv_core.lab import get_preset
+    from rdv_core.lab._faststart import run_faststart
+
+    result = run_faststart(get_preset(preset), runs, rdv_command=[sys.executable, "-m", "rdv_tui"])
+    pairs = [
+        (r.first_byte_ms, r.relay_rtt_ms)
+        for r in result.runs
+        if r.first_byte_ms is not None and r.relay_rtt_ms is not None
+    ]
+    within = sum(first <= rtt for first, rtt in pairs)
+    line = first_byte_line([p[0] for p in pairs], [p[1] for p in pairs], within, len(pairs))
+    return f"lab {preset}, {len(result.runs)} runs: {line}"
 
 
 async def both_ways(d: Conn, a: Conn, size: int) -> tuple[float, bool]:
@@ -212,6 +252,7 @@ async def main() -> int:
     parser.add_argument("--attempts", type=int, default=10, help="attempts per case (>= 1)")
     parser.add_argument("--size", type=parse_size, default=256 << 20, help="bytes each way")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument("--lab", metavar="PRESET", help="also measure in the NAT lab (root)")
     args = parser.parse_args()
     print(f"rdv fast-start bench on loopback, load {os.getloadavg()[0]:.2f}", flush=True)
     firsts = await run(lambda b: first_bytes(b, max(1, args.attempts)))  # type: ignore[arg-type,return-value]
@@ -225,6 +266,18 @@ async def main() -> int:
     print(
         f"  relay-only first byte: fast start {ratio:.0f}x sooner ({verdict} >= {TARGET_RATIO:g}x)"
     )
+    for name, values in firsts.items():
+        if "attempts_with_rtt" in values:  # type: ignore[operator]
+            fig: dict[str, float] = values  # type: ignore[assignment]
+            line = first_byte_line(
+                [fig["accepter_first_byte_after_101_p50_ms"]],
+                [fig["relay_rtt_p50_ms"]],
+                int(fig["first_byte_within_one_rtt"]),
+                int(fig["attempts_with_rtt"]),
+            )
+            print(f"  loopback {name}: {line}", flush=True)
+    if args.lab:
+        print(f"  {lab_first_bytes(args.lab, max(1, args.attempts))}", flush=True)
     moved = await run(lambda b: transfers(b, args.size))  # type: ignore[arg-type,return-value]
     for name, values in moved.items():
         figures = ", ".join(f"{k} {v}" for k, v in values.items())  # type: ignore[union-attr]

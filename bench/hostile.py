@@ -9,8 +9,9 @@ slowest ``/healthz`` answered meanwhile on another conn.
 
 ``squat``: a server limited to 1,024 fds (soft and hard); COUNT conns from SOURCES loopback
 addresses send complete requests with unique tokens and wait; then a health check and a
-legitimate pair from another address. Prints how many squatters wait and how the others
-were answered. Loopback only; the server runs with its defaults otherwise.
+legitimate pair from another network. Prints how many squatters wait and how the others
+were answered (status and body: refused by a cap, or evicted to share a full lobby).
+Loopback only; the server runs with its defaults otherwise.
 """
 
 from __future__ import annotations
@@ -134,7 +135,10 @@ async def squat(count: int, sources: int) -> None:
             try:
                 async with asyncio.timeout(0.01):
                     head = await reader.readuntil(b"\r\n\r\n")
-                answers[head.split(b"\r\n", 1)[0].decode()] += 1
+                async with asyncio.timeout(1.0):
+                    body = (await reader.read(200)).decode(errors="replace").strip()
+                status = head.split(b"\r\n", 1)[0].split(b" ", 1)[1].decode()
+                answers[f"{status}: {body}"] += 1
             except TimeoutError:
                 answers["waiting in the lobby"] += 1
             except (asyncio.IncompleteReadError, ConnectionError):

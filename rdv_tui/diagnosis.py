@@ -47,7 +47,9 @@ async def explain_session(
     app: RdvApp, session: Session, report: Report | None, spaces: AddrSpace, conn: Conn
 ) -> None:
     """Exchange reports and ``conn``'s race events over ``session``; show the verdict."""
-    events = list(conn.events)
+    from rdv_tui.cli.explain import settled_events
+
+    events = await settled_events(conn)  # after a fast-start switch, if any
     try:
         sent = session.diagnosis.send(report, events)
     except SessionError:

@@ -363,7 +363,9 @@ class RaceModel:
                 row.marks.append((event.t, Mark.HANDSHAKE))
             case ev.HandshakeFailed():
                 detail = join_reason(event.reason, event.detail)
-                if event.reason == "eof":
+                # A peer that closes a conn it will not take, with our header line unread in
+                # its buffer, sends a reset rather than a FIN: both are "the peer closed it".
+                if event.reason in ("eof", "reset"):
                     detail += f"; {closed_by_peer_hint(candidate.space)}"
                 self._end(row, event.t, RowState.FAILED, detail)
             case ev.CandidateFailed():

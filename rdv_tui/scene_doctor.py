@@ -61,6 +61,10 @@ CONE_FW_REPORT: Final = json.loads(
   "value": false,
   "reason": "8 connects, none needed a retransmission"
  },
+ "proxy": {
+  "value": "none",
+  "reason": "no proxy configured (--proxy, HTTPS_PROXY, HTTP_PROXY, ALL_PROXY)"
+ },
  "allocation_delta": null,
  "servers": [
   {

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from rdv_core.client._client import Client
+from rdv_core.client._loopback import SKIP_REASON as LOOPBACK_SKIP
 from rdv_core.client._pickers import PickFirst, WaitConstant, WaitForP2P
 from rdv_core.errors import ServerConnectError
 from rdv_core.events import (
@@ -23,6 +24,7 @@ from rdv_core.events import (
     CandidateFailed,
     CandidateSkipped,
     DialRetried,
+    DialStarted,
     Discarded,
     Event,
     HandshakeFailed,
@@ -74,12 +76,18 @@ async def test_p2p_pick_with_default_picker(url: str) -> None:
     assert d.meta.observed_addr is not None and d.meta.observed_addr.port == d.local_addr.port
     assert a.local_addr.port in {p.port for p in d.meta.peer_addrs}
     assert all(s.space in LOOP for s in d.meta.self_addrs)
-    # EADDRNOTAVAIL (the peer's SYN already reached our listener) is never a failure.
+    # EADDRNOTAVAIL (the peer's SYN already reached our listener) is never a failure, and
+    # ::1 is not dialled once 127.0.0.1 reached the peer (client/_loopback.py).
     for events in (d_events, a_events):
         failed = [e for e in of(events, CandidateFailed) if e.reason != "cancelled"]
         assert not failed, failed
         for skipped in of(events, CandidateSkipped):
-            assert "EADDRNOTAVAIL" in skipped.reason
+            if skipped.candidate.space == "loopback6":
+                assert skipped.reason == LOOPBACK_SKIP
+            else:
+                assert "EADDRNOTAVAIL" in skipped.reason
+        v6 = [e for e in of(events, DialStarted) if e.candidate.space == "loopback6"]
+        assert not v6, v6
 
 
 def _ends_of_relay(events: list[Event]) -> list[str]:

@@ -6,13 +6,21 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from rdv_core.doctor import predict, render_verdict, verdict
 from rdv_core.events import (
     Candidate,
     CandidateFailed,
     DialRetried,
     Event,
+    FastStartNegotiated,
     Picked,
+    RelayRetired,
+    UpgradeAttempt,
+    Upgraded,
+    UpgradeFailed,
+    UpgradeStarted,
     VerdictReached,
     read_jsonl,
 )
@@ -85,7 +93,42 @@ def test_verdict_without_the_peers_report_and_against_the_prediction() -> None:
     assert v.agrees is False and "against the prediction" in v.sentence
 
 
-async def test_send_and_receive_explain(tmp_path: Path) -> None:
+def _fast_start(*tail: Event) -> list[Event]:
+    return [
+        FastStartNegotiated(0.01, True),
+        Picked(0.01, RELAY, True, 0.01),
+        FastStartNegotiated(0.02, True),
+        UpgradeStarted(0.02, (PEER.addr,)),
+        UpgradeAttempt(0.03, 1, 0.002),
+        DialRetried(0.04, PEER, 1, "refused", 111),
+        *tail,
+    ]
+
+
+def test_the_verdict_after_fast_start_tells_where_the_stream_ended() -> None:
+    prediction = predict(_report(**CONE_RST), _report(**{**CONE_RST, "observed": "9.9.9.2:1"}))
+    switched = _fast_start(Upgraded(0.09, PEER, PEER.addr, 0.084, 2), RelayRetired(0.1, 0.01))
+    v = verdict(prediction, switched, None)
+    assert v.outcome == "direct" and v.chosen == PEER.addr
+    assert "after 84 ms on the relay" in v.sentence
+    assert v.ours[0].startswith("fast start: relay from the first byte, switched to p2p")
+    assert "after 84 ms (attempt 2)" in v.ours[0]
+    # Only the peer's events saw the switch (ours were cut short): the same verdict.
+    assert verdict(prediction, _fast_start(), switched).outcome == "direct"
+    # A direct path that died before it was proven: the stream stayed on the relay.
+    died = _fast_start(
+        Upgraded(0.09, PEER, PEER.addr, 0.084, 1),
+        UpgradeFailed(0.2, 1, "the direct path died before it was proven", False),
+    )
+    v = verdict(prediction, died, None)
+    assert v.outcome == "relay" and "fast start found no direct path" in v.sentence
+    assert "died before it was proven" in v.ours[0]
+    # Classic races are told as before.
+    assert "fast start" not in " ".join(verdict(prediction, _race("relay"), None).ours)
+
+
+@pytest.mark.parametrize("fast", [False, True], ids=["classic", "fast-start"])
+async def test_send_and_receive_explain(tmp_path: Path, fast: bool) -> None:
     from tests.doctor_support import probe_server
     from tests.session_support import make_file
     from tests.test_session_cli import rdv
@@ -93,9 +136,10 @@ async def test_send_and_receive_explain(tmp_path: Path) -> None:
     make_file(tmp_path / "a.bin", 1000, 1)
     events = tmp_path / "send.jsonl"
     async with probe_server("native") as env:
-        # Classic start: the verdict explains the race; with fast start the session begins on
-        # the relay and the verdict does not yet take the later switch into account.
-        common = ("--server", env.url, "--spaces", "loopback4", "--explain", "--no-fast-start")
+        # With fast start the session begins on the relay; the verdict waits for the
+        # upgrade and tells the direct path the stream moved to, and when.
+        mode = "--fast-start" if fast else "--no-fast-start"
+        common = ("--server", env.url, "--spaces", "loopback4", "--explain", mode)
         sending = rdv(
             "send",
             str(tmp_path / "a.bin"),
@@ -112,6 +156,10 @@ async def test_send_and_receive_explain(tmp_path: Path) -> None:
         assert "doctor: No NAT" in err, err
         assert "predicted: direct" in err and "verdict: Direct via 127.0.0.1:" in err, err
         assert "the peer's candidates:" in err, err
+        assert ("ms on the relay), as predicted" in err) is fast, err
+        assert ("fast start: relay from the first byte, switched to p2p 127.0.0.1:" in err) is (
+            fast
+        ), err
     found = [e for e in read_jsonl(events.read_text().splitlines())]
     kinds = [type(e).__name__ for e in found]
     assert kinds.count("DoctorReported") == 2 and "VerdictReached" in kinds

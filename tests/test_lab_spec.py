@@ -52,6 +52,7 @@ ISSUE_PRESETS = [
     "proxy-only",
     "nat64",
     "two-uplinks",
+    "two-uplinks-nat",
     "vpn",
 ]
 
@@ -77,6 +78,7 @@ def test_presets_have_exactly_the_issue_names_in_order() -> None:
         ("proxy-only", "relay"),
         ("nat64", "direct"),
         ("two-uplinks", "direct"),
+        ("two-uplinks-nat", "direct"),
         ("vpn", "direct"),
     ],
 )

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import socket
@@ -115,6 +116,89 @@ async def test_64_mib_relay(url: str, payload: Path, tmp_path: Path) -> None:
     assert "peer connected: relay in " in d_err and "peer connected: relay in " in a_err
 
 
+async def peer_ends_first(
+    url: str, token: str, spaces: str, out: Path, size: int, extra: tuple[str, ...] = ()
+) -> tuple[int, str, int, str]:
+    """``rdv accept`` sends one line and its stdin ends; ``rdv dial``'s stdin is still
+    trickling ``size`` bytes (a slow producer) when the accepter's EOF arrives."""
+    with out.open("wb") as out_file:
+        accept = await asyncio.create_subprocess_exec(
+            *RDV, "accept", "--spaces", spaces, "--timeout", "20", *extra, url, token,
+            stdin=asyncio.subprocess.PIPE, stdout=out_file, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        dial = await asyncio.create_subprocess_exec(
+            *RDV, "dial", "--spaces", spaces, "--timeout", "20", *extra, url, token,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    assert accept.stdin and accept.stderr and dial.stdin and dial.stderr
+
+    async def trickle() -> None:
+        assert dial.stdin is not None
+        chunk = bytes(range(256)) * 256  # 64 KiB
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(size // len(chunk)):
+                dial.stdin.write(chunk)
+                await dial.stdin.drain()
+                await asyncio.sleep(0.02)
+            dial.stdin.close()
+
+    try:
+        accept.stdin.write(GREETING)
+        accept.stdin.close()
+        _, d_err, a_err = await asyncio.wait_for(
+            asyncio.gather(trickle(), dial.stderr.read(), accept.stderr.read()), 60
+        )
+        await asyncio.wait_for(asyncio.gather(dial.wait(), accept.wait()), 10)
+    finally:
+        for proc in (dial, accept):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert dial.returncode is not None and accept.returncode is not None
+    return dial.returncode, d_err.decode(), accept.returncode, a_err.decode()
+
+
+async def test_the_rest_of_stdin_still_goes_when_the_peer_ends_first(
+    url: str, tmp_path: Path
+) -> None:
+    """A direct conn half-closes: the dialer keeps sending after the accepter's EOF."""
+    size = 2 * 1024 * 1024
+    d_code, d_err, a_code, a_err = await peer_ends_first(
+        url, "pipe-halfclose", "loopback4", tmp_path / "out.bin", size
+    )
+    assert (d_code, a_code) == (0, 0), (d_err, a_err)
+    assert "peer connected: p2p " in d_err
+    assert (tmp_path / "out.bin").stat().st_size == size, (d_err, a_err)
+
+
+async def test_the_relay_reports_stdin_it_could_not_deliver(url: str, tmp_path: Path) -> None:
+    """A classic relay closes the pair at the first EOF: say so, exit 1, never truncate
+    silently (docs/PROTOCOL.md section 7)."""
+    size = 2 * 1024 * 1024
+    d_code, d_err, a_code, a_err = await peer_ends_first(
+        url, "pipe-relay-eof", "none", tmp_path / "out.bin", size
+    )
+    assert "peer connected: relay in " in d_err and "(no direct candidate was dialled)" in d_err
+    assert a_code == 0, a_err
+    assert d_code == 1, d_err
+    assert "were not delivered" in d_err and "--fast-start" in d_err, d_err
+    assert (tmp_path / "out.bin").stat().st_size < size
+
+
+async def test_fast_start_carries_the_half_close_through_the_relay(
+    url: str, tmp_path: Path
+) -> None:
+    """With fast start the EOF is in band (section 16): the relay path half-closes too."""
+    size = 2 * 1024 * 1024
+    d_code, d_err, a_code, a_err = await peer_ends_first(
+        url, "pipe-fs-eof", "none", tmp_path / "out.bin", size, ("--fast-start",)
+    )
+    assert (d_code, a_code) == (0, 0), (d_err, a_err)
+    assert (tmp_path / "out.bin").stat().st_size == size, (d_err, a_err)
+
+
 async def run_rdv(*args: str, within: float = 20) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *RDV, *args,
@@ -189,3 +273,26 @@ async def test_help_lists_every_option() -> None:
     for option in ("--spaces", "--wait-p2p", "--pick-first", "--wait", "--timeout", "-H", "-v",
                    "--events"):  # fmt: skip
         assert option in out
+
+
+def test_why_relay_says_what_became_of_the_direct_dials() -> None:
+    from rdv_core.events import Candidate, CandidateFailed, DialStarted, ServerConnected
+    from rdv_tui.cli.pipe import why_relay
+
+    private = Candidate(2, "10.0.2.2:4000", "private4", "self")
+    public = Candidate(3, "203.0.113.12:4000", "public4", "self")
+    dials = [DialStarted(0.1, private), DialStarted(0.1, public)]
+    failed = [
+        CandidateFailed(0.2, private, "unreachable", 101),
+        CandidateFailed(1.0, public, "cancelled"),
+    ]
+    assert why_relay([]) == "no direct candidate was dialled"
+    assert why_relay([*dials, *failed]) == "direct: 1 unreachable, 1 no answer"
+    proxied = ServerConnected(
+        0.0, "203.0.113.20:3128", "10.0.1.2:4000", 0.01, proxy="http://p:3128"
+    )
+    text = why_relay([proxied, *dials, *failed])
+    assert "only through the proxy http://p:3128" in text and "nothing else out" in text
+    # A refusal means something answered: no claim that only the proxy gets out.
+    refused = CandidateFailed(0.3, public, "refused", 111)
+    assert "proxy" not in why_relay([proxied, *dials, refused])

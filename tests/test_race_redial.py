@@ -1,4 +1,5 @@
-"""The redial machinery of the race: bursts, fast failures, socket reuse, lost SYNs.
+"""The redial machinery of the race: bursts, fast failures, socket reuse, lost SYNs, and the
+picker's wait for a conn that a kernel retransmission brings late.
 
 Real sockets on loopback only. A refused dial is a dial to a loopback port nobody
 listens on; an unanswered SYN is a dial to a loopback listener whose accept queue is
@@ -24,6 +25,7 @@ from rdv_core.client._dialer import (
     PACE_START,
     STALL_FACTOR,
     STALL_FLOOR,
+    STALL_MAX_RTT,
     SynLost,
     can_redial,
     connect,
@@ -31,6 +33,7 @@ from rdv_core.client._dialer import (
     redial_pause,
     stall_timeout,
 )
+from rdv_core.client._pickers import ON_THE_WAY_GRACE, Offers, WaitForP2P
 from rdv_core.client._sockets import bound_socket
 from rdv_core.client._tcpinfo import syn_unanswered
 from rdv_core.wire import Addr
@@ -90,14 +93,19 @@ def test_paced_redials_grow_geometrically_and_are_capped() -> None:
 def test_stall_timeout_fits_the_path_to_the_peer() -> None:
     assert stall_timeout(PRIVATE, 0.001, 0) is None
     # A router that refuses us from 0.1 ms away says nothing about the peer behind it:
-    # the floor holds for near servers, and without any RTT at all.
-    assert stall_timeout(PUBLIC, None, 0) == STALL_FLOOR
+    # the floor holds for near servers.
     assert stall_timeout(PUBLIC, 0.0001, 0) == STALL_FLOOR
-    assert stall_timeout(PUBLIC, 0.2, 0) == pytest.approx(STALL_FACTOR * 0.2)
-    assert stall_timeout(PUBLIC, 0.2, 3) == pytest.approx(8 * STALL_FACTOR * 0.2)
+    assert stall_timeout(PUBLIC, STALL_MAX_RTT, 0) == STALL_FLOOR
+    assert stall_timeout(PUBLIC, 0.0001, 3) == pytest.approx(8 * STALL_FLOOR)
     # The issue's topology: the peer 20 ms behind an RST router 0.1 ms from us; its
     # SYN-ACK comes about 40 ms after our SYN, long before we would give up.
     assert STALL_FLOOR > 0.2
+    # Farther from the server, or without any RTT, the kernel's retransmission of the
+    # same SYN is the only one that can finish a handshake the peer may have answered.
+    assert stall_timeout(PUBLIC, 2 * STALL_MAX_RTT, 0) is None
+    assert stall_timeout(PUBLIC, 0.2, 0) is None
+    assert stall_timeout(PUBLIC, None, 0) is None
+    assert STALL_FACTOR * STALL_MAX_RTT < STALL_FLOOR
 
 
 def port_bound_socket() -> socket.socket:
@@ -227,3 +235,43 @@ async def test_wait_for_p2p_waits_longer_on_far_paths() -> None:
     picked = await WaitForP2P(0.05).pick(offers)
     assert picked == "direct"
     assert WAIT_RTTS * 0.05 + 0.1 > time.monotonic() - started > 0.15
+
+
+async def test_the_picker_waits_for_a_direct_conn_whose_header_is_on_the_way() -> None:
+    # Over lossy paths the TCP conn comes up late (the kernel's retransmission of the same
+    # SYN, a second after it): its header lines arrive after WaitForP2P's own deadline.
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    offers.coming()
+    loop = asyncio.get_running_loop()
+
+    def header_checked() -> None:
+        offers.add("direct", is_relay=False)
+        offers.arrived()
+
+    loop.call_later(0.15, header_checked)  # after the 0.1 s deadline, within the grace
+    assert await WaitForP2P(0.1).pick(offers) == "direct"
+
+
+async def test_the_picker_takes_the_relay_once_the_conn_on_the_way_fails() -> None:
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    offers.coming()
+    asyncio.get_running_loop().call_later(0.15, offers.arrived)  # its handshake failed
+    late = asyncio.get_running_loop().call_later(30, offers.add, "direct", False)
+    try:
+        assert await WaitForP2P(0.1).pick(offers) == "relay"
+    finally:
+        late.cancel()
+    assert offers.on_the_way == 0
+
+
+async def test_without_a_conn_on_the_way_the_picker_keeps_its_deadline() -> None:
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    late = asyncio.get_running_loop().call_later(0.15, offers.add, "direct", False)
+    try:
+        assert await WaitForP2P(0.1).pick(offers) == "relay"
+    finally:
+        late.cancel()
+    assert ON_THE_WAY_GRACE > 0

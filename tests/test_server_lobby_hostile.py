@@ -127,3 +127,60 @@ async def test_clients_that_give_up_are_not_counted_as_rejects(env: Env) -> None
         _, _, body = await client.read_response()
         assert b"\nrdv_lobby_abandoned_total 2\n" in body
         assert b'\nrdv_rejects_total{status="400"} 1\n' in body
+
+
+EVICTED = upgrade_error(
+    503,
+    "Service Unavailable",
+    "rdv lobby is full and your network holds the most waiting requests, try again later",
+)
+
+
+async def test_a_full_lobby_evicts_the_oldest_request_of_the_network_holding_most(
+    env: Env,
+) -> None:
+    """Squatters from many networks fill the total; a newcomer from a network holding
+    fewer slots takes the place of the oldest request of the network holding the most,
+    and a newcomer from that network itself is the one refused."""
+    env.server.lobby_limits = LobbyLimits(total=6, per_address=None, per_network=None)
+    # 127.0.1.0/24 holds 3, 127.0.2.0/24 holds 2, 127.0.3.0/24 holds 1: full.
+    squat = {
+        (net, i): await connect_from(env, f"127.0.{net}.{i + 1}", "ACCEPT", f"s{net}-{i}")
+        for net, count in ((1, 3), (2, 2), (3, 1))
+        for i in range(count)
+    }
+    await env.wait_lobby(6)
+    # From the network holding the most: refused, nobody evicted.
+    refused = await connect_from(env, "127.0.1.9", "ACCEPT", "more-of-1")
+    assert await refused.read_until_eof() == FULL
+    # From another network: the oldest of 127.0.1.0/24 makes room, the newcomer waits.
+    accepter = await connect_from(env, "127.0.9.1", "ACCEPT", "legit")
+    assert await squat[1, 0].read_until_eof() == EVICTED
+    await env.wait_lobby(6)
+    assert "legit" in env.server._lobby and "s1-0" not in env.server._lobby
+    # Now 1 and 2 hold two each; 2 has held two longer: its oldest request goes.
+    second = await connect_from(env, "127.0.8.1", "ACCEPT", "legit-2")
+    assert await squat[2, 0].read_until_eof() == EVICTED
+    await env.wait_lobby(6)
+    # The legitimate pair meets.
+    dialer = await connect_from(env, "127.0.7.1", "DIAL", "legit")
+    assert (await dialer.read_head()).startswith(b"HTTP/1.1 101 ")
+    assert (await accepter.read_head()).startswith(b"HTTP/1.1 101 ")
+    assert await second.read_for(0) == b""
+    stats = env.server.stats()
+    assert stats.lobby_refused_by_limit == {"total": 1, "evicted": 2}
+    assert stats.rejects_by_status == {503: 3}
+    left = [(e.token, e.reason) for e in env.events if isinstance(e, ev.LobbyLeft)]
+    assert left == [("s1-0", "evicted"), ("s2-0", "evicted")]
+
+
+async def test_fair_share_still_refuses_a_source_over_its_own_cap(env: Env) -> None:
+    """A full lobby evicts for a newcomer only within the caps: one over its address cap
+    gets its 429, and nobody is evicted for it."""
+    env.server.lobby_limits = LobbyLimits(total=3, per_address=1, per_network=None)
+    squat = [await connect_from(env, f"127.0.{n}.1", "ACCEPT", f"q{n}") for n in (1, 2, 3)]
+    await env.wait_lobby(3)
+    over = await connect_from(env, "127.0.1.1", "ACCEPT", "q1-again")
+    assert await over.read_until_eof() == TOO_MANY_ADDRESS
+    assert all([await client.read_for(0) == b"" for client in squat])
+    assert env.server.stats().lobby_refused_by_limit == {"address": 1}

@@ -40,3 +40,59 @@ async def test_trims_after_a_burst_not_on_churn(monkeypatch: pytest.MonkeyPatch)
         assert trims == [0]
     finally:
         task.cancel()
+
+
+async def _burst(loop: asyncio.AbstractEventLoop, n: int) -> None:
+    """``n`` awaits at once, timers and handles: what a burst of conns leaves parked."""
+    futures = [loop.create_future() for _ in range(n)]
+
+    async def one(fut: asyncio.Future[None]) -> None:
+        await fut
+
+    tasks = [asyncio.ensure_future(one(f)) for f in futures]
+    await asyncio.sleep(0)
+    timers = [loop.call_later(3600.0, print) for _ in range(n)]
+    # The newest first: whatever the free lists held before the burst is taken first, so
+    # what they park afterwards is the burst's own.
+    for fut in reversed(futures):
+        fut.set_result(None)
+    for timer in reversed(timers):
+        timer.cancel()
+    await asyncio.gather(*tasks)
+    del futures, tasks, timers
+
+
+@pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+def test_refill_leaves_nothing_of_the_burst_parked(loop_name: str) -> None:
+    """The objects a burst left in the loop's free lists (allocated by it, pinning its
+    arenas) are swapped for fresh ones: tracemalloc sees none of the burst's left."""
+    import inspect
+    import tracemalloc
+
+    if loop_name == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+
+    def parked() -> int:
+        """Small blocks still allocated by the burst's awaits and timers (not tables)."""
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, __file__, lineno) for lineno in burst_lines]
+        )
+        return sum(1 for trace in snapshot.traces if trace.size < 1024)
+
+    source, first = inspect.getsourcelines(_burst)
+    burst_lines = [first + i for i, line in enumerate(source) if "await fut" in line]
+    burst_lines += [first + i for i, line in enumerate(source) if "call_later" in line]
+    tracemalloc.start()
+    try:
+        loop.run_until_complete(_burst(loop, 2000))
+        before = parked()
+        loop.run_until_complete(memory.refill_free_lists())
+        after = parked()
+    finally:
+        tracemalloc.stop()
+        loop.close()
+    assert before > 0  # the free lists parked some of the burst's objects
+    assert after == 0

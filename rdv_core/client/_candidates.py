@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from rdv_core.client._uplinks import Uplink
 from rdv_core.events import Candidate, Origin
-from rdv_core.wire import Addr, AddrSpace, format_spaces, nat64_embedded, nat64_synthesize
+from rdv_core.wire import (
+    Addr,
+    AddrSpace,
+    allows_direct,
+    format_spaces,
+    nat64_embedded,
+    nat64_synthesize,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +63,29 @@ def dial_routes(
         via = f"{uplink.device} {uplink.ip}" + (", NAT64" if through else "")
         routes.append(DialRoute(target, uplink, via))
     return routes
+
+
+def plan_dials(
+    peer_addrs: Sequence[Addr],
+    spaces: AddrSpace,
+    new_id: Callable[[], int],
+    *,
+    uplinks: Sequence[Uplink],
+    bound_only: bool,
+    nat64: ipaddress.IPv6Network | None,
+) -> Iterator[tuple[Candidate, DialRoute | None, str]]:
+    """Each candidate of the race's dials: with its route, or (None) why it is skipped."""
+    origins = infer_origins(peer_addrs)
+    for addr in peer_addrs:
+        if not allows_direct(spaces, addr.space):
+            candidate = new_candidate(new_id(), addr, origins[addr])
+            yield candidate, None, space_not_enabled(candidate)
+            continue
+        routes = dial_routes(addr, uplinks, bound_only=bound_only, nat64=nat64)
+        if not routes:  # --interface/--source allow no uplink of this family
+            yield new_candidate(new_id(), addr, origins[addr]), None, "no allowed uplink for it"
+        for route in routes:
+            yield new_candidate(new_id(), addr, origins[addr], route.via), route, ""
 
 
 def inbound_addr(remote: Addr, nat64: ipaddress.IPv6Network | None) -> Addr:

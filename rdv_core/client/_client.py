@@ -27,13 +27,15 @@ from typing import Final
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream
+from rdv_core.client._localview import default_self_addrs, local_paths
 from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import server_socket
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
 from rdv_core.client._upgrade import Upgrader
-from rdv_core.client._uplinks import LocalPaths, plan_paths
+from rdv_core.client._uplink_observe import ask_uplink_mappings
+from rdv_core.client._uplinks import LocalPaths
 from rdv_core.errors import (
     NoConnectionError,
     RdvError,
@@ -74,13 +76,12 @@ from rdv_core.wire import (
     allows_any_direct,
     build_request,
     check_upgrade_response,
+    choose_proxy,
     format_spaces,
     middlebox_hint,
     nat64_prefix,
     parse_proxy_url,
     parse_server_url,
-    proxy_for,
-    self_addrs,
 )
 
 logger = logging.getLogger("rdv.client")
@@ -210,14 +211,17 @@ class Client:
 
     async def connect(self, method: Method, url: str, token: str) -> Conn:
         """``dial`` or ``accept`` by method name (Go's ``Client.Do``)."""
+        # The attempt's clock starts here, so that events and ``Conn.elapsed_s`` cover the
+        # whole call, local preparation included (bench/connect.py's "setup" phase).
+        clock = Clock()
         if method not in (DIAL, ACCEPT):
             raise ValueError(f"not an rdv method: {method!r}")
         server = parse_server_url(url)
         # Validate the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
         proxy = self.proxy_for(server)
-        paths = plan_paths(self.interfaces, self.sources)  # a bad --interface: ValueError now
-        return await _Attempt(self, method, server, token, proxy, paths).run()
+        paths = local_paths(self.interfaces, self.sources)  # a bad --interface: ValueError now
+        return await _Attempt(self, method, server, token, proxy, paths, clock).run()
 
     def proxy_for(self, server: ServerURL) -> ProxyURL | None:
         """The proxy this client reaches ``server`` through, or None (PROTOCOL.md section 17.1).
@@ -225,11 +229,7 @@ class Client:
         Raises:
             ValueError: the proxy URL (given or from the environment) is not valid.
         """
-        if self.proxy is not None:
-            if self.proxy.strip().lower() == NO_PROXY_WORD:
-                return None
-            return parse_proxy_url(self.proxy)
-        return proxy_for(server, os.environ) if self.trust_env else None
+        return choose_proxy(self.proxy, server, os.environ if self.trust_env else None)
 
 
 class _Attempt:
@@ -243,6 +243,7 @@ class _Attempt:
         token: str,
         proxy: ProxyURL | None = None,
         paths: LocalPaths | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.proxy = proxy
         self.paths = paths or LocalPaths()
@@ -250,7 +251,7 @@ class _Attempt:
         self.method = method
         self.server = server
         self.token = token
-        self.clock = Clock()
+        self.clock = clock or Clock()
         self.events: list[Event] = []
         self._ids = itertools.count(1)
         self.stage = "connecting to the server"
@@ -315,14 +316,26 @@ class _Attempt:
             port = local_port(listeners[0]) if listeners else 0
             paths = self.paths
             mine = (
-                paths.self_addrs(client.spaces, self_addrs(client.spaces, port), port)
+                paths.self_addrs(client.spaces, default_self_addrs(client.spaces, port), port)
                 if port
                 else []
             )
             if port:
                 mine += [a for a in client.predicted_addrs if client.spaces.includes_ip(a.ip)]
+            uplinks = ask_uplink_mappings(  # section 17.3: a NATed second uplink's address
+                self.server,
+                paths,
+                port,
+                behind_proxy=self.proxy is not None,
+                ssl_context=client.ssl_context,
+            )
+            try:
+                reader, writer, server_addr = await self._connect_server(port)
+            except BaseException:
+                uplinks.cancel()
+                raise
+            mine = list(dict.fromkeys([*mine, *await uplinks.addrs(client.spaces)]))
             mine = mine[:MAX_SELF_ADDRS]
-            reader, writer, server_addr = await self._connect_server(port)
             local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
             port = local.port
             self.emit(SelfAddrsGathered(self.clock(), port, tuple(str(a) for a in mine)))

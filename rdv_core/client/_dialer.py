@@ -109,6 +109,19 @@ STALL_FACTOR: Final = 8
 #: answer then meets a new socket and is reset.
 STALL_FLOOR: Final = 0.3
 
+#: SYNs are given up only while our round trip to the server is at most this long (a
+#: LAN's). A SYN given up is sent again from a fresh socket, with a fresh ISN: if the
+#: peer's SYN or SYN-ACK already passed our router and was lost on our own link, our
+#: router and the peer's hold that handshake, treat the new SYN as invalid (the peer's
+#: router resets it) and the peer's retransmitted SYN-ACK meets the new socket, which
+#: resets it: relay (docs/LAB-NOTES.md section 11: the lossy cells at 20 ms lost 1 run
+#: in 3 that way). Only the kernel's own retransmission (same socket, same ISN, 1 s
+#: later) can finish such a handshake. The give-up exists for the zero-delay conntrack
+#: clash (section 7), where both routers, hence both peers, are a LAN's distance from
+#: each other; with the lab's server next to the routers, zero-delay cells measure
+#: 0.1-1 ms, its 5 ms cells 10 ms and more.
+STALL_MAX_RTT: Final = 0.005
+
 #: At most one ``DialRetried`` event per candidate per this many seconds (after the
 #: first two): fast redials would otherwise flood logs and UIs. ``attempt`` carries
 #: the true count, so nothing is lost.
@@ -133,18 +146,23 @@ def is_behind_nat(addr: Addr) -> bool:
 def stall_timeout(addr: Addr, rtt: float | None, lost: int) -> float | None:
     """After how long an unanswered SYN to ``addr`` is given up (None: the kernel decides).
 
+    Only near a LAN-close server (:data:`STALL_MAX_RTT`); elsewhere the kernel
+    retransmits the same SYN, which is the only SYN that can finish a handshake the
+    peer may already have answered.
+
     Args:
         addr: the candidate (only public ones, behind NATs, are concerned).
-        rtt: the round-trip time of our server conn (:func:`link_rtt`), if known. Never
-            the time a refusal took: the router that refuses may be next to us while the
-            peer sits far behind it (docs/LAB-NOTES.md section 11).
+        rtt: the round-trip time of our server conn (:func:`link_rtt`), if known
+            (unknown: never given up). Never the time a refusal took: the router that
+            refuses may be next to us while the peer sits far behind it
+            (docs/LAB-NOTES.md section 11).
         lost: how many SYNs to ``addr`` were given up already: each doubles the wait,
             like TCP's own retransmission backoff, so a path far slower than the hint
             still connects after a few tries.
     """
-    if not is_behind_nat(addr):
+    if not is_behind_nat(addr) or rtt is None or rtt > STALL_MAX_RTT:
         return None
-    return float(max(STALL_FLOOR, STALL_FACTOR * (rtt or 0.0)) * (1 << min(lost, 16)))
+    return float(max(STALL_FLOOR, STALL_FACTOR * rtt) * (1 << min(lost, 16)))
 
 
 def link_rtt(link: Link | None) -> float | None:

@@ -16,9 +16,33 @@ plain pipe mode has only the token (README, pipe mode).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import ipaddress
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-from rdv_core.wire import Addr, unmap
+from rdv_core.client._candidates import inbound_addr, space_name
+from rdv_core.client._link import addr_of
+from rdv_core.wire import Addr, AddrSpace, allows_direct, unmap
+
+
+def admit_inbound(
+    sockaddr: Any,
+    spaces: AddrSpace,
+    peer_addrs: Sequence[Addr],
+    nat64: ipaddress.IPv6Network | None,
+) -> tuple[Addr, str | None] | None:
+    """Who an inbound conn is from, and why it must be closed (None: it may be the peer).
+
+    None for a socket address that is not an IP one. Checked in order: the address space
+    (docs/PROTOCOL.md section 9), then the source IP (:func:`foreign_inbound`).
+    """
+    remote = addr_of(sockaddr)
+    if remote is None:
+        return None
+    remote = inbound_addr(remote, nat64)
+    if not allows_direct(spaces, remote.space):
+        return remote, f"address space {space_name(remote)} is not enabled"
+    return remote, foreign_inbound(remote, peer_addrs)
 
 
 def foreign_inbound(remote: Addr, peer_addrs: Iterable[Addr]) -> str | None:

@@ -9,6 +9,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Final
 
+from rdv_core.client._sockets import no_delay
 from rdv_core.events import Candidate
 from rdv_core.wire import MAX_LINE, Addr, ProtocolError
 
@@ -26,6 +27,7 @@ async def open_stream(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Hand a connected socket to asyncio as a stream pair (closing it on failure)."""
     loop = asyncio.get_running_loop()
+    no_delay(sock)  # accepted conns and proxy tunnels too (client/_sockets.py)
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:

@@ -28,7 +28,7 @@ class Offers(Generic[T]):
     a picker need not wait for nothing.
     """
 
-    __slots__ = ("_changed", "_items", "exhausted", "rtt_hint")
+    __slots__ = ("_changed", "_items", "exhausted", "on_the_way", "rtt_hint")
 
     def __init__(self) -> None:
         self._items: list[tuple[T, bool]] = []
@@ -36,6 +36,19 @@ class Offers(Generic[T]):
         self.exhausted = False
         #: Our round-trip time to the server (seconds), if known: how far away things are.
         self.rtt_hint: float | None = None
+        #: Direct conns whose TCP is up but whose header lines are not checked yet (set
+        #: by the race with :meth:`coming` and :meth:`arrived`).
+        self.on_the_way = 0
+
+    def coming(self) -> None:
+        """A direct conn is up and its header lines are on the way (called by the race)."""
+        self.on_the_way += 1
+        self._notify()
+
+    def arrived(self) -> None:
+        """That conn's header lines checked out or failed (called by the race)."""
+        self.on_the_way -= 1
+        self._notify()
 
     def add(self, item: T, is_relay: bool) -> None:
         """Offer a usable conn (called by the race)."""
@@ -92,6 +105,14 @@ def _seconds(value: float) -> str:
     return f"{value:g}s"
 
 
+#: :class:`WaitForP2P` waits at most this many times its ``seconds`` longer while a direct
+#: conn is up but its header lines are still on the way. Over lossy paths the TCP conn
+#: often comes up late, from the kernel's retransmission of a SYN one second after it
+#: (the race keeps such SYNs, docs/PROTOCOL.md section 11), and a lost header segment
+#: costs one more retransmission: the lab's lossy cells lost runs to the relay that
+#: were a header line away from direct (docs/LAB-NOTES.md section 11).
+ON_THE_WAY_GRACE = 1.0
+
 #: :class:`WaitForP2P` waits this many round trips to the server longer than its
 #: ``seconds``. A direct conn needs about three round trips *to the peer* (the SYNs
 #: crossing, maybe one more try after an RST, the header lines), and the path to the peer
@@ -106,8 +127,10 @@ class WaitForP2P(Picker):
 
     The relay is ready at once, while a direct conn needs about two round trips, so
     the relay is "penalized" by ``seconds``, plus :data:`WAIT_RTTS` times our round trip
-    to the server where the race knows it (far paths need more time). When no direct
-    conn can ever arrive (address spaces ``none``) the relay is taken at once.
+    to the server where the race knows it (far paths need more time), plus up to
+    :data:`ON_THE_WAY_GRACE` times ``seconds`` while a direct conn is up but its header
+    lines have not arrived. When no direct conn can ever arrive (address spaces
+    ``none``) the relay is taken at once.
     """
 
     __slots__ = ("seconds",)
@@ -126,6 +149,13 @@ class WaitForP2P(Picker):
                     await offers.changed()
         except TimeoutError:
             pass  # the relay's penalty is over
+        if not offers.direct and offers.on_the_way:
+            try:
+                async with asyncio.timeout(ON_THE_WAY_GRACE * self.seconds):
+                    while not offers.direct and offers.on_the_way:
+                        await offers.changed()
+            except TimeoutError:
+                pass  # the header lines did not come in time either
         return offers.direct[0] if offers.direct else offers.relay
 
     def describe(self) -> str:

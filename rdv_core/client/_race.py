@@ -50,19 +50,15 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Final
 
 from rdv_core.client._budget import SynBudget
-from rdv_core.client._candidates import (
-    DialRoute,
-    dial_routes,
-    inbound_addr,
-    infer_origins,
-    new_candidate,
-    space_not_enabled,
-)
+from rdv_core.client._candidates import DialRoute, new_candidate, plan_dials
 from rdv_core.client._dialer import dial_candidate, link_rtt
+from rdv_core.client._direct import HANDSHAKE_TIMEOUT, DirectConn
 from rdv_core.client._failures import classify
-from rdv_core.client._inbound import foreign_inbound
-from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream, read_line
+from rdv_core.client._inbound import admit_inbound
+from rdv_core.client._link import Link, PeerClosed, read_line
+from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
+from rdv_core.client._relay_role import accepter_relay_command, watch_dialer_relay
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
@@ -87,10 +83,8 @@ from rdv_core.wire import (
     Continue,
     Method,
     ProtocolError,
-    allows_direct,
     build_header_line,
     build_other,
-    check_header_line,
     parse_command,
 )
 
@@ -99,12 +93,6 @@ logger = logging.getLogger("rdv.client")
 #: Pause after a failed ``accept()`` (EMFILE and friends) before accepting again, so a
 #: persistent error does not spin the loop.
 ACCEPT_ERROR_PAUSE: Final = 0.1
-
-#: How long a direct conn may take to deliver the peer's header line. The peer writes
-#: it the instant TCP is up, so this only bounds conns from strangers that never speak
-#: (on the accepter, which has no picker deadline, they would otherwise live until
-#: the attempt ends). Generous, because a loaded or lossy path can need several RTTs.
-HANDSHAKE_TIMEOUT: Final = 10.0
 
 
 class Race:
@@ -153,10 +141,10 @@ class Race:
         self._emit = emit
         self._new_id = new_id
         self._header = build_header_line(method, token)
-        self._offers: Offers[Link] = Offers()
+        self._offers: Offers[Link | DirectConn] = Offers()
         self._offers.rtt_hint = self._rtt_hint
-        self._links: list[Link] = []
-        self._ready: set[Link] = set()
+        self._links: list[Link | DirectConn] = []
+        self._ready: set[Link | DirectConn] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialing: set[asyncio.Task[None]] = set()
         self._accepting: set[asyncio.Task[None]] = set()
@@ -165,9 +153,14 @@ class Race:
         self._relay_gone = relay is None
         self._causes: list[str] = []
         self._closing = False
-        self._winner: Link | None = None
+        self._winner: Link | DirectConn | None = None
+        # CONTINUE bytes the kernel did not take at once (the winner's stream sends them).
+        self._unsent = b""
+        self._opened: Link | None = None
         self._tg: asyncio.TaskGroup | None = None
-        self._outcome: asyncio.Future[Link | None] = asyncio.get_running_loop().create_future()
+        self._outcome: asyncio.Future[Link | DirectConn | None] = (
+            asyncio.get_running_loop().create_future()
+        )
 
     @property
     def is_dialer(self) -> bool:
@@ -199,12 +192,37 @@ class Race:
                         self._commit(winner)
                 for task in self._tasks:
                     task.cancel()
+                if isinstance(winner, DirectConn):
+                    # Its stream opens in the loop turn the cancelled tasks end in.
+                    tg.create_task(self._open(winner))
+        except BaseException:
+            # Cancelled (or broken) after the pick: the winner goes too.
+            if self._opened is not None:
+                self._opened.close()
+            elif self._winner is not None:
+                self._winner.close()
+            raise
         finally:
             self._closing = True
             self._cleanup()
-        if self._winner is None:
+        winner = self._winner
+        if winner is None:
             raise NoConnectionError("no conn to the peer could be used", tuple(self._causes))
-        return self._winner
+        if isinstance(winner, Link):
+            return winner
+        link = self._opened
+        if link is None:
+            raise NoConnectionError("the picked conn failed", tuple(self._causes))
+        if self._unsent:
+            link.writer.write(self._unsent)
+        return link
+
+    async def _open(self, conn: DirectConn) -> None:
+        """Only the winner of the race gets a stream (client/_direct.py)."""
+        try:
+            self._opened = await conn.to_link()
+        except OSError as exc:  # to_link closed the socket
+            self._fail(f"{conn.candidate.addr}: {classify(exc)[0]}")
 
     def _spawn(
         self, coro: Coroutine[Any, Any, None], group: set[asyncio.Task[None]] | None = None
@@ -220,22 +238,27 @@ class Race:
     def _start(self) -> None:
         for listener in self._listeners:
             self._spawn(self._accept_loop(listener), self._accepting)
-        origins = infer_origins(self._peer_addrs)
         dialable = 0
-        for addr in self._peer_addrs:
-            if not allows_direct(self._spaces, addr.space):
-                candidate = new_candidate(self._new_id(), addr, origins[addr])
-                self._emit(CandidateSkipped(self._clock(), candidate, space_not_enabled(candidate)))
+        plan = list(
+            plan_dials(
+                self._peer_addrs,
+                self._spaces,
+                self._new_id,
+                uplinks=self._uplinks,
+                bound_only=self._bound_only,
+                nat64=self._nat64,
+            )
+        )
+        # ::1 waits for 127.0.0.1 (client/_loopback.py, docs/PROTOCOL.md section 11).
+        spaces = {route.target.space for _, route, _ in plan if route is not None}
+        both = {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces
+        gate = LoopbackGate() if both else None
+        for candidate, route, skipped in plan:
+            if route is None:
+                self._emit(CandidateSkipped(self._clock(), candidate, skipped))
                 continue
-            nat64 = self._nat64
-            routes = dial_routes(addr, self._uplinks, bound_only=self._bound_only, nat64=nat64)
-            if not routes:  # --interface/--source allow no uplink of this family
-                candidate = new_candidate(self._new_id(), addr, origins[addr])
-                self._emit(CandidateSkipped(self._clock(), candidate, "no allowed uplink for it"))
-            for route in routes:
-                candidate = new_candidate(self._new_id(), addr, origins[addr], route.via)
-                dialable += 1
-                self._spawn(self._dial(candidate, route), self._dialing)
+            dialable += 1
+            self._spawn(self._dial(candidate, route, gate), self._dialing)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
@@ -247,7 +270,7 @@ class Race:
             self._offers.set_exhausted()
         self._check_accepter_done()
 
-    def _commit(self, winner: Link) -> None:
+    def _commit(self, winner: Link | DirectConn) -> None:
         """The dialer's pick on the wire (docs/PROTOCOL.md section 1, step 5)."""
         relay = self._relay
         if not winner.is_relay and relay is not None and relay.alive:
@@ -257,7 +280,10 @@ class Race:
             self._emit(
                 Discarded(self._clock(), relay.candidate, "went direct: told the server OTHER")
             )
-        winner.writer.write(CONTINUE_LINE)
+        if isinstance(winner, Link):
+            winner.writer.write(CONTINUE_LINE)
+        else:
+            self._unsent = winner.send_some(CONTINUE_LINE)
 
     def _cleanup(self) -> None:
         for listener in self._listeners:
@@ -265,15 +291,20 @@ class Race:
         for sock in self._unowned:
             sock.close()
         why = "another conn was picked" if self._winner else "the attempt ended without a conn"
-        for link in [*self._links, *([self._relay] if self._relay else [])]:
+        conns: list[Link | DirectConn] = [*self._links]
+        if self._relay is not None:
+            conns.append(self._relay)
+        for link in conns:
             if link is self._winner:
                 continue
+            # The relay is on offer from the start: it always ends with an event, also
+            # on the accepter, whose relay read is cancelled when a direct conn gets
+            # CONTINUE first. So does every authenticated conn, also one whose stream
+            # was still opening (its socket is closed already then).
+            ready = link in self._ready
+            if ready or (link.alive and link is self._relay):
+                self._emit(Discarded(self._clock(), link.candidate, why))
             if link.alive:
-                # The relay is on offer from the start: it always ends with an event,
-                # also on the accepter, whose relay read is cancelled when a direct
-                # conn gets CONTINUE first.
-                if link in self._ready or link is self._relay:
-                    self._emit(Discarded(self._clock(), link.candidate, why))
                 link.close()
 
     def _fail(self, text: str) -> None:
@@ -281,9 +312,17 @@ class Race:
 
     # ----- dialing
 
-    async def _dial(self, candidate: Candidate, route: DialRoute) -> None:
+    async def _dial(
+        self, candidate: Candidate, route: DialRoute, gate: LoopbackGate | None = None
+    ) -> None:
         sock: socket.socket | None = None
         addr = route.target
+        emit = self._emit
+        if gate is not None:
+            gated = await gate.enter(candidate, addr, self._emit, self._clock)
+            if gated is None:  # skipped: IPv4 loopback reached the peer
+                return
+            emit = gated
         try:
             sock = await dial_candidate(
                 candidate,
@@ -293,7 +332,7 @@ class Race:
                 rtt_hint=self._rtt_hint,
                 budget=self._budget.for_addr(addr),
                 clock=self._clock,
-                emit=self._emit,
+                emit=emit,
                 fail=self._fail,
             )
         finally:
@@ -304,7 +343,7 @@ class Race:
         if current is not None:
             # Connected: from now on this is a handshake, which a relay EOF must not cancel.
             self._dialing.discard(current)
-        self._emit(CandidateConnected(self._clock(), candidate))
+        emit(CandidateConnected(self._clock(), candidate))
         self._live += 1
         await self._direct(candidate, sock, addr, outbound=True)
 
@@ -320,53 +359,49 @@ class Race:
                 logger.debug("accept failed: %s", exc)
                 await asyncio.sleep(ACCEPT_ERROR_PAUSE)
                 continue
-            remote = addr_of(sockaddr)
-            if remote is None:
-                sock.close()
-                continue
-            remote = inbound_addr(remote, self._nat64)
-            candidate = new_candidate(self._new_id(), remote, "inbound")
             if self._closing:
                 sock.close()
                 continue
-            if not allows_direct(self._spaces, remote.space):
+            inbound = admit_inbound(sockaddr, self._spaces, self._peer_addrs, self._nat64)
+            if inbound is None:  # not an IP socket address
                 sock.close()
-                self._emit(InboundRejected(self._clock(), candidate, space_not_enabled(candidate)))
                 continue
-            if (foreign := foreign_inbound(remote, self._peer_addrs)) is not None:
-                sock.close()  # a stranger who may know the token: see client/_inbound.py
-                self._emit(InboundRejected(self._clock(), candidate, foreign))
+            remote, rejected = inbound
+            candidate = new_candidate(self._new_id(), remote, "inbound")
+            if rejected is not None:
+                sock.close()  # maybe a stranger who knows the token: see client/_inbound.py
+                self._emit(InboundRejected(self._clock(), candidate, rejected))
                 continue
             self._emit(InboundAccepted(self._clock(), candidate))
             # Counted and owned from now on: a task cancelled before its first step
             # never runs its body, so cleanup closes sockets no task has taken yet.
             self._live += 1
             self._unowned.add(sock)
-            self._spawn(self._direct(candidate, sock, remote, outbound=False))
+            conn = DirectConn.of(candidate, sock, remote)
+            conn.answer_now(self._header, self._method, self._token)
+            self._spawn(self._direct(candidate, sock, remote, outbound=False, conn=conn))
 
     # ----- direct conns: header lines, then (accepter) the command
 
     async def _direct(
-        self, candidate: Candidate, sock: socket.socket, addr: Addr, outbound: bool
+        self,
+        candidate: Candidate,
+        sock: socket.socket,
+        addr: Addr,
+        outbound: bool,
+        conn: DirectConn | None = None,
     ) -> None:
         """Header lines on a direct conn, then (accepter) its command.
 
         The caller has counted the conn in ``_live``; this uncounts it when it ends.
         """
         self._unowned.discard(sock)
-        link: Link | None = None
+        conn = conn or DirectConn.of(candidate, sock, addr)
+        self._links.append(conn)
+        self._offers.coming()  # the picker may wait for it (client/_pickers.py)
         try:
             try:
-                reader, writer = await open_stream(sock)
-                link = Link.from_stream(candidate, reader, writer, False, addr)
-                self._links.append(link)
-                async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                    if outbound:
-                        writer.write(self._header)
-                    line = await read_line(reader)
-                    check_header_line(line, self._method, self._token)
-                    if not outbound:
-                        writer.write(self._header)
+                await conn.authenticate(self._header, self._method, self._token, outbound)
             except asyncio.CancelledError:
                 self._emit(HandshakeFailed(self._clock(), candidate, "cancelled", "the race ended"))
                 raise
@@ -376,22 +411,31 @@ class Race:
                 detail = str(exc) or f"no header line within {HANDSHAKE_TIMEOUT:g}s"
                 self._emit(HandshakeFailed(self._clock(), candidate, reason, detail))
                 self._fail(f"{candidate.addr}: {reason}")
-                if link is not None:
-                    link.close()
+                conn.close()
                 return
-            self._ready.add(link)
+            self._ready.add(conn)
             self._emit(HandshakeOk(self._clock(), candidate))
             if self.is_dialer:
-                self._offers.add(link, is_relay=False)
+                self._offers.add(conn, is_relay=False)
                 return
-            await self._await_continue(link)
+            await self._await_continue(conn)
         finally:
+            self._offers.arrived()
             self._live -= 1
             self._check_accepter_done()
 
-    async def _await_continue(self, link: Link) -> None:
-        """Accepter: the first command on an authenticated direct conn."""
+    async def _await_continue(self, conn: DirectConn) -> None:
+        """Accepter: the first command on an authenticated direct conn.
+
+        Its stream opens first, while the dialer picks: so ``CONTINUE`` finds it ready and
+        the winner is returned without one more event-loop turn.
+        """
+        link: Link | DirectConn = conn
         try:
+            link = await conn.to_link()
+            self._links[self._links.index(conn)] = link
+            self._ready.discard(conn)
+            self._ready.add(link)
             command = parse_command(await read_line(link.reader))
         except PeerClosed:
             self._ready.discard(link)
@@ -408,6 +452,7 @@ class Race:
         if isinstance(command, Continue):
             self._win(link)
             return
+        self._ready.discard(link)
         link.close()
         self._emit(
             CandidateFailed(
@@ -418,51 +463,17 @@ class Race:
     # ----- the relay
 
     async def _watch_dialer_relay(self, relay: Link) -> None:
-        """Dialer: notice a relay that dies before the pick (the server sends nothing now)."""
-        try:
-            data = await relay.reader.read(1)
-        except OSError as exc:
-            reason, code = classify(exc)
-            detail = str(exc)
-        else:
-            reason, code = ("eof", None) if not data else ("protocol", None)
-            detail = (
-                "the server closed the relay" if not data else "server sent bytes before our pick"
-            )
+        reason = await watch_dialer_relay(relay, self._emit, self._clock)
         self._offers.withdraw(relay)
-        relay.close()
-        self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, detail))
         self._fail(f"relay: {reason}")
 
     async def _accepter_relay(self, relay: Link) -> None:
-        """Accepter: ``CONTINUE`` from the server means the dialer picked the relay."""
-        try:
-            command = parse_command(await read_line(relay.reader))
-        except PeerClosed:
-            relay.close()
-            self._emit(
-                Discarded(
-                    self._clock(),
-                    relay.candidate,
-                    "the server closed the relay: the dialer went direct",
-                )
-            )
-        except (OSError, ProtocolError) as exc:
-            reason, code = classify(exc)
-            relay.close()
-            self._emit(CandidateFailed(self._clock(), relay.candidate, reason, code, str(exc)))
-            self._fail(f"relay: {reason}")
-        else:
-            if isinstance(command, Continue):
-                self._win(relay)
-                return
-            relay.close()
-            self._emit(
-                CandidateFailed(
-                    self._clock(), relay.candidate, "protocol", None, "OTHER from the server"
-                )
-            )
-            self._fail("relay: protocol")
+        won, failure = await accepter_relay_command(relay, self._emit, self._clock)
+        if won:
+            self._win(relay)
+            return
+        if failure is not None:
+            self._fail(f"relay: {failure}")
         self._relay_gone = True
         # The dialer has picked (a direct conn we already hold) or is gone: dials and
         # inbound conns that are not authenticated yet can no longer be chosen.
@@ -474,7 +485,7 @@ class Race:
 
     # ----- the accepter's outcome
 
-    def _win(self, link: Link) -> None:
+    def _win(self, link: Link | DirectConn) -> None:
         if not self._outcome.done():
             self._outcome.set_result(link)
         else:

@@ -62,7 +62,7 @@ async def server_socket(
                 bind_to_uplink(sock, uplink, port)
             else:
                 sock = bound_socket(socket.AddressFamily(family), port)
-            await loop.sock_connect(sock, sockaddr)
+            await _connect(loop, sock, sockaddr)
             return sock, None
         except OSError as exc:
             last = exc
@@ -76,6 +76,28 @@ async def server_socket(
     raise ServerConnectError(
         f"cannot connect to the rdv server {server}: {detail}", last.errno if last else None
     )
+
+
+#: What ``connect()`` says while the SYN waits for its answer.
+_IN_FLIGHT = frozenset({errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN})
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, sockaddr: Any) -> None:
+    """``loop.sock_connect``, minus its event-loop turn when the answer is already in.
+
+    A server on this host (or a LAN's next hop) answers the SYN inside the first
+    ``connect()`` call; a second call then reports the result at once (as the dialer
+    does, client/_dialer.py). Only a SYN still in flight waits for the loop.
+    """
+    code = sock.connect_ex(sockaddr)
+    if code in _IN_FLIGHT:
+        code = sock.connect_ex(sockaddr)
+    if code in (0, errno.EISCONN):
+        return
+    if code in _IN_FLIGHT:
+        await loop.sock_connect(sock, sockaddr)  # EALREADY: it waits, then reads SO_ERROR
+        return
+    raise OSError(code, f"Connect call failed {sockaddr}")
 
 
 def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:

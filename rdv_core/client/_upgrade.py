@@ -18,23 +18,31 @@ This module then:
 
 Attempts: :data:`QUICK_ATTEMPTS` at once (DCUtR found 97.6% of its successes on the
 first), then one more after each of :data:`LATER_ATTEMPTS` seconds, for long sessions
-whose NAT situation changes. Never more than that.
+whose NAT situation changes. Never more than that. The first and the later attempts dial
+from the shared port P (the NAT mappings the server saw); each quick retry uses a fresh
+port pair, announced over the relay (``PORT``), because a failed draw against routers
+that reset early SYNs leaves conntrack entries that spoil the same pair for 10 s
+(docs/PROTOCOL.md section 16.5).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
+from rdv_core.client._fresh import Fresh, FreshPorts, Listen, sleep_until
 from rdv_core.client._link import Link
 from rdv_core.client._pickers import WaitForP2P
 from rdv_core.client._race import Race
+from rdv_core.client._sockets import local_port
 from rdv_core.errors import NoConnectionError, RdvProtocolError
 from rdv_core.events import (
     Clock,
@@ -67,7 +75,7 @@ logger = logging.getLogger("rdv.client")
 #: The peer's HELLO must arrive within this (it is sent right after ``CONTINUE``).
 HELLO_TIMEOUT: Final = 10.0
 #: Attempts right after the start, and the later ones (seconds after the start).
-QUICK_ATTEMPTS: Final = 3
+QUICK_ATTEMPTS: Final = 5
 LATER_ATTEMPTS: Final = (30.0, 120.0)
 #: How long the dialer's race of one attempt waits for a direct conn: long enough for
 #: redials against resetting routers (docs/LAB-NOTES.md section 7), a few relay RTTs
@@ -80,8 +88,6 @@ PING_TIMEOUT: Final = 5.0
 PINGS: Final = 3
 ATTACH_TIMEOUT: Final = 5.0
 _ATTACH_SIZE: Final = 5 + 1 + 2 * NONCE_SIZE
-
-Listen = Callable[[int], list[socket.socket]]
 
 
 class Upgrader:
@@ -120,8 +126,13 @@ class Upgrader:
         self._picked_at = clock()
         self._switched_at: float | None = None
         self._pings: dict[int, asyncio.Future[None]] = {}
+        self._fresh = FreshPorts(listen, lambda raw: self.stream.send_control(RELAY, raw))
         self._attempt_tasks: dict[int, asyncio.Task[None]] = {}
         self._settled = asyncio.Event()
+        #: Set once the path is known for now: the relay retired, or the quick attempts
+        #: are over (the doctor's verdict waits for it: docs/PROTOCOL.md section 16.5).
+        self.quick_done = asyncio.Event()
+        self._ended: set[int] = set()  # accepter: attempts that ended without a path
         self._direct_pid: int | None = None
         self.conn: Conn | None = None
         self.direct = asyncio.Event()  #: set once the relay is retired
@@ -203,6 +214,7 @@ class Upgrader:
                 reason = str(exc) or "the peer's HELLO did not arrive"
                 self._close_listeners()
                 self._emit(UpgradeFailed(self._clock(), 0, reason, True))
+                self.quick_done.set()
                 self.stream.fail(RdvProtocolError(f"fast start: {reason}"))
                 return
             self._emit(FastStartNegotiated(self._clock(), True))
@@ -212,11 +224,15 @@ class Upgrader:
             self._emit(UpgradeStarted(self._clock(), tuple(str(a) for a in self._peer_addrs)))
             if not dialable and not self._listeners:
                 self._emit(UpgradeFailed(self._clock(), 0, "no direct candidate", True))
+                self.quick_done.set()
                 return
             if self.is_dialer:
                 await self._dialer_attempts()
+            else:
+                await asyncio.Event().wait()  # until the stream ends: then reap below
         finally:
             self._close_listeners()
+            self._fresh.close()
 
     async def _dialer_attempts(self) -> None:
         schedule = [0.0] * QUICK_ATTEMPTS + list(LATER_ATTEMPTS)
@@ -236,22 +252,39 @@ class Upgrader:
                 self._settled.clear()
                 continue
             self._emit(UpgradeFailed(self._clock(), attempt, reason, final))
+            if attempt >= QUICK_ATTEMPTS:
+                self.quick_done.set()
 
     async def _dialer_attempt(self, attempt: int) -> str | None:
         """One timed attempt; None when a direct path was attached, else why not."""
+        fresh: Fresh | None = None
+        if 1 < attempt <= QUICK_ATTEMPTS:
+            pair = await self._fresh.offer(attempt)
+            if isinstance(pair, str):
+                self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
+                return pair
+            fresh = pair
         # The least of a few round trips, one after the other: a busy peer, or bulk data
         # queued ahead of a PING, inflates single samples, and an inflated RTT/2 would
         # send our SYNs late.
         samples = [r for r in [await self._ping() for _ in range(PINGS)] if r is not None]
         rtt = min(samples) if samples else None
-        self._emit(UpgradeAttempt(self._clock(), attempt, rtt))
         self.stream.send_control(RELAY, attempt_frame(Kind.SYNC, attempt))
+        # Let the relay's writer put SYNC on the wire before we wait: the wait's last
+        # stretch spins without yielding to the event loop.
+        await asyncio.sleep(0)
+        synced = time.perf_counter()
         if rtt is not None:
             # SYNC takes about half a round trip to reach the peer, which dials at once.
-            await asyncio.sleep(rtt / 2)
+            await sleep_until(synced + rtt / 2)
+        # Emitted after the wait, as the accepter emits its own right after SYNC arrived:
+        # writing an event costs up to a millisecond (a JSONL line), which at zero delay
+        # between two resetting routers is longer than the whole burst of SYNs that must
+        # overlap the peer's (measured in the lab's cone-rst, docs/LAB-NOTES.md 11).
+        self._emit(UpgradeAttempt(self._clock(), attempt, rtt))
         window = max(ATTEMPT_WINDOW, ATTEMPT_RTT_FACTOR * (rtt or 0.0))
         try:
-            link = await self._race(WaitForP2P(window), rtt)
+            link = await self._race(WaitForP2P(window), rtt, fresh)
         except (NoConnectionError, OSError) as exc:
             self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
             return _describe(exc)
@@ -260,33 +293,50 @@ class Upgrader:
             self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
         return failure
 
-    async def _accepter_attempt(self, attempt: int) -> None:
+    async def _accepter_attempt(self, attempt: int, fresh: Fresh | None) -> None:
         self._emit(UpgradeAttempt(self._clock(), attempt, None))
         try:
             async with asyncio.timeout(ACCEPTER_ATTEMPT_TIMEOUT):
-                link = await self._race(WaitForP2P(ATTEMPT_WINDOW))
+                link = await self._race(WaitForP2P(ATTEMPT_WINDOW), None, fresh)
         except asyncio.CancelledError:
             self._emit(UpgradeFailed(self._clock(), attempt, "the dialer ended the attempt", False))
+            self._attempt_ended(attempt)
             raise
         except (NoConnectionError, OSError) as exc:
             self._emit(UpgradeFailed(self._clock(), attempt, _describe(exc), False))
+            self._attempt_ended(attempt)
             return
         failure = await self._attach(attempt, link)
         if failure is not None:
             self._emit(UpgradeFailed(self._clock(), attempt, failure, False))
+            self._attempt_ended(attempt)
 
-    async def _race(self, picker: WaitForP2P, rtt: float | None = None) -> Link:
-        listeners, self._listeners = self._listeners, []
-        if not listeners and allows_any_direct(self._spaces):
-            listeners = self._listen(self._port)
+    def _attempt_ended(self, attempt: int) -> None:
+        """Accepter: once the dialer's quick attempts all ended, the path is known."""
+        self._ended.add(attempt)
+        if len(self._ended & set(range(1, QUICK_ATTEMPTS + 1))) >= QUICK_ATTEMPTS:
+            self.quick_done.set()
+
+    async def _race(self, picker: WaitForP2P, rtt: float | None, fresh: Fresh | None) -> Link:
+        port, peer_addrs = self._port, self._peer_addrs
+        if fresh is not None:
+            # A fresh port pair: ours from our new listeners, the peer's announced; the
+            # addresses are the 101's (a port-preserving NAT maps the new port to itself).
+            listeners, peer_port = fresh
+            port = local_port(listeners[0])
+            peer_addrs = tuple(dataclasses.replace(a, port=peer_port) for a in peer_addrs)
+        else:
+            listeners, self._listeners = self._listeners, []
+            if not listeners and allows_any_direct(self._spaces):
+                listeners = self._listen(self._port)
         race = Race(
             method=self.method,
             token=self._token,
             spaces=self._spaces,
             picker=picker,
             listeners=listeners,
-            port=self._port,
-            peer_addrs=self._peer_addrs,
+            port=port,
+            peer_addrs=peer_addrs,
             relay=None,
             clock=self._clock,
             emit=self._emit,
@@ -355,11 +405,19 @@ class Upgrader:
             for task in self._attempt_tasks.values():
                 task.cancel()
             attempt = frame.value
-            self._attempt_tasks[attempt] = self.stream.spawn(self._accepter_attempt(attempt))
+            fresh = self._fresh.take(attempt)
+            self._attempt_tasks[attempt] = self.stream.spawn(self._accepter_attempt(attempt, fresh))
+        elif frame.kind == Kind.PORT and pid == RELAY and self.is_dialer:
+            self._fresh.on_answer(frame.value, frame.path)
+        elif frame.kind == Kind.PORT and pid == RELAY:
+            direct = allows_any_direct(self._spaces)
+            self._fresh.on_offer(frame.value, frame.path, direct_allowed=direct)
         elif frame.kind == Kind.ABORT and not self.is_dialer:
             running = self._attempt_tasks.pop(frame.value, None)
             if running is not None:
                 running.cancel()
+            self._fresh.drop(frame.value)
+            self._attempt_ended(frame.value)
             self.stream.close_path(frame.value, "the dialer ended the attempt")
         else:
             logger.debug("fast start: ignoring %s on path %d", frame.kind.name, pid)
@@ -390,6 +448,7 @@ class Upgrader:
         self.stream.core.retain = False
         self.direct.set()
         self._settled.set()
+        self.quick_done.set()
         since = self._clock() - (self._switched_at or self._picked_at)
         self._emit(RelayRetired(self._clock(), since))
 

@@ -21,6 +21,7 @@ LABELS: Final = {
     "ipv6": "IPv6",
     "nat6": "NAT66",
     "loss": "loss",
+    "proxy": "proxy",
 }
 
 #: What each value means for a direct conn, in plain words (the TUI shows these).
@@ -60,6 +61,10 @@ MEANINGS: Final[dict[tuple[str, object], str]] = {
     ("nat6", True): "IPv6 is translated too",
     ("loss", True): "packets get lost: a lost SYN costs a second, and the relay may win",
     ("loss", False): "no sign of loss",
+    ("proxy", "none"): "the server is reached directly, as peers are",
+    ("proxy", "tunnel"): "the server (and so the relay) is reached through an HTTP proxy's "
+    "CONNECT tunnel; direct dials to peers do not use it",
+    ("proxy", "failed"): "a proxy is configured but gives no tunnel to the server",
 }
 
 
@@ -87,6 +92,9 @@ def summary(report: Report) -> str:
         report.value("mapping"),
         report.value("filtering"),
     )
+    proxied = _proxy_summary(report)
+    if proxied is not None:
+        return proxied
     if report.value("upgrade") is False:
         return (
             "A proxy between you and the server strips the Upgrade header: rdv/1 cannot work "
@@ -127,6 +135,25 @@ def summary(report: Report) -> str:
     return "Behind a NAT; its mapping was not measured (start the server with --probe-port)."
 
 
+def _proxy_summary(report: Report) -> str | None:
+    """The sentence for a network where the proxy decides (section 15.7), else None."""
+    proxy = report.value("proxy")
+    direct = report.reached and not report.proxy_only
+    if proxy == "failed":
+        if direct:
+            return (
+                "The configured proxy gives no tunnel to the server, but direct TCP works: "
+                "run with --proxy none."
+            )
+        return "The configured proxy gives no tunnel to the server, and direct TCP fails too."
+    if report.proxy_only:
+        return (
+            "Only the HTTP proxy gets out: direct TCP to the server fails, so direct dials to "
+            "peers are blocked too; rdv works over the relay, through the proxy's tunnel."
+        )
+    return None
+
+
 def render_text(report: Report) -> str:
     """The whole report as text for a terminal (no colours)."""
     lines = [
@@ -150,6 +177,7 @@ def render_text(report: Report) -> str:
             f"  {server.url}  v4 {_word(server.tcp4.value)}  v6 {_word(server.tcp6.value)}  "
             f"tls {_word(server.tls.value)}  rtt {rtt}  observed {server.observed or '-'}  "
             f"probe ports {probes}  dial-back {dial}"
+            + ("" if server.proxy.value == "none" else f"  proxy {_word(server.proxy.value)}")
         )
     spaces = [f"{space} {' '.join(addrs)}" for space, addrs in report.local_addrs.items()]
     if spaces:

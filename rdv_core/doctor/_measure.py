@@ -1,6 +1,6 @@
 """Run the doctor: every probe from one shared local port, like the race (docs/PROTOCOL.md 14.2).
 
-The order of one run, all bounded by :data:`~rdv_core.doctor._http.HTTP_TIMEOUT_S`:
+The order of one run, all bounded by :data:`~rdv_core.client._probe_http.HTTP_TIMEOUT_S`:
 
 1. Bind port P (SO_REUSEADDR + SO_REUSEPORT, as the race does) and listen on it: the dial-back
    and the hairpin probe must find us there, as a peer's SYN would.
@@ -30,18 +30,20 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from rdv_core.client._probe_http import HttpConn, ProbeHttpError, open_conn
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
 from rdv_core.doctor import _classify as classify
-from rdv_core.doctor._http import HttpConn, ProbeHttpError, open_conn
 from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox
 from rdv_core.doctor._report import Finding, Report, Sample, not_measured
 from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr
+from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
     Addr,
     AddrSpace,
     DialBack,
     Observed,
     ProtocolError,
+    choose_proxy,
     parse_dial_back,
     parse_directory,
     parse_server_url,
@@ -83,9 +85,13 @@ class Doctor:
         ssl_context: TLS settings for ``https://`` servers (default: system CAs).
         on_finding: Called as each finding is known.
         fresh_ports: Conns from fresh local ports for the allocation pattern.
+        proxy: The HTTP proxy to reach the servers through, as ``Client(proxy=...)`` takes it
+            (``"none"``: never); None takes it from the environment when ``trust_env`` is set.
+            The doctor measures the proxy's tunnel beside the direct probes (section 15.7).
+        trust_env: Read the proxy environment when ``proxy`` is None.
 
     Raises:
-        ValueError: for a bad URL (before any traffic).
+        ValueError: for a bad URL or proxy URL (before any traffic).
     """
 
     def __init__(
@@ -95,10 +101,23 @@ class Doctor:
         ssl_context: ssl.SSLContext | None = None,
         on_finding: FindingCallback | None = None,
         fresh_ports: int = FRESH_PORTS,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
         self._servers = [Target(url, parse_server_url(url)) for url in urls]
+        env = os.environ if trust_env else None
+        self._proxies = {s.url: choose_proxy(proxy, s.parsed, env) for s in self._servers}
+        # Which servers would have a proxy but for NO_PROXY (the finding says "exempt").
+        unexempt = (
+            None if env is None else {k: v for k, v in env.items() if k.lower() != "no_proxy"}
+        )
+        self._exempt = {
+            s.url
+            for s in self._servers
+            if self._proxies[s.url] is None and choose_proxy(proxy, s.parsed, unexempt) is not None
+        }
         self._ssl = ssl_context
         self._on_finding = on_finding
         self._fresh_count = fresh_ports
@@ -145,6 +164,13 @@ class Doctor:
             for server in self._servers:
                 tasks.create_task(self._server4(server, port))
                 tasks.create_task(self._server6(server))
+        for server in self._servers:  # after the direct probes: see through_proxy
+            proxy = self._proxies[server.url]
+            if proxy is None:
+                server.proxy = no_proxy(server, server.url in self._exempt)
+            else:
+                server.proxy = await through_proxy(server, proxy, self._ssl)
+        self._found("proxy", self._proxy())
         samples = self._samples
         self._found("nat", classify.classify_nat(samples))
         self._found("mapping", classify.classify_mapping(samples))
@@ -276,6 +302,14 @@ class Doctor:
             return findings[0]
         reasons = [s.directory_reason or s.upgrade.reason for s in self._servers]
         return not_measured(reasons[0] if reasons else "no server")
+
+    def _proxy(self) -> Finding:
+        findings = [s.proxy for s in self._servers]
+        for word in ("tunnel", "failed"):
+            for finding in findings:
+                if finding.value == word:
+                    return finding
+        return findings[0]
 
     def _ipv6(self) -> Finding:
         for server in self._servers:
@@ -415,6 +449,11 @@ async def run_doctor(
     *,
     ssl_context: ssl.SSLContext | None = None,
     on_finding: FindingCallback | None = None,
+    proxy: str | None = None,
+    trust_env: bool = True,
 ) -> Report:
     """Measure the network between us and ``urls`` (see :class:`Doctor`)."""
-    return await Doctor(urls, ssl_context=ssl_context, on_finding=on_finding).run()
+    doctor = Doctor(
+        urls, ssl_context=ssl_context, on_finding=on_finding, proxy=proxy, trust_env=trust_env
+    )
+    return await doctor.run()

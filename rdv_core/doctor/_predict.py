@@ -91,6 +91,7 @@ class _Side:
     lossy: bool
     rtt4: float | None
     rtt6: float | None
+    proxy_only: bool = False
 
     @property
     def whose(self) -> str:
@@ -127,6 +128,7 @@ def _side(name: str, report: Report) -> _Side:
         lossy=report.value("loss") is True,
         rtt4=min(rtt4) if rtt4 else None,
         rtt6=min(rtt6) if rtt6 else None,
+        proxy_only=report.proxy_only,
     )
 
 
@@ -153,6 +155,14 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
     v4 = spaces & (AddrSpace.PUBLIC4 | AddrSpace.PRIVATE4 | AddrSpace.LOOPBACK4 | AddrSpace.LINK4)
     if spaces & AddrSpace.NONE or not (v4 or v6):
         return Prediction("impossible", "relay", "no address space is enabled: the relay is forced")
+    for side in (a, b):
+        if side.proxy_only:
+            return Prediction(
+                "impossible",
+                "relay",
+                f"{side.verb('reach', 'reaches')} the server only through an HTTP proxy: "
+                "nothing but the proxy gets out, so no direct conn can form",
+            )
     if a.v6_open and b.v6_open and v6:
         winner = a.v6_space if a.v6_space == b.v6_space else "public6"
         four = _predict_v4(a, b, spaces) if v4 else None

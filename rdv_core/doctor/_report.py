@@ -38,6 +38,12 @@ MAPPINGS: Final = (
 )
 ALLOCATIONS: Final = ("preserved", "sequential", "random")
 FILTERINGS: Final = ("open", "drop", "rst", "icmp", "intercepted")
+#: How the server is reached (section 15.7): ``none`` (direct), ``tunnel`` (a proxy's
+#: ``CONNECT`` tunnel works), ``failed`` (a proxy is configured and did not give a tunnel).
+PROXIES: Final = ("none", "tunnel", "failed")
+#: Findings added after version 1 was published: a report without them (an older rdv's)
+#: still reads, as "not measured".
+OPTIONAL_FINDINGS: Final = frozenset({"proxy"})
 
 
 class ReportError(RdvError, ValueError):
@@ -128,6 +134,7 @@ class ServerCheck:
         probe_ports: The probe ports it announced (empty: none, or no probe routes).
         upgrade: Did our ``Upgrade`` header arrive (False: a middlebox stripped it).
         dial_back: What its SYN back to our observed address got (``open``, ``drop``, ...).
+        proxy: Whether we reach it through an HTTP proxy (a word of :data:`PROXIES`).
     """
 
     url: str
@@ -139,6 +146,7 @@ class ServerCheck:
     probe_ports: tuple[int, ...]
     upgrade: Finding
     dial_back: Finding
+    proxy: Finding = field(default_factory=lambda: Finding("none", "no proxy configured"))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -151,6 +159,7 @@ class ServerCheck:
             "probe_ports": list(self.probe_ports),
             "upgrade": self.upgrade.to_json(),
             "dial_back": self.dial_back.to_json(),
+            "proxy": self.proxy.to_json(),
         }
 
     @classmethod
@@ -176,6 +185,7 @@ class ServerCheck:
             probe_ports=tuple(ports),
             upgrade=Finding.from_json(data.get("upgrade")),
             dial_back=Finding.from_json(data.get("dial_back"), FILTERINGS),
+            proxy=_optional_finding(data, "proxy", PROXIES),
         )
 
 
@@ -191,6 +201,7 @@ FINDINGS: Final[Mapping[str, tuple[str, ...] | None]] = {
     "ipv6": None,
     "nat6": None,
     "loss": None,
+    "proxy": PROXIES,
 }
 
 
@@ -225,6 +236,20 @@ class Report:
     def value(self, name: str) -> Value:
         """The value of finding ``name`` (None when not measured)."""
         return self.finding(name).value
+
+    @property
+    def reached(self) -> bool:
+        """Did any server answer, directly or through a proxy's tunnel (section 15.7)."""
+        return any(
+            s.tcp4.value is True or s.tcp6.value is True or s.proxy.value == "tunnel"
+            for s in self.servers
+        )
+
+    @property
+    def proxy_only(self) -> bool:
+        """Is a proxy's tunnel the only way out to the servers (direct TCP failed)?"""
+        direct = any(s.tcp4.value is True or s.tcp6.value is True for s in self.servers)
+        return not direct and any(s.proxy.value == "tunnel" for s in self.servers)
 
     @property
     def observed4(self) -> str | None:
@@ -264,7 +289,7 @@ class Report:
         if delta is not None and (type(delta) is not int or abs(delta) > 65535):
             raise ReportError("bad allocation_delta")
         findings = {
-            name: Finding.from_json(data.get(name), allowed) for name, allowed in FINDINGS.items()
+            name: _optional_finding(data, name, allowed) for name, allowed in FINDINGS.items()
         }
         return cls(
             local_port=port,
@@ -276,6 +301,13 @@ class Report:
             local_addrs=_local_addrs(data.get("local_addrs")),
             allocation_delta=delta,
         )
+
+
+def _optional_finding(data: dict[str, Any], name: str, allowed: tuple[str, ...] | None) -> Finding:
+    """``data[name]`` as a finding; one of :data:`OPTIONAL_FINDINGS` may be absent."""
+    if name in OPTIONAL_FINDINGS and name not in data:
+        return not_measured("the report does not have this finding (an older rdv)")
+    return Finding.from_json(data.get(name), allowed)
 
 
 def _is_number(value: Any) -> TypeGuard[int | float]:

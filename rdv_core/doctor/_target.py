@@ -11,7 +11,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass, field
 
-from rdv_core.doctor._http import HttpConn, ProbeHttpError
+from rdv_core.client._probe_http import HttpConn, ProbeHttpError
 from rdv_core.doctor._report import Finding, Sample, ServerCheck, not_measured
 from rdv_core.wire import Addr, Observed, ProbeDirectory, ServerURL, parse_observed
 from rdv_core.wire._probe import OBSERVED_PATH, PROBE_UPGRADE
@@ -35,6 +35,7 @@ class Target:
     tls: Finding = field(default_factory=lambda: not_measured("not an https:// URL"))
     upgrade: Finding = field(default_factory=lambda: not_measured("not tried"))
     dial_back: Finding = field(default_factory=lambda: not_measured("not tried"))
+    proxy: Finding = field(default_factory=lambda: not_measured("not tried"))
     rtts: list[float] = field(default_factory=list)
     observed6: Sample | None = None
 
@@ -49,6 +50,7 @@ class Target:
             probe_ports=self.directory.probe_ports if self.directory else (),
             upgrade=self.upgrade,
             dial_back=self.dial_back,
+            proxy=self.proxy,
         )
 
 

@@ -4,6 +4,10 @@ docs/PROTOCOL.md section 15.5. Each side folds its own race events into one line
 candidate (``203.0.113.12:41921 public4: refused x12, cancelled``); with the peer's events
 (exchanged over the session) both halves of the story sit side by side, and the sentence says
 whether the race went as predicted, and if not, what the candidates ran into.
+
+With fast start (section 16) the race picks the relay at once and the direct path may come
+later: the verdict then tells the path the stream ended on, and when it switched
+(:func:`fast_start_line`), from the upgrade's events of either side.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ from rdv_core.events import (
     DialRetried,
     Discarded,
     Event,
+    FastStartNegotiated,
     HandshakeOk,
     InboundAccepted,
     Picked,
+    RelayRetired,
+    Upgraded,
+    UpgradeFailed,
     VerdictReached,
 )
 
@@ -75,6 +83,49 @@ def candidate_lines(events: Iterable[Event]) -> tuple[list[str], str, str]:
     return lines, outcome, chosen
 
 
+@dataclass(frozen=True, slots=True)
+class Switch:
+    """What fast start did: ``addr`` and ``after_s`` are set when the stream moved to a
+    direct path and the relay was retired."""
+
+    addr: str = ""
+    after_s: float = 0.0
+    attempt: int = 0
+    failure: str = ""  # the last UpgradeFailed reason, when it stayed on the relay
+
+
+def fast_start(events: Iterable[Event]) -> Switch | None:
+    """The switch of these events, or None when fast start was not confirmed here."""
+    confirmed, upgraded, retired, failure = False, None, False, ""
+    for ev in events:
+        if isinstance(ev, FastStartNegotiated) and ev.confirmed:
+            confirmed = True
+        elif isinstance(ev, Upgraded):
+            upgraded = ev
+        elif isinstance(ev, RelayRetired):
+            retired = True
+        elif isinstance(ev, UpgradeFailed):
+            failure = ev.reason
+            if not retired:
+                upgraded = None  # that direct path died before it was proven
+    if not confirmed:
+        return None
+    if upgraded is not None and retired:
+        return Switch(upgraded.addr, upgraded.after_s, upgraded.attempt)
+    return Switch(failure=failure)
+
+
+def fast_start_line(switch: Switch) -> str:
+    """One line for the verdict: where a fast-start stream went, and when."""
+    if switch.addr:
+        return (
+            f"fast start: relay from the first byte, switched to p2p {switch.addr} after "
+            f"{switch.after_s * 1000:.0f} ms (attempt {switch.attempt})"
+        )
+    why = f": {switch.failure}" if switch.failure else ""
+    return f"fast start: relay from the first byte, no direct path opened{why}"
+
+
 def _trouble(lines: Sequence[str]) -> str:
     """The most telling failure among candidate lines, in words."""
     text = " ".join(lines)
@@ -97,11 +148,23 @@ def verdict(
     t: float = 0.0,
 ) -> VerdictReached:
     """Merge the prediction and both sides' race events into one explanation."""
+    ours, theirs = list(ours), list(theirs or ())
     our_lines, outcome, chosen = candidate_lines(ours)
-    their_lines, their_outcome, _ = candidate_lines(theirs or ())
+    their_lines, their_outcome, _ = candidate_lines(theirs)
     if outcome == "failed" and their_outcome != "failed":
         outcome = their_outcome
     path = f"direct via {chosen}" if outcome == "direct" else outcome
+    # Either side's events may have seen the switch (ours may stop before it did).
+    seen = [x for x in (fast_start(ours), fast_start(theirs)) if x is not None]
+    switch = next((x for x in seen if x.addr), seen[0] if seen else None)
+    if switch is not None and outcome != "failed":
+        # Fast start picked the relay on purpose: the stream's path is where it ended.
+        our_lines.insert(0, fast_start_line(switch))
+        if switch.addr:
+            outcome, chosen = "direct", switch.addr
+            path = f"direct via {chosen} (after {switch.after_s * 1000:.0f} ms on the relay)"
+        else:
+            outcome, path = "relay", "relay (fast start found no direct path)"
     if prediction is None:
         sentence = f"{path.capitalize()}; no prediction (the peer sent no doctor report)."
         return VerdictReached(

@@ -298,10 +298,18 @@ class MigrationCore:
         self._acked_held = self.held
 
     def queue_ack(self) -> None:
-        """Acknowledge what we hold, on our send path (the driver also calls it on a tick)."""
+        """Acknowledge what we hold (the driver also calls it on a tick).
+
+        The ACK goes on our *receive* path, the one the acknowledged bytes came on, not on
+        our send path: so an ACK on path ``k`` proves that we took the peer's ``SWITCH`` to
+        ``k``, which the peer needs before it retires the relay (``relay_done``). An ACK on
+        our send path proved nothing: sent before we read the peer's SWITCH, it let the
+        peer close the relay with that SWITCH still unwritten, and our end of stream then
+        waited behind it for good (docs/PROTOCOL.md section 16.4).
+        """
         if self.held == self._acked_held:
             return
-        path = self.paths.get(self.send_path)
+        path = self.paths.get(self.recv_path)
         if path is not None and path.alive:
             path.control.append(u64_frame(Kind.ACK, self.held))
             self._acked_held = self.held

@@ -31,6 +31,7 @@ _U64 = struct.Struct(">Q")
 _SWITCH = struct.Struct(">QB")
 _HELLO = struct.Struct(">4sBc16s")
 _ATTACH = struct.Struct(">B32s")
+_PORT = struct.Struct(">BH")
 
 
 class Kind(enum.IntEnum):
@@ -47,6 +48,7 @@ class Kind(enum.IntEnum):
     SYNC = 8  # attempt u8 (dialer to accepter): dial now
     ABORT = 9  # attempt u8 (dialer to accepter): that attempt is over
     ATTACH = 10  # attempt u8, session id (32 bytes): first frame on a direct path
+    PORT = 11  # attempt u8, port u16: my fresh port for that attempt (0: none)
 
 
 STREAM_KINDS: Final = frozenset({Kind.DATA, Kind.SWITCH, Kind.EOF})
@@ -59,7 +61,7 @@ class Frame:
     kind: Kind
     value: int = 0
     data: bytes = b""
-    path: int = 0  # SWITCH: the path the stream moves to
+    path: int = 0  # SWITCH: the path the stream moves to; PORT: the port
 
 
 def encode(kind: Kind, body: bytes = b"") -> bytes:
@@ -95,6 +97,11 @@ def hello_frame(role: bytes, nonce: bytes) -> bytes:
 def attach_frame(attempt: int, session_id: bytes) -> bytes:
     """ATTACH: the first frame on a direct path, naming the attempt and the session."""
     return encode(Kind.ATTACH, _ATTACH.pack(attempt, session_id))
+
+
+def port_frame(attempt: int, port: int) -> bytes:
+    """PORT: the fresh port our sockets use for one upgrade attempt (section 16.5)."""
+    return encode(Kind.PORT, _PORT.pack(attempt, port))
 
 
 def parse_hello(frame: Frame) -> tuple[bytes, bytes]:
@@ -136,6 +143,7 @@ _FIXED: Final = {
     Kind.ABORT: 1,
     Kind.HELLO: _HELLO.size,
     Kind.ATTACH: _ATTACH.size,
+    Kind.PORT: _PORT.size,
 }
 
 
@@ -189,6 +197,9 @@ def _decode(kind: Kind, body: bytes) -> Frame:
         return Frame(kind, offset, path=path)
     if kind in (Kind.SYNC, Kind.ABORT):
         return Frame(kind, body[0])
+    if kind == Kind.PORT:
+        attempt, port = _PORT.unpack(body)
+        return Frame(kind, attempt, path=port)
     if kind in (Kind.HELLO, Kind.ATTACH):
         return Frame(kind, data=body)
     return Frame(kind, _U64.unpack(body)[0])

@@ -31,7 +31,7 @@ from rdv_core.lab._spec import LabSpec
 
 #: The dialer's quick upgrade attempts (rdv_core/client/_upgrade.py ``QUICK_ATTEMPTS``;
 #: the lab may not import the client).
-QUICK_ATTEMPTS: Final = 3
+QUICK_ATTEMPTS: Final = 5
 #: Bytes piped through a run, half before the switch and half after.
 PAYLOAD: Final = 512 * 1024
 #: How long the runner waits for the upgrade to settle before sending the second half.
@@ -118,7 +118,7 @@ class FastStartRunner:
     def _peer(self, role: str, method: str, token: str, events: str, n: int) -> Any:
         argv = self.lab.rdv_argv(
             method,
-            self.lab.plan.server_url,
+            self.lab.plan.server_url_for(role),
             token,
             "--spaces",
             self.lab.spec.spaces,
@@ -127,6 +127,7 @@ class FastStartRunner:
             events,
             "--timeout",
             str(RUN_TIMEOUT),
+            *self.lab.peer_args(role),  # --proxy, a host's own options (as the classic runner)
         )
         log = self.lab.log_file(f"fast{n}-{method}.stderr")
         return self.lab.spawn(role, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)

@@ -225,6 +225,21 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         "A offers its LTE address and dials B from it too, bound to that interface",
     ),
     LabSpec(
+        name="two-uplinks-nat",
+        summary="A on wifi (default route, lets out only the server) and on LTE behind a "
+        "carrier NAT (cone + drop); B cone + drop",
+        routers=(
+            RouterSpec("rtrA", _PP, Firewall.DROP, allow_out=("srv",)),
+            RouterSpec("rtrB", _PP, Firewall.DROP),
+            RouterSpec("rtrL", _PP, Firewall.DROP),
+        ),
+        hosts=(HostSpec("cliA", "rtrA", uplinks=("rtrL",)), HostSpec("cliB", "rtrB")),
+        expect="direct",
+        why="only the LTE path can carry a direct conn, and only the server can tell where the "
+        "carrier's NAT maps A's port: A asks it from the LTE uplink before the request and "
+        "offers the answer, so B aims its SYNs there and takes A's SYN from it",
+    ),
+    LabSpec(
         name="vpn",
         summary="A's default route goes through a VPN tunnel (TUN over UDP) that NATs out; "
         "B cone + drop",

@@ -158,6 +158,13 @@ def extra_batch_lines(plan: LabPlan, out: dict[str, list[str]]) -> None:
             gw = plan.router_lan[up.router]
             out[ns] += [f"address add {up.v4}/24 dev {up.dev}", f"link set {up.dev} up"]
             out[ns] += [f"route add default via {gw.v4} dev {up.dev} metric {up.metric}"]
+            # Source routing, as for a public uplink above: answers from this address leave by
+            # this uplink's router, not by the default route's.
+            table = 100 + up.metric // 100
+            out[ns] += [
+                f"rule add from {up.v4} table {table}",
+                f"route add default via {gw.v4} dev {up.dev} table {table}",
+            ]
             if up.v6 and gw.v6:
                 out[ns] += [
                     f"address add {up.v6}/64 dev {up.dev} nodad",

@@ -65,6 +65,10 @@ CAP_BODIES: Final[dict[Limit, tuple[int, str]]] = {
     "address": (429, "too many requests waiting from your address, try again later"),
     "network": (429, "too many requests waiting from your network, try again later"),
 }
+#: Body of a waiting request evicted to make room when the lobby is full (section 13).
+EVICTED: Final = (
+    "rdv lobby is full and your network holds the most waiting requests, try again later"
+)
 #: A cap that keeps refusing is logged at most once per this many seconds.
 CAP_WARNING_INTERVAL_S: Final = 60.0
 #: Section 3 body for requests after shutdown (the front answers it).
@@ -107,7 +111,7 @@ class RdvServer:
         self._observed = observed_addr or peer_address
         self._tally = Tally(on_event)
         self._lobby = Lobby(lobby_limits)
-        self._cap_warned: dict[Limit, tuple[float, int]] = {}
+        self._cap_warned: dict[str, tuple[float, int]] = {}
         self._pairing = Pairing(
             self._tally,
             SharedBuffer(buffer_size),
@@ -339,6 +343,11 @@ class RdvServer:
         waiting = self._lobby.get(info.token)
         if waiting is None or waiting.info.method == info.method:
             limit = self._lobby.over_limit(peer, replacing=waiting)
+            if limit == "total":
+                victim = self._lobby.fair_share_victim(peer)
+                if victim is not None:
+                    self._evict_for_room(victim)
+                    limit = None
             if limit is not None:
                 self._refuse(peer, limit)
                 return
@@ -376,23 +385,46 @@ class RdvServer:
     def _refuse(self, peer: Peer, limit: Limit) -> None:
         """A cap is reached: refuse ``peer`` and tell the operator (throttled)."""
         status, body = CAP_BODIES[limit]
-        self._tally.lobby_refused_by_limit[limit] = (
-            self._tally.lobby_refused_by_limit.get(limit, 0) + 1
-        )
+        self._count_refused(limit)
         self._reject(peer, status, body)
+        refused = self._throttled(limit)
+        if refused is not None:
+            log.warning(
+                "lobby cap reached (%s, %s): refusing requests with %d%s",
+                limit,
+                self._lobby.source(peer, limit),
+                status,
+                f" ({refused} more refused since the last warning)" if refused else "",
+            )
+
+    def _evict_for_room(self, peer: Peer) -> None:
+        """The lobby is full: ``peer``, the oldest request of the network holding the most,
+        makes room for a request from a network holding fewer (section 13)."""
+        self._leave_lobby(peer, "evicted")
+        self._count_refused("evicted")
+        self._reject(peer, 503, EVICTED)
+        evicted = self._throttled("evicted")
+        if evicted is not None:
+            log.warning(
+                "lobby full: evicting the oldest requests of the network holding the most "
+                "(%s) for requests from others%s",
+                self._lobby.source(peer, "network"),
+                f" ({evicted} more evicted since the last warning)" if evicted else "",
+            )
+
+    def _count_refused(self, limit: str) -> None:
+        by_limit = self._tally.lobby_refused_by_limit
+        by_limit[limit] = by_limit.get(limit, 0) + 1
+
+    def _throttled(self, what: str) -> int | None:
+        """How many went unlogged since ``what`` was last logged, or None: not time yet."""
         now = asyncio.get_running_loop().time()
-        last, refused = self._cap_warned.get(limit, (-CAP_WARNING_INTERVAL_S, 0))
+        last, quiet = self._cap_warned.get(what, (-CAP_WARNING_INTERVAL_S, 0))
         if now - last < CAP_WARNING_INTERVAL_S:
-            self._cap_warned[limit] = (last, refused + 1)
-            return
-        self._cap_warned[limit] = (now, 0)
-        log.warning(
-            "lobby cap reached (%s, %s): refusing requests with %d%s",
-            limit,
-            self._lobby.source(peer, limit),
-            status,
-            f" ({refused} more refused since the last warning)" if refused else "",
-        )
+            self._cap_warned[what] = (last, quiet + 1)
+            return None
+        self._cap_warned[what] = (now, 0)
+        return quiet
 
     def _evict(self, peer: Peer) -> None:
         self._leave_lobby(peer, None)

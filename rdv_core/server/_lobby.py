@@ -12,6 +12,12 @@ An IPv4 source is one address and sits in a /24; an IPv6 source is its /64, the 
 subnet a host picks addresses from at will (SLAAC, privacy addresses), inside a /56, the
 usual delegation to one customer site (RIPE-690). A squatter on one line thus gets the
 per-address cap, one with a whole /24 or /56 the per-network cap.
+
+Squatters spread over many networks can still fill the total. Then the lobby shares it
+fairly (docs/PROTOCOL.md section 13): a newcomer evicts the oldest waiting request of the
+network holding the most slots, unless its own network holds as many
+(:meth:`Lobby.fair_share_victim`). Each network's requests are kept in arrival order, and
+the networks by how many they hold, so finding that request costs O(1).
 """
 
 from __future__ import annotations
@@ -45,7 +51,9 @@ class LobbyLimits:
     takes the older one's place in the counts.
 
     Attributes:
-        total: Waiting requests in all (beyond it: ``503``).
+        total: Waiting requests in all. Beyond it a newcomer evicts the oldest request of
+            the network holding the most, unless its own network holds as many: then it
+            gets ``503`` (fair share, docs/PROTOCOL.md section 13).
         per_address: Waiting requests from one IPv4 address or one IPv6 /64 (``429``).
         per_network: Waiting requests from one IPv4 /24 or one IPv6 /56 (``429``).
     """
@@ -95,13 +103,18 @@ def _describe(key: _Key, bits: dict[int, int]) -> str:
 class Lobby:
     """The waiting peers by token, with their counts by source."""
 
-    __slots__ = ("_per_address", "_per_network", "_slots", "limits")
+    __slots__ = ("_holding", "_most", "_per_address", "_per_network", "_slots", "limits")
 
     def __init__(self, limits: LobbyLimits = DEFAULT_LOBBY_LIMITS) -> None:
         self.limits = limits
         self._slots: dict[str, Peer] = {}
         self._per_address: dict[_Key, int] = {}
-        self._per_network: dict[_Key, int] = {}
+        #: Each network's waiting peers, oldest first (a dict used as an ordered set).
+        self._per_network: dict[_Key, dict[Peer, None]] = {}
+        #: The networks by how many slots they hold (counts >= 1; each count's networks in
+        #: the order they reached it), and the largest count.
+        self._holding: dict[int, dict[_Key, None]] = {}
+        self._most = 0
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -123,25 +136,42 @@ class Lobby:
         return list(self._slots.values())
 
     def over_limit(self, peer: Peer, replacing: Peer | None) -> Limit | None:
-        """The cap ``peer`` would exceed by waiting (``replacing`` leaves as it enters)."""
+        """The cap ``peer`` would exceed by waiting (``replacing`` leaves as it enters).
+
+        Its own source's caps first: a source over its share is told so (``429``) even
+        when the lobby is full as well.
+        """
         limits = self.limits
+        keys = _keys(peer)
+        if keys is not None:
+            freed = _keys(replacing) if replacing is not None else None
+            address, network = keys
+            if limits.per_address is not None:
+                waiting = self._per_address.get(address, 0)
+                if waiting - (freed is not None and freed[0] == address) >= limits.per_address:
+                    return "address"
+            if limits.per_network is not None:
+                waiting = len(self._per_network.get(network, ()))
+                if waiting - (freed is not None and freed[1] == network) >= limits.per_network:
+                    return "network"
         total = len(self._slots) - (replacing is not None)
         if limits.total is not None and total >= limits.total:
             return "total"
-        keys = _keys(peer)
-        if keys is None:
-            return None
-        freed = _keys(replacing) if replacing is not None else None
-        address, network = keys
-        if limits.per_address is not None:
-            waiting = self._per_address.get(address, 0)
-            if waiting - (freed is not None and freed[0] == address) >= limits.per_address:
-                return "address"
-        if limits.per_network is not None:
-            waiting = self._per_network.get(network, 0)
-            if waiting - (freed is not None and freed[1] == network) >= limits.per_network:
-                return "network"
         return None
+
+    def fair_share_victim(self, peer: Peer) -> Peer | None:
+        """Whom ``peer`` evicts when the lobby is full: the oldest waiting request of the
+        network holding the most slots (of those tied, the one that has held that many
+        longest); None if ``peer``'s own network holds as many (it is the one to refuse)
+        or no waiting request has a known network."""
+        if not self._most:
+            return None
+        keys = _keys(peer)
+        own = len(self._per_network.get(keys[1], ())) if keys is not None else 0
+        if own >= self._most:
+            return None
+        network = next(iter(self._holding[self._most]))
+        return next(iter(self._per_network[network]))
 
     def source(self, peer: Peer, limit: Limit) -> str:
         """What a cap counted ``peer`` under, for logs: ``192.0.2.7``, ``2001:db8::/56``."""
@@ -159,7 +189,9 @@ class Lobby:
         keys = _keys(peer)
         if keys is not None:
             self._per_address[keys[0]] = self._per_address.get(keys[0], 0) + 1
-            self._per_network[keys[1]] = self._per_network.get(keys[1], 0) + 1
+            peers = self._per_network.setdefault(keys[1], {})
+            peers[peer] = None
+            self._move(keys[1], len(peers) - 1, len(peers))
         if timeout is not None:
             peer.timer = asyncio.get_running_loop().call_later(timeout, on_timeout, peer)
 
@@ -174,8 +206,25 @@ class Lobby:
         keys = _keys(peer)
         if keys is not None:
             _decrement(self._per_address, keys[0])
-            _decrement(self._per_network, keys[1])
+            peers = self._per_network[keys[1]]
+            del peers[peer]
+            self._move(keys[1], len(peers) + 1, len(peers))
+            if not peers:
+                del self._per_network[keys[1]]
         return True
+
+    def _move(self, network: _Key, before: int, after: int) -> None:
+        """``network`` now holds ``after`` slots instead of ``before`` (they differ by one)."""
+        if before:
+            held = self._holding[before]
+            del held[network]
+            if not held:
+                del self._holding[before]
+                if self._most == before:
+                    self._most = after
+        if after:
+            self._holding.setdefault(after, {})[network] = None
+            self._most = max(self._most, after)
 
 
 def _decrement(counts: dict[_Key, int], key: _Key) -> None:

@@ -6,8 +6,10 @@ session's errors), :mod:`~rdv_core.session._codes` (human codes),
 :mod:`~rdv_core.session._record` (the record layer: framing and size bounds),
 :mod:`~rdv_core.session._channel` (records in, bytes out),
 :mod:`~rdv_core.session._crypto` (SPAKE2 -> HKDF -> AEAD),
-:mod:`~rdv_core.session._frames` (the frame codec), :mod:`~rdv_core.session._safepath`
-and :mod:`~rdv_core.session._files` (disk side), :mod:`~rdv_core.session._transfers`
+:mod:`~rdv_core.session._bundle` (many small files in one frame),
+:mod:`~rdv_core.session._frames` (the frame codec), :mod:`~rdv_core.session._safepath`,
+:mod:`~rdv_core.session._files` and :mod:`~rdv_core.session._incoming_file` (disk side),
+:mod:`~rdv_core.session._transfers`
 (what both transfer directions share), :mod:`~rdv_core.session._outbox` (sealed frames
 out), :mod:`~rdv_core.session._outgoing` and :mod:`~rdv_core.session._incoming` (the two
 transfer directions), :mod:`~rdv_core.session._session` (the session itself: handshake,

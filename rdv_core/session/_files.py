@@ -1,18 +1,14 @@
-"""Files on disk for a session: what a sender offers, and how a receiver stores it.
+"""Files on disk for a session: what a sender offers, digests, free space.
 
 Sender side, :func:`collect` turns the paths a user names (files and folders) into
-:class:`LocalFile` entries with relative, ``/``-separated names. Receiver side,
-:class:`IncomingFile` owns one file being received: it keeps data in a partial file
-(``name.rdvpart`` beside the target, with a small ``.rdvpart.json`` sidecar naming the
-offer it belongs to), hashes it as it is written, and on a verified digest moves it to
-its final name without overwriting anything. A partial file survives failures: a new
-session offering the same file (same name, size and mtime) resumes after the bytes
-already held, which are hashed once from disk.
+:class:`LocalFile` entries with relative, ``/``-separated names, and :func:`read_whole`
+reads a small one for a bundle. Receiver side, :func:`no_room_for` checks an offer
+against the free space; each file being received is an
+:class:`~rdv_core.session._incoming_file.IncomingFile`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import stat
@@ -26,13 +22,7 @@ from rdv_core.session._errors import UnsafeName
 from rdv_core.session._safepath import (
     check_relative_path,
     open_nofollow,
-    open_partial,
     partial_path,
-    place_without_overwrite,
-    prepare_target,
-    read_state,
-    sidecar_path,
-    write_state,
 )
 
 #: Digest algorithm of whole files, named in every ``done`` frame. BLAKE3 costs about
@@ -44,13 +34,18 @@ _HASH_BLOCK = 1 << 20
 #: more syscalls than sending such a file again (docs/PROTOCOL.md section 12.7).
 SIDECAR_MIN = 64 * 1024
 
+_DIFFERENT_FILE = (
+    "a different file with the same name, size and time is already there "
+    "(kept as it is; receive into another folder)"
+)
+
 #: The digest object of :data:`DIGEST` (``update``, ``hexdigest``).
 Hasher = blake3
 
 
-def new_hasher() -> Hasher:
-    """A fresh digest object of :data:`DIGEST`."""
-    return blake3()
+def new_hasher(data: bytes = b"") -> Hasher:
+    """A fresh digest object of :data:`DIGEST` (fed with ``data``)."""
+    return blake3(data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +56,9 @@ class LocalFile:
     name: str
     size: int
     mtime_ns: int
+    #: ``path`` as text, when known (a folder's files): opened without a ``Path``
+    #: conversion per small file.
+    where: str = ""
 
 
 def collect(paths: Iterable[Path]) -> list[LocalFile]:
@@ -80,17 +78,7 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            root_name = path.resolve().name or "root"
-            for dirpath, dirnames, filenames in os.walk(path):
-                dirnames[:] = sorted(d for d in dirnames if not Path(dirpath, d).is_symlink())
-                rel_dir = Path(dirpath).relative_to(path).as_posix()
-                for filename in sorted(filenames):
-                    full = Path(dirpath, filename)
-                    info = full.lstat()
-                    if not stat.S_ISREG(info.st_mode):
-                        continue
-                    name = root_name if rel_dir == "." else f"{root_name}/{rel_dir}"
-                    found.append(_local(full, f"{name}/{filename}", info))
+            _walk(path, path.resolve().name or "root", found)
         elif path.is_file():
             found.append(_local(path, path.name, path.stat()))
         else:
@@ -102,12 +90,31 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
     return found
 
 
-def _local(path: Path, name: str, info: os.stat_result) -> LocalFile:
+def _walk(folder: Path, name: str, found: list[LocalFile]) -> None:
+    """Add the regular files under ``folder`` (named ``name/...``): its own files first,
+    then its sub-folders', each in name order; symlinks and unreadable folders skipped."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError:
+        return
+    folders: list[os.DirEntry[str]] = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(entry)
+        elif entry.is_file(follow_symlinks=False):
+            info = entry.stat(follow_symlinks=False)
+            found.append(_local(folder / entry.name, f"{name}/{entry.name}", info, entry.path))
+    for entry in folders:
+        _walk(folder / entry.name, f"{name}/{entry.name}", found)
+
+
+def _local(path: Path, name: str, info: os.stat_result, where: str = "") -> LocalFile:
     try:
         check_relative_path(name)
     except UnsafeName as exc:
         raise UnsafeName(f"{path}: the receiver would refuse the name {name!r}: {exc}") from None
-    return LocalFile(path, name, info.st_size, max(0, info.st_mtime_ns))
+    return LocalFile(path, name, info.st_size, max(0, info.st_mtime_ns), where)
 
 
 def no_room_for(base: Path, offered: Iterable[tuple[str, int]], pending: int = 0) -> str | None:
@@ -172,6 +179,30 @@ def hash_prefix(path: Path, length: int, *, follow: bool = True) -> Hasher:
     return hasher
 
 
+def read_whole(file: LocalFile) -> bytes:
+    """The whole of a small file to send, checked against what was offered.
+
+    Raises:
+        OSError: unreadable, or its size or mtime changed since it was offered.
+    """
+    fd = os.open(file.where or file.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if info.st_size != file.size or max(0, info.st_mtime_ns) != file.mtime_ns:
+            raise OSError(f"{file.path} changed since it was offered")
+        chunks: list[bytes] = []
+        left = file.size + 1  # one more: a file that grew is not sent cut short
+        while left > 0 and (chunk := os.read(fd, left)):
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)  # one chunk: that very object, not a copy
+    if len(data) != file.size:
+        raise OSError(f"{file.path} changed while sending")
+    return data
+
+
 def _regular_size(path: Path) -> int | None:
     """The size of ``path`` if it is a regular file (never through a symlink), else None."""
     try:
@@ -179,205 +210,3 @@ def _regular_size(path: Path) -> int | None:
     except OSError:
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
-
-
-class IncomingFile:
-    """One file being received into the download folder.
-
-    Attributes:
-        transfer_id: The sender's id for this file.
-        name: The offered relative name (already checked safe).
-        size: Offered size in bytes.
-        mtime_ns: Offered modification time, applied to the final file.
-        offset: Bytes already held when the transfer (re)started.
-        received: Bytes held so far (from 0, including ``offset``).
-        path: The final path once verified.
-    """
-
-    def __init__(self, base: Path, transfer_id: int, name: str, size: int, mtime_ns: int) -> None:
-        self.transfer_id = transfer_id
-        self.name = name
-        self.size = size
-        self.mtime_ns = mtime_ns
-        self.parts = check_relative_path(name)
-        self._base = base
-        self.offset = 0
-        self.path: Path | None = None
-        self._fd: int | None = None
-        self.received = 0
-        self._hasher = new_hasher()
-        self._target: Path | None = None
-        self._existing = False
-        #: The partial is opened at the first data (or at the end), not at accept time:
-        #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
-        self._needs_open = False
-        self._sidecar = False
-
-    @staticmethod
-    def check_name(name: str) -> tuple[str, ...]:
-        """The components of a safe offered name (see :mod:`rdv_core.session._safepath`).
-
-        Raises:
-            UnsafeName: the name is refused.
-        """
-        return check_relative_path(name)
-
-    @property
-    def partial(self) -> Path:
-        """The partial file's path (valid after :meth:`prepare`)."""
-        assert self._target is not None
-        return partial_path(self._target)
-
-    def prepare(self) -> int:
-        """Make folders, find what is already held; return the offset.
-
-        The partial file itself is opened later, by the first :meth:`write` (or by
-        :meth:`finish` for a file with nothing left to send).
-
-        The offset is the length of a kept partial file of this offer (resume), or the
-        whole size when the final name already holds a file of this size and mtime
-        (an earlier verified run: it is checked against the sender's digest, not sent
-        again), else 0.
-
-        Blocking (hashes a kept prefix): run it in a thread.
-
-        Raises:
-            UnsafeName: a symlink or non-folder on the way.
-            OSError: permission denied, disk full, ...
-        """
-        target = prepare_target(self._base, self.parts)
-        self._target = target
-        partial, sidecar = partial_path(target), sidecar_path(target)
-        wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
-        offset = 0
-        # Known here, in the prepare thread, so that finishing a file on the loop does
-        # not try to delete a sidecar that is not there (a syscall per small file).
-        self._sidecar = os.path.lexists(sidecar)
-        # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
-        # planted symlink now, at accept time, as an eager open would have.
-        for state_file in (partial, sidecar) if self._sidecar else (partial,):
-            if os.path.islink(state_file):
-                raise UnsafeName(f"{state_file.name}: a symlink is in the way (not followed)")
-        held = _regular_size(partial)
-        state = read_state(sidecar) if held is not None and self._sidecar else None
-        if held is not None and state is not None:
-            try:
-                kept = json.loads(state)
-            except ValueError:
-                kept = None
-            if kept == wanted and held <= self.size:
-                offset = held
-        if not offset and self._same_as_existing(target):
-            # A verified earlier run left this very file (same size and mtime, which we
-            # set on completion): check it against the sender's digest, send nothing.
-            self._hasher = hash_prefix(target, self.size, follow=False)
-            self._existing = True
-            self.offset = self.received = self.size
-            return self.size
-        if offset:
-            self._hasher = hash_prefix(partial, offset, follow=False)
-        self._needs_open = True
-        self.offset = self.received = offset
-        return offset
-
-    def _open(self) -> None:
-        """Open the partial at the offset found by :meth:`prepare` (and name its offer).
-
-        Raises:
-            OSError: permission denied, too many open files, disk full, ...
-        """
-        self._needs_open = False
-        assert self._target is not None
-        partial = partial_path(self._target)
-        if not self.offset and self.size >= SIDECAR_MIN:
-            wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
-            write_state(sidecar_path(self._target), json.dumps(wanted))
-            self._sidecar = True
-        self._fd = open_partial(partial, self.offset)
-
-    def _same_as_existing(self, target: Path) -> bool:
-        try:
-            info = target.lstat()
-        except FileNotFoundError:
-            return False
-        return (
-            stat.S_ISREG(info.st_mode)
-            and info.st_size == self.size
-            and info.st_mtime_ns == self.mtime_ns
-        )
-
-    def write(self, data: memoryview) -> None:
-        """Append authenticated data and hash it.
-
-        Raises:
-            OSError: disk full, file too large, I/O error (the partial file is kept).
-            ValueError: more data than the offered size.
-        """
-        if self._needs_open:
-            self._open()
-        if self.received + len(data) > self.size or self._fd is None:
-            raise ValueError(f"the sender sent more than the offered {self.size} bytes")
-        view = data
-        while view:
-            written = os.write(self._fd, view)
-            self.received += written
-            view = view[written:]
-        self._hasher.update(data)
-
-    def finish(self, digest: str) -> tuple[bool, str, str]:
-        """Check size and digest; on success move the file to its final name.
-
-        For a file found complete at its final name (see :meth:`prepare`), only the
-        digest is checked and nothing moves.
-
-        Returns:
-            ``(ok, our digest, reason)``; on a digest mismatch the partial is deleted
-            (resuming from corrupt data would fail again). Our digest is given only
-            when it equals the sender's: a receiver never tells what the file it holds
-            hashes to (that would be a digest oracle for whoever holds the code).
-
-        Raises:
-            OSError: the partial of a file with nothing left to send cannot be created.
-        """
-        if self._needs_open:
-            self._open()  # an empty file, or a kept partial that is already whole
-        self.close()
-        ours = self._hasher.hexdigest()
-        if self._existing:
-            assert self._target is not None
-            if ours != digest:
-                return (
-                    False,
-                    "",
-                    (
-                        "a different file with the same name, size and time is already there "
-                        "(kept as it is; receive into another folder)"
-                    ),
-                )
-            self.path = self._target
-            return True, ours, ""
-        if self.received != self.size:
-            return False, "", f"got {self.received} of {self.size} bytes"
-        if ours != digest:
-            self.discard()
-            return False, "", "digest mismatch: the file differs from the sender's"
-        assert self._target is not None
-        os.utime(self.partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
-        self.path = place_without_overwrite(self.partial, self._target)
-        if self._sidecar:
-            sidecar_path(self._target).unlink(missing_ok=True)
-        return True, ours, ""
-
-    def close(self) -> None:
-        """Close the partial file (kept on disk for a later resume)."""
-        self._needs_open = False
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def discard(self) -> None:
-        """Delete the partial file and its sidecar."""
-        self.close()
-        if self._target is not None:
-            partial_path(self._target).unlink(missing_ok=True)
-            sidecar_path(self._target).unlink(missing_ok=True)

@@ -3,10 +3,11 @@
 A frame's plaintext is one type byte and a body; sealed, it travels as one record
 (:mod:`~rdv_core.session._record`, which also holds the size bounds). Bulk frames have
 binary bodies (``data``: transfer id u32 + bytes; ``ack``: transfer id u32 + byte
-count u64); control frames have a UTF-8 JSON object body, checked field by field.
-Every size is bounded: an unknown type or a malformed or oversized body raises
-:class:`FrameError`, which ends the session with a clear message. The protocol
-version is exchanged in the key-exchange prelude and again in ``hello``.
+count u64; ``bundle``: whole small files, :mod:`~rdv_core.session._bundle`); control
+frames have a UTF-8 JSON object body, checked field by field. Every size is bounded:
+an unknown type or a malformed or oversized body raises :class:`FrameError`, which
+ends the session with a clear message. The protocol version is exchanged in the
+key-exchange prelude and again in ``hello``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, Literal
 
+from rdv_core.session import _bundle
+from rdv_core.session._bundle import Bundle
 from rdv_core.session._errors import FrameError
 from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, MAX_DATA_PAYLOAD, MAX_PLAINTEXT
 
@@ -47,6 +50,10 @@ class FrameType(IntEnum):
     CLOSE = 12
     #: The two-sided diagnosis (docs/PROTOCOL.md section 15.5); only to peers announcing it.
     DIAGNOSIS = 13
+    #: Whole small files (docs/PROTOCOL.md section 12.13); only to peers announcing it.
+    BUNDLE = _bundle.BUNDLE_TYPE
+    #: The receiver's answer to one bundle: the files of it that failed.
+    BUNDLED = 15
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +167,14 @@ class Result:
 
 
 @dataclass(frozen=True, slots=True)
+class Bundled:
+    """The receiver's verdict on a bundle: every file not in ``failed`` is verified."""
+
+    number: int
+    failed: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Fail:
     """One transfer failed on ``side`` (disk full, permission, read error); the session goes on."""
 
@@ -190,8 +205,11 @@ class Diagnosis:
 
 
 Frame = (
-    Hello | Chat | Offer | Accept | Reject | Data | Ack | Done | Result | Fail | Error | Close
-) | Diagnosis
+    (Hello | Chat | Offer | Accept | Reject | Data | Ack | Done | Result | Fail | Error | Close)
+    | Diagnosis
+    | Bundle
+    | Bundled
+)
 
 
 # ----- plaintext encoding
@@ -209,6 +227,8 @@ def encode(frame: Frame) -> bytes:
         return _DATA_ID.pack(FrameType.DATA, frame.id) + bytes(frame.payload)
     if isinstance(frame, Ack):
         return _ACK.pack(FrameType.ACK, frame.id, frame.received)
+    if isinstance(frame, Bundle):
+        return _bundle.encode(frame)
     kind, body = _control_body(frame)
     raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
     if len(raw) > MAX_CONTROL_BODY:
@@ -240,6 +260,8 @@ def _control_body(frame: Frame) -> tuple[FrameType, dict[str, Any]]:
             return FrameType.DONE, {"id": id_, "digest": digest, "algorithm": algorithm}
         case Result(id_, ok, digest, reason):
             return FrameType.RESULT, {"id": id_, "ok": ok, "digest": digest, "reason": reason}
+        case Bundled(number, failed):
+            return FrameType.BUNDLED, {"bundle": number, "failed": failed}
         case Fail(id_, side, reason):
             return FrameType.FAIL, {"id": id_, "side": side, "reason": reason}
         case Error(message):
@@ -274,6 +296,8 @@ def decode(plain: bytes | bytearray | memoryview) -> Frame:
             raise FrameError(f"ack frame of bad size {len(view)}")
         _, id_, received = _ACK.unpack(view)
         return Ack(id_, received)
+    if kind == FrameType.BUNDLE:
+        return _bundle.decode(view)
     try:
         frame_type = FrameType(kind)
     except ValueError:
@@ -397,6 +421,12 @@ def _decode_control(kind: FrameType, body: _Body) -> Frame:
                 body.str_("digest", limit=128),
                 body.str_("reason"),
             )
+        case FrameType.BUNDLED:
+            failed = tuple(
+                _pair(body, "failed", item, lambda v: body.str_("reason", v))
+                for item in body.list_("failed")
+            )
+            return Bundled(body.int_("bundle", top=_MAX_ID), failed)
         case FrameType.FAIL:
             side = body.str_("side", limit=8)
             if side not in ("sender", "receiver"):

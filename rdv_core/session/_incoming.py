@@ -2,7 +2,7 @@
 
 An offer is checked in the reader task (ids, batch, names), then answered in its own
 task so that a person deciding does not stall chat. Accepted files are written as
-they arrive (see :class:`~rdv_core.session._files.IncomingFile`) and verified against
+they arrive (see :class:`~rdv_core.session._incoming_file.IncomingFile`) and verified against
 the sender's digest on ``done``; a failure keeps the partial file to resume.
 
 :class:`Incoming` is owned by a :class:`~rdv_core.session._session.Session`: the
@@ -30,17 +30,23 @@ from rdv_core.events import (
     FileRejected,
     TransferResumed,
 )
+from rdv_core.session import _bundle
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
-from rdv_core.session._files import DIGEST, IncomingFile, no_room_for
+from rdv_core.session._files import DIGEST, no_room_for
+from rdv_core.session._incoming_file import IncomingFile
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
+from rdv_core.session._safepath import Verified
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 log = logging.getLogger("rdv.session")
 
 #: Offers the peer may have waiting for an answer at once (each holds a task).
 MAX_OPEN_OFFERS = 16
+#: Bundles stored at once (each holds up to 256 KiB of file bytes, in a thread); the
+#: reader waits for one to finish before it reads past the next.
+BUNDLES_AT_ONCE = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,8 @@ class IncomingOffer:
 
 
 OfferCallback = Callable[[IncomingOffer], Awaitable[bool]]
+#: One file of a bundle to store: the file, its bytes, the sender's raw digest.
+_Job = tuple[IncomingFile, bytes, bytes]
 
 
 @dataclass(slots=True)
@@ -111,6 +119,11 @@ class Incoming:
         self._claimed_ids: set[int] = set()
         #: Writer threads told to stop (each closes its partial file when it ends).
         self._stopping: list[ChunkWriter] = []
+        #: The checked components of each open offer's names, by batch.
+        self._parts: dict[int, list[tuple[str, ...]]] = {}
+        #: Bundles being stored, and the reader's wait for room among them.
+        self._storing: set[asyncio.Task[None]] = set()
+        self._room: asyncio.Future[None] | None = None
 
     # ----- offers
 
@@ -137,6 +150,7 @@ class Incoming:
             await self._answer_checked(offer, refusal)
         finally:
             self._open_offers.discard(offer.batch)
+            self._parts.pop(offer.batch, None)
 
     async def _answer_checked(self, offer: fr.Offer, refusal: str | None) -> None:
         incoming = IncomingOffer(offer.batch, offer.files, offer.send)
@@ -170,7 +184,8 @@ class Incoming:
             return
         assert self.download_dir is not None
         # One thread hop for the whole batch (a hop per file costs more than the work).
-        prepared = await asyncio.to_thread(_prepare_all, self.download_dir, offer.files)
+        parts = self._parts.pop(offer.batch)
+        prepared = await asyncio.to_thread(_prepare_all, self.download_dir, offer.files, parts)
         if self._outbox.closed:
             return
         offsets: list[tuple[int, int]] = []
@@ -193,9 +208,10 @@ class Incoming:
     def _check_offer(self, offer: fr.Offer) -> str | None:
         """Why an offer must be refused outright (unsafe or doubled names), or None."""
         names: set[str] = set()
+        parts = self._parts[offer.batch] = []
         for f in offer.files:
             try:
-                IncomingFile.check_name(f.path)
+                parts.append(IncomingFile.check_name(f.path))
             except UnsafeName as exc:
                 return f"unsafe name {f.path!r}: {exc}"
             if f.path in names:
@@ -295,6 +311,60 @@ class Incoming:
         else:
             self._emit(FileFailed(self._clock(), id_, "in", file.name, reason))
 
+    def on_bundle(self, frame: _bundle.Bundle) -> asyncio.Future[None] | None:
+        """Whole small files (docs/PROTOCOL.md 12.13): verify and store each, answer once.
+
+        The files are stored in a thread while the reader goes on (creating files is
+        most of a small file's cost); with :data:`BUNDLES_AT_ONCE` bundles being stored,
+        returns a future the reader awaits before it reads on (bounded memory).
+
+        Raises:
+            ProtocolViolation: a file that is unknown, was not accepted from offset 0,
+                is larger than :data:`~rdv_core.session._bundle.MAX_FILE`, or whose size
+                is not the offered one.
+        """
+        jobs: list[_Job] = []
+        for item in frame.files:
+            state = self._transfers.pop(item.id, None)
+            if state is None:
+                raise ProtocolViolation(f"bundle names unknown transfer {item.id}")
+            file = state.file
+            whole = not file.offset and not file.received and len(item.data) == file.size
+            if not whole or file.size > _bundle.MAX_FILE:
+                raise ProtocolViolation(f"bundle holds transfer {item.id} not as accepted")
+            if not state.failed:
+                # A copy: the reader's plaintext buffer is reused by the next record.
+                jobs.append((file, bytes(item.data), item.digest))
+        task = asyncio.ensure_future(self._store_bundle(frame.number, jobs))
+        self._storing.add(task)
+        task.add_done_callback(self._stored)
+        if len(self._storing) < BUNDLES_AT_ONCE:
+            return None
+        self._room = asyncio.get_running_loop().create_future()
+        return self._room
+
+    def _stored(self, task: asyncio.Task[None]) -> None:
+        self._storing.discard(task)
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+
+    async def _store_bundle(self, number: int, jobs: list[_Job]) -> None:
+        """Store a bundle's files in a thread, then report each and answer the sender."""
+        outcomes = await asyncio.to_thread(_store_all, jobs)
+        failed: list[tuple[int, str]] = []
+        clock = self._clock
+        for (file, _, _), (ok, text) in zip(jobs, outcomes, strict=True):
+            id_, name, size = file.transfer_id, file.name, file.size
+            if ok:
+                path = file.path
+                self.received.append(TransferResult(id_, "in", name, size, True, text, "", path))
+                self._emit(FileCompleted(clock(), id_, "in", name, size, text, str(path)))
+            else:
+                failed.append((id_, text))
+                self.received.append(TransferResult(id_, "in", name, size, False, "", text))
+                self._emit(FileFailed(clock(), id_, "in", name, text))
+        self._outbox.write_reply(fr.Bundled(number, tuple(failed)))
+
     def on_sender_failed(self, id_: int, reason: str) -> None:
         """The sender's ``fail``: it cannot read this file (the session goes on)."""
         state = self._transfers.pop(id_, None)
@@ -303,6 +373,8 @@ class Incoming:
 
     def end(self, reason: str) -> None:
         """The session ended: every file still arriving fails (its partial file is kept)."""
+        for task in list(self._storing):
+            task.cancel()  # its thread finishes the files it has; nobody is told
         for state in list(self._transfers.values()):
             if not state.failed:
                 self._fail(state, reason, tell_sender=False)
@@ -327,13 +399,34 @@ class Incoming:
         log.warning("receiving %s failed: %s", file.name, full)
 
 
-def _prepare_all(base: Path, files: tuple[fr.OfferedFile, ...]) -> list[IncomingFile | str]:
-    """Prepare every file of an accepted offer (in a thread): the file, or why it failed."""
-    prepared: list[IncomingFile | str] = []
-    for f in files:
-        file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns)
+def _store_all(jobs: list[_Job]) -> list[tuple[bool, str]]:
+    """Store the files of one bundle (in a thread): ``(True, digest)`` or ``(False, why)``."""
+    outcomes: list[tuple[bool, str]] = []
+    for file, data, digest in jobs:
         try:
-            file.prepare()
+            outcomes.append((True, file.store_whole(data, digest)))
+        except UnsafeName as exc:
+            outcomes.append((False, f"cannot store {file.name}: {exc}"))
+        except ValueError as exc:  # the digest did not match: nothing was written
+            outcomes.append((False, str(exc)))
+        except OSError as exc:
+            outcomes.append((False, describe_os_error(exc, f"cannot store {file.name}")))
+    return outcomes
+
+
+def _prepare_all(
+    base: Path, files: tuple[fr.OfferedFile, ...], parts: list[tuple[str, ...]]
+) -> list[IncomingFile | str]:
+    """Prepare every file of an accepted offer (in a thread): the file, or why it failed.
+
+    ``parts`` are the components of each name, checked when the offer came.
+    """
+    prepared: list[IncomingFile | str] = []
+    verified: Verified = {}  # folders are made and checked once per batch
+    for f, names in zip(files, parts, strict=True):
+        file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns, names)
+        try:
+            file.prepare(verified)
         except (OSError, UnsafeName) as exc:
             prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
             continue

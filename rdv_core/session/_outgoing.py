@@ -33,6 +33,7 @@ from rdv_core.events import (
     FileRejected,
     TransferResumed,
 )
+from rdv_core.session import _bundle
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import (
     ProtocolViolation,
@@ -40,7 +41,15 @@ from rdv_core.session._errors import (
     TransferFailed,
     TransferRejected,
 )
-from rdv_core.session._files import DIGEST, Hasher, LocalFile, collect, hash_prefix, new_hasher
+from rdv_core.session._files import (
+    DIGEST,
+    Hasher,
+    LocalFile,
+    collect,
+    hash_prefix,
+    new_hasher,
+    read_whole,
+)
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._pipeline import ReadAhead, use_workers
 from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADER, TAG_SIZE
@@ -73,6 +82,8 @@ class _OutgoingTransfer:
     acked: int = 0
     failed: str = ""
     progress: Progress | None = None
+    #: The whole file's digest (hex), for a file sent in a bundle.
+    digest: str = ""
 
 
 @dataclass(slots=True)
@@ -103,6 +114,12 @@ class Outgoing:
         self.chunk_size = chunk_size
         #: Whether the receiver takes offers ahead (its hello named PIPELINE_FEATURE).
         self.pipeline = False
+        #: Whether the receiver takes small files in bundles (docs/PROTOCOL.md 12.13).
+        self.bundles = False
+        self._packer = _bundle.Packer()
+        #: Files of the bundle being packed, and of bundles sent and not answered yet.
+        self._packing: list[_OutgoingTransfer] = []
+        self._sent_bundles: dict[int, list[_OutgoingTransfer]] = {}
         self._next_id = 1
         self._next_batch = 1
         #: Files offered and not settled yet, by transfer id.
@@ -113,7 +130,11 @@ class Outgoing:
     async def send_paths(self, paths: Sequence[Path | str]) -> list[TransferResult]:
         """See :meth:`Session.send_paths`."""
         self._outbox.check_open()
-        local = await asyncio.to_thread(collect, [Path(p) for p in paths])
+        return await self.send_files(await asyncio.to_thread(collect, [Path(p) for p in paths]))
+
+    async def send_files(self, local: Sequence[LocalFile]) -> list[TransferResult]:
+        """See :meth:`Session.send_files`."""
+        self._outbox.check_open()
         batches = _batches(local)
         totals = fr.SendTotals(self._next_batch, len(local), sum(f.size for f in local))
         # A receiver that announced "pipeline" gets the next offers while the current
@@ -139,6 +160,8 @@ class Outgoing:
                 else:
                     await self._stream_batch(batch, answer)
         except BaseException:
+            self._packer.take()  # a bundle cut short by the error is never sent
+            self._packing = []
             for out in offered:
                 if not out.result.done():
                     self._transfers.pop(out.transfer_id, None)
@@ -174,6 +197,19 @@ class Outgoing:
         if out is None:
             raise ProtocolViolation(f"result for unknown transfer {frame.id}")
         self._finish(out, frame.ok, frame.digest, frame.reason)
+
+    def on_bundled(self, frame: fr.Bundled) -> None:
+        """The receiver's verdict on a bundle: the files it names failed, the others are ok."""
+        files = self._sent_bundles.pop(frame.number, None)
+        if files is None:
+            raise ProtocolViolation(f"answer to an unknown bundle {frame.number}")
+        failed = dict(frame.failed)
+        for out in files:
+            reason = failed.get(out.transfer_id)
+            if reason is None:
+                self._finish(out, True, out.digest, "")
+            else:
+                self._finish(out, False, "", f"receiver: {reason}")
 
     def on_receiver_failed(self, id_: int, reason: str) -> None:
         """The receiver's ``fail``: it cannot store this file (the session goes on)."""
@@ -245,14 +281,48 @@ class Outgoing:
             if accepted is None:
                 raise ProtocolViolation(f"accept names transfer {id_} that was not offered")
             self._emit(FileAccepted(self._clock(), id_, "out", offset))
-            await self._stream(accepted, offset)
+            if self.bundles and not offset and accepted.local.size <= _bundle.MAX_FILE:
+                if self._pack(accepted):
+                    await self._outbox.drain()
+            else:
+                if self._send_bundle():
+                    await self._outbox.drain()
+                await self._stream(accepted, offset)
             if time.monotonic() - turn > YIELD_S:
                 # Small files stream without a drain each (the channel corks them): let
                 # flow control, the reader and the rest of the app in now and then.
                 await self._outbox.drain()
                 await asyncio.sleep(0)
                 turn = time.monotonic()
+        self._send_bundle()
         await self._outbox.drain()
+
+    def _pack(self, out: _OutgoingTransfer) -> bool:
+        """Read a whole small file into the bundle being packed; True if a bundle left."""
+        try:
+            data = read_whole(out.local)
+        except OSError as exc:
+            self._sender_failed(out, describe_os_error(exc, f"cannot read {out.local.path}"))
+            return False
+        digest = new_hasher(data).digest()
+        out.digest = digest.hex()
+        sent = False
+        if not self._packer.fits(len(data)):
+            sent = self._send_bundle()
+        self._packer.add(out.transfer_id, digest, data)
+        self._packing.append(out)
+        return sent
+
+    def _send_bundle(self) -> bool:
+        """Seal and queue the bundle packed so far, if any (docs/PROTOCOL.md 12.13)."""
+        bundle = self._packer.take()
+        if bundle is None:
+            return False
+        self._outbox.check_open()
+        self._sent_bundles[bundle.number] = self._packing
+        self._packing = []
+        self._outbox.write(bundle)
+        return True
 
     async def _stream(self, out: _OutgoingTransfer, offset: int) -> None:
         """Send one file from ``offset``, then ``done`` with the whole file's digest."""
@@ -372,7 +442,7 @@ class Outgoing:
             self._emit(FileFailed(self._clock(), id_, "out", local.name, out.failed))
 
 
-def _batches(files: list[LocalFile]) -> list[list[LocalFile]]:
+def _batches(files: Sequence[LocalFile]) -> list[list[LocalFile]]:
     """Split files into offers whose JSON stays under :data:`OFFER_BYTES`."""
     batches: list[list[LocalFile]] = [[]]
     used = 0

@@ -18,6 +18,7 @@ partial name (see :func:`fit_name`) instead of failing.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -64,7 +65,10 @@ def check_relative_path(path: str) -> tuple[str, ...]:
     return parts
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_component(part: str) -> None:
+    # Cached: the folders of a name repeat across the files of a folder (raising
+    # calls are not cached, so a refused name is refused every time).
     if part in ("", ".", ".."):
         raise UnsafeName(f"path component {part!r} (empty, '.' or '..')")
     match = _FORBIDDEN_CHARS.search(part)
@@ -88,30 +92,59 @@ def _check_component(part: str) -> None:
         raise UnsafeName(f"component {part!r} is not valid Unicode text") from None
 
 
-def prepare_target(base: Path, parts: tuple[str, ...]) -> Path:
+#: Folders :func:`prepare_target` already made and checked, by their components (the
+#: key ``()`` holds the resolved download folder), as text: one batch of an offer
+#: shares it.
+Verified = dict[tuple[str, ...], str]
+
+
+def prepare_target(base: Path, parts: tuple[str, ...], verified: Verified | None = None) -> Path:
     """The path for ``parts`` under ``base``, creating parent folders safely.
 
     Every existing component must be a real directory (not a symlink); missing ones
-    are created. The result is checked to lie inside ``base``.
+    are created. The result is checked to lie inside ``base``, and is not a symlink.
 
     Raises:
         UnsafeName: a component on disk is a symlink or not a directory.
         OSError: the folders cannot be created (permission, disk full, ...).
     """
-    root = base.resolve()
-    current = root
+    target = Path(target_in(base, parts, verified))
+    if target.is_symlink():
+        raise UnsafeName(f"{'/'.join(parts)}: the target is a symlink")
+    return target
+
+
+def target_in(base: Path, parts: tuple[str, ...], verified: Verified | None = None) -> str:
+    """:func:`prepare_target` as text, without the check of the target itself.
+
+    Folders found in ``verified`` were made and checked by an earlier call (of the
+    same batch) and are not checked again: a batch of 250 files in one folder costs
+    one check, not 250. A symlink planted there later is still never followed by the
+    file itself (``O_NOFOLLOW`` on the last component, ``link`` never overwrites),
+    and the folders are checked again for the next batch.
+    """
+    cache: Verified = {} if verified is None else verified
+    folders = parts[:-1]
+    parent = cache.get(folders)
+    if parent is None:
+        parent = cache[folders] = _prepare_folders(base, parts, cache)
+    return f"{parent}/{parts[-1]}"
+
+
+def _prepare_folders(base: Path, parts: tuple[str, ...], cache: Verified) -> str:
+    root = cache.get(())
+    if root is None:
+        root = cache[()] = str(base.resolve())
+    current = Path(root)
     for part in parts[:-1]:
         current = current / part
         with contextlib.suppress(FileExistsError):
             os.mkdir(current, 0o755)
         if current.is_symlink() or not current.is_dir():
             raise UnsafeName(f"{'/'.join(parts)}: {current.name!r} is a symlink or not a folder")
-    target = current / parts[-1]
-    if target.is_symlink():
-        raise UnsafeName(f"{'/'.join(parts)}: the target is a symlink")
-    if os.path.commonpath([root, os.path.realpath(target.parent)]) != str(root):
+    if os.path.commonpath([root, os.path.realpath(current)]) != root:
         raise UnsafeName(f"{'/'.join(parts)}: resolves outside the download folder")
-    return target
+    return str(current)
 
 
 #: Bytes of the short digest :func:`fit_name` puts in a shortened name (``~`` + 8 hex).
@@ -139,14 +172,25 @@ def partial_path(target: Path) -> Path:
     Shortened like its sidecar (:func:`fit_name`) when the sidecar's name would be too
     long, so the two always share a stem.
     """
-    return target.with_name(
-        fit_name(target.name, SIDECAR_SUFFIX)[: -len(SIDECAR_SUFFIX)] + PARTIAL_SUFFIX
-    )
+    return Path(partial_of(str(target)))
 
 
 def sidecar_path(target: Path) -> Path:
     """The metadata of a partial file (size and mtime it belongs to)."""
-    return target.with_name(fit_name(target.name, SIDECAR_SUFFIX))
+    return Path(sidecar_of(str(target)))
+
+
+def partial_of(target: str) -> str:
+    """:func:`partial_path` as text (no :class:`Path` per small file)."""
+    folder, _, name = target.rpartition("/")
+    stem = fit_name(name, SIDECAR_SUFFIX)[: -len(SIDECAR_SUFFIX)]
+    return f"{folder}/{stem}{PARTIAL_SUFFIX}"
+
+
+def sidecar_of(target: str) -> str:
+    """:func:`sidecar_path` as text."""
+    folder, _, name = target.rpartition("/")
+    return f"{folder}/{fit_name(name, SIDECAR_SUFFIX)}"
 
 
 def numbered(target: Path, n: int) -> Path:
@@ -162,14 +206,14 @@ def numbered(target: Path, n: int) -> Path:
     return target.with_name(fit_name(stem, tail))
 
 
-def place_without_overwrite(source: Path, target: Path) -> Path:
+def place_without_overwrite(source: Path | str, target: Path | str) -> Path:
     """Move ``source`` to ``target``, or to ``name (1).ext``, ... if taken; return where.
 
     Uses a hard link (fails if the name exists, so no race can overwrite) and falls
     back to an existence check plus rename where links are not supported.
     """
     for n in range(10_000):
-        candidate = target if n == 0 else numbered(target, n)
+        candidate = target if n == 0 else numbered(Path(target), n)
         try:
             os.link(source, candidate, follow_symlinks=False)
         except FileExistsError:
@@ -178,10 +222,10 @@ def place_without_overwrite(source: Path, target: Path) -> Path:
             if os.path.lexists(candidate):
                 continue
             os.rename(source, candidate)
-            return candidate
+            return Path(candidate)
         os.unlink(source)
-        return candidate
-    raise FileExistsError(f"no free name for {target.name} after 10000 tries")
+        return Path(candidate)
+    raise FileExistsError(f"no free name for {Path(target).name} after 10000 tries")
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -209,7 +253,7 @@ def write_state(path: Path, text: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
     except OSError as exc:
         if os.path.islink(path):
-            raise UnsafeName(f"{path.name}: a symlink is in the way (not followed)") from exc
+            raise UnsafeName(f"{Path(path).name}: a symlink is in the way (not followed)") from exc
         raise
     with open(fd, "wb") as handle:
         handle.write(text.encode())
@@ -233,7 +277,7 @@ def open_partial(path: Path, offset: int) -> int:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644)
     except OSError as exc:
         if os.path.islink(path):
-            raise UnsafeName(f"{path.name}: a symlink is in the way (not followed)") from exc
+            raise UnsafeName(f"{Path(path).name}: a symlink is in the way (not followed)") from exc
         raise
     try:
         os.ftruncate(fd, offset)
@@ -242,3 +286,16 @@ def open_partial(path: Path, offset: int) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def create_partial(path: Path | str) -> int:
+    """Create (or empty) a partial file for writing from 0, in one ``open``.
+
+    ``O_NOFOLLOW`` refuses a symlink planted at the partial's name.
+    """
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+    except OSError as exc:
+        if os.path.islink(path):
+            raise UnsafeName(f"{Path(path).name}: a symlink is in the way (not followed)") from exc
+        raise

@@ -43,6 +43,8 @@ from rdv_core.events import (
     SessionEstablished,
 )
 from rdv_core.session import _frames as fr
+from rdv_core.session._bundle import FEATURE as BUNDLE_FEATURE
+from rdv_core.session._bundle import Bundle
 from rdv_core.session._channel import Channel, StreamChannel, open_channel
 from rdv_core.session._codes import Code, parse_code
 from rdv_core.session._crypto import SESSION_VERSION, Opener, exchange_keys
@@ -56,6 +58,7 @@ from rdv_core.session._errors import (
     SessionError,
     TamperedError,
 )
+from rdv_core.session._files import LocalFile
 from rdv_core.session._incoming import Incoming, OfferCallback
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
@@ -70,8 +73,9 @@ log = logging.getLogger("rdv.session")
 #: 1 MiB records measured no faster here without worker threads (docs/notes: i14b).
 DEFAULT_CHUNK = 256 * 1024
 #: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
-#: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12).
-FEATURES = ("files", "chat", DIAGNOSIS_FEATURE, PIPELINE_FEATURE)
+#: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12);
+#: "bundle" that it takes small files in bundles (section 12.13).
+FEATURES = ("files", "chat", DIAGNOSIS_FEATURE, PIPELINE_FEATURE, BUNDLE_FEATURE)
 #: Longest run of the reader (and of a sender of small files) without letting the rest
 #: of the loop in: a UI on the same loop stays responsive during a burst of small files.
 YIELD_S = 0.01
@@ -226,6 +230,7 @@ class Session:
                     raise ProtocolViolation(f"the peer speaks session version {hello.version}")
                 self.peer_agent = hello.agent
                 self._outgoing.pipeline = PIPELINE_FEATURE in hello.features
+                self._outgoing.bundles = BUNDLE_FEATURE in hello.features
                 self.diagnosis.peer_supports = DIAGNOSIS_FEATURE in hello.features
         except (SessionError, TimeoutError, OSError) as exc:
             error = _as_session_error(exc)
@@ -262,6 +267,14 @@ class Session:
             FileNotFoundError, ValueError, UnsafeName: bad local paths (nothing is sent).
         """
         return await self._outgoing.send_paths(paths)
+
+    async def send_files(self, files: Sequence[LocalFile]) -> list[TransferResult]:
+        """:meth:`send_paths` for files already listed by :func:`collect` (not again).
+
+        Raises:
+            The errors of :meth:`send_paths` (a file gone since fails on its own).
+        """
+        return await self._outgoing.send_files(files)
 
     async def wait_closed(self) -> str:
         """Wait until the session ends; return why (``closed`` or ``closed by peer`` if clean)."""
@@ -324,7 +337,9 @@ class Session:
                     break
                 if isinstance(frame, fr.Done):
                     await self._incoming.settle(frame.id)  # a big file's writes, first
-                self._dispatch(frame)
+                waiting = self._dispatch(frame)
+                if waiting is not None:
+                    await waiting  # disk work to finish first (bounded memory: 12.13)
                 if time.monotonic() - turn > YIELD_S:
                     # A full buffer of small files' frames is read without awaiting:
                     # let the app (and our own sender) in now and then.
@@ -347,11 +362,16 @@ class Session:
             error = SessionError(f"internal error: {exc!r}")
         self._end(error, reason)
 
-    def _dispatch(self, frame: fr.Frame) -> None:
-        """Hand one of the peer's frames to the part it is for."""
+    def _dispatch(self, frame: fr.Frame) -> asyncio.Future[None] | None:
+        """Hand one of the peer's frames to the part it is for; a future to await
+        before reading on, when that part has too much work in hand."""
         match frame:
             case fr.Data():
                 self._incoming.on_data(frame)
+            case Bundle():
+                return self._incoming.on_bundle(frame)
+            case fr.Bundled():
+                self._outgoing.on_bundled(frame)
             case fr.Ack(id_, received):
                 self._outgoing.on_ack(id_, received)
             case fr.Chat(text):
@@ -374,6 +394,7 @@ class Session:
                 raise ProtocolViolation("unexpected hello after the handshake")
             case fr.Diagnosis(body):
                 self.diagnosis.on_frame(body)
+        return None
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

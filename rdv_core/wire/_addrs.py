@@ -9,6 +9,7 @@ payloads mean the same thing to every rdv/1 implementation.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -79,6 +80,14 @@ _ALIASES: Final[dict[str, AddrSpace]] = {
 }
 
 
+# The pure functions of spaces and IPs below are memoized: every attempt asks them about
+# the same few addresses dozens of times, and flag arithmetic and ipaddress's properties
+# were about a fifth of a loopback attempt's CPU (bench/connect.py). Bounded caches: a
+# peer listing many addresses evicts, it cannot grow them.
+_CACHE_SIZE: Final = 1024
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def allows_direct(spaces: AddrSpace, space: AddrSpace) -> bool:
     """May an address of ``space`` carry a direct conn when ``spaces`` are enabled?
 
@@ -90,6 +99,7 @@ def allows_direct(spaces: AddrSpace, space: AddrSpace) -> bool:
     return not spaces & AddrSpace.NONE and spaces.includes(space)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def allows_any_direct(spaces: AddrSpace) -> bool:
     """True if some address may go direct under ``spaces`` (else the relay is all there is)."""
     return any(allows_direct(spaces, space) for space in SINGLE_SPACES)
@@ -126,6 +136,7 @@ def parse_spaces(text: str) -> AddrSpace:
     return result
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def format_spaces(spaces: AddrSpace) -> str:
     """Format a set of spaces as a comma list of single names (``none`` for the empty set)."""
     names = [_single_name(s) for s in SINGLE_SPACES if spaces & s]
@@ -145,6 +156,7 @@ def unmap(ip: IPAddress) -> IPAddress:
     return ip
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def space_of(ip: IPAddress) -> AddrSpace:
     """Classify an address, in the reference order: invalid, loopback, link, private, public."""
     ip = unmap(ip)
@@ -167,6 +179,26 @@ def space_of(ip: IPAddress) -> AddrSpace:
     return AddrSpace.PUBLIC6
 
 
+# IP text to object, memoized like the rest (the same few IPs come back all the time;
+# errors are not cached, they raise each time).
+_ip = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.ip_address)
+_ipv4 = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.IPv4Address)
+_ipv6 = functools.lru_cache(maxsize=_CACHE_SIZE)(ipaddress.IPv6Address)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _addr_text(ip: IPAddress, port: int) -> str:
+    """An address as docs/PROTOCOL.md section 9 writes it (memoized, see above)."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        mapped = ip.ipv4_mapped
+        if mapped is not None:
+            # Go's netip writes ::ffff:1.2.3.4 (Python 3.11 would say ::ffff:102:304).
+            zone = f"%{ip.scope_id}" if ip.scope_id else ""
+            return f"[::ffff:{mapped}{zone}]:{port}"
+        return f"[{ip.compressed}]:{port}"
+    return f"{ip}:{port}"
+
+
 @dataclass(frozen=True, slots=True)
 class Addr:
     """An IP address and TCP port, formatted as docs/PROTOCOL.md section 9 says.
@@ -183,15 +215,7 @@ class Addr:
             raise AddrError(f"port out of range: {self.port}")
 
     def __str__(self) -> str:
-        ip = self.ip
-        if isinstance(ip, ipaddress.IPv6Address):
-            mapped = ip.ipv4_mapped
-            if mapped is not None:
-                # Go's netip writes ::ffff:1.2.3.4 (Python 3.11 would say ::ffff:102:304).
-                zone = f"%{ip.scope_id}" if ip.scope_id else ""
-                return f"[::ffff:{mapped}{zone}]:{self.port}"
-            return f"[{ip.compressed}]:{self.port}"
-        return f"{ip}:{self.port}"
+        return _addr_text(self.ip, self.port)
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Addr):
@@ -269,10 +293,10 @@ class Addr:
             if host.startswith("["):
                 if not host.endswith("]"):
                     raise AddrError(f"unbalanced brackets in address {text!r}")
-                return cls(ipaddress.IPv6Address(host[1:-1]), port)
+                return cls(_ipv6(host[1:-1]), port)
             if ":" in host:
                 raise AddrError(f"IPv6 address without brackets in {text!r}")
-            return cls(ipaddress.IPv4Address(host), port)
+            return cls(_ipv4(host), port)
         except ValueError as exc:
             if isinstance(exc, AddrError):
                 raise
@@ -292,7 +316,7 @@ class Addr:
         if not isinstance(port, int):
             raise AddrError(f"invalid socket address {sockaddr!r}")
         try:
-            ip = ipaddress.ip_address(host)
+            ip = _ip(host)
         except ValueError as exc:
             raise AddrError(f"invalid socket address {sockaddr!r}") from exc
         return cls(ip, port).unmapped()

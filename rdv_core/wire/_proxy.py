@@ -168,6 +168,25 @@ def proxy_for(server: ServerURL, env: Mapping[str, str]) -> ProxyURL | None:
     return parse_proxy_url(raw)
 
 
+def choose_proxy(
+    given: str | None, server: ServerURL, env: Mapping[str, str] | None
+) -> ProxyURL | None:
+    """The proxy to reach ``server`` through: ``given`` (``--proxy``; :data:`NO_PROXY_WORD` means
+    none), else the environment ``env`` (None: do not read it), else None (go direct).
+
+    The one rule the client and the doctor share (docs/PROTOCOL.md section 17.1), so that the
+    doctor measures the way the race will go.
+
+    Raises:
+        ValueError: the proxy URL (given or from the environment) is not valid.
+    """
+    if given is not None:
+        if given.strip().lower() == NO_PROXY_WORD:
+            return None
+        return parse_proxy_url(given)
+    return proxy_for(server, env) if env is not None else None
+
+
 def build_connect_request(server: ServerURL, proxy: ProxyURL) -> bytes:
     """The ``CONNECT host:port`` request that opens a tunnel to ``server``."""
     host = server.host.split("%", 1)[0]

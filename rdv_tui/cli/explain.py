@@ -16,6 +16,22 @@ from typing import Any
 
 #: How long we wait for the peer's diagnosis once ours is sent.
 PEER_WAIT_S = 5.0
+#: How long we wait for fast start's quick attempts (docs/PROTOCOL.md section 16.5), so
+#: that the verdict tells the path the stream ended on, not the relay it started on.
+UPGRADE_WAIT_S = 10.0
+
+
+async def settled_events(conn: Any) -> list[Any]:
+    """``conn``'s events once a fast-start upgrade settled (or after :data:`UPGRADE_WAIT_S`)."""
+    import asyncio
+    import contextlib
+
+    upgrader = getattr(conn, "upgrader", None)
+    if upgrader is not None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(UPGRADE_WAIT_S):
+                await upgrader.quick_done.wait()
+    return list(conn.events) if conn is not None else []
 
 
 def add_explain_argument(parser: argparse.ArgumentParser) -> None:
@@ -43,13 +59,14 @@ def predict_ports(client: Any, report: Any) -> None:
         client.predicted_addrs = tuple(predicted_addrs(report))
 
 
-async def doctor_before(server: str, say: Callable[[str], None]) -> Any:
-    """Our doctor report against ``server`` (None if it cannot run)."""
+async def doctor_before(server: str, say: Callable[[str], None], proxy: str | None = None) -> Any:
+    """Our doctor report against ``server`` through ``proxy`` as the race would go (None if it
+    cannot run)."""
     from rdv_core.doctor import run_doctor, summary
 
     say("checking the network (rdv doctor)…")
     try:
-        report = await run_doctor([server])
+        report = await run_doctor([server], proxy=proxy)
     except (OSError, ValueError) as exc:
         say(f"rdv doctor failed: {exc}")
         return None
@@ -70,8 +87,7 @@ async def explain_after(
     from rdv_core.session import SessionError
     from rdv_core.wire import AddrSpace
 
-    conn = session.conn
-    events = list(conn.events) if conn is not None else []
+    events = await settled_events(session.conn)
     if report is not None:
         emit(DoctorReported(0.0, "self", json.dumps(report.to_json(), separators=(",", ":"))))
     try:

@@ -1,10 +1,23 @@
 """Give freed memory back to the operating system while ``rdv serve`` runs.
 
-After a burst of relayed pairs the server's heap is full of holes: relay buffers and
-per-conn objects are freed, but glibc keeps the pages (1,000 pairs x 1 MiB each way left
-~100 MB of RSS behind, issue 13). ``malloc_trim`` returns them; it is called a few seconds
-after a burst of conns ended, never on the relay's hot path. Elsewhere than
-glibc this does nothing. Standard library only (``rdv serve`` imports it at start).
+After a burst of conns the server's heap is full of holes: relay buffers and per-conn
+objects are freed, but the allocators keep the memory (1,000 pairs x 1 MiB each way left
+~100 MB of RSS behind, issue 13). Two things keep it:
+
+- glibc keeps freed pages: ``malloc_trim`` returns them;
+- CPython's small-object allocator (pymalloc) returns a 1 MiB arena only once every block
+  in it is free, and a few long-lived blocks allocated during the burst pin whole arenas.
+  Measured (docs/LAB-NOTES.md section 10.1): the live Python objects were back at their
+  baseline, but 16-18 arenas each held a handful of *parked* objects: the free lists of
+  asyncio's future iterators (255, any loop) and of uvloop's ``Handle`` and
+  ``TimerHandle`` (250 each), filled by the last objects the burst freed. Python's own
+  free lists (tuples, dicts, contexts) are emptied by a full ``gc.collect()``; these are
+  not. :func:`refill_free_lists` swaps the parked objects for freshly allocated ones, which
+  land in the arenas still in use, so the burst's arenas empty and go back.
+
+Both run a few seconds after a burst of conns ended, never on the relay's hot path.
+Elsewhere than glibc the trim does nothing. Standard library only (``rdv serve`` imports
+it at start).
 """
 
 from __future__ import annotations
@@ -18,6 +31,9 @@ from typing import Any
 
 #: How often the server's size is looked at.
 TRIM_EVERY_S = 2.0
+#: At least the length of the free lists refilled (asyncio's future iterators: 255;
+#: uvloop's handles: 250).
+FREE_LIST_LEN = 256
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -27,6 +43,43 @@ def _malloc_trim() -> Callable[[int], int] | None:
     except (OSError, AttributeError):
         return None
     return trim
+
+
+def _noop() -> None:
+    pass
+
+
+def _rotate(objects: list[Any]) -> None:
+    """Free ``objects`` (all from one free list, oldest first) so that the list keeps the
+    newest: those freed first are the ones it parks, the rest go back to the allocator."""
+    newest = objects[-FREE_LIST_LEN:]
+    del objects[-FREE_LIST_LEN:]
+    del newest  # parked by the free list (it is empty: ``objects`` took all it had)
+    objects.clear()  # the list is full now: these are freed, the old parked ones too
+
+
+async def refill_free_lists() -> None:
+    """Swap the objects parked in the event loop's free lists for fresh ones (see module doc).
+
+    Taking twice ``FREE_LIST_LEN`` objects of a type empties its free list (the first ones
+    taken are the parked ones, scattered over the burst's arenas) and allocates the rest
+    anew, side by side in a few pools; freeing the new ones first parks them instead.
+    Harmless where a type has no free list.
+    """
+    loop = asyncio.get_running_loop()
+    count = 2 * FREE_LIST_LEN
+    futures = [loop.create_future() for _ in range(count)]
+    _rotate([f.__await__() for f in futures])
+    handles: list[Any] = [loop.call_soon(_noop) for _ in range(count)]
+    timers: list[Any] = [loop.call_later(3600.0, _noop) for _ in range(count)]
+    for handle in (*handles, *timers):
+        handle.cancel()
+    # Let the loop drop its references (the ready queue, closing timers) before ours go.
+    for _ in range(3):
+        await asyncio.sleep(0)
+    _rotate(handles)
+    _rotate(timers)
+    del futures
 
 
 async def give_back_memory(server: Any, every_s: float = TRIM_EVERY_S) -> None:
@@ -46,6 +99,7 @@ async def give_back_memory(server: Any, every_s: float = TRIM_EVERY_S) -> None:
         held = stats.lobby + 2 * len(stats.pairs)
         peak = max(peak, held)
         if held <= peak - max(50, peak // 10):
+            await refill_free_lists()
             gc.collect()
             trim(0)
             peak = held

@@ -2,8 +2,13 @@
 
 Behaves like the Go CLI for scripts: binary-safe, one ``peer connected: ...`` line on
 stderr, exit 0 on success and non-zero with a one-line reason on failure. When stdin
-ends we half-close our side and keep receiving; when the peer closes we flush stdout
-and exit.
+ends we half-close our side and keep receiving. When the peer's side ends first, what
+happens to the rest of our stdin depends on the conn: a direct conn (and a fast-start
+stream, whose EOF is in band) carries a half-close, so we keep sending until our stdin
+ends (or rests: :data:`QUIET_AFTER_PEER_S`); a classic relay cannot (the server closes
+the pair at the first EOF, docs/PROTOCOL.md section 7), so input that was still coming is
+reported as not delivered and the exit code says so, never a silent truncation. On a
+terminal (a chat) the peer's end is the end: we exit at once, as the Go CLI does.
 
 stdin and stdout may be pipes, sockets, regular files or a terminal, so they are
 served by threads doing plain blocking ``os.read``/``os.write`` (asyncio's pipe
@@ -27,7 +32,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
@@ -54,6 +60,14 @@ STDIN_QUEUE: Final = 8
 #: Pipe capacity we ask for on stdin/stdout pipes (Linux caps it at pipe-max-size,
 #: 1 MiB by default): fewer, larger reads and writes than the default 64 KiB.
 PIPE_SIZE: Final = 1 << 20
+#: After the relay ended the pair, how long stdin may take to show that it had nothing
+#: more (EOF): ``printf x | rdv dial`` reaches its EOF within a few ms of its last byte.
+UNSENT_GRACE_S: Final = 0.5
+#: After the peer's side ended, we keep sending while stdin keeps coming; a stdin quiet for
+#: this long (held open by a script or ``ssh`` with nothing to say) ends our side too, so
+#: that neither process waits forever on the other (socat's ``-t`` is 0.5 s for the same
+#: reason; 2 s lets a slow producer, e.g. a compressor, pause between blocks).
+QUIET_AFTER_PEER_S: Final = 2.0
 
 
 # ----- stdin / stdout
@@ -126,7 +140,32 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-async def _stdin_to_peer(conn: Conn, stdin_fd: int, log: Callable[[str], None]) -> None:
+class UnsentInput(Exception):
+    """The conn ended while our stdin still had bytes for the peer (a classic relay)."""
+
+    def __init__(self, unsent: int, complete: bool) -> None:
+        more = "" if complete else " (at least; stdin had not ended)"
+        super().__init__(
+            f"the peer's side ended first and the relay closed the conn: {unsent} bytes of "
+            f"stdin were not delivered{more}. A relayed rdv/1 conn cannot half-close "
+            "(docs/PROTOCOL.md section 7): use --fast-start on both sides, or keep the "
+            "peer's stdin open until ours has ended"
+        )
+        self.unsent = unsent
+
+
+class _Upload:
+    """What the stdin task did after the relay ended the pair: bytes it could not send."""
+
+    def __init__(self) -> None:
+        self.relay_gone = False
+        self.unsent = 0
+        self.sent = 0
+
+
+async def _stdin_to_peer(
+    conn: Conn, stdin_fd: int, log: Callable[[str], None], upload: _Upload
+) -> None:
     reader = StdinReader(stdin_fd, asyncio.get_running_loop())
     reader.start()
     writer = conn.writer
@@ -137,8 +176,14 @@ async def _stdin_to_peer(conn: Conn, stdin_fd: int, log: Callable[[str], None]) 
             break
         if not item:
             break
+        if upload.relay_gone:
+            upload.unsent += len(item)  # counted, not written into a closed conn
+            continue
         writer.write(item)
         await writer.drain()
+        upload.sent += len(item)
+    if upload.relay_gone:
+        return
     if writer.can_write_eof():
         writer.write_eof()
         log("stdin ended: half-closed our side, still receiving")
@@ -164,16 +209,68 @@ async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
             total += len(data)
 
 
-async def pump(conn: Conn, stdin_fd: int, stdout_fd: int, log: Callable[[str], None]) -> None:
-    """Move bytes both ways until the peer closes.
+async def _until_stdin_ends_or_rests(
+    upload: asyncio.Task[None], state: _Upload, log: Callable[[str], None]
+) -> None:
+    """Let the upload run while stdin keeps coming; raises what the upload raised."""
+    while not upload.done():
+        before = state.sent
+        await asyncio.wait({upload}, timeout=QUIET_AFTER_PEER_S)
+        if not upload.done() and state.sent == before:
+            log(f"stdin quiet for {QUIET_AFTER_PEER_S:g} s after the peer's end: ending ours")
+            return
+    upload.result()
+
+
+def carries_half_close(conn: Conn) -> bool:
+    """Can our side keep sending after the peer's side ended? Direct conns (a TCP FIN) and
+    fast-start streams (an in-band EOF, section 16) can; a classic relay cannot."""
+    return not conn.is_relay or conn.upgrader is not None
+
+
+async def pump(
+    conn: Conn,
+    stdin_fd: int,
+    stdout_fd: int,
+    log: Callable[[str], None],
+    *,
+    interactive: bool | None = None,
+) -> None:
+    """Move bytes both ways until both sides ended (the peer's alone on a terminal).
+
+    ``interactive`` (default: stdin is a terminal) ends everything when the peer closes.
 
     Raises:
         OSError: when the conn or stdout fails.
+        UnsentInput: the relay ended the pair while stdin still had bytes for the peer.
     """
-    upload = asyncio.create_task(_stdin_to_peer(conn, stdin_fd, log))
+    if interactive is None:
+        interactive = os.isatty(stdin_fd)
+    state = _Upload()
+    upload = asyncio.create_task(_stdin_to_peer(conn, stdin_fd, log, state))
     try:
         received = await _peer_to_stdout(conn, stdout_fd)
         log(f"peer closed after {received} bytes received")
+        if interactive:
+            return
+        if upload.done():
+            # The upload may have failed on the closing conn before its end reached us.
+            failure = upload.exception()
+            if failure is not None and not carries_half_close(conn):
+                raise UnsentInput(state.unsent, complete=False) from failure
+            if failure is not None:
+                raise failure
+        elif carries_half_close(conn):
+            log("the peer's side ended; still sending our stdin")
+            await _until_stdin_ends_or_rests(upload, state, log)
+        else:
+            state.relay_gone = True
+            done, _ = await asyncio.wait({upload}, timeout=UNSENT_GRACE_S)
+            # A write that failed on the closed conn lost its bytes too. A stdin that is
+            # still open but quiet (a receiver keeping it open, as advised) lost nothing.
+            failed = bool(done) and upload.exception() is not None
+            if state.unsent or failed:
+                raise UnsentInput(state.unsent, complete=bool(done) and not failed)
     finally:
         upload.cancel()
         with contextlib.suppress(asyncio.CancelledError, OSError):
@@ -184,12 +281,44 @@ async def pump(conn: Conn, stdin_fd: int, stdout_fd: int, log: Callable[[str], N
 # ----- the command
 
 
-def describe_conn(conn: Conn) -> str:
-    """``peer connected: p2p 10.0.1.2:40001 in 45 ms`` / ``peer connected: relay in 1003 ms``."""
+def describe_conn(conn: Conn, events: Sequence[Event] = ()) -> str:
+    """``peer connected: p2p 10.0.1.2:40001 in 45 ms`` / ``peer connected: relay in 1003 ms
+    (direct: 2 timeout)``: on the relay, what became of our direct dials (from ``events``)."""
     took = f"in {conn.elapsed_s * 1000:.0f} ms"
     if conn.is_relay:
-        return f"peer connected: relay {took}"
+        why = why_relay(events)
+        return f"peer connected: relay {took}" + (f" ({why})" if why else "")
     return f"peer connected: p2p {conn.remote_addr} {took}"
+
+
+#: Outcomes of a direct dial that mean "nothing answered" (a drop, or no route out).
+_SILENT: Final = frozenset({"timeout", "cancelled", "unreachable"})
+
+
+def why_relay(events: Sequence[Event]) -> str:
+    """Our side's answer to "why not direct?" in a few words, from the race's events.
+
+    ``direct: 1 unreachable, 2 no answer``; through a proxy whose network let no direct dial
+    get an answer, it says that the network seems to let nothing but the proxy out
+    (docs/PROTOCOL.md section 17.1).
+    """
+    from rdv_core.events import CandidateFailed, DialStarted, ServerConnected
+
+    dialled = {e.candidate.id for e in events if isinstance(e, DialStarted)}
+    if not dialled:
+        return "no direct candidate was dialled"
+    ends: Counter[str] = Counter()
+    for event in events:
+        if isinstance(event, CandidateFailed) and event.candidate.id in dialled:
+            ends["no answer" if event.reason == "cancelled" else event.reason] += 1
+    text = ", ".join(f"{n} {reason}" for reason, n in ends.most_common()) or "no answer"
+    proxy = next((e.proxy for e in events if isinstance(e, ServerConnected) and e.proxy), None)
+    if proxy is not None and set(ends) <= {"no answer", *_SILENT}:
+        return (
+            f"direct: {text}; the server is reached only through the proxy {proxy}: this "
+            "network seems to let nothing else out"
+        )
+    return f"direct: {text}"
 
 
 async def _main(
@@ -224,7 +353,7 @@ async def _main(
     if getattr(args, "predict_ports", False):
         from rdv_core.doctor import predicted_addrs, run_doctor
 
-        report = await run_doctor([args.url])
+        report = await run_doctor([args.url], proxy=getattr(args, "proxy", None))
         guessed = predicted_addrs(report)
         log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
         client_options = {**client_options, "predicted_addrs": guessed}
@@ -240,11 +369,14 @@ async def _main(
     except (RdvError, OSError) as exc:
         say(str(exc))
         return EXIT_FAILED
-    print(describe_conn(conn), file=stderr, flush=True)
+    print(describe_conn(conn, recorder.events), file=stderr, flush=True)
     try:
         await pump(conn, sys.stdin.fileno(), sys.stdout.fileno(), log)
     except StdoutError as exc:
         say(f"writing stdout failed: {exc}")
+        return EXIT_FAILED
+    except UnsentInput as exc:
+        say(str(exc))
         return EXIT_FAILED
     except OSError as exc:
         say(f"connection lost: {exc.strerror or exc}")

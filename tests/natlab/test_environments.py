@@ -7,9 +7,11 @@ the real rdv runs through each preset, payload verified.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
+import json
 import shutil
 import socket
 
@@ -144,6 +146,27 @@ def test_the_second_uplink_finds_the_direct_path(rdv_command: list[str]) -> None
     assert any(a.startswith("203.0.113.30:") for a in gathered[0]["addrs"]), _explain(run)
 
 
+def test_a_natted_second_uplink_is_asked_for_and_wins(rdv_command: list[str]) -> None:
+    """LTE behind a carrier NAT: only the server can say where it maps A's port (PROTOCOL 17.3).
+
+    Without asking, B never aims at that address and refuses A's SYN from it: relay (5/5 in
+    the lab before the change, docs/LAB-NOTES.md section 13).
+    """
+    result = run_preset(get_preset("two-uplinks-nat"), 1, rdv_command=rdv_command)
+    _check(result, "direct")
+    run = result.runs[0]
+    gathered = [e for e in run.events["dialer"] if e["type"] == "SelfAddrsGathered"]
+    observed = [e for e in run.events["dialer"] if e["type"] == "ServerResponded"]
+    lte_public = [
+        a
+        for a in gathered[0]["addrs"]
+        if a.startswith("203.0.113.") and a != observed[0]["observed_addr"]
+    ]
+    assert lte_public, _explain(run)  # the carrier NAT's mapping, offered as a self address
+    winner = _winner(run)
+    assert winner["via"] == "eth1 10.0.3.100" or winner["addr"] in lte_public, _explain(run)
+
+
 def test_interface_restricts_the_uplinks(rdv_command: list[str]) -> None:
     spec = get_preset("two-uplinks")
     only_wifi = tuple(
@@ -164,3 +187,27 @@ def test_vpn_goes_direct_through_the_tunnel(rdv_command: list[str]) -> None:
     responded = [e for e in run.events["accepter"] if e["type"] == "ServerResponded"]
     assert any(a.startswith("10.8.0.2:") for a in responded[0]["peer_addrs"]), _explain(run)
     assert any(a.startswith("203.0.113.20:") for a in responded[0]["peer_addrs"]), _explain(run)
+
+
+def test_the_doctor_reports_the_proxy_only_network(rdv_command: list[str]) -> None:
+    """`rdv doctor --proxy` in A's proxy-only network: the tunnel works, nothing else gets out,
+    and the prediction against B's report is the relay (docs/PROTOCOL.md section 15.7)."""
+    from rdv_core.doctor import Doctor, Report, predict, summary
+    from rdv_core.lab._doctor import doctor_urls, start_doctor_server
+    from rdv_core.wire import parse_spaces
+
+    spec = get_preset("proxy-only")
+    with Lab(spec, rdv_command=rdv_command) as lab:
+        start_doctor_server(lab)
+        proxy = f"http://{lab.plan.host_addrs['proxy'].v4}:{PROXY_PORT}"
+        urls = doctor_urls(spec)
+        done = lab.run("cliA", lab.rdv_argv("doctor", "--format", "json", "--proxy", proxy, *urls))
+        ours = Report.from_json(json.loads(done.stdout))
+        theirs = lab.run_in("cliB", lambda: asyncio.run(Doctor(urls, proxy="none").run()))
+    assert ours.finding("proxy").value == "tunnel", ours.finding("proxy")
+    assert "tinyproxy" in ours.finding("proxy").reason  # the agent the proxy named
+    assert ours.proxy_only and all(s.tcp4.value is False for s in ours.servers)
+    assert "Only the HTTP proxy gets out" in summary(ours)
+    assert theirs.value("proxy") == "none" and not theirs.proxy_only
+    prediction = predict(ours, theirs, parse_spaces(spec.spaces))
+    assert prediction.agrees_with(spec.expect) and prediction.winner == "relay", prediction

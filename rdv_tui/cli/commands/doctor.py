@@ -26,8 +26,9 @@ def add_parser(subparsers: Any) -> None:
         "machine and a direct TCP conn: the servers' reachability (IPv4, IPv6, TLS) and RTT, "
         "the observed address, the NAT's mapping (name two servers, or use a server with "
         "--probe-port, to tell its kinds apart), port preservation and allocation, filtering "
-        "(from the server's dial-back, rdv serve --dial-back), hairpinning and a middlebox "
-        "that strips Upgrade. Every finding is yes / no / not measured, with the reason.",
+        "(from the server's dial-back, rdv serve --dial-back), hairpinning, a middlebox "
+        "that strips Upgrade and the HTTP proxy the race would go through. Every finding is "
+        "yes / no / not measured, with the reason.",
         epilog="Exit codes: 0 measured; 1 no server could be reached; 2 bad usage.",
     )
     parser.add_argument(
@@ -48,6 +49,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="SECONDS",
         type=_interval,
         help="run again every SECONDS until interrupted",
+    )
+    parser.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="the HTTP proxy the race would use (http://[user:password@]host:port, or none); "
+        "default: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY as rdv dial reads them. Its "
+        "CONNECT tunnel is measured beside the direct probes",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each probe on stderr")
 
@@ -106,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if urls is None:
         return 2
     try:
-        Doctor(urls)  # checks every URL before any traffic
+        Doctor(urls, proxy=args.proxy)  # checks every URL before any traffic
     except ValueError as exc:
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return 2
@@ -114,10 +122,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         while True:
             started = time.monotonic()
-            report = asyncio.run(Doctor(urls).run())
+            report = asyncio.run(Doctor(urls, proxy=args.proxy).run())
             _print(report, args.format)
-            reached = any(s.tcp4.value or s.tcp6.value for s in report.servers)
-            code = 0 if reached else 1
+            code = 0 if report.reached else 1
             if args.every is None:
                 return code
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))

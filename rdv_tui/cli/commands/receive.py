@@ -126,6 +126,7 @@ async def _receive(args: argparse.Namespace) -> int:
         return code
 
     ui.setup_logging(args.verbose)
+    ui.tune_gc()
     try:
         server, download_dir = _prepare(args)
     except (ConfigError, CodeError, UsageError, ValueError, OSError) as exc:
@@ -200,7 +201,9 @@ async def _receive(args: argparse.Namespace) -> int:
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
         wants_doctor = args.explain or args.predict_ports
-        report = await doctor_before(server, say) if wants_doctor else None
+        report = (
+            await doctor_before(server, say, getattr(args, "proxy", None)) if wants_doctor else None
+        )
         if args.predict_ports:
             predict_ports(client, report)
         console.print("waiting for the sender…")

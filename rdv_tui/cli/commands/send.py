@@ -92,6 +92,7 @@ async def _send(args: argparse.Namespace) -> int:
         return code
 
     ui.setup_logging(args.verbose)
+    ui.tune_gc()
     view = ui.TransferView(console, "out")
     sink = ui.EventSink(args, console, view, None)
     # Everything is checked before anything is printed: a code and a command for the
@@ -125,7 +126,9 @@ async def _send(args: argparse.Namespace) -> int:
     view.expect(len(files), total)
     try:
         wants_doctor = args.explain or args.predict_ports
-        report = await doctor_before(server, say) if wants_doctor else None
+        report = (
+            await doctor_before(server, say, getattr(args, "proxy", None)) if wants_doctor else None
+        )
         if args.predict_ports:
             predict_ports(client, report)
         console.print("waiting for the receiver…")
@@ -154,7 +157,7 @@ async def _send(args: argparse.Namespace) -> int:
             await explain_after(session, report, sink, say, client.spaces)
         try:
             with view.shown():
-                results = await session.send_paths([Path(p) for p in args.paths])
+                results = await session.send_files(files)  # listed above: not again
         except TransferRejected as exc:
             return fail(join_reason("the receiver declined", exc.failures[0][1]))
         except TransferFailed as exc:

@@ -135,7 +135,7 @@ def _port(text: str) -> int:
 DEFAULT_LOBBY_TIMEOUT_S = 600.0
 #: The lobby caps (rdv_core.server.LobbyLimits): flag, default, help.
 _CAP_FLAGS = (
-    ("--max-lobby", 10_000, "answer 503 to requests that would wait beyond N in the lobby"),
+    ("--max-lobby", 10_000, "at most N wait in the lobby, shared fairly among networks"),
     ("--max-lobby-per-address", 100, "answer 429 beyond N waiting from one IPv4 address/IPv6 /64"),
     ("--max-lobby-per-network", 400, "answer 429 beyond N waiting from one IPv4 /24 or IPv6 /56"),
 )

@@ -1,4 +1,5 @@
-"""The doctor's one HTTP need: a plain ``GET`` on a conn we made, answered with a small body.
+"""A plain ``GET`` on a conn we made, answered with a small body: the doctor's probes, and the
+client's own ``/.rdv/observed`` question from a second uplink (docs/PROTOCOL.md 17.3).
 
 Conns come from :func:`rdv_core.client.reuse_socket`-style sockets bound to the shared port,
 so we connect them ourselves and hand them to asyncio; the response head is parsed by the
@@ -82,7 +83,30 @@ async def open_conn(
     try:
         async with asyncio.timeout(wait_s):
             await loop.sock_connect(sock, addr)
-            connect_ms = (time.perf_counter() - started) * 1000
+    except BaseException:
+        sock.close()
+        raise
+    connect_ms = (time.perf_counter() - started) * 1000
+    return await wrap_conn(sock, host_header, connect_ms, tls_host, ssl_context, wait_s)
+
+
+async def wrap_conn(
+    sock: socket.socket,
+    host_header: str,
+    connect_ms: float,
+    tls_host: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    wait_s: float = HTTP_TIMEOUT_S,
+) -> HttpConn:
+    """An :class:`HttpConn` on a connected ``sock`` (a direct conn, or a proxy's tunnel).
+
+    The socket is closed on failure.
+
+    Raises:
+        OSError: the TLS handshake failed; TimeoutError after ``wait_s``.
+    """
+    try:
+        async with asyncio.timeout(wait_s):
             context = None
             if tls_host is not None:
                 context = ssl_context or ssl.create_default_context()

@@ -1,0 +1,183 @@
+"""A direct conn during the race: a bare socket until it wins (docs/PROTOCOL.md section 6).
+
+The race authenticates every direct conn with one header line each way and, on the
+accepter, waits for the dialer's command line. Only one of those conns ever carries
+data, so none gets an asyncio transport and stream pair during the race: each line is
+read straight from the socket, and only the winner becomes a :class:`Link` with a
+stream (:meth:`DirectConn.to_link`): a stream pair costs a transport, a reader and an
+event-loop turn per conn, for conns that are mostly closed a moment later.
+
+A line is taken from the kernel with ``MSG_PEEK`` first and then consumed to its
+``\\n`` exactly, so that whatever follows it (the command, then application bytes)
+stays in the socket for the next read or for the winner's stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from dataclasses import dataclass
+from typing import Final
+
+from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream
+from rdv_core.events import Candidate
+from rdv_core.wire import MAX_LINE, Addr, ProtocolError, check_header_line
+
+#: The local address of a conn that died before we could ask (as ``Link.from_stream``).
+_UNKNOWN = Addr.parse("0.0.0.0:0")
+
+
+#: How long a direct conn may take to deliver the peer's header line. The peer writes
+#: it the instant TCP is up, so this only bounds conns from strangers that never speak
+#: (on the accepter, which has no picker deadline, they would otherwise live until
+#: the attempt ends). Generous, because a loaded or lossy path can need several RTTs.
+HANDSHAKE_TIMEOUT: Final = 10.0
+
+
+@dataclass(eq=False, slots=True)
+class DirectConn:
+    """A connected, non-blocking TCP socket to (maybe) the peer, taking part in the race."""
+
+    candidate: Candidate
+    sock: socket.socket
+    local: Addr
+    remote: Addr
+    #: The peer's header line, when :meth:`answer_now` found it already in the socket.
+    early: bytes | None = None
+    #: True once :meth:`answer_now` checked that line and answered it.
+    answered: bool = False
+
+    #: Always False: the relay is a :class:`Link` from the start (for pickers and cleanup).
+    is_relay = False
+
+    @classmethod
+    def of(cls, candidate: Candidate, sock: socket.socket, fallback_remote: Addr) -> DirectConn:
+        """Wrap a connected socket, reading both ends' addresses from it."""
+        try:
+            local = addr_of(sock.getsockname())
+            remote = addr_of(sock.getpeername())
+        except OSError:  # reset already: the first read will say so
+            local = remote = None
+        return cls(candidate, sock, local or _UNKNOWN, remote or fallback_remote)
+
+    @property
+    def alive(self) -> bool:
+        """False once closed."""
+        return self.sock.fileno() >= 0
+
+    def close(self) -> None:
+        """Close without further bytes."""
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        """Send a protocol line at once: the socket's buffer is empty this early.
+
+        Raises:
+            OSError: the conn is broken, or (never seen: a fresh conn's buffer holds
+                many lines) the kernel took only part of the line (``EAGAIN``).
+        """
+        rest = self.send_some(data)
+        if rest:
+            raise OSError(errno.EAGAIN, f"only {len(data) - len(rest)} of {len(data)} bytes sent")
+
+    def send_some(self, data: bytes) -> bytes:
+        """Send what the kernel takes now; the bytes it did not take (an error: all)."""
+        try:
+            return data[self.sock.send(data) :]
+        except OSError:
+            return data
+
+    async def read_line(self) -> bytes:
+        """One ``\\n``-terminated line (without the ``\\n``); what follows stays unread.
+
+        Raises:
+            PeerClosed: EOF before any byte of the line.
+            ProtocolError: EOF inside the line, or a line longer than ``MAX_LINE``.
+            OSError: the conn failed.
+        """
+        sock = self.sock
+        line = b""
+        while True:
+            try:
+                data = sock.recv(MAX_LINE - len(line), socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                await _readable(sock)
+                continue
+            if not data:
+                if line:
+                    raise ProtocolError("EOF inside an rdv line")
+                raise PeerClosed("the conn was closed")
+            end = data.find(b"\n")
+            if end >= 0:
+                sock.recv(end + 1)  # exactly the line: the bytes after it stay queued
+                return line + data[:end]
+            # Part of a line, all ours: take it, so that the socket is readable only
+            # when more comes (else a slow sender would spin us).
+            sock.recv(len(data))
+            line += data
+            if len(line) >= MAX_LINE:
+                raise ProtocolError(f"rdv line longer than {MAX_LINE} bytes")
+
+    def answer_now(self, header: bytes, method: str, token: str) -> None:
+        """Inbound: if the peer's line is already here, check it and answer it at once.
+
+        The accept loop calls this before it hands the conn to its task, which saves the
+        dialer (waiting for our line) one turn of our event loop. Anything but a good,
+        complete line is left for :meth:`authenticate`, which reports it as usual.
+        """
+        try:
+            data = self.sock.recv(MAX_LINE, socket.MSG_PEEK)
+            end = data.find(b"\n")
+            if end < 0:
+                return
+            self.sock.recv(end + 1)
+            self.early = data[:end]
+            check_header_line(self.early, method, token)
+            self.send(header)
+        except (OSError, ProtocolError):
+            # Nothing yet (BlockingIOError), broken, or a wrong line: the task reports it.
+            return
+        self.answered = True
+
+    async def authenticate(self, header: bytes, method: str, token: str, outbound: bool) -> None:
+        """The header lines (docs/PROTOCOL.md sections 6 and 11), within HANDSHAKE_TIMEOUT.
+
+        The side that called ``connect()`` writes first; the accepting side reads and
+        checks the peer's line before it answers, so a stranger learns nothing.
+
+        Raises:
+            OSError: the conn failed, or (TimeoutError) no line came in time.
+            EOFError, ProtocolError: no line, or a wrong one (``Misdial``).
+        """
+        if self.answered:
+            return
+        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+            if outbound:
+                self.send(header)
+            line = self.early if self.early is not None else await self.read_line()
+            check_header_line(line, method, token)
+            if not outbound:
+                self.send(header)
+
+    async def to_link(self) -> Link:
+        """The winner's stream pair (closing the socket if asyncio cannot take it)."""
+        reader, writer = await open_stream(self.sock)
+        return Link(self.candidate, reader, writer, False, self.local, self.remote)
+
+
+async def _readable(sock: socket.socket) -> None:
+    """Wait until ``sock`` has bytes or EOF (or an error) to report."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    fd = sock.fileno()
+    loop.add_reader(fd, _wake, waiter)
+    try:
+        await waiter
+    finally:
+        loop.remove_reader(fd)
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

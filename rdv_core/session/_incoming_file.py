@@ -1,0 +1,321 @@
+"""One file being received into the download folder: partial file, digest, final name.
+
+An :class:`IncomingFile` keeps data in a partial file (``name.rdvpart`` beside the
+target, with a small ``.rdvpart.json`` sidecar naming the offer it belongs to, for
+files of at least :data:`SIDECAR_MIN`), hashes it as it is written, and on a verified
+digest moves it to its final name without overwriting anything. A partial file
+survives failures: a new session offering the same file (same name, size and mtime)
+resumes after the bytes already held, which are hashed once from disk. A small file
+that came whole in a bundle (docs/PROTOCOL.md section 12.13) is verified before it
+touches the disk (:meth:`IncomingFile.store_whole`).
+
+Paths are kept as text: a folder of 100,000 small files would otherwise build several
+:class:`~pathlib.Path` objects per file, which cost more than the file's syscalls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from pathlib import Path
+
+from blake3 import blake3
+
+from rdv_core.session._errors import UnsafeName
+from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher
+from rdv_core.session._safepath import (
+    Verified,
+    check_relative_path,
+    create_partial,
+    open_partial,
+    partial_of,
+    place_without_overwrite,
+    read_state,
+    sidecar_of,
+    target_in,
+    write_state,
+)
+
+__all__ = ["DIGEST", "SIDECAR_MIN", "IncomingFile"]
+
+#: Files smaller than this get no sidecar, so they are never resumed: a sidecar costs
+#: more syscalls than sending such a file again (docs/PROTOCOL.md section 12.7).
+SIDECAR_MIN = 64 * 1024
+
+_DIFFERENT_FILE = (
+    "a different file with the same name, size and time is already there "
+    "(kept as it is; receive into another folder)"
+)
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+class IncomingFile:
+    """One file being received into the download folder.
+
+    Attributes:
+        transfer_id: The sender's id for this file.
+        name: The offered relative name (already checked safe).
+        size: Offered size in bytes.
+        mtime_ns: Offered modification time, applied to the final file.
+        offset: Bytes already held when the transfer (re)started.
+        received: Bytes held so far (from 0, including ``offset``).
+        path: The final path once verified.
+    """
+
+    def __init__(
+        self,
+        base: Path,
+        transfer_id: int,
+        name: str,
+        size: int,
+        mtime_ns: int,
+        parts: tuple[str, ...] | None = None,
+    ) -> None:
+        self.transfer_id = transfer_id
+        self.name = name
+        self.size = size
+        self.mtime_ns = mtime_ns
+        #: ``parts`` when the caller already checked the name (the offer's check).
+        self.parts = parts if parts is not None else check_relative_path(name)
+        self._base = base
+        self.offset = 0
+        self.path: Path | None = None
+        self._fd: int | None = None
+        self.received = 0
+        self._hasher: Hasher | None = None
+        self._target = ""
+        self._existing = False
+        #: The partial is opened at the first data (or at the end), not at accept time:
+        #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
+        self._needs_open = False
+        self._sidecar = False
+
+    @staticmethod
+    def check_name(name: str) -> tuple[str, ...]:
+        """The components of a safe offered name (see :mod:`rdv_core.session._safepath`).
+
+        Raises:
+            UnsafeName: the name is refused.
+        """
+        return check_relative_path(name)
+
+    @property
+    def partial(self) -> Path:
+        """The partial file's path (valid after :meth:`prepare`)."""
+        assert self._target
+        return Path(partial_of(self._target))
+
+    @property
+    def hasher(self) -> Hasher:
+        """The digest of the bytes held so far (made when first needed)."""
+        if self._hasher is None:
+            self._hasher = new_hasher()
+        return self._hasher
+
+    def prepare(self, verified: Verified | None = None) -> int:
+        """Make folders, find what is already held; return the offset.
+
+        ``verified`` holds the folders checked by earlier files of the same batch
+        (see :func:`~rdv_core.session._safepath.target_in`).
+
+        The partial file itself is opened later, by the first :meth:`write` (or by
+        :meth:`finish` for a file with nothing left to send).
+
+        The offset is the length of a kept partial file of this offer (resume), or the
+        whole size when the final name already holds a file of this size and mtime
+        (an earlier verified run: it is checked against the sender's digest, not sent
+        again), else 0.
+
+        Blocking (hashes a kept prefix): run it in a thread.
+
+        Raises:
+            UnsafeName: a symlink or non-folder on the way.
+            OSError: permission denied, disk full, ...
+        """
+        target = self._target = target_in(self._base, self.parts, verified)
+        partial, sidecar = partial_of(target), sidecar_of(target)
+        # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
+        # planted symlink now, at accept time, as an eager open would have.
+        held = self._held(partial)
+        # Known here, in the prepare thread, so that finishing a file on the loop does
+        # not try to delete a sidecar that is not there (a syscall per small file).
+        self._sidecar = os.path.lexists(sidecar)
+        if self._sidecar and os.path.islink(sidecar):
+            raise UnsafeName(f"{Path(sidecar).name}: a symlink is in the way (not followed)")
+        offset = 0
+        if held is not None and self._sidecar:
+            state = read_state(Path(sidecar))
+            try:
+                kept = json.loads(state) if state is not None else None
+            except ValueError:
+                kept = None
+            wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
+            if kept == wanted and held <= self.size:
+                offset = held
+        if not offset and self._same_as_existing(target):
+            # A verified earlier run left this very file (same size and mtime, which we
+            # set on completion): check it against the sender's digest, send nothing.
+            self._hasher = hash_prefix(Path(target), self.size, follow=False)
+            self._existing = True
+            self.offset = self.received = self.size
+            return self.size
+        if offset:
+            self._hasher = hash_prefix(Path(partial), offset, follow=False)
+        self._needs_open = True
+        self.offset = self.received = offset
+        return offset
+
+    @staticmethod
+    def _held(partial: str) -> int | None:
+        """The length of a kept partial file, or None (a symlink there is refused)."""
+        info = _lstat(partial)
+        if info is None:
+            return None
+        if stat.S_ISLNK(info.st_mode):
+            raise UnsafeName(f"{Path(partial).name}: a symlink is in the way (not followed)")
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+    def _same_as_existing(self, target: str) -> bool:
+        info = _lstat(target)
+        if info is None:
+            return False
+        if stat.S_ISLNK(info.st_mode):
+            raise UnsafeName(f"{'/'.join(self.parts)}: the target is a symlink")
+        return (
+            stat.S_ISREG(info.st_mode)
+            and info.st_size == self.size
+            and info.st_mtime_ns == self.mtime_ns
+        )
+
+    def _open(self) -> None:
+        """Open the partial at the offset found by :meth:`prepare` (and name its offer).
+
+        Raises:
+            OSError: permission denied, too many open files, disk full, ...
+        """
+        self._needs_open = False
+        assert self._target
+        partial = partial_of(self._target)
+        if not self.offset and self.size >= SIDECAR_MIN:
+            wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
+            write_state(Path(sidecar_of(self._target)), json.dumps(wanted))
+            self._sidecar = True
+        if self.offset:
+            self._fd = open_partial(Path(partial), self.offset)
+        else:
+            self._fd = create_partial(partial)
+
+    def write(self, data: memoryview) -> None:
+        """Append authenticated data and hash it.
+
+        Raises:
+            OSError: disk full, file too large, I/O error (the partial file is kept).
+            ValueError: more data than the offered size.
+        """
+        if self._needs_open:
+            self._open()
+        if self.received + len(data) > self.size or self._fd is None:
+            raise ValueError(f"the sender sent more than the offered {self.size} bytes")
+        view = data
+        while view:
+            written = os.write(self._fd, view)
+            self.received += written
+            view = view[written:]
+        self.hasher.update(data)
+
+    def finish(self, digest: str) -> tuple[bool, str, str]:
+        """Check size and digest; on success move the file to its final name.
+
+        For a file found complete at its final name (see :meth:`prepare`), only the
+        digest is checked and nothing moves.
+
+        Returns:
+            ``(ok, our digest, reason)``; on a digest mismatch the partial is deleted
+            (resuming from corrupt data would fail again). Our digest is given only
+            when it equals the sender's: a receiver never tells what the file it holds
+            hashes to (that would be a digest oracle for whoever holds the code).
+
+        Raises:
+            OSError: the partial of a file with nothing left to send cannot be created.
+        """
+        if self._needs_open:
+            self._open()  # an empty file, or a kept partial that is already whole
+        self.close()
+        ours = self.hasher.hexdigest()
+        if self._existing:
+            if ours != digest:
+                return False, "", _DIFFERENT_FILE
+            self.path = Path(self._target)
+            return True, ours, ""
+        if self.received != self.size:
+            return False, "", f"got {self.received} of {self.size} bytes"
+        if ours != digest:
+            self.discard()
+            return False, "", "digest mismatch: the file differs from the sender's"
+        partial = partial_of(self._target)
+        os.utime(partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
+        self.path = place_without_overwrite(partial, self._target)
+        if self._sidecar:
+            Path(sidecar_of(self._target)).unlink(missing_ok=True)
+        return True, ours, ""
+
+    def store_whole(self, data: bytes | memoryview, digest: bytes) -> str:
+        """Verify a whole file that came in one piece (a bundle), then store it.
+
+        Nothing is written before the data match ``digest`` (raw BLAKE3): the file is
+        written to its partial name, gets the offered mtime, and is moved to its final
+        name without overwriting anything, as :meth:`finish` does. Returns our digest
+        (hex), equal to the sender's.
+
+        Raises:
+            ValueError: the digest does not match (nothing was written).
+            OSError: the file cannot be written or placed (its partial is removed:
+                a file that came whole is sent again whole, docs/PROTOCOL.md 12.13).
+        """
+        self._needs_open = False
+        assert self._target
+        if self._existing:  # an empty file already there (prepare found it whole)
+            if self.hasher.digest() != digest:
+                raise ValueError(_DIFFERENT_FILE)
+            self.path = Path(self._target)
+            return digest.hex()
+        if blake3(data).digest() != digest:
+            raise ValueError("digest mismatch: the file differs from the sender's")
+        partial = partial_of(self._target)
+        fd = create_partial(partial)
+        try:
+            view = data
+            while view:
+                view = view[os.write(fd, view) :]
+            os.utime(fd, ns=(self.mtime_ns, self.mtime_ns))
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(partial)
+            raise
+        os.close(fd)
+        self.received = self.size
+        self.path = place_without_overwrite(partial, self._target)
+        return digest.hex()
+
+    def close(self) -> None:
+        """Close the partial file (kept on disk for a later resume)."""
+        self._needs_open = False
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def discard(self) -> None:
+        """Delete the partial file and its sidecar."""
+        self.close()
+        if self._target:
+            Path(partial_of(self._target)).unlink(missing_ok=True)
+            Path(sidecar_of(self._target)).unlink(missing_ok=True)
