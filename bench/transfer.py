@@ -123,11 +123,14 @@ def _rdv_server(url_q: Any, stop: Any, out_q: Any) -> None:
 
 
 def _rdv_peer(
-    role: str, url: str, code: str, path: str, spaces: int, chunk: int, out_q: Any
+    role: str, url: str, code: str, path: str, spaces: int, chunk: int, out_q: Any, workers: str
 ) -> None:
     from rdv_core.client import Client
-    from rdv_core.session import IncomingOffer, connect_session
+    from rdv_core.session import IncomingOffer, _pipeline, connect_session
     from rdv_core.wire import AddrSpace
+
+    if workers != "auto":  # big files' worker threads (docs/PROTOCOL.md 12.12)
+        _pipeline.WORKERS = workers == "on"
 
     async def accept(offer: IncomingOffer) -> bool:
         return True
@@ -165,7 +168,9 @@ def _rdv_peer(
     asyncio.run(main())
 
 
-def bench_rdv(ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int) -> Result:
+def bench_rdv(
+    ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int, workers: str = "auto"
+) -> Result:
     from rdv_core.wire import AddrSpace
 
     spaces = int(AddrSpace.NONE if relay else AddrSpace.LOOPBACK4)
@@ -175,8 +180,12 @@ def bench_rdv(ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int
     url = url_q.get()
     code = "101-bench-mark"
     peers = [
-        ctx.Process(target=_rdv_peer, args=("receive", url, code, str(dst), spaces, chunk, out_q)),
-        ctx.Process(target=_rdv_peer, args=("send", url, code, str(src), spaces, chunk, out_q)),
+        ctx.Process(
+            target=_rdv_peer, args=("receive", url, code, str(dst), spaces, chunk, out_q, workers)
+        ),
+        ctx.Process(
+            target=_rdv_peer, args=("send", url, code, str(src), spaces, chunk, out_q, workers)
+        ),
     ]
     for p in peers:
         p.start()
@@ -188,7 +197,7 @@ def bench_rdv(ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int
     server.join()
     (send_cpu, start, setup, is_relay), (recv_cpu, end, _, _) = got["send"], got["receive"]
     assert is_relay == relay
-    name = "rdv relay" if relay else "rdv p2p"
+    name = ("rdv relay" if relay else "rdv p2p") + ("" if workers == "auto" else f" w-{workers}")
     note = f"setup {setup:.2f} s; server CPU {server_cpu:.2f} s"
     received = dst / src.name
     assert received.stat().st_size == size
@@ -300,6 +309,13 @@ def main() -> int:
     parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
     parser.add_argument("--no-relay", action="store_true", help="skip rdv through the relay")
     parser.add_argument(
+        "--workers",
+        action="append",
+        choices=["on", "off"],
+        default=[],
+        help="also run rdv p2p with big files' worker threads forced on/off (repeatable)",
+    )
+    parser.add_argument(
         "--files",
         type=int,
         default=100_000,
@@ -326,6 +342,8 @@ def main() -> int:
             round_ = [bench_raw(ctx, size), bench_rdv(ctx, src, dst, size, False, chunk)]
             if not args.no_relay:
                 round_.append(bench_rdv(ctx, src, dst, size, True, chunk))
+            for workers in args.workers:  # the same p2p run, worker threads forced on/off
+                round_.append(bench_rdv(ctx, src, dst, size, False, chunk, workers))
             if not args.no_wormhole:
                 for direct in (True, False):
                     try:

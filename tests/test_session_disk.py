@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rdv_core.events import Event, FileAccepted, FileFailed
-from rdv_core.session import TransferFailed
+from rdv_core.session import TransferFailed, _pipeline
 
 from tests.session_support import file_digest, make_file, session_pair, stream_pair
 
@@ -40,11 +40,15 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs need
 
 
 @needs_root
-async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path) -> None:
-    size = 3 << 20
+@pytest.mark.parametrize("mib", [3, 6])  # 6 MiB: written by a worker thread (_pipeline.py)
+async def test_disk_full_reported_on_both_sides_and_partial_kept(
+    tmp_path: Path, mib: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_pipeline, "WORKERS", mib > 4)
+    size = mib << 20
     digest = make_file(tmp_path / "big.iso", size)
     ev_a: list[Event] = []
-    with tmpfs(tmp_path / "small", "4m") as dl:
+    with tmpfs(tmp_path / "small", f"{mib + 1}m") as dl:
 
         class FillOnAccept(list[Event]):
             """The offer fits when accepted; then something else fills the disk."""
@@ -52,7 +56,7 @@ async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path)
             def append(self, event: Event) -> None:
                 super().append(event)
                 if isinstance(event, FileAccepted):
-                    (dl / "filler").write_bytes(b"x" * (3 << 20))
+                    (dl / "filler").write_bytes(b"x" * size)
 
         ev_b = FillOnAccept()
         async with (
@@ -77,7 +81,7 @@ async def test_disk_full_reported_on_both_sides_and_partial_kept(tmp_path: Path)
         assert b.received[0].ok is False
 
         # Free space (here: grow the tmpfs) and run again: the transfer resumes.
-        _remount(dl, "size=12m")
+        _remount(dl, f"size={4 * mib}m")
         async with stream_pair() as ends, session_pair(ends, dl) as (a, b):
             results = await a.send_paths([tmp_path / "big.iso"])
         assert results[0].resumed_from == held

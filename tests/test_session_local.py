@@ -31,6 +31,7 @@ from rdv_core.session import (
     TamperedError,
     TransferFailed,
     TransferRejected,
+    _pipeline,
 )
 
 from tests.session_support import (
@@ -199,7 +200,11 @@ async def test_flipped_ciphertext_is_detected(tmp_path: Path) -> None:
     assert not (dl / "f.bin").exists()
 
 
-async def test_resume_after_broken_connection(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [False, True])  # big files' worker threads (_pipeline.py)
+async def test_resume_after_broken_connection(
+    tmp_path: Path, workers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_pipeline, "WORKERS", workers)
     size = 6 << 20
     digest = make_file(tmp_path / "movie.mkv", size)
     dl = tmp_path / "dl"

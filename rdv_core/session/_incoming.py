@@ -36,6 +36,7 @@ from rdv_core.session._errors import ProtocolViolation, UnsafeName
 from rdv_core.session._files import DIGEST, no_room_for
 from rdv_core.session._incoming_file import IncomingFile
 from rdv_core.session._outbox import Outbox
+from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
 from rdv_core.session._safepath import Verified
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
@@ -74,6 +75,10 @@ class _IncomingTransfer:
     file: IncomingFile
     progress: Progress
     failed: str = ""
+    #: A big file's writer thread (docs/PROTOCOL.md 12.12), from its first data on.
+    writer: ChunkWriter | None = None
+    #: Bytes handed to the writer so far (from 0, including the offset).
+    queued: int = 0
 
 
 class Incoming:
@@ -95,8 +100,11 @@ class Incoming:
         *,
         on_offer: OfferCallback | None,
         download_dir: Path | None,
+        plains: PlainBuffers | None = None,
     ) -> None:
         self._outbox = outbox
+        #: The reader's plaintext buffers: a big file's chunks are lent to its writer.
+        self._plains = plains
         self._emit = emit
         self._clock = clock
         self.on_offer = on_offer
@@ -109,6 +117,8 @@ class Incoming:
         self._open_offers: set[int] = set()
         #: Every transfer id the peer has offered in this session (ids are never reused).
         self._claimed_ids: set[int] = set()
+        #: Writer threads told to stop (each closes its partial file when it ends).
+        self._stopping: list[ChunkWriter] = []
         #: The checked components of each open offer's names, by batch.
         self._parts: dict[int, list[tuple[str, ...]]] = {}
         #: Bundles being stored, and the reader's wait for room among them.
@@ -220,15 +230,49 @@ class Incoming:
             return  # the sender has not seen our fail yet: drop what is in flight
         file = state.file
         try:
-            file.write(frame.payload)  # type: ignore[arg-type]
+            held = self._write(state, frame.payload)  # type: ignore[arg-type]
         except (OSError, ValueError) as exc:
             reason = describe_os_error(exc, f"cannot write {file.name}")
             self._fail(state, reason, tell_sender=True)
             return
         # A file's last bytes are acked after its done (12.6): no second ack for them.
-        if file.received < file.size and state.progress.due(file.received):
-            self._outbox.write_reply(fr.Ack(frame.id, file.received))
-            self._emit(state.progress.event(self._clock(), frame.id, "in", file.received))
+        if held < file.size and state.progress.due(held):
+            self._outbox.write_reply(fr.Ack(frame.id, held))
+            self._emit(state.progress.event(self._clock(), frame.id, "in", held))
+
+    def _write(self, state: _IncomingTransfer, payload: memoryview) -> int:
+        """Write a chunk (a big file's in its writer thread); the bytes held or queued.
+
+        Raises:
+            OSError, ValueError: this or an earlier write failed, or too many bytes.
+        """
+        file = state.file
+        if state.writer is None:
+            if self._plains is None or not use_workers(file.size - file.received):
+                file.write(payload)
+                return file.received
+            state.writer = ChunkWriter(file, self._plains.give_back)
+            state.queued = file.received
+        if state.writer.error is not None:
+            raise state.writer.error
+        if state.queued + len(payload) > file.size:
+            raise ValueError(f"the sender sent more than the offered {file.size} bytes")
+        # The chunk lives in the reader's current plaintext buffer: lend it to the writer.
+        assert self._plains is not None
+        state.writer.put(self._plains.lend(), payload)
+        state.queued += len(payload)
+        return state.queued
+
+    async def writers_stopped(self) -> None:
+        """Wait until stopped writer threads have closed their files (partials are whole)."""
+        while self._stopping:
+            await self._stopping.pop().stopped()
+
+    async def settle(self, id_: int) -> None:
+        """Before a ``done``: wait until a big file's writer has written every chunk."""
+        state = self._transfers.get(id_)
+        if state is not None and state.writer is not None and not state.failed:
+            await state.writer.drained()
 
     def on_done(self, id_: int, digest: str, algorithm: str) -> None:
         """The sender sent every byte: verify the file, tell the sender the verdict."""
@@ -238,6 +282,11 @@ class Incoming:
         if state.failed:
             return
         file = state.file
+        if state.writer is not None and state.writer.error is not None:
+            reason = describe_os_error(state.writer.error, f"cannot write {file.name}")
+            self._fail(state, reason, tell_sender=True)
+            del self._transfers[id_]
+            return
         try:
             if algorithm != DIGEST:
                 file.close()  # the data may be fine: keep the partial file
@@ -334,7 +383,11 @@ class Incoming:
     def _fail(self, state: _IncomingTransfer, reason: str, *, tell_sender: bool) -> None:
         state.failed = reason
         file = state.file
-        file.close()
+        if state.writer is not None:
+            state.writer.abort()  # its thread closes the file (never under a write)
+            self._stopping.append(state.writer)
+        else:
+            file.close()
         kept = f"; partial file kept ({file.received} bytes) to resume" if file.received else ""
         full = reason + kept
         if tell_sender:

@@ -51,6 +51,7 @@ from rdv_core.session._files import (
     read_whole,
 )
 from rdv_core.session._outbox import Outbox
+from rdv_core.session._pipeline import ReadAhead, use_workers
 from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADER, TAG_SIZE
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
@@ -364,40 +365,58 @@ class Outgoing:
     async def _stream_data(
         self, out: _OutgoingTransfer, handle: io.RawIOBase, hasher: Hasher
     ) -> None:
-        """The data loop: read into a reused buffer, hash, seal into a fresh record, write.
+        """The data loop: a big file's reads and hashing run in a worker thread, ahead of
+        the sealing and sending here (:class:`~rdv_core.session._pipeline.ReadAhead`);
+        a small one is read, hashed, sealed and sent inline (a thread costs more).
 
-        The outbox's sealer and channel are taken once, not looked up per chunk; sealing
-        and writing a chunk happen with no await between, as :class:`Outbox` requires.
-
-        One thread on purpose: worker threads for reading and hashing (both release the
-        GIL) were measured slower on the 2-core project machine, where both peers keep
-        the cores busy: the hand-offs and the data moving between cores' caches cost
-        more than the overlap gains.
+        Sealing and writing a chunk happen with no await between, as :class:`Outbox`
+        requires.
         """
-        outbox = self._outbox
-        sealer, channel, check_open = outbox.sealer, outbox.channel, outbox.check_open
-        assert sealer is not None and channel is not None
-        header = DATA_HEADER
-        plain = bytearray(header + self.chunk_size)
-        plain[0] = fr.FrameType.DATA
-        plain[1:header] = out.transfer_id.to_bytes(4, "big")
-        view = memoryview(plain)
+        prefix = bytes([fr.FrameType.DATA]) + out.transfer_id.to_bytes(4, "big")
         left = out.local.size - out.offset
+        if not use_workers(left):
+            await self._stream_inline(out, handle, hasher, prefix, left)
+            return
+        ahead = ReadAhead(handle, hasher, left, prefix, self.chunk_size)
+        try:
+            while left and not out.failed:
+                self._outbox.check_open()
+                buffer, plain = await ahead.next_plaintext()
+                self._send_record(plain)
+                ahead.release(buffer)
+                left -= len(plain) - DATA_HEADER
+                if left:
+                    await self._outbox.drain()
+        finally:
+            await ahead.stop()
+
+    async def _stream_inline(
+        self, out: _OutgoingTransfer, handle: io.RawIOBase, hasher: Hasher, prefix: bytes, left: int
+    ) -> None:
+        """Read into a reused buffer, hash, seal and send, one chunk at a time, on the loop."""
+        plain = bytearray(prefix) + bytearray(min(left, self.chunk_size))
+        view = memoryview(plain)
         while left and not out.failed:
-            check_open()
-            n = handle.readinto(view[header : header + min(left, self.chunk_size)])
+            self._outbox.check_open()
+            n = handle.readinto(view[DATA_HEADER : DATA_HEADER + min(left, self.chunk_size)])
             if not n:
                 raise OSError(f"{out.local.path} shrank while sending")
-            hasher.update(view[header : header + n])
-            # A fresh record each time: the transport may keep a reference to it.
-            record = bytearray(RECORD_HEADER.size + header + n + TAG_SIZE)
-            RECORD_HEADER.pack_into(record, 0, header + n + TAG_SIZE)
-            sealer.seal_into(view[: header + n], memoryview(record)[RECORD_HEADER.size :])
-            # A memoryview: the transport slices what the kernel did not take without a copy.
-            channel.write(memoryview(record))
+            hasher.update(view[DATA_HEADER : DATA_HEADER + n])
+            self._send_record(view[: DATA_HEADER + n])
             left -= n
             if left:
-                await channel.drain()
+                await self._outbox.drain()
+
+    def _send_record(self, plain: memoryview) -> None:
+        """Seal one data frame's plaintext into a fresh record and queue it."""
+        sealer, channel = self._outbox.sealer, self._outbox.channel
+        assert sealer is not None and channel is not None
+        # A fresh record each time: the transport may keep a reference to it.
+        record = bytearray(RECORD_HEADER.size + len(plain) + TAG_SIZE)
+        RECORD_HEADER.pack_into(record, 0, len(plain) + TAG_SIZE)
+        sealer.seal_into(plain, memoryview(record)[RECORD_HEADER.size :])
+        # A memoryview: the transport slices what the kernel did not take without a copy.
+        channel.write(memoryview(record))
 
     def _sender_failed(self, out: _OutgoingTransfer, reason: str) -> None:
         if not self._outbox.closed:

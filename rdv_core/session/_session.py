@@ -62,13 +62,15 @@ from rdv_core.session._files import LocalFile
 from rdv_core.session._incoming import Incoming, OfferCallback
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
+from rdv_core.session._pipeline import PlainBuffers
 from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
 from rdv_core.session._transfers import EventSink, TransferResult
 
 log = logging.getLogger("rdv.session")
 
 #: File bytes per data frame. 256 KiB keeps chat latency low on slow links (a chat
-#: line waits behind at most about one chunk) while per-frame costs stay negligible.
+#: line waits behind at most about one chunk) while per-frame costs stay negligible;
+#: 1 MiB records measured no faster here without worker threads (docs/notes: i14b).
 DEFAULT_CHUNK = 256 * 1024
 #: What our ``hello`` announces: "pipeline" says this receiver opens files lazily and
 #: takes offers ahead of the batch being streamed (docs/PROTOCOL.md section 12.12);
@@ -135,7 +137,7 @@ class Session:
         self._agent = agent
         self.peer_agent = ""
         self._opener: Opener | None = None
-        self._plain = bytearray(MAX_PLAINTEXT)
+        self._plains = PlainBuffers(MAX_PLAINTEXT)
         self._reader_task: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = asyncio.Event()
@@ -147,7 +149,12 @@ class Session:
         emit = self._events.emit
         self._outgoing = Outgoing(self._outbox, emit, self._clock, chunk_size=chunk_size)
         self._incoming = Incoming(
-            self._outbox, emit, self._clock, on_offer=on_offer, download_dir=download_dir
+            self._outbox,
+            emit,
+            self._clock,
+            on_offer=on_offer,
+            download_dir=download_dir,
+            plains=self._plains,
         )
         #: The rdv conn underneath, when opened by :func:`connect_session` (else None).
         self.conn: Conn | None = None
@@ -272,11 +279,13 @@ class Session:
     async def wait_closed(self) -> str:
         """Wait until the session ends; return why (``closed`` or ``closed by peer`` if clean)."""
         await self._closed.wait()
+        await self._incoming.writers_stopped()  # kept partial files are complete on return
         return self.close_reason
 
     async def close(self, reason: str = "closed") -> None:
         """End the session cleanly: tell the peer, let it hang up first, release everything."""
         if self.closed:
+            await self._incoming.writers_stopped()
             return
         if self._outbox.started and not self._outbox.closing:
             self._outbox.closing = True
@@ -293,6 +302,7 @@ class Session:
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader_task
+        await self._incoming.writers_stopped()
 
     async def __aenter__(self) -> Session:
         return self
@@ -304,14 +314,16 @@ class Session:
 
     async def _read_frame(self) -> fr.Frame:
         assert self._opener is not None
+        # A buffer first: the record's view is valid only until the channel reads again.
+        plain = self._plains.current or await self._plains.ready()
         ciphertext = await self._channel.read_record()
         try:
-            size = self._opener.open_into(ciphertext, memoryview(self._plain))
+            size = self._opener.open_into(ciphertext, memoryview(plain))
         except InvalidTag:
             raise TamperedError(
                 "a frame failed authentication: the data was corrupted or tampered with"
             ) from None
-        return fr.decode(memoryview(self._plain)[:size])
+        return fr.decode(memoryview(plain)[:size])
 
     async def _read_loop(self) -> None:
         error: SessionError | None = None
@@ -323,6 +335,8 @@ class Session:
                 if isinstance(frame, fr.Close):
                     reason = "closed by peer" if frame.reason == "closed" else frame.reason
                     break
+                if isinstance(frame, fr.Done):
+                    await self._incoming.settle(frame.id)  # a big file's writes, first
                 waiting = self._dispatch(frame)
                 if waiting is not None:
                     await waiting  # disk work to finish first (bounded memory: 12.13)
