@@ -7,6 +7,7 @@ import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rdv_core.session import IncomingOffer
 from rdv_core.session import _frames as fr
@@ -78,22 +79,26 @@ async def test_offers_are_pipelined_to_a_peer_that_announces_it(tmp_path: Path) 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     open_at_once = 0
-    waiting = 0
+    decided: list[int] = []
+    receiver: list[Any] = []
 
     async def slow_accept(offer: IncomingOffer) -> bool:
-        nonlocal waiting, open_at_once
-        waiting += 1
-        open_at_once = max(open_at_once, waiting)
+        nonlocal open_at_once
         import asyncio
 
         await asyncio.sleep(0.05)
-        waiting -= 1
+        # Offers that arrived and wait for their answer (ours included): pipelined offers.
+        open_at_once = max(open_at_once, len(receiver[0]._incoming._open_offers))
+        decided.append(offer.batch)
         return True
 
-    async with stream_pair() as ends, session_pair(ends, inbox, on_offer=slow_accept) as (a, _):
+    async with stream_pair() as ends, session_pair(ends, inbox, on_offer=slow_accept) as (a, b):
+        receiver.append(b)
         results = await a.send_paths([source])
     assert all(r.ok for r in results)
     assert open_at_once > 1, "the sender waited for each answer before the next offer"
+    # ...and yet decided one after the other, in the order they came (a prompt per send).
+    assert decided == sorted(decided), decided
 
 
 def test_offer_send_totals_round_trip_and_stay_optional() -> None:

@@ -124,6 +124,10 @@ class Incoming:
         #: Bundles being stored, and the reader's wait for room among them.
         self._storing: set[asyncio.Task[None]] = set()
         self._room: asyncio.Future[None] | None = None
+        #: Set once the latest offer is decided: offers are answered in their own tasks
+        #: (pipelined, docs/PROTOCOL.md 12.12), but decided in the order they came, so
+        #: ``on_offer`` (a person's prompt, the app's rows) sees batch 1 before batch 2.
+        self._decided: asyncio.Event | None = None
 
     # ----- offers
 
@@ -146,19 +150,30 @@ class Incoming:
 
     async def answer(self, offer: fr.Offer, refusal: str | None) -> None:
         """Answer an admitted offer (in its own task): ``reject``, or ``accept`` and prepare."""
+        earlier, decided = self._decided, asyncio.Event()
+        self._decided = decided
         try:
-            await self._answer_checked(offer, refusal)
+            await self._answer_checked(offer, refusal, earlier, decided)
         finally:
+            decided.set()
             self._open_offers.discard(offer.batch)
             self._parts.pop(offer.batch, None)
 
-    async def _answer_checked(self, offer: fr.Offer, refusal: str | None) -> None:
+    async def _answer_checked(
+        self,
+        offer: fr.Offer,
+        refusal: str | None,
+        earlier: asyncio.Event | None,
+        decided: asyncio.Event,
+    ) -> None:
         incoming = IncomingOffer(offer.batch, offer.files, offer.send)
         if refusal is None and self.download_dir is not None:
             # Before anyone decides (--yes included): what cannot fit is refused.
             pending = sum(t.file.size - t.file.received for t in self._transfers.values())
             files = [(f.path, f.size) for f in offer.files]
             refusal = await asyncio.to_thread(no_room_for, self.download_dir, files, pending)
+        if earlier is not None:
+            await earlier.wait()  # the offer before this one is decided first
         if refusal is None:
             for f in offer.files:
                 self._emit(FileOffered(self._clock(), f.id, "in", f.path, f.size))
@@ -175,6 +190,7 @@ class Incoming:
                     refusal = f"the receiver could not decide ({exc!r})"
                 if not accepted and refusal is None:
                     refusal = "declined by the receiver"
+        decided.set()
         if refusal is not None or self._outbox.closed:
             reason = refusal or "session closed"
             log.info("offer %d rejected: %s", offer.batch, reason)
