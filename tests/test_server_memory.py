@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from ipaddress import ip_address
 
 import pytest
 
+from rdv_core.wire import space_of
 from rdv_tui.cli import memory
 
 
@@ -38,6 +40,25 @@ async def test_trims_after_a_burst_not_on_churn(monkeypatch: pytest.MonkeyPatch)
         server.now = _Stats(lobby=10, pairs=[object()] * 5)  # the burst ended
         await asyncio.sleep(0.05)
         assert trims == [0]
+    finally:
+        task.cancel()
+
+
+async def test_a_trim_empties_the_address_memo_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo caches of rdv_core/wire/_addrs.py keep the entries of the burst's last clients,
+    scattered over its arenas: kept, they pinned about 13 MB after bench/load.py."""
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: lambda _pad: 0)
+    for last in range(200):
+        space_of(ip_address(f"127.0.{last}.1"))
+    assert space_of.cache_info().currsize >= 200
+    server = _Server()
+    server.now = _Stats(lobby=1000)
+    task = asyncio.ensure_future(memory.give_back_memory(server, every_s=0.01))
+    try:
+        await asyncio.sleep(0.03)
+        server.now = _Stats()  # the burst ended
+        await asyncio.sleep(0.05)
+        assert space_of.cache_info().currsize == 0
     finally:
         task.cancel()
 

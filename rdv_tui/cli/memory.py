@@ -29,6 +29,8 @@ import gc
 from collections.abc import Callable
 from typing import Any
 
+from rdv_core.wire import clear_caches
+
 #: How often the server's size is looked at.
 TRIM_EVERY_S = 2.0
 #: At least the length of the free lists refilled (asyncio's future iterators: 255;
@@ -99,6 +101,9 @@ async def give_back_memory(server: Any, every_s: float = TRIM_EVERY_S) -> None:
         held = stats.lobby + 2 * len(stats.pairs)
         peak = max(peak, held)
         if held <= peak - max(50, peak // 10):
+            # The address memo caches (bounded, docs/PROTOCOL.md section 9) hold entries
+            # made late in the burst, scattered over its arenas: they pin them too.
+            clear_caches()
             await refill_free_lists()
             gc.collect()
             trim(0)
