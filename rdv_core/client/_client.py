@@ -26,14 +26,14 @@ from typing import Final
 
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
+from rdv_core.client._fast_pick import start_fast
 from rdv_core.client._link import Link, open_stream
 from rdv_core.client._localview import default_self_addrs, local_paths
-from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
+from rdv_core.client._pickers import Picker, WaitForP2P
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import server_socket
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
-from rdv_core.client._upgrade import Upgrader
 from rdv_core.client._uplink_observe import ask_uplink_mappings
 from rdv_core.client._uplinks import LocalPaths
 from rdv_core.errors import (
@@ -51,7 +51,6 @@ from rdv_core.events import (
     Clock,
     Event,
     EventCallback,
-    FastStartNegotiated,
     ObservedAddrWarning,
     RelayReady,
     SelfAddrsGathered,
@@ -380,17 +379,21 @@ class _Attempt:
             # Fast start: both offered, so the relay carries the first bytes and the
             # race runs later, in the background (docs/PROTOCOL.md section 16.2).
             fast = client.fast_start and FAST_START in upgrade.peer_extensions
-            if fast:
-                self.emit(FastStartNegotiated(self.clock(), False))
             nat64 = nat64_prefix(local, server_addr, upgrade.observed_addr)
+            if fast:
+                # No race: the relay is picked at once (client/_fast_pick.py).
+                upgrader = await start_fast(self, relay, listeners, port, upgrade.peer_addrs)
+                handed_over = True
+                upgrader.routes(paths.uplinks, paths.bound_only, nat64)  # the same ways out
+                return upgrader.make_conn(meta, self.events)
             race = Race(
                 method=self.method,
                 token=self.token,
                 spaces=client.spaces,
-                picker=PickFirst() if fast else client.picker,
-                listeners=[] if fast else listeners,
+                picker=client.picker,
+                listeners=listeners,
                 port=port,
-                peer_addrs=() if fast else upgrade.peer_addrs,
+                peer_addrs=upgrade.peer_addrs,
                 relay=relay,
                 clock=self.clock,
                 emit=self.emit,
@@ -400,13 +403,8 @@ class _Attempt:
                 nat64=nat64,
                 budget=SynBudget(client.syn_budget, client.syn_history),
             )
-            handed_over = not fast
+            handed_over = True
             winner = await race.run()
-            if fast and winner.is_relay:
-                handed_over = True
-                upgrader = Upgrader.after_pick(self, winner, listeners, port, upgrade.peer_addrs)
-                upgrader.routes(paths.uplinks, paths.bound_only, nat64)  # the same ways out
-                return upgrader.make_conn(meta, self.events)
             return Conn(
                 reader=winner.reader,
                 writer=winner.writer,

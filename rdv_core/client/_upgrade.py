@@ -28,6 +28,7 @@ that reset early SYNs leaves conntrack entries that spoil the same pair for 10 s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import ipaddress
 import logging
@@ -35,7 +36,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
@@ -69,9 +70,6 @@ from rdv_core.faststart._frames import (
 )
 from rdv_core.wire import DIAL, Addr, AddrSpace, Method, allows_any_direct, allows_direct
 
-if TYPE_CHECKING:
-    from rdv_core.client._client import _Attempt
-
 logger = logging.getLogger("rdv.client")
 
 #: The peer's HELLO must arrive within this (it is sent right after ``CONTINUE``).
@@ -89,6 +87,11 @@ ACCEPTER_ATTEMPT_TIMEOUT: Final = 15.0
 PING_TIMEOUT: Final = 5.0
 PINGS: Final = 3
 ATTACH_TIMEOUT: Final = 5.0
+#: The background work (events, PINGs, the race) waits for the application's first
+#: write to have gone out, at most this long after the peer's HELLO: the first byte
+#: leaves first (docs/PROTOCOL.md 16.2), and an application that does not write at once
+#: still gets its upgrade.
+FIRST_WRITE_GRACE: Final = 0.02
 _ATTACH_SIZE: Final = 5 + 1 + 2 * NONCE_SIZE
 
 
@@ -110,6 +113,7 @@ class Upgrader:
         emit: Callable[[Event], None],
         new_id: Callable[[], int],
         budget: Callable[[], SynBudget] = SynBudget,
+        prefix: bytes = b"",
     ) -> None:
         self.method = method
         self._budget = budget
@@ -145,41 +149,15 @@ class Upgrader:
         self.stream = MigratingStream(
             relay.reader,
             relay.writer,
-            first_frames=(hello_frame(role, self._nonce),),
+            # The dialer's CONTINUE (``prefix``) and HELLO leave in one write: one segment,
+            # right behind which the application's first bytes follow.
+            first_frames=(prefix + hello_frame(role, self._nonce),),
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,
             on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
         )
         self.stream.spawn(self._run())
-
-    @classmethod
-    def after_pick(
-        cls,
-        attempt: _Attempt,
-        relay: Link,
-        listeners: list[socket.socket],
-        port: int,
-        peer_addrs: Sequence[Addr],
-    ) -> Upgrader:
-        """Fast start for an attempt whose race picked the relay (the client's hook)."""
-        from rdv_core.client._client import open_listeners
-
-        client = attempt.client
-        return cls(
-            method=attempt.method,
-            token=attempt.token,
-            spaces=client.spaces,
-            port=port,
-            peer_addrs=peer_addrs,
-            relay=relay,
-            listeners=listeners,
-            listen=open_listeners,
-            clock=attempt.clock,
-            emit=attempt.emit,
-            new_id=attempt.new_id,
-            budget=lambda: SynBudget(client.syn_budget, client.syn_history),
-        )
 
     def routes(
         self, uplinks: Sequence[Uplink], bound_only: bool, nat64: ipaddress.IPv6Network | None
@@ -229,7 +207,11 @@ class Upgrader:
                 self.quick_done.set()
                 self.stream.fail(RdvProtocolError(f"fast start: {reason}"))
                 return
-            self._emit(FastStartNegotiated(self._clock(), True))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_WRITE_GRACE):
+                    await self.stream.first_write.wait()
+            origin = getattr(self._clock, "start", None)
+            self._emit(FastStartNegotiated(self._clock(), True, origin))
             ids = (self._nonce, nonce) if self.is_dialer else (nonce, self._nonce)
             self._session_id = ids[0] + ids[1]
             dialable = [a for a in self._peer_addrs if allows_direct(self._spaces, a.space)]

@@ -17,9 +17,14 @@ class FastStartNegotiated(Event):
     Attributes:
         confirmed: False when emitted at the pick; the ``HELLO`` of the peer, read from
             the relay, confirms it end to end (a second event with True).
+        origin: The attempt's ``t = 0`` on this host's ``time.monotonic()`` (in the
+            confirmed event), so that both peers' events on one host line up: the NAT
+            lab times the first byte from the dialer's ``101`` to the accepter's read
+            (docs/PROTOCOL.md section 16.2). None when unknown.
     """
 
     confirmed: bool
+    origin: float | None = None
 
 
 @event

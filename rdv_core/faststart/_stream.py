@@ -35,6 +35,10 @@ QUEUE_LIMIT: Final = 1024 * 1024
 #: How often pending acknowledgements go out when data arrives slowly.
 ACK_TICK: Final = 0.05
 READ_SIZE: Final = 256 * 1024
+#: An application write on an idle send path goes out in the write call itself, up to
+#: this much (the path's writer task takes the rest): the first byte leaves at once, not
+#: one event-loop turn later behind whatever else is ready (docs/PROTOCOL.md 16.2).
+INLINE_WRITE: Final = 16 * 1024
 NOTSENT_LOWAT: Final = 128 * 1024
 NOTSENT_LOWAT_OPT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
@@ -88,6 +92,9 @@ class MigratingStream:
         self._closing = False
         self._done = False
         self._eof_fed = False
+        #: Set once the first DATA frame went out: fast start's background work waits for
+        #: it (or a grace), so that the first byte leaves first (docs/PROTOCOL.md 16.2).
+        self.first_write = asyncio.Event()
         self._tick = self.loop.create_task(self._ack_tick())
         self.tasks: set[asyncio.Task[Any]] = set()
         self._protocol.connection_made(self._transport)
@@ -230,6 +237,7 @@ class MigratingStream:
                     path.wake.clear()
                     continue
                 writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+                self._wrote()
                 if writer.transport.get_write_buffer_size() > 4 * MAX_PAYLOAD:
                     await writer.drain()
         except asyncio.CancelledError:
@@ -265,7 +273,29 @@ class MigratingStream:
         self._update_write_pause()
         current = self.current
         if current is not None:
+            self._write_now(current)
             current.wake.set()
+
+    def _write_now(self, path: Path) -> None:
+        """Put the first frames on an idle path's socket now (see :data:`INLINE_WRITE`).
+
+        Frames come from :meth:`MigrationCore.take` in order whoever writes them, and a
+        ``writer.write`` never yields, so this and the path's writer task cannot interleave
+        a frame. A path with bytes still in its transport buffer is left to the task.
+        """
+        transport = path.writer.transport
+        if not self.core.alive(path.pid) or transport.is_closing():
+            return
+        if transport.get_write_buffer_size():
+            return
+        frames = self.core.take(path.pid, INLINE_WRITE)
+        if frames:
+            path.writer.write(frames[0] if len(frames) == 1 else b"".join(frames))
+            self._wrote()
+
+    def _wrote(self) -> None:
+        if self.core.next and not self.first_write.is_set():
+            self.first_write.set()
 
     def write_eof(self) -> None:
         self.core.write_eof()

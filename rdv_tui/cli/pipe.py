@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import concurrent.futures.thread  # loaded lazily otherwise: on the first byte's path
 import contextlib
 import fcntl
 import logging
@@ -164,10 +165,8 @@ class _Upload:
 
 
 async def _stdin_to_peer(
-    conn: Conn, stdin_fd: int, log: Callable[[str], None], upload: _Upload
+    conn: Conn, reader: StdinReader, log: Callable[[str], None], upload: _Upload
 ) -> None:
-    reader = StdinReader(stdin_fd, asyncio.get_running_loop())
-    reader.start()
     writer = conn.writer
     while True:
         item = await reader.get()
@@ -235,10 +234,13 @@ async def pump(
     log: Callable[[str], None],
     *,
     interactive: bool | None = None,
+    stdin: StdinReader | None = None,
 ) -> None:
     """Move bytes both ways until both sides ended (the peer's alone on a terminal).
 
     ``interactive`` (default: stdin is a terminal) ends everything when the peer closes.
+    ``stdin``: a reader of ``stdin_fd`` started before the conn existed (its first chunk
+    is then ready the moment the conn is, e.g. for fast start's first byte).
 
     Raises:
         OSError: when the conn or stdout fails.
@@ -247,7 +249,10 @@ async def pump(
     if interactive is None:
         interactive = os.isatty(stdin_fd)
     state = _Upload()
-    upload = asyncio.create_task(_stdin_to_peer(conn, stdin_fd, log, state))
+    if stdin is None:
+        stdin = StdinReader(stdin_fd, asyncio.get_running_loop())
+        stdin.start()
+    upload = asyncio.create_task(_stdin_to_peer(conn, stdin, log, state))
     try:
         received = await _peer_to_stdout(conn, stdout_fd)
         log(f"peer closed after {received} bytes received")
@@ -358,6 +363,11 @@ async def _main(
         log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
         client_options = {**client_options, "predicted_addrs": guessed}
     client = Client(on_event=on_event, **client_options)
+    # stdin is read while we connect: its first chunk is ready when the conn is, so that
+    # with fast start the first byte leaves right after the 101 (docs/PROTOCOL.md 16.2)
+    # rather than after a thread start and a hand-off. Nothing is sent before the conn.
+    stdin = StdinReader(sys.stdin.fileno(), asyncio.get_running_loop())
+    stdin.start()
     try:
         conn = await (client.dial if method == "DIAL" else client.accept)(args.url, args.token)
     except ValueError as exc:  # bad URL or header, found before any traffic
@@ -371,7 +381,7 @@ async def _main(
         return EXIT_FAILED
     print(describe_conn(conn, recorder.events), file=stderr, flush=True)
     try:
-        await pump(conn, sys.stdin.fileno(), sys.stdout.fileno(), log)
+        await pump(conn, sys.stdin.fileno(), sys.stdout.fileno(), log, stdin=stdin)
     except StdoutError as exc:
         say(f"writing stdout failed: {exc}")
         return EXIT_FAILED

@@ -1,0 +1,73 @@
+"""Fast start's pick: the relay, at once, without a race (docs/PROTOCOL.md section 16.2).
+
+With fast start negotiated the dialer takes the relay whatever else exists, so a race
+(a task group, a relay watcher, a picker, their cancellation: two event-loop turns and
+about half a millisecond on the first byte's path, measured in the lab) has nothing to
+decide. The dialer writes ``CONTINUE`` and its ``HELLO`` in one write, before it writes
+any event; the accepter reads the server's command as the race's relay role does
+(:func:`accepter_relay_command`). The events are the race's: ``FastStartNegotiated``
+(not confirmed yet), then ``Picked`` for the relay.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rdv_core.client._budget import SynBudget
+from rdv_core.client._link import Link
+from rdv_core.client._relay_role import accepter_relay_command
+from rdv_core.client._upgrade import Upgrader
+from rdv_core.errors import NoConnectionError
+from rdv_core.events import FastStartNegotiated, Picked
+from rdv_core.wire import CONTINUE_LINE, DIAL, Addr
+
+if TYPE_CHECKING:
+    from rdv_core.client._client import _Attempt
+
+
+async def start_fast(
+    attempt: _Attempt,
+    relay: Link,
+    listeners: list[socket.socket],
+    port: int,
+    peer_addrs: Sequence[Addr],
+) -> Upgrader:
+    """Pick the relay and start the fast-start stream on it (the client's hook).
+
+    Raises:
+        NoConnectionError: the accepter's relay ended without ``CONTINUE`` (a dialer that
+            went direct after all, a failed relay); the relay is closed.
+    """
+    from rdv_core.client._client import open_listeners
+
+    emit, clock, client = attempt.emit, attempt.clock, attempt.client
+    dialer = attempt.method == DIAL
+    if not dialer:
+        emit(FastStartNegotiated(clock(), False))
+        won, failure = await accepter_relay_command(relay, emit, clock)
+        if not won:
+            cause = f"relay: {failure}" if failure else "relay: the dialer went direct"
+            raise NoConnectionError("no conn to the peer could be used", (cause,))
+    upgrader = Upgrader(
+        method=attempt.method,
+        token=attempt.token,
+        spaces=client.spaces,
+        port=port,
+        peer_addrs=peer_addrs,
+        relay=relay,
+        listeners=listeners,
+        listen=open_listeners,
+        clock=clock,
+        emit=emit,
+        new_id=attempt.new_id,
+        budget=lambda: SynBudget(client.syn_budget, client.syn_history),
+        # The dialer's CONTINUE and HELLO leave now, in one write, ahead of any event.
+        prefix=CONTINUE_LINE if dialer else b"",
+    )
+    if dialer:
+        emit(FastStartNegotiated(clock(), False))
+    elapsed = clock()
+    emit(Picked(elapsed, relay.candidate, True, elapsed))
+    return upgrader
