@@ -296,3 +296,36 @@ def test_why_relay_says_what_became_of_the_direct_dials() -> None:
     # A refusal means something answered: no claim that only the proxy gets out.
     refused = CandidateFailed(0.3, public, "refused", 111)
     assert "proxy" not in why_relay([proxied, *dials, refused])
+
+
+async def test_stdin_is_read_while_the_dialer_waits_for_its_peer(url: str) -> None:
+    """The first chunk is ready when the conn is (fast start's first byte, PROTOCOL 16.2)."""
+    import fcntl
+    import termios
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"x" * 1000)
+    proc = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "10", url, "nobody-comes",
+        stdin=read_end,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    os.close(read_end)
+
+    def waiting() -> int:
+        buf = bytearray(4)
+        fcntl.ioctl(write_end, termios.FIONREAD, buf)
+        return int.from_bytes(buf, sys.byteorder)
+
+    try:
+        for _ in range(400):  # 8 s at most
+            if not waiting() or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert proc.returncode is None  # still in the lobby: no peer, no conn
+        assert waiting() == 0  # yet stdin was read (nothing is sent before a conn)
+    finally:
+        os.close(write_end)
+        proc.kill()
+        await proc.wait()

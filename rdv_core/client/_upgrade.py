@@ -87,10 +87,10 @@ ACCEPTER_ATTEMPT_TIMEOUT: Final = 15.0
 PING_TIMEOUT: Final = 5.0
 PINGS: Final = 3
 ATTACH_TIMEOUT: Final = 5.0
-#: The background work (events, PINGs, the race) waits for the application's first
-#: write to have gone out, at most this long after the peer's HELLO: the first byte
-#: leaves first (docs/PROTOCOL.md 16.2), and an application that does not write at once
-#: still gets its upgrade.
+#: The background work (events, the dialer's PINGs and race) waits for the first bytes
+#: (the dialer's first write out, the accepter's first read in), at most this long
+#: after the peer's HELLO: the first byte goes first (docs/PROTOCOL.md 16.2), and an
+#: application that does not write at once still gets its upgrade.
 FIRST_WRITE_GRACE: Final = 0.02
 _ATTACH_SIZE: Final = 5 + 1 + 2 * NONCE_SIZE
 
@@ -207,13 +207,16 @@ class Upgrader:
                 self.quick_done.set()
                 self.stream.fail(RdvProtocolError(f"fast start: {reason}"))
                 return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FIRST_WRITE_GRACE):
-                    await self.stream.first_write.wait()
-            origin = getattr(self._clock, "start", None)
-            self._emit(FastStartNegotiated(self._clock(), True, origin))
             ids = (self._nonce, nonce) if self.is_dialer else (nonce, self._nonce)
             self._session_id = ids[0] + ids[1]
+            # The dialer's first write, the accepter's first read (which comes with the
+            # HELLO) go first; the events and the attempts after them.
+            first = self.stream.first_write if self.is_dialer else self.stream.first_read
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FIRST_WRITE_GRACE):
+                    await first.wait()
+            origin = getattr(self._clock, "start", None)
+            self._emit(FastStartNegotiated(self._clock(), True, origin))
             dialable = [a for a in self._peer_addrs if allows_direct(self._spaces, a.space)]
             self._emit(UpgradeStarted(self._clock(), tuple(str(a) for a in self._peer_addrs)))
             if not dialable and not self._listeners:

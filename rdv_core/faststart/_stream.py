@@ -35,6 +35,10 @@ QUEUE_LIMIT: Final = 1024 * 1024
 #: How often pending acknowledgements go out when data arrives slowly.
 ACK_TICK: Final = 0.05
 READ_SIZE: Final = 256 * 1024
+#: Until the first bytes were delivered, a path is read in small pieces: a receiver
+#: that finds a quarter megabyte waiting (a dialer that wrote at once) hands the first
+#: frames to the application before it parses the rest (docs/PROTOCOL.md 16.2).
+FIRST_READ: Final = 16 * 1024
 #: An application write on an idle send path goes out in the write call itself, up to
 #: this much (the path's writer task takes the rest): the first byte leaves at once, not
 #: one event-loop turn later behind whatever else is ready (docs/PROTOCOL.md 16.2).
@@ -95,6 +99,8 @@ class MigratingStream:
         #: Set once the first DATA frame went out: fast start's background work waits for
         #: it (or a grace), so that the first byte leaves first (docs/PROTOCOL.md 16.2).
         self.first_write = asyncio.Event()
+        #: Set once the peer's first bytes were handed to the application.
+        self.first_read = asyncio.Event()
         self._tick = self.loop.create_task(self._ack_tick())
         self.tasks: set[asyncio.Task[Any]] = set()
         self._protocol.connection_made(self._transport)
@@ -176,7 +182,8 @@ class MigratingStream:
                 if self.core.queued_bytes(path.pid) > QUEUE_LIMIT:
                     await asyncio.sleep(0.005)
                     continue
-                data = await path.reader.read(READ_SIZE)
+                first = not self.first_read.is_set()
+                data = await path.reader.read(FIRST_READ if first else READ_SIZE)
                 if not data:
                     break
                 for frame in path.parser.feed(data):
@@ -208,11 +215,12 @@ class MigratingStream:
     def _after_receive(self) -> None:
         core = self.core
         delivered = core.take_delivered()
-        if delivered and self.on_first_data is not None:
-            first, self.on_first_data = self.on_first_data, None
-            first(core.recv_path)
         for piece in delivered:
             self._protocol.data_received(piece)
+        if delivered and not self.first_read.is_set():
+            self.first_read.set()
+            if self.on_first_data is not None:
+                self.on_first_data(core.recv_path)
         if core.peer_eof and not self._eof_fed:
             self._eof_fed = True
             self._protocol.eof_received()
