@@ -79,6 +79,11 @@ class MigratingStream:
         on_relay_done: Callable[[], None] | None = None,
         on_first_data: Callable[[int], None] | None = None,
     ) -> None:
+        # The relay's handshake frames (the dialer's CONTINUE and HELLO) first, before
+        # anything is built: they are the first byte's path (docs/PROTOCOL.md 16.2).
+        _no_delay(relay_writer)
+        if first_frames:
+            relay_writer.write(b"".join(first_frames))
         self.loop = asyncio.get_running_loop()
         self.core = MigrationCore()
         self.paths: dict[int, Path] = {}
@@ -104,7 +109,7 @@ class MigratingStream:
         self._tick = self.loop.create_task(self._ack_tick())
         self.tasks: set[asyncio.Task[Any]] = set()
         self._protocol.connection_made(self._transport)
-        relay = self.add_path(RELAY, relay_reader, relay_writer, first_frames)
+        relay = self.add_path(RELAY, relay_reader, relay_writer)
         relay.first = self.loop.create_future()
 
     # ----- paths
@@ -119,8 +124,8 @@ class MigratingStream:
         """Start carrying frames on a conn (its handshake frames are written first)."""
         path = Path(pid, reader, writer)
         _no_delay(writer)
-        for raw in first_frames:
-            writer.write(raw)
+        if first_frames:
+            writer.write(b"".join(first_frames))
         self.paths[pid] = path
         self.core.add_path(pid)
         path.tasks.append(self.loop.create_task(self._read_loop(path)))
