@@ -299,14 +299,15 @@ def test_why_relay_says_what_became_of_the_direct_dials() -> None:
 
 
 async def test_stdin_is_read_while_the_dialer_waits_for_its_peer(url: str) -> None:
-    """The first chunk is ready when the conn is (fast start's first byte, PROTOCOL 16.2)."""
+    """With fast start the first chunk is ready when the conn is (PROTOCOL 16.2)."""
     import fcntl
     import termios
 
     read_end, write_end = os.pipe()
     os.write(write_end, b"x" * 1000)
     proc = await asyncio.create_subprocess_exec(
-        *RDV, "dial", "--spaces", "loopback", "--timeout", "10", url, "nobody-comes",
+        *RDV, "dial", "--fast-start", "--spaces", "loopback", "--timeout", "10", url,
+        "nobody-comes",
         stdin=read_end,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,

@@ -363,11 +363,16 @@ async def _main(
         log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
         client_options = {**client_options, "predicted_addrs": guessed}
     client = Client(on_event=on_event, **client_options)
-    # stdin is read while we connect: its first chunk is ready when the conn is, so that
-    # with fast start the first byte leaves right after the 101 (docs/PROTOCOL.md 16.2)
+    # With fast start stdin is read while we connect: its first chunk is ready when the
+    # conn is, so that the first byte leaves right after the 101 (docs/PROTOCOL.md 16.2)
     # rather than after a thread start and a hand-off. Nothing is sent before the conn.
-    stdin = StdinReader(sys.stdin.fileno(), asyncio.get_running_loop())
-    stdin.start()
+    # Not for classic conns: a relay that ends the pair at the first EOF while more of our
+    # input is unread at the server is reset, not closed, and the "not delivered" count
+    # the user is owed (UnsentInput) would become "connection lost".
+    stdin: StdinReader | None = None
+    if client_options.get("fast_start"):
+        stdin = StdinReader(sys.stdin.fileno(), asyncio.get_running_loop())
+        stdin.start()
     try:
         conn = await (client.dial if method == "DIAL" else client.accept)(args.url, args.token)
     except ValueError as exc:  # bad URL or header, found before any traffic
