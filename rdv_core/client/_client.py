@@ -26,7 +26,7 @@ from typing import Final
 
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
-from rdv_core.client._link import Link, open_stream
+from rdv_core.client._link import Link, open_stream, open_stream_now
 from rdv_core.client._localview import default_self_addrs, local_paths
 from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
 from rdv_core.client._race import Race
@@ -442,7 +442,9 @@ class _Attempt:
         if server.tls:
             ssl_context = self.client.ssl_context or ssl.create_default_context()
         try:
-            reader, writer = await open_stream(
+            # Plain TCP: the stream without loop turns (client/_link.py), the request goes now.
+            pair = open_stream_now(sock) if ssl_context is None else None
+            reader, writer = pair or await open_stream(
                 sock,
                 ssl_context=ssl_context,
                 server_hostname=server.host if ssl_context else None,
