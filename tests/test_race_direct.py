@@ -11,7 +11,7 @@ import pytest
 from rdv_core.client._client import open_listeners
 from rdv_core.client._direct import DirectConn
 from rdv_core.client._link import PeerClosed
-from rdv_core.client._loopback import SKIP_REASON, LoopbackGate
+from rdv_core.client._loopback import LOOPBACK_STAGGER, SKIP_REASON, LoopbackGate
 from rdv_core.client._pickers import WaitForP2P
 from rdv_core.client._race import Race
 from rdv_core.client._sockets import local_port
@@ -90,18 +90,38 @@ async def test_eof_and_overlong_lines() -> None:
 async def test_the_gate_opens_for_trouble_and_skips_after_success() -> None:
     seen: list[Event] = []
     v6 = Candidate(2, "[::1]:1", "loopback6", "self")
-    gate = LoopbackGate()
-    gate.watch(seen.append)(DialRetried(0.0, CANDIDATE, 2, "refused"))
-    assert await gate.enter(v6, Addr.parse("[::1]:1"), seen.append, Clock()) is not None
+    started: list[Candidate] = []
 
-    gate = LoopbackGate()
+    # Trouble on IPv4: the held IPv6 dial starts in the same callback.
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
+    assert not started
+    gate.watch(seen.append)(DialRetried(0.0, CANDIDATE, 2, "refused"))
+    assert started == [v6]
+
+    # IPv4 connected: the held candidate is skipped right after that event, never dialled.
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
     gate.watch(seen.append)(CandidateConnected(0.0, CANDIDATE))
-    assert await gate.enter(v6, Addr.parse("[::1]:1"), seen.append, Clock()) is None
+    assert started == [v6]
+    assert isinstance(seen[-2], CandidateConnected)
     assert isinstance(seen[-1], CandidateSkipped) and seen[-1].reason == SKIP_REASON
+    gate.hold(v6, lambda: started.append(v6))  # held after the news: decided at once
+    assert isinstance(seen[-1], CandidateSkipped) and started == [v6]
 
     # No news at all: IPv6 is dialled after the stagger.
-    assert await asyncio.wait_for(LoopbackGate().needed(), 5)
-    assert len([e for e in seen if isinstance(e, DialRetried | CandidateConnected)]) == 2
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
+    await asyncio.sleep(LOOPBACK_STAGGER * 2)
+    assert started == [v6, v6]
+
+    # The race ends first: skipped, never dialled.
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
+    gate.close()
+    await asyncio.sleep(LOOPBACK_STAGGER * 2)
+    assert started == [v6, v6]
+    assert isinstance(seen[-1], CandidateSkipped) and seen[-1].reason == "the race ended first"
 
 
 async def test_ipv6_loopback_is_dialled_when_ipv4_is_refused() -> None:

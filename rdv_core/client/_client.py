@@ -16,6 +16,7 @@ in :attr:`Conn.events <rdv_core.client._conn.Conn.events>`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -216,8 +217,8 @@ class Client:
         clock = Clock()
         if method not in (DIAL, ACCEPT):
             raise ValueError(f"not an rdv method: {method!r}")
-        server = parse_server_url(url)
-        # Validate the extra headers now, not after a lobby wait.
+        server = _server_url(url)
+        # Validate the token and the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
         proxy = self.proxy_for(server)
         paths = local_paths(self.interfaces, self.sources)  # a bad --interface: ValueError now
@@ -229,7 +230,42 @@ class Client:
         Raises:
             ValueError: the proxy URL (given or from the environment) is not valid.
         """
-        return choose_proxy(self.proxy, server, os.environ if self.trust_env else None)
+        env = _proxy_env() if self.trust_env else None
+        key = (self.proxy, server, env)
+        hit = _PROXIES.get(key, _MISS)
+        if hit is not _MISS:
+            return hit  # type: ignore[return-value]
+        proxy = choose_proxy(self.proxy, server, dict(env) if env is not None else None)
+        if len(_PROXIES) >= 64:  # many servers or proxies in one program: keep it small
+            _PROXIES.clear()
+        _PROXIES[key] = proxy
+        return proxy
+
+
+#: Server URLs parsed (immutable answers; errors raise each time).
+_server_url = functools.lru_cache(maxsize=64)(parse_server_url)
+
+#: The environment variables :func:`~rdv_core.wire.choose_proxy` reads (both cases, and
+#: ``REQUEST_METHOD`` for its CGI rule; docs/PROTOCOL.md section 17.1).
+_PROXY_VARS: Final = (
+    *(
+        f(base)
+        for base in ("NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+        for f in (str.lower, str)
+    ),
+    "REQUEST_METHOD",
+)
+
+#: ``choose_proxy``'s answers by their inputs (its parsing was ~10 % of a loopback attempt's
+#: preparation, the same every time). Errors are not kept: they raise each time.
+_PROXIES: dict[object, ProxyURL | None] = {}
+_MISS: Final = object()
+
+
+def _proxy_env() -> tuple[tuple[str, str], ...]:
+    """The proxy variables that are set now: the environment is read on every attempt."""
+    get = os.environ.get
+    return tuple((name, value) for name in _PROXY_VARS if (value := get(name)) is not None)
 
 
 class _Attempt:

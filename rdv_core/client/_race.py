@@ -43,6 +43,7 @@ cancelled, ...) with its errno, as events (:mod:`rdv_core.client._failures`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
@@ -165,6 +166,7 @@ class Race:
         #: Listeners whose reader callback is on, and accept pauses under way.
         self._accepting: list[socket.socket] = []
         self._pauses: list[asyncio.TimerHandle] = []
+        self._gate: LoopbackGate | None = None
         self._live = 0
         self._relay_gone = relay is None
         self._causes: list[str] = []
@@ -260,17 +262,21 @@ class Race:
         )
         # ::1 waits for 127.0.0.1 (client/_loopback.py, docs/PROTOCOL.md section 11).
         spaces = {route.target.space for _, route, _ in plan if route is not None}
-        both = {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces
-        gate = LoopbackGate() if both else None
+        if {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces:
+            self._gate = LoopbackGate(self._emit, self._clock)
+        gate = self._gate
         for candidate, route, skipped in plan:
             if route is None:
                 self._emit(CandidateSkipped(self._clock(), candidate, skipped))
                 continue
             dialable += 1
-            task = self._loop.create_task(self._dial(candidate, route, gate))
-            self._tasks.add(task)
-            self._dialing.add(task)
-            task.add_done_callback(self._dial_done)
+            space = route.target.space
+            if gate is not None and space == AddrSpace.LOOPBACK6:
+                gate.hold(candidate, functools.partial(self._spawn_dial, candidate, route))
+            elif gate is not None and space == AddrSpace.LOOPBACK4:
+                self._spawn_dial(candidate, route, gate.watch(self._emit))
+            else:
+                self._spawn_dial(candidate, route)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
@@ -289,6 +295,8 @@ class Race:
         """
         self._closing = True
         self._stop_accepting()
+        if self._gate is not None:
+            self._gate.close()
         self._exchanges.cancel_all()
         for side in self._side:
             side.cancel()  # the relay is closed by the pick or the cleanup
@@ -346,6 +354,14 @@ class Race:
 
     # ----- dialing
 
+    def _spawn_dial(
+        self, candidate: Candidate, route: DialRoute, emit: Callable[[Event], None] | None = None
+    ) -> None:
+        task = self._loop.create_task(self._dial(candidate, route, emit or self._emit))
+        self._tasks.add(task)
+        self._dialing.add(task)
+        task.add_done_callback(self._dial_done)
+
     def _dial_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._dialing.discard(task)
@@ -354,16 +370,10 @@ class Race:
         self._check_accepter_done()
 
     async def _dial(
-        self, candidate: Candidate, route: DialRoute, gate: LoopbackGate | None = None
+        self, candidate: Candidate, route: DialRoute, emit: Callable[[Event], None]
     ) -> None:
         sock: socket.socket | None = None
         addr = route.target
-        emit = self._emit
-        if gate is not None:
-            gated = await gate.enter(candidate, addr, self._emit, self._clock)
-            if gated is None:  # skipped: IPv4 loopback reached the peer
-                return
-            emit = gated
         try:
             sock = await dial_candidate(
                 candidate,
@@ -486,6 +496,8 @@ class Race:
         # The dialer has picked (a direct conn we already hold) or is gone: dials and
         # inbound conns that are not authenticated yet can no longer be chosen.
         self._stop_accepting()
+        if self._gate is not None:
+            self._gate.close()
         for task in self._dialing:
             task.cancel()
         self._dialing.clear()
