@@ -16,10 +16,8 @@ in :attr:`Conn.events <rdv_core.client._conn.Conn.events>`.
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import logging
-import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -30,10 +28,12 @@ from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._link import Link, open_stream, open_stream_now
 from rdv_core.client._localview import default_self_addrs, local_paths
 from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
+from rdv_core.client._prepare import choose_proxy_memo, server_url
+from rdv_core.client._prepare import open_listeners as open_listeners  # (its old home)
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import server_socket
-from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.client._sockets import local_port
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.client._uplink_observe import ask_uplink_mappings
 from rdv_core.client._uplinks import LocalPaths
@@ -77,12 +77,10 @@ from rdv_core.wire import (
     allows_any_direct,
     build_request,
     check_upgrade_response,
-    choose_proxy,
     format_spaces,
     middlebox_hint,
     nat64_prefix,
     parse_proxy_url,
-    parse_server_url,
 )
 
 logger = logging.getLogger("rdv.client")
@@ -91,34 +89,6 @@ logger = logging.getLogger("rdv.client")
 OBSERVED_HINT: Final = (
     "p2p across NATs will likely fail (normal on a local network; else check server config)"
 )
-
-
-def open_listeners(port: int = 0) -> list[socket.socket]:
-    """Listening sockets on one port for IPv4 and IPv6 inbound candidates.
-
-    A dual-stack IPv6 socket covers both families; where the system forces
-    IPv6-only (or has no IPv6), an IPv4 listener is added on the same port.
-    """
-    listeners: list[socket.socket] = []
-    try:
-        try:
-            six = bound_socket(socket.AF_INET6, port)
-        except OSError:
-            six = None
-        if six is not None:
-            listeners.append(six)
-            port = local_port(six)
-            if six.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
-                listeners.append(bound_socket(socket.AF_INET, port))
-        else:
-            listeners.append(bound_socket(socket.AF_INET, port))
-        for sock in listeners:
-            sock.listen(LISTEN_BACKLOG)
-    except OSError:
-        for sock in listeners:
-            sock.close()
-        raise
-    return listeners
 
 
 class Client:
@@ -217,7 +187,7 @@ class Client:
         clock = Clock()
         if method not in (DIAL, ACCEPT):
             raise ValueError(f"not an rdv method: {method!r}")
-        server = _server_url(url)
+        server = server_url(url)
         # Validate the token and the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
         proxy = self.proxy_for(server)
@@ -230,42 +200,7 @@ class Client:
         Raises:
             ValueError: the proxy URL (given or from the environment) is not valid.
         """
-        env = _proxy_env() if self.trust_env else None
-        key = (self.proxy, server, env)
-        hit = _PROXIES.get(key, _MISS)
-        if hit is not _MISS:
-            return hit  # type: ignore[return-value]
-        proxy = choose_proxy(self.proxy, server, dict(env) if env is not None else None)
-        if len(_PROXIES) >= 64:  # many servers or proxies in one program: keep it small
-            _PROXIES.clear()
-        _PROXIES[key] = proxy
-        return proxy
-
-
-#: Server URLs parsed (immutable answers; errors raise each time).
-_server_url = functools.lru_cache(maxsize=64)(parse_server_url)
-
-#: The environment variables :func:`~rdv_core.wire.choose_proxy` reads (both cases, and
-#: ``REQUEST_METHOD`` for its CGI rule; docs/PROTOCOL.md section 17.1).
-_PROXY_VARS: Final = (
-    *(
-        f(base)
-        for base in ("NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
-        for f in (str.lower, str)
-    ),
-    "REQUEST_METHOD",
-)
-
-#: ``choose_proxy``'s answers by their inputs (its parsing was ~10 % of a loopback attempt's
-#: preparation, the same every time). Errors are not kept: they raise each time.
-_PROXIES: dict[object, ProxyURL | None] = {}
-_MISS: Final = object()
-
-
-def _proxy_env() -> tuple[tuple[str, str], ...]:
-    """The proxy variables that are set now: the environment is read on every attempt."""
-    get = os.environ.get
-    return tuple((name, value) for name in _PROXY_VARS if (value := get(name)) is not None)
+        return choose_proxy_memo(self.proxy, server, self.trust_env)
 
 
 class _Attempt:

@@ -48,8 +48,9 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final
+from typing import Any
 
+from rdv_core.client._accepting import Acceptor
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._candidates import DialRoute, new_candidate, plan_dials
 from rdv_core.client._dialer import dial_candidate, link_rtt
@@ -85,10 +86,6 @@ from rdv_core.wire import (
 )
 
 logger = logging.getLogger("rdv.client")
-
-#: Pause after a failed ``accept()`` (EMFILE and friends) before accepting again, so a
-#: persistent error does not spin the loop.
-ACCEPT_ERROR_PAUSE: Final = 0.1
 
 
 class Race:
@@ -163,9 +160,7 @@ class Race:
         self._dialing: set[asyncio.Task[None]] = set()
         #: The relay's task (watching it, or reading its command): never awaited.
         self._side: set[asyncio.Task[None]] = set()
-        #: Listeners whose reader callback is on, and accept pauses under way.
-        self._accepting: list[socket.socket] = []
-        self._pauses: list[asyncio.TimerHandle] = []
+        self._acceptor: Acceptor | None = None
         self._gate: LoopbackGate | None = None
         self._live = 0
         self._relay_gone = relay is None
@@ -247,8 +242,7 @@ class Race:
         return link
 
     def _start(self) -> None:
-        for listener in self._listeners:
-            self._listen(listener)
+        self._acceptor = Acceptor(self._listeners, self._inbound, self._crash)
         dialable = 0
         plan = list(
             plan_dials(
@@ -340,6 +334,10 @@ class Race:
             if link.alive:
                 link.close()
 
+    def _stop_accepting(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.stop()
+
     def _fail(self, text: str) -> None:
         self._causes.append(text)
 
@@ -398,42 +396,9 @@ class Race:
         self._live += 1
         self._begin(DirectConn.of(candidate, sock, addr), outbound=True)
 
-    # ----- accepting (a reader callback per listener)
-
-    def _listen(self, listener: socket.socket) -> None:
-        self._loop.add_reader(listener.fileno(), self._on_acceptable, listener)
-        self._accepting.append(listener)
-
-    def _stop_accepting(self) -> None:
-        for listener in self._accepting:
-            self._loop.remove_reader(listener.fileno())
-        self._accepting.clear()
-        for pause in self._pauses:
-            pause.cancel()
-        self._pauses.clear()
-
-    def _on_acceptable(self, listener: socket.socket) -> None:
-        try:
-            while listener in self._accepting:
-                try:
-                    sock, sockaddr = listener.accept()
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError as exc:
-                    # ECONNABORTED and friends concern one half-made conn; EMFILE passes.
-                    logger.debug("accept failed: %s", exc)
-                    self._loop.remove_reader(listener.fileno())
-                    self._accepting.remove(listener)
-                    self._pauses.append(
-                        self._loop.call_later(ACCEPT_ERROR_PAUSE, self._listen, listener)
-                    )
-                    return
-                self._inbound(sock, sockaddr)
-        except Exception as exc:  # a bug: end the race with it, not a log line
-            self._crash(exc)
+    # ----- inbound conns (client/_accepting.py calls this)
 
     def _inbound(self, sock: socket.socket, sockaddr: Any) -> None:
-        sock.setblocking(False)
         inbound = admit_inbound(sockaddr, self._spaces, self._peer_addrs, self._nat64)
         if inbound is None:  # not an IP socket address
             sock.close()
@@ -514,5 +479,6 @@ class Race:
     def _check_accepter_done(self) -> None:
         if self.is_dialer or self._outcome.done() or not self._relay_gone:
             return
-        if self._live == 0 and not self._dialing and not self._accepting:
+        accepting = self._acceptor is not None and self._acceptor.active
+        if self._live == 0 and not self._dialing and not accepting:
             self._outcome.set_result(None)
