@@ -202,6 +202,11 @@ class Race:
                 if self.is_dialer:
                     self._commit(winner)
             pending = self._halt()
+            if winner is not None and winner is self._relay:
+                # The dialer's relay watch is a read on the winner's own stream: it must
+                # be gone before the application reads (the relay's tasks are not awaited
+                # otherwise: they hold losers only).
+                pending += [task for task in self._side if not task.done()]
             if pending:  # dials still under way (not on loopback): their events come first
                 await asyncio.wait(pending)
             return await self._hand_over(winner)
