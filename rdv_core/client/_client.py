@@ -345,7 +345,7 @@ class _Attempt:
             )
 
             relay_candidate = Candidate(self.new_id(), str(server_addr), "relay", "relay")
-            relay = Link.from_stream(relay_candidate, reader, writer, True, server_addr)
+            relay = Link(relay_candidate, reader, writer, True, local, server_addr)
             self.emit(RelayReady(self.clock(), relay_candidate))
             self.stage = "racing for a connection"
             # Fast start: both offered, so the relay carries the first bytes and the
