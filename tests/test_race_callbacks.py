@@ -7,12 +7,22 @@ may still hold the winner then, and every conn it started is closed or handed ov
 from __future__ import annotations
 
 import asyncio
+import itertools
+import socket
+from collections.abc import Callable
 from typing import TypeVar
 
+import pytest
+
+import rdv_core.client._exchange as exchange_module
+import rdv_core.client._race as race_module
+from rdv_core.client._client import open_listeners
 from rdv_core.client._conn import Conn
-from rdv_core.client._pickers import Offers, Picker, PickFirst
-from rdv_core.events import Event, HandshakeFailed, HandshakeOk
-from rdv_core.wire import AddrSpace
+from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitForP2P
+from rdv_core.client._race import Race
+from rdv_core.client._sockets import local_port
+from rdv_core.events import Clock, Event, HandshakeFailed, HandshakeOk
+from rdv_core.wire import ACCEPT, DIAL, Addr, AddrSpace
 
 from tests.race_support import LOOP, client, exchange, of, pair
 
@@ -76,3 +86,81 @@ async def test_every_direct_conn_ends_with_an_event_before_dial_returns(url: str
             assert of(events, HandshakeOk)
             for failed in of(events, HandshakeFailed):
                 assert failed.reason in ("cancelled", "misdial", "eof", "reset")
+
+
+def loopback_races() -> tuple[Callable[[str], Race], list[list[socket.socket]]]:
+    """Two races (dialer, accepter) on loopback without a server, as in test_race_direct."""
+    listeners = {m: open_listeners() for m in (DIAL, ACCEPT)}
+    ports = {m: local_port(listeners[m][0]) for m in (DIAL, ACCEPT)}
+    ids = itertools.count(1)
+
+    def race(method: str) -> Race:
+        other = ACCEPT if method == DIAL else DIAL
+        return Race(
+            method=method,  # type: ignore[arg-type]
+            token="tok",
+            spaces=AddrSpace.LOOPBACK,
+            picker=WaitForP2P(1.0),
+            listeners=listeners[method],
+            port=ports[method],
+            peer_addrs=[Addr.parse(f"127.0.0.1:{ports[other]}")],
+            relay=None,
+            clock=Clock(),
+            emit=lambda event: None,
+            new_id=lambda: next(ids),
+        )
+
+    return race, list(listeners.values())
+
+
+async def test_a_bug_in_a_dial_task_ends_the_race_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a TaskGroup did: the error comes out of run() at once (not a hang until the timeout)."""
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug in the dialer")
+
+    monkeypatch.setattr(race_module, "dial_candidate", broken)
+    race, _ = loopback_races()
+    with pytest.raises(RuntimeError, match="a bug in the dialer"):
+        await asyncio.wait_for(race(DIAL).run(), 5)
+
+
+async def test_a_bug_in_a_reader_callback_ends_the_race_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A callback's error would only be logged by the loop: the race raises it instead."""
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the line check")
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()  # our header line
+        writer.write(b"rdv/1 ACCEPT tok\n")  # checked in the dialer's reader callback
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setattr(exchange_module, "check_header_line", broken)
+    listeners = open_listeners()
+    race = Race(
+        method=DIAL,
+        token="tok",
+        spaces=AddrSpace.LOOPBACK,
+        picker=WaitForP2P(1.0),
+        listeners=listeners,
+        port=local_port(listeners[0]),
+        peer_addrs=[Addr.parse(f"127.0.0.1:{port}")],
+        relay=None,
+        clock=Clock(),
+        emit=lambda event: None,
+        new_id=itertools.count(1).__next__,
+    )
+    try:
+        with pytest.raises(RuntimeError, match="a bug in the line check"):
+            await asyncio.wait_for(race.run(), 5)
+    finally:
+        server.close()
+    assert all(s.fileno() < 0 for s in listeners)  # the race closed them
