@@ -7,15 +7,17 @@ may still hold the winner then, and every conn it started is closed or handed ov
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import socket
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 import rdv_core.client._exchange as exchange_module
 import rdv_core.client._race as race_module
+from rdv_core.client._accepting import ACCEPT_ERROR_PAUSE, Acceptor
 from rdv_core.client._client import open_listeners
 from rdv_core.client._conn import Conn
 from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitForP2P
@@ -164,3 +166,36 @@ async def test_a_bug_in_a_reader_callback_ends_the_race_with_it(
     finally:
         server.close()
     assert all(s.fileno() < 0 for s in listeners)  # the race closed them
+
+
+async def test_a_failed_accept_pauses_then_accepts_again() -> None:
+    """EMFILE and friends: the listener rests ACCEPT_ERROR_PAUSE, still counted as accepting."""
+
+    class Flaky(socket.socket):
+        failures = 1
+
+        def accept(self) -> tuple[socket.socket, Any]:
+            if self.failures:
+                self.failures -= 1
+                raise OSError(errno.EMFILE, "Too many open files")
+            return super().accept()
+
+    listener = Flaky(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    got: list[socket.socket] = []
+    crashes: list[BaseException] = []
+    acceptor = Acceptor([listener], lambda sock, _: got.append(sock), crashes.append)
+    peer = socket.create_connection(listener.getsockname())
+    try:
+        await asyncio.sleep(ACCEPT_ERROR_PAUSE / 2)
+        assert not got and acceptor.active  # resting, not done
+        await asyncio.sleep(ACCEPT_ERROR_PAUSE * 2)
+        assert len(got) == 1 and not got[0].getblocking() and not crashes
+        acceptor.stop()
+        assert not acceptor.active
+    finally:
+        acceptor.stop()
+        for sock in (peer, listener, *got):
+            sock.close()
