@@ -10,6 +10,7 @@ import pytest
 
 from rdv_core.client._client import open_listeners
 from rdv_core.client._direct import DirectConn
+from rdv_core.client._exchange import Exchanges
 from rdv_core.client._link import PeerClosed
 from rdv_core.client._loopback import LOOPBACK_STAGGER, SKIP_REASON, LoopbackGate
 from rdv_core.client._pickers import WaitForP2P
@@ -23,9 +24,10 @@ from rdv_core.events import (
     DialRetried,
     DialStarted,
     Event,
+    HandshakeFailed,
     HandshakeOk,
 )
-from rdv_core.wire import ACCEPT, DIAL, MAX_LINE, Addr, AddrSpace, Misdial, ProtocolError
+from rdv_core.wire import ACCEPT, DIAL, MAX_LINE, Addr, AddrSpace, ProtocolError, build_header_line
 
 from tests.race_support import LOOP, client, exchange, pair
 
@@ -180,6 +182,24 @@ async def test_every_conn_has_nagle_off(url: str) -> None:
             await exchange(d, a)
 
 
+def exchanges_for(method: str) -> tuple[list[Event], Exchanges]:
+    """The race's line exchange on its own, recording its events."""
+    events: list[Event] = []
+    exchanges = Exchanges(
+        method=method,  # type: ignore[arg-type]
+        token="tok",
+        header=build_header_line(method, "tok"),
+        clock=Clock(),
+        emit=events.append,
+        fail=lambda text: None,
+        on_ok=lambda conn: None,
+        on_won=lambda conn: None,
+        on_end=lambda conn: None,
+        crash=lambda exc: None,
+    )
+    return events, exchanges
+
+
 async def test_an_inbound_line_already_here_is_answered_at_once() -> None:
     conn, other = conn_pair()
     try:
@@ -188,8 +208,11 @@ async def test_an_inbound_line_already_here_is_answered_at_once() -> None:
         conn.answer_now(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok")
         assert conn.answered
         assert other.recv(100) == b"rdv/1 ACCEPT tok\n"
-        await conn.authenticate(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok", outbound=False)
+        events, exchanges = exchanges_for(ACCEPT)
+        exchanges.start(conn, outbound=False)  # already answered: ok at once
+        assert [type(e) for e in events] == [HandshakeOk]
         assert await conn.read_line() == b"CONTINUE"  # the command stayed in the socket
+        exchanges.cancel_all()
     finally:
         other.close()
         conn.close()
@@ -201,9 +224,12 @@ async def test_an_inbound_line_already_here_is_answered_at_once() -> None:
         await asyncio.sleep(0.01)
         conn.answer_now(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok")
         assert not conn.answered
-        with pytest.raises(Misdial):
-            await conn.authenticate(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok", outbound=False)
-        conn.close()
+        events, exchanges = exchanges_for(ACCEPT)
+        exchanges.start(conn, outbound=False)  # the early line is checked: a misdial
+        assert [(type(e), getattr(e, "reason", None)) for e in events] == [
+            (HandshakeFailed, "misdial")
+        ]
+        assert not conn.alive
         assert other.recv(100) == b""
     finally:
         other.close()

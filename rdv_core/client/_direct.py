@@ -154,26 +154,6 @@ class DirectConn:
             return
         self.answered = True
 
-    async def authenticate(self, header: bytes, method: str, token: str, outbound: bool) -> None:
-        """The header lines (docs/PROTOCOL.md sections 6 and 11), within HANDSHAKE_TIMEOUT.
-
-        The side that called ``connect()`` writes first; the accepting side reads and
-        checks the peer's line before it answers, so a stranger learns nothing.
-
-        Raises:
-            OSError: the conn failed, or (TimeoutError) no line came in time.
-            EOFError, ProtocolError: no line, or a wrong one (``Misdial``).
-        """
-        if self.answered:
-            return
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-            if outbound:
-                self.send(header)
-            line = self.early if self.early is not None else await self.read_line()
-            check_header_line(line, method, token)
-            if not outbound:
-                self.send(header)
-
     async def to_link(self) -> Link:
         """The winner's stream pair (closing the socket if asyncio cannot take it)."""
         return self.to_link_now() or self._link(*await open_stream(self.sock))
