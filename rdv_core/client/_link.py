@@ -63,6 +63,7 @@ def open_stream_now(
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
+        sock.setblocking(False)  # as create_connection does
         transport = make(sock, protocol)
     except BaseException:
         sock.close()
