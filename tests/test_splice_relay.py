@@ -97,6 +97,19 @@ async def drain(client: RawClient, total: int) -> str:
     return digest.hexdigest()
 
 
+async def settled_fds(env: Env) -> int:
+    """This process's fds once the server owns no conn and holds no free pipe.
+
+    Take a baseline after a first pair: it opens what a loop opens once (libuv's spare
+    descriptor for EMFILE).
+    """
+    await env.wait_for(lambda: env.server.open_conns == 0 and not env.server._pairs)
+    await asyncio.sleep(0.05)  # the clients' transports finish closing
+    pipes = env.server._pairing.pipes
+    assert pipes is None or pipes.free == 0
+    return open_fds()
+
+
 def reset(client: RawClient) -> None:
     """Close with an RST (SO_LINGER 0), as a crashed peer or a middlebox would."""
     sock = client.writer.get_extra_info("socket")
@@ -181,7 +194,7 @@ def test_first_eof_delivers_what_was_sent_then_closes_both(
 @both_loops_and_modes
 def test_bytes_held_for_a_side_that_ends_are_flushed(loop: str, mode: str) -> None:
     """D half-closes while the server still holds A's bytes for D: D gets a whole
-    prefix of A's stream (what the server had read), then EOF."""
+    prefix of A's stream, every byte the server had read from A, then EOF."""
 
     async def scenario(env: Env) -> None:
         dialer, accepter = await env.relayed_pair("held")
@@ -198,11 +211,13 @@ def test_bytes_held_for_a_side_that_ends_are_flushed(loop: str, mode: str) -> No
         got = await dialer.read_for(2.0)
         assert got.endswith(EOF.encode())
         got = got[: -len(EOF)]
-        assert len(got) >= held
         whole, rest = divmod(len(got), len(block))
         assert got == block * whole + block[:rest]
         await env.wait_for(lambda: bool(ended(env)))
-        assert ended(env)[0].reason == "dialer EOF"
+        end = ended(env)[0]
+        assert end.reason == "dialer EOF"
+        # Every byte the server read from A reached D, what it held included.
+        assert len(got) == end.accepter_to_dialer
 
     run(loop, mode, scenario)
 
@@ -211,6 +226,10 @@ def test_bytes_held_for_a_side_that_ends_are_flushed(loop: str, mode: str) -> No
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "server-holding-bytes"])
 def test_reset_closes_the_pair(loop: str, mode: str, busy: bool) -> None:
     async def scenario(env: Env) -> None:
+        warm_up, other = await env.relayed_pair("warm-up")
+        await warm_up.close()
+        await other.close()
+        baseline = await settled_fds(env)
         dialer, accepter = await env.relayed_pair("rst")
         check_mode(env, mode)
         if busy:
@@ -227,11 +246,13 @@ def test_reset_closes_the_pair(loop: str, mode: str, busy: bool) -> None:
         reset(accepter)
         got = await dialer.read_for(3.0)
         assert got.endswith(EOF.encode())
-        await env.wait_for(lambda: bool(ended(env)))
-        reason = ended(env)[0].reason
+        await env.wait_for(lambda: len(ended(env)) == 2)
+        reason = ended(env)[1].reason
         # An idle conn's reset is read; a full one's shows when writing to it.
         assert reason.startswith("accepter error") or (busy and reason == "accepter closed")
-        await env.wait_for(lambda: env.server.open_conns == 0)
+        await dialer.close()
+        # What the server held for A (in a pipe, or its transport's buffer) is freed.
+        assert await settled_fds(env) == baseline
 
     run(loop, mode, scenario)
 
@@ -278,17 +299,10 @@ def test_descriptors_back_to_baseline_after_many_pairs(loop: str, mode: str) -> 
             client.writer.transport.abort()
 
     async def scenario(env: Env) -> None:
-        # A first pair warms up what a loop opens once (libuv's spare fd for EMFILE).
         await one(env, pairs)
-        await env.wait_for(lambda: env.server.open_conns == 0)
-        await asyncio.sleep(0.05)
-        baseline = open_fds()
+        baseline = await settled_fds(env)
         await asyncio.gather(*(one(env, i) for i in range(pairs)))
-        await env.wait_for(lambda: env.server.open_conns == 0 and not env.server._pairs)
-        await asyncio.sleep(0.05)  # the clients' transports finish closing
-        pipes = env.server._pairing.pipes
-        assert pipes is None or pipes.free == 0
-        assert open_fds() == baseline
+        assert await settled_fds(env) == baseline
         assert env.server.stats().relay_total == pairs + 1
 
     run(loop, mode, scenario)
