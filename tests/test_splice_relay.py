@@ -336,9 +336,28 @@ def test_out_of_descriptors_for_pipes_the_relay_goes_on_by_copy(loop: str) -> No
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         assert (sent_d, sent_a) == (got_a, got_d)
-        dialer.send(b"again")
-        assert await accepter.read_exactly(5) == b"again"
-        assert pipes.free > 0  # that read went through a pipe
+        assert await pump(dialer, total, 7) == await drain(accepter, total)
+        assert pipes.free > 0  # those reads went through pipes
+
+    run(loop, "splice", scenario)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_small_reads_are_copied_bulk_is_spliced(loop: str) -> None:
+    async def scenario(env: Env) -> None:
+        dialer, accepter = await env.relayed_pair("small")
+        pipes = env.server._pairing.pipes
+        assert pipes is not None
+        for _ in range(20):  # ping-pong: no pipe is ever made
+            dialer.send(b"ping")
+            assert await accepter.read_exactly(4) == b"ping"
+            accepter.send(b"pong")
+            assert await dialer.read_exactly(4) == b"pong"
+        assert pipes.free == 0
+        total = 4 << 20
+        sent, got = await asyncio.gather(pump(dialer, total, 8), drain(accepter, total))
+        assert sent == got
+        assert pipes.free > 0  # bulk went through pipes
 
     run(loop, "splice", scenario)
 

@@ -7,6 +7,11 @@ about 0.6 CPU s/GiB): on a 2-core machine whose two peers already fill both core
 bytes from one socket's receive queue into a pipe and from the pipe into the other socket
 (page references, no copy); the loop only learns how many.
 
+Small reads are still copied (``recv_into`` the shared buffer, ``send``): splicing a few
+bytes costs the kernel more than copying them, and interactive traffic keeps the copy
+relay's round trip. A flow turns to splice after a read of :data:`SPLICE_FROM` bytes and
+back after a spliced read under :data:`COPY_BELOW`.
+
 Per direction a :class:`_Flow` reads its source while nothing is held for its destination
 (``add_reader``) and stops reading it while the destination is full (``add_writer`` until
 what is held has been sent): the strict flow control of the copy relay, with its bound of
@@ -56,6 +61,12 @@ AVAILABLE: Final = sys.platform == "linux" and hasattr(os, "splice")
 ENV_SWITCH: Final = "RDV_RELAY_SPLICE"
 #: Free pipes the pool keeps at most (and at most two per spliced conn).
 POOL_FREE: Final = 16
+#: A read by copy of at least this many bytes turns a flow to splice; a spliced read of
+#: fewer turns it back. Splicing a small read costs more than copying it (the kernel
+#: copies an skb's linear part into a fresh page for the pipe): interactive traffic keeps
+#: the copy relay's round trip, bulk moves without copies.
+SPLICE_FROM: Final = 64 * 1024
+COPY_BELOW: Final = 16 * 1024
 #: Reads a flow does per readiness event while each is passed on whole: fewer wakeups
 #: at volume, and one busy pair cannot keep the loop from the others for long.
 READS_PER_EVENT: Final = 4
@@ -279,6 +290,7 @@ class _Flow:
         "_pool",
         "_view",
         "backlog",
+        "bulk",
         "dst",
         "pending",
         "pipe",
@@ -308,6 +320,8 @@ class _Flow:
         self.pending = 0
         self.reading = False
         self.writing = False
+        #: Reads go through a pipe (else by copy): see SPLICE_FROM.
+        self.bulk = False
 
     def start_reading(self) -> None:
         if not self.reading and not self.src.is_closing() and not self.dst.is_closing():
@@ -348,6 +362,11 @@ class _Flow:
 
     def _read(self) -> int:
         """One read from src into a pipe (or by copy): how many bytes, 0 if none."""
+        if not self.bulk:
+            n = self._copy_read()
+            if n >= SPLICE_FROM:
+                self.bulk = True  # the next reads are likely as big: splice them
+            return n
         pipe = self._pool.get()
         if pipe is None:
             return self._copy_read()
@@ -364,6 +383,8 @@ class _Flow:
             self._pool.put(pipe)
             self._eof()
             return 0
+        if n < COPY_BELOW:
+            self.bulk = False
         self.pipe = pipe
         self.pending = n
         self._count(n)
@@ -381,10 +402,18 @@ class _Flow:
         if n == 0:
             self._eof()
             return 0
-        # Copied out of the shared buffer: the next read may reuse it at once.
-        self.backlog = memoryview(bytes(view[:n]))
-        self.pending = n
         self._count(n)
+        try:
+            sent = self.dst.sock.send(view[:n])
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self.dst.fail(exc)
+            return 0
+        if sent < n:
+            # Copied out of the shared buffer: the next read may reuse it at once.
+            self.backlog = memoryview(bytes(view[sent:n]))
+            self.pending = n - sent
         return n
 
     def _eof(self) -> None:
