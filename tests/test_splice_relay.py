@@ -27,6 +27,7 @@ from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
 from rdv_core.server._relay import Relayer
 from rdv_core.server._splice import AVAILABLE, ENV_SWITCH, SplicedConn
+from rdv_core.wire import Addr, build_proxy_v1, build_proxy_v2
 
 from tests.server_support import EOF, Env, RawClient, open_fds, rdv_request, running_server
 
@@ -360,6 +361,44 @@ def test_small_reads_are_copied_bulk_is_spliced(loop: str) -> None:
         assert pipes.free > 0  # bulk went through pipes
 
     run(loop, "splice", scenario)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_behind_a_proxy_protocol_balancer(loop: str) -> None:
+    """docs/PROTOCOL.md section 14: the PROXY header is read before the HTTP head; after
+    the ``101`` every byte is the peers' (the command's tail first), spliced like any pair."""
+    factory = pytest.importorskip("uvloop").new_event_loop if loop == "uvloop" else None
+
+    async def main() -> None:
+        events: list[ev.Event] = []
+        server = RdvServer(on_event=events.append, splice=True)
+        front = await start_native(server, "127.0.0.1", 0, proxy_protocol=["127.0.0.0/8"])
+        env = Env("native", server, front.port, "", events)
+        try:
+            balancer = Addr.parse("192.0.2.1:443")
+            accepter = await env.raw(
+                build_proxy_v2(Addr.parse("198.51.100.9:51812"), balancer)
+                + rdv_request("ACCEPT", "/lb")
+            )
+            await env.wait_lobby(1)
+            dialer = await env.raw(
+                build_proxy_v1(Addr.parse("203.0.113.7:40122"), balancer)
+                + rdv_request("DIAL", "/lb")
+            )
+            await dialer.read_head()
+            await accepter.read_head()
+            dialer.send(b"CONTINUE\ntail")
+            assert await accepter.read_exactly(13) == b"CONTINUE\ntail"
+            check_mode(env, "splice")
+            total = 4 << 20
+            sent, got = await asyncio.gather(pump(accepter, total, 9), drain(dialer, total))
+            assert sent == got
+        finally:
+            await server.close()
+            await front.close()
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
 
 
 def test_the_environment_switch_turns_splice_off(monkeypatch: pytest.MonkeyPatch) -> None:
