@@ -208,6 +208,21 @@ def take_over(
 class SplicedConn(asyncio.Transport):
     """One relayed socket, as a transport the server core and the relayer can close."""
 
+    # Slots: an idle relayed pair should cost little more than on the copy relay.
+    __slots__ = (
+        "_loop",
+        "_on_lost",
+        "_pool",
+        "closed",
+        "closing",
+        "fd",
+        "inflow",
+        "on_eof",
+        "on_progress",
+        "outflow",
+        "sock",
+    )
+
     def __init__(
         self,
         sock: socket.socket,
