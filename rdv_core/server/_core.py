@@ -36,8 +36,9 @@ from rdv_core.server._lobby import DEFAULT_LOBBY_LIMITS, Limit, Lobby, LobbyLimi
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
 from rdv_core.server._pairing import IDLE_VIOLATION, SHUTTING_DOWN, Pairing
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState
+from rdv_core.server._pipes import PipePool
 from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, Relayer, SharedBuffer
-from rdv_core.server._splice import PipePool, splice_wanted
+from rdv_core.server._splice import splice_wanted
 from rdv_core.server._stats import PairPath, PairStats, ServerStats
 from rdv_core.server._tally import Tally
 from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected

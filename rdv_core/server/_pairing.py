@@ -25,8 +25,8 @@ from rdv_core.server._handler import (
     match_decision,
 )
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerState, PendingProtocol
+from rdv_core.server._pipes import PipePool
 from rdv_core.server._relay import Relayer, SharedBuffer
-from rdv_core.server._splice import PipePool
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.server._tally import Tally
 

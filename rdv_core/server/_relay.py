@@ -39,7 +39,8 @@ from typing import Final, cast
 
 from rdv_core import wire
 from rdv_core.server._peer import Peer
-from rdv_core.server._splice import PipePool, splice_pair, take_over
+from rdv_core.server._pipes import PipePool
+from rdv_core.server._splice import splice_pair, take_over
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
 

@@ -16,11 +16,12 @@ Per direction a :class:`_Flow` reads its source while nothing is held for its de
 (``add_reader``) and stops reading it while the destination is full (``add_writer`` until
 what is held has been sent): the strict flow control of the copy relay, with its bound of
 one read (``PipePool.size`` bytes) held per direction. Pipes come from a server-wide
-:class:`PipePool` and go back to it as soon as a read has been passed on whole, so a pair
-holds a pipe (two descriptors) only per direction whose destination is full, and the
-pool keeps at most two free pipes per relayed conn: with no spliced pair left, the server
-holds no pipe at all. When no pipe can be had (``EMFILE``), that read is copied through
-the shared buffer instead: the relay never stalls because the server is out of fds.
+:class:`~rdv_core.server._pipes.PipePool` and go back to it as soon as a read has been
+passed on whole, so a pair holds a pipe (two descriptors) only per direction whose
+destination is full, and the pool keeps at most two free pipes per relayed conn: with no
+spliced pair left, the server holds no pipe at all. When no pipe can be had (``EMFILE``),
+that read is copied through the shared buffer instead: the relay never stalls because the
+server is out of fds.
 
 The sockets are taken out of their transports (:func:`take_over`: a ``dup`` of the
 descriptor, then the transport is aborted, which closes only its own descriptor; a loop
@@ -35,19 +36,17 @@ as transports do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import fcntl
 import os
 import socket
 import sys
 from collections.abc import Callable
 from typing import Any, Final
 
+from rdv_core.server._pipes import PipePool
+
 __all__ = [
     "AVAILABLE",
     "ENV_SWITCH",
-    "PipePool",
     "SplicedConn",
     "can_splice",
     "splice_pair",
@@ -59,8 +58,6 @@ __all__ = [
 AVAILABLE: Final = sys.platform == "linux" and hasattr(os, "splice")
 #: ``RDV_RELAY_SPLICE=0`` makes a server built with ``splice=None`` use the copy relay.
 ENV_SWITCH: Final = "RDV_RELAY_SPLICE"
-#: Free pipes the pool keeps at most (and at most two per spliced conn).
-POOL_FREE: Final = 16
 #: A read by copy of at least this many bytes turns a flow to splice; a spliced read of
 #: fewer turns it back. Splicing a small read costs more than copying it (the kernel
 #: copies an skb's linear part into a fresh page for the pipe): interactive traffic keeps
@@ -71,7 +68,6 @@ COPY_BELOW: Final = 16 * 1024
 #: at volume, and one busy pair cannot keep the loop from the others for long.
 READS_PER_EVENT: Final = 4
 _FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
-_OUT_OF_FDS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 #: Plain TCP transports whose socket can be taken over: asyncio's and uvloop's (their TLS
 #: transports are other classes, and encrypt in user space anyway).
 _PLAIN_TRANSPORTS: Final = frozenset(
@@ -85,61 +81,6 @@ def splice_wanted(choice: bool | None) -> bool:
     if choice is None:
         choice = os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "no", "off")
     return choice and AVAILABLE
-
-
-class PipePool:
-    """Empty pipes shared by every spliced pair of a server (see module doc)."""
-
-    __slots__ = ("_free", "conns", "size")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._free: list[tuple[int, int]] = []
-        #: Spliced conns open: the pool keeps at most two free pipes per conn.
-        self.conns = 0
-
-    @property
-    def free(self) -> int:
-        return len(self._free)
-
-    def get(self) -> tuple[int, int] | None:
-        """An empty pipe ``(read_fd, write_fd)``, or None when the server is out of fds."""
-        if self._free:
-            return self._free.pop()
-        try:
-            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            if exc.errno in _OUT_OF_FDS:
-                return None
-            raise
-        # 64 KiB (16 slots) by default: a read would move 64 KiB at most. A user over
-        # fs.pipe-user-pages-soft gets EPERM: the default size still works.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, self.size)
-        return r, w
-
-    def put(self, pipe: tuple[int, int], empty: bool = True) -> None:
-        """Give a pipe back (closed if it may hold bytes, or the pool has enough)."""
-        if empty and len(self._free) < min(POOL_FREE, 2 * self.conns):
-            self._free.append(pipe)
-        else:
-            os.close(pipe[0])
-            os.close(pipe[1])
-
-    def conn_closed(self) -> None:
-        self.conns -= 1
-        self._trim()
-
-    def close(self) -> None:
-        """Close every free pipe (server shutdown)."""
-        self.conns = 0
-        self._trim()
-
-    def _trim(self) -> None:
-        while len(self._free) > min(POOL_FREE, 2 * self.conns):
-            r, w = self._free.pop()
-            os.close(r)
-            os.close(w)
 
 
 def can_splice(transport: asyncio.BaseTransport) -> bool:
