@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._link import Link
+from rdv_core.client._prepare import open_listeners
 from rdv_core.client._relay_role import accepter_relay_command
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.errors import NoConnectionError
@@ -40,8 +41,6 @@ async def start_fast(
         NoConnectionError: the accepter's relay ended without ``CONTINUE`` (a dialer that
             went direct after all, a failed relay); the relay is closed.
     """
-    from rdv_core.client._client import open_listeners
-
     emit, clock, client = attempt.emit, attempt.clock, attempt.client
     dialer = attempt.method == DIAL
     if not dialer:
