@@ -38,6 +38,7 @@ from typing import Any, Final
 from rdv_core.client._budget import CandidateBudget, limit_kernel_retries
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
+from rdv_core.client._preopen import PREOPEN_MAX, QUICK_REFUSAL, can_preopen, preopen_dial
 from rdv_core.client._sockets import bound_socket, family_of, reuse_socket
 from rdv_core.client._tcpinfo import syn_unanswered, tcp_rtt
 from rdv_core.client._uplinks import Uplink, bind_to_uplink
@@ -230,6 +231,19 @@ async def connect(sock: socket.socket, sockaddr: Any, *, stall_after: float | No
         raise OSError(code, f"connect to {sockaddr!r} failed: {os.strerror(code)}")
 
 
+def should_preopen(addr: Addr, elapsed: float) -> bool:
+    """True if a refusal of ``addr`` after ``elapsed`` s calls for a pre-opening dial.
+
+    Only public IPv4 addresses (behind a NAT) refused within
+    :data:`~rdv_core.client._preopen.QUICK_REFUSAL`: a router at LAN distance reset us,
+    erasing our mapping before the peer's SYN could use it, and will answer the
+    pre-opening SYN inside ``connect()``.
+    """
+    return addr.space == AddrSpace.PUBLIC4 and elapsed <= QUICK_REFUSAL and can_preopen(
+        family_of(addr)
+    )
+
+
 def redial_burst(
     sock: socket.socket, sockaddr: Any, seconds: float, budget: CandidateBudget
 ) -> tuple[int, int]:
@@ -343,6 +357,7 @@ async def dial_candidate(
     emit: Callable[[Event], None],
     fail: Callable[[str], None],
     via: Uplink | None = None,
+    preopen: bool = False,
 ) -> socket.socket | None:
     """Dial ``addr`` from a socket bound to ``port``, redialling as explained above.
 
@@ -357,6 +372,10 @@ async def dial_candidate(
         emit: where events go.
         fail: records why the candidate failed, for the race's error.
         via: the uplink to dial from (None: the default route).
+        preopen: after a refusal from a router at LAN distance, redial with a first SYN
+            that opens our NAT mapping and dies at the far router, then wait for the
+            peer's SYN on that socket (:mod:`rdv_core.client._preopen`). Only one side of
+            an attempt may do this: the race sets it on the accepter.
 
     Returns:
         The connected socket, or None when the candidate failed or was skipped (its
@@ -375,6 +394,7 @@ async def dial_candidate(
     sockaddr = addr.sockaddr()
     lost = 0
     paced = 0
+    preopens = 0
     # A dial already booked and in flight (left by a burst), and when it was sent.
     pending = False
     dial_at = loop.time()
@@ -408,6 +428,10 @@ async def dial_candidate(
                     sock.close()
                     sock = None
                 reason, code = classify(exc)
+                if preopens and code == errno_codes.EPROTO:
+                    # The far router's answer to our pre-opening SYN came after
+                    # connect() returned (rdv_core.client._preopen): redial plainly.
+                    reason = "refused"
                 if code == errno_codes.EADDRNOTAVAIL:
                     emit(
                         CandidateSkipped(
@@ -427,6 +451,29 @@ async def dial_candidate(
                 pause = 0.0
                 if isinstance(exc, SynLost) or reason == "timeout":
                     lost += 1  # resend at once: that SYN is gone
+                elif (
+                    preopen
+                    and preopens < PREOPEN_MAX
+                    and sock is not None
+                    and should_preopen(addr, loop.time() - dial_at)
+                    and budget.reserve()
+                ):
+                    # The far router's RST just erased our mapping: open it for good
+                    # with a SYN that dies there, and wait on that socket for the peer's
+                    # SYN (docs/LAB-NOTES.md section 11, "cone-rst").
+                    preopens += 1
+                    dial_at = loop.time()
+                    code_now = preopen_dial(sock, sockaddr)
+                    if code_now == errno_codes.EINPROGRESS:
+                        pending = True
+                    elif code_now is not None:
+                        carried = OSError(code_now, os.strerror(code_now))
+                    else:  # the system refused the option: nothing sent
+                        budget.settle(0.0)
+                        pending = False
+                        preopens = PREOPEN_MAX
+                        pause = redial_pause(addr, paced)
+                        paced += 1
                 elif not is_behind_nat(addr) or budget.burst_left() == 0 or sock is None:
                     pause = redial_pause(addr, paced)
                     paced += 1
