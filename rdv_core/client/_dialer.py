@@ -48,7 +48,7 @@ from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
 from rdv_core.client._preopen import PREOPEN_MAX, QUICK_REFUSAL, can_preopen, preopen_dial
 from rdv_core.client._sockets import bound_socket, family_of, reuse_socket
-from rdv_core.client._tcpinfo import tcp_rtt
+from rdv_core.client._tcpinfo import syn_unanswered, tcp_rtt
 from rdv_core.client._uplinks import Uplink, bind_to_uplink
 from rdv_core.events import (
     Candidate,
@@ -267,6 +267,8 @@ async def dial_candidate(
     lost = 0
     paced = 0
     preopens = 0
+    # The pending dial is a pre-opening one.
+    waiting = False
     # A dial already booked and in flight (left by a burst), and when it was sent.
     pending = False
     dial_at = loop.time()
@@ -291,7 +293,11 @@ async def dial_candidate(
                 pending = False
                 if sock is None:
                     sock = dial_socket(addr, port, via)
-                await connect(sock, sockaddr, stall_after=stall_timeout(addr, rtt_hint, lost))
+                # A pre-opening SYN gets no answer on purpose: never give it up, the
+                # peer's SYN is on its way to that very socket (rdv_core.client._preopen).
+                stall = None if waiting else stall_timeout(addr, rtt_hint, lost)
+                waiting = False
+                await connect(sock, sockaddr, stall_after=stall)
                 budget.settle(loop.time() - dial_at)
                 break
             except OSError as exc:
@@ -328,6 +334,9 @@ async def dial_candidate(
                     and preopens < PREOPEN_MAX
                     and sock is not None
                     and should_preopen(addr, loop.time() - dial_at)
+                    # Still waiting: an ICMP refusal met inside connect() (a soft
+                    # error), which erased nothing; the socket dials on as it is.
+                    and not syn_unanswered(sock)
                     and budget.reserve()
                 ):
                     # The far router's RST just erased our mapping: open it for good
@@ -337,7 +346,7 @@ async def dial_candidate(
                     dial_at = loop.time()
                     code_now = preopen_dial(sock, sockaddr)
                     if code_now == errno_codes.EINPROGRESS:
-                        pending = True
+                        pending = waiting = True
                     elif code_now is not None:
                         carried = OSError(code_now, os.strerror(code_now))
                     else:  # the system refused the option: nothing sent
