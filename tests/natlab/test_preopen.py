@@ -10,6 +10,7 @@ sequence numbers the routers saw are the socket's own).
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import time
@@ -17,10 +18,15 @@ from collections.abc import Iterator
 
 import pytest
 
+from rdv_core.client._budget import SynBudget
+from rdv_core.client._candidates import new_candidate
+from rdv_core.client._dialer import dial_candidate
 from rdv_core.client._preopen import preopen_dial
 from rdv_core.client._tcpinfo import syn_unanswered
-from rdv_core.lab import Lab
+from rdv_core.events import Event
+from rdv_core.lab import Firewall, Lab, LabSpec, NatKind, RouterSpec
 from rdv_core.lab._presets import get_preset
+from rdv_core.wire import Addr
 
 A_PORT, B_PORT = 40001, 40002
 
@@ -97,3 +103,64 @@ def test_the_preopening_dial_keeps_the_mapping_and_finishes_the_handshake(lab: L
     assert a.recv(100) == b"from B"
     for sock in (a, b, listener):
         sock.close()
+
+
+def _accepter_dial_then_dialer(lab: Lab) -> tuple[socket.socket | None, list[Event]]:
+    """B dials A's public address as the race's accepter would; A dials B 50 ms later."""
+    a_wan, b_wan = _wan(lab, "rtrA"), _wan(lab, "rtrB")
+    a = lab.run_in("cliA", lambda: _socket(A_PORT))
+    target = Addr.parse(f"{a_wan}:{A_PORT}")
+    events: list[Event] = []
+
+    async def race() -> socket.socket | None:
+        dial = asyncio.create_task(
+            dial_candidate(
+                new_candidate(1, target, "self"),
+                target,
+                port=B_PORT,
+                rtt_hint=None,
+                budget=SynBudget().for_addr(target),
+                clock=time.monotonic,
+                emit=events.append,
+                fail=lambda _: None,
+                preopen=True,
+            )
+        )
+        await asyncio.sleep(0.05)
+        a.connect_ex((b_wan, B_PORT))
+        return await asyncio.wait_for(dial, 3.0)
+
+    try:
+        return lab.run_in("cliB", lambda: asyncio.run(race())), events
+    finally:
+        a.close()
+
+
+def test_the_accepter_dial_connects_behind_two_resetting_routers(lab: Lab) -> None:
+    """Without the pre-opening dial, B's redials are reset until A dials, A's dial is reset
+    by B's router, and nothing connects (the budget runs out)."""
+    sock, events = _accepter_dial_then_dialer(lab)
+    assert sock is not None, events
+    sock.close()
+
+
+def test_an_icmp_refusal_inside_connect_leaves_the_dial_waiting() -> None:
+    """A's router answers B's early SYN with an ICMP port unreachable, which Linux records as
+    a soft error when it arrives inside ``connect()``: B's socket still waits and B's
+    router's mapping was never erased. No pre-opening dial then (on that socket it failed
+    with EALREADY and the candidate was lost: a-icmp/b-drop 5/0 relay 5/5)."""
+    spec = LabSpec(
+        name="icmp-drop",
+        summary="A behind an ICMP-rejecting router, B behind a dropping one",
+        routers=(
+            RouterSpec("rtrA", NatKind.PORT_PRESERVING, Firewall.REJECT_ICMP),
+            RouterSpec("rtrB", NatKind.PORT_PRESERVING, Firewall.DROP),
+        ),
+        hosts=get_preset("cone-rst").hosts,
+        expect="direct",
+        why="B's router keeps B's mapping",
+    )
+    with Lab(spec, rdv_command=None) as built:
+        sock, events = _accepter_dial_then_dialer(built)
+    assert sock is not None, events
+    sock.close()
