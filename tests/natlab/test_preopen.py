@@ -23,7 +23,7 @@ from rdv_core.client._candidates import new_candidate
 from rdv_core.client._dialer import dial_candidate
 from rdv_core.client._preopen import preopen_dial
 from rdv_core.client._tcpinfo import syn_unanswered
-from rdv_core.events import Event
+from rdv_core.events import Clock, Event
 from rdv_core.lab import Firewall, Lab, LabSpec, NatKind, RouterSpec
 from rdv_core.lab._presets import get_preset
 from rdv_core.wire import Addr
@@ -120,7 +120,7 @@ def _accepter_dial_then_dialer(lab: Lab) -> tuple[socket.socket | None, list[Eve
                 port=B_PORT,
                 rtt_hint=None,
                 budget=SynBudget().for_addr(target),
-                clock=time.monotonic,
+                clock=Clock(),
                 emit=events.append,
                 fail=lambda _: None,
                 preopen=True,
