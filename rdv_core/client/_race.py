@@ -388,6 +388,7 @@ class Race:
                 clock=self._clock,
                 emit=emit,
                 fail=self._fail,
+                preopen=not self.is_dialer,  # one side only: rdv_core.client._preopen
             )
         finally:
             self._budget.finish(addr, connected=sock is not None)
