@@ -144,11 +144,21 @@ def _write_all(fd: int, data: bytes) -> None:
 class UnsentInput(Exception):
     """The conn ended while our stdin still had bytes for the peer (a classic relay)."""
 
-    def __init__(self, unsent: int, complete: bool) -> None:
+    def __init__(self, unsent: int, complete: bool, *, reset: bool = False) -> None:
         more = "" if complete else " (at least; stdin had not ended)"
+        if reset:
+            what = (
+                "the relay reset the conn while our stdin was still being sent (the "
+                "peer's side probably ended first): the bytes of stdin in flight and after "
+                "them were not delivered"
+            )
+        else:
+            what = (
+                "the peer's side ended first and the relay closed the conn: "
+                f"{unsent} bytes of stdin were not delivered{more}"
+            )
         super().__init__(
-            f"the peer's side ended first and the relay closed the conn: {unsent} bytes of "
-            f"stdin were not delivered{more}. A relayed rdv/1 conn cannot half-close "
+            f"{what}. A relayed rdv/1 conn cannot half-close "
             "(docs/PROTOCOL.md section 7): use --fast-start on both sides, or keep the "
             "peer's stdin open until ours has ended"
         )
@@ -254,7 +264,16 @@ async def pump(
         stdin.start()
     upload = asyncio.create_task(_stdin_to_peer(conn, stdin, log, state))
     try:
-        received = await _peer_to_stdout(conn, stdout_fd)
+        try:
+            received = await _peer_to_stdout(conn, stdout_fd)
+        except ConnectionResetError as exc:
+            sending = not upload.done() or upload.exception() is not None
+            if interactive or carries_half_close(conn) or not sending:
+                raise
+            # Section 7: the relay closes the pair at the first EOF. Our bytes that reach
+            # its closed socket make its kernel answer RST, and the RST can overtake the
+            # EOF we had not read yet: the same loss, seen as a reset.
+            raise UnsentInput(state.unsent, complete=False, reset=True) from exc
         log(f"peer closed after {received} bytes received")
         if interactive:
             return
