@@ -23,11 +23,12 @@ from pathlib import Path
 from rdv_core.events import (
     Clock,
     Event,
-    FileAccepted,
     FileCompleted,
     FileFailed,
-    FileOffered,
     FileRejected,
+    FilesAccepted,
+    FilesCompleted,
+    FilesOffered,
     TransferResumed,
 )
 from rdv_core.session import _bundle
@@ -175,8 +176,17 @@ class Incoming:
         if earlier is not None:
             await earlier.wait()  # the offer before this one is decided first
         if refusal is None:
-            for f in offer.files:
-                self._emit(FileOffered(self._clock(), f.id, "in", f.path, f.size))
+            offered = offer.files
+            self._emit(
+                FilesOffered(
+                    self._clock(),
+                    offer.batch,
+                    "in",
+                    tuple(f.id for f in offered),
+                    tuple(f.path for f in offered),
+                    tuple(f.size for f in offered),
+                )
+            )
             accepted = False
             if self.download_dir is None:
                 refusal = "this peer does not receive files"
@@ -215,8 +225,10 @@ class Incoming:
             self._transfers[f.id] = _IncomingTransfer(outcome, Progress(f.size, outcome.offset))
             offsets.append((f.id, outcome.offset))
         self._outbox.write_reply(fr.Accept(offer.batch, tuple(offsets), tuple(failed)))
+        if offsets:
+            ids, starts = zip(*offsets, strict=True)
+            self._emit(FilesAccepted(self._clock(), offer.batch, "in", ids, starts))
         for id_, offset in offsets:
-            self._emit(FileAccepted(self._clock(), id_, "in", offset))
             if offset:
                 name = self._transfers[id_].file.name
                 self._emit(TransferResumed(self._clock(), id_, "in", name, offset))
@@ -368,18 +380,31 @@ class Incoming:
         """Store a bundle's files in a thread, then report each and answer the sender."""
         outcomes = await asyncio.to_thread(_store_all, jobs)
         failed: list[tuple[int, str]] = []
+        verified: list[tuple[IncomingFile, str]] = []
         clock = self._clock
         for (file, _, _), (ok, text) in zip(jobs, outcomes, strict=True):
             id_, name, size = file.transfer_id, file.name, file.size
             if ok:
                 path = file.path
                 self.received.append(TransferResult(id_, "in", name, size, True, text, "", path))
-                self._emit(FileCompleted(clock(), id_, "in", name, size, text, str(path)))
+                verified.append((file, text))
             else:
                 failed.append((id_, text))
                 self.received.append(TransferResult(id_, "in", name, size, False, "", text))
                 self._emit(FileFailed(clock(), id_, "in", name, text))
         self._outbox.write_reply(fr.Bundled(number, tuple(failed)))
+        if verified:  # one event for the bundle, not one per file
+            self._emit(
+                FilesCompleted(
+                    clock(),
+                    "in",
+                    tuple(f.transfer_id for f, _ in verified),
+                    tuple(f.name for f, _ in verified),
+                    tuple(f.size for f, _ in verified),
+                    tuple(digest for _, digest in verified),
+                    tuple(str(f.path) for f, _ in verified),
+                )
+            )
 
     def on_sender_failed(self, id_: int, reason: str) -> None:
         """The sender's ``fail``: it cannot read this file (the session goes on)."""
