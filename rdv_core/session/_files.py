@@ -202,14 +202,20 @@ def read_whole(file: LocalFile) -> bytes:
         info = os.fstat(fd)
         if info.st_size != file.size or max(0, info.st_mtime_ns) != file.mtime_ns:
             raise OSError(f"{file.where} changed since it was offered")
-        chunks: list[bytes] = []
-        left = file.size + 1  # one more: a file that grew is not sent cut short
-        while left > 0 and (chunk := os.read(fd, left)):
-            chunks.append(chunk)
-            left -= len(chunk)
+        # One byte more than offered: a file that grew is not sent cut short. A read
+        # that returns the offered size is the whole file (a regular file reads short
+        # only at its end), so there is no second read to see the end (a syscall per
+        # small file); a shorter one reads on.
+        data = os.read(fd, file.size + 1)
+        if 0 < len(data) < file.size:
+            chunks = [data]
+            left = file.size + 1 - len(data)
+            while left > 0 and (chunk := os.read(fd, left)):
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
     finally:
         os.close(fd)
-    data = b"".join(chunks)  # one chunk: that very object, not a copy
     if len(data) != file.size:
         raise OSError(f"{file.where} changed while sending")
     return data

@@ -38,7 +38,7 @@ from rdv_core.session._files import DIGEST, no_room_for
 from rdv_core.session._incoming_file import IncomingFile
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
-from rdv_core.session._safepath import Verified
+from rdv_core.session._safepath import Listed, Verified
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 log = logging.getLogger("rdv.session")
@@ -464,10 +464,11 @@ def _prepare_all(
     """
     prepared: list[IncomingFile | str] = []
     verified: Verified = {}  # folders are made and checked once per batch
+    listed: Listed = {}  # and listed once per batch
     for f, names in zip(files, parts, strict=True):
         file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns, names)
         try:
-            file.prepare(verified)
+            file.prepare(verified, listed)
         except (OSError, UnsafeName) as exc:
             prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
             continue

@@ -26,9 +26,11 @@ from blake3 import blake3
 from rdv_core.session._errors import UnsafeName
 from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher
 from rdv_core.session._safepath import (
+    Listed,
     Verified,
     check_relative_path,
     create_partial,
+    names_in,
     open_partial,
     partial_of,
     place_without_overwrite,
@@ -120,11 +122,13 @@ class IncomingFile:
             self._hasher = new_hasher()
         return self._hasher
 
-    def prepare(self, verified: Verified | None = None) -> int:
+    def prepare(self, verified: Verified | None = None, listed: Listed | None = None) -> int:
         """Make folders, find what is already held; return the offset.
 
         ``verified`` holds the folders checked by earlier files of the same batch
-        (see :func:`~rdv_core.session._safepath.target_in`).
+        (see :func:`~rdv_core.session._safepath.target_in`), ``listed`` the names in
+        them (:func:`~rdv_core.session._safepath.names_in`): a file none of whose
+        names is there starts at 0 without a look-up of its own.
 
         The partial file itself is opened later, by the first :meth:`write` (or by
         :meth:`finish` for a file with nothing left to send).
@@ -142,6 +146,18 @@ class IncomingFile:
         """
         target = self._target = target_in(self._base, self.parts, verified)
         partial, sidecar = partial_of(target), sidecar_of(target)
+        if listed is not None:
+            folder, _, name = target.rpartition("/")
+            names = names_in(folder, listed)
+            if names is not None and not (
+                name in names
+                or partial.rpartition("/")[2] in names
+                or sidecar.rpartition("/")[2] in names
+            ):
+                self._sidecar = False
+                self._needs_open = True
+                self.offset = self.received = 0
+                return 0
         # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
         # planted symlink now, at accept time, as an eager open would have.
         held = self._held(partial)

@@ -179,6 +179,39 @@ def _prepare_folders(base: Path, parts: tuple[str, ...], cache: Verified) -> str
     return str(current)
 
 
+#: The names in each folder of a batch, listed once per batch (None: too many to list).
+Listed = dict[str, frozenset[str] | None]
+#: Entries of a folder listed at most: past that its files are looked up one by one.
+LIST_MAX = 4096
+
+
+def names_in(folder: str, listed: Listed) -> frozenset[str] | None:
+    """The names in ``folder`` (listed once per batch), or None when it holds too many.
+
+    A receiver asks, for each offered file, whether its final, partial and sidecar names
+    exist (docs/PROTOCOL.md 12.7): three ``lstat``s per file, failing ones mostly, which
+    cost more than listing a folder once for the batch (bench/transfer.py --files). The
+    listing is as much a snapshot as those ``lstat``s were: what is planted later is
+    still never followed (``O_NOFOLLOW``) nor overwritten (``link``).
+    """
+    if folder in listed:
+        return listed[folder]
+    names: set[str] = set()
+    found: frozenset[str] | None = None
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                names.add(entry.name)
+                if len(names) > LIST_MAX:
+                    break
+            else:
+                found = frozenset(names)
+    except OSError:
+        pass
+    listed[folder] = found
+    return found
+
+
 #: Bytes of the short digest :func:`fit_name` puts in a shortened name (``~`` + 8 hex).
 _FIT_TAG = 9
 
