@@ -328,12 +328,12 @@ class Incoming:
         self._outbox.write_reply(fr.Ack(id_, file.received))
         self._outbox.write_reply(fr.Result(id_, ok, ours, reason))
         result = TransferResult(
-            id_, "in", file.name, file.size, ok, ours, reason, file.path, file.offset
+            id_, "in", file.name, file.size, ok, ours, reason, file.placed, file.offset
         )
         self.received.append(result)
         if ok:
             self._emit(state.progress.event(self._clock(), id_, "in", file.received, force=True))
-            path = str(file.path or "")
+            path = file.placed
             self._emit(FileCompleted(self._clock(), id_, "in", file.name, file.size, ours, path))
             log.info("received %s (%d bytes, %s %s)", file.name, file.size, DIGEST, ours)
         else:
@@ -385,8 +385,8 @@ class Incoming:
         for (file, _, _), (ok, text) in zip(jobs, outcomes, strict=True):
             id_, name, size = file.transfer_id, file.name, file.size
             if ok:
-                path = file.path
-                self.received.append(TransferResult(id_, "in", name, size, True, text, "", path))
+                where = file.placed
+                self.received.append(TransferResult(id_, "in", name, size, True, text, "", where))
                 verified.append((file, text))
             else:
                 failed.append((id_, text))
@@ -402,7 +402,7 @@ class Incoming:
                     tuple(f.name for f, _ in verified),
                     tuple(f.size for f, _ in verified),
                     tuple(digest for _, digest in verified),
-                    tuple(str(f.path) for f, _ in verified),
+                    tuple(f.placed for f, _ in verified),
                 )
             )
 

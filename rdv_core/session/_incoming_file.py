@@ -33,7 +33,7 @@ from rdv_core.session._safepath import (
     names_in,
     open_partial,
     partial_of,
-    place_without_overwrite,
+    place_as,
     read_state,
     sidecar_of,
     target_in,
@@ -69,7 +69,8 @@ class IncomingFile:
         mtime_ns: Offered modification time, applied to the final file.
         offset: Bytes already held when the transfer (re)started.
         received: Bytes held so far (from 0, including ``offset``).
-        path: The final path once verified.
+        path: The final path once verified (:attr:`placed` as a :class:`Path`).
+        placed: The final path once verified, as text ("" before).
     """
 
     def __init__(
@@ -89,7 +90,7 @@ class IncomingFile:
         self.parts = parts if parts is not None else check_relative_path(name)
         self._base = base
         self.offset = 0
-        self.path: Path | None = None
+        self.placed = ""
         self._fd: int | None = None
         self.received = 0
         self._hasher: Hasher | None = None
@@ -99,6 +100,11 @@ class IncomingFile:
         #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
         self._needs_open = False
         self._sidecar = False
+
+    @property
+    def path(self) -> Path | None:
+        """The final path once verified, else None."""
+        return Path(self.placed) if self.placed else None
 
     @staticmethod
     def check_name(name: str) -> tuple[str, ...]:
@@ -269,7 +275,7 @@ class IncomingFile:
         if self._existing:
             if ours != digest:
                 return False, "", _DIFFERENT_FILE
-            self.path = Path(self._target)
+            self.placed = self._target
             return True, ours, ""
         if self.received != self.size:
             return False, "", f"got {self.received} of {self.size} bytes"
@@ -278,7 +284,7 @@ class IncomingFile:
             return False, "", "digest mismatch: the file differs from the sender's"
         partial = partial_of(self._target)
         os.utime(partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
-        self.path = place_without_overwrite(partial, self._target)
+        self.placed = place_as(partial, self._target)
         if self._sidecar:
             Path(sidecar_of(self._target)).unlink(missing_ok=True)
         return True, ours, ""
@@ -301,7 +307,7 @@ class IncomingFile:
         if self._existing:  # an empty file already there (prepare found it whole)
             if self.hasher.digest() != digest:
                 raise ValueError(_DIFFERENT_FILE)
-            self.path = Path(self._target)
+            self.placed = self._target
             return digest.hex()
         if blake3(data).digest() != digest:
             raise ValueError("digest mismatch: the file differs from the sender's")
@@ -319,7 +325,7 @@ class IncomingFile:
             raise
         os.close(fd)
         self.received = self.size
-        self.path = place_without_overwrite(partial, self._target)
+        self.placed = place_as(partial, self._target)
         return digest.hex()
 
     def close(self) -> None:

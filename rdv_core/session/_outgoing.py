@@ -462,7 +462,7 @@ class Outgoing:
         self._transfers.pop(out.transfer_id, None)
         local = out.local
         result = TransferResult(
-            out.transfer_id, "out", local.name, local.size, ok, digest, reason, None, out.offset
+            out.transfer_id, "out", local.name, local.size, ok, digest, reason, "", out.offset
         )
         out.result.set_result(result)
         id_ = out.transfer_id

@@ -65,7 +65,8 @@ class TransferResult:
     """How one file ended (both directions).
 
     Attributes:
-        path: Where the receiver stored the verified file (receiver side only).
+        where: Where the receiver stored the verified file, as text (receiver side
+            only; "" else): no :class:`Path` per small file until one is asked for.
         resumed_from: Bytes that were already at the receiver when this run started.
     """
 
@@ -76,8 +77,13 @@ class TransferResult:
     ok: bool
     digest: str = ""
     reason: str = ""
-    path: Path | None = None
+    where: str = ""
     resumed_from: int = 0
+
+    @property
+    def path(self) -> Path | None:
+        """Where the receiver stored the verified file (receiver side only), else None."""
+        return Path(self.where) if self.where else None
 
 
 @dataclass(slots=True)
