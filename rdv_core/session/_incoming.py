@@ -74,12 +74,19 @@ _Job = tuple[IncomingFile, bytes, bytes]
 @dataclass(slots=True)
 class _IncomingTransfer:
     file: IncomingFile
-    progress: Progress
     failed: str = ""
     #: A big file's writer thread (docs/PROTOCOL.md 12.12), from its first data on.
     writer: ChunkWriter | None = None
     #: Bytes handed to the writer so far (from 0, including the offset).
     queued: int = 0
+    #: Throttled progress, made at the first data (a bundled file never needs one).
+    _progress: Progress | None = None
+
+    @property
+    def progress(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(self.file.size, self.file.offset)
+        return self._progress
 
 
 class Incoming:
@@ -222,7 +229,7 @@ class Incoming:
                 self.received.append(TransferResult(f.id, "in", f.path, f.size, False, "", outcome))
                 self._emit(FileFailed(self._clock(), f.id, "in", f.path, outcome))
                 continue
-            self._transfers[f.id] = _IncomingTransfer(outcome, Progress(f.size, outcome.offset))
+            self._transfers[f.id] = _IncomingTransfer(outcome)
             offsets.append((f.id, outcome.offset))
         self._outbox.write_reply(fr.Accept(offer.batch, tuple(offsets), tuple(failed)))
         if offsets:
