@@ -16,11 +16,13 @@ Addresses: 127.0.0.1 and ::1 only. The dialer's events split that time into phas
             ``RelayReady``)
 - pick:     first usable conn to ``Picked`` (the picker's decision)
 - return:   ``Picked`` to ``dial()`` returning (the pick on the wire, the losers'
-            cleanup, the winner's stream)
+            cleanup, the winner's stream; since the race's end is synchronous, no event-
+            loop turn: rdv_core/client/_exchange.py)
 
 The attempt's clock starts at the call, so the phases add up to the total. In one
 process every phase also holds whatever the accepter and the server do meanwhile (their
-work shares the CPU and the event loop): that is why ``return`` is not near zero there.
+work shares the CPU and the event loop). Each mode also prints the CPU time this process
+spent during ``dial()`` (p50): on a shared machine it varies less than the wall time.
 
 The baseline, measured in the same run against the same server, is one plain HTTP
 round trip (TCP connect, ``GET /healthz``, response). The floor is the least work a
@@ -80,6 +82,10 @@ class Samples:
 
     phases: dict[str, list[float]] = field(default_factory=lambda: {p: [] for p in PHASES})
     relayed: int = 0
+    #: CPU time of this process during each ``dial()`` (ms): less noisy than the wall time
+    #: on a shared machine. With ``--processes 1`` it holds the server's and the accepter's
+    #: work of those moments too.
+    cpu: list[float] = field(default_factory=list)
 
     def add(self, events: list[Event], total_ms: float) -> None:
         started = next(e for e in events if isinstance(e, AttemptStarted))
@@ -287,9 +293,11 @@ async def attempts(child: Child | Accepters, url: str, mode: str, count: int) ->
         await child.accept(token, MODES[mode])
         events: list[Event] = []
         dialer = Client(spaces=spaces, timeout=10, on_event=events.append)
+        cpu = time.process_time()
         start = time.perf_counter()
         conn = await dialer.dial(url, token)
         total_ms = (time.perf_counter() - start) * 1000
+        samples.cpu.append((time.process_time() - cpu) * 1000)
         await conn.close()
         samples.add(events, total_ms)
     return samples
@@ -353,8 +361,16 @@ def report(name: str, samples: Samples, base_p50: float) -> dict[str, object]:
     for phase, row in rows.items():
         print(f"  {phase:<8} {row['p50']:8.2f} {row['p90']:8.2f}")
     ratio = rows["total"]["p50"] / base_p50
-    print(f"  total p50 = {ratio:.1f}x the baseline HTTP round trip")
-    return {"attempts": count, "relayed": samples.relayed, "phases": rows, "ratio": ratio}
+    cpu = percentile(samples.cpu, 50)
+    print(f"  total p50 = {ratio:.1f}x the baseline HTTP round trip; CPU of this process "
+          f"during dial() p50 {cpu:.2f} ms")  # fmt: skip
+    return {
+        "attempts": count,
+        "relayed": samples.relayed,
+        "phases": rows,
+        "ratio": ratio,
+        "cpu_ms_p50": cpu,
+    }
 
 
 async def main() -> int:

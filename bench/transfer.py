@@ -6,7 +6,10 @@ One file (1 GiB by default) goes from one process to another on loopback:
   memory (the ceiling for any Python transfer; no file, no crypto).
 - ``rdv p2p``: ``rdv_core.session`` over a direct conn found through our server:
   read file, BLAKE3, AES-256-GCM, TCP, AES-256-GCM, write file, BLAKE3 again, verified.
-- ``rdv relay``: the same through our server's relay (spaces ``none``).
+- ``rdv relay``: the same through our server's relay (spaces ``none``): splice(2) on
+  Linux, socket to pipe to socket (``rdv_core.server._splice``); with ``--relay-copy``
+  also ``rdv relay copy``, the fallback copy relay (``RdvServer(splice=False)``), in the
+  same rounds. Their notes give the server's CPU per GiB.
 - ``wormhole p2p`` / ``wormhole relay``: ``wormhole send`` / ``wormhole receive`` with
   a local mailbox server and transit relay on 127.0.0.1. Wormhole's direct hints name
   every interface address of the machine, and this benchmark must not send traffic to
@@ -105,11 +108,11 @@ def bench_raw(ctx: Any, size: int) -> Result:
 # ----- rdv
 
 
-def _rdv_server(url_q: Any, stop: Any, out_q: Any) -> None:
+def _rdv_server(url_q: Any, stop: Any, out_q: Any, splice: bool | None = None) -> None:
     from rdv_core.server import RdvServer, start_native
 
     async def main() -> None:
-        server = RdvServer()
+        server = RdvServer(splice=splice)
         front = await start_native(server, host="127.0.0.1", port=0)
         cpu0 = time.process_time()
         url_q.put(front.url)
@@ -169,13 +172,21 @@ def _rdv_peer(
 
 
 def bench_rdv(
-    ctx: Any, src: Path, dst: Path, size: int, relay: bool, chunk: int, workers: str = "auto"
+    ctx: Any,
+    src: Path,
+    dst: Path,
+    size: int,
+    relay: bool,
+    chunk: int,
+    workers: str = "auto",
+    copy_relay: bool = False,
 ) -> Result:
     from rdv_core.wire import AddrSpace
 
     spaces = int(AddrSpace.NONE if relay else AddrSpace.LOOPBACK4)
     url_q, out_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
-    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q))
+    splice = False if copy_relay else None  # None: what ``rdv serve`` does
+    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q, splice))
     server.start()
     url = url_q.get()
     code = "101-bench-mark"
@@ -198,7 +209,10 @@ def bench_rdv(
     (send_cpu, start, setup, is_relay), (recv_cpu, end, _, _) = got["send"], got["receive"]
     assert is_relay == relay
     name = ("rdv relay" if relay else "rdv p2p") + ("" if workers == "auto" else f" w-{workers}")
+    name += " copy" if copy_relay else ""
     note = f"setup {setup:.2f} s; server CPU {server_cpu:.2f} s"
+    if relay:
+        note += f" ({server_cpu / (size / GiB):.2f} s/GiB)"
     received = dst / src.name
     assert received.stat().st_size == size
     received.unlink()
@@ -309,6 +323,11 @@ def main() -> int:
     parser.add_argument("--no-wormhole", action="store_true", help="skip magic-wormhole")
     parser.add_argument("--no-relay", action="store_true", help="skip rdv through the relay")
     parser.add_argument(
+        "--relay-copy",
+        action="store_true",
+        help="also run the relay on the copy relay (the fallback of splice), same rounds",
+    )
+    parser.add_argument(
         "--workers",
         action="append",
         choices=["on", "off"],
@@ -342,6 +361,8 @@ def main() -> int:
             round_ = [bench_raw(ctx, size), bench_rdv(ctx, src, dst, size, False, chunk)]
             if not args.no_relay:
                 round_.append(bench_rdv(ctx, src, dst, size, True, chunk))
+                if args.relay_copy:
+                    round_.append(bench_rdv(ctx, src, dst, size, True, chunk, copy_relay=True))
             for workers in args.workers:  # the same p2p run, worker threads forced on/off
                 round_.append(bench_rdv(ctx, src, dst, size, False, chunk, workers))
             if not args.no_wormhole:
@@ -384,7 +405,7 @@ def main() -> int:
             f"{'CPU s/GiB':>10} {'sender':>7} {'receiver':>9}  notes"
         )
         for r in results:
-            kind = r.name.split()[-1]
+            kind = "relay" if " relay" in r.name else r.name.split()[-1]
             theirs = by_name.get(f"wormhole {kind}") or wormhole
             vs_wormhole = f"{r.gib_s / theirs.gib_s:11.2f}" if theirs else f"{'-':>11}"
             sides = (
@@ -398,9 +419,11 @@ def main() -> int:
             )
         if wormhole is None:
             print("x wormhole: not measured (--no-wormhole, or magic-wormhole not installed)")
-        p2p, relay = by_name.get("rdv p2p"), by_name.get("rdv relay")
-        if p2p and relay:
-            print(f"rdv relay / rdv p2p: {relay.gib_s / p2p.gib_s:.2f}")
+        p2p = by_name.get("rdv p2p")
+        for relay_name in ("rdv relay", "rdv relay copy"):
+            relay = by_name.get(relay_name)
+            if p2p and relay:
+                print(f"{relay_name} / rdv p2p: {relay.gib_s / p2p.gib_s:.2f}")
         if small:
             best_small: dict[str, Any] = {}
             for run in small:

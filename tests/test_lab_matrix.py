@@ -37,9 +37,11 @@ def test_the_full_matrix_covers_filters_delays_and_loss() -> None:
     assert len(set(names)) == len(names)
     assert "a-icmp/b-rst 100/0" in names and "a-drop/b-drop 20/20 loss5%" in names
     by_name = {c.name: c for c in cells}
-    # Both routers reset: direct at zero delay, a lottery as soon as a peer is far.
+    # Both routers reset: direct while B (the accepter) sits at its router (its pre-opening
+    # dial), a lottery as soon as B is far from it.
     assert by_name["a-rst/b-rst 0/0"].expect == "direct"
-    assert by_name["a-rst/b-rst 5/0"].lottery and by_name["a-rst/b-rst 5/0"].expect == "relay"
+    assert by_name["a-rst/b-rst 5/0"].expect == "direct" and not by_name["a-rst/b-rst 5/0"].lottery
+    assert by_name["a-rst/b-rst 0/5"].lottery and by_name["a-rst/b-rst 0/5"].expect == "relay"
     # One router that keeps the other side's mapping is enough.
     assert all(c.expect == "direct" for c in cells if "rst/b-rst" not in c.name)
 

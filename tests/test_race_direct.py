@@ -10,8 +10,9 @@ import pytest
 
 from rdv_core.client._client import open_listeners
 from rdv_core.client._direct import DirectConn
+from rdv_core.client._exchange import Exchanges
 from rdv_core.client._link import PeerClosed
-from rdv_core.client._loopback import SKIP_REASON, LoopbackGate
+from rdv_core.client._loopback import LOOPBACK_STAGGER, SKIP_REASON, LoopbackGate
 from rdv_core.client._pickers import WaitForP2P
 from rdv_core.client._race import Race
 from rdv_core.client._sockets import local_port
@@ -23,9 +24,10 @@ from rdv_core.events import (
     DialRetried,
     DialStarted,
     Event,
+    HandshakeFailed,
     HandshakeOk,
 )
-from rdv_core.wire import ACCEPT, DIAL, MAX_LINE, Addr, AddrSpace, Misdial, ProtocolError
+from rdv_core.wire import ACCEPT, DIAL, MAX_LINE, Addr, AddrSpace, ProtocolError, build_header_line
 
 from tests.race_support import LOOP, client, exchange, pair
 
@@ -90,18 +92,38 @@ async def test_eof_and_overlong_lines() -> None:
 async def test_the_gate_opens_for_trouble_and_skips_after_success() -> None:
     seen: list[Event] = []
     v6 = Candidate(2, "[::1]:1", "loopback6", "self")
-    gate = LoopbackGate()
-    gate.watch(seen.append)(DialRetried(0.0, CANDIDATE, 2, "refused"))
-    assert await gate.enter(v6, Addr.parse("[::1]:1"), seen.append, Clock()) is not None
+    started: list[Candidate] = []
 
-    gate = LoopbackGate()
+    # Trouble on IPv4: the held IPv6 dial starts in the same callback.
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
+    assert not started
+    gate.watch(seen.append)(DialRetried(0.0, CANDIDATE, 2, "refused"))
+    assert started == [v6]
+
+    # IPv4 connected: the held candidate is skipped right after that event, never dialled.
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
     gate.watch(seen.append)(CandidateConnected(0.0, CANDIDATE))
-    assert await gate.enter(v6, Addr.parse("[::1]:1"), seen.append, Clock()) is None
+    assert started == [v6]
+    assert isinstance(seen[-2], CandidateConnected)
     assert isinstance(seen[-1], CandidateSkipped) and seen[-1].reason == SKIP_REASON
+    gate.hold(v6, lambda: started.append(v6))  # held after the news: decided at once
+    assert isinstance(seen[-1], CandidateSkipped) and started == [v6]
 
     # No news at all: IPv6 is dialled after the stagger.
-    assert await asyncio.wait_for(LoopbackGate().needed(), 5)
-    assert len([e for e in seen if isinstance(e, DialRetried | CandidateConnected)]) == 2
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
+    await asyncio.sleep(LOOPBACK_STAGGER * 2)
+    assert started == [v6, v6]
+
+    # The race ends first: skipped, never dialled.
+    gate = LoopbackGate(seen.append, Clock())
+    gate.hold(v6, lambda: started.append(v6))
+    gate.close()
+    await asyncio.sleep(LOOPBACK_STAGGER * 2)
+    assert started == [v6, v6]
+    assert isinstance(seen[-1], CandidateSkipped) and seen[-1].reason == "the race ended first"
 
 
 async def test_ipv6_loopback_is_dialled_when_ipv4_is_refused() -> None:
@@ -160,6 +182,24 @@ async def test_every_conn_has_nagle_off(url: str) -> None:
             await exchange(d, a)
 
 
+def exchanges_for(method: str) -> tuple[list[Event], Exchanges]:
+    """The race's line exchange on its own, recording its events."""
+    events: list[Event] = []
+    exchanges = Exchanges(
+        method=method,  # type: ignore[arg-type]
+        token="tok",
+        header=build_header_line(method, "tok"),
+        clock=Clock(),
+        emit=events.append,
+        fail=lambda text: None,
+        on_ok=lambda conn: None,
+        on_won=lambda conn: None,
+        on_end=lambda conn: None,
+        crash=lambda exc: None,
+    )
+    return events, exchanges
+
+
 async def test_an_inbound_line_already_here_is_answered_at_once() -> None:
     conn, other = conn_pair()
     try:
@@ -168,8 +208,11 @@ async def test_an_inbound_line_already_here_is_answered_at_once() -> None:
         conn.answer_now(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok")
         assert conn.answered
         assert other.recv(100) == b"rdv/1 ACCEPT tok\n"
-        await conn.authenticate(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok", outbound=False)
+        events, exchanges = exchanges_for(ACCEPT)
+        exchanges.start(conn, outbound=False)  # already answered: ok at once
+        assert [type(e) for e in events] == [HandshakeOk]
         assert await conn.read_line() == b"CONTINUE"  # the command stayed in the socket
+        exchanges.cancel_all()
     finally:
         other.close()
         conn.close()
@@ -181,9 +224,12 @@ async def test_an_inbound_line_already_here_is_answered_at_once() -> None:
         await asyncio.sleep(0.01)
         conn.answer_now(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok")
         assert not conn.answered
-        with pytest.raises(Misdial):
-            await conn.authenticate(b"rdv/1 ACCEPT tok\n", ACCEPT, "tok", outbound=False)
-        conn.close()
+        events, exchanges = exchanges_for(ACCEPT)
+        exchanges.start(conn, outbound=False)  # the early line is checked: a misdial
+        assert [(type(e), getattr(e, "reason", None)) for e in events] == [
+            (HandshakeFailed, "misdial")
+        ]
+        assert not conn.alive
         assert other.recv(100) == b""
     finally:
         other.close()

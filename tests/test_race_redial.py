@@ -18,6 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from rdv_core.client._budget import BudgetPolicy, SynBudget
+from rdv_core.client._connect import SynLost, can_redial, connect, redial_burst
 from rdv_core.client._dialer import (
     LOCAL_RETRY_INTERVAL,
     PACE_GROWTH,
@@ -26,10 +27,6 @@ from rdv_core.client._dialer import (
     STALL_FACTOR,
     STALL_FLOOR,
     STALL_MAX_RTT,
-    SynLost,
-    can_redial,
-    connect,
-    redial_burst,
     redial_pause,
     stall_timeout,
 )

@@ -1,4 +1,7 @@
-"""docs/PROTOCOL.md section 8: the continue step and the relay, through both fronts."""
+"""docs/PROTOCOL.md section 8: the continue step and the relay, through both fronts.
+
+Every test runs on the zero-copy relay (splice, Linux) and on the copy relay.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,17 @@ import os
 import pytest
 
 from rdv_core import events as ev
+from rdv_core.server._splice import AVAILABLE, ENV_SWITCH
 
 from tests.server_support import EOF, Env, RawClient
+
+
+@pytest.fixture(autouse=True, params=["splice", "copy"])
+def relay_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relay the server (built after this fixture) uses: the environment switch."""
+    if request.param == "splice" and not AVAILABLE:
+        pytest.skip("splice(2) is Linux-only")
+    monkeypatch.setenv(ENV_SWITCH, "1" if request.param == "splice" else "0")
 
 
 def ended(env: Env) -> list[ev.RelayEnded]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import socket
 import ssl
 from collections.abc import Sequence
@@ -26,13 +25,15 @@ from typing import Final
 
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
-from rdv_core.client._link import Link, open_stream
+from rdv_core.client._link import Link, open_stream, open_stream_now
 from rdv_core.client._localview import default_self_addrs, local_paths
 from rdv_core.client._pickers import Picker, PickFirst, WaitForP2P
+from rdv_core.client._prepare import choose_proxy_memo, server_url
+from rdv_core.client._prepare import open_listeners as open_listeners  # (its old home)
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import server_socket
-from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.client._sockets import local_port
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.client._uplink_observe import ask_uplink_mappings
 from rdv_core.client._uplinks import LocalPaths
@@ -76,12 +77,10 @@ from rdv_core.wire import (
     allows_any_direct,
     build_request,
     check_upgrade_response,
-    choose_proxy,
     format_spaces,
     middlebox_hint,
     nat64_prefix,
     parse_proxy_url,
-    parse_server_url,
 )
 
 logger = logging.getLogger("rdv.client")
@@ -90,34 +89,6 @@ logger = logging.getLogger("rdv.client")
 OBSERVED_HINT: Final = (
     "p2p across NATs will likely fail (normal on a local network; else check server config)"
 )
-
-
-def open_listeners(port: int = 0) -> list[socket.socket]:
-    """Listening sockets on one port for IPv4 and IPv6 inbound candidates.
-
-    A dual-stack IPv6 socket covers both families; where the system forces
-    IPv6-only (or has no IPv6), an IPv4 listener is added on the same port.
-    """
-    listeners: list[socket.socket] = []
-    try:
-        try:
-            six = bound_socket(socket.AF_INET6, port)
-        except OSError:
-            six = None
-        if six is not None:
-            listeners.append(six)
-            port = local_port(six)
-            if six.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
-                listeners.append(bound_socket(socket.AF_INET, port))
-        else:
-            listeners.append(bound_socket(socket.AF_INET, port))
-        for sock in listeners:
-            sock.listen(LISTEN_BACKLOG)
-    except OSError:
-        for sock in listeners:
-            sock.close()
-        raise
-    return listeners
 
 
 class Client:
@@ -216,8 +187,8 @@ class Client:
         clock = Clock()
         if method not in (DIAL, ACCEPT):
             raise ValueError(f"not an rdv method: {method!r}")
-        server = parse_server_url(url)
-        # Validate the extra headers now, not after a lobby wait.
+        server = server_url(url)
+        # Validate the token and the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
         proxy = self.proxy_for(server)
         paths = local_paths(self.interfaces, self.sources)  # a bad --interface: ValueError now
@@ -229,7 +200,7 @@ class Client:
         Raises:
             ValueError: the proxy URL (given or from the environment) is not valid.
         """
-        return choose_proxy(self.proxy, server, os.environ if self.trust_env else None)
+        return choose_proxy_memo(self.proxy, server, self.trust_env)
 
 
 class _Attempt:
@@ -374,7 +345,7 @@ class _Attempt:
             )
 
             relay_candidate = Candidate(self.new_id(), str(server_addr), "relay", "relay")
-            relay = Link.from_stream(relay_candidate, reader, writer, True, server_addr)
+            relay = Link(relay_candidate, reader, writer, True, local, server_addr)
             self.emit(RelayReady(self.clock(), relay_candidate))
             self.stage = "racing for a connection"
             # Fast start: both offered, so the relay carries the first bytes and the
@@ -442,7 +413,9 @@ class _Attempt:
         if server.tls:
             ssl_context = self.client.ssl_context or ssl.create_default_context()
         try:
-            reader, writer = await open_stream(
+            # Plain TCP: the stream without loop turns (client/_link.py), the request goes now.
+            pair = open_stream_now(sock) if ssl_context is None else None
+            reader, writer = pair or await open_stream(
                 sock,
                 ssl_context=ssl_context,
                 server_hostname=server.host if ssl_context else None,

@@ -31,13 +31,22 @@ import errno as errno_codes
 import os
 import socket
 import sys
-import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from rdv_core.client._budget import CandidateBudget, limit_kernel_retries
+from rdv_core.client._connect import (
+    BURST_SLICE,
+    IN_FLIGHT,
+    REFUSED_ERRNOS,
+    SynLost,
+    can_redial,
+    connect,
+    redial_burst,
+)
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
+from rdv_core.client._preopen import PREOPEN_MAX, QUICK_REFUSAL, can_preopen, preopen_dial
 from rdv_core.client._sockets import bound_socket, family_of, reuse_socket
 from rdv_core.client._tcpinfo import syn_unanswered, tcp_rtt
 from rdv_core.client._uplinks import Uplink, bind_to_uplink
@@ -80,12 +89,6 @@ PACE_GROWTH: Final = 1.5
 #: The longest pause between two redials of one candidate.
 PACE_MAX: Final = 2.0
 
-#: How long :func:`redial_burst` may redial without yielding to the event loop.
-#: Skipping the loop between dials doubled the lab's burst rate (docs/LAB-NOTES.md
-#: section 8); 1 ms delays our other tasks (accepts, handshakes, other candidates) by
-#: no more than that.
-BURST_SLICE: Final = 0.001
-
 #: The first pause between two dials of a non-public candidate (private, link-local,
 #: loopback), which never bursts; later pauses grow by :data:`PACE_GROWTH`. No NAT
 #: stands between us and such an address, so a refusal there means that host has
@@ -126,12 +129,6 @@ STALL_MAX_RTT: Final = 0.005
 #: first two): fast redials would otherwise flood logs and UIs. ``attempt`` carries
 #: the true count, so nothing is lost.
 RETRY_EVENT_INTERVAL: Final = 0.1
-
-#: What ``connect()`` says while our SYN waits for an answer.
-_IN_FLIGHT: Final = frozenset({errno_codes.EINPROGRESS, errno_codes.EALREADY, errno_codes.EAGAIN})
-
-#: What ``connect()`` says when the far end refused or reset our SYN.
-_REFUSED_ERRNOS: Final = frozenset({errno_codes.ECONNREFUSED, errno_codes.ECONNRESET})
 
 #: Reasons that mean "nobody there yet": worth redialling (see the module docstring).
 #: ``timeout`` is the kernel giving up our SYN (``TCP_SYNCNT``, :mod:`._budget`).
@@ -187,130 +184,19 @@ def redial_pause(addr: Addr, paced: int) -> float:
     return float(min(PACE_MAX, first * PACE_GROWTH ** min(paced, 64)))
 
 
-class SynLost(TimeoutError):
-    """Our SYN got no answer at all within many round trips: it was dropped on the way."""
+def should_preopen(addr: Addr, elapsed: float) -> bool:
+    """True if a refusal of ``addr`` after ``elapsed`` s calls for a pre-opening dial.
 
-
-async def connect(sock: socket.socket, sockaddr: Any, *, stall_after: float | None = None) -> None:
-    """Connect a non-blocking socket, failing without an event-loop round trip when we can.
-
-    The first ``connect()`` sends the SYN; a second one sends nothing but reports what
-    the SYN met so far. When the answer is an RST from a nearby host, the kernel has
-    often processed it before the first call returns (on veth paths the whole round trip
-    runs inside the syscall), so the refusal costs no trip through the event loop. On
-    Linux, a ``connect()`` that reports a failure also returns the socket to the
-    unconnected state, still bound to its port: it can dial again (see
-    :func:`can_redial`); what each refused dial costs: docs/LAB-NOTES.md section 8.
-    A SYN really in flight is left alone and awaited: closing
-    it could kill a simultaneous open.
-
-    Args:
-        sock: a non-blocking TCP socket, fresh or one whose last ``connect()`` here failed.
-        sockaddr: where to connect.
-        stall_after: if set, a SYN that got no answer at all (still ``SYN_SENT``) after
-            this many seconds is given up with :class:`SynLost`, instead of waiting for the
-            kernel's first retransmission a whole second later.
-
-    Raises:
-        SynLost: see ``stall_after`` (the socket must then be closed).
-        OSError: the connect failed (``errno`` set).
+    Only public IPv4 addresses (behind a NAT) refused within
+    :data:`~rdv_core.client._preopen.QUICK_REFUSAL`: a router at LAN distance reset us,
+    erasing our mapping before the peer's SYN could use it, and will answer the
+    pre-opening SYN inside ``connect()``.
     """
-    code = sock.connect_ex(sockaddr)
-    if code in _IN_FLIGHT:
-        code = sock.connect_ex(sockaddr)
-    while code in _IN_FLIGHT:
-        # A soft error (an ICMP unreachable met while the kernel would still retry)
-        # shows only in SO_ERROR; it ends the dial like the reference's.
-        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        if code:
-            break
-        await _writable(sock, stall_after)
-        code = sock.connect_ex(sockaddr)
-    if code not in (0, errno_codes.EISCONN):
-        raise OSError(code, f"connect to {sockaddr!r} failed: {os.strerror(code)}")
-
-
-def redial_burst(
-    sock: socket.socket, sockaddr: Any, seconds: float, budget: CandidateBudget
-) -> tuple[int, int]:
-    """Redial at once, without yielding, while each dial is refused on the spot.
-
-    At zero delay our NAT mapping lives only for the microseconds our SYN takes from our
-    router to the peer's and back as an RST; the peer's SYN must cross ours inside that
-    window, so both peers' bursts must overlap. Skipping the event loop between dials
-    roughly doubles the dials per second (see :data:`BURST_SLICE`). Each dial is booked
-    in ``budget`` first; the burst ends when ``budget.burst_left()`` is 0.
-
-    Stops at the first dial that is not refused right away (in flight, connected, or
-    another error): that dial stays booked and is left as it is, for :func:`connect` to
-    finish (a ``connect()`` on it reports its state without sending anything).
-
-    Args:
-        sock: a socket whose last dial was refused (Linux only: see :func:`can_redial`).
-        sockaddr: where to connect.
-        seconds: stop after this long (the event loop waits meanwhile).
-        budget: the candidate's share of the SYN budget.
-
-    Returns:
-        How many dials were refused, and the last ``connect()`` result (an errno, 0 when
-        connected; ``ECONNREFUSED`` when the burst ended on a refusal).
-    """
-    deadline = time.monotonic() + seconds
-    refused = 0
-    code = errno_codes.ECONNREFUSED
-    while budget.burst_left() > 0 and budget.reserve():
-        code = sock.connect_ex(sockaddr)
-        if code in _IN_FLIGHT:
-            code = sock.connect_ex(sockaddr)
-        if code not in _REFUSED_ERRNOS:
-            return refused, code
-        budget.settle(0.0)
-        refused += 1
-        if time.monotonic() >= deadline:
-            break
-    return refused, errno_codes.ECONNREFUSED
-
-
-def can_redial(exc: OSError) -> bool:
-    """True if a socket whose :func:`connect` raised ``exc`` may simply connect again.
-
-    Linux puts a TCP socket whose connect failed back to the unconnected state, still
-    bound; reusing it saves creating, configuring and binding a new one (about half the
-    cost of a refused dial). Other systems leave such a socket unspecified: new one.
-    """
-    return sys.platform == "linux" and not isinstance(exc, SynLost) and exc.errno in _REFUSED_ERRNOS
-
-
-async def _writable(sock: socket.socket, stall_after: float | None) -> None:
-    """Wait until a connecting socket is writable (connected or failed).
-
-    Returns early, after ``stall_after`` seconds, if the socket got some answer but is
-    not connected yet (the caller checks again). No ``asyncio.wait_for`` here: on
-    Python 3.11 it swallows a cancellation that coincides with the socket becoming
-    writable, and a dial that ignores the end of the race hangs the whole race
-    (docs/LAB-NOTES.md section 8).
-
-    Raises:
-        SynLost: nothing came back within ``stall_after`` seconds (see :func:`connect`).
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[bool] = loop.create_future()
-    fd = sock.fileno()
-
-    def wake(stalled: bool) -> None:
-        if not done.done():
-            done.set_result(stalled)
-
-    loop.add_writer(fd, wake, False)
-    timer = loop.call_later(stall_after, wake, True) if stall_after is not None else None
-    try:
-        stalled = await done
-    finally:
-        if timer is not None:
-            timer.cancel()
-        loop.remove_writer(fd)
-    if stalled and syn_unanswered(sock):
-        raise SynLost(errno_codes.ETIMEDOUT, f"no answer to our SYN within {stall_after:.3f}s")
+    return (
+        addr.space == AddrSpace.PUBLIC4
+        and elapsed <= QUICK_REFUSAL
+        and can_preopen(family_of(addr))
+    )
 
 
 def dial_socket(addr: Addr, port: int, via: Uplink | None = None) -> socket.socket:
@@ -343,6 +229,7 @@ async def dial_candidate(
     emit: Callable[[Event], None],
     fail: Callable[[str], None],
     via: Uplink | None = None,
+    preopen: bool = False,
 ) -> socket.socket | None:
     """Dial ``addr`` from a socket bound to ``port``, redialling as explained above.
 
@@ -357,6 +244,10 @@ async def dial_candidate(
         emit: where events go.
         fail: records why the candidate failed, for the race's error.
         via: the uplink to dial from (None: the default route).
+        preopen: after a refusal from a router at LAN distance, redial with a first SYN
+            that opens our NAT mapping and dies at the far router, then wait for the
+            peer's SYN on that socket (:mod:`rdv_core.client._preopen`). Only one side of
+            an attempt may do this: the race sets it on the accepter.
 
     Returns:
         The connected socket, or None when the candidate failed or was skipped (its
@@ -375,6 +266,9 @@ async def dial_candidate(
     sockaddr = addr.sockaddr()
     lost = 0
     paced = 0
+    preopens = 0
+    # The pending dial is a pre-opening one.
+    waiting = False
     # A dial already booked and in flight (left by a burst), and when it was sent.
     pending = False
     dial_at = loop.time()
@@ -399,7 +293,11 @@ async def dial_candidate(
                 pending = False
                 if sock is None:
                     sock = dial_socket(addr, port, via)
-                await connect(sock, sockaddr, stall_after=stall_timeout(addr, rtt_hint, lost))
+                # A pre-opening SYN gets no answer on purpose: never give it up, the
+                # peer's SYN is on its way to that very socket (rdv_core.client._preopen).
+                stall = None if waiting else stall_timeout(addr, rtt_hint, lost)
+                waiting = False
+                await connect(sock, sockaddr, stall_after=stall)
                 budget.settle(loop.time() - dial_at)
                 break
             except OSError as exc:
@@ -408,6 +306,10 @@ async def dial_candidate(
                     sock.close()
                     sock = None
                 reason, code = classify(exc)
+                if preopens and code == errno_codes.EPROTO:
+                    # The far router's answer to our pre-opening SYN came after
+                    # connect() returned (rdv_core.client._preopen): redial plainly.
+                    reason = "refused"
                 if code == errno_codes.EADDRNOTAVAIL:
                     emit(
                         CandidateSkipped(
@@ -427,6 +329,32 @@ async def dial_candidate(
                 pause = 0.0
                 if isinstance(exc, SynLost) or reason == "timeout":
                     lost += 1  # resend at once: that SYN is gone
+                elif (
+                    preopen
+                    and preopens < PREOPEN_MAX
+                    and sock is not None
+                    and should_preopen(addr, loop.time() - dial_at)
+                    # Still waiting: an ICMP refusal met inside connect() (a soft
+                    # error), which erased nothing; the socket dials on as it is.
+                    and not syn_unanswered(sock)
+                    and budget.reserve()
+                ):
+                    # The far router's RST just erased our mapping: open it for good
+                    # with a SYN that dies there, and wait on that socket for the peer's
+                    # SYN (docs/LAB-NOTES.md section 11, "cone-rst").
+                    preopens += 1
+                    dial_at = loop.time()
+                    code_now = preopen_dial(sock, sockaddr)
+                    if code_now == errno_codes.EINPROGRESS:
+                        pending = waiting = True
+                    elif code_now is not None:
+                        carried = OSError(code_now, os.strerror(code_now))
+                    else:  # the system refused the option: nothing sent
+                        budget.settle(0.0)
+                        pending = False
+                        preopens = PREOPEN_MAX
+                        pause = redial_pause(addr, paced)
+                        paced += 1
                 elif not is_behind_nat(addr) or budget.burst_left() == 0 or sock is None:
                     pause = redial_pause(addr, paced)
                     paced += 1
@@ -434,9 +362,9 @@ async def dial_candidate(
                     # Bursting on a reusable socket: more dials before the loop runs.
                     refused, code_now = redial_burst(sock, sockaddr, BURST_SLICE, budget)
                     attempt += refused
-                    if code_now in _IN_FLIGHT or code_now in (0, errno_codes.EISCONN):
+                    if code_now in IN_FLIGHT or code_now in (0, errno_codes.EISCONN):
                         pending, dial_at = True, loop.time()
-                    elif code_now not in _REFUSED_ERRNOS:
+                    elif code_now not in REFUSED_ERRNOS:
                         carried = OSError(code_now, os.strerror(code_now))
                 now = clock()
                 if attempt <= 3 or now - last_event >= RETRY_EVENT_INTERVAL:

@@ -20,7 +20,7 @@ import socket
 from dataclasses import dataclass
 from typing import Final
 
-from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream
+from rdv_core.client._link import Link, PeerClosed, addr_of, open_stream, open_stream_now
 from rdv_core.events import Candidate
 from rdv_core.wire import MAX_LINE, Addr, ProtocolError, check_header_line
 
@@ -47,6 +47,8 @@ class DirectConn:
     early: bytes | None = None
     #: True once :meth:`answer_now` checked that line and answered it.
     answered: bool = False
+    #: The start of a line whose end has not arrived yet (:meth:`take_line`).
+    partial: bytes = b""
 
     #: Always False: the relay is a :class:`Link` from the start (for pickers and cleanup).
     is_relay = False
@@ -96,27 +98,39 @@ class DirectConn:
             ProtocolError: EOF inside the line, or a line longer than ``MAX_LINE``.
             OSError: the conn failed.
         """
+        while (line := self.take_line()) is None:
+            await _readable(self.sock)
+        return line
+
+    def take_line(self) -> bytes | None:
+        """The next line if the kernel has all of it now, else None (call again when readable).
+
+        The race's reader callbacks (client/_exchange.py) call this; so does
+        :meth:`read_line`. A part of a line is kept here between calls.
+
+        Raises:
+            The errors of :meth:`read_line`.
+        """
         sock = self.sock
-        line = b""
         while True:
             try:
-                data = sock.recv(MAX_LINE - len(line), socket.MSG_PEEK)
+                data = sock.recv(MAX_LINE - len(self.partial), socket.MSG_PEEK)
             except (BlockingIOError, InterruptedError):
-                await _readable(sock)
-                continue
+                return None
             if not data:
-                if line:
+                if self.partial:
                     raise ProtocolError("EOF inside an rdv line")
                 raise PeerClosed("the conn was closed")
             end = data.find(b"\n")
             if end >= 0:
                 sock.recv(end + 1)  # exactly the line: the bytes after it stay queued
-                return line + data[:end]
+                line, self.partial = self.partial + data[:end], b""
+                return line
             # Part of a line, all ours: take it, so that the socket is readable only
             # when more comes (else a slow sender would spin us).
             sock.recv(len(data))
-            line += data
-            if len(line) >= MAX_LINE:
+            self.partial += data
+            if len(self.partial) >= MAX_LINE:
                 raise ProtocolError(f"rdv line longer than {MAX_LINE} bytes")
 
     def answer_now(self, header: bytes, method: str, token: str) -> None:
@@ -140,29 +154,16 @@ class DirectConn:
             return
         self.answered = True
 
-    async def authenticate(self, header: bytes, method: str, token: str, outbound: bool) -> None:
-        """The header lines (docs/PROTOCOL.md sections 6 and 11), within HANDSHAKE_TIMEOUT.
-
-        The side that called ``connect()`` writes first; the accepting side reads and
-        checks the peer's line before it answers, so a stranger learns nothing.
-
-        Raises:
-            OSError: the conn failed, or (TimeoutError) no line came in time.
-            EOFError, ProtocolError: no line, or a wrong one (``Misdial``).
-        """
-        if self.answered:
-            return
-        async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-            if outbound:
-                self.send(header)
-            line = self.early if self.early is not None else await self.read_line()
-            check_header_line(line, method, token)
-            if not outbound:
-                self.send(header)
-
     async def to_link(self) -> Link:
         """The winner's stream pair (closing the socket if asyncio cannot take it)."""
-        reader, writer = await open_stream(self.sock)
+        return self.to_link_now() or self._link(*await open_stream(self.sock))
+
+    def to_link_now(self) -> Link | None:
+        """:meth:`to_link` without an event-loop turn, or None where the loop cannot."""
+        pair = open_stream_now(self.sock)
+        return self._link(*pair) if pair is not None else None
+
+    def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Link:
         return Link(self.candidate, reader, writer, False, self.local, self.remote)
 
 

@@ -40,6 +40,37 @@ async def open_stream(
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
+def open_stream_now(
+    sock: socket.socket,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """:func:`open_stream` (plain TCP) without its event-loop turns, or None where it cannot.
+
+    ``loop.create_connection(sock=...)`` makes the transport at once but returns only two
+    loop turns later (its waiter is resolved from the loop, then the caller wakes). The
+    race hands its winner over at the pick, and those turns were a third of a loopback
+    dial's "return" phase (bench/connect.py). asyncio's selector loops make the same
+    transport synchronously with ``_make_socket_transport``; its ``connection_made`` and
+    its reader still come from the loop, in that order, before any ``data_received``, and
+    the writer works at once. That method is asyncio's own (stable since 3.7, used by its
+    ``connect_accepted_socket``), not public: other loops (uvloop) get None and the caller
+    awaits :func:`open_stream`.
+    """
+    loop = asyncio.get_running_loop()
+    make = getattr(loop, "_make_socket_transport", None)
+    if make is None or not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return None
+    no_delay(sock)
+    reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    try:
+        sock.setblocking(False)  # as create_connection does
+        transport = make(sock, protocol)
+    except BaseException:
+        sock.close()
+        raise
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
 class PeerClosed(EOFError):
     """The other end closed the conn cleanly, between lines."""
 

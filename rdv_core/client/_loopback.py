@@ -28,7 +28,6 @@ from rdv_core.events import (
     DialRetried,
     Event,
 )
-from rdv_core.wire import Addr, AddrSpace
 
 #: How long the IPv6 loopback dial waits for news of the IPv4 one (docs/PROTOCOL.md
 #: section 11). The IPv4 loopback connect completes or fails within its ``connect()``
@@ -40,12 +39,22 @@ SKIP_REASON: Final = "the IPv4 loopback candidate reached the peer: the same hos
 
 
 class LoopbackGate:
-    """Tells the IPv6 loopback dials whether the IPv4 ones reached the peer."""
+    """Holds the IPv6 loopback dials until the IPv4 ones have news: no task while held.
 
-    __slots__ = ("_decided", "reached")
+    The race dials IPv4 loopback candidates with :meth:`watch`'s ``emit`` and hands each
+    IPv6 loopback candidate to :meth:`hold` with a function that starts its dial. A held
+    candidate costs a list entry and (for all of them) one timer; when the IPv4 dial
+    connects, the skip is emitted in that same callback.
+    """
 
-    def __init__(self) -> None:
-        self._decided = asyncio.Event()
+    __slots__ = ("_clock", "_emit", "_held", "_timer", "decided", "reached")
+
+    def __init__(self, emit: Callable[[Event], None], clock: Clock) -> None:
+        self._emit, self._clock = emit, clock
+        self._held: list[tuple[Candidate, Callable[[], None]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        #: True once an IPv4 loopback dial had news (connected, refused, failed, ...).
+        self.decided = False
         #: True once an IPv4 loopback dial connected (or met the peer's SYN).
         self.reached = False
 
@@ -53,42 +62,47 @@ class LoopbackGate:
         """``emit`` for an IPv4 loopback dial, taking note of how it goes."""
 
         def observe(event: Event) -> None:
-            if not self._decided.is_set():
-                if isinstance(event, CandidateConnected | CandidateSkipped):
-                    self.reached = True
-                    self._decided.set()
-                elif isinstance(event, DialRetried | CandidateFailed):
-                    self._decided.set()
             emit(event)
+            if not self.decided:
+                if isinstance(event, CandidateConnected | CandidateSkipped):
+                    self._decide(reached=True)
+                elif isinstance(event, DialRetried | CandidateFailed):
+                    self._decide(reached=False)
 
         return observe
 
-    async def enter(
-        self, candidate: Candidate, addr: Addr, emit: Callable[[Event], None], clock: Clock
-    ) -> Callable[[Event], None] | None:
-        """The ``emit`` a dial of ``addr`` should use, or None: not needed (skip emitted).
+    def hold(self, candidate: Candidate, start: Callable[[], None]) -> None:
+        """Dial ``candidate`` (``start()``) once needed; skip it if IPv4 reached the peer."""
+        if self.decided:
+            self._release(candidate, start)
+            return
+        self._held.append((candidate, start))
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(LOOPBACK_STAGGER, self._decide, False)
 
-        IPv4 loopback dials are watched; IPv6 loopback ones wait here first.
-        """
-        if addr.space == AddrSpace.LOOPBACK4:
-            return self.watch(emit)
-        if addr.space != AddrSpace.LOOPBACK6:
-            return emit
-        try:
-            needed = await self.needed()
-        except asyncio.CancelledError:
-            emit(CandidateSkipped(clock(), candidate, "the race ended first"))
-            raise
-        if needed:
-            return emit
-        emit(CandidateSkipped(clock(), candidate, SKIP_REASON))
-        return None
+    def close(self) -> None:
+        """The race ended (or stopped dialling): held candidates are skipped."""
+        self._cancel_timer()
+        held, self._held = self._held, []
+        for candidate, _ in held:
+            self._emit(CandidateSkipped(self._clock(), candidate, "the race ended first"))
 
-    async def needed(self) -> bool:
-        """Wait for the IPv4 news (at most :data:`LOOPBACK_STAGGER`): dial IPv6 too?"""
-        try:
-            async with asyncio.timeout(LOOPBACK_STAGGER):
-                await self._decided.wait()
-        except TimeoutError:
-            return True
-        return not self.reached
+    def _decide(self, reached: bool) -> None:
+        """The IPv4 news (or, ``reached`` False from the timer, none within the stagger)."""
+        self.decided, self.reached = True, reached
+        self._cancel_timer()
+        held, self._held = self._held, []
+        for candidate, start in held:
+            self._release(candidate, start)
+
+    def _release(self, candidate: Candidate, start: Callable[[], None]) -> None:
+        if self.reached:
+            self._emit(CandidateSkipped(self._clock(), candidate, SKIP_REASON))
+        else:
+            start()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None

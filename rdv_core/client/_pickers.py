@@ -41,9 +41,13 @@ class Offers(Generic[T]):
         self.on_the_way = 0
 
     def coming(self) -> None:
-        """A direct conn is up and its header lines are on the way (called by the race)."""
+        """A direct conn is up and its header lines are on the way (called by the race).
+
+        No wake-up: a picker waits for offers, or (in its grace) for the last conn on the
+        way to arrive; one more on the way changes neither (it woke the default picker for
+        nothing once per attempt, bench/connect.py).
+        """
         self.on_the_way += 1
-        self._notify()
 
     def arrived(self) -> None:
         """That conn's header lines checked out or failed (called by the race)."""

@@ -43,19 +43,22 @@ cancelled, ...) with its errno, as events (:mod:`rdv_core.client._failures`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final
+from typing import Any
 
+from rdv_core.client._accepting import Acceptor
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._candidates import DialRoute, new_candidate, plan_dials
 from rdv_core.client._dialer import dial_candidate, link_rtt
-from rdv_core.client._direct import HANDSHAKE_TIMEOUT, DirectConn
+from rdv_core.client._direct import DirectConn
+from rdv_core.client._exchange import Exchanges
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
-from rdv_core.client._link import Link, PeerClosed, read_line
+from rdv_core.client._link import Link
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._relay_role import accepter_relay_command, watch_dialer_relay
@@ -64,13 +67,10 @@ from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
     Candidate,
     CandidateConnected,
-    CandidateFailed,
     CandidateSkipped,
     Clock,
     Discarded,
     Event,
-    HandshakeFailed,
-    HandshakeOk,
     InboundAccepted,
     InboundRejected,
     Picked,
@@ -80,19 +80,12 @@ from rdv_core.wire import (
     DIAL,
     Addr,
     AddrSpace,
-    Continue,
     Method,
-    ProtocolError,
     build_header_line,
     build_other,
-    parse_command,
 )
 
 logger = logging.getLogger("rdv.client")
-
-#: Pause after a failed ``accept()`` (EMFILE and friends) before accepting again, so a
-#: persistent error does not spin the loop.
-ACCEPT_ERROR_PAUSE: Final = 0.1
 
 
 class Race:
@@ -100,6 +93,11 @@ class Race:
 
     The race owns the listeners and the relay link it is given: whatever happens,
     everything but the winner is closed when :meth:`run` returns or raises.
+
+    Only dials are tasks (a dial may wait and redial, client/_dialer.py); accepting and
+    the line exchange on direct conns are reader callbacks (client/_exchange.py), so the
+    race's end is synchronous, and :meth:`run` returns in the loop turn of the pick
+    unless a dial is still under way (it is cancelled and awaited: its events come first).
     """
 
     def __init__(
@@ -144,12 +142,27 @@ class Race:
         self._offers: Offers[Link | DirectConn] = Offers()
         self._offers.rtt_hint = self._rtt_hint
         self._links: list[Link | DirectConn] = []
-        self._ready: set[Link | DirectConn] = set()
+        self._loop = asyncio.get_running_loop()
+        self._exchanges = Exchanges(
+            method=method,
+            token=token,
+            header=self._header,
+            clock=clock,
+            emit=emit,
+            fail=self._fail,
+            on_ok=self._handshake_ok,
+            on_won=self._win,
+            on_end=self._conn_done,
+            crash=self._crash,
+        )
+        #: Every dial task still running; ``_dialing``: those not connected yet.
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialing: set[asyncio.Task[None]] = set()
-        self._accepting: set[asyncio.Task[None]] = set()
+        #: The relay's task (watching it, or reading its command): never awaited.
+        self._side: set[asyncio.Task[None]] = set()
+        self._acceptor: Acceptor | None = None
+        self._gate: LoopbackGate | None = None
         self._live = 0
-        self._unowned: set[socket.socket] = set()
         self._relay_gone = relay is None
         self._causes: list[str] = []
         self._closing = False
@@ -157,10 +170,9 @@ class Race:
         # CONTINUE bytes the kernel did not take at once (the winner's stream sends them).
         self._unsent = b""
         self._opened: Link | None = None
-        self._tg: asyncio.TaskGroup | None = None
-        self._outcome: asyncio.Future[Link | DirectConn | None] = (
-            asyncio.get_running_loop().create_future()
-        )
+        self._main: asyncio.Task[Any] | None = None
+        self._crashed: BaseException | None = None
+        self._outcome: asyncio.Future[Link | DirectConn | None] = self._loop.create_future()
 
     @property
     def is_dialer(self) -> bool:
@@ -175,69 +187,67 @@ class Race:
         Raises:
             NoConnectionError: when no conn can be used (the causes are attached).
         """
+        self._main = asyncio.current_task()
         try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                self._start()
+            self._start()
+            if self.is_dialer:
+                winner = await self._picker.pick(self._offers)
+            else:
+                winner = await self._outcome
+            self._closing = True
+            self._winner = winner
+            if winner is not None:
+                elapsed = self._clock()
+                self._emit(Picked(elapsed, winner.candidate, winner.is_relay, elapsed))
                 if self.is_dialer:
-                    winner = await self._picker.pick(self._offers)
-                else:
-                    winner = await self._outcome
-                self._closing = True
-                self._winner = winner
-                if winner is not None:
-                    elapsed = self._clock()
-                    self._emit(Picked(elapsed, winner.candidate, winner.is_relay, elapsed))
-                    if self.is_dialer:
-                        self._commit(winner)
-                for task in self._tasks:
-                    task.cancel()
-                if isinstance(winner, DirectConn):
-                    # Its stream opens in the loop turn the cancelled tasks end in.
-                    tg.create_task(self._open(winner))
-        except BaseException:
-            # Cancelled (or broken) after the pick: the winner goes too.
+                    self._commit(winner)
+            pending = self._halt()
+            if winner is not None and winner is self._relay:
+                # The dialer's relay watch is a read on the winner's own stream: it must
+                # be gone before the application reads (the relay's tasks are not awaited
+                # otherwise: they hold losers only).
+                pending += [task for task in self._side if not task.done()]
+            if pending:  # dials still under way (not on loopback): their events come first
+                await asyncio.wait(pending)
+            return await self._hand_over(winner)
+        except BaseException as exc:
+            # Cancelled (or broken), maybe after the pick: the winner goes too.
             if self._opened is not None:
                 self._opened.close()
             elif self._winner is not None:
                 self._winner.close()
+            pending = self._halt()
+            if pending:
+                await asyncio.wait(pending)
+            crashed = self._crashed
+            if crashed is not None and isinstance(exc, asyncio.CancelledError):
+                if self._main is not None:
+                    self._main.uncancel()  # our own cancel (see _crash), not the caller's
+                raise crashed from None
             raise
         finally:
             self._closing = True
+            self._main = None
             self._cleanup()
-        winner = self._winner
+
+    async def _hand_over(self, winner: Link | DirectConn | None) -> Link:
+        """The winner as a stream (only the winner gets one, client/_direct.py)."""
         if winner is None:
             raise NoConnectionError("no conn to the peer could be used", tuple(self._causes))
         if isinstance(winner, Link):
             return winner
-        link = self._opened
-        if link is None:
-            raise NoConnectionError("the picked conn failed", tuple(self._causes))
+        try:
+            link = winner.to_link_now() or await winner.to_link()
+        except OSError as exc:  # the socket is closed
+            self._fail(f"{winner.candidate.addr}: {classify(exc)[0]}")
+            raise NoConnectionError("the picked conn failed", tuple(self._causes)) from exc
+        self._opened = link
         if self._unsent:
             link.writer.write(self._unsent)
         return link
 
-    async def _open(self, conn: DirectConn) -> None:
-        """Only the winner of the race gets a stream (client/_direct.py)."""
-        try:
-            self._opened = await conn.to_link()
-        except OSError as exc:  # to_link closed the socket
-            self._fail(f"{conn.candidate.addr}: {classify(exc)[0]}")
-
-    def _spawn(
-        self, coro: Coroutine[Any, Any, None], group: set[asyncio.Task[None]] | None = None
-    ) -> None:
-        assert self._tg is not None
-        task = self._tg.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        if group is not None:
-            group.add(task)
-            task.add_done_callback(group.discard)
-
     def _start(self) -> None:
-        for listener in self._listeners:
-            self._spawn(self._accept_loop(listener), self._accepting)
+        self._acceptor = Acceptor(self._listeners, self._inbound, self._crash)
         dialable = 0
         plan = list(
             plan_dials(
@@ -251,24 +261,48 @@ class Race:
         )
         # ::1 waits for 127.0.0.1 (client/_loopback.py, docs/PROTOCOL.md section 11).
         spaces = {route.target.space for _, route, _ in plan if route is not None}
-        both = {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces
-        gate = LoopbackGate() if both else None
+        if {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces:
+            self._gate = LoopbackGate(self._emit, self._clock)
+        gate = self._gate
         for candidate, route, skipped in plan:
             if route is None:
                 self._emit(CandidateSkipped(self._clock(), candidate, skipped))
                 continue
             dialable += 1
-            self._spawn(self._dial(candidate, route, gate), self._dialing)
+            space = route.target.space
+            if gate is not None and space == AddrSpace.LOOPBACK6:
+                gate.hold(candidate, functools.partial(self._spawn_dial, candidate, route))
+            elif gate is not None and space == AddrSpace.LOOPBACK4:
+                self._spawn_dial(candidate, route, gate.watch(self._emit))
+            else:
+                self._spawn_dial(candidate, route)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
-                self._spawn(self._watch_dialer_relay(self._relay))
+                self._side_task(self._watch_dialer_relay(self._relay))
             else:
-                self._spawn(self._accepter_relay(self._relay))
+                self._side_task(self._accepter_relay(self._relay))
         if not self._listeners and not dialable:
             # Nothing direct can ever show up: don't make the picker wait for it.
             self._offers.set_exhausted()
         self._check_accepter_done()
+
+    def _halt(self) -> list[asyncio.Task[None]]:
+        """Stop everything but the winner, at once; the dial tasks that have yet to end.
+
+        Idempotent. Handshakes under way end as ``cancelled`` here (client/_exchange.py).
+        """
+        self._closing = True
+        self._stop_accepting()
+        if self._gate is not None:
+            self._gate.close()
+        self._exchanges.cancel_all()
+        for side in self._side:
+            side.cancel()  # the relay is closed by the pick or the cleanup
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        return pending
 
     def _commit(self, winner: Link | DirectConn) -> None:
         """The dialer's pick on the wire (docs/PROTOCOL.md section 1, step 5)."""
@@ -286,43 +320,63 @@ class Race:
             self._unsent = winner.send_some(CONTINUE_LINE)
 
     def _cleanup(self) -> None:
+        self._halt()
         for listener in self._listeners:
             listener.close()
-        for sock in self._unowned:
-            sock.close()
         why = "another conn was picked" if self._winner else "the attempt ended without a conn"
         conns: list[Link | DirectConn] = [*self._links]
         if self._relay is not None:
             conns.append(self._relay)
+        ready = self._exchanges.ready
         for link in conns:
             if link is self._winner:
                 continue
             # The relay is on offer from the start: it always ends with an event, also
             # on the accepter, whose relay read is cancelled when a direct conn gets
-            # CONTINUE first. So does every authenticated conn, also one whose stream
-            # was still opening (its socket is closed already then).
-            ready = link in self._ready
-            if ready or (link.alive and link is self._relay):
+            # CONTINUE first. So does every authenticated conn.
+            if link in ready or (link.alive and link is self._relay):
                 self._emit(Discarded(self._clock(), link.candidate, why))
             if link.alive:
                 link.close()
 
+    def _stop_accepting(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.stop()
+
     def _fail(self, text: str) -> None:
         self._causes.append(text)
 
+    def _crash(self, exc: BaseException) -> None:
+        """A bug in a task or callback: the race ends with it (as a TaskGroup would)."""
+        if self._closing or self._main is None:
+            logger.error("race: error after its end", exc_info=exc)
+            return
+        if self._crashed is None:
+            self._crashed = exc
+            self._main.cancel()
+
     # ----- dialing
 
+    def _spawn_dial(
+        self, candidate: Candidate, route: DialRoute, emit: Callable[[Event], None] | None = None
+    ) -> None:
+        task = self._loop.create_task(self._dial(candidate, route, emit or self._emit))
+        self._tasks.add(task)
+        self._dialing.add(task)
+        task.add_done_callback(self._dial_done)
+
+    def _dial_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._dialing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._crash(exc)
+        self._check_accepter_done()
+
     async def _dial(
-        self, candidate: Candidate, route: DialRoute, gate: LoopbackGate | None = None
+        self, candidate: Candidate, route: DialRoute, emit: Callable[[Event], None]
     ) -> None:
         sock: socket.socket | None = None
         addr = route.target
-        emit = self._emit
-        if gate is not None:
-            gated = await gate.enter(candidate, addr, self._emit, self._clock)
-            if gated is None:  # skipped: IPv4 loopback reached the peer
-                return
-            emit = gated
         try:
             sock = await dial_candidate(
                 candidate,
@@ -334,133 +388,68 @@ class Race:
                 clock=self._clock,
                 emit=emit,
                 fail=self._fail,
+                preopen=not self.is_dialer,  # one side only: rdv_core.client._preopen
             )
         finally:
             self._budget.finish(addr, connected=sock is not None)
         if sock is None:
             return
+        # Connected: from now on this is a handshake, which a relay EOF must not cancel.
         current = asyncio.current_task()
         if current is not None:
-            # Connected: from now on this is a handshake, which a relay EOF must not cancel.
             self._dialing.discard(current)
         emit(CandidateConnected(self._clock(), candidate))
         self._live += 1
-        await self._direct(candidate, sock, addr, outbound=True)
+        self._begin(DirectConn.of(candidate, sock, addr), outbound=True)
 
-    # ----- accepting
+    # ----- inbound conns (client/_accepting.py calls this)
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, sockaddr = await loop.sock_accept(listener)
-            except OSError as exc:
-                # ECONNABORTED and friends concern one half-made conn; EMFILE passes.
-                logger.debug("accept failed: %s", exc)
-                await asyncio.sleep(ACCEPT_ERROR_PAUSE)
-                continue
-            if self._closing:
-                sock.close()
-                continue
-            inbound = admit_inbound(sockaddr, self._spaces, self._peer_addrs, self._nat64)
-            if inbound is None:  # not an IP socket address
-                sock.close()
-                continue
-            remote, rejected = inbound
-            candidate = new_candidate(self._new_id(), remote, "inbound")
-            if rejected is not None:
-                sock.close()  # maybe a stranger who knows the token: see client/_inbound.py
-                self._emit(InboundRejected(self._clock(), candidate, rejected))
-                continue
-            self._emit(InboundAccepted(self._clock(), candidate))
-            # Counted and owned from now on: a task cancelled before its first step
-            # never runs its body, so cleanup closes sockets no task has taken yet.
-            self._live += 1
-            self._unowned.add(sock)
-            conn = DirectConn.of(candidate, sock, remote)
-            conn.answer_now(self._header, self._method, self._token)
-            self._spawn(self._direct(candidate, sock, remote, outbound=False, conn=conn))
+    def _inbound(self, sock: socket.socket, sockaddr: Any) -> None:
+        inbound = admit_inbound(sockaddr, self._spaces, self._peer_addrs, self._nat64)
+        if inbound is None:  # not an IP socket address
+            sock.close()
+            return
+        remote, rejected = inbound
+        candidate = new_candidate(self._new_id(), remote, "inbound")
+        if rejected is not None:
+            sock.close()  # maybe a stranger who knows the token: see client/_inbound.py
+            self._emit(InboundRejected(self._clock(), candidate, rejected))
+            return
+        self._emit(InboundAccepted(self._clock(), candidate))
+        self._live += 1
+        conn = DirectConn.of(candidate, sock, remote)
+        # Checked and answered here when the peer's line is already in (client/_direct.py).
+        conn.answer_now(self._header, self._method, self._token)
+        self._begin(conn, outbound=False)
 
-    # ----- direct conns: header lines, then (accepter) the command
+    # ----- direct conns: header lines, then (accepter) the command (client/_exchange.py)
 
-    async def _direct(
-        self,
-        candidate: Candidate,
-        sock: socket.socket,
-        addr: Addr,
-        outbound: bool,
-        conn: DirectConn | None = None,
-    ) -> None:
-        """Header lines on a direct conn, then (accepter) its command.
-
-        The caller has counted the conn in ``_live``; this uncounts it when it ends.
-        """
-        self._unowned.discard(sock)
-        conn = conn or DirectConn.of(candidate, sock, addr)
+    def _begin(self, conn: DirectConn, outbound: bool) -> None:
+        """The caller has counted the conn in ``_live``; :meth:`_conn_done` uncounts it."""
         self._links.append(conn)
         self._offers.coming()  # the picker may wait for it (client/_pickers.py)
-        try:
-            try:
-                await conn.authenticate(self._header, self._method, self._token, outbound)
-            except asyncio.CancelledError:
-                self._emit(HandshakeFailed(self._clock(), candidate, "cancelled", "the race ended"))
-                raise
-            except (OSError, EOFError, ProtocolError) as exc:
-                # TimeoutError is an OSError: our HANDSHAKE_TIMEOUT lands here too.
-                reason, _ = classify(exc)
-                detail = str(exc) or f"no header line within {HANDSHAKE_TIMEOUT:g}s"
-                self._emit(HandshakeFailed(self._clock(), candidate, reason, detail))
-                self._fail(f"{candidate.addr}: {reason}")
-                conn.close()
-                return
-            self._ready.add(conn)
-            self._emit(HandshakeOk(self._clock(), candidate))
-            if self.is_dialer:
-                self._offers.add(conn, is_relay=False)
-                return
-            await self._await_continue(conn)
-        finally:
-            self._offers.arrived()
-            self._live -= 1
-            self._check_accepter_done()
+        self._exchanges.start(conn, outbound)
 
-    async def _await_continue(self, conn: DirectConn) -> None:
-        """Accepter: the first command on an authenticated direct conn.
+    def _handshake_ok(self, conn: DirectConn) -> None:
+        if self.is_dialer:
+            self._offers.add(conn, is_relay=False)
 
-        Its stream opens first, while the dialer picks: so ``CONTINUE`` finds it ready and
-        the winner is returned without one more event-loop turn.
-        """
-        link: Link | DirectConn = conn
-        try:
-            link = await conn.to_link()
-            self._links[self._links.index(conn)] = link
-            self._ready.discard(conn)
-            self._ready.add(link)
-            command = parse_command(await read_line(link.reader))
-        except PeerClosed:
-            self._ready.discard(link)
-            link.close()
-            self._emit(Discarded(self._clock(), link.candidate, "the dialer picked another conn"))
-            return
-        except (OSError, ProtocolError) as exc:
-            reason, code = classify(exc)
-            self._ready.discard(link)
-            link.close()
-            self._emit(CandidateFailed(self._clock(), link.candidate, reason, code, str(exc)))
-            self._fail(f"{link.candidate.addr}: {reason}")
-            return
-        if isinstance(command, Continue):
-            self._win(link)
-            return
-        self._ready.discard(link)
-        link.close()
-        self._emit(
-            CandidateFailed(
-                self._clock(), link.candidate, "protocol", None, "OTHER on a direct conn"
-            )
-        )
+    def _conn_done(self, conn: DirectConn) -> None:
+        self._offers.arrived()
+        self._live -= 1
+        self._check_accepter_done()
 
     # ----- the relay
+
+    def _side_task(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self._loop.create_task(coro)
+        self._side.add(task)
+        task.add_done_callback(self._side_done)
+
+    def _side_done(self, task: asyncio.Task[None]) -> None:
+        self._side.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            self._crash(exc)
 
     async def _watch_dialer_relay(self, relay: Link) -> None:
         reason = await watch_dialer_relay(relay, self._emit, self._clock)
@@ -477,10 +466,12 @@ class Race:
         self._relay_gone = True
         # The dialer has picked (a direct conn we already hold) or is gone: dials and
         # inbound conns that are not authenticated yet can no longer be chosen.
-        for task in [*self._dialing, *self._accepting]:
+        self._stop_accepting()
+        if self._gate is not None:
+            self._gate.close()
+        for task in self._dialing:
             task.cancel()
         self._dialing.clear()
-        self._accepting.clear()
         self._check_accepter_done()
 
     # ----- the accepter's outcome
@@ -494,5 +485,6 @@ class Race:
     def _check_accepter_done(self) -> None:
         if self.is_dialer or self._outcome.done() or not self._relay_gone:
             return
-        if self._live == 0 and not self._dialing and not self._accepting:
+        accepting = self._acceptor is not None and self._acceptor.active
+        if self._live == 0 and not self._dialing and not accepting:
             self._outcome.set_result(None)

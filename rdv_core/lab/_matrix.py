@@ -14,7 +14,10 @@ mapping live just the few microseconds its SYN takes to the far router and back:
 SYNs must then leave their routers within microseconds of each other. At zero delay quick
 bursts make that likely; with a peer milliseconds behind its router each side gets one
 such chance per round trip to its router, a lottery: those cells expect the relay, and a
-direct conn there counts as a lucky draw, never as a failure.
+direct conn there counts as a lucky draw, never as a failure. Unless B, the accepter, sits at
+its router: then A's router resets B's SYN within microseconds, and B re-opens its mapping with
+a SYN that dies at A's router without a reset (rdv_core.client._preopen), which A's next SYN
+passes, at any distance of A's.
 
 The table (:func:`format_table`) is a list of :class:`Column` objects over
 :class:`MatrixRow` objects. To add a column (e.g. a *predicted* outcome next to the
@@ -75,11 +78,13 @@ class MatrixCell:
 
 def _physics(fa: str, fb: str, delay_a: float, delay_b: float) -> tuple[Expect, str, bool]:
     if fa == "rst" and fb == "rst":
-        if delay_a == 0 and delay_b == 0:
+        if delay_b == 0:
+            # docs/LAB-NOTES.md section 11, "cone-rst: the pre-opening dial".
             return (
                 "direct",
-                "both routers reset early SYNs; at zero delay both peers' quick bursts "
-                "make two SYNs leave their routers within microseconds",
+                "both routers reset early SYNs, but B sits at its router: A's router resets "
+                "B's SYN within microseconds, so B re-opens its mapping with a SYN that A's "
+                "router drops without a reset, and A's next SYN passes it",
                 False,
             )
         return (

@@ -71,8 +71,9 @@ _PRESET_LIST: Final[tuple[LabSpec, ...]] = (
         *_both(_PP, Firewall.NONE),
         expect="direct",
         why="a SYN reaching the far router before that router has seen its own side's SYN "
-        "is reset, and the reset erases the near mapping: both SYNs must be in flight at once, "
-        "a lottery at zero delay that quick retries of reset dials keep drawing",
+        "is reset, and the reset erases the near mapping; the accepter then re-opens its "
+        "mapping with a SYN that the dialer's router drops without a reset, and the dialer's "
+        "next SYN passes it",
     ),
     _pair(
         "cone-reject",

@@ -36,7 +36,9 @@ from rdv_core.server._lobby import DEFAULT_LOBBY_LIMITS, Limit, Lobby, LobbyLimi
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
 from rdv_core.server._pairing import IDLE_VIOLATION, SHUTTING_DOWN, Pairing
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState
+from rdv_core.server._pipes import PipePool
 from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, Relayer, SharedBuffer
+from rdv_core.server._splice import splice_wanted
 from rdv_core.server._stats import PairPath, PairStats, ServerStats
 from rdv_core.server._tally import Tally
 from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected
@@ -91,6 +93,9 @@ class RdvServer:
         buffer_size: Relay read size (one buffer shared by all pairs).
         lobby_limits: Caps on waiting requests, in total, per source address and per
             network (:class:`LobbyLimits`; ``LobbyLimits.unlimited()`` for none).
+        splice: Relay plain TCP pairs with splice(2) (Linux; :mod:`._splice`); None:
+            yes unless the environment sets ``RDV_RELAY_SPLICE=0``. False: always the
+            copy relay.
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class RdvServer:
         on_event: EventCallback | None = None,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         lobby_limits: LobbyLimits = DEFAULT_LOBBY_LIMITS,
+        splice: bool | None = None,
     ) -> None:
         if lobby_timeout is not None and lobby_timeout <= 0:
             raise ValueError("lobby_timeout must be positive")
@@ -118,6 +124,7 @@ class RdvServer:
             idle_timeout,
             is_closed=lambda: self.closed,
             place=self._place,
+            pipes=PipePool(buffer_size) if splice_wanted(splice) else None,
         )
         self._pairing.handler = handler
         self._live: set[Peer] = set()

@@ -25,6 +25,7 @@ from rdv_core.server._handler import (
     match_decision,
 )
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerState, PendingProtocol
+from rdv_core.server._pipes import PipePool
 from rdv_core.server._relay import Relayer, SharedBuffer
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.server._tally import Tally
@@ -46,10 +47,13 @@ class Pairing:
         idle_timeout: float | None,
         is_closed: Callable[[], bool],
         place: Callable[[Peer], None],
+        pipes: PipePool | None = None,
     ) -> None:
         self.handler: PairHandler | None = None
         self._tally = tally
         self._buffer = buffer
+        #: The zero-copy relay's pipes (:mod:`._splice`); None: the copy relay only.
+        self.pipes = pipes
         self.idle_timeout = idle_timeout
         self._is_closed = is_closed
         self._place = place
@@ -135,6 +139,7 @@ class Pairing:
             started_t=self._tally.clock(),
             on_pair_ended=self._pair_ended,
             on_relay_started=self._relay_started,
+            pipes=self.pipes,
         )
         self.pairs[pair_id] = relayer
         if reject is not None:

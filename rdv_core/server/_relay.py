@@ -8,20 +8,24 @@ docs/PROTOCOL.md section 8. After matching, the relayer
    ``CONTINUE`` -> writes ``CONTINUE\\n`` to A, plus any bytes that followed D's line,
    and relays; ``OTHER addr`` -> the peers went direct, both conns are closed;
    anything else, or EOF -> both conns are closed;
-3. relays transport to transport until the first EOF or error in either direction,
-   then closes both conns fully (half-close is not propagated), counting bytes.
+3. relays until the first EOF or error in either direction, then closes both conns
+   fully (half-close is not propagated), counting bytes. On Linux, plain TCP conns are
+   relayed by the kernel, socket to pipe to socket (:mod:`._splice`, given a pipe pool);
+   otherwise (TLS, another platform, ``splice=False``, no fd for a ``dup``) by the copy
+   relay below. Both keep the same rules: strict flow control, one read's worth held per
+   direction at most, the same counters, events and close reasons.
 
-Why transports and BufferedProtocol (docs/ARCHITECTURE.md section 3): asyncio streams reach only
-a third of a C relay; a transport-to-transport protocol with pause/resume_reading flow
-control reaches parity. CPython's default loop allocates a fresh 256 KiB ``bytes`` per
-``recv``; a BufferedProtocol reads into a buffer we own instead. All pairs of a server
-share one buffer: a read is handed to the other transport's ``write()`` synchronously,
-which sends it or copies the rest (CPython < 3.12), so the buffer is free again before
-the next read; transports that keep a reference instead (CPython >= 3.12, uvloop) make
-the server switch to a fresh buffer whenever they hold unsent bytes
-(:func:`write_may_alias`). Flow control is strict (write high-water
-mark about 0): once a destination holds unsent bytes, its source stops reading until they
-drain, like Go's ``io.Copy``. An idle pair therefore owns no buffer at all.
+The copy relay. Why transports and BufferedProtocol (docs/ARCHITECTURE.md section 3):
+asyncio streams reach only a third of a C relay; a transport-to-transport protocol with
+pause/resume_reading flow control reaches parity. CPython's default loop allocates a
+fresh 256 KiB ``bytes`` per ``recv``; a BufferedProtocol reads into a buffer we own
+instead. All pairs of a server share one buffer: a read is handed to the other
+transport's ``write()`` synchronously, which sends it or copies the rest (CPython <
+3.12), so the buffer is free again before the next read; transports that keep a
+reference instead (CPython >= 3.12, uvloop) make the server switch to a fresh buffer
+whenever they hold unsent bytes (:func:`write_may_alias`). Flow control is strict (write
+high-water mark about 0): once a destination holds unsent bytes, its source stops
+reading until they drain, like Go's ``io.Copy``. An idle pair therefore owns no buffer.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from typing import Final, cast
 
 from rdv_core import wire
 from rdv_core.server._peer import Peer
+from rdv_core.server._pipes import PipePool
+from rdv_core.server._splice import splice_pair, take_over
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
 
@@ -112,6 +118,7 @@ class Relayer:
         "_loop",
         "_on_pair_ended",
         "_on_relay_started",
+        "_pipes",
         "accepter",
         "bytes_a2d",
         "bytes_d2a",
@@ -137,11 +144,14 @@ class Relayer:
         started_t: float,
         on_pair_ended: Callable[[Relayer, str], None],
         on_relay_started: Callable[[Relayer], None] | None = None,
+        pipes: PipePool | None = None,
     ) -> None:
         self.pair_id = pair_id
         self.dialer = dialer
         self.accepter = accepter
         self._buffer = buffer
+        #: Pipes for the zero-copy relay; None: always the copy relay.
+        self._pipes = pipes
         self._idle_timeout = idle_timeout
         self._on_pair_ended = on_pair_ended
         self._on_relay_started = on_relay_started
@@ -239,30 +249,70 @@ class Relayer:
 
     def _start_relay(self, rest: bytes) -> None:
         self.path = PairPath.RELAYED
+        if self._on_relay_started is not None:
+            self._on_relay_started(self)
+        if self.ended:
+            return
+        # Bytes that followed D's command in the same read belong to A, after CONTINUE;
+        # bytes A sent early go to D first (section 8).
+        early, self._a_early = self._a_early, b""
+        self.bytes_d2a += len(rest)
+        self.bytes_a2d += len(early)
+        if self._pipes is None or not self._splice(CONTINUE_LINE + rest, early):
+            self._copy(CONTINUE_LINE + rest, early)
+        self.touch()
+
+    def _splice(self, to_a: bytes, to_d: bytes) -> bool:
+        """Relay with splice(2) (:mod:`._splice`) if both conns allow it."""
+        assert self._pipes is not None
+        dialer, accepter = self.dialer, self.accepter
+        conns = take_over(
+            (dialer.transport, accepter.transport),
+            self._pipes,
+            (lambda exc: self._lost(dialer, exc), lambda exc: self._lost(accepter, exc)),
+        )
+        if conns is None:
+            return False
+        dialer.transport, accepter.transport = conns
+        splice_pair(
+            *conns,
+            pool=self._pipes,
+            view=self._buffer_view,
+            count=(self._count_d2a, self._count_a2d),
+            on_eof=(lambda: self.close("dialer EOF"), lambda: self.close("accepter EOF")),
+            on_progress=self.touch,
+            first=(to_a, to_d),
+        )
+        return True
+
+    def _copy(self, to_a: bytes, to_d: bytes) -> None:
+        """Relay through the shared buffer (module doc)."""
         d, a = self.dialer.transport, self.accepter.transport
-        d_side = _RelaySide(self, a, dialer_side=True)
-        a_side = _RelaySide(self, d, dialer_side=False)
-        d.set_protocol(d_side)
-        a.set_protocol(a_side)
+        d.set_protocol(_RelaySide(self, a, dialer_side=True))
+        a.set_protocol(_RelaySide(self, d, dialer_side=False))
         # Strict flow control (module docstring). high=1, low=0 rather than high=0:
         # CPython's TLS transport pauses at ``size >= high`` and would stay paused on
         # an empty buffer with high=0; plain transports pause at ``size > high``.
         d.set_write_buffer_limits(high=1, low=0)
         a.set_write_buffer_limits(high=1, low=0)
-        if self._on_relay_started is not None:
-            self._on_relay_started(self)
-        if self.ended:
-            return
-        # Bytes that followed D's command in the same read belong to A, after CONTINUE.
-        self.bytes_d2a += len(rest)
-        a.write(CONTINUE_LINE + rest)
-        if self._a_early:
-            early, self._a_early = self._a_early, b""
-            self.bytes_a2d += len(early)
-            d.write(early)
+        a.write(to_a)
+        if to_d:
+            d.write(to_d)
         if not self.ended:
             a.resume_reading()
-        self.touch()
+
+    def _buffer_view(self) -> memoryview:
+        return self._buffer.view
+
+    def _count_d2a(self, n: int) -> None:
+        self.bytes_d2a += n
+        if self._idle_timeout is not None:
+            self.last_active = self._loop.time()
+
+    def _count_a2d(self, n: int) -> None:
+        self.bytes_a2d += n
+        if self._idle_timeout is not None:
+            self.last_active = self._loop.time()
 
     def _on_accepter_early(self, data: bytes) -> None:
         # TLS transports can deliver already-decrypted bytes after pause_reading().

@@ -1,0 +1,83 @@
+"""The race's listeners, accepted from a reader callback (docs/PROTOCOL.md sections 6 and 11).
+
+An accept loop task per listener cost a task, and a loop turn between the kernel's
+``accept()`` being ready and the inbound conn being answered; the callback takes every
+pending conn at once and hands each to the race synchronously, which checks and answers
+its header line in the same callback when it is already in (client/_direct.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+logger = logging.getLogger("rdv.client")
+
+#: Pause after a failed ``accept()`` (EMFILE and friends) before accepting again, so a
+#: persistent error does not spin the loop.
+ACCEPT_ERROR_PAUSE: Final = 0.1
+
+
+class Acceptor:
+    """Accepts on the race's listeners until :meth:`stop`; each conn goes to ``on_inbound``.
+
+    Args:
+        listeners: listening, non-blocking sockets (the race closes them).
+        on_inbound: called with each accepted (non-blocking) socket and its address.
+        crash: an unexpected error in the callback (a bug): the race ends with it.
+    """
+
+    def __init__(
+        self,
+        listeners: Sequence[socket.socket],
+        on_inbound: Callable[[socket.socket, Any], None],
+        crash: Callable[[BaseException], None],
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_inbound, self._crash = on_inbound, crash
+        self._listening: list[socket.socket] = []
+        self._pauses: dict[socket.socket, asyncio.TimerHandle] = {}
+        for listener in listeners:
+            self._listen(listener)
+
+    @property
+    def active(self) -> bool:
+        """True until :meth:`stop` (a listener pausing after an error still counts)."""
+        return bool(self._listening or self._pauses)
+
+    def stop(self) -> None:
+        """Accept no more (idempotent)."""
+        for listener in self._listening:
+            self._loop.remove_reader(listener.fileno())
+        self._listening.clear()
+        for pause in self._pauses.values():
+            pause.cancel()
+        self._pauses.clear()
+
+    def _listen(self, listener: socket.socket) -> None:
+        self._pauses.pop(listener, None)
+        self._loop.add_reader(listener.fileno(), self._acceptable, listener)
+        self._listening.append(listener)
+
+    def _acceptable(self, listener: socket.socket) -> None:
+        try:
+            while listener in self._listening:
+                try:
+                    sock, sockaddr = listener.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError as exc:
+                    # ECONNABORTED and friends concern one half-made conn; EMFILE passes.
+                    logger.debug("accept failed: %s", exc)
+                    self._loop.remove_reader(listener.fileno())
+                    self._listening.remove(listener)
+                    pause = self._loop.call_later(ACCEPT_ERROR_PAUSE, self._listen, listener)
+                    self._pauses[listener] = pause
+                    return
+                sock.setblocking(False)
+                self._on_inbound(sock, sockaddr)
+        except Exception as exc:  # a bug: end the race with it, not a log line
+            self._crash(exc)

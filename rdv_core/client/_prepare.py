@@ -1,0 +1,89 @@
+"""What an attempt settles before it reaches the server: its listeners, URL and proxy.
+
+Kept apart from client/_client.py, which runs the attempt. The URL and the proxy choice
+are memoized by their inputs: a program that connects again and again (a service
+accepting one peer after another, bench/connect.py) asks the same questions each time,
+and their parsing was about a tenth of a loopback attempt's preparation.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from typing import Final
+
+from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.wire import ProxyURL, ServerURL, choose_proxy, parse_server_url
+
+
+def open_listeners(port: int = 0) -> list[socket.socket]:
+    """Listening sockets on one port for IPv4 and IPv6 inbound candidates.
+
+    A dual-stack IPv6 socket covers both families; where the system forces
+    IPv6-only (or has no IPv6), an IPv4 listener is added on the same port.
+    """
+    listeners: list[socket.socket] = []
+    try:
+        try:
+            six = bound_socket(socket.AF_INET6, port)
+        except OSError:
+            six = None
+        if six is not None:
+            listeners.append(six)
+            port = local_port(six)
+            if six.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                listeners.append(bound_socket(socket.AF_INET, port))
+        else:
+            listeners.append(bound_socket(socket.AF_INET, port))
+        for sock in listeners:
+            sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        for sock in listeners:
+            sock.close()
+        raise
+    return listeners
+
+
+#: Server URLs parsed (immutable answers; errors raise each time).
+server_url = functools.lru_cache(maxsize=64)(parse_server_url)
+
+#: The environment variables :func:`~rdv_core.wire.choose_proxy` reads (both cases, and
+#: ``REQUEST_METHOD`` for its CGI rule; docs/PROTOCOL.md section 17.1).
+_PROXY_VARS: Final = (
+    *(
+        f(base)
+        for base in ("NO_PROXY", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY")
+        for f in (str.lower, str)
+    ),
+    "REQUEST_METHOD",
+)
+
+#: ``choose_proxy``'s answers by their inputs (its parsing was ~10 % of a loopback attempt's
+#: preparation, the same every time). Errors are not kept: they raise each time.
+_PROXIES: dict[object, ProxyURL | None] = {}
+_MISS: Final = object()
+
+
+def _proxy_env() -> tuple[tuple[str, str], ...]:
+    """The proxy variables that are set now: the environment is read on every attempt."""
+    get = os.environ.get
+    return tuple((name, value) for name in _PROXY_VARS if (value := get(name)) is not None)
+
+
+def choose_proxy_memo(given: str | None, server: ServerURL, trust_env: bool) -> ProxyURL | None:
+    """:func:`~rdv_core.wire.choose_proxy` with the environment read now, memoized.
+
+    Raises:
+        ValueError: the proxy URL (given or from the environment) is not valid.
+    """
+    env = _proxy_env() if trust_env else None
+    key = (given, server, env)
+    hit = _PROXIES.get(key, _MISS)
+    if hit is not _MISS:
+        return hit  # type: ignore[return-value]
+    proxy = choose_proxy(given, server, dict(env) if env is not None else None)
+    if len(_PROXIES) >= 64:  # many servers or proxies in one program: keep it small
+        _PROXIES.clear()
+    _PROXIES[key] = proxy
+    return proxy
