@@ -32,6 +32,9 @@ from rdv_core.events import (
     FileOffered,
     FileProgress,
     FileRejected,
+    FilesAccepted,
+    FilesCompleted,
+    FilesOffered,
     ObservedAddrWarning,
     TransferResumed,
     Upgraded,
@@ -102,6 +105,9 @@ class TransferView:
             FileCompleted: self._on_completed,
             FileFailed: self._on_failed,
             FileRejected: self._on_rejected,
+            FilesOffered: self._on_files_offered,
+            FilesAccepted: self._on_files_accepted,
+            FilesCompleted: self._on_files_completed,
         }
 
     def expect(self, files: int, size: int) -> None:
@@ -183,6 +189,39 @@ class TransferView:
         self._resumed += event.offset
         self._current = self._names.get(event.transfer_id, "")
 
+    # The session reports many files per event (connect_session(batched_events=True)):
+    # an offer's files, a bundle's verified files (docs/ARCHITECTURE.md section 2).
+
+    def _on_files_offered(self, event: FilesOffered) -> None:
+        names, sizes = self._names, self._sizes
+        for tid, name, size in zip(event.ids, event.names, event.sizes, strict=True):
+            names[tid] = name
+            sizes[tid] = size
+        offered = len(names)
+        if offered > self.files_total:  # past the announced totals: count the newcomers
+            self.bytes_total += sum(event.sizes[len(event.sizes) - (offered - self.files_total) :])
+            self.files_total = offered
+
+    def _on_files_accepted(self, event: FilesAccepted) -> None:
+        self._moving.update(zip(event.ids, event.offsets, strict=True))
+        self._resumed += sum(event.offsets)
+        if event.ids:
+            self._current = self._names.get(event.ids[0], "")
+
+    def _on_files_completed(self, event: FilesCompleted) -> None:
+        moving = self._moving
+        for tid in event.ids:
+            moving.pop(tid, None)
+        self._bytes_done += sum(event.sizes)
+        self.files_ok += len(event.ids)
+        if event.names:
+            self._current = event.names[-1]
+        if self.files_total <= FILE_LINES:
+            for name, size, digest, path in zip(
+                event.names, event.sizes, event.digests, event.paths, strict=True
+            ):
+                self._verified(name, size, digest, path)
+
     def _on_resumed(self, event: TransferResumed) -> None:
         if self.files_total > FILE_LINES:
             return
@@ -202,12 +241,15 @@ class TransferView:
         self._settle(event.transfer_id, event.size)
         self.files_ok += 1
         if self.files_total <= FILE_LINES:
-            self.console.print(
-                f"[green]verified[/] {escape(saved_name(event.name, event.path))} "
-                f"({human_bytes(event.size, largest_unit='TiB')}, "
-                f"{DIGEST} {event.digest[:16]}…)",
-                highlight=False,
-            )
+            self._verified(event.name, event.size, event.digest, event.path)
+
+    def _verified(self, name: str, size: int, digest: str, path: str) -> None:
+        self.console.print(
+            f"[green]verified[/] {escape(saved_name(name, path))} "
+            f"({human_bytes(size, largest_unit='TiB')}, "
+            f"{DIGEST} {digest[:16]}…)",
+            highlight=False,
+        )
 
     def _on_failed(self, event: FileFailed) -> None:
         self._settle(event.transfer_id, 0)

@@ -151,6 +151,7 @@ async def session_pair(
     events_a: list[Event] | None = None,
     events_b: list[Event] | None = None,
     chunk_size: int = 64 * 1024,
+    batched_events: bool = False,
 ) -> AsyncIterator[tuple[Session, Session]]:
     """Sender ``a`` (dialer) and receiver ``b`` (accepter), started."""
     (ra, wa), (rb, wb) = ends
@@ -161,6 +162,7 @@ async def session_pair(
         is_dialer=True,
         on_event=None if events_a is None else events_a.append,
         chunk_size=chunk_size,
+        batched_events=batched_events,
     )
     b = Session(
         rb,
@@ -171,6 +173,7 @@ async def session_pair(
         on_offer=on_offer,  # type: ignore[arg-type]
         download_dir=download_dir,
         chunk_size=chunk_size,
+        batched_events=batched_events,
     )
     await asyncio.gather(a.start(), b.start())
     try:

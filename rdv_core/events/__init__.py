@@ -69,6 +69,7 @@ from rdv_core.events._server import (
     ServerClosed,
 )
 from rdv_core.events._session import (
+    BATCHED_EVENTS,
     ChatReceived,
     ChatSent,
     FileAccepted,
@@ -77,6 +78,9 @@ from rdv_core.events._session import (
     FileOffered,
     FileProgress,
     FileRejected,
+    FilesAccepted,
+    FilesCompleted,
+    FilesOffered,
     SessionClosed,
     SessionEstablished,
     TransferResumed,
@@ -152,9 +156,13 @@ SESSION_EVENTS: Final[tuple[type[Event], ...]] = (
     FileCompleted,
     FileFailed,
     SessionClosed,
+    FilesOffered,
+    FilesAccepted,
+    FilesCompleted,
 )
 
 __all__ = [
+    "BATCHED_EVENTS",
     "DOCTOR_EVENTS",
     "RACE_EVENTS",
     "SERVER_EVENTS",
@@ -185,6 +193,9 @@ __all__ = [
     "FileOffered",
     "FileProgress",
     "FileRejected",
+    "FilesAccepted",
+    "FilesCompleted",
+    "FilesOffered",
     "FirstByteReceived",
     "HandshakeFailed",
     "HandshakeOk",

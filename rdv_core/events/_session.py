@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Literal
 
 from rdv_core.events._base import Event, event
@@ -106,6 +107,70 @@ class FileFailed(Event):
     direction: Literal["in", "out"]
     name: str
     reason: str
+
+
+# ----- many files in one event (docs/ARCHITECTURE.md section 2, "Batched file events")
+#
+# A send of 100,000 small files brought 300,000 per-file events to each side, and each
+# cost more than the file's own work (bench/transfer.py --files). A session created with
+# ``batched_events=True`` emits these instead: one per offer (batch) or per bundle
+# (docs/PROTOCOL.md 12.13). Any other session expands each into the per-file events it
+# stands for (:meth:`each`), in order, so callbacks that know only those see no change.
+
+
+@event
+class FilesOffered(Event):
+    """The files of one offer (``batch``): a :class:`FileOffered` for each."""
+
+    batch: int
+    direction: Literal["in", "out"]
+    ids: tuple[int, ...]
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+
+    def each(self) -> Iterator[FileOffered]:
+        """The per-file events this one stands for."""
+        for id_, name, size in zip(self.ids, self.names, self.sizes, strict=True):
+            yield FileOffered(self.t, id_, self.direction, name, size)
+
+
+@event
+class FilesAccepted(Event):
+    """The receiver accepted these files of one offer: a :class:`FileAccepted` for each."""
+
+    batch: int
+    direction: Literal["in", "out"]
+    ids: tuple[int, ...]
+    offsets: tuple[int, ...]
+
+    def each(self) -> Iterator[FileAccepted]:
+        """The per-file events this one stands for."""
+        for id_, offset in zip(self.ids, self.offsets, strict=True):
+            yield FileAccepted(self.t, id_, self.direction, offset)
+
+
+@event
+class FilesCompleted(Event):
+    """Files verified by the receiver (a bundle's): a :class:`FileCompleted` for each."""
+
+    direction: Literal["in", "out"]
+    ids: tuple[int, ...]
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    digests: tuple[str, ...]
+    #: Where the receiver stored each file (receiver side), else empty strings.
+    paths: tuple[str, ...]
+
+    def each(self) -> Iterator[FileCompleted]:
+        """The per-file events this one stands for."""
+        for id_, name, size, digest, path in zip(
+            self.ids, self.names, self.sizes, self.digests, self.paths, strict=True
+        ):
+            yield FileCompleted(self.t, id_, self.direction, name, size, digest, path)
+
+
+#: The batched events (each has ``each()``, the per-file events it stands for).
+BATCHED_EVENTS: tuple[type[Event], ...] = (FilesOffered, FilesAccepted, FilesCompleted)
 
 
 @event

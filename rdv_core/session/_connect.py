@@ -75,6 +75,7 @@ async def connect_session(
     on_code: Callable[[str], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
     burned: BurnedCodes | None = None,
+    batched_events: bool = False,
 ) -> Session:
     """Meet the peer holding the same code and start an encrypted session.
 
@@ -104,6 +105,8 @@ async def connect_session(
             passed its checks, a made one once it waited alone in the lobby.
         on_notice: Told, in words, about retries and suspected interference.
         burned: Codes never to use again; a failed key confirmation adds to it.
+        batched_events: ``on_event`` takes events of many files at once (see
+            :class:`Session`).
 
     Raises:
         CodeError: the code is malformed or burned (before any network traffic).
@@ -126,6 +129,7 @@ async def connect_session(
             download_dir=download_dir,
             is_relay=conn.is_relay,
             peer_addr=str(conn.remote_addr),
+            batched_events=batched_events,
             **extra,  # type: ignore[arg-type]
         )
         session.conn = conn

@@ -50,15 +50,22 @@ def new_hasher(data: bytes = b"") -> Hasher:
 
 @dataclass(frozen=True, slots=True)
 class LocalFile:
-    """A file to send: where it is, the name the receiver sees, its size and mtime."""
+    """A file to send: where it is (as text), the name the receiver sees, size and mtime.
 
-    path: Path
+    The location is kept as text: a folder of 100,000 small files would otherwise build
+    a :class:`~pathlib.Path` per file when it is listed, which cost more than its
+    ``stat`` (bench/transfer.py --files); :attr:`path` makes one when asked.
+    """
+
+    where: str
     name: str
     size: int
     mtime_ns: int
-    #: ``path`` as text, when known (a folder's files): opened without a ``Path``
-    #: conversion per small file.
-    where: str = ""
+
+    @property
+    def path(self) -> Path:
+        """Where the file is, as a :class:`~pathlib.Path`."""
+        return Path(self.where)
 
 
 def collect(paths: Iterable[Path]) -> list[LocalFile]:
@@ -78,21 +85,26 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            _walk(path, path.resolve().name or "root", found)
+            _walk(str(path), path.resolve().name or "root", found)
         elif path.is_file():
-            found.append(_local(path, path.name, path.stat()))
+            found.append(_local(str(path), path.name, path.stat()))
         else:
             raise ValueError(f"not a regular file or folder: {path}")
-    names = [f.name for f in found]
-    if len(set(names)) != len(names):
-        duplicate = next(n for n in names if names.count(n) > 1)
-        raise ValueError(f"two files would arrive under the same name: {duplicate}")
+    seen: set[str] = set()
+    for f in found:
+        if f.name in seen:
+            raise ValueError(f"two files would arrive under the same name: {f.name}")
+        seen.add(f.name)
     return found
 
 
-def _walk(folder: Path, name: str, found: list[LocalFile]) -> None:
+def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
     """Add the regular files under ``folder`` (named ``name/...``): its own files first,
-    then its sub-folders', each in name order; symlinks and unreadable folders skipped."""
+    then its sub-folders', each in name order; symlinks and unreadable folders skipped.
+
+    One ``scandir`` per folder and one ``lstat`` per file (the entry's, cached by
+    ``DirEntry``); paths stay text.
+    """
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
@@ -104,17 +116,17 @@ def _walk(folder: Path, name: str, found: list[LocalFile]) -> None:
             folders.append(entry)
         elif entry.is_file(follow_symlinks=False):
             info = entry.stat(follow_symlinks=False)
-            found.append(_local(folder / entry.name, f"{name}/{entry.name}", info, entry.path))
+            found.append(_local(entry.path, f"{name}/{entry.name}", info))
     for entry in folders:
-        _walk(folder / entry.name, f"{name}/{entry.name}", found)
+        _walk(entry.path, f"{name}/{entry.name}", found)
 
 
-def _local(path: Path, name: str, info: os.stat_result, where: str = "") -> LocalFile:
+def _local(where: str, name: str, info: os.stat_result) -> LocalFile:
     try:
         check_relative_path(name)
     except UnsafeName as exc:
-        raise UnsafeName(f"{path}: the receiver would refuse the name {name!r}: {exc}") from None
-    return LocalFile(path, name, info.st_size, max(0, info.st_mtime_ns), where)
+        raise UnsafeName(f"{where}: the receiver would refuse the name {name!r}: {exc}") from None
+    return LocalFile(where, name, info.st_size, max(0, info.st_mtime_ns))
 
 
 def no_room_for(base: Path, offered: Iterable[tuple[str, int]], pending: int = 0) -> str | None:
@@ -185,21 +197,27 @@ def read_whole(file: LocalFile) -> bytes:
     Raises:
         OSError: unreadable, or its size or mtime changed since it was offered.
     """
-    fd = os.open(file.where or file.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(file.where, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
         info = os.fstat(fd)
         if info.st_size != file.size or max(0, info.st_mtime_ns) != file.mtime_ns:
-            raise OSError(f"{file.path} changed since it was offered")
-        chunks: list[bytes] = []
-        left = file.size + 1  # one more: a file that grew is not sent cut short
-        while left > 0 and (chunk := os.read(fd, left)):
-            chunks.append(chunk)
-            left -= len(chunk)
+            raise OSError(f"{file.where} changed since it was offered")
+        # One byte more than offered: a file that grew is not sent cut short. A read
+        # that returns the offered size is the whole file (a regular file reads short
+        # only at its end), so there is no second read to see the end (a syscall per
+        # small file); a shorter one reads on.
+        data = os.read(fd, file.size + 1)
+        if 0 < len(data) < file.size:
+            chunks = [data]
+            left = file.size + 1 - len(data)
+            while left > 0 and (chunk := os.read(fd, left)):
+                chunks.append(chunk)
+                left -= len(chunk)
+            data = b"".join(chunks)
     finally:
         os.close(fd)
-    data = b"".join(chunks)  # one chunk: that very object, not a copy
     if len(data) != file.size:
-        raise OSError(f"{file.path} changed while sending")
+        raise OSError(f"{file.where} changed while sending")
     return data
 
 

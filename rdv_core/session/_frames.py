@@ -372,6 +372,23 @@ def _decode_control(kind: FrameType, body: _Body) -> Frame:
         case FrameType.OFFER:
             files = []
             for item in body.list_("files"):
+                # The common case checked inline (a file per entry, 100,000 per send):
+                # exactly what the checks below accept; anything else goes through
+                # them, which say what is wrong.
+                if type(item) is list and len(item) == 4:
+                    id_, path, size, mtime = item
+                    if (
+                        type(id_) is int
+                        and 0 <= id_ <= _MAX_ID
+                        and type(path) is str
+                        and len(path) <= 4096
+                        and type(size) is int
+                        and 0 <= size <= _MAX_SIZE
+                        and type(mtime) is int
+                        and 0 <= mtime <= _MAX_SIZE
+                    ):
+                        files.append(OfferedFile(id_, path, size, mtime))
+                        continue
                 entry = body.list_("files", item, limit=4)
                 if len(entry) != 4:
                     raise FrameError("malformed offer frame: each file is [id, path, size, mtime]")
@@ -398,7 +415,14 @@ def _decode_control(kind: FrameType, body: _Body) -> Frame:
             return Offer(body.int_("batch", top=_MAX_ID), tuple(files), send)
         case FrameType.ACCEPT:
             offsets = tuple(
-                _pair(body, "offsets", item, lambda v: body.int_("offset", v))
+                (item[0], item[1])
+                if type(item) is list
+                and len(item) == 2
+                and type(item[0]) is int
+                and 0 <= item[0] <= _MAX_ID
+                and type(item[1]) is int
+                and 0 <= item[1] <= _MAX_SIZE
+                else _pair(body, "offsets", item, lambda v: body.int_("offset", v))
                 for item in body.list_("offsets")
             )
             failed = tuple(

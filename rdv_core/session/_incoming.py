@@ -23,11 +23,12 @@ from pathlib import Path
 from rdv_core.events import (
     Clock,
     Event,
-    FileAccepted,
     FileCompleted,
     FileFailed,
-    FileOffered,
     FileRejected,
+    FilesAccepted,
+    FilesCompleted,
+    FilesOffered,
     TransferResumed,
 )
 from rdv_core.session import _bundle
@@ -37,7 +38,7 @@ from rdv_core.session._files import DIGEST, no_room_for
 from rdv_core.session._incoming_file import IncomingFile
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
-from rdv_core.session._safepath import Verified
+from rdv_core.session._safepath import Listed, Verified
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 log = logging.getLogger("rdv.session")
@@ -73,12 +74,19 @@ _Job = tuple[IncomingFile, bytes, bytes]
 @dataclass(slots=True)
 class _IncomingTransfer:
     file: IncomingFile
-    progress: Progress
     failed: str = ""
     #: A big file's writer thread (docs/PROTOCOL.md 12.12), from its first data on.
     writer: ChunkWriter | None = None
     #: Bytes handed to the writer so far (from 0, including the offset).
     queued: int = 0
+    #: Throttled progress, made at the first data (a bundled file never needs one).
+    _progress: Progress | None = None
+
+    @property
+    def progress(self) -> Progress:
+        if self._progress is None:
+            self._progress = Progress(self.file.size, self.file.offset)
+        return self._progress
 
 
 class Incoming:
@@ -175,8 +183,17 @@ class Incoming:
         if earlier is not None:
             await earlier.wait()  # the offer before this one is decided first
         if refusal is None:
-            for f in offer.files:
-                self._emit(FileOffered(self._clock(), f.id, "in", f.path, f.size))
+            offered = offer.files
+            self._emit(
+                FilesOffered(
+                    self._clock(),
+                    offer.batch,
+                    "in",
+                    tuple(f.id for f in offered),
+                    tuple(f.path for f in offered),
+                    tuple(f.size for f in offered),
+                )
+            )
             accepted = False
             if self.download_dir is None:
                 refusal = "this peer does not receive files"
@@ -212,11 +229,13 @@ class Incoming:
                 self.received.append(TransferResult(f.id, "in", f.path, f.size, False, "", outcome))
                 self._emit(FileFailed(self._clock(), f.id, "in", f.path, outcome))
                 continue
-            self._transfers[f.id] = _IncomingTransfer(outcome, Progress(f.size, outcome.offset))
+            self._transfers[f.id] = _IncomingTransfer(outcome)
             offsets.append((f.id, outcome.offset))
         self._outbox.write_reply(fr.Accept(offer.batch, tuple(offsets), tuple(failed)))
+        if offsets:
+            ids, starts = zip(*offsets, strict=True)
+            self._emit(FilesAccepted(self._clock(), offer.batch, "in", ids, starts))
         for id_, offset in offsets:
-            self._emit(FileAccepted(self._clock(), id_, "in", offset))
             if offset:
                 name = self._transfers[id_].file.name
                 self._emit(TransferResumed(self._clock(), id_, "in", name, offset))
@@ -316,12 +335,12 @@ class Incoming:
         self._outbox.write_reply(fr.Ack(id_, file.received))
         self._outbox.write_reply(fr.Result(id_, ok, ours, reason))
         result = TransferResult(
-            id_, "in", file.name, file.size, ok, ours, reason, file.path, file.offset
+            id_, "in", file.name, file.size, ok, ours, reason, file.placed, file.offset
         )
         self.received.append(result)
         if ok:
             self._emit(state.progress.event(self._clock(), id_, "in", file.received, force=True))
-            path = str(file.path or "")
+            path = file.placed
             self._emit(FileCompleted(self._clock(), id_, "in", file.name, file.size, ours, path))
             log.info("received %s (%d bytes, %s %s)", file.name, file.size, DIGEST, ours)
         else:
@@ -368,18 +387,31 @@ class Incoming:
         """Store a bundle's files in a thread, then report each and answer the sender."""
         outcomes = await asyncio.to_thread(_store_all, jobs)
         failed: list[tuple[int, str]] = []
+        verified: list[tuple[IncomingFile, str]] = []
         clock = self._clock
         for (file, _, _), (ok, text) in zip(jobs, outcomes, strict=True):
             id_, name, size = file.transfer_id, file.name, file.size
             if ok:
-                path = file.path
-                self.received.append(TransferResult(id_, "in", name, size, True, text, "", path))
-                self._emit(FileCompleted(clock(), id_, "in", name, size, text, str(path)))
+                where = file.placed
+                self.received.append(TransferResult(id_, "in", name, size, True, text, "", where))
+                verified.append((file, text))
             else:
                 failed.append((id_, text))
                 self.received.append(TransferResult(id_, "in", name, size, False, "", text))
                 self._emit(FileFailed(clock(), id_, "in", name, text))
         self._outbox.write_reply(fr.Bundled(number, tuple(failed)))
+        if verified:  # one event for the bundle, not one per file
+            self._emit(
+                FilesCompleted(
+                    clock(),
+                    "in",
+                    tuple(f.transfer_id for f, _ in verified),
+                    tuple(f.name for f, _ in verified),
+                    tuple(f.size for f, _ in verified),
+                    tuple(digest for _, digest in verified),
+                    tuple(f.placed for f, _ in verified),
+                )
+            )
 
     def on_sender_failed(self, id_: int, reason: str) -> None:
         """The sender's ``fail``: it cannot read this file (the session goes on)."""
@@ -439,10 +471,11 @@ def _prepare_all(
     """
     prepared: list[IncomingFile | str] = []
     verified: Verified = {}  # folders are made and checked once per batch
+    listed: Listed = {}  # and listed once per batch
     for f, names in zip(files, parts, strict=True):
         file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns, names)
         try:
-            file.prepare(verified)
+            file.prepare(verified, listed)
         except (OSError, UnsafeName) as exc:
             prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
             continue

@@ -26,12 +26,14 @@ from blake3 import blake3
 from rdv_core.session._errors import UnsafeName
 from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher
 from rdv_core.session._safepath import (
+    Listed,
     Verified,
     check_relative_path,
     create_partial,
+    names_in,
     open_partial,
     partial_of,
-    place_without_overwrite,
+    place_as,
     read_state,
     sidecar_of,
     target_in,
@@ -67,7 +69,8 @@ class IncomingFile:
         mtime_ns: Offered modification time, applied to the final file.
         offset: Bytes already held when the transfer (re)started.
         received: Bytes held so far (from 0, including ``offset``).
-        path: The final path once verified.
+        path: The final path once verified (:attr:`placed` as a :class:`Path`).
+        placed: The final path once verified, as text ("" before).
     """
 
     def __init__(
@@ -87,7 +90,7 @@ class IncomingFile:
         self.parts = parts if parts is not None else check_relative_path(name)
         self._base = base
         self.offset = 0
-        self.path: Path | None = None
+        self.placed = ""
         self._fd: int | None = None
         self.received = 0
         self._hasher: Hasher | None = None
@@ -97,6 +100,11 @@ class IncomingFile:
         #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
         self._needs_open = False
         self._sidecar = False
+
+    @property
+    def path(self) -> Path | None:
+        """The final path once verified, else None."""
+        return Path(self.placed) if self.placed else None
 
     @staticmethod
     def check_name(name: str) -> tuple[str, ...]:
@@ -120,11 +128,13 @@ class IncomingFile:
             self._hasher = new_hasher()
         return self._hasher
 
-    def prepare(self, verified: Verified | None = None) -> int:
+    def prepare(self, verified: Verified | None = None, listed: Listed | None = None) -> int:
         """Make folders, find what is already held; return the offset.
 
         ``verified`` holds the folders checked by earlier files of the same batch
-        (see :func:`~rdv_core.session._safepath.target_in`).
+        (see :func:`~rdv_core.session._safepath.target_in`), ``listed`` the names in
+        them (:func:`~rdv_core.session._safepath.names_in`): a file none of whose
+        names is there starts at 0 without a look-up of its own.
 
         The partial file itself is opened later, by the first :meth:`write` (or by
         :meth:`finish` for a file with nothing left to send).
@@ -142,6 +152,18 @@ class IncomingFile:
         """
         target = self._target = target_in(self._base, self.parts, verified)
         partial, sidecar = partial_of(target), sidecar_of(target)
+        if listed is not None:
+            folder, _, name = target.rpartition("/")
+            names = names_in(folder, listed)
+            if names is not None and not (
+                name in names
+                or partial.rpartition("/")[2] in names
+                or sidecar.rpartition("/")[2] in names
+            ):
+                self._sidecar = False
+                self._needs_open = True
+                self.offset = self.received = 0
+                return 0
         # The partial is opened only when data comes (docs/PROTOCOL.md 12.12): refuse a
         # planted symlink now, at accept time, as an eager open would have.
         held = self._held(partial)
@@ -253,7 +275,7 @@ class IncomingFile:
         if self._existing:
             if ours != digest:
                 return False, "", _DIFFERENT_FILE
-            self.path = Path(self._target)
+            self.placed = self._target
             return True, ours, ""
         if self.received != self.size:
             return False, "", f"got {self.received} of {self.size} bytes"
@@ -262,7 +284,7 @@ class IncomingFile:
             return False, "", "digest mismatch: the file differs from the sender's"
         partial = partial_of(self._target)
         os.utime(partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
-        self.path = place_without_overwrite(partial, self._target)
+        self.placed = place_as(partial, self._target)
         if self._sidecar:
             Path(sidecar_of(self._target)).unlink(missing_ok=True)
         return True, ours, ""
@@ -285,7 +307,7 @@ class IncomingFile:
         if self._existing:  # an empty file already there (prepare found it whole)
             if self.hasher.digest() != digest:
                 raise ValueError(_DIFFERENT_FILE)
-            self.path = Path(self._target)
+            self.placed = self._target
             return digest.hex()
         if blake3(data).digest() != digest:
             raise ValueError("digest mismatch: the file differs from the sender's")
@@ -303,7 +325,7 @@ class IncomingFile:
             raise
         os.close(fd)
         self.received = self.size
-        self.path = place_without_overwrite(partial, self._target)
+        self.placed = place_as(partial, self._target)
         return digest.hex()
 
     def close(self) -> None:

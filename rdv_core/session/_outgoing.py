@@ -26,11 +26,12 @@ from pathlib import Path
 from rdv_core.events import (
     Clock,
     Event,
-    FileAccepted,
     FileCompleted,
     FileFailed,
-    FileOffered,
     FileRejected,
+    FilesAccepted,
+    FilesCompleted,
+    FilesOffered,
     TransferResumed,
 )
 from rdv_core.session import _bundle
@@ -204,12 +205,26 @@ class Outgoing:
         if files is None:
             raise ProtocolViolation(f"answer to an unknown bundle {frame.number}")
         failed = dict(frame.failed)
+        verified: list[_OutgoingTransfer] = []
         for out in files:
             reason = failed.get(out.transfer_id)
             if reason is None:
-                self._finish(out, True, out.digest, "")
+                if self._finish(out, True, out.digest, "", report=False):
+                    verified.append(out)
             else:
                 self._finish(out, False, "", f"receiver: {reason}")
+        if verified:  # one event for the bundle, not one per file
+            self._emit(
+                FilesCompleted(
+                    self._clock(),
+                    "out",
+                    tuple(o.transfer_id for o in verified),
+                    tuple(o.local.name for o in verified),
+                    tuple(o.local.size for o in verified),
+                    tuple(o.digest for o in verified),
+                    ("",) * len(verified),
+                )
+            )
 
     def on_receiver_failed(self, id_: int, reason: str) -> None:
         """The receiver's ``fail``: it cannot store this file (the session goes on)."""
@@ -245,8 +260,16 @@ class Outgoing:
         )
         self._outbox.check_open()
         self._outbox.write(fr.Offer(batch.number, offered, totals))
-        for o in batch.transfers:
-            self._emit(FileOffered(self._clock(), o.transfer_id, "out", o.local.name, o.local.size))
+        self._emit(
+            FilesOffered(
+                self._clock(),
+                batch.number,
+                "out",
+                tuple(f.id for f in offered),
+                tuple(f.path for f in offered),
+                tuple(f.size for f in offered),
+            )
+        )
         return batch
 
     async def _rejected(self, batch: _Batch, answer: fr.Reject, later: deque[_Batch]) -> None:
@@ -275,12 +298,17 @@ class Outgoing:
         for id_, reason in answer.failed:
             if id_ in by_id:
                 self._finish(by_id[id_], False, "", f"receiver: {reason}")
-        turn = time.monotonic()
+        accepted_files: list[tuple[_OutgoingTransfer, int]] = []
         for id_, offset in answer.offsets:
             accepted = by_id.get(id_)
             if accepted is None:
                 raise ProtocolViolation(f"accept names transfer {id_} that was not offered")
-            self._emit(FileAccepted(self._clock(), id_, "out", offset))
+            accepted_files.append((accepted, offset))
+        if answer.offsets:
+            ids, offsets = zip(*answer.offsets, strict=True)
+            self._emit(FilesAccepted(self._clock(), batch.number, "out", ids, offsets))
+        turn = time.monotonic()
+        for accepted, offset in accepted_files:
             if self.bundles and not offset and accepted.local.size <= _bundle.MAX_FILE:
                 if self._pack(accepted):
                     await self._outbox.drain()
@@ -302,7 +330,7 @@ class Outgoing:
         try:
             data = read_whole(out.local)
         except OSError as exc:
-            self._sender_failed(out, describe_os_error(exc, f"cannot read {out.local.path}"))
+            self._sender_failed(out, describe_os_error(exc, f"cannot read {out.local.where}"))
             return False
         digest = new_hasher(data).digest()
         out.digest = digest.hex()
@@ -338,15 +366,15 @@ class Outgoing:
         try:
             # Opened on the loop: a thread hop per file costs more than the open itself,
             # and a folder of small files is mostly opens (bench/transfer.py --files).
-            handle = io.FileIO(local.path, "rb")
+            handle = io.FileIO(local.where, "rb")
         except OSError as exc:
-            self._sender_failed(out, describe_os_error(exc, f"cannot read {local.path}"))
+            self._sender_failed(out, describe_os_error(exc, f"cannot read {local.where}"))
             return
         with handle:
             try:
                 info = os.fstat(handle.fileno())
                 if info.st_size != local.size or max(0, info.st_mtime_ns) != local.mtime_ns:
-                    raise OSError(f"{local.path} changed since it was offered")
+                    raise OSError(f"{local.where} changed since it was offered")
                 if offset:
                     self._emit(TransferResumed(self._clock(), id_, "out", local.name, offset))
                     hasher = await asyncio.to_thread(hash_prefix, local.path, offset)
@@ -357,7 +385,7 @@ class Outgoing:
             except SessionError:
                 raise
             except OSError as exc:
-                self._sender_failed(out, describe_os_error(exc, f"cannot read {local.path}"))
+                self._sender_failed(out, describe_os_error(exc, f"cannot read {local.where}"))
                 return
         if not out.failed and not self._outbox.closed:
             self._outbox.write(fr.Done(id_, hasher.hexdigest(), DIGEST))
@@ -400,7 +428,7 @@ class Outgoing:
             self._outbox.check_open()
             n = handle.readinto(view[DATA_HEADER : DATA_HEADER + min(left, self.chunk_size)])
             if not n:
-                raise OSError(f"{out.local.path} shrank while sending")
+                raise OSError(f"{out.local.where} shrank while sending")
             hasher.update(view[DATA_HEADER : DATA_HEADER + n])
             self._send_record(view[: DATA_HEADER + n])
             left -= n
@@ -423,23 +451,28 @@ class Outgoing:
             self._outbox.write_reply(fr.Fail(out.transfer_id, "sender", reason))
         self._finish(out, False, "", reason)
 
-    def _finish(self, out: _OutgoingTransfer, ok: bool, digest: str, reason: str) -> None:
+    def _finish(
+        self, out: _OutgoingTransfer, ok: bool, digest: str, reason: str, *, report: bool = True
+    ) -> bool:
+        """Settle one file; False if it was settled already. ``report`` False: the caller
+        reports a verified file itself (one event for a bundle)."""
         if out.result.done():
-            return
+            return False
         out.failed = "" if ok else reason or "failed"
         self._transfers.pop(out.transfer_id, None)
         local = out.local
         result = TransferResult(
-            out.transfer_id, "out", local.name, local.size, ok, digest, reason, None, out.offset
+            out.transfer_id, "out", local.name, local.size, ok, digest, reason, "", out.offset
         )
         out.result.set_result(result)
         id_ = out.transfer_id
-        if ok:
+        if not ok:
+            self._emit(FileFailed(self._clock(), id_, "out", local.name, out.failed))
+        elif report:
             if out.progress is not None:
                 self._emit(out.progress.event(self._clock(), id_, "out", local.size, force=True))
             self._emit(FileCompleted(self._clock(), id_, "out", local.name, local.size, digest))
-        else:
-            self._emit(FileFailed(self._clock(), id_, "out", local.name, out.failed))
+        return True
 
 
 def _batches(files: Sequence[LocalFile]) -> list[list[LocalFile]]:

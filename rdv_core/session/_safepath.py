@@ -18,11 +18,14 @@ partial name (see :func:`fit_name`) instead of failing.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import os
 import re
+import sys
 from pathlib import Path
+from typing import Any
 
 from rdv_core.session._errors import UnsafeName
 from rdv_core.wire import unsafe_char
@@ -41,19 +44,46 @@ _RESERVED = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", "CLOCK$"} | {
 _FORBIDDEN_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"\\|?*]')
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+# A plain name (the common case: a name per small file, 100,000 per send,
+# bench/transfer.py --files) is accepted by a few checks of the whole name: printable
+# ASCII without the forbidden characters, no empty component and none ending in a dot
+# or a space (which covers "." and ".."), at most 255 characters in all (so per
+# component), no reserved device name. Exactly a subset of what the component checks
+# below accept; any other name goes through them, which also say why it is refused.
+_PLAIN = re.compile(r'[^\x00-\x1f\x7f<>:"\\|?*\x80-\U0010ffff]+')
+
+
 def check_relative_path(path: str) -> tuple[str, ...]:
     """The components of a safe offered path.
 
     Raises:
         UnsafeName: with the reason the name is refused.
     """
+    if (
+        len(path) <= MAX_COMPONENT_BYTES
+        and _PLAIN.fullmatch(path)
+        and not path.startswith("/")
+        and not path.endswith(("/", ".", " ", PARTIAL_SUFFIX, SIDECAR_SUFFIX))
+        and "//" not in path
+        and "./" not in path
+        and " /" not in path
+        and path.count("/") < MAX_DEPTH
+    ):
+        parts = tuple(path.split("/"))
+        for part in parts:
+            if _is_reserved(part):
+                break
+        else:
+            return parts
     if not path:
         raise UnsafeName("empty name")
     if len(path) > MAX_PATH_CHARS:
         raise UnsafeName(f"name longer than {MAX_PATH_CHARS} characters")
     if "\x00" in path:
         raise UnsafeName("NUL character in name")
-    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+    if path.startswith("/") or _DRIVE.match(path):
         raise UnsafeName("absolute path")
     parts = tuple(path.split("/"))
     if len(parts) > MAX_DEPTH:
@@ -63,6 +93,12 @@ def check_relative_path(path: str) -> tuple[str, ...]:
     if parts[-1].endswith((PARTIAL_SUFFIX, SIDECAR_SUFFIX)):
         raise UnsafeName(f"names ending in {PARTIAL_SUFFIX} are reserved for partial files")
     return parts
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_reserved(part: str) -> bool:
+    """Whether ``part`` names a Windows device (``CON``, ``com1.txt``, ``NUL .x``)."""
+    return part.split(".", 1)[0].rstrip(" ").upper() in _RESERVED
 
 
 @functools.lru_cache(maxsize=4096)
@@ -81,8 +117,7 @@ def _check_component(part: str) -> None:
         raise UnsafeName(f"control or bidi character U+{ord(hidden):04X} in {part!a}")
     if part.endswith((".", " ")):
         raise UnsafeName(f"component {part!r} ends with a dot or a space")
-    stem = part.split(".", 1)[0].rstrip(" ").upper()
-    if stem in _RESERVED:
+    if _is_reserved(part):
         raise UnsafeName(f"reserved device name {part!r}")
     if len(part.encode("utf-8", "surrogatepass")) > MAX_COMPONENT_BYTES:
         raise UnsafeName(f"component longer than {MAX_COMPONENT_BYTES} bytes")
@@ -147,6 +182,39 @@ def _prepare_folders(base: Path, parts: tuple[str, ...], cache: Verified) -> str
     return str(current)
 
 
+#: The names in each folder of a batch, listed once per batch (None: too many to list).
+Listed = dict[str, frozenset[str] | None]
+#: Entries of a folder listed at most: past that its files are looked up one by one.
+LIST_MAX = 4096
+
+
+def names_in(folder: str, listed: Listed) -> frozenset[str] | None:
+    """The names in ``folder`` (listed once per batch), or None when it holds too many.
+
+    A receiver asks, for each offered file, whether its final, partial and sidecar names
+    exist (docs/PROTOCOL.md 12.7): three ``lstat``s per file, failing ones mostly, which
+    cost more than listing a folder once for the batch (bench/transfer.py --files). The
+    listing is as much a snapshot as those ``lstat``s were: what is planted later is
+    still never followed (``O_NOFOLLOW``) nor overwritten (``link``).
+    """
+    if folder in listed:
+        return listed[folder]
+    names: set[str] = set()
+    found: frozenset[str] | None = None
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                names.add(entry.name)
+                if len(names) > LIST_MAX:
+                    break
+            else:
+                found = frozenset(names)
+    except OSError:
+        pass
+    listed[folder] = found
+    return found
+
+
 #: Bytes of the short digest :func:`fit_name` puts in a shortened name (``~`` + 8 hex).
 _FIT_TAG = 9
 
@@ -209,11 +277,30 @@ def numbered(target: Path, n: int) -> Path:
 def place_without_overwrite(source: Path | str, target: Path | str) -> Path:
     """Move ``source`` to ``target``, or to ``name (1).ext``, ... if taken; return where.
 
-    Uses a hard link (fails if the name exists, so no race can overwrite) and falls
-    back to an existence check plus rename where links are not supported.
+    See :func:`place_as`.
+    """
+    return Path(place_as(str(source), str(target)))
+
+
+def place_as(source: str, target: str) -> str:
+    """:func:`place_without_overwrite` on text paths (no :class:`Path` per small file).
+
+    A rename that refuses to replace (Linux ``renameat2`` with ``RENAME_NOREPLACE``: one
+    syscall), else a hard link (fails if the name exists, so no race can overwrite)
+    and an unlink of the source, else an existence check plus rename where links are
+    not supported.
     """
     for n in range(10_000):
-        candidate = target if n == 0 else numbered(Path(target), n)
+        candidate = target if n == 0 else str(numbered(Path(target), n))
+        if _noreplace.works:
+            try:
+                _noreplace(source, candidate)
+            except FileExistsError:
+                continue
+            except _NoReplaceUnsupported:
+                pass  # this file system: link + unlink from now on
+            else:
+                return candidate
         try:
             os.link(source, candidate, follow_symlinks=False)
         except FileExistsError:
@@ -222,10 +309,57 @@ def place_without_overwrite(source: Path | str, target: Path | str) -> Path:
             if os.path.lexists(candidate):
                 continue
             os.rename(source, candidate)
-            return Path(candidate)
+            return candidate
         os.unlink(source)
-        return Path(candidate)
+        return candidate
     raise FileExistsError(f"no free name for {Path(target).name} after 10000 tries")
+
+
+class _NoReplaceUnsupported(Exception):
+    """``renameat2`` or its ``RENAME_NOREPLACE`` flag is not there (libc, kernel, fs)."""
+
+
+class _NoReplace:
+    """``renameat2(AT_FDCWD, source, AT_FDCWD, target, RENAME_NOREPLACE)`` through libc.
+
+    One syscall where link + unlink take two (a small file's placing, 12.8); never
+    replaces an existing target, and like ``link`` with ``follow_symlinks=False`` it
+    moves a symlink itself, never what it points to. ``works`` turns False for good
+    after the first "not supported" (old libc, kernel or a file system without it).
+    """
+
+    _AT_FDCWD = -100
+    _RENAME_NOREPLACE = 1
+
+    def __init__(self) -> None:
+        self.works = False
+        self._call: Any = None
+        if sys.platform != "linux":
+            return
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            call = libc.renameat2
+        except (OSError, AttributeError):
+            return
+        text, number = ctypes.c_char_p, ctypes.c_int
+        call.argtypes = [number, text, number, text, ctypes.c_uint]
+        call.restype = ctypes.c_int
+        self._call, self._errno, self.works = call, ctypes.get_errno, True
+
+    def __call__(self, source: str, target: str) -> None:
+        """Rename; raises FileExistsError, OSError, or _NoReplaceUnsupported."""
+        fd = self._AT_FDCWD
+        if self._call(fd, os.fsencode(source), fd, os.fsencode(target), self._RENAME_NOREPLACE):
+            code = self._errno()
+            if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+                self.works = False
+                raise _NoReplaceUnsupported
+            raise OSError(code, os.strerror(code), target)
+
+
+_noreplace = _NoReplace()
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)

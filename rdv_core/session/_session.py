@@ -104,6 +104,9 @@ class Session:
         peer_addr: The peer's address as seen on this conn (for events).
         chunk_size: File bytes per data frame (at most 1 MiB).
         handshake_timeout: Seconds for the key exchange and key confirmation.
+        batched_events: ``on_event`` takes the events that report many files at once
+            (:class:`~rdv_core.events.FilesOffered`, ``FilesAccepted``,
+            ``FilesCompleted``); without it, it gets a per-file event for each file.
     """
 
     def __init__(
@@ -122,6 +125,7 @@ class Session:
         clock: Clock | None = None,
         agent: str = "rdv-python",
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
+        batched_events: bool = False,
     ) -> None:
         if not 1 <= chunk_size <= MAX_DATA_PAYLOAD:
             raise ValueError(f"chunk_size must be in 1..{MAX_DATA_PAYLOAD}")
@@ -129,7 +133,7 @@ class Session:
         self._channel: Channel = StreamChannel(reader, writer)
         self._code = code if isinstance(code, Code) else parse_code(code)
         self._is_dialer = is_dialer
-        self._events = EventSink(on_event)
+        self._events = EventSink(on_event, batched=batched_events)
         self.is_relay = is_relay
         self.peer_addr = peer_addr
         self.handshake_timeout = handshake_timeout

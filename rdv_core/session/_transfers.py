@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from rdv_core.events import Event, EventCallback, FileProgress
+from rdv_core.events import BATCHED_EVENTS, Event, EventCallback, FileProgress
 
 log = logging.getLogger("rdv.session")
 
@@ -26,18 +26,34 @@ PROGRESS_INTERVAL = 0.1
 Direction = Literal["in", "out"]
 
 
+_BATCHED = frozenset(BATCHED_EVENTS)
+
+
 class EventSink:
-    """Where a session's events go: its ``on_event`` callback, which cannot break the session."""
+    """Where a session's events go: its ``on_event`` callback, which cannot break the session.
 
-    __slots__ = ("callback",)
+    The transfers report many files at once (:class:`~rdv_core.events.FilesOffered`,
+    ...); unless ``batched``, the callback gets the per-file events each stands for.
+    """
 
-    def __init__(self, callback: EventCallback | None) -> None:
+    __slots__ = ("batched", "callback")
+
+    def __init__(self, callback: EventCallback | None, *, batched: bool = False) -> None:
         self.callback = callback
+        self.batched = batched
 
     def emit(self, event: Event) -> None:
         """Pass ``event`` to the callback; a failing callback is logged, not raised."""
         if self.callback is None:
             return
+        if not self.batched and type(event) in _BATCHED:
+            for each in event.each():  # type: ignore[attr-defined]
+                self._call(each)
+            return
+        self._call(event)
+
+    def _call(self, event: Event) -> None:
+        assert self.callback is not None
         try:
             self.callback(event)
         except Exception:
@@ -49,7 +65,8 @@ class TransferResult:
     """How one file ended (both directions).
 
     Attributes:
-        path: Where the receiver stored the verified file (receiver side only).
+        where: Where the receiver stored the verified file, as text (receiver side
+            only; "" else): no :class:`Path` per small file until one is asked for.
         resumed_from: Bytes that were already at the receiver when this run started.
     """
 
@@ -60,8 +77,13 @@ class TransferResult:
     ok: bool
     digest: str = ""
     reason: str = ""
-    path: Path | None = None
+    where: str = ""
     resumed_from: int = 0
+
+    @property
+    def path(self) -> Path | None:
+        """Where the receiver stored the verified file (receiver side only), else None."""
+        return Path(self.where) if self.where else None
 
 
 @dataclass(slots=True)

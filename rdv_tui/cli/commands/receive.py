@@ -218,6 +218,7 @@ async def _receive(args: argparse.Namespace) -> int:
                 download_dir=download_dir,
                 on_notice=lambda text: console.print(f"[yellow]rdv receive:[/] {escape(text)}"),
                 burned=BurnedCodes(),
+                batched_events=True,  # the view takes an offer's, a bundle's files at once
             )
         except CodeMismatch as exc:
             return fail(str(exc))

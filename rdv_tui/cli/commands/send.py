@@ -142,6 +142,7 @@ async def _send(args: argparse.Namespace) -> int:
                 on_code=show_code,
                 on_notice=lambda text: console.print(f"[yellow]rdv send:[/] {escape(text)}"),
                 burned=BurnedCodes(),
+                batched_events=True,  # the view takes an offer's, a bundle's files at once
             )
         except CodeMismatch as exc:
             return fail(str(exc))
