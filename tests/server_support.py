@@ -8,6 +8,7 @@ exact request bytes and read what comes back until EOF or silence.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -251,3 +252,16 @@ def open_fds() -> int:
     import os
 
     return len(os.listdir("/proc/self/fd"))
+
+
+async def drain(client: RawClient, total: int) -> str:
+    """Read exactly ``total`` bytes from ``client`` (an EOF before fails): their sha256."""
+    digest = hashlib.sha256()
+    got = 0
+    while got < total:
+        data = await client.reader.read(1 << 20)
+        assert data, f"EOF after {got} of {total} bytes"
+        digest.update(data)
+        got += len(data)
+    assert got == total
+    return digest.hexdigest()

@@ -14,7 +14,7 @@ import pytest
 from rdv_core import events as ev
 from rdv_core.server._splice import AVAILABLE, ENV_SWITCH
 
-from tests.server_support import EOF, Env, RawClient
+from tests.server_support import EOF, Env, RawClient, drain
 
 
 @pytest.fixture(autouse=True, params=["splice", "copy"])
@@ -160,18 +160,6 @@ async def _pump(client: RawClient, total: int, chunk: int = 256 * 1024) -> str:
     return digest.hexdigest()
 
 
-async def _drain(client: RawClient, total: int) -> str:
-    digest = hashlib.sha256()
-    got = 0
-    while got < total:
-        data = await client.reader.read(1 << 20)
-        assert data, f"EOF after {got} of {total} bytes"
-        digest.update(data)
-        got += len(data)
-    assert got == total
-    return digest.hexdigest()
-
-
 @pytest.mark.slow
 async def test_relays_64_mib_both_ways_intact(env: Env) -> None:
     total = 64 * 1024 * 1024
@@ -180,8 +168,8 @@ async def test_relays_64_mib_both_ways_intact(env: Env) -> None:
         sent_d, sent_a, got_a, got_d = await asyncio.gather(
             _pump(dialer, total),
             _pump(accepter, total),
-            _drain(accepter, total),
-            _drain(dialer, total),
+            drain(accepter, total),
+            drain(dialer, total),
         )
     assert sent_d == got_a
     assert sent_a == got_d

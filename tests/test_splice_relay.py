@@ -29,7 +29,15 @@ from rdv_core.server._relay import Relayer
 from rdv_core.server._splice import AVAILABLE, ENV_SWITCH, SplicedConn
 from rdv_core.wire import Addr, build_proxy_v1, build_proxy_v2
 
-from tests.server_support import EOF, Env, RawClient, open_fds, rdv_request, running_server
+from tests.server_support import (
+    EOF,
+    Env,
+    RawClient,
+    drain,
+    open_fds,
+    rdv_request,
+    running_server,
+)
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="splice(2) is Linux-only")
 
@@ -84,17 +92,6 @@ async def pump(client: RawClient, total: int, seed: int) -> str:
         client.send(piece)
         await client.writer.drain()
         sent += len(piece)
-    return digest.hexdigest()
-
-
-async def drain(client: RawClient, total: int) -> str:
-    digest = hashlib.sha256()
-    got = 0
-    while got < total:
-        data = await client.reader.read(1 << 20)
-        assert data, f"EOF after {got} of {total} bytes"
-        digest.update(data)
-        got += len(data)
     return digest.hexdigest()
 
 
