@@ -22,8 +22,10 @@ sequence numbers, and a later SYN or SYN-ACK of ours with another initial sequen
 (a new socket's, our listener's) falls outside what the routers recorded for the first one
 and is marked invalid: the conn comes up and then carries no data (measured: 4 of 4
 "direct" runs with no byte through). It can: when the ICMP answer arrives while
-``connect()`` still holds the socket (at LAN distance it always does: the round trip runs
-inside the syscall), Linux records it as a soft error and the socket stays in
+``connect()`` still holds the socket (on veth pairs between namespaces, the lab's links,
+the whole round trip is processed inside the syscall; on a physical link the answer comes
+later, the socket dies with ``EPROTO`` and the dialer redials plainly: one SYN spent, nothing
+won), Linux records it as a soft error and the socket stays in
 ``SYN_SENT``. We then clear the soft error and the option; the socket is an ordinary
 pending dial, and the peer's SYN meets it as a simultaneous open, with the ISN both
 routers saw. Only one side may do this: two sockets waiting in ``SYN_SENT`` behind two
