@@ -46,7 +46,16 @@ from rdv_core.client._connect import (
 )
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link
-from rdv_core.client._preopen import PREOPEN_MAX, QUICK_REFUSAL, can_preopen, preopen_dial
+from rdv_core.client._preopen import (
+    ANSWERED_TOO_SOON,
+    PREOPEN_DELAY,
+    PREOPEN_MAX,
+    QUICK_REFUSAL,
+    can_preopen,
+    end_preopen,
+    preopen_dial,
+    reset_on_close,
+)
 from rdv_core.client._sockets import bound_socket, family_of, reuse_socket
 from rdv_core.client._tcpinfo import syn_unanswered, tcp_rtt
 from rdv_core.client._uplinks import Uplink, bind_to_uplink
@@ -296,8 +305,12 @@ async def dial_candidate(
                 # A pre-opening SYN gets no answer on purpose: never give it up, the
                 # peer's SYN is on its way to that very socket (rdv_core.client._preopen).
                 stall = None if waiting else stall_timeout(addr, rtt_hint, lost)
-                waiting = False
-                await connect(sock, sockaddr, stall_after=stall)
+                preopened, waiting = waiting, False
+                try:
+                    await connect(sock, sockaddr, stall_after=stall)
+                finally:
+                    if preopened:
+                        end_preopen(sock)
                 budget.settle(loop.time() - dial_at)
                 break
             except OSError as exc:
@@ -307,8 +320,8 @@ async def dial_candidate(
                     sock = None
                 reason, code = classify(exc)
                 if preopens and code == errno_codes.EPROTO:
-                    # The far router's answer to our pre-opening SYN came after
-                    # connect() returned (rdv_core.client._preopen): redial plainly.
+                    # The far router's answer to our pre-opening SYN reached the socket
+                    # after all (rdv_core.client._preopen): redial plainly.
                     reason = "refused"
                 if code == errno_codes.EADDRNOTAVAIL:
                     emit(
@@ -343,10 +356,17 @@ async def dial_candidate(
                     # with a SYN that dies there, and wait on that socket for the peer's
                     # SYN (docs/LAB-NOTES.md section 11, "cone-rst").
                     preopens += 1
+                    await asyncio.sleep(PREOPEN_DELAY)
                     dial_at = loop.time()
                     code_now = preopen_dial(sock, sockaddr)
                     if code_now == errno_codes.EINPROGRESS:
                         pending = waiting = True
+                    elif code_now == ANSWERED_TOO_SOON:
+                        # Our SYN-ACK left with the options and died: reset, start over.
+                        reset_on_close(sock)
+                        sock.close()
+                        sock = None
+                        carried = OSError(code_now, "SYN-ACK sent before the options were cleared")
                     elif code_now is not None:
                         carried = OSError(code_now, os.strerror(code_now))
                     else:  # the system refused the option: nothing sent

@@ -26,6 +26,9 @@ _RTT_END: Final = 72
 #: ``tcpi_state`` of a Linux socket whose SYN got no answer yet (``TCP_SYN_SENT``).
 _LINUX_TCP_SYN_SENT: Final = 2
 
+#: ``tcpi_state`` of a Linux dial that met the peer's SYN and answered it (``TCP_SYN_RECV``).
+_LINUX_TCP_SYN_RECV: Final = 3
+
 
 class _HasGetsockopt(Protocol):
     def getsockopt(self, level: int, option: int, buflen: int) -> bytes: ...
@@ -68,3 +71,15 @@ def syn_unanswered(sock: socket.socket) -> bool:
         return False
     info = _read(sock, _STATE_END)
     return info is not None and info[0] == _LINUX_TCP_SYN_SENT
+
+
+def syn_answered(sock: socket.socket) -> bool:
+    """True if a dial met the peer's SYN first and sent its SYN-ACK (Linux ``SYN_RECV``).
+
+    A simultaneous open half done: the peer's ACK (or SYN-ACK) is still to come. Anywhere
+    but Linux we cannot tell, and say False.
+    """
+    if sys.platform != "linux":
+        return False
+    info = _read(sock, _STATE_END)
+    return info is not None and info[0] == _LINUX_TCP_SYN_RECV
