@@ -118,4 +118,11 @@ def test_cone_rst_goes_direct(rdv_command: list[str]) -> None:
         assert run.data_ok, _explain(run)
     direct = sum(1 for r in result.runs if r.outcome == "direct")
     print(f"cone-rst: {direct}/10 direct (load {os.getloadavg()[0]:.1f})")
-    assert direct >= 9, result.summary()
+    # Each relay run's accepter retries by errno tell which of the pre-opening dial's timing
+    # accidents it met (docs/LAB-NOTES.md section 11, "second pass"): 104 = a SYN-ACK reset.
+    relays = [
+        [e.get("errno") for e in r.events.get("accepter", []) if e["type"] == "DialRetried"]
+        for r in result.runs
+        if r.outcome != "direct"
+    ]
+    assert direct >= 9, (result.summary(), relays)
