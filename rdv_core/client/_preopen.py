@@ -76,7 +76,8 @@ IP_MINTTL: Final = getattr(socket, "IP_MINTTL", 21)
 
 #: What :func:`preopen_dial` returns when the peer's SYN reached the socket inside
 #: ``connect()``, before the options could be cleared (veth links process the whole round
-#: trip inside the syscall; measured: 1 run in 60 here). The kernel answered with a SYN-ACK
+#: trip inside the syscall; measured: 11 runs in 100 inside the dialer's burst, 5 in 120
+#: after :data:`PREOPEN_DELAY`). The kernel answered with a SYN-ACK
 #: that carried the options, and the far router dropped it like our SYN: the peer's socket
 #: waits for an answer that will not come before our retransmission a second later, while
 #: the routers hold that SYN-ACK's state. The dialer resets the socket
@@ -92,8 +93,9 @@ ANSWERED_TOO_SOON: Final = errno_codes.ECONNRESET
 #: or the dialer's is dropped, or our router maps us to another port), or the dialer's next
 #: SYN reaches us inside ``connect()`` (see :data:`ANSWERED_TOO_SOON`), and the run goes
 #: relay (measured: 5 runs in 80, every one inside the dialer's burst). After the burst the
-#: dialer's redials come one by one, 2 ms apart and more: waiting 2 ms puts our SYN in that
-#: quiet gap, and the dialer's next redial finds our mapping open.
+#: dialer's redials come one by one, 2 ms apart and more, and its burst may start a few ms
+#: after ours (its process's own start-up): waiting 2 ms still met it 2 times in 120,
+#: 5 ms never in 160 (docs/LAB-NOTES.md section 11, "second pass").
 PREOPEN_DELAY: Final = 0.005
 
 #: A refusal that came back within this long came from a router at LAN distance: the only

@@ -60,6 +60,14 @@ def tcp_rtt(sock: object) -> float | None:
     return int.from_bytes(info[_RTT_END - 4 : _RTT_END], sys.byteorder) / 1e6
 
 
+def _linux_state(sock: socket.socket) -> int | None:
+    """``tcpi_state`` of ``sock`` on Linux, None elsewhere or when it cannot be read."""
+    if sys.platform != "linux":
+        return None
+    info = _read(sock, _STATE_END)
+    return None if info is None else info[0]
+
+
 def syn_unanswered(sock: socket.socket) -> bool:
     """True if the socket still waits for any answer to its SYN (Linux ``SYN_SENT``).
 
@@ -67,10 +75,7 @@ def syn_unanswered(sock: socket.socket) -> bool:
     an RST on close only from ``SYN_RECV`` on): no half-open simultaneous open dies with
     it. Anywhere but Linux we cannot tell, so we say False and keep waiting.
     """
-    if sys.platform != "linux":
-        return False
-    info = _read(sock, _STATE_END)
-    return info is not None and info[0] == _LINUX_TCP_SYN_SENT
+    return _linux_state(sock) == _LINUX_TCP_SYN_SENT
 
 
 def syn_answered(sock: socket.socket) -> bool:
@@ -79,7 +84,4 @@ def syn_answered(sock: socket.socket) -> bool:
     A simultaneous open half done: the peer's ACK (or SYN-ACK) is still to come. Anywhere
     but Linux we cannot tell, and say False.
     """
-    if sys.platform != "linux":
-        return False
-    info = _read(sock, _STATE_END)
-    return info is not None and info[0] == _LINUX_TCP_SYN_RECV
+    return _linux_state(sock) == _LINUX_TCP_SYN_RECV
