@@ -62,8 +62,15 @@ class Channel(Protocol):
             ConnectionLost: EOF or error first.
         """
 
+    #: Bytes :meth:`write` accepted so far, in all.
+    written: int
+
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Queue bytes (the object must not be modified afterwards)."""
+        """Queue bytes (the object must not be modified until :meth:`taken` covers them)."""
+
+    def taken(self) -> int | None:
+        """How many of the :attr:`written` bytes the kernel has taken, so that their
+        buffers may be reused; None when this channel cannot tell (never reuse one)."""
 
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark.
@@ -88,6 +95,7 @@ class StreamChannel:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
         self._writer = writer
+        self.written = 0
 
     async def readexactly(self, n: int) -> bytes:
         """See :class:`Channel`."""
@@ -110,7 +118,12 @@ class StreamChannel:
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """See :class:`Channel`."""
+        self.written += len(data)
         self._writer.write(data)
+
+    def taken(self) -> None:
+        """See :class:`Channel`: a stream of unknown kind (TLS, fast start) cannot tell."""
+        return None
 
     async def drain(self) -> None:
         """See :class:`Channel`."""
@@ -145,6 +158,7 @@ class SocketChannel(asyncio.BufferedProtocol):
         self._drain_waiters: list[asyncio.Future[None]] = []
         self._corked: list[bytes | bytearray | memoryview] = []
         self._corked_bytes = 0
+        self.written = 0
 
     # ----- asyncio.BufferedProtocol
 
@@ -217,6 +231,7 @@ class SocketChannel(asyncio.BufferedProtocol):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """See :class:`Channel`; corked until the loop goes idle or :meth:`drain`."""
+        self.written += len(data)
         if not self._corked and len(data) >= CORK_LIMIT:
             self._transport.write(data)  # a bulk record: nothing to gain from corking
             return
@@ -240,6 +255,12 @@ class SocketChannel(asyncio.BufferedProtocol):
         else:
             # One copy of small frames beats one syscall per frame; writelines joins.
             self._transport.writelines(corked)
+
+    def taken(self) -> int:
+        """See :class:`Channel`. The transport's write buffer is what the kernel did not
+        take yet, oldest bytes first (asyncio 3.11 copies it, 3.12+ and uvloop keep
+        views of ours: either way every byte before it is out of our buffers)."""
+        return self.written - self._corked_bytes - self._transport.get_write_buffer_size()
 
     async def drain(self) -> None:
         """See :class:`Channel`."""

@@ -36,6 +36,7 @@ from rdv_core.events import (
 )
 from rdv_core.session import _bundle
 from rdv_core.session import _frames as fr
+from rdv_core.session._data_out import stream_data
 from rdv_core.session._errors import (
     ProtocolViolation,
     SessionError,
@@ -44,7 +45,6 @@ from rdv_core.session._errors import (
 )
 from rdv_core.session._files import (
     DIGEST,
-    Hasher,
     LocalFile,
     collect,
     hash_prefix,
@@ -52,8 +52,7 @@ from rdv_core.session._files import (
     read_whole,
 )
 from rdv_core.session._outbox import Outbox
-from rdv_core.session._pipeline import ReadAhead, use_workers
-from rdv_core.session._record import DATA_HEADER, MAX_CONTROL_BODY, RECORD_HEADER, TAG_SIZE
+from rdv_core.session._record import MAX_CONTROL_BODY
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 #: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
@@ -381,7 +380,16 @@ class Outgoing:
                     handle.seek(offset)
                 else:
                     hasher = new_hasher()
-                await self._stream_data(out, handle, hasher)
+                await stream_data(
+                    self._outbox,
+                    handle,
+                    hasher,
+                    transfer_id=id_,
+                    left=local.size - out.offset,
+                    chunk=self.chunk_size,
+                    where=str(local.where),
+                    stopped=lambda: bool(out.failed),
+                )
             except SessionError:
                 raise
             except OSError as exc:
@@ -389,62 +397,6 @@ class Outgoing:
                 return
         if not out.failed and not self._outbox.closed:
             self._outbox.write(fr.Done(id_, hasher.hexdigest(), DIGEST))
-
-    async def _stream_data(
-        self, out: _OutgoingTransfer, handle: io.RawIOBase, hasher: Hasher
-    ) -> None:
-        """The data loop: a big file's reads and hashing run in a worker thread, ahead of
-        the sealing and sending here (:class:`~rdv_core.session._pipeline.ReadAhead`);
-        a small one is read, hashed, sealed and sent inline (a thread costs more).
-
-        Sealing and writing a chunk happen with no await between, as :class:`Outbox`
-        requires.
-        """
-        prefix = bytes([fr.FrameType.DATA]) + out.transfer_id.to_bytes(4, "big")
-        left = out.local.size - out.offset
-        if not use_workers(left):
-            await self._stream_inline(out, handle, hasher, prefix, left)
-            return
-        ahead = ReadAhead(handle, hasher, left, prefix, self.chunk_size)
-        try:
-            while left and not out.failed:
-                self._outbox.check_open()
-                buffer, plain = await ahead.next_plaintext()
-                self._send_record(plain)
-                ahead.release(buffer)
-                left -= len(plain) - DATA_HEADER
-                if left:
-                    await self._outbox.drain()
-        finally:
-            await ahead.stop()
-
-    async def _stream_inline(
-        self, out: _OutgoingTransfer, handle: io.RawIOBase, hasher: Hasher, prefix: bytes, left: int
-    ) -> None:
-        """Read into a reused buffer, hash, seal and send, one chunk at a time, on the loop."""
-        plain = bytearray(prefix) + bytearray(min(left, self.chunk_size))
-        view = memoryview(plain)
-        while left and not out.failed:
-            self._outbox.check_open()
-            n = handle.readinto(view[DATA_HEADER : DATA_HEADER + min(left, self.chunk_size)])
-            if not n:
-                raise OSError(f"{out.local.where} shrank while sending")
-            hasher.update(view[DATA_HEADER : DATA_HEADER + n])
-            self._send_record(view[: DATA_HEADER + n])
-            left -= n
-            if left:
-                await self._outbox.drain()
-
-    def _send_record(self, plain: memoryview) -> None:
-        """Seal one data frame's plaintext into a fresh record and queue it."""
-        sealer, channel = self._outbox.sealer, self._outbox.channel
-        assert sealer is not None and channel is not None
-        # A fresh record each time: the transport may keep a reference to it.
-        record = bytearray(RECORD_HEADER.size + len(plain) + TAG_SIZE)
-        RECORD_HEADER.pack_into(record, 0, len(plain) + TAG_SIZE)
-        sealer.seal_into(plain, memoryview(record)[RECORD_HEADER.size :])
-        # A memoryview: the transport slices what the kernel did not take without a copy.
-        channel.write(memoryview(record))
 
     def _sender_failed(self, out: _OutgoingTransfer, reason: str) -> None:
         if not self._outbox.closed:
