@@ -300,12 +300,13 @@ def component_costs(src: Path, dst: Path, chunk: int) -> dict[str, float]:
     timed("file write", write_file)
     timed("(sha256)", sha256)
     (dst / "cost.bin").unlink()
-    # The same write into pages the guest freed more than 2 s ago: a VM whose balloon
-    # reports free pages (virtio-balloon free page reporting, the project machine's)
-    # hands them back to the host, which faults each one in again on the next write.
-    # A receiver writes a fresh file into such pages; the write above reuses the warm
-    # pages of cost.bin's first run. Shown beside the floor, not in it.
-    time.sleep(3)
+    # The same write into pages the guest freed seconds ago: a VM whose balloon reports
+    # free pages (virtio-balloon free page reporting, the project machine's) hands them
+    # back to the host, which faults each one in again on the next write (3 s idle: no
+    # effect yet, 10 s: 3x the write). A receiver writes a fresh file into such pages;
+    # the write above reuses the warm pages of cost.bin's first run. Shown beside the
+    # floor, not in it (docs/notes/issue-14-receiver.md).
+    time.sleep(10)
     timed("(file write, fresh pages)", write_file)
     (dst / "cost.bin").unlink()
     return costs
