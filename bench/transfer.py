@@ -23,7 +23,9 @@ up to: the least CPU per GiB any implementation of this protocol pays here, and 
 throughput ceiling that leaves on this machine's cores. The rdv
 window starts when the sender calls ``send_paths`` and ends when the receiver's
 verdict arrives; wormhole's is whole commands (its rendezvous included, about a
-second: see ``setup`` for rdv's equivalent).
+second: see ``setup`` for rdv's equivalent). Before every row that writes the file, the
+same amount is written and deleted in the destination (``warm_pages``), so each receiver
+writes into pages freed a moment ago whatever row ran before it.
 
 Usage: ``python bench/transfer.py [--size 1G] [--chunk 256K] [--no-wormhole]``
 """
@@ -325,6 +327,28 @@ def make_source(path: Path, size: int) -> None:
             left -= len(piece)
 
 
+def warm_pages(dst: Path, size: int) -> None:
+    """Write and delete ``size`` bytes in ``dst``, so the next row's receiver writes its file
+    into pages the guest freed a moment ago, as every row's does and as the floor's
+    "file write" step does (it reuses its own warm pages).
+
+    Why: a VM whose balloon reports free pages to the host (the project machine's:
+    virtio-balloon free page reporting) gives freed memory back after a few seconds, and
+    the next write into it faults every page in again: 1 GiB to /dev/shm costs 0.5-0.65 s
+    of system time into just-freed pages, 2.1 s after 10 s idle, 3-3.8 s into pages never
+    used (docs/notes/issue-14-receiver.md). Without this, a row's figure depended on the
+    row before it (p2p ran after raw tcp, which writes no file; relay reused p2p's pages),
+    and relay / p2p measured the page state, not the relay.
+    """
+    block = bytes(8 << 20)
+    path = dst / "warm.bin"
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            left -= f.write(block[: min(left, len(block))])
+    path.unlink()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1G", help="file size, e.g. 1G, 256M (default 1G)")
@@ -367,15 +391,22 @@ def main() -> int:
         small: list[Any] = []
         for _ in range(args.repeat):
             # Interleaved rounds: a busy neighbour on a shared machine hurts every variant.
-            round_ = [bench_raw(ctx, size), bench_rdv(ctx, src, dst, size, False, chunk)]
+            round_ = [bench_raw(ctx, size)]
+            # Every row that writes the file starts from the same page state (warm_pages).
+            warm_pages(dst, size)
+            round_.append(bench_rdv(ctx, src, dst, size, False, chunk))
             if not args.no_relay:
+                warm_pages(dst, size)
                 round_.append(bench_rdv(ctx, src, dst, size, True, chunk))
                 if args.relay_copy:
+                    warm_pages(dst, size)
                     round_.append(bench_rdv(ctx, src, dst, size, True, chunk, copy_relay=True))
             for workers in args.workers:  # the same p2p run, worker threads forced on/off
+                warm_pages(dst, size)
                 round_.append(bench_rdv(ctx, src, dst, size, False, chunk, workers))
             if not args.no_wormhole:
                 for direct in (True, False):
+                    warm_pages(dst, size)
                     try:
                         round_.append(bench_wormhole(src, dst, size, direct))
                     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
