@@ -19,6 +19,9 @@ reference (measured in the NAT lab, docs/LAB-NOTES.md sections 7, 8 and 11):
   (our RTT to the server, and a floor for the peer's side of the path), never the
   round trip to whatever router refused us, which may sit right next to us while the
   peer is far behind it.
+* Far from the server, the accepter's dials do not hear ICMP refusals of their SYN
+  (:mod:`rdv_core.client._keep_syn`): the refusing router left our mapping open, anchored on
+  that SYN, and only that socket can answer the peer's SYN with the ISN our router recorded.
 * ``EADDRNOTAVAIL`` from ``connect()`` means the 4-tuple is already in use, i.e. the
   peer's SYN already reached our listener: that conn surfaces from ``accept()``, so
   the candidate is not a failure.
