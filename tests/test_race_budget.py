@@ -15,6 +15,7 @@ import pytest
 
 from rdv_core.client._budget import (
     KERNEL_SYN_RETRIES,
+    KERNEL_SYN_RTO,
     AddressHistory,
     BudgetPolicy,
     SynBudget,
@@ -59,6 +60,24 @@ def test_each_dial_books_its_kernel_retransmission_until_settled() -> None:
     assert kernel_retransmissions(0.5) == 0
     assert kernel_retransmissions(1.0) == 1
     assert kernel_retransmissions(100.0) == KERNEL_SYN_RETRIES
+
+
+def test_a_dial_unanswered_for_long_looks_lost_until_it_settles() -> None:
+    now = [100.0]
+    budget = SynBudget(clock=lambda: now[0])
+    public, private = budget.for_addr(A), budget.for_addr(Addr.parse("10.9.9.9:4000"))
+    assert public.reserve() and private.reserve()
+    assert budget.lost_syn_retry(0.2) is None  # sent just now: an answer may still come
+    now[0] += 0.3
+    # The kernel retransmits that SYN 1 s after it; a silent private address is not lost.
+    assert budget.lost_syn_retry(0.2) == 100.0 + KERNEL_SYN_RTO
+    now[0] += 0.1
+    assert budget.for_addr(B).reserve()  # younger: not lost yet, the older one counts
+    assert budget.lost_syn_retry(0.2) == 100.0 + KERNEL_SYN_RTO
+    public.settle(0.4)  # refused, or connected
+    assert budget.lost_syn_retry(0.2) is None
+    now[0] += 0.3
+    assert budget.lost_syn_retry(0.2) == pytest.approx(100.4 + KERNEL_SYN_RTO)
 
 
 def test_per_addr_and_per_attempt_caps_are_hard() -> None:

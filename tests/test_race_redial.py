@@ -272,3 +272,40 @@ async def test_without_a_conn_on_the_way_the_picker_keeps_its_deadline() -> None
     finally:
         late.cancel()
     assert ON_THE_WAY_GRACE > 0
+
+
+def _far_offers(rtt: float, syn_age: float, *, answered: bool = False) -> Offers[str]:
+    """The relay on offer, and one public dial whose SYN left ``syn_age`` seconds ago."""
+    offers: Offers[str] = Offers()
+    offers.add("relay", is_relay=True)
+    offers.rtt_hint = rtt
+    budget = SynBudget(clock=lambda: time.monotonic() - syn_age)
+    assert budget.for_addr(PUBLIC).reserve()
+    if answered:
+        budget.for_addr(PUBLIC).settle(syn_age)
+    budget.clock = time.monotonic
+    offers.lost_syns = budget
+    return offers
+
+
+async def test_far_from_the_server_the_picker_waits_for_a_lost_syns_retransmission() -> None:
+    # A SYN unanswered for 0.5 s at 10 ms looks lost; the kernel retransmits it at 1 s,
+    # 0.5 s from now, after the picker's deadline (0.2 s + 4 x 10 ms): a conn it brings is
+    # taken, within the grace.
+    offers = _far_offers(0.01, 0.5)
+    asyncio.get_running_loop().call_later(0.35, offers.add, "direct", False)
+    assert await WaitForP2P(0.2).pick(offers) == "direct"
+
+
+async def test_near_the_server_or_without_a_lost_syn_the_picker_keeps_its_deadline() -> None:
+    loop = asyncio.get_running_loop()
+    for offers in (
+        _far_offers(STALL_MAX_RTT / 2, 0.5),  # near: SYNs are given up and sent again
+        _far_offers(0.01, 0.5, answered=True),  # far, but the SYN was answered (refused)
+        _far_offers(0.01, 1.5),  # retransmitted long ago: its answer is overdue too
+    ):
+        late = loop.call_later(0.35, offers.add, "direct", False)
+        try:
+            assert await WaitForP2P(0.2).pick(offers) == "relay"
+        finally:
+            late.cancel()

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from rdv_core.wire import Addr
+from rdv_core.wire import Addr, AddrSpace
 
 #: How many times the kernel may retransmit one SYN (``TCP_SYNCNT``, Linux) before the
 #: connect fails with ETIMEDOUT: once, after its initial one-second timeout, then give up
@@ -135,7 +135,7 @@ class AddressHistory:
 class CandidateBudget:
     """One address's share of an attempt's budget (see the module docstring)."""
 
-    __slots__ = ("_attempt", "_open", "addr", "allowance", "booked", "burst", "sent")
+    __slots__ = ("_attempt", "_open", "addr", "allowance", "booked", "burst", "opened_at", "sent")
 
     def __init__(self, attempt: SynBudget, addr: Addr, allowance: int, burst: int) -> None:
         self._attempt = attempt
@@ -150,6 +150,8 @@ class CandidateBudget:
         self.sent = 0
         # A reservation not settled yet.
         self._open = False
+        #: When the dial booked last was reserved (``time.monotonic()``), while unsettled.
+        self.opened_at: float | None = None
 
     @property
     def spent(self) -> bool:
@@ -167,6 +169,7 @@ class CandidateBudget:
         self.booked += cost
         self.sent += 1
         self._open = True
+        self.opened_at = self._attempt.clock()
         return True
 
     def settle(self, elapsed: float) -> None:
@@ -177,6 +180,7 @@ class CandidateBudget:
         if not self._open:
             return
         self._open = False
+        self.opened_at = None
         unsent = KERNEL_SYN_RETRIES - kernel_retransmissions(elapsed)
         if unsent > 0:
             self.booked -= unsent
@@ -205,13 +209,18 @@ class SynBudget:
         history: What earlier attempts of the same client learnt (None: nothing).
     """
 
-    __slots__ = ("_candidates", "history", "left", "policy")
+    __slots__ = ("_candidates", "clock", "history", "left", "policy")
 
     def __init__(
-        self, policy: BudgetPolicy | None = None, history: AddressHistory | None = None
+        self,
+        policy: BudgetPolicy | None = None,
+        history: AddressHistory | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy or BudgetPolicy()
         self.history = history
+        #: The clock of :attr:`CandidateBudget.opened_at`.
+        self.clock = clock
         #: SYNs the attempt may still book, across all addresses.
         self.left = self.policy.per_attempt
         self._candidates: dict[Addr, CandidateBudget] = {}
@@ -250,7 +259,28 @@ class SynBudget:
 
     def with_policy(self, **changes: int) -> SynBudget:
         """A fresh budget with some numbers changed (tests, experiments)."""
-        return SynBudget(dataclasses.replace(self.policy, **changes), self.history)
+        return SynBudget(dataclasses.replace(self.policy, **changes), self.history, self.clock)
+
+    def lost_syn_retry(self, unanswered_for: float) -> float | None:
+        """When the kernel retransmits (or retransmitted) a SYN that looks lost, if any.
+
+        A dial still unsettled longer than ``unanswered_for`` after its SYN (a time in
+        which an answer should have come) waits for the kernel's retransmission of that
+        very SYN, :data:`KERNEL_SYN_RTO` after it: the only SYN that can finish a
+        handshake the routers may already hold (docs/PROTOCOL.md section 11). Returns the
+        latest such retransmission time (on :attr:`clock`), so a picker can wait for its
+        answer; None when no dial looks lost. Public addresses only: a SYN to another
+        LAN's private address that is silent here is not lost, it has nowhere to go.
+        """
+        now = self.clock()
+        due = [
+            cand.opened_at + KERNEL_SYN_RTO
+            for cand in self._candidates.values()
+            if cand.opened_at is not None
+            and now - cand.opened_at >= unanswered_for
+            and cand.addr.space in (AddrSpace.PUBLIC4, AddrSpace.PUBLIC6)
+        ]
+        return max(due) if due else None
 
 
 def limit_kernel_retries(sock: socket.socket) -> None:

@@ -19,6 +19,9 @@ reference (measured in the NAT lab, docs/LAB-NOTES.md sections 7, 8 and 11):
   (our RTT to the server, and a floor for the peer's side of the path), never the
   round trip to whatever router refused us, which may sit right next to us while the
   peer is far behind it.
+* Far from the server, the accepter's dials do not hear ICMP refusals of their SYN
+  (:mod:`rdv_core.client._keep_syn`): the refusing router left our mapping open, anchored on
+  that SYN, and only that socket can answer the peer's SYN with the ISN our router recorded.
 * ``EADDRNOTAVAIL`` from ``connect()`` means the 4-tuple is already in use, i.e. the
   peer's SYN already reached our listener: that conn surfaces from ``accept()``, so
   the candidate is not a failure.
@@ -45,6 +48,7 @@ from rdv_core.client._connect import (
     redial_burst,
 )
 from rdv_core.client._failures import classify
+from rdv_core.client._keep_syn import can_keep_syn, heed_icmp_refusals, ignore_icmp_refusals
 from rdv_core.client._link import Link
 from rdv_core.client._preopen import (
     ANSWERED_TOO_SOON,
@@ -171,6 +175,21 @@ def stall_timeout(addr: Addr, rtt: float | None, lost: int) -> float | None:
     return float(max(STALL_FLOOR, STALL_FACTOR * rtt) * (1 << min(lost, 16)))
 
 
+def keeps_syn(addr: Addr, rtt: float | None) -> bool:
+    """True if dials to ``addr`` ignore ICMP refusals and keep their SYN (:mod:`._keep_syn`).
+
+    Only where SYNs are never given up either (a server farther than
+    :data:`STALL_MAX_RTT`): there a SYN's socket is the only one that can finish a
+    handshake the routers anchored on it.
+    """
+    return (
+        addr.space == AddrSpace.PUBLIC4
+        and rtt is not None
+        and rtt > STALL_MAX_RTT
+        and can_keep_syn(family_of(addr))
+    )
+
+
 def link_rtt(link: Link | None) -> float | None:
     """The kernel's smoothed round-trip time of ``link``'s TCP conn (Linux), in seconds.
 
@@ -255,8 +274,11 @@ async def dial_candidate(
         via: the uplink to dial from (None: the default route).
         preopen: after a refusal from a router at LAN distance, redial with a first SYN
             that opens our NAT mapping and dies at the far router, then wait for the
-            peer's SYN on that socket (:mod:`rdv_core.client._preopen`). Only one side of
-            an attempt may do this: the race sets it on the accepter.
+            peer's SYN on that socket (:mod:`rdv_core.client._preopen`); and at a
+            distance (:func:`keeps_syn`), ignore ICMP refusals and keep the SYN
+            (:mod:`rdv_core.client._keep_syn`). Only one side of an attempt may do either
+            (both lower the TTL of their SYNs and refuse packets that arrive with less):
+            the race sets it on the accepter.
 
     Returns:
         The connected socket, or None when the candidate failed or was skipped (its
@@ -276,6 +298,7 @@ async def dial_candidate(
     lost = 0
     paced = 0
     preopens = 0
+    keep_syn = preopen and keeps_syn(addr, rtt_hint)
     # The pending dial is a pre-opening one.
     waiting = False
     # A dial already booked and in flight (left by a burst), and when it was sent.
@@ -302,6 +325,8 @@ async def dial_candidate(
                 pending = False
                 if sock is None:
                     sock = dial_socket(addr, port, via)
+                    if keep_syn:
+                        ignore_icmp_refusals(sock)
                 # A pre-opening SYN gets no answer on purpose: never give it up, the
                 # peer's SYN is on its way to that very socket (rdv_core.client._preopen).
                 stall = None if waiting else stall_timeout(addr, rtt_hint, lost)
@@ -311,6 +336,8 @@ async def dial_candidate(
                 finally:
                     if preopened:
                         end_preopen(sock)
+                if keep_syn:
+                    heed_icmp_refusals(sock)
                 budget.settle(loop.time() - dial_at)
                 break
             except OSError as exc:

@@ -15,9 +15,19 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from typing import Generic, TypeVar
+import time
+from typing import Generic, Protocol, TypeVar
+
+from rdv_core.client._dialer import STALL_MAX_RTT
 
 T = TypeVar("T")
+
+
+class LostSyns(Protocol):
+    """Who knows our dials' SYNs (the attempt's :class:`~rdv_core.client._budget.SynBudget`)."""
+
+    def lost_syn_retry(self, unanswered_for: float) -> float | None:
+        """When the kernel retransmits a SYN unanswered for that long (monotonic), or None."""
 
 
 class Offers(Generic[T]):
@@ -28,7 +38,7 @@ class Offers(Generic[T]):
     a picker need not wait for nothing.
     """
 
-    __slots__ = ("_changed", "_items", "exhausted", "on_the_way", "rtt_hint")
+    __slots__ = ("_changed", "_items", "exhausted", "lost_syns", "on_the_way", "rtt_hint")
 
     def __init__(self) -> None:
         self._items: list[tuple[T, bool]] = []
@@ -39,6 +49,9 @@ class Offers(Generic[T]):
         #: Direct conns whose TCP is up but whose header lines are not checked yet (set
         #: by the race with :meth:`coming` and :meth:`arrived`).
         self.on_the_way = 0
+        #: Our dials' SYNs, to wait for the retransmission of one that looks lost (set by
+        #: the race; None: not known).
+        self.lost_syns: LostSyns | None = None
 
     def coming(self) -> None:
         """A direct conn is up and its header lines are on the way (called by the race).
@@ -125,16 +138,32 @@ ON_THE_WAY_GRACE = 1.0
 #: after one lost packet. On loopback and LANs this adds nothing measurable.
 WAIT_RTTS = 4
 
+#: A SYN of ours still unanswered after this many round trips to the server looks lost: an
+#: answer (the peer's SYN-ACK, or a router's refusal) comes one round trip *to the peer*
+#: after it, about twice ours when the peer is as far from the server as we are.
+LOST_AFTER_RTTS = 4
+
+#: After the kernel retransmitted a SYN that looked lost, :class:`WaitForP2P` waits this
+#: many round trips to the server for the conn it may bring: the SYN's way to the peer and
+#: the answer back, then the header lines both ways, about 2.5 round trips to the peer
+#: (docs/LAB-NOTES.md section 11, "Loss, third step": with 5 % loss per crossing at 20 ms,
+#: runs whose SYN or its answer was lost came up 1.1-1.2 s after the race started, just
+#: past the 1 s + 4 RTT deadline).
+ANSWER_RTTS = 6
+
 
 class WaitForP2P(Picker):
     """Take the first direct conn; fall back to the relay after ``seconds``.
 
     The relay is ready at once, while a direct conn needs about two round trips, so
     the relay is "penalized" by ``seconds``, plus :data:`WAIT_RTTS` times our round trip
-    to the server where the race knows it (far paths need more time), plus up to
-    :data:`ON_THE_WAY_GRACE` times ``seconds`` while a direct conn is up but its header
-    lines have not arrived. When no direct conn can ever arrive (address spaces
-    ``none``) the relay is taken at once.
+    to the server where the race knows it (far paths need more time). After that, for up
+    to :data:`ON_THE_WAY_GRACE` times ``seconds`` more, it waits while a direct conn is up
+    but its header lines have not arrived, and (farther from the server than
+    :data:`~rdv_core.client._dialer.STALL_MAX_RTT`, where dials keep their SYNs) while
+    a SYN of ours that looks lost (:data:`LOST_AFTER_RTTS`) may still be answered through
+    the kernel's retransmission (:data:`ANSWER_RTTS`). When no direct conn can ever arrive
+    (address spaces ``none``) the relay is taken at once.
     """
 
     __slots__ = ("seconds",)
@@ -153,13 +182,16 @@ class WaitForP2P(Picker):
                     await offers.changed()
         except TimeoutError:
             pass  # the relay's penalty is over
-        if not offers.direct and offers.on_the_way:
+        grace_end = time.monotonic() + ON_THE_WAY_GRACE * self.seconds
+        while not offers.direct:
+            until = _patience(offers, grace_end)
+            if until is None or until <= time.monotonic():
+                break
             try:
-                async with asyncio.timeout(ON_THE_WAY_GRACE * self.seconds):
-                    while not offers.direct and offers.on_the_way:
-                        await offers.changed()
+                async with asyncio.timeout(until - time.monotonic()):
+                    await offers.changed()
             except TimeoutError:
-                pass  # the header lines did not come in time either
+                pass  # look again: another SYN may have been retransmitted meanwhile
         return offers.direct[0] if offers.direct else offers.relay
 
     def describe(self) -> str:
@@ -168,6 +200,18 @@ class WaitForP2P(Picker):
 
     def __repr__(self) -> str:
         return f"WaitForP2P({self.seconds!r})"
+
+
+def _patience(offers: Offers[T], grace_end: float) -> float | None:
+    """Until when (monotonic) :class:`WaitForP2P` waits past its deadline, or None."""
+    until = grace_end if offers.on_the_way else None
+    rtt = offers.rtt_hint
+    if offers.lost_syns is not None and rtt is not None and rtt > STALL_MAX_RTT:
+        retry = offers.lost_syns.lost_syn_retry(LOST_AFTER_RTTS * rtt)
+        if retry is not None:
+            answer_by = min(grace_end, retry + ANSWER_RTTS * rtt)
+            until = answer_by if until is None else max(until, answer_by)
+    return until
 
 
 class PickFirst(Picker):

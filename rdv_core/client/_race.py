@@ -141,6 +141,7 @@ class Race:
         self._header = build_header_line(method, token)
         self._offers: Offers[Link | DirectConn] = Offers()
         self._offers.rtt_hint = self._rtt_hint
+        self._offers.lost_syns = self._budget  # the picker waits for a lost SYN (_pickers.py)
         self._links: list[Link | DirectConn] = []
         self._loop = asyncio.get_running_loop()
         self._exchanges = Exchanges(
