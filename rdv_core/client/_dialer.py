@@ -61,7 +61,7 @@ from rdv_core.client._preopen import (
     reset_on_close,
 )
 from rdv_core.client._sockets import bound_socket, family_of, reuse_socket
-from rdv_core.client._tcpinfo import syn_unanswered, tcp_rtt
+from rdv_core.client._tcpinfo import syn_unanswered, tcp_min_rtt, tcp_rtt
 from rdv_core.client._uplinks import Uplink, bind_to_uplink
 from rdv_core.events import (
     Candidate,
@@ -191,14 +191,18 @@ def keeps_syn(addr: Addr, rtt: float | None) -> bool:
 
 
 def link_rtt(link: Link | None) -> float | None:
-    """The kernel's smoothed round-trip time of ``link``'s TCP conn (Linux), in seconds.
+    """The kernel's round-trip time of ``link``'s TCP conn (Linux), in seconds.
 
     Linux only, like :func:`~rdv_core.client._tcpinfo.syn_unanswered`: the hint only serves
-    to give up SYNs that are still unanswered, which only Linux lets us tell.
+    to give up SYNs that are still unanswered, which only Linux lets us tell. The minimum
+    RTT where the kernel has it, else the smoothed one: after a lost server SYN the smoothed
+    RTT kept the resent SYN's second, and the picker, which waits a few hints for the
+    direct path (``WAIT_RTTS``), waited 4.7 s before it took the relay (a lossy lab run).
     """
     if link is None or sys.platform != "linux":
         return None
-    return tcp_rtt(link.writer.get_extra_info("socket")) or None
+    sock = link.writer.get_extra_info("socket")
+    return tcp_min_rtt(sock) or tcp_rtt(sock) or None
 
 
 def redial_pause(addr: Addr, paced: int) -> float:

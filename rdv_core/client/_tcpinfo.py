@@ -23,6 +23,10 @@ _STATE_END: Final = 8
 #: End of ``tcpi_rtt`` (a ``u32`` of microseconds at offset 68).
 _RTT_END: Final = 72
 
+#: End of ``tcpi_min_rtt`` (a ``u32`` of microseconds at offset 148, Linux 4.10 and later: the
+#: windowed minimum of the RTT samples).
+_MIN_RTT_END: Final = 152
+
 #: ``tcpi_state`` of a Linux socket whose SYN got no answer yet (``TCP_SYN_SENT``).
 _LINUX_TCP_SYN_SENT: Final = 2
 
@@ -58,6 +62,21 @@ def tcp_rtt(sock: object) -> float | None:
     if info is None:
         return None
     return int.from_bytes(info[_RTT_END - 4 : _RTT_END], sys.byteorder) / 1e6
+
+
+def tcp_min_rtt(sock: object) -> float | None:
+    """The kernel's minimum round-trip time of a connected TCP socket, in seconds.
+
+    Unlike the smoothed RTT of :func:`tcp_rtt`, one inflated sample does not move it: a
+    conn whose SYN or SYN-ACK was lost and resent took its first sample a second late, and
+    the smoothed RTT still said 0.9 s after the request and the ``101`` had gone both ways
+    (a lossy NAT-lab run, docs/LAB-NOTES.md section 11). ``0.0`` without a sample; None
+    where the platform or the kernel (before Linux 4.10: a shorter struct) cannot say.
+    """
+    info = _read(sock, _MIN_RTT_END)
+    if info is None:
+        return None
+    return int.from_bytes(info[_MIN_RTT_END - 4 : _MIN_RTT_END], sys.byteorder) / 1e6
 
 
 def _linux_state(sock: socket.socket) -> int | None:
