@@ -20,7 +20,7 @@ import itertools
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
@@ -120,6 +120,9 @@ class Client:
         fast_start: Offer fast start (docs/PROTOCOL.md section 16): when the peer
             offers it too, the dialer takes the relay at once and the conn moves to a
             direct path in the background. Otherwise plain rdv/1.
+        early_data: Fast start, dialer: called once the relay is picked, without
+            blocking; the bytes it returns are the conn's first, sent in the very write
+            of ``CONTINUE`` and ``HELLO``, as TCP Fast Open's (docs/PROTOCOL.md 16.2).
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Client:
         syn_budget: BudgetPolicy | None = None,
         predicted_addrs: Sequence[Addr] = (),
         fast_start: bool = False,
+        early_data: Callable[[], bytes] | None = None,
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
@@ -149,6 +153,7 @@ class Client:
         #: our next conns (``rdv_core.doctor.predicted_addrs``, docs/PROTOCOL.md section 15.6).
         self.predicted_addrs = tuple(predicted_addrs)
         self.fast_start = fast_start
+        self.early_data = early_data
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
         self.ssl_context = ssl_context

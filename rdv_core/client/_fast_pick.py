@@ -11,6 +11,7 @@ any event; the accepter reads the server's command as the race's relay role does
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -43,6 +44,7 @@ async def start_fast(
     """
     emit, clock, client = attempt.emit, attempt.clock, attempt.client
     dialer = attempt.method == DIAL
+    early = client.early_data if dialer and client.early_data is not None else None
     if not dialer:
         emit(FastStartNegotiated(clock(), False))
         won, failure = await accepter_relay_command(relay, emit, clock)
@@ -64,9 +66,17 @@ async def start_fast(
         budget=lambda: SynBudget(client.syn_budget, client.syn_history),
         # The dialer's CONTINUE and HELLO leave now, in one write, ahead of any event.
         prefix=CONTINUE_LINE if dialer else b"",
+        # ... and the application's first bytes, when it gave them before the pick.
+        first_data=early() if early is not None else b"",
     )
     if dialer:
         emit(FastStartNegotiated(clock(), False))
+    else:
+        # The dialer's HELLO and first bytes came with CONTINUE and wait in the relay
+        # reader's buffer: one loop turn lets the stream's read task hand them to the
+        # application now, before the pick's events and the caller's own work
+        # (docs/PROTOCOL.md 16.9).
+        await asyncio.sleep(0)
     elapsed = clock()
     emit(Picked(elapsed, relay.candidate, True, elapsed))
     return upgrader

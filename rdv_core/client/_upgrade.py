@@ -114,6 +114,7 @@ class Upgrader:
         new_id: Callable[[], int],
         budget: Callable[[], SynBudget] = SynBudget,
         prefix: bytes = b"",
+        first_data: bytes = b"",
     ) -> None:
         self.method = method
         self._budget = budget
@@ -152,6 +153,7 @@ class Upgrader:
             # The dialer's CONTINUE (``prefix``) and HELLO leave in one write: one segment,
             # right behind which the application's first bytes follow.
             first_frames=(prefix + hello_frame(role, self._nonce),),
+            first_data=first_data,  # the application's first bytes, in the same write
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,

@@ -74,18 +74,26 @@ class MigratingStream:
         relay_writer: asyncio.StreamWriter,
         *,
         first_frames: tuple[bytes, ...] = (),
+        first_data: bytes = b"",
         on_control: ControlHandler | None = None,
         on_path_lost: Callable[[int, str], None] | None = None,
         on_relay_done: Callable[[], None] | None = None,
         on_first_data: Callable[[int], None] | None = None,
     ) -> None:
         # The relay's handshake frames (the dialer's CONTINUE and HELLO) first, before
-        # anything is built: they are the first byte's path (docs/PROTOCOL.md 16.2).
+        # anything else is built, and the application's first bytes (``first_data``,
+        # given before the pick as TCP Fast Open's) in the same write: one segment, one
+        # wake-up of the server and of the accepter (docs/PROTOCOL.md 16.2, 16.9).
         _no_delay(relay_writer)
-        if first_frames:
-            relay_writer.write(b"".join(first_frames))
-        self.loop = asyncio.get_running_loop()
         self.core = MigrationCore()
+        head = b"".join(first_frames)
+        if first_data:
+            self.core.add_path(RELAY)
+            self.core.write(first_data)
+            head += b"".join(self.core.take(RELAY, INLINE_WRITE))
+        if head:
+            relay_writer.write(head)
+        self.loop = asyncio.get_running_loop()
         self.paths: dict[int, Path] = {}
         self.on_control = on_control
         self.on_path_lost = on_path_lost
@@ -104,6 +112,8 @@ class MigratingStream:
         #: Set once the first DATA frame went out: fast start's background work waits for
         #: it (or a grace), so that the first byte leaves first (docs/PROTOCOL.md 16.2).
         self.first_write = asyncio.Event()
+        if self.core.next:
+            self.first_write.set()
         #: Set once the peer's first bytes were handed to the application.
         self.first_read = asyncio.Event()
         self._tick = self.loop.create_task(self._ack_tick())
