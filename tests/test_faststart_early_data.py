@@ -12,7 +12,14 @@ import os
 import socket
 
 from rdv_core.client import Client
-from rdv_core.events import Event, FastStartNegotiated, FirstByteReceived, Picked
+from rdv_core.events import (
+    Event,
+    FastStartNegotiated,
+    FirstByteReceived,
+    Picked,
+    RelayReady,
+    ServerResponded,
+)
 from rdv_core.faststart._frames import FrameParser, Kind
 from rdv_core.wire import AddrSpace
 from rdv_tui.cli.pipe import StdinReader
@@ -39,7 +46,7 @@ async def test_the_dialers_early_data_leaves_in_the_write_of_continue_and_hello(
         await loop.sock_sendall(sock, FAST_101)
 
     def on_event(event: Event) -> None:
-        if isinstance(event, FastStartNegotiated | Picked) and accepted:
+        if isinstance(event, ServerResponded | RelayReady | FastStartNegotiated | Picked):
             seen_at_event.setdefault(type(event).__name__, peek(accepted[0]))
 
     def early() -> bytes:
@@ -63,7 +70,9 @@ async def test_the_dialers_early_data_leaves_in_the_write_of_continue_and_hello(
         for sock in accepted:
             sock.close()
     assert asked == [1]  # asked once, at the pick
-    for name in ("FastStartNegotiated", "Picked"):
+    # Even the 101's own events are written after the first write (held until then).
+    assert list(seen_at_event) == ["ServerResponded", "RelayReady", "FastStartNegotiated", "Picked"]
+    for name in seen_at_event:
         first = seen_at_event[name]
         assert first.startswith(b"CONTINUE\n"), (name, first)
         frames = FrameParser().feed(first[len(b"CONTINUE\n") :])

@@ -335,7 +335,13 @@ class _Attempt:
                 hint = middlebox_hint(head)
                 detail = f"{exc.message}; {hint}" if hint else exc.message
                 raise RdvProtocolError(f"bad response from the server: {detail}") from exc
-            self.emit(
+            # Fast start: both offered, so the relay carries the first bytes and the
+            # race runs later, in the background (docs/PROTOCOL.md section 16.2). The
+            # dialer's events of the 101 then wait until its first write left (held).
+            fast = client.fast_start and FAST_START in upgrade.peer_extensions
+            held: list[Event] = []
+            emit = held.append if fast and self.method == DIAL else self.emit
+            emit(
                 ServerResponded(
                     self.clock(),
                     str(upgrade.observed_addr) if upgrade.observed_addr else None,
@@ -350,15 +356,14 @@ class _Attempt:
 
             relay_candidate = Candidate(self.new_id(), str(server_addr), "relay", "relay")
             relay = Link(relay_candidate, reader, writer, True, local, server_addr)
-            self.emit(RelayReady(self.clock(), relay_candidate))
+            emit(RelayReady(self.clock(), relay_candidate))
             self.stage = "racing for a connection"
-            # Fast start: both offered, so the relay carries the first bytes and the
-            # race runs later, in the background (docs/PROTOCOL.md section 16.2).
-            fast = client.fast_start and FAST_START in upgrade.peer_extensions
             nat64 = nat64_prefix(local, server_addr, upgrade.observed_addr)
             if fast:
                 # No race: the relay is picked at once (client/_fast_pick.py).
-                upgrader = await start_fast(self, relay, listeners, port, upgrade.peer_addrs)
+                upgrader = await start_fast(
+                    self, relay, listeners, port, upgrade.peer_addrs, held=held
+                )
                 handed_over = True
                 upgrader.routes(paths.uplinks, paths.bound_only, nat64)  # the same ways out
                 return upgrader.make_conn(meta, self.events)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rdv_core.client._budget import SynBudget
@@ -22,7 +22,7 @@ from rdv_core.client._prepare import open_listeners
 from rdv_core.client._relay_role import accepter_relay_command
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.errors import NoConnectionError
-from rdv_core.events import FastStartNegotiated, Picked
+from rdv_core.events import Event, FastStartNegotiated, Picked
 from rdv_core.wire import CONTINUE_LINE, DIAL, Addr
 
 if TYPE_CHECKING:
@@ -35,8 +35,12 @@ async def start_fast(
     listeners: list[socket.socket],
     port: int,
     peer_addrs: Sequence[Addr],
+    held: Sequence[Event] = (),
 ) -> Upgrader:
     """Pick the relay and start the fast-start stream on it (the client's hook).
+
+    ``held``: the dialer's events of the ``101`` (``ServerResponded``, ``RelayReady``),
+    written right after its first write, ahead of the pick's.
 
     Raises:
         NoConnectionError: the accepter's relay ended without ``CONTINUE`` (a dialer that
@@ -51,24 +55,11 @@ async def start_fast(
         if not won:
             cause = f"relay: {failure}" if failure else "relay: the dialer went direct"
             raise NoConnectionError("no conn to the peer could be used", (cause,))
-    upgrader = Upgrader(
-        method=attempt.method,
-        token=attempt.token,
-        spaces=client.spaces,
-        port=port,
-        peer_addrs=peer_addrs,
-        relay=relay,
-        listeners=listeners,
-        listen=open_listeners,
-        clock=clock,
-        emit=emit,
-        new_id=attempt.new_id,
-        budget=lambda: SynBudget(client.syn_budget, client.syn_history),
-        # The dialer's CONTINUE and HELLO leave now, in one write, ahead of any event.
-        prefix=CONTINUE_LINE if dialer else b"",
-        # ... and the application's first bytes, when it gave them before the pick.
-        first_data=early() if early is not None else b"",
-    )
+    try:
+        upgrader = _upgrader(attempt, relay, listeners, port, peer_addrs, early)
+    finally:
+        for event in held:  # the dialer's, after its first write (or its failure)
+            emit(event)
     if dialer:
         emit(FastStartNegotiated(clock(), False))
     else:
@@ -80,3 +71,32 @@ async def start_fast(
     elapsed = clock()
     emit(Picked(elapsed, relay.candidate, True, elapsed))
     return upgrader
+
+
+def _upgrader(
+    attempt: _Attempt,
+    relay: Link,
+    listeners: list[socket.socket],
+    port: int,
+    peer_addrs: Sequence[Addr],
+    early: Callable[[], bytes] | None,
+) -> Upgrader:
+    client, dialer = attempt.client, attempt.method == DIAL
+    return Upgrader(
+        method=attempt.method,
+        token=attempt.token,
+        spaces=client.spaces,
+        port=port,
+        peer_addrs=peer_addrs,
+        relay=relay,
+        listeners=listeners,
+        listen=open_listeners,
+        clock=attempt.clock,
+        emit=attempt.emit,
+        new_id=attempt.new_id,
+        budget=lambda: SynBudget(client.syn_budget, client.syn_history),
+        # The dialer's CONTINUE and HELLO leave now, in one write, ahead of any event.
+        prefix=CONTINUE_LINE if dialer else b"",
+        # ... and the application's first bytes, when it gave them before the pick.
+        first_data=early() if early is not None else b"",
+    )
