@@ -147,18 +147,23 @@ class Upgrader:
         self.conn: Conn | None = None
         self.direct = asyncio.Event()  #: set once the relay is retired
         role = b"D" if self.is_dialer else b"A"
+        hello = hello_frame(role, self._nonce)
         self.stream = MigratingStream(
             relay.reader,
             relay.writer,
             # The dialer's CONTINUE (``prefix``) and HELLO leave in one write: one segment,
-            # right behind which the application's first bytes follow.
-            first_frames=(prefix + hello_frame(role, self._nonce),),
+            # right behind which the application's first bytes follow. The accepter's
+            # HELLO goes from the relay's writer task, still its first frame: the dialer's
+            # first bytes, there already, are handed over first (docs/PROTOCOL.md 16.9).
+            first_frames=(prefix + hello,) if self.is_dialer else (),
             first_data=first_data,  # the application's first bytes, in the same write
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,
             on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
         )
+        if not self.is_dialer:
+            self.stream.send_control(RELAY, hello)
         self.stream.spawn(self._run())
 
     def routes(
