@@ -97,6 +97,9 @@ async def test_early_data_reaches_the_accepter_first_and_once(url: str) -> None:
         # The accepter handed the early bytes over before its pick's events.
         kinds = [type(e) for e in a_events]
         assert kinds.index(FirstByteReceived) < kinds.index(Picked)
+        # Its events of the 101, held until then, keep their order.
+        order = [ServerResponded, RelayReady, FastStartNegotiated, FirstByteReceived, Picked]
+        assert [k for k in kinds if k in order][:5] == order
         assert of(a_events, FirstByteReceived)[0].on_relay
     finally:
         await d.close()

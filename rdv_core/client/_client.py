@@ -337,10 +337,11 @@ class _Attempt:
                 raise RdvProtocolError(f"bad response from the server: {detail}") from exc
             # Fast start: both offered, so the relay carries the first bytes and the
             # race runs later, in the background (docs/PROTOCOL.md section 16.2). The
-            # dialer's events of the 101 then wait until its first write left (held).
+            # events of the 101 then wait until the dialer's first write left, or until
+            # the accepter handed the dialer's first bytes over (held; _fast_pick.py).
             fast = client.fast_start and FAST_START in upgrade.peer_extensions
             held: list[Event] = []
-            emit = held.append if fast and self.method == DIAL else self.emit
+            emit = held.append if fast else self.emit
             emit(
                 ServerResponded(
                     self.clock(),

@@ -49,25 +49,35 @@ async def start_fast(
     emit, clock, client = attempt.emit, attempt.clock, attempt.client
     dialer = attempt.method == DIAL
     early = client.early_data if dialer and client.early_data is not None else None
-    if not dialer:
-        emit(FastStartNegotiated(clock(), False))
-        won, failure = await accepter_relay_command(relay, emit, clock)
-        if not won:
-            cause = f"relay: {failure}" if failure else "relay: the dialer went direct"
-            raise NoConnectionError("no conn to the peer could be used", (cause,))
-    try:
-        upgrader = _upgrader(attempt, relay, listeners, port, peer_addrs, early)
-    finally:
-        for event in held:  # the dialer's, after its first write (or its failure)
-            emit(event)
     if dialer:
+        try:
+            upgrader = _upgrader(attempt, relay, listeners, port, peer_addrs, early, None)
+        finally:
+            for event in held:  # after the first write (or its failure)
+                emit(event)
         emit(FastStartNegotiated(clock(), False))
     else:
+        # The accepter's events wait too, until the dialer's first bytes (behind
+        # CONTINUE) were handed over: in the lab's traces its three JSONL lines before
+        # reading CONTINUE were most of the first byte's lateness (docs/PROTOCOL.md 16.9).
+        hold = [*held, FastStartNegotiated(clock(), False)]
+        try:
+            won, failure = await accepter_relay_command(relay, hold.append, clock)
+        except BaseException:
+            for event in hold:
+                emit(event)
+            raise
+        if not won:
+            for event in hold:
+                emit(event)
+            cause = f"relay: {failure}" if failure else "relay: the dialer went direct"
+            raise NoConnectionError("no conn to the peer could be used", (cause,))
+        upgrader = _upgrader(attempt, relay, listeners, port, peer_addrs, None, hold)
         # The dialer's HELLO and first bytes came with CONTINUE and wait in the relay
         # reader's buffer: one loop turn lets the stream's read task hand them to the
-        # application now, before the pick's events and the caller's own work
-        # (docs/PROTOCOL.md 16.9).
+        # application now, before the events and the caller's own work.
         await asyncio.sleep(0)
+        upgrader.release_held()  # in order, FirstByteReceived (its own time) among them
     elapsed = clock()
     emit(Picked(elapsed, relay.candidate, True, elapsed))
     return upgrader
@@ -80,6 +90,7 @@ def _upgrader(
     port: int,
     peer_addrs: Sequence[Addr],
     early: Callable[[], bytes] | None,
+    held: list[Event] | None,
 ) -> Upgrader:
     client, dialer = attempt.client, attempt.method == DIAL
     return Upgrader(
@@ -99,4 +110,5 @@ def _upgrader(
         prefix=CONTINUE_LINE if dialer else b"",
         # ... and the application's first bytes, when it gave them before the pick.
         first_data=early() if early is not None else b"",
+        held=held,
     )

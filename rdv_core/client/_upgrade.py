@@ -115,6 +115,7 @@ class Upgrader:
         budget: Callable[[], SynBudget] = SynBudget,
         prefix: bytes = b"",
         first_data: bytes = b"",
+        held: Sequence[Event] | None = None,
     ) -> None:
         self.method = method
         self._budget = budget
@@ -146,6 +147,9 @@ class Upgrader:
         self._direct_pid: int | None = None
         self.conn: Conn | None = None
         self.direct = asyncio.Event()  #: set once the relay is retired
+        #: The accepter's events of the 101, and its FirstByteReceived, held until the
+        #: pick has handed the first bytes over (:func:`start_fast`); None: emit at once.
+        self.held: list[Event] | None = list(held) if held is not None else None
         role = b"D" if self.is_dialer else b"A"
         hello = hello_frame(role, self._nonce)
         self.stream = MigratingStream(
@@ -160,11 +164,25 @@ class Upgrader:
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,
-            on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
+            on_first_data=lambda pid: self._emit_or_hold(
+                FirstByteReceived(self._clock(), pid == RELAY)
+            ),
         )
         if not self.is_dialer:
             self.stream.send_control(RELAY, hello)
         self.stream.spawn(self._run())
+
+    def _emit_or_hold(self, event: Event) -> None:
+        if self.held is not None:
+            self.held.append(event)
+        else:
+            self._emit(event)
+
+    def release_held(self) -> None:
+        """Write the events held while the first bytes went first (:attr:`held`)."""
+        held, self.held = self.held, None
+        for event in held or ():
+            self._emit(event)
 
     def routes(
         self, uplinks: Sequence[Uplink], bound_only: bool, nat64: ipaddress.IPv6Network | None
