@@ -127,7 +127,7 @@ class Upgrader:
         self._listeners = listeners  # the first attempt takes them over
         self._listen = listen
         self._clock = clock
-        self._emit = emit
+        self._emit_now = emit
         self._new_id = new_id
         self._nonce = os.urandom(NONCE_SIZE)
         self._uplinks: tuple[Uplink, ...] = ()
@@ -164,25 +164,23 @@ class Upgrader:
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,
-            on_first_data=lambda pid: self._emit_or_hold(
-                FirstByteReceived(self._clock(), pid == RELAY)
-            ),
+            on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
         )
         if not self.is_dialer:
             self.stream.send_control(RELAY, hello)
         self.stream.spawn(self._run())
 
-    def _emit_or_hold(self, event: Event) -> None:
+    def _emit(self, event: Event) -> None:
         if self.held is not None:
             self.held.append(event)
         else:
-            self._emit(event)
+            self._emit_now(event)
 
     def release_held(self) -> None:
         """Write the events held while the first bytes went first (:attr:`held`)."""
         held, self.held = self.held, None
         for event in held or ():
-            self._emit(event)
+            self._emit_now(event)
 
     def routes(
         self, uplinks: Sequence[Uplink], bound_only: bool, nat64: ipaddress.IPv6Network | None
