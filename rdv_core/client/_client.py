@@ -20,7 +20,7 @@ import itertools
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
@@ -120,6 +120,9 @@ class Client:
         fast_start: Offer fast start (docs/PROTOCOL.md section 16): when the peer
             offers it too, the dialer takes the relay at once and the conn moves to a
             direct path in the background. Otherwise plain rdv/1.
+        early_data: Fast start, dialer: called once the relay is picked, without
+            blocking; the bytes it returns are the conn's first, sent in the very write
+            of ``CONTINUE`` and ``HELLO``, as TCP Fast Open's (docs/PROTOCOL.md 16.2).
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Client:
         syn_budget: BudgetPolicy | None = None,
         predicted_addrs: Sequence[Addr] = (),
         fast_start: bool = False,
+        early_data: Callable[[], bytes] | None = None,
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
@@ -149,6 +153,7 @@ class Client:
         #: our next conns (``rdv_core.doctor.predicted_addrs``, docs/PROTOCOL.md section 15.6).
         self.predicted_addrs = tuple(predicted_addrs)
         self.fast_start = fast_start
+        self.early_data = early_data
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
         self.ssl_context = ssl_context
@@ -330,7 +335,14 @@ class _Attempt:
                 hint = middlebox_hint(head)
                 detail = f"{exc.message}; {hint}" if hint else exc.message
                 raise RdvProtocolError(f"bad response from the server: {detail}") from exc
-            self.emit(
+            # Fast start: both offered, so the relay carries the first bytes and the
+            # race runs later, in the background (docs/PROTOCOL.md section 16.2). The
+            # events of the 101 then wait until the dialer's first write left, or until
+            # the accepter handed the dialer's first bytes over (held; _fast_pick.py).
+            fast = client.fast_start and FAST_START in upgrade.peer_extensions
+            held: list[Event] = []
+            emit = held.append if fast else self.emit
+            emit(
                 ServerResponded(
                     self.clock(),
                     str(upgrade.observed_addr) if upgrade.observed_addr else None,
@@ -345,15 +357,14 @@ class _Attempt:
 
             relay_candidate = Candidate(self.new_id(), str(server_addr), "relay", "relay")
             relay = Link(relay_candidate, reader, writer, True, local, server_addr)
-            self.emit(RelayReady(self.clock(), relay_candidate))
+            emit(RelayReady(self.clock(), relay_candidate))
             self.stage = "racing for a connection"
-            # Fast start: both offered, so the relay carries the first bytes and the
-            # race runs later, in the background (docs/PROTOCOL.md section 16.2).
-            fast = client.fast_start and FAST_START in upgrade.peer_extensions
             nat64 = nat64_prefix(local, server_addr, upgrade.observed_addr)
             if fast:
                 # No race: the relay is picked at once (client/_fast_pick.py).
-                upgrader = await start_fast(self, relay, listeners, port, upgrade.peer_addrs)
+                upgrader = await start_fast(
+                    self, relay, listeners, port, upgrade.peer_addrs, held=held
+                )
                 handed_over = True
                 upgrader.routes(paths.uplinks, paths.bound_only, nat64)  # the same ways out
                 return upgrader.make_conn(meta, self.events)

@@ -11,8 +11,9 @@ any event; the accepter reads the server's command as the race's relay role does
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from rdv_core.client._budget import SynBudget
@@ -21,7 +22,7 @@ from rdv_core.client._prepare import open_listeners
 from rdv_core.client._relay_role import accepter_relay_command
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.errors import NoConnectionError
-from rdv_core.events import FastStartNegotiated, Picked
+from rdv_core.events import Event, FastStartNegotiated, Picked
 from rdv_core.wire import CONTINUE_LINE, DIAL, Addr
 
 if TYPE_CHECKING:
@@ -34,8 +35,12 @@ async def start_fast(
     listeners: list[socket.socket],
     port: int,
     peer_addrs: Sequence[Addr],
+    held: Sequence[Event] = (),
 ) -> Upgrader:
     """Pick the relay and start the fast-start stream on it (the client's hook).
+
+    ``held``: the dialer's events of the ``101`` (``ServerResponded``, ``RelayReady``),
+    written right after its first write, ahead of the pick's.
 
     Raises:
         NoConnectionError: the accepter's relay ended without ``CONTINUE`` (a dialer that
@@ -43,13 +48,52 @@ async def start_fast(
     """
     emit, clock, client = attempt.emit, attempt.clock, attempt.client
     dialer = attempt.method == DIAL
-    if not dialer:
+    early = client.early_data if dialer and client.early_data is not None else None
+    if dialer:
+        try:
+            upgrader = _upgrader(attempt, relay, listeners, port, peer_addrs, early, None)
+        finally:
+            for event in held:  # after the first write (or its failure)
+                emit(event)
         emit(FastStartNegotiated(clock(), False))
-        won, failure = await accepter_relay_command(relay, emit, clock)
+    else:
+        # The accepter's events wait too, until the dialer's first bytes (behind
+        # CONTINUE) were handed over: in the lab's traces its three JSONL lines before
+        # reading CONTINUE were most of the first byte's lateness (docs/PROTOCOL.md 16.9).
+        hold = [*held, FastStartNegotiated(clock(), False)]
+        try:
+            won, failure = await accepter_relay_command(relay, hold.append, clock)
+        except BaseException:
+            for event in hold:
+                emit(event)
+            raise
         if not won:
+            for event in hold:
+                emit(event)
             cause = f"relay: {failure}" if failure else "relay: the dialer went direct"
             raise NoConnectionError("no conn to the peer could be used", (cause,))
-    upgrader = Upgrader(
+        upgrader = _upgrader(attempt, relay, listeners, port, peer_addrs, None, hold)
+        # The dialer's HELLO and first bytes came with CONTINUE and wait in the relay
+        # reader's buffer: one loop turn lets the stream's read task hand them to the
+        # application now, before the events and the caller's own work.
+        await asyncio.sleep(0)
+        upgrader.release_held()  # in order, FirstByteReceived (its own time) among them
+    elapsed = clock()
+    emit(Picked(elapsed, relay.candidate, True, elapsed))
+    return upgrader
+
+
+def _upgrader(
+    attempt: _Attempt,
+    relay: Link,
+    listeners: list[socket.socket],
+    port: int,
+    peer_addrs: Sequence[Addr],
+    early: Callable[[], bytes] | None,
+    held: list[Event] | None,
+) -> Upgrader:
+    client, dialer = attempt.client, attempt.method == DIAL
+    return Upgrader(
         method=attempt.method,
         token=attempt.token,
         spaces=client.spaces,
@@ -58,15 +102,13 @@ async def start_fast(
         relay=relay,
         listeners=listeners,
         listen=open_listeners,
-        clock=clock,
-        emit=emit,
+        clock=attempt.clock,
+        emit=attempt.emit,
         new_id=attempt.new_id,
         budget=lambda: SynBudget(client.syn_budget, client.syn_history),
         # The dialer's CONTINUE and HELLO leave now, in one write, ahead of any event.
         prefix=CONTINUE_LINE if dialer else b"",
+        # ... and the application's first bytes, when it gave them before the pick.
+        first_data=early() if early is not None else b"",
+        held=held,
     )
-    if dialer:
-        emit(FastStartNegotiated(clock(), False))
-    elapsed = clock()
-    emit(Picked(elapsed, relay.candidate, True, elapsed))
-    return upgrader

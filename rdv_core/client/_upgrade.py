@@ -114,6 +114,8 @@ class Upgrader:
         new_id: Callable[[], int],
         budget: Callable[[], SynBudget] = SynBudget,
         prefix: bytes = b"",
+        first_data: bytes = b"",
+        held: Sequence[Event] | None = None,
     ) -> None:
         self.method = method
         self._budget = budget
@@ -125,7 +127,7 @@ class Upgrader:
         self._listeners = listeners  # the first attempt takes them over
         self._listen = listen
         self._clock = clock
-        self._emit = emit
+        self._emit_now = emit
         self._new_id = new_id
         self._nonce = os.urandom(NONCE_SIZE)
         self._uplinks: tuple[Uplink, ...] = ()
@@ -145,19 +147,40 @@ class Upgrader:
         self._direct_pid: int | None = None
         self.conn: Conn | None = None
         self.direct = asyncio.Event()  #: set once the relay is retired
+        #: The accepter's events of the 101, and its FirstByteReceived, held until the
+        #: pick has handed the first bytes over (:func:`start_fast`); None: emit at once.
+        self.held: list[Event] | None = list(held) if held is not None else None
         role = b"D" if self.is_dialer else b"A"
+        hello = hello_frame(role, self._nonce)
         self.stream = MigratingStream(
             relay.reader,
             relay.writer,
             # The dialer's CONTINUE (``prefix``) and HELLO leave in one write: one segment,
-            # right behind which the application's first bytes follow.
-            first_frames=(prefix + hello_frame(role, self._nonce),),
+            # right behind which the application's first bytes follow. The accepter's
+            # HELLO goes from the relay's writer task, still its first frame: the dialer's
+            # first bytes, there already, are handed over first (docs/PROTOCOL.md 16.9).
+            first_frames=(prefix + hello,) if self.is_dialer else (),
+            first_data=first_data,  # the application's first bytes, in the same write
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,
             on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
         )
+        if not self.is_dialer:
+            self.stream.send_control(RELAY, hello)
         self.stream.spawn(self._run())
+
+    def _emit(self, event: Event) -> None:
+        if self.held is not None:
+            self.held.append(event)
+        else:
+            self._emit_now(event)
+
+    def release_held(self) -> None:
+        """Write the events held while the first bytes went first (:attr:`held`)."""
+        held, self.held = self.held, None
+        for event in held or ():
+            self._emit_now(event)
 
     def routes(
         self, uplinks: Sequence[Uplink], bound_only: bool, nat64: ipaddress.IPv6Network | None

@@ -59,6 +59,8 @@ class Pairing:
         self._place = place
         self.pairs: dict[int, Relayer] = {}
         self.pending: dict[int, tuple[Peer, Peer]] = {}
+        #: RelayStarted events not written yet (pair id: the event's time).
+        self._unreported: dict[int, float] = {}
         self._pair_ids = itertools.count(1)
 
     def match(self, dialer: Peer, accepter: Peer) -> None:
@@ -164,9 +166,20 @@ class Pairing:
                 relayer.refuse_relay(f"relay rejected {exc.status}: {exc.reason}")
                 return
         self._tally.relay_total += 1
-        self._tally.emit(ev.RelayStarted, pair_id=relayer.pair_id)
+        # The event (a JSONL line with --events, flushed) waits one loop turn: the
+        # relayer forwards CONTINUE and the pair's first bytes first, since they are
+        # fast start's first byte (docs/PROTOCOL.md 16.9). Its time stays the CONTINUE's.
+        pair_id, t = relayer.pair_id, self._tally.clock()
+        self._unreported[pair_id] = t
+        asyncio.get_running_loop().call_soon(self._report_relay_started, pair_id)
+
+    def _report_relay_started(self, pair_id: int) -> None:
+        t = self._unreported.pop(pair_id, None)
+        if t is not None:
+            self._tally.emit(lambda **f: ev.RelayStarted(**{**f, "t": t}), pair_id=pair_id)
 
     def _pair_ended(self, relayer: Relayer, reason: str) -> None:
+        self._report_relay_started(relayer.pair_id)  # a pair that ended in its first turn
         tally = self._tally
         self.pairs.pop(relayer.pair_id, None)
         if relayer.path is PairPath.P2P and relayer.other_addr is not None:

@@ -258,8 +258,19 @@ class Relayer:
         early, self._a_early = self._a_early, b""
         self.bytes_d2a += len(rest)
         self.bytes_a2d += len(early)
-        if self._pipes is None or not self._splice(CONTINUE_LINE + rest, early):
-            self._copy(CONTINUE_LINE + rest, early)
+        to_a, accepter = CONTINUE_LINE + rest, self.accepter.transport
+        if self._pipes is not None and not accepter.get_write_buffer_size():
+            # Forwarded before the splice is set up: with fast start these are the
+            # session's first bytes (docs/PROTOCOL.md 16.9). What the socket did not
+            # take stays in the transport, which the copy relay then keeps.
+            accepter.write(to_a)
+            to_a = b""
+            if accepter.get_write_buffer_size():
+                self._copy(to_a, early)
+                self.touch()
+                return
+        if self._pipes is None or not self._splice(to_a, early):
+            self._copy(to_a, early)
         self.touch()
 
     def _splice(self, to_a: bytes, to_d: bytes) -> bool:

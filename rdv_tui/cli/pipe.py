@@ -96,6 +96,9 @@ class StdinReader:
         self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
         self._slots = threading.Semaphore(STDIN_QUEUE)
         self._thread = threading.Thread(target=self._run, name="rdv-stdin", daemon=True)
+        self._end: bytes | OSError | None = None  # an EOF or error take_ready() met
+        #: Bytes handed out by :meth:`take_ready` (sent, but not by the pump).
+        self.taken_early = 0
 
     def start(self) -> None:
         """Start reading."""
@@ -104,9 +107,26 @@ class StdinReader:
 
     async def get(self) -> bytes | OSError:
         """The next chunk (``b""`` at EOF) or the read's error."""
+        if self._end is not None:
+            end, self._end = self._end, None
+            return end
         item = await self.queue.get()
         self._slots.release()
         return item
+
+    def take_ready(self) -> bytes:
+        """The chunk read already, if any, without waiting (``b""`` if none): fast start's
+        early data (``Client(early_data=...)``, docs/PROTOCOL.md 16.2). An EOF or error
+        found instead stays for :meth:`get`."""
+        if self._end is not None or self.queue.empty():
+            return b""
+        item = self.queue.get_nowait()
+        self._slots.release()
+        if isinstance(item, bytes) and item:
+            self.taken_early += len(item)
+            return item
+        self._end = item
+        return b""
 
     def _run(self) -> None:
         while True:
@@ -259,6 +279,8 @@ async def pump(
     if interactive is None:
         interactive = os.isatty(stdin_fd)
     state = _Upload()
+    if stdin is not None:
+        state.sent += stdin.taken_early
     if stdin is None:
         stdin = StdinReader(stdin_fd, asyncio.get_running_loop())
         stdin.start()
@@ -381,10 +403,10 @@ async def _main(
         guessed = predicted_addrs(report)
         log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
         client_options = {**client_options, "predicted_addrs": guessed}
-    client = Client(on_event=on_event, **client_options)
     # With fast start stdin is read while we connect: its first chunk is ready when the
-    # conn is, so that the first byte leaves right after the 101 (docs/PROTOCOL.md 16.2)
-    # rather than after a thread start and a hand-off. Nothing is sent before the conn.
+    # relay is picked and goes out in the write of CONTINUE and HELLO (``early_data``), so
+    # that the first byte leaves in the turn the 101 is parsed (docs/PROTOCOL.md 16.2)
+    # rather than after a thread start and a hand-off. Nothing is sent before the pick.
     # Not for classic conns: a relay that ends the pair at the first EOF while more of our
     # input is unread at the server is reset, not closed, and the "not delivered" count
     # the user is owed (UnsentInput) would become "connection lost".
@@ -392,6 +414,8 @@ async def _main(
     if client_options.get("fast_start"):
         stdin = StdinReader(sys.stdin.fileno(), asyncio.get_running_loop())
         stdin.start()
+        client_options = {**client_options, "early_data": stdin.take_ready}
+    client = Client(on_event=on_event, **client_options)
     try:
         conn = await (client.dial if method == "DIAL" else client.accept)(args.url, args.token)
     except ValueError as exc:  # bad URL or header, found before any traffic
