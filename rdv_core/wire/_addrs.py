@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from rdv_core.errors import RdvError
@@ -219,13 +219,29 @@ class Addr:
 
     ip: IPAddress
     port: int
+    # The text and the hash, computed once: one attempt hashes and formats the same few
+    # addresses dozens of times (memos, events, sets), and an ``ipaddress`` hash is
+    # ``hash(hex(int(ip)))`` (docs/notes/issue-10-connect-fourth.md). Not part of the value.
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise AddrError(f"port out of range: {self.port}")
 
     def __str__(self) -> str:
-        return _addr_text(self.ip, self.port)
+        text = self._text
+        if text is None:
+            text = _addr_text(self.ip, self.port)
+            object.__setattr__(self, "_text", text)
+        return text
+
+    def __hash__(self) -> int:
+        value = self._hash
+        if value is None:
+            value = hash((self.ip, self.port))
+            object.__setattr__(self, "_hash", value)
+        return value
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Addr):
