@@ -293,6 +293,16 @@ class Addr:
 
     @classmethod
     def parse(cls, text: str) -> Addr:
+        """Parse ``a.b.c.d:port`` or ``[x::y]:port``, as :meth:`parse_new` (memoized).
+
+        An attempt parses the same few addresses many times (the ``101``'s headers, the
+        lines on direct conns): one shared instance keeps its text and hash computed.
+        Failures are not memoized (they raise); the memo is bounded.
+        """
+        return _parse_memo(text) if cls is Addr else cls.parse_new(text)
+
+    @classmethod
+    def parse_new(cls, text: str) -> Addr:
         """Parse ``a.b.c.d:port`` or ``[x::y]:port`` (an IPv6 zone is accepted).
 
         As Go's ``netip.ParseAddrPort``: IPv6 needs brackets, IPv4 must not have them,
@@ -409,3 +419,8 @@ def self_addrs(spaces: AddrSpace, port: int) -> list[Addr]:
         if ip is not None and allows_direct(spaces, space_of(ip)):
             found.append(Addr(ip, port))
     return sort_addrs(found)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_memo(text: str) -> Addr:
+    return Addr.parse_new(text)
