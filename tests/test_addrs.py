@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 
 import pytest
@@ -316,3 +317,17 @@ def test_addr_does_not_order_against_other_types() -> None:
         assert getattr(addr, op)("1.2.3.4:5") is NotImplemented
     with pytest.raises(TypeError):
         assert addr < 5
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:4000", "[::1]:4000", "[fe80::1%eth0]:7"])
+def test_cached_text_and_hash_are_not_part_of_the_value(text: str) -> None:
+    used = Addr.parse(text)
+    assert str(used) == text  # formats once, then keeps the text
+    hash(used)
+    fresh = Addr.parse(text)
+    assert used == fresh and hash(used) == hash(fresh)
+    assert fresh in {used} and used in {fresh}
+    assert str(used) == str(fresh) == text
+    assert repr(used) == repr(fresh)
+    moved = dataclasses.replace(used, port=9)
+    assert str(moved).endswith(":9") and moved != used

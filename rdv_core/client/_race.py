@@ -43,7 +43,6 @@ cancelled, ...) with its errno, as events (:mod:`rdv_core.client._failures`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import logging
 import socket
@@ -61,13 +60,13 @@ from rdv_core.client._inbound import admit_inbound
 from rdv_core.client._link import Link
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
+from rdv_core.client._race_dials import start_dials
 from rdv_core.client._relay_role import accepter_relay_command, watch_dialer_relay
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
     Candidate,
     CandidateConnected,
-    CandidateSkipped,
     Clock,
     Discarded,
     Event,
@@ -249,34 +248,15 @@ class Race:
 
     def _start(self) -> None:
         self._acceptor = Acceptor(self._listeners, self._inbound, self._crash)
-        dialable = 0
-        plan = list(
-            plan_dials(
-                self._peer_addrs,
-                self._spaces,
-                self._new_id,
-                uplinks=self._uplinks,
-                bound_only=self._bound_only,
-                nat64=self._nat64,
-            )
+        plan = plan_dials(
+            self._peer_addrs,
+            self._spaces,
+            self._new_id,
+            uplinks=self._uplinks,
+            bound_only=self._bound_only,
+            nat64=self._nat64,
         )
-        # ::1 waits for 127.0.0.1 (client/_loopback.py, docs/PROTOCOL.md section 11).
-        spaces = {route.target.space for _, route, _ in plan if route is not None}
-        if {AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK6} <= spaces:
-            self._gate = LoopbackGate(self._emit, self._clock)
-        gate = self._gate
-        for candidate, route, skipped in plan:
-            if route is None:
-                self._emit(CandidateSkipped(self._clock(), candidate, skipped))
-                continue
-            dialable += 1
-            space = route.target.space
-            if gate is not None and space == AddrSpace.LOOPBACK6:
-                gate.hold(candidate, functools.partial(self._spawn_dial, candidate, route))
-            elif gate is not None and space == AddrSpace.LOOPBACK4:
-                self._spawn_dial(candidate, route, gate.watch(self._emit))
-            else:
-                self._spawn_dial(candidate, route)
+        dialable, self._gate = start_dials(plan, self._spawn_dial, self._emit, self._clock)
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)

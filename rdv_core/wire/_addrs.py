@@ -13,7 +13,7 @@ import functools
 import ipaddress
 import socket
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from rdv_core.errors import RdvError
@@ -219,13 +219,29 @@ class Addr:
 
     ip: IPAddress
     port: int
+    # The text and the hash, computed once: one attempt hashes and formats the same few
+    # addresses dozens of times (memos, events, sets), and an ``ipaddress`` hash is
+    # ``hash(hex(int(ip)))`` (docs/notes/issue-10-connect-fourth.md). Not part of the value.
+    _text: str | None = field(default=None, init=False, repr=False, compare=False)
+    _hash: int | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise AddrError(f"port out of range: {self.port}")
 
     def __str__(self) -> str:
-        return _addr_text(self.ip, self.port)
+        text = self._text
+        if text is None:
+            text = _addr_text(self.ip, self.port)
+            object.__setattr__(self, "_text", text)
+        return text
+
+    def __hash__(self) -> int:
+        value = self._hash
+        if value is None:
+            value = hash((self.ip, self.port))
+            object.__setattr__(self, "_hash", value)
+        return value
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Addr):
@@ -277,6 +293,16 @@ class Addr:
 
     @classmethod
     def parse(cls, text: str) -> Addr:
+        """Parse ``a.b.c.d:port`` or ``[x::y]:port``, as :meth:`parse_new` (memoized).
+
+        An attempt parses the same few addresses many times (the ``101``'s headers, the
+        lines on direct conns): one shared instance keeps its text and hash computed.
+        Failures are not memoized (they raise); the memo is bounded.
+        """
+        return _parse_memo(text) if cls is Addr else cls.parse_new(text)
+
+    @classmethod
+    def parse_new(cls, text: str) -> Addr:
         """Parse ``a.b.c.d:port`` or ``[x::y]:port`` (an IPv6 zone is accepted).
 
         As Go's ``netip.ParseAddrPort``: IPv6 needs brackets, IPv4 must not have them,
@@ -393,3 +419,8 @@ def self_addrs(spaces: AddrSpace, port: int) -> list[Addr]:
         if ip is not None and allows_direct(spaces, space_of(ip)):
             found.append(Addr(ip, port))
     return sort_addrs(found)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_memo(text: str) -> Addr:
+    return Addr.parse_new(text)
