@@ -9,7 +9,8 @@ from ipaddress import ip_address
 
 import pytest
 
-from rdv_core.wire import space_of
+from rdv_core.wire import Addr, space_of
+from rdv_core.wire._addrs import _parse_memo
 from rdv_tui.cli import memory
 
 
@@ -50,7 +51,9 @@ async def test_a_trim_empties_the_address_memo_caches(monkeypatch: pytest.Monkey
     monkeypatch.setattr(memory, "_malloc_trim", lambda: lambda _pad: 0)
     for last in range(200):
         space_of(ip_address(f"127.0.{last}.1"))
+        Addr.parse(f"127.0.{last}.1:4000")
     assert space_of.cache_info().currsize >= 200
+    assert _parse_memo.cache_info().currsize >= 200
     server = _Server()
     server.now = _Stats(lobby=1000)
     task = asyncio.ensure_future(memory.give_back_memory(server, every_s=0.01))
@@ -59,6 +62,7 @@ async def test_a_trim_empties_the_address_memo_caches(monkeypatch: pytest.Monkey
         server.now = _Stats()  # the burst ended
         await asyncio.sleep(0.05)
         assert space_of.cache_info().currsize == 0
+        assert _parse_memo.cache_info().currsize == 0
     finally:
         task.cancel()
 

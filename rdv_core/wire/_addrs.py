@@ -194,6 +194,7 @@ def clear_caches() -> None:
         memo.cache_clear()
     for parse in (_ip, _ipv4, _ipv6):
         parse.cache_clear()
+    _parse_memo.cache_clear()
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
