@@ -15,7 +15,10 @@ reference (measured in the NAT lab, docs/LAB-NOTES.md sections 7, 8 and 11):
 * A dial that got the peer's SYN (half-open simultaneous open) is never closed and
   restarted: closing it sends an RST that kills that conn. Only a SYN that got no
   answer at all (Linux ``SYN_SENT``; closing it sends nothing) is given up and sent
-  again, and only after :func:`stall_timeout`: a time that fits the path to the *peer*
+  again, only by the accepter (the dialer keeps every SYN: the accepter's pre-opening SYN
+  may have anchored the dialer's router on it, and conntrack then takes no new ISN,
+  docs/LAB-NOTES.md section 11, "the give-up after a pre-opening SYN"), and only after
+  :func:`stall_timeout`: a time that fits the path to the *peer*
   (our RTT to the server, and a floor for the peer's side of the path), never the
   round trip to whatever router refused us, which may sit right next to us while the
   peer is far behind it.
@@ -333,7 +336,9 @@ async def dial_candidate(
                         ignore_icmp_refusals(sock)
                 # A pre-opening SYN gets no answer on purpose: never give it up, the
                 # peer's SYN is on its way to that very socket (rdv_core.client._preopen).
-                stall = None if waiting else stall_timeout(addr, rtt_hint, lost)
+                # The dialer gives up none either: the peer's pre-opening SYN may have
+                # anchored our router's entry on this one (see the module docstring).
+                stall = None if waiting or not preopen else stall_timeout(addr, rtt_hint, lost)
                 preopened, waiting = waiting, False
                 try:
                     await connect(sock, sockaddr, stall_after=stall)
@@ -392,6 +397,12 @@ async def dial_candidate(
                     code_now = preopen_dial(sock, sockaddr)
                     if code_now == errno_codes.EINPROGRESS:
                         pending = waiting = True
+                    elif code_now in (0, errno_codes.EISCONN):
+                        # Connected inside connect(): the peer's SYN met ours on the way
+                        # and the handshake finished in the syscall (veth paths). A
+                        # connected dial, not an error (closing it reset the peer's conn:
+                        # 'a-icmp/b-rst 0/0', docs/LAB-NOTES.md section 11).
+                        pending = True
                     elif code_now == ANSWERED_TOO_SOON:
                         # Our SYN-ACK left with the options and died: reset, start over.
                         reset_on_close(sock)

@@ -18,8 +18,6 @@ import asyncio
 import time
 from typing import Generic, Protocol, TypeVar
 
-from rdv_core.client._dialer import STALL_MAX_RTT
-
 T = TypeVar("T")
 
 
@@ -151,6 +149,11 @@ LOST_AFTER_RTTS = 4
 #: past the 1 s + 4 RTT deadline).
 ANSWER_RTTS = 6
 
+#: ... and never less than this many seconds: near the server the round trips are
+#: microseconds, while the conn a retransmitted SYN brings at zero delay came up 9-25 ms
+#: after the retransmission (three Python processes on two cores).
+ANSWER_FLOOR = 0.1
+
 
 class WaitForP2P(Picker):
     """Take the first direct conn; fall back to the relay after ``seconds``.
@@ -159,10 +162,11 @@ class WaitForP2P(Picker):
     the relay is "penalized" by ``seconds``, plus :data:`WAIT_RTTS` times our round trip
     to the server where the race knows it (far paths need more time). After that, for up
     to :data:`ON_THE_WAY_GRACE` times ``seconds`` more, it waits while a direct conn is up
-    but its header lines have not arrived, and (farther from the server than
-    :data:`~rdv_core.client._dialer.STALL_MAX_RTT`, where dials keep their SYNs) while
-    a SYN of ours that looks lost (:data:`LOST_AFTER_RTTS`) may still be answered through
-    the kernel's retransmission (:data:`ANSWER_RTTS`). When no direct conn can ever arrive
+    but its header lines have not arrived, and while a SYN of ours that looks lost
+    (:data:`LOST_AFTER_RTTS`) may still be answered through the kernel's retransmission
+    (:data:`ANSWER_RTTS`, at least :data:`ANSWER_FLOOR`): the dialer keeps its SYNs to
+    public addresses, near the server too (docs/LAB-NOTES.md section 11, "the give-up
+    after a pre-opening SYN"). When no direct conn can ever arrive
     (address spaces ``none``) the relay is taken at once.
     """
 
@@ -206,10 +210,10 @@ def _patience(offers: Offers[T], grace_end: float) -> float | None:
     """Until when (monotonic) :class:`WaitForP2P` waits past its deadline, or None."""
     until = grace_end if offers.on_the_way else None
     rtt = offers.rtt_hint
-    if offers.lost_syns is not None and rtt is not None and rtt > STALL_MAX_RTT:
+    if offers.lost_syns is not None and rtt is not None:
         retry = offers.lost_syns.lost_syn_retry(LOST_AFTER_RTTS * rtt)
         if retry is not None:
-            answer_by = min(grace_end, retry + ANSWER_RTTS * rtt)
+            answer_by = min(grace_end, retry + max(ANSWER_RTTS * rtt, ANSWER_FLOOR))
             until = answer_by if until is None else max(until, answer_by)
     return until
 
