@@ -274,7 +274,7 @@ async def test_without_a_conn_on_the_way_the_picker_keeps_its_deadline() -> None
     assert ON_THE_WAY_GRACE > 0
 
 
-def _far_offers(rtt: float, syn_age: float, *, answered: bool = False) -> Offers[str]:
+def _offers_with_one_dial(rtt: float, syn_age: float, *, answered: bool = False) -> Offers[str]:
     """The relay on offer, and one public dial whose SYN left ``syn_age`` seconds ago."""
     offers: Offers[str] = Offers()
     offers.add("relay", is_relay=True)
@@ -292,7 +292,7 @@ async def test_far_from_the_server_the_picker_waits_for_a_lost_syns_retransmissi
     # A SYN unanswered for 0.5 s at 10 ms looks lost; the kernel retransmits it at 1 s,
     # 0.5 s from now, after the picker's deadline (0.2 s + 4 x 10 ms): a conn it brings is
     # taken, within the grace.
-    offers = _far_offers(0.01, 0.5)
+    offers = _offers_with_one_dial(0.01, 0.5)
     asyncio.get_running_loop().call_later(0.35, offers.add, "direct", False)
     assert await WaitForP2P(0.2).pick(offers) == "direct"
 
@@ -301,7 +301,7 @@ async def test_near_the_server_too_the_picker_waits_for_a_lost_syns_retransmissi
     # The dialer keeps its SYNs near the server too (the peer's pre-opening SYN may have
     # anchored our router on it, docs/LAB-NOTES.md section 11): microsecond round trips,
     # so the answer is awaited for ANSWER_FLOOR after the retransmission.
-    offers = _far_offers(STALL_MAX_RTT / 2, 0.5)
+    offers = _offers_with_one_dial(STALL_MAX_RTT / 2, 0.5)
     asyncio.get_running_loop().call_later(0.35, offers.add, "direct", False)
     assert await WaitForP2P(0.2).pick(offers) == "direct"
 
@@ -309,8 +309,8 @@ async def test_near_the_server_too_the_picker_waits_for_a_lost_syns_retransmissi
 async def test_without_a_lost_syn_the_picker_keeps_its_deadline() -> None:
     loop = asyncio.get_running_loop()
     for offers in (
-        _far_offers(0.01, 0.5, answered=True),  # far, but the SYN was answered (refused)
-        _far_offers(0.01, 1.5),  # retransmitted long ago: its answer is overdue too
+        _offers_with_one_dial(0.01, 0.5, answered=True),  # far, but the SYN was answered (refused)
+        _offers_with_one_dial(0.01, 1.5),  # retransmitted long ago: its answer is overdue too
     ):
         late = loop.call_later(0.35, offers.add, "direct", False)
         try:

@@ -157,9 +157,10 @@ def is_behind_nat(addr: Addr) -> bool:
 
 
 def stall_timeout(addr: Addr, rtt: float | None, lost: int) -> float | None:
-    """After how long an unanswered SYN to ``addr`` is given up (None: the kernel decides).
+    """After how long the accepter's unanswered SYN to ``addr`` is given up (None: never).
 
-    Only near a LAN-close server (:data:`STALL_MAX_RTT`); elsewhere the kernel
+    The dialer keeps its SYNs (see the module docstring). Only near a LAN-close server
+    (:data:`STALL_MAX_RTT`); elsewhere the kernel
     retransmits the same SYN, which is the only SYN that can finish a handshake the
     peer may already have answered.
 
