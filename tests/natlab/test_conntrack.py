@@ -12,6 +12,8 @@ import functools
 import socket
 from collections.abc import Iterator
 
+import pytest
+
 from rdv_core.lab import Lab, matrix_cells
 from rdv_core.lab._conntrack import (
     ConntrackEntry,
@@ -21,7 +23,10 @@ from rdv_core.lab._conntrack import (
     parse_table,
     read_table,
 )
-from rdv_core.lab._spec import LabSpec
+from rdv_core.lab._runner import RunResult
+from rdv_core.lab._spec import LabSpec, Outcome
+
+from tests.natlab.test_presets import explained_relays
 
 #: Captured from this kernel (6.18) in a lab router after the clash below: B's remapped SYN,
 #: the established conn whose reply tuple it could not take, and a UDP line to skip.
@@ -127,3 +132,24 @@ def test_the_reader_reports_nothing_for_a_kept_port() -> None:
         assert [e.reply.dport for e in plain] == [PORT_PLAIN]
         # ...so it is no remap; nor is A's established conn in A's router.
         assert lab_remaps(lab, ("cliA", "cliB"), (PORT_PLAIN, PORT_A)) == []
+
+
+def _run(outcome: Outcome, remaps: list[str]) -> RunResult:
+    return RunResult(
+        outcome, None, None, {"dialer": [], "accepter": [], "server": []}, port_remaps=remaps
+    )
+
+
+def test_the_policy_accepts_one_relay_a_port_clash_explains() -> None:
+    clash = ["rtrB mapped 10.0.2.2:40123 to 203.0.113.12:49294 for 203.0.113.11:40111"]
+    direct = _run("direct", [])
+    explained = _run("relay", clash)
+    assert explained_relays([direct, explained]) == [explained]
+    assert explained_relays([direct, direct]) == []
+    for bad in (
+        [direct, _run("relay", [])],
+        [explained, _run("relay", clash)],
+        [_run("failed", clash)],
+    ):
+        with pytest.raises(AssertionError):
+            explained_relays(bad)
