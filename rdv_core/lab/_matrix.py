@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from rdv_core.lab._runner import run_preset
+from rdv_core.lab._runner import RunResult, run_preset
 from rdv_core.lab._spec import Firewall, HostSpec, Impairment, LabSpec, NatKind, RouterSpec
 
 Expect = Literal["direct", "relay"]
@@ -165,12 +165,14 @@ class MatrixRow:
         summary: :meth:`~rdv_core.lab.PresetResult.summary` of its runs.
         integrity_failures: Runs whose payload did not arrive intact on the picked path.
         extra: More columns' values by column name (e.g. ``predicted``).
+        runs: The runs themselves (their events and port remaps, for a failure's story).
     """
 
     cell: MatrixCell
     summary: dict[str, Any]
     integrity_failures: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    runs: list[RunResult] = field(default_factory=list)
 
     @property
     def outcome(self) -> str:
@@ -209,6 +211,8 @@ class MatrixRow:
             "ok": self.ok,
             "integrity_failures": self.integrity_failures,
             "summary": self.summary,
+            # Runs not direct because a router could not keep a peer's port (LAB-NOTES 11).
+            "port_remaps": self.summary.get("port_remaps", 0),
             **self.extra,
         }
 
@@ -222,7 +226,7 @@ def run_cell(cell: MatrixCell, runs: int, *, rdv_command: Sequence[str]) -> Matr
     """
     result = run_preset(cell.spec, runs, rdv_command=rdv_command, payload_size=MATRIX_PAYLOAD)
     bad = sum(1 for r in result.runs if r.data_ok is False)
-    return MatrixRow(cell, result.summary(), bad)
+    return MatrixRow(cell, result.summary(), bad, runs=result.runs)
 
 
 @dataclass(frozen=True, slots=True)

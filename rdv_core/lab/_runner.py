@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
+from rdv_core.lab._conntrack import lab_remaps
 from rdv_core.lab._lab import Lab, tail
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._spec import LabSpec, Outcome
@@ -60,6 +61,9 @@ class RunResult:
         received_bytes: What the accepter wrote to stdout.
         error: Why the run failed, in words (empty when it did not).
         duration_s: Wall time of the whole run.
+        port_remaps: After a run that did not go direct, the peers' ports that a
+            port-preserving router did not keep (:meth:`PortRemap.describe` lines): the
+            router's port clash explains the relay (docs/LAB-NOTES.md section 11).
     """
 
     outcome: Outcome
@@ -72,15 +76,19 @@ class RunResult:
     error: str = ""
     duration_s: float = 0.0
     chosen_space: str = ""
+    port_remaps: list[str] = field(default_factory=list)
 
     def to_json(self) -> Json:
-        """The run as ``rdv lab run --json`` prints it."""
-        return {
+        """The run as ``rdv lab run --json`` prints it (``port_remaps`` only when any)."""
+        out: Json = {
             "outcome": self.outcome,
             "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 3),
             "chosen": self.chosen,
             "events": self.events,
         }
+        if self.port_remaps:
+            out["port_remaps"] = self.port_remaps
+        return out
 
     @property
     def chosen_family(self) -> int | None:
@@ -122,6 +130,7 @@ class PresetResult:
             "p90_ms": _percentile(times, 90),
             "chosen": dict(Counter(r.path for r in self.runs).most_common()),
             "data_verified": sum(1 for r in self.runs if r.data_ok),
+            "port_remaps": sum(1 for r in self.runs if r.port_remaps),
             "expected": self.spec.expect,
         }
 
@@ -392,11 +401,14 @@ class LabRunner:
                 f"no conn picked{': ' + reason if reason else ''} "
                 f"(dialer exit {dialer.returncode}, accepter exit {accepter.returncode})"
             )
+        # Before the next run adds its own entries: why did this one not go direct?
+        remaps = [] if outcome == "direct" else self._remaps(dialer_events, accepter_events)
         return RunResult(
             outcome=outcome,
             connect_ms=connect_ms,
             chosen=chosen,
             chosen_space=space,
+            port_remaps=remaps,
             events={"dialer": dialer_events, "accepter": accepter_events, "server": server_events},
             data_ok=data_ok,
             payload_bytes=len(payload),
@@ -404,6 +416,20 @@ class LabRunner:
             error="; ".join(errors),
             duration_s=time.monotonic() - started,
         )
+
+    def _remaps(self, *peer_events: Sequence[Json]) -> list[str]:
+        """The routers' remaps of the peers' shared ports (docs/LAB-NOTES.md section 11)."""
+        ports = {
+            int(e["port"])
+            for events in peer_events
+            for e in events
+            if e.get("type") == "SelfAddrsGathered" and e.get("port")
+        }
+        if not ports:
+            return []
+        spec = self.lab.spec
+        hosts = (spec.dialer, spec.accepter)
+        return [r.describe() for r in lab_remaps(self.lab, hosts, ports)]
 
     def _wait_in_lobby(self, token: str, accepter: subprocess.Popen[Any], deadline: float) -> bool:
         path = self.lab.server_events_path

@@ -241,6 +241,9 @@ def _run_line(plan: Any, i: int, result: Any) -> str:
             line += f"  direct: {tried}"
     if result.error:
         line += f"  [{result.error}]"
+    # The router's port clash explains the relay (docs/LAB-NOTES.md section 11).
+    for remap in result.port_remaps:
+        line += f"\n          explained: {remap}"
     return line.rstrip()
 
 
@@ -251,6 +254,11 @@ def _summary_line(summary: dict[str, Any]) -> str:
         f"{summary['failed']} failed; time to connected p50 {ms_figure(summary['p50_ms'])} ms, "
         f"p90 {ms_figure(summary['p90_ms'])} ms; chosen: {paths}; "
         f"data verified {summary['data_verified']}/{summary['runs']}"
+        + (
+            f"; {summary['port_remaps']} not direct by a router's port clash"
+            if summary.get("port_remaps")
+            else ""
+        )
     )
 
 
