@@ -14,6 +14,7 @@ thread that did setns still sees the thread-group leader's /proc/net.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -21,6 +22,7 @@ from typing import Final
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._spec import NatKind
+from rdv_core.wire import Addr
 
 #: Where the kernel lists a namespace's conntrack entries (nf_conntrack's procfs view).
 CONNTRACK_PROC: Final = "/proc/net/nf_conntrack"
@@ -46,7 +48,8 @@ class ConntrackEntry:
 
 
 def _endpoint(addr: str, port: int) -> str:
-    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+    # The wire's own text form (docs/PROTOCOL.md section 9), brackets for IPv6 included.
+    return str(Addr(ipaddress.ip_address(addr), port))
 
 
 def parse_line(line: str) -> ConntrackEntry | None:
