@@ -92,3 +92,16 @@ def test_the_table_takes_an_extra_column_next_to_the_outcome() -> None:
     assert "predicted" in table.splitlines()[0]
     assert "10/10 direct        direct" in table.splitlines()[2]
     assert row.to_json()["predicted"] == "direct" and row.to_json()["ok"] is True
+
+
+def test_the_table_counts_the_runs_a_port_clash_explains() -> None:
+    """A relay that a router's port clash explains is not a miss of the race (LAB-NOTES 11):
+    the table says how many runs of the cell it took, and 0 where none."""
+    (cell,) = matrix_cells(pattern="a-icmp/b-rst 0/0")
+    clashed = MatrixRow(cell, {**_summary(9, 1), "port_remaps": 1})
+    clean = MatrixRow(cell, _summary(10, 0))
+    header, _, clashed_line, clean_line = format_table([clashed, clean]).splitlines()[:4]
+    at = header.index("clash") + len("clash")
+    assert clashed_line[:at].split()[-1] == "1"
+    assert clean_line[:at].split()[-1] == "0"
+    assert clashed.to_json()["port_remaps"] == 1

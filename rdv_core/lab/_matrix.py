@@ -250,6 +250,9 @@ COLUMNS: Final[tuple[Column, ...]] = (
     Column("outcome", 18, lambda r: r.outcome),
     Column("ok", 3, lambda r: "yes" if r.ok else "NO"),
     Column("bad data", 8, lambda r: str(r.integrity_failures), ">"),
+    # Runs that did not go direct because a router could not keep a peer's port: the
+    # zero-delay lottery, told apart from a real miss (docs/LAB-NOTES.md section 11).
+    Column("clash", 5, lambda r: str(r.summary.get("port_remaps", 0)), ">"),
     Column("p50 ms", 8, lambda r: _ms(r.summary["p50_ms"]), ">"),
     Column("p90 ms", 8, lambda r: _ms(r.summary["p90_ms"]), ">"),
 )
