@@ -10,6 +10,7 @@ reads a little, answers, then resets (SO_LINGER 0).
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import struct
@@ -86,4 +87,54 @@ async def test_a_reset_during_the_upload_reports_undelivered_stdin(endless_stdin
         server.close()
         await server.wait_closed()
     assert got_bytes.is_set()
-    assert "reset the conn" in str(caught.value) and "--fast-start" in str(caught.value)
+    assert "ended the conn" in str(caught.value) and "--fast-start" in str(caught.value)
+
+
+async def test_a_write_that_meets_the_reset_first_reports_undelivered_stdin(
+    endless_stdin: int,
+) -> None:
+    """The same loss when our write, not our read, meets the reset: the kernel answers the
+    write with EPIPE and asyncio ends the transport with BrokenPipeError (seen in CI)."""
+    reset_sent = asyncio.Event()
+
+    async def relay_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        reset_sent.set()
+
+    server = await asyncio.start_server(relay_side, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sock = writer.get_extra_info("socket")
+    local, remote = addr_of(sock.getsockname()), addr_of(sock.getpeername())
+    assert local is not None and remote is not None
+    # Our read must not see the reset first: that is the other test's order.
+    writer.transport.pause_reading()
+    writer.write(b"x")
+    await asyncio.wait_for(reset_sent.wait(), 5)
+    await asyncio.sleep(0.05)
+    # Take the pending reset off the socket, as a read or a write would.
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
+    writer.write(b"y")  # now EPIPE: the transport dies with BrokenPipeError
+    await asyncio.sleep(0)  # asyncio reports the loss to the reader on the next turn
+    assert isinstance(reader.exception(), BrokenPipeError)
+    conn = Conn(
+        reader=reader,
+        writer=writer,
+        is_relay=True,
+        local_addr=local,
+        remote_addr=remote,
+        meta=Meta("DIAL", "reset", None, (), ()),
+    )
+    stdout_fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with pytest.raises(UnsentInput, match="were not delivered"):
+            await asyncio.wait_for(
+                pump(conn, endless_stdin, stdout_fd, lambda _line: None, interactive=False), 20
+            )
+    finally:
+        os.close(stdout_fd)
+        server.close()
+        await server.wait_closed()

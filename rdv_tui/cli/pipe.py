@@ -168,7 +168,7 @@ class UnsentInput(Exception):
         more = "" if complete else " (at least; stdin had not ended)"
         if reset:
             what = (
-                "the relay reset the conn while our stdin was still being sent (the "
+                "the relay ended the conn while our stdin was still being sent (the "
                 "peer's side probably ended first): the bytes of stdin in flight and after "
                 "them were not delivered"
             )
@@ -288,13 +288,15 @@ async def pump(
     try:
         try:
             received = await _peer_to_stdout(conn, stdout_fd)
-        except ConnectionResetError as exc:
+        except (ConnectionResetError, BrokenPipeError) as exc:
             sending = not upload.done() or upload.exception() is not None
             if interactive or carries_half_close(conn) or not sending:
                 raise
             # Section 7: the relay closes the pair at the first EOF. Our bytes that reach
             # its closed socket make its kernel answer RST, and the RST can overtake the
-            # EOF we had not read yet: the same loss, seen as a reset.
+            # EOF we had not read yet: the same loss, seen as a reset. When our next write
+            # is the one that meets the RST, asyncio ends the transport with EPIPE and the
+            # read raises BrokenPipeError instead (CI, stop 26): the same loss again.
             raise UnsentInput(state.unsent, complete=False, reset=True) from exc
         log(f"peer closed after {received} bytes received")
         if interactive:
