@@ -111,7 +111,9 @@ async def test_a_write_that_meets_the_reset_first_reports_undelivered_stdin(
     local, remote = addr_of(sock.getsockname()), addr_of(sock.getpeername())
     assert local is not None and remote is not None
     # Our read must not see the reset first: that is the other test's order.
-    writer.transport.pause_reading()
+    transport = writer.transport
+    assert isinstance(transport, asyncio.ReadTransport)
+    transport.pause_reading()
     writer.write(b"x")
     await asyncio.wait_for(reset_sent.wait(), 5)
     await asyncio.sleep(0.05)
