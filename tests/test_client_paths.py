@@ -9,6 +9,7 @@ import ipaddress
 
 import pytest
 
+from rdv_core.client import _localview
 from rdv_core.client._candidates import dial_routes, inbound_addr
 from rdv_core.client._uplinks import (
     LocalPaths,
@@ -16,6 +17,7 @@ from rdv_core.client._uplinks import (
     extra_paths,
     local_uplinks,
     select_uplinks,
+    uplinks_serve,
 )
 from rdv_core.wire import Addr, AddrSpace, nat64_embedded, nat64_prefix, nat64_synthesize
 
@@ -112,3 +114,34 @@ def test_local_paths_offer_every_uplink_address_once() -> None:
     with pytest.raises(ValueError, match="IPv6"):
         bound.server_uplink(ipv4=False)
     assert LocalPaths().server_uplink(ipv4=True) is None
+
+
+def test_an_attempt_that_can_use_no_uplink_does_not_look_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Loopback or link-local spaces, or NONE: no uplink address could be offered or
+    dialled from, so the interfaces are not listed (a fresh process's 0.6 ms)."""
+    asked: list[tuple[object, ...]] = []
+
+    def plan(*args: object) -> LocalPaths:
+        asked.append(args)
+        return LocalPaths((LTE,))
+
+    monkeypatch.setattr(_localview, "plan_paths", plan)
+    monkeypatch.setattr(_localview, "_paths", {})
+    for spaces in (AddrSpace.LOOPBACK4, AddrSpace.LOOPBACK | AddrSpace.LINK6, AddrSpace.NONE):
+        assert not uplinks_serve(spaces)
+        assert _localview.local_paths((), (), spaces) == LocalPaths()
+    assert asked == []
+    for spaces in (AddrSpace.DEFAULT, AddrSpace.PRIVATE4 | AddrSpace.LOOPBACK4):
+        assert uplinks_serve(spaces)
+        monkeypatch.setattr(_localview, "_paths", {})
+        assert _localview.local_paths((), (), spaces) == LocalPaths((LTE,))
+    # --interface/--source are still checked (and obeyed) with loopback spaces.
+    assert _localview.local_paths(("wwan0",), (), AddrSpace.LOOPBACK4) == LocalPaths((LTE,))
+    assert len(asked) == 3
+
+
+def test_a_loopback_attempt_still_rejects_an_interface_this_machine_lacks() -> None:
+    with pytest.raises(ValueError, match="no usable interface 'rdv-no-such0'"):
+        _localview.local_paths(("rdv-no-such0",), (), AddrSpace.LOOPBACK4)

@@ -195,7 +195,8 @@ class Client:
         # Validate the token and the extra headers now, not after a lobby wait.
         build_request(method, server, token, (), self.headers)
         proxy = self.proxy_for(server)
-        paths = local_paths(self.interfaces, self.sources)  # a bad --interface: ValueError now
+        # A bad --interface: ValueError now.
+        paths = local_paths(self.interfaces, self.sources, self.spaces)
         return await _Attempt(self, method, server, token, proxy, paths, clock).run()
 
     def proxy_for(self, server: ServerURL) -> ProxyURL | None:

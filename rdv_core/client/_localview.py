@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
-from rdv_core.client._uplinks import LocalPaths, plan_paths
+from rdv_core.client._uplinks import LocalPaths, plan_paths, uplinks_serve
 from rdv_core.wire import Addr, AddrSpace, self_addrs
 
 #: How long an answer is reused. A network change (a new Wi-Fi, a VPN coming up) is seen
@@ -28,12 +28,22 @@ _paths: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[float, LocalPaths]] 
 _self_ips: dict[AddrSpace, tuple[float, tuple[Addr, ...]]] = {}
 
 
-def local_paths(interfaces: Sequence[str], sources: Sequence[str]) -> LocalPaths:
+def local_paths(
+    interfaces: Sequence[str], sources: Sequence[str], spaces: AddrSpace = AddrSpace.ALL
+) -> LocalPaths:
     """:func:`~rdv_core.client._uplinks.plan_paths`, reused for :data:`LOCAL_VIEW_TTL`.
+
+    An attempt whose ``spaces`` leave out every space an uplink's address can be in (only
+    loopback or link-local enabled, or ``NONE``) gets no extra paths without asking: they
+    would add no self address, no dial and no mapping question (docs/LAB-NOTES.md section
+    13). The system calls are a fresh process's costliest step before its request, about
+    0.6 ms on this machine (LAB-NOTES 10). ``--interface``/``--source`` are always checked.
 
     Raises:
         ValueError: see :func:`~rdv_core.client._uplinks.plan_paths` (never cached).
     """
+    if not interfaces and not sources and not uplinks_serve(spaces):
+        return LocalPaths()
     key = (tuple(interfaces), tuple(sources))
     now = time.monotonic()
     hit = _paths.get(key)

@@ -138,6 +138,21 @@ def _routable(ip: IPAddress) -> bool:
     )
 
 
+#: The spaces an uplink's address can be in: :func:`_routable` leaves out the others.
+_UPLINK_SPACES: Final = (
+    AddrSpace.PUBLIC4,
+    AddrSpace.PUBLIC6,
+    AddrSpace.PRIVATE4,
+    AddrSpace.PRIVATE6,
+)
+
+
+def uplinks_serve(spaces: AddrSpace) -> bool:
+    """Can an extra uplink be of any use to an attempt with ``spaces``? Only when a space
+    an uplink's address can be in may carry a direct conn."""
+    return any(allows_direct(spaces, space) for space in _UPLINK_SPACES)
+
+
 def select_uplinks(
     uplinks: Sequence[Uplink], interfaces: Sequence[str], sources: Sequence[str]
 ) -> list[Uplink]:
