@@ -95,7 +95,9 @@ class TransferView:
         self._bytes_done = 0
         self._resumed = 0
         self._current = ""
-        self._started = time.monotonic()
+        #: When the first file was accepted: the summary's time and mean rate are the
+        #: transfer's, not the lobby wait's, the doctor's or the receiver's think time.
+        self._started: float | None = None
         self._redrawn = 0.0
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             FileOffered: self._on_offered,
@@ -184,7 +186,12 @@ class TransferView:
             self.files_total = offered
             self.bytes_total += event.size
 
+    def _start_clock(self) -> None:
+        if self._started is None:
+            self._started = time.monotonic()
+
     def _on_accepted(self, event: FileAccepted) -> None:
+        self._start_clock()
         self._moving[event.transfer_id] = event.offset
         self._resumed += event.offset
         self._current = self._names.get(event.transfer_id, "")
@@ -203,6 +210,7 @@ class TransferView:
             self.files_total = offered
 
     def _on_files_accepted(self, event: FilesAccepted) -> None:
+        self._start_clock()
         self._moving.update(zip(event.ids, event.offsets, strict=True))
         self._resumed += sum(event.offsets)
         if event.ids:
@@ -285,8 +293,10 @@ class TransferView:
         )
 
     def summary(self) -> str:
-        """One line for the end: files verified and failed, bytes, time, mean rate."""
-        elapsed = max(time.monotonic() - self._started, 1e-6)
+        """One line for the end: files verified and failed, bytes, and the time and mean
+        rate from the first accepted file on."""
+        started = time.monotonic() if self._started is None else self._started
+        elapsed = max(time.monotonic() - started, 1e-6)
         moved = max(self.bytes_done - self._resumed, 0)
         rate = human_bytes(int(moved / elapsed), largest_unit="TiB")
         text = (

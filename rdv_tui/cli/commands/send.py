@@ -122,6 +122,8 @@ async def _send(args: argparse.Namespace) -> int:
         print(f"Code: {shown}", flush=True)
         print("On the other machine run:", flush=True)
         print(f"    rdv receive {shown} --server {server}{loopback_hint(server)}", flush=True)
+        # After the code, not before it: the wait is for the person who is given it.
+        console.print("waiting for the receiver…")
 
     view.expect(len(files), total)
     try:
@@ -131,7 +133,6 @@ async def _send(args: argparse.Namespace) -> int:
         )
         if args.predict_ports:
             predict_ports(client, report)
-        console.print("waiting for the receiver…")
         try:
             session = await connect_session(
                 server,
