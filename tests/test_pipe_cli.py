@@ -265,6 +265,8 @@ async def test_unreachable_server_exit_code() -> None:
         code, _, err = await run_rdv("dial", f"http://127.0.0.1:{closed.getsockname()[1]}/", "t")
     assert code == 1
     assert "cannot connect to the rdv server" in err
+    assert "Connection refused (nothing listens there: is an rdv server running" in err, err
+    assert "Connect call failed" not in err, err
 
 
 async def test_help_lists_every_option() -> None:

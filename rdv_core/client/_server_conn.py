@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import os
 import socket
 from typing import Any
 
@@ -72,10 +73,23 @@ async def server_socket(
             if sock is not None:
                 sock.close()
             raise
-    detail = last.strerror or str(last) if last else "no address"
     raise ServerConnectError(
-        f"cannot connect to the rdv server {server}: {detail}", last.errno if last else None
+        f"cannot connect to the rdv server {server}: {_why(last)}", last.errno if last else None
     )
+
+
+def _why(failure: OSError | None) -> str:
+    """The system's words for a failed connect (asyncio's own text, ``Connect call failed
+    ('127.0.0.1', 1)``, names the address again and not the cause), and for a refusal
+    what it usually means."""
+    if failure is None:
+        return "no address"
+    if not failure.errno:
+        return failure.strerror or str(failure)
+    text = os.strerror(failure.errno)
+    if failure.errno == errno.ECONNREFUSED:
+        text += " (nothing listens there: is an rdv server running on that port?)"
+    return text
 
 
 #: What ``connect()`` says while the SYN waits for its answer.
