@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.table import Table
 from rich.text import Text
 from textual.content import Content
 from textual.widgets import DataTable, RichLog, Static
@@ -102,8 +103,9 @@ class PairsTable(DataTable[str]):
 
 
 def describe_server_event(event: ev.Event) -> Text:
-    """One log line for a server event (tokens shown: the server sees only nameplates)."""
-    t = Text(f"{event.t:8.3f}s ", style="dim")
+    """What a server event says, for the log (tokens shown: the server sees only
+    nameplates); the log puts its time before it."""
+    t = Text()
     match event:
         case ev.PeerJoined():
             t.append(f"{event.method:<6} joined ", style="bold")
@@ -153,8 +155,16 @@ class ServerLog(RichLog):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=500, wrap=False, markup=False, auto_scroll=True)
+        super().__init__(id=id, max_lines=500, wrap=True, markup=False, auto_scroll=True)
 
     def add(self, event: ev.Event) -> None:
-        """Append one event."""
-        self.write(describe_server_event(event))
+        """Append one event: its time, then what it says, wrapped under itself.
+
+        A pair's line is about 96 columns: at 80 a log that does not wrap cuts it and
+        scrolls sideways, and a plain wrap would start its second line under the times.
+        """
+        line = Table.grid()
+        line.add_column(no_wrap=True)
+        line.add_column(ratio=1, overflow="fold")
+        line.add_row(Text(f"{event.t:8.3f}s ", style="dim"), describe_server_event(event))
+        self.write(line, expand=True)
