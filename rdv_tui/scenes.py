@@ -223,8 +223,8 @@ async def stage_server(app: RdvApp) -> None:
     for event in events:
         screen.add_event(event)
     log = screen.query_one(ServerLog)
-    # Layout settles over a few refreshes (the table's rows, then the log's horizontal
-    # scrollbar): keep the log at its end until it has stayed there for a few of them.
+    # Layout settles over a few refreshes (the table's rows, the log's wrapped lines):
+    # keep the log at its end until it has stayed there for a few of them.
     settled = 0
     for _ in range(200):
         if settled >= 5:
