@@ -32,8 +32,9 @@ class ConnectScreen(Screen[None]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+g", "generate_code", "New code"),
-        Binding("ctrl+y", "copy_code", "Copy code"),
+        # Short labels: with the app's screen keys they must fit 80 columns.
+        Binding("ctrl+g", "generate_code", "New", tooltip="A new code"),
+        Binding("ctrl+y", "copy_code", "Copy", tooltip="Copy the code"),
         Binding("ctrl+r", "connect", "Connect"),
     ]
 

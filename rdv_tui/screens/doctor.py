@@ -64,7 +64,7 @@ class DoctorScreen(Screen[None]):
         with VerticalScroll(id="doctor-body"):
             yield Static("", id="findings")
             yield Static("", id="doctor-servers")
-        yield Footer()
+        yield Footer(compact=True)  # every key fits at 80 columns (tests/tui/test_footer_fits.py)
 
     def on_mount(self) -> None:
         self.sub_title = "doctor"

@@ -49,11 +49,13 @@ class RaceScreen(Screen[None]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("e", "export_race", "Export JSONL"),
-        Binding("s", "app.save_svg", "Save SVG"),
-        Binding("z", "toggle_zoom", "Zoom axis"),
+        # Short labels: with the app's screen keys they must fit 80 columns (the palette,
+        # ctrl+p, gives each its long name).
+        Binding("e", "export_race", "Export", tooltip="Export the race as JSONL"),
+        Binding("s", "app.save_svg", "SVG", show=False),  # also ctrl+s, in the palette
+        Binding("z", "toggle_zoom", "Zoom", tooltip="Zoom the time axis"),
         Binding("p", "play", "Replay"),
-        Binding("c", "cancel_attempt", "Cancel attempt"),
+        Binding("c", "cancel_attempt", "Cancel", tooltip="Cancel the attempt"),
     ]
 
     class CancelRequested(Message):
@@ -161,9 +163,12 @@ class RaceScreen(Screen[None]):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """``c`` only shows while there is an attempt to cancel."""
+        """``c`` only while there is an attempt to cancel; ``p`` only when there is none (a
+        replay would mix with the live events), so the footer keeps to 80 columns."""
         if action == "cancel_attempt":
             return self.running
+        if action == "play":
+            return not self.running
         return True
 
     def action_cancel_attempt(self) -> None:
@@ -219,7 +224,10 @@ class RaceScreen(Screen[None]):
         yield SystemCommand(
             "Zoom time axis", "Race only / whole attempt (z)", self.action_toggle_zoom
         )
-        yield SystemCommand("Replay race", "Play the recorded events again (p)", self.action_play)
+        if not self.running:
+            yield SystemCommand(
+                "Replay race", "Play the recorded events again (p)", self.action_play
+            )
         if self.running:
             yield SystemCommand(
                 "Cancel attempt",
