@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -51,10 +52,12 @@ class ChatLog(RichLog):
         stamp = self.clock()
         self._stamped.append((stamp, who, text))
         del self._stamped[: -self._keep]
-        self.write(self._line(stamp, who, text))
+        self.write(self._line(stamp, who, text), expand=True)
         self.lines_added.append((who, text))
 
-    def _line(self, stamp: str, who: Who, text: str) -> Text:
+    def _line(self, stamp: str, who: Who, text: str) -> Table:
+        """The time and who in a column of their own, the text wrapped beside them (a
+        long message or a file's path no longer continues under the times)."""
         muted = colour(self.app, "foreground-darken-2")
         who_colour = {
             "you": colour(self.app, "primary-lighten-2"),
@@ -62,12 +65,14 @@ class ChatLog(RichLog):
             "info": muted,
         }[who]
         label = {"you": "you ", "peer": "peer", "info": "  · "}[who]
-        return Text.assemble(
-            (stamp + " ", muted),
-            (label, f"bold {who_colour}"),
-            " ",
-            (text, muted if who == "info" else ""),
+        line = Table.grid()
+        line.add_column(no_wrap=True)
+        line.add_column(ratio=1, overflow="fold")
+        line.add_row(
+            Text.assemble((stamp + " ", muted), (label, f"bold {who_colour}"), " "),
+            Text(text, style=muted if who == "info" else ""),
         )
+        return line
 
     def on_resize(self, event: events.Resize) -> None:
         """RichLog wraps a line once, when written: wrap everything again at the new width."""
@@ -78,7 +83,7 @@ class ChatLog(RichLog):
             return
         self.clear()
         for stamp, who, text in self._stamped:
-            self.write(self._line(stamp, who, text))
+            self.write(self._line(stamp, who, text), expand=True)
 
 
 class ChatPane(Vertical):
