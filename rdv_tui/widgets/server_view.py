@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from rich.table import Table
 from rich.text import Text
 from textual.content import Content
@@ -102,6 +104,23 @@ class PairsTable(DataTable[str]):
             self.remove_row(row_key)
 
 
+#: Tokens and reasons longer than these are shown cut, with their length: any client picks
+#: its token (and a rejection's reason may quote the request), and the log wraps, so a
+#: request of a few KiB would otherwise fill screens of it.
+TOKEN_SHOWN: Final = 48
+REASON_SHOWN: Final = 160
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} chars)"
+
+
+def _token(token: str) -> str:
+    return _cut(token, TOKEN_SHOWN)
+
+
 def describe_server_event(event: ev.Event) -> Text:
     """What a server event says, for the log (tokens shown: the server sees only
     nameplates); the log puts its time before it."""
@@ -109,12 +128,12 @@ def describe_server_event(event: ev.Event) -> Text:
     match event:
         case ev.PeerJoined():
             t.append(f"{event.method:<6} joined ", style="bold")
-            t.append(f"{event.token} from {event.remote}")
+            t.append(f"{_token(event.token)} from {event.remote}")
             if event.observed_addr and event.observed_addr != event.remote:
                 t.append(f" (observed {event.observed_addr})")
         case ev.PairMatched():
             t.append(f"pair {event.pair_id} matched ", style="bold")
-            t.append(f"{event.token}: {event.dialer} ⇄ {event.accepter}")
+            t.append(f"{_token(event.token)}: {event.dialer} ⇄ {event.accepter}")
             t.append(f", lobby {event.lobby_s * 1000:.0f} ms", style="dim")
         case ev.P2PReported():
             t.append(f"pair {event.pair_id} went p2p ", style="bold green")
@@ -130,16 +149,19 @@ def describe_server_event(event: ev.Event) -> Text:
             )
         case ev.LobbyTimedOut():
             t.append("lobby timeout ", style="bold red")
-            t.append(f"{event.method} {event.token} from {event.remote}")
+            t.append(f"{event.method} {_token(event.token)} from {event.remote}")
         case ev.Replaced():
             t.append("replaced ", style="bold red")
-            t.append(f"{event.method} {event.token} from {event.remote}")
+            t.append(f"{event.method} {_token(event.token)} from {event.remote}")
         case ev.LobbyLeft():
             t.append("left lobby ", style="bold")
-            t.append(f"{event.method} {event.token} from {event.remote}: {event.reason}")
+            t.append(
+                f"{event.method} {_token(event.token)} from {event.remote}: "
+                f"{_cut(event.reason, REASON_SHOWN)}"
+            )
         case ev.Rejected():
             t.append(f"rejected {event.status} ", style="bold red")
-            t.append(f"{event.method} from {event.remote}: {event.reason}")
+            t.append(f"{event.method} from {event.remote}: {_cut(event.reason, REASON_SHOWN)}")
         case ev.ServerClosed():
             t.append("server closed", style="bold red")
         case _:
