@@ -63,7 +63,8 @@ def add_parser(subparsers: Any) -> None:
         description="Race in every cell of the matrix: A's router drops, resets or "
         "ICMP-rejects early SYNs, B's drops or resets; each peer 0, 5, 20, 50 or 100 ms from "
         "its router (both, or one side only), plus lossy cells. Prints one row per cell: "
-        "outcome over N runs, whether it meets the bar, payload integrity failures, p50/p90.",
+        "outcome over N runs, whether it meets the bar, payload integrity failures, runs a "
+        "router's port clash explains (clash), p50/p90.",
     )
     matrix.add_argument(
         "--runs", type=_positive_int, default=3, metavar="N", help="runs per cell (default 3)"
