@@ -50,6 +50,41 @@ def endless_stdin() -> Iterator[int]:
         os.close(write_fd)
 
 
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """RST, no FIN: what a closed socket with unread data sends."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _relay_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Conn:
+    """Our end of the conn to the stand-in relay, as the client hands it to pipe mode."""
+    sock = writer.get_extra_info("socket")
+    local, remote = addr_of(sock.getsockname()), addr_of(sock.getpeername())
+    assert local is not None and remote is not None
+    return Conn(
+        reader=reader,
+        writer=writer,
+        is_relay=True,
+        local_addr=local,
+        remote_addr=remote,
+        meta=Meta("DIAL", "reset", None, (), ()),
+    )
+
+
+async def _pump_until_unsent(conn: Conn, stdin_fd: int) -> UnsentInput:
+    """Run pipe mode on ``conn`` with an endless stdin: it must end with UnsentInput."""
+    stdout_fd = os.open(os.devnull, os.O_WRONLY)
+    try:
+        with pytest.raises(UnsentInput, match="were not delivered") as caught:
+            await asyncio.wait_for(
+                pump(conn, stdin_fd, stdout_fd, lambda _line: None, interactive=False), 20
+            )
+    finally:
+        os.close(stdout_fd)
+    return caught.value
+
+
 async def test_a_reset_during_the_upload_reports_undelivered_stdin(endless_stdin: int) -> None:
     got_bytes = asyncio.Event()
 
@@ -58,36 +93,18 @@ async def test_a_reset_during_the_upload_reports_undelivered_stdin(endless_stdin
         writer.write(b"the peer's last words\n")
         await writer.drain()
         got_bytes.set()
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()  # RST, no FIN: what a closed socket with unread data sends
+        _reset(writer)
 
     server = await asyncio.start_server(relay_side, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    sock = writer.get_extra_info("socket")
-    local, remote = addr_of(sock.getsockname()), addr_of(sock.getpeername())
-    assert local is not None and remote is not None
-    conn = Conn(
-        reader=reader,
-        writer=writer,
-        is_relay=True,
-        local_addr=local,
-        remote_addr=remote,
-        meta=Meta("DIAL", "reset", None, (), ()),
-    )
-    stdout_fd = os.open(os.devnull, os.O_WRONLY)
     try:
-        with pytest.raises(UnsentInput, match="were not delivered") as caught:
-            await asyncio.wait_for(
-                pump(conn, endless_stdin, stdout_fd, lambda _line: None, interactive=False), 20
-            )
+        conn = _relay_conn(*await asyncio.open_connection("127.0.0.1", port))
+        unsent = await _pump_until_unsent(conn, endless_stdin)
     finally:
-        os.close(stdout_fd)
         server.close()
         await server.wait_closed()
     assert got_bytes.is_set()
-    assert "ended the conn" in str(caught.value) and "--fast-start" in str(caught.value)
+    assert "ended the conn" in str(unsent) and "--fast-start" in str(unsent)
 
 
 async def test_a_write_that_meets_the_reset_first_reports_undelivered_stdin(
@@ -99,44 +116,28 @@ async def test_a_write_that_meets_the_reset_first_reports_undelivered_stdin(
 
     async def relay_side(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(1)
-        sock = writer.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        writer.transport.abort()
+        _reset(writer)
         reset_sent.set()
 
     server = await asyncio.start_server(relay_side, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    sock = writer.get_extra_info("socket")
-    local, remote = addr_of(sock.getsockname()), addr_of(sock.getpeername())
-    assert local is not None and remote is not None
-    # Our read must not see the reset first: that is the other test's order.
-    transport = writer.transport
-    assert isinstance(transport, asyncio.ReadTransport)
-    transport.pause_reading()
-    writer.write(b"x")
-    await asyncio.wait_for(reset_sent.wait(), 5)
-    await asyncio.sleep(0.05)
-    # Take the pending reset off the socket, as a read or a write would.
-    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
-    writer.write(b"y")  # now EPIPE: the transport dies with BrokenPipeError
-    await asyncio.sleep(0)  # asyncio reports the loss to the reader on the next turn
-    assert isinstance(reader.exception(), BrokenPipeError)
-    conn = Conn(
-        reader=reader,
-        writer=writer,
-        is_relay=True,
-        local_addr=local,
-        remote_addr=remote,
-        meta=Meta("DIAL", "reset", None, (), ()),
-    )
-    stdout_fd = os.open(os.devnull, os.O_WRONLY)
     try:
-        with pytest.raises(UnsentInput, match="were not delivered"):
-            await asyncio.wait_for(
-                pump(conn, endless_stdin, stdout_fd, lambda _line: None, interactive=False), 20
-            )
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = _relay_conn(reader, writer)  # while the socket still has its addresses
+        # Our read must not see the reset first: that is the other test's order.
+        transport = writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()
+        writer.write(b"x")
+        await asyncio.wait_for(reset_sent.wait(), 5)
+        await asyncio.sleep(0.05)
+        # Take the pending reset off the socket, as a read or a write would.
+        sock = writer.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
+        writer.write(b"y")  # now EPIPE: the transport dies with BrokenPipeError
+        await asyncio.sleep(0)  # asyncio reports the loss to the reader on the next turn
+        assert isinstance(reader.exception(), BrokenPipeError)
+        await _pump_until_unsent(conn, endless_stdin)
     finally:
-        os.close(stdout_fd)
         server.close()
         await server.wait_closed()
