@@ -17,6 +17,7 @@ from textual.widgets import Input, RichLog
 
 from rdv_core.session import MAX_CHAT_BYTES
 from rdv_tui.cli.formatting import human_bytes
+from rdv_tui.widgets.log_line import beside
 from rdv_tui.widgets.palette import colour
 
 Who = Literal["you", "peer", "info"]
@@ -65,14 +66,10 @@ class ChatLog(RichLog):
             "info": muted,
         }[who]
         label = {"you": "you ", "peer": "peer", "info": "  · "}[who]
-        line = Table.grid()
-        line.add_column(no_wrap=True)
-        line.add_column(ratio=1, overflow="fold")
-        line.add_row(
+        return beside(
             Text.assemble((stamp + " ", muted), (label, f"bold {who_colour}"), " "),
             Text(text, style=muted if who == "info" else ""),
         )
-        return line
 
     def on_resize(self, event: events.Resize) -> None:
         """RichLog wraps a line once, when written: wrap everything again at the new width."""

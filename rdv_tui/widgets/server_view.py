@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Final
 
-from rich.table import Table
 from rich.text import Text
 from textual.content import Content
 from textual.widgets import DataTable, RichLog, Static
@@ -12,6 +11,7 @@ from textual.widgets import DataTable, RichLog, Static
 from rdv_core import events as ev
 from rdv_core.server import PairStats, ServerStats
 from rdv_tui.cli.formatting import human_bytes
+from rdv_tui.widgets.log_line import beside
 
 
 class ServerCounters(Static):
@@ -185,8 +185,5 @@ class ServerLog(RichLog):
         A pair's line is about 96 columns: at 80 a log that does not wrap cuts it and
         scrolls sideways, and a plain wrap would start its second line under the times.
         """
-        line = Table.grid()
-        line.add_column(no_wrap=True)
-        line.add_column(ratio=1, overflow="fold")
-        line.add_row(Text(f"{event.t:8.3f}s ", style="dim"), describe_server_event(event))
-        self.write(line, expand=True)
+        stamp = Text(f"{event.t:8.3f}s ", style="dim")
+        self.write(beside(stamp, describe_server_event(event)), expand=True)
