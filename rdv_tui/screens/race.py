@@ -224,15 +224,15 @@ class RaceScreen(Screen[None]):
         yield SystemCommand(
             "Zoom time axis", "Race only / whole attempt (z)", self.action_toggle_zoom
         )
-        if not self.running:
-            yield SystemCommand(
-                "Replay race", "Play the recorded events again (p)", self.action_play
-            )
         if self.running:
             yield SystemCommand(
                 "Cancel attempt",
                 "Stop the attempt that races or waits (c)",
                 self.action_cancel_attempt,
+            )
+        else:
+            yield SystemCommand(
+                "Replay race", "Play the recorded events again (p)", self.action_play
             )
 
     @work(exclusive=True, group="race-replay")
