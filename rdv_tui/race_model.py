@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -107,6 +108,33 @@ class CandidateRow:
         if self.detail:
             text = f"{text}: {self.detail}"
         return text
+
+    @property
+    def short_state_text(self) -> str:
+        """The state column where :attr:`state_text` does not fit (80 columns): retries
+        as the waterfall's ``↻N``, the reason without its asides in parentheses. The
+        candidate's details (Enter) keep the whole text."""
+        text = self.state.value
+        if self.state is RowState.RETRYING:
+            text = f"retrying ×{self.retries + 1}"  # noqa: RUF001 (the multiplication sign)
+        elif self.retries and self.state is not RowState.DIALING:
+            text = f"{text} ↻{self.retries}"
+        if self.state is RowState.PICKED:
+            text = f"★ {text}"
+        detail = without_asides(self.detail)
+        return f"{text}: {detail}" if detail else text
+
+
+_ASIDE = re.compile(r"\s*\([^()]*\)")
+
+
+def without_asides(reason: str) -> str:
+    """``reason`` without its parenthesized parts: ``unreachable (errno 101) (no IPv6
+    route)`` is ``unreachable``; a reason that is all aside stays whole."""
+    short = reason
+    while (shorter := _ASIDE.sub("", short)) != short:
+        short = shorter
+    return short.strip() or reason
 
 
 def ip_family(addr: str) -> str:

@@ -13,7 +13,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from rdv_tui.cli.formatting import format_ms
-from rdv_tui.race_model import CandidateRow, Mark, RaceModel, RowState
+from rdv_tui.race_model import CandidateRow, Mark, RaceModel, RowState, without_asides
 from rdv_tui.widgets.palette import colour, state_colour
 
 LABEL_WIDTH = 13
@@ -27,7 +27,10 @@ _END_GLYPHS: dict[RowState, str] = {
     RowState.SKIPPED: "·",
 }
 
+#: Reasons longer than this lose their asides even where they would fit.
 _SHORT_REASON_LIMIT = 28
+#: Fewest cells worth a cut reason.
+_MIN_REASON = 6
 
 REASON_WIDTH = 24
 """Columns kept free right of the bars, so the reason of a late end always fits."""
@@ -68,7 +71,7 @@ class Waterfall(Widget):
 
     def render(self) -> Text:
         width = max(self.size.width, LABEL_WIDTH + 20)
-        bar_width = width - LABEL_WIDTH - min(REASON_WIDTH, width // 4)
+        bar_width = width - LABEL_WIDTH - min(REASON_WIDTH, width // 3)
         start, end = self.axis_window()
         span = max(end - start, 1e-6)
 
@@ -154,9 +157,22 @@ class Waterfall(Widget):
         _paint(line, chars, styles)
         if row.state.is_final:
             reason = row.detail if row.state is not RowState.PICKED else f"picked {row.detail}"
-            reason = reason.split(" (", 1)[0] if len(reason) > _SHORT_REASON_LIMIT else reason
-            _annotate(line, LABEL_WIDTH + col(stop) + 1, f" {reason}", final_colour)
+            at = LABEL_WIDTH + col(stop) + 1
+            width = max(self.size.width, LABEL_WIDTH + 20)  # as render() draws it
+            note = _fit_reason(reason, width - at - 1)
+            if note:
+                _annotate(line, at, f" {note}", final_colour)
         return line
+
+
+def _fit_reason(reason: str, room: int) -> str:
+    """``reason`` in at most ``room`` cells: whole, else without its asides, else cut
+    with ``…``; empty when not even a few letters fit."""
+    if len(reason) > _SHORT_REASON_LIMIT or len(reason) > room:
+        reason = without_asides(reason)
+    if len(reason) <= room:
+        return reason
+    return reason[: room - 1].rstrip() + "…" if room >= _MIN_REASON else ""
 
 
 def _paint(line: Text, chars: list[str], styles: list[str]) -> None:
