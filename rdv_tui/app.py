@@ -304,7 +304,7 @@ class RdvApp(App[int]):
         export_dir.mkdir(parents=True, exist_ok=True)
         name = time.strftime(f"rdv-{self.current_mode}-%Y%m%d-%H%M%S.svg")
         path = self.save_screenshot(filename=name, path=str(export_dir))
-        self.notify(f"screen saved to {path}", title="Screenshot")
+        self.notify(f"screen saved to {path}", title="Screenshot", markup=False)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         """Textual's entries (less its own "Screenshot": ours saves to the export

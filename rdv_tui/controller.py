@@ -144,7 +144,10 @@ class Controller:
             self.embedded = await EmbeddedServer.start(host, port, self._poster("server"))
         except OSError as exc:
             self._app.notify(
-                f"cannot listen on {host}:{port}: {exc}", severity="error", title="Server"
+                f"cannot listen on {host}:{port}: {exc}",
+                severity="error",
+                title="Server",
+                markup=False,
             )
             return None
         return self.embedded
@@ -214,7 +217,13 @@ class Controller:
             conn = await client.connect(method, params.server_url, params.token)
         except (RdvError, ValueError, OSError) as exc:
             if number == self._attempt_number:
-                app.notify(shown(str(exc)), severity="error", title="Connection failed", timeout=10)
+                app.notify(
+                    shown(str(exc)),
+                    severity="error",
+                    title="Connection failed",
+                    timeout=10,
+                    markup=False,
+                )
             return
         finally:
             if number == self._attempt_number:
@@ -254,7 +263,7 @@ class Controller:
         try:
             await asyncio.to_thread(self.download_dir.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
-            app.notify(f"cannot create {self.download_dir}: {exc}", severity="error")
+            app.notify(f"cannot create {self.download_dir}: {exc}", severity="error", markup=False)
         session = Session(
             conn.reader,
             conn.writer,
@@ -272,7 +281,9 @@ class Controller:
             if isinstance(exc, CodeMismatch):
                 BurnedCodes().add(parse_code(params.code))
             app.race_screen.note = f"session failed: {shown(str(exc))}"
-            app.notify(shown(str(exc)), severity="error", title="Session failed", timeout=10)
+            app.notify(
+                shown(str(exc)), severity="error", title="Session failed", timeout=10, markup=False
+            )
             await conn.close()
             self._set_link(None, None)
             return None
@@ -305,7 +316,7 @@ class Controller:
         try:
             await session.send_chat(text)
         except (SessionError, ValueError) as exc:
-            self._app.notify(shown(str(exc)), severity="error", title="Chat")
+            self._app.notify(shown(str(exc)), severity="error", title="Chat", markup=False)
 
     def send_paths(self, paths: list[Path]) -> None:
         """Offer and send files; verdicts show in the files pane."""
@@ -318,9 +329,9 @@ class Controller:
         try:
             await session.send_paths(paths)
         except TransferRejected as exc:
-            self._app.notify(shown(str(exc)), severity="warning", title="Rejected")
+            self._app.notify(shown(str(exc)), severity="warning", title="Rejected", markup=False)
         except (SessionError, OSError, ValueError) as exc:
-            self._app.notify(shown(str(exc)), severity="error", title="Send failed")
+            self._app.notify(shown(str(exc)), severity="error", title="Send failed", markup=False)
 
     def _open_session(self) -> Session | None:
         session = self.session
@@ -384,7 +395,7 @@ class Controller:
             await session.send_chat("hello from the dialing side")
             await session.send_paths([sample])
         except (SessionError, OSError) as exc:
-            app.notify(shown(str(exc)), severity="error", title="Demo")
+            app.notify(shown(str(exc)), severity="error", title="Demo", markup=False)
             return
         app.session_screen.show_info(DEMO_HINT)
 

@@ -47,8 +47,10 @@ class CandidateDetails(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         c = self.row.candidate
         with VerticalScroll():
-            yield Label(f"{c.describe()}: {self.row.state_text}", id="title")
-            yield Static("\n".join(describe_event(e) for e in self.events), id="events")
+            yield Label(f"{c.describe()}: {self.row.state_text}", id="title", markup=False)
+            yield Static(
+                "\n".join(describe_event(e) for e in self.events), id="events", markup=False
+            )
             yield Label("Esc to close", id="hint")
 
     def action_close(self) -> None:

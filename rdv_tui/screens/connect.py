@@ -55,7 +55,9 @@ class ConnectScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         servers = self.servers
         recent = servers.recent
-        yield Static(servers.share_text(), id="share")  # refreshed on mount and on edits
+        yield Static(
+            servers.share_text(), id="share", markup=False
+        )  # refreshed on mount and on edits
         with VerticalScroll(id="form"):
             with Horizontal(classes="row"):
                 yield Label("Server")
@@ -123,7 +125,7 @@ class ConnectScreen(Screen[None]):
                 )
                 yield Static("s (lobby wait included)", classes="unit")
             yield Button("Connect", variant="primary", id="connect", compact=True)
-            yield Static("", id="error")
+            yield Static("", id="error", markup=False)
         yield Footer(compact=True)  # every key fits at 80 columns
 
     def on_mount(self) -> None:
@@ -266,7 +268,7 @@ class ConnectScreen(Screen[None]):
             params = self.params()
         except ValueError as exc:
             error.update(f"✗ {exc}")
-            self.notify(str(exc), severity="error", title="Cannot connect")
+            self.notify(str(exc), severity="error", title="Cannot connect", markup=False)
             return
         error.update("")
         self.post_message(self.ConnectRequested(params))

@@ -60,7 +60,7 @@ class DoctorScreen(Screen[None]):
         self._running = False
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="doctor-summary")
+        yield Static("", id="doctor-summary", markup=False)
         with VerticalScroll(id="doctor-body"):
             yield Static("", id="findings")
             yield Static("", id="doctor-servers")

@@ -210,7 +210,7 @@ class RaceScreen(Screen[None]):
     def action_export_race(self) -> None:
         """Save the race's events as JSONL in the export folder (default: the working one)."""
         path = export_race(self.model.events, self.export_dir or Path.cwd())
-        self.notify(f"race saved to {path}", title="Export")
+        self.notify(f"race saved to {path}", title="Export", markup=False)
 
     def action_play(self) -> None:
         """Play the recorded events again with their original timing."""

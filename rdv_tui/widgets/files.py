@@ -42,9 +42,9 @@ class TransferRow(Horizontal):
         self.status_text = "offered"
         # Children exist from the start, so that events arriving before this row is
         # composed (they come in bursts) update them safely.
-        self._w_name = Static(f"{arrow} {name} ({human_bytes(size)})", classes="name")
+        self._w_name = Static(f"{arrow} {name} ({human_bytes(size)})", classes="name", markup=False)
         self._w_bar = ProgressBar(total=max(self.file_size, 1), show_eta=False)
-        self._w_status = Static(self.status_text, classes="status")
+        self._w_status = Static(self.status_text, classes="status", markup=False)
 
     def compose(self) -> ComposeResult:
         yield self._w_name
@@ -148,7 +148,7 @@ class OfferBar(Horizontal):
         self._sends: dict[int, asyncio.Future[bool]] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="offer-text")
+        yield Static("", id="offer-text", markup=False)
         yield Button("Accept", variant="success", id="offer-accept", compact=True)
         yield Button("Reject", variant="error", id="offer-reject", compact=True)
 
@@ -226,10 +226,10 @@ class FilePicker(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Send a file or folder from {self.root}")
+            yield Label(f"Send a file or folder from {self.root}", markup=False)
             yield DirectoryTree(self.root)
             with Horizontal():
-                yield Static("", id="picked")
+                yield Static("", id="picked", markup=False)
                 yield Button("Send this", variant="primary", id="pick")
                 yield Button("Cancel", id="cancel")
 
@@ -295,11 +295,11 @@ class FilesPane(Vertical):
             )
             yield Button("Send", variant="primary", id="send", compact=True)
         yield OfferBar(id="offer-bar")
-        yield Static("", id="aggregate-out", classes="aggregate")
-        yield Static("", id="aggregate-in", classes="aggregate")
+        yield Static("", id="aggregate-out", classes="aggregate", markup=False)
+        yield Static("", id="aggregate-in", classes="aggregate", markup=False)
         yield VerticalScroll(id="transfers")
         where = str(self.download_dir) if self.download_dir else "(not receiving files)"
-        yield Static(f"received files: {where}", id="download-dir")
+        yield Static(f"received files: {where}", id="download-dir", markup=False)
 
     # ----- sending
 
@@ -314,7 +314,7 @@ class FilesPane(Vertical):
             return
         path = Path(text).expanduser()
         if not path.exists():
-            self.app.notify(f"no such file or folder: {path}", severity="error")
+            self.app.notify(f"no such file or folder: {path}", severity="error", markup=False)
             return  # keep the text so the user can fix it
         field.value = ""
         self.post_message(self.SendPaths([path]))

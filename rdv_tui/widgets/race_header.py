@@ -78,6 +78,10 @@ class ResultBanner(Static):
     ResultBanner.-failed { background: $error-muted; color: $text-error; }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        # Plain text, never markup: a failure's reason quotes what a server answered.
+        super().__init__(id=id, markup=False)
+
     def show(self, model: RaceModel, *, extra: str = "") -> None:
         """Redraw from the model's result."""
         r = model.result

@@ -10,6 +10,7 @@ from textual.widgets import DataTable, RichLog, Static
 
 from rdv_core import events as ev
 from rdv_core.server import PairStats, ServerStats
+from rdv_core.wire import printable
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.widgets.log_line import beside
 
@@ -63,8 +64,13 @@ PAIR_COLUMNS: tuple[tuple[str, str], ...] = (
 """The short columns first: at 80 columns the addresses scroll off, not the age (issue 16)."""
 
 
-class PairsTable(DataTable[str]):
-    """Open pairs, updated by pair id; closed pairs are removed."""
+class PairsTable(DataTable[Text]):
+    """Open pairs, updated by pair id; closed pairs are removed.
+
+    Cells are :class:`~rich.text.Text`, never markup: a client picks its token, and a
+    ``str`` cell would be parsed as Rich markup (``[/x]`` raised a ``MarkupError`` that
+    ended the app); tokens are cut and escaped as in the log (:func:`_token`).
+    """
 
     DEFAULT_CSS = """
     PairsTable { height: auto; max-height: 12; }
@@ -84,22 +90,25 @@ class PairsTable(DataTable[str]):
             key = str(pair.pair_id)
             seen.add(key)
             path = "waiting" if pair.relayed is None else ("relay" if pair.relayed else "p2p")
-            cells = (
-                key,
-                pair.token,
-                path,
-                human_bytes(pair.bytes_dialer_to_accepter),
-                human_bytes(pair.bytes_accepter_to_dialer),
-                f"{max(0.0, now - pair.started_t):.0f} s",
-                pair.dialer,
-                pair.accepter,
+            cells = tuple(
+                Text(value, no_wrap=True)
+                for value in (
+                    key,
+                    _token(pair.token),
+                    path,
+                    human_bytes(pair.bytes_dialer_to_accepter),
+                    human_bytes(pair.bytes_accepter_to_dialer),
+                    f"{max(0.0, now - pair.started_t):.0f} s",
+                    pair.dialer,
+                    pair.accepter,
+                )
             )
             if key not in self.rows:
                 self.add_row(*cells, key=key)
                 continue
-            for (column, _), value in zip(PAIR_COLUMNS, cells, strict=True):
-                if self.get_cell(key, column) != value:
-                    self.update_cell(key, column, value, update_width=True)
+            for (column, _), cell in zip(PAIR_COLUMNS, cells, strict=True):
+                if self.get_cell(key, column).plain != cell.plain:
+                    self.update_cell(key, column, cell, update_width=True)
         for row_key in [k for k in self.rows if k.value not in seen]:
             self.remove_row(row_key)
 
@@ -112,12 +121,15 @@ REASON_SHOWN: Final = 160
 
 
 def _cut(text: str, limit: int) -> str:
+    """``text`` from a client, escaped (``printable``), then cut to ``limit``."""
+    text = printable(text)
     if len(text) <= limit:
         return text
     return f"{text[:limit]}… ({len(text)} chars)"
 
 
 def _token(token: str) -> str:
+    """A client's token as shown: escaped and cut (:func:`_cut`)."""
     return _cut(token, TOKEN_SHOWN)
 
 

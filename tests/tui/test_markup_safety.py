@@ -1,0 +1,83 @@
+"""Text that peers, servers or users pick is shown as it is, never read as markup (Pilot).
+
+Textual parses a ``str`` given to ``Static``, ``Label`` or ``notify`` as markup: a file the
+peer offers as ``notes[/b].txt`` raised a ``MarkupError`` that ended the app, one named
+``[@click=app.quit]x[/]`` showed a link that ran an action of ours when clicked, and a
+plain ``report [final].pdf`` lost its ``[final]``. Every widget that shows such text now
+takes it as plain text (``markup=False``, or ``Text``/``Content`` cells).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rdv_core import events as ev
+from rdv_core.events import Candidate
+from rdv_tui.app import AppConfig, make_app
+from rdv_tui.screens.candidate import CandidateDetails
+from rdv_tui.screens.connect import ConnectScreen
+from rdv_tui.widgets.files import FilesPane
+from rdv_tui.widgets.race_header import ResultBanner
+
+HOSTILE = ("notes[/b].txt", "[@click=app.quit]x[/]", "report [final].pdf", "[bold]loud")
+
+
+async def test_offered_file_names_show_as_sent(tmp_path: Path) -> None:
+    app = make_app(AppConfig(embedded_server=False, download_dir=tmp_path))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.switch_mode("session")
+        screen = app.session_screen
+        screen.feed(ev.SessionEstablished(0.0, False, "127.0.0.1:4000", 1))
+        for number, name in enumerate(HOSTILE, start=1):
+            screen.feed(ev.FileOffered(0.1, number, "in", name, 3))
+            screen.feed(ev.FileRejected(0.2, number, "in", f"refused {name}"))
+        await pilot.pause()
+        files = screen.query_one(FilesPane)
+        for number, name in enumerate(HOSTILE, start=1):
+            row = files.row("in", number, session=1)
+            assert row is not None
+            assert f"↓ {name} (3 B)" == str(row._w_name.render())
+            assert name in str(row._w_status.render())
+        assert app.is_running
+
+
+async def test_a_candidates_story_quotes_the_peer_as_is(race_file: Path) -> None:
+    app = make_app(AppConfig(replay=race_file))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        race = app.screen
+        candidate = Candidate(9, "192.0.2.9:5000", "public4", "self")
+        line = "rdv/1 ACCEPT [/x] [@click=app.quit]y[/]"
+        race.feed(ev.DialStarted(0.5, candidate))  # type: ignore[attr-defined]
+        race.feed(ev.HandshakeFailed(0.6, candidate, "misdial", line))  # type: ignore[attr-defined]
+        await pilot.pause()
+        row = race.model.rows[9]  # type: ignore[attr-defined]
+        await app.push_screen(CandidateDetails(row, race.model.events))  # type: ignore[attr-defined]
+        await pilot.pause()
+        title = str(app.screen.query_one("#title").render())
+        story = str(app.screen.query_one("#events").render())
+        assert "[/x] [@click=app.quit]y[/]" in title + story
+        assert app.is_running
+
+
+async def test_a_servers_reason_and_a_typed_code_show_as_is(race_file: Path) -> None:
+    app = make_app(AppConfig(embedded_server=False))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.switch_mode("race")
+        race = app.race_screen
+        race.feed(ev.AttemptStarted(0.0, "DIAL", "http://x/", "loopback4", "first"))
+        race.feed(ev.AttemptFailed(0.2, "server refused: [/x] bad [token]"))
+        await pilot.pause()
+        banner = str(race.query_one(ResultBanner).render())
+        assert "server refused: [/x] bad [token]" in banner
+        await app.switch_mode("connect")
+        await pilot.pause()
+        connect = app.screen
+        assert isinstance(connect, ConnectScreen)
+        connect.query_one("#server").value = "http://127.0.0.1:9/"  # type: ignore[attr-defined]
+        connect.query_one("#code").value = "[/x]-tulip"  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert "[/x]-tulip" in str(connect.query_one("#share").render())
+        app.notify("[/y] stays", markup=False)  # how the app's notices quote
+        await pilot.pause()
+        assert app.is_running
