@@ -404,7 +404,9 @@ class EventSink:
         if isinstance(event, ObservedAddrWarning):
             self.console.print(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Upgraded):  # fast start: RELAY -> P2P
-            self.console.print(f"switched to p2p: {event.addr} after {event.after_s * 1000:.0f} ms")
+            # Escaped: Rich reads [fd00::5] or [fe80::1%eth0] as a style tag and drops it.
+            addr = escape(event.addr)
+            self.console.print(f"switched to p2p: {addr} after {event.after_s * 1000:.0f} ms")
         if self.verbose and not isinstance(event, FileProgress):
             line = format_event(event, readable=False)
             self.console.print(f"[dim]{escape(line)}[/]", highlight=False)

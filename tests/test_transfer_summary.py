@@ -7,14 +7,15 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import re
 import time
 
 from rich.console import Console
 
-from rdv_core.events import FileAccepted, FileCompleted, FileOffered
-from rdv_tui.transfer_ui import TransferView
+from rdv_core.events import Candidate, FileAccepted, FileCompleted, FileOffered, Upgraded
+from rdv_tui.transfer_ui import EventSink, TransferView
 
 MIB = 1024 * 1024
 
@@ -38,3 +39,13 @@ def test_a_summary_before_anything_was_accepted_says_nothing_moved() -> None:
     view.expect(2, MIB)
     time.sleep(0.2)
     assert view.summary() == "0 of 2 file(s) verified, 0 B in 0.0 s (0 B/s)"
+
+
+def test_the_switch_line_keeps_a_bracketed_ipv6_address() -> None:
+    """Rich read ``[fd00::5]`` as a style tag and printed ``switched to p2p: :52000``."""
+    out = io.StringIO()
+    console = Console(file=out, width=120)
+    sink = EventSink(argparse.Namespace(verbose=False), console, TransferView(console, "out"), None)
+    candidate = Candidate(3, "[fd00::5]:52000", "private6", "self")
+    sink(Upgraded(0.5, candidate, "[fd00::5]:52000", 0.084, 1))
+    assert "switched to p2p: [fd00::5]:52000 after 84 ms" in out.getvalue()

@@ -139,6 +139,25 @@ async def test_receive_names_the_file_it_saved_after_a_collision(url: str, tmp_p
     assert "connected, encrypted: p2p" in err_r  # loopback spaces by default here
 
 
+async def test_receive_prints_bracketed_names_as_they_are(url: str, tmp_path: Path) -> None:
+    """Rich reads ``[...]`` as markup: a folder ``dl [final][/x]`` ended ``rdv receive``
+    with a MarkupError after the transfer, and ``[final]`` alone vanished from its lines."""
+    src = tmp_path / "notes [draft].txt"
+    src.write_bytes(b"draft")
+    dl = tmp_path / "dl [final][" / "x]"  # the path reads .../dl [final][/x]
+    dl.mkdir(parents=True)
+    common = ["--server", url, "--no-fast-start"]
+    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+        rdv("send", str(src), "--code", "42-otter-quill", *common),
+        rdv("receive", "42-otter-quill", "--dir", str(dl), "--yes", *common),
+    )
+    assert (rc_s, rc_r) == (0, 0), (err_s, err_r)
+    assert (dl / src.name).read_bytes() == b"draft"
+    flat = " ".join(err_r.split())  # Rich wraps long lines
+    assert f"into {dl}" in flat and f"verified in {dl}" in flat, err_r
+    assert "verified notes [draft].txt" in flat
+
+
 class Terminal:
     """A child process on a pseudo-terminal; collects what it writes."""
 

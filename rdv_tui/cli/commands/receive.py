@@ -174,7 +174,7 @@ async def _receive(args: argparse.Namespace) -> int:
         console.print(table)
         summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
         if args.yes:
-            console.print(f"accepting {summary} into {download_dir}")
+            console.print(f"accepting {summary} into {escape(str(download_dir))}")
             return True
         if not sys.stdin.isatty():
             declined.append(("stdin is not a terminal: pass --yes to accept without asking", offer))
@@ -229,7 +229,7 @@ async def _receive(args: argparse.Namespace) -> int:
         except (RdvError, SessionError, OSError) as exc:
             return fail(str(exc))
         assert session.conn is not None
-        console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        console.print(f"connected, encrypted: {escape(describe_path(session.conn))}")
         if args.explain:
             await explain_after(session, report, sink, say, client.spaces)
         try:
@@ -243,7 +243,8 @@ async def _receive(args: argparse.Namespace) -> int:
         failed = [r for r in results if not r.ok]
         console.print(escape(view.summary()))
         if session.error is None and not failed and not declined and verified:
-            console.print(f"[green]done:[/] {len(verified)} file(s) verified in {download_dir}")
+            where = escape(str(download_dir))
+            console.print(f"[green]done:[/] {len(verified)} file(s) verified in {where}")
             return ui.EXIT_OK
         # Say what happened to every file, not only the last thing that went wrong.
         parts = [f"{len(verified)} file(s) verified in {download_dir}"] if verified else []

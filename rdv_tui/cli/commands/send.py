@@ -154,7 +154,7 @@ async def _send(args: argparse.Namespace) -> int:
         except (RdvError, SessionError, OSError) as exc:
             return fail(str(exc))
         assert session.conn is not None
-        console.print(f"connected, encrypted: {describe_path(session.conn)}")
+        console.print(f"connected, encrypted: {escape(describe_path(session.conn))}")
         if args.explain:
             await explain_after(session, report, sink, say, client.spaces)
         try:
