@@ -9,6 +9,8 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 
 if TYPE_CHECKING:
     from rdv_tui.app import RdvApp
@@ -25,7 +27,11 @@ class RecentProvider(Provider):
 
     async def discover(self) -> Hits:
         for kind, value, title in self._entries():
-            yield DiscoveryHit(title, partial(self._use, kind, value), help=f"recent {kind}")
+            # Content, not str: a str prompt is read as markup, and a code or URL with
+            # [/x] in it ended the app when the palette opened.
+            yield DiscoveryHit(
+                Content(title), partial(self._use, kind, value), text=title, help=f"recent {kind}"
+            )
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
@@ -34,8 +40,9 @@ class RecentProvider(Provider):
             if score > 0:
                 yield Hit(
                     score,
-                    matcher.highlight(title),
+                    matcher.highlight(escape(title)),  # it reads its argument as markup
                     partial(self._use, kind, value),
+                    text=title,
                     help=f"recent {kind}: fill the Connect form",
                 )
 

@@ -9,7 +9,11 @@ takes it as plain text (``markup=False``, or ``Text``/``Content`` cells).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+from textual.command import CommandPalette
+from textual.widgets import Input, OptionList
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate
@@ -81,3 +85,24 @@ async def test_a_servers_reason_and_a_typed_code_show_as_is(race_file: Path) -> 
         app.notify("[/y] stays", markup=False)  # how the app's notices quote
         await pilot.pause()
         assert app.is_running
+
+
+async def test_recent_entries_with_brackets_list_in_the_palette(tmp_path: Path) -> None:
+    recent_file = tmp_path / "recent.json"
+    codes = ["7-[/x]-orbit", "8-[bold]-loud"]
+    recent_file.write_text(json.dumps({"servers": ["http://[fd00::5]:8080"], "codes": codes}))
+    app = make_app(AppConfig(embedded_server=False, recent_path=recent_file))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.switch_mode("connect")
+        await pilot.press("ctrl+p")  # the palette lists what it can discover at once
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, CommandPalette)
+        shown = " ".join(str(option.prompt) for option in app.screen.query_one(OptionList).options)
+        assert "Use code 7-[/x]-orbit" in shown and "Use code 8-[bold]-loud" in shown
+        await pilot.press(*"use code 7")
+        await pilot.pause(0.5)
+        found = [str(option.prompt) for option in app.screen.query_one(OptionList).options]
+        assert found and "7-[/x]-orbit" in found[0], found
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.connect_screen.query_one("#code", Input).value == "7-[/x]-orbit"
