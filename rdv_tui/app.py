@@ -28,6 +28,7 @@ from textual.screen import Screen
 
 from rdv_core import events as ev
 from rdv_core.events import Event, read_jsonl
+from rdv_tui.cli.formatting import shown_event
 from rdv_tui.controller import DEMO_DASHBOARD_S, SESSION_SWITCH_DELAY_S, Controller
 from rdv_tui.recent import Recent, default_path
 from rdv_tui.recent_provider import RecentProvider
@@ -88,7 +89,8 @@ def load_race(path: Path) -> list[Event]:
         OSError: when it cannot be read.
     """
     with path.open(encoding="utf-8") as stream:
-        events = list(read_jsonl(stream))
+        # Anyone may have written the file: its texts are shown like the network's.
+        events = [shown_event(event) for event in read_jsonl(stream)]
     if not events:
         raise ValueError("the file has no events (an export holds at least the attempt's start)")
     return events

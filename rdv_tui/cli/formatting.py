@@ -13,6 +13,7 @@ inside the functions that need it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Literal
@@ -218,20 +219,32 @@ def shown_event(event: Event) -> Event:
     """``event`` with every text field neutralised (see :func:`shown`), for the app.
 
     The app shows event fields in many widgets; cleaning the event once where it enters
-    the app covers all of them. A chat message keeps its newlines (the chat pane shows
-    several lines); nothing else does.
+    the app (a live attempt, or a replayed file that anyone may have written) covers all
+    of them: strings, tuples of them (``peer_addrs``) and the candidate's fields. A chat
+    message keeps its newlines (the chat pane shows several lines); nothing else does.
     """
-    import dataclasses
-
     from rdv_core.events import ChatReceived, ChatSent
-    from rdv_core.wire import printable
 
     is_chat = isinstance(event, ChatReceived | ChatSent)
     changes: dict[str, Any] = {}
     for field in dataclasses.fields(event):
         value = getattr(event, field.name)
-        if isinstance(value, str):
-            safe = printable(value, keep_newlines=is_chat and field.name == "text")
-            if safe != value:
-                changes[field.name] = safe
+        safe = _shown_value(value, keep_newlines=is_chat and field.name == "text")
+        if safe != value:
+            changes[field.name] = safe
     return dataclasses.replace(event, **changes) if changes else event
+
+
+def _shown_value(value: Any, *, keep_newlines: bool = False) -> Any:
+    from rdv_core.events import Candidate
+    from rdv_core.wire import printable
+
+    if isinstance(value, str):
+        return printable(value, keep_newlines=keep_newlines)
+    if isinstance(value, tuple):
+        return tuple(_shown_value(item) for item in value)
+    if isinstance(value, Candidate):
+        fields = dataclasses.fields(value)
+        changes = {f.name: _shown_value(getattr(value, f.name)) for f in fields}
+        return dataclasses.replace(value, **changes)
+    return value

@@ -17,7 +17,7 @@ from textual.widgets import Input, OptionList
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate
-from rdv_tui.app import AppConfig, make_app
+from rdv_tui.app import AppConfig, load_race, make_app
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.screens.connect import ConnectScreen
 from rdv_tui.widgets.files import FilesPane
@@ -106,3 +106,18 @@ async def test_recent_entries_with_brackets_list_in_the_palette(tmp_path: Path) 
         await pilot.press("enter")
         await pilot.pause(0.2)
         assert app.connect_screen.query_one("#code", Input).value == "7-[/x]-orbit"
+
+
+def test_a_replayed_file_is_shown_like_the_network(tmp_path: Path) -> None:
+    """``rdv tui --replay FILE``: anyone may have written FILE; its texts are escaped."""
+    hostile = tmp_path / "race.jsonl"
+    lines = [
+        ev.AttemptStarted(0.0, "DIAL", "http://x/\x1b]0;owned\x07", "loopback4", "first"),
+        ev.DialStarted(0.1, Candidate(2, "192.0.2.1:5\x1b[2J", "public4", "self")),
+        ev.ServerResponded(0.05, None, ("192.0.2.1:5\u202e",), 0.01),
+    ]
+    hostile.write_text("".join(ev.dumps(e) + "\n" for e in lines), encoding="utf-8")
+    events = load_race(hostile)
+    assert events[0].server == "http://x/\\x1b]0;owned\\x07"  # type: ignore[attr-defined]
+    assert events[1].candidate.addr == "192.0.2.1:5\\x1b[2J"  # type: ignore[attr-defined]
+    assert events[2].peer_addrs == ("192.0.2.1:5\\u202e",)  # type: ignore[attr-defined]
