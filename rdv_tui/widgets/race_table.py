@@ -78,11 +78,7 @@ class RaceTable(DataTable[Text]):
         pad = 2 * self.cell_padding
         widths = {key: cell_len(label) for key, label in COLUMNS}
         for row in self._rows.values():
-            plain = {
-                key: cell.plain for key, cell in zip(every, self._plain_cells(row), strict=True)
-            }
-            plain["state"] = row.state_text
-            for key, text in plain.items():
+            for key, text in zip(every, _texts(row), strict=True):
                 widths[key] = max(widths[key], cell_len(text))
         if sum(widths.values()) + pad * len(widths) <= width:
             return every, None
@@ -108,15 +104,15 @@ class RaceTable(DataTable[Text]):
     # ----- cells
 
     def _plain_cells(self, row: CandidateRow) -> tuple[Text, ...]:
-        c = row.candidate
+        number, origin, addr, space, family, t, _ = _texts(row)
         muted = colour(self.app, "foreground-darken-2")
         return (
-            Text(str(c.id), justify="right"),
-            Text(c.origin),
-            Text(c.addr),
-            Text(c.space, style=muted),
-            Text(row.family, style=muted),
-            Text(format_ms(row.last_t), justify="right", style=muted),
+            Text(number, justify="right"),
+            Text(origin),
+            Text(addr),
+            Text(space, style=muted),
+            Text(family, style=muted),
+            Text(t, justify="right", style=muted),
             self._state_cell(row),
         )
 
@@ -180,6 +176,12 @@ class RaceTable(DataTable[Text]):
             for column, cell in cells.items():
                 self.update_cell(row.key, column, cell)
             self._shown[row.key] = _fingerprint(cells)
+
+
+def _texts(row: CandidateRow) -> tuple[str, ...]:
+    """The words of each column of ``row``, in :data:`COLUMNS` order (the state whole)."""
+    c = row.candidate
+    return (str(c.id), c.origin, c.addr, c.space, row.family, format_ms(row.last_t), row.state_text)
 
 
 def _fingerprint(cells: dict[str, Text]) -> tuple[str, ...]:

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
+from rdv_core import events as ev
 from rdv_core.events import Candidate
-from rdv_tui.app import AppConfig, make_app
+from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.race_model import CandidateRow, RowState, without_asides
 from rdv_tui.screens.race import RaceScreen
 from rdv_tui.widgets.race_table import RaceTable
@@ -94,3 +95,18 @@ def test_a_reason_fits_whole_short_or_cut() -> None:
     assert _fit_reason("cancelled (picker done)", 12) == "cancelled"
     assert _fit_reason("lost to #1 by 4.5 ms", 12) == "lost to #1…"
     assert _fit_reason("lost to #1 by 4.5 ms", 3) == ""
+
+
+async def test_a_live_race_at_80_columns_fits_after_every_event(
+    race_events: list[ev.Event],
+) -> None:
+    app = make_app(AppConfig(embedded_server=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("race")
+        table = app.race_screen.query_one(RaceTable)
+        for event in race_events:
+            app.post_message(RdvApp.CoreEvent(event, "race"))  # as the client's on_event does
+            await pilot.pause()
+            assert _columns_width(table) <= table.scrollable_content_region.width, event
+        assert table.row_count == len(app.race_screen.model.rows) == 7
+        assert _states(table)["c1"] == "★ picked ↻3: 671 ms"
