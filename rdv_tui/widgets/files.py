@@ -21,6 +21,14 @@ from rdv_core import events as ev
 from rdv_core.session import IncomingOffer
 from rdv_tui.cli.formatting import format_eta, human_bytes, human_rate
 
+#: Characters of a path shown where a line holds several (a peer may offer 4,096).
+NAME_SHOWN = 60
+
+
+def tail(path: str, limit: int = NAME_SHOWN) -> str:
+    """``path`` in at most ``limit`` characters: its end (the file's name), after ``…``."""
+    return path if len(path) <= limit else "…" + path[len(path) - limit + 1 :]
+
 
 class TransferRow(Horizontal):
     """One file in one direction: name, bar, and rate / ETA / verdict."""
@@ -121,13 +129,13 @@ class Aggregate:
             f"{human_bytes(done)}/{human_bytes(self.bytes_total)} · {human_bytes(rate)}/s"
         )
         if self.files_done < self.files_total:
-            line += f" · ETA {format_eta(eta)} · {self.current}"
+            line += f" · ETA {format_eta(eta)} · {tail(self.current)}"
         else:
             line += f" · done in {elapsed:.1f} s"
         if self.files_failed:
             line += f" · {self.files_failed} failed"
         if self.recent:
-            line += "\n  last: " + ", ".join(self.recent)
+            line += "\n  last: " + ", ".join(tail(name) for name in self.recent)
         return line
 
 
@@ -190,7 +198,7 @@ class OfferBar(Horizontal):
         files, size = len(offer.files), offer.total_size
         if offer.send is not None:
             files, size = offer.send.files, offer.send.bytes
-        names = ", ".join(f.path for f in offer.files[:3])
+        names = ", ".join(tail(f.path) for f in offer.files[:3])
         more = f" and {files - 3} more" if files > 3 else ""
         self.query_one("#offer-text", Static).update(
             f"Peer offers {files} file(s), {human_bytes(size)}: {names}{more}"

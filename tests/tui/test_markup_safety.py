@@ -17,10 +17,12 @@ from textual.widgets import Input, OptionList
 
 from rdv_core import events as ev
 from rdv_core.events import Candidate
+from rdv_core.session import IncomingOffer
+from rdv_core.session._frames import OfferedFile
 from rdv_tui.app import AppConfig, load_race, make_app
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.screens.connect import ConnectScreen
-from rdv_tui.widgets.files import FilesPane
+from rdv_tui.widgets.files import FilesPane, OfferBar
 from rdv_tui.widgets.race_header import ResultBanner
 
 HOSTILE = ("notes[/b].txt", "[@click=app.quit]x[/]", "report [final].pdf", "[bold]loud")
@@ -121,3 +123,20 @@ def test_a_replayed_file_is_shown_like_the_network(tmp_path: Path) -> None:
     assert events[0].server == "http://x/\\x1b]0;owned\\x07"  # type: ignore[attr-defined]
     assert events[1].candidate.addr == "192.0.2.1:5\\x1b[2J"  # type: ignore[attr-defined]
     assert events[2].peer_addrs == ("192.0.2.1:5\\u202e",)  # type: ignore[attr-defined]
+
+
+async def test_an_offer_of_huge_names_keeps_the_offer_bar_short(tmp_path: Path) -> None:
+    """A peer may offer paths of 4,096 characters: the bar shows each one's end."""
+    app = make_app(AppConfig(embedded_server=False, download_dir=tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("session")
+        screen = app.session_screen
+        names = [("d" * 60 + "/") * 60 + f"file{i}.txt" for i in range(3)]
+        files = tuple(OfferedFile(i, name, 1, 0) for i, name in enumerate(names))
+        offer = IncomingOffer(1, files)
+        asked = screen.query_one(OfferBar).ask(offer)
+        await pilot.pause()
+        text = str(screen.query_one("#offer-text").render())
+        assert len(text) < 300 and "file0.txt" in text and "file2.txt" in text, text
+        assert screen.query_one("#offer-accept").region.height == 1  # on screen, one line
+        asked.cancel()
