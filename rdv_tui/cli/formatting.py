@@ -241,7 +241,9 @@ def _shown_value(value: Any, *, keep_newlines: bool = False) -> Any:
 
     if isinstance(value, str):
         return printable(value, keep_newlines=keep_newlines)
-    if isinstance(value, tuple):
+    if isinstance(value, tuple) and value and isinstance(value[0], str | Candidate):
+        # Events' tuples hold one kind each: a batch's ids and offsets (thousands of
+        # ints in a send of small files) are left alone without a look at each.
         return tuple(_shown_value(item) for item in value)
     if isinstance(value, Candidate):
         fields = dataclasses.fields(value)
