@@ -98,31 +98,27 @@ class CandidateRow:
     @property
     def state_text(self) -> str:
         """The state column: the state word plus retries and the reason."""
-        text = self.state.value
-        if self.state is RowState.RETRYING:
-            text = f"retrying ×{self.retries + 1}"  # noqa: RUF001 (the multiplication sign)
-        elif self.retries and self.state is not RowState.DIALING:
-            text = f"{text} (after {self.retries} retr{'y' if self.retries == 1 else 'ies'})"
-        if self.state is RowState.PICKED:
-            text = f"★ {text}"
-        if self.detail:
-            text = f"{text}: {self.detail}"
-        return text
+        n = self.retries
+        head = self._state_head(f" (after {n} retr{'y' if n == 1 else 'ies'})")
+        return f"{head}: {self.detail}" if self.detail else head
 
     @property
     def short_state_text(self) -> str:
         """The state column where :attr:`state_text` does not fit (80 columns): retries
         as the waterfall's ``↻N``, the reason without its asides in parentheses. The
         candidate's details (Enter) keep the whole text."""
+        head = self._state_head(f" ↻{self.retries}")
+        detail = without_asides(self.detail)
+        return f"{head}: {detail}" if detail else head
+
+    def _state_head(self, retried: str) -> str:
+        """The state word, with ``retried`` after it when a dial was tried again."""
         text = self.state.value
         if self.state is RowState.RETRYING:
             text = f"retrying ×{self.retries + 1}"  # noqa: RUF001 (the multiplication sign)
         elif self.retries and self.state is not RowState.DIALING:
-            text = f"{text} ↻{self.retries}"
-        if self.state is RowState.PICKED:
-            text = f"★ {text}"
-        detail = without_asides(self.detail)
-        return f"{text}: {detail}" if detail else text
+            text += retried
+        return f"★ {text}" if self.state is RowState.PICKED else text
 
 
 _ASIDE = re.compile(r"\s*\([^()]*\)")
