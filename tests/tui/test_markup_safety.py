@@ -10,6 +10,7 @@ takes it as plain text (``markup=False``, or ``Text``/``Content`` cells).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from textual.command import CommandPalette
@@ -97,17 +98,30 @@ async def test_recent_entries_with_brackets_list_in_the_palette(tmp_path: Path) 
     async with app.run_test(size=(100, 30)) as pilot:
         await app.switch_mode("connect")
         await pilot.press("ctrl+p")  # the palette lists what it can discover at once
-        await pilot.pause(0.5)
+        await pilot.pause()
         assert isinstance(app.screen, CommandPalette)
-        shown = " ".join(str(option.prompt) for option in app.screen.query_one(OptionList).options)
+
+        async def prompts(until: Callable[[list[str]], bool]) -> list[str]:
+            """The palette's options once ``until`` holds (its searches run in a worker)."""
+            for _ in range(100):
+                shown = [str(o.prompt) for o in app.screen.query_one(OptionList).options]
+                if until(shown):
+                    return shown
+                await pilot.pause(0.05)
+            return shown
+
+        shown = " ".join(await prompts(lambda found: len(found) >= 3))
         assert "Use code 7-[/x]-orbit" in shown and "Use code 8-[bold]-loud" in shown
         await pilot.press(*"use code 7")
-        await pilot.pause(0.5)
-        found = [str(option.prompt) for option in app.screen.query_one(OptionList).options]
+        found = await prompts(lambda found: bool(found) and "7-[/x]" in found[0])
         assert found and "7-[/x]-orbit" in found[0], found
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert app.connect_screen.query_one("#code", Input).value == "7-[/x]-orbit"
+        code = app.connect_screen.query_one("#code", Input)
+        for _ in range(100):
+            if code.value == "7-[/x]-orbit":
+                break
+            await pilot.pause(0.05)
+        assert code.value == "7-[/x]-orbit"
 
 
 def test_a_replayed_file_is_shown_like_the_network(tmp_path: Path) -> None:
