@@ -43,7 +43,6 @@ class ChatLog(RichLog):
             id=id, max_lines=5000, wrap=True, markup=False, auto_scroll=True, min_width=10
         )
         self.clock = clock
-        self.lines_added: list[tuple[Who, str]] = []
         self._stamped: list[tuple[str, Who, str]] = []
         self._keep = 5000
         self._wrapped_at = 0
@@ -54,7 +53,12 @@ class ChatLog(RichLog):
         self._stamped.append((stamp, who, text))
         del self._stamped[: -self._keep]
         self.write(self._line(stamp, who, text), expand=True)
-        self.lines_added.append((who, text))
+
+    @property
+    def lines_added(self) -> list[tuple[Who, str]]:
+        """Who said what, oldest first: the last 5000 lines, as the scrollback keeps (a
+        peer that chats without end cannot grow the app's memory)."""
+        return [(who, text) for _, who, text in self._stamped]
 
     def _line(self, stamp: str, who: Who, text: str) -> Table:
         """The time and who in a column of their own, the text wrapped beside them (a

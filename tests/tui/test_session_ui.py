@@ -102,3 +102,17 @@ async def test_session_screen_at_80x24_is_usable(tmp_path: Path) -> None:
         assert row is not None
         assert "a-rather-long-file-name-of-a-note.txt" in str(row._w_name.render())
         assert row._w_name.region.width > len("↑ a-rather-long-file-name-of-a-note.txt (3 B)")
+
+
+async def test_a_chatty_peer_cannot_grow_the_chat_without_end(tmp_path: Path) -> None:
+    app = make_app(AppConfig(embedded_server=False, download_dir=tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.switch_mode("session")
+        log = app.session_screen.query_one(ChatLog)
+        for i in range(6000):
+            log.add("peer", f"line {i}")
+        await pilot.pause()
+        kept = log.lines_added
+        assert len(kept) == 5000 and kept[0] == ("peer", "line 1000")
+        assert kept[-1] == ("peer", "line 5999")
+        assert len(log.lines) <= 5000
