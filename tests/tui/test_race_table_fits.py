@@ -110,3 +110,26 @@ async def test_a_live_race_at_80_columns_fits_after_every_event(
             assert _columns_width(table) <= table.scrollable_content_region.width, event
         assert table.row_count == len(app.race_screen.model.rows) == 7
         assert _states(table)["c1"] == "★ picked ↻3: 671 ms"
+
+
+async def test_full_ipv6_addresses_give_up_their_middle_for_the_state(
+    race_events: list[ev.Event],
+) -> None:
+    """A privacy address is 47 cells with its port: at 80 columns it left the state none."""
+    app = make_app(AppConfig(embedded_server=False))
+    long_addr = "[2001:db8:1234:5678:9abc:def0:1234:5678]:52000"
+    far = Candidate(9, long_addr, "public6", "self")
+    extra = [ev.DialStarted(0.5, far), ev.CandidateFailed(0.6, far, "unreachable", 101, "")]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("race")
+        table = app.race_screen.query_one(RaceTable)
+        for event in [*race_events, *extra]:
+            app.post_message(RdvApp.CoreEvent(event, "race"))
+            await pilot.pause()
+        assert _columns_width(table) <= table.scrollable_content_region.width
+        shown = table.get_row("c9")[2].plain
+        assert "…" in shown and shown.startswith("[2001:db8") and shown.endswith(":52000"), shown
+        assert _states(table)["c9"] == "failed: unreachable"
+        await pilot.resize_terminal(160, 48)  # room again: the whole address
+        await pilot.pause()
+        assert table.get_row("c9")[2].plain == long_addr
