@@ -41,8 +41,10 @@ def run_faststart_command(args: argparse.Namespace, rdv_command: list[str]) -> i
     if unknown:
         print(f"rdv lab: unknown preset(s) {', '.join(unknown)}", file=sys.stderr)
         return 2
+    # As wide as the longest preset run: one preset's table fits 80 columns.
+    wide = max(len("preset"), *(len(n) for n in names))
     header = (
-        f"{'preset':<17} {'expect':<6} {'direct':>6} {'relay':>5} {'failed':>6} {'data':>5} "
+        f"{'preset':<{wide}} {'expect':<6} {'direct':>6} {'relay':>5} {'failed':>6} {'data':>5} "
         f"{'1st byte':>8} {'relay RTT':>9} {'<=RTT':>5} {'to direct':>9}"
     )
     if not args.json:
@@ -63,8 +65,8 @@ def run_faststart_command(args: argparse.Namespace, rdv_command: list[str]) -> i
         out.append({"summary": s, "runs": [r.to_json() for r in result.runs]})
         if not args.json:
             print(
-                f"{name:<17} {spec.expect:<6} {s['direct']:>6} {s['relay']:>5} {s['failed']:>6} "
-                f"{s['data_ok']:>5} {ms_figure(s['first_byte_p50_ms']):>8} "
+                f"{name:<{wide}} {spec.expect:<6} {s['direct']:>6} {s['relay']:>5} "
+                f"{s['failed']:>6} {s['data_ok']:>5} {ms_figure(s['first_byte_p50_ms']):>8} "
                 f"{ms_figure(s['relay_rtt_p50_ms']):>9} {s['first_byte_within_rtt']:>5} "
                 f"{ms_figure(s['to_direct_p50_ms']):>9}" + ("" if target else "  (missed)"),
                 flush=True,
