@@ -155,6 +155,9 @@ def test_extra_keys_are_ignored() -> None:
     assert Event.from_json(data) == events.SessionClosed(1.5, "closed")
 
 
+_CAND = {"id": 1, "addr": "192.0.2.1:5", "space": "public4", "origin": "self"}
+
+
 @pytest.mark.parametrize(
     ("data", "match"),
     [
@@ -164,11 +167,32 @@ def test_extra_keys_are_ignored() -> None:
         ({"type": "SessionClosed", "t": 0}, "missing field 'reason'"),
         ({"type": "DialStarted", "t": 0, "candidate": {"id": 1}}, "invalid candidate"),
         ({"type": "SessionClosed", "t": 0, "reason": "x", "t2": 1}, None),
+        # A file may come from anyone: each field must fit its type (rdv tui --replay).
+        ({"type": "SessionClosed", "t": "x", "reason": "x"}, "field 't' is 'x', not float"),
+        ({"type": "SessionClosed", "t": True, "reason": "x"}, "field 't' is True, not float"),
+        ({"type": "SessionClosed", "t": 0, "reason": 5}, "field 'reason' is 5, not str"),
+        ({"type": "DialStarted", "t": 0, "candidate": 5}, "field 'candidate' is 5"),
+        (
+            {"type": "DialStarted", "t": 0, "candidate": {**_CAND, "id": "one"}},
+            "field 'candidate.id' is 'one', not int",
+        ),
+        (
+            {
+                "type": "ServerResponded",
+                "t": 0,
+                "observed_addr": None,
+                "peer_addrs": [1],
+                "lobby_s": 0.1,
+            },
+            "field 'peer_addrs' is \\(1,\\)",
+        ),
+        # A word this version does not know (a newer reason or origin) still reads.
+        ({"type": "DialStarted", "t": 0, "candidate": {**_CAND, "origin": "future"}}, None),
     ],
 )
 def test_from_json_errors(data: dict[str, Any], match: str | None) -> None:
     if match is None:
-        assert Event.from_json(data).type == "SessionClosed"
+        assert Event.from_json(data).type == data["type"]
         return
     with pytest.raises(ValueError, match=match):
         Event.from_json(data)

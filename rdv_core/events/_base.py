@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, TypeVar, dataclass_transform
 
+from rdv_core.events._fieldtypes import check_fields
+
 Origin = Literal["self", "observed", "inbound", "relay"]
 """Where a candidate came from: a peer's self-reported address, the address the server
 observed for the peer, a connection the peer opened to our listener, or the server conn."""
@@ -79,7 +81,8 @@ class Event:
         """Rebuild an event from its JSON form.
 
         Raises:
-            ValueError: for an unknown type or missing fields.
+            ValueError: for an unknown type, a missing field or one whose value does not
+                fit its type (:mod:`._fieldtypes`).
         """
         if not isinstance(data, dict):
             raise ValueError(f"an event is a JSON object, not {type(data).__name__}")
@@ -98,8 +101,9 @@ class Event:
                 raise ValueError(f"{kind}: missing field {f.name!r}")
             kwargs[f.name] = _from_jsonable(f.name, data[f.name])
         try:
+            check_fields(cls, kwargs)  # a file may come from anyone (rdv tui --replay)
             return cls(**kwargs)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise ValueError(f"{kind}: {exc}") from exc
 
 

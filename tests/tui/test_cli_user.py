@@ -76,6 +76,17 @@ def test_empty_replay_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "no events" in capsys.readouterr().err
 
 
+def test_a_replay_file_with_a_wrong_type_is_refused_at_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``"t": "x"`` used to open the dashboard and end it with a TypeError traceback."""
+    bad = tmp_path / "race.jsonl"
+    bad.write_text('{"type":"DialStarted","t":"x","candidate":{"id":1,"addr":"192.0.2.1:5",'
+                   '"space":"public4","origin":"self"}}\n')  # fmt: skip
+    assert tui.run(build_parser().parse_args(["tui", "--replay", str(bad)])) == 2
+    assert "line 1: DialStarted: field 't' is 'x', not float" in capsys.readouterr().err
+
+
 def test_one_unit_convention_and_reasons_said_once() -> None:
     assert human_done(1000, 1000) == "1000/1000 B"
     assert human_done(1536, 3 * 1024 * 1024) == "0.0/3.0 MiB"
