@@ -90,7 +90,10 @@ def load_race(path: Path) -> list[Event]:
     """
     with path.open(encoding="utf-8") as stream:
         # Anyone may have written the file: its texts are shown like the network's.
-        events = [shown_event(event) for event in read_jsonl(stream)]
+        try:
+            events = [shown_event(event) for event in read_jsonl(stream)]
+        except UnicodeDecodeError:
+            raise ValueError("not a text file (an export is UTF-8 JSON lines)") from None
     if not events:
         raise ValueError("the file has no events (an export holds at least the attempt's start)")
     return events

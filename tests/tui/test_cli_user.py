@@ -85,6 +85,9 @@ def test_a_replay_file_with_a_wrong_type_is_refused_at_its_line(
                    '"space":"public4","origin":"self"}}\n')  # fmt: skip
     assert tui.run(build_parser().parse_args(["tui", "--replay", str(bad)])) == 2
     assert "line 1: DialStarted: field 't' is 'x', not float" in capsys.readouterr().err
+    bad.write_bytes(b"\xff\xfe\x00binary")
+    assert tui.run(build_parser().parse_args(["tui", "--replay", str(bad)])) == 2
+    assert "not a text file" in capsys.readouterr().err
 
 
 def test_one_unit_convention_and_reasons_said_once() -> None:
