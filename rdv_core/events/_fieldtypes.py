@@ -28,7 +28,7 @@ def _conforms(value: Any, kind: Any) -> bool:
     origin, args = typing.get_origin(kind), typing.get_args(kind)
     if kind is Any:
         return True
-    if kind is float:  # JSON writes 0.0 as 0
+    if kind is float:  # a number written without a fraction ("t": 0) is a float too
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)

@@ -81,7 +81,7 @@ class Waterfall(Widget):
         lines = [self._axis(bar_width, start, end, col)]
         lines.append(self._server_line(bar_width, col))
         for row in sorted(self.model.rows.values(), key=lambda r: r.candidate.id):
-            lines.append(self._row_line(row, bar_width, col, end))
+            lines.append(self._row_line(row, width, bar_width, col, end))
         for line in lines:
             line.truncate(width)  # never wrap: one line per candidate
         return Text("\n").join(lines)
@@ -126,7 +126,9 @@ class Waterfall(Widget):
             _annotate(line, LABEL_WIDTH + col(s.responded_t) + 1, note, lobby_colour)
         return line
 
-    def _row_line(self, row: CandidateRow, bar_width: int, col: _Col, now: float) -> Text:
+    def _row_line(
+        self, row: CandidateRow, width: int, bar_width: int, col: _Col, now: float
+    ) -> Text:
         c = row.candidate
         label = f"#{c.id} {c.origin}"[: LABEL_WIDTH - 1]
         line = Text(f"{label:<{LABEL_WIDTH}}", no_wrap=True)
@@ -158,7 +160,6 @@ class Waterfall(Widget):
         if row.state.is_final:
             reason = row.detail if row.state is not RowState.PICKED else f"picked {row.detail}"
             at = LABEL_WIDTH + col(stop) + 1
-            width = max(self.size.width, LABEL_WIDTH + 20)  # as render() draws it
             note = _fit_reason(reason, width - at - 1)
             if note:
                 _annotate(line, at, f" {note}", final_colour)
