@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import signal
@@ -211,17 +212,17 @@ def _configure_logging(verbose: int, json_logs: bool) -> None:
 class _EventLog:
     """Turns server events into log lines (one per pair) and the optional JSONL file."""
 
-    def __init__(self, verbose: int, stream: IO[str] | None) -> None:
+    def __init__(self, verbose: int, stream: IO[str] | None, name: str = "") -> None:
         self._verbose = verbose
         self._stream = stream
+        self._name = name
         self._pairs: dict[int, dict[str, Any]] = {}
 
     def __call__(self, event: Any) -> None:
         from rdv_core import events as ev
 
         if self._stream is not None:
-            self._stream.write(ev.dumps(event) + "\n")
-            self._stream.flush()
+            self._write(ev.dumps(event) + "\n")
         data = event.to_json()
         if isinstance(event, ev.PairMatched):
             self._pairs[event.pair_id] = {
@@ -260,6 +261,32 @@ class _EventLog:
             text = " ".join(words if token is None else [f"token={_token(token)}", *words])
             log.info("%s %s", event.type, text, extra={"fields": data})
 
+    def close(self) -> None:
+        """Close the ``--events`` file (never stdout); a last failed flush is not news."""
+        if self._stream is not None and self._stream is not sys.stdout:
+            _close_quietly(self._stream)
+        self._stream = None
+
+    def _write(self, line: str) -> None:
+        """One JSON line to ``--events``; the first failure ends that file, not the log.
+
+        A disk that fills up or a reader of ``-`` that went away must not cost the pair
+        lines (logged after this) nor log a traceback per event: say it once, then stop
+        writing there, since a failed flush may have left half a line behind.
+        """
+        assert self._stream is not None
+        try:
+            self._stream.write(line)
+            self._stream.flush()
+        except OSError as exc:
+            log.error(
+                "cannot write --events %s: %s; no more events are written there",
+                self._name,
+                exc.strerror or exc,
+            )
+            _close_quietly(self._stream)
+            self._stream = None
+
     def _pair_line(self, event: Any) -> None:
         pair = self._pairs.pop(event.pair_id, {})
         if event.relayed:
@@ -291,6 +318,16 @@ class _EventLog:
         )
 
 
+def _close_quietly(stream: IO[str]) -> None:
+    """Close ``stream``, dropping what it could not write (that was already reported).
+
+    A close whose last flush fails still closes (and raises); for stdout it leaves the
+    descriptor open, and the interpreter's exit then has nothing left to flush.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        stream.close()
+
+
 def _tls_context(cert: Path, key: Path) -> Any:
     import ssl
 
@@ -313,7 +350,17 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
 
     stream: IO[str] | None = None
     if args.events is not None:
-        stream = sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+        try:
+            stream = (
+                sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+            )
+        except OSError as exc:
+            print(
+                f"rdv serve: cannot open --events {args.events}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
+    events = _EventLog(args.verbose, stream, str(args.events))
     try:
         limits = LobbyLimits(
             total=_within_fd_limit(args.max_lobby),
@@ -325,7 +372,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             lobby_timeout=args.lobby_timeout,
             idle_timeout=args.idle_timeout,
             observed_addr=make_observed_addr(args.trust_proxy),
-            on_event=_EventLog(args.verbose, stream),
+            on_event=events,
         )
         probes = ProbeService(args.probe_port, dial_back=args.dial_back, observe=server.observe)
         try:
@@ -387,8 +434,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
         log.info("stopped in %.2fs", time.monotonic() - started)
         return 0
     finally:
-        if stream is not None and stream is not sys.stdout:
-            stream.close()
+        events.close()
 
 
 def run(args: argparse.Namespace) -> int:
