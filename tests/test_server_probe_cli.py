@@ -1,5 +1,5 @@
-"""``rdv serve`` probed as an operator meets it: files that cannot be opened or written.
-A real process each time."""
+"""``rdv serve`` probed as an operator meets it: files that cannot be opened or written,
+TLS material that does not load, prefixes no client can reach. A real process each time."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from tests.server_support import EOF
 from tests.test_server_cli import rdv_serve, serve_command
+from tests.test_server_tls import make_cert
 
 
 def _serve(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -60,3 +61,52 @@ async def test_an_events_file_that_fails_keeps_the_pair_lines_and_says_so_once()
     assert len(complaints) == 1, text
     assert "cannot write --events /dev/full" in complaints[0], text
     assert "No space left on device" in complaints[0], text
+
+
+def _tls_files(tmp_path: Path, case: str) -> tuple[Path, Path, str]:
+    """The (cert, key) pair of one misconfiguration, and what ``rdv serve`` must say."""
+    from cryptography.hazmat.primitives import serialization
+
+    cert, key = make_cert(tmp_path)
+    if case == "missing key":
+        key = tmp_path / "nope.key"
+        return cert, key, f"rdv serve: cannot read --tls-key {key}: No such file or directory"
+    if case == "missing cert":
+        cert = tmp_path / "nope.pem"
+        return cert, key, f"rdv serve: cannot read --tls-cert {cert}: No such file or directory"
+    if case == "swapped":
+        return key, cert, f"rdv serve: --tls-cert {key} holds no PEM certificate"
+    if case == "garbage key":
+        bad = tmp_path / "bad.key"
+        bad.write_text("not a key\n")
+        return cert, bad, f"rdv serve: --tls-key {bad} holds no PEM private key"
+    if case == "mismatch":
+        other = tmp_path / "other"
+        other.mkdir()
+        _, other_key = make_cert(other)
+        return cert, other_key, f"rdv serve: --tls-key {other_key} is not the key of the"
+    assert case == "encrypted"
+    private = serialization.load_pem_private_key(key.read_bytes(), None)
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
+    return cert, key, f"rdv serve: --tls-key {key} is encrypted and there is no terminal"
+
+
+@pytest.mark.parametrize(
+    "case", ["missing key", "missing cert", "swapped", "garbage key", "mismatch", "encrypted"]
+)
+def test_tls_files_that_do_not_load_are_named_with_the_reason(tmp_path: Path, case: str) -> None:
+    # Before: "cannot load TLS certificate/key: [SSL] PEM lib (_ssl.c:3905)" or "[Errno 2]
+    # No such file or directory" naming neither flag nor file; for an encrypted key with no
+    # terminal, OpenSSL's "Enter PEM pass phrase:" then "[Errno 22] Invalid argument".
+    cert, key, message = _tls_files(tmp_path, case)
+    result = _serve(["--tls-cert", str(cert), "--tls-key", str(key)])
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message), result.stderr
+    assert "pass phrase:" not in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
