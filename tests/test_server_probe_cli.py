@@ -110,3 +110,13 @@ def test_tls_files_that_do_not_load_are_named_with_the_reason(tmp_path: Path, ca
     assert result.stderr.startswith(message), result.stderr
     assert "pass phrase:" not in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+async def test_sigterm_right_after_the_listening_line_is_a_graceful_stop() -> None:
+    # A supervisor may stop the server as soon as it printed its URL (or /healthz answered).
+    # Before: the signal handlers were installed only after the startup log lines, and a
+    # SIGTERM in between killed the process (exit -15) about one time in three here.
+    for _ in range(10):
+        async with rdv_serve([]) as served:
+            assert await served.stop() == 0, served.stderr_lines
+        assert any("stopped in" in line for line in served.stderr_lines)

@@ -382,6 +382,23 @@ def _tls_context(cert: Path, key: Path) -> Any:
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
+    # Signals are ours before the port is: a supervisor may send SIGTERM as soon as
+    # /healthz answers or the "listening" line appears, and it must get the graceful
+    # shutdown (exit 0), not the default action (killed by the signal).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await _serve_until_stopped(args, host, port, tls, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until_stopped(
+    args: argparse.Namespace, host: str | None, port: int, tls: Any, stop: asyncio.Event
+) -> int:
     import resource
 
     from rdv_core.server import (
@@ -459,17 +476,11 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         trimming = asyncio.ensure_future(give_back_memory(server))
         try:
             await stop.wait()
         finally:
             trimming.cancel()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
         started = time.monotonic()
         log.info("shutting down")
         await server.close()
