@@ -112,6 +112,48 @@ def test_tls_files_that_do_not_load_are_named_with_the_reason(tmp_path: Path, ca
     assert len(result.stderr.splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize("prefix", ["/my app", "/rdv?x", "/rdv#x", "/rdv!", "/%zz"])
+def test_a_prefix_no_request_path_can_match_is_refused(prefix: str) -> None:
+    # Before: 'listening on http://127.0.0.1:PORT/my app', and every request of rdv's own
+    # client to that URL got 404 (it sends /my%20app/<token>; the prefix is compared raw).
+    result = _serve(["--prefix", prefix])
+    assert result.returncode == 2, result.stderr
+    assert f"argument --prefix: {prefix!r} cannot match a request path" in result.stderr
+
+
+async def test_an_escaped_prefix_is_reached_by_rdvs_own_client() -> None:
+    import sys
+
+    async with rdv_serve(["--prefix", "/my%20app"]) as served:
+        assert served.url.endswith("/my%20app")
+        rdv = [sys.executable, "-m", "rdv_tui"]
+        accepter = await asyncio.create_subprocess_exec(
+            *rdv, "accept", "--spaces", "none", served.url, "esc",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        # The accepter's stdin stays open (its EOF would end the pair) until the line came.
+        dialer = await asyncio.create_subprocess_exec(
+            *rdv, "dial", "--spaces", "none", served.url, "esc",
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        async with asyncio.timeout(20):
+            _, dial_err = await dialer.communicate(b"through the prefix\n")
+            assert accepter.stdout is not None
+            received = await accepter.stdout.readline()
+            await accepter.communicate(b"")
+        assert dialer.returncode == 0, dial_err
+        assert received == b"through the prefix\n"
+        assert await served.stop() == 0
+
+
+@pytest.mark.parametrize("zero", ["0", "0.0", "00"])
+async def test_every_spelling_of_zero_lobby_timeout_waits_forever(zero: str) -> None:
+    # The help says '0: wait forever'; before, '0.0' and '00' were refused as not positive.
+    async with rdv_serve(["--lobby-timeout", zero]) as served:
+        assert await served.stop() == 0
+    assert any("lobby timeout none" in line for line in served.stderr_lines)
+
+
 async def test_sigterm_right_after_the_listening_line_is_a_graceful_stop() -> None:
     # A supervisor may stop the server as soon as it printed its URL (or /healthz answered).
     # Before: the signal handlers were installed only after the startup log lines, and a

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -47,7 +48,9 @@ def add_parser(subparsers: Any) -> None:
         "--prefix",
         metavar="PATH",
         default="",
-        help="serve rdv requests under this path, e.g. /rdv (clients use http://host:port/rdv)",
+        type=_prefix,
+        help="serve rdv requests under this path, e.g. /rdv (clients use http://host:port/rdv); "
+        "letters, digits, -._~/$&+=:@;, and %%XX escapes",
     )
     parser.add_argument(
         "--lobby-timeout",
@@ -126,6 +129,22 @@ def add_parser(subparsers: Any) -> None:
     )
 
 
+#: What a ``--prefix`` may hold: what rdv's client sends as it is in a request path
+#: (``wire.ServerURL.request_path``) and ``%XX`` escapes. The prefix is compared with the
+#: request's path as sent, so a raw space, ``!`` or ``?`` in it could never match: the
+#: client escapes them (and ``?`` starts the query), and every request would get ``404``.
+_PREFIX = re.compile(r"(?:[A-Za-z0-9\-._~/$&+=:@;,]|%[0-9A-Fa-f]{2})*")
+
+
+def _prefix(text: str) -> str:
+    if not _PREFIX.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} cannot match a request path: use letters, digits, -._~/$&+=:@;, "
+            "and %XX escapes (%20 for a space)"
+        )
+    return text
+
+
 def _port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
@@ -149,8 +168,13 @@ def _cap(text: str) -> int | None:
 
 
 def _non_negative_float(text: str) -> float | None:
-    value = 0.0 if text == "0" else _positive_float(text)
-    return value or None
+    """A positive number of seconds, or None for any spelling of zero (``0``, ``0.0``)."""
+    try:
+        if float(text) == 0:
+            return None
+    except ValueError:
+        pass  # _positive_float says what is wrong
+    return _positive_float(text)
 
 
 def _positive_float(text: str) -> float:
