@@ -162,3 +162,26 @@ async def test_sigterm_right_after_the_listening_line_is_a_graceful_stop() -> No
         async with rdv_serve([]) as served:
             assert await served.stop() == 0, served.stderr_lines
         assert any("stopped in" in line for line in served.stderr_lines)
+
+
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        (["18731", "18731"], "rdv serve: --probe-port 18731 given twice"),
+        (["18730"], "rdv serve: --probe-port 18730 is the --listen port"),
+    ],
+)
+def test_probe_ports_that_collide_with_our_own_are_named(ports: list[str], message: str) -> None:
+    # Before: "cannot listen on a probe port: [Errno 98] error while attempting to bind on
+    # address ('127.0.0.1', 18731): address already in use", after binding the main port.
+    args = [arg for port in ports for arg in ("--probe-port", port)]
+    result = subprocess.run(
+        [*serve_command(), "--listen", "127.0.0.1:18730", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(message), result.stderr

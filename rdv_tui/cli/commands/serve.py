@@ -527,6 +527,19 @@ def run(args: argparse.Namespace) -> int:
     if len(args.probe_port) > 16:
         print("rdv serve: at most 16 --probe-port", file=sys.stderr)
         return 2
+    # Both used to end in "cannot listen on a probe port: address already in use" (the
+    # port was bound already, by us), which sends the operator hunting for another process.
+    for n, probe_port in enumerate(args.probe_port):
+        if probe_port == port:
+            print(
+                f"rdv serve: --probe-port {probe_port} is the --listen port, "
+                "which answers the doctor's probes already",
+                file=sys.stderr,
+            )
+            return 2
+        if probe_port in args.probe_port[:n]:
+            print(f"rdv serve: --probe-port {probe_port} given twice", file=sys.stderr)
+            return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
