@@ -81,6 +81,8 @@ class Listener:
         answers_plain_http: False on TLS listeners: a conn accepted on the reserve is
             then closed without an answer (none can be written without a handshake).
         on_shed: Told ``(status, method)`` for each conn answered on the reserve.
+        quiet: Log running out and accepting again at debug level only (the extra probe
+            ports: the main port's listener already tells the operator, once).
     """
 
     def __init__(
@@ -89,8 +91,10 @@ class Listener:
         on_conn: Callable[[socket.socket], None],
         answers_plain_http: bool,
         on_shed: Callable[[int, str], None],
+        quiet: bool = False,
     ) -> None:
         self.sockets = sockets
+        self._level = logging.DEBUG if quiet else logging.WARNING
         self._on_conn = on_conn
         self._plain = answers_plain_http
         self._on_shed = on_shed
@@ -134,7 +138,11 @@ class Listener:
                     return
                 continue  # ECONNABORTED and the like: that client is gone
             if self.shed is not None:
-                log.info("accepting conns again (%d answered 503 while out of fds)", self.shed)
+                log.log(
+                    min(self._level, logging.INFO),
+                    "accepting conns again (%d answered 503 while out of fds)",
+                    self.shed,
+                )
                 self.shed = None
                 self._backoff_s = BACKOFF_FIRST_S
             conn.setblocking(False)
@@ -143,9 +151,10 @@ class Listener:
     def _out_of_fds(self, sock: socket.socket) -> None:
         if self.shed is None:
             self.shed = 0
-            log.warning(
+            log.log(
+                self._level,
                 "out of file descriptors: answering new conns 503 (health checks 200) "
-                "until some close; raise the limit (ulimit -n) or lower --max-lobby"
+                "until some close; raise the limit (ulimit -n) or lower --max-lobby",
             )
         if self._reserve is None:
             self._reserve = _take_reserve()
