@@ -185,3 +185,21 @@ def test_probe_ports_that_collide_with_our_own_are_named(ports: list[str], messa
     )
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(message), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("listen", "want"),
+    [("127.0.0.1:70000", "a port 0-65535"), ("70000", "a port 0-65535"), ("nope", "HOST:PORT")],
+)
+def test_a_listen_port_out_of_range_is_called_that(listen: str, want: str) -> None:
+    # Before: "invalid --listen '127.0.0.1:70000': expected HOST:PORT", which it is.
+    result = subprocess.run(
+        [*serve_command(), "--listen", listen],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"rdv serve: invalid --listen {listen!r}: expected {want}\n"

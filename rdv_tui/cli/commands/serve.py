@@ -355,7 +355,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         host, port = parse_listen(args.listen, port_alone=True)
     except ValueError:
-        print(f"rdv serve: invalid --listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
+        port_text = args.listen.rpartition(":")[2]
+        # '127.0.0.1:70000' has the HOST:PORT form; say what is wrong with it.
+        want = "a port 0-65535" if port_text.isascii() and port_text.isdigit() else "HOST:PORT"
+        print(f"rdv serve: invalid --listen {args.listen!r}: expected {want}", file=sys.stderr)
         return 2
     if len(args.probe_port) > 16:
         print("rdv serve: at most 16 --probe-port", file=sys.stderr)
