@@ -141,7 +141,10 @@ async def test_serve_json_logs_and_sigint(tmp_path: Path) -> None:
     [
         (["--listen", "nope"], "invalid --listen"),
         (["--tls-cert", "x.pem"], "--tls-cert and --tls-key go together"),
-        (["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"], "cannot load TLS"),
+        (
+            ["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"],
+            "cannot read --tls-cert /nonexistent.pem",
+        ),
         (["--trust-proxy", "10.0.0.0/33"], "invalid --trust-proxy"),
         (["--lobby-timeout", "-1"], "must be positive"),
     ],

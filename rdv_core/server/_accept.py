@@ -7,9 +7,10 @@ without a word. Health checks die with them. Here:
 
 - one descriptor is held in reserve (``/dev/null``); at ``EMFILE`` it is released to accept
   one waiting conn, which is answered as soon as its first bytes are in (at most
-  :data:`SHED_WAIT_S` later): ``200 ok`` to a ``GET``/``HEAD /healthz``, ``503`` to anything
-  else, then closed, and the reserve is taken back. Every waiting client gets a quick,
-  clear answer instead of a hang;
+  :data:`SHED_WAIT_S` later, and at once when another conn waits behind it): ``200 ok``
+  to a ``GET``/``HEAD /healthz``, ``503`` to anything else, then closed, and the reserve
+  is taken back. Every waiting client gets a quick, clear answer instead of a hang, and
+  silent conns cannot queue health checks behind them;
 - when the reserve cannot be taken back, accepting pauses (backing off from 50 ms to 1 s)
   instead of spinning on a listening socket that stays readable;
 - one warning when it starts, one line when conns are accepted again.
@@ -80,6 +81,8 @@ class Listener:
         answers_plain_http: False on TLS listeners: a conn accepted on the reserve is
             then closed without an answer (none can be written without a handshake).
         on_shed: Told ``(status, method)`` for each conn answered on the reserve.
+        quiet: Log running out and accepting again at debug level only (the extra probe
+            ports: the main port's listener already tells the operator, once).
     """
 
     def __init__(
@@ -88,8 +91,10 @@ class Listener:
         on_conn: Callable[[socket.socket], None],
         answers_plain_http: bool,
         on_shed: Callable[[int, str], None],
+        quiet: bool = False,
     ) -> None:
         self.sockets = sockets
+        self._level = logging.DEBUG if quiet else logging.WARNING
         self._on_conn = on_conn
         self._plain = answers_plain_http
         self._on_shed = on_shed
@@ -133,7 +138,11 @@ class Listener:
                     return
                 continue  # ECONNABORTED and the like: that client is gone
             if self.shed is not None:
-                log.info("accepting conns again (%d answered 503 while out of fds)", self.shed)
+                log.log(
+                    min(self._level, logging.INFO),
+                    "accepting conns again (%d answered 503 while out of fds)",
+                    self.shed,
+                )
                 self.shed = None
                 self._backoff_s = BACKOFF_FIRST_S
             conn.setblocking(False)
@@ -142,9 +151,10 @@ class Listener:
     def _out_of_fds(self, sock: socket.socket) -> None:
         if self.shed is None:
             self.shed = 0
-            log.warning(
+            log.log(
+                self._level,
                 "out of file descriptors: answering new conns 503 (health checks 200) "
-                "until some close; raise the limit (ulimit -n) or lower --max-lobby"
+                "until some close; raise the limit (ulimit -n) or lower --max-lobby",
             )
         if self._reserve is None:
             self._reserve = _take_reserve()
@@ -165,10 +175,15 @@ class Listener:
             self._answered(conn)
             return
         # Accept nothing else until this one is answered: its descriptor is the reserve.
-        for listening in self.sockets:
-            self._loop.remove_reader(listening.fileno())
+        # It is answered when its first bytes come, after SHED_WAIT_S, or as soon as
+        # another conn waits in the backlog (a listener turning readable), whichever is
+        # first. Without that last rule every silent conn queued there held the reserve
+        # for SHED_WAIT_S in turn, and a health check behind a hundred of them waited
+        # 50 s. A client that waited in the backlog has its request in by its accept.
         timer = self._loop.call_later(SHED_WAIT_S, self._answer, conn, None)
         self._loop.add_reader(conn.fileno(), self._answer, conn, timer)
+        for listening in self.sockets:
+            self._loop.add_reader(listening.fileno(), self._answer, conn, timer)
 
     def _answer(self, conn: socket.socket, timer: asyncio.TimerHandle | None) -> None:
         """Answer a conn accepted on the reserve (from its first bytes) and close it."""
@@ -177,6 +192,9 @@ class Listener:
         if timer is not None:
             timer.cancel()
         self._loop.remove_reader(conn.fileno())
+        if not self._closed:  # close() took the listeners' readers and closed them
+            for listening in self.sockets:
+                self._loop.remove_reader(listening.fileno())
         try:
             try:
                 request = conn.recv(4096)

@@ -60,7 +60,8 @@ from rdv_core.wire import (
 log = logging.getLogger("rdv.server")
 
 #: A conn must deliver a whole request head within this many seconds (and an idle
-#: keep-alive conn is closed after it): slow or silent clients cost no more than that.
+#: keep-alive conn is closed after it; over TLS, the handshake must end within it first):
+#: slow or silent clients cost no more than that.
 HEAD_TIMEOUT_S: Final = 30.0
 #: Header block bound for requests: rdv requests are small.
 MAX_REQUEST_HEAD: Final = 16 * 1024
@@ -377,9 +378,13 @@ class NativeFront:
 
     async def _connect(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        # A TLS handshake gets the head's deadline, not the loop's default 60 s: a client
+        # that connects and stays silent costs no more on an https server than on http.
+        # asyncio refuses a handshake timeout without TLS.
+        handshake = {} if self._ssl is None else {"ssl_handshake_timeout": HEAD_TIMEOUT_S}
         try:
             transport, _ = await loop.connect_accepted_socket(
-                lambda: _HttpConn(self), sock, ssl=self._ssl
+                lambda: _HttpConn(self), sock, ssl=self._ssl, **handshake
             )
         except Exception as exc:  # a failed TLS handshake, a conn reset, EMFILE on uvloop
             log.debug("conn dropped before its first byte: %r", exc)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Iterable
 from typing import Final, cast
 
 from rdv_core import wire
+from rdv_core.server._accept import Listener, bind_sockets
 from rdv_core.server._observed import transport_peer_addr
 from rdv_core.server._probes import ProbeAnswer, ProbeService, split_target
 from rdv_core.wire import Addr, AddrError, Head, HeadParser, ProtocolError
@@ -26,6 +28,8 @@ MAX_PROBE_HEAD: Final = 8 * 1024
 HEAD_TIMEOUT_S: Final = 30.0
 #: Conns a probe port keeps open at once; past it new conns are closed at once.
 MAX_PROBE_CONNS: Final = 1024
+#: Listen backlog of a probe port (``loop.create_server``'s default, as before).
+PROBE_BACKLOG: Final = 100
 
 
 def _local_addr(transport: asyncio.BaseTransport) -> Addr | None:
@@ -148,13 +152,46 @@ class _ProbeConn(asyncio.Protocol):
 
 
 class ProbePort:
-    """A listening probe port."""
+    """A listening probe port.
+
+    It accepts with the main port's :class:`~rdv_core.server._accept.Listener`, not
+    ``loop.create_server``: once the main port's conns have taken every descriptor,
+    asyncio's accept loop logged a traceback per attempt on a probe port (thousands of
+    lines in seconds) and left its clients hanging, uvloop's closed them unanswered. The
+    Listener answers them ``503`` from its reserve descriptor instead.
+    """
 
     def __init__(self, service: ProbeService) -> None:
         self.service = service
         self.conns: set[_ProbeConn] = set()
-        self.listener: asyncio.Server | None = None
+        self.listener: Listener | None = None
         self.port = 0
+        self._connecting: set[asyncio.Task[None]] = set()
+
+    def listen(self, sockets: list[socket.socket]) -> None:
+        self.listener = Listener(
+            sockets, self._accepted, True, lambda status, method: None, quiet=True
+        )
+        self.port = sockets[0].getsockname()[1]
+
+    def _accepted(self, sock: socket.socket) -> None:
+        task = asyncio.ensure_future(self._connect(sock))
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
+
+    async def _connect(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: _ProbeConn(self), sock)
+        except Exception as exc:  # a conn reset, EMFILE on uvloop
+            log.debug("probe conn dropped before its first byte: %r", exc)
+            sock.close()
+            return
+        handed = transport.get_extra_info("socket")
+        if handed is not None and handed.fileno() != sock.fileno():
+            sock.close()  # uvloop works on a duplicate of the descriptor
+        if self.listener is None:
+            transport.close()
 
     async def close(self) -> None:
         if self.listener is not None:
@@ -173,15 +210,16 @@ async def start_probe_ports(
     Raises:
         OSError: a port cannot be bound (the ones already open are closed).
     """
-    loop = asyncio.get_running_loop()
     opened: list[ProbePort] = []
     try:
         for number in ports:
+            try:
+                sockets = bind_sockets(host, number, backlog=PROBE_BACKLOG)
+            except OSError as exc:
+                # Name the port: the caller may have been given several.
+                raise OSError(exc.errno, f"port {number}: {exc.strerror or exc}") from exc
             probe = ProbePort(service)
-            probe.listener = await loop.create_server(
-                lambda probe=probe: _ProbeConn(probe), host, number, reuse_address=True
-            )
-            probe.port = probe.listener.sockets[0].getsockname()[1]
+            probe.listen(sockets)
             opened.append(probe)
     except BaseException:
         for probe in opened:

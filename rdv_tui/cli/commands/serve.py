@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
+import re
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
-from rdv_tui.cli.formatting import event_fields, human_bytes
+from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
 from rdv_tui.cli.listen import parse_listen
 from rdv_tui.cli.memory import give_back_memory
 
@@ -46,7 +46,9 @@ def add_parser(subparsers: Any) -> None:
         "--prefix",
         metavar="PATH",
         default="",
-        help="serve rdv requests under this path, e.g. /rdv (clients use http://host:port/rdv)",
+        type=_prefix,
+        help="serve rdv requests under this path, e.g. /rdv (clients use http://host:port/rdv); "
+        "letters, digits, -._~/$&+=:@;, and %%XX escapes",
     )
     parser.add_argument(
         "--lobby-timeout",
@@ -125,6 +127,22 @@ def add_parser(subparsers: Any) -> None:
     )
 
 
+#: What a ``--prefix`` may hold: what rdv's client sends as it is in a request path
+#: (``wire.ServerURL.request_path``) and ``%XX`` escapes. The prefix is compared with the
+#: request's path as sent, so a raw space, ``!`` or ``?`` in it could never match: the
+#: client escapes them (and ``?`` starts the query), and every request would get ``404``.
+_PREFIX = re.compile(r"(?:[A-Za-z0-9\-._~/$&+=:@;,]|%[0-9A-Fa-f]{2})*")
+
+
+def _prefix(text: str) -> str:
+    if not _PREFIX.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} cannot match a request path: use letters, digits, -._~/$&+=:@;, "
+            "and %XX escapes (%20 for a space)"
+        )
+    return text
+
+
 def _port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
@@ -148,8 +166,13 @@ def _cap(text: str) -> int | None:
 
 
 def _non_negative_float(text: str) -> float | None:
-    value = 0.0 if text == "0" else _positive_float(text)
-    return value or None
+    """A positive number of seconds, or None for any spelling of zero (``0``, ``0.0``)."""
+    try:
+        if float(text) == 0:
+            return None
+    except ValueError:
+        pass  # _positive_float says what is wrong
+    return _positive_float(text)
 
 
 def _positive_float(text: str) -> float:
@@ -162,144 +185,77 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _token(token: str) -> str:
-    from rdv_core.wire import escape_token
-
-    return escape_token(token)
-
-
-class _TextFormatter(logging.Formatter):
-    """The readable log line; the message escaped (its traceback, ours, is not)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        from rdv_core.wire import printable
-
-        record.message = printable(record.message)
-        return super().formatMessage(record)
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update(fields)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, separators=(",", ":"))
-
-
-def _configure_logging(verbose: int, json_logs: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(
-            _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-        )
-    root = logging.getLogger("rdv")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
-    root.propagate = False
-
-
-class _EventLog:
-    """Turns server events into log lines (one per pair) and the optional JSONL file."""
-
-    def __init__(self, verbose: int, stream: IO[str] | None) -> None:
-        self._verbose = verbose
-        self._stream = stream
-        self._pairs: dict[int, dict[str, Any]] = {}
-
-    def __call__(self, event: Any) -> None:
-        from rdv_core import events as ev
-
-        if self._stream is not None:
-            self._stream.write(ev.dumps(event) + "\n")
-            self._stream.flush()
-        data = event.to_json()
-        if isinstance(event, ev.PairMatched):
-            self._pairs[event.pair_id] = {
-                "token": event.token,
-                "dialer": event.dialer,
-                "accepter": event.accepter,
-                "lobby_s": event.lobby_s,
-                "p2p_addr": None,
-            }
-            if self._verbose:
-                log.info(
-                    "pair %d matched token=%s dialer=%s accepter=%s (lobby %.3fs)",
-                    event.pair_id,
-                    _token(event.token),
-                    event.dialer,
-                    event.accepter,
-                    event.lobby_s,
-                    extra={"fields": data},
-                )
-        elif isinstance(event, ev.P2PReported):
-            pair = self._pairs.get(event.pair_id)
-            if pair is not None:
-                pair["p2p_addr"] = event.addr
-        elif isinstance(event, ev.RelayEnded):
-            self._pair_line(event)
-        elif isinstance(event, ev.ServerClosed):
-            log.info(
-                "shut down with %d in the lobby and %d open pairs",
-                event.lobby,
-                event.pairs,
-                extra={"fields": data},
-            )
-        elif self._verbose:
-            token = getattr(event, "token", None)
-            words = event_fields(event, exclude=() if token is None else ("token",))
-            text = " ".join(words if token is None else [f"token={_token(token)}", *words])
-            log.info("%s %s", event.type, text, extra={"fields": data})
-
-    def _pair_line(self, event: Any) -> None:
-        pair = self._pairs.pop(event.pair_id, {})
-        if event.relayed:
-            outcome = "relayed"
-        elif pair.get("p2p_addr"):
-            outcome = f"p2p via {pair['p2p_addr']}"
-        else:
-            outcome = "closed before relaying"
-        fields = {
-            **event.to_json(),
-            "token": pair.get("token"),
-            "dialer": pair.get("dialer"),
-            "accepter": pair.get("accepter"),
-            "outcome": "relayed" if event.relayed else ("p2p" if pair.get("p2p_addr") else "none"),
-            "p2p_addr": pair.get("p2p_addr"),
-        }
-        log.info(
-            "pair %d token=%s %s -> %s: %s, D->A %s, A->D %s, %.3fs (%s)",
-            event.pair_id,
-            _token(pair["token"]) if "token" in pair else "?",
-            pair.get("dialer", "?"),
-            pair.get("accepter", "?"),
-            outcome,
-            human_bytes(event.dialer_to_accepter),
-            human_bytes(event.accepter_to_dialer),
-            event.duration_s,
-            event.reason,
-            extra={"fields": fields},
-        )
+class _TlsFilesError(ValueError):
+    """What is wrong with ``--tls-cert``/``--tls-key``, naming the flag and the file."""
 
 
 def _tls_context(cert: Path, key: Path) -> Any:
+    """The server's TLS context, or :class:`_TlsFilesError` saying which file is wrong.
+
+    OpenSSL alone says ``[Errno 2] No such file or directory`` or ``[SSL] PEM lib`` without
+    naming the file, and for an encrypted key without a terminal (a service) it says
+    ``[Errno 22] Invalid argument``. Each file is checked on its own; the pass phrase of an
+    encrypted key is asked on the terminal when there is one.
+    """
     import ssl
 
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise _TlsFilesError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_verify_locations(cafile=cert)
+    except (ssl.SSLError, OSError, UnicodeError):
+        raise _TlsFilesError(f"--tls-cert {cert} holds no PEM certificate") from None
+
+    asked = False
+
+    def pass_phrase() -> str:
+        nonlocal asked
+        if not sys.stdin.isatty():
+            raise _TlsFilesError(
+                f"--tls-key {key} is encrypted and there is no terminal to ask for its pass "
+                "phrase; give rdv serve an unencrypted key (openssl pkey -in KEY -out PLAIN-KEY)"
+            )
+        import getpass
+
+        asked = True
+        return getpass.getpass(f"rdv serve: pass phrase for {key}: ")
+
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    try:
+        context.load_cert_chain(cert, key, password=pass_phrase)
+    except ssl.SSLError as exc:
+        if asked:
+            raise _TlsFilesError(f"wrong pass phrase for --tls-key {key}") from None
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise _TlsFilesError(
+                f"--tls-key {key} is not the key of the certificate in --tls-cert {cert}"
+            ) from None
+        raise _TlsFilesError(f"--tls-key {key} holds no PEM private key") from None
     return context
 
 
 async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
+    # Signals are ours before the port is: a supervisor may send SIGTERM as soon as
+    # /healthz answers or the "listening" line appears, and it must get the graceful
+    # shutdown (exit 0), not the default action (killed by the signal).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await _serve_until_stopped(args, host, port, tls, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until_stopped(
+    args: argparse.Namespace, host: str | None, port: int, tls: Any, stop: asyncio.Event
+) -> int:
     import resource
 
     from rdv_core.server import (
@@ -313,7 +269,17 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
 
     stream: IO[str] | None = None
     if args.events is not None:
-        stream = sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+        try:
+            stream = (
+                sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+            )
+        except OSError as exc:
+            print(
+                f"rdv serve: cannot open --events {args.events}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return 2
+    events = EventLog(args.verbose, stream, str(args.events))
     try:
         limits = LobbyLimits(
             total=_within_fd_limit(args.max_lobby),
@@ -325,7 +291,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             lobby_timeout=args.lobby_timeout,
             idle_timeout=args.idle_timeout,
             observed_addr=make_observed_addr(args.trust_proxy),
-            on_event=_EventLog(args.verbose, stream),
+            on_event=events,
         )
         probes = ProbeService(args.probe_port, dial_back=args.dial_back, observe=server.observe)
         try:
@@ -367,17 +333,11 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         trimming = asyncio.ensure_future(give_back_memory(server))
         try:
             await stop.wait()
         finally:
             trimming.cancel()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
         started = time.monotonic()
         log.info("shutting down")
         await server.close()
@@ -387,8 +347,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
         log.info("stopped in %.2fs", time.monotonic() - started)
         return 0
     finally:
-        if stream is not None and stream is not sys.stdout:
-            stream.close()
+        events.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -396,11 +355,27 @@ def run(args: argparse.Namespace) -> int:
     try:
         host, port = parse_listen(args.listen, port_alone=True)
     except ValueError:
-        print(f"rdv serve: invalid --listen {args.listen!r}: expected HOST:PORT", file=sys.stderr)
+        port_text = args.listen.rpartition(":")[2]
+        # '127.0.0.1:70000' has the HOST:PORT form; say what is wrong with it.
+        want = "a port 0-65535" if port_text.isascii() and port_text.isdigit() else "HOST:PORT"
+        print(f"rdv serve: invalid --listen {args.listen!r}: expected {want}", file=sys.stderr)
         return 2
     if len(args.probe_port) > 16:
         print("rdv serve: at most 16 --probe-port", file=sys.stderr)
         return 2
+    # Both used to end in "cannot listen on a probe port: address already in use" (the
+    # port was bound already, by us), which sends the operator hunting for another process.
+    for n, probe_port in enumerate(args.probe_port):
+        if probe_port == port:
+            print(
+                f"rdv serve: --probe-port {probe_port} is the --listen port, "
+                "which answers the doctor's probes already",
+                file=sys.stderr,
+            )
+            return 2
+        if probe_port in args.probe_port[:n]:
+            print(f"rdv serve: --probe-port {probe_port} given twice", file=sys.stderr)
+            return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("rdv serve: --tls-cert and --tls-key go together", file=sys.stderr)
         return 2
@@ -426,10 +401,13 @@ def run(args: argparse.Namespace) -> int:
     if args.tls_cert is not None and args.tls_key is not None:
         try:
             tls = _tls_context(args.tls_cert, args.tls_key)
+        except _TlsFilesError as exc:
+            print(f"rdv serve: {exc}", file=sys.stderr)
+            return 2
         except (OSError, ValueError) as exc:
             print(f"rdv serve: cannot load TLS certificate/key: {exc}", file=sys.stderr)
             return 2
-    _configure_logging(args.verbose, args.json_logs)
+    configure_logging(args.verbose, args.json_logs)
     _raise_fd_limit()
     loop_factory = _loop_factory(args.loop)
     if loop_factory is None and args.loop == "uvloop":
