@@ -14,7 +14,7 @@ import socket
 import pytest
 
 from rdv_core.client._sockets import bound_socket, local_port
-from rdv_core.doctor import run_doctor
+from rdv_core.doctor import render_text, run_doctor, summary
 from rdv_core.server._probes import DIALBACK_PER_IP_BURST, PROBE_BURST
 from rdv_core.wire import parse_dial_back, parse_directory, parse_observed
 
@@ -186,6 +186,12 @@ async def test_doctor_with_an_unreachable_server() -> None:
     report = await run_doctor([f"http://127.0.0.1:{port}"])
     assert report.servers[0].tcp4.value is False
     assert report.value("nat") is None and report.finding("nat").reason
+    # The first line a user reads says the server did not answer, and why; not that the
+    # server "could not tell us our address", as if it had answered.
+    said = summary(report)
+    assert said.startswith("No server answered (TCP to 127.0.0.1:"), said
+    assert "connection refused" in said and "running" in said
+    assert render_text(report).splitlines()[1] == said
 
 
 async def test_rdv_doctor_command() -> None:

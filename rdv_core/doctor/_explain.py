@@ -95,6 +95,8 @@ def summary(report: Report) -> str:
     proxied = _proxy_summary(report)
     if proxied is not None:
         return proxied
+    if not report.reached:
+        return _unreached_summary(report)
     if report.value("upgrade") is False:
         return (
             "A proxy between you and the server strips the Upgrade header: rdv/1 cannot work "
@@ -133,6 +135,28 @@ def summary(report: Report) -> str:
             "Your router keeps ports; filtering was not measured (the server has no --dial-back)."
         )
     return "Behind a NAT; its mapping was not measured (start the server with --probe-port)."
+
+
+def _unreached_summary(report: Report) -> str:
+    """The sentence when no server answered: say so, with the first failure's reason.
+
+    Without it the summary blamed the server ("could not tell us our address") for a URL
+    that nothing listens on, or a server that is down.
+    """
+    failures = [
+        finding.reason
+        for server in report.servers
+        for finding in (server.tcp4, server.tcp6, server.tls)
+        if finding.value is False
+    ]
+    # A name that does not resolve leaves no failure, only "not measured" with the resolver's
+    # error in its reason: that is then the most useful thing to show.
+    reasons = failures or [s.tcp4.reason for s in report.servers if s.tcp4.reason]
+    why = f" ({reasons[0]})" if reasons else ""
+    return (
+        f"No server answered{why}: nothing was measured; check the URL and that the server "
+        "is running."
+    )
 
 
 def _proxy_summary(report: Report) -> str | None:
