@@ -10,6 +10,7 @@ import asyncio
 import json
 import secrets
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +210,13 @@ async def test_rdv_doctor_command() -> None:
     code, out, _ = await rdv("doctor", "http://127.0.0.1:1", "--format", "json-line")
     assert code == 1 and len(out.splitlines()) == 1
     assert json.loads(out)["servers"][0]["tcp4"]["value"] is False
+
+
+async def test_rdv_doctor_without_a_server_says_how_to_name_one(tmp_path: Path) -> None:
+    from tests.test_session_cli import rdv
+
+    # No URL, no RDV_SERVER, no config file: the advice must be one the command takes
+    # (`rdv doctor` has no --server flag; the URL is its argument).
+    code, out, err = await rdv("doctor", env={"RDV_SERVER": "", "XDG_CONFIG_HOME": str(tmp_path)})
+    assert code == 2 and out == ""
+    assert "rdv doctor URL" in err and "--server" not in err and "RDV_SERVER" in err

@@ -76,7 +76,7 @@ def _urls(args: argparse.Namespace) -> list[str] | None:
     from rdv_core.config import ConfigError, resolve_server
 
     try:
-        server, _source = resolve_server(None)
+        server, _source = resolve_server(None, how_to_pass="name one (rdv doctor URL)")
     except ConfigError as exc:
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return None
