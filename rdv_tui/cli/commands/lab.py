@@ -11,9 +11,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 from typing import Any, TextIO
 
 from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
@@ -218,12 +220,28 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _list(presets: dict[str, Any], out: TextIO) -> int:
+def _list(presets: dict[str, Any], out: TextIO, columns: int | None = None) -> int:
+    """One entry per preset, its lines wrapped to the terminal under their own column.
+
+    The reasons run to 300 characters: unwrapped, a terminal folded them back to column 0,
+    under the preset names.
+    """
     width = max(len(n) for n in presets)
+    indent = " " * (width + 10)
+    room = max(columns or shutil.get_terminal_size().columns, len(indent) + 30)
     for name, spec in presets.items():
-        out.write(f"{name:<{width}}  {spec.expect:<6}  {spec.summary}\n")
-        out.write(f"{'':<{width}}          why: {spec.why}\n")
+        head = f"{name:<{width}}  {spec.expect:<6}  "
+        out.write(_fill(spec.summary, room, head, indent))
+        out.write("\n")
+        out.write(f"{_fill(spec.why, room, f'{indent}why: ', f'{indent}     ')}\n")
     return 0
+
+
+def _fill(text: str, room: int, first: str, rest: str) -> str:
+    # Hyphenated words stay whole ("port-preserving", "reject-with-tcp-reset").
+    return textwrap.fill(
+        text, room, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
+    )
 
 
 def _run_line(plan: Any, i: int, result: Any) -> str:
