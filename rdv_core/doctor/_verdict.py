@@ -126,15 +126,42 @@ def fast_start_line(switch: Switch) -> str:
     return f"fast start: relay from the first byte, no direct path opened{why}"
 
 
-def _trouble(lines: Sequence[str]) -> str:
+def _space_of(line: str) -> str:
+    """The space of a candidate line (``203.0.113.12:41921 public4: ...`` -> ``public4``)."""
+    head = line.split(": ", 1)[0].split()
+    return head[1] if len(head) > 1 else ""
+
+
+def _telling(lines: Sequence[str], winner: str) -> list[str]:
+    """The lines the outcome turned on: the predicted winner's space, else the public ones.
+
+    A private address of the peer's other LAN is unreachable in every race between two
+    networks (errno 101): it says nothing of why the public candidates failed, and named
+    first it hid them ("this time an address was unreachable").
+    """
+    for wanted in ({winner}, {"public4", "public6"}):
+        chosen = [line for line in lines if _space_of(line) in wanted]
+        if chosen:
+            return chosen
+    return list(lines)
+
+
+def _trouble(lines: Sequence[str], winner: str = "", fast: bool = False) -> str:
     """The most telling failure among candidate lines, in words."""
+    lines = _telling([line for line in lines if not line.startswith("fast start:")], winner)
     text = " ".join(lines)
+    space = {_space_of(line) for line in lines}
+    which = f"the {space.pop()} " if len(space) == 1 else ""
+    # With fast start the relay was picked at once: what ended the SYNs was the end of
+    # the upgrade's attempts (docs/PROTOCOL.md section 16), not the pick.
+    until = "before fast start's attempts ended" if fast else "before the relay was picked"
+    unreachable = "an address was unreachable"
     for word, meaning in (
-        ("reset", "SYNs were reset"),
-        ("refused", "SYNs were refused (reset by a router)"),
-        ("timeout", "SYNs got no answer"),
-        ("unreachable", "an address was unreachable"),
-        ("cancelled", "SYNs got no answer before the relay was picked"),
+        ("reset", f"{which}SYNs were reset"),
+        ("refused", f"{which}SYNs were refused (reset by a router)"),
+        ("timeout", f"{which}SYNs got no answer"),
+        ("unreachable", f"{which}addresses were unreachable" if which else unreachable),
+        ("cancelled", f"{which}SYNs got no answer {until}"),
     ):
         if word in text:
             return meaning
@@ -171,7 +198,9 @@ def verdict(
             t, "", "", "", outcome, chosen, None, sentence, tuple(our_lines), tuple(their_lines)
         )
     agrees = prediction.agrees_with(outcome)
-    trouble = _trouble([*our_lines, *their_lines])
+    trouble = _trouble(
+        [*our_lines, *their_lines], prediction.winner, fast=switch is not None and not switch.addr
+    )
     if prediction.expect == "possible":
         sentence = f"{path.capitalize()}; it was timing-dependent: {prediction.reason}" + (
             "." if outcome == "direct" else f"; this time {trouble}."
