@@ -407,11 +407,14 @@ def _presets_matrix(args: argparse.Namespace) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from rdv_core.lab import Lab, get_preset, is_isolated
+    from rdv_core.lab import Lab, doctor_urls, get_preset, is_isolated, start_doctor_server
 
     spec = get_preset(args.preset)
     with Lab(spec, rdv_command=rdv_command()) as lab:
-        lab.start_server()
+        # The server `rdv lab doctor` runs (probe port, dial-back, a second address), so
+        # that `rdv doctor` and `--explain` measure here what they would measure outside,
+        # instead of "not measured: the server has no --probe-port".
+        start_doctor_server(lab)
         plan = lab.plan
         print(f"lab {spec.name} is up: {spec.summary}")
         print(f"rdv server: {plan.server_url} (in {plan.ns('srv')})")
@@ -430,6 +433,9 @@ def _shell(args: argparse.Namespace) -> int:
             f"  ip netns exec {b} {rdv} accept {plan.server_url} mytoken --spaces {spec.spaces} -v"
         )
         print(f"  ip netns exec {a} {rdv} dial {plan.server_url} mytoken --spaces {spec.spaces} -v")
+        print(f"  ip netns exec {a} {rdv} doctor {' '.join(doctor_urls(spec))}")
+        print(f"  ip netns exec {a} {rdv} send FILE --server {plan.server_url} --explain")
+        print(f"  ip netns exec {b} {rdv} receive CODE --server {plan.server_url} --explain")
         print(f"  ip netns exec {first_router} tcpdump -ni wan tcp")
         print(f"  ip netns exec {first_router} conntrack -L")
         print(f"  ip netns exec {first_router} nft list ruleset")
