@@ -20,6 +20,7 @@ from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, set
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._matrix import (
     COLUMNS,
+    LOTTERY_NOTE,
     MATRIX_PAYLOAD,
     Column,
     MatrixCell,
@@ -50,6 +51,7 @@ __all__ = [
     "COLUMNS",
     "DOCTOR_ALT4",
     "DOCTOR_PROBE_PORT",
+    "LOTTERY_NOTE",
     "MATRIX_PAYLOAD",
     "PRESETS",
     "SEQUENTIAL_A",
