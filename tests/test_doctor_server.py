@@ -220,3 +220,42 @@ async def test_rdv_doctor_without_a_server_says_how_to_name_one(tmp_path: Path) 
     code, out, err = await rdv("doctor", env={"RDV_SERVER": "", "XDG_CONFIG_HOME": str(tmp_path)})
     assert code == 2 and out == ""
     assert "rdv doctor URL" in err and "--server" not in err and "RDV_SERVER" in err
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_doctor_over_ipv6_only(kind: str) -> None:
+    # An IPv6-only server (the host of an IPv6-only network): every finding is measured over
+    # IPv6 from the shared port, the dial-back included (it arrives on our IPv6 listener).
+    # Before, all but IPv6 and NAT66 said "not measured: no server reported our IPv4 address".
+    async with probe_server(kind, host="::1", probe_ports=2) as env:
+        report = await run_doctor([env.url])
+    port = report.local_port
+    assert report.value("nat") is False, report.finding("nat")
+    assert report.finding("nat").reason == f"the server saw our own address [::1]:{port}"
+    assert report.value("mapping") == "none"
+    assert report.value("port_preserved") is True
+    assert report.value("allocation") == "preserved"
+    assert report.value("filtering") == "open", report.finding("filtering")
+    assert f"to [::1]:{port} reached us" in report.finding("filtering").reason
+    assert report.value("upgrade") is True
+    assert report.value("ipv6") is True and report.value("nat6") is False
+    server = report.servers[0]
+    assert server.tcp6.value is True and server.tcp4.value is None
+    assert server.observed == f"[::1]:{port}" and server.probe_ports == tuple(env.probe_ports)
+    assert len(report.samples) == 3 and len(report.fresh) == 4
+    assert summary(report) == "No NAT and no filter: peers can dial you directly."
+
+
+async def test_doctor_with_ipv4_and_ipv6_servers_keeps_the_findings_on_ipv4() -> None:
+    # The IPv6 server comes first and offers dial-back too; the filtering must still be
+    # the one of the family the mapping was measured in (IPv4), through the IPv4 server.
+    async with (
+        probe_server("native", host="::1") as six,
+        probe_server("native") as four,
+    ):
+        report = await run_doctor([six.url, four.url])
+    port = report.local_port
+    assert report.finding("nat").reason == f"the server saw our own address 127.0.0.1:{port}"
+    assert f"to 127.0.0.1:{port} reached us" in report.finding("filtering").reason
+    assert report.servers[0].dial_back.reason == "measured through another server"
+    assert report.value("nat6") is False and report.value("allocation") == "preserved"

@@ -27,6 +27,8 @@ class Target:
     v6: str | None = None
     resolve_error: str = ""
     main: HttpConn | None = None
+    #: The address ``main`` goes to (IPv4, or IPv6 for a server without IPv4).
+    main_ip: str | None = None
     main_sample: Sample | None = None
     directory: ProbeDirectory | None = None
     directory_reason: str = ""
