@@ -409,7 +409,7 @@ def _presets_matrix(args: argparse.Namespace) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from rdv_core.lab import Lab, doctor_urls, get_preset, is_isolated, start_doctor_server
+    from rdv_core.lab import Lab, get_preset, host_doctor_urls, is_isolated, start_doctor_server
 
     spec = get_preset(args.preset)
     with Lab(spec, rdv_command=rdv_command()) as lab:
@@ -431,13 +431,13 @@ def _shell(args: argparse.Namespace) -> int:
         first_router = plan.ns(spec.routers[0].name) if spec.routers else plan.ns("inet")
         rdv = " ".join(lab.rdv_argv())
         print("try:")
-        print(
-            f"  ip netns exec {b} {rdv} accept {plan.server_url} mytoken --spaces {spec.spaces} -v"
-        )
-        print(f"  ip netns exec {a} {rdv} dial {plan.server_url} mytoken --spaces {spec.spaces} -v")
-        print(f"  ip netns exec {a} {rdv} doctor {' '.join(doctor_urls(spec))}")
-        print(f"  ip netns exec {a} {rdv} send FILE --server {plan.server_url} --explain")
-        print(f"  ip netns exec {b} {rdv} receive CODE --server {plan.server_url} --explain")
+        # Each host's own URL: an IPv6-only host (nat64) reaches the server through NAT64.
+        url_a, url_b = plan.server_url_for(spec.dialer), plan.server_url_for(spec.accepter)
+        print(f"  ip netns exec {b} {rdv} accept {url_b} mytoken --spaces {spec.spaces} -v")
+        print(f"  ip netns exec {a} {rdv} dial {url_a} mytoken --spaces {spec.spaces} -v")
+        print(f"  ip netns exec {a} {rdv} doctor {' '.join(host_doctor_urls(lab, spec.dialer))}")
+        print(f"  ip netns exec {a} {rdv} send FILE --server {url_a} --explain")
+        print(f"  ip netns exec {b} {rdv} receive CODE --server {url_b} --explain")
         print(f"  ip netns exec {first_router} tcpdump -ni wan tcp")
         print(f"  ip netns exec {first_router} conntrack -L")
         print(f"  ip netns exec {first_router} nft list ruleset")
