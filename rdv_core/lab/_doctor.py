@@ -104,7 +104,9 @@ def run_doctor_command(lab: Lab, role: str, timeout: float = 30.0) -> dict[str, 
     Raises:
         LabError: the command failed or printed no JSON.
     """
-    argv = lab.rdv_argv("doctor", "--format", "json", *host_doctor_urls(lab, role))
+    # The host's proxy too, as its race gets it (proxy-only: the only way out).
+    urls = host_doctor_urls(lab, role)
+    argv = lab.rdv_argv("doctor", "--format", "json", *lab.proxy_args(role), *urls)
     done = lab.run(role, argv, check=False)
     try:
         report = json.loads(done.stdout)
@@ -121,24 +123,35 @@ def built_with(spec: LabSpec, host: str) -> dict[str, object]:
     ``None`` means "not measured" (hairpinning needs a NAT). Linux NAT does no hairpinning
     (docs/LAB-NOTES.md section 4).
     """
-    router_name = spec.host(host).router
+    machine = spec.host(host)
+    router_name = machine.router
+    # A host's own firewall answers the dial-back before any router could (host-fw-*).
+    own = None if machine.firewall == Firewall.NONE else _FILTERING.get(machine.firewall.value)
     if router_name is None:
         return {
             "nat": False,
             "mapping": "none",
-            "filtering": "open",
+            "filtering": own or "open",
             "hairpin": None,
             "allocation": "preserved",
         }
     router = spec.router(router_name)
+    if machine.proxy is not None and router.allow_out is not None:
+        # Only the proxy gets out: no direct conn reaches the server, so nothing of the
+        # router can be measured; the proxy's tunnel is the finding (section 15.7).
+        return {name: None for name in _DIRECT_FINDINGS} | {"proxy": "tunnel"}
     nat = router.nat != NatKind.NONE
     return {
         "nat": nat,
         "mapping": _MAPPING[router.nat],
-        "filtering": _FILTERING.get(router.firewall.value),
+        "filtering": own or _FILTERING.get(router.firewall.value),
         "hairpin": False if nat else None,
         "allocation": _ALLOCATION[router.nat],
     }
+
+
+#: The findings :func:`built_with` checks that need a direct conn to the server.
+_DIRECT_FINDINGS: Final = ("nat", "mapping", "filtering", "hairpin", "allocation")
 
 
 def mismatches(spec: LabSpec, host: str, report: dict[str, Any]) -> list[str]:

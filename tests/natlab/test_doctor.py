@@ -41,7 +41,13 @@ PRESETS = (
     # A on an IPv6-only LAN: the doctor reaches the IPv4 server through NAT64, so every
     # probe goes over IPv6 (docs/PROTOCOL.md 15.2); before, it measured nothing there.
     "nat64",
+    # A host firewall, not a router, answers the dial-back (rst); the oracle said "open".
+    "host-fw-reject",
+    # Only the proxy gets out: nothing direct is measurable, the tunnel is the finding.
+    "proxy-only",
 )
+#: The daemons a preset of :data:`PRESETS` needs (Debian packages; .ci/run installs them).
+NEEDS = {"nat64": "tayga", "proxy-only": "tinyproxy"}
 
 
 def _doctor_in(lab: Lab, host: str) -> Report:
@@ -49,13 +55,15 @@ def _doctor_in(lab: Lab, host: str) -> Report:
         # One host per run goes through the real command line, JSON and all.
         return Report.from_json(run_doctor_command(lab, host))
     urls = host_doctor_urls(lab, host)
-    return lab.run_in(host, lambda: asyncio.run(Doctor(urls).run()))
+    proxy = (lab.proxy_args(host) or [None, None])[1]  # ["--proxy", URL] or none
+    return lab.run_in(host, lambda: asyncio.run(Doctor(urls, proxy=proxy or "none").run()))
 
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_doctor_reports_how_the_preset_was_built(name: str, rdv_command: list[str]) -> None:
-    if name == "nat64" and shutil.which("tayga") is None:
-        pytest.skip("tayga is not installed (apt-get install tayga)")
+    binary = NEEDS.get(name)
+    if binary is not None and shutil.which(binary) is None:
+        pytest.skip(f"{binary} is not installed (apt-get install {binary})")
     spec = get_preset(name)
     hosts = [spec.dialer, spec.accepter]
     with Lab(spec, rdv_command=rdv_command) as lab:
