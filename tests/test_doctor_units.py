@@ -261,3 +261,29 @@ def test_nonce() -> None:
     ):
         with pytest.raises(ProtocolError):
             parse_nonce(bad)
+
+
+@pytest.mark.parametrize(
+    ("ours", "expect", "reason"),
+    [
+        # The lab's host-fw-drop / host-fw-reject: a public address behind its own firewall.
+        (
+            {"nat": False, "mapping": "none", "filtering": "drop"},
+            "direct",
+            "the peer's NAT keeps its ports and we have no NAT, and both sides drop early SYNs "
+            "silently: the two SYNs meet in a simultaneous open",
+        ),
+        (
+            {"nat": False, "mapping": "none", "filtering": "rst"},
+            "possible",
+            "the peer's NAT keeps its ports and we have no NAT, but our firewall answers early "
+            "SYNs with a reset: the simultaneous open is a timing lottery that quick redials "
+            "usually win",
+        ),
+    ],
+)
+def test_a_side_without_nat_is_not_called_a_nat(
+    ours: dict[str, Any], expect: str, reason: str
+) -> None:
+    prediction = predict(_report(**ours), _report(**{**CONE_DROP, "observed": "9.9.9.2:1"}))
+    assert (prediction.expect, prediction.reason) == (expect, reason)

@@ -102,6 +102,11 @@ class _Side:
         return f"{self.name} {plural if self.name == 'we' else singular}"
 
     @property
+    def filter_box(self) -> str:
+        """What answers a stranger's SYN on this side: its router, or its own firewall."""
+        return "router" if self.nat is not False else "firewall"
+
+    @property
     def varies(self) -> bool:
         return self.mapping in ("port-dependent", "address-dependent", "address-and-port-dependent")
 
@@ -258,21 +263,36 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
             "direct", "public4", "the NATs keep their mappings and one side lets SYNs in"
         )
     resets = [s for s in (a, b) if s.filtering in ("rst", "icmp")]
+    kept = _ports_kept(a, b)
     if resets:
-        routers = "both routers answer" if len(resets) == 2 else f"{resets[0].whose} router answers"
+        if len(resets) == 2:
+            routers = "both routers answer" if a.nat and b.nat else "both sides answer"
+        else:
+            routers = f"{resets[0].whose} {resets[0].filter_box} answers"
         return Prediction(
             "possible",
             "public4",
-            f"the NATs keep their ports, but {routers} early SYNs with a reset: the "
+            f"{kept}, but {routers} early SYNs with a reset: the "
             "simultaneous open is a timing lottery that quick redials usually win",
         )
     if a.filtering == "drop" and b.filtering == "drop":
-        return Prediction(
-            "direct",
-            "public4",
-            "both NATs keep the port the server saw and drop early SYNs silently: the two SYNs "
-            "meet in a simultaneous open",
-        )
-    return Prediction(
-        "possible", "public4", "the NATs keep their ports; filtering was not measured"
-    )
+        if a.nat and b.nat:
+            said = "both NATs keep the port the server saw and drop early SYNs silently"
+        else:
+            said = f"{kept}, and both sides drop early SYNs silently"
+        return Prediction("direct", "public4", f"{said}: the two SYNs meet in a simultaneous open")
+    return Prediction("possible", "public4", f"{kept}; filtering was not measured")
+
+
+def _ports_kept(a: _Side, b: _Side) -> str:
+    """Why the port the server saw is the one a peer reaches, for this pair.
+
+    Only "the NATs" when both sides have one: a host on a public address behind its own
+    firewall (the lab's host-fw-*) has no NAT, and the sentence said it had.
+    """
+    if a.nat and b.nat:
+        return "the NATs keep their ports"
+    if a.nat or b.nat:
+        nat, bare = (a, b) if a.nat else (b, a)
+        return f"{nat.whose} NAT keeps its ports and {bare.verb('have', 'has')} no NAT"
+    return "neither side has a NAT"
