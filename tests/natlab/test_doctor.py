@@ -55,8 +55,9 @@ def _doctor_in(lab: Lab, host: str) -> Report:
         # One host per run goes through the real command line, JSON and all.
         return Report.from_json(run_doctor_command(lab, host))
     urls = host_doctor_urls(lab, host)
-    proxy = (lab.proxy_args(host) or [None, None])[1]  # ["--proxy", URL] or none
-    return lab.run_in(host, lambda: asyncio.run(Doctor(urls, proxy=proxy or "none").run()))
+    proxy_args = lab.proxy_args(host)  # ["--proxy", URL] or []
+    proxy = proxy_args[1] if proxy_args else "none"
+    return lab.run_in(host, lambda: asyncio.run(Doctor(urls, proxy=proxy).run()))
 
 
 @pytest.mark.parametrize("name", PRESETS)
