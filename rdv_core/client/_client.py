@@ -457,6 +457,10 @@ class _Attempt:
     def _check_observed(self, observed: Addr | None) -> None:
         if observed is None:
             message = f"the server did not report our observed address: {OBSERVED_HINT}"
+        elif observed.space == AddrSpace.PUBLIC6:
+            # Reached over IPv6, a public address is what a peer needs (no NAT to cross):
+            # Go warns for anything but public IPv4 (it dials IPv4 only), we do not.
+            return
         elif not observed.is_ipv4 or observed.space != AddrSpace.PUBLIC4:
             message = f"expected observed address {observed} to be public IPv4: {OBSERVED_HINT}"
         else:
