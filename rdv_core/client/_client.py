@@ -123,6 +123,9 @@ class Client:
         early_data: Fast start, dialer: called once the relay is picked, without
             blocking; the bytes it returns are the conn's first, sent in the very write
             of ``CONTINUE`` and ``HELLO``, as TCP Fast Open's (docs/PROTOCOL.md 16.2).
+
+    Raises:
+        ValueError: a bad proxy URL, or a timeout below 0 (or NaN).
     """
 
     def __init__(
@@ -144,6 +147,9 @@ class Client:
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
+        if timeout is not None and not timeout >= 0:  # NaN too, which compares false
+            # Else every attempt "timed out after -1s" at once, naming no mistake.
+            raise ValueError(f"timeout must be >= 0 seconds or None (no limit), got {timeout!r}")
         self.proxy = proxy
         self.trust_env = trust_env
         self.interfaces = tuple(interfaces)
