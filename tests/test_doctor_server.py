@@ -259,3 +259,30 @@ async def test_doctor_with_ipv4_and_ipv6_servers_keeps_the_findings_on_ipv4() ->
     assert f"to 127.0.0.1:{port} reached us" in report.finding("filtering").reason
     assert report.servers[0].dial_back.reason == "measured through another server"
     assert report.value("nat6") is False and report.value("allocation") == "preserved"
+
+
+async def test_doctor_against_a_certificate_we_do_not_trust(tmp_path: Path) -> None:
+    # TCP works, TLS does not (a self-signed certificate): the summary must say so, and the
+    # probes that ride the TLS conn must not call the server "unreachable".
+    import ssl
+
+    from rdv_core.server import RdvServer, start_native
+
+    from tests.test_server_tls import make_cert
+
+    cert, key = make_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = RdvServer()
+    front = await start_native(server, ssl=context)
+    try:
+        report = await run_doctor([f"https://127.0.0.1:{front.port}"])
+    finally:
+        await server.close()
+        await front.close()
+    said = summary(report)
+    assert said.startswith("TCP reached the server but TLS failed ("), said
+    assert "CERTIFICATE_VERIFY_FAILED" in said
+    assert report.servers[0].tls.value is False
+    for name in ("filtering", "upgrade"):
+        assert report.finding(name).reason.startswith("TLS with the server failed"), name

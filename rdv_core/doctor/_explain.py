@@ -103,6 +103,13 @@ def summary(report: Report) -> str:
             "through it."
         )
     if nat is None:
+        failed_tls = next((x.tls for x in report.servers if x.tls.value is False), None)
+        if failed_tls is not None and not any(x.tls.value is True for x in report.servers):
+            return (
+                f"TCP reached the server but TLS failed ({failed_tls.reason}): nothing was "
+                "measured; check the server's certificate, or the trusted CAs here "
+                "(SSL_CERT_FILE)."
+            )
         return "The server could not tell us our address: nothing about NAT was measured."
     if nat is False:
         if filtering == "open":

@@ -244,6 +244,9 @@ class Doctor:
                 server.tls = Finding(False, str(exc)) if what == "TLS" else not_measured("no TCP")
             if isinstance(exc, ssl.SSLError):
                 reached = Finding(True, "TCP connected (TLS failed)")
+                # What the probes riding this conn (dial-back, Upgrade) say instead of
+                # "server unreachable", which it was not.
+                server.directory_reason = f"TLS with the server failed: {exc}"
             if v6:
                 server.tcp6 = reached
             else:
@@ -440,9 +443,11 @@ class Doctor:
         first: Finding | None = None
         why_not = "no server offers dial-back (rdv serve --dial-back)"
         # A server of the findings' family first: the filtering belongs with the mapping.
+        skipped: list[str] = []  # why servers could not be asked, in order
         for server in sorted(self._servers, key=lambda s: not self._in_findings_family(s)):
             if server.main is None or server.directory is None:
                 server.dial_back = not_measured(server.directory_reason or "server unreachable")
+                skipped.append(server.dial_back.reason)
                 continue
             if not server.directory.dial_back:
                 server.dial_back = not_measured("the server does not offer dial-back")
@@ -455,6 +460,8 @@ class Doctor:
             if first is None and server.dial_back.measured:
                 first = server.dial_back
             why_not = server.dial_back.reason
+        if len(skipped) == len(self._servers):
+            why_not = skipped[0]  # no server could be asked at all: say why, not "no offer"
         self._found("filtering", first or not_measured(why_not))
 
     async def _dial_back(self, server: Target, conn: HttpConn, inbox: Inbox) -> Finding:
