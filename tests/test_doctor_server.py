@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rdv_core.client._sockets import bound_socket, local_port
-from rdv_core.doctor import render_text, run_doctor, summary
+from rdv_core.doctor import LABELS, render_text, run_doctor, summary
 from rdv_core.server._probes import DIALBACK_PER_IP_BURST, PROBE_BURST
 from rdv_core.wire import parse_dial_back, parse_directory, parse_observed
 
@@ -286,3 +286,19 @@ async def test_doctor_against_a_certificate_we_do_not_trust(tmp_path: Path) -> N
     assert report.servers[0].tls.value is False
     for name in ("filtering", "upgrade"):
         assert report.finding(name).reason.startswith("TLS with the server failed"), name
+
+
+@pytest.mark.parametrize("width", [60, 80])
+async def test_the_text_report_wraps_to_a_terminal(width: int) -> None:
+    async with probe_server("native") as env:
+        report = await run_doctor([env.url])
+    whole, wrapped = render_text(report), render_text(report, width)
+    lines = wrapped.splitlines()
+    assert max(len(line) for line in lines) <= width, wrapped
+    assert whole.split() == wrapped.split()  # the same words, only the line breaks moved
+    # A finding's reason continues under its own column, never at column 0.
+    labels = [line for line in lines if line.startswith("  ") and not line.startswith("   ")]
+    assert len([x for x in labels if x[2:13].strip() in LABELS.values()]) == len(LABELS)
+    assert all(line.startswith(" " * 4) for line in lines[3:] if line and line not in labels), (
+        wrapped
+    )

@@ -6,6 +6,7 @@ line per finding (``label  value: reason``), then one line per server.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Final
 
 from rdv_core.doctor._report import Finding, Report
@@ -185,12 +186,16 @@ def _proxy_summary(report: Report) -> str | None:
     return None
 
 
-def render_text(report: Report) -> str:
-    """The whole report as text for a terminal (no colours)."""
+def render_text(report: Report, width: int | None = None) -> str:
+    """The whole report as text for a terminal (no colours).
+
+    ``width``: wrap to that many columns, each finding's reason under its own column and a
+    server's fields whole (``rdv doctor`` on a terminal); None: one line each (logs, pipes).
+    """
     lines = [
         f"rdv doctor: {len(report.servers)} server(s), port {report.local_port}, "
         f"{report.duration_ms / 1000:.1f} s",
-        summary(report),
+        *_wrap(summary(report), width, "", ""),
         "",
     ]
     for name, label in LABELS.items():
@@ -198,19 +203,52 @@ def render_text(report: Report) -> str:
         value = _word(finding.value)
         if name == "allocation" and report.allocation_delta is not None:
             value += f" ({report.allocation_delta:+d})"
-        lines.append(f"  {label:<11} {value}: {finding.reason}")
+        lines += _wrap(f"{value}: {finding.reason}", width, f"  {label:<11} ", " " * 14)
     lines.append("")
     for server in report.servers:
         rtt = f"{server.rtt_ms:.1f} ms" if server.rtt_ms is not None else "-"
         probes = ",".join(str(p) for p in server.probe_ports) or "-"
-        dial = _word(server.dial_back.value)
-        lines.append(
-            f"  {server.url}  v4 {_word(server.tcp4.value)}  v6 {_word(server.tcp6.value)}  "
-            f"tls {_word(server.tls.value)}  rtt {rtt}  observed {server.observed or '-'}  "
-            f"probe ports {probes}  dial-back {dial}"
-            + ("" if server.proxy.value == "none" else f"  proxy {_word(server.proxy.value)}")
-        )
+        fields = [
+            f"v4 {_word(server.tcp4.value)}",
+            f"v6 {_word(server.tcp6.value)}",
+            f"tls {_word(server.tls.value)}",
+            f"rtt {rtt}",
+            f"observed {server.observed or '-'}",
+            f"probe ports {probes}",
+            f"dial-back {_word(server.dial_back.value)}",
+        ]
+        if server.proxy.value != "none":
+            fields.append(f"proxy {_word(server.proxy.value)}")
+        lines += _pack([server.url, *fields], "  ", width, "  ", " " * 4)
     spaces = [f"{space} {' '.join(addrs)}" for space, addrs in report.local_addrs.items()]
     if spaces:
-        lines.append(f"  local: {'; '.join(spaces)}")
+        lines += _pack(spaces, "; ", width, "  local: ", " " * 9)
     return "\n".join(lines)
+
+
+def _wrap(text: str, width: int | None, first: str, rest: str) -> list[str]:
+    if width is None:
+        return [first + text]
+    return textwrap.wrap(
+        text,
+        max(width, len(rest) + 20),
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_on_hyphens=False,
+        break_long_words=False,  # an address or a URL stays whole
+    ) or [first.rstrip()]
+
+
+def _pack(fields: list[str], sep: str, width: int | None, first: str, rest: str) -> list[str]:
+    """``fields`` joined by ``sep``, a field never split: a new line where the next would
+    not fit in ``width``."""
+    if width is None:
+        return [first + sep.join(fields)]
+    lines, line = [], first + fields[0]
+    for item in fields[1:]:
+        if len(line) + len(sep) + len(item) > width:
+            lines.append((line + sep).rstrip())  # a "; " keeps its ";"
+            line = rest + item
+        else:
+            line += sep + item
+    return [*lines, line]
