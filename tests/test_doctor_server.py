@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rdv_core.client._sockets import bound_socket, local_port
-from rdv_core.doctor import LABELS, render_text, run_doctor, summary
+from rdv_core.doctor import LABELS, Doctor, render_text, run_doctor, summary
 from rdv_core.server._probes import DIALBACK_PER_IP_BURST, PROBE_BURST
 from rdv_core.wire import parse_dial_back, parse_directory, parse_observed
 
@@ -302,3 +302,14 @@ async def test_the_text_report_wraps_to_a_terminal(width: int) -> None:
     assert all(line.startswith(" " * 4) for line in lines[3:] if line and line not in labels), (
         wrapped
     )
+
+
+async def test_one_server_named_twice_is_measured_once() -> None:
+    # Before, the second conn from P to the same address was refused by the kernel (the same
+    # 4-tuple) and the report said that server was unreachable.
+    async with probe_server("native") as env:
+        report = await run_doctor([env.url, env.url])
+    assert [s.url for s in report.servers] == [env.url]
+    assert report.servers[0].tcp4.value is True
+    with pytest.raises(ValueError, match="at most 8 servers"):
+        Doctor([f"http://127.0.0.1:{port}" for port in range(1, 10)])

@@ -41,7 +41,7 @@ from rdv_core.client._sockets import (
 )
 from rdv_core.doctor import _classify as classify
 from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox
-from rdv_core.doctor._report import Finding, Report, Sample, not_measured
+from rdv_core.doctor._report import MAX_SERVERS, Finding, Report, Sample, not_measured
 from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr
 from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
@@ -113,7 +113,18 @@ class Doctor:
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
-        self._servers = [Target(url, parse_server_url(url)) for url in urls]
+        targets: dict[tuple[str, int], Target] = {}
+        for url in urls:
+            parsed = parse_server_url(url)
+            # One server once: a second conn from P to the same address and port is the
+            # same 4-tuple, which the kernel refuses ("cannot assign requested address").
+            targets.setdefault((parsed.host.lower(), parsed.port), Target(url, parsed))
+        if len(targets) > MAX_SERVERS:
+            raise ValueError(
+                f"at most {MAX_SERVERS} servers (a report names each, section 15.3), "
+                f"got {len(targets)}"
+            )
+        self._servers = list(targets.values())
         env = os.environ if trust_env else None
         self._proxies = {s.url: choose_proxy(proxy, s.parsed, env) for s in self._servers}
         # Which servers would have a proxy but for NO_PROXY (the finding says "exempt").
@@ -175,6 +186,7 @@ class Doctor:
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
                 tasks.create_task(resolve(server))
+        self._same_addresses()
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
                 if server.v4 is None and server.v6 is not None:
@@ -205,6 +217,22 @@ class Doctor:
         await self._hairpin(inbox, samples)
         await self._dial_backs(inbox)
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
+
+    def _same_addresses(self) -> None:
+        """Two names for one server address and port (``localhost`` and ``127.0.0.1``):
+        the later is measured through the earlier (the same 4-tuple from P, see __init__)."""
+        seen: dict[tuple[str, int], str] = {}
+        for server in self._servers:
+            for family in ("v4", "v6"):
+                ip = getattr(server, family)
+                if ip is None:
+                    continue
+                key = (ip, server.parsed.port)
+                if key in seen:
+                    setattr(server, family, None)
+                    server.resolve_error = f"the same address as {seen[key]}, measured there"
+                else:
+                    seen[key] = server.url
 
     async def _connect(
         self, server: Target, ip: str, port: int, local: int, *, tls: bool
