@@ -239,6 +239,7 @@ async def test_doctor_over_ipv6_only(kind: str) -> None:
     assert f"to [::1]:{port} reached us" in report.finding("filtering").reason
     assert report.value("upgrade") is True
     assert report.value("ipv6") is True and report.value("nat6") is False
+    assert report.finding("filtering6") == report.finding("filtering")  # the same dial-back
     server = report.servers[0]
     assert server.tcp6.value is True and server.tcp4.value is None
     assert server.observed == f"[::1]:{port}" and server.probe_ports == tuple(env.probe_ports)
@@ -259,6 +260,13 @@ async def test_doctor_with_ipv4_and_ipv6_servers_keeps_the_findings_on_ipv4() ->
     assert f"to 127.0.0.1:{port} reached us" in report.finding("filtering").reason
     assert report.servers[0].dial_back.reason == "measured through another server"
     assert report.value("nat6") is False and report.value("allocation") == "preserved"
+    # The IPv6 firewall has its own dial-back, to our IPv6 address on the same port.
+    assert report.value("filtering6") == "open", report.finding("filtering6")
+    assert f"to [::1]:{port} reached us" in report.finding("filtering6").reason
+    # An IPv4 server alone: the IPv6 filter is not measured, and says why.
+    async with probe_server("native") as four:
+        alone = await run_doctor([four.url])
+    assert alone.finding("filtering6").reason == "no server was reached over IPv6"
 
 
 async def test_doctor_against_a_certificate_we_do_not_trust(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ LABELS: Final = {
     "upgrade": "Upgrade",
     "ipv6": "IPv6",
     "nat6": "NAT66",
+    "filtering6": "IPv6 filter",
     "loss": "loss",
     "proxy": "proxy",
 }
@@ -60,6 +61,14 @@ MEANINGS: Final[dict[tuple[str, object], str]] = {
     ("ipv6", False): "IPv6 does not reach the server",
     ("nat6", False): "IPv6 without NAT, as it should be",
     ("nat6", True): "IPv6 is translated too",
+    ("filtering6", "open"): "unsolicited IPv6 SYNs reach you: peers can dial your IPv6 address",
+    ("filtering6", "drop"): "your IPv6 firewall silently drops unsolicited SYNs: an IPv6 "
+    "simultaneous open still works, because your own SYN opens the way",
+    ("filtering6", "rst"): "your IPv6 firewall answers unsolicited SYNs with a reset: an IPv6 "
+    "simultaneous open becomes a timing lottery",
+    ("filtering6", "icmp"): "your IPv6 firewall answers unsolicited SYNs with an ICMPv6 error: "
+    "an IPv6 simultaneous open becomes a timing lottery",
+    ("filtering6", "intercepted"): "something answers IPv6 SYNs for you",
     ("loss", True): "packets get lost: a lost SYN costs a second, and the relay may win",
     ("loss", False): "no sign of loss",
     ("proxy", "none"): "the server is reached directly, as peers are",

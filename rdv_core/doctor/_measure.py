@@ -196,7 +196,7 @@ class Doctor:
                     tasks.create_task(self._server_main(server, server.v6, port))
                     continue
                 tasks.create_task(self._server_main(server, server.v4, port))
-                tasks.create_task(self._server6(server))
+                tasks.create_task(self._server6(server, port))
         for server in self._servers:  # after the direct probes: see through_proxy
             proxy = self._proxies[server.url]
             if proxy is None:
@@ -215,7 +215,11 @@ class Doctor:
         self._found("nat6", self._nat6())
         await self._allocation()
         await self._hairpin(inbox, samples)
-        await self._dial_backs(inbox)
+        async with asyncio.TaskGroup() as tasks:  # both SYN waits at once: 1.5 s, not 3
+            tasks.create_task(self._dial_backs(inbox))
+            tasks.create_task(self._dial_back6(inbox))
+        if self._over_ipv6:
+            self._found("filtering6", self._filtering6_over_ipv6())
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
 
     def _same_addresses(self) -> None:
@@ -341,13 +345,14 @@ class Doctor:
             return
         samples.append(sample(conn, observed))
 
-    async def _server6(self, server: Target) -> None:
+    async def _server6(self, server: Target, port: int) -> None:
         if server.v6 is None:
             server.tcp6 = not_measured("the server has no IPv6 address")
             return
         try:
+            # From P too: the IPv6 dial-back (filtering6) must find our IPv6 listener.
             conn = await self._connect(
-                server, server.v6, server.parsed.port, 0, tls=server.parsed.tls
+                server, server.v6, server.parsed.port, port, tls=server.parsed.tls
             )
         except (OSError, TimeoutError) as exc:
             server.tcp6 = Finding(
@@ -363,6 +368,7 @@ class Doctor:
         except (ProbeHttpError, ProtocolError):
             observed = None
         server.observed6 = sample(conn, observed)
+        server.main6 = conn
 
     def _upgrade(self) -> Finding:
         findings = [s.upgrade for s in self._servers if s.upgrade.measured]
@@ -491,6 +497,46 @@ class Doctor:
         if len(skipped) == len(self._servers):
             why_not = skipped[0]  # no server could be asked at all: say why, not "no offer"
         self._found("filtering", first or not_measured(why_not))
+
+    async def _dial_back6(self, inbox: Inbox) -> None:
+        """The IPv6 firewall: a dial-back over an IPv6 conn from P (section 15.2).
+
+        Beside the IPv4 one: a dual-stack host's IPv6 candidates meet its IPv6 firewall,
+        not its IPv4 NAT. A run measured over IPv6 only gets it from its main dial-back.
+        """
+        if self._over_ipv6:
+            return
+        # An IPv6 conn from P: step 3's, or the main one of a server without IPv4.
+        conns = {
+            s.url: s.main6 or (s.main if s.main_ip and ":" in s.main_ip else None)
+            for s in self._servers
+        }
+        reached = [s for s in self._servers if conns[s.url] is not None]
+        for server in reached:
+            conn = conns[server.url]
+            if conn is not None and server.directory is not None and server.directory.dial_back:
+                self._found("filtering6", await self._dial_back(server, conn, inbox))
+                return
+        why = (
+            "no server reached over IPv6 offers dial-back (rdv serve --dial-back)"
+            if reached
+            else "no server was reached over IPv6"
+        )
+        self._found("filtering6", not_measured(why))
+
+    def _filtering6_over_ipv6(self) -> Finding:
+        """The main dial-back of a run over IPv6 is the IPv6 firewall's, unless the server
+        saw us as IPv4 (NAT64): then it crossed the translator's IPv4 side, not ours."""
+        filtering = self._findings.get("filtering") or not_measured("not measured")
+        observed = next((s.observed for s in self._samples6 if s.observed), None)
+        if observed is None or not filtering.measured:
+            return filtering
+        if Addr.parse(observed).unmapped().is_ipv4:  # a Sample's observed address parses
+            return not_measured(
+                f"the server saw us as {observed} (IPv4, through NAT64): its dial-back went "
+                "to the translator, not to our IPv6 address"
+            )
+        return filtering
 
     async def _dial_back(self, server: Target, conn: HttpConn, inbox: Inbox) -> Finding:
         nonce = secrets.token_hex(16)

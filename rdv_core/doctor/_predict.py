@@ -92,6 +92,7 @@ class _Side:
     rtt4: float | None
     rtt6: float | None
     proxy_only: bool = False
+    filtering6: str | None = None
 
     @property
     def whose(self) -> str:
@@ -117,7 +118,7 @@ def _side(name: str, report: Report) -> _Side:
         report.value("mapping"),
         report.value("filtering"),
     )
-    hairpin = report.value("hairpin")
+    hairpin, filtering6 = report.value("hairpin"), report.value("filtering6")
     rtt4 = [s.rtt_ms for s in report.servers if s.rtt_ms is not None and s.tcp4.value is True]
     rtt6 = [s.rtt_ms for s in report.servers if s.rtt_ms is not None and s.tcp6.value is True]
     return _Side(
@@ -134,6 +135,7 @@ def _side(name: str, report: Report) -> _Side:
         rtt4=min(rtt4) if rtt4 else None,
         rtt6=min(rtt6) if rtt6 else None,
         proxy_only=report.proxy_only,
+        filtering6=filtering6 if isinstance(filtering6, str) else None,
     )
 
 
@@ -173,6 +175,23 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
         four = _predict_v4(a, b, spaces) if v4 else None
         if four is not None and four.expect == "direct" and (a.rtt4 or 0) < (a.rtt6 or 0):
             return four
+        resets = [side for side in (a, b) if side.filtering6 in ("rst", "icmp")]
+        if resets:
+            # A firewall that resets early SYNs makes IPv6 the lottery cone-rst is for IPv4
+            # (the measured filtering6, docs/PROTOCOL.md 15.2): a direct IPv4 path wins.
+            if four is not None and four.expect == "direct":
+                return four
+            who = (
+                "both IPv6 firewalls answer"
+                if len(resets) == 2
+                else (f"{resets[0].whose} IPv6 firewall answers")
+            )
+            return Prediction(
+                "possible",
+                winner,
+                f"both sides reach the internet over IPv6 without NAT, but {who} early SYNs "
+                "with a reset: the simultaneous open is a timing lottery",
+            )
         return Prediction(
             "direct",
             winner,

@@ -40,6 +40,8 @@ class Target:
     proxy: Finding = field(default_factory=lambda: not_measured("not tried"))
     rtts: list[float] = field(default_factory=list)
     observed6: Sample | None = None
+    #: The IPv6 conn from P (step 3), for the IPv6 dial-back.
+    main6: HttpConn | None = None
 
     def check(self) -> ServerCheck:
         return ServerCheck(

@@ -134,6 +134,7 @@ def built_with(spec: LabSpec, host: str) -> dict[str, object]:
             "filtering": own or "open",
             "hairpin": None,
             "allocation": "preserved",
+            "filtering6": (own or "open") if spec.ipv6 else None,
         }
     router = spec.router(router_name)
     if machine.proxy is not None and router.allow_out is not None:
@@ -147,11 +148,17 @@ def built_with(spec: LabSpec, host: str) -> dict[str, object]:
         "filtering": own or _FILTERING.get(router.firewall.value),
         "hairpin": False if nat else None,
         "allocation": _ALLOCATION[router.nat],
+        "filtering6": (own or _FILTERING6[router.firewall.value]) if spec.ipv6 else None,
     }
 
 
+#: The IPv6 side of a router's firewall (its rules sit in a ``table inet``: both families).
+#: No rule is ``open`` there: IPv6 is routed, not translated, so the SYN reaches the host.
+_FILTERING6: Final = {**_FILTERING, Firewall.NONE.value: "open"}
+
+
 #: The findings :func:`built_with` checks that need a direct conn to the server.
-_DIRECT_FINDINGS: Final = ("nat", "mapping", "filtering", "hairpin", "allocation")
+_DIRECT_FINDINGS: Final = ("nat", "mapping", "filtering", "hairpin", "allocation", "filtering6")
 
 
 def mismatches(spec: LabSpec, host: str, report: dict[str, Any]) -> list[str]:
