@@ -193,3 +193,20 @@ def test_the_verdict_names_the_trouble_of_the_candidates_that_mattered() -> None
     v = verdict(prediction, fast, None)
     assert v.outcome == "relay" and "fast start found no direct path" in v.sentence
     assert v.sentence.endswith("the public4 SYNs got no answer before fast start's attempts ended.")
+
+
+def test_the_verdict_text_folds_lines_that_differ_only_by_port() -> None:
+    lan = [Candidate(10 + i, f"10.0.2.2:{40000 + i}", "private4", "self") for i in range(5)]
+    wan = [Candidate(20 + i, f"203.0.113.12:{40000 + i}", "public4", "observed") for i in range(2)]
+    six = Candidate(30, "[2001:db8::2]:40000", "public6", "self")
+    events: list[Event] = [CandidateFailed(0.01, c, "unreachable", 101) for c in lan]
+    events += [CandidateFailed(1.0, c, "cancelled") for c in [*wan, six]]
+    events.append(Picked(1.0, RELAY, True, 1.0))
+    v = verdict(None, events, None)
+    assert len(v.ours) == 8  # the event keeps every candidate
+    text = render_verdict(v).splitlines()
+    assert text[2:] == [
+        "    10.0.2.2 private4, 5 ports (40000, 40001, 40002, +2): unreachable (errno 101)",
+        "    203.0.113.12 public4, 2 ports (40000, 40001): cancelled",
+        "    [2001:db8::2]:40000 public6: cancelled",
+    ], text

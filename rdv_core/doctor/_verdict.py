@@ -239,5 +239,43 @@ def render_verdict(v: VerdictReached) -> str:
     for title, rows in (("our candidates", v.ours), ("the peer's candidates", v.theirs)):
         if rows:
             lines.append(f"  {title}:")
-            lines.extend(f"    {row}" for row in rows)
+            lines.extend(f"    {row}" for row in _folded(rows))
     return "\n".join(lines)
+
+
+#: Ports a folded line names before it says how many more.
+FOLDED_PORTS_SHOWN = 3
+
+
+def _folded(rows: Sequence[str]) -> list[str]:
+    """Candidate lines that differ only by port, as one: fast start's attempts each dial
+    the same addresses from new ports, and five attempts listed 20 lines of the same
+    story (``10.0.1.2:40921 private4: unreachable``, ``10.0.1.2:37831 private4: ...``)."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    order: list[tuple[str, str, str] | str] = []
+    for row in rows:
+        label, sep, story = row.partition(": ")
+        addr, _, rest = label.partition(" ")
+        ip, colon, port = addr.rpartition(":")
+        if not sep or not colon or not port.isdigit():
+            order.append(row)  # not a candidate line (the fast start line): as it is
+            continue
+        key = (ip, rest, story)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(port)
+    out = []
+    for item in order:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        ip, rest, story = item
+        ports = groups[item]
+        if len(ports) == 1:
+            out.append(f"{ip}:{ports[0]} {rest}: {story}")
+            continue
+        shown = ", ".join(ports[:FOLDED_PORTS_SHOWN])
+        more = f", +{len(ports) - FOLDED_PORTS_SHOWN}" if len(ports) > FOLDED_PORTS_SHOWN else ""
+        out.append(f"{ip} {rest}, {len(ports)} ports ({shown}{more}): {story}")
+    return out
