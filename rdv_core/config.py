@@ -87,8 +87,13 @@ def load_settings(path: Path | None = None) -> Settings:
     )
 
 
-def resolve_server(flag: str | None, settings: Settings | None = None) -> tuple[str, str]:
+def resolve_server(
+    flag: str | None, settings: Settings | None = None, *, how_to_pass: str = "pass --server URL"
+) -> tuple[str, str]:
     """The server URL to use and where it came from (``--server``, ``RDV_SERVER``, the file).
+
+    ``how_to_pass`` is the error's first advice: commands that take the URL another way
+    (``rdv doctor URL``) name their own.
 
     Raises:
         ConfigError: no server anywhere (the message says how to set one).
@@ -102,6 +107,6 @@ def resolve_server(flag: str | None, settings: Settings | None = None) -> tuple[
     if settings.server:
         return settings.server, str(settings.path)
     raise ConfigError(
-        f"no rdv server: pass --server URL, set {ENV_SERVER}, "
+        f"no rdv server: {how_to_pass}, set {ENV_SERVER}, "
         f'or write server = "https://..." in {settings.path}'
     )

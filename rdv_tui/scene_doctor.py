@@ -57,6 +57,10 @@ CONE_FW_REPORT: Final = json.loads(
   "value": null,
   "reason": "no server reported our IPv6 address"
  },
+ "filtering6": {
+  "value": null,
+  "reason": "no server was reached over IPv6"
+ },
  "loss": {
   "value": false,
   "reason": "8 connects, none needed a retransmission"

@@ -24,16 +24,18 @@ class ProbeEnv:
     service: ProbeService
     port: int
     probe_ports: list[int]
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     async def get(
         self, target: str, headers: Sequence[tuple[str, str]] = (), port: int | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         """One ``GET`` on a fresh conn (``Connection: close``)."""
-        reader, writer = await asyncio.open_connection("127.0.0.1", port or self.port)
+        reader, writer = await asyncio.open_connection(self.host, port or self.port)
         lines = [f"GET {target} HTTP/1.1", "Host: x", "Connection: close"]
         lines += [f"{k}: {v}" for k, v in headers]
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -54,20 +56,25 @@ class ProbeEnv:
 
 @asynccontextmanager
 async def probe_server(
-    kind: str, *, dial_back: bool = True, probe_ports: int = 1, probes: bool = True
+    kind: str,
+    *,
+    dial_back: bool = True,
+    probe_ports: int = 1,
+    probes: bool = True,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[ProbeEnv]:
-    """A server on 127.0.0.1 with ``probe_ports`` probe ports (``probes=False``: no routes)."""
+    """A server on ``host`` with ``probe_ports`` probe ports (``probes=False``: no routes)."""
     server = RdvServer()
     service = ProbeService(dial_back=dial_back, observe=server.observe)
     opened: list[ProbePort] = []
     if probes and probe_ports:
-        opened = await open_probe_ports(service, "127.0.0.1", [0] * probe_ports)
+        opened = await open_probe_ports(service, host, [0] * probe_ports)
         service.probe_ports = tuple(p.port for p in opened)
     try:
         if kind == "native":
-            front = await start_native(server, "127.0.0.1", 0, probes=service if probes else None)
+            front = await start_native(server, host, 0, probes=service if probes else None)
             try:
-                yield ProbeEnv(kind, server, service, front.port, list(service.probe_ports))
+                yield ProbeEnv(kind, server, service, front.port, list(service.probe_ports), host)
             finally:
                 await server.close()
                 await front.close()
@@ -76,10 +83,11 @@ async def probe_server(
         mount(app, server, "", probes=service if probes else None)
         runner = web.AppRunner(app, shutdown_timeout=5)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, host, 0)
         await site.start()
         try:
-            yield ProbeEnv(kind, server, service, runner.addresses[0][1], list(service.probe_ports))
+            port = runner.addresses[0][1]
+            yield ProbeEnv(kind, server, service, port, list(service.probe_ports), host)
         finally:
             await server.close()
             await runner.cleanup()

@@ -12,6 +12,7 @@ import socket
 
 import pytest
 
+from rdv_core.client import Client
 from rdv_core.errors import (
     RdvError,
     RdvProtocolError,
@@ -27,6 +28,7 @@ from rdv_core.events import (
 )
 from rdv_core.server._core import PairHandler, PeerInfo, RdvServer, Reject
 from rdv_core.server._native import start_native
+from rdv_core.wire import AddrSpace
 
 from tests.race_support import client, exchange, of, pair
 
@@ -145,3 +147,45 @@ async def test_observed_address_warning_on_loopback(url: str) -> None:
     assert len(warnings) == 1
     assert warnings[0].observed_addr == str(d.meta.observed_addr)
     assert "public IPv4" in warnings[0].message
+
+
+@pytest.mark.parametrize(
+    ("observed", "warns"),
+    [("[2a00:1450:4001::1]:5000", False), ("[fd00::5]:5000", True), ("10.0.0.2:5000", True)],
+)
+async def test_a_public_ipv6_observed_address_is_not_warned_about(
+    observed: str, warns: bool
+) -> None:
+    # A server reached over IPv6 sees our public IPv6 address: no NAT stands in the way, and
+    # "p2p across NATs will likely fail" would be wrong. Private ones still warn.
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    loop = asyncio.get_running_loop()
+    accepted: list[socket.socket] = []
+
+    async def serve() -> None:
+        sock, _ = await loop.sock_accept(listener)
+        accepted.append(sock)
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += await loop.sock_recv(sock, 4096)
+        await loop.sock_sendall(
+            sock,
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+            b"Rdv-Observed-Addr: " + observed.encode() + b"\r\nUpgrade: rdv/1\r\n\r\n",
+        )
+
+    events: list[Event] = []
+    server = asyncio.ensure_future(serve())
+    try:
+        conn = await Client(spaces=AddrSpace.NONE, timeout=10, on_event=events.append).dial(
+            f"http://127.0.0.1:{listener.getsockname()[1]}", "tok"
+        )
+        await server
+        async with conn:
+            assert conn.is_relay
+    finally:
+        listener.close()
+        for sock in accepted:
+            sock.close()
+    assert bool(of(events, ObservedAddrWarning)) is warns, events

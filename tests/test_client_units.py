@@ -343,3 +343,11 @@ async def test_race_alone_says_why_it_failed() -> None:
     assert kinds[0] == "DialStarted" and "DialRetried" in kinds
     assert kinds[-1] == "CandidateFailed"
     assert events[-1].reason == "cancelled"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("timeout", [-1.0, float("nan")])
+def test_a_negative_timeout_is_refused_at_once(timeout: float) -> None:
+    # Before, every attempt failed with "timed out after -1s while waiting for the peer".
+    with pytest.raises(ValueError, match="timeout must be >= 0"):
+        Client(timeout=timeout)
+    assert Client(timeout=0).timeout == 0 and Client(timeout=None).timeout is None

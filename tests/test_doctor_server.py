@@ -10,11 +10,12 @@ import asyncio
 import json
 import secrets
 import socket
+from pathlib import Path
 
 import pytest
 
 from rdv_core.client._sockets import bound_socket, local_port
-from rdv_core.doctor import run_doctor
+from rdv_core.doctor import LABELS, Doctor, render_text, run_doctor, summary
 from rdv_core.server._probes import DIALBACK_PER_IP_BURST, PROBE_BURST
 from rdv_core.wire import parse_dial_back, parse_directory, parse_observed
 
@@ -186,6 +187,12 @@ async def test_doctor_with_an_unreachable_server() -> None:
     report = await run_doctor([f"http://127.0.0.1:{port}"])
     assert report.servers[0].tcp4.value is False
     assert report.value("nat") is None and report.finding("nat").reason
+    # The first line a user reads says the server did not answer, and why; not that the
+    # server "could not tell us our address", as if it had answered.
+    said = summary(report)
+    assert said.startswith("No server answered (TCP to 127.0.0.1:"), said
+    assert "connection refused" in said and "running" in said
+    assert render_text(report).splitlines()[1] == said
 
 
 async def test_rdv_doctor_command() -> None:
@@ -203,3 +210,114 @@ async def test_rdv_doctor_command() -> None:
     code, out, _ = await rdv("doctor", "http://127.0.0.1:1", "--format", "json-line")
     assert code == 1 and len(out.splitlines()) == 1
     assert json.loads(out)["servers"][0]["tcp4"]["value"] is False
+
+
+async def test_rdv_doctor_without_a_server_says_how_to_name_one(tmp_path: Path) -> None:
+    from tests.test_session_cli import rdv
+
+    # No URL, no RDV_SERVER, no config file: the advice must be one the command takes
+    # (`rdv doctor` has no --server flag; the URL is its argument).
+    code, out, err = await rdv("doctor", env={"RDV_SERVER": "", "XDG_CONFIG_HOME": str(tmp_path)})
+    assert code == 2 and out == ""
+    assert "rdv doctor URL" in err and "--server" not in err and "RDV_SERVER" in err
+
+
+@pytest.mark.parametrize("kind", FRONTS)
+async def test_doctor_over_ipv6_only(kind: str) -> None:
+    # An IPv6-only server (the host of an IPv6-only network): every finding is measured over
+    # IPv6 from the shared port, the dial-back included (it arrives on our IPv6 listener).
+    # Before, all but IPv6 and NAT66 said "not measured: no server reported our IPv4 address".
+    async with probe_server(kind, host="::1", probe_ports=2) as env:
+        report = await run_doctor([env.url])
+    port = report.local_port
+    assert report.value("nat") is False, report.finding("nat")
+    assert report.finding("nat").reason == f"the server saw our own address [::1]:{port}"
+    assert report.value("mapping") == "none"
+    assert report.value("port_preserved") is True
+    assert report.value("allocation") == "preserved"
+    assert report.value("filtering") == "open", report.finding("filtering")
+    assert f"to [::1]:{port} reached us" in report.finding("filtering").reason
+    assert report.value("upgrade") is True
+    assert report.value("ipv6") is True and report.value("nat6") is False
+    assert report.finding("filtering6") == report.finding("filtering")  # the same dial-back
+    server = report.servers[0]
+    assert server.tcp6.value is True and server.tcp4.value is None
+    assert server.observed == f"[::1]:{port}" and server.probe_ports == tuple(env.probe_ports)
+    assert len(report.samples) == 3 and len(report.fresh) == 4
+    assert summary(report) == "No NAT and no filter: peers can dial you directly."
+
+
+async def test_doctor_with_ipv4_and_ipv6_servers_keeps_the_findings_on_ipv4() -> None:
+    # The IPv6 server comes first and offers dial-back too; the filtering must still be
+    # the one of the family the mapping was measured in (IPv4), through the IPv4 server.
+    async with (
+        probe_server("native", host="::1") as six,
+        probe_server("native") as four,
+    ):
+        report = await run_doctor([six.url, four.url])
+    port = report.local_port
+    assert report.finding("nat").reason == f"the server saw our own address 127.0.0.1:{port}"
+    assert f"to 127.0.0.1:{port} reached us" in report.finding("filtering").reason
+    assert report.servers[0].dial_back.reason == "measured through another server"
+    assert report.value("nat6") is False and report.value("allocation") == "preserved"
+    # The IPv6 firewall has its own dial-back, to our IPv6 address on the same port.
+    assert report.value("filtering6") == "open", report.finding("filtering6")
+    assert f"to [::1]:{port} reached us" in report.finding("filtering6").reason
+    # An IPv4 server alone: the IPv6 filter is not measured, and says why.
+    async with probe_server("native") as four:
+        alone = await run_doctor([four.url])
+    assert alone.finding("filtering6").reason == "no server was reached over IPv6"
+
+
+async def test_doctor_against_a_certificate_we_do_not_trust(tmp_path: Path) -> None:
+    # TCP works, TLS does not (a self-signed certificate): the summary must say so, and the
+    # probes that ride the TLS conn must not call the server "unreachable".
+    import ssl
+
+    from rdv_core.server import RdvServer, start_native
+
+    from tests.test_server_tls import make_cert
+
+    cert, key = make_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = RdvServer()
+    front = await start_native(server, ssl=context)
+    try:
+        report = await run_doctor([f"https://127.0.0.1:{front.port}"])
+    finally:
+        await server.close()
+        await front.close()
+    said = summary(report)
+    assert said.startswith("TCP reached the server but TLS failed ("), said
+    assert "CERTIFICATE_VERIFY_FAILED" in said
+    assert report.servers[0].tls.value is False
+    for name in ("filtering", "upgrade"):
+        assert report.finding(name).reason.startswith("TLS with the server failed"), name
+
+
+@pytest.mark.parametrize("width", [60, 80])
+async def test_the_text_report_wraps_to_a_terminal(width: int) -> None:
+    async with probe_server("native") as env:
+        report = await run_doctor([env.url])
+    whole, wrapped = render_text(report), render_text(report, width)
+    lines = wrapped.splitlines()
+    assert max(len(line) for line in lines) <= width, wrapped
+    assert whole.split() == wrapped.split()  # the same words, only the line breaks moved
+    # A finding's reason continues under its own column, never at column 0.
+    labels = [line for line in lines if line.startswith("  ") and not line.startswith("   ")]
+    assert len([x for x in labels if x[2:13].strip() in LABELS.values()]) == len(LABELS)
+    assert all(line.startswith(" " * 4) for line in lines[3:] if line and line not in labels), (
+        wrapped
+    )
+
+
+async def test_one_server_named_twice_is_measured_once() -> None:
+    # Before, the second conn from P to the same address was refused by the kernel (the same
+    # 4-tuple) and the report said that server was unreachable.
+    async with probe_server("native") as env:
+        report = await run_doctor([env.url, env.url])
+    assert [s.url for s in report.servers] == [env.url]
+    assert report.servers[0].tcp4.value is True
+    with pytest.raises(ValueError, match="at most 8 servers"):
+        Doctor([f"http://127.0.0.1:{port}" for port in range(1, 10)])

@@ -164,3 +164,49 @@ async def test_send_and_receive_explain(tmp_path: Path, fast: bool) -> None:
     kinds = [type(e).__name__ for e in found]
     assert kinds.count("DoctorReported") == 2 and "VerdictReached" in kinds
     assert not any("fox-opal" in line for line in events.read_text().splitlines())
+
+
+def test_the_verdict_names_the_trouble_of_the_candidates_that_mattered() -> None:
+    # cone-rst both sides: "possible", the public4 candidate should win. Our private4
+    # candidate (the peer's other LAN) is unreachable, as in every race between two
+    # networks; the public4 one got no answer. The sentence must be about the latter.
+    prediction = predict(_report(**CONE_RST), _report(**{**CONE_RST, "observed": "9.9.9.2:1"}))
+    assert prediction.expect == "possible" and prediction.winner == "public4"
+    lan = Candidate(2, "10.0.2.2:41921", "private4", "self")
+    events: list[Event] = [
+        CandidateFailed(0.01, lan, "unreachable", 101),
+        CandidateFailed(1.0, PEER, "cancelled"),
+        Picked(1.0, RELAY, True, 1.0),
+    ]
+    v = verdict(prediction, events, None)
+    assert v.outcome == "relay"
+    assert "unreachable" not in v.sentence, v.sentence
+    assert v.sentence.endswith(
+        "this time the public4 SYNs got no answer before the relay was picked."
+    )
+    # Fast start: the relay was picked at once; the SYNs ended with the upgrade's attempts.
+    fast = [e for e in _fast_start() if not isinstance(e, DialRetried)] + [
+        CandidateFailed(0.05, lan, "unreachable", 101),
+        CandidateFailed(3.0, PEER, "cancelled"),
+        UpgradeFailed(3.0, 3, "no conn to the peer could be used", True),
+    ]
+    v = verdict(prediction, fast, None)
+    assert v.outcome == "relay" and "fast start found no direct path" in v.sentence
+    assert v.sentence.endswith("the public4 SYNs got no answer before fast start's attempts ended.")
+
+
+def test_the_verdict_text_folds_lines_that_differ_only_by_port() -> None:
+    lan = [Candidate(10 + i, f"10.0.2.2:{40000 + i}", "private4", "self") for i in range(5)]
+    wan = [Candidate(20 + i, f"203.0.113.12:{40000 + i}", "public4", "observed") for i in range(2)]
+    six = Candidate(30, "[2001:db8::2]:40000", "public6", "self")
+    events: list[Event] = [CandidateFailed(0.01, c, "unreachable", 101) for c in lan]
+    events += [CandidateFailed(1.0, c, "cancelled") for c in [*wan, six]]
+    events.append(Picked(1.0, RELAY, True, 1.0))
+    v = verdict(None, events, None)
+    assert len(v.ours) == 8  # the event keeps every candidate
+    text = render_verdict(v).splitlines()
+    assert text[2:] == [
+        "    10.0.2.2 private4, 5 ports (40000, 40001, 40002, +2): unreachable (errno 101)",
+        "    203.0.113.12 public4, 2 ports (40000, 40001): cancelled",
+        "    [2001:db8::2]:40000 public6: cancelled",
+    ], text

@@ -261,3 +261,56 @@ def test_nonce() -> None:
     ):
         with pytest.raises(ProtocolError):
             parse_nonce(bad)
+
+
+@pytest.mark.parametrize(
+    ("ours", "expect", "reason"),
+    [
+        # The lab's host-fw-drop / host-fw-reject: a public address behind its own firewall.
+        (
+            {"nat": False, "mapping": "none", "filtering": "drop"},
+            "direct",
+            "the peer's NAT keeps its ports and we have no NAT, and both sides drop early SYNs "
+            "silently: the two SYNs meet in a simultaneous open",
+        ),
+        (
+            {"nat": False, "mapping": "none", "filtering": "rst"},
+            "possible",
+            "the peer's NAT keeps its ports and we have no NAT, but our firewall answers early "
+            "SYNs with a reset: the simultaneous open is a timing lottery that quick redials "
+            "usually win",
+        ),
+    ],
+)
+def test_a_side_without_nat_is_not_called_a_nat(
+    ours: dict[str, Any], expect: str, reason: str
+) -> None:
+    prediction = predict(_report(**ours), _report(**{**CONE_DROP, "observed": "9.9.9.2:1"}))
+    assert (prediction.expect, prediction.reason) == (expect, reason)
+
+
+def test_an_ipv6_firewall_that_resets_makes_ipv6_a_lottery() -> None:
+    # The lab's ipv6 preset with reject rules: both sides have open IPv6 without NAT, and
+    # without the measured IPv6 filtering the prediction was a sure "direct".
+    six = {"ipv6": True, "nat6": False}
+    quiet = predict(_report(**six, filtering6="drop"), _report(**six, observed="9.9.9.2:1"))
+    assert (quiet.expect, quiet.winner) == ("direct", "private6")
+    rst = predict(_report(**six, filtering6="rst"), _report(**six, observed="9.9.9.2:1"))
+    assert (rst.expect, rst.winner) == ("possible", "private6")
+    assert "our IPv6 firewall answers early SYNs with a reset" in rst.reason
+    # A direct IPv4 path wins over the IPv6 lottery.
+    both = predict(
+        _report(**six, **CONE_DROP, filtering6="icmp"),
+        _report(**six, **CONE_DROP, filtering6="rst", observed="9.9.9.2:1"),
+    )
+    assert (both.expect, both.winner) == ("direct", "public4")
+
+
+def test_a_report_of_an_older_rdv_without_filtering6_still_reads() -> None:
+    # The peer's diagnosis frame of the previous rdv has no "filtering6": not measured.
+    data = _report(**CONE_DROP).to_json()
+    del data["filtering6"]
+    again = Report.from_json(data)
+    assert again.value("filtering6") is None
+    assert "older rdv" in again.finding("filtering6").reason
+    assert again.value("filtering") == "drop"

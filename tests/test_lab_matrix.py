@@ -8,6 +8,7 @@ import pytest
 
 from rdv_core.lab import (
     COLUMNS,
+    LOTTERY_NOTE,
     Column,
     Firewall,
     MatrixRow,
@@ -105,3 +106,12 @@ def test_the_table_counts_the_runs_a_port_clash_explains() -> None:
     assert clashed_line[:at].split()[-1] == "1"
     assert clean_line[:at].split()[-1] == "0"
     assert clashed.to_json()["port_remaps"] == 1
+
+
+def test_the_lottery_footnote_comes_with_a_lottery_cell_only() -> None:
+    (plain,) = matrix_cells(pattern="a-rst/b-drop 20/0")
+    (lottery,) = matrix_cells(pattern="a-rst/b-rst 20/20")
+    assert lottery.lottery and not plain.lottery
+    assert LOTTERY_NOTE not in format_table([MatrixRow(plain, _summary(10, 0))])
+    table = format_table([MatrixRow(plain, _summary(10, 0)), MatrixRow(lottery, _summary(3, 7))])
+    assert table.splitlines()[-1] == LOTTERY_NOTE and "relay*" in table

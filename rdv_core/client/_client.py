@@ -123,6 +123,9 @@ class Client:
         early_data: Fast start, dialer: called once the relay is picked, without
             blocking; the bytes it returns are the conn's first, sent in the very write
             of ``CONTINUE`` and ``HELLO``, as TCP Fast Open's (docs/PROTOCOL.md 16.2).
+
+    Raises:
+        ValueError: a bad proxy URL, or a timeout below 0 (or NaN).
     """
 
     def __init__(
@@ -144,6 +147,9 @@ class Client:
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
+        if timeout is not None and not timeout >= 0:  # NaN too, which compares false
+            # Else every attempt "timed out after -1s" at once, naming no mistake.
+            raise ValueError(f"timeout must be >= 0 seconds or None (no limit), got {timeout!r}")
         self.proxy = proxy
         self.trust_env = trust_env
         self.interfaces = tuple(interfaces)
@@ -457,6 +463,10 @@ class _Attempt:
     def _check_observed(self, observed: Addr | None) -> None:
         if observed is None:
             message = f"the server did not report our observed address: {OBSERVED_HINT}"
+        elif observed.space == AddrSpace.PUBLIC6:
+            # Reached over IPv6, a public address is what a peer needs (no NAT to cross):
+            # Go warns for anything but public IPv4 (it dials IPv4 only), we do not.
+            return
         elif not observed.is_ipv4 or observed.space != AddrSpace.PUBLIC4:
             message = f"expected observed address {observed} to be public IPv4: {OBSERVED_HINT}"
         else:

@@ -40,27 +40,39 @@ def _parse(text: str | None) -> Addr | None:
         return None
 
 
-def classify_nat(samples: Sequence[Sample]) -> Finding:
-    """Is there a NAT between us and the servers (IPv4 samples)?"""
+def _counts(observed: Addr, any_family: bool) -> bool:
+    """Does this observed address take part? IPv4 ones (IPv6 has its own finding, NAT66),
+    or any, for a run whose servers were all measured over IPv6 (no IPv4 at all)."""
+    return any_family or observed.is_ipv4
+
+
+def _none_seen(any_family: bool) -> Finding:
+    return not_measured(
+        "no server reported our address" if any_family else "no server reported our IPv4 address"
+    )
+
+
+def classify_nat(samples: Sequence[Sample], *, any_family: bool = False) -> Finding:
+    """Is there a NAT between us and the servers (IPv4 samples, or any: see ``_counts``)?"""
     for sample in samples:
         local, observed = _parse(sample.local), _parse(sample.observed)
-        if local is None or observed is None or not observed.is_ipv4:
+        if local is None or observed is None or not _counts(observed, any_family):
             continue
         if observed == local:
             return Finding(False, f"the server saw our own address {observed}")
         return Finding(True, f"we are {local}, the server saw {observed}")
-    return not_measured("no server reported our IPv4 address")
+    return _none_seen(any_family)
 
 
-def classify_mapping(samples: Sequence[Sample]) -> Finding:
-    """The mapping behaviour of our one shared port, from its IPv4 samples."""
+def classify_mapping(samples: Sequence[Sample], *, any_family: bool = False) -> Finding:
+    """The mapping behaviour of our one shared port, from its IPv4 samples (or any)."""
     seen: list[tuple[Addr, Addr]] = []  # (server, observed)
     for sample in samples:
         server, observed = _parse(sample.server), _parse(sample.observed)
-        if server is not None and observed is not None and observed.is_ipv4:
+        if server is not None and observed is not None and _counts(observed, any_family):
             seen.append((server, observed))
     if not seen:
-        return not_measured("no server reported our IPv4 address")
+        return _none_seen(any_family)
     local = _parse(samples[0].local)
     if local is not None and all(obs == local for _, obs in seen):
         return Finding("none", "every server saw our own address: no NAT")
@@ -118,23 +130,25 @@ def classify_mapping(samples: Sequence[Sample]) -> Finding:
     return not_measured(f"the public port changes ({shown}), but the samples cannot say why")
 
 
-def classify_preserved(samples: Sequence[Sample]) -> Finding:
+def classify_preserved(samples: Sequence[Sample], *, any_family: bool = False) -> Finding:
     """Did the NAT keep our shared local port as the public port?"""
     for sample in samples:
         local, observed = _parse(sample.local), _parse(sample.observed)
-        if local is not None and observed is not None and observed.is_ipv4:
+        if local is not None and observed is not None and _counts(observed, any_family):
             if observed.port == local.port:
                 return Finding(True, f"local port {local.port} is also the public port")
             return Finding(False, f"local port {local.port} became public port {observed.port}")
-    return not_measured("no server reported our IPv4 address")
+    return _none_seen(any_family)
 
 
-def classify_allocation(fresh: Sequence[Sample]) -> tuple[Finding, int | None]:
+def classify_allocation(
+    fresh: Sequence[Sample], *, any_family: bool = False
+) -> tuple[Finding, int | None]:
     """The NAT's port allocation over fresh local ports, and the step when sequential."""
     pairs: list[tuple[int, int]] = []
     for sample in fresh:
         local, observed = _parse(sample.local), _parse(sample.observed)
-        if local is not None and observed is not None and observed.is_ipv4:
+        if local is not None and observed is not None and _counts(observed, any_family):
             pairs.append((local.port, observed.port))
     if len(pairs) < 3:
         return not_measured(f"{len(pairs)} fresh ports measured, 3 needed"), None

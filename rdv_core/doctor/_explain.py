@@ -6,6 +6,7 @@ line per finding (``label  value: reason``), then one line per server.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Final
 
 from rdv_core.doctor._report import Finding, Report
@@ -20,6 +21,7 @@ LABELS: Final = {
     "upgrade": "Upgrade",
     "ipv6": "IPv6",
     "nat6": "NAT66",
+    "filtering6": "IPv6 filter",
     "loss": "loss",
     "proxy": "proxy",
 }
@@ -59,6 +61,14 @@ MEANINGS: Final[dict[tuple[str, object], str]] = {
     ("ipv6", False): "IPv6 does not reach the server",
     ("nat6", False): "IPv6 without NAT, as it should be",
     ("nat6", True): "IPv6 is translated too",
+    ("filtering6", "open"): "unsolicited IPv6 SYNs reach you: peers can dial your IPv6 address",
+    ("filtering6", "drop"): "your IPv6 firewall silently drops unsolicited SYNs: an IPv6 "
+    "simultaneous open still works, because your own SYN opens the way",
+    ("filtering6", "rst"): "your IPv6 firewall answers unsolicited SYNs with a reset: an IPv6 "
+    "simultaneous open becomes a timing lottery",
+    ("filtering6", "icmp"): "your IPv6 firewall answers unsolicited SYNs with an ICMPv6 error: "
+    "an IPv6 simultaneous open becomes a timing lottery",
+    ("filtering6", "intercepted"): "something answers IPv6 SYNs for you",
     ("loss", True): "packets get lost: a lost SYN costs a second, and the relay may win",
     ("loss", False): "no sign of loss",
     ("proxy", "none"): "the server is reached directly, as peers are",
@@ -95,12 +105,21 @@ def summary(report: Report) -> str:
     proxied = _proxy_summary(report)
     if proxied is not None:
         return proxied
+    if not report.reached:
+        return _unreached_summary(report)
     if report.value("upgrade") is False:
         return (
             "A proxy between you and the server strips the Upgrade header: rdv/1 cannot work "
             "through it."
         )
     if nat is None:
+        failed_tls = next((x.tls for x in report.servers if x.tls.value is False), None)
+        if failed_tls is not None and not any(x.tls.value is True for x in report.servers):
+            return (
+                f"TCP reached the server but TLS failed ({failed_tls.reason}): nothing was "
+                "measured; check the server's certificate, or the trusted CAs here "
+                "(SSL_CERT_FILE)."
+            )
         return "The server could not tell us our address: nothing about NAT was measured."
     if nat is False:
         if filtering == "open":
@@ -135,6 +154,28 @@ def summary(report: Report) -> str:
     return "Behind a NAT; its mapping was not measured (start the server with --probe-port)."
 
 
+def _unreached_summary(report: Report) -> str:
+    """The sentence when no server answered: say so, with the first failure's reason.
+
+    Without it the summary blamed the server ("could not tell us our address") for a URL
+    that nothing listens on, or a server that is down.
+    """
+    failures = [
+        finding.reason
+        for server in report.servers
+        for finding in (server.tcp4, server.tcp6, server.tls)
+        if finding.value is False
+    ]
+    # A name that does not resolve leaves no failure, only "not measured" with the resolver's
+    # error in its reason: that is then the most useful thing to show.
+    reasons = failures or [s.tcp4.reason for s in report.servers if s.tcp4.reason]
+    why = f" ({reasons[0]})" if reasons else ""
+    return (
+        f"No server answered{why}: nothing was measured; check the URL and that the server "
+        "is running."
+    )
+
+
 def _proxy_summary(report: Report) -> str | None:
     """The sentence for a network where the proxy decides (section 15.7), else None."""
     proxy = report.value("proxy")
@@ -154,12 +195,16 @@ def _proxy_summary(report: Report) -> str | None:
     return None
 
 
-def render_text(report: Report) -> str:
-    """The whole report as text for a terminal (no colours)."""
+def render_text(report: Report, width: int | None = None) -> str:
+    """The whole report as text for a terminal (no colours).
+
+    ``width``: wrap to that many columns, each finding's reason under its own column and a
+    server's fields whole (``rdv doctor`` on a terminal); None: one line each (logs, pipes).
+    """
     lines = [
         f"rdv doctor: {len(report.servers)} server(s), port {report.local_port}, "
         f"{report.duration_ms / 1000:.1f} s",
-        summary(report),
+        *_wrap(summary(report), width, "", ""),
         "",
     ]
     for name, label in LABELS.items():
@@ -167,19 +212,52 @@ def render_text(report: Report) -> str:
         value = _word(finding.value)
         if name == "allocation" and report.allocation_delta is not None:
             value += f" ({report.allocation_delta:+d})"
-        lines.append(f"  {label:<11} {value}: {finding.reason}")
+        lines += _wrap(f"{value}: {finding.reason}", width, f"  {label:<11} ", " " * 14)
     lines.append("")
     for server in report.servers:
         rtt = f"{server.rtt_ms:.1f} ms" if server.rtt_ms is not None else "-"
         probes = ",".join(str(p) for p in server.probe_ports) or "-"
-        dial = _word(server.dial_back.value)
-        lines.append(
-            f"  {server.url}  v4 {_word(server.tcp4.value)}  v6 {_word(server.tcp6.value)}  "
-            f"tls {_word(server.tls.value)}  rtt {rtt}  observed {server.observed or '-'}  "
-            f"probe ports {probes}  dial-back {dial}"
-            + ("" if server.proxy.value == "none" else f"  proxy {_word(server.proxy.value)}")
-        )
+        fields = [
+            f"v4 {_word(server.tcp4.value)}",
+            f"v6 {_word(server.tcp6.value)}",
+            f"tls {_word(server.tls.value)}",
+            f"rtt {rtt}",
+            f"observed {server.observed or '-'}",
+            f"probe ports {probes}",
+            f"dial-back {_word(server.dial_back.value)}",
+        ]
+        if server.proxy.value != "none":
+            fields.append(f"proxy {_word(server.proxy.value)}")
+        lines += _pack([server.url, *fields], "  ", width, "  ", " " * 4)
     spaces = [f"{space} {' '.join(addrs)}" for space, addrs in report.local_addrs.items()]
     if spaces:
-        lines.append(f"  local: {'; '.join(spaces)}")
+        lines += _pack(spaces, "; ", width, "  local: ", " " * 9)
     return "\n".join(lines)
+
+
+def _wrap(text: str, width: int | None, first: str, rest: str) -> list[str]:
+    if width is None:
+        return [first + text]
+    return textwrap.wrap(
+        text,
+        max(width, len(rest) + 20),
+        initial_indent=first,
+        subsequent_indent=rest,
+        break_on_hyphens=False,
+        break_long_words=False,  # an address or a URL stays whole
+    ) or [first.rstrip()]
+
+
+def _pack(fields: list[str], sep: str, width: int | None, first: str, rest: str) -> list[str]:
+    """``fields`` joined by ``sep``, a field never split: a new line where the next would
+    not fit in ``width``."""
+    if width is None:
+        return [first + sep.join(fields)]
+    lines, line = [], first + fields[0]
+    for item in fields[1:]:
+        if len(line) + len(sep) + len(item) > width:
+            lines.append((line + sep).rstrip())  # a "; " keeps its ";"
+            line = rest + item
+        else:
+            line += sep + item
+    return [*lines, line]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Sequence
 from typing import Final
 
 #: How long a conn may take to deliver its greeting (and the hairpin probe to arrive).
@@ -17,10 +18,11 @@ HAIRPIN_GREETING: Final = b"RDV-HAIRPIN "
 
 
 class Inbox:
-    """The listener on P: matches inbound conns to the nonces we are waiting for."""
+    """The listeners on P (IPv4, and IPv6 where the host has it): match inbound conns to
+    the nonces we are waiting for."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    def __init__(self, socks: Sequence[socket.socket]) -> None:
+        self.socks = tuple(socks)
         self.waiting: dict[bytes, asyncio.Future[None]] = {}
         self.strangers = 0
 
@@ -30,11 +32,15 @@ class Inbox:
         return future
 
     async def serve(self) -> None:
-        loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as tasks:
-            while True:
-                conn, _ = await loop.sock_accept(self.sock)
-                tasks.create_task(self._read(conn))
+            for sock in self.socks:
+                tasks.create_task(self._accept(sock, tasks))
+
+    async def _accept(self, sock: socket.socket, tasks: asyncio.TaskGroup) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            conn, _ = await loop.sock_accept(sock)
+            tasks.create_task(self._read(conn))
 
     async def _read(self, conn: socket.socket) -> None:
         loop = asyncio.get_running_loop()

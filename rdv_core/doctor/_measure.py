@@ -2,13 +2,14 @@
 
 The order of one run, all bounded by :data:`~rdv_core.client._probe_http.HTTP_TIMEOUT_S`:
 
-1. Bind port P (SO_REUSEADDR + SO_REUSEPORT, as the race does) and listen on it: the dial-back
-   and the hairpin probe must find us there, as a peer's SYN would.
+1. Bind port P (SO_REUSEADDR + SO_REUSEPORT, as the race does) and listen on it, over IPv4
+   and IPv6: the dial-back and the hairpin probe must find us there, as a peer's SYN would.
 2. Per server, from P: the main port (reachability, RTT, TLS), ``/.rdv/probes`` (which probe
    ports exist), ``/.rdv/observed`` (our public address, whether ``Upgrade`` arrived), then
    every probe port. All those conns stay open until the end, so each destination keeps its
-   mapping and the samples can be compared (mapping).
-3. IPv6: a fresh conn to every server that has an IPv6 address (reachability, NAT66).
+   mapping and the samples can be compared (mapping). Over IPv4; over IPv6 for a server that
+   has no IPv4 address (docs/PROTOCOL.md 15.2: the findings then come from those).
+3. IPv6: a fresh conn to every other server that has an IPv6 address (reachability, NAT66).
 4. Fresh ports: a few conns from new local ports, one after the other (allocation pattern).
 5. Hairpin: a conn from a fresh port to our own observed address, carrying a nonce.
 6. Dial-back, where the server offers it: the server's SYN from another port to P's mapping.
@@ -31,10 +32,16 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError, open_conn
-from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.client._sockets import (
+    LISTEN_BACKLOG,
+    bound_socket,
+    family_of,
+    local_port,
+    reuse_socket,
+)
 from rdv_core.doctor import _classify as classify
 from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox
-from rdv_core.doctor._report import Finding, Report, Sample, not_measured
+from rdv_core.doctor._report import MAX_SERVERS, Finding, Report, Sample, not_measured
 from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr
 from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
@@ -106,7 +113,18 @@ class Doctor:
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
-        self._servers = [Target(url, parse_server_url(url)) for url in urls]
+        targets: dict[tuple[str, int], Target] = {}
+        for url in urls:
+            parsed = parse_server_url(url)
+            # One server once: a second conn from P to the same address and port is the
+            # same 4-tuple, which the kernel refuses ("cannot assign requested address").
+            targets.setdefault((parsed.host.lower(), parsed.port), Target(url, parsed))
+        if len(targets) > MAX_SERVERS:
+            raise ValueError(
+                f"at most {MAX_SERVERS} servers (a report names each, section 15.3), "
+                f"got {len(targets)}"
+            )
+        self._servers = list(targets.values())
         env = os.environ if trust_env else None
         self._proxies = {s.url: choose_proxy(proxy, s.parsed, env) for s in self._servers}
         # Which servers would have a proxy but for NO_PROXY (the finding says "exempt").
@@ -122,6 +140,9 @@ class Doctor:
         self._on_finding = on_finding
         self._fresh_count = fresh_ports
         self._samples: list[Sample] = []
+        #: The samples of servers measured over IPv6 (no IPv4 address): the findings'
+        #: samples when no IPv4 server gave any.
+        self._samples6: list[Sample] = []
         self._fresh: list[Sample] = []
         self._conns: list[HttpConn] = []
         self._findings: dict[str, Finding] = {}
@@ -139,10 +160,14 @@ class Doctor:
         """Measure everything; never raises for a network failure (findings say it)."""
         started = time.perf_counter()
         listener = bound_socket(socket.AF_INET, 0)
+        listeners = [listener]
         try:
             listener.listen(LISTEN_BACKLOG)
             port = local_port(listener)
-            inbox = Inbox(listener)
+            listener6 = _listener6(port)
+            if listener6 is not None:
+                listeners.append(listener6)
+            inbox = Inbox(listeners)
             serving = asyncio.create_task(inbox.serve())
             try:
                 await self._measure(port, inbox)
@@ -153,17 +178,25 @@ class Doctor:
                 for conn in self._conns:
                     conn.close()
         finally:
-            listener.close()
+            for sock in listeners:
+                sock.close()
         return self._report(port, (time.perf_counter() - started) * 1000)
 
     async def _measure(self, port: int, inbox: Inbox) -> None:
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
                 tasks.create_task(resolve(server))
+        self._same_addresses()
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
-                tasks.create_task(self._server4(server, port))
-                tasks.create_task(self._server6(server))
+                if server.v4 is None and server.v6 is not None:
+                    # An IPv6-only server (or host): every probe over IPv6, from P, so that
+                    # the NAT, mapping, Upgrade and filtering findings are measured there
+                    # instead of all "not measured" (section 15.2).
+                    tasks.create_task(self._server_main(server, server.v6, port))
+                    continue
+                tasks.create_task(self._server_main(server, server.v4, port))
+                tasks.create_task(self._server6(server, port))
         for server in self._servers:  # after the direct probes: see through_proxy
             proxy = self._proxies[server.url]
             if proxy is None:
@@ -171,17 +204,39 @@ class Doctor:
             else:
                 server.proxy = await through_proxy(server, proxy, self._ssl)
         self._found("proxy", self._proxy())
-        samples = self._samples
-        self._found("nat", classify.classify_nat(samples))
-        self._found("mapping", classify.classify_mapping(samples))
-        self._found("port_preserved", classify.classify_preserved(samples))
+        # The IPv4 samples when there are any: ports of two families do not compare.
+        samples = self._samples or self._samples6
+        six = self._over_ipv6
+        self._found("nat", classify.classify_nat(samples, any_family=six))
+        self._found("mapping", classify.classify_mapping(samples, any_family=six))
+        self._found("port_preserved", classify.classify_preserved(samples, any_family=six))
         self._found("upgrade", self._upgrade())
         self._found("ipv6", self._ipv6())
         self._found("nat6", self._nat6())
         await self._allocation()
-        await self._hairpin(inbox)
-        await self._dial_backs(inbox)
+        await self._hairpin(inbox, samples)
+        async with asyncio.TaskGroup() as tasks:  # both SYN waits at once: 1.5 s, not 3
+            tasks.create_task(self._dial_backs(inbox))
+            tasks.create_task(self._dial_back6(inbox))
+        if self._over_ipv6:
+            self._found("filtering6", self._filtering6_over_ipv6())
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
+
+    def _same_addresses(self) -> None:
+        """Two names for one server address and port (``localhost`` and ``127.0.0.1``):
+        the later is measured through the earlier (the same 4-tuple from P, see __init__)."""
+        seen: dict[tuple[str, int], str] = {}
+        for server in self._servers:
+            for family in ("v4", "v6"):
+                ip = getattr(server, family)
+                if ip is None:
+                    continue
+                key = (ip, server.parsed.port)
+                if key in seen:
+                    setattr(server, family, None)
+                    server.resolve_error = f"the same address as {seen[key]}, measured there"
+                else:
+                    seen[key] = server.url
 
     async def _connect(
         self, server: Target, ip: str, port: int, local: int, *, tls: bool
@@ -198,29 +253,44 @@ class Doctor:
         self._conns.append(conn)
         return conn
 
-    async def _server4(self, server: Target, port: int) -> None:
-        if server.v4 is None:
+    async def _server_main(self, server: Target, ip: str | None, port: int) -> None:
+        """The main conn from P to ``ip`` and every probe that rides it (steps 2 and 6)."""
+        if ip is None:
             why = "the server has no IPv4 address"
             server.tcp4 = not_measured(
                 f"{why} ({server.resolve_error})" if server.resolve_error else why
             )
             return
+        v6 = ":" in ip
+        if v6:
+            server.tcp4 = not_measured("the server has no IPv4 address: measured over IPv6")
         tls = server.parsed.tls
         try:
-            conn = await self._connect(server, server.v4, server.parsed.port, port, tls=tls)
+            conn = await self._connect(server, ip, server.parsed.port, port, tls=tls)
         except (OSError, TimeoutError) as exc:
             what = "TLS" if isinstance(exc, ssl.SSLError) else "TCP"
-            server.tcp4 = Finding(
-                False, f"{what} to {show_addr(server.v4, server.parsed.port)}: {in_words(exc)}"
+            reached = Finding(
+                False, f"{what} to {show_addr(ip, server.parsed.port)}: {in_words(exc)}"
             )
             if tls:
                 server.tls = Finding(False, str(exc)) if what == "TLS" else not_measured("no TCP")
             if isinstance(exc, ssl.SSLError):
-                server.tcp4 = Finding(True, "TCP connected (TLS failed)")
+                reached = Finding(True, "TCP connected (TLS failed)")
+                # What the probes riding this conn (dial-back, Upgrade) say instead of
+                # "server unreachable", which it was not.
+                server.directory_reason = f"TLS with the server failed: {exc}"
+            if v6:
+                server.tcp6 = reached
+            else:
+                server.tcp4 = reached
             return
-        server.main = conn
+        server.main, server.main_ip = conn, ip
         server.rtts.append(conn.connect_ms)
-        server.tcp4 = Finding(True, f"connected in {conn.connect_ms:.1f} ms")
+        reached = Finding(True, f"connected in {conn.connect_ms:.1f} ms")
+        if v6:
+            server.tcp6 = reached
+        else:
+            server.tcp4 = reached
         if tls:
             server.tls = Finding(True, "TLS handshake completed")
         await self._directory(server, conn)
@@ -239,13 +309,16 @@ class Doctor:
                 "between us strips it, and rdv/1 needs it",
             )
         server.main_sample = sample(conn, observed)
-        self._samples.append(server.main_sample)
+        samples = self._samples6 if v6 else self._samples
+        samples.append(server.main_sample)
+        if v6:
+            server.observed6 = server.main_sample  # NAT66 from this conn (no fresh one)
         if server.directory is None:
             return
         for probe_port in server.directory.probe_ports:
             if probe_port == server.parsed.port:
                 continue
-            await self._probe_port(server, server.v4, probe_port, port)
+            await self._probe_port(server, ip, probe_port, port, samples)
 
     async def _directory(self, server: Target, conn: HttpConn) -> None:
         try:
@@ -260,7 +333,9 @@ class Doctor:
         except (ProbeHttpError, ProtocolError) as exc:
             server.directory_reason = f"{PROBES_PATH}: {exc}"
 
-    async def _probe_port(self, server: Target, ip: str, probe_port: int, local: int) -> None:
+    async def _probe_port(
+        self, server: Target, ip: str, probe_port: int, local: int, samples: list[Sample]
+    ) -> None:
         try:
             conn = await self._connect(server, ip, probe_port, local, tls=False)
             server.rtts.append(conn.connect_ms)
@@ -268,15 +343,16 @@ class Doctor:
         except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
             log.info("probe port %s: %s", show_addr(ip, probe_port), exc)
             return
-        self._samples.append(sample(conn, observed))
+        samples.append(sample(conn, observed))
 
-    async def _server6(self, server: Target) -> None:
+    async def _server6(self, server: Target, port: int) -> None:
         if server.v6 is None:
             server.tcp6 = not_measured("the server has no IPv6 address")
             return
         try:
+            # From P too: the IPv6 dial-back (filtering6) must find our IPv6 listener.
             conn = await self._connect(
-                server, server.v6, server.parsed.port, 0, tls=server.parsed.tls
+                server, server.v6, server.parsed.port, port, tls=server.parsed.tls
             )
         except (OSError, TimeoutError) as exc:
             server.tcp6 = Finding(
@@ -292,6 +368,7 @@ class Doctor:
         except (ProbeHttpError, ProtocolError):
             observed = None
         server.observed6 = sample(conn, observed)
+        server.main6 = conn
 
     def _upgrade(self) -> Finding:
         findings = [s.upgrade for s in self._servers if s.upgrade.measured]
@@ -329,34 +406,43 @@ class Doctor:
                 return Finding(True, f"we are {sample.local}, the server saw {sample.observed}")
         return not_measured("no server reported our IPv6 address")
 
-    def _probe_server(self) -> Target | None:
+    @property
+    def _over_ipv6(self) -> bool:
+        """Do the findings come from IPv6 conns (no IPv4 server gave a sample)?"""
+        return not self._samples and bool(self._samples6)
+
+    def _in_findings_family(self, server: Target) -> bool:
+        return server.main_ip is not None and (":" in server.main_ip) == self._over_ipv6
+
+    def _probe_server(self) -> tuple[Target, str] | None:
+        """The server the allocation is measured against: one of the findings' family."""
         for server in self._servers:
-            if server.main is not None and server.directory is not None and server.v4:
-                return server
+            if server.directory is not None and self._in_findings_family(server):
+                assert server.main_ip is not None
+                return server, server.main_ip
         return None
 
     async def _allocation(self) -> None:
-        server = self._probe_server()
-        if server is None or server.v4 is None:
-            self._found("allocation", not_measured("no server with the doctor routes over IPv4"))
+        found = self._probe_server()
+        if found is None:
+            self._found("allocation", not_measured("no server with the doctor routes"))
             return
+        server, ip = found
         for _ in range(self._fresh_count):
             try:
-                conn = await self._connect(
-                    server, server.v4, server.parsed.port, 0, tls=server.parsed.tls
-                )
+                conn = await self._connect(server, ip, server.parsed.port, 0, tls=server.parsed.tls)
                 observed = await observe(conn)
             except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
                 log.info("fresh port: %s", exc)
                 continue
             self._fresh.append(sample(conn, observed))
-        finding, delta = classify.classify_allocation(self._fresh)
+        finding, delta = classify.classify_allocation(self._fresh, any_family=self._over_ipv6)
         self._delta = delta
         self._found("allocation", finding)
 
-    async def _hairpin(self, inbox: Inbox) -> None:
+    async def _hairpin(self, inbox: Inbox, samples: Sequence[Sample]) -> None:
         nat = self._findings.get("nat")
-        first = next((s for s in self._samples if s.observed), None)
+        first = next((s for s in samples if s.observed), None)
         if nat is None or nat.value is not True or first is None or first.observed is None:
             why = "not behind a NAT" if nat is not None and nat.value is False else "no NAT seen"
             self._found("hairpin", not_measured(why))
@@ -365,10 +451,10 @@ class Doctor:
         nonce = secrets.token_hex(8)
         arrived = inbox.expect(HAIRPIN_GREETING, nonce)
         loop = asyncio.get_running_loop()
-        sock = bound_socket(socket.AF_INET, 0)
+        sock = bound_socket(family_of(target), 0)
         try:
             async with asyncio.timeout(HAIRPIN_TIMEOUT_S):
-                await loop.sock_connect(sock, (str(target.ip), target.port))
+                await loop.sock_connect(sock, sockaddr(str(target.ip), target.port))
                 await loop.sock_sendall(sock, HAIRPIN_GREETING + nonce.encode() + b"\n")
                 await arrived
             self._found(
@@ -390,22 +476,67 @@ class Doctor:
     async def _dial_backs(self, inbox: Inbox) -> None:
         first: Finding | None = None
         why_not = "no server offers dial-back (rdv serve --dial-back)"
-        for server in self._servers:
+        # A server of the findings' family first: the filtering belongs with the mapping.
+        skipped: list[str] = []  # why servers could not be asked, in order
+        for server in sorted(self._servers, key=lambda s: not self._in_findings_family(s)):
             if server.main is None or server.directory is None:
                 server.dial_back = not_measured(server.directory_reason or "server unreachable")
+                skipped.append(server.dial_back.reason)
                 continue
             if not server.directory.dial_back:
                 server.dial_back = not_measured("the server does not offer dial-back")
                 continue
             if first is not None:
                 # One measured dial-back says it all: each one costs the server SYNs.
-                server.dial_back = not_measured("measured through an earlier server")
+                server.dial_back = not_measured("measured through another server")
                 continue
             server.dial_back = await self._dial_back(server, server.main, inbox)
             if first is None and server.dial_back.measured:
                 first = server.dial_back
             why_not = server.dial_back.reason
+        if len(skipped) == len(self._servers):
+            why_not = skipped[0]  # no server could be asked at all: say why, not "no offer"
         self._found("filtering", first or not_measured(why_not))
+
+    async def _dial_back6(self, inbox: Inbox) -> None:
+        """The IPv6 firewall: a dial-back over an IPv6 conn from P (section 15.2).
+
+        Beside the IPv4 one: a dual-stack host's IPv6 candidates meet its IPv6 firewall,
+        not its IPv4 NAT. A run measured over IPv6 only gets it from its main dial-back.
+        """
+        if self._over_ipv6:
+            return
+        # An IPv6 conn from P: step 3's, or the main one of a server without IPv4.
+        conns = {
+            s.url: s.main6 or (s.main if s.main_ip and ":" in s.main_ip else None)
+            for s in self._servers
+        }
+        reached = [s for s in self._servers if conns[s.url] is not None]
+        for server in reached:
+            conn = conns[server.url]
+            if conn is not None and server.directory is not None and server.directory.dial_back:
+                self._found("filtering6", await self._dial_back(server, conn, inbox))
+                return
+        why = (
+            "no server reached over IPv6 offers dial-back (rdv serve --dial-back)"
+            if reached
+            else "no server was reached over IPv6"
+        )
+        self._found("filtering6", not_measured(why))
+
+    def _filtering6_over_ipv6(self) -> Finding:
+        """The main dial-back of a run over IPv6 is the IPv6 firewall's, unless the server
+        saw us as IPv4 (NAT64): then it crossed the translator's IPv4 side, not ours."""
+        filtering = self._findings.get("filtering") or not_measured("not measured")
+        observed = next((s.observed for s in self._samples6 if s.observed), None)
+        if observed is None or not filtering.measured:
+            return filtering
+        if Addr.parse(observed).unmapped().is_ipv4:  # a Sample's observed address parses
+            return not_measured(
+                f"the server saw us as {observed} (IPv4, through NAT64): its dial-back went "
+                "to the translator, not to our IPv6 address"
+            )
+        return filtering
 
     async def _dial_back(self, server: Target, conn: HttpConn, inbox: Inbox) -> Finding:
         nonce = secrets.token_hex(16)
@@ -436,12 +567,31 @@ class Doctor:
             local_port=port,
             duration_ms=duration_ms,
             servers=tuple(s.check() for s in self._servers),
-            samples=tuple(self._samples),
+            samples=(*self._samples, *self._samples6),
             fresh=tuple(self._fresh),
             findings=dict(self._findings),
             local_addrs={k: tuple(v) for k, v in local.items()},
             allocation_delta=self._delta,
         )
+
+
+def _listener6(port: int) -> socket.socket | None:
+    """An IPv6-only listener on ``port`` beside the IPv4 one, for a dial-back over IPv6.
+
+    None where the host has no IPv6 (then no IPv6 server can be measured anyway).
+    """
+    try:
+        sock = reuse_socket(socket.AF_INET6)
+    except OSError:
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(("::", port, 0, 0))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 async def run_doctor(

@@ -92,6 +92,7 @@ class _Side:
     rtt4: float | None
     rtt6: float | None
     proxy_only: bool = False
+    filtering6: str | None = None
 
     @property
     def whose(self) -> str:
@@ -100,6 +101,11 @@ class _Side:
     def verb(self, plural: str, singular: str) -> str:
         """``we lose`` / ``the peer loses``."""
         return f"{self.name} {plural if self.name == 'we' else singular}"
+
+    @property
+    def filter_box(self) -> str:
+        """What answers a stranger's SYN on this side: its router, or its own firewall."""
+        return "router" if self.nat is not False else "firewall"
 
     @property
     def varies(self) -> bool:
@@ -112,7 +118,7 @@ def _side(name: str, report: Report) -> _Side:
         report.value("mapping"),
         report.value("filtering"),
     )
-    hairpin = report.value("hairpin")
+    hairpin, filtering6 = report.value("hairpin"), report.value("filtering6")
     rtt4 = [s.rtt_ms for s in report.servers if s.rtt_ms is not None and s.tcp4.value is True]
     rtt6 = [s.rtt_ms for s in report.servers if s.rtt_ms is not None and s.tcp6.value is True]
     return _Side(
@@ -129,6 +135,7 @@ def _side(name: str, report: Report) -> _Side:
         rtt4=min(rtt4) if rtt4 else None,
         rtt6=min(rtt6) if rtt6 else None,
         proxy_only=report.proxy_only,
+        filtering6=filtering6 if isinstance(filtering6, str) else None,
     )
 
 
@@ -168,6 +175,23 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
         four = _predict_v4(a, b, spaces) if v4 else None
         if four is not None and four.expect == "direct" and (a.rtt4 or 0) < (a.rtt6 or 0):
             return four
+        resets = [side for side in (a, b) if side.filtering6 in ("rst", "icmp")]
+        if resets:
+            # A firewall that resets early SYNs makes IPv6 the lottery cone-rst is for IPv4
+            # (the measured filtering6, docs/PROTOCOL.md 15.2): a direct IPv4 path wins.
+            if four is not None and four.expect == "direct":
+                return four
+            who = (
+                "both IPv6 firewalls answer"
+                if len(resets) == 2
+                else (f"{resets[0].whose} IPv6 firewall answers")
+            )
+            return Prediction(
+                "possible",
+                winner,
+                f"both sides reach the internet over IPv6 without NAT, but {who} early SYNs "
+                "with a reset: the simultaneous open is a timing lottery",
+            )
         return Prediction(
             "direct",
             winner,
@@ -258,21 +282,36 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
             "direct", "public4", "the NATs keep their mappings and one side lets SYNs in"
         )
     resets = [s for s in (a, b) if s.filtering in ("rst", "icmp")]
+    kept = _ports_kept(a, b)
     if resets:
-        routers = "both routers answer" if len(resets) == 2 else f"{resets[0].whose} router answers"
+        if len(resets) == 2:
+            routers = "both routers answer" if a.nat and b.nat else "both sides answer"
+        else:
+            routers = f"{resets[0].whose} {resets[0].filter_box} answers"
         return Prediction(
             "possible",
             "public4",
-            f"the NATs keep their ports, but {routers} early SYNs with a reset: the "
+            f"{kept}, but {routers} early SYNs with a reset: the "
             "simultaneous open is a timing lottery that quick redials usually win",
         )
     if a.filtering == "drop" and b.filtering == "drop":
-        return Prediction(
-            "direct",
-            "public4",
-            "both NATs keep the port the server saw and drop early SYNs silently: the two SYNs "
-            "meet in a simultaneous open",
-        )
-    return Prediction(
-        "possible", "public4", "the NATs keep their ports; filtering was not measured"
-    )
+        if a.nat and b.nat:
+            said = "both NATs keep the port the server saw and drop early SYNs silently"
+        else:
+            said = f"{kept}, and both sides drop early SYNs silently"
+        return Prediction("direct", "public4", f"{said}: the two SYNs meet in a simultaneous open")
+    return Prediction("possible", "public4", f"{kept}; filtering was not measured")
+
+
+def _ports_kept(a: _Side, b: _Side) -> str:
+    """Why the port the server saw is the one a peer reaches, for this pair.
+
+    Only "the NATs" when both sides have one: a host on a public address behind its own
+    firewall (the lab's host-fw-*) has no NAT, and the sentence said it had.
+    """
+    if a.nat and b.nat:
+        return "the NATs keep their ports"
+    if a.nat or b.nat:
+        nat, bare = (a, b) if a.nat else (b, a)
+        return f"{nat.whose} NAT keeps its ports and {bare.verb('have', 'has')} no NAT"
+    return "neither side has a NAT"

@@ -43,7 +43,7 @@ FILTERINGS: Final = ("open", "drop", "rst", "icmp", "intercepted")
 PROXIES: Final = ("none", "tunnel", "failed")
 #: Findings added after version 1 was published: a report without them (an older rdv's)
 #: still reads, as "not measured".
-OPTIONAL_FINDINGS: Final = frozenset({"proxy"})
+OPTIONAL_FINDINGS: Final = frozenset({"proxy", "filtering6"})
 
 
 class ReportError(RdvError, ValueError):
@@ -200,6 +200,9 @@ FINDINGS: Final[Mapping[str, tuple[str, ...] | None]] = {
     "upgrade": None,
     "ipv6": None,
     "nat6": None,
+    # Came after version 1 was published, as "proxy" did: a report without it reads as
+    # "not measured" (docs/PROTOCOL.md 15.3).
+    "filtering6": FILTERINGS,
     "loss": None,
     "proxy": PROXIES,
 }

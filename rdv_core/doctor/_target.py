@@ -27,6 +27,8 @@ class Target:
     v6: str | None = None
     resolve_error: str = ""
     main: HttpConn | None = None
+    #: The address ``main`` goes to (IPv4, or IPv6 for a server without IPv4).
+    main_ip: str | None = None
     main_sample: Sample | None = None
     directory: ProbeDirectory | None = None
     directory_reason: str = ""
@@ -38,6 +40,8 @@ class Target:
     proxy: Finding = field(default_factory=lambda: not_measured("not tried"))
     rtts: list[float] = field(default_factory=list)
     observed6: Sample | None = None
+    #: The IPv6 conn from P (step 3), for the IPv6 dial-back.
+    main6: HttpConn | None = None
 
     def check(self) -> ServerCheck:
         return ServerCheck(

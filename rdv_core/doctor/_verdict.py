@@ -126,15 +126,42 @@ def fast_start_line(switch: Switch) -> str:
     return f"fast start: relay from the first byte, no direct path opened{why}"
 
 
-def _trouble(lines: Sequence[str]) -> str:
+def _space_of(line: str) -> str:
+    """The space of a candidate line (``203.0.113.12:41921 public4: ...`` -> ``public4``)."""
+    head = line.split(": ", 1)[0].split()
+    return head[1] if len(head) > 1 else ""
+
+
+def _telling(lines: Sequence[str], winner: str) -> list[str]:
+    """The lines the outcome turned on: the predicted winner's space, else the public ones.
+
+    A private address of the peer's other LAN is unreachable in every race between two
+    networks (errno 101): it says nothing of why the public candidates failed, and named
+    first it hid them ("this time an address was unreachable").
+    """
+    for wanted in ({winner}, {"public4", "public6"}):
+        chosen = [line for line in lines if _space_of(line) in wanted]
+        if chosen:
+            return chosen
+    return list(lines)
+
+
+def _trouble(lines: Sequence[str], winner: str = "", fast: bool = False) -> str:
     """The most telling failure among candidate lines, in words."""
+    lines = _telling([line for line in lines if not line.startswith("fast start:")], winner)
     text = " ".join(lines)
+    space = {_space_of(line) for line in lines}
+    which = f"the {space.pop()} " if len(space) == 1 else ""
+    # With fast start the relay was picked at once: what ended the SYNs was the end of
+    # the upgrade's attempts (docs/PROTOCOL.md section 16), not the pick.
+    until = "before fast start's attempts ended" if fast else "before the relay was picked"
+    unreachable = "an address was unreachable"
     for word, meaning in (
-        ("reset", "SYNs were reset"),
-        ("refused", "SYNs were refused (reset by a router)"),
-        ("timeout", "SYNs got no answer"),
-        ("unreachable", "an address was unreachable"),
-        ("cancelled", "SYNs got no answer before the relay was picked"),
+        ("reset", f"{which}SYNs were reset"),
+        ("refused", f"{which}SYNs were refused (reset by a router)"),
+        ("timeout", f"{which}SYNs got no answer"),
+        ("unreachable", f"{which}addresses were unreachable" if which else unreachable),
+        ("cancelled", f"{which}SYNs got no answer {until}"),
     ):
         if word in text:
             return meaning
@@ -171,7 +198,9 @@ def verdict(
             t, "", "", "", outcome, chosen, None, sentence, tuple(our_lines), tuple(their_lines)
         )
     agrees = prediction.agrees_with(outcome)
-    trouble = _trouble([*our_lines, *their_lines])
+    trouble = _trouble(
+        [*our_lines, *their_lines], prediction.winner, fast=switch is not None and not switch.addr
+    )
     if prediction.expect == "possible":
         sentence = f"{path.capitalize()}; it was timing-dependent: {prediction.reason}" + (
             "." if outcome == "direct" else f"; this time {trouble}."
@@ -210,5 +239,43 @@ def render_verdict(v: VerdictReached) -> str:
     for title, rows in (("our candidates", v.ours), ("the peer's candidates", v.theirs)):
         if rows:
             lines.append(f"  {title}:")
-            lines.extend(f"    {row}" for row in rows)
+            lines.extend(f"    {row}" for row in _folded(rows))
     return "\n".join(lines)
+
+
+#: Ports a folded line names before it says how many more.
+FOLDED_PORTS_SHOWN = 3
+
+
+def _folded(rows: Sequence[str]) -> list[str]:
+    """Candidate lines that differ only by port, as one: fast start's attempts each dial
+    the same addresses from new ports, and five attempts listed 20 lines of the same
+    story (``10.0.1.2:40921 private4: unreachable``, ``10.0.1.2:37831 private4: ...``)."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    order: list[tuple[str, str, str] | str] = []
+    for row in rows:
+        label, sep, story = row.partition(": ")
+        addr, _, rest = label.partition(" ")
+        ip, colon, port = addr.rpartition(":")
+        if not sep or not colon or not port.isdigit():
+            order.append(row)  # not a candidate line (the fast start line): as it is
+            continue
+        key = (ip, rest, story)
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(port)
+    out = []
+    for item in order:
+        if isinstance(item, str):
+            out.append(item)
+            continue
+        ip, rest, story = item
+        ports = groups[item]
+        if len(ports) == 1:
+            out.append(f"{ip}:{ports[0]} {rest}: {story}")
+            continue
+        shown = ", ".join(ports[:FOLDED_PORTS_SHOWN])
+        more = f", +{len(ports) - FOLDED_PORTS_SHOWN}" if len(ports) > FOLDED_PORTS_SHOWN else ""
+        out.append(f"{ip} {rest}, {len(ports)} ports ({shown}{more}): {story}")
+    return out

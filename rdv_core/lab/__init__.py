@@ -10,6 +10,7 @@ from rdv_core.lab._doctor import (
     SEQUENTIAL_A,
     built_with,
     doctor_urls,
+    host_doctor_urls,
     mismatches,
     run_doctor_command,
     same_public_address,
@@ -20,6 +21,7 @@ from rdv_core.lab._isolate import can_isolate, is_isolated, reexec_isolated, set
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._matrix import (
     COLUMNS,
+    LOTTERY_NOTE,
     MATRIX_PAYLOAD,
     Column,
     MatrixCell,
@@ -50,6 +52,7 @@ __all__ = [
     "COLUMNS",
     "DOCTOR_ALT4",
     "DOCTOR_PROBE_PORT",
+    "LOTTERY_NOTE",
     "MATRIX_PAYLOAD",
     "PRESETS",
     "SEQUENTIAL_A",
@@ -80,6 +83,7 @@ __all__ = [
     "format_row",
     "format_table",
     "get_preset",
+    "host_doctor_urls",
     "insert_column",
     "is_isolated",
     "matrix_cells",

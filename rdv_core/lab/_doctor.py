@@ -19,6 +19,7 @@ from rdv_core.lab._builder import SERVER4, SERVER6, SERVER_PORT
 from rdv_core.lab._lab import Lab
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._spec import Firewall, HostSpec, LabSpec, NatKind, RouterSpec
+from rdv_core.lab._topologies import behind_nat64, nat64_address
 
 #: The server's second IPv4 address inside the lab.
 DOCTOR_ALT4: Final = "203.0.113.9"
@@ -30,6 +31,8 @@ _MAPPING: Final = {
     NatKind.RANDOM_PORT: "address-and-port-dependent",
     NatKind.SEQUENTIAL: "address-and-port-dependent",
     NatKind.NONE: "none",
+    # tayga, then a port-keeping masquerade of its pool (docs/LAB-NOTES.md section 13).
+    NatKind.NAT64: "endpoint-independent",
 }
 #: By the firewall's value, so that kinds added later (``reject-icmp``) need no import here.
 _FILTERING: Final = {
@@ -44,6 +47,7 @@ _ALLOCATION: Final = {
     NatKind.RANDOM_PORT: "random",
     NatKind.SEQUENTIAL: "sequential",
     NatKind.NONE: "preserved",
+    NatKind.NAT64: "preserved",
 }
 
 
@@ -75,12 +79,23 @@ def start_doctor_server(lab: Lab) -> None:
     )
 
 
-def doctor_urls(spec: LabSpec) -> list[str]:
-    """The URLs the doctor is given: both IPv4 addresses, and IPv6 when the lab has it."""
+def doctor_urls(spec: LabSpec, *, nat64: bool = False) -> list[str]:
+    """The URLs the doctor is given: both IPv4 addresses, and IPv6 when the lab has it.
+
+    ``nat64``: for a host on an IPv6-only LAN, the IPv4 addresses as DNS64 would give them
+    (inside the NAT64 prefix), as the race's URL is (``LabPlan.server_url_for``).
+    """
+    if nat64:
+        return [f"http://[{nat64_address(ip)}]:{SERVER_PORT}" for ip in (SERVER4, DOCTOR_ALT4)]
     urls = [f"http://{SERVER4}:{SERVER_PORT}", f"http://{DOCTOR_ALT4}:{SERVER_PORT}"]
     if spec.ipv6:
         urls.append(f"http://[{SERVER6}]:{SERVER_PORT}")
     return urls
+
+
+def host_doctor_urls(lab: Lab, role: str) -> list[str]:
+    """:func:`doctor_urls` as host ``role`` reaches the server."""
+    return doctor_urls(lab.spec, nat64=behind_nat64(lab.plan, lab.spec.host(role)))
 
 
 def run_doctor_command(lab: Lab, role: str, timeout: float = 30.0) -> dict[str, Any]:
@@ -89,7 +104,9 @@ def run_doctor_command(lab: Lab, role: str, timeout: float = 30.0) -> dict[str, 
     Raises:
         LabError: the command failed or printed no JSON.
     """
-    argv = lab.rdv_argv("doctor", "--format", "json", *doctor_urls(lab.spec))
+    # The host's proxy too, as its race gets it (proxy-only: the only way out).
+    urls = host_doctor_urls(lab, role)
+    argv = lab.rdv_argv("doctor", "--format", "json", *lab.proxy_args(role), *urls)
     done = lab.run(role, argv, check=False)
     try:
         report = json.loads(done.stdout)
@@ -106,24 +123,42 @@ def built_with(spec: LabSpec, host: str) -> dict[str, object]:
     ``None`` means "not measured" (hairpinning needs a NAT). Linux NAT does no hairpinning
     (docs/LAB-NOTES.md section 4).
     """
-    router_name = spec.host(host).router
+    machine = spec.host(host)
+    router_name = machine.router
+    # A host's own firewall answers the dial-back before any router could (host-fw-*).
+    own = None if machine.firewall == Firewall.NONE else _FILTERING.get(machine.firewall.value)
     if router_name is None:
         return {
             "nat": False,
             "mapping": "none",
-            "filtering": "open",
+            "filtering": own or "open",
             "hairpin": None,
             "allocation": "preserved",
+            "filtering6": (own or "open") if spec.ipv6 else None,
         }
     router = spec.router(router_name)
+    if machine.proxy is not None and router.allow_out is not None:
+        # Only the proxy gets out: no direct conn reaches the server, so nothing of the
+        # router can be measured; the proxy's tunnel is the finding (section 15.7).
+        return {name: None for name in _DIRECT_FINDINGS} | {"proxy": "tunnel"}
     nat = router.nat != NatKind.NONE
     return {
         "nat": nat,
         "mapping": _MAPPING[router.nat],
-        "filtering": _FILTERING.get(router.firewall.value),
+        "filtering": own or _FILTERING.get(router.firewall.value),
         "hairpin": False if nat else None,
         "allocation": _ALLOCATION[router.nat],
+        "filtering6": (own or _FILTERING6[router.firewall.value]) if spec.ipv6 else None,
     }
+
+
+#: The IPv6 side of a router's firewall (its rules sit in a ``table inet``: both families).
+#: No rule is ``open`` there: IPv6 is routed, not translated, so the SYN reaches the host.
+_FILTERING6: Final = {**_FILTERING, Firewall.NONE.value: "open"}
+
+
+#: The findings :func:`built_with` checks that need a direct conn to the server.
+_DIRECT_FINDINGS: Final = ("nat", "mapping", "filtering", "hairpin", "allocation", "filtering6")
 
 
 def mismatches(spec: LabSpec, host: str, report: dict[str, Any]) -> list[str]:

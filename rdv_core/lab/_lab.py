@@ -329,11 +329,14 @@ class Lab:
 
     def peer_args(self, role: str) -> list[str]:
         """The extra rdv options the host ``role`` needs in this lab (``--proxy``, its own)."""
+        return [*self.spec.host(role).rdv_args, *self.proxy_args(role)]
+
+    def proxy_args(self, role: str) -> list[str]:
+        """``--proxy URL`` when the host ``role`` reaches the server through a lab proxy."""
         host = self.spec.host(role)
-        args = list(host.rdv_args)
-        if host.proxy is not None:
-            args += ["--proxy", f"http://{self.plan.host_addrs[host.proxy].v4}:{PROXY_PORT}"]
-        return args
+        if host.proxy is None:
+            return []
+        return ["--proxy", f"http://{self.plan.host_addrs[host.proxy].v4}:{PROXY_PORT}"]
 
     def rdv_argv(self, *args: str) -> list[str]:
         """The argv of ``rdv ARGS``: the lab's ``rdv_command`` followed by ``args``.

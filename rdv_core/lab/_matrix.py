@@ -283,6 +283,12 @@ def format_row(row: MatrixRow, columns: Sequence[Column] = COLUMNS) -> str:
 
 def format_table(rows: Iterable[MatrixRow], columns: Sequence[Column] = COLUMNS) -> str:
     """The whole table, with a footnote for lottery cells."""
+    rows = list(rows)
     lines = format_header(columns) + [format_row(r, columns) for r in rows]
-    lines.append("* both routers reset: direct only by luck; a direct run counts as expected")
+    if any(r.cell.lottery for r in rows):
+        lines.append(LOTTERY_NOTE)
     return "\n".join(lines)
+
+
+#: The footnote of a table that has a lottery cell (its ``expect`` ends with ``*``).
+LOTTERY_NOTE: Final = "* both routers reset: direct only by luck; a direct run counts as expected"

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -65,9 +67,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = _command_module(args.command)
     try:
         code: int = module.run(args)
+        sys.stdout.flush()  # here, so that a closed stdout is met inside the try
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if not _stdout_is_gone():
+            raise  # a socket's, not ours to hide
+        return _quiet_broken_stdout()
     return code
+
+
+#: The exit code of a command whose reader went away (``rdv lab list | head``): what a shell
+#: reports for a tool that SIGPIPE ended (128 + 13), as `yes | head` gives.
+EXIT_STDOUT_CLOSED = 141
+
+
+def _stdout_is_gone() -> bool:
+    """Has the reader of our stdout closed it (a pipe whose other end is gone)?"""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _quiet_broken_stdout() -> int:
+    """End without a traceback, and without the interpreter's own complaint at exit.
+
+    Python's documented recipe (the signal module's "Note on SIGPIPE"): point stdout at
+    /dev/null so the flush at exit has nowhere to fail.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_STDOUT_CLOSED
 
 
 if __name__ == "__main__":

@@ -83,6 +83,16 @@ def test_lab_shell_keeps_the_lab_up_until_enter() -> None:
             ["ip", "-n", cli_a, "-br", "addr"], capture_output=True, text=True, check=True
         ).stdout
         assert "10.0.1.2/24" in addrs
+        # The printed doctor command measures the lab's routers: its server has the probe
+        # port and dial-back (before, every NAT finding was "not measured" there).
+        doctor = next(line for line in lines if " doctor http://" in line).split()
+        found = subprocess.run(
+            [*doctor, "--format", "json"], capture_output=True, text=True, timeout=60
+        )
+        report = json.loads(found.stdout)
+        assert report["mapping"]["value"] == "endpoint-independent", found.stdout
+        assert report["filtering"]["value"] == "drop", found.stdout
+        assert any(" send FILE " in line and "--explain" in line for line in lines)
         proc.stdin.write("\n")
         proc.stdin.flush()
         assert proc.wait(timeout=30) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ import pytest
 from rdv_core.doctor import Doctor, Report, predict, predicted_addrs, render_text
 from rdv_core.lab import SEQUENTIAL_A, Lab, get_preset
 from rdv_core.lab._doctor import (
-    doctor_urls,
+    host_doctor_urls,
     mismatches,
     run_doctor_command,
     same_public_address,
@@ -37,19 +38,33 @@ PRESETS = (
     "public-b",
     "same-lan",
     "ipv6",
+    # A on an IPv6-only LAN: the doctor reaches the IPv4 server through NAT64, so every
+    # probe goes over IPv6 (docs/PROTOCOL.md 15.2); before, it measured nothing there.
+    "nat64",
+    # A host firewall, not a router, answers the dial-back (rst); the oracle said "open".
+    "host-fw-reject",
+    # Only the proxy gets out: nothing direct is measurable, the tunnel is the finding.
+    "proxy-only",
 )
+#: The daemons a preset of :data:`PRESETS` needs (Debian packages; .ci/run installs them).
+NEEDS = {"nat64": "tayga", "proxy-only": "tinyproxy"}
 
 
 def _doctor_in(lab: Lab, host: str) -> Report:
     if lab.spec.name == "symmetric-a" and host == "cliA":
         # One host per run goes through the real command line, JSON and all.
         return Report.from_json(run_doctor_command(lab, host))
-    urls = doctor_urls(lab.spec)
-    return lab.run_in(host, lambda: asyncio.run(Doctor(urls).run()))
+    urls = host_doctor_urls(lab, host)
+    proxy_args = lab.proxy_args(host)  # ["--proxy", URL] or []
+    proxy = proxy_args[1] if proxy_args else "none"
+    return lab.run_in(host, lambda: asyncio.run(Doctor(urls, proxy=proxy).run()))
 
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_doctor_reports_how_the_preset_was_built(name: str, rdv_command: list[str]) -> None:
+    binary = NEEDS.get(name)
+    if binary is not None and shutil.which(binary) is None:
+        pytest.skip(f"{binary} is not installed (apt-get install {binary})")
     spec = get_preset(name)
     hosts = [spec.dialer, spec.accepter]
     with Lab(spec, rdv_command=rdv_command) as lab:

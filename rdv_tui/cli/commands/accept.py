@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> None:
         "whichever the dialer chose.",
         epilog="Exit codes: 0 the peer closed after a connection; 1 the attempt or the "
         "connection failed; 2 bad usage; 3 --timeout expired. A warning is printed when the "
-        "server-observed address is not public IPv4.",
+        "server-observed address is not public (IPv4, or IPv6 over IPv6).",
     )
     add_pipe_arguments(parser, "ACCEPT")
 

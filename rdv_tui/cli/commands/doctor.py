@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 from typing import Any
 
@@ -76,7 +77,7 @@ def _urls(args: argparse.Namespace) -> list[str] | None:
     from rdv_core.config import ConfigError, resolve_server
 
     try:
-        server, _source = resolve_server(None)
+        server, _source = resolve_server(None, how_to_pass="name one (rdv doctor URL)")
     except ConfigError as exc:
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return None
@@ -90,7 +91,10 @@ def _print(report: Any, fmt: str) -> None:
         from rdv_core.wire import printable
 
         # Reasons quote what servers answered: control characters are shown, not obeyed.
-        text = "\n".join(printable(line) for line in render_text(report).splitlines())
+        # Wrapped to a terminal (an 80-column one folded every reason back to column 0);
+        # one line per finding into a pipe or a log, for grep.
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        text = "\n".join(printable(line) for line in render_text(report, width).splitlines())
         print(text, flush=True)
     elif fmt == "json":
         print(json.dumps(report.to_json(), indent=2), flush=True)

@@ -11,9 +11,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 from typing import Any, TextIO
 
 from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
@@ -218,12 +220,28 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _list(presets: dict[str, Any], out: TextIO) -> int:
+def _list(presets: dict[str, Any], out: TextIO, columns: int | None = None) -> int:
+    """One entry per preset, its lines wrapped to the terminal under their own column.
+
+    The reasons run to 300 characters: unwrapped, a terminal folded them back to column 0,
+    under the preset names.
+    """
     width = max(len(n) for n in presets)
+    indent = " " * (width + 10)
+    room = max(columns or shutil.get_terminal_size().columns, len(indent) + 30)
     for name, spec in presets.items():
-        out.write(f"{name:<{width}}  {spec.expect:<6}  {spec.summary}\n")
-        out.write(f"{'':<{width}}          why: {spec.why}\n")
+        head = f"{name:<{width}}  {spec.expect:<6}  "
+        out.write(_fill(spec.summary, room, head, indent))
+        out.write("\n")
+        out.write(f"{_fill(spec.why, room, f'{indent}why: ', f'{indent}     ')}\n")
     return 0
+
+
+def _fill(text: str, room: int, first: str, rest: str) -> str:
+    # Hyphenated words stay whole ("port-preserving", "reject-with-tcp-reset").
+    return textwrap.fill(
+        text, room, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
+    )
 
 
 def _run_line(plan: Any, i: int, result: Any) -> str:
@@ -300,6 +318,7 @@ def _run(args: argparse.Namespace) -> int:
 def _matrix(args: argparse.Namespace) -> int:
     from rdv_core.lab import (
         COLUMNS,
+        LOTTERY_NOTE,
         Column,
         format_header,
         format_row,
@@ -340,7 +359,8 @@ def _matrix(args: argparse.Namespace) -> int:
         json.dump({"matrix": [r.to_json() for r in rows]}, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
     else:
-        print("* both routers reset: direct only by luck; a direct run counts as expected")
+        if any(r.cell.lottery for r in rows):  # a footnote only for a star in the table
+            print(LOTTERY_NOTE)
         good = sum(1 for r in rows if r.ok)
         print(f"{good}/{len(rows)} cells meet the bar", flush=True)
         if args.predict:
@@ -389,11 +409,14 @@ def _presets_matrix(args: argparse.Namespace) -> int:
 
 
 def _shell(args: argparse.Namespace) -> int:
-    from rdv_core.lab import Lab, get_preset, is_isolated
+    from rdv_core.lab import Lab, get_preset, host_doctor_urls, is_isolated, start_doctor_server
 
     spec = get_preset(args.preset)
     with Lab(spec, rdv_command=rdv_command()) as lab:
-        lab.start_server()
+        # The server `rdv lab doctor` runs (probe port, dial-back, a second address), so
+        # that `rdv doctor` and `--explain` measure here what they would measure outside,
+        # instead of "not measured: the server has no --probe-port".
+        start_doctor_server(lab)
         plan = lab.plan
         print(f"lab {spec.name} is up: {spec.summary}")
         print(f"rdv server: {plan.server_url} (in {plan.ns('srv')})")
@@ -408,10 +431,13 @@ def _shell(args: argparse.Namespace) -> int:
         first_router = plan.ns(spec.routers[0].name) if spec.routers else plan.ns("inet")
         rdv = " ".join(lab.rdv_argv())
         print("try:")
-        print(
-            f"  ip netns exec {b} {rdv} accept {plan.server_url} mytoken --spaces {spec.spaces} -v"
-        )
-        print(f"  ip netns exec {a} {rdv} dial {plan.server_url} mytoken --spaces {spec.spaces} -v")
+        # Each host's own URL: an IPv6-only host (nat64) reaches the server through NAT64.
+        url_a, url_b = plan.server_url_for(spec.dialer), plan.server_url_for(spec.accepter)
+        print(f"  ip netns exec {b} {rdv} accept {url_b} mytoken --spaces {spec.spaces} -v")
+        print(f"  ip netns exec {a} {rdv} dial {url_a} mytoken --spaces {spec.spaces} -v")
+        print(f"  ip netns exec {a} {rdv} doctor {' '.join(host_doctor_urls(lab, spec.dialer))}")
+        print(f"  ip netns exec {a} {rdv} send FILE --server {url_a} --explain")
+        print(f"  ip netns exec {b} {rdv} receive CODE --server {url_b} --explain")
         print(f"  ip netns exec {first_router} tcpdump -ni wan tcp")
         print(f"  ip netns exec {first_router} conntrack -L")
         print(f"  ip netns exec {first_router} nft list ruleset")

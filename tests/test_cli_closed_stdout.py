@@ -1,0 +1,46 @@
+"""A command whose reader goes away (``rdv lab list | head -1``) ends quietly.
+
+Python ignores SIGPIPE, so a write to a closed pipe raises ``BrokenPipeError``: before,
+every headless command ended with a traceback there (and the interpreter's own
+"Exception ignored" complaint when the flush at exit failed too).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rdv_tui.cli import EXIT_STDOUT_CLOSED
+
+
+def _run_into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "rdv_tui", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("lab", "list"),
+        # The doctor's report of a server nobody runs: it prints one, then exits 1.
+        ("doctor", "http://127.0.0.1:1", "--format", "json"),
+    ],
+)
+def test_a_closed_stdout_ends_the_command_without_a_traceback(args: tuple[str, ...]) -> None:
+    done = _run_into_a_closed_pipe(*args)
+    assert done.stderr == b"", done.stderr.decode()
+    assert done.returncode == EXIT_STDOUT_CLOSED
