@@ -92,6 +92,8 @@ class TransferView:
         self.bytes_total = 0
         self.files_ok = 0
         self.failures: list[tuple[str, str]] = []
+        #: Files refused before they moved, with the reason (also in ``failures``).
+        self.refused: list[tuple[str, str]] = []
         self._bytes_done = 0
         self._resumed = 0
         self._current = ""
@@ -265,7 +267,9 @@ class TransferView:
 
     def _on_rejected(self, event: FileRejected) -> None:
         self._settle(event.transfer_id, 0)
-        self.failures.append((self._names.get(event.transfer_id, ""), event.reason))
+        refused = (self._names.get(event.transfer_id, ""), event.reason)
+        self.failures.append(refused)
+        self.refused.append(refused)
 
     def _settle(self, tid: int, size: int) -> None:
         self._moving.pop(tid, None)

@@ -37,11 +37,12 @@ from rdv_core.session._errors import (
 )
 from rdv_core.session._files import DIGEST, collect
 from rdv_core.session._frames import MAX_CHAT_BYTES
-from rdv_core.session._incoming import IncomingOffer, OfferCallback
+from rdv_core.session._incoming import DECLINED, IncomingOffer, OfferCallback
 from rdv_core.session._session import Session
 from rdv_core.session._transfers import TransferResult
 
 __all__ = [
+    "DECLINED",
     "DIGEST",
     "MAX_CHAT_BYTES",
     "BurnedCodes",

@@ -50,6 +50,10 @@ MAX_OPEN_OFFERS = 16
 BUNDLES_AT_ONCE = 2
 
 
+#: The reason of an offer the receiver's ``on_offer`` declined (a person said no).
+DECLINED = "declined by the receiver"
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingOffer:
     """Files the peer offers; the ``on_offer`` callback decides about all of them."""
@@ -182,23 +186,26 @@ class Incoming:
             refusal = await asyncio.to_thread(no_room_for, self.download_dir, files, pending)
         if earlier is not None:
             await earlier.wait()  # the offer before this one is decided first
-        if refusal is None:
-            offered = offer.files
-            self._emit(
-                FilesOffered(
-                    self._clock(),
-                    offer.batch,
-                    "in",
-                    tuple(f.id for f in offered),
-                    tuple(f.path for f in offered),
-                    tuple(f.size for f in offered),
-                )
+        # Every offer is reported, the refused ones too: a receiver whose offer was
+        # refused before anyone was asked (no room, an unsafe name) saw "0 of 0 file(s)"
+        # and "the session ended without files", never which files or why.
+        offered = offer.files
+        self._emit(
+            FilesOffered(
+                self._clock(),
+                offer.batch,
+                "in",
+                tuple(f.id for f in offered),
+                tuple(f.path for f in offered),
+                tuple(f.size for f in offered),
             )
+        )
+        if refusal is None:
             accepted = False
             if self.download_dir is None:
                 refusal = "this peer does not receive files"
             elif self.on_offer is None:
-                refusal = "declined by the receiver"
+                refusal = DECLINED
             else:
                 try:
                     accepted = await self.on_offer(incoming)
@@ -206,7 +213,7 @@ class Incoming:
                     log.exception("the offer callback failed")
                     refusal = f"the receiver could not decide ({exc!r})"
                 if not accepted and refusal is None:
-                    refusal = "declined by the receiver"
+                    refusal = DECLINED
         decided.set()
         if refusal is not None or self._outbox.closed:
             reason = refusal or "session closed"

@@ -102,6 +102,7 @@ async def _receive(args: argparse.Namespace) -> int:
     from rdv_core.config import ConfigError
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        DECLINED,
         BurnedCodes,
         CodeError,
         CodeMismatch,
@@ -253,6 +254,14 @@ async def _receive(args: argparse.Namespace) -> int:
         for why, offer in declined:
             names = _names([f.path for f in offer.files])
             parts.append(f"{len(offer.files)} declined ({names}): {why}")
+        # Offers refused before anyone was asked (no room, unsafe names): without this
+        # the receiver read "the session ended without files" and never learnt why.
+        refused: dict[str, list[str]] = {}
+        for name, why in view.refused:
+            if why != DECLINED:  # asked and declined: said above, in the user's words
+                refused.setdefault(why, []).append(name)
+        for why, refused_names in refused.items():
+            parts.append(f"{len(refused_names)} refused ({_names(refused_names)}): {why}")
         if session.error is not None:
             parts.append(
                 f"session ended: {session.error}; partial files are kept: run rdv send and "

@@ -1,0 +1,51 @@
+"""What ``rdv send`` / ``rdv receive`` say when an offer cannot be taken, as real processes
+against a real server on loopback.
+
+A receiver whose download folder had no room for the offer (refused before anyone is
+asked, ``--yes`` included) printed ``2/0 files``, ``0 of 0 file(s) verified ...; 2 failed``
+and ``the session ended without files (closed by peer)``: it never said which files or why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_session_cli import rdv
+
+
+def _sparse_bigger_than_free(path: Path) -> None:
+    """A file of more bytes than the download folder's disk has free (a hole: no blocks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = shutil.disk_usage(path.parent).free * 2 + (1 << 30)
+    try:
+        with open(path, "wb") as handle:
+            handle.truncate(size)
+    except OSError as exc:  # a file system with a smaller file size limit
+        pytest.skip(f"cannot make a sparse file of {size} bytes here: {exc}")
+
+
+async def test_an_offer_refused_for_room_says_why_on_the_receiver(url: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _sparse_bigger_than_free(src / "huge.bin")
+    (src / "small.txt").write_bytes(b"x" * 10)
+    dl = tmp_path / "dl"
+    code = "4171-fox-opal"
+    common = ("--server", url, "--spaces", "loopback4")
+    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+        rdv("send", str(src), "--code", code, *common),
+        rdv("receive", code, "--dir", str(dl), "--yes", *common),
+    )
+    assert rc_s == 1 and "not enough free space" in err_s, err_s
+    assert rc_r == 1, err_r
+    last = err_r.strip().splitlines()[-1]
+    assert last.startswith("rdv receive: 2 refused (src/huge.bin, src/small.txt): "), err_r
+    assert "not enough free space in the download folder" in last, err_r
+    # The counts tell the truth: two files were offered, none verified.
+    assert "0 of 2 file(s) verified" in err_r, err_r
+    assert "0 of 0" not in err_r and "2/0 files" not in err_r, err_r
+    assert not any(os.scandir(dl))
