@@ -136,8 +136,13 @@ class TransferView:
         self._task = self.progress.add_task("", total=self.bytes_total or None, files="")
         self._redraw(force=True)
         with self.progress:
-            yield
-            self._redraw(force=True)
+            try:
+                yield
+            finally:
+                # Also when the transfer failed: the bar left on screen is the last one
+                # drawn, and a send that raised TransferFailed showed "0/4 files" above
+                # the summary's "2 of 4 file(s) verified".
+                self._redraw(force=True)
 
     @contextlib.contextmanager
     def progress_paused(self) -> Iterator[None]:

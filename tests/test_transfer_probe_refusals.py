@@ -49,3 +49,28 @@ async def test_an_offer_refused_for_room_says_why_on_the_receiver(url: str, tmp_
     assert "0 of 2 file(s) verified" in err_r, err_r
     assert "0 of 0" not in err_r and "2/0 files" not in err_r, err_r
     assert not any(os.scandir(dl))
+
+
+async def test_the_bar_left_after_a_failed_send_counts_every_file(url: str, tmp_path: Path) -> None:
+    """The bar is redrawn at the end of a send that failed, as after one that did not:
+    it showed ``0/2 files`` under ``1 of 2 file(s) verified``."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "same.txt").write_bytes(b"hello\n")
+    (src / "other.txt").write_bytes(b"new\n")
+    dl = tmp_path / "dl" / "src"
+    dl.mkdir(parents=True)
+    # The receiver holds a different file of the same name, size and mtime: it fails.
+    (dl / "other.txt").write_bytes(b"old\n")
+    info = (src / "other.txt").stat()
+    os.utime(dl / "other.txt", ns=(info.st_atime_ns, info.st_mtime_ns))
+    code = "4172-fox-opal"
+    common = ("--server", url, "--spaces", "loopback4")
+    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+        rdv("send", str(src), "--code", code, *common),
+        rdv("receive", code, "--dir", str(tmp_path / "dl"), "--yes", *common),
+    )
+    assert rc_s == 1 and rc_r == 1, (err_s, err_r)
+    assert "1 of 2 file(s) verified" in err_s, err_s
+    bars = [line for line in err_s.splitlines() if " files " in line]
+    assert bars and "2/2 files" in bars[-1], err_s
