@@ -100,7 +100,8 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
 
 def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
     """Add the regular files under ``folder`` (named ``name/...``): its own files first,
-    then its sub-folders', each in name order; symlinks and unreadable folders skipped.
+    then its sub-folders', each in name order; symlinks, unreadable folders and files
+    deleted while it lists are skipped.
 
     One ``scandir`` per folder and one ``lstat`` per file (the entry's, cached by
     ``DirEntry``); paths stay text.
@@ -115,7 +116,13 @@ def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
         if entry.is_dir(follow_symlinks=False):
             folders.append(entry)
         elif entry.is_file(follow_symlinks=False):
-            info = entry.stat(follow_symlinks=False)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                # Deleted since the folder was listed (a temporary file of a program at
+                # work in it): it is not there to send. Raised, it ended the whole send
+                # with "[Errno 2] No such file or directory" before anything was sent.
+                continue
             found.append(_local(entry.path, f"{name}/{entry.name}", info))
     for entry in folders:
         _walk(entry.path, f"{name}/{entry.name}", found)
