@@ -39,12 +39,13 @@ from rdv_core.session._files import DIGEST, collect
 from rdv_core.session._frames import MAX_CHAT_BYTES
 from rdv_core.session._incoming import DECLINED, IncomingOffer, OfferCallback
 from rdv_core.session._session import Session
-from rdv_core.session._transfers import TransferResult
+from rdv_core.session._transfers import SESSION_ENDED, TransferResult
 
 __all__ = [
     "DECLINED",
     "DIGEST",
     "MAX_CHAT_BYTES",
+    "SESSION_ENDED",
     "BurnedCodes",
     "Code",
     "CodeError",

@@ -158,12 +158,13 @@ def no_room_for(base: Path, offered: Iterable[tuple[str, int]], pending: int = 0
     if need <= free:
         return None
     return (
-        f"not enough free space in the download folder: the offer needs {_size(need)}, "
-        f"{_size(free)} free"
+        f"not enough free space in the download folder: the offer needs {size_text(need)}, "
+        f"{size_text(free)} free"
     )
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
+    """``n`` bytes in binary units: ``1000 B``, ``1.5 MiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"

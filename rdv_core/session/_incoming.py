@@ -34,7 +34,7 @@ from rdv_core.events import (
 from rdv_core.session import _bundle
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
-from rdv_core.session._files import DIGEST, no_room_for
+from rdv_core.session._files import DIGEST, SIDECAR_MIN, no_room_for, size_text
 from rdv_core.session._incoming_file import IncomingFile
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
@@ -443,7 +443,11 @@ class Incoming:
             self._stopping.append(state.writer)
         else:
             file.close()
-        kept = f"; partial file kept ({file.received} bytes) to resume" if file.received else ""
+        # Only a file with a sidecar resumes (SIDECAR_MIN): a smaller one is sent again
+        # whole, and "kept to resume" would not be true. Binary units, as everywhere.
+        kept = ""
+        if file.received and file.size >= SIDECAR_MIN:
+            kept = f"; partial file kept ({size_text(file.received)}) to resume"
         full = reason + kept
         if tell_sender:
             self._outbox.write_reply(fr.Fail(file.transfer_id, "receiver", full))

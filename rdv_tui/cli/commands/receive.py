@@ -103,6 +103,7 @@ async def _receive(args: argparse.Namespace) -> int:
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
         DECLINED,
+        SESSION_ENDED,
         BurnedCodes,
         CodeError,
         CodeMismatch,
@@ -236,6 +237,9 @@ async def _receive(args: argparse.Namespace) -> int:
         try:
             with view.shown():
                 reason = await session.wait_closed()
+        except asyncio.CancelledError:  # Ctrl-C: the sender is told why, not "closed"
+            await session.close(ui.INTERRUPTED)
+            raise
         finally:
             await session.close()
             await session.conn.close()
@@ -262,11 +266,16 @@ async def _receive(args: argparse.Namespace) -> int:
                 refused.setdefault(why, []).append(name)
         for why, refused_names in refused.items():
             parts.append(f"{len(refused_names)} refused ({_names(refused_names)}): {why}")
+        again = (
+            "partial files are kept: run rdv send and rdv receive again to resume "
+            "(a new code is fine)"
+        )
         if session.error is not None:
-            parts.append(
-                f"session ended: {session.error}; partial files are kept: run rdv send and "
-                "rdv receive again to resume (a new code is fine)"
-            )
+            parts.append(f"session ended: {session.error}; {again}")
+        elif any(r.reason.startswith(SESSION_ENDED) for r in failed):
+            # The sender stopped (Ctrl-C there) in the middle: a clean end, no error,
+            # but what arrived resumes; "1 failed (big.bin)" alone read as a loss.
+            parts.append(again)
         elif not parts:
             parts.append(f"the session ended without files ({reason})")
         return fail("; ".join(parts))

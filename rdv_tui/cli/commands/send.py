@@ -53,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_send(args))
 
 
+#: After a session that ended: what the receiver holds resumes.
+AGAIN = "run rdv send again to resume (a new code is fine)"
+
+
 async def _send(args: argparse.Namespace) -> int:
+    import asyncio
     from pathlib import Path
 
     from rich.console import Console
@@ -164,9 +169,17 @@ async def _send(args: argparse.Namespace) -> int:
             return fail(join_reason("the receiver declined", exc.failures[0][1]))
         except TransferFailed as exc:
             console.print(escape(view.summary()))
-            return fail(f"{len(exc.failures)} file(s) failed; the first: {exc.failures[0][0]}")
+            name, why = exc.failures[0]
+            # The receiver went away (Ctrl-C there): the files failed, and what it holds
+            # resumes; "1 file(s) failed" alone read as a loss to start over from.
+            again = f"; {AGAIN}" if session.closed else ""
+            return fail(f"{len(exc.failures)} file(s) failed; the first: {name} ({why}){again}")
         except SessionError as exc:
-            return fail(f"session ended: {exc}; run rdv send again to resume (a new code is fine)")
+            console.print(escape(view.summary()))  # what was verified before it ended
+            return fail(f"session ended: {exc}; {AGAIN}")
+        except asyncio.CancelledError:  # Ctrl-C: the receiver is told why, not "closed"
+            await session.close(ui.INTERRUPTED)
+            raise
         finally:
             await session.close()
             if session.conn is not None:
