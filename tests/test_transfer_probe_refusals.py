@@ -74,3 +74,18 @@ async def test_the_bar_left_after_a_failed_send_counts_every_file(url: str, tmp_
     assert "1 of 2 file(s) verified" in err_s, err_s
     bars = [line for line in err_s.splitlines() if " files " in line]
     assert bars and "2/2 files" in bars[-1], err_s
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+async def test_a_read_only_download_folder_is_refused_before_the_sender_waits(
+    url: str, tmp_path: Path
+) -> None:
+    """``rdv receive --dir`` on a read-only file system accepted the offer and then
+    failed every file; it says so at once, before it meets the sender."""
+    from tests.test_session_disk import tmpfs
+
+    with tmpfs(tmp_path / "ro", "1m", "ro") as dl:
+        rc, _, err = await rdv("receive", "4173-fox-opal", "--dir", str(dl), "--server", url)
+    assert rc == 2, err
+    assert err.strip() == f"rdv receive: cannot write into {dl}: read-only file system", err
+    assert "waiting for the sender" not in err

@@ -39,7 +39,7 @@ from rdv_core.session._files import DIGEST, collect
 from rdv_core.session._frames import MAX_CHAT_BYTES
 from rdv_core.session._incoming import DECLINED, IncomingOffer, OfferCallback
 from rdv_core.session._session import Session
-from rdv_core.session._transfers import SESSION_ENDED, TransferResult
+from rdv_core.session._transfers import SESSION_ENDED, TransferResult, describe_os_error
 
 __all__ = [
     "DECLINED",
@@ -65,6 +65,7 @@ __all__ = [
     "UnsafeName",
     "collect",
     "connect_session",
+    "describe_os_error",
     "describe_path",
     "generate_code",
     "parse_code",

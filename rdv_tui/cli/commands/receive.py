@@ -69,6 +69,7 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     from pathlib import Path
 
     from rdv_core.config import load_settings, resolve_server
+    from rdv_core.session import describe_os_error
     from rdv_core.wire import parse_server_url
     from rdv_tui.cli.checks import check_code, spaces_for
     from rdv_tui.cli.race_options import UsageError
@@ -83,8 +84,34 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     check_code(args.code)
     args.spaces = spaces_for(server, args.spaces)
     download_dir = Path(args.dir).expanduser() if args.dir else settings.downloads
-    download_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        download_dir.mkdir(parents=True, exist_ok=True)
+        _check_writable(download_dir)
+    except OSError as exc:
+        raise OSError(describe_os_error(exc, f"cannot write into {download_dir}")) from None
     return server, download_dir
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse a download folder nothing can be written into, before anyone waits.
+
+    A read-only one was found out only after the offer was accepted: the sender waited
+    for the code to be typed, then every file failed ("read-only file system"). An
+    unnamed file (O_TMPFILE where the system has it) tests it, and nothing is left
+    behind. Only "not allowed" counts: a full disk may still take a resume.
+
+    Raises:
+        OSError: read-only file system, or permission denied.
+    """
+    import errno
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
 
 
 def _names(names: list[str], limit: int = 3) -> str:
