@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +69,14 @@ class LocalFile:
         return Path(self.where)
 
 
-def collect(paths: Iterable[Path]) -> list[LocalFile]:
+def collect(paths: Iterable[Path], skipped: Counter[str] | None = None) -> list[LocalFile]:
     """The files to send for ``paths``: files as themselves, folders recursively.
 
     A folder's files are named ``folder/sub/file``. Inside folders, symlinks are
     skipped (they could point anywhere, or loop); a path named explicitly is followed.
+    Special files (fifos, sockets, devices) are skipped too, and folders arrive only
+    with the files in them: ``skipped`` counts what was left out, by kind (``symlink``,
+    ``special file``, ``empty folder``, ``unreadable folder``), for the user to be told.
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -85,7 +89,7 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            _walk(str(path), path.resolve().name or "root", found)
+            _walk(str(path), path.resolve().name or "root", found, skipped)
         elif path.is_file():
             found.append(_local(str(path), path.name, path.stat()))
         else:
@@ -98,7 +102,7 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
     return found
 
 
-def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
+def _walk(folder: str, name: str, found: list[LocalFile], skipped: Counter[str] | None) -> None:
     """Add the regular files under ``folder`` (named ``name/...``): its own files first,
     then its sub-folders', each in name order; symlinks, unreadable folders and files
     deleted while it lists are skipped.
@@ -110,7 +114,11 @@ def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
     except OSError:
+        if skipped is not None:
+            skipped["unreadable folder"] += 1
         return
+    if not entries and skipped is not None:
+        skipped["empty folder"] += 1
     folders: list[os.DirEntry[str]] = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
@@ -124,8 +132,10 @@ def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
                 # with "[Errno 2] No such file or directory" before anything was sent.
                 continue
             found.append(_local(entry.path, f"{name}/{entry.name}", info))
+        elif skipped is not None:
+            skipped["symlink" if entry.is_symlink() else "special file"] += 1
     for entry in folders:
-        _walk(entry.path, f"{name}/{entry.name}", found)
+        _walk(entry.path, f"{name}/{entry.name}", found, skipped)
 
 
 def _local(where: str, name: str, info: os.stat_result) -> LocalFile:

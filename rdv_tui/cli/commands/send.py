@@ -24,7 +24,9 @@ def add_parser(subparsers: Any) -> None:
         description="Send files and folders to the peer that runs `rdv receive CODE`. Prints "
         "the code and the command to run on the other machine. Only the number before the "
         "first '-' of the code reaches the server; the rest keys the encryption (SPAKE2), "
-        "so the server cannot read or change the files. Run it again after a broken "
+        "so the server cannot read or change the files. Only regular files are sent: "
+        "inside folders, symlinks, fifos, sockets and devices are left out, and so are "
+        "empty folders (it says how many). Run it again after a broken "
         "connection (a fresh code is fine): the transfer resumes where the receiver's "
         "verified data ends.",
         epilog="Exit codes: 0 the receiver verified every file; 1 a file failed, the "
@@ -59,6 +61,7 @@ AGAIN = "run rdv send again to resume (a new code is fine)"
 
 async def _send(args: argparse.Namespace) -> int:
     import asyncio
+    from collections import Counter
     from pathlib import Path
 
     from rich.console import Console
@@ -110,11 +113,16 @@ async def _send(args: argparse.Namespace) -> int:
             check_code(code)
         args.spaces = spaces_for(server, args.spaces)
         client = client_from_args(args, sink)
-        files = collect([Path(p) for p in args.paths])
+        skipped: Counter[str] = Counter()
+        files = collect([Path(p) for p in args.paths], skipped)
     except (ConfigError, CodeError, UsageError, UnsafeName, ValueError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)
+    # Said before anyone waits: "the receiver verified all 6 file(s)" of a folder that
+    # also held a symlink or an empty folder read as if everything had arrived.
+    left_out = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(skipped.items()))
     if not files:
-        return fail("nothing to send (the folders are empty)", ui.EXIT_USAGE)
+        why = f"{left_out}; only regular files are sent" if left_out else "the folders are empty"
+        return fail(f"nothing to send ({why})", ui.EXIT_USAGE)
     try:
         stream = ui.open_events(args.events)
     except OSError as exc:
@@ -122,6 +130,9 @@ async def _send(args: argparse.Namespace) -> int:
     sink.recorder.stream = stream
     total = sum(f.size for f in files)
     print(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.", flush=True)
+    if left_out:
+        note = f"[yellow]not sent:[/] {left_out} (only regular files are sent)"
+        console.print(note, soft_wrap=True)
 
     def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
         print(f"Code: {shown}", flush=True)
