@@ -245,9 +245,10 @@ class TransferView:
             return
         name, offset = escape(event.name), event.offset
         if offset == self._sizes.get(event.transfer_id):
-            self.console.print(f"already there: {name} (checking its digest)")
+            self.console.print(f"already there: {name} (checking its digest)", soft_wrap=True)
         else:
-            self.console.print(f"resuming {name} after {human_bytes(offset, largest_unit='TiB')}")
+            resumed = human_bytes(offset, largest_unit="TiB")
+            self.console.print(f"resuming {name} after {resumed}", soft_wrap=True)
 
     def _on_progress(self, event: FileProgress) -> None:
         tid = event.transfer_id
@@ -267,6 +268,7 @@ class TransferView:
             f"({human_bytes(size, largest_unit='TiB')}, "
             f"{DIGEST} {digest[:16]}…)",
             highlight=False,
+            soft_wrap=True,
         )
 
     def _on_failed(self, event: FileFailed) -> None:
@@ -286,7 +288,9 @@ class TransferView:
     def _failed(self, name: str, reason: str) -> None:
         self.failures.append((name, reason))
         if len(self.failures) <= FAILURE_LINES:
-            self.console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}")
+            # One line, also in a file or a pipe (the README's promise for errors):
+            # rich wrapped it at 80 columns, "... partial file kept (...) to \nresume".
+            self.console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
 
     def _redraw(self, *, force: bool = False) -> None:
         now = time.monotonic()

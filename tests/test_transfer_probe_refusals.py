@@ -89,3 +89,29 @@ async def test_a_read_only_download_folder_is_refused_before_the_sender_waits(
     assert rc == 2, err
     assert err.strip() == f"rdv receive: cannot write into {dl}: read-only file system", err
     assert "waiting for the sender" not in err
+
+
+async def test_a_failed_file_is_one_line_in_a_pipe_at_80_columns(url: str, tmp_path: Path) -> None:
+    """Rich wrapped ``failed NAME: REASON`` at 80 columns in a file or a pipe: a log
+    read "... already there \\n(kept as it is; ...)"."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "other.txt").write_bytes(b"new\n")
+    dl = tmp_path / "dl" / "src"
+    dl.mkdir(parents=True)
+    (dl / "other.txt").write_bytes(b"old\n")
+    info = (src / "other.txt").stat()
+    os.utime(dl / "other.txt", ns=(info.st_atime_ns, info.st_mtime_ns))
+    code = "4174-fox-opal"
+    common = ("--server", url, "--spaces", "loopback4")
+    narrow = {"COLUMNS": "80"}
+    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+        rdv("send", str(src), "--code", code, *common, env=narrow),
+        rdv("receive", code, "--dir", str(tmp_path / "dl"), "--yes", *common, env=narrow),
+    )
+    assert rc_s == 1 and rc_r == 1, (err_s, err_r)
+    whole = (
+        "failed src/other.txt: a different file with the same name, size and time is "
+        "already there (kept as it is; receive into another folder)\n"
+    )
+    assert whole in err_s and whole in err_r, (err_s, err_r)

@@ -245,7 +245,9 @@ async def _receive(args: argparse.Namespace) -> int:
                 on_event=sink,
                 on_offer=on_offer,
                 download_dir=download_dir,
-                on_notice=lambda text: console.print(f"[yellow]rdv receive:[/] {escape(text)}"),
+                on_notice=lambda text: console.print(
+                    f"[yellow]rdv receive:[/] {escape(text)}", soft_wrap=True
+                ),
                 burned=BurnedCodes(),
                 batched_events=True,  # the view takes an offer's, a bundle's files at once
             )

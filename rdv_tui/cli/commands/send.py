@@ -157,7 +157,9 @@ async def _send(args: argparse.Namespace) -> int:
                 client=client,
                 on_event=sink,
                 on_code=show_code,
-                on_notice=lambda text: console.print(f"[yellow]rdv send:[/] {escape(text)}"),
+                on_notice=lambda text: console.print(
+                    f"[yellow]rdv send:[/] {escape(text)}", soft_wrap=True
+                ),
                 burned=BurnedCodes(),
                 batched_events=True,  # the view takes an offer's, a bundle's files at once
             )
