@@ -44,8 +44,10 @@ async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     return proc.returncode, err.decode()
 
 
-async def _interrupted(url: str, tmp_path: Path, code: str, who: str) -> tuple[str, str, Path]:
-    """Send ``big.bin``, SIGINT ``who`` once the receiver holds some of it; both stderrs."""
+async def _interrupted(
+    url: str, tmp_path: Path, code: str, who: str, sig: int = signal.SIGINT
+) -> tuple[str, str, Path]:
+    """Send ``big.bin``, signal ``who`` once the receiver holds some of it; both stderrs."""
     src = tmp_path / "big.bin"
     if not src.exists():
         fd = os.open(src, os.O_CREAT | os.O_WRONLY, 0o644)
@@ -59,10 +61,11 @@ async def _interrupted(url: str, tmp_path: Path, code: str, who: str) -> tuple[s
     async with asyncio.timeout(30):
         while not (partial.exists() and partial.stat().st_size > 0):  # noqa: ASYNC110 (another process writes it)
             await asyncio.sleep(0.005)
-    (sender if who == "send" else receiver).send_signal(signal.SIGINT)
+    (sender if who == "send" else receiver).send_signal(sig)
     (rc_s, err_s), (rc_r, err_r) = await asyncio.gather(_finish(sender), _finish(receiver))
     interrupted, other = (rc_s, rc_r) if who == "send" else (rc_r, rc_s)
-    assert interrupted == 130 and other == 1, (err_s, err_r)
+    assert interrupted == (130 if sig == signal.SIGINT else -sig), (err_s, err_r)
+    assert other == 1, (err_s, err_r)
     assert 0 < partial.stat().st_size < SIZE
     return err_s, err_r, dl
 
@@ -103,3 +106,13 @@ async def test_ctrl_c_on_the_receiver_tells_the_sender_to_send_again(
     assert "0 of 1 file(s) verified" in err_s, err_s
     assert _last(err_s).endswith("run rdv send again to resume (a new code is fine)"), err_s
     await _resumed(url, tmp_path, dl, "4184-fox-opal")
+
+
+async def test_sigterm_on_the_receiver_says_connection_lost_once(url: str, tmp_path: Path) -> None:
+    """A killed receiver sends no close: the sender read "session ended: connection
+    lost: the connection to the peer was lost" (or "connection lost: Connection lost")."""
+    err_s, _, dl = await _interrupted(url, tmp_path, "4185-fox-opal", "receive", signal.SIGTERM)
+    assert "lost: the connection" not in err_s and "lost: Connection lost" not in err_s, err_s
+    assert "0 of 1 file(s) verified" in err_s, err_s
+    assert _last(err_s).endswith("run rdv send again to resume (a new code is fine)"), err_s
+    await _resumed(url, tmp_path, dl, "4186-fox-opal")

@@ -57,6 +57,7 @@ from rdv_core.session._errors import (
     ProtocolViolation,
     SessionError,
     TamperedError,
+    connection_lost,
 )
 from rdv_core.session._files import LocalFile
 from rdv_core.session._incoming import Incoming, OfferCallback
@@ -432,4 +433,4 @@ def _as_session_error(exc: BaseException) -> SessionError:
         return exc
     if isinstance(exc, TimeoutError):
         return ConnectionLost("the session handshake timed out")
-    return ConnectionLost(f"connection lost: {exc}")
+    return connection_lost(exc)
