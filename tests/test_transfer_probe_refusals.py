@@ -115,3 +115,13 @@ async def test_a_failed_file_is_one_line_in_a_pipe_at_80_columns(url: str, tmp_p
         "already there (kept as it is; receive into another folder)\n"
     )
     assert whole in err_s and whole in err_r, (err_s, err_r)
+
+
+async def test_a_download_folder_that_is_a_file_is_named_so(url: str, tmp_path: Path) -> None:
+    """``--dir FILE`` said "cannot write into FILE: File exists"."""
+    (tmp_path / "f.txt").write_bytes(b"data")
+    rc, _, err = await rdv(
+        "receive", "4175-fox-opal", "--dir", str(tmp_path / "f.txt"), "--server", url
+    )
+    assert rc == 2, err
+    assert err == f"rdv receive: the download folder {tmp_path / 'f.txt'} is not a folder\n", err

@@ -84,6 +84,8 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     check_code(args.code)
     args.spaces = spaces_for(server, args.spaces)
     download_dir = Path(args.dir).expanduser() if args.dir else settings.downloads
+    if download_dir.exists() and not download_dir.is_dir():  # mkdir said "File exists"
+        raise OSError(f"the download folder {download_dir} is not a folder")
     try:
         download_dir.mkdir(parents=True, exist_ok=True)
         _check_writable(download_dir)
