@@ -89,6 +89,8 @@ class TransferView:
         self._names: dict[int, str] = {}
         self._sizes: dict[int, int] = {}
         self._chat_noted = False
+        #: Lines held while a question is open (None: none is).
+        self._held: list[tuple[str, dict[str, Any]]] | None = None
         #: Bytes of each file still moving (done ones are in ``_bytes_done``).
         self._moving: dict[int, int] = {}
         self.files_total = 0
@@ -147,18 +149,31 @@ class TransferView:
                 # the summary's "2 of 4 file(s) verified".
                 self._redraw(force=True)
 
+    def say(self, text: str, **options: Any) -> None:
+        """Print one line (``console.print`` options), or hold it while a question is
+        open: printed then, it landed after the prompt, where the answer is typed
+        ("Accept 5 file(s) ...? [y/N] switched to p2p: ..." with fast start on)."""
+        if self._held is not None:
+            self._held.append((text, options))
+        else:
+            self.console.print(text, **options)
+
     @contextlib.contextmanager
     def progress_paused(self) -> Iterator[None]:
-        """Stop redrawing the bar while the user answers a question."""
+        """Stop redrawing the bar and hold other lines while the user answers a question."""
         live = self.progress.live
-        if not live.is_started:
-            yield
-            return
-        live.stop()
+        started = live.is_started
+        if started:
+            live.stop()
+        self._held = []
         try:
             yield
         finally:
-            live.start()
+            held, self._held = self._held, None
+            for text, options in held:
+                self.console.print(text, **options)
+            if started:
+                live.start()
 
     def __call__(self, event: Event) -> None:
         """Take one event (call for every event; others are ignored).
@@ -179,10 +194,10 @@ class TransferView:
             self._redraw()
 
     def _on_chat(self, event: ChatReceived) -> None:
-        self.console.print(f"[bold]peer:[/] {escape(event.text)}")
+        self.say(f"[bold]peer:[/] {escape(event.text)}")
         if not self._chat_noted:
             self._chat_noted = True
-            self.console.print(
+            self.say(
                 "[dim](this command shows the peer's chat but cannot send any: "
                 "to reply, use the app, rdv tui)[/]"
             )
@@ -245,10 +260,10 @@ class TransferView:
             return
         name, offset = escape(event.name), event.offset
         if offset == self._sizes.get(event.transfer_id):
-            self.console.print(f"already there: {name} (checking its digest)", soft_wrap=True)
+            self.say(f"already there: {name} (checking its digest)", soft_wrap=True)
         else:
             resumed = human_bytes(offset, largest_unit="TiB")
-            self.console.print(f"resuming {name} after {resumed}", soft_wrap=True)
+            self.say(f"resuming {name} after {resumed}", soft_wrap=True)
 
     def _on_progress(self, event: FileProgress) -> None:
         tid = event.transfer_id
@@ -263,7 +278,7 @@ class TransferView:
             self._verified(event.name, event.size, event.digest, event.path)
 
     def _verified(self, name: str, size: int, digest: str, path: str) -> None:
-        self.console.print(
+        self.say(
             f"[green]verified[/] {escape(saved_name(name, path))} "
             f"({human_bytes(size, largest_unit='TiB')}, "
             f"{DIGEST} {digest[:16]}…)",
@@ -290,7 +305,7 @@ class TransferView:
         if len(self.failures) <= FAILURE_LINES:
             # One line, also in a file or a pipe (the README's promise for errors):
             # rich wrapped it at 80 columns, "... partial file kept (...) to \nresume".
-            self.console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
+            self.say(f"[red]failed[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
 
     def _redraw(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -418,14 +433,14 @@ class EventSink:
         if self.recorder.stream is not None:  # kept only to write them: memory stays flat
             self.recorder(event)
         if isinstance(event, ObservedAddrWarning):
-            self.console.print(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
+            self.view.say(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Upgraded):  # fast start: RELAY -> P2P
             # Escaped: Rich reads [fd00::5] or [fe80::1%eth0] as a style tag and drops it.
             addr = escape(event.addr)
-            self.console.print(f"switched to p2p: {addr} after {event.after_s * 1000:.0f} ms")
+            self.view.say(f"switched to p2p: {addr} after {event.after_s * 1000:.0f} ms")
         if self.verbose and not isinstance(event, FileProgress):
             line = format_event(event, readable=False)
-            self.console.print(f"[dim]{escape(line)}[/]", highlight=False)
+            self.view.say(f"[dim]{escape(line)}[/]", highlight=False)
         self.view(event)
 
 

@@ -247,7 +247,7 @@ async def _receive(args: argparse.Namespace) -> int:
                 on_event=sink,
                 on_offer=on_offer,
                 download_dir=download_dir,
-                on_notice=lambda text: console.print(
+                on_notice=lambda text: view.say(
                     f"[yellow]rdv receive:[/] {escape(text)}", soft_wrap=True
                 ),
                 burned=BurnedCodes(),
