@@ -52,3 +52,34 @@ async def test_lines_that_come_during_the_question_wait_for_the_answer(
             await sender.close()
             await sender.conn.close()
         term.close()
+
+
+async def test_ctrl_c_at_the_question_is_said_once_on_the_sender(url: str, tmp_path: Path) -> None:
+    """Ctrl-C while the receiver is asked ends the sender with "rdv send: session ended:
+    session ended (the peer was interrupted (Ctrl-C)); ..." (the offer was never
+    answered); once is enough."""
+    from tests.test_session_cli import rdv
+
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"a" * 300)
+    code = "4212-otter-quill"
+    common = ["--server", url, "--spaces", "loopback4"]
+    term = Terminal(["receive", code, "--dir", str(tmp_path / "dl"), *common])
+    loop = asyncio.get_running_loop()
+    loop.add_reader(term.fd, term.read)
+    try:
+        sending = loop.create_task(rdv("send", str(src), "--code", code, *common))
+        await term.wait_for(lambda: "[y/N]" in term.text())
+        term.type("\x03")  # Ctrl-C: the terminal sends SIGINT
+        rc, _, err = await sending
+        assert rc == 1, err
+        last = err.strip().splitlines()[-1]
+        assert last == (
+            "rdv send: session ended (the peer was interrupted (Ctrl-C)); "
+            "run rdv send again to resume (a new code is fine)"
+        ), err
+        assert await term.exit_status() == 130
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(term.fd)
+        term.close()

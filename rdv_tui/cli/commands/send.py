@@ -69,6 +69,7 @@ async def _send(args: argparse.Namespace) -> int:
     from rdv_core.config import ConfigError, resolve_server
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        SESSION_ENDED,
         BurnedCodes,
         CodeError,
         CodeMismatch,
@@ -189,7 +190,9 @@ async def _send(args: argparse.Namespace) -> int:
             return fail(f"{len(exc.failures)} file(s) failed; the first: {name} ({why}){again}")
         except SessionError as exc:
             console.print(escape(view.summary()))  # what was verified before it ended
-            return fail(f"session ended: {exc}; {AGAIN}")
+            # Not "session ended: session ended (the peer was interrupted (Ctrl-C))".
+            ended = str(exc) if str(exc).startswith(SESSION_ENDED) else f"session ended: {exc}"
+            return fail(f"{ended}; {AGAIN}")
         except asyncio.CancelledError:  # Ctrl-C: the receiver is told why, not "closed"
             await session.close(ui.INTERRUPTED)
             raise
