@@ -390,6 +390,8 @@ class Outgoing:
                     where=str(local.where),
                     stopped=lambda: bool(out.failed),
                 )
+                if not out.failed:
+                    _unchanged_since(handle.fileno(), local)
             except SessionError:
                 raise
             except OSError as exc:
@@ -440,3 +442,19 @@ def _batches(files: Sequence[LocalFile]) -> list[list[LocalFile]]:
         batches[-1].append(item)
         used += cost
     return [b for b in batches if b]
+
+
+def _unchanged_since(fd: int, local: LocalFile) -> None:
+    """Raise unless the file read through ``fd`` still has its offered size and mtime.
+
+    Checked after the last byte was read, before ``done``: a file written to while it
+    was sent (a log, a disk image in use, a document saved meanwhile) arrived as a mix
+    of old and new bytes, and its digest, taken of what was read, was "verified" all
+    the same. Changed, it fails; sent again once still, it starts over (new mtime).
+
+    Raises:
+        OSError: the file changed while it was sent.
+    """
+    info = os.fstat(fd)
+    if info.st_size != local.size or max(0, info.st_mtime_ns) != local.mtime_ns:
+        raise OSError(f"{local.where} changed while it was sent; send it again once it is still")
