@@ -67,3 +67,21 @@ async def test_rdv_send_says_what_it_does_not_send(tmp_path: Path) -> None:
         "rdv send: nothing to send (2 empty folder(s), 2 special file(s), 1 symlink(s); "
         "only regular files are sent)\n"
     ), err
+
+
+def test_the_same_file_or_folder_named_twice_is_sent_once(tmp_path: Path) -> None:
+    """``rdv send a.txt a.txt`` and ``rdv send dir dir/`` ended with exit 2 and "two
+    files would arrive under the same name"; two different files of one name still do."""
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"a")
+    (folder / "b.txt").write_bytes(b"b")
+    files = collect([folder / "a.txt", folder / "a.txt"])
+    assert [f.name for f in files] == ["a.txt"]
+    files = collect([folder, Path(f"{folder}/"), folder / ".." / "dir"])
+    assert [f.name for f in files] == ["dir/a.txt", "dir/b.txt"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.txt").write_bytes(b"another a")
+    with pytest.raises(ValueError, match=r"two files would arrive under the same name: a\.txt"):
+        collect([folder / "a.txt", other / "a.txt"])

@@ -94,12 +94,18 @@ def collect(paths: Iterable[Path], skipped: Counter[str] | None = None) -> list[
             found.append(_local(str(path), path.name, path.stat()))
         else:
             raise ValueError(f"not a regular file or folder: {path}")
-    seen: set[str] = set()
+    seen: dict[str, LocalFile] = {}
+    unique: list[LocalFile] = []
     for f in found:
-        if f.name in seen:
+        first = seen.get(f.name)
+        if first is None:
+            seen[f.name] = f
+            unique.append(f)
+        elif not os.path.samefile(first.where, f.where):
             raise ValueError(f"two files would arrive under the same name: {f.name}")
-        seen.add(f.name)
-    return found
+        # else: the same file named twice (``rdv send a.txt a.txt``, ``dir dir/``, an
+        # overlapping glob): sent once. It was refused as two files of one name.
+    return unique
 
 
 def _walk(folder: str, name: str, found: list[LocalFile], skipped: Counter[str] | None) -> None:
