@@ -125,3 +125,23 @@ async def test_a_download_folder_that_is_a_file_is_named_so(url: str, tmp_path: 
     )
     assert rc == 2, err
     assert err == f"rdv receive: the download folder {tmp_path / 'f.txt'} is not a folder\n", err
+
+
+async def test_the_offer_table_shows_the_end_of_a_long_name(url: str, tmp_path: Path) -> None:
+    """At 80 columns the table cut long names at the end: ``deep…/report-final.pdf`` and
+    ``deep…/report-draft.pdf`` both read ``deep/deeper/…``, the file itself unseen."""
+    deep = tmp_path / "src" / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    (deep / "report-final.pdf").write_bytes(b"f")
+    (deep / "report-draft.pdf").write_bytes(b"d")
+    code = "4176-fox-opal"
+    common = ("--server", url, "--spaces", "loopback4")
+    narrow = {"COLUMNS": "80"}
+    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+        rdv("send", str(tmp_path / "src"), "--code", code, *common, env=narrow),
+        rdv("receive", code, "--dir", str(tmp_path / "dl"), "--yes", *common, env=narrow),
+    )
+    assert rc_s == 0 and rc_r == 0, (err_s, err_r)
+    table = err_r.split("The sender offers")[1].split("accepting 2 file(s)")[0]
+    assert "report-final.pdf" in table and "report-draft.pdf" in table, err_r
+    assert all(len(line) <= 80 for line in table.splitlines()), err_r

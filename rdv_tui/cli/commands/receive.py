@@ -191,7 +191,9 @@ async def _receive(args: argparse.Namespace) -> int:
 
     async def _decide(offer: IncomingOffer) -> bool:
         table = Table(title="The sender offers", show_edge=False)
-        table.add_column("file")
+        # Folded, not cut: the end of a long name (the file itself) is what tells
+        # two files apart, and what a person accepts.
+        table.add_column("file", overflow="fold")
         table.add_column("size", justify="right")
         for f in offer.files[:50]:
             table.add_row(escape(f.path), human_bytes(f.size, largest_unit="TiB"))
@@ -205,7 +207,7 @@ async def _receive(args: argparse.Namespace) -> int:
         console.print(table)
         summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
         if args.yes:
-            console.print(f"accepting {summary} into {escape(str(download_dir))}")
+            console.print(f"accepting {summary} into {escape(str(download_dir))}", soft_wrap=True)
             return True
         if not sys.stdin.isatty():
             declined.append(("stdin is not a terminal: pass --yes to accept without asking", offer))
@@ -280,7 +282,9 @@ async def _receive(args: argparse.Namespace) -> int:
         console.print(escape(view.summary()))
         if session.error is None and not failed and not declined and verified:
             where = escape(str(download_dir))
-            console.print(f"[green]done:[/] {len(verified)} file(s) verified in {where}")
+            console.print(
+                f"[green]done:[/] {len(verified)} file(s) verified in {where}", soft_wrap=True
+            )
             return ui.EXIT_OK
         # Say what happened to every file, not only the last thing that went wrong.
         parts = [f"{len(verified)} file(s) verified in {download_dir}"] if verified else []
