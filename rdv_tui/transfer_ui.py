@@ -100,6 +100,8 @@ class TransferView:
         #: Files refused before they moved, with the reason (also in ``failures``).
         self.refused: list[tuple[str, str]] = []
         self._bytes_done = 0
+        #: Bytes held by files that failed (their offsets included, like ``_resumed``).
+        self._failed_held = 0
         self._resumed = 0
         self._current = ""
         #: When the first file was accepted: the summary's time and mean rate are the
@@ -287,6 +289,9 @@ class TransferView:
         )
 
     def _on_failed(self, event: FileFailed) -> None:
+        # What it moved before it failed counts in the mean rate: a send cut short after
+        # 700 MiB read "0 B in 2.1 s (0 B/s)".
+        self._failed_held += self._moving.get(event.transfer_id, 0)
         self._settle(event.transfer_id, 0)
         self._failed(event.name, event.reason)
 
@@ -328,7 +333,7 @@ class TransferView:
         rate from the first accepted file on."""
         started = time.monotonic() if self._started is None else self._started
         elapsed = max(time.monotonic() - started, 1e-6)
-        moved = max(self.bytes_done - self._resumed, 0)
+        moved = max(self.bytes_done + self._failed_held - self._resumed, 0)
         rate = human_bytes(int(moved / elapsed), largest_unit="TiB")
         text = (
             f"{self.files_ok} of {self.files_total} file(s) verified, "
