@@ -432,6 +432,8 @@ class EventSink:
         self.verbose = bool(args.verbose)
         self.console = console
         self.view = view
+        #: Set once the transfer is over: a path switch then is news to nobody.
+        self.ended = False
 
     def __call__(self, event: Event) -> None:
         """Take one event."""
@@ -439,7 +441,9 @@ class EventSink:
             self.recorder(event)
         if isinstance(event, ObservedAddrWarning):
             self.view.say(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
-        elif isinstance(event, Upgraded):  # fast start: RELAY -> P2P
+        elif isinstance(event, Upgraded) and not self.ended:  # fast start: RELAY -> P2P
+            # Not after the end: "switched to p2p" came after "rdv send: the receiver
+            # declined ...", the last line, while the session was being closed.
             # Escaped: Rich reads [fd00::5] or [fe80::1%eth0] as a style tag and drops it.
             addr = escape(event.addr)
             self.view.say(f"switched to p2p: {addr} after {event.after_s * 1000:.0f} ms")

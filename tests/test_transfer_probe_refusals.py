@@ -41,6 +41,8 @@ async def test_an_offer_refused_for_room_says_why_on_the_receiver(url: str, tmp_
         rdv("receive", code, "--dir", str(dl), "--yes", *common),
     )
     assert rc_s == 1 and "not enough free space" in err_s, err_s
+    # The error is the last line: fast start's "switched to p2p: ..." came after it.
+    assert err_s.strip().splitlines()[-1].startswith("rdv send: the receiver declined"), err_s
     assert rc_r == 1, err_r
     last = err_r.strip().splitlines()[-1]
     assert last.startswith("rdv receive: 2 refused (src/huge.bin, src/small.txt): "), err_r

@@ -81,3 +81,15 @@ def test_a_resumed_file_that_fails_again_counts_only_what_moved_now() -> None:
     view(FileProgress(0.0, 1, "in", 200 * MIB, 256 * MIB, 0.0))
     view(FileFailed(0.0, 1, "in", "big.bin", "session ended: closed by peer"))
     assert "(0 B/s)" in view.summary()  # nothing moved in this run
+
+
+def test_no_switch_line_after_the_transfer_ended() -> None:
+    """Fast start's switch could land while the session was being closed, after the
+    command's last line ("rdv send: the receiver declined ...")."""
+    out = io.StringIO()
+    console = Console(file=out, width=120)
+    sink = EventSink(argparse.Namespace(verbose=False), console, TransferView(console, "out"), None)
+    sink.ended = True
+    candidate = Candidate(3, "127.0.0.1:52000", "loopback4", "self")
+    sink(Upgraded(0.5, candidate, "127.0.0.1:52000", 0.084, 1))
+    assert out.getvalue() == ""

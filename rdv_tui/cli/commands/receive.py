@@ -274,6 +274,7 @@ async def _receive(args: argparse.Namespace) -> int:
             await session.close(ui.INTERRUPTED)
             raise
         finally:
+            sink.ended = True
             await session.close()
             await session.conn.close()
         results = session.received

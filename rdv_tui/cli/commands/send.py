@@ -197,6 +197,7 @@ async def _send(args: argparse.Namespace) -> int:
             await session.close(ui.INTERRUPTED)
             raise
         finally:
+            sink.ended = True
             await session.close()
             if session.conn is not None:
                 await session.conn.close()
