@@ -88,7 +88,11 @@ def _last(err: str) -> str:
 async def test_ctrl_c_on_the_sender_tells_the_receiver_to_run_both_again(
     url: str, tmp_path: Path
 ) -> None:
-    _, err_r, dl = await _interrupted(url, tmp_path, "4181-fox-opal", "send")
+    err_s, err_r, dl = await _interrupted(url, tmp_path, "4181-fox-opal", "send")
+    # The interrupted side says so too, and how to go on (it ended with "^C" alone).
+    assert (
+        _last(err_s) == "rdv send: interrupted; run rdv send again to resume (a new code is fine)"
+    )
     assert "the peer was interrupted (Ctrl-C)" in err_r, err_r
     last = _last(err_r)
     assert last.startswith("rdv receive: 1 failed (big.bin); partial files are kept"), err_r
@@ -99,7 +103,11 @@ async def test_ctrl_c_on_the_sender_tells_the_receiver_to_run_both_again(
 async def test_ctrl_c_on_the_receiver_tells_the_sender_to_send_again(
     url: str, tmp_path: Path
 ) -> None:
-    err_s, _, dl = await _interrupted(url, tmp_path, "4183-fox-opal", "receive")
+    err_s, err_r, dl = await _interrupted(url, tmp_path, "4183-fox-opal", "receive")
+    assert _last(err_r) == (
+        "rdv receive: interrupted; partial files are kept: run rdv send and rdv receive "
+        "again to resume (a new code is fine)"
+    ), err_r
     assert "failed big.bin: session ended: the peer was interrupted (Ctrl-C)" in err_s, err_s
     # TransferFailed ("1 file(s) failed; the first: big.bin (...)") or, when the conn
     # dropped before the close was read, SessionError ("session ended: ..."): both say so.

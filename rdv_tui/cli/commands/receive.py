@@ -116,6 +116,10 @@ def _check_writable(folder: Path) -> None:
             raise
 
 
+#: After a session that ended: what arrived resumes.
+AGAIN = "partial files are kept: run rdv send and rdv receive again to resume (a new code is fine)"
+
+
 def _names(names: list[str], limit: int = 3) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -271,7 +275,10 @@ async def _receive(args: argparse.Namespace) -> int:
             with view.shown():
                 reason = await session.wait_closed()
         except asyncio.CancelledError:  # Ctrl-C: the sender is told why, not "closed"
+            sink.ended = True
             await session.close(ui.INTERRUPTED)
+            console.print(escape(view.summary()))
+            fail(f"interrupted; {AGAIN}")  # the exit code stays 130
             raise
         finally:
             sink.ended = True
@@ -302,10 +309,7 @@ async def _receive(args: argparse.Namespace) -> int:
                 refused.setdefault(why, []).append(name)
         for why, refused_names in refused.items():
             parts.append(f"{len(refused_names)} refused ({_names(refused_names)}): {why}")
-        again = (
-            "partial files are kept: run rdv send and rdv receive again to resume "
-            "(a new code is fine)"
-        )
+        again = AGAIN
         if session.error is not None:
             parts.append(f"session ended: {session.error}; {again}")
         elif any(r.reason.startswith(SESSION_ENDED) for r in failed):

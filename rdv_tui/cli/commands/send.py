@@ -194,7 +194,10 @@ async def _send(args: argparse.Namespace) -> int:
             ended = str(exc) if str(exc).startswith(SESSION_ENDED) else f"session ended: {exc}"
             return fail(f"{ended}; {AGAIN}")
         except asyncio.CancelledError:  # Ctrl-C: the receiver is told why, not "closed"
+            sink.ended = True
             await session.close(ui.INTERRUPTED)
+            console.print(escape(view.summary()))
+            fail(f"interrupted; {AGAIN}")  # the exit code stays 130
             raise
         finally:
             sink.ended = True
