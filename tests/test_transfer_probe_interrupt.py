@@ -124,3 +124,43 @@ async def test_sigterm_on_the_receiver_says_connection_lost_once(url: str, tmp_p
     assert "0 of 1 file(s) verified" in err_s, err_s
     assert _last(err_s).endswith("run rdv send again to resume (a new code is fine)"), err_s
     await _resumed(url, tmp_path, dl, "4186-fox-opal")
+
+
+async def test_ctrl_c_while_a_big_file_already_there_is_checked_ends_at_once(
+    url: str, tmp_path: Path
+) -> None:
+    """The digest of a file already at the receiver (or of a kept partial) is taken in a
+    thread, which Ctrl-C did not stop: with 8 GiB there, rdv receive took 19 s to end
+    after Ctrl-C (asyncio.run waits for its threads)."""
+    size = 8 << 30  # holes on both sides: nothing on disk, but 8 GiB to hash
+    src = tmp_path / "huge.img"
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    for path in (src, dl / "huge.img"):
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o644)
+        os.ftruncate(fd, size)
+        os.close(fd)
+    info = src.stat()
+    os.utime(dl / "huge.img", ns=(info.st_atime_ns, info.st_mtime_ns))
+    code = "4187-fox-opal"
+    common = ("--server", url, "--spaces", "loopback4")
+    sender = await _start("send", str(src), "--code", code, *common)
+    receiver = await _start("receive", code, "--dir", str(dl), "--yes", *common)
+    try:
+        assert receiver.stderr is not None
+        async with asyncio.timeout(30):
+            while b"accepting 1 file(s)" not in await receiver.stderr.readline():
+                pass
+        await asyncio.sleep(0.5)  # the check of the 8 GiB is under way
+        receiver.send_signal(signal.SIGINT)
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(60):
+            await receiver.wait()
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        for proc in (sender, receiver):
+            if proc.returncode is None:
+                proc.kill()
+            await proc.communicate()
+    assert receiver.returncode == 130
+    assert took < 3.0, f"rdv receive took {took:.1f} s to end after Ctrl-C"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,8 @@ class Incoming:
         #: (pipelined, docs/PROTOCOL.md 12.12), but decided in the order they came, so
         #: ``on_offer`` (a person's prompt, the app's rows) sees batch 1 before batch 2.
         self._decided: asyncio.Event | None = None
+        #: Set when the session ends: stops the threads that hash what is held.
+        self._stop = threading.Event()
 
     # ----- offers
 
@@ -225,7 +228,9 @@ class Incoming:
         assert self.download_dir is not None
         # One thread hop for the whole batch (a hop per file costs more than the work).
         parts = self._parts.pop(offer.batch)
-        prepared = await asyncio.to_thread(_prepare_all, self.download_dir, offer.files, parts)
+        prepared = await asyncio.to_thread(
+            _prepare_all, self.download_dir, offer.files, parts, self._stop
+        )
         if self._outbox.closed:
             return
         offsets: list[tuple[int, int]] = []
@@ -428,6 +433,7 @@ class Incoming:
 
     def end(self, reason: str) -> None:
         """The session ended: every file still arriving fails (its partial file is kept)."""
+        self._stop.set()  # a thread hashing what is held stops at its next block
         for task in list(self._storing):
             task.cancel()  # its thread finishes the files it has; nobody is told
         for state in list(self._transfers.values()):
@@ -474,7 +480,10 @@ def _store_all(jobs: list[_Job]) -> list[tuple[bool, str]]:
 
 
 def _prepare_all(
-    base: Path, files: tuple[fr.OfferedFile, ...], parts: list[tuple[str, ...]]
+    base: Path,
+    files: tuple[fr.OfferedFile, ...],
+    parts: list[tuple[str, ...]],
+    stop: threading.Event | None = None,
 ) -> list[IncomingFile | str]:
     """Prepare every file of an accepted offer (in a thread): the file, or why it failed.
 
@@ -486,7 +495,7 @@ def _prepare_all(
     for f, names in zip(files, parts, strict=True):
         file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns, names)
         try:
-            file.prepare(verified, listed)
+            file.prepare(verified, listed, stop)
         except (OSError, UnsafeName) as exc:
             prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
             continue

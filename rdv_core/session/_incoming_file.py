@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 from blake3 import blake3
@@ -131,13 +132,19 @@ class IncomingFile:
             self._hasher = new_hasher()
         return self._hasher
 
-    def prepare(self, verified: Verified | None = None, listed: Listed | None = None) -> int:
+    def prepare(
+        self,
+        verified: Verified | None = None,
+        listed: Listed | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
         """Make folders, find what is already held; return the offset.
 
         ``verified`` holds the folders checked by earlier files of the same batch
         (see :func:`~rdv_core.session._safepath.target_in`), ``listed`` the names in
         them (:func:`~rdv_core.session._safepath.names_in`): a file none of whose
-        names is there starts at 0 without a look-up of its own.
+        names is there starts at 0 without a look-up of its own. ``stop`` (set when the
+        session ends) stops the hashing of what is held (:func:`hash_prefix`).
 
         The partial file itself is opened later, by the first :meth:`write` (or by
         :meth:`finish` for a file with nothing left to send).
@@ -189,13 +196,13 @@ class IncomingFile:
         if same is not None:
             # A verified earlier run left this very file (same size and mtime, which we
             # set on completion): check it against the sender's digest, send nothing.
-            self._hasher = hash_prefix(Path(same), self.size, follow=False)
+            self._hasher = hash_prefix(Path(same), self.size, follow=False, stop=stop)
             self._existing = True
             self._existing_at = same
             self.offset = self.received = self.size
             return self.size
         if offset:
-            self._hasher = hash_prefix(Path(partial), offset, follow=False)
+            self._hasher = hash_prefix(Path(partial), offset, follow=False, stop=stop)
         self._needs_open = True
         self.offset = self.received = offset
         return offset

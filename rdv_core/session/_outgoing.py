@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -122,6 +123,8 @@ class Outgoing:
         self._sent_bundles: dict[int, list[_OutgoingTransfer]] = {}
         self._next_id = 1
         self._next_batch = 1
+        #: Set when the session ends: stops a thread hashing a file's prefix.
+        self._stop = threading.Event()
         #: Files offered and not settled yet, by transfer id.
         self._transfers: dict[int, _OutgoingTransfer] = {}
         #: Offers waiting for the receiver's accept or reject, by batch.
@@ -233,6 +236,7 @@ class Outgoing:
 
     def end(self, failure: SessionError, reason: str) -> None:
         """The session ended: unanswered offers raise ``failure``; unsettled files fail."""
+        self._stop.set()  # a thread hashing a file's prefix (a resume) stops
         for answer in self._answers.values():
             if not answer.done():
                 answer.set_exception(failure)
@@ -376,7 +380,9 @@ class Outgoing:
                     raise OSError(f"{local.where} changed since it was offered")
                 if offset:
                     self._emit(TransferResumed(self._clock(), id_, "out", local.name, offset))
-                    hasher = await asyncio.to_thread(hash_prefix, local.path, offset)
+                    hasher = await asyncio.to_thread(
+                        hash_prefix, local.path, offset, stop=self._stop
+                    )
                     handle.seek(offset)
                 else:
                     hasher = new_hasher()
