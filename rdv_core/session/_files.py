@@ -153,24 +153,32 @@ def _local(where: str, name: str, info: os.stat_result) -> LocalFile:
     return LocalFile(where, name, info.st_size, max(0, info.st_mtime_ns))
 
 
-def no_room_for(base: Path, offered: Iterable[tuple[str, int]], pending: int = 0) -> str | None:
-    """Why files of these ``(name, size)`` cannot fit under ``base``, or None if they can.
+def no_room_for(
+    base: Path, offered: Iterable[tuple[str, int, int]], pending: int = 0
+) -> str | None:
+    """Why files of these ``(name, size, mtime_ns)`` cannot fit under ``base``, or None.
 
     Checked before the offer is shown to anyone (``--yes`` included): what cannot fit
     is refused, not accepted to fail later. Bytes already held in partial files of
-    the same names count as present (a resume needs only the rest); ``pending`` is
-    what transfers still arriving will write.
+    the same names count as present (a resume needs only the rest), and so do files
+    already received whole (same name, size and mtime: checked, not sent again; a
+    folder sent again after a break was refused for the room its received files
+    already take); ``pending`` is what transfers still arriving will write.
     """
     try:
         free = shutil.disk_usage(base).free
     except OSError:
         return None  # cannot tell: writing will say so
     files = list(offered)
-    need = sum(size for _, size in files) + pending
+    need = sum(size for _, size, _ in files) + pending
     if need <= free:
         return None
-    for name, size in files:
-        held = _regular_size(partial_path(base.joinpath(*name.split("/"))))
+    for name, size, mtime_ns in files:
+        target = base.joinpath(*name.split("/"))
+        if _is_whole(target, size, mtime_ns):
+            need -= size
+            continue
+        held = _regular_size(partial_path(target))
         need -= min(held or 0, size)
     if need <= free:
         return None
@@ -252,6 +260,15 @@ def read_whole(file: LocalFile) -> bytes:
     if len(data) != file.size:
         raise OSError(f"{file.where} changed while sending")
     return data
+
+
+def _is_whole(path: Path, size: int, mtime_ns: int) -> bool:
+    """True if ``path`` is a regular file of this size and mtime (never a symlink)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == size and info.st_mtime_ns == mtime_ns
 
 
 def _regular_size(path: Path) -> int | None:

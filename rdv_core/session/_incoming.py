@@ -185,7 +185,7 @@ class Incoming:
         if refusal is None and self.download_dir is not None:
             # Before anyone decides (--yes included): what cannot fit is refused.
             pending = sum(t.file.size - t.file.received for t in self._transfers.values())
-            files = [(f.path, f.size) for f in offer.files]
+            files = [(f.path, f.size, f.mtime_ns) for f in offer.files]
             refusal = await asyncio.to_thread(no_room_for, self.download_dir, files, pending)
         if earlier is not None:
             await earlier.wait()  # the offer before this one is decided first
