@@ -55,7 +55,7 @@ async def test_a_folder_sent_again_to_a_nearly_full_disk_is_not_refused(
 ) -> None:
     """The free-space check counted files already received whole as still to come: a
     folder sent again after a break (or twice) to a disk that could not hold it twice
-    was refused, "not enough free space: the offer needs 2.9 MiB, 1.0 MiB free", though
+    was refused, "not enough free space: the offer needs 3.0 MiB, 1.0 MiB free", though
     nothing of it had to move."""
     from tests.test_session_disk import tmpfs
 
