@@ -85,3 +85,14 @@ def test_the_same_file_or_folder_named_twice_is_sent_once(tmp_path: Path) -> Non
     (other / "a.txt").write_bytes(b"another a")
     with pytest.raises(ValueError, match=r"two files would arrive under the same name: a\.txt"):
         collect([folder / "a.txt", other / "a.txt"])
+
+
+async def test_a_path_with_colons_is_shown_as_it_is(tmp_path: Path) -> None:
+    """Rich read ``:b:`` in a path as an emoji code: ``rdv send DIR`` with a file ``a:b``
+    in it said "rdv send: .../a🅱 the receiver would refuse the name 'dir/a:b'"."""
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    (folder / "a:b").write_bytes(b"x")
+    rc, out, err = await rdv("send", str(folder), "--server", "http://127.0.0.1:1")
+    assert rc == 2 and not out, (out, err)
+    assert err.startswith(f"rdv send: {folder}/a:b: the receiver would refuse"), err

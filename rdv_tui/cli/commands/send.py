@@ -90,7 +90,9 @@ async def _send(args: argparse.Namespace) -> int:
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
-    console = Console(stderr=True, highlight=False)
+    # emoji=False: rich turned ":b:" into an emoji, so "a:b: the receiver would refuse"
+    # read "a🅱 the receiver ..."; names, paths and chat are shown as they are.
+    console = Console(stderr=True, highlight=False, emoji=False)
 
     def say(text: str) -> None:
         console.print(escape(text))
