@@ -99,6 +99,7 @@ class TransferView:
         self.failures: list[tuple[str, str]] = []
         #: Files refused before they moved, with the reason (also in ``failures``).
         self.refused: list[tuple[str, str]] = []
+        self._failures_shown = 0
         self._bytes_done = 0
         #: Bytes held by files that failed (their offsets included, like ``_resumed``).
         self._failed_held = 0
@@ -307,7 +308,8 @@ class TransferView:
 
     def _failed(self, name: str, reason: str) -> None:
         self.failures.append((name, reason))
-        if len(self.failures) <= FAILURE_LINES:
+        if self._failures_shown < FAILURE_LINES:
+            self._failures_shown += 1
             # One line, also in a file or a pipe (the README's promise for errors):
             # rich wrapped it at 80 columns, "... partial file kept (...) to \nresume".
             self.say(f"[red]failed[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
@@ -342,7 +344,8 @@ class TransferView:
         )
         if self.failures:
             text += f"; {len(self.failures)} failed"
-            hidden = len(self.failures) - FAILURE_LINES
+            # Refused files get no line of their own (the final line names them).
+            hidden = len(self.failures) - len(self.refused) - self._failures_shown
             if hidden > 0:
                 text += f" ({hidden} not listed above; --events FILE records every one)"
         return text

@@ -147,3 +147,43 @@ async def test_the_offer_table_shows_the_end_of_a_long_name(url: str, tmp_path: 
     table = err_r.split("The sender offers")[1].split("accepting 2 file(s)")[0]
     assert "report-final.pdf" in table and "report-draft.pdf" in table, err_r
     assert all(len(line) <= 80 for line in table.splitlines()), err_r
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+async def test_a_send_in_batches_bigger_than_the_free_space_is_noted(
+    url: str, tmp_path: Path
+) -> None:
+    """Only a send's first batch is checked against the free space before the question:
+    a send of several batches that could not fit was accepted without a word. When a
+    later batch was refused, the sender closed the session under the files accepted
+    before (235 of 481 arrived), said "the receiver declined", and the receiver ended
+    with "done: 235 file(s) verified" and exit 0, 395 of 630 files missing."""
+    from tests.test_session_disk import tmpfs
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(600):  # the first batch: small files, which fit
+        (src / f"a{n:03}.txt").write_bytes(b"x" * 1024)
+    for n in range(30):  # then 3 MiB, which do not
+        (src / f"b{n:03}.bin").write_bytes(os.urandom(100 * 1024))
+    code = "4177-fox-opal"
+    common = ("--server", url, "--spaces", "loopback4")
+    with tmpfs(tmp_path / "small", "2m") as dl:
+        (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+            rdv("send", str(src), "--code", code, *common),
+            rdv("receive", code, "--dir", str(dl), "--yes", *common),
+        )
+        arrived = len(os.listdir(dl / "src"))
+    assert rc_s == 1 and rc_r == 1, (err_s, err_r)
+    assert "note: the send is 3.5 MiB, 2.0 MiB free in the download folder: later files " in err_r
+    refused = 630 - arrived
+    assert 0 < refused < 630
+    last_s = err_s.strip().splitlines()[-1]
+    assert last_s.startswith(
+        f"rdv send: the receiver verified {arrived} file(s), then refused {refused} (not "
+        "enough free space"
+    ), err_s
+    last_r = err_r.strip().splitlines()[-1]
+    assert last_r.startswith(f"rdv receive: {arrived} file(s) verified in {dl}; "), err_r
+    assert f"; {refused} refused (" in last_r and "not enough free space" in last_r, err_r
+    assert f"{arrived} of 630 file(s) verified" in err_r, err_r

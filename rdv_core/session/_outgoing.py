@@ -159,7 +159,16 @@ class Outgoing:
                 batch = waiting.popleft()
                 answer = await batch.answer
                 if isinstance(answer, fr.Reject):
-                    await self._rejected(batch, answer, waiting)  # raises TransferRejected
+                    try:
+                        await self._rejected(batch, answer, waiting)  # raises TransferRejected
+                    except TransferRejected:
+                        # The files of the batches accepted before are on their way: wait
+                        # for their results. Raised at once, the send closed the session
+                        # under them: a receiver whose third batch found no room got 235
+                        # of its 481 accepted files and the rest were cut off.
+                        earlier = [o.result for o in offered if not o.result.done()]
+                        await asyncio.gather(*earlier, return_exceptions=True)
+                        raise
                 else:
                     await self._stream_batch(batch, answer)
         except BaseException:

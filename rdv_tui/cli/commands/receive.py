@@ -120,6 +120,16 @@ def _check_writable(folder: Path) -> None:
 AGAIN = "partial files are kept: run rdv send and rdv receive again to resume (a new code is fine)"
 
 
+def _free_space(folder: Path) -> int | None:
+    """Free bytes on the file system of ``folder``, or None if it cannot tell."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
 def _names(names: list[str], limit: int = 3) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
@@ -212,6 +222,18 @@ async def _receive(args: argparse.Namespace) -> int:
             table.add_row(f"… {files} file(s) in all, in batches", "")
         console.print(table)
         summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
+        if files > len(offer.files):
+            # Only this batch was checked against the free space (the later ones are
+            # checked as they come): a send of 9.8 GiB into 5 GiB free was accepted
+            # without a word, and failed half-way.
+            free = _free_space(download_dir)
+            if free is not None and size - offer.total_size > free:
+                view.say(
+                    f"[yellow]note:[/] the send is {human_bytes(size, largest_unit='TiB')}, "
+                    f"{human_bytes(free, largest_unit='TiB')} free in the download folder: "
+                    "later files may not fit (files already there are not sent again)",
+                    soft_wrap=True,
+                )
         if args.yes:
             console.print(f"accepting {summary} into {escape(str(download_dir))}", soft_wrap=True)
             return True
@@ -279,7 +301,7 @@ async def _receive(args: argparse.Namespace) -> int:
         except asyncio.CancelledError:  # Ctrl-C: the sender is told why, not "closed"
             sink.ended = True
             await session.close(ui.INTERRUPTED)
-            console.print(escape(view.summary()))
+            console.print(escape(view.summary()), soft_wrap=True)
             fail(f"interrupted; {AGAIN}")  # the exit code stays 130
             raise
         finally:
@@ -289,8 +311,11 @@ async def _receive(args: argparse.Namespace) -> int:
         results = session.received
         verified = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
-        console.print(escape(view.summary()))
-        if session.error is None and not failed and not declined and verified:
+        console.print(escape(view.summary()), soft_wrap=True)
+        # Every offered file verified, not only every file that came: a send whose later
+        # batch was refused (no room) ended "done: 235 file(s) verified", exit 0.
+        complete = not view.failures and view.files_ok >= view.files_total
+        if session.error is None and not failed and not declined and verified and complete:
             where = escape(str(download_dir))
             console.print(
                 f"[green]done:[/] {len(verified)} file(s) verified in {where}", soft_wrap=True
@@ -311,6 +336,9 @@ async def _receive(args: argparse.Namespace) -> int:
                 refused.setdefault(why, []).append(name)
         for why, refused_names in refused.items():
             parts.append(f"{len(refused_names)} refused ({_names(refused_names)}): {why}")
+        missing = view.files_total - view.files_ok - len(view.failures)
+        if missing > 0:
+            parts.append(f"{missing} offered but not received")
         again = AGAIN
         if session.error is not None:
             parts.append(f"session ended: {session.error}; {again}")

@@ -182,23 +182,31 @@ async def _send(args: argparse.Namespace) -> int:
             with view.shown():
                 results = await session.send_files(files)  # listed above: not again
         except TransferRejected as exc:
+            if view.files_ok:  # a later batch was refused (no room left): say what arrived
+                console.print(escape(view.summary()), soft_wrap=True)
+                return fail(
+                    f"the receiver verified {view.files_ok} file(s), then refused "
+                    f"{len(exc.failures)} ({exc.failures[0][1]})"
+                )
             return fail(join_reason("the receiver declined", exc.failures[0][1]))
         except TransferFailed as exc:
-            console.print(escape(view.summary()))
+            console.print(escape(view.summary()), soft_wrap=True)
             name, why = exc.failures[0]
             # The receiver went away (Ctrl-C there): the files failed, and what it holds
             # resumes; "1 file(s) failed" alone read as a loss to start over from.
             again = f"; {AGAIN}" if session.closed else ""
             return fail(f"{len(exc.failures)} file(s) failed; the first: {name} ({why}){again}")
         except SessionError as exc:
-            console.print(escape(view.summary()))  # what was verified before it ended
+            console.print(
+                escape(view.summary()), soft_wrap=True
+            )  # what was verified before it ended
             # Not "session ended: session ended (the peer was interrupted (Ctrl-C))".
             ended = str(exc) if str(exc).startswith(SESSION_ENDED) else f"session ended: {exc}"
             return fail(f"{ended}; {AGAIN}")
         except asyncio.CancelledError:  # Ctrl-C: the receiver is told why, not "closed"
             sink.ended = True
             await session.close(ui.INTERRUPTED)
-            console.print(escape(view.summary()))
+            console.print(escape(view.summary()), soft_wrap=True)
             fail(f"interrupted; {AGAIN}")  # the exit code stays 130
             raise
         finally:
@@ -211,7 +219,7 @@ async def _send(args: argparse.Namespace) -> int:
         console.print(
             f"[green]done:[/] the receiver verified all {len(results)} file(s){escape(note)}"
         )
-        console.print(escape(view.summary()))
+        console.print(escape(view.summary()), soft_wrap=True)
         return ui.EXIT_OK
     finally:
         if stream is not None:
