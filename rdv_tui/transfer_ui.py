@@ -48,6 +48,9 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 
+#: Why a session ends on Ctrl-C (SIGINT), for the peer: "closed by peer" did not say.
+INTERRUPTED = "the peer was interrupted (Ctrl-C)"
+
 
 #: Sends of at most this many files print one line per verified file; bigger ones print
 #: only the aggregate bar, the failures and the summary.
@@ -86,13 +89,20 @@ class TransferView:
         self._names: dict[int, str] = {}
         self._sizes: dict[int, int] = {}
         self._chat_noted = False
+        #: Lines held while a question is open (None: none is).
+        self._held: list[tuple[str, dict[str, Any]]] | None = None
         #: Bytes of each file still moving (done ones are in ``_bytes_done``).
         self._moving: dict[int, int] = {}
         self.files_total = 0
         self.bytes_total = 0
         self.files_ok = 0
         self.failures: list[tuple[str, str]] = []
+        #: Files refused before they moved, with the reason (also in ``failures``).
+        self.refused: list[tuple[str, str]] = []
+        self._failures_shown = 0
         self._bytes_done = 0
+        #: Bytes held by files that failed (their offsets included, like ``_resumed``).
+        self._failed_held = 0
         self._resumed = 0
         self._current = ""
         #: When the first file was accepted: the summary's time and mean rate are the
@@ -134,21 +144,39 @@ class TransferView:
         self._task = self.progress.add_task("", total=self.bytes_total or None, files="")
         self._redraw(force=True)
         with self.progress:
-            yield
-            self._redraw(force=True)
+            try:
+                yield
+            finally:
+                # Also when the transfer failed: the bar left on screen is the last one
+                # drawn, and a send that raised TransferFailed showed "0/4 files" above
+                # the summary's "2 of 4 file(s) verified".
+                self._redraw(force=True)
+
+    def say(self, text: str, **options: Any) -> None:
+        """Print one line (``console.print`` options), or hold it while a question is
+        open: printed then, it landed after the prompt, where the answer is typed
+        ("Accept 5 file(s) ...? [y/N] switched to p2p: ..." with fast start on)."""
+        if self._held is not None:
+            self._held.append((text, options))
+        else:
+            self.console.print(text, **options)
 
     @contextlib.contextmanager
     def progress_paused(self) -> Iterator[None]:
-        """Stop redrawing the bar while the user answers a question."""
+        """Stop redrawing the bar and hold other lines while the user answers a question."""
         live = self.progress.live
-        if not live.is_started:
-            yield
-            return
-        live.stop()
+        started = live.is_started
+        if started:
+            live.stop()
+        self._held = []
         try:
             yield
         finally:
-            live.start()
+            held, self._held = self._held, None
+            for text, options in held:
+                self.console.print(text, **options)
+            if started:
+                live.start()
 
     def __call__(self, event: Event) -> None:
         """Take one event (call for every event; others are ignored).
@@ -169,10 +197,10 @@ class TransferView:
             self._redraw()
 
     def _on_chat(self, event: ChatReceived) -> None:
-        self.console.print(f"[bold]peer:[/] {escape(event.text)}")
+        self.say(f"[bold]peer:[/] {escape(event.text)}")
         if not self._chat_noted:
             self._chat_noted = True
-            self.console.print(
+            self.say(
                 "[dim](this command shows the peer's chat but cannot send any: "
                 "to reply, use the app, rdv tui)[/]"
             )
@@ -235,9 +263,10 @@ class TransferView:
             return
         name, offset = escape(event.name), event.offset
         if offset == self._sizes.get(event.transfer_id):
-            self.console.print(f"already there: {name} (checking its digest)")
+            self.say(f"already there: {name} (checking its digest)", soft_wrap=True)
         else:
-            self.console.print(f"resuming {name} after {human_bytes(offset, largest_unit='TiB')}")
+            resumed = human_bytes(offset, largest_unit="TiB")
+            self.say(f"resuming {name} after {resumed}", soft_wrap=True)
 
     def _on_progress(self, event: FileProgress) -> None:
         tid = event.transfer_id
@@ -252,20 +281,26 @@ class TransferView:
             self._verified(event.name, event.size, event.digest, event.path)
 
     def _verified(self, name: str, size: int, digest: str, path: str) -> None:
-        self.console.print(
+        self.say(
             f"[green]verified[/] {escape(saved_name(name, path))} "
             f"({human_bytes(size, largest_unit='TiB')}, "
             f"{DIGEST} {digest[:16]}…)",
             highlight=False,
+            soft_wrap=True,
         )
 
     def _on_failed(self, event: FileFailed) -> None:
+        # What it moved before it failed counts in the mean rate: a send cut short after
+        # 700 MiB read "0 B in 2.1 s (0 B/s)".
+        self._failed_held += self._moving.get(event.transfer_id, 0)
         self._settle(event.transfer_id, 0)
         self._failed(event.name, event.reason)
 
     def _on_rejected(self, event: FileRejected) -> None:
         self._settle(event.transfer_id, 0)
-        self.failures.append((self._names.get(event.transfer_id, ""), event.reason))
+        refused = (self._names.get(event.transfer_id, ""), event.reason)
+        self.failures.append(refused)
+        self.refused.append(refused)
 
     def _settle(self, tid: int, size: int) -> None:
         self._moving.pop(tid, None)
@@ -273,8 +308,11 @@ class TransferView:
 
     def _failed(self, name: str, reason: str) -> None:
         self.failures.append((name, reason))
-        if len(self.failures) <= FAILURE_LINES:
-            self.console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}")
+        if self._failures_shown < FAILURE_LINES:
+            self._failures_shown += 1
+            # One line, also in a file or a pipe (the README's promise for errors):
+            # rich wrapped it at 80 columns, "... partial file kept (...) to \nresume".
+            self.say(f"[red]failed[/] {escape(name)}: {escape(reason)}", soft_wrap=True)
 
     def _redraw(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -297,7 +335,7 @@ class TransferView:
         rate from the first accepted file on."""
         started = time.monotonic() if self._started is None else self._started
         elapsed = max(time.monotonic() - started, 1e-6)
-        moved = max(self.bytes_done - self._resumed, 0)
+        moved = max(self.bytes_done + self._failed_held - self._resumed, 0)
         rate = human_bytes(int(moved / elapsed), largest_unit="TiB")
         text = (
             f"{self.files_ok} of {self.files_total} file(s) verified, "
@@ -306,7 +344,8 @@ class TransferView:
         )
         if self.failures:
             text += f"; {len(self.failures)} failed"
-            hidden = len(self.failures) - FAILURE_LINES
+            # Refused files get no line of their own (the final line names them).
+            hidden = len(self.failures) - len(self.refused) - self._failures_shown
             if hidden > 0:
                 text += f" ({hidden} not listed above; --events FILE records every one)"
         return text
@@ -396,20 +435,24 @@ class EventSink:
         self.verbose = bool(args.verbose)
         self.console = console
         self.view = view
+        #: Set once the transfer is over: a path switch then is news to nobody.
+        self.ended = False
 
     def __call__(self, event: Event) -> None:
         """Take one event."""
         if self.recorder.stream is not None:  # kept only to write them: memory stays flat
             self.recorder(event)
         if isinstance(event, ObservedAddrWarning):
-            self.console.print(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
-        elif isinstance(event, Upgraded):  # fast start: RELAY -> P2P
+            self.view.say(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
+        elif isinstance(event, Upgraded) and not self.ended:  # fast start: RELAY -> P2P
+            # Not after the end: "switched to p2p" came after "rdv send: the receiver
+            # declined ...", the last line, while the session was being closed.
             # Escaped: Rich reads [fd00::5] or [fe80::1%eth0] as a style tag and drops it.
             addr = escape(event.addr)
-            self.console.print(f"switched to p2p: {addr} after {event.after_s * 1000:.0f} ms")
+            self.view.say(f"switched to p2p: {addr} after {event.after_s * 1000:.0f} ms")
         if self.verbose and not isinstance(event, FileProgress):
             line = format_event(event, readable=False)
-            self.console.print(f"[dim]{escape(line)}[/]", highlight=False)
+            self.view.say(f"[dim]{escape(line)}[/]", highlight=False)
         self.view(event)
 
 

@@ -14,7 +14,15 @@ import time
 
 from rich.console import Console
 
-from rdv_core.events import Candidate, FileAccepted, FileCompleted, FileOffered, Upgraded
+from rdv_core.events import (
+    Candidate,
+    FileAccepted,
+    FileCompleted,
+    FileFailed,
+    FileOffered,
+    FileProgress,
+    Upgraded,
+)
 from rdv_tui.transfer_ui import EventSink, TransferView
 
 MIB = 1024 * 1024
@@ -49,3 +57,39 @@ def test_the_switch_line_keeps_a_bracketed_ipv6_address() -> None:
     candidate = Candidate(3, "[fd00::5]:52000", "private6", "self")
     sink(Upgraded(0.5, candidate, "[fd00::5]:52000", 0.084, 1))
     assert "switched to p2p: [fd00::5]:52000 after 84 ms" in out.getvalue()
+
+
+def test_the_mean_rate_counts_what_a_failed_file_moved() -> None:
+    """A file cut short after 64 MiB (the peer went away) read "0 B in 2.1 s (0 B/s)":
+    the bytes are 0 verified, but the rate is what moved, and 64 MiB did."""
+    view = TransferView(Console(file=io.StringIO()), "in")
+    view(FileOffered(0.0, 1, "in", "big.bin", 256 * MIB))
+    view(FileAccepted(0.0, 1, "in", 0))
+    time.sleep(0.1)
+    view(FileProgress(0.0, 1, "in", 64 * MIB, 256 * MIB, 640.0 * MIB))
+    view(FileFailed(0.0, 1, "in", "big.bin", "session ended: closed by peer"))
+    summary = view.summary()
+    assert summary.startswith("0 of 1 file(s) verified, 0 B in "), summary
+    assert "(0 B/s)" not in summary and "MiB/s)" in summary, summary
+    assert summary.endswith("; 1 failed"), summary
+
+
+def test_a_resumed_file_that_fails_again_counts_only_what_moved_now() -> None:
+    view = TransferView(Console(file=io.StringIO()), "in")
+    view(FileOffered(0.0, 1, "in", "big.bin", 256 * MIB))
+    view(FileAccepted(0.0, 1, "in", 200 * MIB))  # resumed: 200 MiB were there
+    view(FileProgress(0.0, 1, "in", 200 * MIB, 256 * MIB, 0.0))
+    view(FileFailed(0.0, 1, "in", "big.bin", "session ended: closed by peer"))
+    assert "(0 B/s)" in view.summary()  # nothing moved in this run
+
+
+def test_no_switch_line_after_the_transfer_ended() -> None:
+    """Fast start's switch could land while the session was being closed, after the
+    command's last line ("rdv send: the receiver declined ...")."""
+    out = io.StringIO()
+    console = Console(file=out, width=120)
+    sink = EventSink(argparse.Namespace(verbose=False), console, TransferView(console, "out"), None)
+    sink.ended = True
+    candidate = Candidate(3, "127.0.0.1:52000", "loopback4", "self")
+    sink(Upgraded(0.5, candidate, "127.0.0.1:52000", 0.084, 1))
+    assert out.getvalue() == ""

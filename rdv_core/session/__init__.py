@@ -37,13 +37,15 @@ from rdv_core.session._errors import (
 )
 from rdv_core.session._files import DIGEST, collect
 from rdv_core.session._frames import MAX_CHAT_BYTES
-from rdv_core.session._incoming import IncomingOffer, OfferCallback
+from rdv_core.session._incoming import DECLINED, IncomingOffer, OfferCallback
 from rdv_core.session._session import Session
-from rdv_core.session._transfers import TransferResult
+from rdv_core.session._transfers import SESSION_ENDED, TransferResult, describe_os_error
 
 __all__ = [
+    "DECLINED",
     "DIGEST",
     "MAX_CHAT_BYTES",
+    "SESSION_ENDED",
     "BurnedCodes",
     "Code",
     "CodeError",
@@ -63,6 +65,7 @@ __all__ = [
     "UnsafeName",
     "collect",
     "connect_session",
+    "describe_os_error",
     "describe_path",
     "generate_code",
     "parse_code",

@@ -26,7 +26,7 @@ import asyncio
 import logging
 from typing import Protocol
 
-from rdv_core.session._errors import ConnectionLost
+from rdv_core.session._errors import ConnectionLost, connection_lost
 from rdv_core.session._record import RECORD_HEADER, record_length
 
 log = logging.getLogger("rdv.session")
@@ -85,7 +85,7 @@ class Channel(Protocol):
 
 def _lost(exc: BaseException | None, partial: bool) -> ConnectionLost:
     if exc is not None:
-        return ConnectionLost(f"connection lost: {exc}")
+        return connection_lost(exc)
     return ConnectionLost("connection lost mid-frame" if partial else "the peer hung up")
 
 

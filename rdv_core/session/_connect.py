@@ -60,6 +60,28 @@ INTERFERENCE = (
     "someone else may be using this nameplate on the server (a typo on the other side, "
     "another pair with the same nameplate, or interference)"
 )
+#: Each role's command, and the one the other side must run.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "send": ("rdv send", "rdv receive"),
+    "receive": ("rdv receive", "rdv send"),
+    "dial": ("rdv dial", "rdv accept"),
+    "accept": ("rdv accept", "rdv dial"),
+}
+
+
+def replaced_hint(role: Role) -> str:
+    """Why our lobby conn was replaced (409), for ``role``'s user.
+
+    The server replaces a waiting request only with a newer one of the same method
+    (docs/PROTOCOL.md section 5): both sides started as ``rdv send`` is the common
+    cause, and the old words (a typo, another pair, interference) never named it.
+    """
+    ours, theirs = _COMMANDS[role]
+    return (
+        f"another {ours} is waiting with this nameplate: if the other side ran {ours} too, "
+        f"it must run {theirs} instead (else: another pair with the same nameplate, or "
+        "interference)"
+    )
 
 
 async def connect_session(
@@ -153,7 +175,7 @@ async def connect_session(
             )
         if on_code is not None:
             on_code(code)
-        conn = await _meet(client, server_url, parsed, is_dialer, notice)
+        conn = await _meet(client, server_url, parsed, role, notice)
         try:
             return await start(conn, parsed)
         except CodeMismatch:
@@ -176,22 +198,23 @@ async def connect_session(
 
 
 async def _meet(
-    client: Client, url: str, parsed: Code, is_dialer: bool, notice: Callable[[str], None]
+    client: Client, url: str, parsed: Code, role: Role, notice: Callable[[str], None]
 ) -> Conn:
     """Dial or accept ``parsed``'s token; a 409 (replaced) is tried again, a few times."""
+    hint = replaced_hint(role)
     for attempt in range(MAX_REPLACED_RETRIES + 1):
         try:
-            if is_dialer:
+            if role in ("send", "dial"):
                 return await client.dial(url, parsed.token)
             return await client.accept(url, parsed.token)
         except ServerRejectedError as exc:
             if exc.status != 409 or attempt == MAX_REPLACED_RETRIES:
                 if exc.status == 409:
                     raise ServerRejectedError(
-                        exc.status, exc.reason, f"{exc.body.strip()}: {INTERFERENCE}"
+                        exc.status, exc.reason, f"{exc.body.strip()}: {hint}"
                     ) from None
                 raise
-            notice(f"the server replaced our lobby conn (409): {INTERFERENCE}; trying again")
+            notice(f"the server replaced our lobby conn (409): {hint}; trying again")
     raise AssertionError("unreachable: the loop returns or raises")
 
 

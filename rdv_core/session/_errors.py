@@ -37,6 +37,21 @@ class ConnectionLost(SessionError, ConnectionError):
     """The connection broke (EOF or socket error) before a clean close."""
 
 
+def connection_lost(exc: BaseException) -> ConnectionLost:
+    """``connection lost: WHY`` for the error that broke the connection, said once.
+
+    The streams' own errors often say it already: users read "connection lost: the
+    connection to the peer was lost" and "connection lost: Connection lost".
+    """
+    why = str(exc).strip()
+    if not why:
+        return ConnectionLost(f"connection lost ({type(exc).__name__})")
+    lower = why.lower()
+    if "connection" in lower and "lost" in lower:
+        return ConnectionLost(why[0].lower() + why[1:])
+    return ConnectionLost(f"connection lost: {why}")
+
+
 class TransferFailed(SessionError):
     """Some files were not verified by the receiver.
 

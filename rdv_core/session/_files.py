@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import threading
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,11 +70,14 @@ class LocalFile:
         return Path(self.where)
 
 
-def collect(paths: Iterable[Path]) -> list[LocalFile]:
+def collect(paths: Iterable[Path], skipped: Counter[str] | None = None) -> list[LocalFile]:
     """The files to send for ``paths``: files as themselves, folders recursively.
 
     A folder's files are named ``folder/sub/file``. Inside folders, symlinks are
     skipped (they could point anywhere, or loop); a path named explicitly is followed.
+    Special files (fifos, sockets, devices) are skipped too, and folders arrive only
+    with the files in them: ``skipped`` counts what was left out, by kind (``symlink``,
+    ``special file``, ``empty folder``, ``unreadable folder``), for the user to be told.
 
     Raises:
         FileNotFoundError: a path does not exist.
@@ -85,22 +90,29 @@ def collect(paths: Iterable[Path]) -> list[LocalFile]:
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            _walk(str(path), path.resolve().name or "root", found)
+            _walk(str(path), path.resolve().name or "root", found, skipped)
         elif path.is_file():
             found.append(_local(str(path), path.name, path.stat()))
         else:
             raise ValueError(f"not a regular file or folder: {path}")
-    seen: set[str] = set()
+    seen: dict[str, LocalFile] = {}
+    unique: list[LocalFile] = []
     for f in found:
-        if f.name in seen:
+        first = seen.get(f.name)
+        if first is None:
+            seen[f.name] = f
+            unique.append(f)
+        elif not os.path.samefile(first.where, f.where):
             raise ValueError(f"two files would arrive under the same name: {f.name}")
-        seen.add(f.name)
-    return found
+        # else: the same file named twice (``rdv send a.txt a.txt``, ``dir dir/``, an
+        # overlapping glob): sent once. It was refused as two files of one name.
+    return unique
 
 
-def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
+def _walk(folder: str, name: str, found: list[LocalFile], skipped: Counter[str] | None) -> None:
     """Add the regular files under ``folder`` (named ``name/...``): its own files first,
-    then its sub-folders', each in name order; symlinks and unreadable folders skipped.
+    then its sub-folders', each in name order; symlinks, unreadable folders and files
+    deleted while it lists are skipped.
 
     One ``scandir`` per folder and one ``lstat`` per file (the entry's, cached by
     ``DirEntry``); paths stay text.
@@ -109,16 +121,28 @@ def _walk(folder: str, name: str, found: list[LocalFile]) -> None:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
     except OSError:
+        if skipped is not None:
+            skipped["unreadable folder"] += 1
         return
+    if not entries and skipped is not None:
+        skipped["empty folder"] += 1
     folders: list[os.DirEntry[str]] = []
     for entry in entries:
         if entry.is_dir(follow_symlinks=False):
             folders.append(entry)
         elif entry.is_file(follow_symlinks=False):
-            info = entry.stat(follow_symlinks=False)
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                # Deleted since the folder was listed (a temporary file of a program at
+                # work in it): it is not there to send. Raised, it ended the whole send
+                # with "[Errno 2] No such file or directory" before anything was sent.
+                continue
             found.append(_local(entry.path, f"{name}/{entry.name}", info))
+        elif skipped is not None:
+            skipped["symlink" if entry.is_symlink() else "special file"] += 1
     for entry in folders:
-        _walk(entry.path, f"{name}/{entry.name}", found)
+        _walk(entry.path, f"{name}/{entry.name}", found, skipped)
 
 
 def _local(where: str, name: str, info: os.stat_result) -> LocalFile:
@@ -129,34 +153,43 @@ def _local(where: str, name: str, info: os.stat_result) -> LocalFile:
     return LocalFile(where, name, info.st_size, max(0, info.st_mtime_ns))
 
 
-def no_room_for(base: Path, offered: Iterable[tuple[str, int]], pending: int = 0) -> str | None:
-    """Why files of these ``(name, size)`` cannot fit under ``base``, or None if they can.
+def no_room_for(
+    base: Path, offered: Iterable[tuple[str, int, int]], pending: int = 0
+) -> str | None:
+    """Why files of these ``(name, size, mtime_ns)`` cannot fit under ``base``, or None.
 
     Checked before the offer is shown to anyone (``--yes`` included): what cannot fit
     is refused, not accepted to fail later. Bytes already held in partial files of
-    the same names count as present (a resume needs only the rest); ``pending`` is
-    what transfers still arriving will write.
+    the same names count as present (a resume needs only the rest), and so do files
+    already received whole (same name, size and mtime: checked, not sent again; a
+    folder sent again after a break was refused for the room its received files
+    already take); ``pending`` is what transfers still arriving will write.
     """
     try:
         free = shutil.disk_usage(base).free
     except OSError:
         return None  # cannot tell: writing will say so
     files = list(offered)
-    need = sum(size for _, size in files) + pending
+    need = sum(size for _, size, _ in files) + pending
     if need <= free:
         return None
-    for name, size in files:
-        held = _regular_size(partial_path(base.joinpath(*name.split("/"))))
+    for name, size, mtime_ns in files:
+        target = base.joinpath(*name.split("/"))
+        if _is_whole(target, size, mtime_ns):
+            need -= size
+            continue
+        held = _regular_size(partial_path(target))
         need -= min(held or 0, size)
     if need <= free:
         return None
     return (
-        f"not enough free space in the download folder: the offer needs {_size(need)}, "
-        f"{_size(free)} free"
+        f"not enough free space in the download folder: the offer needs {size_text(need)}, "
+        f"{size_text(free)} free"
     )
 
 
-def _size(n: float) -> str:
+def size_text(n: float) -> str:
+    """``n`` bytes in binary units: ``1000 B``, ``1.5 MiB``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -164,17 +197,23 @@ def _size(n: float) -> str:
     return f"{n:.1f} EiB"
 
 
-def hash_prefix(path: Path, length: int, *, follow: bool = True) -> Hasher:
+def hash_prefix(
+    path: Path, length: int, *, follow: bool = True, stop: threading.Event | None = None
+) -> Hasher:
     """A digest object fed with the first ``length`` bytes of ``path``.
 
     Args:
         path: The file.
         length: How many bytes to hash.
         follow: False for the receiver's files: a symlink there is refused, not followed.
+        stop: Set when the session ends: the hashing stops at the next block. It runs
+            in a thread, which nothing else can stop: Ctrl-C during the check of an
+            8 GiB file already there took 19 s to end the process (asyncio.run waits
+            for its threads).
 
     Raises:
         OSError: the file cannot be read, is a symlink (``follow`` False), or is
-            shorter than ``length``.
+            shorter than ``length``; or ``stop`` was set.
     """
     hasher = new_hasher()
     buffer = bytearray(_HASH_BLOCK)
@@ -183,6 +222,8 @@ def hash_prefix(path: Path, length: int, *, follow: bool = True) -> Hasher:
     source = path if follow else open_nofollow(path)
     with open(source, "rb", buffering=0) as handle:
         while left:
+            if stop is not None and stop.is_set():
+                raise OSError(f"stopped hashing {path}: the session ended")
             n = handle.readinto(view[: min(left, _HASH_BLOCK)])
             if not n:
                 raise OSError(f"{path} is shorter than the {length} bytes to resume from")
@@ -219,6 +260,15 @@ def read_whole(file: LocalFile) -> bytes:
     if len(data) != file.size:
         raise OSError(f"{file.where} changed while sending")
     return data
+
+
+def _is_whole(path: Path, size: int, mtime_ns: int) -> bool:
+    """True if ``path`` is a regular file of this size and mtime (never a symlink)."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == size and info.st_mtime_ns == mtime_ns
 
 
 def _regular_size(path: Path) -> int | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from rdv_core.events import (
 from rdv_core.session import _bundle
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
-from rdv_core.session._files import DIGEST, no_room_for
+from rdv_core.session._files import DIGEST, SIDECAR_MIN, no_room_for, size_text
 from rdv_core.session._incoming_file import IncomingFile
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
@@ -48,6 +49,10 @@ MAX_OPEN_OFFERS = 16
 #: Bundles stored at once (each holds up to 256 KiB of file bytes, in a thread); the
 #: reader waits for one to finish before it reads past the next.
 BUNDLES_AT_ONCE = 2
+
+
+#: The reason of an offer the receiver's ``on_offer`` declined (a person said no).
+DECLINED = "declined by the receiver"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,8 @@ class Incoming:
         #: (pipelined, docs/PROTOCOL.md 12.12), but decided in the order they came, so
         #: ``on_offer`` (a person's prompt, the app's rows) sees batch 1 before batch 2.
         self._decided: asyncio.Event | None = None
+        #: Set when the session ends: stops the threads that hash what is held.
+        self._stop = threading.Event()
 
     # ----- offers
 
@@ -178,27 +185,30 @@ class Incoming:
         if refusal is None and self.download_dir is not None:
             # Before anyone decides (--yes included): what cannot fit is refused.
             pending = sum(t.file.size - t.file.received for t in self._transfers.values())
-            files = [(f.path, f.size) for f in offer.files]
+            files = [(f.path, f.size, f.mtime_ns) for f in offer.files]
             refusal = await asyncio.to_thread(no_room_for, self.download_dir, files, pending)
         if earlier is not None:
             await earlier.wait()  # the offer before this one is decided first
-        if refusal is None:
-            offered = offer.files
-            self._emit(
-                FilesOffered(
-                    self._clock(),
-                    offer.batch,
-                    "in",
-                    tuple(f.id for f in offered),
-                    tuple(f.path for f in offered),
-                    tuple(f.size for f in offered),
-                )
+        # Every offer is reported, the refused ones too: a receiver whose offer was
+        # refused before anyone was asked (no room, an unsafe name) saw "0 of 0 file(s)"
+        # and "the session ended without files", never which files or why.
+        offered = offer.files
+        self._emit(
+            FilesOffered(
+                self._clock(),
+                offer.batch,
+                "in",
+                tuple(f.id for f in offered),
+                tuple(f.path for f in offered),
+                tuple(f.size for f in offered),
             )
+        )
+        if refusal is None:
             accepted = False
             if self.download_dir is None:
                 refusal = "this peer does not receive files"
             elif self.on_offer is None:
-                refusal = "declined by the receiver"
+                refusal = DECLINED
             else:
                 try:
                     accepted = await self.on_offer(incoming)
@@ -206,7 +216,7 @@ class Incoming:
                     log.exception("the offer callback failed")
                     refusal = f"the receiver could not decide ({exc!r})"
                 if not accepted and refusal is None:
-                    refusal = "declined by the receiver"
+                    refusal = DECLINED
         decided.set()
         if refusal is not None or self._outbox.closed:
             reason = refusal or "session closed"
@@ -218,7 +228,9 @@ class Incoming:
         assert self.download_dir is not None
         # One thread hop for the whole batch (a hop per file costs more than the work).
         parts = self._parts.pop(offer.batch)
-        prepared = await asyncio.to_thread(_prepare_all, self.download_dir, offer.files, parts)
+        prepared = await asyncio.to_thread(
+            _prepare_all, self.download_dir, offer.files, parts, self._stop
+        )
         if self._outbox.closed:
             return
         offsets: list[tuple[int, int]] = []
@@ -421,6 +433,7 @@ class Incoming:
 
     def end(self, reason: str) -> None:
         """The session ended: every file still arriving fails (its partial file is kept)."""
+        self._stop.set()  # a thread hashing what is held stops at its next block
         for task in list(self._storing):
             task.cancel()  # its thread finishes the files it has; nobody is told
         for state in list(self._transfers.values()):
@@ -436,7 +449,11 @@ class Incoming:
             self._stopping.append(state.writer)
         else:
             file.close()
-        kept = f"; partial file kept ({file.received} bytes) to resume" if file.received else ""
+        # Only a file with a sidecar resumes (SIDECAR_MIN): a smaller one is sent again
+        # whole, and "kept to resume" would not be true. Binary units, as everywhere.
+        kept = ""
+        if file.received and file.size >= SIDECAR_MIN:
+            kept = f"; partial file kept ({size_text(file.received)}) to resume"
         full = reason + kept
         if tell_sender:
             self._outbox.write_reply(fr.Fail(file.transfer_id, "receiver", full))
@@ -463,7 +480,10 @@ def _store_all(jobs: list[_Job]) -> list[tuple[bool, str]]:
 
 
 def _prepare_all(
-    base: Path, files: tuple[fr.OfferedFile, ...], parts: list[tuple[str, ...]]
+    base: Path,
+    files: tuple[fr.OfferedFile, ...],
+    parts: list[tuple[str, ...]],
+    stop: threading.Event | None = None,
 ) -> list[IncomingFile | str]:
     """Prepare every file of an accepted offer (in a thread): the file, or why it failed.
 
@@ -475,7 +495,7 @@ def _prepare_all(
     for f, names in zip(files, parts, strict=True):
         file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns, names)
         try:
-            file.prepare(verified, listed)
+            file.prepare(verified, listed, stop)
         except (OSError, UnsafeName) as exc:
             prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
             continue

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import stat
+import threading
 from pathlib import Path
 
 from blake3 import blake3
@@ -31,6 +32,7 @@ from rdv_core.session._safepath import (
     check_relative_path,
     create_partial,
     names_in,
+    numbered,
     open_partial,
     partial_of,
     place_as,
@@ -96,6 +98,8 @@ class IncomingFile:
         self._hasher: Hasher | None = None
         self._target = ""
         self._existing = False
+        #: Where the file found whole is (``_existing``): the name or a numbered one.
+        self._existing_at = ""
         #: The partial is opened at the first data (or at the end), not at accept time:
         #: a batch of many files holds no descriptor per file (docs/PROTOCOL.md 12.12).
         self._needs_open = False
@@ -128,13 +132,19 @@ class IncomingFile:
             self._hasher = new_hasher()
         return self._hasher
 
-    def prepare(self, verified: Verified | None = None, listed: Listed | None = None) -> int:
+    def prepare(
+        self,
+        verified: Verified | None = None,
+        listed: Listed | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
         """Make folders, find what is already held; return the offset.
 
         ``verified`` holds the folders checked by earlier files of the same batch
         (see :func:`~rdv_core.session._safepath.target_in`), ``listed`` the names in
         them (:func:`~rdv_core.session._safepath.names_in`): a file none of whose
-        names is there starts at 0 without a look-up of its own.
+        names is there starts at 0 without a look-up of its own. ``stop`` (set when the
+        session ends) stops the hashing of what is held (:func:`hash_prefix`).
 
         The partial file itself is opened later, by the first :meth:`write` (or by
         :meth:`finish` for a file with nothing left to send).
@@ -182,15 +192,17 @@ class IncomingFile:
             wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
             if kept == wanted and held <= self.size:
                 offset = held
-        if not offset and self._same_as_existing(target):
+        same = self._same_as_existing(target) if not offset else None
+        if same is not None:
             # A verified earlier run left this very file (same size and mtime, which we
             # set on completion): check it against the sender's digest, send nothing.
-            self._hasher = hash_prefix(Path(target), self.size, follow=False)
+            self._hasher = hash_prefix(Path(same), self.size, follow=False, stop=stop)
             self._existing = True
+            self._existing_at = same
             self.offset = self.received = self.size
             return self.size
         if offset:
-            self._hasher = hash_prefix(Path(partial), offset, follow=False)
+            self._hasher = hash_prefix(Path(partial), offset, follow=False, stop=stop)
         self._needs_open = True
         self.offset = self.received = offset
         return offset
@@ -205,12 +217,30 @@ class IncomingFile:
             raise UnsafeName(f"{Path(partial).name}: a symlink is in the way (not followed)")
         return info.st_size if stat.S_ISREG(info.st_mode) else None
 
-    def _same_as_existing(self, target: str) -> bool:
+    def _same_as_existing(self, target: str) -> str | None:
+        """Where a file of this size and mtime already is: ``target`` or, when another
+        file holds that name, one of its numbered names (``name (1).ext``, ...).
+
+        The numbered names count: an earlier run that met a different ``report.pdf``
+        saved this one as ``report (1).pdf``, and without them each run again saved
+        another copy (``report (2).pdf``, ...) of a file already received.
+        """
         info = _lstat(target)
         if info is None:
-            return False
+            return None
         if stat.S_ISLNK(info.st_mode):
             raise UnsafeName(f"{'/'.join(self.parts)}: the target is a symlink")
+        candidate = target
+        for n in range(1, 10_001):  # place_as's names, up to the first free one
+            if self._same(info):
+                return candidate
+            candidate = str(numbered(Path(target), n))
+            info = _lstat(candidate)
+            if info is None:
+                return None
+        return None
+
+    def _same(self, info: os.stat_result) -> bool:
         return (
             stat.S_ISREG(info.st_mode)
             and info.st_size == self.size
@@ -275,7 +305,7 @@ class IncomingFile:
         if self._existing:
             if ours != digest:
                 return False, "", _DIFFERENT_FILE
-            self.placed = self._target
+            self.placed = self._existing_at
             return True, ours, ""
         if self.received != self.size:
             return False, "", f"got {self.received} of {self.size} bytes"
@@ -307,7 +337,7 @@ class IncomingFile:
         if self._existing:  # an empty file already there (prepare found it whole)
             if self.hasher.digest() != digest:
                 raise ValueError(_DIFFERENT_FILE)
-            self.placed = self._target
+            self.placed = self._existing_at
             return digest.hex()
         if blake3(data).digest() != digest:
             raise ValueError("digest mismatch: the file differs from the sender's")

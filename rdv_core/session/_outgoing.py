@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -122,6 +123,8 @@ class Outgoing:
         self._sent_bundles: dict[int, list[_OutgoingTransfer]] = {}
         self._next_id = 1
         self._next_batch = 1
+        #: Set when the session ends: stops a thread hashing a file's prefix.
+        self._stop = threading.Event()
         #: Files offered and not settled yet, by transfer id.
         self._transfers: dict[int, _OutgoingTransfer] = {}
         #: Offers waiting for the receiver's accept or reject, by batch.
@@ -156,7 +159,16 @@ class Outgoing:
                 batch = waiting.popleft()
                 answer = await batch.answer
                 if isinstance(answer, fr.Reject):
-                    await self._rejected(batch, answer, waiting)  # raises TransferRejected
+                    try:
+                        await self._rejected(batch, answer, waiting)  # raises TransferRejected
+                    except TransferRejected:
+                        # The files of the batches accepted before are on their way: wait
+                        # for their results. Raised at once, the send closed the session
+                        # under them: a receiver whose third batch found no room got 235
+                        # of its 481 accepted files and the rest were cut off.
+                        earlier = [o.result for o in offered if not o.result.done()]
+                        await asyncio.gather(*earlier, return_exceptions=True)
+                        raise
                 else:
                     await self._stream_batch(batch, answer)
         except BaseException:
@@ -233,6 +245,7 @@ class Outgoing:
 
     def end(self, failure: SessionError, reason: str) -> None:
         """The session ended: unanswered offers raise ``failure``; unsettled files fail."""
+        self._stop.set()  # a thread hashing a file's prefix (a resume) stops
         for answer in self._answers.values():
             if not answer.done():
                 answer.set_exception(failure)
@@ -376,7 +389,9 @@ class Outgoing:
                     raise OSError(f"{local.where} changed since it was offered")
                 if offset:
                     self._emit(TransferResumed(self._clock(), id_, "out", local.name, offset))
-                    hasher = await asyncio.to_thread(hash_prefix, local.path, offset)
+                    hasher = await asyncio.to_thread(
+                        hash_prefix, local.path, offset, stop=self._stop
+                    )
                     handle.seek(offset)
                 else:
                     hasher = new_hasher()
@@ -390,6 +405,8 @@ class Outgoing:
                     where=str(local.where),
                     stopped=lambda: bool(out.failed),
                 )
+                if not out.failed:
+                    _unchanged_since(handle.fileno(), local)
             except SessionError:
                 raise
             except OSError as exc:
@@ -440,3 +457,19 @@ def _batches(files: Sequence[LocalFile]) -> list[list[LocalFile]]:
         batches[-1].append(item)
         used += cost
     return [b for b in batches if b]
+
+
+def _unchanged_since(fd: int, local: LocalFile) -> None:
+    """Raise unless the file read through ``fd`` still has its offered size and mtime.
+
+    Checked after the last byte was read, before ``done``: a file written to while it
+    was sent (a log, a disk image in use, a document saved meanwhile) arrived as a mix
+    of old and new bytes, and its digest, taken of what was read, was "verified" all
+    the same. Changed, it fails; sent again once still, it starts over (new mtime).
+
+    Raises:
+        OSError: the file changed while it was sent.
+    """
+    info = os.fstat(fd)
+    if info.st_size != local.size or max(0, info.st_mtime_ns) != local.mtime_ns:
+        raise OSError(f"{local.where} changed while it was sent; send it again once it is still")

@@ -57,6 +57,7 @@ from rdv_core.session._errors import (
     ProtocolViolation,
     SessionError,
     TamperedError,
+    connection_lost,
 )
 from rdv_core.session._files import LocalFile
 from rdv_core.session._incoming import Incoming, OfferCallback
@@ -64,7 +65,7 @@ from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
 from rdv_core.session._pipeline import PlainBuffers
 from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
-from rdv_core.session._transfers import EventSink, TransferResult
+from rdv_core.session._transfers import SESSION_ENDED, EventSink, TransferResult
 
 log = logging.getLogger("rdv.session")
 
@@ -416,8 +417,8 @@ class Session:
         self._closed.set()
         self._outbox.end(error, self.close_reason)
         failure = error or ConnectionLost(f"session ended ({self.close_reason})")
-        self._outgoing.end(failure, f"session ended: {self.close_reason}")
-        self._incoming.end(f"session ended: {self.close_reason}")
+        self._outgoing.end(failure, f"{SESSION_ENDED}: {self.close_reason}")
+        self._incoming.end(f"{SESSION_ENDED}: {self.close_reason}")
         for task in list(self._tasks):
             task.cancel()
         with contextlib.suppress(OSError, RuntimeError):
@@ -432,4 +433,4 @@ def _as_session_error(exc: BaseException) -> SessionError:
         return exc
     if isinstance(exc, TimeoutError):
         return ConnectionLost("the session handshake timed out")
-    return ConnectionLost(f"connection lost: {exc}")
+    return connection_lost(exc)

@@ -28,6 +28,9 @@ Direction = Literal["in", "out"]
 
 _BATCHED = frozenset(BATCHED_EVENTS)
 
+#: How the reason of every file the end of a session cut short begins.
+SESSION_ENDED = "session ended"
+
 
 class EventSink:
     """Where a session's events go: its ``on_event`` callback, which cannot break the session.

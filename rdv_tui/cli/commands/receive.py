@@ -69,6 +69,7 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     from pathlib import Path
 
     from rdv_core.config import load_settings, resolve_server
+    from rdv_core.session import describe_os_error
     from rdv_core.wire import parse_server_url
     from rdv_tui.cli.checks import check_code, spaces_for
     from rdv_tui.cli.race_options import UsageError
@@ -83,8 +84,50 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     check_code(args.code)
     args.spaces = spaces_for(server, args.spaces)
     download_dir = Path(args.dir).expanduser() if args.dir else settings.downloads
-    download_dir.mkdir(parents=True, exist_ok=True)
+    if download_dir.exists() and not download_dir.is_dir():  # mkdir said "File exists"
+        raise OSError(f"the download folder {download_dir} is not a folder")
+    try:
+        download_dir.mkdir(parents=True, exist_ok=True)
+        _check_writable(download_dir)
+    except OSError as exc:
+        raise OSError(describe_os_error(exc, f"cannot write into {download_dir}")) from None
     return server, download_dir
+
+
+def _check_writable(folder: Path) -> None:
+    """Refuse a download folder nothing can be written into, before anyone waits.
+
+    A read-only one was found out only after the offer was accepted: the sender waited
+    for the code to be typed, then every file failed ("read-only file system"). An
+    unnamed file (O_TMPFILE where the system has it) tests it, and nothing is left
+    behind. Only "not allowed" counts: a full disk may still take a resume.
+
+    Raises:
+        OSError: read-only file system, or permission denied.
+    """
+    import errno
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+
+
+#: After a session that ended: what arrived resumes.
+AGAIN = "partial files are kept: run rdv send and rdv receive again to resume (a new code is fine)"
+
+
+def _free_space(folder: Path) -> int | None:
+    """Free bytes on the file system of ``folder``, or None if it cannot tell."""
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def _names(names: list[str], limit: int = 3) -> str:
@@ -102,6 +145,8 @@ async def _receive(args: argparse.Namespace) -> int:
     from rdv_core.config import ConfigError
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        DECLINED,
+        SESSION_ENDED,
         BurnedCodes,
         CodeError,
         CodeMismatch,
@@ -115,7 +160,9 @@ async def _receive(args: argparse.Namespace) -> int:
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
-    console = Console(stderr=True, highlight=False)
+    # emoji=False: rich turned ":b:" into an emoji, so "a:b: the receiver would refuse"
+    # read "a🅱 the receiver ..."; names, paths and chat are shown as they are.
+    console = Console(stderr=True, highlight=False, emoji=False)
 
     def say(text: str) -> None:
         console.print(escape(text))
@@ -160,7 +207,9 @@ async def _receive(args: argparse.Namespace) -> int:
 
     async def _decide(offer: IncomingOffer) -> bool:
         table = Table(title="The sender offers", show_edge=False)
-        table.add_column("file")
+        # Folded, not cut: the end of a long name (the file itself) is what tells
+        # two files apart, and what a person accepts.
+        table.add_column("file", overflow="fold")
         table.add_column("size", justify="right")
         for f in offer.files[:50]:
             table.add_row(escape(f.path), human_bytes(f.size, largest_unit="TiB"))
@@ -173,8 +222,20 @@ async def _receive(args: argparse.Namespace) -> int:
             table.add_row(f"… {files} file(s) in all, in batches", "")
         console.print(table)
         summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
+        if files > len(offer.files):
+            # Only this batch was checked against the free space (the later ones are
+            # checked as they come): a send of 9.8 GiB into 5 GiB free was accepted
+            # without a word, and failed half-way.
+            free = _free_space(download_dir)
+            if free is not None and size - offer.total_size > free:
+                view.say(
+                    f"[yellow]note:[/] the send is {human_bytes(size, largest_unit='TiB')}, "
+                    f"{human_bytes(free, largest_unit='TiB')} free in the download folder: "
+                    "later files may not fit (files already there are not sent again)",
+                    soft_wrap=True,
+                )
         if args.yes:
-            console.print(f"accepting {summary} into {escape(str(download_dir))}")
+            console.print(f"accepting {summary} into {escape(str(download_dir))}", soft_wrap=True)
             return True
         if not sys.stdin.isatty():
             declined.append(("stdin is not a terminal: pass --yes to accept without asking", offer))
@@ -216,7 +277,9 @@ async def _receive(args: argparse.Namespace) -> int:
                 on_event=sink,
                 on_offer=on_offer,
                 download_dir=download_dir,
-                on_notice=lambda text: console.print(f"[yellow]rdv receive:[/] {escape(text)}"),
+                on_notice=lambda text: view.say(
+                    f"[yellow]rdv receive:[/] {escape(text)}", soft_wrap=True
+                ),
                 burned=BurnedCodes(),
                 batched_events=True,  # the view takes an offer's, a bundle's files at once
             )
@@ -235,16 +298,28 @@ async def _receive(args: argparse.Namespace) -> int:
         try:
             with view.shown():
                 reason = await session.wait_closed()
+        except asyncio.CancelledError:  # Ctrl-C: the sender is told why, not "closed"
+            sink.ended = True
+            await session.close(ui.INTERRUPTED)
+            console.print(escape(view.summary()), soft_wrap=True)
+            fail(f"interrupted; {AGAIN}")  # the exit code stays 130
+            raise
         finally:
+            sink.ended = True
             await session.close()
             await session.conn.close()
         results = session.received
         verified = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
-        console.print(escape(view.summary()))
-        if session.error is None and not failed and not declined and verified:
+        console.print(escape(view.summary()), soft_wrap=True)
+        # Every offered file verified, not only every file that came: a send whose later
+        # batch was refused (no room) ended "done: 235 file(s) verified", exit 0.
+        complete = not view.failures and view.files_ok >= view.files_total
+        if session.error is None and not failed and not declined and verified and complete:
             where = escape(str(download_dir))
-            console.print(f"[green]done:[/] {len(verified)} file(s) verified in {where}")
+            console.print(
+                f"[green]done:[/] {len(verified)} file(s) verified in {where}", soft_wrap=True
+            )
             return ui.EXIT_OK
         # Say what happened to every file, not only the last thing that went wrong.
         parts = [f"{len(verified)} file(s) verified in {download_dir}"] if verified else []
@@ -253,11 +328,24 @@ async def _receive(args: argparse.Namespace) -> int:
         for why, offer in declined:
             names = _names([f.path for f in offer.files])
             parts.append(f"{len(offer.files)} declined ({names}): {why}")
+        # Offers refused before anyone was asked (no room, unsafe names): without this
+        # the receiver read "the session ended without files" and never learnt why.
+        refused: dict[str, list[str]] = {}
+        for name, why in view.refused:
+            if why != DECLINED:  # asked and declined: said above, in the user's words
+                refused.setdefault(why, []).append(name)
+        for why, refused_names in refused.items():
+            parts.append(f"{len(refused_names)} refused ({_names(refused_names)}): {why}")
+        missing = view.files_total - view.files_ok - len(view.failures)
+        if missing > 0:
+            parts.append(f"{missing} offered but not received")
+        again = AGAIN
         if session.error is not None:
-            parts.append(
-                f"session ended: {session.error}; partial files are kept: run rdv send and "
-                "rdv receive again to resume (a new code is fine)"
-            )
+            parts.append(f"session ended: {session.error}; {again}")
+        elif any(r.reason.startswith(SESSION_ENDED) for r in failed):
+            # The sender stopped (Ctrl-C there) in the middle: a clean end, no error,
+            # but what arrived resumes; "1 failed (big.bin)" alone read as a loss.
+            parts.append(again)
         elif not parts:
             parts.append(f"the session ended without files ({reason})")
         return fail("; ".join(parts))

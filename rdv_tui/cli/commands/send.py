@@ -24,7 +24,9 @@ def add_parser(subparsers: Any) -> None:
         description="Send files and folders to the peer that runs `rdv receive CODE`. Prints "
         "the code and the command to run on the other machine. Only the number before the "
         "first '-' of the code reaches the server; the rest keys the encryption (SPAKE2), "
-        "so the server cannot read or change the files. Run it again after a broken "
+        "so the server cannot read or change the files. Only regular files are sent: "
+        "inside folders, symlinks, fifos, sockets and devices are left out, and so are "
+        "empty folders (it says how many). Run it again after a broken "
         "connection (a fresh code is fine): the transfer resumes where the receiver's "
         "verified data ends.",
         epilog="Exit codes: 0 the receiver verified every file; 1 a file failed, the "
@@ -53,7 +55,13 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(_send(args))
 
 
+#: After a session that ended: what the receiver holds resumes.
+AGAIN = "run rdv send again to resume (a new code is fine)"
+
+
 async def _send(args: argparse.Namespace) -> int:
+    import asyncio
+    from collections import Counter
     from pathlib import Path
 
     from rich.console import Console
@@ -61,6 +69,7 @@ async def _send(args: argparse.Namespace) -> int:
     from rdv_core.config import ConfigError, resolve_server
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        SESSION_ENDED,
         BurnedCodes,
         CodeError,
         CodeMismatch,
@@ -81,7 +90,9 @@ async def _send(args: argparse.Namespace) -> int:
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
-    console = Console(stderr=True, highlight=False)
+    # emoji=False: rich turned ":b:" into an emoji, so "a:b: the receiver would refuse"
+    # read "a🅱 the receiver ..."; names, paths and chat are shown as they are.
+    console = Console(stderr=True, highlight=False, emoji=False)
 
     def say(text: str) -> None:
         console.print(escape(text))
@@ -105,11 +116,16 @@ async def _send(args: argparse.Namespace) -> int:
             check_code(code)
         args.spaces = spaces_for(server, args.spaces)
         client = client_from_args(args, sink)
-        files = collect([Path(p) for p in args.paths])
+        skipped: Counter[str] = Counter()
+        files = collect([Path(p) for p in args.paths], skipped)
     except (ConfigError, CodeError, UsageError, UnsafeName, ValueError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)
+    # Said before anyone waits: "the receiver verified all 6 file(s)" of a folder that
+    # also held a symlink or an empty folder read as if everything had arrived.
+    left_out = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(skipped.items()))
     if not files:
-        return fail("nothing to send (the folders are empty)", ui.EXIT_USAGE)
+        why = f"{left_out}; only regular files are sent" if left_out else "the folders are empty"
+        return fail(f"nothing to send ({why})", ui.EXIT_USAGE)
     try:
         stream = ui.open_events(args.events)
     except OSError as exc:
@@ -117,6 +133,9 @@ async def _send(args: argparse.Namespace) -> int:
     sink.recorder.stream = stream
     total = sum(f.size for f in files)
     print(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.", flush=True)
+    if left_out:
+        note = f"[yellow]not sent:[/] {left_out} (only regular files are sent)"
+        console.print(note, soft_wrap=True)
 
     def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
         print(f"Code: {shown}", flush=True)
@@ -141,7 +160,9 @@ async def _send(args: argparse.Namespace) -> int:
                 client=client,
                 on_event=sink,
                 on_code=show_code,
-                on_notice=lambda text: console.print(f"[yellow]rdv send:[/] {escape(text)}"),
+                on_notice=lambda text: console.print(
+                    f"[yellow]rdv send:[/] {escape(text)}", soft_wrap=True
+                ),
                 burned=BurnedCodes(),
                 batched_events=True,  # the view takes an offer's, a bundle's files at once
             )
@@ -161,13 +182,35 @@ async def _send(args: argparse.Namespace) -> int:
             with view.shown():
                 results = await session.send_files(files)  # listed above: not again
         except TransferRejected as exc:
+            if view.files_ok:  # a later batch was refused (no room left): say what arrived
+                console.print(escape(view.summary()), soft_wrap=True)
+                return fail(
+                    f"the receiver verified {view.files_ok} file(s), then refused "
+                    f"{len(exc.failures)} ({exc.failures[0][1]})"
+                )
             return fail(join_reason("the receiver declined", exc.failures[0][1]))
         except TransferFailed as exc:
-            console.print(escape(view.summary()))
-            return fail(f"{len(exc.failures)} file(s) failed; the first: {exc.failures[0][0]}")
+            console.print(escape(view.summary()), soft_wrap=True)
+            name, why = exc.failures[0]
+            # The receiver went away (Ctrl-C there): the files failed, and what it holds
+            # resumes; "1 file(s) failed" alone read as a loss to start over from.
+            again = f"; {AGAIN}" if session.closed else ""
+            return fail(f"{len(exc.failures)} file(s) failed; the first: {name} ({why}){again}")
         except SessionError as exc:
-            return fail(f"session ended: {exc}; run rdv send again to resume (a new code is fine)")
+            console.print(
+                escape(view.summary()), soft_wrap=True
+            )  # what was verified before it ended
+            # Not "session ended: session ended (the peer was interrupted (Ctrl-C))".
+            ended = str(exc) if str(exc).startswith(SESSION_ENDED) else f"session ended: {exc}"
+            return fail(f"{ended}; {AGAIN}")
+        except asyncio.CancelledError:  # Ctrl-C: the receiver is told why, not "closed"
+            sink.ended = True
+            await session.close(ui.INTERRUPTED)
+            console.print(escape(view.summary()), soft_wrap=True)
+            fail(f"interrupted; {AGAIN}")  # the exit code stays 130
+            raise
         finally:
+            sink.ended = True
             await session.close()
             if session.conn is not None:
                 await session.conn.close()
@@ -176,7 +219,7 @@ async def _send(args: argparse.Namespace) -> int:
         console.print(
             f"[green]done:[/] the receiver verified all {len(results)} file(s){escape(note)}"
         )
-        console.print(escape(view.summary()))
+        console.print(escape(view.summary()), soft_wrap=True)
         return ui.EXIT_OK
     finally:
         if stream is not None:
