@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
-import concurrent.futures.thread  # loaded lazily otherwise: on the first byte's path
 import contextlib
 import fcntl
 import logging
 import os
+import queue
+import socket
+import struct
 import sys
 import threading
 from collections import Counter
@@ -220,22 +221,95 @@ async def _stdin_to_peer(
         log("stdin ended (this conn cannot half-close; still receiving)")
 
 
+class StdoutWriter:
+    """Writes chunks to a file descriptor, in order, from one daemon thread.
+
+    A slow stdout consumer must never block the event loop (and with it our upload),
+    and a stalled one (``| less`` paused, a terminal stopped with Ctrl-S) must not keep
+    the process alive after Ctrl-C: the thread is a daemon, and nothing ever waits for
+    it to end. (A ``ThreadPoolExecutor`` did: leaving its ``with`` block joins its
+    thread, and its threads are joined at exit too, so an interrupt during a blocked
+    ``write()`` hung rdv for good, its conn open.)
+    """
+
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._fd = fd
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[tuple[bytes, asyncio.Future[None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="rdv-stdout", daemon=True)
+        self._thread.start()
+
+    async def write(self, data: bytes) -> None:
+        """Write all of ``data``; raises the ``OSError`` of the write."""
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._jobs.put((data, done))
+        await done
+
+    def close(self) -> None:
+        """Let the thread end once it has written what it was given."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            data, done = job
+            failure: OSError | None = None
+            try:
+                _write_all(self._fd, data)
+            except OSError as exc:
+                failure = exc
+            try:
+                self._loop.call_soon_threadsafe(_settle, done, failure)
+            except RuntimeError:
+                return  # the loop is gone: nobody waits for this write
+            if failure is not None:
+                return
+
+
+def _settle(done: asyncio.Future[None], failure: OSError | None) -> None:
+    if done.done():  # cancelled: an interrupt came while the write was blocked
+        return
+    if failure is None:
+        done.set_result(None)
+    else:
+        done.set_exception(failure)
+
+
 async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
-    loop = asyncio.get_running_loop()
     _grow_pipe(stdout_fd)
     total = 0
-    # One writer thread, so that a slow stdout consumer never blocks the event loop
-    # (and with it our upload), while writes stay in order.
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rdv-stdout") as pool:
+    writer = StdoutWriter(stdout_fd, asyncio.get_running_loop())
+    try:
         while True:
             data = await conn.reader.read(CHUNK)
             if not data:
                 return total
             try:
-                await loop.run_in_executor(pool, _write_all, stdout_fd, data)
+                await writer.write(data)
             except OSError as exc:
                 raise StdoutError(exc) from exc
             total += len(data)
+    finally:
+        writer.close()
+
+
+def abort(conn: Conn) -> None:
+    """End ``conn`` at once, with a reset where it is a TCP socket.
+
+    For an interrupted transfer (Ctrl-C): a graceful close sends a FIN, which the peer
+    cannot tell from the end of our input, so ``rdv accept > copy.iso`` would exit 0 with
+    a truncated copy. A reset makes the peer report the lost conn and exit 1. (Through a
+    classic relay the server still ends the other side with a FIN, docs/PROTOCOL.md
+    section 8; a fast-start stream is lost without its in-band end, section 16.)
+    """
+    transport = conn.writer.transport
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            # Linger on, timeout 0: close() discards what is unsent and sends RST.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 async def _until_stdin_ends_or_rests(
@@ -319,6 +393,11 @@ async def pump(
             failed = bool(done) and upload.exception() is not None
             if state.unsent or failed:
                 raise UnsentInput(state.unsent, complete=bool(done) and not failed)
+    except asyncio.CancelledError:
+        # Interrupted (Ctrl-C): not an end of stream, and nothing may wait for a peer or a
+        # stdout that stopped reading (a graceful close waits for our unsent bytes).
+        abort(conn)
+        raise
     finally:
         upload.cancel()
         with contextlib.suppress(asyncio.CancelledError, OSError):
