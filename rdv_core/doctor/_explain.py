@@ -95,6 +95,13 @@ def summary(report: Report) -> str:
     proxied = _proxy_summary(report)
     if proxied is not None:
         return proxied
+    if report.servers and not report.reached:
+        # Say first what to fix first: "could not tell us our address" hid that nothing
+        # answered at all.
+        why = "; ".join(
+            f.reason for s in report.servers for f in (s.tcp4, s.tcp6) if f.value is False
+        )
+        return f"No rdv server could be reached{f' ({why})' if why else ''}: nothing was measured."
     if report.value("upgrade") is False:
         return (
             "A proxy between you and the server strips the Upgrade header: rdv/1 cannot work "

@@ -73,12 +73,23 @@ def _interval(text: str) -> float:
 def _urls(args: argparse.Namespace) -> list[str] | None:
     if args.urls:
         return list(args.urls)
-    from rdv_core.config import ConfigError, resolve_server
+    from rdv_core.config import ENV_SERVER, ConfigError, load_settings, resolve_server
 
     try:
-        server, _source = resolve_server(None)
-    except ConfigError as exc:
+        settings = load_settings()
+    except ConfigError as exc:  # a config file that cannot be read
         print(f"rdv doctor: {exc}", file=sys.stderr)
+        return None
+    try:
+        server, _source = resolve_server(None, settings)
+    except ConfigError:
+        # resolve_server's own message names --server, which rdv doctor does not have:
+        # the URLs are its arguments.
+        print(
+            f"rdv doctor: no rdv server: name one (rdv doctor URL), set {ENV_SERVER}, "
+            f'or write server = "https://..." in {settings.path}',
+            file=sys.stderr,
+        )
         return None
     return [server]
 
