@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+
+#: What a shell reports for a process that SIGPIPE ended (128 + 13): ``yes | head -1``.
+EXIT_STDOUT_GONE = 141
 
 #: Subcommands in the order ``rdv --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -67,7 +72,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = module.run(args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # ``rdv doctor --every 60 | head -1``: the reader took what it wanted and left.
+        # Python ignores SIGPIPE, so the next write raises; end quietly as a Unix tool
+        # killed by SIGPIPE does. Only for stdout: a broken socket is a bug to show.
+        if not _stdout_gone():
+            raise
+        # The flush at exit would raise again: let it write into /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_STDOUT_GONE
     return code
+
+
+def _stdout_gone() -> bool:
+    """Has stdout's reader gone (a pipe or socket with nobody at the other end)?"""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 if __name__ == "__main__":
