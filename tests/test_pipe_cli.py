@@ -175,7 +175,7 @@ async def test_the_rest_of_stdin_still_goes_when_the_peer_ends_first(
 
 async def test_the_relay_reports_stdin_it_could_not_deliver(url: str, tmp_path: Path) -> None:
     """A classic relay closes the pair at the first EOF: say so, exit 1, never truncate
-    silently (docs/PROTOCOL.md section 7)."""
+    silently (docs/PROTOCOL.md section 8)."""
     size = 2 * 1024 * 1024
     d_code, d_err, a_code, a_err = await peer_ends_first(
         url, "pipe-relay-eof", "none", tmp_path / "out.bin", size

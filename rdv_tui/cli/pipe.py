@@ -6,15 +6,12 @@ ends we half-close our side and keep receiving. When the peer's side ends first,
 happens to the rest of our stdin depends on the conn: a direct conn (and a fast-start
 stream, whose EOF is in band) carries a half-close, so we keep sending until our stdin
 ends (or rests: :data:`QUIET_AFTER_PEER_S`); a classic relay cannot (the server closes
-the pair at the first EOF, docs/PROTOCOL.md section 7), so input that was still coming is
+the pair at the first EOF, docs/PROTOCOL.md section 8), so input that was still coming is
 reported as not delivered and the exit code says so, never a silent truncation. On a
 terminal (a chat) the peer's end is the end: we exit at once, as the Go CLI does.
 
-stdin and stdout may be pipes, sockets, regular files or a terminal, so they are
-served by threads doing plain blocking ``os.read``/``os.write`` (asyncio's pipe
-transports refuse regular files and would switch a shared terminal to non-blocking
-mode behind the shell's back). The stdin thread is a daemon: when the peer closes
-first, a read that never returns (a terminal) must not keep the process alive.
+stdin and stdout are served by daemon threads (:mod:`rdv_tui.cli.pipe_io`). Ctrl-C
+resets the conn (:func:`abort`): an interrupted transfer is no end of stream.
 
 Only the standard library is imported at module level, ``rdv_core`` when the command
 runs: never textual or rich. The ``-v`` race log's lines come from
@@ -26,19 +23,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
-import queue
 import socket
 import struct
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
+from rdv_tui.cli.pipe_io import (
+    CHUNK,
+    StdoutError,
+    StdoutWriter,
+    grow_pipe,
+)
+from rdv_tui.cli.pipe_io import (
+    StdinReader as StdinReader,  # re-exported: tests drive it through this module
+)
 from rdv_tui.cli.race_options import UsageError, client_options
 from rdv_tui.cli.secret_args import ENV_TOKEN, resolve_secret
 
@@ -54,14 +57,6 @@ EXIT_USAGE: Final = 2
 #: ``--timeout`` expired before a conn was picked.
 EXIT_TIMEOUT: Final = 3
 
-#: Largest read from stdin / from the peer: big chunks keep per-chunk costs (thread
-#: hand-offs, syscalls) negligible when moving files.
-CHUNK: Final = 1 << 20
-#: Chunks buffered between the stdin thread and the event loop (bounded memory).
-STDIN_QUEUE: Final = 8
-#: Pipe capacity we ask for on stdin/stdout pipes (Linux caps it at pipe-max-size,
-#: 1 MiB by default): fewer, larger reads and writes than the default 64 KiB.
-PIPE_SIZE: Final = 1 << 20
 #: After the relay ended the pair, how long stdin may take to show that it had nothing
 #: more (EOF): ``printf x | rdv dial`` reaches its EOF within a few ms of its last byte.
 UNSENT_GRACE_S: Final = 0.5
@@ -70,96 +65,6 @@ UNSENT_GRACE_S: Final = 0.5
 #: that neither process waits forever on the other (socat's ``-t`` is 0.5 s for the same
 #: reason; 2 s lets a slow producer, e.g. a compressor, pause between blocks).
 QUIET_AFTER_PEER_S: Final = 2.0
-
-
-# ----- stdin / stdout
-
-
-def _grow_pipe(fd: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-
-
-class StdinReader:
-    """Reads a file descriptor in a daemon thread into an asyncio queue.
-
-    ``b""`` in the queue means EOF; an ``OSError`` means the read failed. At most
-    :data:`STDIN_QUEUE` chunks wait in the queue: the thread takes a slot of a
-    semaphore before each read and the consumer gives it back (:meth:`get`). The
-    thread hands chunks over with ``call_soon_threadsafe`` and never creates a
-    coroutine: one made for a loop that closes before running it was reported as
-    "coroutine 'Queue.put' was never awaited" after a lost conn.
-    """
-
-    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self._fd = fd
-        self._loop = loop
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
-        self._slots = threading.Semaphore(STDIN_QUEUE)
-        self._thread = threading.Thread(target=self._run, name="rdv-stdin", daemon=True)
-        self._end: bytes | OSError | None = None  # an EOF or error take_ready() met
-        #: Bytes handed out by :meth:`take_ready` (sent, but not by the pump).
-        self.taken_early = 0
-
-    def start(self) -> None:
-        """Start reading."""
-        _grow_pipe(self._fd)
-        self._thread.start()
-
-    async def get(self) -> bytes | OSError:
-        """The next chunk (``b""`` at EOF) or the read's error."""
-        if self._end is not None:
-            end, self._end = self._end, None
-            return end
-        item = await self.queue.get()
-        self._slots.release()
-        return item
-
-    def take_ready(self) -> bytes:
-        """The chunk read already, if any, without waiting (``b""`` if none): fast start's
-        early data (``Client(early_data=...)``, docs/PROTOCOL.md 16.2). An EOF or error
-        found instead stays for :meth:`get`."""
-        if self._end is not None or self.queue.empty():
-            return b""
-        item = self.queue.get_nowait()
-        self._slots.release()
-        if isinstance(item, bytes) and item:
-            self.taken_early += len(item)
-            return item
-        self._end = item
-        return b""
-
-    def _run(self) -> None:
-        while True:
-            while not self._slots.acquire(timeout=0.5):
-                if self._loop.is_closed():
-                    return
-            item: bytes | OSError
-            try:
-                item = os.read(self._fd, CHUNK)
-            except OSError as exc:
-                item = exc
-            try:
-                self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
-            except RuntimeError:
-                return  # the loop is gone: nobody wants more input
-            if not isinstance(item, bytes) or not item:
-                return
-
-
-class StdoutError(Exception):
-    """Writing to stdout failed (closed pipe, full disk): not a network problem."""
-
-    def __init__(self, cause: OSError) -> None:
-        super().__init__(cause.strerror or str(cause))
-        self.cause = cause
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 class UnsentInput(Exception):
@@ -180,7 +85,7 @@ class UnsentInput(Exception):
             )
         super().__init__(
             f"{what}. A relayed rdv/1 conn cannot half-close "
-            "(docs/PROTOCOL.md section 7): use --fast-start on both sides, or keep the "
+            "(docs/PROTOCOL.md section 8): use --fast-start on both sides, or keep the "
             "peer's stdin open until ours has ended"
         )
         self.unsent = unsent
@@ -221,63 +126,8 @@ async def _stdin_to_peer(
         log("stdin ended (this conn cannot half-close; still receiving)")
 
 
-class StdoutWriter:
-    """Writes chunks to a file descriptor, in order, from one daemon thread.
-
-    A slow stdout consumer must never block the event loop (and with it our upload),
-    and a stalled one (``| less`` paused, a terminal stopped with Ctrl-S) must not keep
-    the process alive after Ctrl-C: the thread is a daemon, and nothing ever waits for
-    it to end. (A ``ThreadPoolExecutor`` did: leaving its ``with`` block joins its
-    thread, and its threads are joined at exit too, so an interrupt during a blocked
-    ``write()`` hung rdv for good, its conn open.)
-    """
-
-    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self._fd = fd
-        self._loop = loop
-        self._jobs: queue.SimpleQueue[tuple[bytes, asyncio.Future[None]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._run, name="rdv-stdout", daemon=True)
-        self._thread.start()
-
-    async def write(self, data: bytes) -> None:
-        """Write all of ``data``; raises the ``OSError`` of the write."""
-        done: asyncio.Future[None] = self._loop.create_future()
-        self._jobs.put((data, done))
-        await done
-
-    def close(self) -> None:
-        """Let the thread end once it has written what it was given."""
-        self._jobs.put(None)
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            data, done = job
-            failure: OSError | None = None
-            try:
-                _write_all(self._fd, data)
-            except OSError as exc:
-                failure = exc
-            try:
-                self._loop.call_soon_threadsafe(_settle, done, failure)
-            except RuntimeError:
-                return  # the loop is gone: nobody waits for this write
-            if failure is not None:
-                return
-
-
-def _settle(done: asyncio.Future[None], failure: OSError | None) -> None:
-    if done.done():  # cancelled: an interrupt came while the write was blocked
-        return
-    if failure is None:
-        done.set_result(None)
-    else:
-        done.set_exception(failure)
-
-
 async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
-    _grow_pipe(stdout_fd)
+    grow_pipe(stdout_fd)
     total = 0
     writer = StdoutWriter(stdout_fd, asyncio.get_running_loop())
     try:
