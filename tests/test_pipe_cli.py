@@ -332,3 +332,26 @@ async def test_stdin_is_read_while_the_dialer_waits_for_its_peer(url: str) -> No
         os.close(write_end)
         proc.kill()
         await proc.wait()
+
+
+async def test_timeout_0_means_no_limit(url: str) -> None:
+    """``--timeout 0`` is "none", as in the app (README: "``--timeout``; 0 means none") and
+    as ``rdv serve --lobby-timeout 0``. It used to time out at once (``timed out after
+    0s``), a limit no one could want."""
+    dial = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "0", url, "no-limit",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(1.0)  # the dialer waits in the lobby, as long as it takes
+        assert dial.returncode is None, (await dial.communicate())[1].decode()
+        code, _, err = await run_rdv("accept", "--spaces", "loopback", url, "no-limit")
+        _, d_err = await asyncio.wait_for(dial.communicate(), 20)
+    finally:
+        if dial.returncode is None:
+            dial.kill()
+            await dial.wait()
+    assert dial.returncode == 0, d_err.decode()
+    assert code == 0, err
+    assert "peer connected: p2p" in d_err.decode()
