@@ -111,9 +111,18 @@ async def test_ctrl_c_exits_while_stdout_is_stalled(server_url: str) -> None:
         os.close(feed_w)
 
 
-@pytest.mark.parametrize("interrupted", ["dial", "accept"])
+@pytest.mark.parametrize(
+    ("interrupted", "sig", "code"),
+    [
+        ("dial", signal.SIGINT, 130),
+        ("accept", signal.SIGINT, 130),
+        # `timeout 60 rdv dial ...`, `kill`: the default action ended the process and the
+        # kernel sent a FIN, the same silent truncation.
+        ("dial", signal.SIGTERM, 143),
+    ],
+)
 async def test_ctrl_c_mid_transfer_is_no_clean_end_for_the_peer(
-    server_url: str, interrupted: str
+    server_url: str, interrupted: str, sig: signal.Signals, code: int
 ) -> None:
     """A file moving p2p (``rdv dial < disk.iso`` / ``rdv accept > copy.iso``), one side
     interrupted: the other side must not exit 0 as if the stream had ended. It did: the
@@ -121,7 +130,7 @@ async def test_ctrl_c_mid_transfer_is_no_clean_end_for_the_peer(
     the end of the file, so ``copy.iso`` was silently truncated with exit 0."""
     feed_r, feed_w = os.pipe()  # the dialer's endless input
     os.set_blocking(feed_w, False)
-    token = f"interrupt-{interrupted}"
+    token = f"interrupt-{interrupted}-{sig}"
     accept = await asyncio.create_subprocess_exec(
         *RDV, "accept", "--spaces", "loopback", "--timeout", "20", server_url, token,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -153,12 +162,12 @@ async def test_ctrl_c_mid_transfer_is_no_clean_end_for_the_peer(
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0)
         victim, peer = (dial, accept) if interrupted == "dial" else (accept, dial)
-        victim.send_signal(signal.SIGINT)
-        assert await _exit_code(victim, 5) == 130
-        code = await _exit_code(peer, 10)
+        victim.send_signal(sig)
+        assert await _exit_code(victim, 5) == code
+        peer_code = await _exit_code(peer, 10)
         peer_err = (await peer.stderr.read()).decode() if peer.stderr else ""
         assert "peer connected: p2p" in peer_err, peer_err
-        assert code == 1, f"the peer of an interrupted rdv {interrupted} exited {code}: {peer_err}"
+        assert peer_code == 1, f"the peer of rdv {interrupted} exited {peer_code}: {peer_err}"
         assert "connection lost" in peer_err, peer_err
     finally:
         await _kill(accept, dial)
