@@ -313,7 +313,14 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
 
     stream: IO[str] | None = None
     if args.events is not None:
-        stream = sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+        try:
+            stream = (
+                sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+            )
+        except OSError as exc:  # a missing folder, a folder, no permission: bad usage
+            why = exc.strerror or exc
+            print(f"rdv serve: cannot write events to {args.events}: {why}", file=sys.stderr)
+            return 2
     try:
         limits = LobbyLimits(
             total=_within_fd_limit(args.max_lobby),
