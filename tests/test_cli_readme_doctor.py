@@ -87,3 +87,24 @@ def test_a_reader_that_leaves_ends_every_quietly() -> None:
                 proc.communicate()
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert proc.returncode == 141, (proc.returncode, err)  # 128 + SIGPIPE, as a shell says
+
+
+def test_a_full_disk_under_stdout_is_one_line() -> None:
+    """``rdv doctor URL --format json > report.json`` on a full disk ended in an OSError
+    traceback; ``rdv accept > file`` already says ``writing stdout failed: ...``."""
+    with socket.socket() as closed, open("/dev/full", "w") as full:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        result = subprocess.run(
+            [*RDV, "doctor", url, "--format", "json"],
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "rdv doctor: writing stdout failed: No space left on device"
+    ], result.stderr
+    assert result.returncode == 1

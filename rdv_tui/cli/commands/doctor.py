@@ -134,7 +134,13 @@ def run(args: argparse.Namespace) -> int:
         while True:
             started = time.monotonic()
             report = asyncio.run(Doctor(urls, proxy=args.proxy).run())
-            _print(report, args.format)
+            try:
+                _print(report, args.format)
+            except BrokenPipeError:
+                raise  # the reader left (`| head`): the dispatcher ends quietly
+            except OSError as exc:  # `> /dev/full`, a full disk, a quota: say it in one line
+                print(f"rdv doctor: writing stdout failed: {exc.strerror or exc}", file=sys.stderr)
+                return 1
             code = 0 if report.reached else 1
             if args.every is None:
                 return code
