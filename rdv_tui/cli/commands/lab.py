@@ -219,10 +219,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list(presets: dict[str, Any], out: TextIO) -> int:
+    import shutil
+    import textwrap
+
     width = max(len(n) for n in presets)
+    # The summaries and reasons are sentences: wrap them under their column, to the
+    # terminal's width (80 in a pipe), rather than running past the edge.
+    columns = max(shutil.get_terminal_size().columns, 60)
+    indent = " " * (width + 10)
     for name, spec in presets.items():
-        out.write(f"{name:<{width}}  {spec.expect:<6}  {spec.summary}\n")
-        out.write(f"{'':<{width}}          why: {spec.why}\n")
+        head = f"{name:<{width}}  {spec.expect:<6}  "
+        out.write(textwrap.fill(spec.summary, columns, initial_indent=head,
+                                subsequent_indent=indent) + "\n")  # fmt: skip
+        out.write(textwrap.fill(f"why: {spec.why}", columns, initial_indent=indent,
+                                subsequent_indent=indent + "     ") + "\n")  # fmt: skip
     return 0
 
 
