@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,47 @@ def test_an_events_file_it_cannot_write_is_one_line_and_exit_2(tmp_path: Path, w
         f"rdv serve: cannot write events to {target}: "
         + ("No such file or directory" if where != "." else "Is a directory")
     ], result.stderr
+
+
+def test_an_events_file_that_fails_later_leaves_the_pair_log_alone() -> None:
+    """``rdv serve --events FILE`` whose disk fills up (here ``/dev/full``), or
+    ``--events - | head``: every event's write raised, which the server logged as an
+    ERROR with a traceback per event, and it skipped the rest of the event's handling,
+    so the operator's pair lines (``pair 1 token=...``) were lost too. Now one warning
+    says the events stopped, and the pair lines go on."""
+    server = subprocess.Popen(
+        [*RDV, "serve", "--listen", "127.0.0.1:0", "--events", "/dev/full"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stderr is not None
+    try:
+        first = server.stderr.readline()
+        assert first.startswith("rdv serve: listening on http://127.0.0.1:"), first
+        url = first.split()[-1]
+        for token in ("full-1", "full-2"):
+            accept = subprocess.Popen(
+                [*RDV, "accept", "--timeout", "20", url, token],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+            dial = subprocess.run(
+                [*RDV, "dial", "--timeout", "20", url, token],
+                input=b"hello\n",
+                capture_output=True,
+                timeout=30,
+            )
+            out, _ = accept.communicate(timeout=30)  # closes accept's stdin: its side ends
+            assert (dial.returncode, accept.returncode, out) == (0, 0, b"hello\n")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert "token=full-1" in err and "token=full-2" in err, err  # the pair lines
+    warnings = [line for line in err.splitlines() if "events" in line and "full-" not in line]
+    assert len(warnings) == 1, err
+    assert "No space left on device" in warnings[0], err

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import logging
 import signal
 import sys
@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from rdv_tui.cli.formatting import event_fields, human_bytes
 from rdv_tui.cli.listen import parse_listen
 from rdv_tui.cli.memory import give_back_memory
+from rdv_tui.cli.serve_log import EventLog, configure_logging
 
 log = logging.getLogger("rdv.server")
 
@@ -162,135 +162,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _token(token: str) -> str:
-    from rdv_core.wire import escape_token
-
-    return escape_token(token)
-
-
-class _TextFormatter(logging.Formatter):
-    """The readable log line; the message escaped (its traceback, ours, is not)."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        from rdv_core.wire import printable
-
-        record.message = printable(record.message)
-        return super().formatMessage(record)
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": round(record.created, 6),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            out.update(fields)
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        return json.dumps(out, separators=(",", ":"))
-
-
-def _configure_logging(verbose: int, json_logs: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(
-            _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-        )
-    root = logging.getLogger("rdv")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
-    root.propagate = False
-
-
-class _EventLog:
-    """Turns server events into log lines (one per pair) and the optional JSONL file."""
-
-    def __init__(self, verbose: int, stream: IO[str] | None) -> None:
-        self._verbose = verbose
-        self._stream = stream
-        self._pairs: dict[int, dict[str, Any]] = {}
-
-    def __call__(self, event: Any) -> None:
-        from rdv_core import events as ev
-
-        if self._stream is not None:
-            self._stream.write(ev.dumps(event) + "\n")
-            self._stream.flush()
-        data = event.to_json()
-        if isinstance(event, ev.PairMatched):
-            self._pairs[event.pair_id] = {
-                "token": event.token,
-                "dialer": event.dialer,
-                "accepter": event.accepter,
-                "lobby_s": event.lobby_s,
-                "p2p_addr": None,
-            }
-            if self._verbose:
-                log.info(
-                    "pair %d matched token=%s dialer=%s accepter=%s (lobby %.3fs)",
-                    event.pair_id,
-                    _token(event.token),
-                    event.dialer,
-                    event.accepter,
-                    event.lobby_s,
-                    extra={"fields": data},
-                )
-        elif isinstance(event, ev.P2PReported):
-            pair = self._pairs.get(event.pair_id)
-            if pair is not None:
-                pair["p2p_addr"] = event.addr
-        elif isinstance(event, ev.RelayEnded):
-            self._pair_line(event)
-        elif isinstance(event, ev.ServerClosed):
-            log.info(
-                "shut down with %d in the lobby and %d open pairs",
-                event.lobby,
-                event.pairs,
-                extra={"fields": data},
-            )
-        elif self._verbose:
-            token = getattr(event, "token", None)
-            words = event_fields(event, exclude=() if token is None else ("token",))
-            text = " ".join(words if token is None else [f"token={_token(token)}", *words])
-            log.info("%s %s", event.type, text, extra={"fields": data})
-
-    def _pair_line(self, event: Any) -> None:
-        pair = self._pairs.pop(event.pair_id, {})
-        if event.relayed:
-            outcome = "relayed"
-        elif pair.get("p2p_addr"):
-            outcome = f"p2p via {pair['p2p_addr']}"
-        else:
-            outcome = "closed before relaying"
-        fields = {
-            **event.to_json(),
-            "token": pair.get("token"),
-            "dialer": pair.get("dialer"),
-            "accepter": pair.get("accepter"),
-            "outcome": "relayed" if event.relayed else ("p2p" if pair.get("p2p_addr") else "none"),
-            "p2p_addr": pair.get("p2p_addr"),
-        }
-        log.info(
-            "pair %d token=%s %s -> %s: %s, D->A %s, A->D %s, %.3fs (%s)",
-            event.pair_id,
-            _token(pair["token"]) if "token" in pair else "?",
-            pair.get("dialer", "?"),
-            pair.get("accepter", "?"),
-            outcome,
-            human_bytes(event.dialer_to_accepter),
-            human_bytes(event.accepter_to_dialer),
-            event.duration_s,
-            event.reason,
-            extra={"fields": fields},
-        )
-
-
 def _tls_context(cert: Path, key: Path) -> Any:
     import ssl
 
@@ -313,13 +184,15 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
 
     stream: IO[str] | None = None
     if args.events is not None:
-        try:
+        try:  # a missing folder, a folder, no permission: bad usage
             stream = (
                 sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
             )
-        except OSError as exc:  # a missing folder, a folder, no permission: bad usage
-            why = exc.strerror or exc
-            print(f"rdv serve: cannot write events to {args.events}: {why}", file=sys.stderr)
+        except OSError as exc:
+            print(
+                f"rdv serve: cannot write events to {args.events}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
             return 2
     try:
         limits = LobbyLimits(
@@ -332,7 +205,7 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
             lobby_timeout=args.lobby_timeout,
             idle_timeout=args.idle_timeout,
             observed_addr=make_observed_addr(args.trust_proxy),
-            on_event=_EventLog(args.verbose, stream),
+            on_event=EventLog(args.verbose, stream),
         )
         probes = ProbeService(args.probe_port, dial_back=args.dial_back, observe=server.observe)
         try:
@@ -395,7 +268,8 @@ async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any
         return 0
     finally:
         if stream is not None and stream is not sys.stdout:
-            stream.close()
+            with contextlib.suppress(OSError):  # a last flush failing as the writes did
+                stream.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -436,7 +310,7 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"rdv serve: cannot load TLS certificate/key: {exc}", file=sys.stderr)
             return 2
-    _configure_logging(args.verbose, args.json_logs)
+    configure_logging(args.verbose, args.json_logs)
     _raise_fd_limit()
     loop_factory = _loop_factory(args.loop)
     if loop_factory is None and args.loop == "uvloop":
