@@ -370,3 +370,40 @@ async def test_the_url_rdv_serve_prints_for_every_interface_races_over_loopback(
     code, _, err = await run_rdv("dial", "-v", "--timeout", "0.5", f"http://0.0.0.0:{port}", "t")
     assert code == 3, err
     assert "spaces=loopback4,loopback6 " in err, err
+
+
+async def test_an_events_file_on_a_full_disk_costs_one_line(url: str) -> None:
+    """``rdv dial --events race.jsonl`` on a full disk (``/dev/full``): every event's write
+    raised inside the event callback, so each event logged a traceback, the rest of the
+    callback (``-v``, the observed-address warning) was skipped, and closing the file at
+    the end raised once more: a traceback and exit 1 after a transfer that worked."""
+    accept = await asyncio.create_subprocess_exec(
+        *RDV, "accept", "--spaces", "loopback", "--timeout", "20", url, "events-full",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    dial = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "20", "--events", "/dev/full", url,
+        "events-full",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        (_, d_err), (a_out, _) = await asyncio.wait_for(
+            asyncio.gather(dial.communicate(b"hello\n"), accept.communicate()), 30
+        )
+    finally:
+        for proc in (dial, accept):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    err = d_err.decode()
+    assert a_out == b"hello\n"
+    assert "Traceback" not in err and "callback failed" not in err, err
+    assert dial.returncode == 0, err
+    failed = [line for line in err.splitlines() if "/dev/full" in line]
+    assert failed == [
+        "rdv dial: cannot write events to /dev/full: No space left on device; "
+        "no more events are written"
+    ], err
+    assert "rdv dial: warning: expected observed address" in err, err

@@ -322,7 +322,12 @@ async def _main(
     recorder = EventRecorder(stream=events_file)
 
     def on_event(event: Event) -> None:
-        recorder(event)
+        try:
+            recorder(event)
+        except OSError as exc:  # a full disk: say it once, and do the rest of this callback
+            recorder.stream = None
+            why = exc.strerror or exc
+            say(f"cannot write events to {args.events}: {why}; no more events are written")
         if args.verbose:
             print(format_event(event), file=stderr, flush=True)
         if isinstance(event, ObservedAddrWarning):
@@ -441,4 +446,5 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
         return asyncio.run(_terminable(_main(args, method, options, events_file, sys.stderr)))
     finally:
         if events_file is not None:
-            events_file.close()
+            with contextlib.suppress(OSError):  # a last flush failing as the writes did
+                events_file.close()
