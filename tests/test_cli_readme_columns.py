@@ -49,3 +49,34 @@ def test_lab_list_fits_80_columns() -> None:
 
     starts = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
     assert starts == list(PRESETS)  # one entry per preset, its name at column 0
+
+
+def test_doctor_text_fits_80_columns() -> None:
+    """``rdv doctor URL``'s text ("read in five seconds") had its summary, reasons and
+    server lines run past column 80. Continuation lines now sit under the value (or under
+    their server), and no line is cut inside a server's field."""
+    import socket
+
+    with socket.socket() as closed:  # unreachable: the longest summary and server line
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        result = subprocess.run(
+            [*RDV, "doctor", url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**_no_proxy_env(), "COLUMNS": "80"},
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert not _too_wide(result.stdout), _too_wide(result.stdout)
+    proxy = next(i for i, line in enumerate(lines) if line.startswith("  proxy "))
+    assert lines[proxy + 1].startswith(" " * 14 + "ALL_PROXY)"), lines  # under the value
+    server = next(i for i, line in enumerate(lines) if line.startswith(f"  {url}  "))
+    assert lines[server + 1].startswith("    ") and "dial-back not measured" in lines[server + 1]
+
+
+def _no_proxy_env() -> dict[str, str]:
+    """This environment without proxy settings: the proxy line then reads as pinned."""
+    return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}

@@ -94,6 +94,34 @@ def _urls(args: argparse.Namespace) -> list[str] | None:
     return [server]
 
 
+#: Where a finding's value starts (``  NAT         yes: ...``): its continuation lines too.
+_VALUE_COLUMN = 14
+
+
+def _fit(line: str) -> str:
+    """``line`` wrapped to the terminal's width (80 in a pipe), continuation lines under
+    the finding's value or indented under their server: reasons and server lines ran
+    past column 80, where the terminal broke them at column 0."""
+    import shutil
+    import textwrap
+
+    columns = max(shutil.get_terminal_size().columns, 60)
+    if len(line) <= columns:
+        return line
+    if line.startswith("  http"):  # a server: its fields, two spaces apart, kept whole
+        rows = ["  "]
+        for field in line.strip().split("  "):
+            if len(rows[-1]) > 4 and len(rows[-1]) + 2 + len(field) > columns:
+                rows.append("    ")
+            rows[-1] += ("  " if len(rows[-1].strip()) else "") + field
+        return "\n".join(rows)
+    finding = line.startswith("  ") and not line.startswith(("  http", "  local:"))
+    indent = " " * (_VALUE_COLUMN if finding else 4 if line.startswith("  ") else 0)
+    return textwrap.fill(
+        line, columns, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False
+    )
+
+
 def _print(report: Any, fmt: str) -> None:
     from rdv_core.doctor import render_text
 
@@ -101,8 +129,8 @@ def _print(report: Any, fmt: str) -> None:
         from rdv_core.wire import printable
 
         # Reasons quote what servers answered: control characters are shown, not obeyed.
-        text = "\n".join(printable(line) for line in render_text(report).splitlines())
-        print(text, flush=True)
+        lines = [printable(line) for line in render_text(report).splitlines()]
+        print("\n".join(_fit(line) for line in lines), flush=True)
     elif fmt == "json":
         print(json.dumps(report.to_json(), indent=2), flush=True)
     else:
