@@ -407,3 +407,45 @@ async def test_an_events_file_on_a_full_disk_costs_one_line(url: str) -> None:
         "no more events are written"
     ], err
     assert "rdv dial: warning: expected observed address" in err, err
+
+
+async def test_a_stdin_that_fails_is_no_end_of_input(url: str) -> None:
+    """stdin is a TCP socket (inetd, systemd socket activation, ``socat``) whose client
+    resets it mid-stream: the read fails with ECONNRESET. rdv took that for the end of
+    its input: it half-closed, said nothing without ``-v``, and both sides exited 0 with
+    the peer holding a cut stream. Now the failure is said, the conn is reset so the
+    peer does not take what it got for all of it, and both exit 1."""
+    import struct
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        source = socket.create_connection(listener.getsockname())
+        stdin, _ = listener.accept()
+    accept = await asyncio.create_subprocess_exec(
+        *RDV, "accept", "--spaces", "loopback", "--timeout", "20", url, "stdin-fails",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    dial = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "20", url, "stdin-fails",
+        stdin=stdin.fileno(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdin.close()
+    assert accept.stdout is not None
+    try:
+        source.sendall(b"part one\n")
+        assert await asyncio.wait_for(accept.stdout.readline(), 20) == b"part one\n"
+        source.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        source.close()  # a reset: dial's next read of stdin fails
+        (_, d_err), (_, a_err) = await asyncio.wait_for(
+            asyncio.gather(dial.communicate(), accept.communicate()), 20
+        )
+    finally:
+        source.close()
+        for proc in (dial, accept):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert "rdv dial: reading stdin failed: Connection reset by peer" in d_err.decode(), d_err
+    assert dial.returncode == 1, d_err
+    assert accept.returncode == 1, a_err
+    assert "connection lost" in a_err.decode(), a_err

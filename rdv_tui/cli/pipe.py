@@ -94,6 +94,17 @@ class UnsentInput(Exception):
         self.unsent = unsent
 
 
+class StdinFailed(Exception):
+    """Reading stdin failed: what was sent so far is not the whole input."""
+
+
+def _raise_stdin_failure(upload: asyncio.Task[None]) -> None:
+    if upload.done() and not upload.cancelled():
+        failure = upload.exception()
+        if isinstance(failure, StdinFailed):
+            raise failure
+
+
 class _Upload:
     """What the stdin task did after the relay ended the pair: bytes it could not send."""
 
@@ -110,8 +121,10 @@ async def _stdin_to_peer(
     while True:
         item = await reader.get()
         if isinstance(item, OSError):
-            log(f"reading stdin failed: {item}")
-            break
+            # Not an end of input (a socket stdin reset, an I/O error): a half-close here
+            # would hand the peer a cut stream as if it were all. Reset the conn instead.
+            abort(conn)
+            raise StdinFailed(item.strerror or str(item)) from item
         if not item:
             break
         if upload.relay_gone:
@@ -216,6 +229,7 @@ async def pump(
         try:
             received = await _peer_to_stdout(conn, stdout_fd)
         except (ConnectionResetError, BrokenPipeError) as exc:
+            _raise_stdin_failure(upload)
             sending = not upload.done() or upload.exception() is not None
             if interactive or carries_half_close(conn) or not sending:
                 raise
@@ -225,6 +239,7 @@ async def pump(
             # is the one that meets the RST, asyncio ends the transport with EPIPE and the
             # read raises BrokenPipeError instead (CI, stop 26): the same loss again.
             raise UnsentInput(state.unsent, complete=False, reset=True) from exc
+        _raise_stdin_failure(upload)  # our reset is what ended the read
         log(f"peer closed after {received} bytes received")
         if interactive:
             return
@@ -374,6 +389,9 @@ async def _main(
         return EXIT_FAILED
     except UnsentInput as exc:
         say(str(exc))
+        return EXIT_FAILED
+    except StdinFailed as exc:
+        say(f"reading stdin failed: {exc}; the conn was reset, so the peer knows")
         return EXIT_FAILED
     except OSError as exc:
         say(f"connection lost: {exc.strerror or exc}")
