@@ -108,3 +108,31 @@ def test_a_full_disk_under_stdout_is_one_line() -> None:
         "rdv doctor: writing stdout failed: No space left on device"
     ], result.stderr
     assert result.returncode == 1
+
+
+def test_verbose_logs_each_probe_on_stderr() -> None:
+    """README: "Logs go to stderr (``-v`` for each probe)"; ``--help``: "log each probe on
+    stderr". ``-v`` logged only failed probes, so a run that worked printed nothing more."""
+    import json
+    import signal
+
+    server = subprocess.Popen(
+        [*RDV, "serve", "--listen", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stderr is not None
+    try:
+        url = server.stderr.readline().split()[-1]  # rdv serve: listening on URL
+        result = _doctor("-v", url, "--format", "json")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)  # stdout stays one JSON document
+    probes = [line for line in result.stderr.splitlines() if line.startswith("rdv doctor: probe ")]
+    # One line per conn behind the findings (the report's samples and fresh ports).
+    assert len(probes) == len(report["samples"]) + len(report["fresh"]) >= 2, result.stderr
+    assert "the server saw 127.0.0.1:" in probes[0], probes

@@ -402,6 +402,7 @@ class Doctor:
                 server.dial_back = not_measured("measured through an earlier server")
                 continue
             server.dial_back = await self._dial_back(server, server.main, inbox)
+            log.info("dial-back from %s: %s", server.url, server.dial_back.reason)
             if first is None and server.dial_back.measured:
                 first = server.dial_back
             why_not = server.dial_back.reason
