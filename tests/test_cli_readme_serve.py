@@ -75,3 +75,34 @@ def test_an_events_file_that_fails_later_leaves_the_pair_log_alone() -> None:
     warnings = [line for line in err.splitlines() if "events" in line and "full-" not in line]
     assert len(warnings) == 1, err
     assert "No space left on device" in warnings[0], err
+
+
+def test_max_lobby_0_is_what_the_help_says() -> None:
+    """``--help`` said "0: no cap" for ``--max-lobby`` too; the server then keeps the lobby
+    within 3/4 of its open-file limit, as the README says ("0: only that bound")."""
+    import re
+
+    server = subprocess.Popen(
+        [*RDV, "serve", "--listen", "127.0.0.1:0", "--max-lobby", "0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stderr is not None
+    try:
+        server.stderr.readline()  # listening on ...
+        caps = server.stderr.readline()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+    found = re.search(r"caps: (\d+) in all, .*\(open-file limit (\d+)\)", caps)
+    assert found is not None, caps
+    assert int(found.group(1)) == int(found.group(2)) * 3 // 4, caps
+    help_text = subprocess.run(
+        [*RDV, "serve", "--help"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+    entry = " ".join(
+        help_text.split("--max-lobby N", 2)[2].split("--max-lobby-per-address")[0].split()
+    )
+    assert "0: no cap" not in entry and "open-file" in entry, entry
