@@ -449,3 +449,24 @@ async def test_a_stdin_that_fails_is_no_end_of_input(url: str) -> None:
     assert dial.returncode == 1, d_err
     assert accept.returncode == 1, a_err
     assert "connection lost" in a_err.decode(), a_err
+
+
+@pytest.mark.parametrize(
+    ("closed", "message"), [(">&-", "stdout is closed"), ("<&-", "stdin is closed")]
+)
+async def test_a_closed_stdin_or_stdout_is_bad_usage(closed: str, message: str) -> None:
+    """``rdv accept URL T >&-`` (a cron job or daemon with fd 1 closed): Python leaves
+    ``sys.stdout`` None, and rdv met the peer, then died of an AttributeError traceback,
+    dropping it. Now it says so before any traffic: exit 2."""
+    with socket.socket() as unused:  # nothing listens: no traffic is the point
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", f'exec "$@" {closed}', "sh", *RDV, "accept", url, "t",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert "Traceback" not in err.decode(), err
+    assert proc.returncode == 2, err
+    assert f"rdv accept: {message}: pipe mode needs it" in err.decode(), err

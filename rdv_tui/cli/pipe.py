@@ -450,6 +450,11 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
             raise UsageError(
                 "a TOKEN is needed: as an argument, with --token-file or in $RDV_TOKEN"
             )
+        for name, stream, none in (("stdin", sys.stdin, "<"), ("stdout", sys.stdout, ">")):
+            if stream is None:  # `<&-` / `>&-`: Python leaves it None; say so before traffic
+                raise UsageError(
+                    f"{name} is closed: pipe mode needs it ({none} /dev/null for none)"
+                )
     except UsageError as exc:
         _say(method, str(exc), sys.stderr)
         return EXIT_USAGE
