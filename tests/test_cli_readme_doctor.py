@@ -136,3 +136,26 @@ def test_verbose_logs_each_probe_on_stderr() -> None:
     # One line per conn behind the findings (the report's samples and fresh ports).
     assert len(probes) == len(report["samples"]) + len(report["fresh"]) >= 2, result.stderr
     assert "the server saw 127.0.0.1:" in probes[0], probes
+
+
+def test_ctrl_c_before_any_report_is_not_measured() -> None:
+    """Ctrl-C while the first run still waits (a server that accepts and never answers)
+    exited 0, "measured", with nothing printed: ``rdv doctor URL && deploy`` went on.
+    It exits 130; with ``--every``, a Ctrl-C after a report still gives that report's code."""
+    import signal
+    import time
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        proc = subprocess.Popen(
+            [*RDV, "doctor", url],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)  # in the first run, waiting for the server's answer
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    assert out == "", out
+    assert proc.returncode == 130, (proc.returncode, err)

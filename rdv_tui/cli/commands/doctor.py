@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return 2
-    code = 0
+    code: int | None = None  # no report printed yet
     try:
         while True:
             started = time.monotonic()
@@ -174,4 +174,6 @@ def run(args: argparse.Namespace) -> int:
                 return code
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
     except KeyboardInterrupt:
-        return code
+        # --every ends this way: the last report's code. Before any report, nothing was
+        # measured, and 0 ("measured") would tell a script otherwise.
+        return 130 if code is None else code
