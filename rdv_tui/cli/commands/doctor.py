@@ -29,7 +29,8 @@ def add_parser(subparsers: Any) -> None:
         "(from the server's dial-back, rdv serve --dial-back), hairpinning, a middlebox "
         "that strips Upgrade and the HTTP proxy the race would go through. Every finding is "
         "yes / no / not measured, with the reason.",
-        epilog="Exit codes: 0 measured; 1 no server could be reached; 2 bad usage.",
+        epilog="Exit codes: 0 measured; 1 no server could be reached; 2 bad usage; 130 "
+        "interrupted before a report (with --every: the last report's code).",
     )
     parser.add_argument(
         "urls",
