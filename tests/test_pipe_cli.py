@@ -357,21 +357,6 @@ async def test_timeout_0_means_no_limit(url: str) -> None:
     assert "peer connected: p2p" in d_err.decode()
 
 
-async def test_the_url_rdv_serve_prints_for_every_interface_races_over_loopback(
-    url: str,
-) -> None:
-    """``rdv serve`` (``--listen :8080``) prints ``listening on http://0.0.0.0:8080``; a
-    user on that machine who pastes it into ``rdv dial`` meets a server on this machine
-    (a connect to 0.0.0.0 is one to this host), so the default spaces are loopback's, as
-    for 127.0.0.1 (issue 16's one-machine trap). They were ``default``: the race would
-    dial this machine's own private and public addresses. No peer comes: the attempt
-    only shows its spaces, then times out."""
-    port = url.rsplit(":", 1)[1].strip("/")
-    code, _, err = await run_rdv("dial", "-v", "--timeout", "0.5", f"http://0.0.0.0:{port}", "t")
-    assert code == 3, err
-    assert "spaces=loopback4,loopback6 " in err, err
-
-
 async def test_an_events_file_on_a_full_disk_costs_one_line(url: str) -> None:
     """``rdv dial --events race.jsonl`` on a full disk (``/dev/full``): every event's write
     raised inside the event callback, so each event logged a traceback, the rest of the

@@ -44,7 +44,7 @@ LOCAL_HOSTS = ("localhost", "localhost.")
 
 
 def is_local(url: str) -> bool:
-    """Whether the server of ``url`` runs on this machine (a loopback or unspecified host).
+    """Whether the server of ``url`` runs on this machine (a loopback host).
 
     Two peers that meet there are on this machine too, so they should race over
     loopback: this machine's public and private addresses only race itself, and a peer
@@ -60,12 +60,9 @@ def is_local(url: str) -> bool:
     if host.lower() in LOCAL_HOSTS:
         return True
     try:
-        address = ipaddress.ip_address(host)
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-    # 0.0.0.0 and :: too: `rdv serve` prints http://0.0.0.0:8080 when it listens on every
-    # interface, and a connect to the unspecified address reaches this machine.
-    return address.is_loopback or address.is_unspecified
 
 
 def spaces_for(server: str, spaces: str | None) -> str:
