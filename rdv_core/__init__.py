@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         RACE_EVENTS,
         SERVER_EVENTS,
         SESSION_EVENTS,
+        UPGRADE_EVENTS,
         AttemptFailed,
         AttemptStarted,
         Candidate,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         DialRetried,
         DialStarted,
         Discarded,
+        DoctorReported,
         Event,
         EventCallback,
         EventRecorder,
@@ -75,6 +77,9 @@ if TYPE_CHECKING:
         FileOffered,
         FileProgress,
         FileRejected,
+        FilesAccepted,
+        FilesCompleted,
+        FilesOffered,
         FirstByteReceived,
         HandshakeFailed,
         HandshakeOk,
@@ -106,6 +111,7 @@ if TYPE_CHECKING:
         Upgraded,
         UpgradeFailed,
         UpgradeStarted,
+        VerdictReached,
         read_jsonl,
         write_jsonl,
     )
@@ -126,6 +132,7 @@ if TYPE_CHECKING:
         rdv_handler,
         serve_native,
         start_native,
+        start_probe_ports,
     )
     from rdv_core.session import (
         Code,
@@ -162,6 +169,13 @@ if TYPE_CHECKING:
 
 #: Public name -> the sub-package that defines it.
 _SOURCES: dict[str, str] = {
+    "UPGRADE_EVENTS": "rdv_core.events",
+    "DoctorReported": "rdv_core.events",
+    "FilesAccepted": "rdv_core.events",
+    "FilesCompleted": "rdv_core.events",
+    "FilesOffered": "rdv_core.events",
+    "VerdictReached": "rdv_core.events",
+    "start_probe_ports": "rdv_core.server",
     "Doctor": "rdv_core.doctor",
     "Prediction": "rdv_core.doctor",
     "predict": "rdv_core.doctor",
@@ -295,6 +309,7 @@ __all__ = [
     "RACE_EVENTS",
     "SERVER_EVENTS",
     "SESSION_EVENTS",
+    "UPGRADE_EVENTS",
     "Addr",
     "AddrError",
     "AddrSpace",
@@ -317,6 +332,7 @@ __all__ = [
     "DialStarted",
     "Discarded",
     "Doctor",
+    "DoctorReported",
     "Event",
     "EventCallback",
     "EventRecorder",
@@ -328,6 +344,9 @@ __all__ = [
     "FileOffered",
     "FileProgress",
     "FileRejected",
+    "FilesAccepted",
+    "FilesCompleted",
+    "FilesOffered",
     "FirstByteReceived",
     "FrameError",
     "HandshakeFailed",
@@ -395,6 +414,7 @@ __all__ = [
     "UpgradeStarted",
     "Upgraded",
     "Upgrader",
+    "VerdictReached",
     "WaitConstant",
     "WaitForP2P",
     "__version__",
@@ -415,6 +435,7 @@ __all__ = [
     "run_doctor",
     "serve_native",
     "start_native",
+    "start_probe_ports",
     "write_jsonl",
 ]
 

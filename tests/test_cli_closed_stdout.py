@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from rdv_tui.cli import EXIT_STDOUT_CLOSED
+from rdv_tui.cli import EXIT_STDOUT_GONE
 
 
 def _run_into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -43,4 +43,4 @@ def _run_into_a_closed_pipe(*args: str) -> subprocess.CompletedProcess[bytes]:
 def test_a_closed_stdout_ends_the_command_without_a_traceback(args: tuple[str, ...]) -> None:
     done = _run_into_a_closed_pipe(*args)
     assert done.stderr == b"", done.stderr.decode()
-    assert done.returncode == EXIT_STDOUT_CLOSED
+    assert done.returncode == EXIT_STDOUT_GONE

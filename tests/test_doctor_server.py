@@ -190,7 +190,7 @@ async def test_doctor_with_an_unreachable_server() -> None:
     # The first line a user reads says the server did not answer, and why; not that the
     # server "could not tell us our address", as if it had answered.
     said = summary(report)
-    assert said.startswith("No server answered (TCP to 127.0.0.1:"), said
+    assert said.startswith("No rdv server could be reached (TCP to 127.0.0.1:"), said
     assert "connection refused" in said and "running" in said
     assert render_text(report).splitlines()[1] == said
 

@@ -175,7 +175,7 @@ async def test_the_rest_of_stdin_still_goes_when_the_peer_ends_first(
 
 async def test_the_relay_reports_stdin_it_could_not_deliver(url: str, tmp_path: Path) -> None:
     """A classic relay closes the pair at the first EOF: say so, exit 1, never truncate
-    silently (docs/PROTOCOL.md section 7)."""
+    silently (docs/PROTOCOL.md section 8)."""
     size = 2 * 1024 * 1024
     d_code, d_err, a_code, a_err = await peer_ends_first(
         url, "pipe-relay-eof", "none", tmp_path / "out.bin", size
@@ -332,3 +332,126 @@ async def test_stdin_is_read_while_the_dialer_waits_for_its_peer(url: str) -> No
         os.close(write_end)
         proc.kill()
         await proc.wait()
+
+
+async def test_timeout_0_means_no_limit(url: str) -> None:
+    """``--timeout 0`` is "none", as in the app (README: "``--timeout``; 0 means none") and
+    as ``rdv serve --lobby-timeout 0``. It used to time out at once (``timed out after
+    0s``), a limit no one could want."""
+    dial = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "0", url, "no-limit",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await asyncio.sleep(1.0)  # the dialer waits in the lobby, as long as it takes
+        assert dial.returncode is None, (await dial.communicate())[1].decode()
+        code, _, err = await run_rdv("accept", "--spaces", "loopback", url, "no-limit")
+        _, d_err = await asyncio.wait_for(dial.communicate(), 20)
+    finally:
+        if dial.returncode is None:
+            dial.kill()
+            await dial.wait()
+    assert dial.returncode == 0, d_err.decode()
+    assert code == 0, err
+    assert "peer connected: p2p" in d_err.decode()
+
+
+async def test_an_events_file_on_a_full_disk_costs_one_line(url: str) -> None:
+    """``rdv dial --events race.jsonl`` on a full disk (``/dev/full``): every event's write
+    raised inside the event callback, so each event logged a traceback, the rest of the
+    callback (``-v``, the observed-address warning) was skipped, and closing the file at
+    the end raised once more: a traceback and exit 1 after a transfer that worked."""
+    accept = await asyncio.create_subprocess_exec(
+        *RDV, "accept", "--spaces", "loopback", "--timeout", "20", url, "events-full",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    dial = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "20", "--events", "/dev/full", url,
+        "events-full",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        (_, d_err), (a_out, _) = await asyncio.wait_for(
+            asyncio.gather(dial.communicate(b"hello\n"), accept.communicate()), 30
+        )
+    finally:
+        for proc in (dial, accept):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    err = d_err.decode()
+    assert a_out == b"hello\n"
+    assert "Traceback" not in err and "callback failed" not in err, err
+    assert dial.returncode == 0, err
+    failed = [line for line in err.splitlines() if "/dev/full" in line]
+    assert failed == [
+        "rdv dial: cannot write events to /dev/full: No space left on device; "
+        "no more events are written"
+    ], err
+    assert "rdv dial: warning: expected observed address" in err, err
+
+
+async def test_a_stdin_that_fails_is_no_end_of_input(url: str) -> None:
+    """stdin is a TCP socket (inetd, systemd socket activation, ``socat``) whose client
+    resets it mid-stream: the read fails with ECONNRESET. rdv took that for the end of
+    its input: it half-closed, said nothing without ``-v``, and both sides exited 0 with
+    the peer holding a cut stream. Now the failure is said, the conn is reset so the
+    peer does not take what it got for all of it, and both exit 1."""
+    import struct
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        source = socket.create_connection(listener.getsockname())
+        stdin, _ = listener.accept()
+    accept = await asyncio.create_subprocess_exec(
+        *RDV, "accept", "--spaces", "loopback", "--timeout", "20", url, "stdin-fails",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    dial = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "20", url, "stdin-fails",
+        stdin=stdin.fileno(), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdin.close()
+    assert accept.stdout is not None
+    try:
+        source.sendall(b"part one\n")
+        assert await asyncio.wait_for(accept.stdout.readline(), 20) == b"part one\n"
+        source.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        source.close()  # a reset: dial's next read of stdin fails
+        (_, d_err), (_, a_err) = await asyncio.wait_for(
+            asyncio.gather(dial.communicate(), accept.communicate()), 20
+        )
+    finally:
+        source.close()
+        for proc in (dial, accept):
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert "rdv dial: reading stdin failed: Connection reset by peer" in d_err.decode(), d_err
+    assert dial.returncode == 1, d_err
+    assert accept.returncode == 1, a_err
+    assert "connection lost" in a_err.decode(), a_err
+
+
+@pytest.mark.parametrize(
+    ("closed", "message"), [(">&-", "stdout is closed"), ("<&-", "stdin is closed")]
+)
+async def test_a_closed_stdin_or_stdout_is_bad_usage(closed: str, message: str) -> None:
+    """``rdv accept URL T >&-`` (a cron job or daemon with fd 1 closed): Python leaves
+    ``sys.stdout`` None, and rdv met the peer, then died of an AttributeError traceback,
+    dropping it. Now it says so before any traffic: exit 2."""
+    with socket.socket() as unused:  # nothing listens: no traffic is the point
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", f'exec "$@" {closed}', "sh", *RDV, "accept", url, "t",
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert "Traceback" not in err.decode(), err
+    assert proc.returncode == 2, err
+    assert f"rdv accept: {message}: pipe mode needs it" in err.decode(), err

@@ -171,8 +171,8 @@ def _unreached_summary(report: Report) -> str:
     reasons = failures or [s.tcp4.reason for s in report.servers if s.tcp4.reason]
     why = f" ({reasons[0]})" if reasons else ""
     return (
-        f"No server answered{why}: nothing was measured; check the URL and that the server "
-        "is running."
+        f"No rdv server could be reached{why}: nothing was measured; check the URL and that the "
+        "server is running."
     )
 
 

@@ -12,6 +12,8 @@ import socket
 from collections.abc import Sequence
 from typing import Final
 
+from rdv_core.client._sockets import LISTEN_BACKLOG, reuse_socket
+
 #: How long a conn may take to deliver its greeting (and the hairpin probe to arrive).
 HAIRPIN_TIMEOUT_S: Final = 1.5
 HAIRPIN_GREETING: Final = b"RDV-HAIRPIN "
@@ -61,3 +63,22 @@ class Inbox:
             future.set_result(None)
         else:
             self.strangers += 1
+
+
+def listener6(port: int) -> socket.socket | None:
+    """An IPv6-only listener on ``port`` beside the IPv4 one, for a dial-back over IPv6.
+
+    None where the host has no IPv6 (then no IPv6 server can be measured anyway).
+    """
+    try:
+        sock = reuse_socket(socket.AF_INET6)
+    except OSError:
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(("::", port, 0, 0))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        return None
+    return sock

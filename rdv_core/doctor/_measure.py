@@ -32,43 +32,29 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError, open_conn
-from rdv_core.client._sockets import (
-    LISTEN_BACKLOG,
-    bound_socket,
-    family_of,
-    local_port,
-    reuse_socket,
-)
+from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, family_of, local_port
 from rdv_core.doctor import _classify as classify
-from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox
+from rdv_core.doctor import _dialbacks as dialbacks
+from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox, listener6
 from rdv_core.doctor._report import MAX_SERVERS, Finding, Report, Sample, not_measured
 from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr
 from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
     Addr,
     AddrSpace,
-    DialBack,
     Observed,
     ProtocolError,
     choose_proxy,
-    parse_dial_back,
     parse_directory,
     parse_server_url,
     self_addrs,
 )
-from rdv_core.wire._probe import (
-    DIALBACK_GREETING,
-    DIALBACK_PATH,
-    PROBE_UPGRADE,
-    PROBES_PATH,
-)
+from rdv_core.wire._probe import PROBE_UPGRADE, PROBES_PATH
 
 log = logging.getLogger("rdv.doctor")
 
 #: Conns from fresh local ports for the allocation pattern (3 are needed to see a step).
 FRESH_PORTS: Final = 4
-#: The dial-back answer can take the server's whole SYN timeout.
-DIALBACK_TIMEOUT_S: Final = 5.0
 
 
 def in_words(exc: BaseException) -> str:
@@ -164,9 +150,9 @@ class Doctor:
         try:
             listener.listen(LISTEN_BACKLOG)
             port = local_port(listener)
-            listener6 = _listener6(port)
-            if listener6 is not None:
-                listeners.append(listener6)
+            ipv6 = listener6(port)
+            if ipv6 is not None:
+                listeners.append(ipv6)
             inbox = Inbox(listeners)
             serving = asyncio.create_task(inbox.serve())
             try:
@@ -215,11 +201,19 @@ class Doctor:
         self._found("nat6", self._nat6())
         await self._allocation()
         await self._hairpin(inbox, samples)
+        servers, over_ipv6 = self._servers, self._over_ipv6
         async with asyncio.TaskGroup() as tasks:  # both SYN waits at once: 1.5 s, not 3
-            tasks.create_task(self._dial_backs(inbox))
-            tasks.create_task(self._dial_back6(inbox))
-        if self._over_ipv6:
-            self._found("filtering6", self._filtering6_over_ipv6())
+            main = tasks.create_task(
+                dialbacks.main_dial_back(servers, inbox, self._in_findings_family)
+            )
+            dial6 = (
+                None if over_ipv6 else tasks.create_task(dialbacks.ipv6_dial_back(servers, inbox))
+            )
+        self._found("filtering", main.result())
+        if dial6 is not None:
+            self._found("filtering6", dial6.result())
+        else:  # one dial-back, over IPv6 already
+            self._found("filtering6", dialbacks.filtering6_over_ipv6(main.result(), self._samples6))
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
 
     def _same_addresses(self) -> None:
@@ -473,92 +467,6 @@ class Doctor:
         finally:
             sock.close()
 
-    async def _dial_backs(self, inbox: Inbox) -> None:
-        first: Finding | None = None
-        why_not = "no server offers dial-back (rdv serve --dial-back)"
-        # A server of the findings' family first: the filtering belongs with the mapping.
-        skipped: list[str] = []  # why servers could not be asked, in order
-        for server in sorted(self._servers, key=lambda s: not self._in_findings_family(s)):
-            if server.main is None or server.directory is None:
-                server.dial_back = not_measured(server.directory_reason or "server unreachable")
-                skipped.append(server.dial_back.reason)
-                continue
-            if not server.directory.dial_back:
-                server.dial_back = not_measured("the server does not offer dial-back")
-                continue
-            if first is not None:
-                # One measured dial-back says it all: each one costs the server SYNs.
-                server.dial_back = not_measured("measured through another server")
-                continue
-            server.dial_back = await self._dial_back(server, server.main, inbox)
-            if first is None and server.dial_back.measured:
-                first = server.dial_back
-            why_not = server.dial_back.reason
-        if len(skipped) == len(self._servers):
-            why_not = skipped[0]  # no server could be asked at all: say why, not "no offer"
-        self._found("filtering", first or not_measured(why_not))
-
-    async def _dial_back6(self, inbox: Inbox) -> None:
-        """The IPv6 firewall: a dial-back over an IPv6 conn from P (section 15.2).
-
-        Beside the IPv4 one: a dual-stack host's IPv6 candidates meet its IPv6 firewall,
-        not its IPv4 NAT. A run measured over IPv6 only gets it from its main dial-back.
-        """
-        if self._over_ipv6:
-            return
-        # An IPv6 conn from P: step 3's, or the main one of a server without IPv4.
-        conns = {
-            s.url: s.main6 or (s.main if s.main_ip and ":" in s.main_ip else None)
-            for s in self._servers
-        }
-        reached = [s for s in self._servers if conns[s.url] is not None]
-        for server in reached:
-            conn = conns[server.url]
-            if conn is not None and server.directory is not None and server.directory.dial_back:
-                self._found("filtering6", await self._dial_back(server, conn, inbox))
-                return
-        why = (
-            "no server reached over IPv6 offers dial-back (rdv serve --dial-back)"
-            if reached
-            else "no server was reached over IPv6"
-        )
-        self._found("filtering6", not_measured(why))
-
-    def _filtering6_over_ipv6(self) -> Finding:
-        """The main dial-back of a run over IPv6 is the IPv6 firewall's, unless the server
-        saw us as IPv4 (NAT64): then it crossed the translator's IPv4 side, not ours."""
-        filtering = self._findings.get("filtering") or not_measured("not measured")
-        observed = next((s.observed for s in self._samples6 if s.observed), None)
-        if observed is None or not filtering.measured:
-            return filtering
-        if Addr.parse(observed).unmapped().is_ipv4:  # a Sample's observed address parses
-            return not_measured(
-                f"the server saw us as {observed} (IPv4, through NAT64): its dial-back went "
-                "to the translator, not to our IPv6 address"
-            )
-        return filtering
-
-    async def _dial_back(self, server: Target, conn: HttpConn, inbox: Inbox) -> Finding:
-        nonce = secrets.token_hex(16)
-        arrived = inbox.expect(DIALBACK_GREETING, nonce)
-        try:
-            status, body = await conn.get(
-                f"{DIALBACK_PATH}?nonce={nonce}", wait_s=DIALBACK_TIMEOUT_S
-            )
-        except ProbeHttpError as exc:
-            return not_measured(f"dial-back: {exc}")
-        if status != 200:
-            return not_measured(f"the server refused the dial-back ({status}: {body[:80]!r})")
-        try:
-            result: DialBack | None = parse_dial_back(body)
-        except ProtocolError as exc:
-            return not_measured(f"dial-back: {exc}")
-        if result is not None and result.result == "syn-ack":
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(HAIRPIN_TIMEOUT_S):
-                    await arrived
-        return classify.classify_filtering(result, arrived.done(), "")
-
     def _report(self, port: int, duration_ms: float) -> Report:
         local: dict[str, list[str]] = {}
         for addr in self_addrs(AddrSpace.ALL, 0):
@@ -573,25 +481,6 @@ class Doctor:
             local_addrs={k: tuple(v) for k, v in local.items()},
             allocation_delta=self._delta,
         )
-
-
-def _listener6(port: int) -> socket.socket | None:
-    """An IPv6-only listener on ``port`` beside the IPv4 one, for a dial-back over IPv6.
-
-    None where the host has no IPv6 (then no IPv6 server can be measured anyway).
-    """
-    try:
-        sock = reuse_socket(socket.AF_INET6)
-    except OSError:
-        return None
-    try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(("::", port, 0, 0))
-        sock.listen(LISTEN_BACKLOG)
-    except OSError:
-        sock.close()
-        return None
-    return sock
 
 
 async def run_doctor(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 from dataclasses import dataclass, field
 
@@ -15,6 +16,8 @@ from rdv_core.client._probe_http import HttpConn, ProbeHttpError
 from rdv_core.doctor._report import Finding, Sample, ServerCheck, not_measured
 from rdv_core.wire import Addr, Observed, ProbeDirectory, ServerURL, parse_observed
 from rdv_core.wire._probe import OBSERVED_PATH, PROBE_UPGRADE
+
+log = logging.getLogger("rdv.doctor")
 
 
 @dataclass(slots=True)
@@ -109,6 +112,8 @@ async def observe(conn: HttpConn, *, upgrade: bool = False) -> Observed:
 def sample(conn: HttpConn, observed: Observed | None) -> Sample:
     local = Addr.from_sockaddr(conn.writer.get_extra_info("sockname")).unmapped()
     peer = Addr.from_sockaddr(conn.writer.get_extra_info("peername")).unmapped()
-    return Sample(
-        str(local), str(peer), str(observed.observed) if observed else None, conn.connect_ms
-    )
+    seen = str(observed.observed) if observed else None
+    # `rdv doctor -v` ("log each probe"): every conn behind a finding, as it is made.
+    log.info("probe %s -> %s: the server saw %s, connect %.1f ms", local, peer, seen or "-",
+             conn.connect_ms or 0.0)  # fmt: skip
+    return Sample(str(local), str(peer), seen, conn.connect_ms)

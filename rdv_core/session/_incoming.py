@@ -36,10 +36,11 @@ from rdv_core.session import _bundle
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
 from rdv_core.session._files import DIGEST, SIDECAR_MIN, no_room_for, size_text
+from rdv_core.session._incoming_batch import Job as _Job
+from rdv_core.session._incoming_batch import prepare_all, store_all
 from rdv_core.session._incoming_file import IncomingFile
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._pipeline import ChunkWriter, PlainBuffers, use_workers
-from rdv_core.session._safepath import Listed, Verified
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
 
 log = logging.getLogger("rdv.session")
@@ -73,7 +74,6 @@ class IncomingOffer:
 
 OfferCallback = Callable[[IncomingOffer], Awaitable[bool]]
 #: One file of a bundle to store: the file, its bytes, the sender's raw digest.
-_Job = tuple[IncomingFile, bytes, bytes]
 
 
 @dataclass(slots=True)
@@ -229,7 +229,7 @@ class Incoming:
         # One thread hop for the whole batch (a hop per file costs more than the work).
         parts = self._parts.pop(offer.batch)
         prepared = await asyncio.to_thread(
-            _prepare_all, self.download_dir, offer.files, parts, self._stop
+            prepare_all, self.download_dir, offer.files, parts, self._stop
         )
         if self._outbox.closed:
             return
@@ -397,7 +397,7 @@ class Incoming:
 
     async def _store_bundle(self, number: int, jobs: list[_Job]) -> None:
         """Store a bundle's files in a thread, then report each and answer the sender."""
-        outcomes = await asyncio.to_thread(_store_all, jobs)
+        outcomes = await asyncio.to_thread(store_all, jobs)
         failed: list[tuple[int, str]] = []
         verified: list[tuple[IncomingFile, str]] = []
         clock = self._clock
@@ -462,42 +462,3 @@ class Incoming:
         )
         self._emit(FileFailed(self._clock(), file.transfer_id, "in", file.name, full))
         log.warning("receiving %s failed: %s", file.name, full)
-
-
-def _store_all(jobs: list[_Job]) -> list[tuple[bool, str]]:
-    """Store the files of one bundle (in a thread): ``(True, digest)`` or ``(False, why)``."""
-    outcomes: list[tuple[bool, str]] = []
-    for file, data, digest in jobs:
-        try:
-            outcomes.append((True, file.store_whole(data, digest)))
-        except UnsafeName as exc:
-            outcomes.append((False, f"cannot store {file.name}: {exc}"))
-        except ValueError as exc:  # the digest did not match: nothing was written
-            outcomes.append((False, str(exc)))
-        except OSError as exc:
-            outcomes.append((False, describe_os_error(exc, f"cannot store {file.name}")))
-    return outcomes
-
-
-def _prepare_all(
-    base: Path,
-    files: tuple[fr.OfferedFile, ...],
-    parts: list[tuple[str, ...]],
-    stop: threading.Event | None = None,
-) -> list[IncomingFile | str]:
-    """Prepare every file of an accepted offer (in a thread): the file, or why it failed.
-
-    ``parts`` are the components of each name, checked when the offer came.
-    """
-    prepared: list[IncomingFile | str] = []
-    verified: Verified = {}  # folders are made and checked once per batch
-    listed: Listed = {}  # and listed once per batch
-    for f, names in zip(files, parts, strict=True):
-        file = IncomingFile(base, f.id, f.path, f.size, f.mtime_ns, names)
-        try:
-            file.prepare(verified, listed, stop)
-        except (OSError, UnsafeName) as exc:
-            prepared.append(describe_os_error(exc, f"cannot store {f.path}"))
-            continue
-        prepared.append(file)
-    return prepared

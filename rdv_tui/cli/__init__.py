@@ -22,6 +22,9 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+#: What a shell reports for a process that SIGPIPE ended (128 + 13): ``yes | head -1``.
+EXIT_STDOUT_GONE = 141
+
 #: Subcommands in the order ``rdv --help`` lists them.
 COMMANDS: tuple[str, ...] = (
     "tui",
@@ -67,42 +70,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = _command_module(args.command)
     try:
         code: int = module.run(args)
-        sys.stdout.flush()  # here, so that a closed stdout is met inside the try
+        if sys.stdout is not None:  # None when started with stdout closed (>&-)
+            sys.stdout.flush()  # here, so that a closed stdout is met inside the try
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
-        if not _stdout_is_gone():
-            raise  # a socket's, not ours to hide
-        return _quiet_broken_stdout()
+        # ``rdv doctor --every 60 | head -1``: the reader took what it wanted and left.
+        # Python ignores SIGPIPE, so the next write raises; end quietly as a Unix tool
+        # killed by SIGPIPE does. Only for stdout: a broken socket is a bug to show.
+        if not _stdout_gone():
+            raise
+        # The flush at exit would raise again: let it write into /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_STDOUT_GONE
     return code
 
 
-#: The exit code of a command whose reader went away (``rdv lab list | head``): what a shell
-#: reports for a tool that SIGPIPE ended (128 + 13), as `yes | head` gives.
-EXIT_STDOUT_CLOSED = 141
-
-
-def _stdout_is_gone() -> bool:
-    """Has the reader of our stdout closed it (a pipe whose other end is gone)?"""
+def _stdout_gone() -> bool:
+    """Has stdout's reader gone (a pipe or socket with nobody at the other end)?"""
     try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (OSError, ValueError):
         return False
-    poller = select.poll()
-    poller.register(fd, select.POLLOUT)
-    return any(events & select.POLLERR for _, events in poller.poll(0))
-
-
-def _quiet_broken_stdout() -> int:
-    """End without a traceback, and without the interpreter's own complaint at exit.
-
-    Python's documented recipe (the signal module's "Note on SIGPIPE"): point stdout at
-    /dev/null so the flush at exit has nowhere to fail.
-    """
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-    return EXIT_STDOUT_CLOSED
 
 
 if __name__ == "__main__":

@@ -6,15 +6,12 @@ ends we half-close our side and keep receiving. When the peer's side ends first,
 happens to the rest of our stdin depends on the conn: a direct conn (and a fast-start
 stream, whose EOF is in band) carries a half-close, so we keep sending until our stdin
 ends (or rests: :data:`QUIET_AFTER_PEER_S`); a classic relay cannot (the server closes
-the pair at the first EOF, docs/PROTOCOL.md section 7), so input that was still coming is
+the pair at the first EOF, docs/PROTOCOL.md section 8), so input that was still coming is
 reported as not delivered and the exit code says so, never a silent truncation. On a
 terminal (a chat) the peer's end is the end: we exit at once, as the Go CLI does.
 
-stdin and stdout may be pipes, sockets, regular files or a terminal, so they are
-served by threads doing plain blocking ``os.read``/``os.write`` (asyncio's pipe
-transports refuse regular files and would switch a shared terminal to non-blocking
-mode behind the shell's back). The stdin thread is a daemon: when the peer closes
-first, a read that never returns (a terminal) must not keep the process alive.
+stdin and stdout are served by daemon threads (:mod:`rdv_tui.cli.pipe_io`). Ctrl-C
+resets the conn (:func:`abort`): an interrupted transfer is no end of stream.
 
 Only the standard library is imported at module level, ``rdv_core`` when the command
 runs: never textual or rich. The ``-v`` race log's lines come from
@@ -25,19 +22,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import concurrent.futures
-import concurrent.futures.thread  # loaded lazily otherwise: on the first byte's path
 import contextlib
-import fcntl
 import logging
 import os
+import signal
+import socket
+import struct
 import sys
-import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
+from rdv_tui.cli.pipe_io import (
+    CHUNK,
+    StdoutError,
+    StdoutWriter,
+    grow_pipe,
+)
+from rdv_tui.cli.pipe_io import (
+    StdinReader as StdinReader,  # re-exported: tests drive it through this module
+)
 from rdv_tui.cli.race_options import UsageError, client_options
 from rdv_tui.cli.secret_args import ENV_TOKEN, resolve_secret
 
@@ -52,15 +57,9 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 #: ``--timeout`` expired before a conn was picked.
 EXIT_TIMEOUT: Final = 3
+#: Ended by SIGTERM (``kill``, ``timeout 60 rdv dial ...``): 128 + 15, as a shell says.
+EXIT_TERMINATED: Final = 128 + signal.SIGTERM
 
-#: Largest read from stdin / from the peer: big chunks keep per-chunk costs (thread
-#: hand-offs, syscalls) negligible when moving files.
-CHUNK: Final = 1 << 20
-#: Chunks buffered between the stdin thread and the event loop (bounded memory).
-STDIN_QUEUE: Final = 8
-#: Pipe capacity we ask for on stdin/stdout pipes (Linux caps it at pipe-max-size,
-#: 1 MiB by default): fewer, larger reads and writes than the default 64 KiB.
-PIPE_SIZE: Final = 1 << 20
 #: After the relay ended the pair, how long stdin may take to show that it had nothing
 #: more (EOF): ``printf x | rdv dial`` reaches its EOF within a few ms of its last byte.
 UNSENT_GRACE_S: Final = 0.5
@@ -69,96 +68,6 @@ UNSENT_GRACE_S: Final = 0.5
 #: that neither process waits forever on the other (socat's ``-t`` is 0.5 s for the same
 #: reason; 2 s lets a slow producer, e.g. a compressor, pause between blocks).
 QUIET_AFTER_PEER_S: Final = 2.0
-
-
-# ----- stdin / stdout
-
-
-def _grow_pipe(fd: int) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-
-
-class StdinReader:
-    """Reads a file descriptor in a daemon thread into an asyncio queue.
-
-    ``b""`` in the queue means EOF; an ``OSError`` means the read failed. At most
-    :data:`STDIN_QUEUE` chunks wait in the queue: the thread takes a slot of a
-    semaphore before each read and the consumer gives it back (:meth:`get`). The
-    thread hands chunks over with ``call_soon_threadsafe`` and never creates a
-    coroutine: one made for a loop that closes before running it was reported as
-    "coroutine 'Queue.put' was never awaited" after a lost conn.
-    """
-
-    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
-        self._fd = fd
-        self._loop = loop
-        self.queue: asyncio.Queue[bytes | OSError] = asyncio.Queue()
-        self._slots = threading.Semaphore(STDIN_QUEUE)
-        self._thread = threading.Thread(target=self._run, name="rdv-stdin", daemon=True)
-        self._end: bytes | OSError | None = None  # an EOF or error take_ready() met
-        #: Bytes handed out by :meth:`take_ready` (sent, but not by the pump).
-        self.taken_early = 0
-
-    def start(self) -> None:
-        """Start reading."""
-        _grow_pipe(self._fd)
-        self._thread.start()
-
-    async def get(self) -> bytes | OSError:
-        """The next chunk (``b""`` at EOF) or the read's error."""
-        if self._end is not None:
-            end, self._end = self._end, None
-            return end
-        item = await self.queue.get()
-        self._slots.release()
-        return item
-
-    def take_ready(self) -> bytes:
-        """The chunk read already, if any, without waiting (``b""`` if none): fast start's
-        early data (``Client(early_data=...)``, docs/PROTOCOL.md 16.2). An EOF or error
-        found instead stays for :meth:`get`."""
-        if self._end is not None or self.queue.empty():
-            return b""
-        item = self.queue.get_nowait()
-        self._slots.release()
-        if isinstance(item, bytes) and item:
-            self.taken_early += len(item)
-            return item
-        self._end = item
-        return b""
-
-    def _run(self) -> None:
-        while True:
-            while not self._slots.acquire(timeout=0.5):
-                if self._loop.is_closed():
-                    return
-            item: bytes | OSError
-            try:
-                item = os.read(self._fd, CHUNK)
-            except OSError as exc:
-                item = exc
-            try:
-                self._loop.call_soon_threadsafe(self.queue.put_nowait, item)
-            except RuntimeError:
-                return  # the loop is gone: nobody wants more input
-            if not isinstance(item, bytes) or not item:
-                return
-
-
-class StdoutError(Exception):
-    """Writing to stdout failed (closed pipe, full disk): not a network problem."""
-
-    def __init__(self, cause: OSError) -> None:
-        super().__init__(cause.strerror or str(cause))
-        self.cause = cause
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
 
 
 class UnsentInput(Exception):
@@ -179,10 +88,21 @@ class UnsentInput(Exception):
             )
         super().__init__(
             f"{what}. A relayed rdv/1 conn cannot half-close "
-            "(docs/PROTOCOL.md section 7): use --fast-start on both sides, or keep the "
+            "(docs/PROTOCOL.md section 8): use --fast-start on both sides, or keep the "
             "peer's stdin open until ours has ended"
         )
         self.unsent = unsent
+
+
+class StdinFailed(Exception):
+    """Reading stdin failed: what was sent so far is not the whole input."""
+
+
+def _raise_stdin_failure(upload: asyncio.Task[None]) -> None:
+    if upload.done() and not upload.cancelled():
+        failure = upload.exception()
+        if isinstance(failure, StdinFailed):
+            raise failure
 
 
 class _Upload:
@@ -201,8 +121,10 @@ async def _stdin_to_peer(
     while True:
         item = await reader.get()
         if isinstance(item, OSError):
-            log(f"reading stdin failed: {item}")
-            break
+            # Not an end of input (a socket stdin reset, an I/O error): a half-close here
+            # would hand the peer a cut stream as if it were all. Reset the conn instead.
+            abort(conn)
+            raise StdinFailed(item.strerror or str(item)) from item
         if not item:
             break
         if upload.relay_gone:
@@ -221,21 +143,39 @@ async def _stdin_to_peer(
 
 
 async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
-    loop = asyncio.get_running_loop()
-    _grow_pipe(stdout_fd)
+    grow_pipe(stdout_fd)
     total = 0
-    # One writer thread, so that a slow stdout consumer never blocks the event loop
-    # (and with it our upload), while writes stay in order.
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rdv-stdout") as pool:
+    writer = StdoutWriter(stdout_fd, asyncio.get_running_loop())
+    try:
         while True:
             data = await conn.reader.read(CHUNK)
             if not data:
                 return total
             try:
-                await loop.run_in_executor(pool, _write_all, stdout_fd, data)
+                await writer.write(data)
             except OSError as exc:
                 raise StdoutError(exc) from exc
             total += len(data)
+    finally:
+        writer.close()
+
+
+def abort(conn: Conn) -> None:
+    """End ``conn`` at once, with a reset where it is a TCP socket.
+
+    For an interrupted transfer (Ctrl-C): a graceful close sends a FIN, which the peer
+    cannot tell from the end of our input, so ``rdv accept > copy.iso`` would exit 0 with
+    a truncated copy. A reset makes the peer report the lost conn and exit 1. (Through a
+    classic relay the server still ends the other side with a FIN, docs/PROTOCOL.md
+    section 8; a fast-start stream is lost without its in-band end, section 16.)
+    """
+    transport = conn.writer.transport
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            # Linger on, timeout 0: close() discards what is unsent and sends RST.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 async def _until_stdin_ends_or_rests(
@@ -289,6 +229,7 @@ async def pump(
         try:
             received = await _peer_to_stdout(conn, stdout_fd)
         except (ConnectionResetError, BrokenPipeError) as exc:
+            _raise_stdin_failure(upload)
             sending = not upload.done() or upload.exception() is not None
             if interactive or carries_half_close(conn) or not sending:
                 raise
@@ -298,6 +239,7 @@ async def pump(
             # is the one that meets the RST, asyncio ends the transport with EPIPE and the
             # read raises BrokenPipeError instead (CI, stop 26): the same loss again.
             raise UnsentInput(state.unsent, complete=False, reset=True) from exc
+        _raise_stdin_failure(upload)  # our reset is what ended the read
         log(f"peer closed after {received} bytes received")
         if interactive:
             return
@@ -319,6 +261,11 @@ async def pump(
             failed = bool(done) and upload.exception() is not None
             if state.unsent or failed:
                 raise UnsentInput(state.unsent, complete=bool(done) and not failed)
+    except asyncio.CancelledError:
+        # Interrupted (Ctrl-C): not an end of stream, and nothing may wait for a peer or a
+        # stdout that stopped reading (a graceful close waits for our unsent bytes).
+        abort(conn)
+        raise
     finally:
         upload.cancel()
         with contextlib.suppress(asyncio.CancelledError, OSError):
@@ -390,7 +337,12 @@ async def _main(
     recorder = EventRecorder(stream=events_file)
 
     def on_event(event: Event) -> None:
-        recorder(event)
+        try:
+            recorder(event)
+        except OSError as exc:  # a full disk: say it once, and do the rest of this callback
+            recorder.stream = None
+            why = exc.strerror or exc
+            say(f"cannot write events to {args.events}: {why}; no more events are written")
         if args.verbose:
             print(format_event(event), file=stderr, flush=True)
         if isinstance(event, ObservedAddrWarning):
@@ -438,10 +390,44 @@ async def _main(
     except UnsentInput as exc:
         say(str(exc))
         return EXIT_FAILED
+    except StdinFailed as exc:
+        say(f"reading stdin failed: {exc}; the conn was reset, so the peer knows")
+        return EXIT_FAILED
     except OSError as exc:
         say(f"connection lost: {exc.strerror or exc}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+async def _terminable(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main``; SIGTERM cancels it as Ctrl-C does, and the exit code says so.
+
+    Left to its default, SIGTERM ended the process at once and the kernel closed the conn
+    with a FIN: ``timeout 60 rdv dial ... < disk.iso`` then left the peer a truncated copy
+    and exit 0. Cancelled, the pump resets the conn instead (:func:`abort`).
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here: as before
+        return await main
+    try:
+        return await main
+    except asyncio.CancelledError:
+        if terminated:
+            return EXIT_TERMINATED
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _say(method: str, text: str, stderr: IO[str]) -> None:
@@ -464,6 +450,11 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
             raise UsageError(
                 "a TOKEN is needed: as an argument, with --token-file or in $RDV_TOKEN"
             )
+        for name, stream, none in (("stdin", sys.stdin, "<"), ("stdout", sys.stdout, ">")):
+            if stream is None:  # `<&-` / `>&-`: Python leaves it None; say so before traffic
+                raise UsageError(
+                    f"{name} is closed: pipe mode needs it ({none} /dev/null for none)"
+                )
     except UsageError as exc:
         _say(method, str(exc), sys.stderr)
         return EXIT_USAGE
@@ -475,7 +466,8 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
             _say(method, f"cannot write events to {args.events}: {exc.strerror or exc}", sys.stderr)
             return EXIT_USAGE
     try:
-        return asyncio.run(_main(args, method, options, events_file, sys.stderr))
+        return asyncio.run(_terminable(_main(args, method, options, events_file, sys.stderr)))
     finally:
         if events_file is not None:
-            events_file.close()
+            with contextlib.suppress(OSError):  # a last flush failing as the writes did
+                events_file.close()

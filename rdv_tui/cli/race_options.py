@@ -70,7 +70,7 @@ def add_race_arguments(
         type=float,
         default=None,
         metavar="SECONDS",
-        help="give up meeting the peer after SECONDS, lobby wait included "
+        help="give up meeting the peer after SECONDS, lobby wait included; 0: no limit "
         f"(default: {'120 in the app' if app else 'no limit'})",
     )
     if app:
@@ -169,7 +169,9 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         "spaces": spaces,
         "picker": picker,
         "headers": headers,
-        "timeout": args.timeout,
+        # 0 is "no limit", as in the app and rdv serve --lobby-timeout: a limit of zero
+        # seconds could only ever time out.
+        "timeout": args.timeout or None,
         "proxy": proxy,
         "interfaces": tuple(getattr(args, "interface", ())),
         "sources": tuple(getattr(args, "source", ())),

@@ -30,7 +30,8 @@ def add_parser(subparsers: Any) -> None:
         "(from the server's dial-back, rdv serve --dial-back), hairpinning, a middlebox "
         "that strips Upgrade and the HTTP proxy the race would go through. Every finding is "
         "yes / no / not measured, with the reason.",
-        epilog="Exit codes: 0 measured; 1 no server could be reached; 2 bad usage.",
+        epilog="Exit codes: 0 measured; 1 no server could be reached; 2 bad usage; 130 "
+        "interrupted before a report (with --every: the last report's code).",
     )
     parser.add_argument(
         "urls",
@@ -77,8 +78,9 @@ def _urls(args: argparse.Namespace) -> list[str] | None:
     from rdv_core.config import ConfigError, resolve_server
 
     try:
+        # The advice names the way rdv doctor takes a URL: it has no --server flag.
         server, _source = resolve_server(None, how_to_pass="name one (rdv doctor URL)")
-    except ConfigError as exc:
+    except ConfigError as exc:  # none anywhere, or a config file that cannot be read
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return None
     return [server]
@@ -91,9 +93,9 @@ def _print(report: Any, fmt: str) -> None:
         from rdv_core.wire import printable
 
         # Reasons quote what servers answered: control characters are shown, not obeyed.
-        # Wrapped to a terminal (an 80-column one folded every reason back to column 0);
-        # one line per finding into a pipe or a log, for grep.
-        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        # Wrapped to the terminal (80 columns into a pipe): unwrapped, an 80-column terminal
+        # folded every reason back to column 0. Machines read --format json.
+        width = max(shutil.get_terminal_size().columns, 60)
         text = "\n".join(printable(line) for line in render_text(report, width).splitlines())
         print(text, flush=True)
     elif fmt == "json":
@@ -122,15 +124,23 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return 2
-    code = 0
+    code: int | None = None  # no report printed yet
     try:
         while True:
             started = time.monotonic()
             report = asyncio.run(Doctor(urls, proxy=args.proxy).run())
-            _print(report, args.format)
+            try:
+                _print(report, args.format)
+            except BrokenPipeError:
+                raise  # the reader left (`| head`): the dispatcher ends quietly
+            except OSError as exc:  # `> /dev/full`, a full disk, a quota: say it in one line
+                print(f"rdv doctor: writing stdout failed: {exc.strerror or exc}", file=sys.stderr)
+                return 1
             code = 0 if report.reached else 1
             if args.every is None:
                 return code
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
     except KeyboardInterrupt:
-        return code
+        # --every ends this way: the last report's code. Before any report, nothing was
+        # measured, and 0 ("measured") would tell a script otherwise.
+        return 130 if code is None else code

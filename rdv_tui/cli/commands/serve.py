@@ -64,7 +64,9 @@ def add_parser(subparsers: Any) -> None:
             metavar="N",
             type=_cap,
             default=default,
-            help=f"{what} (default {default}; 0: no cap)",
+            # --max-lobby 0 still keeps the lobby within 3/4 of the open-file limit.
+            help=f"{what} (default {default}; 0: "
+            + ("only the open-file bound)" if flag == "--max-lobby" else "no cap)"),
         )
     parser.add_argument(
         "--idle-timeout",
@@ -153,7 +155,12 @@ def _port(text: str) -> int:
 DEFAULT_LOBBY_TIMEOUT_S = 600.0
 #: The lobby caps (rdv_core.server.LobbyLimits): flag, default, help.
 _CAP_FLAGS = (
-    ("--max-lobby", 10_000, "at most N wait in the lobby, shared fairly among networks"),
+    (
+        "--max-lobby",
+        10_000,
+        "at most N (and 3/4 of the open-file limit) wait in the lobby, "
+        "shared fairly among networks",
+    ),
     ("--max-lobby-per-address", 100, "answer 429 beyond N waiting from one IPv4 address/IPv6 /64"),
     ("--max-lobby-per-network", 400, "answer 429 beyond N waiting from one IPv4 /24 or IPv6 /56"),
 )
