@@ -131,6 +131,7 @@ class SessionScreen(Screen[None]):
             case ev.SessionClosed():
                 link.closed = event.reason
                 link.redraw()
+                self.query_one(FilesPane).session_ended(event.reason)
                 self.query_one(ChatPane).add("info", f"session ended: {event.reason}")
             case ev.ChatSent():
                 self.query_one(ChatPane).add("you", event.text)

@@ -102,6 +102,8 @@ class Aggregate:
         self.files_failed = 0
         self.bytes_done = 0
         self.moving: dict[int, int] = {}
+        self.ended = ""
+        """Why the files still to come never will (the session ended), once it did."""
         self.current = ""
         self.recent: deque[str] = deque(maxlen=RECENT)
         self.started = time.monotonic()
@@ -128,7 +130,9 @@ class Aggregate:
             f"{arrow} {self.files_done}/{self.files_total} files · "
             f"{human_bytes(done)}/{human_bytes(self.bytes_total)} · {human_bytes(rate)}/s"
         )
-        if self.files_done < self.files_total:
+        if self.files_done < self.files_total and self.ended:
+            line += f" · stopped: {self.ended}"
+        elif self.files_done < self.files_total:
             line += f" · ETA {format_eta(eta)} · {tail(self.current)}"
         else:
             line += f" · done in {elapsed:.1f} s"
@@ -179,6 +183,17 @@ class OfferBar(Horizontal):
         self._queue.append((offer, future))
         self._show()
         return future
+
+    def withdraw(self) -> None:
+        """The session ended: its offers can no longer be answered, and the answers
+        given to its sends must not answer the next session's (whose transfer ids,
+        and so ``send.first``, start at 1 again: its first send was answered without
+        asking)."""
+        for _, future in self._queue:
+            future.cancel()  # the session's offer tasks are cancelled with it anyway
+        self._queue.clear()
+        self._sends.clear()
+        self._show()
 
     def answer(self, accept: bool) -> None:
         """Answer the first pending offer."""
@@ -291,9 +306,35 @@ class FilesPane(Vertical):
         self._failed_rows = 0
 
     def new_session(self) -> None:
-        """Events from now on belong to a new session (earlier rows stay as they are)."""
+        """Events from now on belong to a new session (earlier rows stay as they are).
+
+        The counts start again too: a second session's small send was summed up with
+        the first's files (and shown as an aggregate line), and its failure rows were
+        capped by the first's.
+        """
         self.session += 1
         self._names.clear()
+        self.aggregates = {"in": Aggregate(), "out": Aggregate()}
+        self._failed_rows = 0
+        self.query_one(OfferBar).withdraw()
+
+    def session_ended(self, reason: str) -> None:
+        """The session is over: whatever has no verdict yet never will get one.
+
+        The core has already failed the files that were moving (with their own
+        reason); files only offered, and offers not answered, are left: their rows
+        said ``offered`` and the offer bar kept its Accept / Reject for good.
+        """
+        self.query_one(OfferBar).withdraw()
+        prefix = f"t-{self.session}-"
+        for row in self.query(TransferRow):
+            settled = row.has_class("-done") or row.has_class("-failed")
+            if row.id is not None and row.id.startswith(prefix) and not settled:
+                row.failed(f"session ended: {reason}")
+        for aggregate in self.aggregates.values():
+            if aggregate.files_done < aggregate.files_total:
+                aggregate.ended = f"session ended: {reason}"
+                aggregate.dirty = True
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="send-bar"):
@@ -389,10 +430,12 @@ class FilesPane(Vertical):
 
     def _drop_unsettled_rows(self, direction: str) -> None:
         """Switching to aggregate mode: rows of files still to come would never move."""
+        # Only this session's rows: earlier sessions' rows are settled or never will be.
+        prefix = f"t-{self.session}-{direction}-"
         for row in list(self.query_one("#transfers", VerticalScroll).query(TransferRow)):
             if (
                 row.id is not None
-                and row.id.startswith(f"t-{direction}-")
+                and row.id.startswith(prefix)
                 and not row.has_class("-done")
                 and not row.has_class("-failed")
             ):
@@ -468,8 +511,9 @@ class FilesPane(Vertical):
                 return
             self._failed_rows += 1
             name = event.name if isinstance(event, ev.FileFailed) else ""
+            # Keyed like every row (session too): ids restart at 1 in each session.
             found = TransferRow(
-                event.direction, name, 0, id=f"t-{event.direction}-{event.transfer_id}"
+                event.direction, name, 0, id=self.row_id(event.direction, event.transfer_id)
             )
             self.query_one("#transfers", VerticalScroll).mount(found)
         found.failed(event.reason)
