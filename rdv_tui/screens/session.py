@@ -39,8 +39,10 @@ class SessionScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+o", "browse", "Send file"),
-        Binding("ctrl+t", "accept_offer", "Accept offer"),
-        Binding("ctrl+n", "reject_offer", "Reject offer"),
+        # Not in the footer: with them, it ran past 80 columns while an offer waited
+        # and hid the screen keys; the offer bar's buttons name them instead.
+        Binding("ctrl+t", "accept_offer", "Accept offer", show=False),
+        Binding("ctrl+n", "reject_offer", "Reject offer", show=False),
         # Not ctrl+w: the focused Input takes it (delete a word), and so the key did
         # nothing in the chat line (issue 16). No Textual widget here binds ctrl+l.
         Binding("ctrl+l", "close_session", "End session"),
@@ -201,7 +203,7 @@ class SessionScreen(Screen[None]):
         self.post_message(self.SendPaths(message.paths))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Offer keys only show (in the footer) while an offer waits for an answer."""
+        """Offer keys only work while an offer waits for an answer."""
         if action in ("accept_offer", "reject_offer"):
             return self._ready and self.query_one(OfferBar).pending > 0
         return True

@@ -161,8 +161,9 @@ class OfferBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="offer-text", markup=False)
-        yield Button("Accept", variant="success", id="offer-accept", compact=True)
-        yield Button("Reject", variant="error", id="offer-reject", compact=True)
+        # The keys are on the buttons, not in the footer (no room there at 80 columns).
+        yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
+        yield Button("Reject ^n", variant="error", id="offer-reject", compact=True)
 
     @property
     def pending(self) -> int:
