@@ -29,7 +29,12 @@ from textual.screen import Screen
 from rdv_core import events as ev
 from rdv_core.events import Event, read_jsonl
 from rdv_tui.cli.formatting import shown_event
-from rdv_tui.controller import DEMO_DASHBOARD_S, SESSION_SWITCH_DELAY_S, Controller
+from rdv_tui.controller import (
+    DEMO_DASHBOARD_S,
+    SESSION_SWITCH_DELAY_S,
+    SESSION_UP_NOTE,
+    Controller,
+)
 from rdv_tui.recent import Recent, default_path
 from rdv_tui.recent_provider import RecentProvider
 from rdv_tui.screens import PaletteCommands
@@ -176,6 +181,8 @@ class RdvApp(App[int]):
 
         events: tuple[Event, ...]
         source: Source
+        attempt: int | None = None
+        """The attempt whose session emitted them."""
 
     def __init__(self, config: AppConfig) -> None:
         super().__init__()
@@ -271,7 +278,7 @@ class RdvApp(App[int]):
     def on_rdv_app_core_events(self, message: CoreEvents) -> None:
         """Route a burst of core events, in order."""
         for event in message.events:
-            self._route(event, message.source, None)
+            self._route(event, message.source, message.attempt)
 
     def _route(self, event: Event, source: Source, attempt: int | None) -> None:
         if source == "server":
@@ -283,6 +290,13 @@ class RdvApp(App[int]):
                     self.session_screen.feed(event)  # fast start: the link strip
         else:
             self.session_screen.feed(event)
+            if (
+                isinstance(event, ev.SessionClosed)
+                and self.controller.is_current(attempt)
+                and self.race_screen.note == SESSION_UP_NOTE
+            ):
+                # The dashboard said "session up: F4 for chat and files" after it ended.
+                self.race_screen.note = f"session ended: {event.reason} (F2 to start another)"
 
     # ----- what the screens ask for
 

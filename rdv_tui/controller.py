@@ -59,6 +59,10 @@ DEMO_DASHBOARD_S = 3.0
 CLOSE_TIMEOUT_S = 2.0
 """Closing a session waits this long for the peer's goodbye (on end and on quit)."""
 
+SESSION_UP_NOTE = "session up: F4 for chat and files"
+"""The Race screen's note while the attempt's session is up (the app replaces it when
+the session ends)."""
+
 DEMO_HINT = "demo: type a message below, the peer echoes it; F3 shows the race again"
 
 
@@ -114,7 +118,7 @@ class Controller:
         def flush() -> None:
             events = tuple(burst)
             burst.clear()
-            app.post_message(app.CoreEvents(events, source))
+            app.post_message(app.CoreEvents(events, source, attempt))
 
         def post_session(event: Event) -> None:
             if not burst:
@@ -233,10 +237,10 @@ class Controller:
             app.race_screen.note = "race-only: conn open (F2 to start another)"
             return
         app.race_screen.note = "starting the encrypted session…"
-        session = await self._start_session(params, conn)
+        session = await self._start_session(params, conn, number)
         if session is None:
             return
-        app.race_screen.note = "session up: F4 for chat and files"
+        app.race_screen.note = SESSION_UP_NOTE
         if doctor is not None:
             self._run(
                 partial(self._explain, doctor, session, client.spaces, conn),
@@ -257,7 +261,9 @@ class Controller:
         """The two-sided verdict on the Race screen (rdv_tui/diagnosis.py)."""
         await explain_session(self._app, session, await doctor, spaces, conn)
 
-    async def _start_session(self, params: ConnectParams, conn: Conn) -> Session | None:
+    async def _start_session(
+        self, params: ConnectParams, conn: Conn, number: int
+    ) -> Session | None:
         """The encrypted session over a won conn; None (conn closed, user told) if it fails."""
         app = self._app
         try:
@@ -269,7 +275,7 @@ class Controller:
             conn.writer,
             parse_code(params.code),
             is_dialer=params.role == "dial",
-            on_event=self._poster("session"),
+            on_event=self._poster("session", number),
             on_offer=self._ask_offer,
             download_dir=self.download_dir,
             is_relay=conn.is_relay,

@@ -1,0 +1,62 @@
+"""The Race screen's header and banner say what is still true (real peers on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from textual.widgets import Checkbox, Input
+
+from rdv_core.session import SessionError, generate_code
+from rdv_tui.app import make_app
+from rdv_tui.demo_peer import DemoPeer
+from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
+
+from tests.tui.test_live import config, fill_connect_form, wait_for
+
+
+async def test_a_failed_lobby_wait_no_longer_says_it_waits(tmp_path: Path) -> None:
+    """Nobody comes: once the attempt failed, the header kept 'waiting in the lobby'."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        await fill_connect_form(app, pilot, "lonely-token")
+        app.connect_screen.query_one("#race-only", Checkbox).value = True
+        app.connect_screen.query_one("#timeout", Input).value = "1"
+        await pilot.press("ctrl+r")
+        race = app.race_screen
+        header = race.query_one(ServerPhaseHeader)
+        await wait_for(pilot, lambda: "waiting in the lobby" in str(header.render()))
+        await wait_for(pilot, lambda: race.model.result is not None)
+        await pilot.pause(0.1)
+        assert "FAILED" in str(race.query_one(ResultBanner).render())
+        assert "waiting in the lobby" not in str(header.render())
+
+
+async def test_the_banner_stops_saying_session_up_once_it_ended(tmp_path: Path) -> None:
+    """The dashboard kept 'session up: F4 for chat and files' after the session ended."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
+        code = generate_code()
+        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
+        peer_task = asyncio.get_running_loop().create_task(peer.run())
+        try:
+            await fill_connect_form(app, pilot, code)
+            app.controller.session_switch_delay = 0.0
+            await pilot.press("ctrl+r")
+            race = app.race_screen
+            await wait_for(pilot, lambda: "session up" in race.note, limit=20)
+            await wait_for(pilot, lambda: app.current_mode == "session")
+            await pilot.press("ctrl+l")
+            await wait_for(pilot, lambda: app.controller.session is None)
+            await pilot.press("f3")
+            await wait_for(pilot, lambda: "session up" not in race.note)
+            banner = str(race.query_one(ResultBanner).render())
+            assert "session ended" in banner and "session up" not in banner
+        finally:
+            with contextlib.suppress(asyncio.CancelledError, SessionError):
+                peer_task.cancel()
+                await peer_task
