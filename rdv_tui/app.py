@@ -320,9 +320,20 @@ class RdvApp(App[int]):
     def action_save_svg(self) -> None:
         """Save the current screen as an SVG file in the export folder."""
         export_dir = self.config.export_dir
-        export_dir.mkdir(parents=True, exist_ok=True)
         name = time.strftime(f"rdv-{self.current_mode}-%Y%m%d-%H%M%S.svg")
-        path = self.save_screenshot(filename=name, path=str(export_dir))
+        try:
+            export_dir.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(filename=name, path=str(export_dir))
+        except OSError as exc:
+            # The export folder (default: the current one) may be read-only, full or a
+            # file: the app, and the session it holds, died with a traceback.
+            self.notify(
+                f"cannot save the screen: {exc}",
+                title="Screenshot",
+                severity="error",
+                markup=False,
+            )
+            return
         self.notify(f"screen saved to {path}", title="Screenshot", markup=False)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
