@@ -34,13 +34,20 @@ class TransferRow(Horizontal):
     """One file in one direction: name, bar, and rate / ETA / verdict."""
 
     DEFAULT_CSS = """
-    TransferRow { height: 2; layout: grid; grid-size: 2 2; grid-columns: 1fr auto; }
+    TransferRow {
+        height: auto; layout: grid; grid-size: 2; grid-columns: 1fr auto; grid-rows: 1;
+    }
     TransferRow .name { width: 1fr; text-overflow: ellipsis; text-wrap: nowrap; }
     TransferRow ProgressBar { column-span: 2; width: 1fr; }
     TransferRow ProgressBar Bar { width: 1fr; }
     TransferRow .status { width: auto; color: $text-muted; }
     TransferRow.-done .status { color: $text-success; text-style: bold; }
-    TransferRow.-failed .status { color: $text-error; }
+    TransferRow.-failed .status { color: $text-error; text-style: bold; }
+    TransferRow .reason {
+        column-span: 2; height: auto; padding-left: 2; color: $text-error; display: none;
+    }
+    TransferRow.-failed .reason { display: block; }
+    TransferRow.-failed { grid-rows: 1 1 auto; }
     """
 
     def __init__(self, direction: str, name: str, size: int, *, id: str) -> None:
@@ -53,11 +60,15 @@ class TransferRow(Horizontal):
         self._w_name = Static(f"{arrow} {name} ({human_bytes(size)})", classes="name", markup=False)
         self._w_bar = ProgressBar(total=max(self.file_size, 1), show_eta=False)
         self._w_status = Static(self.status_text, classes="status", markup=False)
+        # A failure's reason is long (a partial file kept, an errno): on the status's
+        # line it took the whole width and the file's name was cut to nothing.
+        self._w_reason = Static("", classes="reason", markup=False)
 
     def compose(self) -> ComposeResult:
         yield self._w_name
         yield self._w_status
         yield self._w_bar
+        yield self._w_reason
 
     def set_status(self, text: str) -> None:
         """Replace the status text."""
@@ -76,9 +87,11 @@ class TransferRow(Horizontal):
         self.set_status(f"✔ verified {digest[:8]}")
 
     def failed(self, reason: str) -> None:
-        """Mark as failed with the reason."""
+        """Mark as failed: ``✗ failed`` after the name, the reason whole below the bar."""
         self.add_class("-failed")
-        self.set_status(f"✗ {reason}")
+        self.status_text = f"✗ {reason}"
+        self._w_status.update("✗ failed")
+        self._w_reason.update(reason)
 
 
 #: A direction shows one row per file while it has offered at most this many files;
@@ -304,6 +317,8 @@ class FilesPane(Vertical):
         restart at 1 in every session, so rows are keyed by session and id (issue 16)."""
         self.aggregates = {"in": Aggregate(), "out": Aggregate()}
         self._names: dict[tuple[str, int], str] = {}
+        #: Sizes offered, by (direction, id), for the row of a file that fails later.
+        self._sizes: dict[tuple[str, int], int] = {}
         self._failed_rows = 0
 
     def new_session(self) -> None:
@@ -315,6 +330,7 @@ class FilesPane(Vertical):
         """
         self.session += 1
         self._names.clear()
+        self._sizes.clear()
         self.aggregates = {"in": Aggregate(), "out": Aggregate()}
         self._failed_rows = 0
         self.query_one(OfferBar).withdraw()
@@ -410,6 +426,7 @@ class FilesPane(Vertical):
                 aggregate.files_total += 1
                 aggregate.bytes_total += event.size
                 self._names[(direction, transfer_id)] = event.name
+                self._sizes[(direction, transfer_id)] = event.size
                 if aggregate.files_total == ROWS_UP_TO + 1:
                     self._drop_unsettled_rows(direction)
             case ev.FileAccepted():
@@ -424,6 +441,7 @@ class FilesPane(Vertical):
                 aggregate.recent.append(event.name)
                 aggregate.current = event.name
                 self._names.pop((direction, transfer_id), None)
+                self._sizes.pop((direction, transfer_id), None)
             case ev.FileFailed() | ev.FileRejected():
                 aggregate.settle(transfer_id, 0)
                 aggregate.files_failed += 1
@@ -506,15 +524,21 @@ class FilesPane(Vertical):
         """Aggregate mode: a failed file gets a row of its own (up to FAILED_ROWS)."""
         if not isinstance(event, ev.FileFailed | ev.FileRejected):
             return
+        key = (event.direction, event.transfer_id)
+        offered_name, offered_size = self._names.pop(key, ""), self._sizes.pop(key, 0)
         found = self.row(event.direction, event.transfer_id)
         if found is None:
             if self._failed_rows >= FAILED_ROWS:
                 return
             self._failed_rows += 1
-            name = event.name if isinstance(event, ev.FileFailed) else ""
+            # A rejection names no file: its offer did (the row said "↓  (0 B)").
+            name = event.name if isinstance(event, ev.FileFailed) else offered_name
             # Keyed like every row (session too): ids restart at 1 in each session.
             found = TransferRow(
-                event.direction, name, 0, id=self.row_id(event.direction, event.transfer_id)
+                event.direction,
+                name,
+                offered_size,
+                id=self.row_id(event.direction, event.transfer_id),
             )
             self.query_one("#transfers", VerticalScroll).mount(found)
         found.failed(event.reason)

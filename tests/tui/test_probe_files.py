@@ -15,7 +15,7 @@ from textual.widgets._footer import FooterKey
 
 from rdv_core.client import Conn
 from rdv_core.client._client import Client
-from rdv_core.session import Session, TransferRejected, generate_code, parse_code
+from rdv_core.session import Session, SessionError, TransferRejected, generate_code, parse_code
 from rdv_tui.app import RdvApp, make_app
 from rdv_tui.widgets.files import ROWS_UP_TO, FilesPane, OfferBar, TransferRow
 from rdv_tui.widgets.link_strip import LinkStrip
@@ -118,6 +118,8 @@ async def test_later_sessions_count_their_own_files(tmp_path: Path) -> None:
             rows = await session_sending(app, pilot, big, accept=False)
             assert rows and all(row.has_class("-failed") for row in rows)
             assert all("declined" in row.status_text for row in rows)
+            # Rows of rejected files name them (they read "↓  (0 B)").
+            assert all("big/f0" in str(row._w_name.render()) for row in rows)
         rows = await session_sending(app, pilot, small, accept=True)
         assert len(rows) == 10
         assert all(row.status_text.startswith("✔ verified") for row in rows)
@@ -212,3 +214,43 @@ async def test_an_answer_in_one_session_never_answers_the_next(tmp_path: Path) -
         finally:
             await session.close()
             await conn.close()
+
+
+def screen_lines(app: RdvApp) -> list[str]:
+    """The screen as the user sees it, line by line."""
+    assert app.screen._compositor is not None
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+async def test_a_file_cut_off_keeps_its_name_and_whole_reason_at_80_columns(
+    tmp_path: Path,
+) -> None:
+    """The peer vanishes mid-file: the row's reason (errno, partial file kept) took the
+    whole line at 80 columns, the file's name was cut to nothing and the reason's end
+    ('to resume') was cut off."""
+    big = tmp_path / "big.bin"
+    with big.open("wb") as stream:
+        stream.truncate(2**30)  # sparse: fast to read, long enough to cut off
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        send = asyncio.get_running_loop().create_task(session.send_paths([big]))
+        bar = app.session_screen.query_one(OfferBar)
+        await wait_for(pilot, lambda: bar.pending == 1)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: app.session_screen.bytes_in > 0)
+        conn.writer.transport.abort()  # the peer is gone mid-file
+        row = app.session_screen.query_one(FilesPane).row("in", 1)
+        assert row is not None
+        await wait_for(pilot, lambda: row.has_class("-failed"))
+        await pilot.pause(0.2)
+        assert "partial file kept" in row.status_text
+        text = "\n".join(screen_lines(app))
+        assert "↓ big.bin (1.0 GiB)" in text
+        assert "to resume" in text.replace("│", " ").replace("\n", " ")
+        with contextlib.suppress(SessionError):
+            await send
+        await session.close()
+        await conn.close()
