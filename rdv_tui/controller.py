@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from rdv_core.client import Conn
+from rdv_core.client import Client, Conn
 from rdv_core.doctor import Report
-from rdv_core.errors import RdvError
+from rdv_core.errors import RdvError, ServerRejectedError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (
     BurnedCodes,
@@ -38,6 +39,7 @@ from rdv_core.session import (
     generate_code,
     parse_code,
 )
+from rdv_core.session._connect import INTERFERENCE, MAX_REPLACED_RETRIES
 from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
 from rdv_tui.cli.formatting import shown, shown_event
@@ -217,8 +219,7 @@ class Controller:
         )
         client = params.make_client(self._poster("race", number))
         try:
-            method: Method = DIAL if params.role == "dial" else ACCEPT
-            conn = await client.connect(method, params.server_url, params.token)
+            conn = await self._meet(params, client, number)
         except (RdvError, ValueError, OSError) as exc:
             if number == self._attempt_number:
                 app.notify(
@@ -250,6 +251,34 @@ class Controller:
         await asyncio.sleep(self.session_switch_delay)
         if app.current_mode == "race":
             await app.switch_mode("session")
+
+    async def _meet(self, params: ConnectParams, client: Client, number: int) -> Conn:
+        """The race; a session's lobby conn that the server replaced (409) tries again.
+
+        As ``rdv send`` / ``rdv receive`` do (docs/PROTOCOL.md 12.1): nobody got a guess
+        (no key exchange happened), and whoever took the nameplate is replaced in turn.
+        The app gave up at the first 409 with a bare ``replaced by another conn``.
+        """
+        method: Method = DIAL if params.role == "dial" else ACCEPT
+        for tries in itertools.count():
+            try:
+                return await client.connect(method, params.server_url, params.token)
+            except ServerRejectedError as exc:
+                if exc.status != 409 or params.race_only:
+                    raise  # a raw token (race only) is the user's business, as in rdv dial
+                if tries >= MAX_REPLACED_RETRIES:
+                    body = f"{exc.body.strip()}: {INTERFERENCE}"
+                    raise ServerRejectedError(exc.status, exc.reason, body) from None
+                if number == self._attempt_number:
+                    self._app.notify(
+                        f"the server replaced our lobby conn (409): {INTERFERENCE}; trying again",
+                        severity="warning",
+                        title="Code in use",
+                        timeout=10,
+                        markup=False,
+                    )
+                    self._app.race_screen.reset()  # the new try's race, from its start
+        raise AssertionError("unreachable: the loop returns or raises")
 
     async def _explain(
         self,

@@ -6,14 +6,17 @@ import asyncio
 import contextlib
 from pathlib import Path
 
+import pytest
 from textual.widgets import Checkbox, Input
 
-from rdv_core.session import SessionError, generate_code
+from rdv_core.client._client import Client
+from rdv_core.errors import ServerRejectedError
+from rdv_core.session import SessionError, generate_code, parse_code
 from rdv_tui.app import make_app
 from rdv_tui.demo_peer import DemoPeer
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
 
-from tests.tui.test_live import config, fill_connect_form, wait_for
+from tests.tui.test_live import LOOPBACK, config, fill_connect_form, wait_for
 
 
 async def test_a_failed_lobby_wait_no_longer_says_it_waits(tmp_path: Path) -> None:
@@ -57,6 +60,43 @@ async def test_the_banner_stops_saying_session_up_once_it_ended(tmp_path: Path) 
             banner = str(race.query_one(ResultBanner).render())
             assert "session ended" in banner and "session up" not in banner
         finally:
+            with contextlib.suppress(asyncio.CancelledError, SessionError):
+                peer_task.cancel()
+                await peer_task
+
+
+async def test_a_replaced_lobby_conn_tries_again_with_the_same_code(tmp_path: Path) -> None:
+    """Someone else dials the app's nameplate while it waits in the lobby.
+
+    The server replaces the app's lobby conn (409): ``rdv send`` / ``rdv receive`` try
+    again with the same code (README, Interference); the app gave up at once with a
+    bare '409 Conflict: replaced by another conn', and the real peer found nobody.
+    """
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
+        url = app.controller.embedded.url
+        code = generate_code()
+        await fill_connect_form(app, pilot, code)
+        app.controller.session_switch_delay = 0.0
+        await pilot.press("ctrl+r")
+        race = app.race_screen
+        header = race.query_one(ServerPhaseHeader)
+        await wait_for(pilot, lambda: "waiting in the lobby" in str(header.render()))
+        # The interferer takes the nameplate (same token, same role), then is replaced.
+        squatter = Client(spaces=LOOPBACK, timeout=10)
+        with pytest.raises(ServerRejectedError, match="409"):
+            async with asyncio.timeout(10):
+                await squatter.dial(url, parse_code(code).token)
+        assert any(n.title == "Code in use" for n in app._notifications)
+        peer = DemoPeer(url, code, tmp_path / "peer")
+        peer_task = asyncio.get_running_loop().create_task(peer.run())
+        try:
+            await wait_for(pilot, lambda: app.controller.session is not None, limit=20)
+            assert race.model.result is not None and race.model.result.ok
+        finally:
+            await app.controller.close_connection()
             with contextlib.suppress(asyncio.CancelledError, SessionError):
                 peer_task.cancel()
                 await peer_task
