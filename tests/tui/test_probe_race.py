@@ -15,6 +15,7 @@ from rdv_core.session import SessionError, generate_code, parse_code
 from rdv_tui.app import make_app
 from rdv_tui.demo_peer import DemoPeer
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
+from rdv_tui.widgets.waterfall import Waterfall
 
 from tests.tui.test_live import LOOPBACK, config, fill_connect_form, wait_for
 
@@ -100,3 +101,23 @@ async def test_a_replaced_lobby_conn_tries_again_with_the_same_code(tmp_path: Pa
             with contextlib.suppress(asyncio.CancelledError, SessionError):
                 peer_task.cancel()
                 await peer_task
+
+
+async def test_an_attempt_over_in_a_millisecond_has_distinct_axis_ticks(tmp_path: Path) -> None:
+    """No server on that port: the attempt fails at once and the axis read '0  0  1'."""
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on: bound, never listening
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+        app = make_app(config(tmp_path, server_url=url))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await fill_connect_form(app, pilot, generate_code())
+            await pilot.press("ctrl+r")
+            race = app.race_screen
+            await wait_for(pilot, lambda: race.model.result is not None)
+            await pilot.pause(0.1)
+            assert race.model.result is not None and "server" in race.model.result.reason
+            axis = str(race.query_one(Waterfall).render()).splitlines()[0]
+            ticks = axis.split()[2:]  # after "t (ms)"
+            assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), axis
