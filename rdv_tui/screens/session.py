@@ -121,7 +121,9 @@ class SessionScreen(Screen[None]):
                 link.peer_addr, link.closed = event.peer_addr, ""
                 link.redraw()
                 path = "through the server's relay" if event.is_relay else "direct (p2p)"
-                self.query_one(ChatPane).add("info", f"encrypted session up, {path}")
+                chat = self.query_one(ChatPane)
+                chat.open = True
+                chat.add("info", f"encrypted session up, {path}")
             case ev.Upgraded():  # fast start moved the stream off the relay
                 switched = f"RELAY → P2P after {event.after_s * 1000:.0f} ms"
                 link.path, link.peer_addr = "p2p", f"{event.addr}  {switched}"
@@ -134,7 +136,9 @@ class SessionScreen(Screen[None]):
                 link.closed = event.reason
                 link.redraw()
                 self.query_one(FilesPane).session_ended(event.reason)
-                self.query_one(ChatPane).add("info", f"session ended: {event.reason}")
+                chat = self.query_one(ChatPane)
+                chat.open = False
+                chat.add("info", f"session ended: {event.reason}")
             case ev.ChatSent():
                 self.query_one(ChatPane).add("you", event.text)
             case ev.ChatReceived():

@@ -1,0 +1,39 @@
+"""A chat line typed after the session ended stays in the input (a real peer on loopback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input
+
+from rdv_tui.app import make_app
+from rdv_tui.widgets.chat import ChatLog
+from rdv_tui.widgets.link_strip import LinkStrip
+
+from tests.tui.test_live import config, wait_for
+from tests.tui.test_probe_files import dialed_session
+
+
+async def test_a_line_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> None:
+    """The input was cleared, then the controller said 'no session': the line was gone."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        screen = app.session_screen
+        field = screen.query_one("#chat-input", Input)
+        chat = screen.query_one(ChatLog)
+        # While the session is up a line goes out and the input empties.
+        await pilot.click("#chat-input")
+        await pilot.press(*"first", "enter")
+        await wait_for(pilot, lambda: ("you", "first") in chat.lines_added)
+        assert field.value == ""
+        conn.writer.transport.abort()  # the peer is gone
+        await wait_for(pilot, lambda: screen.query_one(LinkStrip).closed != "")
+        await pilot.press(*"a long thought, typed too late", "enter")
+        await pilot.pause(0.2)
+        assert field.value == "a long thought, typed too late"
+        assert any("the line stays" in n.message for n in app._notifications)
+        await session.close()
+        await conn.close()
