@@ -116,6 +116,7 @@ class SessionScreen(Screen[None]):
         match event:
             case ev.SessionEstablished():
                 self.query_one(FilesPane).new_session()
+                self.query_one(FilesPane).open = True
                 self.query_one("#chat-input").focus()  # a new session starts in the chat line
                 link.path = "relay" if event.is_relay else "p2p"
                 link.peer_addr, link.closed = event.peer_addr, ""
@@ -136,6 +137,7 @@ class SessionScreen(Screen[None]):
                 link.closed = event.reason
                 link.redraw()
                 self.query_one(FilesPane).session_ended(event.reason)
+                self.query_one(FilesPane).open = False
                 chat = self.query_one(ChatPane)
                 chat.open = False
                 chat.add("info", f"session ended: {event.reason}")

@@ -312,6 +312,8 @@ class FilesPane(Vertical):
     def __init__(self, download_dir: Path | None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.download_dir = download_dir
+        self.open = False
+        """Whether a session is up to send to (the Session screen sets it)."""
         self.session = 0
         """Which session of this app run the transfer events belong to: transfer ids
         restart at 1 in every session, so rows are keyed by session and id (issue 16)."""
@@ -382,6 +384,13 @@ class FilesPane(Vertical):
         if not path.exists():
             self.app.notify(f"no such file or folder: {path}", severity="error", markup=False)
             return  # keep the text so the user can fix it
+        if not self.open:  # cleared, then refused: the typed path was lost
+            self.app.notify(
+                "no session to send to: the path stays here (F2 to connect)",
+                severity="warning",
+                title="Send",
+            )
+            return
         field.value = ""
         self.post_message(self.SendPaths([path]))
 

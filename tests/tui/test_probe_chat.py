@@ -37,3 +37,25 @@ async def test_a_line_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> N
         assert any("the line stays" in n.message for n in app._notifications)
         await session.close()
         await conn.close()
+
+
+async def test_a_path_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> None:
+    """The same for the files pane's path: cleared, then 'no session', then gone."""
+    note = tmp_path / "note.txt"
+    note.write_text("hello\n")
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        screen = app.session_screen
+        conn.writer.transport.abort()  # the peer is gone
+        await wait_for(pilot, lambda: screen.query_one(LinkStrip).closed != "")
+        field = screen.query_one("#send-path", Input)
+        field.value = str(note)
+        await pilot.click("#send")
+        await pilot.pause(0.2)
+        assert field.value == str(note)
+        assert any("the path stays" in n.message for n in app._notifications)
+        await session.close()
+        await conn.close()
