@@ -240,10 +240,11 @@ class RdvApp(App[int]):
             return
         host, port = config.listen
         embedded = await self.controller.start_embedded_server(host, port)
+        self.server_screen.listen_error = self.controller.listen_error
+        self.connect_screen.show_servers(self._servers())  # hosting, or why not
         if embedded is None:
             return
         self.server_screen.embedded = embedded
-        self.connect_screen.show_servers(self._servers())
 
     def doctor_urls(self) -> list[str]:
         """The server the Doctor screen checks: ``--server``, else the embedded one."""
@@ -253,7 +254,12 @@ class RdvApp(App[int]):
         return [embedded.url] if embedded is not None else []
 
     def _servers(self) -> ServerChoice:
-        return ServerChoice(self.config.server_url, self.controller.embedded, self.recent)
+        return ServerChoice(
+            self.config.server_url,
+            self.controller.embedded,
+            self.recent,
+            self.controller.listen_error,
+        )
 
     # ----- screens
 

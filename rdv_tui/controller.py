@@ -89,6 +89,8 @@ class Controller:
         self.download_dir = download_dir
         self.session_switch_delay = session_switch_delay
         self.embedded: EmbeddedServer | None = None
+        self.listen_error = ""
+        """Why the embedded server could not listen (empty once it does)."""
         self.conn: Conn | None = None
         self.session: Session | None = None
         self.demo_peer: DemoPeer | None = None
@@ -149,6 +151,7 @@ class Controller:
         try:
             self.embedded = await EmbeddedServer.start(host, port, self._poster("server"))
         except OSError as exc:
+            self.listen_error = f"cannot listen on {host}:{port}: {exc}"
             self._app.notify(
                 f"cannot listen on {host}:{port}: {exc}",
                 severity="error",
@@ -156,6 +159,7 @@ class Controller:
                 markup=False,
             )
             return None
+        self.listen_error = ""
         return self.embedded
 
     # ----- attempts
