@@ -145,6 +145,12 @@ class SessionScreen(Screen[None]):
                 self.query_one(ChatPane).add("you", event.text)
             case ev.ChatReceived():
                 self.query_one(ChatPane).add("peer", event.text)
+            case ev.FileAccepted() | ev.TransferResumed() if event.offset:
+                # A resume starts at its offset: those bytes moved in an earlier session,
+                # not now (the link strip showed them as a rate spike of GB/s).
+                key = (self.query_one(FilesPane).session, event.direction, event.transfer_id)
+                self._done[key] = max(self._done.get(key, 0), event.offset)
+                self.query_one(FilesPane).feed(event)
             case ev.FileProgress():
                 self._count(event.direction, event.transfer_id, event.done)
                 self.query_one(FilesPane).feed(event)

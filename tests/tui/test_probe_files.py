@@ -13,6 +13,7 @@ from pathlib import Path
 from textual.pilot import Pilot
 from textual.widgets._footer import FooterKey
 
+from rdv_core import events as ev
 from rdv_core.client import Conn
 from rdv_core.client._client import Client
 from rdv_core.session import Session, SessionError, TransferRejected, generate_code, parse_code
@@ -254,3 +255,53 @@ async def test_a_file_cut_off_keeps_its_name_and_whole_reason_at_80_columns(
             await send
         await session.close()
         await conn.close()
+
+
+async def test_a_resumed_file_counts_only_the_bytes_that_moved(tmp_path: Path) -> None:
+    """Session 1 is cut off mid-file; session 2 resumes it. The link strip's byte count
+    (its rate and sparkline) took the resumed offset as bytes just received: a resume of
+    hundreds of MiB showed as a rate spike of GB/s."""
+    big = tmp_path / "big.bin"
+    with big.open("wb") as stream:
+        stream.truncate(512 * 2**20)
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        screen = app.session_screen
+        seen: list[object] = []
+        feed = screen.feed
+
+        def watch(event: ev.Event) -> None:
+            seen.append(event)
+            feed(event)
+
+        screen.feed = watch  # type: ignore[method-assign]
+        session, conn = await dialed_session(app, pilot)
+        send = asyncio.get_running_loop().create_task(session.send_paths([big]))
+        bar = screen.query_one(OfferBar)
+        await wait_for(pilot, lambda: bar.pending == 1)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: screen.bytes_in > 64 * 2**20)
+        conn.writer.transport.abort()
+        with contextlib.suppress(SessionError):
+            await send
+        await session.close()
+        await conn.close()
+        await wait_for(pilot, lambda: screen.query_one(LinkStrip).closed != "")
+        before = screen.bytes_in
+        session, conn = await dialed_session(app, pilot)
+        try:
+            send = asyncio.get_running_loop().create_task(session.send_paths([big]))
+            await wait_for(pilot, lambda: bar.pending == 1)
+            await pilot.press("ctrl+t")
+            async with asyncio.timeout(60):
+                assert all(result.ok for result in await send)
+            await pilot.pause(0.3)
+            resumed = [e for e in seen if isinstance(e, ev.TransferResumed)]
+            assert resumed and resumed[-1].offset > 0
+            moved = big.stat().st_size - resumed[-1].offset
+            assert screen.bytes_in - before == moved
+        finally:
+            await session.close()
+            await conn.close()
