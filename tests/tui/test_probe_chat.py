@@ -59,3 +59,25 @@ async def test_a_path_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> N
         assert any("the path stays" in n.message for n in app._notifications)
         await session.close()
         await conn.close()
+
+
+async def test_a_long_end_reason_on_the_link_strip_ends_with_an_ellipsis(tmp_path: Path) -> None:
+    """At 80 columns the strip's one line was cut mid-word ('Connection') with no sign
+    that more followed; the whole reason is in the chat."""
+    from rdv_core import events as ev
+    from rdv_tui.app import AppConfig
+
+    app = make_app(AppConfig(embedded_server=False, download_dir=tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.switch_mode("session")
+        await pilot.pause()
+        screen = app.session_screen
+        reason = "connection lost: [Errno 104] Connection reset by peer, and then some more"
+        screen.feed(ev.SessionEstablished(0.0, False, "127.0.0.1:4000", 1))
+        screen.feed(ev.SessionClosed(0.5, reason))
+        await pilot.pause()
+        strip = screen.query_one("#link-info")
+        assert strip.region.width < len("✗ session ended: " + reason)
+        assert app.screen._compositor is not None
+        line = app.screen._compositor.render_strips()[strip.region.y].text
+        assert "…" in line[strip.region.x : strip.region.right]
