@@ -108,5 +108,10 @@ class ServerChoice:
                 f"rdv tui --server {url}{spaces} (accept)"
             )
         else:
-            command = f"rdv tui --server {url}{spaces} (dial, same code)"
+            # rdv send dials too: it is what the other machine most likely runs to send
+            # files to us (the banner named only the app).
+            command = (
+                f"rdv send --server {url}{spaces} --code {shown} FILE   or   "
+                f"rdv tui --server {url}{spaces} (dial, same code)"
+            )
         return f"{head}\nOn the other machine: {command}"

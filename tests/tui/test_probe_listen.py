@@ -33,3 +33,46 @@ async def test_a_port_in_use_is_said_where_the_server_would_be(tmp_path: Path) -
             counters = str(app.server_screen.query_one(ServerCounters).render())
             assert "Address already in use" in counters
             assert "--server URL or --replay" not in counters
+
+
+async def test_the_accepting_banner_names_rdv_send_and_it_works(tmp_path: Path) -> None:
+    """With the role accept, the banner named only 'rdv tui … (dial, same code)', though
+    'rdv send' dials as well: run what the banner says, a real rdv send process."""
+    import asyncio
+    import shlex
+    import sys
+
+    from rdv_tui.widgets.files import OfferBar
+
+    from tests.tui.test_live import fill_connect_form
+
+    note = tmp_path / "note.txt"
+    note.write_text("from the banner\n")
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        await fill_connect_form(app, pilot, "4242-quiet-harbor")
+        app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
+        await pilot.pause()
+        share = str(app.connect_screen.query_one("#share", Static).render())
+        line = share.split("On the other machine: ", 1)[1].replace("\n", " ")
+        command = line.split("   or   ")[0].replace("FILE", shlex.quote(str(note)))
+        assert command.startswith("rdv send ") and "--code 4242-quiet-harbor" in command
+        app.controller.session_switch_delay = 0.0
+        await pilot.press("ctrl+r")
+        argv = [sys.executable, "-m", "rdv_tui", *shlex.split(command)[1:]]
+        sender = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+        )
+        try:
+            await wait_for(pilot, lambda: bool(app.session_screen.query(OfferBar)), limit=30)
+            bar = app.session_screen.query_one(OfferBar)
+            await wait_for(pilot, lambda: bar.pending == 1, limit=30)
+            await pilot.press("ctrl+t")
+            async with asyncio.timeout(30):
+                assert await sender.wait() == 0
+            assert (tmp_path / "inbox" / "note.txt").read_text() == "from the banner\n"
+        finally:
+            if sender.returncode is None:
+                sender.kill()
+                await sender.wait()
