@@ -76,3 +76,28 @@ async def test_the_accepting_banner_names_rdv_send_and_it_works(tmp_path: Path) 
             if sender.returncode is None:
                 sender.kill()
                 await sender.wait()
+
+
+async def test_copy_code_says_what_it_copied(tmp_path: Path) -> None:
+    """ctrl+y with an empty code said 'copied ' (and copied nothing); a race-only token
+    with brackets was read as markup ('[red]x' showed as a red 'x')."""
+    from textual.widgets import Input
+
+    from rdv_tui.app import AppConfig
+
+    app = make_app(AppConfig(embedded_server=False))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        code = app.connect_screen.query_one("#code", Input)
+        code.value = ""
+        await pilot.press("ctrl+y")
+        await pilot.pause()
+        assert app._notifications
+        last = list(app._notifications)[-1]
+        assert "no code to copy" in last.message
+        code.value = "[red]x"
+        await pilot.press("ctrl+y")
+        await pilot.pause()
+        last = list(app._notifications)[-1]
+        assert last.message == "copied [red]x" and not last.markup
+        assert app.clipboard == "[red]x"
