@@ -298,7 +298,7 @@ class FilesPane(Vertical):
     FilesPane #send-bar Button { margin-left: 1; }
     FilesPane #send-path { width: 1fr; }
     FilesPane #transfers { height: 1fr; background: $surface; }
-    FilesPane #download-dir { color: $text-muted; height: 1; padding: 0 1; }
+    FilesPane #download-dir { color: $text-muted; height: auto; padding: 0 1; }
     FilesPane .aggregate { height: auto; display: none; padding: 0 1; }
     FilesPane .aggregate.-shown { display: block; }
     """
