@@ -121,3 +121,22 @@ async def test_an_attempt_over_in_a_millisecond_has_distinct_axis_ticks(tmp_path
             axis = str(race.query_one(Waterfall).render()).splitlines()[0]
             ticks = axis.split()[2:]  # after "t (ms)"
             assert len(ticks) >= 2 and len(set(ticks)) == len(ticks), axis
+
+
+async def test_a_candidates_story_shows_its_whole_state_at_60_columns(tmp_path: Path) -> None:
+    """The title line of Enter's modal was cut at the edge: 'failed: unreac'."""
+    from rdv_tui.app import AppConfig
+    from rdv_tui.screens.candidate import CandidateDetails
+
+    from tests.tui.test_probe_files import screen_lines
+
+    race = Path(__file__).parents[2] / "screenshots" / "races" / "cone-rst.jsonl"
+    app = make_app(AppConfig(replay=race, embedded_server=False))
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.pause()
+        app.screen.query_one("#race-table").focus()
+        await pilot.press("down", "enter")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, CandidateDetails)
+        text = " ".join(line.strip(" █") for line in screen_lines(app))
+        assert "failed: unreachable (errno 101)" in " ".join(text.split())
