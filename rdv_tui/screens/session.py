@@ -226,11 +226,18 @@ class SessionScreen(Screen[None]):
 
     def action_accept_offer(self) -> None:
         """Accept the pending offer."""
-        self.query_one(OfferBar).answer(True)
+        self._answer(True)
 
     def action_reject_offer(self) -> None:
         """Reject the pending offer."""
-        self.query_one(OfferBar).answer(False)
+        self._answer(False)
+
+    def _answer(self, accept: bool) -> None:
+        bar = self.query_one(OfferBar)
+        if not bar.pending:  # the palette's entries run without an offer: say so
+            self.notify("no offer is waiting for an answer", title="Offer")
+            return
+        bar.answer(accept)
 
     def action_close_session(self) -> None:
         """End the session cleanly."""
