@@ -84,6 +84,9 @@ class AppConfig:
 
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
+REPLACE_CONFIRM_S = 5.0
+"""With a session open, a second Connect within this many seconds replaces it."""
+
 
 def load_race(path: Path) -> list[Event]:
     """Read a saved race.
@@ -198,6 +201,8 @@ class RdvApp(App[int]):
         self.connect_screen = ConnectScreen(self._servers(), config.form)
         self.server_screen = ServerScreen()
         self.doctor_screen = DoctorScreen()
+        self._replace_asked_at = 0.0
+        """When the user was last told that connecting ends the open session."""
         self.add_mode("connect", lambda: self.connect_screen)
         self.add_mode("race", lambda: self.race_screen)
         self.add_mode("session", lambda: self.session_screen)
@@ -307,6 +312,21 @@ class RdvApp(App[int]):
     # ----- what the screens ask for
 
     def on_connect_screen_connect_requested(self, message: ConnectScreen.ConnectRequested) -> None:
+        session = self.controller.session
+        if session is not None and not session.closed:
+            # A new attempt ends the open session: a stray Enter in the form (F2 to read
+            # the code) ended a chat and its transfers without a word. Ask once.
+            now = time.monotonic()
+            if now - self._replace_asked_at > REPLACE_CONFIRM_S:
+                self._replace_asked_at = now
+                self.notify(
+                    "a session is open: connect again within "
+                    f"{REPLACE_CONFIRM_S:g} s to end it and start a new attempt",
+                    severity="warning",
+                    title="Session open",
+                )
+                return
+        self._replace_asked_at = 0.0
         self.controller.start_attempt(message.params)
 
     def on_race_screen_cancel_requested(self, message: RaceScreen.CancelRequested) -> None:

@@ -140,3 +140,35 @@ async def test_a_candidates_story_shows_its_whole_state_at_60_columns(tmp_path: 
         assert isinstance(app.screen, CandidateDetails)
         text = " ".join(line.strip(" █") for line in screen_lines(app))
         assert "failed: unreachable (errno 101)" in " ".join(text.split())
+
+
+async def test_connecting_with_a_session_open_asks_first(tmp_path: Path) -> None:
+    """F2 to read the code, a stray Enter: the open session (chat, transfers) ended
+    without a word. Now the first Connect warns; a second one within 5 s replaces it."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
+        code = generate_code()
+        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
+        peer_task = asyncio.get_running_loop().create_task(peer.run())
+        try:
+            await fill_connect_form(app, pilot, code)
+            app.controller.session_switch_delay = 0.0
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: app.current_mode == "session", limit=20)
+            session = app.controller.session
+            assert session is not None
+            await pilot.press("f2")
+            await pilot.press("enter")  # in the code field
+            await pilot.pause(0.3)
+            assert app.controller.session is session and not session.closed
+            assert any(n.title == "Session open" for n in app._notifications)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: session.closed)
+            await wait_for(pilot, lambda: app.current_mode == "race")
+        finally:
+            await app.controller.close_connection()
+            with contextlib.suppress(asyncio.CancelledError, SessionError):
+                peer_task.cancel()
+                await peer_task
