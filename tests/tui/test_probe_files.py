@@ -250,7 +250,8 @@ async def test_a_file_cut_off_keeps_its_name_and_whole_reason_at_80_columns(
         assert "partial file kept" in row.status_text
         text = "\n".join(screen_lines(app))
         assert "↓ big.bin (1.0 GiB)" in text
-        assert "to resume" in text.replace("│", " ").replace("\n", " ")
+        # Wherever the reason wraps, its end is on screen.
+        assert "to resume" in " ".join(text.replace("│", " ").split())
         with contextlib.suppress(SessionError):
             await send
         await session.close()
