@@ -229,6 +229,11 @@ class RdvApp(App[int]):
             self.controller.start_demo(config.demo_dir)
 
     async def on_unmount(self) -> None:
+        # The screens are already taken apart here, and closing the session below wakes
+        # workers that wait on it (the verdict waits up to 5 s for the peer's report):
+        # one that then drew on the Race screen ended the app with a NoMatches
+        # traceback. Textual would cancel them only after this handler.
+        self.workers.cancel_all()
         if self.config.exit_on_signals:
             loop = asyncio.get_running_loop()
             for signum in EXIT_SIGNALS:
