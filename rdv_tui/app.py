@@ -29,7 +29,12 @@ from textual.screen import Screen
 from rdv_core import events as ev
 from rdv_core.events import Event, read_jsonl
 from rdv_tui.cli.formatting import shown_event
-from rdv_tui.controller import DEMO_DASHBOARD_S, SESSION_SWITCH_DELAY_S, Controller
+from rdv_tui.controller import (
+    DEMO_DASHBOARD_S,
+    SESSION_SWITCH_DELAY_S,
+    SESSION_UP_NOTE,
+    Controller,
+)
 from rdv_tui.recent import Recent, default_path
 from rdv_tui.recent_provider import RecentProvider
 from rdv_tui.screens import PaletteCommands
@@ -78,6 +83,9 @@ class AppConfig:
 
 
 EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+REPLACE_CONFIRM_S = 5.0
+"""With a session open, a second Connect within this many seconds replaces it."""
 
 
 def load_race(path: Path) -> list[Event]:
@@ -176,6 +184,8 @@ class RdvApp(App[int]):
 
         events: tuple[Event, ...]
         source: Source
+        attempt: int | None = None
+        """The attempt whose session emitted them."""
 
     def __init__(self, config: AppConfig) -> None:
         super().__init__()
@@ -191,6 +201,8 @@ class RdvApp(App[int]):
         self.connect_screen = ConnectScreen(self._servers(), config.form)
         self.server_screen = ServerScreen()
         self.doctor_screen = DoctorScreen()
+        self._replace_asked_at = 0.0
+        """When the user was last told that connecting ends the open session."""
         self.add_mode("connect", lambda: self.connect_screen)
         self.add_mode("race", lambda: self.race_screen)
         self.add_mode("session", lambda: self.session_screen)
@@ -217,6 +229,11 @@ class RdvApp(App[int]):
             self.controller.start_demo(config.demo_dir)
 
     async def on_unmount(self) -> None:
+        # The screens are already taken apart here, and closing the session below wakes
+        # workers that wait on it (the verdict waits up to 5 s for the peer's report):
+        # one that then drew on the Race screen ended the app with a NoMatches
+        # traceback. Textual would cancel them only after this handler.
+        self.workers.cancel_all()
         if self.config.exit_on_signals:
             loop = asyncio.get_running_loop()
             for signum in EXIT_SIGNALS:
@@ -233,10 +250,11 @@ class RdvApp(App[int]):
             return
         host, port = config.listen
         embedded = await self.controller.start_embedded_server(host, port)
+        self.server_screen.listen_error = self.controller.listen_error
+        self.connect_screen.show_servers(self._servers())  # hosting, or why not
         if embedded is None:
             return
         self.server_screen.embedded = embedded
-        self.connect_screen.show_servers(self._servers())
 
     def doctor_urls(self) -> list[str]:
         """The server the Doctor screen checks: ``--server``, else the embedded one."""
@@ -246,7 +264,12 @@ class RdvApp(App[int]):
         return [embedded.url] if embedded is not None else []
 
     def _servers(self) -> ServerChoice:
-        return ServerChoice(self.config.server_url, self.controller.embedded, self.recent)
+        return ServerChoice(
+            self.config.server_url,
+            self.controller.embedded,
+            self.recent,
+            self.controller.listen_error,
+        )
 
     # ----- screens
 
@@ -271,7 +294,7 @@ class RdvApp(App[int]):
     def on_rdv_app_core_events(self, message: CoreEvents) -> None:
         """Route a burst of core events, in order."""
         for event in message.events:
-            self._route(event, message.source, None)
+            self._route(event, message.source, message.attempt)
 
     def _route(self, event: Event, source: Source, attempt: int | None) -> None:
         if source == "server":
@@ -283,10 +306,32 @@ class RdvApp(App[int]):
                     self.session_screen.feed(event)  # fast start: the link strip
         else:
             self.session_screen.feed(event)
+            if (
+                isinstance(event, ev.SessionClosed)
+                and self.controller.is_current(attempt)
+                and self.race_screen.note == SESSION_UP_NOTE
+            ):
+                # The dashboard said "session up: F4 for chat and files" after it ended.
+                self.race_screen.note = f"session ended: {event.reason} (F2 to start another)"
 
     # ----- what the screens ask for
 
     def on_connect_screen_connect_requested(self, message: ConnectScreen.ConnectRequested) -> None:
+        session = self.controller.session
+        if session is not None and not session.closed:
+            # A new attempt ends the open session: a stray Enter in the form (F2 to read
+            # the code) ended a chat and its transfers without a word. Ask once.
+            now = time.monotonic()
+            if now - self._replace_asked_at > REPLACE_CONFIRM_S:
+                self._replace_asked_at = now
+                self.notify(
+                    "a session is open: connect again within "
+                    f"{REPLACE_CONFIRM_S:g} s to end it and start a new attempt",
+                    severity="warning",
+                    title="Session open",
+                )
+                return
+        self._replace_asked_at = 0.0
         self.controller.start_attempt(message.params)
 
     def on_race_screen_cancel_requested(self, message: RaceScreen.CancelRequested) -> None:
@@ -306,9 +351,20 @@ class RdvApp(App[int]):
     def action_save_svg(self) -> None:
         """Save the current screen as an SVG file in the export folder."""
         export_dir = self.config.export_dir
-        export_dir.mkdir(parents=True, exist_ok=True)
         name = time.strftime(f"rdv-{self.current_mode}-%Y%m%d-%H%M%S.svg")
-        path = self.save_screenshot(filename=name, path=str(export_dir))
+        try:
+            export_dir.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(filename=name, path=str(export_dir))
+        except OSError as exc:
+            # The export folder (default: the current one) may be read-only, full or a
+            # file: the app, and the session it holds, died with a traceback.
+            self.notify(
+                f"cannot save the screen: {exc}",
+                title="Screenshot",
+                severity="error",
+                markup=False,
+            )
+            return
         self.notify(f"screen saved to {path}", title="Screenshot", markup=False)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:

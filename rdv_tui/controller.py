@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from functools import partial
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING
 
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from rdv_core.client import Conn
+from rdv_core.client import Client, Conn
 from rdv_core.doctor import Report
-from rdv_core.errors import RdvError
+from rdv_core.errors import RdvError, ServerRejectedError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (
     BurnedCodes,
@@ -38,6 +39,7 @@ from rdv_core.session import (
     generate_code,
     parse_code,
 )
+from rdv_core.session._connect import INTERFERENCE, MAX_REPLACED_RETRIES
 from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
 from rdv_tui.cli.formatting import shown, shown_event
@@ -58,6 +60,10 @@ DEMO_DASHBOARD_S = 3.0
 
 CLOSE_TIMEOUT_S = 2.0
 """Closing a session waits this long for the peer's goodbye (on end and on quit)."""
+
+SESSION_UP_NOTE = "session up: F4 for chat and files"
+"""The Race screen's note while the attempt's session is up (the app replaces it when
+the session ends)."""
 
 DEMO_HINT = "demo: type a message below, the peer echoes it; F3 shows the race again"
 
@@ -83,6 +89,8 @@ class Controller:
         self.download_dir = download_dir
         self.session_switch_delay = session_switch_delay
         self.embedded: EmbeddedServer | None = None
+        self.listen_error = ""
+        """Why the embedded server could not listen (empty once it does)."""
         self.conn: Conn | None = None
         self.session: Session | None = None
         self.demo_peer: DemoPeer | None = None
@@ -114,7 +122,7 @@ class Controller:
         def flush() -> None:
             events = tuple(burst)
             burst.clear()
-            app.post_message(app.CoreEvents(events, source))
+            app.post_message(app.CoreEvents(events, source, attempt))
 
         def post_session(event: Event) -> None:
             if not burst:
@@ -143,6 +151,7 @@ class Controller:
         try:
             self.embedded = await EmbeddedServer.start(host, port, self._poster("server"))
         except OSError as exc:
+            self.listen_error = f"cannot listen on {host}:{port}: {exc}"
             self._app.notify(
                 f"cannot listen on {host}:{port}: {exc}",
                 severity="error",
@@ -150,6 +159,7 @@ class Controller:
                 markup=False,
             )
             return None
+        self.listen_error = ""
         return self.embedded
 
     # ----- attempts
@@ -213,8 +223,7 @@ class Controller:
         )
         client = params.make_client(self._poster("race", number))
         try:
-            method: Method = DIAL if params.role == "dial" else ACCEPT
-            conn = await client.connect(method, params.server_url, params.token)
+            conn = await self._meet(params, client, number)
         except (RdvError, ValueError, OSError) as exc:
             if number == self._attempt_number:
                 app.notify(
@@ -233,10 +242,10 @@ class Controller:
             app.race_screen.note = "race-only: conn open (F2 to start another)"
             return
         app.race_screen.note = "starting the encrypted session…"
-        session = await self._start_session(params, conn)
+        session = await self._start_session(params, conn, number)
         if session is None:
             return
-        app.race_screen.note = "session up: F4 for chat and files"
+        app.race_screen.note = SESSION_UP_NOTE
         if doctor is not None:
             self._run(
                 partial(self._explain, doctor, session, client.spaces, conn),
@@ -246,6 +255,34 @@ class Controller:
         await asyncio.sleep(self.session_switch_delay)
         if app.current_mode == "race":
             await app.switch_mode("session")
+
+    async def _meet(self, params: ConnectParams, client: Client, number: int) -> Conn:
+        """The race; a session's lobby conn that the server replaced (409) tries again.
+
+        As ``rdv send`` / ``rdv receive`` do (docs/PROTOCOL.md 12.1): nobody got a guess
+        (no key exchange happened), and whoever took the nameplate is replaced in turn.
+        The app gave up at the first 409 with a bare ``replaced by another conn``.
+        """
+        method: Method = DIAL if params.role == "dial" else ACCEPT
+        for tries in itertools.count():
+            try:
+                return await client.connect(method, params.server_url, params.token)
+            except ServerRejectedError as exc:
+                if exc.status != 409 or params.race_only:
+                    raise  # a raw token (race only) is the user's business, as in rdv dial
+                if tries >= MAX_REPLACED_RETRIES:
+                    body = f"{exc.body.strip()}: {INTERFERENCE}"
+                    raise ServerRejectedError(exc.status, exc.reason, body) from None
+                if number == self._attempt_number:
+                    self._app.notify(
+                        f"the server replaced our lobby conn (409): {INTERFERENCE}; trying again",
+                        severity="warning",
+                        title="Code in use",
+                        timeout=10,
+                        markup=False,
+                    )
+                    self._app.race_screen.reset()  # the new try's race, from its start
+        raise AssertionError("unreachable: the loop returns or raises")
 
     async def _explain(
         self,
@@ -257,7 +294,9 @@ class Controller:
         """The two-sided verdict on the Race screen (rdv_tui/diagnosis.py)."""
         await explain_session(self._app, session, await doctor, spaces, conn)
 
-    async def _start_session(self, params: ConnectParams, conn: Conn) -> Session | None:
+    async def _start_session(
+        self, params: ConnectParams, conn: Conn, number: int
+    ) -> Session | None:
         """The encrypted session over a won conn; None (conn closed, user told) if it fails."""
         app = self._app
         try:
@@ -269,7 +308,7 @@ class Controller:
             conn.writer,
             parse_code(params.code),
             is_dialer=params.role == "dial",
-            on_event=self._poster("session"),
+            on_event=self._poster("session", number),
             on_offer=self._ask_offer,
             download_dir=self.download_dir,
             is_relay=conn.is_relay,

@@ -23,11 +23,13 @@ class ServerChoice:
         configured: The server given with ``--server`` (or the config), if any.
         embedded: The server this app hosts, once it listens.
         recent: Remembered servers (the first one is the fallback).
+        listen_error: Why the embedded server could not listen, if it could not.
     """
 
     configured: str | None
     embedded: EmbeddedServer | None
     recent: Recent
+    listen_error: str = ""
 
     def default_url(self) -> str:
         """The server URL the Connect form starts with."""
@@ -77,6 +79,12 @@ class ServerChoice:
             url: The server in the form (it follows the user's edits); None: the default.
         """
         url = (self.default_url() if url is None else url).strip()
+        if self.embedded is None and not url and self.listen_error:
+            # It said "Starting the embedded server…" for good once the error had gone.
+            return (
+                f"The app's own server could not start: {self.listen_error}.\n"
+                "Type an rdv server's URL, or start again with rdv tui --listen HOST:PORT."
+            )
         if self.embedded is None and not url:
             return "Starting the embedded server…"
         if self.is_embedded(url) and self.embedded is not None:
@@ -100,5 +108,10 @@ class ServerChoice:
                 f"rdv tui --server {url}{spaces} (accept)"
             )
         else:
-            command = f"rdv tui --server {url}{spaces} (dial, same code)"
+            # rdv send dials too: it is what the other machine most likely runs to send
+            # files to us (the banner named only the app).
+            command = (
+                f"rdv send --server {url}{spaces} --code {shown} FILE   or   "
+                f"rdv tui --server {url}{spaces} (dial, same code)"
+            )
         return f"{head}\nOn the other machine: {command}"

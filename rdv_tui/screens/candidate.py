@@ -47,7 +47,8 @@ class CandidateDetails(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         c = self.row.candidate
         with VerticalScroll():
-            yield Label(f"{c.describe()}: {self.row.state_text}", id="title", markup=False)
+            # A Static wraps; a Label cut the state off at the modal's edge ("unreac").
+            yield Static(f"{c.describe()}: {self.row.state_text}", id="title", markup=False)
             yield Static(
                 "\n".join(describe_event(e) for e in self.events), id="events", markup=False
             )

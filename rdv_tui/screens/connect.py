@@ -258,8 +258,12 @@ class ConnectScreen(Screen[None]):
     def action_copy_code(self) -> None:
         """Copy the code to the clipboard (OSC 52 in most terminals)."""
         code = self.query_one("#code", Input).value.strip()
+        if not code:  # it said "copied " and copied nothing
+            self.notify("no code to copy: ctrl+g makes one", title="Code", severity="warning")
+            return
         self.app.copy_to_clipboard(code)
-        self.notify(f"copied {code}", title="Code")
+        # A race-only token is any text: shown as typed, never read as markup.
+        self.notify(f"copied {code}", title="Code", markup=False)
 
     def action_connect(self) -> None:
         """Validate the form and start the attempt."""

@@ -57,7 +57,9 @@ class DoctorScreen(Screen[None]):
         self.urls = list(urls)
         self.report: Report | None = None
         self._findings: dict[str, Finding] = {}
-        self._running = False
+        # Not ``_running``: that is Textual's own flag (the screen's message loop runs),
+        # True from the start, so the doctor never ran on F6 and ``r`` did nothing.
+        self._checking = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="doctor-summary", markup=False)
@@ -133,9 +135,9 @@ class DoctorScreen(Screen[None]):
 
     def action_run(self) -> None:
         """Run the doctor again."""
-        if self._running or not self.urls:
+        if self._checking or not self.urls:
             return
-        self._running = True
+        self._checking = True
         self._summary(f"checking {', '.join(self.urls)}…")
         self._findings.clear()
         if self._ready:
@@ -149,7 +151,7 @@ class DoctorScreen(Screen[None]):
             self._summary(f"cannot check: {exc}")
             return
         finally:
-            self._running = False
+            self._checking = False
         self.show_report(report)
 
     def palette_commands(self) -> Iterable[SystemCommand]:

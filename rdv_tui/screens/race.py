@@ -209,7 +209,17 @@ class RaceScreen(Screen[None]):
 
     def action_export_race(self) -> None:
         """Save the race's events as JSONL in the export folder (default: the working one)."""
-        path = export_race(self.model.events, self.export_dir or Path.cwd())
+        if not self.model.events:
+            # An empty file is refused by --replay: say so now, write nothing.
+            self.notify("no race to export yet: F2 to connect", title="Export")
+            return
+        try:
+            path = export_race(self.model.events, self.export_dir or Path.cwd())
+        except OSError as exc:  # a folder that cannot be written: a message, not a crash
+            self.notify(
+                f"cannot save the race: {exc}", title="Export", severity="error", markup=False
+            )
+            return
         self.notify(f"race saved to {path}", title="Export", markup=False)
 
     def action_play(self) -> None:

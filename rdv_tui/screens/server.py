@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -35,6 +36,8 @@ class ServerScreen(Screen[None]):
     def __init__(self, embedded: EmbeddedServer | None = None) -> None:
         super().__init__()
         self.embedded = embedded
+        self.listen_error = ""
+        """Why the app's own server could not listen, if it tried and could not."""
 
     def compose(self) -> ComposeResult:
         yield ServerCounters(id="counters")
@@ -50,9 +53,11 @@ class ServerScreen(Screen[None]):
         embedded = self.embedded
         log = self.query_one(ServerLog)
         if embedded is None:
-            self.query_one(ServerCounters).update(
-                "This app hosts no server (it was started with --server URL or --replay)."
-            )
+            # With --listen on a port in use, "started with --server URL or --replay" was
+            # not true: say what happened.
+            why = self.listen_error or "it was started with --server URL or --replay"
+            # Plain text: the OS error reads "[Errno 98] …", which markup would eat.
+            self.query_one(ServerCounters).update(Text(f"This app hosts no server ({why})."))
             return
         for event in embedded.events:
             log.add(event)

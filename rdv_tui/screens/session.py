@@ -39,8 +39,10 @@ class SessionScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+o", "browse", "Send file"),
-        Binding("ctrl+t", "accept_offer", "Accept offer"),
-        Binding("ctrl+n", "reject_offer", "Reject offer"),
+        # Not in the footer: with them, it ran past 80 columns while an offer waited
+        # and hid the screen keys; the offer bar's buttons name them instead.
+        Binding("ctrl+t", "accept_offer", "Accept offer", show=False),
+        Binding("ctrl+n", "reject_offer", "Reject offer", show=False),
         # Not ctrl+w: the focused Input takes it (delete a word), and so the key did
         # nothing in the chat line (issue 16). No Textual widget here binds ctrl+l.
         Binding("ctrl+l", "close_session", "End session"),
@@ -114,12 +116,15 @@ class SessionScreen(Screen[None]):
         match event:
             case ev.SessionEstablished():
                 self.query_one(FilesPane).new_session()
+                self.query_one(FilesPane).open = True
                 self.query_one("#chat-input").focus()  # a new session starts in the chat line
                 link.path = "relay" if event.is_relay else "p2p"
                 link.peer_addr, link.closed = event.peer_addr, ""
                 link.redraw()
                 path = "through the server's relay" if event.is_relay else "direct (p2p)"
-                self.query_one(ChatPane).add("info", f"encrypted session up, {path}")
+                chat = self.query_one(ChatPane)
+                chat.open = True
+                chat.add("info", f"encrypted session up, {path}")
             case ev.Upgraded():  # fast start moved the stream off the relay
                 switched = f"RELAY → P2P after {event.after_s * 1000:.0f} ms"
                 link.path, link.peer_addr = "p2p", f"{event.addr}  {switched}"
@@ -131,11 +136,21 @@ class SessionScreen(Screen[None]):
             case ev.SessionClosed():
                 link.closed = event.reason
                 link.redraw()
-                self.query_one(ChatPane).add("info", f"session ended: {event.reason}")
+                self.query_one(FilesPane).session_ended(event.reason)
+                self.query_one(FilesPane).open = False
+                chat = self.query_one(ChatPane)
+                chat.open = False
+                chat.add("info", f"session ended: {event.reason}")
             case ev.ChatSent():
                 self.query_one(ChatPane).add("you", event.text)
             case ev.ChatReceived():
                 self.query_one(ChatPane).add("peer", event.text)
+            case ev.FileAccepted() | ev.TransferResumed() if event.offset:
+                # A resume starts at its offset: those bytes moved in an earlier session,
+                # not now (the link strip showed them as a rate spike of GB/s).
+                key = (self.query_one(FilesPane).session, event.direction, event.transfer_id)
+                self._done[key] = max(self._done.get(key, 0), event.offset)
+                self.query_one(FilesPane).feed(event)
             case ev.FileProgress():
                 self._count(event.direction, event.transfer_id, event.done)
                 self.query_one(FilesPane).feed(event)
@@ -200,7 +215,7 @@ class SessionScreen(Screen[None]):
         self.post_message(self.SendPaths(message.paths))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Offer keys only show (in the footer) while an offer waits for an answer."""
+        """Offer keys only work while an offer waits for an answer."""
         if action in ("accept_offer", "reject_offer"):
             return self._ready and self.query_one(OfferBar).pending > 0
         return True
@@ -211,11 +226,18 @@ class SessionScreen(Screen[None]):
 
     def action_accept_offer(self) -> None:
         """Accept the pending offer."""
-        self.query_one(OfferBar).answer(True)
+        self._answer(True)
 
     def action_reject_offer(self) -> None:
         """Reject the pending offer."""
-        self.query_one(OfferBar).answer(False)
+        self._answer(False)
+
+    def _answer(self, accept: bool) -> None:
+        bar = self.query_one(OfferBar)
+        if not bar.pending:  # the palette's entries run without an offer: say so
+            self.notify("no offer is waiting for an answer", title="Offer")
+            return
+        bar.answer(accept)
 
     def action_close_session(self) -> None:
         """End the session cleanly."""

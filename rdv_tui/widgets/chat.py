@@ -104,6 +104,8 @@ class ChatPane(Vertical):
     def __init__(self, *, clock: Clock = local_time, id: str | None = None) -> None:
         super().__init__(id=id)
         self._clock = clock
+        self.open = False
+        """Whether a session is up to send to (the Session screen sets it)."""
 
     def compose(self) -> ComposeResult:
         yield ChatLog(clock=self._clock, id="chat-log")
@@ -120,6 +122,15 @@ class ChatPane(Vertical):
                 f"this line is {human_bytes(size)}: a chat line holds at most "
                 f"{human_bytes(MAX_CHAT_BYTES)} (send a long text as a file)",
                 severity="error",
+                title="Chat",
+            )
+            return
+        if not self.open:
+            # The line was cleared, then refused ("no session"): typed after the peer
+            # left, it was lost. It stays, to send in the next session.
+            self.app.notify(
+                "no session to send to: the line stays here (F2 to connect)",
+                severity="warning",
                 title="Chat",
             )
             return

@@ -34,13 +34,20 @@ class TransferRow(Horizontal):
     """One file in one direction: name, bar, and rate / ETA / verdict."""
 
     DEFAULT_CSS = """
-    TransferRow { height: 2; layout: grid; grid-size: 2 2; grid-columns: 1fr auto; }
+    TransferRow {
+        height: auto; layout: grid; grid-size: 2; grid-columns: 1fr auto; grid-rows: 1;
+    }
     TransferRow .name { width: 1fr; text-overflow: ellipsis; text-wrap: nowrap; }
     TransferRow ProgressBar { column-span: 2; width: 1fr; }
     TransferRow ProgressBar Bar { width: 1fr; }
     TransferRow .status { width: auto; color: $text-muted; }
     TransferRow.-done .status { color: $text-success; text-style: bold; }
-    TransferRow.-failed .status { color: $text-error; }
+    TransferRow.-failed .status { color: $text-error; text-style: bold; }
+    TransferRow .reason {
+        column-span: 2; height: auto; padding-left: 2; color: $text-error; display: none;
+    }
+    TransferRow.-failed .reason { display: block; }
+    TransferRow.-failed { grid-rows: 1 1 auto; }
     """
 
     def __init__(self, direction: str, name: str, size: int, *, id: str) -> None:
@@ -53,11 +60,15 @@ class TransferRow(Horizontal):
         self._w_name = Static(f"{arrow} {name} ({human_bytes(size)})", classes="name", markup=False)
         self._w_bar = ProgressBar(total=max(self.file_size, 1), show_eta=False)
         self._w_status = Static(self.status_text, classes="status", markup=False)
+        # A failure's reason is long (a partial file kept, an errno): on the status's
+        # line it took the whole width and the file's name was cut to nothing.
+        self._w_reason = Static("", classes="reason", markup=False)
 
     def compose(self) -> ComposeResult:
         yield self._w_name
         yield self._w_status
         yield self._w_bar
+        yield self._w_reason
 
     def set_status(self, text: str) -> None:
         """Replace the status text."""
@@ -76,9 +87,11 @@ class TransferRow(Horizontal):
         self.set_status(f"✔ verified {digest[:8]}")
 
     def failed(self, reason: str) -> None:
-        """Mark as failed with the reason."""
+        """Mark as failed: ``✗ failed`` after the name, the reason whole below the bar."""
         self.add_class("-failed")
-        self.set_status(f"✗ {reason}")
+        self.status_text = f"✗ {reason}"
+        self._w_status.update("✗ failed")
+        self._w_reason.update(reason)
 
 
 #: A direction shows one row per file while it has offered at most this many files;
@@ -102,6 +115,8 @@ class Aggregate:
         self.files_failed = 0
         self.bytes_done = 0
         self.moving: dict[int, int] = {}
+        self.ended = ""
+        """Why the files still to come never will (the session ended), once it did."""
         self.current = ""
         self.recent: deque[str] = deque(maxlen=RECENT)
         self.started = time.monotonic()
@@ -128,7 +143,9 @@ class Aggregate:
             f"{arrow} {self.files_done}/{self.files_total} files · "
             f"{human_bytes(done)}/{human_bytes(self.bytes_total)} · {human_bytes(rate)}/s"
         )
-        if self.files_done < self.files_total:
+        if self.files_done < self.files_total and self.ended:
+            line += f" · stopped: {self.ended}"
+        elif self.files_done < self.files_total:
             line += f" · ETA {format_eta(eta)} · {tail(self.current)}"
         else:
             line += f" · done in {elapsed:.1f} s"
@@ -157,8 +174,9 @@ class OfferBar(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="offer-text", markup=False)
-        yield Button("Accept", variant="success", id="offer-accept", compact=True)
-        yield Button("Reject", variant="error", id="offer-reject", compact=True)
+        # The keys are on the buttons, not in the footer (no room there at 80 columns).
+        yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
+        yield Button("Reject ^n", variant="error", id="offer-reject", compact=True)
 
     @property
     def pending(self) -> int:
@@ -179,6 +197,17 @@ class OfferBar(Horizontal):
         self._queue.append((offer, future))
         self._show()
         return future
+
+    def withdraw(self) -> None:
+        """The session ended: its offers can no longer be answered, and the answers
+        given to its sends must not answer the next session's (whose transfer ids,
+        and so ``send.first``, start at 1 again: its first send was answered without
+        asking)."""
+        for _, future in self._queue:
+            future.cancel()  # the session's offer tasks are cancelled with it anyway
+        self._queue.clear()
+        self._sends.clear()
+        self._show()
 
     def answer(self, accept: bool) -> None:
         """Answer the first pending offer."""
@@ -269,7 +298,7 @@ class FilesPane(Vertical):
     FilesPane #send-bar Button { margin-left: 1; }
     FilesPane #send-path { width: 1fr; }
     FilesPane #transfers { height: 1fr; background: $surface; }
-    FilesPane #download-dir { color: $text-muted; height: 1; padding: 0 1; }
+    FilesPane #download-dir { color: $text-muted; height: auto; padding: 0 1; }
     FilesPane .aggregate { height: auto; display: none; padding: 0 1; }
     FilesPane .aggregate.-shown { display: block; }
     """
@@ -283,17 +312,48 @@ class FilesPane(Vertical):
     def __init__(self, download_dir: Path | None, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.download_dir = download_dir
+        self.open = False
+        """Whether a session is up to send to (the Session screen sets it)."""
         self.session = 0
         """Which session of this app run the transfer events belong to: transfer ids
         restart at 1 in every session, so rows are keyed by session and id (issue 16)."""
         self.aggregates = {"in": Aggregate(), "out": Aggregate()}
         self._names: dict[tuple[str, int], str] = {}
+        #: Sizes offered, by (direction, id), for the row of a file that fails later.
+        self._sizes: dict[tuple[str, int], int] = {}
         self._failed_rows = 0
 
     def new_session(self) -> None:
-        """Events from now on belong to a new session (earlier rows stay as they are)."""
+        """Events from now on belong to a new session (earlier rows stay as they are).
+
+        The counts start again too: a second session's small send was summed up with
+        the first's files (and shown as an aggregate line), and its failure rows were
+        capped by the first's.
+        """
         self.session += 1
         self._names.clear()
+        self._sizes.clear()
+        self.aggregates = {"in": Aggregate(), "out": Aggregate()}
+        self._failed_rows = 0
+        self.query_one(OfferBar).withdraw()
+
+    def session_ended(self, reason: str) -> None:
+        """The session is over: whatever has no verdict yet never will get one.
+
+        The core has already failed the files that were moving (with their own
+        reason); files only offered, and offers not answered, are left: their rows
+        said ``offered`` and the offer bar kept its Accept / Reject for good.
+        """
+        self.query_one(OfferBar).withdraw()
+        prefix = f"t-{self.session}-"
+        for row in self.query(TransferRow):
+            settled = row.has_class("-done") or row.has_class("-failed")
+            if row.id is not None and row.id.startswith(prefix) and not settled:
+                row.failed(f"session ended: {reason}")
+        for aggregate in self.aggregates.values():
+            if aggregate.files_done < aggregate.files_total:
+                aggregate.ended = f"session ended: {reason}"
+                aggregate.dirty = True
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="send-bar"):
@@ -324,6 +384,13 @@ class FilesPane(Vertical):
         if not path.exists():
             self.app.notify(f"no such file or folder: {path}", severity="error", markup=False)
             return  # keep the text so the user can fix it
+        if not self.open:  # cleared, then refused: the typed path was lost
+            self.app.notify(
+                "no session to send to: the path stays here (F2 to connect)",
+                severity="warning",
+                title="Send",
+            )
+            return
         field.value = ""
         self.post_message(self.SendPaths([path]))
 
@@ -368,6 +435,7 @@ class FilesPane(Vertical):
                 aggregate.files_total += 1
                 aggregate.bytes_total += event.size
                 self._names[(direction, transfer_id)] = event.name
+                self._sizes[(direction, transfer_id)] = event.size
                 if aggregate.files_total == ROWS_UP_TO + 1:
                     self._drop_unsettled_rows(direction)
             case ev.FileAccepted():
@@ -382,6 +450,7 @@ class FilesPane(Vertical):
                 aggregate.recent.append(event.name)
                 aggregate.current = event.name
                 self._names.pop((direction, transfer_id), None)
+                self._sizes.pop((direction, transfer_id), None)
             case ev.FileFailed() | ev.FileRejected():
                 aggregate.settle(transfer_id, 0)
                 aggregate.files_failed += 1
@@ -389,10 +458,12 @@ class FilesPane(Vertical):
 
     def _drop_unsettled_rows(self, direction: str) -> None:
         """Switching to aggregate mode: rows of files still to come would never move."""
+        # Only this session's rows: earlier sessions' rows are settled or never will be.
+        prefix = f"t-{self.session}-{direction}-"
         for row in list(self.query_one("#transfers", VerticalScroll).query(TransferRow)):
             if (
                 row.id is not None
-                and row.id.startswith(f"t-{direction}-")
+                and row.id.startswith(prefix)
                 and not row.has_class("-done")
                 and not row.has_class("-failed")
             ):
@@ -462,14 +533,21 @@ class FilesPane(Vertical):
         """Aggregate mode: a failed file gets a row of its own (up to FAILED_ROWS)."""
         if not isinstance(event, ev.FileFailed | ev.FileRejected):
             return
+        key = (event.direction, event.transfer_id)
+        offered_name, offered_size = self._names.pop(key, ""), self._sizes.pop(key, 0)
         found = self.row(event.direction, event.transfer_id)
         if found is None:
             if self._failed_rows >= FAILED_ROWS:
                 return
             self._failed_rows += 1
-            name = event.name if isinstance(event, ev.FileFailed) else ""
+            # A rejection names no file: its offer did (the row said "↓  (0 B)").
+            name = event.name if isinstance(event, ev.FileFailed) else offered_name
+            # Keyed like every row (session too): ids restart at 1 in each session.
             found = TransferRow(
-                event.direction, name, 0, id=f"t-{event.direction}-{event.transfer_id}"
+                event.direction,
+                name,
+                offered_size,
+                id=self.row_id(event.direction, event.transfer_id),
             )
             self.query_one("#transfers", VerticalScroll).mount(found)
         found.failed(event.reason)

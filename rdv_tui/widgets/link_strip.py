@@ -27,7 +27,7 @@ class LinkStrip(Horizontal):
 
     DEFAULT_CSS = """
     LinkStrip { height: 1; background: $boost; padding: 0 1; }
-    LinkStrip #link-info { width: 1fr; }
+    LinkStrip #link-info { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     LinkStrip Sparkline { width: 25%; max-width: 40; height: 1; }
     LinkStrip Sparkline > .sparkline--max-color { color: $success; }
     LinkStrip Sparkline > .sparkline--min-color { color: $primary-muted; }

@@ -54,7 +54,9 @@ class ServerPhaseHeader(Static):
             if space:
                 second += [(f" {space}", "$text-muted")]
             second += [("  peers ", "$text-muted"), str(len(s.peer_addrs))]
-        elif s.server_addr:
+        elif s.server_addr and model.result is None:
+            # Only while it is true: an attempt that failed in the lobby (timeout, the
+            # server gone) kept saying it waited, under its FAILED banner.
             second += [("  waiting in the lobby for the peer…", "$text-muted")]
         if second:
             lines.append(Content.assemble(*second))

@@ -93,10 +93,14 @@ class Waterfall(Widget):
         title = "t (ms)"
         line = Text(f"{title:<{LABEL_WIDTH}}", style=muted, no_wrap=True, overflow="crop")
         ticks = 4 if bar_width >= 50 else 2
+        # Enough decimals to tell the ticks apart: an attempt that failed in 1 ms (no
+        # server on that port) read "0  0  1".
+        step_ms = (end - start) * 1000 / ticks
+        decimals = 0 if step_ms >= 1 else 1 if step_ms >= 0.1 else 2
         chars = [" "] * bar_width
         for i in range(ticks + 1):
             t = start + (end - start) * i / ticks
-            label = f"{t * 1000:.0f}"
+            label = f"{t * 1000:.{decimals}f}"
             pos = col(t)
             pos = min(pos, bar_width - len(label))
             if i > 0 and chars[max(0, pos - 1)] != " ":

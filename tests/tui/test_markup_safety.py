@@ -44,7 +44,7 @@ async def test_offered_file_names_show_as_sent(tmp_path: Path) -> None:
             row = files.row("in", number, session=1)
             assert row is not None
             assert f"↓ {name} (3 B)" == str(row._w_name.render())
-            assert name in str(row._w_status.render())
+            assert name in str(row._w_reason.render())  # a failure's reason: its own line
         assert app.is_running
 
 

@@ -1,0 +1,47 @@
+"""The Session screen's footer at 80 columns while an offer waits (a real peer on loopback).
+
+With ``^t Accept offer ^n Reject offer`` shown, the footer ran past 80 columns and the
+screen keys (``f2 Connect`` … ``f6 Doctor``) hid under ``^p palette``, though the
+README says every key fits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from textual.widgets import Button
+
+from rdv_tui.app import make_app
+from rdv_tui.widgets.files import OfferBar
+
+from tests.tui.test_footer_fits import _hidden_keys
+from tests.tui.test_live import config, wait_for
+from tests.tui.test_probe_files import dialed_session
+
+
+async def test_offer_keys_fit_at_80_columns(tmp_path: Path) -> None:
+    note = tmp_path / "note.txt"
+    note.write_bytes(b"hello")
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        try:
+            send = asyncio.get_running_loop().create_task(session.send_paths([note]))
+            bar = app.session_screen.query_one(OfferBar)
+            await wait_for(pilot, lambda: bar.pending == 1)
+            await pilot.pause(0.1)
+            assert _hidden_keys(app) == []
+            # The offer's keys are named where the offer is.
+            accept = app.session_screen.query_one("#offer-accept", Button)
+            reject = app.session_screen.query_one("#offer-reject", Button)
+            assert "^t" in str(accept.label) and "^n" in str(reject.label)
+            assert accept.region.right <= 80 and reject.region.right <= 80
+            await pilot.press("ctrl+t")
+            async with asyncio.timeout(10):
+                await send
+        finally:
+            await session.close()
+            await conn.close()
