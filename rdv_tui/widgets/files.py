@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
-from textual.widgets import Button, DirectoryTree, Input, Label, ProgressBar, Static
+from textual.widgets import Button, Input, ProgressBar, Static
 
 from rdv_core import events as ev
-from rdv_core.session import IncomingOffer
 from rdv_tui.cli.formatting import format_eta, human_bytes, human_rate
+from rdv_tui.widgets.file_picker import FilePicker
+from rdv_tui.widgets.offer_bar import NAME_SHOWN, OfferBar, tail
 
-#: Characters of a path shown where a line holds several (a peer may offer 4,096).
-NAME_SHOWN = 60
-
-
-def tail(path: str, limit: int = NAME_SHOWN) -> str:
-    """``path`` in at most ``limit`` characters: its end (the file's name), after ``…``."""
-    return path if len(path) <= limit else "…" + path[len(path) - limit + 1 :]
+__all__ = ["NAME_SHOWN", "FilePicker", "FilesPane", "OfferBar", "TransferRow", "tail"]
 
 
 class TransferRow(Horizontal):
@@ -154,139 +145,6 @@ class Aggregate:
         if self.recent:
             line += "\n  last: " + ", ".join(tail(name) for name in self.recent)
         return line
-
-
-class OfferBar(Horizontal):
-    """The peer's pending offer, with Accept / Reject. Offers queue up in order."""
-
-    DEFAULT_CSS = """
-    OfferBar { height: auto; display: none; background: $warning-muted; padding: 0 1; }
-    OfferBar.-pending { display: block; layout: horizontal; }
-    OfferBar #offer-text { width: 1fr; }
-    OfferBar Button { margin-left: 1; }
-    """
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._queue: list[tuple[IncomingOffer, asyncio.Future[bool]]] = []
-        #: The answer to each send (by its first batch): its later batches take it too.
-        self._sends: dict[int, asyncio.Future[bool]] = {}
-
-    def compose(self) -> ComposeResult:
-        yield Static("", id="offer-text", markup=False)
-        # The keys are on the buttons, not in the footer (no room there at 80 columns).
-        yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
-        yield Button("Reject ^n", variant="error", id="offer-reject", compact=True)
-
-    @property
-    def pending(self) -> int:
-        """Offers waiting for an answer."""
-        return len(self._queue)
-
-    def ask(self, offer: IncomingOffer) -> asyncio.Future[bool]:
-        """Queue an offer; the future resolves with the user's answer.
-
-        A send of many files comes in many batches (each offer names its send): the
-        user answers its first batch once, and the later ones follow that answer.
-        """
-        if offer.send is not None and offer.send.first in self._sends:
-            return self._sends[offer.send.first]
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if offer.send is not None:
-            self._sends[offer.send.first] = future
-        self._queue.append((offer, future))
-        self._show()
-        return future
-
-    def withdraw(self) -> None:
-        """The session ended: its offers can no longer be answered, and the answers
-        given to its sends must not answer the next session's (whose transfer ids,
-        and so ``send.first``, start at 1 again: its first send was answered without
-        asking)."""
-        for _, future in self._queue:
-            future.cancel()  # the session's offer tasks are cancelled with it anyway
-        self._queue.clear()
-        self._sends.clear()
-        self._show()
-
-    def answer(self, accept: bool) -> None:
-        """Answer the first pending offer."""
-        if not self._queue:
-            return
-        _, future = self._queue.pop(0)
-        if not future.done():
-            future.set_result(accept)
-        self._show()
-
-    def _show(self) -> None:
-        self.screen.refresh_bindings()  # the offer keys appear or disappear
-        if not self._queue:
-            self.remove_class("-pending")
-            return
-        offer = self._queue[0][0]
-        files, size = len(offer.files), offer.total_size
-        if offer.send is not None:
-            files, size = offer.send.files, offer.send.bytes
-        names = ", ".join(tail(f.path) for f in offer.files[:3])
-        more = f" and {files - 3} more" if files > 3 else ""
-        self.query_one("#offer-text", Static).update(
-            f"Peer offers {files} file(s), {human_bytes(size)}: {names}{more}"
-        )
-        self.add_class("-pending")
-
-    @on(Button.Pressed, "#offer-accept")
-    def _accept(self) -> None:
-        self.answer(True)
-
-    @on(Button.Pressed, "#offer-reject")
-    def _reject(self) -> None:
-        self.answer(False)
-
-
-class FilePicker(ModalScreen[Path | None]):
-    """Pick a file or folder to send (Enter on a file, or the Select button for a folder)."""
-
-    DEFAULT_CSS = """
-    FilePicker { align: center middle; }
-    FilePicker > Vertical { width: 80%; height: 80%; border: thick $primary; background: $surface; }
-    FilePicker DirectoryTree { height: 1fr; }
-    FilePicker Horizontal { height: auto; }
-    FilePicker #picked { width: 1fr; padding: 1; }
-    """
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, root: Path) -> None:
-        super().__init__()
-        self.root = root
-        self.picked: Path | None = None
-
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Label(f"Send a file or folder from {self.root}", markup=False)
-            yield DirectoryTree(self.root)
-            with Horizontal():
-                yield Static("", id="picked", markup=False)
-                yield Button("Send this", variant="primary", id="pick")
-                yield Button("Cancel", id="cancel")
-
-    @on(DirectoryTree.FileSelected)
-    def _file(self, event: DirectoryTree.FileSelected) -> None:
-        self.dismiss(event.path)
-
-    @on(DirectoryTree.DirectorySelected)
-    def _folder(self, event: DirectoryTree.DirectorySelected) -> None:
-        self.picked = event.path
-        self.query_one("#picked", Static).update(str(event.path))
-
-    @on(Button.Pressed, "#pick")
-    def _pick(self) -> None:
-        self.dismiss(self.picked)
-
-    @on(Button.Pressed, "#cancel")
-    def action_cancel(self) -> None:
-        """Close without picking."""
-        self.dismiss(None)
 
 
 class FilesPane(Vertical):

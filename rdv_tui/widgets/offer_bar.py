@@ -1,0 +1,108 @@
+"""The files pane's offer bar: the peer's pending offers, one at a time, Accept / Reject."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Button, Static
+
+from rdv_core.session import IncomingOffer
+from rdv_tui.cli.formatting import human_bytes
+
+#: Characters of a path shown where a line holds several (a peer may offer 4,096).
+NAME_SHOWN = 60
+
+
+def tail(path: str, limit: int = NAME_SHOWN) -> str:
+    """``path`` in at most ``limit`` characters: its end (the file's name), after ``…``."""
+    return path if len(path) <= limit else "…" + path[len(path) - limit + 1 :]
+
+
+class OfferBar(Horizontal):
+    """The peer's pending offer, with Accept / Reject. Offers queue up in order."""
+
+    DEFAULT_CSS = """
+    OfferBar { height: auto; display: none; background: $warning-muted; padding: 0 1; }
+    OfferBar.-pending { display: block; layout: horizontal; }
+    OfferBar #offer-text { width: 1fr; }
+    OfferBar Button { margin-left: 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._queue: list[tuple[IncomingOffer, asyncio.Future[bool]]] = []
+        #: The answer to each send (by its first batch): its later batches take it too.
+        self._sends: dict[int, asyncio.Future[bool]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="offer-text", markup=False)
+        # The keys are on the buttons, not in the footer (no room there at 80 columns).
+        yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
+        yield Button("Reject ^n", variant="error", id="offer-reject", compact=True)
+
+    @property
+    def pending(self) -> int:
+        """Offers waiting for an answer."""
+        return len(self._queue)
+
+    def ask(self, offer: IncomingOffer) -> asyncio.Future[bool]:
+        """Queue an offer; the future resolves with the user's answer.
+
+        A send of many files comes in many batches (each offer names its send): the
+        user answers its first batch once, and the later ones follow that answer.
+        """
+        if offer.send is not None and offer.send.first in self._sends:
+            return self._sends[offer.send.first]
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if offer.send is not None:
+            self._sends[offer.send.first] = future
+        self._queue.append((offer, future))
+        self._show()
+        return future
+
+    def withdraw(self) -> None:
+        """The session ended: its offers can no longer be answered, and the answers
+        given to its sends must not answer the next session's (whose transfer ids,
+        and so ``send.first``, start at 1 again: its first send was answered without
+        asking)."""
+        for _, future in self._queue:
+            future.cancel()  # the session's offer tasks are cancelled with it anyway
+        self._queue.clear()
+        self._sends.clear()
+        self._show()
+
+    def answer(self, accept: bool) -> None:
+        """Answer the first pending offer."""
+        if not self._queue:
+            return
+        _, future = self._queue.pop(0)
+        if not future.done():
+            future.set_result(accept)
+        self._show()
+
+    def _show(self) -> None:
+        self.screen.refresh_bindings()  # the offer keys appear or disappear
+        if not self._queue:
+            self.remove_class("-pending")
+            return
+        offer = self._queue[0][0]
+        files, size = len(offer.files), offer.total_size
+        if offer.send is not None:
+            files, size = offer.send.files, offer.send.bytes
+        names = ", ".join(tail(f.path) for f in offer.files[:3])
+        more = f" and {files - 3} more" if files > 3 else ""
+        self.query_one("#offer-text", Static).update(
+            f"Peer offers {files} file(s), {human_bytes(size)}: {names}{more}"
+        )
+        self.add_class("-pending")
+
+    @on(Button.Pressed, "#offer-accept")
+    def _accept(self) -> None:
+        self.answer(True)
+
+    @on(Button.Pressed, "#offer-reject")
+    def _reject(self) -> None:
+        self.answer(False)
