@@ -321,3 +321,16 @@ async def test_one_server_named_twice_is_measured_once() -> None:
     assert report.servers[0].tcp4.value is True
     with pytest.raises(ValueError, match="at most 8 servers"):
         Doctor([f"http://127.0.0.1:{port}" for port in range(1, 10)])
+
+
+async def test_doctor_against_a_server_that_answers_nothing() -> None:
+    # It takes the conn and never answers (not an rdv server, or a middlebox holding it):
+    # the summary says so instead of "the server could not tell us our address".
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)
+    try:
+        report = await run_doctor([f"http://127.0.0.1:{listener.getsockname()[1]}"])
+    finally:
+        listener.close()
+    said = summary(report)
+    assert said.startswith("TCP reached the server but it answered nothing (no answer to GET"), said
+    assert report.servers[0].tcp4.value is True
