@@ -144,3 +144,10 @@ def test_canonical_header_name() -> None:
     assert canonical_header_name("rdv-self-addrs") == "Rdv-Self-Addrs"
     assert canonical_header_name("X-API-KEY") == "X-Api-Key"
     assert canonical_header_name("bad name") == "bad name"
+
+
+@pytest.mark.parametrize("url", ["", "   "])
+def test_an_empty_server_url_says_none_was_given(url: str) -> None:
+    # The app's empty server field said "must be http:// or https://, got ''".
+    with pytest.raises(ValueError, match="no rdv server URL given"):
+        parse_server_url(url)

@@ -154,6 +154,8 @@ def parse_server_url(url: str) -> ServerURL:
             URL cannot have (a query string, a fragment, ``user@``): they would be
             dropped silently, and ``/rdv?x=1`` would join token ``rdv/TOKEN``.
     """
+    if not url.strip():  # an empty field of the app, an empty $RDV_SERVER
+        raise ValueError("no rdv server URL given: name one, e.g. http://host:8080")
     try:
         parts = urllib.parse.urlsplit(url)
     except ValueError as exc:  # "Invalid IPv6 URL" alone does not say which URL
