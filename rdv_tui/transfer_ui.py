@@ -432,6 +432,7 @@ class EventSink:
         self, args: argparse.Namespace, console: Console, view: TransferView, stream: IO[str] | None
     ) -> None:
         self.recorder = EventRecorder(stream=stream)
+        self.events_path = str(getattr(args, "events", "") or "")
         self.verbose = bool(args.verbose)
         self.console = console
         self.view = view
@@ -441,7 +442,18 @@ class EventSink:
     def __call__(self, event: Event) -> None:
         """Take one event."""
         if self.recorder.stream is not None:  # kept only to write them: memory stays flat
-            self.recorder(event)
+            try:
+                self.recorder(event)
+            except OSError as exc:
+                # A full disk: say it once and go on with this event (before, each event
+                # raised here: a traceback per event, and the view missed them all).
+                self.recorder.stream = None
+                why = escape(str(exc.strerror or exc))
+                self.view.say(
+                    f"[yellow]warning:[/] cannot write events to {escape(self.events_path)}: "
+                    f"{why}; no more events are written",
+                    soft_wrap=True,
+                )
         if isinstance(event, ObservedAddrWarning):
             self.view.say(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Upgraded) and not self.ended:  # fast start: RELAY -> P2P

@@ -8,6 +8,7 @@ in ``run()``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
@@ -351,4 +352,5 @@ async def _receive(args: argparse.Namespace) -> int:
         return fail("; ".join(parts))
     finally:
         if stream is not None:
-            stream.close()
+            with contextlib.suppress(OSError):  # its last flush fails as its writes did
+                stream.close()

@@ -8,6 +8,7 @@ Standard library only at module level; rich and rdv_core are imported in ``run()
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any
 
 from rdv_tui.cli.explain import add_explain_argument
@@ -223,4 +224,5 @@ async def _send(args: argparse.Namespace) -> int:
         return ui.EXIT_OK
     finally:
         if stream is not None:
-            stream.close()
+            with contextlib.suppress(OSError):  # its last flush fails as its writes did
+                stream.close()
