@@ -21,15 +21,16 @@ async def test_a_full_disk_under_events_costs_one_warning(url: str, tmp_path: Pa
     code = "5183-owl-rain"
     common = ("--server", url, "--spaces", "loopback4", "--events", "/dev/full")
     env = {**os.environ, "COLUMNS": "80"}
-    pipes = {"stdin": asyncio.subprocess.DEVNULL, "stdout": asyncio.subprocess.PIPE}
     send = await asyncio.create_subprocess_exec(
         *RDV, "send", str(tmp_path / "a.txt"), "--code", code, *common,
-        stderr=asyncio.subprocess.STDOUT, env=env, **pipes,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env,
     )  # fmt: skip
     await asyncio.sleep(0.5)
     receive = await asyncio.create_subprocess_exec(
         *RDV, "receive", code, "--dir", str(tmp_path / "dl"), "--yes", *common,
-        stderr=asyncio.subprocess.STDOUT, env=env, **pipes,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:
         (s_out, _), (r_out, _) = await asyncio.wait_for(
