@@ -191,17 +191,16 @@ class Doctor:
                 server.proxy = await through_proxy(server, proxy, self._ssl)
         self._found("proxy", self._proxy())
         # The IPv4 samples when there are any: ports of two families do not compare.
-        samples = self._samples or self._samples6
-        six = self._over_ipv6
-        self._found("nat", classify.classify_nat(samples, any_family=six))
-        self._found("mapping", classify.classify_mapping(samples, any_family=six))
-        self._found("port_preserved", classify.classify_preserved(samples, any_family=six))
+        samples, over_ipv6 = self._samples or self._samples6, self._over_ipv6
+        self._found("nat", classify.classify_nat(samples, any_family=over_ipv6))
+        self._found("mapping", classify.classify_mapping(samples, any_family=over_ipv6))
+        self._found("port_preserved", classify.classify_preserved(samples, any_family=over_ipv6))
         self._found("upgrade", self._upgrade())
         self._found("ipv6", self._ipv6())
         self._found("nat6", self._nat6())
         await self._allocation()
         await self._hairpin(inbox, samples)
-        servers, over_ipv6 = self._servers, self._over_ipv6
+        servers = self._servers
         async with asyncio.TaskGroup() as tasks:  # both SYN waits at once: 1.5 s, not 3
             main = tasks.create_task(
                 dialbacks.main_dial_back(servers, inbox, self._in_findings_family)
@@ -273,18 +272,11 @@ class Doctor:
                 # What the probes riding this conn (dial-back, Upgrade) say instead of
                 # "server unreachable", which it was not.
                 server.directory_reason = f"TLS with the server failed: {exc}"
-            if v6:
-                server.tcp6 = reached
-            else:
-                server.tcp4 = reached
+            server.set_reached(ip, reached)
             return
         server.main, server.main_ip = conn, ip
         server.rtts.append(conn.connect_ms)
-        reached = Finding(True, f"connected in {conn.connect_ms:.1f} ms")
-        if v6:
-            server.tcp6 = reached
-        else:
-            server.tcp4 = reached
+        server.set_reached(ip, Finding(True, f"connected in {conn.connect_ms:.1f} ms"))
         if tls:
             server.tls = Finding(True, "TLS handshake completed")
         await self._directory(server, conn)

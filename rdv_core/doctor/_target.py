@@ -46,6 +46,13 @@ class Target:
     #: The IPv6 conn from P (step 3), for the IPv6 dial-back.
     main6: HttpConn | None = None
 
+    def set_reached(self, ip: str, finding: Finding) -> None:
+        """Whether TCP to ``ip`` worked: ``tcp6`` for an IPv6 address, else ``tcp4``."""
+        if ":" in ip:
+            self.tcp6 = finding
+        else:
+            self.tcp4 = finding
+
     def check(self) -> ServerCheck:
         return ServerCheck(
             url=self.url,
