@@ -212,7 +212,8 @@ def render_text(report: Report, width: int | None = None) -> str:
     """The whole report as text for a terminal (no colours).
 
     ``width``: wrap to that many columns, each finding's reason under its own column and a
-    server's fields whole (``rdv doctor`` on a terminal); None: one line each (logs, pipes).
+    server's fields whole (``rdv doctor`` passes the terminal's, 80 into a pipe); None: one
+    line each.
     """
     lines = [
         f"rdv doctor: {len(report.servers)} server(s), port {report.local_port}, "
