@@ -100,6 +100,14 @@ class RaceScreen(Screen[None]):
         self.set_interval(TICK_S, self.tick)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
 
+    @property
+    def _drawable(self) -> bool:
+        """Mounted, and the app not shutting down. Textual takes the screens apart before
+        the workers feeding them end: a verdict arriving then found no ``#diagnosis`` and
+        ended the app with a traceback (``App.is_running`` turns false first; ``is_attached``
+        once the screen is gone, and outside the app's context)."""
+        return self._ready and self.is_attached and self.app.is_running
+
     # ----- feeding events
 
     def feed(self, event: Event) -> None:
@@ -107,7 +115,7 @@ class RaceScreen(Screen[None]):
         change = self.model.apply(event)
         if self.source == "live" and self._origin is None:
             self._origin = time.monotonic() - event.t
-        if not self._ready:
+        if not self._drawable:
             return  # on_mount draws everything from the model
         if change.rows:
             table = self.query_one(RaceTable)
@@ -122,7 +130,7 @@ class RaceScreen(Screen[None]):
     def show_diagnosis(self, text: str) -> None:
         """The doctor's prediction before the race, the verdict after (empty: hidden)."""
         self.diagnosis = text
-        if self._ready:
+        if self._drawable:
             box = self.query_one("#diagnosis", Static)
             # The verdict quotes the peer: no markup, no control characters.
             safe = "\n".join(printable(line) for line in text.splitlines())
@@ -132,7 +140,7 @@ class RaceScreen(Screen[None]):
     def merge_peer(self, events: list[Event]) -> None:
         """Show the peer's direct candidates (from the session's diagnosis) as extra rows."""
         ids = self.model.merge_peer(events)
-        if not self._ready or not ids:
+        if not self._drawable or not ids:
             return
         table = self.query_one(RaceTable)
         for row_id in ids:
@@ -145,7 +153,7 @@ class RaceScreen(Screen[None]):
         self.source, self.note = source, ""
         self.show_diagnosis("")
         self._origin = None
-        if not self._ready:
+        if not self._drawable:
             return
         self.query_one(RaceTable).forget()
         self.query_one(Waterfall).model = self.model
@@ -153,7 +161,7 @@ class RaceScreen(Screen[None]):
 
     def tick(self) -> None:
         """Advance the axis of a live race to now, so waits are visible as they happen."""
-        if self._origin is None or not self._ready:
+        if self._origin is None or not self._drawable:
             return
         if self.model.advance(time.monotonic() - self._origin):
             self.query_one(ResultBanner).show(self.model, extra=self.note)
@@ -176,7 +184,7 @@ class RaceScreen(Screen[None]):
         self.post_message(self.CancelRequested())
 
     def watch_note(self, note: str) -> None:
-        if self._ready:
+        if self._drawable:
             self.query_one(ResultBanner).show(self.model, extra=note)
 
     def _redraw_all(self) -> None:
