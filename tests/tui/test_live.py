@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -60,61 +60,73 @@ async def fill_connect_form(app: RdvApp, pilot: Pilot[int], code: str) -> None:
     await pilot.pause()
 
 
+@contextlib.asynccontextmanager
+async def app_dials_a_demo_peer(
+    app: RdvApp, pilot: Pilot[int], tmp_path: Path
+) -> AsyncIterator[DemoPeer]:
+    """The app's embedded server up, a demo peer waiting on a fresh code and the Connect form
+    filled with it (``ctrl+r`` dials); at the end the app's conn and the peer are closed."""
+    await wait_for(pilot, lambda: app.controller.embedded is not None)
+    assert app.controller.embedded is not None
+    code = generate_code()
+    peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
+    peer_task = asyncio.get_running_loop().create_task(peer.run())
+    try:
+        await fill_connect_form(app, pilot, code)
+        yield peer
+    finally:
+        await app.controller.close_connection()
+        with contextlib.suppress(asyncio.CancelledError, SessionError):
+            peer_task.cancel()
+            await peer_task
+
+
 async def test_connect_race_chat_and_file(tmp_path: Path) -> None:
     app = make_app(config(tmp_path))
-    async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.controller.embedded is not None)
-        assert app.controller.embedded is not None
-        code = generate_code()
-        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
-        peer_task = asyncio.get_running_loop().create_task(peer.run())
-        try:
-            await fill_connect_form(app, pilot, code)
-            app.controller.session_switch_delay = 0.1
-            await pilot.press("ctrl+r")
-            # The race plays on the dashboard: rows appear, then reach final states.
-            race = app.race_screen
-            await wait_for(pilot, lambda: race.model.result is not None)
-            assert race.model.result is not None and race.model.result.ok
-            table = race.query_one("#race-table", DataTable)
-            await wait_for(pilot, lambda: table.row_count == len(race.model.rows))
-            # Our candidates (the peer's may join once the session delivers its diagnosis).
-            rows = [r for r in race.model.rows.values() if r.candidate.id < PEER_ID_BASE]
-            assert [r.state for r in rows].count(RowState.PICKED) == 1
-            assert any(r.candidate.origin == "relay" for r in rows)
-            # The dialer's relay is discarded once the server confirmed the p2p report,
-            # a round trip after the pick (longer on a busy machine).
-            await wait_for(pilot, lambda: all(r.state.is_final for r in race.model.rows.values()))
-            # The session comes up and the app moves to the Session screen.
-            await wait_for(
-                pilot, lambda: app.current_mode == "session" and app.controller.session is not None
-            )
-            # The screen composes its widgets on its first refresh after the switch.
-            await wait_for(pilot, lambda: bool(app.session_screen.query(ChatLog)))
-            chat = app.session_screen.query_one(ChatLog)
-            await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
-            # Chat both ways: type a line; the peer receives it and echoes it back.
-            await pilot.click("#chat-input")
-            await pilot.press(*"ping 42", "enter")
-            await wait_for(pilot, lambda: ("peer", "echo: ping 42") in chat.lines_added)
-            assert any(isinstance(e, ev.ChatReceived) and e.text == "ping 42" for e in peer.events)
-            # A file: typed path, sent, verified at the peer, verified mark on screen.
-            sample = tmp_path / "hello.txt"
-            sample.write_bytes(b"hello rdv\n" * 5000)
-            app.session_screen.query_one("#send-path", Input).value = str(sample)
-            await pilot.click("#send")
-            row_id = "#t-1-out-1"
-            await wait_for(pilot, lambda: bool(app.session_screen.query(row_id)))
-            row = app.session_screen.query_one(row_id, TransferRow)
-            await wait_for(pilot, lambda: row.has_class("-done"))
-            assert row.status_text.startswith("✔ verified")
-            received = tmp_path / "peer" / "hello.txt"
-            assert received.read_bytes() == sample.read_bytes()
-        finally:
-            await app.controller.close_connection()
-            with contextlib.suppress(asyncio.CancelledError):
-                peer_task.cancel()
-                await peer_task
+    async with (
+        app.run_test(size=(120, 40)) as pilot,
+        app_dials_a_demo_peer(app, pilot, tmp_path) as peer,
+    ):
+        app.controller.session_switch_delay = 0.1
+        await pilot.press("ctrl+r")
+        # The race plays on the dashboard: rows appear, then reach final states.
+        race = app.race_screen
+        await wait_for(pilot, lambda: race.model.result is not None)
+        assert race.model.result is not None and race.model.result.ok
+        table = race.query_one("#race-table", DataTable)
+        await wait_for(pilot, lambda: table.row_count == len(race.model.rows))
+        # Our candidates (the peer's may join once the session delivers its diagnosis).
+        rows = [r for r in race.model.rows.values() if r.candidate.id < PEER_ID_BASE]
+        assert [r.state for r in rows].count(RowState.PICKED) == 1
+        assert any(r.candidate.origin == "relay" for r in rows)
+        # The dialer's relay is discarded once the server confirmed the p2p report,
+        # a round trip after the pick (longer on a busy machine).
+        await wait_for(pilot, lambda: all(r.state.is_final for r in race.model.rows.values()))
+        # The session comes up and the app moves to the Session screen.
+        await wait_for(
+            pilot, lambda: app.current_mode == "session" and app.controller.session is not None
+        )
+        # The screen composes its widgets on its first refresh after the switch.
+        await wait_for(pilot, lambda: bool(app.session_screen.query(ChatLog)))
+        chat = app.session_screen.query_one(ChatLog)
+        await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
+        # Chat both ways: type a line; the peer receives it and echoes it back.
+        await pilot.click("#chat-input")
+        await pilot.press(*"ping 42", "enter")
+        await wait_for(pilot, lambda: ("peer", "echo: ping 42") in chat.lines_added)
+        assert any(isinstance(e, ev.ChatReceived) and e.text == "ping 42" for e in peer.events)
+        # A file: typed path, sent, verified at the peer, verified mark on screen.
+        sample = tmp_path / "hello.txt"
+        sample.write_bytes(b"hello rdv\n" * 5000)
+        app.session_screen.query_one("#send-path", Input).value = str(sample)
+        await pilot.click("#send")
+        row_id = "#t-1-out-1"
+        await wait_for(pilot, lambda: bool(app.session_screen.query(row_id)))
+        row = app.session_screen.query_one(row_id, TransferRow)
+        await wait_for(pilot, lambda: row.has_class("-done"))
+        assert row.status_text.startswith("✔ verified")
+        received = tmp_path / "peer" / "hello.txt"
+        assert received.read_bytes() == sample.read_bytes()
 
 
 def peer_greeting() -> str:
@@ -256,40 +268,31 @@ async def test_demo_runs_a_whole_session(tmp_path: Path) -> None:
 async def test_forced_relay_session_and_bytes_per_pair(tmp_path: Path) -> None:
     """Force relay: the banner says RELAY, chat works through the server, bytes show."""
     app = make_app(config(tmp_path))
-    async with app.run_test(size=(120, 36)) as pilot:
-        await wait_for(pilot, lambda: app.controller.embedded is not None)
-        assert app.controller.embedded is not None
-        code = generate_code()
-        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
-        peer_task = asyncio.get_running_loop().create_task(peer.run())
-        try:
-            await fill_connect_form(app, pilot, code)
-            app.connect_screen.query_one("#force-relay", Checkbox).value = True
-            app.controller.session_switch_delay = 0.0
-            await pilot.press("ctrl+r")
-            race = app.race_screen
-            await wait_for(pilot, lambda: race.model.result is not None)
-            assert race.model.result is not None and race.model.result.is_relay
-            banner = str(race.query_one("#result").render())
-            assert "RELAY via server" in banner
-            await wait_for(pilot, lambda: app.controller.session is not None)
-            chat = app.session_screen.query_one(ChatLog)
-            await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
-            assert app.controller.session is not None
-            await app.controller.session.send_chat("through the relay")
-            await wait_for(pilot, lambda: ("peer", "echo: through the relay") in chat.lines_added)
-            await pilot.press("f5")
-            await wait_for(pilot, lambda: app.server_screen.query_one(PairsTable).row_count == 1)
-            app.server_screen.refresh_stats()
-            table = app.server_screen.query_one(PairsTable)
-            key = next(iter(table.rows))
-            assert table.get_cell(key, "path").plain == "relay"
-            assert table.get_cell(key, "d2a").plain != "0 B"  # key exchange, hello and chat
-        finally:
-            await app.controller.close_connection()
-            with contextlib.suppress(asyncio.CancelledError):
-                peer_task.cancel()
-                await peer_task
+    async with (
+        app.run_test(size=(120, 36)) as pilot,
+        app_dials_a_demo_peer(app, pilot, tmp_path),
+    ):
+        app.connect_screen.query_one("#force-relay", Checkbox).value = True
+        app.controller.session_switch_delay = 0.0
+        await pilot.press("ctrl+r")
+        race = app.race_screen
+        await wait_for(pilot, lambda: race.model.result is not None)
+        assert race.model.result is not None and race.model.result.is_relay
+        banner = str(race.query_one("#result").render())
+        assert "RELAY via server" in banner
+        await wait_for(pilot, lambda: app.controller.session is not None)
+        chat = app.session_screen.query_one(ChatLog)
+        await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)
+        assert app.controller.session is not None
+        await app.controller.session.send_chat("through the relay")
+        await wait_for(pilot, lambda: ("peer", "echo: through the relay") in chat.lines_added)
+        await pilot.press("f5")
+        await wait_for(pilot, lambda: app.server_screen.query_one(PairsTable).row_count == 1)
+        app.server_screen.refresh_stats()
+        table = app.server_screen.query_one(PairsTable)
+        key = next(iter(table.rows))
+        assert table.get_cell(key, "path").plain == "relay"
+        assert table.get_cell(key, "d2a").plain != "0 B"  # key exchange, hello and chat
 
 
 async def test_failed_attempt_shows_why(tmp_path: Path) -> None:

@@ -17,7 +17,13 @@ from rdv_tui.demo_peer import DemoPeer
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
 from rdv_tui.widgets.waterfall import Waterfall
 
-from tests.tui.test_live import LOOPBACK, config, fill_connect_form, wait_for
+from tests.tui.test_live import (
+    LOOPBACK,
+    app_dials_a_demo_peer,
+    config,
+    fill_connect_form,
+    wait_for,
+)
 
 
 async def test_a_failed_lobby_wait_no_longer_says_it_waits(tmp_path: Path) -> None:
@@ -41,29 +47,21 @@ async def test_a_failed_lobby_wait_no_longer_says_it_waits(tmp_path: Path) -> No
 async def test_the_banner_stops_saying_session_up_once_it_ended(tmp_path: Path) -> None:
     """The dashboard kept 'session up: F4 for chat and files' after the session ended."""
     app = make_app(config(tmp_path))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.controller.embedded is not None)
-        assert app.controller.embedded is not None
-        code = generate_code()
-        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
-        peer_task = asyncio.get_running_loop().create_task(peer.run())
-        try:
-            await fill_connect_form(app, pilot, code)
-            app.controller.session_switch_delay = 0.0
-            await pilot.press("ctrl+r")
-            race = app.race_screen
-            await wait_for(pilot, lambda: "session up" in race.note, limit=20)
-            await wait_for(pilot, lambda: app.current_mode == "session")
-            await pilot.press("ctrl+l")
-            await wait_for(pilot, lambda: app.controller.session is None)
-            await pilot.press("f3")
-            await wait_for(pilot, lambda: "session up" not in race.note)
-            banner = str(race.query_one(ResultBanner).render())
-            assert "session ended" in banner and "session up" not in banner
-        finally:
-            with contextlib.suppress(asyncio.CancelledError, SessionError):
-                peer_task.cancel()
-                await peer_task
+    async with (
+        app.run_test(size=(80, 24)) as pilot,
+        app_dials_a_demo_peer(app, pilot, tmp_path),
+    ):
+        app.controller.session_switch_delay = 0.0
+        await pilot.press("ctrl+r")
+        race = app.race_screen
+        await wait_for(pilot, lambda: "session up" in race.note, limit=20)
+        await wait_for(pilot, lambda: app.current_mode == "session")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: app.controller.session is None)
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: "session up" not in race.note)
+        banner = str(race.query_one(ResultBanner).render())
+        assert "session ended" in banner and "session up" not in banner
 
 
 async def test_a_replaced_lobby_conn_tries_again_with_the_same_code(tmp_path: Path) -> None:
@@ -146,29 +144,20 @@ async def test_connecting_with_a_session_open_asks_first(tmp_path: Path) -> None
     """F2 to read the code, a stray Enter: the open session (chat, transfers) ended
     without a word. Now the first Connect warns; a second one within 5 s replaces it."""
     app = make_app(config(tmp_path))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.controller.embedded is not None)
-        assert app.controller.embedded is not None
-        code = generate_code()
-        peer = DemoPeer(app.controller.embedded.url, code, tmp_path / "peer")
-        peer_task = asyncio.get_running_loop().create_task(peer.run())
-        try:
-            await fill_connect_form(app, pilot, code)
-            app.controller.session_switch_delay = 0.0
-            await pilot.press("ctrl+r")
-            await wait_for(pilot, lambda: app.current_mode == "session", limit=20)
-            session = app.controller.session
-            assert session is not None
-            await pilot.press("f2")
-            await pilot.press("enter")  # in the code field
-            await pilot.pause(0.3)
-            assert app.controller.session is session and not session.closed
-            assert any(n.title == "Session open" for n in app._notifications)
-            await pilot.press("enter")
-            await wait_for(pilot, lambda: session.closed)
-            await wait_for(pilot, lambda: app.current_mode == "race")
-        finally:
-            await app.controller.close_connection()
-            with contextlib.suppress(asyncio.CancelledError, SessionError):
-                peer_task.cancel()
-                await peer_task
+    async with (
+        app.run_test(size=(80, 24)) as pilot,
+        app_dials_a_demo_peer(app, pilot, tmp_path),
+    ):
+        app.controller.session_switch_delay = 0.0
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.current_mode == "session", limit=20)
+        session = app.controller.session
+        assert session is not None
+        await pilot.press("f2")
+        await pilot.press("enter")  # in the code field
+        await pilot.pause(0.3)
+        assert app.controller.session is session and not session.closed
+        assert any(n.title == "Session open" for n in app._notifications)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: session.closed)
+        await wait_for(pilot, lambda: app.current_mode == "race")
