@@ -292,6 +292,7 @@ async def test_doctor_against_a_certificate_we_do_not_trust(tmp_path: Path) -> N
     assert said.startswith("TCP reached the server but TLS failed ("), said
     assert "CERTIFICATE_VERIFY_FAILED" in said
     assert report.servers[0].tls.value is False
+    assert not report.answered  # `rdv doctor` exits 1: nothing was measured against it
     for name in ("filtering", "upgrade"):
         assert report.finding(name).reason.startswith("TLS with the server failed"), name
 

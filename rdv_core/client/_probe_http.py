@@ -27,6 +27,11 @@ class ProbeHttpError(OSError):
     """A probe request failed (conn, status or framing); the message says how."""
 
 
+class ProbeSilent(ProbeHttpError):
+    """The conn stayed open and no answer came within the timeout (not an HTTP server, or
+    something between us holding the conn)."""
+
+
 @dataclass(slots=True)
 class HttpConn:
     """An open conn to a server, and what we know of it."""
@@ -54,7 +59,7 @@ class HttpConn:
                 head = await _read_head(self.reader)
                 body = await _read_body(self.reader, head)
         except TimeoutError:
-            raise ProbeHttpError(f"no answer to GET {path} within {wait_s:g} s") from None
+            raise ProbeSilent(f"no answer to GET {path} within {wait_s:g} s") from None
         except (OSError, asyncio.IncompleteReadError) as exc:
             raise ProbeHttpError(f"GET {path}: {exc or type(exc).__name__}") from None
         return head.status, body

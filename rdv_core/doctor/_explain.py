@@ -120,18 +120,14 @@ def summary(report: Report) -> str:
                 "measured; check the server's certificate, or the trusted CAs here "
                 "(SSL_CERT_FILE)."
             )
-        silent = next(
-            (x.upgrade.reason for x in report.servers if "no answer to GET" in x.upgrade.reason),
-            None,
-        )
-        if silent is not None and not any(x.observed for x in report.servers):
+        silent = next((x.http.reason for x in report.servers if x.http.value is False), None)
+        if silent is not None and not report.answered:
             # It took the conn and said nothing: not an rdv server, or something between us
             # (a proxy, a middlebox) holding the conn. "Could not tell us our address" read
             # as if it had answered.
-            why = silent.removeprefix("no observed address: ")
             return (
-                f"TCP reached the server but it answered nothing ({why}): is it an rdv server, "
-                "or does something between us hold the conn?"
+                f"TCP reached the server but it answered nothing ({silent}): is it an rdv "
+                "server, or does something between us hold the conn?"
             )
         return "The server could not tell us our address: nothing about NAT was measured."
     if nat is False:

@@ -282,6 +282,10 @@ class Doctor:
         await self._directory(server, conn)
         observed: Observed | None = None
         try:
+            if server.http.value is False:
+                # Its conn is dead or holds our first GET unanswered: a second would only
+                # wait out the same timeout (3 s more for the user) behind it.
+                raise ProbeHttpError(server.http.reason)
             observed = await observe(conn, upgrade=True)
         except (ProbeHttpError, ProtocolError) as exc:
             server.upgrade = not_measured(f"no observed address: {exc}")
@@ -309,6 +313,7 @@ class Doctor:
     async def _directory(self, server: Target, conn: HttpConn) -> None:
         try:
             status, body = await conn.get(PROBES_PATH)
+            server.http = Finding(True, f"answered {status} to GET {PROBES_PATH}")
             if status != 200:
                 server.directory_reason = (
                     f"the server answered {status} to {PROBES_PATH}: it has no doctor routes "
@@ -316,7 +321,11 @@ class Doctor:
                 )
                 return
             server.directory = parse_directory(body)
-        except (ProbeHttpError, ProtocolError) as exc:
+        except ProtocolError as exc:  # it answered, but not with what we asked for
+            server.http = Finding(True, f"answered GET {PROBES_PATH} with {exc}")
+            server.directory_reason = f"{PROBES_PATH}: {exc}"
+        except ProbeHttpError as exc:  # silent, or the conn failed before any answer
+            server.http = Finding(False, str(exc))
             server.directory_reason = f"{PROBES_PATH}: {exc}"
 
     async def _probe_port(

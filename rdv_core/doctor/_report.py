@@ -43,7 +43,7 @@ FILTERINGS: Final = ("open", "drop", "rst", "icmp", "intercepted")
 PROXIES: Final = ("none", "tunnel", "failed")
 #: Findings added after version 1 was published: a report without them (an older rdv's)
 #: still reads, as "not measured".
-OPTIONAL_FINDINGS: Final = frozenset({"proxy", "filtering6"})
+OPTIONAL_FINDINGS: Final = frozenset({"proxy", "filtering6", "http"})
 
 
 class ReportError(RdvError, ValueError):
@@ -135,6 +135,9 @@ class ServerCheck:
         upgrade: Did our ``Upgrade`` header arrive (False: a middlebox stripped it).
         dial_back: What its SYN back to our observed address got (``open``, ``drop``, ...).
         proxy: Whether we reach it through an HTTP proxy (a word of :data:`PROXIES`).
+        http: Did it answer HTTP on the main conn (False: it took the conn and said nothing,
+            or not HTTP; any status is an answer: a server without the doctor routes
+            answers with an error status).
     """
 
     url: str
@@ -147,6 +150,7 @@ class ServerCheck:
     upgrade: Finding
     dial_back: Finding
     proxy: Finding = field(default_factory=lambda: Finding("none", "no proxy configured"))
+    http: Finding = field(default_factory=lambda: not_measured("not tried"))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -160,6 +164,7 @@ class ServerCheck:
             "upgrade": self.upgrade.to_json(),
             "dial_back": self.dial_back.to_json(),
             "proxy": self.proxy.to_json(),
+            "http": self.http.to_json(),
         }
 
     @classmethod
@@ -186,6 +191,7 @@ class ServerCheck:
             upgrade=Finding.from_json(data.get("upgrade")),
             dial_back=Finding.from_json(data.get("dial_back"), FILTERINGS),
             proxy=_optional_finding(data, "proxy", PROXIES),
+            http=_optional_finding(data, "http", None),
         )
 
 
@@ -247,6 +253,12 @@ class Report:
             s.tcp4.value is True or s.tcp6.value is True or s.proxy.value == "tunnel"
             for s in self.servers
         )
+
+    @property
+    def answered(self) -> bool:
+        """Did any server answer HTTP, or a proxy give a tunnel to one (what ``rdv doctor``'s
+        exit code 0 says: something was measured against a server)."""
+        return any(s.http.value is True or s.proxy.value == "tunnel" for s in self.servers)
 
     @property
     def proxy_only(self) -> bool:

@@ -41,6 +41,7 @@ class Target:
     upgrade: Finding = field(default_factory=lambda: not_measured("not tried"))
     dial_back: Finding = field(default_factory=lambda: not_measured("not tried"))
     proxy: Finding = field(default_factory=lambda: not_measured("not tried"))
+    http: Finding = field(default_factory=lambda: not_measured("not tried"))
     rtts: list[float] = field(default_factory=list)
     observed6: Sample | None = None
     #: The IPv6 conn from P (step 3), for the IPv6 dial-back.
@@ -65,6 +66,7 @@ class Target:
             upgrade=self.upgrade,
             dial_back=self.dial_back,
             proxy=self.proxy,
+            http=self.http,
         )
 
 

@@ -30,7 +30,8 @@ def add_parser(subparsers: Any) -> None:
         "(from the server's dial-back, rdv serve --dial-back), hairpinning, a middlebox "
         "that strips Upgrade and the HTTP proxy the race would go through. Every finding is "
         "yes / no / not measured, with the reason.",
-        epilog="Exit codes: 0 measured; 1 no server could be reached; 2 bad usage; 130 "
+        epilog="Exit codes: 0 measured; 1 no server answered (unreachable, TLS failed, or it "
+        "took the conn and said nothing); 2 bad usage; 130 "
         "interrupted before a report (with --every: the last report's code).",
     )
     parser.add_argument(
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
             except OSError as exc:  # `> /dev/full`, a full disk, a quota: say it in one line
                 print(f"rdv doctor: writing stdout failed: {exc.strerror or exc}", file=sys.stderr)
                 return 1
-            code = 0 if report.reached else 1
+            code = 0 if report.answered else 1
             if args.every is None:
                 return code
             time.sleep(max(0.0, args.every - (time.monotonic() - started)))
