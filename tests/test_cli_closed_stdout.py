@@ -44,3 +44,19 @@ def test_a_closed_stdout_ends_the_command_without_a_traceback(args: tuple[str, .
     done = _run_into_a_closed_pipe(*args)
     assert done.stderr == b"", done.stderr.decode()
     assert done.returncode == EXIT_STDOUT_GONE
+
+
+def test_a_full_stdout_is_one_line_not_a_traceback() -> None:
+    # `rdv lab list > /dev/full`: before, a traceback ending in "OSError: [Errno 28]".
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            [sys.executable, "-m", "rdv_tui", "lab", "list"],
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+    said = done.stderr.decode()
+    assert said == "rdv lab: a write failed: No space left on device\n", said
+    assert done.returncode == 1

@@ -15,6 +15,7 @@ never import textual or rich.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import select
@@ -24,6 +25,9 @@ from types import ModuleType
 
 #: What a shell reports for a process that SIGPIPE ended (128 + 13): ``yes | head -1``.
 EXIT_STDOUT_GONE = 141
+
+#: A write that found no room: stdout or a file on a full disk, over quota, past a size limit.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 #: Subcommands in the order ``rdv --help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -80,12 +84,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         # killed by SIGPIPE does. Only for stdout: a broken socket is a bug to show.
         if not _stdout_gone():
             raise
-        # The flush at exit would raise again: let it write into /dev/null.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        _stdout_to_devnull()  # the flush at exit would raise again
         return EXIT_STDOUT_GONE
+    except OSError as exc:
+        if exc.errno not in _NO_ROOM:
+            raise
+        # `rdv lab list > /dev/full`: one line, not a traceback. The commands that write
+        # files say which (`rdv receive`, `--events`); this is the fallback for the rest.
+        _stdout_to_devnull()  # the flush at exit would fail again
+        print(f"rdv {args.command}: a write failed: {exc.strerror}", file=sys.stderr)
+        return 1
     return code
+
+
+def _stdout_to_devnull() -> None:
+    if sys.stdout is None:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _stdout_gone() -> bool:
