@@ -44,7 +44,7 @@ LOCAL_HOSTS = ("localhost", "localhost.")
 
 
 def is_local(url: str) -> bool:
-    """Whether the server of ``url`` runs on this machine (a loopback host).
+    """Whether the server of ``url`` runs on this machine (a loopback or unspecified host).
 
     Two peers that meet there are on this machine too, so they should race over
     loopback: this machine's public and private addresses only race itself, and a peer
@@ -60,9 +60,12 @@ def is_local(url: str) -> bool:
     if host.lower() in LOCAL_HOSTS:
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    # `rdv serve` listening everywhere prints http://0.0.0.0:PORT, and a client given it
+    # connects to this machine: the kernel routes the unspecified address to loopback.
+    return address.is_loopback or address.is_unspecified
 
 
 def spaces_for(server: str, spaces: str | None) -> str:

@@ -42,7 +42,7 @@ def add_race_arguments(
         help="address spaces for direct conns: comma list of public4, public6, private4, "
         "private6, link4, link6, loopback4, loopback6, or default, all, public, loopback, "
         "none (none forces the relay); default: loopback for a server on this machine "
-        "(127.0.0.1, ::1, localhost), else default",
+        "(127.0.0.1, ::1, localhost, 0.0.0.0), else default",
     )
     ignored = "" if dialer else f" (ignored here: {picker_role} picks)"
     pick = group.add_mutually_exclusive_group()
