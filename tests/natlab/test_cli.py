@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -48,9 +49,16 @@ def test_lab_run_text_and_unknown_preset() -> None:
         text=True,
         timeout=90,
         check=False,
+        env={**os.environ, "COLUMNS": "80"},
     )
     assert proc.returncode == 0, proc.stderr
+    # Each line fits the terminal: the preset's reason and a relay's story of the direct
+    # dials (200 characters) wrap under their own column, not back at column 0.
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, proc.stdout
+    assert all(line.startswith(("lab ", "  ", "run ", "summary: ")) for line in lines), lines
     assert "run   1: relay" in proc.stdout
+    assert any(line.startswith(" " * 10 + "direct: ") for line in lines), proc.stdout
     assert "summary: 0 direct, 1 relay, 0 failed" in proc.stdout
     assert "impairment: nfqueue" in proc.stdout or "impairment: netem" in proc.stdout
     bad = subprocess.run(

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
 from rdv_tui.cli.formatting import ms_figure
@@ -244,31 +244,51 @@ def _fill(text: str, room: int, first: str, rest: str) -> str:
     )
 
 
-def _run_line(plan: Any, i: int, result: Any) -> str:
+#: Where a run's wrapped details continue: under its outcome.
+_RUN_INDENT: Final = " " * 10
+
+
+def _room(columns: int | None) -> int:
+    """The terminal's width (or ``columns``), never so narrow that a line cannot start."""
+    return max(columns or shutil.get_terminal_size().columns, 60)
+
+
+def _run_line(plan: Any, i: int, result: Any, columns: int | None = None) -> str:
+    """One run: its fixed columns, then what became of the direct dials, wrapped under the
+    outcome (a relay's story runs to 200 characters; a terminal folded it to column 0)."""
     where = ""
     if result.chosen:
         owner = plan.describe_addr(result.chosen)
         space = "relay" if result.outcome == "relay" else result.chosen_space
         where = f"{result.chosen} ({space}, {owner})"
     data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
-    line = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms  {where}  {data}"
+    head = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms  {where}  {data}"
+    details = []
     if result.outcome != "direct":
         from rdv_core.lab import direct_attempts
 
         tried = direct_attempts(result.events["dialer"])
         if tried:
-            line += f"  direct: {tried}"
+            details.append(f"direct: {tried}")
     if result.error:
-        line += f"  [{result.error}]"
+        details.append(f"[{result.error}]")
+    room = _room(columns)
+    line = head.rstrip()
+    if details:
+        tail = "  ".join(details)
+        if len(line) + 2 + len(tail) <= room:
+            line += f"  {tail}"
+        else:
+            line += "\n" + _fill(tail, room, _RUN_INDENT, _RUN_INDENT + "  ")
     # The router's port clash explains the relay (docs/LAB-NOTES.md section 11).
     for remap in result.port_remaps:
-        line += f"\n          explained: {remap}"
-    return line.rstrip()
+        line += "\n" + _fill(f"explained: {remap}", room, _RUN_INDENT, _RUN_INDENT + "  ")
+    return line
 
 
-def _summary_line(summary: dict[str, Any]) -> str:
+def _summary_line(summary: dict[str, Any], columns: int | None = None) -> str:
     paths = ", ".join(f"{k} x{v}" for k, v in summary["chosen"].items())
-    return (
+    text = (
         f"summary: {summary['direct']} direct, {summary['relay']} relay, "
         f"{summary['failed']} failed; time to connected p50 {ms_figure(summary['p50_ms'])} ms, "
         f"p90 {ms_figure(summary['p90_ms'])} ms; chosen: {paths}; "
@@ -279,6 +299,7 @@ def _summary_line(summary: dict[str, Any]) -> str:
             else ""
         )
     )
+    return _fill(text, _room(columns), "", "         ")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -293,12 +314,13 @@ def _run(args: argparse.Namespace) -> int:
         result.build_ms = lab.build_s * 1000
         result.impairment = lab.impairment_method
         if text:
-            print(f"lab {spec.name}: {spec.summary}")
-            print(
-                f"  built in {result.build_ms:.0f} ms; impairment: {lab.impairment_method}; "
-                f"server {lab.plan.server_addr}; expect {spec.expect}: {spec.why}",
-                flush=True,
+            room = _room(None)
+            print(_fill(f"lab {spec.name}: {spec.summary}", room, "", "    "))
+            built = (
+                f"built in {result.build_ms:.0f} ms; impairment: {lab.impairment_method}; "
+                f"server {lab.plan.server_addr}; expect {spec.expect}: {spec.why}"
             )
+            print(_fill(built, room, "  ", "    "), flush=True)
         lab.start_server()
         runner = LabRunner(lab)
         for i in range(1, args.runs + 1):
