@@ -455,3 +455,28 @@ async def test_a_closed_stdin_or_stdout_is_bad_usage(closed: str, message: str) 
     assert "Traceback" not in err.decode(), err
     assert proc.returncode == 2, err
     assert f"rdv accept: {message}: pipe mode needs it" in err.decode(), err
+
+
+async def test_two_dialers_of_one_token_are_told_the_other_side_accepts() -> None:
+    # Both terminals ran `rdv dial`: the second took the first's lobby slot (409), and the
+    # first said only "replaced by another conn".
+    joined = asyncio.Event()
+    server = RdvServer(lobby_timeout=5, on_event=lambda event: joined.set())
+    front = await start_native(server, host="127.0.0.1", port=0)
+    try:
+        first = asyncio.create_task(run_rdv("dial", "--spaces", "loopback", front.url, "twice"))
+        await joined.wait()  # the first dialer's PeerJoined
+        second = asyncio.create_task(run_rdv("dial", "--spaces", "loopback", front.url, "twice"))
+        code, _, err = await first
+        second.cancel()  # kills its process
+        with contextlib.suppress(asyncio.CancelledError):
+            await second
+    finally:
+        await server.close()
+        await front.close()
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        "rdv dial: server rejected: 409 Conflict: replaced by another conn (another `rdv dial` "
+        "with this token reached the server after us and took our place: the other side runs "
+        "`rdv accept`)"
+    )

@@ -324,7 +324,7 @@ async def _main(
     stderr: IO[str],
 ) -> int:
     from rdv_core.client import Client
-    from rdv_core.errors import RdvError, RdvTimeoutError
+    from rdv_core.errors import RdvError, RdvTimeoutError, ServerRejectedError
     from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded
 
     def say(text: str) -> None:
@@ -378,6 +378,9 @@ async def _main(
     except RdvTimeoutError as exc:
         say(str(exc))
         return EXIT_TIMEOUT
+    except ServerRejectedError as exc:
+        say(f"{exc}{_rejected_hint(exc.status, method)}")
+        return EXIT_FAILED
     except (RdvError, OSError) as exc:
         say(str(exc))
         return EXIT_FAILED
@@ -397,6 +400,20 @@ async def _main(
         say(f"connection lost: {exc.strerror or exc}")
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _rejected_hint(status: int, method: str) -> str:
+    """What a pipe-mode user should do about the server's refusal, when we can tell."""
+    if status != 409:
+        return ""
+    # One lobby slot per token and method (docs/PROTOCOL.md section 5): a newer request of
+    # the same method evicts ours. In a terminal that is most often both sides started
+    # with the same command.
+    mine, other = ("dial", "accept") if method == "DIAL" else ("accept", "dial")
+    return (
+        f" (another `rdv {mine}` with this token reached the server after us and took our "
+        f"place: the other side runs `rdv {other}`)"
+    )
 
 
 async def _terminable(main: Coroutine[Any, Any, int]) -> int:
