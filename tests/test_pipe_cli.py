@@ -96,8 +96,10 @@ async def test_64_mib_p2p(url: str, payload: Path, tmp_path: Path) -> None:
     assert d_out == GREETING
     assert "peer connected: p2p 127.0.0.1:" in d_err or "peer connected: p2p [::1]:" in d_err
     assert "peer connected: p2p " in a_err
-    # The warning is printed (the observed address is loopback), -v logs the race.
-    assert "warning: expected observed address" in d_err
+    # A server on this machine sees us at a loopback address, as it should: no warning that
+    # "p2p across NATs will likely fail" (the event is still there for -v and the library).
+    assert "warning: expected observed address" not in d_err + a_err
+    assert "ObservedAddrWarning" in d_err
     assert "HandshakeOk" in d_err and "Picked" in d_err
     with events.open() as f:
         recorded = list(read_jsonl(f))

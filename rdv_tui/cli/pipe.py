@@ -326,6 +326,7 @@ async def _main(
     from rdv_core.client import Client
     from rdv_core.errors import RdvError, RdvTimeoutError, ServerRejectedError
     from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded
+    from rdv_tui.cli.checks import is_local
 
     def say(text: str) -> None:
         _say(method, text, stderr)
@@ -335,6 +336,9 @@ async def _main(
             say(text)
 
     recorder = EventRecorder(stream=events_file)
+    # A server on this machine sees us at a loopback address: expected, not a sign that
+    # "p2p across NATs will likely fail" (the first try of the README's two terminals).
+    server_here = is_local(args.url)
 
     def on_event(event: Event) -> None:
         try:
@@ -345,7 +349,7 @@ async def _main(
             say(f"cannot write events to {args.events}: {why}; no more events are written")
         if args.verbose:
             print(format_event(event), file=stderr, flush=True)
-        if isinstance(event, ObservedAddrWarning):
+        if isinstance(event, ObservedAddrWarning) and not server_here:
             say(f"warning: {event.message}")
         elif isinstance(event, Upgraded):  # fast start moved us off the relay
             say(f"switched to p2p {event.addr} after {event.after_s * 1000:.0f} ms")
