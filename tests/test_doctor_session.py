@@ -210,3 +210,28 @@ def test_the_verdict_text_folds_lines_that_differ_only_by_port() -> None:
         "    203.0.113.12 public4, 2 ports (40000, 40001): cancelled",
         "    [2001:db8::2]:40000 public6: cancelled",
     ], text
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_the_verdict_text_wraps_under_its_own_column(width: int) -> None:
+    # `rdv send --explain` at 80 columns: the terminal folded the prediction, the verdict and
+    # each candidate's story back to column 0, under the headings.
+    mine = [Candidate(1, "127.0.0.1:45153", "loopback4", "self")]
+    theirs = Candidate(2, "[::1]:45355", "loopback6", "self")
+    events: list[Event] = [
+        CandidateFailed(0.01, theirs, "skipped (the IPv4 loopback candidate reached the peer: "
+                        "the same host and listener)"),
+        CandidateFailed(0.02, mine[0], "4-tuple in use (EADDRNOTAVAIL): the peer's SYN already "
+                        "reached our listener, its conn arrives as inbound"),
+        Picked(1.0, RELAY, True, 1.0),
+    ]  # fmt: skip
+    v = verdict(None, events, events)
+    whole, wrapped = render_verdict(v), render_verdict(v, width)
+    assert whole.split() == wrapped.split()  # the same words, only the line breaks moved
+    lines = wrapped.splitlines()
+    assert max(len(line) for line in lines) <= width, wrapped
+    assert len(lines) > len(whole.splitlines())  # something did need to wrap
+    heads = ("verdict: ", "predicted: ", "  our candidates:", "  the peer's candidates:")
+    for line in lines:
+        # A line starts a piece, or continues one under its text: never at column 0.
+        assert line.startswith(heads) or line.startswith("    "), wrapped

@@ -6,10 +6,10 @@ line per finding (``label  value: reason``), then one line per server.
 
 from __future__ import annotations
 
-import textwrap
 from typing import Final
 
 from rdv_core.doctor._report import Finding, Report
+from rdv_core.doctor._text import pack, wrap
 
 LABELS: Final = {
     "nat": "NAT",
@@ -214,7 +214,7 @@ def render_text(report: Report, width: int | None = None) -> str:
     lines = [
         f"rdv doctor: {len(report.servers)} server(s), port {report.local_port}, "
         f"{report.duration_ms / 1000:.1f} s",
-        *_wrap(summary(report), width, "", ""),
+        *wrap(summary(report), width, "", ""),
         "",
     ]
     for name, label in LABELS.items():
@@ -222,7 +222,7 @@ def render_text(report: Report, width: int | None = None) -> str:
         value = _word(finding.value)
         if name == "allocation" and report.allocation_delta is not None:
             value += f" ({report.allocation_delta:+d})"
-        lines += _wrap(f"{value}: {finding.reason}", width, f"  {label:<11} ", " " * 14)
+        lines += wrap(f"{value}: {finding.reason}", width, f"  {label:<11} ", " " * 14)
     lines.append("")
     for server in report.servers:
         rtt = f"{server.rtt_ms:.1f} ms" if server.rtt_ms is not None else "-"
@@ -238,36 +238,8 @@ def render_text(report: Report, width: int | None = None) -> str:
         ]
         if server.proxy.value != "none":
             fields.append(f"proxy {_word(server.proxy.value)}")
-        lines += _pack([server.url, *fields], "  ", width, "  ", " " * 4)
+        lines += pack([server.url, *fields], "  ", width, "  ", " " * 4)
     spaces = [f"{space} {' '.join(addrs)}" for space, addrs in report.local_addrs.items()]
     if spaces:
-        lines += _pack(spaces, "; ", width, "  local: ", " " * 9)
+        lines += pack(spaces, "; ", width, "  local: ", " " * 9)
     return "\n".join(lines)
-
-
-def _wrap(text: str, width: int | None, first: str, rest: str) -> list[str]:
-    if width is None:
-        return [first + text]
-    return textwrap.wrap(
-        text,
-        max(width, len(rest) + 20),
-        initial_indent=first,
-        subsequent_indent=rest,
-        break_on_hyphens=False,
-        break_long_words=False,  # an address or a URL stays whole
-    ) or [first.rstrip()]
-
-
-def _pack(fields: list[str], sep: str, width: int | None, first: str, rest: str) -> list[str]:
-    """``fields`` joined by ``sep``, a field never split: a new line where the next would
-    not fit in ``width``."""
-    if width is None:
-        return [first + sep.join(fields)]
-    lines, line = [], first + fields[0]
-    for item in fields[1:]:
-        if len(line) + len(sep) + len(item) > width:
-            lines.append((line + sep).rstrip())  # a "; " keeps its ";"
-            line = rest + item
-        else:
-            line += sep + item
-    return [*lines, line]

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from rdv_core.doctor._predict import Prediction
+from rdv_core.doctor._text import wrap
 from rdv_core.events import (
     CandidateConnected,
     CandidateFailed,
@@ -230,16 +231,18 @@ def verdict(
     )
 
 
-def render_verdict(v: VerdictReached) -> str:
-    """The verdict as text for a terminal."""
+def render_verdict(v: VerdictReached, width: int | None = None) -> str:
+    """The verdict as text for a terminal; ``width``: wrapped to it, each line's rest under
+    its own text (None: one line each)."""
     lines = []
     if v.expect:
-        lines.append(f"predicted: {v.expect} ({v.winner}): {v.why}")
-    lines.append(f"verdict: {v.sentence}")
+        lines += wrap(f"{v.expect} ({v.winner}): {v.why}", width, "predicted: ", " " * 11)
+    lines += wrap(v.sentence, width, "verdict: ", " " * 9)
     for title, rows in (("our candidates", v.ours), ("the peer's candidates", v.theirs)):
         if rows:
             lines.append(f"  {title}:")
-            lines.extend(f"    {row}" for row in _folded(rows))
+            for row in _folded(rows):
+                lines += wrap(row, width, "    ", " " * 6)
     return "\n".join(lines)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -70,8 +72,17 @@ async def doctor_before(server: str, say: Callable[[str], None], proxy: str | No
     except (OSError, ValueError) as exc:
         say(f"rdv doctor failed: {exc}")
         return None
-    say(f"doctor: {summary(report)}")
+    wrapped = textwrap.wrap(
+        summary(report), _columns(), initial_indent="doctor: ", subsequent_indent=" " * 8
+    )
+    for line in wrapped:
+        say(line)
     return report
+
+
+def _columns() -> int:
+    """The terminal's width (80 into a pipe), never so narrow that a line cannot start."""
+    return max(shutil.get_terminal_size().columns, 60)
 
 
 async def explain_after(
@@ -107,6 +118,6 @@ async def explain_after(
         say("the peer's rdv does not exchange diagnoses: only our side is known")
     # Line by line: every line is shown through the caller's escaping (it holds the peer's
     # words, which must not reach the terminal raw).
-    for line in render_verdict(result).splitlines():
+    for line in render_verdict(result, _columns()).splitlines():
         say(line)
     return result
