@@ -12,6 +12,7 @@ from rdv_core.doctor import predict, render_verdict, verdict
 from rdv_core.events import (
     Candidate,
     CandidateFailed,
+    CandidateSkipped,
     DialRetried,
     Event,
     FastStartNegotiated,
@@ -219,10 +220,10 @@ def test_the_verdict_text_wraps_under_its_own_column(width: int) -> None:
     mine = [Candidate(1, "127.0.0.1:45153", "loopback4", "self")]
     theirs = Candidate(2, "[::1]:45355", "loopback6", "self")
     events: list[Event] = [
-        CandidateFailed(0.01, theirs, "skipped (the IPv4 loopback candidate reached the peer: "
-                        "the same host and listener)"),
-        CandidateFailed(0.02, mine[0], "4-tuple in use (EADDRNOTAVAIL): the peer's SYN already "
-                        "reached our listener, its conn arrives as inbound"),
+        CandidateSkipped(0.01, theirs, "the IPv4 loopback candidate reached the peer: "
+                         "the same host and listener"),
+        CandidateSkipped(0.02, mine[0], "4-tuple in use (EADDRNOTAVAIL): the peer's SYN already "
+                         "reached our listener, its conn arrives as inbound"),
         Picked(1.0, RELAY, True, 1.0),
     ]  # fmt: skip
     v = verdict(None, events, events)
