@@ -30,3 +30,13 @@ def parse_listen(text: str, *, port_alone: bool) -> tuple[str, int]:
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     return host, int(port_text)
+
+
+def is_any_ipv6(host: str) -> bool:
+    """``::`` however spelled (``0::0``): IPv6's every-interface address."""
+    import ipaddress
+
+    try:
+        return ipaddress.IPv6Address(host).is_unspecified
+    except ValueError:
+        return False

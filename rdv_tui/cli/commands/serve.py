@@ -3,8 +3,8 @@
 One log line per pair (matched, p2p or relayed, bytes each way, duration), readable or
 JSON; ``--events FILE`` appends every server event as a JSON line. Text logs escape what
 clients control: tokens as in their URL (``%0A``), every other unprintable character as
-``\\xNN`` (no forged lines, no terminal escape sequences). SIGINT and SIGTERM
-shut down gracefully: lobby clients get ``503``, pairs are closed. This module imports
+``\\xNN`` (no forged lines, no terminal escape sequences). SIGINT, SIGTERM and
+SIGHUP shut down gracefully: lobby clients get ``503``, pairs are closed. This module imports
 only the standard library at module level and never imports textual or rich.
 """
 
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
-from rdv_tui.cli.listen import parse_listen
+from rdv_tui.cli.listen import is_any_ipv6, parse_listen
 from rdv_tui.cli.memory import give_back_memory
 
 log = logging.getLogger("rdv.server")
@@ -40,7 +40,8 @@ def add_parser(subparsers: Any) -> None:
         "--listen",
         metavar="HOST:PORT",
         default=":8080",
-        help="address to listen on; an empty host means every interface (default :8080)",
+        help="address to listen on; an empty host or [::] means every interface, IPv4 and "
+        "IPv6 (0.0.0.0: IPv4 only; default :8080)",
     )
     parser.add_argument(
         "--prefix",
@@ -245,23 +246,44 @@ def _tls_context(cert: Path, key: Path) -> Any:
     return context
 
 
-async def _serve(args: argparse.Namespace, host: str | None, port: int, tls: Any) -> int:
+async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> int:
     # Signals are ours before the port is: a supervisor may send SIGTERM as soon as
     # /healthz answers or the "listening" line appears, and it must get the graceful
     # shutdown (exit 0), not the default action (killed by the signal).
-    stop = asyncio.Event()
+    stop: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    signals = _stop_signals()
+    for sig in signals:
+        loop.add_signal_handler(sig, _stop_with, stop, sig)
     try:
         return await _serve_until_stopped(args, host, port, tls, stop)
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
 
 
+def _stop_signals() -> tuple[signal.Signals, ...]:
+    """The signals that shut ``rdv serve`` down gracefully.
+
+    SIGHUP too: a closed terminal (or an ssh session that drops) sends it, and its default
+    action killed the server with no log line, lobby clients reset instead of told ``503``.
+    There is nothing to reload (no configuration file; deploy/rdv@.service has no
+    ExecReload), so a hangup ends the server as SIGTERM does. Unless it is ignored
+    already: ``nohup rdv serve`` (or ``trap '' HUP``) asked to outlive the terminal.
+    """
+    signals = [signal.SIGINT, signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        signals.append(signal.SIGHUP)
+    return tuple(signals)
+
+
+def _stop_with(stop: asyncio.Future[str], sig: signal.Signals) -> None:
+    if not stop.done():
+        stop.set_result(sig.name)
+
+
 async def _serve_until_stopped(
-    args: argparse.Namespace, host: str | None, port: int, tls: Any, stop: asyncio.Event
+    args: argparse.Namespace, host: str, port: int, tls: Any, stop: asyncio.Future[str]
 ) -> int:
     import resource
 
@@ -274,6 +296,10 @@ async def _serve_until_stopped(
         start_probe_ports,
     )
 
+    # An empty host means every interface: no host for asyncio. So does [::]: Go's
+    # net.Listen (the reference's) makes it one socket for IPv4 and IPv6, where binding
+    # "::" alone sets IPV6_V6ONLY, and IPv4 clients were refused.
+    bind_host = None if not host or is_any_ipv6(host) else host
     stream: IO[str] | None = None
     if args.events is not None:
         try:
@@ -304,7 +330,7 @@ async def _serve_until_stopped(
         try:
             front = await start_native(
                 server,
-                host=host,
+                host=bind_host,
                 port=port,
                 ssl=tls,
                 prefix=args.prefix,
@@ -315,12 +341,15 @@ async def _serve_until_stopped(
             print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
             return 1
         try:
-            probe_ports = await start_probe_ports(probes, host, args.probe_port)
+            probe_ports = await start_probe_ports(probes, bind_host, args.probe_port)
         except OSError as exc:
             print(f"rdv serve: cannot listen on a probe port: {exc}", file=sys.stderr)
             await front.close()
             return 1
-        print(f"rdv serve: listening on {front.url}", file=sys.stderr, flush=True)
+        url = front.url
+        if bind_host is None and host:
+            url = url.replace("//0.0.0.0:", "//[::]:", 1)  # as the operator wrote it
+        print(f"rdv serve: listening on {url}", file=sys.stderr, flush=True)
         if probe_ports or args.dial_back:
             ports = ", ".join(str(p.port) for p in probe_ports) or "none"
             print(
@@ -342,11 +371,11 @@ async def _serve_until_stopped(
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         trimming = asyncio.ensure_future(give_back_memory(server))
         try:
-            await stop.wait()
+            signal_name = await stop
         finally:
             trimming.cancel()
         started = time.monotonic()
-        log.info("shutting down")
+        log.info("%s: shutting down", signal_name)
         await server.close()
         await front.close()
         for probe_port in probe_ports:
@@ -358,7 +387,7 @@ async def _serve_until_stopped(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``rdv serve`` until SIGINT/SIGTERM."""
+    """Run ``rdv serve`` until SIGINT/SIGTERM/SIGHUP."""
     try:
         host, port = parse_listen(args.listen, port_alone=True)
     except ValueError:
@@ -421,8 +450,7 @@ def run(args: argparse.Namespace) -> int:
         print("rdv serve: --loop uvloop needs uvloop (pip install uvloop)", file=sys.stderr)
         return 2
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        # An empty host means every interface: no host for asyncio.
-        return runner.run(_serve(args, host or None, port, tls))
+        return runner.run(_serve(args, host, port, tls))
 
 
 def _within_fd_limit(total: int | None) -> int | None:
