@@ -34,6 +34,7 @@ from rdv_core.events import Clock, EventCallback
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject, call_on_join
 from rdv_core.server._lobby import DEFAULT_LOBBY_LIMITS, Limit, Lobby, LobbyLimits
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
+from rdv_core.server._open_pairs import PAIR_CAP_BODIES, OpenPairs
 from rdv_core.server._pairing import IDLE_VIOLATION, SHUTTING_DOWN, Pairing
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState
 from rdv_core.server._pipes import PipePool
@@ -66,6 +67,7 @@ CAP_BODIES: Final[dict[Limit, tuple[int, str]]] = {
     "total": (503, "rdv lobby is full, try again later"),
     "address": (429, "too many requests waiting from your address, try again later"),
     "network": (429, "too many requests waiting from your network, try again later"),
+    **PAIR_CAP_BODIES,
 }
 #: Body of a waiting request evicted to make room when the lobby is full (section 13).
 EVICTED: Final = (
@@ -117,6 +119,7 @@ class RdvServer:
         self._observed = observed_addr or peer_address
         self._tally = Tally(on_event)
         self._lobby = Lobby(lobby_limits)
+        self._open_pairs = OpenPairs()
         self._cap_warned: dict[str, tuple[float, int]] = {}
         self._pairing = Pairing(
             self._tally,
@@ -346,6 +349,11 @@ class RdvServer:
 
     def _place(self, peer: Peer) -> None:
         """Into the token's slot: wait, replace the same method, or match the other one."""
+        self._open_pairs.release(peer)  # back from a match its partner spoilt
+        limit = self._open_pairs.over_limit(self._lobby.limits, peer)
+        if limit is not None:
+            self._refuse(peer, limit)  # its source holds its share of pairs
+            return
         info = peer.info
         waiting = self._lobby.get(info.token)
         if waiting is None or waiting.info.method == info.method:
@@ -363,6 +371,14 @@ class RdvServer:
             self._enter_lobby(peer)
         else:
             self._leave_lobby(waiting, None)
+            limit = self._open_pairs.over_limit(self._lobby.limits, waiting)
+            if limit is not None:
+                # Its source opened its share of pairs while it waited: the newcomer,
+                # within its own, takes the slot.
+                self._refuse(waiting, limit)
+                self._place(peer)
+                return
+            self._open_pairs.add(waiting, peer)
             if info.method == DIAL:
                 self._pairing.match(peer, waiting)
             else:
@@ -397,7 +413,8 @@ class RdvServer:
         refused = self._throttled(limit)
         if refused is not None:
             log.warning(
-                "lobby cap reached (%s, %s): refusing requests with %d%s",
+                "%s cap reached (%s, %s): refusing requests with %d%s",
+                "pair" if limit in PAIR_CAP_BODIES else "lobby",
                 limit,
                 self._lobby.source(peer, limit),
                 status,
@@ -463,6 +480,7 @@ class RdvServer:
         if self._lobby.leave(peer):
             self._tally.lobby_abandoned_total += 1
             self._tally.emit_peer(ev.LobbyLeft, peer.info, reason="disconnected")
+        self._open_pairs.release(peer)
         self._live.discard(peer)
         if not self._live and self._all_gone is not None:
             self._all_gone.set()

@@ -6,7 +6,7 @@ section 5) are the core's (:mod:`._core`); this module only keeps the slots and 
 counts consistent with them. It reads like a mapping from token to the
 :class:`~rdv_core.server._peer.Peer` waiting there.
 
-The caps (:class:`LobbyLimits`, docs/PROTOCOL.md section 13) count waiting requests by
+The lobby caps (:class:`LobbyLimits`, docs/PROTOCOL.md section 13) count waiting requests by
 their source: the observed address (the client behind a trusted proxy), else the TCP peer.
 An IPv4 source is one address and sits in a /24; an IPv6 source is its /64, the one
 subnet a host picks addresses from at will (SLAAC, privacy addresses), inside a /56, the
@@ -30,16 +30,17 @@ from typing import Final, Literal
 
 from rdv_core.server._peer import Peer, PeerState
 
-__all__ = ["DEFAULT_LOBBY_LIMITS", "Limit", "Lobby", "LobbyLimits"]
+__all__ = ["DEFAULT_LOBBY_LIMITS", "Limit", "Lobby", "LobbyLimits", "SourceKey", "source_keys"]
 
-#: Which cap refused a request.
-Limit = Literal["total", "address", "network"]
+#: Which cap refused a request: the lobby's (total, address, network), or the one on the
+#: open pairs of the request's source (:mod:`._open_pairs`).
+Limit = Literal["total", "address", "network", "pairs_address", "pairs_network"]
 
 #: Prefix lengths that make a "source address" and a "network", per IP version.
 _ADDRESS_BITS: Final = {4: 32, 6: 64}
 _NETWORK_BITS: Final = {4: 24, 6: 56}
 
-_Key = tuple[int, int]  # (IP version, address bits above the prefix)
+SourceKey = tuple[int, int]  # (IP version, address bits above the prefix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +57,27 @@ class LobbyLimits:
             gets ``503`` (fair share, docs/PROTOCOL.md section 13).
         per_address: Waiting requests from one IPv4 address or one IPv6 /64 (``429``).
         per_network: Waiting requests from one IPv4 /24 or one IPv6 /56 (``429``).
+        pairs_per_address: Open pairs (from the match to the close of both conns) with a
+            peer from one IPv4 address or IPv6 /64; a request from a source at this cap,
+            waiting or matching, gets ``429`` (a pair with both peers there counts once).
+            Without it a client that pairs with itself holds two fds per pair, for ever.
+        pairs_per_network: The same for one IPv4 /24 or IPv6 /56.
     """
 
     total: int | None = 10_000
     per_address: int | None = 100
     per_network: int | None = 400
+    pairs_per_address: int | None = 100
+    pairs_per_network: int | None = 400
 
     def __post_init__(self) -> None:
-        for name in ("total", "per_address", "per_network"):
+        for name in (
+            "total",
+            "per_address",
+            "per_network",
+            "pairs_per_address",
+            "pairs_per_network",
+        ):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"lobby limit {name} must be at least 1 (or None)")
@@ -71,13 +85,13 @@ class LobbyLimits:
     @classmethod
     def unlimited(cls) -> LobbyLimits:
         """No cap at all (benchmarks, trusted networks)."""
-        return cls(total=None, per_address=None, per_network=None)
+        return cls(None, None, None, None, None)
 
 
 DEFAULT_LOBBY_LIMITS: Final = LobbyLimits()
 
 
-def _keys(peer: Peer) -> tuple[_Key, _Key] | None:
+def source_keys(peer: Peer) -> tuple[SourceKey, SourceKey] | None:
     """The (address, network) keys of a peer's source, or None when it is unknown."""
     info = peer.info
     addr = info.observed if info.observed is not None else info.remote
@@ -92,7 +106,7 @@ def _keys(peer: Peer) -> tuple[_Key, _Key] | None:
     )
 
 
-def _describe(key: _Key, bits: dict[int, int]) -> str:
+def describe_source(key: SourceKey, bits: dict[int, int]) -> str:
     version, value = key
     width = 32 if version == 4 else 128
     prefix = bits[version]
@@ -108,12 +122,12 @@ class Lobby:
     def __init__(self, limits: LobbyLimits = DEFAULT_LOBBY_LIMITS) -> None:
         self.limits = limits
         self._slots: dict[str, Peer] = {}
-        self._per_address: dict[_Key, int] = {}
+        self._per_address: dict[SourceKey, int] = {}
         #: Each network's waiting peers, oldest first (a dict used as an ordered set).
-        self._per_network: dict[_Key, dict[Peer, None]] = {}
+        self._per_network: dict[SourceKey, dict[Peer, None]] = {}
         #: The networks by how many slots they hold (counts >= 1; each count's networks in
         #: the order they reached it), and the largest count.
-        self._holding: dict[int, dict[_Key, None]] = {}
+        self._holding: dict[int, dict[SourceKey, None]] = {}
         self._most = 0
 
     def __len__(self) -> int:
@@ -142,9 +156,9 @@ class Lobby:
         when the lobby is full as well.
         """
         limits = self.limits
-        keys = _keys(peer)
+        keys = source_keys(peer)
         if keys is not None:
-            freed = _keys(replacing) if replacing is not None else None
+            freed = source_keys(replacing) if replacing is not None else None
             address, network = keys
             if limits.per_address is not None:
                 waiting = self._per_address.get(address, 0)
@@ -166,7 +180,7 @@ class Lobby:
         or no waiting request has a known network."""
         if not self._most:
             return None
-        keys = _keys(peer)
+        keys = source_keys(peer)
         own = len(self._per_network.get(keys[1], ())) if keys is not None else 0
         if own >= self._most:
             return None
@@ -175,18 +189,18 @@ class Lobby:
 
     def source(self, peer: Peer, limit: Limit) -> str:
         """What a cap counted ``peer`` under, for logs: ``192.0.2.7``, ``2001:db8::/56``."""
-        keys = _keys(peer)
+        keys = source_keys(peer)
         if limit == "total" or keys is None:
             return "all sources"
-        if limit == "address":
-            return _describe(keys[0], _ADDRESS_BITS)
-        return _describe(keys[1], _NETWORK_BITS)
+        if limit in ("address", "pairs_address"):
+            return describe_source(keys[0], _ADDRESS_BITS)
+        return describe_source(keys[1], _NETWORK_BITS)
 
     def enter(self, peer: Peer, timeout: float | None, on_timeout: Callable[[Peer], None]) -> None:
         """Put ``peer`` in its token's slot (the caller emptied it) and arm its timer."""
         peer.state = PeerState.LOBBY
         self._slots[peer.info.token] = peer
-        keys = _keys(peer)
+        keys = source_keys(peer)
         if keys is not None:
             self._per_address[keys[0]] = self._per_address.get(keys[0], 0) + 1
             peers = self._per_network.setdefault(keys[1], {})
@@ -203,7 +217,7 @@ class Lobby:
         if self._slots.get(peer.info.token) is not peer:
             return False
         del self._slots[peer.info.token]
-        keys = _keys(peer)
+        keys = source_keys(peer)
         if keys is not None:
             _decrement(self._per_address, keys[0])
             peers = self._per_network[keys[1]]
@@ -213,7 +227,7 @@ class Lobby:
                 del self._per_network[keys[1]]
         return True
 
-    def _move(self, network: _Key, before: int, after: int) -> None:
+    def _move(self, network: SourceKey, before: int, after: int) -> None:
         """``network`` now holds ``after`` slots instead of ``before`` (they differ by one)."""
         if before:
             held = self._holding[before]
@@ -227,7 +241,7 @@ class Lobby:
             self._most = max(self._most, after)
 
 
-def _decrement(counts: dict[_Key, int], key: _Key) -> None:
+def _decrement(counts: dict[SourceKey, int], key: SourceKey) -> None:
     left = counts[key] - 1
     if left:
         counts[key] = left

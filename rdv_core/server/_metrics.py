@@ -81,8 +81,8 @@ def render(stats: ServerStats) -> str:
     metric(
         "rdv_lobby_refused_total",
         "counter",
-        "Requests refused by a lobby cap, or evicted from a full lobby (limit=evicted; "
-        "also counted in rdv_rejects_total).",
+        "Requests refused by a lobby cap or a pair cap (limit=pairs_address, pairs_network), "
+        "or evicted from a full lobby (limit=evicted; also counted in rdv_rejects_total).",
         [(f'{{limit="{k}"}}', n) for k, n in sorted(stats.lobby_refused_by_limit.items())],
     )
     metric(

@@ -82,8 +82,8 @@ class ServerStats:
         lobby_abandoned_total: Lobby clients that closed or dropped their conn before a
             peer came (given up, not refused: not in ``rejects_by_status``).
         lobby_refused_by_limit: Requests refused by a lobby cap (``total``, ``address``,
-            ``network``), and waiting ones evicted to share a full lobby (``evicted``);
-            also in ``rejects_by_status``.
+            ``network``) or a pair cap (``pairs_address``, ``pairs_network``), and waiting
+            ones evicted to share a full lobby (``evicted``); also in ``rejects_by_status``.
         closed: True after :meth:`RdvServer.close`.
     """
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
+from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context
 from rdv_tui.cli.listen import is_any_ipv6, parse_listen
 from rdv_tui.cli.memory import give_back_memory
 
@@ -164,6 +165,16 @@ _CAP_FLAGS = (
     ),
     ("--max-lobby-per-address", 100, "answer 429 beyond N waiting from one IPv4 address/IPv6 /64"),
     ("--max-lobby-per-network", 400, "answer 429 beyond N waiting from one IPv4 /24 or IPv6 /56"),
+    (
+        "--max-pairs-per-address",
+        100,
+        "answer 429 to requests from an IPv4 address/IPv6 /64 with a peer in N open pairs",
+    ),
+    (
+        "--max-pairs-per-network",
+        400,
+        "answer 429 to requests from an IPv4 /24 or IPv6 /56 with a peer in N open pairs",
+    ),
 )
 
 
@@ -191,59 +202,6 @@ def _positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value
-
-
-class _TlsFilesError(ValueError):
-    """What is wrong with ``--tls-cert``/``--tls-key``, naming the flag and the file."""
-
-
-def _tls_context(cert: Path, key: Path) -> Any:
-    """The server's TLS context, or :class:`_TlsFilesError` saying which file is wrong.
-
-    OpenSSL alone says ``[Errno 2] No such file or directory`` or ``[SSL] PEM lib`` without
-    naming the file, and for an encrypted key without a terminal (a service) it says
-    ``[Errno 22] Invalid argument``. Each file is checked on its own; the pass phrase of an
-    encrypted key is asked on the terminal when there is one.
-    """
-    import ssl
-
-    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
-        try:
-            with path.open("rb"):
-                pass
-        except OSError as exc:
-            raise _TlsFilesError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_verify_locations(cafile=cert)
-    except (ssl.SSLError, OSError, UnicodeError):
-        raise _TlsFilesError(f"--tls-cert {cert} holds no PEM certificate") from None
-
-    asked = False
-
-    def pass_phrase() -> str:
-        nonlocal asked
-        if not sys.stdin.isatty():
-            raise _TlsFilesError(
-                f"--tls-key {key} is encrypted and there is no terminal to ask for its pass "
-                "phrase; give rdv serve an unencrypted key (openssl pkey -in KEY -out PLAIN-KEY)"
-            )
-        import getpass
-
-        asked = True
-        return getpass.getpass(f"rdv serve: pass phrase for {key}: ")
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key, password=pass_phrase)
-    except ssl.SSLError as exc:
-        if asked:
-            raise _TlsFilesError(f"wrong pass phrase for --tls-key {key}") from None
-        if exc.reason == "KEY_VALUES_MISMATCH":
-            raise _TlsFilesError(
-                f"--tls-key {key} is not the key of the certificate in --tls-cert {cert}"
-            ) from None
-        raise _TlsFilesError(f"--tls-key {key} holds no PEM private key") from None
-    return context
 
 
 async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> int:
@@ -318,6 +276,8 @@ async def _serve_until_stopped(
             total=_within_fd_limit(args.max_lobby),
             per_address=args.max_lobby_per_address,
             per_network=args.max_lobby_per_network,
+            pairs_per_address=args.max_pairs_per_address,
+            pairs_per_network=args.max_pairs_per_network,
         )
         server = RdvServer(
             lobby_limits=limits,
@@ -359,12 +319,18 @@ async def _serve_until_stopped(
                 flush=True,
             )
         log.info(
-            "lobby timeout %s, caps: %s in all, %s per address, %s per network "
-            "(open-file limit %d)",
+            "lobby timeout %s, caps: %s in all, %s per address, %s per network; open pairs: "
+            "%s per address, %s per network (open-file limit %d)",
             "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
             *(
                 "none" if n is None else n
-                for n in (limits.total, limits.per_address, limits.per_network)
+                for n in (
+                    limits.total,
+                    limits.per_address,
+                    limits.per_network,
+                    limits.pairs_per_address,
+                    limits.pairs_per_network,
+                )
             ),
             resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         )
@@ -436,8 +402,8 @@ def run(args: argparse.Namespace) -> int:
     tls = None
     if args.tls_cert is not None and args.tls_key is not None:
         try:
-            tls = _tls_context(args.tls_cert, args.tls_key)
-        except _TlsFilesError as exc:
+            tls = tls_context(args.tls_cert, args.tls_key)
+        except TlsFilesError as exc:
             print(f"rdv serve: {exc}", file=sys.stderr)
             return 2
         except (OSError, ValueError) as exc:

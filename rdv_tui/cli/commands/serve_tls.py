@@ -1,0 +1,65 @@
+"""``rdv serve --tls-cert/--tls-key``: load the pair, naming the flag and file at fault.
+
+Standard library only (``rdv serve`` never imports textual or rich).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TlsFilesError", "tls_context"]
+
+
+class TlsFilesError(ValueError):
+    """What is wrong with ``--tls-cert``/``--tls-key``, naming the flag and the file."""
+
+
+def tls_context(cert: Path, key: Path) -> Any:
+    """The server's TLS context, or :class:`TlsFilesError` saying which file is wrong.
+
+    OpenSSL alone says ``[Errno 2] No such file or directory`` or ``[SSL] PEM lib`` without
+    naming the file, and for an encrypted key without a terminal (a service) it says
+    ``[Errno 22] Invalid argument``. Each file is checked on its own; the pass phrase of an
+    encrypted key is asked on the terminal when there is one.
+    """
+    import ssl
+
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            raise TlsFilesError(f"cannot read {flag} {path}: {exc.strerror or exc}") from None
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_verify_locations(cafile=cert)
+    except (ssl.SSLError, OSError, UnicodeError):
+        raise TlsFilesError(f"--tls-cert {cert} holds no PEM certificate") from None
+
+    asked = False
+
+    def pass_phrase() -> str:
+        nonlocal asked
+        if not sys.stdin.isatty():
+            raise TlsFilesError(
+                f"--tls-key {key} is encrypted and there is no terminal to ask for its pass "
+                "phrase; give rdv serve an unencrypted key (openssl pkey -in KEY -out PLAIN-KEY)"
+            )
+        import getpass
+
+        asked = True
+        return getpass.getpass(f"rdv serve: pass phrase for {key}: ")
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key, password=pass_phrase)
+    except ssl.SSLError as exc:
+        if asked:
+            raise TlsFilesError(f"wrong pass phrase for --tls-key {key}") from None
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise TlsFilesError(
+                f"--tls-key {key} is not the key of the certificate in --tls-cert {cert}"
+            ) from None
+        raise TlsFilesError(f"--tls-key {key} holds no PEM private key") from None
+    return context
