@@ -40,3 +40,27 @@ def is_any_ipv6(host: str) -> bool:
         return ipaddress.IPv6Address(host).is_unspecified
     except ValueError:
         return False
+
+
+def listen_error(exc: OSError, host: str, port: int) -> str:
+    """Why ``host:port`` cannot be listened on, with what the operator can do about it.
+
+    Python alone says ``[Errno 13] Permission denied`` for a low port or ``[Errno -2] Name
+    or service not known`` for a host it cannot resolve, and leaves the rest to guess.
+    """
+    import errno
+    import socket
+
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve {host!r}: {exc.strerror or exc}"
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EACCES and 0 < port < 1024:
+        return (
+            f"{reason}: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability "
+            "(systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return f"{reason}: another process listens there (ss -ltnp 'sport = :{port}' names it)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"{reason}: no interface of this machine has the address {host}"
+    return reason

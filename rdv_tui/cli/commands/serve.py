@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
 from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context
-from rdv_tui.cli.listen import is_any_ipv6, parse_listen
+from rdv_tui.cli.listen import is_any_ipv6, listen_error, parse_listen
 from rdv_tui.cli.memory import give_back_memory
 
 log = logging.getLogger("rdv.server")
@@ -298,7 +298,10 @@ async def _serve_until_stopped(
                 probes=probes,
             )
         except OSError as exc:
-            print(f"rdv serve: cannot listen on {args.listen}: {exc}", file=sys.stderr)
+            print(
+                f"rdv serve: cannot listen on {args.listen}: {listen_error(exc, host, port)}",
+                file=sys.stderr,
+            )
             return 1
         try:
             probe_ports = await start_probe_ports(probes, bind_host, args.probe_port)
