@@ -95,4 +95,6 @@ async def test_a_path_with_colons_is_shown_as_it_is(tmp_path: Path) -> None:
     (folder / "a:b").write_bytes(b"x")
     rc, out, err = await rdv("send", str(folder), "--server", "http://127.0.0.1:1")
     assert rc == 2 and not out, (out, err)
-    assert err.startswith(f"rdv send: {folder}/a:b: the receiver would refuse"), err
+    assert err.startswith(f"rdv send: nothing to send: {folder}/a:b: the receiver would refuse"), (
+        err
+    )

@@ -70,7 +70,11 @@ class LocalFile:
         return Path(self.where)
 
 
-def collect(paths: Iterable[Path], skipped: Counter[str] | None = None) -> list[LocalFile]:
+def collect(
+    paths: Iterable[Path],
+    skipped: Counter[str] | None = None,
+    refused: list[tuple[str, str]] | None = None,
+) -> list[LocalFile]:
     """The files to send for ``paths``: files as themselves, folders recursively.
 
     A folder's files are named ``folder/sub/file``. Inside folders, symlinks are
@@ -79,20 +83,25 @@ def collect(paths: Iterable[Path], skipped: Counter[str] | None = None) -> list[
     with the files in them: ``skipped`` counts what was left out, by kind (``symlink``,
     ``special file``, ``empty folder``, ``unreadable folder``), for the user to be told.
 
+    With ``refused``, a file whose name the receiver would refuse (``aux.c``, a
+    trailing dot, a newline) is left out and listed there as ``(path, reason)``: one
+    such name in a folder of thousands stopped the whole send before anything moved.
+
     Raises:
         FileNotFoundError: a path does not exist.
         ValueError: a path is neither a file nor a folder, or two entries share a name.
-        UnsafeName: a name the receiver would refuse (``CON``, ``a:b``, ...).
+        UnsafeName: without ``refused``, a name the receiver would refuse.
     """
     found: list[LocalFile] = []
+    add = _Adder(found, refused)
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise FileNotFoundError(f"no such file or folder: {path}")
         if path.is_dir():
-            _walk(str(path), path.resolve().name or "root", found, skipped)
+            _walk(str(path), path.resolve().name or "root", add, skipped)
         elif path.is_file():
-            found.append(_local(str(path), path.name, path.stat()))
+            add(str(path), path.name, path.stat())
         else:
             raise ValueError(f"not a regular file or folder: {path}")
     seen: dict[str, LocalFile] = {}
@@ -109,7 +118,7 @@ def collect(paths: Iterable[Path], skipped: Counter[str] | None = None) -> list[
     return unique
 
 
-def _walk(folder: str, name: str, found: list[LocalFile], skipped: Counter[str] | None) -> None:
+def _walk(folder: str, name: str, add: _Adder, skipped: Counter[str] | None) -> None:
     """Add the regular files under ``folder`` (named ``name/...``): its own files first,
     then its sub-folders', each in name order; symlinks, unreadable folders and files
     deleted while it lists are skipped.
@@ -138,19 +147,33 @@ def _walk(folder: str, name: str, found: list[LocalFile], skipped: Counter[str] 
                 # work in it): it is not there to send. Raised, it ended the whole send
                 # with "[Errno 2] No such file or directory" before anything was sent.
                 continue
-            found.append(_local(entry.path, f"{name}/{entry.name}", info))
+            add(entry.path, f"{name}/{entry.name}", info)
         elif skipped is not None:
             skipped["symlink" if entry.is_symlink() else "special file"] += 1
     for entry in folders:
-        _walk(entry.path, f"{name}/{entry.name}", found, skipped)
+        _walk(entry.path, f"{name}/{entry.name}", add, skipped)
 
 
-def _local(where: str, name: str, info: os.stat_result) -> LocalFile:
-    try:
-        check_relative_path(name)
-    except UnsafeName as exc:
-        raise UnsafeName(f"{where}: the receiver would refuse the name {name!r}: {exc}") from None
-    return LocalFile(where, name, info.st_size, max(0, info.st_mtime_ns))
+class _Adder:
+    """Adds a file to the list, or its name to ``refused`` (else raises) if unsafe."""
+
+    __slots__ = ("found", "refused")
+
+    def __init__(self, found: list[LocalFile], refused: list[tuple[str, str]] | None) -> None:
+        self.found = found
+        self.refused = refused
+
+    def __call__(self, where: str, name: str, info: os.stat_result) -> None:
+        try:
+            check_relative_path(name)
+        except UnsafeName as exc:
+            if self.refused is None:
+                raise UnsafeName(
+                    f"{where}: the receiver would refuse the name {name!r}: {exc}"
+                ) from None
+            self.refused.append((where, str(exc)))
+            return
+        self.found.append(LocalFile(where, name, info.st_size, max(0, info.st_mtime_ns)))
 
 
 def no_room_for(

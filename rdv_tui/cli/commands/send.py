@@ -30,7 +30,8 @@ def add_parser(subparsers: Any) -> None:
         "empty folders (it says how many). Run it again after a broken "
         "connection (a fresh code is fine): the transfer resumes where the receiver's "
         "verified data ends.",
-        epilog="Exit codes: 0 the receiver verified every file; 1 a file failed, the "
+        epilog="Exit codes: 0 the receiver verified every file; 1 a file failed or was not sent "
+        "(a name the receiver would refuse), the "
         "receiver declined, the code did not match or the connection failed; 2 bad usage; "
         "3 --timeout expired before the peer came.",
     )
@@ -58,6 +59,15 @@ def run(args: argparse.Namespace) -> int:
 
 #: After a session that ended: what the receiver holds resumes.
 AGAIN = "run rdv send again to resume (a new code is fine)"
+#: Names the receiver would refuse, each on its own ``not sent:`` line, up to this many.
+SHOWN_REFUSED = 20
+
+
+def _refused_text(refused: list[tuple[str, str]]) -> str:
+    """``2 not sent (names the receiver would refuse: d/aux.c, d/a.)`` (raw: to escape)."""
+    names = ", ".join(where for where, _ in refused[:3])
+    more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+    return f"{len(refused)} not sent (names the receiver would refuse: {names}{more})"
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -118,7 +128,8 @@ async def _send(args: argparse.Namespace) -> int:
         args.spaces = spaces_for(server, args.spaces)
         client = client_from_args(args, sink)
         skipped: Counter[str] = Counter()
-        files = collect([Path(p) for p in args.paths], skipped)
+        refused: list[tuple[str, str]] = []  # names the receiver would refuse: left out
+        files = collect([Path(p) for p in args.paths], skipped, refused)
     except (ConfigError, CodeError, UsageError, UnsafeName, ValueError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)
     # Said before anyone waits: "the receiver verified all 6 file(s)" of a folder that
@@ -126,6 +137,11 @@ async def _send(args: argparse.Namespace) -> int:
     left_out = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(skipped.items()))
     if not files:
         why = f"{left_out}; only regular files are sent" if left_out else "the folders are empty"
+        if refused:  # the first one's reason: the user renames it
+            where, reason = refused[0]
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            why = f"{where}: the receiver would refuse the name: {reason}{more}"
+            return fail(f"nothing to send: {why}", ui.EXIT_USAGE)
         return fail(f"nothing to send ({why})", ui.EXIT_USAGE)
     try:
         stream = ui.open_events(args.events)
@@ -137,6 +153,15 @@ async def _send(args: argparse.Namespace) -> int:
     if left_out:
         note = f"[yellow]not sent:[/] {left_out} (only regular files are sent)"
         console.print(note, soft_wrap=True)
+    for where, why in refused[:SHOWN_REFUSED]:  # each one named: the user renames it
+        console.print(
+            f"[yellow]not sent:[/] {escape(where)} (the receiver would refuse the name: "
+            f"{escape(why)})",
+            soft_wrap=True,
+        )
+    if len(refused) > SHOWN_REFUSED:
+        hidden = len(refused) - SHOWN_REFUSED
+        console.print(f"[yellow]not sent:[/] {hidden} more name(s) the receiver would refuse")
 
     def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
         print(f"Code: {shown}", flush=True)
@@ -217,6 +242,12 @@ async def _send(args: argparse.Namespace) -> int:
                 await session.conn.close()
         resumed = sum(r.resumed_from for r in results)
         note = f" ({human_bytes(resumed, largest_unit='TiB')} resumed)" if resumed else ""
+        if refused:  # partial: a script's "rdv send dir && rm -rf dir" must not go on
+            console.print(escape(view.summary()), soft_wrap=True)
+            return fail(
+                f"partial: the receiver verified all {len(results)} file(s) sent{note}; "
+                f"{_refused_text(refused)}"
+            )
         console.print(
             f"[green]done:[/] the receiver verified all {len(results)} file(s){escape(note)}"
         )
