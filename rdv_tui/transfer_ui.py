@@ -48,9 +48,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
 
-#: Why a session ends on Ctrl-C (SIGINT), for the peer: "closed by peer" did not say.
-INTERRUPTED = "the peer was interrupted (Ctrl-C)"
-
 
 #: Sends of at most this many files print one line per verified file; bigger ones print
 #: only the aggregate bar, the failures and the summary.

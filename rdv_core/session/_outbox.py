@@ -19,8 +19,9 @@ import logging
 from rdv_core.session import _frames as fr
 from rdv_core.session._channel import Channel
 from rdv_core.session._crypto import Sealer
-from rdv_core.session._errors import SessionError
+from rdv_core.session._errors import ConnectionLost, SessionError
 from rdv_core.session._record import RECORD_HEADER, TAG_SIZE
+from rdv_core.session._transfers import SESSION_ENDED
 
 log = logging.getLogger("rdv.session")
 
@@ -94,6 +95,20 @@ class Outbox:
             log.debug("reply not sent: %r", exc)
 
     async def drain(self) -> None:
-        """Wait for the channel's flow control (see :meth:`Channel.drain`)."""
+        """Wait for the channel's flow control (see :meth:`Channel.drain`).
+
+        Raises:
+            ConnectionLost: the conn is gone; once the session has ended, with the
+                session's reason: the peer's close was read and the session closed the
+                conn under a file being sent, whose next drain said "the peer hung up"
+                (``rdv send``'s last line, after the peer said it was stopped).
+        """
         assert self.channel is not None
-        await self.channel.drain()
+        try:
+            await self.channel.drain()
+        except ConnectionLost:
+            if self.closed:
+                raise self._error or ConnectionLost(
+                    f"{SESSION_ENDED}: {self._close_reason}"
+                ) from None
+            raise

@@ -19,6 +19,8 @@ from rdv_tui.cli.secret_args import add_secret_file_argument
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from rdv_tui.transfer_stop import Stop
+
 
 def add_parser(subparsers: Any) -> None:
     """Register ``rdv receive``."""
@@ -32,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
         "both commands again (a fresh code is fine) to resume.",
         epilog="Exit codes: 0 every offered file was received and verified; 1 a file "
         "failed, the offer was declined, the code did not match or the connection failed; "
-        "2 bad usage; 3 --timeout expired before the peer came.",
+        "2 bad usage; 3 --timeout expired before the peer came; 130 Ctrl-C, 143 SIGTERM (the "
+        "sender is told; run both again to resume).",
     )
     parser.add_argument(
         "code",
@@ -58,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
     import asyncio
 
-    return asyncio.run(_receive(args))
+    from rdv_tui.transfer_stop import terminable
+
+    return asyncio.run(terminable(lambda stop: _receive(args, stop)))
 
 
 def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
@@ -136,7 +141,7 @@ def _names(names: list[str], limit: int = 3) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
-async def _receive(args: argparse.Namespace) -> int:
+async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     import asyncio
     import sys
 
@@ -299,11 +304,11 @@ async def _receive(args: argparse.Namespace) -> int:
         try:
             with view.shown():
                 reason = await session.wait_closed()
-        except asyncio.CancelledError:  # Ctrl-C: the sender is told why, not "closed"
+        except asyncio.CancelledError:  # Ctrl-C, SIGTERM: the sender is told why, not "closed"
             sink.ended = True
-            await session.close(ui.INTERRUPTED)
+            await session.close(stop.reason)
             console.print(escape(view.summary()), soft_wrap=True)
-            fail(f"interrupted; {AGAIN}")  # the exit code stays 130
+            fail(f"{stop.word}; {AGAIN}")  # the exit code stays 130 (143)
             raise
         finally:
             sink.ended = True

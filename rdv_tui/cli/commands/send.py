@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.cli.race_options import add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
+
+if TYPE_CHECKING:
+    from rdv_tui.transfer_stop import Stop
 
 
 def add_parser(subparsers: Any) -> None:
@@ -33,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
         epilog="Exit codes: 0 the receiver verified every file; 1 a file failed or was not sent "
         "(a name the receiver would refuse), the "
         "receiver declined, the code did not match or the connection failed; 2 bad usage; "
-        "3 --timeout expired before the peer came.",
+        "3 --timeout expired before the peer came; 130 Ctrl-C, 143 SIGTERM (the receiver is "
+        "told; run both again to resume).",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files and folders to send")
     parser.add_argument(
@@ -54,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
     import asyncio
 
-    return asyncio.run(_send(args))
+    from rdv_tui.transfer_stop import terminable
+
+    return asyncio.run(terminable(lambda stop: _send(args, stop)))
 
 
 #: After a session that ended: what the receiver holds resumes.
@@ -70,7 +76,7 @@ def _refused_text(refused: list[tuple[str, str]]) -> str:
     return f"{len(refused)} not sent (names the receiver would refuse: {names}{more})"
 
 
-async def _send(args: argparse.Namespace) -> int:
+async def _send(args: argparse.Namespace, stop: Stop) -> int:
     import asyncio
     from collections import Counter
     from pathlib import Path
@@ -229,11 +235,11 @@ async def _send(args: argparse.Namespace) -> int:
             # Not "session ended: session ended (the peer was interrupted (Ctrl-C))".
             ended = str(exc) if str(exc).startswith(SESSION_ENDED) else f"session ended: {exc}"
             return fail(f"{ended}; {AGAIN}")
-        except asyncio.CancelledError:  # Ctrl-C: the receiver is told why, not "closed"
+        except asyncio.CancelledError:  # Ctrl-C, SIGTERM: the receiver is told why, not "closed"
             sink.ended = True
-            await session.close(ui.INTERRUPTED)
+            await session.close(stop.reason)
             console.print(escape(view.summary()), soft_wrap=True)
-            fail(f"interrupted; {AGAIN}")  # the exit code stays 130
+            fail(f"{stop.word}; {AGAIN}")  # the exit code stays 130 (143)
             raise
         finally:
             sink.ended = True
