@@ -65,6 +65,7 @@ from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
 from rdv_core.session._pipeline import PlainBuffers
 from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
+from rdv_core.session._relay_check import PROBE_TIMEOUT_S, relay_gone, relay_lost_text
 from rdv_core.session._transfers import SESSION_ENDED, EventSink, TransferResult
 
 log = logging.getLogger("rdv.session")
@@ -279,7 +280,17 @@ class Session:
         Raises:
             The errors of :meth:`send_paths` (a file gone since fails on its own).
         """
-        return await self._outgoing.send_files(files)
+        try:
+            return await self._outgoing.send_files(files)
+        except ConnectionLost:
+            # A write met the end first; the reader names it (a relay server that went
+            # away: _who_ended), a moment later: that is the reason to give.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PROBE_TIMEOUT_S + 1):
+                    await self._closed.wait()
+            if self.error is not None:
+                raise self.error from None
+            raise
 
     async def wait_closed(self) -> str:
         """Wait until the session ends; return why (``closed`` or ``closed by peer`` if clean)."""
@@ -354,7 +365,7 @@ class Session:
             if self._outbox.closing:
                 reason = "closed"
             else:
-                error = exc
+                error = await self._who_ended(exc)
         except SessionError as exc:
             error = exc
             if not isinstance(exc, PeerError):
@@ -366,6 +377,14 @@ class Session:
             log.exception("session reader failed")
             error = SessionError(f"internal error: {exc!r}")
         self._end(error, reason)
+
+    async def _who_ended(self, exc: ConnectionLost) -> ConnectionLost:
+        """``exc``, or on a relay whose server no longer answers, that it went away."""
+        conn = self.conn
+        if conn is None or not conn.is_relay:
+            return exc  # direct: the server carries nothing
+        why = await relay_gone(conn.remote_addr)
+        return exc if why is None else ConnectionLost(relay_lost_text(conn.remote_addr, why))
 
     def _dispatch(self, frame: fr.Frame) -> asyncio.Future[None] | None:
         """Hand one of the peer's frames to the part it is for; a future to await
