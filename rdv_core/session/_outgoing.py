@@ -207,6 +207,12 @@ class Outgoing:
         """The receiver's verdict on one file."""
         out = self._transfers.get(frame.id)
         if out is None:
+            if 0 < frame.id < self._next_id:
+                # One of ours, given up by a send cut short (Ctrl-C: send_files lets go of
+                # what it offered) while the receiver was still verifying it: its result
+                # came during the close. Raised, it ended the close with a protocol error
+                # the receiver read as "connection reset", not the interrupt.
+                return
             raise ProtocolViolation(f"result for unknown transfer {frame.id}")
         self._finish(out, frame.ok, frame.digest, frame.reason)
 
