@@ -69,6 +69,33 @@ AGAIN = "run rdv send again to resume (a new code is fine)"
 SHOWN_REFUSED = 20
 
 
+def _out(*lines: str) -> None:
+    """Lines on stdout: the code and the command, for a person or a script to read.
+
+    A stdout that takes nothing (``> /dev/full``, a reader gone) ended the send with a
+    traceback ("OSError: [Errno 28] No space left on device") or "[Errno 32] Broken
+    pipe"; and the code, the one thing the user needs, was lost with it.
+
+    Raises:
+        OSError: ``cannot write to stdout: WHY`` (what was not written is dropped, so
+            that the flush at exit does not fail again).
+    """
+    import os
+    import sys
+
+    if sys.stdout is None:  # started with stdout closed (>&-): checked at the start
+        return
+    try:
+        for line in lines:
+            print(line, file=sys.stdout)
+        sys.stdout.flush()
+    except OSError as exc:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise OSError(f"cannot write to stdout: {exc.strerror or exc}") from None
+
+
 def _refused_text(refused: list[tuple[str, str]]) -> str:
     """``2 not sent (names the receiver would refuse: d/aux.c, d/a.)`` (raw: to escape)."""
     names = ", ".join(where for where, _ in refused[:3])
@@ -78,6 +105,7 @@ def _refused_text(refused: list[tuple[str, str]]) -> str:
 
 async def _send(args: argparse.Namespace, stop: Stop) -> int:
     import asyncio
+    import sys
     from collections import Counter
     from pathlib import Path
 
@@ -131,6 +159,8 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
         if code is not None:
             check_code(code)
+        elif sys.stdout is None:  # the code would be shown nowhere: nobody could use it
+            raise UsageError("stdout is closed: nowhere to show the code (give one with --code)")
         args.spaces = spaces_for(server, args.spaces)
         client = client_from_args(args, sink)
         skipped: Counter[str] = Counter()
@@ -155,7 +185,10 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         return fail(f"--events: {exc}", ui.EXIT_USAGE)
     sink.recorder.stream = stream
     total = sum(f.size for f in files)
-    print(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.", flush=True)
+    try:
+        _out(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.")
+    except OSError as exc:
+        return fail(str(exc))
     if left_out:
         note = f"[yellow]not sent:[/] {left_out} (only regular files are sent)"
         console.print(note, soft_wrap=True)
@@ -170,9 +203,11 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         console.print(f"[yellow]not sent:[/] {hidden} more name(s) the receiver would refuse")
 
     def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
-        print(f"Code: {shown}", flush=True)
-        print("On the other machine run:", flush=True)
-        print(f"    rdv receive {shown} --server {server}{loopback_hint(server)}", flush=True)
+        _out(
+            f"Code: {shown}",
+            "On the other machine run:",
+            f"    rdv receive {shown} --server {server}{loopback_hint(server)}",
+        )
         # After the code, not before it: the wait is for the person who is given it.
         console.print("waiting for the receiver…")
 
