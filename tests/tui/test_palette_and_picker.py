@@ -6,8 +6,10 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+from textual.await_complete import AwaitComplete
 from textual.command import CommandPalette
-from textual.widgets import Input
+from textual.widgets import DirectoryTree, Input, Label
 
 from rdv_tui.app import AppConfig, make_app
 from rdv_tui.recent import Recent
@@ -89,3 +91,56 @@ async def test_file_picker_sends_the_chosen_file(tmp_path: Path) -> None:
         await asyncio.sleep(0.1)
         await pilot.pause()
         assert sent == [[tmp_path]]
+
+
+def folders_below(tmp_path: Path) -> Path:
+    """``a/b`` under ``tmp_path`` and ``top.txt`` beside ``a``; returns the resolved top."""
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "top.txt").write_text("from above")
+    return tmp_path.resolve()
+
+
+async def test_file_picker_climbs_above_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tree showed the current folder and nothing above it: a file in a parent folder
+    could only be typed. ``backspace`` (or ``Up``) climbs; Enter on the file sends it."""
+    top = folders_below(tmp_path)
+    monkeypatch.chdir(top / "a" / "b")
+    app = make_app(AppConfig(embedded_server=False))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await app.switch_mode("session")
+        await pilot.pause()
+        sent: list[Path | None] = []
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        picker = app.screen
+        assert isinstance(picker, FilePicker)
+        original = picker.dismiss
+
+        def spy(result: Path | None = None) -> AwaitComplete:
+            sent.append(result)
+            return original(result)
+
+        picker.dismiss = spy  # type: ignore[method-assign]
+        await pilot.press("backspace")
+        await pilot.click("#up")
+        tree = picker.query_one(DirectoryTree)
+        assert Path(tree.path) == top
+        assert str(top) in str(picker.query_one("#where", Label).render())
+
+        def shown_names() -> list[str]:
+            return [str(child.label) for child in tree.root.children]
+
+        async with asyncio.timeout(10):
+            while "top.txt" not in shown_names():
+                await pilot.pause(0.05)
+        tree.focus()
+        for _ in shown_names():  # folders first, then files: walk down to top.txt
+            node = tree.cursor_node
+            if node is not None and str(node.label) == "top.txt":
+                break
+            await pilot.press("down")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert sent == [top / "top.txt"]
