@@ -17,7 +17,11 @@ from rdv_tui.race_model import CandidateRow, Mark, RaceModel, RowState, without_
 from rdv_tui.widgets.palette import colour, state_colour
 
 LABEL_WIDTH = 13
-"""Columns for the row label (``#12 observed``)."""
+"""Fewest columns for the row labels (``#12 observed``); longer labels widen the column."""
+
+LABEL_SHARE = 3
+"""The labels take at most a third of the width: the peer's rows (``#1003 peer observed``)
+were cut to ``#1003 peer o`` at any width, while the race table shows them whole."""
 
 _END_GLYPHS: dict[RowState, str] = {
     RowState.PICKED: "★",
@@ -69,29 +73,36 @@ class Waterfall(Widget):
             start = responded
         return start, end
 
+    def label_width(self, width: int) -> int:
+        """Columns of the label column at ``width``: the longest label and a space,
+        within [:data:`LABEL_WIDTH`, a :data:`LABEL_SHARE` of the width]."""
+        longest = max((len(_label(row)) for row in self.model.rows.values()), default=0)
+        return max(LABEL_WIDTH, min(longest + 1, width // LABEL_SHARE))
+
     def render(self) -> Text:
         width = max(self.size.width, LABEL_WIDTH + 20)
-        bar_width = width - LABEL_WIDTH - min(REASON_WIDTH, width // 3)
+        label_width = self.label_width(width)
+        bar_width = width - label_width - min(REASON_WIDTH, width // 3)
         start, end = self.axis_window()
         span = max(end - start, 1e-6)
 
         def col(t: float) -> int:
             return max(0, min(bar_width - 1, round((t - start) / span * (bar_width - 1))))
 
-        lines = [self._axis(bar_width, start, end, col)]
-        lines.append(self._server_line(bar_width, col))
+        lines = [self._axis(label_width, bar_width, start, end, col)]
+        lines.append(self._server_line(label_width, bar_width, col))
         for row in sorted(self.model.rows.values(), key=lambda r: r.candidate.id):
-            lines.append(self._row_line(row, width, bar_width, col, end))
+            lines.append(self._row_line(row, label_width, width, bar_width, col, end))
         for line in lines:
             line.truncate(width)  # never wrap: one line per candidate
         return Text("\n").join(lines)
 
     # ----- lines
 
-    def _axis(self, bar_width: int, start: float, end: float, col: _Col) -> Text:
+    def _axis(self, label_width: int, bar_width: int, start: float, end: float, col: _Col) -> Text:
         muted = colour(self.app, "foreground-darken-2")
         title = "t (ms)"
-        line = Text(f"{title:<{LABEL_WIDTH}}", style=muted, no_wrap=True, overflow="crop")
+        line = Text(f"{title:<{label_width}}", style=muted, no_wrap=True, overflow="crop")
         ticks = 4 if bar_width >= 50 else 2
         # Enough decimals to tell the ticks apart: an attempt that failed in 1 ms (no
         # server on that port) read "0  0  1".
@@ -109,9 +120,9 @@ class Waterfall(Widget):
         line.append("".join(chars), style=muted)
         return line
 
-    def _server_line(self, bar_width: int, col: _Col) -> Text:
+    def _server_line(self, label_width: int, bar_width: int, col: _Col) -> Text:
         s = self.model.server
-        line = Text(f"{'server':<{LABEL_WIDTH}}", style="bold", no_wrap=True)
+        line = Text(f"{'server':<{label_width}}", style="bold", no_wrap=True)
         chars = [" "] * bar_width
         styles: list[str] = [""] * bar_width
         connect_colour = colour(self.app, "primary-lighten-2")
@@ -127,15 +138,22 @@ class Waterfall(Widget):
         _paint(line, chars, styles)
         if s.responded_t is not None and s.lobby_s is not None:
             note = f" lobby {format_ms(s.lobby_s)}"
-            _annotate(line, LABEL_WIDTH + col(s.responded_t) + 1, note, lobby_colour)
+            _annotate(line, label_width + col(s.responded_t) + 1, note, lobby_colour)
         return line
 
     def _row_line(
-        self, row: CandidateRow, width: int, bar_width: int, col: _Col, now: float
+        self,
+        row: CandidateRow,
+        label_width: int,
+        width: int,
+        bar_width: int,
+        col: _Col,
+        now: float,
     ) -> Text:
-        c = row.candidate
-        label = f"#{c.id} {c.origin}"[: LABEL_WIDTH - 1]
-        line = Text(f"{label:<{LABEL_WIDTH}}", no_wrap=True)
+        label = _label(row)
+        if len(label) >= label_width:  # a narrow terminal: cut visibly, never silently
+            label = label[: label_width - 2] + "…"
+        line = Text(f"{label:<{label_width}}", no_wrap=True)
         chars = [" "] * bar_width
         styles: list[str] = [""] * bar_width
         final_colour = state_colour(self.app, row.state)
@@ -163,11 +181,16 @@ class Waterfall(Widget):
         _paint(line, chars, styles)
         if row.state.is_final:
             reason = row.detail if row.state is not RowState.PICKED else f"picked {row.detail}"
-            at = LABEL_WIDTH + col(stop) + 1
+            at = label_width + col(stop) + 1
             note = _fit_reason(reason, width - at - 1)
             if note:
                 _annotate(line, at, f" {note}", final_colour)
         return line
+
+
+def _label(row: CandidateRow) -> str:
+    """A row's label: its number and origin (``#1003 peer observed``)."""
+    return f"#{row.candidate.id} {row.candidate.origin}"
 
 
 def _fit_reason(reason: str, room: int) -> str:

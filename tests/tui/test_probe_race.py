@@ -161,3 +161,29 @@ async def test_connecting_with_a_session_open_asks_first(tmp_path: Path) -> None
         await pilot.press("enter")
         await wait_for(pilot, lambda: session.closed)
         await wait_for(pilot, lambda: app.current_mode == "race")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_the_waterfall_names_the_peers_rows_whole(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """The peer's candidates join once its report arrives: the waterfall cut their labels
+    to ``#1001 peer s`` (13 columns) while the table above showed ``peer self`` whole."""
+    from rdv_tui.race_model import PEER_ID_BASE
+
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=size) as pilot, app_dials_a_demo_peer(app, pilot, tmp_path):
+        app.controller.session_switch_delay = 60.0  # stay on the dashboard
+        await pilot.press("ctrl+r")
+        race = app.race_screen
+        await wait_for(
+            pilot,
+            lambda: any(cid >= PEER_ID_BASE for cid in race.model.rows),
+            limit=30,
+        )
+        await pilot.pause(0.2)
+        lines = str(race.query_one(Waterfall).render()).splitlines()
+        for cid, row in race.model.rows.items():
+            label = f"#{cid} {row.candidate.origin}"
+            assert any(line.startswith(label + " ") for line in lines), (label, lines)
+        assert any(cid >= PEER_ID_BASE for cid in race.model.rows)
