@@ -20,6 +20,7 @@ from textual.widgets import Footer
 from rdv_core import events as ev
 from rdv_core.client import Conn, tcp_rtt
 from rdv_core.session import IncomingOffer
+from rdv_tui.screens.session_backlog import Backlog
 from rdv_tui.widgets.chat import ChatPane, Clock, local_time
 from rdv_tui.widgets.files import FilesPane, OfferBar
 from rdv_tui.widgets.link_strip import LinkStrip
@@ -79,7 +80,7 @@ class SessionScreen(Screen[None]):
         self.conn: Conn | None = None
         self._done: dict[tuple[int, str, int], int] = {}
         self._last_sample = (time.monotonic(), 0, 0)
-        self._backlog: list[ev.Event] = []
+        self._backlog = Backlog()
         self._ready = False  # set in on_mount (is_mounted is still False there)
         self._ready_event = asyncio.Event()
 
@@ -98,8 +99,7 @@ class SessionScreen(Screen[None]):
         self.sub_title = "session"
         self._ready = True
         self._ready_event.set()
-        backlog, self._backlog = self._backlog, []
-        for event in backlog:
+        for event in self._backlog.drain():
             self.feed(event)
         if self._sample_s is not None:
             self.set_interval(self._sample_s, self.sample_link)
@@ -108,9 +108,9 @@ class SessionScreen(Screen[None]):
     # ----- events in
 
     def feed(self, event: ev.Event) -> None:
-        """Show one session event (queued until the screen is mounted)."""
+        """Show one session event (held, bounded, until the screen is mounted)."""
         if not self._ready:
-            self._backlog.append(event)
+            self._backlog.add(event)
             return
         link = self.query_one(LinkStrip)
         match event:

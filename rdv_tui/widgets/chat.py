@@ -22,6 +22,9 @@ from rdv_tui.widgets.palette import colour
 
 Who = Literal["you", "peer", "info"]
 
+SCROLLBACK = 5000
+"""Lines the chat keeps (a peer that chats without end cannot grow the app's memory)."""
+
 Clock = Callable[[], str]
 """The time stamp of a new line; snapshot tests pass a fixed one."""
 
@@ -40,11 +43,11 @@ class ChatLog(RichLog):
 
     def __init__(self, *, clock: Clock = local_time, id: str | None = None) -> None:
         super().__init__(
-            id=id, max_lines=5000, wrap=True, markup=False, auto_scroll=True, min_width=10
+            id=id, max_lines=SCROLLBACK, wrap=True, markup=False, auto_scroll=True, min_width=10
         )
         self.clock = clock
         self._stamped: list[tuple[str, Who, str]] = []
-        self._keep = 5000
+        self._keep = SCROLLBACK
         self._wrapped_at = 0
 
     def add(self, who: Who, text: str) -> None:
