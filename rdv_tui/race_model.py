@@ -96,6 +96,13 @@ class CandidateRow:
         return ip_family(self.candidate.addr)
 
     @property
+    def reason_text(self) -> str:
+        """What the waterfall writes after a final row's end (empty before it ends)."""
+        if not self.state.is_final:
+            return ""
+        return f"picked {self.detail}" if self.state is RowState.PICKED else self.detail
+
+    @property
     def state_text(self) -> str:
         """The state column: the state word plus retries and the reason."""
         n = self.retries

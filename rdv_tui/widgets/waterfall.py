@@ -79,10 +79,19 @@ class Waterfall(Widget):
         longest = max((len(_label(row)) for row in self.model.rows.values()), default=0)
         return max(LABEL_WIDTH, min(longest + 1, width // LABEL_SHARE))
 
+    def reason_width(self, width: int) -> int:
+        """Columns kept right of the bars at ``width``: :data:`REASON_WIDTH`, more for
+        a longer reason when the width allows (at 300 columns the peer's pick read
+        ``picked the peer's end…`` with 200 columns of bars), at most a third."""
+        longest = max(
+            (len(_shown_reason(row.reason_text)) for row in self.model.rows.values()), default=0
+        )
+        return min(width // 3, max(REASON_WIDTH, longest + 2))
+
     def render(self) -> Text:
         width = max(self.size.width, LABEL_WIDTH + 20)
         label_width = self.label_width(width)
-        bar_width = width - label_width - min(REASON_WIDTH, width // 3)
+        bar_width = width - label_width - self.reason_width(width)
         start, end = self.axis_window()
         span = max(end - start, 1e-6)
 
@@ -180,7 +189,7 @@ class Waterfall(Widget):
         chars[col(stop)], styles[col(stop)] = glyph, final_colour
         _paint(line, chars, styles)
         if row.state.is_final:
-            reason = row.detail if row.state is not RowState.PICKED else f"picked {row.detail}"
+            reason = row.reason_text
             at = label_width + col(stop) + 1
             note = _fit_reason(reason, width - at - 1)
             if note:
@@ -191,6 +200,11 @@ class Waterfall(Widget):
 def _label(row: CandidateRow) -> str:
     """A row's label: its number and origin (``#1003 peer observed``)."""
     return f"#{row.candidate.id} {row.candidate.origin}"
+
+
+def _shown_reason(reason: str) -> str:
+    """A long reason loses its asides even where it would fit (the waterfall is a glance)."""
+    return without_asides(reason) if len(reason) > _SHORT_REASON_LIMIT else reason
 
 
 def _fit_reason(reason: str, room: int) -> str:

@@ -163,13 +163,15 @@ async def test_connecting_with_a_session_open_asks_first(tmp_path: Path) -> None
         await wait_for(pilot, lambda: app.current_mode == "race")
 
 
-@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+@pytest.mark.parametrize("size", [(80, 24), (160, 48), (300, 60)])
 async def test_the_waterfall_names_the_peers_rows_whole(
     tmp_path: Path, size: tuple[int, int]
 ) -> None:
     """The peer's candidates join once its report arrives: the waterfall cut their labels
-    to ``#1001 peer s`` (13 columns) while the table above showed ``peer self`` whole."""
+    to ``#1001 peer s`` (13 columns) while the table above showed ``peer self`` whole.
+    At 300 columns every reason is whole too (``picked the peer's end…`` was cut at 24)."""
     from rdv_tui.race_model import PEER_ID_BASE
+    from rdv_tui.widgets.waterfall import _shown_reason
 
     app = make_app(config(tmp_path))
     async with app.run_test(size=size) as pilot, app_dials_a_demo_peer(app, pilot, tmp_path):
@@ -181,9 +183,13 @@ async def test_the_waterfall_names_the_peers_rows_whole(
             lambda: any(cid >= PEER_ID_BASE for cid in race.model.rows),
             limit=30,
         )
+        await wait_for(pilot, lambda: all(r.state.is_final for r in race.model.rows.values()))
         await pilot.pause(0.2)
         lines = str(race.query_one(Waterfall).render()).splitlines()
         for cid, row in race.model.rows.items():
             label = f"#{cid} {row.candidate.origin}"
-            assert any(line.startswith(label + " ") for line in lines), (label, lines)
+            line = next((line for line in lines if line.startswith(label + " ")), None)
+            assert line is not None, (label, lines)
+            if size[0] >= 300:
+                assert line.rstrip().endswith(" " + _shown_reason(row.reason_text)), line
         assert any(cid >= PEER_ID_BASE for cid in race.model.rows)
