@@ -86,7 +86,7 @@ class Waterfall(Widget):
         longest = max(
             (len(_shown_reason(row.reason_text)) for row in self.model.rows.values()), default=0
         )
-        return min(width // 3, max(REASON_WIDTH, longest + 2))
+        return min(width // 3, max(REASON_WIDTH, longest + 1))  # the glyph, then the reason
 
     def render(self) -> Text:
         width = max(self.size.width, LABEL_WIDTH + 20)
