@@ -31,7 +31,7 @@ from rdv_core import wire
 
 log = logging.getLogger("rdv.server")
 
-__all__ = ["AT_CAPACITY", "Listener", "bind_sockets"]
+__all__ = ["AT_CAPACITY", "Listener", "bind_sockets", "transport_now"]
 
 #: What a conn accepted on the reserve descriptor is told (a plain response, then close).
 AT_CAPACITY: Final = "rdv server at capacity, try again later"
@@ -232,6 +232,31 @@ class Listener:
         self._paused = None
         for sock in self.sockets:
             self._loop.add_reader(sock.fileno(), self._ready, sock)
+
+
+def transport_now(sock: socket.socket, protocol: Callable[[], asyncio.Protocol]) -> bool:
+    """Make the plain-TCP transport of an accepted conn at once; False where it cannot.
+
+    ``loop.connect_accepted_socket`` makes the same transport, but from a task that
+    returns two loop turns later (its waiter is resolved from the loop, then the task
+    wakes): per conn a task, a future and those turns, 3 % of the instructions of a
+    loopback p2p connect (docs/notes/issue-10-connect-fifth.md). asyncio's selector loops make
+    it synchronously with ``_make_socket_transport`` (what ``connect_accepted_socket``
+    calls); ``connection_made`` and the reader still come from the loop, in that order,
+    before any ``data_received``. That method is asyncio's own, not public: other loops
+    (uvloop) get False and take the task path. The client does the same for its server
+    conn (``open_stream_now``, client/_link.py).
+    """
+    loop = asyncio.get_running_loop()
+    make = getattr(loop, "_make_socket_transport", None)
+    if make is None or not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+        return False
+    try:
+        make(sock, protocol())
+    except Exception as exc:  # e.g. the descriptor is already some transport's
+        log.debug("conn dropped before its first byte: %r", exc)
+        sock.close()
+    return True
 
 
 def _take_reserve() -> int | None:

@@ -41,7 +41,7 @@ from typing import Final, cast
 
 from rdv_core import wire
 from rdv_core.server import _metrics as metrics
-from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets
+from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets, transport_now
 from rdv_core.server._core import CLOSED, RdvServer
 from rdv_core.server._observed import TrustedProxies, transport_peer_addr
 from rdv_core.server._probe_ports import serve_probe
@@ -372,6 +372,8 @@ class NativeFront:
         self.port = sockets[0].getsockname()[1]
 
     def _accepted(self, sock: socket.socket) -> None:
+        if self._ssl is None and transport_now(sock, lambda: _HttpConn(self)):
+            return
         task = asyncio.ensure_future(self._connect(sock))
         self._connecting.add(task)
         task.add_done_callback(self._connecting.discard)
