@@ -324,6 +324,7 @@ def test_cached_text_and_hash_are_not_part_of_the_value(text: str) -> None:
     used = Addr.parse(text)
     assert str(used) == text  # formats once, then keeps the text
     hash(used)
+    assert used.space == space_of(used.ip)  # classified once, then kept
     fresh = Addr.parse(text)
     assert used == fresh and hash(used) == hash(fresh)
     assert fresh in {used} and used in {fresh}
@@ -331,3 +332,23 @@ def test_cached_text_and_hash_are_not_part_of_the_value(text: str) -> None:
     assert repr(used) == repr(fresh)
     moved = dataclasses.replace(used, port=9)
     assert str(moved).endswith(":9") and moved != used
+
+
+@pytest.mark.parametrize(
+    ("sockaddr", "text"),
+    [
+        (("127.0.0.1", 4000), "127.0.0.1:4000"),
+        (("::ffff:10.0.0.1", 7, 0, 0), "10.0.0.1:7"),
+        (("fe80::1%lo", 7, 0, 1), "[fe80::1]:7"),
+    ],
+)
+def test_from_sockaddr_is_memoized(sockaddr: tuple[object, ...], text: str) -> None:
+    # Every conn of an attempt names the same few socket addresses: one shared instance
+    # keeps its text, hash and space worked out (docs/notes/issue-10-connect-fifth.md).
+    first = Addr.from_sockaddr(sockaddr)
+    assert str(first) == text
+    assert Addr.from_sockaddr(sockaddr) is first
+    assert Addr.from_sockaddr(list(sockaddr)) == first  # type: ignore[arg-type]
+    for bad in (("127.0.0.1",), ("127.0.0.1", "80"), ("nope", 1), ([1], 2)):
+        with pytest.raises(AddrError):
+            Addr.from_sockaddr(bad)

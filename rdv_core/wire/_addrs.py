@@ -195,6 +195,7 @@ def clear_caches() -> None:
     for parse in (_ip, _ipv4, _ipv6):
         parse.cache_clear()
     _parse_memo.cache_clear()
+    _sockaddr_memo.cache_clear()
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
@@ -225,6 +226,7 @@ class Addr:
     # ``hash(hex(int(ip)))`` (docs/notes/issue-10-connect-fourth.md). Not part of the value.
     _text: str | None = field(default=None, init=False, repr=False, compare=False)
     _hash: int | None = field(default=None, init=False, repr=False, compare=False)
+    _space: AddrSpace | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -271,8 +273,12 @@ class Addr:
 
     @property
     def space(self) -> AddrSpace:
-        """The address space of the IP."""
-        return space_of(self.ip)
+        """The address space of the IP (worked out once: ~30 asks per attempt)."""
+        space = self._space
+        if space is None:
+            space = space_of(self.ip)
+            object.__setattr__(self, "_space", space)
+        return space
 
     def unmapped(self) -> Addr:
         """The same address with an IPv4-mapped IP unmapped and any IPv6 zone dropped."""
@@ -343,9 +349,21 @@ class Addr:
     def from_sockaddr(cls, sockaddr: tuple[object, ...]) -> Addr:
         """Build from a socket-module address tuple, unmapping ``::ffff:a.b.c.d``.
 
+        Memoized like :meth:`parse`: every conn of an attempt names the same few socket
+        addresses (ours on P, the server's, the peer's), a dozen times per attempt.
+
         Raises:
             AddrError: when the tuple is not an IP socket address.
         """
+        if cls is Addr:
+            try:
+                return _sockaddr_memo(tuple(sockaddr))
+            except TypeError:  # unhashable parts: not memoized (and maybe not an address)
+                pass
+        return cls._from_sockaddr_new(sockaddr)
+
+    @classmethod
+    def _from_sockaddr_new(cls, sockaddr: tuple[object, ...]) -> Addr:
         if len(sockaddr) < 2:
             raise AddrError(f"invalid socket address {sockaddr!r}")
         host = str(sockaddr[0]).split("%", 1)[0]
@@ -425,3 +443,8 @@ def self_addrs(spaces: AddrSpace, port: int) -> list[Addr]:
 @functools.lru_cache(maxsize=1024)
 def _parse_memo(text: str) -> Addr:
     return Addr.parse_new(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sockaddr_memo(sockaddr: tuple[object, ...]) -> Addr:
+    return Addr._from_sockaddr_new(sockaddr)
