@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import string
+import urllib.parse
 from typing import Literal
 
 from hypothesis import HealthCheck, given, settings
@@ -43,6 +44,8 @@ from rdv_core.wire import (
     sort_addrs,
     unescape_token,
 )
+from rdv_core.wire._http1.checks import has_bad_escape
+from rdv_core.wire._names import PATH_SEGMENT_SAFE
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -198,6 +201,24 @@ def test_token_escaping_round_trip(token: str) -> None:
     escaped = escape_token(token)
     assert set(escaped) <= set(string.ascii_letters + string.digits + "-._~$&+=:@%")
     assert unescape_token(escaped) == token
+
+
+@SETTINGS
+@given(token=tokens, text=st.one_of(tokens, st.text("%0aF/ \u00e9", max_size=12)))
+def test_token_fast_paths_agree_with_urllib(token: str, text: str) -> None:
+    # escape_token and unescape_token skip urllib when there is nothing to do (issue 10,
+    # docs/notes/issue-10-connect-fifth.md): the same result as urllib's for any input.
+    assert escape_token(token) == urllib.parse.quote(token, safe=PATH_SEGMENT_SAFE)
+    try:
+        expected: str | None = urllib.parse.unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError:
+        expected = None
+    if "%" in text and has_bad_escape(text):
+        expected = None
+    try:
+        assert unescape_token(text) == expected
+    except ProtocolError:
+        assert expected is None
 
 
 # ----- arbitrary input never raises anything but ProtocolError

@@ -30,6 +30,7 @@ Deliberate deviations from the reference (Go rdv v0.0.6), all on input it never 
 
 from __future__ import annotations
 
+import functools
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -136,14 +137,17 @@ class ServerURL:
         The reference joins the raw token as a path (``a/b`` stays two segments, ``../``
         is cleaned away); we escape it so that every token round-trips (section 2).
         """
-        # Keep the prefix's own escapes, escape what may not appear raw in a request line.
-        prefix = urllib.parse.quote(
-            self.path_prefix.rstrip("/"), safe="/%" + PATH_SEGMENT_SAFE + ";,"
-        )
-        return f"{prefix}/{escape_token(token)}"
+        return f"{_escape_prefix(self.path_prefix)}/{escape_token(token)}"
 
     def __str__(self) -> str:
         return f"{self.scheme}://{self.host_header}{self.path_prefix}"
+
+
+@functools.lru_cache(maxsize=64)
+def _escape_prefix(path_prefix: str) -> str:
+    """A server URL's path as a request target's start (memoized: a client has few)."""
+    # Keep the prefix's own escapes, escape what may not appear raw in a request line.
+    return urllib.parse.quote(path_prefix.rstrip("/"), safe="/%" + PATH_SEGMENT_SAFE + ";,")
 
 
 def parse_server_url(url: str) -> ServerURL:
