@@ -34,31 +34,81 @@ async def read_response_head(reader: asyncio.StreamReader, stage: str) -> Head:
     """
     parser = HeadParser("response")
     size = 0
-    for _ in range(MAX_HEADERS + 2):
-        try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            raise RdvProtocolError(
-                "the server closed the connection before answering"
-                if size == 0 and not exc.partial
-                else "the server closed the connection inside its response"
-            ) from None
-        except asyncio.LimitOverrunError:
-            raise RdvProtocolError("response header line too long") from None
-        except OSError as exc:
-            raise ServerConnectError(
-                f"lost the connection to the rdv server while {stage}: {exc}", exc.errno
-            ) from exc
+    for lines in range(1, MAX_HEADERS + 3):
+        line = await _take(reader, stage, size, None)
         size += len(line)
         if size > MAX_HEADER_BLOCK:
             raise RdvProtocolError("response header block too large")
-        try:
-            head = parser.feed(line)
-        except ProtocolError as exc:
-            raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
+        head = _feed(parser, line)
         if head is not None:
             return head
+        # The server writes its head at once: the rest is usually in the reader already.
+        # Take it in one piece, no further than the line-by-line reading would go (one
+        # parse instead of a read and a parse per line, issue-10-connect-fifth.md).
+        rest = _buffered_head(reader, MAX_HEADER_BLOCK - size, MAX_HEADERS + 2 - lines)
+        if rest:
+            block = await _take(reader, stage, size, rest)
+            size += rest
+            head = _feed(parser, block)
+            if head is not None:
+                return head
     raise RdvProtocolError("too many response header lines")
+
+
+def _buffered_head(reader: asyncio.StreamReader, max_bytes: int, max_lines: int) -> int:
+    """How many bytes already in ``reader`` end the head (its first line read), or 0.
+
+    0 when the blank line is not in yet, or lies past ``max_bytes`` or ``max_lines``
+    lines. Reads ``StreamReader._buffer`` (CPython's, not public: another reader class
+    gets 0, the line-by-line path).
+    """
+    buffer = getattr(reader, "_buffer", None)
+    if not isinstance(buffer, bytearray):
+        return 0
+    if buffer[:1] == b"\n":  # the blank line right after the first line
+        end = 1
+    elif buffer[:2] == b"\r\n":
+        end = 2
+    else:
+        limit = max_bytes + 3
+        ends = [
+            found + len(blank)
+            for blank in (b"\n\n", b"\n\r\n")
+            if (found := buffer.find(blank, 0, limit)) >= 0
+        ]
+        if not ends:
+            return 0
+        end = min(ends)
+    if end > max_bytes or buffer.count(b"\n", 0, end) > max_lines:
+        return 0
+    return end
+
+
+async def _take(reader: asyncio.StreamReader, stage: str, size: int, count: int | None) -> bytes:
+    """One line (``count`` None) or ``count`` bytes of the head; the conn's errors as ours."""
+    try:
+        if count is None:
+            return await reader.readuntil(b"\n")
+        return await reader.readexactly(count)
+    except asyncio.IncompleteReadError as exc:
+        raise RdvProtocolError(
+            "the server closed the connection before answering"
+            if size == 0 and not exc.partial
+            else "the server closed the connection inside its response"
+        ) from None
+    except asyncio.LimitOverrunError:
+        raise RdvProtocolError("response header line too long") from None
+    except OSError as exc:
+        raise ServerConnectError(
+            f"lost the connection to the rdv server while {stage}: {exc}", exc.errno
+        ) from exc
+
+
+def _feed(parser: HeadParser, data: bytes) -> Head | None:
+    try:
+        return parser.feed(data)
+    except ProtocolError as exc:
+        raise RdvProtocolError(f"bad response from the server: {exc.message}") from exc
 
 
 async def read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
