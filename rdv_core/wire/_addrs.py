@@ -190,7 +190,7 @@ def clear_caches() -> None:
     """Empty the memo caches above. They are bounded (at most ``_CACHE_SIZE`` entries each, a
     few hundred KiB in all); tests that measure memory growth per conn clear them first, so
     that a server's caches filling up with its clients' ports is not read as a leak."""
-    for memo in (allows_direct, allows_any_direct, format_spaces, space_of, _addr_text):
+    for memo in (allows_direct, allows_any_direct, format_spaces, space_of, _addr_text, _ip_text):
         memo.cache_clear()
     for parse in (_ip, _ipv4, _ipv6):
         parse.cache_clear()
@@ -201,14 +201,21 @@ def clear_caches() -> None:
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _addr_text(ip: IPAddress, port: int) -> str:
     """An address as docs/PROTOCOL.md section 9 writes it (memoized, see above)."""
+    return f"{_ip_text(ip)}:{port}"
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _ip_text(ip: IPAddress) -> str:
+    """The IP part of :func:`_addr_text`, memoized apart: each attempt's port P is new, its
+    IPs are not (formatting an IPv6 address costs several microseconds)."""
     if isinstance(ip, ipaddress.IPv6Address):
         mapped = ip.ipv4_mapped
         if mapped is not None:
             # Go's netip writes ::ffff:1.2.3.4 (Python 3.11 would say ::ffff:102:304).
             zone = f"%{ip.scope_id}" if ip.scope_id else ""
-            return f"[::ffff:{mapped}{zone}]:{port}"
-        return f"[{ip.compressed}]:{port}"
-    return f"{ip}:{port}"
+            return f"[::ffff:{mapped}{zone}]"
+        return f"[{ip.compressed}]"
+    return str(ip)
 
 
 @dataclass(frozen=True, slots=True)
