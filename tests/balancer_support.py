@@ -76,7 +76,9 @@ class Backend:
             text = self.events_path.read_text()
         except FileNotFoundError:
             return []
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        # The backend is still appending: a line without its newline is still being written.
+        whole = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
     def matched_tokens(self) -> list[str]:
         """Tokens of every pair this backend matched, in order."""
