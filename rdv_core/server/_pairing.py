@@ -98,7 +98,7 @@ class Pairing:
             for peer in (dialer, accepter):
                 peer.fail(503, SHUTTING_DOWN)
         for relayer in list(self.pairs.values()):
-            relayer.close("shutdown")
+            relayer.close("shutdown", reset=True)  # a FIN would read as the peer's end
 
     def _on_match_decided(
         self, task: asyncio.Future[None], pair_id: int, dialer: Peer, accepter: Peer

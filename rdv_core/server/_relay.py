@@ -31,8 +31,11 @@ reading until they drain, like Go's ``io.Copy``. An idle pair therefore owns no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mmap
+import socket
+import struct
 import sys
 from collections.abc import Callable
 from typing import Final, cast
@@ -192,8 +195,14 @@ class Relayer:
             peer.transport.write(body)
         self.close(f"rejected {status}")
 
-    def close(self, reason: str) -> None:
-        """End the pair: close both conns (flushing what they hold) and report once."""
+    def close(self, reason: str, *, reset: bool = False) -> None:
+        """End the pair: close both conns (flushing what they hold) and report once.
+
+        ``reset``: end both with a TCP RST instead, for an end that is the server's and
+        not a peer's (shutdown). After a ``FIN`` a peer cannot tell it from the other
+        peer's end of stream: a receiver cut by a server's SIGTERM took its truncated
+        stream for a whole one (``rdv accept`` exited 0), the sender blamed the peer.
+        """
         if self.ended:
             return
         self.ended = True
@@ -202,7 +211,10 @@ class Relayer:
             self._idle_handle.cancel()
             self._idle_handle = None
         for peer in (self.dialer, self.accepter):
-            _close_flushing(peer.transport)
+            if reset:
+                _reset(peer.transport)
+            else:
+                _close_flushing(peer.transport)
         self._on_pair_ended(self, reason)
 
     def refuse_relay(self, reason: str) -> None:
@@ -366,6 +378,21 @@ def _close_flushing(transport: asyncio.BaseTransport) -> None:
     transport.close()
     if pending:
         asyncio.get_running_loop().call_later(CLOSE_LINGER_S, transport.abort)
+
+
+def _reset(transport: asyncio.BaseTransport) -> None:
+    """Close a transport at once with a TCP RST (``SO_LINGER`` 0), dropping what it holds
+    (``abort()`` alone sends a ``FIN`` when the socket's receive queue is empty)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        # Closed already, or not a TCP socket: the abort below is then all we can do.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+    cast(asyncio.Transport, transport).abort()
+
+
+#: ``struct linger {l_onoff = 1, l_linger = 0}``: close() sends RST.
+_LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
 
 class _CommandReader(asyncio.Protocol):
