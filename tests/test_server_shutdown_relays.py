@@ -1,4 +1,4 @@
-"""A server that shuts down with relays in flight resets them: no peer may take the
+"""A server that ends relays itself (shutdown, idle timeout) resets them: no peer may take the
 server's end for the other peer's end of stream.
 
 After the ``101`` a relayed conn is raw TCP (docs/PROTOCOL.md section 8), so a ``FIN``
@@ -56,3 +56,14 @@ async def test_sigterm_resets_relays_in_flight() -> None:
         assert await served.stop(signal.SIGTERM) == 0
         assert [await _ending(accepter), await _ending(dialer)] == ["reset", "reset"]
     assert any("(shutdown)" in line for line in served.stderr_lines), served.stderr_lines
+
+
+@pytest.mark.parametrize("splice", [False, True], ids=["copy", "splice"])
+async def test_idle_timeout_resets_the_pair(splice: bool) -> None:
+    """The idle timeout is the server's end too: a FIN made ``rdv accept`` under a quiet
+    ``tail -f | rdv dial`` exit 0 as if the stream had ended."""
+    async with running_server("native", splice=splice, idle_timeout=0.5) as env:
+        dialer, accepter = await env.relayed_pair("quiet")
+        dialer.send(b"y" * (1 << 20))  # a spliced flow, then silence
+        assert len(await accepter.read_exactly(1 << 20, within=20)) == 1 << 20
+        assert [await _ending(accepter), await _ending(dialer)] == ["reset", "reset"]

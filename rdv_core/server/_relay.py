@@ -356,7 +356,7 @@ class Relayer:
             return
         deadline = self.last_active + self._idle_timeout
         if self._loop.time() >= deadline:
-            self.close("idle timeout")
+            self.close("idle timeout", reset=True)  # the end is ours, not a peer's
         else:
             self._idle_handle = self._loop.call_at(deadline, self._check_idle)
 
