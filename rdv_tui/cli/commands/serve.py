@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
-from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context
+from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context, validity_warning
 from rdv_tui.cli.listen import is_any_ipv6, listen_error, parse_listen
 from rdv_tui.cli.memory import give_back_memory
 
@@ -338,6 +338,9 @@ async def _serve_until_stopped(
             resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         )
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
+        # After the "listening" line (the first, which scripts wait for), in the log's form.
+        if tls is not None and (warning := validity_warning(args.tls_cert)) is not None:
+            log.warning("%s", warning)
         trimming = asyncio.ensure_future(give_back_memory(server))
         try:
             signal_name = await stop

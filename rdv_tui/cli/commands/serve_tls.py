@@ -5,11 +5,12 @@ Standard library only (``rdv serve`` never imports textual or rich).
 
 from __future__ import annotations
 
+import datetime
 import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TlsFilesError", "tls_context"]
+__all__ = ["TlsFilesError", "tls_context", "validity_warning"]
 
 
 class TlsFilesError(ValueError):
@@ -63,3 +64,34 @@ def tls_context(cert: Path, key: Path) -> Any:
             ) from None
         raise TlsFilesError(f"--tls-key {key} holds no PEM private key") from None
     return context
+
+
+def validity_warning(cert: Path, now: datetime.datetime | None = None) -> str | None:
+    """What to tell the operator when the certificate in ``cert`` is out of its validity.
+
+    OpenSSL loads an expired (or not yet valid) certificate without a word, and every client
+    then fails its handshake with ``certificate has expired``: the server looked healthy
+    while nobody could use it. Only the first certificate (the server's own) is checked.
+    """
+    from cryptography import x509
+
+    try:
+        leaf = x509.load_pem_x509_certificate(cert.read_bytes())
+    except (OSError, ValueError):
+        return None  # tls_context loaded it: a form this parser does not take, say nothing
+    now = now or datetime.datetime.now(datetime.UTC)
+    if now > leaf.not_valid_after_utc:
+        return (
+            f"--tls-cert {cert} expired on {_when(leaf.not_valid_after_utc)}: clients will "
+            "refuse it (certificate has expired); renew it and restart rdv serve"
+        )
+    if now < leaf.not_valid_before_utc:
+        return (
+            f"--tls-cert {cert} is not valid before {_when(leaf.not_valid_before_utc)}: "
+            "clients will refuse it until then (check this machine's clock)"
+        )
+    return None
+
+
+def _when(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
