@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
+from rdv_tui.cli.commands.serve_reload import CertWatch
 from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context, validity_warning
 from rdv_tui.cli.listen import is_any_ipv6, listen_error, parse_listen
 from rdv_tui.cli.memory import give_back_memory
@@ -213,11 +214,21 @@ async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> in
     signals = _stop_signals()
     for sig in signals:
         loop.add_signal_handler(sig, _stop_with, stop, sig)
+    # SIGUSR1 reloads a renewed certificate (serve_reload); its default action killed us.
+    watch = None if tls is None else CertWatch(tls, args.tls_cert, args.tls_key)
+    loop.add_signal_handler(signal.SIGUSR1, _reload, watch)
     try:
-        return await _serve_until_stopped(args, host, port, tls, stop)
+        return await _serve_until_stopped(args, host, port, tls, stop, watch)
     finally:
-        for sig in signals:
+        for sig in (*signals, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+
+
+def _reload(watch: CertWatch | None) -> None:
+    if watch is None:
+        log.info("SIGUSR1: nothing to reload (no --tls-cert)")
+    else:
+        watch.check("SIGUSR1")
 
 
 def _stop_signals() -> tuple[signal.Signals, ...]:
@@ -241,7 +252,12 @@ def _stop_with(stop: asyncio.Future[str], sig: signal.Signals) -> None:
 
 
 async def _serve_until_stopped(
-    args: argparse.Namespace, host: str, port: int, tls: Any, stop: asyncio.Future[str]
+    args: argparse.Namespace,
+    host: str,
+    port: int,
+    tls: Any,
+    stop: asyncio.Future[str],
+    watch: CertWatch | None,
 ) -> int:
     import resource
 
@@ -341,11 +357,14 @@ async def _serve_until_stopped(
         # After the "listening" line (the first, which scripts wait for), in the log's form.
         if tls is not None and (warning := validity_warning(args.tls_cert)) is not None:
             log.warning("%s", warning)
-        trimming = asyncio.ensure_future(give_back_memory(server))
+        chores = [asyncio.ensure_future(give_back_memory(server))]
+        if watch is not None:
+            chores.append(asyncio.ensure_future(watch.run()))
         try:
             signal_name = await stop
         finally:
-            trimming.cancel()
+            for chore in chores:
+                chore.cancel()
         started = time.monotonic()
         log.info("%s: shutting down", signal_name)
         await server.close()

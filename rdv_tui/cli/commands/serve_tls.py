@@ -17,13 +17,14 @@ class TlsFilesError(ValueError):
     """What is wrong with ``--tls-cert``/``--tls-key``, naming the flag and the file."""
 
 
-def tls_context(cert: Path, key: Path) -> Any:
+def tls_context(cert: Path, key: Path, *, ask: bool = True) -> Any:
     """The server's TLS context, or :class:`TlsFilesError` saying which file is wrong.
 
     OpenSSL alone says ``[Errno 2] No such file or directory`` or ``[SSL] PEM lib`` without
     naming the file, and for an encrypted key without a terminal (a service) it says
     ``[Errno 22] Invalid argument``. Each file is checked on its own; the pass phrase of an
-    encrypted key is asked on the terminal when there is one.
+    encrypted key is asked on the terminal when there is one and ``ask`` (not once the
+    server runs: the prompt would stop it).
     """
     import ssl
 
@@ -42,6 +43,11 @@ def tls_context(cert: Path, key: Path) -> Any:
 
     def pass_phrase() -> str:
         nonlocal asked
+        if not ask:
+            raise TlsFilesError(
+                f"--tls-key {key} is encrypted: its pass phrase cannot be asked while rdv serve "
+                "runs; restart it, or give it an unencrypted key"
+            )
         if not sys.stdin.isatty():
             raise TlsFilesError(
                 f"--tls-key {key} is encrypted and there is no terminal to ask for its pass "
