@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
+from rdv_tui.cli.commands import serve_args as kind
+from rdv_tui.cli.commands.serve_args import CAP_FLAGS, DEFAULT_LOBBY_TIMEOUT_S
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
 from rdv_tui.cli.commands.serve_reload import CertWatch
 from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context, validity_warning
@@ -49,23 +50,23 @@ def add_parser(subparsers: Any) -> None:
         "--prefix",
         metavar="PATH",
         default="",
-        type=_prefix,
+        type=kind.prefix,
         help="serve rdv requests under this path, e.g. /rdv (clients use http://host:port/rdv); "
         "letters, digits, -._~/$&+=:@;, and %%XX escapes",
     )
     parser.add_argument(
         "--lobby-timeout",
         metavar="S",
-        type=_non_negative_float,
+        type=kind.non_negative_float,
         default=DEFAULT_LOBBY_TIMEOUT_S,
         help="answer 408 to a request whose peer has not come within S seconds "
         f"(default {DEFAULT_LOBBY_TIMEOUT_S:.0f}; 0: wait forever)",
     )
-    for flag, default, what in _CAP_FLAGS:
+    for flag, default, what in CAP_FLAGS:
         parser.add_argument(
             flag,
             metavar="N",
-            type=_cap,
+            type=kind.cap,
             default=default,
             # --max-lobby 0 still keeps the lobby within 3/4 of the open-file limit.
             help=f"{what} (default {default}; 0: "
@@ -74,7 +75,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--idle-timeout",
         metavar="S",
-        type=_positive_float,
+        type=kind.positive_float,
         help="close a pair after S seconds without bytes in either direction (default: never)",
     )
     parser.add_argument(
@@ -89,7 +90,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--probe-port",
         metavar="PORT",
-        type=_port,
+        type=kind.port,
         action="append",
         default=[],
         help="also listen on PORT for the doctor's probes (GET /.rdv/observed), on the same "
@@ -130,79 +131,6 @@ def add_parser(subparsers: Any) -> None:
         type=Path,
         help="append every server event as a JSON line to FILE ('-' for stdout)",
     )
-
-
-#: What a ``--prefix`` may hold: what rdv's client sends as it is in a request path
-#: (``wire.ServerURL.request_path``) and ``%XX`` escapes. The prefix is compared with the
-#: request's path as sent, so a raw space, ``!`` or ``?`` in it could never match: the
-#: client escapes them (and ``?`` starts the query), and every request would get ``404``.
-_PREFIX = re.compile(r"(?:[A-Za-z0-9\-._~/$&+=:@;,]|%[0-9A-Fa-f]{2})*")
-
-
-def _prefix(text: str) -> str:
-    if not _PREFIX.fullmatch(text.strip()):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} cannot match a request path: use letters, digits, -._~/$&+=:@;, "
-            "and %XX escapes (%20 for a space)"
-        )
-    return text
-
-
-def _port(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or not 0 < int(text) <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
-    return int(text)
-
-
-#: A human passes a code or a token on in minutes; a squatter's request expires.
-DEFAULT_LOBBY_TIMEOUT_S = 600.0
-#: The lobby caps (rdv_core.server.LobbyLimits): flag, default, help.
-_CAP_FLAGS = (
-    (
-        "--max-lobby",
-        10_000,
-        "at most N (and 3/4 of the open-file limit) wait in the lobby, "
-        "shared fairly among networks",
-    ),
-    ("--max-lobby-per-address", 100, "answer 429 beyond N waiting from one IPv4 address/IPv6 /64"),
-    ("--max-lobby-per-network", 400, "answer 429 beyond N waiting from one IPv4 /24 or IPv6 /56"),
-    (
-        "--max-pairs-per-address",
-        100,
-        "answer 429 to requests from an IPv4 address/IPv6 /64 with a peer in N open pairs",
-    ),
-    (
-        "--max-pairs-per-network",
-        400,
-        "answer 429 to requests from an IPv4 /24 or IPv6 /56 with a peer in N open pairs",
-    ),
-)
-
-
-def _cap(text: str) -> int | None:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"not a count: {text!r}")
-    return int(text) or None
-
-
-def _non_negative_float(text: str) -> float | None:
-    """A positive number of seconds, or None for any spelling of zero (``0``, ``0.0``)."""
-    try:
-        if float(text) == 0:
-            return None
-    except ValueError:
-        pass  # _positive_float says what is wrong
-    return _positive_float(text)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
-    return value
 
 
 async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> int:
