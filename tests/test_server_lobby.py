@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from rdv_core import events as ev
 from rdv_core.server._core import PairHandler, PairStats, PeerInfo, Reject
 
@@ -146,7 +148,7 @@ async def test_lobby_timeout_408(env: Env) -> None:
     assert any(isinstance(e, ev.LobbyTimedOut) for e in env.events)
 
 
-async def test_shutdown_answers_503_to_lobby_and_closes_pairs(env: Env) -> None:
+async def test_shutdown_answers_503_to_lobby_and_resets_pairs(env: Env) -> None:
     waiting = await env.request("ACCEPT", "wait")
     dialer, accepter = await env.relayed_pair("busy")
     dialer.send(b"in flight")
@@ -156,8 +158,9 @@ async def test_shutdown_answers_503_to_lobby_and_closes_pairs(env: Env) -> None:
     assert await waiting.read_until_eof() == upgrade_error(
         503, "Service Unavailable", "rdv server shutting down, try again"
     )
-    assert await dialer.read_until_eof() == b""
-    assert await accepter.read_until_eof() == b""
+    for peer in (dialer, accepter):  # reset, not closed: an EOF would read as the peer's end
+        with pytest.raises(ConnectionResetError):
+            await peer.read_until_eof()
     assert env.server.open_conns == 0
     closed = [e for e in env.events if isinstance(e, ev.ServerClosed)]
     assert [(e.lobby, e.pairs) for e in closed] == [(1, 1)]
