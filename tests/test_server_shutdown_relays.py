@@ -15,7 +15,7 @@ import signal
 import pytest
 
 from tests.server_support import RawClient, running_server
-from tests.test_server_cli import rdv_serve
+from tests.test_server_cli import Served, rdv_serve
 
 
 async def _ending(client: RawClient, within: float = 20.0) -> str:
@@ -67,3 +67,60 @@ async def test_idle_timeout_resets_the_pair(splice: bool) -> None:
         dialer.send(b"y" * (1 << 20))  # a spliced flow, then silence
         assert len(await accepter.read_exactly(1 << 20, within=20)) == 1 << 20
         assert [await _ending(accepter), await _ending(dialer)] == ["reset", "reset"]
+
+
+async def _relayed_cli_pair(served: Served, token: str) -> tuple[RawClient, RawClient]:
+    env = served.env()
+    accepter = await env.request("ACCEPT", token)
+    await asyncio.sleep(0.1)
+    dialer = await env.request("DIAL", token)
+    await dialer.read_head()
+    await accepter.read_head()
+    dialer.send(b"CONTINUE\n")
+    assert await accepter.read_exactly(9) == b"CONTINUE\n"
+    return dialer, accepter
+
+
+async def test_drain_lets_open_pairs_end_on_their_own() -> None:
+    """``--drain``: a rolling restart behind a balancer need not cut the pairs in flight
+    (HAProxy passes a backend's reset on to the clients as a plain end of stream)."""
+    async with rdv_serve(["--drain", "600"]) as served:
+        dialer, accepter = await _relayed_cli_pair(served, "drained")
+        waiting = await served.env().request("ACCEPT", "waiting")
+        await asyncio.sleep(0.1)
+        served.process.send_signal(signal.SIGTERM)
+        assert (await waiting.read_until_eof(within=20)).endswith(b"shutting down, try again")
+        late = await served.env().request("DIAL", "late")
+        got = await late.read_for(3)
+        assert b" 503 " in got, got
+        # The pair relays on, both ways, after the signal ...
+        dialer.send(b"after the signal")
+        assert await accepter.read_exactly(16, within=20) == b"after the signal"
+        accepter.send(b"still here")
+        assert await dialer.read_exactly(10, within=20) == b"still here"
+        assert served.process.returncode is None
+        # ... and the server stops once it ended (not after the 600 s).
+        await dialer.close()
+        assert await _ending(accepter) == "eof"
+        stderr = served.process.stderr
+        assert stderr is not None
+        async with asyncio.timeout(20):
+            served.stderr_lines += (await stderr.read()).decode().splitlines()
+            assert await served.process.wait() == 0
+    text = "\n".join(served.stderr_lines)
+    assert "draining 1 open pairs for up to 600s" in text, text
+    assert "(dialer EOF)" in text, text
+
+
+async def test_a_second_signal_cuts_the_drain_short() -> None:
+    async with rdv_serve(["--drain", "600"]) as served:
+        dialer, accepter = await _relayed_cli_pair(served, "cut")
+        served.process.send_signal(signal.SIGTERM)
+        stderr = served.process.stderr
+        assert stderr is not None
+        async with asyncio.timeout(20):
+            while b"draining" not in await stderr.readline():
+                pass
+        assert await served.stop(signal.SIGINT) == 0
+        assert [await _ending(accepter), await _ending(dialer)] == ["reset", "reset"]
+    assert any("second signal: resetting" in line for line in served.stderr_lines)

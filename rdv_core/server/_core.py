@@ -308,10 +308,12 @@ class RdvServer:
         """Conns the core owns (lobby and pairs) that are not closed yet."""
         return len(self._live)
 
-    async def close(self) -> None:
-        """Shut down: ``503`` to lobby clients, every pair closed, new requests refused.
+    async def close(self, drain_s: float = 0.0) -> None:
+        """Shut down: ``503`` to lobby clients, every pair reset, new requests refused.
 
-        Waits (at most a few seconds) until every conn the core owns is closed.
+        ``drain_s``: first let open pairs end on their own for up to that long (or until
+        :meth:`stop_draining`). Then waits (a few seconds at most) until every conn the
+        core owns is closed.
         """
         if not self.closed:
             self.closed = True
@@ -321,6 +323,8 @@ class RdvServer:
                 self._leave_lobby(peer, None)
                 self._tally.count_reject(503)
                 peer.fail(503, SHUTTING_DOWN)
+            if drain_s > 0:
+                await pairing.drain(drain_s)
             pairing.close()
             self._tally.emit(ev.ServerClosed, lobby=lobby, pairs=pairs)
         if self._live:
@@ -333,6 +337,10 @@ class RdvServer:
                 for peer in list(self._live):
                     peer.transport.abort()
                 await asyncio.sleep(0)
+
+    def stop_draining(self) -> None:
+        """Cut a :meth:`close` drain short: its open pairs are reset now."""
+        self._pairing.stop_draining()
 
     async def __aenter__(self) -> RdvServer:
         return self

@@ -62,6 +62,8 @@ class Pairing:
         #: RelayStarted events not written yet (pair id: the event's time).
         self._unreported: dict[int, float] = {}
         self._pair_ids = itertools.count(1)
+        #: Set when the last pair ended or the drain is cut short (while :meth:`drain` waits).
+        self._drained: asyncio.Event | None = None
 
     def match(self, dialer: Peer, accepter: Peer) -> None:
         pair_id = next(self._pair_ids)
@@ -89,6 +91,25 @@ class Pairing:
 
     def stats(self) -> list[PairStats]:
         return [self._pair_stats(r) for r in self.pairs.values()]
+
+    async def drain(self, seconds: float) -> None:
+        """Shutdown's first step, if asked: let the open pairs end on their own, for at most
+        ``seconds`` or until :meth:`stop_draining` (no new pair forms: the server is closed).
+        """
+        if not self.pairs:
+            return
+        self._drained = asyncio.Event()
+        try:
+            async with asyncio.timeout(seconds):
+                await self._drained.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._drained = None
+
+    def stop_draining(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
 
     def close(self) -> None:
         """Shutdown: ``503`` to pairs whose hook still decides, every relay closed."""
@@ -182,6 +203,8 @@ class Pairing:
         self._report_relay_started(relayer.pair_id)  # a pair that ended in its first turn
         tally = self._tally
         self.pairs.pop(relayer.pair_id, None)
+        if not self.pairs and self._drained is not None:
+            self._drained.set()
         if relayer.path is PairPath.P2P and relayer.other_addr is not None:
             tally.p2p_total += 1
             tally.emit(ev.P2PReported, pair_id=relayer.pair_id, addr=relayer.other_addr)

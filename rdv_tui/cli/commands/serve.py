@@ -79,6 +79,14 @@ def add_parser(subparsers: Any) -> None:
         help="close a pair after S seconds without bytes in either direction (default: never)",
     )
     parser.add_argument(
+        "--drain",
+        metavar="S",
+        type=kind.non_negative_float,
+        help="on SIGTERM/SIGINT/SIGHUP, answer 503 to new requests and the lobby at once but "
+        "let open pairs run up to S seconds before resetting them; a second signal resets "
+        "them at once (default 0)",
+    )
+    parser.add_argument(
         "--trust-proxy",
         metavar="CIDR",
         nargs="+",
@@ -137,11 +145,11 @@ async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> in
     # Signals are ours before the port is: a supervisor may send SIGTERM as soon as
     # /healthz answers or the "listening" line appears, and it must get the graceful
     # shutdown (exit 0), not the default action (killed by the signal).
-    stop: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     loop = asyncio.get_running_loop()
+    stop = _Stop(loop)
     signals = _stop_signals()
     for sig in signals:
-        loop.add_signal_handler(sig, _stop_with, stop, sig)
+        loop.add_signal_handler(sig, stop, sig)
     # SIGUSR1 reloads a renewed certificate (serve_reload); its default action killed us.
     watch = None if tls is None else CertWatch(tls, args.tls_cert, args.tls_key)
     loop.add_signal_handler(signal.SIGUSR1, _reload, watch)
@@ -174,9 +182,36 @@ def _stop_signals() -> tuple[signal.Signals, ...]:
     return tuple(signals)
 
 
-def _stop_with(stop: asyncio.Future[str], sig: signal.Signals) -> None:
-    if not stop.done():
-        stop.set_result(sig.name)
+class _Stop:
+    """The first stop signal's name; a later one cuts a ``--drain`` short."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.first: asyncio.Future[str] = loop.create_future()
+        self.again = asyncio.Event()
+
+    def __call__(self, sig: signal.Signals) -> None:
+        if not self.first.done():
+            self.first.set_result(sig.name)
+        else:
+            self.again.set()
+
+
+async def _shut_down(server: Any, drain_s: float | None, stop: _Stop) -> None:
+    """``503`` to the lobby at once; open pairs get up to ``drain_s`` to end on their own
+    (a rolling restart behind a balancer: its health checks move new tokens elsewhere)."""
+    pairs = len(server.stats().pairs)
+    if drain_s and pairs:
+        log.info(
+            "draining %d open pairs for up to %gs (a second signal resets them)", pairs, drain_s
+        )
+    closing = asyncio.ensure_future(server.close(drain_s=drain_s or 0.0))
+    cut = asyncio.ensure_future(stop.again.wait())
+    await asyncio.wait((closing, cut), return_when=asyncio.FIRST_COMPLETED)
+    if not closing.done():
+        log.info("second signal: resetting the open pairs now")
+        server.stop_draining()
+    cut.cancel()
+    await closing
 
 
 async def _serve_until_stopped(
@@ -184,7 +219,7 @@ async def _serve_until_stopped(
     host: str,
     port: int,
     tls: Any,
-    stop: asyncio.Future[str],
+    stop: _Stop,
     watch: CertWatch | None,
 ) -> int:
     import resource
@@ -289,13 +324,13 @@ async def _serve_until_stopped(
         if watch is not None:
             chores.append(asyncio.ensure_future(watch.run()))
         try:
-            signal_name = await stop
+            signal_name = await stop.first
         finally:
             for chore in chores:
                 chore.cancel()
         started = time.monotonic()
         log.info("%s: shutting down", signal_name)
-        await server.close()
+        await _shut_down(server, args.drain, stop)
         await front.close()
         for probe_port in probe_ports:
             await probe_port.close()
