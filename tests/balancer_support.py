@@ -32,8 +32,9 @@ BALANCERS = ("haproxy", "nginx")
 #: What each balancer needs from its backends: HAProxy sends PROXY v2, nginx forwarding
 #: headers; both connect from 127.0.0.1.
 BACKEND_ARGS = {
-    "haproxy": ("--proxy-protocol", "--trust-proxy", "127.0.0.1/32"),
-    "nginx": ("--trust-proxy", "127.0.0.1/32"),
+    # --drain as in deploy/rdv@.service (longer: the test ends the pair in flight itself).
+    "haproxy": ("--proxy-protocol", "--trust-proxy", "127.0.0.1/32", "--drain", "600"),
+    "nginx": ("--trust-proxy", "127.0.0.1/32", "--drain", "600"),
 }
 PAYLOAD = 48 * 1024
 

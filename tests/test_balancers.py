@@ -5,7 +5,8 @@ random tokens, relay and p2p, all matched (never split over two backends), data 
 every ``101`` reporting the client's own socket address (from PROXY v2 for HAProxy,
 ``X-Forwarded-For``/``-Port`` for nginx); then one backend killed: its open pair ends
 cleanly, its tokens meet on the survivors, every other token stays where it was
-(consistent hashing); then SIGTERM on a survivor: its lobby client gets ``503`` and the
+(consistent hashing); then SIGTERM on a survivor: its lobby client gets ``503``, its own
+pair in flight relays on until it ends (``--drain``, as in deploy/rdv@.service), and the
 other backend's open pair keeps relaying.
 """
 
@@ -141,12 +142,15 @@ async def kill_one(
 
 
 async def drain_one(url: str, survivors: list[Backend], owner: dict[str, str]) -> None:
-    """SIGTERM one survivor: 503 to its lobby client; the other survivor keeps relaying."""
+    """SIGTERM one survivor: 503 to its lobby client; its own pair in flight goes on
+    through the balancer until it ends (``--drain``), then it exits; the other survivor
+    keeps relaying."""
     draining, other = survivors
     mark = matched_counts(survivors)
-    lobby_token = next(t for t, name in owner.items() if name == draining.name)
+    lobby_token, inflight_token = [t for t, name in owner.items() if name == draining.name][:2]
     other_token = next(t for t, name in owner.items() if name == other.name)
     kept = await open_pair(url, other_token, p2p=False)
+    inflight = await open_pair(url, inflight_token, p2p=False)
     joins = len(draining.joined())  # the token may have joined before: wait for this join
     lobby = asyncio.create_task(client(p2p=False).dial(url, lobby_token))
     await wait_until(lambda: lobby_token in [j["token"] for j in draining.joined()[joins:]], 10)
@@ -156,11 +160,19 @@ async def drain_one(url: str, survivors: list[Backend], owner: dict[str, str]) -
             await lobby
     assert info.value.status == 503, info.value
     assert info.value.body == SHUTTING_DOWN  # decoded, whatever framing the balancer chose
+    # A rolling restart cut this pair (and the balancer passed the cut on as an end of
+    # stream): the drain lets it go on after the signal, and the backend waits for it.
+    await exchange(inflight.dialer, inflight.accepter)
+    assert draining.alive
+    await close_pair(inflight)
     async with asyncio.timeout(10):
         assert await draining.process.wait() == 0
     await exchange(kept.dialer, kept.accepter)
     await close_pair(kept)
-    assert landed_since(survivors, mark) == {other_token: [other.name]}
+    assert landed_since(survivors, mark) == {
+        other_token: [other.name],
+        inflight_token: [draining.name],
+    }
 
 
 async def close_pair(pair: PairResult) -> None:
