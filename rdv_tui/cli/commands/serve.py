@@ -397,7 +397,14 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             print(f"rdv serve: cannot load TLS certificate/key: {exc}", file=sys.stderr)
             return 2
-    configure_logging(args.verbose, args.json_logs)
+    logs = configure_logging(args.verbose, args.json_logs)
+    try:
+        return _run_loop(args, host, port, tls)
+    finally:
+        logs.close()
+
+
+def _run_loop(args: argparse.Namespace, host: str, port: int, tls: Any) -> int:
     _raise_fd_limit()
     loop_factory = _loop_factory(args.loop)
     if loop_factory is None and args.loop == "uvloop":

@@ -11,8 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import queue
 import sys
-from typing import IO, Any
+import threading
+from typing import IO, Any, Final
 
 from rdv_tui.cli.formatting import event_fields, human_bytes
 
@@ -48,21 +51,96 @@ class _JsonFormatter(logging.Formatter):
             out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # formatted on the loop's thread (_Queued)
+            out["exc"] = record.exc_text
         return json.dumps(out, separators=(",", ":"))
 
 
-def configure_logging(verbose: int, json_logs: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(
-            _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
-        )
+#: Log records waiting for stderr; past that they are dropped (and counted).
+QUEUE_RECORDS: Final = 4096
+
+
+class _Fd2:
+    """stderr as a descriptor: the writer thread never takes ``sys.stderr``'s lock, which a
+    blocked write would hold when the interpreter exits (a fatal error)."""
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8", "backslashreplace")
+        try:
+            while data:
+                data = data[os.write(2, data) :]
+        except OSError:
+            pass  # stderr is gone: there is nobody to tell
+
+
+class _Queued(logging.Handler):
+    """Hands records to a writer thread through a bounded queue, never waiting.
+
+    Writing stderr on the loop's thread stopped the server whenever stderr stopped taking
+    lines (a terminal paused with Ctrl-S, ``| less`` left unscrolled, a stalled log
+    shipper): after 64 KiB of log (463 rejected requests at ``-v``) no conn was served,
+    not even ``/healthz``. Now a full queue drops records; the writer says how many.
+    """
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        # Not a second Handler: logging.shutdown() at exit would wait for its lock, held
+        # by the writer thread for as long as stderr is stuck.
+        self._formatter = formatter
+        self._stderr = _Fd2()
+        self._queue: queue.Queue[logging.LogRecord | None] = queue.Queue(QUEUE_RECORDS)
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._write, name="rdv-log", daemon=True)
+        self._thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # Formatted here, as the caller's values are now; tracebacks too (exc_text).
+        record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.exc_text = self._formatter.formatException(record.exc_info)
+            record.exc_info = None
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            with self._lock:
+                self._dropped += 1
+
+    def _write(self) -> None:
+        while (record := self._queue.get()) is not None:
+            with self._lock:
+                dropped, self._dropped = self._dropped, 0
+            if dropped:
+                note = {
+                    "name": "rdv.server",
+                    "levelno": logging.WARNING,
+                    "levelname": "WARNING",
+                    "msg": f"{dropped} log lines dropped: stderr did not keep up",
+                }
+                self._stderr.write(self._formatter.format(logging.makeLogRecord(note)) + "\n")
+            self._stderr.write(self._formatter.format(record) + "\n")
+
+    def close(self, within: float = 2.0) -> None:
+        """Write what is queued (for at most ``within`` s: stderr may be stuck), then stop."""
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=within)
+        self._thread.join(within)
+        super().close()
+
+
+def configure_logging(verbose: int, json_logs: bool) -> logging.Handler:
+    """Log ``rdv.*`` to stderr from a writer thread; close the handler returned at exit."""
+    formatter = (
+        _JsonFormatter()
+        if json_logs
+        else _TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    queued = _Queued(formatter)
     root = logging.getLogger("rdv")
-    root.handlers[:] = [handler]
+    root.handlers[:] = [queued]
     root.setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
     root.propagate = False
+    return queued
 
 
 class EventLog:
