@@ -1,8 +1,10 @@
-"""``rdv serve`` whose stderr stops taking lines goes on serving (and still exits).
+"""``rdv serve`` whose stderr (or ``--events -``) stops taking lines goes on serving, and
+still exits.
 
 Logging wrote stderr on the event loop's thread: a terminal paused with Ctrl-S, ``| less``
 left unscrolled or a stalled log shipper filled the pipe (64 KiB: 463 rejected requests at
 ``-v``), and then no conn was served at all, not even ``/healthz``; SIGTERM did not end it.
+``--events -`` read by a program that stopped reading did the same.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
+from typing import IO
+
+import pytest
 
 REQUESTS = 6000  # far more lines than the pipe (64 KiB) and the queue (4096) hold
 
@@ -22,15 +28,24 @@ def _ask(port: int, data: bytes) -> bytes:
         return sock.recv(100)  # raises TimeoutError if the server does not answer
 
 
-def test_a_stuck_stderr_neither_stops_the_server_nor_its_exit() -> None:
+@pytest.mark.parametrize("stuck", ["stderr", "events"])
+def test_a_stuck_output_neither_stops_the_server_nor_its_exit(stuck: str) -> None:
+    events = ["--events", "-"] if stuck == "events" else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "rdv_tui", "serve", "--listen", "127.0.0.1:0", "-v"],
+        [sys.executable, "-m", "rdv_tui", "serve", "--listen", "127.0.0.1:0", "-v", *events],
         stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
+    if stuck == "events":  # stderr is read all along: only stdout is stuck
         assert process.stderr is not None
         first = process.stderr.readline().decode()
+        reader = _Drain(process.stderr)
+        reader.start()
+    try:
+        assert process.stderr is not None
+        if stuck == "stderr":
+            first = process.stderr.readline().decode()
         match = re.search(r"listening on http://127\.0\.0\.1:(\d+)", first)
         assert match, first
         port = int(match.group(1))
@@ -41,11 +56,35 @@ def test_a_stuck_stderr_neither_stops_the_server_nor_its_exit() -> None:
             assert answer.startswith(b"HTTP/1.1 400"), (n, answer)
         assert _ask(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
         process.send_signal(signal.SIGTERM)
-        rest = process.stderr.read().decode()  # what was queued, then EOF at the exit
+        assert process.stdout is not None
+        if stuck == "events":
+            written = process.stdout.read().decode()  # what was queued, then EOF at the exit
+            reader.join(30)
+            rest = reader.text
+        else:
+            rest = process.stderr.read().decode()
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert re.search(r"WARNING rdv\.server: \d+ log lines dropped: stderr did not keep up", rest)
+    if stuck == "events":
+        assert re.search(r"WARNING rdv\.server: \d+ events dropped: --events - did not keep", rest)
+        assert written.startswith('{"type":"Rejected"'), written[:200]
+    else:
+        assert re.search(
+            r"WARNING rdv\.server: \d+ log lines dropped: stderr did not keep up", rest
+        )
     assert "SIGTERM: shutting down" in rest, rest[-2000:]
+
+
+class _Drain(threading.Thread):
+    """Reads a pipe to its end (the stream that is not stuck)."""
+
+    def __init__(self, pipe: IO[bytes]) -> None:
+        super().__init__(daemon=True)
+        self._pipe = pipe
+        self.text = ""
+
+    def run(self) -> None:
+        self.text = self._pipe.read().decode()

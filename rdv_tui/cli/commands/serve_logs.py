@@ -148,15 +148,14 @@ class EventLog:
 
     def __init__(self, verbose: int, stream: IO[str] | None, name: str = "") -> None:
         self._verbose = verbose
-        self._stream = stream
-        self._name = name
+        self._stream = None if stream is None else _Lines(stream, name)
         self._pairs: dict[int, dict[str, Any]] = {}
 
     def __call__(self, event: Any) -> None:
         from rdv_core import events as ev
 
         if self._stream is not None:
-            self._write(ev.dumps(event) + "\n")
+            self._stream.put(ev.dumps(event) + "\n")
         data = event.to_json()
         if isinstance(event, ev.PairMatched):
             self._pairs[event.pair_id] = {
@@ -196,30 +195,10 @@ class EventLog:
             log.info("%s %s", event.type, text, extra={"fields": data})
 
     def close(self) -> None:
-        """Close the ``--events`` file (never stdout); a last failed flush is not news."""
-        if self._stream is not None and self._stream is not sys.stdout:
-            _close_quietly(self._stream)
+        """Write what is queued for ``--events`` (a few seconds at most), close the file."""
+        if self._stream is not None:
+            self._stream.close()
         self._stream = None
-
-    def _write(self, line: str) -> None:
-        """One JSON line to ``--events``; the first failure ends that file, not the log.
-
-        A disk that fills up or a reader of ``-`` that went away must not cost the pair
-        lines (logged after this) nor log a traceback per event: say it once, then stop
-        writing there, since a failed flush may have left half a line behind.
-        """
-        assert self._stream is not None
-        try:
-            self._stream.write(line)
-            self._stream.flush()
-        except OSError as exc:
-            log.error(
-                "cannot write --events %s: %s; no more events are written there",
-                self._name,
-                exc.strerror or exc,
-            )
-            _close_quietly(self._stream)
-            self._stream = None
 
     def _pair_line(self, event: Any) -> None:
         pair = self._pairs.pop(event.pair_id, {})
@@ -250,6 +229,64 @@ class EventLog:
             event.reason,
             extra={"fields": fields},
         )
+
+
+class _Lines:
+    """``--events`` lines, written by a thread from a bounded queue, never waited for.
+
+    Written on the loop's thread, a reader of ``--events -`` (or of a FIFO) that stopped
+    reading froze the whole server once the pipe was full. Lines past the queue are
+    dropped and counted. A write that fails (a disk that filled up, a reader gone) is
+    said once and ends that file, not the log lines: a failed write may have left half a
+    line behind. Writes go to the descriptor: a thread stuck in a write then holds no
+    lock of ``sys.stdout`` (the interpreter's exit would wait for it, or abort).
+    """
+
+    def __init__(self, stream: IO[str], name: str) -> None:
+        stream.flush()  # nothing buffered may come after our writes
+        self._stream = stream
+        self._fd = stream.fileno()
+        self._name = name
+        self._queue: queue.Queue[str | None] = queue.Queue(QUEUE_RECORDS)
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._write, name="rdv-events", daemon=True)
+        self._thread.start()
+
+    def put(self, line: str) -> None:
+        try:
+            self._queue.put_nowait(line)
+        except queue.Full:
+            with self._lock:
+                self._dropped += 1
+
+    def _write(self) -> None:
+        failed = False
+        while (line := self._queue.get()) is not None:
+            with self._lock:
+                dropped, self._dropped = self._dropped, 0
+            if failed:
+                continue
+            if dropped:
+                log.warning("%d events dropped: --events %s did not keep up", dropped, self._name)
+            data = line.encode("utf-8")
+            try:
+                while data:
+                    data = data[os.write(self._fd, data) :]
+            except OSError as exc:
+                failed = True
+                log.error(
+                    "cannot write --events %s: %s; no more events are written there",
+                    self._name,
+                    exc.strerror or exc,
+                )
+
+    def close(self, within: float = 2.0) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=within)
+        self._thread.join(within)
+        if not self._thread.is_alive() and self._stream is not sys.stdout:
+            _close_quietly(self._stream)
 
 
 def _close_quietly(stream: IO[str]) -> None:
