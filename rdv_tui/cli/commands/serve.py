@@ -76,7 +76,7 @@ def add_parser(subparsers: Any) -> None:
         "--idle-timeout",
         metavar="S",
         type=kind.positive_float,
-        help="close a pair after S seconds without bytes in either direction (default: never)",
+        help="reset a pair after S seconds without bytes in either direction (default: never)",
     )
     parser.add_argument(
         "--drain",
@@ -116,7 +116,13 @@ def add_parser(subparsers: Any) -> None:
         help="read a PROXY v1/v2 header (HAProxy send-proxy, nginx stream, AWS NLB) from "
         "--trust-proxy networks; refuse it from anyone else",
     )
-    parser.add_argument("--tls-cert", metavar="FILE", type=Path, help="TLS certificate (PEM)")
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        type=Path,
+        help="TLS certificate chain (PEM); a renewed one is taken without a restart "
+        "(looked at every minute, and on SIGUSR1)",
+    )
     parser.add_argument("--tls-key", metavar="FILE", type=Path, help="TLS private key (PEM)")
     parser.add_argument(
         "-v",
