@@ -159,6 +159,11 @@ class RdvServer:
         self._lobby.limits = limits
 
     @property
+    def observed_addr(self) -> ObservedAddrFunc:
+        """How a request's observed address is found (a front asks it who is a proxy)."""
+        return self._observed
+
+    @property
     def idle_timeout(self) -> float | None:
         """Seconds without bytes after which a pair is closed (for pairs matched later)."""
         return self._pairing.idle_timeout

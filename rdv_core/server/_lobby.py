@@ -29,8 +29,17 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from rdv_core.server._peer import Peer, PeerState
+from rdv_core.wire import Addr
 
-__all__ = ["DEFAULT_LOBBY_LIMITS", "Limit", "Lobby", "LobbyLimits", "SourceKey", "source_keys"]
+__all__ = [
+    "DEFAULT_LOBBY_LIMITS",
+    "Limit",
+    "Lobby",
+    "LobbyLimits",
+    "SourceKey",
+    "addr_keys",
+    "source_keys",
+]
 
 #: Which cap refused a request: the lobby's (total, address, network), or the one on the
 #: open pairs of the request's source (:mod:`._open_pairs`).
@@ -62,6 +71,12 @@ class LobbyLimits:
             waiting or matching, gets ``429`` (a pair with both peers there counts once).
             Without it a client that pairs with itself holds two fds per pair, for ever.
         pairs_per_network: The same for one IPv4 /24 or IPv6 /56.
+        heads_per_address: Conns from one IPv4 address or IPv6 /64 that have not sent a
+            whole request yet (a TLS handshake, a head in progress, an idle keep-alive);
+            one more gets ``429`` and is closed. Without it one address sending a byte
+            now and then on a thousand conns (slowloris) held every fd for 30 s at a time
+            (:mod:`._head_slots`). Trusted proxies (``--trust-proxy``) are not counted.
+        heads_per_network: The same for one IPv4 /24 or IPv6 /56.
     """
 
     total: int | None = 10_000
@@ -69,6 +84,8 @@ class LobbyLimits:
     per_network: int | None = 400
     pairs_per_address: int | None = 100
     pairs_per_network: int | None = 400
+    heads_per_address: int | None = 64
+    heads_per_network: int | None = 256
 
     def __post_init__(self) -> None:
         for name in (
@@ -77,6 +94,8 @@ class LobbyLimits:
             "per_network",
             "pairs_per_address",
             "pairs_per_network",
+            "heads_per_address",
+            "heads_per_network",
         ):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -85,7 +104,7 @@ class LobbyLimits:
     @classmethod
     def unlimited(cls) -> LobbyLimits:
         """No cap at all (benchmarks, trusted networks)."""
-        return cls(None, None, None, None, None)
+        return cls(None, None, None, None, None, None, None)
 
 
 DEFAULT_LOBBY_LIMITS: Final = LobbyLimits()
@@ -95,8 +114,11 @@ def source_keys(peer: Peer) -> tuple[SourceKey, SourceKey] | None:
     """The (address, network) keys of a peer's source, or None when it is unknown."""
     info = peer.info
     addr = info.observed if info.observed is not None else info.remote
-    if addr is None:
-        return None
+    return None if addr is None else addr_keys(addr)
+
+
+def addr_keys(addr: Addr) -> tuple[SourceKey, SourceKey]:
+    """The (address, network) keys of one source address (its port plays no part)."""
     ip = addr.unmapped().ip
     value, version = int(ip), ip.version
     width = 32 if version == 4 else 128

@@ -37,13 +37,23 @@ import ssl as ssl_module
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Final, cast
+from typing import Final, Literal, cast
 
 from rdv_core import wire
 from rdv_core.server import _metrics as metrics
 from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets, transport_now
 from rdv_core.server._core import CLOSED, RdvServer
+from rdv_core.server._head_slots import (
+    REFUSAL_WAIT_S,
+    TOO_MANY_HEADS,
+    HeadSlots,
+    Slot,
+    refusal,
+    socket_peer,
+)
+from rdv_core.server._keepalive import enable_keepalive
 from rdv_core.server._observed import TrustedProxies, transport_peer_addr
+from rdv_core.server._plain_response import respond
 from rdv_core.server._probe_ports import serve_probe
 from rdv_core.server._probes import ProbeService
 from rdv_core.wire import (
@@ -77,33 +87,6 @@ FEED_PIECE: Final = 4096
 PIPELINE_BURST: Final = 16
 
 
-#: TCP keepalive for client conns: a lobby client whose machine vanishes without a FIN
-#: (NAT state dropped, cable pulled) is found out and its slot freed within ~2 minutes.
-KEEPALIVE_IDLE_S: Final = 60
-KEEPALIVE_INTERVAL_S: Final = 15
-KEEPALIVE_COUNT: Final = 4
-
-
-def _enable_keepalive(transport: asyncio.BaseTransport) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return
-    options = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)]
-    for name, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_S),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_S),
-        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
-    ):
-        if hasattr(socket, name):
-            options.append((socket.IPPROTO_TCP, getattr(socket, name), value))
-    for level, option, value in options:
-        try:
-            sock.setsockopt(level, option, value)
-        except OSError as exc:  # e.g. the client already reset the conn
-            log.debug("cannot set socket option %s: %s", option, exc)
-            return
-
-
 class _HttpConn(asyncio.Protocol):
     """One client conn until its request is admitted (or it closes)."""
 
@@ -115,12 +98,15 @@ class _HttpConn(asyncio.Protocol):
         "_proxied",
         "_proxy",
         "_remote",
+        "_slot",
         "_timer",
         "_transport",
     )
 
-    def __init__(self, front: NativeFront) -> None:
+    def __init__(self, front: NativeFront, slot: Slot | None = None) -> None:
+        """``slot``: the conn's place in :class:`HeadSlots`, when its TLS handshake took it."""
         self._front = front
+        self._slot: Slot | Literal[False] | None = slot
         self._parser = HeadParser("request", MAX_REQUEST_HEAD)
         self._proxy = ProxyHeaderParser(required=False) if front.proxy_from is not None else None
         self._proxied = False
@@ -135,7 +121,15 @@ class _HttpConn(asyncio.Protocol):
         # cast, not isinstance: uvloop's transports do not subclass asyncio.Transport.
         self._transport = cast(asyncio.Transport, transport)
         self._remote = transport_peer_addr(transport)
-        _enable_keepalive(transport)
+        if self._slot is None:
+            self._slot = self._front.heads.take(self._remote)
+        if self._slot is False:  # its source holds its share of unfinished conns (slowloris)
+            # Answered once the request's first bytes are read (closed with them unread, the
+            # conn would be reset, the 429 lost), or closed after a short silence.
+            self._front.server.count_reject(429, TOO_MANY_HEADS, self._remote, "")
+            self._timer = asyncio.get_running_loop().call_later(REFUSAL_WAIT_S, self.close)
+            return
+        enable_keepalive(transport)
         self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._front._conns.add(self)
         self._arm_timer()
@@ -169,6 +163,11 @@ class _HttpConn(asyncio.Protocol):
         self.data_received(b"")
 
     def data_received(self, data: bytes) -> None:
+        if self._slot is False:
+            assert self._transport is not None
+            self._transport.write(refusal())
+            self._transport.close()
+            return
         if self._inbox:
             data, self._inbox = self._inbox + data, b""
         if self._proxy is not None:
@@ -254,7 +253,7 @@ class _HttpConn(asyncio.Protocol):
                 body, content_type, status = CLOSED + "\n", "text/plain; charset=utf-8", 503
             else:
                 body, content_type, status = "ok\n", "text/plain; charset=utf-8", 200
-            return self._respond(head, status, body, content_type=content_type)
+            return respond(self._transport, head, status, body, content_type)
         request = server.check(head, self._front.prefix, self._remote)
         if isinstance(request, RequestRejected):
             if request.http_level:
@@ -263,58 +262,27 @@ class _HttpConn(asyncio.Protocol):
                 self._transport.write(wire.build_rejection(request, head).data)
                 self._transport.close()
                 return False
-            return self._respond(head, request.status, request.message + "\n")
+            return respond(self._transport, head, request.status, request.message + "\n")
         self._hand_off()
         server.admit(
             request, self._transport, self._remote, trailing=data[pos:], proxied=self._proxied
         )
         return False
 
-    def _respond(
-        self,
-        head: Head,
-        status: int,
-        body: str,
-        content_type: str = "text/plain; charset=utf-8",
-    ) -> bool:
-        assert self._transport is not None
-        try:
-            has_body = bool(head.content_length) or head.has("Transfer-Encoding")
-        except ProtocolError:
-            has_body = True
-        keep_alive = (
-            head.version == "HTTP/1.1"
-            and (head.get("Connection") or "").strip().lower() != "close"
-            and not has_body
-        )
-        response = wire.build_plain_response(
-            status,
-            body,
-            version="HTTP/1.0" if head.version == "HTTP/1.0" else "HTTP/1.1",
-            content_type=content_type,
-            add_newline=False,
-        )
-        if head.method == "HEAD":
-            response = response[: response.index(b"\r\n\r\n") + 4]
-        self._transport.write(response)
-        if not keep_alive:
-            self._transport.close()
-        return keep_alive
-
     def _hand_off(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._front._conns.discard(self)
+        if self._slot:
+            self._front.heads.give(self._slot)
+        self._slot = None
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._front._conns.discard(self)
+        self._hand_off()
         self._transport = None
 
 
@@ -345,6 +313,8 @@ class NativeFront:
         self._ssl: ssl_module.SSLContext | None = None
         self._listener: Listener | None = None
         self._conns: set[_HttpConn] = set()
+        #: Unfinished conns per source: one address cannot hold every fd (slowloris).
+        self.heads = HeadSlots(lambda: server.lobby_limits, self._is_proxy)
         self._connecting: set[asyncio.Future[None]] = set()
         self.port = 0
         #: The doctor's probe routes (docs/PROTOCOL.md section 14.1), when served.
@@ -371,6 +341,13 @@ class NativeFront:
         self._listener = Listener(sockets, self._accepted, ssl is None, self._shed)
         self.port = sockets[0].getsockname()[1]
 
+    def _is_proxy(self, remote: Addr) -> bool:
+        """A trusted balancer's conn (PROXY protocol or forwarding headers): not counted."""
+        observed = self.server.observed_addr
+        return (self.proxy_from is not None and self.proxy_from(remote.ip)) or (
+            isinstance(observed, TrustedProxies) and observed.trusts(remote.ip)
+        )
+
     def _accepted(self, sock: socket.socket) -> None:
         if self._ssl is None and transport_now(sock, lambda: _HttpConn(self)):
             return
@@ -384,12 +361,21 @@ class NativeFront:
         # that connects and stays silent costs no more on an https server than on http.
         # asyncio refuses a handshake timeout without TLS.
         handshake = {} if self._ssl is None else {"ssl_handshake_timeout": HEAD_TIMEOUT_S}
+        # A TLS handshake holds the conn's fd as long as a head: it takes the slot first.
+        remote = socket_peer(sock) if self._ssl is not None else None
+        slot = self.heads.take(remote) if remote is not None else None
+        if slot is False:  # no TLS for it: a plain 429 would be noise to a TLS client
+            self.server.count_reject(429, TOO_MANY_HEADS, remote, "")
+            sock.close()
+            return
+        conn = _HttpConn(self, slot)
         try:
             transport, _ = await loop.connect_accepted_socket(
-                lambda: _HttpConn(self), sock, ssl=self._ssl, **handshake
+                lambda: conn, sock, ssl=self._ssl, **handshake
             )
         except Exception as exc:  # a failed TLS handshake, a conn reset, EMFILE on uvloop
             log.debug("conn dropped before its first byte: %r", exc)
+            conn.connection_lost(exc)  # gives its slot back (once)
             sock.close()
             return
         handed = transport.get_extra_info("socket")

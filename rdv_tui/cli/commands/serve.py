@@ -263,6 +263,8 @@ async def _serve_until_stopped(
             per_network=args.max_lobby_per_network,
             pairs_per_address=args.max_pairs_per_address,
             pairs_per_network=args.max_pairs_per_network,
+            heads_per_address=args.max_heads_per_address,
+            heads_per_network=args.max_heads_per_network,
         )
         server = RdvServer(
             lobby_limits=limits,
@@ -308,7 +310,8 @@ async def _serve_until_stopped(
             )
         log.info(
             "lobby timeout %s, caps: %s in all, %s per address, %s per network; open pairs: "
-            "%s per address, %s per network (open-file limit %d)",
+            "%s per address, %s per network; unfinished requests: %s per address, %s per "
+            "network (open-file limit %d)",
             "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
             *(
                 "none" if n is None else n
@@ -318,6 +321,8 @@ async def _serve_until_stopped(
                     limits.per_network,
                     limits.pairs_per_address,
                     limits.pairs_per_network,
+                    limits.heads_per_address,
+                    limits.heads_per_network,
                 )
             ),
             resource.getrlimit(resource.RLIMIT_NOFILE)[0],

@@ -63,6 +63,17 @@ CAP_FLAGS = (
         400,
         "answer 429 to requests from an IPv4 /24 or IPv6 /56 with a peer in N open pairs",
     ),
+    (
+        "--max-heads-per-address",
+        64,
+        "answer 429 to a conn from an IPv4 address/IPv6 /64 that has N conns whose request "
+        "is not whole yet (slowloris)",
+    ),
+    (
+        "--max-heads-per-network",
+        256,
+        "the same for an IPv4 /24 or IPv6 /56",
+    ),
 )
 
 
