@@ -66,9 +66,20 @@ _MISS: Final = object()
 
 
 def _proxy_env() -> tuple[tuple[str, str], ...]:
-    """The proxy variables that are set now: the environment is read on every attempt."""
-    get = os.environ.get
-    return tuple((name, value) for name in _PROXY_VARS if (value := get(name)) is not None)
+    """The proxy variables that are set now: the environment is read on every attempt.
+
+    ``os.environ.get`` of an unset name raises and catches two ``KeyError`` inside
+    ``os`` (about 1.3 us each here, 9 names, twice per loopback attempt: 2 % of its
+    instructions, docs/notes/issue-10-connect-fifth.md). CPython's mapping keeps the
+    live environment in ``_data`` under ``encodekey``'s keys: asking that dict whether a
+    name is set raises nothing; the value is still read through ``os.environ``.
+    """
+    env = os.environ
+    data, encode = getattr(env, "_data", None), getattr(env, "encodekey", None)
+    if not isinstance(data, dict) or encode is None:  # not CPython's os._Environ
+        get = env.get
+        return tuple((name, value) for name in _PROXY_VARS if (value := get(name)) is not None)
+    return tuple((name, env[name]) for name in _PROXY_VARS if encode(name) in data)
 
 
 def choose_proxy_memo(given: str | None, server: ServerURL, trust_env: bool) -> ProxyURL | None:
