@@ -132,6 +132,8 @@ class RdvApp(App[int]):
     COMMANDS = App.COMMANDS | {RecentProvider}
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     """Screens get ``-narrow`` below 100 columns: rdv.tcss lays out 80x24 on its own terms."""
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (20, "-tall")]
+    """Screens get ``-short`` below 20 rows: rdv.tcss caps what would take every row."""
     TITLE = "rdv"
     SUB_TITLE = "relay-assisted peer-to-peer TCP"
 

@@ -97,3 +97,9 @@ def test_race_verdict(snap_compare: SnapCompare, race_file: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(160, 48), run_before=stage)
+
+
+def test_race_dashboard_short(snap_compare: SnapCompare, race_file: Path) -> None:
+    """At 40x12 the header and the banner are capped: the table and the waterfall show."""
+    app: Any = make_app(AppConfig(replay=race_file))
+    assert snap_compare(app, terminal_size=(40, 12))

@@ -1,0 +1,135 @@
+"""Every screen keeps rows for what matters in a short terminal (40x12) and at 80x24.
+
+At 40x12 the race screen's header (a loopback race's observed-address warning) wrapped
+to ten lines and left the table and the waterfall no row at all; the server screen's
+counters pushed its event log off the screen; two 16-cell buttons left the code box
+one cell wide. A widget "gets rows" when part of it is on the screen, not clipped away
+by its container or scrolled out of view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from textual.css.query import NoMatches
+from textual.errors import NoWidget
+from textual.geometry import Region
+from textual.widget import Widget
+from textual.widgets import Footer
+
+from rdv_tui.app import AppConfig, RdvApp, make_app
+from rdv_tui.scene_doctor import stage_doctor
+from rdv_tui.scenes import session_app_config, stage_server, stage_session
+
+from tests.tui.test_live import app_dials_a_demo_peer, config, wait_for
+
+SIZES = pytest.mark.parametrize("size", [(40, 12), (80, 24)], ids=["40x12", "80x24"])
+
+Stage = Callable[[RdvApp], Awaitable[None]]
+
+
+def shown(app: RdvApp, selector: str) -> Region:
+    """The part of the widget ``selector`` on the screen (empty when none is)."""
+    screen = app.screen
+    try:
+        widget = screen.query_one(selector, Widget)
+        geometry = screen.find_widget(widget)
+    except (NoMatches, NoWidget):
+        return Region()
+    return geometry.region.intersection(geometry.clip).intersection(screen.region)
+
+
+def assert_rows(app: RdvApp, *selectors: str, min_width: int = 1) -> None:
+    """Each of ``selectors`` has at least a row on the screen, ``min_width`` cells wide."""
+    missing = {s: shown(app, s) for s in selectors}
+    bad = {s: r for s, r in missing.items() if r.height < 1 or r.width < min_width}
+    assert not bad, f"no room at {app.size}: {bad}"
+    assert shown(app, "Footer").height == 1, "the footer's keys are off the screen"
+
+
+async def nothing(app: RdvApp) -> None:
+    return None
+
+
+@SIZES
+async def test_live_race_keeps_its_table_and_waterfall(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """A real race on loopback, watched from 80x24 then squeezed to ``size`` while it
+    runs (its header is five lines at 40 columns, more with a warning)."""
+    app = make_app(config(tmp_path))
+    async with (
+        app.run_test(size=(80, 24)) as pilot,
+        app_dials_a_demo_peer(app, pilot, tmp_path),
+    ):
+        app.controller.session_switch_delay = 3600.0  # stay on the dashboard
+        await pilot.press("ctrl+r")
+        race = app.race_screen
+        await wait_for(pilot, lambda: app.current_mode == "race" and bool(race.model.events))
+        await pilot.resize_terminal(*size)  # while racing
+        await wait_for(pilot, lambda: race.model.result is not None, limit=30)
+        await pilot.pause()
+        assert_rows(app, "#server-phase", "#result", "#race-table", "#waterfall")
+
+
+SCENES: dict[str, tuple[Callable[[], AppConfig], Stage, tuple[str, ...]]] = {
+    "session": (
+        session_app_config,
+        stage_session,
+        ("#link", "#chat-log", "#chat-input", "#send-bar", "#transfers"),
+    ),
+    "server": (
+        lambda: AppConfig(embedded_server=False, serve=True),
+        stage_server,
+        ("#counters", "#pairs", "#server-log"),
+    ),
+    "doctor": (
+        lambda: AppConfig(embedded_server=False, server_url="http://203.0.113.10:7000"),
+        stage_doctor,
+        ("#doctor-summary", "#findings"),
+    ),
+    "connect": (
+        lambda: AppConfig(embedded_server=False, server_url="http://rdv.example.net:8080"),
+        nothing,
+        ("#share", "#code"),
+    ),
+    "lab race": (
+        lambda: AppConfig(
+            replay=Path(__file__).parents[2] / "screenshots" / "races" / "cone-rst.jsonl"
+        ),
+        nothing,
+        ("#server-phase", "#result", "#race-table", "#waterfall"),
+    ),
+}
+
+
+@SIZES
+@pytest.mark.parametrize("scene", list(SCENES))
+async def test_screen_keeps_its_parts(scene: str, size: tuple[int, int]) -> None:
+    make_config, stage, selectors = SCENES[scene]
+    app = make_app(make_config())
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        await stage(app)
+        await pilot.pause(0.2)
+        assert_rows(app, *selectors)
+        assert isinstance(app.screen.query_one(Footer), Footer)
+
+
+@SIZES
+async def test_boxes_beside_buttons_stay_readable(size: tuple[int, int]) -> None:
+    """The code box and the path box keep at least 10 cells beside their buttons, and the
+    buttons keep one row (at 40 columns 'Browse' wrapped to a second row)."""
+    app = make_app(session_app_config(server_url="http://rdv.example.net:8080"))
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        assert_rows(app, "#code", min_width=10)
+        for button in ("#generate", "#copy"):
+            assert shown(app, button).height == 1, button
+        await stage_session(app)
+        await pilot.pause(0.2)
+        assert_rows(app, "#send-path", min_width=10)
+        for button in ("#browse", "#send"):
+            assert shown(app, button).height == 1, button
