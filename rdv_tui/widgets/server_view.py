@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Final
 
+from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.content import Content
 from textual.widgets import DataTable, RichLog, Static
 
@@ -181,6 +184,10 @@ def describe_server_event(event: ev.Event) -> Text:
     return t
 
 
+LOG_LINES = 500
+"""Events the log keeps (and rewraps when the width changes)."""
+
+
 class ServerLog(RichLog):
     """Recent server events, newest at the bottom."""
 
@@ -189,7 +196,13 @@ class ServerLog(RichLog):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, max_lines=500, wrap=True, markup=False, auto_scroll=True)
+        # min_width: RichLog's default (78) wrapped at 78 columns whatever the width:
+        # at 40 the log scrolled sideways and cut every line.
+        super().__init__(
+            id=id, max_lines=LOG_LINES, wrap=True, markup=False, auto_scroll=True, min_width=10
+        )
+        self._events: deque[ev.Event] = deque(maxlen=LOG_LINES)
+        self._wrapped_at = 0
 
     def add(self, event: ev.Event) -> None:
         """Append one event: its time, then what it says, wrapped under itself.
@@ -197,5 +210,22 @@ class ServerLog(RichLog):
         A pair's line is about 96 columns: at 80 a log that does not wrap cuts it and
         scrolls sideways, and a plain wrap would start its second line under the times.
         """
+        self._events.append(event)
+        self.write(self._line(event), expand=True)
+
+    @staticmethod
+    def _line(event: ev.Event) -> Table:
         stamp = Text(f"{event.t:8.3f}s ", style="dim")
-        self.write(beside(stamp, describe_server_event(event)), expand=True)
+        return beside(stamp, describe_server_event(event))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """RichLog wraps a line once, when written: wrap everything again at the new width
+        (lines written at 120 columns were cut at 70, the log scrolled sideways)."""
+        super().on_resize(event)
+        width, before = event.size.width, self._wrapped_at
+        self._wrapped_at = width
+        if not before or width == before or not self._events:
+            return
+        self.clear()
+        for logged in self._events:
+            self.write(self._line(logged), expand=True)

@@ -22,6 +22,7 @@ from textual.widgets import Footer
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.scene_doctor import stage_doctor
 from rdv_tui.scenes import session_app_config, stage_server, stage_session
+from rdv_tui.widgets.server_view import ServerLog
 
 from tests.tui.test_live import app_dials_a_demo_peer, config, wait_for
 
@@ -133,3 +134,23 @@ async def test_boxes_beside_buttons_stay_readable(size: tuple[int, int]) -> None
         assert_rows(app, "#send-path", min_width=10)
         for button in ("#browse", "#send"):
             assert shown(app, button).height == 1, button
+
+
+@pytest.mark.parametrize(
+    ("start", "end"), [((40, 24), (40, 24)), ((120, 30), (70, 30))], ids=["at-40", "120-to-70"]
+)
+async def test_server_log_wraps_at_its_width(start: tuple[int, int], end: tuple[int, int]) -> None:
+    """The server's events wrap at the log's width, also after the terminal shrinks: they
+    wrapped at 78 columns whatever the width (at 40 every line was cut, the log scrolled
+    sideways) and lines written at 120 columns stayed that wide at 70."""
+    app = make_app(AppConfig(embedded_server=False, serve=True))
+    async with app.run_test(size=start) as pilot:
+        await pilot.pause()
+        await stage_server(app)
+        await pilot.resize_terminal(*end)
+        await pilot.pause(0.2)
+        log = app.screen.query_one(ServerLog)
+        assert log.max_scroll_x == 0
+        assert log.virtual_size.width <= log.size.width
+        # Every event is still there (rewrapped, not lost): the scene's last one at the end.
+        assert "rdv-session-808" in "".join(strip.text for strip in log.lines[-3:])
