@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,39 @@ class ChatLog(RichLog):
             self.write(self._line(stamp, who, text), expand=True)
 
 
+LINE_BREAK = "⏎"
+"""Stands for a line break in the one-line chat field (a multi-line paste keeps its lines:
+they are sent as one message of several lines, which the chat pane shows as such)."""
+
+_UNSHOWN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+"""Controls a field shows as nothing (an escape sequence of copied terminal output): the
+line sent would hold what the user could not see."""
+
+
+def pasted_line(text: str) -> str:
+    """``text`` as the chat field takes it: line breaks as :data:`LINE_BREAK`, tabs as
+    spaces, other controls dropped."""
+    lines = text.expandtabs(4).splitlines()
+    return LINE_BREAK.join(_UNSHOWN.sub("", line) for line in lines)
+
+
+class ChatInput(Input):
+    """The chat line. Textual's Input keeps only the first line of a paste: three lines
+    pasted from an editor were sent as one, the rest lost without a word."""
+
+    def _on_paste(self, event: events.Paste) -> None:
+        event.stop()
+        event.prevent_default()  # Input's own handler would insert the first line again
+        line = pasted_line(event.text)
+        if not line:
+            return
+        selection = self.selection
+        if selection.is_empty:
+            self.insert_text_at_cursor(line)
+        else:
+            self.replace(line, *selection)
+
+
 class ChatPane(Vertical):
     """The chat log and the line the user types into."""
 
@@ -112,11 +146,11 @@ class ChatPane(Vertical):
 
     def compose(self) -> ComposeResult:
         yield ChatLog(clock=self._clock, id="chat-log")
-        yield Input(placeholder="type a message, Enter to send", id="chat-input", compact=True)
+        yield ChatInput(placeholder="type a message, Enter to send", id="chat-input", compact=True)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        text = event.value.strip()
+        text = event.value.strip().replace(LINE_BREAK, "\n").strip()
         if not text:
             return
         size = len(text.encode())
