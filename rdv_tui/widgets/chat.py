@@ -20,6 +20,7 @@ from rdv_core.session import MAX_CHAT_BYTES
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.widgets.log_line import beside
 from rdv_tui.widgets.palette import colour
+from rdv_tui.widgets.paste_input import PasteInput
 
 Who = Literal["you", "peer", "info"]
 
@@ -107,21 +108,11 @@ def pasted_line(text: str) -> str:
     return LINE_BREAK.join(_UNSHOWN.sub("", line) for line in lines)
 
 
-class ChatInput(Input):
-    """The chat line. Textual's Input keeps only the first line of a paste: three lines
-    pasted from an editor were sent as one, the rest lost without a word."""
+class ChatInput(PasteInput):
+    """The chat line: a paste keeps its lines (see :func:`pasted_line`)."""
 
-    def _on_paste(self, event: events.Paste) -> None:
-        event.stop()
-        event.prevent_default()  # Input's own handler would insert the first line again
-        line = pasted_line(event.text)
-        if not line:
-            return
-        selection = self.selection
-        if selection.is_empty:
-            self.insert_text_at_cursor(line)
-        else:
-            self.replace(line, *selection)
+    def take_paste(self, text: str) -> str:
+        return pasted_line(text)
 
 
 class ChatPane(Vertical):

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, ProgressBar, Static
 
 from rdv_core import events as ev
 from rdv_tui.cli.formatting import format_eta, human_bytes, human_rate
+from rdv_tui.widgets.dropped_paths import PathInput, paths_typed
 from rdv_tui.widgets.file_picker import FilePicker
 from rdv_tui.widgets.offer_bar import NAME_SHOWN, OfferBar, tail
 
@@ -215,7 +216,7 @@ class FilesPane(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="send-bar"):
-            yield Input(placeholder="path to send", id="send-path", compact=True)
+            yield PathInput(placeholder="path to send", id="send-path", compact=True)
             yield Button(
                 "Browse", id="browse", tooltip="pick with a file browser (ctrl+o)", compact=True
             )
@@ -238,9 +239,11 @@ class FilesPane(Vertical):
         if not text:
             self.app.notify("type a path, or Browse", severity="warning")
             return
-        path = Path(text).expanduser()
-        if not path.exists():
-            self.app.notify(f"no such file or folder: {path}", severity="error", markup=False)
+        typed = paths_typed(text)
+        if typed.missing is not None:
+            self.app.notify(
+                f"no such file or folder: {typed.missing}", severity="error", markup=False
+            )
             return  # keep the text so the user can fix it
         if not self.open:  # cleared, then refused: the typed path was lost
             self.app.notify(
@@ -250,7 +253,7 @@ class FilesPane(Vertical):
             )
             return
         field.value = ""
-        self.post_message(self.SendPaths([path]))
+        self.post_message(self.SendPaths(typed.paths))
 
     @on(Button.Pressed, "#browse")
     def action_browse(self) -> None:
