@@ -154,3 +154,25 @@ async def test_server_log_wraps_at_its_width(start: tuple[int, int], end: tuple[
         assert log.virtual_size.width <= log.size.width
         # Every event is still there (rewrapped, not lost): the scene's last one at the end.
         assert "rdv-session-808" in "".join(strip.text for strip in log.lines[-3:])
+
+
+TINY = [(w, h) for w in (1, 5, 10, 14, 16, 18, 20, 24, 30, 40) for h in (1, 3, 6, 12)]
+
+
+@pytest.mark.parametrize("scene", list(SCENES))
+async def test_any_tiny_terminal_is_drawn_without_a_crash(scene: str) -> None:
+    """A terminal squeezed to any size and back: at 14 to 18 columns the Connect screen's
+    buttons were capped to 2 cells (a max-width in percent outranks a min-width), and
+    wrapping their label at width 0 ended the app with 'range() arg 3 must not be zero'."""
+    make_config, stage, selectors = SCENES[scene]
+    app = make_app(make_config())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await stage(app)
+        for size in TINY:
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            assert app.is_running and app._exception is None, size
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        assert_rows(app, *selectors)
