@@ -27,6 +27,17 @@ Who = Literal["you", "peer", "info"]
 SCROLLBACK = 5000
 """Lines the chat keeps (a peer that chats without end cannot grow the app's memory)."""
 
+STAMP_CELLS = len("12:00:00 peer ")
+"""The cells left of a chat line's text (its time and who)."""
+
+
+def rows_at_least(text: str, width: int) -> int:
+    """The fewest rows ``text`` takes wrapped at ``width`` (a word wrap and wide
+    characters take more): one per line, and one more per ``width`` characters."""
+    width = max(1, width)
+    return sum(max(1, -(-len(line) // width)) for line in text.split("\n"))
+
+
 Clock = Callable[[], str]
 """The time stamp of a new line; snapshot tests pass a fixed one."""
 
@@ -87,8 +98,14 @@ class ChatLog(RichLog):
         self._wrapped_at = width
         if not before or width == before or not self._stamped:
             return
+        # Only the newest lines that the scrollback holds: all 5000 messages (of up to
+        # 16 KiB each) were wrapped again, and a resize froze the app for a minute.
+        budget, start = self.max_lines or SCROLLBACK, len(self._stamped)
+        while start and budget > 0:
+            start -= 1
+            budget -= rows_at_least(self._stamped[start][2], width - STAMP_CELLS)
         self.clear()
-        for stamp, who, text in self._stamped:
+        for stamp, who, text in self._stamped[start:]:
             self.write(self._line(stamp, who, text), expand=True)
 
 
