@@ -379,6 +379,8 @@ class RdvApp(App[int]):
             "Save screen as SVG", "Write this screen to an SVG file (ctrl+s)", self.action_save_svg
         )
         for mode, key, what in self.MODES_HELP:
+            if mode == self.current_mode:
+                continue  # as in the footer (check_action): the screen already shown
             yield SystemCommand(
                 f"Show {mode}", f"{what} ({key})", lambda m=mode: self.run_action(f"show('{m}')")
             )

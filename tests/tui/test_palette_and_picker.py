@@ -46,6 +46,9 @@ async def test_palette_lists_screen_actions(tmp_path: Path) -> None:
         await pilot.pause()
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Send a file", "Accept offer", "Reject offer", "End session"} <= set(titles)
+        # The screen already shown is not offered (as in the footer); the others are.
+        assert "Show session" not in titles
+        assert {"Show connect", "Show race", "Show server", "Show doctor"} <= set(titles)
 
 
 def test_recent_store_round_trip(tmp_path: Path) -> None:
