@@ -19,6 +19,7 @@ from rdv_core.session import generate_code
 from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 from rdv_tui.share import ServerChoice
+from rdv_tui.widgets.code_input import CodeInput
 from rdv_tui.widgets.toggles import OnOffCheckbox, OnOffRadioButton
 
 RadioButton = OnOffRadioButton  # every radio and checkbox here shows its state in the glyph
@@ -70,7 +71,7 @@ class ConnectScreen(Screen[None]):
                 )
             with Horizontal(classes="row"):
                 yield Label("Code")
-                yield Input(
+                yield CodeInput(
                     generate_code(),
                     placeholder="7-tulip-orbit (share it with the other machine)",
                     id="code",
@@ -159,6 +160,16 @@ class ConnectScreen(Screen[None]):
     @on(Checkbox.Changed, "#race-only")
     def _form_changed(self) -> None:
         self.refresh_share()
+
+    @on(CodeInput.ServerPasted)
+    def _server_pasted(self, message: CodeInput.ServerPasted) -> None:
+        """A pasted ``rdv receive --server URL CODE`` line: its server too."""
+        self.query_one("#server", Input).value = message.url
+        self.notify(
+            f"server and code taken from the pasted command: {message.url}",
+            title="Code",
+            markup=False,
+        )
 
     @on(Input.Changed, "#server")
     def _server_changed(self, event: Input.Changed) -> None:
