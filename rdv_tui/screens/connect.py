@@ -161,15 +161,17 @@ class ConnectScreen(Screen[None]):
     def _form_changed(self) -> None:
         self.refresh_share()
 
-    @on(CodeInput.ServerPasted)
-    def _server_pasted(self, message: CodeInput.ServerPasted) -> None:
-        """A pasted ``rdv receive --server URL CODE`` line: its server too."""
-        self.query_one("#server", Input).value = message.url
-        self.notify(
-            f"server and code taken from the pasted command: {message.url}",
-            title="Code",
-            markup=False,
-        )
+    @on(CodeInput.CommandPasted)
+    def _command_pasted(self, message: CodeInput.CommandPasted) -> None:
+        """A pasted ``rdv receive --server URL CODE`` line: its server and role too."""
+        command, taken = message.command, ["code"]
+        if command.server:
+            self.query_one("#server", Input).value = command.server
+            taken.append("server")
+        if command.role:
+            self.query_one(f"#role-{command.role}", RadioButton).value = True
+            taken.append(f"role {command.role}")
+        self.notify(f"{', '.join(taken)} taken from the pasted command", title="Code", markup=False)
 
     @on(Input.Changed, "#server")
     def _server_changed(self, event: Input.Changed) -> None:

@@ -13,21 +13,29 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from rdv_tui.attempt import Role
 from rdv_tui.cli.checks import check_code
 from rdv_tui.widgets.paste_input import PasteInput
+
+ROLES: dict[str, Role] = {"receive": "accept", "accept": "accept", "send": "dial", "dial": "dial"}
+"""The role this side takes for the other side's command (``rdv receive`` accepts: this
+side dials)."""
 
 
 @dataclass(frozen=True, slots=True)
 class PastedCommand:
-    """What an ``rdv`` command line names: its code, and its server if it has one."""
+    """What an ``rdv`` command line names: its code, its server and the role it leaves
+    to this side, when it says."""
 
     code: str
-    server: str | None
+    server: str | None = None
+    role: Role | None = None
 
 
 def command_in(text: str) -> PastedCommand | None:
-    """The code (and server) of an ``rdv ...`` command line, or None if ``text`` is not
-    one: its last word that is a session code, ``--server URL`` or an ``http(s)://`` word."""
+    """The code, server and role of an ``rdv ...`` command line, or None if ``text`` is
+    not one: its last word that is a session code, ``--server URL`` or an ``http(s)://``
+    word, and the role opposite to its command's."""
     try:
         words = shlex.split(text.strip())
     except ValueError:
@@ -45,7 +53,9 @@ def command_in(text: str) -> PastedCommand | None:
             code = word.removeprefix("--code=")
         elif not word.startswith("-") and _is_code(word):
             code = word
-    return PastedCommand(code, server) if code else None
+    other = ROLES.get(words[1])
+    role: Role | None = None if other is None else "accept" if other == "dial" else "dial"
+    return PastedCommand(code, server, role) if code else None
 
 
 def _is_code(word: str) -> bool:
@@ -57,21 +67,20 @@ def _is_code(word: str) -> bool:
 
 
 class CodeInput(PasteInput):
-    """The code field: a pasted command line gives its code; its server goes to the form
-    (:class:`CodeInput.ServerPasted`)."""
+    """The code field: a pasted command line gives its code; its server and role go to
+    the form (:class:`CodeInput.CommandPasted`)."""
 
     @dataclass
-    class ServerPasted(Message):
-        """A pasted command line named this server."""
+    class CommandPasted(Message):
+        """A command line was pasted: the form takes its server and role."""
 
-        url: str
+        command: PastedCommand
 
     def take_paste(self, text: str) -> str:
         command = command_in(text)
         if command is None:
             return super().take_paste(text)
-        if command.server:
-            self.post_message(self.ServerPasted(command.server))
+        self.post_message(self.CommandPasted(command))
         self.value = command.code  # a whole code: not inserted into the one there
         self.cursor_position = len(command.code)
         return ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual import events
-from textual.widgets import Input
+from textual.widgets import Input, RadioButton
 
 from rdv_tui.app import make_app
 from rdv_tui.widgets.code_input import PastedCommand, command_in
@@ -22,15 +22,18 @@ URL = "http://203.0.113.10:8080"
 
 def test_the_commands_the_app_and_the_cli_print() -> None:
     code = "222117-castle-banjo"
-    assert command_in(f"rdv receive --server {URL} {code}") == PastedCommand(code, URL)
+    assert command_in(f"rdv receive --server {URL} {code}") == PastedCommand(code, URL, "dial")
     assert command_in(f"rdv receive --server {URL} --spaces loopback {code}\n") == (
-        PastedCommand(code, URL)
+        PastedCommand(code, URL, "dial")
+    )
+    assert command_in(f"rdv send --server {URL} --code {code} notes.txt") == (
+        PastedCommand(code, URL, "accept")
     )
     assert command_in(f"$ rdv receive {code}") is None  # a prompt: not a command line
     assert command_in(f"/usr/bin/rdv receive --server={URL} --code={code}") == (
-        PastedCommand(code, URL)
+        PastedCommand(code, URL, "dial")
     )
-    assert command_in(f"rdv receive {code}") == PastedCommand(code, None)
+    assert command_in(f"rdv frobnicate {code}") == PastedCommand(code)
     assert command_in(f"rdv tui --server {URL} (accept)") is None  # no code in it
     assert command_in(code) is None
     assert command_in("rdv receive 'unbalanced") is None
@@ -50,9 +53,12 @@ async def test_a_pasted_command_line_connects(tmp_path: Path) -> None:
         server.value = URL  # somewhere else: the paste puts it right
         field = screen.query_one("#code", Input)
         field.value = "9-other-words"
+        accept = screen.query_one("#role-accept", RadioButton)
+        accept.value = True  # the paste says: the other machine accepts, this one dials
         field.focus()
         field.post_message(events.Paste(f"rdv receive --server {url} --spaces loopback {code}"))
         await wait_for(pilot, lambda: field.value == code and server.value == url)
+        await wait_for(pilot, lambda: not accept.value)
         app.controller.session_switch_delay = 0.0
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.controller.session is not None, limit=30)
