@@ -91,19 +91,29 @@ class ChatLog(RichLog):
             Text(text, style=muted if who == "info" else ""),
         )
 
+    def on_mount(self) -> None:
+        # The lines hold the theme's colours of when they were written: after a switch
+        # to a light theme the old stamps were light grey on white.
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._rewrite())
+
     def on_resize(self, event: events.Resize) -> None:
         """RichLog wraps a line once, when written: wrap everything again at the new width."""
         super().on_resize(event)
         width, before = event.size.width, self._wrapped_at
         self._wrapped_at = width
-        if not before or width == before or not self._stamped:
+        if before and width != before:
+            self._rewrite()
+
+    def _rewrite(self) -> None:
+        """Write the kept lines again (at the current width, in the current theme)."""
+        if not self._stamped or not self._wrapped_at:
             return
         # Only the newest lines that the scrollback holds: all 5000 messages (of up to
         # 16 KiB each) were wrapped again, and a resize froze the app for a minute.
         budget, start = self.max_lines or SCROLLBACK, len(self._stamped)
         while start and budget > 0:
             start -= 1
-            budget -= rows_at_least(self._stamped[start][2], width - STAMP_CELLS)
+            budget -= rows_at_least(self._stamped[start][2], self._wrapped_at - STAMP_CELLS)
         self.clear()
         for stamp, who, text in self._stamped[start:]:
             self.write(self._line(stamp, who, text), expand=True)

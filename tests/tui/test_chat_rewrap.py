@@ -66,3 +66,24 @@ async def test_short_lines_keep_the_whole_scrollback_across_a_resize() -> None:
         await pilot.pause()
         assert len(log.lines) == SCROLLBACK
         assert "line 0" in log.lines[0].text and f"line {SCROLLBACK - 1}" in log.lines[-1].text
+
+
+async def test_a_theme_change_recolours_the_lines_already_there() -> None:
+    """After a switch to a light theme the old lines kept the dark theme's light grey."""
+    app = ChatApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        app.theme = "textual-dark"
+        log = app.query_one(CountingLog)
+        log.add("info", "session up")
+        await pilot.pause()
+
+        def stamp_colour() -> object:
+            segment = next(s for s in log.lines[0] if s.text.strip().startswith("12:00"))
+            assert segment.style is not None and segment.style.color is not None
+            return segment.style.color.triplet
+
+        dark = stamp_colour()
+        app.theme = "textual-light"
+        await pilot.pause()
+        assert stamp_colour() != dark
+        assert "session up" in log.lines[0].text
