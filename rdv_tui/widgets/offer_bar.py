@@ -28,8 +28,11 @@ class OfferBar(Horizontal):
     OfferBar { height: auto; display: none; background: $warning-muted; padding: 0 1; }
     OfferBar.-pending { display: block; layout: horizontal; }
     OfferBar #offer-text { width: 1fr; }
-    OfferBar Button { margin-left: 1; }
+    OfferBar Button { margin-left: 1; width: 22%; min-width: 11; max-width: 16; }
     """
+    # The buttons: a fifth of the bar each, 11 to 16 cells (at 40 columns two 16-cell
+    # buttons left the offer's text 2 cells: 'Pe'). Percent as the width, not a
+    # max-width: Textual applies max-width after min-width.
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)

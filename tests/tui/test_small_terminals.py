@@ -9,6 +9,7 @@ by its container or scrolled out of view.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from textual.widgets import Footer
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.scene_doctor import stage_doctor
 from rdv_tui.scenes import session_app_config, stage_server, stage_session
+from rdv_tui.widgets.offer_bar import OfferBar
 from rdv_tui.widgets.server_view import ServerLog
 
 from tests.tui.test_live import app_dials_a_demo_peer, config, wait_for
+from tests.tui.test_probe_files import dialed_session
 
 SIZES = pytest.mark.parametrize("size", [(40, 12), (80, 24)], ids=["40x12", "80x24"])
 
@@ -176,3 +179,27 @@ async def test_any_tiny_terminal_is_drawn_without_a_crash(scene: str) -> None:
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.2)
         assert_rows(app, *selectors)
+
+
+@SIZES
+async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[int, int]) -> None:
+    """A real peer offers a file: at 40 columns two 16-cell buttons left the offer's text
+    2 cells ('Pe')."""
+    note = tmp_path / "note.txt"
+    note.write_bytes(b"hello")
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        send = asyncio.get_running_loop().create_task(session.send_paths([note]))
+        bar = app.session_screen.query_one(OfferBar)
+        await wait_for(pilot, lambda: bar.pending == 1)
+        await pilot.pause(0.2)
+        assert_rows(app, "#offer-text", min_width=10)
+        for button in ("#offer-accept", "#offer-reject"):
+            assert shown(app, button).height == 1, button
+        await pilot.press("ctrl+t")
+        await send
+        await session.close()
+        await conn.close()
