@@ -136,10 +136,23 @@ def pasted_line(text: str) -> str:
 
 
 class ChatInput(PasteInput):
-    """The chat line: a paste keeps its lines (see :func:`pasted_line`)."""
+    """The chat line: a paste keeps its lines (see :func:`pasted_line`); one that would
+    make the line longer than a chat line holds is refused (Textual's Input draws its
+    whole value on each key: after a 1 MiB paste each key took 3 s, for a line that
+    could never be sent)."""
 
     def take_paste(self, text: str) -> str:
-        return pasted_line(text)
+        line = pasted_line(text)
+        size = len((self.value + line).replace(LINE_BREAK, "\n").encode())
+        if size > MAX_CHAT_BYTES:
+            self.app.notify(
+                f"this paste makes the line {human_bytes(size)}: a chat line holds at most "
+                f"{human_bytes(MAX_CHAT_BYTES)} (send a long text as a file)",
+                severity="error",
+                title="Chat",
+            )
+            return ""
+        return line
 
 
 class ChatPane(Vertical):

@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual import events
+from textual.app import App, ComposeResult
 from textual.widgets import Input
 
 from rdv_core import events as ev
+from rdv_core.session import MAX_CHAT_BYTES
 from rdv_tui.app import make_app
-from rdv_tui.widgets.chat import LINE_BREAK, ChatLog, pasted_line
+from rdv_tui.widgets.chat import LINE_BREAK, ChatInput, ChatLog, pasted_line
 
 from tests.tui.test_live import app_dials_a_demo_peer, config, wait_for
 
@@ -52,3 +54,26 @@ async def test_a_multi_line_paste_is_sent_whole(tmp_path: Path) -> None:
         chat = app.session_screen.query_one(ChatLog)
         assert ("you", sent) in chat.lines_added
         assert field.value == ""
+
+
+class ChatApp(App[int]):
+    def compose(self) -> ComposeResult:
+        yield ChatInput(id="chat-input")
+
+
+async def test_a_paste_longer_than_a_chat_line_is_refused() -> None:
+    """After a 1 MiB paste each key took seconds (the field draws its whole value), for a
+    line that could never be sent: the paste is refused, with why."""
+    app = ChatApp()
+    async with app.run_test(size=(80, 5)) as pilot:
+        field = app.query_one(ChatInput)
+        field.focus()
+        field.value = "note: "
+        field.post_message(events.Paste("word " * (MAX_CHAT_BYTES // 5 + 1)))
+        await wait_for(pilot, lambda: bool(app._notifications))
+        assert field.value == "note: "
+        assert "a chat line holds at most 16.0 KiB" in list(app._notifications)[-1].message
+        fits = "w" * (MAX_CHAT_BYTES - len("note: ") - 2) + "\nx"  # 16 KiB with the break
+        field.post_message(events.Paste(fits))
+        await wait_for(pilot, lambda: field.value != "note: ")
+        assert field.value == "note: " + fits.replace("\n", LINE_BREAK)
