@@ -393,3 +393,16 @@ def make_app(config: AppConfig | None = None) -> RdvApp:
     if config is None:
         config = AppConfig(recent_path=default_path())
     return RdvApp(config)
+
+
+def run_app(app: RdvApp) -> int:
+    """Run ``app`` in this terminal and return its exit code.
+
+    ``App.run()`` returns None when the app dies of an exception (Textual prints the
+    traceback and sets ``return_code`` to 1): ``rdv tui`` and ``rdv demo`` exited 0
+    after a crash, and a script could not tell.
+    """
+    result = app.run()
+    if isinstance(result, int):
+        return result
+    return app.return_code or 0

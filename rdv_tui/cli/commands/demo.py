@@ -36,7 +36,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo until the user quits."""
-    from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app
+    from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app, run_app
 
     def leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -54,5 +54,4 @@ def run(args: argparse.Namespace) -> int:
             demo_dir=base,
             exit_on_signals=True,  # SIGHUP (a closed terminal), SIGTERM: still clean up
         )
-        result = make_app(config).run()
-    return result if isinstance(result, int) else 0
+        return run_app(make_app(config))

@@ -97,7 +97,7 @@ def form_settings(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run the app until the user quits."""
     from rdv_core.config import ConfigError, load_settings, resolve_server
-    from rdv_tui.app import AppConfig, load_race, make_app
+    from rdv_tui.app import AppConfig, load_race, make_app, run_app
     from rdv_tui.recent import default_path
 
     try:
@@ -139,5 +139,4 @@ def run(args: argparse.Namespace) -> int:
         form=form,
         exit_on_signals=True,
     )
-    result = make_app(config).run()
-    return result if isinstance(result, int) else 0
+    return run_app(make_app(config))
