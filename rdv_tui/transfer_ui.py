@@ -7,12 +7,10 @@ the app and not in :mod:`rdv_tui.cli`, whose modules import only the standard li
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import gc
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
@@ -360,59 +358,6 @@ def saved_name(offered: str, path: str) -> str:
     return f"{head}/{saved}" if head else saved
 
 
-async def ask(console: Console, prompt: str) -> str:
-    """Read one answer from the terminal without blocking the event loop.
-
-    A daemon thread, not the loop's executor: on Ctrl-C the process must not wait
-    at exit for a thread stuck in ``input()``.
-
-    Raises:
-        EOFError: stdin closed.
-    """
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[str] = loop.create_future()
-
-    def deliver(result: str | None, error: BaseException | None) -> None:
-        if answer.done():
-            return
-        if error is not None:
-            answer.set_exception(error)
-        else:
-            answer.set_result(result or "")
-
-    def read() -> None:
-        result: str | None = None
-        error: BaseException | None = None
-        try:
-            flush_typed_ahead()
-            text = console.input(prompt)
-        except (EOFError, KeyboardInterrupt, OSError) as exc:
-            error = EOFError(str(exc))
-        else:
-            result = text
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-            loop.call_soon_threadsafe(deliver, result, error)
-
-    threading.Thread(target=read, name="rdv-ask", daemon=True).start()
-    return await answer
-
-
-def flush_typed_ahead() -> None:
-    """Drop what was typed before the question was shown.
-
-    Only an answer typed after the prompt may answer it: a line typed earlier (a chat
-    reply, say, which this command cannot send) declined a 50 MB offer unseen (issue 16).
-    """
-    if not sys.stdin.isatty():
-        return
-    try:
-        import termios
-
-        termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
-    except (ImportError, OSError, ValueError):  # not a POSIX terminal: nothing to drop
-        pass
-
-
 def open_events(path: str | None) -> IO[str] | None:
     """The ``--events`` file, or None.
 
@@ -423,11 +368,23 @@ def open_events(path: str | None) -> IO[str] | None:
 
 
 class EventSink:
-    """Fans events out: the --events recorder, -v race lines, the view."""
+    """Fans events out: the --events recorder, -v race lines, the view.
+
+    ``server`` is the session's server URL: one on this machine gets no observed-address
+    warning (:func:`rdv_tui.cli.checks.warns_of_observed`).
+    """
 
     def __init__(
-        self, args: argparse.Namespace, console: Console, view: TransferView, stream: IO[str] | None
+        self,
+        args: argparse.Namespace,
+        console: Console,
+        view: TransferView,
+        stream: IO[str] | None,
+        server: str,
     ) -> None:
+        from rdv_tui.cli.checks import warns_of_observed
+
+        self.warn_observed = warns_of_observed(server)
         self.recorder = EventRecorder(stream=stream)
         self.events_path = str(getattr(args, "events", "") or "")
         self.verbose = bool(args.verbose)
@@ -451,7 +408,7 @@ class EventSink:
                     f"{why}; no more events are written",
                     soft_wrap=True,
                 )
-        if isinstance(event, ObservedAddrWarning):
+        if isinstance(event, ObservedAddrWarning) and self.warn_observed:
             self.view.say(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Upgraded) and not self.ended:  # fast start: RELAY -> P2P
             # Not after the end: "switched to p2p" came after "rdv send: the receiver

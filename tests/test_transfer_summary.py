@@ -26,6 +26,7 @@ from rdv_core.events import (
 from rdv_tui.transfer_ui import EventSink, TransferView
 
 MIB = 1024 * 1024
+URL = "http://rdv.example.com:8080"  # not this machine: the sink's warnings are all shown
 
 
 def test_the_summary_counts_from_the_first_accepted_file() -> None:
@@ -53,7 +54,9 @@ def test_the_switch_line_keeps_a_bracketed_ipv6_address() -> None:
     """Rich read ``[fd00::5]`` as a style tag and printed ``switched to p2p: :52000``."""
     out = io.StringIO()
     console = Console(file=out, width=120)
-    sink = EventSink(argparse.Namespace(verbose=False), console, TransferView(console, "out"), None)
+    sink = EventSink(
+        argparse.Namespace(verbose=False), console, TransferView(console, "out"), None, URL
+    )
     candidate = Candidate(3, "[fd00::5]:52000", "private6", "self")
     sink(Upgraded(0.5, candidate, "[fd00::5]:52000", 0.084, 1))
     assert "switched to p2p: [fd00::5]:52000 after 84 ms" in out.getvalue()
@@ -88,7 +91,9 @@ def test_no_switch_line_after_the_transfer_ended() -> None:
     command's last line ("rdv send: the receiver declined ...")."""
     out = io.StringIO()
     console = Console(file=out, width=120)
-    sink = EventSink(argparse.Namespace(verbose=False), console, TransferView(console, "out"), None)
+    sink = EventSink(
+        argparse.Namespace(verbose=False), console, TransferView(console, "out"), None, URL
+    )
     sink.ended = True
     candidate = Candidate(3, "127.0.0.1:52000", "loopback4", "self")
     sink(Upgraded(0.5, candidate, "127.0.0.1:52000", 0.084, 1))

@@ -68,6 +68,15 @@ def is_local(url: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+def warns_of_observed(url: str) -> bool:
+    """Whether a session through the server at ``url`` prints the observed-address warning
+    ("p2p across NATs will likely fail"): not for a server on this machine, which sees us
+    at a loopback address as it should (it was the first line of the README's first try,
+    two terminals on one machine). The event itself stays, for ``-v`` and the library.
+    """
+    return not is_local(url)
+
+
 def spaces_for(server: str, spaces: str | None) -> str:
     """The ``--spaces`` value to use: the one given, else ``loopback`` for a server on
     this machine and ``default`` otherwise."""

@@ -326,7 +326,7 @@ async def _main(
     from rdv_core.client import Client
     from rdv_core.errors import RdvError, RdvTimeoutError, ServerRejectedError
     from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded
-    from rdv_tui.cli.checks import is_local
+    from rdv_tui.cli.checks import warns_of_observed
 
     def say(text: str) -> None:
         _say(method, text, stderr)
@@ -336,9 +336,7 @@ async def _main(
             say(text)
 
     recorder = EventRecorder(stream=events_file)
-    # A server on this machine sees us at a loopback address: expected, not a sign that
-    # "p2p across NATs will likely fail" (the first try of the README's two terminals).
-    server_here = is_local(args.url)
+    warn_observed = warns_of_observed(args.url)
 
     def on_event(event: Event) -> None:
         try:
@@ -349,7 +347,7 @@ async def _main(
             say(f"cannot write events to {args.events}: {why}; no more events are written")
         if args.verbose:
             print(format_event(event), file=stderr, flush=True)
-        if isinstance(event, ObservedAddrWarning) and not server_here:
+        if isinstance(event, ObservedAddrWarning) and warn_observed:
             say(f"warning: {event.message}")
         elif isinstance(event, Upgraded):  # fast start moved us off the relay
             say(f"switched to p2p {event.addr} after {event.after_s * 1000:.0f} ms")

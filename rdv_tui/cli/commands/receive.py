@@ -164,6 +164,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
+    from rdv_tui.transfer_ask import ask
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
     # emoji=False: rich turned ":b:" into an emoji, so "a:b: the receiver would refuse"
@@ -249,7 +250,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         question = f"Accept {summary} into {download_dir}? [y/N] "
         with view.progress_paused():
             try:
-                answer = await ui.ask(console, escape(question))
+                answer = await ask(console, escape(question))
             except EOFError:
                 answer = ""
         if answer.strip().lower() in ("y", "yes"):
@@ -261,7 +262,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         stream = ui.open_events(args.events)
     except OSError as exc:
         return fail(f"--events: {exc}", ui.EXIT_USAGE)
-    sink = ui.EventSink(args, console, view, stream)
+    sink = ui.EventSink(args, console, view, stream, server)
     try:
         try:
             client = client_from_args(args, sink)

@@ -150,12 +150,12 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     ui.setup_logging(args.verbose)
     ui.tune_gc()
     view = ui.TransferView(console, "out")
-    sink = ui.EventSink(args, console, view, None)
     # Everything is checked before anything is printed: a code and a command for the
     # other machine that can never work would send the user on a useless errand.
     try:
         server, _source = resolve_server(args.server)
         parse_server_url(server)
+        sink = ui.EventSink(args, console, view, None, server)
         code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
         if code is not None:
             check_code(code)
