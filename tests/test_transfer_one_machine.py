@@ -3,7 +3,9 @@ server on it too, as real processes against a real server on loopback.
 
 Both sides printed ``warning: expected observed address 127.0.0.1:P to be public IPv4:
 p2p across NATs will likely fail`` (a server on this machine sees us at loopback, as it
-should; pipe mode stopped saying it in e6d6acd).
+should; pipe mode stopped saying it in e6d6acd). And the offer's table had its title
+wrapped to the table's width: one short name made it ``The sender`` over ``offers``,
+both centered, at any terminal width.
 """
 
 from __future__ import annotations
@@ -43,6 +45,17 @@ async def test_a_server_on_this_machine_brings_no_observed_address_warning(
     err_s, err_r = await _pair(url, tmp_path, "4301-fox-opal", 80)
     assert WARNING not in err_s and WARNING not in err_r, (err_s, err_r)
     assert "verified a.txt" in err_r, err_r
+
+
+@pytest.mark.parametrize("columns", [60, 80, 200])
+async def test_the_offer_heading_is_one_line(url: str, tmp_path: Path, columns: int) -> None:
+    code = f"{4310 + columns}-fox-opal"
+    _, err_r = await _pair(url, tmp_path, code, columns)
+    lines = err_r.splitlines()
+    assert "The sender offers:" in lines, err_r
+    table = lines[lines.index("The sender offers:") + 1 :]
+    assert table[0].split() == ["file", "┃", "size"], err_r
+    assert table[2].split() == ["a.txt", "│", "3", "B"], err_r
 
 
 @pytest.mark.parametrize(

@@ -213,7 +213,9 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         return await _decide(offer)
 
     async def _decide(offer: IncomingOffer) -> bool:
-        table = Table(title="The sender offers", show_edge=False)
+        # A heading of its own, not the table's title: rich wraps a title to the table's
+        # width, and one short name made it "The sender" over "offers", both centered.
+        table = Table(show_edge=False)
         # Folded, not cut: the end of a long name (the file itself) is what tells
         # two files apart, and what a person accepts.
         table.add_column("file", overflow="fold")
@@ -227,6 +229,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
             files, size = offer.send.files, offer.send.bytes
         if files > len(offer.files):
             table.add_row(f"… {files} file(s) in all, in batches", "")
+        console.print("The sender offers:")
         console.print(table)
         summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
         if files > len(offer.files):
