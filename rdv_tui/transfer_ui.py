@@ -18,7 +18,7 @@ from typing import IO, Any, Literal
 
 from rich.console import Console
 from rich.markup import escape as markup_escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import TaskID
 
 from rdv_core.events import (
     ChatReceived,
@@ -39,7 +39,7 @@ from rdv_core.events import (
 )
 from rdv_core.session import DIGEST
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, human_bytes, shown
-from rdv_tui.progress_columns import RateColumn, SizeDoneColumn
+from rdv_tui.transfer_bar import FittedProgress
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -71,15 +71,7 @@ class TransferView:
     def __init__(self, console: Console, direction: Literal["in", "out"]) -> None:
         self.console = console
         self.direction = direction
-        self.progress = Progress(
-            TextColumn("{task.description}", markup=True),
-            BarColumn(),
-            TextColumn("{task.fields[files]}"),
-            SizeDoneColumn(),
-            RateColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        )
+        self.progress = FittedProgress(console)  # one line at any width, 40 columns too
         self._task: TaskID | None = None
         self._names: dict[int, str] = {}
         self._sizes: dict[int, int] = {}
@@ -136,7 +128,9 @@ class TransferView:
     @contextlib.contextmanager
     def shown(self) -> Iterator[None]:
         """Show the live bar while the transfer runs."""
-        self._task = self.progress.add_task("", total=self.bytes_total or None, files="")
+        self._task = self.progress.add_task(
+            "", total=self.bytes_total or None, files="", many=False
+        )
         self._redraw(force=True)
         with self.progress:
             try:
@@ -323,6 +317,7 @@ class TransferView:
             completed=self.bytes_done,
             total=self.bytes_total or None,
             files=f"{self.files_done}/{self.files_total} files",
+            many=self.files_total > 1,
         )
 
     def summary(self) -> str:
