@@ -145,7 +145,6 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     import asyncio
     import sys
 
-    from rich.console import Console
     from rich.table import Table
 
     from rdv_core.config import ConfigError
@@ -167,9 +166,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui.transfer_ask import ask
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
-    # emoji=False: rich turned ":b:" into an emoji, so "a:b: the receiver would refuse"
-    # read "a🅱 the receiver ..."; names, paths and chat are shown as they are.
-    console = Console(stderr=True, highlight=False, emoji=False)
+    console = ui.stderr_console()
 
     def say(text: str) -> None:
         console.print(escape(text))

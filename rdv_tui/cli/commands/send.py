@@ -109,8 +109,6 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     from collections import Counter
     from pathlib import Path
 
-    from rich.console import Console
-
     from rdv_core.config import ConfigError, resolve_server
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
@@ -135,9 +133,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
-    # emoji=False: rich turned ":b:" into an emoji, so "a:b: the receiver would refuse"
-    # read "a🅱 the receiver ..."; names, paths and chat are shown as they are.
-    console = Console(stderr=True, highlight=False, emoji=False)
+    console = ui.stderr_console()
 
     def say(text: str) -> None:
         console.print(escape(text))
