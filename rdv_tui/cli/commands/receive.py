@@ -332,6 +332,11 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         parts = [f"{len(verified)} file(s) verified in {download_dir}"] if verified else []
         if failed:
             parts.append(f"{len(failed)} failed ({_names([r.name for r in failed])})")
+            first = failed[0]
+            if not first.reason.startswith(SESSION_ENDED):  # that one is said below
+                # Why, as the sender's last line says it: a disk that filled up read
+                # "16 failed (a, b, c and 13 more)", its cause 16 lines above.
+                parts[-1] += f"; the first: {first.name} ({first.reason})"
         for why, offer in declined:
             names = _names([f.path for f in offer.files])
             parts.append(f"{len(offer.files)} declined ({names}): {why}")

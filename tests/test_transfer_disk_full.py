@@ -1,0 +1,45 @@
+"""A receiver whose file system fills up in the middle of a send, as real processes
+against a real server on loopback, into a real tmpfs (root only).
+
+The offer fitted (its bytes were checked against the free space), then the file
+system ran out of room for files (a tmpfs of a few inodes: what a disk of many small
+files meets long before its bytes run out). The receiver's last line read
+``4 file(s) verified in DIR; 16 failed (a, b, c and 13 more)``: why, only on the 16th
+line above it; the sender's last line gave the first failure's reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+from tests.test_session_cli import rdv
+from tests.test_session_disk import needs_root, tmpfs
+
+FIRST = re.compile(
+    r"; the first: src/f\d\d\.bin \(cannot write src/f\d\d\.bin: disk full \(No space left"
+)
+
+
+@needs_root
+async def test_the_receivers_last_line_says_why_files_failed(url: str, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for n in range(20):
+        (src / f"f{n:02}.bin").write_bytes(os.urandom(100 * 1024))
+    code = "4601-fox-opal"
+    common = ("--server", url)
+    with tmpfs(tmp_path / "small", "50m", "nr_inodes=8") as dl:
+        (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
+            rdv("send", str(src), "--code", code, *common),
+            rdv("receive", code, "--dir", str(dl), "--yes", *common),
+        )
+    assert rc_s == 1 and rc_r == 1, (err_s, err_r)
+    last = err_r.strip().splitlines()[-1]
+    failed = re.match(r"rdv receive: (\d+) file\(s\) verified in .*; (\d+) failed \(", last)
+    assert failed is not None, err_r
+    assert int(failed.group(2)) > 0, err_r
+    assert FIRST.search(last), err_r
+    assert "rdv send: " in err_s and "disk full" in err_s.strip().splitlines()[-1], err_s
