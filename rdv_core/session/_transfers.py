@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +135,26 @@ def describe_os_error(exc: BaseException, context: str) -> str:
             errno.EROFS: "read-only file system",
         }
         summary = known.get(exc.errno or 0)
+        if exc.errno == errno.ENOSPC and _no_free_inodes(exc.filename):
+            # The bytes are there (df shows them free), the room for files is not: a
+            # disk of many small files meets this first, and "disk full" sent the user
+            # to look for bytes.
+            summary = "disk full: no free inodes for more files"
         if not summary:
             return f"{context}: {exc.strerror}"
         if summary.lower() == exc.strerror.lower():  # "read-only file system (Read-only ...)"
             return f"{context}: {summary}"
         return f"{context}: {summary} ({exc.strerror})"
     return f"{context}: {exc}"
+
+
+def _no_free_inodes(filename: object) -> bool:
+    """Whether the file system where ``filename`` was to be created has no free inodes
+    (file systems without an inode count, such as btrfs, report none at all)."""
+    if not isinstance(filename, str):
+        return False
+    try:
+        info = os.statvfs(os.path.dirname(filename) or ".")
+    except OSError:
+        return False
+    return info.f_files > 0 and info.f_favail == 0
