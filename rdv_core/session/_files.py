@@ -188,11 +188,14 @@ def no_room_for(
     folder sent again after a break was refused for the room its received files
     already take); ``pending`` is what transfers still arriving will write.
     """
+    files = list(offered)
+    no_inodes = _no_inodes_for(base, files)
+    if no_inodes is not None:
+        return no_inodes
     try:
         free = shutil.disk_usage(base).free
     except OSError:
         return None  # cannot tell: writing will say so
-    files = list(offered)
     need = sum(size for _, size, _ in files) + pending
     if need <= free:
         return None
@@ -208,6 +211,34 @@ def no_room_for(
     return (
         f"not enough free space in the download folder: the offer needs {size_text(need)}, "
         f"{size_text(free)} free"
+    )
+
+
+def _no_inodes_for(base: Path, files: list[tuple[str, int, int]]) -> str | None:
+    """Why the offer's new files cannot all be created under ``base`` (its file system
+    has fewer free inodes than the offer has files not there yet), or None.
+
+    The bytes fitted, so 20 files into room for 5 more were accepted and 15 failed one
+    by one. Only files that surely need an inode of their own count (neither whole nor
+    partial already); folders and sidecars are not counted: never a wrong refusal.
+    """
+    try:
+        info = os.statvfs(base)
+    except OSError:
+        return None
+    free = info.f_favail
+    if info.f_files == 0 or len(files) <= free:  # no inode count (btrfs), or room
+        return None
+    new = 0
+    for name, size, mtime_ns in files:
+        target = base.joinpath(*name.split("/"))
+        if not _is_whole(target, size, mtime_ns) and _regular_size(partial_path(target)) is None:
+            new += 1
+    if new <= free:
+        return None
+    return (
+        f"not enough room for files in the download folder: the offer has {new} new "
+        f"file(s), its file system has room for {free} more (free inodes)"
     )
 
 
