@@ -5,7 +5,9 @@ closed container) ended the process at once: the peer read "the peer hung up" (o
 a relay, whatever the server made of the FIN) and nobody was told that running both
 again resumes. Here it cancels the command as Ctrl-C does, so the peer is told why
 (the session's ``close`` frame, docs/PROTOCOL.md section 12), and the exit code is
-143 (128 + SIGTERM) as for ``rdv dial``.
+143 (128 + SIGTERM) as for ``rdv dial``. SIGHUP (the terminal closed, an ssh link
+dropped) likewise, exit 129: the peer read "connection lost" of a sender still there
+for all it knew. Under ``nohup`` (SIGHUP ignored from the start) it stays ignored.
 """
 
 from __future__ import annotations
@@ -19,46 +21,66 @@ from typing import Any, Final
 INTERRUPTED: Final = "the peer was interrupted (Ctrl-C)"
 #: Why a session ends on SIGTERM, for the peer.
 TERMINATED: Final = "the peer was stopped (SIGTERM)"
+#: Why a session ends on SIGHUP, for the peer.
+HUNG_UP: Final = "the peer's terminal was closed (SIGHUP)"
 EXIT_TERMINATED: Final = 128 + signal.SIGTERM
+#: The signals that end the command as Ctrl-C does: (what the peer reads, our word).
+STOPPING: Final = {
+    signal.SIGTERM: (TERMINATED, "stopped (SIGTERM)"),
+    signal.SIGHUP: (HUNG_UP, "stopped (SIGHUP: the terminal was closed)"),
+}
 
 
 class Stop:
-    """What ended the command, once it was cancelled: Ctrl-C unless SIGTERM came."""
+    """What ended the command, once it was cancelled: Ctrl-C unless a signal came."""
 
     def __init__(self) -> None:
-        self.terminated = False
+        self.signal: signal.Signals | None = None
+
+    @property
+    def terminated(self) -> bool:
+        """Whether a signal (not Ctrl-C) stopped the command."""
+        return self.signal is not None
 
     @property
     def reason(self) -> str:
         """For the peer (the session's close reason)."""
-        return TERMINATED if self.terminated else INTERRUPTED
+        return INTERRUPTED if self.signal is None else STOPPING[self.signal][0]
 
     @property
     def word(self) -> str:
         """For our own last line: ``rdv send: interrupted; ...``."""
-        return "stopped (SIGTERM)" if self.terminated else "interrupted"
+        return "interrupted" if self.signal is None else STOPPING[self.signal][1]
 
 
 async def terminable(main: Callable[[Stop], Coroutine[Any, Any, int]]) -> int:
-    """Run ``main(stop)``; SIGTERM cancels it (as Ctrl-C does) and exits 143."""
+    """Run ``main(stop)``; SIGTERM or SIGHUP cancels it (as Ctrl-C does) and exits
+    128 + the signal's number."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     stop = Stop()
 
-    def on_sigterm() -> None:
-        stop.terminated = True
+    def on_signal(signum: signal.Signals) -> None:
+        if stop.signal is None:
+            stop.signal = signum
         if task is not None:
             task.cancel()
 
-    try:
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-    except (NotImplementedError, RuntimeError, ValueError):  # no signals here: as before
-        return await main(stop)
+    handled: list[signal.Signals] = []
+    for signum in STOPPING:
+        if signal.getsignal(signum) == signal.SIG_IGN:  # nohup: the user wants it ignored
+            continue
+        try:
+            loop.add_signal_handler(signum, on_signal, signum)
+        except (NotImplementedError, RuntimeError, ValueError):  # no signals here: as before
+            continue
+        handled.append(signum)
     try:
         return await main(stop)
     except asyncio.CancelledError:
-        if stop.terminated:
-            return EXIT_TERMINATED
+        if stop.signal is not None:
+            return 128 + stop.signal
         raise
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for signum in handled:
+            loop.remove_signal_handler(signum)

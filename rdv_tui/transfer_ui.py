@@ -417,20 +417,6 @@ class EventSink:
         self.view(event)
 
 
-def stderr_console() -> Console:
-    """The console of ``rdv send`` / ``rdv receive``: stderr, shown as it is.
-
-    emoji=False: rich turned ":b:" into an emoji, so "a:b: the receiver would refuse"
-    read "a🅱 the receiver ..."; names, paths and chat are shown as they are. In a file
-    or a pipe no line is wrapped (a terminal wraps them itself): a log read
-    "connected, encrypted: relay: direct connections are disabled (address spaces: "
-    and "none)" on the next line, and grep found neither half.
-    """
-    console = Console(stderr=True, highlight=False, emoji=False)
-    console.soft_wrap = not console.is_terminal
-    return console
-
-
 def escape(text: str) -> str:
     """Text for rich markup: neutralised (:func:`shown`: it may come from the network),
     then markup-escaped. Every dynamic string this module prints goes through it."""

@@ -48,9 +48,7 @@ async def test_the_receivers_last_line_says_why_files_failed(url: str, tmp_path:
 
 
 @needs_root
-async def test_an_offer_of_more_files_than_free_inodes_is_refused(
-    url: str, tmp_path: Path
-) -> None:
+async def test_an_offer_of_more_files_than_free_inodes_is_refused(url: str, tmp_path: Path) -> None:
     """Only the bytes were checked: 20 files into room for 7 were accepted, and 13 failed
     one by one ("disk full" while df showed the bytes free)."""
     src = tmp_path / "src"

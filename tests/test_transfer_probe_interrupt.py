@@ -69,8 +69,9 @@ async def _interrupted(
     (sender if who == "send" else receiver).send_signal(sig)
     (rc_s, err_s), (rc_r, err_r) = await asyncio.gather(_finish(sender), _finish(receiver))
     interrupted, other = (rc_s, rc_r) if who == "send" else (rc_r, rc_s)
-    # Ctrl-C 130, SIGTERM 143 (both tell the peer); SIGKILL: killed by the signal.
-    expected = {signal.SIGINT: 130, signal.SIGTERM: 143}.get(signal.Signals(sig), -sig)
+    # Ctrl-C 130, SIGTERM 143, SIGHUP 129 (all tell the peer); SIGKILL: killed by it.
+    stops = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+    expected = stops.get(signal.Signals(sig), -sig)
     assert interrupted == expected, (err_s, err_r)
     assert other == 1, (err_s, err_r)
     assert 0 < partial.stat().st_size < SIZE

@@ -34,8 +34,8 @@ def add_parser(subparsers: Any) -> None:
         "both commands again (a fresh code is fine) to resume.",
         epilog="Exit codes: 0 every offered file was received and verified; 1 a file "
         "failed, the offer was declined, the code did not match or the connection failed; "
-        "2 bad usage; 3 --timeout expired before the peer came; 130 Ctrl-C, 143 SIGTERM (the "
-        "sender is told; run both again to resume).",
+        "2 bad usage; 3 --timeout expired before the peer came; 130 Ctrl-C, 143 SIGTERM, "
+        "129 SIGHUP (the sender is told; run both again to resume).",
     )
     parser.add_argument(
         "code",
@@ -164,9 +164,10 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.transfer_ask import ask
+    from rdv_tui.transfer_console import stderr_console
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
-    console = ui.stderr_console()
+    console = stderr_console()
 
     def say(text: str) -> None:
         console.print(escape(text))

@@ -36,8 +36,8 @@ def add_parser(subparsers: Any) -> None:
         epilog="Exit codes: 0 the receiver verified every file; 1 a file failed or was not sent "
         "(a name the receiver would refuse), the "
         "receiver declined, the code did not match or the connection failed; 2 bad usage; "
-        "3 --timeout expired before the peer came; 130 Ctrl-C, 143 SIGTERM (the receiver is "
-        "told; run both again to resume).",
+        "3 --timeout expired before the peer came; 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP "
+        "(the receiver is told; run both again to resume).",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files and folders to send")
     parser.add_argument(
@@ -131,9 +131,10 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui.cli.formatting import join_reason
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
+    from rdv_tui.transfer_console import stderr_console
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
-    console = ui.stderr_console()
+    console = stderr_console()
 
     def say(text: str) -> None:
         console.print(escape(text))
