@@ -85,3 +85,32 @@ async def test_a_dead_peer_on_a_live_relay_is_still_the_peer(tmp_path: Path) -> 
     assert rc_r == 1, err_r
     assert "session ended: the peer hung up" in _last(err_r), err_r
     assert "relay server" not in err_r, err_r
+
+
+async def test_a_server_that_dies_while_asked_is_gone() -> None:
+    """A killed server completes a connect for a moment (the kernel closes its conns,
+    ours among the first to notice, before its listening socket), then resets it: the
+    first peer to ask read "the peer hung up" where the other read "went away". Here a
+    real listener takes the handshake into its backlog and closes under it."""
+    import socket
+
+    from rdv_core.session._relay_check import relay_gone
+    from rdv_core.wire import Addr
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = Addr.parse(f"127.0.0.1:{listener.getsockname()[1]}")
+    asking = asyncio.ensure_future(relay_gone(server))
+    await asyncio.sleep(0.05)  # the handshake is in the backlog: nobody accepts it
+    listener.close()  # the server dies: the conn in its backlog is reset
+    assert await asking == "connection refused"
+
+
+async def test_a_live_server_is_not_gone() -> None:
+    from rdv_core.server._core import RdvServer
+    from rdv_core.server._native import serve_native
+    from rdv_core.session._relay_check import relay_gone
+    from rdv_core.wire import Addr
+
+    async with serve_native(RdvServer(), host="127.0.0.1", port=0) as front:
+        port = int(front.url.rsplit(":", 1)[1].rstrip("/"))
+        assert await relay_gone(Addr.parse(f"127.0.0.1:{port}")) is None

@@ -22,21 +22,46 @@ from rdv_core.wire import Addr
 PROBE_TIMEOUT_S = 2.0
 
 
-async def relay_gone(server: Addr) -> str | None:
+#: After a connect that went through: how long the conn gets to be reset. A server being
+#: killed still completes handshakes for a moment (the kernel closes its conns, ours
+#: among the first to notice, before its listening socket), then resets them; a live
+#: one waits for a request in silence. Only a lost conn on a relay pays it, once.
+SETTLE_S = 0.25
+#: The longest :func:`relay_gone` takes: two probes and the wait between them.
+CHECK_MAX_S = 2 * PROBE_TIMEOUT_S + SETTLE_S
+
+
+async def relay_gone(server: Addr, *, again: bool = True) -> str | None:
     """Why the relay server at ``server`` looks gone (``connection refused``), or None
-    when it still accepts a TCP connection (then the peer's side ended)."""
+    when it still accepts a TCP connection (then the peer's side ended).
+
+    A connect that went through and is reset within :data:`SETTLE_S` is asked once more:
+    the first of the two peers to see a killed server connected to it while it died,
+    and read "the peer hung up" where the other read "the relay server went away".
+    """
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
-            _, writer = await asyncio.open_connection(str(server.ip), server.port)
+            reader, writer = await asyncio.open_connection(str(server.ip), server.port)
     except TimeoutError:
         return f"no answer within {PROBE_TIMEOUT_S:g} s"
     except OSError as exc:
         # asyncio's strerror is "Connect call failed ('127.0.0.1', 8080)": the errno says it.
         why = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
         return why[:1].lower() + why[1:]
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
+    ended = False
+    try:
+        async with asyncio.timeout(SETTLE_S):
+            ended = not await reader.read(1)  # EOF: closed at once
+    except TimeoutError:
+        pass  # silent: alive, waiting for our request
+    except OSError:
+        ended = True  # reset: it was dying
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    if ended and again:
+        return await relay_gone(server, again=False)
     return None
 
 

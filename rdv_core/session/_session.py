@@ -65,7 +65,7 @@ from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
 from rdv_core.session._pipeline import PlainBuffers
 from rdv_core.session._record import MAX_DATA_PAYLOAD, MAX_PLAINTEXT
-from rdv_core.session._relay_check import PROBE_TIMEOUT_S, relay_gone, relay_lost_text
+from rdv_core.session._relay_check import CHECK_MAX_S, relay_gone, relay_lost_text
 from rdv_core.session._transfers import SESSION_ENDED, EventSink, TransferResult
 
 log = logging.getLogger("rdv.session")
@@ -286,7 +286,7 @@ class Session:
             # A write met the end first; the reader names it (a relay server that went
             # away: _who_ended), a moment later: that is the reason to give.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(PROBE_TIMEOUT_S + 1):
+                async with asyncio.timeout(CHECK_MAX_S + 1):
                     await self._closed.wait()
             if self.error is not None:
                 raise self.error from None
