@@ -38,6 +38,7 @@ from rdv_core.events import (
     Upgraded,
 )
 from rdv_core.session import DIGEST
+from rdv_tui.cli.checks import warns_of_observed
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, human_bytes, shown
 from rdv_tui.transfer_bar import FittedProgress
 
@@ -377,8 +378,6 @@ class EventSink:
         stream: IO[str] | None,
         server: str,
     ) -> None:
-        from rdv_tui.cli.checks import warns_of_observed
-
         self.warn_observed = warns_of_observed(server)
         self.recorder = EventRecorder(stream=stream)
         self.events_path = str(getattr(args, "events", "") or "")
