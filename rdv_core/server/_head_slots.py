@@ -16,13 +16,14 @@ counted (every client behind it would share its one address).
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from typing import Final, Literal
 
 from rdv_core import wire
 from rdv_core.server._lobby import LobbyLimits, SourceKey, addr_keys
-from rdv_core.wire import Addr, AddrError
+from rdv_core.wire import Addr, AddrError, IPAddress
 
 __all__ = ["REFUSAL_WAIT_S", "TOO_MANY_HEADS", "HeadSlots", "Slot", "refusal", "socket_peer"]
 
@@ -40,8 +41,11 @@ class HeadSlots:
 
     __slots__ = ("_limits", "_per_address", "_per_network", "_trusted")
 
-    def __init__(self, limits: Callable[[], LobbyLimits], trusted: Callable[[Addr], bool]) -> None:
-        """``limits``: the server's current caps; ``trusted``: a balancer's address."""
+    def __init__(
+        self, limits: Callable[[], LobbyLimits], trusted: Callable[[Addr], bool] | None
+    ) -> None:
+        """``limits``: the server's current caps; ``trusted``: a balancer's address (None:
+        no balancer is trusted)."""
         self._limits = limits
         self._trusted = trusted
         self._per_address: dict[SourceKey, int] = {}
@@ -54,10 +58,12 @@ class HeadSlots:
         when the conn is not counted (its source is unknown or a trusted proxy), or False
         when its source holds its share: answer it with :func:`refusal` and close it.
         """
-        if remote is None or self._trusted(remote):
+        # Every accepted conn comes here: kept to a few dict operations (issue 10's connect
+        # time; docs/notes/issue-10-connect-fifth.md).
+        if remote is None or (self._trusted is not None and self._trusted(remote)):
             return None
         limits = self._limits()
-        keys = addr_keys(remote)
+        keys = _ip_keys(remote.ip)
         address, network = keys
         held_address = self._per_address.get(address, 0)
         held_network = self._per_network.get(network, 0)
@@ -71,16 +77,27 @@ class HeadSlots:
 
     def give(self, keys: Slot) -> None:
         """The conn of ``keys`` (from :meth:`take`) was admitted or closed."""
-        for counts, key in zip((self._per_address, self._per_network), keys, strict=True):
-            left = counts[key] - 1
-            if left:
-                counts[key] = left
-            else:
-                del counts[key]
+        address, network = keys
+        left = self._per_address[address] - 1
+        if left:
+            self._per_address[address] = left
+        else:
+            del self._per_address[address]
+        left = self._per_network[network] - 1
+        if left:
+            self._per_network[network] = left
+        else:
+            del self._per_network[network]
 
     def __len__(self) -> int:
         """Conns counted, over every source."""
         return sum(self._per_address.values())
+
+
+@functools.lru_cache(maxsize=4096)
+def _ip_keys(ip: IPAddress) -> Slot:
+    """:func:`addr_keys` of an IP (memoized: a source opens its conns one after another)."""
+    return addr_keys(Addr(ip, 0))
 
 
 def refusal() -> bytes:

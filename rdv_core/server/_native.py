@@ -314,7 +314,10 @@ class NativeFront:
         self._listener: Listener | None = None
         self._conns: set[_HttpConn] = set()
         #: Unfinished conns per source: one address cannot hold every fd (slowloris).
-        self.heads = HeadSlots(lambda: server.lobby_limits, self._is_proxy)
+        trusts_proxies = proxy_from is not None or isinstance(server.observed_addr, TrustedProxies)
+        self.heads = HeadSlots(
+            lambda: server.lobby_limits, self._is_proxy if trusts_proxies else None
+        )
         self._connecting: set[asyncio.Future[None]] = set()
         self.port = 0
         #: The doctor's probe routes (docs/PROTOCOL.md section 14.1), when served.
