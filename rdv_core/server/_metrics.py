@@ -2,11 +2,43 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Final
 
 from rdv_core.server._stats import PairPath, ServerStats
 
 CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+#: A render that took longer than this is served again for :data:`REUSE_S`. A render
+#: walks every open pair: 4 ms at 2,000 relayed pairs, 17-29 ms at 4,000 (docs/notes
+#: 00-summary.md, stop 32), and one client pipelining scrapes (16 answered per loop turn)
+#: made another client's ``/healthz`` wait 516 ms at 2,000 pairs. A small server renders
+#: in well under a millisecond and is always fresh.
+CHEAP_S: Final = 0.002
+#: How long a costly render is served again: Prometheus scrapes every 15 s or so.
+REUSE_S: Final = 1.0
+
+
+class Scrapes:
+    """``GET /metrics``: renders, or the last costly render while it is recent."""
+
+    __slots__ = ("_kept", "_stats")
+
+    def __init__(self, stats: Callable[[], ServerStats]) -> None:
+        self._stats = stats
+        #: (served until, text) of the last costly render.
+        self._kept: tuple[float, str] | None = None
+
+    def text(self) -> str:
+        """The metrics text, at most :data:`REUSE_S` old."""
+        now = time.monotonic()
+        kept = self._kept
+        if kept is not None and now < kept[0]:
+            return kept[1]
+        text = render(self._stats())
+        costly = time.monotonic() - now > CHEAP_S
+        self._kept = (now + REUSE_S, text) if costly else None
+        return text
 
 
 def render(stats: ServerStats) -> str:

@@ -247,7 +247,7 @@ class _HttpConn(asyncio.Protocol):
             return serve_probe(probes, self._transport, head, self._remote)
         if head.method in ("GET", "HEAD") and path in PLAIN_ROUTES:
             if path == "/metrics":
-                body, content_type = metrics.render(server.stats()), metrics.CONTENT_TYPE
+                body, content_type = self._front.metrics.text(), metrics.CONTENT_TYPE
                 status = 200
             elif server.closed:
                 body, content_type, status = CLOSED + "\n", "text/plain; charset=utf-8", 503
@@ -313,6 +313,8 @@ class NativeFront:
         self._ssl: ssl_module.SSLContext | None = None
         self._listener: Listener | None = None
         self._conns: set[_HttpConn] = set()
+        #: ``/metrics``: a costly render is served again for a second (it walks every pair).
+        self.metrics = metrics.Scrapes(server.stats)
         #: Unfinished conns per source: one address cannot hold every fd (slowloris).
         trusts_proxies = proxy_from is not None or isinstance(server.observed_addr, TrustedProxies)
         self.heads = HeadSlots(
