@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
+from rdv_tui.cli.pipe_end import relay_server_gone
 from rdv_tui.cli.pipe_io import (
     CHUNK,
     StdoutError,
@@ -91,7 +92,7 @@ class UnsentInput(Exception):
             "(docs/PROTOCOL.md section 8): use --fast-start on both sides, or keep the "
             "peer's stdin open until ours has ended"
         )
-        self.unsent = unsent
+        self.unsent, self.reset = unsent, reset
 
 
 class StdinFailed(Exception):
@@ -393,13 +394,15 @@ async def _main(
         say(f"writing stdout failed: {exc}")
         return EXIT_FAILED
     except UnsentInput as exc:
-        say(str(exc))
+        gone = await relay_server_gone(conn) if exc.reset else None
+        lost = "the bytes of stdin in flight and after them were not delivered"
+        say(str(exc) if gone is None else f"{gone}: {lost}")
         return EXIT_FAILED
     except StdinFailed as exc:
         say(f"reading stdin failed: {exc}; the conn was reset, so the peer knows")
         return EXIT_FAILED
     except OSError as exc:
-        say(f"connection lost: {exc.strerror or exc}")
+        say(f"connection lost: {await relay_server_gone(conn) or exc.strerror or exc}")
         return EXIT_FAILED
     return EXIT_OK
 
