@@ -15,6 +15,7 @@ import os
 import queue
 import sys
 import threading
+from collections import deque
 from typing import IO, Any, Final
 
 from rdv_tui.cli.formatting import event_fields, human_bytes
@@ -56,7 +57,7 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(out, separators=(",", ":"))
 
 
-#: Log records waiting for stderr; past that they are dropped (and counted).
+#: Log records waiting for stderr; past that the oldest are dropped (and counted).
 QUEUE_RECORDS: Final = 4096
 
 
@@ -79,7 +80,9 @@ class _Queued(logging.Handler):
     Writing stderr on the loop's thread stopped the server whenever stderr stopped taking
     lines (a terminal paused with Ctrl-S, ``| less`` left unscrolled, a stalled log
     shipper): after 64 KiB of log (463 rejected requests at ``-v``) no conn was served,
-    not even ``/healthz``. Now a full queue drops records; the writer says how many.
+    not even ``/healthz``. Now a full queue drops its *oldest* records, and the writer
+    says how many: the newest lines, the end of the story (``SIGTERM: shutting down``, an
+    error), still come out once stderr takes lines again (dropping the newest lost them).
     """
 
     def __init__(self, formatter: logging.Formatter) -> None:
@@ -88,9 +91,11 @@ class _Queued(logging.Handler):
         # by the writer thread for as long as stderr is stuck.
         self._formatter = formatter
         self._stderr = _Fd2()
-        self._queue: queue.Queue[logging.LogRecord | None] = queue.Queue(QUEUE_RECORDS)
+        self._records: deque[logging.LogRecord] = deque()
         self._dropped = 0
-        self._lock = threading.Lock()
+        self._closing = False
+        # Held only to hand records over, never while writing (stderr may be stuck).
+        self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._write, name="rdv-log", daemon=True)
         self._thread.start()
 
@@ -100,16 +105,26 @@ class _Queued(logging.Handler):
         if record.exc_info:
             record.exc_text = self._formatter.formatException(record.exc_info)
             record.exc_info = None
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            with self._lock:
+        with self._ready:
+            if len(self._records) >= QUEUE_RECORDS:
+                self._records.popleft()
                 self._dropped += 1
+            self._records.append(record)
+            self._ready.notify()
+
+    def _take(self) -> tuple[logging.LogRecord, int] | None:
+        """The next record and how many were dropped before it; None once closed and empty."""
+        with self._ready:
+            while not self._records and not self._closing:
+                self._ready.wait()
+            if not self._records:
+                return None
+            dropped, self._dropped = self._dropped, 0
+            return self._records.popleft(), dropped
 
     def _write(self) -> None:
-        while (record := self._queue.get()) is not None:
-            with self._lock:
-                dropped, self._dropped = self._dropped, 0
+        while (taken := self._take()) is not None:
+            record, dropped = taken
             if dropped:
                 note = {
                     "name": "rdv.server",
@@ -122,8 +137,9 @@ class _Queued(logging.Handler):
 
     def close(self, within: float = 2.0) -> None:
         """Write what is queued (for at most ``within`` s: stderr may be stuck), then stop."""
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=within)
+        with self._ready:
+            self._closing = True
+            self._ready.notify()
         self._thread.join(within)
         super().close()
 
