@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import resource
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -265,3 +268,40 @@ async def drain(client: RawClient, total: int) -> str:
         got += len(data)
     assert got == total
     return digest.hexdigest()
+
+
+@dataclass
+class ServeProcess:
+    """A real ``rdv serve`` (its default caps) on 127.0.0.1; ``stderr`` is whole after exit."""
+
+    port: int
+    stderr: str
+
+
+@asynccontextmanager
+async def rdv_serve_with_fds(fds: int) -> AsyncIterator[ServeProcess]:
+    """``rdv serve --listen 127.0.0.1:0`` limited to ``fds`` open files (what the caps
+    that keep one client from taking every fd are tested against); terminated at the end."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (fds, fds))
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rdv_tui", "serve", "--listen", "127.0.0.1:0",
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=limit,
+    )  # fmt: skip
+    assert process.stderr is not None
+    served: ServeProcess | None = None
+    try:
+        async with asyncio.timeout(20):
+            first = (await process.stderr.readline()).decode()
+        served = ServeProcess(int(first.rsplit(":", 1)[1]), first)
+        yield served
+    finally:
+        with suppress(ProcessLookupError):
+            process.terminate()
+        rest = (await process.stderr.read()).decode()
+        await process.wait()
+        if served is not None:
+            served.stderr += rest

@@ -11,17 +11,18 @@ on 127.0.1.x (another /24 of the loopback).
 from __future__ import annotations
 
 import asyncio
-import resource
-import subprocess
-import sys
-from contextlib import suppress
 
 from rdv_core.server import LobbyLimits
 from rdv_core.server._observed import TrustedProxies
 
-from tests.server_support import RawClient, parse_head, rdv_request, running_server
+from tests.server_support import (
+    RawClient,
+    parse_head,
+    rdv_request,
+    rdv_serve_with_fds,
+    running_server,
+)
 
-RDV = [sys.executable, "-m", "rdv_tui"]
 #: A head that is never finished: an rdv request without its blank line.
 UNFINISHED = rdv_request("ACCEPT", "/slow")[:-2]
 
@@ -43,67 +44,52 @@ async def _answered(client: RawClient, within: float) -> bytes | None:
         return b"(reset)"
 
 
-def _small_fd_limit() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
-
-
 async def test_unfinished_heads_of_one_address_cannot_take_every_fd() -> None:
     """``rdv serve`` with its defaults and 512 fds; 127.0.0.1 opens 600 conns and leaves
     each head unfinished. Before: the fds ran out and another network's pair got ``503``
     (or a reset). Now 64 are held, the rest get ``429`` at once, another network pairs and
     relays, and once the attacker lets go its address is served again."""
-    server = await asyncio.create_subprocess_exec(
-        *RDV, "serve", "--listen", "127.0.0.1:0",
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        preexec_fn=_small_fd_limit,
-    )  # fmt: skip
     held: list[RawClient] = []
-    try:
-        assert server.stderr is not None
-        async with asyncio.timeout(20):
-            first = (await server.stderr.readline()).decode()
-        port = int(first.rsplit(":", 1)[1])
-        for _ in range(600):
-            held.append(await _open(port, "127.0.0.1", UNFINISHED))
-        answers = await asyncio.gather(*(_answered(c, 3.0) for c in held))
-        refused = [a for a in answers if a is not None]
-        assert len(refused) == 600 - 64, {a for a in answers}
-        # Each is told why once its first bytes are read (never a reset for them unread).
-        assert all(
-            a.endswith(b"too many unfinished requests from your address, try again later\n")
-            for a in refused
-        ), {a[:200] for a in refused}
-        assert parse_head(refused[0])[0] == 429
-        # Another network meets its peer and bytes flow.
-        accepter = await _open(port, "127.0.1.1", rdv_request("ACCEPT", "/legit"))
-        await asyncio.sleep(0.05)
-        dialer = await _open(port, "127.0.1.2", rdv_request("DIAL", "/legit"))
-        assert parse_head(await dialer.read_head(20.0))[0] == 101
-        assert parse_head(await accepter.read_head(20.0))[0] == 101
-        dialer.send(b"CONTINUE\nhello")
-        assert await accepter.read_exactly(14, 20.0) == b"CONTINUE\nhello"
-        for client in (dialer, accepter):
-            await client.close()
-        # The attacker lets go: its address gets its slots back.
-        for client in held:
-            await client.close()
-        held.clear()
-        async with asyncio.timeout(20):
-            while True:
-                probe = await _open(port, "127.0.0.1", b"GET /healthz HTTP/1.0\r\n\r\n")
-                answer = await _answered(probe, 10.0)
-                await probe.close()
-                if answer is not None and parse_head(answer)[0] == 200:
-                    break
-                await asyncio.sleep(0.05)
-    finally:
-        for client in held:
-            await client.close()
-        with suppress(ProcessLookupError):
-            server.terminate()
-        assert server.stderr is not None
-        err = (await server.stderr.read()).decode()
-        await server.wait()
+    async with rdv_serve_with_fds(512) as served:
+        port = served.port
+        try:
+            for _ in range(600):
+                held.append(await _open(port, "127.0.0.1", UNFINISHED))
+            answers = await asyncio.gather(*(_answered(c, 3.0) for c in held))
+            refused = [a for a in answers if a is not None]
+            assert len(refused) == 600 - 64, {a for a in answers}
+            # Each is told why once its first bytes are read (never a reset for them unread).
+            assert all(
+                a.endswith(b"too many unfinished requests from your address, try again later\n")
+                for a in refused
+            ), {a[:200] for a in refused}
+            assert parse_head(refused[0])[0] == 429
+            # Another network meets its peer and bytes flow.
+            accepter = await _open(port, "127.0.1.1", rdv_request("ACCEPT", "/legit"))
+            await asyncio.sleep(0.05)
+            dialer = await _open(port, "127.0.1.2", rdv_request("DIAL", "/legit"))
+            assert parse_head(await dialer.read_head(20.0))[0] == 101
+            assert parse_head(await accepter.read_head(20.0))[0] == 101
+            dialer.send(b"CONTINUE\nhello")
+            assert await accepter.read_exactly(14, 20.0) == b"CONTINUE\nhello"
+            for client in (dialer, accepter):
+                await client.close()
+            # The attacker lets go: its address gets its slots back.
+            for client in held:
+                await client.close()
+            held.clear()
+            async with asyncio.timeout(20):
+                while True:
+                    probe = await _open(port, "127.0.0.1", b"GET /healthz HTTP/1.0\r\n\r\n")
+                    answer = await _answered(probe, 10.0)
+                    await probe.close()
+                    if answer is not None and parse_head(answer)[0] == 200:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            for client in held:
+                await client.close()
+    err = served.stderr
     assert "unfinished requests: 64 per address, 256 per network" in err, err
 
 

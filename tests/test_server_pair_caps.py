@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import re
-import resource
-import subprocess
-import sys
-from contextlib import suppress
 
 from rdv_core.server import LobbyLimits
 
-from tests.server_support import RawClient, parse_head, rdv_request, running_server
-
-RDV = [sys.executable, "-m", "rdv_tui"]
+from tests.server_support import (
+    RawClient,
+    parse_head,
+    rdv_request,
+    rdv_serve_with_fds,
+    running_server,
+)
 
 
 async def _request(port: int, method: str, token: str, source: str) -> RawClient:
@@ -56,70 +56,50 @@ async def _metric(port: int, name: str) -> int:
     return int(found.group(1))
 
 
-def _small_fd_limit() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (512, 512))
-
-
 async def test_a_self_pairing_client_cannot_take_every_fd() -> None:
     """``rdv serve`` with its default caps and 512 fds; one address opens 300 self-pairs
     (600 conns). Before: about 248 pairs matched, then the fds ran out and another
     client's pair got ``503 rdv server at capacity``. Now the attacker gets 100 pairs and
     ``429`` (both requests of each of the other 200), the other client pairs and relays,
     and the attacker's pairs, once closed, no longer count."""
-    server = await asyncio.create_subprocess_exec(
-        *RDV,
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=_small_fd_limit,
-    )
     held: list[RawClient] = []
-    try:
-        assert server.stderr is not None
-        async with asyncio.timeout(20):
-            first = (await server.stderr.readline()).decode()
-        port = int(first.rsplit(":", 1)[1])
-        statuses: dict[int, int] = {}
-        for n in range(300):
-            status, conns = await _self_pair(port, f"squat-{n}")
-            statuses[status] = statuses.get(status, 0) + 1
+    async with rdv_serve_with_fds(512) as served:
+        port = served.port
+        try:
+            statuses: dict[int, int] = {}
+            for n in range(300):
+                status, conns = await _self_pair(port, f"squat-{n}")
+                statuses[status] = statuses.get(status, 0) + 1
+                held += conns
+            assert statuses == {101: 100, 429: 200}, statuses
+            refused = await _request(port, "DIAL", "squat-more", "127.0.0.1")
+            head = await refused.read_until_eof(20.0)
+            assert head.endswith(b"too many open pairs from your address, try again later"), head
+            # Another client, another network: it meets its peer and bytes flow.
+            accepter = await _request(port, "ACCEPT", "legit", "127.0.1.1")
+            await asyncio.sleep(0.05)
+            dialer = await _request(port, "DIAL", "legit", "127.0.1.2")
+            assert await _status(dialer) == 101
+            assert await _status(accepter) == 101
+            dialer.send(b"CONTINUE\nhello")
+            assert await accepter.read_exactly(14, 20.0) == b"CONTINUE\nhello"
+            for client in (dialer, accepter):
+                await client.close()
+            # The attacker lets go: its pairs end, and it may pair again.
+            for client in held:
+                await client.close()
+            held.clear()
+            async with asyncio.timeout(30):
+                while await _metric(port, "rdv_pairs_open"):  # noqa: ASYNC110 (a real process)
+                    await asyncio.sleep(0.05)
+            status, conns = await _self_pair(port, "again")
             held += conns
-        assert statuses == {101: 100, 429: 200}, statuses
-        refused = await _request(port, "DIAL", "squat-more", "127.0.0.1")
-        head = await refused.read_until_eof(20.0)
-        assert head.endswith(b"too many open pairs from your address, try again later"), head
-        # Another client, another network: it meets its peer and bytes flow.
-        accepter = await _request(port, "ACCEPT", "legit", "127.0.1.1")
-        await asyncio.sleep(0.05)
-        dialer = await _request(port, "DIAL", "legit", "127.0.1.2")
-        assert await _status(dialer) == 101
-        assert await _status(accepter) == 101
-        dialer.send(b"CONTINUE\nhello")
-        assert await accepter.read_exactly(14, 20.0) == b"CONTINUE\nhello"
-        for client in (dialer, accepter):
-            await client.close()
-        # The attacker lets go: its pairs end, and it may pair again.
-        for client in held:
-            await client.close()
-        held.clear()
-        async with asyncio.timeout(30):
-            while await _metric(port, "rdv_pairs_open"):  # noqa: ASYNC110 (a real process)
-                await asyncio.sleep(0.05)
-        status, conns = await _self_pair(port, "again")
-        held += conns
-        assert status == 101
-        assert await _metric(port, 'rdv_lobby_refused_total{limit="pairs_address"}') == 401
-    finally:
-        for client in held:
-            await client.close()
-        with suppress(ProcessLookupError):
-            server.terminate()
-        assert server.stderr is not None
-        err = (await server.stderr.read()).decode()
-        await server.wait()
+            assert status == 101
+            assert await _metric(port, 'rdv_lobby_refused_total{limit="pairs_address"}') == 401
+        finally:
+            for client in held:
+                await client.close()
+    err = served.stderr
     assert "pair cap reached (pairs_address, 127.0.0.1): refusing requests with 429" in err, err
 
 
