@@ -16,6 +16,7 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, DataTable, Input
 
 from rdv_core import events as ev
+from rdv_core.client import Conn
 from rdv_core.client._client import Client
 from rdv_core.session import (
     Session,
@@ -79,6 +80,38 @@ async def app_dials_a_demo_peer(
         with contextlib.suppress(asyncio.CancelledError, SessionError):
             peer_task.cancel()
             await peer_task
+
+
+async def dial_the_app(app: RdvApp, pilot: Pilot[int]) -> tuple[Session, Conn]:
+    """The app accepts on a fresh code (Connect form, ``ctrl+r``) and a real dialing
+    :class:`Session` meets it through the embedded server: (session, its conn)."""
+    assert app.controller.embedded is not None
+    code = generate_code()
+    await fill_connect_form(app, pilot, code)
+    app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
+    parsed = parse_code(code)
+    client = Client(spaces=LOOPBACK, timeout=20)
+    dial = asyncio.get_running_loop().create_task(
+        client.dial(app.controller.embedded.url, parsed.token)
+    )
+    await pilot.press("ctrl+r")
+    async with asyncio.timeout(20):
+        conn = await dial
+    session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
+    await session.start()
+    return session, conn
+
+
+@contextlib.asynccontextmanager
+async def a_peer_dials_the_app(app: RdvApp, pilot: Pilot[int]) -> AsyncIterator[Session]:
+    """:func:`dial_the_app`, closed at the end."""
+    session, conn = await dial_the_app(app, pilot)
+    try:
+        yield session
+    finally:
+        await session.close()
+        await conn.close()
+        await pilot.pause(0.3)
 
 
 async def test_connect_race_chat_and_file(tmp_path: Path) -> None:

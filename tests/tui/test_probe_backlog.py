@@ -7,19 +7,16 @@ app's memory without end (a progress event per transfer every 0.1 s, every chat 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from textual.widgets import ProgressBar
 
 from rdv_core import events as ev
-from rdv_core.client._client import Client
-from rdv_core.session import Session, generate_code, parse_code
 from rdv_tui.app import RdvApp, make_app
 from rdv_tui.widgets.chat import SCROLLBACK, ChatLog
 from rdv_tui.widgets.files import TransferRow
 
-from tests.tui.test_live import LOOPBACK, config, fill_connect_form, wait_for
+from tests.tui.test_live import a_peer_dials_the_app, config, wait_for
 
 LINES = SCROLLBACK + 1000
 HELD_BEYOND_CHAT = 10
@@ -40,20 +37,7 @@ async def test_chat_from_a_session_never_shown_is_bounded_by_the_scrollback(
         await wait_for(pilot, lambda: app.controller.embedded is not None)
         assert app.controller.embedded is not None
         app.controller.session_switch_delay = 3600.0  # the user decides where to look
-        code = generate_code()
-        await fill_connect_form(app, pilot, code)
-        app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
-        parsed = parse_code(code)
-        client = Client(spaces=LOOPBACK, timeout=20)
-        dial = asyncio.get_running_loop().create_task(
-            client.dial(app.controller.embedded.url, parsed.token)
-        )
-        await pilot.press("ctrl+r")
-        async with asyncio.timeout(20):
-            conn = await dial
-        session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
-        try:
-            await session.start()
+        async with a_peer_dials_the_app(app, pilot) as session:
             await wait_for(pilot, lambda: app.controller.session is not None)
             await pilot.press("f5")
             assert app.current_mode == "server"
@@ -73,10 +57,6 @@ async def test_chat_from_a_session_never_shown_is_bounded_by_the_scrollback(
             assert len(lines) == SCROLLBACK
             assert lines[-1] == ("peer", last)
             assert ("peer", f"line {LINES - SCROLLBACK + HELD_BEYOND_CHAT}") in lines
-        finally:
-            await session.close()
-            await conn.close()
-            await pilot.pause(0.3)
 
 
 async def test_an_hours_progress_is_held_as_one_event_per_transfer(tmp_path: Path) -> None:

@@ -15,13 +15,12 @@ from textual.widgets._footer import FooterKey
 
 from rdv_core import events as ev
 from rdv_core.client import Conn
-from rdv_core.client._client import Client
-from rdv_core.session import Session, SessionError, TransferRejected, generate_code, parse_code
+from rdv_core.session import Session, SessionError, TransferRejected
 from rdv_tui.app import RdvApp, make_app
 from rdv_tui.widgets.files import ROWS_UP_TO, FilesPane, OfferBar, TransferRow
 from rdv_tui.widgets.link_strip import LinkStrip
 
-from tests.tui.test_live import LOOPBACK, config, fill_connect_form, wait_for
+from tests.tui.test_live import a_peer_dials_the_app, config, dial_the_app, wait_for
 
 
 def folder_of(path: Path, count: int) -> Path:
@@ -42,20 +41,7 @@ async def session_sending(
     assert app.controller.embedded is not None
     if app.current_mode != "connect":
         await pilot.press("f2")
-    code = generate_code()
-    await fill_connect_form(app, pilot, code)
-    app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
-    parsed = parse_code(code)
-    client = Client(spaces=LOOPBACK, timeout=20)
-    dial = asyncio.get_running_loop().create_task(
-        client.dial(app.controller.embedded.url, parsed.token)
-    )
-    await pilot.press("ctrl+r")
-    async with asyncio.timeout(20):
-        conn = await dial
-    session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
-    try:
-        await session.start()
+    async with a_peer_dials_the_app(app, pilot) as session:
         screen = app.session_screen
         await wait_for(
             pilot,
@@ -82,10 +68,6 @@ async def session_sending(
             for row in screen.query(TransferRow)
             if row.id is not None and row.id.startswith(prefix)
         ]
-    finally:
-        await session.close()
-        await conn.close()
-        await pilot.pause(0.3)
 
 
 async def test_a_send_past_twenty_files_leaves_no_row_saying_offered(tmp_path: Path) -> None:
@@ -132,19 +114,7 @@ async def dialed_session(app: RdvApp, pilot: Pilot[int]) -> tuple[Session, Conn]
     assert app.controller.embedded is not None
     if app.current_mode != "connect":
         await pilot.press("f2")
-    code = generate_code()
-    await fill_connect_form(app, pilot, code)
-    app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
-    parsed = parse_code(code)
-    client = Client(spaces=LOOPBACK, timeout=20)
-    dial = asyncio.get_running_loop().create_task(
-        client.dial(app.controller.embedded.url, parsed.token)
-    )
-    await pilot.press("ctrl+r")
-    async with asyncio.timeout(20):
-        conn = await dial
-    session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
-    await session.start()
+    session, conn = await dial_the_app(app, pilot)
     screen = app.session_screen
     await wait_for(
         pilot, lambda: app.controller.session is not None and bool(screen.query("#offer-text"))
