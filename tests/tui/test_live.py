@@ -173,21 +173,8 @@ async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.controller.embedded is not None)
         assert app.controller.embedded is not None
-        code = generate_code()
-        await fill_connect_form(app, pilot, code)
-        app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
         app.controller.session_switch_delay = 0.0
-        parsed = parse_code(code)
-        client = Client(spaces=LOOPBACK, timeout=20)
-        dial = asyncio.get_running_loop().create_task(
-            client.dial(app.controller.embedded.url, parsed.token)
-        )
-        await pilot.press("ctrl+r")
-        async with asyncio.timeout(20):
-            conn = await dial
-        session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
-        try:
-            await session.start()
+        async with a_peer_dials_the_app(app, pilot) as session:
             await wait_for(pilot, lambda: bool(app.session_screen.query(OfferBar)))
             big = tmp_path / "offered.bin"
             big.write_bytes(bytes(range(256)) * 4096)
@@ -210,9 +197,6 @@ async def test_incoming_offer_accept_and_reject(tmp_path: Path) -> None:
                     await second
             row2 = app.session_screen.query_one("#t-1-in-2", TransferRow)
             assert row2.has_class("-failed")
-        finally:
-            await session.close()
-            await conn.close()
 
 
 async def test_race_only_and_server_screen(tmp_path: Path) -> None:

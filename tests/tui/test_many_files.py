@@ -15,12 +15,10 @@ from pathlib import Path
 from textual import events
 from textual.widgets import Input, Static
 
-from rdv_core.client._client import Client
-from rdv_core.session import Session, generate_code, parse_code
 from rdv_tui.app import make_app
 from rdv_tui.widgets.files import FAILED_ROWS, OfferBar, TransferRow
 
-from tests.tui.test_live import LOOPBACK, config, fill_connect_form, wait_for
+from tests.tui.test_live import a_peer_dials_the_app, config, wait_for
 
 FILES = 10_000
 #: Seconds a typed key may take to reach the input while the files move. Generous for a
@@ -39,21 +37,8 @@ async def test_ten_thousand_files_keep_the_ui_responsive(tmp_path: Path) -> None
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.controller.embedded is not None)
         assert app.controller.embedded is not None
-        code = generate_code()
-        await fill_connect_form(app, pilot, code)
-        app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
         app.controller.session_switch_delay = 0.0
-        parsed = parse_code(code)
-        client = Client(spaces=LOOPBACK, timeout=20)
-        dial = asyncio.get_running_loop().create_task(
-            client.dial(app.controller.embedded.url, parsed.token)
-        )
-        await pilot.press("ctrl+r")
-        async with asyncio.timeout(20):
-            conn = await dial
-        session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
-        try:
-            await session.start()
+        async with a_peer_dials_the_app(app, pilot) as session:
             await wait_for(pilot, lambda: bool(app.session_screen.query(OfferBar)))
             send = asyncio.get_running_loop().create_task(session.send_paths([folder]))
             bar = app.session_screen.query_one(OfferBar)
@@ -99,6 +84,3 @@ async def test_ten_thousand_files_keep_the_ui_responsive(tmp_path: Path) -> None
             assert len(app.session_screen.query(TransferRow)) <= FAILED_ROWS
             received = list((tmp_path / "inbox" / "many").rglob("f*"))
             assert len(received) == FILES
-        finally:
-            await session.close()
-            await conn.close()
