@@ -305,3 +305,26 @@ async def rdv_serve_with_fds(fds: int) -> AsyncIterator[ServeProcess]:
         await process.wait()
         if served is not None:
             served.stderr += rest
+
+
+async def a_pair_meets(port: int, token: str, accepter_from: str, dialer_from: str) -> None:
+    """A pair from these loopback sources meets on ``port`` (``101`` to both) and bytes
+    flow through the relay: what a cap must leave to everyone else."""
+
+    async def request(method: str, source: str) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+        client = RawClient(reader, writer)
+        client.send(rdv_request(method, f"/{token}"))
+        return client
+
+    accepter = await request("ACCEPT", accepter_from)
+    await asyncio.sleep(0.05)  # it waits first: the DIAL then matches it
+    dialer = await request("DIAL", dialer_from)
+    try:
+        assert parse_head(await dialer.read_head(20.0))[0] == 101
+        assert parse_head(await accepter.read_head(20.0))[0] == 101
+        dialer.send(b"CONTINUE\nhello")
+        assert await accepter.read_exactly(14, 20.0) == b"CONTINUE\nhello"
+    finally:
+        for client in (dialer, accepter):
+            await client.close()

@@ -17,6 +17,7 @@ from rdv_core.server._observed import TrustedProxies
 
 from tests.server_support import (
     RawClient,
+    a_pair_meets,
     parse_head,
     rdv_request,
     rdv_serve_with_fds,
@@ -65,15 +66,7 @@ async def test_unfinished_heads_of_one_address_cannot_take_every_fd() -> None:
             ), {a[:200] for a in refused}
             assert parse_head(refused[0])[0] == 429
             # Another network meets its peer and bytes flow.
-            accepter = await _open(port, "127.0.1.1", rdv_request("ACCEPT", "/legit"))
-            await asyncio.sleep(0.05)
-            dialer = await _open(port, "127.0.1.2", rdv_request("DIAL", "/legit"))
-            assert parse_head(await dialer.read_head(20.0))[0] == 101
-            assert parse_head(await accepter.read_head(20.0))[0] == 101
-            dialer.send(b"CONTINUE\nhello")
-            assert await accepter.read_exactly(14, 20.0) == b"CONTINUE\nhello"
-            for client in (dialer, accepter):
-                await client.close()
+            await a_pair_meets(port, "legit", "127.0.1.1", "127.0.1.2")
             # The attacker lets go: its address gets its slots back.
             for client in held:
                 await client.close()

@@ -16,6 +16,7 @@ from rdv_core.server import LobbyLimits
 
 from tests.server_support import (
     RawClient,
+    a_pair_meets,
     parse_head,
     rdv_request,
     rdv_serve_with_fds,
@@ -76,15 +77,7 @@ async def test_a_self_pairing_client_cannot_take_every_fd() -> None:
             head = await refused.read_until_eof(20.0)
             assert head.endswith(b"too many open pairs from your address, try again later"), head
             # Another client, another network: it meets its peer and bytes flow.
-            accepter = await _request(port, "ACCEPT", "legit", "127.0.1.1")
-            await asyncio.sleep(0.05)
-            dialer = await _request(port, "DIAL", "legit", "127.0.1.2")
-            assert await _status(dialer) == 101
-            assert await _status(accepter) == 101
-            dialer.send(b"CONTINUE\nhello")
-            assert await accepter.read_exactly(14, 20.0) == b"CONTINUE\nhello"
-            for client in (dialer, accepter):
-                await client.close()
+            await a_pair_meets(port, "legit", "127.0.1.1", "127.0.1.2")
             # The attacker lets go: its pairs end, and it may pair again.
             for client in held:
                 await client.close()
