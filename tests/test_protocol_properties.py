@@ -45,6 +45,7 @@ from rdv_core.wire import (
     unescape_token,
 )
 from rdv_core.wire._http1.checks import has_bad_escape
+from rdv_core.wire._http1.head import _find_head_end
 from rdv_core.wire._names import PATH_SEGMENT_SAFE
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -219,6 +220,28 @@ def test_token_fast_paths_agree_with_urllib(token: str, text: str) -> None:
         assert unescape_token(text) == expected
     except ProtocolError:
         assert expected is None
+
+
+def _head_end_line_by_line(buf: bytes, start: int) -> int:
+    """The head's end as the parser found it before issue 10: the first line break from
+    ``start`` that a blank line follows (``\\n`` or ``\\r\\n``)."""
+    i = buf.find(b"\n", start)
+    while i >= 0:
+        if buf[i + 1 : i + 2] == b"\n":
+            return i + 2
+        if buf[i + 1 : i + 3] == b"\r\n":
+            return i + 3
+        i = buf.find(b"\n", i + 1)
+    return -1
+
+
+@FUZZ
+@given(raw=st.binary(max_size=40) | st.text("\r\na:", max_size=40).map(str.encode), data=st.data())
+def test_head_end_search_agrees_with_a_line_by_line_scan(raw: bytes, data: st.DataObject) -> None:
+    # _find_head_end searches both blank-line patterns in C (issue 10,
+    # docs/notes/issue-10-connect-sixth.md): the same end as a scan line by line.
+    start = data.draw(st.integers(0, len(raw) + 1))
+    assert _find_head_end(bytearray(raw), start) == _head_end_line_by_line(raw, start)
 
 
 # ----- arbitrary input never raises anything but ProtocolError
