@@ -45,6 +45,13 @@ from rdv_core.wire import (
     unescape_token,
 )
 from rdv_core.wire._http1.checks import has_bad_escape
+from rdv_core.wire._http1.head import (
+    _TOKEN_RE,
+    _find_head_end,
+    _has_ctl,
+    _parse_header_lines,
+    _split_lines,
+)
 from rdv_core.wire._names import PATH_SEGMENT_SAFE
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -219,6 +226,76 @@ def test_token_fast_paths_agree_with_urllib(token: str, text: str) -> None:
         assert unescape_token(text) == expected
     except ProtocolError:
         assert expected is None
+
+
+def _head_end_line_by_line(buf: bytes, start: int) -> int:
+    """The head's end as the parser found it before issue 10: the first line break from
+    ``start`` that a blank line follows (``\\n`` or ``\\r\\n``)."""
+    i = buf.find(b"\n", start)
+    while i >= 0:
+        if buf[i + 1 : i + 2] == b"\n":
+            return i + 2
+        if buf[i + 1 : i + 3] == b"\r\n":
+            return i + 3
+        i = buf.find(b"\n", i + 1)
+    return -1
+
+
+@FUZZ
+@given(raw=st.binary(max_size=40) | st.text("\r\na:", max_size=40).map(str.encode), data=st.data())
+def test_head_end_search_agrees_with_a_line_by_line_scan(raw: bytes, data: st.DataObject) -> None:
+    # _find_head_end searches both blank-line patterns in C (issue 10,
+    # docs/notes/issue-10-connect-sixth.md): the same end as a scan line by line.
+    start = data.draw(st.integers(0, len(raw) + 1))
+    assert _find_head_end(bytearray(raw), start) == _head_end_line_by_line(raw, start)
+
+
+def _lines_and_headers_as_before(block: bytes, kind: Literal["request", "response"]) -> object:
+    """``_split_lines`` and ``_parse_header_lines`` as they were before issue 10's sixth
+    pass (one line at a time): the header list, or the error's type, message and status."""
+    out = [line[:-1] if line.endswith(b"\r") else line for line in block.split(b"\n")]
+    while out and out[-1] == b"":
+        out.pop()
+    headers: list[tuple[str, str]] = []
+    try:
+        if len(out[1:]) > 100:
+            raise ProtocolError("too many HTTP headers", status=431)
+        for raw in out[1:]:
+            if raw[:1] in (b" ", b"\t"):
+                raise ProtocolError("obsolete header line folding")
+            name, colon, value = raw.partition(b":")
+            if not colon or not _TOKEN_RE.fullmatch(name):
+                raise ProtocolError(f"malformed header line {raw[:100]!r}")
+            if b"\0" in value or b"\r" in value:
+                raise ProtocolError("invalid character in header value")
+            if kind == "request" and _has_ctl(value, allow_tab=True):
+                raise RequestRejected("400 Bad Request: invalid header value", 400, http_level=True)
+            headers.append((name.decode("ascii"), value.decode("latin-1").strip(" \t")))
+    except ProtocolError as exc:
+        return (type(exc), exc.message, exc.status)
+    return (out, headers)
+
+
+@FUZZ
+@given(
+    lines=st.lists(st.text("ab:- \t\r\n\x00\x01\x7f", max_size=8), max_size=6),
+    crlf=st.booleans(),
+    kind=st.sampled_from(["request", "response"]),
+)
+def test_header_block_fast_paths_agree_with_line_by_line(
+    lines: list[str], crlf: bool, kind: Literal["request", "response"]
+) -> None:
+    # The head's lines are split in one call when all end in CRLF, and a block without
+    # control bytes skips the per-line checks for them (issue 10): same lines, headers
+    # and errors as before.
+    end = b"\r\n" if crlf else b"\n"
+    block = b"GET / HTTP/1.1" + end + b"".join(line.encode("latin-1") + end for line in lines) + end
+    split = _split_lines(block)
+    try:
+        got: object = (split, _parse_header_lines(split[1:], kind))
+    except ProtocolError as exc:
+        got = (type(exc), exc.message, exc.status)
+    assert got == _lines_and_headers_as_before(block, kind)
 
 
 # ----- arbitrary input never raises anything but ProtocolError

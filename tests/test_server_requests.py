@@ -302,3 +302,6 @@ async def test_native_enables_tcp_keepalive_on_client_conns() -> None:
         sock = env.server._lobby["ka"].transport.get_extra_info("socket")
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+        # On Linux they come from the listeners (set once: server/_keepalive.py).
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 15
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 4

@@ -10,7 +10,6 @@ NAT64 are named by the IPv4 address they stand for.
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -119,7 +118,11 @@ def infer_origins(peer_addrs: Sequence[Addr]) -> dict[Addr, Origin]:
     """
     if not peer_addrs:
         return {}
-    ports = Counter(a.port for a in peer_addrs)
+    # A plain dict, not a Counter (its set-up is costly for two or three addresses,
+    # issue 10): the same counts in the same order, so the same ties.
+    ports: dict[int, int] = {}
+    for a in peer_addrs:
+        ports[a.port] = ports.get(a.port, 0) + 1
     non_public_ports = {a.port for a in peer_addrs if a.space != AddrSpace.PUBLIC4}
 
     def rank(port: int) -> tuple[int, bool]:

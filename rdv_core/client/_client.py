@@ -424,7 +424,6 @@ class _Attempt:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TLS (for ``https://``) on a connected socket, then the ``ServerConnected`` event."""
         server = self.server
-        server_addr = Addr.from_sockaddr(sock.getpeername())
         ssl_context: ssl.SSLContext | None = None
         if server.tls:
             ssl_context = self.client.ssl_context or ssl.create_default_context()
@@ -440,6 +439,14 @@ class _Attempt:
             raise ServerConnectError(
                 f"TLS with the rdv server {server} failed: {exc}", exc.errno
             ) from exc
+        # The transport asked the kernel already; it says None when the conn is gone (the
+        # socket's own call then raises, as it did before the transport was made).
+        try:
+            peer = writer.get_extra_info("peername") or sock.getpeername()
+        except OSError:
+            writer.close()
+            raise
+        server_addr = Addr.from_sockaddr(peer)
         ssl_object = writer.get_extra_info("ssl_object")
         local = Addr.from_sockaddr(writer.get_extra_info("sockname"))
         self.emit(

@@ -63,7 +63,8 @@ def open_stream_now(
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
-        sock.setblocking(False)  # as create_connection does
+        if sock.gettimeout() != 0:  # most are already (client/_sockets.py): no system call
+            sock.setblocking(False)  # as create_connection does
         transport = make(sock, protocol)
     except BaseException:
         sock.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from typing import Final
 
 from rdv_core.wire import Addr
 
@@ -17,14 +18,20 @@ from rdv_core.wire import Addr
 LISTEN_BACKLOG = 64
 
 
+#: Linux makes a socket non-blocking in ``socket()`` itself: one system call less per
+#: socket than ``setblocking(False)`` (six per loopback attempt, issue 10).
+_NONBLOCK: Final = getattr(socket, "SOCK_NONBLOCK", 0)
+
+
 def reuse_socket(family: socket.AddressFamily) -> socket.socket:
     """A non-blocking TCP socket with SO_REUSEADDR and SO_REUSEPORT set (and no Nagle)."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM | _NONBLOCK)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         no_delay(sock)
-        sock.setblocking(False)
+        if not _NONBLOCK:
+            sock.setblocking(False)
     except OSError:
         sock.close()
         raise

@@ -51,7 +51,7 @@ from rdv_core.server._head_slots import (
     refusal,
     socket_peer,
 )
-from rdv_core.server._keepalive import enable_keepalive
+from rdv_core.server._keepalive import enable_keepalive, keepalive_on_listeners
 from rdv_core.server._observed import TrustedProxies, transport_peer_addr
 from rdv_core.server._plain_response import respond
 from rdv_core.server._probe_ports import serve_probe
@@ -129,7 +129,8 @@ class _HttpConn(asyncio.Protocol):
             self._front.server.count_reject(429, TOO_MANY_HEADS, self._remote, "")
             self._timer = asyncio.get_running_loop().call_later(REFUSAL_WAIT_S, self.close)
             return
-        enable_keepalive(transport)
+        if not self._front.keepalive_inherited:
+            enable_keepalive(transport)
         self._transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._front._conns.add(self)
         self._arm_timer()
@@ -312,6 +313,8 @@ class NativeFront:
         self._host = host
         self._ssl: ssl_module.SSLContext | None = None
         self._listener: Listener | None = None
+        #: The listeners hand TCP keepalive down to their conns (server/_keepalive.py).
+        self.keepalive_inherited = False
         self._conns: set[_HttpConn] = set()
         #: ``/metrics``: a costly render is served again for a second (it walks every pair).
         self.metrics = metrics.Scrapes(server.stats)
@@ -343,6 +346,7 @@ class NativeFront:
         self._ssl = ssl
         # Our own accept loop (not loop.create_server): it survives running out of fds.
         sockets = bind_sockets(host, port, backlog=1024)
+        self.keepalive_inherited = keepalive_on_listeners(sockets)
         self._listener = Listener(sockets, self._accepted, ssl is None, self._shed)
         self.port = sockets[0].getsockname()[1]
 
