@@ -13,13 +13,14 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Checkbox, Footer, Input, Label, RadioSet, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, RadioSet, Select, Static
 
 from rdv_core.session import generate_code
 from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 from rdv_tui.share import ServerChoice
 from rdv_tui.widgets.code_input import CodeInput
+from rdv_tui.widgets.fitted_footer import FittedFooter
 from rdv_tui.widgets.toggles import OnOffCheckbox, OnOffRadioButton
 
 RadioButton = OnOffRadioButton  # every radio and checkbox here shows its state in the glyph
@@ -38,6 +39,10 @@ class ConnectScreen(Screen[None]):
         Binding("ctrl+y", "copy_code", "Copy", tooltip="Copy the code"),
         Binding("ctrl+r", "connect", "Connect"),
     ]
+
+    SHORT_LABELS: ClassVar[dict[str, str]] = {"generate_code": "", "copy_code": ""}
+    """Where the footer is short (rdv_tui/widgets/fitted_footer.py): New and Copy are
+    buttons beside the code."""
 
     @dataclass
     class ConnectRequested(Message):
@@ -127,7 +132,7 @@ class ConnectScreen(Screen[None]):
                 yield Static("s (lobby wait included)", classes="unit")
             yield Button("Connect", variant="primary", id="connect", compact=True)
             yield Static("", id="error", markup=False)
-        yield Footer(compact=True)  # every key fits at 80 columns
+        yield FittedFooter()  # every key it shows is whole, at any width
 
     def on_mount(self) -> None:
         self.sub_title = "connect"

@@ -17,10 +17,11 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from rdv_core.doctor import LABELS, Doctor, Finding, Report, explain, summary
 from rdv_core.wire import printable
+from rdv_tui.widgets.fitted_footer import FittedFooter
 
 _WORDS = {True: "yes", False: "no", None: "…"}
 #: From this many columns on, the table also shows what was seen.
@@ -50,6 +51,9 @@ class DoctorScreen(Screen[None]):
         Binding("s", "app.save_svg", "Save SVG"),
     ]
 
+    SHORT_LABELS: ClassVar[dict[str, str]] = {"run": "Run", "app.save_svg": "SVG"}
+    """Where the footer is short (rdv_tui/widgets/fitted_footer.py)."""
+
     _ready = False
 
     def __init__(self, urls: Iterable[str] = ()) -> None:
@@ -66,7 +70,7 @@ class DoctorScreen(Screen[None]):
         with VerticalScroll(id="doctor-body"):
             yield Static("", id="findings")
             yield Static("", id="doctor-servers")
-        yield Footer(compact=True)  # every key fits at 80 columns (tests/tui/test_footer_fits.py)
+        yield FittedFooter()  # every key it shows is whole (tests/tui/test_footer_fits.py)
 
     def on_mount(self) -> None:
         self.sub_title = "doctor"

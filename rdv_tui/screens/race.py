@@ -21,12 +21,13 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from rdv_core.events import Event, write_jsonl
 from rdv_core.wire import printable
 from rdv_tui.race_model import RaceModel, is_race_event
 from rdv_tui.screens.candidate import CandidateDetails
+from rdv_tui.widgets.fitted_footer import FittedFooter
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
 from rdv_tui.widgets.race_table import RaceTable
 from rdv_tui.widgets.waterfall import Waterfall
@@ -91,7 +92,7 @@ class RaceScreen(Screen[None]):
             yield RaceTable(id="race-table")
             yield Waterfall(self.model, id="waterfall")
             yield Static("", id="diagnosis")
-        yield Footer(compact=True)  # every key fits at 80 columns
+        yield FittedFooter()  # every key it shows is whole, at any width
 
     def on_mount(self) -> None:
         self._ready = True
