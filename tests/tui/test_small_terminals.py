@@ -23,6 +23,7 @@ from textual.widgets import Footer
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.scene_doctor import stage_doctor
 from rdv_tui.scenes import session_app_config, stage_server, stage_session
+from rdv_tui.widgets.files import FilesPane
 from rdv_tui.widgets.offer_bar import OfferBar
 from rdv_tui.widgets.server_view import ServerLog
 
@@ -181,10 +182,11 @@ async def test_any_tiny_terminal_is_drawn_without_a_crash(scene: str) -> None:
         assert_rows(app, *selectors)
 
 
-@SIZES
+@pytest.mark.parametrize("size", [(40, 12), (80, 12), (80, 24)], ids=["40x12", "80x12", "80x24"])
 async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[int, int]) -> None:
     """A real peer offers a file: at 40 columns two 16-cell buttons left the offer's text
-    2 cells ('Pe')."""
+    2 cells ('Pe'); below 20 rows the offer left the transfers list (where the offered
+    file's row has its name) no row, and the download folder's line was cut away."""
     note = tmp_path / "note.txt"
     note.write_bytes(b"hello")
     app = make_app(config(tmp_path))
@@ -199,6 +201,10 @@ async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[i
         assert_rows(app, "#offer-text", min_width=10)
         for button in ("#offer-accept", "#offer-reject"):
             assert shown(app, button).height == 1, button
+        assert_rows(app, "#transfers", "#download-dir", "#send-bar", "#chat-log", "#chat-input")
+        row = app.session_screen.query_one(FilesPane).row("in", 1)
+        assert row is not None and row.id is not None
+        assert_rows(app, f"#{row.id}", min_width=30)  # '↓ note.txt (5 B)   offered'
         await pilot.press("ctrl+t")
         await send
         await session.close()
