@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -24,6 +24,11 @@ from rdv_tui.widgets.fitted_footer import FittedFooter
 from rdv_tui.widgets.toggles import OnOffCheckbox, OnOffRadioButton
 
 RadioButton = OnOffRadioButton  # every radio and checkbox here shows its state in the glyph
+
+
+THIN = 66
+"""Below this many columns the form puts two spaces a row, and each row's last box
+(race only, force relay) under the row's first (rdv.tcss, ``-thin``)."""
 
 
 class ConnectScreen(Screen[None]):
@@ -87,7 +92,7 @@ class ConnectScreen(Screen[None]):
                     "New", id="generate", tooltip="Generate a fresh code (ctrl+g)", compact=True
                 )
                 yield Button("Copy", id="copy", tooltip="Copy the code (ctrl+y)", compact=True)
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row", id="role-row"):
                 yield Label("Role")
                 with RadioSet(id="role", compact=True):
                     yield RadioButton("dial", value=True, id="role-dial", compact=True)
@@ -109,19 +114,20 @@ class ConnectScreen(Screen[None]):
                             id=f"space-{name}",
                             compact=True,
                         )
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row", id="picker-row"):
                 yield Label("Picker")
-                yield Select(
-                    [(p, p) for p in PICKERS],
-                    value="wait-for-p2p",
-                    allow_blank=False,
-                    id="picker",
-                    compact=True,
-                )
-                yield Input("1.0", id="wait", tooltip="seconds the picker waits", compact=True)
-                yield Static("s", classes="unit")
+                with Horizontal(id="picker-box"):
+                    yield Select(
+                        [(p, p) for p in PICKERS],
+                        value="wait-for-p2p",
+                        allow_blank=False,
+                        id="picker",
+                        compact=True,
+                    )
+                    yield Input("1.0", id="wait", tooltip="seconds the picker waits", compact=True)
+                    yield Static("s", classes="unit")
                 yield OnOffCheckbox("force relay", id="force-relay", compact=True)
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row", id="timeout-row"):
                 yield Label("Timeout")
                 yield Input(
                     "120",
@@ -134,11 +140,17 @@ class ConnectScreen(Screen[None]):
             yield Static("", id="error", markup=False)
         yield FittedFooter()  # every key it shows is whole, at any width
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < THIN, "-thin")
+
     def on_mount(self) -> None:
         self.sub_title = "connect"
         self._server_settings(self.query_one("#server", Input).value)
         self.refresh_share()
-        self.query_one("#code", Input).focus()
+        # Not scrolled into view: the form is laid out again once the screen knows its
+        # size (-short caps the share text, -thin adds rows), and a scroll made for the
+        # first layout hid the code row at 40x12 (the code field is near the top anyway).
+        self.query_one("#code", Input).focus(scroll_visible=False)
 
     def show_servers(self, servers: ServerChoice) -> None:
         """Offer these servers from now on (the embedded one may start after the form)."""

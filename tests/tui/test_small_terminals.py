@@ -14,11 +14,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from textual.css.query import NoMatches
 from textual.errors import NoWidget
 from textual.geometry import Region
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import Checkbox, Footer
 
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.scene_doctor import stage_doctor
@@ -209,3 +210,22 @@ async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[i
         await send
         await session.close()
         await conn.close()
+
+
+@pytest.mark.parametrize("width", [40, 50, 65, 80])
+async def test_every_connect_option_is_in_sight_and_named(width: int) -> None:
+    """Below 66 columns the four spaces of a row read 'pu…', 'pub…', 'pr…', 'pri…' (public4
+    or public6?), and 'race only' and 'force relay' were past the right edge, out of sight
+    (only Tab reached them)."""
+    app = make_app(AppConfig(embedded_server=False, server_url="http://rdv.example.net:8080"))
+    async with app.run_test(size=(width, 40)) as pilot:
+        await pilot.pause()
+        boxes = list(app.screen.query(Checkbox))
+        assert len(boxes) == 10  # eight spaces, race only, force relay
+        for box in boxes:
+            label = str(box.label)
+            region = shown(app, f"#{box.id}")
+            assert region.height == 1, (label, region)
+            assert region.width >= cell_len(label) + 4, (label, region)  # '▐✔▌ ' and the name
+        for field in ("#wait", "#timeout", "#picker"):
+            assert shown(app, field).width == app.screen.query_one(field).region.width, field
