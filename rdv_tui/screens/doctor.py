@@ -26,6 +26,10 @@ from rdv_tui.widgets.fitted_footer import FittedFooter
 _WORDS = {True: "yes", False: "no", None: "…"}
 #: From this many columns on, the table also shows what was seen.
 WIDE = 120
+#: Below this many columns the result and its meaning share a column, one under the other:
+#: beside a 20-cell result (``endpoint-independent``) the meaning had no room at all, and
+#: at 40 columns the screen showed each check's result and no word of what it means.
+NARROW = 72
 
 
 def _value(finding: Finding | None) -> str:
@@ -86,10 +90,14 @@ class DoctorScreen(Screen[None]):
     def _draw_findings(self) -> None:
         # Narrow terminals get the meaning only; the raw observation needs room.
         wide = self.size.width >= WIDE
+        narrow = self.size.width < NARROW
         table = Table(expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
         table.add_column("check", no_wrap=True, style="bold")
-        table.add_column("result", no_wrap=True)
-        table.add_column("what it means", ratio=4)
+        if narrow:
+            table.add_column("result and meaning", ratio=1)
+        else:
+            table.add_column("result", no_wrap=True)
+            table.add_column("what it means", ratio=4)
         if wide:
             table.add_column("what was seen", ratio=4, style="dim")
         for name, label in LABELS.items():
@@ -100,6 +108,9 @@ class DoctorScreen(Screen[None]):
             seen = [finding.reason if finding else ""] if wide else []
             # Reasons quote what servers answered: plain text, control characters shown.
             cells = [Text(printable(c)) for c in (_value(finding), meaning, *seen)]
+            if narrow:
+                result, meant = cells
+                cells = [Text.assemble(result, "\n", meant) if meant.plain else result]
             table.add_row(label, *cells)
         self.query_one("#findings", Static).update(table)
 
