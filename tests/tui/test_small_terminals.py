@@ -25,6 +25,7 @@ from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.scene_doctor import stage_doctor
 from rdv_tui.scenes import session_app_config, stage_server, stage_session
 from rdv_tui.widgets.files import FilesPane
+from rdv_tui.widgets.link_strip import LinkStrip
 from rdv_tui.widgets.offer_bar import OfferBar
 from rdv_tui.widgets.server_view import ServerLog
 
@@ -229,3 +230,24 @@ async def test_every_connect_option_is_in_sight_and_named(width: int) -> None:
             assert region.width >= cell_len(label) + 4, (label, region)  # '▐✔▌ ' and the name
         for field in ("#wait", "#timeout", "#picker"):
             assert shown(app, field).width == app.screen.query_one(field).region.width, field
+
+
+@pytest.mark.parametrize("width", [40, 80])
+async def test_the_link_strip_shows_the_rtt(tmp_path: Path, width: int) -> None:
+    """A real session on loopback: at 40 columns the throughput sparkline left the link
+    strip's text 28 cells, and the RTT was cut ('RTT 8…')."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(width, 12)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        link = app.session_screen.query_one(LinkStrip)
+        await wait_for(pilot, lambda: link.rtt_ms is not None, limit=30)
+        await pilot.pause(0.2)
+        assert link.rtt_ms is not None
+        region = shown(app, "#link")
+        line = app.screen._compositor.render_strips()[region.y].text
+        assert f"RTT {link.rtt_ms:.1f} ms" in line, line
+        assert "★ P2P 127.0.0.1:" in line
+        await session.close()
+        await conn.close()
