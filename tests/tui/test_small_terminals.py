@@ -184,12 +184,15 @@ async def test_any_tiny_terminal_is_drawn_without_a_crash(scene: str) -> None:
         assert_rows(app, *selectors)
 
 
-@pytest.mark.parametrize("size", [(40, 12), (80, 12), (80, 24)], ids=["40x12", "80x12", "80x24"])
+@pytest.mark.parametrize(
+    "size", [(40, 12), (80, 12), (40, 24), (80, 24)], ids=["40x12", "80x12", "40x24", "80x24"]
+)
 async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[int, int]) -> None:
     """A real peer offers a file: at 40 columns two 16-cell buttons left the offer's text
     2 cells ('Pe'); below 20 rows the offer left the transfers list (where the offered
-    file's row has its name) no row, and the download folder's line was cut away."""
-    note = tmp_path / "note.txt"
+    file's row has its name) no row, and the download folder's line was cut away; at 40x24
+    the text beside the buttons had 12 cells and broke the name into five lines."""
+    note = tmp_path / "holiday-photos-2026-summer.tar"
     note.write_bytes(b"hello")
     app = make_app(config(tmp_path))
     async with app.run_test(size=size) as pilot:
@@ -203,10 +206,14 @@ async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[i
         assert_rows(app, "#offer-text", min_width=10)
         for button in ("#offer-accept", "#offer-reject"):
             assert shown(app, button).height == 1, button
+            assert shown(app, button).width >= len("Accept ^t"), button
+        if size[1] >= 20:  # below 20 rows the text keeps to one line, cut with '…'
+            text = [strip.text for strip in app.screen._compositor.render_strips()]
+            assert any(note.name in line for line in text), text
         assert_rows(app, "#transfers", "#download-dir", "#send-bar", "#chat-log", "#chat-input")
         row = app.session_screen.query_one(FilesPane).row("in", 1)
         assert row is not None and row.id is not None
-        assert_rows(app, f"#{row.id}", min_width=30)  # '↓ note.txt (5 B)   offered'
+        assert_rows(app, f"#{row.id}", min_width=30)  # '↓ holiday-photos-…  offered'
         await pilot.press("ctrl+t")
         await send
         await session.close()
