@@ -15,6 +15,7 @@ from rdv_core.client import Conn
 from rdv_core.doctor import Report, predict, render_verdict, run_doctor, summary, verdict
 from rdv_core.session import Session, SessionError
 from rdv_core.wire import AddrSpace
+from rdv_tui.widgets.wrapped_text import labelled
 
 if TYPE_CHECKING:
     from rdv_tui.app import RdvApp
@@ -39,7 +40,7 @@ async def doctor_for(app: RdvApp, url: str) -> Report | None:
             screen.urls = [url]
             screen.show_report(report)
     if not app.race_screen.diagnosis:
-        app.race_screen.show_diagnosis(f"doctor: {summary(report)}")
+        app.race_screen.show_diagnosis(labelled("doctor: ", summary(report)))
     return report
 
 
@@ -61,4 +62,4 @@ async def explain_session(
     result = verdict(prediction, events, peer.events if peer is not None else None)
     if peer is not None:
         app.race_screen.merge_peer(list(peer.events))
-    app.race_screen.show_diagnosis(render_verdict(result))
+    app.race_screen.show_diagnosis(lambda width: render_verdict(result, width))

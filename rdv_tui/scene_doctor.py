@@ -217,7 +217,8 @@ async def stage_verdict(app: RdvApp) -> None:
 
     ours = doctor_scene_report()
     prediction = predict(ours, _peer_report())
-    app.race_screen.show_diagnosis(render_verdict(verdict(prediction, sample_race(), None)))
+    result = verdict(prediction, sample_race(), None)
+    app.race_screen.show_diagnosis(lambda width: render_verdict(result, width))
 
 
 def _peer_report() -> Report:

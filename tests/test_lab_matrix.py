@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from rdv_core.lab import (
     matrix_cells,
 )
 from rdv_core.lab._builder import nft_ruleset, plan_lab, queue_rules
+from rdv_core.lab._matrix import LEGEND
 
 
 def _summary(direct: int, relay: int, failed: int = 0) -> dict[str, Any]:
@@ -27,6 +30,7 @@ def _summary(direct: int, relay: int, failed: int = 0) -> dict[str, Any]:
         "failed": failed,
         "p50_ms": 12.0,
         "p90_ms": None,
+        "port_remaps": 0,
     }
 
 
@@ -90,8 +94,8 @@ def test_the_table_takes_an_extra_column_next_to_the_outcome() -> None:
     headers = [c.header for c in columns]
     assert headers.index("predicted") == headers.index("outcome") + 1
     table = format_table([row], columns)
-    assert "predicted" in table.splitlines()[0]
-    assert "10/10 direct        direct" in table.splitlines()[2]
+    assert "predicted" in table.splitlines()[len(LEGEND)]
+    assert "10/10 direct       direct" in table.splitlines()[len(LEGEND) + 2]
     assert row.to_json()["predicted"] == "direct" and row.to_json()["ok"] is True
 
 
@@ -101,7 +105,8 @@ def test_the_table_counts_the_runs_a_port_clash_explains() -> None:
     (cell,) = matrix_cells(pattern="a-icmp/b-rst 0/0")
     clashed = MatrixRow(cell, {**_summary(9, 1), "port_remaps": 1})
     clean = MatrixRow(cell, _summary(10, 0))
-    header, _, clashed_line, clean_line = format_table([clashed, clean]).splitlines()[:4]
+    lines = format_table([clashed, clean]).splitlines()[len(LEGEND) :]
+    header, _, clashed_line, clean_line = lines[:4]
     at = header.index("clash") + len("clash")
     assert clashed_line[:at].split()[-1] == "1"
     assert clean_line[:at].split()[-1] == "0"
@@ -115,3 +120,58 @@ def test_the_lottery_footnote_comes_with_a_lottery_cell_only() -> None:
     assert LOTTERY_NOTE not in format_table([MatrixRow(plain, _summary(10, 0))])
     table = format_table([MatrixRow(plain, _summary(10, 0)), MatrixRow(lottery, _summary(3, 7))])
     assert table.splitlines()[-1] == LOTTERY_NOTE and "relay*" in table
+
+
+def test_the_table_fits_80_columns() -> None:
+    """Every cell, with the widest figures ten runs give: the table was 98 columns wide
+    (an 80-column terminal folded every row under the next)."""
+    widest = {**_summary(9, 1), "p50_ms": 9999.4, "p90_ms": 0.04, "port_remaps": 10}
+    rows = [MatrixRow(cell, widest, integrity_failures=10) for cell in matrix_cells()]
+    assert max(len(cell.name) for cell in matrix_cells()) == COLUMNS[0].width
+    table = format_table(rows).splitlines()
+    assert max(len(line) for line in table) <= 80
+    header = table[len(LEGEND)]
+    # Each figure ends under the end of its header (right-aligned, never folded).
+    for name in ("bad", "clash", "p50", "p90"):
+        end = header.index(name) + len(name)
+        assert all(
+            line[end - 1] != " " and line[end : end + 1] in ("", " ")
+            for line in table[len(LEGEND) + 2 : -1]
+        ), name
+
+
+def _readme_rows() -> tuple[str, list[MatrixRow]]:
+    """The README's copy of the table, and the rows it shows (from its own figures)."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    start = text.index("```\n" + LEGEND[0]) + 4
+    block = text[start : text.index("```", start)]
+    cells = {c.name: c for c in matrix_cells()}
+    rows = []
+    line_re = re.compile(
+        r"(?P<cell>\S+ \S+(?: loss\S+)?) +(?P<expect>\S+)"
+        r" +(?P<outcome>\d+/\d+ \w+|\d+ \w+, \d+ \w+)"
+        r" +(?P<ok>yes|NO) +(?P<bad>\d+) +(?P<clash>\S+) +(?P<p50>\S+) +(?P<p90>\S+)"
+    )
+    for line in block.splitlines():
+        m = line_re.fullmatch(line)
+        if m is None:
+            continue
+        counts = {"direct": 0, "relay": 0, "failed": 0}
+        for n, kind in re.findall(r"(\d+)(?:/\d+)? (\w+)", m["outcome"]):
+            counts[kind] = int(n)
+        summary: dict[str, Any] = {
+            **counts,
+            "runs": sum(counts.values()),
+            "p50_ms": float(m["p50"]),
+            "p90_ms": float(m["p90"]),
+        }
+        if m["clash"] != "-":
+            summary["port_remaps"] = int(m["clash"])
+        rows.append(MatrixRow(cells[m["cell"]], summary, int(m["bad"])))
+    return block, rows
+
+
+def test_the_readme_shows_the_table_as_it_prints() -> None:
+    block, rows = _readme_rows()
+    assert len(rows) == len(matrix_cells())
+    assert block == format_table(rows) + "\n"

@@ -26,6 +26,7 @@ from rdv_core.events import (
     Discarded,
     Event,
     FastStartNegotiated,
+    HandshakeFailed,
     HandshakeOk,
     InboundAccepted,
     Picked,
@@ -73,6 +74,10 @@ def candidate_lines(events: Iterable[Event]) -> tuple[list[str], str, str]:
         elif isinstance(ev, CandidateConnected | InboundAccepted | HandshakeOk):
             story.reached = True
             story.end = "connected"
+        elif isinstance(ev, HandshakeFailed):
+            # TCP came up but the peer's line was wrong or never came: the verdict said
+            # "connected" where the race table said "failed: misdial".
+            story.end = f"connected, then {ev.reason}"
         elif isinstance(ev, Picked):
             story.end = "picked"
         elif isinstance(ev, Discarded):

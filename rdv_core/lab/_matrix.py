@@ -231,30 +231,53 @@ def run_cell(cell: MatrixCell, runs: int, *, rdv_command: Sequence[str]) -> Matr
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One column of the table: a header, a width, and how to read a row."""
+    """One column of the table: a header, a width, how to read a row, and the spaces
+    before it (none before the first)."""
 
     header: str
     width: int
     value: Callable[[MatrixRow], str]
     align: Literal["<", ">"] = "<"
+    gap: int = 2
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+    """Milliseconds in at most 4 characters below 10 s: one decimal below 100 (``3.5``,
+    ``56.8``), none above (``1068``): the table fits 80 columns."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}" if value < 99.95 else f"{value:.0f}"
 
+
+def _clash(row: MatrixRow) -> str:
+    # "-" for a row from before the lab counted clashes (the README's older table).
+    return str(row.summary["port_remaps"]) if "port_remaps" in row.summary else "-"
+
+
+#: The widest cell name (``a-icmp/b-drop 20/20 loss5%``).
+CELL_WIDTH: Final = 26
 
 #: The default columns, in order. ``outcome`` is where a ``predicted`` column belongs.
+#: Together 79 columns: the numbers sit one space apart, named in :data:`LEGEND`
+#: (the table was 98 columns wide, and an 80-column terminal folded every row).
 COLUMNS: Final[tuple[Column, ...]] = (
-    Column("cell", 28, lambda r: r.cell.name),
+    Column("cell", CELL_WIDTH, lambda r: r.cell.name),
     Column("expect", 6, lambda r: r.cell.expect + ("*" if r.cell.lottery else "")),
-    Column("outcome", 18, lambda r: r.outcome),
+    Column("outcome", 17, lambda r: r.outcome),
     Column("ok", 3, lambda r: "yes" if r.ok else "NO"),
-    Column("bad data", 8, lambda r: str(r.integrity_failures), ">"),
+    Column("bad", 3, lambda r: str(r.integrity_failures), ">"),
     # Runs that did not go direct because a router could not keep a peer's port: the
     # zero-delay lottery, told apart from a real miss (docs/LAB-NOTES.md section 11).
-    Column("clash", 5, lambda r: str(r.summary.get("port_remaps", 0)), ">"),
-    Column("p50 ms", 8, lambda r: _ms(r.summary["p50_ms"]), ">"),
-    Column("p90 ms", 8, lambda r: _ms(r.summary["p90_ms"]), ">"),
+    Column("clash", 5, _clash, ">", gap=1),
+    Column("p50", 4, lambda r: _ms(r.summary["p50_ms"]), ">", gap=1),
+    Column("p90", 4, lambda r: _ms(r.summary["p90_ms"]), ">", gap=1),
+)
+
+#: What the short headers mean, above the table (it streams for minutes: the legend is
+#: read while the rows come).
+LEGEND: Final = (
+    "bad: runs whose payload arrived corrupt; clash: runs a router's port clash kept",
+    "off the direct path; p50/p90: ms from the dialer's start to its pick",
 )
 
 
@@ -270,15 +293,22 @@ def insert_column(columns: Iterable[Column], column: Column, *, after: str) -> l
     return out
 
 
+def _line(cells: Iterable[tuple[Column, str]]) -> str:
+    parts = [
+        " " * c.gap * bool(i) + f"{text:{c.align}{c.width}}" for i, (c, text) in enumerate(cells)
+    ]
+    return "".join(parts).rstrip()
+
+
 def format_header(columns: Sequence[Column] = COLUMNS) -> list[str]:
-    """The header line and the rule under it."""
-    head = "  ".join(f"{c.header:{c.align}{c.width}}" for c in columns).rstrip()
-    return [head, "-" * len(head)]
+    """The legend of the short headers, the header line and the rule under it."""
+    head = _line((c, c.header) for c in columns)
+    return [*LEGEND, head, "-" * len(head)]
 
 
 def format_row(row: MatrixRow, columns: Sequence[Column] = COLUMNS) -> str:
     """One line of the table."""
-    return "  ".join(f"{c.value(row):{c.align}{c.width}}" for c in columns).rstrip()
+    return _line((c, c.value(row)) for c in columns)
 
 
 def format_table(rows: Iterable[MatrixRow], columns: Sequence[Column] = COLUMNS) -> str:

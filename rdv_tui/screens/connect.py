@@ -6,23 +6,29 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.suggester import SuggestFromList
-from textual.widgets import Button, Checkbox, Footer, Input, Label, RadioSet, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, RadioSet, Select, Static
 
 from rdv_core.session import generate_code
 from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 from rdv_tui.share import ServerChoice
 from rdv_tui.widgets.code_input import CodeInput
+from rdv_tui.widgets.fitted_footer import FittedFooter
 from rdv_tui.widgets.toggles import OnOffCheckbox, OnOffRadioButton
 
 RadioButton = OnOffRadioButton  # every radio and checkbox here shows its state in the glyph
+
+
+THIN = 66
+"""Below this many columns the form puts two spaces a row, and each row's last box
+(race only, force relay) under the row's first (rdv.tcss, ``-thin``)."""
 
 
 class ConnectScreen(Screen[None]):
@@ -38,6 +44,10 @@ class ConnectScreen(Screen[None]):
         Binding("ctrl+y", "copy_code", "Copy", tooltip="Copy the code"),
         Binding("ctrl+r", "connect", "Connect"),
     ]
+
+    SHORT_LABELS: ClassVar[dict[str, str]] = {"generate_code": "", "copy_code": ""}
+    """Where the footer is short (rdv_tui/widgets/fitted_footer.py): New and Copy are
+    buttons beside the code."""
 
     @dataclass
     class ConnectRequested(Message):
@@ -82,7 +92,7 @@ class ConnectScreen(Screen[None]):
                     "New", id="generate", tooltip="Generate a fresh code (ctrl+g)", compact=True
                 )
                 yield Button("Copy", id="copy", tooltip="Copy the code (ctrl+y)", compact=True)
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row", id="role-row"):
                 yield Label("Role")
                 with RadioSet(id="role", compact=True):
                     yield RadioButton("dial", value=True, id="role-dial", compact=True)
@@ -104,19 +114,20 @@ class ConnectScreen(Screen[None]):
                             id=f"space-{name}",
                             compact=True,
                         )
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row", id="picker-row"):
                 yield Label("Picker")
-                yield Select(
-                    [(p, p) for p in PICKERS],
-                    value="wait-for-p2p",
-                    allow_blank=False,
-                    id="picker",
-                    compact=True,
-                )
-                yield Input("1.0", id="wait", tooltip="seconds the picker waits", compact=True)
-                yield Static("s", classes="unit")
+                with Horizontal(id="picker-box"):
+                    yield Select(
+                        [(p, p) for p in PICKERS],
+                        value="wait-for-p2p",
+                        allow_blank=False,
+                        id="picker",
+                        compact=True,
+                    )
+                    yield Input("1.0", id="wait", tooltip="seconds the picker waits", compact=True)
+                    yield Static("s", classes="unit")
                 yield OnOffCheckbox("force relay", id="force-relay", compact=True)
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row", id="timeout-row"):
                 yield Label("Timeout")
                 yield Input(
                     "120",
@@ -127,13 +138,19 @@ class ConnectScreen(Screen[None]):
                 yield Static("s (lobby wait included)", classes="unit")
             yield Button("Connect", variant="primary", id="connect", compact=True)
             yield Static("", id="error", markup=False)
-        yield Footer(compact=True)  # every key fits at 80 columns
+        yield FittedFooter()  # every key it shows is whole, at any width
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < THIN, "-thin")
 
     def on_mount(self) -> None:
         self.sub_title = "connect"
         self._server_settings(self.query_one("#server", Input).value)
         self.refresh_share()
-        self.query_one("#code", Input).focus()
+        # Not scrolled into view: the form is laid out again once the screen knows its
+        # size (-short caps the share text, -thin adds rows), and a scroll made for the
+        # first layout hid the code row at 40x12 (the code field is near the top anyway).
+        self.query_one("#code", Input).focus(scroll_visible=False)
 
     def show_servers(self, servers: ServerChoice) -> None:
         """Offer these servers from now on (the embedded one may start after the form)."""

@@ -17,14 +17,19 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from rdv_core.doctor import LABELS, Doctor, Finding, Report, explain, summary
 from rdv_core.wire import printable
+from rdv_tui.widgets.fitted_footer import FittedFooter
 
 _WORDS = {True: "yes", False: "no", None: "…"}
 #: From this many columns on, the table also shows what was seen.
 WIDE = 120
+#: Below this many columns the result and its meaning share a column, one under the other:
+#: beside a 20-cell result (``endpoint-independent``) the meaning had no room at all, and
+#: at 40 columns the screen showed each check's result and no word of what it means.
+NARROW = 72
 
 
 def _value(finding: Finding | None) -> str:
@@ -50,6 +55,9 @@ class DoctorScreen(Screen[None]):
         Binding("s", "app.save_svg", "Save SVG"),
     ]
 
+    SHORT_LABELS: ClassVar[dict[str, str]] = {"run": "Run", "app.save_svg": "SVG"}
+    """Where the footer is short (rdv_tui/widgets/fitted_footer.py)."""
+
     _ready = False
 
     def __init__(self, urls: Iterable[str] = ()) -> None:
@@ -66,7 +74,7 @@ class DoctorScreen(Screen[None]):
         with VerticalScroll(id="doctor-body"):
             yield Static("", id="findings")
             yield Static("", id="doctor-servers")
-        yield Footer(compact=True)  # every key fits at 80 columns (tests/tui/test_footer_fits.py)
+        yield FittedFooter()  # every key it shows is whole (tests/tui/test_footer_fits.py)
 
     def on_mount(self) -> None:
         self.sub_title = "doctor"
@@ -82,10 +90,14 @@ class DoctorScreen(Screen[None]):
     def _draw_findings(self) -> None:
         # Narrow terminals get the meaning only; the raw observation needs room.
         wide = self.size.width >= WIDE
+        narrow = self.size.width < NARROW
         table = Table(expand=True, box=box.SIMPLE_HEAD, pad_edge=False)
         table.add_column("check", no_wrap=True, style="bold")
-        table.add_column("result", no_wrap=True)
-        table.add_column("what it means", ratio=4)
+        if narrow:
+            table.add_column("result and meaning", ratio=1)
+        else:
+            table.add_column("result", no_wrap=True)
+            table.add_column("what it means", ratio=4)
         if wide:
             table.add_column("what was seen", ratio=4, style="dim")
         for name, label in LABELS.items():
@@ -96,6 +108,9 @@ class DoctorScreen(Screen[None]):
             seen = [finding.reason if finding else ""] if wide else []
             # Reasons quote what servers answered: plain text, control characters shown.
             cells = [Text(printable(c)) for c in (_value(finding), meaning, *seen)]
+            if narrow:
+                result, meant = cells
+                cells = [Text.assemble(result, "\n", meant) if meant.plain else result]
             table.add_row(label, *cells)
         self.query_one("#findings", Static).update(table)
 

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import ClassVar
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -21,15 +20,16 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable
 
 from rdv_core.events import Event, write_jsonl
-from rdv_core.wire import printable
 from rdv_tui.race_model import RaceModel, is_race_event
 from rdv_tui.screens.candidate import CandidateDetails
+from rdv_tui.widgets.fitted_footer import FittedFooter
 from rdv_tui.widgets.race_header import ResultBanner, ServerPhaseHeader
 from rdv_tui.widgets.race_table import RaceTable
 from rdv_tui.widgets.waterfall import Waterfall
+from rdv_tui.widgets.wrapped_text import Maker, WrappedText
 
 TICK_S = 0.25
 """While a live race runs, the axis and the banner advance this often (lobby waits)."""
@@ -82,6 +82,7 @@ class RaceScreen(Screen[None]):
         self._ready = False  # set in on_mount (is_mounted is still False there)
         #: The doctor's line: prediction before the race, verdict after (docs/PROTOCOL.md 14).
         self.diagnosis = ""
+        self._diagnosis_maker: Maker = lambda _width: ""
         self.model.apply_all([e for e in (events or []) if is_race_event(e)])
 
     def compose(self) -> ComposeResult:
@@ -90,12 +91,12 @@ class RaceScreen(Screen[None]):
         with VerticalScroll(id="race-body"):
             yield RaceTable(id="race-table")
             yield Waterfall(self.model, id="waterfall")
-            yield Static("", id="diagnosis")
-        yield Footer(compact=True)  # every key fits at 80 columns
+            yield WrappedText(id="diagnosis")
+        yield FittedFooter()  # every key it shows is whole, at any width
 
     def on_mount(self) -> None:
         self._ready = True
-        self.show_diagnosis(self.diagnosis)
+        self.show_diagnosis(self._diagnosis_maker)
         self._redraw_all()
         self.set_interval(TICK_S, self.tick)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
@@ -127,15 +128,20 @@ class RaceScreen(Screen[None]):
         waterfall = self.query_one(Waterfall)
         waterfall.refresh(layout=bool(change.rows))
 
-    def show_diagnosis(self, text: str) -> None:
-        """The doctor's prediction before the race, the verdict after (empty: hidden)."""
-        self.diagnosis = text
+    def show_diagnosis(self, text: str | Maker) -> None:
+        """The doctor's prediction before the race, the verdict after (empty: hidden).
+
+        ``text`` may be made for the width (:class:`~rdv_tui.widgets.wrapped_text.Maker`,
+        e.g. ``lambda width: render_verdict(v, width)``): its lines then wrap under their
+        own column, at every width the screen takes.
+        """
+        maker = text if callable(text) else (lambda _width, text=text: text)
+        self._diagnosis_maker = maker
+        self.diagnosis = maker(None)
         if self._drawable:
-            box = self.query_one("#diagnosis", Static)
-            # The verdict quotes the peer: no markup, no control characters.
-            safe = "\n".join(printable(line) for line in text.splitlines())
-            box.update(Text(safe))
-            box.display = bool(text)
+            box = self.query_one("#diagnosis", WrappedText)
+            box.show(maker)
+            box.display = bool(self.diagnosis)
 
     def merge_peer(self, events: list[Event]) -> None:
         """Show the peer's direct candidates (from the session's diagnosis) as extra rows."""

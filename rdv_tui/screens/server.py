@@ -8,11 +8,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from rdv_core.events import Event
 from rdv_core.server import ServerStats
 from rdv_tui.embedded import EmbeddedServer
+from rdv_tui.widgets.fitted_footer import FittedFooter
 from rdv_tui.widgets.server_view import PairsTable, ServerCounters, ServerLog
 
 REFRESH_S = 0.5
@@ -30,6 +31,9 @@ class ServerScreen(Screen[None]):
         Binding("s", "app.save_svg", "Save SVG"),
     ]
 
+    SHORT_LABELS: ClassVar[dict[str, str]] = {"app.save_svg": "SVG"}
+    """Where the footer is short (rdv_tui/widgets/fitted_footer.py)."""
+
     _ready = False
     """Set in on_mount (``is_mounted`` is still False there)."""
 
@@ -45,7 +49,7 @@ class ServerScreen(Screen[None]):
         yield PairsTable(id="pairs")
         yield Static("recent events", classes="title")
         yield ServerLog(id="server-log")
-        yield Footer(compact=True)  # every key fits at 80 columns
+        yield FittedFooter()  # every key it shows is whole, at any width
 
     def on_mount(self) -> None:
         self.sub_title = "server"

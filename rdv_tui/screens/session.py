@@ -15,7 +15,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from rdv_core import events as ev
 from rdv_core.client import Conn, tcp_rtt
@@ -23,6 +22,7 @@ from rdv_core.session import IncomingOffer
 from rdv_tui.screens.session_backlog import Backlog
 from rdv_tui.widgets.chat import ChatPane, Clock, local_time
 from rdv_tui.widgets.files import FilesPane, OfferBar
+from rdv_tui.widgets.fitted_footer import FittedFooter
 from rdv_tui.widgets.link_strip import LinkStrip
 
 SAMPLE_S = 0.5
@@ -48,6 +48,9 @@ class SessionScreen(Screen[None]):
         # nothing in the chat line (issue 16). No Textual widget here binds ctrl+l.
         Binding("ctrl+l", "close_session", "End session"),
     ]
+
+    SHORT_LABELS: ClassVar[dict[str, str]] = {"browse": "Send", "close_session": "End"}
+    """Where the footer is short (rdv_tui/widgets/fitted_footer.py)."""
 
     @dataclass
     class SendChat(Message):
@@ -93,7 +96,7 @@ class SessionScreen(Screen[None]):
             files = FilesPane(self.download_dir, id="files")
             files.border_title = "files"
             yield files
-        yield Footer(compact=True)  # every key fits at 80 columns
+        yield FittedFooter()  # every key it shows is whole, at any width
 
     def on_mount(self) -> None:
         self.sub_title = "session"

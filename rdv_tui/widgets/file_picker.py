@@ -11,7 +11,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DirectoryTree, Footer, Label, Static
+from textual.widgets import Button, DirectoryTree, Label, Static
+
+from rdv_tui.widgets.fitted_footer import FittedFooter
 
 
 class FilePicker(ModalScreen[Path | None]):
@@ -53,7 +55,7 @@ class FilePicker(ModalScreen[Path | None]):
                 yield Static("", id="picked", markup=False)
                 yield Button("Send this", variant="primary", id="pick", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
-        yield Footer(compact=True)
+        yield FittedFooter()
 
     def on_mount(self) -> None:
         self.query_one(DirectoryTree).focus()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.content import Content
@@ -13,6 +14,9 @@ from rdv_tui.cli.formatting import human_bytes
 
 HISTORY = 60
 """Throughput samples kept for the sparkline (one per sample period)."""
+
+NARROW = 60
+"""Below this many columns the strip keeps its row for the text (path, peer, RTT, rates)."""
 
 
 class LinkStrip(Horizontal):
@@ -29,6 +33,8 @@ class LinkStrip(Horizontal):
     LinkStrip { height: 1; background: $boost; padding: 0 1; }
     LinkStrip #link-info { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     LinkStrip Sparkline { width: 25%; max-width: 40; height: 1; }
+    /* Below 60 columns the sparkline left the text 28 cells: the RTT was cut ('RTT 8…'). */
+    LinkStrip.-narrow Sparkline { display: none; }
     LinkStrip Sparkline > .sparkline--max-color { color: $success; }
     LinkStrip Sparkline > .sparkline--min-color { color: $primary-muted; }
     """
@@ -48,6 +54,9 @@ class LinkStrip(Horizontal):
     def compose(self) -> ComposeResult:
         yield self._info
         yield self._sparkline
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
 
     def _text(self) -> Content:
         if self.closed:

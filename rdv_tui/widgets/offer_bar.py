@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, Static
@@ -14,6 +14,8 @@ from rdv_tui.cli.formatting import human_bytes
 
 #: Characters of a path shown where a line holds several (a peer may offer 4,096).
 NAME_SHOWN = 60
+#: Below this many columns the offer's text goes above its buttons.
+STACKED = 60
 
 
 def tail(path: str, limit: int = NAME_SHOWN) -> str:
@@ -28,11 +30,15 @@ class OfferBar(Horizontal):
     OfferBar { height: auto; display: none; background: $warning-muted; padding: 0 1; }
     OfferBar.-pending { display: block; layout: horizontal; }
     OfferBar #offer-text { width: 1fr; }
-    OfferBar Button { margin-left: 1; width: 22%; min-width: 11; max-width: 16; }
+    OfferBar #offer-buttons { width: 46%; min-width: 24; max-width: 34; height: 1; }
+    OfferBar #offer-buttons Button { width: 1fr; min-width: 11; margin-left: 1; }
+    OfferBar.-pending.-stacked { layout: vertical; }
+    OfferBar.-stacked #offer-buttons { width: 100%; max-width: 100%; }
     """
     # The buttons: a fifth of the bar each, 11 to 16 cells (at 40 columns two 16-cell
-    # buttons left the offer's text 2 cells: 'Pe'). Percent as the width, not a
-    # max-width: Textual applies max-width after min-width.
+    # buttons left the offer's text 2 cells: 'Pe'). Below STACKED columns the text goes
+    # above them: beside them it had 12 cells at 40 columns, and an offered name broke
+    # into five lines ('holiday-phot', 'os-2026-summ', ...).
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -40,11 +46,15 @@ class OfferBar(Horizontal):
         #: The answer to each send (by its first batch): its later batches take it too.
         self._sends: dict[int, asyncio.Future[bool]] = {}
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < STACKED, "-stacked")
+
     def compose(self) -> ComposeResult:
         yield Static("", id="offer-text", markup=False)
         # The keys are on the buttons, not in the footer (no room there at 80 columns).
-        yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
-        yield Button("Reject ^n", variant="error", id="offer-reject", compact=True)
+        with Horizontal(id="offer-buttons"):
+            yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
+            yield Button("Reject ^n", variant="error", id="offer-reject", compact=True)
 
     @property
     def pending(self) -> int:

@@ -1,7 +1,8 @@
 """The race table: one row per candidate, updated in place by row key.
 
 The table fits its width: when the state column would be cut (80 columns), the ``ip``
-column goes (``space`` says ``4`` or ``6`` already), a state that still does not fit
+column goes (``space`` says ``4`` or ``6`` already; at 40 columns the time, the origin
+and the space go too, :data:`OPTIONAL_COLUMNS`), a state that still does not fit
 takes its short form (:attr:`~rdv_tui.race_model.CandidateRow.short_state_text`) and
 one that still does not ends in ``…``; where full IPv6 addresses would leave the state
 too little room, they lose their middle (``[2001:db8:1234:…:9abc:def0]:52000``). The
@@ -29,8 +30,10 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("t", "t"),
     ("state", "state"),
 )
-#: The column that goes first when the table is too narrow for every state whole.
-OPTIONAL_COLUMN = "family"
+#: The columns that go, in this order, when the table is too narrow for every state
+#: whole: ``ip`` at 80 columns; at 40 the time, the origin and the space go too (the
+#: state, the column that matters, was past the right edge, out of sight).
+OPTIONAL_COLUMNS = ("family", "t", "origin", "space")
 #: Cells the state column keeps in a narrow table: long addresses are cut for it
 #: (``failed: unreachable``, ``★ picked ↻3: 671 ms`` fit).
 MIN_STATE_WIDTH = 20
@@ -88,15 +91,19 @@ class RaceTable(DataTable[Text]):
                 widths[key] = max(widths[key], cell_len(text))
         if sum(widths.values()) + pad * len(widths) <= width:
             return every, None, None
-        keys = tuple(key for key in every if key != OPTIONAL_COLUMN)
-        others = sum(widths[key] + pad for key in keys if key != "state")
-        room = width - others - pad
-        if room >= MIN_STATE_WIDTH:
-            return keys, room, None
-        # Full IPv6 addresses (47 cells with the port) leave the state no room at 80
-        # columns: the address gives up its middle first.
-        addr = max(MIN_ADDR_WIDTH, widths["addr"] - (MIN_STATE_WIDTH - room))
-        return keys, max(MIN_STATE_WIDTH, room + widths["addr"] - addr), addr
+        for dropped in range(1, len(OPTIONAL_COLUMNS) + 1):
+            keys = tuple(key for key in every if key not in OPTIONAL_COLUMNS[:dropped])
+            others = sum(widths[key] + pad for key in keys if key != "state")
+            room = width - others - pad
+            if room >= MIN_STATE_WIDTH:
+                return keys, room, None
+            # Full IPv6 addresses (47 cells with the port) leave the state no room at 80
+            # columns: the address gives up its middle before another column goes.
+            addr = max(MIN_ADDR_WIDTH, widths["addr"] - (MIN_STATE_WIDTH - room))
+            if room + widths["addr"] - addr >= MIN_STATE_WIDTH:
+                return keys, room + widths["addr"] - addr, addr
+        # The narrowest table: number, address (cut) and what room is left for the state.
+        return keys, max(1, room + widths["addr"] - addr), addr
 
     def _fit(self) -> None:
         """Rebuild the table when the layout that fits differs from the one shown."""

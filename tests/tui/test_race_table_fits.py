@@ -29,8 +29,10 @@ def _columns_width(table: RaceTable) -> int:
     return sum(column.get_render_width(table) for column in table.columns.values())
 
 
-@pytest.mark.parametrize("size", [(80, 24), (100, 30)])
+@pytest.mark.parametrize("size", [(40, 24), (60, 24), (80, 24), (100, 30)])
 async def test_the_table_never_runs_past_its_edge(race_file: Path, size: tuple[int, int]) -> None:
+    """At 40 columns the state column was past the right edge, out of sight: the time, the
+    origin and the space give it their room."""
     app = make_app(AppConfig(replay=race_file))
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
@@ -54,8 +56,9 @@ async def test_the_table_never_runs_past_its_edge(race_file: Path, size: tuple[i
         lines = str(screen.query_one(Waterfall).render()).splitlines()
         waterfall = screen.query_one(Waterfall)
         assert all(cell_len(line) <= waterfall.size.width for line in lines)
-        assert any(line.endswith("✗ cancelled (picker done)") for line in lines)
-        assert any(line.endswith("○ lost to #1 by 4.5 ms") for line in lines)
+        if size[0] >= 80:  # narrower, the waterfall cuts its reasons with …
+            assert any(line.endswith("✗ cancelled (picker done)") for line in lines)
+            assert any(line.endswith("○ lost to #1 by 4.5 ms") for line in lines)
 
 
 async def test_a_wide_table_shows_every_column_and_every_word(race_file: Path) -> None:

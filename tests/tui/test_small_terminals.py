@@ -14,15 +14,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from rich.cells import cell_len
 from textual.css.query import NoMatches
 from textual.errors import NoWidget
 from textual.geometry import Region
 from textual.widget import Widget
-from textual.widgets import Footer
+from textual.widgets import Checkbox, Footer
 
 from rdv_tui.app import AppConfig, RdvApp, make_app
 from rdv_tui.scene_doctor import stage_doctor
 from rdv_tui.scenes import session_app_config, stage_server, stage_session
+from rdv_tui.widgets.files import FilesPane
+from rdv_tui.widgets.link_strip import LinkStrip
 from rdv_tui.widgets.offer_bar import OfferBar
 from rdv_tui.widgets.server_view import ServerLog
 
@@ -181,11 +184,15 @@ async def test_any_tiny_terminal_is_drawn_without_a_crash(scene: str) -> None:
         assert_rows(app, *selectors)
 
 
-@SIZES
+@pytest.mark.parametrize(
+    "size", [(40, 12), (80, 12), (40, 24), (80, 24)], ids=["40x12", "80x12", "40x24", "80x24"]
+)
 async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[int, int]) -> None:
     """A real peer offers a file: at 40 columns two 16-cell buttons left the offer's text
-    2 cells ('Pe')."""
-    note = tmp_path / "note.txt"
+    2 cells ('Pe'); below 20 rows the offer left the transfers list (where the offered
+    file's row has its name) no row, and the download folder's line was cut away; at 40x24
+    the text beside the buttons had 12 cells and broke the name into five lines."""
+    note = tmp_path / "holiday-photos-2026-summer.tar"
     note.write_bytes(b"hello")
     app = make_app(config(tmp_path))
     async with app.run_test(size=size) as pilot:
@@ -199,7 +206,55 @@ async def test_an_offer_keeps_its_text_and_buttons(tmp_path: Path, size: tuple[i
         assert_rows(app, "#offer-text", min_width=10)
         for button in ("#offer-accept", "#offer-reject"):
             assert shown(app, button).height == 1, button
+            assert shown(app, button).width >= len("Accept ^t"), button
+        if size[1] >= 20:  # below 20 rows the text keeps to one line, cut with '…'
+            text = [strip.text for strip in app.screen._compositor.render_strips()]
+            assert any(note.name in line for line in text), text
+        assert_rows(app, "#transfers", "#download-dir", "#send-bar", "#chat-log", "#chat-input")
+        row = app.session_screen.query_one(FilesPane).row("in", 1)
+        assert row is not None and row.id is not None
+        assert_rows(app, f"#{row.id}", min_width=30)  # '↓ holiday-photos-…  offered'
         await pilot.press("ctrl+t")
         await send
+        await session.close()
+        await conn.close()
+
+
+@pytest.mark.parametrize("width", [40, 50, 65, 80])
+async def test_every_connect_option_is_in_sight_and_named(width: int) -> None:
+    """Below 66 columns the four spaces of a row read 'pu…', 'pub…', 'pr…', 'pri…' (public4
+    or public6?), and 'race only' and 'force relay' were past the right edge, out of sight
+    (only Tab reached them)."""
+    app = make_app(AppConfig(embedded_server=False, server_url="http://rdv.example.net:8080"))
+    async with app.run_test(size=(width, 40)) as pilot:
+        await pilot.pause()
+        boxes = list(app.screen.query(Checkbox))
+        assert len(boxes) == 10  # eight spaces, race only, force relay
+        for box in boxes:
+            label = str(box.label)
+            region = shown(app, f"#{box.id}")
+            assert region.height == 1, (label, region)
+            assert region.width >= cell_len(label) + 4, (label, region)  # '▐✔▌ ' and the name
+        for field in ("#wait", "#timeout", "#picker"):
+            assert shown(app, field).width == app.screen.query_one(field).region.width, field
+
+
+@pytest.mark.parametrize("width", [40, 80])
+async def test_the_link_strip_shows_the_rtt(tmp_path: Path, width: int) -> None:
+    """A real session on loopback: at 40 columns the throughput sparkline left the link
+    strip's text 28 cells, and the RTT was cut ('RTT 8…')."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(width, 12)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        link = app.session_screen.query_one(LinkStrip)
+        await wait_for(pilot, lambda: link.rtt_ms is not None, limit=30)
+        await pilot.pause(0.2)
+        assert link.rtt_ms is not None
+        region = shown(app, "#link")
+        line = app.screen._compositor.render_strips()[region.y].text
+        assert f"RTT {link.rtt_ms:.1f} ms" in line, line
+        assert "★ P2P 127.0.0.1:" in line
         await session.close()
         await conn.close()
