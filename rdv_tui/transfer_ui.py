@@ -36,6 +36,7 @@ from rdv_core.events import (
     ObservedAddrWarning,
     TransferResumed,
     Upgraded,
+    UpgradeFailed,
 )
 from rdv_core.session import DIGEST
 from rdv_tui.cli.checks import warns_of_observed
@@ -410,6 +411,9 @@ class EventSink:
             # Escaped: Rich reads [fd00::5] or [fe80::1%eth0] as a style tag and drops it.
             addr = escape(event.addr)
             self.view.say(f"switched to p2p: {addr} after {event.after_s * 1000:.0f} ms")
+        elif isinstance(event, UpgradeFailed) and event.back_on_relay and not self.ended:
+            # ... and back (a later attempt may switch again: docs/PROTOCOL.md 16.6).
+            self.view.say(f"back on the relay: {escape(event.reason)}", soft_wrap=True)
         if self.verbose and not isinstance(event, FileProgress):
             line = format_event(event, readable=False)
             self.view.say(f"[dim]{escape(line)}[/]", highlight=False)

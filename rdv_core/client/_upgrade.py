@@ -17,12 +17,10 @@ This module then:
    the stream back to the relay, with replay.
 
 Attempts: :data:`QUICK_ATTEMPTS` at once (DCUtR found 97.6% of its successes on the
-first), then one more after each of :data:`LATER_ATTEMPTS` seconds, for long sessions
-whose NAT situation changes. Never more than that. The first and the later attempts dial
-from the shared port P (the NAT mappings the server saw); each quick retry uses a fresh
-port pair, announced over the relay (``PORT``), because a failed draw against routers
-that reset early SYNs leaves conntrack entries that spoil the same pair for 10 s
-(docs/PROTOCOL.md section 16.5).
+first), then one after each of :data:`LATER_ATTEMPTS` seconds (NATs change), no more.
+The first and the later ones dial from the shared port P (the NAT mappings the server
+saw); each quick retry from a fresh port pair, announced over the relay (``PORT``), so
+that no failed draw's router state decides the next (docs/PROTOCOL.md section 16.5).
 """
 
 from __future__ import annotations
@@ -144,7 +142,8 @@ class Upgrader:
         #: are over (the doctor's verdict waits for it: docs/PROTOCOL.md section 16.5).
         self.quick_done = asyncio.Event()
         self._ended: set[int] = set()  # accepter: attempts that ended without a path
-        self._direct_pid: int | None = None
+        self._direct_pid: int | None = None  # the direct path our stream moved to
+        self._recv_direct = False  # the peer's stream came on it (it read our SWITCH)
         self.conn: Conn | None = None
         self.direct = asyncio.Event()  #: set once the relay is retired
         #: The accepter's events of the 101, and its FirstByteReceived, held until the
@@ -164,6 +163,7 @@ class Upgrader:
             on_control=self._on_control,
             on_path_lost=self._on_path_lost,
             on_relay_done=self._on_relay_done,
+            on_moved=self._on_moved,
             on_first_data=lambda pid: self._emit(FirstByteReceived(self._clock(), pid == RELAY)),
         )
         if not self.is_dialer:
@@ -388,7 +388,8 @@ class Upgrader:
         if self.stream.closing:
             link.close()
             return "the stream is closing"
-        self._direct_pid = attempt
+        self._direct_pid = attempt  # (the peer's SWITCH to it may have come first)
+        self._recv_direct = self.stream.core.recv_path == attempt
         self.stream.add_path(attempt, link.reader, link.writer)
         self.stream.switch_to(attempt)
         now = self._clock()
@@ -451,16 +452,34 @@ class Upgrader:
             if core.send_path != RELAY and core.recv_path != RELAY:
                 self._retire()
             return
-        if self.direct.is_set():
-            return  # the stream itself reports the loss (no path left)
-        self._emit(
-            UpgradeFailed(
-                self._clock(), pid, f"the direct path died before it was proven: {reason}", False
-            )
-        )
-        if self.conn is not None and core.alive(RELAY):
-            self.conn.is_relay = True
+        if self.direct.is_set() or pid != self._direct_pid:
+            # Retired: the stream reports the loss (no path left). Another pid: a path
+            # the stream left already, whose loss says nothing of where the stream is.
+            return
+        self._direct_pid = None
         self._settled.set()
+        if not core.alive(RELAY):
+            return  # no path left: the stream reports it
+        if self.conn is not None:
+            self.conn.is_relay = True
+        if core.eof and core.peer_eof:
+            return  # both directions ended: the paths close with the conn
+        # Back on the relay (replayed from the last ACK): whoever printed the switch
+        # prints the way back (docs/PROTOCOL.md 16.6).
+        reason = f"the direct path died before it was proven: {reason}"
+        self._emit(UpgradeFailed(self._clock(), pid, reason, False, back_on_relay=True))
+
+    def _on_moved(self, send: int, recv: int) -> None:
+        """The peer went back to the relay (a RESUME there, or its frames there again:
+        it lost the path) while our end of it lives: close ours too, so both sides know
+        where the stream is and the dialer goes on; the loss is reported as any other."""
+        pid = self._direct_pid
+        if pid is None or self.direct.is_set() or not self.stream.core.alive(pid):
+            return
+        if send == RELAY or (recv == RELAY and self._recv_direct):
+            self.stream.close_path(pid, "the peer went back to the relay")
+        else:
+            self._recv_direct = recv == pid
 
     def _on_relay_done(self) -> None:
         self.stream.close_path(RELAY, "retired: the direct path carried data both ways")

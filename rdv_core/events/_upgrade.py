@@ -71,11 +71,19 @@ class Upgraded(Event):
 @event
 class UpgradeFailed(Event):
     """An attempt (or the whole upgrade, when ``final``) ended without a direct path,
-    or a direct path died before it was proven: the stream stays on the relay."""
+    or a direct path died before it was proven: the stream is on the relay.
+
+    Attributes:
+        back_on_relay: True when the stream had moved to this attempt's direct path
+            (an ``Upgraded`` before) and went back to the relay: the path died, or
+            the peer went back (docs/PROTOCOL.md section 16.6). False when the stream
+            never left the relay.
+    """
 
     attempt: int
     reason: str
     final: bool
+    back_on_relay: bool = False
 
 
 @event

@@ -190,7 +190,10 @@ class MigrationCore:
             self._rewind(self.acked)
         if pid == self.recv_path:
             self._follow(fallback)
-            self._ask_resume(fallback)
+            # Always, even at an offset asked for there before (an earlier fallback with
+            # nothing received since): the RESUME is how the peer learns that we read
+            # this path now, when its own end of ``pid`` still looks alive.
+            self._ask_resume(fallback, force=True)
 
     def _fallback(self) -> int | None:
         live = [pid for pid, p in self.paths.items() if p.alive]
@@ -288,10 +291,10 @@ class MigrationCore:
             path.queued_bytes -= len(frame.data)
             self._on_stream(pid, frame)
 
-    def _ask_resume(self, pid: int) -> None:
+    def _ask_resume(self, pid: int, *, force: bool = False) -> None:
         key = (pid, self.held)
         path = self.paths.get(pid)
-        if key in self._resumed or path is None or not path.alive:
+        if (key in self._resumed and not force) or path is None or not path.alive:
             return
         self._resumed.add(key)
         path.control.append(u64_frame(Kind.RESUME, self.held))

@@ -84,6 +84,7 @@ class MigratingStream:
         on_path_lost: Callable[[int, str], None] | None = None,
         on_relay_done: Callable[[], None] | None = None,
         on_first_data: Callable[[int], None] | None = None,
+        on_moved: Callable[[int, int], None] | None = None,
     ) -> None:
         # The relay's handshake frames (the dialer's CONTINUE and HELLO) first, before
         # anything else is built, and the application's first bytes (``first_data``,
@@ -104,6 +105,11 @@ class MigratingStream:
         self.on_path_lost = on_path_lost
         self.on_relay_done = on_relay_done
         self.on_first_data = on_first_data
+        #: Called with (send path, receive path) whenever the peer's frames or a path's
+        #: death moved either direction: a RESUME on the relay, stream frames where we
+        #: left, a fallback (our own :meth:`switch_to` does not call it).
+        self.on_moved = on_moved
+        self._moved_seen = (RELAY, RELAY)
         self.reader = asyncio.StreamReader(limit=READ_SIZE, loop=self.loop)
         self._protocol = asyncio.StreamReaderProtocol(self.reader, loop=self.loop)
         self._transport = _AppTransport(self)
@@ -150,7 +156,15 @@ class MigratingStream:
     def switch_to(self, pid: int) -> None:
         """Move our direction to path ``pid`` (the other side moves its own)."""
         self.core.switch_to(pid)
+        self._moved_seen = (self.core.send_path, self.core.recv_path)
         self._wake_all()
+
+    def _check_moved(self) -> None:
+        seen = (self.core.send_path, self.core.recv_path)
+        if seen != self._moved_seen:
+            self._moved_seen = seen
+            if self.on_moved is not None and not self.core.lost:
+                self.on_moved(*seen)
 
     def send_control(self, pid: int, raw: bytes) -> None:
         """Write a steering frame on ``pid`` (ahead of any data still to go)."""
@@ -173,6 +187,7 @@ class MigratingStream:
         if was_alive:
             if self.on_path_lost is not None:
                 self.on_path_lost(pid, reason)
+            self._check_moved()
             self._wake_all()
             self._check_end()
 
@@ -247,6 +262,7 @@ class MigratingStream:
         self._update_write_pause()
         if core.relay_done and self.on_relay_done is not None:
             self.on_relay_done()
+        self._check_moved()
         self._wake_all()
 
     async def _write_loop(self, path: Path) -> None:

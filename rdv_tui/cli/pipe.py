@@ -326,7 +326,7 @@ async def _main(
 ) -> int:
     from rdv_core.client import Client
     from rdv_core.errors import RdvError, RdvTimeoutError, ServerRejectedError
-    from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded
+    from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded, UpgradeFailed
     from rdv_tui.cli.checks import warns_of_observed
 
     def say(text: str) -> None:
@@ -352,6 +352,9 @@ async def _main(
             say(f"warning: {event.message}")
         elif isinstance(event, Upgraded):  # fast start moved us off the relay
             say(f"switched to p2p {event.addr} after {event.after_s * 1000:.0f} ms")
+        elif isinstance(event, UpgradeFailed) and event.back_on_relay:
+            # ... and back (a later attempt may switch again: docs/PROTOCOL.md 16.6).
+            say(f"back on the relay: {event.reason}")
 
     if getattr(args, "predict_ports", False):
         from rdv_core.doctor import predicted_addrs, run_doctor
