@@ -83,10 +83,14 @@ class Channel(Protocol):
         """Close the connection (idempotent)."""
 
 
+#: A conn that ended cleanly between records, without the peer's ``close``.
+PEER_HUNG_UP = "the peer hung up"
+
+
 def _lost(exc: BaseException | None, partial: bool) -> ConnectionLost:
     if exc is not None:
         return connection_lost(exc)
-    return ConnectionLost("connection lost mid-frame" if partial else "the peer hung up")
+    return ConnectionLost("connection lost mid-frame" if partial else PEER_HUNG_UP)
 
 
 class StreamChannel:
