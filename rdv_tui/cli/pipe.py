@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from rdv_tui.cli.events_file import open_events
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
 from rdv_tui.cli.pipe_end import relay_server_gone
 from rdv_tui.cli.pipe_io import (
@@ -483,7 +484,7 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
     events_file: IO[str] | None = None
     if args.events:
         try:
-            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+            events_file = open_events(args.events)
         except OSError as exc:
             _say(method, f"cannot write events to {args.events}: {exc.strerror or exc}", sys.stderr)
             return EXIT_USAGE
