@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.events_file import open_events
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
-from rdv_tui.cli.pipe_end import relay_server_gone
+from rdv_tui.cli.pipe_end import lost_text, relay_server_gone
 from rdv_tui.cli.pipe_io import (
     CHUNK,
     StdoutError,
@@ -154,6 +154,10 @@ async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
             try:
                 await writer.write(data)
             except OSError as exc:
+                # The peer's bytes go nowhere now (a full disk, a reader gone): a FIN here
+                # told a peer whose stdin had ended that all had arrived (exit 0 under a
+                # copy cut at the disk's size). A reset says it was not so.
+                abort(conn)
                 raise StdoutError(exc) from exc
             total += len(data)
     finally:
@@ -401,7 +405,8 @@ async def _main(
         say(f"reading stdin failed: {exc}; the conn was reset, so the peer knows")
         return EXIT_FAILED
     except OSError as exc:
-        say(f"connection lost: {await relay_server_gone(conn) or exc.strerror or exc}")
+        gone = await relay_server_gone(conn)
+        say(f"connection lost: {gone}" if gone else lost_text(exc))
         return EXIT_FAILED
     return EXIT_OK
 
