@@ -72,3 +72,17 @@ async def test_a_server_that_is_no_rdv_server_is_said_so(handler: Handler, said:
     assert code == 1, out  # no server answered (README: rdv doctor's exit codes)
     assert "TCP reached the server but it answered nothing" in out, out
     assert said in " ".join(out.split()), out
+
+
+def test_every_takes_a_number_of_seconds_only() -> None:
+    """``--every inf`` ran once, then ended on a traceback (``time.sleep`` overflowed)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    for bad in ("inf", "nan", "0.5"):
+        done = subprocess.run(
+            [sys.executable, "-m", "rdv_tui", "doctor", "--every", bad, "http://127.0.0.1:9"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"--every: must be at least 1 second: '{bad}'" in done.stderr, done.stderr

@@ -20,6 +20,7 @@ import pytest
 
 from tests.test_readme_examples import REPO
 
+RDV_SERVE = [sys.executable, "-m", "rdv_tui", "serve", "--listen", "127.0.0.1:0"]
 NO_READER = "it is a FIFO that no program reads: start the reader first"
 
 
@@ -93,8 +94,7 @@ def test_a_regular_file_is_still_truncated_and_serve_appends(tmp_path: Path) -> 
     events.write_text("kept\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
     serve = subprocess.Popen(
-        [sys.executable, "-m", "rdv_tui", "serve", "--listen", "127.0.0.1:0"]
-        + ["--events", str(events)],
+        [*RDV_SERVE, "--events", str(events)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
