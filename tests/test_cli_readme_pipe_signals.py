@@ -119,6 +119,10 @@ async def test_ctrl_c_exits_while_stdout_is_stalled(server_url: str) -> None:
         # `timeout 60 rdv dial ...`, `kill`: the default action ended the process and the
         # kernel sent a FIN, the same silent truncation.
         ("dial", signal.SIGTERM, 143),
+        # The terminal closed, or `ssh host rdv dial ... < disk.iso` lost its link: the
+        # same default action, the same FIN: the peer exited 0 with a truncated copy.
+        ("dial", signal.SIGHUP, 129),
+        ("accept", signal.SIGHUP, 129),
     ],
 )
 async def test_ctrl_c_mid_transfer_is_no_clean_end_for_the_peer(
@@ -173,3 +177,39 @@ async def test_ctrl_c_mid_transfer_is_no_clean_end_for_the_peer(
         await _kill(accept, dial)
         reading.cancel()
         os.close(feed_w)
+
+
+async def test_under_nohup_sighup_is_ignored_and_the_transfer_ends_whole(
+    server_url: str,
+) -> None:
+    """``nohup rdv dial ... < disk.iso &``: the user asked for the terminal's close to be
+    ignored; SIGHUP then stops nothing and the stream ends as the input does."""
+    feed_r, feed_w = os.pipe()
+    token = "nohup-dial"
+    accept = await asyncio.create_subprocess_exec(
+        *RDV, "accept", "--spaces", "loopback", "--timeout", "20", server_url, token,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    dial = await asyncio.create_subprocess_exec(
+        *RDV, "dial", "--spaces", "loopback", "--timeout", "20", server_url, token,
+        stdin=feed_r, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    os.close(feed_r)
+    assert accept.stdout is not None and accept.stderr is not None and dial.stderr is not None
+    try:
+        os.write(feed_w, b"z" * 1000)
+        got = await asyncio.wait_for(accept.stdout.readexactly(1000), 20)  # under way
+        dial.send_signal(signal.SIGHUP)
+        os.write(feed_w, b"z" * 1000)
+        os.close(feed_w)
+        feed_w = -1
+        got += await asyncio.wait_for(accept.stdout.read(), 20)
+        assert await _exit_code(dial, 20) == 0, (await dial.stderr.read()).decode()
+        assert await _exit_code(accept, 20) == 0, (await accept.stderr.read()).decode()
+        assert got == b"z" * 2000
+    finally:
+        await _kill(accept, dial)
+        if feed_w >= 0:
+            os.close(feed_w)

@@ -246,7 +246,13 @@ async def test_timeout_exit_code(url: str) -> None:
     [
         (("--spaces", "bogus"), "unknown address space 'bogus'"),
         (("-H", "no colon here"), "bad header 'no colon here'"),
-        (("--wait-p2p", "-1"), "--wait-p2p must be >= 0"),
+        (("--wait-p2p", "-1"), "--wait-p2p must be a number of seconds >= 0"),
+        # nan was a traceback (exit 1) for --timeout and a picker that never fired for
+        # --wait-p2p; inf is no number of seconds (--timeout 0 means no limit).
+        (("--timeout", "nan"), "--timeout must be a number of seconds >= 0"),
+        (("--wait-p2p", "nan"), "--wait-p2p must be a number of seconds >= 0"),
+        (("--timeout", "inf"), "--timeout must be a number of seconds >= 0"),
+        (("--wait", "1e400"), "--wait must be a number of seconds >= 0"),
     ],
 )
 async def test_usage_errors(url: str, args: tuple[str, ...], message: str) -> None:

@@ -147,6 +147,7 @@ async def test_serve_json_logs_and_sigint(tmp_path: Path) -> None:
         ),
         (["--trust-proxy", "10.0.0.0/33"], "invalid --trust-proxy"),
         (["--lobby-timeout", "-1"], "must be positive"),
+        (["--idle-timeout", "inf"], "must be positive: 'inf'"),  # 0 says never
     ],
 )
 def test_serve_rejects_bad_arguments(args: list[str], message: str) -> None:

@@ -60,7 +60,10 @@ class HttpConn:
                 body = await _read_body(self.reader, head)
         except TimeoutError:
             raise ProbeSilent(f"no answer to GET {path} within {wait_s:g} s") from None
-        except (OSError, asyncio.IncompleteReadError) as exc:
+        except asyncio.IncompleteReadError:
+            # Its own words: "0 bytes read on a total of undefined expected bytes".
+            raise ProbeHttpError(f"GET {path}: the server closed the conn mid-answer") from None
+        except OSError as exc:
             raise ProbeHttpError(f"GET {path}: {exc or type(exc).__name__}") from None
         return head.status, body
 
@@ -127,7 +130,11 @@ async def wrap_conn(
 async def _read_head(reader: asyncio.StreamReader) -> Head:
     parser = HeadParser("response")
     while True:
-        line = await reader.readuntil(b"\n")
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError:
+            # Not an OSError: it escaped every handler, and rdv doctor ended on a traceback.
+            raise ProbeHttpError("bad response: a header line over 64 KiB") from None
         try:
             head = parser.feed(line)
         except ProtocolError as exc:

@@ -65,7 +65,9 @@ ENV_SWITCH: Final = "RDV_RELAY_SPLICE"
 SPLICE_FROM: Final = 64 * 1024
 COPY_BELOW: Final = 16 * 1024
 #: Reads a flow does per readiness event while each is passed on whole: fewer wakeups
-#: at volume, and one busy pair cannot keep the loop from the others for long.
+#: at volume, and one busy pair cannot keep the loop from the others for long (it goes on
+#: in the next loop turn). A reader always reads until the socket is empty (EAGAIN), at
+#: its end, or at an error: under uvloop an error is reported once (see _on_readable).
 READS_PER_EVENT: Final = 4
 _FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 #: Plain TCP transports whose socket can be taken over: asyncio's and uvloop's (their TLS
@@ -309,12 +311,21 @@ class _Flow:
         self._send()
 
     def _on_readable(self) -> None:
-        size = self._pool.size
         for _ in range(READS_PER_EVENT):
             n = self._read()
-            # A short read emptied the socket: the next would only find nothing.
-            if not n or not self._send() or n < size:
-                return
+            if not n or not self._send():
+                return  # emptied (EAGAIN), ended, failed, or dst full (reading stopped)
+        # More to read: go on in the next loop turn, the other pairs first, rather than
+        # wait for the poll. uvloop reports an error on a descriptor (a peer's reset
+        # behind bytes we had not read yet) with one call of this reader, then drops the
+        # descriptor from its poll: a reader that stopped there (after these reads, or
+        # after a short one, taken for an empty socket) was never called again, and the
+        # pair stayed open for good, the other peer waiting mid-stream.
+        self._loop.call_soon(self._go_on)
+
+    def _go_on(self) -> None:
+        if self.reading:
+            self._on_readable()
 
     def _read(self) -> int:
         """One read from src into a pipe (or by copy): how many bytes, 0 if none."""

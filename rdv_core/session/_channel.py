@@ -83,10 +83,14 @@ class Channel(Protocol):
         """Close the connection (idempotent)."""
 
 
+#: A conn that ended cleanly between records, without the peer's ``close``.
+PEER_HUNG_UP = "the peer hung up"
+
+
 def _lost(exc: BaseException | None, partial: bool) -> ConnectionLost:
     if exc is not None:
         return connection_lost(exc)
-    return ConnectionLost("connection lost mid-frame" if partial else "the peer hung up")
+    return ConnectionLost("connection lost mid-frame" if partial else PEER_HUNG_UP)
 
 
 class StreamChannel:
@@ -302,6 +306,12 @@ class SocketChannel(asyncio.BufferedProtocol):
     async def _wait(self, *, partial: bool) -> None:
         if self._eof:
             raise _lost(self._error, partial)
+        if self._reading_paused:
+            # We need more than we hold: a record of the largest size can be short of its
+            # end with 1 MiB and more still unread (RESUME_BELOW), and waiting for the
+            # resume there waited for good. The buffer holds two such records (bounded).
+            self._reading_paused = False
+            self._transport.resume_reading()
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             await self._waiter

@@ -45,7 +45,7 @@ from rdv_core.events import (
 from rdv_core.session import _frames as fr
 from rdv_core.session._bundle import FEATURE as BUNDLE_FEATURE
 from rdv_core.session._bundle import Bundle
-from rdv_core.session._channel import Channel, StreamChannel, open_channel
+from rdv_core.session._channel import PEER_HUNG_UP, Channel, StreamChannel, open_channel
 from rdv_core.session._codes import Code, parse_code
 from rdv_core.session._crypto import SESSION_VERSION, Opener, exchange_keys
 from rdv_core.session._diagnosis import FEATURE as DIAGNOSIS_FEATURE
@@ -365,7 +365,7 @@ class Session:
             if self._outbox.closing:
                 reason = "closed"
             else:
-                error = await self._who_ended(exc)
+                error = exc  # who ended it is asked below, out of this handler
         except SessionError as exc:
             error = exc
             if not isinstance(exc, PeerError):
@@ -376,6 +376,13 @@ class Session:
         except Exception as exc:  # a bug must still end the session and release its waiters
             log.exception("session reader failed")
             error = SessionError(f"internal error: {exc!r}")
+        if isinstance(error, ConnectionLost):
+            # Not inside the handler above: an error there would escape the handlers of
+            # its own try, and the session would never end (wait_closed hung forever).
+            try:
+                error = await self._who_ended(error)
+            except Exception:
+                log.exception("relay check failed")
         self._end(error, reason)
 
     async def _who_ended(self, exc: ConnectionLost) -> ConnectionLost:
@@ -384,7 +391,14 @@ class Session:
         if conn is None or not conn.is_relay:
             return exc  # direct: the server carries nothing
         why = await relay_gone(conn.remote_addr)
-        return exc if why is None else ConnectionLost(relay_lost_text(conn.remote_addr, why))
+        if why is not None:
+            return ConnectionLost(relay_lost_text(conn.remote_addr, why))
+        # The server still answers: it ended the pair because the peer's conn ended
+        # (docs/PROTOCOL.md section 8). How ours was cut is the server's timing, not news:
+        # a FIN after the peer's last whole record, a FIN inside one (the peer died
+        # mid-write), or a reset (the server closed our conn with our acks unread). A
+        # killed sender read as any of the three, at random ("connection lost mid-frame").
+        return ConnectionLost(PEER_HUNG_UP)
 
     def _dispatch(self, frame: fr.Frame) -> asyncio.Future[None] | None:
         """Hand one of the peer's frames to the part it is for; a future to await

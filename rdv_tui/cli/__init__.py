@@ -64,8 +64,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _fill_closed_std_fds() -> None:
+    """Put ``/dev/null`` where a standard descriptor is closed (``2>&-``, ``>&-``).
+
+    With fd 2 closed, Python's ``sys.stderr`` is None and ``print(..., file=None)``
+    writes to stdout: ``rdv accept URL T > copy.iso 2>&-`` wrote "peer connected: ..."
+    into the copy, and ``rdv send`` ended on a traceback nobody saw. And the first socket
+    or file opened took the free number, so anything meant for fd 2 went into it. The
+    messages of a closed stderr are dropped, as its user asked; ``sys.stdin`` and
+    ``sys.stdout`` stay None, which the commands read as "closed" and say so.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        # /dev/null now; for the whole run, never closed.
+        sys.stderr = open(  # noqa: SIM115
+            2, "w", encoding="utf-8", errors="backslashreplace", closefd=False
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rdv`` console script."""
+    _fill_closed_std_fds()
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(args_list or ["tui"])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ipaddress import IPv4Address, IPv6Address
+
     from rdv_core.session import Code
 
 MIN_SECRET_LETTERS = 6
@@ -40,32 +42,85 @@ def check_code(text: str) -> Code:
     return code
 
 
-LOCAL_HOSTS = ("localhost", "localhost.")
+#: Where this machine maps names to addresses before any DNS (``hosts: files dns``).
+HOSTS_FILE = "/etc/hosts"
 
 
-def is_local(url: str) -> bool:
-    """Whether the server of ``url`` runs on this machine (a loopback or unspecified host).
+def is_local(url: str, hosts_file: str = HOSTS_FILE) -> bool:
+    """Whether the server of ``url`` runs on this machine: its host is ``localhost`` (or
+    a ``.localhost`` name, RFC 6761 section 6.3), a loopback or unspecified address in any
+    form the resolver takes (``127.1``, ``[::ffff:127.0.0.1]``), or a name that
+    ``hosts_file`` maps to such addresses only (``127.0.0.1 vm``: the machine's own name).
 
     Two peers that meet there are on this machine too, so they should race over
     loopback: this machine's public and private addresses only race itself, and a peer
-    with the default spaces refuses loopback conns (issue 16's one-machine trap).
+    with the default spaces refuses loopback conns (issue 16's one-machine trap). No DNS
+    is asked (the app calls this as the user types a URL): a name only DNS maps to
+    loopback is taken for another machine.
     """
-    import ipaddress
     import urllib.parse
 
     try:
-        host = urllib.parse.urlsplit(url.strip()).hostname or ""
+        host = (urllib.parse.urlsplit(url.strip()).hostname or "").rstrip(".").lower()
     except ValueError:
         return False
-    if host.lower() in LOCAL_HOSTS:
+    if host == "localhost" or host.endswith(".localhost"):
         return True
+    literal = _address(host)
+    if literal is not None:
+        return _here(literal)
+    mapped = _hosts_addresses(host, hosts_file)
+    return bool(mapped) and all(_here(address) for address in mapped)
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    """``text`` as an IP address, in the forms ``getaddrinfo`` takes for one, or None."""
+    import ipaddress
+    import re
+    import socket
+
     try:
-        address = ipaddress.ip_address(host)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
+        pass
+    # inet_aton's shorthand, which the resolver (and so the client's connect) takes too:
+    # 127.1, 0x7f.0.0.1, 2130706433.
+    if not re.fullmatch(r"[0-9a-fx.]+", text):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError:
+        return None
+
+
+def _here(address: IPv4Address | IPv6Address) -> bool:
     # `rdv serve` listening everywhere prints http://0.0.0.0:PORT, and a client given it
     # connects to this machine: the kernel routes the unspecified address to loopback.
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 (3.11 says not loopback)
+    if mapped is not None:
+        address = mapped
     return address.is_loopback or address.is_unspecified
+
+
+def _hosts_addresses(host: str, hosts_file: str) -> list[IPv4Address | IPv6Address]:
+    """The addresses ``hosts_file`` gives ``host`` (lines ``ADDRESS NAME [ALIAS...]``)."""
+    import ipaddress
+
+    try:
+        with open(hosts_file, encoding="utf-8", errors="replace") as lines:
+            text = lines.read(1 << 20)
+    except OSError:
+        return []
+    found: list[IPv4Address | IPv6Address] = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2 or host not in (name.rstrip(".").lower() for name in fields[1:]):
+            continue
+        try:
+            found.append(ipaddress.ip_address(fields[0]))
+        except ValueError:
+            continue
+    return found
 
 
 def warns_of_observed(url: str) -> bool:

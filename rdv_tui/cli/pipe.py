@@ -25,16 +25,16 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import socket
 import struct
 import sys
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from rdv_tui.cli.events_file import open_events
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
-from rdv_tui.cli.pipe_end import relay_server_gone
+from rdv_tui.cli.pipe_end import lost_text, relay_server_gone
 from rdv_tui.cli.pipe_io import (
     CHUNK,
     StdoutError,
@@ -44,6 +44,7 @@ from rdv_tui.cli.pipe_io import (
 from rdv_tui.cli.pipe_io import (
     StdinReader as StdinReader,  # re-exported: tests drive it through this module
 )
+from rdv_tui.cli.pipe_stop import terminable
 from rdv_tui.cli.race_options import UsageError, client_options
 from rdv_tui.cli.secret_args import ENV_TOKEN, resolve_secret
 
@@ -58,8 +59,6 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 #: ``--timeout`` expired before a conn was picked.
 EXIT_TIMEOUT: Final = 3
-#: Ended by SIGTERM (``kill``, ``timeout 60 rdv dial ...``): 128 + 15, as a shell says.
-EXIT_TERMINATED: Final = 128 + signal.SIGTERM
 
 #: After the relay ended the pair, how long stdin may take to show that it had nothing
 #: more (EOF): ``printf x | rdv dial`` reaches its EOF within a few ms of its last byte.
@@ -155,6 +154,10 @@ async def _peer_to_stdout(conn: Conn, stdout_fd: int) -> int:
             try:
                 await writer.write(data)
             except OSError as exc:
+                # The peer's bytes go nowhere now (a full disk, a reader gone): a FIN here
+                # told a peer whose stdin had ended that all had arrived (exit 0 under a
+                # copy cut at the disk's size). A reset says it was not so.
+                abort(conn)
                 raise StdoutError(exc) from exc
             total += len(data)
     finally:
@@ -405,7 +408,8 @@ async def _main(
         say(f"reading stdin failed: {exc}; the conn was reset, so the peer knows")
         return EXIT_FAILED
     except OSError as exc:
-        say(f"connection lost: {await relay_server_gone(conn) or exc.strerror or exc}")
+        gone = await relay_server_gone(conn)
+        say(f"connection lost: {gone}" if gone else lost_text(exc))
         return EXIT_FAILED
     return EXIT_OK
 
@@ -422,37 +426,6 @@ def _rejected_hint(status: int, method: str) -> str:
         f" (another `rdv {mine}` with this token reached the server after us and took our "
         f"place: the other side runs `rdv {other}`)"
     )
-
-
-async def _terminable(main: Coroutine[Any, Any, int]) -> int:
-    """Run ``main``; SIGTERM cancels it as Ctrl-C does, and the exit code says so.
-
-    Left to its default, SIGTERM ended the process at once and the kernel closed the conn
-    with a FIN: ``timeout 60 rdv dial ... < disk.iso`` then left the peer a truncated copy
-    and exit 0. Cancelled, the pump resets the conn instead (:func:`abort`).
-    """
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    terminated = False
-
-    def on_sigterm() -> None:
-        nonlocal terminated
-        terminated = True
-        if task is not None:
-            task.cancel()
-
-    try:
-        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
-    except (NotImplementedError, RuntimeError, ValueError):  # no signals here: as before
-        return await main
-    try:
-        return await main
-    except asyncio.CancelledError:
-        if terminated:
-            return EXIT_TERMINATED
-        raise
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _say(method: str, text: str, stderr: IO[str]) -> None:
@@ -486,12 +459,12 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
     events_file: IO[str] | None = None
     if args.events:
         try:
-            events_file = open(args.events, "w", encoding="utf-8")  # noqa: SIM115 (closed below)
+            events_file = open_events(args.events)
         except OSError as exc:
             _say(method, f"cannot write events to {args.events}: {exc.strerror or exc}", sys.stderr)
             return EXIT_USAGE
     try:
-        return asyncio.run(_terminable(_main(args, method, options, events_file, sys.stderr)))
+        return asyncio.run(terminable(_main(args, method, options, events_file, sys.stderr)))
     finally:
         if events_file is not None:
             with contextlib.suppress(OSError):  # a last flush failing as the writes did

@@ -24,3 +24,15 @@ async def relay_server_gone(conn: Conn) -> str | None:
 
     why = await relay_gone(conn.remote_addr)
     return None if why is None else f"the relay server went away ({conn.remote_addr}: {why})"
+
+
+def lost_text(exc: OSError) -> str:
+    """``connection lost: WHY`` for the error that broke the conn, said once.
+
+    asyncio's own errors say it already: a write under a reset conn read
+    ``connection lost: Connection lost``.
+    """
+    why = str(exc.strerror or exc).strip()
+    if not why or ("connection" in why.lower() and "lost" in why.lower()):
+        return "connection lost"
+    return f"connection lost: {why}"

@@ -128,13 +128,18 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     Raises:
         UsageError: a bad value (negative seconds, unknown space, malformed header).
     """
+    import math
+
     from rdv_core.client import Picker, PickFirst, WaitConstant, WaitForP2P
     from rdv_core.wire import AddrError, parse_spaces
 
     for name in ("wait_p2p", "wait", "timeout"):
         value = getattr(args, name)
-        if value is not None and value < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 0")
+        # `not value >= 0` also refuses nan (a traceback in the client for --timeout nan,
+        # and a picker that never compares true for --wait-p2p nan); inf is no number of
+        # seconds either (--timeout 0 is the way to say no limit).
+        if value is not None and not (value >= 0 and math.isfinite(value)):
+            raise UsageError(f"--{name.replace('_', '-')} must be a number of seconds >= 0")
     picker: Picker
     if args.pick_first:
         picker = PickFirst()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import shutil
 import sys
 from typing import Any
@@ -68,7 +69,7 @@ def _interval(text: str) -> float:
         value = float(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not value >= 1:
+    if not (value >= 1 and math.isfinite(value)):  # inf: a traceback after one report
         raise argparse.ArgumentTypeError(f"must be at least 1 second: {text!r}")
     return value
 

@@ -161,6 +161,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         describe_path,
     )
     from rdv_tui import transfer_ui as ui
+    from rdv_tui.cli.events_file import open_events
     from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.transfer_ask import ask
@@ -260,9 +261,9 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         return False
 
     try:
-        stream = ui.open_events(args.events)
+        stream = open_events(args.events) if args.events else None
     except OSError as exc:
-        return fail(f"--events: {exc}", ui.EXIT_USAGE)
+        return fail(f"cannot write events to {args.events}: {exc.strerror or exc}", ui.EXIT_USAGE)
     sink = ui.EventSink(args, console, view, stream, server)
     try:
         try:

@@ -127,6 +127,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_core.wire import parse_server_url
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.checks import check_code, loopback_hint, spaces_for
+    from rdv_tui.cli.events_file import open_events
     from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.formatting import join_reason
     from rdv_tui.cli.race_options import UsageError, client_from_args
@@ -177,9 +178,9 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
             return fail(f"nothing to send: {why}", ui.EXIT_USAGE)
         return fail(f"nothing to send ({why})", ui.EXIT_USAGE)
     try:
-        stream = ui.open_events(args.events)
+        stream = open_events(args.events) if args.events else None
     except OSError as exc:
-        return fail(f"--events: {exc}", ui.EXIT_USAGE)
+        return fail(f"cannot write events to {args.events}: {exc.strerror or exc}", ui.EXIT_USAGE)
     sink.recorder.stream = stream
     total = sum(f.size for f in files)
     try:

@@ -238,6 +238,7 @@ async def _serve_until_stopped(
         start_native,
         start_probe_ports,
     )
+    from rdv_tui.cli.events_file import open_events
 
     # An empty host means every interface: no host for asyncio. So does [::]: Go's
     # net.Listen (the reference's) makes it one socket for IPv4 and IPv6, where binding
@@ -247,7 +248,7 @@ async def _serve_until_stopped(
     if args.events is not None:
         try:
             stream = (
-                sys.stdout if str(args.events) == "-" else args.events.open("a", encoding="utf-8")
+                sys.stdout if str(args.events) == "-" else open_events(args.events, append=True)
             )
         except OSError as exc:
             print(

@@ -6,6 +6,7 @@ Standard library only (``rdv serve`` never imports textual or rich).
 from __future__ import annotations
 
 import argparse
+import math
 import re
 
 __all__ = [
@@ -98,6 +99,6 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not value > 0:
+    if not 0 < value < math.inf:  # inf: 0 is the way to say "never"
         raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
     return value

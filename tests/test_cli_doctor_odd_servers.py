@@ -1,0 +1,88 @@
+"""``rdv doctor`` against servers that are not rdv servers: real TCP listeners on loopback
+that misbehave, and the doctor as a real process.
+
+A server whose header line never ends (64 KiB and more without a newline) ended the
+doctor on a traceback (``LimitOverrunError`` is no ``OSError``, and escaped every
+handler); one that closed the conn at once was "0 bytes read on a total of undefined
+expected bytes", asyncio's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.test_readme_examples import REPO
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _endless_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(1000)
+    writer.write(b"HTTP/1.1 200 OK\r\nX-Long: ")
+    with contextlib.suppress(OSError):
+        for _ in range(200):  # 200 KiB, bounded: the doctor gives up long before
+            writer.write(b"a" * 1024)
+            await writer.drain()
+    writer.close()
+
+
+async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await reader.read(1000)
+    writer.close()
+
+
+async def _doctor(handler: Handler) -> tuple[int, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rdv_tui", "doctor", f"http://127.0.0.1:{port}",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        server.close()
+        await server.wait_closed()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+@pytest.mark.parametrize(
+    ("handler", "said"),
+    [
+        (_endless_header, "bad response: a header line over 64 KiB"),
+        (_close_at_once, "the server closed the conn mid-answer"),
+    ],
+    ids=["endless-header", "close-at-once"],
+)
+async def test_a_server_that_is_no_rdv_server_is_said_so(handler: Handler, said: str) -> None:
+    code, out = await _doctor(handler)
+    assert "Traceback" not in out, out
+    assert code == 1, out  # no server answered (README: rdv doctor's exit codes)
+    assert "TCP reached the server but it answered nothing" in out, out
+    assert said in " ".join(out.split()), out
+
+
+def test_every_takes_a_number_of_seconds_only() -> None:
+    """``--every inf`` ran once, then ended on a traceback (``time.sleep`` overflowed)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    for bad in ("inf", "nan", "0.5"):
+        done = subprocess.run(
+            [sys.executable, "-m", "rdv_tui", "doctor", "--every", bad, "http://127.0.0.1:9"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"--every: must be at least 1 second: '{bad}'" in done.stderr, done.stderr
