@@ -355,15 +355,6 @@ def saved_name(offered: str, path: str) -> str:
     return f"{head}/{saved}" if head else saved
 
 
-def open_events(path: str | None) -> IO[str] | None:
-    """The ``--events`` file, or None.
-
-    Raises:
-        OSError: the file cannot be created.
-    """
-    return open(path, "w", encoding="utf-8") if path else None
-
-
 class EventSink:
     """Fans events out: the --events recorder, -v race lines, the view.
 
