@@ -265,9 +265,17 @@ class _Attempt:
             )
         )
         timeout = asyncio.timeout(client.timeout)
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             async with timeout:
-                return await self._run()
+                conn = await self._run()
+                if task is not None and task.cancelling() > cancels:
+                    # A cancel asked for inside this task (an on_event callback) after the
+                    # last await: asyncio would drop the conn to deliver it, socket open.
+                    conn.writer.close()
+                    raise asyncio.CancelledError
+                return conn
         except TimeoutError as exc:
             if not timeout.expired():
                 raise
