@@ -108,7 +108,7 @@ class RdvTimeoutError(RdvError, TimeoutError):
 
     Attributes:
         stage: What the attempt was doing (``connecting to the server``,
-            ``waiting for the peer``, ``racing``).
+            ``waiting for the peer``, ``racing for a connection``).
     """
 
     def __init__(self, message: str, stage: str = "") -> None:
