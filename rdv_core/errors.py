@@ -23,7 +23,7 @@ its code, all importable from :mod:`rdv_core`::
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "MAX_BODY",
@@ -64,6 +64,11 @@ class ServerRejectedError(RdvError, ConnectionError):
         text = f"{text}: {detail}" if detail else text
         super().__init__(f"{text}; {hint}" if hint else text)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception pickles (and copies) by calling the class with ``args``, the message
+        # alone: a worker process's rejection broke its pool with a TypeError instead.
+        return type(self), (self.status, self.reason, self.body, self.hint), self.__dict__
+
 
 class RdvProtocolError(RdvError, ConnectionError):
     """The server or the peer broke the rdv/1 protocol (bad response, bad line, ...)."""
@@ -79,6 +84,10 @@ class ServerConnectError(RdvError, ConnectionError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # OSError rebuilds ``errno`` from ``args`` (the message alone): keep ours.
+        return type(self), (str(self), self.errno), self.__dict__
 
 
 class NoConnectionError(RdvError, ConnectionError):
@@ -99,7 +108,7 @@ class RdvTimeoutError(RdvError, TimeoutError):
 
     Attributes:
         stage: What the attempt was doing (``connecting to the server``,
-            ``waiting for the peer``, ``racing``).
+            ``waiting for the peer``, ``racing for a connection``).
     """
 
     def __init__(self, message: str, stage: str = "") -> None:

@@ -29,7 +29,7 @@ from rdv_core.client._fast_pick import start_fast
 from rdv_core.client._link import Link, open_stream, open_stream_now
 from rdv_core.client._localview import default_self_addrs, local_paths
 from rdv_core.client._pickers import Picker, WaitForP2P
-from rdv_core.client._prepare import choose_proxy_memo, server_url
+from rdv_core.client._prepare import check_sync_callable, choose_proxy_memo, server_url
 from rdv_core.client._prepare import open_listeners as open_listeners  # (its old home)
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
@@ -126,6 +126,7 @@ class Client:
 
     Raises:
         ValueError: a bad proxy URL, or a timeout below 0 (or NaN).
+        TypeError: ``on_event`` or ``early_data`` is not callable, or an ``async def``.
     """
 
     def __init__(
@@ -150,6 +151,8 @@ class Client:
         if timeout is not None and not timeout >= 0:  # NaN too, which compares false
             # Else every attempt "timed out after -1s" at once, naming no mistake.
             raise ValueError(f"timeout must be >= 0 seconds or None (no limit), got {timeout!r}")
+        check_sync_callable("on_event", on_event)
+        check_sync_callable("early_data", early_data)
         self.proxy = proxy
         self.trust_env = trust_env
         self.interfaces = tuple(interfaces)
@@ -265,9 +268,17 @@ class _Attempt:
             )
         )
         timeout = asyncio.timeout(client.timeout)
+        task = asyncio.current_task()
+        cancels = task.cancelling() if task is not None else 0
         try:
             async with timeout:
-                return await self._run()
+                conn = await self._run()
+                if task is not None and task.cancelling() > cancels:
+                    # A cancel asked for inside this task (an on_event callback) after the
+                    # last await: asyncio would drop the conn to deliver it, socket open.
+                    conn.writer.close()
+                    raise asyncio.CancelledError
+                return conn
         except TimeoutError as exc:
             if not timeout.expired():
                 raise

@@ -1,4 +1,5 @@
-"""What an attempt settles before it reaches the server: its listeners, URL and proxy.
+"""What an attempt settles before it reaches the server: its listeners, URL and proxy
+(and what a client is given, checked when it is built).
 
 Kept apart from client/_client.py, which runs the attempt. The URL and the proxy choice
 are memoized by their inputs: a program that connects again and again (a service
@@ -9,6 +10,7 @@ and their parsing was about a tenth of a loopback attempt's preparation.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import socket
 from typing import Final
@@ -98,3 +100,21 @@ def choose_proxy_memo(given: str | None, server: ServerURL, trust_env: bool) -> 
         _PROXIES.clear()
     _PROXIES[key] = proxy
     return proxy
+
+
+def check_sync_callable(name: str, value: object) -> None:
+    """A plain function or None, now: an ``async def`` would never run (its coroutines are
+    dropped, "never awaited"), and a non-callable would fail at every event, only logged.
+
+    Raises:
+        TypeError: ``value`` is not callable, or is a coroutine function.
+    """
+    if value is None:
+        return
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+    # An object whose ``__call__`` is ``async def`` (a class-based observer) counts too.
+    if inspect.iscoroutinefunction(value) or inspect.iscoroutinefunction(type(value).__call__):
+        raise TypeError(
+            f"{name} is called synchronously and must not be an async function: {value!r}"
+        )

@@ -61,7 +61,7 @@ from rdv_core.client._link import Link
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._race_dials import start_dials
-from rdv_core.client._relay_role import accepter_relay_command, watch_dialer_relay
+from rdv_core.client._relay_role import RELAY_CLOSED, accepter_relay_command, watch_dialer_relay
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
@@ -442,8 +442,9 @@ class Race:
         if won:
             self._win(relay)
             return
-        if failure is not None:
-            self._fail(f"relay: {failure}")
+        # One cause per failed candidate, the relay's too: with no conn left, a bare
+        # "no conn to the peer could be used" would not say that the dialer is gone.
+        self._fail(f"relay: {failure if failure is not None else RELAY_CLOSED}")
         self._relay_gone = True
         # The dialer has picked (a direct conn we already hold) or is gone: dials and
         # inbound conns that are not authenticated yet can no longer be chosen.

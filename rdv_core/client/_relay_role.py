@@ -9,11 +9,17 @@ means the dialer went direct (or is gone). Either way each ends with an event.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from rdv_core.client._failures import classify
 from rdv_core.client._link import Link, PeerClosed, read_line
 from rdv_core.events import CandidateFailed, Clock, Discarded, Event, FailReason
 from rdv_core.wire import Continue, ProtocolError, parse_command
+
+#: Why the server closed the accepter's relay before any ``CONTINUE``: it does so after the
+#: dialer's ``OTHER``, and also when the dialer leaves or the server stops; the accepter
+#: cannot tell which (docs/PROTOCOL.md section 11, "The accepter and the relay").
+RELAY_CLOSED: Final = "the server closed the relay: the dialer went direct or left"
 
 
 async def watch_dialer_relay(relay: Link, emit: Callable[[Event], None], clock: Clock) -> str:
@@ -44,8 +50,7 @@ async def accepter_relay_command(
         command = parse_command(await read_line(relay.reader))
     except PeerClosed:
         relay.close()
-        why = "the server closed the relay: the dialer went direct"
-        emit(Discarded(clock(), relay.candidate, why))
+        emit(Discarded(clock(), relay.candidate, RELAY_CLOSED))
         return False, None
     except (OSError, ProtocolError) as exc:
         reason, code = classify(exc)
