@@ -18,7 +18,7 @@ from rdv_core.client._client import Client
 from rdv_core.client._pickers import WaitConstant
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import Discarded, Event, RelayReady
-from rdv_core.wire import AddrSpace
+from rdv_core.wire import EXTENSIONS_HEADER, FAST_START, AddrSpace, build_request, parse_server_url
 
 from tests.race_support import client, of
 
@@ -52,3 +52,28 @@ async def test_relay_closed_before_continue_is_a_cause(url: str) -> None:
     # The event says the same, not that the dialer surely went direct.
     (discarded,) = of(accepter_events, Discarded)
     assert "or left" in discarded.reason
+
+
+async def test_fast_start_relay_closed_before_continue_is_a_cause(url: str) -> None:
+    # A fast-start dialer takes the relay at once: only one that leaves between its 101
+    # and its CONTINUE closes the accepter's relay first. A raw DIAL that offers fast
+    # start, reads its 101 and hangs up is that dialer.
+    server = parse_server_url(url)
+    accept = asyncio.create_task(
+        Client(spaces=AddrSpace.NONE, timeout=60, fast_start=True).accept(url, "gone-fast")
+    )
+    await asyncio.sleep(0.2)  # the accepter in the lobby first
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(
+            build_request("DIAL", server, "gone-fast", [], [(EXTENSIONS_HEADER, FAST_START)])
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+        assert head.startswith(b"HTTP/1.1 101 ")
+    finally:
+        writer.close()
+    with pytest.raises(NoConnectionError) as info:
+        await asyncio.wait_for(accept, 20)
+    assert info.value.causes == (
+        "relay: the server closed the relay: the dialer went direct or left",
+    )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._link import Link
 from rdv_core.client._prepare import open_listeners
-from rdv_core.client._relay_role import accepter_relay_command
+from rdv_core.client._relay_role import RELAY_CLOSED, accepter_relay_command
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import Event, FastStartNegotiated, Picked
@@ -70,7 +70,7 @@ async def start_fast(
         if not won:
             for event in hold:
                 emit(event)
-            cause = f"relay: {failure}" if failure else "relay: the dialer went direct"
+            cause = f"relay: {failure or RELAY_CLOSED}"
             raise NoConnectionError("no conn to the peer could be used", (cause,))
         upgrader = _upgrader(attempt, relay, listeners, port, peer_addrs, None, hold)
         # The dialer's HELLO and first bytes came with CONTINUE and wait in the relay
