@@ -14,11 +14,15 @@ import argparse
 import re
 import subprocess
 import sys
+import typing
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 import rdv_core.events as events
+from rdv_core.events import Candidate
+from rdv_core.events._base import FailReason
 from rdv_tui.cli import build_parser
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -194,3 +198,23 @@ def test_every_python_block_of_the_readme_compiles() -> None:
     assert len(blocks) >= 4  # peer, transfer, aiohttp, server
     for number, block in enumerate(blocks):
         compile(block, f"README.md python block {number}", "exec")
+
+
+def test_the_failure_reasons_are_the_ones_events_carry() -> None:
+    """``CandidateFailed.reason`` is one of ``FailReason``'s words: the README listed six of
+    its nine (``eof``, ``protocol`` and ``error`` reach every ``--events`` file too)."""
+    start = TEXT.index("Every failure is classified (") + len("Every failure is classified (")
+    listed = set(re.findall(r"[a-z]+", TEXT[start : TEXT.index("with its errno", start)]))
+    assert set(typing.get_args(FailReason)) <= listed
+
+
+def test_the_candidate_fields_are_the_dataclass_fields() -> None:
+    """The names outside parentheses (inside: the values of ``origin``, what ``via`` holds)."""
+    start = TEXT.index("candidates carry a per-attempt")
+    listed, depth = [], 0
+    for token in re.findall(r"`[^`]*`|[()]", TEXT[start : TEXT.index(". ", start)]):
+        if token in "()":
+            depth += 1 if token == "(" else -1
+        elif depth == 0:
+            listed.append(token.strip("`"))
+    assert listed == [field.name for field in fields(Candidate)]
