@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import rdv_core.events as events
+from rdv_core import LobbyLimits
 from rdv_core.events import Candidate
 from rdv_core.events._base import FailReason
 from rdv_tui.cli import build_parser
@@ -218,3 +219,10 @@ def test_the_candidate_fields_are_the_dataclass_fields() -> None:
         elif depth == 0:
             listed.append(token.strip("`"))
     assert listed == [field.name for field in fields(Candidate)]
+
+
+def test_the_lobby_limits_named_are_every_field() -> None:
+    """The README named five of LobbyLimits' seven caps (not the head caps)."""
+    start = TEXT.index("`RdvServer(lobby_limits=LobbyLimits(")
+    named = re.findall(r"(\w+)=\.\.\.", TEXT[start : TEXT.index("`", start + 1)])
+    assert named == [field.name for field in fields(LobbyLimits)]
