@@ -259,7 +259,7 @@ class ConnectScreen(Screen[None]):
     def _show(self, params: ConnectParams, *, fields: bool) -> None:
         if fields:
             self.query_one("#server", Input).value = params.server_url
-            self.query_one("#code", Input).value = params.code
+            self.query_one("#code", CodeInput).show_code(params.code)
             self.query_one("#race-only", Checkbox).value = params.race_only
         self.query_one(f"#role-{params.role}", RadioButton).value = True
         self._show_spaces(params.spaces)
@@ -277,13 +277,16 @@ class ConnectScreen(Screen[None]):
 
     def use_recent(self, kind: str, value: str) -> None:
         """Fill the server or the code field with a remembered value."""
-        self.query_one("#server" if kind == "server" else "#code", Input).value = value
+        if kind == "server":
+            self.query_one("#server", Input).value = value
+        else:
+            self.query_one("#code", CodeInput).show_code(value)
 
     # ----- actions
 
     def action_generate_code(self) -> None:
         """Put a fresh random code in the code field."""
-        self.query_one("#code", Input).value = generate_code()
+        self.query_one("#code", CodeInput).show_code(generate_code())
 
     def action_copy_code(self) -> None:
         """Copy the code to the clipboard (OSC 52 in most terminals)."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
+from textual import events
 from textual.message import Message
+from textual.widgets.input import Selection
 
 from rdv_tui.attempt import Role
 from rdv_tui.cli.checks import check_code
@@ -81,6 +83,29 @@ class CodeInput(PasteInput):
         if command is None:
             return super().take_paste(text)
         self.post_message(self.CommandPasted(command))
-        self.value = command.code  # a whole code: not inserted into the one there
-        self.cursor_position = len(command.code)
+        self.show_code(command.code)  # a whole code: not inserted into the one there
         return ""
+
+    def show_code(self, code: str) -> None:
+        """Put a whole code in the field (a fresh one, a recent one, a pasted one) and show
+        it from its start: in a narrow field (40 columns) the end of ``652125-sierra-planet``
+        read ``rra-planet``, a code nobody typed. Focused, it stays selected whole, so typing
+        replaces it."""
+        self.value = code
+        if not self._fits(code):
+            self.selection = Selection(len(code), 0) if self.has_focus else Selection.cursor(0)
+
+    def on_focus(self, event: events.Focus) -> None:
+        # Select-on-focus (Input's handler, which runs after this one) puts the cursor at
+        # the end, which scrolls the code's number out of a narrow field: the same
+        # selection, from the end, keeps the start in view.
+        self.call_next(self._start_in_view)
+
+    def _start_in_view(self) -> None:
+        whole = Selection(0, len(self.value))
+        if self.value and self.selection == whole and not self._fits(self.value):
+            self.selection = Selection(len(self.value), 0)
+
+    def _fits(self, code: str) -> bool:
+        """Whether ``code`` and the cursor after it fit the field: then it stays at the end."""
+        return len(code) < self.content_size.width

@@ -8,6 +8,7 @@ from textual.widgets import Static
 from rdv_core.wire import Addr
 from rdv_tui.cli.formatting import format_ms
 from rdv_tui.race_model import RaceModel
+from rdv_tui.widgets.figures import FigureLines
 
 
 def _space_of(addr: str | None) -> str:
@@ -19,7 +20,7 @@ def _space_of(addr: str | None) -> str:
         return ""
 
 
-class ServerPhaseHeader(Static):
+class ServerPhaseHeader(FigureLines):
     """Who we are, which server, and how the rendezvous went (connect, TLS, lobby, observed)."""
 
     DEFAULT_CSS = """
@@ -27,44 +28,43 @@ class ServerPhaseHeader(Static):
     """
 
     def show(self, model: RaceModel) -> None:
-        """Redraw from the model's server phase."""
+        """Redraw from the model's server phase (a narrow header breaks between figures)."""
         s = model.server
-        parts: list[Content | tuple[str, str] | str] = []
+        muted = "$text-muted"
+        first: list[Content] = []
         if s.method:
-            parts += [(s.method, "bold $accent"), " ", s.server]
+            first.append(Content.assemble((s.method, "bold $accent"), " ", s.server))
             if s.picker:
-                parts += [("  ", ""), s.picker]
+                first.append(Content(s.picker))
             if s.spaces:
-                parts += [("  ", ""), (s.spaces, "$text-muted")]
+                first.append(Content.styled(s.spaces, muted))
         else:
-            parts.append(("waiting for the attempt to start…", "$text-muted"))
-        lines = [Content.assemble(*parts)]
+            first.append(Content.styled("waiting for the attempt to start…", muted))
 
-        second: list[Content | tuple[str, str] | str] = []
+        second: list[Content] = []
         if s.server_addr:
-            second += [("connect ", "$text-muted"), format_ms(s.connect_s)]
+            second.append(Content.assemble(("connect ", muted), format_ms(s.connect_s)))
             if s.tls:
-                second += [("  ", ""), (s.tls, "$text-success")]
+                second.append(Content.styled(s.tls, "$text-success"))
         if s.lobby_s is not None:
-            second += [("  lobby ", "$text-muted"), format_ms(s.lobby_s)]
+            second.append(Content.assemble(("lobby ", muted), format_ms(s.lobby_s)))
         if s.responded_t is not None:
             space = _space_of(s.observed_addr)
-            observed = s.observed_addr or "none"
-            second += [("  observed ", "$text-muted"), (observed, "bold")]
+            observed = Content.assemble(("observed ", muted), (s.observed_addr or "none", "bold"))
             if space:
-                second += [(f" {space}", "$text-muted")]
-            second += [("  peers ", "$text-muted"), str(len(s.peer_addrs))]
+                observed = observed + Content.styled(f" {space}", muted)
+            second.append(observed)
+            second.append(Content.assemble(("peers ", muted), str(len(s.peer_addrs))))
         elif s.server_addr and model.result is None:
             # Only while it is true: an attempt that failed in the lobby (timeout, the
             # server gone) kept saying it waited, under its FAILED banner.
-            second += [("  waiting in the lobby for the peer…", "$text-muted")]
-        if second:
-            lines.append(Content.assemble(*second))
+            second.append(Content.styled("waiting in the lobby for the peer…", muted))
+        lines = [first, second] if second else [first]
         if s.warning:
-            lines.append(Content.assemble(("⚠ ", "bold $warning"), (s.warning, "$warning")))
+            lines.append([Content.assemble(("⚠ ", "bold $warning"), (s.warning, "$warning"))])
         if s.rejected:
-            lines.append(Content.assemble(("✗ server refused: ", "bold $error"), s.rejected))
-        self.update(Content("\n").join(lines))
+            lines.append([Content.assemble(("✗ server refused: ", "bold $error"), s.rejected)])
+        self.show_figures(lines)
 
 
 class ResultBanner(Static):

@@ -9,17 +9,18 @@ from rich.table import Table
 from rich.text import Text
 from textual import events
 from textual.content import Content
-from textual.widgets import DataTable, RichLog, Static
+from textual.widgets import DataTable, RichLog
 
 from rdv_core import events as ev
 from rdv_core.server import PairStats, ServerStats
 from rdv_core.wire import printable
 from rdv_tui.cli.formatting import human_bytes
+from rdv_tui.widgets.figures import FigureLines
 from rdv_tui.widgets.log_line import beside
 
 
-class ServerCounters(Static):
-    """Lobby, open pairs and totals, on one or two lines."""
+class ServerCounters(FigureLines):
+    """Lobby, open pairs and totals, on one or two lines (more when narrow: between figures)."""
 
     DEFAULT_CSS = """
     ServerCounters { height: auto; padding: 0 1; background: $boost; }
@@ -28,30 +29,26 @@ class ServerCounters(Static):
     def show(self, stats: ServerStats, url: str) -> None:
         """Redraw from a stats snapshot."""
         rejects = sum(stats.rejects_by_status.values())
-        parts: list[tuple[str, str] | str] = [
-            ("serving ", "$text-muted"),
-            (url, "bold"),
-            ("  lobby ", "$text-muted"),
-            (str(stats.lobby), "bold $accent"),
-            ("  open pairs ", "$text-muted"),
-            (str(len(stats.pairs)), "bold"),
-            "\n",
-            ("pairs ", "$text-muted"),
-            str(stats.pairs_total),
-            ("  p2p ", "$text-muted"),
-            (str(stats.p2p_total), "bold $text-success"),
-            ("  relay ", "$text-muted"),
-            (str(stats.relay_total), "bold $text-warning"),
-            ("  relayed ", "$text-muted"),
-            human_bytes(stats.bytes_relayed),
-            ("  rejected ", "$text-muted"),
-            (str(rejects), "$text-error" if rejects else ""),
-            ("  lobby timeouts ", "$text-muted"),
-            str(stats.lobby_timeouts_total),
+
+        def figure(label: str, value: str, style: str = "") -> Content:
+            return Content.assemble((f"{label} ", "$text-muted"), (value, style))
+
+        first = [
+            figure("serving", url, "bold"),
+            figure("lobby", str(stats.lobby), "bold $accent"),
+            figure("open pairs", str(len(stats.pairs)), "bold"),
+        ]
+        second = [
+            figure("pairs", str(stats.pairs_total)),
+            figure("p2p", str(stats.p2p_total), "bold $text-success"),
+            figure("relay", str(stats.relay_total), "bold $text-warning"),
+            figure("relayed", human_bytes(stats.bytes_relayed)),
+            figure("rejected", str(rejects), "$text-error" if rejects else ""),
+            figure("lobby timeouts", str(stats.lobby_timeouts_total)),
         ]
         if stats.closed:
-            parts.append(("  CLOSED", "bold $text-error"))
-        self.update(Content.assemble(*parts))
+            second.append(Content.styled("CLOSED", "bold $text-error"))
+        self.show_figures([first, second])
 
 
 PAIR_COLUMNS: tuple[tuple[str, str], ...] = (
