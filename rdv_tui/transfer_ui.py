@@ -329,10 +329,14 @@ class TransferView:
         elapsed = max(time.monotonic() - started, 1e-6)
         moved = max(self.bytes_done + self._failed_held - self._resumed, 0)
         rate = human_bytes(int(moved / elapsed), largest_unit="TiB")
+        verified = human_bytes(self._bytes_done, largest_unit="TiB")
+        if moved > self._bytes_done:
+            # The rate is what moved; said beside the verified bytes, or a cut file read
+            # "0 B in 0.4 s (151.0 MiB/s)".
+            verified += f" ({human_bytes(moved, largest_unit='TiB')} moved)"
         text = (
             f"{self.files_ok} of {self.files_total} file(s) verified, "
-            f"{human_bytes(self._bytes_done, largest_unit='TiB')} in {elapsed:.1f} s "
-            f"({rate}/s)"
+            f"{verified} in {elapsed:.1f} s ({rate}/s)"
         )
         if self.failures:
             text += f"; {len(self.failures)} failed"

@@ -64,7 +64,8 @@ def test_the_switch_line_keeps_a_bracketed_ipv6_address() -> None:
 
 def test_the_mean_rate_counts_what_a_failed_file_moved() -> None:
     """A file cut short after 64 MiB (the peer went away) read "0 B in 2.1 s (0 B/s)":
-    the bytes are 0 verified, but the rate is what moved, and 64 MiB did."""
+    the bytes are 0 verified, but the rate is what moved, and 64 MiB did (and the line
+    says that those 64 MiB moved)."""
     view = TransferView(Console(file=io.StringIO()), "in")
     view(FileOffered(0.0, 1, "in", "big.bin", 256 * MIB))
     view(FileAccepted(0.0, 1, "in", 0))
@@ -72,7 +73,8 @@ def test_the_mean_rate_counts_what_a_failed_file_moved() -> None:
     view(FileProgress(0.0, 1, "in", 64 * MIB, 256 * MIB, 640.0 * MIB))
     view(FileFailed(0.0, 1, "in", "big.bin", "session ended: closed by peer"))
     summary = view.summary()
-    assert summary.startswith("0 of 1 file(s) verified, 0 B in "), summary
+    # ... and says so: "0 B in 0.1 s (640 MiB/s)" read as a contradiction.
+    assert summary.startswith("0 of 1 file(s) verified, 0 B (64.0 MiB moved) in "), summary
     assert "(0 B/s)" not in summary and "MiB/s)" in summary, summary
     assert summary.endswith("; 1 failed"), summary
 
