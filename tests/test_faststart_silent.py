@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from rdv_core.client._silence import PROOF_FLOOR, SILENCE
+from rdv_core.lab._faststart import judge
 
 from tests.test_faststart_fallback import run_driver
 
@@ -49,6 +50,13 @@ def test_a_silent_direct_path_before_the_proof_goes_back_on_the_relay() -> None:
         assert said[2].startswith("switched to p2p"), said
         backs.append(said[1])
     assert silent in backs, backs
+    # The lab's judge times the switch that stuck (a later attempt's), not the one that fell back.
+    events = report["events"]
+    upgraded = [e for e in events["dial"] if e["type"] == "Upgraded"]
+    assert len(upgraded) >= 2 and upgraded[0]["attempt"] == 1, upgraded
+    run = judge(events["dial"], events["accept"])
+    assert run.outcome == "direct"
+    assert run.to_direct_ms == upgraded[-1]["after_s"] * 1000
     assert report["noticed_s"] < 60, report["noticed_s"]
     assert report["codes"] == {"accept": 0, "dial": 0}, report["stderr"]
     assert report["stdout"] == {
