@@ -34,7 +34,7 @@ from rdv_core.faststart._frames import u64_frame
 PROOF_FLOOR: Final = 3.0
 PROOF_RTT_FACTOR: Final = 8
 #: Once the relay is retired the direct path is the stream: a silence this long ends it
-#: (resume from the verified prefix: docs/TRANSFER.md). Longer than a Wi-Fi roam or a
+#: (resume from the verified prefix: docs/PROTOCOL.md 12.7). Longer than a Wi-Fi roam or a
 #: mobile handover (a few seconds), 60 times shorter than TCP's own give-up.
 SILENCE: Final = 15.0
 #: How often the watch reads the kernel's view (a getsockopt: nothing on the wire).
