@@ -22,8 +22,9 @@ from rdv_core.client._tcpinfo import tcp_unanswered
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux's struct tcp_info")
 
 #: Longer than the kernel needs to reach a zero window and probe it a few times (its probe
-#: timer backs off from 200 ms: 0.2, 0.4, 0.8 s ...).
-PAUSE = 3.0
+#: timer backs off from 200 ms: 0.2, 0.4, 0.8, 1.6, 3.2 s ...), so that the peer's last ACK
+#: grows seconds old between two probes while nothing waits for it.
+PAUSE = 8.0
 
 
 @contextmanager
@@ -44,9 +45,16 @@ def _pair(user_timeout_ms: int = 0) -> Iterator[tuple[socket.socket, socket.sock
         receiver.close()
 
 
-def _fill(sender: socket.socket, seconds: float) -> tuple[int, list[float], OSError | None]:
-    """Write while the receiver does not read; sample ``tcp_unanswered`` meanwhile."""
-    sent, samples = 0, list[float]()
+def _last_ack_age(sock: socket.socket) -> float:
+    """``tcpi_last_ack_recv`` (a ``u32`` of milliseconds at offset 56), in seconds."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 60)
+    return int.from_bytes(info[56:60], sys.byteorder) / 1e3
+
+
+def _fill(sender: socket.socket, seconds: float) -> tuple[int, list[float], float, OSError | None]:
+    """Write while the receiver does not read; sample ``tcp_unanswered`` meanwhile, and
+    (last) the oldest the peer's last ACK got."""
+    sent, samples, oldest = 0, list[float](), 0.0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         try:
@@ -54,11 +62,12 @@ def _fill(sender: socket.socket, seconds: float) -> tuple[int, list[float], OSEr
         except BlockingIOError:
             time.sleep(0.05)
         except OSError as exc:
-            return sent, samples, exc
+            return sent, samples, oldest, exc
         waited = tcp_unanswered(sender)
         assert waited is not None
         samples.append(waited)
-    return sent, samples, None
+        oldest = max(oldest, _last_ack_age(sender))
+    return sent, samples, oldest, None
 
 
 def _drain(receiver: socket.socket, size: int) -> int:
@@ -74,10 +83,11 @@ def _drain(receiver: socket.socket, size: int) -> int:
 
 def test_a_live_peer_that_stops_reading_is_never_unanswered() -> None:
     with _pair() as (sender, receiver):
-        sent, samples, error = _fill(sender, PAUSE)
+        sent, samples, oldest, error = _fill(sender, PAUSE)
         assert error is None
-        # A zero window, probed and answered: nothing waits for the peer (in flight at
-        # most for a loopback round trip while the window closed).
+        # The peer's last ACK got seconds old (between two zero-window probes), and yet
+        # nothing waited for it: in flight at most for a loopback round trip.
+        assert oldest >= 1.0, oldest
         assert samples and max(samples) < 1.0, max(samples)
         assert _drain(receiver, sent) == sent
 
@@ -85,5 +95,5 @@ def test_a_live_peer_that_stops_reading_is_never_unanswered() -> None:
 def test_tcp_user_timeout_would_end_that_live_conn() -> None:
     """Why the watch is not TCP_USER_TIMEOUT (measured on Linux 6.18)."""
     with _pair(user_timeout_ms=500) as (sender, _receiver):
-        _sent, _samples, error = _fill(sender, 10 * PAUSE)
+        *_, error = _fill(sender, 4 * PAUSE)
         assert isinstance(error, TimeoutError), error  # ETIMEDOUT, the peer alive
