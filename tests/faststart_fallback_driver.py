@@ -30,7 +30,7 @@ TOKEN = "fallback-tok"
 WAIT = 60.0
 #: Frame types at the start of a segment's payload: TCP header with timestamps (32 bytes,
 #: 256 bits) then the frame's type byte (docs/PROTOCOL.md 16.3).
-HOLD_FRAMES = "@th,256,8 { 1, 2, 3, 4, 5 }"
+HOLD_FRAMES = "@th,256,8 { 1, 2, 3, 4, 5, 6, 7 }"
 
 
 def nft(*args: str) -> None:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,22 @@ from tests.test_readme_examples import REPO, _netns_prefix
 DRIVER = Path(__file__).with_name("faststart_fallback_driver.py")
 
 
-def run_driver(mode: str) -> dict[str, object]:
+def run_driver(mode: str, driver: str = DRIVER.name) -> dict[str, Any]:
     for tool in ("nft", "ss"):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool}")
     script = 'ip link set lo up && exec "$@"'
     result = subprocess.run(
-        [*_netns_prefix(), "sh", "-c", script, "sh", sys.executable, str(DRIVER), mode],
+        [
+            *_netns_prefix(),
+            "sh",
+            "-c",
+            script,
+            "sh",
+            sys.executable,
+            str(DRIVER.with_name(driver)),
+            mode,
+        ],
         capture_output=True,
         text=True,
         timeout=240,
@@ -38,7 +48,7 @@ def run_driver(mode: str) -> dict[str, object]:
     )
     lines = result.stdout.strip().splitlines()
     assert lines, result.stderr
-    report: dict[str, object] = json.loads(lines[-1])
+    report: dict[str, Any] = json.loads(lines[-1])
     assert result.returncode == 0, json.dumps(report, indent=1) + result.stderr
     return report
 

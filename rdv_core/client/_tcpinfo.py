@@ -27,6 +27,14 @@ _RTT_END: Final = 72
 #: windowed minimum of the RTT samples).
 _MIN_RTT_END: Final = 152
 
+#: ``tcpi_probes`` (unanswered keepalive or zero-window probes, a byte at offset 3),
+#: ``tcpi_unacked`` (segments in flight, a ``u32`` at 24) and ``tcpi_last_ack_recv``
+#: (milliseconds since the peer's last ACK, a ``u32`` at 56).
+_PROBES: Final = 3
+_UNACKED: Final = 24
+_LAST_ACK_RECV: Final = 56
+_LAST_ACK_END: Final = 60
+
 #: ``tcpi_state`` of a Linux socket whose SYN got no answer yet (``TCP_SYN_SENT``).
 _LINUX_TCP_SYN_SENT: Final = 2
 
@@ -77,6 +85,27 @@ def tcp_min_rtt(sock: object) -> float | None:
     if info is None:
         return None
     return int.from_bytes(info[_MIN_RTT_END - 4 : _MIN_RTT_END], sys.byteorder) / 1e6
+
+
+def tcp_unanswered(sock: object) -> float | None:
+    """Seconds the peer's kernel has left us unanswered, 0.0 when nothing waits for it.
+
+    Something waits for an answer while segments are in flight (``tcpi_unacked``) or two
+    probes in a row went unanswered (``tcpi_probes``: keepalive probes on an idle conn,
+    zero-window probes on one whose reader stopped reading; one is out for a round trip
+    on a live conn): then it is the time since the peer's last ACK. A live conn whose
+    reader stopped reading answers every zero-window probe: 0.0 however long it waits.
+    None where the platform or the socket cannot say (docs/PROTOCOL.md section 16.10).
+    """
+    if sys.platform != "linux":
+        return None
+    info = _read(sock, _LAST_ACK_END)
+    if info is None:
+        return None
+    unacked = int.from_bytes(info[_UNACKED : _UNACKED + 4], sys.byteorder)
+    if not unacked and info[_PROBES] < 2:
+        return 0.0
+    return int.from_bytes(info[_LAST_ACK_RECV:_LAST_ACK_END], sys.byteorder) / 1e3
 
 
 def _linux_state(sock: socket.socket) -> int | None:

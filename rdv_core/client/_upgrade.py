@@ -12,14 +12,13 @@ This module then:
    about the same time. The dials are an ordinary race (:class:`Race`, no relay),
    with its redials and budget;
 3. authenticates the winner with ``ATTACH`` (attempt and both HELLO nonces) and moves
-   the stream onto it; the relay is closed once the direct path carried frames both
-   ways (:attr:`MigrationCore.relay_done`). A direct path that dies before that sends
-   the stream back to the relay, with replay.
+   the stream onto it; the relay is closed once the direct path carried frames both ways
+   (``relay_done``). One that dies or goes silent (:mod:`~rdv_core.client._silence`) first
+   sends the stream back to the relay, with replay.
 
-Attempts: :data:`QUICK_ATTEMPTS` at once (DCUtR found 97.6% of its successes on the
-first), then one after each of :data:`LATER_ATTEMPTS` seconds (NATs change), no more.
-The first and the later ones dial from the shared port P (the NAT mappings the server
-saw); each quick retry from a fresh port pair, announced over the relay (``PORT``), so
+Attempts: :data:`QUICK_ATTEMPTS` at once (DCUtR: 97.6% of its successes on the first),
+then one after each of :data:`LATER_ATTEMPTS` seconds (NATs change). The first and later
+ones dial from the shared port P; each quick retry from a fresh port pair (``PORT``), so
 that no failed draw's router state decides the next (docs/PROTOCOL.md section 16.5).
 """
 
@@ -42,6 +41,7 @@ from rdv_core.client._fresh import Fresh, FreshPorts, Listen, sleep_until
 from rdv_core.client._link import Link
 from rdv_core.client._pickers import WaitForP2P
 from rdv_core.client._race import Race
+from rdv_core.client._silence import watch
 from rdv_core.client._sockets import local_port
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError, RdvProtocolError
@@ -308,7 +308,7 @@ class Upgrader:
         except (NoConnectionError, OSError) as exc:
             self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
             return _describe(exc)
-        failure = await self._attach(attempt, link)
+        failure = await self._attach(attempt, link, rtt)
         if failure is not None:
             self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
         return failure
@@ -371,7 +371,7 @@ class Upgrader:
         )
         return await race.run()
 
-    async def _attach(self, attempt: int, link: Link) -> str | None:
+    async def _attach(self, attempt: int, link: Link, rtt: float | None = None) -> str | None:
         """ATTACH both ways on a new direct conn, then move our stream onto it."""
         try:
             link.writer.write(attach_frame(attempt, self._session_id))
@@ -392,6 +392,7 @@ class Upgrader:
         self._recv_direct = self.stream.core.recv_path == attempt
         self.stream.add_path(attempt, link.reader, link.writer)
         self.stream.switch_to(attempt)
+        watch(self.stream, attempt, link.writer.get_extra_info("socket"), rtt)  # 16.10
         now = self._clock()
         self._switched_at = now
         if self.conn is not None:

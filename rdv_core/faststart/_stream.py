@@ -120,6 +120,8 @@ class MigratingStream:
         self._closing = False
         self._done = False
         self._eof_fed = False
+        #: The ``error`` of the last path given up (:meth:`close_path`), if any.
+        self._lost_error: Exception | None = None
         #: Set once the first DATA frame went out: fast start's background work waits for
         #: it (or a grace), so that the first byte leaves first (docs/PROTOCOL.md 16.2).
         self.first_write = asyncio.Event()
@@ -173,8 +175,13 @@ class MigratingStream:
             self.core.paths[pid].control.append(raw)
             path.wake.set()
 
-    def close_path(self, pid: int, reason: str) -> None:
-        """Stop using ``pid`` (the relay once it is no longer needed, a dead direct path)."""
+    def close_path(self, pid: int, reason: str, *, error: Exception | None = None) -> None:
+        """Stop using ``pid`` (the relay once it is no longer needed, a dead direct path).
+
+        ``error``: the path is given up as dead (it went silent): its socket is aborted,
+        not closed (a FIN would wait behind unacknowledged bytes), and if it was the last
+        path the application's stream ends with ``error``, which names the cause.
+        """
         was_alive = self.core.alive(pid)
         self.core.path_lost(pid)
         path = self.paths.get(pid)
@@ -183,8 +190,11 @@ class MigratingStream:
         for task in path.tasks:
             if task is not asyncio.current_task():
                 task.cancel()
+        if error is not None:
+            path.writer.transport.abort()
         path.writer.close()
         if was_alive:
+            self._lost_error = error
             if self.on_path_lost is not None:
                 self.on_path_lost(pid, reason)
             self._check_moved()
@@ -375,7 +385,7 @@ class MigratingStream:
             exc = (
                 None
                 if core.peer_eof or self._closing
-                else ConnectionResetError("the connection to the peer was lost")
+                else self._lost_error or ConnectionResetError("the connection to the peer was lost")
             )
             self._finish(exc)
         elif self._closing and core.flushed:

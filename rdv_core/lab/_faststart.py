@@ -236,7 +236,14 @@ def judge(dialer: Sequence[Json], accepter: Sequence[Json]) -> FastRun:
     if rtts and rtts[0] is not None:
         run.relay_rtt_ms = rtts[0] * 1000
     run.attempts = len(rtts)
-    upgraded = next((e for e in dialer if e.get("type") == "Upgraded"), None)
+    # The switch that stuck: the last one before the relay was retired. An earlier one may
+    # have fallen back to the relay (died or went silent before it was proven: 16.6, 16.10).
+    upgraded: Json | None = None
+    for e in dialer:
+        if e.get("type") == "RelayRetired":
+            break
+        if e.get("type") == "Upgraded":
+            upgraded = e
     if upgraded is not None and retired:
         run.to_direct_ms = float(upgraded["after_s"]) * 1000
     failures = [str(e.get("reason")) for e in dialer if e.get("type") == "UpgradeFailed"]

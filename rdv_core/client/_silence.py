@@ -1,0 +1,106 @@
+"""Fast start's direct paths that go silent: noticed in bounded time, not TCP's 15 minutes.
+
+docs/PROTOCOL.md section 16.10. A direct path can be blackholed rather than reset (a NAT
+mapping expires, Wi-Fi roams, a firewall starts dropping): no RST, no FIN, so TCP only
+gives up after its retransmissions (``tcp_retries2``, about 15 minutes), and an idle conn
+never. So each direct path gets kernel keepalive (an idle conn is probed, the peer's
+kernel answers) and a watch that asks the kernel, once a second, how long the peer has
+left us unanswered (:func:`~rdv_core.client._tcpinfo.tcp_unanswered`): in-flight bytes or
+probes and no ACK since. Nothing of this is on the wire of the protocol: keepalive probes
+are TCP's own, and the one ``PING`` a switch writes on its new path is 16.3's.
+
+Not ``TCP_USER_TIMEOUT``: on Linux it also ends a conn whose peer answers every
+zero-window probe but does not read (measured on 6.18: a reader paused for longer than
+the timeout lost its conn), and a receiver piped into a pager does just that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import Final
+
+from rdv_core.client._tcpinfo import tcp_rtt, tcp_unanswered
+from rdv_core.faststart import RELAY, Kind, MigratingStream
+from rdv_core.faststart._frames import u64_frame
+
+#: Before the relay is retired a silent direct path costs nothing to give up (the stream
+#: goes back on the relay, replayed from the last ACK: 16.6), so it is given up soon: after
+#: :data:`PROOF_RTT_FACTOR` round trips of the slower of the relay and the direct conn, at
+#: least :data:`PROOF_FLOOR`. The floor outlasts a lost segment's retransmission on a live
+#: path (Linux's RTO is at least 200 ms, 1 s before the first RTT sample) twice over, and
+#: the event-loop stalls of a loaded 2-core machine.
+PROOF_FLOOR: Final = 3.0
+PROOF_RTT_FACTOR: Final = 8
+#: Once the relay is retired the direct path is the stream: a silence this long ends it
+#: (resume from the verified prefix: docs/PROTOCOL.md 12.7). Longer than a Wi-Fi roam or a
+#: mobile handover (a few seconds), 60 times shorter than TCP's own give-up.
+SILENCE: Final = 15.0
+#: How often the watch reads the kernel's view (a getsockopt: nothing on the wire).
+WATCH_TICK: Final = 1.0
+#: Keepalive on an idle direct path: a probe after this much quiet, then at this
+#: interval; a live peer's kernel answers each. Both ends probe (a probe does not reset
+#: the other end's timer): 4 segments of 52 bytes (IPv4, TCP timestamps) per 5 s, about
+#: 42 bytes/s for both directions together, only while nothing else moves. The kernel's
+#: own give-up (:data:`KEEPALIVE_COUNT` probes) comes after :data:`SILENCE`.
+KEEPALIVE_IDLE: Final = 5
+KEEPALIVE_INTERVAL: Final = 5
+KEEPALIVE_COUNT: Final = 6
+
+
+def proof_limit(*rtts: float | None) -> float:
+    """The silence that gives a direct path up while the relay still carries the stream."""
+    slowest = max((r for r in rtts if r is not None), default=0.0)
+    return max(PROOF_FLOOR, PROOF_RTT_FACTOR * slowest)
+
+
+def keep_alive(sock: socket.socket) -> None:
+    """Turn on keepalive probes (see :data:`KEEPALIVE_IDLE`) where the platform has them."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPCNT", KEEPALIVE_COUNT),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+class PathSilent(ConnectionResetError):
+    """The stream's last path, a direct one, went silent (no answer from the peer)."""
+
+
+def watch(stream: MigratingStream, pid: int, sock: socket.socket, relay_rtt: float | None) -> None:
+    """Watch direct path ``pid`` until it ends; give it up once silent for its limit.
+
+    Where the kernel cannot tell (not Linux) TCP's own timeouts stay.
+    """
+    if tcp_unanswered(sock) is None:
+        return
+    keep_alive(sock)
+    # Bytes in flight on the new path at once (16.3's PING; the peer answers PONG), which a
+    # live peer's kernel acknowledges: a path silent from the switch on is seen too.
+    stream.send_control(pid, u64_frame(Kind.PING, 0))
+    proof = proof_limit(relay_rtt, tcp_rtt(sock))
+    stream.spawn(_watch(stream, pid, sock, proof))
+
+
+async def _watch(stream: MigratingStream, pid: int, sock: socket.socket, proof: float) -> None:
+    core = stream.core
+    while core.alive(pid) and not stream.closing:
+        await asyncio.sleep(WATCH_TICK)
+        limit = proof if core.alive(RELAY) else SILENCE
+        waited = tcp_unanswered(sock)
+        if waited is not None and waited >= limit and core.alive(pid):
+            # "back on the relay: the direct path died before it was proven: it went
+            # silent for 3 s" (16.6), or the stream's end when it was the last path.
+            said = f"it went silent for {limit:.0f} s"
+            error = PathSilent(
+                f"the direct path went silent for {limit:.0f} s (no answer from the peer)"
+            )
+            stream.close_path(pid, said, error=error)
+            return
