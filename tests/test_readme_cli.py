@@ -173,7 +173,7 @@ def _backticked_after(lead: str, until: str) -> list[str]:
 def test_the_fast_start_events_are_the_upgrade_vocabulary() -> None:
     """``FastStartNegotiated`` is in ``UPGRADE_EVENTS`` (and in every ``--fast-start``
     events file) but was missing from the README's list."""
-    listed = _backticked_after("attempt may switch again). Events: ", "background race")
+    listed = _backticked_after("an idle path: docs/PROTOCOL.md 16.10). Events:", "background race")
     assert set(listed) == {cls.__name__ for cls in events.UPGRADE_EVENTS}
 
 
