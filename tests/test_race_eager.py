@@ -93,3 +93,25 @@ async def test_start_now_passes_errors_and_cancels_on() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert task.cancelled() and isinstance(caught[-1], asyncio.CancelledError)
+
+
+async def test_a_cancel_before_the_tasks_first_step_reaches_the_coroutine() -> None:
+    """The race may end in the very step that started a dial (a picker that takes the
+    relay at once): the dial must still hear the cancel, close its socket and say so."""
+    loop = asyncio.get_running_loop()
+    seen: list[str] = []
+
+    async def dial() -> None:
+        seen.append("started")
+        try:
+            await loop.create_future()
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    task = start_now(dial())
+    assert task is not None
+    task.cancel()  # no loop turn since start_now
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled() and seen == ["started", "cancelled"]
