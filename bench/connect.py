@@ -373,6 +373,19 @@ def report(name: str, samples: Samples, base_p50: float) -> dict[str, object]:
     }
 
 
+def time_wait() -> tuple[int | None, int | None]:
+    """Linux: TCP conns in TIME_WAIT, and the size of the ephemeral port range (else None)."""
+    try:
+        with open("/proc/net/sockstat") as stats:
+            fields = next(line for line in stats if line.startswith("TCP:")).split()
+        waiting = int(fields[fields.index("tw") + 1])
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            low, high = (int(x) for x in ports.read().split())
+    except (OSError, StopIteration, ValueError):
+        return None, None
+    return waiting, high - low + 1
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--attempts", type=int, default=60, help="attempts per mode (>= 1)")
@@ -396,6 +409,13 @@ async def main() -> int:
         return await accepter_main()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"on {os.cpu_count()} CPUs; {args.processes} process(es)")  # fmt: skip
+    waiting, ports = time_wait()
+    if waiting is not None and ports and waiting > ports // 2:
+        # Each run leaves ~1,200 conns in TIME_WAIT (60 s on Linux). With most of the
+        # ephemeral range taken, the listener's bind(port 0) searches for a free port and
+        # the "setup" phase grew from 0.04 to 2 ms (docs/notes/issue-10-connect-seventh.md).
+        print(f"  warning: {waiting} TCP conns in TIME_WAIT for {ports} ephemeral ports: "
+              f"'setup' will be slow and the numbers not comparable; wait a minute")  # fmt: skip
 
     if args.processes == 1:
         peer: Child | Accepters = Accepters()

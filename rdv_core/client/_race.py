@@ -54,6 +54,7 @@ from rdv_core.client._budget import SynBudget
 from rdv_core.client._candidates import DialRoute, new_candidate, plan_dials
 from rdv_core.client._dialer import dial_candidate, link_rtt
 from rdv_core.client._direct import DirectConn
+from rdv_core.client._eager import start_now
 from rdv_core.client._exchange import Exchanges
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
@@ -164,6 +165,7 @@ class Race:
         self._gate: LoopbackGate | None = None
         self._live = 0
         self._relay_gone = relay is None
+        self._starting = False
         self._causes: list[str] = []
         self._closing = False
         self._winner: Link | DirectConn | None = None
@@ -247,6 +249,7 @@ class Race:
         return link
 
     def _start(self) -> None:
+        self._starting = True  # dials that end at once must not decide before all started
         self._acceptor = Acceptor(self._listeners, self._inbound, self._crash)
         plan = plan_dials(
             self._peer_addrs,
@@ -266,6 +269,7 @@ class Race:
         if not self._listeners and not dialable:
             # Nothing direct can ever show up: don't make the picker wait for it.
             self._offers.set_exhausted()
+        self._starting = False
         self._check_accepter_done()
 
     def _halt(self) -> list[asyncio.Task[None]]:
@@ -341,7 +345,15 @@ class Race:
     def _spawn_dial(
         self, candidate: Candidate, route: DialRoute, emit: Callable[[Event], None] | None = None
     ) -> None:
-        task = self._loop.create_task(self._dial(candidate, route, emit or self._emit))
+        # The first step now: on loopback the whole dial (client/_eager.py).
+        try:
+            task = start_now(self._dial(candidate, route, emit or self._emit))
+        except Exception as exc:  # a bug, as a task's error would be (_dial_done)
+            self._crash(exc)
+            return
+        if task is None:  # connected, skipped or failed already: nothing to wait for
+            self._check_accepter_done()  # as _dial_done
+            return
         self._tasks.add(task)
         self._dialing.add(task)
         task.add_done_callback(self._dial_done)
@@ -465,7 +477,7 @@ class Race:
             link.close()
 
     def _check_accepter_done(self) -> None:
-        if self.is_dialer or self._outcome.done() or not self._relay_gone:
+        if self.is_dialer or self._starting or self._outcome.done() or not self._relay_gone:
             return
         accepting = self._acceptor is not None and self._acceptor.active
         if self._live == 0 and not self._dialing and not accepting:

@@ -33,12 +33,17 @@ def start_dials(
     spaces = {route.target.space for _, route, _ in planned if route is not None}
     # ::1 waits for 127.0.0.1 (client/_loopback.py, docs/PROTOCOL.md section 11).
     gate = LoopbackGate(emit, clock) if spaces >= _LOOPBACKS else None
+    # The skips first: a dial may run its first step (and emit its events) inside
+    # ``spawn`` (client/_eager.py), and a dial's events always came after every skip.
     dialable = 0
     for candidate, route, skipped in planned:
         if route is None:
             emit(CandidateSkipped(clock(), candidate, skipped))
+        else:
+            dialable += 1
+    for candidate, route, _ in planned:
+        if route is None:
             continue
-        dialable += 1
         space = route.target.space
         if gate is not None and space == AddrSpace.LOOPBACK6:
             gate.hold(candidate, _held(spawn, candidate, route))
