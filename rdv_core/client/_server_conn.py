@@ -8,6 +8,7 @@ HTTP proxy, it is a ``CONNECT`` tunnel (section 17.1).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import ipaddress
 import os
@@ -123,3 +124,26 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
     if isinstance(ip, ipaddress.IPv4Address):
         return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
     return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
+
+
+#: OpenSSL's reasons when the first "record" a TLS client reads is not TLS at all: the
+#: server answered the ClientHello in plain text (an rdv server answers ``400``).
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
+
+
+def tls_failure(server: ServerURL, exc: OSError) -> ServerConnectError:
+    """The error for a failed TLS handshake with the server, in the user's terms.
+
+    ``https://`` to a plain-HTTP server read as OpenSSL's ``wrong version number``: it is
+    said as the URL to use instead. An error with no text (a conn closed mid-handshake)
+    is named by its kind rather than left blank after "failed:".
+    """
+    reason = getattr(exc, "reason", None)
+    if reason in _NOT_TLS_REASONS:
+        plain = dataclasses.replace(server, scheme="http")  # the same port, said explicitly
+        return ServerConnectError(
+            f"the rdv server {server} does not speak TLS (it answered in plain HTTP): use {plain}",
+            exc.errno,
+        )
+    detail = str(exc) or f"{type(exc).__name__} (the server closed the connection)"
+    return ServerConnectError(f"TLS with the rdv server {server} failed: {detail}", exc.errno)
