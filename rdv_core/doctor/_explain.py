@@ -211,9 +211,13 @@ def render_text(report: Report, width: int | None = None) -> str:
     server's fields whole (``rdv doctor`` passes the terminal's, 80 into a pipe); None: one
     line each.
     """
-    lines = [
-        f"rdv doctor: {len(report.servers)} server(s), port {report.local_port}, "
+    head = [
+        f"{len(report.servers)} server(s)",
+        f"port {report.local_port}",
         f"{report.duration_ms / 1000:.1f} s",
+    ]
+    lines = [
+        *pack(head, ", ", width, "rdv doctor: ", " " * 12),
         *wrap(summary(report), width, "", ""),
         "",
     ]
