@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tests.proc_support import kill_left
 from tests.test_readme_examples import REPO
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -49,9 +50,7 @@ async def _doctor(handler: Handler) -> tuple[int, str]:
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), 120)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_left(proc)
         server.close()
         await server.wait_closed()
     assert proc.returncode is not None
