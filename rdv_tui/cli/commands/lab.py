@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (0 ok, 1 a run failed, 2 cannot build labs)."""
     from rdv_core.lab import PRESETS, can_isolate, is_isolated, reexec_isolated, setup_inside
 
+    if sys.stdout is None:  # `>&-`: every lab command prints its result (list raised)
+        print("rdv lab: stdout is closed: nowhere to print (> /dev/null for none)", file=sys.stderr)
+        return 2
     if args.lab_command == "list":
         return _list(PRESETS, sys.stdout)
     if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
