@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from rdv_core.doctor import run_doctor, summary
 from rdv_core.errors import RdvProtocolError, ServerConnectError
 from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
@@ -73,3 +74,21 @@ async def test_http_to_a_tls_server_suggests_https(tmp_path: Path) -> None:
     assert str(caught.value) == (
         "the server closed the connection before answering (if it serves TLS, use https://)"
     )
+
+
+async def test_the_doctor_names_the_http_url_too() -> None:
+    # It said "TLS failed ([SSL: WRONG_VERSION_NUMBER] ...): check the server's
+    # certificate, or the trusted CAs here": no certificate was ever involved.
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0)
+    try:
+        report = await run_doctor([f"https://127.0.0.1:{front.port}"])
+    finally:
+        await front.close()
+        await server.close()
+    assert summary(report) == (
+        f"TCP reached the server, but the rdv server https://127.0.0.1:{front.port} does not "
+        f"speak TLS (it answered in plain HTTP): use http://127.0.0.1:{front.port}; nothing "
+        "was measured."
+    )
+    assert "WRONG_VERSION_NUMBER" not in report.finding("filtering").reason

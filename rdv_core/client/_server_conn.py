@@ -13,7 +13,7 @@ import errno
 import ipaddress
 import os
 import socket
-from typing import Any
+from typing import Any, Final
 
 from rdv_core.client._proxy import open_tunnel
 from rdv_core.client._sockets import bound_socket, reuse_socket
@@ -129,6 +129,13 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
 #: OpenSSL's reasons when the first "record" a TLS client reads is not TLS at all: the
 #: server answered the ClientHello in plain text (an rdv server answers ``400``).
 _NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
+#: What the error says then (``rdv doctor``'s summary looks for it).
+NOT_TLS: Final = "does not speak TLS"
+
+
+def answered_in_plain(exc: BaseException) -> bool:
+    """The TLS handshake failed because the server answered in plain text, not TLS."""
+    return getattr(exc, "reason", None) in _NOT_TLS_REASONS
 
 
 def tls_failure(server: ServerURL, exc: OSError) -> ServerConnectError:
@@ -138,12 +145,17 @@ def tls_failure(server: ServerURL, exc: OSError) -> ServerConnectError:
     said as the URL to use instead. An error with no text (a conn closed mid-handshake)
     is named by its kind rather than left blank after "failed:".
     """
-    reason = getattr(exc, "reason", None)
-    if reason in _NOT_TLS_REASONS:
+    if answered_in_plain(exc):
         plain = dataclasses.replace(server, scheme="http")  # the same port, said explicitly
         return ServerConnectError(
-            f"the rdv server {server} does not speak TLS (it answered in plain HTTP): use {plain}",
+            f"the rdv server {server} {NOT_TLS} (it answered in plain HTTP): use {plain}",
             exc.errno,
         )
     detail = str(exc) or f"{type(exc).__name__} (the server closed the connection)"
     return ServerConnectError(f"TLS with the rdv server {server} failed: {detail}", exc.errno)
+
+
+def tls_reason(server: ServerURL, exc: OSError) -> str:
+    """Why the TLS handshake failed: the URL to use when the server answered in plain
+    HTTP (for ``rdv doctor``), else the TLS error itself."""
+    return str(tls_failure(server, exc)) if answered_in_plain(exc) else str(exc)
