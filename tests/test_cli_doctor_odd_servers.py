@@ -61,7 +61,7 @@ async def _doctor(handler: Handler) -> tuple[int, str]:
     ("handler", "said"),
     [
         (_endless_header, "bad response: a header line over 64 KiB"),
-        (_close_at_once, "the server closed the conn mid-answer"),
+        (_close_at_once, "the server closed the conn before answering"),
     ],
     ids=["endless-header", "close-at-once"],
 )

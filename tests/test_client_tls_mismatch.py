@@ -92,3 +92,23 @@ async def test_the_doctor_names_the_http_url_too() -> None:
         "was measured."
     )
     assert "WRONG_VERSION_NUMBER" not in report.finding("filtering").reason
+
+
+async def test_the_doctor_over_http_to_a_tls_server_suggests_https(tmp_path: Path) -> None:
+    # OpenSSL closes the plain conn without a byte; the doctor called that "closed the
+    # conn mid-answer" and asked only whether it was an rdv server.
+    cert, key = make_cert(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0, ssl=context)
+    try:
+        report = await run_doctor([f"http://127.0.0.1:{front.port}"])
+    finally:
+        await front.close()
+        await server.close()
+    assert summary(report) == (
+        "TCP reached the server but it answered nothing (GET /.rdv/probes: the server closed "
+        "the conn before answering): is it an rdv server (over TLS? then use https://), or "
+        "does something between us hold the conn?"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
+from rdv_core.client._probe_http import CLOSED_FIRST
 from rdv_core.client._server_conn import NOT_TLS
 from rdv_core.doctor._report import Finding, Report
 from rdv_core.doctor._text import pack, wrap
@@ -123,14 +124,16 @@ def summary(report: Report) -> str:
                 "measured; check the server's certificate, or the trusted CAs here "
                 "(SSL_CERT_FILE)."
             )
-        silent = next((x.http.reason for x in report.servers if x.http.value is False), None)
+        silent = next((x for x in report.servers if x.http.value is False), None)
         if silent is not None and not report.answered:
             # It took the conn and said nothing: not an rdv server, or something between us
             # (a proxy, a middlebox) holding the conn. "Could not tell us our address" read
-            # as if it had answered.
+            # as if it had answered. A TLS server closes a plain-HTTP conn without a byte.
+            tls = silent.url.startswith("http:") and CLOSED_FIRST in silent.http.reason
             return (
-                f"TCP reached the server but it answered nothing ({silent}): is it an rdv "
-                "server, or does something between us hold the conn?"
+                f"TCP reached the server but it answered nothing ({silent.http.reason}): is it "
+                f"an rdv server{' (over TLS? then use https://)' if tls else ''}, or does "
+                "something between us hold the conn?"
             )
         return "The server could not tell us our address: nothing about NAT was measured."
     if nat is False:
