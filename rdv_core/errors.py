@@ -40,7 +40,39 @@ MAX_BODY: Final = 1024
 
 
 class RdvError(Exception):
-    """The root of every error rdv raises."""
+    """The root of every error rdv raises.
+
+    Every error of the tree pickles and copies whole (a worker process's error reaches
+    its pool, ``multiprocessing`` and ``copy.copy`` keep its fields): Exception's own
+    way calls the class with ``args``, the message alone, which broke every error whose
+    ``__init__`` takes other arguments (``Reject(status, reason)``, ``TransferFailed``).
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # OSError's fields are slots, not in __dict__ (ServerConnectError sets errno).
+        slots = {
+            name: value
+            for name in _OS_SLOTS
+            if isinstance(self, OSError) and (value := getattr(self, name)) is not None
+        }
+        return _rebuild, (type(self), self.args, self.__dict__, slots)
+
+
+#: The OSError fields an error of the tree may carry; unset ones must stay unset (a None
+#: ``filename`` set again would print as ``[Errno None] ... None``).
+_OS_SLOTS: Final = ("errno", "strerror", "filename", "filename2")
+
+
+def _rebuild(
+    cls: type[RdvError], args: tuple[Any, ...], state: dict[str, Any], slots: dict[str, Any]
+) -> RdvError:
+    """An error as it was, without calling its ``__init__`` (whose arguments are not kept)."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    for name, value in slots.items():
+        setattr(error, name, value)
+    return error
 
 
 class ServerRejectedError(RdvError, ConnectionError):
@@ -64,11 +96,6 @@ class ServerRejectedError(RdvError, ConnectionError):
         text = f"{text}: {detail}" if detail else text
         super().__init__(f"{text}; {hint}" if hint else text)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Exception pickles (and copies) by calling the class with ``args``, the message
-        # alone: a worker process's rejection broke its pool with a TypeError instead.
-        return type(self), (self.status, self.reason, self.body, self.hint), self.__dict__
-
 
 class RdvProtocolError(RdvError, ConnectionError):
     """The server or the peer broke the rdv/1 protocol (bad response, bad line, ...)."""
@@ -84,10 +111,6 @@ class ServerConnectError(RdvError, ConnectionError):
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # OSError rebuilds ``errno`` from ``args`` (the message alone): keep ours.
-        return type(self), (str(self), self.errno), self.__dict__
 
 
 class NoConnectionError(RdvError, ConnectionError):

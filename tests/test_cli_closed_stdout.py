@@ -60,3 +60,20 @@ def test_a_full_stdout_is_one_line_not_a_traceback() -> None:
     said = done.stderr.decode()
     assert said == "rdv lab: a write failed: No space left on device\n", said
     assert done.returncode == 1
+
+
+@pytest.mark.parametrize("args", [("lab", "list"), ("lab", "matrix", "--json")])
+def test_a_closed_stdout_is_said_by_rdv_lab(args: tuple[str, ...]) -> None:
+    # `rdv lab list >&-`: Python leaves sys.stdout None, and the list ended on
+    # "AttributeError: 'NoneType' object has no attribute 'write'" (a traceback).
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "rdv_tui", *args],
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=60,
+        check=False,
+    )
+    assert done.stderr.decode() == (
+        "rdv lab: stdout is closed: nowhere to print (> /dev/null for none)\n"
+    )
+    assert done.returncode == 2

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tests.proc_support import kill_left
 from tests.test_readme_examples import REPO
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -49,9 +50,7 @@ async def _doctor(handler: Handler) -> tuple[int, str]:
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), 120)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_left(proc)
         server.close()
         await server.wait_closed()
     assert proc.returncode is not None
@@ -62,7 +61,7 @@ async def _doctor(handler: Handler) -> tuple[int, str]:
     ("handler", "said"),
     [
         (_endless_header, "bad response: a header line over 64 KiB"),
-        (_close_at_once, "the server closed the conn mid-answer"),
+        (_close_at_once, "the server closed the conn before answering"),
     ],
     ids=["endless-header", "close-at-once"],
 )

@@ -22,6 +22,8 @@ import pytest
 from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
 
+from tests.proc_support import kill_left
+
 RDV = [sys.executable, "-m", "rdv_tui"]
 
 
@@ -57,13 +59,6 @@ async def _exit_code(proc: asyncio.subprocess.Process, within: float) -> int | N
         return await asyncio.wait_for(proc.wait(), within)
     except TimeoutError:
         return None
-
-
-async def _kill(*procs: asyncio.subprocess.Process) -> None:
-    for proc in procs:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_ctrl_c_exits_while_stdout_is_stalled(server_url: str) -> None:
@@ -106,7 +101,7 @@ async def test_ctrl_c_exits_while_stdout_is_stalled(server_url: str) -> None:
         code = await _exit_code(accept, 5)
         assert code == 130, "rdv accept did not exit on SIGINT while its stdout was stalled"
     finally:
-        await _kill(accept, dial)
+        await kill_left(accept, dial)
         os.close(out_r)
         os.close(feed_w)
 
@@ -174,7 +169,7 @@ async def test_ctrl_c_mid_transfer_is_no_clean_end_for_the_peer(
         assert peer_code == 1, f"the peer of rdv {interrupted} exited {peer_code}: {peer_err}"
         assert "connection lost" in peer_err, peer_err
     finally:
-        await _kill(accept, dial)
+        await kill_left(accept, dial)
         reading.cancel()
         os.close(feed_w)
 
@@ -210,6 +205,6 @@ async def test_under_nohup_sighup_is_ignored_and_the_transfer_ends_whole(
         assert await _exit_code(accept, 20) == 0, (await accept.stderr.read()).decode()
         assert got == b"z" * 2000
     finally:
-        await _kill(accept, dial)
+        await kill_left(accept, dial)
         if feed_w >= 0:
             os.close(feed_w)

@@ -13,6 +13,7 @@ import pytest
 from rdv_tui.cli.race_options import UsageError
 from rdv_tui.cli.secret_args import resolve_secret
 
+from tests.proc_support import kill_left
 from tests.session_support import file_digest, make_file
 
 RDV = [sys.executable, "-m", "rdv_tui"]
@@ -32,9 +33,7 @@ async def _run(
     try:
         out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_left(proc)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -61,9 +60,7 @@ async def test_pipe_token_from_a_file_and_from_the_environment(url: str, tmp_pat
         rc_d, _, err_d = await dial
         _, err_a = await asyncio.wait_for(accept.communicate(), 30)
     finally:
-        if accept.returncode is None:
-            accept.kill()
-            await accept.wait()
+        await kill_left(accept)
     assert received == b"from dial"
     assert rc_d == 0 and accept.returncode == 0, (err_d, err_a)
     assert "peer connected" in err_d

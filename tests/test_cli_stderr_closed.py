@@ -12,6 +12,7 @@ import asyncio
 import os
 from pathlib import Path
 
+from tests.proc_support import kill_left
 from tests.session_support import file_digest
 from tests.test_cli_readme_pipe_signals import RDV, server_url
 
@@ -38,10 +39,7 @@ async def test_pipe_mode_with_stderr_closed_keeps_stdout_for_the_data(server_url
             asyncio.gather(accept.communicate(), dial.communicate(b"the data, alone\n")), 60
         )
     finally:
-        for proc in (accept, dial):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(accept, dial)
     assert (accept.returncode, dial.returncode) == (0, 0)
     assert got == b"the data, alone\n"
     assert dial_out == b""
@@ -69,10 +67,7 @@ async def test_send_and_receive_with_stderr_closed_still_move_the_file(
             asyncio.gather(send.communicate(), receive.communicate()), 60
         )
     finally:
-        for proc in (send, receive):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(send, receive)
     assert (send.returncode, receive.returncode) == (0, 0)
     assert file_digest(dl / "note.txt") == file_digest(src)
     assert b"Traceback" not in sent_out + received_out

@@ -20,6 +20,8 @@ from rdv_core.events import HandshakeOk, Picked, read_jsonl
 from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
 
+from tests.proc_support import kill_left
+
 RDV = [sys.executable, "-m", "rdv_tui"]
 PAYLOAD_SIZE = 64 * 1024 * 1024 + 12345  # not a multiple of any buffer size
 GREETING = b"hello from accept\n"
@@ -75,10 +77,7 @@ async def move_file(
         )
         await asyncio.wait_for(accept.wait(), 10)
     finally:
-        for proc in (dial, accept):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(dial, accept)
         accept.stdin.close()
     assert dial.returncode is not None and accept.returncode is not None
     return dial.returncode, d_out, d_err.decode(), accept.returncode, a_err.decode()
@@ -154,10 +153,7 @@ async def peer_ends_first(
         )
         await asyncio.wait_for(asyncio.gather(dial.wait(), accept.wait()), 10)
     finally:
-        for proc in (dial, accept):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(dial, accept)
     assert dial.returncode is not None and accept.returncode is not None
     return dial.returncode, d_err.decode(), accept.returncode, a_err.decode()
 
@@ -211,9 +207,7 @@ async def run_rdv(*args: str, within: float = 20) -> tuple[int, str, str]:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), within)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_left(proc)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 
@@ -357,9 +351,7 @@ async def test_timeout_0_means_no_limit(url: str) -> None:
         code, _, err = await run_rdv("accept", "--spaces", "loopback", url, "no-limit")
         _, d_err = await asyncio.wait_for(dial.communicate(), 20)
     finally:
-        if dial.returncode is None:
-            dial.kill()
-            await dial.wait()
+        await kill_left(dial)
     assert dial.returncode == 0, d_err.decode()
     assert code == 0, err
     assert "peer connected: p2p" in d_err.decode()
@@ -386,10 +378,7 @@ async def test_an_events_file_on_a_full_disk_costs_one_line(url: str) -> None:
             asyncio.gather(dial.communicate(b"hello\n"), accept.communicate()), 30
         )
     finally:
-        for proc in (dial, accept):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(dial, accept)
     err = d_err.decode()
     assert a_out == b"hello\n"
     assert "Traceback" not in err and "callback failed" not in err, err
@@ -435,10 +424,7 @@ async def test_a_stdin_that_fails_is_no_end_of_input(url: str) -> None:
         )
     finally:
         source.close()
-        for proc in (dial, accept):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(dial, accept)
     assert "rdv dial: reading stdin failed: Connection reset by peer" in d_err.decode(), d_err
     assert dial.returncode == 1, d_err
     assert accept.returncode == 1, a_err

@@ -12,6 +12,7 @@ import asyncio
 import signal
 import sys
 
+from tests.proc_support import kill_left
 from tests.test_server_cli import rdv_serve
 
 RDV = [sys.executable, "-m", "rdv_tui"]
@@ -53,10 +54,7 @@ async def test_a_stopped_relay_server_is_named_on_both_sides() -> None:
                 d_err = await dial.stderr.read() if dial.stderr else b""
                 await dial.wait()
         finally:
-            for proc in (accept, dial):
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+            await kill_left(accept, dial)
     port = served.port
     for name, proc, err in (("accept", accept, a_err), ("dial", dial, d_err)):
         text = err.decode()

@@ -16,6 +16,7 @@ import os
 import sys
 from pathlib import Path
 
+from tests.proc_support import kill_left
 from tests.test_cli_readme_pipe_signals import RDV, server_url
 from tests.test_session_disk import needs_root, tmpfs
 
@@ -56,10 +57,7 @@ async def test_a_full_disk_under_stdout_fails_both_sides_once(
                 asyncio.gather(dial.communicate(), accept.stderr.read(), accept.wait()), 60
             )
         finally:
-            for proc in (accept, dial):
-                if proc.returncode is None:
-                    proc.kill()
-                    await proc.wait()
+            await kill_left(accept, dial)
     said_a, said_d = a_err.decode(), d_err.decode()
     assert accept.returncode == 1, said_a
     assert "rdv accept: writing stdout failed: No space left on device" in said_a, said_a

@@ -17,6 +17,7 @@ import pytest
 
 from rdv_core.server._core import RdvServer
 
+from tests.proc_support import kill_left
 from tests.server_support import EOF, Env, RawClient
 
 
@@ -68,9 +69,7 @@ async def rdv_serve(args: Sequence[str]) -> AsyncIterator[Served]:
         assert match, line
         yield Served(process, int(match.group(2)), match.group(1))
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_left(process)
 
 
 async def test_serve_relays_logs_and_stops_gracefully(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from tests.proc_support import kill_left
 from tests.server_support import RawClient, rdv_request
 
 FD_LIMIT = 64
@@ -46,9 +47,7 @@ async def test_out_of_fds_health_answered_newcomers_told_then_recovers(loop: str
         async with asyncio.timeout(40):  # a server that stops answering fails, not hangs
             await _exercise(process, trickling)
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_left(process)
         for client in trickling:
             client.writer.transport.abort()
 

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.proc_support import kill_left
 from tests.server_support import RawClient
 from tests.test_server_fd_exhaustion import FD_LIMIT, HEALTH, _connect, _low_fd_limit
 
@@ -59,9 +60,7 @@ async def test_silent_conns_in_the_backlog_do_not_hold_up_health_checks(loop: st
             assert await process.wait() == 0
         assert text.count("out of file descriptors") == 1, text
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_left(process)
         for client in silent:
             client.writer.transport.abort()
 
@@ -121,8 +120,6 @@ async def test_a_probe_port_out_of_fds_answers_and_logs_nothing_twice(loop: str)
         assert "Traceback" not in text, text
         assert text.count("out of file descriptors") == 1, text
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill_left(process)
         for client in silent:
             client.writer.transport.abort()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.proc_support import kill_left
 from tests.session_support import file_digest, make_file
 
 
@@ -26,9 +27,7 @@ async def rdv(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, 
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_left(proc)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

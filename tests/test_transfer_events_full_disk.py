@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from tests.proc_support import kill_left
+
 RDV = (sys.executable, "-m", "rdv_tui")
 
 
@@ -37,10 +39,7 @@ async def test_a_full_disk_under_events_costs_one_warning(url: str, tmp_path: Pa
             asyncio.gather(send.communicate(), receive.communicate()), 60
         )
     finally:
-        for proc in (send, receive):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(send, receive)
     for proc, out in ((send, s_out.decode()), (receive, r_out.decode())):
         assert "Traceback" not in out and "callback failed" not in out, out
         assert proc.returncode == 0, out

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from tests.proc_support import kill_left
+
 SIZE = 512 * 1024 * 1024  # a hole: read fast, but a transfer of a second or so
 
 
@@ -51,10 +53,7 @@ async def test_a_file_written_to_while_it_is_sent_fails_on_both_sides(
             )
     finally:
         os.close(fd)
-        for proc in (sender, receiver):
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+        await kill_left(sender, receiver)
     text_s, text_r = err_s.decode(), err_r.decode()
     assert (sender.returncode, receiver.returncode) == (1, 1), (text_s, text_r)
     assert "changed while it was sent" in text_s and "changed while it was sent" in text_r

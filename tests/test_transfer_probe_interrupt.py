@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from tests.proc_support import kill_left
 from tests.session_support import file_digest
 
 SIZE = 512 * 1024 * 1024  # a hole: read fast, but a transfer of a second or so
@@ -37,9 +38,7 @@ async def _finish(proc: asyncio.subprocess.Process) -> tuple[int, str]:
     try:
         _, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_left(proc)
     assert proc.returncode is not None
     return proc.returncode, err.decode()
 

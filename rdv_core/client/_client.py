@@ -33,7 +33,7 @@ from rdv_core.client._prepare import check_sync_callable, choose_proxy_memo, ser
 from rdv_core.client._prepare import open_listeners as open_listeners  # (its old home)
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
-from rdv_core.client._server_conn import server_socket
+from rdv_core.client._server_conn import server_socket, tls_failure
 from rdv_core.client._sockets import local_port
 from rdv_core.client._uplink_observe import ask_uplink_mappings
 from rdv_core.client._uplinks import LocalPaths
@@ -447,9 +447,7 @@ class _Attempt:
                 server_hostname=server.host if ssl_context else None,
             )
         except OSError as exc:  # ssl.SSLError is an OSError
-            raise ServerConnectError(
-                f"TLS with the rdv server {server} failed: {exc}", exc.errno
-            ) from exc
+            raise tls_failure(server, exc) from exc
         # The transport asked the kernel already; it says None when the conn is gone (the
         # socket's own call then raises, as it did before the transport was made).
         try:
@@ -476,7 +474,7 @@ class _Attempt:
 
     async def _read_head(self, reader: asyncio.StreamReader) -> Head:
         """The response head, line by line, so that bytes after it stay in ``reader``."""
-        return await read_response_head(reader, self.stage)
+        return await read_response_head(reader, self.stage, tls=self.server.tls)
 
     def _check_observed(self, observed: Addr | None) -> None:
         if observed is None:

@@ -60,6 +60,9 @@ class HttpConn:
                 body = await _read_body(self.reader, head)
         except TimeoutError:
             raise ProbeSilent(f"no answer to GET {path} within {wait_s:g} s") from None
+        except _ClosedFirst:
+            # A TLS server does so to plain HTTP (the doctor's summary says it for http://).
+            raise ProbeHttpError(f"GET {path}: {CLOSED_FIRST}") from None
         except asyncio.IncompleteReadError:
             # Its own words: "0 bytes read on a total of undefined expected bytes".
             raise ProbeHttpError(f"GET {path}: the server closed the conn mid-answer") from None
@@ -127,11 +130,24 @@ async def wrap_conn(
     return HttpConn(reader, writer, host_header, connect_ms, tls_host is not None)
 
 
+class _ClosedFirst(Exception):
+    """The conn ended before the response's first byte."""
+
+
+#: What a probe says then (it said "mid-answer", though no answer had begun).
+CLOSED_FIRST: Final = "the server closed the conn before answering"
+
+
 async def _read_head(reader: asyncio.StreamReader) -> Head:
     parser = HeadParser("response")
+    first = True
     while True:
         try:
             line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            if first and not exc.partial:
+                raise _ClosedFirst from None
+            raise
         except asyncio.LimitOverrunError:
             # Not an OSError: it escaped every handler, and rdv doctor ended on a traceback.
             raise ProbeHttpError("bad response: a header line over 64 KiB") from None
@@ -141,6 +157,7 @@ async def _read_head(reader: asyncio.StreamReader) -> Head:
             raise ProbeHttpError(f"bad response: {exc.message}") from None
         if head is not None:
             return head
+        first = False
 
 
 async def _read_body(reader: asyncio.StreamReader, head: Head) -> bytes:

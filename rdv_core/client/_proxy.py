@@ -60,9 +60,11 @@ async def open_tunnel(
             sock.close()
             raise
         try:
-            agent = await asyncio.wait_for(
-                _handshake(loop, sock, proxy, server), CONNECT_ANSWER_TIMEOUT
-            )
+            # asyncio.timeout, not wait_for: 3.11's wait_for returns the inner result when
+            # a cancel lands in the turn the handshake completes, and the cancelled attempt
+            # would carry on with its tunnel (tests/test_client_proxy_cancel.py).
+            async with asyncio.timeout(CONNECT_ANSWER_TIMEOUT):
+                agent = await _handshake(loop, sock, proxy, server)
         except TimeoutError:
             sock.close()
             raise ServerConnectError(

@@ -62,7 +62,12 @@ from rdv_core.client._link import Link
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._race_dials import start_dials
-from rdv_core.client._relay_role import RELAY_CLOSED, accepter_relay_command, watch_dialer_relay
+from rdv_core.client._relay_role import (
+    RELAY_CLOSED,
+    RELAY_LET_GO,
+    accepter_relay_command,
+    watch_dialer_relay,
+)
 from rdv_core.client._uplinks import Uplink
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import (
@@ -296,9 +301,7 @@ class Race:
             # Tell the server we went direct (for its metrics), then let the relay go.
             relay.writer.write(build_other(winner.remote))
             relay.close()
-            self._emit(
-                Discarded(self._clock(), relay.candidate, "went direct: told the server OTHER")
-            )
+            self._emit(Discarded(self._clock(), relay.candidate, RELAY_LET_GO))
         if isinstance(winner, Link):
             winner.writer.write(CONTINUE_LINE)
         else:

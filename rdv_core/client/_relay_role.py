@@ -20,6 +20,10 @@ from rdv_core.wire import Continue, ProtocolError, parse_command
 #: dialer's ``OTHER``, and also when the dialer leaves or the server stops; the accepter
 #: cannot tell which (docs/PROTOCOL.md section 11, "The accepter and the relay").
 RELAY_CLOSED: Final = "the server closed the relay: the dialer went direct or left"
+#: The dialer's relay once a direct conn was picked: it writes ``OTHER`` (the server counts
+#: the pair as direct) and closes it. Said in words, not in the wire's (it read "went
+#: direct: told the server OTHER").
+RELAY_LET_GO: Final = "a direct conn was picked: the server was told, and the relay closed"
 
 
 async def watch_dialer_relay(relay: Link, emit: Callable[[Event], None], clock: Clock) -> str:

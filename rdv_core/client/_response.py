@@ -27,15 +27,16 @@ from rdv_core.wire import (
 ERROR_BODY_TIMEOUT: Final = 1.0
 
 
-async def read_response_head(reader: asyncio.StreamReader, stage: str) -> Head:
+async def read_response_head(reader: asyncio.StreamReader, stage: str, *, tls: bool = True) -> Head:
     """The response head, line by line, so that bytes after it stay in ``reader``.
 
-    ``stage`` says what the attempt was doing, for the error when the conn is lost.
+    ``stage`` says what the attempt was doing, for the error when the conn is lost;
+    ``tls`` False (an ``http://`` URL) adds the likeliest cause to a close without a byte.
     """
     parser = HeadParser("response")
     size = 0
     for lines in range(1, MAX_HEADERS + 3):
-        line = await _take(reader, stage, size, None)
+        line = await _take(reader, stage, size, None, tls)
         size += len(line)
         if size > MAX_HEADER_BLOCK:
             raise RdvProtocolError("response header block too large")
@@ -47,7 +48,7 @@ async def read_response_head(reader: asyncio.StreamReader, stage: str) -> Head:
         # parse instead of a read and a parse per line, issue-10-connect-fifth.md).
         rest = _buffered_head(reader, MAX_HEADER_BLOCK - size, MAX_HEADERS + 2 - lines)
         if rest:
-            block = await _take(reader, stage, size, rest)
+            block = await _take(reader, stage, size, rest, tls)
             size += rest
             head = _feed(parser, block)
             if head is not None:
@@ -84,17 +85,22 @@ def _buffered_head(reader: asyncio.StreamReader, max_bytes: int, max_lines: int)
     return end
 
 
-async def _take(reader: asyncio.StreamReader, stage: str, size: int, count: int | None) -> bytes:
+async def _take(
+    reader: asyncio.StreamReader, stage: str, size: int, count: int | None, tls: bool
+) -> bytes:
     """One line (``count`` None) or ``count`` bytes of the head; the conn's errors as ours."""
     try:
         if count is None:
             return await reader.readuntil(b"\n")
         return await reader.readexactly(count)
     except asyncio.IncompleteReadError as exc:
+        if size or exc.partial:
+            raise RdvProtocolError("the server closed the connection inside its response") from None
+        # A TLS server (OpenSSL's, rdv serve --tls-cert) closes a plain-HTTP conn without
+        # a byte: the one case of a silent close a user can mend at once.
         raise RdvProtocolError(
             "the server closed the connection before answering"
-            if size == 0 and not exc.partial
-            else "the server closed the connection inside its response"
+            + ("" if tls else " (if it serves TLS, use https://)")
         ) from None
     except asyncio.LimitOverrunError:
         raise RdvProtocolError("response header line too long") from None

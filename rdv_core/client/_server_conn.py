@@ -8,11 +8,12 @@ HTTP proxy, it is a ``CONNECT`` tunnel (section 17.1).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import ipaddress
 import os
 import socket
-from typing import Any
+from typing import Any, Final
 
 from rdv_core.client._proxy import open_tunnel
 from rdv_core.client._sockets import bound_socket, reuse_socket
@@ -123,3 +124,38 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
     if isinstance(ip, ipaddress.IPv4Address):
         return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
     return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
+
+
+#: OpenSSL's reasons when the first "record" a TLS client reads is not TLS at all: the
+#: server answered the ClientHello in plain text (an rdv server answers ``400``).
+_NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
+#: What the error says then (``rdv doctor``'s summary looks for it).
+NOT_TLS: Final = "does not speak TLS"
+
+
+def answered_in_plain(exc: BaseException) -> bool:
+    """The TLS handshake failed because the server answered in plain text, not TLS."""
+    return getattr(exc, "reason", None) in _NOT_TLS_REASONS
+
+
+def tls_failure(server: ServerURL, exc: OSError) -> ServerConnectError:
+    """The error for a failed TLS handshake with the server, in the user's terms.
+
+    ``https://`` to a plain-HTTP server read as OpenSSL's ``wrong version number``: it is
+    said as the URL to use instead. An error with no text (a conn closed mid-handshake)
+    is named by its kind rather than left blank after "failed:".
+    """
+    if answered_in_plain(exc):
+        plain = dataclasses.replace(server, scheme="http")  # the same port, said explicitly
+        return ServerConnectError(
+            f"the rdv server {server} {NOT_TLS} (it answered in plain HTTP): use {plain}",
+            exc.errno,
+        )
+    detail = str(exc) or f"{type(exc).__name__} (the server closed the connection)"
+    return ServerConnectError(f"TLS with the rdv server {server} failed: {detail}", exc.errno)
+
+
+def tls_reason(server: ServerURL, exc: OSError) -> str:
+    """Why the TLS handshake failed: the URL to use when the server answered in plain
+    HTTP (for ``rdv doctor``), else the TLS error itself."""
+    return str(tls_failure(server, exc)) if answered_in_plain(exc) else str(exc)

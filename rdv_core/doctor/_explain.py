@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from rdv_core.client._probe_http import CLOSED_FIRST
+from rdv_core.client._server_conn import NOT_TLS
 from rdv_core.doctor._report import Finding, Report
 from rdv_core.doctor._text import pack, wrap
 
@@ -115,19 +117,23 @@ def summary(report: Report) -> str:
     if nat is None:
         failed_tls = next((x.tls for x in report.servers if x.tls.value is False), None)
         if failed_tls is not None and not any(x.tls.value is True for x in report.servers):
+            if NOT_TLS in failed_tls.reason:  # the URL's scheme is wrong, not a certificate
+                return f"TCP reached the server, but {failed_tls.reason}; nothing was measured."
             return (
                 f"TCP reached the server but TLS failed ({failed_tls.reason}): nothing was "
                 "measured; check the server's certificate, or the trusted CAs here "
                 "(SSL_CERT_FILE)."
             )
-        silent = next((x.http.reason for x in report.servers if x.http.value is False), None)
+        silent = next((x for x in report.servers if x.http.value is False), None)
         if silent is not None and not report.answered:
             # It took the conn and said nothing: not an rdv server, or something between us
             # (a proxy, a middlebox) holding the conn. "Could not tell us our address" read
-            # as if it had answered.
+            # as if it had answered. A TLS server closes a plain-HTTP conn without a byte.
+            tls = silent.url.startswith("http:") and CLOSED_FIRST in silent.http.reason
             return (
-                f"TCP reached the server but it answered nothing ({silent}): is it an rdv "
-                "server, or does something between us hold the conn?"
+                f"TCP reached the server but it answered nothing ({silent.http.reason}): is it "
+                f"an rdv server{' (over TLS? then use https://)' if tls else ''}, or does "
+                "something between us hold the conn?"
             )
         return "The server could not tell us our address: nothing about NAT was measured."
     if nat is False:
@@ -211,9 +217,13 @@ def render_text(report: Report, width: int | None = None) -> str:
     server's fields whole (``rdv doctor`` passes the terminal's, 80 into a pipe); None: one
     line each.
     """
-    lines = [
-        f"rdv doctor: {len(report.servers)} server(s), port {report.local_port}, "
+    head = [
+        f"{len(report.servers)} server(s)",
+        f"port {report.local_port}",
         f"{report.duration_ms / 1000:.1f} s",
+    ]
+    lines = [
+        *pack(head, ", ", width, "rdv doctor: ", " " * 12),
         *wrap(summary(report), width, "", ""),
         "",
     ]

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError, open_conn
+from rdv_core.client._server_conn import tls_reason
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, family_of, local_port
 from rdv_core.doctor import _classify as classify
 from rdv_core.doctor import _dialbacks as dialbacks
@@ -261,17 +262,15 @@ class Doctor:
         try:
             conn = await self._connect(server, ip, server.parsed.port, port, tls=tls)
         except (OSError, TimeoutError) as exc:
-            what = "TLS" if isinstance(exc, ssl.SSLError) else "TCP"
-            reached = Finding(
-                False, f"{what} to {show_addr(ip, server.parsed.port)}: {in_words(exc)}"
-            )
+            reached = Finding(False, f"TCP to {show_addr(ip, server.parsed.port)}: {in_words(exc)}")
             if tls:
-                server.tls = Finding(False, str(exc)) if what == "TLS" else not_measured("no TCP")
-            if isinstance(exc, ssl.SSLError):
+                server.tls = not_measured("no TCP")
+            if isinstance(exc, ssl.SSLError):  # https:// to a plain server: the URL to use
+                server.tls = Finding(False, tls_reason(server.parsed, exc))
                 reached = Finding(True, "TCP connected (TLS failed)")
                 # What the probes riding this conn (dial-back, Upgrade) say instead of
                 # "server unreachable", which it was not.
-                server.directory_reason = f"TLS with the server failed: {exc}"
+                server.directory_reason = f"TLS with the server failed: {server.tls.reason}"
             server.set_reached(ip, reached)
             return
         server.main, server.main_ip = conn, ip

@@ -27,6 +27,7 @@ the list, at the place you want (:func:`insert_column`); nothing else changes.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -293,6 +294,42 @@ def insert_column(columns: Iterable[Column], column: Column, *, after: str) -> l
     return out
 
 
+#: The columns a narrow terminal loses first, in this order: the timings, then the clash
+#: count; the outcome, the bar and the integrity count stay (``--json`` keeps every figure).
+SPARE: Final = ("p90", "p50", "clash")
+
+
+def table_width(columns: Sequence[Column]) -> int:
+    """The width of a line whose every column is full."""
+    return sum(c.width for c in columns) + sum(c.gap for c in columns[1:])
+
+
+def fit_columns(
+    columns: Sequence[Column], room: int, names: Iterable[str] = ()
+) -> tuple[list[Column], str]:
+    """``columns`` for a terminal ``room`` columns wide, and a note for the legend.
+
+    The cell column is as wide as the longest of ``names`` (the cells to run: 26 only with
+    the loss cells), then the :data:`SPARE` columns go, one by one, until the table fits;
+    the note says which went (empty when none). ``rdv lab matrix --predict`` was 97
+    columns wide, folded by an 80-column terminal row under row.
+    """
+    names = list(names)
+    fitted = list(columns)
+    if names and fitted and fitted[0].header == "cell":
+        width = max(len(fitted[0].header), *map(len, names))
+        fitted[0] = dataclasses.replace(fitted[0], width=width)
+    dropped: list[str] = []
+    for header in SPARE:
+        if table_width(fitted) <= room:
+            break
+        fitted = [c for c in fitted if c.header != header]
+        dropped.append(header)
+    if not dropped:
+        return fitted, ""
+    return fitted, f"left out to fit {room} columns: {', '.join(reversed(dropped))} (see --json)"
+
+
 def _line(cells: Iterable[tuple[Column, str]]) -> str:
     parts = [
         " " * c.gap * bool(i) + f"{text:{c.align}{c.width}}" for i, (c, text) in enumerate(cells)
@@ -300,10 +337,11 @@ def _line(cells: Iterable[tuple[Column, str]]) -> str:
     return "".join(parts).rstrip()
 
 
-def format_header(columns: Sequence[Column] = COLUMNS) -> list[str]:
-    """The legend of the short headers, the header line and the rule under it."""
+def format_header(columns: Sequence[Column] = COLUMNS, note: str = "") -> list[str]:
+    """The legend of the short headers (and ``note``, from :func:`fit_columns`), the
+    header line and the rule under it."""
     head = _line((c, c.header) for c in columns)
-    return [*LEGEND, head, "-" * len(head)]
+    return [*LEGEND, *([note] if note else []), head, "-" * len(head)]
 
 
 def format_row(row: MatrixRow, columns: Sequence[Column] = COLUMNS) -> str:

@@ -443,7 +443,9 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
         logging.getLogger("rdv").setLevel(logging.DEBUG)
     try:
         options = client_options(args)
-        args.token = resolve_secret(args.token, args.token_file, ENV_TOKEN, "token")
+        args.token = resolve_secret(
+            args.token, args.token_file, ENV_TOKEN, "token", lambda t: _say(method, t, sys.stderr)
+        )
         if args.token is None:
             raise UsageError(
                 "a TOKEN is needed: as an argument, with --token-file or in $RDV_TOKEN"

@@ -25,6 +25,8 @@ from rdv_tui.cli.commands import tui
 from rdv_tui.cli.formatting import human_done, human_rate, join_reason
 from rdv_tui.progress_columns import RateColumn, SizeDoneColumn
 
+from tests.proc_support import kill_left
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -126,9 +128,7 @@ async def rdv(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        await kill_left(proc)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
 

@@ -10,6 +10,7 @@ from textual.widgets import Static
 from rdv_tui.app import make_app
 from rdv_tui.widgets.server_view import ServerCounters
 
+from tests.proc_support import kill_left
 from tests.tui.test_live import config, wait_for
 
 
@@ -73,9 +74,7 @@ async def test_the_accepting_banner_names_rdv_send_and_it_works(tmp_path: Path) 
                 assert await sender.wait() == 0
             assert (tmp_path / "inbox" / "note.txt").read_text() == "from the banner\n"
         finally:
-            if sender.returncode is None:
-                sender.kill()
-                await sender.wait()
+            await kill_left(sender)
 
 
 async def test_copy_code_says_what_it_copied(tmp_path: Path) -> None:

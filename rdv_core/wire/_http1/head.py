@@ -94,6 +94,11 @@ def is_token(text: str) -> bool:
     return text.isascii() and _TOKEN_RE.fullmatch(text.encode("ascii")) is not None
 
 
+#: The first byte of a TLS record carrying a handshake (RFC 8446 section 5.1): no HTTP
+#: method starts with it.
+TLS_HANDSHAKE: Final = b"\x16"
+
+
 class HeadParser:
     """Incremental parser for one HTTP/1.x head (request or response).
 
@@ -123,6 +128,11 @@ class HeadParser:
         self._buf += data
         end = _find_head_end(self._buf, start)
         if end < 0:
+            if self._buf[:1] == TLS_HANDSHAKE and self._kind == "request":
+                # A TLS ClientHello (https:// to a plain-HTTP server) holds no blank line:
+                # waiting for one kept the client until the head timeout. Checked only on
+                # an unfinished head, so a whole request in one read pays nothing.
+                raise ProtocolError("a TLS handshake to a plain-HTTP server (use http://)")
             if len(self._buf) > self._max:
                 raise ProtocolError("HTTP header block too large", status=431)
             return None

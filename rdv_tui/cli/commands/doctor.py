@@ -96,8 +96,10 @@ def _print(report: Any, fmt: str) -> None:
 
         # Reasons quote what servers answered: control characters are shown, not obeyed.
         # Wrapped to the terminal (80 columns into a pipe): unwrapped, an 80-column terminal
-        # folded every reason back to column 0. Machines read --format json.
-        width = max(shutil.get_terminal_size().columns, 60)
+        # folded every reason back to column 0. Machines read --format json. At least 40:
+        # the reasons start at column 14 (the floor was 60, and a 50-column terminal folded
+        # every line the doctor had wrapped at 60).
+        width = max(shutil.get_terminal_size().columns, 40)
         text = "\n".join(printable(line) for line in render_text(report, width).splitlines())
         print(text, flush=True)
     elif fmt == "json":

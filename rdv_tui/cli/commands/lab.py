@@ -158,6 +158,9 @@ def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (0 ok, 1 a run failed, 2 cannot build labs)."""
     from rdv_core.lab import PRESETS, can_isolate, is_isolated, reexec_isolated, setup_inside
 
+    if sys.stdout is None:  # `>&-`: every lab command prints its result (list raised)
+        print("rdv lab: stdout is closed: nowhere to print (> /dev/null for none)", file=sys.stderr)
+        return 2
     if args.lab_command == "list":
         return _list(PRESETS, sys.stdout)
     if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
@@ -339,12 +342,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _matrix(args: argparse.Namespace) -> int:
     from rdv_core.lab import (
-        COLUMNS,
         LOTTERY_NOTE,
-        Column,
         format_header,
         format_row,
-        insert_column,
         matrix_cells,
         run_cell,
     )
@@ -357,17 +357,11 @@ def _matrix(args: argparse.Namespace) -> int:
     if not cells:
         print(f"rdv lab matrix: no cell matches {args.cells!r}", file=sys.stderr)
         return 2
-    columns = list(COLUMNS)
-    if args.predict:  # the doctor's prediction beside the outcome (docs/PROTOCOL.md 15.4)
-        predicted = Column("predicted", 9, lambda r: r.extra.get("predicted", "-"))
-        agree = Column("agree", 5, lambda r: r.extra.get("agree", "-"))
-        columns = insert_column(
-            insert_column(columns, predicted, after="expect"), agree, after="outcome"
-        )
+    columns, note = matrix_columns(cells, predict=args.predict)
     if not args.json:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}")
-        print("\n".join(format_header(columns)), flush=True)
+        print("\n".join(format_header(columns, note)), flush=True)
     rows = []
     for cell in cells:
         if args.predict:
@@ -397,17 +391,30 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in rows) and agreed_all else 1
 
 
+def matrix_columns(cells: Any, *, predict: bool, room: int | None = None) -> tuple[list[Any], str]:
+    """The table's columns for these cells in ``room`` (the terminal's: $COLUMNS, 80 into
+    a pipe), and the legend's note on what did not fit: with --predict, 97 columns folded."""
+    from rdv_core.lab import COLUMNS, Column, fit_columns, insert_column
+
+    columns = list(COLUMNS)
+    if predict:  # the doctor's prediction beside the outcome (docs/PROTOCOL.md 15.4)
+        predicted = Column("predicted", 9, lambda r: r.extra.get("predicted", "-"), gap=1)
+        agree = Column("agree", 5, lambda r: r.extra.get("agree", "-"))
+        columns = insert_column(
+            insert_column(columns, predicted, after="expect"), agree, after="outcome"
+        )
+    room = room or max(shutil.get_terminal_size().columns, 60)
+    return fit_columns(columns, room, (c.name for c in cells))
+
+
 def _presets_matrix(args: argparse.Namespace) -> int:
     from rdv_core.lab import PRESETS, run_preset
+    from rdv_core.lab._preset_table import preset_header, preset_row
 
-    header = (
-        f"{'preset':<17} {'expect':<6} {'direct':>6} {'relay':>5} {'failed':>6} "
-        f"{'as expected':>11} {'p50 ms':>8} {'p90 ms':>8}  chosen path"
-    )
+    room = max(shutil.get_terminal_size().columns, 60)
     if not args.json:
         print(f"rdv lab matrix: {args.runs} run(s) per preset")
-        print(header)
-        print("-" * len(header), flush=True)
+        print("\n".join(preset_header()), flush=True)
     out = []
     bad = False
     for spec in PRESETS.values():
@@ -416,14 +423,7 @@ def _presets_matrix(args: argparse.Namespace) -> int:
         bad = bad or any(r.outcome == "failed" or r.data_ok is False for r in result.runs)
         out.append({"preset": spec.name, "summary": s})
         if not args.json:
-            paths = ", ".join(f"{k} x{v}" for k, v in s["chosen"].items())
-            hits = f"{s[spec.expect]}/{s['runs']}"
-            print(
-                f"{spec.name:<17} {spec.expect:<6} {s['direct']:>6} {s['relay']:>5} "
-                f"{s['failed']:>6} {hits:>11} {ms_figure(s['p50_ms']):>8} "
-                f"{ms_figure(s['p90_ms']):>8}  {paths}",
-                flush=True,
-            )
+            print(preset_row(spec.name, spec.expect, s, room), flush=True)
     if args.json:
         json.dump({"matrix": out}, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")

@@ -164,6 +164,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui.cli.events_file import open_events
     from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
+    from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret_async
     from rdv_tui.transfer_ask import ask
     from rdv_tui.transfer_console import stderr_console
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
@@ -181,6 +182,12 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     ui.setup_logging(args.verbose)
     ui.tune_gc()
     try:
+        # Awaited here, not read in _prepare: a FIFO's writer is waited for inside the
+        # loop, where SIGTERM, SIGHUP and Ctrl-C end the wait (cli/secret_args.py).
+        args.code = await resolve_secret_async(
+            args.code, args.code_file, ENV_CODE, "code", lambda text: say(f"rdv receive: {text}")
+        )
+        args.code_file = None
         server, download_dir = _prepare(args)
     except (ConfigError, CodeError, UsageError, ValueError, OSError) as exc:
         return fail(str(exc), ui.EXIT_USAGE)

@@ -131,7 +131,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.formatting import join_reason
     from rdv_tui.cli.race_options import UsageError, client_from_args
-    from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
+    from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret_async
     from rdv_tui.transfer_console import stderr_console
     from rdv_tui.transfer_ui import escape  # network text neutralised, then markup-escaped
 
@@ -154,7 +154,9 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         server, _source = resolve_server(args.server)
         parse_server_url(server)
         sink = ui.EventSink(args, console, view, None, server)
-        code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
+        code = await resolve_secret_async(
+            args.code, args.code_file, ENV_CODE, "code", lambda text: say(f"rdv send: {text}")
+        )
         if code is not None:
             check_code(code)
         elif sys.stdout is None:  # the code would be shown nowhere: nobody could use it
