@@ -170,6 +170,17 @@ def _backticked_after(lead: str, until: str) -> list[str]:
     return re.findall(r"`([A-Z]\w+)`", TEXT[start : TEXT.index(until, start)])
 
 
+@pytest.mark.parametrize("command", ["dial", "accept", "send", "receive"])
+def test_the_signal_exit_codes_the_readme_states_are_in_help(command: str) -> None:
+    """The README says SIGHUP exits 129 in pipe mode and in send/receive; ``rdv dial
+    --help`` and ``rdv accept --help`` listed 130 and 143 only."""
+    for code in ("129", "130", "143"):
+        assert f"`{code}`" in TEXT or f" {code} " in TEXT, code
+    epilog = PARSERS[(command,)].epilog or ""
+    missing = [code for code in ("129", "130", "143") if code not in epilog]
+    assert not missing, (command, missing)
+
+
 def test_the_fast_start_events_are_the_upgrade_vocabulary() -> None:
     """``FastStartNegotiated`` is in ``UPGRADE_EVENTS`` (and in every ``--fast-start``
     events file) but was missing from the README's list."""

@@ -20,8 +20,9 @@ def add_parser(subparsers: Any) -> None:
         "to the peer and the peer to stdout. The dialer picks the conn; accept takes "
         "whichever the dialer chose.",
         epilog="Exit codes: 0 the peer closed after a connection; 1 the attempt or the "
-        "connection failed; 2 bad usage; 3 --timeout expired; 130 (Ctrl-C), 143 (SIGTERM) "
-        "interrupted, the conn reset so that the peer does not take it for an end. A warning "
+        "connection failed; 2 bad usage; 3 --timeout expired; 130 (Ctrl-C), 143 (SIGTERM), "
+        "129 (SIGHUP: the terminal closed; under nohup it goes on) interrupted, the conn "
+        "reset so that the peer does not take it for an end. A warning "
         "is printed when the server-observed address is not public (IPv4, or IPv6 over IPv6).",
     )
     add_pipe_arguments(parser, "ACCEPT")
