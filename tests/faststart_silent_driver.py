@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo
+from rdv_core.client._silence import SILENCE_ENV
+
 from tests.faststart_fallback_driver import count, events, nft, wait_for
 
 RDV = [sys.executable, "-m", "rdv_tui"]
@@ -38,6 +40,9 @@ TOKEN = "silent-tok"
 #: Generous: the code before the fix waits TCP's own timeout (about 15 minutes).
 WAIT = 120.0
 TABLE = "silent"
+#: The last path's silence limit the peers run with (``RDV_DIRECT_SILENCE``): 4 s, not 15,
+#: each test waits it out (the idle side still needs its two keepalive probes, ~10 s).
+SILENCE_S = 4
 #: Frame types held on the direct conns (``unproven``): DATA to EOF as in the fallback
 #: driver, and PING/PONG (a switch's first frame on its path may be a PING: 16.10).
 HOLD_FRAMES = "@th,256,8 { 1, 2, 3, 4, 5, 6, 7 }"
@@ -72,7 +77,7 @@ def start(work: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**os.environ, "COLUMNS": "200", SILENCE_ENV: str(SILENCE_S)},
         )
     finally:
         os.close(err)
@@ -146,6 +151,7 @@ def main(mode: str) -> None:
                 stdin=subprocess.PIPE,
                 stdout=out,
                 stderr=err,
+                env={**os.environ, SILENCE_ENV: str(SILENCE_S)},
             )
             os.close(out)
             os.close(err)

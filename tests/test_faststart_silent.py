@@ -6,18 +6,20 @@ What a user saw: nothing, for TCP's own timeout (about 15 minutes; an idle side 
 Before the relay was retired the stream sat on the dead direct path while the relay
 could have carried it; after, both ``rdv dial`` and ``rdv accept`` (and ``rdv send`` /
 ``rdv receive``) hung. Now a path left unanswered while the relay lives is given up after
-a few seconds (back on the relay, nothing lost); the last path after 15 s, and both sides
-exit non-zero naming the silence. The bounds asserted are generous (a loaded machine):
-what matters is that it ends, how, and long before TCP would.
+a few seconds (back on the relay, nothing lost); the last path after 15 s (here
+``RDV_DIRECT_SILENCE``'s 4 s), and both sides exit non-zero naming the silence. The
+bounds asserted are generous (a loaded machine): what matters is that it ends, how, and
+long before TCP would.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rdv_core.client._silence import PROOF_FLOOR, SILENCE
+from rdv_core.client._silence import PROOF_FLOOR, SILENCE, SILENCE_ENV, silence_limit
 from rdv_core.lab._faststart import judge
 
+from tests.faststart_silent_driver import SILENCE_S
 from tests.test_faststart_fallback import run_driver
 
 DRIVER = "faststart_silent_driver.py"
@@ -68,8 +70,7 @@ def test_a_silent_direct_path_before_the_proof_goes_back_on_the_relay() -> None:
 def test_a_silent_direct_path_after_the_relay_retired_ends_the_session_saying_so() -> None:
     report = run_driver("retired", DRIVER)
     said = (
-        f"connection lost: the direct path went silent for {SILENCE:.0f} s "
-        "(no answer from the peer)"
+        f"connection lost: the direct path went silent for {SILENCE_S} s (no answer from the peer)"
     )
     # The dialer had a line in flight (never acknowledged); the accepter nothing to send
     # (keepalive probes, unanswered): both notice, both exit 1.
@@ -85,7 +86,7 @@ def test_rdv_send_and_receive_name_the_silence_and_resume() -> None:
     naming the silence, exit 1, keep the partial file; run again, the transfer resumes."""
     report = run_driver("transfer", DRIVER)
     cut, again = report["cut"], report["again"]
-    said = f"the direct path went silent for {SILENCE:.0f} s (no answer from the peer)"
+    said = f"the direct path went silent for {SILENCE_S} s (no answer from the peer)"
     assert cut["codes"] == {"send": 1, "receive": 1}, cut["stderr"]
     assert cut["ended_s"] < 100, cut["ended_s"]
     for side in ("send", "receive"):
@@ -96,3 +97,16 @@ def test_rdv_send_and_receive_name_the_silence_and_resume() -> None:
     assert again["codes"] == {"send": 0, "receive": 0}, again["stderr"]
     assert "resuming big.bin after" in again["stderr"]["receive"], again["stderr"]
     assert report["same"] is True
+
+
+def test_the_silence_limit_is_15_s_unless_the_environment_sets_a_positive_number(
+    monkeypatch: Any,
+) -> None:
+    monkeypatch.delenv(SILENCE_ENV, raising=False)
+    assert silence_limit() == SILENCE == 15.0
+    for given, limit in (("4", 4.0), ("60.5", 60.5), ("0", 15.0), ("-3", 15.0)):
+        monkeypatch.setenv(SILENCE_ENV, given)
+        assert silence_limit() == limit, given
+    for junk in ("", "abc", "inf", "nan"):
+        monkeypatch.setenv(SILENCE_ENV, junk)
+        assert silence_limit() == SILENCE, junk

@@ -184,7 +184,7 @@ def test_the_signal_exit_codes_the_readme_states_are_in_help(command: str) -> No
 def test_the_fast_start_events_are_the_upgrade_vocabulary() -> None:
     """``FastStartNegotiated`` is in ``UPGRADE_EVENTS`` (and in every ``--fast-start``
     events file) but was missing from the README's list."""
-    listed = _backticked_after("an idle path: docs/PROTOCOL.md 16.10). Events:", "background race")
+    listed = _backticked_after("rides out longer outages). Events:", "background race")
     assert set(listed) == {cls.__name__ for cls in events.UPGRADE_EVENTS}
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import socket
 from typing import Final
 
@@ -37,6 +39,9 @@ PROOF_RTT_FACTOR: Final = 8
 #: (resume from the verified prefix: docs/PROTOCOL.md 12.7). Longer than a Wi-Fi roam or a
 #: mobile handover (a few seconds), 60 times shorter than TCP's own give-up.
 SILENCE: Final = 15.0
+#: The environment variable that sets another :data:`SILENCE` (seconds, > 0): a path that
+#: must ride out longer outages, or a test that should not wait 15 s for each silence.
+SILENCE_ENV: Final = "RDV_DIRECT_SILENCE"
 #: How often the watch reads the kernel's view (a getsockopt: nothing on the wire).
 WATCH_TICK: Final = 1.0
 #: Keepalive on an idle direct path: a probe after this much quiet, then at this
@@ -53,6 +58,15 @@ def proof_limit(*rtts: float | None) -> float:
     """The silence that gives a direct path up while the relay still carries the stream."""
     slowest = max((r for r in rtts if r is not None), default=0.0)
     return max(PROOF_FLOOR, PROOF_RTT_FACTOR * slowest)
+
+
+def silence_limit() -> float:
+    """:data:`SILENCE`, or what :data:`SILENCE_ENV` says if it is a number above 0."""
+    try:
+        value = float(os.environ.get(SILENCE_ENV, ""))
+    except ValueError:
+        return SILENCE
+    return value if math.isfinite(value) and value > 0 else SILENCE
 
 
 def keep_alive(sock: socket.socket) -> None:
@@ -86,14 +100,16 @@ def watch(stream: MigratingStream, pid: int, sock: socket.socket, relay_rtt: flo
     # live peer's kernel acknowledges: a path silent from the switch on is seen too.
     stream.send_control(pid, u64_frame(Kind.PING, 0))
     proof = proof_limit(relay_rtt, tcp_rtt(sock))
-    stream.spawn(_watch(stream, pid, sock, proof))
+    stream.spawn(_watch(stream, pid, sock, proof, silence_limit()))
 
 
-async def _watch(stream: MigratingStream, pid: int, sock: socket.socket, proof: float) -> None:
+async def _watch(
+    stream: MigratingStream, pid: int, sock: socket.socket, proof: float, silence: float
+) -> None:
     core = stream.core
     while core.alive(pid) and not stream.closing:
         await asyncio.sleep(WATCH_TICK)
-        limit = proof if core.alive(RELAY) else SILENCE
+        limit = proof if core.alive(RELAY) else silence
         waited = tcp_unanswered(sock)
         if waited is not None and waited >= limit and core.alive(pid):
             # "back on the relay: the direct path died before it was proven: it went
