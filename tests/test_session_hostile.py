@@ -55,6 +55,13 @@ class CraftedPeer:
             return fr.Data(frame.id, bytes(frame.payload))
         return frame
 
+    async def answer_close(self) -> None:
+        """Read up to the other side's Close and hang up, as a real peer does: the other
+        side's ``close()`` then ends at once, not after its 5 s wait (CLOSE_TIMEOUT)."""
+        while not isinstance(await self.recv(), fr.Close):
+            pass
+        self.writer.close()
+
 
 HOSTILE = [
     "../escape.txt",
@@ -136,7 +143,7 @@ async def test_symlink_in_download_folder_is_not_followed(tmp_path: Path) -> Non
         assert answer.offsets == ()
         reasons = dict(answer.failed)
         assert "symlink" in reasons[1] and "symlink" in reasons[2]
-        await receiver.close()
+        await asyncio.gather(receiver.close(), peer.answer_close())
     assert list(outside.iterdir()) == []
     assert len([e for e in events if isinstance(e, FileFailed)]) == 2
 
@@ -154,7 +161,7 @@ async def test_more_data_than_offered_fails_the_file(tmp_path: Path) -> None:
         fail = await peer.recv()
         assert isinstance(fail, fr.Fail) and fail.side == "receiver"
         assert "more than the offered" in fail.reason
-        await receiver.close()
+        await asyncio.gather(receiver.close(), peer.answer_close())
     assert not (dl / "small.txt").exists()
 
 
@@ -174,7 +181,7 @@ async def test_wrong_digest_is_not_kept(tmp_path: Path) -> None:
             result = await peer.recv()
         assert isinstance(result, fr.Result)
         assert not result.ok and "digest mismatch" in result.reason
-        await receiver.close()
+        await asyncio.gather(receiver.close(), peer.answer_close())
     assert list(dl.iterdir()) == []
 
 
@@ -196,7 +203,7 @@ async def test_digest_of_another_algorithm_fails_the_file_and_keeps_the_data(
             result = await peer.recv()
         assert isinstance(result, fr.Result)
         assert not result.ok and "'sha256'" in result.reason and DIGEST in result.reason
-        await receiver.close()
+        await asyncio.gather(receiver.close(), peer.answer_close())
     assert not (dl / "f.txt").exists()
     assert (dl / "f.txt.rdvpart").read_bytes() == b"abcd"
 
