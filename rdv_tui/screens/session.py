@@ -86,6 +86,7 @@ class SessionScreen(Screen[None]):
         self._backlog = Backlog()
         self._ready = False  # set in on_mount (is_mounted is still False there)
         self._ready_event = asyncio.Event()
+        self._early_info: list[str] = []  # show_info before the screen was composed
 
     def compose(self) -> ComposeResult:
         yield LinkStrip(id="link")
@@ -104,6 +105,9 @@ class SessionScreen(Screen[None]):
         self._ready_event.set()
         for event in self._backlog.drain():
             self.feed(event)
+        for text in self._early_info:
+            self.show_info(text)
+        self._early_info.clear()
         if self._sample_s is not None:
             self.set_interval(self._sample_s, self.sample_link)
         self.query_one("#chat-input").focus()
@@ -202,7 +206,12 @@ class SessionScreen(Screen[None]):
         return await self.query_one(OfferBar).ask(offer)
 
     def show_info(self, text: str) -> None:
-        """A line of context in the chat (not sent to the peer)."""
+        """A line of context in the chat (not sent to the peer), held until the screen is
+        composed: the demo's hint came while the user was on another screen and its
+        ``NoMatches`` crashed the app."""
+        if not self._ready:
+            self._early_info.append(text)
+            return
         self.query_one(ChatPane).add("info", text)
 
     # ----- user actions
