@@ -75,38 +75,57 @@ def shared_port(path: Path) -> int:
     raise RuntimeError(f"no ServerConnected in {path}")
 
 
+def start_server(procs: list[subprocess.Popen[Any]]) -> tuple[str, int]:
+    """``rdv serve`` on a free loopback port (added to ``procs``): its URL and port."""
+    server = subprocess.Popen(
+        [*RDV, "serve", "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True
+    )
+    procs.append(server)
+    assert server.stderr is not None
+    line = server.stderr.readline()
+    match = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
+    if match is None:
+        raise RuntimeError(f"rdv serve said: {line!r}")
+    return match.group(1), int(match.group(2))
+
+
+def start_peers(
+    work: Path,
+    url: str,
+    token: str,
+    procs: list[subprocess.Popen[Any]],
+    env: dict[str, str] | None = None,
+) -> dict[str, subprocess.Popen[bytes]]:
+    """``rdv accept`` and ``rdv dial --fast-start`` (stdout, stderr and events to
+    ``SIDE.out``, ``.err``, ``.jsonl`` in ``work``), each sent its first line."""
+    peers: dict[str, subprocess.Popen[bytes]] = {}
+    for side in ("accept", "dial"):
+        flags = os.O_WRONLY | os.O_CREAT
+        out, err = os.open(work / f"{side}.out", flags), os.open(work / f"{side}.err", flags)
+        peers[side] = subprocess.Popen(
+            [*RDV, side, "--fast-start", "--events", str(work / f"{side}.jsonl"), url, token],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=err,
+            env=None if env is None else {**os.environ, **env},
+        )
+        os.close(out)
+        os.close(err)
+        procs.append(peers[side])
+    for side, proc in peers.items():
+        assert proc.stdin is not None
+        proc.stdin.write(f"one from {side}\n".encode())
+        proc.stdin.flush()
+    return peers
+
+
 def main(mode: str) -> None:
     work = Path(tempfile.mkdtemp(prefix="rdv-fallback-"))
     procs: list[subprocess.Popen[Any]] = []
     try:
-        server = subprocess.Popen(
-            [*RDV, "serve", "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True
-        )
-        procs.append(server)
-        assert server.stderr is not None
-        line = server.stderr.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
-        if match is None:
-            raise RuntimeError(f"rdv serve said: {line!r}")
-        url, port = match.group(1), int(match.group(2))
+        url, port = start_server(procs)
         rules(port)
-        peers: dict[str, subprocess.Popen[bytes]] = {}
-        for side in ("accept", "dial"):
-            flags = os.O_WRONLY | os.O_CREAT
-            out, err = os.open(work / f"{side}.out", flags), os.open(work / f"{side}.err", flags)
-            peers[side] = subprocess.Popen(
-                [*RDV, side, "--fast-start", "--events", str(work / f"{side}.jsonl"), url, TOKEN],
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=err,
-            )
-            os.close(out)
-            os.close(err)
-            procs.append(peers[side])
-        for side, proc in peers.items():
-            assert proc.stdin is not None
-            proc.stdin.write(f"one from {side}\n".encode())
-            proc.stdin.flush()
+        peers = start_peers(work, url, TOKEN, procs)
         err_of = {side: work / f"{side}.err" for side in peers}
         wait_for("both switches", lambda: all(count(p, "switched to p2p") for p in err_of.values()))
         if mode == "both":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -33,7 +32,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo
 from rdv_core.client._silence import SILENCE_ENV
 
-from tests.faststart_fallback_driver import count, events, nft, wait_for
+from tests.faststart_fallback_driver import (
+    count,
+    events,
+    nft,
+    start_peers,
+    start_server,
+    wait_for,
+)
 
 RDV = [sys.executable, "-m", "rdv_tui"]
 TOKEN = "silent-tok"
@@ -127,39 +133,13 @@ def main(mode: str) -> None:
     procs: list[subprocess.Popen[Any]] = []
     report: dict[str, Any] = {"mode": mode}
     try:
-        server = subprocess.Popen(
-            [*RDV, "serve", "--listen", "127.0.0.1:0"], stderr=subprocess.PIPE, text=True
-        )
-        procs.append(server)
-        assert server.stderr is not None
-        line = server.stderr.readline()
-        match = re.search(r"listening on (http://127\.0\.0\.1:(\d+))", line)
-        if match is None:
-            raise RuntimeError(f"rdv serve said: {line!r}")
-        url, port = match.group(1), int(match.group(2))
+        url, port = start_server(procs)
         rules(port, hold=mode == "unproven")
         if mode == "transfer":
             report.update(transfer(work, url, procs))
             print(json.dumps(report))
             return
-        peers: dict[str, subprocess.Popen[bytes]] = {}
-        for side in ("accept", "dial"):
-            flags = os.O_WRONLY | os.O_CREAT
-            out, err = os.open(work / f"{side}.out", flags), os.open(work / f"{side}.err", flags)
-            peers[side] = subprocess.Popen(
-                [*RDV, side, "--fast-start", "--events", str(work / f"{side}.jsonl"), url, TOKEN],
-                stdin=subprocess.PIPE,
-                stdout=out,
-                stderr=err,
-                env={**os.environ, SILENCE_ENV: str(SILENCE_S)},
-            )
-            os.close(out)
-            os.close(err)
-            procs.append(peers[side])
-        for side, proc in peers.items():
-            assert proc.stdin is not None
-            proc.stdin.write(f"one from {side}\n".encode())
-            proc.stdin.flush()
+        peers = start_peers(work, url, TOKEN, procs, {SILENCE_ENV: str(SILENCE_S)})
         err_of = {side: work / f"{side}.err" for side in peers}
         if mode == "unproven":
             wait_for(
