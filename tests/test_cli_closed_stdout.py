@@ -62,10 +62,28 @@ def test_a_full_stdout_is_one_line_not_a_traceback() -> None:
     assert done.returncode == 1
 
 
-@pytest.mark.parametrize("args", [("lab", "list"), ("lab", "matrix", "--json")])
-def test_a_closed_stdout_is_said_by_rdv_lab(args: tuple[str, ...]) -> None:
-    # `rdv lab list >&-`: Python leaves sys.stdout None, and the list ended on
-    # "AttributeError: 'NoneType' object has no attribute 'write'" (a traceback).
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # `rdv lab list >&-`: Python leaves sys.stdout None, and the list ended on
+        # "AttributeError: 'NoneType' object has no attribute 'write'" (a traceback).
+        (("lab", "list"), "rdv lab: stdout is closed: nowhere to print its results"),
+        (("lab", "matrix", "--json"), "rdv lab: stdout is closed: nowhere to print its results"),
+        # The doctor measured, then printed its report to None: nothing, exit 0 or 1.
+        (
+            ("doctor", "http://127.0.0.1:1", "--format", "json"),
+            "rdv doctor: stdout is closed: nowhere to print the report",
+        ),
+        # The server ran and dropped every event it was asked to write, without a word.
+        (
+            ("serve", "--listen", "127.0.0.1:0", "--events", "-"),
+            "rdv serve: stdout is closed: nowhere to print --events -",
+        ),
+    ],
+)
+def test_a_closed_stdout_is_said_by_a_command_that_prints_there(
+    args: tuple[str, ...], said: str
+) -> None:
     done = subprocess.run(
         ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "rdv_tui", *args],
         stdin=subprocess.DEVNULL,
@@ -73,7 +91,5 @@ def test_a_closed_stdout_is_said_by_rdv_lab(args: tuple[str, ...]) -> None:
         timeout=60,
         check=False,
     )
-    assert done.stderr.decode() == (
-        "rdv lab: stdout is closed: nowhere to print (> /dev/null for none)\n"
-    )
+    assert done.stderr.decode() == f"{said} (> /dev/null for none)\n"
     assert done.returncode == 2

@@ -120,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="rdv doctor: %(message)s",
     )
+    from rdv_tui.cli.closed_stdout import stdout_closed
+
+    if stdout_closed("rdv doctor", "the report"):
+        return 2
     urls = _urls(args)
     if urls is None:
         return 2

@@ -157,9 +157,9 @@ def _raise_interrupt(_signum: int, _frame: object) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (0 ok, 1 a run failed, 2 cannot build labs)."""
     from rdv_core.lab import PRESETS, can_isolate, is_isolated, reexec_isolated, setup_inside
+    from rdv_tui.cli.closed_stdout import stdout_closed
 
-    if sys.stdout is None:  # `>&-`: every lab command prints its result (list raised)
-        print("rdv lab: stdout is closed: nowhere to print (> /dev/null for none)", file=sys.stderr)
+    if stdout_closed("rdv lab", "its results"):  # `>&-` (list raised)
         return 2
     if args.lab_command == "list":
         return _list(PRESETS, sys.stdout)

@@ -245,6 +245,11 @@ async def _serve_until_stopped(
     # "::" alone sets IPV6_V6ONLY, and IPv4 clients were refused.
     bind_host = None if not host or is_any_ipv6(host) else host
     stream: IO[str] | None = None
+    if args.events is not None and str(args.events) == "-":
+        from rdv_tui.cli.closed_stdout import stdout_closed
+
+        if stdout_closed("rdv serve", "--events -"):
+            return 2
     if args.events is not None:
         try:
             stream = (
