@@ -92,8 +92,11 @@ class ServerRejectedError(RdvError, ConnectionError):
         self.body = body[:MAX_BODY]
         self.hint = hint
         detail = self.body.strip()
-        text = f"server rejected: {status} {reason}".rstrip()
-        text = f"{text}: {detail}" if detail else text
+        line = f"{status} {reason}".rstrip()
+        text = f"server rejected: {line}"
+        # Go's pre-handler errors (and rdv's, docs/PROTOCOL.md section 3) repeat the status
+        # line as the body: said once.
+        text = f"{text}: {detail}" if detail and detail != line else text
         super().__init__(f"{text}; {hint}" if hint else text)
 
 
