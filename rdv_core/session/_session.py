@@ -152,6 +152,8 @@ class Session:
         # The parts get what they need and no reference to the session, so that nothing
         # holds a dropped session alive (no reference cycle).
         self._outbox = Outbox()
+        #: What our side reads of an end we asked for (:meth:`close`'s ``ours``).
+        self._our_close_reason = "closed"
         emit = self._events.emit
         self._outgoing = Outgoing(self._outbox, emit, self._clock, chunk_size=chunk_size)
         self._incoming = Incoming(
@@ -298,11 +300,19 @@ class Session:
         await self._incoming.writers_stopped()  # kept partial files are complete on return
         return self.close_reason
 
-    async def close(self, reason: str = "closed") -> None:
-        """End the session cleanly: tell the peer, let it hang up first, release everything."""
+    async def close(self, reason: str = "closed", *, ours: str | None = None) -> None:
+        """End the session cleanly: tell the peer, let it hang up first, release everything.
+
+        ``reason`` is what the peer reads; ``ours`` what this side's own files fail with
+        and :attr:`close_reason` says (default: ``reason``): ``rdv receive`` stopped by
+        SIGTERM tells the sender "the peer was stopped (SIGTERM)" and reads "stopped
+        (SIGTERM)" itself.
+        """
         if self.closed:
             await self._incoming.writers_stopped()
             return
+        ours = reason if ours is None else ours
+        self._our_close_reason = ours
         if self._outbox.started and not self._outbox.closing:
             self._outbox.closing = True
             try:
@@ -313,7 +323,7 @@ class Session:
                         await asyncio.shield(self._reader_task)
             except (OSError, TimeoutError, SessionError) as exc:
                 log.debug("close: %r", exc)
-        self._end(None, reason)
+        self._end(None, ours)
         if self._reader_task is not None and not self._reader_task.done():
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -363,7 +373,9 @@ class Session:
                     turn = time.monotonic()
         except ConnectionLost as exc:
             if self._outbox.closing:
-                reason = "closed"
+                # The peer hung up on our Close: the end is ours, in our words (it read
+                # "closed" and the reason a stopped rdv receive gave was lost).
+                reason = self._our_close_reason
             else:
                 error = exc  # who ended it is asked below, out of this handler
         except SessionError as exc:

@@ -316,7 +316,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
                 reason = await session.wait_closed()
         except asyncio.CancelledError:  # Ctrl-C, SIGTERM: the sender is told why, not "closed"
             sink.ended = True
-            await session.close(stop.reason)
+            await session.close(stop.reason, ours=stop.word)
             console.print(escape(view.summary()), soft_wrap=True)
             fail(f"{stop.word}; {AGAIN}")  # the exit code stays 130 (143)
             raise

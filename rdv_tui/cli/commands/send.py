@@ -272,7 +272,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
             return fail(f"{ended}; {AGAIN}")
         except asyncio.CancelledError:  # Ctrl-C, SIGTERM: the receiver is told why, not "closed"
             sink.ended = True
-            await session.close(stop.reason)
+            await session.close(stop.reason, ours=stop.word)
             console.print(escape(view.summary()), soft_wrap=True)
             fail(f"{stop.word}; {AGAIN}")  # the exit code stays 130 (143)
             raise
