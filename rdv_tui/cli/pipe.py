@@ -34,6 +34,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.events_file import open_events
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
+from rdv_tui.cli.pipe_args import resolve_pipe_server
 from rdv_tui.cli.pipe_end import lost_text, relay_server_gone
 from rdv_tui.cli.pipe_io import (
     CHUNK,
@@ -442,6 +443,7 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
     if args.verbose:
         logging.getLogger("rdv").setLevel(logging.DEBUG)
     try:
+        resolve_pipe_server(args)
         options = client_options(args)
         args.token = resolve_secret(
             args.token, args.token_file, ENV_TOKEN, "token", lambda t: _say(method, t, sys.stderr)
