@@ -5,7 +5,8 @@ random tokens, relay and p2p, all matched (never split over two backends), data 
 every ``101`` reporting the client's own socket address (from PROXY v2 for HAProxy,
 ``X-Forwarded-For``/``-Port`` for nginx); then one backend killed: its open pair ends
 cleanly, its tokens meet on the survivors, every other token stays where it was
-(consistent hashing); then SIGTERM on a survivor: its lobby client gets ``503``, its own
+(consistent hashing); then SIGTERM on a survivor: its lobby client gets ``503`` (behind
+nginx it moves to the next backend), a new pair of its tokens meets elsewhere, its own
 pair in flight relays on until it ends (``--drain``, as in deploy/rdv@.service), and the
 other backend's open pair keeps relaying.
 """
@@ -27,12 +28,14 @@ from tests.balancer_support import (
     BACKEND_ARGS,
     BALANCERS,
     Backend,
+    Balancer,
     PairResult,
     backends,
     balancer,
     client,
     closed_within,
     exchange,
+    http_get_status,
     landed_since,
     matched_counts,
     missing_binary,
@@ -57,7 +60,7 @@ async def test_token_affine_balancing(kind: str, tmp_path: Path) -> None:
         async with balancer(kind, tmp_path, addrs) as lb:
             owner = await fifty_pairs(lb.url, pool)
             victim, survivors = await kill_one(lb.url, pool, owner)
-            await drain_one(lb.url, survivors, owner)
+            await drain_one(lb, survivors, owner)
             assert victim.process.returncode == -signal.SIGKILL
 
 
@@ -141,13 +144,16 @@ async def kill_one(
     return victim, survivors
 
 
-async def drain_one(url: str, survivors: list[Backend], owner: dict[str, str]) -> None:
-    """SIGTERM one survivor: 503 to its lobby client; its own pair in flight goes on
-    through the balancer until it ends (``--drain``), then it exits; the other survivor
-    keeps relaying."""
+async def drain_one(lb: Balancer, survivors: list[Backend], owner: dict[str, str]) -> None:
+    """SIGTERM one survivor: 503 to its lobby client (nginx retries that 503 on the other
+    survivor, where the client then meets its peer); a new pair of its tokens meets on the
+    other survivor during the drain; its own pair in flight goes on through the balancer
+    until it ends (``--drain``), then it exits; the other survivor keeps relaying."""
+    kind, url = lb.kind, lb.url
     draining, other = survivors
     mark = matched_counts(survivors)
-    lobby_token, inflight_token = [t for t, name in owner.items() if name == draining.name][:2]
+    mine = [t for t, name in owner.items() if name == draining.name]
+    lobby_token, inflight_token, fresh_token = mine[:3]
     other_token = next(t for t, name in owner.items() if name == other.name)
     kept = await open_pair(url, other_token, p2p=False)
     inflight = await open_pair(url, inflight_token, p2p=False)
@@ -155,11 +161,25 @@ async def drain_one(url: str, survivors: list[Backend], owner: dict[str, str]) -
     lobby = asyncio.create_task(client(p2p=False).dial(url, lobby_token))
     await wait_until(lambda: lobby_token in [j["token"] for j in draining.joined()[joins:]], 10)
     draining.process.send_signal(signal.SIGTERM)
-    with pytest.raises(ServerRejectedError) as info:
-        async with asyncio.timeout(10):
-            await lobby
-    assert info.value.status == 503, info.value
-    assert info.value.body == SHUTTING_DOWN  # decoded, whatever framing the balancer chose
+    # Its own /healthz says it drains: the signal was taken (so no peer meets there now).
+    await wait_healthz(draining, 503)
+    if kind == "nginx":
+        # proxy_next_upstream http_503: the waiting client moved to the next backend of
+        # the ring, the one its peer now reaches too.
+        peer = await client(p2p=False).accept(url, lobby_token)
+        await close_pair(PairResult(lobby_token, await lobby, peer))
+    else:
+        with pytest.raises(ServerRejectedError) as info:
+            async with asyncio.timeout(10):
+                await lobby
+        assert info.value.status == 503, info.value
+        assert info.value.body == SHUTTING_DOWN  # decoded, whatever framing HAProxy chose
+        # Its health checks take the draining backend out (nginx has none: the 503 does).
+        down = f"Server rdv/{draining.name} is DOWN"
+        await wait_until(lambda: down in lb.log_path.read_text(), 15)
+    # A rolling restart refuses no new pair: the draining backend's tokens meet elsewhere
+    # (before: behind nginx, 503 for every one of them until the drain ended).
+    await run_pair(url, fresh_token, p2p=False)
     # A rolling restart cut this pair (and the balancer passed the cut on as an end of
     # stream): the drain lets it go on after the signal, and the backend waits for it.
     await exchange(inflight.dialer, inflight.accepter)
@@ -169,10 +189,20 @@ async def drain_one(url: str, survivors: list[Backend], owner: dict[str, str]) -
         assert await draining.process.wait() == 0
     await exchange(kept.dialer, kept.accepter)
     await close_pair(kept)
-    assert landed_since(survivors, mark) == {
+    expected = {
         other_token: [other.name],
         inflight_token: [draining.name],
+        fresh_token: [other.name],
     }
+    if kind == "nginx":
+        expected[lobby_token] = [other.name]
+    assert landed_since(survivors, mark) == expected
+
+
+async def wait_healthz(backend: Backend, status: int) -> None:
+    async with asyncio.timeout(10):
+        while await http_get_status(backend.port, "/healthz") != status:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
 
 
 async def close_pair(pair: PairResult) -> None:

@@ -96,12 +96,22 @@ class TrustedProxies:
         """Build from CIDR strings (``10.0.0.0/8``, ``::1/128``, or a bare IP).
 
         Raises:
-            ValueError: for a string that is not a network.
+            ValueError: for a string that is not a network, or a network of every address
+                (``0.0.0.0/0``, ``::/0``).
         """
         self.networks: tuple[IPNetwork, ...] = tuple(
             n if not isinstance(n, str) else ipaddress.ip_network(n.strip(), strict=False)
             for n in networks
         )
+        for net in self.networks:
+            if net.prefixlen == 0:
+                # No proxy network is the whole Internet: every client could then name any
+                # address as its own, pick its own lobby caps' key, and aim the doctor's
+                # dial-back (docs/PROTOCOL.md section 15.1) anywhere.
+                raise ValueError(
+                    f"{net} trusts every client: each could name any address as its own "
+                    "(and have the server dial it back); name your balancers' networks"
+                )
 
     def trusts(self, ip: IPAddress) -> bool:
         """True if ``ip`` is inside a trusted network."""

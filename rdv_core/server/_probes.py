@@ -8,9 +8,10 @@ header getter and the two ends of the TCP conn, and writes the :class:`ProbeAnsw
 What keeps the routes harmless (the threat model of the README's doctor section):
 
 - ``/.rdv/observed`` and ``/.rdv/probes`` answer the requester with a few hundred bytes about
-  its own conn: no amplification. They are still rate-limited per client IP
-  (:data:`PROBE_RATE`/s, bursts of :data:`PROBE_BURST`) and globally, so a flood costs the
-  server little (``429`` past the limit).
+  its own conn: no amplification. They are still rate-limited per client IP (its observed
+  address: behind a trusted proxy, the forwarded one; :data:`PROBE_RATE`/s, bursts of
+  :data:`PROBE_BURST`) and globally, so a flood costs the server little (``429`` past the
+  limit).
 - ``/.rdv/dial-back`` is off unless the operator turns it on. Its target is the request's own
   observed address (the TCP peer, or a trusted proxy's forwarding headers), never an address
   the client names; a query naming anything but the nonce is refused. Per client IP, one at a
@@ -129,8 +130,13 @@ class ProbeService:
     def directory(self) -> ProbeDirectory:
         return ProbeDirectory(self.probe_ports, self.dial_back_enabled)
 
-    def _limited(self, remote: Addr | None) -> ProbeAnswer | None:
-        key = str(remote.unmapped().ip) if remote is not None else "?"
+    def _limited(self, remote: Addr | None, observed: Addr | None) -> ProbeAnswer | None:
+        # Per client: behind a trusted proxy (nginx's X-Forwarded-For) the TCP peer is the
+        # proxy for everyone, and one client probing in a loop got every other client behind
+        # it 429. The observed address is the client's (forwarding headers count only from
+        # --trust-proxy networks, so nobody else can pick a key), as for the lobby caps.
+        source = observed if observed is not None else remote
+        key = str(source.unmapped().ip) if source is not None else "?"
         if not self._probe_ip.take(key):
             self.refused += 1
             return _error(429, "too many probe requests", self._probe_ip.retry_after(key))
@@ -147,12 +153,12 @@ class ProbeService:
         local_port: int,
     ) -> ProbeAnswer:
         """Answer ``/.rdv/observed`` or ``/.rdv/probes`` (no waiting involved)."""
-        limited = self._limited(remote)
+        observed = self._observed(remote, get_header)
+        limited = self._limited(remote, observed)
         if limited is not None:
             return limited
         if path == PROBES_PATH:
             return ProbeAnswer(200, dump_body(self.directory().to_json()))
-        observed = self._observed(remote, get_header)
         if observed is None:
             return _error(404, "no observed address for this conn")
         upgrade = get_header("Upgrade")
@@ -176,7 +182,8 @@ class ProbeService:
         """Answer any probe route; ``/.rdv/dial-back`` waits for the dial (at most ~2.5 s)."""
         if path != DIALBACK_PATH:
             return self.answer_now(path, get_header, remote, local.port if local else 0)
-        limited = self._limited(remote)
+        target = self._observed(remote, get_header)
+        limited = self._limited(remote, target)
         if limited is not None:
             return limited
         if not self.dial_back_enabled:
@@ -185,7 +192,6 @@ class ProbeService:
             nonce = parse_nonce(query)
         except ProtocolError as exc:
             return _error(400, exc.message)
-        target = self._observed(remote, get_header)
         if target is None:
             return _error(404, "no observed address for this conn")
         key = str(target.unmapped().ip)
