@@ -132,7 +132,8 @@ class Aggregate:
         rate = done / elapsed
         eta = (self.bytes_total - done) / rate if rate > 0 else None
         line = (
-            f"{arrow} {self.files_done}/{self.files_total} files · "
+            # Verified files: a failed one counted here read "1/1 files · 0 B/3 GiB".
+            f"{arrow} {self.files_ok}/{self.files_total} files · "
             f"{human_bytes(done)}/{human_bytes(self.bytes_total)} · {human_bytes(rate)}/s"
         )
         if self.files_done < self.files_total and self.ended:
