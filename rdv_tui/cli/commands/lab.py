@@ -357,11 +357,13 @@ def _matrix(args: argparse.Namespace) -> int:
     if not cells:
         print(f"rdv lab matrix: no cell matches {args.cells!r}", file=sys.stderr)
         return 2
-    columns, note = matrix_columns(cells, predict=args.predict)
+    room = terminal_room()
+    columns, note = matrix_columns(cells, predict=args.predict, room=room)
     if not args.json:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}")
-        print("\n".join(format_header(columns, note)), flush=True)
+        title = f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}"
+        print(_fill(title, room, "", "  "))
+        print("\n".join(format_header(columns, note, room)), flush=True)
     rows = []
     for cell in cells:
         if args.predict:
@@ -370,7 +372,7 @@ def _matrix(args: argparse.Namespace) -> int:
             row = run_cell(cell, args.runs, rdv_command=rdv_command())
         rows.append(row)
         if not args.json:
-            print(format_row(row, columns), flush=True)
+            print(format_row(row, columns, room), flush=True)
     if args.json:
         json.dump({"matrix": [r.to_json() for r in rows]}, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
@@ -403,8 +405,14 @@ def matrix_columns(cells: Any, *, predict: bool, room: int | None = None) -> tup
         columns = insert_column(
             insert_column(columns, predicted, after="expect"), agree, after="outcome"
         )
-    room = room or max(shutil.get_terminal_size().columns, 60)
-    return fit_columns(columns, room, (c.name for c in cells))
+    return fit_columns(columns, room or terminal_room(), (c.name for c in cells))
+
+
+def terminal_room() -> int:
+    """The width a table gets: $COLUMNS, else the terminal's, else 80 (a pipe, a file),
+    as the rest of rdv decides it. A floor of 60 printed 63-column rows into a 40-column
+    terminal, which folded each to column 0; the rows fold themselves now (``_fold``)."""
+    return max(shutil.get_terminal_size().columns, 20)
 
 
 def _presets_matrix(args: argparse.Namespace) -> int:
