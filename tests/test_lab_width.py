@@ -104,3 +104,26 @@ async def test_lab_matrix_in_a_40_column_terminal() -> None:
     lines = SGR.sub("", term.text()).replace("\r", "").splitlines()
     assert any(line.startswith("a-drop/b-drop 0/0") for line in lines), lines
     assert max(map(len, lines)) <= 40, lines
+
+
+@needs_lab
+async def test_lab_run_in_a_40_column_terminal() -> None:
+    """A floor of 60 columns wrapped the preset's story past a 40-column edge, and a run's
+    line (its path and data check beside the figures) was 71 wide at any width."""
+    term = Terminal(["lab", "run", "cone-fw", "--runs", "1"], env={"COLUMNS": "40"})
+    loop = asyncio.get_running_loop()
+    loop.add_reader(term.fd, term.read)
+    try:
+        assert await term.exit_status(300) == 0, term.text()
+        term.read()
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(term.fd)
+        term.close()
+    lines = SGR.sub("", term.text()).replace("\r", "").splitlines()
+    runs = [n for n, line in enumerate(lines) if line.startswith("run   1: direct")]
+    assert runs, lines
+    below = lines[runs[0] + 1 : runs[0] + 4]  # wrapped under the outcome
+    assert all(line.startswith(" " * 10) for line in below[:1]), lines
+    assert any("data ok" in line for line in below), lines
+    assert max(map(len, lines)) <= 40, lines

@@ -252,8 +252,9 @@ _RUN_INDENT: Final = " " * 10
 
 
 def _room(columns: int | None) -> int:
-    """The terminal's width (or ``columns``), never so narrow that a line cannot start."""
-    return max(columns or shutil.get_terminal_size().columns, 60)
+    """The terminal's width (or ``columns``), never so narrow that a line cannot start
+    (a floor of 60 wrapped every line past a 40-column terminal's edge)."""
+    return max(columns or terminal_room(), 30)
 
 
 def _run_line(plan: Any, i: int, result: Any, columns: int | None = None) -> str:
@@ -265,24 +266,27 @@ def _run_line(plan: Any, i: int, result: Any, columns: int | None = None) -> str
         space = "relay" if result.outcome == "relay" else result.chosen_space
         where = f"{result.chosen} ({space}, {owner})"
     data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
-    head = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms  {where}  {data}"
-    details = []
+    head = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms"
+    pieces = [where, data]
     if result.outcome != "direct":
         from rdv_core.lab import direct_attempts
 
         tried = direct_attempts(result.events["dialer"])
         if tried:
-            details.append(f"direct: {tried}")
+            pieces.append(f"direct: {tried}")
     if result.error:
-        details.append(f"[{result.error}]")
+        pieces.append(f"[{result.error}]")
     room = _room(columns)
-    line = head.rstrip()
-    if details:
-        tail = "  ".join(details)
-        if len(line) + 2 + len(tail) <= room:
-            line += f"  {tail}"
+    # What fits beside the figures stays there, in order; the rest wraps under the outcome
+    # (at 40 columns the run's path ran 30 columns past the edge).
+    line, rest = head, list[str]()
+    for piece in filter(None, pieces):
+        if not rest and len(line) + 2 + len(piece) <= room:
+            line += f"  {piece}"
         else:
-            line += "\n" + _fill(tail, room, _RUN_INDENT, _RUN_INDENT + "  ")
+            rest.append(piece)
+    if rest:
+        line += "\n" + _fill("  ".join(rest), room, _RUN_INDENT, _RUN_INDENT + "  ")
     # The router's port clash explains the relay (docs/LAB-NOTES.md section 11).
     for remap in result.port_remaps:
         line += "\n" + _fill(f"explained: {remap}", room, _RUN_INDENT, _RUN_INDENT + "  ")
