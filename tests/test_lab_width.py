@@ -127,3 +127,20 @@ async def test_lab_run_in_a_40_column_terminal() -> None:
     assert all(line.startswith(" " * 10) for line in below[:1]), lines
     assert any("data ok" in line for line in below), lines
     assert max(map(len, lines)) <= 40, lines
+
+
+def test_lab_list_in_a_40_column_terminal() -> None:
+    """Its text kept a column 56 in (the names' width and the outcome), past a 40-column
+    edge; a narrow terminal gets each name on its own line, the text four spaces in."""
+    done = subprocess.run(
+        [sys.executable, "-m", "rdv_tui", "lab", "list"],
+        capture_output=True,
+        text=True,
+        env=_lab_env("40"),
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "cone-fw  direct" in lines, lines
+    assert max(map(len, lines)) <= 40, max(lines, key=len)

@@ -231,9 +231,15 @@ def _list(presets: dict[str, Any], out: TextIO, columns: int | None = None) -> i
     """
     width = max(len(n) for n in presets)
     indent = " " * (width + 10)
-    room = max(columns or shutil.get_terminal_size().columns, len(indent) + 30)
+    room = max(columns or terminal_room(), 30)
+    stacked = room < len(indent) + 30
+    if stacked:  # the name and the outcome on their own line: the text had 14 columns left
+        indent = "    "
     for name, spec in presets.items():
         head = f"{name:<{width}}  {spec.expect:<6}  "
+        if stacked:
+            out.write(f"{name}  {spec.expect}\n")
+            head = indent
         out.write(_fill(spec.summary, room, head, indent))
         out.write("\n")
         out.write(f"{_fill(spec.why, room, f'{indent}why: ', f'{indent}     ')}\n")
