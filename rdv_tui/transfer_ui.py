@@ -318,9 +318,18 @@ class TransferView:
             description=escape(current),
             completed=self.bytes_done,
             total=self.bytes_total or None,
-            files=f"{self.files_done}/{self.files_total} files",
+            files=self._files_field(),
             many=self.files_total > 1,
         )
+
+    def _files_field(self) -> str:
+        """``3/10 files``: the verified ones, and the failed ones apart (``0/1 files, 1
+        failed``). A failed file counted as done read ``1/1 files 0.0/3.0 GiB`` on a send
+        that moved nothing: the count said finished, the bytes (verified only) did not."""
+        field = f"{self.files_ok}/{self.files_total} files"
+        if self.failures:
+            field += f", {len(self.failures)} failed"
+        return field
 
     def summary(self) -> str:
         """One line for the end: files verified and failed, bytes, and the time and mean

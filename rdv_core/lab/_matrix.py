@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from rdv_core.lab._fold import fill, fold, lay_out
 from rdv_core.lab._runner import RunResult, run_preset
 from rdv_core.lab._spec import Firewall, HostSpec, Impairment, LabSpec, NatKind, RouterSpec
 
@@ -330,23 +331,28 @@ def fit_columns(
     return fitted, f"left out to fit {room} columns: {', '.join(reversed(dropped))} (see --json)"
 
 
-def _line(cells: Iterable[tuple[Column, str]]) -> str:
-    parts = [
-        " " * c.gap * bool(i) + f"{text:{c.align}{c.width}}" for i, (c, text) in enumerate(cells)
-    ]
-    return "".join(parts).rstrip()
+def _lines(columns: Sequence[Column], cells: Sequence[str], room: int | None) -> list[str]:
+    """One row, folded onto more lines (``_fold``) where ``room`` is narrower than it."""
+    spans = [(c.width, c.gap) for c in columns]
+    return lay_out(cells, spans, fold(spans, room), [c.align for c in columns])
 
 
-def format_header(columns: Sequence[Column] = COLUMNS, note: str = "") -> list[str]:
+def format_header(
+    columns: Sequence[Column] = COLUMNS, note: str = "", room: int | None = None
+) -> list[str]:
     """The legend of the short headers (and ``note``, from :func:`fit_columns`), the
-    header line and the rule under it."""
-    head = _line((c, c.header) for c in columns)
-    return [*LEGEND, *([note] if note else []), head, "-" * len(head)]
+    header line(s) and the rule under them, for a terminal ``room`` wide (None: any)."""
+    legend = list(LEGEND)
+    if room is not None and room < max(map(len, LEGEND)):  # one sentence: refilled as one
+        legend = fill(" ".join(LEGEND), room, "", "  ")
+    legend += fill(note, room, "", "  ") if note else []
+    head = _lines(columns, [c.header for c in columns], room)
+    return [*legend, *head, "-" * max(map(len, head))]
 
 
-def format_row(row: MatrixRow, columns: Sequence[Column] = COLUMNS) -> str:
-    """One line of the table."""
-    return _line((c, c.value(row)) for c in columns)
+def format_row(row: MatrixRow, columns: Sequence[Column] = COLUMNS, room: int | None = None) -> str:
+    """One row of the table (more lines than one only where ``room`` is too narrow)."""
+    return "\n".join(_lines(columns, [c.value(row) for c in columns], room))
 
 
 def format_table(rows: Iterable[MatrixRow], columns: Sequence[Column] = COLUMNS) -> str:

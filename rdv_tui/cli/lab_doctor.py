@@ -65,17 +65,15 @@ def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: li
     """The ``rdv lab doctor`` command; 0 when every preset agrees, 1 otherwise."""
     from rdv_core.doctor import Prediction
     from rdv_core.lab import PRESETS, SEQUENTIAL_A, Lab, LabRunner, start_doctor_server
+    from rdv_core.lab._doctor_table import doctor_header, doctor_row
+    from rdv_tui.cli.commands.lab import terminal_room
 
     specs = {**PRESETS, SEQUENTIAL_A.name: SEQUENTIAL_A}
     names = presets or list(specs)
-    header = (
-        f"{'preset':<17} {'doctor on A':<22} {'doctor on B':<22} {'built as':<8} "
-        f"{'predicted':<19} {'outcome':<17} agree"
-    )
+    room = terminal_room()
     if not as_json:
         print(f"rdv lab doctor: {runs} race(s) per preset")
-        print(header)
-        print("-" * len(header), flush=True)
+        print("\n".join(doctor_header(room)), flush=True)
     out = []
     bad = False
     for name in names:
@@ -107,14 +105,10 @@ def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: li
             built = "ok" if not found["mismatches"] else "MISMATCH"
             predicted = f"{prediction.expect} {prediction.winner}"
             outcome = f"{direct}/{len(results)} direct {ms_figure(row['p50_ms'])} ms"
-            print(
-                f"{name:<17} {_short(a):<22} {_short(b):<22} {built:<8} {predicted:<19} "
-                f"{outcome:<17} {'yes' if agree else 'NO'}",
-                flush=True,
-            )
-            for problem in found["mismatches"]:
-                print(f"    {problem}")
-            print(f"    why: {prediction.reason}")
+            cells = [name, _short(a), _short(b), built, predicted, outcome]
+            cells.append("yes" if agree else "NO")
+            lines = doctor_row(cells, found["mismatches"], prediction.reason, room)
+            print("\n".join(lines), flush=True)
     if as_json:
         json.dump({"doctor": out}, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")

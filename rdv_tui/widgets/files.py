@@ -22,6 +22,36 @@ from rdv_tui.widgets.offer_bar import NAME_SHOWN, OfferBar, tail
 __all__ = ["NAME_SHOWN", "FilePicker", "FilesPane", "OfferBar", "TransferRow", "tail"]
 
 
+#: Below this many cells for the name, the size goes and the name takes its room.
+NAME_MIN = 8
+
+
+class _FileName(Static):
+    """``↑ name (size)`` in the width it gets: a name that does not fit keeps its end (the
+    file), the size stays whole, and in too little room the size goes first.
+
+    Cut by Textual's ellipsis at 40 columns the row read ``↑ notes.md (18.0 K…✔ verified``:
+    the size cut inside its unit, and nothing between it and the status.
+    """
+
+    def __init__(self, arrow: str, name: str, size: int) -> None:
+        self._parts = (arrow, name, f" ({human_bytes(size)})")
+        super().__init__(self._fitted(None), classes="name", markup=False)
+
+    def _fitted(self, width: int | None) -> str:
+        arrow, name, size = self._parts
+        whole = f"{arrow} {name}{size}"
+        if width is None or len(whole) <= width:
+            return whole
+        room = width - len(arrow) - 1 - len(size)
+        if room < NAME_MIN:
+            room, size = width - len(arrow) - 1, ""
+        return f"{arrow} {tail(name, max(room, 1))}{size}"
+
+    def on_resize(self) -> None:
+        self.update(self._fitted(self.content_size.width or None))
+
+
 class TransferRow(Horizontal):
     """One file in one direction: name, bar, and rate / ETA / verdict."""
 
@@ -32,7 +62,7 @@ class TransferRow(Horizontal):
     TransferRow .name { width: 1fr; text-overflow: ellipsis; text-wrap: nowrap; }
     TransferRow ProgressBar { column-span: 2; width: 1fr; }
     TransferRow ProgressBar Bar { width: 1fr; }
-    TransferRow .status { width: auto; color: $text-muted; }
+    TransferRow .status { width: auto; color: $text-muted; padding-left: 1; }
     TransferRow.-done .status { color: $text-success; text-style: bold; }
     TransferRow.-failed .status { color: $text-error; text-style: bold; }
     TransferRow .reason {
@@ -49,7 +79,7 @@ class TransferRow(Horizontal):
         self.status_text = "offered"
         # Children exist from the start, so that events arriving before this row is
         # composed (they come in bursts) update them safely.
-        self._w_name = Static(f"{arrow} {name} ({human_bytes(size)})", classes="name", markup=False)
+        self._w_name = _FileName(arrow, name, size)
         self._w_bar = ProgressBar(total=max(self.file_size, 1), show_eta=False)
         self._w_status = Static(self.status_text, classes="status", markup=False)
         # A failure's reason is long (a partial file kept, an errno): on the status's
@@ -132,7 +162,8 @@ class Aggregate:
         rate = done / elapsed
         eta = (self.bytes_total - done) / rate if rate > 0 else None
         line = (
-            f"{arrow} {self.files_done}/{self.files_total} files · "
+            # Verified files: a failed one counted here read "1/1 files · 0 B/3 GiB".
+            f"{arrow} {self.files_ok}/{self.files_total} files · "
             f"{human_bytes(done)}/{human_bytes(self.bytes_total)} · {human_bytes(rate)}/s"
         )
         if self.files_done < self.files_total and self.ended:

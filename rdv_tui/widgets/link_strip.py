@@ -19,6 +19,35 @@ NARROW = 60
 """Below this many columns the strip keeps its row for the text (path, peer, RTT, rates)."""
 
 
+class _WholeFigures(Static):
+    """One line of figures: those that fit whole, in order; the rest are left out.
+
+    The strip's text was one string cut with an ellipsis: at 60 columns it read
+    ``RTT 23.4 ms  ↓11.…``, a rate cut inside its number. A first figure wider than the
+    line (a long reason the session ended) is still cut, with the ellipsis.
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self._figures: list[Content] = []
+
+    def show(self, figures: list[Content]) -> None:
+        self._figures = figures
+        self._draw()
+
+    def _draw(self) -> None:
+        width = self.content_size.width or None
+        line = Content("")
+        for i, figure in enumerate(self._figures):
+            if i and width is not None and line.cell_length + figure.cell_length > width:
+                break
+            line = line + figure
+        self.update(line)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._draw()
+
+
 class LinkStrip(Horizontal):
     """One line: path, peer, RTT, current rates, and the recent throughput.
 
@@ -48,7 +77,8 @@ class LinkStrip(Horizontal):
         self.rate_out = 0.0
         self.closed = ""
         self.samples: deque[float] = deque([0.0] * HISTORY, maxlen=HISTORY)
-        self._info = Static(self._text(), id="link-info")
+        self._info = _WholeFigures(id="link-info")
+        self._info.show(self._figures())
         self._sparkline = Sparkline(list(self.samples), id="throughput")
 
     def compose(self) -> ComposeResult:
@@ -58,30 +88,30 @@ class LinkStrip(Horizontal):
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW, "-narrow")
 
-    def _text(self) -> Content:
+    def _figures(self) -> list[Content]:
         if self.closed:
-            return Content.assemble(("✗ session ended: ", "bold $text-error"), self.closed)
+            return [Content.assemble(("✗ session ended: ", "bold $text-error"), self.closed)]
         if not self.path:
-            return Content.styled("no session yet: connect first (F2)", "$text-muted")
+            return [Content.styled("no session yet: connect first (F2)", "$text-muted")]
         if self.path == "p2p":
-            parts: list[tuple[str, str] | str] = [("★ P2P ", "bold $text-success"), self.peer_addr]
+            figures = [Content.assemble(("★ P2P ", "bold $text-success"), self.peer_addr)]
             rtt_label = "  RTT "
         else:
-            parts = [("⇄ RELAY ", "bold $text-warning"), ("via server", "$text-muted")]
+            figures = [
+                Content.assemble(("⇄ RELAY ", "bold $text-warning"), ("via server", "$text-muted"))
+            ]
             rtt_label = "  RTT to server "
         if self.rtt_ms is not None:
-            parts += [(rtt_label, "$text-muted"), f"{self.rtt_ms:.1f} ms"]
-        parts += [
-            ("  ↓", "$text-muted"),
-            f"{human_bytes(self.rate_in)}/s",
-            (" ↑", "$text-muted"),
-            f"{human_bytes(self.rate_out)}/s ",
+            figures.append(Content.assemble((rtt_label, "$text-muted"), f"{self.rtt_ms:.1f} ms"))
+        figures += [
+            Content.assemble(("  ↓", "$text-muted"), f"{human_bytes(self.rate_in)}/s"),
+            Content.assemble((" ↑", "$text-muted"), f"{human_bytes(self.rate_out)}/s "),
         ]
-        return Content.assemble(*parts)
+        return figures
 
     def redraw(self) -> None:
         """Refresh the text (after changing the attributes)."""
-        self._info.update(self._text())
+        self._info.show(self._figures())
 
     def sample(self, rate_in: float, rate_out: float) -> None:
         """Record the current rates (bytes per second) and move the sparkline."""

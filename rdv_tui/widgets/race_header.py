@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.content import Content
 from textual.widgets import Static
 
@@ -9,6 +10,7 @@ from rdv_core.wire import Addr
 from rdv_tui.cli.formatting import format_ms
 from rdv_tui.race_model import RaceModel
 from rdv_tui.widgets.figures import FigureLines
+from rdv_tui.widgets.log_line import KeptFigures
 
 
 def _space_of(addr: str | None) -> str:
@@ -83,6 +85,17 @@ class ResultBanner(Static):
     def __init__(self, *, id: str | None = None) -> None:
         # Plain text, never markup: a failure's reason quotes what a server answered.
         super().__init__(id=id, markup=False)
+        self._text = ""
+
+    def _draw(self) -> None:
+        # Broken here, never between a figure and its unit: Textual's wrap broke at any
+        # space, and at 60 columns the banner read "... #1) in 671" over "ms".
+        width = self.content_size.width
+        text = self._text
+        self.update(KeptFigures(Text(text)).lines_for(width).plain if width else text)
+
+    def on_resize(self) -> None:
+        self._draw()
 
     def show(self, model: RaceModel, *, extra: str = "") -> None:
         """Redraw from the model's result."""
@@ -114,4 +127,5 @@ class ResultBanner(Static):
             text = f"★ P2P to {where} in {format_ms(r.elapsed_s)}"
         if extra:
             text += f"  ·  {extra}"
-        self.update(text)
+        self._text = text
+        self._draw()

@@ -16,7 +16,7 @@ from rdv_core.server import PairStats, ServerStats
 from rdv_core.wire import printable
 from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.widgets.figures import FigureLines
-from rdv_tui.widgets.log_line import beside
+from rdv_tui.widgets.log_line import KeptFigures, beside
 
 
 class ServerCounters(FigureLines):
@@ -213,7 +213,7 @@ class ServerLog(RichLog):
     @staticmethod
     def _line(event: ev.Event) -> Table:
         stamp = Text(f"{event.t:8.3f}s ", style="dim")
-        return beside(stamp, describe_server_event(event))
+        return beside(stamp, KeptFigures(describe_server_event(event)))
 
     def on_resize(self, event: events.Resize) -> None:
         """RichLog wraps a line once, when written: wrap everything again at the new width

@@ -231,9 +231,15 @@ def _list(presets: dict[str, Any], out: TextIO, columns: int | None = None) -> i
     """
     width = max(len(n) for n in presets)
     indent = " " * (width + 10)
-    room = max(columns or shutil.get_terminal_size().columns, len(indent) + 30)
+    room = max(columns or terminal_room(), 30)
+    stacked = room < len(indent) + 30
+    if stacked:  # the name and the outcome on their own line: the text had 14 columns left
+        indent = "    "
     for name, spec in presets.items():
         head = f"{name:<{width}}  {spec.expect:<6}  "
+        if stacked:
+            out.write(f"{name}  {spec.expect}\n")
+            head = indent
         out.write(_fill(spec.summary, room, head, indent))
         out.write("\n")
         out.write(f"{_fill(spec.why, room, f'{indent}why: ', f'{indent}     ')}\n")
@@ -252,8 +258,9 @@ _RUN_INDENT: Final = " " * 10
 
 
 def _room(columns: int | None) -> int:
-    """The terminal's width (or ``columns``), never so narrow that a line cannot start."""
-    return max(columns or shutil.get_terminal_size().columns, 60)
+    """The terminal's width (or ``columns``), never so narrow that a line cannot start
+    (a floor of 60 wrapped every line past a 40-column terminal's edge)."""
+    return max(columns or terminal_room(), 30)
 
 
 def _run_line(plan: Any, i: int, result: Any, columns: int | None = None) -> str:
@@ -265,24 +272,27 @@ def _run_line(plan: Any, i: int, result: Any, columns: int | None = None) -> str
         space = "relay" if result.outcome == "relay" else result.chosen_space
         where = f"{result.chosen} ({space}, {owner})"
     data = {True: "data ok", False: "DATA MISMATCH", None: ""}[result.data_ok]
-    head = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms  {where}  {data}"
-    details = []
+    head = f"run {i:>3}: {result.outcome:<6} {ms_figure(result.connect_ms):>8} ms"
+    pieces = [where, data]
     if result.outcome != "direct":
         from rdv_core.lab import direct_attempts
 
         tried = direct_attempts(result.events["dialer"])
         if tried:
-            details.append(f"direct: {tried}")
+            pieces.append(f"direct: {tried}")
     if result.error:
-        details.append(f"[{result.error}]")
+        pieces.append(f"[{result.error}]")
     room = _room(columns)
-    line = head.rstrip()
-    if details:
-        tail = "  ".join(details)
-        if len(line) + 2 + len(tail) <= room:
-            line += f"  {tail}"
+    # What fits beside the figures stays there, in order; the rest wraps under the outcome
+    # (at 40 columns the run's path ran 30 columns past the edge).
+    line, rest = head, list[str]()
+    for piece in filter(None, pieces):
+        if not rest and len(line) + 2 + len(piece) <= room:
+            line += f"  {piece}"
         else:
-            line += "\n" + _fill(tail, room, _RUN_INDENT, _RUN_INDENT + "  ")
+            rest.append(piece)
+    if rest:
+        line += "\n" + _fill("  ".join(rest), room, _RUN_INDENT, _RUN_INDENT + "  ")
     # The router's port clash explains the relay (docs/LAB-NOTES.md section 11).
     for remap in result.port_remaps:
         line += "\n" + _fill(f"explained: {remap}", room, _RUN_INDENT, _RUN_INDENT + "  ")
@@ -357,11 +367,13 @@ def _matrix(args: argparse.Namespace) -> int:
     if not cells:
         print(f"rdv lab matrix: no cell matches {args.cells!r}", file=sys.stderr)
         return 2
-    columns, note = matrix_columns(cells, predict=args.predict)
+    room = terminal_room()
+    columns, note = matrix_columns(cells, predict=args.predict, room=room)
     if not args.json:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}")
-        print("\n".join(format_header(columns, note)), flush=True)
+        title = f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}"
+        print(_fill(title, room, "", "  "))
+        print("\n".join(format_header(columns, note, room)), flush=True)
     rows = []
     for cell in cells:
         if args.predict:
@@ -370,7 +382,7 @@ def _matrix(args: argparse.Namespace) -> int:
             row = run_cell(cell, args.runs, rdv_command=rdv_command())
         rows.append(row)
         if not args.json:
-            print(format_row(row, columns), flush=True)
+            print(format_row(row, columns, room), flush=True)
     if args.json:
         json.dump({"matrix": [r.to_json() for r in rows]}, sys.stdout, separators=(",", ":"))
         sys.stdout.write("\n")
@@ -403,8 +415,14 @@ def matrix_columns(cells: Any, *, predict: bool, room: int | None = None) -> tup
         columns = insert_column(
             insert_column(columns, predicted, after="expect"), agree, after="outcome"
         )
-    room = room or max(shutil.get_terminal_size().columns, 60)
-    return fit_columns(columns, room, (c.name for c in cells))
+    return fit_columns(columns, room or terminal_room(), (c.name for c in cells))
+
+
+def terminal_room() -> int:
+    """The width a table gets: $COLUMNS, else the terminal's, else 80 (a pipe, a file),
+    as the rest of rdv decides it. A floor of 60 printed 63-column rows into a 40-column
+    terminal, which folded each to column 0; the rows fold themselves now (``_fold``)."""
+    return max(shutil.get_terminal_size().columns, 20)
 
 
 def _presets_matrix(args: argparse.Namespace) -> int:
