@@ -235,7 +235,10 @@ async def pump(
         except (ConnectionResetError, BrokenPipeError) as exc:
             _raise_stdin_failure(upload)
             sending = not upload.done() or upload.exception() is not None
-            if interactive or carries_half_close(conn) or not sending:
+            from rdv_core.client import PathSilent  # (lazy: the CLI's start-up)
+
+            silent = isinstance(exc, PathSilent)  # our path, not the relay's pair end
+            if interactive or carries_half_close(conn) or not sending or silent:
                 raise
             # Section 7: the relay closes the pair at the first EOF. Our bytes that reach
             # its closed socket make its kernel answer RST, and the RST can overtake the
@@ -327,7 +330,7 @@ async def _main(
     events_file: IO[str] | None,
     stderr: IO[str],
 ) -> int:
-    from rdv_core.client import Client
+    from rdv_core.client import Client, PathSilent
     from rdv_core.errors import RdvError, RdvTimeoutError, ServerRejectedError
     from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded, UpgradeFailed
     from rdv_tui.cli.checks import warns_of_observed
@@ -408,7 +411,8 @@ async def _main(
         say(f"reading stdin failed: {exc}; the conn was reset, so the peer knows")
         return EXIT_FAILED
     except OSError as exc:
-        gone = await relay_server_gone(conn)
+        # A silence names itself (docs/PROTOCOL.md 16.11): no dial to the server to tell.
+        gone = None if isinstance(exc, PathSilent) else await relay_server_gone(conn)
         say(f"connection lost: {gone}" if gone else lost_text(exc))
         return EXIT_FAILED
     return EXIT_OK
