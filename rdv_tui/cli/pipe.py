@@ -112,6 +112,9 @@ class _Upload:
         self.relay_gone = False
         self.unsent = 0
         self.sent = 0
+        #: True while the upload waits for the conn to take bytes (a peer whose reader
+        #: paused closes its window): then our stdin is not what rests.
+        self.draining = False
 
 
 async def _stdin_to_peer(
@@ -131,7 +134,11 @@ async def _stdin_to_peer(
             upload.unsent += len(item)  # counted, not written into a closed conn
             continue
         writer.write(item)
-        await writer.drain()
+        upload.draining = True
+        try:
+            await writer.drain()
+        finally:
+            upload.draining = False
         upload.sent += len(item)
     if upload.relay_gone:
         return
@@ -189,7 +196,10 @@ async def _until_stdin_ends_or_rests(
     while not upload.done():
         before = state.sent
         await asyncio.wait({upload}, timeout=QUIET_AFTER_PEER_S)
-        if not upload.done() and state.sent == before:
+        # A conn that takes nothing is a paused reader on the peer's side, not a quiet
+        # stdin: ending ours there cut the copy, both sides exiting 0. A dead conn
+        # ends the drain instead (docs/PROTOCOL.md 16.11).
+        if not upload.done() and state.sent == before and not state.draining:
             log(f"stdin quiet for {QUIET_AFTER_PEER_S:g} s after the peer's end: ending ours")
             return
     upload.result()
