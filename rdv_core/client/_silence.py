@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import socket
+import sys
 from typing import Final
 
 from rdv_core.client._tcpinfo import tcp_rtt, tcp_unanswered
@@ -71,8 +72,24 @@ def silence_limit() -> float:
     return value if math.isfinite(value) and value > 0 else SILENCE
 
 
+#: ``TCP_RTO_MAX_MS`` (Linux 6.15 and later; Python has no name for it yet): the longest
+#: the kernel waits between two retransmissions, or two zero-window probes. Its default,
+#: 120 s, let a peer whose window stayed closed for minutes (a paused reader) be probed
+#: every 2 minutes, so a blackhole then took 158 s to be seen (measured: window closed
+#: 60 s); capped at a third of the silence limit, two probes fit in the limit.
+TCP_RTO_MAX_MS: Final = 44
+RTO_MAX_RANGE: Final = (1.0, 120.0)
+
+
+def rto_max(silence: float) -> float:
+    """The cap on the kernel's backoff for a conn given up after ``silence`` seconds."""
+    low, high = RTO_MAX_RANGE
+    return min(high, max(low, silence / 3))
+
+
 def keep_alive(sock: socket.socket) -> None:
-    """Turn on keepalive probes (see :data:`KEEPALIVE_IDLE`) where the platform has them."""
+    """Turn on keepalive probes (see :data:`KEEPALIVE_IDLE`) where the platform has them,
+    and cap the kernel's probe backoff (:data:`TCP_RTO_MAX_MS`) where it can be."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (
@@ -84,6 +101,10 @@ def keep_alive(sock: socket.socket) -> None:
         if option is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):  # ENOPROTOOPT before 6.15: 2-minute probes stay
+            cap = round(rto_max(silence_limit()) * 1000)
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, cap)
 
 
 class PathSilent(ConnectionResetError):
