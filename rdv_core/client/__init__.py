@@ -7,7 +7,8 @@ event of :mod:`rdv_core.events`. With ``fast_start``, an :class:`Upgrader` moves
 from the relay to a direct path in the background (docs/PROTOCOL.md section 16).
 :func:`tcp_rtt` reads a conn's round-trip time from the kernel. :class:`BudgetPolicy` caps
 the SYNs of one attempt (:class:`SynBudget`, :class:`AddressHistory`; docs/PROTOCOL.md
-section 11).
+section 11). A conn that goes silent (a blackholed path) fails with :class:`PathSilent`
+(docs/PROTOCOL.md sections 16.10 and 16.11).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._client import Client
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client._silence import PathSilent
 from rdv_core.client._tcpinfo import tcp_rtt
 from rdv_core.client._upgrade import Upgrader
 
@@ -26,6 +28,7 @@ __all__ = [
     "Conn",
     "Meta",
     "Offers",
+    "PathSilent",
     "PickFirst",
     "Picker",
     "SynBudget",

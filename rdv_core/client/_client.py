@@ -34,6 +34,7 @@ from rdv_core.client._prepare import open_listeners as open_listeners  # (its ol
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import server_socket, tls_failure
+from rdv_core.client._silence import guard
 from rdv_core.client._sockets import local_port
 from rdv_core.client._uplink_observe import ask_uplink_mappings
 from rdv_core.client._uplinks import LocalPaths
@@ -405,6 +406,9 @@ class _Attempt:
             )
             handed_over = True
             winner = await race.run()
+            # Classic conns go silent too (a blackhole): bounded, not TCP's 15 minutes
+            # (docs/PROTOCOL.md 16.11).
+            guard(winner.reader, winner.writer, relay=winner.is_relay)
             return Conn(
                 reader=winner.reader,
                 writer=winner.writer,

@@ -20,6 +20,7 @@ from rdv_core.client._budget import SynBudget
 from rdv_core.client._link import Link
 from rdv_core.client._prepare import open_listeners
 from rdv_core.client._relay_role import RELAY_CLOSED, accepter_relay_command
+from rdv_core.client._silence import watch_relay
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import Event, FastStartNegotiated, Picked
@@ -78,6 +79,9 @@ async def start_fast(
         # application now, before the events and the caller's own work.
         await asyncio.sleep(0)
         upgrader.release_held()  # in order, FirstByteReceived (its own time) among them
+    # The relay path is the stream until a direct path carries it: silent, it is given up
+    # in bounded time, not TCP's (docs/PROTOCOL.md 16.11).
+    watch_relay(upgrader.stream, relay.writer.get_extra_info("socket"))
     elapsed = clock()
     emit(Picked(elapsed, relay.candidate, True, elapsed))
     return upgrader

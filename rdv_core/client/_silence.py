@@ -1,13 +1,15 @@
-"""Fast start's direct paths that go silent: noticed in bounded time, not TCP's 15 minutes.
+"""Conns that go silent: noticed in bounded time, not TCP's 15 minutes.
 
-docs/PROTOCOL.md section 16.10. A direct path can be blackholed rather than reset (a NAT
-mapping expires, Wi-Fi roams, a firewall starts dropping): no RST, no FIN, so TCP only
+docs/PROTOCOL.md sections 16.10 and 16.11. A path can be blackholed rather than reset (a
+NAT mapping expires, Wi-Fi roams, a firewall starts dropping): no RST, no FIN, so TCP only
 gives up after its retransmissions (``tcp_retries2``, about 15 minutes), and an idle conn
-never. So each direct path gets kernel keepalive (an idle conn is probed, the peer's
-kernel answers) and a watch that asks the kernel, once a second, how long the peer has
-left us unanswered (:func:`~rdv_core.client._tcpinfo.tcp_unanswered`): in-flight bytes or
-probes and no ACK since. Nothing of this is on the wire of the protocol: keepalive probes
-are TCP's own, and the one ``PING`` a switch writes on its new path is 16.3's.
+never. So each conn the application gets (fast start's direct paths and its relay path; a
+classic conn, direct or relayed: :func:`guard`) gets kernel keepalive (an idle conn is
+probed, the other end's kernel answers) and a watch that asks the kernel, once a second,
+how long the other end has left us unanswered
+(:func:`~rdv_core.client._tcpinfo.tcp_unanswered`): in-flight bytes or probes and no ACK
+since. Nothing of this is on the wire of the protocol: keepalive probes are TCP's own, and
+the one ``PING`` a fast-start switch writes on its new path is 16.3's.
 
 Not ``TCP_USER_TIMEOUT``: on Linux it also ends a conn whose peer answers every
 zero-window probe but does not read (measured on 6.18: a reader paused for longer than
@@ -21,6 +23,7 @@ import contextlib
 import math
 import os
 import socket
+import sys
 from typing import Final
 
 from rdv_core.client._tcpinfo import tcp_rtt, tcp_unanswered
@@ -69,8 +72,24 @@ def silence_limit() -> float:
     return value if math.isfinite(value) and value > 0 else SILENCE
 
 
+#: ``TCP_RTO_MAX_MS`` (Linux 6.15 and later; Python has no name for it yet): the longest
+#: the kernel waits between two retransmissions, or two zero-window probes. Its default,
+#: 120 s, let a peer whose window stayed closed for minutes (a paused reader) be probed
+#: every 2 minutes, so a blackhole then took 158 s to be seen (measured: window closed
+#: 60 s); capped at a third of the silence limit, two probes fit in the limit.
+TCP_RTO_MAX_MS: Final = 44
+RTO_MAX_RANGE: Final = (1.0, 120.0)
+
+
+def rto_max(silence: float) -> float:
+    """The cap on the kernel's backoff for a conn given up after ``silence`` seconds."""
+    low, high = RTO_MAX_RANGE
+    return min(high, max(low, silence / 3))
+
+
 def keep_alive(sock: socket.socket) -> None:
-    """Turn on keepalive probes (see :data:`KEEPALIVE_IDLE`) where the platform has them."""
+    """Turn on keepalive probes (see :data:`KEEPALIVE_IDLE`) where the platform has them,
+    and cap the kernel's probe backoff (:data:`TCP_RTO_MAX_MS`) where it can be."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (
@@ -82,14 +101,77 @@ def keep_alive(sock: socket.socket) -> None:
         if option is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):  # ENOPROTOOPT before 6.15: 2-minute probes stay
+            cap = round(rto_max(silence_limit()) * 1000)
+            sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, cap)
 
 
 class PathSilent(ConnectionResetError):
-    """The stream's last path, a direct one, went silent (no answer from the peer)."""
+    """The conn's last path went silent (no answer from the other end)."""
+
+
+#: What went silent, and who did not answer: a direct path's other end is the peer, the
+#: relay path's (the conn to the server; the peer is behind it) is the server.
+DIRECT: Final = ("the direct path", "the peer")
+TO_SERVER: Final = ("the path to the relay server", "the server")
+
+
+def silent(what: tuple[str, str], limit: float) -> PathSilent:
+    """``the direct path went silent for 15 s (no answer from the peer)``, or the relay's."""
+    path, other = what
+    return PathSilent(f"{path} went silent for {limit:.0f} s (no answer from {other})")
+
+
+def guard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, relay: bool) -> None:
+    """Watch a classic conn (no fast start: docs/PROTOCOL.md 16.11) until it closes.
+
+    Silent for :func:`silence_limit`, the conn is aborted with :class:`PathSilent`, so that
+    the application's next read or drain names the silence: the transport's protocol
+    (``reader``'s, or whichever took its reads over, as the session's channel does) is told
+    the conn was lost with that error. Where the kernel cannot tell (not Linux) TCP's own
+    timeouts stay.
+    """
+    sock = writer.get_extra_info("socket")
+    if sock is None or tcp_unanswered(sock) is None:
+        return
+    keep_alive(sock)
+    limit, what = silence_limit(), TO_SERVER if relay else DIRECT
+    loop = asyncio.get_running_loop()
+
+    def tick() -> None:
+        transport = writer.transport
+        if transport.is_closing():
+            return
+        waited = tcp_unanswered(sock)
+        if waited is not None and waited >= limit:
+            lose(transport, reader, silent(what, limit))
+            return
+        loop.call_later(WATCH_TICK, tick)
+
+    # A timer, not a task: nothing to cancel or await when the conn closes first.
+    loop.call_later(WATCH_TICK, tick)
+
+
+def lose(transport: asyncio.WriteTransport, reader: asyncio.StreamReader, error: Exception) -> None:
+    """Abort ``transport`` (no FIN behind unacknowledged bytes) as lost with ``error``.
+
+    ``abort()`` tells the protocol the conn ended with no error (a clean EOF: "the peer
+    hung up"), so asyncio's own transports (selector and TLS, 3.11 to 3.13) are closed
+    with their ``_force_close(error)``, which is what they call when a send fails; any
+    other transport is aborted after ``reader`` was given the error.
+    """
+    force_close = getattr(transport, "_force_close", None)
+    if callable(force_close):
+        force_close(error)
+        return
+    reader.set_exception(error)
+    transport.abort()
 
 
 def watch(stream: MigratingStream, pid: int, sock: socket.socket, relay_rtt: float | None) -> None:
-    """Watch direct path ``pid`` until it ends; give it up once silent for its limit.
+    """Watch fast start's direct path ``pid`` until it ends; give it up once silent for
+    its limit (docs/PROTOCOL.md 16.10).
 
     Where the kernel cannot tell (not Linux) TCP's own timeouts stay.
     """
@@ -103,20 +185,29 @@ def watch(stream: MigratingStream, pid: int, sock: socket.socket, relay_rtt: flo
     stream.spawn(_watch(stream, pid, sock, proof, silence_limit()))
 
 
+def watch_relay(stream: MigratingStream, sock: socket.socket | None) -> None:
+    """Watch fast start's relay path until it ends (docs/PROTOCOL.md 16.11): silent for
+    :func:`silence_limit`, it is given up as if it had died (the stream goes on over a
+    live direct path; without one it ends naming the silence)."""
+    if sock is None or tcp_unanswered(sock) is None:
+        return
+    keep_alive(sock)
+    limit = silence_limit()
+    stream.spawn(_watch(stream, RELAY, sock, limit, limit))
+
+
 async def _watch(
     stream: MigratingStream, pid: int, sock: socket.socket, proof: float, silence: float
 ) -> None:
     core = stream.core
     while core.alive(pid) and not stream.closing:
         await asyncio.sleep(WATCH_TICK)
-        limit = proof if core.alive(RELAY) else silence
+        limit = proof if pid != RELAY and core.alive(RELAY) else silence
         waited = tcp_unanswered(sock)
         if waited is not None and waited >= limit and core.alive(pid):
             # "back on the relay: the direct path died before it was proven: it went
             # silent for 3 s" (16.6), or the stream's end when it was the last path.
             said = f"it went silent for {limit:.0f} s"
-            error = PathSilent(
-                f"the direct path went silent for {limit:.0f} s (no answer from the peer)"
-            )
+            error = silent(TO_SERVER if pid == RELAY else DIRECT, limit)
             stream.close_path(pid, said, error=error)
             return

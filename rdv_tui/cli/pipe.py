@@ -113,6 +113,9 @@ class _Upload:
         self.relay_gone = False
         self.unsent = 0
         self.sent = 0
+        #: True while the upload waits for the conn to take bytes (a peer whose reader
+        #: paused closes its window): then our stdin is not what rests.
+        self.draining = False
 
 
 async def _stdin_to_peer(
@@ -132,7 +135,11 @@ async def _stdin_to_peer(
             upload.unsent += len(item)  # counted, not written into a closed conn
             continue
         writer.write(item)
-        await writer.drain()
+        upload.draining = True
+        try:
+            await writer.drain()
+        finally:
+            upload.draining = False
         upload.sent += len(item)
     if upload.relay_gone:
         return
@@ -190,7 +197,10 @@ async def _until_stdin_ends_or_rests(
     while not upload.done():
         before = state.sent
         await asyncio.wait({upload}, timeout=QUIET_AFTER_PEER_S)
-        if not upload.done() and state.sent == before:
+        # A conn that takes nothing is a paused reader on the peer's side, not a quiet
+        # stdin: ending ours there cut the copy, both sides exiting 0. A dead conn
+        # ends the drain instead (docs/PROTOCOL.md 16.11).
+        if not upload.done() and state.sent == before and not state.draining:
             log(f"stdin quiet for {QUIET_AFTER_PEER_S:g} s after the peer's end: ending ours")
             return
     upload.result()
@@ -236,7 +246,10 @@ async def pump(
         except (ConnectionResetError, BrokenPipeError) as exc:
             _raise_stdin_failure(upload)
             sending = not upload.done() or upload.exception() is not None
-            if interactive or carries_half_close(conn) or not sending:
+            from rdv_core.client import PathSilent  # (lazy: the CLI's start-up)
+
+            silent = isinstance(exc, PathSilent)  # our path, not the relay's pair end
+            if interactive or carries_half_close(conn) or not sending or silent:
                 raise
             # Section 7: the relay closes the pair at the first EOF. Our bytes that reach
             # its closed socket make its kernel answer RST, and the RST can overtake the
@@ -328,7 +341,7 @@ async def _main(
     events_file: IO[str] | None,
     stderr: IO[str],
 ) -> int:
-    from rdv_core.client import Client
+    from rdv_core.client import Client, PathSilent
     from rdv_core.errors import RdvError, RdvTimeoutError, ServerRejectedError
     from rdv_core.events import EventRecorder, ObservedAddrWarning, Upgraded, UpgradeFailed
     from rdv_tui.cli.checks import warns_of_observed
@@ -409,7 +422,8 @@ async def _main(
         say(f"reading stdin failed: {exc}; the conn was reset, so the peer knows")
         return EXIT_FAILED
     except OSError as exc:
-        gone = await relay_server_gone(conn)
+        # A silence names itself (docs/PROTOCOL.md 16.11): no dial to the server to tell.
+        gone = None if isinstance(exc, PathSilent) else await relay_server_gone(conn)
         say(f"connection lost: {gone}" if gone else lost_text(exc))
         return EXIT_FAILED
     return EXIT_OK
