@@ -166,7 +166,16 @@ async def _read_body(reader: asyncio.StreamReader, head: Head) -> bytes:
     except ProtocolError:
         length = None
     if length is None:
-        raise ProbeHttpError("response without Content-Length")
+        if head.has("Transfer-Encoding"):
+            raise ProbeHttpError("response without Content-Length")
+        # Close-delimited (RFC 9112 section 6.3): Go's answer to plain HTTP on its TLS port
+        # is one, and the doctor must read its words (the conn is spent after it).
+        body = b""
+        while chunk := await reader.read(MAX_PROBE_BODY + 1 - len(body)):
+            body += chunk
+            if len(body) > MAX_PROBE_BODY:
+                raise ProbeHttpError("close-delimited response body too large for a probe")
+        return body
     if length > MAX_PROBE_BODY:
         # Read and drop nothing: the conn is not reusable, and the body is not ours to want.
         raise ProbeHttpError(f"response body of {length} bytes is too large for a probe")

@@ -159,3 +159,24 @@ def tls_reason(server: ServerURL, exc: OSError) -> str:
     """Why the TLS handshake failed: the URL to use when the server answered in plain
     HTTP (for ``rdv doctor``), else the TLS error itself."""
     return str(tls_failure(server, exc)) if answered_in_plain(exc) else str(exc)
+
+
+#: What a TLS server answers a plain-HTTP request with (``400``): rdv's and Go's net/http
+#: body, nginx's page. Any of them on an ``http://`` URL: the scheme is wrong.
+_PLAIN_ON_TLS_WORDS: Final = (
+    "HTTP request to an HTTPS server",
+    "plain HTTP request was sent to HTTPS port",
+)
+#: What the error says then (``rdv doctor``'s summary looks for it).
+SPEAKS_TLS: Final = "speaks TLS"
+
+
+def plain_refused(server: ServerURL, status: int, body: str) -> ServerConnectError | None:
+    """The error for a TLS server's ``400`` to our plain HTTP, as the URL to use; None when
+    the answer is not that one (docs/PROTOCOL.md section 3)."""
+    if server.tls or status != 400 or not any(w in body for w in _PLAIN_ON_TLS_WORDS):
+        return None
+    secure = dataclasses.replace(server, scheme="https")  # the same port, said explicitly
+    return ServerConnectError(
+        f"the rdv server {server} {SPEAKS_TLS} (it refused plain HTTP): use {secure}"
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from rdv_core.client._probe_http import CLOSED_FIRST
-from rdv_core.client._server_conn import NOT_TLS
+from rdv_core.client._server_conn import NOT_TLS, SPEAKS_TLS
 from rdv_core.doctor._report import Finding, Report
 from rdv_core.doctor._text import pack, wrap
 
@@ -117,7 +117,8 @@ def summary(report: Report) -> str:
     if nat is None:
         failed_tls = next((x.tls for x in report.servers if x.tls.value is False), None)
         if failed_tls is not None and not any(x.tls.value is True for x in report.servers):
-            if NOT_TLS in failed_tls.reason:  # the URL's scheme is wrong, not a certificate
+            if NOT_TLS in failed_tls.reason or SPEAKS_TLS in failed_tls.reason:
+                # the URL's scheme is wrong, not a certificate
                 return f"TCP reached the server, but {failed_tls.reason}; nothing was measured."
             return (
                 f"TCP reached the server but TLS failed ({failed_tls.reason}): nothing was "

@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError
-from rdv_core.client._server_conn import tls_reason
+from rdv_core.client._server_conn import plain_refused, tls_reason
 from rdv_core.doctor._report import Finding, Sample, not_measured
 from rdv_core.doctor._target import Target, observe, sample, show_addr
 from rdv_core.wire import Observed, ProtocolError, parse_directory
@@ -79,6 +79,8 @@ async def server_main(
             # Its conn is dead or holds our first GET unanswered: a second would only
             # wait out the same timeout (3 s more for the user) behind it.
             raise ProbeHttpError(server.http.reason)
+        if server.tls.value is False:  # it refused plain HTTP and closed: nothing to ask
+            raise ProbeHttpError(server.directory_reason)
         observed = await observe(conn, upgrade=True)
     except (ProbeHttpError, ProtocolError) as exc:
         server.upgrade = not_measured(f"no observed address: {exc}")
@@ -109,6 +111,11 @@ async def directory(server: Target, conn: HttpConn) -> None:
     try:
         status, body = await conn.get(PROBES_PATH)
         server.http = Finding(True, f"answered {status} to GET {PROBES_PATH}")
+        refused = plain_refused(server.parsed, status, body.decode("utf-8", "replace"))
+        if refused is not None:  # a TLS server's 400 to plain HTTP: the URL to use
+            server.tls = Finding(False, str(refused))
+            server.directory_reason = str(refused)
+            return
         if status != 200:
             server.directory_reason = (
                 f"the server answered {status} to {PROBES_PATH}: it has no doctor routes "
