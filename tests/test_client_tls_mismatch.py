@@ -43,7 +43,7 @@ async def test_https_to_a_plain_server_names_the_http_url() -> None:
         await front.close()
     assert str(caught.value) == (
         f"the rdv server https://127.0.0.1:{front.port}/rdv does not speak TLS "
-        f"(it answered in plain HTTP): use http://127.0.0.1:{front.port}/rdv"
+        f"(it answered, but not in TLS): use http://127.0.0.1:{front.port}/rdv"
     )
 
 
@@ -100,7 +100,7 @@ async def test_the_doctor_names_the_http_url_too() -> None:
         await server.close()
     assert summary(report) == (
         f"TCP reached the server, but the rdv server https://127.0.0.1:{front.port} does not "
-        f"speak TLS (it answered in plain HTTP): use http://127.0.0.1:{front.port}; nothing "
+        f"speak TLS (it answered, but not in TLS): use http://127.0.0.1:{front.port}; nothing "
         "was measured."
     )
     assert "WRONG_VERSION_NUMBER" not in report.finding("filtering").reason

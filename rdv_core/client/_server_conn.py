@@ -127,7 +127,8 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
 
 
 #: OpenSSL's reasons when the first "record" a TLS client reads is not TLS at all: the
-#: server answered the ClientHello in plain text (an rdv server answers ``400``).
+#: server answered the ClientHello in plain text (an rdv server answers ``400``), or another
+#: service spoke first (an SSH or SMTP banner): OpenSSL's error cannot tell which.
 _NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
 #: What the error says then (``rdv doctor``'s summary looks for it).
 NOT_TLS: Final = "does not speak TLS"
@@ -148,7 +149,7 @@ def tls_failure(server: ServerURL, exc: OSError) -> ServerConnectError:
     if answered_in_plain(exc):
         plain = dataclasses.replace(server, scheme="http")  # the same port, said explicitly
         return ServerConnectError(
-            f"the rdv server {server} {NOT_TLS} (it answered in plain HTTP): use {plain}",
+            f"the rdv server {server} {NOT_TLS} (it answered, but not in TLS): use {plain}",
             exc.errno,
         )
     detail = str(exc) or f"{type(exc).__name__} (the server closed the connection)"

@@ -114,6 +114,7 @@ async def directory(server: Target, conn: HttpConn) -> None:
         refused = plain_refused(server.parsed, status, body.decode("utf-8", "replace"))
         if refused is not None:  # a TLS server's 400 to plain HTTP: the URL to use
             server.tls = Finding(False, str(refused))
+            server.http = Finding(False, str(refused))  # not an answer to our question
             server.directory_reason = str(refused)
             return
         if status != 200:
