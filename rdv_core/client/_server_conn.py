@@ -181,3 +181,24 @@ def plain_refused(server: ServerURL, status: int, body: str) -> ServerConnectErr
     return ServerConnectError(
         f"the rdv server {server} {SPEAKS_TLS} (it refused plain HTTP): use {secure}"
     )
+
+
+#: The server's 426 words (docs/PROTOCOL.md section 3, rows 7-10) for what our request always
+#: carries: HTTP/1.1, ``Connection: upgrade``, ``Upgrade: rdv/1``.
+_UPGRADE_LOST: Final = (
+    "requires connection upgrade",
+    "missing upgrade header",
+    "bad http version for upgrade",
+)
+
+
+def upgrade_lost(status: int, body: str) -> str | None:
+    """The hint for a ``426`` about headers our request had: something in front of the
+    server (a reverse proxy) dropped them on the way; None for any other answer."""
+    if status != 426 or not any(words in body for words in _UPGRADE_LOST):
+        return None
+    return (
+        "our request carried HTTP/1.1 and the Upgrade headers, so a reverse proxy in front of "
+        "the server drops them (nginx: proxy_http_version 1.1 and proxy_set_header Upgrade "
+        "and Connection, README 'Behind a reverse proxy')"
+    )
