@@ -175,3 +175,28 @@ async def test_gos_close_delimited_answer_reads_the_same() -> None:
     url = f"the rdv server http://127.0.0.1:{port} speaks TLS"
     assert str(caught.value).startswith(url), caught.value
     assert summary(report).startswith(f"TCP reached the server, but {url}"), summary(report)
+
+
+async def _plain_then_tls(tmp_path: Path) -> tuple[bytes, bytes, int]:
+    """A plain request's answer, then a TLS request's, and the head slots left."""
+    async with tls_front(tmp_path, []) as front:
+        plain = await exchange(front.port, b"GET / HTTP/1.1\r\nHost: h:1\r\n\r\n")
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", front.port, ssl=context, server_hostname="localhost"
+        )
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        tls = await asyncio.wait_for(reader.read(), 20)
+        writer.close()
+        await asyncio.sleep(0)
+        return plain, tls, len(front.heads)
+
+
+def test_the_plain_400_on_uvloop(tmp_path: Path) -> None:
+    # uvloop works on a duplicate of the descriptor (the front closes its own copy).
+    uvloop = pytest.importorskip("uvloop")
+    plain, tls, heads = uvloop.run(_plain_then_tls(tmp_path))
+    assert plain.endswith(b"Client sent an HTTP request to an HTTPS server: use https://h:1/\n")
+    assert tls.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert heads == 0
