@@ -26,6 +26,7 @@ from rdv_core.errors import RdvProtocolError
 from rdv_core.server._core import RdvServer
 from rdv_core.server._native import start_native
 
+from tests.balancer_support import binary, free_port, missing_binary
 from tests.proc_support import kill_left
 from tests.race_support import client
 from tests.test_readme_examples import REPO
@@ -126,3 +127,53 @@ async def test_rdv_dial_and_doctor_over_http_to_the_tls_port(tmp_path: Path) -> 
     assert dial_code != 0 and said in dial_out, dial_out
     # 1: nothing was measured (README, rdv doctor's exit codes).
     assert doctor_code == 1 and said in " ".join(doctor_out.split()), doctor_out
+
+
+H2C_CONF = """pid {dir}/nginx.pid;
+master_process off;
+error_log stderr;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{ listen 127.0.0.1:{port} http2; return 200 "ok\\n"; }}
+}}
+"""
+
+
+async def test_an_http2_only_port_is_named(tmp_path: Path) -> None:
+    # nginx's cleartext HTTP/2 port (prior knowledge only) sends its SETTINGS frame, then
+    # GOAWAY: the client said "closed the connection inside its response".
+    reason = missing_binary("nginx")
+    if reason is not None:
+        pytest.skip(reason)
+    port = free_port()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "nginx.conf").write_text(H2C_CONF.format(dir=tmp_path, port=port))
+    nginx = await asyncio.create_subprocess_exec(
+        binary("nginx") or "nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),
+        "-g", "daemon off;", stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                except OSError:
+                    await asyncio.sleep(0.05)
+                    continue
+                writer.close()
+                break
+        with pytest.raises(RdvProtocolError) as caught:
+            await asyncio.wait_for(client().dial(f"http://127.0.0.1:{port}", "tok"), 60)
+    finally:
+        await kill_left(nginx)
+    assert str(caught.value) == (
+        "bad response from the server: it does not speak HTTP/1.1 (it answered with an HTTP/2 "
+        "frame: an HTTP/2-only service, such as gRPC): is that port the rdv server's?"
+    )
