@@ -34,10 +34,10 @@ from rdv_core.client._prepare import open_listeners as open_listeners  # (its ol
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
 from rdv_core.client._server_conn import (
+    front_door_hint,
     plain_refused,
     server_socket,
     tls_failure,
-    upgrade_lost,
 )
 from rdv_core.client._sockets import local_port
 from rdv_core.client._uplink_observe import ask_uplink_mappings
@@ -351,7 +351,7 @@ class _Attempt:
             if head.status != 101:
                 body = await read_error_body(reader, head)
                 self.emit(ServerRejected(self.clock(), head.status, head.reason, body))
-                hint = middlebox_hint(head) or upgrade_lost(head.status, body)
+                hint = middlebox_hint(head) or front_door_hint(head.status, body)
                 raise plain_refused(self.server, head.status, body) or ServerRejectedError(
                     head.status, head.reason, body, hint
                 )

@@ -192,9 +192,12 @@ _UPGRADE_LOST: Final = (
 )
 
 
-def upgrade_lost(status: int, body: str) -> str | None:
-    """The hint for a ``426`` about headers our request had: something in front of the
-    server (a reverse proxy) dropped them on the way; None for any other answer."""
+def front_door_hint(status: int, body: str) -> str | None:
+    """What a refusal at the front door means, when it is about the URL or the way to the
+    server rather than the request: a ``404`` (no rdv at this path), a ``426`` about
+    headers our request had (a reverse proxy dropped them); None for any other answer."""
+    if status == 404:
+        return "nothing serves rdv at this URL's path: check it (rdv serve --prefix)"
     if status != 426 or not any(words in body for words in _UPGRADE_LOST):
         return None
     return (
