@@ -33,7 +33,7 @@ from rdv_core.client._prepare import check_sync_callable, choose_proxy_memo, ser
 from rdv_core.client._prepare import open_listeners as open_listeners  # (its old home)
 from rdv_core.client._race import Race
 from rdv_core.client._response import read_error_body, read_response_head
-from rdv_core.client._server_conn import server_socket, tls_failure
+from rdv_core.client._server_conn import front_door_hint, plain_refused, server_socket, tls_failure
 from rdv_core.client._silence import guard
 from rdv_core.client._sockets import local_port
 from rdv_core.client._uplink_observe import ask_uplink_mappings
@@ -347,7 +347,10 @@ class _Attempt:
             if head.status != 101:
                 body = await read_error_body(reader, head)
                 self.emit(ServerRejected(self.clock(), head.status, head.reason, body))
-                raise ServerRejectedError(head.status, head.reason, body, middlebox_hint(head))
+                hint = middlebox_hint(head) or front_door_hint(head.status, body)
+                raise plain_refused(self.server, head.status, body) or ServerRejectedError(
+                    head.status, head.reason, body, hint
+                )
             try:
                 upgrade = check_upgrade_response(head)
             except ProtocolError as exc:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from rdv_core.client._response import STATUS_START, not_http
 from rdv_core.wire import USER_AGENT, Head, HeadParser, ProtocolError
 from rdv_core.wire._probe import MAX_PROBE_BODY
 
@@ -140,14 +141,18 @@ CLOSED_FIRST: Final = "the server closed the conn before answering"
 
 async def _read_head(reader: asyncio.StreamReader) -> Head:
     parser = HeadParser("response")
-    first = True
+    try:
+        start = await reader.readexactly(len(STATUS_START))
+    except asyncio.IncompleteReadError as exc:
+        if not exc.partial:
+            raise _ClosedFirst from None
+        raise
+    if start != STATUS_START:  # another service's banner (SSH, SMTP): said at once
+        raise ProbeHttpError(not_http(start, reader))
+    parser.feed(start)
     while True:
         try:
-            line = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            if first and not exc.partial:
-                raise _ClosedFirst from None
-            raise
+            line = await reader.readuntil(b"\n")  # a close now is "mid-answer" (get)
         except asyncio.LimitOverrunError:
             # Not an OSError: it escaped every handler, and rdv doctor ended on a traceback.
             raise ProbeHttpError("bad response: a header line over 64 KiB") from None
@@ -157,7 +162,6 @@ async def _read_head(reader: asyncio.StreamReader) -> Head:
             raise ProbeHttpError(f"bad response: {exc.message}") from None
         if head is not None:
             return head
-        first = False
 
 
 async def _read_body(reader: asyncio.StreamReader, head: Head) -> bytes:
@@ -166,7 +170,16 @@ async def _read_body(reader: asyncio.StreamReader, head: Head) -> bytes:
     except ProtocolError:
         length = None
     if length is None:
-        raise ProbeHttpError("response without Content-Length")
+        if head.has("Transfer-Encoding"):
+            raise ProbeHttpError("response without Content-Length")
+        # Close-delimited (RFC 9112 section 6.3): Go's answer to plain HTTP on its TLS port
+        # is one, and the doctor must read its words (the conn is spent after it).
+        body = b""
+        while chunk := await reader.read(MAX_PROBE_BODY + 1 - len(body)):
+            body += chunk
+            if len(body) > MAX_PROBE_BODY:
+                raise ProbeHttpError("close-delimited response body too large for a probe")
+        return body
     if length > MAX_PROBE_BODY:
         # Read and drop nothing: the conn is not reusable, and the body is not ours to want.
         raise ProbeHttpError(f"response body of {length} bytes is too large for a probe")

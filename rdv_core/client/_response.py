@@ -34,10 +34,17 @@ async def read_response_head(reader: asyncio.StreamReader, stage: str, *, tls: b
     ``tls`` False (an ``http://`` URL) adds the likeliest cause to a close without a byte.
     """
     parser = HeadParser("response")
-    size = 0
+    # The first bytes at once: another service on the port (SSH, SMTP: a banner, then a
+    # wait for its own protocol) held the attempt until that service gave up.
+    start = await _take(reader, stage, 0, len(STATUS_START), tls)
+    if start != STATUS_START:
+        raise RdvProtocolError(f"bad response from the server: {not_http(start, reader)}")
+    size = len(start)
     for lines in range(1, MAX_HEADERS + 3):
         line = await _take(reader, stage, size, None, tls)
         size += len(line)
+        if lines == 1:
+            line = start + line
         if size > MAX_HEADER_BLOCK:
             raise RdvProtocolError("response header block too large")
         head = _feed(parser, line)
@@ -54,6 +61,29 @@ async def read_response_head(reader: asyncio.StreamReader, stage: str, *, tls: b
             if head is not None:
                 return head
     raise RdvProtocolError("too many response header lines")
+
+
+#: How every HTTP/1.x response begins (RFC 9112 section 4).
+STATUS_START: Final = b"HTTP/"
+#: The frame type byte of HTTP/2's SETTINGS frame, the first frame an HTTP/2 server sends.
+H2_SETTINGS: Final = b"\x04"
+#: What the error says for an answer that is not HTTP (``rdv doctor``'s summary looks for it).
+NOT_HTTP: Final = "it does not speak HTTP"
+
+
+def not_http(start: bytes, reader: asyncio.StreamReader) -> str:
+    """Why an answer that does not begin as HTTP is not one: what it said, its first line
+    (``SSH-2.0-OpenSSH_9.6``, ``220 mail ESMTP``) as far as it is in already, printable."""
+    buffer = getattr(reader, "_buffer", b"")  # CPython's StreamReader; else the 5 bytes
+    if start[3:4] == H2_SETTINGS and start[:1] == b"\0":
+        # An HTTP/2 server's preface (RFC 9113 section 3.4): a SETTINGS frame, binary.
+        return (
+            f"{NOT_HTTP}/1.1 (it answered with an HTTP/2 frame: an HTTP/2-only service, such "
+            "as gRPC): is that port the rdv server's?"
+        )
+    line = (start + bytes(buffer[:120])).split(b"\n", 1)[0].rstrip(b"\r")
+    text = "".join(c if c.isprintable() and c.isascii() else "?" for c in line.decode("latin-1"))
+    return f"{NOT_HTTP} (it said {text[:80]!r}): is that port the rdv server's?"
 
 
 def _buffered_head(reader: asyncio.StreamReader, max_bytes: int, max_lines: int) -> int:

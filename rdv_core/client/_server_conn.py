@@ -127,7 +127,8 @@ def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, An
 
 
 #: OpenSSL's reasons when the first "record" a TLS client reads is not TLS at all: the
-#: server answered the ClientHello in plain text (an rdv server answers ``400``).
+#: server answered the ClientHello in plain text (an rdv server answers ``400``), or another
+#: service spoke first (an SSH or SMTP banner): OpenSSL's error cannot tell which.
 _NOT_TLS_REASONS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE"})
 #: What the error says then (``rdv doctor``'s summary looks for it).
 NOT_TLS: Final = "does not speak TLS"
@@ -148,7 +149,7 @@ def tls_failure(server: ServerURL, exc: OSError) -> ServerConnectError:
     if answered_in_plain(exc):
         plain = dataclasses.replace(server, scheme="http")  # the same port, said explicitly
         return ServerConnectError(
-            f"the rdv server {server} {NOT_TLS} (it answered in plain HTTP): use {plain}",
+            f"the rdv server {server} {NOT_TLS} (it answered, but not in TLS): use {plain}",
             exc.errno,
         )
     detail = str(exc) or f"{type(exc).__name__} (the server closed the connection)"
@@ -159,3 +160,48 @@ def tls_reason(server: ServerURL, exc: OSError) -> str:
     """Why the TLS handshake failed: the URL to use when the server answered in plain
     HTTP (for ``rdv doctor``), else the TLS error itself."""
     return str(tls_failure(server, exc)) if answered_in_plain(exc) else str(exc)
+
+
+#: What a TLS server answers a plain-HTTP request with (``400``): rdv's and Go's net/http
+#: body, nginx's page. Any of them on an ``http://`` URL: the scheme is wrong.
+_PLAIN_ON_TLS_WORDS: Final = (
+    "HTTP request to an HTTPS server",
+    "plain HTTP request was sent to HTTPS port",
+)
+#: What the error says then (``rdv doctor``'s summary looks for it).
+SPEAKS_TLS: Final = "speaks TLS"
+
+
+def plain_refused(server: ServerURL, status: int, body: str) -> ServerConnectError | None:
+    """The error for a TLS server's ``400`` to our plain HTTP, as the URL to use; None when
+    the answer is not that one (docs/PROTOCOL.md section 3)."""
+    if server.tls or status != 400 or not any(w in body for w in _PLAIN_ON_TLS_WORDS):
+        return None
+    secure = dataclasses.replace(server, scheme="https")  # the same port, said explicitly
+    return ServerConnectError(
+        f"the rdv server {server} {SPEAKS_TLS} (it refused plain HTTP): use {secure}"
+    )
+
+
+#: The server's 426 words (docs/PROTOCOL.md section 3, rows 7-10) for what our request always
+#: carries: HTTP/1.1, ``Connection: upgrade``, ``Upgrade: rdv/1``.
+_UPGRADE_LOST: Final = (
+    "requires connection upgrade",
+    "missing upgrade header",
+    "bad http version for upgrade",
+)
+
+
+def front_door_hint(status: int, body: str) -> str | None:
+    """What a refusal at the front door means, when it is about the URL or the way to the
+    server rather than the request: a ``404`` (no rdv at this path), a ``426`` about
+    headers our request had (a reverse proxy dropped them); None for any other answer."""
+    if status == 404:
+        return "nothing serves rdv at this URL's path: check it (rdv serve --prefix)"
+    if status != 426 or not any(words in body for words in _UPGRADE_LOST):
+        return None
+    return (
+        "our request carried HTTP/1.1 and the Upgrade headers, so a reverse proxy in front of "
+        "the server drops them (nginx: proxy_http_version 1.1 and proxy_set_header Upgrade "
+        "and Connection, README 'Behind a reverse proxy')"
+    )

@@ -2,7 +2,8 @@
 
 - :mod:`._report`: the report, every finding tri-state with its reason, and its JSON form;
 - :mod:`._classify`: samples to findings (mapping, allocation, filtering ...), pure;
-- :mod:`._measure`: the probes, from one shared local port as the race uses;
+- :mod:`._measure`: the probes, from one shared local port as the race uses (one
+  server's conns in :mod:`._main_conn`, the findings over all servers in :mod:`._overall`);
 - :mod:`._explain`: a report in plain words (the CLI's text, the TUI's explanations);
 - :mod:`._verdict`: after a race, the prediction and both sides' candidates in one story;
 - :mod:`._predict`: from two reports, before a race: direct expected, possible or impossible.

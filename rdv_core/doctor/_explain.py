@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Final
 
 from rdv_core.client._probe_http import CLOSED_FIRST
-from rdv_core.client._server_conn import NOT_TLS
+from rdv_core.client._response import NOT_HTTP
+from rdv_core.client._server_conn import NOT_TLS, SPEAKS_TLS
 from rdv_core.doctor._report import Finding, Report
 from rdv_core.doctor._text import pack, wrap
 
@@ -117,7 +118,8 @@ def summary(report: Report) -> str:
     if nat is None:
         failed_tls = next((x.tls for x in report.servers if x.tls.value is False), None)
         if failed_tls is not None and not any(x.tls.value is True for x in report.servers):
-            if NOT_TLS in failed_tls.reason:  # the URL's scheme is wrong, not a certificate
+            if NOT_TLS in failed_tls.reason or SPEAKS_TLS in failed_tls.reason:
+                # the URL's scheme is wrong, not a certificate
                 return f"TCP reached the server, but {failed_tls.reason}; nothing was measured."
             return (
                 f"TCP reached the server but TLS failed ({failed_tls.reason}): nothing was "
@@ -129,6 +131,8 @@ def summary(report: Report) -> str:
             # It took the conn and said nothing: not an rdv server, or something between us
             # (a proxy, a middlebox) holding the conn. "Could not tell us our address" read
             # as if it had answered. A TLS server closes a plain-HTTP conn without a byte.
+            if NOT_HTTP in silent.http.reason:  # another service's banner: the wrong port
+                return f"TCP reached the server, but {silent.http.reason}; nothing was measured."
             tls = silent.url.startswith("http:") and CLOSED_FIRST in silent.http.reason
             return (
                 f"TCP reached the server but it answered nothing ({silent.http.reason}): is it "

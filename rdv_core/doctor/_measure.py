@@ -4,18 +4,20 @@ The order of one run, all bounded by :data:`~rdv_core.client._probe_http.HTTP_TI
 
 1. Bind port P (SO_REUSEADDR + SO_REUSEPORT, as the race does) and listen on it, over IPv4
    and IPv6: the dial-back and the hairpin probe must find us there, as a peer's SYN would.
-2. Per server, from P: the main port (reachability, RTT, TLS), ``/.rdv/probes`` (which probe
-   ports exist), ``/.rdv/observed`` (our public address, whether ``Upgrade`` arrived), then
-   every probe port. All those conns stay open until the end, so each destination keeps its
-   mapping and the samples can be compared (mapping). Over IPv4; over IPv6 for a server that
-   has no IPv4 address (docs/PROTOCOL.md 15.2: the findings then come from those).
+2. Per server, from P (:mod:`._main_conn`): the main port (reachability, RTT, TLS),
+   ``/.rdv/probes`` (which probe ports exist), ``/.rdv/observed`` (our public address,
+   whether ``Upgrade`` arrived), then every probe port. All those conns stay open until the
+   end, so each destination keeps its mapping and the samples can be compared (mapping).
+   Over IPv4; over IPv6 for a server that has no IPv4 address (docs/PROTOCOL.md 15.2: the
+   findings then come from those).
 3. IPv6: a fresh conn to every other server that has an IPv6 address (reachability, NAT66).
 4. Fresh ports: a few conns from new local ports, one after the other (allocation pattern).
 5. Hairpin: a conn from a fresh port to our own observed address, carrying a nonce.
 6. Dial-back, where the server offers it: the server's SYN from another port to P's mapping.
 
 A server without the probe routes (the Go rdv/1 server) answers them with an error status:
-its findings are "not measured", with that reason, never a failure of the run.
+its findings are "not measured", with that reason, never a failure of the run. The findings
+over every server (Upgrade, proxy, IPv6, NAT66) are read in :mod:`._overall`.
 """
 
 from __future__ import annotations
@@ -32,39 +34,29 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError, open_conn
-from rdv_core.client._server_conn import tls_reason
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, family_of, local_port
 from rdv_core.doctor import _classify as classify
 from rdv_core.doctor import _dialbacks as dialbacks
+from rdv_core.doctor import _main_conn as main_conn
+from rdv_core.doctor import _overall as overall
 from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox, listener6
+from rdv_core.doctor._main_conn import in_words
 from rdv_core.doctor._report import MAX_SERVERS, Finding, Report, Sample, not_measured
-from rdv_core.doctor._target import Target, observe, resolve, sample, show_addr, sockaddr
+from rdv_core.doctor._target import Target, observe, resolve, sample, sockaddr
 from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
     Addr,
     AddrSpace,
-    Observed,
     ProtocolError,
     choose_proxy,
-    parse_directory,
     parse_server_url,
     self_addrs,
 )
-from rdv_core.wire._probe import PROBE_UPGRADE, PROBES_PATH
 
 log = logging.getLogger("rdv.doctor")
 
 #: Conns from fresh local ports for the allocation pattern (3 are needed to see a step).
 FRESH_PORTS: Final = 4
-
-
-def in_words(exc: BaseException) -> str:
-    """An OS error in words (``connection refused``), not asyncio's "Connect call failed"."""
-    if isinstance(exc, TimeoutError):
-        return "no answer in time"
-    if isinstance(exc, OSError) and exc.errno is not None and not isinstance(exc, ssl.SSLError):
-        return os.strerror(exc.errno).lower()
-    return str(exc) or type(exc).__name__
 
 
 FindingCallback = Callable[[str, Finding], None]
@@ -180,25 +172,25 @@ class Doctor:
                     # An IPv6-only server (or host): every probe over IPv6, from P, so that
                     # the NAT, mapping, Upgrade and filtering findings are measured there
                     # instead of all "not measured" (section 15.2).
-                    tasks.create_task(self._server_main(server, server.v6, port))
+                    tasks.create_task(self._main_conn(server, server.v6, port))
                     continue
-                tasks.create_task(self._server_main(server, server.v4, port))
-                tasks.create_task(self._server6(server, port))
+                tasks.create_task(self._main_conn(server, server.v4, port))
+                tasks.create_task(main_conn.server6(server, port, self._connect))
         for server in self._servers:  # after the direct probes: see through_proxy
             proxy = self._proxies[server.url]
             if proxy is None:
                 server.proxy = no_proxy(server, server.url in self._exempt)
             else:
                 server.proxy = await through_proxy(server, proxy, self._ssl)
-        self._found("proxy", self._proxy())
+        self._found("proxy", overall.proxy(self._servers))
         # The IPv4 samples when there are any: ports of two families do not compare.
         samples, over_ipv6 = self._samples or self._samples6, self._over_ipv6
         self._found("nat", classify.classify_nat(samples, any_family=over_ipv6))
         self._found("mapping", classify.classify_mapping(samples, any_family=over_ipv6))
         self._found("port_preserved", classify.classify_preserved(samples, any_family=over_ipv6))
-        self._found("upgrade", self._upgrade())
-        self._found("ipv6", self._ipv6())
-        self._found("nat6", self._nat6())
+        self._found("upgrade", overall.upgrade(self._servers))
+        self._found("ipv6", overall.ipv6(self._servers))
+        self._found("nat6", overall.nat6(self._servers))
         await self._allocation()
         await self._hairpin(inbox, samples)
         servers = self._servers
@@ -232,9 +224,7 @@ class Doctor:
                 else:
                     seen[key] = server.url
 
-    async def _connect(
-        self, server: Target, ip: str, port: int, local: int, *, tls: bool
-    ) -> HttpConn:
+    async def _connect(self, server: Target, ip: str, port: int, local: int, tls: bool) -> HttpConn:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
         sock = bound_socket(family, local)
         conn = await open_conn(
@@ -247,158 +237,8 @@ class Doctor:
         self._conns.append(conn)
         return conn
 
-    async def _server_main(self, server: Target, ip: str | None, port: int) -> None:
-        """The main conn from P to ``ip`` and every probe that rides it (steps 2 and 6)."""
-        if ip is None:
-            why = "the server has no IPv4 address"
-            server.tcp4 = not_measured(
-                f"{why} ({server.resolve_error})" if server.resolve_error else why
-            )
-            return
-        v6 = ":" in ip
-        if v6:
-            server.tcp4 = not_measured("the server has no IPv4 address: measured over IPv6")
-        tls = server.parsed.tls
-        try:
-            conn = await self._connect(server, ip, server.parsed.port, port, tls=tls)
-        except (OSError, TimeoutError) as exc:
-            reached = Finding(False, f"TCP to {show_addr(ip, server.parsed.port)}: {in_words(exc)}")
-            if tls:
-                server.tls = not_measured("no TCP")
-            if isinstance(exc, ssl.SSLError):  # https:// to a plain server: the URL to use
-                server.tls = Finding(False, tls_reason(server.parsed, exc))
-                reached = Finding(True, "TCP connected (TLS failed)")
-                # What the probes riding this conn (dial-back, Upgrade) say instead of
-                # "server unreachable", which it was not.
-                server.directory_reason = f"TLS with the server failed: {server.tls.reason}"
-            server.set_reached(ip, reached)
-            return
-        server.main, server.main_ip = conn, ip
-        server.rtts.append(conn.connect_ms)
-        server.set_reached(ip, Finding(True, f"connected in {conn.connect_ms:.1f} ms"))
-        if tls:
-            server.tls = Finding(True, "TLS handshake completed")
-        await self._directory(server, conn)
-        observed: Observed | None = None
-        try:
-            if server.http.value is False:
-                # Its conn is dead or holds our first GET unanswered: a second would only
-                # wait out the same timeout (3 s more for the user) behind it.
-                raise ProbeHttpError(server.http.reason)
-            observed = await observe(conn, upgrade=True)
-        except (ProbeHttpError, ProtocolError) as exc:
-            server.upgrade = not_measured(f"no observed address: {exc}")
-        else:
-            arrived = observed.upgrade == PROBE_UPGRADE
-            server.upgrade = Finding(
-                arrived,
-                "our Upgrade header arrived"
-                if arrived
-                else f"our Upgrade header arrived as {observed.upgrade!r}: a proxy or middlebox "
-                "between us strips it, and rdv/1 needs it",
-            )
-        server.main_sample = sample(conn, observed)
-        samples = self._samples6 if v6 else self._samples
-        samples.append(server.main_sample)
-        if v6:
-            server.observed6 = server.main_sample  # NAT66 from this conn (no fresh one)
-        if server.directory is None:
-            return
-        for probe_port in server.directory.probe_ports:
-            if probe_port == server.parsed.port:
-                continue
-            await self._probe_port(server, ip, probe_port, port, samples)
-
-    async def _directory(self, server: Target, conn: HttpConn) -> None:
-        try:
-            status, body = await conn.get(PROBES_PATH)
-            server.http = Finding(True, f"answered {status} to GET {PROBES_PATH}")
-            if status != 200:
-                server.directory_reason = (
-                    f"the server answered {status} to {PROBES_PATH}: it has no doctor routes "
-                    "(an rdv/1 server without them, e.g. the Go one)"
-                )
-                return
-            server.directory = parse_directory(body)
-        except ProtocolError as exc:  # it answered, but not with what we asked for
-            server.http = Finding(True, f"answered GET {PROBES_PATH} with {exc}")
-            server.directory_reason = f"{PROBES_PATH}: {exc}"
-        except ProbeHttpError as exc:  # silent, or the conn failed before any answer
-            server.http = Finding(False, str(exc))
-            server.directory_reason = f"{PROBES_PATH}: {exc}"
-
-    async def _probe_port(
-        self, server: Target, ip: str, probe_port: int, local: int, samples: list[Sample]
-    ) -> None:
-        try:
-            conn = await self._connect(server, ip, probe_port, local, tls=False)
-            server.rtts.append(conn.connect_ms)
-            observed = await observe(conn)
-        except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
-            log.info("probe port %s: %s", show_addr(ip, probe_port), exc)
-            return
-        samples.append(sample(conn, observed))
-
-    async def _server6(self, server: Target, port: int) -> None:
-        if server.v6 is None:
-            server.tcp6 = not_measured("the server has no IPv6 address")
-            return
-        try:
-            # From P too: the IPv6 dial-back (filtering6) must find our IPv6 listener.
-            conn = await self._connect(
-                server, server.v6, server.parsed.port, port, tls=server.parsed.tls
-            )
-        except (OSError, TimeoutError) as exc:
-            server.tcp6 = Finding(
-                False, f"TCP to {show_addr(server.v6, server.parsed.port)}: {in_words(exc)}"
-            )
-            return
-        server.rtts.append(conn.connect_ms)
-        server.tcp6 = Finding(True, f"connected in {conn.connect_ms:.1f} ms")
-        if server.v4 is None and server.parsed.tls:
-            server.tls = Finding(True, "TLS handshake completed")
-        try:
-            observed = await observe(conn)
-        except (ProbeHttpError, ProtocolError):
-            observed = None
-        server.observed6 = sample(conn, observed)
-        server.main6 = conn
-
-    def _upgrade(self) -> Finding:
-        findings = [s.upgrade for s in self._servers if s.upgrade.measured]
-        for finding in findings:
-            if finding.value is False:
-                return finding
-        if findings:
-            return findings[0]
-        reasons = [s.directory_reason or s.upgrade.reason for s in self._servers]
-        return not_measured(reasons[0] if reasons else "no server")
-
-    def _proxy(self) -> Finding:
-        findings = [s.proxy for s in self._servers]
-        for word in ("tunnel", "failed"):
-            for finding in findings:
-                if finding.value == word:
-                    return finding
-        return findings[0]
-
-    def _ipv6(self) -> Finding:
-        for server in self._servers:
-            if server.tcp6.value is True:
-                return Finding(True, f"reached {server.url} over IPv6")
-        for server in self._servers:
-            if server.tcp6.value is False:
-                return Finding(False, server.tcp6.reason)
-        return not_measured("no server has an IPv6 address")
-
-    def _nat6(self) -> Finding:
-        for server in self._servers:
-            sample = server.observed6
-            if sample is not None and sample.observed is not None:
-                if Addr.parse(sample.observed).ip == Addr.parse(sample.local).ip:
-                    return Finding(False, f"the server saw our own IPv6 address {sample.observed}")
-                return Finding(True, f"we are {sample.local}, the server saw {sample.observed}")
-        return not_measured("no server reported our IPv6 address")
+    async def _main_conn(self, server: Target, ip: str | None, port: int) -> None:
+        await main_conn.server_main(server, ip, port, self._connect, self._samples, self._samples6)
 
     @property
     def _over_ipv6(self) -> bool:
@@ -424,7 +264,7 @@ class Doctor:
         server, ip = found
         for _ in range(self._fresh_count):
             try:
-                conn = await self._connect(server, ip, server.parsed.port, 0, tls=server.parsed.tls)
+                conn = await self._connect(server, ip, server.parsed.port, 0, server.parsed.tls)
                 observed = await observe(conn)
             except (OSError, TimeoutError, ProbeHttpError, ProtocolError) as exc:
                 log.info("fresh port: %s", exc)

@@ -41,6 +41,7 @@ from typing import Final, Literal, cast
 
 from rdv_core import wire
 from rdv_core.server import _metrics as metrics
+from rdv_core.server import _tls_front as tls_front
 from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets, transport_now
 from rdv_core.server._core import CLOSED, RdvServer
 from rdv_core.server._head_slots import (
@@ -368,8 +369,7 @@ class NativeFront:
         loop = asyncio.get_running_loop()
         # A TLS handshake gets the head's deadline, not the loop's default 60 s: a client
         # that connects and stays silent costs no more on an https server than on http.
-        # asyncio refuses a handshake timeout without TLS.
-        handshake = {} if self._ssl is None else {"ssl_handshake_timeout": HEAD_TIMEOUT_S}
+        handshake: dict[str, float] = {}
         # A TLS handshake holds the conn's fd as long as a head: it takes the slot first.
         remote = socket_peer(sock) if self._ssl is not None else None
         slot = self.heads.take(remote) if remote is not None else None
@@ -377,6 +377,17 @@ class NativeFront:
             self.server.count_reject(429, TOO_MANY_HEADS, remote, "")
             sock.close()
             return
+        if self._ssl is not None:  # plain HTTP on the TLS port is answered in plain words
+            left = await tls_front.front_door(
+                sock,
+                HEAD_TIMEOUT_S,
+                MAX_REQUEST_HEAD,
+                lambda: self._give(slot),
+                lambda why, method: self.server.count_reject(400, why, remote, method),
+            )
+            if left is None:
+                return
+            handshake["ssl_handshake_timeout"] = left  # the deadline counts the peek's wait
         conn = _HttpConn(self, slot)
         try:
             transport, _ = await loop.connect_accepted_socket(
@@ -392,6 +403,10 @@ class NativeFront:
             sock.close()  # uvloop works on a duplicate of the descriptor
         if self._listener is None:
             transport.close()
+
+    def _give(self, slot: Slot | None) -> None:
+        if slot:
+            self.heads.give(slot)
 
     def _shed(self, status: int, method: str) -> None:
         if status != 200:

@@ -97,6 +97,13 @@ def is_token(text: str) -> bool:
 #: The first byte of a TLS record carrying a handshake (RFC 8446 section 5.1): no HTTP
 #: method starts with it.
 TLS_HANDSHAKE: Final = b"\x16"
+#: How PROXY v1/v2 headers begin (wire/_proxy_protocol.py's V1_PREFIX and V2_SIGNATURE;
+#: that module imports this one): a balancer sending them to a server that does not read
+#: them got "empty HTTP head" or "malformed request line" in the server's log.
+_PROXY_STARTS: Final = (b"PROXY ", b"\r\n\r\n\x00\r\nQUIT\n")
+PROXY_NOT_READ: Final = (
+    "a PROXY protocol header, and PROXY protocol is off here (rdv serve --proxy-protocol)"
+)
 
 
 class HeadParser:
@@ -141,7 +148,12 @@ class HeadParser:
         block = bytes(self._buf[:end])
         self.trailing = bytes(self._buf[end:])
         self._buf = bytearray()
-        self.head = _parse_head(block, self._kind)
+        try:
+            self.head = _parse_head(block, self._kind)
+        except ProtocolError as exc:  # only then: a good head pays nothing for the check
+            if self._kind == "request" and (block + self.trailing).startswith(_PROXY_STARTS):
+                raise ProtocolError(PROXY_NOT_READ) from exc
+            raise
         return self.head
 
 
