@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from textual.widgets import Input
@@ -110,7 +111,7 @@ async def test_session_screen_at_80x24_is_usable() -> None:
         assert row is not None
         assert "a-rather-long-file-name-of-a-note.txt" in str(row._w_name.render())
         assert row._w_name.region.width > len("↑ a-rather-long-file-name-of-a-note.txt (3 B)")
-    assert not folder.exists()
+    assert not await asyncio.to_thread(folder.exists)
 
 
 async def test_a_chatty_peer_cannot_grow_the_chat_without_end(tmp_path: Path) -> None:
