@@ -20,6 +20,8 @@ from rdv_core.lab import Lab, get_preset
 from rdv_core.lab import _netns as netns
 from rdv_core.lab._isolate import ISOLATED_ENV, OWNER_ENV, can_isolate, isolated_argv
 
+from tests.natlab.natlab_support import visible_lab_namespaces
+
 SLEEPER = [sys.executable, "-c", "import time, sys; time.sleep(300)"]
 
 
@@ -130,18 +132,18 @@ def test_sigkilled_isolated_runner_leaves_nothing_at_all(rdv_command: list[str])
     marker = f"rdvlab-test-{uuid.uuid4().hex}"
     env = {k: v for k, v in os.environ.items() if k not in (ISOLATED_ENV, OWNER_ENV)}
     env[ISOLATED_ENV] = "1"
-    before = set(netns.list_lab_namespaces())
+    before = visible_lab_namespaces()
     argv = isolated_argv([sys.executable, "-c", _holder(rdv_command), marker], rootless=False)
     proc, info = _start_holder(argv, env)
     try:
         assert info["namespaces"]
         # Private /run/netns: the lab is invisible from here.
-        assert set(netns.list_lab_namespaces()) == before, netns.list_lab_namespaces()
+        assert visible_lab_namespaces() == before, netns.list_lab_namespaces()
         assert _pids_with(marker), "the isolated lab's sleeper is not running"
         proc.send_signal(signal.SIGKILL)  # the unshare process: the runner as users see it
         proc.wait()
         assert _wait_until(lambda: not _pids_with(marker)), f"survivors: {_pids_with(marker)}"
-        assert set(netns.list_lab_namespaces()) == before, netns.list_lab_namespaces()
+        assert visible_lab_namespaces() == before, netns.list_lab_namespaces()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -176,7 +178,7 @@ def test_a_failing_pytest_test_leaves_nothing(
     path = os.path.join(tmp_path, "test_inner.py")
     with open(path, "w") as f:
         f.write(_FAILING_TEST.replace("MARKER", marker).replace("RDV_COMMAND", repr(rdv_command)))
-    before = set(netns.list_lab_namespaces())
+    before = visible_lab_namespaces()
     env = {k: v for k, v in os.environ.items() if k not in (ISOLATED_ENV, OWNER_ENV)}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", path],
@@ -189,5 +191,5 @@ def test_a_failing_pytest_test_leaves_nothing(
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "this test fails on purpose" in proc.stdout
-    assert set(netns.list_lab_namespaces()) == before
+    assert visible_lab_namespaces() == before
     assert _wait_until(lambda: not _pids_with(marker)), f"survivors: {_pids_with(marker)}"

@@ -9,11 +9,13 @@ import sys
 
 from rdv_core.lab import _netns as netns
 
+from tests.natlab.natlab_support import visible_lab_namespaces
+
 RDV = [sys.executable, "-m", "rdv_tui"]
 
 
 def test_lab_run_json_shape_and_isolation() -> None:
-    before = set(netns.list_lab_namespaces())
+    before = visible_lab_namespaces()
     proc = subprocess.run(
         [*RDV, "lab", "run", "cone-fw", "--runs", "2", "--json"],
         capture_output=True,
@@ -39,7 +41,7 @@ def test_lab_run_json_shape_and_isolation() -> None:
     assert summary["chosen"] == {"direct public4": 2}
     assert summary["data_verified"] == 2
     # The runner isolated itself: its namespaces never appeared here, and none remain.
-    assert set(netns.list_lab_namespaces()) == before
+    assert visible_lab_namespaces() == before
 
 
 def test_lab_run_text_and_unknown_preset() -> None:
