@@ -144,3 +144,19 @@ def test_lab_list_in_a_40_column_terminal() -> None:
     lines = done.stdout.splitlines()
     assert "cone-fw  direct" in lines, lines
     assert max(map(len, lines)) <= 40, max(lines, key=len)
+
+
+@pytest.mark.parametrize("room", [40, 60, 72, 80])
+def test_the_run_summary_keeps_each_figure_with_its_unit(room: int) -> None:
+    # At 80 columns `rdv lab run cone-rst --runs 3` ended its summary's line with
+    # "p90 16.4" and began the next with "ms;" (textwrap breaks at any space).
+    from rdv_tui.cli.commands.lab import _summary_line
+
+    summary = {
+        "direct": 3, "relay": 0, "failed": 0, "p50_ms": 10.7, "p90_ms": 1106.8,
+        "chosen": {"direct public4": 3}, "data_verified": 3, "runs": 3,
+    }  # fmt: skip
+    lines = _summary_line(summary, room).split("\n")
+    assert all(len(line) <= room for line in lines), lines
+    assert not any(re.search(r"\d\.\d$", line) for line in lines), lines
+    assert " ".join(line.strip() for line in lines).count("ms") == 2
