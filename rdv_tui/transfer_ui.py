@@ -40,7 +40,13 @@ from rdv_core.events import (
 )
 from rdv_core.session import DIGEST
 from rdv_tui.cli.checks import warns_of_observed
-from rdv_tui.cli.formatting import PrintableFormatter, format_event, human_bytes, shown
+from rdv_tui.cli.formatting import (
+    PrintableFormatter,
+    format_duration,
+    format_event,
+    human_bytes,
+    shown,
+)
 from rdv_tui.transfer_bar import FittedProgress
 
 EXIT_OK = 0
@@ -345,7 +351,7 @@ class TransferView:
             verified += f" ({human_bytes(moved, largest_unit='TiB')} moved)"
         text = (
             f"{self.files_ok} of {self.files_total} file(s) verified, "
-            f"{verified} in {elapsed:.1f} s ({rate}/s)"
+            f"{verified} in {format_duration(elapsed)} ({rate}/s)"
         )
         if self.failures:
             text += f"; {len(self.failures)} failed"

@@ -38,16 +38,16 @@ def test_the_summary_counts_from_the_first_accepted_file() -> None:
     view(FileAccepted(0.0, 1, "out", 0))
     view(FileCompleted(0.0, 1, "out", "big.bin", 8 * MIB, "ab" * 32))
     summary = view.summary()
-    timed = re.fullmatch(r"1 of 1 file\(s\) verified, 8\.0 MiB in ([\d.]+) s \(.+/s\)", summary)
+    timed = re.fullmatch(r"1 of 1 file\(s\) verified, 8\.0 MiB in ([\d.]+) ms \(.+/s\)", summary)
     assert timed is not None, summary
-    assert float(timed.group(1)) < 0.3, summary  # without the 0.6 s before the first file
+    assert float(timed.group(1)) < 300, summary  # without the 0.6 s before the first file
 
 
 def test_a_summary_before_anything_was_accepted_says_nothing_moved() -> None:
     view = TransferView(Console(file=io.StringIO()), "in")
     view.expect(2, MIB)
     time.sleep(0.2)
-    assert view.summary() == "0 of 2 file(s) verified, 0 B in 0.0 s (0 B/s)"
+    assert view.summary() == "0 of 2 file(s) verified, 0 B in 0.0 ms (0 B/s)"
 
 
 def test_the_switch_line_keeps_a_bracketed_ipv6_address() -> None:
@@ -100,3 +100,14 @@ def test_no_switch_line_after_the_transfer_ended() -> None:
     candidate = Candidate(3, "127.0.0.1:52000", "loopback4", "self")
     sink(Upgraded(0.5, candidate, "127.0.0.1:52000", 0.084, 1))
     assert out.getvalue() == ""
+
+
+def test_spans_read_in_the_unit_that_shows_them() -> None:
+    """A 2.9 MiB send on loopback ended "2.9 MiB in 0.0 s (101.0 MiB/s)"."""
+    from rdv_tui.cli.formatting import format_duration
+
+    assert format_duration(0.029) == "29 ms"
+    assert format_duration(0.0042) == "4.2 ms"
+    assert format_duration(4.6) == "4.6 s"
+    assert format_duration(187.4) == "3 min 07 s"
+    assert format_duration(3725) == "1 h 02 min"

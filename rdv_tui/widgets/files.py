@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Button, Input, ProgressBar, Static
 
 from rdv_core import events as ev
-from rdv_tui.cli.formatting import format_eta, human_bytes, human_rate
+from rdv_tui.cli.formatting import format_duration, format_eta, human_bytes, human_rate
 from rdv_tui.widgets.dropped_paths import PathInput, paths_typed
 from rdv_tui.widgets.file_picker import FilePicker
 from rdv_tui.widgets.offer_bar import NAME_SHOWN, OfferBar, tail
@@ -171,7 +171,7 @@ class Aggregate:
         elif self.files_done < self.files_total:
             line += f" · ETA {format_eta(eta)} · {tail(self.current)}"
         else:
-            line += f" · done in {elapsed:.1f} s"
+            line += f" · done in {format_duration(elapsed)}"
         if self.files_failed:
             line += f" · {self.files_failed} failed"
         if self.recent:
