@@ -13,6 +13,9 @@ directions).
 - ``relay``: classic pipe mode on the relay (``--spaces none``); the dialer's conn to the
   server is dropped, the dialer idle: it must end naming the silence.
 - ``relay-fast``: the same with ``--fast-start`` (the relay path of fast start's stream).
+- ``relay-partner``: classic pipe mode on the relay; the *accepter's* conn to the server is
+  dropped and the dialer, whose own path is fine, keeps sending: the server
+  (``RDV_RELAY_SILENCE``) must end the pair, so that the dialer ends too.
 - ``transfer``: ``rdv send --no-fast-start`` / ``rdv receive``, direct, blackholed
   mid-transfer, then run again without the rules (resume).
 
@@ -21,18 +24,21 @@ Usage: ``python silent_conns_driver.py MODE`` with ``lo`` up in the namespace.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo
 from rdv_core.client._silence import SILENCE_ENV
+from rdv_core.server._relay_silence import RELAY_SILENCE_ENV
 
 from tests.faststart_fallback_driver import count, events, nft, shared_port, start_server, wait_for
 
@@ -111,6 +117,7 @@ def pipe(work: Path, url: str, port: int, mode: str, procs: list[Any]) -> dict[s
         "idle": (),
         "relay": ("--spaces", "none"),
         "relay-fast": ("--fast-start",),
+        "relay-partner": ("--spaces", "none"),
     }[mode]
     peers: dict[str, Any] = {}
     for side in ("accept", "dial"):
@@ -130,11 +137,24 @@ def pipe(work: Path, url: str, port: int, mode: str, procs: list[Any]) -> dict[s
             peers["dial"].stdin.write(b"two from dial\n")
             peers["dial"].stdin.flush()
         report["ended_s"] = until_ended(peers, ("dial", "accept"))
+    elif mode == "relay-partner":
+        drop_port(shared_port(work / "accept.jsonl"))  # the accepter's conn to the server
+        # More than every buffer on the way holds: the dialer's writes block on old code.
+        feed = threading.Thread(target=_feed, args=(peers["dial"].stdin,), daemon=True)
+        feed.start()
+        report["ended_s"] = until_ended(peers, ("dial",))
     else:
         drop_port(shared_port(work / "dial.jsonl"))  # the dialer's conn to the server
         report["ended_s"] = until_ended(peers, ("dial",))
     report["codes"] = {s: p.poll() for s, p in peers.items()}
     return report
+
+
+def _feed(stdin: Any) -> None:
+    with contextlib.suppress(OSError):  # the dialer ended: its stdin is a broken pipe
+        for _ in range(64):
+            stdin.write(b"x" * (1 << 20))
+        stdin.flush()
 
 
 def receiving(dl: Path) -> bool:
@@ -176,6 +196,8 @@ def main(mode: str) -> None:
     procs: list[Any] = []
     report: dict[str, Any] = {"mode": mode}
     try:
+        if mode == "relay-partner":
+            os.environ[RELAY_SILENCE_ENV] = str(SILENCE_S)  # the server's limit
         url, port = start_server(procs)
         table(port)
         if mode == "transfer":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repo
 from rdv_core.client._silence import keep_alive, silence_limit
-from rdv_core.client._tcpinfo import tcp_unanswered
+from rdv_core.tcpinfo import tcp_unanswered
 
 from tests.faststart_fallback_driver import nft
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from rdv_core.client._silence import SILENCE_ENV
+from rdv_core.server._relay_silence import RELAY_SILENCE_ENV
 
 from tests.faststart_fallback_driver import start_server
 from tests.silent_conns_driver import SILENCE_S
@@ -64,6 +65,18 @@ def test_a_silent_path_to_the_relay_server_ends_that_pipe_saying_so(mode: str) -
     assert report["codes"]["dial"] == 1, report["stderr"]
 
 
+def test_a_silent_peer_on_the_relay_ends_its_partners_pipe_too() -> None:
+    """The accepter's conn to the server blackholed while the dialer, whose own path is
+    fine, keeps sending: the server kept taking its bytes and retransmitting them to the
+    dead accepter for TCP's 15 minutes (the dialer still waited after 60 s). The server's
+    watch (``RDV_RELAY_SILENCE``, docs/PROTOCOL.md 16.12) ends the pair with a reset."""
+    report = run_driver("relay-partner", DRIVER)
+    assert report["relay"] == {"accept": True, "dial": True}, report
+    assert report["ended_s"]["dial"] < 100, report["ended_s"]
+    assert report["codes"]["dial"] == 1, report["stderr"]
+    assert "the relay ended the conn" in _last(report, "dial"), report["stderr"]
+
+
 def test_classic_rdv_send_and_receive_name_the_silence_and_resume() -> None:
     report = run_driver("transfer", DRIVER)
     cut, again = report["cut"], report["again"]
@@ -87,7 +100,7 @@ PAUSE_S = 5 * LIVE_SILENCE_S
 
 @pytest.mark.parametrize("spaces", ["loopback", "none"])
 def test_a_live_conn_whose_reader_pauses_past_the_limit_is_kept(
-    spaces: str, tmp_path: Path
+    spaces: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``rdv accept`` piped into a reader that pauses for five silence limits, while
     ``rdv dial`` sends more than the buffers hold: the windows close, the kernels answer
@@ -96,7 +109,9 @@ def test_a_live_conn_whose_reader_pauses_past_the_limit_is_kept(
     Direct, the accepter's stdin is empty: its side ends first and the dialer keeps
     sending into the closed window (it used to take that for a quiet stdin after 2 s and
     end its side: both exited 0, 8 of 48 MiB copied). A classic relay cannot half-close
-    (docs/PROTOCOL.md section 8): there the accepter's stdin stays open, as advised."""
+    (docs/PROTOCOL.md section 8): there the accepter's stdin stays open, as advised. The
+    server's relay watch runs with the same short limit (16.12): it keeps the pair too."""
+    monkeypatch.setenv(RELAY_SILENCE_ENV, str(LIVE_SILENCE_S))  # for the server started here
     data = os.urandom(48 * 1024 * 1024)
     src = tmp_path / "src.bin"
     src.write_bytes(data)

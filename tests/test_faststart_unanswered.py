@@ -1,5 +1,5 @@
 """The kernel's "how long has the peer left us unanswered" on real loopback sockets
-(``rdv_core.client._tcpinfo.tcp_unanswered``, the silence watch's one input:
+(``rdv_core.tcpinfo.tcp_unanswered``, the silence watch's one input:
 docs/PROTOCOL.md section 16.10).
 
 A live peer that stops reading (a receiver piped into a pager) closes its window and
@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from rdv_core.client._tcpinfo import tcp_unanswered
+from rdv_core.tcpinfo import tcp_unanswered
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux's struct tcp_info")
 

@@ -25,12 +25,13 @@ MAX_LINES = 500
 #: Each layer of rdv_core (a sub-package or a top module) and the layers it may import.
 ALLOWED: Mapping[str, frozenset[str]] = {
     "errors": frozenset(),
+    "tcpinfo": frozenset(),
     "config": frozenset({"errors"}),
     "wire": frozenset({"errors"}),
     "events": frozenset({"errors", "wire"}),
     "faststart": frozenset({"errors", "wire", "events"}),
-    "client": frozenset({"errors", "wire", "events", "faststart"}),
-    "server": frozenset({"errors", "wire", "events"}),
+    "client": frozenset({"errors", "tcpinfo", "wire", "events", "faststart"}),
+    "server": frozenset({"errors", "tcpinfo", "wire", "events"}),
     "doctor": frozenset({"errors", "wire", "events", "client"}),
     "session": frozenset({"errors", "wire", "events", "client", "doctor"}),
     "lab": frozenset({"errors", "wire"}),

@@ -32,7 +32,7 @@ from rdv_core.client._dialer import (
 )
 from rdv_core.client._pickers import ON_THE_WAY_GRACE, Offers, WaitForP2P
 from rdv_core.client._sockets import bound_socket
-from rdv_core.client._tcpinfo import syn_unanswered
+from rdv_core.tcpinfo import syn_unanswered
 from rdv_core.wire import Addr
 
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="Linux socket semantics")

@@ -1,4 +1,4 @@
-"""The kernel's RTT figures of a real loopback conn (``rdv_core.client._tcpinfo``)."""
+"""The kernel's RTT figures of a real loopback conn (``rdv_core.tcpinfo``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rdv_core.client._tcpinfo import tcp_min_rtt, tcp_rtt
+from rdv_core.tcpinfo import tcp_min_rtt, tcp_rtt
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="struct tcp_info is Linux's")
 

@@ -18,8 +18,8 @@ from rdv_core.client._client import Client
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitConstant, WaitForP2P
 from rdv_core.client._silence import PathSilent
-from rdv_core.client._tcpinfo import tcp_rtt
 from rdv_core.client._upgrade import Upgrader
+from rdv_core.tcpinfo import tcp_rtt
 
 __all__ = [
     "AddressHistory",

@@ -16,7 +16,7 @@ import time
 from typing import Any, Final
 
 from rdv_core.client._budget import CandidateBudget
-from rdv_core.client._tcpinfo import syn_unanswered
+from rdv_core.tcpinfo import syn_unanswered
 
 #: How long :func:`redial_burst` may redial without yielding to the event loop.
 #: Skipping the loop between dials doubled the lab's burst rate (docs/LAB-NOTES.md

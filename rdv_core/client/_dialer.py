@@ -64,7 +64,6 @@ from rdv_core.client._preopen import (
     reset_on_close,
 )
 from rdv_core.client._sockets import bound_socket, family_of, reuse_socket
-from rdv_core.client._tcpinfo import syn_unanswered, tcp_min_rtt, tcp_rtt
 from rdv_core.client._uplinks import Uplink, bind_to_uplink
 from rdv_core.events import (
     Candidate,
@@ -76,6 +75,7 @@ from rdv_core.events import (
     Event,
     FailReason,
 )
+from rdv_core.tcpinfo import syn_unanswered, tcp_min_rtt, tcp_rtt
 from rdv_core.wire import Addr, AddrSpace
 
 # ----- redialling a public candidate that refuses us
@@ -197,7 +197,7 @@ def keeps_syn(addr: Addr, rtt: float | None) -> bool:
 def link_rtt(link: Link | None) -> float | None:
     """The kernel's round-trip time of ``link``'s TCP conn (Linux), in seconds.
 
-    Linux only, like :func:`~rdv_core.client._tcpinfo.syn_unanswered`: the hint only serves
+    Linux only, like :func:`~rdv_core.tcpinfo.syn_unanswered`: the hint only serves
     to give up SYNs that are still unanswered, which only Linux lets us tell. The minimum
     RTT where the kernel has it, else the smoothed one: after a lost server SYN the smoothed
     RTT kept the resent SYN's second, and the picker, which waits a few hints for the

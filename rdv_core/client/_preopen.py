@@ -60,7 +60,7 @@ import struct
 import sys
 from typing import Any, Final
 
-from rdv_core.client._tcpinfo import syn_answered, syn_unanswered
+from rdv_core.tcpinfo import syn_answered, syn_unanswered
 
 #: The IPv4 option: timestamp (68), 4 bytes, pointer 5 (past its end: full, no room for a
 #: timestamp), flags: overflow 14, "timestamps only". See the module docstring.

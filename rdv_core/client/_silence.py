@@ -7,7 +7,7 @@ never. So each conn the application gets (fast start's direct paths and its rela
 classic conn, direct or relayed: :func:`guard`) gets kernel keepalive (an idle conn is
 probed, the other end's kernel answers) and a watch that asks the kernel, once a second,
 how long the other end has left us unanswered
-(:func:`~rdv_core.client._tcpinfo.tcp_unanswered`): in-flight bytes or probes and no ACK
+(:func:`~rdv_core.tcpinfo.tcp_unanswered`): in-flight bytes or probes and no ACK
 since. Nothing of this is on the wire of the protocol: keepalive probes are TCP's own, and
 the one ``PING`` a fast-start switch writes on its new path is 16.3's.
 
@@ -23,12 +23,11 @@ import contextlib
 import math
 import os
 import socket
-import sys
 from typing import Final
 
-from rdv_core.client._tcpinfo import tcp_rtt, tcp_unanswered
 from rdv_core.faststart import RELAY, Kind, MigratingStream
 from rdv_core.faststart._frames import u64_frame
+from rdv_core.tcpinfo import RTO_MAX_RANGE, cap_backoff, tcp_rtt, tcp_unanswered
 
 #: Before the relay is retired a silent direct path costs nothing to give up (the stream
 #: goes back on the relay, replayed from the last ACK: 16.6), so it is given up soon: after
@@ -72,24 +71,17 @@ def silence_limit() -> float:
     return value if math.isfinite(value) and value > 0 else SILENCE
 
 
-#: ``TCP_RTO_MAX_MS`` (Linux 6.15 and later; Python has no name for it yet): the longest
-#: the kernel waits between two retransmissions, or two zero-window probes. Its default,
-#: 120 s, let a peer whose window stayed closed for minutes (a paused reader) be probed
-#: every 2 minutes, so a blackhole then took 158 s to be seen (measured: window closed
-#: 60 s); capped at a third of the silence limit, two probes fit in the limit.
-TCP_RTO_MAX_MS: Final = 44
-RTO_MAX_RANGE: Final = (1.0, 120.0)
-
-
 def rto_max(silence: float) -> float:
-    """The cap on the kernel's backoff for a conn given up after ``silence`` seconds."""
+    """The cap on the kernel's backoff for a conn given up after ``silence`` seconds
+    (:func:`~rdv_core.tcpinfo.cap_backoff`)."""
     low, high = RTO_MAX_RANGE
     return min(high, max(low, silence / 3))
 
 
 def keep_alive(sock: socket.socket) -> None:
     """Turn on keepalive probes (see :data:`KEEPALIVE_IDLE`) where the platform has them,
-    and cap the kernel's probe backoff (:data:`TCP_RTO_MAX_MS`) where it can be."""
+    and cap the kernel's probe backoff (:func:`~rdv_core.tcpinfo.cap_backoff`) where it
+    can be."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     for name, value in (
@@ -101,10 +93,7 @@ def keep_alive(sock: socket.socket) -> None:
         if option is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
-    if sys.platform == "linux":
-        with contextlib.suppress(OSError):  # ENOPROTOOPT before 6.15: 2-minute probes stay
-            cap = round(rto_max(silence_limit()) * 1000)
-            sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, cap)
+    cap_backoff(sock, rto_max(silence_limit()))
 
 
 class PathSilent(ConnectionResetError):

@@ -27,6 +27,7 @@ from rdv_core.server._handler import (
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerState, PendingProtocol
 from rdv_core.server._pipes import PipePool
 from rdv_core.server._relay import Relayer, SharedBuffer
+from rdv_core.server._relay_silence import watch_relayed
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.server._tally import Tally
 
@@ -187,6 +188,7 @@ class Pairing:
                 relayer.refuse_relay(f"relay rejected {exc.status}: {exc.reason}")
                 return
         self._tally.relay_total += 1
+        watch_relayed(relayer)  # a peer gone silent ends the pair (docs/PROTOCOL.md 16.12)
         # The event (a JSONL line with --events, flushed) waits one loop turn: the
         # relayer forwards CONTINUE and the pair's first bytes first, since they are
         # fast start's first byte (docs/PROTOCOL.md 16.9). Its time stays the CONTINUE's.

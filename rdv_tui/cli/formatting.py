@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
+import textwrap
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -108,6 +110,22 @@ def format_ms(seconds: float | None) -> str:
         return "-"
     ms = seconds * 1000
     return f"{ms:.1f} ms" if ms < 10 else f"{ms:.0f} ms"
+
+
+#: A figure and its unit (``16.4 ms``, ``3.0 s;``): joined by a no-break space while a line
+#: is wrapped, which textwrap never breaks at (its whitespace is ASCII only).
+_FIGURE_UNIT = re.compile(r"(\d) (ms|s|B|KiB|MiB|GiB|TiB)(?=[,;:.)]*(\s|$))")
+
+
+def fill_keeping_figures(text: str, room: int, first: str = "", rest: str = "") -> str:
+    """``textwrap.fill`` that keeps hyphenated words whole ("port-preserving",
+    "reject-with-tcp-reset") and each figure with its unit: ``rdv lab run``'s summary read
+    "p90 16.4" over "ms" at 80 columns."""
+    kept = _FIGURE_UNIT.sub("\\1\u00a0\\2", text)
+    filled = textwrap.fill(
+        kept, room, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
+    )
+    return filled.replace("\u00a0", " ")
 
 
 def format_duration(seconds: float) -> str:

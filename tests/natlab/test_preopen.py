@@ -22,10 +22,10 @@ from rdv_core.client._budget import SynBudget
 from rdv_core.client._candidates import new_candidate
 from rdv_core.client._dialer import dial_candidate
 from rdv_core.client._preopen import preopen_dial
-from rdv_core.client._tcpinfo import syn_unanswered
 from rdv_core.events import Clock, Event
 from rdv_core.lab import Firewall, Lab, LabSpec, NatKind, RouterSpec
 from rdv_core.lab._presets import get_preset
+from rdv_core.tcpinfo import syn_unanswered
 from rdv_core.wire import Addr
 
 A_PORT, B_PORT = 40001, 40002

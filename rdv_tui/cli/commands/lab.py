@@ -11,16 +11,14 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 from typing import Any, Final, TextIO
 
 from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
-from rdv_tui.cli.formatting import ms_figure
+from rdv_tui.cli.formatting import fill_keeping_figures, ms_figure
 
 #: Overrides how the lab starts rdv (split on spaces), e.g. to put another rdv/1
 #: implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
@@ -241,25 +239,10 @@ def _list(presets: dict[str, Any], out: TextIO, columns: int | None = None) -> i
         if stacked:
             out.write(f"{name}  {spec.expect}\n")
             head = indent
-        out.write(_fill(spec.summary, room, head, indent))
+        out.write(fill_keeping_figures(spec.summary, room, head, indent))
         out.write("\n")
-        out.write(f"{_fill(spec.why, room, f'{indent}why: ', f'{indent}     ')}\n")
+        out.write(f"{fill_keeping_figures(spec.why, room, f'{indent}why: ', f'{indent}     ')}\n")
     return 0
-
-
-#: A figure and its unit (``16.4 ms``, ``3.0 s;``): joined by a no-break space while a line
-#: is wrapped, which textwrap never breaks at (its whitespace is ASCII only).
-_FIGURE_UNIT: Final = re.compile(r"(\d) (ms|s|B|KiB|MiB|GiB|TiB)(?=[,;:.)]*(\s|$))")
-
-
-def _fill(text: str, room: int, first: str, rest: str) -> str:
-    # Hyphenated words stay whole ("port-preserving", "reject-with-tcp-reset"), and so do
-    # figures with their units: the summary read "p90 16.4" over "ms" at 80 columns.
-    kept = _FIGURE_UNIT.sub("\\1\u00a0\\2", text)
-    filled = textwrap.fill(
-        kept, room, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
-    )
-    return filled.replace("\u00a0", " ")
 
 
 #: Where a run's wrapped details continue: under its outcome.
@@ -301,10 +284,12 @@ def _run_line(plan: Any, i: int, result: Any, columns: int | None = None) -> str
         else:
             rest.append(piece)
     if rest:
-        line += "\n" + _fill("  ".join(rest), room, _RUN_INDENT, _RUN_INDENT + "  ")
+        line += "\n" + fill_keeping_figures("  ".join(rest), room, _RUN_INDENT, _RUN_INDENT + "  ")
     # The router's port clash explains the relay (docs/LAB-NOTES.md section 11).
     for remap in result.port_remaps:
-        line += "\n" + _fill(f"explained: {remap}", room, _RUN_INDENT, _RUN_INDENT + "  ")
+        line += "\n" + fill_keeping_figures(
+            f"explained: {remap}", room, _RUN_INDENT, _RUN_INDENT + "  "
+        )
     return line
 
 
@@ -321,7 +306,7 @@ def _summary_line(summary: dict[str, Any], columns: int | None = None) -> str:
             else ""
         )
     )
-    return _fill(text, _room(columns), "", "         ")
+    return fill_keeping_figures(text, _room(columns), "", "         ")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -337,12 +322,12 @@ def _run(args: argparse.Namespace) -> int:
         result.impairment = lab.impairment_method
         if text:
             room = _room(None)
-            print(_fill(f"lab {spec.name}: {spec.summary}", room, "", "    "))
+            print(fill_keeping_figures(f"lab {spec.name}: {spec.summary}", room, "", "    "))
             built = (
                 f"built in {result.build_ms:.0f} ms; impairment: {lab.impairment_method}; "
                 f"server {lab.plan.server_addr}; expect {spec.expect}: {spec.why}"
             )
-            print(_fill(built, room, "  ", "    "), flush=True)
+            print(fill_keeping_figures(built, room, "  ", "    "), flush=True)
         lab.start_server()
         runner = LabRunner(lab)
         for i in range(1, args.runs + 1):
@@ -381,7 +366,7 @@ def _matrix(args: argparse.Namespace) -> int:
     if not args.json:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
         title = f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}"
-        print(_fill(title, room, "", "  "))
+        print(fill_keeping_figures(title, room, "", "  "))
         print("\n".join(format_header(columns, note, room)), flush=True)
     rows = []
     for cell in cells:

@@ -1,8 +1,11 @@
 """The kernel's view of a TCP conn (``getsockopt(TCP_INFO)``): the one place that knows it.
 
-Two readers need ``struct tcp_info``: the race, for the round-trip time of the server conn
-(its hint for giving up unanswered SYNs, :mod:`rdv_core.client._dialer`) and whether a
-dial's SYN is still unanswered; and the TUI's link strip, for the RTT it shows. Each read
+Three readers need ``struct tcp_info``: the race, for the round-trip time of the server
+conn (its hint for giving up unanswered SYNs, :mod:`rdv_core.client._dialer`) and whether a
+dial's SYN is still unanswered; the silence watches of the client and of the server's
+relay (docs/PROTOCOL.md 16.10-16.11), for how long the other end has left a conn
+unanswered; and the TUI's link strip, for the RTT it shows. A layer of its own (nothing of
+rdv below it) so that the client and the server share it. Each read
 asks only for the head of the struct up to the field it needs: the dialer reads the state
 while racing, so that read stays a few bytes.
 
@@ -13,6 +16,7 @@ first being ``tcpi_state``, then ``u32`` fields, the 16th of which is ``tcpi_rtt
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from typing import Final, Protocol, cast
@@ -133,3 +137,22 @@ def syn_answered(sock: socket.socket) -> bool:
     but Linux we cannot tell, and say False.
     """
     return _linux_state(sock) == _LINUX_TCP_SYN_RECV
+
+
+#: ``TCP_RTO_MAX_MS`` (Linux 6.15 and later; Python has no name for it yet): the longest
+#: the kernel waits between two retransmissions, or two zero-window probes. Its default,
+#: 120 s, let a peer whose window stayed closed for minutes (a paused reader) be probed
+#: every 2 minutes, so a blackhole then took 158 s to be seen (measured: window closed
+#: 60 s); a watch that gives a conn up after S seconds caps it at a third of S, so that
+#: two probes fit in S (docs/PROTOCOL.md 16.10).
+TCP_RTO_MAX_MS: Final = 44
+RTO_MAX_RANGE: Final = (1.0, 120.0)
+
+
+def cap_backoff(sock: socket.socket, seconds: float) -> None:
+    """Cap the kernel's retransmission and probe backoff of ``sock`` at ``seconds`` where
+    it can be (Linux 6.15+: ``ENOPROTOOPT`` before, and the 2-minute probes stay)."""
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, TCP_RTO_MAX_MS, round(seconds * 1000))
