@@ -24,8 +24,9 @@ from rdv_core.tcpinfo import tcp_unanswered
 
 from tests.faststart_fallback_driver import nft
 
-#: Long enough for the kernel's zero-window probe backoff to pass 20 s (0.2 s doubling).
-PAUSE = 40.0
+#: Long enough for the kernel's zero-window probe backoff to pass 12 s (0.2 s doubling:
+#: the next probe up to 12.8 s away, the second 25.6 s after it, without the cap).
+PAUSE = 20.0
 #: Generous: without the cap the blackhole is seen a minute and more later.
 WAIT = 240.0
 

@@ -5,7 +5,7 @@ namespace; docs/PROTOCOL.md section 16.11).
 What a user saw: ``rdv receive | less`` paused for minutes, then the path blackholed: the
 sender's kernel probed the closed window every 2 minutes by then (TCP's backoff, 120 s at
 most), so the silence was seen after two unanswered probes, up to about 4 minutes (158 s
-measured after a 60 s pause; about a minute after this test's 40 s). The watch caps the
+measured after a 60 s pause; 25 s and more after this test's 20 s). The watch caps the
 backoff (``TCP_RTO_MAX_MS``, a third of the limit): a few seconds past the limit. While the
 window was closed and the peer alive, nothing was ever unanswered.
 """
@@ -33,5 +33,5 @@ def test_a_blackhole_after_a_long_closed_window_is_seen_soon(
     assert report["limit"] == LIMIT_S
     assert report["paused_max"] < 1.0, report  # the live, paused peer answered every probe
     # Capped at LIMIT_S / 3 s, two unanswered probes come within a few limits; before, the
-    # next probe alone was 25 s away and the second 51 s after it.
-    assert report["noticed_s"] is not None and report["noticed_s"] < 30, report
+    # next probe alone was up to 12.8 s away and the second 25.6 s after it.
+    assert report["noticed_s"] is not None and report["noticed_s"] < 15, report

@@ -46,13 +46,13 @@ SILENCE: Final = 15.0
 SILENCE_ENV: Final = "RDV_DIRECT_SILENCE"
 #: How often the watch reads the kernel's view (a getsockopt: nothing on the wire).
 WATCH_TICK: Final = 1.0
-#: Keepalive on an idle direct path: a probe after this much quiet, then at this
-#: interval; a live peer's kernel answers each. Both ends probe (a probe does not reset
-#: the other end's timer): 4 segments of 52 bytes (IPv4, TCP timestamps) per 5 s, about
-#: 42 bytes/s for both directions together, only while nothing else moves. The kernel's
-#: own give-up (:data:`KEEPALIVE_COUNT` probes) comes after :data:`SILENCE`.
+#: Keepalive on an idle direct path: a probe after this much quiet, then one each time
+#: as long again (:func:`keepalive_period`: shorter with a shorter limit); a live peer's
+#: kernel answers each. Both ends probe (a probe does not reset the other end's timer): 4
+#: segments of 52 bytes (IPv4, TCP timestamps) per 5 s, about 42 bytes/s for both
+#: directions together, only while nothing else moves. The kernel's own give-up
+#: (:data:`KEEPALIVE_COUNT` probes) comes after the silence limit.
 KEEPALIVE_IDLE: Final = 5
-KEEPALIVE_INTERVAL: Final = 5
 KEEPALIVE_COUNT: Final = 6
 
 
@@ -78,15 +78,23 @@ def rto_max(silence: float) -> float:
     return min(high, max(low, silence / 3))
 
 
+def keepalive_period(limit: float) -> int:
+    """:data:`KEEPALIVE_IDLE` (and interval), or a third of a shorter silence limit (whole
+    seconds, at least 1): an idle conn's two unanswered probes then come within the limit,
+    so that ``RDV_DIRECT_SILENCE=4`` gives an idle side up after about 5 s, not 11."""
+    return max(1, min(KEEPALIVE_IDLE, int(limit // 3)))
+
+
 def keep_alive(sock: socket.socket) -> None:
     """Turn on keepalive probes (see :data:`KEEPALIVE_IDLE`) where the platform has them,
     and cap the kernel's probe backoff (:func:`~rdv_core.tcpinfo.cap_backoff`) where it
     can be."""
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    period = keepalive_period(silence_limit())
     for name, value in (
-        ("TCP_KEEPIDLE", KEEPALIVE_IDLE),
-        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL),
+        ("TCP_KEEPIDLE", period),
+        ("TCP_KEEPINTVL", period),
         ("TCP_KEEPCNT", KEEPALIVE_COUNT),
     ):
         option = getattr(socket, name, None)
