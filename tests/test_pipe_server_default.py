@@ -10,28 +10,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-
-import pytest
-
-from rdv_core.server._core import RdvServer
-from rdv_core.server._native import start_native
 
 from tests.proc_support import kill_left
 
 RDV = [sys.executable, "-m", "rdv_tui"]
-
-
-@pytest.fixture
-async def url() -> AsyncIterator[str]:
-    server = RdvServer()
-    front = await start_native(server, host="127.0.0.1", port=0)
-    try:
-        yield front.url
-    finally:
-        await server.close()
-        await front.close()
 
 
 def env_with(extra: Mapping[str, str], config: Path) -> dict[str, str]:
