@@ -100,7 +100,10 @@ async def test_memory_returns_to_baseline(env: Env) -> None:
     finally:
         tracemalloc.stop()
     # 90 more conns through the server; what stays must not grow with them.
-    diff = after.compare_to(before, "lineno")
+    # yarl (aiohttp's URLs) memoises URL pieces in bounded LRU caches that fill with the
+    # workload's fresh tokens: 20 KiB of this growth on the aiohttp front, none of it ours.
+    bounded = [tracemalloc.Filter(False, "*/yarl/*")]
+    diff = after.filter_traces(bounded).compare_to(before.filter_traces(bounded), "lineno")
     growth = sum(stat.size_diff for stat in diff)
     top = "\n".join(str(stat) for stat in diff[:8])
     assert growth < 32 * 1024, f"grew by {growth} bytes:\n{top}"

@@ -27,7 +27,7 @@ from rdv_core.server._handler import (
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerState, PendingProtocol
 from rdv_core.server._pipes import PipePool
 from rdv_core.server._relay import Relayer, SharedBuffer
-from rdv_core.server._relay_silence import watch_relayed
+from rdv_core.server._relay_silence import SilenceSweep
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.server._tally import Tally
 
@@ -59,6 +59,7 @@ class Pairing:
         self._is_closed = is_closed
         self._place = place
         self.pairs: dict[int, Relayer] = {}
+        self._silence = SilenceSweep(self.pairs)
         self.pending: dict[int, tuple[Peer, Peer]] = {}
         #: RelayStarted events not written yet (pair id: the event's time).
         self._unreported: dict[int, float] = {}
@@ -121,6 +122,7 @@ class Pairing:
                 peer.fail(503, SHUTTING_DOWN)
         for relayer in list(self.pairs.values()):
             relayer.close("shutdown", reset=True)  # a FIN would read as the peer's end
+        self._silence.close()
 
     def _on_match_decided(
         self, task: asyncio.Future[None], pair_id: int, dialer: Peer, accepter: Peer
@@ -188,7 +190,7 @@ class Pairing:
                 relayer.refuse_relay(f"relay rejected {exc.status}: {exc.reason}")
                 return
         self._tally.relay_total += 1
-        watch_relayed(relayer)  # a peer gone silent ends the pair (docs/PROTOCOL.md 16.12)
+        self._silence.relay_started()  # a peer gone silent ends its pair (PROTOCOL 16.12)
         # The event (a JSONL line with --events, flushed) waits one loop turn: the
         # relayer forwards CONTINUE and the pair's first bytes first, since they are
         # fast start's first byte (docs/PROTOCOL.md 16.9). Its time stays the CONTINUE's.

@@ -27,9 +27,10 @@ import os
 from typing import Final
 
 from rdv_core.server._relay import Relayer
+from rdv_core.server._stats import PairPath
 from rdv_core.tcpinfo import cap_backoff, tcp_unanswered
 
-__all__ = ["RELAY_SILENCE", "RELAY_SILENCE_ENV", "relay_silence", "watch_relayed"]
+__all__ = ["RELAY_SILENCE", "RELAY_SILENCE_ENV", "SilenceSweep", "relay_silence"]
 
 #: A relayed conn silent this long ends its pair. Twice the clients' own 15 s (16.10), so
 #: that a peer whose path died names its own silence first; 30 times shorter than TCP's.
@@ -37,7 +38,7 @@ RELAY_SILENCE: Final = 30.0
 #: The environment variable of ``rdv serve`` that sets another :data:`RELAY_SILENCE`
 #: (seconds, > 0): a server whose clients must ride out longer outages, or a test.
 RELAY_SILENCE_ENV: Final = "RDV_RELAY_SILENCE"
-#: The longest time between two reads of one pair's conns: two ``getsockopt`` calls per
+#: The longest time between two reads of the relayed conns: two ``getsockopt`` calls per
 #: pair per tick, about 4,000 a second for 10,000 pairs.
 MAX_TICK: Final = 5.0
 
@@ -56,39 +57,60 @@ def tick(limit: float) -> float:
     return min(MAX_TICK, limit / 6)
 
 
-def watch_relayed(relayer: Relayer) -> None:
-    """Watch ``relayer``'s two conns until its pair ends; the first one silent for
-    :func:`relay_silence` ends the pair with a reset, its reason e.g. ``dialer went silent
-    for 30 s`` (the server's log and ``RelayEnded``).
+class SilenceSweep:
+    """Reads the relayed conns of ``pairs`` (the server's open pairs, by id) once a
+    :func:`tick`, while any pair is open; the first conn of a pair silent for
+    :func:`relay_silence` ends that pair with a reset, its reason e.g. ``dialer went
+    silent for 30 s`` (the server's log and ``RelayEnded``).
 
-    The sockets are asked for at each tick: the splice relay takes a pair's conns over
-    onto duplicated descriptors after this is called (:func:`._splice.take_over`). The
-    first read is a tick away, so that nothing is added before the pair's first relayed
-    bytes (fast start's first byte, docs/PROTOCOL.md 16.9). Where the kernel cannot tell
-    (not Linux) TCP's own timeouts stay.
+    One timer for the server, not one per pair: it holds no pair, so an ended pair's
+    memory goes at once (``tests/test_server_hygiene.py``). The sockets are asked for at
+    each read: the splice relay takes a pair's conns over onto duplicated descriptors
+    (:func:`._splice.take_over`). A pair is first read a tick after its relay started, so
+    that nothing is added before its first relayed bytes (fast start's first byte,
+    docs/PROTOCOL.md 16.9). Where the kernel cannot tell (not Linux) TCP's own timeouts
+    stay.
     """
-    limit = relay_silence()
-    loop = asyncio.get_running_loop()
-    every = tick(limit)
-    capped = False
 
-    def check() -> None:
-        nonlocal capped
-        if relayer.ended:
-            return
+    __slots__ = ("_capped", "_handle", "_limit", "_pairs")
+
+    def __init__(self, pairs: dict[int, Relayer]) -> None:
+        self._pairs = pairs
+        self._limit = relay_silence()
+        self._capped: set[int] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def relay_started(self) -> None:
+        """A pair began relaying: make sure the sweep runs."""
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(tick(self._limit), self._sweep)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _sweep(self) -> None:
+        self._handle = None
+        relayed = [r for r in self._pairs.values() if r.path is PairPath.RELAYED]
+        self._capped &= {r.pair_id for r in relayed}
+        for relayer in relayed:
+            if not relayer.ended:
+                self._read(relayer)
+        if any(r.path is PairPath.RELAYED for r in self._pairs.values()):
+            self.relay_started()
+
+    def _read(self, relayer: Relayer) -> None:
+        limit, fresh = self._limit, relayer.pair_id not in self._capped
         for who, peer in (("dialer", relayer.dialer), ("accepter", relayer.accepter)):
             sock = peer.transport.get_extra_info("socket")
             waited = tcp_unanswered(sock)
             if waited is None:
                 return  # not Linux, or a socket that cannot say: TCP's own timeouts
-            if not capped:
+            if fresh:
                 # Probes of a closed window back off to 2 minutes: two must fit in it.
                 cap_backoff(sock, limit / 3)
             if waited >= limit:
                 relayer.close(f"{who} went silent for {limit:.0f} s", reset=True)
                 return
-        capped = True
-        loop.call_later(every, check)
-
-    # A timer, not a task: nothing to cancel or await when the pair ends first.
-    loop.call_later(every, check)
+        self._capped.add(relayer.pair_id)
