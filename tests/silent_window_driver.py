@@ -25,8 +25,8 @@ from rdv_core.tcpinfo import tcp_unanswered
 from tests.faststart_fallback_driver import nft
 
 #: Long enough for the kernel's zero-window probe backoff to pass 12 s (0.2 s doubling:
-#: the next probe up to 12.8 s away, the second 25.6 s after it, without the cap).
-PAUSE = 20.0
+#: at 14 s the next probe is 11 s away and the second 25.6 s after it, without the cap).
+PAUSE = 14.0
 #: Generous: without the cap the blackhole is seen a minute and more later.
 WAIT = 240.0
 

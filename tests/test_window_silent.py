@@ -5,7 +5,7 @@ namespace; docs/PROTOCOL.md section 16.11).
 What a user saw: ``rdv receive | less`` paused for minutes, then the path blackholed: the
 sender's kernel probed the closed window every 2 minutes by then (TCP's backoff, 120 s at
 most), so the silence was seen after two unanswered probes, up to about 4 minutes (158 s
-measured after a 60 s pause; 25 s and more after this test's 20 s). The watch caps the
+measured after a 60 s pause; 40.9 s after this test's 14 s). The watch caps the
 backoff (``TCP_RTO_MAX_MS``, a third of the limit): a few seconds past the limit. While the
 window was closed and the peer alive, nothing was ever unanswered.
 """
