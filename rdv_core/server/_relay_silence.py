@@ -66,10 +66,10 @@ class SilenceSweep:
     One timer for the server, not one per pair: it holds no pair, so an ended pair's
     memory goes at once (``tests/test_server_hygiene.py``). The sockets are asked for at
     each read: the splice relay takes a pair's conns over onto duplicated descriptors
-    (:func:`._splice.take_over`). A pair is first read a tick after its relay started, so
-    that nothing is added before its first relayed bytes (fast start's first byte,
-    docs/PROTOCOL.md 16.9). Where the kernel cannot tell (not Linux) TCP's own timeouts
-    stay.
+    (:func:`._splice.take_over`). A pair is first read at the next sweep, never in the turn
+    its relay starts, so that nothing is added before its first relayed bytes (fast
+    start's first byte, docs/PROTOCOL.md 16.9). Where the kernel cannot tell (not Linux)
+    TCP's own timeouts stay.
     """
 
     __slots__ = ("_capped", "_handle", "_limit", "_pairs")
