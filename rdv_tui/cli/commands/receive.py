@@ -72,6 +72,7 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     Raises:
         ConfigError, CodeError, UsageError, ValueError, OSError: reported as usage errors.
     """
+    import sys
     from pathlib import Path
 
     from rdv_core.config import load_settings, resolve_server
@@ -88,6 +89,13 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
     if args.code is None:
         raise UsageError("a CODE is needed: as an argument, with --code-file or in $RDV_CODE")
     check_code(args.code)
+    if not args.yes and not sys.stdin.isatty():
+        # Told before the code is used: found out at the offer, it had burned the code
+        # (the sender read "the receiver declined" and both had to start again).
+        raise UsageError(
+            "stdin is not a terminal, so the offer cannot be asked about: pass --yes to "
+            "accept it without asking (the code is still good)"
+        )
     args.spaces = spaces_for(server, args.spaces)
     download_dir = Path(args.dir).expanduser() if args.dir else settings.downloads
     if download_dir.exists() and not download_dir.is_dir():  # mkdir said "File exists"
@@ -143,7 +151,6 @@ def _names(names: list[str], limit: int = 3) -> str:
 
 async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     import asyncio
-    import sys
 
     from rich.table import Table
 
@@ -253,9 +260,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         if args.yes:
             console.print(f"accepting {summary} into {escape(str(download_dir))}", soft_wrap=True)
             return True
-        if not sys.stdin.isatty():
-            declined.append(("stdin is not a terminal: pass --yes to accept without asking", offer))
-            return False
+        # stdin is a terminal here: _prepare refused a receive that could not ask.
         question = f"Accept {summary} into {download_dir}? [y/N] "
         with view.progress_paused():
             try:
