@@ -84,8 +84,8 @@ async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str, fa
     assert f"connected, encrypted: {path}" in err_s and f"connected, encrypted: {path}" in err_r
     if path == "relay":
         assert "direct connections are disabled" in err_s
-    assert "the receiver verified all 2 file(s)" in err_s
-    assert "2 file(s) verified" in err_r
+    assert "the receiver verified all 2 files" in err_s
+    assert "2 files verified" in err_r
     for name, digest in digests.items():
         assert file_digest(dl / name) == digest
     lines = events.read_text().splitlines()

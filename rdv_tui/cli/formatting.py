@@ -128,6 +128,11 @@ def fill_keeping_figures(text: str, room: int, first: str = "", rest: str = "") 
     return filled.replace("\u00a0", " ")
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: counts in words, not ``2 file(s)``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def format_duration(seconds: float) -> str:
     """A span for a sentence: ``29 ms`` under a second (a 2.9 MiB send read ``in 0.0 s``),
     ``4.6 s``, then ``3 min 07 s``, ``1 h 02 min``."""

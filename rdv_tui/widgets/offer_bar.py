@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
 from rdv_core.session import IncomingOffer
-from rdv_tui.cli.formatting import human_bytes
+from rdv_tui.cli.formatting import human_bytes, plural
 
 #: Characters of a path shown where a line holds several (a peer may offer 4,096).
 NAME_SHOWN = 60
@@ -108,7 +108,7 @@ class OfferBar(Horizontal):
         names = ", ".join(tail(f.path) for f in offer.files[:3])
         more = f" and {files - 3} more" if files > 3 else ""
         self.query_one("#offer-text", Static).update(
-            f"Peer offers {files} file(s), {human_bytes(size)}: {names}{more}"
+            f"Peer offers {plural(files, 'file')}, {human_bytes(size)}: {names}{more}"
         )
         self.add_class("-pending")
 

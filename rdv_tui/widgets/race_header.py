@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from rdv_core.wire import Addr
-from rdv_tui.cli.formatting import format_ms
+from rdv_tui.cli.formatting import format_ms, plural
 from rdv_tui.race_model import RaceModel
 from rdv_tui.widgets.figures import FigureLines
 from rdv_tui.widgets.log_line import KeptFigures
@@ -104,7 +104,7 @@ class ResultBanner(Static):
         if r is None:
             running = len([row for row in model.rows.values() if not row.state.is_final])
             if model.rows:
-                text = f"racing… {running} candidate(s) in flight"
+                text = f"racing… {plural(running, 'candidate')} in flight"
             elif model.server.connected_t is not None:
                 text = "waiting in the server's lobby for the peer…"
             elif model.events:
