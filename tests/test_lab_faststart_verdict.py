@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rdv_core.lab import FastResult, get_preset
+from rdv_core.lab import PRESETS, FastResult, get_preset
 from rdv_core.lab._faststart import judge
 from rdv_core.lab._faststart_table import faststart_header, faststart_row
 from rdv_core.lab._lab import exit_reason
@@ -95,7 +95,9 @@ def test_the_table_and_its_reasons_fit_a_narrow_terminal(tmp_path: Path) -> None
         assert lines[0].startswith("preset ") and lines[2 if room == 60 else 3].startswith("-")
         text = " ".join(" ".join(lines).split())
         assert "failed: the stream was on the direct path, then the accepter exited 1" in text
-    # At 200 columns the row is one line, as before.
-    one = faststart_row("cone-fw", "direct", summary, wide=wide, room=200, missed=False)
-    assert len(one) == 1, one
-    assert one[0].split()[:6] == ["cone-fw", "direct", "0", "0", "1", "0"], one
+    # Every preset in 80 columns (a pipe's, the default run) and at 200: one line each.
+    widest = max(len(name) for name in PRESETS)
+    for room in (80, 200):
+        one = faststart_row("cone-fw", "direct", summary, wide=widest, room=room, missed=False)
+        assert len(faststart_header(widest, room)) == len(one) + 1 == 2, one
+        assert len(one[0]) <= 80 and one[0].split()[:6] == ["cone-fw", "direct", "0", "0", "1", "0"]

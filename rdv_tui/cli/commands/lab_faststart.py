@@ -44,12 +44,15 @@ def run_faststart_command(args: argparse.Namespace, rdv_command: list[str]) -> i
         return 2
     from rdv_core.lab._faststart_table import faststart_header, faststart_row
 
-    # As wide as the longest preset run: one preset's table fits 80 columns; a narrower
+    # As wide as the longest preset run: every preset's table fits 80 columns; a narrower
     # terminal folds the rows at their columns (``_faststart_table``).
     wide = max(len("preset"), *(len(n) for n in names))
     room = max(shutil.get_terminal_size().columns, 20)  # $COLUMNS, else 80 into a pipe
     if not args.json:
-        print(f"rdv lab faststart: {args.runs} run(s) per preset (ms, medians)")
+        print(
+            f"rdv lab faststart: {args.runs} run(s) per preset "
+            "(ms, medians; RTT: the relay's round trip)"
+        )
         print("\n".join(faststart_header(wide, room)), flush=True)
     ok = True
     out = []
