@@ -40,7 +40,9 @@ def run_faststart_command(args: argparse.Namespace, rdv_command: list[str]) -> i
     names = args.presets or list(PRESETS)
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
-        print(f"rdv lab: unknown preset(s) {', '.join(unknown)}", file=sys.stderr)
+        # As `rdv lab run` says it: which name, and the ones there are.
+        known = ", ".join(PRESETS)
+        print(f"rdv lab: unknown preset {unknown[0]!r} (known: {known})", file=sys.stderr)
         return 2
     from rdv_core.lab._faststart_table import faststart_header, faststart_row
 
