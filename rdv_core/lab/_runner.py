@@ -79,7 +79,8 @@ class RunResult:
     port_remaps: list[str] = field(default_factory=list)
 
     def to_json(self) -> Json:
-        """The run as ``rdv lab run --json`` prints it (``port_remaps`` only when any)."""
+        """The run as ``rdv lab run --json`` prints it (``port_remaps``, ``error`` only when
+        any: a failed run's JSON said ``failed`` and not why, where the text said it)."""
         out: Json = {
             "outcome": self.outcome,
             "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 3),
@@ -88,6 +89,8 @@ class RunResult:
         }
         if self.port_remaps:
             out["port_remaps"] = self.port_remaps
+        if self.error:
+            out["error"] = self.error
         return out
 
     @property

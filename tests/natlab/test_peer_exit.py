@@ -38,6 +38,7 @@ def test_both_runners_fail_a_run_whose_accepter_exited_9(rdv_command: list[str])
         fast = FastStartRunner(lab, payload_size=4096).run_once()
     assert classic.data_ok and classic.outcome == "failed", classic.error
     assert classic.error == f"picked direct, then the accepter exited 9: {SAID}"
+    assert classic.to_json()["error"] == classic.error  # `rdv lab run --json` says why too
     # The race itself went as a cone-fw race goes (test_presets.py's checks).
     assert classic.received_bytes == classic.payload_bytes == 4096
     assert classic.chosen_space == "public4" and classic.chosen_family == 4
