@@ -162,6 +162,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.lab_command == "list":
         return _list(PRESETS, sys.stdout)
+    cells_only = [f"--{o}" for o in ("cells", "delays", "predict") if getattr(args, o, None)]
+    if args.lab_command == "matrix" and args.presets and cells_only:  # (they were ignored)
+        print(
+            f"rdv lab matrix: {' and '.join(cells_only)} choose matrix cells, and "
+            "--presets runs every preset instead: drop one or the other",
+            file=sys.stderr,
+        )
+        return 2
     if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
         known = ", ".join(PRESETS)
         print(f"rdv lab: unknown preset {args.preset!r} (known: {known})", file=sys.stderr)
