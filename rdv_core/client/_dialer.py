@@ -441,7 +441,7 @@ async def dial_candidate(
             sock.close()
         detail = "the race ended"
         if attempt > 1:
-            detail += f" after {attempt - 1} {last_reason} dial(s)"
+            detail += f" after {attempt - 1} {last_reason} dial" + ("" if attempt == 2 else "s")
             fail(f"{candidate.addr}: {last_reason} ({attempt - 1} dials)")
         emit(CandidateFailed(clock(), candidate, "cancelled", None, detail))
         raise

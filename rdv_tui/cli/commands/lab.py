@@ -18,7 +18,7 @@ import sys
 from typing import Any, Final, TextIO
 
 from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
-from rdv_tui.cli.formatting import fill_keeping_figures, ms_figure
+from rdv_tui.cli.formatting import fill_keeping_figures, ms_figure, plural
 
 #: Overrides how the lab starts rdv (split on spaces), e.g. to put another rdv/1
 #: implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
@@ -373,7 +373,7 @@ def _matrix(args: argparse.Namespace) -> int:
     columns, note = matrix_columns(cells, predict=args.predict, room=room)
     if not args.json:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        title = f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}"
+        title = f"rdv lab matrix: {len(cells)} cells, {plural(args.runs, 'run')} each; load {load}"
         print(fill_keeping_figures(title, room, "", "  "))
         print("\n".join(format_header(columns, note, room)), flush=True)
     rows = []
@@ -433,7 +433,7 @@ def _presets_matrix(args: argparse.Namespace) -> int:
 
     room = max(shutil.get_terminal_size().columns, 60)
     if not args.json:
-        print(f"rdv lab matrix: {args.runs} run(s) per preset")
+        print(f"rdv lab matrix: {plural(args.runs, 'run')} per preset")
         print("\n".join(preset_header()), flush=True)
     out = []
     bad = False

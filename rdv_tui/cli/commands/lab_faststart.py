@@ -14,7 +14,7 @@ import shutil
 import sys
 from typing import Any
 
-from rdv_tui.cli.formatting import ms_figure
+from rdv_tui.cli.formatting import ms_figure, plural
 
 
 def add_faststart_parser(sub: Any, positive_int: Any, delay: Any) -> None:
@@ -52,7 +52,7 @@ def run_faststart_command(args: argparse.Namespace, rdv_command: list[str]) -> i
     room = max(shutil.get_terminal_size().columns, 20)  # $COLUMNS, else 80 into a pipe
     if not args.json:
         print(
-            f"rdv lab faststart: {args.runs} run(s) per preset "
+            f"rdv lab faststart: {plural(args.runs, 'run')} per preset "
             "(ms, medians; RTT: the relay's round trip)"
         )
         print("\n".join(faststart_header(wide, room)), flush=True)
