@@ -149,7 +149,8 @@ class Rejoiner:
             away = now - self._first_lost_at
             raise ServerConnectError(
                 f"the rdv server went away while we waited and did not come back: "
-                f"{self.count} rejoins over {away:.1f} s failed (the last: {why}); run the "
+                f"{self.count} rejoin{'s' if self.count > 1 else ''} over {away:.1f} s "
+                f"failed (the last: {why}); run the "
                 "command again once the server is back",
                 getattr(exc, "errno", None),
             ) from exc
