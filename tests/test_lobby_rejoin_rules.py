@@ -23,6 +23,7 @@ from rdv_core.events import Clock, Event, LobbyRejoined, ServerLost
 SHUTTING = ServerRejectedError(503, "Service Unavailable", "rdv server shutting down, try again")
 REFUSED = ServerConnectError("cannot connect to the rdv server: refused", errno.ECONNREFUSED)
 RESET = ServerConnectError("lost the connection while waiting", errno.ECONNRESET)
+RESET.__cause__ = ConnectionResetError(errno.ECONNRESET, "Connection reset by peer")
 SILENT = RdvProtocolError(CLOSED_SILENTLY + " (if it serves TLS, use https://)")
 
 
@@ -111,6 +112,26 @@ def test_retry_after_is_honoured_up_to_a_bound() -> None:
     assert rejoiner.pause_after(soon, WAITING, clock()) == 3
     late = ServerRejectedError(503, "Service Unavailable", "rdv is closed", retry_after=3600)
     assert rejoiner.pause_after(late, WAITING, clock()) is None
+
+
+def test_a_tls_servers_refusal_of_plain_http_stands() -> None:
+    """Its ``400`` becomes a ServerConnectError naming ``https://`` (no cause): an answer."""
+    rejoiner, clock = _rejoiner([])
+    plain = ServerConnectError("the rdv server http://x:1 speaks TLS (...): use https://x:1")
+    assert rejoiner.pause_after(plain, WAITING, clock() - 5) is None
+
+
+def test_failed_connects_while_rejoining_are_said_in_a_few_words() -> None:
+    events: list[Event] = []
+    rejoiner, _ = _rejoiner(events)
+    rejoiner.count = 1
+    unreachable = ServerConnectError(
+        "cannot connect to the rdv server http://x:1: Network is unreachable", errno.ENETUNREACH
+    )
+    assert rejoiner.pause_after(unreachable, CONNECTING, None) == 1
+    assert rejoiner.pause_after(REFUSED, CONNECTING, None) == 2
+    said = [e.why for e in events if isinstance(e, ServerLost)]
+    assert said == ["network is unreachable", "connection refused"]
 
 
 def test_a_certificate_refused_on_a_rejoin_stands() -> None:

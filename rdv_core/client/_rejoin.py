@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -178,13 +177,24 @@ class Rejoiner:
             return "closed without answering" if held else None
         if not isinstance(exc, ServerConnectError):
             return None
-        if stage == CONNECTING and not self.count:
+        cause = exc.__cause__
+        if stage == WAITING:
+            if not isinstance(cause, OSError):
+                return None  # an answer read as an error (a TLS server's 400), not a loss
+        elif not self.count:
             return None  # a first connect that fails: nothing was joined (a wrong URL?)
-        if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+        if isinstance(cause, ssl.SSLCertVerificationError):
             return None  # the same certificate would be refused again
-        code = exc.errno
-        if code == errno.ECONNREFUSED:
-            return "connection refused"
-        if code in (errno.ECONNRESET, errno.EPIPE):
-            return "connection reset"
-        return os.strerror(code).lower() if code else str(exc)
+        return _said(exc, cause)
+
+
+def _said(exc: ServerConnectError, cause: BaseException | None) -> str:
+    """A failed connect or a broken conn in a few words (the CLI's line, the event)."""
+    if exc.errno == errno.ECONNREFUSED:
+        return "connection refused"
+    if exc.errno in (errno.ECONNRESET, errno.EPIPE) or isinstance(cause, ConnectionResetError):
+        return "connection reset"
+    if isinstance(cause, ssl.SSLError):
+        return "the TLS connection broke"
+    last = str(exc).rsplit(": ", 1)[-1]
+    return last[:1].lower() + last[1:120]
