@@ -98,8 +98,8 @@ async def test_a_killed_server_gone_for_good_ends_the_wait_after_the_rejoins(
         "rdv accept: the rdv server went away while we waited (closed without answering): "
         "rejoining in 0.5 s (1/1)",
         "rdv accept: the rdv server went away while we waited and did not come back: "
-        "1 rejoin over 0.5 s failed (the last: connection refused); run the command again "
-        "once the server is back",
+        "1 rejoin over 0.5 s failed (the last: connection refused); try again once the "
+        "server is back",
     ], lines
     types = [json.loads(line)["type"] for line in events.read_text().splitlines()]
     assert types.count("ServerLost") == 1 and "LobbyRejoined" not in types, types

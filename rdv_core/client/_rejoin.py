@@ -70,10 +70,10 @@ class RejoinPolicy:
     The pause before rejoin ``n`` is ``first_s * 2**(n-1)``, at most ``max_s``: with the
     defaults 0.5, 1, 2, 4, 5, 5 s, so 6 rejoins give up 17.5 s after the loss. A conn
     that then waited ``fresh_after_s`` in the lobby starts the count afresh (a server
-    restarted twice in an hour is two losses, not a streak). Worst case: at most
-    ``rejoins + 1`` connects per ``fresh_after_s`` (7 a minute), none sooner than
-    ``first_s`` after the previous, all to the URL the user gave. The overall
-    ``Client(timeout=...)`` bounds the whole wait, rejoins included.
+    restarted twice in an hour is two losses, not a streak). Worst case: ``rejoins + 1``
+    connects in a streak (7 by default), none sooner than ``first_s`` after the previous
+    (15 in any minute at most with these pauses), all to the URL the user gave. The
+    overall ``Client(timeout=...)`` bounds the whole wait, rejoins included.
     """
 
     rejoins: int = 6
@@ -149,8 +149,7 @@ class Rejoiner:
             raise ServerConnectError(
                 f"the rdv server went away while we waited and did not come back: "
                 f"{self.count} rejoin{'s' if self.count > 1 else ''} over {away:.1f} s "
-                f"failed (the last: {why}); run the "
-                "command again once the server is back",
+                f"failed (the last: {why}); try again once the server is back",
                 getattr(exc, "errno", None),
             ) from exc
         self.count += 1
