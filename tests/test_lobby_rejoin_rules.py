@@ -18,7 +18,7 @@ from rdv_core.client import Client, RejoinPolicy
 from rdv_core.client._rejoin import CONNECTING, WAITING, Rejoiner
 from rdv_core.client._response import CLOSED_SILENTLY
 from rdv_core.errors import RdvProtocolError, ServerConnectError, ServerRejectedError
-from rdv_core.events import Clock, Event, LobbyRejoined, ServerLost
+from rdv_core.events import Clock, Event, LobbyRejoined, PeerJoined, ServerLost
 
 SHUTTING = ServerRejectedError(503, "Service Unavailable", "rdv server shutting down, try again")
 REFUSED = ServerConnectError("cannot connect to the rdv server: refused", errno.ECONNREFUSED)
@@ -162,3 +162,41 @@ def test_off_by_default_for_library_clients() -> None:
     assert zero.pause_after(SHUTTING, WAITING, 0) is None
     with pytest.raises(ValueError):
         RejoinPolicy(first_s=0)
+
+
+async def test_a_rejoin_leaks_nothing_and_meets_the_peer() -> None:
+    """In process, with the real native front closed (503 to the lobby) and opened again
+    on its port: the lost conn's port, listeners and socket are closed before the rejoin
+    (each one runs the attempt afresh), and the fds and tasks come back down."""
+    import asyncio
+
+    from rdv_core import AddrSpace, PickFirst
+    from rdv_core.server._core import RdvServer
+    from rdv_core.server._native import serve_native
+
+    from tests.test_client_leaks import fd_count, settled
+
+    fds, tasks = await settled(fd_count(), len(asyncio.all_tasks()))
+    events: list[Event] = []
+    policy = RejoinPolicy(first_s=0.05, max_s=0.2)
+    waiting = Client(spaces=AddrSpace.LOOPBACK, rejoin=policy, timeout=10, on_event=events.append)
+    joined = asyncio.Event()
+    first = RdvServer(on_event=lambda e: joined.set() if isinstance(e, PeerJoined) else None)
+    async with serve_native(first, host="127.0.0.1", port=0) as front:
+        url = front.url.rstrip("/")
+        accept = asyncio.create_task(waiting.accept(url, "leak-free"))
+        await asyncio.wait_for(joined.wait(), 5)  # our request is in the lobby
+    async with serve_native(RdvServer(), host="127.0.0.1", port=int(url.rsplit(":", 1)[1])):
+        dialer = await Client(spaces=AddrSpace.LOOPBACK, picker=PickFirst()).dial(url, "leak-free")
+        accepter = await accept
+        dialer.writer.write(b"hi")
+        assert await accepter.reader.readexactly(2) == b"hi"
+        await dialer.close()
+        await accepter.close()
+    names = [type(e).__name__ for e in events]
+    assert names[:5] == [
+        "AttemptStarted", "ServerConnected", "SelfAddrsGathered", "ServerRejected", "ServerLost"
+    ], names  # fmt: skip
+    assert "LobbyRejoined" in names and "Picked" in names, names
+    now_fds, now_tasks = await settled(fds, tasks)
+    assert now_fds <= fds and now_tasks <= tasks, (fds, tasks, now_fds, now_tasks)
