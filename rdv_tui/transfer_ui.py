@@ -46,6 +46,7 @@ from rdv_tui.cli.formatting import (
     format_event,
     human_bytes,
     plural,
+    rejoin_line,
     shown,
 )
 from rdv_tui.transfer_bar import FittedProgress
@@ -421,7 +422,9 @@ class EventSink:
                     f"{why}; no more events are written",
                     soft_wrap=True,
                 )
-        if isinstance(event, ObservedAddrWarning) and self.warn_observed:
+        if (line := rejoin_line(event, "code")) is not None:
+            self.view.say(f"[yellow]{escape(line)}[/]", soft_wrap=True)
+        elif isinstance(event, ObservedAddrWarning) and self.warn_observed:
             self.view.say(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Upgraded) and not self.ended:  # fast start: RELAY -> P2P
             # Not after the end: "switched to p2p" came after "rdv send: the receiver

@@ -231,6 +231,24 @@ def format_event(event: Event, *, readable: bool = True) -> str:
     return line.rstrip() if readable else line
 
 
+def rejoin_line(event: Event, secret: str) -> str | None:
+    """The stderr line for a lost lobby conn and its rejoin (docs/PROTOCOL.md section 18),
+    None for any other event. ``secret`` names what the peer types (code, token)."""
+    from rdv_core.events import LobbyRejoined, ServerLost
+
+    if isinstance(event, ServerLost):
+        return (
+            f"the rdv server went away while we waited ({shown(event.why)}): rejoining in "
+            f"{event.rejoin_in_s:g} s ({event.rejoin}/{event.rejoins})"
+        )
+    if isinstance(event, LobbyRejoined):
+        return (
+            f"rejoined the lobby {event.away_s:.1f} s later: waiting for the peer again "
+            f"(the same {secret})"
+        )
+    return None
+
+
 def shown(text: str) -> str:
     """Text from the network (or holding it) as it may be printed on a terminal.
 

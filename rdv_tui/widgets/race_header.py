@@ -66,6 +66,8 @@ class ServerPhaseHeader(FigureLines):
             lines.append([Content.assemble(("⚠ ", "bold $warning"), (s.warning, "$warning"))])
         if s.rejected:
             lines.append([Content.assemble(("✗ server refused: ", "bold $error"), s.rejected)])
+        if s.rejoin and model.result is None:
+            lines.append([Content.assemble(("↻ ", "bold $warning"), (s.rejoin, "$warning"))])
         self.show_figures(lines)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes, plural
-from rdv_tui.cli.race_options import add_race_arguments
+from rdv_tui.cli.race_options import WAITING_REJOINS, add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def add_parser(subparsers: Any) -> None:
         help="download folder (default: 'downloads' in the config file, else ~/Downloads)",
     )
     parser.add_argument("-y", "--yes", action="store_true", help="accept offers without asking")
-    add_race_arguments(parser, dialer=False, fast_start=True)
+    add_race_arguments(parser, dialer=False, fast_start=True, rejoin=WAITING_REJOINS)
     add_explain_argument(parser)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
 from rdv_tui.cli.formatting import human_bytes, plural
-from rdv_tui.cli.race_options import add_race_arguments
+from rdv_tui.cli.race_options import WAITING_REJOINS, add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
         "--code-file, or $RDV_CODE",
     )
     add_secret_file_argument(parser, "--code-file", "code")
-    add_race_arguments(parser, dialer=True, fast_start=True)
+    add_race_arguments(parser, dialer=True, fast_start=True, rejoin=WAITING_REJOINS)
     add_explain_argument(parser)
 
 
