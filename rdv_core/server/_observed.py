@@ -73,6 +73,24 @@ def _parse_port(text: str) -> int | None:
     return port if 0 < port <= 65535 else None
 
 
+def _network(text: str) -> IPNetwork:
+    """A CIDR string as a network; one with host bits set (``10.0.0.1/8``) is refused.
+
+    Taken as its network (``10.0.0.0/8``), a typo for one address (``10.0.0.1/32``) widened
+    the trust to sixteen million without a word; which one was meant only the operator knows.
+    """
+    net = ipaddress.ip_network(text.strip(), strict=False)
+    if net.prefixlen == 0:
+        return net  # refused by the caller with its own reason
+    given = ipaddress.ip_interface(text.strip()).ip
+    if given != net.network_address:
+        raise ValueError(
+            f"{text.strip()} has host bits set: for the network write {net}, "
+            f"for the one address {given}/{given.max_prefixlen}"
+        )
+    return net
+
+
 class TrustedProxies:
     """Observed address from forwarding headers, honoured only from trusted proxy networks.
 
@@ -96,12 +114,11 @@ class TrustedProxies:
         """Build from CIDR strings (``10.0.0.0/8``, ``::1/128``, or a bare IP).
 
         Raises:
-            ValueError: for a string that is not a network, or a network of every address
-                (``0.0.0.0/0``, ``::/0``).
+            ValueError: for a string that is not a network, one with host bits set
+                (``10.0.0.1/8``), or a network of every address (``0.0.0.0/0``, ``::/0``).
         """
         self.networks: tuple[IPNetwork, ...] = tuple(
-            n if not isinstance(n, str) else ipaddress.ip_network(n.strip(), strict=False)
-            for n in networks
+            n if not isinstance(n, str) else _network(n) for n in networks
         )
         for net in self.networks:
             if net.prefixlen == 0:
