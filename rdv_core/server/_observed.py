@@ -16,6 +16,7 @@ import asyncio
 import ipaddress
 from collections.abc import Callable, Iterable
 
+from rdv_core.server import _deploy_hints as hints
 from rdv_core.wire import Addr, AddrError, IPAddress, unmap
 
 HeaderGetter = Callable[[str], str | None]
@@ -108,7 +109,7 @@ class TrustedProxies:
     Requests from anywhere else get their TCP peer address; their headers are ignored.
     """
 
-    __slots__ = ("networks",)
+    __slots__ = ("_hints", "networks")
 
     def __init__(self, networks: Iterable[str | IPNetwork]) -> None:
         """Build from CIDR strings (``10.0.0.0/8``, ``::1/128``, or a bare IP).
@@ -129,6 +130,7 @@ class TrustedProxies:
                     f"{net} trusts every client: each could name any address as its own "
                     "(and have the server dial it back); name your balancers' networks"
                 )
+        self._hints = hints.Throttle()
 
     def trusts(self, ip: IPAddress) -> bool:
         """True if ``ip`` is inside a trusted network."""
@@ -142,6 +144,13 @@ class TrustedProxies:
         remote = remote.unmapped()
         if not self.trusts(remote.ip):
             return remote
+        observed = self._from_headers(get_header)
+        if observed is None:
+            # A proxy that forwards no client: every client it carries would only warn.
+            hints.warn(self._hints, hints.NO_CLIENT_NAMED, remote.ip)
+        return observed
+
+    def _from_headers(self, get_header: HeaderGetter) -> Addr | None:
         forwarded_for = get_header("X-Forwarded-For")
         if forwarded_for:
             return self._from_forwarded_for(forwarded_for, get_header("X-Forwarded-Port"))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.commands import serve_args as kind
+from rdv_tui.cli.commands import serve_summary as summary
 from rdv_tui.cli.commands.serve_args import CAP_FLAGS, DEFAULT_LOBBY_TIMEOUT_S
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
 from rdv_tui.cli.commands.serve_reload import CertWatch
@@ -235,6 +236,7 @@ async def _serve_until_stopped(
         ProbeService,
         RdvServer,
         make_observed_addr,
+        relay_silence,
         start_native,
         start_probe_ports,
     )
@@ -306,33 +308,8 @@ async def _serve_until_stopped(
         if bind_host is None and host:
             url = url.replace("//0.0.0.0:", "//[::]:", 1)  # as the operator wrote it
         print(f"rdv serve: listening on {url}", file=sys.stderr, flush=True)
-        if probe_ports or args.dial_back:
-            ports = ", ".join(str(p.port) for p in probe_ports) or "none"
-            print(
-                f"rdv serve: doctor probe ports {ports}; dial-back "
-                f"{'on' if args.dial_back else 'off'}",
-                file=sys.stderr,
-                flush=True,
-            )
-        log.info(
-            "lobby timeout %s, caps: %s in all, %s per address, %s per network; open pairs: "
-            "%s per address, %s per network; unfinished requests: %s per address, %s per "
-            "network (open-file limit %d)",
-            "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
-            *(
-                "none" if n is None else n
-                for n in (
-                    limits.total,
-                    limits.per_address,
-                    limits.per_network,
-                    limits.pairs_per_address,
-                    limits.pairs_per_network,
-                    limits.heads_per_address,
-                    limits.heads_per_network,
-                )
-            ),
-            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-        )
+        summary.log_limits(args, limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        summary.log_front(args, front.port, [p.port for p in probe_ports], relay_silence())
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         # After the "listening" line (the first, which scripts wait for), in the log's form.
         if tls is not None and (warning := validity_warning(args.tls_cert)) is not None:
@@ -392,6 +369,13 @@ def run(args: argparse.Namespace) -> int:
         make_observed_addr(args.trust_proxy)
     except ValueError as exc:
         print(f"rdv serve: invalid --trust-proxy: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from rdv_core.server import relay_silence
+
+        relay_silence(strict=True)
+    except ValueError as exc:  # "2m" was taken as the default without a word
+        print(f"rdv serve: {exc}", file=sys.stderr)
         return 2
     if args.proxy_protocol and not args.trust_proxy:
         print(
