@@ -298,12 +298,18 @@ async def _serve_until_stopped(
                 file=sys.stderr,
             )
             return 1
-        try:
-            probe_ports = await start_probe_ports(probes, bind_host, args.probe_port)
-        except OSError as exc:
-            print(f"rdv serve: cannot listen on a probe port: {exc}", file=sys.stderr)
-            await front.close()
-            return 1
+        probe_ports = []
+        for number in args.probe_port:  # one at a time: the error names the port, and why
+            try:
+                probe_ports += await start_probe_ports(probes, bind_host, [number])
+            except OSError as exc:
+                cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+                why = listen_error(cause, host, number)
+                print(f"rdv serve: cannot listen on --probe-port {number}: {why}", file=sys.stderr)
+                for opened in probe_ports:
+                    await opened.close()
+                await front.close()
+                return 1
         url = front.url
         if bind_host is None and host:
             url = url.replace("//0.0.0.0:", "//[::]:", 1)  # as the operator wrote it
@@ -323,7 +329,11 @@ async def _serve_until_stopped(
             for chore in chores:
                 chore.cancel()
         started = time.monotonic()
-        log.info("%s: shutting down", signal_name)
+        # SIGHUP reloads many daemons: say at once that this one stops, and what reloads.
+        hup = " (nothing to reload: SIGUSR1 reloads the TLS certificate)" * (
+            signal_name == "SIGHUP"
+        )
+        log.info("%s: shutting down%s", signal_name, hup)
         await _shut_down(server, args.drain, stop)
         await front.close()
         for probe_port in probe_ports:
