@@ -50,3 +50,15 @@ def test_a_network_with_host_bits_is_refused_naming_both_readings(network: str, 
     lines = process.stderr.decode().splitlines()
     assert process.returncode == 2, lines
     assert lines == [f"rdv serve: invalid --trust-proxy: {network} has host bits set: {words}"]
+
+
+def test_networks_written_as_a_comma_list_are_refused_saying_so() -> None:
+    # Before: "'127.0.0.1/32,10.0.0.0/8' does not appear to be an IPv4 or IPv6 network".
+    command = [sys.executable, "-m", "rdv_tui", "serve", "--listen", "127.0.0.1:0"]
+    command += ["--trust-proxy", "127.0.0.1/32,10.0.0.0/8"]
+    process = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+    assert process.returncode == 2, process.stderr
+    assert process.stderr.decode().splitlines() == [
+        "rdv serve: invalid --trust-proxy: '127.0.0.1/32,10.0.0.0/8': give the networks as "
+        "separate words, not a list"
+    ]

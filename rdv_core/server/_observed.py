@@ -80,6 +80,8 @@ def _network(text: str) -> IPNetwork:
     Taken as its network (``10.0.0.0/8``), a typo for one address (``10.0.0.1/32``) widened
     the trust to sixteen million without a word; which one was meant only the operator knows.
     """
+    if "," in text:  # RDV_ARGS="--trust-proxy 10.0.0.0/8,192.168.0.0/16" in a unit file
+        raise ValueError(f"{text.strip()!r}: give the networks as separate words, not a list")
     net = ipaddress.ip_network(text.strip(), strict=False)
     if net.prefixlen == 0:
         return net  # refused by the caller with its own reason

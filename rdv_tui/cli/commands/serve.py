@@ -93,8 +93,9 @@ def add_parser(subparsers: Any) -> None:
         nargs="+",
         action="extend",
         default=[],
-        help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP only from these proxy "
-        "networks (e.g. 127.0.0.1/32 10.0.0.0/8)",
+        help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP/X-Real-Port (and, with "
+        "--proxy-protocol, PROXY headers) only from these proxy networks, separate words "
+        "(e.g. 127.0.0.1/32 10.0.0.0/8; no host bits: 10.0.0.1/8 is refused)",
     )
     parser.add_argument(
         "--probe-port",
@@ -115,7 +116,8 @@ def add_parser(subparsers: Any) -> None:
         "--proxy-protocol",
         action="store_true",
         help="read a PROXY v1/v2 header (HAProxy send-proxy, nginx stream, AWS NLB) from "
-        "--trust-proxy networks; refuse it from anyone else",
+        "--trust-proxy networks; refuse it from anyone else (not with --tls-cert: terminate "
+        "TLS at the balancer)",
     )
     parser.add_argument(
         "--tls-cert",
