@@ -44,6 +44,7 @@ from rdv_core.server import _metrics as metrics
 from rdv_core.server import _tls_front as tls_front
 from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets, transport_now
 from rdv_core.server._core import CLOSED, RdvServer
+from rdv_core.server._deploy_hints import PROXY_FROM_STRANGER
 from rdv_core.server._head_slots import (
     REFUSAL_WAIT_S,
     TOO_MANY_HEADS,
@@ -218,7 +219,7 @@ class _HttpConn(asyncio.Protocol):
             if header is not None and (
                 self._remote is None or not self._front.proxy_from(self._remote.ip)
             ):
-                raise ProxyHeaderError("PROXY header from an untrusted address")
+                raise ProxyHeaderError(PROXY_FROM_STRANGER)
         except ProxyHeaderError as exc:
             self._answer_bad_request(exc)
             return None
