@@ -107,20 +107,31 @@ def _warnings(served: Served) -> list[str]:
     return [line.split(": ", 1)[1] for line in served.stderr_lines if " WARNING " in line]
 
 
-async def test_a_proxy_header_to_a_server_that_does_not_read_it() -> None:
+async def test_a_balancer_in_front_of_a_server_without_proxy_flags() -> None:
     async with rdv_serve([]) as served:
         started = time.monotonic()
         alone = await _exchange(served.port, build_proxy_v1(SOURCE, DESTINATION))
         waited = time.monotonic() - started
         v2 = await _exchange(served.port, build_proxy_v2(SOURCE, DESTINATION))
+        # A reverse proxy's forwarding headers, and no --trust-proxy: not believed.
+        forwarded = await _exchange(
+            served.port,
+            b"GET /.rdv/observed HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 192.0.2.1\r\n"
+            b"X-Forwarded-Port: 40000\r\nConnection: close\r\n\r\n",
+        )
         assert await served.stop() == 0
     assert alone.startswith(b"HTTP/1.1 400 Bad Request\r\n") and waited < 2, (alone, waited)
     assert v2.startswith(b"HTTP/1.1 400 Bad Request\r\n"), v2
+    assert forwarded.startswith(b"HTTP/1.1 200 OK\r\n") and b"192.0.2.1" not in forwarded
     assert _warnings(served) == [
         "a PROXY protocol header arrived from 127.0.0.1 and this server does not read it "
         "(answered 400): start rdv serve with --proxy-protocol --trust-proxy <the balancer's "
-        "network>, or take send-proxy off the balancer"
-    ]  # once: the second within the minute is counted for the next warning
+        "network>, or take send-proxy off the balancer",
+        # once: the second within the minute is counted for the next warning
+        "a request from 127.0.0.1 carried X-Forwarded-For or X-Real-IP, and 127.0.0.1 is not "
+        "in --trust-proxy: the headers are ignored and the client is told 127.0.0.1 is its "
+        "address; if 127.0.0.1 is your reverse proxy, add its address to --trust-proxy",
+    ]
 
 
 async def test_a_proxy_header_to_the_tls_port(tmp_path: Path) -> None:

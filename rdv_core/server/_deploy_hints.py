@@ -1,8 +1,8 @@
 """Warnings for the operator when the server and what is in front of it disagree.
 
 A balancer that sends PROXY headers to a server that does not read them, a TLS port
-behind a balancer that sends them, a balancer outside ``--trust-proxy``, a trusted proxy
-that names no client: each conn is refused (or served without ``Rdv-Observed-Addr``)
+behind a balancer that sends them, a balancer or a reverse proxy outside ``--trust-proxy``,
+a trusted proxy that names no client: each conn is refused (or served without ``Rdv-Observed-Addr``)
 with a ``Rejected`` event, which ``rdv serve`` logs at ``-v`` only, so at the default
 level the operator saw nothing while every client failed (docs/PROTOCOL.md section 14).
 Each is now a warning at the default level that says what arrived and what to change,
@@ -19,6 +19,7 @@ from typing import Final
 from rdv_core.wire._http1.head import PROXY_NOT_READ
 
 __all__ = [
+    "FORWARDED_IGNORED",
     "NO_CLIENT_NAMED",
     "PROXY_FROM_STRANGER",
     "PROXY_ON_TLS",
@@ -37,6 +38,8 @@ PROXY_FROM_STRANGER: Final = "PROXY header from an untrusted address"
 PROXY_ON_TLS: Final = "a PROXY header on the TLS port: terminate TLS at the balancer"
 #: The kind of a request from a trusted proxy whose headers name no client.
 NO_CLIENT_NAMED: Final = "no client named"
+#: The kind of a request with forwarding headers from outside ``--trust-proxy``.
+FORWARDED_IGNORED: Final = "forwarding headers ignored"
 
 _HINTS: Final = {
     PROXY_NOT_READ: (
@@ -59,6 +62,11 @@ _HINTS: Final = {
         "Rdv-Observed-Addr and peers behind NATs will not connect directly; have the "
         "balancer send X-Forwarded-For and X-Forwarded-Port $remote_port, or a PROXY "
         "header (send-proxy) with rdv serve --proxy-protocol"
+    ),
+    FORWARDED_IGNORED: (
+        "a request from {remote} carried X-Forwarded-For or X-Real-IP, and {remote} is not "
+        "in --trust-proxy: the headers are ignored and the client is told {remote} is its "
+        "address; if {remote} is your reverse proxy, add its address to --trust-proxy"
     ),
 }
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable, Iterable
+from typing import Final
 
 from rdv_core.server import _deploy_hints as hints
 from rdv_core.wire import Addr, AddrError, IPAddress, unmap
@@ -28,9 +29,26 @@ ObservedAddrFunc = Callable[[Addr | None, HeaderGetter], Addr | None]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: Forwarding headers from outside ``--trust-proxy`` are warned of at most once a minute.
+_IGNORED: Final = hints.Throttle()
+
+
 def peer_address(remote: Addr | None, get_header: HeaderGetter) -> Addr | None:
     """The default: the TCP peer address, unmapped; forwarding headers are ignored."""
-    return None if remote is None else remote.unmapped()
+    if remote is None:
+        return None
+    remote = remote.unmapped()
+    _ignored(remote, get_header)
+    return remote
+
+
+def _ignored(remote: Addr, get_header: HeaderGetter) -> None:
+    """Warn of forwarding headers that are not believed: a reverse proxy left out of
+    ``--trust-proxy`` (or no ``--trust-proxy`` at all) told every client the proxy's address,
+    and the log said nothing (server/_deploy_hints.py). A client may send them too: the
+    words are conditional and the warning comes once a minute."""
+    if get_header("X-Forwarded-For") or get_header("X-Real-IP"):
+        hints.warn(_IGNORED, hints.FORWARDED_IGNORED, remote.ip)
 
 
 def transport_peer_addr(transport: asyncio.BaseTransport) -> Addr | None:
@@ -145,6 +163,7 @@ class TrustedProxies:
             return None
         remote = remote.unmapped()
         if not self.trusts(remote.ip):
+            _ignored(remote, get_header)
             return remote
         observed = self._from_headers(get_header)
         if observed is None:
