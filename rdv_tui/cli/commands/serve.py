@@ -134,7 +134,11 @@ def add_parser(subparsers: Any) -> None:
         default=0,
         help="also log every request, lobby event and rejection (-vv: debug)",
     )
-    parser.add_argument("--json-logs", action="store_true", help="log JSON lines to stderr")
+    parser.add_argument(
+        "--json-logs",
+        action="store_true",
+        help="log JSON lines to stderr (after the plain 'listening on' line)",
+    )
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
