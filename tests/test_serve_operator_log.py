@@ -147,11 +147,14 @@ async def test_a_proxy_header_to_the_tls_port(tmp_path: Path) -> None:
     ]
 
 
-async def test_a_balancer_outside_trust_and_a_proxy_that_names_no_client() -> None:
+async def test_a_balancer_outside_trust_two_in_a_row_and_one_naming_no_client() -> None:
     async with rdv_serve(["--proxy-protocol", "--trust-proxy", "127.0.0.2/32"]) as served:
         header = build_proxy_v1(SOURCE, DESTINATION)
         stranger = await _exchange(served.port, header + b"GET /healthz HTTP/1.1\r\n\r\n")
         assert stranger.startswith(b"HTTP/1.1 400 Bad Request\r\n"), stranger
+        # Two balancers in a row, each sending one: the second header is refused as such.
+        twice = await _exchange(served.port, header + header + b"GET / HTTP/1.1\r\n", "127.0.0.2")
+        assert twice.startswith(b"HTTP/1.1 400 Bad Request\r\n"), twice
         # From the trusted balancer, a request without a PROXY header or forwarding headers
         # (the doctor's, answered at once; an rdv request's observed address is found so).
         probe = b"GET /.rdv/observed HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -161,6 +164,9 @@ async def test_a_balancer_outside_trust_and_a_proxy_that_names_no_client() -> No
     assert _warnings(served) == [
         "a PROXY protocol header arrived from 127.0.0.1, outside --trust-proxy (answered 400): "
         "if 127.0.0.1 is your balancer, add its network to --trust-proxy",
+        "a second PROXY protocol header arrived on a conn whose first one named 192.0.2.1 "
+        "(answered 400): two balancers in a row each send one; the inner one must read the "
+        "outer's (HAProxy accept-proxy) instead of passing it on",
         "a request from 127.0.0.2, inside --trust-proxy, named no client (no PROXY header, no "
         "X-Forwarded-For or X-Real-IP with the client's port): it gets no Rdv-Observed-Addr "
         "and peers behind NATs will not connect directly; have the balancer send "

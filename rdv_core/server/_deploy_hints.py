@@ -23,8 +23,10 @@ __all__ = [
     "NO_CLIENT_NAMED",
     "PROXY_FROM_STRANGER",
     "PROXY_ON_TLS",
+    "SECOND_PROXY_HEADER",
     "Throttle",
     "hint",
+    "refused_why",
     "warn",
 ]
 
@@ -36,6 +38,8 @@ INTERVAL_S: Final = 60.0
 PROXY_FROM_STRANGER: Final = "PROXY header from an untrusted address"
 #: The ``Rejected`` reason of a PROXY header on a TLS port (``--proxy-protocol`` refuses TLS).
 PROXY_ON_TLS: Final = "a PROXY header on the TLS port: terminate TLS at the balancer"
+#: The ``Rejected`` reason of a PROXY header after the one a ``--proxy-protocol`` front read.
+SECOND_PROXY_HEADER: Final = "a second PROXY header"
 #: The kind of a request from a trusted proxy whose headers name no client.
 NO_CLIENT_NAMED: Final = "no client named"
 #: The kind of a request with forwarding headers from outside ``--trust-proxy``.
@@ -56,6 +60,11 @@ _HINTS: Final = {
         "not read one before TLS; terminate TLS at the balancer and run rdv serve "
         "--proxy-protocol without --tls-cert, or take send-proxy off the balancer"
     ),
+    SECOND_PROXY_HEADER: (
+        "a second PROXY protocol header arrived on a conn whose first one named {remote} "
+        "(answered 400): two balancers in a row each send one; the inner one must read the outer's "
+        "(HAProxy accept-proxy) instead of passing it on"
+    ),
     NO_CLIENT_NAMED: (
         "a request from {remote}, inside --trust-proxy, named no client (no PROXY header, "
         "no X-Forwarded-For or X-Real-IP with the client's port): it gets no "
@@ -75,6 +84,12 @@ def hint(reason: str) -> str | None:
     """The warning's words for a refusal reason (``{remote}`` to fill), or None: not a
     deployment's mistake."""
     return _HINTS.get(reason)
+
+
+def refused_why(reason: str, reads_proxy: bool) -> str:
+    """The reason to count for a malformed head: on a front that reads PROXY headers, one
+    that starts with another is not "PROXY protocol is off" (whose fix would mislead)."""
+    return SECOND_PROXY_HEADER if reads_proxy and reason == PROXY_NOT_READ else reason
 
 
 class Throttle:
