@@ -43,10 +43,11 @@ async def test_the_start_up_log_says_what_was_configured(monkeypatch: pytest.Mon
         assert await served.stop() == 0
     assert "lobby timeout 600s, caps: 10000 in all" in limits, limits
     assert front.endswith(
-        "INFO rdv.server: trusted proxies 10.0.0.0/8, ::1/128 (their forwarding headers name "
-        "the client); PROXY protocol read from the trusted proxies; TLS off (plain HTTP); "
-        "doctor probe ports none, dial-back off; drain 7s on a stop signal; pairs: idle "
-        "timeout 300s, relay silence limit 45s (RDV_RELAY_SILENCE)\n"
+        f"INFO rdv.server: bound to 127.0.0.1:{served.port}; trusted proxies 10.0.0.0/8, "
+        "::1/128 (their forwarding headers name the client); PROXY protocol read from the "
+        "trusted proxies; TLS off (plain HTTP); doctor probe ports none, dial-back off; "
+        "drain 7s on a stop signal; pairs: idle timeout 300s, relay silence limit 45s "
+        "(RDV_RELAY_SILENCE)\n"
     ), front
 
 
@@ -60,6 +61,7 @@ async def test_the_start_up_settings_in_json_with_tls(tmp_path: Path) -> None:
     assert f"TLS {cert} (plain HTTP to port {served.port} gets 400)" in front["msg"]
     fields = {k: front[k] for k in front if k not in ("ts", "level", "logger", "msg")}
     assert fields == {
+        "bound": [f"127.0.0.1:{served.port}"],
         "trust_proxy": [],
         "proxy_protocol": False,
         "tls_cert": str(cert),

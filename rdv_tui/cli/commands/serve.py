@@ -173,6 +173,11 @@ async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> in
             loop.remove_signal_handler(sig)
 
 
+def _sockname(sock: Any) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _reload(watch: CertWatch | None) -> None:
     if watch is None:
         log.info("SIGUSR1: nothing to reload (no --tls-cert)")
@@ -321,7 +326,8 @@ async def _serve_until_stopped(
             url = url.replace("//0.0.0.0:", "//[::]:", 1)  # as the operator wrote it
         print(f"rdv serve: listening on {url}", file=sys.stderr, flush=True)
         summary.log_limits(args, limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-        summary.log_front(args, front.port, [p.port for p in probe_ports], relay_silence())
+        bound = [_sockname(sock) for sock in front.sockets]
+        summary.log_front(args, bound, front.port, [p.port for p in probe_ports], relay_silence())
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         # After the "listening" line (the first, which scripts wait for), in the log's form.
         if tls is not None and (warning := validity_warning(args.tls_cert)) is not None:

@@ -44,9 +44,17 @@ def log_limits(args: argparse.Namespace, limits: Any, open_files: int) -> None:
 
 
 def log_front(
-    args: argparse.Namespace, port: int, probe_ports: Sequence[int], relay_silence_s: float
+    args: argparse.Namespace,
+    bound: Sequence[str],
+    port: int,
+    probe_ports: Sequence[int],
+    relay_silence_s: float,
 ) -> None:
-    """Who is trusted, TLS, the doctor's ports, the drain and the pairs' limits."""
+    """The sockets, who is trusted, TLS, the doctor's ports, the drain and the pairs' limits.
+
+    ``bound``: the listening sockets' addresses. The ``listening on`` URL of ``--listen :8080``
+    says ``0.0.0.0``, which the help calls IPv4 only, where ``[::]:8080`` is bound too.
+    """
     networks = ", ".join(args.trust_proxy)
     if args.trust_proxy:
         trusted = f"trusted proxies {networks} (their forwarding headers name the client)"
@@ -59,8 +67,9 @@ def log_front(
         tls = "TLS off (plain HTTP)"
     probes = ", ".join(str(p) for p in probe_ports) or "none"
     log.info(
-        "%s; PROXY protocol %s; %s; doctor probe ports %s, dial-back %s; drain %s on a stop "
-        "signal; pairs: idle timeout %s, relay silence limit %s (RDV_RELAY_SILENCE)",
+        "bound to %s; %s; PROXY protocol %s; %s; doctor probe ports %s, dial-back %s; drain %s "
+        "on a stop signal; pairs: idle timeout %s, relay silence limit %s (RDV_RELAY_SILENCE)",
+        ", ".join(bound),
         trusted,
         proxy,
         tls,
@@ -71,6 +80,7 @@ def log_front(
         _seconds(relay_silence_s),
         extra={
             "fields": {
+                "bound": list(bound),
                 "trust_proxy": list(args.trust_proxy),
                 "proxy_protocol": bool(args.proxy_protocol),
                 "tls_cert": None if args.tls_cert is None else str(args.tls_cert),
