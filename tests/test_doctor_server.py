@@ -329,9 +329,12 @@ async def test_doctor_against_a_server_that_answers_nothing() -> None:
     # the summary says so instead of "the server could not tell us our address".
     listener = socket.create_server(("127.0.0.1", 0), backlog=16)
     try:
-        report = await run_doctor([f"http://127.0.0.1:{listener.getsockname()[1]}"])
+        # A short wait: the user's 3 s were all of this test's time.
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        report = await run_doctor([url], http_timeout_s=0.3)
     finally:
         listener.close()
     said = summary(report)
     assert said.startswith("TCP reached the server but it answered nothing (no answer to GET"), said
+    assert "within 0.3 s" in said, said
     assert report.servers[0].tcp4.value is True

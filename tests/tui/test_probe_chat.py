@@ -10,6 +10,7 @@ from rdv_tui.app import make_app
 from rdv_tui.widgets.chat import ChatLog
 from rdv_tui.widgets.link_strip import LinkStrip
 
+from tests.tui.test_dropped_paths import typed_at_once
 from tests.tui.test_live import config, wait_for
 from tests.tui.test_probe_files import dialed_session
 
@@ -31,7 +32,8 @@ async def test_a_line_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> N
         assert field.value == ""
         conn.writer.transport.abort()  # the peer is gone
         await wait_for(pilot, lambda: screen.query_one(LinkStrip).closed != "")
-        await pilot.press(*"a long thought, typed too late", "enter")
+        await typed_at_once(app, pilot, "a long thought, typed too late")  # 30 keys
+        await pilot.press("enter")
         await pilot.pause(0.2)
         assert field.value == "a long thought, typed too late"
         assert any("the line stays" in n.message for n in app._notifications)
