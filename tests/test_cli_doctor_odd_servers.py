@@ -85,3 +85,41 @@ def test_every_takes_a_number_of_seconds_only() -> None:
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert f"--every: must be at least 1 second: '{bad}'" in done.stderr, done.stderr
+
+
+async def test_a_plain_web_server_is_no_rdv_server() -> None:
+    """``rdv doctor`` against ``python -m http.server``: it called the web server "an rdv/1
+    server without them (doctor routes), e.g. the Go one" and exited 0 ("measured"), having
+    measured nothing. An rdv/1 server without the routes answers ``426 invalid rdv upgrade``
+    (docs/PROTOCOL.md section 3, row 7); this one answered its own 404 page."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=web.serve_forever, daemon=True)
+    thread.start()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    url = f"http://127.0.0.1:{web.server_address[1]}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rdv_tui", "doctor", url, cwd="/tmp",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await kill_left(proc)
+        web.shutdown()
+        web.server_close()
+        thread.join(5)
+    text = " ".join(out.decode().split())
+    assert proc.returncode == 1, text  # no rdv server answered (README: the exit codes)
+    assert "e.g. the Go one" not in text, text
+    assert (
+        "TCP reached the server, but nothing was measured: it is not an rdv server (it answered "
+        "404 to GET /.rdv/probes" in text
+    ), text

@@ -12,6 +12,7 @@ import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError
 from rdv_core.client._server_conn import plain_refused, tls_reason
@@ -118,10 +119,9 @@ async def directory(server: Target, conn: HttpConn) -> None:
             server.directory_reason = str(refused)
             return
         if status != 200:
-            server.directory_reason = (
-                f"the server answered {status} to {PROBES_PATH}: it has no doctor routes "
-                "(an rdv/1 server without them, e.g. the Go one)"
-            )
+            server.directory_reason, is_rdv = no_directory(status, body)
+            if not is_rdv:  # an answer, but not from an rdv server: nothing to measure here
+                server.http = Finding(False, server.directory_reason)
             return
         server.directory = parse_directory(body)
     except ProtocolError as exc:  # it answered, but not with what we asked for
@@ -130,6 +130,41 @@ async def directory(server: Target, conn: HttpConn) -> None:
     except ProbeHttpError as exc:  # silent, or the conn failed before any answer
         server.http = Finding(False, str(exc))
         server.directory_reason = f"{PROBES_PATH}: {exc}"
+
+
+#: The doctor's words for an answer that no rdv server gives (the summary keys on them).
+NOT_RDV: Final = "it is not an rdv server"
+
+
+def no_directory(status: int, body: bytes) -> tuple[str, bool]:
+    """Why a non-200 answer to ``/.rdv/probes`` gives no directory, and whether an rdv server
+    gave it.
+
+    An rdv/1 server without the doctor routes answers a path at its root as a token without
+    ``Connection: upgrade``: ``426 invalid rdv upgrade`` (docs/PROTOCOL.md section 3, row 7);
+    under a ``--prefix``, Go's ``404 page not found`` (row 5). Our server's probe limit is
+    ``429`` and a shut-down one ``503 rdv is closed`` (sections 15.1 and 3). Anything else
+    (a plain web server's 404 page, a redirect) came from something that is not rdv: calling
+    it "an rdv/1 server without them" sent a user looking for routes on a web server.
+    """
+    text = body.decode("utf-8", "replace").strip()
+    where = f"the server answered {status} to {PROBES_PATH}"
+    if (status == 426 and text.startswith("invalid rdv upgrade")) or (
+        status == 404 and text == "404 page not found"
+    ):
+        return (
+            f"{where}: it has no doctor routes (an rdv/1 server without them, e.g. the Go one)",
+            True,
+        )
+    if status == 429:
+        return f"{where}: it limits probes from this address; run again in a few seconds", True
+    if status == 503 and text == "rdv is closed":
+        return f"{where}: the rdv server is shutting down", True
+    return (
+        f"{NOT_RDV} (it answered {status} to GET {PROBES_PATH}, where an rdv server answers "
+        "200, or 426 without the doctor routes): is that port the rdv server's?",
+        False,
+    )
 
 
 async def probe(
