@@ -179,8 +179,11 @@ def verdict(
     ours: Iterable[Event],
     theirs: Iterable[Event] | None,
     t: float = 0.0,
+    *,
+    missing: str = "the peer sent no doctor report",
 ) -> VerdictReached:
-    """Merge the prediction and both sides' race events into one explanation."""
+    """Merge the prediction and both sides' race events into one explanation (``missing``:
+    why there is no prediction, when there is none)."""
     ours, theirs = list(ours), list(theirs or ())
     our_lines, outcome, chosen = candidate_lines(ours)
     their_lines, their_outcome, _ = candidate_lines(theirs)
@@ -199,7 +202,7 @@ def verdict(
         else:
             outcome, path = "relay", "relay (fast start found no direct path)"
     if prediction is None:
-        sentence = f"{path.capitalize()}; no prediction (the peer sent no doctor report)."
+        sentence = f"{path.capitalize()}; no prediction ({missing})."
         return VerdictReached(
             t, "", "", "", outcome, chosen, None, sentence, tuple(our_lines), tuple(their_lines)
         )
