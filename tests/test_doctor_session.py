@@ -244,7 +244,8 @@ async def test_a_dialer_without_direct_candidates_still_gets_the_peers_side(
     """``rdv send --spaces none --explain`` to ``rdv receive --explain``: the receiver (the
     accepter) waited 10 s for quick attempts the sender never made, the sender gave up on its
     report after 5 s ("no prediction (the peer sent no doctor report)"), sent, closed, and the
-    receiver said "no verdict: the session is closed" (docs/PROTOCOL.md section 16.8)."""
+    receiver said "no verdict: the session is closed" (docs/PROTOCOL.md section 16.8); then
+    the receiver's verdict blamed nobody ("no direct conn came up in time")."""
     import time
 
     from tests.doctor_support import probe_server
@@ -270,4 +271,10 @@ async def test_a_dialer_without_direct_candidates_still_gets_the_peers_side(
     assert "verdict: Relay (fast start found no direct path), as predicted" in said, said
     heard = " ".join(err_r.split())
     assert "no verdict" not in heard and "verdict: Relay" in heard, heard
+    # The receiver's own network would have gone direct: the relay was the sender's doing,
+    # said plainly ("no direct conn came up in time" blamed nobody).
+    assert (
+        "though direct was expected (both sides have the same address and no NAT: one "
+        "machine): the peer had no direct candidate to try (none of ours is in its --spaces)."
+    ) in heard, heard
     assert took < 5, took  # no side waits out a timeout

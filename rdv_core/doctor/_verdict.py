@@ -35,6 +35,7 @@ from rdv_core.events import (
     UpgradeFailed,
     VerdictReached,
 )
+from rdv_core.events._upgrade import NO_CANDIDATE
 
 
 @dataclass(slots=True)
@@ -191,8 +192,19 @@ def verdict(
         outcome = their_outcome
     path = f"direct via {chosen}" if outcome == "direct" else outcome
     # Either side's events may have seen the switch (ours may stop before it did).
-    seen = [x for x in (fast_start(ours), fast_start(theirs)) if x is not None]
+    our_switch, their_switch = fast_start(ours), fast_start(theirs)
+    seen = [x for x in (our_switch, their_switch) if x is not None]
     switch = next((x for x in seen if x.addr), seen[0] if seen else None)
+    # A side that tried nothing decided the relay (section 16.5: the accepter's attempts are
+    # the dialer's). The other side's verdict said "no direct conn came up in time", as if
+    # its network had failed, for a peer run with --spaces none.
+    idle = ""
+    if switch is not None and not switch.addr:
+        if our_switch is not None and our_switch.failure == NO_CANDIDATE:
+            idle = "we had no direct candidate to try (no peer address is in our --spaces)"
+        elif their_switch is not None and their_switch.failure == NO_CANDIDATE:
+            idle = "the peer had no direct candidate to try (none of ours is in its --spaces)"
+            their_lines.insert(0, fast_start_line(their_switch))
     if switch is not None and outcome != "failed":
         # Fast start picked the relay on purpose: the stream's path is where it ended.
         our_lines.insert(0, fast_start_line(switch))
@@ -207,7 +219,7 @@ def verdict(
             t, "", "", "", outcome, chosen, None, sentence, tuple(our_lines), tuple(their_lines)
         )
     agrees = prediction.agrees_with(outcome)
-    trouble = _trouble(
+    trouble = idle or _trouble(
         [*our_lines, *their_lines], prediction.winner, fast=switch is not None and not switch.addr
     )
     if prediction.expect == "possible":
