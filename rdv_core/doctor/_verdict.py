@@ -122,6 +122,14 @@ def fast_start(events: Iterable[Event]) -> Switch | None:
     return Switch(failure=failure)
 
 
+def _tried_nothing(switch: Switch | None, lines: Sequence[str]) -> bool:
+    """Did this side dial nothing: fast start had no candidate, or (classic) every
+    candidate was skipped because its address space is not enabled."""
+    if switch is not None:
+        return switch.failure == NO_CANDIDATE
+    return bool(lines) and all(": skipped (address space " in line for line in lines)
+
+
 def fast_start_line(switch: Switch) -> str:
     """One line for the verdict: where a fast-start stream went, and when."""
     if switch.addr:
@@ -196,15 +204,17 @@ def verdict(
     seen = [x for x in (our_switch, their_switch) if x is not None]
     switch = next((x for x in seen if x.addr), seen[0] if seen else None)
     # A side that tried nothing decided the relay (section 16.5: the accepter's attempts are
-    # the dialer's). The other side's verdict said "no direct conn came up in time", as if
-    # its network had failed, for a peer run with --spaces none.
+    # the dialer's; in a classic race, every candidate skipped for its space). The other
+    # side's verdict said "no direct conn came up in time", or "SYNs were refused (reset by
+    # a router)" for the peer's closed port, for a peer run with --spaces none.
     idle = ""
-    if switch is not None and not switch.addr:
-        if our_switch is not None and our_switch.failure == NO_CANDIDATE:
+    if switch is None or not switch.addr:
+        if _tried_nothing(our_switch, our_lines):
             idle = "we had no direct candidate to try (no peer address is in our --spaces)"
-        elif their_switch is not None and their_switch.failure == NO_CANDIDATE:
+        elif _tried_nothing(their_switch, their_lines):
             idle = "the peer had no direct candidate to try (none of ours is in its --spaces)"
-            their_lines.insert(0, fast_start_line(their_switch))
+            if their_switch is not None:
+                their_lines.insert(0, fast_start_line(their_switch))
     if switch is not None and outcome != "failed":
         # Fast start picked the relay on purpose: the stream's path is where it ended.
         our_lines.insert(0, fast_start_line(switch))
