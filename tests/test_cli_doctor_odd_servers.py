@@ -123,3 +123,21 @@ async def test_a_plain_web_server_is_no_rdv_server() -> None:
         "TCP reached the server, but nothing was measured: it is not an rdv server (it answered "
         "404 to GET /.rdv/probes" in text
     ), text
+
+
+def test_a_host_name_with_an_empty_part_is_bad_usage() -> None:
+    """``rdv doctor http://example..com`` (a typo) ended on a ``UnicodeError`` traceback from
+    getaddrinfo's IDNA step (the resolver is never asked: no traffic leaves the machine)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", "rdv_tui", "doctor", "http://example..com:8080"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "rdv doctor: rdv server URL has a bad host name 'example..com' (an empty part between "
+        "dots, or a part over 63 characters): 'http://example..com:8080'\n"
+    )
