@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -141,3 +142,23 @@ def test_a_host_name_with_an_empty_part_is_bad_usage() -> None:
         "rdv doctor: rdv server URL has a bad host name 'example..com' (an empty part between "
         "dots, or a part over 63 characters): 'http://example..com:8080'\n"
     )
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare"
+)
+def test_a_name_that_does_not_resolve_is_named() -> None:
+    """It read "the server has no IPv4 address ([Errno -3] Temporary failure in name
+    resolution)", as if a server had been found. Run in a network namespace of its own
+    (``unshare -n``: no route, so the resolver's query never leaves; it ends with the process)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-m", "rdv_tui", "doctor", "http://nothing.invalid:8080"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 1, said + done.stderr
+    assert "has no IPv4 address" not in said and "[Errno" not in said, said
+    assert "No rdv server could be reached (nothing.invalid does not resolve: " in said, said

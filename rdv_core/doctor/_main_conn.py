@@ -46,9 +46,9 @@ async def server_main(
 ) -> None:
     """The main conn from P to ``ip`` and every probe that rides it (steps 2 and 6)."""
     if ip is None:
-        why = "the server has no IPv4 address"
-        known = server.resolve_error
-        server.tcp4 = not_measured(f"{why} ({known})" if known else why)
+        # Neither family resolved: the name is the trouble ("the server has no IPv4 address
+        # ([Errno -2] Name or service not known)" read as if a server had been found).
+        server.tcp4 = not_measured(server.resolve_error or "the server has no address")
         return
     v6 = ":" in ip
     if v6:
