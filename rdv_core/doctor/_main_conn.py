@@ -101,10 +101,38 @@ async def server_main(
         server.observed6 = server.main_sample  # NAT66 from this conn (no fresh one)
     if server.directory is None:
         return
+    await check_path(server, ip, connect)
     for probe_port in server.directory.probe_ports:
         if probe_port == server.parsed.port:
             continue
         await probe(server, ip, probe_port, port, connect, samples)
+
+
+#: The doctor's words for a URL whose path the rdv server does not serve (the summary keys on
+#: them).
+NO_RDV_PATH: Final = "nothing serves rdv at this URL's path"
+
+
+async def check_path(server: Target, ip: str, connect: Connect) -> None:
+    """Does the server serve rdv at the URL's path? The doctor routes sit at the root whatever
+    the prefix (section 15.1), so a URL without the server's ``--prefix`` measured fine, and
+    ``rdv dial`` with it then failed on ``404``. A token under the path without the upgrade
+    headers gets ``426`` from an rdv server whose prefix matches, ``404`` from one whose does
+    not (section 3, rows 5 and 7), and never enters the lobby. On a fresh conn: the ``426``
+    may close it."""
+    path = server.parsed.request_path("rdv-doctor-path-check")
+    try:
+        conn = await connect(server, ip, server.parsed.port, 0, server.parsed.tls)
+        status, _ = await conn.get(path)
+    except (OSError, TimeoutError, ProbeHttpError) as exc:
+        log.info("path check %s: %s", path, exc)
+        return
+    if status == 404:  # an answer, but rdv is not there: rdv dial with this URL fails
+        server.http = Finding(
+            False,
+            f"{NO_RDV_PATH} (404 to GET {path}, where rdv answers 426): check it "
+            "(rdv serve --prefix)",
+        )
 
 
 async def directory(server: Target, conn: HttpConn) -> None:

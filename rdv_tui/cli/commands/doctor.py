@@ -32,7 +32,8 @@ def add_parser(subparsers: Any) -> None:
         "that strips Upgrade and the HTTP proxy the race would go through. Every finding is "
         "yes / no / not measured, with the reason.",
         epilog="Exit codes: 0 measured; 1 no rdv server answered (unreachable, TLS failed, not "
-        "an rdv server, or it took the conn and said nothing); 2 bad usage; 130 "
+        "an rdv server or not at the URL's path, or it took the conn and said nothing); 2 bad "
+        "usage; 130 "
         "interrupted before a report (with --every: the last report's code).",
     )
     parser.add_argument(
