@@ -35,7 +35,10 @@ from typing import IO, TYPE_CHECKING, Any, Final
 from rdv_tui.cli.events_file import open_events
 from rdv_tui.cli.formatting import PrintableFormatter, format_event, plural, rejoin_line, shown
 from rdv_tui.cli.pipe_args import resolve_pipe_server
-from rdv_tui.cli.pipe_end import lost_text, relay_server_gone
+from rdv_tui.cli.pipe_end import (
+    UnsentInput as UnsentInput,  # re-exported: tests raise and catch it through this module
+)
+from rdv_tui.cli.pipe_end import lost_text, relay_server_gone, reset_if_killed
 from rdv_tui.cli.pipe_io import (
     CHUNK,
     StdoutError,
@@ -69,30 +72,6 @@ UNSENT_GRACE_S: Final = 0.5
 #: that neither process waits forever on the other (socat's ``-t`` is 0.5 s for the same
 #: reason; 2 s lets a slow producer, e.g. a compressor, pause between blocks).
 QUIET_AFTER_PEER_S: Final = 2.0
-
-
-class UnsentInput(Exception):
-    """The conn ended while our stdin still had bytes for the peer (a classic relay)."""
-
-    def __init__(self, unsent: int, complete: bool, *, reset: bool = False) -> None:
-        more = "" if complete else " (at least; stdin had not ended)"
-        if reset:
-            what = (
-                "the relay ended the conn while our stdin was still being sent (the "
-                "peer's side probably ended first): the bytes of stdin in flight and after "
-                "them were not delivered"
-            )
-        else:
-            what = (
-                "the peer's side ended first and the relay closed the conn: "
-                f"{unsent} bytes of stdin were not delivered{more}"
-            )
-        super().__init__(
-            f"{what}. A relayed rdv/1 conn cannot half-close "
-            "(docs/PROTOCOL.md section 8): use --fast-start on both sides, or keep the "
-            "peer's stdin open until ours has ended"
-        )
-        self.unsent, self.reset = unsent, reset
 
 
 class StdinFailed(Exception):
@@ -240,12 +219,14 @@ async def pump(
         stdin = StdinReader(stdin_fd, asyncio.get_running_loop())
         stdin.start()
     upload = asyncio.create_task(_stdin_to_peer(conn, stdin, log, state))
+    reset_if_killed(conn, armed=True)  # `kill -9` is no end of stream either
     try:
         try:
             received = await _peer_to_stdout(conn, stdout_fd)
         except (ConnectionResetError, BrokenPipeError) as exc:
             _raise_stdin_failure(upload)
-            sending = not upload.done() or upload.exception() is not None
+            # Sent and ended is sending too: those bytes may be in flight to the relay.
+            sending = state.sent > 0 or not upload.done() or upload.exception() is not None
             from rdv_core.client import PathSilent  # (lazy: the CLI's start-up)
 
             silent = isinstance(exc, PathSilent)  # our path, not the relay's pair end
@@ -264,8 +245,8 @@ async def pump(
         if upload.done():
             # The upload may have failed on the closing conn before its end reached us.
             failure = upload.exception()
-            if failure is not None and not carries_half_close(conn):
-                raise UnsentInput(state.unsent, complete=False) from failure
+            if failure is not None and not carries_half_close(conn):  # (in flight, lost)
+                raise UnsentInput(state.unsent, complete=False, reset=True) from failure
             if failure is not None:
                 raise failure
         elif carries_half_close(conn):
@@ -274,11 +255,14 @@ async def pump(
         else:
             state.relay_gone = True
             done, _ = await asyncio.wait({upload}, timeout=UNSENT_GRACE_S)
-            # A write that failed on the closed conn lost its bytes too. A stdin that is
-            # still open but quiet (a receiver keeping it open, as advised) lost nothing.
+            # A write that failed on the closed conn lost its bytes too, and so did one
+            # that the conn still does not take (no count says how many: they were in
+            # flight). A stdin still open but quiet (as advised) lost nothing.
             failed = bool(done) and upload.exception() is not None
-            if state.unsent or failed:
-                raise UnsentInput(state.unsent, complete=bool(done) and not failed)
+            if failed or (not done and state.draining):
+                raise UnsentInput(state.unsent, complete=False, reset=True)
+            if state.unsent:
+                raise UnsentInput(state.unsent, complete=bool(done))
     except asyncio.CancelledError:
         # Interrupted (Ctrl-C): not an end of stream, and nothing may wait for a peer or a
         # stdout that stopped reading (a graceful close waits for our unsent bytes).
@@ -288,6 +272,7 @@ async def pump(
         upload.cancel()
         with contextlib.suppress(asyncio.CancelledError, OSError):
             await upload
+        reset_if_killed(conn, armed=False)  # an orderly close: a FIN
         await conn.close()
 
 
