@@ -87,6 +87,14 @@ EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 REPLACE_CONFIRM_S = 5.0
 """With a session open, a second Connect within this many seconds replaces it."""
 
+QUIT_CONFIRM_S = 5.0
+"""With files still moving, a second ``ctrl+q`` within this many seconds quits."""
+
+QUIT_REASON = "the peer quit the rdv app"
+"""What the peer reads when the app quits with a session open (docs/PROTOCOL.md 12.10: a
+clean close with a reason, as Ctrl-C and SIGTERM are for ``rdv send``); ``closed by peer``
+did not tell it that the transfer would not come back on its own."""
+
 
 def load_race(path: Path) -> list[Event]:
     """Read a saved race.
@@ -205,6 +213,10 @@ class RdvApp(App[int]):
         self.doctor_screen = DoctorScreen()
         self._replace_asked_at = 0.0
         """When the user was last told that connecting ends the open session."""
+        self._quit_asked_at = 0.0
+        """When the user was last told that quitting stops the files still moving."""
+        self._quit_reason = QUIT_REASON
+        """What the peer reads when the app ends (a signal gives its own)."""
         self.add_mode("connect", lambda: self.connect_screen)
         self.add_mode("race", lambda: self.race_screen)
         self.add_mode("session", lambda: self.session_screen)
@@ -218,7 +230,7 @@ class RdvApp(App[int]):
         if config.exit_on_signals:
             loop = asyncio.get_running_loop()
             for signum in EXIT_SIGNALS:
-                loop.add_signal_handler(signum, self.exit, 128 + signum)
+                loop.add_signal_handler(signum, self._exit_on_signal, signum)
         if config.replay is not None:
             self.race_screen = RaceScreen(
                 load_race(config.replay), source=config.replay.name, export_dir=config.export_dir
@@ -241,7 +253,34 @@ class RdvApp(App[int]):
             for signum in EXIT_SIGNALS:
                 with contextlib.suppress(ValueError, RuntimeError):
                     loop.remove_signal_handler(signum)
-        await self.controller.close()
+        await self.controller.close(self._quit_reason)
+
+    def _exit_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: quit now (nobody is there to answer), telling the peer why."""
+        from rdv_tui.transfer_stop import STOPPING
+
+        self._quit_reason = STOPPING[signal.Signals(signum)][0]
+        self.exit(128 + signum)
+
+    async def action_quit(self) -> None:
+        """Quit; with files still moving, only once asked twice (a stray ``ctrl+q`` cut a
+        4 GiB send off at 9 % without a word)."""
+        session = self.controller.session
+        unfinished = (
+            0 if session is None or session.closed else self.session_screen.files_unfinished()
+        )
+        now = time.monotonic()
+        if unfinished and now - self._quit_asked_at > QUIT_CONFIRM_S:
+            self._quit_asked_at = now
+            self.notify(
+                f"{unfinished} file(s) not finished: quitting stops them (partial files are "
+                f"kept: send again to resume). ctrl+q again within {QUIT_CONFIRM_S:g} s quits",
+                severity="warning",
+                title="Transfer running",
+                timeout=QUIT_CONFIRM_S,
+            )
+            return
+        self.exit()
 
     async def _host_server(self) -> None:
         """Start the embedded server unless it runs, is off, or another server is used."""

@@ -387,18 +387,28 @@ class Controller:
         self._run(self.close_connection, "close_connection", group="close")
         self._app.notify("session closed")
 
-    async def close_connection(self) -> None:
-        """Close the session (waiting briefly for the peer) and the conn, if any."""
+    async def close_connection(self, reason: str = "closed") -> None:
+        """Close the session (waiting briefly for the peer) and the conn, if any; ``reason``
+        is what the peer reads (docs/PROTOCOL.md 12.10)."""
         session, conn = self.session, self.conn
         self._set_link(None, None)
         if session is not None and not session.closed:
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await session.close()
+                    await session.close(reason, ours="closed")  # our side: as before
             except (TimeoutError, SessionError, OSError) as exc:
                 log.debug("session close: %s", exc)
         if conn is not None:
-            await conn.close()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await conn.close()
+            except TimeoutError:
+                # A peer that stopped reading (its machine asleep, its window full) leaves
+                # our unsent bytes in the socket, and closing waits for them to leave:
+                # ctrl+q froze the app for good. Drop them: the peer keeps its partial
+                # files either way (docs/PROTOCOL.md 12.10).
+                conn.writer.transport.abort()
+                log.debug("conn close: the peer stopped reading; aborted")
 
     # ----- the demo
 
@@ -440,9 +450,10 @@ class Controller:
 
     # ----- quitting
 
-    async def close(self) -> None:
-        """Close everything this controller opened: the link, the demo's peer, the server."""
-        await self.close_connection()
+    async def close(self, reason: str = "closed") -> None:
+        """Close everything this controller opened: the link, the demo's peer, the server;
+        ``reason`` is what the peer reads."""
+        await self.close_connection(reason)
         if self._demo_task is not None:
             self._demo_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RdvError, SessionError, OSError):

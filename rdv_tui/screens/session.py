@@ -214,6 +214,10 @@ class SessionScreen(Screen[None]):
             return
         self.query_one(ChatPane).add("info", text)
 
+    def files_unfinished(self) -> int:
+        """Files of the open session still offered or moving (0 before the screen shows)."""
+        return self.query_one(FilesPane).unfinished() if self._ready else 0
+
     # ----- user actions
 
     @on(ChatPane.Send)

@@ -245,6 +245,15 @@ class FilesPane(Vertical):
                 aggregate.ended = f"session ended: {reason}"
                 aggregate.dirty = True
 
+    def unfinished(self) -> int:
+        """Files of this session offered (either way) that have no verdict yet, while the
+        session is up: what quitting now would cut off."""
+        return sum(
+            aggregate.files_total - aggregate.files_done
+            for aggregate in self.aggregates.values()
+            if not aggregate.ended
+        )
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="send-bar"):
             yield PathInput(placeholder="path to send", id="send-path", compact=True)
