@@ -46,6 +46,7 @@ from rdv_tui.cli.formatting import shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
+from rdv_tui.send_list import list_for_sending
 
 if TYPE_CHECKING:
     from rdv_tui.app import RdvApp, Source
@@ -366,7 +367,22 @@ class Controller:
         if session is None:
             return
         try:
-            await session.send_paths(paths)
+            listing = await asyncio.to_thread(list_for_sending, paths)
+        except (OSError, ValueError) as exc:
+            self._app.notify(shown(str(exc)), severity="error", title="Send failed", markup=False)
+            return
+        if listing.left_out:  # said, not left to a silence (rdv_tui/send_list.py)
+            self._app.notify(
+                shown(listing.left_out),
+                severity="warning" if listing.files else "error",
+                title="Send",
+                markup=False,
+                timeout=10,
+            )
+        if not listing.files:
+            return
+        try:
+            await session.send_files(listing.files)  # listed above: not again
         except TransferRejected as exc:
             self._app.notify(shown(str(exc)), severity="warning", title="Rejected", markup=False)
         except (SessionError, OSError, ValueError) as exc:
