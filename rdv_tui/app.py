@@ -88,7 +88,8 @@ REPLACE_CONFIRM_S = 5.0
 """With a session open, a second Connect within this many seconds replaces it."""
 
 QUIT_CONFIRM_S = 5.0
-"""With files still moving, a second ``ctrl+q`` within this many seconds quits."""
+"""With files still moving, a second ``ctrl+q`` (or ``ctrl+l``, End session) within this
+many seconds does it."""
 
 QUIT_REASON = "the peer quit the rdv app"
 """What the peer reads when the app quits with a session open (docs/PROTOCOL.md 12.10: a
@@ -213,8 +214,9 @@ class RdvApp(App[int]):
         self.doctor_screen = DoctorScreen()
         self._replace_asked_at = 0.0
         """When the user was last told that connecting ends the open session."""
-        self._quit_asked_at = 0.0
-        """When the user was last told that quitting stops the files still moving."""
+        self._cut_asked_at: dict[str, float] = {}
+        """When the user was last told that quitting (or ending the session) stops the
+        files still moving, by key."""
         self._quit_reason = QUIT_REASON
         """What the peer reads when the app ends (a signal gives its own)."""
         self.add_mode("connect", lambda: self.connect_screen)
@@ -265,22 +267,29 @@ class RdvApp(App[int]):
     async def action_quit(self) -> None:
         """Quit; with files still moving, only once asked twice (a stray ``ctrl+q`` cut a
         4 GiB send off at 9 % without a word)."""
+        if not self._asks_first("ctrl+q", "quitting", "quits"):
+            self.exit()
+
+    def _asks_first(self, key: str, doing: str, does: str) -> bool:
+        """With files of the open session unfinished, say what ``key`` would cut off and
+        return True, unless it was said for ``key`` within :data:`QUIT_CONFIRM_S`."""
         session = self.controller.session
         unfinished = (
             0 if session is None or session.closed else self.session_screen.files_unfinished()
         )
         now = time.monotonic()
-        if unfinished and now - self._quit_asked_at > QUIT_CONFIRM_S:
-            self._quit_asked_at = now
-            self.notify(
-                f"{unfinished} file(s) not finished: quitting stops them (partial files are "
-                f"kept: send again to resume). ctrl+q again within {QUIT_CONFIRM_S:g} s quits",
-                severity="warning",
-                title="Transfer running",
-                timeout=QUIT_CONFIRM_S,
-            )
-            return
-        self.exit()
+        if not unfinished or now - self._cut_asked_at.get(key, 0.0) <= QUIT_CONFIRM_S:
+            self._cut_asked_at.pop(key, None)
+            return False
+        self._cut_asked_at[key] = now
+        self.notify(
+            f"{unfinished} file(s) not finished: {doing} stops them (partial files are kept: "
+            f"send again to resume). {key} again within {QUIT_CONFIRM_S:g} s {does}",
+            severity="warning",
+            title="Transfer running",
+            timeout=QUIT_CONFIRM_S,
+        )
+        return True
 
     async def _host_server(self) -> None:
         """Start the embedded server unless it runs, is off, or another server is used."""
@@ -385,7 +394,10 @@ class RdvApp(App[int]):
         self.controller.send_paths(message.paths)
 
     def on_session_screen_end_session(self, message: SessionScreen.EndSession) -> None:
-        self.controller.end_session()
+        # ctrl+l is "redraw" in many terminal programs: pressed from habit, it ended the
+        # session and its transfers at once.
+        if not self._asks_first("ctrl+l", "ending the session", "ends it"):
+            self.controller.end_session()
 
     # ----- shared actions
 

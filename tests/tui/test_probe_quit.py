@@ -74,19 +74,22 @@ async def app_sends_a_big_file(
 
 
 async def test_quitting_mid_transfer_asks_first_and_tells_the_peer_why(tmp_path: Path) -> None:
-    """A stray ``ctrl+q`` ended a 1 GiB send at once, without a word, and the peer read
-    ``closed by peer``: nothing said that the sender had quit and would not come back."""
+    """A stray ``ctrl+q`` (or ``ctrl+l``) ended a 1 GiB send at once, without a word, and
+    the peer read ``closed by peer``: nothing said that the sender had quit and would not
+    come back."""
     peer = StallingPeer()
     app = make_app(config(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         session, conn = await app_sends_a_big_file(app, pilot, tmp_path, peer)
+        await pilot.press("ctrl+l")  # "redraw" in many terminal programs: from habit
         await pilot.press("ctrl+q")
         await pilot.pause()
         peer.resume()  # reading again, the peer will get our close
         assert app.is_running, "ctrl+q quit at once with a file moving"
+        assert not session.closed, "ctrl+l ended the session at once with a file moving"
         asked = [n.message for n in app._notifications if n.title == "Transfer running"]
-        assert asked and "1 file(s) not finished" in asked[0]
-        assert "ctrl+q again" in asked[0]
+        assert len(asked) == 2 and all("1 file(s) not finished" in text for text in asked)
+        assert "ctrl+l again" in asked[0] and "ctrl+q again" in asked[1]
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert not app.is_running
