@@ -48,6 +48,11 @@ class RaceScreen(Screen[None]):
         export_dir: Where the ``e`` key saves the race (None: the working folder).
     """
 
+    AUTO_FOCUS = "#race-table"
+    """The table, not the first focusable widget (the scrolling body around it): there
+    ``Enter`` did nothing, though the README and the table promise a row's story, and
+    Up/Down scrolled the table's header out of sight. ``tab`` reaches the body."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         # Short labels: with the app's screen keys they must fit 80 columns (the palette,
         # ctrl+p, gives each its long name).
