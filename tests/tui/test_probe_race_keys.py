@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rdv_tui.app import make_app
+from rdv_tui.app import RdvApp, make_app
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.screens.race import RaceScreen
+from rdv_tui.widgets.race_header import ServerPhaseHeader
 
 from tests.tui.test_live import app_dials_a_demo_peer, config, wait_for
 
@@ -33,3 +34,23 @@ async def test_enter_opens_a_candidates_story_without_focusing_the_table_first(
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RaceScreen)
+
+
+def header_text(app: RdvApp) -> str:
+    return str(app.race_screen.query_one(ServerPhaseHeader).render())
+
+
+async def test_the_header_says_no_attempt_until_one_starts(tmp_path: Path) -> None:
+    """F3 before connecting: the header said ``waiting for the attempt to start…`` of an
+    attempt nobody had started (under ``no race yet: F2 to connect``)."""
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        await pilot.press("f3")
+        await pilot.pause()
+        assert "waiting" not in header_text(app)
+        assert "no attempt yet" in header_text(app)
+        app.race_screen.reset()
+        app.race_screen.running = True  # what the controller sets as an attempt starts
+        await pilot.pause()
+        assert "waiting for the attempt to start" in header_text(app)
