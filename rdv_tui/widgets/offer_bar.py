@@ -23,6 +23,30 @@ def tail(path: str, limit: int = NAME_SHOWN) -> str:
     return path if len(path) <= limit else "…" + path[len(path) - limit + 1 :]
 
 
+class _OfferText(Static):
+    """``Peer offers N file(s), SIZE: name, name, name and K more``, each name cut (keeping
+    its end) to the width it gets: cut to :data:`NAME_SHOWN` characters whatever the
+    width, a long name was then folded mid-name (``…-offer-bar-1`` / ``.txt`` at 60
+    columns; ``…-name-for-t`` beside the buttons at 80)."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__("", id=id, markup=False)
+        self._parts: tuple[str, list[str], str] = ("", [], "")
+
+    def show(self, head: str, names: list[str], more: str) -> None:
+        self._parts = (head, names, more)
+        self._fit()
+
+    def _fit(self) -> None:
+        head, names, more = self._parts
+        width = self.content_size.width or NAME_SHOWN
+        limit = max(8, min(NAME_SHOWN, width - 1))  # the name and its comma on one line
+        self.update(f"{head}{', '.join(tail(name, limit) for name in names)}{more}")
+
+    def on_resize(self) -> None:
+        self._fit()
+
+
 class OfferBar(Horizontal):
     """The peer's pending offer, with Accept / Reject. Offers queue up in order."""
 
@@ -50,7 +74,7 @@ class OfferBar(Horizontal):
         self.set_class(event.size.width < STACKED, "-stacked")
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="offer-text", markup=False)
+        yield _OfferText(id="offer-text")
         # The keys are on the buttons, not in the footer (no room there at 80 columns).
         with Horizontal(id="offer-buttons"):
             yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
@@ -105,10 +129,11 @@ class OfferBar(Horizontal):
         files, size = len(offer.files), offer.total_size
         if offer.send is not None:
             files, size = offer.send.files, offer.send.bytes
-        names = ", ".join(tail(f.path) for f in offer.files[:3])
         more = f" and {files - 3} more" if files > 3 else ""
-        self.query_one("#offer-text", Static).update(
-            f"Peer offers {files} file(s), {human_bytes(size)}: {names}{more}"
+        self.query_one(_OfferText).show(
+            f"Peer offers {files} file(s), {human_bytes(size)}: ",
+            [f.path for f in offer.files[:3]],
+            more,
         )
         self.add_class("-pending")
 

@@ -1,0 +1,45 @@
+"""An offered name keeps its end whole at any width (a real peer on loopback offers it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from rdv_core.session import SessionError
+from rdv_tui.app import make_app
+from rdv_tui.widgets.files import OfferBar
+
+from tests.tui.test_live import config, wait_for
+from tests.tui.test_probe_files import dialed_session, screen_lines
+
+LONG = "a-very-long-file-name-for-the-offer-bar-" * 2 + "1.txt"
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24)])
+async def test_an_offered_long_name_is_never_cut_across_lines(
+    tmp_path: Path, size: tuple[int, int]
+) -> None:
+    """At 60 columns the offer read ``…-offer-bar-1`` and, on the next line, ``.txt``: the
+    name was cut to 60 characters whatever the width, then folded mid-name."""
+    (tmp_path / LONG).write_text("a")
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        send = asyncio.get_running_loop().create_task(session.send_paths([tmp_path / LONG]))
+        bar = app.session_screen.query_one(OfferBar)
+        await wait_for(pilot, lambda: bar.pending == 1)
+        await pilot.pause(0.2)
+        lines = [line.strip(" │") for line in screen_lines(app)]
+        shown = [line for line in lines if "…" in line and "offer-bar" in line]
+        assert shown and shown[0].endswith("-1.txt"), lines
+        assert not any(line.startswith(".txt") for line in lines)
+        send.cancel()
+        with contextlib.suppress(asyncio.CancelledError, SessionError):
+            await send
+        await session.close()
+        await conn.close()
