@@ -281,8 +281,10 @@ class FilesPane(Vertical):
             return
         typed = paths_typed(text)
         if typed.missing is not None:
-            self.app.notify(
-                f"no such file or folder: {typed.missing}", severity="error", markup=False
+            self.app.notify(  # the end of it: a paste of a whole paragraph filled the screen
+                f"no such file or folder: {tail(str(typed.missing), 120)}",
+                severity="error",
+                markup=False,
             )
             return  # keep the text so the user can fix it
         if not self.open:  # cleared, then refused: the typed path was lost
