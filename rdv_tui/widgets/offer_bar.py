@@ -31,17 +31,28 @@ class _OfferText(Static):
 
     def __init__(self, *, id: str) -> None:
         super().__init__("", id=id, markup=False)
-        self._parts: tuple[str, list[str], str] = ("", [], "")
+        self._parts: tuple[str, list[str], int] = ("", [], 0)
 
-    def show(self, head: str, names: list[str], more: str) -> None:
-        self._parts = (head, names, more)
+    @property
+    def parts(self) -> tuple[str, list[str], int]:
+        """What :meth:`show` was given last."""
+        return self._parts
+
+    def show(self, head: str, names: list[str], files: int) -> None:
+        """``head``, then the first ``names`` of the ``files`` offered."""
+        self._parts = (head, names, files)
         self._fit()
 
     def _fit(self) -> None:
-        head, names, more = self._parts
+        head, names, files = self._parts
         width = self.content_size.width or NAME_SHOWN
         limit = max(8, min(NAME_SHOWN, width - 1))  # the name and its comma on one line
-        self.update(f"{head}{', '.join(tail(name, limit) for name in names)}{more}")
+        # Above its buttons (a narrow pane), one name only: three took a line each, and at
+        # 60x20 the bar grew past the pane, Accept and Reject out of sight.
+        stacked = self.parent is not None and self.parent.has_class("-stacked")
+        shown = names[:1] if stacked else names
+        more = f" and {files - len(shown)} more" if files > len(shown) else ""
+        self.update(f"{head}{', '.join(tail(name, limit) for name in shown)}{more}")
 
     def on_resize(self) -> None:
         self._fit()
@@ -72,6 +83,7 @@ class OfferBar(Horizontal):
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < STACKED, "-stacked")
+        self.query_one(_OfferText).show(*self.query_one(_OfferText).parts)
 
     def compose(self) -> ComposeResult:
         yield _OfferText(id="offer-text")
@@ -129,11 +141,10 @@ class OfferBar(Horizontal):
         files, size = len(offer.files), offer.total_size
         if offer.send is not None:
             files, size = offer.send.files, offer.send.bytes
-        more = f" and {files - 3} more" if files > 3 else ""
         self.query_one(_OfferText).show(
             f"Peer offers {files} file(s), {human_bytes(size)}: ",
             [f.path for f in offer.files[:3]],
-            more,
+            files,
         )
         self.add_class("-pending")
 
