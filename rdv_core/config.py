@@ -23,6 +23,8 @@ from rdv_core.errors import RdvError
 
 ENV_SERVER = "RDV_SERVER"
 ENV_CONFIG = "RDV_CONFIG"
+#: The settings the file may hold: a misspelt one (``sever =``) was read as no setting.
+KNOWN_SETTINGS = ("server", "downloads")
 
 
 class ConfigError(RdvError, ValueError):
@@ -74,6 +76,9 @@ def load_settings(path: Path | None = None) -> Settings:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
+    for name in data:
+        if name not in KNOWN_SETTINGS:
+            raise ConfigError(f"{path}: {_unknown_setting(name)}")
     server = data.get("server")
     if server is not None and (not isinstance(server, str) or not server.strip()):
         raise ConfigError(f"{path}: 'server' must be a URL string")
@@ -85,6 +90,15 @@ def load_settings(path: Path | None = None) -> Settings:
         server=server.strip() if isinstance(server, str) else None,
         downloads=Path(downloads).expanduser() if downloads else default_downloads(),
     )
+
+
+def _unknown_setting(name: str) -> str:
+    import difflib
+
+    known = ", ".join(KNOWN_SETTINGS)
+    close = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown setting {name!r}{hint}: the settings are {known}"
 
 
 def resolve_server(

@@ -84,10 +84,19 @@ class ServerRejectedError(RdvError, ConnectionError):
         body: Up to the first KiB of the body, decoded leniently (the server's message).
         hint: What the client concluded from the answer, e.g. that a proxy on the way
             answered instead of the server (docs/PROTOCOL.md section 17.1), or None.
+        retry_after: The answer's ``Retry-After`` in seconds, or None (absent, or a date).
     """
 
-    def __init__(self, status: int, reason: str, body: str, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        body: str,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         self.status = status
+        self.retry_after = retry_after
         self.reason = reason
         self.body = body[:MAX_BODY]
         self.hint = hint

@@ -28,7 +28,7 @@ from textual.screen import Screen
 
 from rdv_core import events as ev
 from rdv_core.events import Event, read_jsonl
-from rdv_tui.cli.formatting import shown_event
+from rdv_tui.cli.formatting import plural, shown_event
 from rdv_tui.controller import (
     DEMO_DASHBOARD_S,
     SESSION_SWITCH_DELAY_S,
@@ -283,8 +283,8 @@ class RdvApp(App[int]):
             return False
         self._cut_asked_at[key] = now
         self.notify(
-            f"{unfinished} file(s) not finished: {doing} stops them (partial files are kept: "
-            f"send again to resume). {key} again within {QUIT_CONFIRM_S:g} s {does}",
+            f"{plural(unfinished, 'file')} not finished: {doing} stops them (partial files "
+            f"are kept: send again to resume). {key} again within {QUIT_CONFIRM_S:g} s {does}",
             severity="warning",
             title="Transfer running",
             timeout=QUIT_CONFIRM_S,

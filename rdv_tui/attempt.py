@@ -10,7 +10,7 @@ import contextlib
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from rdv_core.client import Client, Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client import Client, Picker, PickFirst, RejoinPolicy, WaitConstant, WaitForP2P
 from rdv_core.events import EventCallback
 from rdv_core.session import parse_code
 from rdv_core.wire import AddrSpace, format_spaces, parse_server_url, parse_spaces
@@ -121,6 +121,7 @@ class ConnectParams:
             timeout=self.timeout_s,
             on_event=on_event,
             fast_start=not self.race_only,  # a session starts on the relay at once
+            rejoin=RejoinPolicy(),  # the app waits in the lobby as rdv receive does (PROTOCOL 18)
         )
 
 

@@ -19,7 +19,7 @@ from typing import Any, cast
 from rdv_core import events as ev
 from rdv_core.events import Candidate, Event
 from rdv_tui.cli.checks import is_local
-from rdv_tui.cli.formatting import join_reason
+from rdv_tui.cli.formatting import join_reason, rejoin_line
 
 
 class RowState(enum.Enum):
@@ -170,6 +170,7 @@ class ServerPhase:
         peer_addrs: The peer's addresses the server sent.
         warning: Why the observed address will probably not work across NATs.
         rejected: The server's error, when it refused the request.
+        rejoin: The lost lobby conn and its rejoin, while the attempt rejoins (PROTOCOL.md 18).
     """
 
     method: str = ""
@@ -187,6 +188,7 @@ class ServerPhase:
     peer_addrs: tuple[str, ...] = ()
     warning: str = ""
     rejected: str = ""
+    rejoin: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +345,9 @@ class RaceModel:
                 s.rejected = f"{event.status} {event.reason}".strip()
                 if event.body:
                     s.rejected += f": {event.body.strip()}"
+            case ev.ServerLost() | ev.LobbyRejoined():
+                # A loss, not a refusal: the 503 that came with it is no "server refused".
+                s.rejected, s.rejoin = "", rejoin_line(event, "code") or ""
             case ev.AttemptFailed():
                 reason = event.reason + (f": {event.detail}" if event.detail else "")
                 self.result = RaceResult(False, False, None, event.t, reason)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rdv_core.session import collect
+from rdv_tui.cli.formatting import plural
 
 if TYPE_CHECKING:  # the type of what collect() lists (Session.send_files takes it)
     from rdv_core.session._files import LocalFile
@@ -43,7 +44,7 @@ def list_for_sending(paths: list[Path]) -> SendList:
     files = collect(paths, skipped, refused)
     notes: list[str] = []
     if skipped:
-        kinds = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(skipped.items()))
+        kinds = ", ".join(plural(n, kind) for kind, n in sorted(skipped.items()))
         notes.append(f"{kinds} (only regular files are sent)")
     if refused:
         named = "; ".join(f"{where}: {why}" for where, why in refused[:SHOWN_REFUSED])

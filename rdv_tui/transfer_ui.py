@@ -38,13 +38,15 @@ from rdv_core.events import (
     Upgraded,
     UpgradeFailed,
 )
-from rdv_core.session import DIGEST
+from rdv_core.session import DECLINED, DIGEST
 from rdv_tui.cli.checks import warns_of_observed
 from rdv_tui.cli.formatting import (
     PrintableFormatter,
     format_duration,
     format_event,
     human_bytes,
+    plural,
+    rejoin_line,
     shown,
 )
 from rdv_tui.transfer_bar import FittedProgress
@@ -332,10 +334,18 @@ class TransferView:
         """``3/10 files``: the verified ones, and the failed ones apart (``0/1 files, 1
         failed``). A failed file counted as done read ``1/1 files 0.0/3.0 GiB`` on a send
         that moved nothing: the count said finished, the bytes (verified only) did not."""
-        field = f"{self.files_ok}/{self.files_total} files"
-        if self.failures:
-            field += f", {len(self.failures)} failed"
-        return field
+        return ", ".join([f"{self.files_ok}/{self.files_total} files", *self._unsettled()])
+
+    def _unsettled(self) -> list[str]:
+        """``1 failed``, ``2 declined``, ``3 refused``: files the receiver turned down are
+        not failures (a declined offer read "0/2 files, 2 failed" on both sides)."""
+        declined = sum(1 for _, why in self.refused if why == DECLINED)
+        counts = (
+            (len(self.failures) - len(self.refused), "failed"),
+            (declined, "declined"),
+            (len(self.refused) - declined, "refused"),
+        )
+        return [f"{count} {word}" for count, word in counts if count]
 
     def summary(self) -> str:
         """One line for the end: files verified and failed, bytes, and the time and mean
@@ -349,12 +359,11 @@ class TransferView:
             # The rate is what moved; said beside the verified bytes, or a cut file read
             # "0 B in 0.4 s (151.0 MiB/s)".
             verified += f" ({human_bytes(moved, largest_unit='TiB')} moved)"
-        text = (
-            f"{self.files_ok} of {self.files_total} file(s) verified, "
-            f"{verified} in {format_duration(elapsed)} ({rate}/s)"
-        )
+        text = f"{self.files_ok} of {plural(self.files_total, 'file')} verified"
+        if self._started is not None:  # nothing accepted: no time or rate ("0 B in 0.0 ms")
+            text += f", {verified} in {format_duration(elapsed)} ({rate}/s)"
         if self.failures:
-            text += f"; {len(self.failures)} failed"
+            text += "; " + ", ".join(self._unsettled())
             # Refused files get no line of their own (the final line names them).
             hidden = len(self.failures) - len(self.refused) - self._failures_shown
             if hidden > 0:
@@ -413,7 +422,9 @@ class EventSink:
                     f"{why}; no more events are written",
                     soft_wrap=True,
                 )
-        if isinstance(event, ObservedAddrWarning) and self.warn_observed:
+        if (line := rejoin_line(event, "code")) is not None:
+            self.view.say(f"[yellow]{escape(line)}[/]", soft_wrap=True)
+        elif isinstance(event, ObservedAddrWarning) and self.warn_observed:
             self.view.say(f"[yellow]warning:[/] {escape(event.message)}", soft_wrap=True)
         elif isinstance(event, Upgraded) and not self.ended:  # fast start: RELAY -> P2P
             # Not after the end: "switched to p2p" came after "rdv send: the receiver

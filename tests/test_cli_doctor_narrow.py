@@ -45,7 +45,7 @@ async def test_the_report_of_a_real_server_fits(columns: int) -> None:
     async with serve_native(RdvServer(), host="127.0.0.1", port=0) as front:
         code, out = await _doctor(front.url, columns)
     assert code in (0, 1), out
-    assert "rdv doctor: 1 server(s)" in out
+    assert "rdv doctor: 1 server" in out
     assert not _too_wide(out, columns), _too_wide(out, columns)
 
 
@@ -56,4 +56,4 @@ async def test_the_report_of_an_unreachable_server_fits(columns: int) -> None:
         code, out = await _doctor(f"http://127.0.0.1:{closed.getsockname()[1]}", columns)
     assert code == 1, out
     assert not _too_wide(out, columns), _too_wide(out, columns)
-    assert out.splitlines()[0].startswith("rdv doctor: 1 server(s), port ")
+    assert out.splitlines()[0].startswith("rdv doctor: 1 server, port ")

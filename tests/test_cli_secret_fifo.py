@@ -23,7 +23,16 @@ from tests.test_readme_examples import REPO
 NOTICE = "waiting for a program to write the {what} into the FIFO {path} (Ctrl-C to stop)"
 COMMANDS = {
     "send": ("send", "--server", "http://127.0.0.1:9", "--code-file", "code", "note.txt"),
-    "receive": ("receive", "--server", "http://127.0.0.1:9", "--dir", "dl", "--code-file", "code"),
+    "receive": (
+        "receive",
+        "--server",
+        "http://127.0.0.1:9",
+        "--dir",
+        "dl",
+        "-y",
+        "--code-file",
+        "code",
+    ),
     "dial": ("dial", "--token-file", "code", "http://127.0.0.1:9"),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -314,3 +315,11 @@ def test_a_report_of_an_older_rdv_without_filtering6_still_reads() -> None:
     assert again.value("filtering6") is None
     assert "older rdv" in again.finding("filtering6").reason
     assert again.value("filtering") == "drop"
+
+
+def test_the_head_line_reads_a_short_run_in_ms() -> None:
+    # A doctor against a near server takes tens of ms: the head line said "0.0 s".
+    report = _report(**CONE_DROP)
+    assert render_text(report).splitlines()[0] == "rdv doctor: 1 server, port 40000, 10 ms"
+    slow = dataclasses.replace(report, duration_ms=1640.0)
+    assert render_text(slow).splitlines()[0] == "rdv doctor: 1 server, port 40000, 1.6 s"

@@ -2,7 +2,7 @@
 real server on loopback, into a pipe and on a real terminal (a pty).
 
 The failed file was counted as done and its bytes were not: the bar left on screen read
-``1/1 files 0.0/3.0 GiB`` above ``0 of 1 file(s) verified ...; 1 failed``. The count is
+``1/1 files 0.0/3.0 GiB`` above ``0 of 1 file verified ...; 1 failed``. The count is
 now of verified files, the failed ones apart (``0/1 files, 1 failed``).
 """
 
@@ -50,7 +50,7 @@ async def test_a_failed_file_is_not_counted_as_done_in_a_pipe(url: str, tmp_path
     )
     assert rc_s == 1 and rc_r == 1, (err_s, err_r)
     for err in (err_s, err_r):
-        assert "0 of 1 file(s) verified" in err, err
+        assert "0 of 1 file verified" in err, err
         bars = _bars(err)
         assert bars, err
         assert "0/1 files, 1 failed" in bars[-1], bars

@@ -61,7 +61,17 @@ async def test_a_hostile_servers_reason_reaches_stderr_neutralised(
     if command == "dial":
         args = ["dial", url, "tok", "--spaces", "loopback", "-v"]
     else:
-        args = ["receive", CODE, "--server", url, "--dir", str(tmp_path), "--spaces", "loopback"]
+        args = [
+            "receive",
+            CODE,
+            "--server",
+            url,
+            "--dir",
+            str(tmp_path),
+            "--spaces",
+            "loopback",
+            "-y",
+        ]
         args.append("-v")
     env = {**os.environ, "RDV_CONFIG": str(tmp_path / "none.toml"), "NO_COLOR": "1"}
     try:

@@ -197,6 +197,39 @@ async def test_fast_start_carries_the_half_close_through_the_relay(
     assert (tmp_path / "out.bin").stat().st_size == size, (d_err, a_err)
 
 
+@pytest.mark.parametrize("spaces", ["none", "loopback4"])
+async def test_fast_start_delivers_a_fast_stdin_whole_after_the_peers_end(
+    url: str, tmp_path: Path, spaces: str
+) -> None:
+    """``rdv accept < /dev/null`` (its side ends at once) and ``rdv dial --fast-start <
+    file``: the dialer closed its paths as soon as its last frames were written, with
+    the accepter's ACKs unread on its socket, so the close was a reset, and through the
+    relay the reset took the tail the accepter had not read yet: 1.6 to 4.9 of 5 MiB
+    arrived, the accepter said "connection lost", and the dialer exited 0. A close now
+    waits until the peer confirmed every byte (docs/PROTOCOL.md 16.4)."""
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(5 * 1024 * 1024))
+    out = tmp_path / "out.bin"
+    common = ("--fast-start", "--spaces", spaces, "--timeout", "20", url, f"pipe-fs-tail-{spaces}")
+    with out.open("wb") as out_file, source.open("rb") as in_file:
+        accept = await asyncio.create_subprocess_exec(
+            *RDV, "accept", *common,
+            stdin=asyncio.subprocess.DEVNULL, stdout=out_file, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        dial = await asyncio.create_subprocess_exec(
+            *RDV, "dial", *common,
+            stdin=in_file, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    try:
+        (_, d_err), (_, a_err) = await asyncio.wait_for(
+            asyncio.gather(dial.communicate(), accept.communicate()), 40
+        )
+    finally:
+        await kill_left(dial, accept)
+    assert (dial.returncode, accept.returncode) == (0, 0), (d_err, a_err)
+    assert sha256(out) == sha256(source), (out.stat().st_size, d_err, a_err)
+
+
 async def run_rdv(*args: str, within: float = 20) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         *RDV, *args,

@@ -145,7 +145,8 @@ async def test_serve_json_logs_and_sigint(tmp_path: Path) -> None:
             "cannot read --tls-cert /nonexistent.pem",
         ),
         (["--trust-proxy", "10.0.0.0/33"], "invalid --trust-proxy"),
-        (["--lobby-timeout", "-1"], "must be positive"),
+        (["--lobby-timeout", "-1"], "must be 0 or more seconds (and finite): '-1'"),
+        (["--drain", "-1"], "must be 0 or more seconds (and finite): '-1'"),
         (["--idle-timeout", "inf"], "must be positive: 'inf'"),  # 0 says never
     ],
 )

@@ -62,3 +62,29 @@ def test_a_low_port_without_privilege_names_the_capability() -> None:
         "root or the CAP_NET_BIND_SERVICE capability "
         "(systemd: AmbientCapabilities=CAP_NET_BIND_SERVICE)\n"
     ), result.stderr
+
+
+def test_a_probe_port_in_use_is_named_with_how_to_find_who() -> None:
+    """Before: ``cannot listen on a probe port: [Errno 98] port N: Address already in use``,
+    the errno and no hint, unlike the same mistake on ``--listen``."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve("--listen", "127.0.0.1:0", "--probe-port", str(port))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        f"rdv serve: cannot listen on --probe-port {port}: Address already in use: another "
+        f"process listens there (ss -ltnp 'sport = :{port}' names it)\n"
+    )
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="no IPv6 here")
+def test_a_link_local_address_without_its_interface_says_so() -> None:
+    """Before: ``Invalid argument``, and nothing else (the kernel needs the link's name)."""
+    result = _serve("--listen", "[fe80::1]:0")
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "rdv serve: cannot listen on [fe80::1]:0: Invalid argument: an IPv6 link-local "
+        "address needs its interface, e.g. [fe80::1%eth0]\n"
+    )

@@ -84,8 +84,8 @@ async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str, fa
     assert f"connected, encrypted: {path}" in err_s and f"connected, encrypted: {path}" in err_r
     if path == "relay":
         assert "direct connections are disabled" in err_s
-    assert "the receiver verified all 2 file(s)" in err_s
-    assert "2 file(s) verified" in err_r
+    assert "the receiver verified all 2 files" in err_s
+    assert "2 files verified" in err_r
     for name, digest in digests.items():
         assert file_digest(dl / name) == digest
     lines = events.read_text().splitlines()
@@ -96,17 +96,23 @@ async def test_send_receive(url: str, tmp_path: Path, spaces: str, path: str, fa
         assert any('"type":"UpgradeStarted"' in line for line in lines)
 
 
-async def test_receiver_without_terminal_declines(url: str, tmp_path: Path) -> None:
-    make_file(tmp_path / "f.bin", 10)
+async def test_receiver_without_terminal_refuses_before_the_code_is_used(
+    url: str, tmp_path: Path
+) -> None:
+    """Without --yes and a terminal to ask on, ``rdv receive`` stops before it connects:
+    it used to connect, decline the offer and burn the code ("the receiver declined");
+    now the waiting sender keeps its code, and a receive with --yes takes it."""
+    digest = make_file(tmp_path / "f.bin", 10)
     code = "9-owl-fig"
     common = ("--server", url, "--spaces", "loopback4")
-    (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(
-        rdv("send", str(tmp_path / "f.bin"), "--code", code, *common),
-        rdv("receive", code, "--dir", str(tmp_path / "dl"), *common),
-    )
-    assert rc_s == 1 and "the receiver declined" in err_s
-    assert rc_r == 1 and "pass --yes" in err_r
-    assert list((tmp_path / "dl").iterdir()) == []
+    sending = asyncio.create_task(rdv("send", str(tmp_path / "f.bin"), "--code", code, *common))
+    rc_r, _, err_r = await rdv("receive", code, "--dir", str(tmp_path / "dl"), *common)
+    assert rc_r == 2 and "pass --yes" in err_r and "the code is still good" in err_r, err_r
+    assert not sending.done()
+    rc_r, _, err_r = await rdv("receive", code, "--dir", str(tmp_path / "dl"), "--yes", *common)
+    rc_s, _, err_s = await sending
+    assert (rc_s, rc_r) == (0, 0), (err_s, err_r)
+    assert file_digest(tmp_path / "dl" / "f.bin") == digest
 
 
 async def test_wrong_code_and_usage_errors(url: str, tmp_path: Path) -> None:

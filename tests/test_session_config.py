@@ -36,3 +36,15 @@ def test_bad_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -
     monkeypatch.setenv("RDV_CONFIG", str(cfg))
     with pytest.raises(ConfigError, match=str(cfg)):
         load_settings()
+
+
+def test_a_misspelt_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `sever = ...` was read as no setting at all: "no rdv server: ... write server = ...".
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('sever = "https://rdv.example.com"\n')
+    monkeypatch.setenv("RDV_CONFIG", str(cfg))
+    with pytest.raises(ConfigError, match=r"unknown setting 'sever' \(did you mean 'server'\?\)"):
+        load_settings()
+    cfg.write_text('server = "https://rdv.example.com"\ncolour = 1\n')
+    with pytest.raises(ConfigError, match="unknown setting 'colour': the settings are server, "):
+        load_settings()

@@ -4,7 +4,7 @@ against a real server on loopback, into a real tmpfs (root only).
 The offer fitted (its bytes and its files were checked against the free space), then
 the file system ran out of room for files (a tmpfs of a few inodes: what a disk of
 many small files meets long before its bytes run out). The receiver's last line read
-``4 file(s) verified in DIR; 16 failed (a, b, c and 13 more)``: why, only on the 16th
+``4 files verified in DIR; 16 failed (a, b, c and 13 more)``: why, only on the 16th
 line above it; the sender's last line gave the first failure's reason. And that reason
 was "disk full" while df showed the bytes free: now it says no inodes are left.
 """
@@ -40,7 +40,7 @@ async def test_the_receivers_last_line_says_why_files_failed(url: str, tmp_path:
         )
     assert rc_s == 1 and rc_r == 1, (err_s, err_r)
     last = err_r.strip().splitlines()[-1]
-    failed = re.match(r"rdv receive: (\d+) file\(s\) verified in .*; (\d+) failed \(", last)
+    failed = re.match(r"rdv receive: (\d+) files? verified in .*; (\d+) failed \(", last)
     assert failed is not None, err_r
     assert int(failed.group(2)) > 0, err_r
     assert FIRST.search(last), err_r
@@ -63,7 +63,7 @@ async def test_an_offer_of_more_files_than_free_inodes_is_refused(url: str, tmp_
             rdv("receive", code, "--dir", str(dl), "--yes", *common),
         )
         assert os.listdir(dl) == []
-    why = "not enough room for files in the download folder: the offer has 20 new file(s), "
+    why = "not enough room for files in the download folder: the offer has 20 new files, "
     assert rc_s == 1 and rc_r == 1, (err_s, err_r)
     assert why in err_s.strip().splitlines()[-1], err_s
     last = err_r.strip().splitlines()[-1]

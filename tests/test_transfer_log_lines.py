@@ -30,7 +30,7 @@ async def test_no_line_is_wrapped_in_a_pipe(url: str, tmp_path: Path) -> None:
     assert rc_s == 0 and rc_r == 0, (err_s, err_r)
     assert CONNECTED in err_s.splitlines(), err_s
     assert CONNECTED in err_r.splitlines(), err_r
-    assert f"done: 1 file(s) verified in {dl}" in err_r.splitlines(), err_r
+    assert f"done: 1 file verified in {dl}" in err_r.splitlines(), err_r
     # The offer's table is laid out for the width still (its names fold in their column).
     table = err_r.split("The sender offers:\n")[1].split("accepting")[0]
     assert table and all(len(line) <= 60 for line in table.splitlines()), err_r

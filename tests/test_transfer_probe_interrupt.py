@@ -3,7 +3,7 @@ file, as real processes against a real server on loopback, then the resume the R
 promises.
 
 The side that stayed printed ``failed big.bin: session ended: closed by peer`` and ended
-with ``rdv send: 1 file(s) failed; the first: big.bin`` or ``rdv receive: 1 failed
+with ``rdv send: 1 file failed; the first: big.bin`` or ``rdv receive: 1 failed
 (big.bin)``: nothing said why, nor that running both again resumes.
 """
 
@@ -128,9 +128,9 @@ async def test_ctrl_c_on_the_receiver_tells_the_sender_to_send_again(
         "again to resume (a new code is fine)"
     ), err_r
     assert "failed big.bin: session ended: the peer was interrupted (Ctrl-C)" in err_s, err_s
-    # TransferFailed ("1 file(s) failed; the first: big.bin (...)") or, when the conn
+    # TransferFailed ("1 file failed; the first: big.bin (...)") or, when the conn
     # dropped before the close was read, SessionError ("session ended: ..."): both say so.
-    assert "0 of 1 file(s) verified" in err_s, err_s
+    assert "0 of 1 file verified" in err_s, err_s
     assert _last(err_s).endswith("run rdv send again to resume (a new code is fine)"), err_s
     await _resumed(url, tmp_path, dl, "4184-fox-opal")
 
@@ -140,7 +140,7 @@ async def test_a_killed_receiver_says_connection_lost_once(url: str, tmp_path: P
     lost: the connection to the peer was lost" (or "connection lost: Connection lost")."""
     err_s, _, dl = await _interrupted(url, tmp_path, "4185-fox-opal", "receive", signal.SIGKILL)
     assert "lost: the connection" not in err_s and "lost: Connection lost" not in err_s, err_s
-    assert "0 of 1 file(s) verified" in err_s, err_s
+    assert "0 of 1 file verified" in err_s, err_s
     assert _last(err_s).endswith("run rdv send again to resume (a new code is fine)"), err_s
     await _resumed(url, tmp_path, dl, "4186-fox-opal")
 
@@ -168,7 +168,7 @@ async def test_ctrl_c_while_a_big_file_already_there_is_checked_ends_at_once(
     try:
         assert receiver.stderr is not None
         async with asyncio.timeout(30):
-            while b"accepting 1 file(s)" not in await receiver.stderr.readline():
+            while b"accepting 1 file" not in await receiver.stderr.readline():
                 pass
         await asyncio.sleep(0.5)  # the check of the 8 GiB is under way
         receiver.send_signal(signal.SIGINT)

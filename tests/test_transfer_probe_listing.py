@@ -52,19 +52,18 @@ def test_collect_counts_what_it_leaves_out(tmp_path: Path) -> None:
 
 async def test_rdv_send_says_what_it_does_not_send(tmp_path: Path) -> None:
     """``rdv send DIR`` left symlinks, fifos, sockets and empty folders out without a
-    word, and ended with "the receiver verified all 1 file(s)"."""
+    word, and ended with "the receiver verified 1 file"."""
     folder = _odd_folder(tmp_path)
     rc, out, err = await rdv("send", str(folder), "--server", "http://127.0.0.1:1")
-    assert rc == 1 and out.startswith("Sending 1 file(s), 1 B."), (out, err)
+    assert rc == 1 and out.startswith("Sending 1 file, 1 B."), (out, err)
     assert (
-        "not sent: 1 empty folder(s), 2 special file(s), 1 symlink(s) "
-        "(only regular files are sent)\n"
+        "not sent: 1 empty folder, 2 special files, 1 symlink (only regular files are sent)\n"
     ) in err, err
     (folder / "sub" / "a.txt").unlink()
     rc, out, err = await rdv("send", str(folder), "--server", "http://127.0.0.1:1")
     assert rc == 2 and not out, (out, err)
     assert err == (
-        "rdv send: nothing to send (2 empty folder(s), 2 special file(s), 1 symlink(s); "
+        "rdv send: nothing to send (2 empty folders, 2 special files, 1 symlink; "
         "only regular files are sent)\n"
     ), err
 

@@ -2,7 +2,7 @@
 
 Lines that came while the question was open (the peer's chat, "switched to p2p: ..."
 of fast start, warnings) were printed right after the prompt, where the answer is
-typed: "Accept 1 file(s), 300 B into DIR? [y/N] switched to p2p: 127.0.0.1:33827".
+typed: "Accept 1 file, 300 B into DIR? [y/N] switched to p2p: 127.0.0.1:33827".
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 against a real server on loopback.
 
 A receiver whose download folder had no room for the offer (refused before anyone is
-asked, ``--yes`` included) printed ``2/0 files``, ``0 of 0 file(s) verified ...; 2 failed``
+asked, ``--yes`` included) printed ``2/0 files``, ``0 of 0 files verified ...; 2 failed``
 and ``the session ended without files (closed by peer)``: it never said which files or why.
 """
 
@@ -48,14 +48,14 @@ async def test_an_offer_refused_for_room_says_why_on_the_receiver(url: str, tmp_
     assert last.startswith("rdv receive: 2 refused (src/huge.bin, src/small.txt): "), err_r
     assert "not enough free space in the download folder" in last, err_r
     # The counts tell the truth: two files were offered, none verified.
-    assert "0 of 2 file(s) verified" in err_r, err_r
+    assert "0 of 2 files verified" in err_r, err_r
     assert "0 of 0" not in err_r and "2/0 files" not in err_r, err_r
     assert not any(os.scandir(dl))
 
 
 async def test_the_bar_left_after_a_failed_send_counts_every_file(url: str, tmp_path: Path) -> None:
     """The bar is redrawn at the end of a send that failed, as after one that did not:
-    it showed ``0/2 files`` under ``1 of 2 file(s) verified``."""
+    it showed ``0/2 files`` under ``1 of 2 files verified``."""
     src = tmp_path / "src"
     src.mkdir()
     (src / "same.txt").write_bytes(b"hello\n")
@@ -73,7 +73,7 @@ async def test_the_bar_left_after_a_failed_send_counts_every_file(url: str, tmp_
         rdv("receive", code, "--dir", str(tmp_path / "dl"), "--yes", *common),
     )
     assert rc_s == 1 and rc_r == 1, (err_s, err_r)
-    assert "1 of 2 file(s) verified" in err_s, err_s
+    assert "1 of 2 files verified" in err_s, err_s
     bars = [line for line in err_s.splitlines() if "/2 files" in line]
     assert bars and "1/2 files, 1 failed" in bars[-1], err_s
 
@@ -144,7 +144,7 @@ async def test_the_offer_table_shows_the_end_of_a_long_name(url: str, tmp_path: 
         rdv("receive", code, "--dir", str(tmp_path / "dl"), "--yes", *common, env=narrow),
     )
     assert rc_s == 0 and rc_r == 0, (err_s, err_r)
-    table = err_r.split("The sender offers")[1].split("accepting 2 file(s)")[0]
+    table = err_r.split("The sender offers")[1].split("accepting 2 files")[0]
     assert "report-final.pdf" in table and "report-draft.pdf" in table, err_r
     assert all(len(line) <= 80 for line in table.splitlines()), err_r
 
@@ -157,7 +157,7 @@ async def test_a_send_in_batches_bigger_than_the_free_space_is_noted(
     a send of several batches that could not fit was accepted without a word. When a
     later batch was refused, the sender closed the session under the files accepted
     before (235 of 481 arrived), said "the receiver declined", and the receiver ended
-    with "done: 235 file(s) verified" and exit 0, 395 of 630 files missing."""
+    with "done: 235 files verified" and exit 0, 395 of 630 files missing."""
     from tests.test_session_disk import tmpfs
 
     src = tmp_path / "src"
@@ -180,10 +180,10 @@ async def test_a_send_in_batches_bigger_than_the_free_space_is_noted(
     assert 0 < refused < 630
     last_s = err_s.strip().splitlines()[-1]
     assert last_s.startswith(
-        f"rdv send: the receiver verified {arrived} file(s), then refused {refused} (not "
+        f"rdv send: the receiver verified {arrived} files, then refused {refused} (not "
         "enough free space"
     ), err_s
     last_r = err_r.strip().splitlines()[-1]
-    assert last_r.startswith(f"rdv receive: {arrived} file(s) verified in {dl}; "), err_r
+    assert last_r.startswith(f"rdv receive: {arrived} files verified in {dl}; "), err_r
     assert f"; {refused} refused (" in last_r and "not enough free space" in last_r, err_r
-    assert f"{arrived} of 630 file(s) verified" in err_r, err_r
+    assert f"{arrived} of 630 files verified" in err_r, err_r

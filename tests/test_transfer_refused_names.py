@@ -47,13 +47,13 @@ async def test_the_rest_is_sent_and_the_end_says_partial(url: str, tmp_path: Pat
     )
     assert rc_r == 0, err_r
     assert rc_s == 1, (out_s, err_s)
-    assert out_s.startswith("Sending 2 file(s), 8 B."), out_s
+    assert out_s.startswith("Sending 2 files, 8 B."), out_s
     assert f"not sent: {folder}/aux.c (the receiver would refuse the name: reserved " in err_s
     assert f"not sent: {folder}/trail. (the receiver would refuse" in err_s, err_s
     assert f"not sent: {folder}/new\\x0aline (the receiver would refuse" in err_s, err_s
     last = err_s.strip().splitlines()[-1]
     assert last == (
-        "rdv send: partial: the receiver verified all 2 file(s) sent; 3 not sent (names "
+        "rdv send: partial: the receiver verified all 2 files sent; 3 not sent (names "
         f"the receiver would refuse: {folder}/aux.c, {folder}/new\\x0aline, {folder}/trail.)"
     ), err_s
     assert (dl / "src" / "ok.txt").read_bytes() == b"ok\n"
@@ -83,4 +83,4 @@ async def test_more_than_twenty_are_counted_not_listed(tmp_path: Path) -> None:
     rc, _, err = await rdv("send", str(folder), "--server", "http://127.0.0.1:1")
     assert rc == 1, err
     assert err.count("(the receiver would refuse the name:") == 20, err
-    assert "not sent: 5 more name(s) the receiver would refuse\n" in err, err
+    assert "not sent: 5 more names the receiver would refuse\n" in err, err

@@ -21,22 +21,26 @@ from tests.test_server_cli import rdv_serve
 from tests.test_transfer_probe_interrupt import _finish, _last, _start
 
 SIZE = 512 * 1024 * 1024  # a hole: read fast, but a transfer of a second or so
+#: Over a direct conn (no relay to cut), a transfer of a second or so is this much: 512 MiB
+#: took 10 s there (the digests of both files included) for the same check.
+DIRECT_SIZE = 64 * 1024 * 1024
 GONE = "the relay server went away (127.0.0.1:{port}: connection refused)"
 
 
-def _source(tmp_path: Path) -> Path:
+def _source(tmp_path: Path, size: int) -> Path:
     src = tmp_path / "big.bin"
     fd = os.open(src, os.O_CREAT | os.O_WRONLY, 0o644)
-    os.ftruncate(fd, SIZE)
+    os.ftruncate(fd, size)
     os.close(fd)
     return src
 
 
 async def _cut(
-    tmp_path: Path, code: str, path: tuple[str, ...], victim: str
+    tmp_path: Path, code: str, path: tuple[str, ...], victim: str, size: int = SIZE
 ) -> tuple[int, str, int, str, int]:
-    """Send big.bin; kill ``victim`` (server, send) once the receiver holds some of it."""
-    src = _source(tmp_path)
+    """Send big.bin; kill ``victim`` (server, send) once the receiver holds some of it,
+    and before it holds all of it (else the kill proved nothing)."""
+    src = _source(tmp_path, size)
     dl = tmp_path / "dl"
     async with rdv_serve([]) as served:
         common = ("--server", served.url, *path)
@@ -51,6 +55,7 @@ async def _cut(
             await served.process.wait()
         else:
             sender.kill()
+        assert partial.exists() and partial.stat().st_size < size  # still under way
         (rc_s, err_s), (rc_r, err_r) = await asyncio.gather(_finish(sender), _finish(receiver))
         return rc_s, err_s, rc_r, err_r, served.port
 
@@ -74,7 +79,7 @@ async def test_a_dead_relay_server_is_named_on_both_sides(
 
 async def test_on_a_direct_conn_the_server_going_does_not_matter(tmp_path: Path) -> None:
     path = ("--spaces", "loopback4", "--no-fast-start")
-    rc_s, err_s, rc_r, err_r, _ = await _cut(tmp_path, "4402-fox-opal", path, "server")
+    rc_s, err_s, rc_r, err_r, _ = await _cut(tmp_path, "4402-fox-opal", path, "server", DIRECT_SIZE)
     assert rc_s == 0 and rc_r == 0, (err_s, err_r)
     assert file_digest(tmp_path / "dl" / "big.bin") == file_digest(tmp_path / "big.bin")
 

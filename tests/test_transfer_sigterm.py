@@ -54,7 +54,7 @@ async def test_sigterm_on_the_receiver(url: str, tmp_path: Path, path: str) -> N
     assert _last(err_s) == (
         f"rdv send: session ended: the peer was stopped (SIGTERM); {AGAIN_S}"
     ) or _last(err_s).startswith(
-        "rdv send: 1 file(s) failed; the first: big.bin (session "
+        "rdv send: 1 file failed; the first: big.bin (session "
         "ended: the peer was stopped (SIGTERM))"
     ), err_s
     await _resumed(url, tmp_path, dl, "4194-fox-opal")

@@ -21,8 +21,10 @@ from rdv_core.events import (
     FileFailed,
     FileOffered,
     FileProgress,
+    FileRejected,
     Upgraded,
 )
+from rdv_core.session import DECLINED
 from rdv_tui.transfer_ui import EventSink, TransferView
 
 MIB = 1024 * 1024
@@ -38,7 +40,7 @@ def test_the_summary_counts_from_the_first_accepted_file() -> None:
     view(FileAccepted(0.0, 1, "out", 0))
     view(FileCompleted(0.0, 1, "out", "big.bin", 8 * MIB, "ab" * 32))
     summary = view.summary()
-    timed = re.fullmatch(r"1 of 1 file\(s\) verified, 8\.0 MiB in ([\d.]+) ms \(.+/s\)", summary)
+    timed = re.fullmatch(r"1 of 1 file verified, 8\.0 MiB in ([\d.]+) ms \(.+/s\)", summary)
     assert timed is not None, summary
     assert float(timed.group(1)) < 300, summary  # without the 0.6 s before the first file
 
@@ -47,7 +49,7 @@ def test_a_summary_before_anything_was_accepted_says_nothing_moved() -> None:
     view = TransferView(Console(file=io.StringIO()), "in")
     view.expect(2, MIB)
     time.sleep(0.2)
-    assert view.summary() == "0 of 2 file(s) verified, 0 B in 0.0 ms (0 B/s)"
+    assert view.summary() == "0 of 2 files verified"  # no time or rate: nothing started
 
 
 def test_the_switch_line_keeps_a_bracketed_ipv6_address() -> None:
@@ -74,7 +76,7 @@ def test_the_mean_rate_counts_what_a_failed_file_moved() -> None:
     view(FileFailed(0.0, 1, "in", "big.bin", "session ended: closed by peer"))
     summary = view.summary()
     # ... and says so: "0 B in 0.1 s (640 MiB/s)" read as a contradiction.
-    assert summary.startswith("0 of 1 file(s) verified, 0 B (64.0 MiB moved) in "), summary
+    assert summary.startswith("0 of 1 file verified, 0 B (64.0 MiB moved) in "), summary
     assert "(0 B/s)" not in summary and "MiB/s)" in summary, summary
     assert summary.endswith("; 1 failed"), summary
 
@@ -111,3 +113,26 @@ def test_spans_read_in_the_unit_that_shows_them() -> None:
     assert format_duration(4.6) == "4.6 s"
     assert format_duration(187.4) == "3 min 07 s"
     assert format_duration(3725) == "1 h 02 min"
+
+
+def test_files_turned_down_are_not_called_failed() -> None:
+    """A declined offer read "0/2 files, 2 failed" and "0 of 2 file(s) verified, 0 B in
+    0.0 ms (0 B/s); 2 failed" on both sides: nothing had failed, and nothing had moved."""
+    view = TransferView(Console(file=io.StringIO()), "out")
+    view.expect(2, 2 * MIB)
+    view(FileOffered(0.0, 1, "out", "a.bin", MIB))
+    view(FileOffered(0.0, 2, "out", "b.bin", MIB))
+    view(FileRejected(0.0, 1, "out", DECLINED))
+    view(FileRejected(0.0, 2, "out", DECLINED))
+    assert view.summary() == "0 of 2 files verified; 2 declined"
+    assert view._files_field() == "0/2 files, 2 declined"
+    mixed = TransferView(Console(file=io.StringIO()), "in")
+    mixed.expect(3, 3 * MIB)
+    for tid, name in enumerate(("a.bin", "b.bin", "c.bin"), 1):
+        mixed(FileOffered(0.0, tid, "in", name, MIB))
+    mixed(FileRejected(0.0, 1, "in", "not enough free space in the download folder"))
+    mixed(FileAccepted(0.0, 2, "in", 0))
+    mixed(FileFailed(0.0, 2, "in", "b.bin", "session ended"))
+    mixed(FileRejected(0.0, 3, "in", DECLINED))
+    assert mixed._files_field() == "0/3 files, 1 failed, 1 declined, 1 refused"
+    assert mixed.summary().endswith("; 1 failed, 1 declined, 1 refused"), mixed.summary()

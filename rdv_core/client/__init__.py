@@ -8,7 +8,8 @@ from the relay to a direct path in the background (docs/PROTOCOL.md section 16).
 :func:`tcp_rtt` reads a conn's round-trip time from the kernel. :class:`BudgetPolicy` caps
 the SYNs of one attempt (:class:`SynBudget`, :class:`AddressHistory`; docs/PROTOCOL.md
 section 11). A conn that goes silent (a blackholed path) fails with :class:`PathSilent`
-(docs/PROTOCOL.md sections 16.10 and 16.11).
+(docs/PROTOCOL.md sections 16.10 and 16.11). :class:`RejoinPolicy` lets a waiting attempt
+rejoin the lobby when its server conn is lost before the pair is made (section 18).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._client import Client
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._pickers import Offers, Picker, PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client._rejoin import RejoinPolicy
 from rdv_core.client._silence import PathSilent
 from rdv_core.client._upgrade import Upgrader
 from rdv_core.tcpinfo import tcp_rtt
@@ -31,6 +33,7 @@ __all__ = [
     "PathSilent",
     "PickFirst",
     "Picker",
+    "RejoinPolicy",
     "SynBudget",
     "Upgrader",
     "WaitConstant",

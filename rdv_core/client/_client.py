@@ -21,7 +21,6 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable, Sequence
-from typing import Final
 
 from rdv_core.client._budget import AddressHistory, BudgetPolicy, SynBudget
 from rdv_core.client._conn import Conn, Meta
@@ -32,7 +31,14 @@ from rdv_core.client._pickers import Picker, WaitForP2P
 from rdv_core.client._prepare import check_sync_callable, choose_proxy_memo, server_url
 from rdv_core.client._prepare import open_listeners as open_listeners  # (its old home)
 from rdv_core.client._race import Race
-from rdv_core.client._response import read_error_body, read_response_head
+from rdv_core.client._rejoin import CONNECTING, WAITING, Rejoiner, RejoinPolicy
+from rdv_core.client._response import OBSERVED_HINT as OBSERVED_HINT  # (its old home)
+from rdv_core.client._response import (
+    observed_warning,
+    read_error_body,
+    read_response_head,
+    retry_after_s,
+)
 from rdv_core.client._server_conn import front_door_hint, plain_refused, server_socket, tls_failure
 from rdv_core.client._silence import guard
 from rdv_core.client._sockets import local_port
@@ -85,11 +91,6 @@ from rdv_core.wire import (
 
 logger = logging.getLogger("rdv.client")
 
-#: The seed's hint, for an observed address that is missing or not public IPv4.
-OBSERVED_HINT: Final = (
-    "p2p across NATs will likely fail (normal on a local network; else check server config)"
-)
-
 
 class Client:
     """Dials and accepts rdv conns. Cheap to build; one client can run many attempts.
@@ -124,6 +125,10 @@ class Client:
         early_data: Fast start, dialer: called once the relay is picked, without
             blocking; the bytes it returns are the conn's first, sent in the very write
             of ``CONTINUE`` and ``HELLO``, as TCP Fast Open's (docs/PROTOCOL.md 16.2).
+        rejoin: When the server conn is lost before the ``101`` (a restart, a drain, a
+            balancer's dead backend), send the request again with the same token at the
+            same URL, as often and as paced as this says (docs/PROTOCOL.md section 18);
+            None (the default): the loss is the attempt's error.
 
     Raises:
         ValueError: a bad proxy URL, or a timeout below 0 (or NaN).
@@ -146,6 +151,7 @@ class Client:
         predicted_addrs: Sequence[Addr] = (),
         fast_start: bool = False,
         early_data: Callable[[], bytes] | None = None,
+        rejoin: RejoinPolicy | None = None,
     ) -> None:
         if proxy is not None and proxy.strip().lower() != NO_PROXY_WORD:
             parse_proxy_url(proxy)  # a bad proxy URL is a ValueError now, not at connect time
@@ -164,6 +170,7 @@ class Client:
         self.predicted_addrs = tuple(predicted_addrs)
         self.fast_start = fast_start
         self.early_data = early_data
+        self.rejoin = rejoin
         self.picker: Picker = picker if picker is not None else WaitForP2P(1.0)
         self.timeout = timeout
         self.ssl_context = ssl_context
@@ -240,7 +247,10 @@ class _Attempt:
         self.clock = clock or Clock()
         self.events: list[Event] = []
         self._ids = itertools.count(1)
-        self.stage = "connecting to the server"
+        self.stage = CONNECTING
+        self.rejoiner = Rejoiner(client.rejoin, self.clock, self.emit)
+        #: When our request went out on the current server conn (None: not yet).
+        self.sent_at: float | None = None
 
     def emit(self, event: Event) -> None:
         self.events.append(event)
@@ -273,7 +283,8 @@ class _Attempt:
         cancels = task.cancelling() if task is not None else 0
         try:
             async with timeout:
-                conn = await self._run()
+                # Again after a lost lobby conn, while client.rejoin allows (PROTOCOL.md 18).
+                conn = await self.rejoiner.run(self._run, self)
                 if task is not None and task.cancelling() > cancels:
                     # A cancel asked for inside this task (an on_event callback) after the
                     # last await: asyncio would drop the conn to deliver it, socket open.
@@ -340,8 +351,9 @@ class _Attempt:
                 extra = (*extra, (EXTENSIONS_HEADER, FAST_START))
             request = build_request(self.method, self.server, self.token, mine, extra)
             writer.write(request)
-            self.stage = "waiting for the peer"
-            sent_at = self.clock()
+            self.stage = WAITING
+            sent_at = self.sent_at = self.clock()
+            self.rejoiner.joined()
             head = await self._read_head(reader)
             lobby_s = self.clock() - sent_at
             if head.status != 101:
@@ -349,7 +361,7 @@ class _Attempt:
                 self.emit(ServerRejected(self.clock(), head.status, head.reason, body))
                 hint = middlebox_hint(head) or front_door_hint(head.status, body)
                 raise plain_refused(self.server, head.status, body) or ServerRejectedError(
-                    head.status, head.reason, body, hint
+                    head.status, head.reason, body, hint, retry_after_s(head)
                 )
             try:
                 upgrade = check_upgrade_response(head)
@@ -372,7 +384,10 @@ class _Attempt:
                     lobby_s,
                 )
             )
-            self._check_observed(upgrade.observed_addr)
+            if (warning := observed_warning(upgrade.observed_addr)) is not None:
+                observed = upgrade.observed_addr
+                said = str(observed) if observed else None
+                self.emit(ObservedAddrWarning(self.clock(), said, warning))
             meta = Meta(
                 self.method, self.token, upgrade.observed_addr, tuple(mine), upgrade.peer_addrs
             )
@@ -482,16 +497,3 @@ class _Attempt:
     async def _read_head(self, reader: asyncio.StreamReader) -> Head:
         """The response head, line by line, so that bytes after it stay in ``reader``."""
         return await read_response_head(reader, self.stage, tls=self.server.tls)
-
-    def _check_observed(self, observed: Addr | None) -> None:
-        if observed is None:
-            message = f"the server did not report our observed address: {OBSERVED_HINT}"
-        elif observed.space == AddrSpace.PUBLIC6:
-            # Reached over IPv6, a public address is what a peer needs (no NAT to cross):
-            # Go warns for anything but public IPv4 (it dials IPv4 only), we do not.
-            return
-        elif not observed.is_ipv4 or observed.space != AddrSpace.PUBLIC4:
-            message = f"expected observed address {observed} to be public IPv4: {OBSERVED_HINT}"
-        else:
-            return
-        self.emit(ObservedAddrWarning(self.clock(), str(observed) if observed else None, message))

@@ -324,7 +324,7 @@ async def dial_candidate(
                     if not budget.reserve():
                         detail = (
                             f"SYN budget spent: {budget.booked} SYNs in {attempt - 1} "
-                            f"dial(s), the last {last_reason}"
+                            f"dial{'' if attempt - 1 == 1 else 's'}, the last {last_reason}"
                         )
                         emit(CandidateFailed(clock(), candidate, last_reason, last_code, detail))
                         fail(f"{candidate.addr}: {last_reason} (SYN budget spent)")
@@ -441,7 +441,7 @@ async def dial_candidate(
             sock.close()
         detail = "the race ended"
         if attempt > 1:
-            detail += f" after {attempt - 1} {last_reason} dial(s)"
+            detail += f" after {attempt - 1} {last_reason} dial" + ("" if attempt == 2 else "s")
             fail(f"{candidate.addr}: {last_reason} ({attempt - 1} dials)")
         emit(CandidateFailed(clock(), candidate, "cancelled", None, detail))
         raise

@@ -15,6 +15,8 @@ from rdv_core.errors import MAX_BODY, RdvProtocolError, ServerConnectError
 from rdv_core.wire import (
     MAX_HEADER_BLOCK,
     MAX_HEADERS,
+    Addr,
+    AddrSpace,
     BodyCollector,
     Head,
     HeadParser,
@@ -63,6 +65,8 @@ async def read_response_head(reader: asyncio.StreamReader, stage: str, *, tls: b
     raise RdvProtocolError("too many response header lines")
 
 
+#: The error of a conn closed before a byte of the answer came (client/_rejoin.py reads it).
+CLOSED_SILENTLY: Final = "the server closed the connection before answering"
 #: How every HTTP/1.x response begins (RFC 9112 section 4).
 STATUS_START: Final = b"HTTP/"
 #: The frame type byte of HTTP/2's SETTINGS frame, the first frame an HTTP/2 server sends.
@@ -129,8 +133,7 @@ async def _take(
         # A TLS server (OpenSSL's, rdv serve --tls-cert) closes a plain-HTTP conn without
         # a byte: the one case of a silent close a user can mend at once.
         raise RdvProtocolError(
-            "the server closed the connection before answering"
-            + ("" if tls else " (if it serves TLS, use https://)")
+            CLOSED_SILENTLY + ("" if tls else " (if it serves TLS, use https://)")
         ) from None
     except asyncio.LimitOverrunError:
         raise RdvProtocolError("response header line too long") from None
@@ -165,3 +168,29 @@ async def read_error_body(reader: asyncio.StreamReader, head: Head) -> str:
                     break
                 collector.feed(chunk)
     return collector.text
+
+
+def retry_after_s(head: Head) -> float | None:
+    """The answer's ``Retry-After`` in seconds (RFC 9110 section 10.2.3), or None when it
+    is absent or an HTTP date (client/_rejoin.py then paces by its own backoff)."""
+    raw = (head.get("Retry-After") or "").strip()
+    return float(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
+#: The seed's hint, for an observed address that is missing or not public IPv4.
+OBSERVED_HINT: Final = (
+    "p2p across NATs will likely fail (normal on a local network; else check server config)"
+)
+
+
+def observed_warning(observed: Addr | None) -> str | None:
+    """The warning for the ``101``'s observed address (docs/PROTOCOL.md section 4), or None."""
+    if observed is None:
+        return f"the server did not report our observed address: {OBSERVED_HINT}"
+    if observed.space == AddrSpace.PUBLIC6:
+        # Reached over IPv6, a public address is what a peer needs (no NAT to cross):
+        # Go warns for anything but public IPv4 (it dials IPv4 only), we do not.
+        return None
+    if not observed.is_ipv4 or observed.space != AddrSpace.PUBLIC4:
+        return f"expected observed address {observed} to be public IPv4: {OBSERVED_HINT}"
+    return None

@@ -221,10 +221,14 @@ def render_text(report: Report, width: int | None = None) -> str:
     server's fields whole (``rdv doctor`` passes the terminal's, 80 into a pipe); None: one
     line each.
     """
+    count = len(report.servers)
     head = [
-        f"{len(report.servers)} server(s)",
+        f"{count} server" + ("" if count == 1 else "s"),
         f"port {report.local_port}",
-        f"{report.duration_ms / 1000:.1f} s",
+        # A run against a near server takes tens of ms: "0.0 s" read as if nothing ran.
+        f"{report.duration_ms:.0f} ms"
+        if report.duration_ms < 1000
+        else f"{report.duration_ms / 1000:.1f} s",
     ]
     lines = [
         *pack(head, ", ", width, "rdv doctor: ", " " * 12),

@@ -68,6 +68,31 @@ class ServerRejected(Event):
 
 
 @event
+class ServerLost(Event):
+    """The server conn was lost while we waited in the lobby, before the pair was made.
+
+    ``why`` says how, in words (``connection refused``, ``503 rdv server shutting down,
+    try again``); the attempt rejoins the lobby with the same token at the same URL in
+    ``rejoin_in_s`` seconds: rejoin number ``rejoin`` of at most ``rejoins``
+    (docs/PROTOCOL.md section 18).
+    """
+
+    why: str
+    rejoin_in_s: float
+    rejoin: int
+    rejoins: int
+
+
+@event
+class LobbyRejoined(Event):
+    """Our request is in the lobby again (rejoin number ``rejoin``), ``away_s`` after the
+    server conn was first lost: a peer that comes now finds us (docs/PROTOCOL.md section 18)."""
+
+    rejoin: int
+    away_s: float
+
+
+@event
 class CandidateSkipped(Event):
     """A peer address that will not be dialled (its space is not enabled, ...)."""
 

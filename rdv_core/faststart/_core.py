@@ -81,6 +81,9 @@ class MigrationCore:
         self._tail = bytearray()  # small writes, coalesced until the next take()
         self._tail_at = 0
         self.acked = 0
+        #: The most the peer said it holds (ACK, RESUME): unlike ``acked``, not moved by
+        #: us once retention stops, so it tells when the peer has every byte we wrote.
+        self.peer_acked = 0
         self._sent_max = 0
         self.next = 0
         self.end = 0
@@ -141,6 +144,11 @@ class MigrationCore:
     def flushed(self) -> bool:
         """Everything written (and the EOF, if any) went out on the send path."""
         return self.next == self.end and (self._eof_sent or not self.eof)
+
+    @property
+    def delivered(self) -> bool:
+        """The peer acknowledged every byte we wrote: they reached its application."""
+        return self.peer_acked >= self.end
 
     @property
     def lost(self) -> bool:
@@ -215,12 +223,14 @@ class MigrationCore:
             return
         if frame.kind == Kind.ACK:
             self._on_ack(frame.value)
+            self.peer_acked = max(self.peer_acked, frame.value)
             if pid == self.send_path and frame.value >= self._switch_offset:
                 path.confirmed = True
         elif frame.kind == Kind.RESUME:
             if frame.value > self._sent_max:
                 raise RdvProtocolError("the peer asked to resume past what we sent")
             self._on_ack(frame.value)
+            self.peer_acked = max(self.peer_acked, frame.value)
             self.send_path = pid
             path.confirmed = True
             self._rewind(frame.value)
@@ -262,6 +272,9 @@ class MigrationCore:
                 raise RdvProtocolError("the peer ended its stream before bytes we hold")
             else:
                 self.peer_eof = True
+                # At once, not at the next tick or 256 KiB: the peer's close waits for
+                # this acknowledgement of its last bytes (``delivered``, section 16.4).
+                self.queue_ack()
         else:  # SWITCH
             target = frame.path
             if target == pid:

@@ -382,15 +382,17 @@ class MigratingStream:
             return
         core = self.core
         if core.lost:
-            exc = (
-                None
-                if core.peer_eof or self._closing
-                else self._lost_error or ConnectionResetError("the connection to the peer was lost")
-            )
-            self._finish(exc)
-        elif self._closing and core.flushed:
-            # Everything went out on the send path: close every path (TCP still
-            # delivers what it buffered, then FIN).
+            # A close with bytes the peer never confirmed is a loss too (a pipe's sender
+            # exited 0 while its receiver lost the tail; PROTOCOL 16.4, the close).
+            why = "the connection to the peer was lost"
+            if self._closing and not core.delivered:
+                why += f" before it confirmed {core.end - core.peer_acked} bytes"
+            elif core.peer_eof or self._closing:
+                return self._finish(None)
+            self._finish(self._lost_error or ConnectionResetError(why))
+        elif self._closing and core.flushed and core.delivered:
+            # The peer holds everything: close every path. Sooner, a path with bytes unread
+            # here is reset, and through the relay the reset took what the peer had not read.
             self._finish(None)
 
     def _finish(self, exc: Exception | None) -> None:

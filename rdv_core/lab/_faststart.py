@@ -8,8 +8,11 @@ the second half follows and stdin closes: the payload crosses the switch, and it
 must match at the accepter.
 
 A run is ``direct`` when the dialer retired the relay (the stream ended on the direct
-path), ``relay`` when it stayed there, ``failed`` without a fast-start conn or with
-damaged data. Measured per run: the first byte, from the dialer's ``101`` (the sender's:
+path), ``relay`` when it stayed there, ``failed`` without a fast-start conn, with
+damaged data, or when a peer exited non-zero: a direct path that went silent after the
+relay retired (docs/PROTOCOL.md 16.10) ends both peers with exit 1, and such a run was
+counted ``direct``; its error now says where the stream was and what each peer said.
+Measured per run: the first byte, from the dialer's ``101`` (the sender's:
 the server answers it first, and the first byte leaves from there) to the accepter's
 ``FirstByteReceived`` (the byte delivered to its application's reader), on the host's
 monotonic clock both peers share in the lab (each side's ``FastStartNegotiated`` names its
@@ -30,7 +33,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from rdv_core.lab._lab import Lab
+from rdv_core.lab._lab import Lab, exit_reason
 from rdv_core.lab._runner import LOSSY_PAYLOAD, RUN_TIMEOUT, Json, _Pump, read_events
 from rdv_core.lab._spec import LabSpec
 
@@ -178,6 +181,7 @@ class FastStartRunner:
             dialer.stdin.close()
         except (BrokenPipeError, OSError, ValueError) as exc:
             errors.append(f"dialer stdin: {exc}")
+        exits: list[str] = []
         for proc, name in ((accepter, "accepter"), (dialer, "dialer")):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -185,10 +189,14 @@ class FastStartRunner:
                 errors.append(f"the {name} did not finish within {RUN_TIMEOUT:g} s")
                 proc.kill()
                 proc.wait()
+            else:  # (a peer we killed is the timeout above, not its own failure)
+                method = "accept" if proc is accepter else "dial"
+                log = os.path.join(self.lab.workdir, f"fast{n}-{method}.stderr")
+                exits.append(exit_reason(name, proc.returncode, log))
             if proc is accepter and accepter.stdin is not None:
                 accepter.stdin.close()
         pump.join(time.monotonic() + 2.0)
-        run = judge(read_events(paths["d"]), read_events(paths["a"]))
+        run = judge(read_events(paths["d"]), read_events(paths["a"]), exits=exits)
         run.data_ok = got[0] == len(payload) and (
             received.digest() == hashlib.sha256(payload).digest()
         )
@@ -218,10 +226,19 @@ def settled(ev: Json) -> bool:
     )
 
 
-def judge(dialer: Sequence[Json], accepter: Sequence[Json]) -> FastRun:
-    """A run's outcome and timings from both peers' events."""
+def judge(
+    dialer: Sequence[Json], accepter: Sequence[Json], *, exits: Sequence[str] = ()
+) -> FastRun:
+    """A run's outcome and timings from both peers' events.
+
+    ``exits``: :func:`exit_reason` of each peer (``""`` for exit 0). A peer that exited
+    non-zero fails the run whatever path the stream ended on: the events of a direct
+    path that went silent after the relay retired (16.10) read like a success, and only
+    the exit and the peer's last line say otherwise.
+    """
+    failed = [why for why in exits if why]
     if not any(e.get("type") == "FastStartNegotiated" and e.get("confirmed") for e in dialer):
-        return FastRun("failed", False, error="fast start was not confirmed")
+        return FastRun("failed", False, error="; ".join(["fast start was not confirmed", *failed]))
     retired = any(e.get("type") == "RelayRetired" for e in dialer)
     run = FastRun("direct" if retired else "relay", False)
     a101 = next((e["t"] for e in accepter if e.get("type") == "ServerResponded"), None)
@@ -249,6 +266,11 @@ def judge(dialer: Sequence[Json], accepter: Sequence[Json]) -> FastRun:
     failures = [str(e.get("reason")) for e in dialer if e.get("type") == "UpgradeFailed"]
     if not retired and failures:
         run.error = f"stayed on the relay: {failures[-1]}"
+    if failed:
+        where = "on the direct path" if retired else "on the relay"
+        said = [f"the stream was {where}, then {failed[0]}", *failed[1:]]
+        run.error = "; ".join([run.error, *said] if run.error else said)
+        run.outcome = "failed"
     return run
 
 

@@ -364,6 +364,17 @@ def tail(path: str, limit: int = 2000) -> str:
     return text or "(no output)"
 
 
+def exit_reason(name: str, code: int | None, stderr_path: str) -> str:
+    """Why a peer's exit fails its run, or "" for exit 0: ``the dialer exited 1: WHY``,
+    WHY its last line on stderr (pipe mode's one-line reason, e.g. ``rdv dial: connection
+    lost: the direct path went silent for 15 s``, docs/PROTOCOL.md 16.10)."""
+    if code == 0:
+        return ""
+    lines = tail(stderr_path).splitlines()
+    said = lines[-1].strip() if lines else "(no output)"
+    return f"the {name} exited {code}: {said}"
+
+
 def _netem_args(router: RouterSpec) -> list[str]:
     imp = router.impairment
     args = ["netem", "delay", f"{imp.delay_ms}ms"]

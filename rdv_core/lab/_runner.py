@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from rdv_core.lab._conntrack import lab_remaps
-from rdv_core.lab._lab import Lab, tail
+from rdv_core.lab._lab import Lab, exit_reason, tail
 from rdv_core.lab._netns import LabError
 from rdv_core.lab._spec import LabSpec, Outcome
 from rdv_core.wire import Addr, AddrError
@@ -79,7 +79,8 @@ class RunResult:
     port_remaps: list[str] = field(default_factory=list)
 
     def to_json(self) -> Json:
-        """The run as ``rdv lab run --json`` prints it (``port_remaps`` only when any)."""
+        """The run as ``rdv lab run --json`` prints it (``port_remaps``, ``error`` only when
+        any: a failed run's JSON said ``failed`` and not why, where the text said it)."""
         out: Json = {
             "outcome": self.outcome,
             "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 3),
@@ -88,6 +89,8 @@ class RunResult:
         }
         if self.port_remaps:
             out["port_remaps"] = self.port_remaps
+        if self.error:
+            out["error"] = self.error
         return out
 
     @property
@@ -362,6 +365,7 @@ class LabRunner:
         pump.read(dialer.stdout, lambda _chunk: None)
         # The accepter exits once the dialer's half-close arrives (pipe mode); its own stdin
         # stays open until then, or the relay would end at its EOF before our data passed.
+        exits: list[str] = []
         for proc, name in ((accepter, "accepter"), (dialer, "dialer")):
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -369,6 +373,8 @@ class LabRunner:
                 errors.append(f"the {name} did not finish within {RUN_TIMEOUT:g} s")
                 proc.kill()
                 proc.wait()
+            else:
+                exits.append(exit_reason(name, proc.returncode, f"{wd}/run{n}-{name}.stderr"))
             if proc is accepter and accepter.stdin is not None:
                 with contextlib.suppress(OSError):
                     accepter.stdin.close()
@@ -377,9 +383,13 @@ class LabRunner:
         dialer_events = read_events(paths["dialer"])
         accepter_events = read_events(paths["accepter"])
         server_events = self._server_events(token)
-        outcome, connect_ms, chosen, space = outcome_of(dialer_events)
+        picked, connect_ms, chosen, space = outcome_of(dialer_events)
+        outcome = picked
         data_ok: bool | None = None
-        if outcome != "failed":
+        if picked != "failed" and any(exits):  # no success, whatever the path and the data
+            errors += [f"picked {picked}, then {why}" for why in exits if why]
+            outcome = "failed"
+        if picked != "failed":
             data_ok = (
                 got[0] == len(payload) and received.digest() == hashlib.sha256(payload).digest()
             )
@@ -402,7 +412,7 @@ class LabRunner:
                 f"(dialer exit {dialer.returncode}, accepter exit {accepter.returncode})"
             )
         # Before the next run adds its own entries: why did this one not go direct?
-        remaps = [] if outcome == "direct" else self._remaps(dialer_events, accepter_events)
+        remaps = [] if picked == "direct" else self._remaps(dialer_events, accepter_events)
         return RunResult(
             outcome=outcome,
             connect_ms=connect_ms,

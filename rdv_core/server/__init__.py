@@ -18,6 +18,7 @@ from rdv_core.server._native import NativeFront, serve_native, start_native
 from rdv_core.server._observed import make_observed_addr
 from rdv_core.server._probe_ports import ProbePort, start_probe_ports
 from rdv_core.server._probes import ProbeAnswer, ProbeService
+from rdv_core.server._relay_silence import relay_silence
 from rdv_core.server._stats import PairPath, PairStats
 
 if TYPE_CHECKING:
@@ -40,6 +41,7 @@ __all__ = [
     "make_observed_addr",
     "mount",
     "rdv_handler",
+    "relay_silence",
     "serve_native",
     "start_native",
     "start_probe_ports",

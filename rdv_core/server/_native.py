@@ -44,6 +44,7 @@ from rdv_core.server import _metrics as metrics
 from rdv_core.server import _tls_front as tls_front
 from rdv_core.server._accept import AT_CAPACITY, Listener, bind_sockets, transport_now
 from rdv_core.server._core import CLOSED, RdvServer
+from rdv_core.server._deploy_hints import PROXY_FROM_STRANGER, refused_why
 from rdv_core.server._head_slots import (
     REFUSAL_WAIT_S,
     TOO_MANY_HEADS,
@@ -70,9 +71,8 @@ from rdv_core.wire import (
 
 log = logging.getLogger("rdv.server")
 
-#: A conn must deliver a whole request head within this many seconds (and an idle
-#: keep-alive conn is closed after it; over TLS, the handshake must end within it first):
-#: slow or silent clients cost no more than that.
+#: A conn must deliver a whole request head within this many seconds (and an idle keep-alive
+#: conn is closed after it; over TLS, the handshake first): slow clients cost no more than that.
 HEAD_TIMEOUT_S: Final = 30.0
 #: Header block bound for requests: rdv requests are small.
 MAX_REQUEST_HEAD: Final = 16 * 1024
@@ -218,7 +218,7 @@ class _HttpConn(asyncio.Protocol):
             if header is not None and (
                 self._remote is None or not self._front.proxy_from(self._remote.ip)
             ):
-                raise ProxyHeaderError("PROXY header from an untrusted address")
+                raise ProxyHeaderError(PROXY_FROM_STRANGER)
         except ProxyHeaderError as exc:
             self._answer_bad_request(exc)
             return None
@@ -233,7 +233,8 @@ class _HttpConn(asyncio.Protocol):
 
     def _answer_bad_request(self, exc: ProtocolError) -> None:
         assert self._transport is not None
-        self._front.server.count_reject(exc.status, exc.message, self._remote, "")
+        why = refused_why(exc.message, self._front.proxy_from is not None)
+        self._front.server.count_reject(exc.status, why, self._remote, "")
         # Go's bare pre-handler error, then close (build_rejection never keeps these open).
         self._transport.write(wire.build_rejection(exc).data)
         self._transport.close()

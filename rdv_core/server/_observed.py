@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 from collections.abc import Callable, Iterable
+from typing import Final
 
+from rdv_core.server import _deploy_hints as hints
 from rdv_core.wire import Addr, AddrError, IPAddress, unmap
 
 HeaderGetter = Callable[[str], str | None]
@@ -27,9 +29,26 @@ ObservedAddrFunc = Callable[[Addr | None, HeaderGetter], Addr | None]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: Forwarding headers from outside ``--trust-proxy`` are warned of at most once a minute.
+_IGNORED: Final = hints.Throttle()
+
+
 def peer_address(remote: Addr | None, get_header: HeaderGetter) -> Addr | None:
     """The default: the TCP peer address, unmapped; forwarding headers are ignored."""
-    return None if remote is None else remote.unmapped()
+    if remote is None:
+        return None
+    remote = remote.unmapped()
+    _ignored(remote, get_header)
+    return remote
+
+
+def _ignored(remote: Addr, get_header: HeaderGetter) -> None:
+    """Warn of forwarding headers that are not believed: a reverse proxy left out of
+    ``--trust-proxy`` (or no ``--trust-proxy`` at all) told every client the proxy's address,
+    and the log said nothing (server/_deploy_hints.py). A client may send them too: the
+    words are conditional and the warning comes once a minute."""
+    if get_header("X-Forwarded-For") or get_header("X-Real-IP"):
+        hints.warn(_IGNORED, hints.FORWARDED_IGNORED, remote.ip)
 
 
 def transport_peer_addr(transport: asyncio.BaseTransport) -> Addr | None:
@@ -73,6 +92,26 @@ def _parse_port(text: str) -> int | None:
     return port if 0 < port <= 65535 else None
 
 
+def _network(text: str) -> IPNetwork:
+    """A CIDR string as a network; one with host bits set (``10.0.0.1/8``) is refused.
+
+    Taken as its network (``10.0.0.0/8``), a typo for one address (``10.0.0.1/32``) widened
+    the trust to sixteen million without a word; which one was meant only the operator knows.
+    """
+    if "," in text:  # RDV_ARGS="--trust-proxy 10.0.0.0/8,192.168.0.0/16" in a unit file
+        raise ValueError(f"{text.strip()!r}: give the networks as separate words, not a list")
+    net = ipaddress.ip_network(text.strip(), strict=False)
+    if net.prefixlen == 0:
+        return net  # refused by the caller with its own reason
+    given = ipaddress.ip_interface(text.strip()).ip
+    if given != net.network_address:
+        raise ValueError(
+            f"{text.strip()} has host bits set: for the network write {net}, "
+            f"for the one address {given}/{given.max_prefixlen}"
+        )
+    return net
+
+
 class TrustedProxies:
     """Observed address from forwarding headers, honoured only from trusted proxy networks.
 
@@ -90,18 +129,17 @@ class TrustedProxies:
     Requests from anywhere else get their TCP peer address; their headers are ignored.
     """
 
-    __slots__ = ("networks",)
+    __slots__ = ("_hints", "networks")
 
     def __init__(self, networks: Iterable[str | IPNetwork]) -> None:
         """Build from CIDR strings (``10.0.0.0/8``, ``::1/128``, or a bare IP).
 
         Raises:
-            ValueError: for a string that is not a network, or a network of every address
-                (``0.0.0.0/0``, ``::/0``).
+            ValueError: for a string that is not a network, one with host bits set
+                (``10.0.0.1/8``), or a network of every address (``0.0.0.0/0``, ``::/0``).
         """
         self.networks: tuple[IPNetwork, ...] = tuple(
-            n if not isinstance(n, str) else ipaddress.ip_network(n.strip(), strict=False)
-            for n in networks
+            n if not isinstance(n, str) else _network(n) for n in networks
         )
         for net in self.networks:
             if net.prefixlen == 0:
@@ -112,6 +150,7 @@ class TrustedProxies:
                     f"{net} trusts every client: each could name any address as its own "
                     "(and have the server dial it back); name your balancers' networks"
                 )
+        self._hints = hints.Throttle()
 
     def trusts(self, ip: IPAddress) -> bool:
         """True if ``ip`` is inside a trusted network."""
@@ -124,7 +163,15 @@ class TrustedProxies:
             return None
         remote = remote.unmapped()
         if not self.trusts(remote.ip):
+            _ignored(remote, get_header)
             return remote
+        observed = self._from_headers(get_header)
+        if observed is None:
+            # A proxy that forwards no client: every client it carries would only warn.
+            hints.warn(self._hints, hints.NO_CLIENT_NAMED, remote.ip)
+        return observed
+
+    def _from_headers(self, get_header: HeaderGetter) -> Addr | None:
         forwarded_for = get_header("X-Forwarded-For")
         if forwarded_for:
             return self._from_forwarded_for(forwarded_for, get_header("X-Forwarded-Port"))

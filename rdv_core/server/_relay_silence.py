@@ -43,13 +43,26 @@ RELAY_SILENCE_ENV: Final = "RDV_RELAY_SILENCE"
 MAX_TICK: Final = 5.0
 
 
-def relay_silence() -> float:
-    """:data:`RELAY_SILENCE`, or what :data:`RELAY_SILENCE_ENV` says if it is above 0."""
+def relay_silence(strict: bool = False) -> float:
+    """:data:`RELAY_SILENCE`, or what :data:`RELAY_SILENCE_ENV` says if it is above 0.
+
+    Raises:
+        ValueError: with ``strict``, for a value that is set and is not a number of seconds
+            above 0 (``rdv serve`` refuses it at start: ``2m`` was taken as the default).
+    """
+    raw = os.environ.get(RELAY_SILENCE_ENV, "")
     try:
-        value = float(os.environ.get(RELAY_SILENCE_ENV, ""))
+        value = float(raw)
     except ValueError:
-        return RELAY_SILENCE
-    return value if math.isfinite(value) and value > 0 else RELAY_SILENCE
+        value = math.nan
+    if math.isfinite(value) and value > 0:
+        return value
+    if strict and raw.strip():
+        raise ValueError(
+            f"{RELAY_SILENCE_ENV}={raw!r} is not a number of seconds above 0 "
+            f"(unset it for the default, {RELAY_SILENCE:g})"
+        )
+    return RELAY_SILENCE
 
 
 def tick(limit: float) -> float:

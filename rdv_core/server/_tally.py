@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from rdv_core import events as ev
 from rdv_core.events import Clock, EventCallback
+from rdv_core.server import _deploy_hints as hints
 from rdv_core.server._handler import PeerInfo
 from rdv_core.wire import Addr
 
@@ -36,6 +37,8 @@ class Tally:
         self.replaced_total = 0
         self.lobby_abandoned_total = 0
         self.lobby_refused_by_limit: dict[str, int] = {}
+        #: A refusal that is the deployment's mistake is also a warning (server/_deploy_hints.py).
+        self.hints = hints.Throttle()
 
     def count_reject(self, status: int) -> None:
         self.rejects_by_status[status] = self.rejects_by_status.get(status, 0) + 1
@@ -43,6 +46,7 @@ class Tally:
     def rejected(self, status: int, reason: str, remote: Addr | None, method: str) -> None:
         """Count an error response and emit its ``Rejected`` event."""
         self.count_reject(status)
+        hints.warn(self.hints, reason, remote)
         self.emit(
             ev.Rejected,
             status=status,

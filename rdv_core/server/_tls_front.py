@@ -22,7 +22,9 @@ from collections.abc import Callable
 from typing import Final, Literal, cast
 
 from rdv_core import wire
+from rdv_core.server._deploy_hints import PROXY_ON_TLS
 from rdv_core.wire import HeadParser, ProtocolError
+from rdv_core.wire._proxy_protocol import V1_PREFIX, V2_SIGNATURE
 
 log = logging.getLogger("rdv.server")
 
@@ -31,12 +33,10 @@ PEEK_BYTES: Final = 8
 #: The answer's words: Go's sentence (clients that know Go's answer know ours), then the
 #: URL to use when the request named one.
 PLAIN_ON_TLS: Final = "Client sent an HTTP request to an HTTPS server"
-#: A PROXY v1 header on a TLS port (``--proxy-protocol`` refuses TLS): a bare close, as
-#: before, since the client behind the balancer expects TLS, not our plain words.
-PROXY_ON_TLS: Final = "a PROXY header on the TLS port: terminate TLS at the balancer"
 
-#: A PROXY v1 line's bound (the spec's 107 bytes, and room).
-PROXY_LINE_MAX: Final = 256
+#: What is read of a PROXY header before the close (a close with bytes unread resets):
+#: a v1 line (at most 107 bytes) or a v2 header (at most 4096), and what came with it.
+PROXY_LINE_MAX: Final = 8192
 
 _PEEK_FLAGS: Final = socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
 
@@ -71,8 +71,14 @@ async def peek(sock: socket.socket, wait_s: float) -> bytes | None:
 
 def kind(first: bytes) -> Literal["tls", "plain", "proxy"]:
     """What the first bytes on a TLS port are: a TLS record (or anything OpenSSL should
-    judge), an HTTP request (a method starts with ``A``-``Z``), or a PROXY v1 header."""
-    if first.startswith(b"PROXY "):
+    judge), an HTTP request (a method starts with ``A``-``Z``), or a PROXY v1/v2 header.
+
+    A PROXY header (a balancer with ``send-proxy`` passing TLS through; ``--proxy-protocol``
+    refuses TLS) gets a bare close, since the client behind the balancer expects TLS, not
+    our plain words; and a warning naming the fix (server/_deploy_hints.py). The v2
+    signature went to OpenSSL, which dropped the conn with a debug line only.
+    """
+    if first.startswith(V1_PREFIX) or (len(first) >= 4 and V2_SIGNATURE.startswith(first)):
         return "proxy"
     if first[:1].isupper():
         return "plain"

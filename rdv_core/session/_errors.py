@@ -63,7 +63,8 @@ class TransferFailed(SessionError):
         self.failures = failures
         shown = "; ".join(f"{name}: {reason}" for name, reason in failures[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
-        super().__init__(f"{len(failures)} file(s) failed: {shown}{more}")
+        files = f"{len(failures)} file" + ("" if len(failures) == 1 else "s")
+        super().__init__(f"{files} failed: {shown}{more}")
 
 
 class TransferRejected(TransferFailed):

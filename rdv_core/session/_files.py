@@ -238,7 +238,7 @@ def _no_inodes_for(base: Path, files: list[tuple[str, int, int]]) -> str | None:
         return None
     return (
         f"not enough room for files in the download folder: the offer has {new} new "
-        f"file(s), its file system has room for {free} more (free inodes)"
+        f"file{'' if new == 1 else 's'}, its file system has room for {free} more (free inodes)"
     )
 
 

@@ -128,6 +128,11 @@ def fill_keeping_figures(text: str, room: int, first: str = "", rest: str = "") 
     return filled.replace("\u00a0", " ")
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 file``, ``2 files``: counts in words, not ``2 file(s)``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def format_duration(seconds: float) -> str:
     """A span for a sentence: ``29 ms`` under a second (a 2.9 MiB send read ``in 0.0 s``),
     ``4.6 s``, then ``3 min 07 s``, ``1 h 02 min``."""
@@ -224,6 +229,24 @@ def format_event(event: Event, *, readable: bool = True) -> str:
     # Fields carry text from the server and the peer (reasons, bodies): never raw.
     line = f"{event_time(event)}  {event.type:<19} {printable(fields)}"
     return line.rstrip() if readable else line
+
+
+def rejoin_line(event: Event, secret: str) -> str | None:
+    """The stderr line for a lost lobby conn and its rejoin (docs/PROTOCOL.md section 18),
+    None for any other event. ``secret`` names what the peer types (code, token)."""
+    from rdv_core.events import LobbyRejoined, ServerLost
+
+    if isinstance(event, ServerLost):
+        return (
+            f"the rdv server went away while we waited ({shown(event.why)}): rejoining in "
+            f"{event.rejoin_in_s:g} s ({event.rejoin}/{event.rejoins})"
+        )
+    if isinstance(event, LobbyRejoined):
+        return (
+            f"rejoined the lobby {event.away_s:.1f} s later: waiting for the peer again "
+            f"(the same {secret})"
+        )
+    return None
 
 
 def shown(text: str) -> str:

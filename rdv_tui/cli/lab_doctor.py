@@ -15,7 +15,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rdv_tui.cli.formatting import ms_figure
+from rdv_tui.cli.formatting import ms_figure, plural
 
 
 def doctor_prediction(lab: Any) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: li
     names = presets or list(specs)
     room = terminal_room()
     if not as_json:
-        print(f"rdv lab doctor: {runs} race(s) per preset")
+        print(f"rdv lab doctor: {plural(runs, 'race')} per preset")
         print("\n".join(doctor_header(room)), flush=True)
     out = []
     bad = False

@@ -63,4 +63,16 @@ def listen_error(exc: OSError, host: str, port: int) -> str:
         return f"{reason}: another process listens there (ss -ltnp 'sport = :{port}' names it)"
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"{reason}: no interface of this machine has the address {host}"
+    if exc.errno == errno.EINVAL and _link_local_without_zone(host):
+        # Python says only "Invalid argument": the kernel needs to know which link.
+        return f"{reason}: an IPv6 link-local address needs its interface, e.g. [{host}%eth0]"
     return reason
+
+
+def _link_local_without_zone(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.IPv6Address(host).is_link_local
+    except ValueError:
+        return False  # not an IPv6 address, or one with a %zone already

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.events_file import open_events
-from rdv_tui.cli.formatting import PrintableFormatter, format_event, shown
+from rdv_tui.cli.formatting import PrintableFormatter, format_event, plural, rejoin_line, shown
 from rdv_tui.cli.pipe_args import resolve_pipe_server
 from rdv_tui.cli.pipe_end import lost_text, relay_server_gone
 from rdv_tui.cli.pipe_io import (
@@ -365,7 +365,9 @@ async def _main(
             say(f"cannot write events to {args.events}: {why}; no more events are written")
         if args.verbose:
             print(format_event(event), file=stderr, flush=True)
-        if isinstance(event, ObservedAddrWarning) and warn_observed:
+        if (line := rejoin_line(event, "token")) is not None:
+            say(line)
+        elif isinstance(event, ObservedAddrWarning) and warn_observed:
             say(f"warning: {event.message}")
         elif isinstance(event, Upgraded):  # fast start moved us off the relay
             say(f"switched to p2p {event.addr} after {event.after_s * 1000:.0f} ms")
@@ -378,7 +380,8 @@ async def _main(
 
         report = await run_doctor([args.url], proxy=getattr(args, "proxy", None))
         guessed = predicted_addrs(report)
-        log(f"doctor: allocation {report.value('allocation')}, predicted {len(guessed)} port(s)")
+        ports = plural(len(guessed), "port")
+        log(f"doctor: allocation {report.value('allocation')}, predicted {ports}")
         client_options = {**client_options, "predicted_addrs": guessed}
     # With fast start stdin is read while we connect: its first chunk is ready when the
     # relay is picked and goes out in the write of CONTINUE and HELLO (``early_data``), so

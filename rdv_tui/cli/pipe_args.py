@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from rdv_tui.cli.race_options import UsageError, add_race_arguments
+from rdv_tui.cli.race_options import WAITING_REJOINS, UsageError, add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
 
 
@@ -28,7 +28,10 @@ def add_pipe_arguments(parser: argparse.ArgumentParser, method: str) -> None:
         help="shared token (use [A-Za-z0-9._~-]); or --token-file, or $RDV_TOKEN",
     )
     add_secret_file_argument(parser, "--token-file", "token")
-    add_race_arguments(parser, dialer=method == "DIAL", picker_role="the dialer")
+    # rdv accept shows its token and waits; rdv dial usually finds its peer waiting (it
+    # rejoins too with --rejoin N: docs/PROTOCOL.md section 18).
+    rejoin = 0 if method == "DIAL" else WAITING_REJOINS
+    add_race_arguments(parser, dialer=method == "DIAL", picker_role="the dialer", rejoin=rejoin)
     parser.add_argument(
         "--predict-ports",
         action="store_true",

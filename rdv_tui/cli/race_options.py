@@ -20,6 +20,13 @@ class UsageError(ValueError):
     """A bad option value (exit code 2)."""
 
 
+#: The most rejoins ``--rejoin`` takes: each is a connect to the server, and past a few
+#: the server is not coming back soon (docs/PROTOCOL.md section 18).
+MAX_REJOINS = 20
+#: ``--rejoin``'s default for the commands that wait for their peer (README "rejoin").
+WAITING_REJOINS = 6
+
+
 def add_race_arguments(
     parser: argparse.ArgumentParser,
     *,
@@ -27,12 +34,14 @@ def add_race_arguments(
     picker_role: str = "the sender",
     fast_start: bool = False,
     app: bool = False,
+    rejoin: int = 0,
 ) -> None:
     """Add the race options; ``dialer`` says whether the picker options apply.
 
     ``picker_role`` names the side that picks, for the accepting side's help text;
     ``fast_start`` is the default of ``--fast-start``/``--no-fast-start``.
     ``app``: only the options the Connect form has (``rdv tui``): no -H, -v, --events.
+    ``rejoin`` is the default of ``--rejoin`` (docs/PROTOCOL.md section 18).
     """
     group = parser.add_argument_group("connection race")
     group.add_argument(
@@ -75,6 +84,15 @@ def add_race_arguments(
     )
     if app:
         return
+    group.add_argument(
+        "--rejoin",
+        type=int,
+        default=rejoin,
+        metavar="N",
+        help="when the server conn is lost while we wait for the peer (a restart, a drain, a "
+        "balancer's dead backend), rejoin the lobby with the same token up to N times, "
+        f"0.5 s doubling to 5 s apart; 0: never (default {rejoin})",
+    )
     group.add_argument(
         "-H",
         "--header",
@@ -130,7 +148,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     """
     import math
 
-    from rdv_core.client import Picker, PickFirst, WaitConstant, WaitForP2P
+    from rdv_core.client import Picker, PickFirst, RejoinPolicy, WaitConstant, WaitForP2P
     from rdv_core.wire import AddrError, parse_spaces
 
     for name in ("wait_p2p", "wait", "timeout"):
@@ -161,6 +179,9 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         if not colon or not name.strip():
             raise UsageError(f"bad header {raw!r}: expected 'Name: value'")
         headers.append((name.strip(), value.strip()))
+    rejoins = getattr(args, "rejoin", 0)
+    if not 0 <= rejoins <= MAX_REJOINS:
+        raise UsageError(f"--rejoin must be a whole number from 0 to {MAX_REJOINS}")
     proxy = getattr(args, "proxy", None)
     if proxy is not None:
         from rdv_core.wire import NO_PROXY_WORD, parse_proxy_url
@@ -181,6 +202,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         "interfaces": tuple(getattr(args, "interface", ())),
         "sources": tuple(getattr(args, "source", ())),
         "fast_start": bool(getattr(args, "fast_start", False)),
+        "rejoin": RejoinPolicy(rejoins=rejoins) if rejoins else None,
     }
 
 

@@ -19,6 +19,7 @@ from textual.screen import Screen
 from rdv_core import events as ev
 from rdv_core.client import Conn, tcp_rtt
 from rdv_core.session import IncomingOffer
+from rdv_tui.cli.formatting import plural
 from rdv_tui.screens.session_backlog import Backlog
 from rdv_tui.widgets.chat import ChatPane, Clock, local_time
 from rdv_tui.widgets.files import FilesPane, OfferBar
@@ -214,7 +215,8 @@ class SessionScreen(Screen[None]):
         if self._gone:
             return False  # the app quits: nobody is there to say yes
         self.query_one(ChatPane).add(
-            "info", f"peer offers {len(offer.files)} file(s): accept or reject in the files pane"
+            "info",
+            f"peer offers {plural(len(offer.files), 'file')}: accept or reject in the files pane",
         )
         return await self.query_one(OfferBar).ask(offer)
 

@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, Static
 
 from rdv_core.session import IncomingOffer
-from rdv_tui.cli.formatting import human_bytes
+from rdv_tui.cli.formatting import human_bytes, plural
 
 #: Characters of a path shown where a line holds several (a peer may offer 4,096).
 NAME_SHOWN = 60
@@ -24,7 +24,7 @@ def tail(path: str, limit: int = NAME_SHOWN) -> str:
 
 
 class _OfferText(Static):
-    """``Peer offers N file(s), SIZE: name, name, name and K more``, each name cut (keeping
+    """``Peer offers N files, SIZE: name, name, name and K more``, each name cut (keeping
     its end) to the width it gets: cut to :data:`NAME_SHOWN` characters whatever the
     width, a long name was then folded mid-name (``…-offer-bar-1`` / ``.txt`` at 60
     columns; ``…-name-for-t`` beside the buttons at 80)."""
@@ -142,7 +142,7 @@ class OfferBar(Horizontal):
         if offer.send is not None:
             files, size = offer.send.files, offer.send.bytes
         self.query_one(_OfferText).show(
-            f"Peer offers {files} file(s), {human_bytes(size)}: ",
+            f"Peer offers {plural(files, 'file')}, {human_bytes(size)}: ",
             [f.path for f in offer.files[:3]],
             files,
         )

@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from rdv_core.wire import Addr
-from rdv_tui.cli.formatting import format_ms
+from rdv_tui.cli.formatting import format_ms, plural
 from rdv_tui.race_model import RaceModel
 from rdv_tui.widgets.figures import FigureLines
 from rdv_tui.widgets.log_line import KeptFigures
@@ -69,6 +69,8 @@ class ServerPhaseHeader(FigureLines):
             lines.append([Content.assemble(("⚠ ", "bold $warning"), (s.warning, "$warning"))])
         if s.rejected:
             lines.append([Content.assemble(("✗ server refused: ", "bold $error"), s.rejected)])
+        if s.rejoin and model.result is None:
+            lines.append([Content.assemble(("↻ ", "bold $warning"), (s.rejoin, "$warning"))])
         self.show_figures(lines)
 
 
@@ -107,7 +109,7 @@ class ResultBanner(Static):
         if r is None:
             running = len([row for row in model.rows.values() if not row.state.is_final])
             if model.rows:
-                text = f"racing… {running} candidate(s) in flight"
+                text = f"racing… {plural(running, 'candidate')} in flight"
             elif model.server.connected_t is not None:
                 text = "waiting in the server's lobby for the peer…"
             elif model.events:

@@ -87,7 +87,8 @@ def _check(result: PresetResult, expect: str) -> None:
 
 @pytest.mark.parametrize("name", ["cone-fw", "public-b"])
 def test_direct_over_public_ipv4(name: str, rdv_command: list[str]) -> None:
-    result = run_preset(get_preset(name), RUNS, rdv_command=rdv_command)
+    # cone-fw's second run is test_peer_exit.py's, in a lab of its own.
+    result = run_preset(get_preset(name), 1 if name == "cone-fw" else RUNS, rdv_command=rdv_command)
     _check(result, "direct")
     for run in result.runs:
         assert run.chosen_space == "public4"

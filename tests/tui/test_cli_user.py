@@ -259,7 +259,7 @@ async def test_typed_ahead_line_never_answers_an_offer(url: str, tmp_path: Path)
         term.read()
         text = " ".join(term.text().split())
         assert status == 1, text
-        assert "2 file(s) verified" in text
+        assert "2 files verified" in text
         assert "1 declined (c.bin): you declined" in text
         assert sorted(p.name for p in dl.iterdir()) == ["a.bin", "b.bin"]
     finally:

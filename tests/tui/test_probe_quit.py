@@ -88,7 +88,7 @@ async def test_quitting_mid_transfer_asks_first_and_tells_the_peer_why(tmp_path:
         asked = [n.message for n in app._notifications if n.title == "Transfer running"]
         assert any("ctrl+l again" in text for text in asked), "ctrl+l ended it at once"
         assert app.is_running, "ctrl+q quit at once with a file moving"
-        assert len(asked) == 2 and all("1 file(s) not finished" in text for text in asked)
+        assert len(asked) == 2 and all("1 file not finished" in text for text in asked)
         assert "ctrl+l again" in asked[0] and "ctrl+q again" in asked[1]
         await pilot.press("ctrl+q")
         await pilot.pause()

@@ -53,7 +53,7 @@ async def test_an_empty_folder_and_names_left_out_are_said(tmp_path: Path) -> No
             field.focus()
             await pilot.press("enter")
             await wait_for(pilot, lambda: bool(said()))
-            assert said() == ["nothing to send: 1 empty folder(s) (only regular files are sent)"]
+            assert said() == ["nothing to send: 1 empty folder (only regular files are sent)"]
 
             field.value = str(mixed)
             await pilot.press("enter")
@@ -61,7 +61,7 @@ async def test_an_empty_folder_and_names_left_out_are_said(tmp_path: Path) -> No
             await wait_for(pilot, lambda: files.aggregates["out"].files_ok == 1)
             assert (tmp_path / "peer" / "mixed" / "good.txt").read_text() == "good"
             note = said()[-1]
-            assert note.startswith("not sent: 1 symlink(s) (only regular files are sent)")
+            assert note.startswith("not sent: 1 symlink (only regular files are sent)")
             assert "mixed/aux.txt" in note and "rename" in note
         finally:
             await session.close()

@@ -67,6 +67,21 @@ def test_relay_pick_and_failed_attempt() -> None:
     assert failed.server.rejected == "404 Not Found: no peer"
 
 
+def test_a_lost_lobby_conn_and_its_rejoin_are_no_refusal() -> None:
+    """The app's header says the server went away and the attempt rejoins (PROTOCOL.md
+    18), where it said "server refused: 503 ..." of a server restarting."""
+    model = RaceModel()
+    model.apply(ev.ServerRejected(2.0, 503, "Service Unavailable", "rdv server shutting down"))
+    model.apply(ev.ServerLost(2.0, "503 rdv server shutting down", 0.5, 1, 6))
+    assert model.server.rejected == ""
+    assert model.server.rejoin == (
+        "the rdv server went away while we waited (503 rdv server shutting down): "
+        "rejoining in 0.5 s (1/6)"
+    )
+    model.apply(ev.LobbyRejoined(2.6, 1, 0.6))
+    assert model.server.rejoin.startswith("rejoined the lobby 0.6 s later")
+
+
 def test_session_events_are_ignored_by_the_race() -> None:
     model = RaceModel()
     assert model.apply(ev.ChatReceived(1.0, "hi")).rows == ()

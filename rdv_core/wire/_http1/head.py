@@ -101,6 +101,7 @@ TLS_HANDSHAKE: Final = b"\x16"
 #: that module imports this one): a balancer sending them to a server that does not read
 #: them got "empty HTTP head" or "malformed request line" in the server's log.
 _PROXY_STARTS: Final = (b"PROXY ", b"\r\n\r\n\x00\r\nQUIT\n")
+_PROXY_V1_LINES: Final = (b"PROXY TCP4 ", b"PROXY TCP6 ", b"PROXY UNKNOWN")
 PROXY_NOT_READ: Final = (
     "a PROXY protocol header, and PROXY protocol is off here (rdv serve --proxy-protocol)"
 )
@@ -140,6 +141,10 @@ class HeadParser:
                 # waiting for one kept the client until the head timeout. Checked only on
                 # an unfinished head, so a whole request in one read pays nothing.
                 raise ProtocolError("a TLS handshake to a plain-HTTP server (use http://)")
+            if self._buf.startswith(_PROXY_V1_LINES) and b"\n" in self._buf:
+                # A whole PROXY v1 line is never a request line: answered now, as Go answers
+                # a malformed request line, not when a blank line or the head timeout comes.
+                raise ProtocolError(PROXY_NOT_READ)
             if len(self._buf) > self._max:
                 raise ProtocolError("HTTP header block too large", status=431)
             return None

@@ -18,7 +18,7 @@ import sys
 from typing import Any, Final, TextIO
 
 from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
-from rdv_tui.cli.formatting import fill_keeping_figures, ms_figure
+from rdv_tui.cli.formatting import fill_keeping_figures, ms_figure, plural
 
 #: Overrides how the lab starts rdv (split on spaces), e.g. to put another rdv/1
 #: implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
@@ -162,6 +162,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.lab_command == "list":
         return _list(PRESETS, sys.stdout)
+    cells_only = [f"--{o}" for o in ("cells", "delays", "predict") if getattr(args, o, None)]
+    if args.lab_command == "matrix" and args.presets and cells_only:  # (they were ignored)
+        print(
+            f"rdv lab matrix: {' and '.join(cells_only)} choose matrix cells, and "
+            "--presets runs every preset instead: drop one or the other",
+            file=sys.stderr,
+        )
+        return 2
     if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
         known = ", ".join(PRESETS)
         print(f"rdv lab: unknown preset {args.preset!r} (known: {known})", file=sys.stderr)
@@ -365,7 +373,7 @@ def _matrix(args: argparse.Namespace) -> int:
     columns, note = matrix_columns(cells, predict=args.predict, room=room)
     if not args.json:
         load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-        title = f"rdv lab matrix: {len(cells)} cells, {args.runs} run(s) each; load {load}"
+        title = f"rdv lab matrix: {len(cells)} cells, {plural(args.runs, 'run')} each; load {load}"
         print(fill_keeping_figures(title, room, "", "  "))
         print("\n".join(format_header(columns, note, room)), flush=True)
     rows = []
@@ -425,7 +433,7 @@ def _presets_matrix(args: argparse.Namespace) -> int:
 
     room = max(shutil.get_terminal_size().columns, 60)
     if not args.json:
-        print(f"rdv lab matrix: {args.runs} run(s) per preset")
+        print(f"rdv lab matrix: {plural(args.runs, 'run')} per preset")
         print("\n".join(preset_header()), flush=True)
     out = []
     bad = False

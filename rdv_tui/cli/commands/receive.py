@@ -12,8 +12,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
-from rdv_tui.cli.formatting import human_bytes
-from rdv_tui.cli.race_options import add_race_arguments
+from rdv_tui.cli.formatting import human_bytes, plural
+from rdv_tui.cli.race_options import WAITING_REJOINS, add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def add_parser(subparsers: Any) -> None:
         help="download folder (default: 'downloads' in the config file, else ~/Downloads)",
     )
     parser.add_argument("-y", "--yes", action="store_true", help="accept offers without asking")
-    add_race_arguments(parser, dialer=False, fast_start=True)
+    add_race_arguments(parser, dialer=False, fast_start=True, rejoin=WAITING_REJOINS)
     add_explain_argument(parser)
 
 
@@ -234,10 +234,10 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         if offer.send is not None:
             files, size = offer.send.files, offer.send.bytes
         if files > len(offer.files):
-            table.add_row(f"… {files} file(s) in all, in batches", "")
+            table.add_row(f"… {plural(files, 'file')} in all, in batches", "")
         console.print("The sender offers:")
         console.print(table)
-        summary = f"{files} file(s), {human_bytes(size, largest_unit='TiB')}"
+        summary = f"{plural(files, 'file')}, {human_bytes(size, largest_unit='TiB')}"
         if files > len(offer.files):
             # Only this batch was checked against the free space (the later ones are
             # checked as they come): a send of 9.8 GiB into 5 GiB free was accepted
@@ -253,9 +253,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         if args.yes:
             console.print(f"accepting {summary} into {escape(str(download_dir))}", soft_wrap=True)
             return True
-        if not sys.stdin.isatty():
-            declined.append(("stdin is not a terminal: pass --yes to accept without asking", offer))
-            return False
+        # stdin is a terminal here: _prepare refused a receive that could not ask.
         question = f"Accept {summary} into {download_dir}? [y/N] "
         with view.progress_paused():
             try:
@@ -277,6 +275,14 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
             client = client_from_args(args, sink)
         except UsageError as exc:
             return fail(str(exc), ui.EXIT_USAGE)
+        if not args.yes and not sys.stdin.isatty():
+            # Said after every other usage error and before the code is used: found out
+            # at the offer, it burned the code ("the receiver declined": start again).
+            return fail(
+                "stdin is not a terminal, so the offer cannot be asked about: pass --yes to "
+                "accept it without asking (the code is still good)",
+                ui.EXIT_USAGE,
+            )
         wants_doctor = args.explain or args.predict_ports
         report = (
             await doctor_before(server, say, getattr(args, "proxy", None)) if wants_doctor else None
@@ -333,12 +339,11 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         complete = not view.failures and view.files_ok >= view.files_total
         if session.error is None and not failed and not declined and verified and complete:
             where = escape(str(download_dir))
-            console.print(
-                f"[green]done:[/] {len(verified)} file(s) verified in {where}", soft_wrap=True
-            )
+            done = f"[green]done:[/] {plural(len(verified), 'file')} verified in {where}"
+            console.print(done, soft_wrap=True)
             return ui.EXIT_OK
         # Say what happened to every file, not only the last thing that went wrong.
-        parts = [f"{len(verified)} file(s) verified in {download_dir}"] if verified else []
+        parts = [f"{plural(len(verified), 'file')} verified in {download_dir}"] if verified else []
         if failed:
             parts.append(f"{len(failed)} failed ({_names([r.name for r in failed])})")
             first = failed[0]

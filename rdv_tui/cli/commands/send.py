@@ -12,8 +12,8 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
-from rdv_tui.cli.formatting import human_bytes
-from rdv_tui.cli.race_options import add_race_arguments
+from rdv_tui.cli.formatting import human_bytes, plural
+from rdv_tui.cli.race_options import WAITING_REJOINS, add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
         "--code-file, or $RDV_CODE",
     )
     add_secret_file_argument(parser, "--code-file", "code")
-    add_race_arguments(parser, dialer=True, fast_start=True)
+    add_race_arguments(parser, dialer=True, fast_start=True, rejoin=WAITING_REJOINS)
     add_explain_argument(parser)
 
 
@@ -94,6 +94,11 @@ def _out(*lines: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         raise OSError(f"cannot write to stdout: {exc.strerror or exc}") from None
+
+
+def _all_files(count: int) -> str:
+    """``all 6 files``, ``1 file`` (not "all 1 file(s)")."""
+    return f"all {plural(count, 'file')}" if count > 1 else plural(count, "file")
 
 
 def _refused_text(refused: list[tuple[str, str]]) -> str:
@@ -170,7 +175,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         return fail(str(exc), ui.EXIT_USAGE)
     # Said before anyone waits: "the receiver verified all 6 file(s)" of a folder that
     # also held a symlink or an empty folder read as if everything had arrived.
-    left_out = ", ".join(f"{n} {kind}(s)" for kind, n in sorted(skipped.items()))
+    left_out = ", ".join(plural(n, kind) for kind, n in sorted(skipped.items()))
     if not files:
         why = f"{left_out}; only regular files are sent" if left_out else "the folders are empty"
         if refused:  # the first one's reason: the user renames it
@@ -186,7 +191,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     sink.recorder.stream = stream
     total = sum(f.size for f in files)
     try:
-        _out(f"Sending {len(files)} file(s), {human_bytes(total, largest_unit='TiB')}.")
+        _out(f"Sending {plural(len(files), 'file')}, {human_bytes(total, largest_unit='TiB')}.")
     except OSError as exc:
         return fail(str(exc))
     if left_out:
@@ -200,7 +205,8 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         )
     if len(refused) > SHOWN_REFUSED:
         hidden = len(refused) - SHOWN_REFUSED
-        console.print(f"[yellow]not sent:[/] {hidden} more name(s) the receiver would refuse")
+        names = "name" if hidden == 1 else "names"
+        console.print(f"[yellow]not sent:[/] {hidden} more {names} the receiver would refuse")
 
     def show_code(shown: str) -> None:  # --code: unless burned; else once alone in the lobby
         _out(
@@ -252,7 +258,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
             if view.files_ok:  # a later batch was refused (no room left): say what arrived
                 console.print(escape(view.summary()), soft_wrap=True)
                 return fail(
-                    f"the receiver verified {view.files_ok} file(s), then refused "
+                    f"the receiver verified {plural(view.files_ok, 'file')}, then refused "
                     f"{len(exc.failures)} ({exc.failures[0][1]})"
                 )
             return fail(join_reason("the receiver declined", exc.failures[0][1]))
@@ -262,7 +268,8 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
             # The receiver went away (Ctrl-C there): the files failed, and what it holds
             # resumes; "1 file(s) failed" alone read as a loss to start over from.
             again = f"; {AGAIN}" if session.closed else ""
-            return fail(f"{len(exc.failures)} file(s) failed; the first: {name} ({why}){again}")
+            failed = plural(len(exc.failures), "file")
+            return fail(f"{failed} failed; the first: {name} ({why}){again}")
         except SessionError as exc:
             console.print(
                 escape(view.summary()), soft_wrap=True
@@ -286,11 +293,11 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         if refused:  # partial: a script's "rdv send dir && rm -rf dir" must not go on
             console.print(escape(view.summary()), soft_wrap=True)
             return fail(
-                f"partial: the receiver verified all {len(results)} file(s) sent{note}; "
+                f"partial: the receiver verified {_all_files(len(results))} sent{note}; "
                 f"{_refused_text(refused)}"
             )
         console.print(
-            f"[green]done:[/] the receiver verified all {len(results)} file(s){escape(note)}"
+            f"[green]done:[/] the receiver verified {_all_files(len(results))}{escape(note)}"
         )
         console.print(escape(view.summary()), soft_wrap=True)
         return ui.EXIT_OK

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.commands import serve_args as kind
+from rdv_tui.cli.commands import serve_summary as summary
 from rdv_tui.cli.commands.serve_args import CAP_FLAGS, DEFAULT_LOBBY_TIMEOUT_S
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
 from rdv_tui.cli.commands.serve_reload import CertWatch
@@ -92,8 +93,9 @@ def add_parser(subparsers: Any) -> None:
         nargs="+",
         action="extend",
         default=[],
-        help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP only from these proxy "
-        "networks (e.g. 127.0.0.1/32 10.0.0.0/8)",
+        help="honour X-Forwarded-For/X-Forwarded-Port and X-Real-IP/X-Real-Port (and, with "
+        "--proxy-protocol, PROXY headers) only from these proxy networks, separate words "
+        "(e.g. 127.0.0.1/32 10.0.0.0/8; no host bits: 10.0.0.1/8 is refused)",
     )
     parser.add_argument(
         "--probe-port",
@@ -114,7 +116,8 @@ def add_parser(subparsers: Any) -> None:
         "--proxy-protocol",
         action="store_true",
         help="read a PROXY v1/v2 header (HAProxy send-proxy, nginx stream, AWS NLB) from "
-        "--trust-proxy networks; refuse it from anyone else",
+        "--trust-proxy networks; refuse it from anyone else (not with --tls-cert: terminate "
+        "TLS at the balancer)",
     )
     parser.add_argument(
         "--tls-cert",
@@ -131,7 +134,11 @@ def add_parser(subparsers: Any) -> None:
         default=0,
         help="also log every request, lobby event and rejection (-vv: debug)",
     )
-    parser.add_argument("--json-logs", action="store_true", help="log JSON lines to stderr")
+    parser.add_argument(
+        "--json-logs",
+        action="store_true",
+        help="log JSON lines to stderr (after the plain 'listening on' line)",
+    )
     parser.add_argument(
         "--loop",
         choices=("auto", "asyncio", "uvloop"),
@@ -164,6 +171,11 @@ async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> in
     finally:
         for sig in (*signals, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+
+
+def _sockname(sock: Any) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _reload(watch: CertWatch | None) -> None:
@@ -235,6 +247,7 @@ async def _serve_until_stopped(
         ProbeService,
         RdvServer,
         make_observed_addr,
+        relay_silence,
         start_native,
         start_probe_ports,
     )
@@ -296,43 +309,25 @@ async def _serve_until_stopped(
                 file=sys.stderr,
             )
             return 1
-        try:
-            probe_ports = await start_probe_ports(probes, bind_host, args.probe_port)
-        except OSError as exc:
-            print(f"rdv serve: cannot listen on a probe port: {exc}", file=sys.stderr)
-            await front.close()
-            return 1
+        probe_ports = []
+        for number in args.probe_port:  # one at a time: the error names the port, and why
+            try:
+                probe_ports += await start_probe_ports(probes, bind_host, [number])
+            except OSError as exc:
+                cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+                why = listen_error(cause, host, number)
+                print(f"rdv serve: cannot listen on --probe-port {number}: {why}", file=sys.stderr)
+                for opened in probe_ports:
+                    await opened.close()
+                await front.close()
+                return 1
         url = front.url
         if bind_host is None and host:
             url = url.replace("//0.0.0.0:", "//[::]:", 1)  # as the operator wrote it
         print(f"rdv serve: listening on {url}", file=sys.stderr, flush=True)
-        if probe_ports or args.dial_back:
-            ports = ", ".join(str(p.port) for p in probe_ports) or "none"
-            print(
-                f"rdv serve: doctor probe ports {ports}; dial-back "
-                f"{'on' if args.dial_back else 'off'}",
-                file=sys.stderr,
-                flush=True,
-            )
-        log.info(
-            "lobby timeout %s, caps: %s in all, %s per address, %s per network; open pairs: "
-            "%s per address, %s per network; unfinished requests: %s per address, %s per "
-            "network (open-file limit %d)",
-            "none" if args.lobby_timeout is None else f"{args.lobby_timeout:g}s",
-            *(
-                "none" if n is None else n
-                for n in (
-                    limits.total,
-                    limits.per_address,
-                    limits.per_network,
-                    limits.pairs_per_address,
-                    limits.pairs_per_network,
-                    limits.heads_per_address,
-                    limits.heads_per_network,
-                )
-            ),
-            resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-        )
+        summary.log_limits(args, limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+        bound = [_sockname(sock) for sock in front.sockets]
+        summary.log_front(args, bound, front.port, [p.port for p in probe_ports], relay_silence())
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         # After the "listening" line (the first, which scripts wait for), in the log's form.
         if tls is not None and (warning := validity_warning(args.tls_cert)) is not None:
@@ -346,7 +341,11 @@ async def _serve_until_stopped(
             for chore in chores:
                 chore.cancel()
         started = time.monotonic()
-        log.info("%s: shutting down", signal_name)
+        # SIGHUP reloads many daemons: say at once that this one stops, and what reloads.
+        hup = " (nothing to reload: SIGUSR1 reloads the TLS certificate)" * (
+            signal_name == "SIGHUP"
+        )
+        log.info("%s: shutting down%s", signal_name, hup)
         await _shut_down(server, args.drain, stop)
         await front.close()
         for probe_port in probe_ports:
@@ -392,6 +391,13 @@ def run(args: argparse.Namespace) -> int:
         make_observed_addr(args.trust_proxy)
     except ValueError as exc:
         print(f"rdv serve: invalid --trust-proxy: {exc}", file=sys.stderr)
+        return 2
+    try:
+        from rdv_core.server import relay_silence
+
+        relay_silence(strict=True)
+    except ValueError as exc:  # "2m" was taken as the default without a word
+        print(f"rdv serve: {exc}", file=sys.stderr)
         return 2
     if args.proxy_protocol and not args.trust_proxy:
         print(

@@ -85,13 +85,16 @@ def cap(text: str) -> int | None:
 
 
 def non_negative_float(text: str) -> float | None:
-    """A positive number of seconds, or None for any spelling of zero (``0``, ``0.0``)."""
+    """A number of seconds: positive, or None for any spelling of zero (``0``, ``0.0``)."""
     try:
-        if float(text) == 0:
-            return None
+        value = float(text)
     except ValueError:
-        pass  # positive_float says what is wrong
-    return positive_float(text)
+        return positive_float(text)  # says what is wrong
+    if value == 0:
+        return None
+    if not 0 < value < math.inf:  # "must be positive" for a flag that takes 0 misled
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds (and finite): {text!r}")
+    return value
 
 
 def positive_float(text: str) -> float:
