@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-import pytest
 from textual.widgets import Static
 
 from rdv_core.session import SessionError
@@ -19,26 +18,26 @@ from tests.tui.test_probe_files import dialed_session, screen_lines, session_sen
 LONG = "a-very-long-file-name-for-the-offer-bar-" * 2 + "1.txt"
 
 
-@pytest.mark.parametrize("size", [(60, 20), (80, 24)])
-async def test_an_offered_long_name_is_never_cut_across_lines(
-    tmp_path: Path, size: tuple[int, int]
-) -> None:
+async def test_an_offered_long_name_is_never_cut_across_lines(tmp_path: Path) -> None:
     """At 60 columns the offer read ``…-offer-bar-1`` and, on the next line, ``.txt``: the
-    name was cut to 60 characters whatever the width, then folded mid-name."""
+    name was cut to 60 characters whatever the width, then folded mid-name; at 80, beside
+    the buttons, ``…-name-for-t``."""
     (tmp_path / LONG).write_text("a")
     app = make_app(config(tmp_path))
-    async with app.run_test(size=size) as pilot:
+    async with app.run_test(size=(60, 20)) as pilot:
         await wait_for(pilot, lambda: app.controller.embedded is not None)
         app.controller.session_switch_delay = 0.0
         session, conn = await dialed_session(app, pilot)
         send = asyncio.get_running_loop().create_task(session.send_paths([tmp_path / LONG]))
         bar = app.session_screen.query_one(OfferBar)
         await wait_for(pilot, lambda: bar.pending == 1)
-        await pilot.pause(0.2)
-        lines = [line.strip(" │") for line in screen_lines(app)]
-        shown = [line for line in lines if "…" in line and "offer-bar" in line]
-        assert shown and shown[0].endswith("-1.txt"), lines
-        assert not any(line.startswith(".txt") for line in lines)
+        for size in ((60, 20), (80, 24)):  # above the buttons, then beside them
+            await pilot.resize_terminal(*size)
+            await pilot.pause(0.2)
+            lines = [line.strip(" │") for line in screen_lines(app)]
+            shown = [line for line in lines if "…" in line and "offer-bar" in line]
+            assert shown and shown[0].endswith("-1.txt"), (size, lines)
+            assert not any(line.startswith(".txt") for line in lines)
         send.cancel()
         with contextlib.suppress(asyncio.CancelledError, SessionError):
             await send

@@ -1,11 +1,11 @@
-"""The Race screen's keys work as soon as it shows (a real race on loopback: the app's
-embedded server and a demo peer that accepts)."""
+"""The Race screen says what is true and its keys work as soon as it shows (a real race
+on loopback: the app's embedded server and a demo peer that accepts)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rdv_tui.app import RdvApp, make_app
+from rdv_tui.app import make_app
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.screens.race import RaceScreen
 from rdv_tui.widgets.race_header import ServerPhaseHeader
@@ -13,17 +13,23 @@ from rdv_tui.widgets.race_header import ServerPhaseHeader
 from tests.tui.test_live import app_dials_a_demo_peer, config, wait_for
 
 
-async def test_enter_opens_a_candidates_story_without_focusing_the_table_first(
+async def test_no_attempt_yet_then_enter_opens_a_candidates_story(
     tmp_path: Path,
 ) -> None:
     """The README says ``Enter`` on a row opens its story: the focus was on the scrolling
     body around the table, so Enter did nothing and Up/Down scrolled the table's header
-    out of sight; only a click or ``tab`` first got there."""
+    out of sight; only a click or ``tab`` first got there. And F3 before connecting: the
+    header said ``waiting for the attempt to start…`` of an attempt nobody had started."""
     app = make_app(config(tmp_path))
     async with (
         app.run_test(size=(80, 24)) as pilot,
         app_dials_a_demo_peer(app, pilot, tmp_path),
     ):
+        await pilot.press("f3")
+        await pilot.pause()
+        header = app.race_screen.query_one(ServerPhaseHeader)
+        assert "no attempt yet" in str(header.render()), str(header.render())
+        await pilot.press("f2")
         app.controller.session_switch_delay = 60.0  # the dashboard stays
         await pilot.press("ctrl+r")
         race = app.race_screen
@@ -34,23 +40,3 @@ async def test_enter_opens_a_candidates_story_without_focusing_the_table_first(
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RaceScreen)
-
-
-def header_text(app: RdvApp) -> str:
-    return str(app.race_screen.query_one(ServerPhaseHeader).render())
-
-
-async def test_the_header_says_no_attempt_until_one_starts(tmp_path: Path) -> None:
-    """F3 before connecting: the header said ``waiting for the attempt to start…`` of an
-    attempt nobody had started (under ``no race yet: F2 to connect``)."""
-    app = make_app(config(tmp_path))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.controller.embedded is not None)
-        await pilot.press("f3")
-        await pilot.pause()
-        assert "waiting" not in header_text(app)
-        assert "no attempt yet" in header_text(app)
-        app.race_screen.reset()
-        app.race_screen.running = True  # what the controller sets as an attempt starts
-        await pilot.pause()
-        assert "waiting for the attempt to start" in header_text(app)
