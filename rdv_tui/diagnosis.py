@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rdv.tui")
 
-#: How long the app waits for the peer's diagnosis.
-PEER_WAIT_S = 5.0
-
 
 async def doctor_for(app: RdvApp, url: str) -> Report | None:
     """Our report against ``url`` (the Doctor screen's, or a fresh run), on the Race screen."""
@@ -48,18 +45,23 @@ async def explain_session(
     app: RdvApp, session: Session, report: Report | None, spaces: AddrSpace, conn: Conn
 ) -> None:
     """Exchange reports and ``conn``'s race events over ``session``; show the verdict."""
-    from rdv_tui.cli.explain import settled_events
+    import asyncio
 
-    events = await settled_events(conn)  # after a fast-start switch, if any
+    from rdv_tui.cli.explain import peer_diagnosis, settled_events
+
+    started = asyncio.get_running_loop().time()
+    events = await settled_events(conn, session)  # after a fast-start switch, if any
     try:
         sent = session.diagnosis.send(report, events)
     except SessionError:
         return
-    peer = await session.diagnosis.received(PEER_WAIT_S) if sent else None
+    peer, missing = await peer_diagnosis(session, sent, started)
     prediction = None
-    if report is not None and peer is not None and peer.report is not None:
+    if report is None:
+        missing = "our doctor did not run"
+    elif peer is not None and peer.report is not None:
         prediction = predict(report, peer.report, spaces)
-    result = verdict(prediction, events, peer.events if peer is not None else None)
+    result = verdict(prediction, events, peer.events if peer is not None else None, missing=missing)
     if peer is not None:
         app.race_screen.merge_peer(list(peer.events))
     app.race_screen.show_diagnosis(lambda width: render_verdict(result, width))

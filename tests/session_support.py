@@ -200,5 +200,16 @@ def make_file(path: Path, size: int, seed: int = 0) -> str:
 
 
 def file_digest(path: Path) -> str:
-    """The file's digest as the session computes it (BLAKE3, hex)."""
-    return new_hasher().update(path.read_bytes()).hexdigest()
+    """The file's digest as the session computes it (BLAKE3, hex).
+
+    Read in pieces into one buffer: ``read_bytes`` of a 512 MiB file took 1.2-2.6 s here
+    (fresh pages for the whole file on every call, on a machine that hands freed memory
+    back to its host), 8 MiB at a time 0.2 s.
+    """
+    digest = new_hasher()
+    buf = bytearray(8 << 20)
+    view = memoryview(buf)
+    with path.open("rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            digest.update(view[:n])
+    return digest.hexdigest()

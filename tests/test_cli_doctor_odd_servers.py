@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -85,3 +86,79 @@ def test_every_takes_a_number_of_seconds_only() -> None:
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert f"--every: must be at least 1 second: '{bad}'" in done.stderr, done.stderr
+
+
+async def test_a_plain_web_server_is_no_rdv_server() -> None:
+    """``rdv doctor`` against ``python -m http.server``: it called the web server "an rdv/1
+    server without them (doctor routes), e.g. the Go one" and exited 0 ("measured"), having
+    measured nothing. An rdv/1 server without the routes answers ``426 invalid rdv upgrade``
+    (docs/PROTOCOL.md section 3, row 7); this one answered its own 404 page."""
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=web.serve_forever, daemon=True)
+    thread.start()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    url = f"http://127.0.0.1:{web.server_address[1]}"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rdv_tui", "doctor", url, cwd="/tmp",
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await kill_left(proc)
+        web.shutdown()
+        web.server_close()
+        thread.join(5)
+    text = " ".join(out.decode().split())
+    assert proc.returncode == 1, text  # no rdv server answered (README: the exit codes)
+    assert "e.g. the Go one" not in text, text
+    assert (
+        "TCP reached the server, but nothing was measured: it is not an rdv server (it answered "
+        "404 to GET /.rdv/probes" in text
+    ), text
+
+
+def test_a_host_name_with_an_empty_part_is_bad_usage() -> None:
+    """``rdv doctor http://example..com`` (a typo) ended on a ``UnicodeError`` traceback from
+    getaddrinfo's IDNA step (the resolver is never asked: no traffic leaves the machine)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-m", "rdv_tui", "doctor", "http://example..com:8080"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == (
+        "rdv doctor: rdv server URL has a bad host name 'example..com' (an empty part between "
+        "dots, or a part over 63 characters): 'http://example..com:8080'\n"
+    )
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None, reason="needs root and unshare"
+)
+def test_a_name_that_does_not_resolve_is_named() -> None:
+    """It read "the server has no IPv4 address ([Errno -3] Temporary failure in name
+    resolution)", as if a server had been found. Run in a network namespace of its own
+    (``unshare -n``: no route, so the resolver's query never leaves; it ends with the process)."""
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-m", "rdv_tui", "doctor", "http://nothing.invalid:8080"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 1, said + done.stderr
+    assert "has no IPv4 address" not in said and "[Errno" not in said, said
+    assert "No rdv server could be reached (nothing.invalid does not resolve: " in said, said

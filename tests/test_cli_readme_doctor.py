@@ -143,7 +143,6 @@ def test_ctrl_c_before_any_report_is_not_measured() -> None:
     exited 0, "measured", with nothing printed: ``rdv doctor URL && deploy`` went on.
     It exits 130; with ``--every``, a Ctrl-C after a report still gives that report's code."""
     import signal
-    import time
 
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
@@ -154,8 +153,14 @@ def test_ctrl_c_before_any_report_is_not_measured() -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.5)  # in the first run, waiting for the server's answer
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        # In the first run, waiting for the server's answer: its GET is here (a fixed
+        # 1.5 s was most of this test's time).
+        silent.settimeout(20)
+        conn, _ = silent.accept()
+        with conn:
+            conn.settimeout(20)
+            assert conn.recv(4096).startswith(b"GET "), "no GET from rdv doctor"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=20)
     assert out == "", out
     assert proc.returncode == 130, (proc.returncode, err)

@@ -329,9 +329,40 @@ async def test_doctor_against_a_server_that_answers_nothing() -> None:
     # the summary says so instead of "the server could not tell us our address".
     listener = socket.create_server(("127.0.0.1", 0), backlog=16)
     try:
-        report = await run_doctor([f"http://127.0.0.1:{listener.getsockname()[1]}"])
+        # A short wait: the user's 3 s were all of this test's time.
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        report = await run_doctor([url], http_timeout_s=0.3)
     finally:
         listener.close()
     said = summary(report)
     assert said.startswith("TCP reached the server but it answered nothing (no answer to GET"), said
+    assert "within 0.3 s" in said, said
     assert report.servers[0].tcp4.value is True
+
+
+async def test_a_url_without_the_servers_prefix_is_said_to_fail() -> None:
+    """``rdv serve --prefix /rdv`` and ``rdv doctor http://host:port``: the doctor routes sit
+    at the root whatever the prefix (docs/PROTOCOL.md 15.1), so it said "No NAT: direct conns
+    work" and exited 0, and ``rdv dial`` with that URL then failed on 404."""
+    from rdv_core.doctor._report import ServerCheck
+    from rdv_core.server import ProbeService, RdvServer, start_native
+
+    server = RdvServer()
+    service = ProbeService(dial_back=False, observe=server.observe)
+    front = await start_native(server, "127.0.0.1", 0, prefix="/rdv", probes=service)
+    base = f"http://127.0.0.1:{front.port}"
+    try:
+        wrong = await run_doctor([base])
+        right = await run_doctor([f"{base}/rdv"])
+    finally:
+        await server.close()
+        await front.close()
+    assert not wrong.answered  # rdv doctor exits 1
+    assert summary(wrong) == (
+        "The rdv server answers, but nothing serves rdv at this URL's path (404 to GET "
+        "/rdv-doctor-path-check, where rdv answers 426): check it (rdv serve --prefix); "
+        f"rdv dial with {base} fails, the findings below still hold."
+    )
+    assert wrong.value("nat") is False  # measured all the same
+    assert right.answered and summary(right).startswith("No NAT"), summary(right)
+    assert isinstance(right.servers[0], ServerCheck) and right.servers[0].http.value is True

@@ -236,3 +236,47 @@ def test_the_verdict_text_wraps_under_its_own_column(width: int) -> None:
     for line in lines:
         # A line starts a piece, or continues one under its text: never at column 0.
         assert line.startswith(heads) or line.startswith("    "), wrapped
+
+
+@pytest.mark.parametrize("mode", ["--fast-start", "--no-fast-start"])
+async def test_a_dialer_without_direct_candidates_still_gets_the_peers_side(
+    tmp_path: Path, mode: str
+) -> None:
+    """``rdv send --spaces none --explain`` to ``rdv receive --explain``: the receiver (the
+    accepter) waited 10 s for quick attempts the sender never made, the sender gave up on its
+    report after 5 s ("no prediction (the peer sent no doctor report)"), sent, closed, and the
+    receiver said "no verdict: the session is closed" (docs/PROTOCOL.md section 16.8); then
+    the receiver's verdict blamed nobody ("no direct conn came up in time"), or, in a classic
+    race, a router ("SYNs were refused (reset by a router)": the sender's closed port)."""
+    import time
+
+    from tests.doctor_support import probe_server
+    from tests.session_support import make_file
+    from tests.test_session_cli import rdv
+
+    make_file(tmp_path / "a.bin", 1000, 1)
+    async with probe_server("native") as env:
+        common = ("--server", env.url, "--explain", mode)
+        started = time.monotonic()
+        sending = rdv(
+            "send", str(tmp_path / "a.bin"), "--code", "9-fox-opal", "--spaces", "none", *common
+        )
+        receiving = rdv(
+            "receive", "9-fox-opal", "--dir", str(tmp_path / "dl"), "--yes",
+            "--spaces", "loopback4", *common,
+        )  # fmt: skip
+        (rc_s, _, err_s), (rc_r, _, err_r) = await asyncio.gather(sending, receiving)
+        took = time.monotonic() - started
+    assert rc_s == 0 and rc_r == 0, err_s + err_r
+    said = " ".join(err_s.split())
+    assert "no prediction" not in said, said
+    assert "as predicted: no address space is enabled: the relay is forced." in said, said
+    heard = " ".join(err_r.split())
+    assert "no verdict" not in heard and "verdict: Relay" in heard, heard
+    # The receiver's own network would have gone direct: the relay was the sender's doing,
+    # said plainly ("no direct conn came up in time" blamed nobody).
+    assert (
+        "though direct was expected (both sides have the same address and no NAT: one "
+        "machine): the peer had no direct candidate to try (none of ours is in its --spaces)."
+    ) in heard, heard
+    assert took < 5, took  # no side waits out a timeout

@@ -78,6 +78,7 @@ def test_nat_and_loss() -> None:
     slow = [Sample(LOCAL, "1.1.1.1:7000", None, 1003.0), Sample(LOCAL, "1.1.1.1:7001", None, 2.0)]
     assert classify_loss(slow).value is True
     assert classify_loss(slow[1:]).value is False
+    assert classify_loss(slow[1:]).reason == "1 connect, it needed no retransmission"
 
 
 @pytest.mark.parametrize(

@@ -80,10 +80,9 @@ async def test_the_doctor_says_what_answered() -> None:
     async with listening(_ssh) as port:
         report = await run_doctor([f"http://127.0.0.1:{port}"])
     assert summary(report) == (
-        "TCP reached the server, but GET /.rdv/probes: it does not speak HTTP (it said "
-        "'SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13'): is that port the rdv server's?; nothing "
-        "was measured."
-    )
+        "TCP reached the server, but nothing was measured: GET /.rdv/probes: it does not speak "
+        "HTTP (it said 'SSH-2.0-OpenSSH_9.6p1 Ubuntu-3ubuntu13'): is that port the rdv server's?"
+    )  # the question ends the sentence (it read "server's?; nothing was measured.")
     assert not report.answered
 
 

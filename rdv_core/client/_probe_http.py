@@ -42,11 +42,14 @@ class HttpConn:
     host_header: str
     connect_ms: float
     tls: bool
+    #: What a ``get`` waits for its answer when not told (the ``wait_s`` of its open).
+    wait_s: float = HTTP_TIMEOUT_S
 
     async def get(
-        self, path: str, headers: Sequence[tuple[str, str]] = (), wait_s: float = HTTP_TIMEOUT_S
+        self, path: str, headers: Sequence[tuple[str, str]] = (), wait_s: float | None = None
     ) -> tuple[int, bytes]:
-        """``GET path`` on this conn: ``(status, body)``.
+        """``GET path`` on this conn: ``(status, body)``, within ``wait_s`` (default: the
+        conn's :attr:`wait_s`).
 
         Raises:
             ProbeHttpError: the conn failed, closed, or the response is malformed.
@@ -54,6 +57,7 @@ class HttpConn:
         lines = [f"GET {path} HTTP/1.1", f"Host: {self.host_header}", f"User-Agent: {USER_AGENT}"]
         lines += [f"{k}: {v}" for k, v in headers]
         self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        wait_s = self.wait_s if wait_s is None else wait_s
         try:
             async with asyncio.timeout(wait_s):
                 await self.writer.drain()
@@ -128,7 +132,7 @@ async def wrap_conn(
     except BaseException:
         sock.close()
         raise
-    return HttpConn(reader, writer, host_header, connect_ms, tls_host is not None)
+    return HttpConn(reader, writer, host_header, connect_ms, tls_host is not None, wait_s)
 
 
 class _ClosedFirst(Exception):

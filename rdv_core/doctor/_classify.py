@@ -194,4 +194,6 @@ def classify_loss(samples: Sequence[Sample]) -> Finding:
     slow = [t for t in times if t >= RETRANSMIT_MS]
     if slow:
         return Finding(True, f"{len(slow)} of {len(times)} connects needed a SYN retransmission")
+    if len(times) == 1:  # a server that is no rdv server gives one ("1 connects, none")
+        return Finding(False, "1 connect, it needed no retransmission")
     return Finding(False, f"{len(times)} connects, none needed a retransmission")

@@ -11,6 +11,7 @@ from typing import Final
 from rdv_core.client._probe_http import CLOSED_FIRST
 from rdv_core.client._response import NOT_HTTP
 from rdv_core.client._server_conn import NOT_TLS, SPEAKS_TLS
+from rdv_core.doctor._main_conn import NO_RDV_PATH, NOT_RDV
 from rdv_core.doctor._report import Finding, Report
 from rdv_core.doctor._text import pack, wrap
 
@@ -110,6 +111,12 @@ def summary(report: Report) -> str:
         return proxied
     if not report.reached:
         return _unreached_summary(report)
+    wrong_path = next((x for x in report.servers if NO_RDV_PATH in x.http.reason), None)
+    if wrong_path is not None and not report.answered:
+        return (
+            f"The rdv server answers, but {wrong_path.http.reason}; rdv dial with "
+            f"{wrong_path.url} fails, the findings below still hold."
+        )
     if report.value("upgrade") is False:
         return (
             "A proxy between you and the server strips the Upgrade header: rdv/1 cannot work "
@@ -131,8 +138,9 @@ def summary(report: Report) -> str:
             # It took the conn and said nothing: not an rdv server, or something between us
             # (a proxy, a middlebox) holding the conn. "Could not tell us our address" read
             # as if it had answered. A TLS server closes a plain-HTTP conn without a byte.
-            if NOT_HTTP in silent.http.reason:  # another service's banner: the wrong port
-                return f"TCP reached the server, but {silent.http.reason}; nothing was measured."
+            if NOT_HTTP in silent.http.reason or NOT_RDV in silent.http.reason:
+                # another service's banner or web page: the wrong port
+                return f"TCP reached the server, but nothing was measured: {silent.http.reason}"
             tls = silent.url.startswith("http:") and CLOSED_FIRST in silent.http.reason
             return (
                 f"TCP reached the server but it answered nothing ({silent.http.reason}): is it "

@@ -12,6 +12,7 @@ import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError
 from rdv_core.client._server_conn import plain_refused, tls_reason
@@ -45,9 +46,9 @@ async def server_main(
 ) -> None:
     """The main conn from P to ``ip`` and every probe that rides it (steps 2 and 6)."""
     if ip is None:
-        why = "the server has no IPv4 address"
-        known = server.resolve_error
-        server.tcp4 = not_measured(f"{why} ({known})" if known else why)
+        # Neither family resolved: the name is the trouble ("the server has no IPv4 address
+        # ([Errno -2] Name or service not known)" read as if a server had been found).
+        server.tcp4 = not_measured(server.resolve_error or "the server has no address")
         return
     v6 = ":" in ip
     if v6:
@@ -100,10 +101,38 @@ async def server_main(
         server.observed6 = server.main_sample  # NAT66 from this conn (no fresh one)
     if server.directory is None:
         return
+    await check_path(server, ip, connect)
     for probe_port in server.directory.probe_ports:
         if probe_port == server.parsed.port:
             continue
         await probe(server, ip, probe_port, port, connect, samples)
+
+
+#: The doctor's words for a URL whose path the rdv server does not serve (the summary keys on
+#: them).
+NO_RDV_PATH: Final = "nothing serves rdv at this URL's path"
+
+
+async def check_path(server: Target, ip: str, connect: Connect) -> None:
+    """Does the server serve rdv at the URL's path? The doctor routes sit at the root whatever
+    the prefix (section 15.1), so a URL without the server's ``--prefix`` measured fine, and
+    ``rdv dial`` with it then failed on ``404``. A token under the path without the upgrade
+    headers gets ``426`` from an rdv server whose prefix matches, ``404`` from one whose does
+    not (section 3, rows 5 and 7), and never enters the lobby. On a fresh conn: the ``426``
+    may close it."""
+    path = server.parsed.request_path("rdv-doctor-path-check")
+    try:
+        conn = await connect(server, ip, server.parsed.port, 0, server.parsed.tls)
+        status, _ = await conn.get(path)
+    except (OSError, TimeoutError, ProbeHttpError) as exc:
+        log.info("path check %s: %s", path, exc)
+        return
+    if status == 404:  # an answer, but rdv is not there: rdv dial with this URL fails
+        server.http = Finding(
+            False,
+            f"{NO_RDV_PATH} (404 to GET {path}, where rdv answers 426): check it "
+            "(rdv serve --prefix)",
+        )
 
 
 async def directory(server: Target, conn: HttpConn) -> None:
@@ -118,10 +147,9 @@ async def directory(server: Target, conn: HttpConn) -> None:
             server.directory_reason = str(refused)
             return
         if status != 200:
-            server.directory_reason = (
-                f"the server answered {status} to {PROBES_PATH}: it has no doctor routes "
-                "(an rdv/1 server without them, e.g. the Go one)"
-            )
+            server.directory_reason, is_rdv = no_directory(status, body)
+            if not is_rdv:  # an answer, but not from an rdv server: nothing to measure here
+                server.http = Finding(False, server.directory_reason)
             return
         server.directory = parse_directory(body)
     except ProtocolError as exc:  # it answered, but not with what we asked for
@@ -130,6 +158,41 @@ async def directory(server: Target, conn: HttpConn) -> None:
     except ProbeHttpError as exc:  # silent, or the conn failed before any answer
         server.http = Finding(False, str(exc))
         server.directory_reason = f"{PROBES_PATH}: {exc}"
+
+
+#: The doctor's words for an answer that no rdv server gives (the summary keys on them).
+NOT_RDV: Final = "it is not an rdv server"
+
+
+def no_directory(status: int, body: bytes) -> tuple[str, bool]:
+    """Why a non-200 answer to ``/.rdv/probes`` gives no directory, and whether an rdv server
+    gave it.
+
+    An rdv/1 server without the doctor routes answers a path at its root as a token without
+    ``Connection: upgrade``: ``426 invalid rdv upgrade`` (docs/PROTOCOL.md section 3, row 7);
+    under a ``--prefix``, Go's ``404 page not found`` (row 5). Our server's probe limit is
+    ``429`` and a shut-down one ``503 rdv is closed`` (sections 15.1 and 3). Anything else
+    (a plain web server's 404 page, a redirect) came from something that is not rdv: calling
+    it "an rdv/1 server without them" sent a user looking for routes on a web server.
+    """
+    text = body.decode("utf-8", "replace").strip()
+    where = f"the server answered {status} to {PROBES_PATH}"
+    if (status == 426 and text.startswith("invalid rdv upgrade")) or (
+        status == 404 and text == "404 page not found"
+    ):
+        return (
+            f"{where}: it has no doctor routes (an rdv/1 server without them, e.g. the Go one)",
+            True,
+        )
+    if status == 429:
+        return f"{where}: it limits probes from this address; run again in a few seconds", True
+    if status == 503 and text == "rdv is closed":
+        return f"{where}: the rdv server is shutting down", True
+    return (
+        f"{NOT_RDV} (it answered {status} to GET {PROBES_PATH}, where an rdv server answers "
+        "200, or 426 without the doctor routes): is that port the rdv server's?",
+        False,
+    )
 
 
 async def probe(

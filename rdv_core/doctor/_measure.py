@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from rdv_core.client._probe_http import HttpConn, ProbeHttpError, open_conn
+from rdv_core.client._probe_http import HTTP_TIMEOUT_S, HttpConn, ProbeHttpError, open_conn
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, family_of, local_port
 from rdv_core.doctor import _classify as classify
 from rdv_core.doctor import _dialbacks as dialbacks
@@ -75,6 +75,8 @@ class Doctor:
             (``"none"``: never); None takes it from the environment when ``trust_env`` is set.
             The doctor measures the proxy's tunnel beside the direct probes (section 15.7).
         trust_env: Read the proxy environment when ``proxy`` is None.
+        http_timeout_s: What each connect and ``GET`` of the direct conns waits (the tests
+            of a server that never answers pass less than the user's 3 s).
 
     Raises:
         ValueError: for a bad URL or proxy URL (before any traffic).
@@ -89,6 +91,7 @@ class Doctor:
         fresh_ports: int = FRESH_PORTS,
         proxy: str | None = None,
         trust_env: bool = True,
+        http_timeout_s: float = HTTP_TIMEOUT_S,
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
@@ -116,6 +119,7 @@ class Doctor:
             if self._proxies[s.url] is None and choose_proxy(proxy, s.parsed, unexempt) is not None
         }
         self._ssl = ssl_context
+        self._http_timeout_s = http_timeout_s
         self._on_finding = on_finding
         self._fresh_count = fresh_ports
         self._samples: list[Sample] = []
@@ -233,6 +237,7 @@ class Doctor:
             server.parsed.host_header,
             tls_host=server.parsed.host if tls else None,
             ssl_context=self._ssl,
+            wait_s=self._http_timeout_s,
         )
         self._conns.append(conn)
         return conn
@@ -330,9 +335,15 @@ async def run_doctor(
     on_finding: FindingCallback | None = None,
     proxy: str | None = None,
     trust_env: bool = True,
+    http_timeout_s: float = HTTP_TIMEOUT_S,
 ) -> Report:
     """Measure the network between us and ``urls`` (see :class:`Doctor`)."""
     doctor = Doctor(
-        urls, ssl_context=ssl_context, on_finding=on_finding, proxy=proxy, trust_env=trust_env
+        urls,
+        ssl_context=ssl_context,
+        on_finding=on_finding,
+        proxy=proxy,
+        trust_env=trust_env,
+        http_timeout_s=http_timeout_s,
     )
     return await doctor.run()

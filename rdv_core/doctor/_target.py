@@ -91,7 +91,8 @@ async def resolve(server: Target) -> None:
         try:
             infos = await loop.getaddrinfo(host, server.parsed.port, family=family)
         except socket.gaierror as exc:
-            server.resolve_error = str(exc)
+            # Its words without "[Errno -2]"; with both families failed the name is unknown.
+            server.resolve_error = f"{host} does not resolve: {(exc.strerror or str(exc)).lower()}"
             continue
         if infos:
             ip = str(infos[0][4][0])

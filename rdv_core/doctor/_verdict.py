@@ -35,6 +35,7 @@ from rdv_core.events import (
     UpgradeFailed,
     VerdictReached,
 )
+from rdv_core.events._upgrade import NO_CANDIDATE
 
 
 @dataclass(slots=True)
@@ -121,6 +122,14 @@ def fast_start(events: Iterable[Event]) -> Switch | None:
     return Switch(failure=failure)
 
 
+def _tried_nothing(switch: Switch | None, lines: Sequence[str]) -> bool:
+    """Did this side dial nothing: fast start had no candidate, or (classic) every
+    candidate was skipped because its address space is not enabled."""
+    if switch is not None:
+        return switch.failure == NO_CANDIDATE
+    return bool(lines) and all(": skipped (address space " in line for line in lines)
+
+
 def fast_start_line(switch: Switch) -> str:
     """One line for the verdict: where a fast-start stream went, and when."""
     if switch.addr:
@@ -179,8 +188,11 @@ def verdict(
     ours: Iterable[Event],
     theirs: Iterable[Event] | None,
     t: float = 0.0,
+    *,
+    missing: str = "the peer sent no doctor report",
 ) -> VerdictReached:
-    """Merge the prediction and both sides' race events into one explanation."""
+    """Merge the prediction and both sides' race events into one explanation (``missing``:
+    why there is no prediction, when there is none)."""
     ours, theirs = list(ours), list(theirs or ())
     our_lines, outcome, chosen = candidate_lines(ours)
     their_lines, their_outcome, _ = candidate_lines(theirs)
@@ -188,8 +200,21 @@ def verdict(
         outcome = their_outcome
     path = f"direct via {chosen}" if outcome == "direct" else outcome
     # Either side's events may have seen the switch (ours may stop before it did).
-    seen = [x for x in (fast_start(ours), fast_start(theirs)) if x is not None]
+    our_switch, their_switch = fast_start(ours), fast_start(theirs)
+    seen = [x for x in (our_switch, their_switch) if x is not None]
     switch = next((x for x in seen if x.addr), seen[0] if seen else None)
+    # A side that tried nothing decided the relay (section 16.5: the accepter's attempts are
+    # the dialer's; in a classic race, every candidate skipped for its space). The other
+    # side's verdict said "no direct conn came up in time", or "SYNs were refused (reset by
+    # a router)" for the peer's closed port, for a peer run with --spaces none.
+    idle = ""
+    if switch is None or not switch.addr:
+        if _tried_nothing(our_switch, our_lines):
+            idle = "we had no direct candidate to try (no peer address is in our --spaces)"
+        elif _tried_nothing(their_switch, their_lines):
+            idle = "the peer had no direct candidate to try (none of ours is in its --spaces)"
+            if their_switch is not None:
+                their_lines.insert(0, fast_start_line(their_switch))
     if switch is not None and outcome != "failed":
         # Fast start picked the relay on purpose: the stream's path is where it ended.
         our_lines.insert(0, fast_start_line(switch))
@@ -199,12 +224,12 @@ def verdict(
         else:
             outcome, path = "relay", "relay (fast start found no direct path)"
     if prediction is None:
-        sentence = f"{path.capitalize()}; no prediction (the peer sent no doctor report)."
+        sentence = f"{path.capitalize()}; no prediction ({missing})."
         return VerdictReached(
             t, "", "", "", outcome, chosen, None, sentence, tuple(our_lines), tuple(their_lines)
         )
     agrees = prediction.agrees_with(outcome)
-    trouble = _trouble(
+    trouble = idle or _trouble(
         [*our_lines, *their_lines], prediction.winner, fast=switch is not None and not switch.addr
     )
     if prediction.expect == "possible":

@@ -7,7 +7,14 @@ upgrade as a whole did.
 
 from __future__ import annotations
 
+from typing import Final
+
 from rdv_core.events._base import Candidate, Event, event
+
+#: The final ``UpgradeFailed`` reason of a side whose fast start tried nothing (no peer
+#: address in its spaces, no listener: ``rdv_core/client/_upgrade.py``); the doctor's verdict
+#: names that side as the reason for the relay.
+NO_CANDIDATE: Final = "no direct candidate"
 
 
 @event

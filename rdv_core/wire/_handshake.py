@@ -168,6 +168,13 @@ def parse_server_url(url: str) -> ServerURL:
         raise ValueError(f"rdv server URL must be http:// or https://, got {url!r}")
     if not parts.hostname:
         raise ValueError(f"rdv server URL has no host: {url!r}")
+    try:  # what getaddrinfo does first: "a..b" escaped rdv doctor as a UnicodeError traceback
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise ValueError(
+            f"rdv server URL has a bad host name {parts.hostname!r} (an empty part between "
+            f"dots, or a part over 63 characters): {url!r}"
+        ) from None
     if parts.query or url.rstrip().endswith("?"):
         raise ValueError(f"rdv server URL cannot have a query string: {url!r}")
     if parts.fragment or "#" in url:

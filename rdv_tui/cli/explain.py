@@ -16,24 +16,59 @@ import textwrap
 from collections.abc import Callable
 from typing import Any
 
-#: How long we wait for the peer's diagnosis once ours is sent.
+#: How long we wait for the peer's diagnosis once ours is sent, past the time the peer may
+#: spend waiting for its own quick attempts (:data:`UPGRADE_WAIT_S`).
 PEER_WAIT_S = 5.0
 #: How long we wait for fast start's quick attempts (docs/PROTOCOL.md section 16.5), so
 #: that the verdict tells the path the stream ended on, not the relay it started on.
 UPGRADE_WAIT_S = 10.0
 
 
-async def settled_events(conn: Any) -> list[Any]:
-    """``conn``'s events once a fast-start upgrade settled (or after :data:`UPGRADE_WAIT_S`)."""
+async def settled_events(conn: Any, session: Any = None) -> list[Any]:
+    """``conn``'s events once a fast-start upgrade settled (or after :data:`UPGRADE_WAIT_S`).
+
+    The accepter's attempts are the dialer's (each starts on its ``SYNC``, section 16.5):
+    once the dialer's diagnosis arrived, the dialer's quick attempts are over, and so are
+    ours. Without that, an accepter whose dialer had no direct candidate (``--spaces none``)
+    tried nothing and waited the whole 10 s for attempts that never came, while the dialer
+    gave up on its report after 5 s: the sender said "the peer sent no doctor report", the
+    receiver "no verdict: the session is closed".
+    """
     import asyncio
     import contextlib
 
     upgrader = getattr(conn, "upgrader", None)
     if upgrader is not None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(UPGRADE_WAIT_S):
-                await upgrader.quick_done.wait()
+        waits = [asyncio.ensure_future(upgrader.quick_done.wait())]
+        if session is not None and not upgrader.is_dialer and session.diagnosis.peer_supports:
+            waits.append(asyncio.ensure_future(session.diagnosis.received(UPGRADE_WAIT_S)))
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(UPGRADE_WAIT_S):
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
     return list(conn.events) if conn is not None else []
+
+
+async def peer_diagnosis(session: Any, sent: bool, started: float) -> tuple[Any, str]:
+    """The peer's diagnosis (None if none came), and why there is no prediction without it.
+
+    The peer sends its own once its quick attempts settled, up to :data:`UPGRADE_WAIT_S`
+    after the session came up (``started``, the loop's clock), so we wait that long and
+    :data:`PEER_WAIT_S` more; 5 s from the end of our own, shorter, wait missed it.
+    """
+    import asyncio
+
+    if not sent:
+        return None, "the peer's rdv does not exchange diagnoses"
+    loop = asyncio.get_running_loop()
+    wait = max(PEER_WAIT_S, started + UPGRADE_WAIT_S + PEER_WAIT_S - loop.time())
+    peer = await session.diagnosis.received(wait)
+    if peer is None:
+        return None, f"the peer's diagnosis did not come within {wait:.0f} s"
+    return peer, "the peer sent no doctor report"
 
 
 def add_explain_argument(parser: argparse.ArgumentParser) -> None:
@@ -93,12 +128,15 @@ async def explain_after(
     spaces: Any = None,
 ) -> Any:
     """Exchange reports and events over ``session``; print and emit the verdict."""
+    import asyncio
+
     from rdv_core.doctor import predict, render_verdict, verdict
     from rdv_core.events import DoctorReported
     from rdv_core.session import SessionError
     from rdv_core.wire import AddrSpace
 
-    events = await settled_events(session.conn)
+    started = asyncio.get_running_loop().time()
+    events = await settled_events(session.conn, session)
     if report is not None:
         emit(DoctorReported(0.0, "self", json.dumps(report.to_json(), separators=(",", ":"))))
     try:
@@ -106,13 +144,15 @@ async def explain_after(
     except SessionError as exc:
         say(f"no verdict: {exc}")
         return None
-    peer = await session.diagnosis.received(PEER_WAIT_S) if sent else None
+    peer, missing = await peer_diagnosis(session, sent, started)
     if peer is not None and peer.report is not None:
         emit(DoctorReported(0.0, "peer", json.dumps(peer.report.to_json(), separators=(",", ":"))))
     prediction = None
-    if report is not None and peer is not None and peer.report is not None:
+    if report is None:
+        missing = "our doctor did not run"
+    elif peer is not None and peer.report is not None:
         prediction = predict(report, peer.report, spaces or AddrSpace.DEFAULT)
-    result = verdict(prediction, events, peer.events if peer else None)
+    result = verdict(prediction, events, peer.events if peer else None, missing=missing)
     emit(result)
     if not sent:
         say("the peer's rdv does not exchange diagnoses: only our side is known")

@@ -12,9 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual import events
+from textual.keys import _character_to_key
+from textual.pilot import Pilot
 from textual.widgets import Input
 
-from rdv_tui.app import make_app
+from rdv_tui.app import RdvApp, make_app
 from rdv_tui.widgets.dropped_paths import PathsTyped, pasted_paths, paths_typed
 
 from tests.tui.test_live import app_dials_a_demo_peer, config, wait_for
@@ -37,6 +39,20 @@ def test_what_terminals_and_file_managers_type(tmp_path: Path) -> None:
     assert paths_typed(pasted_paths(f"{uri}\n{plain}\n")) == PathsTyped([spaced, plain])
 
 
+async def typed_at_once(app: RdvApp, pilot: Pilot[int], text: str) -> None:
+    """``text`` as a terminal types a drop: every key at once, then one wait.
+
+    ``pilot.press`` waits for the app to go idle twice after each key (20 ms each at
+    least, more while a session runs): the 80 keys of a dropped path took 3-6 s.
+    """
+    assert app._driver is not None
+    for char in text:
+        key = events.Key(char if char.isalnum() else _character_to_key(char), char)
+        key.set_sender(app)
+        app._driver.send_message(key)
+    await pilot.pause()
+
+
 async def test_dropped_and_pasted_files_are_sent(tmp_path: Path) -> None:
     outbox = tmp_path / "out box"
     outbox.mkdir()
@@ -56,7 +72,9 @@ async def test_dropped_and_pasted_files_are_sent(tmp_path: Path) -> None:
         field = app.session_screen.query_one("#send-path", Input)
         field.focus()
         # Dropped onto the terminal: typed, quoted, with a trailing space.
-        await pilot.press(*f"'{files[0]}' ", "enter")
+        await typed_at_once(app, pilot, f"'{files[0]}' ")
+        assert field.value == f"'{files[0]}' ", field.value
+        await pilot.press("enter")
         received = tmp_path / "peer"
         await wait_for(pilot, lambda: (received / files[0].name).exists(), limit=20)
         # Copied in a file manager: one URI a line, pasted.

@@ -10,18 +10,13 @@ from rdv_tui.app import make_app
 from rdv_tui.widgets.chat import ChatLog
 from rdv_tui.widgets.link_strip import LinkStrip
 
+from tests.tui.test_dropped_paths import typed_at_once
 from tests.tui.test_live import config, wait_for
 from tests.tui.test_probe_files import dialed_session
 
 
-async def test_a_line_or_a_path_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> None:
-    """The input was cleared, then the controller said 'no session': the line was gone.
-    The same for the files pane's path: cleared, then 'no session', then gone.
-
-    One session for both (the lines are set, not typed key by key: a key press costs a
-    Pilot round, and 35 of them took 3 s of CI)."""
-    note = tmp_path / "note.txt"
-    note.write_text("hello\n")
+async def test_a_line_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> None:
+    """The input was cleared, then the controller said 'no session': the line was gone."""
     app = make_app(config(tmp_path))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.controller.embedded is not None)
@@ -32,22 +27,37 @@ async def test_a_line_or_a_path_typed_after_the_peer_left_is_not_lost(tmp_path: 
         chat = screen.query_one(ChatLog)
         # While the session is up a line goes out and the input empties.
         await pilot.click("#chat-input")
-        field.value = "first"
-        await pilot.press("enter")
+        await pilot.press(*"first", "enter")
         await wait_for(pilot, lambda: ("you", "first") in chat.lines_added)
         assert field.value == ""
         conn.writer.transport.abort()  # the peer is gone
         await wait_for(pilot, lambda: screen.query_one(LinkStrip).closed != "")
-        field.value = "a long thought, typed too late"
+        await typed_at_once(app, pilot, "a long thought, typed too late")  # 30 keys
         await pilot.press("enter")
         await pilot.pause(0.2)
         assert field.value == "a long thought, typed too late"
         assert any("the line stays" in n.message for n in app._notifications)
-        path = screen.query_one("#send-path", Input)
-        path.value = str(note)
+        await session.close()
+        await conn.close()
+
+
+async def test_a_path_typed_after_the_peer_left_is_not_lost(tmp_path: Path) -> None:
+    """The same for the files pane's path: cleared, then 'no session', then gone."""
+    note = tmp_path / "note.txt"
+    note.write_text("hello\n")
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        session, conn = await dialed_session(app, pilot)
+        screen = app.session_screen
+        conn.writer.transport.abort()  # the peer is gone
+        await wait_for(pilot, lambda: screen.query_one(LinkStrip).closed != "")
+        field = screen.query_one("#send-path", Input)
+        field.value = str(note)
         await pilot.click("#send")
         await pilot.pause(0.2)
-        assert path.value == str(note)
+        assert field.value == str(note)
         assert any("the path stays" in n.message for n in app._notifications)
         await session.close()
         await conn.close()

@@ -31,8 +31,9 @@ def add_parser(subparsers: Any) -> None:
         "(from the server's dial-back, rdv serve --dial-back), hairpinning, a middlebox "
         "that strips Upgrade and the HTTP proxy the race would go through. Every finding is "
         "yes / no / not measured, with the reason.",
-        epilog="Exit codes: 0 measured; 1 no server answered (unreachable, TLS failed, or it "
-        "took the conn and said nothing); 2 bad usage; 130 "
+        epilog="Exit codes: 0 measured; 1 no rdv server answered (unreachable, TLS failed, not "
+        "an rdv server or not at the URL's path, or it took the conn and said nothing); 2 bad "
+        "usage; 130 "
         "interrupted before a report (with --every: the last report's code).",
     )
     parser.add_argument(
