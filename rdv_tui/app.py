@@ -28,7 +28,7 @@ from textual.screen import Screen
 
 from rdv_core import events as ev
 from rdv_core.events import Event, read_jsonl
-from rdv_tui.cli.formatting import shown_event
+from rdv_tui.cli.formatting import plural, shown_event
 from rdv_tui.controller import (
     DEMO_DASHBOARD_S,
     SESSION_SWITCH_DELAY_S,
@@ -86,6 +86,15 @@ EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 REPLACE_CONFIRM_S = 5.0
 """With a session open, a second Connect within this many seconds replaces it."""
+
+QUIT_CONFIRM_S = 5.0
+"""With files still moving, a second ``ctrl+q`` (or ``ctrl+l``, End session) within this
+many seconds does it."""
+
+QUIT_REASON = "the peer quit the rdv app"
+"""What the peer reads when the app quits with a session open (docs/PROTOCOL.md 12.10: a
+clean close with a reason, as Ctrl-C and SIGTERM are for ``rdv send``); ``closed by peer``
+did not tell it that the transfer would not come back on its own."""
 
 
 def load_race(path: Path) -> list[Event]:
@@ -205,6 +214,11 @@ class RdvApp(App[int]):
         self.doctor_screen = DoctorScreen()
         self._replace_asked_at = 0.0
         """When the user was last told that connecting ends the open session."""
+        self._cut_asked_at: dict[str, float] = {}
+        """When the user was last told that quitting (or ending the session) stops the
+        files still moving, by key."""
+        self._quit_reason = QUIT_REASON
+        """What the peer reads when the app ends (a signal gives its own)."""
         self.add_mode("connect", lambda: self.connect_screen)
         self.add_mode("race", lambda: self.race_screen)
         self.add_mode("session", lambda: self.session_screen)
@@ -218,7 +232,7 @@ class RdvApp(App[int]):
         if config.exit_on_signals:
             loop = asyncio.get_running_loop()
             for signum in EXIT_SIGNALS:
-                loop.add_signal_handler(signum, self.exit, 128 + signum)
+                loop.add_signal_handler(signum, self._exit_on_signal, signum)
         if config.replay is not None:
             self.race_screen = RaceScreen(
                 load_race(config.replay), source=config.replay.name, export_dir=config.export_dir
@@ -241,7 +255,41 @@ class RdvApp(App[int]):
             for signum in EXIT_SIGNALS:
                 with contextlib.suppress(ValueError, RuntimeError):
                     loop.remove_signal_handler(signum)
-        await self.controller.close()
+        await self.controller.close(self._quit_reason)
+
+    def _exit_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP: quit now (nobody is there to answer), telling the peer why."""
+        from rdv_tui.transfer_stop import STOPPING
+
+        self._quit_reason = STOPPING[signal.Signals(signum)][0]
+        self.exit(128 + signum)
+
+    async def action_quit(self) -> None:
+        """Quit; with files still moving, only once asked twice (a stray ``ctrl+q`` cut a
+        4 GiB send off at 9 % without a word)."""
+        if not self._asks_first("ctrl+q", "quitting", "quits"):
+            self.exit()
+
+    def _asks_first(self, key: str, doing: str, does: str) -> bool:
+        """With files of the open session unfinished, say what ``key`` would cut off and
+        return True, unless it was said for ``key`` within :data:`QUIT_CONFIRM_S`."""
+        session = self.controller.session
+        unfinished = (
+            0 if session is None or session.closed else self.session_screen.files_unfinished()
+        )
+        now = time.monotonic()
+        if not unfinished or now - self._cut_asked_at.get(key, 0.0) <= QUIT_CONFIRM_S:
+            self._cut_asked_at.pop(key, None)
+            return False
+        self._cut_asked_at[key] = now
+        self.notify(
+            f"{plural(unfinished, 'file')} not finished: {doing} stops them (partial files "
+            f"are kept: send again to resume). {key} again within {QUIT_CONFIRM_S:g} s {does}",
+            severity="warning",
+            title="Transfer running",
+            timeout=QUIT_CONFIRM_S,
+        )
+        return True
 
     async def _host_server(self) -> None:
         """Start the embedded server unless it runs, is off, or another server is used."""
@@ -346,7 +394,10 @@ class RdvApp(App[int]):
         self.controller.send_paths(message.paths)
 
     def on_session_screen_end_session(self, message: SessionScreen.EndSession) -> None:
-        self.controller.end_session()
+        # ctrl+l is "redraw" in many terminal programs: pressed from habit, it ended the
+        # session and its transfers at once.
+        if not self._asks_first("ctrl+l", "ending the session", "ends it"):
+            self.controller.end_session()
 
     # ----- shared actions
 

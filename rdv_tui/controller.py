@@ -46,6 +46,7 @@ from rdv_tui.cli.formatting import shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
+from rdv_tui.send_list import list_for_sending
 
 if TYPE_CHECKING:
     from rdv_tui.app import RdvApp, Source
@@ -366,7 +367,22 @@ class Controller:
         if session is None:
             return
         try:
-            await session.send_paths(paths)
+            listing = await asyncio.to_thread(list_for_sending, paths)
+        except (OSError, ValueError) as exc:
+            self._app.notify(shown(str(exc)), severity="error", title="Send failed", markup=False)
+            return
+        if listing.left_out:  # said, not left to a silence (rdv_tui/send_list.py)
+            self._app.notify(
+                shown(listing.left_out),
+                severity="warning" if listing.files else "error",
+                title="Send",
+                markup=False,
+                timeout=10,
+            )
+        if not listing.files:
+            return
+        try:
+            await session.send_files(listing.files)  # listed above: not again
         except TransferRejected as exc:
             self._app.notify(shown(str(exc)), severity="warning", title="Rejected", markup=False)
         except (SessionError, OSError, ValueError) as exc:
@@ -387,18 +403,28 @@ class Controller:
         self._run(self.close_connection, "close_connection", group="close")
         self._app.notify("session closed")
 
-    async def close_connection(self) -> None:
-        """Close the session (waiting briefly for the peer) and the conn, if any."""
+    async def close_connection(self, reason: str = "closed") -> None:
+        """Close the session (waiting briefly for the peer) and the conn, if any; ``reason``
+        is what the peer reads (docs/PROTOCOL.md 12.10)."""
         session, conn = self.session, self.conn
         self._set_link(None, None)
         if session is not None and not session.closed:
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await session.close()
+                    await session.close(reason, ours="closed")  # our side: as before
             except (TimeoutError, SessionError, OSError) as exc:
                 log.debug("session close: %s", exc)
         if conn is not None:
-            await conn.close()
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await conn.close()
+            except TimeoutError:
+                # A peer that stopped reading (its machine asleep, its window full) leaves
+                # our unsent bytes in the socket, and closing waits for them to leave:
+                # ctrl+q froze the app for good. Drop them: the peer keeps its partial
+                # files either way (docs/PROTOCOL.md 12.10).
+                conn.writer.transport.abort()
+                log.debug("conn close: the peer stopped reading; aborted")
 
     # ----- the demo
 
@@ -440,9 +466,10 @@ class Controller:
 
     # ----- quitting
 
-    async def close(self) -> None:
-        """Close everything this controller opened: the link, the demo's peer, the server."""
-        await self.close_connection()
+    async def close(self, reason: str = "closed") -> None:
+        """Close everything this controller opened: the link, the demo's peer, the server;
+        ``reason`` is what the peer reads."""
+        await self.close_connection(reason)
         if self._demo_task is not None:
             self._demo_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RdvError, SessionError, OSError):

@@ -48,6 +48,11 @@ class RaceScreen(Screen[None]):
         export_dir: Where the ``e`` key saves the race (None: the working folder).
     """
 
+    AUTO_FOCUS = "#race-table"
+    """The table, not the first focusable widget (the scrolling body around it): there
+    ``Enter`` did nothing, though the README and the table promise a row's story, and
+    Up/Down scrolled the table's header out of sight. ``tab`` reaches the body."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
         # Short labels: with the app's screen keys they must fit 80 columns (the palette,
         # ctrl+p, gives each its long name).
@@ -123,7 +128,7 @@ class RaceScreen(Screen[None]):
             for row_id in change.rows:
                 table.show_row(self.model.rows[row_id])
         if change.header:
-            self.query_one(ServerPhaseHeader).show(self.model)
+            self.query_one(ServerPhaseHeader).show(self.model, running=self._live)
         self.query_one(ResultBanner).show(self.model, extra=self.note)
         waterfall = self.query_one(Waterfall)
         waterfall.refresh(layout=bool(change.rows))
@@ -173,8 +178,15 @@ class RaceScreen(Screen[None]):
             self.query_one(ResultBanner).show(self.model, extra=self.note)
             self.query_one(Waterfall).refresh()
 
+    @property
+    def _live(self) -> bool:
+        """An attempt is under way, or events came (a replay is never waited for)."""
+        return self.running or bool(self.model.events)
+
     def watch_running(self) -> None:
         self.refresh_bindings()
+        if self._drawable:
+            self.query_one(ServerPhaseHeader).show(self.model, running=self._live)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """``c`` only while there is an attempt to cancel; ``p`` only when there is none (a
@@ -198,7 +210,7 @@ class RaceScreen(Screen[None]):
         table = self.query_one(RaceTable)
         for row in self.model.rows.values():
             table.show_row(row)
-        self.query_one(ServerPhaseHeader).show(self.model)
+        self.query_one(ServerPhaseHeader).show(self.model, running=self._live)
         self.query_one(ResultBanner).show(self.model, extra=self.note)
         self.query_one(Waterfall).refresh(layout=True)
 

@@ -113,12 +113,21 @@ class SessionScreen(Screen[None]):
             self.set_interval(self._sample_s, self.sample_link)
         self.query_one("#chat-input").focus()
 
+    @property
+    def _gone(self) -> bool:
+        """Taken apart: the app quits (``App.is_running`` turns false first). A file
+        moving then still sends its last events, and the missing ``LinkStrip`` ended the
+        app with a ``NoMatches`` traceback (as on the Race screen: screens/race.py)."""
+        return self._ready and not (self.is_attached and self.app.is_running)
+
     # ----- events in
 
     def feed(self, event: ev.Event) -> None:
         """Show one session event (held, bounded, until the screen is mounted)."""
         if not self._ready:
             self._backlog.add(event)
+            return
+        if self._gone:
             return
         link = self.query_one(LinkStrip)
         match event:
@@ -186,6 +195,8 @@ class SessionScreen(Screen[None]):
 
     def sample_link(self) -> None:
         """Sample throughput and RTT for the link strip."""
+        if self._gone:
+            return
         now = time.monotonic()
         then, bytes_in, bytes_out = self._last_sample
         elapsed = max(now - then, 1e-3)
@@ -201,6 +212,8 @@ class SessionScreen(Screen[None]):
     async def ask_offer(self, offer: IncomingOffer) -> bool:
         """Show an incoming offer and wait for the user's answer."""
         await self._ready_event.wait()  # the screen may still be composing after a switch
+        if self._gone:
+            return False  # the app quits: nobody is there to say yes
         self.query_one(ChatPane).add(
             "info",
             f"peer offers {plural(len(offer.files), 'file')}: accept or reject in the files pane",
@@ -214,7 +227,12 @@ class SessionScreen(Screen[None]):
         if not self._ready:
             self._early_info.append(text)
             return
-        self.query_one(ChatPane).add("info", text)
+        if not self._gone:
+            self.query_one(ChatPane).add("info", text)
+
+    def files_unfinished(self) -> int:
+        """Files of the open session still offered or moving (0 before the screen shows)."""
+        return 0 if not self._ready or self._gone else self.query_one(FilesPane).unfinished()
 
     # ----- user actions
 

@@ -29,7 +29,20 @@ def one_path(text: str) -> Path:
     """``text`` as a path: ``~`` expanded, a ``file://`` URI as its (unquoted) path."""
     if text.startswith("file://"):
         text = unquote(urlsplit(text).path)
-    return Path(text).expanduser()
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ``~bob/x`` of a user this machine does not know: as typed
+        return Path(text)
+
+
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a text no file system takes as a path is not one: a
+    paragraph pasted into the field by mistake (a name over 255 bytes) raised
+    ``OSError: File name too long`` and ended the app."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def paths_typed(text: str) -> PathsTyped:
@@ -37,14 +50,14 @@ def paths_typed(text: str) -> PathsTyped:
     as is), else its shell words (quoted or escaped, as terminals drop files)."""
     text = text.strip()
     whole = one_path(text)
-    if whole.exists():
+    if _exists(whole):
         return PathsTyped([whole])
     try:
         words = shlex.split(text)
     except ValueError:  # an unbalanced quote: not shell words
         return PathsTyped([], whole)
     paths = [one_path(word) for word in words]
-    missing = [path for path in paths if not path.exists()]
+    missing = [path for path in paths if not _exists(path)]
     if not paths or len(missing) == len(paths):
         return PathsTyped([], paths[0] if len(paths) == 1 else whole)
     if missing:

@@ -125,6 +125,8 @@ RECENT = 5
 FAILED_ROWS = 50
 #: Seconds between two redraws of the aggregate lines (events come by the thousand).
 REDRAW_S = 0.1
+#: What the aggregate's second line starts with.
+LAST = "  last: "
 
 
 class Aggregate:
@@ -155,8 +157,11 @@ class Aggregate:
         self.bytes_done += size
         self.dirty = True
 
-    def text(self, arrow: str) -> str:
-        """The aggregate line: files, bytes, rate, ETA, current file."""
+    def text(self, arrow: str, width: int | None = None) -> str:
+        """The aggregate line: files, bytes, rate, ETA, current file; each name cut to
+        fit ``width`` whole on a line after ``  last: `` (cut to 60 characters whatever
+        the width, a name was folded mid-name at 60 columns)."""
+        limit = NAME_SHOWN if width is None else max(8, min(NAME_SHOWN, width - len(LAST) - 1))
         done = self.bytes_done + sum(self.moving.values())
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = done / elapsed
@@ -169,13 +174,15 @@ class Aggregate:
         if self.files_done < self.files_total and self.ended:
             line += f" · stopped: {self.ended}"
         elif self.files_done < self.files_total:
-            line += f" · ETA {format_eta(eta)} · {tail(self.current)}"
+            line += f" · {format_eta(eta)}"  # it says "ETA": the line read "ETA ETA 0:02"
+            if self.current:
+                line += f" · {tail(self.current, limit)}"
         else:
             line += f" · done in {format_duration(elapsed)}"
         if self.files_failed:
             line += f" · {self.files_failed} failed"
         if self.recent:
-            line += "\n  last: " + ", ".join(tail(name) for name in self.recent)
+            line += f"\n{LAST}" + ", ".join(tail(name, limit) for name in self.recent)
         return line
 
 
@@ -245,6 +252,15 @@ class FilesPane(Vertical):
                 aggregate.ended = f"session ended: {reason}"
                 aggregate.dirty = True
 
+    def unfinished(self) -> int:
+        """Files of this session offered (either way) that have no verdict yet, while the
+        session is up: what quitting now would cut off."""
+        return sum(
+            aggregate.files_total - aggregate.files_done
+            for aggregate in self.aggregates.values()
+            if not aggregate.ended
+        )
+
     def compose(self) -> ComposeResult:
         with Horizontal(id="send-bar"):
             yield PathInput(placeholder="path to send", id="send-path", compact=True)
@@ -272,8 +288,10 @@ class FilesPane(Vertical):
             return
         typed = paths_typed(text)
         if typed.missing is not None:
-            self.app.notify(
-                f"no such file or folder: {typed.missing}", severity="error", markup=False
+            self.app.notify(  # the end of it: a paste of a whole paragraph filled the screen
+                f"no such file or folder: {tail(str(typed.missing), 120)}",
+                severity="error",
+                markup=False,
             )
             return  # keep the text so the user can fix it
         if not self.open:  # cleared, then refused: the typed path was lost
@@ -300,6 +318,10 @@ class FilesPane(Vertical):
         """Redraw the aggregate lines on a timer, not per event."""
         self.set_interval(REDRAW_S, self._redraw)
 
+    def on_resize(self) -> None:
+        for aggregate in self.aggregates.values():  # names are cut to the width
+            aggregate.dirty = True
+
     def shows_rows(self, direction: str) -> bool:
         """Whether ``direction`` shows one row per file (a send small enough)."""
         return self.aggregates[direction].files_total <= ROWS_UP_TO
@@ -311,7 +333,7 @@ class FilesPane(Vertical):
                 continue
             aggregate.dirty = False
             line = self.query_one(f"#aggregate-{direction}", Static)
-            line.update(aggregate.text(arrow))
+            line.update(aggregate.text(arrow, line.content_size.width or None))
             line.set_class(aggregate.files_total > ROWS_UP_TO, "-shown")
 
     def _aggregate(self, event: ev.Event) -> bool:

@@ -23,6 +23,41 @@ def tail(path: str, limit: int = NAME_SHOWN) -> str:
     return path if len(path) <= limit else "…" + path[len(path) - limit + 1 :]
 
 
+class _OfferText(Static):
+    """``Peer offers N files, SIZE: name, name, name and K more``, each name cut (keeping
+    its end) to the width it gets: cut to :data:`NAME_SHOWN` characters whatever the
+    width, a long name was then folded mid-name (``…-offer-bar-1`` / ``.txt`` at 60
+    columns; ``…-name-for-t`` beside the buttons at 80)."""
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__("", id=id, markup=False)
+        self._parts: tuple[str, list[str], int] = ("", [], 0)
+
+    @property
+    def parts(self) -> tuple[str, list[str], int]:
+        """What :meth:`show` was given last."""
+        return self._parts
+
+    def show(self, head: str, names: list[str], files: int) -> None:
+        """``head``, then the first ``names`` of the ``files`` offered."""
+        self._parts = (head, names, files)
+        self._fit()
+
+    def _fit(self) -> None:
+        head, names, files = self._parts
+        width = self.content_size.width or NAME_SHOWN
+        limit = max(8, min(NAME_SHOWN, width - 1))  # the name and its comma on one line
+        # Above its buttons (a narrow pane), one name only: three took a line each, and at
+        # 60x20 the bar grew past the pane, Accept and Reject out of sight.
+        stacked = self.parent is not None and self.parent.has_class("-stacked")
+        shown = names[:1] if stacked else names
+        more = f" and {files - len(shown)} more" if files > len(shown) else ""
+        self.update(f"{head}{', '.join(tail(name, limit) for name in shown)}{more}")
+
+    def on_resize(self) -> None:
+        self._fit()
+
+
 class OfferBar(Horizontal):
     """The peer's pending offer, with Accept / Reject. Offers queue up in order."""
 
@@ -48,9 +83,10 @@ class OfferBar(Horizontal):
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < STACKED, "-stacked")
+        self.query_one(_OfferText).show(*self.query_one(_OfferText).parts)
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="offer-text", markup=False)
+        yield _OfferText(id="offer-text")
         # The keys are on the buttons, not in the footer (no room there at 80 columns).
         with Horizontal(id="offer-buttons"):
             yield Button("Accept ^t", variant="success", id="offer-accept", compact=True)
@@ -105,10 +141,10 @@ class OfferBar(Horizontal):
         files, size = len(offer.files), offer.total_size
         if offer.send is not None:
             files, size = offer.send.files, offer.send.bytes
-        names = ", ".join(tail(f.path) for f in offer.files[:3])
-        more = f" and {files - 3} more" if files > 3 else ""
-        self.query_one("#offer-text", Static).update(
-            f"Peer offers {plural(files, 'file')}, {human_bytes(size)}: {names}{more}"
+        self.query_one(_OfferText).show(
+            f"Peer offers {plural(files, 'file')}, {human_bytes(size)}: ",
+            [f.path for f in offer.files[:3]],
+            files,
         )
         self.add_class("-pending")
 

@@ -29,8 +29,9 @@ class ServerPhaseHeader(FigureLines):
     ServerPhaseHeader { height: auto; padding: 0 1; background: $boost; }
     """
 
-    def show(self, model: RaceModel) -> None:
-        """Redraw from the model's server phase (a narrow header breaks between figures)."""
+    def show(self, model: RaceModel, *, running: bool = True) -> None:
+        """Redraw from the model's server phase (a narrow header breaks between figures);
+        ``running``: whether an attempt is under way (its first event may be to come)."""
         s = model.server
         muted = "$text-muted"
         first: list[Content] = []
@@ -40,8 +41,10 @@ class ServerPhaseHeader(FigureLines):
                 first.append(Content(s.picker))
             if s.spaces:
                 first.append(Content.styled(s.spaces, muted))
-        else:
+        elif running:
             first.append(Content.styled("waiting for the attempt to start…", muted))
+        else:  # F3 before connecting: it waited for an attempt nobody had started
+            first.append(Content.styled("no attempt yet", muted))
 
         second: list[Content] = []
         if s.server_addr:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual.pilot import Pilot
@@ -82,9 +83,12 @@ async def app_dials_a_demo_peer(
             await peer_task
 
 
-async def dial_the_app(app: RdvApp, pilot: Pilot[int]) -> tuple[Session, Conn]:
+async def dial_the_app(
+    app: RdvApp, pilot: Pilot[int], **session_options: Any
+) -> tuple[Session, Conn]:
     """The app accepts on a fresh code (Connect form, ``ctrl+r``) and a real dialing
-    :class:`Session` meets it through the embedded server: (session, its conn)."""
+    :class:`Session` (made with ``session_options``: ``on_offer``, ``download_dir`` …)
+    meets it through the embedded server: (session, its conn)."""
     assert app.controller.embedded is not None
     code = generate_code()
     await fill_connect_form(app, pilot, code)
@@ -97,7 +101,9 @@ async def dial_the_app(app: RdvApp, pilot: Pilot[int]) -> tuple[Session, Conn]:
     await pilot.press("ctrl+r")
     async with asyncio.timeout(20):
         conn = await dial
-    session = Session(conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10)
+    session = Session(
+        conn.reader, conn.writer, parsed, is_dialer=True, handshake_timeout=10, **session_options
+    )
     await session.start()
     return session, conn
 

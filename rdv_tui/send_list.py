@@ -1,0 +1,56 @@
+"""What the app sends for the paths the user gave, and what it leaves out, in words.
+
+``Session.send_paths`` lists the paths itself and says nothing of what it skips: in the
+app, an empty folder (or one of symlinks only) cleared the path field and then nothing
+happened at all, no row and no message; and one name the receiver would refuse
+(``aux.c``, a trailing dot) in a folder of hundreds stopped the whole send. ``rdv send``
+lists first and tells (rdv_tui/cli/commands/send.py); the app now does the same.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rdv_core.session import collect
+from rdv_tui.cli.formatting import plural
+
+if TYPE_CHECKING:  # the type of what collect() lists (Session.send_files takes it)
+    from rdv_core.session._files import LocalFile
+
+SHOWN_REFUSED = 3
+"""Refused names a notification names (the rest are counted)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendList:
+    """The files to send and, if anything was left out, why (empty: nothing was)."""
+
+    files: list[LocalFile]
+    left_out: str
+
+
+def list_for_sending(paths: list[Path]) -> SendList:
+    """List ``paths`` as a send would (blocking: run it in a thread).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`rdv_core.session.collect` (a path gone
+            since it was typed, a special file named, two files of one name).
+    """
+    skipped: Counter[str] = Counter()
+    refused: list[tuple[str, str]] = []
+    files = collect(paths, skipped, refused)
+    notes: list[str] = []
+    if skipped:
+        kinds = ", ".join(plural(n, kind) for kind, n in sorted(skipped.items()))
+        notes.append(f"{kinds} (only regular files are sent)")
+    if refused:
+        named = "; ".join(f"{where}: {why}" for where, why in refused[:SHOWN_REFUSED])
+        more = f" and {len(refused) - SHOWN_REFUSED} more" if len(refused) > SHOWN_REFUSED else ""
+        notes.append(f"the receiver would refuse the name of {named}{more} (rename them)")
+    if not files:
+        why = "; ".join(notes) if notes else "the folders are empty"
+        return SendList([], f"nothing to send: {why}")
+    return SendList(files, f"not sent: {'; '.join(notes)}" if notes else "")
