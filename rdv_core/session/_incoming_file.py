@@ -25,7 +25,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from rdv_core.session._errors import UnsafeName
-from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher
+from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher, size_text
 from rdv_core.session._safepath import (
     Listed,
     Verified,
@@ -52,6 +52,12 @@ SIDECAR_MIN = 64 * 1024
 _DIFFERENT_FILE = (
     "a different file with the same name, size and time is already there "
     "(kept as it is; receive into another folder)"
+)
+
+
+_BAD_PREFIX = (
+    "digest mismatch: the partial file kept from an earlier run (resumed after {}) did not "
+    "match the sender's file; it was deleted: run both commands again to receive it whole"
 )
 
 
@@ -347,6 +353,11 @@ class IncomingFile:
             return False, "", f"got {self.received} of {self.size} bytes"
         if ours != digest:
             self.discard()
+            if self.offset:
+                # The kept prefix, not the sender's file, is the likely culprit (the file
+                # was rewritten keeping its size and mtime, or the partial was altered):
+                # it is deleted, so the next run sends the file whole (12.7, 12.9).
+                return False, "", _BAD_PREFIX.format(size_text(self.offset))
             return False, "", "digest mismatch: the file differs from the sender's"
         assert self._fd is not None and self._dir is not None
         os.utime(self._fd, ns=(self.mtime_ns, self.mtime_ns))
