@@ -74,3 +74,34 @@ async def test_a_verified_file_is_placed_in_the_folder_it_was_written_in(tmp_pat
         assert result.ok, result.reason
     assert list(elsewhere.iterdir()) == []
     assert (dl / "sub.old" / "a.txt").read_bytes() == b"helloworld"
+
+
+@pytest.mark.parametrize("size", [5, 70_000])  # whole (a bundle's file), then resumable
+def test_a_deep_name_past_path_max_arrives(tmp_path: Path, size: int) -> None:
+    """19 folders of 200 bytes and a 255-byte name under a long download folder: more than
+    Linux's 4096-byte PATH_MAX in all, which a path-based ``open`` refused (``File name
+    too long``); relative to the folder's descriptor it arrives."""
+    dl = tmp_path / ("b" * 60)
+    dl.mkdir()
+    name = "/".join(["d" * 200] * 19 + ["f" * 255])
+    assert len(f"{dl}/{name}.rdvpart".encode()) > 4096
+    data = os.urandom(size)
+    file = IncomingFile(dl, 1, name, size, 0)
+    assert file.prepare() == 0
+    if size < 64 * 1024:
+        file.store_whole(data, blake3(data).digest())
+    else:
+        file.write(memoryview(data))
+        ok, _, reason = file.finish(blake3(data).hexdigest())
+        assert ok, reason
+    folder = os.open(dl, os.O_RDONLY)
+    try:
+        for part in name.split("/")[:-1]:
+            inner = os.open(part, os.O_RDONLY, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        assert os.listdir(folder) == ["f" * 255]
+        with open(os.open("f" * 255, os.O_RDONLY, dir_fd=folder), "rb") as got:
+            assert got.read() == data
+    finally:
+        os.close(folder)
