@@ -9,6 +9,7 @@ a real receiving :class:`~rdv_core.session.Session`, real files in ``tmp_path``.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,30 @@ def test_a_deep_name_past_path_max_arrives(tmp_path: Path, size: int) -> None:
             assert got.read() == data
     finally:
         os.close(folder)
+
+
+async def test_a_download_folder_deleted_while_receiving_is_named(tmp_path: Path) -> None:
+    """It said ``cannot finish a.txt: No such file or directory``; the next file too."""
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    async with crafted_sender(dl) as (peer, _receiver):
+        offered = (fr.OfferedFile(1, "a.txt", 10, 0), fr.OfferedFile(2, "b.txt", 5, 0))
+        await peer.send(fr.Offer(1, offered))
+        answer = await peer.recv()
+        assert isinstance(answer, fr.Accept) and answer.failed == (), answer
+        await peer.send(fr.Data(1, b"hello"))
+        while not (dl / "a.txt.rdvpart").exists():
+            await peer.recv()  # an ack: the first bytes are written
+        shutil.rmtree(dl)
+        await _send_file(peer, 1, b"world", blake3(b"helloworld").hexdigest())
+        result = await _result(peer)
+        assert not result.ok
+        assert result.reason == "cannot finish a.txt: its folder was deleted while receiving"
+        await _send_file(peer, 2, b"hello")
+        answer = await peer.recv()
+        while isinstance(answer, fr.Ack):
+            answer = await peer.recv()
+        assert isinstance(answer, fr.Fail), answer
+        assert answer.reason == (
+            f"cannot write b.txt: the download folder {dl} was deleted while receiving"
+        )

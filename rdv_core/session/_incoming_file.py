@@ -29,6 +29,7 @@ from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher, siz
 from rdv_core.session._safepath import (
     Listed,
     Verified,
+    check_not_gone,
     check_relative_path,
     create_partial,
     names_in,
@@ -362,7 +363,10 @@ class IncomingFile:
         assert self._fd is not None and self._dir is not None
         os.utime(self._fd, ns=(self.mtime_ns, self.mtime_ns))
         name, partial, sidecar = self._names()
-        self.placed = self._placed(place_as(partial, name, self._dir))
+        try:
+            self.placed = self._placed(place_as(partial, name, self._dir))
+        except FileNotFoundError as exc:
+            raise check_not_gone(self._dir, exc) from None
         if self._sidecar:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(sidecar, dir_fd=self._dir)

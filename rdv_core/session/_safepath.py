@@ -460,7 +460,10 @@ def open_folder(root: str, folders: tuple[str, ...]) -> int:
         UnsafeName: a folder on the way is now a symlink or not a folder.
         OSError: a folder is gone (deleted while receiving), permission denied, ...
     """
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _gone(f"the download folder {root}") from None
     for part in folders:
         try:
             inner = os.open(part, _FOLDER, dir_fd=fd)
@@ -469,8 +472,23 @@ def open_folder(root: str, folders: tuple[str, ...]) -> int:
                 raise UnsafeName(
                     f"{part!r} became a symlink or not a folder while receiving (not followed)"
                 ) from exc
+            if exc.errno == errno.ENOENT:
+                raise _gone(f"the folder {part!r}") from None
             raise
         finally:
             os.close(fd)
         fd = inner
     return fd
+
+
+def _gone(what: str) -> OSError:
+    """The error for a folder deleted while its files were being received."""
+    return FileNotFoundError(errno.ENOENT, f"{what} was deleted while receiving")
+
+
+def check_not_gone(folder: int, exc: OSError) -> OSError:
+    """``exc``, or the plain "deleted" error when ``folder`` (a descriptor) was removed."""
+    with contextlib.suppress(OSError):
+        if os.fstat(folder).st_nlink == 0:
+            return _gone("its folder")
+    return exc
