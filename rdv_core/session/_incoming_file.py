@@ -44,7 +44,11 @@ from rdv_core.session._safepath import (
     write_state,
 )
 
-__all__ = ["DIGEST", "SIDECAR_MIN", "IncomingFile"]
+__all__ = ["DIGEST", "SIDECAR_MIN", "Folders", "IncomingFile"]
+
+#: Descriptors of the folders a bundle's files went to, by folder path (see
+#: :meth:`IncomingFile.store_whole`).
+Folders = dict[str, int]
 
 #: Files smaller than this get no sidecar, so they are never resumed: a sidecar costs
 #: more syscalls than sending such a file again (docs/PROTOCOL.md section 12.7).
@@ -372,13 +376,18 @@ class IncomingFile:
                 os.unlink(sidecar, dir_fd=self._dir)
         return True, ours, ""
 
-    def store_whole(self, data: bytes | memoryview, digest: bytes) -> str:
+    def store_whole(
+        self, data: bytes | memoryview, digest: bytes, folders: Folders | None = None
+    ) -> str:
         """Verify a whole file that came in one piece (a bundle), then store it.
 
         Nothing is written before the data match ``digest`` (raw BLAKE3): the file is
         written to its partial name, gets the offered mtime, and is moved to its final
         name without overwriting anything, as :meth:`finish` does. Returns our digest
         (hex), equal to the sender's.
+
+        ``folders`` keeps the folders' descriptors for the files of one bundle (one
+        walk per folder, not per file); its owner closes them.
 
         Raises:
             ValueError: the digest does not match (nothing was written).
@@ -395,7 +404,12 @@ class IncomingFile:
         if blake3(data).digest() != digest:
             raise ValueError("digest mismatch: the file differs from the sender's")
         name, partial, _ = self._names()
-        folder = self._open_folder()
+        key = self._target.rpartition("/")[0]
+        folder = folders.get(key) if folders is not None else None
+        if folder is None:
+            folder = self._open_folder()
+            if folders is not None:
+                folders[key] = folder
         try:
             try:
                 fd = create_partial(partial, folder)
@@ -415,7 +429,8 @@ class IncomingFile:
             self.received = self.size
             self.placed = self._placed(place_as(partial, name, folder))
         finally:
-            os.close(folder)
+            if folders is None:
+                os.close(folder)
         return digest.hex()
 
     def close(self) -> None:
