@@ -16,6 +16,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from rdv_core.session import _frames as fr
+from rdv_core.session._incoming_file import IncomingFile
 
 from tests.test_session_hostile_files import _result, _send_file, crafted_sender
 
@@ -49,4 +50,19 @@ async def test_a_wrong_kept_prefix_is_named_deleted_and_the_next_run_starts_over
         await _send_file(peer, 2, real)
         result = await _result(peer)
         assert result.ok, result.reason
+    assert (dl / "f.bin").read_bytes() == real
+
+
+def test_a_file_stored_whole_takes_the_sidecar_of_an_earlier_run_away(tmp_path: Path) -> None:
+    """An earlier run sent the 64 KiB file in data frames and broke (partial and sidecar
+    kept); this run's bundle stored it whole and left ``f.bin.rdvpart.json`` behind."""
+    dl = tmp_path / "dl"
+    dl.mkdir()
+    real = os.urandom(64 * 1024)
+    (dl / "f.bin.rdvpart").write_bytes(b"")
+    (dl / "f.bin.rdvpart.json").write_text(json.dumps({"name": "f.bin", "size": 65536}))
+    file = IncomingFile(dl, 1, "f.bin", len(real), 7)
+    assert file.prepare() == 0
+    file.store_whole(real, blake3(real).digest())
+    assert sorted(p.name for p in dl.iterdir()) == ["f.bin"]
     assert (dl / "f.bin").read_bytes() == real

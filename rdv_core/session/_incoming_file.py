@@ -428,6 +428,9 @@ class IncomingFile:
                 os.close(fd)
             self.received = self.size
             self.placed = self._placed(place_as(partial, name, folder))
+            if self._sidecar:  # left by an earlier run that sent it in data frames
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._names()[2], dir_fd=folder)
         finally:
             if folders is None:
                 os.close(folder)
