@@ -6,12 +6,13 @@ storing the files of a bundle whole (small files, docs/PROTOCOL.md section 12).
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import UnsafeName
-from rdv_core.session._incoming_file import IncomingFile
+from rdv_core.session._incoming_file import Folders, IncomingFile
 from rdv_core.session._safepath import Listed, Verified
 from rdv_core.session._transfers import describe_os_error
 
@@ -22,15 +23,20 @@ Job = tuple[IncomingFile, bytes, bytes]
 def store_all(jobs: list[Job]) -> list[tuple[bool, str]]:
     """Store the files of one bundle (in a thread): ``(True, digest)`` or ``(False, why)``."""
     outcomes: list[tuple[bool, str]] = []
-    for file, data, digest in jobs:
-        try:
-            outcomes.append((True, file.store_whole(data, digest)))
-        except UnsafeName as exc:
-            outcomes.append((False, f"cannot store {file.name}: {exc}"))
-        except ValueError as exc:  # the digest did not match: nothing was written
-            outcomes.append((False, str(exc)))
-        except OSError as exc:
-            outcomes.append((False, describe_os_error(exc, f"cannot store {file.name}")))
+    folders: Folders = {}  # each folder is reached (without symlinks) once per bundle
+    try:
+        for file, data, digest in jobs:
+            try:
+                outcomes.append((True, file.store_whole(data, digest, folders)))
+            except UnsafeName as exc:
+                outcomes.append((False, f"cannot store {file.name}: {exc}"))
+            except ValueError as exc:  # the digest did not match: nothing was written
+                outcomes.append((False, str(exc)))
+            except OSError as exc:
+                outcomes.append((False, describe_os_error(exc, f"cannot store {file.name}")))
+    finally:
+        for fd in folders.values():
+            os.close(fd)
     return outcomes
 
 

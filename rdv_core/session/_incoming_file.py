@@ -25,14 +25,16 @@ from pathlib import Path
 from blake3 import blake3
 
 from rdv_core.session._errors import UnsafeName
-from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher
+from rdv_core.session._files import DIGEST, Hasher, hash_prefix, new_hasher, size_text
 from rdv_core.session._safepath import (
     Listed,
     Verified,
+    check_not_gone,
     check_relative_path,
     create_partial,
     names_in,
     numbered,
+    open_folder,
     open_partial,
     partial_of,
     place_as,
@@ -42,7 +44,11 @@ from rdv_core.session._safepath import (
     write_state,
 )
 
-__all__ = ["DIGEST", "SIDECAR_MIN", "IncomingFile"]
+__all__ = ["DIGEST", "SIDECAR_MIN", "Folders", "IncomingFile"]
+
+#: Descriptors of the folders a bundle's files went to, by folder path (see
+#: :meth:`IncomingFile.store_whole`).
+Folders = dict[str, int]
 
 #: Files smaller than this get no sidecar, so they are never resumed: a sidecar costs
 #: more syscalls than sending such a file again (docs/PROTOCOL.md section 12.7).
@@ -51,6 +57,12 @@ SIDECAR_MIN = 64 * 1024
 _DIFFERENT_FILE = (
     "a different file with the same name, size and time is already there "
     "(kept as it is; receive into another folder)"
+)
+
+
+_BAD_PREFIX = (
+    "digest mismatch: the partial file kept from an earlier run (resumed after {}) did not "
+    "match the sender's file; it was deleted: run both commands again to receive it whole"
 )
 
 
@@ -94,6 +106,9 @@ class IncomingFile:
         self.offset = 0
         self.placed = ""
         self._fd: int | None = None
+        #: The target's folder while the partial is open (files are made, timed and
+        #: placed relative to it: :func:`~rdv_core.session._safepath.open_folder`).
+        self._dir: int | None = None
         self.received = 0
         self._hasher: Hasher | None = None
         self._target = ""
@@ -251,19 +266,45 @@ class IncomingFile:
         """Open the partial at the offset found by :meth:`prepare` (and name its offer).
 
         Raises:
+            UnsafeName: a folder on the way became a symlink since :meth:`prepare`.
             OSError: permission denied, too many open files, disk full, ...
         """
         self._needs_open = False
+        folder = self._dir = self._open_folder()
+        _, partial, sidecar = self._names()
+        try:
+            if not self.offset and self.size >= SIDECAR_MIN:
+                wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
+                write_state(sidecar, json.dumps(wanted), folder)
+                self._sidecar = True
+            if self.offset:
+                self._fd = open_partial(partial, self.offset, folder)
+            else:
+                self._fd = create_partial(partial, folder)
+        except OSError as exc:
+            raise self._located(exc) from None
+
+    def _located(self, exc: OSError) -> OSError:
+        """``exc`` naming the whole path (the disk-full check looks at its file system)."""
+        if isinstance(exc.filename, str) and "/" not in exc.filename:
+            exc.filename = self._placed(exc.filename)
+        return exc
+
+    def _open_folder(self) -> int:
+        """The target's folder, reached from the download folder without a symlink."""
         assert self._target
-        partial = partial_of(self._target)
-        if not self.offset and self.size >= SIDECAR_MIN:
-            wanted = {"name": self.name, "size": self.size, "mtime_ns": self.mtime_ns}
-            write_state(Path(sidecar_of(self._target)), json.dumps(wanted))
-            self._sidecar = True
-        if self.offset:
-            self._fd = open_partial(Path(partial), self.offset)
-        else:
-            self._fd = create_partial(partial)
+        root = self._target[: len(self._target) - len("/".join(self.parts)) - 1]
+        return open_folder(root, self.parts[:-1])
+
+    def _names(self) -> tuple[str, str, str]:
+        """The target's, its partial's and its sidecar's names in their folder."""
+        return tuple(  # type: ignore[return-value]
+            path.rpartition("/")[2]
+            for path in (self._target, partial_of(self._target), sidecar_of(self._target))
+        )
+
+    def _placed(self, name: str) -> str:
+        return f"{self._target.rpartition('/')[0]}/{name}"
 
     def write(self, data: memoryview) -> None:
         """Append authenticated data and hash it.
@@ -298,34 +339,55 @@ class IncomingFile:
         Raises:
             OSError: the partial of a file with nothing left to send cannot be created.
         """
-        if self._needs_open:
-            self._open()  # an empty file, or a kept partial that is already whole
-        self.close()
-        ours = self.hasher.hexdigest()
         if self._existing:
-            if ours != digest:
+            self.close()
+            if self.hasher.hexdigest() != digest:
                 return False, "", _DIFFERENT_FILE
             self.placed = self._existing_at
-            return True, ours, ""
+            return True, self.hasher.hexdigest(), ""
+        try:
+            if self._needs_open:
+                self._open()  # an empty file, or a kept partial that is already whole
+            return self._verify_and_place(digest)
+        finally:
+            self.close()
+
+    def _verify_and_place(self, digest: str) -> tuple[bool, str, str]:
+        ours = self.hasher.hexdigest()
         if self.received != self.size:
             return False, "", f"got {self.received} of {self.size} bytes"
         if ours != digest:
             self.discard()
+            if self.offset:
+                # The kept prefix, not the sender's file, is the likely culprit (the file
+                # was rewritten keeping its size and mtime, or the partial was altered):
+                # it is deleted, so the next run sends the file whole (12.7, 12.9).
+                return False, "", _BAD_PREFIX.format(size_text(self.offset))
             return False, "", "digest mismatch: the file differs from the sender's"
-        partial = partial_of(self._target)
-        os.utime(partial, ns=(self.mtime_ns, self.mtime_ns), follow_symlinks=False)
-        self.placed = place_as(partial, self._target)
+        assert self._fd is not None and self._dir is not None
+        os.utime(self._fd, ns=(self.mtime_ns, self.mtime_ns))
+        name, partial, sidecar = self._names()
+        try:
+            self.placed = self._placed(place_as(partial, name, self._dir))
+        except FileNotFoundError as exc:
+            raise check_not_gone(self._dir, exc) from None
         if self._sidecar:
-            Path(sidecar_of(self._target)).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sidecar, dir_fd=self._dir)
         return True, ours, ""
 
-    def store_whole(self, data: bytes | memoryview, digest: bytes) -> str:
+    def store_whole(
+        self, data: bytes | memoryview, digest: bytes, folders: Folders | None = None
+    ) -> str:
         """Verify a whole file that came in one piece (a bundle), then store it.
 
         Nothing is written before the data match ``digest`` (raw BLAKE3): the file is
         written to its partial name, gets the offered mtime, and is moved to its final
         name without overwriting anything, as :meth:`finish` does. Returns our digest
         (hex), equal to the sender's.
+
+        ``folders`` keeps the folders' descriptors for the files of one bundle (one
+        walk per folder, not per file); its owner closes them.
 
         Raises:
             ValueError: the digest does not match (nothing was written).
@@ -341,21 +403,37 @@ class IncomingFile:
             return digest.hex()
         if blake3(data).digest() != digest:
             raise ValueError("digest mismatch: the file differs from the sender's")
-        partial = partial_of(self._target)
-        fd = create_partial(partial)
+        name, partial, _ = self._names()
+        key = self._target.rpartition("/")[0]
+        folder = folders.get(key) if folders is not None else None
+        if folder is None:
+            folder = self._open_folder()
+            if folders is not None:
+                folders[key] = folder
         try:
-            view = data
-            while view:
-                view = view[os.write(fd, view) :]
-            os.utime(fd, ns=(self.mtime_ns, self.mtime_ns))
-        except OSError:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(partial)
-            raise
-        os.close(fd)
-        self.received = self.size
-        self.placed = place_as(partial, self._target)
+            try:
+                fd = create_partial(partial, folder)
+            except OSError as exc:
+                raise self._located(exc) from None
+            try:
+                view = data
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.utime(fd, ns=(self.mtime_ns, self.mtime_ns))
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(partial, dir_fd=folder)
+                raise self._located(exc) from None
+            finally:
+                os.close(fd)
+            self.received = self.size
+            self.placed = self._placed(place_as(partial, name, folder))
+            if self._sidecar:  # left by an earlier run that sent it in data frames
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self._names()[2], dir_fd=folder)
+        finally:
+            if folders is None:
+                os.close(folder)
         return digest.hex()
 
     def close(self) -> None:
@@ -364,10 +442,24 @@ class IncomingFile:
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
+        if self._dir is not None:
+            fd, self._dir = self._dir, None
+            os.close(fd)
 
     def discard(self) -> None:
-        """Delete the partial file and its sidecar."""
-        self.close()
-        if self._target:
-            Path(partial_of(self._target)).unlink(missing_ok=True)
-            Path(sidecar_of(self._target)).unlink(missing_ok=True)
+        """Delete the partial file and its sidecar (in the folder the partial is in)."""
+        if not self._target:
+            return
+        try:
+            folder = self._dir if self._dir is not None else self._open_folder()
+        except (OSError, UnsafeName):
+            self.close()
+            return  # the folder is gone, or a symlink now: nothing of ours to delete
+        try:
+            for leftover in self._names()[1:]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover, dir_fd=folder)
+        finally:
+            if folder != self._dir:
+                os.close(folder)
+            self.close()

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -282,19 +283,21 @@ def place_without_overwrite(source: Path | str, target: Path | str) -> Path:
     return Path(place_as(str(source), str(target)))
 
 
-def place_as(source: str, target: str) -> str:
+def place_as(source: str, target: str, dir_fd: int | None = None) -> str:
     """:func:`place_without_overwrite` on text paths (no :class:`Path` per small file).
 
     A rename that refuses to replace (Linux ``renameat2`` with ``RENAME_NOREPLACE``: one
     syscall), else a hard link (fails if the name exists, so no race can overwrite)
     and an unlink of the source, else an existence check plus rename where links are
-    not supported.
+    not supported. With ``dir_fd`` (see :func:`open_folder`) both are names in that
+    folder, and the name taken is returned.
     """
+    at = {} if dir_fd is None else {"src_dir_fd": dir_fd, "dst_dir_fd": dir_fd}
     for n in range(10_000):
         candidate = target if n == 0 else str(numbered(Path(target), n))
         if _noreplace.works:
             try:
-                _noreplace(source, candidate)
+                _noreplace(source, candidate, dir_fd)
             except FileExistsError:
                 continue
             except _NoReplaceUnsupported:
@@ -302,15 +305,16 @@ def place_as(source: str, target: str) -> str:
             else:
                 return candidate
         try:
-            os.link(source, candidate, follow_symlinks=False)
+            os.link(source, candidate, **at, follow_symlinks=False)
         except FileExistsError:
             continue
         except OSError:
-            if os.path.lexists(candidate):
+            with contextlib.suppress(FileNotFoundError):
+                os.lstat(candidate, dir_fd=dir_fd)
                 continue
-            os.rename(source, candidate)
+            os.rename(source, candidate, **at)
             return candidate
-        os.unlink(source)
+        os.unlink(source, dir_fd=dir_fd)
         return candidate
     raise FileExistsError(f"no free name for {Path(target).name} after 10000 tries")
 
@@ -348,9 +352,9 @@ class _NoReplace:
         call.restype = ctypes.c_int
         self._call, self._errno, self.works = call, ctypes.get_errno, True
 
-    def __call__(self, source: str, target: str) -> None:
-        """Rename; raises FileExistsError, OSError, or _NoReplaceUnsupported."""
-        fd = self._AT_FDCWD
+    def __call__(self, source: str, target: str, dir_fd: int | None = None) -> None:
+        """Rename (in ``dir_fd``); raises FileExistsError, OSError, or _NoReplaceUnsupported."""
+        fd = self._AT_FDCWD if dir_fd is None else dir_fd
         if self._call(fd, os.fsencode(source), fd, os.fsencode(target), self._RENAME_NOREPLACE):
             code = self._errno()
             if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
@@ -376,7 +380,7 @@ def read_state(path: Path) -> str | None:
     return data.decode("utf-8", "replace")
 
 
-def write_state(path: Path, text: str) -> None:
+def write_state(path: Path | str, text: str, dir_fd: int | None = None) -> None:
     """Write a sidecar; a symlink planted at its name is refused, never followed.
 
     Raises:
@@ -384,10 +388,9 @@ def write_state(path: Path, text: str) -> None:
         OSError: permission denied, disk full, ...
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644, dir_fd=dir_fd)
     except OSError as exc:
-        if os.path.islink(path):
-            raise UnsafeName(f"{Path(path).name}: a symlink is in the way (not followed)") from exc
+        _refuse_link(path, dir_fd, exc)
         raise
     with open(fd, "wb") as handle:
         handle.write(text.encode())
@@ -402,16 +405,15 @@ def open_nofollow(path: Path) -> int:
     return os.open(path, os.O_RDONLY | _NOFOLLOW)
 
 
-def open_partial(path: Path, offset: int) -> int:
+def open_partial(path: Path | str, offset: int, dir_fd: int | None = None) -> int:
     """Open (or create) a partial file for writing at ``offset``; return the descriptor.
 
     ``O_NOFOLLOW`` refuses a symlink planted at the partial's name.
     """
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | _NOFOLLOW, 0o644, dir_fd=dir_fd)
     except OSError as exc:
-        if os.path.islink(path):
-            raise UnsafeName(f"{Path(path).name}: a symlink is in the way (not followed)") from exc
+        _refuse_link(path, dir_fd, exc)
         raise
     try:
         os.ftruncate(fd, offset)
@@ -422,14 +424,71 @@ def open_partial(path: Path, offset: int) -> int:
     return fd
 
 
-def create_partial(path: Path | str) -> int:
+def create_partial(path: Path | str, dir_fd: int | None = None) -> int:
     """Create (or empty) a partial file for writing from 0, in one ``open``.
 
     ``O_NOFOLLOW`` refuses a symlink planted at the partial's name.
     """
     try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644)
+        return os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o644, dir_fd=dir_fd
+        )
     except OSError as exc:
-        if os.path.islink(path):
-            raise UnsafeName(f"{Path(path).name}: a symlink is in the way (not followed)") from exc
+        _refuse_link(path, dir_fd, exc)
         raise
+
+
+def _refuse_link(path: Path | str, dir_fd: int | None, exc: OSError) -> None:
+    """Raise :class:`UnsafeName` if ``open`` failed on a symlink at ``path``."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISLNK(os.lstat(path, dir_fd=dir_fd).st_mode):
+            raise UnsafeName(f"{Path(path).name}: a symlink is in the way (not followed)") from exc
+
+
+_FOLDER = os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW
+
+
+def open_folder(root: str, folders: tuple[str, ...]) -> int:
+    """A descriptor of ``root/folders...``, reached without following any symlink in it.
+
+    The folders were checked when the offer was accepted (:func:`target_in`), but a
+    process of the same machine could have swapped one for a symlink since: files are
+    created, timed and placed relative to this descriptor (``openat``, ``renameat2``),
+    so the data never lands outside the download folder (docs/PROTOCOL.md 12.8).
+
+    Raises:
+        UnsafeName: a folder on the way is now a symlink or not a folder.
+        OSError: a folder is gone (deleted while receiving), permission denied, ...
+    """
+    try:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise _gone(f"the download folder {root}") from None
+    for part in folders:
+        try:
+            inner = os.open(part, _FOLDER, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise UnsafeName(
+                    f"{part!r} became a symlink or not a folder while receiving (not followed)"
+                ) from exc
+            if exc.errno == errno.ENOENT:
+                raise _gone(f"the folder {part!r}") from None
+            raise
+        finally:
+            os.close(fd)
+        fd = inner
+    return fd
+
+
+def _gone(what: str) -> OSError:
+    """The error for a folder deleted while its files were being received."""
+    return FileNotFoundError(errno.ENOENT, f"{what} was deleted while receiving")
+
+
+def check_not_gone(folder: int, exc: OSError) -> OSError:
+    """``exc``, or the plain "deleted" error when ``folder`` (a descriptor) was removed."""
+    with contextlib.suppress(OSError):
+        if os.fstat(folder).st_nlink == 0:
+            return _gone("its folder")
+    return exc
