@@ -100,13 +100,39 @@ class ServerRejectedError(RdvError, ConnectionError):
         self.reason = reason
         self.body = body[:MAX_BODY]
         self.hint = hint
-        detail = self.body.strip()
+        detail = _page_text(self.body.strip())
         line = f"{status} {reason}".rstrip()
         text = f"server rejected: {line}"
         # Go's pre-handler errors (and rdv's, docs/PROTOCOL.md section 3) repeat the status
         # line as the body: said once.
         text = f"{text}: {detail}" if detail and detail != line else text
         super().__init__(f"{text}; {hint}" if hint else text)
+
+
+#: How much of an HTML error page's text an error message keeps.
+PAGE_TEXT: Final = 160
+
+
+def _page_text(body: str) -> str:
+    """An HTML error page (a web server or a balancer that is not rdv) as its words.
+
+    ``rdv dial`` to a plain web server printed its whole page, ``<!DOCTYPE HTML> <html
+    lang="en"> <head> <meta charset="utf-8"> ...``: the text of the page, less its head,
+    at most :data:`PAGE_TEXT` characters. Any other body is kept as it is.
+    """
+    if not body.startswith("<") or "<html" not in body[:512].lower():
+        return body
+    import html
+    import re
+
+    text = re.sub(r"(?is)<head\b.*?</head>|<(script|style)\b.*?</\1>", " ", body)
+    text = " ".join(html.unescape(re.sub(r"<[^>]*>", " ", text)).split())
+    text = text if len(text) <= PAGE_TEXT else text[: PAGE_TEXT - 1] + "…"
+    return (
+        f"{text} (an HTML page: a web server or a proxy answered, not rdv)"
+        if text
+        else "an HTML page"
+    )
 
 
 class RdvProtocolError(RdvError, ConnectionError):

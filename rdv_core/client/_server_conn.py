@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import os
 import socket
+import ssl
 from typing import Any, Final
 
 from rdv_core.client._proxy import open_tunnel
@@ -152,14 +153,26 @@ def tls_failure(server: ServerURL, exc: OSError) -> ServerConnectError:
             f"the rdv server {server} {NOT_TLS} (it answered, but not in TLS): use {plain}",
             exc.errno,
         )
-    detail = str(exc) or f"{type(exc).__name__} (the server closed the connection)"
-    return ServerConnectError(f"TLS with the rdv server {server} failed: {detail}", exc.errno)
+    return ServerConnectError(f"TLS with the rdv server {server} failed: {_said(exc)}", exc.errno)
 
 
 def tls_reason(server: ServerURL, exc: OSError) -> str:
     """Why the TLS handshake failed: the URL to use when the server answered in plain
     HTTP (for ``rdv doctor``), else the TLS error itself."""
-    return str(tls_failure(server, exc)) if answered_in_plain(exc) else str(exc)
+    return str(tls_failure(server, exc)) if answered_in_plain(exc) else _said(exc)
+
+
+def _said(exc: OSError) -> str:
+    """A TLS error in words. A refused certificate read as OpenSSL's ``[SSL:
+    CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate
+    (_ssl.c:1006)``: it is said as what it means and what to do about it."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or "certificate verify failed"
+        return (
+            f"its certificate is not trusted here ({why}; CERTIFICATE_VERIFY_FAILED): if the "
+            "server is yours, set SSL_CERT_FILE to its certificate or to the CA that signed it"
+        )
+    return str(exc) or f"{type(exc).__name__} (the server closed the connection)"
 
 
 #: What a TLS server answers a plain-HTTP request with (``400``): rdv's and Go's net/http

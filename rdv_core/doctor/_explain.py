@@ -128,10 +128,12 @@ def summary(report: Report) -> str:
             if NOT_TLS in failed_tls.reason or SPEAKS_TLS in failed_tls.reason:
                 # the URL's scheme is wrong, not a certificate
                 return f"TCP reached the server, but {failed_tls.reason}; nothing was measured."
+            advice = "; check the server's certificate, or the trusted CAs here (SSL_CERT_FILE)"
+            if "SSL_CERT_FILE" in failed_tls.reason:  # a refused certificate says it already
+                advice = ""
             return (
                 f"TCP reached the server but TLS failed ({failed_tls.reason}): nothing was "
-                "measured; check the server's certificate, or the trusted CAs here "
-                "(SSL_CERT_FILE)."
+                f"measured{advice}."
             )
         silent = next((x for x in report.servers if x.http.value is False), None)
         if silent is not None and not report.answered:

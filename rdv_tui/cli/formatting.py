@@ -17,8 +17,9 @@ import dataclasses
 import logging
 import re
 import textwrap
-from collections.abc import Collection
-from typing import TYPE_CHECKING, Any, Literal
+from collections import Counter
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 if TYPE_CHECKING:
     from rdv_core.events import Event
@@ -304,3 +305,33 @@ def _shown_value(value: Any, *, keep_newlines: bool = False) -> Any:
         changes = {f.name: _shown_value(getattr(value, f.name)) for f in fields}
         return dataclasses.replace(value, **changes)
     return value
+
+
+#: Outcomes of a direct dial that mean "nothing answered" (a drop, or no route out).
+_SILENT: Final = frozenset({"timeout", "cancelled", "unreachable"})
+
+
+def why_relay(events: Sequence[Event]) -> str:
+    """Our side's answer to "why not direct?" in a few words, from the race's events.
+
+    ``direct: 1 unreachable, 2 no answer``; through a proxy whose network let no direct dial
+    get an answer, it says that the network seems to let nothing but the proxy out
+    (docs/PROTOCOL.md section 17.1).
+    """
+    from rdv_core.events import CandidateFailed, DialStarted, ServerConnected
+
+    dialled = {e.candidate.id for e in events if isinstance(e, DialStarted)}
+    if not dialled:
+        return "no direct candidate was dialled"
+    ends: Counter[str] = Counter()
+    for event in events:
+        if isinstance(event, CandidateFailed) and event.candidate.id in dialled:
+            ends["no answer" if event.reason == "cancelled" else event.reason] += 1
+    text = ", ".join(f"{n} {reason}" for reason, n in ends.most_common()) or "no answer"
+    proxy = next((e.proxy for e in events if isinstance(e, ServerConnected) and e.proxy), None)
+    if proxy is not None and set(ends) <= {"no answer", *_SILENT}:
+        return (
+            f"direct: {text}; the server is reached only through the proxy {proxy}: this "
+            "network seems to let nothing else out"
+        )
+    return f"direct: {text}"

@@ -28,12 +28,18 @@ import os
 import socket
 import struct
 import sys
-from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from rdv_tui.cli.events_file import open_events
-from rdv_tui.cli.formatting import PrintableFormatter, format_event, plural, rejoin_line, shown
+from rdv_tui.cli.formatting import (
+    PrintableFormatter,
+    format_event,
+    plural,
+    rejoin_line,
+    shown,
+    why_relay,
+)
 from rdv_tui.cli.pipe_args import resolve_pipe_server
 from rdv_tui.cli.pipe_end import (
     UnsentInput as UnsentInput,  # re-exported: tests raise and catch it through this module
@@ -287,36 +293,6 @@ def describe_conn(conn: Conn, events: Sequence[Event] = ()) -> str:
         why = why_relay(events)
         return f"peer connected: relay {took}" + (f" ({why})" if why else "")
     return f"peer connected: p2p {conn.remote_addr} {took}"
-
-
-#: Outcomes of a direct dial that mean "nothing answered" (a drop, or no route out).
-_SILENT: Final = frozenset({"timeout", "cancelled", "unreachable"})
-
-
-def why_relay(events: Sequence[Event]) -> str:
-    """Our side's answer to "why not direct?" in a few words, from the race's events.
-
-    ``direct: 1 unreachable, 2 no answer``; through a proxy whose network let no direct dial
-    get an answer, it says that the network seems to let nothing but the proxy out
-    (docs/PROTOCOL.md section 17.1).
-    """
-    from rdv_core.events import CandidateFailed, DialStarted, ServerConnected
-
-    dialled = {e.candidate.id for e in events if isinstance(e, DialStarted)}
-    if not dialled:
-        return "no direct candidate was dialled"
-    ends: Counter[str] = Counter()
-    for event in events:
-        if isinstance(event, CandidateFailed) and event.candidate.id in dialled:
-            ends["no answer" if event.reason == "cancelled" else event.reason] += 1
-    text = ", ".join(f"{n} {reason}" for reason, n in ends.most_common()) or "no answer"
-    proxy = next((e.proxy for e in events if isinstance(e, ServerConnected) and e.proxy), None)
-    if proxy is not None and set(ends) <= {"no answer", *_SILENT}:
-        return (
-            f"direct: {text}; the server is reached only through the proxy {proxy}: this "
-            "network seems to let nothing else out"
-        )
-    return f"direct: {text}"
 
 
 async def _main(

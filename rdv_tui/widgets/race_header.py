@@ -7,7 +7,7 @@ from textual.content import Content
 from textual.widgets import Static
 
 from rdv_core.wire import Addr
-from rdv_tui.cli.formatting import format_ms, plural
+from rdv_tui.cli.formatting import format_ms, plural, why_relay
 from rdv_tui.race_model import RaceModel
 from rdv_tui.widgets.figures import FigureLines
 from rdv_tui.widgets.log_line import KeptFigures
@@ -124,7 +124,9 @@ class ResultBanner(Static):
         elif r.is_relay:
             self.add_class("-relay")
             via = r.candidate.addr if r.candidate else "?"
-            text = f"⇄ RELAY via server {via} in {format_ms(r.elapsed_s)}: no direct path won"
+            # Why, from the race (a relay forced by --spaces read "no direct path won").
+            why = why_relay(model.events)
+            text = f"⇄ RELAY via server {via} in {format_ms(r.elapsed_s)}: {why}"
         else:
             self.add_class("-p2p")
             c = r.candidate

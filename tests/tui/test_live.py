@@ -303,6 +303,8 @@ async def test_forced_relay_session_and_bytes_per_pair(tmp_path: Path) -> None:
         assert race.model.result is not None and race.model.result.is_relay
         banner = str(race.query_one("#result").render())
         assert "RELAY via server" in banner
+        # Why, in the race's words: a forced relay read "no direct path won".
+        assert ": no direct candidate was dialled" in banner, banner
         await wait_for(pilot, lambda: app.controller.session is not None)
         chat = app.session_screen.query_one(ChatLog)
         await wait_for(pilot, lambda: ("peer", peer_greeting()) in chat.lines_added)

@@ -33,8 +33,8 @@ def add_parser(subparsers: Any) -> None:
         "yes / no / not measured, with the reason.",
         epilog="Exit codes: 0 measured; 1 no rdv server answered (unreachable, TLS failed, not "
         "an rdv server or not at the URL's path, or it took the conn and said nothing); 2 bad "
-        "usage; 130 "
-        "interrupted before a report (with --every: the last report's code).",
+        "usage; 130 Ctrl-C before a report (with --every: the last report's code); 143 "
+        "SIGTERM.",
     )
     parser.add_argument(
         "urls",
