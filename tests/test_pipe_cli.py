@@ -314,7 +314,7 @@ async def test_help_lists_every_option() -> None:
 
 def test_why_relay_says_what_became_of_the_direct_dials() -> None:
     from rdv_core.events import Candidate, CandidateFailed, DialStarted, ServerConnected
-    from rdv_tui.cli.pipe import why_relay
+    from rdv_tui.cli.formatting import why_relay
 
     private = Candidate(2, "10.0.2.2:4000", "private4", "self")
     public = Candidate(3, "203.0.113.12:4000", "public4", "self")
