@@ -163,3 +163,32 @@ async def test_losing_every_path_is_a_reset_for_the_application() -> None:
         with pytest.raises(ConnectionResetError):
             async with asyncio.timeout(5):
                 await a.reader.read(1)
+
+
+async def test_a_close_waits_until_the_peer_holds_every_byte() -> None:
+    """Closed once its last frames were written, a path with the peer's ACKs unread on it
+    closed with a reset, which through a relay took what the peer had not read yet (pipe
+    mode lost the tail and exited 0: docs/PROTOCOL.md 16.4, the close)."""
+    payload = random.Random(3).randbytes(4 << 20)
+    async with two_streams() as (a, b):
+        a.writer.write(payload)
+        a.writer.close()
+        await asyncio.sleep(0.3)  # b's application reads nothing: its window closed
+        assert not a.paths[RELAY].writer.transport.is_closing()  # the close waits
+        got = bytearray()
+        async with asyncio.timeout(10):
+            while chunk := await b.reader.read(1 << 20):
+                got += chunk
+            await a.writer.wait_closed()  # no error: every byte was acknowledged
+        assert bytes(got) == payload
+
+
+async def test_a_close_whose_last_bytes_were_never_confirmed_is_an_error() -> None:
+    async with two_streams() as (a, b):
+        a.writer.write(random.Random(4).randbytes(4 << 20))
+        a.writer.close()
+        await asyncio.sleep(0.2)
+        b.paths[RELAY].writer.transport.abort()  # the peer is gone before it read them
+        with pytest.raises(ConnectionResetError, match=r"before it confirmed [0-9]+ bytes"):
+            async with asyncio.timeout(5):
+                await a.writer.wait_closed()

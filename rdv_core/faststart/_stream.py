@@ -386,7 +386,7 @@ class MigratingStream:
             # exited 0 while its receiver lost the tail; PROTOCOL 16.4, the close).
             why = "the connection to the peer was lost"
             if self._closing and not core.delivered:
-                why += f" before it confirmed {core.end - core.peer_acked} bytes"
+                why += f" before it confirmed {core.end - core.peer_acked} bytes (they may be lost)"
             elif core.peer_eof or self._closing:
                 return self._finish(None)
             self._finish(self._lost_error or ConnectionResetError(why))

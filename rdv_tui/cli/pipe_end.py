@@ -88,6 +88,9 @@ def lost_text(exc: OSError) -> str:
     ``connection lost: Connection lost``.
     """
     why = str(exc.strerror or exc).strip()
+    said, _, rest = why.partition("the connection to the peer was lost")
+    if not said and rest:  # fast start's close: "... before it confirmed N bytes"
+        return f"connection lost{rest}"
     if not why or ("connection" in why.lower() and "lost" in why.lower()):
         return "connection lost"
     return f"connection lost: {why}"
