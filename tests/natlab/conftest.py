@@ -66,10 +66,14 @@ def _natlab_capable_and_clean() -> Iterator[None]:
     caps = probe()
     if not caps.ok:
         pytest.skip(f"NAT lab unavailable: {caps.reason}")
+    # Children this process had before the test are not the test's: a pytest-xdist worker
+    # that ran another file first may keep one for its life (multiprocessing's resource
+    # tracker), and every natlab teardown then failed on it.
+    before = set(child_pids())
     yield
     # Children are SIGKILLed and reaped at teardown; give /proc a moment to agree.
     deadline = time.monotonic() + 2.0
-    while (child_pids() or own_namespaces()) and time.monotonic() < deadline:
+    while (set(child_pids()) - before or own_namespaces()) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert own_namespaces() == [], "a lab namespace outlived its test"
-    assert child_pids() == [], "a process started by the test outlived it"
+    assert sorted(set(child_pids()) - before) == [], "a process started by the test outlived it"
