@@ -39,23 +39,30 @@ async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     writer.close()
 
 
-async def _doctor(handler: Handler) -> tuple[int, str]:
-    server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+async def _run_doctor(url: str, *, cwd: str | None = None, within: float = 120) -> tuple[int, str]:
+    """``rdv doctor URL`` as a real process: its exit code and its output."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rdv_tui", "doctor", f"http://127.0.0.1:{port}",
+        sys.executable, "-m", "rdv_tui", "doctor", url, cwd=cwd,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        out, _ = await asyncio.wait_for(proc.communicate(), within)
     finally:
         await kill_left(proc)
-        server.close()
-        await server.wait_closed()
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+async def _doctor(handler: Handler) -> tuple[int, str]:
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        return await _run_doctor(f"http://127.0.0.1:{port}")
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.mark.parametrize(
@@ -103,22 +110,15 @@ async def test_a_plain_web_server_is_no_rdv_server() -> None:
     web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     thread = threading.Thread(target=web.serve_forever, daemon=True)
     thread.start()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
     url = f"http://127.0.0.1:{web.server_address[1]}"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rdv_tui", "doctor", url, cwd="/tmp",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT, env=env,
-    )  # fmt: skip
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        code, out = await _run_doctor(url, cwd="/tmp", within=60)
     finally:
-        await kill_left(proc)
         web.shutdown()
         web.server_close()
         thread.join(5)
-    text = " ".join(out.decode().split())
-    assert proc.returncode == 1, text  # no rdv server answered (README: the exit codes)
+    text = " ".join(out.split())
+    assert code == 1, text  # no rdv server answered (README: the exit codes)
     assert "e.g. the Go one" not in text, text
     assert (
         "TCP reached the server, but nothing was measured: it is not an rdv server (it answered "
