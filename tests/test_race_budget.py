@@ -18,6 +18,7 @@ from rdv_core.client._budget import (
     KERNEL_SYN_RTO,
     AddressHistory,
     BudgetPolicy,
+    SessionBudget,
     SynBudget,
     kernel_retransmissions,
 )
@@ -115,6 +116,43 @@ def test_history_halves_the_allowance_of_addresses_that_never_connect() -> None:
     # An address never dialled in an attempt is not judged by it.
     SynBudget(policy, history).finish(B, connected=False)
     assert history.failures(B) == 0
+
+
+def _spend(budget: SynBudget, port: int) -> int:
+    """Dial fresh addresses until the budget says no; the SYNs booked."""
+    offset = 0
+    while True:
+        cand = budget.for_addr(Addr.parse(f"203.0.113.12:{port + offset}"))
+        while cand.reserve():
+            cand.settle(0.0)
+        if cand.sent == 0:
+            return budget.booked
+        offset += 1
+
+
+def test_a_sessions_attempts_share_one_cap_released_on_the_dialers_schedule() -> None:
+    """docs/PROTOCOL.md 16.5: however many attempts the peer's SYNCs start, the session
+    grants one attempt's cap per scheduled attempt, as the schedule comes due."""
+    now = [100.0]
+    policy = BudgetPolicy()
+    session = SessionBudget(policy, AddressHistory(), (0.0, 0.0, 30.0), clock=lambda: now[0])
+    # (A dial books 2 SYNs and settles at 1: each attempt's last SYN may not fit.)
+    spent = [_spend(session(), 1000 + 100 * n) for n in range(4)]
+    assert sum(spent) <= 2 * policy.per_attempt and spent[0] >= policy.per_attempt - 1
+    assert spent[-1] == 0
+    now[0] += 29.9
+    assert _spend(session(), 2000) == 0
+    now[0] += 0.1
+    assert session.granted() == 3 * policy.per_attempt
+    spent += [_spend(session(), 3000 + 100 * n) for n in range(3)]
+    assert sum(spent) <= 3 * policy.per_attempt and spent[-3] > 0 and spent[-1] == 0
+    # What an attempt did not send is the session's again.
+    session = SessionBudget(policy, None, (0.0,))
+    budget = session()
+    cand = budget.for_addr(A)
+    assert cand.reserve() and session.spent == 2 == budget.booked
+    cand.settle(0.01)
+    assert session.spent == 1 == budget.booked
 
 
 def test_history_is_bounded() -> None:

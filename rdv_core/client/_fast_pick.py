@@ -16,12 +16,12 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from rdv_core.client._budget import SynBudget
+from rdv_core.client._budget import SessionBudget
 from rdv_core.client._link import Link
 from rdv_core.client._prepare import open_listeners
 from rdv_core.client._relay_role import RELAY_CLOSED, accepter_relay_command
 from rdv_core.client._silence import watch_relay
-from rdv_core.client._upgrade import Upgrader
+from rdv_core.client._upgrade import LATER_ATTEMPTS, QUICK_ATTEMPTS, Upgrader
 from rdv_core.errors import NoConnectionError
 from rdv_core.events import Event, FastStartNegotiated, Picked
 from rdv_core.wire import CONTINUE_LINE, DIAL, Addr
@@ -109,7 +109,11 @@ def _upgrader(
         clock=attempt.clock,
         emit=attempt.emit,
         new_id=attempt.new_id,
-        budget=lambda: SynBudget(client.syn_budget, client.syn_history),
+        # One cap over all attempts, on the dialer's schedule: the accepter races at
+        # every SYNC the peer writes (docs/PROTOCOL.md 16.5, the session's budget).
+        budget=SessionBudget(
+            client.syn_budget, client.syn_history, (0.0,) * QUICK_ATTEMPTS + LATER_ATTEMPTS
+        ),
         # The dialer's CONTINUE and HELLO leave now, in one write, ahead of any event.
         prefix=CONTINUE_LINE if dialer else b"",
         # ... and the application's first bytes, when it gave them before the pick.
