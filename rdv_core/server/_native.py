@@ -247,7 +247,7 @@ class _HttpConn(asyncio.Protocol):
         probes = self._front.probes
         if probes is not None and probes.handles(head.method, path):
             # docs/PROTOCOL.md section 15.1; the client as the PROXY header named it, if any.
-            return serve_probe(probes, self._transport, head, self._remote)
+            return serve_probe(probes, self._transport, head, self._remote, self._proxied)
         if head.method in ("GET", "HEAD") and path in PLAIN_ROUTES:
             if path == "/metrics":
                 body, content_type = self._front.metrics.text(), metrics.CONTENT_TYPE

@@ -72,12 +72,17 @@ def _keep_alive(head: Head) -> bool:
 
 
 def serve_probe(
-    service: ProbeService, transport: asyncio.Transport, head: Head, remote: Addr | None = None
+    service: ProbeService,
+    transport: asyncio.Transport,
+    head: Head,
+    remote: Addr | None = None,
+    proxied: bool = False,
 ) -> bool:
     """Answer a probe request on ``transport``; True if the conn may carry another request.
 
     ``remote`` is the client (default: the TCP peer; the native front passes what a PROXY
-    header named). A dial-back is answered from a task once the dial is done, then the conn
+    header named, with ``proxied``: then no forwarding header is consulted, docs/PROTOCOL.md
+    section 14). A dial-back is answered from a task once the dial is done, then the conn
     is closed.
     """
     remote = remote if remote is not None else transport_peer_addr(transport)
@@ -85,12 +90,12 @@ def serve_probe(
     path, query = split_target(head.target)
     keep = _keep_alive(head)
     if path != wire.DIALBACK_PATH:
-        answer = service.answer_now(path, head.get, remote, local.port if local else 0)
+        answer = service.answer_now(path, head.get, remote, local.port if local else 0, proxied)
         _write(transport, head, answer, close=not keep)
         return keep
 
     async def dial() -> None:
-        answer = await service.answer(path, query, head.get, remote, local)
+        answer = await service.answer(path, query, head.get, remote, local, proxied)
         if not transport.is_closing():
             _write(transport, head, answer, close=True)
 

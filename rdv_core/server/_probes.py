@@ -14,7 +14,9 @@ What keeps the routes harmless (the threat model of the README's doctor section)
   limit).
 - ``/.rdv/dial-back`` is off unless the operator turns it on. Its target is the request's own
   observed address (the TCP peer, or a trusted proxy's forwarding headers), never an address
-  the client names; a query naming anything but the nonce is refused. Per client IP, one at a
+  the client names (behind a balancer's PROXY header, the address it names: forwarding
+  headers on that conn are never consulted); a query naming anything but the nonce is
+  refused. Per client IP, one at a
   time and :data:`DIALBACK_PER_IP_BURST` then one every :data:`DIALBACK_PER_IP_EVERY_S` s;
   globally :data:`DIALBACK_CONCURRENT` at a time and :data:`DIALBACK_GLOBAL_PER_S` per second.
   Each sends at most two SYNs and one line: a stranger can make the server send no more than
@@ -151,9 +153,14 @@ class ProbeService:
         get_header: HeaderGetter,
         remote: Addr | None,
         local_port: int,
+        proxied: bool = False,
     ) -> ProbeAnswer:
-        """Answer ``/.rdv/observed`` or ``/.rdv/probes`` (no waiting involved)."""
-        observed = self._observed(remote, get_header)
+        """Answer ``/.rdv/observed`` or ``/.rdv/probes`` (no waiting involved).
+
+        ``proxied``: ``remote`` came from a trusted balancer's PROXY header (see
+        :meth:`_observed`).
+        """
+        observed = self._observed(remote, get_header, proxied)
         limited = self._limited(remote, observed)
         if limited is not None:
             return limited
@@ -164,7 +171,16 @@ class ProbeService:
         upgrade = get_header("Upgrade")
         return ProbeAnswer(200, dump_body(Observed(observed, local_port, upgrade).to_json()))
 
-    def _observed(self, remote: Addr | None, get_header: HeaderGetter) -> Addr | None:
+    def _observed(
+        self, remote: Addr | None, get_header: HeaderGetter, proxied: bool = False
+    ) -> Addr | None:
+        if proxied:
+            # A trusted balancer's PROXY header named the client: that is the address, and
+            # forwarding headers on the conn are not consulted (docs/PROTOCOL.md section 14),
+            # as for rdv requests. HAProxy in mode http passes the client's own
+            # X-Forwarded-For on, so a client inside a --trust-proxy network named any
+            # address as its own here and had the server dial it back (section 15.1).
+            return None if remote is None else remote.unmapped()
         try:
             return self._observe(remote, get_header)
         except Exception:
@@ -178,11 +194,13 @@ class ProbeService:
         get_header: HeaderGetter,
         remote: Addr | None,
         local: Addr | None,
+        proxied: bool = False,
     ) -> ProbeAnswer:
         """Answer any probe route; ``/.rdv/dial-back`` waits for the dial (at most ~2.5 s)."""
         if path != DIALBACK_PATH:
-            return self.answer_now(path, get_header, remote, local.port if local else 0)
-        target = self._observed(remote, get_header)
+            port = local.port if local else 0
+            return self.answer_now(path, get_header, remote, port, proxied)
+        target = self._observed(remote, get_header, proxied)
         limited = self._limited(remote, target)
         if limited is not None:
             return limited

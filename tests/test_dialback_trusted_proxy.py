@@ -1,0 +1,74 @@
+"""The doctor's dial-back behind the shipped balancers goes back to the client, nobody else.
+
+docs/PROTOCOL.md sections 14 and 15.1. A client sends ``GET /.rdv/dial-back`` through the
+real HAProxy or nginx of ``deploy/`` with forged ``X-Forwarded-For``/``X-Forwarded-Port``
+(and ``X-Real-IP``) naming a victim: a counting listener on 127.0.0.2. The backend trusts
+127.0.0.1/32, the balancers' address, and here the client connects from 127.0.0.1 too (a
+client inside the balancers' network). nginx replaces the headers; HAProxy (``mode http``,
+``send-proxy-v2``) passes the client's on and names it in the PROXY header, which is then
+the address (section 14): the probe routes consulted the forged headers as well, and the
+server dialled the victim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.balancer_support import BACKEND_ARGS, backends, balancer, missing_binary
+
+VICTIM = "127.0.0.2"
+NONCE = "0123456789abcdef"
+
+
+async def _dial_back(port: int, victim_port: int) -> dict[str, object]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    forged = (
+        f"X-Forwarded-For: {VICTIM}\r\nX-Forwarded-Port: {victim_port}\r\n"
+        f"X-Real-IP: {VICTIM}\r\nX-Real-Port: {victim_port}\r\n"
+    )
+    writer.write(
+        f"GET /.rdv/dial-back?nonce={NONCE} HTTP/1.1\r\nHost: rdv\r\n{forged}\r\n".encode()
+    )
+    try:
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            body = await reader.readexactly(length)
+    finally:
+        writer.close()
+    assert b" 200 " in head.split(b"\r\n")[0], head + body
+    answer: dict[str, object] = json.loads(body)
+    return answer
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+async def test_forged_forwarding_headers_never_aim_the_dial_back(kind: str, tmp_path: Path) -> None:
+    reason = missing_binary(kind)
+    if reason is not None:
+        pytest.skip(reason)
+    got: list[bytes] = []
+
+    async def victim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.read(200))
+        writer.close()
+
+    listener = await asyncio.start_server(victim, VICTIM, 0)
+    victim_port = listener.sockets[0].getsockname()[1]
+    try:
+        async with (
+            backends(tmp_path, (*BACKEND_ARGS[kind], "--dial-back"), count=1) as pool,
+            balancer(kind, tmp_path, [pool[0].addr] * 3) as lb,
+        ):
+            answer = await _dial_back(lb.port, victim_port)
+    finally:
+        listener.close()
+    assert got == [], f"the server dialled {VICTIM}: {got} ({answer})"
+    assert str(answer["target"]).startswith("127.0.0.1:"), answer
