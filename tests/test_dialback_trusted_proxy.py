@@ -18,13 +18,19 @@ from pathlib import Path
 
 import pytest
 
+from rdv_core.server import ProbeService, RdvServer, make_observed_addr, start_native
+from rdv_core.server._probes import DIALBACK_PER_IP_BURST
+
 from tests.balancer_support import BACKEND_ARGS, backends, balancer, missing_binary
 
 VICTIM = "127.0.0.2"
 NONCE = "0123456789abcdef"
+#: Dial-back requests at once, each naming the victim.
+DIALBACKS = 20
 
 
-async def _dial_back(port: int, victim_port: int) -> dict[str, object]:
+async def _dial_back(port: int, victim_port: int, ok: bool = True) -> dict[str, object]:
+    """One dial-back request with forged headers; its JSON answer (with ``status``)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     forged = (
         f"X-Forwarded-For: {VICTIM}\r\nX-Forwarded-Port: {victim_port}\r\n"
@@ -44,8 +50,10 @@ async def _dial_back(port: int, victim_port: int) -> dict[str, object]:
             body = await reader.readexactly(length)
     finally:
         writer.close()
-    assert b" 200 " in head.split(b"\r\n")[0], head + body
-    answer: dict[str, object] = json.loads(body)
+    status = int(head.split(b" ", 2)[1])
+    assert status == 200 or not ok, head + body
+    answer: dict[str, object] = json.loads(body) if status == 200 else {}
+    answer["status"] = status
     return answer
 
 
@@ -72,3 +80,31 @@ async def test_forged_forwarding_headers_never_aim_the_dial_back(kind: str, tmp_
         listener.close()
     assert got == [], f"the server dialled {VICTIM}: {got} ({answer})"
     assert str(answer["target"]).startswith("127.0.0.1:"), answer
+
+
+async def test_a_proxy_that_passes_forged_headers_on_aims_a_few_dial_backs_at_most() -> None:
+    """The operator's mistake (a trusted proxy that passes the client's X-Forwarded-For on,
+    e.g. nginx without ``proxy_set_header X-Forwarded-For``) lets a client name any address;
+    the per-address limits still bound what the victim gets (section 15.1): 20 requests
+    in a row, DIALBACK_PER_IP_BURST dial-backs (then one per 10 s), one line each."""
+    got: list[bytes] = []
+
+    async def victim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.read(200))
+        writer.close()
+
+    listener = await asyncio.start_server(victim, VICTIM, 0)
+    victim_port = listener.sockets[0].getsockname()[1]
+    trusted = make_observed_addr(["127.0.0.1/32"])  # the "proxy" is every 127.0.0.1 client
+    server = RdvServer(observed_addr=trusted)
+    service = ProbeService(dial_back=True, observe=server.observe)
+    front = await start_native(server, "127.0.0.1", 0, probes=service)
+    try:
+        answers = [await _dial_back(front.port, victim_port, ok=False) for _ in range(DIALBACKS)]
+    finally:
+        listener.close()
+        await server.close()
+        await front.close()
+    statuses = sorted(int(a["status"]) for a in answers)
+    assert statuses.count(200) == len(got) == DIALBACK_PER_IP_BURST, (statuses, got)
+    assert statuses.count(429) == DIALBACKS - len(got)
