@@ -105,6 +105,6 @@ async def test_a_proxy_that_passes_forged_headers_on_aims_a_few_dial_backs_at_mo
         listener.close()
         await server.close()
         await front.close()
-    statuses = sorted(int(a["status"]) for a in answers)
+    statuses = sorted(int(str(a["status"])) for a in answers)
     assert statuses.count(200) == len(got) == DIALBACK_PER_IP_BURST, (statuses, got)
     assert statuses.count(429) == DIALBACKS - len(got)
