@@ -23,7 +23,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from rdv_core import Client, RejoinPolicy
-from rdv_core.errors import RdvError
+from rdv_core.errors import RdvError, ServerRejectedError
+from rdv_core.session import connect_session, generate_code
+from rdv_core.session._connect import MAX_REPLACED_RETRIES
 from rdv_core.wire import AddrSpace
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
@@ -154,3 +156,37 @@ async def test_a_proxy_that_refuses_connect_gets_one() -> None:
     finally:
         proxy.close()
     assert len(proxy.times) == 1, (proxy.times, error)
+
+
+async def test_a_session_multiplies_the_streak_by_its_409_retries_and_no_more() -> None:
+    """``rdv receive CODE`` (and the app): a 409 starts a fresh attempt, at most
+    MAX_REPLACED_RETRIES more, each with its own rejoin streak (PROTOCOL.md 12.1, 18)."""
+
+    async def flapping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        if n % 2:
+            await _shutting_down(reader, writer, n)
+            return
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"replaced by another conn\n"
+        writer.write(b"HTTP/1.1 409 Conflict\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+
+    server = Counting(flapping)
+    port = await server.start()
+    policy = RejoinPolicy(rejoins=1, first_s=0.1, max_s=0.1)  # (short: the count matters)
+    client = Client(spaces=AddrSpace.NONE, rejoin=policy, trust_env=False)
+    try:
+        with pytest.raises(ServerRejectedError) as caught:
+            await connect_session(
+                f"http://127.0.0.1:{port}",
+                generate_code(),
+                role="receive",
+                client=client,
+                on_notice=lambda text: None,
+            )
+    finally:
+        server.close()
+    assert caught.value.status == 409
+    assert len(server.times) == (MAX_REPLACED_RETRIES + 1) * 2, server.times
+    # Back to back after each 409; the policy's pause after each 503.
+    assert all(gap >= policy.first_s - 0.01 for gap in server.gaps()[::2]), server.gaps()
