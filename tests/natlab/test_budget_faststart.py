@@ -11,6 +11,7 @@ it to 5 attempts' worth (640 SYNs) before 30 s, whatever the dialer writes.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -112,7 +113,7 @@ def test_a_hostile_dialers_syncs_stay_within_the_sessions_syn_budget(
         assert hostile.stdout is not None
         assert b" 101 " in hostile.stdout.readline()
         started = time.monotonic()
-        samples = []
+        samples = [(0.0, 0)]
         while hostile.poll() is None:
             time.sleep(0.25)
             samples.append((time.monotonic() - started, _count(lab)))
@@ -122,10 +123,7 @@ def test_a_hostile_dialers_syncs_stay_within_the_sessions_syn_budget(
         accepter.kill()
         accepter.wait(timeout=10)
         attempts = sum(e.get("type") == "UpgradeAttempt" for e in read_events(events))
-    peak = max(
-        (c1 - c0) / (t1 - t0)
-        for (t0, c0), (t1, c1) in zip([(0.0, 0), *samples], samples, strict=True)
-    )
+    peak = max((c1 - c0) / (t1 - t0) for (t0, c0), (t1, c1) in itertools.pairwise(samples))
     report = f"{total} SYNs to {VICTIM} in {HOLD_S} s over {attempts} attempts, peak {peak:.0f}/s"
     print(report)
     assert attempts > QUICK_ATTEMPTS, f"the hostile dialer's SYNCs did not arrive: {report}"
