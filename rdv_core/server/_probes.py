@@ -16,11 +16,12 @@ What keeps the routes harmless (the threat model of the README's doctor section)
   observed address (the TCP peer, or a trusted proxy's forwarding headers), never an address
   the client names (behind a balancer's PROXY header, the address it names: forwarding
   headers on that conn are never consulted); a query naming anything but the nonce is
-  refused. Per client IP, one at a
-  time and :data:`DIALBACK_PER_IP_BURST` then one every :data:`DIALBACK_PER_IP_EVERY_S` s;
-  globally :data:`DIALBACK_CONCURRENT` at a time and :data:`DIALBACK_GLOBAL_PER_S` per second.
-  Each sends at most two SYNs and one line: a stranger can make the server send no more than
-  about 6 SYNs a minute to its own address, and nothing to anyone else's.
+  refused. Per client IP, one at a time and :data:`DIALBACK_PER_IP_BURST` then one every
+  :data:`DIALBACK_PER_IP_EVERY_S` s; globally :data:`DIALBACK_CONCURRENT` at a time and
+  :data:`DIALBACK_GLOBAL_PER_S` per second. Each sends at most two SYNs and one line: a
+  stranger can make the server dial its own address no more than 9 times in a first minute
+  and 6 a minute after, and nothing else (a trusted proxy that passes clients' own
+  forwarding headers on lets one name any address, which these limits then bound alike).
 """
 
 from __future__ import annotations
