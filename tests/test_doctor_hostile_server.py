@@ -96,3 +96,28 @@ async def test_a_hostile_servers_answers_send_one_hairpin_line_to_a_third_party(
     assert conns[main] == 2 + FRESH_PORTS
     assert all(conns[p] == 1 for p in liar.probe_ports)
     assert sum(conns.values()) == 1 + 2 + FRESH_PORTS + MAX_PROBE_PORTS
+
+
+async def test_a_servers_redirects_are_never_followed() -> None:
+    liar = Liar()
+
+    async def redirect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        liar.conns[writer.get_extra_info("sockname")[1]] += 1
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(b"HTTP/1.1 302 Found\r\nLocation: %s\r\n" % location.encode())
+                writer.write(b"Content-Length: 0\r\n\r\n")
+        writer.close()
+
+    try:
+        victim = await liar.listen(VICTIM, speaks=False)
+        location = f"http://{VICTIM}:{victim}/.rdv/probes"
+        server = await asyncio.start_server(redirect, "127.0.0.1", 0)
+        liar.servers.append(server)
+        main = int(server.sockets[0].getsockname()[1])
+        report = await run_doctor([f"http://127.0.0.1:{main}"], trust_env=False)
+    finally:
+        liar.close()
+    assert liar.conns[victim] == 0, dict(liar.conns)
+    assert liar.conns[main] >= 1 and "302" in str(report.servers[0].http.reason)
