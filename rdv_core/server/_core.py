@@ -10,7 +10,8 @@ reports back through callbacks:
 - the lobby holds one slot per token; a lobby conn receives no bytes until its ``101``;
   a lobby client that sends a byte or closes gets ``400`` and loses its slot; a newer
   request with the same token and method evicts the older one (``409``); an optional
-  lobby timeout answers ``408`` (section 5);
+  lobby timeout answers ``408``, a receiver whose code's pair already met gets ``410``
+  soon (:mod:`._used_codes`; section 5);
 - when the opposite method arrives, :class:`~rdv_core.server._pairing.Pairing` takes both
   conns (hooks, then a :class:`~rdv_core.server._relay.Relayer`);
 - :meth:`RdvServer.close` answers ``503`` to lobby clients and closes every pair.
@@ -44,7 +45,8 @@ from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, Relayer, SharedBuffer
 from rdv_core.server._splice import splice_wanted
 from rdv_core.server._stats import PairPath, PairStats, ServerStats
 from rdv_core.server._tally import Tally
-from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected
+from rdv_core.server._used_codes import USED_CODE, USED_CODE_WAIT_S, UsedCodes
+from rdv_core.wire import ACCEPT, DIAL, Addr, Head, RdvRequest, RequestRejected
 
 # The hook API and the stats live in their own modules; many importers (tests, the TUI)
 # take them from here, so they stay re-exported.
@@ -117,7 +119,10 @@ class RdvServer:
             is_closed=lambda: self.closed,
             place=self._place,
             pipes=PipePool(buffer_size) if splice_wanted(splice) else None,
+            used=UsedCodes(),
         )
+        #: Seconds a receiver with a used code waits for a sender before its ``410``.
+        self.used_code_wait = USED_CODE_WAIT_S
         self._pairing.handler = handler
         self._live: set[Peer] = set()
         self._all_gone: asyncio.Event | None = None
@@ -387,6 +392,14 @@ class RdvServer:
                 self._pairing.match(waiting, peer)
 
     def _enter_lobby(self, peer: Peer) -> None:
+        used = self._pairing.used
+        now = asyncio.get_running_loop().time()
+        if peer.info.method == ACCEPT and used is not None and used.used(peer.info.token, now):
+            # A receiver with a code whose pair met: told soon, not at the lobby timeout
+            # (docs/PROTOCOL.md section 5, used codes); a sender may still come meanwhile.
+            wait = min(self.used_code_wait, self.lobby_timeout or self.used_code_wait)
+            self._lobby.enter(peer, wait, self._used_code_timed_out)
+            return
         self._lobby.enter(peer, self.lobby_timeout, self._lobby_timed_out)
 
     def _leave_lobby(self, peer: Peer, reason: str | None) -> None:
@@ -425,6 +438,12 @@ class RdvServer:
         self._tally.count_reject(408)
         self._tally.emit_peer(ev.LobbyTimedOut, peer.info)
         peer.fail(408, NO_PEER)
+
+    def _used_code_timed_out(self, peer: Peer) -> None:
+        peer.timer = None
+        if peer.state is PeerState.LOBBY:
+            self._leave_lobby(peer, None)
+            self._reject(peer, 410, USED_CODE)
 
     def _reject(self, peer: Peer, status: int, reason: str) -> None:
         peer.state = PeerState.REJECTED
