@@ -103,7 +103,10 @@ def test_listen_on_ipv6_any_serves_ipv4_clients_too() -> None:
         with _serve(["--listen", f"[::]:{port}"]) as (server, first):
             if "cannot listen" in first and attempt < 2:
                 continue  # another test took the port in between
-            assert first == f"rdv serve: listening on http://[::]:{port}\n", first
+            # Before: 'listening on http://[::]:PORT', a URL no client can use.
+            every = f"rdv serve: listening on port {port} of every IPv4 and IPv6 address"
+            assert first.startswith(every), first
+            assert first.endswith(f"; here: http://127.0.0.1:{port}\n"), first
             assert _get("::1", port).endswith(b"\r\n\r\nok\n")
             assert _get("127.0.0.1", port).endswith(b"\r\n\r\nok\n")
             server.send_signal(signal.SIGTERM)
@@ -114,8 +117,11 @@ def test_listen_on_ipv6_any_serves_ipv4_clients_too() -> None:
 def test_0_0_0_0_stays_ipv4_only() -> None:
     """The other spelling keeps its meaning: ``0.0.0.0`` is every IPv4 interface."""
     with _serve(["--listen", "0.0.0.0:0"]) as (server, first):
-        assert first.startswith("rdv serve: listening on http://0.0.0.0:"), first
+        # Before: 'listening on http://0.0.0.0:PORT'. The last word is a URL that works here.
+        assert first.startswith("rdv serve: listening on port "), first
+        assert " of every IPv4 address (other machines: http://" in first, first
         port = int(first.rsplit(":", 1)[1])
+        assert first.endswith(f"; here: http://127.0.0.1:{port}\n"), first
         assert _get("127.0.0.1", port).endswith(b"ok\n")
         if _ipv6_loopback():
             with pytest.raises(ConnectionRefusedError):

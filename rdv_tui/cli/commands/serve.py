@@ -321,12 +321,9 @@ async def _serve_until_stopped(
                     await opened.close()
                 await front.close()
                 return 1
-        url = front.url
-        if bind_host is None and host:
-            url = url.replace("//0.0.0.0:", "//[::]:", 1)  # as the operator wrote it
-        print(f"rdv serve: listening on {url}", file=sys.stderr, flush=True)
-        summary.log_limits(args, limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         bound = [_sockname(sock) for sock in front.sockets]
+        print(summary.listening_line(front.url, bound), file=sys.stderr, flush=True)
+        summary.log_limits(args, limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         summary.log_front(args, bound, front.port, [p.port for p in probe_ports], relay_silence())
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         # After the "listening" line (the first, which scripts wait for), in the log's form.
@@ -362,9 +359,13 @@ def run(args: argparse.Namespace) -> int:
         host, port = parse_listen(args.listen, port_alone=True)
     except ValueError:
         port_text = args.listen.rpartition(":")[2]
-        # '127.0.0.1:70000' has the HOST:PORT form; say what is wrong with it.
-        want = "a port 0-65535" if port_text.isascii() and port_text.isdigit() else "HOST:PORT"
-        print(f"rdv serve: invalid --listen {args.listen!r}: expected {want}", file=sys.stderr)
+        # '127.0.0.1:70000' and '127.0.0.1:-1' have the HOST:PORT form: say what is wrong.
+        number = port_text.removeprefix("-").removeprefix("+")
+        if number.isascii() and number.isdigit():
+            what = f"port {port_text} is out of range (0-65535)"
+        else:
+            what = "expected HOST:PORT"
+        print(f"rdv serve: invalid --listen {args.listen!r}: {what}", file=sys.stderr)
         return 2
     if len(args.probe_port) > 16:
         print("rdv serve: at most 16 --probe-port", file=sys.stderr)
