@@ -1,4 +1,5 @@
-"""``rdv serve`` as an operator runs it: ``--listen [::]:PORT`` and the hangup signal.
+"""``rdv serve`` as an operator runs it: ``--listen [::]:PORT``, the hangup signal, an
+ignored SIGINT.
 
 Real processes, real sockets on 127.0.0.1 and ::1, a real pseudo-terminal that closes.
 """
@@ -148,6 +149,25 @@ def test_sighup_drains_like_sigterm() -> None:
         "SIGHUP: shutting down (nothing to reload: SIGUSR1 reloads the TLS certificate)\n"
     ) in err, err
     assert "shut down with 1 in the lobby and 0 open pairs" in err, err
+
+
+def test_an_inherited_ignored_sigint_stays_ignored() -> None:
+    """POSIX: a program started with SIGINT ignored (``rdv serve &`` in a script, whose
+    shell ignores it for background jobs; a parent's ``SIG_IGN``) keeps ignoring it. The
+    stop handler took it over, and the shell's Ctrl-C to the foreground job stopped the
+    server in the background too."""
+    with _serve(
+        ["--listen", "127.0.0.1:0"],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    ) as (server, first):
+        port = int(first.rsplit(":", 1)[1])
+        server.send_signal(signal.SIGINT)
+        assert _get("127.0.0.1", port).endswith(b"ok\n")
+        assert server.poll() is None
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "SIGINT" not in err and "SIGTERM: shutting down" in err, err
 
 
 def test_nohup_keeps_ignoring_the_hangup() -> None:

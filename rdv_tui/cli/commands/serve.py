@@ -193,10 +193,14 @@ def _stop_signals() -> tuple[signal.Signals, ...]:
     There is nothing to reload (no configuration file; deploy/rdv@.service has no
     ExecReload), so a hangup ends the server as SIGTERM does. Unless it is ignored
     already: ``nohup rdv serve`` (or ``trap '' HUP``) asked to outlive the terminal.
+    SIGINT likewise: a program started with it ignored keeps ignoring it (POSIX; a
+    shell starts background jobs of a script so, ``rdv serve &``, and Ctrl-C meant for
+    the foreground job stopped the server too).
     """
-    signals = [signal.SIGINT, signal.SIGTERM]
-    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        signals.append(signal.SIGHUP)
+    signals = [signal.SIGTERM]
+    for inherited in (signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(inherited) is not signal.SIG_IGN:
+            signals.append(inherited)
     return tuple(signals)
 
 
