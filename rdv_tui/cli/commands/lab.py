@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
 from rdv_tui.cli.commands.lab_args import add_parser
@@ -25,12 +26,54 @@ from rdv_tui.cli.formatting import fill_keeping_figures, ms_figure, plural
 #: implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
 RDV_COMMAND_ENV = "RDV_LAB_COMMAND"
 
-__all__ = ["add_parser", "matrix_columns", "rdv_command", "run", "terminal_room"]
+__all__ = [
+    "add_parser",
+    "matrix_columns",
+    "no_cell_matches",
+    "rdv_command",
+    "run",
+    "terminal_room",
+    "unknown_presets",
+]
 
 
 def rdv_command() -> list[str]:
     """The argv that runs rdv inside the lab: ``$RDV_LAB_COMMAND``, else ourselves."""
     return os.environ.get(RDV_COMMAND_ENV, "").split() or [sys.executable, "-m", "rdv_tui"]
+
+
+def unknown_presets(names: Sequence[str], known: Sequence[str]) -> str | None:
+    """The refusal naming every unknown preset of ``names`` and the known ones, or None."""
+    unknown = list(dict.fromkeys(n for n in names if n not in known))
+    if not unknown:
+        return None
+    which = ", ".join(repr(n) for n in unknown)
+    word = "preset" if len(unknown) == 1 else "presets"
+    return f"rdv lab: unknown {word} {which} (known: {', '.join(known)})"
+
+
+def no_cell_matches(pattern: str | None, delays: Sequence[float] | None) -> str | None:
+    """The refusal of a ``--cells`` pattern that matches no cell, naming the cells there
+    are (``rdv lab matrix`` said only ``no cell matches 'x'``), or None."""
+    from rdv_core.lab import matrix_cells
+
+    kwargs: dict[str, Any] = {} if delays is None else {"delays": delays}
+    if not pattern or matrix_cells(pattern=pattern, **kwargs):
+        return None
+    names = [cell.name for cell in matrix_cells(**kwargs)]
+    routers = list(dict.fromkeys(name.split(" ", 1)[0] for name in names))
+    links = list(dict.fromkeys(name.split(" ", 1)[1] for name in names))
+    if len(routers) * len(links) == len(names):  # every filter pair with every delay
+        there = (
+            f"'FILTERS DELAYS' for the filters {', '.join(routers)} and the delays "
+            f"{', '.join(links)}"
+        )
+    else:
+        there = ", ".join(names)
+    return (
+        f"rdv lab matrix: no cell matches {pattern!r}; the {len(names)} cells are {there} "
+        f"(e.g. --cells '{names[-1]}'; shell patterns, several joined by '|')"
+    )
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:
@@ -54,13 +97,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
-        known = ", ".join(PRESETS)
-        print(f"rdv lab: unknown preset {args.preset!r} (known: {known})", file=sys.stderr)
-        return 2
-    if args.lab_command == "doctor" and set(args.presets) - {*PRESETS, "sequential-a"}:
-        unknown = sorted(set(args.presets) - {*PRESETS, "sequential-a"})[0]
-        print(f"rdv lab: unknown preset {unknown!r} (known: {', '.join(PRESETS)})", file=sys.stderr)
+    # Names and cells are checked before any namespace work, and every bad one is named:
+    # `rdv lab doctor x y` named only x, and the run after fixing it stopped at y.
+    refusal = None
+    if args.lab_command in ("run", "shell"):
+        refusal = unknown_presets([args.preset], list(PRESETS))
+    elif args.lab_command == "doctor":
+        refusal = unknown_presets(args.presets, [*PRESETS, "sequential-a"])
+    elif args.lab_command == "faststart":
+        refusal = unknown_presets(args.presets, list(PRESETS))
+    elif args.lab_command == "matrix" and not args.presets:
+        refusal = no_cell_matches(args.cells, args.delays)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
 
     # `shell` stays in the root mount namespace when it can, so that the printed
@@ -250,8 +299,8 @@ def _matrix(args: argparse.Namespace) -> int:
     if args.delays is not None:
         kwargs["delays"] = args.delays
     cells = matrix_cells(**kwargs)
-    if not cells:
-        print(f"rdv lab matrix: no cell matches {args.cells!r}", file=sys.stderr)
+    if not cells:  # run() checked it already; kept for callers of _matrix
+        print(no_cell_matches(args.cells, args.delays), file=sys.stderr)
         return 2
     room = terminal_room()
     columns, note = matrix_columns(cells, predict=args.predict, room=room)
