@@ -194,6 +194,8 @@ def test_probe_ports_that_collide_with_our_own_are_named(ports: list[str], messa
         ("70000", "port 70000 is out of range (0-65535)"),
         ("127.0.0.1:-1", "port -1 is out of range (0-65535)"),
         ("nope", "expected HOST:PORT"),
+        # Before: listened on [::1]:8080, a guess ('::1:8080' is an IPv6 address too).
+        ("::1:8080", "an IPv6 address takes brackets, e.g. [::1]:8080"),
     ],
 )
 def test_a_listen_port_out_of_range_is_called_that(listen: str, want: str) -> None:

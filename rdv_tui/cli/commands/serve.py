@@ -61,7 +61,8 @@ def add_parser(subparsers: Any) -> None:
         type=kind.non_negative_float,
         default=DEFAULT_LOBBY_TIMEOUT_S,
         help="answer 408 to a request whose peer has not come within S seconds "
-        f"(default {DEFAULT_LOBBY_TIMEOUT_S:.0f}; 0: wait forever)",
+        f"(default {DEFAULT_LOBBY_TIMEOUT_S:.0f}; 0: wait forever); a receiver whose session "
+        "code's pair met in the last 10 minutes gets 410 after 2 s",
     )
     for flag, default, what in CAP_FLAGS:
         parser.add_argument(
@@ -359,13 +360,17 @@ async def _serve_until_stopped(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rdv serve`` until SIGINT/SIGTERM/SIGHUP."""
+    host_text, _, port_text = args.listen.rpartition(":")
     try:
         host, port = parse_listen(args.listen, port_alone=True)
-    except ValueError:
-        port_text = args.listen.rpartition(":")[2]
+        if ":" in host_text and not host_text.startswith("["):  # '::1:8080' listened on [::1]
+            raise ValueError(f"an IPv6 address takes brackets, e.g. [{host_text}]:{port_text}")
+    except ValueError as exc:
         # '127.0.0.1:70000' and '127.0.0.1:-1' have the HOST:PORT form: say what is wrong.
         number = port_text.removeprefix("-").removeprefix("+")
-        if number.isascii() and number.isdigit():
+        if str(exc).startswith("an IPv6"):
+            what = str(exc)
+        elif number.isascii() and number.isdigit():
             what = f"port {port_text} is out of range (0-65535)"
         else:
             what = "expected HOST:PORT"
