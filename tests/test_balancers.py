@@ -58,7 +58,9 @@ async def test_token_affine_balancing(kind: str, tmp_path: Path) -> None:
     async with backends(tmp_path, BACKEND_ARGS[kind]) as pool:
         addrs = [b.addr for b in pool]
         async with balancer(kind, tmp_path, addrs) as lb:
+            told = await used_codes_told(lb.url)  # checked while the 50 pairs run
             owner = await fifty_pairs(lb.url, pool)
+            await told
             victim, survivors = await kill_one(lb.url, pool, owner)
             await drain_one(lb, survivors, owner)
             assert victim.process.returncode == -signal.SIGKILL
@@ -88,6 +90,23 @@ async def test_haproxy_proxy_v1(tmp_path: Path) -> None:
     assert sorted(pool[0].matched_tokens()) == sorted(tokens)
 
 
+async def used_codes_told(url: str) -> asyncio.Future[list[None]]:
+    """docs/PROTOCOL.md section 5, used codes: three session codes meet, then a receiver
+    comes back with each and gets ``410`` (within 2 s) through the balancer: the token's
+    backend, which remembers its pair, is the one the balancer routes it to. Returns the
+    check of the 410s, which runs alongside the next step (it waits 2 s)."""
+    tokens = [f"rdv-session-{n}" for n in random.sample(range(100_000, 1_000_000), 3)]
+    await asyncio.gather(*(run_pair(url, token, p2p=False) for token in tokens))
+
+    async def again(token: str) -> None:
+        with pytest.raises(ServerRejectedError) as caught:
+            await client(p2p=False, timeout=15).accept(url, token)
+        assert caught.value.status == 410, caught.value
+        assert "this code was already used" in str(caught.value), caught.value
+
+    return asyncio.gather(*(again(token) for token in tokens))
+
+
 async def fifty_pairs(url: str, pool: list[Backend]) -> dict[str, str]:
     """50 pairs at once, half relayed and half p2p; returns token -> backend name."""
     tokens = new_tokens(PAIRS)
@@ -97,7 +116,7 @@ async def fifty_pairs(url: str, pool: list[Backend]) -> dict[str, str]:
     for pair in results:
         for conn in (pair.dialer, pair.accepter):
             assert observed_matches_socket(conn), (pair.token, conn.meta.observed_addr)
-    landed = landed_since(pool, {})
+    landed = {t: names for t, names in landed_since(pool, {}).items() if t in tokens}
     assert sorted(landed) == sorted(tokens), "every pair matched, on some backend"
     assert all(len(names) == 1 for names in landed.values()), landed
     owner = {token: names[0] for token, names in landed.items()}

@@ -1,4 +1,5 @@
-"""``rdv serve`` as an operator runs it: ``--listen [::]:PORT`` and the hangup signal.
+"""``rdv serve`` as an operator runs it: ``--listen [::]:PORT``, the hangup signal, an
+ignored SIGINT.
 
 Real processes, real sockets on 127.0.0.1 and ::1, a real pseudo-terminal that closes.
 """
@@ -103,7 +104,10 @@ def test_listen_on_ipv6_any_serves_ipv4_clients_too() -> None:
         with _serve(["--listen", f"[::]:{port}"]) as (server, first):
             if "cannot listen" in first and attempt < 2:
                 continue  # another test took the port in between
-            assert first == f"rdv serve: listening on http://[::]:{port}\n", first
+            # Before: 'listening on http://[::]:PORT', a URL no client can use.
+            every = f"rdv serve: listening on port {port} of every IPv4 and IPv6 address"
+            assert first.startswith(every), first
+            assert first.endswith(f"; here: http://127.0.0.1:{port}\n"), first
             assert _get("::1", port).endswith(b"\r\n\r\nok\n")
             assert _get("127.0.0.1", port).endswith(b"\r\n\r\nok\n")
             server.send_signal(signal.SIGTERM)
@@ -114,8 +118,11 @@ def test_listen_on_ipv6_any_serves_ipv4_clients_too() -> None:
 def test_0_0_0_0_stays_ipv4_only() -> None:
     """The other spelling keeps its meaning: ``0.0.0.0`` is every IPv4 interface."""
     with _serve(["--listen", "0.0.0.0:0"]) as (server, first):
-        assert first.startswith("rdv serve: listening on http://0.0.0.0:"), first
+        # Before: 'listening on http://0.0.0.0:PORT'. The last word is a URL that works here.
+        assert first.startswith("rdv serve: listening on port "), first
+        assert " of every IPv4 address (other machines: http://" in first, first
         port = int(first.rsplit(":", 1)[1])
+        assert first.endswith(f"; here: http://127.0.0.1:{port}\n"), first
         assert _get("127.0.0.1", port).endswith(b"ok\n")
         if _ipv6_loopback():
             with pytest.raises(ConnectionRefusedError):
@@ -142,6 +149,25 @@ def test_sighup_drains_like_sigterm() -> None:
         "SIGHUP: shutting down (nothing to reload: SIGUSR1 reloads the TLS certificate)\n"
     ) in err, err
     assert "shut down with 1 in the lobby and 0 open pairs" in err, err
+
+
+def test_an_inherited_ignored_sigint_stays_ignored() -> None:
+    """POSIX: a program started with SIGINT ignored (``rdv serve &`` in a script, whose
+    shell ignores it for background jobs; a parent's ``SIG_IGN``) keeps ignoring it. The
+    stop handler took it over, and the shell's Ctrl-C to the foreground job stopped the
+    server in the background too."""
+    with _serve(
+        ["--listen", "127.0.0.1:0"],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    ) as (server, first):
+        port = int(first.rsplit(":", 1)[1])
+        server.send_signal(signal.SIGINT)
+        assert _get("127.0.0.1", port).endswith(b"ok\n")
+        assert server.poll() is None
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert "SIGINT" not in err and "SIGTERM: shutting down" in err, err
 
 
 def test_nohup_keeps_ignoring_the_hangup() -> None:

@@ -189,10 +189,17 @@ def test_probe_ports_that_collide_with_our_own_are_named(ports: list[str], messa
 
 @pytest.mark.parametrize(
     ("listen", "want"),
-    [("127.0.0.1:70000", "a port 0-65535"), ("70000", "a port 0-65535"), ("nope", "HOST:PORT")],
+    [
+        ("127.0.0.1:70000", "port 70000 is out of range (0-65535)"),
+        ("70000", "port 70000 is out of range (0-65535)"),
+        ("127.0.0.1:-1", "port -1 is out of range (0-65535)"),
+        ("nope", "expected HOST:PORT"),
+        # Before: listened on [::1]:8080, a guess ('::1:8080' is an IPv6 address too).
+        ("::1:8080", "an IPv6 address takes brackets, e.g. [::1]:8080"),
+    ],
 )
 def test_a_listen_port_out_of_range_is_called_that(listen: str, want: str) -> None:
-    # Before: "invalid --listen '127.0.0.1:70000': expected HOST:PORT", which it is.
+    # Before: "invalid --listen '127.0.0.1:-1': expected HOST:PORT", which it is.
     result = subprocess.run(
         [*serve_command(), "--listen", listen],
         capture_output=True,
@@ -202,4 +209,23 @@ def test_a_listen_port_out_of_range_is_called_that(listen: str, want: str) -> No
         stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 2, result.stderr
-    assert result.stderr == f"rdv serve: invalid --listen {listen!r}: expected {want}\n"
+    assert result.stderr == f"rdv serve: invalid --listen {listen!r}: {want}\n"
+
+
+def test_the_listening_line_ends_with_a_url_that_works_here() -> None:
+    """``--listen :8080`` printed ``http://0.0.0.0:8080``; the last word (what scripts take)
+    is now a loopback URL, and the prefix stays; TLS names the machine (the certificate)."""
+    import socket
+
+    from rdv_tui.cli.commands.serve_summary import listening_line
+
+    both = ["0.0.0.0:8080", "[::]:8080"]
+    line = listening_line("http://0.0.0.0:8080/rdv", both)
+    assert line.split()[-1] == "http://127.0.0.1:8080/rdv", line
+    assert f"(other machines: http://{socket.gethostname()}:8080/rdv," in line, line
+    assert listening_line("http://[::]:8080", ["[::]:8080"]).endswith("here: http://[::1]:8080")
+    tls = listening_line("https://0.0.0.0:8443", both)
+    assert tls.endswith(f"e.g. https://{socket.gethostname()}:8443"), tls
+    assert listening_line("http://127.0.0.1:9/", ["127.0.0.1:9"]) == (
+        "rdv serve: listening on http://127.0.0.1:9/"
+    )

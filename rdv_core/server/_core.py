@@ -10,14 +10,16 @@ reports back through callbacks:
 - the lobby holds one slot per token; a lobby conn receives no bytes until its ``101``;
   a lobby client that sends a byte or closes gets ``400`` and loses its slot; a newer
   request with the same token and method evicts the older one (``409``); an optional
-  lobby timeout answers ``408`` (section 5);
+  lobby timeout answers ``408``, a receiver whose code's pair already met gets ``410``
+  soon (:mod:`._used_codes`; section 5);
 - when the opposite method arrives, :class:`~rdv_core.server._pairing.Pairing` takes both
   conns (hooks, then a :class:`~rdv_core.server._relay.Relayer`);
 - :meth:`RdvServer.close` answers ``503`` to lobby clients and closes every pair.
 
 Applications wrap pairs with a :class:`PairHandler` (per-pair auth, rate limits,
 monitoring) and watch :mod:`rdv_core.events` through ``on_event``. The slots live in
-:mod:`._lobby`, the counters and event output in :mod:`._tally`.
+:mod:`._lobby`, the counters and event output in :mod:`._tally`, the caps' refusals in
+:mod:`._refusals`.
 """
 
 from __future__ import annotations
@@ -32,17 +34,19 @@ from rdv_core import events as ev
 from rdv_core import wire
 from rdv_core.events import Clock, EventCallback
 from rdv_core.server._handler import PairHandler, PeerInfo, Reject, call_on_join
-from rdv_core.server._lobby import DEFAULT_LOBBY_LIMITS, Limit, Lobby, LobbyLimits
+from rdv_core.server._lobby import DEFAULT_LOBBY_LIMITS, Lobby, LobbyLimits
 from rdv_core.server._observed import HeaderGetter, ObservedAddrFunc, peer_address
-from rdv_core.server._open_pairs import PAIR_CAP_BODIES, OpenPairs
+from rdv_core.server._open_pairs import OpenPairs
 from rdv_core.server._pairing import IDLE_VIOLATION, SHUTTING_DOWN, Pairing
 from rdv_core.server._peer import LobbyProtocol, Peer, PeerCallbacks, PeerState
 from rdv_core.server._pipes import PipePool
+from rdv_core.server._refusals import CapRefusals
 from rdv_core.server._relay import DEFAULT_BUFFER_SIZE, Relayer, SharedBuffer
 from rdv_core.server._splice import splice_wanted
 from rdv_core.server._stats import PairPath, PairStats, ServerStats
 from rdv_core.server._tally import Tally
-from rdv_core.wire import DIAL, Addr, Head, RdvRequest, RequestRejected
+from rdv_core.server._used_codes import USED_CODE, USED_CODE_WAIT_S, UsedCodes
+from rdv_core.wire import ACCEPT, DIAL, Addr, Head, RdvRequest, RequestRejected
 
 # The hook API and the stats live in their own modules; many importers (tests, the TUI)
 # take them from here, so they stay re-exported.
@@ -62,19 +66,6 @@ log = logging.getLogger("rdv.server")
 #: Section 5 bodies (no trailing newline: the body ends at connection close).
 REPLACED: Final = "replaced by another conn"
 NO_PEER: Final = "no matching peer found"
-#: Bodies of the lobby caps (docs/PROTOCOL.md section 13): ``503`` when full, else ``429``.
-CAP_BODIES: Final[dict[Limit, tuple[int, str]]] = {
-    "total": (503, "rdv lobby is full, try again later"),
-    "address": (429, "too many requests waiting from your address, try again later"),
-    "network": (429, "too many requests waiting from your network, try again later"),
-    **PAIR_CAP_BODIES,
-}
-#: Body of a waiting request evicted to make room when the lobby is full (section 13).
-EVICTED: Final = (
-    "rdv lobby is full and your network holds the most waiting requests, try again later"
-)
-#: A cap that keeps refusing is logged at most once per this many seconds.
-CAP_WARNING_INTERVAL_S: Final = 60.0
 #: Section 3 body for requests after shutdown (the front answers it).
 CLOSED: Final = "rdv is closed"
 #: How long :meth:`RdvServer.close` waits for conns to finish closing before aborting them.
@@ -119,8 +110,8 @@ class RdvServer:
         self._observed = observed_addr or peer_address
         self._tally = Tally(on_event)
         self._lobby = Lobby(lobby_limits)
+        self._caps = CapRefusals(self._tally, self._lobby, self._reject, self._leave_lobby)
         self._open_pairs = OpenPairs()
-        self._cap_warned: dict[str, tuple[float, int]] = {}
         self._pairing = Pairing(
             self._tally,
             SharedBuffer(buffer_size),
@@ -128,7 +119,10 @@ class RdvServer:
             is_closed=lambda: self.closed,
             place=self._place,
             pipes=PipePool(buffer_size) if splice_wanted(splice) else None,
+            used=UsedCodes(),
         )
+        #: Seconds a receiver with a used code waits for a sender before its ``410``.
+        self.used_code_wait = USED_CODE_WAIT_S
         self._pairing.handler = handler
         self._live: set[Peer] = set()
         self._all_gone: asyncio.Event | None = None
@@ -365,7 +359,7 @@ class RdvServer:
         self._open_pairs.release(peer)  # back from a match its partner spoilt
         limit = self._open_pairs.over_limit(self._lobby.limits, peer)
         if limit is not None:
-            self._refuse(peer, limit)  # its source holds its share of pairs
+            self._caps.refuse(peer, limit)  # its source holds its share of pairs
             return
         info = peer.info
         waiting = self._lobby.get(info.token)
@@ -374,10 +368,10 @@ class RdvServer:
             if limit == "total":
                 victim = self._lobby.fair_share_victim(peer)
                 if victim is not None:
-                    self._evict_for_room(victim)
+                    self._caps.evict_for_room(victim)
                     limit = None
             if limit is not None:
-                self._refuse(peer, limit)
+                self._caps.refuse(peer, limit)
                 return
             if waiting is not None:
                 self._evict(waiting)
@@ -388,7 +382,7 @@ class RdvServer:
             if limit is not None:
                 # Its source opened its share of pairs while it waited: the newcomer,
                 # within its own, takes the slot.
-                self._refuse(waiting, limit)
+                self._caps.refuse(waiting, limit)
                 self._place(peer)
                 return
             self._open_pairs.add(waiting, peer)
@@ -398,6 +392,14 @@ class RdvServer:
                 self._pairing.match(waiting, peer)
 
     def _enter_lobby(self, peer: Peer) -> None:
+        used = self._pairing.used
+        now = asyncio.get_running_loop().time()
+        if peer.info.method == ACCEPT and used is not None and used.used(peer.info.token, now):
+            # A receiver with a code whose pair met: told soon, not at the lobby timeout
+            # (docs/PROTOCOL.md section 5, used codes); a sender may still come meanwhile.
+            wait = min(self.used_code_wait, self.lobby_timeout or self.used_code_wait)
+            self._lobby.enter(peer, wait, self._used_code_timed_out)
+            return
         self._lobby.enter(peer, self.lobby_timeout, self._lobby_timed_out)
 
     def _leave_lobby(self, peer: Peer, reason: str | None) -> None:
@@ -418,51 +420,6 @@ class RdvServer:
             self._tally.count_reject(400)
         peer.fail(400, IDLE_VIOLATION)
 
-    def _refuse(self, peer: Peer, limit: Limit) -> None:
-        """A cap is reached: refuse ``peer`` and tell the operator (throttled)."""
-        status, body = CAP_BODIES[limit]
-        self._count_refused(limit)
-        self._reject(peer, status, body)
-        refused = self._throttled(limit)
-        if refused is not None:
-            log.warning(
-                "%s cap reached (%s, %s): refusing requests with %d%s",
-                "pair" if limit in PAIR_CAP_BODIES else "lobby",
-                limit,
-                self._lobby.source(peer, limit),
-                status,
-                f" ({refused} more refused since the last warning)" if refused else "",
-            )
-
-    def _evict_for_room(self, peer: Peer) -> None:
-        """The lobby is full: ``peer``, the oldest request of the network holding the most,
-        makes room for a request from a network holding fewer (section 13)."""
-        self._leave_lobby(peer, "evicted")
-        self._count_refused("evicted")
-        self._reject(peer, 503, EVICTED)
-        evicted = self._throttled("evicted")
-        if evicted is not None:
-            log.warning(
-                "lobby full: evicting the oldest requests of the network holding the most "
-                "(%s) for requests from others%s",
-                self._lobby.source(peer, "network"),
-                f" ({evicted} more evicted since the last warning)" if evicted else "",
-            )
-
-    def _count_refused(self, limit: str) -> None:
-        by_limit = self._tally.lobby_refused_by_limit
-        by_limit[limit] = by_limit.get(limit, 0) + 1
-
-    def _throttled(self, what: str) -> int | None:
-        """How many went unlogged since ``what`` was last logged, or None: not time yet."""
-        now = asyncio.get_running_loop().time()
-        last, quiet = self._cap_warned.get(what, (-CAP_WARNING_INTERVAL_S, 0))
-        if now - last < CAP_WARNING_INTERVAL_S:
-            self._cap_warned[what] = (last, quiet + 1)
-            return None
-        self._cap_warned[what] = (now, 0)
-        return quiet
-
     def _evict(self, peer: Peer) -> None:
         self._leave_lobby(peer, None)
         peer.state = PeerState.REPLACED
@@ -481,6 +438,12 @@ class RdvServer:
         self._tally.count_reject(408)
         self._tally.emit_peer(ev.LobbyTimedOut, peer.info)
         peer.fail(408, NO_PEER)
+
+    def _used_code_timed_out(self, peer: Peer) -> None:
+        peer.timer = None
+        if peer.state is PeerState.LOBBY:
+            self._leave_lobby(peer, None)
+            self._reject(peer, 410, USED_CODE)
 
     def _reject(self, peer: Peer, status: int, reason: str) -> None:
         peer.state = PeerState.REJECTED

@@ -30,6 +30,7 @@ from rdv_core.server._relay import Relayer, SharedBuffer
 from rdv_core.server._relay_silence import SilenceSweep
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.server._tally import Tally
+from rdv_core.server._used_codes import UsedCodes
 
 __all__ = ["IDLE_VIOLATION", "SHUTTING_DOWN", "Pairing"]
 
@@ -49,8 +50,11 @@ class Pairing:
         is_closed: Callable[[], bool],
         place: Callable[[Peer], None],
         pipes: PipePool | None = None,
+        used: UsedCodes | None = None,
     ) -> None:
         self.handler: PairHandler | None = None
+        #: Session tokens whose pair met, for a receiver who comes back (PROTOCOL section 5).
+        self.used = used
         self._tally = tally
         self._buffer = buffer
         #: The zero-copy relay's pipes (:mod:`._splice`); None: the copy relay only.
@@ -176,6 +180,8 @@ class Pairing:
             relayer.reject(reject.status, reject.reason)
             return
         d, a = dialer.info, accepter.info
+        if self.used is not None:
+            self.used.add(d.token, asyncio.get_running_loop().time())
         relayer.start(
             # Each learns the other's addrs and extension offer (docs/PROTOCOL.md 16.1).
             wire.upgrade_response_for(d.observed, a.self_addrs, a.observed, a.headers),

@@ -1,7 +1,7 @@
 """``rdv lab``: real NATs in network namespaces, with the real rdv server and peers inside.
 
 Headless: imports only the standard library at module level (rdv_core.lab inside run()),
-never textual or rich.
+never textual or rich. The arguments are parsed as :mod:`.lab_args` says.
 """
 
 from __future__ import annotations
@@ -15,14 +15,26 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from typing import Any, Final, TextIO
 
-from rdv_tui.cli.commands.lab_faststart import add_faststart_parser, run_faststart_command
+from rdv_tui.cli.commands.lab_args import add_parser
+from rdv_tui.cli.commands.lab_faststart import run_faststart_command
 from rdv_tui.cli.formatting import fill_keeping_figures, ms_figure, plural
 
 #: Overrides how the lab starts rdv (split on spaces), e.g. to put another rdv/1
 #: implementation in the lab. Default: this interpreter's ``-m rdv_tui``.
 RDV_COMMAND_ENV = "RDV_LAB_COMMAND"
+
+__all__ = [
+    "add_parser",
+    "matrix_columns",
+    "no_cell_matches",
+    "rdv_command",
+    "run",
+    "terminal_room",
+    "unknown_presets",
+]
 
 
 def rdv_command() -> list[str]:
@@ -30,123 +42,38 @@ def rdv_command() -> list[str]:
     return os.environ.get(RDV_COMMAND_ENV, "").split() or [sys.executable, "-m", "rdv_tui"]
 
 
-def add_parser(subparsers: Any) -> None:
-    """Register ``rdv lab`` and its subcommands."""
-    parser = subparsers.add_parser(
-        "lab",
-        help="NAT lab: run rdv between real NATs in network namespaces",
-        description="Build real NATs and firewalls out of Linux network namespaces (a "
-        "simulated internet with the rdv server, two peers behind configurable routers), run "
-        "the real rdv server and peers inside, and report what happened. Needs root, or "
-        "unprivileged user namespaces; nothing is created outside the lab's own namespaces "
-        "and nothing in the lab has a route out.",
-    )
-    sub = parser.add_subparsers(dest="lab_command", metavar="SUBCOMMAND", required=True)
-    sub.add_parser("list", help="list the presets, with the expected outcome and why")
-
-    run = sub.add_parser("run", help="run one preset N times and summarize")
-    run.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
-    run.add_argument("--runs", type=_positive_int, default=1, metavar="N", help="runs (default 1)")
-    run.add_argument(
-        "--delay",
-        type=_non_negative_float,
-        default=None,
-        metavar="MS",
-        help="set every router's one-way delay to MS milliseconds",
-    )
-    run.add_argument(
-        "--json", action="store_true", help="print one JSON object with every run's events"
-    )
-
-    matrix = sub.add_parser(
-        "matrix",
-        help="filtering x distance matrix ({drop,rst,icmp} x {drop,rst}, 0-100 ms, loss)",
-        description="Race in every cell of the matrix: A's router drops, resets or "
-        "ICMP-rejects early SYNs, B's drops or resets; each peer 0, 5, 20, 50 or 100 ms from "
-        "its router (both, or one side only), plus lossy cells. Prints one row per cell: "
-        "outcome over N runs, whether it meets the bar, payload integrity failures, runs a "
-        "router's port clash explains (clash), p50/p90.",
-    )
-    matrix.add_argument(
-        "--runs", type=_positive_int, default=3, metavar="N", help="runs per cell (default 3)"
-    )
-    matrix.add_argument(
-        "--cells",
-        default=None,
-        metavar="PATTERN",
-        help="only cells whose name matches this shell pattern, e.g. 'a-rst/b-* 20/*' "
-        "(several: separated by |)",
-    )
-    matrix.add_argument(
-        "--delays",
-        type=_delay_list,
-        default=None,
-        metavar="MS,MS",
-        help="one-way delays to use (default 0,5,20,50,100)",
-    )
-    matrix.add_argument(
-        "--presets", action="store_true", help="run every preset instead (the old table)"
-    )
-    matrix.add_argument(
-        "--predict",
-        action="store_true",
-        help="also run rdv doctor on both peers of each cell first and show its prediction "
-        "beside the outcome (columns predicted, agree)",
-    )
-    matrix.add_argument("--json", action="store_true", help="print the rows as JSON")
-
-    doctor = sub.add_parser(
-        "doctor",
-        help="on each preset: what rdv doctor says, what it predicts, what the races did",
-    )
-    doctor.add_argument(
-        "presets",
-        metavar="PRESET",
-        nargs="*",
-        help="presets, or sequential-a (A behind a sequential NAT); default: all of them",
-    )
-    doctor.add_argument(
-        "--runs", type=_positive_int, default=3, metavar="N", help="races per preset (default 3)"
-    )
-    doctor.add_argument("--json", action="store_true", help="print the rows as JSON")
-
-    shell = sub.add_parser(
-        "shell", help="keep a lab up (server running) and print commands to poke around"
-    )
-    shell.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
-
-    sub.add_parser("probe", help="say what this machine can do (namespaces, nft, netem, NFQUEUE)")
-    add_faststart_parser(sub, _positive_int, _non_negative_float)
+def unknown_presets(names: Sequence[str], known: Sequence[str]) -> str | None:
+    """The refusal naming every unknown preset of ``names`` and the known ones, or None."""
+    unknown = list(dict.fromkeys(n for n in names if n not in known))
+    if not unknown:
+        return None
+    which = ", ".join(repr(n) for n in unknown)
+    word = "preset" if len(unknown) == 1 else "presets"
+    return f"rdv lab: unknown {word} {which} (known: {', '.join(known)})"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
+def no_cell_matches(pattern: str | None, delays: Sequence[float] | None) -> str | None:
+    """The refusal of a ``--cells`` pattern that matches no cell, naming the cells there
+    are (``rdv lab matrix`` said only ``no cell matches 'x'``), or None."""
+    from rdv_core.lab import matrix_cells
 
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from exc
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
-    return value
-
-
-def _delay_list(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from exc
-    if not values or any(not v >= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"need delays >= 0: {text!r}")
-    return values
+    kwargs: dict[str, Any] = {} if delays is None else {"delays": delays}
+    if not pattern or matrix_cells(pattern=pattern, **kwargs):
+        return None
+    names = [cell.name for cell in matrix_cells(**kwargs)]
+    routers = list(dict.fromkeys(name.split(" ", 1)[0] for name in names))
+    links = list(dict.fromkeys(name.split(" ", 1)[1] for name in names))
+    if len(routers) * len(links) == len(names):  # every filter pair with every delay
+        there = (
+            f"'FILTERS DELAYS' for the filters {', '.join(routers)} and the delays "
+            f"{', '.join(links)}"
+        )
+    else:
+        there = ", ".join(names)
+    return (
+        f"rdv lab matrix: no cell matches {pattern!r}; the {len(names)} cells are {there} "
+        f"(e.g. --cells '{names[-1]}'; shell patterns, several joined by '|')"
+    )
 
 
 def _raise_interrupt(_signum: int, _frame: object) -> None:
@@ -170,13 +97,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.lab_command in ("run", "shell") and args.preset not in PRESETS:
-        known = ", ".join(PRESETS)
-        print(f"rdv lab: unknown preset {args.preset!r} (known: {known})", file=sys.stderr)
-        return 2
-    if args.lab_command == "doctor" and set(args.presets) - {*PRESETS, "sequential-a"}:
-        unknown = sorted(set(args.presets) - {*PRESETS, "sequential-a"})[0]
-        print(f"rdv lab: unknown preset {unknown!r} (known: {', '.join(PRESETS)})", file=sys.stderr)
+    # Names and cells are checked before any namespace work, and every bad one is named:
+    # `rdv lab doctor x y` named only x, and the run after fixing it stopped at y.
+    refusal = None
+    if args.lab_command in ("run", "shell"):
+        refusal = unknown_presets([args.preset], list(PRESETS))
+    elif args.lab_command == "doctor":
+        refusal = unknown_presets(args.presets, [*PRESETS, "sequential-a"])
+    elif args.lab_command == "faststart":
+        refusal = unknown_presets(args.presets, list(PRESETS))
+    elif args.lab_command == "matrix" and not args.presets:
+        refusal = no_cell_matches(args.cells, args.delays)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
         return 2
 
     # `shell` stays in the root mount namespace when it can, so that the printed
@@ -366,8 +299,8 @@ def _matrix(args: argparse.Namespace) -> int:
     if args.delays is not None:
         kwargs["delays"] = args.delays
     cells = matrix_cells(**kwargs)
-    if not cells:
-        print(f"rdv lab matrix: no cell matches {args.cells!r}", file=sys.stderr)
+    if not cells:  # run() checked it already; kept for callers of _matrix
+        print(no_cell_matches(args.cells, args.delays), file=sys.stderr)
         return 2
     room = terminal_room()
     columns, note = matrix_columns(cells, predict=args.predict, room=room)

@@ -61,7 +61,8 @@ def add_parser(subparsers: Any) -> None:
         type=kind.non_negative_float,
         default=DEFAULT_LOBBY_TIMEOUT_S,
         help="answer 408 to a request whose peer has not come within S seconds "
-        f"(default {DEFAULT_LOBBY_TIMEOUT_S:.0f}; 0: wait forever)",
+        f"(default {DEFAULT_LOBBY_TIMEOUT_S:.0f}; 0: wait forever); a receiver whose session "
+        "code's pair met in the last 10 minutes gets 410 after 2 s",
     )
     for flag, default, what in CAP_FLAGS:
         parser.add_argument(
@@ -193,10 +194,14 @@ def _stop_signals() -> tuple[signal.Signals, ...]:
     There is nothing to reload (no configuration file; deploy/rdv@.service has no
     ExecReload), so a hangup ends the server as SIGTERM does. Unless it is ignored
     already: ``nohup rdv serve`` (or ``trap '' HUP``) asked to outlive the terminal.
+    SIGINT likewise: a program started with it ignored keeps ignoring it (POSIX; a
+    shell starts background jobs of a script so, ``rdv serve &``, and Ctrl-C meant for
+    the foreground job stopped the server too).
     """
-    signals = [signal.SIGINT, signal.SIGTERM]
-    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        signals.append(signal.SIGHUP)
+    signals = [signal.SIGTERM]
+    for inherited in (signal.SIGINT, signal.SIGHUP):
+        if signal.getsignal(inherited) is not signal.SIG_IGN:
+            signals.append(inherited)
     return tuple(signals)
 
 
@@ -321,12 +326,9 @@ async def _serve_until_stopped(
                     await opened.close()
                 await front.close()
                 return 1
-        url = front.url
-        if bind_host is None and host:
-            url = url.replace("//0.0.0.0:", "//[::]:", 1)  # as the operator wrote it
-        print(f"rdv serve: listening on {url}", file=sys.stderr, flush=True)
-        summary.log_limits(args, limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         bound = [_sockname(sock) for sock in front.sockets]
+        print(summary.listening_line(front.url, bound), file=sys.stderr, flush=True)
+        summary.log_limits(args, limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
         summary.log_front(args, bound, front.port, [p.port for p in probe_ports], relay_silence())
         log.debug("event loop: %s", type(asyncio.get_running_loop()).__module__)
         # After the "listening" line (the first, which scripts wait for), in the log's form.
@@ -358,13 +360,21 @@ async def _serve_until_stopped(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rdv serve`` until SIGINT/SIGTERM/SIGHUP."""
+    host_text, _, port_text = args.listen.rpartition(":")
     try:
         host, port = parse_listen(args.listen, port_alone=True)
-    except ValueError:
-        port_text = args.listen.rpartition(":")[2]
-        # '127.0.0.1:70000' has the HOST:PORT form; say what is wrong with it.
-        want = "a port 0-65535" if port_text.isascii() and port_text.isdigit() else "HOST:PORT"
-        print(f"rdv serve: invalid --listen {args.listen!r}: expected {want}", file=sys.stderr)
+        if ":" in host_text and not host_text.startswith("["):  # '::1:8080' listened on [::1]
+            raise ValueError(f"an IPv6 address takes brackets, e.g. [{host_text}]:{port_text}")
+    except ValueError as exc:
+        # '127.0.0.1:70000' and '127.0.0.1:-1' have the HOST:PORT form: say what is wrong.
+        number = port_text.removeprefix("-").removeprefix("+")
+        if str(exc).startswith("an IPv6"):
+            what = str(exc)
+        elif number.isascii() and number.isdigit():
+            what = f"port {port_text} is out of range (0-65535)"
+        else:
+            what = "expected HOST:PORT"
+        print(f"rdv serve: invalid --listen {args.listen!r}: {what}", file=sys.stderr)
         return 2
     if len(args.probe_port) > 16:
         print("rdv serve: at most 16 --probe-port", file=sys.stderr)

@@ -92,3 +92,37 @@ def log_front(
             }
         },
     )
+
+
+def listening_line(url: str, bound: Sequence[str]) -> str:
+    """The first line, which scripts wait for: where clients reach the server.
+
+    ``--listen :8080`` printed ``listening on http://0.0.0.0:8080``: an address a client
+    elsewhere cannot use, and on some systems not even here. A server on every address
+    says so, names a URL for other machines (this one's name) and ends with one that
+    works on this machine (loopback; a script takes the last word). ``bound``: the
+    listening sockets, ``0.0.0.0:8080`` and ``[::]:8080`` for every address.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    port = parts.port
+    families = [
+        family
+        for family, prefix in (("IPv4", "0.0.0.0:"), ("IPv6", "[::]:"))
+        if any(addr.startswith(prefix) for addr in bound)
+    ]
+    if not families or port is None:
+        return f"rdv serve: listening on {url}"
+    import socket
+
+    def at(host: str) -> str:
+        return urlunsplit(parts._replace(netloc=f"{host}:{port}"))
+
+    elsewhere = at(socket.gethostname() or "HOST")
+    every = f"rdv serve: listening on port {port} of every {' and '.join(families)} address"
+    if parts.scheme == "https":
+        # A loopback URL would not match the certificate: the name clients use does.
+        return f"{every}; clients use a name in the certificate, e.g. {elsewhere}"
+    here = at("127.0.0.1" if "IPv4" in families else "[::1]")
+    return f"{every} (other machines: {elsewhere}, or this machine's address); here: {here}"
