@@ -1,7 +1,7 @@
 """What an attempt settles before it reaches the server: its listeners, URL and proxy
 (and what a client is given, checked when it is built).
 
-Kept apart from client/_client.py, which runs the attempt. The URL and the proxy choice
+Kept apart from client/_attempt.py, which runs the attempt. The URL and the proxy choice
 are memoized by their inputs: a program that connects again and again (a service
 accepting one peer after another, bench/connect.py) asks the same questions each time,
 and their parsing was about a tenth of a loopback attempt's preparation.
