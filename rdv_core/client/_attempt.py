@@ -21,7 +21,7 @@ from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._fast_pick import start_fast
 from rdv_core.client._link import Link, open_stream, open_stream_now
 from rdv_core.client._localview import default_self_addrs
-from rdv_core.client._prepare import open_listeners
+from rdv_core.client._prepare import listen_on
 from rdv_core.client._race import Race
 from rdv_core.client._rejoin import CONNECTING, WAITING, Rejoiner
 from rdv_core.client._response import (
@@ -32,7 +32,6 @@ from rdv_core.client._response import (
 )
 from rdv_core.client._server_conn import front_door_hint, plain_refused, server_socket, tls_failure
 from rdv_core.client._silence import guard
-from rdv_core.client._sockets import local_port
 from rdv_core.client._uplink_observe import ask_uplink_mappings
 from rdv_core.client._uplinks import LocalPaths
 from rdv_core.errors import (
@@ -170,11 +169,11 @@ class Attempt:
 
     async def _run(self) -> Conn:
         client = self.client
-        listeners = open_listeners() if allows_any_direct(client.spaces) else []
+        # The port is read from the kernel once, as the listeners are made (issue 10).
+        listeners, port = listen_on() if allows_any_direct(client.spaces) else ([], 0)
         writer: asyncio.StreamWriter | None = None
         handed_over = False
         try:
-            port = local_port(listeners[0]) if listeners else 0
             paths = self.paths
             mine = (
                 paths.self_addrs(client.spaces, default_self_addrs(client.spaces, port), port)
