@@ -58,7 +58,7 @@ from rdv_core.client._eager import start_now
 from rdv_core.client._exchange import Exchanges
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
-from rdv_core.client._link import Link
+from rdv_core.client._link import Link, addr_of
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._race_dials import start_dials
@@ -396,7 +396,9 @@ class Race:
             self._dialing.discard(current)
         emit(CandidateConnected(self._clock(), candidate))
         self._live += 1
-        self._begin(DirectConn.of(candidate, sock, addr), outbound=True)
+        # The peer's address as getpeername() names it (zone dropped, IPv4 unmapped).
+        remote = addr_of(addr.sockaddr()) or addr
+        self._begin(DirectConn.known(candidate, sock, remote), outbound=True)
 
     # ----- inbound conns (client/_accepting.py calls this)
 
@@ -413,7 +415,7 @@ class Race:
             return
         self._emit(InboundAccepted(self._clock(), candidate))
         self._live += 1
-        conn = DirectConn.of(candidate, sock, remote)
+        conn = DirectConn.known(candidate, sock, addr_of(sockaddr) or remote)
         # Checked and answered here when the peer's line is already in (client/_direct.py).
         conn.answer_now(self._header, self._method, self._token)
         self._begin(conn, outbound=False)
