@@ -6,9 +6,10 @@ loopback ``dial()`` (dialer, accepter and server in one process) against 39 for 
 round trip. Each redundant one cost 1-3 us here. A real attempt (tests/
 connect_syscalls_driver.py) runs under ``strace``; inside the dial, no socket may get
 ``TCP_NODELAY`` twice, no ``getpeername`` may repeat what the transport or ``accept()``
-said, no listener's port may be read twice, nor the dual-stack option read back after it
-was set, no race listener may be asked for a conn that is not there (``EAGAIN``), and the
-silence watch's keepalive is set up after ``dial()`` returned (docs/PROTOCOL.md 16.11).
+said, no socket of the attempt may be asked its own address twice (a listener's port
+included), nor the dual-stack option read back after it was set, no race listener may be
+asked for a conn that is not there (``EAGAIN``), and the silence watch's keepalive is set
+up after ``dial()`` returned (docs/PROTOCOL.md 16.11).
 """
 
 from __future__ import annotations
@@ -114,4 +115,7 @@ def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
         problems.add("getpeername() asked again (the transport or accept() said it)")
     if any(sockname[fd] > 1 for fd in listening):
         problems.add("a listener's port read more than once")
+    # The server's conns (local port: the server's) are the server's business.
+    if any(n > 1 for fd, n in sockname.items() if bound.get(fd) != server_port):
+        problems.add("getsockname() asked twice on one socket of the race")
     assert not problems, sorted(problems)
