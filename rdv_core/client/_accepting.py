@@ -35,6 +35,7 @@ class Acceptor:
         listeners: listening, non-blocking sockets (the race closes them).
         on_inbound: called with each accepted (non-blocking) socket and its address.
         crash: an unexpected error in the callback (a bug): the race ends with it.
+        loop: the running loop, if the caller has it at hand.
     """
 
     def __init__(
@@ -42,8 +43,10 @@ class Acceptor:
         listeners: Sequence[socket.socket],
         on_inbound: Callable[[socket.socket, Any], None],
         crash: Callable[[BaseException], None],
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
+        # The race passes its loop: asking for the running one is a getpid() each time.
+        self._loop = loop or asyncio.get_running_loop()
         self._on_inbound, self._crash = on_inbound, crash
         self._listening: list[socket.socket] = []
         self._pauses: dict[socket.socket, asyncio.TimerHandle] = {}

@@ -160,6 +160,7 @@ class Race:
             on_won=self._win,
             on_end=self._conn_done,
             crash=self._crash,
+            loop=self._loop,
         )
         #: Every dial task still running; ``_dialing``: those not connected yet.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,7 +195,7 @@ class Race:
         Raises:
             NoConnectionError: when no conn can be used (the causes are attached).
         """
-        self._main = asyncio.current_task()
+        self._main = asyncio.current_task(self._loop)  # (no getpid() with the loop given)
         try:
             self._start()
             if self.is_dialer:
@@ -255,7 +256,7 @@ class Race:
 
     def _start(self) -> None:
         self._starting = True  # dials that end at once must not decide before all started
-        self._acceptor = Acceptor(self._listeners, self._inbound, self._crash)
+        self._acceptor = Acceptor(self._listeners, self._inbound, self._crash, self._loop)
         plan = plan_dials(
             self._peer_addrs,
             self._spaces,
@@ -385,13 +386,14 @@ class Race:
                 emit=emit,
                 fail=self._fail,
                 preopen=not self.is_dialer,  # one side only: rdv_core.client._preopen
+                loop=self._loop,
             )
         finally:
             self._budget.finish(addr, connected=sock is not None)
         if sock is None:
             return
         # Connected: from now on this is a handshake, which a relay EOF must not cancel.
-        current = asyncio.current_task()
+        current = asyncio.current_task(self._loop)
         if current is not None:
             self._dialing.discard(current)
         emit(CandidateConnected(self._clock(), candidate))
