@@ -266,6 +266,7 @@ async def dial_candidate(
     fail: Callable[[str], None],
     via: Uplink | None = None,
     preopen: bool = False,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> socket.socket | None:
     """Dial ``addr`` from a socket bound to ``port``, redialling as explained above.
 
@@ -287,6 +288,8 @@ async def dial_candidate(
             (:mod:`rdv_core.client._keep_syn`). Only one side of an attempt may do either
             (both lower the TTL of their SYNs and refuse packets that arrive with less):
             the race sets it on the accepter.
+        loop: the running loop, if the caller has it at hand (asking for it is a
+            ``getpid()``).
 
     Returns:
         The connected socket, or None when the candidate failed or was skipped (its
@@ -295,7 +298,7 @@ async def dial_candidate(
     Raises:
         asyncio.CancelledError: the race ended (a ``cancelled`` event was emitted).
     """
-    loop = asyncio.get_running_loop()
+    loop = loop or asyncio.get_running_loop()
     emit(DialStarted(clock(), candidate))
     attempt = 1
     last_reason: FailReason = "refused"

@@ -41,7 +41,8 @@ class DirectConn:
 
     candidate: Candidate
     sock: socket.socket
-    local: Addr
+    #: Our end; None until the conn wins (:meth:`known`): its stream's transport asks.
+    local: Addr | None
     remote: Addr
     #: The peer's header line, when :meth:`answer_now` found it already in the socket.
     early: bytes | None = None
@@ -62,6 +63,14 @@ class DirectConn:
         except OSError:  # reset already: the first read will say so
             local = remote = None
         return cls(candidate, sock, local or _UNKNOWN, remote or fallback_remote)
+
+    @classmethod
+    def known(cls, candidate: Candidate, sock: socket.socket, remote: Addr) -> DirectConn:
+        """As :meth:`of`, with no system call: the peer's address is known already (the
+        one we dialled, or the one ``accept()`` returned, which is what ``getpeername``
+        would say), and ours is needed only if the conn wins, when its transport has
+        asked the kernel anyway (two system calls less per conn: issue 10)."""
+        return cls(candidate, sock, None, remote)
 
     @property
     def alive(self) -> bool:
@@ -164,7 +173,8 @@ class DirectConn:
         return self._link(*pair) if pair is not None else None
 
     def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Link:
-        return Link(self.candidate, reader, writer, False, self.local, self.remote)
+        local = self.local or addr_of(writer.get_extra_info("sockname")) or _UNKNOWN
+        return Link(self.candidate, reader, writer, False, local, self.remote)
 
 
 async def _readable(sock: socket.socket) -> None:

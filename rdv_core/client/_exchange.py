@@ -62,6 +62,7 @@ class Exchanges:
         on_end: a conn left the exchange for good (failed, closed, handed over as ok
             on the dialer, or its command came): the race uncounts it.
         crash: an unexpected error in a callback (a bug): the race ends with it.
+        loop: the running loop, if the caller has it at hand.
     """
 
     def __init__(
@@ -77,11 +78,13 @@ class Exchanges:
         on_won: Callable[[DirectConn], None],
         on_end: Callable[[DirectConn], None],
         crash: Callable[[BaseException], None],
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._method, self._token, self._header = method, token, header
         self._clock, self._emit, self._fail = clock, emit, fail
         self._on_ok, self._on_won, self._on_end, self._crash = on_ok, on_won, on_end, crash
-        self._loop = asyncio.get_running_loop()
+        # The race passes its loop: asking for the running one is a getpid() each time.
+        self._loop = loop or asyncio.get_running_loop()
         self._watched: dict[DirectConn, _Watched] = {}
         #: Conns whose header lines checked out and are still held (the race's cleanup
         #: emits ``Discarded`` for them); the race adds and removes its own too.

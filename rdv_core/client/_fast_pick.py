@@ -27,11 +27,11 @@ from rdv_core.events import Event, FastStartNegotiated, Picked
 from rdv_core.wire import CONTINUE_LINE, DIAL, Addr
 
 if TYPE_CHECKING:
-    from rdv_core.client._client import _Attempt
+    from rdv_core.client._attempt import Attempt
 
 
 async def start_fast(
-    attempt: _Attempt,
+    attempt: Attempt,
     relay: Link,
     listeners: list[socket.socket],
     port: int,
@@ -88,7 +88,7 @@ async def start_fast(
 
 
 def _upgrader(
-    attempt: _Attempt,
+    attempt: Attempt,
     relay: Link,
     listeners: list[socket.socket],
     port: int,

@@ -9,7 +9,6 @@ import ssl
 from dataclasses import dataclass
 from typing import Any, Final
 
-from rdv_core.client._sockets import no_delay
 from rdv_core.events import Candidate
 from rdv_core.wire import MAX_LINE, Addr, ProtocolError
 
@@ -25,9 +24,14 @@ async def open_stream(
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Hand a connected socket to asyncio as a stream pair (closing it on failure)."""
+    """Hand a connected socket to asyncio as a stream pair (closing it on failure).
+
+    The socket has Nagle off already: every socket of an attempt is made by
+    :func:`~rdv_core.client._sockets.reuse_socket` (the server conn, a proxy tunnel, a
+    dial), and an accepted one has it from its listener (client/_accepting.py).
+    Setting it again here was two system calls per loopback attempt (issue 10).
+    """
     loop = asyncio.get_running_loop()
-    no_delay(sock)  # accepted conns and proxy tunnels too (client/_sockets.py)
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:
@@ -59,7 +63,7 @@ def open_stream_now(
     make = getattr(loop, "_make_socket_transport", None)
     if make is None or not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
         return None
-    no_delay(sock)
+    # Nagle is off already (see open_stream).
     reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
     try:

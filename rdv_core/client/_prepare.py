@@ -1,7 +1,7 @@
 """What an attempt settles before it reaches the server: its listeners, URL and proxy
 (and what a client is given, checked when it is built).
 
-Kept apart from client/_client.py, which runs the attempt. The URL and the proxy choice
+Kept apart from client/_attempt.py, which runs the attempt. The URL and the proxy choice
 are memoized by their inputs: a program that connects again and again (a service
 accepting one peer after another, bench/connect.py) asks the same questions each time,
 and their parsing was about a tenth of a loopback attempt's preparation.
@@ -15,7 +15,7 @@ import os
 import socket
 from typing import Final
 
-from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, local_port
+from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, bound_socket_dual, local_port
 from rdv_core.wire import ProxyURL, ServerURL, choose_proxy, parse_server_url
 
 
@@ -25,26 +25,35 @@ def open_listeners(port: int = 0) -> list[socket.socket]:
     A dual-stack IPv6 socket covers both families; where the system forces
     IPv6-only (or has no IPv6), an IPv4 listener is added on the same port.
     """
+    return listen_on(port)[0]
+
+
+def listen_on(port: int = 0) -> tuple[list[socket.socket], int]:
+    """:func:`open_listeners`, and the port they listen on (``port``, or the one the
+    system chose for 0), read from the kernel once: the attempt needs it at once, and
+    each ``getsockname`` is a system call (issue 10)."""
     listeners: list[socket.socket] = []
     try:
         try:
-            six = bound_socket(socket.AF_INET6, port)
+            six, dual = bound_socket_dual(socket.AF_INET6, port)
         except OSError:
-            six = None
+            six, dual = None, False
         if six is not None:
             listeners.append(six)
-            port = local_port(six)
-            if six.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+            port = port or local_port(six)
+            if not dual and six.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
                 listeners.append(bound_socket(socket.AF_INET, port))
         else:
-            listeners.append(bound_socket(socket.AF_INET, port))
+            four = bound_socket(socket.AF_INET, port)
+            listeners.append(four)
+            port = port or local_port(four)
         for sock in listeners:
             sock.listen(LISTEN_BACKLOG)
     except OSError:
         for sock in listeners:
             sock.close()
         raise
-    return listeners
+    return listeners, port
 
 
 #: Server URLs parsed (immutable answers; errors raise each time).

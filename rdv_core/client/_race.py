@@ -58,7 +58,7 @@ from rdv_core.client._eager import start_now
 from rdv_core.client._exchange import Exchanges
 from rdv_core.client._failures import classify
 from rdv_core.client._inbound import admit_inbound
-from rdv_core.client._link import Link
+from rdv_core.client._link import Link, addr_of
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
 from rdv_core.client._race_dials import start_dials
@@ -160,6 +160,7 @@ class Race:
             on_won=self._win,
             on_end=self._conn_done,
             crash=self._crash,
+            loop=self._loop,
         )
         #: Every dial task still running; ``_dialing``: those not connected yet.
         self._tasks: set[asyncio.Task[None]] = set()
@@ -194,7 +195,7 @@ class Race:
         Raises:
             NoConnectionError: when no conn can be used (the causes are attached).
         """
-        self._main = asyncio.current_task()
+        self._main = asyncio.current_task(self._loop)  # (no getpid() with the loop given)
         try:
             self._start()
             if self.is_dialer:
@@ -255,7 +256,7 @@ class Race:
 
     def _start(self) -> None:
         self._starting = True  # dials that end at once must not decide before all started
-        self._acceptor = Acceptor(self._listeners, self._inbound, self._crash)
+        self._acceptor = Acceptor(self._listeners, self._inbound, self._crash, self._loop)
         plan = plan_dials(
             self._peer_addrs,
             self._spaces,
@@ -385,18 +386,21 @@ class Race:
                 emit=emit,
                 fail=self._fail,
                 preopen=not self.is_dialer,  # one side only: rdv_core.client._preopen
+                loop=self._loop,
             )
         finally:
             self._budget.finish(addr, connected=sock is not None)
         if sock is None:
             return
         # Connected: from now on this is a handshake, which a relay EOF must not cancel.
-        current = asyncio.current_task()
+        current = asyncio.current_task(self._loop)
         if current is not None:
             self._dialing.discard(current)
         emit(CandidateConnected(self._clock(), candidate))
         self._live += 1
-        self._begin(DirectConn.of(candidate, sock, addr), outbound=True)
+        # The peer's address as getpeername() names it (zone dropped, IPv4 unmapped).
+        remote = addr_of(addr.sockaddr()) or addr
+        self._begin(DirectConn.known(candidate, sock, remote), outbound=True)
 
     # ----- inbound conns (client/_accepting.py calls this)
 
@@ -413,7 +417,7 @@ class Race:
             return
         self._emit(InboundAccepted(self._clock(), candidate))
         self._live += 1
-        conn = DirectConn.of(candidate, sock, remote)
+        conn = DirectConn.known(candidate, sock, addr_of(sockaddr) or remote)
         # Checked and answered here when the peer's line is already in (client/_direct.py).
         conn.answer_now(self._header, self._method, self._token)
         self._begin(conn, outbound=False)

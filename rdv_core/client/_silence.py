@@ -128,13 +128,27 @@ def guard(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, relay: 
     (``reader``'s, or whichever took its reads over, as the session's channel does) is told
     the conn was lost with that error. Where the kernel cannot tell (not Linux) TCP's own
     timeouts stay.
+
+    The set-up (the kernel's check, keepalive: six system calls on Linux) runs in the
+    loop's next turn, after ``dial()``/``accept()`` returned: the application's first
+    bytes need not wait for it, and the first check comes :data:`WATCH_TICK` later
+    either way (issue 10: a seventh of a loopback dial's system calls).
     """
+    loop = asyncio.get_running_loop()
+    loop.call_soon(_guard, loop, reader, writer, relay)
+
+
+def _guard(
+    loop: asyncio.AbstractEventLoop,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    relay: bool,
+) -> None:
     sock = writer.get_extra_info("socket")
-    if sock is None or tcp_unanswered(sock) is None:
+    if sock is None or writer.transport.is_closing() or tcp_unanswered(sock) is None:
         return
     keep_alive(sock)
     limit, what = silence_limit(), TO_SERVER if relay else DIRECT
-    loop = asyncio.get_running_loop()
 
     def tick() -> None:
         transport = writer.transport

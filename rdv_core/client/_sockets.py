@@ -8,7 +8,6 @@ connector fails with EADDRINUSE once the listener exists (docs/LAB-NOTES.md sect
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from typing import Final
 
@@ -58,19 +57,32 @@ def bound_socket(family: socket.AddressFamily, port: int, host: str | None = Non
 
     An AF_INET6 socket is made dual-stack (IPV6_V6ONLY off) where the system allows it.
     """
+    return bound_socket_dual(family, port, host)[0]
+
+
+def bound_socket_dual(
+    family: socket.AddressFamily, port: int, host: str | None = None
+) -> tuple[socket.socket, bool]:
+    """:func:`bound_socket`, and True if it is known to be dual-stack (IPV6_V6ONLY was
+    turned off): the listener then needs no read-back of the option (issue 10: every
+    system call of a loopback attempt counts)."""
     sock = reuse_socket(family)
+    dual = False
     try:
         if family == socket.AF_INET6:
             # Some systems force v6-only; v4 peers then reach a separate v4 listener.
-            with contextlib.suppress(OSError):
+            try:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                dual = True
+            except OSError:
+                pass
             sock.bind((host or "::", port, 0, 0))
         else:
             sock.bind((host or "0.0.0.0", port))
     except OSError:
         sock.close()
         raise
-    return sock
+    return sock, dual
 
 
 def family_of(addr: Addr) -> socket.AddressFamily:

@@ -6,15 +6,16 @@ This module then:
 
 1. confirms fast start end to end: each side's first frame on the relay is its
    ``HELLO`` (our server passed the offers, but only the peer itself can confirm);
-2. measures the relay's round trip (``PING``/``PONG``) and times a simultaneous open
-   with it, as libp2p DCUtR does: the dialer sends ``SYNC``, waits half a round trip
-   and dials; the accepter dials the moment ``SYNC`` arrives, so both SYNs leave at
-   about the same time. The dials are an ordinary race (:class:`Race`, no relay),
-   with its redials and budget;
-3. authenticates the winner with ``ATTACH`` (attempt and both HELLO nonces) and moves
-   the stream onto it; the relay is closed once the direct path carried frames both ways
-   (``relay_done``). One that dies or goes silent (:mod:`~rdv_core.client._silence`) first
-   sends the stream back to the relay, with replay.
+2. measures the relay's round trip (``PING``/``PONG``, :mod:`~rdv_core.client._relay_rtt`)
+   and times a simultaneous open with it, as libp2p DCUtR does: the dialer sends
+   ``SYNC``, waits half a round trip and dials; the accepter dials the moment ``SYNC``
+   arrives, so both SYNs leave at about the same time. The dials are an ordinary race
+   (:class:`Race`, no relay), with its redials and budget;
+3. authenticates the winner with ``ATTACH`` (attempt and both HELLO nonces,
+   :mod:`~rdv_core.client._attach`) and moves the stream onto it; the relay is closed
+   once the direct path carried frames both ways (``relay_done``). One that dies or goes
+   silent (:mod:`~rdv_core.client._silence`) first sends the stream back to the relay,
+   with replay.
 
 Attempts: :data:`QUICK_ATTEMPTS` at once (DCUtR: 97.6% of its successes on the first),
 then one after each of :data:`LATER_ATTEMPTS` seconds (NATs change). The first and later
@@ -35,12 +36,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from rdv_core.client._attach import exchange_attach
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._fresh import Fresh, FreshPorts, Listen, sleep_until
 from rdv_core.client._link import Link
 from rdv_core.client._pickers import WaitForP2P
 from rdv_core.client._race import Race
+from rdv_core.client._relay_rtt import RelayRtt
 from rdv_core.client._silence import watch
 from rdv_core.client._sockets import local_port
 from rdv_core.client._uplinks import Uplink
@@ -56,13 +59,11 @@ from rdv_core.events import (
     UpgradeFailed,
     UpgradeStarted,
 )
-from rdv_core.faststart import RELAY, Frame, FrameParser, Kind, MigratingStream
+from rdv_core.faststart import RELAY, Frame, Kind, MigratingStream
 from rdv_core.faststart._frames import (
     NONCE_SIZE,
-    attach_frame,
     attempt_frame,
     hello_frame,
-    parse_attach,
     parse_hello,
     u64_frame,
 )
@@ -82,15 +83,11 @@ ATTEMPT_WINDOW: Final = 1.0
 ATTEMPT_RTT_FACTOR: Final = 8
 #: The accepter gives up an attempt the dialer never ends (it normally sends ABORT).
 ACCEPTER_ATTEMPT_TIMEOUT: Final = 15.0
-PING_TIMEOUT: Final = 5.0
-PINGS: Final = 3
-ATTACH_TIMEOUT: Final = 5.0
 #: The background work (events, the dialer's PINGs and race) waits for the first bytes
 #: (the dialer's first write out, the accepter's first read in), at most this long
 #: after the peer's HELLO: the first byte goes first (docs/PROTOCOL.md 16.2), and an
 #: application that does not write at once still gets its upgrade.
 FIRST_WRITE_GRACE: Final = 0.02
-_ATTACH_SIZE: Final = 5 + 1 + 2 * NONCE_SIZE
 
 
 class Upgrader:
@@ -134,7 +131,7 @@ class Upgrader:
         self._session_id = b""
         self._picked_at = clock()
         self._switched_at: float | None = None
-        self._pings: dict[int, asyncio.Future[None]] = {}
+        self._rtt = RelayRtt(lambda raw: self.stream.send_control(RELAY, raw), clock)
         self._fresh = FreshPorts(listen, lambda raw: self.stream.send_control(RELAY, raw))
         self._attempt_tasks: dict[int, asyncio.Task[None]] = {}
         self._settled = asyncio.Event()
@@ -284,11 +281,7 @@ class Upgrader:
                 self.stream.send_control(RELAY, attempt_frame(Kind.ABORT, attempt))
                 return pair
             fresh = pair
-        # The least of a few round trips, one after the other: a busy peer, or bulk data
-        # queued ahead of a PING, inflates single samples, and an inflated RTT/2 would
-        # send our SYNs late.
-        samples = [r for r in [await self._ping() for _ in range(PINGS)] if r is not None]
-        rtt = min(samples) if samples else None
+        rtt = await self._rtt.least()
         self.stream.send_control(RELAY, attempt_frame(Kind.SYNC, attempt))
         # Let the relay's writer put SYNC on the wire before we wait: the wait's last
         # stretch spins without yielding to the event loop.
@@ -374,13 +367,7 @@ class Upgrader:
     async def _attach(self, attempt: int, link: Link, rtt: float | None = None) -> str | None:
         """ATTACH both ways on a new direct conn, then move our stream onto it."""
         try:
-            link.writer.write(attach_frame(attempt, self._session_id))
-            async with asyncio.timeout(ATTACH_TIMEOUT):
-                raw = await link.reader.readexactly(_ATTACH_SIZE)
-            (frame,) = FrameParser().feed(raw)
-            their_attempt, session_id = parse_attach(frame)
-            if their_attempt != attempt or session_id != self._session_id:
-                raise RdvProtocolError("ATTACH names another attempt or session")
+            await exchange_attach(link, attempt, self._session_id)
         except (OSError, EOFError, RdvProtocolError, ValueError) as exc:
             link.close()
             self.stream.core.path_lost(attempt)
@@ -404,28 +391,11 @@ class Upgrader:
 
     # ----- steering frames
 
-    async def _ping(self) -> float | None:
-        token = int.from_bytes(os.urandom(4), "big")
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pings[token] = waiter
-        sent = self._clock()
-        self.stream.send_control(RELAY, u64_frame(Kind.PING, token))
-        try:
-            async with asyncio.timeout(PING_TIMEOUT):
-                await waiter
-        except TimeoutError:
-            return None
-        finally:
-            self._pings.pop(token, None)
-        return self._clock() - sent
-
     def _on_control(self, pid: int, frame: Frame) -> None:
         if frame.kind == Kind.PING:
             self.stream.send_control(pid, u64_frame(Kind.PONG, frame.value))
         elif frame.kind == Kind.PONG:
-            waiter = self._pings.get(frame.value)
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self._rtt.on_pong(frame.value)
         elif frame.kind == Kind.SYNC and not self.is_dialer and pid == RELAY:
             for task in self._attempt_tasks.values():
                 task.cancel()

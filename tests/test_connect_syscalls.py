@@ -1,0 +1,121 @@
+"""The system calls inside one loopback p2p ``dial()``: none that repeats what is known.
+
+Issue 10's connect time (bench/connect.py: p2p p50 at most 3x an HTTP round trip): with the
+bytecodes already near that, what was left was C and kernel work, 123 system calls inside a
+loopback ``dial()`` (dialer, accepter and server in one process) against 39 for the HTTP
+round trip. Each redundant one cost 1-3 us here. A real attempt (tests/
+connect_syscalls_driver.py) runs under ``strace``; inside the dial, no socket may get
+``TCP_NODELAY`` twice, no ``getpeername`` may repeat what the transport or ``accept()``
+said, no socket of the attempt may be asked its own address twice (a listener's port
+included), nor the dual-stack option read back after it was set, no race listener may be
+asked for a conn that is not there (``EAGAIN``), and the silence watch's keepalive is set
+up after ``dial()`` returned (docs/PROTOCOL.md 16.11).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+DRIVER = Path(__file__).with_name("connect_syscalls_driver.py")
+STRACE = shutil.which("strace")
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="Linux system calls"),
+    pytest.mark.skipif(STRACE is None, reason="needs strace (apt-get install strace)"),
+]
+
+#: ``PID name(args) = result``; strace -f prefixes each line with the pid.
+LINE = re.compile(r"^(?:\[pid\s+)?\d+\]?\s+(\w+)\((.*)\)\s+=\s+(-?\d+|\?)(.*)$")
+
+
+def trace(tmp_path: Path) -> tuple[int, list[tuple[str, str, str, str]], dict[int, int]]:
+    """The server's port, the calls inside the traced ``dial()``, and each listening
+    socket's bound port (by fd, as it was during the dial)."""
+    out = tmp_path / "strace.txt"
+    assert STRACE is not None
+    done = subprocess.run(
+        [STRACE, "-f", "-o", str(out), sys.executable, str(DRIVER)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    server_port = int(done.stdout.split()[1])
+    inside: list[tuple[str, str, str, str]] = []
+    bound: dict[int, int] = {}
+    marks = 0
+    for line in out.read_text().splitlines():
+        match = LINE.match(line)
+        if match is None:
+            continue
+        name, args, result, rest = match.groups()
+        if name == "getppid":
+            marks += 1
+            continue
+        if marks == 1:
+            inside.append((name, args, result, rest))
+        elif marks == 0:
+            note_port(bound, name, args, result)
+    assert marks == 2, "the driver's dial() was not framed by its two getppid() calls"
+    return server_port, inside, bound
+
+
+def fd_of(args: str) -> int:
+    return int(args.split(",", 1)[0])
+
+
+def note_port(bound: dict[int, int], name: str, args: str, result: str) -> None:
+    """Keep the port a ``bind`` or ``getsockname`` names (port 0: the system picks)."""
+    if name not in ("bind", "getsockname") or result != "0":
+        return
+    port = re.search(r"htons\((\d+)\)", args)
+    if port is not None and int(port.group(1)):
+        bound[fd_of(args)] = int(port.group(1))
+
+
+def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
+    server_port, inside, bound = trace(tmp_path)
+    assert len(inside) > 30, "the trace caught no dial()"
+    nodelay: Counter[int] = Counter()
+    peername: Counter[int] = Counter()
+    sockname: Counter[int] = Counter()
+    listening: set[int] = set()
+    problems: set[str] = set()
+    for name, args, result, rest in inside:
+        if name in ("socket", "accept4") and result.isdigit():
+            fd = int(result)  # a new socket on a reused fd number: start its counts again
+            nodelay[fd] = peername[fd] = sockname[fd] = 0
+            listening.discard(fd)
+            bound.pop(fd, None)
+        note_port(bound, name, args, result)
+        if name == "listen":
+            listening.add(fd_of(args))
+        elif name == "setsockopt" and "TCP_NODELAY" in args:
+            nodelay[fd_of(args)] += 1
+        elif name == "getpeername":
+            peername[fd_of(args)] += 1
+        elif name == "getsockname":
+            sockname[fd_of(args)] += 1
+        if name == "getsockopt" and "IPV6_V6ONLY" in args:
+            problems.add("the listener's dual-stack option was read back after it was set")
+        if name == "setsockopt" and "KEEP" in args:
+            problems.add("the silence watch's keepalive was set up inside dial()")
+        if name == "accept4" and "EAGAIN" in rest and bound.get(fd_of(args)) != server_port:
+            problems.add("a race listener was asked for one more conn than was there (EAGAIN)")
+    if any(n > 1 for n in nodelay.values()):
+        problems.add("TCP_NODELAY set more than once on one socket")
+    if any(n > 1 for n in peername.values()):
+        problems.add("getpeername() asked again (the transport or accept() said it)")
+    if any(sockname[fd] > 1 for fd in listening):
+        problems.add("a listener's port read more than once")
+    # The server's conns (local port: the server's) are the server's business.
+    if any(n > 1 for fd, n in sockname.items() if bound.get(fd) != server_port):
+        problems.add("getsockname() asked twice on one socket of the race")
+    assert not problems, sorted(problems)
