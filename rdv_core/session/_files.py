@@ -14,13 +14,14 @@ import shutil
 import stat
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from blake3 import blake3
 
 from rdv_core.session._errors import UnsafeName
+from rdv_core.session._record import MAX_CONTROL_BODY
 from rdv_core.session._safepath import (
     check_relative_path,
     open_nofollow,
@@ -40,6 +41,12 @@ _DIFFERENT_FILE = (
     "a different file with the same name, size and time is already there "
     "(kept as it is; receive into another folder)"
 )
+
+#: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
+#: each one answered on its own), well under the control frame bound: some 250 small
+#: files a batch, so that neither side spends long on one offer (its JSON, its events)
+#: while the other waits, and the pipelined offers hide the round trips.
+OFFER_BYTES = MAX_CONTROL_BODY // 4
 
 #: The digest object of :data:`DIGEST` (``update``, ``hexdigest``).
 Hasher = blake3
@@ -332,3 +339,18 @@ def _regular_size(path: Path) -> int | None:
     except OSError:
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def offer_batches(files: Sequence[LocalFile]) -> list[list[LocalFile]]:
+    """Split files into offers whose JSON stays under :data:`OFFER_BYTES`."""
+    batches: list[list[LocalFile]] = [[]]
+    used = 0
+    for item in files:
+        # JSON escapes can grow a name up to 6x (\uXXXX); ids, sizes, mtimes take < 64.
+        cost = 6 * len(item.name.encode()) + 64
+        if batches[-1] and used + cost > OFFER_BYTES:
+            batches.append([])
+            used = 0
+        batches[-1].append(item)
+        used += cost
+    return [b for b in batches if b]
