@@ -9,6 +9,8 @@ lists first and tells (rdv_tui/cli/commands/send.py); the app now does the same.
 
 from __future__ import annotations
 
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,14 @@ from rdv_tui.cli.formatting import plural
 
 if TYPE_CHECKING:  # the type of what collect() lists (Session.send_files takes it)
     from rdv_core.session._files import LocalFile
+
+#: What a special file is, in words, by the ``stat`` test that tells it.
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 SHOWN_REFUSED = 3
 """Refused names a notification names (the rest are counted)."""
@@ -54,3 +64,25 @@ def list_for_sending(paths: list[Path]) -> SendList:
         why = "; ".join(notes) if notes else "the folders are empty"
         return SendList([], f"nothing to send: {why}")
     return SendList(files, f"not sent: {'; '.join(notes)}" if notes else "")
+
+
+def not_sendable(paths: list[Path]) -> str | None:
+    """Why one of ``paths`` (typed, each one that exists) cannot be sent, or None.
+
+    Checked before the path field is emptied: a FIFO typed there cleared the field
+    (the user's text was lost) and then failed with "not a regular file or folder".
+    ``stat`` never opens the file, so a FIFO with no writer does not block.
+    """
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError:
+            continue  # gone since it was typed: the send says so
+        if stat.S_ISDIR(mode) or stat.S_ISREG(mode):
+            continue
+        kind = next((words for test, words in _KINDS if test(mode)), "a special file")
+        return (
+            f"cannot send {path}: it is {kind}, not a file: only regular files and "
+            "folders are sent (to stream a pipe's bytes, use rdv dial / rdv accept)"
+        )
+    return None

@@ -9,14 +9,17 @@ an ordinary failure and goes on.
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from rdv_core.events import ChatReceived, Event, FileAccepted, FileFailed, FileProgress
 from rdv_core.session import TransferFailed, _pipeline
 from rdv_core.session import _frames as fr
 from rdv_core.session._cancel import ALL_SENT, CANCELLED, CANCELLED_BY_PEER, ENDED
+from rdv_tui.transfer_ui import TransferView
 
 from tests.session_support import make_file, session_pair, stream_pair
 
@@ -154,3 +157,25 @@ def test_the_fail_frame_of_older_peers_is_unchanged() -> None:
     cancel = fr.encode(fr.Fail(1, "receiver", "cancelled", cancelled=True))
     assert cancel == b'\x0a{"id":1,"side":"receiver","reason":"cancelled","cancelled":true}'
     assert fr.decode(cancel) == fr.Fail(1, "receiver", "cancelled", True)
+
+
+async def test_rdv_receive_counts_a_cancelled_file_apart(tmp_path: Path) -> None:
+    """``rdv receive``'s view of a send whose sender (the app) stopped one file: the
+    summary says ``1 cancelled``, not ``1 failed``."""
+    paths = three_files(tmp_path)
+    out = io.StringIO()
+    view = TransferView(Console(file=out, width=200), "in")
+    async with stream_pair() as ends, session_pair(ends, tmp_path / "in") as (a, b):
+        b._events.callback = view
+
+        def on_a(event: Event) -> None:
+            if isinstance(event, FileAccepted) and event.transfer_id == 1:
+                a.cancel_transfer("out", 2)
+
+        a._events.callback = on_a
+        with pytest.raises(TransferFailed):
+            await a.send_paths(paths)
+        await asyncio.sleep(0.05)
+    assert view.summary().startswith("2 of 3 files verified")
+    assert view.summary().endswith("; 1 cancelled")
+    assert "cancelled by the peer: big.bin" in out.getvalue()

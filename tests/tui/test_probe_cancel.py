@@ -1,0 +1,76 @@
+"""One file of a send cancelled from its row, the others delivered (real peers on loopback).
+
+A real dialing :class:`Session` receives what the app sends through its embedded server;
+the user sends three files, clicks the wrong one's row and presses ``x``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from pathlib import Path
+
+from textual.widgets import Input
+
+from rdv_core import events as ev
+from rdv_core.session import CANCELLED_BY_PEER, IncomingOffer
+from rdv_tui.app import make_app
+from rdv_tui.widgets.files import FilesPane
+
+from tests.tui.test_live import config, dial_the_app, wait_for
+
+
+async def test_the_wrong_file_is_cancelled_and_the_others_arrive(tmp_path: Path) -> None:
+    """Before, only ending the session stopped a file (and every other one with it)."""
+    names = ["a.txt", "wrong.bin", "c.txt"]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(bytes([i]) * (1000 + i))
+    (tmp_path / "peer").mkdir()
+    peer_events: list[ev.Event] = []
+    go = asyncio.Event()
+
+    async def accept_later(offer: IncomingOffer) -> bool:
+        await go.wait()  # the peer decides after the user cancelled
+        return True
+
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        app.controller.session_switch_delay = 0.0
+        await pilot.press("f2")
+        session, conn = await dial_the_app(
+            app,
+            pilot,
+            on_offer=accept_later,
+            download_dir=tmp_path / "peer",
+            on_event=peer_events.append,
+        )
+        try:
+            screen = app.session_screen
+            await wait_for(pilot, lambda: bool(screen.query("#send-path")))
+            field = screen.query_one("#send-path", Input)
+            field.value = " ".join(shlex.quote(str(tmp_path / n)) for n in names)
+            field.focus()
+            await pilot.press("enter")
+            files = screen.query_one(FilesPane)
+            await wait_for(pilot, lambda: files.row("out", 2) is not None)
+            row = files.row("out", 2)
+            assert row is not None
+            row.focus()  # as a click or tab does
+            await pilot.press("x")
+            await wait_for(pilot, lambda: row.settled)
+            assert row.status_text == "✗ cancelled by you"
+            go.set()
+            await wait_for(pilot, lambda: files.aggregates["out"].files_ok == 2)
+            assert sorted(p.name for p in (tmp_path / "peer").iterdir()) == ["a.txt", "c.txt"]
+            theirs = [e for e in peer_events if isinstance(e, ev.FileFailed)]
+            assert [(e.name, e.reason, e.cancelled) for e in theirs] == [
+                ("wrong.bin", CANCELLED_BY_PEER, True)
+            ]
+            aggregate = files.aggregates["out"]
+            assert (aggregate.files_failed, aggregate.files_cancelled) == (0, 1)
+            assert not [n for n in app._notifications if n.title == "Send failed"]
+            assert not session.closed
+        finally:
+            await session.close()
+            await conn.close()
