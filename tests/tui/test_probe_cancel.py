@@ -1,4 +1,5 @@
-"""One file of a send cancelled from its row, the others delivered (real peers on loopback).
+"""One file of a send cancelled from its row, the others delivered; a FIFO typed stays
+(real peers on loopback).
 
 A real dialing :class:`Session` receives what the app sends through its embedded server;
 the user sends three files, clicks the wrong one's row and presses ``x``.
@@ -7,6 +8,7 @@ the user sends three files, clicks the wrong one's row and presses ``x``.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 from pathlib import Path
 
@@ -49,6 +51,18 @@ async def test_the_wrong_file_is_cancelled_and_the_others_arrive(tmp_path: Path)
             screen = app.session_screen
             await wait_for(pilot, lambda: bool(screen.query("#send-path")))
             field = screen.query_one("#send-path", Input)
+            # A FIFO typed first: it cleared the field (the text lost), then failed.
+            fifo = tmp_path / "pipe"
+            os.mkfifo(fifo)  # nobody writes to it: a send that opened it would hang
+            field.value = str(fifo)
+            field.focus()
+            await pilot.press("enter")
+            await pilot.pause(0.1)
+            assert field.value == str(fifo)
+            assert [n.message for n in app._notifications if n.title == "Send"] == [
+                f"cannot send {fifo}: it is a named pipe (FIFO), not a file: only regular "
+                "files and folders are sent (to stream a pipe's bytes, use rdv dial / rdv accept)"
+            ]
             field.value = " ".join(shlex.quote(str(tmp_path / n)) for n in names)
             field.focus()
             await pilot.press("enter")

@@ -1,4 +1,4 @@
-"""The path field and the download folder say what to do (real peers on loopback).
+"""A download folder that cannot take files says what to do (real peers on loopback).
 
 A real dialing :class:`Session` and the app, through the app's embedded server.
 """
@@ -6,53 +6,16 @@ A real dialing :class:`Session` and the app, through the app's embedded server.
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
-from rdv_core.session import IncomingOffer
 from rdv_tui.app import make_app
 from rdv_tui.receive_folder import FOLDER_HINT
-from rdv_tui.widgets.files import FilesPane, OfferBar
+from rdv_tui.widgets.files import OfferBar
 
 from tests.test_session_disk import _remount, needs_root, tmpfs
 from tests.tui.test_live import config, dial_the_app, wait_for
-
-
-async def accept_all(offer: IncomingOffer) -> bool:
-    return True
-
-
-async def test_a_fifo_typed_keeps_the_text_and_says_why(tmp_path: Path) -> None:
-    """A FIFO typed into the path field cleared it (the text was lost), then failed
-    with "not a regular file or folder"; now the text stays and the kind is named."""
-    fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)  # nobody writes to it: a send that opened it would hang
-    app = make_app(config(tmp_path))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for(pilot, lambda: app.controller.embedded is not None)
-        app.controller.session_switch_delay = 0.0
-        await pilot.press("f2")
-        session, conn = await dial_the_app(app, pilot, on_offer=accept_all)
-        try:
-            screen = app.session_screen
-            await wait_for(pilot, lambda: bool(screen.query("#send-path")))
-            await wait_for(pilot, lambda: screen.query_one(FilesPane).open)
-            field = screen.query_one("#send-path", Input)
-            field.value = str(fifo)
-            field.focus()
-            await pilot.press("enter")
-            await pilot.pause(0.1)
-            said = [n.message for n in app._notifications if n.title == "Send"]
-            assert field.value == str(fifo)
-            assert said == [
-                f"cannot send {fifo}: it is a named pipe (FIFO), not a file: only regular "
-                "files and folders are sent (to stream a pipe's bytes, use rdv dial / rdv accept)"
-            ]
-        finally:
-            await session.close()
-            await conn.close()
 
 
 @needs_root
