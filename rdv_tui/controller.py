@@ -51,7 +51,7 @@ from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
 from rdv_tui.receive_folder import FOLDER_HINT
-from rdv_tui.send_list import list_for_sending
+from rdv_tui.send_list import list_shown
 
 if TYPE_CHECKING:
     from rdv_tui.app import RdvApp, Source
@@ -372,20 +372,9 @@ class Controller:
         session = self._open_session()
         if session is None:
             return
-        try:
-            listing = await asyncio.to_thread(list_for_sending, paths)
-        except (OSError, ValueError) as exc:
-            self._app.notify(shown(str(exc)), severity="error", title="Send failed", markup=False)
-            return
-        if listing.left_out:  # said, not left to a silence (rdv_tui/send_list.py)
-            self._app.notify(
-                shown(listing.left_out),
-                severity="warning" if listing.files else "error",
-                title="Send",
-                markup=False,
-                timeout=10,
-            )
-        if not listing.files:
+        # Listed in a thread, its count on screen and Stop-able (rdv_tui/send_list.py).
+        listing = await list_shown(paths, self._app.notify, self._app.session_screen.listing)
+        if listing is None:
             return
         try:
             await session.send_files(listing.files)  # listed above: not again

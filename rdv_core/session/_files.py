@@ -14,7 +14,7 @@ import shutil
 import stat
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,10 +77,15 @@ class LocalFile:
         return Path(self.where)
 
 
+#: Files found between two calls of :func:`collect`'s ``progress``.
+PROGRESS_EVERY = 512
+
+
 def collect(
     paths: Iterable[Path],
     skipped: Counter[str] | None = None,
     refused: list[tuple[str, str]] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[LocalFile]:
     """The files to send for ``paths``: files as themselves, folders recursively.
 
@@ -94,13 +99,17 @@ def collect(
     trailing dot, a newline) is left out and listed there as ``(path, reason)``: one
     such name in a folder of thousands stopped the whole send before anything moved.
 
+    ``progress`` is called with the number of files found so far, at each folder and
+    every :data:`PROGRESS_EVERY` files (``~`` lists for minutes: the app shows the count);
+    whatever it raises stops the listing and is raised here (the app's Stop).
+
     Raises:
         FileNotFoundError: a path does not exist.
         ValueError: a path is neither a file nor a folder, or two entries share a name.
         UnsafeName: without ``refused``, a name the receiver would refuse.
     """
     found: list[LocalFile] = []
-    add = _Adder(found, refused)
+    add = _Adder(found, refused, progress)
     for raw in paths:
         path = Path(raw)
         if not path.exists():
@@ -133,6 +142,8 @@ def _walk(folder: str, name: str, add: _Adder, skipped: Counter[str] | None) -> 
     One ``scandir`` per folder and one ``lstat`` per file (the entry's, cached by
     ``DirEntry``); paths stay text.
     """
+    if add.progress is not None:
+        add.progress(len(add.found))
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
@@ -164,11 +175,17 @@ def _walk(folder: str, name: str, add: _Adder, skipped: Counter[str] | None) -> 
 class _Adder:
     """Adds a file to the list, or its name to ``refused`` (else raises) if unsafe."""
 
-    __slots__ = ("found", "refused")
+    __slots__ = ("found", "progress", "refused")
 
-    def __init__(self, found: list[LocalFile], refused: list[tuple[str, str]] | None) -> None:
+    def __init__(
+        self,
+        found: list[LocalFile],
+        refused: list[tuple[str, str]] | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.found = found
         self.refused = refused
+        self.progress = progress
 
     def __call__(self, where: str, name: str, info: os.stat_result) -> None:
         try:
@@ -181,6 +198,8 @@ class _Adder:
             self.refused.append((where, str(exc)))
             return
         self.found.append(LocalFile(where, name, info.st_size, max(0, info.st_mtime_ns)))
+        if self.progress is not None and not len(self.found) % PROGRESS_EVERY:
+            self.progress(len(self.found))
 
 
 def no_room_for(

@@ -17,7 +17,7 @@ from rdv_core import events as ev
 from rdv_core.session import CANCELLED_BY_PEER
 from rdv_tui.cli.formatting import format_duration, format_eta, human_bytes
 from rdv_tui.receive_folder import FOLDER_HINT, folder_trouble
-from rdv_tui.send_list import not_sendable
+from rdv_tui.send_list import Listing, not_sendable
 from rdv_tui.widgets.dropped_paths import PathInput, paths_typed
 from rdv_tui.widgets.file_picker import FilePicker
 from rdv_tui.widgets.offer_bar import NAME_SHOWN, OfferBar, tail
@@ -112,6 +112,9 @@ class FilesPane(Vertical):
     FilesPane #download-dir { color: $text-muted; height: auto; padding: 0 1; }
     FilesPane .aggregate { height: auto; display: none; padding: 0 1; }
     FilesPane .aggregate.-shown { display: block; }
+    FilesPane #listing { height: 1; display: none; padding: 0 1; }
+    FilesPane #listing.-shown { display: block; }
+    FilesPane #listing Static { width: 1fr; }
     """
 
     @dataclass
@@ -142,6 +145,8 @@ class FilesPane(Vertical):
         self._failed_rows = 0
         #: The session whose download folder trouble was said (once per session).
         self._hinted = -1
+        #: A send being listed (its count is shown, Stop stops it), or None.
+        self.listing: Listing | None = None
 
     def new_session(self) -> None:
         """Events from now on belong to a new session (earlier rows stay as they are).
@@ -191,6 +196,9 @@ class FilesPane(Vertical):
                 "Browse", id="browse", tooltip="pick with a file browser (ctrl+o)", compact=True
             )
             yield Button("Send", variant="primary", id="send", compact=True)
+        with Horizontal(id="listing"):
+            yield Static("", id="listing-text", markup=False)
+            yield Button("Stop", id="stop-listing", tooltip="stop listing (esc)", compact=True)
         yield OfferBar(id="offer-bar")
         yield Static("", id="aggregate-out", classes="aggregate", markup=False)
         yield Static("", id="aggregate-in", classes="aggregate", markup=False)
@@ -253,7 +261,24 @@ class FilesPane(Vertical):
         """Whether ``direction`` shows one row per file (a send small enough)."""
         return self.aggregates[direction].files_total <= ROWS_UP_TO
 
+    def show_listing(self, listing: Listing | None) -> None:
+        """Show a send's listing (its count, a Stop button) until it ends (``None``)."""
+        self.listing = listing
+        self.query_one("#listing").set_class(listing is not None, "-shown")
+        self._redraw()
+
+    @on(Button.Pressed, "#stop-listing")
+    def stop_listing(self) -> None:
+        """Stop the listing under way: nothing of that send is sent."""
+        if self.listing is not None:
+            self.listing.stop.set()
+
     def _redraw(self) -> None:
+        if self.listing is not None:
+            count = self.listing.count
+            stopping = " (stopping…)" if self.listing.stop.is_set() else " (esc stops)"
+            text = f"listing… {count:,} files{stopping}"
+            self.query_one("#listing-text", Static).update(text)
         for direction, arrow in (("out", "↑"), ("in", "↓")):
             aggregate = self.aggregates[direction]
             if not aggregate.dirty:
