@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Static
 from rdv_core import events as ev
 from rdv_core.session import CANCELLED_BY_PEER
 from rdv_tui.cli.formatting import format_duration, format_eta, human_bytes
+from rdv_tui.look_alike import folded, shown_apart
 from rdv_tui.receive_folder import FOLDER_HINT, folder_trouble
 from rdv_tui.send_list import Listing, not_sendable
 from rdv_tui.widgets.dropped_paths import PathInput, paths_typed
@@ -145,6 +146,8 @@ class FilesPane(Vertical):
         self._failed_rows = 0
         #: The session whose download folder trouble was said (once per session).
         self._hinted = -1
+        #: The first row's name of each non-ASCII name's NFC form (look-alikes).
+        self._folded: dict[tuple[int, str, str], tuple[int, str]] = {}
         #: A send being listed (its count is shown, Stop stops it), or None.
         self.listing: Listing | None = None
 
@@ -158,6 +161,7 @@ class FilesPane(Vertical):
         self.session += 1
         self._names.clear()
         self._sizes.clear()
+        self._folded.clear()
         self.aggregates = {"in": Aggregate(), "out": Aggregate()}
         self._failed_rows = 0
         self.query_one(OfferBar).withdraw()
@@ -370,7 +374,7 @@ class FilesPane(Vertical):
             if self.row(event.direction, event.transfer_id) is None:
                 row = TransferRow(
                     event.direction,
-                    event.name,
+                    self._apart(event.direction, event.transfer_id, event.name),
                     event.size,
                     id=self.row_id(event.direction, event.transfer_id),
                 )
@@ -417,6 +421,20 @@ class FilesPane(Vertical):
         )
         line = self.query_one("#download-dir", Static)
         line.update(f"received files: {where} (cannot store files here: {FOLDER_HINT})")
+
+    def _apart(self, direction: str, transfer_id: int, name: str) -> str:
+        """``name`` as its row shows it: a look-alike of an earlier row's name (NFC and
+        NFD ``café.txt``) is shown apart, and so is the earlier one (look_alike.py)."""
+        if name.isascii():
+            return name
+        key = (self.session, direction, folded(name))
+        earlier = self._folded.setdefault(key, (transfer_id, name))
+        if earlier[1] == name:
+            return name
+        first = self.row(direction, earlier[0])
+        if first is not None:
+            first.rename(shown_apart(earlier[1]))
+        return shown_apart(name)
 
     def _feed_failure(self, event: ev.Event) -> None:
         """Aggregate mode: a failed file gets a row of its own (up to FAILED_ROWS)."""

@@ -29,6 +29,12 @@ class _FileName(Static):
         self._parts = (arrow, name, f" ({human_bytes(size)})")
         super().__init__(self._fitted(None), classes="name", markup=False)
 
+    def rename(self, name: str) -> None:
+        """Show ``name`` instead (a look-alike shown apart: rdv_tui/look_alike.py)."""
+        arrow, _, size = self._parts
+        self._parts = (arrow, name, size)
+        self.update(self._fitted(self.content_size.width or None))
+
     def _fitted(self, width: int | None) -> str:
         arrow, name, size = self._parts
         whole = f"{arrow} {name}{size}"
@@ -101,6 +107,10 @@ class TransferRow(Horizontal, can_focus=True):
         yield self._w_status
         yield self._w_bar
         yield self._w_reason
+
+    def rename(self, name: str) -> None:
+        """Show the file as ``name`` (its look-alike is in the list too)."""
+        self._w_name.rename(name)
 
     def set_status(self, text: str) -> None:
         """Replace the status text."""
