@@ -8,18 +8,24 @@ the user sends three files, clicks the wrong one's row and presses ``x``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
+import signal
+import sys
 from pathlib import Path
 
 from textual.widgets import Input
 
 from rdv_core import events as ev
-from rdv_core.session import CANCELLED_BY_PEER, IncomingOffer
+from rdv_core.session import CANCELLED_BY_PEER, IncomingOffer, generate_code
 from rdv_tui.app import make_app
-from rdv_tui.widgets.files import FilesPane
+from rdv_tui.widgets.files import FilesPane, OfferBar
 
-from tests.tui.test_live import config, dial_the_app, wait_for
+from tests.proc_support import kill_left
+from tests.tui.test_live import config, dial_the_app, fill_connect_form, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_the_wrong_file_is_cancelled_and_the_others_arrive(tmp_path: Path) -> None:
@@ -88,3 +94,69 @@ async def test_the_wrong_file_is_cancelled_and_the_others_arrive(tmp_path: Path)
         finally:
             await session.close()
             await conn.close()
+
+
+async def test_the_app_cancels_a_file_it_receives_from_rdv_send(tmp_path: Path) -> None:
+    """The receiving side's cancel: a real ``rdv send`` process offers two files, is
+    stopped (SIGSTOP: a slow sender, deterministic) once it offered, the user accepts
+    and cancels the second; resumed, it sends the first only and counts the other apart."""
+    (tmp_path / "keep.txt").write_text("wanted")
+    (tmp_path / "drop.txt").write_text("not wanted")
+    app = make_app(config(tmp_path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.controller.embedded is not None)
+        assert app.controller.embedded is not None
+        app.controller.session_switch_delay = 0.0
+        await pilot.press("f2")
+        code = generate_code()
+        await fill_connect_form(app, pilot, code)
+        app.connect_screen.query_one("#role-accept").value = True  # type: ignore[attr-defined]
+        await pilot.press("ctrl+r")
+        sender = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "rdv_tui",
+            "send",
+            "--server",
+            app.controller.embedded.url,
+            "--code",
+            code,
+            str(tmp_path / "keep.txt"),
+            str(tmp_path / "drop.txt"),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        try:
+            screen = app.session_screen
+            await wait_for(pilot, lambda: bool(screen.query("#offer-text")), limit=30)
+            bar = screen.query_one(OfferBar)
+            await wait_for(pilot, lambda: bar.pending == 1, limit=30)
+            sender.send_signal(signal.SIGSTOP)  # nothing moves until SIGCONT
+            bar.answer(True)
+            files = screen.query_one(FilesPane)
+            await wait_for(
+                pilot, lambda: (r := files.row("in", 2)) is not None and r.status_text == "accepted"
+            )
+            row = files.row("in", 2)
+            assert row is not None
+            row.focus()
+            await pilot.press("x")
+            await wait_for(pilot, lambda: row.settled)
+            assert row.status_text == "✗ cancelled by you"
+            sender.send_signal(signal.SIGCONT)
+            async with asyncio.timeout(30):
+                _, err = await sender.communicate()
+            said = err.decode()
+            assert "cancelled by the peer: drop.txt" in said
+            assert "1 of 2 files verified" in said and "1 cancelled" in said, said
+            # Its last line: not "1 file failed; the first: drop.txt (cancelled by ...)".
+            assert said.endswith("rdv send: the receiver cancelled 1 file (drop.txt)\n"), said
+            assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == ["keep.txt"]
+            assert files.aggregates["in"].files_cancelled == 1
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                sender.send_signal(signal.SIGCONT)
+            await kill_left(sender)
+            await app.controller.close_connection()
