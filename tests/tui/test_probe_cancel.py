@@ -76,7 +76,9 @@ async def test_the_wrong_file_is_cancelled_and_the_others_arrive(tmp_path: Path)
             await wait_for(pilot, lambda: files.row("out", 2) is not None)
             row = files.row("out", 2)
             assert row is not None
-            row.focus()  # as a click or tab does
+            await pilot.pause(0.1)  # laid out, to be clicked
+            await pilot.click(f"#{row.id}", offset=(2, 0))  # a click focuses the row
+            assert app.focused is row
             await pilot.press("x")
             await wait_for(pilot, lambda: row.settled)
             assert row.status_text == "✗ cancelled by you"
