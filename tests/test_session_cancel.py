@@ -22,6 +22,7 @@ from rdv_core.session._cancel import ALL_SENT, CANCELLED, CANCELLED_BY_PEER, END
 from rdv_tui.transfer_ui import TransferView
 
 from tests.session_support import make_file, session_pair, stream_pair
+from tests.test_session_disk import needs_root, tmpfs
 
 BIG = 8 << 20
 
@@ -179,3 +180,27 @@ async def test_rdv_receive_counts_a_cancelled_file_apart(tmp_path: Path) -> None
     assert view.summary().startswith("2 of 3 files verified")
     assert view.summary().endswith("; 1 cancelled")
     assert "cancelled by the peer: big.bin" in out.getvalue()
+
+
+@needs_root
+async def test_a_cancelled_file_holds_no_room_for_the_next_offer(tmp_path: Path) -> None:
+    """The receiver cancels a 12 MiB file early; an 8 MiB file sent next fits the 16 MiB
+    folder. The cancelled file's unwritten bytes were still counted as to come, and
+    the next offer was refused: 'not enough free space in the download folder'."""
+    make_file(tmp_path / "out" / "big.bin", 12 << 20, seed=1)
+    make_file(tmp_path / "out" / "next.bin", 8 << 20, seed=2)
+    with tmpfs(tmp_path / "in", "16m") as inbox:
+        async with stream_pair() as ends, session_pair(ends, inbox) as (a, b):
+            said: list[str | None] = []
+
+            def on_b(event: Event) -> None:
+                if isinstance(event, FileProgress) and not said:
+                    said.append(b.cancel_transfer("in", event.transfer_id))
+
+            b._events.callback = on_b
+            with pytest.raises(TransferFailed):
+                await a.send_paths([tmp_path / "out" / "big.bin"])
+            assert said == [None]
+            b._events.callback = None
+            [result] = await a.send_paths([tmp_path / "out" / "next.bin"])
+            assert result.ok

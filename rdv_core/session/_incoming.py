@@ -184,7 +184,9 @@ class Incoming:
         incoming = IncomingOffer(offer.batch, offer.files, offer.send)
         if refusal is None and self.download_dir is not None:
             # Before anyone decides (--yes included): what cannot fit is refused.
-            pending = sum(t.file.size - t.file.received for t in self._transfers.values())
+            # Files failed or cancelled (kept to drop their data in flight) write no more.
+            transfers = self._transfers.values()
+            pending = sum(t.file.size - t.file.received for t in transfers if not t.failed)
             files = [(f.path, f.size, f.mtime_ns) for f in offer.files]
             refusal = await asyncio.to_thread(no_room_for, self.download_dir, files, pending)
         if earlier is not None:
