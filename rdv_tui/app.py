@@ -44,6 +44,7 @@ from rdv_tui.screens.race import RaceScreen
 from rdv_tui.screens.server import ServerScreen
 from rdv_tui.screens.session import SessionScreen
 from rdv_tui.share import ServerChoice
+from rdv_tui.widgets.files import FilesPane
 
 Source = Literal["race", "session", "server"]
 
@@ -392,6 +393,9 @@ class RdvApp(App[int]):
 
     def on_session_screen_send_paths(self, message: SessionScreen.SendPaths) -> None:
         self.controller.send_paths(message.paths)
+
+    def on_files_pane_cancel_transfer(self, message: FilesPane.CancelTransfer) -> None:
+        self.controller.cancel_transfer(message.direction, message.transfer_id)
 
     def on_session_screen_end_session(self, message: SessionScreen.EndSession) -> None:
         # ctrl+l is "redraw" in many terminal programs: pressed from habit, it ended the

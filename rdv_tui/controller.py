@@ -30,12 +30,16 @@ from rdv_core.doctor import Report
 from rdv_core.errors import RdvError, ServerRejectedError
 from rdv_core.events import Event, EventCallback
 from rdv_core.session import (
+    CANCELLED,
+    CANCELLED_BY_PEER,
     BurnedCodes,
     CodeMismatch,
     IncomingOffer,
     Session,
     SessionError,
+    TransferFailed,
     TransferRejected,
+    describe_os_error,
     generate_code,
     parse_code,
 )
@@ -46,7 +50,8 @@ from rdv_tui.cli.formatting import shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
-from rdv_tui.send_list import list_for_sending
+from rdv_tui.receive_folder import FOLDER_HINT
+from rdv_tui.send_list import list_shown
 
 if TYPE_CHECKING:
     from rdv_tui.app import RdvApp, Source
@@ -303,7 +308,8 @@ class Controller:
         try:
             await asyncio.to_thread(self.download_dir.mkdir, parents=True, exist_ok=True)
         except OSError as exc:
-            app.notify(f"cannot create {self.download_dir}: {exc}", severity="error", markup=False)
+            why = describe_os_error(exc, f"cannot create {self.download_dir}")
+            app.notify(f"{why}\n{FOLDER_HINT}", severity="error", markup=False, timeout=20)
         session = Session(
             conn.reader,
             conn.writer,
@@ -366,27 +372,29 @@ class Controller:
         session = self._open_session()
         if session is None:
             return
-        try:
-            listing = await asyncio.to_thread(list_for_sending, paths)
-        except (OSError, ValueError) as exc:
-            self._app.notify(shown(str(exc)), severity="error", title="Send failed", markup=False)
-            return
-        if listing.left_out:  # said, not left to a silence (rdv_tui/send_list.py)
-            self._app.notify(
-                shown(listing.left_out),
-                severity="warning" if listing.files else "error",
-                title="Send",
-                markup=False,
-                timeout=10,
-            )
-        if not listing.files:
+        # Listed in a thread, its count on screen and Stop-able (rdv_tui/send_list.py).
+        listing = await list_shown(paths, self._app.notify, self._app.session_screen.listing)
+        if listing is None:
             return
         try:
             await session.send_files(listing.files)  # listed above: not again
         except TransferRejected as exc:
             self._app.notify(shown(str(exc)), severity="warning", title="Rejected", markup=False)
+        except TransferFailed as exc:
+            if all(why in (CANCELLED, CANCELLED_BY_PEER) for _, why in exc.failures):
+                return  # a user stopped those files: their rows say so, not an error
+            self._app.notify(shown(str(exc)), severity="error", title="Send failed", markup=False)
         except (SessionError, OSError, ValueError) as exc:
             self._app.notify(shown(str(exc)), severity="error", title="Send failed", markup=False)
+
+    def cancel_transfer(self, direction: str, transfer_id: int) -> None:
+        """Stop one file of the open session, the others go on (docs/PROTOCOL.md 12.14)."""
+        session = self._open_session()
+        if session is None:
+            return
+        why = session.cancel_transfer("out" if direction == "out" else "in", transfer_id)
+        if why is not None:
+            self._app.notify(f"cannot cancel it: {why}", title="Cancel", markup=False)
 
     def _open_session(self) -> Session | None:
         session = self.session

@@ -96,6 +96,8 @@ class TransferView:
         self.failures: list[tuple[str, str]] = []
         #: Files refused before they moved, with the reason (also in ``failures``).
         self.refused: list[tuple[str, str]] = []
+        #: Files a user stopped, either side (also in ``failures``): docs/PROTOCOL.md 12.14.
+        self.cancelled = 0
         self._failures_shown = 0
         self._bytes_done = 0
         #: Bytes held by files that failed (their offsets included, like ``_resumed``).
@@ -293,6 +295,11 @@ class TransferView:
         # 700 MiB read "0 B in 2.1 s (0 B/s)".
         self._failed_held += self._moving.get(event.transfer_id, 0)
         self._settle(event.transfer_id, 0)
+        if event.cancelled:  # not a failure: counted apart, said in its own words
+            self.cancelled += 1
+            self.failures.append((event.name, event.reason))
+            self.say(f"[yellow]{escape(event.reason)}[/]: {escape(event.name)}", soft_wrap=True)
+            return
         self._failed(event.name, event.reason)
 
     def _on_rejected(self, event: FileRejected) -> None:
@@ -341,7 +348,8 @@ class TransferView:
         not failures (a declined offer read "0/2 files, 2 failed" on both sides)."""
         declined = sum(1 for _, why in self.refused if why == DECLINED)
         counts = (
-            (len(self.failures) - len(self.refused), "failed"),
+            (len(self.failures) - len(self.refused) - self.cancelled, "failed"),
+            (self.cancelled, "cancelled"),
             (declined, "declined"),
             (len(self.refused) - declined, "refused"),
         )
@@ -365,7 +373,7 @@ class TransferView:
         if self.failures:
             text += "; " + ", ".join(self._unsettled())
             # Refused files get no line of their own (the final line names them).
-            hidden = len(self.failures) - len(self.refused) - self._failures_shown
+            hidden = len(self.failures) - len(self.refused) - self.cancelled - self._failures_shown
             if hidden > 0:
                 text += f" ({hidden} not listed above; --events FILE records every one)"
         return text

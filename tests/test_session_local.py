@@ -351,7 +351,7 @@ async def test_failing_offer_callback_rejects(tmp_path: Path) -> None:
 
 
 async def test_many_long_names_are_offered_in_batches(tmp_path: Path) -> None:
-    from rdv_core.session._outgoing import OFFER_BYTES
+    from rdv_core.session._files import OFFER_BYTES
 
     src = tmp_path / "many"
     long = "n" * 200

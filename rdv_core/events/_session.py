@@ -101,12 +101,17 @@ class FileCompleted(Event):
 
 @event
 class FileFailed(Event):
-    """A transfer failed; a partial file is kept for resume when possible."""
+    """A transfer failed; a partial file is kept for resume when possible.
+
+    ``cancelled``: a user stopped it (this side's, or the peer's: the reason says which),
+    nothing went wrong; a summary counts it apart from failures (docs/PROTOCOL.md 12.14).
+    """
 
     transfer_id: int
     direction: Literal["in", "out"]
     name: str
     reason: str
+    cancelled: bool = False
 
 
 # ----- many files in one event (docs/ARCHITECTURE.md section 2, "Batched file events")

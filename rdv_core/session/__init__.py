@@ -21,6 +21,7 @@ imports only modules before it in this list.
 from __future__ import annotations
 
 from rdv_core.session._burned import BurnedCodes
+from rdv_core.session._cancel import CANCELLED, CANCELLED_BY_PEER
 from rdv_core.session._codes import Code, CodeError, generate_code, parse_code
 from rdv_core.session._connect import connect_session, describe_path
 from rdv_core.session._errors import (
@@ -42,6 +43,8 @@ from rdv_core.session._session import Session
 from rdv_core.session._transfers import SESSION_ENDED, TransferResult, describe_os_error
 
 __all__ = [
+    "CANCELLED",
+    "CANCELLED_BY_PEER",
     "DECLINED",
     "DIGEST",
     "MAX_CHAT_BYTES",

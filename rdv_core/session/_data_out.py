@@ -118,6 +118,8 @@ async def stream_data(
         while left and not stopped():
             outbox.check_open()
             buffer, plain = await ahead.next_plaintext()
+            if stopped():  # failed (cancelled) while it read: no data after a fail (12.14)
+                break
             send(plain)
             ahead.release(buffer)
             left -= len(plain) - DATA_HEADER

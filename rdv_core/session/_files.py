@@ -14,13 +14,14 @@ import shutil
 import stat
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from blake3 import blake3
 
 from rdv_core.session._errors import UnsafeName
+from rdv_core.session._record import MAX_CONTROL_BODY
 from rdv_core.session._safepath import (
     check_relative_path,
     open_nofollow,
@@ -40,6 +41,12 @@ _DIFFERENT_FILE = (
     "a different file with the same name, size and time is already there "
     "(kept as it is; receive into another folder)"
 )
+
+#: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
+#: each one answered on its own), well under the control frame bound: some 250 small
+#: files a batch, so that neither side spends long on one offer (its JSON, its events)
+#: while the other waits, and the pipelined offers hide the round trips.
+OFFER_BYTES = MAX_CONTROL_BODY // 4
 
 #: The digest object of :data:`DIGEST` (``update``, ``hexdigest``).
 Hasher = blake3
@@ -70,10 +77,15 @@ class LocalFile:
         return Path(self.where)
 
 
+#: Files found between two calls of :func:`collect`'s ``progress``.
+PROGRESS_EVERY = 512
+
+
 def collect(
     paths: Iterable[Path],
     skipped: Counter[str] | None = None,
     refused: list[tuple[str, str]] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> list[LocalFile]:
     """The files to send for ``paths``: files as themselves, folders recursively.
 
@@ -87,13 +99,17 @@ def collect(
     trailing dot, a newline) is left out and listed there as ``(path, reason)``: one
     such name in a folder of thousands stopped the whole send before anything moved.
 
+    ``progress`` is called with the number of files found so far, at each folder and
+    every :data:`PROGRESS_EVERY` files (``~`` lists for minutes: the app shows the count);
+    whatever it raises stops the listing and is raised here (the app's Stop).
+
     Raises:
         FileNotFoundError: a path does not exist.
         ValueError: a path is neither a file nor a folder, or two entries share a name.
         UnsafeName: without ``refused``, a name the receiver would refuse.
     """
     found: list[LocalFile] = []
-    add = _Adder(found, refused)
+    add = _Adder(found, refused, progress)
     for raw in paths:
         path = Path(raw)
         if not path.exists():
@@ -126,6 +142,8 @@ def _walk(folder: str, name: str, add: _Adder, skipped: Counter[str] | None) -> 
     One ``scandir`` per folder and one ``lstat`` per file (the entry's, cached by
     ``DirEntry``); paths stay text.
     """
+    if add.progress is not None:
+        add.progress(len(add.found))
     try:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
@@ -157,11 +175,17 @@ def _walk(folder: str, name: str, add: _Adder, skipped: Counter[str] | None) -> 
 class _Adder:
     """Adds a file to the list, or its name to ``refused`` (else raises) if unsafe."""
 
-    __slots__ = ("found", "refused")
+    __slots__ = ("found", "progress", "refused")
 
-    def __init__(self, found: list[LocalFile], refused: list[tuple[str, str]] | None) -> None:
+    def __init__(
+        self,
+        found: list[LocalFile],
+        refused: list[tuple[str, str]] | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.found = found
         self.refused = refused
+        self.progress = progress
 
     def __call__(self, where: str, name: str, info: os.stat_result) -> None:
         try:
@@ -174,6 +198,8 @@ class _Adder:
             self.refused.append((where, str(exc)))
             return
         self.found.append(LocalFile(where, name, info.st_size, max(0, info.st_mtime_ns)))
+        if self.progress is not None and not len(self.found) % PROGRESS_EVERY:
+            self.progress(len(self.found))
 
 
 def no_room_for(
@@ -332,3 +358,18 @@ def _regular_size(path: Path) -> int | None:
     except OSError:
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+def offer_batches(files: Sequence[LocalFile]) -> list[list[LocalFile]]:
+    """Split files into offers whose JSON stays under :data:`OFFER_BYTES`."""
+    batches: list[list[LocalFile]] = [[]]
+    used = 0
+    for item in files:
+        # JSON escapes can grow a name up to 6x (\uXXXX); ids, sizes, mtimes take < 64.
+        cost = 6 * len(item.name.encode()) + 64
+        if batches[-1] and used + cost > OFFER_BYTES:
+            batches.append([])
+            used = 0
+        batches[-1].append(item)
+        used += cost
+    return [b for b in batches if b]

@@ -181,6 +181,8 @@ class Fail:
     id: int
     side: Literal["sender", "receiver"]
     reason: str
+    #: Optional (docs/PROTOCOL.md 12.14): the user stopped this file, nothing failed.
+    cancelled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,8 +264,11 @@ def _control_body(frame: Frame) -> tuple[FrameType, dict[str, Any]]:
             return FrameType.RESULT, {"id": id_, "ok": ok, "digest": digest, "reason": reason}
         case Bundled(number, failed):
             return FrameType.BUNDLED, {"bundle": number, "failed": failed}
-        case Fail(id_, side, reason):
-            return FrameType.FAIL, {"id": id_, "side": side, "reason": reason}
+        case Fail(id_, side, reason, cancelled):
+            fail: dict[str, Any] = {"id": id_, "side": side, "reason": reason}
+            if cancelled:  # absent otherwise: the frame older peers know, byte for byte
+                fail["cancelled"] = True
+            return FrameType.FAIL, fail
         case Error(message):
             return FrameType.ERROR, {"message": message}
         case Close(reason):
@@ -455,7 +460,9 @@ def _decode_control(kind: FrameType, body: _Body) -> Frame:
             side = body.str_("side", limit=8)
             if side not in ("sender", "receiver"):
                 raise FrameError("malformed fail frame: 'side' must be sender or receiver")
-            return Fail(body.int_("id", top=_MAX_ID), side, body.str_("reason"))  # type: ignore[arg-type]
+            cancelled = body.get("cancelled", optional=True) is True
+            id_, reason = body.int_("id", top=_MAX_ID), body.str_("reason")
+            return Fail(id_, side, reason, cancelled)  # type: ignore[arg-type]
         case FrameType.ERROR:
             return Error(body.str_("message"))
         case FrameType.CLOSE:

@@ -32,7 +32,7 @@ from rdv_core.events import (
     FilesOffered,
     TransferResumed,
 )
-from rdv_core.session import _bundle
+from rdv_core.session import _bundle, _cancel
 from rdv_core.session import _frames as fr
 from rdv_core.session._errors import ProtocolViolation, UnsafeName
 from rdv_core.session._files import DIGEST, SIDECAR_MIN, no_room_for, size_text
@@ -184,7 +184,9 @@ class Incoming:
         incoming = IncomingOffer(offer.batch, offer.files, offer.send)
         if refusal is None and self.download_dir is not None:
             # Before anyone decides (--yes included): what cannot fit is refused.
-            pending = sum(t.file.size - t.file.received for t in self._transfers.values())
+            # Files failed or cancelled (kept to drop their data in flight) write no more.
+            transfers = self._transfers.values()
+            pending = sum(t.file.size - t.file.received for t in transfers if not t.failed)
             files = [(f.path, f.size, f.mtime_ns) for f in offer.files]
             refusal = await asyncio.to_thread(no_room_for, self.download_dir, files, pending)
         if earlier is not None:
@@ -425,11 +427,22 @@ class Incoming:
                 )
             )
 
-    def on_sender_failed(self, id_: int, reason: str) -> None:
-        """The sender's ``fail``: it cannot read this file (the session goes on)."""
+    def on_sender_failed(self, id_: int, reason: str, cancelled: bool = False) -> None:
+        """The sender's ``fail``: it cannot read this file, or cancelled it (the session
+        goes on)."""
         state = self._transfers.pop(id_, None)
         if state is not None and not state.failed:
-            self._fail(state, f"sender: {reason}", tell_sender=False)
+            why = _cancel.CANCELLED_BY_PEER if cancelled else f"sender: {reason}"
+            self._fail(state, why, tell_sender=False, cancelled=cancelled)
+
+    def cancel(self, id_: int) -> str | None:
+        """Stop receiving one file, the others go on (docs/PROTOCOL.md 12.14); None, or
+        why it cannot be. Its state stays: data still in flight for it is dropped."""
+        state = self._transfers.get(id_)
+        if state is None or state.failed:
+            return _cancel.ENDED  # settled, or not accepted (yet): the offer is decided first
+        self._fail(state, _cancel.CANCELLED, tell_sender=True, cancelled=True)
+        return None
 
     def end(self, reason: str) -> None:
         """The session ended: every file still arriving fails (its partial file is kept)."""
@@ -441,7 +454,9 @@ class Incoming:
                 self._fail(state, reason, tell_sender=False)
         self._transfers.clear()
 
-    def _fail(self, state: _IncomingTransfer, reason: str, *, tell_sender: bool) -> None:
+    def _fail(
+        self, state: _IncomingTransfer, reason: str, *, tell_sender: bool, cancelled: bool = False
+    ) -> None:
         state.failed = reason
         file = state.file
         if state.writer is not None:
@@ -456,9 +471,9 @@ class Incoming:
             kept = f"; partial file kept ({size_text(file.received)}) to resume"
         full = reason + kept
         if tell_sender:
-            self._outbox.write_reply(fr.Fail(file.transfer_id, "receiver", full))
+            self._outbox.write_reply(fr.Fail(file.transfer_id, "receiver", full, cancelled))
         self.received.append(
             TransferResult(file.transfer_id, "in", file.name, file.size, False, "", full)
         )
-        self._emit(FileFailed(self._clock(), file.transfer_id, "in", file.name, full))
+        self._emit(FileFailed(self._clock(), file.transfer_id, "in", file.name, full, cancelled))
         log.warning("receiving %s failed: %s", file.name, full)

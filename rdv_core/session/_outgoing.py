@@ -1,6 +1,7 @@
 """The sending side of a session: offers, file data, resume from the receiver's verified prefix.
 
-A sender offers files in batches (each offer frame stays under :data:`OFFER_BYTES`),
+A sender offers files in batches (each offer frame stays under
+:data:`~rdv_core.session._files.OFFER_BYTES`),
 waits for the receiver's ``accept`` naming how many bytes of each file it already
 holds, hashes that prefix from disk, streams the rest, and ends each file with
 ``done`` and the whole file's digest; the receiver's ``result`` settles it.
@@ -35,7 +36,7 @@ from rdv_core.events import (
     FilesOffered,
     TransferResumed,
 )
-from rdv_core.session import _bundle
+from rdv_core.session import _bundle, _cancel
 from rdv_core.session import _frames as fr
 from rdv_core.session._data_out import stream_data
 from rdv_core.session._errors import (
@@ -50,18 +51,11 @@ from rdv_core.session._files import (
     collect,
     hash_prefix,
     new_hasher,
+    offer_batches,
     read_whole,
 )
 from rdv_core.session._outbox import Outbox
-from rdv_core.session._record import MAX_CONTROL_BODY
 from rdv_core.session._transfers import Progress, TransferResult, describe_os_error
-
-#: Encoded bytes of one offer frame at most (a huge folder is offered in several batches,
-#: each one answered on its own), well under the control frame bound: some 250 small
-#: files a batch, so that neither side spends long on one offer (its JSON, its events)
-#: while the other waits, and the pipelined offers hide the round trips.
-OFFER_BYTES = MAX_CONTROL_BODY // 4
-
 
 #: Offers sent before the current one is answered, to a receiver that announced
 #: :data:`PIPELINE_FEATURE` (it allows 16 unanswered offers: docs/PROTOCOL.md 12.6).
@@ -85,6 +79,9 @@ class _OutgoingTransfer:
     progress: Progress | None = None
     #: The whole file's digest (hex), for a file sent in a bundle.
     digest: str = ""
+    #: Accepted by the receiver; its ``done`` left (a cancel then comes too late: 12.14).
+    accepted: bool = False
+    sent: bool = False
 
 
 @dataclass(slots=True)
@@ -138,7 +135,7 @@ class Outgoing:
     async def send_files(self, local: Sequence[LocalFile]) -> list[TransferResult]:
         """See :meth:`Session.send_files`."""
         self._outbox.check_open()
-        batches = _batches(local)
+        batches = offer_batches(local)
         totals = fr.SendTotals(self._next_batch, len(local), sum(f.size for f in local))
         # A receiver that announced "pipeline" gets the next offers while the current
         # batch streams (no round trip per batch); an older one gets one at a time, as it
@@ -243,11 +240,26 @@ class Outgoing:
                 )
             )
 
-    def on_receiver_failed(self, id_: int, reason: str) -> None:
-        """The receiver's ``fail``: it cannot store this file (the session goes on)."""
+    def on_receiver_failed(self, id_: int, reason: str, cancelled: bool = False) -> None:
+        """The receiver's ``fail``: it cannot store this file, or does not want it any
+        more (``cancelled``); the session goes on."""
         out = self._transfers.get(id_)
         if out is not None:
-            self._finish(out, False, "", f"receiver: {reason}")
+            why = _cancel.CANCELLED_BY_PEER if cancelled else f"receiver: {reason}"
+            self._finish(out, False, "", why, cancelled=cancelled)
+
+    def cancel(self, id_: int) -> str | None:
+        """Stop sending one file, the others go on (docs/PROTOCOL.md 12.14); None, or
+        why it cannot be (:mod:`~rdv_core.session._cancel`)."""
+        out = self._transfers.get(id_)
+        settled = out is None or out.result.done()
+        sent = out is not None and (out.sent or bool(out.digest))  # done, or bundled
+        why = _cancel.too_late_to_send(known=out is not None, settled=settled, all_sent=sent)
+        if why is None and out is not None:
+            self._finish(out, False, "", _cancel.CANCELLED, cancelled=True)  # its data stops
+            if out.accepted and not self._outbox.closed:  # else: once the answer comes
+                self._outbox.write_reply(_cancel.fail_frame(id_, "sender"))
+        return why
 
     def end(self, failure: SessionError, reason: str) -> None:
         """The session ended: unanswered offers raise ``failure``; unsettled files fail."""
@@ -295,7 +307,8 @@ class Outgoing:
         rejected = [(o.local.name, answer.reason) for o in batch.transfers]
         for o in batch.transfers:
             self._transfers.pop(o.transfer_id, None)
-            o.result.cancel()
+            if not o.result.cancel():
+                continue  # cancelled by the user meanwhile: reported as that already
             self._emit(FileRejected(self._clock(), o.transfer_id, "out", answer.reason))
         reason = f"not sent: the receiver declined an earlier part ({answer.reason})"
         while later:
@@ -305,8 +318,8 @@ class Outgoing:
                 if isinstance(other_answer, fr.Accept):
                     self._outbox.write(fr.Fail(o.transfer_id, "sender", reason))
                 self._transfers.pop(o.transfer_id, None)
-                o.result.cancel()
-                self._emit(FileRejected(self._clock(), o.transfer_id, "out", reason))
+                if o.result.cancel():  # else the user cancelled it meanwhile: said already
+                    self._emit(FileRejected(self._clock(), o.transfer_id, "out", reason))
                 rejected.append((o.local.name, reason))
         raise TransferRejected(rejected)
 
@@ -321,12 +334,17 @@ class Outgoing:
             accepted = by_id.get(id_)
             if accepted is None:
                 raise ProtocolViolation(f"accept names transfer {id_} that was not offered")
+            accepted.accepted = True
+            if accepted.failed == _cancel.CANCELLED:  # cancelled before this answer
+                self._outbox.write_reply(_cancel.fail_frame(id_, "sender"))
             accepted_files.append((accepted, offset))
         if answer.offsets:
             ids, offsets = zip(*answer.offsets, strict=True)
             self._emit(FilesAccepted(self._clock(), batch.number, "out", ids, offsets))
         turn = time.monotonic()
         for accepted, offset in accepted_files:
+            if accepted.result.done():
+                continue  # cancelled (either side) before its turn: nothing of it is sent
             if self.bundles and not offset and accepted.local.size <= _bundle.MAX_FILE:
                 if self._pack(accepted):
                     await self._outbox.drain()
@@ -420,6 +438,7 @@ class Outgoing:
                 return
         if not out.failed and not self._outbox.closed:
             self._outbox.write(fr.Done(id_, hasher.hexdigest(), DIGEST))
+            out.sent = True
 
     def _sender_failed(self, out: _OutgoingTransfer, reason: str) -> None:
         if not self._outbox.closed:
@@ -427,7 +446,14 @@ class Outgoing:
         self._finish(out, False, "", reason)
 
     def _finish(
-        self, out: _OutgoingTransfer, ok: bool, digest: str, reason: str, *, report: bool = True
+        self,
+        out: _OutgoingTransfer,
+        ok: bool,
+        digest: str,
+        reason: str,
+        *,
+        report: bool = True,
+        cancelled: bool = False,
     ) -> bool:
         """Settle one file; False if it was settled already. ``report`` False: the caller
         reports a verified file itself (one event for a bundle)."""
@@ -442,27 +468,12 @@ class Outgoing:
         out.result.set_result(result)
         id_ = out.transfer_id
         if not ok:
-            self._emit(FileFailed(self._clock(), id_, "out", local.name, out.failed))
+            self._emit(FileFailed(self._clock(), id_, "out", local.name, out.failed, cancelled))
         elif report:
             if out.progress is not None:
                 self._emit(out.progress.event(self._clock(), id_, "out", local.size, force=True))
             self._emit(FileCompleted(self._clock(), id_, "out", local.name, local.size, digest))
         return True
-
-
-def _batches(files: Sequence[LocalFile]) -> list[list[LocalFile]]:
-    """Split files into offers whose JSON stays under :data:`OFFER_BYTES`."""
-    batches: list[list[LocalFile]] = [[]]
-    used = 0
-    for item in files:
-        # JSON escapes can grow a name up to 6x (\uXXXX); ids, sizes, mtimes take < 64.
-        cost = 6 * len(item.name.encode()) + 64
-        if batches[-1] and used + cost > OFFER_BYTES:
-            batches.append([])
-            used = 0
-        batches[-1].append(item)
-        used += cost
-    return [b for b in batches if b]
 
 
 def _unchanged_since(fd: int, local: LocalFile) -> None:

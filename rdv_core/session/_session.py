@@ -30,6 +30,7 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
+from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 
@@ -294,6 +295,15 @@ class Session:
                 raise self.error from None
             raise
 
+    def cancel_transfer(self, direction: Literal["in", "out"], transfer_id: int) -> str | None:
+        """Stop one file (``out``: one we send; ``in``: one we receive), the session and
+        the other files go on; the peer reads "cancelled by the peer" (docs/PROTOCOL.md
+        12.14). Returns None, or why it cannot be cancelled (it ended, all of it is sent).
+        """
+        if direction == "out":
+            return self._outgoing.cancel(transfer_id)
+        return self._incoming.cancel(transfer_id)
+
     async def wait_closed(self) -> str:
         """Wait until the session ends; return why (``closed`` or ``closed by peer`` if clean)."""
         await self._closed.wait()
@@ -434,10 +444,10 @@ class Session:
                 self._incoming.on_done(id_, digest, algorithm)
             case fr.Result():
                 self._outgoing.on_result(frame)
-            case fr.Fail(id_, "receiver", reason):
-                self._outgoing.on_receiver_failed(id_, reason)  # one of our sends
-            case fr.Fail(id_, _, reason):
-                self._incoming.on_sender_failed(id_, reason)  # one of our receives
+            case fr.Fail(id_, "receiver", reason, cancelled):
+                self._outgoing.on_receiver_failed(id_, reason, cancelled)  # one of our sends
+            case fr.Fail(id_, _, reason, cancelled):
+                self._incoming.on_sender_failed(id_, reason, cancelled)  # one of our receives
             case fr.Error(message):
                 raise PeerError(f"the peer reported: {message}")
             case fr.Hello():

@@ -21,6 +21,7 @@ from rdv_core.client import Conn, tcp_rtt
 from rdv_core.session import IncomingOffer
 from rdv_tui.cli.formatting import plural
 from rdv_tui.screens.session_backlog import Backlog
+from rdv_tui.send_list import Listing
 from rdv_tui.widgets.chat import ChatPane, Clock, local_time
 from rdv_tui.widgets.files import FilesPane, OfferBar
 from rdv_tui.widgets.fitted_footer import FittedFooter
@@ -48,6 +49,8 @@ class SessionScreen(Screen[None]):
         # Not ctrl+w: the focused Input takes it (delete a word), and so the key did
         # nothing in the chat line (issue 16). No Textual widget here binds ctrl+l.
         Binding("ctrl+l", "close_session", "End session"),
+        # Only while a send is being listed (check_action): ``~`` lists for minutes.
+        Binding("escape", "stop_listing", "Stop listing"),
     ]
 
     SHORT_LABELS: ClassVar[dict[str, str]] = {"browse": "Send", "close_session": "End"}
@@ -250,7 +253,19 @@ class SessionScreen(Screen[None]):
         """Offer keys only work while an offer waits for an answer."""
         if action in ("accept_offer", "reject_offer"):
             return self._ready and self.query_one(OfferBar).pending > 0
+        if action == "stop_listing":
+            return self._ready and self.query_one(FilesPane).listing is not None
         return True
+
+    def listing(self, listing: Listing | None) -> None:
+        """A send's listing started (its count is shown) or ended (``None``)."""
+        if self._ready and not self._gone:
+            self.query_one(FilesPane).show_listing(listing)
+            self.refresh_bindings()
+
+    def action_stop_listing(self) -> None:
+        """Stop the send being listed (nothing of it is sent)."""
+        self.query_one(FilesPane).stop_listing()
 
     def action_browse(self) -> None:
         """Pick a file to send."""

@@ -11,109 +11,20 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Input, ProgressBar, Static
+from textual.widgets import Button, Input, Static
 
 from rdv_core import events as ev
-from rdv_tui.cli.formatting import format_duration, format_eta, human_bytes, human_rate
+from rdv_core.session import CANCELLED_BY_PEER
+from rdv_tui.cli.formatting import format_duration, format_eta, human_bytes
+from rdv_tui.look_alike import folded, shown_apart
+from rdv_tui.receive_folder import FOLDER_HINT, folder_trouble
+from rdv_tui.send_list import Listing, not_sendable
 from rdv_tui.widgets.dropped_paths import PathInput, paths_typed
 from rdv_tui.widgets.file_picker import FilePicker
 from rdv_tui.widgets.offer_bar import NAME_SHOWN, OfferBar, tail
+from rdv_tui.widgets.transfer_row import TransferRow
 
 __all__ = ["NAME_SHOWN", "FilePicker", "FilesPane", "OfferBar", "TransferRow", "tail"]
-
-
-#: Below this many cells for the name, the size goes and the name takes its room.
-NAME_MIN = 8
-
-
-class _FileName(Static):
-    """``↑ name (size)`` in the width it gets: a name that does not fit keeps its end (the
-    file), the size stays whole, and in too little room the size goes first.
-
-    Cut by Textual's ellipsis at 40 columns the row read ``↑ notes.md (18.0 K…✔ verified``:
-    the size cut inside its unit, and nothing between it and the status.
-    """
-
-    def __init__(self, arrow: str, name: str, size: int) -> None:
-        self._parts = (arrow, name, f" ({human_bytes(size)})")
-        super().__init__(self._fitted(None), classes="name", markup=False)
-
-    def _fitted(self, width: int | None) -> str:
-        arrow, name, size = self._parts
-        whole = f"{arrow} {name}{size}"
-        if width is None or len(whole) <= width:
-            return whole
-        room = width - len(arrow) - 1 - len(size)
-        if room < NAME_MIN:
-            room, size = width - len(arrow) - 1, ""
-        return f"{arrow} {tail(name, max(room, 1))}{size}"
-
-    def on_resize(self) -> None:
-        self.update(self._fitted(self.content_size.width or None))
-
-
-class TransferRow(Horizontal):
-    """One file in one direction: name, bar, and rate / ETA / verdict."""
-
-    DEFAULT_CSS = """
-    TransferRow {
-        height: auto; layout: grid; grid-size: 2; grid-columns: 1fr auto; grid-rows: 1;
-    }
-    TransferRow .name { width: 1fr; text-overflow: ellipsis; text-wrap: nowrap; }
-    TransferRow ProgressBar { column-span: 2; width: 1fr; }
-    TransferRow ProgressBar Bar { width: 1fr; }
-    TransferRow .status { width: auto; color: $text-muted; padding-left: 1; }
-    TransferRow.-done .status { color: $text-success; text-style: bold; }
-    TransferRow.-failed .status { color: $text-error; text-style: bold; }
-    TransferRow .reason {
-        column-span: 2; height: auto; padding-left: 2; color: $text-error; display: none;
-    }
-    TransferRow.-failed .reason { display: block; }
-    TransferRow.-failed { grid-rows: 1 1 auto; }
-    """
-
-    def __init__(self, direction: str, name: str, size: int, *, id: str) -> None:
-        super().__init__(id=id)
-        arrow = "↑" if direction == "out" else "↓"
-        self.file_size = size
-        self.status_text = "offered"
-        # Children exist from the start, so that events arriving before this row is
-        # composed (they come in bursts) update them safely.
-        self._w_name = _FileName(arrow, name, size)
-        self._w_bar = ProgressBar(total=max(self.file_size, 1), show_eta=False)
-        self._w_status = Static(self.status_text, classes="status", markup=False)
-        # A failure's reason is long (a partial file kept, an errno): on the status's
-        # line it took the whole width and the file's name was cut to nothing.
-        self._w_reason = Static("", classes="reason", markup=False)
-
-    def compose(self) -> ComposeResult:
-        yield self._w_name
-        yield self._w_status
-        yield self._w_bar
-        yield self._w_reason
-
-    def set_status(self, text: str) -> None:
-        """Replace the status text."""
-        self.status_text = text
-        self._w_status.update(text)
-
-    def progress(self, done: int, rate: float, eta: float | None) -> None:
-        """Move the bar and show rate and ETA."""
-        self._w_bar.update(progress=done)
-        self.set_status(f"{human_rate(rate)} {format_eta(eta)}")
-
-    def completed(self, digest: str) -> None:
-        """Full bar and the verified mark."""
-        self._w_bar.update(progress=max(self.file_size, 1))
-        self.add_class("-done")
-        self.set_status(f"✔ verified {digest[:8]}")
-
-    def failed(self, reason: str) -> None:
-        """Mark as failed: ``✗ failed`` after the name, the reason whole below the bar."""
-        self.add_class("-failed")
-        self.status_text = f"✗ {reason}"
-        self._w_status.update("✗ failed")
-        self._w_reason.update(reason)
 
 
 #: A direction shows one row per file while it has offered at most this many files;
@@ -137,6 +48,8 @@ class Aggregate:
         self.bytes_total = 0
         self.files_ok = 0
         self.files_failed = 0
+        #: Files a user stopped (either side): not failures (docs/PROTOCOL.md 12.14).
+        self.files_cancelled = 0
         self.bytes_done = 0
         self.moving: dict[int, int] = {}
         self.ended = ""
@@ -148,8 +61,8 @@ class Aggregate:
 
     @property
     def files_done(self) -> int:
-        """Files settled (verified or failed)."""
-        return self.files_ok + self.files_failed
+        """Files settled (verified, failed or cancelled)."""
+        return self.files_ok + self.files_failed + self.files_cancelled
 
     def settle(self, transfer_id: int, size: int) -> None:
         """A file ended; ``size`` bytes count as done."""
@@ -181,6 +94,8 @@ class Aggregate:
             line += f" · done in {format_duration(elapsed)}"
         if self.files_failed:
             line += f" · {self.files_failed} failed"
+        if self.files_cancelled:
+            line += f" · {self.files_cancelled} cancelled"
         if self.recent:
             line += f"\n{LAST}" + ", ".join(tail(name, limit) for name in self.recent)
         return line
@@ -198,6 +113,9 @@ class FilesPane(Vertical):
     FilesPane #download-dir { color: $text-muted; height: auto; padding: 0 1; }
     FilesPane .aggregate { height: auto; display: none; padding: 0 1; }
     FilesPane .aggregate.-shown { display: block; }
+    FilesPane #listing { height: 1; display: none; padding: 0 1; }
+    FilesPane #listing.-shown { display: block; }
+    FilesPane #listing Static { width: 1fr; }
     """
 
     @dataclass
@@ -205,6 +123,13 @@ class FilesPane(Vertical):
         """The user wants to send these paths."""
 
         paths: list[Path]
+
+    @dataclass
+    class CancelTransfer(Message):
+        """The user wants one file of the open session stopped (the app asks the core)."""
+
+        direction: str
+        transfer_id: int
 
     def __init__(self, download_dir: Path | None, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -219,6 +144,12 @@ class FilesPane(Vertical):
         #: Sizes offered, by (direction, id), for the row of a file that fails later.
         self._sizes: dict[tuple[str, int], int] = {}
         self._failed_rows = 0
+        #: The session whose download folder trouble was said (once per session).
+        self._hinted = -1
+        #: The first row's name of each non-ASCII name's NFC form (look-alikes).
+        self._folded: dict[tuple[int, str, str], tuple[int, str]] = {}
+        #: A send being listed (its count is shown, Stop stops it), or None.
+        self.listing: Listing | None = None
 
     def new_session(self) -> None:
         """Events from now on belong to a new session (earlier rows stay as they are).
@@ -230,6 +161,7 @@ class FilesPane(Vertical):
         self.session += 1
         self._names.clear()
         self._sizes.clear()
+        self._folded.clear()
         self.aggregates = {"in": Aggregate(), "out": Aggregate()}
         self._failed_rows = 0
         self.query_one(OfferBar).withdraw()
@@ -268,6 +200,9 @@ class FilesPane(Vertical):
                 "Browse", id="browse", tooltip="pick with a file browser (ctrl+o)", compact=True
             )
             yield Button("Send", variant="primary", id="send", compact=True)
+        with Horizontal(id="listing"):
+            yield Static("", id="listing-text", markup=False)
+            yield Button("Stop", id="stop-listing", tooltip="stop listing (esc)", compact=True)
         yield OfferBar(id="offer-bar")
         yield Static("", id="aggregate-out", classes="aggregate", markup=False)
         yield Static("", id="aggregate-in", classes="aggregate", markup=False)
@@ -294,6 +229,10 @@ class FilesPane(Vertical):
                 markup=False,
             )
             return  # keep the text so the user can fix it
+        why = not_sendable(typed.paths)
+        if why is not None:  # said, and the text stays (it was cleared, then refused)
+            self.app.notify(tail(why, 300), severity="error", title="Send", markup=False)
+            return
         if not self.open:  # cleared, then refused: the typed path was lost
             self.app.notify(
                 "no session to send to: the path stays here (F2 to connect)",
@@ -326,7 +265,24 @@ class FilesPane(Vertical):
         """Whether ``direction`` shows one row per file (a send small enough)."""
         return self.aggregates[direction].files_total <= ROWS_UP_TO
 
+    def show_listing(self, listing: Listing | None) -> None:
+        """Show a send's listing (its count, a Stop button) until it ends (``None``)."""
+        self.listing = listing
+        self.query_one("#listing").set_class(listing is not None, "-shown")
+        self._redraw()
+
+    @on(Button.Pressed, "#stop-listing")
+    def stop_listing(self) -> None:
+        """Stop the listing under way: nothing of that send is sent."""
+        if self.listing is not None:
+            self.listing.stop.set()
+
     def _redraw(self) -> None:
+        if self.listing is not None:
+            count = self.listing.count
+            stopping = " (stopping…)" if self.listing.stop.is_set() else " (esc stops)"
+            text = f"listing… {count:,} files{stopping}"
+            self.query_one("#listing-text", Static).update(text)
         for direction, arrow in (("out", "↑"), ("in", "↓")):
             aggregate = self.aggregates[direction]
             if not aggregate.dirty:
@@ -365,6 +321,9 @@ class FilesPane(Vertical):
                 aggregate.current = event.name
                 self._names.pop((direction, transfer_id), None)
                 self._sizes.pop((direction, transfer_id), None)
+            case ev.FileFailed() if event.cancelled:
+                aggregate.settle(transfer_id, 0)
+                aggregate.files_cancelled += 1
             case ev.FileFailed() | ev.FileRejected():
                 aggregate.settle(transfer_id, 0)
                 aggregate.files_failed += 1
@@ -405,6 +364,8 @@ class FilesPane(Vertical):
         """
         if not self._aggregate(event):
             return
+        if isinstance(event, ev.FileFailed | ev.FileRejected) and event.direction == "in":
+            self._folder_trouble(event.reason)
         direction_of: str = getattr(event, "direction", "")
         if not self.shows_rows(direction_of):
             self._feed_failure(event)
@@ -413,7 +374,7 @@ class FilesPane(Vertical):
             if self.row(event.direction, event.transfer_id) is None:
                 row = TransferRow(
                     event.direction,
-                    event.name,
+                    self._apart(event.direction, event.transfer_id, event.name),
                     event.size,
                     id=self.row_id(event.direction, event.transfer_id),
                 )
@@ -439,9 +400,41 @@ class FilesPane(Vertical):
             case ev.FileCompleted():
                 found.completed(event.digest)
             case ev.FileFailed():
-                found.failed(event.reason)
+                found.failed(cancel_text(event), cancelled=event.cancelled)
             case ev.TransferResumed():
                 found.set_status(f"resumed @{human_bytes(event.offset)}")
+
+    def _folder_trouble(self, reason: str) -> None:
+        """A file that cannot be stored in the download folder (read-only, full, not
+        ours): say what to do, once per session. The reason alone was right and left
+        the user with no way out but guessing that another folder was the answer."""
+        if self._hinted == self.session or not folder_trouble(reason):
+            return
+        self._hinted = self.session
+        where = self.download_dir or "the download folder"
+        self.app.notify(
+            f"{tail(reason, 200)}\n{FOLDER_HINT}",
+            title=f"Cannot store files in {tail(str(where), 60)}",
+            severity="error",
+            timeout=20,
+            markup=False,
+        )
+        line = self.query_one("#download-dir", Static)
+        line.update(f"received files: {where} (cannot store files here: {FOLDER_HINT})")
+
+    def _apart(self, direction: str, transfer_id: int, name: str) -> str:
+        """``name`` as its row shows it: a look-alike of an earlier row's name (NFC and
+        NFD ``café.txt``) is shown apart, and so is the earlier one (look_alike.py)."""
+        if name.isascii():
+            return name
+        key = (self.session, direction, folded(name))
+        earlier = self._folded.setdefault(key, (transfer_id, name))
+        if earlier[1] == name:
+            return name
+        first = self.row(direction, earlier[0])
+        if first is not None:
+            first.rename(shown_apart(earlier[1]))
+        return shown_apart(name)
 
     def _feed_failure(self, event: ev.Event) -> None:
         """Aggregate mode: a failed file gets a row of its own (up to FAILED_ROWS)."""
@@ -464,4 +457,34 @@ class FilesPane(Vertical):
                 id=self.row_id(event.direction, event.transfer_id),
             )
             self.query_one("#transfers", VerticalScroll).mount(found)
-        found.failed(event.reason)
+        cancelled = isinstance(event, ev.FileFailed) and event.cancelled
+        found.failed(cancel_text(event), cancelled=cancelled)
+
+    @on(TransferRow.Cancel)
+    def _cancel(self, message: TransferRow.Cancel) -> None:
+        """A row's ``x``: stop its file, if it is of the open session and still moving."""
+        message.stop()
+        row = message.row
+        _, number, direction, transfer_id = (row.id or "t-0-x-0").split("-")
+        if row.settled:
+            self.app.notify("this file has its verdict already", title="Cancel")
+        elif int(number) != self.session or not self.open:
+            self.app.notify("this file's session is over", title="Cancel")
+        elif row.status_text == "offered" and direction == "in":
+            # The offer is decided first (docs/PROTOCOL.md 12.14): the bar asks.
+            self.app.notify(
+                "answer the offer first: reject it, or accept it and then cancel this file",
+                title="Cancel",
+            )
+        else:
+            self.post_message(self.CancelTransfer(direction, int(transfer_id)))
+
+
+def cancel_text(event: ev.FileFailed | ev.FileRejected) -> str:
+    """A failure's reason; a cancel says by whom (the core's reason of our own cancel
+    is ``cancelled``, the peer's ``cancelled by the peer``)."""
+    if not isinstance(event, ev.FileFailed) or not event.cancelled:
+        return event.reason
+    if event.reason.startswith(CANCELLED_BY_PEER):
+        return event.reason
+    return "cancelled by you" + event.reason.removeprefix("cancelled")

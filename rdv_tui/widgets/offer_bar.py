@@ -11,6 +11,7 @@ from textual.widgets import Button, Static
 
 from rdv_core.session import IncomingOffer
 from rdv_tui.cli.formatting import human_bytes, plural
+from rdv_tui.look_alike import look_alikes, shown_apart
 
 #: Characters of a path shown where a line holds several (a peer may offer 4,096).
 NAME_SHOWN = 60
@@ -141,11 +142,14 @@ class OfferBar(Horizontal):
         files, size = len(offer.files), offer.total_size
         if offer.send is not None:
             files, size = offer.send.files, offer.send.bytes
-        self.query_one(_OfferText).show(
-            f"Peer offers {plural(files, 'file')}, {human_bytes(size)}: ",
-            [f.path for f in offer.files[:3]],
-            files,
-        )
+        head = f"Peer offers {plural(files, 'file')}, {human_bytes(size)}: "
+        names = [f.path for f in offer.files[:3]]
+        alike = look_alikes(f.path for f in offer.files)
+        if alike:  # the same on screen, two files on disk (rdv_tui/look_alike.py)
+            pair = " and ".join(shown_apart(name) for name in alike[:2])
+            head += f"{len(alike)} names look alike ({pair}); "
+            names = [shown_apart(name) if name in alike else name for name in names]
+        self.query_one(_OfferText).show(head, names, files)
         self.add_class("-pending")
 
     @on(Button.Pressed, "#offer-accept")

@@ -150,6 +150,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_core.config import ConfigError
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        CANCELLED_BY_PEER,
         DECLINED,
         SESSION_ENDED,
         BurnedCodes,
@@ -344,6 +345,13 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
             return ui.EXIT_OK
         # Say what happened to every file, not only the last thing that went wrong.
         parts = [f"{plural(len(verified), 'file')} verified in {download_dir}"] if verified else []
+        # Files the sender cancelled (docs/PROTOCOL.md 12.14) are not failures.
+        stopped = [r for r in failed if r.reason == CANCELLED_BY_PEER]
+        failed = [r for r in failed if r.reason != CANCELLED_BY_PEER]
+        if stopped:
+            parts.append(
+                f"{len(stopped)} cancelled by the sender ({_names([r.name for r in stopped])})"
+            )
         if failed:
             parts.append(f"{len(failed)} failed ({_names([r.name for r in failed])})")
             first = failed[0]

@@ -117,6 +117,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_core.config import ConfigError, resolve_server
     from rdv_core.errors import RdvError, RdvTimeoutError
     from rdv_core.session import (
+        CANCELLED_BY_PEER,
         SESSION_ENDED,
         BurnedCodes,
         CodeError,
@@ -264,11 +265,17 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
             return fail(join_reason("the receiver declined", exc.failures[0][1]))
         except TransferFailed as exc:
             console.print(escape(view.summary()), soft_wrap=True)
-            name, why = exc.failures[0]
+            # Files the receiver cancelled (docs/PROTOCOL.md 12.14) are not failures.
+            stopped = [n for n, why in exc.failures if why == CANCELLED_BY_PEER]
+            failures = [(n, why) for n, why in exc.failures if why != CANCELLED_BY_PEER]
+            if not failures:
+                names = ", ".join(stopped[:3]) + (" ..." if len(stopped) > 3 else "")
+                return fail(f"the receiver cancelled {plural(len(stopped), 'file')} ({names})")
+            name, why = failures[0]
             # The receiver went away (Ctrl-C there): the files failed, and what it holds
             # resumes; "1 file(s) failed" alone read as a loss to start over from.
             again = f"; {AGAIN}" if session.closed else ""
-            failed = plural(len(exc.failures), "file")
+            failed = plural(len(failures), "file")
             return fail(f"{failed} failed; the first: {name} ({why}){again}")
         except SessionError as exc:
             console.print(
