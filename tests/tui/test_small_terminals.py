@@ -137,12 +137,15 @@ async def test_screen_keeps_its_parts(scene: str, size: tuple[int, int]) -> None
 
 @SIZES
 async def test_boxes_beside_buttons_stay_readable(size: tuple[int, int]) -> None:
-    """The code box and the path box keep at least 10 cells beside their buttons, and the
-    buttons keep one row (at 40 columns 'Browse' wrapped to a second row)."""
+    """The code box shows the longest code whole (23 characters and the cursor: at 40
+    columns it showed 11 cells, '240519-cand', and the share text with the code was
+    capped out of sight below 20 rows), the path box keeps at least 10 cells beside its
+    buttons, and the buttons keep one row (at 40 columns 'Browse' wrapped to a second
+    row)."""
     app = make_app(session_app_config(server_url="http://rdv.example.net:8080"))
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        assert_rows(app, "#code", min_width=10)
+        assert_rows(app, "#code", min_width=24)
         for button in ("#generate", "#copy"):
             assert shown(app, button).height == 1, button
         await stage_session(app)
