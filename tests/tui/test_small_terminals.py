@@ -191,7 +191,7 @@ SETTLE_AT = {"doctor": (5, 20)}
 SETTLE, WATCHED = 3, 4
 
 
-async def scrollbar_changes(app: RdvApp, pilot: Pilot[None], size: tuple[int, int]) -> int:
+async def scrollbar_changes(app: RdvApp, pilot: Pilot[int], size: tuple[int, int]) -> int:
     """How often the current screen's scrollbars change, left alone at ``size``."""
     await pilot.resize_terminal(*size)
     for _ in range(SETTLE):
