@@ -52,6 +52,10 @@ class CandidateDetails(ModalScreen[None]):
         /* Its scrollbar's cells are kept whether it shows or not: at 6 and 7 columns it
            came and went 30 times a second (tests/tui/test_small_terminals.py, module doc). */
         scrollbar-gutter: stable;
+        /* With that gutter Textual adds a horizontal scrollbar's row to an auto height
+           (widget.py, _get_box_model), an empty row under the hint: overflow-x is hidden,
+           the row is never one. */
+        scrollbar-size-horizontal: 0;
     }
     CandidateDetails #title { text-style: bold; margin-bottom: 1; }
     CandidateDetails #hint { color: $text-muted; margin-top: 1; }
