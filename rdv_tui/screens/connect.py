@@ -79,7 +79,7 @@ class ConnectScreen(Screen[None]):
                     suggester=SuggestFromList(recent.servers, case_sensitive=False),
                     compact=True,
                 )
-            with Horizontal(classes="row"):
+            with Horizontal(classes="row", id="code-row"):
                 yield Label("Code")
                 yield CodeInput(
                     generate_code(),
@@ -88,10 +88,11 @@ class ConnectScreen(Screen[None]):
                     suggester=SuggestFromList(recent.codes),
                     compact=True,
                 )
-                yield Button(
-                    "New", id="generate", tooltip="Generate a fresh code (ctrl+g)", compact=True
-                )
-                yield Button("Copy", id="copy", tooltip="Copy the code (ctrl+y)", compact=True)
+                with Horizontal(id="code-buttons"):  # under the code below 66 columns
+                    yield Button(
+                        "New", id="generate", tooltip="Generate a fresh code (ctrl+g)", compact=True
+                    )
+                    yield Button("Copy", id="copy", tooltip="Copy the code (ctrl+y)", compact=True)
             with Horizontal(classes="row", id="role-row"):
                 yield Label("Role")
                 with RadioSet(id="role", compact=True):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Final
 
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 from textual import events
@@ -61,7 +63,41 @@ PAIR_COLUMNS: tuple[tuple[str, str], ...] = (
     ("dialer", "dialer"),
     ("accepter", "accepter"),
 )
-"""The short columns first: at 80 columns the addresses scroll off, not the age (issue 16)."""
+"""The short columns first: the addresses are the widest, and the last to keep a place."""
+
+#: The columns every width shows (the token cut to fit), then the others in the order they
+#: keep their place where the table would not fit whole: at 80 columns the accepter goes
+#: (every address is also in the log's ``matched`` line), at 60 the dialer too, at 40 the
+#: bytes. The table scrolled sideways at 60 and 80 columns, its addresses out of sight.
+PAIR_KEPT: tuple[str, ...] = ("id", "token", "path")
+PAIR_OPTIONAL: tuple[str, ...] = ("d2a", "a2d", "age", "dialer", "accepter")
+#: Cells a token keeps where the table does not fit whole (``rdv-session-512`` is 15): a
+#: client picks its token, and one of 48 characters left no other column a place.
+TOKEN_CELLS: Final = 24
+
+
+def plan_pair_columns(
+    widths: Mapping[str, int], room: int, pad: int
+) -> tuple[tuple[str, ...], int | None]:
+    """The columns that fit ``room`` cells (in :data:`PAIR_COLUMNS` order) and the cells
+    the token may take (None: all it needs), for columns ``widths`` wide, ``pad`` cells
+    of padding each.
+
+    Each optional column keeps its place if it fits beside those before it (a narrow one
+    may stay where a wider one before it went)."""
+    every = tuple(key for key, _ in PAIR_COLUMNS)
+    if room <= 0 or sum(widths[key] + pad for key in every) <= room:
+        return every, None
+    token = min(widths["token"], TOKEN_CELLS)
+    used = sum(widths[key] + pad for key in PAIR_KEPT if key != "token") + token + pad
+    if used > room:  # not even the kept columns: the token takes what is left
+        return PAIR_KEPT, max(1, token - (used - room))
+    kept = set(PAIR_KEPT)
+    for key in PAIR_OPTIONAL:
+        if used + widths[key] + pad <= room:
+            kept.add(key)
+            used += widths[key] + pad
+    return tuple(key for key in every if key in kept), token
 
 
 class PairsTable(DataTable[Text]):
@@ -70,18 +106,65 @@ class PairsTable(DataTable[Text]):
     Cells are :class:`~rich.text.Text`, never markup: a client picks its token, and a
     ``str`` cell would be parsed as Rich markup (``[/x]`` raised a ``MarkupError`` that
     ended the app); tokens are cut and escaped as in the log (:func:`_token`).
+
+    The table fits its width (:func:`plan_pair_columns`): columns that do not fit go, and
+    the token loses its middle. It is rebuilt only when what fits changes (a resize, a
+    longer cell), as the race table is (rdv_tui/widgets/race_table.py).
     """
 
     DEFAULT_CSS = """
-    PairsTable { height: auto; max-height: 12; }
+    PairsTable { height: auto; max-height: 12; overflow-x: hidden; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self._texts: dict[str, tuple[str, ...]] = {}
+        """Every open pair's cells, whole, by pair id (in PAIR_COLUMNS order)."""
+        self._layout: tuple[tuple[str, ...], int | None] = (
+            tuple(key for key, _ in PAIR_COLUMNS),
+            None,
+        )
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit()
+
+    def _add_columns(self) -> None:
         for key, label in PAIR_COLUMNS:
-            self.add_column(label, key=key)
+            if key in self._layout[0]:
+                self.add_column(label, key=key)
+
+    def _cells(self, texts: tuple[str, ...]) -> dict[str, Text]:
+        """The cells of the columns shown, by key, the token cut to its room."""
+        shown, token_room = self._layout
+        cells = dict(zip((key for key, _ in PAIR_COLUMNS), texts, strict=True))
+        token = cells["token"]
+        if token_room is not None and cell_len(token) > token_room:
+            keep = token_room - 1  # both ends stay (``rdv-sess…ion-512``), the middle goes
+            token = token[: keep - keep // 2] + "…" + token[len(token) - keep // 2 :]
+            cells["token"] = token
+        return {key: Text(cells[key], no_wrap=True) for key in shown}
+
+    def _fit(self) -> None:
+        """Rebuild the table when the columns that fit differ from those shown."""
+        widths = {key: cell_len(label) for key, label in PAIR_COLUMNS}
+        for texts in self._texts.values():
+            for (key, _), text in zip(PAIR_COLUMNS, texts, strict=True):
+                widths[key] = max(widths[key], cell_len(text))
+        room = self.scrollable_content_region.width
+        layout = plan_pair_columns(widths, room, 2 * self.cell_padding) if room > 0 else None
+        if layout is None or layout == self._layout:
+            return
+        self._layout = layout
+        cursor = self.cursor_row
+        self.clear(columns=True)
+        self._add_columns()
+        for key, texts in self._texts.items():
+            self.add_row(*self._cells(texts).values(), key=key)
+        if self.row_count:
+            self.move_cursor(row=min(cursor, self.row_count - 1))
 
     def show(self, pairs: list[PairStats], now: float) -> None:
         """Add new pairs, update the changed cells of known ones, drop closed ones."""
@@ -90,27 +173,28 @@ class PairsTable(DataTable[Text]):
             key = str(pair.pair_id)
             seen.add(key)
             path = "waiting" if pair.relayed is None else ("relay" if pair.relayed else "p2p")
-            cells = tuple(
-                Text(value, no_wrap=True)
-                for value in (
-                    key,
-                    _token(pair.token),
-                    path,
-                    human_bytes(pair.bytes_dialer_to_accepter),
-                    human_bytes(pair.bytes_accepter_to_dialer),
-                    f"{max(0.0, now - pair.started_t):.0f} s",
-                    pair.dialer,
-                    pair.accepter,
-                )
+            texts = (
+                key,
+                _token(pair.token),
+                path,
+                human_bytes(pair.bytes_dialer_to_accepter),
+                human_bytes(pair.bytes_accepter_to_dialer),
+                f"{max(0.0, now - pair.started_t):.0f} s",
+                pair.dialer,
+                pair.accepter,
             )
-            if key not in self.rows:
-                self.add_row(*cells, key=key)
+            old = self._texts.get(key)
+            self._texts[key] = texts
+            if old is None:
+                self.add_row(*self._cells(texts).values(), key=key)
                 continue
-            for (column, _), cell in zip(PAIR_COLUMNS, cells, strict=True):
+            for column, cell in self._cells(texts).items():
                 if self.get_cell(key, column).plain != cell.plain:
                     self.update_cell(key, column, cell, update_width=True)
         for row_key in [k for k in self.rows if k.value not in seen]:
             self.remove_row(row_key)
+            self._texts.pop(str(row_key.value), None)
+        self._fit()  # a longer cell may change what fits
 
 
 #: Tokens and reasons longer than these are shown cut, with their length: any client picks

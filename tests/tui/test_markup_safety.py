@@ -62,7 +62,7 @@ async def test_a_candidates_story_quotes_the_peer_as_is(race_file: Path) -> None
         await app.push_screen(CandidateDetails(row, race.model.events))  # type: ignore[attr-defined]
         await pilot.pause()
         title = str(app.screen.query_one("#title").render())
-        story = str(app.screen.query_one("#events").render())
+        story = "\n".join(strip.text for strip in app.screen._compositor.render_strips())
         assert "[/x] [@click=app.quit]y[/]" in title + story
         assert app.is_running
 

@@ -151,8 +151,8 @@ async def test_enter_on_a_row_shows_the_candidates_story(race_file: Path) -> Non
             "HandshakeOk",
             "Picked",
         ]
-        text = str(details.query_one("#events").render())
-        assert "reason=reset" in text and "errno=104" in text
+        text = "\n".join(strip.text for strip in details._compositor.render_strips())
+        assert "DialRetried  attempt=4, reason=reset, errno=104" in text
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RaceScreen)

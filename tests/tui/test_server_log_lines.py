@@ -43,9 +43,10 @@ def test_control_characters_of_a_token_are_shown_escaped() -> None:
 
 
 async def test_the_pairs_table_shows_a_markup_token_as_text() -> None:
-    """``[/x]`` as a str cell was Rich markup: a ``MarkupError`` ended the app."""
+    """``[/x]`` as a str cell was Rich markup: a ``MarkupError`` ended the app. (At 200
+    columns the token is shown whole; narrower, the table cuts it to fit.)"""
     app = _PairsApp()
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with app.run_test(size=(200, 24)) as pilot:
         table = app.query_one(PairsTable)
         hostile = "[/x] [bold]" + "y" * 5000
         table.show([_pair(hostile)], now=3.0)

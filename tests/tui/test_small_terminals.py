@@ -5,6 +5,15 @@ to ten lines and left the table and the waterfall no row at all; the server scre
 counters pushed its event log off the screen; two 16-cell buttons left the code box
 one cell wide. A widget "gets rows" when part of it is on the screen, not clipped away
 by its container or scrolled out of view.
+
+At 3 to 6 columns the screens' scrollbars came and went about 30 times a second (the
+Doctor screen kept the app at 20-78 % of a CPU): Textual decides an ``overflow-y: auto``
+scrollbar from the content's height at the width left beside it, and where the
+scrollbar's two cells left a widget no cell inside its padding, the widget was 0 rows
+high: the content fitted *with* the scrollbar and overflowed *without* it, and every
+layout flipped it (Textual's own guard, ``Widget._refresh_scrollbars``, holds only when
+both axes are ``auto``). Counted, not timed: the scrollbars' changes while the app is
+left alone; a screen that has settled makes none.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from rich.cells import cell_len
 from textual.css.query import NoMatches
 from textual.errors import NoWidget
 from textual.geometry import Region
+from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import Checkbox, Footer
 
@@ -127,12 +137,15 @@ async def test_screen_keeps_its_parts(scene: str, size: tuple[int, int]) -> None
 
 @SIZES
 async def test_boxes_beside_buttons_stay_readable(size: tuple[int, int]) -> None:
-    """The code box and the path box keep at least 10 cells beside their buttons, and the
-    buttons keep one row (at 40 columns 'Browse' wrapped to a second row)."""
+    """The code box shows the longest code whole (23 characters and the cursor: at 40
+    columns it showed 11 cells, '240519-cand', and the share text with the code was
+    capped out of sight below 20 rows), the path box keeps at least 10 cells beside its
+    buttons, and the buttons keep one row (at 40 columns 'Browse' wrapped to a second
+    row)."""
     app = make_app(session_app_config(server_url="http://rdv.example.net:8080"))
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
-        assert_rows(app, "#code", min_width=10)
+        assert_rows(app, "#code", min_width=24)
         for button in ("#generate", "#copy"):
             assert shown(app, button).height == 1, button
         await stage_session(app)
@@ -170,13 +183,39 @@ async def test_server_log_wraps_at_its_width(start: tuple[int, int], end: tuple[
 #: nothing that these 10 miss.
 WIDTHS = (1, 5, 10, 14, 16, 18, 20, 24, 30, 40)
 TINY = [(w, (1, 3, 6, 12)[n % 4]) for n, w in enumerate(WIDTHS)]
+#: Where each screen's scrollbars flipped for good (with the old rules put back): every
+#: screen but the Session screen at 3 and 4 columns, the Doctor screen's body at 5 and 6.
+SETTLE_AT = {"doctor": (5, 20)}
+#: Refreshes the app gets to settle after a resize, then those in which it must change
+#: no scrollbar (a flipping one changed in each).
+SETTLE, WATCHED = 3, 4
+
+
+async def scrollbar_changes(app: RdvApp, pilot: Pilot[int], size: tuple[int, int]) -> int:
+    """How often the current screen's scrollbars change, left alone at ``size``."""
+    await pilot.resize_terminal(*size)
+    for _ in range(SETTLE):
+        await pilot.pause()
+    changes = [0]
+
+    def changed(_shown: bool) -> None:
+        changes[0] += 1
+
+    screen = app.screen
+    for widget in [screen, *screen.query(Widget)]:
+        for name in ("show_vertical_scrollbar", "show_horizontal_scrollbar"):
+            screen.watch(widget, name, changed, init=False)
+    for _ in range(WATCHED):
+        await pilot.pause()
+    return changes[0]
 
 
 @pytest.mark.parametrize("scene", list(SCENES))
 async def test_any_tiny_terminal_is_drawn_without_a_crash(scene: str) -> None:
     """A terminal squeezed to any size and back: at 14 to 18 columns the Connect screen's
     buttons were capped to 2 cells (a max-width in percent outranks a min-width), and
-    wrapping their label at width 0 ended the app with 'range() arg 3 must not be zero'."""
+    wrapping their label at width 0 ended the app with 'range() arg 3 must not be zero'.
+    At 3 columns (the Doctor screen: 5) no scrollbar comes and goes for good (module doc)."""
     make_config, stage, selectors = SCENES[scene]
     app = make_app(make_config())
     async with app.run_test(size=(80, 24)) as pilot:
@@ -186,6 +225,9 @@ async def test_any_tiny_terminal_is_drawn_without_a_crash(scene: str) -> None:
             await pilot.resize_terminal(*size)
             await pilot.pause()
             assert app.is_running and app._exception is None, size
+        size = SETTLE_AT.get(scene, (3, 20))
+        flips = await scrollbar_changes(app, pilot, size)
+        assert not flips, f"{flips} scrollbar changes in {WATCHED} refreshes at {size}"
         await pilot.resize_terminal(80, 24)
         await pilot.pause(0.2)
         assert_rows(app, *selectors)
