@@ -9,7 +9,8 @@ One file (1 GiB by default) goes from one process to another on loopback:
 - ``rdv relay``: the same through our server's relay (spaces ``none``): splice(2) on
   Linux, socket to pipe to socket (``rdv_core.server._splice``); with ``--relay-copy``
   also ``rdv relay copy``, the fallback copy relay (``RdvServer(splice=False)``), in the
-  same rounds. Their notes give the server's CPU per GiB.
+  same rounds; the server runs the loop ``rdv serve`` runs (uvloop when installed;
+  ``--relay-loop asyncio`` adds a row on asyncio's). The table gives its CPU per GiB.
 - ``wormhole p2p`` / ``wormhole relay``: ``wormhole send`` / ``wormhole receive`` with
   a local mailbox server and transit relay on 127.0.0.1. Wormhole's direct hints name
   every interface address of the machine, and this benchmark must not send traffic to
@@ -26,6 +27,12 @@ verdict arrives; wormhole's is whole commands (its rendezvous included, about a
 second: see ``setup`` for rdv's equivalent). Before every row that writes the file, the
 same amount is written and deleted in the destination (``warm_pages``), so each receiver
 writes into pages freed a moment ago whatever row ran before it.
+
+Rounds (``--repeat``, 3 by default) run the rdv rows in alternating order, and each row
+prints the median of its rounds with their spread (``bench/_transfer_table.py`` says
+why), and, per side, the share of the wall spent on a CPU, waiting for one (other load)
+and asleep (waiting for the peer or the socket): a row that waited for CPUs measured the
+machine, not rdv.
 
 Usage: ``python bench/transfer.py [--size 1G] [--chunk 256K] [--no-wormhole]``
 """
@@ -422,6 +429,11 @@ def main() -> int:
                     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                         print(f"wormhole {'p2p' if direct else 'relay'}: not measured: {exc}")
             runs.append(round_)
+            print(
+                f"round {n + 1} (load {os.getloadavg()[0]:.2f} at its end): "
+                + ", ".join(f"{r.name} {r.gib_s:.2f}" for r in round_),
+                flush=True,
+            )
             if args.files:
                 print(f"uptime before the small files: {os.getloadavg()}", flush=True)
                 small += small_files_round(ctx, work, args.files, len(runs))
