@@ -1,6 +1,6 @@
 """What bench/transfer.py measures with, besides rdv itself: the result and the wormhole baseline.
 
-:class:`Result` is one variant's measurement (wall and CPU seconds for ``size`` bytes);
+:class:`Result` (from ``_transfer_table``) is one variant's measurement;
 :func:`bench_wormhole` runs magic-wormhole's ``send`` / ``receive`` with a local mailbox
 server and transit relay on 127.0.0.1 (the comparison the driver's docstring describes).
 """
@@ -16,26 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-GiB = 1 << 30
+from _transfer_table import GiB, Result
 
-
-@dataclass
-class Result:
-    name: str
-    wall_s: float
-    cpu_s: float
-    size: int
-    note: str = ""
-    #: CPU seconds of the sender and the receiver, where measured apart.
-    sides: tuple[float, float] | None = None
-
-    @property
-    def gib_s(self) -> float:
-        return self.size / GiB / self.wall_s
-
-    @property
-    def cpu_per_gib(self) -> float:
-        return self.cpu_s / (self.size / GiB)
+__all__ = ["GiB", "Result"]
 
 
 # ----- magic-wormhole
@@ -305,3 +288,38 @@ def bench_small_files(
     for out in received:
         shutil.rmtree(out)
     return sorted(runs, key=lambda r: r.name != "tar pipe")
+
+
+# ----- the big file
+
+
+def make_source(path: Path, size: int) -> None:
+    block = os.urandom(8 << 20)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            piece = block[: min(left, len(block))]
+            f.write(piece)
+            left -= len(piece)
+
+
+def warm_pages(dst: Path, size: int) -> None:
+    """Write and delete ``size`` bytes in ``dst``, so the next row's receiver writes its file
+    into pages the guest freed a moment ago, as every row's does and as the floor's
+    "file write" step does (it reuses its own warm pages).
+
+    Why: a VM whose balloon reports free pages to the host (the project machine's:
+    virtio-balloon free page reporting) gives freed memory back after a few seconds, and
+    the next write into it faults every page in again: 1 GiB to /dev/shm costs 0.5-0.65 s
+    of system time into just-freed pages, 2.1 s after 10 s idle, 3-3.8 s into pages never
+    used (docs/notes/issue-14-receiver.md). Without this, a row's figure depended on the
+    row before it (p2p ran after raw tcp, which writes no file; relay reused p2p's pages),
+    and relay / p2p measured the page state, not the relay.
+    """
+    block = bytes(8 << 20)
+    path = dst / "warm.bin"
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            left -= f.write(block[: min(left, len(block))])
+    path.unlink()

@@ -9,7 +9,8 @@ One file (1 GiB by default) goes from one process to another on loopback:
 - ``rdv relay``: the same through our server's relay (spaces ``none``): splice(2) on
   Linux, socket to pipe to socket (``rdv_core.server._splice``); with ``--relay-copy``
   also ``rdv relay copy``, the fallback copy relay (``RdvServer(splice=False)``), in the
-  same rounds. Their notes give the server's CPU per GiB.
+  same rounds; the server runs the loop ``rdv serve`` runs (uvloop when installed;
+  ``--relay-loop asyncio`` adds a row on asyncio's). The table gives its CPU per GiB.
 - ``wormhole p2p`` / ``wormhole relay``: ``wormhole send`` / ``wormhole receive`` with
   a local mailbox server and transit relay on 127.0.0.1. Wormhole's direct hints name
   every interface address of the machine, and this benchmark must not send traffic to
@@ -27,6 +28,12 @@ second: see ``setup`` for rdv's equivalent). Before every row that writes the fi
 same amount is written and deleted in the destination (``warm_pages``), so each receiver
 writes into pages freed a moment ago whatever row ran before it.
 
+Rounds (``--repeat``, 3 by default) run the rdv rows in alternating order, and each row
+prints the median of its rounds with their spread (``bench/_transfer_table.py`` says
+why), and, per side, the share of the wall spent on a CPU, waiting for one (other load)
+and asleep (waiting for the peer or the socket): a row that waited for CPUs measured the
+machine, not rdv.
+
 Usage: ``python bench/transfer.py [--size 1G] [--chunk 256K] [--no-wormhole]``
 """
 
@@ -34,10 +41,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import multiprocessing as mp
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +54,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _transfer_support import GiB, Result, bench_small_files, bench_wormhole, make_small_files
+from _transfer_support import (
+    GiB,
+    Result,
+    bench_small_files,
+    bench_wormhole,
+    make_small_files,
+    make_source,
+    warm_pages,
+)
+from _transfer_table import print_table, sched_now, sched_since
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -110,21 +128,37 @@ def bench_raw(ctx: Any, size: int) -> Result:
 # ----- rdv
 
 
-def _rdv_server(url_q: Any, stop: Any, out_q: Any, splice: bool | None = None) -> None:
+def server_loop_factory(loop: str) -> Any:
+    """The event loop ``rdv serve --loop LOOP`` runs: ``auto`` is uvloop when installed."""
+    if loop == "asyncio":
+        return None
+    try:
+        return importlib.import_module("uvloop").new_event_loop
+    except ImportError:
+        if loop == "uvloop":
+            raise
+        return None
+
+
+def _rdv_server(
+    url_q: Any, stop: Any, out_q: Any, splice: bool | None = None, loop: str = "auto"
+) -> None:
     from rdv_core.server import RdvServer, start_native
 
     async def main() -> None:
         server = RdvServer(splice=splice)
         front = await start_native(server, host="127.0.0.1", port=0)
         cpu0 = time.process_time()
+        sched0 = sched_now()
         url_q.put(front.url)
         # ``stop`` is a multiprocessing event: wait for it in a thread, off the loop.
         await asyncio.to_thread(stop.wait)
-        out_q.put(("server", time.process_time() - cpu0, 0.0, 0))
+        out_q.put(("server", time.process_time() - cpu0, sched_since(sched0, 0.0), 0))
         await front.close()
         await server.close()
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=server_loop_factory(loop)) as runner:
+        runner.run(main())
 
 
 def _rdv_peer(
@@ -153,6 +187,7 @@ def _rdv_peer(
         )
         setup = time.monotonic() - t0
         cpu0 = time.process_time()
+        sched0 = sched_now()
         start = time.monotonic()
         if role == "send":
             results = await session.send_paths([Path(path)])
@@ -163,12 +198,12 @@ def _rdv_peer(
             await session.wait_closed()
             end = time.monotonic()
             assert session.received and all(r.ok for r in session.received), session.received
+        sched = sched_since(sched0, end - start)
         relay = session.is_relay
         if session.conn is not None:
             await session.conn.close()
-        out_q.put(
-            (role, time.process_time() - cpu0, start if role == "send" else end, setup, relay)
-        )
+        cpu = time.process_time() - cpu0
+        out_q.put((role, cpu, start if role == "send" else end, setup, relay, sched))
 
     asyncio.run(main())
 
@@ -182,13 +217,14 @@ def bench_rdv(
     chunk: int,
     workers: str = "auto",
     copy_relay: bool = False,
+    loop: str = "auto",
 ) -> Result:
     from rdv_core.wire import AddrSpace
 
     spaces = int(AddrSpace.NONE if relay else AddrSpace.LOOPBACK4)
     url_q, out_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     splice = False if copy_relay else None  # None: what ``rdv serve`` does
-    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q, splice))
+    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q, splice, loop))
     server.start()
     url = url_q.get()
     code = "101-bench-mark"
@@ -208,18 +244,20 @@ def bench_rdv(
     stop.set()
     server_cpu = out_q.get()[1]
     server.join()
-    (send_cpu, start, setup, is_relay), (recv_cpu, end, _, _) = got["send"], got["receive"]
+    (send_cpu, start, setup, is_relay, send_sched) = got["send"]
+    (recv_cpu, end, _, _, recv_sched) = got["receive"]
     assert is_relay == relay
     name = ("rdv relay" if relay else "rdv p2p") + ("" if workers == "auto" else f" w-{workers}")
     name += " copy" if copy_relay else ""
-    note = f"setup {setup:.2f} s; server CPU {server_cpu:.2f} s"
-    if relay:
-        note += f" ({server_cpu / (size / GiB):.2f} s/GiB)"
+    name += "" if loop == "auto" else f" {loop}"
+    note = f"setup {setup:.2f} s"
     received = dst / src.name
     assert received.stat().st_size == size
     received.unlink()
     result = Result(name, end - start, send_cpu + recv_cpu + server_cpu, size, note)
     result.sides = (send_cpu, recv_cpu)
+    result.sched = (send_sched, recv_sched)
+    result.server_cpu = server_cpu if relay else None
     return result
 
 
@@ -317,38 +355,6 @@ def component_costs(src: Path, dst: Path, chunk: int) -> dict[str, float]:
 # ----- main
 
 
-def make_source(path: Path, size: int) -> None:
-    block = os.urandom(8 << 20)
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            piece = block[: min(left, len(block))]
-            f.write(piece)
-            left -= len(piece)
-
-
-def warm_pages(dst: Path, size: int) -> None:
-    """Write and delete ``size`` bytes in ``dst``, so the next row's receiver writes its file
-    into pages the guest freed a moment ago, as every row's does and as the floor's
-    "file write" step does (it reuses its own warm pages).
-
-    Why: a VM whose balloon reports free pages to the host (the project machine's:
-    virtio-balloon free page reporting) gives freed memory back after a few seconds, and
-    the next write into it faults every page in again: 1 GiB to /dev/shm costs 0.5-0.65 s
-    of system time into just-freed pages, 2.1 s after 10 s idle, 3-3.8 s into pages never
-    used (docs/notes/issue-14-receiver.md). Without this, a row's figure depended on the
-    row before it (p2p ran after raw tcp, which writes no file; relay reused p2p's pages),
-    and relay / p2p measured the page state, not the relay.
-    """
-    block = bytes(8 << 20)
-    path = dst / "warm.bin"
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            left -= f.write(block[: min(left, len(block))])
-    path.unlink()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="1G", help="file size, e.g. 1G, 256M (default 1G)")
@@ -359,6 +365,14 @@ def main() -> int:
         "--relay-copy",
         action="store_true",
         help="also run the relay on the copy relay (the fallback of splice), same rounds",
+    )
+    parser.add_argument(
+        "--relay-loop",
+        action="append",
+        choices=["asyncio", "uvloop"],
+        default=[],
+        help="also run the relay with the server on this loop (repeatable; the relay row "
+        "runs what rdv serve runs: uvloop when installed)",
     )
     parser.add_argument(
         "--workers",
@@ -375,7 +389,7 @@ def main() -> int:
     )
     parser.add_argument("--dir", default=None, help="work folder (default: a temp folder)")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="rounds; each variant's fastest is shown"
+        "--repeat", type=int, default=3, help="rounds (alternated); each row's median is shown"
     )
     args = parser.parse_args()
     size, chunk = parse_size(args.size), parse_size(args.chunk)
@@ -386,24 +400,27 @@ def main() -> int:
         dst.mkdir()
         make_source(src, size)
         print(f"file: {size / GiB:.3f} GiB, chunk {chunk // 1024} KiB, cpus {os.cpu_count()}")
+        loop = "uvloop" if server_loop_factory("auto") else "asyncio"
+        print(f"server loop: {loop} (what rdv serve runs)")
         print(f"load average at the start: {os.getloadavg()}", flush=True)
         runs: list[list[Result]] = []
         small: list[Any] = []
-        for _ in range(args.repeat):
+        for n in range(args.repeat):
             # Interleaved rounds: a busy neighbour on a shared machine hurts every variant.
             round_ = [bench_raw(ctx, size)]
-            # Every row that writes the file starts from the same page state (warm_pages).
-            warm_pages(dst, size)
-            round_.append(bench_rdv(ctx, src, dst, size, False, chunk))
+            rows: list[tuple[bool, str, bool, str]] = [(False, "auto", False, "auto")]
             if not args.no_relay:
-                warm_pages(dst, size)
-                round_.append(bench_rdv(ctx, src, dst, size, True, chunk))
+                rows.append((True, "auto", False, "auto"))
                 if args.relay_copy:
-                    warm_pages(dst, size)
-                    round_.append(bench_rdv(ctx, src, dst, size, True, chunk, copy_relay=True))
-            for workers in args.workers:  # the same p2p run, worker threads forced on/off
+                    rows.append((True, "auto", True, "auto"))
+                rows += [(True, "auto", False, loop) for loop in args.relay_loop]
+            rows += [(False, workers, False, "auto") for workers in args.workers]
+            # Alternated: every other round runs the rdv rows in the opposite order, so no
+            # row always runs first (or right after raw tcp, or after a given row).
+            for relay, workers, copy, loop in rows if n % 2 == 0 else rows[::-1]:
+                # Every row that writes the file starts from the same page state.
                 warm_pages(dst, size)
-                round_.append(bench_rdv(ctx, src, dst, size, False, chunk, workers))
+                round_.append(bench_rdv(ctx, src, dst, size, relay, chunk, workers, copy, loop))
             if not args.no_wormhole:
                 for direct in (True, False):
                     warm_pages(dst, size)
@@ -412,30 +429,29 @@ def main() -> int:
                     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                         print(f"wormhole {'p2p' if direct else 'relay'}: not measured: {exc}")
             runs.append(round_)
+            print(
+                f"round {n + 1} (load {os.getloadavg()[0]:.2f} at its end): "
+                + ", ".join(f"{r.name} {r.gib_s:.2f}" for r in round_),
+                flush=True,
+            )
             if args.files:
                 print(f"uptime before the small files: {os.getloadavg()}", flush=True)
                 small += small_files_round(ctx, work, args.files, len(runs))
-        # Each variant's fastest round (the least disturbed one).
-        best: dict[str, Result] = {}
-        for round_ in runs:
-            for r in round_:
-                if r.name not in best or r.wall_s < best[r.name].wall_s:
-                    best[r.name] = r
-        results = list(best.values())
         costs = component_costs(src, dst, chunk)
-        raw = results[0]
+        raw_cpu = statistics.median(r.cpu_per_gib for r in (rs[0] for rs in runs))
         print(
             "CPU s/GiB of the steps, in this process: "
             + ", ".join(f"{k} {v:.2f}" for k, v in costs.items())
         )
         crypto = 2 * costs["blake3"] + costs["aes-gcm seal"] + costs["aes-gcm open"]
-        floor = crypto + costs["file read"] + costs["file write"] + raw.cpu_per_gib
+        floor = crypto + costs["file read"] + costs["file write"] + raw_cpu
         cpus = os.cpu_count() or 1
         ceiling = cpus / floor
+        raw_gib_s = statistics.median(rs[0].gib_s for rs in runs)
         print(
             f"floor for rdv (raw tcp + 2x blake3 + seal + open + file read + write): "
             f"{floor:.2f} CPU s/GiB, so at most {ceiling:.2f} GiB/s on {cpus} idle cores "
-            f"= {ceiling / raw.gib_s:.2f}x this run's raw tcp "
+            f"= {ceiling / raw_gib_s:.2f}x this run's raw tcp "
             f"(in-cache step costs: a lower bound for the floor)"
         )
         fresh = costs["(file write, fresh pages)"] - costs["file write"]
@@ -444,32 +460,8 @@ def main() -> int:
             f"{floor + fresh:.2f} CPU s/GiB, at most {cpus / (floor + fresh):.2f} GiB/s "
             f"(for information: x floor above uses the floor)"
         )
-        by_name = {r.name: r for r in results}
-        wormhole = by_name.get("wormhole p2p")
-        print(
-            f"{'':16} {'GiB/s':>7} {'x raw':>6} {'x floor':>8} {'x wormhole':>11} "
-            f"{'CPU s/GiB':>10} {'sender':>7} {'receiver':>9}  notes"
-        )
-        for r in results:
-            kind = "relay" if " relay" in r.name else r.name.split()[-1]
-            theirs = by_name.get(f"wormhole {kind}") or wormhole
-            vs_wormhole = f"{r.gib_s / theirs.gib_s:11.2f}" if theirs else f"{'-':>11}"
-            sides = (
-                f"{r.sides[0] / (r.size / GiB):7.2f} {r.sides[1] / (r.size / GiB):9.2f}"
-                if r.sides
-                else f"{'':7} {'':9}"
-            )
-            print(
-                f"{r.name:16} {r.gib_s:7.2f} {r.gib_s / raw.gib_s:6.2f} {r.gib_s / ceiling:8.2f} "
-                f"{vs_wormhole} {r.cpu_per_gib:10.2f} {sides}  {r.note}"
-            )
-        if wormhole is None:
-            print("x wormhole: not measured (--no-wormhole, or magic-wormhole not installed)")
-        p2p = by_name.get("rdv p2p")
-        for relay_name in ("rdv relay", "rdv relay copy"):
-            relay = by_name.get(relay_name)
-            if p2p and relay:
-                print(f"{relay_name} / rdv p2p: {relay.gib_s / p2p.gib_s:.2f}")
+        print_table(runs, ceiling)
+        print(f"load average at the end: {os.getloadavg()}")
         if small:
             best_small: dict[str, Any] = {}
             for run in small:
