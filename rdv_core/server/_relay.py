@@ -8,8 +8,12 @@ docs/PROTOCOL.md section 8. After matching, the relayer
    ``CONTINUE`` -> writes ``CONTINUE\\n`` to A, plus any bytes that followed D's line,
    and relays; ``OTHER addr`` -> the peers went direct, both conns are closed;
    anything else, or EOF -> both conns are closed;
-3. relays until the first EOF or error in either direction, then closes both conns
-   fully (half-close is not propagated), counting bytes. On Linux, plain TCP conns are
+3. relays, counting bytes, and passes each end on as what it is: a side's EOF becomes a
+   half-close toward its partner (``shutdown(SHUT_WR)`` once what is held for it was sent)
+   while the other direction goes on, and the pair closes at the second EOF, or once the
+   open direction has moved nothing for :data:`HALF_OPEN_QUIET_S`; a side's reset (or any
+   error) resets its partner (``SO_LINGER`` 0). A TLS conn cannot half-close: there the
+   first EOF closes both, as the reference does for every pair. On Linux, plain TCP conns are
    relayed by the kernel, socket to pipe to socket (:mod:`._splice`, given a pipe pool);
    otherwise (TLS, another platform, ``splice=False``, no fd for a ``dup``) by the copy
    relay below. Both keep the same rules: strict flow control, one read's worth held per
@@ -44,6 +48,7 @@ from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolEr
 __all__ = [
     "CLOSE_LINGER_S",
     "DEFAULT_BUFFER_SIZE",
+    "HALF_OPEN_QUIET_S",
     "Relayer",
     "SharedBuffer",
     "write_may_alias",
@@ -53,6 +58,11 @@ log = logging.getLogger("rdv.relay")
 
 #: A closed conn whose peer stops reading keeps its unsent bytes at most this long.
 CLOSE_LINGER_S: Final = 10.0
+#: After one side's EOF, the other direction keeps the pair open while it moves bytes (or
+#: the server holds some for a paused reader); this long without either closes the pair,
+#: as the reference closes it at the first EOF (docs/PROTOCOL.md section 8): a peer that
+#: ended its side is not kept waiting forever by a partner that never ends its own.
+HALF_OPEN_QUIET_S: Final = 30.0
 
 
 class Relayer:
@@ -70,6 +80,8 @@ class Relayer:
     __slots__ = (
         "_a_early",
         "_buffer",
+        "_first_eof",
+        "_half_handle",
         "_idle_handle",
         "_idle_timeout",
         "_loop",
@@ -88,6 +100,7 @@ class Relayer:
         "path",
         "started",
         "started_t",
+        "watching",
     )
 
     def __init__(
@@ -117,6 +130,11 @@ class Relayer:
         self.started_t = started_t
         self.last_active = self.started
         self._idle_handle: asyncio.TimerHandle | None = None
+        #: The reason of the first side's EOF once it was passed on as a half-close.
+        self._first_eof = ""
+        self._half_handle: asyncio.TimerHandle | None = None
+        #: Reads record their time (for the idle timeout, and once half-open).
+        self.watching = idle_timeout is not None
         self._a_early = b""
         self.bytes_d2a = 0
         self.bytes_a2d = 0
@@ -153,17 +171,19 @@ class Relayer:
         """End the pair: close both conns (flushing what they hold) and report once.
 
         ``reset``: end both with a TCP RST instead, for an end that is the server's and
-        not a peer's (shutdown). After a ``FIN`` a peer cannot tell it from the other
-        peer's end of stream: a receiver cut by a server's SIGTERM took its truncated
-        stream for a whole one (``rdv accept`` exited 0), the sender blamed the peer.
+        not a peer's (shutdown), or for a peer's reset passed on. After a ``FIN`` a peer
+        cannot tell it from the other peer's end of stream: a receiver cut by a server's
+        SIGTERM took its truncated stream for a whole one (``rdv accept`` exited 0), the
+        sender blamed the peer.
         """
         if self.ended:
             return
         self.ended = True
         self.end_reason = reason
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-            self._idle_handle = None
+        for handle in (self._idle_handle, self._half_handle):
+            if handle is not None:
+                handle.cancel()
+        self._idle_handle = self._half_handle = None
         for peer in (self.dialer, self.accepter):
             if reset:
                 _reset(peer.transport)
@@ -256,7 +276,7 @@ class Relayer:
             pool=self._pipes,
             view=self._buffer_view,
             count=(self._count_d2a, self._count_a2d),
-            on_eof=(lambda: self.close("dialer EOF"), lambda: self.close("accepter EOF")),
+            on_eof=(lambda: self.side_ended(True), lambda: self.side_ended(False)),
             on_progress=self.touch,
             first=(to_a, to_d),
         )
@@ -283,13 +303,55 @@ class Relayer:
 
     def _count_d2a(self, n: int) -> None:
         self.bytes_d2a += n
-        if self._idle_timeout is not None:
+        if self.watching:
             self.last_active = self._loop.time()
 
     def _count_a2d(self, n: int) -> None:
         self.bytes_a2d += n
-        if self._idle_timeout is not None:
+        if self.watching:
             self.last_active = self._loop.time()
+
+    # ----- ends (section 8)
+
+    def side_ended(self, dialer_side: bool) -> bool:
+        """One side's EOF while relaying; True if its conn stays open (half-closed).
+
+        The first EOF is passed on as a half-close: closing both here (the reference's
+        rule) made the server's kernel reset the partner if that partner's bytes were
+        still unread at the server, and the reset threw away what the partner had not
+        read yet of this side's stream: ``rdv dial < A`` exited 0 with its tail lost.
+        """
+        reason = "dialer EOF" if dialer_side else "accepter EOF"
+        if self.ended:
+            return False
+        if self._first_eof:
+            self.close(self._first_eof)  # both directions ended: the pair is done
+            return False
+        partner = (self.accepter if dialer_side else self.dialer).transport
+        if not all(p.transport.can_write_eof() for p in (self.dialer, self.accepter)):
+            self.close(reason)  # TLS: no half-close to pass on
+            return False
+        partner.write_eof()
+        self._first_eof = reason
+        self.watching = True
+        self.touch()
+        self._half_handle = self._loop.call_at(
+            self.last_active + HALF_OPEN_QUIET_S, self._check_half_open
+        )
+        return True
+
+    def _check_half_open(self) -> None:
+        self._half_handle = None
+        if self.ended:
+            return
+        held = sum(p.transport.get_write_buffer_size() for p in (self.dialer, self.accepter))
+        deadline = self.last_active + HALF_OPEN_QUIET_S
+        if not held and self._loop.time() >= deadline:
+            self.close(f"{self._first_eof}, then quiet for {HALF_OPEN_QUIET_S:g} s")
+            return
+        if held:  # a paused reader: look again later, it is not quiet
+            deadline = self._loop.time() + HALF_OPEN_QUIET_S
+        self._half_handle = self._loop.call_at(deadline, self._check_half_open)
 
     def _on_accepter_early(self, data: bytes) -> None:
         # TLS transports can deliver already-decrypted bytes after pause_reading().
@@ -300,8 +362,8 @@ class Relayer:
     # ----- idle timeout
 
     def touch(self) -> None:
-        """Record activity (for the idle timeout)."""
-        if self._idle_timeout is not None:
+        """Record activity (for the idle timeout and a half-open pair's quiet)."""
+        if self.watching:
             self.last_active = self._loop.time()
 
     def _check_idle(self) -> None:
@@ -320,7 +382,11 @@ class Relayer:
         peer.lost(exc)
         if not self.ended:
             who = "dialer" if peer is self.dialer else "accepter"
-            self.close(f"{who} {'error: ' + str(exc) if exc else 'closed'}")
+            # A relayed conn's reset (or error) is passed on as a reset: as a FIN it read
+            # as the end of the stream, and a receiver whose sender was killed (``kill
+            # -9``, its socket set to reset) exited 0 with a cut copy (section 8).
+            reset = exc is not None and self.path is PairPath.RELAYED
+            self.close(f"{who} {'error: ' + str(exc) if exc else 'closed'}", reset=reset)
 
 
 def _close_flushing(transport: asyncio.BaseTransport) -> None:

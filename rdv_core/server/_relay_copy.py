@@ -91,7 +91,7 @@ class RelaySide(asyncio.BufferedProtocol):
             relayer.bytes_d2a += nbytes
         else:
             relayer.bytes_a2d += nbytes
-        if relayer._idle_timeout is not None:
+        if relayer.watching:
             relayer.last_active = relayer._loop.time()
         dst = self._dst
         dst.write(self._buffer.view[:nbytes])
@@ -100,8 +100,8 @@ class RelaySide(asyncio.BufferedProtocol):
             self._buffer.detach()
 
     def eof_received(self) -> bool:
-        self._relayer.close("dialer EOF" if self._dialer_side else "accepter EOF")
-        return False
+        # Passed on as a half-close; True keeps our transport open for the other direction.
+        return self._relayer.side_ended(self._dialer_side)
 
     def pause_writing(self) -> None:
         # Our own transport holds unsent bytes: stop reading the conn that feeds it.
