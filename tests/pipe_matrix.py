@@ -40,7 +40,7 @@ PATHS: dict[str, tuple[str, ...]] = {
 }
 #: ``RDV_MATRIX_VERBOSE=1``: both sides with ``-v`` (the last stderr lines say more).
 VERBOSE = ("-v",) if os.environ.get("RDV_MATRIX_VERBOSE") else ()
-#: The relays' paths: a classic relay cannot half-close (docs/PROTOCOL.md section 8).
+#: The relays' paths: a classic relay may not carry a half-close (docs/PROTOCOL.md section 8).
 CLASSIC_RELAY = {"relay"}
 EMPTY = hashlib.sha256(b"").hexdigest()
 SIZES = {"0": 0, "1": 1, "64K": 64 * 1024, "5M": 5 * 1024 * 1024, "50M": 50 * 1024 * 1024}

@@ -5,9 +5,10 @@ stderr, exit 0 on success and non-zero with a one-line reason on failure. When s
 ends we half-close our side and keep receiving. When the peer's side ends first, what
 happens to the rest of our stdin depends on the conn: a direct conn (and a fast-start
 stream, whose EOF is in band) carries a half-close, so we keep sending until our stdin
-ends (or rests: :data:`QUIET_AFTER_PEER_S`); a classic relay cannot (the server closes
-the pair at the first EOF, docs/PROTOCOL.md section 8), so input that was still coming is
-reported as not delivered and the exit code says so, never a silent truncation. On a
+ends (or rests: :data:`QUIET_AFTER_PEER_S`); a classic relay may not (the reference server
+closes the pair at the first EOF, docs/PROTOCOL.md section 8), so input that was still
+coming is reported as not delivered and the exit code says so, never a silent truncation,
+and the conn is reset so that the peer does not take the cut stream for a whole one. On a
 terminal (a chat) the peer's end is the end: we exit at once, as the Go CLI does.
 
 stdin and stdout are served by daemon threads (:mod:`rdv_tui.cli.pipe_io`). Ctrl-C
@@ -269,6 +270,12 @@ async def pump(
                 raise UnsentInput(state.unsent, complete=False, reset=True)
             if state.unsent:
                 raise UnsentInput(state.unsent, complete=bool(done))
+    except UnsentInput:
+        # Our stream to the peer is cut: a FIN would tell the peer it had all of it (an
+        # rdv server passes our reset on, docs/PROTOCOL.md section 8: `rdv dial < /dev/null
+        # > copy` exited 0 with the copy cut where the relay's pair end had come).
+        abort(conn)
+        raise
     except asyncio.CancelledError:
         # Interrupted (Ctrl-C): not an end of stream, and nothing may wait for a peer or a
         # stdout that stopped reading (a graceful close waits for our unsent bytes).
