@@ -19,16 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from rdv_core.errors import RdvProtocolError
+from rdv_core.faststart._app_transport import RETAIN_HIGH, RETAIN_LOW, AppTransport
 from rdv_core.faststart._core import RELAY, MigrationCore
 from rdv_core.faststart._frames import MAX_PAYLOAD, STREAM_KINDS, Frame, FrameParser, Kind
 
 logger = logging.getLogger("rdv.faststart")
 
-#: The app's writes pause while we keep more than this (unacknowledged bytes): memory
-#: per conn, and with one RTT of the slowest path the cap on its throughput (8 MiB over
-#: 50 ms is 160 MiB/s).
-RETAIN_HIGH: Final = 8 * 1024 * 1024
-RETAIN_LOW: Final = RETAIN_HIGH // 2
 #: A path whose queued stream bytes (waiting for the peer's SWITCH) pass this stops
 #: being read, so TCP flow control holds the rest.
 QUEUE_LIMIT: Final = 1024 * 1024
@@ -112,7 +108,7 @@ class MigratingStream:
         self._moved_seen = (RELAY, RELAY)
         self.reader = asyncio.StreamReader(limit=READ_SIZE, loop=self.loop)
         self._protocol = asyncio.StreamReaderProtocol(self.reader, loop=self.loop)
-        self._transport = _AppTransport(self)
+        self._transport = AppTransport(self)
         self.writer = asyncio.StreamWriter(self._transport, self._protocol, self.reader, self.loop)
         self._read_ok = asyncio.Event()
         self._read_ok.set()
@@ -442,58 +438,3 @@ def _no_delay(writer: asyncio.StreamWriter) -> None:
         # megabytes of data (Linux; TCP_NOTSENT_LOWAT is 25 there).
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT_OPT, NOTSENT_LOWAT)
-
-
-class _AppTransport(asyncio.Transport):
-    """What the application's StreamWriter writes to: the stream, not a socket."""
-
-    def __init__(self, stream: MigratingStream) -> None:
-        super().__init__()
-        self._stream = stream
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._stream.write(bytes(data))
-
-    def write_eof(self) -> None:
-        self._stream.write_eof()
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def abort(self) -> None:
-        self._stream.abort()
-
-    def is_closing(self) -> bool:
-        return self._stream.closing
-
-    def pause_reading(self) -> None:
-        self._stream.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._stream.resume_reading()
-
-    def is_reading(self) -> bool:
-        return self._stream._read_ok.is_set()
-
-    def get_write_buffer_size(self) -> int:
-        return self._stream.write_buffer_size()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return RETAIN_LOW, RETAIN_HIGH
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass  # the retention window is fixed (RETAIN_HIGH)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """The current send path's ``peername``, ``sockname`` ...; never its ``socket``
-        (whoever took it over would bypass the framing): ``path_socket`` names it for
-        readers of ``TCP_INFO``."""
-        if name == "socket":
-            return default
-        current = self._stream.current
-        key = "socket" if name == "path_socket" else name
-        value = current.extra(key) if current is not None else None
-        return default if value is None else value
