@@ -45,6 +45,9 @@ INLINE_WRITE: Final = 16 * 1024
 #: 16 KiB first write cost the server 0.2 ms to forward (docs/PROTOCOL.md 16.9).
 EARLY_WRITE: Final = 1200
 NOTSENT_LOWAT: Final = 128 * 1024
+#: A close that is complete half-closes its paths and reads each to the peer's end, at
+#: most this long, before it closes them (docs/PROTOCOL.md 16.4, the close).
+CLOSE_LINGER_S: Final = 5.0
 NOTSENT_LOWAT_OPT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 ControlHandler = Callable[[int, Frame], None]
@@ -115,6 +118,7 @@ class MigratingStream:
         self._write_paused = False
         self._closing = False
         self._done = False
+        self._closer: asyncio.Task[None] | None = None
         self._eof_fed = False
         #: The ``error`` of the last path given up (:meth:`close_path`), if any.
         self._lost_error: Exception | None = None
@@ -389,9 +393,9 @@ class MigratingStream:
         elif self._closing and core.flushed and core.delivered:
             # The peer holds everything: close every path. Sooner, a path with bytes unread
             # here is reset, and through the relay the reset took what the peer had not read.
-            self._finish(None)
+            self._finish(None, linger=True)
 
-    def _finish(self, exc: Exception | None) -> None:
+    def _finish(self, exc: Exception | None, *, linger: bool = False) -> None:
         if self._done:
             return
         self._done = True
@@ -402,8 +406,26 @@ class MigratingStream:
             for task in path.tasks:
                 if task is not asyncio.current_task():
                     task.cancel()
+        live = [p for p in self.paths.values() if not p.writer.transport.is_closing()]
+        if linger and live:
+            # Not a close yet: frames the peer sent after our last read (its ACK ticks,
+            # a PING) would make it a reset, which drops what our kernel had not sent
+            # yet, our last ACK among them: the peer then reported its confirmed bytes
+            # as lost ("connection lost before it confirmed 65536 bytes", 1 run in 6).
+            self._closer = self.loop.create_task(self._linger(live))
+            return
+        for path in self.paths.values():
             path.writer.close()
         self._protocol.connection_lost(exc)
+
+    async def _linger(self, live: list[Path]) -> None:
+        """Half-close ``live``, read each to the peer's end (bounded), then close all."""
+        try:
+            await asyncio.gather(*(_half_close_and_drain(p) for p in live))
+        finally:
+            for path in self.paths.values():
+                path.writer.close()
+            self._protocol.connection_lost(None)
 
     def pause_reading(self) -> None:
         self._read_ok.clear()
@@ -424,6 +446,17 @@ class MigratingStream:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
+
+
+async def _half_close_and_drain(path: Path) -> None:
+    """Our side of ``path`` ends with a FIN; what the peer still sends is read and dropped
+    until its own end, at most :data:`CLOSE_LINGER_S` (a reset or a timeout ends it too)."""
+    with contextlib.suppress(OSError, RuntimeError):  # TimeoutError is an OSError
+        if path.writer.can_write_eof():
+            path.writer.write_eof()
+        async with asyncio.timeout(CLOSE_LINGER_S):
+            while await path.reader.read(READ_SIZE):
+                pass
 
 
 def _no_delay(writer: asyncio.StreamWriter) -> None:
