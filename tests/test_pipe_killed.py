@@ -8,11 +8,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
+import struct
 from pathlib import Path
 
 import pytest
 
+from rdv_core.faststart import FrameParser, Kind
+from rdv_core.faststart._frames import hello_frame, u64_frame
+
 from tests.proc_support import kill_left
+from tests.server_support import running_server
 from tests.test_pipe_cli import RDV
 
 
@@ -128,3 +134,42 @@ async def test_a_classic_relay_cuts_no_stream_silently(url: str, tmp_path: Path)
     # Cut: neither side may exit 0, and the accepter names what it did not deliver.
     assert (dial.returncode, accept.returncode) == (1, 1), said
     assert "were not delivered" in a_err.decode().strip().splitlines()[-1], said
+
+
+async def test_fast_start_names_bytes_the_peer_never_confirmed(tmp_path: Path) -> None:
+    """``rdv dial --fast-start < 64KiB``: its stdin sent, the peer's stream ended, the peer
+    gone (reset) before it acknowledged our bytes. The close's wait for that ACK ended
+    with an error that Conn.close() swallowed: exit 0 for bytes that may never have
+    arrived (docs/PROTOCOL.md 16.4). Now exit 1, naming the unconfirmed bytes. The peer is
+    played by hand through a real server: HELLO, its EOF, then a reset and no ACK."""
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(65536))
+    async with running_server("native") as env:
+        token = "fs-unconfirmed"
+        accepter = await env.request("ACCEPT", token, headers=[("Rdv-Extensions", "fast-start/1")])
+        url = f"http://127.0.0.1:{env.port}"
+        with source.open("rb") as in_file:
+            dial = await asyncio.create_subprocess_exec(
+                *RDV, "dial", "--fast-start", "--spaces", "none", "--timeout", "20", url, token,
+                stdin=in_file, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+        try:
+            assert b"fast-start/1" in await accepter.read_head(10)
+            assert await accepter.read_exactly(9, 10) == b"CONTINUE\n"
+            accepter.send(hello_frame(b"A", os.urandom(16)) + u64_frame(Kind.EOF, 0))
+            parser, ended = FrameParser(), False
+            async with asyncio.timeout(10):
+                while not ended:  # the dialer's HELLO, its 64 KiB and its EOF: no ACK
+                    chunk = await accepter.reader.read(65536)
+                    assert chunk, "the dialer's stream ended before its EOF frame"
+                    ended = any(f.kind is Kind.EOF for f in parser.feed(chunk))
+            sock = accepter.writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            accepter.writer.transport.abort()
+            _, err = await asyncio.wait_for(dial.communicate(), 20)
+        finally:
+            await kill_left(dial)
+    last = err.decode().strip().splitlines()[-1]
+    assert dial.returncode == 1, last
+    assert last.startswith("rdv dial: connection lost before it confirmed "), last

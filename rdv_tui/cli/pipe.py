@@ -270,6 +270,13 @@ async def pump(
                 raise UnsentInput(state.unsent, complete=False, reset=True)
             if state.unsent:
                 raise UnsentInput(state.unsent, complete=bool(done))
+        if conn.upgrader is not None:
+            # Fast start's close waits until the peer confirmed every byte we sent (its
+            # ACK, docs/PROTOCOL.md 16.4); a path lost before that is an error the user
+            # must hear: through Conn.close(), which swallows it, `rdv dial --fast-start <
+            # file` exited 0 when the peer died between our last write and its ACK.
+            conn.writer.close()
+            await conn.writer.wait_closed()
     except UnsentInput:
         # Our stream to the peer is cut: a FIN would tell the peer it had all of it (an
         # rdv server passes our reset on, docs/PROTOCOL.md section 8: `rdv dial < /dev/null
