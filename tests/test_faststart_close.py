@@ -72,3 +72,35 @@ async def test_a_complete_close_reads_the_peers_late_frames_instead_of_resetting
         stream.abort()
         peer_w.close()
         await asyncio.sleep(0)
+
+
+def _stream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> MigratingStream:
+    stream = MigratingStream(reader, writer)
+    first = stream.paths[RELAY].first
+    assert first is not None
+    stream.paths[RELAY].first = None  # no HELLO here: the peer's first frame is data
+    first.cancel()
+    return stream
+
+
+async def test_a_close_with_nothing_to_confirm_sends_its_last_ack_first() -> None:
+    """``rdv dial --fast-start`` of 1 byte into ``rdv accept < /dev/null``: the accepter,
+    with nothing of its own to confirm, closed at once, before its writer task sent the
+    ACK of that byte, and the dialer said "connection lost before it confirmed 1 bytes"
+    (exit 1 with everything delivered; 5 cells of the pipe matrix)."""
+    (r0, w0), (r1, w1) = await _tcp_pair()
+    a, b = _stream(r0, w0), _stream(r1, w1)
+    try:
+        b.writer.write_eof()  # `< /dev/null`: its side ended long before
+        a.writer.write(b"x")
+        async with asyncio.timeout(CLOSE_BOUND_S):
+            assert await b.reader.read(100) == b"x"
+            a.writer.close()  # its EOF comes on its own, as pipe mode's does after stdin
+            assert await b.reader.read(100) == b""
+            b.writer.close()  # in the turn the EOF was read: b's writer task is not yet
+            await b.writer.wait_closed()
+            await a.writer.wait_closed()  # no error: b's ACK went out before its FIN
+    finally:
+        a.abort()
+        b.abort()
+        await asyncio.sleep(0)

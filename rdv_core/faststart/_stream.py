@@ -420,6 +420,14 @@ class MigratingStream:
 
     async def _linger(self, live: list[Path]) -> None:
         """Half-close ``live``, read each to the peer's end (bounded), then close all."""
+        # Our last ACK first: the close may come before the writer task took it (a
+        # stream with nothing of its own to confirm closes at once), and a FIN without
+        # it left the peer's close waiting for it: "before it confirmed 1 bytes".
+        self.core.queue_ack()
+        for path in live:
+            frames = self.core.take(path.pid)
+            if frames:
+                path.writer.write(b"".join(frames))
         try:
             await asyncio.gather(*(_half_close_and_drain(p) for p in live))
         finally:
