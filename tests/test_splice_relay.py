@@ -2,9 +2,10 @@
 
 docs/PROTOCOL.md section 8 with real sockets on loopback: every scenario runs with
 splice on and off (``RdvServer(splice=False)``, the copy relay), on asyncio's loop and
-on uvloop: bytes intact both ways at volume, the first EOF of either side closing the
-pair after what was in flight is delivered, resets, descriptors back to their count
-before the pairs, and out of descriptors for pipes (the relay goes on by copy).
+on uvloop: bytes intact both ways at volume, an EOF passed on as a half-close after what
+was in flight is delivered and the second EOF closing the pair, resets, descriptors back
+to their count before the pairs, and out of descriptors for pipes (the relay goes on by
+copy).
 """
 
 from __future__ import annotations

@@ -239,11 +239,12 @@ async def pump(
             silent = isinstance(exc, PathSilent)  # our path, not the relay's pair end
             if interactive or carries_half_close(conn) or not sending or silent:
                 raise
-            # Section 7: the relay closes the pair at the first EOF. Our bytes that reach
-            # its closed socket make its kernel answer RST, and the RST can overtake the
-            # EOF we had not read yet: the same loss, seen as a reset. When our next write
-            # is the one that meets the RST, asyncio ends the transport with EPIPE and the
-            # read raises BrokenPipeError instead (CI, stop 26): the same loss again.
+            # Section 8: a relay like the Go server's closes the pair at the first EOF, and ours
+            # passes a peer's reset on. Our bytes that reach a closed socket make its kernel answer
+            # RST, and the RST can overtake the EOF we had not read yet: the same loss, seen as a
+            # reset. When our next write is the one that meets the RST, asyncio ends the transport
+            # with EPIPE and the read raises BrokenPipeError instead (CI, stop 26): the same loss
+            # again.
             raise UnsentInput(state.unsent, complete=False, reset=True) from exc
         _raise_stdin_failure(upload)  # our reset is what ended the read
         log(f"peer closed after {received} bytes received")
@@ -362,8 +363,8 @@ async def _main(
     # relay is picked and goes out in the write of CONTINUE and HELLO (``early_data``), so
     # that the first byte leaves in the turn the 101 is parsed (docs/PROTOCOL.md 16.2)
     # rather than after a thread start and a hand-off. Nothing is sent before the pick.
-    # Not for classic conns: a relay that ends the pair at the first EOF while more of our
-    # input is unread at the server is reset, not closed, and the "not delivered" count
+    # Not for classic conns: a relay (the Go server's) that ends the pair at the first EOF while
+    # more of our input is unread at the server is reset, not closed, and the "not delivered" count
     # the user is owed (UnsentInput) would become "connection lost".
     stdin: StdinReader | None = None
     if client_options.get("fast_start"):
