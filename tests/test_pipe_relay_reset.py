@@ -1,6 +1,6 @@
 """Pipe mode on a classic relay whose conn is reset while our stdin is still being sent.
 
-The relay closes the pair at the first EOF (docs/PROTOCOL.md section 7); our bytes that
+A relay like the Go server's closes the pair at the first EOF (docs/PROTOCOL.md 8); our bytes that
 reach its closed socket make its kernel answer RST, and that RST can overtake the EOF we
 had not read yet. The user must still hear that stdin was not delivered (exit 1), not a
 bare "connection lost". A real loopback server stands in for the relay's closed side: it

@@ -101,6 +101,7 @@ async def test_takeover_leaves_aiohttp_bookkeeping_clean(env: Env) -> None:
     assert len(aio_server.connections) == 2  # aiohttp still counts them while relaying
     await dialer.close()
     assert await accepter.read_for(2.0) == EOF.encode()
+    await accepter.close()  # the second EOF ends the pair (docs/PROTOCOL.md section 8)
     await env.wait_for(lambda: not aio_server.connections)
     # The handlers returned: no aiohttp task is left waiting.
     await env.wait_for(lambda: len(asyncio.all_tasks()) == 1)

@@ -90,6 +90,7 @@ async def test_serve_relays_logs_and_stops_gracefully(tmp_path: Path) -> None:
         assert await dialer.read_exactly(6) == b"world!"
         await dialer.close()
         assert await accepter.read_for(2.0) == EOF.encode()
+        await accepter.close()  # the second EOF ends the pair (docs/PROTOCOL.md section 8)
         health.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         metrics = (await health.read_response())[2].decode()
         assert "\nrdv_pairs_relayed_total 1\n" in metrics

@@ -35,17 +35,20 @@ async def test_continue_then_relay_both_ways(env: Env) -> None:
     assert await accepter.read_exactly(25) == b"CONTINUE\nping from dialer"
     accepter.send(b"pong from accepter")
     assert await dialer.read_exactly(18) == b"pong from accepter"
-    # Half-close is not propagated: the first EOF closes both conns fully.
+    # A half-close is passed on (section 8): the other direction goes on to its own EOF.
     accepter.half_close()
     assert await dialer.read_for(1.0) == EOF.encode()
     dialer.send(b"late data")
+    assert await accepter.read_exactly(9) == b"late data"
+    assert not ended(env)
+    dialer.half_close()
     assert await accepter.read_for(1.0) == EOF.encode()
     await env.wait_for(lambda: bool(ended(env)))
     end = ended(env)[0]
-    assert (end.dialer_to_accepter, end.accepter_to_dialer) == (16, 18)
+    assert (end.dialer_to_accepter, end.accepter_to_dialer) == (25, 18)
     assert end.relayed and end.reason == "accepter EOF"
     stats = env.server.stats()
-    assert (stats.relay_total, stats.p2p_total, stats.bytes_relayed) == (1, 0, 34)
+    assert (stats.relay_total, stats.p2p_total, stats.bytes_relayed) == (1, 0, 43)
     assert [e.type for e in env.events if e.type.startswith("Relay")] == [
         "RelayStarted",
         "RelayEnded",
@@ -178,6 +181,7 @@ async def test_relays_64_mib_both_ways_intact(env: Env) -> None:
     assert stats.pairs[0].bytes_accepter_to_dialer == total
     await dialer.close()
     assert await accepter.read_for(2.0) == EOF.encode()
+    await accepter.close()
     await env.wait_for(lambda: bool(ended(env)))
     assert env.server.stats().bytes_relayed == 2 * total
 

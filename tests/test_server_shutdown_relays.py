@@ -102,6 +102,7 @@ async def test_drain_lets_open_pairs_end_on_their_own() -> None:
         # ... and the server stops once it ended (not after the 600 s).
         await dialer.close()
         assert await _ending(accepter) == "eof"
+        await accepter.close()  # the pair ends at its second EOF (section 8)
         stderr = served.process.stderr
         assert stderr is not None
         async with asyncio.timeout(20):

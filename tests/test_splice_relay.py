@@ -2,9 +2,10 @@
 
 docs/PROTOCOL.md section 8 with real sockets on loopback: every scenario runs with
 splice on and off (``RdvServer(splice=False)``, the copy relay), on asyncio's loop and
-on uvloop: bytes intact both ways at volume, the first EOF of either side closing the
-pair after what was in flight is delivered, resets, descriptors back to their count
-before the pairs, and out of descriptors for pipes (the relay goes on by copy).
+on uvloop: bytes intact both ways at volume, an EOF passed on as a half-close after what
+was in flight is delivered and the second EOF closing the pair, resets, descriptors back
+to their count before the pairs, and out of descriptors for pipes (the relay goes on by
+copy).
 """
 
 from __future__ import annotations
@@ -146,6 +147,8 @@ def test_volume_both_ways_intact(loop: str, mode: str, front: str) -> None:
         )
         dialer.half_close()
         assert await accepter.read_for(2.0) == EOF.encode()
+        accepter.half_close()  # the second EOF ends the pair (section 8)
+        assert await dialer.read_for(2.0) == EOF.encode()
         await env.wait_for(lambda: bool(ended(env)))
         assert env.server.stats().bytes_relayed == 2 * total + 5
 
@@ -154,11 +157,14 @@ def test_volume_both_ways_intact(loop: str, mode: str, front: str) -> None:
 
 @both_loops_and_modes
 @pytest.mark.parametrize("first", ["dialer", "accepter"])
-def test_first_eof_delivers_what_was_sent_then_closes_both(
+def test_a_half_close_is_passed_on_and_the_other_way_goes_on(
     loop: str, mode: str, first: str
 ) -> None:
-    """Half-close is not passed on (section 8): the side that ends gets its bytes
-    delivered whole, however far behind its reader is, then both conns close."""
+    """A half-close is passed on (section 8): the side that ends gets its bytes delivered
+    whole, however far behind its reader is, then its EOF; the other way goes on to its
+    own EOF, which ends the pair. (The first EOF closed both: the other side's bytes
+    still unread at the server made the server's kernel reset that side, and the reset
+    threw away the tail it had not read yet.)"""
     total = 8 << 20
 
     async def scenario(env: Env) -> None:
@@ -179,20 +185,24 @@ def test_first_eof_delivers_what_was_sent_then_closes_both(
         got = await drain(other, total)
         assert got == await sent
         assert await other.read_for(2.0) == EOF.encode()
+        other.send(b"after")  # the other way is still open
+        assert await ender.read_exactly(5) == b"after"
+        assert not ended(env)
+        other.half_close()
         assert await ender.read_for(2.0) == EOF.encode()
         await env.wait_for(lambda: bool(ended(env)))
         end = ended(env)[0]
         assert end.reason == f"{first} EOF"
         counted = (end.dialer_to_accepter, end.accepter_to_dialer)
-        assert counted == ((total, 6) if first == "dialer" else (6, total))
+        assert counted == ((total, 11) if first == "dialer" else (11, total))
 
     run(loop, mode, scenario)
 
 
 @both_loops_and_modes
 def test_bytes_held_for_a_side_that_ends_are_flushed(loop: str, mode: str) -> None:
-    """D half-closes while the server still holds A's bytes for D: D gets a whole
-    prefix of A's stream, every byte the server had read from A, then EOF."""
+    """D half-closes while the server still holds A's bytes for D, then A ends too: D
+    gets A's stream whole, every byte the server read from A, then EOF."""
 
     async def scenario(env: Env) -> None:
         dialer, accepter = await env.relayed_pair("held")
@@ -206,9 +216,13 @@ def test_bytes_held_for_a_side_that_ends_are_flushed(loop: str, mode: str) -> No
         held = relayer(env).dialer.transport.get_write_buffer_size()
         assert held <= 256 * 1024
         dialer.half_close()
-        got = await dialer.read_for(2.0)
-        assert got.endswith(EOF.encode())
-        got = got[: -len(EOF)]
+        accepter.half_close()  # ends its side too: the pair ends (section 8)
+        # All of A's stream now (the kernels' buffers held megabytes more), then EOF.
+        into = bytearray()
+        async with asyncio.timeout(10):
+            while chunk := await dialer.reader.read(1 << 20):
+                into += chunk
+        got = bytes(into)
         whole, rest = divmod(len(got), len(block))
         assert got == block * whole + block[:rest]
         await env.wait_for(lambda: bool(ended(env)))

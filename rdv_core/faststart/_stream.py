@@ -19,16 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from rdv_core.errors import RdvProtocolError
+from rdv_core.faststart._app_transport import RETAIN_HIGH, RETAIN_LOW, AppTransport
 from rdv_core.faststart._core import RELAY, MigrationCore
 from rdv_core.faststart._frames import MAX_PAYLOAD, STREAM_KINDS, Frame, FrameParser, Kind
 
 logger = logging.getLogger("rdv.faststart")
 
-#: The app's writes pause while we keep more than this (unacknowledged bytes): memory
-#: per conn, and with one RTT of the slowest path the cap on its throughput (8 MiB over
-#: 50 ms is 160 MiB/s).
-RETAIN_HIGH: Final = 8 * 1024 * 1024
-RETAIN_LOW: Final = RETAIN_HIGH // 2
 #: A path whose queued stream bytes (waiting for the peer's SWITCH) pass this stops
 #: being read, so TCP flow control holds the rest.
 QUEUE_LIMIT: Final = 1024 * 1024
@@ -49,6 +45,9 @@ INLINE_WRITE: Final = 16 * 1024
 #: 16 KiB first write cost the server 0.2 ms to forward (docs/PROTOCOL.md 16.9).
 EARLY_WRITE: Final = 1200
 NOTSENT_LOWAT: Final = 128 * 1024
+#: A close that is complete half-closes its paths and reads each to the peer's end, at
+#: most this long, before it closes them (docs/PROTOCOL.md 16.4, the close).
+CLOSE_LINGER_S: Final = 5.0
 NOTSENT_LOWAT_OPT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 ControlHandler = Callable[[int, Frame], None]
@@ -112,13 +111,14 @@ class MigratingStream:
         self._moved_seen = (RELAY, RELAY)
         self.reader = asyncio.StreamReader(limit=READ_SIZE, loop=self.loop)
         self._protocol = asyncio.StreamReaderProtocol(self.reader, loop=self.loop)
-        self._transport = _AppTransport(self)
+        self._transport = AppTransport(self)
         self.writer = asyncio.StreamWriter(self._transport, self._protocol, self.reader, self.loop)
         self._read_ok = asyncio.Event()
         self._read_ok.set()
         self._write_paused = False
         self._closing = False
         self._done = False
+        self._closer: asyncio.Task[None] | None = None
         self._eof_fed = False
         #: The ``error`` of the last path given up (:meth:`close_path`), if any.
         self._lost_error: Exception | None = None
@@ -393,9 +393,9 @@ class MigratingStream:
         elif self._closing and core.flushed and core.delivered:
             # The peer holds everything: close every path. Sooner, a path with bytes unread
             # here is reset, and through the relay the reset took what the peer had not read.
-            self._finish(None)
+            self._finish(None, linger=True)
 
-    def _finish(self, exc: Exception | None) -> None:
+    def _finish(self, exc: Exception | None, *, linger: bool = False) -> None:
         if self._done:
             return
         self._done = True
@@ -406,8 +406,34 @@ class MigratingStream:
             for task in path.tasks:
                 if task is not asyncio.current_task():
                     task.cancel()
+        live = [p for p in self.paths.values() if not p.writer.transport.is_closing()]
+        if linger and live:
+            # Not a close yet: frames the peer sent after our last read (its ACK ticks,
+            # a PING) would make it a reset, which drops what our kernel had not sent
+            # yet, our last ACK among them: the peer then reported its confirmed bytes
+            # as lost ("connection lost before it confirmed 65536 bytes", 1 run in 6).
+            self._closer = self.loop.create_task(self._linger(live))
+            return
+        for path in self.paths.values():
             path.writer.close()
         self._protocol.connection_lost(exc)
+
+    async def _linger(self, live: list[Path]) -> None:
+        """Half-close ``live``, read each to the peer's end (bounded), then close all."""
+        # Our last ACK first: the close may come before the writer task took it (a
+        # stream with nothing of its own to confirm closes at once), and a FIN without
+        # it left the peer's close waiting for it: "before it confirmed 1 bytes".
+        self.core.queue_ack()
+        for path in live:
+            frames = self.core.take(path.pid)
+            if frames:
+                path.writer.write(b"".join(frames))
+        try:
+            await asyncio.gather(*(_half_close_and_drain(p) for p in live))
+        finally:
+            for path in self.paths.values():
+                path.writer.close()
+            self._protocol.connection_lost(None)
 
     def pause_reading(self) -> None:
         self._read_ok.clear()
@@ -430,6 +456,17 @@ class MigratingStream:
         return task
 
 
+async def _half_close_and_drain(path: Path) -> None:
+    """Our side of ``path`` ends with a FIN; what the peer still sends is read and dropped
+    until its own end, at most :data:`CLOSE_LINGER_S` (a reset or a timeout ends it too)."""
+    with contextlib.suppress(OSError, RuntimeError):  # TimeoutError is an OSError
+        if path.writer.can_write_eof():
+            path.writer.write_eof()
+        async with asyncio.timeout(CLOSE_LINGER_S):
+            while await path.reader.read(READ_SIZE):
+                pass
+
+
 def _no_delay(writer: asyncio.StreamWriter) -> None:
     """Turn Nagle off: a small frame (PING, ACK, SWITCH) must not wait for the ACK of the
     previous one, which the peer may delay by 40 ms. asyncio only does it for sockets made
@@ -442,58 +479,3 @@ def _no_delay(writer: asyncio.StreamWriter) -> None:
         # megabytes of data (Linux; TCP_NOTSENT_LOWAT is 25 there).
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT_OPT, NOTSENT_LOWAT)
-
-
-class _AppTransport(asyncio.Transport):
-    """What the application's StreamWriter writes to: the stream, not a socket."""
-
-    def __init__(self, stream: MigratingStream) -> None:
-        super().__init__()
-        self._stream = stream
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._stream.write(bytes(data))
-
-    def write_eof(self) -> None:
-        self._stream.write_eof()
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._stream.close()
-
-    def abort(self) -> None:
-        self._stream.abort()
-
-    def is_closing(self) -> bool:
-        return self._stream.closing
-
-    def pause_reading(self) -> None:
-        self._stream.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._stream.resume_reading()
-
-    def is_reading(self) -> bool:
-        return self._stream._read_ok.is_set()
-
-    def get_write_buffer_size(self) -> int:
-        return self._stream.write_buffer_size()
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return RETAIN_LOW, RETAIN_HIGH
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass  # the retention window is fixed (RETAIN_HIGH)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """The current send path's ``peername``, ``sockname`` ...; never its ``socket``
-        (whoever took it over would bypass the framing): ``path_socket`` names it for
-        readers of ``TCP_INFO``."""
-        if name == "socket":
-            return default
-        current = self._stream.current
-        key = "socket" if name == "path_socket" else name
-        value = current.extra(key) if current is not None else None
-        return default if value is None else value

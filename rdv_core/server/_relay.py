@@ -8,24 +8,18 @@ docs/PROTOCOL.md section 8. After matching, the relayer
    ``CONTINUE`` -> writes ``CONTINUE\\n`` to A, plus any bytes that followed D's line,
    and relays; ``OTHER addr`` -> the peers went direct, both conns are closed;
    anything else, or EOF -> both conns are closed;
-3. relays until the first EOF or error in either direction, then closes both conns
-   fully (half-close is not propagated), counting bytes. On Linux, plain TCP conns are
+3. relays, counting bytes, and passes each end on as what it is: a side's EOF becomes a
+   half-close toward its partner (``shutdown(SHUT_WR)`` once what is held for it was sent)
+   while the other direction goes on, and the pair closes at the second EOF, or once the
+   open direction has moved nothing for :data:`HALF_OPEN_QUIET_S`; a side's reset (or any
+   error) resets its partner (``SO_LINGER`` 0). A TLS conn cannot half-close: there the
+   first EOF closes both, as the reference does for every pair. On Linux, plain TCP conns are
    relayed by the kernel, socket to pipe to socket (:mod:`._splice`, given a pipe pool);
    otherwise (TLS, another platform, ``splice=False``, no fd for a ``dup``) by the copy
    relay below. Both keep the same rules: strict flow control, one read's worth held per
    direction at most, the same counters, events and close reasons.
 
-The copy relay. Why transports and BufferedProtocol (docs/ARCHITECTURE.md section 3):
-asyncio streams reach only a third of a C relay; a transport-to-transport protocol with
-pause/resume_reading flow control reaches parity. CPython's default loop allocates a
-fresh 256 KiB ``bytes`` per ``recv``; a BufferedProtocol reads into a buffer we own
-instead. All pairs of a server share one buffer: a read is handed to the other
-transport's ``write()`` synchronously, which sends it or copies the rest (CPython <
-3.12), so the buffer is free again before the next read; transports that keep a
-reference instead (CPython >= 3.12, uvloop) make the server switch to a fresh buffer
-whenever they hold unsent bytes (:func:`write_may_alias`). Flow control is strict (write
-high-water mark about 0): once a destination holds unsent bytes, its source stops
-reading until they drain, like Go's ``io.Copy``. An idle pair therefore owns no buffer.
+The copy relay (the shared buffer, strict flow control) is :mod:`._relay_copy`.
 """
 
 from __future__ import annotations
@@ -33,16 +27,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mmap
 import socket
 import struct
-import sys
 from collections.abc import Callable
 from typing import Final, cast
 
 from rdv_core import wire
 from rdv_core.server._peer import Peer
 from rdv_core.server._pipes import PipePool
+from rdv_core.server._relay_copy import (
+    DEFAULT_BUFFER_SIZE,
+    RelaySide,
+    SharedBuffer,
+    write_may_alias,
+)
 from rdv_core.server._splice import splice_pair, take_over
 from rdv_core.server._stats import PairPath, PairStats
 from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolError
@@ -50,6 +48,7 @@ from rdv_core.wire import CONTINUE_LINE, Continue, LineBuffer, Other, ProtocolEr
 __all__ = [
     "CLOSE_LINGER_S",
     "DEFAULT_BUFFER_SIZE",
+    "HALF_OPEN_QUIET_S",
     "Relayer",
     "SharedBuffer",
     "write_may_alias",
@@ -57,48 +56,13 @@ __all__ = [
 
 log = logging.getLogger("rdv.relay")
 
-#: Read size of the shared relay buffer (the same as CPython's default ``recv`` size).
-DEFAULT_BUFFER_SIZE: Final = 256 * 1024
 #: A closed conn whose peer stops reading keeps its unsent bytes at most this long.
 CLOSE_LINGER_S: Final = 10.0
-
-
-def write_may_alias(transport: object) -> bool:
-    """True if ``transport.write()`` may keep a reference to unsent bytes, not a copy.
-
-    CPython < 3.12's socket transport copies unsent bytes into its own bytearray, and
-    its TLS transport encrypts (copies) at once. CPython 3.12's socket transport and
-    uvloop keep a reference to the memoryview: the shared buffer must then not be
-    reused while they hold unsent bytes.
-    """
-    module = type(transport).__module__
-    if module == "asyncio.sslproto":
-        return False
-    if module == "asyncio.selector_events":
-        return sys.version_info >= (3, 12)
-    return True
-
-
-class SharedBuffer:
-    """The read buffer all relaying conns of one server take turns on (see module doc)."""
-
-    __slots__ = ("size", "view")
-
-    def __init__(self, size: int = DEFAULT_BUFFER_SIZE) -> None:
-        if size < 1024:
-            raise ValueError("relay buffer size must be at least 1024 bytes")
-        self.size = size
-        self.view = memoryview(bytearray(size))
-
-    def detach(self) -> None:
-        """Give up the current buffer (a transport still references it): use a fresh one.
-
-        The fresh one is an anonymous mapping, not a bytearray: only the pages a read
-        fills count in the server's RSS, and they go back to the system as soon as the
-        transport lets go (a heap buffer would be zero-filled whole and, once freed, kept
-        by malloc: 1,000 relayed pairs left ~100 MB behind; issue 13).
-        """
-        self.view = memoryview(mmap.mmap(-1, self.size))
+#: After one side's EOF, the other direction keeps the pair open while it moves bytes (or
+#: the server holds some for a paused reader); this long without either closes the pair,
+#: as the reference closes it at the first EOF (docs/PROTOCOL.md section 8): a peer that
+#: ended its side is not kept waiting forever by a partner that never ends its own.
+HALF_OPEN_QUIET_S: Final = 30.0
 
 
 class Relayer:
@@ -116,6 +80,8 @@ class Relayer:
     __slots__ = (
         "_a_early",
         "_buffer",
+        "_first_eof",
+        "_half_handle",
         "_idle_handle",
         "_idle_timeout",
         "_loop",
@@ -134,6 +100,7 @@ class Relayer:
         "path",
         "started",
         "started_t",
+        "watching",
     )
 
     def __init__(
@@ -163,6 +130,11 @@ class Relayer:
         self.started_t = started_t
         self.last_active = self.started
         self._idle_handle: asyncio.TimerHandle | None = None
+        #: The reason of the first side's EOF once it was passed on as a half-close.
+        self._first_eof = ""
+        self._half_handle: asyncio.TimerHandle | None = None
+        #: Reads record their time (for the idle timeout, and once half-open).
+        self.watching = idle_timeout is not None
         self._a_early = b""
         self.bytes_d2a = 0
         self.bytes_a2d = 0
@@ -199,17 +171,19 @@ class Relayer:
         """End the pair: close both conns (flushing what they hold) and report once.
 
         ``reset``: end both with a TCP RST instead, for an end that is the server's and
-        not a peer's (shutdown). After a ``FIN`` a peer cannot tell it from the other
-        peer's end of stream: a receiver cut by a server's SIGTERM took its truncated
-        stream for a whole one (``rdv accept`` exited 0), the sender blamed the peer.
+        not a peer's (shutdown), or for a peer's reset passed on. After a ``FIN`` a peer
+        cannot tell it from the other peer's end of stream: a receiver cut by a server's
+        SIGTERM took its truncated stream for a whole one (``rdv accept`` exited 0), the
+        sender blamed the peer.
         """
         if self.ended:
             return
         self.ended = True
         self.end_reason = reason
-        if self._idle_handle is not None:
-            self._idle_handle.cancel()
-            self._idle_handle = None
+        for handle in (self._idle_handle, self._half_handle):
+            if handle is not None:
+                handle.cancel()
+        self._idle_handle = self._half_handle = None
         for peer in (self.dialer, self.accepter):
             if reset:
                 _reset(peer.transport)
@@ -302,7 +276,7 @@ class Relayer:
             pool=self._pipes,
             view=self._buffer_view,
             count=(self._count_d2a, self._count_a2d),
-            on_eof=(lambda: self.close("dialer EOF"), lambda: self.close("accepter EOF")),
+            on_eof=(lambda: self.side_ended(True), lambda: self.side_ended(False)),
             on_progress=self.touch,
             first=(to_a, to_d),
         )
@@ -311,8 +285,8 @@ class Relayer:
     def _copy(self, to_a: bytes, to_d: bytes) -> None:
         """Relay through the shared buffer (module doc)."""
         d, a = self.dialer.transport, self.accepter.transport
-        d.set_protocol(_RelaySide(self, a, dialer_side=True))
-        a.set_protocol(_RelaySide(self, d, dialer_side=False))
+        d.set_protocol(RelaySide(self, a, dialer_side=True))
+        a.set_protocol(RelaySide(self, d, dialer_side=False))
         # Strict flow control (module docstring). high=1, low=0 rather than high=0:
         # CPython's TLS transport pauses at ``size >= high`` and would stay paused on
         # an empty buffer with high=0; plain transports pause at ``size > high``.
@@ -329,13 +303,55 @@ class Relayer:
 
     def _count_d2a(self, n: int) -> None:
         self.bytes_d2a += n
-        if self._idle_timeout is not None:
+        if self.watching:
             self.last_active = self._loop.time()
 
     def _count_a2d(self, n: int) -> None:
         self.bytes_a2d += n
-        if self._idle_timeout is not None:
+        if self.watching:
             self.last_active = self._loop.time()
+
+    # ----- ends (section 8)
+
+    def side_ended(self, dialer_side: bool) -> bool:
+        """One side's EOF while relaying; True if its conn stays open (half-closed).
+
+        The first EOF is passed on as a half-close: closing both here (the reference's
+        rule) made the server's kernel reset the partner if that partner's bytes were
+        still unread at the server, and the reset threw away what the partner had not
+        read yet of this side's stream: ``rdv dial < A`` exited 0 with its tail lost.
+        """
+        reason = "dialer EOF" if dialer_side else "accepter EOF"
+        if self.ended:
+            return False
+        if self._first_eof:
+            self.close(self._first_eof)  # both directions ended: the pair is done
+            return False
+        partner = (self.accepter if dialer_side else self.dialer).transport
+        if not all(p.transport.can_write_eof() for p in (self.dialer, self.accepter)):
+            self.close(reason)  # TLS: no half-close to pass on
+            return False
+        partner.write_eof()
+        self._first_eof = reason
+        self.watching = True
+        self.touch()
+        self._half_handle = self._loop.call_at(
+            self.last_active + HALF_OPEN_QUIET_S, self._check_half_open
+        )
+        return True
+
+    def _check_half_open(self) -> None:
+        self._half_handle = None
+        if self.ended:
+            return
+        held = sum(p.transport.get_write_buffer_size() for p in (self.dialer, self.accepter))
+        deadline = self.last_active + HALF_OPEN_QUIET_S
+        if not held and self._loop.time() >= deadline:
+            self.close(f"{self._first_eof}, then quiet for {HALF_OPEN_QUIET_S:g} s")
+            return
+        if held:  # a paused reader: look again later, it is not quiet
+            deadline = self._loop.time() + HALF_OPEN_QUIET_S
+        self._half_handle = self._loop.call_at(deadline, self._check_half_open)
 
     def _on_accepter_early(self, data: bytes) -> None:
         # TLS transports can deliver already-decrypted bytes after pause_reading().
@@ -346,8 +362,8 @@ class Relayer:
     # ----- idle timeout
 
     def touch(self) -> None:
-        """Record activity (for the idle timeout)."""
-        if self._idle_timeout is not None:
+        """Record activity (for the idle timeout and a half-open pair's quiet)."""
+        if self.watching:
             self.last_active = self._loop.time()
 
     def _check_idle(self) -> None:
@@ -366,7 +382,11 @@ class Relayer:
         peer.lost(exc)
         if not self.ended:
             who = "dialer" if peer is self.dialer else "accepter"
-            self.close(f"{who} {'error: ' + str(exc) if exc else 'closed'}")
+            # A relayed conn's reset (or error) is passed on as a reset: as a FIN it read
+            # as the end of the stream, and a receiver whose sender was killed (``kill
+            # -9``, its socket set to reset) exited 0 with a cut copy (section 8).
+            reset = exc is not None and self.path is PairPath.RELAYED
+            self.close(f"{who} {'error: ' + str(exc) if exc else 'closed'}", reset=reset)
 
 
 def _close_flushing(transport: asyncio.BaseTransport) -> None:
@@ -445,52 +465,3 @@ class _Parked(asyncio.Protocol):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._relayer._lost(self._peer, exc)
-
-
-class _RelaySide(asyncio.BufferedProtocol):
-    """One relaying conn: what it reads goes to ``_dst``; its write pressure pauses ``_dst``."""
-
-    __slots__ = ("_buffer", "_dialer_side", "_dst", "_may_alias", "_relayer")
-
-    def __init__(self, relayer: Relayer, dst: asyncio.Transport, dialer_side: bool) -> None:
-        self._relayer = relayer
-        self._buffer = relayer._buffer
-        self._dst = dst
-        self._dialer_side = dialer_side
-        self._may_alias = write_may_alias(dst)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer.view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        relayer = self._relayer
-        if self._dialer_side:
-            relayer.bytes_d2a += nbytes
-        else:
-            relayer.bytes_a2d += nbytes
-        if relayer._idle_timeout is not None:
-            relayer.last_active = relayer._loop.time()
-        dst = self._dst
-        dst.write(self._buffer.view[:nbytes])
-        if self._may_alias and dst.get_write_buffer_size():
-            # dst still references part of the buffer: the next read needs a fresh one.
-            self._buffer.detach()
-
-    def eof_received(self) -> bool:
-        self._relayer.close("dialer EOF" if self._dialer_side else "accepter EOF")
-        return False
-
-    def pause_writing(self) -> None:
-        # Our own transport holds unsent bytes: stop reading the conn that feeds it.
-        self._dst.pause_reading()
-
-    def resume_writing(self) -> None:
-        relayer = self._relayer
-        if not relayer.ended:
-            # A slow reader that drained our buffer is activity, not idleness.
-            relayer.touch()
-            self._dst.resume_reading()
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        relayer = self._relayer
-        relayer._lost(relayer.dialer if self._dialer_side else relayer.accepter, exc)

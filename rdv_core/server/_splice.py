@@ -28,9 +28,10 @@ descriptor, then the transport is aborted, which closes only its own descriptor;
 refuses ``add_reader`` on a descriptor one of its transports owns). Each socket is then
 represented to the rest of the server by a :class:`SplicedConn`, a transport with the
 semantics the relayer relies on: ``close()`` stops reading, sends what is held for that
-socket, then closes it; ``abort()`` closes at once; ``get_write_buffer_size()`` is what is
-held for it; ``connection_lost`` is reported (through ``on_lost``) in a later loop turn,
-as transports do.
+socket, then closes it; ``write_eof()`` shuts its sending side once what is held for it
+was sent (a half-close passed on, docs/PROTOCOL.md section 8); ``abort()`` closes at once;
+``get_write_buffer_size()`` is what is held for it; ``connection_lost`` is reported
+(through ``on_lost``) in a later loop turn, as transports do.
 """
 
 from __future__ import annotations
@@ -158,6 +159,7 @@ class SplicedConn(asyncio.Transport):
         "_pool",
         "closed",
         "closing",
+        "eof_wanted",
         "fd",
         "inflow",
         "on_eof",
@@ -185,10 +187,12 @@ class SplicedConn(asyncio.Transport):
         self.inflow: _Flow | None = None
         #: What an EOF from this socket does, and what progress writing into it does (the
         #: relayer's, set by splice_pair).
-        self.on_eof: Callable[[], None] = _nothing
+        self.on_eof: Callable[[], object] = _nothing
         self.on_progress: Callable[[], None] = _nothing
         self.closing = False
         self.closed = False
+        #: write_eof() was called: shut the sending side once nothing is held for it.
+        self.eof_wanted = False
 
     # ----- the transport API the server uses
 
@@ -208,6 +212,23 @@ class SplicedConn(asyncio.Transport):
     def abort(self) -> None:
         self._shut(None)
 
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        """Half-close: no more bytes for this socket once what is held for it was sent."""
+        if self.eof_wanted or self.closing or self.closed:
+            return
+        self.eof_wanted = True
+        if self.inflow is None or not self.inflow.pending:
+            self._shut_write()
+
+    def _shut_write(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self.fail(exc)
+
     def get_write_buffer_size(self) -> int:
         return self.inflow.pending if self.inflow is not None else 0
 
@@ -220,6 +241,8 @@ class SplicedConn(asyncio.Transport):
         """What was held for this socket has been sent."""
         if self.closing:
             self._shut(None)
+        elif self.eof_wanted:
+            self._shut_write()
 
     def fail(self, exc: OSError) -> None:
         """A read or write on this socket failed (a reset, a broken pipe)."""
@@ -418,7 +441,7 @@ class _Flow:
         if self.writing:
             self.writing = False
             self._loop.remove_writer(dst_fd)
-        if self.dst.closing:
+        if self.dst.closing or self.dst.eof_wanted:
             self.dst.drained()
             return False
         self.start_reading()
@@ -437,7 +460,7 @@ def splice_pair(
     pool: PipePool,
     view: Callable[[], memoryview],
     count: tuple[Callable[[int], None], Callable[[int], None]],
-    on_eof: tuple[Callable[[], None], Callable[[], None]],
+    on_eof: tuple[Callable[[], object], Callable[[], object]],
     on_progress: Callable[[], None],
     first: tuple[bytes, bytes],
 ) -> None:

@@ -5,9 +5,10 @@ stderr, exit 0 on success and non-zero with a one-line reason on failure. When s
 ends we half-close our side and keep receiving. When the peer's side ends first, what
 happens to the rest of our stdin depends on the conn: a direct conn (and a fast-start
 stream, whose EOF is in band) carries a half-close, so we keep sending until our stdin
-ends (or rests: :data:`QUIET_AFTER_PEER_S`); a classic relay cannot (the server closes
-the pair at the first EOF, docs/PROTOCOL.md section 8), so input that was still coming is
-reported as not delivered and the exit code says so, never a silent truncation. On a
+ends (or rests: :data:`QUIET_AFTER_PEER_S`); a classic relay may not (the reference server
+closes the pair at the first EOF, docs/PROTOCOL.md section 8), so input that was still
+coming is reported as not delivered and the exit code says so, never a silent truncation,
+and the conn is reset so that the peer does not take the cut stream for a whole one. On a
 terminal (a chat) the peer's end is the end: we exit at once, as the Go CLI does.
 
 stdin and stdout are served by daemon threads (:mod:`rdv_tui.cli.pipe_io`). Ctrl-C
@@ -238,11 +239,12 @@ async def pump(
             silent = isinstance(exc, PathSilent)  # our path, not the relay's pair end
             if interactive or carries_half_close(conn) or not sending or silent:
                 raise
-            # Section 7: the relay closes the pair at the first EOF. Our bytes that reach
-            # its closed socket make its kernel answer RST, and the RST can overtake the
-            # EOF we had not read yet: the same loss, seen as a reset. When our next write
-            # is the one that meets the RST, asyncio ends the transport with EPIPE and the
-            # read raises BrokenPipeError instead (CI, stop 26): the same loss again.
+            # Section 8: a relay like the Go server's closes the pair at the first EOF, and ours
+            # passes a peer's reset on. Our bytes that reach a closed socket make its kernel answer
+            # RST, and the RST can overtake the EOF we had not read yet: the same loss, seen as a
+            # reset. When our next write is the one that meets the RST, asyncio ends the transport
+            # with EPIPE and the read raises BrokenPipeError instead (CI, stop 26): the same loss
+            # again.
             raise UnsentInput(state.unsent, complete=False, reset=True) from exc
         _raise_stdin_failure(upload)  # our reset is what ended the read
         log(f"peer closed after {received} bytes received")
@@ -269,6 +271,19 @@ async def pump(
                 raise UnsentInput(state.unsent, complete=False, reset=True)
             if state.unsent:
                 raise UnsentInput(state.unsent, complete=bool(done))
+        if conn.upgrader is not None:
+            # Fast start's close waits until the peer confirmed every byte we sent (its
+            # ACK, docs/PROTOCOL.md 16.4); a path lost before that is an error the user
+            # must hear: through Conn.close(), which swallows it, `rdv dial --fast-start <
+            # file` exited 0 when the peer died between our last write and its ACK.
+            conn.writer.close()
+            await conn.writer.wait_closed()
+    except UnsentInput:
+        # Our stream to the peer is cut: a FIN would tell the peer it had all of it (an
+        # rdv server passes our reset on, docs/PROTOCOL.md section 8: `rdv dial < /dev/null
+        # > copy` exited 0 with the copy cut where the relay's pair end had come).
+        abort(conn)
+        raise
     except asyncio.CancelledError:
         # Interrupted (Ctrl-C): not an end of stream, and nothing may wait for a peer or a
         # stdout that stopped reading (a graceful close waits for our unsent bytes).
@@ -348,8 +363,8 @@ async def _main(
     # relay is picked and goes out in the write of CONTINUE and HELLO (``early_data``), so
     # that the first byte leaves in the turn the 101 is parsed (docs/PROTOCOL.md 16.2)
     # rather than after a thread start and a hand-off. Nothing is sent before the pick.
-    # Not for classic conns: a relay that ends the pair at the first EOF while more of our
-    # input is unread at the server is reset, not closed, and the "not delivered" count
+    # Not for classic conns: a relay (the Go server's) that ends the pair at the first EOF while
+    # more of our input is unread at the server is reset, not closed, and the "not delivered" count
     # the user is owed (UnsentInput) would become "connection lost".
     stdin: StdinReader | None = None
     if client_options.get("fast_start"):

@@ -44,7 +44,7 @@ class UnsentInput(Exception):
                 f"{unsent} bytes of stdin were not delivered{more}"
             )
         super().__init__(
-            f"{what}. A relayed rdv/1 conn cannot half-close "
+            f"{what}. A relayed rdv/1 conn may not carry a half-close "
             "(docs/PROTOCOL.md section 8): use --fast-start on both sides, or keep the "
             "peer's stdin open until ours has ended"
         )
