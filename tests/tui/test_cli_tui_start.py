@@ -1,0 +1,57 @@
+"""``rdv tui`` refuses bad input at start, in words, as the headless commands do: a
+server URL that no rdv command could use, a replay file that is not there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import rdv_tui.app
+from rdv_tui.cli import build_parser
+from rdv_tui.cli.commands import tui
+
+
+@pytest.fixture(autouse=True)
+def no_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user config, and no app: a start that got past the checks returns 0."""
+    monkeypatch.setenv("RDV_CONFIG", str(tmp_path / "no-config.toml"))
+    monkeypatch.delenv("RDV_SERVER", raising=False)
+    monkeypatch.setattr(rdv_tui.app, "run_app", lambda app: 0)
+
+
+def run(*argv: str) -> int:
+    return tui.run(build_parser().parse_args(["tui", *argv]))
+
+
+def test_a_server_url_no_rdv_command_takes_is_refused_before_the_app_opens(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--server ftp://x`` opened the app, whose banner told the other machine to run
+    ``rdv receive --server ftp://x``, which refuses it."""
+    assert run("--server", "ftp://x") == 2
+    assert "rdv tui: --server: rdv server URL must be http:// or https://" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_bad_server_from_the_environment_is_named_with_its_source(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RDV_SERVER", "http://alice@127.0.0.1:9")
+    assert run() == 2
+    assert "rdv tui: RDV_SERVER: rdv server URL cannot have user@" in capsys.readouterr().err
+
+
+def test_a_good_server_still_opens_the_app() -> None:
+    assert run("--server", "http://127.0.0.1:9/rdv") == 0
+
+
+def test_a_missing_replay_file_is_said_in_words(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It read ``[Errno 2] No such file or directory: '/tmp/.../race.jsonl'``."""
+    missing = tmp_path / "race.jsonl"
+    assert run("--replay", str(missing)) == 2
+    err = capsys.readouterr().err
+    assert f"rdv tui: cannot replay {missing}: No such file or directory\n" == err
