@@ -14,8 +14,10 @@ def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
     return " ".join(capsys.readouterr().out.split())  # argparse's wrapping aside
 
 
-@pytest.mark.parametrize(("command", "secret"), [("dial", "token"), ("accept", "token"),
-                                                 ("send", "code"), ("receive", "code")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("command", "secret"),
+    [("dial", "token"), ("accept", "token"), ("send", "code"), ("receive", "code")],
+)
 def test_rejoin_names_what_the_command_meets_by(
     capsys: pytest.CaptureFixture[str], command: str, secret: str
 ) -> None:
