@@ -333,7 +333,8 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         results = session.received
         verified = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
-        console.print(escape(view.summary()), soft_wrap=True)
+        if view.files_total:  # "0 of 0 files verified" above "ended without files": noise
+            console.print(escape(view.summary()), soft_wrap=True)
         # Every offered file verified, not only every file that came: a send whose later
         # batch was refused (no room) ended "done: 235 file(s) verified", exit 0.
         complete = not view.failures and view.files_ok >= view.files_total
