@@ -143,3 +143,22 @@ def spaces_for(server: str, spaces: str | None) -> str:
 def loopback_hint(server: str) -> str:
     """`` --spaces loopback`` for the command shown for the other side of a local server."""
     return " --spaces loopback" if is_local(server) else ""
+
+
+def check_server_url(url: str, source: str) -> None:
+    """Check a server URL before any traffic, naming where it came from when the user
+    did not type it just now (``RDV_SERVER``, the config file's path).
+
+    Raises:
+        ValueError: the URL is no rdv server URL (the message names its source).
+    """
+    from rdv_core.wire import parse_server_url
+
+    try:
+        parse_server_url(url)
+    except ValueError as exc:
+        if source == "--server":
+            raise
+        # "rdv server URL must be http:// or https://, got 'ftp://x'" with no --server
+        # given left the user looking for a URL they never typed.
+        raise ValueError(f"{source}: {exc}") from None

@@ -1,5 +1,6 @@
 """``rdv tui`` refuses bad input at start, in words, as the headless commands do: a
-server URL that no rdv command could use, a replay file that is not there."""
+server URL that no rdv command could use, a replay file that is not there. A bad URL
+the user did not type (``RDV_SERVER``, the config file) is named with its source."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import rdv_tui.app
-from rdv_tui.cli import build_parser
+from rdv_tui.cli import build_parser, main
 from rdv_tui.cli.commands import tui
 
 
@@ -30,7 +31,7 @@ def test_a_server_url_no_rdv_command_takes_is_refused_before_the_app_opens(
     """``--server ftp://x`` opened the app, whose banner told the other machine to run
     ``rdv receive --server ftp://x``, which refuses it."""
     assert run("--server", "ftp://x") == 2
-    assert "rdv tui: --server: rdv server URL must be http:// or https://" in (
+    assert "rdv tui: rdv server URL must be http:// or https://, got 'ftp://x'" in (
         capsys.readouterr().err
     )
 
@@ -55,3 +56,20 @@ def test_a_missing_replay_file_is_said_in_words(
     assert run("--replay", str(missing)) == 2
     err = capsys.readouterr().err
     assert f"rdv tui: cannot replay {missing}: No such file or directory\n" == err
+
+
+def test_send_and_receive_name_a_bad_url_from_the_config_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rdv send note.txt`` with ``server = "ftp://x"`` in config.toml said only
+    ``rdv server URL must be http:// or https://, got 'ftp://x'``."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('server = "ftp://x"\n')
+    monkeypatch.setenv("RDV_CONFIG", str(cfg))
+    note = tmp_path / "note.txt"
+    note.write_text("hi")
+    says = f"{cfg}: rdv server URL must be http:// or https://, got 'ftp://x'"
+    assert main(["send", str(note)]) == 2
+    assert f"rdv send: {says}" in capsys.readouterr().err
+    assert main(["receive", "7-tulip-orbit", "--dir", str(tmp_path)]) == 2
+    assert f"rdv receive: {says}" in capsys.readouterr().err

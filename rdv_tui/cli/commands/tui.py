@@ -97,8 +97,8 @@ def form_settings(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Run the app until the user quits."""
     from rdv_core.config import ConfigError, load_settings, resolve_server
-    from rdv_core.wire import parse_server_url
     from rdv_tui.app import AppConfig, load_race, make_app, run_app
+    from rdv_tui.cli.checks import check_server_url
     from rdv_tui.recent import default_path
 
     try:
@@ -137,9 +137,9 @@ def run(args: argparse.Namespace) -> int:
         # Checked here as rdv dial and rdv send check it: `rdv tui --server ftp://x`
         # opened the app with a banner telling the other machine to use ftp://x.
         try:
-            parse_server_url(server_url)
+            check_server_url(server_url, source)
         except ValueError as exc:
-            print(f"rdv tui: {source}: {exc}", file=sys.stderr)
+            print(f"rdv tui: {exc}", file=sys.stderr)
             return 2
     config = AppConfig(
         replay=args.replay,
