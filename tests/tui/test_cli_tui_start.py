@@ -73,3 +73,13 @@ def test_send_and_receive_name_a_bad_url_from_the_config_file(
     assert f"rdv send: {says}" in capsys.readouterr().err
     assert main(["receive", "7-tulip-orbit", "--dir", str(tmp_path)]) == 2
     assert f"rdv receive: {says}" in capsys.readouterr().err
+
+
+def test_doctor_names_a_bad_url_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RDV_SERVER", "ftp://x")
+    assert main(["doctor"]) == 2
+    assert "rdv doctor: RDV_SERVER: rdv server URL must be http:// or https://" in (
+        capsys.readouterr().err
+    )
