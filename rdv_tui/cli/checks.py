@@ -162,3 +162,26 @@ def check_server_url(url: str, source: str) -> None:
         # "rdv server URL must be http:// or https://, got 'ftp://x'" with no --server
         # given left the user looking for a URL they never typed.
         raise ValueError(f"{source}: {exc}") from None
+
+
+def no_terminal(command: str) -> str | None:
+    """Why the app cannot run here, or None: it reads keys from stdin and draws on
+    stderr (Textual's driver), so both must be a terminal.
+
+    Without one, ``rdv < /dev/null`` (a script, a cron job) drew the app's escape
+    sequences into stderr and waited forever for keys that could never come.
+    """
+    import sys
+
+    missing = [
+        name
+        for name, stream in (("stdin", sys.stdin), ("stderr", sys.stderr))
+        if stream is None or not stream.isatty()
+    ]
+    if not missing:
+        return None
+    return (
+        f"{command}: the app needs a terminal, and {' and '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not one; without a terminal use the "
+        "headless commands (rdv send, rdv receive, rdv dial, rdv serve: rdv --help)"
+    )

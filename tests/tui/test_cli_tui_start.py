@@ -9,16 +9,19 @@ from pathlib import Path
 import pytest
 
 import rdv_tui.app
+import rdv_tui.cli.checks
 from rdv_tui.cli import build_parser, main
 from rdv_tui.cli.commands import tui
 
 
 @pytest.fixture(autouse=True)
 def no_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No user config, and no app: a start that got past the checks returns 0."""
+    """No user config, and no app: a start that got past the checks returns 0 (as if
+    in a terminal)."""
     monkeypatch.setenv("RDV_CONFIG", str(tmp_path / "no-config.toml"))
     monkeypatch.delenv("RDV_SERVER", raising=False)
     monkeypatch.setattr(rdv_tui.app, "run_app", lambda app: 0)
+    monkeypatch.setattr(rdv_tui.cli.checks, "no_terminal", lambda command: None)
 
 
 def run(*argv: str) -> int:
@@ -83,3 +86,18 @@ def test_doctor_names_a_bad_url_from_the_environment(
     assert "rdv doctor: RDV_SERVER: rdv server URL must be http:// or https://" in (
         capsys.readouterr().err
     )
+
+
+def test_without_a_terminal_the_app_says_so_and_does_not_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rdv < /dev/null`` (a script, cron) drew the app's escape sequences into stderr
+    and waited for keys forever."""
+    monkeypatch.undo()  # the real check, with pytest's stdin: not a terminal
+    monkeypatch.setattr(rdv_tui.app, "run_app", lambda app: 0)
+    monkeypatch.setenv("RDV_CONFIG", "/nonexistent/rdv-config.toml")
+    for command in ("tui", "demo"):
+        assert main([command]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"rdv {command}: the app needs a terminal, and stdin "), err
+        assert "rdv --help" in err

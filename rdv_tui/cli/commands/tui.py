@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the app until the user quits."""
     from rdv_core.config import ConfigError, load_settings, resolve_server
     from rdv_tui.app import AppConfig, load_race, make_app, run_app
-    from rdv_tui.cli.checks import check_server_url
+    from rdv_tui.cli.checks import check_server_url, no_terminal
     from rdv_tui.recent import default_path
 
     try:
@@ -141,6 +141,10 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"rdv tui: {exc}", file=sys.stderr)
             return 2
+    no_tty = no_terminal("rdv tui")  # after every usage error: those are said first
+    if no_tty is not None:
+        print(no_tty, file=sys.stderr)
+        return 2
     config = AppConfig(
         replay=args.replay,
         serve=args.serve,
