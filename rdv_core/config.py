@@ -74,8 +74,16 @@ def load_settings(path: Path | None = None) -> Settings:
     if path.exists():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            # tomllib's words alone ("Illegal character '\n' (at line 1, column 33)")
+            # said neither that the file is TOML nor what a setting looks like.
+            raise ConfigError(
+                f'{path}: not valid TOML: {exc}; a setting reads server = "https://..."'
+            ) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a UTF-8 text file") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read it: {exc.strerror or exc}") from exc
     for name in data:
         if name not in KNOWN_SETTINGS:
             raise ConfigError(f"{path}: {_unknown_setting(name)}")

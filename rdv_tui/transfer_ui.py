@@ -152,6 +152,10 @@ class TransferView:
                 # drawn, and a send that raised TransferFailed showed "0/4 files" above
                 # the summary's "2 of 4 file(s) verified".
                 self._redraw(force=True)
+                if not self.files_total:
+                    # Nothing was offered (the peer ended first): a bar left reading
+                    # "0/0 files 0/0 B" told the receiver nothing.
+                    self.progress.live.transient = True
 
     def say(self, text: str, **options: Any) -> None:
         """Print one line (``console.print`` options), or hold it while a question is

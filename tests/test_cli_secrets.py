@@ -117,3 +117,15 @@ async def test_session_code_from_a_file_and_from_the_environment(url: str, tmp_p
     assert rc_s == 0 and rc_r == 0, (err_s, err_r)
     assert "rdv receive 555555-tulip-orbit" in out_s
     assert file_digest(tmp_path / "dl" / "f.bin") == digest
+
+
+def test_an_unreadable_secret_file_says_why_in_words(tmp_path: Path) -> None:
+    """``--token-file /nonexist`` said ``cannot read the token from /nonexist: [Errno 2] No
+    such file or directory: '/nonexist'``, the path twice, once as a Python repr."""
+    missing = tmp_path / "missing"
+    with pytest.raises(UsageError) as raised:
+        resolve_secret(None, str(missing), "RDV_TOKEN", "token")
+    assert str(raised.value) == f"cannot read the token from {missing}: No such file or directory"
+    (tmp_path / "bin").write_bytes(b"\xff\xfe\n")
+    with pytest.raises(UsageError, match=r"bin: not UTF-8 text$"):
+        resolve_secret(None, str(tmp_path / "bin"), "RDV_CODE", "code")

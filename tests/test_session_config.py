@@ -48,3 +48,21 @@ def test_a_misspelt_setting_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyP
     cfg.write_text('server = "https://rdv.example.com"\ncolour = 1\n')
     with pytest.raises(ConfigError, match="unknown setting 'colour': the settings are server, "):
         load_settings()
+
+
+def test_a_toml_error_says_it_is_toml_and_how_a_setting_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A missing closing quote read ``...: Illegal character '\\n' (at line 1, column 33)``:
+    tomllib's words, with nothing on what the file is or should hold."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('server = "http://127.0.0.1:8080\n')
+    monkeypatch.setenv("RDV_CONFIG", str(cfg))
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(f"{cfg}: not valid TOML: ")
+    assert str(raised.value).endswith('a setting reads server = "https://..."')
+    cfg.unlink()
+    cfg.mkdir()  # a folder where the file should be: said without "[Errno 21]"
+    with pytest.raises(ConfigError, match=r"cannot read it: Is a directory$"):
+        load_settings()

@@ -143,3 +143,45 @@ def spaces_for(server: str, spaces: str | None) -> str:
 def loopback_hint(server: str) -> str:
     """`` --spaces loopback`` for the command shown for the other side of a local server."""
     return " --spaces loopback" if is_local(server) else ""
+
+
+def check_server_url(url: str, source: str) -> None:
+    """Check a server URL before any traffic, naming where it came from when the user
+    did not type it just now (``RDV_SERVER``, the config file's path).
+
+    Raises:
+        ValueError: the URL is no rdv server URL (the message names its source).
+    """
+    from rdv_core.wire import parse_server_url
+
+    try:
+        parse_server_url(url)
+    except ValueError as exc:
+        if source == "--server":
+            raise
+        # "rdv server URL must be http:// or https://, got 'ftp://x'" with no --server
+        # given left the user looking for a URL they never typed.
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def no_terminal(command: str) -> str | None:
+    """Why the app cannot run here, or None: it reads keys from stdin and draws on
+    stderr (Textual's driver), so both must be a terminal.
+
+    Without one, ``rdv < /dev/null`` (a script, a cron job) drew the app's escape
+    sequences into stderr and waited forever for keys that could never come.
+    """
+    import sys
+
+    missing = [
+        name
+        for name, stream in (("stdin", sys.stdin), ("stderr", sys.stderr))
+        if stream is None or not stream.isatty()
+    ]
+    if not missing:
+        return None
+    return (
+        f"{command}: the app needs a terminal, and {' and '.join(missing)} "
+        f"{'is' if len(missing) == 1 else 'are'} not one; without a terminal use the "
+        "headless commands (rdv send, rdv receive, rdv dial, rdv serve: rdv --help)"
+    )

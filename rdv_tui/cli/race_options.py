@@ -84,13 +84,16 @@ def add_race_arguments(
     )
     if app:
         return
+    # rdv send/receive meet by code, pipe mode by token: "the same token" in send's
+    # help left a user wondering which token (README: "with the same token (or code)").
+    secret = "token" if picker_role == "the dialer" else "code"
     group.add_argument(
         "--rejoin",
         type=int,
         default=rejoin,
         metavar="N",
         help="when the server conn is lost while we wait for the peer (a restart, a drain, a "
-        "balancer's dead backend), rejoin the lobby with the same token up to N times, "
+        f"balancer's dead backend), rejoin the lobby with the same {secret} up to N times, "
         f"0.5 s doubling to 5 s apart; 0: never (default {rejoin})",
     )
     group.add_argument(

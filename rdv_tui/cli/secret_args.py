@@ -102,7 +102,8 @@ def _open_secret(value: str | None, path: str | None, what: str) -> int | None:
         # O_NONBLOCK: a FIFO opens at once, writer or not (open(2), fifo(7)).
         return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise UsageError(f"cannot read the {what} from {path}: {exc}") from None
+        # exc alone repeated the path as a repr: "[Errno 2] No such file or directory: 'f'".
+        raise UsageError(f"cannot read the {what} from {path}: {exc.strerror or exc}") from None
 
 
 class _closing:
@@ -150,8 +151,10 @@ def _first_line(fd: int, path: str, what: str) -> str:
                 break
             data += chunk
         line = data.split(b"\n", 1)[0].decode("utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the {what} from {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"cannot read the {what} from {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} from {path}: {exc.strerror or exc}") from None
     if not line:
         raise UsageError(f"{path}: the {what} file is empty")
     return line

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,12 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the demo until the user quits."""
     from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app, run_app
+    from rdv_tui.cli.checks import no_terminal
+
+    why = no_terminal("rdv demo")
+    if why is not None:
+        print(why, file=sys.stderr)
+        return 2
 
     def leave(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)

@@ -79,11 +79,13 @@ def _urls(args: argparse.Namespace) -> list[str] | None:
     if args.urls:
         return list(args.urls)
     from rdv_core.config import ConfigError, resolve_server
+    from rdv_tui.cli.checks import check_server_url
 
     try:
         # The advice names the way rdv doctor takes a URL: it has no --server flag.
-        server, _source = resolve_server(None, how_to_pass="name one (rdv doctor URL)")
-    except ConfigError as exc:  # none anywhere, or a config file that cannot be read
+        server, source = resolve_server(None, how_to_pass="name one (rdv doctor URL)")
+        check_server_url(server, source)
+    except (ConfigError, ValueError) as exc:  # none anywhere, an unreadable file, a bad URL
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return None
     return [server]

@@ -76,14 +76,13 @@ def _prepare(args: argparse.Namespace) -> tuple[str, Path]:
 
     from rdv_core.config import load_settings, resolve_server
     from rdv_core.session import describe_os_error
-    from rdv_core.wire import parse_server_url
-    from rdv_tui.cli.checks import check_code, spaces_for
+    from rdv_tui.cli.checks import check_code, check_server_url, spaces_for
     from rdv_tui.cli.race_options import UsageError
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret
 
     settings = load_settings()
-    server, _source = resolve_server(args.server, settings)
-    parse_server_url(server)
+    server, source = resolve_server(args.server, settings)
+    check_server_url(server, source)
     args.code = resolve_secret(args.code, args.code_file, ENV_CODE, "code")
     if args.code is None:
         raise UsageError("a CODE is needed: as an argument, with --code-file or in $RDV_CODE")
@@ -334,7 +333,8 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
         results = session.received
         verified = [r for r in results if r.ok]
         failed = [r for r in results if not r.ok]
-        console.print(escape(view.summary()), soft_wrap=True)
+        if view.files_total:  # "0 of 0 files verified" above "ended without files": noise
+            console.print(escape(view.summary()), soft_wrap=True)
         # Every offered file verified, not only every file that came: a send whose later
         # batch was refused (no room) ended "done: 235 file(s) verified", exit 0.
         complete = not view.failures and view.files_ok >= view.files_total

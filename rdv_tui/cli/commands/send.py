@@ -130,9 +130,8 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
         connect_session,
         describe_path,
     )
-    from rdv_core.wire import parse_server_url
     from rdv_tui import transfer_ui as ui
-    from rdv_tui.cli.checks import check_code, loopback_hint, spaces_for
+    from rdv_tui.cli.checks import check_code, check_server_url, loopback_hint, spaces_for
     from rdv_tui.cli.events_file import open_events
     from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
     from rdv_tui.cli.formatting import join_reason
@@ -157,8 +156,8 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     # Everything is checked before anything is printed: a code and a command for the
     # other machine that can never work would send the user on a useless errand.
     try:
-        server, _source = resolve_server(args.server)
-        parse_server_url(server)
+        server, source = resolve_server(args.server)
+        check_server_url(server, source)
         sink = ui.EventSink(args, console, view, None, server)
         code = await resolve_secret_async(
             args.code, args.code_file, ENV_CODE, "code", lambda text: say(f"rdv send: {text}")

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the app until the user quits."""
     from rdv_core.config import ConfigError, load_settings, resolve_server
     from rdv_tui.app import AppConfig, load_race, make_app, run_app
+    from rdv_tui.cli.checks import check_server_url, no_terminal
     from rdv_tui.recent import default_path
 
     try:
@@ -114,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
         try:
             load_race(args.replay)  # fail here, with a clear message, not inside the app
         except (OSError, ValueError) as exc:
-            print(f"rdv tui: cannot replay {args.replay}: {exc}", file=sys.stderr)
+            # An OSError's own text repeated the path as a repr: "[Errno 2] No such
+            # file or directory: 'race.jsonl'".
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            print(f"rdv tui: cannot replay {args.replay}: {why}", file=sys.stderr)
             return 2
     try:
         settings = load_settings()
@@ -122,12 +126,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"rdv tui: {exc}", file=sys.stderr)
         return 2
     server_url: str | None = args.server
+    source = "--server"
     if server_url is None and not args.serve:
         # --server, then RDV_SERVER, then config.toml; with none, the app hosts its own.
         try:
-            server_url, _ = resolve_server(None, settings)
+            server_url, source = resolve_server(None, settings)
         except ConfigError:
             server_url = None
+    if server_url is not None:
+        # Checked here as rdv dial and rdv send check it: `rdv tui --server ftp://x`
+        # opened the app with a banner telling the other machine to use ftp://x.
+        try:
+            check_server_url(server_url, source)
+        except ValueError as exc:
+            print(f"rdv tui: {exc}", file=sys.stderr)
+            return 2
+    no_tty = no_terminal("rdv tui")  # after every usage error: those are said first
+    if no_tty is not None:
+        print(no_tty, file=sys.stderr)
+        return 2
     config = AppConfig(
         replay=args.replay,
         serve=args.serve,
