@@ -233,3 +233,18 @@ async def test_the_budget_counts_kernel_retransmissions_to_silent_addresses() ->
     finally:
         for s in held:
             s.close()
+
+
+async def test_a_candidate_the_budget_never_reached_is_not_called_refused(
+    closed_ports: list[int],
+) -> None:
+    # The first dial books the attempt's two SYNs (its own and the kernel's resend): the
+    # other candidates read "0 SYNs in 0 dials, the last refused" of a dial never made.
+    addrs = [Addr.parse(f"127.0.0.1:{p}") for p in closed_ports]
+    budget = SynBudget(BudgetPolicy(per_addr=2, per_attempt=2, burst=0, min_allowance=1))
+    events: list[Event] = []
+    with pytest.raises(NoConnectionError):
+        await _race(addrs, budget, 1.0, events).run()
+    details = [e.detail for e in events if isinstance(e, CandidateFailed) and "budget" in e.detail]
+    assert "SYN budget spent before its first dial: not dialled" in details, details
+    assert not any("in 0 dials" in d for d in details), details

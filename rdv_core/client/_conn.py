@@ -43,8 +43,9 @@ class Conn:
 
     Attributes:
         reader: Bytes from the peer.
-        writer: Bytes to the peer (``write_eof()`` half-closes a direct conn; the
-            relay ends the whole pair at the first EOF).
+        writer: Bytes to the peer (``write_eof()`` half-closes a direct conn; on the
+            relay, an rdv server passes it on, the Go server ends the whole pair at the
+            first EOF: docs/PROTOCOL.md section 8).
         is_relay: True when the bytes go through the server.
         local_addr: Our end of the TCP connection.
         remote_addr: The peer's end (the server's address for the relay).

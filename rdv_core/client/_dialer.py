@@ -326,8 +326,14 @@ async def dial_candidate(
                 if not pending:
                     if not budget.reserve():
                         detail = (
-                            f"SYN budget spent: {budget.booked} SYNs in {attempt - 1} "
+                            f"SYN budget spent: {budget.booked} SYN"
+                            f"{'' if budget.booked == 1 else 's'} in {attempt - 1} "
                             f"dial{'' if attempt - 1 == 1 else 's'}, the last {last_reason}"
+                            if attempt > 1
+                            # Not "0 SYNs in 0 dials, the last refused": nothing was
+                            # refused; the attempt's or the session's SYNs (PROTOCOL 11,
+                            # 16.5) were gone before this candidate's turn.
+                            else "SYN budget spent before its first dial: not dialled"
                         )
                         emit(CandidateFailed(clock(), candidate, last_reason, last_code, detail))
                         fail(f"{candidate.addr}: {last_reason} (SYN budget spent)")

@@ -58,6 +58,14 @@ def resolve_pipe_server(args: argparse.Namespace) -> None:
         args.url, args.token = None, args.url
     if args.url is None:
         try:
-            args.url, _source = resolve_server(None, how_to_pass="give the URL before the TOKEN")
+            args.url, source = resolve_server(None, how_to_pass="give the URL before the TOKEN")
         except ConfigError as exc:
+            raise UsageError(str(exc)) from None
+        from rdv_tui.cli.checks import check_server_url
+
+        try:
+            # A URL the user did not type is said with where it came from, as `rdv send`
+            # says it ("RDV_SERVER: rdv server URL must be http:// or https://, ...").
+            check_server_url(args.url, source)
+        except ValueError as exc:
             raise UsageError(str(exc)) from None

@@ -88,6 +88,19 @@ def test_doctor_names_a_bad_url_from_the_environment(
     )
 
 
+def test_dial_and_accept_name_a_bad_url_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`RDV_SERVER=ftp://x rdv dial TOKEN` said only "rdv server URL must be ...": a URL
+    the user never typed on that command line."""
+    monkeypatch.setenv("RDV_SERVER", "ftp://x")
+    for command in ("dial", "accept"):
+        assert main([command, "a-token"]) == 2
+        assert f"rdv {command}: RDV_SERVER: rdv server URL must be http:// or https://" in (
+            capsys.readouterr().err
+        )
+
+
 def test_without_a_terminal_the_app_says_so_and_does_not_start(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
