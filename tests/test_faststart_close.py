@@ -11,34 +11,18 @@ by hand on the other end of a real TCP conn, frame by frame.
 from __future__ import annotations
 
 import asyncio
-import socket
 
 from rdv_core.faststart import RELAY, FrameParser, Kind, MigratingStream
 from rdv_core.faststart._frames import data_frame, u64_frame
+
+from tests.test_faststart_stream import tcp_pair
 
 #: Our end of the path must come well within the close's linger (CLOSE_LINGER_S).
 CLOSE_BOUND_S = 5.0
 
 
-async def _tcp_pair() -> tuple[
-    tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    tuple[asyncio.StreamReader, asyncio.StreamWriter],
-]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.setblocking(False)
-    try:
-        loop = asyncio.get_running_loop()
-        client = asyncio.ensure_future(asyncio.open_connection(*listener.getsockname()[:2]))
-        sock, _ = await loop.sock_accept(listener)
-        near = await client
-        far = await asyncio.open_connection(sock=sock)
-        return near, far
-    finally:
-        listener.close()
-
-
 async def test_a_complete_close_reads_the_peers_late_frames_instead_of_resetting() -> None:
-    (r0, w0), (peer_r, peer_w) = await _tcp_pair()
+    (r0, w0), (peer_r, peer_w) = await tcp_pair()
     stream = MigratingStream(r0, w0)
     first = stream.paths[RELAY].first
     assert first is not None
@@ -88,7 +72,7 @@ async def test_a_close_with_nothing_to_confirm_sends_its_last_ack_first() -> Non
     with nothing of its own to confirm, closed at once, before its writer task sent the
     ACK of that byte, and the dialer said "connection lost before it confirmed 1 bytes"
     (exit 1 with everything delivered; 5 cells of the pipe matrix)."""
-    (r0, w0), (r1, w1) = await _tcp_pair()
+    (r0, w0), (r1, w1) = await tcp_pair()
     a, b = _stream(r0, w0), _stream(r1, w1)
     try:
         b.writer.write_eof()  # `< /dev/null`: its side ended long before

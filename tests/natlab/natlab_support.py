@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
+from typing import TYPE_CHECKING
 
 import pytest
 
 from rdv_core.lab import _netns as netns
 from rdv_core.lab._probe import probe
+
+if TYPE_CHECKING:
+    from rdv_core.lab import Lab
 
 
 def require_impairment() -> None:
@@ -51,3 +56,11 @@ def visible_lab_namespaces() -> set[str]:
         if not family or me in family:
             out.add(name)
     return out
+
+
+def nft_packets(lab: Lab, node: str, table: str, counter: str) -> int:
+    """The packets an nftables named counter of ``table`` (family inet) on ``node`` saw."""
+    out = lab.run(node, ["nft", "list", "counter", "inet", table, counter]).stdout
+    match = re.search(r"packets (\d+)", out)
+    assert match, out
+    return int(match.group(1))

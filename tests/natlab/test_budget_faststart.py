@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from rdv_core.client._upgrade import QUICK_ATTEMPTS
 from rdv_core.lab import Firewall, HostSpec, Lab, LabSpec, NatKind, RouterSpec
 from rdv_core.lab._builder import SERVER4, SERVER_PORT
 from rdv_core.lab._runner import read_events
+
+from tests.natlab.natlab_support import nft_packets
 
 #: How long the hostile dialer keeps writing SYNCs (the old code raced all along).
 HOLD_S = 1.2
@@ -78,10 +79,7 @@ s.close()
 
 
 def _count(lab: Lab) -> int:
-    out = lab.run("rtrA", ["nft", "list", "counter", "inet", "fsbudget", "to_victim"]).stdout
-    match = re.search(r"packets (\d+)", out)
-    assert match, out
-    return int(match.group(1))
+    return nft_packets(lab, "rtrA", "fsbudget", "to_victim")
 
 
 def test_a_hostile_dialers_syncs_stay_within_the_sessions_syn_budget(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from rdv_core.client._budget import BudgetPolicy
 from rdv_core.lab import Firewall, HostSpec, Lab, LabSpec, NatKind, RouterSpec
 from rdv_core.lab._builder import SERVER4, SERVER_PORT
 from rdv_core.lab._runner import read_events
+
+from tests.natlab.natlab_support import nft_packets
 
 #: How long the hostile dialer keeps the attempt alive (the budget is spent well before).
 HOLD_S = 5.0
@@ -79,10 +80,7 @@ s.close()
 
 
 def _count(lab: Lab, name: str) -> int:
-    out = lab.run("rtrA", ["nft", "list", "counter", "inet", "synbudget", name]).stdout
-    match = re.search(r"packets (\d+)", out)
-    assert match, out
-    return int(match.group(1))
+    return nft_packets(lab, "rtrA", "synbudget", name)
 
 
 def test_syns_to_closed_and_silent_addresses_stay_within_the_budget(
