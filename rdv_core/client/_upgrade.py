@@ -76,6 +76,11 @@ HELLO_TIMEOUT: Final = 10.0
 #: Attempts right after the start, and the later ones (seconds after the start).
 QUICK_ATTEMPTS: Final = 5
 LATER_ATTEMPTS: Final = (30.0, 120.0)
+#: The dialer's schedule numbers its attempts 1 to this, in order (16.5): the accepter
+#: races only at a ``SYNC`` for the next of them. It raced at every ``SYNC``, and a hostile
+#: dialer writing one every 10 ms (attempt numbers 1 to 250 and round again) had it race
+#: 11,008 times in 130 s: within the session's SYN budget, but a race's CPU and events each.
+SCHEDULED_ATTEMPTS: Final = QUICK_ATTEMPTS + len(LATER_ATTEMPTS)
 #: How long the dialer's race of one attempt waits for a direct conn: long enough for
 #: redials against resetting routers (docs/LAB-NOTES.md section 7), a few relay RTTs
 #: on slow paths.
@@ -134,6 +139,10 @@ class Upgrader:
         self._rtt = RelayRtt(lambda raw: self.stream.send_control(RELAY, raw), clock)
         self._fresh = FreshPorts(listen, lambda raw: self.stream.send_control(RELAY, raw))
         self._attempt_tasks: dict[int, asyncio.Task[None]] = {}
+        #: Accepter: the last attempt a ``SYNC`` started, and whether one out of the
+        #: schedule was said already (once: the peer chooses how many it writes).
+        self._last_sync = 0
+        self._sync_refused = False
         self._settled = asyncio.Event()
         #: Set once the path is known for now: the relay retired, or the quick attempts
         #: are over (the doctor's verdict waits for it: docs/PROTOCOL.md section 16.5).
@@ -397,6 +406,10 @@ class Upgrader:
         elif frame.kind == Kind.PONG:
             self._rtt.on_pong(frame.value)
         elif frame.kind == Kind.SYNC and not self.is_dialer and pid == RELAY:
+            if not self._last_sync < frame.value <= SCHEDULED_ATTEMPTS:
+                self._refuse_sync(frame.value)
+                return
+            self._last_sync = frame.value
             for task in self._attempt_tasks.values():
                 task.cancel()
             attempt = frame.value
@@ -405,7 +418,10 @@ class Upgrader:
         elif frame.kind == Kind.PORT and pid == RELAY and self.is_dialer:
             self._fresh.on_answer(frame.value, frame.path)
         elif frame.kind == Kind.PORT and pid == RELAY:
-            direct = allows_any_direct(self._spaces)
+            # Fresh ports serve the quick retries only (16.5): a peer writing PORT(255)
+            # down to PORT(1) had us hold 255 listener pairs, about 510 fds.
+            wanted = self._last_sync < frame.value <= QUICK_ATTEMPTS
+            direct = wanted and allows_any_direct(self._spaces)
             self._fresh.on_offer(frame.value, frame.path, direct_allowed=direct)
         elif frame.kind == Kind.ABORT and not self.is_dialer:
             running = self._attempt_tasks.pop(frame.value, None)
@@ -416,6 +432,18 @@ class Upgrader:
             self.stream.close_path(frame.value, "the dialer ended the attempt")
         else:
             logger.debug("fast start: ignoring %s on path %d", frame.kind.name, pid)
+
+    def _refuse_sync(self, attempt: int) -> None:
+        """Accepter: a ``SYNC`` for no attempt of the dialer's schedule (16.5)."""
+        self._fresh.drop(attempt)  # its fresh pair, if the peer offered one: fds freed
+        if not self._sync_refused:
+            self._sync_refused = True
+            reason = (
+                f"the peer asked for attempt {attempt} after attempt {self._last_sync}, outside"
+                f" the schedule of {SCHEDULED_ATTEMPTS} attempts: ignored, as are later ones"
+            )
+            self._emit(UpgradeFailed(self._clock(), attempt, reason, False))
+        logger.debug("fast start: ignoring SYNC(%d) after SYNC(%d)", attempt, self._last_sync)
 
     def _on_path_lost(self, pid: int, reason: str) -> None:
         core = self.stream.core
