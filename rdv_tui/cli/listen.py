@@ -16,20 +16,39 @@ def parse_listen(text: str, *, port_alone: bool) -> tuple[str, int]:
         port_alone: Also accept a bare ``PORT`` (as ``:PORT``).
 
     Raises:
-        ValueError: the colon (unless ``port_alone``) or the port (0-65535) is missing or
-            not a number. The message says ``expected HOST:PORT``; callers that print it
-            to the user put their own option name in front.
+        ValueError: what is wrong, in words a caller prints after its own option name:
+            ``expected HOST:PORT``, ``port 70000 is out of range (0-65535)``, or ``an
+            IPv6 address takes brackets, e.g. [::1]:8080``.
     """
     host, sep, port_text = text.rpartition(":")
     if not sep:
         if not port_alone:
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
+            raise ValueError("expected HOST:PORT")
         host, port_text = "", text
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    elif ":" in host:
+        # '::1:8080' is an IPv6 address too: taking it as [::1]:8080 was a guess, and
+        # '::' alone read as "expected HOST:PORT" with no word of what to write.
+        split = port_text.isdigit() and _is_ipv6(host)
+        example = f"[{host}]:{port_text}" if split else f"[{text}]:8080"
+        raise ValueError(f"an IPv6 address takes brackets, e.g. {example}")
+    if not port_text.isascii() or not port_text.removeprefix("-").isdigit():
+        raise ValueError("expected HOST:PORT")
+    if not 0 <= int(port_text) <= 65535:
+        # '127.0.0.1:-1' has the HOST:PORT form: say what is wrong with it.
+        raise ValueError(f"port {port_text} is out of range (0-65535)")
     return host, int(port_text)
+
+
+def _is_ipv6(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def is_any_ipv6(host: str) -> bool:

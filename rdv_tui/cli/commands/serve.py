@@ -360,21 +360,10 @@ async def _serve_until_stopped(
 
 def run(args: argparse.Namespace) -> int:
     """Run ``rdv serve`` until SIGINT/SIGTERM/SIGHUP."""
-    host_text, _, port_text = args.listen.rpartition(":")
     try:
         host, port = parse_listen(args.listen, port_alone=True)
-        if ":" in host_text and not host_text.startswith("["):  # '::1:8080' listened on [::1]
-            raise ValueError(f"an IPv6 address takes brackets, e.g. [{host_text}]:{port_text}")
     except ValueError as exc:
-        # '127.0.0.1:70000' and '127.0.0.1:-1' have the HOST:PORT form: say what is wrong.
-        number = port_text.removeprefix("-").removeprefix("+")
-        if str(exc).startswith("an IPv6"):
-            what = str(exc)
-        elif number.isascii() and number.isdigit():
-            what = f"port {port_text} is out of range (0-65535)"
-        else:
-            what = "expected HOST:PORT"
-        print(f"rdv serve: invalid --listen {args.listen!r}: {what}", file=sys.stderr)
+        print(f"rdv serve: invalid --listen {args.listen!r}: {exc}", file=sys.stderr)
         return 2
     if len(args.probe_port) > 16:
         print("rdv serve: at most 16 --probe-port", file=sys.stderr)

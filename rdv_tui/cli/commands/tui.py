@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         listen = parse_listen(args.listen, port_alone=False)
-    except ValueError:
-        print(f"rdv tui: --listen wants HOST:PORT, got {args.listen!r}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"rdv tui: invalid --listen {args.listen!r}: {exc}", file=sys.stderr)
         return 2
     try:
         form = form_settings(args)
