@@ -74,6 +74,13 @@ async def dial_back(target: Addr, nonce: str, local_ip: str | None) -> DialBack:
     sock.setblocking(False)
     with contextlib.suppress(OSError):
         sock.setsockopt(*_RECVERR[family], 1)
+    syn_count = getattr(socket, "TCP_SYNCNT", None)
+    if syn_count is not None:
+        # MAX_SYNS by the kernel's word, not by our timer alone: a loop late by more than
+        # 1.5 s (a loaded server) let the kernel's third SYN leave at 3 s (docs/PROTOCOL.md
+        # 15.1: at most 2 SYNs per dial-back).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, syn_count, MAX_SYNS - 1)
     started = time.perf_counter()
     result: DialBackResult = "timeout"
     code: int | None = None
