@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from rdv_core.server._core import RdvServer
-from rdv_core.server._native import PIPELINE_BURST, WRITE_HIGH_WATER, NativeFront, start_native
+from rdv_core.server._http_conn import PIPELINE_BURST, WRITE_HIGH_WATER
+from rdv_core.server._native import NativeFront, start_native
 
 from tests.server_support import RawClient
 
