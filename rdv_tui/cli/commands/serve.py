@@ -38,7 +38,8 @@ def add_parser(subparsers: Any) -> None:
         help="run an rdv server (headless)",
         description="Run an rdv/1 server: peers meet in its lobby by token, learn each "
         "other's addresses, and fall back to relaying through it. Also answers GET /healthz, "
-        "GET /metrics (Prometheus) and rdv doctor's GET /.rdv/observed and /.rdv/probes.",
+        "GET /metrics (Prometheus) and rdv doctor's GET /.rdv/observed and /.rdv/probes "
+        "(and /.rdv/dial-back with --dial-back).",
     )
     parser.add_argument(
         "--listen",
