@@ -331,6 +331,43 @@ async def test_demo_under_nohup_keeps_the_hangup_ignored(tmp_path: Path) -> None
         term.close()
 
 
+async def test_demo_stopped_while_it_quits_still_ends_143(tmp_path: Path) -> None:
+    """SIGTERM while the demo shuts down after ``ctrl+q`` (a supervisor that stops what
+    seems to hang): the app had let go of it before closing the session and the server,
+    and the default action killed it (exit -15). Sent every 20 ms from ``ctrl+q`` on, so
+    that some land in every stage of the shutdown: each must end in 143, folder gone."""
+    term = Terminal(["demo", "--export-dir", str(tmp_path)], env={"TMPDIR": str(tmp_path)})
+    loop = asyncio.get_running_loop()
+    loop.add_reader(term.fd, term.read)
+    try:
+
+        def folders() -> list[Path]:
+            return list(tmp_path.glob("rdv-demo-*"))
+
+        await term.wait_for(lambda: bool(folders()) and b"\x1b[?1049h" in term.output)
+        await asyncio.sleep(0.3)
+        term.type("\x11")  # ctrl+q
+
+        async def storm() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                while True:
+                    os.kill(term.pid, signal.SIGTERM)
+                    await asyncio.sleep(0.02)
+
+        stopping = loop.create_task(storm())
+        try:
+            status = await term.exit_status()
+        finally:
+            stopping.cancel()
+        assert status == 128 + signal.SIGTERM, term.text()[-500:]
+        assert not folders()
+        assert "Traceback" not in term.text()
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(term.fd)
+        term.close()
+
+
 def test_disk_errors_say_their_cause_once() -> None:
     import errno
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo until the user quits."""
     from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app, run_app
     from rdv_tui.cli.checks import no_terminal
-    from rdv_tui.cli.stop_signals import not_ignored
+    from rdv_tui.cli.stop_signals import late_exit, not_ignored
 
     why = no_terminal("rdv demo")
     if why is not None:
@@ -63,4 +63,5 @@ def run(args: argparse.Namespace) -> int:
             demo_dir=base,
             exit_on_signals=True,  # SIGHUP (a closed terminal), SIGTERM: still clean up
         )
-        return run_app(make_app(config))
+        code = run_app(make_app(config))
+    return late_exit(code)  # a signal while the folder was removed: noted by the app
