@@ -29,6 +29,7 @@ from textual.screen import Screen
 from rdv_core import events as ev
 from rdv_core.events import Event, read_jsonl
 from rdv_tui.cli.formatting import plural, shown_event
+from rdv_tui.cli.stop_signals import late_exit, not_ignored, note_late
 from rdv_tui.controller import (
     DEMO_DASHBOARD_S,
     SESSION_SWITCH_DELAY_S,
@@ -220,6 +221,8 @@ class RdvApp(App[int]):
         files still moving, by key."""
         self._quit_reason = QUIT_REASON
         """What the peer reads when the app ends (a signal gives its own)."""
+        self._signals: tuple[signal.Signals, ...] = ()
+        """The exit signals the app took over (none inherited as ignored: ``nohup``)."""
         self.add_mode("connect", lambda: self.connect_screen)
         self.add_mode("race", lambda: self.race_screen)
         self.add_mode("session", lambda: self.session_screen)
@@ -232,7 +235,8 @@ class RdvApp(App[int]):
         config = self.config
         if config.exit_on_signals:
             loop = asyncio.get_running_loop()
-            for signum in EXIT_SIGNALS:
+            self._signals = not_ignored(*EXIT_SIGNALS)  # nohup: SIGHUP stays ignored
+            for signum in self._signals:
                 loop.add_signal_handler(signum, self._exit_on_signal, signum)
         if config.replay is not None:
             self.race_screen = RaceScreen(
@@ -251,12 +255,16 @@ class RdvApp(App[int]):
         # one that then drew on the Race screen ended the app with a NoMatches
         # traceback. Textual would cancel them only after this handler.
         self.workers.cancel_all()
-        if self.config.exit_on_signals:
+        try:
+            await self.controller.close(self._quit_reason)
+        finally:
+            # Only now, and noted until the process ends: removed before the close, a
+            # SIGTERM 0.3 s after ctrl+q met the default action (exit -15).
             loop = asyncio.get_running_loop()
-            for signum in EXIT_SIGNALS:
+            for signum in self._signals:
                 with contextlib.suppress(ValueError, RuntimeError):
                     loop.remove_signal_handler(signum)
-        await self.controller.close(self._quit_reason)
+            note_late(self._signals)
 
     def _exit_on_signal(self, signum: int) -> None:
         """SIGTERM or SIGHUP: quit now (nobody is there to answer), telling the peer why."""
@@ -459,5 +467,5 @@ def run_app(app: RdvApp) -> int:
     """
     result = app.run()
     if isinstance(result, int):
-        return result
-    return app.return_code or 0
+        return late_exit(result)
+    return late_exit(app.return_code or 0)

@@ -24,8 +24,8 @@ import pytest
 
 from rdv_core import Client, RejoinPolicy
 from rdv_core.errors import RdvError, ServerRejectedError
-from rdv_core.session import connect_session, generate_code
-from rdv_core.session._connect import MAX_REPLACED_RETRIES
+from rdv_core.session import _connect, connect_session, generate_code
+from rdv_core.session._connect import MAX_FRESH_CODES, MAX_REPLACED_RETRIES
 from rdv_core.wire import AddrSpace
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
@@ -158,18 +158,22 @@ async def test_a_proxy_that_refuses_connect_gets_one() -> None:
     assert len(proxy.times) == 1, (proxy.times, error)
 
 
-async def test_a_session_multiplies_the_streak_by_its_409_retries_and_no_more() -> None:
-    """``rdv receive CODE`` (and the app): a 409 starts a fresh attempt, at most
+async def _replaced(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+    await reader.readuntil(b"\r\n\r\n")
+    body = b"replaced by another conn\n"
+    writer.write(b"HTTP/1.1 409 Conflict\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    await writer.drain()
+
+
+async def test_a_session_multiplies_the_streak_by_its_409_retries_and_no_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``rdv receive CODE``: a 409 starts a fresh attempt after a pause, at most
     MAX_REPLACED_RETRIES more, each with its own rejoin streak (PROTOCOL.md 12.1, 18)."""
+    monkeypatch.setattr(_connect, "RETRY_PAUSE_S", 0.2)  # (short: the gap matters, not 0.5)
 
     async def flapping(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
-        if n % 2:
-            await _shutting_down(reader, writer, n)
-            return
-        await reader.readuntil(b"\r\n\r\n")
-        body = b"replaced by another conn\n"
-        writer.write(b"HTTP/1.1 409 Conflict\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
+        await (_shutting_down if n % 2 else _replaced)(reader, writer, n)
 
     server = Counting(flapping)
     port = await server.start()
@@ -188,5 +192,29 @@ async def test_a_session_multiplies_the_streak_by_its_409_retries_and_no_more() 
         server.close()
     assert caught.value.status == 409
     assert len(server.times) == (MAX_REPLACED_RETRIES + 1) * 2, server.times
-    # Back to back after each 409; the policy's pause after each 503.
+    # The policy's pause after each 503; RETRY_PAUSE_S after each 409 (it was none: a
+    # server answering 409 got the next connect within a millisecond).
     assert all(gap >= policy.first_s - 0.01 for gap in server.gaps()[::2]), server.gaps()
+    assert all(gap >= 0.2 - 0.01 for gap in server.gaps()[1::2]), server.gaps()
+
+
+async def test_a_made_code_comes_back_after_a_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rdv send`` (its own code): a 409 (or a squatter) costs the code, and the next
+    code's connect waits RETRY_PAUSE_S, at most MAX_FRESH_CODES connects in all."""
+    monkeypatch.setattr(_connect, "RETRY_PAUSE_S", 0.2)
+    server = Counting(_replaced)
+    port = await server.start()
+    client = Client(spaces=AddrSpace.NONE, rejoin=RejoinPolicy(rejoins=0), trust_env=False)
+    try:
+        with pytest.raises(RdvError, match="gave up after"):
+            await connect_session(
+                f"http://127.0.0.1:{port}",
+                None,
+                role="send",
+                client=client,
+                on_notice=lambda text: None,
+            )
+    finally:
+        server.close()
+    assert len(server.times) == MAX_FRESH_CODES, server.times
+    assert all(gap >= 0.2 - 0.01 for gap in server.gaps()), server.gaps()

@@ -45,6 +45,12 @@ Role = Literal["send", "receive", "dial", "accept"]
 #: How often a lobby conn replaced by another one (409) is tried again with the same
 #: code. Safe: no key exchange happened, so nobody got a guess at the secret.
 MAX_REPLACED_RETRIES = 3
+#: The pause before each such retry, and before each fresh code after the first. A 409
+#: says a newer request holds our slot (docs/PROTOCOL.md section 5); coming back at once
+#: evicts it, and two peers of the same method (or a server that answers 409 to all)
+#: then trade the slot back and forth at network speed. 0.5 s keeps the promise of
+#: section 18 that no connect follows the previous one within 0.5 s.
+RETRY_PAUSE_S = 0.5
 #: How many fresh codes a sender with a generated code tries before giving up.
 MAX_FRESH_CODES = 3
 #: A generated code is shown only after our request waited this long in the lobby
@@ -182,7 +188,9 @@ async def connect_session(
             raise CodeMismatch(USED_UP) from None
     if not is_dialer:
         raise ValueError("only the dialing side can make its own code")
-    for _ in range(MAX_FRESH_CODES):
+    for fresh in range(MAX_FRESH_CODES):
+        if fresh:
+            await asyncio.sleep(RETRY_PAUSE_S)
         parsed = parse_code(generate_code())
         found = await _meet_fresh(client, server_url, parsed, notice, on_code)
         if found is None:
@@ -200,7 +208,8 @@ async def connect_session(
 async def _meet(
     client: Client, url: str, parsed: Code, role: Role, notice: Callable[[str], None]
 ) -> Conn:
-    """Dial or accept ``parsed``'s token; a 409 (replaced) is tried again, a few times."""
+    """Dial or accept ``parsed``'s token; a 409 (replaced) is tried again, a few times
+    (each after ``RETRY_PAUSE_S``)."""
     hint = replaced_hint(role)
     for attempt in range(MAX_REPLACED_RETRIES + 1):
         try:
@@ -215,6 +224,7 @@ async def _meet(
                     ) from None
                 raise
             notice(f"the server replaced our lobby conn (409): {hint}; trying again")
+            await asyncio.sleep(RETRY_PAUSE_S)
     raise AssertionError("unreachable: the loop returns or raises")
 
 

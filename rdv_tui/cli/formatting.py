@@ -13,6 +13,7 @@ inside the functions that need it.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 import re
@@ -127,6 +128,20 @@ def fill_keeping_figures(text: str, room: int, first: str = "", rest: str = "") 
         kept, room, initial_indent=first, subsequent_indent=rest, break_on_hyphens=False
     )
     return filled.replace("\u00a0", " ")
+
+
+class FiguresHelpFormatter(argparse.HelpFormatter):
+    """argparse's help, each figure kept beside its unit as in :func:`fill_keeping_figures`:
+    ``rdv send --help`` read "0.5" at the end of a line and "s doubling" on the next at 80
+    columns (argparse, too, wraps at ASCII whitespace only)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        lines = super()._split_lines(_FIGURE_UNIT.sub("\\1\u00a0\\2", text), width)
+        return [line.replace("\u00a0", " ") for line in lines]
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        kept = _FIGURE_UNIT.sub("\\1\u00a0\\2", text)
+        return super()._fill_text(kept, width, indent).replace("\u00a0", " ")
 
 
 def plural(count: int, noun: str) -> str:

@@ -175,9 +175,16 @@ async def test_receive_prints_bracketed_names_as_they_are(url: str, tmp_path: Pa
 class Terminal:
     """A child process on a pseudo-terminal; collects what it writes."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        ignore: tuple[signal.Signals, ...] = (),
+    ) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child
+            for signum in ignore:  # as nohup does: ignored across exec
+                signal.signal(signum, signal.SIG_IGN)
             os.execvpe(
                 sys.executable,
                 [sys.executable, "-m", "rdv_tui", *args],
@@ -289,6 +296,72 @@ async def test_demo_cleans_up_its_folder_when_its_terminal_closes(tmp_path: Path
         os.kill(term.pid, signum)
         status = await term.exit_status()
         assert not folders(), (status, term.text()[-500:])
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(term.fd)
+        term.close()
+
+
+async def test_demo_under_nohup_keeps_the_hangup_ignored(tmp_path: Path) -> None:
+    """``nohup rdv demo``: SIGHUP, inherited as ignored, stays ignored (the app took it
+    over anyway and quit with 129); SIGTERM still quits cleanly, the folder removed."""
+    term = Terminal(
+        ["demo", "--export-dir", str(tmp_path)],
+        env={"TMPDIR": str(tmp_path)},
+        ignore=(signal.SIGHUP,),
+    )
+    loop = asyncio.get_running_loop()
+    loop.add_reader(term.fd, term.read)
+    try:
+
+        def folders() -> list[Path]:
+            return list(tmp_path.glob("rdv-demo-*"))
+
+        await term.wait_for(lambda: bool(folders()) and b"\x1b[?1049h" in term.output)
+        await asyncio.sleep(0.3)
+        os.kill(term.pid, signal.SIGHUP)
+        await asyncio.sleep(0.3)
+        os.kill(term.pid, signal.SIGTERM)
+        status = await term.exit_status()
+        assert status == 128 + signal.SIGTERM, term.text()[-500:]
+        assert not folders()
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            loop.remove_reader(term.fd)
+        term.close()
+
+
+async def test_demo_stopped_while_it_quits_still_ends_143(tmp_path: Path) -> None:
+    """SIGTERM while the demo shuts down after ``ctrl+q`` (a supervisor that stops what
+    seems to hang): the app had let go of it before closing the session and the server,
+    and the default action killed it (exit -15). Sent every 20 ms from ``ctrl+q`` on, so
+    that some land in every stage of the shutdown: each must end in 143, folder gone."""
+    term = Terminal(["demo", "--export-dir", str(tmp_path)], env={"TMPDIR": str(tmp_path)})
+    loop = asyncio.get_running_loop()
+    loop.add_reader(term.fd, term.read)
+    try:
+
+        def folders() -> list[Path]:
+            return list(tmp_path.glob("rdv-demo-*"))
+
+        await term.wait_for(lambda: bool(folders()) and b"\x1b[?1049h" in term.output)
+        await asyncio.sleep(0.3)
+        term.type("\x11")  # ctrl+q
+
+        async def storm() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                while True:
+                    os.kill(term.pid, signal.SIGTERM)
+                    await asyncio.sleep(0.02)
+
+        stopping = loop.create_task(storm())
+        try:
+            status = await term.exit_status()
+        finally:
+            stopping.cancel()
+        assert status == 128 + signal.SIGTERM, term.text()[-500:]
+        assert not folders()
+        assert "Traceback" not in term.text()
     finally:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(term.fd)

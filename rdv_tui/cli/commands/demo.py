@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo until the user quits."""
     from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app, run_app
     from rdv_tui.cli.checks import no_terminal
+    from rdv_tui.cli.stop_signals import late_exit, not_ignored
 
     why = no_terminal("rdv demo")
     if why is not None:
@@ -49,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(128 + signum)
 
     # Until the app's loop takes SIGTERM and SIGHUP over (it then quits cleanly), they
-    # unwind through the with-block below, which removes the demo's folder.
-    for signum in EXIT_SIGNALS:
+    # unwind through the with-block below, which removes the demo's folder. One
+    # inherited as ignored (nohup rdv demo) stays so, here and in the app.
+    for signum in not_ignored(*EXIT_SIGNALS):
         signal.signal(signum, leave)
     with tempfile.TemporaryDirectory(prefix="rdv-demo-") as workdir:
         base = Path(workdir)
@@ -61,4 +63,5 @@ def run(args: argparse.Namespace) -> int:
             demo_dir=base,
             exit_on_signals=True,  # SIGHUP (a closed terminal), SIGTERM: still clean up
         )
-        return run_app(make_app(config))
+        code = run_app(make_app(config))
+    return late_exit(code)  # a signal while the folder was removed: noted by the app

@@ -26,9 +26,17 @@ def add_parser(subparsers: Any) -> None:
         "and nothing in the lab has a route out.",
     )
     sub = parser.add_subparsers(dest="lab_command", metavar="SUBCOMMAND", required=True)
-    sub.add_parser("list", help="list the presets, with the expected outcome and why")
 
-    run = sub.add_parser("run", help="run one preset N times and summarize")
+    def add(name: str, line: str, **kwargs: Any) -> argparse.ArgumentParser:
+        # Without a description, `rdv lab list --help` showed usage and options only:
+        # the line `rdv lab --help` gives it, as a sentence, unless it has a longer one.
+        kwargs.setdefault("description", f"{line[:1].upper()}{line[1:]}.")
+        parser: argparse.ArgumentParser = sub.add_parser(name, help=line, **kwargs)
+        return parser
+
+    add("list", "list the presets, with the expected outcome and why")
+
+    run = add("run", "run one preset N times and summarize")
     run.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
     run.add_argument("--runs", type=_positive_int, default=1, metavar="N", help="runs (default 1)")
     run.add_argument(
@@ -42,9 +50,9 @@ def add_parser(subparsers: Any) -> None:
         "--json", action="store_true", help="print one JSON object with every run's events"
     )
 
-    matrix = sub.add_parser(
+    matrix = add(
         "matrix",
-        help="filtering x distance matrix ({drop,rst,icmp} x {drop,rst}, 0-100 ms, loss)",
+        "filtering x distance matrix ({drop,rst,icmp} x {drop,rst}, 0-100 ms, loss)",
         description="Race in every cell of the matrix: A's router drops, resets or "
         "ICMP-rejects early SYNs, B's drops or resets; each peer 0, 5, 20, 50 or 100 ms from "
         "its router (both, or one side only), plus lossy cells. Prints one row per cell: "
@@ -79,9 +87,9 @@ def add_parser(subparsers: Any) -> None:
     )
     matrix.add_argument("--json", action="store_true", help="print the rows as JSON")
 
-    doctor = sub.add_parser(
+    doctor = add(
         "doctor",
-        help="on each preset: what rdv doctor says, what it predicts, what the races did",
+        "on each preset: what rdv doctor says, what it predicts, what the races did",
     )
     doctor.add_argument(
         "presets",
@@ -94,12 +102,10 @@ def add_parser(subparsers: Any) -> None:
     )
     doctor.add_argument("--json", action="store_true", help="print the rows as JSON")
 
-    shell = sub.add_parser(
-        "shell", help="keep a lab up (server running) and print commands to poke around"
-    )
+    shell = add("shell", "keep a lab up (server running) and print commands to poke around")
     shell.add_argument("preset", metavar="PRESET", help="preset name (see `rdv lab list`)")
 
-    sub.add_parser("probe", help="say what this machine can do (namespaces, nft, netem, NFQUEUE)")
+    add("probe", "say what this machine can do (namespaces, nft, netem, NFQUEUE)")
     add_faststart_parser(sub, _positive_int, _non_negative_float)
 
 

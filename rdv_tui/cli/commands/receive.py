@@ -12,7 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
-from rdv_tui.cli.formatting import human_bytes, plural
+from rdv_tui.cli.formatting import FiguresHelpFormatter, human_bytes, plural
 from rdv_tui.cli.race_options import WAITING_REJOINS, add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
 
@@ -26,6 +26,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``rdv receive``."""
     parser = subparsers.add_parser(
         "receive",
+        formatter_class=FiguresHelpFormatter,  # "0.5 s" stays on one line
         help="receive files from a peer running rdv send",
         description="Receive files from the peer that runs `rdv send` and shows CODE. "
         "Files are checked against the sender's BLAKE3 digest; names that would leave the "

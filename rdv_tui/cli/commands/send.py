@@ -12,7 +12,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from rdv_tui.cli.explain import add_explain_argument
-from rdv_tui.cli.formatting import human_bytes, plural
+from rdv_tui.cli.formatting import FiguresHelpFormatter, human_bytes, plural
 from rdv_tui.cli.race_options import WAITING_REJOINS, add_race_arguments
 from rdv_tui.cli.secret_args import add_secret_file_argument
 
@@ -24,6 +24,7 @@ def add_parser(subparsers: Any) -> None:
     """Register ``rdv send``."""
     parser = subparsers.add_parser(
         "send",
+        formatter_class=FiguresHelpFormatter,  # "0.5 s" stays on one line
         help="send files and folders to a peer, end-to-end encrypted",
         description="Send files and folders to the peer that runs `rdv receive CODE`. Prints "
         "the code and the command to run on the other machine. Only the number before the "

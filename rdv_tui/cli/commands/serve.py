@@ -27,6 +27,7 @@ from rdv_tui.cli.commands.serve_reload import CertWatch
 from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context, validity_warning
 from rdv_tui.cli.listen import is_any_ipv6, listen_error, parse_listen
 from rdv_tui.cli.memory import give_back_memory
+from rdv_tui.cli.stop_signals import not_ignored
 
 log = logging.getLogger("rdv.server")
 
@@ -199,11 +200,7 @@ def _stop_signals() -> tuple[signal.Signals, ...]:
     shell starts background jobs of a script so, ``rdv serve &``, and Ctrl-C meant for
     the foreground job stopped the server too).
     """
-    signals = [signal.SIGTERM]
-    for inherited in (signal.SIGINT, signal.SIGHUP):
-        if signal.getsignal(inherited) is not signal.SIG_IGN:
-            signals.append(inherited)
-    return tuple(signals)
+    return (signal.SIGTERM, *not_ignored(signal.SIGINT, signal.SIGHUP))
 
 
 class _Stop:
