@@ -11,7 +11,7 @@ import os
 import pty
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -278,57 +278,50 @@ async def test_typed_ahead_line_never_answers_an_offer(url: str, tmp_path: Path)
         term.close()
 
 
-async def test_demo_cleans_up_its_folder_when_its_terminal_closes(tmp_path: Path) -> None:
-    """SIGHUP (a closed terminal); SIGTERM takes the same handlers (``EXIT_SIGNALS``) and
-    was checked by hand, to keep the suite short."""
-    signum = signal.SIGHUP
-    term = Terminal(["demo", "--export-dir", str(tmp_path)], env={"TMPDIR": str(tmp_path)})
+@contextlib.asynccontextmanager
+async def running_demo(
+    tmp_path: Path, ignore: tuple[signal.Signals, ...] = ()
+) -> AsyncIterator[tuple[Terminal, Callable[[], list[Path]]]]:
+    """``rdv demo`` on a pty, once its folder exists and the app took the terminal over
+    (alternate screen); with a check of the demo folders left in ``tmp_path``."""
+    term = Terminal(
+        ["demo", "--export-dir", str(tmp_path)], env={"TMPDIR": str(tmp_path)}, ignore=ignore
+    )
     loop = asyncio.get_running_loop()
     loop.add_reader(term.fd, term.read)
+
+    def folders() -> list[Path]:
+        return list(tmp_path.glob("rdv-demo-*"))
+
     try:
-
-        def folders() -> list[Path]:
-            return list(tmp_path.glob("rdv-demo-*"))
-
-        # The folder exists and the app took the terminal over (alternate screen).
         await term.wait_for(lambda: bool(folders()) and b"\x1b[?1049h" in term.output)
         await asyncio.sleep(0.3)
-        os.kill(term.pid, signum)
-        status = await term.exit_status()
-        assert not folders(), (status, term.text()[-500:])
+        yield term, folders
     finally:
         with contextlib.suppress(ValueError, OSError):
             loop.remove_reader(term.fd)
         term.close()
 
 
+async def test_demo_cleans_up_its_folder_when_its_terminal_closes(tmp_path: Path) -> None:
+    """SIGHUP (a closed terminal); SIGTERM takes the same handlers (``EXIT_SIGNALS``) and
+    was checked by hand, to keep the suite short."""
+    async with running_demo(tmp_path) as (term, folders):
+        os.kill(term.pid, signal.SIGHUP)
+        status = await term.exit_status()
+        assert not folders(), (status, term.text()[-500:])
+
+
 async def test_demo_under_nohup_keeps_the_hangup_ignored(tmp_path: Path) -> None:
     """``nohup rdv demo``: SIGHUP, inherited as ignored, stays ignored (the app took it
     over anyway and quit with 129); SIGTERM still quits cleanly, the folder removed."""
-    term = Terminal(
-        ["demo", "--export-dir", str(tmp_path)],
-        env={"TMPDIR": str(tmp_path)},
-        ignore=(signal.SIGHUP,),
-    )
-    loop = asyncio.get_running_loop()
-    loop.add_reader(term.fd, term.read)
-    try:
-
-        def folders() -> list[Path]:
-            return list(tmp_path.glob("rdv-demo-*"))
-
-        await term.wait_for(lambda: bool(folders()) and b"\x1b[?1049h" in term.output)
-        await asyncio.sleep(0.3)
+    async with running_demo(tmp_path, ignore=(signal.SIGHUP,)) as (term, folders):
         os.kill(term.pid, signal.SIGHUP)
         await asyncio.sleep(0.3)
         os.kill(term.pid, signal.SIGTERM)
         status = await term.exit_status()
         assert status == 128 + signal.SIGTERM, term.text()[-500:]
         assert not folders()
-    finally:
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(term.fd)
-        term.close()
 
 
 async def test_demo_stopped_while_it_quits_still_ends_143(tmp_path: Path) -> None:
@@ -336,16 +329,7 @@ async def test_demo_stopped_while_it_quits_still_ends_143(tmp_path: Path) -> Non
     seems to hang): the app had let go of it before closing the session and the server,
     and the default action killed it (exit -15). Sent every 20 ms from ``ctrl+q`` on, so
     that some land in every stage of the shutdown: each must end in 143, folder gone."""
-    term = Terminal(["demo", "--export-dir", str(tmp_path)], env={"TMPDIR": str(tmp_path)})
-    loop = asyncio.get_running_loop()
-    loop.add_reader(term.fd, term.read)
-    try:
-
-        def folders() -> list[Path]:
-            return list(tmp_path.glob("rdv-demo-*"))
-
-        await term.wait_for(lambda: bool(folders()) and b"\x1b[?1049h" in term.output)
-        await asyncio.sleep(0.3)
+    async with running_demo(tmp_path) as (term, folders):
         term.type("\x11")  # ctrl+q
 
         async def storm() -> None:
@@ -354,7 +338,7 @@ async def test_demo_stopped_while_it_quits_still_ends_143(tmp_path: Path) -> Non
                     os.kill(term.pid, signal.SIGTERM)
                     await asyncio.sleep(0.02)
 
-        stopping = loop.create_task(storm())
+        stopping = asyncio.get_running_loop().create_task(storm())
         try:
             status = await term.exit_status()
         finally:
@@ -362,10 +346,6 @@ async def test_demo_stopped_while_it_quits_still_ends_143(tmp_path: Path) -> Non
         assert status == 128 + signal.SIGTERM, term.text()[-500:]
         assert not folders()
         assert "Traceback" not in term.text()
-    finally:
-        with contextlib.suppress(ValueError, OSError):
-            loop.remove_reader(term.fd)
-        term.close()
 
 
 def test_disk_errors_say_their_cause_once() -> None:
