@@ -101,6 +101,11 @@ class RaceScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self._ready = True
+        if not self._drawable:
+            # Mounted while the app quits (the demo's race pushed as a SIGTERM or ctrl+q
+            # lands): its widgets may be gone already, and the query below ended the app
+            # with a traceback (NoMatches), 2 runs in 7 of the SIGTERM-storm test.
+            return
         self.show_diagnosis(self._diagnosis_maker)
         self._redraw_all()
         self.set_interval(TICK_S, self.tick)
