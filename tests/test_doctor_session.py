@@ -182,9 +182,10 @@ def test_the_verdict_names_the_trouble_of_the_candidates_that_mattered() -> None
     v = verdict(prediction, events, None)
     assert v.outcome == "relay"
     assert "unreachable" not in v.sentence, v.sentence
-    assert v.sentence.endswith(
-        "this time the public4 SYNs got no answer before the relay was picked."
-    )
+    assert (
+        "this time the public4 SYNs got no answer before the relay was picked. To go direct: "
+        "a firewall rule on both sides that drops unsolicited inbound SYNs" in v.sentence
+    ), v.sentence
     # Fast start: the relay was picked at once; the SYNs ended with the upgrade's attempts.
     fast = [e for e in _fast_start() if not isinstance(e, DialRetried)] + [
         CandidateFailed(0.05, lan, "unreachable", 101),
@@ -193,7 +194,7 @@ def test_the_verdict_names_the_trouble_of_the_candidates_that_mattered() -> None
     ]
     v = verdict(prediction, fast, None)
     assert v.outcome == "relay" and "fast start found no direct path" in v.sentence
-    assert v.sentence.endswith("the public4 SYNs got no answer before fast start's attempts ended.")
+    assert "the public4 SYNs got no answer before fast start's attempts ended. To go" in v.sentence
 
 
 def test_the_verdict_text_folds_lines_that_differ_only_by_port() -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from rdv_core.doctor._report import Report
-from rdv_core.wire import AddrSpace, space_of
+from rdv_core.wire import AddrSpace, parse_spaces, space_of
 
 Expectation = Literal["direct", "possible", "impossible"]
 EXPECTATIONS: Final = ("direct", "possible", "impossible")
@@ -45,11 +45,14 @@ class Prediction:
         winner: The candidate that should win: ``private4``, ``public4``, ``private6``,
             ``public6`` (a direct one), or ``relay``.
         reason: One sentence, in plain words.
+        advice: What would open a direct path (or make it sure), in words a user can act
+            on: a flag, a firewall rule, a router setting; empty when nothing is to change.
     """
 
     expect: Expectation
     winner: str
     reason: str
+    advice: str = ""
 
     def agrees_with(self, outcome: str) -> bool:
         """Does a race outcome (``direct``/``relay``/``failed``) agree with this prediction?
@@ -63,16 +66,24 @@ class Prediction:
         return (self.expect == "direct") == (outcome == "direct")
 
     def to_json(self) -> dict[str, Any]:
-        return {"expect": self.expect, "winner": self.winner, "reason": self.reason}
+        return {
+            "expect": self.expect,
+            "winner": self.winner,
+            "reason": self.reason,
+            "advice": self.advice,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Prediction:
         if not isinstance(data, dict) or data.get("expect") not in EXPECTATIONS:
             raise ValueError("bad prediction")
         winner, reason = data.get("winner"), data.get("reason")
+        advice = data.get("advice", "")  # a prediction written before advice existed: none
         if not isinstance(winner, str) or not isinstance(reason, str) or len(reason) > 400:
             raise ValueError("bad prediction")
-        return cls(data["expect"], winner[:20], reason)
+        if not isinstance(advice, str) or len(advice) > 400:
+            raise ValueError("bad prediction")
+        return cls(data["expect"], winner[:20], reason, advice)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +98,10 @@ class _Side:
     public4: str | None
     v6_open: bool
     v6_space: str
+    #: IPv6 not measured (no server URL with an IPv6 address) on a host that has an IPv6
+    #: address of a space in ``v6_spaces``: its IPv6 candidates may still go direct.
+    v6_unmeasured: bool
+    v6_spaces: frozenset[str]
     sequential: bool
     lossy: bool
     rtt4: float | None
@@ -130,6 +145,8 @@ def _side(name: str, report: Report) -> _Side:
         public4=report.observed4,
         v6_open=report.value("ipv6") is True and report.value("nat6") is False,
         v6_space="public6" if report.local_addrs.get("public6") else "private6",
+        v6_unmeasured=report.value("ipv6") is None,
+        v6_spaces=frozenset(k for k in ("public6", "private6") if report.local_addrs.get(k)),
         sequential=report.value("allocation") == "sequential",
         lossy=report.value("loss") is True,
         rtt4=min(rtt4) if rtt4 else None,
@@ -142,12 +159,17 @@ def _side(name: str, report: Report) -> _Side:
 def _lossy(prediction: Prediction, a: _Side, b: _Side) -> Prediction:
     if prediction.expect != "direct" or not (a.lossy or b.lossy):
         return prediction
-    who = a if a.lossy else b
+    # Both doctors saw loss on the lab's loss20 (20 % per router): "we lose packets" told
+    # half of it, and the peer's half looked clean.
+    who = "both sides lose" if a.lossy and b.lossy else (a if a.lossy else b).verb("lose", "loses")
+    where = "both sides' links" if a.lossy and b.lossy else f"{(a if a.lossy else b).whose} link"
     return Prediction(
         "possible",
         prediction.winner,
-        f"{prediction.reason}, but {who.verb('lose', 'loses')} packets: a lost SYN costs a "
+        f"{prediction.reason}, but {who} packets: a lost SYN costs a "
         "1 s retransmission, which may let the relay win",
+        f"find what loses packets on {where} (Wi-Fi, a saturated uplink); with fast start "
+        "(--fast-start) the stream starts on the relay and moves when a SYN gets through",
     )
 
 
@@ -161,7 +183,12 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
     v6 = spaces & (AddrSpace.PUBLIC6 | AddrSpace.PRIVATE6)
     v4 = spaces & (AddrSpace.PUBLIC4 | AddrSpace.PRIVATE4 | AddrSpace.LOOPBACK4 | AddrSpace.LINK4)
     if spaces & AddrSpace.NONE or not (v4 or v6):
-        return Prediction("impossible", "relay", "no address space is enabled: the relay is forced")
+        return Prediction(
+            "impossible",
+            "relay",
+            "no address space is enabled: the relay is forced",
+            "enable address spaces for direct conns (--spaces default)",
+        )
     for side in (a, b):
         if side.proxy_only:
             return Prediction(
@@ -169,6 +196,8 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
                 "relay",
                 f"{side.verb('reach', 'reaches')} the server only through an HTTP proxy: "
                 "nothing but the proxy gets out, so no direct conn can form",
+                f"nothing in rdv: {side.whose} network must let TCP out beyond its proxy "
+                "(or use another uplink, --interface); until then the relay is the way",
             )
     if a.v6_open and b.v6_open and v6:
         winner = a.v6_space if a.v6_space == b.v6_space else "public6"
@@ -191,6 +220,8 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
                 winner,
                 f"both sides reach the internet over IPv6 without NAT, but {who} early SYNs "
                 "with a reset: the simultaneous open is a timing lottery",
+                "an IPv6 firewall rule that drops unsolicited inbound SYNs instead of "
+                "rejecting them makes the simultaneous open sure",
             )
         return Prediction(
             "direct",
@@ -198,11 +229,51 @@ def _predict(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
             "both sides reach the internet over IPv6 without NAT: the stateful firewalls let a "
             "simultaneous open through",
         )
+    unmeasured = _v6_unmeasured(a, b, spaces) if v6 else None
     if not v4:
+        if unmeasured is not None:
+            return unmeasured
         return Prediction(
-            "impossible", "relay", "only IPv6 is enabled, and one side has no open IPv6"
+            "impossible",
+            "relay",
+            "only IPv6 is enabled, and one side has no open IPv6",
+            "enable IPv4 too (--spaces default), or give the side without IPv6 an IPv6 address",
         )
-    return _predict_v4(a, b, spaces)
+    four = _predict_v4(a, b, spaces)
+    if four.expect == "impossible" and unmeasured is not None:
+        # An IPv4 dead end says nothing of IPv6 that was never measured (the server URL is
+        # an IPv4 address, as `--explain` with `--server http://203.0.113.10:7000` had).
+        return Prediction(
+            "possible", unmeasured.winner, f"{four.reason}; but {unmeasured.reason}", four.advice
+        )
+    return four
+
+
+def _v6_unmeasured(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction | None:
+    """``possible`` over IPv6 when neither side is known to lack it and one was not measured.
+
+    Not measured is not "no": the lab's ipv6 preset, with --explain against the server's
+    IPv4 address, predicted "impossible: one side has no open IPv6" and went direct over it.
+    """
+    usable = [frozenset(s for s in side.v6_spaces if parse_spaces(s) & spaces) for side in (a, b)]
+    if not all(usable) or not (a.v6_unmeasured or b.v6_unmeasured):
+        return None
+    if not all(side.v6_open or side.v6_unmeasured for side in (a, b)):
+        return None
+    if a.v6_unmeasured and b.v6_unmeasured:
+        said = "neither side's IPv6 was measured"
+    else:
+        said = f"{(a if a.v6_unmeasured else b).whose} IPv6 was not measured"
+    common = usable[0] & usable[1]
+    winner = "public6" if "public6" in common or not common else "private6"
+    return Prediction(
+        "possible",
+        winner,
+        f"{said} (no server URL with an IPv6 address), and both sides have an IPv6 "
+        "address: an IPv6 candidate may go direct",
+        "give rdv doctor a server URL with an IPv6 address (a name with an AAAA record) to "
+        "measure IPv6",
+    )
 
 
 def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
@@ -227,6 +298,8 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
                 "impossible",
                 "relay",
                 "both sides are behind one router that does not hairpin, and LAN addresses are off",
+                "enable the LAN addresses (--spaces with private4, as the default has), or turn "
+                "on hairpinning (NAT loopback) in the router",
             )
         return Prediction("possible", "public4", "one router; hairpinning was not measured")
     for this, other in ((a, b), (b, a)):
@@ -240,7 +313,11 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
     if a.nat is None or b.nat is None or a.mapping is None or b.mapping is None:
         missing = a if a.nat is None or a.mapping is None else b
         return Prediction(
-            "possible", "public4", f"{missing.name}: the NAT's mapping was not measured"
+            "possible",
+            "public4",
+            f"{missing.whose} NAT's mapping was not measured",
+            "start the server with --probe-port and --dial-back, so that the doctor can "
+            "measure both sides",
         )
     if a.varies and b.varies:
         return Prediction(
@@ -248,15 +325,22 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
             "relay",
             "both routers give every destination a new public port (symmetric NATs): neither "
             "side can know where to send its SYN",
+            "one side needs a router that keeps one public port per local port "
+            "(endpoint-independent mapping), a public address that takes inbound SYNs, or IPv6; "
+            "else the relay is the right path",
         )
     if a.varies or b.varies:
         sym, cone = (a, b) if a.varies else (b, a)
         if sym.sequential and cone.filtering in ("drop", "open"):
+            # Not a lottery: without --predict-ports on the sequential side the race relays
+            # every time (the lab's sequential-a, 0/3 direct), with it, it goes direct.
             return Prediction(
                 "possible",
                 "public4",
-                f"{sym.whose} router gives every destination a new port, but the next one: "
-                f"with port prediction (rdv dial --predict-ports) {cone.name} can aim at it",
+                f"{sym.whose} router gives every destination a new port, but the next one in "
+                f"line: direct only when {sym.verb('run', 'runs')} with --predict-ports, so "
+                f"that {cone.name} can aim at it",
+                f"run {sym.whose} side (rdv send, receive, dial or accept) with --predict-ports",
             )
         if cone.filtering == "open":
             return Prediction(
@@ -270,12 +354,16 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
                 "possible",
                 "public4",
                 f"{sym.whose} router is symmetric; {cone.whose} filtering was not measured",
+                "start the server with --dial-back, so that the doctor can measure filtering",
             )
         return Prediction(
             "impossible",
             "relay",
             f"{sym.whose} router gives every destination a new port, so the SYN from that new "
             f"port meets {cone.whose} filter ({cone.filtering})",
+            f"put {sym.whose} side behind a router that keeps "
+            "one public port per local port (endpoint-independent mapping), or use IPv6; else "
+            "the relay is the right path",
         )
     if "open" in (a.filtering, b.filtering):
         return Prediction(
@@ -286,13 +374,20 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
     if resets:
         if len(resets) == 2:
             routers = "both routers answer" if a.nat and b.nat else "both sides answer"
+            where = "on both sides"
         else:
             routers = f"{resets[0].whose} {resets[0].filter_box} answers"
+            where = f"in {resets[0].whose} {resets[0].filter_box}"
+        # An ICMP reject refuses the connect as a reset does (docs/PROTOCOL.md 15.1).
+        how = "a reset" if all(s.filtering == "rst" for s in resets) else "a reset or ICMP error"
         return Prediction(
             "possible",
             "public4",
-            f"{kept}, but {routers} early SYNs with a reset: the "
+            f"{kept}, but {routers} early SYNs with {how}: the "
             "simultaneous open is a timing lottery that quick redials usually win",
+            f"a firewall rule {where} that drops unsolicited inbound SYNs instead of "
+            "rejecting them makes it sure; with fast start (--fast-start) the stream starts "
+            "on the relay meanwhile",
         )
     if a.filtering == "drop" and b.filtering == "drop":
         if a.nat and b.nat:
@@ -300,7 +395,12 @@ def _predict_v4(a: _Side, b: _Side, spaces: AddrSpace) -> Prediction:
         else:
             said = f"{kept}, and both sides drop early SYNs silently"
         return Prediction("direct", "public4", f"{said}: the two SYNs meet in a simultaneous open")
-    return Prediction("possible", "public4", f"{kept}; filtering was not measured")
+    return Prediction(
+        "possible",
+        "public4",
+        f"{kept}; filtering was not measured",
+        "start the server with --dial-back, so that the doctor can measure filtering",
+    )
 
 
 def _ports_kept(a: _Side, b: _Side) -> str:

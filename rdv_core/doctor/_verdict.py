@@ -233,7 +233,10 @@ def verdict(
         [*our_lines, *their_lines], prediction.winner, fast=switch is not None and not switch.addr
     )
     if prediction.expect == "possible":
-        sentence = f"{path.capitalize()}; it was timing-dependent: {prediction.reason}" + (
+        # "Either way", not "timing-dependent": a possible prediction is also a finding not
+        # measured, or a sequential NAT that goes direct only with --predict-ports (the
+        # lab's sequential-a relayed every time and the verdict blamed timing).
+        sentence = f"{path.capitalize()}; it could go either way: {prediction.reason}" + (
             "." if outcome == "direct" else f"; this time {trouble}."
         )
     elif agrees:
@@ -247,6 +250,12 @@ def verdict(
         sentence = (
             f"{path.capitalize()}, though direct was expected ({prediction.reason}): {trouble}."
         )
+    # What the user can change, in the sentence every front end shows (the CLI, the events'
+    # VerdictReached, the app's race screen): a verdict that only said why left them to
+    # work out what to do.
+    advice = "run both sides with address spaces in common (--spaces)" if idle else ""
+    if outcome != "direct" and (advice or prediction.advice):
+        sentence += f" To go direct: {advice or prediction.advice}."
     return VerdictReached(
         t,
         prediction.expect,

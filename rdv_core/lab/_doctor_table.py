@@ -35,12 +35,19 @@ def doctor_header(room: int | None) -> list[str]:
 
 
 def doctor_row(
-    cells: Sequence[str], mismatches: Sequence[str], reason: str, room: int | None
+    cells: Sequence[str],
+    mismatches: Sequence[str],
+    reason: str,
+    room: int | None,
+    advice: str = "",
 ) -> list[str]:
-    """One preset's lines: its cells (in :data:`HEADERS` order), then each mismatch and
-    the prediction's reason, wrapped under themselves."""
+    """One preset's lines: its cells (in :data:`HEADERS` order), then each mismatch, the
+    prediction's reason and its advice (what would open a direct path), wrapped under
+    themselves."""
     lines = lay_out(cells, _SPANS, fold(_SPANS, room))
     for problem in mismatches:
         lines += fill(problem, room, NOTE_INDENT, NOTE_INDENT + "  ")
     lines += fill(reason, room, f"{NOTE_INDENT}why: ", f"{NOTE_INDENT}     ")
+    if advice:
+        lines += fill(advice, room, f"{NOTE_INDENT}to go direct: ", f"{NOTE_INDENT}  ")
     return lines

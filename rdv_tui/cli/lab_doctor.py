@@ -107,7 +107,8 @@ def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: li
             outcome = f"{direct}/{len(results)} direct {ms_figure(row['p50_ms'])} ms"
             cells = [name, _short(a), _short(b), built, predicted, outcome]
             cells.append("yes" if agree else "NO")
-            lines = doctor_row(cells, found["mismatches"], prediction.reason, room)
+            advice = prediction.advice if prediction.expect != "direct" else ""
+            lines = doctor_row(cells, found["mismatches"], prediction.reason, room, advice)
             print("\n".join(lines), flush=True)
     if as_json:
         json.dump({"doctor": out}, sys.stdout, separators=(",", ":"))
