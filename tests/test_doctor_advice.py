@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from rdv_core.doctor import Prediction, Report, predict, verdict
+from rdv_core.doctor import Prediction, Report, predict, summary, verdict
 from rdv_core.events import Candidate, CandidateFailed, Event, Picked
 from rdv_core.wire import AddrSpace, parse_spaces
 
@@ -97,3 +97,30 @@ def test_the_prediction_json_carries_the_advice_and_reads_an_older_one() -> None
     assert p.advice and Prediction.from_json(p.to_json()) == p
     old: dict[str, Any] = {"expect": "direct", "winner": "public4", "reason": "r"}
     assert Prediction.from_json(old).advice == ""
+
+
+def test_the_summary_of_a_public_host_tells_its_firewall() -> None:
+    # host-fw-reject: "No NAT: direct conns work with peers that can reach you.", the same
+    # words as host-fw-drop, while the prediction called it a timing lottery.
+    bare = {"nat": False, "mapping": "none"}
+    reject = summary(_report(**bare, filtering="rst"))
+    assert reject.startswith("No NAT, but a firewall here rejects unsolicited SYNs"), reject
+    assert "lottery" in reject
+    drop = summary(_report(**bare, filtering="drop"))
+    assert drop.startswith("No NAT; a firewall here drops unsolicited SYNs"), drop
+    icmp = summary(_report(nat=True, mapping="endpoint-independent", filtering="icmp"))
+    assert icmp.startswith("Your router keeps ports but rejects (ICMP) early SYNs"), icmp
+    seq = summary(_report(**{**SYMMETRIC, "allocation": "sequential"}))
+    assert "run rdv here with --predict-ports" in seq, seq
+
+
+def test_a_direct_verdict_says_when_another_space_won() -> None:
+    # dualstack-v4slow with --explain against the server's IPv4 address: predicted direct
+    # (public4), it went direct over IPv6, and the verdict said only "as predicted".
+    p = predict(_report(**CONE_DROP), _report(**{**CONE_DROP, "observed": "9.9.9.2:1"}))
+    six = Candidate(3, "[fd00:2::2]:36441", "private6", "self")
+    v = verdict(p, [CandidateFailed(0.01, PEER, "cancelled"), Picked(0.1, six, False, 0.1)], None)
+    assert v.sentence.startswith("Direct via [fd00:2::2]:36441, as predicted: "), v.sentence
+    assert v.sentence.endswith("The private6 candidate won, not the predicted public4."), v.sentence
+    same = verdict(p, [Picked(0.1, PEER, False, 0.1)], None)
+    assert "candidate won" not in same.sentence

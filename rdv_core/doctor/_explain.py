@@ -153,12 +153,27 @@ def summary(report: Report) -> str:
     if nat is False:
         if filtering == "open":
             return "No NAT and no filter: peers can dial you directly."
+        # A host on a public address behind its own firewall (the lab's host-fw-*): the
+        # summary said the same for a firewall that drops as for one that resets, and the
+        # prediction calls the latter a timing lottery.
+        if filtering == "drop":
+            return (
+                "No NAT; a firewall here drops unsolicited SYNs: a TCP simultaneous open still "
+                "goes direct, because your own SYN opens the way."
+            )
+        if filtering in ("rst", "icmp"):
+            return (
+                "No NAT, but a firewall here rejects unsolicited SYNs: direct is possible, a "
+                "timing lottery that rdv's quick redials usually win; a rule that drops them "
+                "instead makes it sure."
+            )
         return "No NAT: direct conns work with peers that can reach you."
     if mapping in ("port-dependent", "address-dependent", "address-and-port-dependent"):
         if report.value("allocation") == "sequential":
             return (
                 "Your router gives every destination a new port, but the next one in line "
-                "(sequential): with --predict-ports a peer can aim at it and go direct."
+                "(sequential): run rdv here with --predict-ports and a peer can aim at it and "
+                "go direct."
             )
         return (
             "Your router gives every destination a new port (symmetric mapping): direct TCP works "
@@ -171,8 +186,9 @@ def summary(report: Report) -> str:
                 "similar peer should go direct."
             )
         if filtering in ("rst", "icmp"):
+            how = "resets" if filtering == "rst" else "rejects (ICMP)"
             return (
-                "Your router keeps ports but resets early SYNs: direct is possible, a timing "
+                f"Your router keeps ports but {how} early SYNs: direct is possible, a timing "
                 "lottery that rdv's quick redials usually win."
             )
         if filtering == "open":

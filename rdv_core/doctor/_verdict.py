@@ -250,6 +250,11 @@ def verdict(
         sentence = (
             f"{path.capitalize()}, though direct was expected ({prediction.reason}): {trouble}."
         )
+    won = next((_space_of(x) for x in our_lines if x.startswith(f"{chosen} ")), "")
+    if outcome == "direct" and won and prediction.winner not in ("relay", won):
+        # dualstack-v4slow with --explain against an IPv4 URL: "as predicted: both NATs keep
+        # the port ..." for a conn over IPv6 that the prediction never looked at.
+        sentence += f" The {won} candidate won, not the predicted {prediction.winner}."
     # What the user can change, in the sentence every front end shows (the CLI, the events'
     # VerdictReached, the app's race screen): a verdict that only said why left them to
     # work out what to do.
