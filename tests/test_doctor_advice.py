@@ -12,6 +12,7 @@ from typing import Any
 
 from rdv_core.doctor import Prediction, Report, predict, summary, verdict
 from rdv_core.events import Candidate, CandidateFailed, Event, Picked
+from rdv_core.lab._doctor_table import doctor_row
 from rdv_core.wire import AddrSpace, parse_spaces
 
 from tests.test_doctor_units import CONE_DROP, SYMMETRIC, _report
@@ -124,3 +125,16 @@ def test_a_direct_verdict_says_when_another_space_won() -> None:
     assert v.sentence.endswith("The private6 candidate won, not the predicted public4."), v.sentence
     same = verdict(p, [Picked(0.1, PEER, False, 0.1)], None)
     assert "candidate won" not in same.sentence
+
+
+def test_lab_doctor_rows_show_the_advice_within_the_terminal() -> None:
+    cells = ["symmetric-a", "APD/drop/hp no", "EI/drop/hp no", "ok"]
+    cells += ["impossible relay", "0/3 direct 1108.8 ms", "yes"]
+    p = predict(_report(**SYMMETRIC), _report(**{**CONE_DROP, "observed": "9.9.9.2:1"}))
+    for room in (40, 80, None):
+        lines = doctor_row(cells, [], p.reason, room, p.advice)
+        start = next(i for i, line in enumerate(lines) if "to go direct: " in line)
+        assert lines[start].startswith("    to go direct: put our side"), lines
+        if room is not None:
+            assert max(map(len, lines)) <= room, max(lines, key=len)
+            assert all(line.startswith(" " * 18) for line in lines[start + 1 :]), lines
