@@ -106,8 +106,14 @@ class DoctorScreen(Screen[None]):
             if finding is not None and finding.value is None:
                 meaning = finding.reason
             seen = [finding.reason if finding else ""] if wide else []
+            value = _value(finding)
+            # As `rdv doctor` prints it ("sequential (+256)"), from the report this finding
+            # belongs to (not a previous run's, while `r` measures again).
+            shown = self.report
+            if name == "allocation" and shown is not None and shown.finding(name) is finding:
+                value += "" if shown.allocation_delta is None else f" ({shown.allocation_delta:+d})"
             # Reasons quote what servers answered: plain text, control characters shown.
-            cells = [Text(printable(c)) for c in (_value(finding), meaning, *seen)]
+            cells = [Text(printable(c)) for c in (value, meaning, *seen)]
             if narrow:
                 result, meant = cells
                 cells = [Text.assemble(result, "\n", meant) if meant.plain else result]
