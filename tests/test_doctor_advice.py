@@ -138,3 +138,21 @@ def test_lab_doctor_rows_show_the_advice_within_the_terminal() -> None:
         if room is not None:
             assert max(map(len, lines)) <= room, max(lines, key=len)
             assert all(line.startswith(" " * 18) for line in lines[start + 1 :]), lines
+
+
+def test_a_direct_prediction_that_relayed_says_what_to_change() -> None:
+    # delay25 with a short --wait-p2p, or a firewall on the way the doctor cannot see:
+    # "Relay, though direct was expected (...): SYNs got no answer before the relay was
+    # picked." and no word of what to do.
+    p = predict(_report(**CONE_DROP), _report(**{**CONE_DROP, "observed": "9.9.9.2:1"}))
+    assert p.expect == "direct" and p.advice == ""
+    slow = verdict(p, _relayed(), None).sentence
+    assert "though direct was expected" in slow
+    assert slow.endswith(
+        "To go direct: give the race longer (--wait-p2p 3s), or run both sides with "
+        "--fast-start, which starts on the relay and keeps trying."
+    ), slow
+    refused = [CandidateFailed(1.0, PEER, "refused"), Picked(1.0, RELAY, True, 1.0)]
+    reset = verdict(p, refused, None).sentence
+    assert "(reset by a router or a firewall)" in reset, reset
+    assert "To go direct: a router or firewall answers the SYNs with a reset" in reset, reset

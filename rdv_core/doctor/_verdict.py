@@ -173,7 +173,7 @@ def _trouble(lines: Sequence[str], winner: str = "", fast: bool = False) -> str:
     unreachable = "an address was unreachable"
     for word, meaning in (
         ("reset", f"{which}SYNs were reset"),
-        ("refused", f"{which}SYNs were refused (reset by a router)"),
+        ("refused", f"{which}SYNs were refused (reset by a router or a firewall)"),
         ("timeout", f"{which}SYNs got no answer"),
         ("unreachable", f"{which}addresses were unreachable" if which else unreachable),
         ("cancelled", f"{which}SYNs got no answer {until}"),
@@ -181,6 +181,31 @@ def _trouble(lines: Sequence[str], winner: str = "", fast: bool = False) -> str:
         if word in text:
             return meaning
     return "no direct conn came up in time"
+
+
+def _advice_for(trouble: str, *, fast: bool) -> str:
+    """What to change when the prediction had no advice (it expected direct) and the race
+    ended on the relay: read from what the candidates ran into (:func:`_trouble`)."""
+    if "before the relay was picked" in trouble:
+        # A path slower than the race's wait (the lab's delay25 with --wait-p2p 50ms):
+        # fast start keeps the relay and goes on trying (docs/PROTOCOL.md section 16).
+        return (
+            "give the race longer (--wait-p2p 3s), or run both sides with --fast-start, "
+            "which starts on the relay and keeps trying"
+        )
+    if "got no answer" in trouble:
+        return (
+            "a firewall between the two drops every SYN: let TCP from the peer's address in "
+            "(rdv doctor on each side tells which)"
+        )
+    if "refused" in trouble or "reset" in trouble:
+        return (
+            "a router or firewall answers the SYNs with a reset: have it drop them instead, "
+            "or let TCP from the peer's address in"
+        )
+    if "unreachable" in trouble:
+        return "leave out the address space that has no route (--spaces)"
+    return "" if fast else "give the race longer (--wait-p2p 3s)"
 
 
 def verdict(
@@ -259,8 +284,9 @@ def verdict(
     # VerdictReached, the app's race screen): a verdict that only said why left them to
     # work out what to do.
     advice = "run both sides with address spaces in common (--spaces)" if idle else ""
-    if outcome != "direct" and (advice or prediction.advice):
-        sentence += f" To go direct: {advice or prediction.advice}."
+    advice = advice or prediction.advice or _advice_for(trouble, fast=switch is not None)
+    if outcome != "direct" and advice:
+        sentence += f" To go direct: {advice}."
     return VerdictReached(
         t,
         prediction.expect,
