@@ -163,7 +163,7 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
         if transport is None or transport.is_closing():
             raise web.HTTPBadRequest(text="connection closed")
         handler_protocol = request.protocol
-        trailing = _bytes_after_head(handler_protocol)
+        trailing = _bytes_after_head(request)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def release(exc: BaseException | None) -> None:
@@ -173,20 +173,38 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
             # that its connection bookkeeping and keep-alive state end with the conn.
             handler_protocol.connection_lost(exc)
 
-        server.admit(rdv_request, transport, remote, trailing=trailing, release=release)
-        await done
+        peer = server.admit(rdv_request, transport, remote, trailing=trailing, release=release)
+        try:
+            await done
+        except asyncio.CancelledError:
+            # aiohttp cancels a handler at the app's shutdown (after its shutdown_timeout),
+            # a middleware's timeout cancels it too; either then writes its own 504 or
+            # closes the transport, into a conn the core owns: a relayed peer read
+            # "HTTP/1.1 504" inside its stream, then a FIN as if its partner had ended.
+            # The server ends it first, as at its own shutdown (docs/PROTOCOL.md section 8):
+            # 503 in the lobby, its pair reset. Nothing once the conn is gone (aiohttp's
+            # handler_cancellation cancels the handler when release reports the close).
+            server.cut(peer)
+            raise
         return _TakenOver()
 
     return handle
 
 
-def _bytes_after_head(handler_protocol: Any) -> bytes:
+def _bytes_after_head(request: web.Request) -> bytes:
     """Bytes the client sent after the request head, which aiohttp already buffered.
 
     A lobby client must send nothing (the core answers ``400``), so any byte counts.
     aiohttp does not treat ``Upgrade: rdv/1`` as an upgrade: the bytes sit in its
-    parser's tail, or became further pipelined messages.
+    parser's tail, or became further pipelined messages, or (for a head announcing a body:
+    ``Content-Length``, ``Transfer-Encoding``) aiohttp's body reader took them, where the
+    native front would have seen them after the head. Only a chunked body's unfinished
+    size line is not seen here (it then waits as if it had sent nothing).
     """
+    content = request.content
+    if content.total_bytes or (request.body_exists and content.at_eof()):
+        return b"\n"
+    handler_protocol = request.protocol
     parser = getattr(handler_protocol, "_parser", None)
     tail = getattr(parser, "_tail", b"") if parser is not None else b""
     tail = bytes(getattr(handler_protocol, "_message_tail", b"") or b"") + bytes(tail or b"")
@@ -216,14 +234,26 @@ def mount(
         mount_probes(app, probes)
     prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
     handle = rdv_handler(server, prefix)
-    app.router.add_route("*", f"{prefix}/{{token:.*}}", handle)
+    app.router.add_route("*", f"{prefix}/{{token:.*}}", handle, expect_handler=no_continue)
     if prefix:
-        app.router.add_route("*", prefix, handle)
+        app.router.add_route("*", prefix, handle, expect_handler=no_continue)
 
     async def close_rdv(_app: web.Application) -> None:
         await server.close()
 
     app.on_shutdown.append(close_rdv)
+
+
+async def no_continue(request: web.Request) -> None:
+    """The ``expect_handler`` of rdv routes: never an interim ``100 Continue``.
+
+    aiohttp's default one writes ``HTTP/1.1 100 Continue`` to every request with
+    ``Expect: 100-continue``, before any middleware or handler runs, and a lobby conn
+    receives no bytes until its ``101`` (docs/PROTOCOL.md section 8); Go's net/http sends it
+    only when a handler reads the body, which the reference's never does. An rdv request
+    carries no body: one that comes anyway is a lobby violation (``400``).
+    """
+    return None
 
 
 def _remote(request: web.Request) -> Addr | None:
