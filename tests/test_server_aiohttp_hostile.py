@@ -11,12 +11,14 @@ Real aiohttp applications on loopback, real sockets.
   (splice relay);
 - a request with a body: aiohttp's body reader swallowed the bytes and the request waited in
   the lobby, where the native front answers ``400`` (any byte after the head);
-- ``Expect: 100-continue``: aiohttp wrote ``HTTP/1.1 100 Continue`` to a lobby conn.
+- ``Expect: 100-continue``: aiohttp wrote ``HTTP/1.1 100 Continue`` to a lobby conn;
+- a lobby conn had aiohttp's TCP keepalive (the kernel's 2 h), not the server's 2 min.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +28,7 @@ from aiohttp import web
 
 from rdv_core.server._aiohttp import allow_rdv_methods, mount, rdv_handler
 from rdv_core.server._core import RdvServer
+from rdv_core.server._keepalive import KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S
 
 from tests.server_support import EOF, Env, RawClient, parse_head, rdv_request
 
@@ -165,3 +168,17 @@ async def test_handler_cancellation_on_leaves_the_relay_semantics_alone() -> Non
         assert await dialer.read_for(1.0) == EOF.encode()
         await env.wait_for(lambda: env.server.open_conns == 0)
         assert env.server.stats().rejects_by_status == {}
+
+
+async def test_lobby_conns_get_the_servers_tcp_keepalive() -> None:
+    """A lobby client whose machine vanished is found out within ~2 minutes, as on the
+    native front (section 8). Before: aiohttp's SO_KEEPALIVE with the kernel's timings,
+    first probe after 7200 s."""
+    async with app_with(RdvServer()) as (env, _):
+        _waiting = await env.request("ACCEPT", "ka")
+        await env.wait_lobby(1)
+        sock = env.server._lobby["ka"].transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE_S
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == KEEPALIVE_INTERVAL_S
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == KEEPALIVE_COUNT

@@ -5,6 +5,7 @@
     from aiohttp import web
     from rdv_core.server._aiohttp import mount
     from rdv_core.server._core import RdvServer
+from rdv_core.server._keepalive import enable_keepalive
 
     app = web.Application(middlewares=[my_auth])
     rdv = RdvServer()
@@ -41,6 +42,7 @@ from aiohttp import web_protocol as _web_protocol
 from aiohttp.http_parser import HttpRequestParserPy
 
 from rdv_core.server._core import RdvServer
+from rdv_core.server._keepalive import enable_keepalive
 from rdv_core.server._observed import transport_peer_addr
 from rdv_core.server._probes import ProbeService
 from rdv_core.wire import Addr, Head, RequestRejected
@@ -173,6 +175,10 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
             # that its connection bookkeeping and keep-alive state end with the conn.
             handler_protocol.connection_lost(exc)
 
+        # aiohttp sets SO_KEEPALIVE with the kernel's timings (first probe after 2 h): a
+        # lobby client whose machine vanished held its slot and its address's share of the
+        # caps for 2 h 11 min, against 2 min on the native front (docs/PROTOCOL.md 8).
+        enable_keepalive(transport)
         peer = server.admit(rdv_request, transport, remote, trailing=trailing, release=release)
         try:
             await done
