@@ -182,3 +182,27 @@ async def test_lobby_conns_get_the_servers_tcp_keepalive() -> None:
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE_IDLE_S
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == KEEPALIVE_INTERVAL_S
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == KEEPALIVE_COUNT
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [[(f"X-Pad-{n}", "v" * 1000) for n in range(17)], [(f"X-{n}", "v") for n in range(101)]],
+    ids=["17-KiB", "101-lines"],
+)
+async def test_a_head_over_the_native_bound_is_refused(headers: list[tuple[str, str]]) -> None:
+    """16 KiB or 100 header lines, as on the native front (section 3, row 1). Before: aiohttp
+    takes 128 lines of 8190 bytes, and the lobby conn kept them: 100 requests of 960 KiB
+    from one address, within its lobby cap, grew the app by 284 MiB."""
+    async with app_with(RdvServer()) as (env, _):
+        client = await env.request("ACCEPT", "big", headers=headers)
+        got = await client.read_until_eof()
+        assert parse_head(got)[0] == 431, got[:200]
+        assert got.endswith(b"\r\n\r\n431 Request Header Fields Too Large"), got[-200:]
+        assert env.server.stats().lobby == 0
+        assert env.server.stats().rejects_by_status == {431: 1}
+        fits = [(f"X-Pad-{n}", "v" * 1000) for n in range(14)]
+        accepter = await env.request("ACCEPT", "fits", headers=fits)
+        await env.wait_lobby(1)
+        dialer = await env.request("DIAL", "fits")
+        assert parse_head(await dialer.read_head())[0] == 101
+        assert parse_head(await accepter.read_head())[0] == 101

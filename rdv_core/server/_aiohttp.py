@@ -5,6 +5,7 @@
     from aiohttp import web
     from rdv_core.server._aiohttp import mount
     from rdv_core.server._core import RdvServer
+from rdv_core.server._http_conn import MAX_REQUEST_HEAD
 from rdv_core.server._keepalive import enable_keepalive
 
     app = web.Application(middlewares=[my_auth])
@@ -35,23 +36,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 from aiohttp import web_protocol as _web_protocol
 from aiohttp.http_parser import HttpRequestParserPy
 
 from rdv_core.server._core import RdvServer
+from rdv_core.server._http_conn import MAX_REQUEST_HEAD
 from rdv_core.server._keepalive import enable_keepalive
 from rdv_core.server._observed import transport_peer_addr
 from rdv_core.server._probes import ProbeService
-from rdv_core.wire import Addr, Head, RequestRejected
+from rdv_core.wire import MAX_HEADERS, Addr, Head, RdvRequest, RequestRejected
 
 log = logging.getLogger("rdv.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _RDV_PREFIXES = (b"DIAL ", b"ACCEPT ")
+#: What the native front answers a head over its bound (docs/PROTOCOL.md section 3, row 1).
+HEAD_TOO_LARGE: Final = RequestRejected("431 Request Header Fields Too Large", 431, http_level=True)
 
 
 class _RdvAwareRequestParser:
@@ -152,7 +156,14 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         remote = _remote(request)
-        rdv_request = server.check(_request_head(request), prefix, remote)
+        if _head_too_large(request):
+            # aiohttp's parser takes 128 header lines of 8190 bytes (1 MiB), and a lobby conn
+            # keeps its headers while it waits: 100 such requests from one address, within
+            # its lobby cap, grew the app by 284 MiB. The native front's bound holds here.
+            server.count_reject(431, "HTTP header block too large", remote, request.method)
+            rdv_request: RdvRequest | RequestRejected = HEAD_TOO_LARGE
+        else:
+            rdv_request = server.check(_request_head(request), prefix, remote)
         if isinstance(rdv_request, RequestRejected):
             if rdv_request.http_level:
                 # Go's net/http refuses these before any handler: its public error as the
@@ -195,6 +206,15 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
         return _TakenOver()
 
     return handle
+
+
+def _head_too_large(request: web.Request) -> bool:
+    """Whether the head passes the native front's bounds: 16 KiB, 100 header lines."""
+    raw = request.raw_headers
+    if len(raw) > MAX_HEADERS:
+        return True
+    line = len(request.method) + len(request.raw_path) + 12  # " HTTP/1.1\r\n" and a space
+    return line + sum(len(k) + len(v) + 4 for k, v in raw) + 2 > MAX_REQUEST_HEAD
 
 
 def _bytes_after_head(request: web.Request) -> bytes:
