@@ -169,3 +169,20 @@ async def test_the_dial_back_goes_only_to_the_asker() -> None:
     assert status == 200, body
     assert got == [], got
     assert str(json.loads(body)["target"]).startswith("127.0.0.1:"), body
+
+
+async def test_keepalive_timeout_is_the_head_deadline() -> None:
+    """What the README tells an app facing the Internet: aiohttp's ``keepalive_timeout``
+    runs from the conn's start, so a head trickled a byte at a time is cut there (the
+    native front's 30 s head deadline; aiohttp's default is 75 s)."""
+    async with app_with(RdvServer(), keepalive_timeout=0.5) as (env, _):
+        client = await env.connect()
+        start = asyncio.get_running_loop().time()
+        data = rdv_request("ACCEPT", "/rdv/trickle")
+        for byte in range(len(data) - 1):
+            client.send(data[byte : byte + 1])
+            if await client.read_for(0.05):
+                break
+        took = asyncio.get_running_loop().time() - start
+        assert 0.4 < took < 1.5, took
+        assert env.server.stats().lobby == 0

@@ -150,7 +150,9 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
     """An aiohttp handler serving rdv requests whose path is ``prefix/<token>``.
 
     Use it for custom routing; :func:`mount` adds it under a prefix for you. Call
-    :func:`allow_rdv_methods` once when you do not use :func:`mount`.
+    :func:`allow_rdv_methods` once when you do not use :func:`mount`, add the route with
+    ``expect_handler=no_continue``, and close ``server`` in the app's ``on_shutdown``
+    (else aiohttp cancels the handlers after its shutdown timeout, which resets the pairs).
     """
     prefix = prefix.rstrip("/")
 
