@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 
 from rdv_core.server._aiohttp import allow_rdv_methods, mount, rdv_handler
-from rdv_core.server._core import RdvServer
+from rdv_core.server._core import PairHandler, PeerInfo, RdvServer
 from rdv_core.server._keepalive import KEEPALIVE_COUNT, KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S
 
 from tests.server_support import EOF, Env, RawClient, parse_head, rdv_request
@@ -206,3 +206,23 @@ async def test_a_head_over_the_native_bound_is_refused(headers: list[tuple[str, 
         dialer = await env.request("DIAL", "fits")
         assert parse_head(await dialer.read_head())[0] == 101
         assert parse_head(await accepter.read_head())[0] == 101
+
+
+class SlowMatch(PairHandler):
+    """An ``on_match`` hook that decides after the middleware's deadline."""
+
+    def on_match(self, pair_id: int, dialer: PeerInfo, accepter: PeerInfo) -> Awaitable[None]:
+        return asyncio.sleep(0.6)
+
+
+async def test_a_cancelled_handler_while_on_match_decides_answers_both_503() -> None:
+    async with app_with(RdvServer(handler=SlowMatch()), [deadline]) as (env, _):
+        accepter = await env.request("ACCEPT", "hook")
+        await env.wait_lobby(1)
+        dialer = await env.request("DIAL", "hook")
+        for client in (accepter, dialer):
+            got = await client.read_until_eof()
+            assert got.startswith(b"HTTP/1.1 503 ") and got.endswith(SHUTTING_DOWN), got
+        await env.wait_for(lambda: env.server.open_conns == 0)
+        await asyncio.sleep(0.4)  # the hook's late decision writes nothing, raises nothing
+        assert env.server.stats().pairs == []
