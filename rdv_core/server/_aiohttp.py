@@ -29,6 +29,12 @@ Two aiohttp facts shape this module (docs/ARCHITECTURE.md section 3):
   suspended until the core has closed the conn, because aiohttp closes the transport
   when a handler returns. Everything that leans on aiohttp internals is in this module
   and pinned by ``tests/test_server_aiohttp.py``.
+- From the takeover on, aiohttp must write nothing into the conn: a cancelled handler (the
+  app's shutdown, a middleware's timeout) ends its conn as the server's shutdown does, and
+  rdv routes get no ``100 Continue``. What the native front bounds before the takeover (the
+  head's size, bytes after it, TCP keepalive) the handler bounds the same way; the head's
+  deadline and its slots per address stay aiohttp's (README, the aiohttp section;
+  ``tests/test_server_aiohttp_hostile.py``, ``tests/test_server_aiohttp_limits.py``).
 """
 
 from __future__ import annotations
@@ -211,7 +217,7 @@ def rdv_handler(server: RdvServer, prefix: str = "") -> Handler:
 
 
 def _head_too_large(request: web.Request) -> bool:
-    """Whether the head passes the native front's bounds: 16 KiB, 100 header lines."""
+    """Whether the head is over the native front's bounds: 16 KiB, 100 header lines."""
     raw = request.raw_headers
     if len(raw) > MAX_HEADERS:
         return True
