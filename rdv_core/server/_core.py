@@ -225,7 +225,7 @@ class RdvServer:
         trailing: bytes = b"",
         release: Callable[[BaseException | None], None] | None = None,
         proxied: bool = False,
-    ) -> None:
+    ) -> Peer:
         """Take over the conn of a request that passed every section 3 check.
 
         Args:
@@ -236,6 +236,9 @@ class RdvServer:
                 14): it is the observed address, forwarding headers are not consulted.
             trailing: Bytes that followed the request head (a violation: ``400``).
             release: Called once with the close exception when the conn is closed.
+
+        Returns:
+            The conn as the core holds it (for :meth:`cut`).
         """
         try:
             if proxied:
@@ -265,18 +268,29 @@ class RdvServer:
         )
         if self.closed:
             self._reject(peer, 503, SHUTTING_DOWN)
-            return
+            return peer
         if trailing:
             self._tally.count_reject(400)
             self._tally.emit_peer(ev.LobbyLeft, info, reason="sent data")
             peer.state = PeerState.KICKED
             peer.fail(400, IDLE_VIOLATION)
-            return
+            return peer
         refusal = call_on_join(self.handler, info)
         if refusal is not None:
             self._reject(peer, refusal.status, refusal.reason)
-            return
+            return peer
         self._place(peer)
+        return peer
+
+    def cut(self, peer: Peer) -> None:
+        """End a conn its front gives up (aiohttp cancelled the handler holding it: the
+        app's shutdown, a middleware's timeout): ``503`` in the lobby, its pair reset
+        (docs/PROTOCOL.md sections 5 and 8). Nothing once the conn is gone."""
+        if self._lobby.get(peer.info.token) is peer:
+            self._leave_lobby(peer, None)
+            self._reject(peer, 503, SHUTTING_DOWN)
+        elif peer.state is PeerState.PAIRED:
+            self._pairing.cut(peer)
 
     def stats(self) -> ServerStats:
         """A snapshot of the lobby, the open pairs and the counters."""

@@ -74,6 +74,7 @@ class Pairing:
     def match(self, dialer: Peer, accepter: Peer) -> None:
         pair_id = next(self._pair_ids)
         dialer.state = accepter.state = PeerState.PAIRED
+        dialer.pair_id = accepter.pair_id = pair_id
         self._tally.pairs_total += 1
         lobby_s = asyncio.get_running_loop().time() - min(dialer.joined, accepter.joined)
         self._tally.emit(
@@ -127,6 +128,19 @@ class Pairing:
         for relayer in list(self.pairs.values()):
             relayer.close("shutdown", reset=True)  # a FIN would read as the peer's end
         self._silence.close()
+
+    def cut(self, peer: Peer) -> None:
+        """End the pair of ``peer``, whose front gave its conn up, as the server's end:
+        ``503`` to both while a hook decides, else both reset (docs/PROTOCOL.md section 8)."""
+        pending = self.pending.get(peer.pair_id)
+        if pending is not None and peer in pending:
+            del self.pending[peer.pair_id]
+            for each in pending:
+                each.fail(503, SHUTTING_DOWN)
+            return
+        relayer = self.pairs.get(peer.pair_id)
+        if relayer is not None and peer in (relayer.dialer, relayer.accepter):
+            relayer.close("cut by the front", reset=True)
 
     def _on_match_decided(
         self, task: asyncio.Future[None], pair_id: int, dialer: Peer, accepter: Peer

@@ -62,7 +62,16 @@ class PeerCallbacks:
 class Peer:
     """One conn the core owns: in the lobby, then in a pair. Internal to server and relay."""
 
-    __slots__ = ("_release", "callbacks", "info", "joined", "state", "timer", "transport")
+    __slots__ = (
+        "_release",
+        "callbacks",
+        "info",
+        "joined",
+        "pair_id",
+        "state",
+        "timer",
+        "transport",
+    )
 
     def __init__(
         self,
@@ -79,6 +88,8 @@ class Peer:
         self.joined = joined
         self.timer: asyncio.TimerHandle | None = None
         self.state = PeerState.LOBBY
+        #: The pair it was last matched into (0: never matched).
+        self.pair_id = 0
 
     def lost(self, exc: BaseException | None) -> None:
         """The transport closed: tell the owner and the front (once each)."""
