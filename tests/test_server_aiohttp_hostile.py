@@ -142,10 +142,24 @@ async def test_a_request_body_is_a_lobby_violation(framing: bytes, body: bytes) 
         assert env.server.stats().lobby == 0
 
 
-async def test_expect_100_continue_gets_no_interim_response() -> None:
+def own_route_no_continue(app: web.Application, server: RdvServer) -> None:
+    """``rdv_handler`` routed by the user with the exported ``no_continue``, as the README
+    says (it was private: a user routing rdv had no way to stop aiohttp's 100)."""
+    from rdv_core.server import no_continue
+
+    allow_rdv_methods()
+    app.router.add_route(
+        "*", "/rdv/{token}", rdv_handler(server, "/rdv"), expect_handler=no_continue
+    )
+
+
+@pytest.mark.parametrize("route", [None, own_route_no_continue], ids=["mount", "rdv_handler"])
+async def test_expect_100_continue_gets_no_interim_response(
+    route: Callable[[web.Application, RdvServer], None] | None,
+) -> None:
     """A lobby conn receives no bytes until its ``101`` (section 8). Before: ``HTTP/1.1 100
     Continue`` at once, written by aiohttp before any middleware."""
-    async with app_with(RdvServer()) as (env, _):
+    async with app_with(RdvServer(), route=route) as (env, _):
         expect = [("Expect", "100-continue")]
         accepter = await env.request("ACCEPT", "ask", headers=expect)
         await env.wait_lobby(1)

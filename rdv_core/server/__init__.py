@@ -22,7 +22,7 @@ from rdv_core.server._relay_silence import relay_silence
 from rdv_core.server._stats import PairPath, PairStats
 
 if TYPE_CHECKING:
-    from rdv_core.server._aiohttp import allow_rdv_methods, mount, rdv_handler
+    from rdv_core.server._aiohttp import allow_rdv_methods, mount, no_continue, rdv_handler
 
 __all__ = [
     "LobbyLimits",
@@ -40,6 +40,7 @@ __all__ = [
     "allow_rdv_methods",
     "make_observed_addr",
     "mount",
+    "no_continue",
     "rdv_handler",
     "relay_silence",
     "serve_native",
@@ -47,7 +48,7 @@ __all__ = [
     "start_probe_ports",
 ]
 
-_AIOHTTP_NAMES = frozenset({"allow_rdv_methods", "mount", "rdv_handler"})
+_AIOHTTP_NAMES = frozenset({"allow_rdv_methods", "mount", "no_continue", "rdv_handler"})
 
 
 def __getattr__(name: str) -> Any:
