@@ -29,11 +29,14 @@ NONCE = "0123456789abcdef"
 DIALBACKS = 20
 
 
-async def _dial_back(port: int, victim_port: int, ok: bool = True) -> dict[str, object]:
-    """One dial-back request with forged headers; its JSON answer (with ``status``)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def _dial_back(
+    port: int, victim_port: int, ok: bool = True, source: str = "127.0.0.1"
+) -> dict[str, object]:
+    """One dial-back request with forged headers, from ``source``; its JSON answer (with
+    ``status``)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
     forged = (
-        f"X-Forwarded-For: {VICTIM}\r\nX-Forwarded-Port: {victim_port}\r\n"
+        f"X-Forwarded-For: {VICTIM}:{victim_port}\r\nX-Forwarded-Port: {victim_port}\r\n"
         f"X-Real-IP: {VICTIM}\r\nX-Real-Port: {victim_port}\r\n"
     )
     writer.write(
@@ -80,6 +83,49 @@ async def test_forged_forwarding_headers_never_aim_the_dial_back(kind: str, tmp_
         listener.close()
     assert got == [], f"the server dialled {VICTIM}: {got} ({answer})"
     assert str(answer["target"]).startswith("127.0.0.1:"), answer
+
+
+def _forwardfor(config: str) -> str:
+    """The shipped HAProxy config as many run it: no PROXY header, ``option forwardfor``
+    (which adds its own ``X-Forwarded-For`` line after the client's) and the client's port."""
+    config = config.replace(
+        "default-server send-proxy-v2 check check-send-proxy", "default-server check"
+    )
+    return config.replace(
+        "    default_backend rdv",
+        "    option forwardfor\n"
+        "    http-request set-header X-Forwarded-Port %[src_port]\n"
+        "    default_backend rdv",
+    )
+
+
+async def test_haproxy_forwardfor_appends_the_client_after_a_forged_line(tmp_path: Path) -> None:
+    """HAProxy in mode http with ``option forwardfor`` keeps the client's own
+    ``X-Forwarded-For`` line and adds the real one below it. The server read the first line
+    only, the forged one (``127.0.0.2:PORT``), and dialled the victim; every line is one list
+    (RFC 9110 section 5.3), whose right-most untrusted hop is the client (127.0.0.3)."""
+    reason = missing_binary("haproxy")
+    if reason is not None:
+        pytest.skip(reason)
+    got: list[bytes] = []
+
+    async def victim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        got.append(await reader.read(200))
+        writer.close()
+
+    listener = await asyncio.start_server(victim, VICTIM, 0)
+    victim_port = listener.sockets[0].getsockname()[1]
+    args = ("--trust-proxy", "127.0.0.1/32", "--dial-back")
+    try:
+        async with (
+            backends(tmp_path, args, count=1) as pool,
+            balancer("haproxy", tmp_path, [pool[0].addr] * 3, edit=_forwardfor) as lb,
+        ):
+            answer = await _dial_back(lb.port, victim_port, source="127.0.0.3")
+    finally:
+        listener.close()
+    assert got == [], f"the server dialled {VICTIM}: {got} ({answer})"
+    assert str(answer["target"]).startswith("127.0.0.3:"), answer
 
 
 async def test_a_proxy_that_passes_forged_headers_on_aims_a_few_dial_backs_at_most() -> None:

@@ -244,7 +244,7 @@ class RdvServer:
             if proxied:
                 observed = None if remote is None else remote.unmapped()
             else:
-                observed = self._observed(remote, request.head.get)
+                observed = self._observed(remote, request.head.get_joined)
         except Exception:
             log.exception("observed-address function failed: omitting the address")
             observed = None

@@ -21,7 +21,9 @@ from rdv_core.server import _deploy_hints as hints
 from rdv_core.wire import Addr, AddrError, IPAddress, unmap
 
 HeaderGetter = Callable[[str], str | None]
-"""Returns the first value of a header (case-insensitive name), or None."""
+"""Returns a header's value (case-insensitive name), or None: every line of it joined with
+``", "`` (:meth:`rdv_core.wire.Head.get_joined`), so that a proxy's appended
+``X-Forwarded-For`` line is read, not only the client's own first one."""
 
 ObservedAddrFunc = Callable[[Addr | None, HeaderGetter], Addr | None]
 """``(tcp_peer, get_header) -> observed address or None``."""

@@ -23,9 +23,13 @@ def mount_probes(app: web.Application, service: ProbeService) -> None:
         transport = request.transport
         remote = transport_peer_addr(transport) if transport is not None else None
         local = _local_addr(transport) if transport is not None else None
-        answer = await service.answer(
-            request.path, request.query_string, request.headers.get, remote, local
-        )
+
+        def joined(name: str) -> str | None:
+            # Every line of a list header, as the native front reads it (Head.get_joined).
+            values = request.headers.getall(name, [])
+            return ", ".join(values) if values else None
+
+        answer = await service.answer(request.path, request.query_string, joined, remote, local)
         content_type, _, charset = answer.content_type.partition("; charset=")
         response = web.Response(
             status=answer.status,

@@ -90,12 +90,14 @@ def serve_probe(
     path, query = split_target(head.target)
     keep = _keep_alive(head)
     if path != wire.DIALBACK_PATH:
-        answer = service.answer_now(path, head.get, remote, local.port if local else 0, proxied)
+        answer = service.answer_now(
+            path, head.get_joined, remote, local.port if local else 0, proxied
+        )
         _write(transport, head, answer, close=not keep)
         return keep
 
     async def dial() -> None:
-        answer = await service.answer(path, query, head.get, remote, local, proxied)
+        answer = await service.answer(path, query, head.get_joined, remote, local, proxied)
         if not transport.is_closing():
             _write(transport, head, answer, close=True)
 

@@ -65,6 +65,18 @@ class Head:
                 return value
         return None
 
+    def get_joined(self, name: str) -> str | None:
+        """Every value of a header, in order, joined with ``", "`` (None: absent).
+
+        A list header sent on several lines is one list (RFC 9110 section 5.3): HAProxy's
+        ``option forwardfor`` adds its own ``X-Forwarded-For`` line after the client's, so
+        the first line alone is whatever the client wrote (docs/PROTOCOL.md section 8,
+        observed address).
+        """
+        lower = name.lower()
+        values = [value for key, value in self.headers if key.lower() == lower]
+        return ", ".join(values) if values else None
+
     def has(self, name: str) -> bool:
         """True if the header is present (even with an empty value)."""
         return self.get(name) is not None
