@@ -11,7 +11,17 @@ itself (RTT over the relay, the timed background race) is the client's
 from __future__ import annotations
 
 from rdv_core.faststart._core import RELAY, MigrationCore
+from rdv_core.faststart._errors import UnconfirmedDataError
 from rdv_core.faststart._frames import Frame, FrameParser, Kind
 from rdv_core.faststart._stream import MigratingStream, Path
 
-__all__ = ["RELAY", "Frame", "FrameParser", "Kind", "MigratingStream", "MigrationCore", "Path"]
+__all__ = [
+    "RELAY",
+    "Frame",
+    "FrameParser",
+    "Kind",
+    "MigratingStream",
+    "MigrationCore",
+    "Path",
+    "UnconfirmedDataError",
+]

@@ -21,6 +21,7 @@ from typing import Any, Final
 from rdv_core.errors import RdvProtocolError
 from rdv_core.faststart._app_transport import RETAIN_HIGH, RETAIN_LOW, AppTransport
 from rdv_core.faststart._core import RELAY, MigrationCore
+from rdv_core.faststart._errors import UnconfirmedDataError
 from rdv_core.faststart._frames import MAX_PAYLOAD, STREAM_KINDS, Frame, FrameParser, Kind
 
 logger = logging.getLogger("rdv.faststart")
@@ -386,8 +387,14 @@ class MigratingStream:
             # exited 0 while its receiver lost the tail; PROTOCOL 16.4, the close).
             why = "the connection to the peer was lost"
             if self._closing and not core.delivered:
-                why += f" before it confirmed {core.end - core.peer_acked} bytes (they may be lost)"
-            elif core.peer_eof or self._closing:
+                # Typed, with the count: a library's ``await conn.aclose()`` raises it.
+                unconfirmed = core.end - core.peer_acked
+                why += f" before it confirmed {unconfirmed} bytes (they may be lost)"
+                cause = self._lost_error
+                error = UnconfirmedDataError(f"{why}: {cause}" if cause else why, unconfirmed)
+                error.__cause__ = cause
+                return self._finish(error)
+            if core.peer_eof or self._closing:
                 return self._finish(None)
             self._finish(self._lost_error or ConnectionResetError(why))
         elif self._closing and core.flushed and core.delivered:
