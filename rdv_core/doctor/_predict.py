@@ -63,10 +63,12 @@ class Prediction:
         return (self.expect == "direct") == (outcome == "direct")
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form (``{"expect", "winner", "reason"}``), as the doctor's report has it."""
         return {"expect": self.expect, "winner": self.winner, "reason": self.reason}
 
     @classmethod
     def from_json(cls, data: Any) -> Prediction:
+        """A prediction from its JSON form (the peer's, so checked). Raises ValueError."""
         if not isinstance(data, dict) or data.get("expect") not in EXPECTATIONS:
             raise ValueError("bad prediction")
         winner, reason = data.get("winner"), data.get("reason")
