@@ -31,8 +31,8 @@ FAST = [("Rdv-Extensions", "fast-start/1")]
 PAYLOAD = os.urandom(65536)
 
 
-def _client() -> Client:
-    return Client(spaces=AddrSpace.NONE, picker=PickFirst(), fast_start=True, timeout=10)
+def _client(spaces: AddrSpace = AddrSpace.NONE) -> Client:
+    return Client(spaces=spaces, picker=PickFirst(), fast_start=True, timeout=10)
 
 
 @asynccontextmanager
@@ -104,19 +104,31 @@ async def test_a_cancelled_close_leaves_no_socket_waiting_for_the_ack(close: str
         assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
-async def test_aclose_is_quiet_when_the_peer_confirmed_every_byte() -> None:
+@pytest.mark.parametrize(
+    ("spaces", "moves"),
+    [(AddrSpace.NONE, False), (AddrSpace.LOOPBACK4, True)],
+    ids=["relay", "direct"],
+)
+async def test_aclose_is_quiet_when_the_peer_confirmed_every_byte(
+    spaces: AddrSpace, moves: bool
+) -> None:
+    """On the relay, and across the switch to a direct path on loopback (the close may
+    come while the stream moves: it still waits for the ACK, on whichever path)."""
     async with running_server("native") as env:
-        url, token = f"http://127.0.0.1:{env.port}", "lib-delivered"
-        accepting = asyncio.create_task(_client().accept(url, token))
+        url, token = f"http://127.0.0.1:{env.port}", f"lib-delivered-{moves}"
+        accepting = asyncio.create_task(_client(spaces).accept(url, token))
         while env.server.stats().lobby == 0:  # noqa: ASYNC110 (polls server state)
             await asyncio.sleep(0.01)
-        dialer = await _client().dial(url, token)
+        dialer = await _client(spaces).dial(url, token)
         accepter = await accepting
         assert dialer.upgrader is not None and accepter.upgrader is not None
-        dialer.writer.write(PAYLOAD)
+        payload = PAYLOAD * (16 if moves else 1)  # 1 MiB: still moving at the close
+        dialer.writer.write(payload)
         closing = asyncio.create_task(dialer.aclose())
         async with asyncio.timeout(10):
-            assert await accepter.reader.read() == PAYLOAD
+            assert await accepter.reader.read() == payload
             async with accepter:
                 pass
             await closing  # no error: the peer acknowledged every byte
+        if moves:
+            assert dialer.upgrader.direct is not None, "the stream never moved direct"
