@@ -132,3 +132,28 @@ async def test_aclose_is_quiet_when_the_peer_confirmed_every_byte(
             await closing  # no error: the peer acknowledged every byte
         if moves:
             assert dialer.upgrader.direct is not None, "the stream never moved direct"
+
+
+async def test_a_task_cancelled_inside_async_with_ends_at_once() -> None:
+    """Cancelled in its body, ``async with conn`` closed gracefully: with fast start that
+    waits for the peer's ACK, so a cancelled task whose peer never confirmed hung in its
+    ``__aexit__`` (``task.cancel()`` then ``await task`` never returned). Now a cancelled
+    body aborts the conn, as pipe mode does on Ctrl-C (no FIN: it is no end of stream)."""
+    async with _dialed_to_a_hand_peer("lib-cancelled-body") as (conn, accepter):
+        started = asyncio.Event()
+
+        async def user() -> None:
+            async with conn:
+                started.set()
+                await asyncio.sleep(30)
+
+        task = asyncio.create_task(user())
+        await started.wait()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=2)  # (a timeout would cancel it again)
+        assert done, "the cancelled task still waits in its async with"
+        assert task.cancelled()
+        async with asyncio.timeout(2):
+            with contextlib.suppress(ConnectionResetError):
+                while await accepter.reader.read(65536):
+                    pass

@@ -121,8 +121,12 @@ class Conn:
         # body's error is the one the caller hears.
         if exc_type is None:
             await self.aclose()
-        else:
-            await self.close()
+            return
+        if not issubclass(exc_type, Exception):
+            # Cancelled (or interrupted): no end of stream, and nothing may wait for the
+            # peer (fast start's close waits for its ACK: the cancelled task hung here).
+            self.writer.transport.abort()
+        await self.close()
 
     def __repr__(self) -> str:
         kind = "relay" if self.is_relay else "p2p"
