@@ -13,11 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import shutil
 import socket
 import struct
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +31,7 @@ from rdv_core.faststart import FrameParser, Kind
 from rdv_core.faststart._frames import hello_frame, u64_frame
 
 from tests.server_support import RawClient, running_server
+from tests.test_readme_examples import _netns_prefix
 
 FAST = [("Rdv-Extensions", "fast-start/1")]
 PAYLOAD = os.urandom(65536)
@@ -157,3 +163,26 @@ async def test_a_task_cancelled_inside_async_with_ends_at_once() -> None:
             with contextlib.suppress(ConnectionResetError):
                 while await accepter.reader.read(65536):
                     pass
+
+
+def test_aclose_ends_naming_the_silence_when_the_direct_path_goes_dark() -> None:
+    """Direct for good (the relay retired), then a blackhole (no RST) while the close
+    waits for the ACK: the silence watch stopped at the close, so ``aclose()`` waited for
+    TCP's own timeout (about 15 minutes). Now it ends after the silence limit (2 s here,
+    docs/PROTOCOL.md 16.10), naming the bytes and the silence. In a fresh namespace."""
+    if shutil.which("nft") is None:
+        pytest.skip("needs nft")
+    result = subprocess.run(
+        [*_netns_prefix(), "sh", "-c", 'ip link set lo up && exec "$@"', "sh", sys.executable,
+         str(Path(__file__).with_name("conn_close_silent_driver.py"))],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["error"] == (
+        "UnconfirmedDataError: the connection to the peer was lost before it confirmed "
+        f"{report.get('unconfirmed')} bytes (they may be lost): the direct path went silent for "
+        "2 s (no answer from the peer)"
+    ), report
+    assert 0 < report["unconfirmed"] < 100, report
+    assert report["ended_s"] < 6, report

@@ -455,6 +455,11 @@ class MigratingStream:
     def closing(self) -> bool:
         return self._closing or self._done
 
+    @property
+    def ended(self) -> bool:
+        """True once the stream is over; a closing one still waits for the peer's ACK."""
+        return self._done
+
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` for as long as the stream lives (cancelled when it ends)."""
         task = self.loop.create_task(coro)
