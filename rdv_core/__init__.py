@@ -118,6 +118,7 @@ if TYPE_CHECKING:
         read_jsonl,
         write_jsonl,
     )
+    from rdv_core.faststart import UnconfirmedDataError
     from rdv_core.server import (
         LobbyLimits,
         NativeFront,
@@ -307,6 +308,7 @@ _SOURCES: dict[str, str] = {
     "UpgradeStarted": "rdv_core.events",
     "Upgraded": "rdv_core.events",
     "Upgrader": "rdv_core.client",
+    "UnconfirmedDataError": "rdv_core.faststart",
 }
 
 __all__ = [
@@ -417,6 +419,7 @@ __all__ = [
     "TransferRejected",
     "TransferResult",
     "TransferResumed",
+    "UnconfirmedDataError",
     "UnsafeName",
     "UpgradeAttempt",
     "UpgradeFailed",

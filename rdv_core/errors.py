@@ -14,6 +14,7 @@ its code, all importable from :mod:`rdv_core`::
     ├── RdvTimeoutError (TimeoutError)                          client: --timeout expired
     ├── ProtocolError ── RequestRejected, Misdial               wire: input breaks rdv/1
     ├── AddrError (ValueError)                                  wire: an address or space
+    ├── UnconfirmedDataError (ConnectionResetError)             faststart: close unconfirmed
     ├── Reject                                                  server: a hook says no
     ├── SessionError ── CodeMismatch, ConnectionLost, ...       session
     ├── CodeError, UnsafeName (ValueError)                      session: a code, a name

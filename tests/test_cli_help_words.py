@@ -28,7 +28,25 @@ def test_rejoin_names_what_the_command_meets_by(
     assert f"rejoin the lobby with the same {secret} up to N times" in _help(capsys, command)
 
 
-@pytest.mark.parametrize("command", ["list", "run", "matrix", "doctor", "shell", "probe"])
+#: Every ``rdv lab`` subcommand (the parser's own list is checked against it below).
+LAB_COMMANDS = ["list", "run", "matrix", "doctor", "shell", "probe", "faststart"]
+
+
+def test_the_lab_commands_checked_are_all_of_them() -> None:
+    """A lab command added later is checked too (``faststart`` was missed in stop 37)."""
+    import argparse
+
+    from rdv_tui.cli import build_parser
+
+    parser = build_parser()
+    lab = next(
+        a.choices["lab"] for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    sub = next(a for a in lab._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(sub.choices) == sorted(LAB_COMMANDS)
+
+
+@pytest.mark.parametrize("command", LAB_COMMANDS)
 def test_every_lab_command_says_what_it_does(
     capsys: pytest.CaptureFixture[str], command: str
 ) -> None:

@@ -22,6 +22,7 @@ import pytest
 
 import rdv_core
 from rdv_core.errors import RdvError
+from rdv_core.faststart import UnconfirmedDataError
 from rdv_core.server._handler import Reject
 from rdv_core.session._errors import CodeMismatch, TransferFailed, TransferRejected
 from rdv_core.wire import ProtocolError, RequestRejected
@@ -34,6 +35,7 @@ SAMPLES: list[RdvError] = [
     CodeMismatch("the peer hung up"),
     ProtocolError("HTTP header block too large", status=431),
     RequestRejected("400 Bad Request: missing required Host header", http_level=True),
+    UnconfirmedDataError("the connection to the peer was lost before it confirmed 9 bytes", 9),
 ]
 
 

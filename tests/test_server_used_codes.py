@@ -8,6 +8,7 @@ Before, ``rdv receive CODE`` a second time waited the whole lobby timeout and re
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 from pathlib import Path
@@ -45,6 +46,30 @@ async def test_a_receiver_with_a_used_code_is_told_soon(env: Env) -> None:
     assert await again.read_until_eof() == GONE
     assert 0.15 < loop.time() - started < 2.0
     assert env.server.stats().rejects_by_status == {410: 1}
+
+
+async def test_the_410_log_line_names_the_used_code(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``rdv serve -v`` logged ``Rejected status=410 reason=this code was already used ...
+    remote=... method=ACCEPT``: no token, so an operator could not tell which code came
+    back. Now it names it as every other lobby line does (``token=...``, escaped)."""
+    from rdv_core.events import Rejected
+    from rdv_tui.cli.commands.serve_logs import EventLog
+
+    env.server.used_code_wait = 0.05
+    await _met(env, TOKEN)
+    again = await env.request("ACCEPT", TOKEN)
+    assert await again.read_until_eof() == GONE
+    gone = [e for e in env.events if isinstance(e, Rejected) and e.status == 410]
+    assert [e.token for e in gone] == [TOKEN]
+    log = EventLog(verbose=1, stream=None)
+    with caplog.at_level(logging.INFO, logger="rdv.server"):
+        log(gone[0])
+    assert caplog.messages == [
+        f"Rejected token={TOKEN} status=410 reason={USED_CODE} remote={gone[0].remote} "
+        "method=ACCEPT"
+    ], caplog.messages
 
 
 async def test_a_sender_who_comes_back_meanwhile_still_meets_the_receiver(env: Env) -> None:

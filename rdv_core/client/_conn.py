@@ -39,7 +39,9 @@ class Conn:
     """A TCP connection to the peer, direct (p2p) or through the server's relay.
 
     Application bytes start right after ``CONTINUE``; any that arrived with it are
-    already in :attr:`reader`. Use as ``async with conn:`` or call :meth:`close`.
+    already in :attr:`reader`. Use as ``async with conn:`` (a clean exit raises what
+    :meth:`aclose` raises), or call :meth:`aclose` (raises when the end was not clean) or
+    :meth:`close` (never raises).
 
     Attributes:
         reader: Bytes from the peer.
@@ -67,12 +69,43 @@ class Conn:
     upgrader: Upgrader | None = None
 
     async def close(self) -> None:
-        """Close the connection and wait until the socket is released."""
+        """Close the connection and wait until its sockets are released; never raises.
+
+        Whether the close was clean (with fast start: whether the peer confirmed every
+        byte we wrote) is not said here: use :meth:`aclose`, or :meth:`wait_closed`
+        after this.
+        """
         self.writer.close()
         with contextlib.suppress(OSError):
             # wait_closed re-raises the error that killed the transport, if any: the conn
             # is gone either way.
+            await self._wait_closed()
+
+    async def aclose(self) -> None:
+        """Close the connection, wait until it is closed, and raise if the end was not clean.
+
+        Raises:
+            UnconfirmedDataError: fast start (docs/PROTOCOL.md 16.4): the connection to
+                the peer was lost before it acknowledged our last bytes (``unconfirmed``
+                of them), so they may never have arrived. Also a ``ConnectionResetError``.
+            OSError: the error that broke the connection (a reset, a timeout), if any.
+        """
+        self.writer.close()
+        await self._wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed (after :meth:`close`, or the peer's end);
+        raises what :meth:`aclose` raises, as ``asyncio.StreamWriter.wait_closed`` does."""
+        await self._wait_closed()
+
+    async def _wait_closed(self) -> None:
+        try:
             await self.writer.wait_closed()
+        except asyncio.CancelledError:
+            # A fast-start close waits for the peer's ACK: cancelled (a timeout around
+            # the close), it must leave no socket or task behind waiting for it.
+            self.writer.transport.abort()
+            raise
 
     async def __aenter__(self) -> Conn:
         return self
@@ -83,6 +116,16 @@ class Conn:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        # As a file's ``with`` block: a clean body ends with a truthful close (its error,
+        # if any, is raised: the bytes written may not have arrived); after an error, the
+        # body's error is the one the caller hears.
+        if exc_type is None:
+            await self.aclose()
+            return
+        if not issubclass(exc_type, Exception):
+            # Cancelled (or interrupted): no end of stream, and nothing may wait for the
+            # peer (fast start's close waits for its ACK: the cancelled task hung here).
+            self.writer.transport.abort()
         await self.close()
 
     def __repr__(self) -> str:

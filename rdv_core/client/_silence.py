@@ -211,7 +211,11 @@ async def _watch(
     stream: MigratingStream, pid: int, sock: socket.socket, proof: float, silence: float
 ) -> None:
     core = stream.core
-    while core.alive(pid) and not stream.closing:
+    # Until the stream is over, its close included: a close waits for the peer's ACK
+    # (docs/PROTOCOL.md 16.4), and a path gone dark then could leave ``conn.aclose()``
+    # waiting for TCP's own timeout (about 15 minutes: 1 run in 10) once the watch had
+    # stopped at the close.
+    while core.alive(pid) and not stream.ended:
         await asyncio.sleep(WATCH_TICK)
         limit = proof if pid != RELAY and core.alive(RELAY) else silence
         waited = tcp_unanswered(sock)

@@ -66,6 +66,8 @@ class Prediction:
         return (self.expect == "direct") == (outcome == "direct")
 
     def to_json(self) -> dict[str, Any]:
+        """The JSON form (``{"expect", "winner", "reason", "advice"}``), as the doctor's
+        report has it."""
         return {
             "expect": self.expect,
             "winner": self.winner,
@@ -75,6 +77,7 @@ class Prediction:
 
     @classmethod
     def from_json(cls, data: Any) -> Prediction:
+        """A prediction from its JSON form (the peer's, so checked). Raises ValueError."""
         if not isinstance(data, dict) or data.get("expect") not in EXPECTATIONS:
             raise ValueError("bad prediction")
         winner, reason = data.get("winner"), data.get("reason")

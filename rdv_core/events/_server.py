@@ -84,12 +84,17 @@ class LobbyLeft(Event):
 
 @event
 class Rejected(Event):
-    """A request was answered with an error status."""
+    """A request was answered with an error status.
+
+    ``token`` is the request's token once the lobby took it (a ``410`` for a used code,
+    a hook's refusal, a ``503``), "" when the request was refused before it named one.
+    """
 
     status: int
     reason: str
     remote: str
     method: str = ""
+    token: str = ""
 
 
 @event

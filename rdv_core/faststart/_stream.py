@@ -11,17 +11,16 @@ are handed to ``on_control``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from rdv_core.errors import RdvProtocolError
 from rdv_core.faststart._app_transport import RETAIN_HIGH, RETAIN_LOW, AppTransport
 from rdv_core.faststart._core import RELAY, MigrationCore
-from rdv_core.faststart._frames import MAX_PAYLOAD, STREAM_KINDS, Frame, FrameParser, Kind
+from rdv_core.faststart._errors import UnconfirmedDataError
+from rdv_core.faststart._frames import MAX_PAYLOAD, STREAM_KINDS, Frame, Kind
+from rdv_core.faststart._path import READ_SIZE, Path, half_close_and_drain, no_delay
 
 logger = logging.getLogger("rdv.faststart")
 
@@ -30,7 +29,6 @@ logger = logging.getLogger("rdv.faststart")
 QUEUE_LIMIT: Final = 1024 * 1024
 #: How often pending acknowledgements go out when data arrives slowly.
 ACK_TICK: Final = 0.05
-READ_SIZE: Final = 256 * 1024
 #: Until the first bytes were delivered, a path is read in small pieces: a receiver
 #: that finds a quarter megabyte waiting (a dialer that wrote at once) hands the first
 #: frames to the application before it parses the rest (docs/PROTOCOL.md 16.2).
@@ -44,29 +42,8 @@ INLINE_WRITE: Final = 16 * 1024
 #: server's read and forward, A's read) then moves one segment; in the lab's traces a
 #: 16 KiB first write cost the server 0.2 ms to forward (docs/PROTOCOL.md 16.9).
 EARLY_WRITE: Final = 1200
-NOTSENT_LOWAT: Final = 128 * 1024
-#: A close that is complete half-closes its paths and reads each to the peer's end, at
-#: most this long, before it closes them (docs/PROTOCOL.md 16.4, the close).
-CLOSE_LINGER_S: Final = 5.0
-NOTSENT_LOWAT_OPT: Final = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 ControlHandler = Callable[[int, Frame], None]
-
-
-@dataclass(eq=False, slots=True)
-class Path:
-    """One TCP conn that carries frames (the relay, or a direct conn)."""
-
-    pid: int
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    parser: FrameParser = field(default_factory=FrameParser)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    first: asyncio.Future[Frame] | None = None
-
-    def extra(self, name: str) -> Any:
-        return self.writer.get_extra_info(name)
 
 
 class MigratingStream:
@@ -89,7 +66,7 @@ class MigratingStream:
         # anything else is built, and the application's first bytes (``first_data``,
         # given before the pick as TCP Fast Open's) in the same write: one segment, one
         # wake-up of the server and of the accepter (docs/PROTOCOL.md 16.2, 16.9).
-        _no_delay(relay_writer)
+        no_delay(relay_writer)
         self.core = MigrationCore()
         head = b"".join(first_frames)
         if first_data:
@@ -146,7 +123,7 @@ class MigratingStream:
     ) -> Path:
         """Start carrying frames on a conn (its handshake frames are written first)."""
         path = Path(pid, reader, writer)
-        _no_delay(writer)
+        no_delay(writer)
         if first_frames:
             writer.write(b"".join(first_frames))
         self.paths[pid] = path
@@ -386,8 +363,14 @@ class MigratingStream:
             # exited 0 while its receiver lost the tail; PROTOCOL 16.4, the close).
             why = "the connection to the peer was lost"
             if self._closing and not core.delivered:
-                why += f" before it confirmed {core.end - core.peer_acked} bytes (they may be lost)"
-            elif core.peer_eof or self._closing:
+                # Typed, with the count: a library's ``await conn.aclose()`` raises it.
+                unconfirmed = core.end - core.peer_acked
+                why += f" before it confirmed {unconfirmed} bytes (they may be lost)"
+                cause = self._lost_error
+                error = UnconfirmedDataError(f"{why}: {cause}" if cause else why, unconfirmed)
+                error.__cause__ = cause
+                return self._finish(error)
+            if core.peer_eof or self._closing:
                 return self._finish(None)
             self._finish(self._lost_error or ConnectionResetError(why))
         elif self._closing and core.flushed and core.delivered:
@@ -429,7 +412,7 @@ class MigratingStream:
             if frames:
                 path.writer.write(b"".join(frames))
         try:
-            await asyncio.gather(*(_half_close_and_drain(p) for p in live))
+            await asyncio.gather(*(half_close_and_drain(p) for p in live))
         finally:
             for path in self.paths.values():
                 path.writer.close()
@@ -448,34 +431,14 @@ class MigratingStream:
     def closing(self) -> bool:
         return self._closing or self._done
 
+    @property
+    def ended(self) -> bool:
+        """True once the stream is over; a closing one still waits for the peer's ACK."""
+        return self._done
+
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run ``coro`` for as long as the stream lives (cancelled when it ends)."""
         task = self.loop.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
-
-
-async def _half_close_and_drain(path: Path) -> None:
-    """Our side of ``path`` ends with a FIN; what the peer still sends is read and dropped
-    until its own end, at most :data:`CLOSE_LINGER_S` (a reset or a timeout ends it too)."""
-    with contextlib.suppress(OSError, RuntimeError):  # TimeoutError is an OSError
-        if path.writer.can_write_eof():
-            path.writer.write_eof()
-        async with asyncio.timeout(CLOSE_LINGER_S):
-            while await path.reader.read(READ_SIZE):
-                pass
-
-
-def _no_delay(writer: asyncio.StreamWriter) -> None:
-    """Turn Nagle off: a small frame (PING, ACK, SWITCH) must not wait for the ACK of the
-    previous one, which the peer may delay by 40 ms. asyncio only does it for sockets made
-    with ``proto=IPPROTO_TCP``; rdv's shared-port sockets are made with ``proto=0``."""
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        # Keep the kernel's unsent queue short, so a PING or SWITCH does not wait behind
-        # megabytes of data (Linux; TCP_NOTSENT_LOWAT is 25 there).
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, NOTSENT_LOWAT_OPT, NOTSENT_LOWAT)

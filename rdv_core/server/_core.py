@@ -312,9 +312,11 @@ class RdvServer:
             closed=self.closed,
         )
 
-    def count_reject(self, status: int, reason: str, remote: Addr | None, method: str) -> None:
+    def count_reject(
+        self, status: int, reason: str, remote: Addr | None, method: str, token: str = ""
+    ) -> None:
         """Record a section 3 error a front answered (for stats and events)."""
-        self._tally.rejected(status, reason, remote, method)
+        self._tally.rejected(status, reason, remote, method, token)
 
     @property
     def open_conns(self) -> int:
@@ -461,7 +463,9 @@ class RdvServer:
 
     def _reject(self, peer: Peer, status: int, reason: str) -> None:
         peer.state = PeerState.REJECTED
-        self.count_reject(status, reason, peer.info.remote, peer.info.method)
+        # The token, as every other lobby event names it: an operator reading a 410 (a
+        # used code, docs/PROTOCOL.md section 5) could not tell which code came back.
+        self.count_reject(status, reason, peer.info.remote, peer.info.method, peer.info.token)
         peer.fail(status, reason)
 
     def _forget(self, peer: Peer) -> None:

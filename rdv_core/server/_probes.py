@@ -131,6 +131,7 @@ class ProbeService:
         return method in ("GET", "HEAD") and path in PROBE_PATHS
 
     def directory(self) -> ProbeDirectory:
+        """What ``GET /.rdv/probes`` answers: the probe ports, whether it dials back."""
         return ProbeDirectory(self.probe_ports, self.dial_back_enabled)
 
     def _limited(self, remote: Addr | None, observed: Addr | None) -> ProbeAnswer | None:

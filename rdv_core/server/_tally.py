@@ -43,7 +43,9 @@ class Tally:
     def count_reject(self, status: int) -> None:
         self.rejects_by_status[status] = self.rejects_by_status.get(status, 0) + 1
 
-    def rejected(self, status: int, reason: str, remote: Addr | None, method: str) -> None:
+    def rejected(
+        self, status: int, reason: str, remote: Addr | None, method: str, token: str = ""
+    ) -> None:
         """Count an error response and emit its ``Rejected`` event."""
         self.count_reject(status)
         hints.warn(self.hints, reason, remote)
@@ -53,6 +55,7 @@ class Tally:
             reason=reason,
             remote="?" if remote is None else str(remote),
             method=method,
+            token=token,
         )
 
     def emit_peer(self, cls: Callable[..., ev.Event], info: PeerInfo, **fields: object) -> None:

@@ -207,7 +207,8 @@ class EventLog:
         elif self._verbose:
             token = getattr(event, "token", None)
             words = event_fields(event, exclude=() if token is None else ("token",))
-            text = " ".join(words if token is None else [f"token={_token(token)}", *words])
+            # A Rejected before the request named a token carries "": no empty token= word.
+            text = " ".join([f"token={_token(token)}", *words] if token else words)
             log.info("%s %s", event.type, text, extra={"fields": data})
 
     def close(self) -> None:
