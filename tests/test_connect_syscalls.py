@@ -8,8 +8,9 @@ connect_syscalls_driver.py) runs under ``strace``; inside the dial, no socket ma
 ``TCP_NODELAY`` twice, no ``getpeername`` may repeat what the transport or ``accept()``
 said, no socket of the attempt may be asked its own address twice (a listener's port
 included), nor the dual-stack option read back after it was set, no race listener may be
-asked for a conn that is not there (``EAGAIN``), and the silence watch's keepalive is set
-up after ``dial()`` returned (docs/PROTOCOL.md 16.11).
+asked for a conn that is not there (``EAGAIN``), no client conn reads with a buffer glibc
+maps for each read (the ``101``s), and the silence watch's keepalive is set up after
+``dial()`` returned (docs/PROTOCOL.md 16.11).
 """
 
 from __future__ import annotations
@@ -80,6 +81,18 @@ def note_port(bound: dict[int, int], name: str, args: str, result: str) -> None:
         bound[fd_of(args)] = int(port.group(1))
 
 
+#: glibc serves allocations from this size up with ``mmap`` (its default threshold).
+MMAP_THRESHOLD = 128 * 1024
+
+
+def big_read(args: str) -> bool:
+    """A ``recvfrom`` whose buffer is mapped for it: asyncio's transports read 256 KiB at a
+    time, and each such read of a few bytes costs an ``mmap``, a page fault, an ``mremap``
+    and a ``munmap`` (client/_link.py ``small_reads``)."""
+    # ``fd, "bytes"..., size, flags, addr, addrlen``: the text may hold commas, the rest not.
+    return int(args.rsplit(",", 4)[1]) >= MMAP_THRESHOLD
+
+
 def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
     server_port, inside, bound = trace(tmp_path)
     assert len(inside) > 30, "the trace caught no dial()"
@@ -109,6 +122,8 @@ def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
             problems.add("the silence watch's keepalive was set up inside dial()")
         if name == "accept4" and "EAGAIN" in rest and bound.get(fd_of(args)) != server_port:
             problems.add("a race listener was asked for one more conn than was there (EAGAIN)")
+        if name == "recvfrom" and bound.get(fd_of(args)) != server_port and big_read(args):
+            problems.add("a client conn read with a buffer glibc maps and unmaps (mmap)")
     if any(n > 1 for n in nodelay.values()):
         problems.add("TCP_NODELAY set more than once on one socket")
     if any(n > 1 for n in peername.values()):

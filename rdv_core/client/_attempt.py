@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._fast_pick import start_fast
-from rdv_core.client._link import Link, open_stream, open_stream_now
+from rdv_core.client._link import Link, full_reads, open_stream, open_stream_now, small_reads
 from rdv_core.client._localview import default_self_addrs
 from rdv_core.client._prepare import listen_on
 from rdv_core.client._race import Race
@@ -210,6 +210,7 @@ class Attempt:
             sent_at = self.sent_at = self.clock()
             self.rejoiner.joined()
             head = await self._read_head(reader)
+            full_reads(writer.transport)  # the 101 is in (small_reads, client/_link.py)
             lobby_s = self.clock() - sent_at
             if head.status != 101:
                 body = await read_error_body(reader, head)
@@ -323,6 +324,7 @@ class Attempt:
                 ssl_context=ssl_context,
                 server_hostname=server.host if ssl_context else None,
             )
+            small_reads(writer.transport)  # until the 101 is in (client/_link.py)
         except OSError as exc:  # ssl.SSLError is an OSError
             raise tls_failure(server, exc) from exc
         # The transport asked the kernel already; it says None when the conn is gone (the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import ssl
@@ -74,6 +75,31 @@ def open_stream_now(
         sock.close()
         raise
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+#: How much one read of a server conn takes while its ``101`` is awaited. asyncio's
+#: selector transports read with ``recv(256 KiB)``: above glibc's 128 KiB ``mmap``
+#: threshold, so every read, of a 155-byte ``101`` too, maps a fresh buffer, faults its
+#: first page in, shrinks it with ``mremap`` and unmaps it (about 25 us a read on this
+#: project's machine against 1-3 us for 64 KiB, bench/connect.py; issue 10). 64 KiB comes
+#: from the heap and still takes any ``101`` in one read.
+HEAD_READ_SIZE: Final = 64 * 1024
+
+
+def small_reads(transport: asyncio.BaseTransport) -> None:
+    """Let ``transport`` read at most :data:`HEAD_READ_SIZE` at a time (asyncio's selector
+    transports; others, uvloop's or TLS, are left as they are)."""
+    if getattr(type(transport), "max_size", None) is None:
+        return
+    with contextlib.suppress(AttributeError):  # a transport type without a __dict__
+        transport.max_size = HEAD_READ_SIZE  # type: ignore[attr-defined]
+
+
+def full_reads(transport: asyncio.BaseTransport) -> None:
+    """Undo :func:`small_reads`: the conn may carry the session now (relay), at asyncio's
+    own read size, as before."""
+    with contextlib.suppress(AttributeError):
+        del transport.max_size  # type: ignore[attr-defined]
 
 
 class PeerClosed(EOFError):
