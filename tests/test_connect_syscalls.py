@@ -6,7 +6,7 @@ loopback ``dial()`` (dialer, accepter and server in one process) against 39 for 
 round trip. Each redundant one cost 1-3 us here. A real attempt (tests/
 connect_syscalls_driver.py) runs under ``strace``; inside the dial, no socket may get
 ``TCP_NODELAY`` twice, no ``getpeername`` may repeat what the transport or ``accept()``
-said, no socket of the attempt may be asked its own address twice (a listener's port
+said or ask an IPv4 conn we dialled who its peer is, no socket of the attempt may be asked its own address twice (a listener's port
 included), nor the dual-stack option read back after it was set, no race listener may be
 asked for a conn that is not there (``EAGAIN``), no client conn reads with a buffer glibc
 maps for each read (the ``101``s), and the silence watch's keepalive is set up after
@@ -100,16 +100,22 @@ def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
     peername: Counter[int] = Counter()
     sockname: Counter[int] = Counter()
     listening: set[int] = set()
+    dialled: set[int] = set()
     problems: set[str] = set()
     for name, args, result, rest in inside:
         if name in ("socket", "accept4") and result.isdigit():
             fd = int(result)  # a new socket on a reused fd number: start its counts again
             nodelay[fd] = peername[fd] = sockname[fd] = 0
             listening.discard(fd)
+            dialled.discard(fd)
             bound.pop(fd, None)
         note_port(bound, name, args, result)
         if name == "listen":
             listening.add(fd_of(args))
+        elif name == "connect" and result == "0" and "AF_INET," in args:
+            dialled.add(fd_of(args))
+        elif name == "getpeername" and fd_of(args) in dialled:
+            problems.add("getpeername() asked of an IPv4 conn we dialled (its peer is known)")
         elif name == "setsockopt" and "TCP_NODELAY" in args:
             nodelay[fd_of(args)] += 1
         elif name == "getpeername":

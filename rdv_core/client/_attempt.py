@@ -14,7 +14,7 @@ import itertools
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
@@ -305,11 +305,15 @@ class Attempt:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TCP (and TLS) to the server from our port, over IPv4 when the host has it."""
         started = self.clock()
-        sock, agent = await server_socket(self.server, port, self.proxy, self.paths)
-        return await self._finish_server_conn(sock, started, agent)
+        sock, agent, peer = await server_socket(self.server, port, self.proxy, self.paths)
+        return await self._finish_server_conn(sock, started, agent, peer)
 
     async def _finish_server_conn(
-        self, sock: socket.socket, started: float, proxy_agent: str | None
+        self,
+        sock: socket.socket,
+        started: float,
+        proxy_agent: str | None,
+        peername: tuple[Any, ...] | None = None,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TLS (for ``https://``) on a connected socket, then the ``ServerConnected`` event."""
         server = self.server
@@ -318,7 +322,7 @@ class Attempt:
             ssl_context = self.client.ssl_context or ssl.create_default_context()
         try:
             # Plain TCP: the stream without loop turns (client/_link.py), the request goes now.
-            pair = open_stream_now(sock) if ssl_context is None else None
+            pair = open_stream_now(sock, peername=peername) if ssl_context is None else None
             reader, writer = pair or await open_stream(
                 sock,
                 ssl_context=ssl_context,

@@ -167,9 +167,11 @@ class DirectConn:
         """The winner's stream pair (closing the socket if asyncio cannot take it)."""
         return self.to_link_now() or self._link(*await open_stream(self.sock))
 
-    def to_link_now(self) -> Link | None:
+    def to_link_now(self, loop: asyncio.AbstractEventLoop | None = None) -> Link | None:
         """:meth:`to_link` without an event-loop turn, or None where the loop cannot."""
-        pair = open_stream_now(self.sock)
+        # An IPv4 socket's peer is what getpeername() would say: the transport need not ask.
+        peer = self.remote.sockaddr() if self.sock.family == socket.AF_INET else None
+        pair = open_stream_now(self.sock, peername=peer, loop=loop)
         return self._link(*pair) if pair is not None else None
 
     def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Link:
