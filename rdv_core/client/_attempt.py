@@ -14,12 +14,12 @@ import itertools
 import logging
 import socket
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
 from rdv_core.client._fast_pick import start_fast
-from rdv_core.client._link import Link, open_stream, open_stream_now
+from rdv_core.client._link import Link, full_reads, open_stream, open_stream_now, small_reads
 from rdv_core.client._localview import default_self_addrs
 from rdv_core.client._prepare import listen_on
 from rdv_core.client._race import Race
@@ -210,6 +210,7 @@ class Attempt:
             sent_at = self.sent_at = self.clock()
             self.rejoiner.joined()
             head = await self._read_head(reader)
+            full_reads(writer.transport)  # the 101 is in (small_reads, client/_link.py)
             lobby_s = self.clock() - sent_at
             if head.status != 101:
                 body = await read_error_body(reader, head)
@@ -304,11 +305,15 @@ class Attempt:
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TCP (and TLS) to the server from our port, over IPv4 when the host has it."""
         started = self.clock()
-        sock, agent = await server_socket(self.server, port, self.proxy, self.paths)
-        return await self._finish_server_conn(sock, started, agent)
+        sock, agent, peer = await server_socket(self.server, port, self.proxy, self.paths)
+        return await self._finish_server_conn(sock, started, agent, peer)
 
     async def _finish_server_conn(
-        self, sock: socket.socket, started: float, proxy_agent: str | None
+        self,
+        sock: socket.socket,
+        started: float,
+        proxy_agent: str | None,
+        peername: tuple[Any, ...] | None = None,
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Addr]:
         """TLS (for ``https://``) on a connected socket, then the ``ServerConnected`` event."""
         server = self.server
@@ -317,12 +322,13 @@ class Attempt:
             ssl_context = self.client.ssl_context or ssl.create_default_context()
         try:
             # Plain TCP: the stream without loop turns (client/_link.py), the request goes now.
-            pair = open_stream_now(sock) if ssl_context is None else None
+            pair = open_stream_now(sock, peername=peername) if ssl_context is None else None
             reader, writer = pair or await open_stream(
                 sock,
                 ssl_context=ssl_context,
                 server_hostname=server.host if ssl_context else None,
             )
+            small_reads(writer.transport)  # until the 101 is in (client/_link.py)
         except OSError as exc:  # ssl.SSLError is an OSError
             raise tls_failure(server, exc) from exc
         # The transport asked the kernel already; it says None when the conn is gone (the

@@ -50,6 +50,8 @@ class DirectConn:
     answered: bool = False
     #: The start of a line whose end has not arrived yet (:meth:`take_line`).
     partial: bytes = b""
+    #: The loop whose reader still watches this socket (:meth:`hold_reader`), if any.
+    held_by: asyncio.AbstractEventLoop | None = None
 
     #: Always False: the relay is a :class:`Link` from the start (for pickers and cleanup).
     is_relay = False
@@ -79,7 +81,26 @@ class DirectConn:
 
     def close(self) -> None:
         """Close without further bytes."""
+        self.drop_reader()
         self.sock.close()
+
+    def hold_reader(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep the race's reader registration of this socket while the picker decides.
+
+        The dialer's conns wait for the pick with their bytes in the kernel, and the
+        winner's transport registers the same descriptor for reading at once: leaving the
+        race's registration in place makes that a change of callback in asyncio's
+        selector (no system call), where removing it and adding it again cost an
+        ``epoll_ctl`` each (issue 10). The caller's reader must call :meth:`drop_reader`
+        if it fires meanwhile (EOF or bytes: epoll would report them on every turn).
+        """
+        self.held_by = loop
+
+    def drop_reader(self) -> None:
+        """Remove the reader :meth:`hold_reader` kept, if it is still there."""
+        loop, self.held_by = self.held_by, None
+        if loop is not None:
+            loop.remove_reader(self.sock.fileno())
 
     def send(self, data: bytes) -> None:
         """Send a protocol line at once: the socket's buffer is empty this early.
@@ -165,12 +186,27 @@ class DirectConn:
 
     async def to_link(self) -> Link:
         """The winner's stream pair (closing the socket if asyncio cannot take it)."""
-        return self.to_link_now() or self._link(*await open_stream(self.sock))
+        link = self.to_link_now()
+        if link is not None:
+            return link
+        self.drop_reader()  # another loop's transport must find the descriptor free
+        return self._link(*await open_stream(self.sock))
 
-    def to_link_now(self) -> Link | None:
+    def to_link_now(self, loop: asyncio.AbstractEventLoop | None = None) -> Link | None:
         """:meth:`to_link` without an event-loop turn, or None where the loop cannot."""
-        pair = open_stream_now(self.sock)
-        return self._link(*pair) if pair is not None else None
+        # An IPv4 socket's peer is what getpeername() would say: the transport need not ask.
+        peer = self.remote.sockaddr() if self.sock.family == socket.AF_INET else None
+        held, self.held_by = self.held_by, None  # the transport's reader replaces ours
+        try:
+            pair = open_stream_now(self.sock, peername=peer, loop=loop)
+        except BaseException:
+            self.held_by = held
+            self.drop_reader()  # the socket is closed: asyncio's selector must forget it
+            raise
+        if pair is None:  # not a selector loop: to_link drops the reader, then awaits
+            self.held_by = held
+            return None
+        return self._link(*pair)
 
     def _link(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Link:
         local = self.local or addr_of(writer.get_extra_info("sockname")) or _UNKNOWN

@@ -122,6 +122,11 @@ class Exchanges:
     # ----- the callbacks
 
     def _readable(self, watched: _Watched) -> None:
+        if watched.conn.held_by is not None:
+            # Held for the picker (_header_ok): what came waits in the kernel for the
+            # winner's stream; stop being told of it.
+            watched.conn.drop_reader()
+            return
         try:
             while watched.conn in self._watched:
                 line = watched.conn.take_line()
@@ -165,6 +170,10 @@ class Exchanges:
         self._emit(HandshakeOk(self._clock(), conn.candidate))
         if self._method == DIAL:
             # The dialer's part ends here: the picker decides (the bytes stay in the socket).
+            # The reader stays registered for the winner's transport (DirectConn.hold_reader).
+            if watched.fd >= 0:
+                conn.hold_reader(self._loop)
+                watched.fd = -1
             self._unwatch(watched)
             self._on_ok(conn)
             self._on_end(conn)

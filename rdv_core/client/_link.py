@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import socket
 import ssl
@@ -46,6 +47,9 @@ async def open_stream(
 
 def open_stream_now(
     sock: socket.socket,
+    *,
+    peername: tuple[Any, ...] | None = None,
+    loop: asyncio.AbstractEventLoop | None = None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
     """:func:`open_stream` (plain TCP) without its event-loop turns, or None where it cannot.
 
@@ -58,8 +62,13 @@ def open_stream_now(
     the writer works at once. That method is asyncio's own (stable since 3.7, used by its
     ``connect_accepted_socket``), not public: other loops (uvloop) get None and the caller
     awaits :func:`open_stream`.
+
+    ``peername``: the peer's address as ``getpeername()`` would say it, when the caller
+    knows it (the address an IPv4 socket connected to): the transport then does not ask
+    the kernel (one system call, 1-2 us here, issue 10). ``loop``: the running loop, when
+    the caller has it (asking for it is a ``getpid()``).
     """
-    loop = asyncio.get_running_loop()
+    loop = loop or asyncio.get_running_loop()
     make = getattr(loop, "_make_socket_transport", None)
     if make is None or not isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
         return None
@@ -69,11 +78,37 @@ def open_stream_now(
     try:
         if sock.gettimeout() != 0:  # most are already (client/_sockets.py): no system call
             sock.setblocking(False)  # as create_connection does
-        transport = make(sock, protocol)
+        extra = {"peername": peername} if peername is not None else None
+        transport = make(sock, protocol, extra=extra)
     except BaseException:
         sock.close()
         raise
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+#: How much one read of a server conn takes while its ``101`` is awaited. asyncio's
+#: selector transports read with ``recv(256 KiB)``: above glibc's 128 KiB ``mmap``
+#: threshold, so every read, of a 155-byte ``101`` too, maps a fresh buffer, faults its
+#: first page in, shrinks it with ``mremap`` and unmaps it (about 25 us a read on this
+#: project's machine against 1-3 us for 64 KiB, bench/connect.py; issue 10). 64 KiB comes
+#: from the heap and still takes any ``101`` in one read.
+HEAD_READ_SIZE: Final = 64 * 1024
+
+
+def small_reads(transport: asyncio.BaseTransport) -> None:
+    """Let ``transport`` read at most :data:`HEAD_READ_SIZE` at a time (asyncio's selector
+    transports; others, uvloop's or TLS, are left as they are)."""
+    if getattr(type(transport), "max_size", None) is None:
+        return
+    with contextlib.suppress(AttributeError):  # a transport type without a __dict__
+        transport.max_size = HEAD_READ_SIZE  # type: ignore[attr-defined]
+
+
+def full_reads(transport: asyncio.BaseTransport) -> None:
+    """Undo :func:`small_reads`: the conn may carry the session now (relay), at asyncio's
+    own read size, as before."""
+    with contextlib.suppress(AttributeError):
+        del transport.max_size  # type: ignore[attr-defined]
 
 
 class PeerClosed(EOFError):

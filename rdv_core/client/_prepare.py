@@ -13,6 +13,7 @@ import functools
 import inspect
 import os
 import socket
+from collections.abc import Callable
 from typing import Final
 
 from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, bound_socket_dual, local_port
@@ -90,7 +91,16 @@ def _proxy_env() -> tuple[tuple[str, str], ...]:
     if not isinstance(data, dict) or encode is None:  # not CPython's os._Environ
         get = env.get
         return tuple((name, value) for name in _PROXY_VARS if (value := get(name)) is not None)
-    return tuple((name, env[name]) for name in _PROXY_VARS if encode(name) in data)
+    # The names' keys once (encoding nine names was half of this function's bytecodes).
+    keys = _proxy_keys(encode)
+    return tuple((name, env[name]) for name, key in keys if key in data)
+
+
+@functools.lru_cache(maxsize=4)
+def _proxy_keys(encode: Callable[[str], object]) -> tuple[tuple[str, object], ...]:
+    """Each proxy variable with its key in ``os.environ._data`` (``encode``: its
+    ``encodekey``)."""
+    return tuple((name, encode(name)) for name in _PROXY_VARS)
 
 
 def choose_proxy_memo(given: str | None, server: ServerURL, trust_env: bool) -> ProxyURL | None:

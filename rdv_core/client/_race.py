@@ -245,7 +245,7 @@ class Race:
         if isinstance(winner, Link):
             return winner
         try:
-            link = winner.to_link_now() or await winner.to_link()
+            link = winner.to_link_now(self._loop) or await winner.to_link()
         except OSError as exc:  # the socket is closed
             self._fail(f"{winner.candidate.addr}: {classify(exc)[0]}")
             raise NoConnectionError("the picked conn failed", tuple(self._causes)) from exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -25,8 +26,10 @@ from rdv_core.wire import ProxyURL, ServerURL
 
 async def server_socket(
     server: ServerURL, port: int, proxy: ProxyURL | None, paths: LocalPaths | None = None
-) -> tuple[socket.socket, str | None]:
-    """A connected socket to ``server`` and, through a proxy, what the proxy called itself.
+) -> tuple[socket.socket, str | None, tuple[Any, ...] | None]:
+    """A connected socket to ``server``; through a proxy, what the proxy called itself; and
+    for a direct IPv4 conn the peer's address as ``getpeername()`` says it (the
+    ``sockaddr`` connected to: its stream's transport need not ask, client/_link.py).
 
     With ``paths`` restricted (``--interface``/``--source``), the socket leaves from the
     first allowed uplink of the server address's family (docs/LAB-NOTES.md section 13).
@@ -36,7 +39,7 @@ async def server_socket(
     """
     if proxy is not None:
         tunnel, agent = await open_tunnel(proxy, server, port=port)
-        return tunnel, agent or None
+        return tunnel, agent or None, None
     loop = asyncio.get_running_loop()
     try:
         infos = _literal_addrinfo(server.host, server.port) or await loop.getaddrinfo(
@@ -66,7 +69,7 @@ async def server_socket(
             else:
                 sock = bound_socket(socket.AddressFamily(family), port)
             await _connect(loop, sock, sockaddr)
-            return sock, None
+            return sock, None, sockaddr if family == socket.AF_INET else None
         except OSError as exc:
             last = exc
             if sock is not None:
@@ -116,15 +119,20 @@ async def _connect(loop: asyncio.AbstractEventLoop, sock: socket.socket, sockadd
     raise OSError(code, f"Connect call failed {sockaddr}")
 
 
-def _literal_addrinfo(host: str, port: int) -> list[tuple[Any, Any, Any, Any, Any]]:
-    """``getaddrinfo`` for an IP literal, without the resolver's thread hop (about 1 ms)."""
+@functools.lru_cache(maxsize=64)
+def _literal_addrinfo(host: str, port: int) -> tuple[tuple[Any, Any, Any, Any, Any], ...]:
+    """``getaddrinfo`` for an IP literal, without the resolver's thread hop (about 1 ms).
+
+    Memoized: an IP literal always gives the same answer, and parsing it again was about
+    250 bytecodes of each loopback attempt's start (``ipaddress``; issue 10).
+    """
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return []
+        return ()
     if isinstance(ip, ipaddress.IPv4Address):
-        return [(socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port))]
-    return [(socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0))]
+        return ((socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port)),)
+    return ((socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0)),)
 
 
 #: OpenSSL's reasons when the first "record" a TLS client reads is not TLS at all: the
