@@ -3,7 +3,9 @@
 A spliced flow takes an empty pipe for a read and gives it back once the read has been
 passed on whole, so only directions whose destination is full hold one. The pool keeps at
 most two free pipes per open spliced conn and :data:`POOL_FREE` in all: a server with no
-spliced pair holds no pipe. Out of descriptors, :meth:`PipePool.get` says so (None) and the
+spliced pair holds no pipe. A flow moved to a thread (:mod:`._splice_thread`) holds its
+pipe from this pool until it is back on the loop, and takes one of :attr:`PipePool.threads`,
+the server's bound on relay threads. Out of descriptors, :meth:`PipePool.get` says so (None) and the
 flow copies that read instead.
 """
 
@@ -15,6 +17,8 @@ import fcntl
 import os
 from typing import Final
 
+from rdv_core.server._splice_thread import threads_wanted
+
 __all__ = ["POOL_FREE", "PipePool"]
 
 #: Free pipes the pool keeps at most (and at most two per spliced conn).
@@ -25,10 +29,13 @@ _OUT_OF_FDS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 class PipePool:
     """Empty pipes shared by every spliced pair of a server (see module doc)."""
 
-    __slots__ = ("_free", "conns", "size")
+    __slots__ = ("_free", "conns", "size", "threads")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, threads: int | None = None) -> None:
         self.size = size
+        #: Relay threads still to be had (:mod:`._splice_thread`); ``threads``: at most
+        #: that many (0: none, every flow on the loop), None: ``RDV_RELAY_THREADS``.
+        self.threads = threads_wanted(threads)
         self._free: list[tuple[int, int]] = []
         #: Spliced conns open: the pool keeps at most two free pipes per conn.
         self.conns = 0
