@@ -34,7 +34,7 @@ def _server(url_q: Any, stop: Any, cmd_q: Any, out_q: Any, mode: str) -> None:
     from rdv_core.server import RdvServer, start_native
 
     async def main() -> None:
-        server = RdvServer(splice=mode != "copy", buffer_size=int(os.environ.get("BUF", 256 * 1024)))
+        server = RdvServer(splice=mode != "copy")
         front = await start_native(server, host="127.0.0.1", port=0)
         url_q.put(front.port)
         await asyncio.to_thread(stop.wait)  # set by the parent once it measured

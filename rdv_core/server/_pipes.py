@@ -29,13 +29,15 @@ _OUT_OF_FDS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 class PipePool:
     """Empty pipes shared by every spliced pair of a server (see module doc)."""
 
-    __slots__ = ("_free", "conns", "size", "threads")
+    __slots__ = ("_free", "conns", "moved", "size", "threads")
 
     def __init__(self, size: int, threads: int | None = None) -> None:
         self.size = size
         #: Relay threads still to be had (:mod:`._splice_thread`); ``threads``: at most
         #: that many (0: none, every flow on the loop), None: ``RDV_RELAY_THREADS``.
         self.threads = threads_wanted(threads)
+        #: Flows handed to a relay thread so far (each time one turned bulk).
+        self.moved = 0
         self._free: list[tuple[int, int]] = []
         #: Spliced conns open: the pool keeps at most two free pipes per conn.
         self.conns = 0

@@ -254,6 +254,7 @@ class Flow:
             return False
         self.stop_reading()
         self._pool.threads -= 1
+        self._pool.moved += 1
         self.mover = mover
         mover.start()
         return True

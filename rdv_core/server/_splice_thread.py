@@ -14,8 +14,9 @@ read takes what the destination's send buffer has room for (``SO_SNDBUF`` less
 ``SIOCOUTQ``), and never less than ``PipePool.size``: what the server holds for a
 destination that stopped reading stays one loop-path read at most (256 KiB by default),
 as on the loop path. Interactive traffic keeps the
-loop path and its round trip: a read under :data:`._splice.COPY_BELOW` hands the flow
-back to the loop (:attr:`Mover.outcome` ``small``).
+loop path and its round trip: :data:`SMALL_READS_BACK` reads in a row under
+:data:`._splice.COPY_BELOW` hand the flow back to the loop (:attr:`Mover.outcome`
+``small``).
 
 The thread only moves bytes. Every decision stays on the loop: the thread's end (an EOF,
 an error of either socket, a small read) is posted with ``call_soon_threadsafe`` and the
@@ -76,6 +77,11 @@ THREAD_PIPE_SIZE: Final = 1 << 20
 #: the other in the same run, bench/transfer.py ``--relay-threads``).
 THREADS_ENV: Final = "RDV_RELAY_THREADS"
 
+#: Small reads in a row that hand a moved flow back to the loop. A bulk stream's reads
+#: come short now and then (the tail of a sender's write): handed back at the first,
+#: a flow of bench/transfer.py went back and forth every 3 to 300 reads, a thread started
+#: each time; interactive traffic waits no longer in a thread than on the loop.
+SMALL_READS_BACK: Final = 4
 _FLAGS: Final = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _WAIT_IN: Final = select.POLLIN | select.POLLPRI
 _WAIT_OUT: Final = select.POLLOUT
@@ -232,7 +238,7 @@ class Mover:
         waiting_out.register(dst, _WAIT_OUT)
         waiting_out.register(self._wake, select.POLLIN)
         splice, count, small = os.splice, self._count, self.small_below
-        held = n = 0
+        held = n = smalls = 0
         outcome: Outcome = "stopped"
         try:
             while not self.stopping:
@@ -240,9 +246,11 @@ class Mover:
                     waiting_in.poll()  # src readable (or ended, or failed), or woken
                     if self.stopping:
                         break
-                    try:
-                        # As much as dst has room for: little is held if it is full.
+                    try:  # as much as dst has room for: little is held if it is full
                         room = sndbuf(SOL_SOCKET, SO_SNDBUF) - _outq(dst)
+                    except OSError:  # dst failed: the splice out will say how
+                        room = 0
+                    try:
                         n = splice(src, pipe_w, min(size, max(least, room)), flags=_FLAGS)
                     except BlockingIOError:
                         continue
@@ -267,7 +275,11 @@ class Mover:
                     self.held = held
                 if held:
                     continue
-                if n < small:
+                if n >= small:
+                    smalls = 0
+                    continue
+                smalls += 1
+                if smalls >= SMALL_READS_BACK:
                     outcome = "small"  # interactive again: back to the loop path
                     break
         finally:
