@@ -3,10 +3,11 @@
 A spliced flow takes an empty pipe for a read and gives it back once the read has been
 passed on whole, so only directions whose destination is full hold one. The pool keeps at
 most two free pipes per open spliced conn and :data:`POOL_FREE` in all: a server with no
-spliced pair holds no pipe. A flow moved to a thread (:mod:`._splice_thread`) holds its
-pipe from this pool until it is back on the loop, and takes one of :attr:`PipePool.threads`,
-the server's bound on relay threads. Out of descriptors, :meth:`PipePool.get` says so (None) and the
-flow copies that read instead.
+spliced pair holds no pipe. Out of descriptors, :meth:`PipePool.get` says so (None) and
+the flow copies that read instead. A flow moved to a thread (:mod:`._splice_thread`) takes
+one of :attr:`PipePool.threads`, the server's bound on relay threads, and makes a pipe and
+an eventfd of its own (counted by that bound); back on the loop, its pipe comes here if it
+is empty.
 """
 
 from __future__ import annotations

@@ -12,16 +12,22 @@ bytes costs the kernel more than copying them, and interactive traffic keeps the
 relay's round trip. A flow turns to splice after a read of :data:`SPLICE_FROM` bytes and
 back after a spliced read under :data:`COPY_BELOW`.
 
-Per direction a :class:`Flow` reads its source while nothing is held for its destination
-(``add_reader``) and stops reading it while the destination is full (``add_writer`` until
-what is held has been sent): the strict flow control of the copy relay, with its bound of
-one read (``PipePool.size`` bytes) held per direction. Pipes come from a server-wide
-:class:`~rdv_core.server._pipes.PipePool` and go back to it as soon as a read has been
-passed on whole, so a pair holds a pipe (two descriptors) only per direction whose
-destination is full, and the pool keeps at most two free pipes per relayed conn: with no
-spliced pair left, the server holds no pipe at all. When no pipe can be had (``EMFILE``),
-that read is copied through the shared buffer instead: the relay never stalls because the
-server is out of fds.
+Per direction a :class:`~._splice_flow.Flow` reads its source while nothing is held for
+its destination (``add_reader``) and stops reading it while the destination is full
+(``add_writer`` until what is held has been sent): the strict flow control of the copy
+relay, with its bound of one read (``PipePool.size`` bytes) held per direction. Pipes
+come from a server-wide :class:`~rdv_core.server._pipes.PipePool` and go back to it as
+soon as a read has been passed on whole, so a pair holds a pipe (two descriptors) only
+per direction whose destination is full, and the pool keeps at most two free pipes per
+relayed conn: with no spliced pair left, the server holds no pipe at all. When no pipe
+can be had (``EMFILE``), that read is copied through the shared buffer instead: the relay
+never stalls because the server is out of fds.
+
+A flow that turned bulk (a read went through a pipe) is then moved by a thread of its own,
+``poll`` and splice into a 1 MiB pipe, with no loop wake-up per read, until it ends, fails,
+comes back to small reads, or the loop takes it back to close a conn
+(:mod:`._splice_thread`, which has the rules; at most ``MAX_RELAY_THREADS`` per server,
+``RDV_RELAY_THREADS=0`` for none).
 
 The sockets are taken out of their transports (:func:`take_over`: a ``dup`` of the
 descriptor, then the transport is aborted, which closes only its own descriptor; a loop
@@ -275,8 +281,9 @@ def splice_pair(
     """Relay between two conns until either is closed (module doc).
 
     ``count``, ``on_eof`` and ``first`` are per direction, D->A then A->D: the byte
-    counters, what an EOF from D (from A) does, and the bytes each destination gets
-    before anything relayed. ``view`` is the shared buffer for reads by copy.
+    counters (called in a relay thread too: they must only add and stamp the time), what
+    an EOF from D (from A) does, and the bytes each destination gets before anything
+    relayed. ``view`` is the shared buffer for reads by copy.
     """
     d2a = Flow(d, a, pool, view, count[0])
     a2d = Flow(a, d, pool, view, count[1])

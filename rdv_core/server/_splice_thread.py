@@ -29,11 +29,17 @@ sockets stay non-blocking and every splice is ``SPLICE_F_NONBLOCK``, so the thre
 ever waits in ``poll``: it ends within a system call's time, and no descriptor is closed
 while the thread may still use it (the loop closes them, after the join).
 
-Bytes read are counted by the thread, as it reads them, with the flow's ``count``
-(the relayer's per-direction counter: only one flow adds to it, and the flow is on the
-loop or in its thread, never both): the server's stats, its idle timeout and a half-open
-pair's quiet (``HALF_OPEN_QUIET_S``) see a moved flow as they see one on the loop,
-without a loop wake-up per read.
+Bytes read are counted by the thread, as it reads them and before it passes them on,
+with the flow's ``count`` (the relayer's per-direction counter: only that flow adds to
+it, on the loop or in its thread, never both at once; a thread's start and join order
+the two). So the server's stats, its idle timeout and a half-open pair's quiet
+(``HALF_OPEN_QUIET_S``) see a moved flow exactly as one on the loop: no peer ever holds a
+byte the stats do not count. A report per read posted to the loop instead cost that
+loop wake-up per read again (bench/_transfer_relay.py: 0.30-0.37 server CPU s/GiB, no
+better than the loop path). ``count`` also stamps the pair's activity with the loop's
+clock: ``time.monotonic()`` on asyncio's loop; on uvloop ``uv_update_time`` stores the
+current time into libuv's cached clock, an aligned 64-bit store of the same monotonic
+clock the loop stores there itself, which the loop can only read as a moment late.
 """
 
 from __future__ import annotations
@@ -213,10 +219,6 @@ class Mover:
 
     def start(self) -> None:
         self._thread.start()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
 
     def join(self) -> None:
         """Stop the thread (if it still moves) and wait for it; on the loop, once."""
