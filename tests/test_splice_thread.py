@@ -24,7 +24,7 @@ import pytest
 from rdv_core import events as ev
 from rdv_core.server._relay import Relayer
 from rdv_core.server._splice import AVAILABLE, SplicedConn
-from rdv_core.server._splice_thread import MAX_RELAY_THREADS, THREADS_ENV
+from rdv_core.server._splice_thread import MAX_RELAY_THREADS, SMALL_READS_BACK, THREADS_ENV
 
 from tests.server_support import EOF, Env, RawClient, drain, running_server
 
@@ -131,6 +131,22 @@ def test_a_bulk_pair_is_moved_by_a_thread_that_a_close_ends_at_once(loop: str) -
         assert relay_threads() == []
         assert (await accepter.read_for(2.0)).endswith(EOF.encode())
         assert pipes.threads == MAX_RELAY_THREADS  # every thread given back
+
+    run(loop, scenario)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_interactive_again_the_flow_goes_back_to_the_loop(loop: str) -> None:
+    async def scenario(env: Env) -> None:
+        dialer, accepter = await env.relayed_pair("moved-back")
+        await bulk_until_moved(env, dialer, accepter)
+        for _ in range(SMALL_READS_BACK):  # small reads in a row: the loop's again
+            dialer.send(b"ping")
+            assert await accepter.read_exactly(4) == b"ping"
+        await env.wait_for(lambda: not moving(relayer(env)))
+        assert relay_threads() == []
+        dialer.send(b"ping")  # and relayed on by the loop
+        assert await accepter.read_exactly(4) == b"ping"
 
     run(loop, scenario)
 

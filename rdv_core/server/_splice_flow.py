@@ -253,10 +253,11 @@ class Flow:
         if mover is None:
             return False
         self.stop_reading()
+        if not mover.start():
+            return False  # the caller starts reading again
         self._pool.threads -= 1
         self._pool.moved += 1
         self.mover = mover
-        mover.start()
         return True
 
     def on_loop(self) -> None:

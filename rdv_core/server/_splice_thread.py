@@ -59,6 +59,7 @@ from typing import Final, Literal
 
 __all__ = [
     "MAX_RELAY_THREADS",
+    "SMALL_READS_BACK",
     "THREADS_ENV",
     "THREAD_PIPE_SIZE",
     "Mover",
@@ -217,8 +218,15 @@ class Mover:
             on_end=on_end,
         )
 
-    def start(self) -> None:
-        self._thread.start()
+    def start(self) -> bool:
+        """Start the thread; False (its descriptors closed) if the system has none to give."""
+        try:
+            self._thread.start()
+        except RuntimeError:  # "can't start new thread": the loop path goes on
+            for fd in (self._wake, *self.pipe):
+                os.close(fd)
+            return False
+        return True
 
     def join(self) -> None:
         """Stop the thread (if it still moves) and wait for it; on the loop, once."""
