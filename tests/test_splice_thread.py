@@ -229,3 +229,31 @@ def test_the_environment_switch_keeps_every_flow_on_the_loop(
         assert pipes.moved == 0 and relay_threads() == []
 
     run("asyncio", scenario)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_with_no_thread_to_be_had_the_loop_path_keeps_the_rules(loop: str) -> None:
+    """The existing relay tests now run bulk in threads: the loop path's bulk (the bound
+    reached) keeps the half-close and the reset here."""
+
+    async def scenario(env: Env) -> None:
+        pipes = env.server._pairing.pipes
+        assert pipes is not None
+        pipes.threads = 0
+        dialer, accepter = await env.relayed_pair("loop-path")
+        tail = os.urandom(4 << 20)
+        dialer.send(tail)
+        dialer.half_close()
+        assert await accepter.read_until_eof() == tail
+        assert pipes.moved == 0 and relay_threads() == []
+        accepter.send(BLOCK * 8)
+        await drain(dialer, len(BLOCK) * 8)  # A -> D goes on, in bulk
+        sock = accepter.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        accepter.writer.transport.abort()
+        assert (await dialer.read_for(2.0)).endswith(EOF.encode())
+        await env.wait_for(lambda: bool(ended(env)))
+        assert ended(env)[0].reason.startswith("accepter error")
+        assert pipes.moved == 0
+
+    run(loop, scenario)
