@@ -127,7 +127,7 @@ def print_table(
         )
     if "wormhole p2p" not in rate:
         emit("x wormhole: not measured (--no-wormhole, or magic-wormhole not installed)")
-    for relay in ("rdv relay", "rdv relay copy"):
+    for relay in ("rdv relay", "rdv relay copy", "rdv relay t-on", "rdv relay t-off"):
         ratios = [
             rows[relay].gib_s / rows["rdv p2p"].gib_s
             for rows in ({r.name: r for r in round_} for round_ in runs)

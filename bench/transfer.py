@@ -11,6 +11,9 @@ One file (1 GiB by default) goes from one process to another on loopback:
   also ``rdv relay copy``, the fallback copy relay (``RdvServer(splice=False)``), in the
   same rounds; the server runs the loop ``rdv serve`` runs (uvloop when installed;
   ``--relay-loop asyncio`` adds a row on asyncio's). The table gives its CPU per GiB.
+  ``--relay-threads off`` adds ``rdv relay t-off``: bulk flows kept on the loop-driven
+  splice (``RDV_RELAY_THREADS=0``) instead of moved by relay threads
+  (``rdv_core.server._splice_thread``); ``on`` adds ``t-on``, the default forced.
 - ``wormhole p2p`` / ``wormhole relay``: ``wormhole send`` / ``wormhole receive`` with
   a local mailbox server and transit relay on 127.0.0.1. Wormhole's direct hints name
   every interface address of the machine, and this benchmark must not send traffic to
@@ -141,9 +144,18 @@ def server_loop_factory(loop: str) -> Any:
 
 
 def _rdv_server(
-    url_q: Any, stop: Any, out_q: Any, splice: bool | None = None, loop: str = "auto"
+    url_q: Any,
+    stop: Any,
+    out_q: Any,
+    splice: bool | None = None,
+    loop: str = "auto",
+    threads: str = "auto",
 ) -> None:
     from rdv_core.server import RdvServer, start_native
+    from rdv_core.server._splice_thread import THREADS_ENV
+
+    if threads != "auto":  # read when the server makes its pipe pool
+        os.environ[THREADS_ENV] = "1" if threads == "on" else "0"
 
     async def main() -> None:
         server = RdvServer(splice=splice)
@@ -218,13 +230,14 @@ def bench_rdv(
     workers: str = "auto",
     copy_relay: bool = False,
     loop: str = "auto",
+    threads: str = "auto",
 ) -> Result:
     from rdv_core.wire import AddrSpace
 
     spaces = int(AddrSpace.NONE if relay else AddrSpace.LOOPBACK4)
     url_q, out_q, stop = ctx.Queue(), ctx.Queue(), ctx.Event()
     splice = False if copy_relay else None  # None: what ``rdv serve`` does
-    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q, splice, loop))
+    server = ctx.Process(target=_rdv_server, args=(url_q, stop, out_q, splice, loop, threads))
     server.start()
     url = url_q.get()
     code = "101-bench-mark"
@@ -250,6 +263,7 @@ def bench_rdv(
     name = ("rdv relay" if relay else "rdv p2p") + ("" if workers == "auto" else f" w-{workers}")
     name += " copy" if copy_relay else ""
     name += "" if loop == "auto" else f" {loop}"
+    name += "" if threads == "auto" else f" t-{threads}"
     note = f"setup {setup:.2f} s"
     received = dst / src.name
     assert received.stat().st_size == size
@@ -375,6 +389,14 @@ def main() -> int:
         "runs what rdv serve runs: uvloop when installed)",
     )
     parser.add_argument(
+        "--relay-threads",
+        action="append",
+        choices=["on", "off"],
+        default=[],
+        help="also run the relay with its threads for bulk flows forced on/off "
+        "(repeatable; off is the loop-driven splice, RDV_RELAY_THREADS=0)",
+    )
+    parser.add_argument(
         "--workers",
         action="append",
         choices=["on", "off"],
@@ -408,19 +430,22 @@ def main() -> int:
         for n in range(args.repeat):
             # Interleaved rounds: a busy neighbour on a shared machine hurts every variant.
             round_ = [bench_raw(ctx, size)]
-            rows: list[tuple[bool, str, bool, str]] = [(False, "auto", False, "auto")]
+            rows = [(False, "auto", False, "auto", "auto")]
             if not args.no_relay:
-                rows.append((True, "auto", False, "auto"))
+                rows.append((True, "auto", False, "auto", "auto"))
                 if args.relay_copy:
-                    rows.append((True, "auto", True, "auto"))
-                rows += [(True, "auto", False, loop) for loop in args.relay_loop]
-            rows += [(False, workers, False, "auto") for workers in args.workers]
+                    rows.append((True, "auto", True, "auto", "auto"))
+                rows += [(True, "auto", False, loop, "auto") for loop in args.relay_loop]
+                rows += [(True, "auto", False, "auto", t) for t in args.relay_threads]
+            rows += [(False, workers, False, "auto", "auto") for workers in args.workers]
             # Alternated: every other round runs the rdv rows in the opposite order, so no
             # row always runs first (or right after raw tcp, or after a given row).
-            for relay, workers, copy, loop in rows if n % 2 == 0 else rows[::-1]:
+            for relay, workers, copy, loop, threads in rows if n % 2 == 0 else rows[::-1]:
                 # Every row that writes the file starts from the same page state.
                 warm_pages(dst, size)
-                round_.append(bench_rdv(ctx, src, dst, size, relay, chunk, workers, copy, loop))
+                round_.append(
+                    bench_rdv(ctx, src, dst, size, relay, chunk, workers, copy, loop, threads)
+                )
             if not args.no_wormhole:
                 for direct in (True, False):
                     warm_pages(dst, size)

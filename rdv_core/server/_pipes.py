@@ -3,8 +3,11 @@
 A spliced flow takes an empty pipe for a read and gives it back once the read has been
 passed on whole, so only directions whose destination is full hold one. The pool keeps at
 most two free pipes per open spliced conn and :data:`POOL_FREE` in all: a server with no
-spliced pair holds no pipe. Out of descriptors, :meth:`PipePool.get` says so (None) and the
-flow copies that read instead.
+spliced pair holds no pipe. Out of descriptors, :meth:`PipePool.get` says so (None) and
+the flow copies that read instead. A flow moved to a thread (:mod:`._splice_thread`) takes
+one of :attr:`PipePool.threads`, the server's bound on relay threads, and makes a pipe and
+an eventfd of its own (counted by that bound); back on the loop, its pipe comes here if it
+is empty.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import errno
 import fcntl
 import os
 from typing import Final
+
+from rdv_core.server._splice_thread import threads_wanted
 
 __all__ = ["POOL_FREE", "PipePool"]
 
@@ -25,10 +30,15 @@ _OUT_OF_FDS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 class PipePool:
     """Empty pipes shared by every spliced pair of a server (see module doc)."""
 
-    __slots__ = ("_free", "conns", "size")
+    __slots__ = ("_free", "conns", "moved", "size", "threads")
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, threads: int | None = None) -> None:
         self.size = size
+        #: Relay threads still to be had (:mod:`._splice_thread`); ``threads``: at most
+        #: that many (0: none, every flow on the loop), None: ``RDV_RELAY_THREADS``.
+        self.threads = threads_wanted(threads)
+        #: Flows handed to a relay thread so far (each time one turned bulk).
+        self.moved = 0
         self._free: list[tuple[int, int]] = []
         #: Spliced conns open: the pool keeps at most two free pipes per conn.
         self.conns = 0
