@@ -29,6 +29,7 @@ import contextlib
 import logging
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Final, cast
 
@@ -304,12 +305,12 @@ class Relayer:
     def _count_d2a(self, n: int) -> None:
         self.bytes_d2a += n
         if self.watching:
-            self.last_active = self._loop.time()
+            self.last_active = _now()
 
     def _count_a2d(self, n: int) -> None:
         self.bytes_a2d += n
         if self.watching:
-            self.last_active = self._loop.time()
+            self.last_active = _now()
 
     # ----- ends (section 8)
 
@@ -387,6 +388,15 @@ class Relayer:
             # -9``, its socket set to reset) exited 0 with a cut copy (section 8).
             reset = exc is not None and self.path is PairPath.RELAYED
             self.close(f"{who} {'error: ' + str(exc) if exc else 'closed'}", reset=reset)
+
+
+#: The clock of the byte counters' activity stamp: they also run in a relay thread
+#: (:mod:`._splice_thread`), where ``loop.time()`` is not safe on uvloop (it updates
+#: libuv's cached clock, a store racing the loop's own). It is the clock both loops read
+#: (CLOCK_MONOTONIC: asyncio's ``time()`` is this function; uvloop's is libuv's cached
+#: reading of it, at most a few ms behind), so the idle and quiet deadlines computed
+#: from it against ``loop.time()`` are late by at most that.
+_now: Final = time.monotonic
 
 
 def _close_flushing(transport: asyncio.BaseTransport) -> None:

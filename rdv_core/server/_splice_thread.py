@@ -36,10 +36,9 @@ the two). So the server's stats, its idle timeout and a half-open pair's quiet
 (``HALF_OPEN_QUIET_S``) see a moved flow exactly as one on the loop: no peer ever holds a
 byte the stats do not count. A report per read posted to the loop instead cost that
 loop wake-up per read again (bench/_transfer_relay.py: 0.30-0.37 server CPU s/GiB, no
-better than the loop path). ``count`` also stamps the pair's activity with the loop's
-clock: ``time.monotonic()`` on asyncio's loop; on uvloop ``uv_update_time`` stores the
-current time into libuv's cached clock, an aligned 64-bit store of the same monotonic
-clock the loop stores there itself, which the loop can only read as a moment late.
+better than the loop path). ``count`` also stamps the pair's activity, with
+``time.monotonic()``, not ``loop.time()``: on uvloop that would update libuv's cached
+clock from this thread, a store racing the loop's own (the relayer's ``_now``).
 """
 
 from __future__ import annotations
