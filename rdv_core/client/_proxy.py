@@ -8,6 +8,7 @@ the server itself, so the relay works through the proxy too.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from typing import Final
 
@@ -44,7 +45,7 @@ async def open_tunnel(
         infos = await loop.getaddrinfo(proxy.host, proxy.port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ServerConnectError(
-            f"cannot resolve the proxy host {proxy.host!r} of {proxy}: {exc}", exc.errno
+            f"cannot resolve the proxy host {proxy.host!r} of {proxy.named}: {exc}", exc.errno
         ) from exc
     last: OSError | None = None
     for family, _, _, _, sockaddr in infos:
@@ -68,17 +69,29 @@ async def open_tunnel(
         except TimeoutError:
             sock.close()
             raise ServerConnectError(
-                f"the proxy {proxy} did not answer CONNECT within {CONNECT_ANSWER_TIMEOUT:g} s",
+                f"the proxy {proxy.named} did not answer CONNECT within "
+                f"{CONNECT_ANSWER_TIMEOUT:g} s",
                 None,
             ) from None
         except BaseException:
             sock.close()
             raise
         return sock, agent
-    detail = (last.strerror or str(last)) if last else "no address"
     raise ServerConnectError(
-        f"cannot connect to the proxy {proxy}: {detail}", last.errno if last else None
+        f"cannot connect to the proxy {proxy.named}: {_reason(last)}: check its host and port"
+        + (f" in {proxy.source} (or unset it to go direct)" if proxy.source else ""),
+        last.errno if last else None,
     )
+
+
+def _reason(exc: OSError | None) -> str:
+    """Plain words for a failed connect: asyncio's ``sock_connect`` puts its own
+    ``Connect call failed ('127.0.0.1', 3128)`` where ``strerror`` should be."""
+    if exc is None:
+        return "it has no address"
+    if exc.errno:
+        return os.strerror(exc.errno).lower()
+    return exc.strerror or str(exc)
 
 
 async def _handshake(
@@ -95,18 +108,18 @@ async def _handshake(
             chunk = await loop.sock_recv(sock, 1024)
             if not chunk:
                 raise ServerConnectError(
-                    f"the proxy {proxy} closed the connection before answering CONNECT", None
+                    f"the proxy {proxy.named} closed the connection before answering CONNECT", None
                 )
             received += len(chunk)
             if received > MAX_HEADER_BLOCK:
-                raise ServerConnectError(f"the proxy {proxy} sent an oversized answer", None)
+                raise ServerConnectError(f"the proxy {proxy.named} sent an oversized answer", None)
             head = parser.feed(chunk)
             if head is None:
                 continue
             check_connect_status(head.status, head.reason, proxy, server)
             if parser.trailing:
                 raise ServerConnectError(
-                    f"the proxy {proxy} sent data into the tunnel before the server spoke",
+                    f"the proxy {proxy.named} sent data into the tunnel before the server spoke",
                     None,
                 )
             return head.get("Proxy-Agent") or head.get("Via") or head.get("Server") or ""
