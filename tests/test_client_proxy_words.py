@@ -6,16 +6,21 @@ CONNECT proxy of tests/proxy_support.py.
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from pathlib import Path
 
 import pytest
 
 from rdv_core.errors import ServerConnectError
 from rdv_core.events import Event, ServerConnected
+from rdv_core.server._core import RdvServer
+from rdv_core.server._native import start_native
 from rdv_core.wire import AddrSpace
 
 from tests.proxy_support import connect_proxy, tinyproxy
 from tests.race_support import client, exchange, of, pair
+from tests.test_client_race import make_cert
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +108,57 @@ async def test_no_proxy_star_dot_domain_goes_direct(
     d.writer.close()
     a.writer.close()
     assert of(events, ServerConnected)[0].proxy is None
+
+
+async def test_an_https_server_through_the_env_proxy_keeps_tls_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``https://`` takes HTTPS_PROXY (not HTTP_PROXY, here a dead port), and TLS to the
+    server runs end to end inside the tinyproxy tunnel, relay included."""
+    cert, key = make_cert(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    server = RdvServer()
+    front = await start_native(server, host="127.0.0.1", port=0, ssl=server_context)
+    trust = ssl.create_default_context(cafile=str(cert))
+    try:
+        with tinyproxy(tmp_path) as proxy:
+            monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+            monkeypatch.setenv("https_proxy", proxy.url)
+            events: list[Event] = []
+            d, a = await pair(
+                front.url,
+                client(events, spaces=AddrSpace.NONE, ssl_context=trust),
+                client(spaces=AddrSpace.NONE, ssl_context=trust),
+            )
+            async with d, a:
+                assert d.is_relay and a.is_relay
+                await exchange(d, a)
+            connected = of(events, ServerConnected)[0]
+            assert connected.proxy == proxy.url and connected.tls
+            assert f"127.0.0.1:{front.url.rsplit(':', 1)[1].rstrip('/')}" in proxy.log_text()
+    finally:
+        await server.close()
+        await front.close()
+
+
+async def test_a_proxy_that_closes_mid_answer_is_named(url: str) -> None:
+    """Half a status line, then a close: the error names the proxy, not the server."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 Conn")
+        await writer.drain()
+        writer.close()
+
+    proxy_server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = proxy_server.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(ServerConnectError) as info:
+            await client(spaces=AddrSpace.NONE, proxy=f"http://127.0.0.1:{port}").dial(url, "t")
+        assert str(info.value) == (
+            f"the proxy http://127.0.0.1:{port} closed the connection before answering CONNECT"
+        )
+    finally:
+        proxy_server.close()
+        await proxy_server.wait_closed()
