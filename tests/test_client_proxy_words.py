@@ -7,11 +7,13 @@ CONNECT proxy of tests/proxy_support.py.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from pathlib import Path
 
 import pytest
 
+from rdv_core.client import _proxy
 from rdv_core.errors import ServerConnectError
 from rdv_core.events import Event, ServerConnected
 from rdv_core.server._core import RdvServer
@@ -162,3 +164,26 @@ async def test_a_proxy_that_closes_mid_answer_is_named(url: str) -> None:
     finally:
         proxy_server.close()
         await proxy_server.wait_closed()
+
+
+async def test_a_proxy_that_drops_the_syn_is_named_in_seconds(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listener with a full backlog drops further SYNs, as a firewall in front of a
+    wrong proxy address does. Before, the attempt waited for the kernel's SYN retries
+    (about 2 minutes; no --timeout by default); now the proxy gets PROXY_CONNECT_TIMEOUT."""
+    monkeypatch.setattr(_proxy, "PROXY_CONNECT_TIMEOUT", 0.3)
+    with socket.socket() as listener, socket.socket() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued.connect(("127.0.0.1", port))  # fills the backlog: the next SYN is dropped
+        monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:1")
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+        async with asyncio.timeout(1.5):
+            with pytest.raises(ServerConnectError) as info:
+                await client(spaces=AddrSpace.NONE, timeout=None).dial(url, "t")
+    assert str(info.value).startswith(
+        f"cannot connect to the proxy http://127.0.0.1:{port} (from HTTP_PROXY): "
+        "no answer within 0.3 s"
+    )

@@ -8,6 +8,7 @@ the server itself, so the relay works through the proxy too.
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 from typing import Final
@@ -27,6 +28,12 @@ from rdv_core.wire import (
 #: Seconds for the proxy to answer ``CONNECT``. A proxy answers once it has reached the
 #: server (one more TCP handshake on its side); a silent one should not hang the attempt.
 CONNECT_ANSWER_TIMEOUT: Final = 15.0
+
+#: Seconds for the proxy to take the TCP conn. A proxy is on the LAN or close to it: one
+#: that has not answered after three SYNs (1 + 2 + 4 s) is the wrong address or behind a
+#: firewall that drops, and without this the attempt hung for the kernel's ~2 minutes of
+#: SYN retries (no --timeout by default) before saying "connection timed out".
+PROXY_CONNECT_TIMEOUT: Final = 10.0
 
 
 async def open_tunnel(
@@ -52,7 +59,16 @@ async def open_tunnel(
         sock = reuse_socket(socket.AddressFamily(family))
         try:
             sock.bind(("::", port, 0, 0) if family == socket.AF_INET6 else ("0.0.0.0", port))
-            await loop.sock_connect(sock, sockaddr)
+            async with asyncio.timeout(PROXY_CONNECT_TIMEOUT):
+                await loop.sock_connect(sock, sockaddr)
+        except TimeoutError:
+            sock.close()
+            last = TimeoutError(
+                errno.ETIMEDOUT,
+                f"no answer within {PROXY_CONNECT_TIMEOUT:g} s (a wrong address, or a "
+                "firewall that drops the conn)",
+            )
+            continue
         except OSError as exc:
             sock.close()
             last = exc
@@ -89,6 +105,8 @@ def _reason(exc: OSError | None) -> str:
     ``Connect call failed ('127.0.0.1', 3128)`` where ``strerror`` should be."""
     if exc is None:
         return "it has no address"
+    if isinstance(exc, TimeoutError) and exc.strerror:
+        return exc.strerror  # ours, from PROXY_CONNECT_TIMEOUT
     if exc.errno:
         return os.strerror(exc.errno).lower()
     return exc.strerror or str(exc)
