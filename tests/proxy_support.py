@@ -116,10 +116,14 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 @contextlib.asynccontextmanager
 async def connect_proxy(
-    *, auth: tuple[str, str] | None = None, version: str = "HTTP/1.1"
+    *,
+    auth: tuple[str, str] | None = None,
+    version: str = "HTTP/1.1",
+    challenges: Sequence[str] = ('Basic realm="proxy"',),
 ) -> AsyncIterator[int]:
-    """A CONNECT proxy on 127.0.0.1 (its port): ``407`` unless Basic ``auth`` matches,
-    then ``version 200`` and the tunnel, both ways, to the requested authority."""
+    """A CONNECT proxy on 127.0.0.1 (its port): ``407`` unless Basic ``auth`` matches
+    (one ``Proxy-Authenticate`` line per entry of ``challenges``), then ``version 200``
+    and the tunnel, both ways, to the requested authority."""
     want = "Basic " + base64.b64encode(":".join(auth).encode()).decode() if auth else None
     tasks: set[asyncio.Task[None]] = set()
     writers: list[asyncio.StreamWriter] = []
@@ -130,7 +134,8 @@ async def connect_proxy(
         target = head[0].split(" ")[1]
         fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
         if want is not None and fields.get("Proxy-Authorization") != want:
-            writer.write(f"{version} 407 Proxy Authentication Required\r\n\r\n".encode())
+            lines = "".join(f"Proxy-Authenticate: {c}\r\n" for c in challenges)
+            writer.write(f"{version} 407 Proxy Authentication Required\r\n{lines}\r\n".encode())
             writer.close()
             return
         host, _, port = target.rpartition(":")

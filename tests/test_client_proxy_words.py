@@ -187,3 +187,16 @@ async def test_a_proxy_that_drops_the_syn_is_named_in_seconds(
         f"cannot connect to the proxy http://127.0.0.1:{port} (from HTTP_PROXY): "
         "no answer within 0.3 s"
     )
+
+
+async def test_a_proxy_that_takes_only_kerberos_or_ntlm_says_so(url: str) -> None:
+    """An office proxy that offers Negotiate and NTLM only: a password in the URL cannot
+    help (rdv sends Basic), so the words point at a local logging-in proxy instead."""
+    async with connect_proxy(
+        auth=("alice", "pw"), challenges=("Negotiate", 'NTLM, Digest realm="x", qop="auth"')
+    ) as port:
+        with pytest.raises(ServerConnectError) as info:
+            await client(spaces=AddrSpace.NONE, proxy=f"http://127.0.0.1:{port}").dial(url, "t")
+    message = str(info.value)
+    assert "the proxy wants Negotiate or NTLM or Digest credentials, which rdv cannot" in message
+    assert "cntlm" in message and "put them in" not in message

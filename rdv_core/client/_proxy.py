@@ -134,7 +134,9 @@ async def _handshake(
             head = parser.feed(chunk)
             if head is None:
                 continue
-            check_connect_status(head.status, head.reason, proxy, server)
+            check_connect_status(
+                head.status, head.reason, proxy, server, head.get_joined("Proxy-Authenticate")
+            )
             if parser.trailing:
                 raise ServerConnectError(
                     f"the proxy {proxy.named} sent data into the tunnel before the server spoke",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import ipaddress
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ from rdv_core.wire._http1.head import Head, ProtocolError
 
 #: What ``--proxy`` takes to mean "never a proxy, whatever the environment says".
 NO_PROXY_WORD: Final = "none"
+
+#: An HTTP token (RFC 9110 section 5.6.2): what an auth scheme's name is made of.
+_TOKEN: Final = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 #: curl's default port for an ``http://`` proxy without one; we mean the same thing.
 DEFAULT_PROXY_PORT: Final = 1080
@@ -233,10 +237,23 @@ def build_connect_request(server: ServerURL, proxy: ProxyURL) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-def connect_refusal(status: int, reason: str, proxy: ProxyURL, server: ServerURL) -> str:
-    """A one-line explanation of a proxy's non-2xx answer to ``CONNECT``."""
+def connect_refusal(
+    status: int, reason: str, proxy: ProxyURL, server: ServerURL, challenge: str | None = None
+) -> str:
+    """A one-line explanation of a proxy's non-2xx answer to ``CONNECT``; ``challenge`` is
+    its ``Proxy-Authenticate`` (every line joined), which names the schemes it takes."""
     target = f"{server.host}:{server.port}"
-    if status in (401, 407):  # 407 is the standard; some proxies (tinyproxy) say 401
+    schemes = _schemes(challenge)
+    if status in (401, 407) and schemes and "basic" not in {x.lower() for x in schemes}:
+        # Office proxies often take only Kerberos/NTLM: no user:password in a URL helps,
+        # and saying "put them in the URL" sent people round in circles.
+        why = (
+            f"the proxy wants {' or '.join(schemes)} credentials, which rdv cannot give "
+            "(it sends only Basic ones): point "
+            f"{proxy.source or '--proxy'} at a local proxy that logs in for you "
+            "(cntlm, px), or ask for a Basic login or a proxy exception for the server"
+        )
+    elif status in (401, 407):  # 407 is the standard; some proxies (tinyproxy) say 401
         where = proxy.source or "the proxy URL"
         why = (
             f"the proxy wants credentials: put them in {where} as "
@@ -258,14 +275,29 @@ def connect_refusal(status: int, reason: str, proxy: ProxyURL, server: ServerURL
     return f"the proxy {proxy.named} answered {status} {reason}".rstrip() + f": {why}"
 
 
-def check_connect_status(status: int, reason: str, proxy: ProxyURL, server: ServerURL) -> None:
+def _schemes(challenge: str | None) -> list[str]:
+    """The auth schemes a ``Proxy-Authenticate`` value offers (RFC 9110 section 11.6.2),
+    in order: each challenge starts with a token that is not ``name=value``."""
+    found: list[str] = []
+    for part in (challenge or "").split(","):
+        words = part.strip().split()
+        # A scheme is a token; a quoted parameter with a comma in it leaves a piece
+        # with a quote or "=" in it, which is not one.
+        if words and _TOKEN.fullmatch(words[0]) and words[0] not in found:
+            found.append(words[0])
+    return found
+
+
+def check_connect_status(
+    status: int, reason: str, proxy: ProxyURL, server: ServerURL, challenge: str | None = None
+) -> None:
     """Accept a 2xx answer to ``CONNECT``.
 
     Raises:
         ProtocolError: for any other status, with :func:`connect_refusal`'s explanation.
     """
     if not 200 <= status < 300:
-        raise ProtocolError(connect_refusal(status, reason, proxy, server))
+        raise ProtocolError(connect_refusal(status, reason, proxy, server, challenge))
 
 
 def middlebox_hint(head: Head) -> str | None:
