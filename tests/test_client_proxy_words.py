@@ -198,5 +198,5 @@ async def test_a_proxy_that_takes_only_kerberos_or_ntlm_says_so(url: str) -> Non
         with pytest.raises(ServerConnectError) as info:
             await client(spaces=AddrSpace.NONE, proxy=f"http://127.0.0.1:{port}").dial(url, "t")
     message = str(info.value)
-    assert "the proxy wants Negotiate or NTLM or Digest credentials, which rdv cannot" in message
+    assert "the proxy wants Negotiate or NTLM or Digest login, which rdv cannot do" in message
     assert "cntlm" in message and "put them in" not in message

@@ -248,10 +248,9 @@ def connect_refusal(
         # Office proxies often take only Kerberos/NTLM: no user:password in a URL helps,
         # and saying "put them in the URL" sent people round in circles.
         why = (
-            f"the proxy wants {' or '.join(schemes)} credentials, which rdv cannot give "
-            "(it sends only Basic ones): point "
-            f"{proxy.source or '--proxy'} at a local proxy that logs in for you "
-            "(cntlm, px), or ask for a Basic login or a proxy exception for the server"
+            f"the proxy wants {' or '.join(schemes)} login, which rdv cannot do (only "
+            f"Basic): point {proxy.source or '--proxy'} at a local proxy that logs in for "
+            "you (cntlm, px)"
         )
     elif status in (401, 407):  # 407 is the standard; some proxies (tinyproxy) say 401
         where = proxy.source or "the proxy URL"
