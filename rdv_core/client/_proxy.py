@@ -94,8 +94,9 @@ async def open_tunnel(
             raise
         return sock, agent
     raise ServerConnectError(
-        f"cannot connect to the proxy {proxy.named}: {_reason(last)}: check its host and port"
-        + (f" in {proxy.source} (or unset it to go direct)" if proxy.source else ""),
+        # The hint after "; ", not ": ": a rejoin names the loss by the last ": " piece.
+        f"cannot connect to the proxy {proxy.named}: {_reason(last)}; check its host and port"
+        + (f" in {proxy.source}, or unset it to go direct" if proxy.source else ""),
         last.errno if last else None,
     )
 
