@@ -3,16 +3,22 @@
 :func:`tinyproxy` starts one with a config written to a temporary folder (port chosen
 free, listening on 127.0.0.1 only, optional Basic auth and ``ConnectPort`` allow list)
 and stops it afterwards; :class:`Proxy` tells its URL and reads its log.
+
+:func:`connect_proxy` is a small ``CONNECT`` proxy in the test's own loop, for what
+tinyproxy cannot be told to do: a password with ``#``/``/`` in it (its config reads
+``#`` as a comment) or an ``HTTP/1.0`` answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,3 +104,57 @@ def tinyproxy(
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.write_eof()
+
+
+@contextlib.asynccontextmanager
+async def connect_proxy(
+    *,
+    auth: tuple[str, str] | None = None,
+    version: str = "HTTP/1.1",
+    challenges: Sequence[str] = ('Basic realm="proxy"',),
+) -> AsyncIterator[int]:
+    """A CONNECT proxy on 127.0.0.1 (its port): ``407`` unless Basic ``auth`` matches
+    (one ``Proxy-Authenticate`` line per entry of ``challenges``), then ``version 200``
+    and the tunnel, both ways, to the requested authority."""
+    want = "Basic " + base64.b64encode(":".join(auth).encode()).decode() if auth else None
+    tasks: set[asyncio.Task[None]] = set()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        target = head[0].split(" ")[1]
+        fields = dict(line.split(": ", 1) for line in head[1:] if ": " in line)
+        if want is not None and fields.get("Proxy-Authorization") != want:
+            lines = "".join(f"Proxy-Authenticate: {c}\r\n" for c in challenges)
+            writer.write(f"{version} 407 Proxy Authentication Required\r\n{lines}\r\n".encode())
+            writer.close()
+            return
+        host, _, port = target.rpartition(":")
+        up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+        writers.append(up_writer)
+        writer.write(f"{version} 200 Connection established\r\n\r\n".encode())
+        for job in (_pump(reader, up_writer), _pump(up_reader, writer)):
+            task = asyncio.create_task(job)
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        for w in writers:
+            w.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()

@@ -13,15 +13,17 @@ The environment follows curl's conventions, which most tools share:
   case name wins when both are set; upper case ``HTTP_PROXY`` is ignored under CGI
   (``REQUEST_METHOD`` set: the "httpoxy" rule, where a request header could set it).
 - ``NO_PROXY`` (or ``no_proxy``): comma-separated hosts that go direct: ``*`` for all,
-  a domain (``example.com`` and ``.example.com`` both match ``a.example.com`` and the
-  domain itself), an IP address, or a CIDR network (``10.0.0.0/8``, ``::1/128``); a
-  ``:port`` suffix limits an entry to one port.
+  a domain (``example.com``, ``.example.com`` and ``*.example.com`` all match
+  ``a.example.com`` and the domain itself), an IP address, or a CIDR network
+  (``10.0.0.0/8``, ``::1/128``); a ``:port`` suffix limits an entry to one port.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import ipaddress
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +34,9 @@ from rdv_core.wire._http1.head import Head, ProtocolError
 
 #: What ``--proxy`` takes to mean "never a proxy, whatever the environment says".
 NO_PROXY_WORD: Final = "none"
+
+#: An HTTP token (RFC 9110 section 5.6.2): what an auth scheme's name is made of.
+_TOKEN: Final = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
 
 #: curl's default port for an ``http://`` proxy without one; we mean the same thing.
 DEFAULT_PROXY_PORT: Final = 1080
@@ -45,6 +50,14 @@ class ProxyURL:
     port: int
     username: str | None = None
     password: str | None = field(default=None, repr=False)
+    #: The environment variable the proxy came from (``HTTPS_PROXY``, ``all_proxy``...),
+    #: "" when it was given (``--proxy``): errors say it, so the user knows what to change.
+    source: str = field(default="", compare=False)
+
+    @property
+    def named(self) -> str:
+        """The proxy for an error message: without credentials, with where it came from."""
+        return f"{self}" + (f" (from {self.source})" if self.source else "")
 
     def __str__(self) -> str:
         """The proxy without its credentials (safe to print and to log)."""
@@ -64,7 +77,10 @@ class ProxyURL:
 def parse_proxy_url(text: str) -> ProxyURL:
     """Parse ``http://[user:password@]host[:port]`` (a bare ``host:port`` means http).
 
-    Credentials may be percent-encoded (``p%40ss`` for ``p@ss``), as in curl.
+    Credentials may be percent-encoded (``p%40ss`` for ``p@ss``), as in curl. The
+    credentials end at the last ``@``, so a password with a bare ``#``, ``/`` or ``?``
+    still works (a URL parser would take it for the start of a fragment, path or query,
+    and its error would quote a piece of the password).
 
     Raises:
         ValueError: for anything else, naming the URL without its password.
@@ -72,22 +88,30 @@ def parse_proxy_url(text: str) -> ProxyURL:
     raw = text.strip()
     if "://" not in raw:
         raw = "http://" + raw
-    try:
-        parts = urllib.parse.urlsplit(raw)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"bad proxy URL {_redacted(text)!r}: {exc}") from None
-    if parts.scheme.lower() != "http":
+    scheme, _, rest = raw.partition("://")
+    userinfo, at, hostport = rest.rpartition("@")
+    if scheme.lower() != "http":
         raise ValueError(
             f"bad proxy URL {_redacted(text)!r}: only http:// proxies are supported "
             "(rdv tunnels through them with CONNECT; TLS to the server still works inside)"
         )
+    try:
+        # Only the part after the credentials goes to the URL parser: nothing it quotes
+        # in an error can be a piece of the password.
+        parts = urllib.parse.urlsplit("http://" + hostport)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"bad proxy URL {_redacted(text)!r}: {exc}") from None
     if not parts.hostname:
         raise ValueError(f"bad proxy URL {_redacted(text)!r}: no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"bad proxy URL {_redacted(text)!r}: a proxy URL has no path or query")
-    username = urllib.parse.unquote(parts.username) if parts.username is not None else None
-    password = urllib.parse.unquote(parts.password) if parts.password is not None else None
+    username: str | None = None
+    password: str | None = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = urllib.parse.unquote(user)
+        password = urllib.parse.unquote(secret) if colon else None
     return ProxyURL(
         parts.hostname, port if port is not None else DEFAULT_PROXY_PORT, username, password
     )
@@ -103,15 +127,21 @@ def _redacted(text: str) -> str:
     return f"{scheme}{colon_slashes}{user}:***@{tail}" if ":" in userinfo else text
 
 
-def _env(env: Mapping[str, str], name: str, *, cgi_safe: bool = True) -> str | None:
-    """``name`` in lower case, else upper case (skipped under CGI when ``cgi_safe``)."""
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    """``name`` in lower case, else upper case (skipped under CGI for ``HTTP_PROXY``)."""
+    found = _env_named(env, name)
+    return found[1] if found else None
+
+
+def _env_named(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """The variable (as spelt in ``env``) and its value: lower case first, as curl."""
     lower = env.get(name.lower())
     if lower:
-        return lower
-    if cgi_safe and name == "HTTP_PROXY" and "REQUEST_METHOD" in env:
+        return name.lower(), lower
+    if name == "HTTP_PROXY" and "REQUEST_METHOD" in env:
         return None
     upper = env.get(name.upper())
-    return upper or None
+    return (name.upper(), upper) if upper else None
 
 
 def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
@@ -136,7 +166,8 @@ def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
             except ValueError:
                 pass
             continue
-        domain = entry_host.lstrip(".").rstrip(".")
+        # ``*.example.com`` as Go and Node read it: the same as ``.example.com``.
+        domain = entry_host.removeprefix("*").lstrip(".").rstrip(".")
         if domain and (host == domain or host.endswith("." + domain)):
             return True
     return False
@@ -162,10 +193,18 @@ def proxy_for(server: ServerURL, env: Mapping[str, str]) -> ProxyURL | None:
     """
     if bypasses_proxy(server.host, server.port, _env(env, "NO_PROXY") or ""):
         return None
-    raw = _env(env, "HTTPS_PROXY" if server.tls else "HTTP_PROXY") or _env(env, "ALL_PROXY")
-    if raw is None:
+    found = _env_named(env, "HTTPS_PROXY" if server.tls else "HTTP_PROXY") or _env_named(
+        env, "ALL_PROXY"
+    )
+    if found is None:
         return None
-    return parse_proxy_url(raw)
+    name, raw = found
+    try:
+        proxy = parse_proxy_url(raw)
+    except ValueError as exc:
+        # Say which variable: the user did not type this URL on the command line.
+        raise ValueError(f"{name}: {exc} (fix or unset {name}, or --proxy none)") from None
+    return dataclasses.replace(proxy, source=name)
 
 
 def choose_proxy(
@@ -198,14 +237,30 @@ def build_connect_request(server: ServerURL, proxy: ProxyURL) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
 
 
-def connect_refusal(status: int, reason: str, proxy: ProxyURL, server: ServerURL) -> str:
-    """A one-line explanation of a proxy's non-2xx answer to ``CONNECT``."""
+def connect_refusal(
+    status: int, reason: str, proxy: ProxyURL, server: ServerURL, challenge: str | None = None
+) -> str:
+    """A one-line explanation of a proxy's non-2xx answer to ``CONNECT``; ``challenge`` is
+    its ``Proxy-Authenticate`` (every line joined), which names the schemes it takes."""
     target = f"{server.host}:{server.port}"
-    if status in (401, 407):  # 407 is the standard; some proxies (tinyproxy) say 401
+    schemes = _schemes(challenge)
+    if status in (401, 407) and schemes and "basic" not in {x.lower() for x in schemes}:
+        # Office proxies often take only Kerberos/NTLM: no user:password in a URL helps,
+        # and saying "put them in the URL" sent people round in circles.
         why = (
-            "it wants credentials (put them in the URL: http://user:password@host:port)"
+            f"the proxy wants {' or '.join(schemes)} login, which rdv cannot do (only "
+            f"Basic): point {proxy.source or '--proxy'} at a local proxy that logs in for "
+            "you (cntlm, px)"
+        )
+    elif status in (401, 407):  # 407 is the standard; some proxies (tinyproxy) say 401
+        where = proxy.source or "the proxy URL"
+        why = (
+            f"the proxy wants credentials: put them in {where} as "
+            "http://user:password@host:port (percent-encode @ : / # in them as "
+            "%40 %3A %2F %23)"
             if proxy.username is None
-            else "it refused the credentials"
+            else f"the proxy refused the credentials of user {proxy.username!r}: "
+            f"check the user name and password in {where}"
         )
     elif status in (403, 405):
         why = (
@@ -216,17 +271,32 @@ def connect_refusal(status: int, reason: str, proxy: ProxyURL, server: ServerURL
         why = f"it could not reach {target}"
     else:
         why = "it refused the tunnel"
-    return f"the proxy {proxy} answered {status} {reason}".rstrip() + f": {why}"
+    return f"the proxy {proxy.named} answered {status} {reason}".rstrip() + f": {why}"
 
 
-def check_connect_status(status: int, reason: str, proxy: ProxyURL, server: ServerURL) -> None:
+def _schemes(challenge: str | None) -> list[str]:
+    """The auth schemes a ``Proxy-Authenticate`` value offers (RFC 9110 section 11.6.2),
+    in order: each challenge starts with a token that is not ``name=value``."""
+    found: list[str] = []
+    for part in (challenge or "").split(","):
+        words = part.strip().split()
+        # A scheme is a token; a quoted parameter with a comma in it leaves a piece
+        # with a quote or "=" in it, which is not one.
+        if words and _TOKEN.fullmatch(words[0]) and words[0] not in found:
+            found.append(words[0])
+    return found
+
+
+def check_connect_status(
+    status: int, reason: str, proxy: ProxyURL, server: ServerURL, challenge: str | None = None
+) -> None:
     """Accept a 2xx answer to ``CONNECT``.
 
     Raises:
         ProtocolError: for any other status, with :func:`connect_refusal`'s explanation.
     """
     if not 200 <= status < 300:
-        raise ProtocolError(connect_refusal(status, reason, proxy, server))
+        raise ProtocolError(connect_refusal(status, reason, proxy, server, challenge))
 
 
 def middlebox_hint(head: Head) -> str | None:
