@@ -18,6 +18,7 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from rdv_core.errors import RdvError
 
@@ -106,7 +107,15 @@ def _unknown_setting(name: str) -> str:
     known = ", ".join(KNOWN_SETTINGS)
     close = difflib.get_close_matches(name, KNOWN_SETTINGS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
+    if name.lower().replace("-", "_") in _PROXY_NAMES:
+        # The proxy comes from the environment or --proxy (README "Through an HTTP proxy"):
+        # a user who wrote one here was told only what the settings are.
+        hint = " (a proxy is not set here: use HTTPS_PROXY in the environment, or --proxy)"
     return f"unknown setting {name!r}{hint}: the settings are {known}"
+
+
+#: Names a user may try for a proxy in the config file.
+_PROXY_NAMES: Final = frozenset({"proxy", "https_proxy", "http_proxy", "all_proxy", "no_proxy"})
 
 
 def resolve_server(

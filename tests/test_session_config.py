@@ -66,3 +66,16 @@ def test_a_toml_error_says_it_is_toml_and_how_a_setting_reads(
     cfg.mkdir()  # a folder where the file should be: said without "[Errno 21]"
     with pytest.raises(ConfigError, match=r"cannot read it: Is a directory$"):
         load_settings()
+
+
+def test_a_proxy_in_the_config_file_points_at_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `proxy = ...` was refused with only "the settings are server, downloads": a user in an
+    # office network was not told where a proxy goes (README "Through an HTTP proxy").
+    cfg = tmp_path / "config.toml"
+    monkeypatch.setenv("RDV_CONFIG", str(cfg))
+    for name in ("proxy", "HTTPS_PROXY", "no-proxy"):
+        cfg.write_text(f'{name} = "http://proxy.corp:3128"\n')
+        with pytest.raises(ConfigError, match=r"use HTTPS_PROXY in the environment, or --proxy"):
+            load_settings()
