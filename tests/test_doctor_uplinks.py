@@ -10,7 +10,7 @@ import json
 import pytest
 
 from rdv_core.client._uplinks import Uplink
-from rdv_core.doctor import Report, ReportError, predict, render_text
+from rdv_core.doctor import Report, ReportError, predict, render_text, summary
 from rdv_core.doctor._uplinks import MAX_DOCTOR_UPLINKS, plan_doctor_paths
 
 from tests.test_doctor_units import CONE_DROP, PUBLIC, SYMMETRIC, _report
@@ -124,3 +124,11 @@ def test_no_uplink_is_measured_for_a_server_on_loopback() -> None:
     assert (
         plan_doctor_paths(["http://127.0.0.1:7000", "http://localhost:7001"], found=UP).extra == ()
     )
+
+
+def test_the_summary_tells_each_uplink() -> None:
+    ours = _paths(_report(**CONE_DROP), ("wwan0 203.0.113.30", _report(**PUBLIC)))
+    said = summary(ours)
+    assert said.startswith("wlan0 10.0.1.2: Your router keeps ports"), said
+    assert "wwan0 203.0.113.30: " in said, said
+    assert not summary(_report(**CONE_DROP)).startswith("wlan0")

@@ -100,7 +100,15 @@ def explain(name: str, finding: Finding) -> str:
 
 
 def summary(report: Report) -> str:
-    """One sentence: what this network means for direct TCP."""
+    """What this network means for direct TCP: one sentence per uplink (PROTOCOL 15.8), the
+    default route's first, so that the LTE uplink's open path is told beside the wifi's."""
+    if not report.uplinks:
+        return _summary(report)
+    return " ".join(f"{path.uplink or 'Default route'}: {_summary(path)}" for path in report.paths)
+
+
+def _summary(report: Report) -> str:
+    """One sentence: what one path means for direct TCP."""
     nat, mapping, filtering = (
         report.value("nat"),
         report.value("mapping"),
