@@ -183,9 +183,12 @@ class Doctor:
         ]
         # At once: each run waits for its dial-back SYN (1.5 s), one after the other would
         # add that per uplink; each has its own port, so their mappings do not mix.
+        started = time.perf_counter()
         main, *extra = await asyncio.gather(self._run(), *(d._run() for d in others))
         return dataclasses.replace(
             main,
+            # The whole run, every uplink's included (the header says how long it took).
+            duration_ms=max(main.duration_ms, (time.perf_counter() - started) * 1000),
             uplink=paths.label,
             uplinks=tuple(
                 dataclasses.replace(r, uplink=str(u))
