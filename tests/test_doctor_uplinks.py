@@ -12,6 +12,7 @@ import pytest
 from rdv_core.client._uplinks import Uplink
 from rdv_core.doctor import Report, ReportError, predict, render_text, summary
 from rdv_core.doctor._uplinks import MAX_DOCTOR_UPLINKS, plan_doctor_paths
+from rdv_core.lab._doctor_table import doctor_row
 
 from tests.test_doctor_units import CONE_DROP, PUBLIC, SYMMETRIC, _report
 
@@ -52,7 +53,10 @@ def test_equal_paths_pick_the_one_that_reaches_more_servers() -> None:
     )
     prediction = predict(_paths(wifi, ("wwan0 10.0.3.100", lte)), _report(**PEER))
     assert prediction.expect == "direct"
-    assert "wwan0 10.0.3.100" in prediction.reason
+    assert prediction.reason.startswith("via our uplink wwan0 10.0.3.100: both NATs keep")
+    assert prediction.reason.endswith(
+        "(wlan0 10.0.1.2 reached only 1 of 2 servers: its network lets out only some destinations)"
+    )
 
 
 def test_a_public_uplink_beats_a_natted_default_route() -> None:
@@ -132,3 +136,19 @@ def test_the_summary_tells_each_uplink() -> None:
     assert said.startswith("wlan0 10.0.1.2: Your router keeps ports"), said
     assert "wwan0 203.0.113.30: " in said, said
     assert not summary(_report(**CONE_DROP)).startswith("wlan0")
+
+
+def test_lab_doctor_rows_list_a_host_s_uplinks() -> None:
+    cells = [
+        "two-uplinks",
+        "EI/drop/hp no",
+        "no NAT/open/hp -",
+        "ok",
+        "direct public4",
+        "1/1",
+        "yes",
+    ]
+    note = "A's uplinks: eth0 10.0.1.2 EI/drop/hp no; eth1 203.0.113.30 no NAT/open/hp -"
+    lines = doctor_row(cells, [], "via our uplink eth1 203.0.113.30: ...", 80, notes=[note])
+    assert lines[-2] == "    " + note
+    assert lines[-1].startswith("    why: via our uplink eth1")

@@ -201,8 +201,27 @@ def predict(ours: Report, theirs: Report, spaces: AddrSpace = AddrSpace.DEFAULT)
     ]
     if not via:
         return found
-    reason = f"via {' and '.join(via)}: {found.reason}"
+    reason = f"via {' and '.join(via)}: {found.reason}{_why_not_first(ours, path_a)}"
     return Prediction(found.expect, found.winner, reason[:MAX_REASON], found.advice)
+
+
+def _why_not_first(ours: Report, chosen: Report) -> str:
+    """Why our default route lost to another uplink when it could not be told from its
+    findings (the lab's two-uplinks-nat: both cone + drop, the wifi lets out only the server)."""
+    first = ours.paths[0]
+    if chosen is first:
+        return ""
+    reached = [
+        sum(1 for s in p.servers if s.tcp4.value is True or s.tcp6.value is True)
+        for p in (first, chosen)
+    ]
+    if reached[0] >= reached[1]:
+        return ""
+    name = first.uplink or "the default route"
+    return (
+        f" ({name} reached only {reached[0]} of {len(first.servers)} servers: its network "
+        "lets out only some destinations)"
+    )
 
 
 #: A prediction's reason is at most this long (read back by :meth:`Prediction.from_json`).
