@@ -418,8 +418,11 @@ async def run_doctor(
     proxy: str | None = None,
     trust_env: bool = True,
     http_timeout_s: float = HTTP_TIMEOUT_S,
+    interfaces: Sequence[str] = (),
+    sources: Sequence[str] = (),
 ) -> Report:
-    """Measure the network between us and ``urls`` (see :class:`Doctor`)."""
+    """Measure the network between us and ``urls`` (see :class:`Doctor`); ``interfaces`` and
+    ``sources`` as the race's ``--interface``/``--source`` (section 15.8)."""
     doctor = Doctor(
         urls,
         ssl_context=ssl_context,
@@ -427,5 +430,7 @@ async def run_doctor(
         proxy=proxy,
         trust_env=trust_env,
         http_timeout_s=http_timeout_s,
+        interfaces=interfaces,
+        sources=sources,
     )
     return await doctor.run()
