@@ -171,6 +171,8 @@ class Doctor:
             return await self._run()
         paths = plan_doctor_paths(self._urls, self._interfaces, self._sources)
         self._uplink = paths.first
+        if paths.first is not None:  # a proxy's tunnel would leave by the default route
+            self._proxies = dict.fromkeys(self._proxies)
         others = [
             Doctor(
                 self._urls,
