@@ -100,7 +100,15 @@ def explain(name: str, finding: Finding) -> str:
 
 
 def summary(report: Report) -> str:
-    """One sentence: what this network means for direct TCP."""
+    """What this network means for direct TCP: one sentence per uplink (PROTOCOL 15.8), the
+    default route's first, so that the LTE uplink's open path is told beside the wifi's."""
+    if not report.uplinks:
+        return _summary(report)
+    return " ".join(f"{path.uplink or 'Default route'}: {_summary(path)}" for path in report.paths)
+
+
+def _summary(report: Report) -> str:
+    """One sentence: what one path means for direct TCP."""
     nat, mapping, filtering = (
         report.value("nat"),
         report.value("mapping"),
@@ -286,4 +294,26 @@ def render_text(report: Report, width: int | None = None) -> str:
     spaces = [f"{space} {' '.join(addrs)}" for space, addrs in report.local_addrs.items()]
     if spaces:
         lines += pack(spaces, "; ", width, "  local: ", " " * 9)
+    lines += uplink_lines(report, width)
     return "\n".join(lines)
+
+
+def uplink_lines(report: Report, width: int | None = None) -> list[str]:
+    """Each uplink's findings side by side (docs/PROTOCOL.md 15.8); none for one path."""
+    if not report.uplinks:
+        return []
+    lines = ["", "  uplinks (the race dials from each):"]
+    for path in report.paths:
+        reached = sum(1 for s in path.servers if s.tcp4.value is True or s.tcp6.value is True)
+        observed = next((s.observed for s in path.servers if s.observed), None)
+        fields = [
+            f"NAT {_word(path.value('nat'))}",
+            f"mapping {_word(path.value('mapping'))}",
+            f"filtering {_word(path.value('filtering'))}",
+            f"hairpin {_word(path.value('hairpin'))}",
+            f"observed {observed or '-'}",
+            f"servers reached {reached}/{len(path.servers)}",
+        ]
+        name = path.uplink or "default route"
+        lines += pack([name, *fields], "  ", width, "    ", " " * 6)
+    return lines

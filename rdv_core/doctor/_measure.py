@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -34,7 +35,14 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from rdv_core.client._probe_http import HTTP_TIMEOUT_S, HttpConn, ProbeHttpError, open_conn
-from rdv_core.client._sockets import LISTEN_BACKLOG, bound_socket, family_of, local_port
+from rdv_core.client._sockets import (
+    LISTEN_BACKLOG,
+    bound_socket,
+    family_of,
+    local_port,
+    reuse_socket,
+)
+from rdv_core.client._uplinks import Uplink, bind_to_uplink
 from rdv_core.doctor import _classify as classify
 from rdv_core.doctor import _dialbacks as dialbacks
 from rdv_core.doctor import _main_conn as main_conn
@@ -43,6 +51,7 @@ from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox, l
 from rdv_core.doctor._main_conn import in_words
 from rdv_core.doctor._report import MAX_SERVERS, Finding, Report, Sample, not_measured
 from rdv_core.doctor._target import Target, observe, resolve, sample, sockaddr
+from rdv_core.doctor._uplinks import plan_doctor_paths
 from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
     Addr,
@@ -77,6 +86,12 @@ class Doctor:
         trust_env: Read the proxy environment when ``proxy`` is None.
         http_timeout_s: What each connect and ``GET`` of the direct conns waits (the tests
             of a server that never answers pass less than the user's 3 s).
+        interfaces, sources: ``--interface``/``--source``: measure from those uplinks only
+            (the first gives the main findings, the others a report each); empty: the
+            default route and every other uplink the race would dial from (section 15.8).
+        uplink: Measure from this uplink only: every socket bound to its interface and
+            address (``SO_BINDTODEVICE``, as the race dials from it, docs/PROTOCOL.md 15.8),
+            only its family's server addresses, no proxy. None: the kernel's default route.
 
     Raises:
         ValueError: for a bad URL or proxy URL (before any traffic).
@@ -92,6 +107,9 @@ class Doctor:
         proxy: str | None = None,
         trust_env: bool = True,
         http_timeout_s: float = HTTP_TIMEOUT_S,
+        interfaces: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        uplink: Uplink | None = None,
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
@@ -107,6 +125,13 @@ class Doctor:
                 f"got {len(targets)}"
             )
         self._servers = list(targets.values())
+        self._urls = list(urls)
+        self._interfaces, self._sources = tuple(interfaces), tuple(sources)
+        if interfaces or sources:
+            plan_doctor_paths(urls, interfaces, sources)  # a bad name: before any traffic
+        self._uplink = uplink
+        if uplink is not None:
+            proxy = "none"  # a proxy's tunnel leaves by the default route, not this uplink
         env = os.environ if trust_env else None
         self._proxies = {s.url: choose_proxy(proxy, s.parsed, env) for s in self._servers}
         # Which servers would have a proxy but for NO_PROXY (the finding says "exempt").
@@ -140,14 +165,47 @@ class Doctor:
                 log.exception("on_finding callback failed")
 
     async def run(self) -> Report:
-        """Measure everything; never raises for a network failure (findings say it)."""
+        """Measure everything, from every uplink the race would use (section 15.8); never
+        raises for a network failure (findings say it)."""
+        if self._uplink is not None:
+            return await self._run()
+        paths = plan_doctor_paths(self._urls, self._interfaces, self._sources)
+        self._uplink = paths.first
+        if paths.first is not None:  # a proxy's tunnel would leave by the default route
+            self._proxies = dict.fromkeys(self._proxies)
+        others = [
+            Doctor(
+                self._urls,
+                ssl_context=self._ssl,
+                fresh_ports=self._fresh_count,
+                http_timeout_s=self._http_timeout_s,
+                uplink=uplink,
+            )
+            for uplink in paths.extra
+        ]
+        # At once: each run waits for its dial-back SYN (1.5 s), one after the other would
+        # add that per uplink; each has its own port, so their mappings do not mix.
         started = time.perf_counter()
-        listener = bound_socket(socket.AF_INET, 0)
+        main, *extra = await asyncio.gather(self._run(), *(d._run() for d in others))
+        return dataclasses.replace(
+            main,
+            # The whole run, every uplink's included (the header says how long it took).
+            duration_ms=max(main.duration_ms, (time.perf_counter() - started) * 1000),
+            uplink=paths.label,
+            uplinks=tuple(
+                dataclasses.replace(r, uplink=str(u))
+                for r, u in zip(extra, paths.extra, strict=True)
+            ),
+        )
+
+    async def _run(self) -> Report:
+        started = time.perf_counter()
+        listener = self._socket(socket.AF_INET, 0)
         listeners = [listener]
         try:
             listener.listen(LISTEN_BACKLOG)
             port = local_port(listener)
-            ipv6 = listener6(port)
+            ipv6 = listener6(port) if self._uplink is None else None
             if ipv6 is not None:
                 listeners.append(ipv6)
             inbox = Inbox(listeners)
@@ -169,6 +227,8 @@ class Doctor:
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
                 tasks.create_task(resolve(server))
+        if self._uplink is not None:
+            self._uplink_family()
         self._same_addresses()
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
@@ -212,6 +272,30 @@ class Doctor:
             self._found("filtering6", dialbacks.filtering6_over_ipv6(main.result(), self._samples6))
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
 
+    def _socket(self, family: socket.AddressFamily, port: int) -> socket.socket:
+        """A reuse socket on ``port``: on the wildcard address, or bound to the uplink (its
+        family: an uplink has one address)."""
+        if self._uplink is None:
+            return bound_socket(family, port)
+        sock = reuse_socket(socket.AF_INET if self._uplink.is_ipv4 else socket.AF_INET6)
+        try:
+            bind_to_uplink(sock, self._uplink, port)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _uplink_family(self) -> None:
+        """An uplink reaches a server over its own family only (an LTE IPv4 address has no
+        IPv6 route): the other family's address is not measured from it."""
+        assert self._uplink is not None
+        other = "v6" if self._uplink.is_ipv4 else "v4"
+        for server in self._servers:
+            if getattr(server, other) is not None:
+                setattr(server, other, None)
+                if server.v4 is None and server.v6 is None:
+                    server.resolve_error = f"no address of the family of {self._uplink}"
+
     def _same_addresses(self) -> None:
         """Two names for one server address and port (``localhost`` and ``127.0.0.1``):
         the later is measured through the earlier (the same 4-tuple from P, see __init__)."""
@@ -230,7 +314,7 @@ class Doctor:
 
     async def _connect(self, server: Target, ip: str, port: int, local: int, tls: bool) -> HttpConn:
         family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-        sock = bound_socket(family, local)
+        sock = self._socket(family, local)
         conn = await open_conn(
             sock,
             sockaddr(ip, port),
@@ -290,7 +374,7 @@ class Doctor:
         nonce = secrets.token_hex(8)
         arrived = inbox.expect(HAIRPIN_GREETING, nonce)
         loop = asyncio.get_running_loop()
-        sock = bound_socket(family_of(target), 0)
+        sock = self._socket(family_of(target), 0)
         try:
             async with asyncio.timeout(HAIRPIN_TIMEOUT_S):
                 await loop.sock_connect(sock, sockaddr(str(target.ip), target.port))
@@ -336,8 +420,11 @@ async def run_doctor(
     proxy: str | None = None,
     trust_env: bool = True,
     http_timeout_s: float = HTTP_TIMEOUT_S,
+    interfaces: Sequence[str] = (),
+    sources: Sequence[str] = (),
 ) -> Report:
-    """Measure the network between us and ``urls`` (see :class:`Doctor`)."""
+    """Measure the network between us and ``urls`` (see :class:`Doctor`); ``interfaces`` and
+    ``sources`` as the race's ``--interface``/``--source`` (section 15.8)."""
     doctor = Doctor(
         urls,
         ssl_context=ssl_context,
@@ -345,5 +432,7 @@ async def run_doctor(
         proxy=proxy,
         trust_env=trust_env,
         http_timeout_s=http_timeout_s,
+        interfaces=interfaces,
+        sources=sources,
     )
     return await doctor.run()

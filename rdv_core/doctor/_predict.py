@@ -177,7 +177,67 @@ def _lossy(prediction: Prediction, a: _Side, b: _Side) -> Prediction:
 
 
 def predict(ours: Report, theirs: Report, spaces: AddrSpace = AddrSpace.DEFAULT) -> Prediction:
-    """The prediction for a race between ``ours`` and ``theirs`` with ``spaces`` enabled."""
+    """The prediction for a race between ``ours`` and ``theirs`` with ``spaces`` enabled.
+
+    With several uplinks on a side (docs/PROTOCOL.md 15.8) the race dials from each, so the
+    best pair of paths decides, and the reason names its uplink: the default route's
+    findings alone told the wifi's story while the LTE uplink carried the direct path.
+    """
+    best: tuple[tuple[int, int, int], Prediction, Report, Report] | None = None
+    for i, path_a in enumerate(ours.paths):
+        for j, path_b in enumerate(theirs.paths):
+            found = _predict_pair(path_a, path_b, spaces)
+            rank = (_RANK[found.expect], _openness(path_a) + _openness(path_b), -(i + j))
+            if best is None or rank > best[0]:
+                best = (rank, found, path_a, path_b)
+    assert best is not None
+    _, found, path_a, path_b = best
+    if len(ours.paths) == 1 and len(theirs.paths) == 1:
+        return found
+    via = [
+        f"{whose} uplink {path.uplink}"
+        for whose, path, report in (("our", path_a, ours), ("the peer's", path_b, theirs))
+        if len(report.paths) > 1 and path.uplink
+    ]
+    if not via:
+        return found
+    reason = f"via {' and '.join(via)}: {found.reason}{_why_not_first(ours, path_a)}"
+    return Prediction(found.expect, found.winner, reason[:MAX_REASON], found.advice)
+
+
+def _why_not_first(ours: Report, chosen: Report) -> str:
+    """Why our default route lost to another uplink when it could not be told from its
+    findings (the lab's two-uplinks-nat: both cone + drop, the wifi lets out only the server)."""
+    first = ours.paths[0]
+    if chosen is first:
+        return ""
+    reached = [
+        sum(1 for s in p.servers if s.tcp4.value is True or s.tcp6.value is True)
+        for p in (first, chosen)
+    ]
+    if reached[0] >= reached[1]:
+        return ""
+    name = first.uplink or "the default route"
+    return (
+        f" ({name} reached only {reached[0]} of {len(first.servers)} servers: its network "
+        "lets out only some destinations)"
+    )
+
+
+#: A prediction's reason is at most this long (read back by :meth:`Prediction.from_json`).
+MAX_REASON: Final = 400
+_RANK: Final = {"direct": 2, "possible": 1, "impossible": 0}
+
+
+def _openness(path: Report) -> int:
+    """How open one path is, to choose between pairs of equal expectation: the servers it
+    reached (a network that lets out only the server reaches fewer of them: the lab's
+    two-uplinks wifi reached 1 of 2), then no NAT, then filtering that lets SYNs in."""
+    reached = sum(1 for s in path.servers if s.tcp4.value is True or s.tcp6.value is True)
+    return 4 * reached + (path.value("nat") is False) + 2 * (path.value("filtering") == "open")
+
+
+def _predict_pair(ours: Report, theirs: Report, spaces: AddrSpace) -> Prediction:
     a, b = _side("we", ours), _side("the peer", theirs)
     return _lossy(_predict(a, b, spaces), a, b)
 

@@ -25,6 +25,8 @@ REPORT_VERSION: Final = 1
 MAX_SERVERS: Final = 8
 MAX_SAMPLES: Final = 32
 MAX_TEXT: Final = 400
+#: Reports of extra uplinks one report may carry (docs/PROTOCOL.md 15.8).
+MAX_UPLINK_REPORTS: Final = 4
 
 Value = bool | str | int | None
 
@@ -227,6 +229,10 @@ class Report:
         findings: name -> finding, names of :data:`FINDINGS`.
         local_addrs: space name -> our addresses in it.
         allocation_delta: The step of a ``sequential`` allocation (None otherwise).
+        uplink: The uplink these findings were measured from (``eth0 10.0.1.2``; empty:
+            the kernel's default route, not named).
+        uplinks: One report per other uplink the race would dial from (section 15.8),
+            each with its own ``uplink`` and no ``uplinks`` of its own.
     """
 
     local_port: int
@@ -237,6 +243,13 @@ class Report:
     findings: Mapping[str, Finding]
     local_addrs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     allocation_delta: int | None = None
+    uplink: str = ""
+    uplinks: tuple[Report, ...] = ()
+
+    @property
+    def paths(self) -> tuple[Report, ...]:
+        """This report and every uplink's: each way out the race would use."""
+        return (self, *self.uplinks)
 
     def finding(self, name: str) -> Finding:
         """The finding called ``name`` (not measured if absent)."""
@@ -285,11 +298,17 @@ class Report:
             "samples": [s.to_json() for s in self.samples],
             "fresh": [s.to_json() for s in self.fresh],
             "local_addrs": {k: list(v) for k, v in self.local_addrs.items()},
+            "uplink": self.uplink,
+            "uplinks": [u.to_json() for u in self.uplinks],
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> Report:
-        """Read a report strictly. Raises :class:`ReportError`."""
+    def from_json(cls, data: Any, *, nested: bool = False) -> Report:
+        """Read a report strictly. Raises :class:`ReportError`.
+
+        ``uplink`` and ``uplinks`` came after version 1 was published: a report without them
+        (an older rdv's) reads as one path. An uplink's report has no ``uplinks`` itself.
+        """
         if not isinstance(data, dict):
             raise ReportError("a report must be a JSON object")
         if data.get("version") != REPORT_VERSION:
@@ -315,7 +334,16 @@ class Report:
             findings=findings,
             local_addrs=_local_addrs(data.get("local_addrs")),
             allocation_delta=delta,
+            uplink=_text(data.get("uplink", ""), "uplink"),
+            uplinks=_uplinks(data, nested),
         )
+
+
+def _uplinks(data: dict[str, Any], nested: bool) -> tuple[Report, ...]:
+    if "uplinks" not in data:
+        return ()
+    found = _list(data, "uplinks", 0 if nested else MAX_UPLINK_REPORTS)
+    return tuple(Report.from_json(u, nested=True) for u in found)
 
 
 def _optional_finding(data: dict[str, Any], name: str, allowed: tuple[str, ...] | None) -> Finding:

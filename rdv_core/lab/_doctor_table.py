@@ -41,13 +41,17 @@ def doctor_row(
     reason: str,
     room: int | None,
     advice: str = "",
+    notes: Sequence[str] = (),
 ) -> list[str]:
-    """One preset's lines: its cells (in :data:`HEADERS` order), then each mismatch, the
+    """One preset's lines: its cells (in :data:`HEADERS` order), then each mismatch, each
+    note (a host's uplinks, side by side: the cells show its default route), the
     prediction's reason and its advice (what would open a direct path), wrapped under
     themselves."""
     lines = lay_out(cells, _SPANS, fold(_SPANS, room))
     for problem in mismatches:
         lines += fill(problem, room, NOTE_INDENT, NOTE_INDENT + "  ")
+    for note in notes:
+        lines += fill(note, room, NOTE_INDENT, NOTE_INDENT + "  ")
     lines += fill(reason, room, f"{NOTE_INDENT}why: ", f"{NOTE_INDENT}     ")
     if advice:
         head = "to go direct: "

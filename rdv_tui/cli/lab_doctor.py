@@ -108,7 +108,16 @@ def run_lab_doctor(presets: list[str], runs: int, as_json: bool, rdv_command: li
             cells = [name, _short(a), _short(b), built, predicted, outcome]
             cells.append("yes" if agree else "NO")
             advice = prediction.advice if prediction.expect != "direct" else ""
-            lines = doctor_row(cells, found["mismatches"], prediction.reason, room, advice)
+            # A host with several uplinks: each one's findings (PROTOCOL 15.8).
+            notes = [
+                f"{side}'s uplinks: "
+                + "; ".join(f"{p.get('uplink') or 'default'} {_short(p)}" for p in (r, *ups))
+                for side, r in (("A", a), ("B", b))
+                if (ups := r.get("uplinks"))
+            ]
+            lines = doctor_row(
+                cells, found["mismatches"], prediction.reason, room, advice, notes=notes
+            )
             print("\n".join(lines), flush=True)
     if as_json:
         json.dump({"doctor": out}, sys.stdout, separators=(",", ":"))

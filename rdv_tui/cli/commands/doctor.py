@@ -62,6 +62,22 @@ def add_parser(subparsers: Any) -> None:
         "default: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY as rdv dial reads them. Its "
         "CONNECT tunnel is measured beside the direct probes",
     )
+    parser.add_argument(
+        "--interface",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="measure only from this network interface (repeatable), as rdv dial "
+        "--interface uses it; default: the default route and every other uplink the race "
+        "dials from, side by side",
+    )
+    parser.add_argument(
+        "--source",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="measure only from this local address (repeatable), like --interface",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each probe on stderr")
 
 
@@ -131,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     if urls is None:
         return 2
     try:
-        Doctor(urls, proxy=args.proxy)  # checks every URL before any traffic
+        # Checks every URL, the proxy and each --interface/--source before any traffic.
+        Doctor(urls, proxy=args.proxy, interfaces=args.interface, sources=args.source)
     except ValueError as exc:
         print(f"rdv doctor: {exc}", file=sys.stderr)
         return 2
@@ -139,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         while True:
             started = time.monotonic()
-            report = asyncio.run(Doctor(urls, proxy=args.proxy).run())
+            doctor = Doctor(urls, proxy=args.proxy, interfaces=args.interface, sources=args.source)
+            report = asyncio.run(doctor.run())
             try:
                 _print(report, args.format)
             except BrokenPipeError:

@@ -1,0 +1,52 @@
+"""The doctor on a host with two uplinks (docs/PROTOCOL.md 15.8), in the lab's two-uplinks.
+
+cliA's default route (wifi, ``eth0``) is a cone NAT that drops and lets out only the server;
+its LTE uplink (``eth1``) has a public address. The race goes direct over LTE; the doctor
+measured only the wifi and its prediction told the wifi's story. Now the real ``rdv doctor``
+reports both uplinks with their own findings, and the prediction names the LTE uplink.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from rdv_core.doctor import Report, predict, render_text
+from rdv_core.lab import Lab, get_preset
+from rdv_core.lab._builder import SERVER4, SERVER_PORT
+from rdv_core.lab._doctor import start_doctor_server
+
+
+def _doctor(lab: Lab, host: str, *extra: str) -> Report:
+    # One server URL (with its probe port): the wifi reaches it, so no connect waits 3 s
+    # on an address the wifi does not let out.
+    argv = lab.rdv_argv("doctor", "--format", "json", *extra, f"http://{SERVER4}:{SERVER_PORT}")
+    done = lab.run(host, argv, check=False)
+    assert done.returncode == 0, done.stderr[-800:]
+    return Report.from_json(json.loads(done.stdout))
+
+
+def test_the_doctor_measures_each_uplink_and_names_the_direct_one(
+    rdv_command: list[str],
+) -> None:
+    with Lab(get_preset("two-uplinks"), rdv_command=rdv_command) as lab:
+        start_doctor_server(lab)
+        with ThreadPoolExecutor(2) as pool:  # at once: each waits 1.5 s for its dial-back
+            runs = [pool.submit(_doctor, lab, "cliA"), pool.submit(_doctor, lab, "cliB")]
+            ours, theirs = (run.result() for run in runs)
+    text = render_text(ours)
+    # The old doctor told the wifi's story: "the peer is on the internet ...: we simply dial in".
+    prediction = predict(ours, theirs)
+    assert prediction.expect == "direct"
+    assert prediction.reason.startswith("via our uplink eth1 203.0.113.30:"), prediction
+    assert [p.uplink for p in ours.paths] == ["eth0 10.0.1.2", "eth1 203.0.113.30"], text
+    wifi, lte = ours.paths
+    assert (wifi.value("nat"), wifi.value("mapping"), wifi.value("filtering")) == (
+        True,
+        "endpoint-independent",
+        "drop",
+    ), text
+    assert (lte.value("nat"), lte.value("filtering")) == (False, "open"), text
+    assert lte.servers[0].observed is not None
+    assert lte.servers[0].observed.startswith("203.0.113.30:"), text
+    assert "eth1 203.0.113.30  NAT no" in text
