@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import os
 import socket
 import struct
 import sys
@@ -33,6 +34,10 @@ _IFF_LOOPBACK: Final = 0x8
 _IFF_RUNNING: Final = 0x40
 #: ``SO_BINDTODEVICE`` (``socket`` lacks the name on some Python builds).
 SO_BINDTODEVICE: Final = getattr(socket, "SO_BINDTODEVICE", 25)
+#: The calling thread's view of its network namespace: ``/proc/net`` is the thread-group
+#: leader's, so a thread that entered a namespace (the lab's ``run_in``, a library user's
+#: ``setns``) read another namespace's routes there and found no uplink, or the wrong ones.
+_PROC_NET: Final = "/proc/thread-self/net" if os.path.exists("/proc/thread-self") else "/proc/net"
 #: IPv6 address flags of ``/proc/net/if_inet6`` that make an address unusable as a source.
 _IFA_F_TENTATIVE_DADFAILED_DEPRECATED: Final = 0x40 | 0x08 | 0x20
 #: At most this many uplinks per family: each extra one dials every public candidate again.
@@ -70,7 +75,7 @@ def _ipv4_of(sock: socket.socket, name: str) -> ipaddress.IPv4Address | None:
 
 def _ipv6_addrs() -> list[tuple[str, ipaddress.IPv6Address]]:
     found = []
-    with contextlib.suppress(OSError), open("/proc/net/if_inet6") as f:
+    with contextlib.suppress(OSError), open(f"{_PROC_NET}/if_inet6") as f:
         for line in f:
             parts = line.split()
             if len(parts) != 6:
@@ -86,12 +91,12 @@ def _default_route_devices() -> tuple[set[str], set[str]]:
     """The interfaces that have an IPv4 and an IPv6 default route (Linux ``/proc/net``)."""
     v4: set[str] = set()
     v6: set[str] = set()
-    with contextlib.suppress(OSError), open("/proc/net/route") as f:
+    with contextlib.suppress(OSError), open(f"{_PROC_NET}/route") as f:
         for line in f.readlines()[1:]:
             parts = line.split()
             if len(parts) >= 8 and parts[1] == "00000000" and parts[7] == "00000000":
                 v4.add(parts[0])
-    with contextlib.suppress(OSError), open("/proc/net/ipv6_route") as f:
+    with contextlib.suppress(OSError), open(f"{_PROC_NET}/ipv6_route") as f:
         for line in f:
             parts = line.split()
             if len(parts) == 10 and parts[1] == "00" and int(parts[0], 16) == 0:

@@ -13,7 +13,7 @@ import argparse
 import json
 import shutil
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 #: How long we wait for the peer's diagnosis once ours is sent, past the time the peer may
@@ -96,14 +96,22 @@ def predict_ports(client: Any, report: Any) -> None:
         client.predicted_addrs = tuple(predicted_addrs(report))
 
 
-async def doctor_before(server: str, say: Callable[[str], None], proxy: str | None = None) -> Any:
-    """Our doctor report against ``server`` through ``proxy`` as the race would go (None if it
-    cannot run)."""
+async def doctor_before(
+    server: str,
+    say: Callable[[str], None],
+    proxy: str | None = None,
+    interfaces: Sequence[str] = (),
+    sources: Sequence[str] = (),
+) -> Any:
+    """Our doctor report against ``server`` through ``proxy`` as the race would go, from the
+    uplinks ``--interface``/``--source`` leave it (docs/PROTOCOL.md 15.8; without them
+    ``rdv send --interface eth0 --explain`` measured every uplink and could predict "via
+    eth1", a path the race would never dial). None if it cannot run."""
     from rdv_core.doctor import run_doctor, summary
 
     say("checking the network (rdv doctor)…")
     try:
-        report = await run_doctor([server], proxy=proxy)
+        report = await run_doctor([server], proxy=proxy, interfaces=interfaces, sources=sources)
     except (OSError, ValueError) as exc:
         say(f"rdv doctor failed: {exc}")
         return None

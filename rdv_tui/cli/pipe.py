@@ -354,7 +354,14 @@ async def _main(
     if getattr(args, "predict_ports", False):
         from rdv_core.doctor import predicted_addrs, run_doctor
 
-        report = await run_doctor([args.url], proxy=getattr(args, "proxy", None))
+        # From the uplinks the race will dial from (docs/PROTOCOL.md 15.8): the ports
+        # predicted are those of that uplink's NAT.
+        report = await run_doctor(
+            [args.url],
+            proxy=getattr(args, "proxy", None),
+            interfaces=getattr(args, "interface", ()),
+            sources=getattr(args, "source", ()),
+        )
         guessed = predicted_addrs(report)
         ports = plural(len(guessed), "port")
         log(f"doctor: allocation {report.value('allocation')}, predicted {ports}")

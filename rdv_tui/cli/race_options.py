@@ -194,6 +194,18 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
                 parse_proxy_url(proxy)
             except ValueError as exc:
                 raise UsageError(f"--proxy: {exc}") from exc
+    interfaces = tuple(getattr(args, "interface", ()))
+    sources = tuple(getattr(args, "source", ()))
+    if interfaces or sources:
+        # Checked with the other options, before anything is said or sent: a name this
+        # machine does not have was found out only by the attempt ('rdv send' had printed
+        # its 'Sending' line and run the doctor of --explain first).
+        from rdv_core.client._uplinks import plan_paths
+
+        try:
+            plan_paths(interfaces, sources)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     return {
         "spaces": spaces,
         "picker": picker,
@@ -202,8 +214,8 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         # seconds could only ever time out.
         "timeout": args.timeout or None,
         "proxy": proxy,
-        "interfaces": tuple(getattr(args, "interface", ())),
-        "sources": tuple(getattr(args, "source", ())),
+        "interfaces": interfaces,
+        "sources": sources,
         "fast_start": bool(getattr(args, "fast_start", False)),
         "rejoin": RejoinPolicy(rejoins=rejoins) if rejoins else None,
     }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 
+from rdv_core.client._uplinks import local_uplinks
 from rdv_core.doctor import Report, predict, render_text
 from rdv_core.lab import Lab, get_preset
 from rdv_core.lab._builder import SERVER4, SERVER_PORT
@@ -34,6 +35,11 @@ def test_the_doctor_measures_each_uplink_and_names_the_direct_one(
         with ThreadPoolExecutor(2) as pool:  # at once: each waits 1.5 s for its dial-back
             runs = [pool.submit(_doctor, lab, "cliA"), pool.submit(_doctor, lab, "cliB")]
             ours, theirs = (run.result() for run in runs)
+        # In a thread that entered cliA's namespace (the lab's run_in, a library user's
+        # setns) the uplinks are that namespace's: /proc/net was the process's, so the
+        # in-process doctor and race saw no uplink with a default route there.
+        in_thread = lab.run_in("cliA", local_uplinks)
+    assert sorted(u.device for u in in_thread if u.is_ipv4) == ["eth0", "eth1"], in_thread
     text = render_text(ours)
     # The old doctor told the wifi's story: "the peer is on the internet ...: we simply dial in".
     prediction = predict(ours, theirs)

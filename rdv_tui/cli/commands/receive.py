@@ -286,7 +286,15 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
             )
         wants_doctor = args.explain or args.predict_ports
         report = (
-            await doctor_before(server, say, getattr(args, "proxy", None)) if wants_doctor else None
+            await doctor_before(
+                server,
+                say,
+                getattr(args, "proxy", None),
+                getattr(args, "interface", ()),
+                getattr(args, "source", ()),
+            )
+            if wants_doctor
+            else None
         )
         if args.predict_ports:
             predict_ports(client, report)
