@@ -133,3 +133,17 @@ async def test_wrong_code_and_usage_errors(url: str, tmp_path: Path) -> None:
         "receive", "1-amber-anchor", "--spaces", "bogus", "--server", url, "--timeout", "1"
     )
     assert rc == 2 and "--spaces" in err, (rc, err)
+
+
+async def test_an_interface_this_machine_lacks_is_refused_before_anything_is_said(
+    url: str, tmp_path: Path
+) -> None:
+    # It was found out by the attempt: 'Sending 1 file, 10 B.' on stdout and, with
+    # --explain, a whole doctor run before 'no usable interface'.
+    make_file(tmp_path / "f.bin", 10)
+    for option in (("--interface", "nosuch0"), ("--source", "192.0.2.254")):
+        rc, out, err = await rdv(
+            "send", str(tmp_path / "f.bin"), "--server", url, "--explain", *option
+        )
+        assert (rc, out) == (2, ""), (rc, out, err)
+        assert "no usable" in err and "rdv doctor" not in err, err
