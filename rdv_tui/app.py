@@ -235,20 +235,22 @@ class RdvApp(App[int]):
     async def on_mount(self) -> None:
         config = self.config
         if config.exit_on_signals:
-            # Taken before the app started (run_app); from here on one quits the app.
-            self._signals = take(EXIT_SIGNALS)  # nohup: SIGHUP stays ignored
-            early = on_stop(partial(self._signalled, asyncio.get_running_loop()))
-            if early is not None:  # while the app started: no server, no demo to start
-                self._exit_on_signal(early)
-                return
+            self._signals = take(EXIT_SIGNALS)  # (run_app took them) nohup: SIGHUP stays ignored
         if config.replay is not None:
             self.race_screen = RaceScreen(
                 load_race(config.replay), source=config.replay.name, export_dir=config.export_dir
             )
             await self.switch_mode("race")
-            return
-        await self._host_server()
-        await self.switch_mode("server" if config.serve else "connect")
+        else:
+            await self._host_server()
+            await self.switch_mode("server" if config.serve else "connect")
+        if config.exit_on_signals:
+            # Only now does one quit the app, noted until here: the Connect screen, asked
+            # to quit while it mounted, ended the app with a NoMatches traceback.
+            early = on_stop(partial(self._signalled, asyncio.get_running_loop()))
+            if early is not None:  # while the app started: quit, no demo to start
+                self._exit_on_signal(early)
+                return
         if config.demo_dir is not None:
             self.controller.start_demo(config.demo_dir)
 

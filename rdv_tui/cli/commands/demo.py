@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo until the user quits."""
     from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app, run_app
     from rdv_tui.cli.checks import no_terminal
-    from rdv_tui.cli.stop_signals import late_exit, take
+    from rdv_tui.cli.stop_signals import last_exit, take
 
     why = no_terminal("rdv demo")
     if why is not None:
@@ -61,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
             exit_on_signals=True,  # SIGHUP (a closed terminal), SIGTERM: still clean up
         )
         code = run_app(make_app(config))
-    return late_exit(code)  # a signal while the folder was removed: noted by the app
+    return last_exit(code)  # a signal while the folder was removed: noted by the app
