@@ -245,8 +245,9 @@ class RdvApp(App[int]):
             await self._host_server()
             await self.switch_mode("server" if config.serve else "connect")
         if config.exit_on_signals:
-            # Only now does one quit the app, noted until here: the Connect screen, asked
-            # to quit while it mounted, ended the app with a NoMatches traceback.
+            # Only now does one quit the app, noted until here: an exit asked while the
+            # Connect screen mounted ended the app with a NoMatches traceback (seen under
+            # a SIGTERM burst at start-up).
             early = on_stop(partial(self._signalled, asyncio.get_running_loop()))
             if early is not None:  # while the app started: quit, no demo to start
                 self._exit_on_signal(early)
