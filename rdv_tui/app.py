@@ -18,6 +18,7 @@ import signal
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -29,7 +30,7 @@ from textual.screen import Screen
 from rdv_core import events as ev
 from rdv_core.events import Event, read_jsonl
 from rdv_tui.cli.formatting import plural, shown_event
-from rdv_tui.cli.stop_signals import late_exit, not_ignored, note_late
+from rdv_tui.cli.stop_signals import late_exit, note_late, on_stop, take
 from rdv_tui.controller import (
     DEMO_DASHBOARD_S,
     SESSION_SWITCH_DELAY_S,
@@ -234,18 +235,23 @@ class RdvApp(App[int]):
     async def on_mount(self) -> None:
         config = self.config
         if config.exit_on_signals:
-            loop = asyncio.get_running_loop()
-            self._signals = not_ignored(*EXIT_SIGNALS)  # nohup: SIGHUP stays ignored
-            for signum in self._signals:
-                loop.add_signal_handler(signum, self._exit_on_signal, signum)
+            self._signals = take(EXIT_SIGNALS)  # (run_app took them) nohup: SIGHUP stays ignored
         if config.replay is not None:
             self.race_screen = RaceScreen(
                 load_race(config.replay), source=config.replay.name, export_dir=config.export_dir
             )
             await self.switch_mode("race")
-            return
-        await self._host_server()
-        await self.switch_mode("server" if config.serve else "connect")
+        else:
+            await self._host_server()
+            await self.switch_mode("server" if config.serve else "connect")
+        if config.exit_on_signals:
+            # Only now does one quit the app, noted until here: an exit asked while the
+            # Connect screen mounted ended the app with a NoMatches traceback (seen under
+            # a SIGTERM burst at start-up).
+            early = on_stop(partial(self._signalled, asyncio.get_running_loop()))
+            if early is not None:  # while the app started: quit, no demo to start
+                self._exit_on_signal(early)
+                return
         if config.demo_dir is not None:
             self.controller.start_demo(config.demo_dir)
 
@@ -258,13 +264,14 @@ class RdvApp(App[int]):
         try:
             await self.controller.close(self._quit_reason)
         finally:
-            # Only now, and noted until the process ends: removed before the close, a
-            # SIGTERM 0.3 s after ctrl+q met the default action (exit -15).
-            loop = asyncio.get_running_loop()
-            for signum in self._signals:
-                with contextlib.suppress(ValueError, RuntimeError):
-                    loop.remove_signal_handler(signum)
+            # Only now, and noted until the process ends: a SIGTERM 0.3 s after ctrl+q
+            # quits nothing twice, it ends the process with 143 once the close is done.
             note_late(self._signals)
+
+    def _signalled(self, loop: asyncio.AbstractEventLoop, signum: signal.Signals) -> None:
+        """A taken signal, in its handler (between two bytecodes): only schedule."""
+        with contextlib.suppress(RuntimeError):  # the loop closed: late_exit has it noted
+            loop.call_soon_threadsafe(self._exit_on_signal, signum)
 
     def _exit_on_signal(self, signum: int) -> None:
         """SIGTERM or SIGHUP: quit now (nobody is there to answer), telling the peer why."""
@@ -465,7 +472,16 @@ def run_app(app: RdvApp) -> int:
     traceback and sets ``return_code`` to 1): ``rdv tui`` and ``rdv demo`` exited 0
     after a crash, and a script could not tell.
     """
-    result = app.run()
+    if app.config.exit_on_signals:
+        # Before Textual takes the terminal over: a SIGTERM while the app starts was met
+        # by the default action (exit -15, the terminal left in the app's screen).
+        take(EXIT_SIGNALS)
+        if on_stop(None) is not None:
+            return late_exit(0)  # one came already (rdv demo took them first): no app
+    try:
+        result = app.run()
+    finally:
+        on_stop(None)  # the app's loop is gone: only noted from here on
     if isinstance(result, int):
         return late_exit(result)
     return late_exit(app.return_code or 0)

@@ -43,7 +43,7 @@ from rdv_core.session import (
     generate_code,
     parse_code,
 )
-from rdv_core.session._connect import INTERFERENCE, MAX_REPLACED_RETRIES
+from rdv_core.session._connect import INTERFERENCE, MAX_REPLACED_RETRIES, RETRY_PAUSE_S
 from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
 from rdv_tui.cli.formatting import shown, shown_event
@@ -267,7 +267,10 @@ class Controller:
 
         As ``rdv send`` / ``rdv receive`` do (docs/PROTOCOL.md 12.1): nobody got a guess
         (no key exchange happened), and whoever took the nameplate is replaced in turn.
-        The app gave up at the first 409 with a bare ``replaced by another conn``.
+        The app gave up at the first 409 with a bare ``replaced by another conn``, then
+        came back at once: each try waits what the CLI's does (``RETRY_PAUSE_S``, one
+        constant for both), or two peers of the same method trade the slot at network
+        speed (docs/PROTOCOL.md 12.1 and 18: no connect within 0.5 s of the last).
         """
         method: Method = DIAL if params.role == "dial" else ACCEPT
         for tries in itertools.count():
@@ -281,13 +284,15 @@ class Controller:
                     raise ServerRejectedError(exc.status, exc.reason, body) from None
                 if number == self._attempt_number:
                     self._app.notify(
-                        f"the server replaced our lobby conn (409): {INTERFERENCE}; trying again",
+                        f"the server replaced our lobby conn (409): {INTERFERENCE}; trying "
+                        f"again in {RETRY_PAUSE_S:g} s",
                         severity="warning",
                         title="Code in use",
                         timeout=10,
                         markup=False,
                     )
                     self._app.race_screen.reset()  # the new try's race, from its start
+                await asyncio.sleep(RETRY_PAUSE_S)
         raise AssertionError("unreachable: the loop returns or raises")
 
     async def _explain(

@@ -9,7 +9,6 @@ demo's files live in a temporary folder that is removed at exit.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -39,21 +38,19 @@ def run(args: argparse.Namespace) -> int:
     """Run the demo until the user quits."""
     from rdv_tui.app import EXIT_SIGNALS, AppConfig, make_app, run_app
     from rdv_tui.cli.checks import no_terminal
-    from rdv_tui.cli.stop_signals import late_exit, not_ignored
+    from rdv_tui.cli.stop_signals import last_exit, take
 
     why = no_terminal("rdv demo")
     if why is not None:
         print(why, file=sys.stderr)
         return 2
 
-    def leave(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    # Until the app's loop takes SIGTERM and SIGHUP over (it then quits cleanly), they
-    # unwind through the with-block below, which removes the demo's folder. One
-    # inherited as ignored (nohup rdv demo) stays so, here and in the app.
-    for signum in not_ignored(*EXIT_SIGNALS):
-        signal.signal(signum, leave)
+    # Taken before the demo's folder exists, and never given back: one that comes
+    # before the app mounted is noted and quits it at once; while the app quits or the
+    # folder is removed, only noted (rdv_tui/cli/stop_signals.py). They raised
+    # SystemExit before: wherever Textual's start-up was. One inherited as ignored
+    # (nohup rdv demo) stays so.
+    take(EXIT_SIGNALS)
     with tempfile.TemporaryDirectory(prefix="rdv-demo-") as workdir:
         base = Path(workdir)
         config = AppConfig(
@@ -64,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
             exit_on_signals=True,  # SIGHUP (a closed terminal), SIGTERM: still clean up
         )
         code = run_app(make_app(config))
-    return late_exit(code)  # a signal while the folder was removed: noted by the app
+    return last_exit(code)  # a signal while the folder was removed: noted by the app

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from rdv_core.config import ConfigError, load_settings, resolve_server
     from rdv_tui.app import AppConfig, load_race, make_app, run_app
     from rdv_tui.cli.checks import check_server_url, no_terminal
+    from rdv_tui.cli.stop_signals import last_exit
     from rdv_tui.recent import default_path
 
     try:
@@ -156,4 +157,4 @@ def run(args: argparse.Namespace) -> int:
         form=form,
         exit_on_signals=True,
     )
-    return run_app(make_app(config))
+    return last_exit(run_app(make_app(config)))
