@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from rdv_core.session import Session
 from rdv_core.session import _frames as fr
 from rdv_core.session._claimed import MAX_RANGES, ClaimedIds
+from rdv_core.session._errors import ProtocolViolation
 
 from tests.session_support import reject_all, stream_pair
 from tests.test_session_hostile import CODE, CraftedPeer
@@ -56,11 +59,7 @@ def test_claimed_ranges_merge_and_refuse_reuse() -> None:
     claimed.claim([4, 3])  # fills the gap: one range 1..7
     assert len(claimed) == 1 and 1 in claimed and 7 in claimed and 8 not in claimed
     for reused in ([7], [8, 8], [0, 3]):
-        try:
+        with pytest.raises(ProtocolViolation, match="reuses a transfer id"):
             claimed.claim(reused)
-        except Exception as exc:
-            assert "reuses a transfer id" in str(exc)
-        else:
-            raise AssertionError(f"{reused} was claimed again")
     claimed.claim([0])  # a refused claim took nothing: 0 is still free
     assert len(claimed) == 1 and 0 in claimed
