@@ -140,7 +140,13 @@ class ServerURL:
         return f"{_escape_prefix(self.path_prefix)}/{escape_token(token)}"
 
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.host_header}{self.path_prefix}"
+        # The zone stays in what users read: "http://[fe80::1]:8080" in an error named
+        # another address than the one they typed (the Host header leaves it out).
+        if "%" not in self.host:
+            return f"{self.scheme}://{self.host_header}{self.path_prefix}"
+        default = 443 if self.tls else 80
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.scheme}://[{self.host}]{port}{self.path_prefix}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -187,7 +193,21 @@ def parse_server_url(url: str) -> ServerURL:
         raise ValueError(f"invalid port in {url!r}") from exc
     scheme: Literal["http", "https"] = "https" if parts.scheme == "https" else "http"
     default = 443 if scheme == "https" else 80
-    return ServerURL(scheme, parts.hostname, port or default, parts.path.rstrip("/"))
+    return ServerURL(
+        scheme, _unescape_zone(parts.hostname), port or default, parts.path.rstrip("/")
+    )
+
+
+def _unescape_zone(host: str) -> str:
+    """``fe80::1%25eth0`` (RFC 6874's URL form, as Go's net/url writes it) -> ``fe80::1%eth0``.
+
+    The raw ``%eth0`` is taken too (as ``rdv serve`` prints it). Left escaped, the zone
+    reached the resolver and the connect failed with "Unknown error -2".
+    """
+    addr, sep, zone = host.partition("%")
+    if sep and ":" in addr and zone.startswith("25") and len(zone) > 2:
+        return f"{addr}%{urllib.parse.unquote(zone[2:])}"
+    return host
 
 
 def build_request(
