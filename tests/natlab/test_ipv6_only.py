@@ -54,6 +54,8 @@ def v6_only() -> Iterator[tuple[str, int]]:
             "link set d0 up",
         ):
             _sh("ip", "-n", name, *line.split())
+        # One link with IPv6 (d0): a peer's link-local candidate is dialled on it.
+        netns.write_sysctls(name, {"net.ipv6.conf.d1.disable_ipv6": "1"})
         port = 18600 + os.getpid() % 1000
         server = subprocess.Popen(
             [*_IN, name, *_RDV, "serve", "--listen", f"[::]:{port}"],
@@ -130,3 +132,33 @@ def test_a_link_local_server_url_with_its_zone_works(v6_only: tuple[str, int]) -
         "rdv dial: the rdv server address fe80::1%nosuch0 names interface 'nosuch0', which "
         "this machine does not have (`ip link` lists its interfaces)"
     )
+
+
+def test_a_link_local_peer_candidate_is_dialled_on_the_one_link(v6_only: tuple[str, int]) -> None:
+    """Both peers reach the server over ``fe80::1%d0`` with ``--spaces link6``: each one's
+    candidate is its observed link-local address, zone dropped on the wire. Old: dialled
+    without a zone, ``reason=unreachable errno=22 ... Invalid argument``, and the relay won;
+    now it is dialled on the machine's one IPv6 link (``via d0``) and goes direct."""
+    name, port = v6_only
+    url = f"http://[fe80::1%d0]:{port}"
+    rdv = [*_IN, name, *_RDV]
+    accept = subprocess.Popen(
+        [*rdv, "accept", "--spaces", "link6", "--timeout", "10", url, "ll"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        dial = subprocess.run(
+            [*rdv, "dial", "-v", "--spaces", "link6", "--timeout", "10", url, "ll"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
+    finally:
+        accept.kill()
+        accept.communicate(timeout=5)
+    assert "peer connected: p2p [fe80::1]:" in dial.stderr, dial.stderr
+    assert "via d0 (link6, self)" in dial.stderr, dial.stderr
