@@ -203,10 +203,17 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         "timeout": args.timeout or None,
         "proxy": proxy,
         "interfaces": tuple(getattr(args, "interface", ())),
-        "sources": tuple(getattr(args, "source", ())),
+        "sources": tuple(_unbracket(text) for text in getattr(args, "source", ())),
         "fast_start": bool(getattr(args, "fast_start", False)),
         "rejoin": RejoinPolicy(rejoins=rejoins) if rejoins else None,
     }
+
+
+def _unbracket(text: str) -> str:
+    """``--source [2001:db8::2]`` as ``2001:db8::2``: URLs and ``--listen`` take IPv6 in
+    brackets, so users type them here too, and got "'[2001:db8::2]' is not an IP address"."""
+    text = text.strip()
+    return text[1:-1] if text.startswith("[") and text.endswith("]") else text
 
 
 def client_from_args(args: argparse.Namespace, on_event: EventCallback | None) -> Client:
