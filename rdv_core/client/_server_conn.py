@@ -91,7 +91,7 @@ async def _first_connected(
                 try:
                     uplink = paths.server_uplink(family == socket.AF_INET)
                 except ValueError as exc:
-                    last = OSError(errno.EADDRNOTAVAIL, str(exc))
+                    last, last_sockaddr = OSError(errno.EADDRNOTAVAIL, str(exc)), None
                     continue
                 assert uplink is not None
                 sock = reuse_socket(socket.AddressFamily(family))
@@ -125,12 +125,17 @@ def _why(failure: OSError | None, sockaddr: tuple[Any, ...] | None = None) -> st
     text = os.strerror(failure.errno)
     if failure.errno == errno.ECONNREFUSED:
         text += " (nothing listens there: is an rdv server running on that port?)"
-    elif failure.errno in _NO_ROUTE and sockaddr is not None:
+    elif sockaddr is not None and (
+        failure.errno in _NO_ROUTE or (failure.errno == errno.EADDRNOTAVAIL and len(sockaddr) == 4)
+    ):
         # An IPv6-only network has no IPv4 route (and an IPv4-only one no IPv6 route):
-        # "Network is unreachable" alone read as the server being down.
+        # "Network is unreachable" alone read as the server being down. With IPv6 turned
+        # off, the connect finds no IPv6 address to leave from.
         family, other = ("IPv6", "IPv4") if len(sockaddr) == 4 else ("IPv4", "IPv6")
+        lacks = {errno.ENETUNREACH: f"no {family} route", errno.EADDRNOTAVAIL: "no IPv6 address"}
+        lacks_what = lacks.get(failure.errno or 0, f"{family} off")
         text += (
-            f" (this machine has no {family} route: use the server's {other} address, "
+            f" (this machine has {lacks_what}: use the server's {other} address, "
             f"or a name with an {other} address)"
         )
     elif failure.errno == errno.EINVAL and _link_local_without_zone(sockaddr):

@@ -162,3 +162,39 @@ def test_a_link_local_peer_candidate_is_dialled_on_the_one_link(v6_only: tuple[s
         accept.communicate(timeout=5)
     assert "peer connected: p2p [fe80::1]:" in dial.stderr, dial.stderr
     assert "via d0 (link6, self)" in dial.stderr, dial.stderr
+
+
+@pytest.fixture
+def v4_only() -> Iterator[str]:
+    """A namespace with IPv4 only (10.9.0.1 and a default route), IPv6 still on."""
+    name = netns.lab_ns_name(owner_pid(), next(_numbers), "v4only")
+    _sh("ip", "netns", "add", name)
+    try:
+        for line in (
+            "link set lo up",
+            "link add d0 type veth peer name d1",
+            "addr add 10.9.0.1/24 dev d0",
+            "link set d0 up",
+            "link set d1 up",
+            "route add default via 10.9.0.2 dev d0 onlink",
+        ):
+            _sh("ip", "-n", name, *line.split())
+        yield name
+    finally:
+        netns.kill_and_delete([name])
+
+
+def test_an_ipv6_server_from_an_ipv4_only_host_says_why(v4_only: str) -> None:
+    """No IPv6 route, then IPv6 turned off. Old: ``Network is unreachable`` (read as the
+    server being down), then ``Cannot assign requested address`` (of what?)."""
+    url = "http://[2001:db8::1]:8080"  # never reached: no route, then no IPv6 at all
+    (no_route,) = _dial_all(v4_only, [url])
+    sysctls = ("all", "default", "lo", "d0", "d1")
+    netns.write_sysctls(v4_only, {f"net.ipv6.conf.{i}.disable_ipv6": "1" for i in sysctls})
+    (off,) = _dial_all(v4_only, [url])
+    start = f"rdv dial: cannot connect to the rdv server {url}: "
+    advice = "use the server's IPv4 address, or a name with an IPv4 address)"
+    assert no_route == f"{start}Network is unreachable (this machine has no IPv6 route: {advice}"
+    assert off == (
+        f"{start}Cannot assign requested address (this machine has no IPv6 address: {advice}"
+    )
