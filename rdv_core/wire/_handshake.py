@@ -31,6 +31,7 @@ Deliberate deviations from the reference (Go rdv v0.0.6), all on input it never 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -171,7 +172,16 @@ def parse_server_url(url: str) -> ServerURL:
     except ValueError as exc:  # "Invalid IPv6 URL" alone does not say which URL
         raise ValueError(f"bad rdv server URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"rdv server URL must be http:// or https://, got {url!r}")
+        # '[2001:db8::1]:8080' or 'host:8080' alone: say what to write.
+        hint = f" (write http://{url.strip()})" if "://" not in url and url.strip() else ""
+        raise ValueError(f"rdv server URL must be http:// or https://, got {url!r}{hint}")
+    unbracketed = _unbracketed_ipv6(parts.netloc)
+    if unbracketed is not None:
+        # 'http://2001:db8::1:8080' said "invalid port": which colon ends the address?
+        raise ValueError(
+            f"an IPv6 address in a URL takes brackets: "
+            f"{parts.scheme}://{unbracketed}{parts.path} (got {url!r})"
+        )
     if not parts.hostname:
         raise ValueError(f"rdv server URL has no host: {url!r}")
     try:  # what getaddrinfo does first: "a..b" escaped rdv doctor as a UnicodeError traceback
@@ -196,6 +206,26 @@ def parse_server_url(url: str) -> ServerURL:
     return ServerURL(
         scheme, _unescape_zone(parts.hostname), port or default, parts.path.rstrip("/")
     )
+
+
+def _unbracketed_ipv6(netloc: str) -> str | None:
+    """``[2001:db8::1]:8080`` for a netloc ``2001:db8::1:8080`` (None if it is not that).
+
+    The last group is taken as the port when it is all digits and the rest is an IPv6
+    address; else the whole is the address (``[2001:db8::1]``, the scheme's port).
+    """
+    if "[" in netloc or "@" in netloc or netloc.count(":") < 2:
+        return None
+    head, _, tail = netloc.rpartition(":")
+    for host, port in ((head, tail), (netloc, "")):
+        if port and not port.isdigit():
+            continue
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            continue
+        return f"[{host}]:{port}" if port else f"[{host}]"
+    return None
 
 
 def _unescape_zone(host: str) -> str:
