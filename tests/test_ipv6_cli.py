@@ -18,3 +18,22 @@ def test_source_takes_an_ipv6_address_in_brackets() -> None:
     )
     assert out.returncode != 0
     assert "rdv dial: no usable local address ::1 (usable: " in out.stderr, out.stderr
+
+
+def test_listen_on_an_ipv4_mapped_address_listens_on_its_ipv4_address() -> None:
+    """``--listen [::ffff:127.0.0.1]:0`` is ``127.0.0.1:0``. Old: ``rdv serve: cannot listen
+    on [::ffff:127.0.0.1]:0: Invalid argument`` (an IPv6-only socket cannot bind it)."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "rdv_tui", "serve", "--listen", "[::ffff:127.0.0.1]:0"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+    finally:
+        server.kill()
+        server.communicate(timeout=10)
+    assert line.startswith("rdv serve: listening on http://127.0.0.1:"), line
