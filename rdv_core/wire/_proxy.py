@@ -200,7 +200,10 @@ def build_connect_request(server: ServerURL, proxy: ProxyURL) -> bytes:
 
 def connect_refusal(status: int, reason: str, proxy: ProxyURL, server: ServerURL) -> str:
     """A one-line explanation of a proxy's non-2xx answer to ``CONNECT``."""
-    target = f"{server.host}:{server.port}"
+    # "CONNECT to 2001:db8::1:8080" named no port for sure: IPv6 goes in brackets (section 9).
+    target = (
+        f"[{server.host}]:{server.port}" if ":" in server.host else f"{server.host}:{server.port}"
+    )
     if status in (401, 407):  # 407 is the standard; some proxies (tinyproxy) say 401
         why = (
             "it wants credentials (put them in the URL: http://user:password@host:port)"
