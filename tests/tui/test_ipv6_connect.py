@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from textual.widgets import Checkbox, Input
@@ -46,3 +47,19 @@ async def test_the_form_dials_a_server_at_an_ipv6_url(tmp_path: Path) -> None:
             finally:
                 await other.close()
                 await app.controller.close_connection()
+
+
+async def test_an_embedded_server_that_cannot_listen_on_ipv6_names_it_in_brackets(
+    tmp_path: Path,
+) -> None:
+    """``rdv tui --listen [::1]:PORT`` with PORT taken. Old: ``cannot listen on ::1:PORT``."""
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = AppConfig(export_dir=tmp_path, download_dir=tmp_path, listen=("::1", port))
+        app = make_app(config)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await wait_for(pilot, lambda: bool(app.controller.listen_error))
+            said = app.controller.listen_error
+            assert said.startswith(f"cannot listen on [::1]:{port}: "), said
