@@ -157,9 +157,11 @@ class Controller:
         try:
             self.embedded = await EmbeddedServer.start(host, port, self._poster("server"))
         except OSError as exc:
-            self.listen_error = f"cannot listen on {host}:{port}: {exc}"
+            # "::1:8080" named no port for sure: IPv6 goes in brackets, as --listen takes it.
+            where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            self.listen_error = f"cannot listen on {where}: {exc}"
             self._app.notify(
-                f"cannot listen on {host}:{port}: {exc}",
+                f"cannot listen on {where}: {exc}",
                 severity="error",
                 title="Server",
                 markup=False,

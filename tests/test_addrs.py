@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import socket
 
 import pytest
 
@@ -263,7 +264,9 @@ def test_addr_properties() -> None:
     assert not Addr.parse("[::1]:1").is_ipv4
     assert Addr.parse("1.2.3.4:5").sockaddr() == ("1.2.3.4", 5)
     assert Addr.parse("[::1]:5").sockaddr() == ("::1", 5, 0, 0)
-    assert Addr.parse("[fe80::1%lo]:5").sockaddr() == ("fe80::1%lo", 5, 0, 0)
+    # The zone is the scope id too: the socket module ignores it in the text.
+    lo = socket.if_nametoindex("lo")
+    assert Addr.parse("[fe80::1%lo]:5").sockaddr() == ("fe80::1%lo", 5, 0, lo)
 
 
 @pytest.mark.parametrize(

@@ -80,11 +80,54 @@ def plan_dials(
             candidate = new_candidate(new_id(), addr, origins[addr])
             yield candidate, None, space_not_enabled(candidate)
             continue
+        if addr.space == AddrSpace.LINK6 and not getattr(addr.ip, "scope_id", None):
+            zone, why = link_zone(uplinks if bound_only else ())
+            if zone is None:
+                yield new_candidate(new_id(), addr, origins[addr]), None, why
+                continue
+            # The wire drops zones (PROTOCOL section 9): this machine's one link names it.
+            zoned = Addr(ipaddress.IPv6Address(f"{addr.ip}%{zone}"), addr.port)
+            yield (
+                new_candidate(new_id(), addr, origins[addr], zone),
+                DialRoute(zoned, None, zone),
+                "",
+            )
+            continue
         routes = dial_routes(addr, uplinks, bound_only=bound_only, nat64=nat64)
         if not routes:  # --interface/--source allow no uplink of this family
             yield new_candidate(new_id(), addr, origins[addr]), None, "no allowed uplink for it"
         for route in routes:
             yield new_candidate(new_id(), addr, origins[addr], route.via), route, ""
+
+
+def link_zone(allowed: Sequence[Uplink] = ()) -> tuple[str | None, str]:
+    """The interface a peer's link-local candidate is dialled on, or (None) why none is.
+
+    A link-local address means nothing without its link, and the peer's zone never
+    crosses the wire. Without one, connect() failed "Invalid argument" (``unreachable``,
+    errno 22). The link is known when this machine has one interface with an IPv6
+    link-local address (or ``--interface``/``--source`` name one); with several, the
+    peer could be on any of them.
+    """
+    links = sorted({u.device for u in allowed} or _link_local_interfaces())
+    if len(links) == 1:
+        return links[0], ""
+    if not links:
+        return None, "a link-local address needs a link, and no interface here has IPv6"
+    return None, (
+        f"a link-local address names no interface, and this machine has several "
+        f"({', '.join(links)}): name the peer's link with --interface"
+    )
+
+
+def _link_local_interfaces() -> set[str]:
+    """Interfaces with an IPv6 link-local address (Linux's /proc/net/if_inet6; scope 0x20)."""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            rows = [line.split() for line in f]
+    except OSError:
+        return set()
+    return {row[5] for row in rows if len(row) == 6 and row[3] == "20" and row[5] != "lo"}
 
 
 def inbound_addr(remote: Addr, nat64: ipaddress.IPv6Network | None) -> Addr:

@@ -53,15 +53,45 @@ async def server_socket(
             raise ServerConnectError(
                 f"cannot resolve the rdv server host {server.host!r}: {exc}", exc.errno
             ) from exc
+    try:
+        return await _first_connected(server, port, infos, paths)
+    except ServerConnectError as v4_failure:
+        if infos[0][0] != socket.AF_INET or _literal_addrinfo(server.host, 0):
+            raise
+        # The name has an IPv4 address this machine cannot reach (an IPv6-only network
+        # without NAT64: "Network is unreachable"), and maybe an IPv6 one that it can.
+        # IPv4 first is only for the observed address (PROTOCOL section 9): a dual-stack
+        # server name must still work from an IPv6-only host.
+        try:
+            v6 = await loop.getaddrinfo(
+                server.host, server.port, family=socket.AF_INET6, type=socket.SOCK_STREAM
+            )
+        except socket.gaierror:
+            raise v4_failure from None  # the name has no IPv6 address
+        try:
+            return await _first_connected(server, port, v6, paths)
+        except ServerConnectError:
+            if v4_failure.errno in _NO_ROUTE:
+                raise  # IPv4 was never possible here: the IPv6 failure is the news
+            raise v4_failure from None
+
+
+async def _first_connected(
+    server: ServerURL, port: int, infos: Any, paths: LocalPaths | None
+) -> tuple[socket.socket, str | None, tuple[Any, ...] | None]:
+    """The first of ``infos`` (``getaddrinfo`` rows) that connects, as :func:`server_socket`."""
+    loop = asyncio.get_running_loop()
     last: OSError | None = None
+    last_sockaddr: tuple[Any, ...] | None = None
     for family, _, _, _, sockaddr in infos:
         sock: socket.socket | None = None
+        last_sockaddr = tuple(sockaddr)
         try:
             if paths is not None and paths.bound_only:
                 try:
                     uplink = paths.server_uplink(family == socket.AF_INET)
                 except ValueError as exc:
-                    last = OSError(errno.EADDRNOTAVAIL, str(exc))
+                    last, last_sockaddr = OSError(errno.EADDRNOTAVAIL, str(exc)), None
                     continue
                 assert uplink is not None
                 sock = reuse_socket(socket.AddressFamily(family))
@@ -79,23 +109,51 @@ async def server_socket(
                 sock.close()
             raise
     raise ServerConnectError(
-        f"cannot connect to the rdv server {server}: {_why(last)}", last.errno if last else None
+        f"cannot connect to the rdv server {server}: {_why(last, last_sockaddr)}",
+        last.errno if last else None,
     )
 
 
-def _why(failure: OSError | None) -> str:
+def _why(failure: OSError | None, sockaddr: tuple[Any, ...] | None = None) -> str:
     """The system's words for a failed connect (asyncio's own text, ``Connect call failed
     ('127.0.0.1', 1)``, names the address again and not the cause), and for a refusal
     what it usually means."""
     if failure is None:
         return "no address"
-    if not failure.errno:
+    if not failure.errno or failure.errno < 0:  # a resolver's code (-2) has no strerror
         return failure.strerror or str(failure)
     text = os.strerror(failure.errno)
     if failure.errno == errno.ECONNREFUSED:
         text += " (nothing listens there: is an rdv server running on that port?)"
+    elif sockaddr is not None and (
+        failure.errno in _NO_ROUTE or (failure.errno == errno.EADDRNOTAVAIL and len(sockaddr) == 4)
+    ):
+        # An IPv6-only network has no IPv4 route (and an IPv4-only one no IPv6 route):
+        # "Network is unreachable" alone read as the server being down. With IPv6 turned
+        # off, the connect finds no IPv6 address to leave from.
+        family, other = ("IPv6", "IPv4") if len(sockaddr) == 4 else ("IPv4", "IPv6")
+        lacks = {errno.ENETUNREACH: f"no {family} route", errno.EADDRNOTAVAIL: "no IPv6 address"}
+        lacks_what = lacks.get(failure.errno or 0, f"{family} off")
+        text += (
+            f" (this machine has {lacks_what}: use the server's {other} address, "
+            f"or a name with an {other} address)"
+        )
+    elif failure.errno == errno.EINVAL and _link_local_without_zone(sockaddr):
+        text += " (an IPv6 link-local server address needs its interface, e.g. [fe80::1%eth0])"
     return text
 
+
+def _link_local_without_zone(sockaddr: tuple[Any, ...] | None) -> bool:
+    if sockaddr is None or len(sockaddr) != 4 or sockaddr[3]:
+        return False
+    try:
+        return ipaddress.IPv6Address(str(sockaddr[0])).is_link_local
+    except ValueError:
+        return False
+
+
+#: What ``connect()`` or ``socket()`` say when this machine has no way to that family.
+_NO_ROUTE: Final = frozenset({errno.ENETUNREACH, errno.EAFNOSUPPORT})
 
 #: What ``connect()`` says while the SYN waits for its answer.
 _IN_FLIGHT = frozenset({errno.EINPROGRESS, errno.EALREADY, errno.EAGAIN})
@@ -132,7 +190,23 @@ def _literal_addrinfo(host: str, port: int) -> tuple[tuple[Any, Any, Any, Any, A
         return ()
     if isinstance(ip, ipaddress.IPv4Address):
         return ((socket.AF_INET, socket.SOCK_STREAM, 0, "", (str(ip), port)),)
-    return ((socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, 0)),)
+    # A zone (fe80::1%eth0) goes in the scope id: the socket module ignores it in the text
+    # and the connect failed "Invalid argument" (PROTOCOL section 2, the server URL).
+    scope = _scope_id(host, ip.scope_id) if ip.scope_id else 0
+    return ((socket.AF_INET6, socket.SOCK_STREAM, 0, "", (str(ip), port, 0, scope)),)
+
+
+def _scope_id(host: str, zone: str) -> int:
+    """The interface index of an IPv6 zone, a name (``eth0``) or a number."""
+    if zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone)
+    except OSError:
+        raise ServerConnectError(
+            f"the rdv server address {host} names interface {zone!r}, which this machine "
+            "does not have (`ip link` lists its interfaces)"
+        ) from None
 
 
 #: OpenSSL's reasons when the first "record" a TLS client reads is not TLS at all: the

@@ -218,6 +218,18 @@ def _ip_text(ip: IPAddress) -> str:
     return str(ip)
 
 
+def _scope_index(zone: str | None) -> int:
+    """An IPv6 zone's interface index (``eth0`` or ``2``); 0 for none or an unknown name."""
+    if not zone:
+        return 0
+    if zone.isdigit():
+        return int(zone)
+    try:
+        return socket.if_nametoindex(zone)
+    except OSError:
+        return 0  # the connect then fails "Invalid argument", as with no zone at all
+
+
 @dataclass(frozen=True, slots=True)
 class Addr:
     """An IP address and TCP port, formatted as docs/PROTOCOL.md section 9 says.
@@ -302,7 +314,9 @@ class Addr:
     def sockaddr(self) -> tuple[str, int] | tuple[str, int, int, int]:
         """The address as a tuple for the socket module (IPv6 keeps its zone)."""
         if isinstance(self.ip, ipaddress.IPv6Address):
-            return (str(self.ip), self.port, 0, 0)
+            # The socket module takes the zone only as the scope id (the 4th item): in the
+            # text alone it was dropped, and a link-local connect failed "Invalid argument".
+            return (str(self.ip), self.port, 0, _scope_index(self.ip.scope_id))
         return (str(self.ip), self.port)
 
     @classmethod

@@ -31,6 +31,7 @@ Deliberate deviations from the reference (Go rdv v0.0.6), all on input it never 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import urllib.parse
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -140,7 +141,13 @@ class ServerURL:
         return f"{_escape_prefix(self.path_prefix)}/{escape_token(token)}"
 
     def __str__(self) -> str:
-        return f"{self.scheme}://{self.host_header}{self.path_prefix}"
+        # The zone stays in what users read: "http://[fe80::1]:8080" in an error named
+        # another address than the one they typed (the Host header leaves it out).
+        if "%" not in self.host:
+            return f"{self.scheme}://{self.host_header}{self.path_prefix}"
+        default = 443 if self.tls else 80
+        port = "" if self.port == default else f":{self.port}"
+        return f"{self.scheme}://[{self.host}]{port}{self.path_prefix}"
 
 
 @functools.lru_cache(maxsize=64)
@@ -165,7 +172,16 @@ def parse_server_url(url: str) -> ServerURL:
     except ValueError as exc:  # "Invalid IPv6 URL" alone does not say which URL
         raise ValueError(f"bad rdv server URL {url!r}: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"rdv server URL must be http:// or https://, got {url!r}")
+        # '[2001:db8::1]:8080' or 'host:8080' alone: say what to write.
+        hint = f" (write http://{url.strip()})" if "://" not in url and url.strip() else ""
+        raise ValueError(f"rdv server URL must be http:// or https://, got {url!r}{hint}")
+    unbracketed = _unbracketed_ipv6(parts.netloc)
+    if unbracketed is not None:
+        # 'http://2001:db8::1:8080' said "invalid port": which colon ends the address?
+        raise ValueError(
+            f"an IPv6 address in a URL takes brackets: "
+            f"{parts.scheme}://{unbracketed}{parts.path} (got {url!r})"
+        )
     if not parts.hostname:
         raise ValueError(f"rdv server URL has no host: {url!r}")
     try:  # what getaddrinfo does first: "a..b" escaped rdv doctor as a UnicodeError traceback
@@ -187,7 +203,41 @@ def parse_server_url(url: str) -> ServerURL:
         raise ValueError(f"invalid port in {url!r}") from exc
     scheme: Literal["http", "https"] = "https" if parts.scheme == "https" else "http"
     default = 443 if scheme == "https" else 80
-    return ServerURL(scheme, parts.hostname, port or default, parts.path.rstrip("/"))
+    return ServerURL(
+        scheme, _unescape_zone(parts.hostname), port or default, parts.path.rstrip("/")
+    )
+
+
+def _unbracketed_ipv6(netloc: str) -> str | None:
+    """``[2001:db8::1]:8080`` for a netloc ``2001:db8::1:8080`` (None if it is not that).
+
+    The last group is taken as the port when it is all digits and the rest is an IPv6
+    address; else the whole is the address (``[2001:db8::1]``, the scheme's port).
+    """
+    if "[" in netloc or "@" in netloc or netloc.count(":") < 2:
+        return None
+    head, _, tail = netloc.rpartition(":")
+    for host, port in ((head, tail), (netloc, "")):
+        if port and not port.isdigit():
+            continue
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            continue
+        return f"[{host}]:{port}" if port else f"[{host}]"
+    return None
+
+
+def _unescape_zone(host: str) -> str:
+    """``fe80::1%25eth0`` (RFC 6874's URL form, as Go's net/url writes it) -> ``fe80::1%eth0``.
+
+    The raw ``%eth0`` is taken too (as ``rdv serve`` prints it). Left escaped, the zone
+    reached the resolver and the connect failed with "Unknown error -2".
+    """
+    addr, sep, zone = host.partition("%")
+    if sep and ":" in addr and zone.startswith("25") and len(zone) > 2:
+        return f"{addr}%{urllib.parse.unquote(zone[2:])}"
+    return host
 
 
 def build_request(

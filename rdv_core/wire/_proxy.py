@@ -242,7 +242,10 @@ def connect_refusal(
 ) -> str:
     """A one-line explanation of a proxy's non-2xx answer to ``CONNECT``; ``challenge`` is
     its ``Proxy-Authenticate`` (every line joined), which names the schemes it takes."""
-    target = f"{server.host}:{server.port}"
+    # "CONNECT to 2001:db8::1:8080" named no port for sure: IPv6 goes in brackets (section 9).
+    target = (
+        f"[{server.host}]:{server.port}" if ":" in server.host else f"{server.host}:{server.port}"
+    )
     schemes = _schemes(challenge)
     if status in (401, 407) and schemes and "basic" not in {x.lower() for x in schemes}:
         # Office proxies often take only Kerberos/NTLM: no user:password in a URL helps,

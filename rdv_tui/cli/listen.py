@@ -26,7 +26,9 @@ def parse_listen(text: str, *, port_alone: bool) -> tuple[str, int]:
             raise ValueError("expected HOST:PORT")
         host, port_text = "", text
     if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
+        # An IPv4-mapped address (::ffff:127.0.0.1) is that IPv4 address: an IPv6 socket
+        # cannot bind one (the server's are IPv6-only), and it said "Invalid argument".
+        host = _unmapped(host[1:-1])
     elif ":" in host:
         # '::1:8080' is an IPv6 address too: taking it as [::1]:8080 was a guess, and
         # '::' alone read as "expected HOST:PORT" with no word of what to write.
@@ -39,6 +41,16 @@ def parse_listen(text: str, *, port_alone: bool) -> tuple[str, int]:
         # '127.0.0.1:-1' has the HOST:PORT form: say what is wrong with it.
         raise ValueError(f"port {port_text} is out of range (0-65535)")
     return host, int(port_text)
+
+
+def _unmapped(host: str) -> str:
+    import ipaddress
+
+    try:
+        mapped = ipaddress.IPv6Address(host).ipv4_mapped
+    except ValueError:
+        return host
+    return host if mapped is None else str(mapped)
 
 
 def _is_ipv6(host: str) -> bool:

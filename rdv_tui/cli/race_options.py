@@ -195,7 +195,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
             except ValueError as exc:
                 raise UsageError(f"--proxy: {exc}") from exc
     interfaces = tuple(getattr(args, "interface", ()))
-    sources = tuple(getattr(args, "source", ()))
+    sources = tuple(_unbracket(text) for text in getattr(args, "source", ()))
     if interfaces or sources:
         # Checked with the other options, before anything is said or sent: a name this
         # machine does not have was found out only by the attempt ('rdv send' had printed
@@ -219,6 +219,13 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         "fast_start": bool(getattr(args, "fast_start", False)),
         "rejoin": RejoinPolicy(rejoins=rejoins) if rejoins else None,
     }
+
+
+def _unbracket(text: str) -> str:
+    """``--source [2001:db8::2]`` as ``2001:db8::2``: URLs and ``--listen`` take IPv6 in
+    brackets, so users type them here too, and got "'[2001:db8::2]' is not an IP address"."""
+    text = text.strip()
+    return text[1:-1] if text.startswith("[") and text.endswith("]") else text
 
 
 def client_from_args(args: argparse.Namespace, on_event: EventCallback | None) -> Client:
