@@ -311,6 +311,22 @@ class FilesPane(Vertical):
                 aggregate.files_failed += 1
         return True
 
+    def feed_offered(self, event: ev.FilesOffered) -> None:
+        """A batch offered: past :data:`ROWS_UP_TO` files counted in one step, with no
+        rows mounted and dropped (before, each of 20,000 files was an event of its own,
+        and the first 20 got rows removed at the 21st); else file by file."""
+        aggregate, direction = self.aggregates[event.direction], event.direction
+        if aggregate.files_total + len(event.ids) <= ROWS_UP_TO:
+            for each in event.each():
+                self.feed(each)
+            return
+        if aggregate.files_total <= ROWS_UP_TO:
+            self._drop_unsettled_rows(direction)  # earlier files' rows: aggregate mode now
+        for id_, name, size in zip(event.ids, event.names, event.sizes, strict=True):
+            aggregate.offer(id_, size)
+            self._names[(direction, id_)] = name
+            self._sizes[(direction, id_)] = size
+
     def _drop_unsettled_rows(self, direction: str) -> None:
         """Switching to aggregate mode: rows of files still to come would never move."""
         # Only this session's rows: earlier sessions' rows are settled or never will be.
