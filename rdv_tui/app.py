@@ -412,6 +412,9 @@ class RdvApp(App[int]):
     def on_files_pane_cancel_transfer(self, message: FilesPane.CancelTransfer) -> None:
         self.controller.cancel_transfer(message.direction, message.transfer_id)
 
+    def on_files_pane_cancel_transfers(self, message: FilesPane.CancelTransfers) -> None:
+        self.controller.cancel_transfers(message.direction, message.transfer_ids)
+
     def on_session_screen_end_session(self, message: SessionScreen.EndSession) -> None:
         # ctrl+l is "redraw" in many terminal programs: pressed from habit, it ended the
         # session and its transfers at once.

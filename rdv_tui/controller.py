@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
@@ -46,7 +46,7 @@ from rdv_core.session import (
 from rdv_core.session._connect import INTERFERENCE, MAX_REPLACED_RETRIES, RETRY_PAUSE_S
 from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
-from rdv_tui.cli.formatting import shown, shown_event
+from rdv_tui.cli.formatting import plural, shown, shown_event
 from rdv_tui.demo_peer import DemoPeer, write_sample
 from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
@@ -323,6 +323,7 @@ class Controller:
             parse_code(params.code),
             is_dialer=params.role == "dial",
             on_event=self._poster("session", number),
+            batched_events=True,  # an offer of 20,000 files: 11 events, not 20,000
             on_offer=self._ask_offer,
             download_dir=self.download_dir,
             is_relay=conn.is_relay,
@@ -396,12 +397,22 @@ class Controller:
 
     def cancel_transfer(self, direction: str, transfer_id: int) -> None:
         """Stop one file of the open session, the others go on (docs/PROTOCOL.md 12.14)."""
+        self.cancel_transfers(direction, [transfer_id])
+
+    def cancel_transfers(self, direction: str, transfer_ids: list[int]) -> None:
+        """Stop files (many: ``x`` twice on an aggregate line), each as one file's cancel;
+        many get one notification saying how many, not one per file."""
         session = self._open_session()
         if session is None:
             return
-        why = session.cancel_transfer("out" if direction == "out" else "in", transfer_id)
-        if why is not None:
-            self._app.notify(f"cannot cancel it: {why}", title="Cancel", markup=False)
+        way: Literal["in", "out"] = "out" if direction == "out" else "in"
+        refused = [why for i in transfer_ids if (why := session.cancel_transfer(way, i))]
+        if len(transfer_ids) == 1 and refused:
+            self._app.notify(f"cannot cancel it: {refused[0]}", title="Cancel", markup=False)
+        elif len(transfer_ids) > 1:
+            text = f"cancelled {plural(len(transfer_ids) - len(refused), 'file')}"
+            text += f"; {len(refused):,} could not be ({refused[0]})" if refused else ""
+            self._app.notify(text, title="Cancel", markup=False)
 
     def _open_session(self) -> Session | None:
         session = self.session

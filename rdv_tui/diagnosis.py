@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from rdv_core.client import Conn
-from rdv_core.doctor import Report, predict, render_verdict, run_doctor, summary, verdict
+from rdv_core.doctor import Report, predict, run_doctor, summary, verdict
 from rdv_core.session import Session, SessionError
 from rdv_core.wire import AddrSpace
 from rdv_tui.widgets.wrapped_text import labelled
@@ -64,4 +64,4 @@ async def explain_session(
     result = verdict(prediction, events, peer.events if peer is not None else None, missing=missing)
     if peer is not None:
         app.race_screen.merge_peer(list(peer.events))
-    app.race_screen.show_diagnosis(lambda width: render_verdict(result, width))
+    app.race_screen.show_verdict(result)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Final
 
-from rdv_core.doctor import Report, predict, render_verdict, verdict
+from rdv_core.doctor import Report, predict, verdict
 
 if TYPE_CHECKING:
     from rdv_tui.app import RdvApp
@@ -218,7 +218,7 @@ async def stage_verdict(app: RdvApp) -> None:
     ours = doctor_scene_report()
     prediction = predict(ours, _peer_report())
     result = verdict(prediction, sample_race(), None)
-    app.race_screen.show_diagnosis(lambda width: render_verdict(result, width))
+    app.race_screen.show_verdict(result)
 
 
 def _peer_report() -> Report:

@@ -22,7 +22,9 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import DataTable
 
-from rdv_core.events import Event, write_jsonl
+from rdv_core.doctor import render_verdict
+from rdv_core.doctor._text import wrap
+from rdv_core.events import Event, VerdictReached, write_jsonl
 from rdv_tui.race_model import RaceModel, is_race_event
 from rdv_tui.screens.candidate import CandidateDetails
 from rdv_tui.widgets.fitted_footer import FittedFooter
@@ -88,11 +90,16 @@ class RaceScreen(Screen[None]):
         #: The doctor's line: prediction before the race, verdict after (docs/PROTOCOL.md 14).
         self.diagnosis = ""
         self._diagnosis_maker: Maker = lambda _width: ""
+        self._verdict_maker: Maker = lambda _width: ""
         self.model.apply_all([e for e in (events or []) if is_race_event(e)])
 
     def compose(self) -> ComposeResult:
         yield ServerPhaseHeader(id="server-phase")
         yield ResultBanner(id="result")
+        # The verdict's sentence (how the race ended and why) under the banner, not under
+        # the waterfall: there, at 80x24, it started below the last row (the body had to
+        # be scrolled to learn the outcome). The rest of the story stays below.
+        yield WrappedText(id="verdict")
         with VerticalScroll(id="race-body"):
             yield RaceTable(id="race-table")
             yield Waterfall(self.model, id="waterfall")
@@ -106,7 +113,7 @@ class RaceScreen(Screen[None]):
             # lands): its widgets may be gone already, and the query below ended the app
             # with a traceback (NoMatches), 2 runs in 7 of the SIGTERM-storm test.
             return
-        self.show_diagnosis(self._diagnosis_maker)
+        self._show_boxes()
         self._redraw_all()
         self.set_interval(TICK_S, self.tick)
         self.app.theme_changed_signal.subscribe(self, lambda _theme: self._restyle())
@@ -147,11 +154,34 @@ class RaceScreen(Screen[None]):
         """
         maker = text if callable(text) else (lambda _width, text=text: text)
         self._diagnosis_maker = maker
+        self._verdict_maker = lambda _width: ""
         self.diagnosis = maker(None)
-        if self._drawable:
-            box = self.query_one("#diagnosis", WrappedText)
+        self._show_boxes()
+
+    def show_verdict(self, v: VerdictReached) -> None:
+        """The two-sided verdict (docs/PROTOCOL.md 15.5): its sentence under the banner,
+        in sight at every size; the prediction and each side's candidates under the
+        waterfall. :attr:`diagnosis` has the whole text, as the CLI prints it."""
+
+        def sentence(width: int | None) -> str:
+            return "\n".join(wrap(v.sentence, width, "verdict: ", " " * 9))
+
+        def story(width: int | None) -> str:
+            return _without(render_verdict(v, width), sentence(width))
+
+        self._diagnosis_maker = story
+        self._verdict_maker = sentence
+        self.diagnosis = render_verdict(v)
+        self._show_boxes()
+
+    def _show_boxes(self) -> None:
+        if not self._drawable:
+            return
+        boxes = (("#diagnosis", self._diagnosis_maker), ("#verdict", self._verdict_maker))
+        for box_id, maker in boxes:
+            box = self.query_one(box_id, WrappedText)
             box.show(maker)
-            box.display = bool(self.diagnosis)
+            box.display = bool(maker(None))
 
     def merge_peer(self, events: list[Event]) -> None:
         """Show the peer's direct candidates (from the session's diagnosis) as extra rows."""
@@ -290,6 +320,15 @@ class RaceScreen(Screen[None]):
             if gap:
                 await asyncio.sleep(gap)
             self.feed(event)
+
+
+def _without(text: str, part: str) -> str:
+    """``text`` less the lines of ``part`` (the verdict's sentence, shown on its own)."""
+    lines, cut = text.splitlines(), part.splitlines()
+    for i in range(len(lines) - len(cut) + 1):
+        if lines[i : i + len(cut)] == cut:
+            return "\n".join(lines[:i] + lines[i + len(cut) :])
+    return text
 
 
 def export_race(events: list[Event], directory: Path, name: str | None = None) -> Path:

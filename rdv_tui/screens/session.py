@@ -126,11 +126,25 @@ class SessionScreen(Screen[None]):
     # ----- events in
 
     def feed(self, event: ev.Event) -> None:
-        """Show one session event (held, bounded, until the screen is mounted)."""
+        """Show one session event (held, bounded, until the screen is mounted).
+
+        The session reports a batch's files in one event (``batched_events``): an offer of
+        thousands is counted in one step (:meth:`FilesPane.feed_offered`); accepts and
+        verdicts are shown file by file, as before.
+        """
+        if isinstance(event, ev.FilesAccepted | ev.FilesCompleted) or (
+            isinstance(event, ev.FilesOffered) and not self._ready
+        ):
+            for each in event.each():
+                self.feed(each)
+            return
         if not self._ready:
             self._backlog.add(event)
             return
         if self._gone:
+            return
+        if isinstance(event, ev.FilesOffered):
+            self.query_one(FilesPane).feed_offered(event)
             return
         link = self.query_one(LinkStrip)
         match event:

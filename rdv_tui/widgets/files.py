@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,91 +12,41 @@ from textual.message import Message
 from textual.widgets import Button, Input, Static
 
 from rdv_core import events as ev
-from rdv_core.session import CANCELLED_BY_PEER
-from rdv_tui.cli.formatting import format_duration, format_eta, human_bytes
+from rdv_tui.cli.formatting import human_bytes
 from rdv_tui.look_alike import folded, shown_apart
 from rdv_tui.receive_folder import FOLDER_HINT, folder_trouble
 from rdv_tui.send_list import Listing, not_sendable
 from rdv_tui.widgets.dropped_paths import PathInput, paths_typed
+from rdv_tui.widgets.file_aggregate import (
+    LAST,
+    RECENT,
+    ROWS_UP_TO,
+    Aggregate,
+    AggregateLine,
+    confirmed_cancel_all,
+)
 from rdv_tui.widgets.file_picker import FilePicker
 from rdv_tui.widgets.offer_bar import NAME_SHOWN, OfferBar, tail
-from rdv_tui.widgets.transfer_row import TransferRow
+from rdv_tui.widgets.transfer_row import TransferRow, cancel_text
 
-__all__ = ["NAME_SHOWN", "FilePicker", "FilesPane", "OfferBar", "TransferRow", "tail"]
+__all__ = [
+    "LAST",
+    "NAME_SHOWN",
+    "RECENT",
+    "ROWS_UP_TO",
+    "Aggregate",
+    "FilePicker",
+    "FilesPane",
+    "OfferBar",
+    "TransferRow",
+    "tail",
+]
 
 
-#: A direction shows one row per file while it has offered at most this many files;
-#: past that, one aggregate line, the last files done and the failures (bounded).
-ROWS_UP_TO = 20
-#: Names of the last files done, shown under the aggregate line.
-RECENT = 5
 #: Rows kept for failed files in aggregate mode (the rest are counted).
 FAILED_ROWS = 50
 #: Seconds between two redraws of the aggregate lines (events come by the thousand).
 REDRAW_S = 0.1
-#: What the aggregate's second line starts with.
-LAST = "  last: "
-
-
-class Aggregate:
-    """The sum of one direction's transfers: what the aggregate line shows."""
-
-    def __init__(self) -> None:
-        self.files_total = 0
-        self.bytes_total = 0
-        self.files_ok = 0
-        self.files_failed = 0
-        #: Files a user stopped (either side): not failures (docs/PROTOCOL.md 12.14).
-        self.files_cancelled = 0
-        self.bytes_done = 0
-        self.moving: dict[int, int] = {}
-        self.ended = ""
-        """Why the files still to come never will (the session ended), once it did."""
-        self.current = ""
-        self.recent: deque[str] = deque(maxlen=RECENT)
-        self.started = time.monotonic()
-        self.dirty = False
-
-    @property
-    def files_done(self) -> int:
-        """Files settled (verified, failed or cancelled)."""
-        return self.files_ok + self.files_failed + self.files_cancelled
-
-    def settle(self, transfer_id: int, size: int) -> None:
-        """A file ended; ``size`` bytes count as done."""
-        self.moving.pop(transfer_id, None)
-        self.bytes_done += size
-        self.dirty = True
-
-    def text(self, arrow: str, width: int | None = None) -> str:
-        """The aggregate line: files, bytes, rate, ETA, current file; each name cut to
-        fit ``width`` whole on a line after ``  last: `` (cut to 60 characters whatever
-        the width, a name was folded mid-name at 60 columns)."""
-        limit = NAME_SHOWN if width is None else max(8, min(NAME_SHOWN, width - len(LAST) - 1))
-        done = self.bytes_done + sum(self.moving.values())
-        elapsed = max(time.monotonic() - self.started, 1e-6)
-        rate = done / elapsed
-        eta = (self.bytes_total - done) / rate if rate > 0 else None
-        line = (
-            # Verified files: a failed one counted here read "1/1 files · 0 B/3 GiB".
-            f"{arrow} {self.files_ok}/{self.files_total} files · "
-            f"{human_bytes(done)}/{human_bytes(self.bytes_total)} · {human_bytes(rate)}/s"
-        )
-        if self.files_done < self.files_total and self.ended:
-            line += f" · stopped: {self.ended}"
-        elif self.files_done < self.files_total:
-            line += f" · {format_eta(eta)}"  # it says "ETA": the line read "ETA ETA 0:02"
-            if self.current:
-                line += f" · {tail(self.current, limit)}"
-        else:
-            line += f" · done in {format_duration(elapsed)}"
-        if self.files_failed:
-            line += f" · {self.files_failed} failed"
-        if self.files_cancelled:
-            line += f" · {self.files_cancelled} cancelled"
-        if self.recent:
-            line += f"\n{LAST}" + ", ".join(tail(name, limit) for name in self.recent)
-        return line
 
 
 class FilesPane(Vertical):
@@ -130,6 +78,14 @@ class FilesPane(Vertical):
 
         direction: str
         transfer_id: int
+
+    @dataclass
+    class CancelTransfers(Message):
+        """The user confirmed ``x`` on an aggregate line: stop these files of the open
+        session (each as one file's cancel, docs/PROTOCOL.md 12.14)."""
+
+        direction: str
+        transfer_ids: list[int]
 
     def __init__(self, download_dir: Path | None, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -204,8 +160,8 @@ class FilesPane(Vertical):
             yield Static("", id="listing-text", markup=False)
             yield Button("Stop", id="stop-listing", tooltip="stop listing (esc)", compact=True)
         yield OfferBar(id="offer-bar")
-        yield Static("", id="aggregate-out", classes="aggregate", markup=False)
-        yield Static("", id="aggregate-in", classes="aggregate", markup=False)
+        yield AggregateLine("out", id="aggregate-out", classes="aggregate")
+        yield AggregateLine("in", id="aggregate-in", classes="aggregate")
         yield VerticalScroll(id="transfers")
         where = str(self.download_dir) if self.download_dir else "(not receiving files)"
         yield Static(f"received files: {where}", id="download-dir", markup=False)
@@ -291,6 +247,32 @@ class FilesPane(Vertical):
             line = self.query_one(f"#aggregate-{direction}", Static)
             line.update(aggregate.text(arrow, line.content_size.width or None))
             line.set_class(aggregate.files_total > ROWS_UP_TO, "-shown")
+            if aggregate.files_total > ROWS_UP_TO:
+                self._show_current(direction, aggregate)
+
+    def _show_current(self, direction: str, aggregate: Aggregate) -> None:
+        """Aggregate mode: the moving file keeps a row (focus it, ``x`` cancels it), at the
+        top of the list; the previous one's goes unless it failed (a failure row)."""
+        transfers = self.query_one("#transfers", VerticalScroll)
+        current = aggregate.moving_id()
+        wanted = None if current is None else self.row_id(direction, current)
+        for old in transfers.query(f".-current-{direction}").results(TransferRow):
+            if old.id != wanted:
+                old.remove_class(f"-current-{direction}")
+                if not old.has_class("-failed"):
+                    old.remove()
+        if wanted is None or current is None:
+            return
+        row = self.row(direction, current)
+        if row is None:
+            key = (direction, current)
+            name = self._apart(direction, current, self._names.get(key, ""))
+            row = TransferRow(direction, name, self._sizes.get(key, 0), id=wanted)
+            row.add_class(f"-current-{direction}")
+            transfers.mount(row, before=0 if transfers.children else None)
+        progress = aggregate.current_progress
+        if progress is not None and progress.transfer_id == current:
+            row.progress(progress.done, progress.rate, progress.eta_s)
 
     def _aggregate(self, event: ev.Event) -> bool:
         """Count ``event`` in its direction's aggregate; True if it needs a row update."""
@@ -302,8 +284,7 @@ class FilesPane(Vertical):
         aggregate.dirty = True
         match event:
             case ev.FileOffered():
-                aggregate.files_total += 1
-                aggregate.bytes_total += event.size
+                aggregate.offer(transfer_id, event.size)
                 self._names[(direction, transfer_id)] = event.name
                 self._sizes[(direction, transfer_id)] = event.size
                 if aggregate.files_total == ROWS_UP_TO + 1:
@@ -314,6 +295,7 @@ class FilesPane(Vertical):
                 if transfer_id in aggregate.moving:
                     aggregate.moving[transfer_id] = event.done
                 aggregate.current = self._names.get((direction, transfer_id), "")
+                aggregate.current_id, aggregate.current_progress = transfer_id, event
             case ev.FileCompleted():
                 aggregate.settle(transfer_id, event.size)
                 aggregate.files_ok += 1
@@ -328,6 +310,22 @@ class FilesPane(Vertical):
                 aggregate.settle(transfer_id, 0)
                 aggregate.files_failed += 1
         return True
+
+    def feed_offered(self, event: ev.FilesOffered) -> None:
+        """A batch offered: past :data:`ROWS_UP_TO` files counted in one step, with no
+        rows mounted and dropped (before, each of 20,000 files was an event of its own,
+        and the first 20 got rows removed at the 21st); else file by file."""
+        aggregate, direction = self.aggregates[event.direction], event.direction
+        if aggregate.files_total + len(event.ids) <= ROWS_UP_TO:
+            for each in event.each():
+                self.feed(each)
+            return
+        if aggregate.files_total <= ROWS_UP_TO:
+            self._drop_unsettled_rows(direction)  # earlier files' rows: aggregate mode now
+        for id_, name, size in zip(event.ids, event.names, event.sizes, strict=True):
+            aggregate.offer(id_, size)
+            self._names[(direction, id_)] = name
+            self._sizes[(direction, id_)] = size
 
     def _drop_unsettled_rows(self, direction: str) -> None:
         """Switching to aggregate mode: rows of files still to come would never move."""
@@ -443,8 +441,11 @@ class FilesPane(Vertical):
         key = (event.direction, event.transfer_id)
         offered_name, offered_size = self._names.pop(key, ""), self._sizes.pop(key, 0)
         found = self.row(event.direction, event.transfer_id)
+        cancelled = isinstance(event, ev.FileFailed) and event.cancelled
         if found is None:
-            if self._failed_rows >= FAILED_ROWS:
+            # A cancel is counted on the line; its row is the moving file's, if shown (a
+            # cancel of the whole rest filled the list with 50 "cancelled" rows).
+            if cancelled or self._failed_rows >= FAILED_ROWS:
                 return
             self._failed_rows += 1
             # A rejection names no file: its offer did (the row said "↓  (0 B)").
@@ -457,7 +458,6 @@ class FilesPane(Vertical):
                 id=self.row_id(event.direction, event.transfer_id),
             )
             self.query_one("#transfers", VerticalScroll).mount(found)
-        cancelled = isinstance(event, ev.FileFailed) and event.cancelled
         found.failed(cancel_text(event), cancelled=cancelled)
 
     @on(TransferRow.Cancel)
@@ -479,12 +479,11 @@ class FilesPane(Vertical):
         else:
             self.post_message(self.CancelTransfer(direction, int(transfer_id)))
 
-
-def cancel_text(event: ev.FileFailed | ev.FileRejected) -> str:
-    """A failure's reason; a cancel says by whom (the core's reason of our own cancel
-    is ``cancelled``, the peer's ``cancelled by the peer``)."""
-    if not isinstance(event, ev.FileFailed) or not event.cancelled:
-        return event.reason
-    if event.reason.startswith(CANCELLED_BY_PEER):
-        return event.reason
-    return "cancelled by you" + event.reason.removeprefix("cancelled")
+    @on(AggregateLine.CancelAll)
+    def _cancel_all(self, message: AggregateLine.CancelAll) -> None:
+        """``x`` on an aggregate line: said first, done when pressed again soon after."""
+        message.stop()
+        aggregate = self.aggregates[message.direction]
+        ids = confirmed_cancel_all(self.app, message.direction, aggregate, open=self.open)
+        if ids:
+            self.post_message(self.CancelTransfers(message.direction, ids))

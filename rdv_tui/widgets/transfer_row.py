@@ -10,6 +10,8 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import ProgressBar, Static
 
+from rdv_core import events as ev
+from rdv_core.session import CANCELLED_BY_PEER
 from rdv_tui.cli.formatting import format_eta, human_bytes, human_rate
 from rdv_tui.widgets.offer_bar import tail
 
@@ -145,3 +147,13 @@ class TransferRow(Horizontal, can_focus=True):
     def action_cancel(self) -> None:
         """Ask for this file to be stopped."""
         self.post_message(self.Cancel(self))
+
+
+def cancel_text(event: ev.FileFailed | ev.FileRejected) -> str:
+    """A failure's reason; a cancel says by whom (the core's reason of our own cancel
+    is ``cancelled``, the peer's ``cancelled by the peer``)."""
+    if not isinstance(event, ev.FileFailed) or not event.cancelled:
+        return event.reason
+    if event.reason.startswith(CANCELLED_BY_PEER):
+        return event.reason
+    return "cancelled by you" + event.reason.removeprefix("cancelled")

@@ -88,7 +88,10 @@ def test_doctor_screen(snap_compare: SnapCompare, size: tuple[int, int]) -> None
     assert snap_compare(app, terminal_size=size, run_before=stage)
 
 
-def test_race_verdict(snap_compare: SnapCompare, race_file: Path) -> None:
+@SIZES
+def test_race_verdict(snap_compare: SnapCompare, race_file: Path, size: tuple[int, int]) -> None:
+    """The verdict's sentence under the banner: in sight at 80x24 (below the waterfall it
+    began under the last row)."""
     app: Any = make_app(AppConfig(replay=race_file))
 
     async def stage(pilot: Pilot[int]) -> None:
@@ -96,7 +99,7 @@ def test_race_verdict(snap_compare: SnapCompare, race_file: Path) -> None:
         await stage_verdict(pilot.app)
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=(160, 48), run_before=stage)
+    assert snap_compare(app, terminal_size=size, run_before=stage)
 
 
 def test_race_dashboard_short(snap_compare: SnapCompare, race_file: Path) -> None:
