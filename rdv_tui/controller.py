@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from textual.worker import Worker, WorkerCancelled, WorkerFailed
+from textual.worker import Worker
 
 from rdv_core.client import Client, Conn
 from rdv_core.doctor import Report
@@ -40,14 +40,13 @@ from rdv_core.session import (
     TransferFailed,
     TransferRejected,
     describe_os_error,
-    generate_code,
     parse_code,
 )
 from rdv_core.session._connect import INTERFERENCE, MAX_REPLACED_RETRIES, RETRY_PAUSE_S
 from rdv_core.wire import ACCEPT, DIAL, AddrSpace, Method
 from rdv_tui.attempt import ConnectParams
 from rdv_tui.cli.formatting import plural, shown, shown_event
-from rdv_tui.demo_peer import DemoPeer, write_sample
+from rdv_tui.demo_peer import DemoPeer
 from rdv_tui.diagnosis import doctor_for, explain_session
 from rdv_tui.embedded import EmbeddedServer
 from rdv_tui.receive_folder import FOLDER_HINT
@@ -70,8 +69,6 @@ CLOSE_TIMEOUT_S = 2.0
 SESSION_UP_NOTE = "session up: F4 for chat and files"
 """The Race screen's note while the attempt's session is up (the app replaces it when
 the session ends)."""
-
-DEMO_HINT = "demo: type a message below, the peer echoes it; F3 shows the race again"
 
 
 class Controller:
@@ -459,36 +456,14 @@ class Controller:
         return self._run(partial(self._demo, directory), "run_demo", group="demo")
 
     async def _demo(self, directory: Path) -> None:
-        app = self._app
-        if self.embedded is None:
-            app.notify("the demo needs the embedded server", severity="error")
-            return
-        code = generate_code()
-        params = ConnectParams(
-            server_url=self.embedded.url,
-            code=code,
-            role="dial",
-            spaces=AddrSpace.LOOPBACK,
-            timeout_s=60.0,
-        )
-        app.connect_screen.show_params(params)  # F2 shows what the demo runs
-        self.demo_peer = DemoPeer(self.embedded.url, code, directory / "peer")
-        self._demo_task = asyncio.get_running_loop().create_task(self.demo_peer.run())
-        try:
-            await self.start_attempt(params).wait()
-        except (WorkerCancelled, WorkerFailed):
-            return  # the app is closing, or the failure is already on screen
-        session = self.session
-        if session is None:
-            return
-        sample = await asyncio.to_thread(write_sample, directory / "outbox")
-        try:
-            await session.send_chat("hello from the dialing side")
-            await session.send_paths([sample])
-        except (SessionError, OSError) as exc:
-            app.notify(shown(str(exc)), severity="error", title="Demo", markup=False)
-            return
-        app.session_screen.show_info(DEMO_HINT)
+        from rdv_tui.demo_run import run_demo
+
+        await run_demo(self, self._app, directory)
+
+    def run_demo_peer(self, peer: DemoPeer) -> None:
+        """Start the demo's accepting peer (cancelled by :meth:`close`)."""
+        self.demo_peer = peer
+        self._demo_task = asyncio.get_running_loop().create_task(peer.run())
 
     # ----- quitting
 
