@@ -29,7 +29,7 @@ async def test_heads_read_small_admitted_conns_read_full() -> None:
     front = await start_native(server, host="127.0.0.1", port=0)
     try:
         # A plain conn, its head not whole yet: the front's own conn reads small.
-        reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", front.port)
         writer.write(b"GET /healthz HTTP/1.1\r\n")
         await writer.drain()
         for _ in range(50):
@@ -51,5 +51,44 @@ async def test_heads_read_small_admitted_conns_read_full() -> None:
         assert peer.transport.max_size == ASYNCIO_READ_SIZE  # type: ignore[attr-defined]
         lobby.close()
     finally:
+        await server.close()
+        await front.close()
+
+
+async def test_a_pairing_works_out_each_source_key_once() -> None:
+    """The lobby and the pair caps ask for a peer's source keys about six times between
+    its request and its ``101``: each address's keys are worked out once (issue 10)."""
+    from rdv_core.server._lobby import addr_keys
+
+    joined: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, PeerJoined) and not joined.done():
+            joined.set_result(None)
+
+    server = RdvServer(on_event=on_event)
+    front = await start_native(server, host="127.0.0.1", port=0)
+    head = b"%s /keys HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: rdv/1\r\n\r\n"
+    socks = []
+    try:
+        socks.append(socket.create_connection(("127.0.0.1", front.port)))
+        socks[0].sendall(head % b"ACCEPT")
+        await asyncio.wait_for(joined, 5)
+        before = addr_keys.cache_info()  # type: ignore[attr-defined]
+        socks.append(socket.create_connection(("127.0.0.1", front.port)))
+        socks[1].sendall(head % b"DIAL")
+        for sock in socks:
+            sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        for sock in socks:
+            assert (await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)).startswith(
+                b"HTTP/1.1 101"
+            )
+        after = addr_keys.cache_info()  # type: ignore[attr-defined]
+        assert after.misses - before.misses <= 1  # the dialer's address, once
+        assert after.hits > before.hits
+    finally:
+        for sock in socks:
+            sock.close()
         await server.close()
         await front.close()
