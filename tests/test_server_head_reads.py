@@ -74,7 +74,7 @@ async def test_a_pairing_works_out_each_source_key_once() -> None:
         socks.append(socket.create_connection(("127.0.0.1", front.port)))
         socks[0].sendall(head % b"ACCEPT")
         await asyncio.wait_for(joined, 5)
-        before = addr_keys.cache_info()  # type: ignore[attr-defined]
+        before = addr_keys.cache_info()
         socks.append(socket.create_connection(("127.0.0.1", front.port)))
         socks[1].sendall(head % b"DIAL")
         for sock in socks:
@@ -84,7 +84,7 @@ async def test_a_pairing_works_out_each_source_key_once() -> None:
             assert (await asyncio.wait_for(loop.sock_recv(sock, 4096), 5)).startswith(
                 b"HTTP/1.1 101"
             )
-        after = addr_keys.cache_info()  # type: ignore[attr-defined]
+        after = addr_keys.cache_info()
         assert after.misses - before.misses <= 1  # the dialer's address, once
         assert after.hits > before.hits
     finally:
