@@ -9,7 +9,8 @@ connect_syscalls_driver.py) runs under ``strace``; inside the dial, no socket ma
 said or ask an IPv4 conn we dialled who its peer is, no socket of the attempt may be asked
 its own address twice (a listener's port included), nor the dual-stack option read back
 after it was set, no race listener may be asked for a conn that is not there (``EAGAIN``),
-no client conn reads with a buffer glibc maps for each read (the ``101``s), no socket
+no client conn reads with a buffer glibc maps for each read (the ``101``s), nor the server
+the request's head (server/_http_conn.py ``HEAD_READ_SIZE``), no socket
 leaves epoll inside the dial only to be added back after it (the winner's), and the
 silence watch's keepalive is set up after ``dial()`` returned (docs/PROTOCOL.md 16.11).
 """
@@ -92,6 +93,16 @@ def note_port(bound: dict[int, int], name: str, args: str, result: str) -> None:
 MMAP_THRESHOLD = 128 * 1024
 
 
+#: asyncio's C helpers (``get_running_loop``, ``current_task``) compare ``getpid()`` on
+#: each call. The attempt's deadline and the picker's wait were ``asyncio.timeout``s (5
+#: more: 19-20); they are timer handles now (client/_deadline.py, _pickers.py): 14 in 6
+#: of 6 traces, plus one for a call that lands in the window or not. CPython 3.11.
+MAX_GETPIDS = 15
+
+#: The dialer's request as the server reads it: ``fd, "DIAL /token HTTP/1.1..."``.
+REQUEST_HEAD = re.compile(r'^\d+, "(?:DIAL|ACCEPT) /')
+
+
 def big_read(args: str) -> bool:
     """A ``recvfrom`` whose buffer is mapped for it: asyncio's transports read 256 KiB at a
     time, and each such read of a few bytes costs an ``mmap``, a page fault, an ``mremap``
@@ -137,6 +148,8 @@ def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
             problems.add("a race listener was asked for one more conn than was there (EAGAIN)")
         if name == "recvfrom" and bound.get(fd_of(args)) != server_port and big_read(args):
             problems.add("a client conn read with a buffer glibc maps and unmaps (mmap)")
+        if name == "recvfrom" and REQUEST_HEAD.search(args) and big_read(args):
+            problems.add("the server read a request head with a buffer glibc maps (mmap)")
     if any(n > 1 for n in nodelay.values()):
         problems.add("TCP_NODELAY set more than once on one socket")
     if any(n > 1 for n in peername.values()):
@@ -146,6 +159,9 @@ def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
     # The server's conns (local port: the server's) are the server's business.
     if any(n > 1 for fd, n in sockname.items() if bound.get(fd) != server_port):
         problems.add("getsockname() asked twice on one socket of the race")
+    getpids = sum(name == "getpid" for name, *_ in inside)
+    if getpids > MAX_GETPIDS:
+        problems.add(f"getpid() {getpids} times inside dial(), at most {MAX_GETPIDS}")
     if readded(inside, after):
         problems.add("a socket left epoll inside dial() only to be added back after it")
     assert not problems, sorted(problems)

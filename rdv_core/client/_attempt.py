@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdv_core.client._budget import SynBudget
 from rdv_core.client._conn import Conn, Meta
+from rdv_core.client._deadline import Deadline
 from rdv_core.client._fast_pick import start_fast
 from rdv_core.client._link import Link, full_reads, open_stream, open_stream_now, small_reads
 from rdv_core.client._localview import default_self_addrs
@@ -133,21 +134,30 @@ class Attempt:
                 picker_name,
             )
         )
-        timeout = asyncio.timeout(client.timeout)
-        task = asyncio.current_task()
-        cancels = task.cancelling() if task is not None else 0
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)
+        if task is None:
+            raise RuntimeError("a connection attempt must run inside an asyncio task")
+        cancels = task.cancelling()
+        deadline = Deadline(loop, task, client.timeout)  # not asyncio.timeout (_deadline.py)
         try:
-            async with timeout:
+            try:
                 # Again after a lost lobby conn, while client.rejoin allows (PROTOCOL.md 18).
                 conn = await self.rejoiner.run(self._run, self)
-                if task is not None and task.cancelling() > cancels:
+                if task.cancelling() > cancels:
                     # A cancel asked for inside this task (an on_event callback) after the
                     # last await: asyncio would drop the conn to deliver it, socket open.
                     conn.writer.close()
                     raise asyncio.CancelledError
-                return conn
+            except asyncio.CancelledError as exc:
+                if deadline.end(exc):
+                    raise TimeoutError from exc
+                raise
+            finally:
+                deadline.end()
+            return conn
         except TimeoutError as exc:
-            if not timeout.expired():
+            if not deadline.expired:
                 raise
             message = f"timed out after {client.timeout:g}s while {self.stage}"
             self.emit(AttemptFailed(self.clock(), "timeout", message))

@@ -83,6 +83,10 @@ class Offers(Generic[T]):
     def _notify(self) -> None:
         self._changed.set()
 
+    def wake(self) -> None:
+        """Wake a picker waiting in :meth:`changed` with nothing new (its own timer)."""
+        self._changed.set()
+
     @property
     def first(self) -> T | None:
         """The earliest offer still standing, relay or direct."""
@@ -179,23 +183,38 @@ class WaitForP2P(Picker):
 
     async def pick(self, offers: Offers[T]) -> T | None:
         """See the class docstring."""
-        wait = self.seconds + WAIT_RTTS * (offers.rtt_hint or 0.0)
+        if offers.direct:
+            return offers.direct[0]
+        # A timer that wakes the board, not asyncio.timeout(): no cancel of our task to
+        # deliver and undo, no current_task() (each asyncio call asks getpid()); on the
+        # default dial's path once per attempt (issue 10, bench/connect.py).
+        loop = asyncio.get_running_loop()
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            offers.wake()
+
+        handle = loop.call_later(self.seconds + WAIT_RTTS * (offers.rtt_hint or 0.0), expire)
         try:
-            async with asyncio.timeout(wait):
-                while not offers.direct and not offers.exhausted:
-                    await offers.changed()
-        except TimeoutError:
-            pass  # the relay's penalty is over
+            while not offers.direct and not offers.exhausted and not expired:
+                await offers.changed()
+        finally:
+            handle.cancel()  # the relay's penalty is over, or a direct conn came
+        if offers.direct:
+            return offers.direct[0]
         grace_end = time.monotonic() + ON_THE_WAY_GRACE * self.seconds
         while not offers.direct:
             until = _patience(offers, grace_end)
             if until is None or until <= time.monotonic():
                 break
+            # Look again after it: another SYN may have been retransmitted meanwhile.
+            handle = loop.call_later(until - time.monotonic(), offers.wake)
             try:
-                async with asyncio.timeout(until - time.monotonic()):
-                    await offers.changed()
-            except TimeoutError:
-                pass  # look again: another SYN may have been retransmitted meanwhile
+                await offers.changed()
+            finally:
+                handle.cancel()
         return offers.direct[0] if offers.direct else offers.relay
 
     def describe(self) -> str:

@@ -23,6 +23,7 @@ the networks by how many they hold, so finding that request costs O(1).
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -117,8 +118,15 @@ def source_keys(peer: Peer) -> tuple[SourceKey, SourceKey] | None:
     return None if addr is None else addr_keys(addr)
 
 
+@functools.lru_cache(maxsize=1024)
 def addr_keys(addr: Addr) -> tuple[SourceKey, SourceKey]:
-    """The (address, network) keys of one source address (its port plays no part)."""
+    """The (address, network) keys of one source address (its port plays no part).
+
+    Memoized: the lobby and the pair caps ask for a peer's keys about six times between
+    its request and its ``101`` (limits, enter, leave, the open pairs), each an unmap and
+    two shifts of a 128-bit int (issue 10's connect time: the server's third of a
+    loopback dial); an :class:`Addr` keeps its hash.
+    """
     ip = addr.unmapped().ip
     value, version = int(ip), ip.version
     width = 32 if version == 4 else 128
