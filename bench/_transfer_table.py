@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GiB = 1 << 30
+_Detail = tuple[tuple[float, float, int], tuple[float, float, int]]
 
 
 @dataclass
@@ -36,6 +37,10 @@ class Result:
     #: Per side (sender, receiver): seconds on a CPU, runnable but waiting for one, and
     #: the side's own wall window, from /proc/self/schedstat (None where not measured).
     sched: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    #: Per side (sender, receiver): user and system CPU seconds and voluntary context
+    #: switches (each a sleep of a thread: the loop waiting for the socket, a worker
+    #: waiting for work), from getrusage (None where not measured).
+    detail: _Detail | None = None
     #: CPU seconds of the server (relay rows).
     server_cpu: float | None = None
 
@@ -69,6 +74,15 @@ def _median(values: Sequence[float]) -> float:
 
 def _spread(values: Sequence[float]) -> str:
     return f"{min(values):.2f}-{max(values):.2f}" if len(values) > 1 else ""
+
+
+def _detail(details: list[tuple[_Detail, float]], side: int) -> str:
+    """One side's medians per GiB: user and system CPU seconds, and sleeps."""
+    user = _median([d[side][0] / g for d, g in details])
+    system = _median([d[side][1] / g for d, g in details])
+    sleeps = _median([d[side][2] / g for d, g in details])
+    who = ("sender", "receiver")[side]
+    return f"{who} user {user:.2f} s, sys {system:.2f} s, {sleeps:.0f} sleeps"
 
 
 def _where(results: list[Result], side: int) -> str:
@@ -125,6 +139,10 @@ def print_table(
             + (f"{_median(servers):7.2f}" if servers else f"{'':7}")
             + f"  {_where(results, 0):>14} {_where(results, 1):>14}"
         )
+    for name, results in by_name.items():
+        details = [(r.detail, r.size / GiB) for r in results if r.detail]
+        if details:
+            emit(f"{name:16} per GiB: " + ";  ".join(_detail(details, side) for side in (0, 1)))
     if "wormhole p2p" not in rate:
         emit("x wormhole: not measured (--no-wormhole, or magic-wormhole not installed)")
     for relay in ("rdv relay", "rdv relay copy", "rdv relay t-on", "rdv relay t-off"):

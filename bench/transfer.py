@@ -35,7 +35,9 @@ Rounds (``--repeat``, 3 by default) run the rdv rows in alternating order, and e
 prints the median of its rounds with their spread (``bench/_transfer_table.py`` says
 why), and, per side, the share of the wall spent on a CPU, waiting for one (other load)
 and asleep (waiting for the peer or the socket): a row that waited for CPUs measured the
-machine, not rdv.
+machine, not rdv. A line per rdv row then splits each side's CPU into user and system
+seconds per GiB (``getrusage``) and counts its sleeps (voluntary context switches): extra
+cost in system time is the kernel's (socket copies), not Python's (issue 14).
 
 Usage: ``python bench/transfer.py [--size 1G] [--chunk 256K] [--no-wormhole]``
 """
@@ -47,6 +49,7 @@ import asyncio
 import importlib
 import multiprocessing as mp
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -199,6 +202,7 @@ def _rdv_peer(
         )
         setup = time.monotonic() - t0
         cpu0 = time.process_time()
+        use0 = resource.getrusage(resource.RUSAGE_SELF)
         sched0 = sched_now()
         start = time.monotonic()
         if role == "send":
@@ -215,7 +219,13 @@ def _rdv_peer(
         if session.conn is not None:
             await session.conn.close()
         cpu = time.process_time() - cpu0
-        out_q.put((role, cpu, start if role == "send" else end, setup, relay, sched))
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        detail = (
+            use.ru_utime - use0.ru_utime,
+            use.ru_stime - use0.ru_stime,
+            use.ru_nvcsw - use0.ru_nvcsw,  # sleeps: the loop (or a worker) waiting
+        )
+        out_q.put((role, cpu, start if role == "send" else end, setup, relay, sched, detail))
 
     asyncio.run(main())
 
@@ -257,8 +267,8 @@ def bench_rdv(
     stop.set()
     server_cpu = out_q.get()[1]
     server.join()
-    (send_cpu, start, setup, is_relay, send_sched) = got["send"]
-    (recv_cpu, end, _, _, recv_sched) = got["receive"]
+    (send_cpu, start, setup, is_relay, send_sched, send_detail) = got["send"]
+    (recv_cpu, end, _, _, recv_sched, recv_detail) = got["receive"]
     assert is_relay == relay
     name = ("rdv relay" if relay else "rdv p2p") + ("" if workers == "auto" else f" w-{workers}")
     name += " copy" if copy_relay else ""
@@ -271,6 +281,7 @@ def bench_rdv(
     result = Result(name, end - start, send_cpu + recv_cpu + server_cpu, size, note)
     result.sides = (send_cpu, recv_cpu)
     result.sched = (send_sched, recv_sched)
+    result.detail = (send_detail, recv_detail)
     result.server_cpu = server_cpu if relay else None
     return result
 

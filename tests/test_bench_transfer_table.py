@@ -70,3 +70,19 @@ def test_sched_counts_this_process_on_cpu() -> None:
         x += i
     run, wait, wall = sched_since(before, 1.0)
     assert run > 0 and wait >= 0 and wall == 1.0
+
+
+def test_each_side_splits_its_cpu_into_user_and_system_and_counts_sleeps() -> None:
+    # Issue 14: over the relay the peers cost more CPU per GiB than over p2p; the split
+    # says whether it is the kernel's (sys: socket copies) or Python's (user).
+    rows = []
+    for name, sender_sys in (("rdv p2p", 0.4), ("rdv relay", 1.0), ("rdv relay", 1.2)):
+        row = _row(name, 1.0)
+        row.detail = ((0.6, sender_sys, 200), (0.5, 0.7, 30))
+        rows.append([row])
+    lines: list[str] = []
+    print_table(rows, floor_ceiling=1.0, emit=lines.append)
+    relay = next(line for line in lines if line.startswith("rdv relay") and "per GiB" in line)
+    # Medians of the two relay rounds: sender sys (1.0 + 1.2) / 2.
+    assert "sender user 0.60 s, sys 1.10 s, 200 sleeps" in relay, relay
+    assert "receiver user 0.50 s, sys 0.70 s, 30 sleeps" in relay, relay
