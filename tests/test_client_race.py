@@ -18,6 +18,7 @@ import pytest
 from rdv_core.client._client import Client
 from rdv_core.client._loopback import SKIP_REASON as LOOPBACK_SKIP
 from rdv_core.client._pickers import PickFirst, WaitConstant, WaitForP2P
+from rdv_core.client._race_dials import ACCEPTED_REASON
 from rdv_core.errors import ServerConnectError
 from rdv_core.events import (
     CandidateConnected,
@@ -44,6 +45,27 @@ from rdv_core.wire import AddrSpace
 from tests.race_support import LOOP, client, exchange, of, pair
 
 # ----- p2p and relay
+
+
+async def test_accepter_does_not_dial_the_conn_it_accepted(url: str) -> None:
+    """One process, one host: the dialer's loopback conn (its 101 comes first,
+    docs/PROTOCOL.md section 4) is queued on the accepter's listener when the accepter's
+    race starts. The accepter takes it before dialling and skips that candidate with
+    the reason, instead of a dial that fails with EADDRNOTAVAIL (docs/PROTOCOL.md 11)."""
+    for round_ in range(3):
+        d_events: list[Event] = []
+        a_events: list[Event] = []
+        d, a = await pair(url, client(d_events), client(a_events), f"acc{round_}", True)
+        async with d, a:
+            assert not d.is_relay and not a.is_relay
+        assert not of(a_events, DialStarted), of(a_events, DialStarted)
+        (skip4,) = [e for e in of(a_events, CandidateSkipped) if e.candidate.space == "loopback4"]
+        assert skip4.reason == ACCEPTED_REASON
+        assert skip4.candidate.addr == str(a.remote_addr)  # the accepted conn's 4-tuple
+        (skip6,) = [e for e in of(a_events, CandidateSkipped) if e.candidate.space == "loopback6"]
+        assert skip6.reason == LOOPBACK_SKIP
+        kinds = [type(e) for e in a_events]
+        assert kinds.index(InboundAccepted) < a_events.index(skip4)
 
 
 async def test_p2p_pick_with_default_picker(url: str) -> None:

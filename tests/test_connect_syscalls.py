@@ -9,8 +9,10 @@ connect_syscalls_driver.py) runs under ``strace``; inside the dial, no socket ma
 said or ask an IPv4 conn we dialled who its peer is, no socket of the attempt may be asked
 its own address twice (a listener's port included), nor the dual-stack option read back
 after it was set, no race listener may be asked for a conn that is not there (``EAGAIN``),
-no client conn reads with a buffer glibc maps for each read (the ``101``s), nor the server
-the request's head (server/_http_conn.py ``HEAD_READ_SIZE``), no socket
+no dial goes to the 4-tuple of a conn accepted already (``EADDRNOTAVAIL``: the accepter
+dialled the dialer that had connected to it, client/_race_dials.py), no client conn
+reads with a buffer glibc maps for each read (the ``101``s), nor the server the
+request's head (server/_http_conn.py ``HEAD_READ_SIZE``), no socket
 leaves epoll inside the dial only to be added back after it (the winner's), and the
 silence watch's keepalive is set up after ``dial()`` returned (docs/PROTOCOL.md 16.11).
 """
@@ -146,6 +148,8 @@ def test_no_system_call_in_dial_repeats_what_is_known(tmp_path: Path) -> None:
             problems.add("the silence watch's keepalive was set up inside dial()")
         if name == "accept4" and "EAGAIN" in rest and bound.get(fd_of(args)) != server_port:
             problems.add("a race listener was asked for one more conn than was there (EAGAIN)")
+        if name == "connect" and "EADDRNOTAVAIL" in rest:
+            problems.add("a dial to a 4-tuple whose conn was accepted already (EADDRNOTAVAIL)")
         if name == "recvfrom" and bound.get(fd_of(args)) != server_port and big_read(args):
             problems.add("a client conn read with a buffer glibc maps and unmaps (mmap)")
         if name == "recvfrom" and REQUEST_HEAD.search(args) and big_read(args):

@@ -67,6 +67,15 @@ class Acceptor:
             pause.cancel()
         self._pauses.clear()
 
+    def accept_queued(self) -> None:
+        """Take the conns already queued on each listener now, not a loop turn later.
+
+        The race calls this before it dials when a peer on this host may have connected
+        first (client/_race.py ``_start``); an empty queue costs one ``accept()``.
+        """
+        for listener in list(self._listening):
+            self._acceptable(listener)
+
     def _listen(self, listener: socket.socket) -> None:
         self._pauses.pop(listener, None)
         self._loop.add_reader(listener.fileno(), self._acceptable, listener)

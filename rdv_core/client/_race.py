@@ -61,7 +61,7 @@ from rdv_core.client._inbound import admit_inbound
 from rdv_core.client._link import Link, addr_of
 from rdv_core.client._loopback import LoopbackGate
 from rdv_core.client._pickers import Offers, Picker
-from rdv_core.client._race_dials import start_dials
+from rdv_core.client._race_dials import peer_may_be_queued, start_dials
 from rdv_core.client._relay_role import (
     RELAY_CLOSED,
     RELAY_LET_GO,
@@ -168,6 +168,7 @@ class Race:
         #: The relay's task (watching it, or reading its command): never awaited.
         self._side: set[asyncio.Task[None]] = set()
         self._acceptor: Acceptor | None = None
+        self._accepted: set[Addr] = set()  # whence conns came (no dial there: _race_dials)
         self._gate: LoopbackGate | None = None
         self._live = 0
         self._relay_gone = relay is None
@@ -257,15 +258,21 @@ class Race:
     def _start(self) -> None:
         self._starting = True  # dials that end at once must not decide before all started
         self._acceptor = Acceptor(self._listeners, self._inbound, self._crash, self._loop)
-        plan = plan_dials(
-            self._peer_addrs,
-            self._spaces,
-            self._new_id,
-            uplinks=self._uplinks,
-            bound_only=self._bound_only,
-            nat64=self._nat64,
+        plan = list(
+            plan_dials(
+                self._peer_addrs,
+                self._spaces,
+                self._new_id,
+                uplinks=self._uplinks,
+                bound_only=self._bound_only,
+                nat64=self._nat64,
+            )
         )
-        dialable, self._gate = start_dials(plan, self._spawn_dial, self._emit, self._clock)
+        if not self.is_dialer and peer_may_be_queued(plan):  # client/_race_dials.py
+            self._acceptor.accept_queued()
+        dialable, self._gate = start_dials(
+            plan, self._spawn_dial, self._emit, self._clock, self._accepted
+        )
         if self._relay is not None:
             if self.is_dialer:
                 self._offers.add(self._relay, is_relay=True)
@@ -418,6 +425,7 @@ class Race:
         self._emit(InboundAccepted(self._clock(), candidate))
         self._live += 1
         conn = DirectConn.known(candidate, sock, addr_of(sockaddr) or remote)
+        self._accepted.add(conn.remote)
         # Checked and answered here when the peer's line is already in (client/_direct.py).
         conn.answer_now(self._header, self._method, self._token)
         self._begin(conn, outbound=False)
