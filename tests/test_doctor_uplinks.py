@@ -124,6 +124,16 @@ def test_interface_and_source_measure_only_those() -> None:
         plan_doctor_paths(["http://1.1.1.1:7000"], ["eth9"], [], UP)
 
 
+def test_a_link_local_source_is_refused_as_no_uplink() -> None:
+    """``--source fe80::2%eth0`` (the doctor's and the race's words, one function). Old: "no
+    usable local address fe80::2%eth0", as if this machine lacked the address."""
+    for source in ("fe80::2%eth0", "169.254.3.4"):
+        with pytest.raises(
+            ValueError, match=f"{source} is link-local: a link-local address is not an uplink"
+        ):
+            plan_doctor_paths(["http://1.1.1.1:7000"], [], [source], UP)
+
+
 def test_no_uplink_is_measured_for_a_server_on_loopback() -> None:
     assert (
         plan_doctor_paths(["http://127.0.0.1:7000", "http://localhost:7001"], found=UP).extra == ()
