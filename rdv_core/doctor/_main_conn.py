@@ -52,7 +52,9 @@ async def server_main(
         return
     v6 = ":" in ip
     if v6:
-        server.tcp4 = not_measured("the server has no IPv4 address: measured over IPv6")
+        server.tcp4 = not_measured(
+            server.no_v4 or "the server has no IPv4 address: measured over IPv6"
+        )
     tls = server.parsed.tls
     try:
         conn = await connect(server, ip, server.parsed.port, port, tls)

@@ -50,7 +50,14 @@ from rdv_core.doctor import _overall as overall
 from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox, listener6
 from rdv_core.doctor._main_conn import in_words
 from rdv_core.doctor._report import MAX_SERVERS, Finding, Report, Sample, not_measured
-from rdv_core.doctor._target import Target, observe, resolve, sample, sockaddr
+from rdv_core.doctor._target import (
+    Target,
+    drop_unrouted_v4,
+    observe,
+    resolve,
+    sample,
+    sockaddr,
+)
 from rdv_core.doctor._uplinks import plan_doctor_paths
 from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
@@ -229,6 +236,9 @@ class Doctor:
                 tasks.create_task(resolve(server))
         if self._uplink is not None:
             self._uplink_family()
+        else:
+            for server in self._servers:
+                drop_unrouted_v4(server)
         self._same_addresses()
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
