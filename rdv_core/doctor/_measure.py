@@ -99,6 +99,9 @@ class Doctor:
         uplink: Measure from this uplink only: every socket bound to its interface and
             address (``SO_BINDTODEVICE``, as the race dials from it, docs/PROTOCOL.md 15.8),
             only its family's server addresses, no proxy. None: the kernel's default route.
+        dial_back_turns: Shared by the runs of one machine's uplinks: a dial-back waits for
+            the one of another run behind the same public address (the server allows one at
+            a time per address, section 15.8). None: this run's own.
 
     Raises:
         ValueError: for a bad URL or proxy URL (before any traffic).
@@ -117,6 +120,7 @@ class Doctor:
         interfaces: Sequence[str] = (),
         sources: Sequence[str] = (),
         uplink: Uplink | None = None,
+        dial_back_turns: dialbacks.DialBackTurns | None = None,
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
@@ -137,6 +141,8 @@ class Doctor:
         if interfaces or sources:
             plan_doctor_paths(urls, interfaces, sources)  # a bad name: before any traffic
         self._uplink = uplink
+        # Shared by every uplink's run: the server dials back one address at a time.
+        self._turns = dial_back_turns or dialbacks.DialBackTurns()
         if uplink is not None:
             proxy = "none"  # a proxy's tunnel leaves by the default route, not this uplink
         env = os.environ if trust_env else None
@@ -187,11 +193,13 @@ class Doctor:
                 fresh_ports=self._fresh_count,
                 http_timeout_s=self._http_timeout_s,
                 uplink=uplink,
+                dial_back_turns=self._turns,
             )
             for uplink in paths.extra
         ]
         # At once: each run waits for its dial-back SYN (1.5 s), one after the other would
-        # add that per uplink; each has its own port, so their mappings do not mix.
+        # add that per uplink; each has its own port, so their mappings do not mix. Only the
+        # dial-backs of uplinks behind one public address take turns (DialBackTurns).
         started = time.perf_counter()
         main, *extra = await asyncio.gather(self._run(), *(d._run() for d in others))
         return dataclasses.replace(
@@ -269,9 +277,7 @@ class Doctor:
         await self._hairpin(inbox, samples)
         servers = self._servers
         async with asyncio.TaskGroup() as tasks:  # both SYN waits at once: 1.5 s, not 3
-            main = tasks.create_task(
-                dialbacks.main_dial_back(servers, inbox, self._in_findings_family)
-            )
+            main = tasks.create_task(self._main_dial_back(inbox, samples))
             dial6 = (
                 None if over_ipv6 else tasks.create_task(dialbacks.ipv6_dial_back(servers, inbox))
             )
@@ -281,6 +287,12 @@ class Doctor:
         else:  # one dial-back, over IPv6 already
             self._found("filtering6", dialbacks.filtering6_over_ipv6(main.result(), self._samples6))
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
+
+    async def _main_dial_back(self, inbox: Inbox, samples: Sequence[Sample]) -> Finding:
+        """``filtering``, in this public address's turn (another uplink's run may share it)."""
+        public = next((Addr.parse(s.observed).ip for s in samples if s.observed), None)
+        async with self._turns.turn(None if public is None else str(public)):
+            return await dialbacks.main_dial_back(self._servers, inbox, self._in_findings_family)
 
     def _socket(self, family: socket.AddressFamily, port: int) -> socket.socket:
         """A reuse socket on ``port``: on the wildcard address, or bound to the uplink (its
