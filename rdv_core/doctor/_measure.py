@@ -76,7 +76,15 @@ FRESH_PORTS: Final = 4
 
 
 FindingCallback = Callable[[str, Finding], None]
-"""Called with ``(name, finding)`` as each finding is known (the TUI shows them live)."""
+"""Called with ``(name, finding)`` as each finding is known (the TUI shows them live); an
+extra uplink's come as ``name@uplink`` (``nat@eth1 203.0.113.30``, see :func:`uplink_of`)."""
+
+
+def uplink_of(name: str) -> tuple[str, str]:
+    """A live finding's name and uplink: ``("nat", "eth1 203.0.113.30")``; ``""`` for the
+    first path's (section 15.8)."""
+    finding, _, uplink = name.partition("@")
+    return finding, uplink
 
 
 class Doctor:
@@ -177,6 +185,14 @@ class Doctor:
             except Exception:
                 log.exception("on_finding callback failed")
 
+    def _relay(self, uplink: Uplink) -> FindingCallback | None:
+        """An extra uplink's live findings, to our callback as ``name@uplink``: the app
+        showed the first path's only, the others first in the final summary."""
+        callback = self._on_finding
+        if callback is None:
+            return None
+        return lambda name, finding: callback(f"{name}@{uplink}", finding)
+
     async def run(self) -> Report:
         """Measure everything, from every uplink the race would use (section 15.8); never
         raises for a network failure (findings say it)."""
@@ -194,6 +210,7 @@ class Doctor:
                 http_timeout_s=self._http_timeout_s,
                 uplink=uplink,
                 dial_back_turns=self._turns,
+                on_finding=self._relay(uplink),
             )
             for uplink in paths.extra
         ]
