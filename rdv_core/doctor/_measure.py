@@ -273,8 +273,9 @@ class Doctor:
                     # instead of all "not measured" (section 15.2).
                     tasks.create_task(self._main_conn(server, server.v6, port))
                     continue
-                tasks.create_task(self._main_conn(server, server.v4, port))
-                tasks.create_task(main_conn.server6(server, port, self._connect))
+                tasks.create_task(
+                    main_conn.dual_stack(server, port, self._connect, self._samples, self._samples6)
+                )
         for server in self._servers:  # after the direct probes: see through_proxy
             proxy = self._proxies[server.url]
             if proxy is None:
