@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from rdv_core.doctor import Doctor, Report, predict, render_text, run_doctor, summary
+from rdv_core.doctor._report import MAX_TEXT
+from rdv_core.session._diagnosis import _body, read_body
 from rdv_core.wire import AddrSpace
 
 from tests.doctor_support import probe_server
@@ -59,6 +61,23 @@ async def test_an_unreachable_proxy_and_no_direct_path_say_so() -> None:
     assert report.value("proxy") == "failed"
     assert not report.reached
     assert "direct TCP fails too" in summary(report)
+
+
+async def test_a_2000_character_proxy_url_still_gives_a_report_the_peer_reads() -> None:
+    """Every report string is clipped to MAX_TEXT as it is written. Old: the proxy finding's
+    reason carried the whole proxy URL (2,136 characters) and the peer's reader refused the
+    whole report (--explain: "the peer's doctor report does not read: bad reason")."""
+    proxy = "http://" + "u" * 2000 + ":pw@127.0.0.1:9"
+    report = await run_doctor(["http://127.0.0.1:9"], proxy=proxy)
+    assert report.value("proxy") == "failed" and len(report.finding("proxy").reason) > 2000
+    wire = json.loads(json.dumps(_body(report, [], 10)))  # the frame body, as the peer gets it
+    theirs = read_body(wire).report
+    assert theirs is not None, "the peer refused the report"
+    reason = theirs.finding("proxy").reason
+    assert (
+        len(reason) == MAX_TEXT and reason.endswith("\u2026") and theirs.value("proxy") == "failed"
+    )
+    assert Report.from_json(theirs.to_json()) == theirs  # and it round-trips as read
 
 
 async def test_the_environment_and_no_proxy_decide_as_for_the_race(

@@ -3,17 +3,21 @@ paths that can go direct and names its uplink; the report carries each uplink's 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import json
+import time
 
 import pytest
 
 from rdv_core.client._uplinks import Uplink
-from rdv_core.doctor import Report, ReportError, predict, render_text, summary
+from rdv_core.doctor import Doctor, Report, ReportError, predict, render_text, summary
+from rdv_core.doctor._dialbacks import DialBackTurns
 from rdv_core.doctor._uplinks import MAX_DOCTOR_UPLINKS, plan_doctor_paths
 from rdv_core.lab._doctor_table import doctor_row
 
+from tests.doctor_support import probe_server
 from tests.test_doctor_units import CONE_DROP, PUBLIC, SYMMETRIC, _report
 
 PEER = {**CONE_DROP, "observed": "9.9.9.2:1"}
@@ -124,6 +128,16 @@ def test_interface_and_source_measure_only_those() -> None:
         plan_doctor_paths(["http://1.1.1.1:7000"], ["eth9"], [], UP)
 
 
+def test_a_link_local_source_is_refused_as_no_uplink() -> None:
+    """``--source fe80::2%eth0`` (the doctor's and the race's words, one function). Old: "no
+    usable local address fe80::2%eth0", as if this machine lacked the address."""
+    for source in ("fe80::2%eth0", "169.254.3.4"):
+        with pytest.raises(
+            ValueError, match=f"{source} is link-local: a link-local address is not an uplink"
+        ):
+            plan_doctor_paths(["http://1.1.1.1:7000"], [], [source], UP)
+
+
 def test_no_uplink_is_measured_for_a_server_on_loopback() -> None:
     assert (
         plan_doctor_paths(["http://127.0.0.1:7000", "http://localhost:7001"], found=UP).extra == ()
@@ -152,3 +166,21 @@ def test_lab_doctor_rows_list_a_host_s_uplinks() -> None:
     lines = doctor_row(cells, [], "via our uplink eth1 203.0.113.30: ...", 80, notes=[note])
     assert lines[-2] == "    " + note
     assert lines[-1].startswith("    why: via our uplink eth1")
+
+
+async def test_two_uplinks_behind_one_public_address_both_get_their_dial_back() -> None:
+    """Two runs from one address (``lo 127.0.0.1``, as two uplinks behind one NAT are seen by
+    the server) at once, sharing the turns as one run's uplinks do; a real server with
+    dial-back. Old: the second said "the server refused the dial-back (429: b'one dial-back
+    at a time per address')"; now each waits for the other's (an open port: milliseconds)."""
+    lo = Uplink("lo", ipaddress.ip_address("127.0.0.1"))
+    turns = DialBackTurns()
+    async with probe_server("native") as env:
+        started = time.perf_counter()
+        runs = [Doctor([env.url], uplink=lo, dial_back_turns=turns).run() for _ in range(2)]
+        reports = await asyncio.gather(*runs)
+        took = time.perf_counter() - started
+    assert [r.value("filtering") for r in reports] == ["open", "open"], [
+        r.finding("filtering") for r in reports
+    ]
+    assert env.service.dial_backs == 2 and took < 2.0

@@ -143,6 +143,9 @@ def _routable(ip: IPAddress) -> bool:
     )
 
 
+#: Link-local spaces: never an uplink, whatever ``--source`` asks.
+_LINK_SPACES: Final = (AddrSpace.LINK4, AddrSpace.LINK6)
+
 #: The spaces an uplink's address can be in: :func:`_routable` leaves out the others.
 _UPLINK_SPACES: Final = (
     AddrSpace.PUBLIC4,
@@ -182,6 +185,16 @@ def select_uplinks(
                 wanted.add(ipaddress.ip_address(text))
             except ValueError:
                 raise ValueError(f"--source {text!r} is not an IP address") from None
+        link = sorted((ip for ip in wanted if space_of(ip) in _LINK_SPACES), key=str)
+        if link:
+            # A link-local address is no way out (docs/PROTOCOL.md 17.3): "no usable local
+            # address fe80::2%eth0" read as if the address were missing.
+            have = ", ".join(str(u) for u in chosen) or "none"
+            raise ValueError(
+                f"--source {', '.join(map(str, link))} is link-local: a link-local address "
+                "is not an uplink (it reaches no server); give a public or private address "
+                f"of an interface with a default route (usable: {have})"
+            )
         missing = wanted - {u.ip for u in chosen}
         if missing:
             have = ", ".join(str(u) for u in chosen) or "none"

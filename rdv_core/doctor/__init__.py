@@ -15,7 +15,7 @@ exchange reports over the encrypted session).
 from __future__ import annotations
 
 from rdv_core.doctor._explain import LABELS, explain, render_text, summary
-from rdv_core.doctor._measure import Doctor, FindingCallback, run_doctor
+from rdv_core.doctor._measure import Doctor, FindingCallback, run_doctor, uplink_of
 from rdv_core.doctor._ports import predicted_addrs
 from rdv_core.doctor._predict import EXPECTATIONS, Expectation, Prediction, predict
 from rdv_core.doctor._report import (
@@ -57,5 +57,6 @@ __all__ = [
     "render_verdict",
     "run_doctor",
     "summary",
+    "uplink_of",
     "verdict",
 ]

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError
@@ -26,6 +26,32 @@ log = logging.getLogger("rdv.doctor")
 
 #: The dial-back answer can take the server's whole SYN timeout.
 DIALBACK_TIMEOUT_S: Final = 5.0
+
+
+class DialBackTurns:
+    """One dial-back at a time per public address, over the runs of every uplink.
+
+    The server dials back one address at a time (``429: one dial-back at a time per
+    address``, section 15.1): two uplinks behind the same public address, measured at once
+    (section 15.8), saw one ``filtering`` "not measured". Each run knows its public address
+    from ``/.rdv/observed`` before its dial-back, and waits for its turn at that address:
+    one more dial-back's time (at most the server's 1.5 s SYN wait) per uplink sharing it.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, address: str | None) -> AsyncIterator[None]:
+        """Hold ``address``'s turn (None: an unknown address, no wait)."""
+        if address is None:
+            yield
+            return
+        lock = self._locks.setdefault(address, asyncio.Lock())
+        if lock.locked():
+            log.info("dial-back: waiting for another uplink's, from the same address %s", address)
+        async with lock:
+            yield
 
 
 async def dial_back(conn: HttpConn, inbox: Inbox) -> Finding:

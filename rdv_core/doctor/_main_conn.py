@@ -8,6 +8,7 @@ the :class:`~rdv_core.doctor._target.Target`; the samples go to the lists the ca
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import ssl
@@ -43,20 +44,26 @@ async def server_main(
     connect: Connect,
     samples4: list[Sample],
     samples6: list[Sample],
+    on_connect: Callable[[bool], None] | None = None,
 ) -> None:
-    """The main conn from P to ``ip`` and every probe that rides it (steps 2 and 6)."""
+    """The main conn from P to ``ip`` and every probe that rides it (steps 2 and 6);
+    ``on_connect`` is told whether TCP connected, as soon as that is known."""
     if ip is None:
         # Neither family resolved: the name is the trouble ("the server has no IPv4 address
         # ([Errno -2] Name or service not known)" read as if a server had been found).
         server.tcp4 = not_measured(server.resolve_error or "the server has no address")
         return
     v6 = ":" in ip
-    if v6:
-        server.tcp4 = not_measured("the server has no IPv4 address: measured over IPv6")
+    if v6 and not server.tcp4.measured:  # a failed IPv4 conn keeps its finding
+        server.tcp4 = not_measured(
+            server.no_v4 or "the server has no IPv4 address: measured over IPv6"
+        )
     tls = server.parsed.tls
     try:
         conn = await connect(server, ip, server.parsed.port, port, tls)
     except (OSError, TimeoutError) as exc:
+        if on_connect is not None:
+            on_connect(isinstance(exc, ssl.SSLError))  # TLS failed after TCP connected
         reached = Finding(False, f"TCP to {show_addr(ip, server.parsed.port)}: {in_words(exc)}")
         if tls:
             server.tls = not_measured("no TCP")
@@ -68,6 +75,8 @@ async def server_main(
             server.directory_reason = f"TLS with the server failed: {server.tls.reason}"
         server.set_reached(ip, reached)
         return
+    if on_connect is not None:
+        on_connect(True)
     server.main, server.main_ip = conn, ip
     server.rtts.append(conn.connect_ms)
     server.set_reached(ip, Finding(True, f"connected in {conn.connect_ms:.1f} ms"))
@@ -106,6 +115,41 @@ async def server_main(
         if probe_port == server.parsed.port:
             continue
         await probe(server, ip, probe_port, port, connect, samples)
+
+
+async def dual_stack(
+    server: Target, port: int, connect: Connect, samples4: list[Sample], samples6: list[Sample]
+) -> None:
+    """The main conn over IPv4 and, once it connected, the IPv6 one (step 3); when TCP to
+    the IPv4 address fails, the IPv6-only server's path instead (section 15.2), as the race's
+    server conn falls back to IPv6: a server listening on ``[::]`` only, named by a name
+    with both, gave no NAT finding at all. One after the other: both conns go from P to the
+    same IPv6 address and port."""
+    if server.v4 is None:  # neither family resolved: server_main says why
+        await asyncio.gather(
+            server_main(server, None, port, connect, samples4, samples6),
+            server6(server, port, connect),
+        )
+        return
+    connected: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def told(ok: bool) -> None:
+        if not connected.done():
+            connected.set_result(ok)
+
+    main = asyncio.create_task(
+        server_main(server, server.v4, port, connect, samples4, samples6, told)
+    )
+    main.add_done_callback(lambda _: told(True))  # ended before its connect: go on
+    try:
+        if await connected or server.v6 is None:
+            await asyncio.gather(main, server6(server, port, connect))
+            return
+        await main
+    finally:
+        main.cancel()  # the run was cancelled while we waited (a no-op once it is done)
+    log.info("%s: %s; measuring over IPv6", server.url, server.tcp4.reason)
+    await server_main(server, server.v6, port, connect, samples4, samples6)
 
 
 #: The doctor's words for a URL whose path the rdv server does not serve (the summary keys on

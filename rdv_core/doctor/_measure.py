@@ -50,7 +50,14 @@ from rdv_core.doctor import _overall as overall
 from rdv_core.doctor._inbox import HAIRPIN_GREETING, HAIRPIN_TIMEOUT_S, Inbox, listener6
 from rdv_core.doctor._main_conn import in_words
 from rdv_core.doctor._report import MAX_SERVERS, Finding, Report, Sample, not_measured
-from rdv_core.doctor._target import Target, observe, resolve, sample, sockaddr
+from rdv_core.doctor._target import (
+    Target,
+    drop_unrouted_v4,
+    observe,
+    resolve,
+    sample,
+    sockaddr,
+)
 from rdv_core.doctor._uplinks import plan_doctor_paths
 from rdv_core.doctor._via_proxy import no_proxy, through_proxy
 from rdv_core.wire import (
@@ -69,7 +76,15 @@ FRESH_PORTS: Final = 4
 
 
 FindingCallback = Callable[[str, Finding], None]
-"""Called with ``(name, finding)`` as each finding is known (the TUI shows them live)."""
+"""Called with ``(name, finding)`` as each finding is known (the TUI shows them live); an
+extra uplink's come as ``name@uplink`` (``nat@eth1 203.0.113.30``, see :func:`uplink_of`)."""
+
+
+def uplink_of(name: str) -> tuple[str, str]:
+    """A live finding's name and uplink: ``("nat", "eth1 203.0.113.30")``; ``""`` for the
+    first path's (section 15.8)."""
+    finding, _, uplink = name.partition("@")
+    return finding, uplink
 
 
 class Doctor:
@@ -92,6 +107,9 @@ class Doctor:
         uplink: Measure from this uplink only: every socket bound to its interface and
             address (``SO_BINDTODEVICE``, as the race dials from it, docs/PROTOCOL.md 15.8),
             only its family's server addresses, no proxy. None: the kernel's default route.
+        dial_back_turns: Shared by the runs of one machine's uplinks: a dial-back waits for
+            the one of another run behind the same public address (the server allows one at
+            a time per address, section 15.8). None: this run's own.
 
     Raises:
         ValueError: for a bad URL or proxy URL (before any traffic).
@@ -110,6 +128,7 @@ class Doctor:
         interfaces: Sequence[str] = (),
         sources: Sequence[str] = (),
         uplink: Uplink | None = None,
+        dial_back_turns: dialbacks.DialBackTurns | None = None,
     ) -> None:
         if not urls:
             raise ValueError("the doctor needs at least one server URL")
@@ -130,6 +149,8 @@ class Doctor:
         if interfaces or sources:
             plan_doctor_paths(urls, interfaces, sources)  # a bad name: before any traffic
         self._uplink = uplink
+        # Shared by every uplink's run: the server dials back one address at a time.
+        self._turns = dial_back_turns or dialbacks.DialBackTurns()
         if uplink is not None:
             proxy = "none"  # a proxy's tunnel leaves by the default route, not this uplink
         env = os.environ if trust_env else None
@@ -164,6 +185,14 @@ class Doctor:
             except Exception:
                 log.exception("on_finding callback failed")
 
+    def _relay(self, uplink: Uplink) -> FindingCallback | None:
+        """An extra uplink's live findings, to our callback as ``name@uplink``: the app
+        showed the first path's only, the others first in the final summary."""
+        callback = self._on_finding
+        if callback is None:
+            return None
+        return lambda name, finding: callback(f"{name}@{uplink}", finding)
+
     async def run(self) -> Report:
         """Measure everything, from every uplink the race would use (section 15.8); never
         raises for a network failure (findings say it)."""
@@ -180,11 +209,14 @@ class Doctor:
                 fresh_ports=self._fresh_count,
                 http_timeout_s=self._http_timeout_s,
                 uplink=uplink,
+                dial_back_turns=self._turns,
+                on_finding=self._relay(uplink),
             )
             for uplink in paths.extra
         ]
         # At once: each run waits for its dial-back SYN (1.5 s), one after the other would
-        # add that per uplink; each has its own port, so their mappings do not mix.
+        # add that per uplink; each has its own port, so their mappings do not mix. Only the
+        # dial-backs of uplinks behind one public address take turns (DialBackTurns).
         started = time.perf_counter()
         main, *extra = await asyncio.gather(self._run(), *(d._run() for d in others))
         return dataclasses.replace(
@@ -229,6 +261,9 @@ class Doctor:
                 tasks.create_task(resolve(server))
         if self._uplink is not None:
             self._uplink_family()
+        else:
+            for server in self._servers:
+                drop_unrouted_v4(server)
         self._same_addresses()
         async with asyncio.TaskGroup() as tasks:
             for server in self._servers:
@@ -238,8 +273,9 @@ class Doctor:
                     # instead of all "not measured" (section 15.2).
                     tasks.create_task(self._main_conn(server, server.v6, port))
                     continue
-                tasks.create_task(self._main_conn(server, server.v4, port))
-                tasks.create_task(main_conn.server6(server, port, self._connect))
+                tasks.create_task(
+                    main_conn.dual_stack(server, port, self._connect, self._samples, self._samples6)
+                )
         for server in self._servers:  # after the direct probes: see through_proxy
             proxy = self._proxies[server.url]
             if proxy is None:
@@ -259,9 +295,7 @@ class Doctor:
         await self._hairpin(inbox, samples)
         servers = self._servers
         async with asyncio.TaskGroup() as tasks:  # both SYN waits at once: 1.5 s, not 3
-            main = tasks.create_task(
-                dialbacks.main_dial_back(servers, inbox, self._in_findings_family)
-            )
+            main = tasks.create_task(self._main_dial_back(inbox, samples))
             dial6 = (
                 None if over_ipv6 else tasks.create_task(dialbacks.ipv6_dial_back(servers, inbox))
             )
@@ -271,6 +305,12 @@ class Doctor:
         else:  # one dial-back, over IPv6 already
             self._found("filtering6", dialbacks.filtering6_over_ipv6(main.result(), self._samples6))
         self._found("loss", classify.classify_loss([*samples, *self._fresh]))
+
+    async def _main_dial_back(self, inbox: Inbox, samples: Sequence[Sample]) -> Finding:
+        """``filtering``, in this public address's turn (another uplink's run may share it)."""
+        public = next((Addr.parse(s.observed).ip for s in samples if s.observed), None)
+        async with self._turns.turn(None if public is None else str(public)):
+            return await dialbacks.main_dial_back(self._servers, inbox, self._in_findings_family)
 
     def _socket(self, family: socket.AddressFamily, port: int) -> socket.socket:
         """A reuse socket on ``port``: on the wildcard address, or bound to the uplink (its

@@ -64,7 +64,7 @@ class Finding:
         return self.value is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "reason": self.reason}
+        return {"value": self.value, "reason": clip(self.reason)}
 
     @classmethod
     def from_json(cls, data: Any, allowed: tuple[str, ...] | None = None) -> Finding:
@@ -77,6 +77,15 @@ class Finding:
         if isinstance(value, str) and (allowed is None or value not in allowed):
             raise ReportError(f"unknown finding value {value[:40]!r}")
         return cls(value, reason)
+
+
+def clip(text: str) -> str:
+    """``text`` within :data:`MAX_TEXT`, as every string of a report is written: a reader
+    refuses a longer one (section 15.3), so a 2,000-character proxy or server URL in one
+    reason made the peer refuse our whole report (``--explain``, section 15.5)."""
+    if len(text) <= MAX_TEXT:
+        return text
+    return text[: MAX_TEXT - 1] + "\u2026"
 
 
 def not_measured(reason: str) -> Finding:
@@ -102,9 +111,9 @@ class Sample:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "local": self.local,
-            "server": self.server,
-            "observed": self.observed,
+            "local": clip(self.local),
+            "server": clip(self.server),
+            "observed": None if self.observed is None else clip(self.observed),
             "connect_ms": None if self.connect_ms is None else round(self.connect_ms, 3),
         }
 
@@ -156,12 +165,12 @@ class ServerCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "url": self.url,
+            "url": clip(self.url),
             "tcp4": self.tcp4.to_json(),
             "tcp6": self.tcp6.to_json(),
             "tls": self.tls.to_json(),
             "rtt_ms": None if self.rtt_ms is None else round(self.rtt_ms, 3),
-            "observed": self.observed,
+            "observed": None if self.observed is None else clip(self.observed),
             "probe_ports": list(self.probe_ports),
             "upgrade": self.upgrade.to_json(),
             "dial_back": self.dial_back.to_json(),
@@ -297,8 +306,8 @@ class Report:
             "servers": [s.to_json() for s in self.servers],
             "samples": [s.to_json() for s in self.samples],
             "fresh": [s.to_json() for s in self.fresh],
-            "local_addrs": {k: list(v) for k, v in self.local_addrs.items()},
-            "uplink": self.uplink,
+            "local_addrs": {clip(k): [clip(a) for a in v] for k, v in self.local_addrs.items()},
+            "uplink": clip(self.uplink),
             "uplinks": [u.to_json() for u in self.uplinks],
         }
 

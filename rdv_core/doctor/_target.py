@@ -7,10 +7,13 @@ docs/PROTOCOL.md section 15.2: resolving a URL to its IPv4 and IPv6 addresses, a
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
+import os
 import socket
 from dataclasses import dataclass, field
+from typing import Final
 
 from rdv_core.client._probe_http import HttpConn, ProbeHttpError
 from rdv_core.doctor._report import Finding, Sample, ServerCheck, not_measured
@@ -29,6 +32,8 @@ class Target:
     v4: str | None = None
     v6: str | None = None
     resolve_error: str = ""
+    #: Why the server's IPv4 address is not used (this machine has no route to it), or "".
+    no_v4: str = ""
     main: HttpConn | None = None
     #: The address ``main`` goes to (IPv4, or IPv6 for a server without IPv4).
     main_ip: str | None = None
@@ -100,6 +105,34 @@ async def resolve(server: Target) -> None:
                 server.v4 = ip
             else:
                 server.v6 = ip
+
+
+#: What a connect to an address this machine cannot reach fails with at once: no route
+#: (``ENETUNREACH``), or no local address of its family (``EADDRNOTAVAIL``).
+_NO_ROUTE: Final = (errno.ENETUNREACH, errno.EADDRNOTAVAIL)
+
+
+def drop_unrouted_v4(server: Target) -> None:
+    """A name with an A and an AAAA record, from a host with no IPv4 route (an IPv6-only
+    network): take the IPv6-only server's path (section 15.2). Measured over IPv4, the main
+    conn failed at once and every NAT finding said "The server could not tell us our
+    address", while the IPv6 literal measured everything (the race's server conn falls back
+    to IPv6 the same way, ``rdv_core.client._server_conn``). A UDP connect asks the kernel
+    the route a TCP connect would take, sending nothing."""
+    if server.v4 is None or server.v6 is None:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((server.v4, server.parsed.port))
+        except OSError as exc:
+            if exc.errno not in _NO_ROUTE:
+                return
+            server.no_v4 = (
+                f"this machine has no IPv4 route to {server.v4} "
+                f"({os.strerror(exc.errno).lower()}): measured over IPv6"
+            )
+            log.info("%s: %s", server.url, server.no_v4)
+            server.v4 = None
 
 
 def sockaddr(ip: str, port: int) -> tuple[str, int] | tuple[str, int, int, int]:

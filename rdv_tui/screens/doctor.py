@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Static
 
-from rdv_core.doctor import LABELS, Doctor, Finding, Report, explain, summary
+from rdv_core.doctor import LABELS, Doctor, Finding, Report, explain, summary, uplink_of
 from rdv_core.wire import printable
 from rdv_tui.widgets.fitted_footer import FittedFooter
 
@@ -129,10 +129,21 @@ class DoctorScreen(Screen[None]):
             self._draw_findings()
 
     def found(self, name: str, finding: Finding) -> None:
-        """Show one finding (the doctor's ``on_finding``)."""
+        """Show one finding (the doctor's ``on_finding``); another uplink's (``nat@eth1
+        203.0.113.30``) in a line per uplink under the table, until the report replaces it."""
         self._findings[name] = finding
         if self._ready and name in LABELS:
             self._draw_findings()
+        elif self._ready and uplink_of(name)[1]:
+            rows: dict[str, list[str]] = {}
+            for key, seen in self._findings.items():
+                field, uplink = uplink_of(key)
+                if uplink and field in LABELS:
+                    rows.setdefault(uplink, []).append(f"{LABELS[field]} {_value(seen)}")
+            lines = [f"{uplink}: {', '.join(row)}" for uplink, row in rows.items()]
+            self.query_one("#doctor-servers", Static).update(
+                Text(printable("\n".join(lines), keep_newlines=True))
+            )
 
     def show_report(self, report: Report) -> None:
         """Show a whole report (a finished run, a screenshot scene)."""
