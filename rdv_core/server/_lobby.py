@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from rdv_core.server._peer import Peer, PeerState
-from rdv_core.wire import Addr
+from rdv_core.wire import Addr, IPAddress, unmap
 
 __all__ = [
     "DEFAULT_LOBBY_LIMITS",
@@ -118,16 +118,19 @@ def source_keys(peer: Peer) -> tuple[SourceKey, SourceKey] | None:
     return None if addr is None else addr_keys(addr)
 
 
-@functools.lru_cache(maxsize=1024)
 def addr_keys(addr: Addr) -> tuple[SourceKey, SourceKey]:
-    """The (address, network) keys of one source address (its port plays no part).
+    """The (address, network) keys of one source address (its port plays no part)."""
+    return _ip_keys(addr.ip)
 
-    Memoized: the lobby and the pair caps ask for a peer's keys about six times between
-    its request and its ``101`` (limits, enter, leave, the open pairs), each an unmap and
-    two shifts of a 128-bit int (issue 10's connect time: the server's third of a
-    loopback dial); an :class:`Addr` keeps its hash.
-    """
-    ip = addr.unmapped().ip
+
+@functools.lru_cache(maxsize=1024)
+def _ip_keys(ip: IPAddress) -> tuple[SourceKey, SourceKey]:
+    """Memoized by IP, not by address: the lobby and the pair caps ask for a peer's keys
+    about six times between its request and its ``101`` (limits, enter, leave, the open
+    pairs), each an unmap and two shifts of a 128-bit int (issue 10's connect time: the
+    server's third of a loopback dial). Keyed by the whole address, every client port was
+    an entry of its own (the server's memory test read 1024 of them as growth per conn)."""
+    ip = unmap(ip)
     value, version = int(ip), ip.version
     width = 32 if version == 4 else 128
     return (
