@@ -132,6 +132,10 @@ class Incoming:
         #: Every transfer id the peer has offered in this session (ids are never reused),
         #: as ranges: a set grew by 80 bytes per id offered, rejected batches too.
         self._claimed_ids = ClaimedIds()
+        #: Every batch number offered in this session, as ranges too (docs/PROTOCOL.md
+        #: 12.6: a batch offered twice is a violation, answered or not; only the open
+        #: batches were checked, so a peer could reuse one once it was answered).
+        self._claimed_batches = ClaimedIds("batch number")
         #: Writer threads told to stop (each closes its partial file when it ends).
         self._stopping: list[ChunkWriter] = []
         #: The checked components of each open offer's names, by batch.
@@ -157,9 +161,10 @@ class Incoming:
         """
         if len(self._open_offers) >= MAX_OPEN_OFFERS:
             raise ProtocolViolation(f"more than {MAX_OPEN_OFFERS} unanswered offers")
-        if offer.batch in self._open_offers:
+        if offer.batch in self._claimed_batches:
             raise ProtocolViolation(f"offer {offer.batch} sent twice")
         self._claimed_ids.claim(f.id for f in offer.files)
+        self._claimed_batches.claim((offer.batch,))
         self._open_offers.add(offer.batch)
         return self._check_offer(offer)
 
