@@ -1,0 +1,75 @@
+"""A hostile peer inside an established session, part two (docs/PROTOCOL.md 12.6, 15.5).
+
+The crafted peer of tests/test_session_hostile.py speaks the real frames over a real
+loopback TCP pair; each test checks a counted structure or what the loop reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from rdv_core.session import Session, SessionError, parse_code
+from rdv_core.session import _frames as fr
+from rdv_core.session._channel import StreamChannel
+from rdv_core.session._crypto import SESSION_VERSION, exchange_keys
+from rdv_core.session._files import LocalFile
+
+from tests.session_support import reject_all, stream_pair
+from tests.test_session_hostile import CODE, CraftedPeer
+
+
+async def test_a_batch_number_reused_after_its_answer_ends_the_session() -> None:
+    # Before: only the open batches were checked, so batch 1 offered again once it was
+    # rejected was answered again (12.6: a batch offered twice is a violation).
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False, on_offer=reject_all)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        await peer.send(fr.Offer(1, (fr.OfferedFile(1, "a", 0, 0),)))
+        assert isinstance(await peer.recv(), fr.Reject)
+        for batch in range(2, 1002):  # rdv's numbers 1, 2, 3, ... stay one range
+            await peer.send(fr.Offer(batch, (fr.OfferedFile(batch, "a", 0, 0),)))
+            assert isinstance(await peer.recv(), fr.Reject)
+        await peer.send(fr.Offer(1, (fr.OfferedFile(5000, "a", 0, 0),)))
+        error = await peer.recv()
+        assert isinstance(error, fr.Error), error
+        assert "offer 1 sent twice" in error.message
+        await asyncio.wait_for(receiver.wait_closed(), 5)
+    assert receiver.close_reason == error.message
+    assert len(receiver._incoming._claimed_batches) == 1  # 1001 batches, one range
+
+
+async def test_offers_ahead_left_unanswered_report_no_unretrieved_error() -> None:
+    # Before: a peer that closed with pipelined offers unanswered left their futures
+    # holding ConnectionLost, and asyncio printed "Future exception was never retrieved"
+    # for each (seen with bench/tui_offer.py).
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        sender = Session(rb, wb, CODE, is_dialer=False)
+
+        async def handshake() -> None:
+            peer.sealer, peer.opener = await exchange_keys(
+                StreamChannel(ra, wa), parse_code(CODE), is_dialer=True
+            )
+            await peer.send(fr.Hello(SESSION_VERSION, "crafted", ("files", "pipeline")))
+            assert isinstance(await peer.recv(), fr.Hello)
+
+        await asyncio.gather(handshake(), sender.start())
+        # Names long enough that a few hundred files fill an offer: several batches.
+        local = [LocalFile("/nowhere", f"{i:06d}" + "n" * 200, 0, 0) for i in range(3000)]
+        send = asyncio.create_task(sender.send_files(local))
+        offers = 0
+        while offers < 3:
+            offers += isinstance(await peer.recv(), fr.Offer)
+        unanswered = list(sender._outgoing._answers.values())
+        assert len(unanswered) >= 3
+        peer.writer.close()
+        with pytest.raises(SessionError):
+            await asyncio.wait_for(send, 5)
+        await asyncio.wait_for(sender.wait_closed(), 5)
+    # What asyncio checks when a future is freed to print "Future exception was never
+    # retrieved" (freeing them here is not reliable: the close error's traceback keeps
+    # them alive until the session goes).
+    assert [f for f in unanswered if f._log_traceback] == []
