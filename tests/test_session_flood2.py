@@ -73,3 +73,20 @@ async def test_offers_ahead_left_unanswered_report_no_unretrieved_error() -> Non
     # retrieved" (freeing them here is not reliable: the close error's traceback keeps
     # them alive until the session goes).
     assert [f for f in unanswered if f._log_traceback] == []
+
+
+async def test_a_second_diagnosis_frame_ends_the_session() -> None:
+    # Before: each extra one was parsed (up to 256 KiB of JSON) and ignored, without end.
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False, on_offer=reject_all)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        body: dict[str, object] = {"v": 1, "report": None, "events": []}
+        await peer.send(fr.Diagnosis(body))
+        await peer.send(fr.Diagnosis(body))
+        await peer.send(fr.Offer(1, (fr.OfferedFile(1, "a", 0, 0),)))
+        error = await peer.recv()
+        assert isinstance(error, fr.Error), error
+        assert "second diagnosis frame" in error.message
+        await asyncio.wait_for(receiver.wait_closed(), 5)
+    assert receiver.close_reason == error.message
