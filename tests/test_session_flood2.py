@@ -7,10 +7,12 @@ loopback TCP pair; each test checks a counted structure or what the loop reporte
 from __future__ import annotations
 
 import asyncio
+import socket
+from typing import cast
 
 import pytest
 
-from rdv_core.session import Session, SessionError, parse_code
+from rdv_core.session import Session, SessionError, _outbox, parse_code
 from rdv_core.session import _frames as fr
 from rdv_core.session._channel import StreamChannel
 from rdv_core.session._crypto import SESSION_VERSION, exchange_keys
@@ -90,3 +92,39 @@ async def test_a_second_diagnosis_frame_ends_the_session() -> None:
         assert "second diagnosis frame" in error.message
         await asyncio.wait_for(receiver.wait_closed(), 5)
     assert receiver.close_reason == error.message
+
+
+async def test_a_peer_that_sends_and_never_reads_is_cut_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Before: rejects (each naming the refused 4 KiB name) piled up in our transport's
+    # write buffer, 10 MB a second, for as long as the peer kept sending. Tried with a
+    # smaller bound than 64 MiB, which takes 7 s to reach here.
+    monkeypatch.setattr(_outbox, "MAX_UNSENT", 4 << 20, raising=False)
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        # Small kernel buffers on both sides: the kernel soon takes no more.
+        wa.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        wb.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(rb, wb, CODE, is_dialer=False, on_offer=reject_all)
+        await asyncio.gather(peer.handshake(), receiver.start())
+        cast(asyncio.Transport, wa.transport).pause_reading()  # the peer reads no more
+        incoming, name = receiver._incoming, "x" * 4096  # too long: rejected, named
+        most = 0
+        for batch in range(1, 3001):  # 12 MB of rejects
+            if receiver._closed.is_set():
+                break
+            try:
+                await peer.send(fr.Offer(batch, (fr.OfferedFile(batch, name, 0, 0),)))
+            except ConnectionError:
+                break  # cut off just now
+            if batch % 8 == 0:  # at most 16 unanswered: let the receiver keep up
+                while not receiver._closed.is_set() and (  # noqa: ASYNC110 (its state)
+                    batch not in incoming._claimed_batches or len(incoming._open_offers) > 4
+                ):
+                    await asyncio.sleep(0)
+            most = max(most, wb.transport.get_write_buffer_size())
+        assert most < 5 << 20  # the bound and one offer's answers, at most
+        await asyncio.wait_for(receiver.wait_closed(), 3)
+        assert wb.transport.get_write_buffer_size() == 0  # dropped, not held
+    assert "left more than 4 MiB of our replies unread" in receiver.close_reason

@@ -374,6 +374,7 @@ class Session:
                 if isinstance(frame, fr.Done):
                     await self._incoming.settle(frame.id)  # a big file's writes, first
                 waiting = self._dispatch(frame)
+                self._outbox.check_unsent()  # replies never wait: a peer must read them
                 if waiting is not None:
                     await waiting  # disk work to finish first (bounded memory: 12.13)
                 if time.monotonic() - turn > YIELD_S:
