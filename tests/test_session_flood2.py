@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 from typing import cast
 
 import pytest
 
 from rdv_core.session import Session, SessionError, _outbox, parse_code
 from rdv_core.session import _frames as fr
+from rdv_core.session import _record as rec
 from rdv_core.session._channel import StreamChannel
 from rdv_core.session._crypto import SESSION_VERSION, exchange_keys
 from rdv_core.session._files import LocalFile
+from rdv_core.session._incoming import FRAMES_CHECKED
 
-from tests.session_support import reject_all, stream_pair
+from tests.session_support import accept_all, reject_all, stream_pair
 from tests.test_session_hostile import CODE, CraftedPeer
 
 
@@ -128,3 +131,33 @@ async def test_a_peer_that_sends_and_never_reads_is_cut_off(
         await asyncio.wait_for(receiver.wait_closed(), 3)
         assert wb.transport.get_write_buffer_size() == 0  # dropped, not held
     assert "left more than 4 MiB of our replies unread" in receiver.close_reason
+
+
+async def test_file_data_in_tiny_frames_ends_the_session(tmp_path: Path) -> None:
+    # Before: each 1-byte data frame was a write and a hash (6 us, 5000 times the CPU
+    # per byte of 256 KiB frames), for as many frames as the peer sent.
+    async with stream_pair() as ((ra, wa), (rb, wb)):
+        peer = CraftedPeer(ra, wa)
+        receiver = Session(
+            rb, wb, CODE, is_dialer=False, on_offer=accept_all, download_dir=tmp_path
+        )
+        await asyncio.gather(peer.handshake(), receiver.start())
+        size = 3 * FRAMES_CHECKED
+        await peer.send(fr.Offer(1, (fr.OfferedFile(1, "f", size, 0),)))
+        assert isinstance(await peer.recv(), fr.Accept)
+        records = []
+        for _ in range(size):
+            sealed = peer.sealer.seal(fr.encode(fr.Data(1, b"x")))
+            records.append(rec.RECORD_HEADER.pack(len(sealed)) + sealed)
+        wa.write(b"".join(records))
+        await wa.drain()
+
+        async def past_acks() -> fr.Frame:
+            while isinstance(frame := await peer.recv(), fr.Ack):
+                pass
+            return frame
+
+        error = await asyncio.wait_for(past_acks(), 3)  # before: acks, then nothing
+        assert isinstance(error, fr.Error), error
+        assert "tiny frames (1 bytes on average, not 512)" in error.message
+        await asyncio.wait_for(receiver.wait_closed(), 5)
