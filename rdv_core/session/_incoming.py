@@ -50,7 +50,7 @@ log = logging.getLogger("rdv.session")
 MAX_OPEN_OFFERS = 16
 #: Fewest file bytes per data frame, on average over a file's frames, checked every
 #: :data:`FRAMES_CHECKED` frames (docs/PROTOCOL.md 12.6): 1-byte frames cost a receiver
-#: 6 us each, 5000 times the CPU per byte of 256 KiB frames; at 512 it is about 10 times.
+#: 6 us each, 5000 times the CPU per byte of 256 KiB frames; at 600 it is 15 times.
 #: rdv's smallest chunk is twice this (a file's last frame may be short).
 MIN_MEAN_FRAME = 512
 FRAMES_CHECKED = 1024
