@@ -72,6 +72,12 @@ class Channel(Protocol):
         """How many of the :attr:`written` bytes the kernel has taken, so that their
         buffers may be reused; None when this channel cannot tell (never reuse one)."""
 
+    def unsent(self) -> int:
+        """Bytes written and not taken by the kernel yet (what the peer has not read)."""
+
+    def abort(self) -> None:
+        """Close the connection at once, dropping what is unsent (idempotent)."""
+
     async def drain(self) -> None:
         """Wait until the write buffer is below its high-water mark.
 
@@ -128,6 +134,14 @@ class StreamChannel:
     def taken(self) -> None:
         """See :class:`Channel`: a stream of unknown kind (TLS, fast start) cannot tell."""
         return None
+
+    def unsent(self) -> int:
+        """See :class:`Channel`."""
+        return self._writer.transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """See :class:`Channel`."""
+        self._writer.transport.abort()
 
     async def drain(self) -> None:
         """See :class:`Channel`."""
@@ -265,6 +279,15 @@ class SocketChannel(asyncio.BufferedProtocol):
         take yet, oldest bytes first (asyncio 3.11 copies it, 3.12+ and uvloop keep
         views of ours: either way every byte before it is out of our buffers)."""
         return self.written - self._corked_bytes - self._transport.get_write_buffer_size()
+
+    def unsent(self) -> int:
+        """See :class:`Channel`."""
+        return self._corked_bytes + self._transport.get_write_buffer_size()
+
+    def abort(self) -> None:
+        """See :class:`Channel`."""
+        self._corked, self._corked_bytes = [], 0
+        self._transport.abort()
 
     async def drain(self) -> None:
         """See :class:`Channel`."""

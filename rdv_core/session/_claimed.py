@@ -6,6 +6,9 @@ remember every id offered, the ones of rejected batches too. A set of ints cost 
 (50 MB on the wire), grew the receiver by 200 MB and never gave it back. rdv numbers its
 ids 1, 2, 3, ... across a session, which is one range here whatever the count; a peer
 that scatters its ids over more than :data:`MAX_RANGES` ranges ends the session.
+
+Batch numbers are kept the same way: 12.6 calls "a batch offered twice" a violation, and a
+set of only the open batches let a peer reuse a batch number once its offer was answered.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ MAX_RANGES = 4096
 class ClaimedIds:
     """Disjoint, sorted half-open ranges ``[start, end)`` of the ids claimed so far."""
 
-    __slots__ = ("_ends", "_starts")
+    __slots__ = ("_ends", "_starts", "_what")
 
-    def __init__(self) -> None:
+    def __init__(self, what: str = "transfer id") -> None:
+        #: What the numbers are, for the errors ("transfer id", "batch number").
+        self._what = what
         self._starts: list[int] = []
         self._ends: list[int] = []
 
@@ -49,9 +54,9 @@ class ClaimedIds:
         runs: list[tuple[int, int]] = []
         for id_ in ordered:
             if runs and id_ < runs[-1][1]:
-                raise ProtocolViolation("offer reuses a transfer id")
+                raise ProtocolViolation(f"offer reuses a {self._what}")
             if id_ in self:
-                raise ProtocolViolation("offer reuses a transfer id")
+                raise ProtocolViolation(f"offer reuses a {self._what}")
             if runs and id_ == runs[-1][1]:
                 runs[-1] = (runs[-1][0], id_ + 1)
             else:
@@ -71,7 +76,7 @@ class ClaimedIds:
                 del starts[i + 1], ends[i + 1]
             if len(starts) > MAX_RANGES:
                 raise ProtocolViolation(
-                    f"the peer scattered its transfer ids over more than {MAX_RANGES} ranges"
+                    f"the peer scattered its {self._what}s over more than {MAX_RANGES} ranges"
                     " (rdv numbers them 1, 2, 3, ...), which would hold this side's memory"
                     " without bound: the session was ended, send again with an rdv peer"
                 )

@@ -9,6 +9,7 @@ unknown frame type). Its body::
 
 A peer's diagnosis is advice, never a reason to end the session: a report that does not
 read (:class:`~rdv_core.doctor.ReportError`) is dropped, and so is any event that does not.
+A second diagnosis frame is a breach of 15.5 (sent once), though, and ends the session.
 At most :data:`MAX_EVENTS` events travel; the encrypted session carries them, so the server
 never sees either side's report or events, and neither carries the code.
 """
@@ -24,7 +25,7 @@ from typing import Any, Final
 from rdv_core.doctor import Report, ReportError
 from rdv_core.events import DialRetried, Event
 from rdv_core.session import _frames as fr
-from rdv_core.session._errors import FrameError
+from rdv_core.session._errors import FrameError, ProtocolViolation
 from rdv_core.session._outbox import Outbox
 
 log = logging.getLogger("rdv.session")
@@ -111,10 +112,18 @@ class DiagnosisExchange:
                 limit //= 2
 
     def on_frame(self, body: dict[str, Any]) -> None:
-        """The peer's diagnosis frame arrived (the reader task calls this)."""
+        """The peer's diagnosis frame arrived (the reader task calls this).
+
+        Raises:
+            ProtocolViolation: a second one (docs/PROTOCOL.md 15.5: sent once). Ignored,
+                each extra frame still cost parsing up to 256 KiB of JSON, without end.
+        """
         future = self._future()
-        if not future.done():
-            future.set_result(read_body(body))
+        if future.done():
+            raise ProtocolViolation(
+                "the peer sent a second diagnosis frame (rdv sends one per session)"
+            )
+        future.set_result(read_body(body))
 
     async def received(self, wait_s: float) -> PeerDiagnosis | None:
         """The peer's diagnosis, or None if it sends none within ``wait_s`` seconds."""

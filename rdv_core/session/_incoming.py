@@ -48,6 +48,13 @@ log = logging.getLogger("rdv.session")
 
 #: Offers the peer may have waiting for an answer at once (each holds a task).
 MAX_OPEN_OFFERS = 16
+#: Fewest file bytes per data frame, on average over a file's frames, checked every
+#: :data:`FRAMES_CHECKED` frames (docs/PROTOCOL.md 12.6): 1-byte frames cost a receiver
+#: 6 us each, 5000 times the CPU per byte of 256 KiB frames; at 600 it is 15 times.
+#: rdv's smallest chunk is twice this (a file's last frame may be short).
+MIN_MEAN_FRAME = 512
+FRAMES_CHECKED = 1024
+_CPU = ", costing this side thousands of times a normal transfer's CPU: the session was ended"
 #: Bundles stored at once (each holds up to 256 KiB of file bytes, in a thread); the
 #: reader waits for one to finish before it reads past the next.
 BUNDLES_AT_ONCE = 2
@@ -85,6 +92,9 @@ class _IncomingTransfer:
     writer: ChunkWriter | None = None
     #: Bytes handed to the writer so far (from 0, including the offset).
     queued: int = 0
+    #: Data frames and their bytes so far, for :data:`MIN_MEAN_FRAME`.
+    frames: int = 0
+    arrived: int = 0
     #: Throttled progress, made at the first data (a bundled file never needs one).
     _progress: Progress | None = None
 
@@ -132,6 +142,10 @@ class Incoming:
         #: Every transfer id the peer has offered in this session (ids are never reused),
         #: as ranges: a set grew by 80 bytes per id offered, rejected batches too.
         self._claimed_ids = ClaimedIds()
+        #: Every batch number offered in this session, as ranges too (docs/PROTOCOL.md
+        #: 12.6: a batch offered twice is a violation, answered or not; only the open
+        #: batches were checked, so a peer could reuse one once it was answered).
+        self._claimed_batches = ClaimedIds("batch number")
         #: Writer threads told to stop (each closes its partial file when it ends).
         self._stopping: list[ChunkWriter] = []
         #: The checked components of each open offer's names, by batch.
@@ -157,9 +171,10 @@ class Incoming:
         """
         if len(self._open_offers) >= MAX_OPEN_OFFERS:
             raise ProtocolViolation(f"more than {MAX_OPEN_OFFERS} unanswered offers")
-        if offer.batch in self._open_offers:
+        if offer.batch in self._claimed_batches:
             raise ProtocolViolation(f"offer {offer.batch} sent twice")
         self._claimed_ids.claim(f.id for f in offer.files)
+        self._claimed_batches.claim((offer.batch,))
         self._open_offers.add(offer.batch)
         return self._check_offer(offer)
 
@@ -275,6 +290,11 @@ class Incoming:
         state = self._transfers.get(frame.id)
         if state is None:
             raise ProtocolViolation(f"data for unknown transfer {frame.id}")
+        state.frames += 1
+        state.arrived += len(frame.payload)
+        if state.frames % FRAMES_CHECKED == 0 and state.arrived < state.frames * MIN_MEAN_FRAME:
+            mean = f"{state.arrived // state.frames} bytes on average, not {MIN_MEAN_FRAME}"
+            raise ProtocolViolation(f"the peer sent file data in tiny frames ({mean})" + _CPU)
         if state.failed:
             return  # the sender has not seen our fail yet: drop what is in flight
         file = state.file

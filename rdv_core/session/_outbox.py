@@ -10,6 +10,9 @@ connection. Two rules make it correct without a lock:
 - Replies from the reader task (:meth:`Outbox.write_reply`: acks, results, fails) are
   small and rate-limited and never wait on flow control, so two peers pushing files at
   each other cannot deadlock.
+  A peer that sends and never reads would so grow our write buffer without end
+  (rejects of 4 KiB names: 10 MB a second on loopback); past :data:`MAX_UNSENT` unsent
+  bytes the session ends instead (:meth:`Outbox.check_unsent`, docs/PROTOCOL.md 12.11).
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ import logging
 from rdv_core.session import _frames as fr
 from rdv_core.session._channel import Channel
 from rdv_core.session._crypto import Sealer
-from rdv_core.session._errors import ConnectionLost, SessionError
+from rdv_core.session._errors import ConnectionLost, ProtocolViolation, SessionError
 from rdv_core.session._record import RECORD_HEADER, TAG_SIZE
 from rdv_core.session._transfers import SESSION_ENDED
 
 log = logging.getLogger("rdv.session")
+
+#: Bytes written and not read by the peer above which the session ends. Our own bulk
+#: writes wait for flow control (a chunk or an offer over the high-water mark); only
+#: the reader's replies do not, and an rdv peer reads them as they come.
+MAX_UNSENT = 64 << 20
 
 
 class Outbox:
@@ -36,7 +44,7 @@ class Outbox:
     to the session, so a session and its parts are freed as soon as they are dropped.
     """
 
-    __slots__ = ("_close_reason", "_error", "channel", "closed", "closing", "sealer")
+    __slots__ = ("_close_reason", "_error", "channel", "closed", "closing", "overflowed", "sealer")
 
     def __init__(self) -> None:
         #: Where frames go, and the sealer of this direction: both set by :meth:`open`.
@@ -48,6 +56,8 @@ class Outbox:
         self.closed = False
         self._error: SessionError | None = None
         self._close_reason = ""
+        #: Set by :meth:`check_unsent` when the peer stopped reading.
+        self.overflowed = False
 
     def open(self, channel: Channel, sealer: Sealer) -> None:
         """Start sending on ``channel``, sealing with ``sealer``."""
@@ -59,6 +69,9 @@ class Outbox:
         self.closed = True
         self._error = error
         self._close_reason = close_reason
+        if self.overflowed and self.channel is not None:
+            # What the peer never read would stay queued as long as the conn lives.
+            self.channel.abort()
 
     @property
     def started(self) -> bool:
@@ -93,6 +106,21 @@ class Outbox:
             self.write(frame)
         except (OSError, RuntimeError) as exc:
             log.debug("reply not sent: %r", exc)
+
+    def check_unsent(self) -> None:
+        """Raise if the peer left more than :data:`MAX_UNSENT` bytes unread (the reader
+        calls this after each frame: the replies it writes never wait, 12.11).
+
+        Raises:
+            ProtocolViolation: the peer sends but does not read.
+        """
+        if self.channel is not None and self.channel.unsent() > MAX_UNSENT:
+            self.overflowed = True
+            raise ProtocolViolation(
+                f"the peer left more than {MAX_UNSENT >> 20} MiB of our replies unread while"
+                " it kept sending, which would hold this side's memory without bound: the"
+                " session was ended (the peer is not reading; send again with an rdv peer)"
+            )
 
     async def drain(self) -> None:
         """Wait for the channel's flow control (see :meth:`Channel.drain`).

@@ -171,6 +171,11 @@ class Outgoing:
         except BaseException:
             self._packer.take()  # a bundle cut short by the error is never sent
             self._packing = []
+            # Offers sent ahead hold the session's end too: taken here, or asyncio printed
+            # "Future exception was never retrieved" for each (bench/tui_offer.py).
+            for ahead_batch in waiting:
+                if ahead_batch.answer.done() and not ahead_batch.answer.cancelled():
+                    ahead_batch.answer.exception()
             for out in offered:
                 if not out.result.done():
                     self._transfers.pop(out.transfer_id, None)

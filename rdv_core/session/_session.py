@@ -61,7 +61,7 @@ from rdv_core.session._errors import (
     connection_lost,
 )
 from rdv_core.session._files import LocalFile
-from rdv_core.session._incoming import Incoming, OfferCallback
+from rdv_core.session._incoming import MIN_MEAN_FRAME, Incoming, OfferCallback
 from rdv_core.session._outbox import Outbox
 from rdv_core.session._outgoing import PIPELINE_FEATURE, Outgoing
 from rdv_core.session._pipeline import PlainBuffers
@@ -130,8 +130,8 @@ class Session:
         handshake_timeout: float = HANDSHAKE_TIMEOUT,
         batched_events: bool = False,
     ) -> None:
-        if not 1 <= chunk_size <= MAX_DATA_PAYLOAD:
-            raise ValueError(f"chunk_size must be in 1..{MAX_DATA_PAYLOAD}")
+        if not 2 * MIN_MEAN_FRAME <= chunk_size <= MAX_DATA_PAYLOAD:  # a receiver's bound
+            raise ValueError(f"chunk_size must be in {2 * MIN_MEAN_FRAME}..{MAX_DATA_PAYLOAD}")
         self._streams = (reader, writer)
         self._channel: Channel = StreamChannel(reader, writer)
         self._code = code if isinstance(code, Code) else parse_code(code)
@@ -374,6 +374,7 @@ class Session:
                 if isinstance(frame, fr.Done):
                     await self._incoming.settle(frame.id)  # a big file's writes, first
                 waiting = self._dispatch(frame)
+                self._outbox.check_unsent()  # replies never wait: a peer must read them
                 if waiting is not None:
                     await waiting  # disk work to finish first (bounded memory: 12.13)
                 if time.monotonic() - turn > YIELD_S:
