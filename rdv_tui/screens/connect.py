@@ -146,6 +146,11 @@ class ConnectScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "connect"
+        if not self._drawable:
+            # Mounted while the app quits (ctrl+q or a SIGTERM at start-up): its widgets
+            # may be gone, and the query below ended the app with a traceback (NoMatches
+            # '#server', 9 runs in 40 of h-signals' test). As the Race screen's on_mount.
+            return
         self._server_settings(self.query_one("#server", Input).value)
         self.refresh_share()
         # Not scrolled into view: the form is laid out again once the screen knows its
@@ -153,10 +158,17 @@ class ConnectScreen(Screen[None]):
         # first layout hid the code row at 40x12 (the code field is near the top anyway).
         self.query_one("#code", Input).focus(scroll_visible=False)
 
+    @property
+    def _drawable(self) -> bool:
+        """The app not shutting down: Textual takes the form apart on quit, and the
+        embedded server (or the demo) may still report to it then. ``is_attached`` is
+        false once the app exits, and outside the app's context."""
+        return self.is_attached and self.app.is_running
+
     def show_servers(self, servers: ServerChoice) -> None:
         """Offer these servers from now on (the embedded one may start after the form)."""
         self.servers = servers
-        if self.is_mounted:
+        if self.is_mounted and self._drawable:
             server = self.query_one("#server", Input)
             if not server.value:
                 server.value = self.servers.default_url()  # its Changed applies the settings
@@ -165,6 +177,8 @@ class ConnectScreen(Screen[None]):
     def refresh_share(self) -> None:
         """Redraw what to give the other machine: it follows the server, code, role and
         race-only fields (the server may also start late)."""
+        if not self._drawable:
+            return
         code = self.query_one("#code", Input).value
         role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
         race_only = self.query_one("#race-only", Checkbox).value
@@ -255,6 +269,8 @@ class ConnectScreen(Screen[None]):
 
     def show_params(self, params: ConnectParams) -> None:
         """Fill the form from ``params`` (the demo shows what it runs)."""
+        if not self._drawable:
+            return
         self._show(params, fields=True)
 
     def _show(self, params: ConnectParams, *, fields: bool) -> None:
