@@ -21,3 +21,18 @@ async def test_an_unbracketed_ipv6_server_is_refused_in_the_form() -> None:
             await pilot.pause()
             assert words in str(screen.query_one("#error", Static).render()), url
             assert app.current_mode == "connect", url
+
+
+async def test_a_link_local_server_is_shared_without_this_machines_zone() -> None:
+    """The banner told the other machine ``--server http://[fe80::1%eth0]:8080``: eth0 is
+    this machine's interface, meaningless (or another link) over there."""
+    app = make_app(AppConfig(embedded_server=False, server_url="http://[fe80::1%eth0]:8080"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        screen = app.connect_screen
+        screen.query_one("#code", Input).value = "7-tulip-orbit"
+        await pilot.pause()
+        text = str(screen.query_one("#share", Static).render())
+        assert "--server http://[fe80::1]:8080 " in text, text
+        assert "adds its own interface, http://[fe80::1%IFACE]:8080" in text, text
+        assert text.count("%eth0") == 1, text  # this machine's URL, in the first line only
