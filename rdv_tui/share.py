@@ -101,11 +101,6 @@ class ServerChoice:
         # A link-local URL's zone (%eth0) is this machine's interface: on the other machine
         # it names nothing, or the wrong link (README "On an IPv6-only network").
         url, zoned = _zoneless(url)
-        if zoned:
-            head += (
-                f"\nLink-local: the other machine adds its own interface, {zoned}"
-                " (ip -6 addr names it)."
-            )
         other = "accept" if role == "dial" else "dial"
         shown = code.strip() or "CODE"
         spaces = " --spaces loopback" if url and is_local(url) else ""
@@ -123,7 +118,10 @@ class ServerChoice:
                 f"rdv send --server {url}{spaces} --code {shown} FILE   or   "
                 f"rdv tui --server {url}{spaces} (dial, same code)"
             )
-        return f"{head}\nOn the other machine: {command}"
+        text = f"{head}\nOn the other machine: {command}"
+        if zoned:
+            text += f"\nLink-local: there, add its own interface, {zoned} (ip -6 addr names it)."
+        return text
 
 
 _ZONE = re.compile(r"\[([^\]%]*:[^\]%]*)%[^\]]*\]")

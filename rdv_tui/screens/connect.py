@@ -15,8 +15,9 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, RadioSet, Select, Static
 
+from rdv_core.client import Client
 from rdv_core.session import generate_code
-from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
+from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces, parse_server_url
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 from rdv_tui.share import ServerChoice
 from rdv_tui.widgets.code_input import CodeInput
@@ -183,9 +184,8 @@ class ConnectScreen(Screen[None]):
         role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
         race_only = self.query_one("#race-only", Checkbox).value
         url = self.query_one("#server", Input).value
-        self.query_one("#share", Static).update(
-            self.servers.share_text(code, role, race_only, url=url)
-        )
+        text = self.servers.share_text(code, role, race_only, url=url)
+        self.query_one("#share", Static).update(text + proxy_line(url))
 
     @on(Input.Changed, "#code")
     @on(RadioSet.Changed, "#role")
@@ -349,3 +349,20 @@ class ConnectScreen(Screen[None]):
     @on(Input.Submitted)
     def _connect(self) -> None:
         self.action_connect()
+
+
+def proxy_line(url: str) -> str:
+    """The banner's last line when the attempt would reach ``url`` through a proxy from the
+    environment (``HTTPS_PROXY`` etc., docs/PROTOCOL.md section 17.1): the form has no proxy
+    field, and a proxy that refuses CONNECT was otherwise a surprise at connect time. The
+    proxy is named without its password; "" for no proxy or a URL still being typed."""
+    try:
+        server = parse_server_url(url.strip())
+    except ValueError:
+        return ""  # the form says what is wrong with the URL at connect (ctrl+r)
+    try:
+        # The app's Client reads the environment as this one does (rdv_tui/attempt.py).
+        proxy = Client().proxy_for(server)
+    except ValueError as exc:  # a bad HTTPS_PROXY: the attempt would fail with this
+        return f"\n✗ {exc}"
+    return "" if proxy is None else f"\nThis app reaches it through proxy {proxy.named}."
