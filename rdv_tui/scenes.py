@@ -148,7 +148,7 @@ def sample_server() -> tuple[ServerStats, list[ev.Event]]:
         p2p_total=2,
         relay_total=1,
         bytes_relayed=49 * MIB + 1_250_000 + 3 * MIB,
-        rejects_by_status={404: 1},
+        rejects_by_status={410: 1},
         lobby_timeouts_total=0,
     )
     events: list[ev.Event] = [
@@ -157,7 +157,10 @@ def sample_server() -> tuple[ServerStats, list[ev.Event]]:
         ev.PairMatched(2.9, 1, "rdv-session-31", "198.51.100.3:40100", "192.0.2.30:51000", 0.8),
         ev.P2PReported(3.2, 1, "192.0.2.30:51000"),
         ev.RelayEnded(3.2, 1, 0, 0, 0.3, "p2p", relayed=False),
-        ev.Rejected(5.0, 404, "not found", "192.0.2.99:60000", "GET"),
+        # A receiver back with a code whose pair met: the 410 names the token (PROTOCOL 5).
+        ev.Rejected(
+            5.0, 410, "this code was already used", "192.0.2.99:60000", "ACCEPT", "rdv-session-31"
+        ),
         ev.PeerJoined(8.0, "DIAL", "rdv-session-9", "203.0.113.5:40000", "203.0.113.5:40000"),
         ev.PeerJoined(8.4, "ACCEPT", "rdv-session-9", "192.0.2.77:50000", "192.0.2.77:50000"),
         ev.PairMatched(8.4, 2, "rdv-session-9", "203.0.113.5:40000", "192.0.2.77:50000", 0.4),

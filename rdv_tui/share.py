@@ -7,6 +7,7 @@ screen asks it for the default URL, the default spaces and the share text.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rdv_core.wire import AddrSpace
@@ -97,6 +98,9 @@ class ServerChoice:
             head = f"Server {url}: the other machine uses it with the same code."
         else:
             head = "Enter the rdv server's URL."
+        # A link-local URL's zone (%eth0) is this machine's interface: on the other machine
+        # it names nothing, or the wrong link (README "On an IPv6-only network").
+        url, zoned = _zoneless(url)
         other = "accept" if role == "dial" else "dial"
         shown = code.strip() or "CODE"
         spaces = " --spaces loopback" if url and is_local(url) else ""
@@ -114,4 +118,19 @@ class ServerChoice:
                 f"rdv send --server {url}{spaces} --code {shown} FILE   or   "
                 f"rdv tui --server {url}{spaces} (dial, same code)"
             )
-        return f"{head}\nOn the other machine: {command}"
+        text = f"{head}\nOn the other machine: {command}"
+        if zoned:
+            text += f"\nLink-local: there, add its own interface, {zoned} (ip -6 addr names it)."
+        return text
+
+
+_ZONE = re.compile(r"\[([^\]%]*:[^\]%]*)%[^\]]*\]")
+"""A bracketed IPv6 host with a zone, raw (``%eth0``) or escaped (``%25eth0``)."""
+
+
+def _zoneless(url: str) -> tuple[str, str]:
+    """``url`` without its IPv6 zone, and (when it had one) the URL as the other machine
+    writes it, with ``%IFACE`` for its own interface; ``(url, "")`` without a zone."""
+    if _ZONE.search(url) is None:
+        return url, ""
+    return _ZONE.sub(r"[\1]", url, count=1), _ZONE.sub(r"[\1%IFACE]", url, count=1)

@@ -15,8 +15,9 @@ from textual.screen import Screen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Checkbox, Input, Label, RadioSet, Select, Static
 
+from rdv_core.client import Client
 from rdv_core.session import generate_code
-from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces
+from rdv_core.wire import SINGLE_SPACES, AddrSpace, format_spaces, parse_server_url
 from rdv_tui.attempt import PICKERS, ConnectParams, PickerKind, Role, parse_seconds
 from rdv_tui.share import ServerChoice
 from rdv_tui.widgets.code_input import CodeInput
@@ -146,6 +147,11 @@ class ConnectScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "connect"
+        if not self._drawable:
+            # Mounted while the app quits (ctrl+q or a SIGTERM at start-up): its widgets
+            # may be gone, and the query below ended the app with a traceback (NoMatches
+            # '#server', 9 runs in 40 of h-signals' test). As the Race screen's on_mount.
+            return
         self._server_settings(self.query_one("#server", Input).value)
         self.refresh_share()
         # Not scrolled into view: the form is laid out again once the screen knows its
@@ -153,10 +159,17 @@ class ConnectScreen(Screen[None]):
         # first layout hid the code row at 40x12 (the code field is near the top anyway).
         self.query_one("#code", Input).focus(scroll_visible=False)
 
+    @property
+    def _drawable(self) -> bool:
+        """The app not shutting down: Textual takes the form apart on quit, and the
+        embedded server (or the demo) may still report to it then. ``is_attached`` is
+        false once the app exits, and outside the app's context."""
+        return self.is_attached and self.app.is_running
+
     def show_servers(self, servers: ServerChoice) -> None:
         """Offer these servers from now on (the embedded one may start after the form)."""
         self.servers = servers
-        if self.is_mounted:
+        if self.is_mounted and self._drawable:
             server = self.query_one("#server", Input)
             if not server.value:
                 server.value = self.servers.default_url()  # its Changed applies the settings
@@ -165,13 +178,14 @@ class ConnectScreen(Screen[None]):
     def refresh_share(self) -> None:
         """Redraw what to give the other machine: it follows the server, code, role and
         race-only fields (the server may also start late)."""
+        if not self._drawable:
+            return
         code = self.query_one("#code", Input).value
         role = "accept" if self.query_one("#role-accept", RadioButton).value else "dial"
         race_only = self.query_one("#race-only", Checkbox).value
         url = self.query_one("#server", Input).value
-        self.query_one("#share", Static).update(
-            self.servers.share_text(code, role, race_only, url=url)
-        )
+        text = self.servers.share_text(code, role, race_only, url=url)
+        self.query_one("#share", Static).update(text + proxy_line(url))
 
     @on(Input.Changed, "#code")
     @on(RadioSet.Changed, "#role")
@@ -255,6 +269,8 @@ class ConnectScreen(Screen[None]):
 
     def show_params(self, params: ConnectParams) -> None:
         """Fill the form from ``params`` (the demo shows what it runs)."""
+        if not self._drawable:
+            return
         self._show(params, fields=True)
 
     def _show(self, params: ConnectParams, *, fields: bool) -> None:
@@ -333,3 +349,20 @@ class ConnectScreen(Screen[None]):
     @on(Input.Submitted)
     def _connect(self) -> None:
         self.action_connect()
+
+
+def proxy_line(url: str) -> str:
+    """The banner's last line when the attempt would reach ``url`` through a proxy from the
+    environment (``HTTPS_PROXY`` etc., docs/PROTOCOL.md section 17.1): the form has no proxy
+    field, and a proxy that refuses CONNECT was otherwise a surprise at connect time. The
+    proxy is named without its password; "" for no proxy or a URL still being typed."""
+    try:
+        server = parse_server_url(url.strip())
+    except ValueError:
+        return ""  # the form says what is wrong with the URL at connect (ctrl+r)
+    try:
+        # The app's Client reads the environment as this one does (rdv_tui/attempt.py).
+        proxy = Client().proxy_for(server)
+    except ValueError as exc:  # a bad HTTPS_PROXY: the attempt would fail with this
+        return f"\n✗ {exc}"
+    return "" if proxy is None else f"\nThis app reaches it through proxy {proxy.named}."

@@ -257,7 +257,12 @@ def describe_server_event(event: ev.Event) -> Text:
             )
         case ev.Rejected():
             t.append(f"rejected {event.status} ", style="bold red")
-            t.append(f"{event.method} from {event.remote}: {_cut(event.reason, REASON_SHOWN)}")
+            # The token once the lobby took it (a used code's 410, a hook's refusal), as
+            # `rdv serve -v` logs it; "" before the request named one: no empty word.
+            token = f" {_token(event.token)}" if event.token else ""
+            t.append(
+                f"{event.method}{token} from {event.remote}: {_cut(event.reason, REASON_SHOWN)}"
+            )
         case ev.ServerClosed():
             t.append("server closed", style="bold red")
         case _:

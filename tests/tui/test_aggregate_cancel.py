@@ -86,9 +86,15 @@ async def test_the_moving_file_and_the_rest_are_cancelled(tmp_path: Path) -> Non
 
             await wait_for(pilot, stalled)
             assert out.files_done < FILES and out.files_total == FILES
-            # The moving file's row, though the list is past ROWS_UP_TO files.
-            await pilot.pause(0.2)
-            rows = [r for r in files.query(TransferRow) if not r.settled]
+
+            # The moving file's row, though the list is past ROWS_UP_TO files (waited for,
+            # not a fixed pause: at once on an idle machine).
+            def moving_rows() -> list[TransferRow]:
+                return [r for r in files.query(TransferRow) if not r.settled]
+
+            with contextlib.suppress(TimeoutError):
+                await wait_for(pilot, lambda: len(moving_rows()) == 1, limit=2)
+            rows = moving_rows()
             assert len(rows) == 1, "no row to cancel the moving file from"
             row = rows[0]
             row.focus()

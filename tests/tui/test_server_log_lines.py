@@ -74,3 +74,13 @@ def _pair(token: str, *, relayed: bool = False) -> PairStats:
         bytes_dialer_to_accepter=0,
         bytes_accepter_to_dialer=0,
     )
+
+
+def test_a_rejection_shows_its_token_as_the_cli_log_does() -> None:
+    """``rdv serve -v`` logs ``Rejected token=rdv-session-123456 status=410``; the app's
+    log line dropped the token: which code was refused was not to be seen."""
+    used = ev.Rejected(1.0, 410, "code already used", "192.0.2.1:4000", "DIAL", "7-a\x1bb")
+    line = describe_server_event(used)
+    assert line.plain == "rejected 410 DIAL 7-a\\x1bb from 192.0.2.1:4000: code already used"
+    early = describe_server_event(ev.Rejected(1.0, 400, "bad", "192.0.2.1:4000", "DIAL", ""))
+    assert early.plain == "rejected 400 DIAL from 192.0.2.1:4000: bad"
