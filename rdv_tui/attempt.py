@@ -112,10 +112,13 @@ class ConnectParams:
             return WaitConstant(self.wait_s)
         return WaitForP2P(self.wait_s)
 
-    def make_client(self, on_event: EventCallback | None) -> Client:
-        """A client configured from these params."""
+    def make_client(self, on_event: EventCallback | None, *, direct: bool = False) -> Client:
+        """A client configured from these params; ``direct``: never through a proxy (the
+        app's own embedded server, on this machine's loopback: an office's HTTP_PROXY would
+        have been asked to CONNECT to its own 127.0.0.1, and the demo failed)."""
         spaces = AddrSpace.NONE if self.force_relay else self.spaces
         return Client(
+            trust_env=not direct,
             spaces=spaces,
             picker=self.make_picker(),
             timeout=self.timeout_s,

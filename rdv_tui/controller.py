@@ -165,6 +165,7 @@ class Controller:
             )
             return None
         self.listen_error = ""
+        self._app.doctor_screen.own_server = self.embedded.url
         return self.embedded
 
     # ----- attempts
@@ -223,10 +224,14 @@ class Controller:
         race.running = True
         await app.switch_mode("race")
         # docs/PROTOCOL.md section 15: our doctor report, measured while the race runs.
+        # Our own embedded server is on this machine: never through the environment's proxy.
+        direct = self.embedded is not None and params.server_url == self.embedded.url
         doctor = (
-            None if params.race_only else asyncio.ensure_future(doctor_for(app, params.server_url))
+            None
+            if params.race_only
+            else asyncio.ensure_future(doctor_for(app, params.server_url, direct=direct))
         )
-        client = params.make_client(self._poster("race", number))
+        client = params.make_client(self._poster("race", number), direct=direct)
         try:
             conn = await self._meet(params, client, number)
         except (RdvError, ValueError, OSError) as exc:

@@ -59,7 +59,9 @@ class DemoPeer:
         """Accept, run the session until it closes; return why it closed."""
         code = parse_code(self.code)
         await asyncio.to_thread(self.download_dir.mkdir, parents=True, exist_ok=True)
-        conn = await Client(spaces=self.spaces, timeout=60.0).accept(self.server_url, code.token)
+        # The demo's server is the app's own, on loopback: never through a proxy.
+        client = Client(spaces=self.spaces, timeout=60.0, trust_env=False)
+        conn = await client.accept(self.server_url, code.token)
         try:
             session = Session(
                 conn.reader,
@@ -101,6 +103,6 @@ class DemoPeer:
 
 async def _doctor(url: str) -> Report | None:
     try:
-        return await run_doctor([url])
+        return await run_doctor([url], trust_env=False)  # the app's own server, on loopback
     except (OSError, ValueError):
         return None

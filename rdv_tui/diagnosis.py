@@ -23,13 +23,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("rdv.tui")
 
 
-async def doctor_for(app: RdvApp, url: str) -> Report | None:
-    """Our report against ``url`` (the Doctor screen's, or a fresh run), on the Race screen."""
+async def doctor_for(app: RdvApp, url: str, *, direct: bool = False) -> Report | None:
+    """Our report against ``url`` (the Doctor screen's, or a fresh run), on the Race screen;
+    ``direct``: not through the environment's proxy (the app's embedded server)."""
     screen = app.doctor_screen
     report = screen.report
     if report is None or [s.url for s in report.servers] != [url]:
         try:
-            report = await run_doctor([url])
+            report = await run_doctor([url], trust_env=not direct)
         except (OSError, ValueError) as exc:
             log.info("doctor before the race: %s", exc)
             return None

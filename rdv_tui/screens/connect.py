@@ -185,7 +185,10 @@ class ConnectScreen(Screen[None]):
         race_only = self.query_one("#race-only", Checkbox).value
         url = self.query_one("#server", Input).value
         text = self.servers.share_text(code, role, race_only, url=url)
-        self.query_one("#share", Static).update(text + proxy_line(url))
+        # The app's own embedded server is reached directly (Controller: never through a
+        # proxy), so the banner names no proxy for it.
+        own = self.servers.is_embedded(url)
+        self.query_one("#share", Static).update(text + ("" if own else proxy_line(url)))
 
     @on(Input.Changed, "#code")
     @on(RadioSet.Changed, "#role")

@@ -63,6 +63,9 @@ class DoctorScreen(Screen[None]):
     def __init__(self, urls: Iterable[str] = ()) -> None:
         super().__init__()
         self.urls = list(urls)
+        #: The app's embedded server (set when it listens): checked directly, never through
+        #: the environment's proxy (an office proxy cannot reach this machine's loopback).
+        self.own_server = ""
         self.report: Report | None = None
         self._findings: dict[str, Finding] = {}
         # Not ``_running``: that is Textual's own flag (the screen's message loop runs),
@@ -178,7 +181,8 @@ class DoctorScreen(Screen[None]):
 
     async def _run(self) -> None:
         try:
-            report = await Doctor(self.urls, on_finding=self.found).run()
+            own = bool(self.own_server) and self.urls == [self.own_server]
+            report = await Doctor(self.urls, on_finding=self.found, trust_env=not own).run()
         except ValueError as exc:
             self._summary(f"cannot check: {exc}")
             return
