@@ -17,6 +17,8 @@ import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
+from rdv_tui.cli.stop_signals import last_exit, note_late, on_stop, take
+
 #: Why a session ends on Ctrl-C (SIGINT), for the peer: "closed by peer" did not say.
 INTERRUPTED: Final = "the peer was interrupted (Ctrl-C)"
 #: Why a session ends on SIGTERM, for the peer.
@@ -53,9 +55,31 @@ class Stop:
         return "interrupted" if self.signal is None else STOPPING[self.signal][1]
 
 
-async def terminable(main: Callable[[Stop], Coroutine[Any, Any, int]]) -> int:
-    """Run ``main(stop)``; SIGTERM or SIGHUP cancels it (as Ctrl-C does) and exits
-    128 + the signal's number."""
+def run_terminable(main: Callable[[Stop], Coroutine[Any, Any, int]]) -> int:
+    """Run ``main(stop)`` in a new event loop; SIGTERM or SIGHUP cancels it (as Ctrl-C
+    does) and the command exits 128 + the signal's number.
+
+    The signals are taken once, before the loop exists, with the Python-level handler
+    of :mod:`rdv_tui.cli.stop_signals` that is never reset: asyncio's
+    ``loop.add_signal_handler`` served here before, and its ``remove_signal_handler``
+    put SIGTERM back to the default action while the command ended, so the second
+    SIGTERM of a burst (a supervisor repeating itself, ``kill`` in a loop) killed it
+    with exit -15 and no last line (17 runs in 20 of a burst against a waiting
+    ``rdv receive``); a fast burst also filled asyncio's wakeup pipe (``Exception
+    ignored when trying to write to the signal wakeup fd`` tracebacks).
+    """
+    taken = take(STOPPING)  # but the ones inherited as ignored: nohup keeps SIGHUP away
+    try:
+        code = asyncio.run(_terminable(main, taken))
+    except BaseException:
+        last_exit(0)  # Ctrl-C's KeyboardInterrupt and the like: the caller's exit
+        raise
+    return last_exit(code)
+
+
+async def _terminable(
+    main: Callable[[Stop], Coroutine[Any, Any, int]], taken: tuple[signal.Signals, ...]
+) -> int:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     stop = Stop()
@@ -66,21 +90,21 @@ async def terminable(main: Callable[[Stop], Coroutine[Any, Any, int]]) -> int:
         if task is not None:
             task.cancel()
 
-    handled: list[signal.Signals] = []
-    for signum in STOPPING:
-        if signal.getsignal(signum) == signal.SIG_IGN:  # nohup: the user wants it ignored
-            continue
-        try:
-            loop.add_signal_handler(signum, on_signal, signum)
-        except (NotImplementedError, RuntimeError, ValueError):  # no signals here: as before
-            continue
-        handled.append(signum)
+    # The handler runs between two bytecodes of this thread: it only schedules. Told
+    # once; later ones of a burst are only noted (the exit code is fixed by the first).
+    def told(signum: signal.Signals) -> None:
+        loop.call_soon_threadsafe(on_signal, signum)
+
+    early = on_stop(told)
     try:
+        if early is not None:  # came while the loop started: nothing began, nothing to say
+            return 128 + early
         return await main(stop)
     except asyncio.CancelledError:
         if stop.signal is not None:
             return 128 + stop.signal
         raise
     finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
+        # Before the loop closes: a signal from now on is only noted, never scheduled
+        # on a closed loop; last_exit then ignores them through the interpreter's end.
+        note_late(taken)

@@ -57,7 +57,7 @@ from rdv_tui.cli.pipe_io import (
 )
 from rdv_tui.cli.race_options import UsageError, client_options
 from rdv_tui.cli.secret_args import ENV_TOKEN, resolve_secret
-from rdv_tui.transfer_stop import terminable
+from rdv_tui.transfer_stop import run_terminable
 
 if TYPE_CHECKING:
     from rdv_core.client import Conn
@@ -471,9 +471,7 @@ def run_pipe(args: argparse.Namespace, method: str) -> int:
         # SIGTERM and SIGHUP (kill, `timeout 60 rdv dial ... < disk.iso`, the terminal or
         # ssh link closing) cancel the pump as Ctrl-C does, so the conn is reset (abort)
         # and the peer never takes a cut copy for a whole one; exit 128 + the signal.
-        return asyncio.run(
-            terminable(lambda _stop: _main(args, method, options, events_file, sys.stderr))
-        )
+        return run_terminable(lambda _stop: _main(args, method, options, events_file, sys.stderr))
     finally:
         if events_file is not None:
             with contextlib.suppress(OSError):  # a last flush failing as the writes did

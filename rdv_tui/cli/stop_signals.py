@@ -1,6 +1,7 @@
 """Which stop signals a command takes over, and what one does while the command ends.
 
-Shared by ``rdv serve``, ``rdv tui`` and ``rdv demo``. A signal inherited as ignored
+Shared by ``rdv serve``, ``rdv tui``, ``rdv demo``, ``rdv send``/``receive`` and
+pipe mode (rdv_tui/transfer_stop.py). A signal inherited as ignored
 stays ignored: ``nohup rdv tui`` (or ``trap '' HUP``, or a shell that starts a script's
 background job with SIGINT ignored) asked the process to outlive the terminal, and
 POSIX keeps an ignored signal ignored across ``exec`` for that reason.
@@ -29,7 +30,9 @@ _held: set[signal.Signals] = set()
 """The signals :func:`note_late` blocked in this thread."""
 _taken: set[signal.Signals] = set()
 _told: list[StopCallback] = []
-"""Whom the next taken signal is told to (at most one; emptied when told)."""
+"""Whom the next taken signal is told to (at most one; emptied when told, but with
+``every``)."""
+_every: list[bool] = [False]
 
 
 def not_ignored(*signals: signal.Signals) -> tuple[signal.Signals, ...]:
@@ -37,29 +40,36 @@ def not_ignored(*signals: signal.Signals) -> tuple[signal.Signals, ...]:
     return tuple(sig for sig in signals if signal.getsignal(sig) is not signal.SIG_IGN)
 
 
-def take(signals: Iterable[signal.Signals]) -> tuple[signal.Signals, ...]:
+def take(
+    signals: Iterable[signal.Signals], *, even_ignored: Iterable[signal.Signals] = ()
+) -> tuple[signal.Signals, ...]:
     """Take ``signals`` over for the rest of the process, but the ones inherited as
     ignored (``nohup``: README, the app); return the ones taken (again: the same).
 
     From the main thread. Each one is noted (:func:`late_exit`), and told to whoever
     :func:`on_stop` named. The handler is never reset to the default action, so there
     is no moment where a signal kills the process instead (that moment ended the
-    app with exit -15).
+    app with exit -15). ``even_ignored``: these are taken even so (``rdv serve``'s
+    SIGTERM: a supervisor's stop must work).
     """
     signals = tuple(signals)
-    for sig in not_ignored(*(sig for sig in signals if sig not in _taken)):
+    forced = set(even_ignored)
+    wanted = [sig for sig in signals if sig not in _taken]
+    for sig in (*not_ignored(*wanted), *(sig for sig in wanted if sig in forced)):
         signal.signal(sig, _note)
         _taken.add(sig)
     return tuple(sig for sig in signals if sig in _taken)
 
 
-def on_stop(callback: StopCallback | None) -> signal.Signals | None:
-    """Tell the next taken signal to ``callback`` (once), or to nobody (None).
+def on_stop(callback: StopCallback | None, *, every: bool = False) -> signal.Signals | None:
+    """Tell the next taken signal to ``callback`` (once; ``every``: each one, as
+    ``rdv serve`` wants: a second one cuts its drain short), or to nobody (None).
 
     Returns the first signal noted before, if any: one that came while the app started
     (the caller stops at once; ``callback`` is not called for it).
     """
     _told.clear()
+    _every[0] = every
     if callback is not None:
         _told.append(callback)
     return signal.Signals(_late[0]) if _late else None
@@ -88,7 +98,7 @@ def _note(signum: int, _frame: FrameType | None) -> None:
     if not _late:
         _late.append(signum)
     if _told:
-        _told.pop()(signal.Signals(signum))
+        (_told[0] if _every[0] else _told.pop())(signal.Signals(signum))
 
 
 def late_exit(code: int) -> int:
@@ -110,6 +120,13 @@ def last_exit(code: int) -> int:
     40 of a burst while it started). Ignored, such a late one changes nothing.
     """
     code = late_exit(code)
+    ignore_held()
+    return code
+
+
+def ignore_held() -> None:
+    """From now on the signals held by :func:`note_late` are ignored (see :func:`last_exit`),
+    for a command whose exit code a signal does not change (``rdv serve``: 0 after the
+    graceful shutdown a stop signal asked for)."""
     for sig in _held:
         signal.signal(sig, signal.SIG_IGN)
-    return code

@@ -60,11 +60,10 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    import asyncio
 
-    from rdv_tui.transfer_stop import terminable
+    from rdv_tui.transfer_stop import run_terminable
 
-    return asyncio.run(terminable(lambda stop: _receive(args, stop)))
+    return run_terminable(lambda stop: _receive(args, stop))
 
 
 def _prepare(args: argparse.Namespace) -> tuple[str, Path]:

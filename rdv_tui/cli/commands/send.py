@@ -57,11 +57,10 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code."""
-    import asyncio
 
-    from rdv_tui.transfer_stop import terminable
+    from rdv_tui.transfer_stop import run_terminable
 
-    return asyncio.run(terminable(lambda stop: _send(args, stop)))
+    return run_terminable(lambda stop: _send(args, stop))
 
 
 #: After a session that ended: what the receiver holds resumes.

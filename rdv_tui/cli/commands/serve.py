@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from rdv_tui.cli.commands import serve_args as kind
+from rdv_tui.cli.commands import serve_signals
 from rdv_tui.cli.commands import serve_summary as summary
 from rdv_tui.cli.commands.serve_args import CAP_FLAGS, DEFAULT_LOBBY_TIMEOUT_S
 from rdv_tui.cli.commands.serve_logs import EventLog, configure_logging
@@ -27,7 +27,6 @@ from rdv_tui.cli.commands.serve_reload import CertWatch
 from rdv_tui.cli.commands.serve_tls import TlsFilesError, tls_context, validity_warning
 from rdv_tui.cli.listen import is_any_ipv6, listen_error, parse_listen
 from rdv_tui.cli.memory import give_back_memory
-from rdv_tui.cli.stop_signals import not_ignored
 
 log = logging.getLogger("rdv.server")
 
@@ -162,18 +161,9 @@ async def _serve(args: argparse.Namespace, host: str, port: int, tls: Any) -> in
     # /healthz answers or the "listening" line appears, and it must get the graceful
     # shutdown (exit 0), not the default action (killed by the signal).
     loop = asyncio.get_running_loop()
-    stop = _Stop(loop)
-    signals = _stop_signals()
-    for sig in signals:
-        loop.add_signal_handler(sig, stop, sig)
-    # SIGUSR1 reloads a renewed certificate (serve_reload); its default action killed us.
     watch = None if tls is None else CertWatch(tls, args.tls_cert, args.tls_key)
-    loop.add_signal_handler(signal.SIGUSR1, _reload, watch)
-    try:
+    with serve_signals.taken(loop, watch) as stop:
         return await _serve_until_stopped(args, host, port, tls, stop, watch)
-    finally:
-        for sig in (*signals, signal.SIGUSR1):
-            loop.remove_signal_handler(sig)
 
 
 def _sockname(sock: Any) -> str:
@@ -181,43 +171,7 @@ def _sockname(sock: Any) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _reload(watch: CertWatch | None) -> None:
-    if watch is None:
-        log.info("SIGUSR1: nothing to reload (no --tls-cert)")
-    else:
-        watch.check("SIGUSR1")
-
-
-def _stop_signals() -> tuple[signal.Signals, ...]:
-    """The signals that shut ``rdv serve`` down gracefully.
-
-    SIGHUP too: a closed terminal (or an ssh session that drops) sends it, and its default
-    action killed the server with no log line, lobby clients reset instead of told ``503``.
-    There is nothing to reload (no configuration file; deploy/rdv@.service has no
-    ExecReload), so a hangup ends the server as SIGTERM does. Unless it is ignored
-    already: ``nohup rdv serve`` (or ``trap '' HUP``) asked to outlive the terminal.
-    SIGINT likewise: a program started with it ignored keeps ignoring it (POSIX; a
-    shell starts background jobs of a script so, ``rdv serve &``, and Ctrl-C meant for
-    the foreground job stopped the server too).
-    """
-    return (signal.SIGTERM, *not_ignored(signal.SIGINT, signal.SIGHUP))
-
-
-class _Stop:
-    """The first stop signal's name; a later one cuts a ``--drain`` short."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.first: asyncio.Future[str] = loop.create_future()
-        self.again = asyncio.Event()
-
-    def __call__(self, sig: signal.Signals) -> None:
-        if not self.first.done():
-            self.first.set_result(sig.name)
-        else:
-            self.again.set()
-
-
-async def _shut_down(server: Any, drain_s: float | None, stop: _Stop) -> None:
+async def _shut_down(server: Any, drain_s: float | None, stop: serve_signals.Stop) -> None:
     """``503`` to the lobby at once; open pairs get up to ``drain_s`` to end on their own
     (a rolling restart behind a balancer: its health checks move new tokens elsewhere)."""
     pairs = len(server.stats().pairs)
@@ -240,7 +194,7 @@ async def _serve_until_stopped(
     host: str,
     port: int,
     tls: Any,
-    stop: _Stop,
+    stop: serve_signals.Stop,
     watch: CertWatch | None,
 ) -> int:
     import resource
@@ -422,6 +376,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_loop(args, host, port, tls)
     finally:
         logs.close()
+        # A stop signal from now on changes nothing (exit 0 after the graceful shutdown);
+        # ignored, it cannot kill us through the interpreter's shutdown. After the log
+        # thread ended: one that this thread took just as it was ignored was printed as
+        # "OSError: Signal 15 ignored due to race condition" (1 run in 3 of a burst).
+        serve_signals.ignore_held()
 
 
 def _run_loop(args: argparse.Namespace, host: str, port: int, tls: Any) -> int:
