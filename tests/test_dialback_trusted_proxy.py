@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -60,11 +62,9 @@ async def _dial_back(
     return answer
 
 
-@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
-async def test_forged_forwarding_headers_never_aim_the_dial_back(kind: str, tmp_path: Path) -> None:
-    reason = missing_binary(kind)
-    if reason is not None:
-        pytest.skip(reason)
+@asynccontextmanager
+async def _victim() -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A counting listener on VICTIM: its port, and what each conn to it sent."""
     got: list[bytes] = []
 
     async def victim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -72,15 +72,23 @@ async def test_forged_forwarding_headers_never_aim_the_dial_back(kind: str, tmp_
         writer.close()
 
     listener = await asyncio.start_server(victim, VICTIM, 0)
-    victim_port = listener.sockets[0].getsockname()[1]
     try:
-        async with (
-            backends(tmp_path, (*BACKEND_ARGS[kind], "--dial-back"), count=1) as pool,
-            balancer(kind, tmp_path, [pool[0].addr] * 3) as lb,
-        ):
-            answer = await _dial_back(lb.port, victim_port)
+        yield listener.sockets[0].getsockname()[1], got
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("kind", ["haproxy", "nginx"])
+async def test_forged_forwarding_headers_never_aim_the_dial_back(kind: str, tmp_path: Path) -> None:
+    reason = missing_binary(kind)
+    if reason is not None:
+        pytest.skip(reason)
+    async with (
+        _victim() as (victim_port, got),
+        backends(tmp_path, (*BACKEND_ARGS[kind], "--dial-back"), count=1) as pool,
+        balancer(kind, tmp_path, [pool[0].addr] * 3) as lb,
+    ):
+        answer = await _dial_back(lb.port, victim_port)
     assert got == [], f"the server dialled {VICTIM}: {got} ({answer})"
     assert str(answer["target"]).startswith("127.0.0.1:"), answer
 
@@ -107,23 +115,13 @@ async def test_haproxy_forwardfor_appends_the_client_after_a_forged_line(tmp_pat
     reason = missing_binary("haproxy")
     if reason is not None:
         pytest.skip(reason)
-    got: list[bytes] = []
-
-    async def victim(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        got.append(await reader.read(200))
-        writer.close()
-
-    listener = await asyncio.start_server(victim, VICTIM, 0)
-    victim_port = listener.sockets[0].getsockname()[1]
     args = ("--trust-proxy", "127.0.0.1/32", "--dial-back")
-    try:
-        async with (
-            backends(tmp_path, args, count=1) as pool,
-            balancer("haproxy", tmp_path, [pool[0].addr] * 3, edit=_forwardfor) as lb,
-        ):
-            answer = await _dial_back(lb.port, victim_port, source="127.0.0.3")
-    finally:
-        listener.close()
+    async with (
+        _victim() as (victim_port, got),
+        backends(tmp_path, args, count=1) as pool,
+        balancer("haproxy", tmp_path, [pool[0].addr] * 3, edit=_forwardfor) as lb,
+    ):
+        answer = await _dial_back(lb.port, victim_port, source="127.0.0.3")
     assert got == [], f"the server dialled {VICTIM}: {got} ({answer})"
     assert str(answer["target"]).startswith("127.0.0.3:"), answer
 

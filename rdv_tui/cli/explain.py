@@ -123,6 +123,18 @@ async def doctor_before(
     return report
 
 
+async def doctor_before_args(server: str, say: Callable[[str], None], args: Any) -> Any:
+    """:func:`doctor_before` with the race options of ``args`` (``--proxy``,
+    ``--interface``, ``--source``): the doctor measures the way the race will go."""
+    return await doctor_before(
+        server,
+        say,
+        getattr(args, "proxy", None),
+        getattr(args, "interface", ()),
+        getattr(args, "source", ()),
+    )
+
+
 def _columns() -> int:
     """The terminal's width (80 into a pipe), never so narrow that a line cannot start."""
     return max(shutil.get_terminal_size().columns, 60)

@@ -162,7 +162,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
     )
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.events_file import open_events
-    from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
+    from rdv_tui.cli.explain import doctor_before_args, explain_after, predict_ports
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret_async
     from rdv_tui.transfer_ask import ask
@@ -284,17 +284,7 @@ async def _receive(args: argparse.Namespace, stop: Stop) -> int:
                 ui.EXIT_USAGE,
             )
         wants_doctor = args.explain or args.predict_ports
-        report = (
-            await doctor_before(
-                server,
-                say,
-                getattr(args, "proxy", None),
-                getattr(args, "interface", ()),
-                getattr(args, "source", ()),
-            )
-            if wants_doctor
-            else None
-        )
+        report = await doctor_before_args(server, say, args) if wants_doctor else None
         if args.predict_ports:
             predict_ports(client, report)
         console.print("waiting for the sender…")

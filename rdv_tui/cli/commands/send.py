@@ -133,7 +133,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     from rdv_tui import transfer_ui as ui
     from rdv_tui.cli.checks import check_code, check_server_url, loopback_hint, spaces_for
     from rdv_tui.cli.events_file import open_events
-    from rdv_tui.cli.explain import doctor_before, explain_after, predict_ports
+    from rdv_tui.cli.explain import doctor_before_args, explain_after, predict_ports
     from rdv_tui.cli.formatting import join_reason
     from rdv_tui.cli.race_options import UsageError, client_from_args
     from rdv_tui.cli.secret_args import ENV_CODE, resolve_secret_async
@@ -220,17 +220,7 @@ async def _send(args: argparse.Namespace, stop: Stop) -> int:
     view.expect(len(files), total)
     try:
         wants_doctor = args.explain or args.predict_ports
-        report = (
-            await doctor_before(
-                server,
-                say,
-                getattr(args, "proxy", None),
-                getattr(args, "interface", ()),
-                getattr(args, "source", ()),
-            )
-            if wants_doctor
-            else None
-        )
+        report = await doctor_before_args(server, say, args) if wants_doctor else None
         if args.predict_ports:
             predict_ports(client, report)
         try:
