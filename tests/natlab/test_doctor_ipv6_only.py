@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from rdv_core.lab import _netns as netns
-from rdv_core.lab._isolate import owner_pid
-
-from tests.natlab.test_ipv6_only import _IN, _RDV, _numbers, _sh, v6_only
+from tests.natlab.test_ipv6_only import (
+    _IN,
+    _RDV,
+    _sh,
+    namespace_with_hosts,
+    rdv_serve_in,
+    v6_only,
+)
 
 __all__ = ["v6_only"]  # the fixture, used by name below
 
@@ -62,31 +65,11 @@ def v6_listener() -> Iterator[tuple[str, int]]:
     """A namespace with lo only, ``dual.test`` in its hosts file as ``127.0.0.1`` and
     ``::1``, and a real ``rdv serve --listen [::1]:PORT`` (IPv6 only): a dual-stack name
     whose IPv4 address refuses."""
-    name = netns.lab_ns_name(owner_pid(), next(_numbers), "v6listen")
-    etc = f"/etc/netns/{name}"
-    server: subprocess.Popen[str] | None = None
-    _sh("ip", "netns", "add", name)
-    try:
-        os.makedirs(etc, exist_ok=True)
-        with open(f"{etc}/hosts", "w") as f:
-            f.write("127.0.0.1 dual.test\n::1 dual.test\n")
+    with namespace_with_hosts("v6listen", "127.0.0.1 dual.test\n::1 dual.test\n") as name:
         _sh("ip", "-n", name, "link", "set", "lo", "up")
         port = 18700 + os.getpid() % 1000
-        server = subprocess.Popen(
-            [*_IN, name, *_RDV, "serve", "--listen", f"[::1]:{port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert server.stderr is not None
-        assert "listening on" in server.stderr.readline()
-        yield name, port
-    finally:
-        if server is not None:
-            server.kill()
-            server.wait(timeout=5)
-        shutil.rmtree(etc, ignore_errors=True)
-        netns.kill_and_delete([name])
+        with rdv_serve_in(name, f"[::1]:{port}"):
+            yield name, port
 
 
 def test_a_dual_stack_name_whose_ipv4_refuses_is_measured_over_ipv6(

@@ -11,6 +11,7 @@ process go at the end.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -33,18 +34,46 @@ def _sh(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True, timeout=10)
 
 
-@pytest.fixture
-def v6_only() -> Iterator[tuple[str, int]]:
-    """The namespace and the port its ``rdv serve --listen [::]:PORT`` listens on."""
-    name = netns.lab_ns_name(owner_pid(), next(_numbers), "v6only")
+@contextlib.contextmanager
+def namespace_with_hosts(role: str, hosts: str) -> Iterator[str]:
+    """A fresh namespace with ``hosts`` as its ``/etc/hosts`` (``ip netns exec`` mounts
+    ``/etc/netns/NAME/hosts``); both go at the end, with every process in it."""
+    name = netns.lab_ns_name(owner_pid(), next(_numbers), role)
     etc = f"/etc/netns/{name}"
-    server: subprocess.Popen[str] | None = None
     _sh("ip", "netns", "add", name)
     try:
         os.makedirs(etc, exist_ok=True)
         with open(f"{etc}/hosts", "w") as f:
-            # A dual-stack server name: its IPv4 address is one this host cannot reach.
-            f.write("192.0.2.1 dual.test\n2001:db8::1 dual.test\n")
+            f.write(hosts)
+        yield name
+    finally:
+        shutil.rmtree(etc, ignore_errors=True)
+        netns.kill_and_delete([name])
+
+
+@contextlib.contextmanager
+def rdv_serve_in(name: str, listen: str) -> Iterator[None]:
+    """A real ``rdv serve --listen LISTEN`` in namespace ``name``, listening when entered."""
+    server = subprocess.Popen(
+        [*_IN, name, *_RDV, "serve", "--listen", listen],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stderr is not None
+        assert "listening on" in server.stderr.readline()
+        yield
+    finally:
+        server.kill()
+        server.wait(timeout=5)
+
+
+@pytest.fixture
+def v6_only() -> Iterator[tuple[str, int]]:
+    """The namespace and the port its ``rdv serve --listen [::]:PORT`` listens on."""
+    # A dual-stack server name: its IPv4 address is one this host cannot reach.
+    with namespace_with_hosts("v6only", "192.0.2.1 dual.test\n2001:db8::1 dual.test\n") as name:
         for line in (
             "link set lo up",
             "link add d0 type veth peer name d1",
@@ -57,21 +86,8 @@ def v6_only() -> Iterator[tuple[str, int]]:
         # One link with IPv6 (d0): a peer's link-local candidate is dialled on it.
         netns.write_sysctls(name, {"net.ipv6.conf.d1.disable_ipv6": "1"})
         port = 18600 + os.getpid() % 1000
-        server = subprocess.Popen(
-            [*_IN, name, *_RDV, "serve", "--listen", f"[::]:{port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert server.stderr is not None
-        assert "listening on" in server.stderr.readline()
-        yield name, port
-    finally:
-        if server is not None:
-            server.kill()
-            server.wait(timeout=5)
-        shutil.rmtree(etc, ignore_errors=True)
-        netns.kill_and_delete([name])
+        with rdv_serve_in(name, f"[::]:{port}"):
+            yield name, port
 
 
 def _dial_all(name: str, urls: list[str]) -> list[str]:
