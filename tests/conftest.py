@@ -8,7 +8,8 @@ that only concerns some fronts says so with ``@pytest.mark.fronts("aiohttp")``.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -64,3 +65,23 @@ def _private_state_dir(tmp_path_factory: pytest.TempPathFactory) -> None:
     import os
 
     os.environ["RDV_STATE_DIR"] = str(tmp_path_factory.mktemp("rdv-state"))
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1)
+
+
+@pytest.fixture(autouse=True)
+def _stop_signals_restored() -> Iterator[None]:
+    """Every test leaves the worker's stop signals as it found them. A test that calls a
+    command's ``main([...])`` in this process lets that command take the signals (its
+    Python-level handlers stay for the process, rdv_tui/cli/stop_signals.py); a blocked
+    mask or an ignored disposition left here was inherited by every process the worker
+    started afterwards (34 signal tests of one fresh-clone CI ignored the SIGTERM they
+    sent). The product no longer leaves either; this keeps one test from hiding in another."""
+    before = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) is not handler and handler is not None:
+            signal.signal(sig, handler)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)

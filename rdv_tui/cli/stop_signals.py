@@ -18,6 +18,7 @@ mounted (a SIGTERM then left the terminal in the app's alternate screen, exit -1
 
 from __future__ import annotations
 
+import atexit
 import signal
 from collections.abc import Callable, Iterable
 from types import FrameType
@@ -28,6 +29,8 @@ _late: list[int] = []
 """The first signal the handler noted (only the first: a burst of them costs nothing)."""
 _held: set[signal.Signals] = set()
 """The signals :func:`note_late` blocked in this thread."""
+_ignore_registered = False
+"""Whether :func:`ignore_held` registered its ``atexit`` callback (once per process)."""
 _taken: set[signal.Signals] = set()
 _told: list[StopCallback] = []
 """Whom the next taken signal is told to (at most one; emptied when told, but with
@@ -125,8 +128,28 @@ def last_exit(code: int) -> int:
 
 
 def ignore_held() -> None:
-    """From now on the signals held by :func:`note_late` are ignored (see :func:`last_exit`),
-    for a command whose exit code a signal does not change (``rdv serve``: 0 after the
-    graceful shutdown a stop signal asked for)."""
+    """The signals held by :func:`note_late` are ignored from the interpreter's exit on (see
+    :func:`last_exit`), for a command whose exit code a signal does not change (``rdv
+    serve``: 0 after the graceful shutdown a stop signal asked for).
+
+    At exit (``atexit`` runs before the interpreter resets its handlers, and a handler set
+    to ``SIG_IGN`` is left so), not now: until then the Python-level handler only notes a
+    late signal, and a ``main()`` called inside a longer-lived process (the suite calls
+    ``rdv_tui.cli.main([...])`` in its workers) left SIGTERM ignored there, which every
+    process started afterwards inherited across ``exec`` (the fresh-clone CI: 34 signal
+    tests failed, their commands ignoring the SIGTERM the test sent).
+    """
+    global _ignore_registered
+    if not _ignore_registered:
+        _ignore_registered = True
+        atexit.register(_ignore_now)
+    # No longer blocked either (:func:`note_late` blocked them in this thread so that they
+    # stayed pending through the shutdown; the ``atexit`` ignore now covers that): a mask
+    # left in place was inherited by every process the caller started afterwards, which
+    # then never saw a SIGTERM. One pending now is only noted by the handler.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _held)
+
+
+def _ignore_now() -> None:
     for sig in _held:
         signal.signal(sig, signal.SIG_IGN)
