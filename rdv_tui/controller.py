@@ -225,7 +225,7 @@ class Controller:
         await app.switch_mode("race")
         # docs/PROTOCOL.md section 15: our doctor report, measured while the race runs.
         # Our own embedded server is on this machine: never through the environment's proxy.
-        direct = self.embedded is not None and params.server_url == self.embedded.url
+        direct = self.embedded is not None and self.embedded.serves(params.server_url)
         doctor = (
             None
             if params.race_only

@@ -80,6 +80,13 @@ class EmbeddedServer:
         except ValueError:
             return self.host == "localhost"
 
+    def serves(self, url: str) -> bool:
+        """Whether ``url`` names this server (its own URL or one it shares)."""
+        return url.rstrip("/") in (
+            self.url.rstrip("/"),
+            *(u.rstrip("/") for u in self.share_urls()),
+        )
+
     def share_urls(self) -> list[str]:
         """URLs to give the other machine, best first."""
         if not self.is_wildcard:

@@ -42,11 +42,7 @@ class ServerChoice:
 
     def is_embedded(self, url: str) -> bool:
         """Whether ``url`` is the app's own server."""
-        embedded = self.embedded
-        return embedded is not None and url.rstrip("/") in (
-            embedded.url.rstrip("/"),
-            *(u.rstrip("/") for u in embedded.share_urls()),
-        )
+        return self.embedded is not None and self.embedded.serves(url)
 
     def settings_key(self, url: str) -> str:
         """Where the form settings for ``url`` are remembered (the embedded server's port
